@@ -1,0 +1,51 @@
+# The whole set-up is two commands: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# Debian packages the tests use as independent peers and checkers.
+DEB_PACKAGES := tshark socat netcat-openbsd iproute2 iputils-ping curl openssh-server openssh-client
+
+.PHONY: demo test lint bench sysdeps install clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: $(PY) pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/stacklab tour
+
+# Installs the Debian packages the tests need when they are missing (needs root and apt-get).
+sysdeps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || exit 1; \
+	  else echo "WARNING: missing Debian packages:$$missing (tests that need them will fail in CI)"; fi; \
+	fi
+
+test: sysdeps $(VENV)/.installed-test
+	$(VENV)/bin/ruff check stacklab tests bench
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check stacklab tests bench
+
+bench: $(VENV)/.installed-test
+	$(PY) bench/wire.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from stacklab.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Drives a sans-IO :class:`~stacklab.stack.node.Node` from an asyncio event loop.
+
+The same driver serves the simulator (virtual-time loop, ``transmit`` hands frames to a link) and
+the TAP device (real loop, ``transmit`` writes to the device).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from stacklab.stack.node import Node
+
+
+class NodeDriver:
+    def __init__(self, node: Node, loop: asyncio.AbstractEventLoop,
+                 transmit: Callable[[int, bytes], None]) -> None:
+        self.node = node
+        self.loop = loop
+        self.transmit = transmit
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._kick_pending = False
+        node.wake = self.kick
+        node.driver = self  # type: ignore[attr-defined]  # lets API objects find the loop
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def deliver(self, ifindex: int, frame: bytes) -> None:
+        """A frame arrived from outside on interface ``ifindex``."""
+        self.node.receive_frame(ifindex, frame, self.loop.time())
+        self.flush()
+
+    def kick(self) -> None:
+        """Something changed outside a driver call: flush on the next loop iteration."""
+        if not self._kick_pending:
+            self._kick_pending = True
+            self.loop.call_soon(self._kicked)
+
+    def _kicked(self) -> None:
+        self._kick_pending = False
+        self.flush()
+
+    def flush(self) -> None:
+        node = self.node
+        for _ in range(64):  # a transmit may not re-enter, but bound the loop anyway
+            out = node.frames_to_send()
+            if not out:
+                break
+            for ifindex, frame in out:
+                self.transmit(ifindex, frame)
+        self._arm(node.get_timer())
+
+    def _arm(self, deadline: float | None) -> None:
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.node.handle_timer(self.loop.time())
+        self.flush()

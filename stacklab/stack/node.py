@@ -1,0 +1,77 @@
+"""The small contract between a protocol node and whatever drives it (simulator or TAP).
+
+A node is sans-IO. The driver:
+
+* hands it frames: ``node.receive_frame(ifindex, frame, now)``;
+* drains what it wants to send: ``node.frames_to_send() -> [(ifindex, frame), ...]``;
+* asks for its next deadline ``node.get_timer()`` and calls ``node.handle_timer(now)`` when due;
+* sets ``node.wake`` to a callable; the node (or an API object on top of it) calls
+  ``node.request_wake()`` when something outside a driver call queued output or moved a timer
+  (an application wrote data, opened a socket...). The driver then flushes soon.
+
+Nothing here reads a clock: time always comes in as ``now`` (seconds, float).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stacklab.trace.events import Tracer
+
+
+@dataclass(slots=True)
+class Port:
+    """One network interface of a node, as the link layer sees it."""
+
+    index: int
+    name: str
+    mac: bytes
+    mtu: int = 1500
+    up: bool = True
+
+
+class Node:
+    kind = "node"
+
+    def __init__(self, name: str, tracer: Tracer | None = None) -> None:
+        self.name = name
+        self.ports: list[Port] = []
+        self.counters: Counter[str] = Counter()
+        self.tracer = tracer
+        self.wake: Callable[[], None] | None = None
+        self._out: list[tuple[int, bytes]] = []
+
+    # -- driver side -------------------------------------------------------------------------
+    def add_port(self, name: str, mac: bytes, mtu: int = 1500) -> Port:
+        port = Port(len(self.ports), name, mac, mtu)
+        self.ports.append(port)
+        return port
+
+    def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:
+        raise NotImplementedError
+
+    def frames_to_send(self) -> list[tuple[int, bytes]]:
+        out = self._out
+        self._out = []
+        return out
+
+    def get_timer(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        return None
+
+    # -- node side ---------------------------------------------------------------------------
+    def send_frame(self, ifindex: int, frame: bytes) -> None:
+        self._out.append((ifindex, frame))
+
+    def request_wake(self) -> None:
+        if self.wake is not None:
+            self.wake()
+
+    def trace(self, now: float, layer: str, event: str, **details: Any) -> None:
+        if self.tracer is not None:
+            self.tracer.emit(now, self.name, layer, event, **details)

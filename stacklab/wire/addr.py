@@ -1,0 +1,64 @@
+"""Addresses on the wire are plain ``bytes``: MAC 6, IPv4 4, IPv6 16. These helpers convert."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from .errors import MalformedPacket
+
+BROADCAST_MAC = b"\xff" * 6
+ZERO_MAC = b"\x00" * 6
+
+
+def mac_str(mac: bytes) -> str:
+    return mac.hex(":")
+
+
+def mac_bytes(text: str | bytes) -> bytes:
+    if isinstance(text, bytes):
+        if len(text) != 6:
+            raise MalformedPacket("ethernet", "mac", f"expected 6 bytes, got {len(text)}")
+        return text
+    parts = text.replace("-", ":").split(":")
+    if len(parts) != 6:
+        raise ValueError(f"not a MAC address: {text!r}")
+    return bytes(int(p, 16) for p in parts)
+
+
+def ip4_str(addr: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET, addr)
+
+
+def ip6_str(addr: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET6, addr)
+
+
+def ip_str(addr: bytes) -> str:
+    """Text form of a 4- or 16-byte address."""
+    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
+
+
+def ip_bytes(text: str | bytes | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+    """Packed form of an IPv4 or IPv6 address given as text, bytes or an ipaddress object."""
+    if isinstance(text, bytes):
+        if len(text) not in (4, 16):
+            raise ValueError(f"an IP address is 4 or 16 bytes, got {len(text)}")
+        return text
+    if isinstance(text, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return text.packed
+    return ipaddress.ip_address(text).packed
+
+
+def ip4_bytes(text: str | bytes) -> bytes:
+    b = ip_bytes(text)
+    if len(b) != 4:
+        raise ValueError(f"not an IPv4 address: {text!r}")
+    return b
+
+
+def ip6_bytes(text: str | bytes) -> bytes:
+    b = ip_bytes(text)
+    if len(b) != 16:
+        raise ValueError(f"not an IPv6 address: {text!r}")
+    return b
