@@ -18,7 +18,8 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stacklab", description="stacklab: a TCP/IP stack in Python")
+    parser = argparse.ArgumentParser(
+        prog="stacklab", description="stacklab: a TCP/IP stack in Python")
     parser.add_argument("--version", action="version", version=f"stacklab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
