@@ -1,0 +1,512 @@
+"""TCP segments (RFC 9293 §3.1) and their options (MSS, window scale, SACK, timestamps).
+
+Two levels, as everywhere in ``stacklab.wire``:
+
+* :class:`TcpView` — the per-segment view the TCP engine reads. The fixed header is read with one
+  precompiled ``struct`` call; options are scanned lazily, once, by the first of the getters
+  :meth:`TcpView.mss`, :meth:`~TcpView.wscale`, :meth:`~TcpView.sack_permitted`,
+  :meth:`~TcpView.sack_blocks`, :meth:`~TcpView.timestamps` (or listed with
+  :meth:`~TcpView.options`). A bad option raises :class:`MalformedPacket` from that getter.
+* :class:`TcpSegment` — the value object for tests, printing and building.
+
+``build_tcp`` is the engine's fast builder; ``encode_options`` prebuilds option bytes in the
+layout Linux uses (so captures look familiar: ``mss,sackOK,TS,nop,wscale`` on a SYN).
+
+Checksums: the stored checksum is ``~sum`` (a folded sum of 0xFFFF gives 0x0000, as Linux and
+scapy do); verification is explicit with :meth:`TcpView.checksum_ok` or ``TcpSegment.parse(buf,
+src_ip, dst_ip).checksum_valid``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .addr import ip_str
+from .errors import MalformedPacket
+
+__all__ = [
+    "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS", "AE",
+    "TcpView", "TcpSegment", "TcpOption", "MssOpt", "WscaleOpt", "SackPermOpt", "SackOpt",
+    "TimestampOpt", "NopOpt", "EolOpt", "UnknownOpt", "build_tcp", "encode_options",
+    "pack_options", "parse_options", "flags_str", "PROTO_TCP", "HEADER_LEN",
+]
+
+PROTO_TCP = 6
+HEADER_LEN = 20
+MAX_OPTIONS_LEN = 40
+
+# Control bits (RFC 9293 §3.1, RFC 3168 ECE/CWR). Bit 8 was NS (RFC 3540, historic) and is now
+# AE in AccECN (RFC 9768); both names are kept.
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+NS = 0x100
+AE = NS
+_FLAG_MASK = 0x1FF
+
+# Option kinds (IANA "TCP Option Kind Numbers").
+OPT_EOL = 0
+OPT_NOP = 1
+OPT_MSS = 2
+OPT_WSCALE = 3
+OPT_SACK_PERM = 4
+OPT_SACK = 5
+OPT_TIMESTAMP = 8
+
+_HDR = struct.Struct("!HHIIHHHH")
+_CSUM = struct.Struct("!H")
+_U16 = struct.Struct("!H")
+_U32X2 = struct.Struct("!II")
+_MSS = struct.Struct("!BBH")
+_WS = struct.Struct("!BBB")
+_TS = struct.Struct("!BBII")
+_NOPNOP_TS = b"\x01\x01\x08\x0a"
+
+# tcpdump's order and letters (print-tcp.c): F S R P . U E W, plus 'e' for AE.
+_FLAG_CHARS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
+               (ECE, "E"), (CWR, "W"), (AE, "e"))
+
+Buffer = bytes | bytearray | memoryview
+
+
+def flags_str(flags: int) -> str:
+    """tcpdump's flag letters, e.g. ``S.`` for SYN+ACK, ``none`` for no flag."""
+    s = "".join(ch for bit, ch in _FLAG_CHARS if flags & bit)
+    return s or "none"
+
+
+# -- options --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MssOpt:
+    mss: int
+    kind = OPT_MSS
+
+    def encode(self) -> bytes:
+        return _MSS.pack(OPT_MSS, 4, self.mss)
+
+    def summary(self) -> str:
+        return f"mss {self.mss}"
+
+
+@dataclass(frozen=True, slots=True)
+class WscaleOpt:
+    shift: int
+    kind = OPT_WSCALE
+
+    def encode(self) -> bytes:
+        return _WS.pack(OPT_WSCALE, 3, self.shift)
+
+    def summary(self) -> str:
+        return f"wscale {self.shift}"
+
+
+@dataclass(frozen=True, slots=True)
+class SackPermOpt:
+    kind = OPT_SACK_PERM
+
+    def encode(self) -> bytes:
+        return b"\x04\x02"
+
+    def summary(self) -> str:
+        return "sackOK"
+
+
+@dataclass(frozen=True, slots=True)
+class SackOpt:
+    """SACK blocks (RFC 2018): 1 to 4 ``(left, right)`` edges, right exclusive."""
+
+    blocks: tuple[tuple[int, int], ...]
+    kind = OPT_SACK
+
+    def encode(self) -> bytes:
+        n = len(self.blocks)
+        if not 1 <= n <= 4:
+            raise ValueError(f"a SACK option carries 1 to 4 blocks, not {n}")
+        out = bytearray((OPT_SACK, 2 + 8 * n))
+        for left, right in self.blocks:
+            out += _U32X2.pack(left, right)
+        return bytes(out)
+
+    def summary(self) -> str:
+        return f"sack {len(self.blocks)} " + "".join(f"{{{a}:{b}}}" for a, b in self.blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampOpt:
+    tsval: int
+    tsecr: int
+    kind = OPT_TIMESTAMP
+
+    def encode(self) -> bytes:
+        return _TS.pack(OPT_TIMESTAMP, 10, self.tsval, self.tsecr)
+
+    def summary(self) -> str:
+        return f"TS val {self.tsval} ecr {self.tsecr}"
+
+
+@dataclass(frozen=True, slots=True)
+class NopOpt:
+    kind = OPT_NOP
+
+    def encode(self) -> bytes:
+        return b"\x01"
+
+    def summary(self) -> str:
+        return "nop"
+
+
+@dataclass(frozen=True, slots=True)
+class EolOpt:
+    """End of option list; what follows it in the header is padding (not kept)."""
+
+    kind = OPT_EOL
+
+    def encode(self) -> bytes:
+        return b"\x00"
+
+    def summary(self) -> str:
+        return "eol"
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownOpt:
+    """An option we do not interpret, kept as ``(kind, data)`` (data without kind and length)."""
+
+    kind: int
+    data: bytes = b""
+
+    def encode(self) -> bytes:
+        if len(self.data) > MAX_OPTIONS_LEN - 2:
+            raise ValueError("option data too long")
+        return bytes((self.kind, 2 + len(self.data))) + self.data
+
+    def summary(self) -> str:
+        return f"unknown-{self.kind}" + (f" 0x{self.data.hex()}" if self.data else "")
+
+
+TcpOption = MssOpt | WscaleOpt | SackPermOpt | SackOpt | TimestampOpt | NopOpt | EolOpt | UnknownOpt
+
+# Required total length of each known kind with a fixed length.
+_FIXED_LEN = {OPT_MSS: 4, OPT_WSCALE: 3, OPT_SACK_PERM: 2, OPT_TIMESTAMP: 10}
+_NAMES = {OPT_MSS: "mss", OPT_WSCALE: "wscale", OPT_SACK_PERM: "sackOK", OPT_SACK: "sack",
+          OPT_TIMESTAMP: "timestamp"}
+
+
+def _check_len(kind: int, length: int) -> None:
+    want = _FIXED_LEN.get(kind)
+    if want is not None:
+        if length != want:
+            raise MalformedPacket("tcp", "option_length",
+                                  f"{_NAMES[kind]} option length {length}, must be {want}")
+    elif kind == OPT_SACK and (length < 10 or (length - 2) % 8):
+        raise MalformedPacket("tcp", "option_length",
+                              f"sack option length {length}, must be 2 + 8*n (n = 1..4)")
+
+
+def _walk(mv: Buffer, start: int, end: int) -> Iterable[tuple[int, int, int]]:
+    """Yield ``(kind, offset, length)`` for each option in ``mv[start:end]``; EOL ends the walk."""
+    i = start
+    while i < end:
+        kind = mv[i]
+        if kind == OPT_EOL:
+            yield OPT_EOL, i, 1
+            return
+        if kind == OPT_NOP:
+            yield OPT_NOP, i, 1
+            i += 1
+            continue
+        if i + 1 >= end:
+            raise MalformedPacket("tcp", "option_length",
+                                  f"option kind {kind} at offset {i} has no length byte")
+        length = mv[i + 1]
+        if length < 2:
+            raise MalformedPacket("tcp", "option_length",
+                                  f"option kind {kind} has length {length} (< 2)")
+        if i + length > end:
+            raise MalformedPacket("tcp", "option_length",
+                                  f"option kind {kind} length {length} runs past the header")
+        _check_len(kind, length)
+        yield kind, i, length
+        i += length
+
+
+def parse_options(buf: Buffer, start: int = 0, end: int | None = None) -> list[TcpOption]:
+    """Parse an options area into option objects (EOL kept as :class:`EolOpt`, padding dropped)."""
+    mv = buf if isinstance(buf, memoryview) else memoryview(buf)
+    if end is None:
+        end = len(mv)
+    out: list[TcpOption] = []
+    for kind, i, length in _walk(mv, start, end):
+        if kind == OPT_NOP:
+            out.append(NopOpt())
+        elif kind == OPT_EOL:
+            out.append(EolOpt())
+        elif kind == OPT_MSS:
+            out.append(MssOpt(_U16.unpack_from(mv, i + 2)[0]))
+        elif kind == OPT_WSCALE:
+            out.append(WscaleOpt(mv[i + 2]))
+        elif kind == OPT_SACK_PERM:
+            out.append(SackPermOpt())
+        elif kind == OPT_TIMESTAMP:
+            out.append(TimestampOpt(*_U32X2.unpack_from(mv, i + 2)))
+        elif kind == OPT_SACK:
+            out.append(SackOpt(tuple(_U32X2.iter_unpack(mv[i + 2:i + length]))))
+        else:
+            out.append(UnknownOpt(kind, bytes(mv[i + 2:i + length])))
+    return out
+
+
+def pack_options(options: Iterable[TcpOption]) -> bytes:
+    """Encode option objects and pad with zero (EOL) bytes to a multiple of 4 bytes."""
+    raw = b"".join(o.encode() for o in options)
+    pad = -len(raw) & 3
+    if pad:
+        raw += b"\x00" * pad
+    if len(raw) > MAX_OPTIONS_LEN:
+        raise ValueError(f"TCP options take {len(raw)} bytes, at most 40 fit")
+    return raw
+
+
+def encode_options(*, mss: int | None = None, wscale: int | None = None,
+                   sack_permitted: bool = False, timestamps: tuple[int, int] | None = None,
+                   sack_blocks: Iterable[tuple[int, int]] = ()) -> bytes:
+    """Option bytes for the TCP engine, laid out as Linux does, always a multiple of 4 bytes.
+
+    SYN: ``mss, sackOK, TS, nop, wscale`` (20 bytes); data segments: ``nop, nop, TS`` and
+    ``nop, nop, sack N`` blocks. Blocks that no longer fit in 40 bytes are left out.
+    """
+    out = bytearray()
+    if mss is not None:
+        out += _MSS.pack(OPT_MSS, 4, mss)
+    if timestamps is not None:
+        out += b"\x04\x02" if sack_permitted else b"\x01\x01"
+        out += _TS.pack(OPT_TIMESTAMP, 10, timestamps[0], timestamps[1])
+    elif sack_permitted:
+        out += b"\x01\x01\x04\x02"
+    if wscale is not None:
+        out += b"\x01" + _WS.pack(OPT_WSCALE, 3, wscale)
+    blocks = list(sack_blocks)
+    if blocks:
+        room = (MAX_OPTIONS_LEN - len(out) - 4) // 8
+        blocks = blocks[: min(4, room)]
+        if blocks:
+            out += b"\x01\x01" + bytes((OPT_SACK, 2 + 8 * len(blocks)))
+            for left, right in blocks:
+                out += _U32X2.pack(left, right)
+    return bytes(out)
+
+
+# -- checksum -------------------------------------------------------------------------------------
+
+
+def _pseudo(src_ip: bytes, dst_ip: bytes, length: int) -> int:
+    # Either family (RFC 9293 §3.1 / RFC 8200 §8.1): the modular sum does not care about layout.
+    return int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + PROTO_TCP + length
+
+
+def _fill_checksum(buf: bytearray, src_ip: bytes, dst_ip: bytes) -> None:
+    n = len(buf)
+    total = int.from_bytes(buf, "big")
+    if n & 1:
+        total <<= 8
+    total += int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + PROTO_TCP + n
+    _CSUM.pack_into(buf, 16, -total % 0xFFFF)
+
+
+# -- view -----------------------------------------------------------------------------------------
+
+
+class TcpView:
+    """A validating view over one TCP segment (the IP payload, already trimmed to its length).
+
+    Attributes are plain ints read once on construction: ``src_port dst_port seq ack flags window
+    checksum urgent header_len``. ``flags`` holds the nine control bits (NS/AE included).
+    """
+
+    __slots__ = ("buf", "src_port", "dst_port", "seq", "ack", "flags", "window", "checksum",
+                 "urgent", "header_len", "_opts")
+
+    def __init__(self, buf: Buffer) -> None:
+        mv = buf if type(buf) is memoryview else memoryview(buf)
+        n = len(mv)
+        if n < 20:
+            raise MalformedPacket("tcp", "length", f"{n} bytes, the header needs 20")
+        (self.src_port, self.dst_port, self.seq, self.ack, off_flags, self.window,
+         self.checksum, self.urgent) = _HDR.unpack_from(mv)
+        hl = (off_flags >> 10) & 0x3C
+        if hl < 20 or hl > n:
+            raise MalformedPacket("tcp", "data_offset",
+                                  f"data offset {hl >> 2} words, segment has {n} bytes")
+        self.header_len = hl
+        self.flags = off_flags & _FLAG_MASK
+        self.buf = mv
+        self._opts: tuple | None = None
+
+    @property
+    def data_offset(self) -> int:
+        return self.header_len >> 2
+
+    @property
+    def payload(self) -> memoryview:
+        return self.buf[self.header_len:]
+
+    @property
+    def payload_len(self) -> int:
+        return len(self.buf) - self.header_len
+
+    @property
+    def options_bytes(self) -> memoryview:
+        return self.buf[20:self.header_len]
+
+    def checksum_ok(self, src_ip: bytes, dst_ip: bytes) -> bool:
+        mv = self.buf
+        n = len(mv)
+        total = int.from_bytes(mv, "big")
+        if n & 1:
+            total <<= 8
+        total += _pseudo(src_ip, dst_ip, n)
+        return total % 0xFFFF == 0
+
+    def options(self) -> list[TcpOption]:
+        """All options, parsed (raises :class:`MalformedPacket` on a bad option)."""
+        return parse_options(self.buf, 20, self.header_len)
+
+    # Lazy single scan for the engine: (mss, wscale, sack_permitted, sack_blocks, timestamps).
+    def _scan(self) -> tuple:
+        hl = self.header_len
+        mv = self.buf
+        if hl == 20:
+            r: tuple = (None, None, False, (), None)
+        elif hl == 32 and mv[20:24] == _NOPNOP_TS:
+            r = (None, None, False, (), _U32X2.unpack_from(mv, 24))
+        else:
+            mss = wscale = ts = None
+            sack_perm = False
+            blocks: tuple = ()
+            for kind, i, length in _walk(mv, 20, hl):
+                if kind == OPT_TIMESTAMP:
+                    ts = _U32X2.unpack_from(mv, i + 2)
+                elif kind == OPT_MSS:
+                    mss = _U16.unpack_from(mv, i + 2)[0]
+                elif kind == OPT_WSCALE:
+                    wscale = mv[i + 2]
+                elif kind == OPT_SACK_PERM:
+                    sack_perm = True
+                elif kind == OPT_SACK:
+                    blocks = tuple(_U32X2.iter_unpack(mv[i + 2:i + length]))
+            r = (mss, wscale, sack_perm, blocks, ts)
+        self._opts = r
+        return r
+
+    def mss(self) -> int | None:
+        return (self._opts or self._scan())[0]
+
+    def wscale(self) -> int | None:
+        return (self._opts or self._scan())[1]
+
+    def sack_permitted(self) -> bool:
+        return (self._opts or self._scan())[2]
+
+    def sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        return (self._opts or self._scan())[3]
+
+    def timestamps(self) -> tuple[int, int] | None:
+        """``(tsval, tsecr)`` or None."""
+        return (self._opts or self._scan())[4]
+
+
+# -- value object ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TcpSegment:
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    payload: bytes = b""
+    urgent: int = 0
+    options: list[TcpOption] = field(default_factory=list)
+    # As read by parse(); build() always computes the checksum.
+    checksum: int | None = field(default=None, compare=False)
+    checksum_valid: bool | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_view(cls, v: TcpView) -> TcpSegment:
+        return cls(v.src_port, v.dst_port, v.seq, v.ack, v.flags, v.window, bytes(v.payload),
+                   v.urgent, v.options(), v.checksum)
+
+    @classmethod
+    def parse(cls, buf: Buffer, src_ip: bytes | None = None,
+              dst_ip: bytes | None = None) -> TcpSegment:
+        """Parse a segment; with both addresses, ``checksum_valid`` says whether it verifies."""
+        v = TcpView(buf)
+        seg = cls.from_view(v)
+        if src_ip is not None and dst_ip is not None:
+            seg.checksum_valid = v.checksum_ok(src_ip, dst_ip)
+        return seg
+
+    def build(self, src_ip: bytes, dst_ip: bytes) -> bytearray:
+        """Wire bytes with data offset, option padding and checksum filled in."""
+        return build_tcp(src_ip, dst_ip, self.src_port, self.dst_port, self.seq, self.ack,
+                         self.flags, self.window, self.payload, pack_options(self.options),
+                         self.urgent)
+
+    def summary(self) -> str:
+        """tcpdump's TCP part: ``Flags [S.], seq 1, ack 2, win 65535, options [...], length 0``."""
+        flags = self.flags
+        n = len(self.payload)
+        parts = [f"Flags [{flags_str(flags)}]"]
+        if n or flags & (SYN | FIN | RST):
+            end = (self.seq + n) & 0xFFFFFFFF
+            parts.append(f"seq {self.seq}:{end}" if n else f"seq {self.seq}")
+        if flags & ACK:
+            parts.append(f"ack {self.ack}")
+        parts.append(f"win {self.window}")
+        if flags & URG:
+            parts.append(f"urg {self.urgent}")
+        if self.options:
+            parts.append("options [" + ",".join(o.summary() for o in self.options) + "]")
+        parts.append(f"length {n}")
+        return ", ".join(parts)
+
+    def summary_with_addresses(self, src_ip: bytes, dst_ip: bytes) -> str:
+        return f"{ip_str(src_ip)}.{self.src_port} > {ip_str(dst_ip)}.{self.dst_port}: " + \
+            self.summary()
+
+
+# -- fast builder ---------------------------------------------------------------------------------
+
+
+def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: int, ack: int,
+              flags: int, window: int, payload: Buffer = b"", options_bytes: bytes = b"",
+              urgent: int = 0) -> bytearray:
+    """One segment with checksum. ``options_bytes`` should already be padded to 4 bytes (as
+    :func:`encode_options` returns them); if not, zero padding is added."""
+    olen = len(options_bytes)
+    if olen & 3:
+        options_bytes = bytes(options_bytes) + b"\x00" * (-olen & 3)
+        olen = len(options_bytes)
+    if olen > MAX_OPTIONS_LEN:
+        raise ValueError(f"TCP options take {olen} bytes, at most 40 fit")
+    hl = 20 + olen
+    buf = bytearray(hl)
+    _HDR.pack_into(buf, 0, src_port, dst_port, seq, ack, (hl << 10) | (flags & _FLAG_MASK),
+                   window, 0, urgent)
+    if olen:
+        buf[20:hl] = options_bytes
+    if payload:
+        buf += payload
+    _fill_checksum(buf, src_ip, dst_ip)
+    return buf
