@@ -1,0 +1,299 @@
+"""A neighbour cache with Linux's NUD state machine, shared by ARP (IPv4) and NDP (IPv6).
+
+States (``ip neigh`` names)::
+
+    INCOMPLETE  resolution in progress: multicast/broadcast solicitations every retrans_time,
+                packets queued (bounded, oldest dropped); after mcast_solicit tries -> FAILED
+    REACHABLE   confirmed within reachable_time (randomised 0.5..1.5 x base, RFC 4861 §6.3.2)
+    STALE       link-layer address known but unconfirmed; used as is, first use -> DELAY
+    DELAY       waiting delay_first_probe_time for an upper-layer confirmation, else -> PROBE
+    PROBE       unicast solicitations every retrans_time; after ucast_solicit tries -> FAILED
+    FAILED      unreachable; the queue is dropped. The next packet restarts resolution.
+
+Events in (sans-IO, ``now`` passed in): :meth:`resolve` (a packet wants to go out),
+:meth:`update` (a reply/advertisement/request told us an address), :meth:`confirm` (an upper
+layer saw forward progress, e.g. TCP ACKs), :meth:`handle_timer`.
+Effects out go through the ``owner`` callbacks: ``solicit(ip, mac_or_None, now)`` (None =
+broadcast/multicast), ``transmit(mac, packet)`` for each queued packet once resolved, and
+``failed(ip, packets, now)`` when resolution gives up (routers send Host Unreachable).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from stacklab.wire.addr import ip_str, mac_str
+
+
+class Nud(enum.Enum):
+    INCOMPLETE = "INCOMPLETE"
+    REACHABLE = "REACHABLE"
+    STALE = "STALE"
+    DELAY = "DELAY"
+    PROBE = "PROBE"
+    FAILED = "FAILED"
+    PERMANENT = "PERMANENT"
+
+
+@dataclass(slots=True)
+class NeighborParams:
+    base_reachable_time: float = 30.0
+    retrans_time: float = 1.0
+    delay_first_probe_time: float = 5.0
+    mcast_solicit: int = 3
+    ucast_solicit: int = 3
+    queue_len: int = 101  # Linux unres_qlen default
+    gc_stale_time: float = 60.0  # unused STALE/FAILED entries are removed after this
+
+
+@dataclass(slots=True)
+class Neighbor:
+    ip: bytes
+    state: Nud
+    mac: bytes | None = None
+    deadline: float | None = None
+    probes: int = 0
+    confirmed: float = 0.0
+    used: float = 0.0
+    updated: float = 0.0
+    is_router: bool = False
+    queue: deque[Any] = field(default_factory=deque)
+
+    def line(self, ifname: str) -> str:
+        parts = [ip_str(self.ip), "dev", ifname]
+        if self.mac is not None:
+            parts += ["lladdr", mac_str(self.mac)]
+        if self.is_router:
+            parts.append("router")
+        parts.append(self.state.value)
+        return " ".join(parts)
+
+
+class NeighborCache:
+    """The neighbour table of one interface for one family."""
+
+    def __init__(self, owner: Any, rng: random.Random, params: NeighborParams | None = None,
+                 counters: Any = None, layer: str = "arp",
+                 trace: Callable[..., None] | None = None) -> None:
+        self.owner = owner
+        self.rng = rng
+        self.params = params or NeighborParams()
+        self.entries: dict[bytes, Neighbor] = {}
+        self.counters = counters if counters is not None else {}
+        self.layer = layer
+        self._trace = trace
+        self.reachable_time = self._new_reachable_time()
+        self._next: float | None = None
+        self._dirty = False
+
+    def _new_reachable_time(self) -> float:
+        return self.params.base_reachable_time * self.rng.uniform(0.5, 1.5)
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    def _set(self, n: Neighbor, state: Nud, now: float, cause: str,
+             deadline: float | None) -> None:
+        old = n.state
+        n.state = state
+        n.deadline = deadline
+        n.updated = now
+        self._dirty = True
+        if self._trace is not None and old is not state:
+            self._trace(now, self.layer, "cache", ip=ip_str(n.ip), old=old.value,
+                        new=state.value, cause=cause)
+
+    # -- events ---------------------------------------------------------------------------------
+    def resolve(self, ip: bytes, packet: Any, now: float) -> bytes | None:
+        """A packet wants to go to ``ip``: the MAC to use now, or None (queued or dropped)."""
+        n = self.entries.get(ip)
+        if n is not None:
+            st = n.state
+            if st is Nud.REACHABLE or st is Nud.PERMANENT or st is Nud.DELAY or st is Nud.PROBE:
+                n.used = now
+                return n.mac
+            if st is Nud.STALE:
+                n.used = now
+                self._set(n, Nud.DELAY, now, "used",
+                          now + self.params.delay_first_probe_time)
+                return n.mac
+            if st is Nud.INCOMPLETE:
+                self._enqueue(n, packet)
+                return None
+        # new or FAILED: start resolving
+        if n is None:
+            n = Neighbor(ip, Nud.INCOMPLETE)
+            self.entries[ip] = n
+            n.state = Nud.FAILED  # so the trace shows the transition from "none"
+        n.mac = None
+        n.probes = 1
+        n.used = now
+        self._set(n, Nud.INCOMPLETE, now, "resolve", now + self.params.retrans_time)
+        self._enqueue(n, packet)
+        self.owner.solicit(ip, None, now)
+        return None
+
+    def _enqueue(self, n: Neighbor, packet: Any) -> None:
+        if packet is None:
+            return
+        if len(n.queue) >= self.params.queue_len:
+            n.queue.popleft()
+            self._count(f"drop.{self.layer}.queue_full")
+        n.queue.append(packet)
+
+    def update(self, ip: bytes, mac: bytes, now: float, *, solicited: bool,
+               override: bool = True, create: bool = True, is_router: bool | None = None) -> None:
+        """We learned ``ip`` is at ``mac``.
+
+        ``solicited`` = a reply to our solicitation (ARP reply unicast to us, NA with S=1): the
+        entry becomes REACHABLE. Otherwise (a request from the neighbour, gratuitous ARP, NA
+        with S=0) it becomes STALE if the address changed or was unknown (RFC 4861 §7.2.5/7.2.6).
+        ``override`` False (NA with O=0) does not replace a known, different address.
+        """
+        n = self.entries.get(ip)
+        if n is None:
+            if not create:
+                return
+            n = Neighbor(ip, Nud.STALE, mac)
+            self.entries[ip] = n
+            if is_router is not None:
+                n.is_router = is_router
+            if solicited:
+                n.confirmed = now
+                self._set(n, Nud.REACHABLE, now, "reply", now + self.reachable_time)
+            else:
+                self._set(n, Nud.STALE, now, "learned", now + self.params.gc_stale_time)
+            return
+        if n.state is Nud.PERMANENT:
+            return
+        if is_router is not None:
+            n.is_router = is_router
+        changed = n.mac is not None and n.mac != mac
+        if n.state is Nud.INCOMPLETE or n.state is Nud.FAILED:
+            n.mac = mac
+            if solicited:
+                n.confirmed = now
+                self._set(n, Nud.REACHABLE, now, "reply", now + self.reachable_time)
+            else:
+                self._set(n, Nud.STALE, now, "learned", now + self.params.gc_stale_time)
+            self._flush(n)
+            return
+        if changed and not override:
+            # RFC 4861 §7.2.5: a solicited NA without O for a different address only
+            # downgrades a REACHABLE entry to STALE; the address is kept.
+            if n.state is Nud.REACHABLE:
+                self._set(n, Nud.STALE, now, "conflict", now + self.params.gc_stale_time)
+            return
+        n.mac = mac
+        if solicited:
+            n.confirmed = now
+            self._set(n, Nud.REACHABLE, now, "reply", now + self.reachable_time)
+        elif changed:
+            self._set(n, Nud.STALE, now, "lladdr changed", now + self.params.gc_stale_time)
+
+    def confirm(self, ip: bytes, now: float) -> None:
+        """Upper-layer reachability confirmation (Linux ``dst_confirm``; RFC 4861 §7.3.1)."""
+        n = self.entries.get(ip)
+        if n is None or n.mac is None or n.state is Nud.PERMANENT:
+            return
+        n.confirmed = now
+        if n.state is not Nud.REACHABLE:
+            self._set(n, Nud.REACHABLE, now, "confirmed", now + self.reachable_time)
+        else:
+            n.deadline = now + self.reachable_time
+            self._dirty = True
+
+    def add_permanent(self, ip: bytes, mac: bytes, now: float = 0.0) -> None:
+        n = Neighbor(ip, Nud.PERMANENT, mac)
+        self.entries[ip] = n
+        self._set(n, Nud.PERMANENT, now, "static", None)
+
+    def lookup(self, ip: bytes) -> Neighbor | None:
+        return self.entries.get(ip)
+
+    def forget(self, ip: bytes) -> None:
+        if self.entries.pop(ip, None) is not None:
+            self._dirty = True
+
+    def _flush(self, n: Neighbor) -> None:
+        q = n.queue
+        mac = n.mac
+        while q:
+            self.owner.transmit(mac, q.popleft())
+
+    # -- timers ---------------------------------------------------------------------------------
+    def get_timer(self) -> float | None:
+        if self._dirty:
+            self._dirty = False
+            ds = [n.deadline for n in self.entries.values() if n.deadline is not None]
+            self._next = min(ds) if ds else None
+        return self._next
+
+    def handle_timer(self, now: float) -> None:
+        nxt = self.get_timer()
+        if nxt is None or nxt > now:
+            return
+        p = self.params
+        for n in list(self.entries.values()):
+            if n.deadline is None or n.deadline > now:
+                continue
+            st = n.state
+            if st is Nud.INCOMPLETE:
+                if n.probes >= p.mcast_solicit:
+                    self._fail(n, now)
+                else:
+                    n.probes += 1
+                    self._set(n, Nud.INCOMPLETE, now, "retry", now + p.retrans_time)
+                    self._count(f"{self.layer}.retries")
+                    self.owner.solicit(n.ip, None, now)
+            elif st is Nud.REACHABLE:
+                if n.confirmed + self.reachable_time > now:
+                    n.deadline = n.confirmed + self.reachable_time
+                    self._dirty = True
+                else:
+                    self._set(n, Nud.STALE, now, "timeout", now + p.gc_stale_time)
+            elif st is Nud.DELAY:
+                if n.mac is not None and now <= n.confirmed + p.delay_first_probe_time:
+                    self._set(n, Nud.REACHABLE, now, "confirmed",
+                              n.confirmed + self.reachable_time)
+                else:
+                    n.probes = 1
+                    self._set(n, Nud.PROBE, now, "delay expired", now + p.retrans_time)
+                    self.owner.solicit(n.ip, n.mac, now)
+            elif st is Nud.PROBE:
+                if n.probes >= p.ucast_solicit:
+                    self._fail(n, now)
+                else:
+                    n.probes += 1
+                    self._set(n, Nud.PROBE, now, "retry", now + p.retrans_time)
+                    self._count(f"{self.layer}.retries")
+                    self.owner.solicit(n.ip, n.mac, now)
+            elif st is Nud.STALE or st is Nud.FAILED:
+                # garbage collection of unused entries
+                if n.used + p.gc_stale_time <= now:
+                    del self.entries[n.ip]
+                    self._dirty = True
+                else:
+                    n.deadline = n.used + p.gc_stale_time
+                    self._dirty = True
+
+    def _fail(self, n: Neighbor, now: float) -> None:
+        n.mac = None
+        self._set(n, Nud.FAILED, now, "no reply", now + self.params.gc_stale_time)
+        dropped = list(n.queue)
+        n.queue.clear()
+        if dropped:
+            self._count(f"drop.{self.layer}.unresolved", len(dropped))
+        self.owner.failed(n.ip, dropped, now)
+
+    # -- printing -------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Neighbor]:
+        return iter(sorted(self.entries.values(), key=lambda n: n.ip))
+
+    def __len__(self) -> int:
+        return len(self.entries)

@@ -1,0 +1,163 @@
+"""The routing table of a node: longest-prefix match over connected, static and RA-learned routes.
+
+One table holds both families (keyed by address length). Lookup walks the prefix lengths present
+in the table from the longest down and probes a dict per length, so a lookup costs a handful of
+dict probes whatever the number of routes. ``str(table)`` prints it like ``ip route`` /
+``ip -6 route``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from stacklab.wire.addr import ip_str
+
+# Route kinds, as `ip route` calls their origin (`proto ...`).
+CONNECTED = "kernel"
+STATIC = "static"
+RA = "ra"
+
+
+@dataclass(slots=True)
+class Route:
+    """One route. ``via`` None means the destination is on-link (next hop = destination)."""
+
+    prefix: bytes  # network address, host bits zero
+    plen: int
+    via: bytes | None = None
+    ifindex: int | None = None
+    proto: str = STATIC
+    src: bytes | None = None  # preferred source (connected routes)
+    expires: float | None = None  # RA-learned routes
+
+    @property
+    def family(self) -> int:
+        return 4 if len(self.prefix) == 4 else 6
+
+    def dest_str(self) -> str:
+        if self.plen == 0:
+            return "default"
+        return f"{ip_str(self.prefix)}/{self.plen}"
+
+    def line(self, ifname: Callable[[int], str] = str) -> str:
+        parts = [self.dest_str()]
+        if self.via is not None:
+            parts.append(f"via {ip_str(self.via)}")
+        if self.ifindex is not None:
+            parts.append(f"dev {ifname(self.ifindex)}")
+        if self.proto != STATIC:
+            parts.append(f"proto {self.proto}")
+        if self.proto == CONNECTED and self.family == 4:
+            parts.append("scope link")
+        if self.src is not None and self.family == 4:
+            parts.append(f"src {ip_str(self.src)}")
+        if self.expires is not None:
+            parts.append(f"expires {self.expires:.0f}")
+        return " ".join(parts)
+
+
+def parse_prefix(text: str) -> tuple[bytes, int]:
+    """``"10.0.1.0/24"`` / ``"fd00::/64"`` / ``"default"`` / ``"default6"`` → (network, plen).
+
+    Host bits are cleared (as ``ip route`` does when given ``10.0.1.7/24``).
+    """
+    if text in ("default", "0.0.0.0/0"):
+        return bytes(4), 0
+    if text in ("default6", "::/0"):
+        return bytes(16), 0
+    net = ipaddress.ip_network(text, strict=False)
+    return net.network_address.packed, net.prefixlen
+
+
+def _mask(alen: int, plen: int) -> int:
+    bits = alen * 8
+    return ((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1)
+
+
+class RoutingTable:
+    """Routes of both families with longest-prefix-match lookup."""
+
+    def __init__(self, ifname: Callable[[int], str] = str) -> None:
+        self.ifname = ifname
+        # per family (4 or 16 = address length): plen -> {network int -> Route}
+        self._by_len: dict[int, dict[int, dict[int, Route]]] = {4: {}, 16: {}}
+        # (plen, mask) pairs, longest first
+        self._plens: dict[int, list[tuple[int, int]]] = {4: [], 16: []}
+
+    # -- changes -------------------------------------------------------------------------------
+    def add(self, route: Route) -> Route:
+        alen = len(route.prefix)
+        mask = _mask(alen, route.plen)
+        net = int.from_bytes(route.prefix, "big") & mask
+        route.prefix = net.to_bytes(alen, "big")
+        table = self._by_len[alen]
+        if route.plen not in table:
+            table[route.plen] = {}
+            self._plens[alen] = sorted(((p, _mask(alen, p)) for p in table), reverse=True)
+        table[route.plen][net] = route
+        return route
+
+    def remove(self, prefix: bytes, plen: int) -> Route | None:
+        alen = len(prefix)
+        table = self._by_len[alen]
+        bucket = table.get(plen)
+        if not bucket:
+            return None
+        route = bucket.pop(int.from_bytes(prefix, "big") & _mask(alen, plen), None)
+        if not bucket:
+            del table[plen]
+            self._plens[alen] = sorted(((p, _mask(alen, p)) for p in table), reverse=True)
+        return route
+
+    def remove_where(self, pred: Callable[[Route], bool]) -> list[Route]:
+        gone = [r for r in self if pred(r)]
+        for r in gone:
+            self.remove(r.prefix, r.plen)
+        return gone
+
+    # -- lookup --------------------------------------------------------------------------------
+    def lookup(self, dst: bytes) -> Route | None:
+        """The most specific route covering ``dst``, or None."""
+        alen = len(dst)
+        table = self._by_len[alen]
+        a = int.from_bytes(dst, "big")
+        for plen, mask in self._plens[alen]:
+            r = table[plen].get(a & mask)
+            if r is not None:
+                return r
+        return None
+
+    def get(self, prefix: bytes, plen: int) -> Route | None:
+        bucket = self._by_len[len(prefix)].get(plen)
+        if bucket is None:
+            return None
+        return bucket.get(int.from_bytes(prefix, "big") & _mask(len(prefix), plen))
+
+    def __iter__(self) -> Iterator[Route]:
+        for alen in (4, 16):
+            for plen, _ in self._plens[alen]:
+                yield from sorted(self._by_len[alen][plen].values(), key=lambda r: r.prefix)
+
+    def __len__(self) -> int:
+        return sum(len(b) for t in self._by_len.values() for b in t.values())
+
+    def family(self, family: int) -> list[Route]:
+        alen = 4 if family == 4 else 16
+        return [r for r in self if len(r.prefix) == alen]
+
+    def format(self, family: int | None = None) -> str:
+        """``ip route``-like text: default first, then by prefix."""
+        lines = []
+        for fam in (4, 6) if family is None else (family,):
+            routes = self.family(fam)
+            routes.sort(key=lambda r: (r.plen != 0, r.prefix, -r.plen))
+            lines += [r.line(self.ifname) for r in routes]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def __repr__(self) -> str:
+        return f"<RoutingTable {len(self)} routes>"
