@@ -1,0 +1,61 @@
+"""`stacklab tour`: walk through every concept of the seed, each as a simulated scenario."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from stacklab import __version__
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tour", help="walk through every concept, each as a simulated scenario")
+    p.add_argument("names", nargs="*", metavar="NAME", help="steps to run (default: all)")
+    p.add_argument("--list", action="store_true", help="list the steps and exit")
+    p.add_argument("--lang", choices=["en", "ko"], default="en", help="language of explanations")
+    p.add_argument("--pcap", type=Path, metavar="DIR", help="keep each step's captures in DIR")
+    p.add_argument("--html", type=Path, metavar="DIR", help="write a browsable report to DIR")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stacklab.cli.main import CliError
+    from stacklab.tour import runner
+
+    names = runner.available()
+    if args.list:
+        print(f"stacklab {__version__} tour: {len(names)} steps")
+        for i, name in enumerate(names, 1):
+            print(f"{i:3d}. {name:<18} {runner.title(name, args.lang)}")
+        return 0
+    chosen = args.names or names
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        raise CliError(f"unknown tour step {unknown[0]!r}; `stacklab tour --list` lists them")
+    ctx = runner.StepContext(lang=args.lang, pcap_dir=args.pcap, seed=args.seed)
+    if args.pcap:
+        args.pcap.mkdir(parents=True, exist_ok=True)
+    sections = []
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(width=80)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("tour", total=len(chosen))
+        for i, name in enumerate(chosen, 1):
+            progress.update(task, description=runner.title(name, args.lang))
+            result = runner.run_step(name, ctx)
+            progress.console.print(runner.render_step(name, result, args.lang, i, len(chosen)),
+                                   markup=False, highlight=False, end="")
+            sections.append((runner.title(name, args.lang),
+                             runner.explanation(name, args.lang), result.svg))
+            progress.advance(task)
+    if args.html:
+        from stacklab.trace.diagram import render_html
+
+        args.html.mkdir(parents=True, exist_ok=True)
+        (args.html / "index.html").write_text(render_html(sections, "stacklab tour"), "utf-8")
+        print(f"report written to {args.html / 'index.html'}", file=sys.stderr)
+    return 0

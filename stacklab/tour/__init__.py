@@ -1,0 +1,1 @@
+"""`stacklab tour`: every concept of the seed as a short simulated scenario."""
