@@ -1,0 +1,237 @@
+"""Run a sans-IO node (Host or Router) on a real asyncio loop, its ports wired to TAP devices.
+
+This is the real-world twin of the simulator: the very same node object, driven by
+:class:`~stacklab.api.driver.NodeDriver` with ``loop.time()`` (a monotonic clock) as ``now`` and
+frames coming from and going to :class:`~stacklab.link.tap.TapDevice` file descriptors.
+
+Two ways to run it:
+
+* in the main thread (the CLI): ``RealtimeStack(node, devices).run(main_coro)`` runs the loop until
+  ``main_coro`` finishes or SIGINT/SIGTERM arrives, then shuts down cleanly;
+* in a background thread (tests, the blocking socket facade): ``stack.start()`` returns once the
+  loop is running; ``stack.call(fn)`` / ``stack.submit(coro)`` run code on the loop from any
+  thread and wait for the result; ``stack.stop()`` ends it. Also a context manager.
+
+Everything that touches the node happens on the loop thread: the node is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+from stacklab.api.driver import NodeDriver
+from stacklab.link.tap import TapDevice
+from stacklab.stack.node import Node
+
+log = logging.getLogger("stacklab.realtime")
+
+T = TypeVar("T")
+
+# capture(ifindex, direction "rx"/"tx", wall-clock seconds, frame): for pcap writers.
+Capture = Callable[[int, str, float, bytes], None]
+
+
+class RealtimeStack:
+    def __init__(self, node: Node, devices: Sequence[TapDevice], *,
+                 capture: Capture | None = None) -> None:
+        if len(devices) != len(node.ports):
+            raise ValueError(f"{node.name} has {len(node.ports)} ports but {len(devices)} "
+                             "devices were given (one device per port, in port order)")
+        self.node = node
+        self.devices = list(devices)
+        self.capture = capture
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.driver: NodeDriver | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+        self._errors = 0
+
+    # -- wiring (on the loop thread) -----------------------------------------------------------
+    def attach(self, loop: asyncio.AbstractEventLoop) -> NodeDriver:
+        """Create the driver and register the devices' readers on ``loop``."""
+        self.loop = loop
+        driver = NodeDriver(self.node, loop, self._transmit)
+        self.driver = driver
+        for ifindex, dev in enumerate(self.devices):
+            dev.attach(loop, self._make_rx(ifindex), driver.flush)
+        driver.flush()  # arm the node's first timer, send anything queued at set-up
+        return driver
+
+    def detach(self) -> None:
+        for dev in self.devices:
+            dev.detach()
+        drv = self.driver
+        if drv is not None:
+            drv._arm(None)  # cancel the pending timer
+        self.node.wake = None
+
+    def _make_rx(self, ifindex: int) -> Callable[[bytes], None]:
+        node = self.node
+        loop = self.loop
+        assert loop is not None
+
+        def rx(frame: bytes) -> None:
+            if self.capture is not None:
+                self.capture(ifindex, "rx", time.time(), frame)
+            try:
+                node.receive_frame(ifindex, frame, loop.time())
+            except Exception:  # a stack bug must not kill the device reader
+                node.counters["drop.driver.exception"] += 1
+                self._errors += 1
+                if self._errors <= 10:
+                    log.exception("%s: exception while receiving a frame on port %d",
+                                  node.name, ifindex)
+        return rx
+
+    def _transmit(self, ifindex: int, frame: bytes) -> None:
+        if self.capture is not None:
+            self.capture(ifindex, "tx", time.time(), frame)
+        self.devices[ifindex].send(frame)
+
+    # -- running in the main thread ------------------------------------------------------------
+    def run(self, main: Callable[[], Awaitable[Any]] | None = None,
+            *, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> None:
+        """Run until ``main()`` returns (if given) or one of ``signals`` arrives."""
+        asyncio.run(self._run_main(main, signals))
+
+    async def _run_main(self, main: Callable[[], Awaitable[Any]] | None,
+                        signals: Sequence[int]) -> None:
+        loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        for sig in signals:
+            loop.add_signal_handler(sig, self._stopped.set)
+        self.attach(loop)
+        waiters = [asyncio.ensure_future(self._stopped.wait())]
+        if main is not None:
+            waiters.append(asyncio.ensure_future(main()))
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                if not fut.cancelled() and fut.exception() is not None:
+                    raise fut.exception()  # type: ignore[misc]
+        finally:
+            for fut in waiters:
+                fut.cancel()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            self.detach()
+
+    def request_stop(self) -> None:
+        """Ask a running stack to stop (any thread)."""
+        loop = self.loop
+        if loop is not None and self._stopped is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._stopped.set)
+
+    # -- running in a background thread --------------------------------------------------------
+    def start(self, timeout: float = 5.0) -> RealtimeStack:
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        ready = threading.Event()
+        boot_error: list[BaseException] = []
+
+        def thread_main() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                self._stopped = asyncio.Event()
+                self.attach(loop)
+            except BaseException as exc:
+                boot_error.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_until_complete(self._stopped.wait())
+            finally:
+                self.detach()
+                _cancel_all(loop)
+                loop.close()
+
+        self._thread = threading.Thread(target=thread_main, name=f"stack-{self.node.name}",
+                                        daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("the stack's loop did not start")
+        if boot_error:
+            self._thread.join()
+            self._thread = None
+            raise boot_error[0]
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        self.request_stop()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise TimeoutError("the stack's loop did not stop")
+        self._thread = None
+
+    def __enter__(self) -> RealtimeStack:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Run ``coro`` on the stack's loop from another thread; wait for its result."""
+        loop = self._require_loop()
+        fut = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise TimeoutError(f"timed out after {timeout} s") from None
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = 30.0) -> T:
+        """Run ``fn(*args)`` on the stack's loop from another thread; wait for its result."""
+        loop = self._require_loop()
+        if threading.current_thread() is self._thread:
+            return fn(*args)
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def runner() -> None:
+            if not fut.set_running_or_notify_cancel():
+                return
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        loop.call_soon_threadsafe(runner)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise TimeoutError(f"timed out after {timeout} s") from None
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self.loop
+        if loop is None or loop.is_closed() or not self.running:
+            raise RuntimeError("the stack is not running (call start() first)")
+        return loop
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for t in tasks:
+        t.cancel()
+    if tasks:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))

@@ -1,0 +1,51 @@
+"""Fixtures for the interop suite: each test gets its own network namespaces and TAP devices."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from .linux import Netns, environment_problem
+
+_problem: list[str | None] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.interop)
+
+
+@pytest.fixture(scope="session")
+def interop_env() -> None:
+    if not _problem:
+        _problem.append(environment_problem())
+    problem = _problem[0]
+    if problem is None:
+        return
+    msg = f"INTEROP TESTS CANNOT RUN ON THIS MACHINE: {problem}"
+    if os.environ.get("CI"):
+        pytest.fail(msg, pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture
+def make_netns(interop_env: None) -> Iterator[Callable[[], Netns]]:
+    made: list[Netns] = []
+
+    def make() -> Netns:
+        ns = Netns()
+        made.append(ns)
+        return ns
+
+    yield make
+    for ns in reversed(made):
+        ns.close()
+
+
+@pytest.fixture
+def netns(make_netns: Callable[[], Netns]) -> Netns:
+    return make_netns()
