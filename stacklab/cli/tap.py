@@ -1,0 +1,400 @@
+"""`stacklab tap`: run a stacklab host (or router) on real Linux TAP devices.
+
+Host mode, one device::
+
+    stacklab tap --dev tap0 --ipv4 10.0.0.2/24 [--ipv6 fd00::2/64] [--gw 10.0.0.1] [--mtu 1500]
+                 [--serve echo:7,discard:9,chargen:19,daytime:13,udp-echo:7] [--pcap FILE]
+
+Router mode, two or more devices, addresses (and optionally the MTU) per device::
+
+    stacklab tap --router --dev tapA=10.0.1.1/24,fd00:1::1/64 --dev tapB=10.0.2.1/24,mtu=1280
+
+The kernel side of each device is an ordinary interface the user configures (``ip addr add``...);
+``--up`` brings it up, ``--netns NS`` opens the devices inside a named network namespace. Runs until
+Ctrl-C or SIGTERM, logging one line per connection to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import ipaddress
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVICES_TCP = ("echo", "discard", "chargen", "daytime", "http")
+SERVICES_UDP = ("udp-echo", "udp-discard")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tap", help="run a host or router on real TAP devices (Linux, root)",
+        description="Run a stacklab host (or, with --router, a router) on Linux TAP devices.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=("examples:\n"
+                "  stacklab tap --dev tap0 --ipv4 10.0.0.2/24 --serve echo:7,discard:9\n"
+                "  stacklab tap --router --dev tapA=10.0.1.1/24 --dev tapB=10.0.2.1/24,mtu=1280"))
+    p.add_argument("--dev", action="append", default=[], metavar="NAME[=ADDR/LEN,...]",
+                   help="TAP device (created if missing); in router mode, repeat it and give "
+                        "addresses per device: NAME=ADDR/LEN[,ADDR/LEN...][,mtu=N]")
+    p.add_argument("--ipv4", action="append", default=[], metavar="ADDR/LEN",
+                   help="IPv4 address of the stack on the device (host mode)")
+    p.add_argument("--ipv6", action="append", default=[], metavar="ADDR/LEN",
+                   help="IPv6 address of the stack on the device (host mode)")
+    p.add_argument("--gw", action="append", default=[], metavar="ADDR",
+                   help="default gateway (IPv4 or IPv6; repeat for both)")
+    p.add_argument("--mtu", type=int, help="MTU of the stack's interfaces (default 1500)")
+    p.add_argument("--mac", help="the stack's MAC address (default: derived from the device name)")
+    p.add_argument("--serve", default="", metavar="SVC:PORT,...",
+                   help=f"services: {', '.join(SERVICES_TCP + SERVICES_UDP)}")
+    p.add_argument("--router", action="store_true", help="run a router between the devices")
+    p.add_argument("--pcap", metavar="FILE", help="capture every frame in and out to FILE")
+    p.add_argument("--netns", metavar="NS", help="open the devices in network namespace NS")
+    p.add_argument("--up", action="store_true", help="bring the kernel side of the devices up")
+    p.add_argument("--seed", type=int, help="seed of the stack's random numbers (ISNs, ports)")
+    p.add_argument("--quiet", action="store_true", help="no connection log")
+    p.set_defaults(func=run)
+
+
+# -- parsing ------------------------------------------------------------------------------------
+@dataclass
+class DeviceSpec:
+    name: str
+    addresses: list[str] = field(default_factory=list)  # "addr/len", either family
+    mtu: int | None = None
+
+
+@dataclass
+class ServiceSpec:
+    kind: str
+    port: int
+
+
+def _error(msg: str) -> Exception:
+    from stacklab.cli.main import CliError
+
+    return CliError(msg)
+
+
+def parse_interface(text: str, family: int | None = None) -> str:
+    """Validate ``ADDR/LEN``; returns it normalised (address kept, not masked)."""
+    if "/" not in text:
+        raise _error(f"bad address {text!r}: expected ADDR/LEN, e.g. 10.0.0.2/24")
+    try:
+        iface = ipaddress.ip_interface(text)
+    except ValueError as exc:
+        raise _error(f"bad address {text!r}: {exc}") from None
+    if family is not None and iface.version != family:
+        raise _error(f"bad address {text!r}: not an IPv{family} address")
+    if iface.network.prefixlen == iface.max_prefixlen and iface.version == 4:
+        raise _error(f"bad address {text!r}: a /32 leaves no neighbours on the link")
+    if iface.ip.is_multicast or iface.ip.is_unspecified:
+        raise _error(f"bad address {text!r}: not a unicast address")
+    return str(iface)
+
+
+def parse_gateway(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise _error(f"bad gateway {text!r}: not an IPv4 or IPv6 address") from None
+
+
+def parse_mtu(text: str | int) -> int:
+    try:
+        mtu = int(text)
+    except ValueError:
+        raise _error(f"bad MTU {text!r}: not a number") from None
+    if not 576 <= mtu <= 65535:
+        raise _error(f"bad MTU {mtu}: must be between 576 and 65535")
+    return mtu
+
+
+def parse_device(text: str, *, router: bool) -> DeviceSpec:
+    from stacklab.link.tap import TapError, check_ifname
+
+    name, sep, rest = text.partition("=")
+    try:
+        check_ifname(name)
+    except TapError as exc:
+        raise _error(str(exc)) from None
+    spec = DeviceSpec(name)
+    if sep and not router:
+        raise _error(f"--dev {text!r}: per-device addresses are for --router; "
+                     "use --ipv4/--ipv6 in host mode")
+    for item in filter(None, rest.split(",")):
+        if item.startswith("mtu="):
+            spec.mtu = parse_mtu(item[4:])
+        else:
+            spec.addresses.append(parse_interface(item))
+    return spec
+
+
+def parse_services(text: str) -> list[ServiceSpec]:
+    out: list[ServiceSpec] = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        kind, sep, port_text = item.partition(":")
+        if kind not in SERVICES_TCP + SERVICES_UDP:
+            raise _error(f"bad service {item!r}: unknown service {kind!r} "
+                         f"(known: {', '.join(SERVICES_TCP + SERVICES_UDP)})")
+        if not sep:
+            raise _error(f"bad service {item!r}: expected SERVICE:PORT, e.g. echo:7")
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise _error(f"bad service {item!r}: port {port_text!r} is not a number") from None
+        if not 1 <= port <= 65535:
+            raise _error(f"bad service {item!r}: port {port} out of range 1-65535")
+        udp = kind in SERVICES_UDP
+        if any(s.port == port and (s.kind in SERVICES_UDP) == udp for s in out):
+            raise _error(f"bad service {item!r}: {'UDP' if udp else 'TCP'} port {port} "
+                         "is already served")
+        out.append(ServiceSpec(kind, port))
+    return out
+
+
+def stack_mac(devname: str, salt: str = "") -> bytes:
+    """A stable, locally administered unicast MAC for the stack's side of a device."""
+    h = hashlib.sha256(f"stacklab:{devname}:{salt}".encode()).digest()
+    return bytes([0x02, 0x5A]) + h[:4]
+
+
+@dataclass
+class TapConfig:
+    router: bool
+    devices: list[DeviceSpec]
+    gateways: list[str]
+    services: list[ServiceSpec]
+    mac: bytes | None
+    mtu: int | None
+
+
+def parse_args(args: argparse.Namespace) -> TapConfig:
+    router = bool(args.router)
+    if not args.dev:
+        raise _error("no device: give --dev NAME (a TAP device, created if it does not exist)")
+    devices = [parse_device(d, router=router) for d in args.dev]
+    names = [d.name for d in devices]
+    if len(set(names)) != len(names):
+        raise _error(f"device given twice: {names}")
+    mtu = parse_mtu(args.mtu) if args.mtu is not None else None
+    if router:
+        if len(devices) < 2:
+            raise _error("--router needs at least two devices: --dev A=ADDR/LEN --dev B=ADDR/LEN")
+        if args.ipv4 or args.ipv6:
+            raise _error("--router takes addresses per device (--dev NAME=ADDR/LEN), "
+                         "not --ipv4/--ipv6")
+        for d in devices:
+            if not d.addresses:
+                raise _error(f"router device {d.name!r} has no address: --dev {d.name}=ADDR/LEN")
+            if d.mtu is None:
+                d.mtu = mtu
+    else:
+        if len(devices) != 1:
+            raise _error("host mode takes one --dev; use --router for several devices")
+        d = devices[0]
+        d.addresses = ([parse_interface(a, 4) for a in args.ipv4]
+                       + [parse_interface(a, 6) for a in args.ipv6])
+        if not d.addresses:
+            raise _error("no address: give --ipv4 ADDR/LEN and/or --ipv6 ADDR/LEN")
+        d.mtu = mtu
+    gateways = [parse_gateway(g) for g in args.gw]
+    services = parse_services(args.serve)
+    if router and services:
+        raise _error("--serve is for host mode (a router serves nothing)")
+    mac = None
+    if args.mac:
+        from stacklab.wire.addr import mac_bytes
+
+        try:
+            mac = mac_bytes(args.mac)
+        except ValueError as exc:
+            raise _error(f"bad MAC {args.mac!r}: {exc}") from None
+    return TapConfig(router, devices, gateways, services, mac, mtu)
+
+
+# -- building the node ---------------------------------------------------------------------------
+def build_node(cfg: TapConfig, *, seed: int, tracer: Any = None) -> Any:
+    """The sans-IO Host or Router described by ``cfg``, its ports in ``cfg.devices`` order."""
+    rng = random.Random(seed)
+    if cfg.router:
+        from stacklab.stack.router import Router
+
+        node: Any = Router("router", rng=rng, tracer=tracer)
+    else:
+        from stacklab.stack.host import Host
+
+        node = Host("stacklab", rng=rng, tracer=tracer)
+    for i, d in enumerate(cfg.devices):
+        mac = cfg.mac if (cfg.mac is not None and i == 0) else stack_mac(d.name, str(i))
+        port = node.add_interface(d.name, mac, d.mtu or 1500)
+        for addr in d.addresses:
+            node.add_address(port.index, addr)
+    for gw in cfg.gateways:
+        default = "0.0.0.0/0" if ipaddress.ip_address(gw).version == 4 else "::/0"
+        node.add_route(default, via=gw)
+    return node
+
+
+# -- services ---------------------------------------------------------------------------------
+class ConnLog:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            stamp = time.strftime("%H:%M:%S")
+            print(f"{stamp} {text}", file=sys.stderr, flush=True)
+
+
+def _peer(writer: Any) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = peer[0]
+        return f"[{host}]:{peer[1]}" if ":" in str(host) else f"{host}:{peer[1]}"
+    return str(peer)
+
+
+def tcp_service(kind: str, port: int, log: ConnLog) -> Any:
+    async def handler(reader: Any, writer: Any) -> None:
+        peer = _peer(writer)
+        started = time.monotonic()
+        rx = tx = 0
+        outcome = "closed"
+        try:
+            if kind == "echo":
+                while data := await reader.read(65536):
+                    rx += len(data)
+                    writer.write(data)
+                    tx += len(data)
+                    await writer.drain()
+            elif kind == "discard":
+                while data := await reader.read(65536):
+                    rx += len(data)
+            elif kind == "daytime":
+                msg = time.strftime("%A, %B %d, %Y %H:%M:%S-%Z\r\n").encode()
+                writer.write(msg)
+                tx += len(msg)
+                await writer.drain()
+            elif kind == "chargen":
+                chars = bytes(range(33, 127))
+                line_no = 0
+                while True:
+                    start = line_no % len(chars)
+                    line = (chars * 2)[start:start + 72] + b"\r\n"
+                    writer.write(line * 64)
+                    tx += len(line) * 64
+                    line_no += 1
+                    await writer.drain()
+            elif kind == "http":
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    data = await reader.read(4096)
+                    if not data:
+                        break
+                    rx += len(data)
+                    head += data
+                body = b"hello from stacklab\n"
+                resp = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+                        + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+                writer.write(resp)
+                tx += len(resp)
+                await writer.drain()
+        except (ConnectionError, OSError) as exc:
+            outcome = f"error: {exc}"
+        finally:
+            try:
+                writer.close()
+            except Exception:
+                pass
+            log.line(f"tcp {kind}:{port} {peer} {outcome} rx={rx} tx={tx} "
+                     f"{time.monotonic() - started:.3f}s")
+    return handler
+
+
+async def start_services(node: Any, services: list[ServiceSpec], log: ConnLog) -> list[Any]:
+    started = []
+    for svc in services:
+        if svc.kind in SERVICES_TCP:
+            server = await node.start_server(tcp_service(svc.kind, svc.port, log), port=svc.port)
+            started.append(server)
+        else:
+            started.append(await start_udp_service(node, svc, log))
+    return started
+
+
+async def start_udp_service(node: Any, svc: ServiceSpec, log: ConnLog) -> Any:
+    class Proto(asyncio.DatagramProtocol):
+        transport: Any = None
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            log.line(f"udp {svc.kind}:{svc.port} {addr[0]}:{addr[1]} datagram of {len(data)} bytes")
+            if svc.kind == "udp-echo":
+                self.transport.sendto(data, addr)
+
+    transport, _ = await node.create_datagram_endpoint(Proto, local_addr=("", svc.port))
+    return transport
+
+
+# -- running ------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    from stacklab.api.realtime import RealtimeStack
+    from stacklab.link.tap import TapDevice, TapError
+
+    cfg = parse_args(args)
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+    try:
+        node = build_node(cfg, seed=seed)
+    except (ValueError, TypeError) as exc:
+        raise _error(f"cannot set up the stack: {exc}") from None
+    devices: list[TapDevice] = []
+    pcap = None
+    try:
+        for d in cfg.devices:
+            try:
+                devices.append(TapDevice.open(d.name, netns=args.netns, up=args.up, mtu=None))
+            except TapError as exc:
+                raise _error(str(exc)) from None
+        capture = None
+        if args.pcap:
+            from stacklab.link.pcap import PcapWriter
+
+            try:
+                pcap = PcapWriter(args.pcap)
+            except OSError as exc:
+                raise _error(f"cannot write pcap {args.pcap!r}: {exc.strerror}") from None
+            writer = pcap
+
+            def capture(ifindex: int, direction: str, t: float, frame: bytes) -> None:
+                writer.write(frame, t)
+
+        stack = RealtimeStack(node, devices, capture=capture)
+        log = ConnLog(args.quiet)
+
+        async def main() -> None:
+            await start_services(node, cfg.services, log)
+            what = "router" if cfg.router else "host"
+            for d in cfg.devices:
+                log.line(f"{what} on {d.name}: {', '.join(d.addresses)}"
+                         f" mtu {d.mtu or 1500}")
+            if cfg.services:
+                log.line("serving " + ", ".join(f"{s.kind}:{s.port}" for s in cfg.services))
+            log.line("ready (Ctrl-C to stop)")
+            await asyncio.Event().wait()
+
+        stack.run(main)
+        log.line("stopped")
+    finally:
+        for dev in devices:
+            dev.close()
+        if pcap is not None:
+            pcap.close()
+    return 0
