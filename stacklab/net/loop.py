@@ -1,0 +1,159 @@
+"""A virtual-time asyncio event loop: ordinary asyncio code, no real waiting.
+
+:class:`VirtualTimeLoop` is a ``SelectorEventLoop`` whose ``time()`` is a virtual clock (seconds
+since the loop was created, starting at 0.0). The loop asks its selector to wait ``timeout``
+seconds for I/O when nothing is ready; our selector does not wait: it moves the clock to the next
+deadline and returns at once. So ``asyncio.sleep``, ``wait_for``, ``Event``, ``Queue``, ``gather``,
+call_later... all work unchanged, and an hour of idle timers costs microseconds of wall time.
+
+When nothing is ready and nothing is scheduled, asyncio would block forever in ``select(None)``:
+in a simulation that is a deadlock, so :class:`SimulationDeadlock` is raised, naming every pending
+task and what it awaits.
+
+Threads are not part of the simulation: ``run_in_executor``/``to_thread`` results still arrive
+(``call_soon_threadsafe`` works) but virtual time does not wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from typing import Any
+
+__all__ = ["SimulationDeadlock", "VirtualTimeLoop", "describe_tasks"]
+
+
+class SimulationDeadlock(RuntimeError):
+    """Nothing is ready and nothing is scheduled, yet the awaited coroutine has not finished."""
+
+
+def _describe_future(fut: Any) -> str:
+    if isinstance(fut, asyncio.Task):
+        return f"task {fut.get_name()!r}"
+    if isinstance(fut, asyncio.Future):
+        return "a future nobody completes" if not fut.done() else repr(fut)
+    return repr(fut)
+
+
+def _describe_awaitable(aw: Any, waiter: Any = None) -> str:
+    """``f() at file.py:12 -> Event.wait() at locks.py:213 -> a future nobody completes``."""
+    parts: list[str] = []
+    for _ in range(32):
+        code = getattr(aw, "cr_code", None) or getattr(aw, "gi_code", None)
+        if code is not None:
+            frame = getattr(aw, "cr_frame", None) or getattr(aw, "gi_frame", None)
+            where = f" at {code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}" if frame else ""
+            parts.append(f"{code.co_qualname}(){where}")
+            nxt = getattr(aw, "cr_await", None)
+            if nxt is None:
+                nxt = getattr(aw, "gi_yieldfrom", None)
+            if nxt is None:
+                break
+            aw = nxt
+            continue
+        parts.append(_describe_future(waiter if waiter is not None else aw))
+        waiter = None
+        break
+    if waiter is not None:
+        parts.append(_describe_future(waiter))
+    return " -> ".join(parts)
+
+
+def describe_tasks(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """One line per pending task of ``loop``: its name and the chain of awaits it is stuck in."""
+    lines = []
+    for task in sorted(asyncio.all_tasks(loop), key=lambda t: t.get_name()):
+        if task.done():
+            continue
+        chain = _describe_awaitable(task.get_coro(), getattr(task, "_fut_waiter", None))
+        lines.append(f"{task.get_name()}: {chain}")
+    return lines
+
+
+class _VirtualSelector(selectors.BaseSelector):
+    """Wraps a real selector (asyncio's self-pipe lives there) but never waits on it."""
+
+    # Poll the real selector at least this often even when only the self-pipe is registered,
+    # so the pipe never fills up if threads call call_soon_threadsafe a lot.
+    _POLL_EVERY = 256
+
+    def __init__(self, loop: VirtualTimeLoop) -> None:
+        self._real = selectors.DefaultSelector()
+        self._loop = loop
+        self._skipped = 0
+        self._registered = 0
+
+    # -- registration is the real selector's ---------------------------------------------------
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        key = self._real.register(fileobj, events, data)
+        self._registered += 1
+        return key
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        key = self._real.unregister(fileobj)
+        self._registered -= 1
+        return key
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.get_key(fileobj)
+
+    def get_map(self) -> Any:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+    # -- the clock moves here ------------------------------------------------------------------
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        loop = self._loop
+        if timeout is None:
+            ready = self._real.select(0)
+            if ready:
+                return ready
+            raise SimulationDeadlock(loop.deadlock_message())
+        # Only the self-pipe registered (the usual case): skip the system call most of the time.
+        if self._registered > 1 or self._skipped >= self._POLL_EVERY:
+            self._skipped = 0
+            ready = self._real.select(0)
+            if ready:
+                return ready
+        else:
+            self._skipped += 1
+        if timeout > 0:
+            loop._advance(timeout)
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio event loop on a virtual clock. ``time()`` starts at 0.0."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._vtime = float(start)
+        super().__init__(selector=_VirtualSelector(self))
+        self._clock_resolution = 1e-9
+
+    def time(self) -> float:
+        return self._vtime
+
+    def _advance(self, timeout: float) -> None:
+        # Jump to the next deadline exactly (not now + (deadline - now), which may round below it).
+        now = self._vtime
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        target = now + timeout
+        if scheduled:
+            when = scheduled[0]._when
+            if when <= target + 1e-9:
+                target = when
+        if target > now:
+            self._vtime = target
+
+    def deadlock_message(self) -> str:
+        lines = describe_tasks(self)
+        if not lines:
+            return (f"simulation deadlock at t={self._vtime:.6f}s: nothing is ready or scheduled "
+                    "and no task is pending")
+        return (f"simulation deadlock at t={self._vtime:.6f}s: nothing is ready or scheduled, "
+                f"yet {len(lines)} task(s) wait forever:\n  " + "\n  ".join(lines))

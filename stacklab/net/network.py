@@ -1,0 +1,435 @@
+"""The simulated network: nodes, links, addressing, capture and running, on a virtual clock.
+
+    net = stacklab.Network(seed=1)
+    a, r, b = net.add_host("a"), net.add_router("r"), net.add_host("b")
+    net.connect(a, r, delay="5ms", rate="100Mbit")
+    net.connect(r, b, mtu=1280, loss=0.01)
+    net.autoconfigure()          # 10.0.N.0/24 + fd00:0:0:N::/64 per segment, static routes, hosts
+    net.capture("pcaps/")        # one pcap per link, virtual timestamps
+    result = net.run(main(), until="60s")
+
+Every node is driven by a :class:`~stacklab.api.driver.NodeDriver` on the network's
+:class:`~stacklab.net.loop.VirtualTimeLoop`; every link direction is a chain of middlewares
+(:mod:`stacklab.net.link`). Randomness: each node and each link derive their own
+``random.Random`` from the network seed and their name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections import deque
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from stacklab.api.driver import NodeDriver
+from stacklab.link.pcap import LINKTYPE_ETHERNET, PcapWriter
+from stacklab.stack.node import Node
+from stacklab.trace.events import Tracer
+
+from .link import Direction, Link, LinkParams
+from .loop import VirtualTimeLoop, describe_tasks
+from .switch import Switch
+from .units import ParamError, parse_duration
+
+__all__ = ["Network", "Segment", "SimulationTimeout", "TopologyError"]
+
+T = TypeVar("T")
+
+
+class TopologyError(ValueError):
+    """A network that cannot be built: unknown node, switch loop, too many segments..."""
+
+
+class SimulationTimeout(TimeoutError):
+    """``run(coro, until=...)`` reached ``until`` before the coroutine finished."""
+
+
+@dataclass
+class Segment:
+    """One L2 broadcast domain (a point-to-point link, or switches and what hangs off them)."""
+
+    number: int
+    endpoints: list[tuple[Node, int]] = field(default_factory=list)  # (node, ifindex), in order
+    prefix4: str = ""
+    prefix6: str = ""
+
+
+class _Attachment:
+    """A node's side of its links: ifindex -> the Direction its frames go out on."""
+
+    __slots__ = ("node", "sends")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.sends: list[Any] = []
+
+    def transmit(self, ifindex: int, frame: bytes) -> None:
+        sends = self.sends
+        if ifindex < len(sends) and sends[ifindex] is not None:
+            sends[ifindex](frame)
+        else:
+            self.node.counters["drop.link.unconnected"] += 1
+
+
+class Network:
+    """A simulated network on a virtual clock. See the module docstring."""
+
+    def __init__(self, seed: int | str = 0, *, tracer: Tracer | None = None) -> None:
+        self.seed = seed
+        self.tracer = tracer
+        self.loop = VirtualTimeLoop()
+        self.nodes: dict[str, Node] = {}
+        self.kinds: dict[str, str] = {}  # name -> "host" | "router" | "switch" | other
+        self.drivers: dict[str, NodeDriver] = {}
+        self.links: list[Link] = []
+        self.segments: list[Segment] = []
+        self._attach: dict[str, _Attachment] = {}
+        self._switch_parent: dict[str, str] = {}  # union-find over switches joined by links
+        self._captures: list[tuple[str, str]] = []  # (directory, point)
+        self._writers: list[PcapWriter] = []
+        self._closed = False
+
+    # -- randomness and time -----------------------------------------------------------------
+    def rng(self, *parts: object) -> random.Random:
+        """A ``random.Random`` for one named thing, derived from the network seed."""
+        return random.Random("/".join(str(p) for p in (self.seed, *parts)))
+
+    @property
+    def now(self) -> float:
+        return self.loop.time()
+
+    # -- nodes -------------------------------------------------------------------------------
+    def add_node(self, node: Node, kind: str | None = None) -> Node:
+        """Attach any :class:`Node` (hosts, routers and switches use this too)."""
+        name = node.name
+        if not name or not isinstance(name, str) or any(ch in name for ch in "/\\ \t\n"):
+            raise TopologyError(f"bad node name {name!r}: use letters, digits, '-' or '_'")
+        if name in self.nodes:
+            raise TopologyError(f"there is already a node named {name!r}")
+        self.nodes[name] = node
+        self.kinds[name] = kind or getattr(node, "kind", "node")
+        att = _Attachment(node)
+        self._attach[name] = att
+        self.drivers[name] = NodeDriver(node, self.loop, att.transmit)
+        return node
+
+    def add_host(self, name: str) -> Any:
+        from stacklab.stack.host import Host
+
+        return self.add_node(Host(name, rng=self.rng("node", name), tracer=self.tracer), "host")
+
+    def add_router(self, name: str) -> Any:
+        from stacklab.stack.router import Router
+
+        return self.add_node(Router(name, rng=self.rng("node", name), tracer=self.tracer),
+                             "router")
+
+    def add_switch(self, name: str, aging: float | str = 300.0) -> Switch:
+        sw = Switch(name, aging=parse_duration(aging, "aging"), tracer=self.tracer)
+        self.add_node(sw, "switch")
+        return sw
+
+    def node(self, ref: str | Node) -> Node:
+        if isinstance(ref, Node):
+            if self.nodes.get(ref.name) is not ref:
+                raise TopologyError(f"node {ref.name!r} is not part of this network")
+            return ref
+        try:
+            return self.nodes[ref]
+        except KeyError:
+            known = ", ".join(self.nodes) or "none yet"
+            raise TopologyError(f"unknown node {ref!r} (known: {known})") from None
+
+    __getitem__ = node
+
+    def link(self, name: str) -> Link:
+        for link in self.links:
+            if link.name == name:
+                return link
+        known = ", ".join(link.name for link in self.links)
+        raise TopologyError(f"unknown link {name!r} (known: {known})")
+
+    # -- links -------------------------------------------------------------------------------
+    def connect(self, a: str | Node, b: str | Node, *, name: str | None = None,
+                forward: dict[str, Any] | None = None, reverse: dict[str, Any] | None = None,
+                down: Iterable[Any] | None = None, **params: Any) -> Link:
+        """Join a new interface of ``a`` to a new interface of ``b``.
+
+        ``params`` are :class:`~stacklab.net.link.LinkParams` names in user units (``mtu=1500,
+        delay="5ms", jitter="1ms", rate="100Mbit", queue=100, loss=0.01, duplicate=0.001,
+        reorder=0.01, reorder_delay="2ms", corrupt=0.001, icmp_blackhole=True``) for both
+        directions; ``forward`` (a→b) and ``reverse`` (b→a) override them per direction.
+        ``down=[("2s", "4s"), ("10s",)]`` takes the link down at 2 s, up at 4 s, down at 10 s.
+        """
+        na, nb = self.node(a), self.node(b)
+        if na is nb:
+            raise TopologyError(f"cannot connect {na.name!r} to itself")
+        base = LinkParams().with_updates(params)
+        ab = base.with_updates(forward or {})
+        ba = base.with_updates(reverse or {})
+        if isinstance(na, Switch) and isinstance(nb, Switch):
+            ra, rb = self._sw_find(na.name), self._sw_find(nb.name)
+            if ra == rb:
+                raise TopologyError(
+                    f"connecting switches {na.name!r} and {nb.name!r} makes a loop (they are "
+                    "already joined, and there is no spanning tree): frames would circle forever")
+        intervals = _parse_down(down) if down is not None else []
+        if name is None:
+            name = f"{na.name}-{nb.name}"
+            n = 2
+            while any(l.name == name for l in self.links):
+                name = f"{na.name}-{nb.name}-{n}"
+                n += 1
+        elif any(l.name == name for l in self.links):
+            raise TopologyError(f"there is already a link named {name!r}")
+        pa = self._add_port(na, ab.mtu)
+        pb = self._add_port(nb, ba.mtu)
+        link = Link(name, na, pa, nb, pb)
+        link.setup(ab, ba, self.seed, self.loop)
+        for d, sender, receiver, rx_if in ((link.ab, na, nb, pb), (link.ba, nb, na, pa)):
+            d.tracer = self.tracer
+            d.receiver = self.drivers[receiver.name].deliver
+            d.rx_ifindex = rx_if
+            sends = self._attach[sender.name].sends
+            tx_if = pa if sender is na else pb
+            while len(sends) <= tx_if:
+                sends.append(None)
+            sends[tx_if] = d.send
+        if isinstance(na, Switch) and isinstance(nb, Switch):
+            self._switch_parent[self._sw_find(na.name)] = self._sw_find(nb.name)
+        for at, until in intervals:
+            link.schedule_down(at, until)
+        self.links.append(link)
+        for directory, point in self._captures:
+            self._capture_link(link, directory, point)
+        return link
+
+    def _add_port(self, node: Node, mtu: int) -> int:
+        index = len(node.ports)
+        node_no = list(self.nodes).index(node.name) + 1
+        mac = bytes((0x02, 0x00, node_no >> 8 & 0xFF, node_no & 0xFF, index >> 8 & 0xFF,
+                     index & 0xFF))
+        add = getattr(node, "add_interface", None) or node.add_port
+        port = add(f"eth{index}", mac, mtu)
+        return port.index
+
+    def _sw_find(self, name: str) -> str:
+        parent = self._switch_parent
+        while parent.get(name, name) != name:
+            name = parent[name]
+        return name
+
+    # -- addressing and routes ---------------------------------------------------------------
+    def l2_segments(self) -> list[Segment]:
+        """The broadcast domains, numbered from 1 in the order their first link was made."""
+        segments: list[Segment] = []
+        by_switch: dict[str, Segment] = {}
+
+        def switch_segment(sw: Node) -> Segment:
+            root = self._sw_find(sw.name)
+            seg = by_switch.get(root)
+            if seg is None:
+                seg = by_switch[root] = Segment(0)
+                segments.append(seg)
+            return seg
+
+        for link in self.links:
+            a_sw, b_sw = isinstance(link.a, Switch), isinstance(link.b, Switch)
+            if a_sw and b_sw:
+                switch_segment(link.a)
+            elif a_sw:
+                switch_segment(link.a).endpoints.append((link.b, link.b_port))
+            elif b_sw:
+                switch_segment(link.b).endpoints.append((link.a, link.a_port))
+            else:
+                segments.append(Segment(0, [(link.a, link.a_port), (link.b, link.b_port)]))
+        segments = [s for s in segments if s.endpoints]
+        for number, seg in enumerate(segments, 1):
+            seg.number = number
+        return segments
+
+    def autoconfigure(self) -> None:
+        """Addresses on every interface, shortest-path static routes on every node, and the
+        name → addresses map (``node.hosts``) on every node, like /etc/hosts.
+
+        Segment N gets ``10.0.N.0/24`` and ``fd00:0:0:N::/64``; its interfaces get host numbers
+        1, 2, 3... in link order (so ``10.0.N.k`` and ``fd00:0:0:N::k`` go together).
+        """
+        segments = self.l2_segments()
+        if len(segments) > 255:
+            raise TopologyError(f"{len(segments)} L2 segments; autoconfigure numbers at most 255")
+        addr: dict[tuple[str, int], tuple[str, str]] = {}  # (node, ifindex) -> (v4, v6)
+        node_ifs: dict[str, list[tuple[int, Segment]]] = {}
+        for seg in segments:
+            n = seg.number
+            seg.prefix4, seg.prefix6 = f"10.0.{n}.0/24", f"fd00:0:0:{n}::/64"
+            if len(seg.endpoints) > 254:
+                raise TopologyError(f"segment {n} has {len(seg.endpoints)} interfaces; "
+                                    "a /24 holds 254")
+            for k, (node, ifindex) in enumerate(seg.endpoints, 1):
+                v4, v6 = f"10.0.{n}.{k}", f"fd00:0:0:{n}::{k}"
+                addr[(node.name, ifindex)] = (v4, v6)
+                node_ifs.setdefault(node.name, []).append((ifindex, seg))
+                if hasattr(node, "add_address"):
+                    node.add_address(ifindex, f"{v4}/24")
+                    node.add_address(ifindex, f"{v6}/64")
+        self.segments = segments
+        self.addresses = addr
+
+        for name in node_ifs:
+            node = self.nodes[name]
+            if not hasattr(node, "add_route"):
+                continue
+            for seg, (v4, v6) in self._routes_from(name, node_ifs, addr).items():
+                node.add_route(seg.prefix4, via=v4)
+                node.add_route(seg.prefix6, via=v6)
+
+        names: dict[str, list[str]] = {}
+        for name, ifs in node_ifs.items():
+            v4s = [addr[(name, i)][0] for i, _ in ifs]
+            v6s = [addr[(name, i)][1] for i, _ in ifs]
+            names[name] = v4s + v6s
+        for node in self.nodes.values():
+            hosts = getattr(node, "hosts", None)
+            if isinstance(hosts, dict):
+                hosts.update({k: list(v) for k, v in names.items()})
+
+    def _routes_from(self, src: str, node_ifs: dict[str, list[tuple[int, Segment]]],
+                     addr: dict[tuple[str, int], tuple[str, str]]
+                     ) -> dict[Segment, tuple[str, str]]:
+        """Breadth-first from ``src`` through routers: remote segment -> first-hop addresses."""
+        first_hop: dict[str, tuple[str, str] | None] = {src: None}
+        routes: dict[Segment, tuple[str, str] | None] = {}
+        queue = deque([src])
+        while queue:
+            u = queue.popleft()
+            if u != src and self.kinds.get(u) != "router":
+                continue  # hosts and other nodes do not forward
+            for _, seg in node_ifs.get(u, []):
+                if seg in routes:
+                    continue
+                routes[seg] = first_hop[u]
+                for v, v_if in seg.endpoints:
+                    if v.name not in first_hop:
+                        first_hop[v.name] = first_hop[u] or addr[(v.name, v_if)]
+                        queue.append(v.name)
+        return {seg: via for seg, via in routes.items() if via is not None}
+
+    # -- capture -----------------------------------------------------------------------------
+    def capture(self, directory: str | os.PathLike[str], point: str = "rx") -> None:
+        """One pcap per link in ``directory`` (``<link name>.pcap``, both directions, nanosecond
+        virtual timestamps), for the links that exist and those made later.
+
+        ``point="rx"``: frames as delivered (after loss, corruption, delay: what a receiver's
+        tcpdump shows). ``point="tx"``: frames as the senders sent them.
+        """
+        if point not in ("rx", "tx"):
+            raise ValueError(f"capture point is 'rx' or 'tx', not {point!r}")
+        directory = os.fspath(directory)
+        os.makedirs(directory, exist_ok=True)
+        self._captures.append((directory, point))
+        for link in self.links:
+            self._capture_link(link, directory, point)
+
+    def _capture_link(self, link: Link, directory: str, point: str) -> None:
+        suffix = "" if point == "rx" else ".tx"
+        writer = PcapWriter(os.path.join(directory, f"{link.name}{suffix}.pcap"),
+                            LINKTYPE_ETHERNET, nanosecond=True)
+        self._writers.append(writer)
+        for d in link.directions:
+            (d.rx_taps if point == "rx" else d.tx_taps).append(writer)
+            d.rebuild()
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, coro: Coroutine[Any, Any, T] | None = None, *,
+            until: float | str | None = None) -> T | None:
+        """Run the simulation until ``coro`` finishes and return its result.
+
+        ``until`` is a virtual time (seconds since the network was made, or "30s"): with a
+        coroutine, :class:`SimulationTimeout` is raised if it is still running then (and it is
+        cancelled); without one, the simulation just runs until that time. Other tasks (servers,
+        sinks) stay alive between calls. Raises
+        :class:`~stacklab.net.loop.SimulationDeadlock` when everything waits and nothing is
+        scheduled.
+        """
+        loop = self.loop
+        deadline = None if until is None else parse_duration(until, "until")
+        if coro is None:
+            if deadline is None:
+                raise ValueError("run() needs a coroutine, or until= to just let time pass")
+            coro = asyncio.sleep(max(0.0, deadline - loop.time()))  # type: ignore[assignment]
+            deadline = None
+        task = loop.create_task(coro, name="main")  # type: ignore[arg-type]
+        timed_out: list[str] = []
+        handle = None
+        if deadline is not None:
+            def on_deadline() -> None:
+                if not task.done():
+                    timed_out.extend(describe_tasks(loop))
+                    task.cancel()
+            handle = loop.call_at(deadline, on_deadline)
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if timed_out:
+                raise SimulationTimeout(
+                    f"still running at t={deadline:g}s (until=): " + "; ".join(timed_out)) from None
+            raise
+        finally:
+            if handle is not None:
+                handle.cancel()
+            for writer in self._writers:
+                writer.flush()
+
+    def close(self) -> None:
+        """Cancel what still runs, close capture files and the loop."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = self.loop
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        for writer in self._writers:
+            writer.close()
+        loop.close()
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- results -----------------------------------------------------------------------------
+    def counters(self) -> dict[str, Any]:
+        """``{"nodes": {name: {...}}, "links": {name: {"a>b": {...}, "b>a": {...}}}}``."""
+        return {
+            "nodes": {name: dict(sorted(n.counters.items())) for name, n in self.nodes.items()},
+            "links": {link.name: link.counters() for link in self.links},
+        }
+
+    def directions(self) -> list[Direction]:
+        return [d for link in self.links for d in link.directions]
+
+
+def _parse_down(down: Iterable[Any]) -> list[tuple[float, float | None]]:
+    """``[("2s", "4s"), ("10s",)]`` or ``["10s"]`` -> [(2.0, 4.0), (10.0, None)]."""
+    if isinstance(down, str | bytes):
+        raise ParamError("down", "expected a list of [down_at, up_at] pairs, e.g. [['2s', '4s']]")
+    out = []
+    for item in down:
+        if isinstance(item, str | int | float):
+            item = [item]
+        if not isinstance(item, list | tuple) or not 1 <= len(item) <= 2:
+            raise ParamError("down", f"expected [down_at] or [down_at, up_at], got {item!r}")
+        at = parse_duration(item[0], "down")
+        until = parse_duration(item[1], "down") if len(item) == 2 else None
+        if until is not None and until <= at:
+            raise ParamError("down", f"up_at must come after down_at, got {item!r}")
+        out.append((at, until))
+    return out
