@@ -1,3 +1,12 @@
 """stacklab: a complete TCP/IP stack in Python, on a deterministic simulated network or a TAP device."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # `stacklab.Network` without importing the simulator for every `import stacklab`.
+    if name == "Network":
+        from stacklab.net.network import Network
+
+        return Network
+    raise AttributeError(f"module 'stacklab' has no attribute {name!r}")
