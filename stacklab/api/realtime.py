@@ -193,11 +193,7 @@ class RealtimeStack:
         """Run ``coro`` on the stack's loop from another thread; wait for its result."""
         loop = self._require_loop()
         fut = asyncio.run_coroutine_threadsafe(coro, loop)
-        try:
-            return fut.result(timeout)
-        except concurrent.futures.TimeoutError:
-            fut.cancel()
-            raise TimeoutError(f"timed out after {timeout} s") from None
+        return _wait(fut, timeout)
 
     def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = 30.0) -> T:
         """Run ``fn(*args)`` on the stack's loop from another thread; wait for its result."""
@@ -215,17 +211,25 @@ class RealtimeStack:
                 fut.set_exception(exc)
 
         loop.call_soon_threadsafe(runner)
-        try:
-            return fut.result(timeout)
-        except concurrent.futures.TimeoutError:
-            fut.cancel()
-            raise TimeoutError(f"timed out after {timeout} s") from None
+        return _wait(fut, timeout)
 
     def _require_loop(self) -> asyncio.AbstractEventLoop:
         loop = self.loop
         if loop is None or loop.is_closed() or not self.running:
             raise RuntimeError("the stack is not running (call start() first)")
         return loop
+
+
+def _wait(fut: concurrent.futures.Future[T], timeout: float | None) -> T:
+    # concurrent.futures.TimeoutError is the builtin TimeoutError: tell ours (the wait expired)
+    # from one the code on the loop raised (a socket timeout, say), which must pass through.
+    try:
+        return fut.result(timeout)
+    except TimeoutError:
+        if fut.done():
+            raise
+        fut.cancel()
+        raise TimeoutError(f"no answer from the stack's loop within {timeout} s") from None
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
