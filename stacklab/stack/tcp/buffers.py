@@ -1,0 +1,153 @@
+"""Byte buffers of a TCB: the send buffer and the receive buffer with out-of-order reassembly.
+
+Both count in *stream offsets* (plain Python ints, byte 0 is the first data byte after the SYN), so
+the modulo-2**32 arithmetic stays in the TCB. Bytes move with slice operations on ``bytearray`` and
+``memoryview`` (done in C); nothing here loops over bytes.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+Buffer = bytes | bytearray | memoryview
+
+
+class SendBuffer:
+    """Unacked plus unsent bytes, from stream offset ``base`` (the first unacknowledged byte)."""
+
+    __slots__ = ("capacity", "data", "base")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.data = bytearray()
+        self.base = 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - len(self.data))
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.data)
+
+    def write(self, data: Buffer) -> int:
+        """Append as much of ``data`` as fits; returns the number of bytes taken."""
+        n = min(len(data), self.capacity - len(self.data))
+        if n <= 0:
+            return 0
+        if n == len(data):
+            self.data += data
+        else:
+            self.data += memoryview(data)[:n]
+        return n
+
+    def peek(self, offset: int, n: int) -> bytes:
+        """``n`` bytes starting ``offset`` bytes after ``base`` (a copy: segments outlive acks)."""
+        return bytes(self.data[offset:offset + n])
+
+    def ack(self, n: int) -> None:
+        """Drop ``n`` acknowledged bytes from the front (amortised O(1) in CPython)."""
+        if n > 0:
+            del self.data[:n]
+            self.base += n
+
+
+class ReceiveBuffer:
+    """In-order bytes ready for the application plus out-of-order pieces waiting for a hole to fill.
+
+    ``nxt`` is the stream offset of the next byte expected (RCV.NXT). Out-of-order pieces are kept
+    as sorted, non-overlapping ``[start, bytearray]`` pairs, at most ``max_pieces`` of them; the TCB
+    trims every segment to the advertised window first, so the bytes held stay within the buffer's
+    capacity. Overlapping and duplicate bytes are kept from the first copy received.
+    """
+
+    __slots__ = ("capacity", "ready", "nxt", "_starts", "_pieces", "max_pieces", "ooo_bytes")
+
+    def __init__(self, capacity: int, max_pieces: int = 64) -> None:
+        self.capacity = capacity
+        self.ready = bytearray()
+        self.nxt = 0
+        self._starts: list[int] = []
+        self._pieces: list[bytearray] = []
+        self.max_pieces = max_pieces
+        self.ooo_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.ready)
+
+    @property
+    def free(self) -> int:
+        """Space the receive window may offer: the capacity minus what the app has not read."""
+        return max(0, self.capacity - len(self.ready))
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n >= len(self.ready):
+            out = bytes(self.ready)
+            self.ready.clear()
+            return out
+        out = bytes(self.ready[:n])
+        del self.ready[:n]
+        return out
+
+    def ooo_ranges(self) -> list[tuple[int, int]]:
+        """Out-of-order ``(start, end)`` stream ranges held (for SACK blocks)."""
+        return [(s, s + len(p)) for s, p in zip(self._starts, self._pieces, strict=True)]
+
+    def insert(self, offset: int, data: Buffer) -> int | None:
+        """Store ``data`` found at stream ``offset``.
+
+        Returns how many bytes became readable in order (0 for a duplicate or an out-of-order
+        piece), or ``None`` when an out-of-order piece was dropped because too many are held.
+        """
+        end = offset + len(data)
+        nxt = self.nxt
+        if end <= nxt or not data:
+            return 0
+        if offset <= nxt:
+            before = len(self.ready)
+            self.ready += memoryview(data)[nxt - offset:]
+            nxt = end
+            starts, pieces = self._starts, self._pieces
+            while starts and starts[0] <= nxt:
+                s = starts.pop(0)
+                p = pieces.pop(0)
+                self.ooo_bytes -= len(p)
+                pend = s + len(p)
+                if pend > nxt:
+                    self.ready += memoryview(p)[nxt - s:]
+                    nxt = pend
+            self.nxt = nxt
+            return len(self.ready) - before
+        return self._insert_ooo(offset, end, data)
+
+    def _insert_ooo(self, start: int, end: int, data: Buffer) -> int | None:
+        starts, pieces = self._starts, self._pieces
+        i = bisect_left(starts, start)
+        if i > 0 and starts[i - 1] + len(pieces[i - 1]) >= start:
+            i -= 1
+        j = i
+        while j < len(starts) and starts[j] <= end:
+            j += 1
+        if i == j:  # no neighbour touches it: a new piece
+            if len(starts) >= self.max_pieces:
+                return None
+            starts.insert(i, start)
+            pieces.insert(i, bytearray(data))
+            self.ooo_bytes += len(data)
+            return 0
+        ms = min(start, starts[i])
+        me = max(end, starts[j - 1] + len(pieces[j - 1]))
+        merged = bytearray(me - ms)
+        merged[start - ms:end - ms] = data
+        old = 0
+        for k in range(i, j):
+            s, p = starts[k], pieces[k]
+            merged[s - ms:s - ms + len(p)] = p  # the first copy received wins
+            old += len(p)
+        starts[i:j] = [ms]
+        pieces[i:j] = [merged]
+        self.ooo_bytes += len(merged) - old
+        return 0

@@ -1,0 +1,59 @@
+"""Retransmission timeout per RFC 6298: SRTT, RTTVAR, Karn's rule and exponential backoff.
+
+One deliberate difference: the minimum RTO is 200 ms, as Linux uses (``TCP_RTO_MIN``), not the
+1 s of RFC 6298 §2.4, which allows a lower value ("MAY").
+"""
+
+from __future__ import annotations
+
+ALPHA = 1 / 8
+BETA = 1 / 4
+K = 4
+CLOCK_G = 0.001  # clock granularity: timestamps tick in milliseconds
+
+
+class RttEstimator:
+    __slots__ = ("srtt", "rttvar", "min_rto", "max_rto", "initial_rto", "backoff", "samples",
+                 "latest")
+
+    def __init__(self, initial_rto: float = 1.0, min_rto: float = 0.2,
+                 max_rto: float = 120.0) -> None:
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.min_rto = min_rto
+        self.max_rto = max_rto
+        self.initial_rto = initial_rto
+        self.backoff = 0  # number of doublings since the last new ACK (RFC 6298 §5.5)
+        self.samples = 0
+        self.latest: float | None = None
+
+    def update(self, r: float) -> None:
+        """Take an RTT measurement ``r`` (seconds) from a segment not retransmitted (Karn)."""
+        r = max(r, 0.0)
+        self.latest = r
+        self.samples += 1
+        if self.srtt is None:  # §2.2 first measurement
+            self.srtt = r
+            self.rttvar = r / 2
+        else:  # §2.3 (RTTVAR first, with the old SRTT)
+            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - r)
+            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * r
+
+    @property
+    def base_rto(self) -> float:
+        if self.srtt is None:
+            rto = self.initial_rto
+        else:
+            rto = self.srtt + max(CLOCK_G, K * self.rttvar)
+        return min(self.max_rto, max(self.min_rto, rto))
+
+    @property
+    def rto(self) -> float:
+        """The current timeout, with the backoff applied (§5.5), capped at ``max_rto``."""
+        return min(self.max_rto, self.base_rto * (1 << min(self.backoff, 30)))
+
+    def on_timeout(self) -> None:
+        self.backoff += 1
+
+    def on_new_ack(self) -> None:
+        self.backoff = 0

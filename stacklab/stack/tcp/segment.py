@@ -1,0 +1,92 @@
+"""The TCB's own segment value: what it emits, and what tests hand from one TCB to another.
+
+An incoming segment may be this class or a :class:`stacklab.wire.tcp.TcpView`: the TCB reads only
+``seq ack flags window payload`` and the option getters ``mss() wscale() sack_permitted()
+sack_blocks() timestamps()``, which both provide. The layer turns an outgoing ``Segment`` into
+bytes with ``build_tcp(..., seg.options_bytes())``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from stacklab.wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, encode_options, flags_str
+
+__all__ = ["ACK", "CWR", "ECE", "FIN", "PSH", "RST", "SYN", "URG", "Segment", "SegmentLike"]
+
+Buffer = bytes | bytearray | memoryview
+
+
+class SegmentLike(Protocol):
+    seq: int
+    ack: int
+    flags: int
+    window: int
+
+    @property
+    def payload(self) -> Buffer: ...
+    def mss(self) -> int | None: ...
+    def wscale(self) -> int | None: ...
+    def sack_permitted(self) -> bool: ...
+    def sack_blocks(self) -> tuple[tuple[int, int], ...]: ...
+    def timestamps(self) -> tuple[int, int] | None: ...
+
+
+class Segment:
+    __slots__ = ("seq", "ack", "flags", "window", "payload", "_mss", "_wscale", "_sack_perm",
+                 "_ts", "_sack")
+
+    def __init__(self, seq: int, ack: int, flags: int, window: int, payload: Buffer = b"", *,
+                 mss: int | None = None, wscale: int | None = None, sack_perm: bool = False,
+                 ts: tuple[int, int] | None = None,
+                 sack: tuple[tuple[int, int], ...] = ()) -> None:
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.window = window
+        self.payload = payload
+        self._mss = mss
+        self._wscale = wscale
+        self._sack_perm = sack_perm
+        self._ts = ts
+        self._sack = sack
+
+    def mss(self) -> int | None:
+        return self._mss
+
+    def wscale(self) -> int | None:
+        return self._wscale
+
+    def sack_permitted(self) -> bool:
+        return self._sack_perm
+
+    def sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        return self._sack
+
+    def timestamps(self) -> tuple[int, int] | None:
+        return self._ts
+
+    @property
+    def seg_len(self) -> int:
+        """SEG.LEN: payload plus one for SYN and one for FIN."""
+        return len(self.payload) + (self.flags & SYN != 0) + (self.flags & FIN != 0)
+
+    def options_bytes(self) -> bytes:
+        if self._mss is None and self._wscale is None and not self._sack_perm and not self._sack:
+            if self._ts is None:
+                return b""
+            return encode_options(timestamps=self._ts)
+        return encode_options(mss=self._mss, wscale=self._wscale, sack_permitted=self._sack_perm,
+                              timestamps=self._ts, sack_blocks=self._sack)
+
+    def __repr__(self) -> str:
+        parts = [f"[{flags_str(self.flags)}] seq={self.seq} ack={self.ack} win={self.window}"]
+        if self.payload:
+            parts.append(f"len={len(self.payload)}")
+        for name in ("_mss", "_wscale", "_ts"):
+            v = getattr(self, name)
+            if v is not None:
+                parts.append(f"{name[1:]}={v}")
+        if self._sack_perm:
+            parts.append("sackOK")
+        return "Segment(" + " ".join(parts) + ")"

@@ -1,0 +1,1035 @@
+"""The Transmission Control Block: one TCP connection as a sans-IO state machine (RFC 9293).
+
+The TCB never touches a socket or a clock. Its driver (``TcpLayer``, or a test) calls
+
+* ``connect(now)`` / ``Tcb.accept_syn(...)`` to open, ``send(data)``, ``read(n)``,
+  ``close()`` (FIN after the queued data), ``abort(now)`` (RST);
+* ``receive(seg, now)`` for every segment of this connection;
+* ``handle_timer(now)`` when ``get_timer()`` has passed, and ``output(now)`` after user calls;
+
+and collects ``segments_to_send()`` and ``next_event()``. Every state change goes through the one
+table in :mod:`.fsm` and is recorded in ``transitions`` as ``(time, old, new, cause)``.
+
+Sequence space: SND.UNA <= SND.NXT <= SND.MAX (BSD's ``snd_max``: the highest sequence number sent;
+after a timeout SND.NXT goes back to SND.UNA and the normal output path resends, go-back-N).
+Stream offsets (byte 0 = first byte after the SYN) index the send and receive buffers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .buffers import ReceiveBuffer, SendBuffer
+from .congestion import create_congestion
+from .fsm import CAN_RECEIVE, CAN_SEND, Event, State, next_state
+from .rtt import RttEstimator
+from .segment import ACK, FIN, PSH, RST, SYN, Segment, SegmentLike
+from .seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+
+S = State
+Ev = Event
+
+DEFAULT_MSS_V4 = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
+DEFAULT_MSS_V6 = 1220  # RFC 8200 §8.3
+TS_OPT_LEN = 12  # nop, nop, timestamps: carried by every segment once negotiated
+DUPACK_THRESHOLD = 3
+
+
+@dataclass(slots=True)
+class TcpConfig:
+    """Per-connection knobs (the socket options of a real stack)."""
+
+    recv_buffer: int = 256 * 1024
+    send_buffer: int = 256 * 1024
+    msl: float = 30.0  # TIME-WAIT lasts 2*MSL = 60 s, as Linux (TCP_TIMEWAIT_LEN)
+    nodelay: bool = False  # TCP_NODELAY: no Nagle
+    maxseg: int | None = None  # TCP_MAXSEG: clamps the MSS advertised and used
+    window_scaling: bool = True
+    timestamps: bool = True
+    sack: bool = True
+    delack_timeout: float = 0.04  # Linux's minimum ATO; RFC 9293 requires < 0.5 s (we keep <= 0.2)
+    initial_rto: float = 1.0  # RFC 6298 §2.1
+    min_rto: float = 0.2  # Linux TCP_RTO_MIN (RFC 6298 says 1 s, "MAY" be less)
+    max_rto: float = 120.0  # Linux TCP_RTO_MAX
+    syn_retries: int = 6  # Linux tcp_syn_retries: 1+2+4+...+64 = 127 s before giving up
+    connect_timeout: float | None = None  # overrides syn_retries when set
+    max_retries: int = 15  # Linux tcp_retries2
+    fin_wait_2_timeout: float = 60.0  # Linux tcp_fin_timeout, after a full close only
+    persist_max: float = 60.0
+    max_ooo_pieces: int = 64
+    congestion: str = "reno"
+
+    def replace(self, **kw: Any) -> TcpConfig:
+        d = asdict(self)
+        d.update(kw)
+        return TcpConfig(**d)
+
+
+# -- events (pulled with next_event) ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Connected:
+    """The handshake completed (ESTABLISHED)."""
+
+
+@dataclass(slots=True)
+class DataReceived:
+    """``n`` more bytes are readable with ``read``."""
+
+    n: int
+
+
+@dataclass(slots=True)
+class EofReceived:
+    """The peer's FIN arrived after all its data: reads return b"" once the buffer is empty."""
+
+
+@dataclass(slots=True)
+class SendSpace:
+    """Acknowledged data left the send buffer: ``free`` bytes may be written."""
+
+    free: int
+
+
+@dataclass(slots=True)
+class ConnectionLost:
+    """The connection is over for the user. ``error`` is None after an orderly close, else a
+    ConnectionRefusedError, ConnectionResetError or TimeoutError instance."""
+
+    error: Exception | None
+
+
+TcbEvent = Connected | DataReceived | EofReceived | SendSpace | ConnectionLost
+
+
+@dataclass(slots=True)
+class TcpStats:
+    segs_in: int = 0
+    segs_out: int = 0
+    bytes_sent: int = 0  # payload bytes sent, retransmissions included
+    bytes_retrans: int = 0
+    bytes_acked: int = 0
+    bytes_received: int = 0  # in-order payload bytes delivered to the receive buffer
+    retransmits: int = 0  # segments retransmitted (RTO, fast retransmit, SYN/FIN)
+    rto_expiries: int = 0
+    fast_retransmits: int = 0
+    dup_acks_in: int = 0
+    ooo_segments: int = 0
+    dup_segments: int = 0
+    unacceptable: int = 0  # failed the RFC 9293 acceptance test
+    paws_drops: int = 0
+    ooo_dropped: int = 0  # out-of-order pieces dropped because the reassembly queue was full
+    zero_window_probes: int = 0
+    window_updates: int = 0
+    challenge_acks: int = 0
+    delayed_acks: int = 0
+
+
+class Tcb:
+    def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
+                 iss: int, now: float, config: TcpConfig | None = None,
+                 adv_mss: int | None = None, path_mtu: int | None = None,
+                 rng: random.Random | None = None,
+                 trace: Callable[[float, str, dict[str, Any]], None] | None = None) -> None:
+        self.config = cfg = config or TcpConfig()
+        self.local_ip = local_ip
+        self.local_port = local_port
+        self.remote_ip = remote_ip
+        self.remote_port = remote_port
+        self.v6 = len(local_ip) == 16
+        self._ip_tcp_hdr = 60 if self.v6 else 40
+        self.trace = trace
+        self.state = S.CLOSED
+        self.created = now
+        self.transitions: list[tuple[float, State, State, str]] = []
+        self.passive = False
+        self.user_closed = False  # close() called: no more reading wanted (orphan in Linux)
+        self.error: Exception | None = None
+        # send sequence variables (RFC 9293 §3.3.1)
+        self.iss = iss & MASK
+        self.snd_una = self.iss
+        self.snd_nxt = self.iss
+        self.snd_max = self.iss
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_sndwnd = 0
+        self.snd_data_una = seq_add(self.iss, 1)  # sequence number of sendbuf.base
+        # receive sequence variables
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_adv = 0  # right edge of the window last advertised (RCV.NXT + RCV.WND)
+        # options
+        mtu_mss = (path_mtu or 1500) - self._ip_tcp_hdr
+        self.adv_mss = min(adv_mss or mtu_mss, cfg.maxseg or 65535)
+        self.path_mss = mtu_mss
+        self.peer_mss = DEFAULT_MSS_V6 if self.v6 else DEFAULT_MSS_V4
+        self.rcv_wscale = self._our_wscale() if cfg.window_scaling else 0
+        self.snd_wscale = 0
+        self.wscale_ok = False
+        self.ts_ok = False
+        self.ts_recent = 0
+        self.last_ack_sent = 0
+        rng = rng or random.Random(iss)
+        self.ts_offset = rng.getrandbits(32)
+        self.sack_ok = False
+        self.snd_mss = self._compute_snd_mss()
+        # buffers, estimators
+        self.sendbuf = SendBuffer(cfg.send_buffer)
+        self.recvbuf = ReceiveBuffer(cfg.recv_buffer, cfg.max_ooo_pieces)
+        self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
+        self.cc = create_congestion(cfg.congestion, self.snd_mss)
+        self._rtt_seq: int | None = None  # Karn: the one timed segment when timestamps are off
+        self._rtt_time = 0.0
+        self.dupacks = 0
+        self.recover: int | None = None  # snd_max when fast recovery started
+        self.retries = 0  # consecutive timeouts without progress
+        # FIN bookkeeping
+        self.fin_queued = False  # user asked to close the sending side
+        self.fin_seq: int | None = None  # sequence number of our FIN once data is all queued
+        self.rcv_fin_off: int | None = None  # stream offset of the peer's FIN once seen
+        self.fin_received = False
+        # timers (absolute deadlines or None)
+        self.rto_at: float | None = None
+        self.persist_at: float | None = None
+        self.persist_backoff = 0
+        self.delack_at: float | None = None
+        self.timewait_at: float | None = None
+        self.finwait2_at: float | None = None
+        self.conn_deadline: float | None = None
+        # output
+        self._ack_now = False
+        self._sws_override = False
+        self._unacked_bytes = 0  # in-order bytes received since the last ACK we sent
+        self.rcv_mss_seen = 0
+        self._out: list[Segment] = []
+        self._events: deque[TcbEvent] = deque()
+        self._lost_reported = False
+        self._sws_override = False
+        self.stats = TcpStats()
+
+    # -- setup helpers -------------------------------------------------------------------------
+    def _our_wscale(self) -> int:
+        shift = 0
+        while (self.config.recv_buffer >> shift) > 0xFFFF and shift < 14:
+            shift += 1
+        return shift
+
+    def _compute_snd_mss(self) -> int:
+        mss = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535)
+        if self.ts_ok:
+            mss -= TS_OPT_LEN
+        return max(mss, 64)
+
+    def set_path_mtu(self, mtu: int) -> None:
+        """Path MTU discovery lowered (or raised) the path MTU: recompute the send MSS."""
+        self.path_mss = mtu - self._ip_tcp_hdr
+        self.snd_mss = self._compute_snd_mss()
+        self.cc.mss = self.snd_mss
+
+    @property
+    def key(self) -> tuple[bytes, int, bytes, int]:
+        return (self.local_ip, self.local_port, self.remote_ip, self.remote_port)
+
+    # -- state changes ----------------------------------------------------------------------------
+    def _move(self, now: float, event: Event, cause: str = "") -> None:
+        old = self.state
+        new = next_state(old, event)
+        self.state = new
+        self.transitions.append((now, old, new, cause or event.value))
+        if self.trace is not None:
+            self.trace(now, "state", {"old": old.value, "new": new.value,
+                                      "cause": cause or event.value})
+        if new is S.TIME_WAIT:
+            self._enter_time_wait(now)
+        elif new is S.CLOSED:
+            self._enter_closed()
+
+    def _enter_time_wait(self, now: float) -> None:
+        self.rto_at = self.persist_at = self.finwait2_at = None
+        self.timewait_at = now + 2 * self.config.msl
+        self._report_lost(None)
+
+    def _enter_closed(self) -> None:
+        self.rto_at = self.persist_at = self.delack_at = None
+        self.timewait_at = self.finwait2_at = self.conn_deadline = None
+        self._report_lost(self.error)
+
+    def _report_lost(self, error: Exception | None) -> None:
+        if not self._lost_reported:
+            self._lost_reported = True
+            self._events.append(ConnectionLost(error))
+
+    def _fail(self, now: float, event: Event, error: Exception | None, cause: str) -> None:
+        self.error = error
+        self.sendbuf.data.clear()
+        self._move(now, event, cause)
+
+    @property
+    def states_entered(self) -> list[str]:
+        """State names in the order entered (the initial CLOSED left out)."""
+        return [t[2].value for t in self.transitions]
+
+    @property
+    def finished(self) -> bool:
+        """The layer may forget this TCB: CLOSED, or a passive one sent back to LISTEN."""
+        return self.state is S.CLOSED or (self.passive and self.state is S.LISTEN
+                                          and len(self.transitions) > 1)
+
+    # -- user calls (RFC 9293 §3.10.1-§3.10.6) -----------------------------------------------------
+    def connect(self, now: float) -> None:
+        """Active OPEN: send a SYN."""
+        self._move(now, Ev.ACTIVE_OPEN)
+        if self.config.connect_timeout is not None:
+            self.conn_deadline = now + self.config.connect_timeout
+        self.output(now)
+
+    @classmethod
+    def accept_syn(cls, seg: SegmentLike, local_ip: bytes, local_port: int, remote_ip: bytes,
+                   remote_port: int, now: float, **kw: Any) -> Tcb:
+        """A listener got a SYN (RFC 9293 §3.10.7.2): a new TCB in SYN-RECEIVED sending SYN,ACK."""
+        tcb = cls(local_ip, local_port, remote_ip, remote_port, now=now, **kw)
+        tcb.passive = True
+        tcb._move(now, Ev.PASSIVE_OPEN)
+        tcb.stats.segs_in += 1
+        tcb._take_syn(seg)
+        tcb.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 §2.2)
+        tcb.max_sndwnd = tcb.snd_wnd
+        tcb.snd_wl1 = seg.seq
+        tcb._move(now, Ev.RCV_SYN)
+        if tcb.config.connect_timeout is not None:
+            tcb.conn_deadline = now + tcb.config.connect_timeout
+        tcb.output(now)
+        return tcb
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer."""
+        if self.fin_queued or self.state not in CAN_SEND and self.state not in (
+                S.SYN_SENT, S.SYN_RECEIVED):
+            raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
+        return self.sendbuf.write(data)
+
+    @property
+    def send_space(self) -> int:
+        return self.sendbuf.free
+
+    def read(self, n: int = -1) -> bytes:
+        """RECEIVE: take up to ``n`` readable bytes (all when n < 0)."""
+        return self.recvbuf.read(n)
+
+    @property
+    def readable(self) -> int:
+        return len(self.recvbuf)
+
+    @property
+    def at_eof(self) -> bool:
+        return self.fin_received and not len(self.recvbuf)
+
+    def close(self, now: float, *, full: bool = False) -> None:
+        """CLOSE (RFC 9293 §3.10.4): send a FIN once the queued data is out.
+
+        ``full=True`` is the socket ``close()`` (no more reading wanted: a FIN-WAIT-2 timeout then
+        applies, as in Linux); ``full=False`` is ``shutdown(SHUT_WR)`` / ``write_eof``.
+        """
+        if full:
+            self.user_closed = True
+        st = self.state
+        if st in (S.LISTEN, S.SYN_SENT):
+            self._fail(now, Ev.CLOSE_UNSYNC, None, "CLOSE before synchronised")
+            return
+        if self.fin_queued:
+            if full and st is S.FIN_WAIT_2:
+                self.finwait2_at = now + self.config.fin_wait_2_timeout
+            return
+        if st in (S.SYN_RECEIVED, S.ESTABLISHED) or st is S.CLOSE_WAIT:
+            self.fin_queued = True
+            self._move(now, Ev.CLOSE)
+        else:
+            return  # CLOSED, TIME-WAIT, ...: "connection closing", nothing to do
+        self.fin_seq = seq_add(self.snd_data_una, len(self.sendbuf))
+        self.output(now)
+
+    def abort(self, now: float, error: Exception | None = None) -> None:
+        """ABORT (RFC 9293 §3.10.5): RST to the peer from a synchronised state, then CLOSED."""
+        st = self.state
+        if st is S.CLOSED:
+            return
+        if st in (S.SYN_RECEIVED, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT):
+            self._emit_rst(self.snd_max, None)
+        self._fail(now, Ev.ABORT, error, "ABORT")
+
+    # -- driver calls -----------------------------------------------------------------------------
+    def segments_to_send(self) -> list[Segment]:
+        out = self._out
+        self._out = []
+        return out
+
+    def next_event(self) -> TcbEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        t = None
+        for d in (self.rto_at, self.persist_at, self.delack_at, self.timewait_at,
+                  self.finwait2_at, self.conn_deadline):
+            if d is not None and (t is None or d < t):
+                t = d
+        return t
+
+    def handle_timer(self, now: float) -> None:
+        if self.state is S.CLOSED:
+            return
+        if self.timewait_at is not None and now >= self.timewait_at:
+            self.timewait_at = None
+            self._move(now, Ev.TIMEOUT_2MSL)
+            return
+        if self.conn_deadline is not None and now >= self.conn_deadline:
+            self.conn_deadline = None
+            if self.state in (S.SYN_SENT, S.SYN_RECEIVED):
+                self._fail(now, Ev.TIMEOUT, TimeoutError("TCP connect timed out"),
+                           "connect timeout")
+                return
+        if self.finwait2_at is not None and now >= self.finwait2_at:
+            self.finwait2_at = None
+            if self.state is S.FIN_WAIT_2:
+                self._fail(now, Ev.TIMEOUT, None, "FIN-WAIT-2 timeout")
+                return
+        if self.rto_at is not None and now >= self.rto_at:
+            self.rto_at = None
+            self._on_rto(now)
+            if self.state is S.CLOSED:
+                return
+        if self.persist_at is not None and now >= self.persist_at:
+            self.persist_at = None
+            self._on_persist(now)
+        if self.delack_at is not None and now >= self.delack_at:
+            self.delack_at = None
+            self._ack_now = True
+            self.stats.delayed_acks += 1
+        self.output(now)
+
+    # -- timers -----------------------------------------------------------------------------------
+    def _on_rto(self, now: float) -> None:
+        """RFC 6298 §5.4-5.7 plus SYN/FIN retransmission and giving up (Linux tcp_retries)."""
+        if self.snd_una == self.snd_max:
+            return
+        self.retries += 1
+        syn_phase = self.state in (S.SYN_SENT, S.SYN_RECEIVED)
+        limit = self.config.syn_retries if syn_phase else self.config.max_retries
+        if self.retries > limit:
+            if syn_phase and self.config.connect_timeout is None:
+                self._fail(now, Ev.TIMEOUT, TimeoutError("TCP connect timed out"),
+                           f"SYN not answered after {limit} retransmissions")
+            elif not syn_phase:
+                self._emit_rst(self.snd_max, None)
+                self._fail(now, Ev.TIMEOUT, TimeoutError("TCP retransmissions timed out"),
+                           f"{limit} retransmissions without an ACK")
+                return
+            if self.state is S.CLOSED:
+                return
+        self.stats.rto_expiries += 1
+        self.rtt.on_timeout()
+        flight = seq_sub(self.snd_max, self.snd_una)
+        self.cc.on_rto(flight, now)
+        self.recover = None
+        self.dupacks = 0
+        self._rtt_seq = None  # Karn: never time a retransmitted segment
+        if self.trace is not None:
+            self.trace(now, "rto", {"rto": round(self.rtt.rto, 6), "snd_una": self.snd_una,
+                                    "retries": self.retries})
+        self.snd_nxt = self.snd_una  # go back N: output() resends from SND.UNA
+
+    def _on_persist(self, now: float) -> None:
+        """Zero-window probe (RFC 9293 §3.8.6.1): one byte beyond the window, with backoff.
+        With a small but open window the same timer is the sender's SWS override."""
+        if self.snd_wnd > 0:
+            self._sws_override = True
+            return
+        self.stats.zero_window_probes += 1
+        self.persist_backoff += 1
+        off = seq_sub(self.snd_una, self.snd_data_una)
+        if off < len(self.sendbuf):
+            payload = self.sendbuf.peek(off, 1)
+            seq = self.snd_una
+            if self.snd_nxt == self.snd_una:
+                self.snd_nxt = seq_add(self.snd_nxt, 1)
+                if seq_gt(self.snd_nxt, self.snd_max):
+                    self.snd_max = self.snd_nxt
+            self._emit(self.snd_una if seq == self.snd_una else seq, ACK, payload, now)
+        self._arm_persist(now)
+
+    def _arm_persist(self, now: float) -> None:
+        t = min(self.config.persist_max, self.rtt.base_rto * (1 << min(self.persist_backoff, 16)))
+        self.persist_at = now + t
+
+    # -- segment arrival (RFC 9293 §3.10.7) -------------------------------------------------------
+    def receive(self, seg: SegmentLike, now: float) -> None:
+        self.stats.segs_in += 1
+        st = self.state
+        if st is S.CLOSED or st is S.LISTEN:
+            return
+        if st is S.SYN_SENT:
+            self._rcv_syn_sent(seg, now)
+        else:
+            self._rcv_synchronized(seg, now)
+        if self.state is not S.CLOSED:
+            self.output(now)
+
+    def _take_syn(self, seg: SegmentLike) -> None:
+        """Record the peer's SYN: IRS, RCV.NXT and the options it offers (RFC 9293 §3.7.1,
+        RFC 7323 §2.2/§3.2, RFC 2018)."""
+        cfg = self.config
+        self.irs = seg.seq
+        self.rcv_nxt = seq_add(seg.seq, 1)
+        self.rcv_adv = seq_add(self.rcv_nxt, min(self.recvbuf.free, 0xFFFF))  # as our SYN says
+        self.recvbuf.nxt = 0
+        mss = seg.mss()
+        if mss is not None:
+            self.peer_mss = mss
+        ws = seg.wscale()
+        if ws is not None and cfg.window_scaling:
+            self.wscale_ok = True
+            self.snd_wscale = min(ws, 14)  # RFC 7323 §2.3: larger values are taken as 14
+        else:
+            self.wscale_ok = False
+            self.snd_wscale = 0
+            self.rcv_wscale = 0
+        ts = seg.timestamps()
+        if ts is not None and cfg.timestamps:
+            self.ts_ok = True
+            self.ts_recent = ts[0]
+        else:
+            self.ts_ok = False
+        self.sack_ok = bool(cfg.sack and seg.sack_permitted())
+        self.snd_mss = self._compute_snd_mss()
+        self.cc.set_mss(self.snd_mss)
+
+    def _rcv_syn_sent(self, seg: SegmentLike, now: float) -> None:
+        flags = seg.flags
+        ack_ok = False
+        if flags & ACK:  # first check the ACK bit
+            if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
+                if not flags & RST:
+                    self._emit_rst(seg.ack, None)
+                return
+            ack_ok = True  # SND.UNA (= ISS) < SEG.ACK =< SND.NXT
+        if flags & RST:  # second check the RST bit
+            if ack_ok:
+                self._fail(now, Ev.RCV_RST, ConnectionRefusedError("TCP connection refused"),
+                           "RST in SYN-SENT")
+            return
+        if not flags & SYN:  # fourth check the SYN bit; neither SYN nor RST: drop
+            return
+        self._take_syn(seg)
+        if ack_ok:
+            self._ack_advance(seg.ack, seg, now)
+        if seq_gt(self.snd_una, self.iss):  # our SYN has been ACKed
+            self.snd_wnd = seg.window
+            self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = seg.ack
+            self._move(now, Ev.RCV_SYN_ACK)
+            self._established(now)
+            self._ack_now = True
+            # data or FIN on a SYN,ACK: continue at the sixth step
+            payload = seg.payload
+            if payload or flags & FIN:
+                self._process_text(seq_add(seg.seq, 1), payload, bool(flags & FIN), now)
+        else:  # simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>
+            self.snd_wnd = seg.window
+            self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
+            self.snd_wl1 = seg.seq
+            self._move(now, Ev.RCV_SYN, "simultaneous open")
+            self.snd_nxt = self.iss
+            self._rtt_seq = None
+
+    def _established(self, now: float) -> None:
+        self.conn_deadline = None
+        self.retries = 0
+        self._events.append(Connected())
+
+    def _acceptable(self, seq: int, seg_len: int, rcv_wnd: int) -> bool:
+        """The segment acceptance test (RFC 9293 §3.10.7.4, first check)."""
+        rcv_nxt = self.rcv_nxt
+        if seg_len == 0:
+            if rcv_wnd == 0:
+                return seq == rcv_nxt
+            return seq_le(rcv_nxt, seq) and seq_lt(seq, seq_add(rcv_nxt, rcv_wnd))
+        if rcv_wnd == 0:
+            return False
+        end = seq_add(rcv_nxt, rcv_wnd)
+        last = seq_add(seq, seg_len - 1)
+        return (seq_le(rcv_nxt, seq) and seq_lt(seq, end)) or (
+            seq_le(rcv_nxt, last) and seq_lt(last, end))
+
+    def _rcv_synchronized(self, seg: SegmentLike, now: float) -> None:
+        flags = seg.flags
+        seq = seg.seq
+        payload = seg.payload
+        plen = len(payload)
+        st = self.state
+        syn = flags & SYN != 0
+        fin = flags & FIN != 0
+        seg_len = plen + syn + fin
+        ts = seg.timestamps() if self.ts_ok else None
+
+        # TIME-WAIT: a retransmitted FIN is ACKed again and restarts 2*MSL (RFC 9293 §3.10.7.4,
+        # eighth check; the FIN is a duplicate so it would fail the acceptance test otherwise).
+        if st is S.TIME_WAIT and fin and not flags & RST and seq_add(seq, seg_len) == self.rcv_nxt:
+            self.timewait_at = now + 2 * self.config.msl
+            self._ack_now = True
+            return
+
+        # PAWS (RFC 7323 §5.3): an old timestamp marks an old duplicate.
+        if ts is not None and not flags & RST and seq_lt(ts[0], self.ts_recent):
+            self.stats.paws_drops += 1
+            self._ack_now = True
+            return
+
+        # first check sequence number: the acceptance table
+        rcv_wnd = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+        if not self._acceptable(seq, seg_len, rcv_wnd):
+            self.stats.unacceptable += 1
+            if st is S.SYN_RECEIVED and syn and seq == self.irs and not flags & RST:
+                self.snd_nxt = self.iss  # the peer did not get our SYN,ACK: send it again now
+                return
+            if not flags & RST:
+                self._ack_now = True
+            return
+
+        # RFC 7323 §4.3: remember the timestamp to echo
+        if ts is not None and seq_le(seq, self.last_ack_sent) and seq_ge(ts[0], self.ts_recent):
+            self.ts_recent = ts[0]
+
+        # second check the RST bit (with RFC 5961 §3.2: only an exact RCV.NXT match resets)
+        if flags & RST:
+            if seq != self.rcv_nxt:
+                self.stats.challenge_acks += 1
+                self._ack_now = True
+                return
+            if st is S.SYN_RECEIVED:
+                if self.passive:
+                    self._fail(now, Ev.RCV_RST_PASSIVE, None, "RST in SYN-RECEIVED")
+                    self._enter_closed()
+                else:
+                    self._fail(now, Ev.RCV_RST, ConnectionRefusedError("TCP connection refused"),
+                               "RST in SYN-RECEIVED")
+            elif st in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT):
+                self._fail(now, Ev.RCV_RST, ConnectionResetError("TCP connection reset by peer"),
+                           f"RST in {st}")
+            else:  # CLOSING, LAST-ACK, TIME-WAIT
+                self._fail(now, Ev.RCV_RST, None, f"RST in {st}")
+            return
+
+        # trim to the window: keep only the new bytes (duplicates and overlaps)
+        if seq_lt(seq, self.rcv_nxt):
+            drop = seq_sub(self.rcv_nxt, seq)
+            if syn:
+                syn = False
+                drop -= 1
+                seq = seq_add(seq, 1)
+            if drop >= plen:
+                if drop > plen:
+                    fin = False  # the FIN too was seen before
+                payload = b""
+                if plen:
+                    self.stats.dup_segments += 1
+            else:
+                payload = memoryview(payload)[drop:]
+            seq = seq_add(seq, drop)
+            plen = len(payload)
+        right = seq_add(self.rcv_nxt, rcv_wnd)
+        if plen and seq_gt(seq_add(seq, plen), right):
+            keep = max(0, seq_sub(right, seq))
+            payload = memoryview(payload)[:keep]
+            plen = keep
+            fin = False
+
+        # fourth check the SYN bit (RFC 9293 with RFC 5961 §4: challenge ACK)
+        if syn:
+            if st is S.SYN_RECEIVED and self.passive:
+                self._fail(now, Ev.RCV_RST_PASSIVE, None, "SYN in SYN-RECEIVED")
+                self._enter_closed()
+                return
+            self.stats.challenge_acks += 1
+            self._ack_now = True
+            return
+
+        # fifth check the ACK field
+        if not flags & ACK:
+            return
+        ack = seg.ack
+        if st is S.SYN_RECEIVED:
+            if seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max):
+                self.snd_wnd = seg.window << self.snd_wscale
+                self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
+                self.snd_wl1 = seg.seq
+                self.snd_wl2 = ack
+                self._move(now, Ev.RCV_ACK_OF_SYN)
+                self._established(now)
+                st = self.state
+            else:
+                self._emit_rst(ack, None)
+                return
+        if seq_gt(ack, self.snd_max):  # ACKs something not yet sent
+            self._ack_now = True
+            return
+        if seq_lt(ack, seq_sub(self.snd_una, self.max_sndwnd) & MASK):  # RFC 5961 §5.2
+            self._ack_now = True
+            return
+        old_una = self.snd_una
+        wnd = seg.window << self.snd_wscale
+        if seq_gt(ack, old_una):
+            self._ack_advance(ack, seg, now)
+        elif (ack == old_una and plen == 0 and not fin and self.snd_max != old_una
+              and wnd == self.snd_wnd):
+            self._on_dupack(now)
+        # window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK))
+        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
+            if wnd != self.snd_wnd and self.trace is not None:
+                self.trace(now, "window", {"snd_wnd": wnd})
+            self.snd_wnd = wnd
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = ack
+            if wnd > self.max_sndwnd:
+                self.max_sndwnd = wnd
+            if wnd > 0 and self.persist_at is not None:
+                self.persist_at = None
+                self.persist_backoff = 0
+                self.snd_nxt = self.snd_una  # what went beyond the closed window was dropped
+
+        fin_acked = self.fin_seq is not None and self.snd_una == seq_add(self.fin_seq, 1)
+        if st is S.FIN_WAIT_1 and fin_acked:
+            self._move(now, Ev.RCV_ACK_OF_FIN)
+            st = self.state
+            if self.user_closed:
+                self.finwait2_at = now + self.config.fin_wait_2_timeout
+                self._report_lost(None)
+        elif st is S.CLOSING or st is S.LAST_ACK:
+            if fin_acked:
+                self._move(now, Ev.RCV_ACK_OF_FIN)
+            return
+
+        # sixth (URG: not supported, the pointer is ignored), seventh and eighth checks
+        if plen or fin:
+            self._process_text(seq, payload, fin, now)
+
+    def _process_text(self, seq: int, payload: Any, fin: bool, now: float) -> None:
+        """Seventh (segment text) and eighth (FIN) checks, with out-of-order reassembly."""
+        st = self.state
+        plen = len(payload)
+        off = self.recvbuf.nxt + seq_sub(seq, self.rcv_nxt)
+        if plen and st in CAN_RECEIVE and (self.rcv_fin_off is None
+                                           or off + plen <= self.rcv_fin_off):
+            if plen > self.rcv_mss_seen:
+                self.rcv_mss_seen = plen
+            had_holes = self.recvbuf.ooo_bytes > 0
+            got = self.recvbuf.insert(off, payload)
+            if got is None:
+                self.stats.ooo_dropped += 1
+                self._ack_now = True
+            elif got > 0:
+                self.rcv_nxt = seq_add(self.rcv_nxt, got)
+                self.stats.bytes_received += got
+                self._events.append(DataReceived(got))
+                self._unacked_bytes += got
+                if had_holes or self._unacked_bytes >= 2 * max(self.rcv_mss_seen, 1):
+                    self._ack_now = True  # filled a hole / every second full segment
+                elif self.delack_at is None:
+                    self.delack_at = now + self.config.delack_timeout
+            else:
+                self.stats.ooo_segments += 1
+                self._ack_now = True  # out of order: immediate duplicate ACK (RFC 5681 §4.2)
+        if fin and self.rcv_fin_off is None:
+            self.rcv_fin_off = off + plen
+        if self.rcv_fin_off is not None and not self.fin_received \
+                and self.recvbuf.nxt == self.rcv_fin_off:
+            self._rcv_fin(now)
+
+    def _rcv_fin(self, now: float) -> None:
+        self.fin_received = True
+        self.rcv_nxt = seq_add(self.rcv_nxt, 1)
+        self._ack_now = True
+        self._events.append(EofReceived())
+        st = self.state
+        if st in (S.SYN_RECEIVED, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2):
+            self._move(now, Ev.RCV_FIN)
+
+    def _ack_advance(self, ack: int, seg: SegmentLike, now: float) -> None:
+        """SND.UNA < SEG.ACK =< SND.MAX: free acknowledged data, take an RTT sample, restart
+        the retransmission timer (RFC 6298 §5.3)."""
+        flight = seq_sub(self.snd_max, self.snd_una)
+        n = seq_sub(ack, self.snd_data_una)
+        if n > 0:
+            n = min(n, len(self.sendbuf))
+            self.sendbuf.ack(n)
+            self.snd_data_una = seq_add(self.snd_data_una, n)
+            self.stats.bytes_acked += n
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        sample = None
+        ts = seg.timestamps() if self.ts_ok else None
+        if ts is not None and ts[1]:
+            sample = ((self._ts_clock(now) - ts[1]) & MASK) / 1000.0
+        elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
+            sample = now - self._rtt_time
+            self._rtt_seq = None
+        if sample is not None and sample < 3600:
+            self.rtt.update(sample)
+        self.rtt.on_new_ack()
+        self.retries = 0
+        if self.recover is not None:  # plain Reno: any new ACK ends fast recovery
+            self.cc.on_recovery_end(now)
+            self.recover = None
+        else:
+            self.cc.on_ack(max(n, 0), flight, now, sample)
+        self.dupacks = 0
+        self.rto_at = None if ack == self.snd_max else now + self.rtt.rto
+        if n > 0:
+            self._events.append(SendSpace(self.sendbuf.free))
+
+    def _on_dupack(self, now: float) -> None:
+        self.dupacks += 1
+        self.stats.dup_acks_in += 1
+        flight = seq_sub(self.snd_max, self.snd_una)
+        if self.dupacks == DUPACK_THRESHOLD and self.recover is None:
+            self.recover = self.snd_max
+            self.cc.on_fast_retransmit(flight, now)
+            self.stats.fast_retransmits += 1
+            self._retransmit_head(now, "fast retransmit")
+            self.rto_at = now + self.rtt.rto
+        elif self.dupacks > DUPACK_THRESHOLD:
+            self.cc.on_duplicate_ack(self.dupacks, flight, now)
+
+    def _retransmit_head(self, now: float, why: str) -> None:
+        off = seq_sub(self.snd_una, self.snd_data_una)
+        n = min(self.snd_mss, len(self.sendbuf) - off) if off >= 0 else 0
+        flags = ACK
+        if n <= 0:
+            n = 0
+            if self.fin_seq is not None and self.snd_una == self.fin_seq:
+                flags |= FIN
+            else:
+                return
+        elif self.fin_seq is not None and seq_add(self.snd_una, n) == self.fin_seq \
+                and seq_gt(self.snd_max, self.fin_seq):
+            flags |= FIN
+        payload = self.sendbuf.peek(off, n) if n else b""
+        self.stats.retransmits += 1
+        self.stats.bytes_retrans += n
+        if self.trace is not None:
+            self.trace(now, "retransmit", {"seq": self.snd_una, "len": n, "why": why})
+        self._emit(self.snd_una, flags, payload, now)
+
+    # -- output -----------------------------------------------------------------------------------
+    def _ts_clock(self, now: float) -> int:
+        return (int(now * 1000) + self.ts_offset) & MASK
+
+    def _window_candidate(self) -> tuple[int, int | None]:
+        """(current window, a larger one to offer or None), from free buffer space with
+        receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only by
+        min(buffer/2, MSS) or more, and never moves left."""
+        cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+        shift = self.rcv_wscale
+        cand = min(self.recvbuf.free, 0xFFFF << shift) >> shift << shift
+        if cand > cur and cand - cur >= min(self.recvbuf.capacity // 2, self.adv_mss):
+            return cur, cand
+        return cur, None
+
+    def _window_field(self) -> int:
+        cur, cand = self._window_candidate()
+        if cand is not None:
+            cur = cand
+        shift = self.rcv_wscale
+        field = min(0xFFFF, (cur + (1 << shift) - 1) >> shift)  # round up: never shrink (Linux)
+        self.rcv_adv = seq_add(self.rcv_nxt, field << shift)
+        return field
+
+    def _emit(self, seq: int, flags: int, payload: bytes, now: float) -> None:
+        """Build one segment carrying ACK/window/timestamps; account for it."""
+        syn = flags & SYN
+        if syn:
+            window = min(self.recvbuf.free, 0xFFFF)
+            if seq_gt(seq_add(self.rcv_nxt, window), self.rcv_adv) or not flags & ACK:
+                self.rcv_adv = seq_add(self.rcv_nxt, window)
+        else:
+            window = self._window_field()
+        ack = self.rcv_nxt if flags & ACK else 0
+        ts = None
+        if self.ts_ok or (syn and not flags & ACK and self.config.timestamps):
+            ts = (self._ts_clock(now), self.ts_recent if flags & ACK else 0)
+        if syn:
+            active = not flags & ACK
+            seg = Segment(seq, ack, flags, window, payload, mss=self.adv_mss,
+                          wscale=(self.rcv_wscale if (active and self.config.window_scaling)
+                                  or self.wscale_ok else None),
+                          sack_perm=(self.config.sack if active else self.sack_ok), ts=ts)
+        else:
+            seg = Segment(seq, ack, flags, window, payload, ts=ts)
+        if flags & ACK:
+            self.last_ack_sent = self.rcv_nxt
+            self._ack_now = False
+            self.delack_at = None
+            self._unacked_bytes = 0
+        self.stats.segs_out += 1
+        self.stats.bytes_sent += len(payload)
+        self._out.append(seg)
+
+    def _emit_rst(self, seq: int, ack: int | None) -> None:
+        flags = RST | (ACK if ack is not None else 0)
+        self.stats.segs_out += 1
+        self._out.append(Segment(seq & MASK, (ack or 0) & MASK, flags, 0))
+
+    def output(self, now: float) -> None:
+        """Send whatever the state, the windows, Nagle and pending ACKs allow."""
+        st = self.state
+        if st is S.CLOSED or st is S.LISTEN:
+            return
+        sent_ack = False
+        # SYN (first transmission or retransmission after SND.NXT went back to ISS)
+        if self.snd_nxt == self.iss and self.snd_una == self.iss:
+            if st is S.SYN_SENT:
+                flags = SYN
+            else:
+                flags = SYN | ACK
+            retrans = seq_gt(self.snd_max, self.iss)
+            if retrans:
+                self.stats.retransmits += 1
+                if self.trace is not None:
+                    self.trace(now, "retransmit", {"seq": self.iss, "len": 0, "why": "SYN"})
+            elif self._rtt_seq is None:
+                self._rtt_seq = seq_add(self.iss, 1)
+                self._rtt_time = now
+            self._emit(self.iss, flags, b"", now)
+            self.snd_nxt = seq_add(self.iss, 1)
+            if seq_gt(self.snd_nxt, self.snd_max):
+                self.snd_max = self.snd_nxt
+            if self.rto_at is None:
+                self.rto_at = now + self.rtt.rto
+            return
+        if st in (S.SYN_SENT, S.TIME_WAIT) or seq_le(self.snd_una, self.iss):
+            if self._ack_now and st is not S.SYN_SENT:
+                self._emit(self.snd_nxt, ACK, b"", now)
+            return
+
+        if st is not S.FIN_WAIT_2:
+            sent_ack = self._output_data(now)
+        if not self._ack_now and not sent_ack and self._window_update_due():
+            self._ack_now = True
+            self.stats.window_updates += 1
+        if self._ack_now and not sent_ack:
+            self._emit(self.snd_nxt, ACK, b"", now)
+        # timers: retransmission while something is in flight and the window is open; the
+        # persist timer when the peer's window is zero and we have something to send
+        unsent = len(self.sendbuf) - seq_sub(self.snd_nxt, self.snd_data_una)
+        if self.snd_wnd == 0 and len(self.sendbuf) > 0:
+            self.rto_at = None  # zero window: probe instead of timing out
+            if self.persist_at is None:
+                self._arm_persist(now)
+        elif self.snd_una != self.snd_max:
+            self.persist_at = None
+            if self.rto_at is None:
+                self.rto_at = now + self.rtt.rto
+        elif unsent > 0:
+            self.rto_at = None
+            if self.persist_at is None:
+                self._arm_persist(now)  # SWS override timer: small window, nothing in flight
+        else:
+            self.rto_at = self.persist_at = None
+
+    def _window_update_due(self) -> bool:
+        """After the application read: advertise the larger window when it opens from below one
+        MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2)."""
+        cur, cand = self._window_candidate()
+        return cand is not None and (cur < self.adv_mss or cand >= 2 * cur)
+
+    def _output_data(self, now: float) -> bool:
+        """Segmentise queued data (and our FIN); returns True if an ACK went out."""
+        sent_ack = False
+        mss = self.snd_mss
+        sendbuf = self.sendbuf
+        total = len(sendbuf)
+        fin_seq = self.fin_seq
+        while True:
+            off = seq_sub(self.snd_nxt, self.snd_data_una)
+            avail = total - off
+            in_flight = seq_sub(self.snd_nxt, self.snd_una)
+            usable = min(self.snd_wnd, self.cc.cwnd) - in_flight
+            n = min(mss, avail, usable)
+            send_fin = False
+            if n <= 0:
+                n = 0
+                if not (fin_seq is not None and self.snd_nxt == fin_seq):
+                    break
+                send_fin = True
+            else:
+                if n < mss and n < avail and not self._sws_override:
+                    if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
+                        break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
+                elif n < mss and n == avail and not self.config.nodelay and in_flight > 0 \
+                        and fin_seq is None:
+                    break  # Nagle (RFC 9293 §3.7.4): wait for the ACK of outstanding data
+                if fin_seq is not None and seq_add(self.snd_nxt, n) == fin_seq:
+                    send_fin = True
+            seq = self.snd_nxt
+            retrans = seq_lt(seq, self.snd_max)
+            flags = ACK
+            if n and n == avail:
+                flags |= PSH
+            if send_fin:
+                flags |= FIN
+            payload = sendbuf.peek(off, n) if n else b""
+            if retrans:
+                self.stats.retransmits += 1
+                self.stats.bytes_retrans += n
+                if self.trace is not None:
+                    self.trace(now, "retransmit", {"seq": seq, "len": n, "why": "rto"})
+            elif n and self._rtt_seq is None and not self.ts_ok:
+                self._rtt_seq = seq_add(seq, n)
+                self._rtt_time = now
+            self._emit(seq, flags, payload, now)
+            sent_ack = True
+            self.snd_nxt = seq_add(seq, n + (1 if send_fin else 0))
+            if seq_gt(self.snd_nxt, self.snd_max):
+                self.snd_max = self.snd_nxt
+            if self.rto_at is None:
+                self.rto_at = now + self.rtt.rto
+            if send_fin:
+                break
+        self._sws_override = False
+        return sent_ack
+
+    # -- introspection ----------------------------------------------------------------------------
+    def tcp_info(self) -> dict[str, Any]:
+        """A ``struct tcp_info``-like snapshot (times in seconds)."""
+        return {
+            "state": self.state.value,
+            "rto": self.rtt.rto,
+            "srtt": self.rtt.srtt,
+            "rttvar": self.rtt.rttvar,
+            "snd_mss": self.snd_mss,
+            "rcv_mss": self.adv_mss,
+            "snd_wscale": self.snd_wscale,
+            "rcv_wscale": self.rcv_wscale,
+            "timestamps": self.ts_ok,
+            "sack": self.sack_ok,
+            "cwnd": self.cc.cwnd,
+            "ssthresh": self.cc.ssthresh,
+            "congestion": self.cc.name,
+            "snd_wnd": self.snd_wnd,
+            "rcv_wnd": max(0, seq_sub(self.rcv_adv, self.rcv_nxt)),
+            "unacked": seq_sub(self.snd_max, self.snd_una),
+            "send_queue": len(self.sendbuf),
+            "recv_queue": len(self.recvbuf),
+            "retries": self.retries,
+            **asdict(self.stats),
+        }
+
+
+__all__ = ["Connected", "ConnectionLost", "DataReceived", "EofReceived", "SendSpace", "Tcb",
+           "TcbEvent", "TcpConfig", "TcpStats", "field"]
