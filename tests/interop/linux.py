@@ -157,3 +157,27 @@ def open_tap(ns: Netns, dev: str = "tap0", *, ipv4: str | None = "10.211.0.1/24"
     if ipv6:
         ns.run("ip", "addr", "add", ipv6, "dev", dev, "nodad")
     return tap
+
+
+def tshark_problems(pcap: str, timeout: float = 30.0) -> list[str]:
+    """Lines tshark flags in ``pcap``: malformed packets and bad checksums (checks enabled)."""
+    prefs = []
+    for proto in ("ip", "tcp", "udp"):  # ICMP checksums are always verified
+        prefs += ["-o", f"{proto}.check_checksum:TRUE"]
+    checks = " || ".join(f"{p}.checksum.status == 0" for p in ("ip", "tcp", "udp", "icmp",
+                                                                "icmpv6"))
+    r = subprocess.run(["tshark", "-n", "-r", pcap, *prefs, "-Y", f"_ws.malformed || {checks}"],
+                       capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError(f"tshark could not read {pcap}: {r.stderr.strip()}")
+    return [ln for ln in r.stdout.splitlines() if ln.strip()]
+
+
+def tshark_lines(pcap: str, display_filter: str = "", timeout: float = 30.0) -> list[str]:
+    argv = ["tshark", "-n", "-r", pcap]
+    if display_filter:
+        argv += ["-Y", display_filter]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError(f"tshark could not read {pcap}: {r.stderr.strip()}")
+    return [ln for ln in r.stdout.splitlines() if ln.strip()]
