@@ -261,6 +261,12 @@ def _peer(writer: Any) -> str:
 
 
 def tcp_service(kind: str, port: int, log: ConnLog) -> Any:
+    http: Any = None
+    if kind == "http":
+        from stacklab.apps.http import HttpServer
+
+        http = HttpServer()
+
     async def handler(reader: Any, writer: Any) -> None:
         peer = _peer(writer)
         started = time.monotonic()
@@ -292,19 +298,8 @@ def tcp_service(kind: str, port: int, log: ConnLog) -> Any:
                     line_no += 1
                     await writer.drain()
             elif kind == "http":
-                head = b""
-                while b"\r\n\r\n" not in head and len(head) < 65536:
-                    data = await reader.read(4096)
-                    if not data:
-                        break
-                    rx += len(data)
-                    head += data
-                body = b"hello from stacklab\n"
-                resp = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
-                        + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
-                writer.write(resp)
-                tx += len(resp)
-                await writer.drain()
+                await http.handle(reader, writer)
+                rx, tx = -1, -1  # the HTTP server does its own I/O; see its counters
         except (ConnectionError, OSError) as exc:
             outcome = f"error: {exc}"
         finally:
@@ -312,7 +307,8 @@ def tcp_service(kind: str, port: int, log: ConnLog) -> Any:
                 writer.close()
             except Exception:
                 pass
-            log.line(f"tcp {kind}:{port} {peer} {outcome} rx={rx} tx={tx} "
+            counts = f" rx={rx} tx={tx}" if rx >= 0 else ""
+            log.line(f"tcp {kind}:{port} {peer} {outcome}{counts} "
                      f"{time.monotonic() - started:.3f}s")
     return handler
 
