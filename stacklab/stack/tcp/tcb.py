@@ -590,13 +590,22 @@ class Tcb:
             self._ack_now = True
             return
 
+        # SYN-RECEIVED and the peer's SYN again: alone, it lost our SYN,ACK (send it again now,
+        # as Linux does); with an ACK it is the SYN,ACK of a simultaneous open, whose SYN we
+        # already have: strip it and let the ACK complete the handshake.
+        if st is S.SYN_RECEIVED and syn and seq == self.irs and not flags & RST:
+            if not flags & ACK:
+                self.stats.unacceptable += 1
+                self.snd_nxt = self.iss
+                return
+            syn = False
+            seq = seq_add(seq, 1)
+            seg_len -= 1
+
         # first check sequence number: the acceptance table
         rcv_wnd = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
         if not self._acceptable(seq, seg_len, rcv_wnd):
             self.stats.unacceptable += 1
-            if st is S.SYN_RECEIVED and syn and seq == self.irs and not flags & RST:
-                self.snd_nxt = self.iss  # the peer did not get our SYN,ACK: send it again now
-                return
             if not flags & RST:
                 self._ack_now = True
             return
