@@ -47,7 +47,7 @@ class SimulationTimeout(TimeoutError):
     """``run(coro, until=...)`` reached ``until`` before the coroutine finished."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Segment:
     """One L2 broadcast domain (a point-to-point link, or switches and what hangs off them)."""
 
