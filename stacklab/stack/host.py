@@ -1,0 +1,569 @@
+"""A host: interfaces, addresses, neighbour caches, routing table, IP, ICMP, UDP — sans-IO.
+
+The Host is a :class:`~stacklab.stack.node.Node`: the driver hands it frames
+(``receive_frame(ifindex, frame, now)``), drains ``frames_to_send()``, and calls
+``handle_timer(now)`` at ``get_timer()``. Everything the host owns (ARP/NDP caches, routes,
+fragment stores, sockets) lives on the instance; two hosts never share state.
+
+Hooks for transports (TCP plugs in here; see docs/DESIGN.md "Host hooks"):
+
+* ``register_protocol(proto, handler)`` — ``handler(src, dst, payload, now, info)`` for each
+  delivered (reassembled) datagram of IP protocol ``proto``; ``info`` is an
+  :class:`RxInfo` (``family ifindex ttl tos bcast packet fragmented``);
+* ``register_icmp_error(proto, handler)`` — ``handler(now, kind, code, mtu, quoted_src,
+  quoted_dst, quoted_l4)`` for ICMP/ICMPv6 errors quoting ``proto``;
+* ``ip_send(src, dst, proto, payload, now, *, df=None, ttl=None) -> errno | None``;
+* ``source_address_for(dst)``, ``path_mtu(dst)``, ``learn_path_mtu(dst, mtu, now)``;
+* ``add_timer_source(obj)`` — ``obj.get_timer()`` / ``obj.handle_timer(now)`` are folded into
+  the host's own timers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stacklab.trace.events import Tracer
+from stacklab.wire.addr import ip_str
+from stacklab.wire.errors import MalformedPacket
+from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView
+
+from .arp import ArpResolver, arp_receive, gratuitous_arp
+from .icmp import UNREACHABLE, Icmp
+from .ipv4 import Ipv4, RxInfo
+from .ipv6 import MIN_MTU, Ipv6, is_link_local, solicited_node
+from .ndp import ALL_NODES, ALL_ROUTERS, Ndp, NdResolver, eui64_address
+from .neighbor import NeighborCache
+from .node import Node, Port
+from .route import CONNECTED, Route, RoutingTable, parse_prefix
+from .udp import Udp
+
+__all__ = ["Host", "Interface", "RxInfo"]
+
+BROADCAST = b"\xff" * 6
+
+
+@dataclass(slots=True)
+class Addr6:
+    addr: bytes
+    plen: int
+    state: str = "tentative"  # tentative (usable: optimistic DAD) | preferred | duplicate
+
+
+class Interface:
+    """One interface of a host: its port (MAC, MTU) plus addresses and neighbour caches."""
+
+    def __init__(self, host: Host, port: Port) -> None:
+        self.host = host
+        self.port = port
+        self.index = port.index
+        self.name = port.name
+        self.mac = port.mac
+        self.v4: list[tuple[bytes, int]] = []
+        self.v6: list[Addr6] = []
+        self.bcast4: set[bytes] = set()
+        self.groups6: set[bytes] = {ALL_NODES}
+        self.ra_mtu: int | None = None
+        self.link_local: bytes | None = None
+        trace = host.trace if host.tracer is not None else None
+        self.arp = NeighborCache(ArpResolver(host, self), host.rng, counters=host.counters,
+                                 layer="arp", trace=trace)
+        self.nd = NeighborCache(NdResolver(host, self), host.rng, counters=host.counters,
+                                layer="ndp", trace=trace)
+
+    @property
+    def mtu(self) -> int:
+        m = self.port.mtu
+        return min(m, self.ra_mtu) if self.ra_mtu else m
+
+    def has_v4(self, a: bytes) -> bool:
+        return any(addr == a for addr, _ in self.v4)
+
+    def v4_source_for(self, dst: bytes) -> bytes | None:
+        """The address of this interface on ``dst``'s subnet, else the primary one."""
+        if not self.v4:
+            return None
+        d = int.from_bytes(dst, "big")
+        for addr, plen in self.v4:
+            shift = 32 - plen
+            if int.from_bytes(addr, "big") >> shift == d >> shift:
+                return addr
+        return self.v4[0][0]
+
+    def has_v6(self, a: bytes) -> bool:
+        return any(x.addr == a and x.state != "duplicate" for x in self.v6)
+
+    def is_tentative(self, a: bytes) -> bool:
+        return any(x.addr == a and x.state == "tentative" for x in self.v6)
+
+    def has_global_v6(self) -> bool:
+        return any(not is_link_local(x.addr) and x.state != "duplicate" for x in self.v6)
+
+    def v6_source_for(self, dst: bytes) -> bytes | None:
+        """RFC 6724, simplified: same scope, then longest matching prefix."""
+        cands = [x for x in self.v6 if x.state != "duplicate"]
+        if not cands:
+            return None
+        ll = is_link_local(dst) or (dst[0] == 0xFF and (dst[1] & 0x0F) <= 2)
+        same = [x for x in cands if is_link_local(x.addr) == ll]
+        pool = same or cands
+        d = int.from_bytes(dst, "big")
+        return max(pool, key=lambda x: 128 - (int.from_bytes(x.addr, "big") ^ d).bit_length()
+                   ).addr
+
+    def mark_preferred(self, a: bytes) -> None:
+        for x in self.v6:
+            if x.addr == a and x.state == "tentative":
+                x.state = "preferred"
+
+    def mark_duplicate(self, a: bytes) -> None:
+        for x in self.v6:
+            if x.addr == a:
+                x.state = "duplicate"
+        if self.host.local6.get(a) is self:
+            del self.host.local6[a]
+        if self.link_local == a:
+            self.link_local = None
+
+
+class Host(Node):
+    kind = "host"
+    forwarding = False
+
+    def __init__(self, name: str, *, rng: random.Random | None = None,
+                 tracer: Tracer | None = None) -> None:
+        super().__init__(name, tracer)
+        self.rng = rng if rng is not None else random.Random(f"stacklab-host:{name}")
+        self.interfaces: list[Interface] = []
+        self.routes = RoutingTable(ifname=self._ifname)
+        self.hosts: dict[str, list[str]] = {}
+        self.local4: dict[bytes, Interface] = {}
+        self.local6: dict[bytes, Interface] = {}
+        self._bcast4_all: set[bytes] = set()
+        self.default_ttl = 64
+        self.hop_limit6 = 64
+        self.protocols: dict[int, Callable[..., None]] = {}
+        self.icmp_error_handlers: dict[int, Callable[..., None]] = {}
+        self._timer_sources: list[Any] = []
+        self._loop_q: list[tuple[Interface, bytes]] = []
+        self._pmtu: dict[bytes, tuple[int, float]] = {}
+        self.pmtu_expires = 600.0  # RFC 1191 §6.3 / Linux mtu_expires
+        self.ipv4 = Ipv4(self)
+        self.ipv6 = Ipv6(self)
+        self.icmp = Icmp(self)
+        self.ndp = Ndp(self)
+        self.udp = Udp(self)
+        self.register_protocol(1, self.icmp.receive4)
+        self.register_protocol(58, self.icmp.receive6)
+        self.register_protocol(17, self.udp.receive)
+        self.register_icmp_error(17, self.udp.icmp_error)
+
+    def _ifname(self, ifindex: int) -> str:
+        return self.interfaces[ifindex].name if 0 <= ifindex < len(self.interfaces) else str(
+            ifindex)
+
+    # -- configuration ---------------------------------------------------------------------------
+    def add_interface(self, name: str, mac: bytes, mtu: int = 1500) -> Port:
+        """A new interface with its IPv6 link-local address (EUI-64 of ``mac``)."""
+        port = self.add_port(name, mac, mtu)
+        iface = Interface(self, port)
+        self.interfaces.append(iface)
+        if mtu >= MIN_MTU:
+            ll = eui64_address(bytes.fromhex("fe80000000000000"), mac)
+            self._add6(iface, ll, 64)
+            iface.link_local = ll
+        if self.forwarding:
+            iface.groups6.add(ALL_ROUTERS)
+        return port
+
+    def add_address(self, ifindex: int, cidr: str, *, route: bool = True) -> None:
+        """``"10.0.1.1/24"`` or ``"fd00::1/64"``: the address, its connected route, then a
+        gratuitous ARP (IPv4) or DAD (IPv6)."""
+        iface = self.interfaces[ifindex]
+        itf = ipaddress.ip_interface(cidr)
+        addr = itf.ip.packed
+        plen = itf.network.prefixlen
+        if itf.version == 4:
+            if iface.has_v4(addr):
+                return
+            iface.v4.append((addr, plen))
+            self.local4.setdefault(addr, iface)
+            if plen <= 30:
+                iface.bcast4.add(itf.network.broadcast_address.packed)
+                self._bcast4_all.add(itf.network.broadcast_address.packed)
+            if route:
+                self.routes.add(Route(itf.network.network_address.packed, plen, None, ifindex,
+                                      CONNECTED, src=addr))
+            gratuitous_arp(self, iface, addr)
+        else:
+            if iface.mtu < MIN_MTU:
+                # RFC 8200 §5: IPv6 needs 1280; such a link carries IPv4 only
+                self.counters["ipv6.disabled_link_mtu"] += 1
+                self.trace(0.0, "ipv6", "drop", reason="link MTU below 1280",
+                           iface=iface.name, addr=cidr)
+                return
+            if iface.has_v6(addr):
+                return
+            self._add6(iface, addr, plen)
+            if route and plen < 128:
+                self.routes.add(Route(itf.network.network_address.packed, plen, None, ifindex,
+                                      CONNECTED, src=addr))
+        self.request_wake()
+
+    def _add6(self, iface: Interface, addr: bytes, plen: int) -> None:
+        iface.v6.append(Addr6(addr, plen))
+        self.local6.setdefault(addr, iface)
+        iface.groups6.add(solicited_node(addr))
+        self.ndp.start_dad(iface, addr)
+
+    def add_route(self, prefix: str, via: str | None = None, ifindex: int | None = None) -> None:
+        p, n = parse_prefix(prefix)
+        gw = ipaddress.ip_address(via).packed if via else None
+        if gw is not None and len(gw) != len(p):
+            raise ValueError(f"route {prefix} via {via}: families differ")
+        if gw is None and ifindex is None:
+            raise ValueError(f"route {prefix}: give a gateway (via) or an interface")
+        self.routes.add(Route(p, n, gw, ifindex))
+
+    def address(self, family: int = 4) -> str | None:
+        """The primary address of ``family`` (global IPv6 preferred over link-local)."""
+        for iface in self.interfaces:
+            if family == 4 and iface.v4:
+                return ip_str(iface.v4[0][0])
+            if family == 6:
+                for x in iface.v6:
+                    if not is_link_local(x.addr) and x.state != "duplicate":
+                        return ip_str(x.addr)
+        if family == 6:
+            for iface in self.interfaces:
+                if iface.link_local:
+                    return ip_str(iface.link_local)
+        return None
+
+    def addresses(self, family: int | None = None) -> list[str]:
+        out = []
+        for iface in self.interfaces:
+            if family in (None, 4):
+                out += [ip_str(a) for a, _ in iface.v4]
+            if family in (None, 6):
+                out += [ip_str(x.addr) for x in iface.v6 if x.state != "duplicate"]
+        return out
+
+    def resolve(self, name: str, family: int | None = None) -> str:
+        """Like /etc/hosts: ``name`` → address text; literal addresses pass through."""
+        try:
+            a = ipaddress.ip_address(name)
+        except ValueError:
+            pass
+        else:
+            if family is not None and a.version != family:
+                raise socket.gaierror(socket.EAI_ADDRFAMILY,
+                                      f"{name} is not an IPv{family} address")
+            return str(a)
+        addrs = self.hosts.get(name)
+        if addrs is None and name == self.name:
+            addrs = self.addresses()
+        if not addrs:
+            raise socket.gaierror(socket.EAI_NONAME, f"unknown host {name!r}")
+        for a in addrs:
+            if family is None or ipaddress.ip_address(a).version == family:
+                return a
+        raise socket.gaierror(socket.EAI_ADDRFAMILY, f"{name} has no IPv{family} address")
+
+    @property
+    def neighbors(self) -> NeighborTable:
+        return NeighborTable(self)
+
+    def is_local4(self, a: bytes) -> bool:
+        return a in self.local4
+
+    def is_local(self, a: bytes) -> bool:
+        return a in self.local4 or a in self.local6
+
+    def is_bcast4(self, a: bytes) -> bool:
+        return a == b"\xff\xff\xff\xff" or a in self._bcast4_all
+
+    # -- transport hooks -----------------------------------------------------------------------
+    def register_protocol(self, proto: int, handler: Callable[..., None]) -> None:
+        self.protocols[proto] = handler
+
+    def register_icmp_error(self, proto: int, handler: Callable[..., None]) -> None:
+        self.icmp_error_handlers[proto] = handler
+
+    def add_timer_source(self, obj: Any) -> None:
+        self._timer_sources.append(obj)
+
+    def remove_timer_source(self, obj: Any) -> None:
+        if obj in self._timer_sources:
+            self._timer_sources.remove(obj)
+
+    def ip_send(self, src: bytes | None, dst: bytes, proto: int,
+                payload: bytes | bytearray | memoryview, now: float, *, df: bool | None = None,
+                ttl: int | None = None, tos: int = 0, ifindex: int | None = None) -> int | None:
+        """Route, pick a source, fragment if needed and allowed, queue behind ARP/NDP.
+
+        Returns None when the packet left (or waits for resolution), else an errno:
+        ENETUNREACH (no route), EADDRNOTAVAIL (no source address), EMSGSIZE (bigger than the
+        path MTU with ``df`` set — then ``path_mtu(dst)`` says how big it may be).
+        """
+        if len(dst) == 4:
+            return self.ipv4.send(src, dst, proto, payload, now, df, ttl, tos, ifindex)
+        return self.ipv6.send(src, dst, proto, payload, now, df, ttl, tos, ifindex)
+
+    def source_address_for(self, dst: bytes) -> bytes | None:
+        if len(dst) == 4:
+            if dst in self.local4:
+                return dst
+            route = self.routes.lookup(dst)
+            if route is None:
+                return None
+            if route.src is not None:
+                return route.src
+            iface, nh = self.route_out(route, dst)
+            return iface.v4_source_for(nh) if iface is not None else None
+        if dst in self.local6:
+            return dst
+        if dst[0] == 0xFF or is_link_local(dst):
+            iface = self.default_link_iface(dst)
+        else:
+            route = self.routes.lookup(dst)
+            if route is None:
+                return None
+            iface, _ = self.route_out(route, dst)
+        return iface.v6_source_for(dst) if iface is not None else None
+
+    def path_mtu(self, dst: bytes) -> int:
+        """The MTU for packets to ``dst``: the outgoing link's, lowered by what ICMP Packet Too
+        Big / Fragmentation Needed taught us (kept ``pmtu_expires`` seconds, RFC 1191 §6.3).
+        The PMTU issue replaces the little dict with a ``PathMtuCache``."""
+        route = None if dst in self.local4 or dst in self.local6 else self.routes.lookup(dst)
+        mtu = 65535
+        if route is not None:
+            iface, _ = self.route_out(route, dst)
+            if iface is not None:
+                mtu = iface.mtu
+        elif self.interfaces:
+            mtu = self.interfaces[0].mtu
+        learned = self._pmtu.get(dst)
+        if learned is not None and learned[0] < mtu:
+            mtu = learned[0]
+        return mtu
+
+    def learn_path_mtu(self, dst: bytes, mtu: int, now: float) -> None:
+        if len(dst) == 4:
+            if mtu < 68:
+                return  # RFC 1191 plateau search is the PMTU issue's business
+        elif mtu < MIN_MTU:
+            mtu = MIN_MTU  # RFC 8200 §5: never below 1280
+        old = self._pmtu.get(dst)
+        if old is None or mtu < old[0] or old[1] <= now:
+            self._pmtu[dst] = (mtu, now + self.pmtu_expires)
+            self.counters["pmtu.updates"] += 1
+            self.trace(now, "pmtu", "pmtu", dst=ip_str(dst), mtu=mtu)
+
+    def confirm_neighbor(self, dst: bytes, now: float) -> None:
+        """Upper-layer reachability confirmation (forward progress on a connection to dst)."""
+        route = self.routes.lookup(dst)
+        if route is None:
+            return
+        iface, nh = self.route_out(route, dst)
+        if iface is not None:
+            (iface.arp if len(dst) == 4 else iface.nd).confirm(nh, now)
+
+    # -- internals used by the protocol modules --------------------------------------------------
+    def route_out(self, route: Route, dst: bytes) -> tuple[Interface | None, bytes]:
+        nexthop = route.via if route.via is not None else dst
+        ifindex = route.ifindex
+        if ifindex is None:
+            r2 = self.routes.lookup(nexthop)
+            if r2 is None or r2.ifindex is None or r2.via is not None:
+                return None, nexthop
+            ifindex = r2.ifindex
+        if not 0 <= ifindex < len(self.interfaces):
+            return None, nexthop
+        return self.interfaces[ifindex], nexthop
+
+    def default_link_iface(self, dst: bytes) -> Interface | None:
+        """For link-local/multicast destinations without an interface: the one whose
+        neighbour cache knows ``dst``, else the first interface."""
+        for iface in self.interfaces:
+            if iface.nd.lookup(dst) is not None:
+                return iface
+        return self.interfaces[0] if self.interfaces else None
+
+    def deliver(self, src: bytes, dst: bytes, proto: int, payload: memoryview, now: float,
+                info: RxInfo) -> None:
+        handler = self.protocols.get(proto)
+        if handler is not None:
+            handler(src, dst, payload, now, info)
+            return
+        self.counters[f"drop.ipv{info.family}.unknown_protocol"] += 1
+        if info.bcast:
+            return
+        if info.family == 4:
+            self.icmp.send_error4(info.packet, 3, 2, now)
+        else:
+            self.icmp.send_error6(info.packet, 4, 1, now, param=6)
+
+    def loopback(self, iface: Interface, packet: bytes | bytearray) -> None:
+        self._loop_q.append((iface, bytes(packet)))
+        self.request_wake()
+
+    def resolution_failed(self, iface: Interface, ip: bytes, packets: list[bytes],
+                          now: float) -> None:
+        """ARP/NDP gave up: our own packets get a local Host Unreachable (EHOSTUNREACH at the
+        socket); a router answers forwarded ones with ICMP Host/Address Unreachable."""
+        for pkt in packets:
+            v4 = pkt[0] >> 4 == 4
+            src = bytes(pkt[12:16]) if v4 else bytes(pkt[8:24])
+            if self.is_local(src):
+                self.icmp.local_error(pkt, UNREACHABLE, 1 if v4 else 3, now)
+            elif v4:
+                self.icmp.send_error4(pkt, 3, 1, now)
+            else:
+                self.icmp.send_error6(pkt, 1, 3, now)
+
+    def send_frame(self, ifindex: int, frame: bytes) -> None:
+        self.counters["tx.frames"] += 1
+        self._out.append((ifindex, frame))
+
+    # -- Node interface ---------------------------------------------------------------------------
+    def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:
+        c = self.counters
+        c["rx.frames"] += 1
+        if not 0 <= ifindex < len(self.interfaces):
+            c["drop.link.no_interface"] += 1
+            return
+        iface = self.interfaces[ifindex]
+        if not iface.port.up:
+            c["drop.link.down"] += 1
+            return
+        try:
+            eth = EthernetView(frame)
+            d = eth.dst
+            bcast = False
+            if d != iface.mac:
+                if d[0] & 1:
+                    bcast = True  # broadcast or multicast
+                else:
+                    c["drop.ethernet.not_our_mac"] += 1
+                    return
+            if eth.vlan is not None:
+                c["drop.ethernet.vlan"] += 1
+                return
+            et = eth.ethertype
+            if et == ETH_P_IPV4:
+                self.ipv4.receive(iface, eth.payload, bcast, now)
+            elif et == ETH_P_IPV6:
+                self.ipv6.receive(iface, eth.payload, bcast, now)
+            elif et == ETH_P_ARP:
+                arp_receive(self, iface, eth.payload, d, now)
+            else:
+                c["drop.ethernet.unknown_ethertype"] += 1
+        except MalformedPacket as e:
+            c[f"drop.{e.layer}.{e.field}"] += 1
+            if self.tracer is not None:
+                self.trace(now, e.layer, "drop", reason=e.message)
+
+    def get_timer(self) -> float | None:
+        if self._loop_q:
+            return 0.0
+        best: float | None = None
+        cands = [self.ipv4.reasm.get_timer(), self.ipv6.reasm.get_timer(),
+                 self.ndp.get_timer()]
+        for iface in self.interfaces:
+            cands.append(iface.arp.get_timer())
+            cands.append(iface.nd.get_timer())
+        for src in self._timer_sources:
+            cands.append(src.get_timer())
+        for t in cands:
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def handle_timer(self, now: float) -> None:
+        if self._loop_q:
+            q, self._loop_q = self._loop_q, []
+            for iface, pkt in q:
+                if pkt[0] >> 4 == 4:
+                    self.receive_looped(iface, pkt, 4, now)
+                else:
+                    self.receive_looped(iface, pkt, 6, now)
+        for iface in self.interfaces:
+            if iface.index not in self.ndp._rs:
+                self.ndp.maybe_solicit_routers(iface, now)
+        self.ndp.handle_timer(now)
+        self.ipv4.reasm.handle_timer(now)
+        self.ipv6.reasm.handle_timer(now)
+        for iface in self.interfaces:
+            iface.arp.handle_timer(now)
+            iface.nd.handle_timer(now)
+        for src in list(self._timer_sources):
+            t = src.get_timer()
+            if t is not None and t <= now:
+                src.handle_timer(now)
+
+    def receive_looped(self, iface: Interface, pkt: bytes, family: int, now: float) -> None:
+        try:
+            if family == 4:
+                self.ipv4.receive(iface, memoryview(pkt), False, now)
+            else:
+                self.ipv6.receive(iface, memoryview(pkt), False, now)
+        except MalformedPacket as e:
+            self.counters[f"drop.{e.layer}.{e.field}"] += 1
+
+    # -- application API (asyncio; imported lazily so the sans-IO core stays import-light) -------
+    async def create_datagram_endpoint(self, protocol_factory: Callable[[], Any],
+                                       local_addr: tuple[str, int] | None = None,
+                                       remote_addr: tuple[str, int] | None = None,
+                                       **kwargs: Any) -> tuple[Any, Any]:
+        from stacklab.api.udp import create_datagram_endpoint
+
+        return await create_datagram_endpoint(self, protocol_factory, local_addr=local_addr,
+                                              remote_addr=remote_addr, **kwargs)
+
+    def udp_socket(self, family: int = 4, **kwargs: Any) -> Any:
+        from stacklab.api.udp import UdpSocket
+
+        return UdpSocket(self, family, **kwargs)
+
+    async def ping(self, dst: str, **kwargs: Any) -> Any:
+        from stacklab.api.tools import ping
+
+        return await ping(self, dst, **kwargs)
+
+    async def traceroute(self, dst: str, **kwargs: Any) -> Any:
+        from stacklab.api.tools import traceroute
+
+        return await traceroute(self, dst, **kwargs)
+
+
+class NeighborTable:
+    """``str()`` prints all neighbour caches like ``ip neigh``; iterable as (iface, Neighbor)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for iface in self.host.interfaces:
+            for n in iface.arp:
+                yield iface, n
+            for n in iface.nd:
+                yield iface, n
+
+    def lookup(self, addr: str) -> Any:
+        a = ipaddress.ip_address(addr).packed
+        for _iface, n in self:
+            if n.ip == a:
+                return n
+        return None
+
+    def __str__(self) -> str:
+        return "\n".join(n.line(iface.name) for iface, n in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

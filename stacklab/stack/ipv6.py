@@ -1,0 +1,242 @@
+"""IPv6 (RFC 8200) input, output and forwarding.
+
+Input walks the extension header chain (Hop-by-Hop only first, Routing with segments left is
+refused with Parameter Problem, Destination Options skipped, unknown next header ⇒ Parameter
+Problem code 1), reassembles fragments (overlap ⇒ whole datagram dropped, RFC 5722; 60 s),
+delivers to the upper layer. Routers never fragment: too big ⇒ Packet Too Big with the next-hop
+MTU; hop limit ⇒ Time Exceeded; no route ⇒ Destination Unreachable code 0; link-local sources
+are not forwarded (code 2, beyond scope). Sources fragment with a Fragment header when a
+datagram exceeds the path MTU (minimum 1280, RFC 8200 §5).
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from stacklab.wire.addr import ip_str
+from stacklab.wire.ethernet import ETH_P_IPV6, build_ethernet
+from stacklab.wire.ipv6 import IPv6View, build_ipv6
+
+from .frag import Reassembler, fragment_ipv6
+from .ipv4 import RxInfo
+
+if TYPE_CHECKING:
+    from .host import Host, Interface
+
+MIN_MTU = 1280
+UPPER_FAST = frozenset((6, 17, 58))
+NH_HOP_BY_HOP, NH_ROUTING, NH_FRAGMENT, NH_NONE, NH_DEST_OPTS = 0, 43, 44, 59, 60
+
+
+def is_link_local(a: bytes) -> bool:
+    return a[0] == 0xFE and (a[1] & 0xC0) == 0x80
+
+
+def multicast_mac(a: bytes) -> bytes:
+    return b"\x33\x33" + a[12:16]
+
+
+def solicited_node(a: bytes) -> bytes:
+    return bytes.fromhex("ff02" + "00" * 9 + "01ff") + a[13:16]
+
+
+class Ipv6:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.reasm = Reassembler("ipv6", 60.0, 4 << 20, 65535, host.counters,
+                                 on_timeout=self._reasm_timeout)
+        self.ident = host.rng.getrandbits(32)
+
+    # -- input ---------------------------------------------------------------------------------
+    def receive(self, iface: Interface, buf: memoryview, l2_mcast: bool, now: float) -> None:
+        h = self.host
+        c = h.counters
+        ip = IPv6View(buf)  # raises MalformedPacket
+        src = ip.src
+        dst = ip.dst
+        if src[0] == 0xFF:
+            c["drop.ipv6.multicast_source"] += 1
+            return
+        if dst[0] == 0xFF:
+            if dst not in iface.groups6:
+                c["ipv6.rx.not_member"] += 1
+                return
+            mcast = True
+        elif dst in h.local6:
+            mcast = l2_mcast
+        elif h.forwarding:
+            self.forward(iface, ip, l2_mcast, now)
+            return
+        else:
+            c["drop.ipv6.not_for_us"] += 1
+            return
+        c["ipv6.rx.delivered"] += 1
+        nh = ip.next_header
+        end = 40 + ip.payload_length
+        packet = ip.buf[:end]
+        if nh in UPPER_FAST:
+            h.deliver(src, dst, nh, ip.payload, now,
+                      RxInfo(6, iface.index, ip.hop_limit, ip.traffic_class, mcast, packet))
+            return
+        self._walk(iface, ip, packet, nh, 40, end, mcast, now, first_pass=True)
+
+    def _walk(self, iface: Interface, ip: IPv6View, packet: memoryview | bytes, nh: int,
+              off: int, end: int, mcast: bool, now: float, first_pass: bool,
+              quote: memoryview | bytes | None = None) -> None:
+        """Walk extension headers from ``off`` in ``packet`` until the upper layer."""
+        h = self.host
+        c = h.counters
+        buf = packet
+        for _ in range(16):
+            if nh in (NH_HOP_BY_HOP, NH_DEST_OPTS, NH_ROUTING):
+                if nh == NH_HOP_BY_HOP and (off != 40 or not first_pass):
+                    c["drop.ipv6.hop_by_hop_not_first"] += 1
+                    h.icmp.send_error6(quote or packet, 4, 1, now, param=off, l2_mcast=mcast)
+                    return
+                if off + 8 > end:
+                    c["drop.ipv6.ext_header"] += 1
+                    return
+                size = (buf[off + 1] + 1) * 8
+                if off + size > end:
+                    c["drop.ipv6.ext_header"] += 1
+                    return
+                if nh == NH_ROUTING and buf[off + 3] != 0:
+                    # segments left with a type we do not implement (RFC 8200 §4.4)
+                    c["drop.ipv6.routing_header"] += 1
+                    h.icmp.send_error6(quote or packet, 4, 0, now, param=off + 2, l2_mcast=mcast)
+                    return
+                nh = buf[off]
+                off += size
+            elif nh == NH_FRAGMENT:
+                if not first_pass:
+                    c["drop.ipv6.nested_fragment"] += 1
+                    return
+                if off + 8 > end:
+                    c["drop.ipv6.ext_header"] += 1
+                    return
+                nxt = buf[off]
+                word = (buf[off + 2] << 8) | buf[off + 3]
+                ident = int.from_bytes(buf[off + 4:off + 8], "big")
+                foff = word & 0xFFF8
+                first = bytes(buf[:end]) if foff == 0 else None
+                res = self.reasm.add((ip.src, ip.dst, ident), foff, buf[off + 8:end],
+                                     bool(word & 1), now, (first, nxt) if foff == 0 else None)
+                if res is None:
+                    return
+                data, firstinfo = res
+                c["ipv6.reassembled"] += 1
+                first, nxt = firstinfo if firstinfo else (b"", nxt)
+                self._walk(iface, ip, data, nxt, 0, len(data), mcast, now, first_pass=False,
+                           quote=first)
+                return
+            elif nh == NH_NONE:
+                return
+            else:
+                break
+        else:
+            c["drop.ipv6.ext_header_chain"] += 1
+            return
+        info = RxInfo(6, iface.index, ip.hop_limit, ip.traffic_class, mcast,
+                      quote if quote is not None else packet, not first_pass)
+        h.deliver(ip.src, ip.dst, nh, memoryview(buf)[off:end], now, info)
+
+    def _reasm_timeout(self, key: tuple, first: tuple | None, now: float) -> None:
+        self.host.trace(now, "ipv6", "drop", reason="reassembly timeout")
+        if first is not None and first[0]:
+            self.host.icmp.send_error6(first[0], 3, 1, now)
+
+    # -- forwarding ----------------------------------------------------------------------------
+    def forward(self, iface: Interface, ip: IPv6View, l2_mcast: bool, now: float) -> None:
+        h = self.host
+        c = h.counters
+        src, dst = ip.src, ip.dst
+        packet = ip.buf[:40 + ip.payload_length]
+        if src == bytes(16) or is_link_local(dst):
+            c["drop.ipv6.not_forwardable"] += 1
+            return
+        if is_link_local(src):
+            c["drop.ipv6.beyond_scope"] += 1
+            h.icmp.send_error6(packet, 1, 2, now, l2_mcast=l2_mcast)
+            return
+        if ip.hop_limit <= 1:
+            c["drop.ipv6.hop_limit_exceeded"] += 1
+            h.trace(now, "ipv6", "drop", reason="hop limit exceeded", dst=ip_str(dst))
+            h.icmp.send_error6(packet, 3, 0, now, l2_mcast=l2_mcast)
+            return
+        route = h.routes.lookup(dst)
+        out, nexthop = h.route_out(route, dst) if route is not None else (None, dst)
+        if out is None:
+            c["drop.ipv6.no_route"] += 1
+            h.trace(now, "ipv6", "drop", reason="no route", dst=ip_str(dst))
+            h.icmp.send_error6(packet, 1, 0, now, l2_mcast=l2_mcast)
+            return
+        mtu = out.mtu
+        if len(packet) > mtu:
+            c["drop.ipv6.packet_too_big"] += 1
+            h.trace(now, "ipv6", "drop", reason="packet too big", mtu=mtu, dst=ip_str(dst))
+            h.icmp.send_error6(packet, 2, 0, now, param=mtu, l2_mcast=l2_mcast)
+            return
+        pkt = bytearray(packet)
+        pkt[7] -= 1
+        c["ipv6.forwarded"] += 1
+        self.output(out, nexthop, pkt, now)
+
+    # -- output --------------------------------------------------------------------------------
+    def send(self, src: bytes | None, dst: bytes, nh: int, payload: bytes | bytearray,
+             now: float, df: bool | None, hop_limit: int | None, tclass: int,
+             ifindex: int | None) -> int | None:
+        h = self.host
+        c = h.counters
+        if dst[0] == 0xFF or is_link_local(dst):
+            iface = h.interfaces[ifindex] if ifindex is not None else h.default_link_iface(dst)
+            if iface is None:
+                return errno.EHOSTUNREACH
+            nexthop = dst
+        elif dst in h.local6:
+            iface = h.local6[dst]
+            nexthop = dst
+        else:
+            route = h.routes.lookup(dst)
+            if route is None:
+                c["drop.ipv6.tx_no_route"] += 1
+                return errno.ENETUNREACH
+            iface, nexthop = h.route_out(route, dst)
+            if iface is None:
+                return errno.ENETUNREACH
+        if src is None:
+            src = iface.v6_source_for(dst)
+            if src is None:
+                return errno.EADDRNOTAVAIL
+        if hop_limit is None:
+            hop_limit = 255 if nh == 58 and dst[0] == 0xFF and dst[1] == 2 else h.hop_limit6
+        n = 40 + len(payload)
+        mtu = iface.mtu if dst in h.local6 else min(iface.mtu, h.path_mtu(dst))
+        if n <= mtu:
+            self.output(iface, nexthop, build_ipv6(src, dst, nh, payload, hop_limit, tclass),
+                        now)
+            return None
+        if df or n - 40 > 65535:
+            c["drop.ipv6.tx_too_big"] += 1
+            return errno.EMSGSIZE
+        self.ident = ident = (self.ident + 1) & 0xFFFFFFFF
+        frags = fragment_ipv6(src, dst, nh, payload, max(mtu, MIN_MTU), ident, hop_limit,
+                              tclass)
+        c["ipv6.tx.fragmented"] += 1
+        for f in frags:
+            self.output(iface, nexthop, f, now)
+        return None
+
+    def output(self, iface: Interface, nexthop: bytes, packet: bytearray, now: float) -> None:
+        h = self.host
+        if nexthop in h.local6:
+            h.loopback(iface, packet)
+            return
+        if nexthop[0] == 0xFF:
+            mac = multicast_mac(nexthop)
+        else:
+            mac = iface.nd.resolve(nexthop, packet, now)
+            if mac is None:
+                return
+        h.counters["ipv6.tx.packets"] += 1
+        h.send_frame(iface.index, build_ethernet(mac, iface.mac, ETH_P_IPV6, packet))

@@ -1,0 +1,365 @@
+"""Neighbor Discovery (RFC 4861) and address autoconfiguration (RFC 4862), sans-IO.
+
+* address resolution: Neighbor Solicitation to the solicited-node group, Neighbor Advertisement
+  back; the cache states are the shared :class:`~stacklab.stack.neighbor.NeighborCache`;
+* Duplicate Address Detection on every address added: one NS from ``::`` after which the
+  address is preferred. Addresses are usable while tentative (optimistic DAD, RFC 4429) so a
+  simulation can send at t=0; a duplicate found by DAD removes the address and is counted;
+* routers: Router Advertisements (periodic, and in answer to Router Solicitations) carrying the
+  prefixes configured with :meth:`Ndp.advertise`, their MTU and a router lifetime;
+* hosts: RAs install a default route via the router's link-local address (proto ``ra``, with
+  the router lifetime), on-link prefixes, SLAAC addresses (prefix + EUI-64) and the link MTU.
+  A host without a global address on an interface sends up to 3 Router Solicitations.
+
+Every received NDP message is validated as §7.1.1/§7.1.2/§6.1.2 require (hop limit 255, code 0,
+link-local source for RAs, no SLLA from ``::``); invalid ones are dropped and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from stacklab.wire.addr import ip_str
+from stacklab.wire.ethernet import ETH_P_IPV6, build_ethernet
+from stacklab.wire.icmpv6 import (
+    NA_OVERRIDE,
+    NA_ROUTER,
+    NA_SOLICITED,
+    NEIGHBOR_ADVERT,
+    NEIGHBOR_SOLICIT,
+    ROUTER_ADVERT,
+    ROUTER_SOLICIT,
+    Icmpv6View,
+    MtuOpt,
+    PrefixInfoOpt,
+    SourceLinkAddrOpt,
+    TargetLinkAddrOpt,
+    build_icmpv6,
+)
+from stacklab.wire.ipv6 import build_ipv6
+
+from .ipv6 import is_link_local, multicast_mac, solicited_node
+from .route import RA, Route
+
+if TYPE_CHECKING:
+    from .host import Host, Interface, RxInfo
+
+ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
+ALL_ROUTERS = bytes.fromhex("ff020000000000000000000000000002")
+UNSPECIFIED = bytes(16)
+INFINITY = 0xFFFFFFFF
+
+
+def eui64_address(prefix: bytes, mac: bytes) -> bytes:
+    """``prefix`` (first 8 bytes used) + modified EUI-64 interface id of ``mac`` (RFC 4291)."""
+    iid = bytes([mac[0] ^ 0x02, mac[1], mac[2], 0xFF, 0xFE, mac[3], mac[4], mac[5]])
+    return prefix[:8] + iid
+
+
+class NdResolver:
+    """The neighbour-cache owner for IPv6 on one interface."""
+
+    __slots__ = ("host", "iface")
+
+    def __init__(self, host: Host, iface: Interface) -> None:
+        self.host = host
+        self.iface = iface
+
+    def solicit(self, ip: bytes, mac: bytes | None, now: float) -> None:
+        iface = self.iface
+        src = iface.link_local
+        if src is None:
+            return
+        dst = solicited_node(ip) if mac is None else ip
+        body = bytes(4) + ip + SourceLinkAddrOpt(iface.mac).encode()
+        self.host.ndp.send(iface, src, dst, NEIGHBOR_SOLICIT, body, mac)
+        self.host.counters["ndp.tx.ns"] += 1
+        self.host.trace(now, "ndp", "tx", msg="NS", target=ip_str(ip))
+
+    def transmit(self, mac: bytes, packet: bytes) -> None:
+        self.host.send_frame(self.iface.index,
+                             build_ethernet(mac, self.iface.mac, ETH_P_IPV6, packet))
+
+    def failed(self, ip: bytes, packets: list[bytes], now: float) -> None:
+        self.host.trace(now, "ndp", "drop", reason="unresolved", ip=ip_str(ip),
+                        packets=len(packets))
+        self.host.resolution_failed(self.iface, ip, packets, now)
+
+
+@dataclass(slots=True)
+class _Dad:
+    iface: Interface
+    addr: bytes
+    left: int  # NS still to send
+    deadline: float | None  # None: start at the next timer call
+
+
+@dataclass(slots=True)
+class _Advert:
+    prefix: bytes
+    plen: int
+    autonomous: bool = True
+    valid: int = 2592000
+    preferred: int = 604800
+
+
+class Ndp:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.dad_transmits = 1
+        self.retrans_time = 1.0
+        self._dad: list[_Dad] = []
+        # router side
+        self.adverts: dict[int, list[_Advert]] = {}
+        self.router_lifetime = 1800
+        self.ra_interval = 200.0  # MaxRtrAdvInterval is 600 s; Linux radvd-like default
+        self.ra_mtu = True
+        self._ra_next: dict[int, float | None] = {}
+        # host side
+        self.accept_ra = True
+        self.rs_max = 3
+        self.rs_interval = 4.0
+        self._rs: dict[int, tuple[int, float | None]] = {}  # ifindex -> (sent, deadline)
+
+    # -- sending -------------------------------------------------------------------------------
+    def send(self, iface: Interface, src: bytes, dst: bytes, icmp_type: int, body: bytes,
+             mac: bytes | None = None) -> None:
+        msg = build_icmpv6(src, dst, icmp_type, 0, body)
+        pkt = build_ipv6(src, dst, 58, msg, 255)
+        if mac is None:
+            mac = multicast_mac(dst) if dst[0] == 0xFF else None
+        if mac is None:
+            self.host.ipv6.output(iface, dst, pkt, 0.0)
+            return
+        self.host.counters["ipv6.tx.packets"] += 1
+        self.host.send_frame(iface.index, build_ethernet(mac, iface.mac, ETH_P_IPV6, pkt))
+
+    def send_na(self, iface: Interface, target: bytes, dst: bytes, solicited: bool,
+                mac: bytes | None, now: float) -> None:
+        flags = NA_OVERRIDE | (NA_SOLICITED if solicited else 0)
+        if self.host.forwarding:
+            flags |= NA_ROUTER
+        body = bytes([flags, 0, 0, 0]) + target + TargetLinkAddrOpt(iface.mac).encode()
+        src = target
+        if mac is None and dst[0] != 0xFF:
+            # no link-layer address for the soliciting node yet: go through the cache
+            msg = build_icmpv6(src, dst, NEIGHBOR_ADVERT, 0, body)
+            self.host.ipv6.output(iface, dst, build_ipv6(src, dst, 58, msg, 255), now)
+        else:
+            self.send(iface, src, dst, NEIGHBOR_ADVERT, body, mac)
+        self.host.counters["ndp.tx.na"] += 1
+
+    # -- DAD -----------------------------------------------------------------------------------
+    def start_dad(self, iface: Interface, addr: bytes) -> None:
+        if self.dad_transmits <= 0:
+            return
+        self._dad.append(_Dad(iface, addr, self.dad_transmits, None))
+
+    def _dad_failed(self, iface: Interface, addr: bytes, now: float) -> None:
+        h = self.host
+        h.counters["ndp.dad_failed"] += 1
+        h.trace(now, "ndp", "drop", reason="duplicate address", addr=ip_str(addr))
+        self._dad = [d for d in self._dad if d.addr != addr]
+        iface.mark_duplicate(addr)
+
+    # -- router advertisements ------------------------------------------------------------------
+    def advertise(self, ifindex: int, prefix: str | None = None, *, autonomous: bool = True
+                  ) -> None:
+        """Make this (router) node send RAs on ``ifindex``, announcing ``prefix`` if given
+        (default: the interface's global /64 prefixes) and itself as default router."""
+        from .route import parse_prefix
+
+        ads = self.adverts.setdefault(ifindex, [])
+        if prefix is not None:
+            p, n = parse_prefix(prefix)
+            ads.append(_Advert(p, n, autonomous))
+        else:
+            iface = self.host.interfaces[ifindex]
+            for a in iface.v6:
+                if not is_link_local(a.addr):
+                    net = int.from_bytes(a.addr, "big") >> (128 - a.plen) << (128 - a.plen)
+                    ads.append(_Advert(net.to_bytes(16, "big"), a.plen, autonomous))
+        self._ra_next[ifindex] = None  # send at the next timer
+        self.host.request_wake()
+
+    def _send_ra(self, iface: Interface, now: float) -> None:
+        src = iface.link_local
+        if src is None:
+            return
+        body = bytearray([64, 0]) + self.router_lifetime.to_bytes(2, "big") + bytes(8)
+        body += SourceLinkAddrOpt(iface.mac).encode()
+        if self.ra_mtu:
+            body += MtuOpt(iface.mtu).encode()
+        for ad in self.adverts.get(iface.index, ()):
+            body += PrefixInfoOpt(ad.plen, True, ad.autonomous, ad.valid, ad.preferred,
+                                  ad.prefix).encode()
+        self.send(iface, src, ALL_NODES, ROUTER_ADVERT, bytes(body))
+        self.host.counters["ndp.tx.ra"] += 1
+        self.host.trace(now, "ndp", "tx", msg="RA", ifindex=iface.index)
+
+    def _send_rs(self, iface: Interface, now: float) -> None:
+        src = iface.link_local
+        if src is None:
+            return
+        body = bytes(4) + SourceLinkAddrOpt(iface.mac).encode()
+        self.send(iface, src, ALL_ROUTERS, ROUTER_SOLICIT, body)
+        self.host.counters["ndp.tx.rs"] += 1
+
+    # -- timers --------------------------------------------------------------------------------
+    def get_timer(self) -> float | None:
+        best: float | None = None
+        for d in self._dad:
+            t = d.deadline if d.deadline is not None else 0.0
+            if best is None or t < best:
+                best = t
+        for t in self._ra_next.values():
+            t = 0.0 if t is None else t
+            if best is None or t < best:
+                best = t
+        for _sent, t in self._rs.values():
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def handle_timer(self, now: float) -> None:
+        h = self.host
+        for d in list(self._dad):
+            if d.deadline is not None and d.deadline > now:
+                continue
+            if d.left > 0:
+                d.left -= 1
+                d.deadline = now + self.retrans_time
+                body = bytes(4) + d.addr
+                self.send(d.iface, UNSPECIFIED, solicited_node(d.addr), NEIGHBOR_SOLICIT, body)
+                h.counters["ndp.tx.dad_ns"] += 1
+            else:
+                self._dad.remove(d)
+                d.iface.mark_preferred(d.addr)
+                h.trace(now, "ndp", "state", addr=ip_str(d.addr), old="tentative",
+                        new="preferred", cause="DAD")
+        for ifindex, t in list(self._ra_next.items()):
+            if t is None or t <= now:
+                self._send_ra(h.interfaces[ifindex], now)
+                jitter = h.rng.uniform(0.75, 1.0)
+                self._ra_next[ifindex] = now + self.ra_interval * jitter
+        for ifindex, (sent, t) in list(self._rs.items()):
+            if t is not None and t <= now:
+                self._send_rs(h.interfaces[ifindex], now)
+                sent += 1
+                self._rs[ifindex] = (sent, now + self.rs_interval if sent < self.rs_max else None)
+        # RA-learned routes expire
+        gone = h.routes.remove_where(lambda r: r.expires is not None and r.expires <= now)
+        for r in gone:
+            h.trace(now, "ndp", "state", route=r.dest_str(), cause="router lifetime expired")
+
+    def maybe_solicit_routers(self, iface: Interface, now: float) -> None:
+        if (self.accept_ra and not self.host.forwarding and iface.index not in self._rs
+                and not iface.has_global_v6()):
+            self._rs[iface.index] = (0, now)
+
+    # -- receive -------------------------------------------------------------------------------
+    def receive(self, info: RxInfo, src: bytes, dst: bytes, m: Icmpv6View, now: float) -> None:
+        h = self.host
+        c = h.counters
+        iface = h.interfaces[info.ifindex]
+        t = m.type
+        if info.ttl != 255 or m.code != 0:
+            c["drop.ndp.invalid"] += 1  # off-link forgery (RFC 4861 §6.1, §7.1)
+            return
+        n = len(m.buf)
+        if t == NEIGHBOR_SOLICIT:
+            if n < 24 or m.target[0] == 0xFF:
+                c["drop.ndp.invalid"] += 1
+                return
+            target = m.target
+            slla = m.source_lladdr()
+            if src == UNSPECIFIED:
+                if slla is not None or dst[:13] != solicited_node(target)[:13]:
+                    c["drop.ndp.invalid"] += 1
+                    return
+                if iface.is_tentative(target):
+                    self._dad_failed(iface, target, now)  # someone else is trying it too
+                elif iface.has_v6(target):
+                    self.send_na(iface, target, ALL_NODES, False, None, now)
+                return
+            if not iface.has_v6(target):
+                c["ndp.rx.ns_not_ours"] += 1
+                return
+            if slla is not None:
+                iface.nd.update(src, slla, now, solicited=False)
+            self.send_na(iface, target, src, True, slla, now)
+        elif t == NEIGHBOR_ADVERT:
+            if n < 24 or m.target[0] == 0xFF or (m.solicited and dst[0] == 0xFF):
+                c["drop.ndp.invalid"] += 1
+                return
+            target = m.target
+            if iface.has_v6(target):
+                if iface.is_tentative(target):
+                    self._dad_failed(iface, target, now)
+                else:
+                    c["ndp.conflicts"] += 1
+                return
+            tlla = m.target_lladdr()
+            if tlla is None:
+                n_ = iface.nd.lookup(target)
+                if n_ is not None and n_.mac is not None and m.solicited:
+                    iface.nd.confirm(target, now)
+                return
+            iface.nd.update(target, tlla, now, solicited=m.solicited, override=m.override,
+                            create=False, is_router=m.router)
+        elif t == ROUTER_SOLICIT:
+            if not h.forwarding or info.ifindex not in self.adverts:
+                return
+            slla = m.source_lladdr()
+            if src == UNSPECIFIED and slla is not None:
+                c["drop.ndp.invalid"] += 1
+                return
+            if slla is not None:
+                iface.nd.update(src, slla, now, solicited=False)
+            self._send_ra(iface, now)
+        elif t == ROUTER_ADVERT:
+            if not is_link_local(src) or n < 16:
+                c["drop.ndp.invalid"] += 1
+                return
+            if h.forwarding or not self.accept_ra:
+                return
+            self._accept_ra(iface, src, m, now)
+
+    def _accept_ra(self, iface: Interface, src: bytes, m: Icmpv6View, now: float) -> None:
+        h = self.host
+        h.counters["ndp.rx.ra"] += 1
+        if iface.index in self._rs:
+            self._rs[iface.index] = (self.rs_max, None)
+        if m.cur_hop_limit:
+            h.hop_limit6 = m.cur_hop_limit
+        opts = m.ndp_options()
+        for o in opts:
+            if isinstance(o, SourceLinkAddrOpt):
+                iface.nd.update(src, o.lladdr, now, solicited=False, is_router=True)
+            elif isinstance(o, MtuOpt) and 1280 <= o.mtu <= iface.port.mtu:
+                iface.ra_mtu = o.mtu
+        lifetime = m.router_lifetime
+        h.routes.remove_where(lambda r: r.plen == 0 and r.proto == RA and r.via == src
+                              and r.ifindex == iface.index)
+        if lifetime:
+            h.routes.add(Route(bytes(16), 0, src, iface.index, RA, expires=now + lifetime))
+        for o in opts:
+            if not isinstance(o, PrefixInfoOpt) or is_link_local(o.prefix):
+                continue
+            if o.valid_lifetime < o.preferred_lifetime:
+                continue
+            exp = None if o.valid_lifetime == INFINITY else now + o.valid_lifetime
+            if o.on_link:
+                existing = h.routes.get(o.prefix, o.prefix_len)
+                if o.valid_lifetime == 0:
+                    if existing is not None and existing.proto == RA:
+                        h.routes.remove(o.prefix, o.prefix_len)
+                elif existing is None or existing.proto == RA:
+                    h.routes.add(Route(o.prefix, o.prefix_len, None, iface.index, RA,
+                                       expires=exp))
+            if o.autonomous and o.prefix_len == 64 and o.valid_lifetime:
+                addr = eui64_address(o.prefix, iface.mac)
+                if not iface.has_v6(addr):
+                    h.add_address(iface.index, f"{ip_str(addr)}/64", route=False)
+                    h.trace(now, "ndp", "state", addr=ip_str(addr), cause="SLAAC")

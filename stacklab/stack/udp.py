@@ -1,0 +1,250 @@
+"""UDP (RFC 768) sockets of a host, sans-IO.
+
+A :class:`UdpPcb` (protocol control block, as BSD calls it) is bound to a local port and maybe
+connected to a remote address. Received datagrams and errors go synchronously to its
+``listener`` (``datagram_received(data, (addr, port), now)``, ``error_received(exc, now)``);
+the asyncio endpoint and the coroutine socket in :mod:`stacklab.api.udp` are such listeners.
+
+As on Linux, ICMP errors are reported only to connected sockets (an unconnected one cannot
+tell which of its peers the error is about), and a datagram to a port nobody listens on is
+answered with Port Unreachable unless it was sent to a broadcast/multicast address.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import TYPE_CHECKING, Any
+
+from stacklab.wire.addr import ip_str
+from stacklab.wire.udp import UdpView, build_udp
+
+from .icmp import PACKET_TOO_BIG, TIME_EXCEEDED, UNREACHABLE
+
+if TYPE_CHECKING:
+    from .host import Host, RxInfo
+
+PROTO_UDP = 17
+EPHEMERAL_LOW = 32768
+EPHEMERAL_HIGH = 60999  # Linux ip_local_port_range
+
+
+class PacketTooBigError(OSError):
+    """A send that does not fit the path MTU with DF set: ``errno`` EMSGSIZE, ``mtu`` the limit."""
+
+    def __init__(self, mtu: int) -> None:
+        super().__init__(errno.EMSGSIZE, f"{os.strerror(errno.EMSGSIZE)} (path MTU {mtu})")
+        self.mtu = mtu
+
+
+def error_from_icmp(family: int, kind: str, code: int, mtu: int) -> OSError:
+    """The socket error Linux reports for an ICMP error (its ``icmp_err_convert`` table)."""
+    if kind == PACKET_TOO_BIG:
+        return PacketTooBigError(mtu)
+    if kind == TIME_EXCEEDED:
+        return OSError(errno.EHOSTUNREACH, os.strerror(errno.EHOSTUNREACH))
+    if kind == UNREACHABLE:
+        if family == 4:
+            table = {0: errno.ENETUNREACH, 1: errno.EHOSTUNREACH, 2: errno.ENOPROTOOPT,
+                     3: errno.ECONNREFUSED, 5: errno.EOPNOTSUPP, 6: errno.ENETUNREACH,
+                     7: errno.EHOSTDOWN, 9: errno.ENETUNREACH, 10: errno.EHOSTUNREACH,
+                     13: errno.EACCES}
+        else:
+            table = {0: errno.ENETUNREACH, 1: errno.EACCES, 2: errno.EHOSTUNREACH,
+                     3: errno.EHOSTUNREACH, 4: errno.ECONNREFUSED, 5: errno.EACCES,
+                     6: errno.EACCES}
+        num = table.get(code, errno.EHOSTUNREACH)
+        if num == errno.ECONNREFUSED:
+            return ConnectionRefusedError(num, os.strerror(num))
+        return OSError(num, os.strerror(num))
+    return OSError(errno.EPROTO, os.strerror(errno.EPROTO))
+
+
+class UdpPcb:
+    """One UDP socket. Addresses are bytes (4 or 16), ports ints."""
+
+    def __init__(self, udp: Udp, family: int = 4) -> None:
+        if family not in (4, 6):
+            raise ValueError(f"family is 4 or 6, not {family}")
+        self.udp = udp
+        self.family = family
+        self.local_addr: bytes | None = None
+        self.local_port: int | None = None
+        self.remote: tuple[bytes, int] | None = None
+        self.listener: Any = None
+        self.df = False  # IP_PMTUDISC_DO / IPV6_DONTFRAG
+        self.ttl: int | None = None
+        self.closed = False
+        self.reuse = False
+
+    # -- control -------------------------------------------------------------------------------
+    def bind(self, addr: bytes | None = None, port: int = 0) -> None:
+        if self.closed:
+            raise OSError(errno.EBADF, "socket is closed")
+        if self.local_port is not None:
+            raise OSError(errno.EINVAL, "socket already bound")
+        udp = self.udp
+        if addr is not None:
+            if len(addr) != (4 if self.family == 4 else 16):
+                raise OSError(errno.EAFNOSUPPORT, "address family does not match the socket")
+            if not udp.host.is_local(addr) and addr != bytes(len(addr)):
+                raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
+            if addr == bytes(len(addr)):
+                addr = None
+        if port == 0:
+            port = udp.ephemeral_port(self.family)
+        elif not self.reuse:
+            for other in udp.ports.get(port, ()):
+                if other.family == self.family and (
+                        other.local_addr is None or addr is None or other.local_addr == addr):
+                    raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+        self.local_addr = addr
+        self.local_port = port
+        udp.ports.setdefault(port, []).append(self)
+
+    def connect(self, addr: bytes, port: int) -> None:
+        if len(addr) != (4 if self.family == 4 else 16):
+            raise OSError(errno.EAFNOSUPPORT, "address family does not match the socket")
+        if self.local_port is None:
+            self.bind(None, 0)
+        self.remote = (addr, port)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.local_port is not None:
+            lst = self.udp.ports.get(self.local_port)
+            if lst and self in lst:
+                lst.remove(self)
+                if not lst:
+                    del self.udp.ports[self.local_port]
+
+    def sockname(self) -> tuple[bytes, int]:
+        return (self.local_addr or bytes(4 if self.family == 4 else 16), self.local_port or 0)
+
+    # -- data ----------------------------------------------------------------------------------
+    def sendto(self, data: bytes | bytearray | memoryview, addr: tuple[bytes, int] | None,
+               now: float) -> None:
+        """Send one datagram; raises OSError (EMSGSIZE as :class:`PacketTooBigError`)."""
+        if self.closed:
+            raise OSError(errno.EBADF, "socket is closed")
+        if addr is None:
+            if self.remote is None:
+                raise OSError(errno.EDESTADDRREQ, os.strerror(errno.EDESTADDRREQ))
+            addr = self.remote
+        dst, dport = addr
+        if len(dst) != (4 if self.family == 4 else 16):
+            raise OSError(errno.EAFNOSUPPORT, "address family does not match the socket")
+        if not 0 < dport < 65536:
+            raise OSError(errno.EINVAL, f"bad port {dport}")
+        if self.local_port is None:
+            self.bind(None, 0)
+        host = self.udp.host
+        src = self.local_addr or host.source_address_for(dst)
+        if src is None:
+            raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
+        if len(data) > 65535 - 8 - (20 if self.family == 4 else 0):
+            raise OSError(errno.EMSGSIZE, os.strerror(errno.EMSGSIZE))
+        dgram = build_udp(src, dst, self.local_port, dport, data)
+        if self.df:
+            mtu = host.path_mtu(dst)
+            if len(dgram) + (20 if self.family == 4 else 40) > mtu:
+                host.counters["udp.tx.emsgsize"] += 1
+                raise PacketTooBigError(mtu)
+        err = host.ip_send(src, dst, PROTO_UDP, dgram, now, df=self.df, ttl=self.ttl)
+        if err:
+            if err == errno.EMSGSIZE:
+                raise PacketTooBigError(host.path_mtu(dst))
+            raise OSError(err, os.strerror(err))
+        host.counters["udp.tx.datagrams"] += 1
+
+
+class Udp:
+    """The UDP layer of a host: port table, demultiplexing, ICMP errors to sockets."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.ports: dict[int, list[UdpPcb]] = {}
+        self._next_port = EPHEMERAL_LOW + host.rng.randrange(EPHEMERAL_HIGH - EPHEMERAL_LOW)
+
+    def socket(self, family: int = 4) -> UdpPcb:
+        return UdpPcb(self, family)
+
+    def ephemeral_port(self, family: int) -> int:
+        span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1
+        for _ in range(span):
+            p = self._next_port
+            self._next_port = EPHEMERAL_LOW + (p + 1 - EPHEMERAL_LOW) % span
+            if not any(s.family == family for s in self.ports.get(p, ())):
+                return p
+        raise OSError(errno.EADDRINUSE, "no free ephemeral port")
+
+    def _lookup(self, dst: bytes, dport: int, src: bytes, sport: int) -> UdpPcb | None:
+        socks = self.ports.get(dport)
+        if not socks:
+            return None
+        fam = 4 if len(dst) == 4 else 6
+        best = None
+        best_score = -1
+        for s in socks:
+            if s.family != fam:
+                continue
+            score = 0
+            if s.local_addr is not None:
+                if s.local_addr != dst:
+                    continue
+                score += 1
+            if s.remote is not None:
+                if s.remote != (src, sport):
+                    continue
+                score += 2
+            if score > best_score:
+                best, best_score = s, score
+        return best
+
+    def receive(self, src: bytes, dst: bytes, payload: memoryview, now: float,
+                info: RxInfo) -> None:
+        h = self.host
+        c = h.counters
+        u = UdpView(payload)  # raises MalformedPacket
+        if not u.checksum_ok(src, dst):
+            c["drop.udp.bad_checksum"] += 1
+            h.trace(now, "udp", "drop", reason="bad checksum")
+            return
+        pcb = self._lookup(dst, u.dst_port, src, u.src_port)
+        if pcb is None:
+            c["udp.no_port"] += 1
+            if not info.bcast:
+                if info.family == 4:
+                    h.icmp.send_error4(info.packet, 3, 3, now)
+                else:
+                    h.icmp.send_error6(info.packet, 1, 4, now)
+            return
+        c["udp.rx.datagrams"] += 1
+        if pcb.listener is not None:
+            pcb.listener.datagram_received(bytes(u.payload), (src, u.src_port), now)
+
+    def icmp_error(self, now: float, kind: str, code: int, mtu: int, qsrc: bytes, qdst: bytes,
+                   ql4: bytes) -> None:
+        """Registered with ``Host.register_icmp_error(17, ...)``."""
+        if len(ql4) < 4:
+            return
+        sport = (ql4[0] << 8) | ql4[1]
+        dport = (ql4[2] << 8) | ql4[3]
+        for s in self.ports.get(sport, ()):
+            if s.remote == (qdst, dport) and (s.local_addr is None or s.local_addr == qsrc):
+                self.host.counters["udp.rx.errors"] += 1
+                if s.listener is not None:
+                    s.listener.error_received(
+                        error_from_icmp(4 if len(qsrc) == 4 else 6, kind, code, mtu), now)
+                return
+
+    def describe(self) -> list[str]:
+        out = []
+        for port, socks in sorted(self.ports.items()):
+            for s in socks:
+                local = f"{ip_str(s.local_addr) if s.local_addr else '*'}:{port}"
+                remote = f"{ip_str(s.remote[0])}:{s.remote[1]}" if s.remote else "*:*"
+                out.append(f"udp{'6' if s.family == 6 else ''} {local} {remote}")
+        return out
