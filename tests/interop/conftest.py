@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from .linux import Netns, environment_problem
+from .stackhost import STACK4, STACK6, StackOnTap, pcap_file, start_stack, tap_in
 
 _problem: list[str | None] = []
 
@@ -49,3 +51,17 @@ def make_netns(interop_env: None) -> Iterator[Callable[[], Netns]]:
 @pytest.fixture
 def netns(make_netns: Callable[[], Netns]) -> Netns:
     return make_netns()
+
+
+@pytest.fixture
+def host_on_tap(netns: Netns, tmp_path: Path) -> Iterator[StackOnTap]:
+    """Linux (10.211.0.1, fd00:5ac:0:1::1) on tap0 in ``netns``; a stacklab Host (.2, ::2) on
+    the other end, in a background thread. At the end tshark reads the capture: no malformed
+    packet, no bad checksum."""
+    tap = tap_in(netns)
+    h = start_stack([(tap, [f"{STACK4}/24", f"{STACK6}/64"])], pcap_file(tmp_path))
+    try:
+        yield h
+    finally:
+        problems = h.stop()
+    assert not problems, "tshark flags packets in the capture:\n" + "\n".join(problems)
