@@ -1,0 +1,100 @@
+"""``stacklab run FILE.toml``: run a scenario on the simulated network and summarize it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from stacklab.cli.main import CliError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "run", help="run a scenario file (TOML) on the simulated network",
+        description="Run a scenario (nodes, links with impairments, apps) on the deterministic "
+                    "simulated network. Same seed, same frames, byte for byte.")
+    p.add_argument("file", metavar="FILE.toml", help="the scenario (see examples/)")
+    p.add_argument("--seed", type=int, default=None, help="override the file's seed")
+    p.add_argument("--pcap", metavar="DIR", help="write one pcap per link into DIR")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--trace", action="store_true",
+                   help="print every trace event (to stderr with --json)")
+    p.add_argument("--trace-file", metavar="F.jsonl", help="write trace events as JSON lines")
+    p.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from stacklab.net.network import TopologyError
+    from stacklab.net.scenario import ScenarioError, run_scenario
+    from stacklab.trace.events import Tracer
+
+    tracer = None
+    trace_fp = None
+    if args.trace or args.trace_file:
+        tracer = Tracer(keep=False)
+        if args.trace:
+            out = sys.stderr if args.json else sys.stdout
+            tracer.add_sink(lambda ev: print(ev.line(), file=out))
+        if args.trace_file:
+            try:
+                trace_fp = open(args.trace_file, "w", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                raise CliError(f"--trace-file: {exc}") from None
+            tracer.add_jsonl(trace_fp)
+    wall = time.perf_counter()
+    try:
+        summary = run_scenario(args.file, seed=args.seed, pcap=args.pcap, tracer=tracer)
+    except (ScenarioError, TopologyError) as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc}") from None
+    finally:
+        if trace_fp is not None:
+            trace_fp.close()
+    wall = time.perf_counter() - wall
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print_human(summary, wall)
+    return 0 if all(app.get("ok") for app in summary["apps"]) else 1
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def print_human(summary: dict[str, Any], wall: float) -> None:
+    title = summary["name"] or summary["scenario"]
+    print(f"{title}: seed {summary['seed']}, {summary['time']:g} s simulated "
+          f"in {wall:.2f} s wall")
+    if summary["apps"]:
+        print("apps:")
+    for app in summary["apps"]:
+        status = "ok  " if app.get("ok") else "FAIL"
+        extra = " ".join(f"{k}={_fmt(v)}" for k, v in app.items()
+                         if k not in ("node", "kind", "ok", "error"))
+        line = f"  {status} {app['kind']} on {app['node']}: {extra}"
+        if not app.get("ok"):
+            line += f"\n       error: {app.get('error', '?')}"
+        print(line)
+    print("nodes:")
+    for name, node in summary["nodes"].items():
+        c = node["counters"]
+        drops = sum(v for k, v in c.items() if k.startswith("drop."))
+        print(f"  {name:<10} {node['kind']:<7} rx {c.get('rx.frames', 0):>7}  "
+              f"tx {c.get('tx.frames', 0):>7}  drops {drops}")
+    print("links:")
+    for name, dirs in summary["links"].items():
+        for label, c in dirs.items():
+            drops = ", ".join(f"{k[5:]} {v}" for k, v in c.items() if k.startswith("drop."))
+            tail = f"  dropped: {drops}" if drops else ""
+            print(f"  {name:<12} {label:<14} sent {c.get('tx.frames', 0):>7}  "
+                  f"delivered {c.get('rx.frames', 0):>7}{tail}")
+    for conn in summary["connections"]:
+        states = " > ".join(conn.get("states", []))
+        print(f"  tcp {conn.get('node')} {conn.get('local')} -> {conn.get('remote')}: {states}")

@@ -1,0 +1,342 @@
+"""Scenario files: a network, its impairments and its applications, in TOML.
+
+    seed = 1
+    duration = "30s"
+
+    [[node]]
+    name = "a"
+    kind = "host"            # host | router | switch (switch: optional aging = "300s")
+
+    [[link]]
+    ends = ["a", "r"]
+    delay = "5ms"            # every link parameter of stacklab.net.link.LinkParams
+    rate = "100Mbit"
+    loss = 0.01
+    down = [["2s", "4s"]]    # down at 2 s, up at 4 s
+    forward = { loss = 0.1 } # a -> r only; `reverse` for r -> a
+
+    [[app]]
+    node = "a"
+    kind = "ping"            # kinds come from stacklab.net.apps
+    to = "b"
+
+Errors name the file, the table and the key: ``FILE: [[link]] #2 (a-r): key 'delay': ...``.
+:func:`run_scenario` returns the summary the CLI prints with ``--json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from stacklab.trace.events import Tracer
+
+from .apps import AppKind, app_kinds, get_app, load_app_modules
+from .link import LINK_PARAMS, LinkParams
+from .network import Network, TopologyError, _parse_down
+from .units import ParamError, parse_duration
+
+__all__ = ["Scenario", "ScenarioError", "load_scenario", "run_scenario"]
+
+TOP_KEYS = ("seed", "duration", "name", "description", "node", "link", "app")
+NODE_KINDS = ("host", "router", "switch")
+NODE_KEYS = ("name", "kind", "aging")
+LINK_KEYS = ("ends", "name", "down", "forward", "reverse", *LINK_PARAMS)
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run; the message names file, table and key."""
+
+
+@dataclass
+class Scenario:
+    path: str
+    seed: int = 1
+    duration: float = 10.0
+    name: str = ""
+    description: str = ""
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    apps: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Where:
+    """Formats errors: ``file: [[link]] #2 (a-b): key 'delay': message``."""
+
+    def __init__(self, path: str, table: str) -> None:
+        self.path = path
+        self.table = table
+
+    def error(self, message: str, key: str | None = None) -> ScenarioError:
+        where = f"{self.path}: {self.table}"
+        if key is not None:
+            where += f": key {key!r}"
+        return ScenarioError(f"{where}: {message}")
+
+    def check_keys(self, table: dict[str, Any], allowed: tuple[str, ...] | frozenset[str],
+                   what: str) -> None:
+        for key in table:
+            if key not in allowed:
+                known = ", ".join(sorted(allowed)) or "none"
+                raise self.error(f"unknown key for {what} (allowed: {known})", key)
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Read and check a scenario file (keys, units, node references, link parameters)."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fp:
+            data = tomllib.load(fp)
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    top = _Where(path, "top level")
+    top.check_keys(data, TOP_KEYS, "a scenario")
+    scn = Scenario(path)
+    seed = data.get("seed", 1)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise top.error(f"expected an integer, got {seed!r}", "seed")
+    scn.seed = seed
+    try:
+        scn.duration = parse_duration(data.get("duration", "10s"), "duration")
+    except ParamError as exc:
+        raise top.error(exc.message, "duration") from None
+    if scn.duration <= 0:
+        raise top.error("the duration must be positive", "duration")
+    for key in ("name", "description"):
+        value = data.get(key, "")
+        if not isinstance(value, str):
+            raise top.error(f"expected a string, got {value!r}", key)
+        setattr(scn, key, value)
+    for key in ("node", "link", "app"):
+        tables = data.get(key, [])
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            raise top.error(f"write it as [[{key}]] tables", key)
+    scn.nodes, scn.links, scn.apps = data.get("node", []), data.get("link", []), data.get("app", [])
+
+    names: dict[str, str] = {}
+    for i, node in enumerate(scn.nodes, 1):
+        w = _Where(path, f"[[node]] #{i}" + (f" ({node['name']})" if "name" in node else ""))
+        w.check_keys(node, NODE_KEYS, "a node")
+        name = node.get("name")
+        if not isinstance(name, str) or not name:
+            raise w.error("every node needs a name (a string)", "name")
+        if name in names:
+            raise w.error(f"a node named {name!r} is already defined", "name")
+        kind = node.get("kind")
+        if kind not in NODE_KINDS:
+            raise w.error(f"expected one of {', '.join(NODE_KINDS)}, got {kind!r}", "kind")
+        if "aging" in node:
+            if kind != "switch":
+                raise w.error("only switches have an aging time", "aging")
+            try:
+                parse_duration(node["aging"], "aging")
+            except ParamError as exc:
+                raise w.error(exc.message, "aging") from None
+        names[name] = kind
+    if not scn.nodes:
+        raise top.error("a scenario needs at least one [[node]]", "node")
+
+    for i, link in enumerate(scn.links, 1):
+        ends = link.get("ends")
+        label = f" ({ends[0]}-{ends[1]})" if isinstance(ends, list) and len(ends) == 2 else ""
+        w = _Where(path, f"[[link]] #{i}{label}")
+        w.check_keys(link, LINK_KEYS, "a link")
+        if (not isinstance(ends, list) or len(ends) != 2
+                or not all(isinstance(e, str) for e in ends)):
+            raise w.error("expected two node names, e.g. ends = [\"a\", \"b\"]", "ends")
+        for end in ends:
+            if end not in names:
+                raise w.error(f"unknown node {end!r} (nodes: {', '.join(names)})", "ends")
+        if ends[0] == ends[1]:
+            raise w.error(f"a link joins two different nodes, not {ends[0]!r} to itself", "ends")
+        base = {k: v for k, v in link.items() if k in LINK_PARAMS}
+        try:
+            params = LinkParams().with_updates(base)
+        except ParamError as exc:
+            raise w.error(exc.message, exc.key) from None
+        for side in ("forward", "reverse"):
+            if side in link:
+                own = link[side]
+                if not isinstance(own, dict):
+                    raise w.error("expected a table of link parameters, e.g. "
+                                  f"{side} = {{ loss = 0.1 }}", side)
+                try:
+                    params.with_updates(own)
+                except ParamError as exc:
+                    raise w.error(exc.message, f"{side}.{exc.key}") from None
+        if "down" in link:
+            try:
+                _parse_down(link["down"])
+            except ParamError as exc:
+                raise w.error(exc.message, "down") from None
+        if "name" in link and not isinstance(link["name"], str):
+            raise w.error("expected a string", "name")
+
+    for i, app in enumerate(scn.apps, 1):
+        w = _Where(path, f"[[app]] #{i}")
+        node = app.get("node")
+        if not isinstance(node, str) or node not in names:
+            raise w.error(f"unknown node {node!r} (nodes: {', '.join(names)})", "node")
+        if names[node] == "switch":
+            raise w.error(f"{node!r} is a switch; apps run on hosts and routers", "node")
+        if not isinstance(app.get("kind"), str):
+            raise w.error("every app needs a kind, e.g. kind = \"ping\"", "kind")
+    return scn
+
+
+@dataclass
+class _AppRun:
+    spec: dict[str, Any]
+    app: Any
+    daemon: bool
+    task: asyncio.Task[dict[str, Any]] | None = None
+
+
+def build_network(scn: Scenario, *, seed: int | None = None,
+                  tracer: Tracer | None = None) -> Network:
+    """The network of a checked scenario: nodes, links, addresses and routes."""
+    net = Network(seed=scn.seed if seed is None else seed, tracer=tracer)
+    try:
+        for i, node in enumerate(scn.nodes, 1):
+            w = _Where(scn.path, f"[[node]] #{i} ({node['name']})")
+            try:
+                if node["kind"] == "switch":
+                    net.add_switch(node["name"], aging=node.get("aging", 300.0))
+                elif node["kind"] == "router":
+                    net.add_router(node["name"])
+                else:
+                    net.add_host(node["name"])
+            except ImportError as exc:
+                raise w.error(f"{node['kind']} nodes are not available in this build ({exc})",
+                              "kind") from None
+            except TopologyError as exc:
+                raise w.error(str(exc), "name") from None
+        for i, link in enumerate(scn.links, 1):
+            a, b = link["ends"]
+            w = _Where(scn.path, f"[[link]] #{i} ({a}-{b})")
+            params = {k: v for k, v in link.items() if k in LINK_PARAMS}
+            try:
+                net.connect(a, b, name=link.get("name"), forward=link.get("forward"),
+                            reverse=link.get("reverse"), down=link.get("down"), **params)
+            except TopologyError as exc:
+                raise w.error(str(exc), "name" if "named" in str(exc) else "ends") from None
+        try:
+            net.autoconfigure()
+        except TopologyError as exc:
+            raise _Where(scn.path, "[[link]]").error(str(exc)) from None
+    except BaseException:
+        net.close()
+        raise
+    return net
+
+
+def _make_apps(scn: Scenario, net: Network) -> list[_AppRun]:
+    load_app_modules()
+    runs = []
+    for i, spec in enumerate(scn.apps, 1):
+        w = _Where(scn.path, f"[[app]] #{i} ({spec['kind']} on {spec['node']})")
+        kind: AppKind | None = get_app(spec["kind"])
+        if kind is None:
+            known = ", ".join(app_kinds()) or "none registered"
+            raise w.error(f"unknown app kind {spec['kind']!r} (known: {known})", "kind")
+        params = {k: v for k, v in spec.items() if k not in ("node", "kind")}
+        w.check_keys(params, kind.params, f"a {kind.kind!r} app")
+        try:
+            app = kind.factory(net, net.node(spec["node"]), params)
+        except ParamError as exc:
+            raise w.error(exc.message, exc.key) from None
+        except (ValueError, TypeError, TopologyError) as exc:
+            raise w.error(str(exc)) from None
+        runs.append(_AppRun(spec, app, bool(getattr(app, "daemon", False))))
+    return runs
+
+
+async def _run_app(net: Network, run: _AppRun) -> dict[str, Any]:
+    start = net.now
+    try:
+        result = dict(await run.app.run() or {})
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # an app failing is a result, not a crash of the runner
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    result.setdefault("ok", True)
+    result.setdefault("elapsed", net.now - start)
+    return result
+
+
+def _partial(run: _AppRun) -> dict[str, Any]:
+    getter = getattr(run.app, "result", None)
+    if not callable(getter):
+        return {}
+    try:
+        return dict(getter() or {})
+    except Exception as exc:
+        return {"ok": False, "error": f"result(): {type(exc).__name__}: {exc}"}
+
+
+def run_scenario(path: str | os.PathLike[str], *, seed: int | None = None,
+                 pcap: str | None = None, tracer: Tracer | None = None) -> dict[str, Any]:
+    """Load, build and run a scenario; return its summary (the ``--json`` output)."""
+    scn = load_scenario(path)
+    net = build_network(scn, seed=seed, tracer=tracer)
+    try:
+        if pcap:
+            net.capture(pcap)
+        runs = _make_apps(scn, net)
+        loop = net.loop
+        for i, run in enumerate(runs, 1):
+            run.task = loop.create_task(_run_app(net, run),
+                                        name=f"app#{i} {run.spec['kind']} on {run.spec['node']}")
+        net.run(until=scn.duration)
+        end = net.now
+        results = []
+        pending = []
+        for run in runs:
+            assert run.task is not None
+            if run.task.done():
+                result = run.task.result()
+            elif run.daemon:
+                pending.append(run.task)
+                result = {"ok": True, **_partial(run)}
+            else:
+                pending.append(run.task)
+                result = {**_partial(run), "ok": False,
+                          "error": f"still running when the scenario ended at {end:g}s"}
+            results.append({"node": run.spec["node"], "kind": run.spec["kind"], **result})
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        return summarize(net, scn, results, seed if seed is not None else scn.seed)
+    finally:
+        net.close()
+
+
+def summarize(net: Network, scn: Scenario, apps: list[dict[str, Any]],
+              seed: int) -> dict[str, Any]:
+    connections: list[dict[str, Any]] = []
+    for name, node in net.nodes.items():
+        # Hook for the TCP layer: a list of {"local", "remote", "states", "retransmits", "mss",
+        # "pmtu", ...} for every connection the node had.
+        hook = getattr(node, "tcp_connections_summary", None)
+        if callable(hook):
+            for conn in hook():
+                connections.append({"node": name, **conn})
+    counters = net.counters()
+    return {
+        "scenario": scn.path,
+        "name": scn.name,
+        "seed": seed,
+        "duration": scn.duration,
+        "time": net.now,
+        "apps": apps,
+        "nodes": {name: {"kind": net.kinds[name], "counters": c}
+                  for name, c in counters["nodes"].items()},
+        "links": counters["links"],
+        "connections": connections,
+    }
