@@ -48,7 +48,8 @@ class NeighborParams:
     mcast_solicit: int = 3
     ucast_solicit: int = 3
     queue_len: int = 101  # Linux unres_qlen default
-    gc_stale_time: float = 60.0  # unused STALE/FAILED entries are removed after this
+    gc_stale_time: float = 60.0  # unused STALE/FAILED entries are removed after this...
+    gc_thresh1: int = 128  # ...but only while the table holds more entries than this (Linux)
 
 
 @dataclass(slots=True)
@@ -274,8 +275,11 @@ class NeighborCache:
                     self._count(f"{self.layer}.retries")
                     self.owner.solicit(n.ip, n.mac, now)
             elif st is Nud.STALE or st is Nud.FAILED:
-                # garbage collection of unused entries
-                if n.used + p.gc_stale_time <= now:
+                # garbage collection of unused entries, as Linux: only in a big table
+                if len(self.entries) <= p.gc_thresh1:
+                    n.deadline = None
+                    self._dirty = True
+                elif n.used + p.gc_stale_time <= now:
                     del self.entries[n.ip]
                     self._dirty = True
                 else:
