@@ -93,8 +93,9 @@ def test_get_put_list_both_modes(env: Any, tree: Path, mode: str) -> None:
     env.run(scenario)
 
 
-@pytest.mark.parametrize("path", ["../secret.txt", "/../../secret.txt", "link", "dirlink/secret.txt",
-                                  "pub/../../secret.txt", "/%2e%2e/secret.txt"])
+@pytest.mark.parametrize("path", ["../secret.txt", "/../../secret.txt", "link",
+                                  "dirlink/secret.txt", "pub/../../secret.txt",
+                                  "/%2e%2e/secret.txt"])
 def test_confined_to_root(env: Any, tree: Path, path: str) -> None:
     async def scenario(snet: Any, cnet: Any, addr: str) -> None:
         server = await serve_ftp(snet, 0, root=tree)
