@@ -311,3 +311,108 @@ async def traceroute(host: Host, dst: str, *, max_hops: int = 30, probes: int = 
         if ident:
             icmp.echo_listeners.pop(ident, None)
     return result
+
+
+# -- scenario app kinds ---------------------------------------------------------------------------
+def _bool(key: str, value: Any) -> bool:
+    from stacklab.net.units import ParamError
+
+    if not isinstance(value, bool):
+        raise ParamError(key, f"expected true or false, got {value!r}")
+    return value
+
+
+def _int(key: str, value: Any, low: int, high: int) -> int:
+    from stacklab.net.units import ParamError
+
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ParamError(key, f"expected an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+def _family(value: Any) -> int:
+    from stacklab.net.units import ParamError
+
+    if value not in (4, 6):
+        raise ParamError("family", f"expected 4 or 6, got {value!r}")
+    return int(value)
+
+
+def _to(params: dict[str, Any]) -> str:
+    from stacklab.net.units import ParamError
+
+    if "to" not in params:
+        raise ParamError("to", "missing: the node name or address to send to")
+    return str(params["to"])
+
+
+class PingApp:
+    """ping: echo requests to ``to`` (count, size, interval, df, family, ttl)."""
+
+    params = frozenset({"to", "count", "size", "interval", "df", "family", "ttl", "start"})
+
+    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
+        from stacklab.net.units import parse_duration
+
+        self.node = node
+        self.to = _to(params)
+        self.count = _int("count", params.get("count", 4), 1, 1_000_000)
+        self.size = _int("size", params.get("size", 56), 0, 65507)
+        self.interval = parse_duration(params.get("interval", "1s"), "interval")
+        self.df = _bool("df", params.get("df", False))
+        self.family = _family(params.get("family", 4))
+        self.ttl = _int("ttl", params["ttl"], 1, 255) if "ttl" in params else None
+        self.start = parse_duration(params.get("start", 0), "start")
+
+    async def run(self) -> dict[str, Any]:
+        if self.start:
+            await asyncio.sleep(self.start)
+        r = await ping(self.node, self.to, count=self.count, size=self.size,
+                       interval=self.interval, df=self.df, family=self.family, ttl=self.ttl,
+                       out=None)
+        out: dict[str, Any] = {"ok": r.received > 0, "address": r.address, **r.summary(),
+                               "elapsed": r.elapsed, "lines": r.lines}
+        if not out["ok"]:
+            out["error"] = r.errors[0] if r.errors else "no reply"
+        return out
+
+
+class TracerouteApp:
+    """traceroute: the routers on the path to ``to`` (method udp|icmp, max_hops, wait)."""
+
+    params = frozenset({"to", "family", "method", "max_hops", "probes", "wait", "start"})
+
+    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
+        from stacklab.net.units import ParamError, parse_duration
+
+        self.node = node
+        self.to = _to(params)
+        self.family = _family(params.get("family", 4))
+        self.method = params.get("method", "udp")
+        if self.method not in ("udp", "icmp"):
+            raise ParamError("method", f"expected \"udp\" or \"icmp\", got {self.method!r}")
+        self.max_hops = _int("max_hops", params.get("max_hops", 30), 1, 255)
+        self.probes = _int("probes", params.get("probes", 3), 1, 10)
+        self.wait = parse_duration(params.get("wait", "3s"), "wait")
+        self.start = parse_duration(params.get("start", 0), "start")
+
+    async def run(self) -> dict[str, Any]:
+        if self.start:
+            await asyncio.sleep(self.start)
+        r = await traceroute(self.node, self.to, max_hops=self.max_hops, probes=self.probes,
+                             wait=self.wait, method=self.method, family=self.family, out=None)
+        out: dict[str, Any] = {"ok": r.reached, "address": r.address, "hops": r.addresses,
+                               "lines": r.lines}
+        if not r.reached:
+            out["error"] = "destination not reached"
+        return out
+
+
+def _register() -> None:
+    from stacklab.net.apps import register_app
+
+    register_app("ping", PingApp)
+    register_app("traceroute", TracerouteApp)
+
+
+_register()

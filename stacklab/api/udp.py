@@ -264,3 +264,108 @@ class UdpSocket:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- scenario app kinds ---------------------------------------------------------------------------
+class UdpSendApp:
+    """udp-send: ``count`` datagrams of ``size`` bytes to ``to``:``port``, ``interval`` apart."""
+
+    params = frozenset({"to", "port", "size", "count", "interval", "df", "family", "start"})
+
+    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
+        from stacklab.api.tools import _bool, _family, _int, _to
+        from stacklab.net.units import parse_duration
+
+        self.node = node
+        self.to = _to(params)
+        self.port = _int("port", params.get("port", 9), 1, 65535)
+        self.size = _int("size", params.get("size", 512), 0, 65507)
+        self.count = _int("count", params.get("count", 1), 1, 10_000_000)
+        self.interval = parse_duration(params.get("interval", "10ms"), "interval")
+        self.df = _bool("df", params.get("df", False))
+        self.family = _family(params.get("family", 4))
+        self.start = parse_duration(params.get("start", 0), "start")
+
+    async def run(self) -> dict[str, Any]:
+        import hashlib
+
+        if self.start:
+            await asyncio.sleep(self.start)
+        loop = self.node.driver.loop
+        t0 = loop.time()
+        sock = UdpSocket(self.node, self.family, df=self.df)
+        sock.connect((self.to, self.port))
+        digest = hashlib.sha256()
+        sent = 0
+        errors: list[str] = []
+        for i in range(self.count):
+            data = (i.to_bytes(4, "big") * (self.size // 4 + 1))[:self.size]
+            try:
+                await sock.send(data)
+            except OSError as exc:
+                errors.append(f"datagram {i}: {exc}")
+            else:
+                sent += 1
+                digest.update(data)
+            if i + 1 < self.count:
+                await asyncio.sleep(self.interval)
+        sock.close()
+        out: dict[str, Any] = {"ok": not errors, "datagrams": sent, "bytes": sent * self.size,
+                               "sha256": digest.hexdigest(), "elapsed": loop.time() - t0}
+        if errors:
+            out["error"] = errors[0]
+            out["errors"] = len(errors)
+        return out
+
+
+class UdpSinkApp:
+    """udp-sink: receive datagrams on ``port`` until the scenario ends."""
+
+    params = frozenset({"port", "family"})
+    daemon = True
+
+    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
+        from stacklab.api.tools import _family, _int
+
+        self.node = node
+        self.port = _int("port", params.get("port", 9), 1, 65535)
+        self.family = _family(params.get("family", 4))
+        self.datagrams = 0
+        self.nbytes = 0
+        import hashlib
+
+        self.digest = hashlib.sha256()
+        self.first: float | None = None
+        self.last: float | None = None
+
+    async def run(self) -> dict[str, Any]:
+        sock = UdpSocket(self.node, self.family)
+        sock.bind(("", self.port))
+        loop = self.node.driver.loop
+        try:
+            while True:
+                data = await sock.recv()
+                now = loop.time()
+                if self.first is None:
+                    self.first = now
+                self.last = now
+                self.datagrams += 1
+                self.nbytes += len(data)
+                self.digest.update(data)
+        finally:
+            sock.close()
+
+    def result(self) -> dict[str, Any]:
+        elapsed = (self.last - self.first) if self.first is not None and self.last else 0.0
+        return {"ok": True, "datagrams": self.datagrams, "bytes": self.nbytes,
+                "sha256": self.digest.hexdigest(), "elapsed": elapsed}
+
+
+def _register() -> None:
+    from stacklab.net.apps import register_app
+
+    register_app("udp-send", UdpSendApp)
+    register_app("udp-sink", UdpSinkApp)
+
+
+_register()
