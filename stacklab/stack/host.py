@@ -40,6 +40,7 @@ from .ndp import ALL_NODES, ALL_ROUTERS, Ndp, NdResolver, eui64_address
 from .neighbor import NeighborCache
 from .node import Node, Port
 from .route import CONNECTED, Route, RoutingTable, parse_prefix
+from .tcp.layer import TcpLayer
 from .udp import Udp
 
 __all__ = ["Host", "Interface", "RxInfo"]
@@ -161,6 +162,7 @@ class Host(Node):
         self.register_protocol(58, self.icmp.receive6)
         self.register_protocol(17, self.udp.receive)
         self.register_icmp_error(17, self.udp.icmp_error)
+        self.tcp = TcpLayer(self)  # registers protocol 6, its ICMP errors and its timers
 
     def _ifname(self, ifindex: int) -> str:
         return self.interfaces[ifindex].name if 0 <= ifindex < len(self.interfaces) else str(
@@ -530,6 +532,34 @@ class Host(Node):
         from stacklab.api.udp import UdpSocket
 
         return UdpSocket(self, family, **kwargs)
+
+    async def open_connection(self, addr: str, port: int, **kwargs: Any) -> Any:
+        """``reader, writer`` over our TCP, as ``asyncio.open_connection`` (api/streams.py)."""
+        from stacklab.api.streams import open_connection
+
+        return await open_connection(self, addr, port, **kwargs)
+
+    async def start_server(self, client_connected_cb: Callable[..., Any], port: int = 0,
+                           host: str | None = None, **kwargs: Any) -> Any:
+        from stacklab.api.streams import start_server
+
+        return await start_server(self, client_connected_cb, port, host, **kwargs)
+
+    async def create_connection(self, protocol_factory: Callable[[], Any], host: str,
+                                port: int, **kwargs: Any) -> Any:
+        from stacklab.api.streams import create_connection
+
+        return await create_connection(self, protocol_factory, host, port, **kwargs)
+
+    async def create_server(self, protocol_factory: Callable[[], Any], host: str | None = None,
+                            port: int = 0, **kwargs: Any) -> Any:
+        from stacklab.api.streams import create_server
+
+        return await create_server(self, protocol_factory, host, port, **kwargs)
+
+    def tcp_connections_summary(self) -> list[dict[str, Any]]:
+        """One dict per TCP connection (node, local, remote, states, retransmits, mss, pmtu)."""
+        return self.tcp.summary()
 
     async def ping(self, dst: str, **kwargs: Any) -> Any:
         from stacklab.api.tools import ping

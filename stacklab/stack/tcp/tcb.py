@@ -212,6 +212,8 @@ class Tcb:
         self._lost_reported = False
         self._sws_override = False
         self.stats = TcpStats()
+        self.user: Any = None  # the socket/transport object on top (set by the layer's user)
+        self.listener: Any = None  # the Listener that spawned a passive TCB
 
     # -- setup helpers -------------------------------------------------------------------------
     def _our_wscale(self) -> int:
@@ -345,6 +347,7 @@ class Tcb:
         if self.fin_queued:
             if full and st is S.FIN_WAIT_2:
                 self.finwait2_at = now + self.config.fin_wait_2_timeout
+                self._report_lost(None)
             return
         if st in (S.SYN_RECEIVED, S.ESTABLISHED) or st is S.CLOSE_WAIT:
             self.fin_queued = True

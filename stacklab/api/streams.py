@@ -1,0 +1,414 @@
+"""TCP for applications, asyncio style, over a Host's sans-IO TCP layer.
+
+* ``reader, writer = await host.open_connection(addr_or_name, port)`` and
+  ``server = await host.start_server(client_connected_cb, port, host=None)`` mirror
+  ``asyncio.open_connection`` / ``asyncio.start_server`` and hand out asyncio's own
+  ``StreamReader`` / ``StreamWriter`` (read, readexactly, readline, readuntil, at_eof, write,
+  writelines, drain, close, wait_closed, write_eof, can_write_eof, get_extra_info);
+* ``transport, protocol = await host.create_connection(protocol_factory, host, port)`` and
+  ``server = await host.create_server(protocol_factory, host, port)`` mirror the loop methods, so
+  libraries written against asyncio protocols (asyncssh, h11 adapters) run on the stack.
+
+:class:`TcpTransport` is an ``asyncio.Transport``: writes go into the TCB's send buffer (what does
+not fit waits in the transport and counts toward the write-buffer high-water mark), reads are
+taken out of the TCB's receive buffer only while reading is not paused, so a slow reader closes
+the TCP window. ``get_extra_info("tcp_info")`` is the TCB's ``tcp_info()`` dict. Like asyncio, the
+transports set no-delay (asyncio sets TCP_NODELAY on its sockets).
+
+Errors: a refused connection raises ConnectionRefusedError, a reset one ConnectionResetError, a
+connect timeout TimeoutError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from stacklab.stack.tcp.fsm import State
+from stacklab.stack.tcp.tcb import (
+    Connected,
+    ConnectionLost,
+    DataReceived,
+    EofReceived,
+    SendSpace,
+    Tcb,
+    TcpConfig,
+)
+from stacklab.wire.addr import ip_bytes, ip_str
+
+if TYPE_CHECKING:
+    from stacklab.stack.host import Host
+    from stacklab.stack.tcp.layer import Listener, TcpLayer
+
+_DEFAULT_LIMIT = 2 ** 16
+
+
+def _driver_now(host: Host) -> float:
+    driver = getattr(host, "driver", None)
+    if driver is None:
+        raise RuntimeError(f"host {host.name} is not driven (no host.driver): run it in a "
+                           "Network or with a NodeDriver")
+    return driver.now()
+
+
+def _layer(host: Host) -> TcpLayer:
+    layer = getattr(host, "tcp", None)
+    if layer is None:
+        from stacklab.stack.tcp.layer import TcpLayer
+
+        layer = TcpLayer(host)
+        host.tcp = layer  # type: ignore[attr-defined]
+    return layer
+
+
+def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
+            **kw: Any) -> TcpConfig:
+    cfg = config or layer.config
+    changes = {k: v for k, v in kw.items() if v is not None}
+    changes["nodelay"] = True if nodelay is None and config is None else (
+        cfg.nodelay if nodelay is None else nodelay)
+    return cfg.replace(**changes)
+
+
+class TcpTransport(asyncio.Transport):
+    """An asyncio transport over one TCB."""
+
+    def __init__(self, host: Host, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._host = host
+        self._layer = _layer(host)
+        self._tcb = tcb
+        self._protocol = protocol
+        self._loop = loop
+        self._pending = bytearray()  # written, not yet in the TCB's send buffer
+        self._closing = False
+        self._eof_pending = False  # write_eof() before the pending bytes went in
+        self._eof_sent = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._high = 64 * 1024
+        self._low = 16 * 1024
+        self._lost = False
+        self._connected: asyncio.Future[None] | None = None
+        self._extra: dict[str, Any] = {}
+
+    # -- wiring -------------------------------------------------------------------------------
+    def _attach(self, tcb: Tcb) -> None:
+        self._tcb = tcb
+        tcb.user = self
+        self._extra["peername"] = (ip_str(tcb.remote_ip), tcb.remote_port)
+        self._extra["sockname"] = (ip_str(tcb.local_ip), tcb.local_port)
+
+    def tcp_event(self, tcb: Tcb, ev: Any) -> None:
+        """Called synchronously by the TCP layer for each TCB event."""
+        if isinstance(ev, DataReceived):
+            self._deliver()
+        elif isinstance(ev, SendSpace):
+            self._fill()
+        elif isinstance(ev, Connected):
+            if self._connected is not None and not self._connected.done():
+                self._connected.set_result(None)
+        elif isinstance(ev, EofReceived):
+            self._deliver()
+        elif isinstance(ev, ConnectionLost):
+            self._on_lost(ev.error)
+
+    def _deliver(self) -> None:
+        tcb = self._tcb
+        if tcb is None or self._reading_paused or self._lost:
+            return
+        if tcb.readable:
+            data = tcb.read()
+            self._layer.kick(tcb)  # the window may have opened: maybe a window update
+            if not tcb.user_closed:
+                self._protocol.data_received(data)  # type: ignore[attr-defined]
+        if tcb.at_eof and not getattr(self, "_eof_delivered", False):
+            self._eof_delivered = True
+            keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
+            if not keep_open:
+                self.close()
+
+    def _fill(self) -> None:
+        tcb = self._tcb
+        if tcb is None:
+            return
+        if self._pending and tcb.state not in (State.CLOSED, State.TIME_WAIT):
+            try:
+                n = tcb.send(self._pending)
+            except ConnectionError:
+                n = 0
+            if n:
+                del self._pending[:n]
+                self._layer.kick(tcb)
+        if not self._pending and self._eof_pending and not self._eof_sent:
+            self._eof_sent = True
+            tcb.close(_driver_now(self._host), full=self._closing)
+            self._layer.kick(tcb)
+        if self._writing_paused and self.get_write_buffer_size() <= self._low:
+            self._writing_paused = False
+            self._protocol.resume_writing()
+
+    def _on_lost(self, error: Exception | None) -> None:
+        if self._lost:
+            return
+        if self._connected is not None and not self._connected.done():
+            self._connected.set_exception(error or ConnectionResetError("TCP connection closed"))
+            self._lost = True
+            return
+        # hand over what is still readable before reporting the end
+        if error is None:
+            self._deliver()
+        self._lost = True
+        self._closing = True
+        self._loop.call_soon(self._protocol.connection_lost, error)
+
+    # -- asyncio.Transport --------------------------------------------------------------------
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "tcp_info":
+            return self._tcb.tcp_info() if self._tcb is not None else default
+        if name == "tcb":
+            return self._tcb
+        if name == "socket":
+            return None
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Send what is buffered, then a FIN; no more data is received (``connection_lost``
+        follows once our FIN is acknowledged)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._eof_pending = True
+        if self._eof_sent and self._tcb is not None:
+            self._tcb.close(_driver_now(self._host), full=True)
+            self._layer.kick(self._tcb)
+        self._fill()
+
+    def abort(self) -> None:
+        self._closing = True
+        tcb = self._tcb
+        if tcb is not None and tcb.state is not State.CLOSED:
+            tcb.abort(_driver_now(self._host))
+            self._layer.kick(tcb)
+            self._layer.flush(tcb, _driver_now(self._host))
+        self._on_lost(None)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused and not self._closing
+
+    def pause_reading(self) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            self._loop.call_soon(self._deliver)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        self._high, self._low = high, low
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low, self._high)
+
+    def get_write_buffer_size(self) -> int:
+        tcb = self._tcb
+        return len(self._pending) + (len(tcb.sendbuf) if tcb is not None else 0)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if self._eof_pending or self._lost:
+            if self._lost:
+                return
+            raise RuntimeError("write after write_eof() or close()")
+        self._pending += data
+        self._fill()
+        if not self._writing_paused and self.get_write_buffer_size() > self._high:
+            self._writing_paused = True
+            self._protocol.pause_writing()
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        for d in list_of_data:
+            self.write(d)
+
+    def write_eof(self) -> None:
+        if self._eof_pending:
+            return
+        self._eof_pending = True
+        self._fill()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+
+class TcpServer(asyncio.AbstractServer):
+    """What ``start_server`` / ``create_server`` return (mirrors ``asyncio.Server``)."""
+
+    def __init__(self, host: Host, listeners: list[Listener],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self._host = host
+        self._listeners = listeners
+        self._loop = loop
+        self._closed = loop.create_future()
+        self.transports: list[TcpTransport] = []
+
+    @property
+    def sockets(self) -> list[tuple[str, int]]:
+        return [(ip_str(lst.local_ip) if lst.local_ip else
+                 ("::" if lst.family == 6 else "0.0.0.0"), lst.port) for lst in self._listeners]
+
+    @property
+    def port(self) -> int:
+        return self._listeners[0].port
+
+    def close(self) -> None:
+        for lst in self._listeners:
+            lst.close()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return not self._closed.done()
+
+    async def start_serving(self) -> None:
+        return None
+
+    async def serve_forever(self) -> None:
+        await asyncio.shield(self._closed)
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    async def __aenter__(self) -> TcpServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+# -- entry points (Host methods call these) ------------------------------------------------------
+
+
+def _resolve(host: Host, addr: str | bytes) -> bytes:
+    if isinstance(addr, bytes):
+        return ip_bytes(addr)
+    return ip_bytes(host.resolve(addr))
+
+
+async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                            addr: str | bytes, port: int, *, config: TcpConfig | None = None,
+                            nodelay: bool | None = None, local_addr: tuple[str, int] | None = None,
+                            timeout: float | None = None,
+                            **_ignored: Any) -> tuple[TcpTransport, asyncio.BaseProtocol]:
+    loop = asyncio.get_running_loop()
+    layer = _layer(host)
+    cfg = _config(layer, config, nodelay, connect_timeout=timeout)
+    dst = _resolve(host, addr)
+    protocol = protocol_factory()
+    transport = TcpTransport(host, None, protocol, loop)
+    transport._connected = loop.create_future()
+    local_ip = ip_bytes(local_addr[0]) if local_addr and local_addr[0] else None
+    local_port = local_addr[1] if local_addr else 0
+    tcb = layer.connect(dst, int(port), _driver_now(host), local_ip=local_ip,
+                        local_port=local_port, config=cfg, user=transport)
+    transport._attach(tcb)
+    try:
+        await transport._connected
+    except BaseException:
+        if tcb.state is not State.CLOSED:
+            tcb.abort(_driver_now(host))
+            layer.flush(tcb, _driver_now(host))
+        raise
+    transport._connected = None
+    protocol.connection_made(transport)
+    # data that came with or right after the handshake
+    if tcb.readable or tcb.at_eof:
+        transport._deliver()
+    return transport, protocol
+
+
+async def open_connection(host: Host, addr: str | bytes, port: int, *,
+                          limit: int = _DEFAULT_LIMIT,
+                          **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await create_connection(host, lambda: protocol, addr, port, **kwargs)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer
+
+
+def _families(host: Host, bind: str | None) -> list[tuple[bytes | None, int | None]]:
+    if bind is None or bind == "":
+        return [(None, None)]
+    if bind in ("0.0.0.0",):
+        return [(None, 4)]
+    if bind in ("::",):
+        return [(None, 6)]
+    return [(ip_bytes(host.resolve(bind)), None)]
+
+
+async def create_server(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                        bind: str | None = None, port: int = 0, *,
+                        config: TcpConfig | None = None, nodelay: bool | None = None,
+                        backlog: int = 128, **_ignored: Any) -> TcpServer:
+    loop = asyncio.get_running_loop()
+    layer = _layer(host)
+    cfg = _config(layer, config, nodelay)
+    listeners: list[Listener] = []
+    server: TcpServer | None = None
+
+    def on_established(tcb: Tcb) -> None:
+        protocol = protocol_factory()
+        transport = TcpTransport(host, None, protocol, loop)
+        transport._attach(tcb)
+        if server is not None:
+            server.transports.append(transport)
+        protocol.connection_made(transport)
+        if tcb.readable or tcb.at_eof:
+            transport._deliver()
+
+    for local_ip, family in _families(host, bind):
+        listeners.append(layer.listen(int(port), on_established, local_ip=local_ip,
+                                      family=family, config=cfg, backlog=backlog))
+        port = listeners[0].port
+    server = TcpServer(host, listeners, loop)
+    return server
+
+
+async def start_server(host: Host,
+                       client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                                     Awaitable[None] | None],
+                       port: int = 0, host_addr: str | None = None, *,
+                       limit: int = _DEFAULT_LIMIT, **kwargs: Any) -> TcpServer:
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+
+    return await create_server(host, factory, host_addr, port, **kwargs)
+
+
+def family_of(family: int) -> int:
+    return 6 if family in (6, socket.AF_INET6) else 4

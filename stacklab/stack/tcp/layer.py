@@ -1,0 +1,383 @@
+"""The TCP layer of a Host: demultiplexing by 4-tuple, listeners, ephemeral ports, RSTs for
+closed ports, ICMP errors, timers, and the glue between TCBs and the IP layer.
+
+It registers itself with the host (``register_protocol(6)``, ``register_icmp_error(6)``,
+``add_timer_source``). Each TCB is sans-IO; after anything touches one, ``flush(tcb, now)`` builds
+its segments into bytes (``build_tcp``), hands them to ``host.ip_send`` and passes its events to
+the socket object on top (``tcb.user``, an object with ``tcp_event(tcb, event)``).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from stacklab.wire.addr import ip_str
+from stacklab.wire.errors import MalformedPacket
+from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp
+
+from .fsm import Event, State
+from .isn import IsnGenerator
+from .seq import seq_add, seq_gt
+from .tcb import Connected, ConnectionLost, Tcb, TcpConfig
+
+if TYPE_CHECKING:
+    from stacklab.stack.host import Host
+
+EPHEMERAL_LOW = 32768  # Linux ip_local_port_range
+EPHEMERAL_HIGH = 60999
+PROTO_TCP = 6
+HISTORY_LIMIT = 10000  # finished connections kept for the summary
+
+
+class Listener:
+    """A passive OPEN on ``(local_ip or any, port)``. ``on_established(tcb)`` is called when a
+    connection it spawned reaches ESTABLISHED."""
+
+    state = State.LISTEN
+
+    def __init__(self, layer: TcpLayer, local_ip: bytes | None, port: int, family: int | None,
+                 on_established: Callable[[Tcb], None], config: TcpConfig,
+                 backlog: int = 128) -> None:
+        self.layer = layer
+        self.local_ip = local_ip
+        self.port = port
+        self.family = family
+        self.on_established = on_established
+        self.config = config
+        self.backlog = backlog
+        self.pending: set[Tcb] = set()  # SYN-RECEIVED children
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.layer.listeners.pop((self.local_ip, self.port, self.family), None)
+
+
+class TcpLayer:
+    def __init__(self, host: Host, config: TcpConfig | None = None) -> None:
+        self.host = host
+        self.config = config or TcpConfig()
+        self.conns: dict[tuple[bytes, int, bytes, int], Tcb] = {}
+        self.listeners: dict[tuple[bytes | None, int, int | None], Listener] = {}
+        self.history: list[Tcb] = []  # finished connections, for summaries
+        self.isn = IsnGenerator.from_rng(host.rng)
+        self._next_port = EPHEMERAL_LOW + host.rng.randrange(EPHEMERAL_HIGH - EPHEMERAL_LOW)
+        self._dirty: set[Tcb] = set()  # TCBs a user call touched: output() at the next timer
+        host.register_protocol(PROTO_TCP, self.receive)
+        host.register_icmp_error(PROTO_TCP, self.icmp_error)
+        host.add_timer_source(self)
+
+    # -- opening ----------------------------------------------------------------------------------
+    def _iface_mtu(self, dst: bytes, ifindex: int | None = None) -> int:
+        host = self.host
+        if ifindex is not None and 0 <= ifindex < len(host.interfaces):
+            return host.interfaces[ifindex].mtu
+        route = host.routes.lookup(dst)
+        if route is not None:
+            iface, _ = host.route_out(route, dst)
+            if iface is not None:
+                return iface.mtu
+        return host.path_mtu(dst)
+
+    def _adv_mss(self, dst: bytes, config: TcpConfig, ifindex: int | None = None) -> int:
+        mss = self._iface_mtu(dst, ifindex) - (40 if len(dst) == 4 else 60)
+        if config.maxseg is not None:
+            mss = min(mss, config.maxseg)
+        return max(mss, 88)
+
+    def _new_tcb_kwargs(self, local_ip: bytes, local_port: int, remote_ip: bytes,
+                        remote_port: int, now: float, config: TcpConfig,
+                        ifindex: int | None = None) -> dict[str, Any]:
+        host = self.host
+        name = f"{ip_str(local_ip)}:{local_port}>{ip_str(remote_ip)}:{remote_port}"
+
+        def trace(t: float, event: str, details: dict[str, Any]) -> None:
+            host.trace(t, "tcp", event, conn=name, **details)
+
+        return {
+            "iss": self.isn.isn(local_ip, local_port, remote_ip, remote_port, now),
+            "config": config,
+            "adv_mss": self._adv_mss(remote_ip, config, ifindex),
+            "path_mtu": host.path_mtu(remote_ip),
+            "rng": host.rng,
+            "trace": trace if host.tracer is not None else None,
+        }
+
+    def ephemeral_port(self, local_ip: bytes, remote_ip: bytes, remote_port: int) -> int:
+        span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1
+        for _ in range(span):
+            p = self._next_port
+            self._next_port = EPHEMERAL_LOW + (p + 1 - EPHEMERAL_LOW) % span
+            if (local_ip, p, remote_ip, remote_port) not in self.conns and not any(
+                    k[1] == p for k in self.listeners):
+                return p
+        raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port")
+
+    def connect(self, remote_ip: bytes, remote_port: int, now: float, *,
+                local_ip: bytes | None = None, local_port: int = 0,
+                config: TcpConfig | None = None, user: Any = None) -> Tcb:
+        """Active OPEN. Raises OSError(ENETUNREACH) without a route or source address."""
+        src = local_ip or self.host.source_address_for(remote_ip)
+        if src is None:
+            raise OSError(errno.ENETUNREACH, f"no route to {ip_str(remote_ip)}")
+        port = local_port or self.ephemeral_port(src, remote_ip, remote_port)
+        key = (src, port, remote_ip, remote_port)
+        if key in self.conns:
+            raise OSError(errno.EADDRINUSE, "4-tuple in use")
+        cfg = config or self.config
+        tcb = Tcb(src, port, remote_ip, remote_port, now=now,
+                  **self._new_tcb_kwargs(src, port, remote_ip, remote_port, now, cfg))
+        tcb.user = user
+        self.conns[key] = tcb
+        self.host.counters["tcp.active_opens"] += 1
+        tcb.connect(now)
+        self.flush(tcb, now)
+        self.host.request_wake()
+        return tcb
+
+    def listen(self, port: int, on_established: Callable[[Tcb], None], *,
+               local_ip: bytes | None = None, family: int | None = None,
+               config: TcpConfig | None = None, backlog: int = 128) -> Listener:
+        if port == 0:
+            port = self.ephemeral_port(local_ip or b"", b"", 0)
+        key = (local_ip, port, family)
+        if key in self.listeners:
+            raise OSError(errno.EADDRINUSE, f"port {port} is already listening")
+        lst = Listener(self, local_ip, port, family, on_established, config or self.config,
+                       backlog)
+        self.listeners[key] = lst
+        return lst
+
+    def _find_listener(self, dst: bytes, port: int) -> Listener | None:
+        fam = 4 if len(dst) == 4 else 6
+        ls = self.listeners
+        return (ls.get((dst, port, None)) or ls.get((dst, port, fam))
+                or ls.get((None, port, fam)) or ls.get((None, port, None)))
+
+    # -- arrival ----------------------------------------------------------------------------------
+    def receive(self, src: bytes, dst: bytes, payload: memoryview, now: float, info: Any) -> None:
+        host = self.host
+        c = host.counters
+        try:
+            v = TcpView(payload)
+            if v.header_len > 20:
+                v.timestamps()  # scans (and validates) all options once
+        except MalformedPacket as e:
+            c[f"drop.tcp.{e.field}"] += 1
+            host.trace(now, "tcp", "drop", reason=e.message)
+            return
+        if not v.checksum_ok(src, dst):
+            c["drop.tcp.bad_checksum"] += 1
+            host.trace(now, "tcp", "drop", reason="bad checksum")
+            return
+        if getattr(info, "bcast", False):
+            c["drop.tcp.broadcast"] += 1
+            return
+        c["tcp.rx.segments"] += 1
+        key = (dst, v.dst_port, src, v.src_port)
+        tcb = self.conns.get(key)
+        if tcb is not None:
+            if tcb.state is State.TIME_WAIT and v.flags & (SYN | ACK | RST) == SYN \
+                    and self._find_listener(dst, v.dst_port) is not None \
+                    and syn_acceptable_in_time_wait(tcb, v):
+                tcb._move(now, Event.SYN_IN_TIME_WAIT, "new SYN in TIME-WAIT (RFC 6191)")
+                self._forget(tcb)
+            else:
+                tcb.receive(v, now)
+                self.flush(tcb, now)
+                return
+        lst = self._find_listener(dst, v.dst_port)
+        flags = v.flags
+        if lst is None:
+            c["tcp.no_port"] += 1
+            if not flags & RST:
+                self._send_reset(dst, src, v, now)
+            return
+        # LISTEN (RFC 9293 §3.10.7.2)
+        if flags & RST:
+            return
+        if flags & ACK:
+            self._send_reset(dst, src, v, now)
+            return
+        if not flags & SYN:
+            return
+        if len(lst.pending) >= lst.backlog:
+            c["tcp.drop.backlog"] += 1
+            return
+        ifindex = getattr(info, "ifindex", None)
+        tcb = Tcb.accept_syn(v, dst, v.dst_port, src, v.src_port, now,
+                             **self._new_tcb_kwargs(dst, v.dst_port, src, v.src_port, now,
+                                                    lst.config, ifindex))
+        tcb.user = None
+        tcb.listener = lst
+        lst.pending.add(tcb)
+        self.conns[key] = tcb
+        c["tcp.passive_opens"] += 1
+        self.flush(tcb, now)
+
+    def _send_reset(self, local: bytes, remote: bytes, v: TcpView, now: float) -> None:
+        """RST for a segment to no connection (RFC 9293 §3.10.7.1)."""
+        if v.flags & ACK:
+            seq, ack, flags = v.ack, 0, RST
+        else:
+            seg_len = v.payload_len + (1 if v.flags & SYN else 0) + (1 if v.flags & FIN else 0)
+            seq, ack, flags = 0, seq_add(v.seq, seg_len), RST | ACK
+        raw = build_tcp(local, remote, v.dst_port, v.src_port, seq, ack, flags, 0)
+        self.host.counters["tcp.tx.rst"] += 1
+        self.host.ip_send(local, remote, PROTO_TCP, raw, now, df=True)
+
+    def icmp_error(self, now: float, kind: str, code: int, mtu: int, qsrc: bytes, qdst: bytes,
+                   ql4: bytes) -> None:
+        if len(ql4) < 8:
+            return
+        sport = (ql4[0] << 8) | ql4[1]
+        dport = (ql4[2] << 8) | ql4[3]
+        tcb = self.conns.get((qsrc, sport, qdst, dport))
+        if tcb is None:
+            return
+        self.host.counters["tcp.rx.icmp_errors"] += 1
+        if kind == "packet-too-big":
+            new = self.host.path_mtu(qdst)
+            old = tcb.snd_mss
+            tcb.set_path_mtu(new)
+            if tcb.snd_mss < old:
+                tcb.snd_nxt = tcb.snd_una  # resend what was too big in smaller segments
+                tcb.output(now)
+                self.flush(tcb, now)
+        elif kind == "unreachable" and tcb.state is State.SYN_SENT:
+            port_unreach = (code == 3) if len(qsrc) == 4 else (code == 4)
+            if port_unreach:
+                tcb._fail(now, Event.RCV_RST, ConnectionRefusedError("port unreachable"),
+                          "ICMP port unreachable in SYN-SENT")
+                self.flush(tcb, now)
+
+    # -- output and events ------------------------------------------------------------------------
+    def flush(self, tcb: Tcb, now: float) -> None:
+        host = self.host
+        out = tcb.segments_to_send()
+        if out:
+            src, dst, sp, dp = tcb.local_ip, tcb.remote_ip, tcb.local_port, tcb.remote_port
+            c = host.counters
+            for seg in out:
+                raw = build_tcp(src, dst, sp, dp, seg.seq, seg.ack, seg.flags, seg.window,
+                                seg.payload, seg.options_bytes())
+                c["tcp.tx.segments"] += 1
+                if seg.flags & RST:
+                    c["tcp.tx.rst"] += 1
+                err = host.ip_send(src, dst, PROTO_TCP, raw, now, df=True)
+                if err == errno.EMSGSIZE:
+                    tcb.set_path_mtu(host.path_mtu(dst))
+        ev = tcb.next_event()
+        while ev is not None:
+            self._dispatch(tcb, ev)
+            ev = tcb.next_event()
+        if tcb.finished:
+            self._dirty.discard(tcb)
+            self._forget(tcb)
+        elif tcb in self._dirty:  # the user wrote/read/closed from inside an event callback
+            self._dirty.discard(tcb)
+            tcb.output(now)
+            self.flush(tcb, now)
+
+    def kick(self, tcb: Tcb) -> None:
+        """A user call changed ``tcb`` (data queued, buffer read, close): run its output soon,
+        from the host's timer, never re-entrantly from inside an event callback."""
+        self._dirty.add(tcb)
+        self.host.request_wake()
+
+    def _dispatch(self, tcb: Tcb, ev: Any) -> None:
+        lst = getattr(tcb, "listener", None)
+        if lst is not None and tcb.user is None:
+            if isinstance(ev, Connected):
+                lst.pending.discard(tcb)
+                if lst.closed:
+                    tcb.abort(tcb.transitions[-1][0])
+                    return
+                lst.on_established(tcb)
+                return
+            if isinstance(ev, ConnectionLost):
+                lst.pending.discard(tcb)
+                return
+        user = tcb.user
+        if user is not None:
+            user.tcp_event(tcb, ev)
+
+    def _forget(self, tcb: Tcb) -> None:
+        if self.conns.get(tcb.key) is tcb:
+            del self.conns[tcb.key]
+            self.history.append(tcb)
+            if len(self.history) > HISTORY_LIMIT:
+                del self.history[: len(self.history) - HISTORY_LIMIT]
+        lst = getattr(tcb, "listener", None)
+        if lst is not None:
+            lst.pending.discard(tcb)
+
+    # -- timers (a Host timer source) -----------------------------------------------------------
+    def get_timer(self) -> float | None:
+        if self._dirty:
+            return 0.0
+        best = None
+        for tcb in self.conns.values():
+            t = tcb.get_timer()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def handle_timer(self, now: float) -> None:
+        while self._dirty:
+            tcb = self._dirty.pop()
+            if not tcb.finished:
+                tcb.output(now)
+                self.flush(tcb, now)
+        for tcb in list(self.conns.values()):
+            t = tcb.get_timer()
+            if t is not None and t <= now:
+                tcb.handle_timer(now)
+                self.flush(tcb, now)
+
+    # -- introspection -----------------------------------------------------------------------------
+    def ss(self) -> str:
+        """An ``ss -tni``-like listing of listeners and connections."""
+        rows = [f"{'State':<12} {'Recv-Q':>7} {'Send-Q':>7} {'Local':<24} {'Peer':<24} "
+                "srtt(ms) rto(ms) mss  retrans"]
+        for (ip, port, _fam) in sorted(self.listeners, key=lambda k: k[1]):
+            local = f"{ip_str(ip) if ip else '*'}:{port}"
+            rows.append(f"{'LISTEN':<12} {0:>7} {0:>7} {local:<24} {'*:*':<24}")
+        for tcb in self.conns.values():
+            srtt = f"{tcb.rtt.srtt * 1000:.1f}" if tcb.rtt.srtt is not None else "-"
+            rows.append(
+                f"{tcb.state.value:<12} {len(tcb.recvbuf):>7} {len(tcb.sendbuf):>7} "
+                f"{ip_str(tcb.local_ip) + ':' + str(tcb.local_port):<24} "
+                f"{ip_str(tcb.remote_ip) + ':' + str(tcb.remote_port):<24} "
+                f"{srtt:>8} {tcb.rtt.rto * 1000:>7.0f} {tcb.snd_mss:<4} {tcb.stats.retransmits}")
+        return "\n".join(rows)
+
+    def summary(self) -> list[dict[str, Any]]:
+        out = []
+        for tcb in [*self.history, *self.conns.values()]:
+            out.append({
+                "node": self.host.name,
+                "local": f"{ip_str(tcb.local_ip)}:{tcb.local_port}",
+                "remote": f"{ip_str(tcb.remote_ip)}:{tcb.remote_port}",
+                "states": tcb.states_entered,
+                "retransmits": tcb.stats.retransmits,
+                "mss": tcb.snd_mss,
+                "pmtu": tcb.path_mss + (60 if tcb.v6 else 40),
+                "bytes_sent": tcb.stats.bytes_acked,
+                "bytes_received": tcb.stats.bytes_received,
+            })
+        return out
+
+
+def syn_acceptable_in_time_wait(tcb: Tcb, v: TcpView) -> bool:
+    """RFC 6191 §2 (and RFC 9293 §3.10.7.4): a SYN may reopen a connection in TIME-WAIT when its
+    timestamp is newer than the last one seen, or, without timestamps, its sequence number is
+    above RCV.NXT."""
+    if tcb.ts_ok:
+        ts = v.timestamps()
+        if ts is not None:
+            return seq_gt(ts[0], tcb.ts_recent)
+    return seq_gt(v.seq, tcb.rcv_nxt)
