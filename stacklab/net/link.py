@@ -26,6 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from stacklab.wire.errors import MalformedPacket
+from stacklab.wire.ethernet import ETH_P_IPV4, EthernetView
+from stacklab.wire.ipv4 import PROTO_ICMP, IPv4View
+from stacklab.wire.ipv6 import IPv6View, walk_ext_headers
+
 from .units import ParamError, parse_duration, parse_probability, parse_rate
 
 if TYPE_CHECKING:
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["LINK_PARAMS", "Direction", "Link", "LinkParams", "Stage"]
 
 ETH_HEADER = 14
+PROTO_ICMPV6 = 58
+_ICMPV6_OR_EXT = frozenset((58, 0, 43, 44, 60))  # ICMPv6, or an extension header before it
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,40 +161,40 @@ class MtuCheck(Stage):
 
 
 def is_packet_too_big(frame: bytes) -> bool:
-    """ICMPv4 Destination Unreachable / Fragmentation Needed (3/4) or ICMPv6 Packet Too Big (2)."""
+    """ICMPv4 Destination Unreachable / Fragmentation Needed (3/4) or ICMPv6 Packet Too Big (2),
+    judged on type and code (as a filtering firewall does; the body is not validated)."""
     n = len(frame)
-    if n < 14:
+    if n < 34:
         return False
+    # Cheap pre-filter on raw bytes (the hot path): only ICMP-looking frames are parsed.
     ethertype = frame[12] << 8 | frame[13]
     off = 14
-    if ethertype == 0x8100 and n >= 18:
+    if ethertype == 0x8100:
         ethertype = frame[16] << 8 | frame[17]
         off = 18
     if ethertype == 0x0800:
-        if n < off + 20 or frame[off + 9] != 1:
+        if frame[off + 9] != PROTO_ICMP:
             return False
-        if (frame[off + 6] & 0x1F) or frame[off + 7]:  # not the first fragment: no ICMP header
+    elif ethertype == 0x86DD:
+        if n < off + 40 or frame[off + 6] not in _ICMPV6_OR_EXT:
             return False
-        icmp = off + (frame[off] & 0x0F) * 4
-        return n >= icmp + 2 and frame[icmp] == 3 and frame[icmp + 1] == 4
-    if ethertype == 0x86DD:
-        if n < off + 40:
+    else:
+        return False
+    try:
+        eth = EthernetView(frame)
+        if eth.ethertype == ETH_P_IPV4:
+            ip4 = IPv4View(eth.payload)
+            if ip4.proto != PROTO_ICMP or ip4.frag_offset:
+                return False
+            icmp = ip4.payload
+            return len(icmp) >= 2 and icmp[0] == 3 and icmp[1] == 4
+        ip6 = IPv6View(eth.payload)
+        upper, offset, frag, _ = walk_ext_headers(ip6)
+        if upper != PROTO_ICMPV6 or (frag is not None and frag.offset):
             return False
-        nh = frame[off + 6]
-        p = off + 40
-        for _ in range(8):  # walk extension headers: hop-by-hop, routing, fragment, dest opts
-            if nh in (0, 43, 60):
-                if n < p + 2:
-                    return False
-                nh, p = frame[p], p + (frame[p + 1] + 1) * 8
-            elif nh == 44:
-                if n < p + 8 or (frame[p + 2] << 8 | frame[p + 3]) & 0xFFF8:
-                    return False
-                nh, p = frame[p], p + 8
-            else:
-                break
-        return nh == 58 and n > p and frame[p] == 2
-    return False
+        return 40 + ip6.payload_length > offset and ip6.buf[offset] == 2
+    except MalformedPacket:
+        return False
 
 
 class IcmpBlackhole(Stage):

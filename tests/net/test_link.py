@@ -248,6 +248,8 @@ def _icmp_frames():
         e / IPv6(src="fd00::1", dst="fd00::2") / ICMPv6DestUnreach() / bytes(48),
         e / IPv6(src="fd00::1", dst="fd00::2") / ICMPv6EchoRequest(),
         e / IP(src="10.0.1.1", dst="10.0.2.1") / TCP(),
+        # a later fragment whose data happens to start with 3, 4: not an ICMP header
+        e / IP(src="10.0.2.254", dst="10.0.1.1", proto=1, frag=10) / (b"\x03\x04" + bytes(30)),
     ]
     return [bytes(f) for f in ptb], [bytes(f) for f in other]
 
