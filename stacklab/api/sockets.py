@@ -393,7 +393,7 @@ class StackSocket:
         proto = _DatagramQueue()
 
         async def open_endpoint() -> None:
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = {"family": self.family}
             if local is not None:
                 kwargs["local_addr"] = local
             if remote is not None:

@@ -20,7 +20,7 @@ from stacklab.link.tap import TapDevice
 
 _counter = itertools.count()
 
-TOOLS = ["ip", "ping", "socat", "nc", "tshark", "ss"]
+TOOLS = ["ip", "ping", "socat", "nc", "tshark", "ss", "strace"]
 
 
 def environment_problem() -> str | None:
@@ -85,19 +85,24 @@ class Netns:
 
     def run(self, *argv: str, timeout: float = 10.0, check: bool = True,
             input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command in the namespace; stdout/stderr as text (see :meth:`run_bytes`)."""
+        r = self.run_bytes(*argv, timeout=timeout, check=check, input=input)
+        return subprocess.CompletedProcess(r.args, r.returncode,
+                                           r.stdout.decode(errors="replace"),
+                                           r.stderr.decode(errors="replace"))
+
+    def run_bytes(self, *argv: str, timeout: float = 10.0, check: bool = True,
+                  input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         try:
             r = subprocess.run(self.cmd(*argv), capture_output=True, timeout=timeout,
                                input=input)
         except subprocess.TimeoutExpired as exc:
             raise CommandError(f"[{self.name}] {' '.join(argv)}: timed out after {timeout} s"
                                ) from exc
-        res = subprocess.CompletedProcess(r.args, r.returncode,
-                                          r.stdout.decode(errors="replace"),
-                                          r.stderr.decode(errors="replace"))
         if check and r.returncode != 0:
             raise CommandError(f"[{self.name}] {' '.join(argv)} -> exit {r.returncode}\n"
-                               f"stdout: {res.stdout}\nstderr: {res.stderr}")
-        return res
+                               f"stdout: {r.stdout[:2000]!r}\nstderr: {r.stderr[:2000]!r}")
+        return r
 
     def popen(self, *argv: str, **kw: Any) -> subprocess.Popen[Any]:
         kw.setdefault("stdout", subprocess.PIPE)

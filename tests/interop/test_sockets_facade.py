@@ -28,6 +28,7 @@ class LoopbackNode(Node):
         return await asyncio.start_server(cb, host, port)
 
     async def create_datagram_endpoint(self, factory: Any, **kw: Any) -> Any:
+        kw.pop("family", None)
         if kw.get("local_addr", ("", 0))[0] == "":
             kw["local_addr"] = ("127.0.0.1", kw.get("local_addr", ("", 0))[1])
         return await asyncio.get_running_loop().create_datagram_endpoint(factory, **kw)
