@@ -501,14 +501,19 @@ class _SocketIO(io.RawIOBase):
 
 
 def _server_sockname(server: Any) -> Any:
+    """(address, port) a listener is bound to: asyncio.Server has socket objects in ``sockets``,
+    stacklab's TcpServer (address, port) tuples."""
     socks = getattr(server, "sockets", None)
     if socks:
+        first = socks[0]
+        if isinstance(first, tuple):
+            return first
         try:
-            return socks[0].getsockname()
+            return first.getsockname()
         except Exception:
-            return None
+            pass
     port = getattr(server, "port", None)
-    if port is not None:
+    if isinstance(port, int):
         return ("0.0.0.0", port)
     return None
 
