@@ -1,0 +1,373 @@
+"""SSH server and client: asyncssh riding on any network seam (stacklab TCP or asyncio).
+
+The seam is asyncssh's ``tunnel=`` argument: asyncssh then opens its connection with
+``tunnel.create_connection(factory, host, port)`` and listens with
+``tunnel.create_server(factory, host, port)`` instead of using the kernel. :class:`NetTunnel`
+maps both onto the network seam's asyncio-style ``create_connection``/``create_server``, so
+asyncssh's own protocol object sits directly on our TCP transport (``write``, ``close``,
+``abort``, ``get_extra_info('peername'/'sockname')`` and the protocol callbacks).
+
+Server (:class:`SshServer`, :func:`serve_ssh`): a host key generated at start (or given),
+password and/or public-key authentication, and a small command set run by :func:`run_command`
+(echo, uname, hostname, whoami, true, false, exit N, cat, sha256sum, pattern N) for ``exec``
+requests and for an interactive line shell. Bounds: concurrent connections (beyond them the
+TCP connection is closed at once), command length, input read by ``cat``/``sha256sum``,
+login time (asyncssh's login timeout), packet sizes (asyncssh).
+
+Note: SSH key exchange draws from the OS random source (cryptography needs it), so the
+ciphertext of two simulated runs differs even with the same seed; what is carried does not.
+
+Client: :func:`ssh_exec` runs one command and returns stdout, stderr and the exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncssh
+
+from stacklab.apps.common import (
+    ClientGate,
+    ServerLimits,
+    inline_executor_on_virtual_loop,
+    iter_pattern,
+    listening_port,
+    sha256_hex,
+)
+
+__all__ = ["NetTunnel", "SshResult", "SshServer", "run_command", "serve_ssh", "ssh_exec"]
+
+MAX_COMMAND = 4096
+HOST_KEY_ALG = "ssh-ed25519"
+
+
+class NetTunnel:
+    """asyncssh's tunnel interface over a network seam (see the module docstring)."""
+
+    def __init__(self, net: Any, wrap: Callable[[Callable[[], Any]], Callable[[], Any]]
+                 | None = None) -> None:
+        self.net = net
+        self.wrap = wrap
+
+    async def create_connection(self, session_factory: Callable[..., Any], remote_host: str,
+                                remote_port: int) -> tuple[Any, Any]:
+        return await self.net.create_connection(session_factory, remote_host, remote_port)
+
+    async def create_server(self, session_factory: Callable[..., Any], listen_host: str,
+                            listen_port: int) -> Any:
+        def factory() -> Any:
+            return session_factory("", 0)  # asyncssh's listener factory wants (orig host, port)
+        if self.wrap is not None:
+            factory = self.wrap(factory)
+        return await self.net.create_server(factory, listen_host or None, listen_port)
+
+    def close(self) -> None:
+        pass
+
+    async def wait_closed(self) -> None:
+        pass
+
+
+# -- the command set ---------------------------------------------------------------------------
+async def _read_all(stdin: Any, limit: int) -> bytes | None:
+    data = bytearray()
+    while True:
+        chunk = await stdin.read(65536)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+        if len(data) > limit:
+            return None
+
+
+async def run_command(line: str, stdin: Any, stdout: Any, stderr: Any, *, user: str,
+                      hostname: str, max_input: int) -> int | None:
+    """Run one command line of the small command set; its exit status, or None for ``exit``
+    without a status in a shell (meaning: end the shell with status 0)."""
+    if len(line) > MAX_COMMAND:
+        stderr.write(b"sh: command too long\n")
+        return 2
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        stderr.write(f"sh: syntax error: {exc}\n".encode())
+        return 2
+    if not argv:
+        return 0
+    name, args = argv[0], argv[1:]
+    if name == "echo":
+        stdout.write((" ".join(args) + "\n").encode())
+        return 0
+    if name == "uname":
+        text = f"stacklab {hostname} 0.1 python" if args[:1] == ["-a"] else "stacklab"
+        stdout.write(text.encode() + b"\n")
+        return 0
+    if name == "hostname":
+        stdout.write(hostname.encode() + b"\n")
+        return 0
+    if name == "whoami":
+        stdout.write(user.encode() + b"\n")
+        return 0
+    if name in ("true", "false"):
+        return 0 if name == "true" else 1
+    if name == "exit":
+        if not args:
+            return None
+        try:
+            return int(args[0]) & 0xFF
+        except ValueError:
+            stderr.write(b"exit: numeric argument required\n")
+            return 2
+    if name in ("cat", "sha256sum"):
+        data = await _read_all(stdin, max_input)
+        if data is None:
+            stderr.write(f"{name}: input larger than {max_input} bytes\n".encode())
+            return 1
+        stdout.write(data if name == "cat" else f"{hashlib.sha256(data).hexdigest()}  -\n"
+                     .encode())
+        return 0
+    if name == "pattern":
+        try:
+            count = int(args[0])
+        except (IndexError, ValueError):
+            stderr.write(b"usage: pattern BYTES\n")
+            return 2
+        if not 0 <= count <= max_input:
+            stderr.write(f"pattern: 0..{max_input} bytes\n".encode())
+            return 2
+        for chunk in iter_pattern(count):
+            stdout.write(chunk)
+            await stdout.drain()
+        return 0
+    stderr.write(f"sh: {name}: command not found\n".encode())
+    return 127
+
+
+# -- server ------------------------------------------------------------------------------------
+class _Gated(asyncio.Protocol):
+    """Counts a connection against the gate while it lives; delegates to asyncssh's protocol."""
+
+    def __init__(self, inner: Any, gate: ClientGate) -> None:
+        self.inner = inner
+        self.gate = gate
+
+    def connection_made(self, transport: Any) -> None:
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gate.leave()
+        self.inner.connection_lost(exc)
+
+
+class _Refused(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        transport.write(b"SSH-2.0-stacklab too many connections\r\n")
+        transport.close()
+
+
+class SshServer:
+    """An SSH server; ``password`` and/or ``authorized_keys`` (OpenSSH text) enable logins for
+    ``user`` (any user name when ``user`` is None)."""
+
+    def __init__(self, *, user: str | None = "stacklab", password: str | None = "stacklab",
+                 authorized_keys: str | None = None, host_key: Any = None,
+                 hostname: str = "stacklab", limits: ServerLimits | None = None) -> None:
+        if password is None and authorized_keys is None:
+            raise ValueError("give a password or authorized keys, or nobody can log in")
+        self.user = user
+        self.password = password
+        self.authorized_keys = authorized_keys
+        self.host_key = host_key or asyncssh.generate_private_key(HOST_KEY_ALG)
+        self.hostname = hostname
+        self.limits = limits or ServerLimits()
+        self.gate = ClientGate(self.limits.max_clients)
+        self.acceptor: Any = None
+        self.port: int | None = None
+        self.last_sha256: str | None = None   # of the last command's stdout
+        self.commands: list[str] = []
+        self.errors: dict[str, int] = {}
+
+    @property
+    def host_public_key(self) -> str:
+        """The host key in OpenSSH public key format (for a client's known_hosts)."""
+        return self.host_key.export_public_key().decode().strip()
+
+    def _wrap(self, factory: Callable[[], Any]) -> Callable[[], Any]:
+        def gated() -> Any:
+            if not self.gate.try_enter():
+                return _Refused()
+            return _Gated(factory(), self.gate)
+        return gated
+
+    def _server_factory(self) -> asyncssh.SSHServer:
+        server = self
+
+        class Auth(asyncssh.SSHServer):
+            def begin_auth(self, username: str) -> bool:
+                return True
+
+            def password_auth_supported(self) -> bool:
+                return server.password is not None
+
+            def validate_password(self, username: str, password: str) -> bool:
+                ok_user = server.user is None or username == server.user
+                assert server.password is not None
+                good = hmac.compare_digest(password.encode(), server.password.encode())
+                if not (ok_user and good):
+                    server.errors["bad_login"] = server.errors.get("bad_login", 0) + 1
+                return ok_user and good
+
+            def public_key_auth_supported(self) -> bool:
+                return server.authorized_keys is not None
+
+            def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+                if server.user is not None and username != server.user:
+                    return False
+                return super().validate_public_key(username, key)
+
+        return Auth()
+
+    async def _process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        user = process.get_extra_info("username") or ""
+        run = dict(user=user, hostname=self.hostname, max_input=self.limits.max_message)
+        if process.command is not None:
+            self.commands.append(process.command[:200])
+            out = _Capture(process.stdout)
+            status = await run_command(process.command, process.stdin, out, process.stderr,
+                                       **run)
+            self.last_sha256 = out.hexdigest()
+            process.exit(0 if status is None else status)
+            return
+        # interactive: one command per line until exit or EOF
+        status: int | None = 0
+        process.stdout.write(b"stacklab$ ")
+        while True:
+            line = await process.stdin.readline()
+            if not line:
+                break
+            text = line.decode("utf-8", "replace").strip()
+            self.commands.append(text[:200])
+            status = await run_command(text, process.stdin, process.stdout, process.stderr,
+                                       **run)
+            if status is None or text.startswith("exit"):
+                break
+            process.stdout.write(b"stacklab$ ")
+        process.exit(0 if status is None else status)
+
+    async def start(self, net: Any, port: int, host: str | None = None) -> SshServer:
+        inline_executor_on_virtual_loop()
+        options: dict[str, Any] = {}
+        if self.authorized_keys is not None:
+            options["authorized_client_keys"] = asyncssh.import_authorized_keys(
+                self.authorized_keys)
+        self.acceptor = await asyncssh.listen(
+            host or "", port, tunnel=NetTunnel(net, wrap=self._wrap),
+            server_host_keys=[self.host_key], server_factory=self._server_factory,
+            process_factory=self._process, encoding=None, allow_scp=False,
+            agent_forwarding=False, x11_forwarding=False, allow_pty=True,
+            login_timeout=max(1.0, min(120.0, self.limits.idle_timeout)),
+            **options)
+        try:
+            self.port = listening_port(self.acceptor)
+        except TypeError:
+            self.port = port
+        return self
+
+    async def close(self) -> None:
+        if self.acceptor is not None:
+            self.acceptor.close()
+            try:
+                await asyncio.wait_for(self.acceptor.wait_closed(), 5.0)
+            except (TimeoutError, OSError):
+                pass
+
+
+class _Capture:
+    """stdout that also hashes what goes through it."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.stream.write(data)
+
+    async def drain(self) -> None:
+        await self.stream.drain()
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
+
+
+async def serve_ssh(net: Any, port: int = 22, host: str | None = None, *,
+                    user: str | None = "stacklab", password: str | None = "stacklab",
+                    authorized_keys: str | None = None, host_key: Any = None,
+                    hostname: str = "stacklab", limits: ServerLimits | None = None) -> SshServer:
+    """Start an SSH server (a fresh ed25519 host key unless ``host_key`` is given)."""
+    server = SshServer(user=user, password=password, authorized_keys=authorized_keys,
+                       host_key=host_key, hostname=hostname, limits=limits)
+    return await server.start(net, port, host)
+
+
+# -- client ------------------------------------------------------------------------------------
+@dataclass
+class SshResult:
+    exit_status: int | None
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def sha256(self) -> str:
+        return sha256_hex(self.stdout)
+
+
+async def ssh_exec(net: Any, host: str, port: int, command: str, *,
+                   username: str = "stacklab", password: str | None = "stacklab",
+                   client_keys: list[Any] | None = None, host_key: str | None = None,
+                   stdin: bytes | None = None, timeout: float = 60.0) -> SshResult:
+    """Log in to ``host:port`` and run ``command``. ``host_key`` (OpenSSH public key text)
+    pins the server's key; without it any host key is accepted (a lab, not the Internet)."""
+    inline_executor_on_virtual_loop()
+    known_hosts: Any = None
+    if host_key is not None:
+        known_hosts = ([asyncssh.import_public_key(host_key)], [], [])
+    conn = await asyncio.wait_for(asyncssh.connect(
+        host, port, tunnel=NetTunnel(net), username=username, password=password,
+        client_keys=client_keys or None, known_hosts=known_hosts, config=[],
+        agent_path=None, agent_forwarding=False, preferred_auth=(
+            "publickey,password" if client_keys else "password")), timeout)
+    try:
+        result = await asyncio.wait_for(
+            conn.run(command, input=stdin, encoding=None, check=False), timeout)
+    finally:
+        conn.close()
+        try:
+            await asyncio.wait_for(conn.wait_closed(), 5.0)
+        except (TimeoutError, OSError):
+            pass
+    out = result.stdout if isinstance(result.stdout, bytes) else b""
+    err = result.stderr if isinstance(result.stderr, bytes) else b""
+    return SshResult(result.exit_status, out, err)
