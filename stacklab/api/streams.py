@@ -309,21 +309,21 @@ class TcpServer(asyncio.AbstractServer):
 # -- entry points (Host methods call these) ------------------------------------------------------
 
 
-def _resolve(host: Host, addr: str | bytes) -> bytes:
+def _resolve(host: Host, addr: str | bytes, family: int | None = None) -> bytes:
     if isinstance(addr, bytes):
         return ip_bytes(addr)
-    return ip_bytes(host.resolve(addr))
+    return ip_bytes(host.resolve(addr, family) if family else host.resolve(addr))
 
 
 async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
                             addr: str | bytes, port: int, *, config: TcpConfig | None = None,
                             nodelay: bool | None = None, local_addr: tuple[str, int] | None = None,
-                            timeout: float | None = None,
+                            timeout: float | None = None, family: int | None = None,
                             **_ignored: Any) -> tuple[TcpTransport, asyncio.BaseProtocol]:
     loop = asyncio.get_running_loop()
     layer = _layer(host)
     cfg = _config(layer, config, nodelay, connect_timeout=timeout)
-    dst = _resolve(host, addr)
+    dst = _resolve(host, addr, family_of(family) if family else None)
     protocol = protocol_factory()
     transport = TcpTransport(host, None, protocol, loop)
     transport._connected = loop.create_future()
@@ -412,3 +412,147 @@ async def start_server(host: Host,
 
 def family_of(family: int) -> int:
     return 6 if family in (6, socket.AF_INET6) else 4
+
+
+# -- scenario app kinds ---------------------------------------------------------------------------
+
+
+def _pattern(nbytes: int, seed: str) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(nbytes)
+
+
+class TcpSendApp:
+    """tcp-send: connect to ``to``:``port``, send ``bytes`` bytes (or a ``file``), half-close,
+    read until the peer closes; reports sha256 of what was sent (and of what came back)."""
+
+    params = frozenset({"to", "port", "bytes", "file", "start", "family", "nodelay", "maxseg"})
+
+    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
+        from stacklab.api.tools import _bool, _family, _int, _to
+        from stacklab.net.units import ParamError, parse_duration, parse_size
+
+        self.node = node
+        self.to = _to(params)
+        self.port = _int("port", params.get("port", 9), 1, 65535)
+        self.family = _family(params.get("family", 4))
+        self.start = parse_duration(params.get("start", 0), "start")
+        self.nodelay = _bool("nodelay", params.get("nodelay", True))
+        self.maxseg = params.get("maxseg")
+        if self.maxseg is not None:
+            self.maxseg = _int("maxseg", self.maxseg, 88, 65495)
+        if "file" in params:
+            try:
+                with open(str(params["file"]), "rb") as fp:
+                    self.data = fp.read()
+            except OSError as exc:
+                raise ParamError("file", str(exc)) from None
+        else:
+            n = parse_size(params.get("bytes", 100_000), "bytes")
+            self.data = _pattern(n, f"{getattr(net, 'seed', 0)}/tcp-send/{node.name}")
+
+    async def run(self) -> dict[str, Any]:
+        import hashlib
+
+        if self.start:
+            await asyncio.sleep(self.start)
+        loop = self.node.driver.loop
+        t0 = loop.time()
+        cfg = self.node.tcp.config.replace(nodelay=self.nodelay, maxseg=self.maxseg)
+        reader, writer = await open_connection(self.node, self.to, self.port, config=cfg,
+                                               family=self.family)
+        info = writer.get_extra_info("tcp_info")
+        writer.write(self.data)
+        await writer.drain()
+        writer.write_eof()
+        back = await reader.read()
+        elapsed = loop.time() - t0
+        writer.close()
+        await writer.wait_closed()
+        info = writer.get_extra_info("tcp_info") or info
+        out: dict[str, Any] = {"ok": True, "bytes": len(self.data),
+                               "sha256": hashlib.sha256(self.data).hexdigest(),
+                               "elapsed": elapsed, "retransmits": info["retransmits"],
+                               "mss": info["snd_mss"]}
+        if back:
+            out["received"] = len(back)
+            out["received_sha256"] = hashlib.sha256(back).hexdigest()
+        return out
+
+
+class TcpSinkApp:
+    """tcp-sink: accept connections on ``port`` and read everything (sha256 per connection)."""
+
+    params = frozenset({"port", "family"})
+    daemon = True
+
+    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
+        from stacklab.api.tools import _family, _int
+
+        self.node = node
+        self.port = _int("port", params.get("port", 9), 1, 65535)
+        self.family = _family(params.get("family", 4))
+        self.conns: list[dict[str, Any]] = []
+        self.echo = False
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import hashlib
+
+        digest = hashlib.sha256()
+        n = 0
+        rec: dict[str, Any] = {"peer": "{}:{}".format(*writer.get_extra_info("peername"))}
+        self.conns.append(rec)
+        try:
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                n += len(chunk)
+                digest.update(chunk)
+                rec.update(bytes=n, sha256=digest.hexdigest())
+                if self.echo:
+                    writer.write(chunk)
+                    await writer.drain()
+            rec.update(bytes=n, sha256=digest.hexdigest(), eof=True)
+            writer.close()
+            await writer.wait_closed()
+        except (ConnectionError, TimeoutError) as exc:
+            rec["error"] = f"{type(exc).__name__}: {exc}"
+
+    async def run(self) -> dict[str, Any]:
+        server = await start_server(self.node, self._handle, self.port,
+                                    "::" if self.family == 6 else "0.0.0.0")
+        try:
+            await server.serve_forever()
+        finally:
+            server.close()
+        return self.result()
+
+    def result(self) -> dict[str, Any]:
+        total = sum(c.get("bytes", 0) for c in self.conns)
+        out: dict[str, Any] = {"ok": not any("error" in c for c in self.conns),
+                               "connections": len(self.conns), "bytes": total,
+                               "conns": self.conns}
+        if len(self.conns) == 1 and "sha256" in self.conns[0]:
+            out["sha256"] = self.conns[0]["sha256"]
+        return out
+
+
+class TcpEchoApp(TcpSinkApp):
+    """tcp-echo: accept connections on ``port`` and send back everything received."""
+
+    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
+        super().__init__(net, node, params)
+        self.echo = True
+
+
+def _register() -> None:
+    from stacklab.net.apps import register_app
+
+    register_app("tcp-send", TcpSendApp)
+    register_app("tcp-sink", TcpSinkApp)
+    register_app("tcp-echo", TcpEchoApp)
+
+
+_register()

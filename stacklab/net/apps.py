@@ -37,7 +37,8 @@ from typing import Any
 __all__ = ["APP_MODULES", "AppKind", "app_kinds", "get_app", "load_app_modules", "register_app"]
 
 # Modules whose import registers app kinds (see module docstring). Add yours here.
-APP_MODULES: tuple[str, ...] = ("stacklab.apps.scenario", "stacklab.api.tools", "stacklab.api.udp")
+APP_MODULES: tuple[str, ...] = ("stacklab.apps.scenario", "stacklab.api.tools", "stacklab.api.udp",
+                               "stacklab.api.streams")
 
 
 @dataclass(frozen=True)

@@ -892,6 +892,16 @@ class Tcb:
         self.stats.bytes_sent += len(payload)
         self._out.append(seg)
 
+    def _ack_seq(self) -> int:
+        """The sequence number of a segment without data: SND.MAX (BSD: acceptable even after
+        SND.NXT went back for a retransmission), but never beyond the peer's window (Linux's
+        ``tcp_acceptable_seq``: after a zero-window probe the window edge is SND.UNA)."""
+        seq = self.snd_max
+        edge = seq_add(self.snd_una, self.snd_wnd)
+        if self.state not in (S.SYN_SENT, S.SYN_RECEIVED) and seq_gt(seq, edge):
+            seq = edge
+        return seq
+
     def _emit_rst(self, seq: int, ack: int | None) -> None:
         flags = RST | (ACK if ack is not None else 0)
         self.stats.segs_out += 1
@@ -926,7 +936,7 @@ class Tcb:
             return
         if st in (S.SYN_SENT, S.TIME_WAIT) or seq_le(self.snd_una, self.iss):
             if self._ack_now and st is not S.SYN_SENT:
-                self._emit(self.snd_nxt, ACK, b"", now)
+                self._emit(self._ack_seq(), ACK, b"", now)
             return
 
         if st is not S.FIN_WAIT_2:
@@ -935,7 +945,7 @@ class Tcb:
             self._ack_now = True
             self.stats.window_updates += 1
         if self._ack_now and not sent_ack:
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self._emit(self._ack_seq(), ACK, b"", now)
         # timers: retransmission while something is in flight and the window is open; the
         # persist timer when the peer's window is zero and we have something to send
         unsent = len(self.sendbuf) - seq_sub(self.snd_nxt, self.snd_data_una)
