@@ -64,7 +64,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.4g}"
+    if isinstance(value, str) and len(value) > 16:  # sha256 and the like
+        return value[:12] + "…"
     return str(value)
 
 
@@ -76,8 +78,9 @@ def print_human(summary: dict[str, Any], wall: float) -> None:
         print("apps:")
     for app in summary["apps"]:
         status = "ok  " if app.get("ok") else "FAIL"
-        extra = " ".join(f"{k}={_fmt(v)}" for k, v in app.items()
-                         if k not in ("node", "kind", "ok", "error"))
+        extra = " ".join(f"{k}={_fmt(v)}" for k, v in app.items()  # lists/tables: see --json
+                         if k not in ("node", "kind", "ok", "error")
+                         and not isinstance(v, list | dict))
         line = f"  {status} {app['kind']} on {app['node']}: {extra}"
         if not app.get("ok"):
             line += f"\n       error: {app.get('error', '?')}"

@@ -391,6 +391,14 @@ class Network:
         self._closed = True
         loop = self.loop
         pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+
+        def quiet(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            # Python 3.11's asyncio.start_server callback calls task.exception() on the handler
+            # tasks we cancel here, which raises CancelledError into the loop: not an error.
+            if not isinstance(context.get("exception"), asyncio.CancelledError):
+                lp.default_exception_handler(context)
+
+        loop.set_exception_handler(quiet)
         for t in pending:
             t.cancel()
         if pending:
