@@ -305,23 +305,6 @@ def encode_options(*, mss: int | None = None, wscale: int | None = None,
     return bytes(out)
 
 
-# -- checksum -------------------------------------------------------------------------------------
-
-
-def _pseudo(src_ip: bytes, dst_ip: bytes, length: int) -> int:
-    # Either family (RFC 9293 §3.1 / RFC 8200 §8.1): the modular sum does not care about layout.
-    return int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + PROTO_TCP + length
-
-
-def _fill_checksum(buf: bytearray, src_ip: bytes, dst_ip: bytes) -> None:
-    n = len(buf)
-    total = int.from_bytes(buf, "big")
-    if n & 1:
-        total <<= 8
-    total += int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + PROTO_TCP + n
-    _CSUM.pack_into(buf, 16, -total % 0xFFFF)
-
-
 # -- view -----------------------------------------------------------------------------------------
 
 
@@ -373,7 +356,7 @@ class TcpView:
         total = int.from_bytes(mv, "big")
         if n & 1:
             total <<= 8
-        total += _pseudo(src_ip, dst_ip, n)
+        total += int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + PROTO_TCP + n
         return total % 0xFFFF == 0
 
     def options(self) -> list[TcpOption]:
@@ -392,17 +375,34 @@ class TcpView:
             mss = wscale = ts = None
             sack_perm = False
             blocks: tuple = ()
-            for kind, i, length in _walk(mv, 20, hl):
-                if kind == OPT_TIMESTAMP:
-                    ts = _U32X2.unpack_from(mv, i + 2)
-                elif kind == OPT_MSS:
-                    mss = _U16.unpack_from(mv, i + 2)[0]
-                elif kind == OPT_WSCALE:
-                    wscale = mv[i + 2]
-                elif kind == OPT_SACK_PERM:
-                    sack_perm = True
-                elif kind == OPT_SACK:
-                    blocks = tuple(_U32X2.iter_unpack(mv[i + 2:i + length]))
+            i = 20
+            while i < hl:  # inline walk (no generator): this runs for every SYN and SACK
+                kind = mv[i]
+                if kind == OPT_NOP:
+                    i += 1
+                    continue
+                if kind == OPT_EOL:
+                    break
+                if i + 1 >= hl:
+                    raise MalformedPacket("tcp", "option_length",
+                                          f"option kind {kind} at offset {i} has no length byte")
+                length = mv[i + 1]
+                if length < 2 or i + length > hl:
+                    raise MalformedPacket("tcp", "option_length",
+                                          f"option kind {kind} has bad length {length}")
+                if kind <= OPT_TIMESTAMP:
+                    _check_len(kind, length)
+                    if kind == OPT_TIMESTAMP:
+                        ts = _U32X2.unpack_from(mv, i + 2)
+                    elif kind == OPT_SACK:
+                        blocks = tuple(_U32X2.iter_unpack(mv[i + 2:i + length]))
+                    elif kind == OPT_MSS:
+                        mss = _U16.unpack_from(mv, i + 2)[0]
+                    elif kind == OPT_WSCALE:
+                        wscale = mv[i + 2]
+                    elif kind == OPT_SACK_PERM:
+                        sack_perm = True
+                i += length
             r = (mss, wscale, sack_perm, blocks, ts)
         self._opts = r
         return r
@@ -508,5 +508,10 @@ def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: i
         buf[20:hl] = options_bytes
     if payload:
         buf += payload
-    _fill_checksum(buf, src_ip, dst_ip)
+    n = len(buf)
+    total = int.from_bytes(buf, "big")
+    if n & 1:
+        total <<= 8
+    total += int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + PROTO_TCP + n
+    _CSUM.pack_into(buf, 16, -total % 0xFFFF)  # ~sum; a folded 0xFFFF is stored as 0x0000
     return buf

@@ -418,3 +418,26 @@ def test_every_truncation_raises_only_malformed(vector: bytes) -> None:
     for n in range(20):
         with pytest.raises(MalformedPacket):
             TcpView(vector[:n])
+
+
+@settings(max_examples=300)
+@given(opts=st.lists(st.one_of(option, st.just(EolOpt())), max_size=6).filter(_fits),
+       junk=st.binary(max_size=8))
+def test_getters_agree_with_full_parse(opts: list, junk: bytes) -> None:
+    """The engine's one-pass getters and options() see the same options, or both refuse."""
+    raw = (pack_options(opts) + junk)[:40]
+    raw += b"\x00" * (-len(raw) & 3)
+    v = TcpView(_with_options(raw))
+    try:
+        full = v.options()
+    except MalformedPacket:
+        with pytest.raises(MalformedPacket):
+            TcpView(_with_options(raw)).timestamps()
+        return
+    last = {type(o): o for o in full}
+    assert v.mss() == (last[MssOpt].mss if MssOpt in last else None)
+    assert v.wscale() == (last[WscaleOpt].shift if WscaleOpt in last else None)
+    assert v.sack_permitted() == (SackPermOpt in last)
+    ts = last.get(TimestampOpt)
+    assert v.timestamps() == ((ts.tsval, ts.tsecr) if ts else None)
+    assert v.sack_blocks() == (last[SackOpt].blocks if SackOpt in last else ())
