@@ -40,35 +40,45 @@ Buffer = bytes | bytearray | memoryview
 class EthernetView:
     """A validated view over an Ethernet II frame; ``payload`` is a memoryview into ``buf``."""
 
-    __slots__ = ("buf", "dst", "src", "ethertype", "vlan", "pcp", "dei", "header_len", "payload")
+    __slots__ = ("buf", "dst", "src", "ethertype", "vlan", "tci", "header_len", "payload")
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
         if len(mv) < 14:
             raise MalformedPacket("ethernet", "length", f"frame of {len(mv)} bytes < 14")
-        dst, src, etype = _HDR.unpack_from(mv)
+        self.dst, self.src, etype = _HDR.unpack_from(mv)
         self.buf = mv
-        self.dst: bytes = dst
-        self.src: bytes = src
-        if etype == 0x8100:
-            if len(mv) < 18:
-                raise MalformedPacket("ethernet", "vlan", f"tagged frame of {len(mv)} bytes < 18")
-            tci, etype = _TCI_TYPE.unpack_from(mv, 14)
-            self.vlan: int | None = tci & 0x0FFF
-            self.pcp = tci >> 13
-            self.dei = (tci >> 12) & 1
-            self.header_len = 18
-            self.payload = mv[18:]
-        else:
-            self.vlan = None
-            self.pcp = 0
-            self.dei = 0
+        if etype != 0x8100:
+            if etype < 0x0600:
+                raise MalformedPacket("ethernet", "ethertype",
+                                      f"0x{etype:04x} is an 802.3 length, not an EtherType")
+            self.ethertype: int = etype
+            self.vlan: int | None = None
+            self.tci = 0
             self.header_len = 14
             self.payload = mv[14:]
+            return
+        if len(mv) < 18:
+            raise MalformedPacket("ethernet", "vlan", f"tagged frame of {len(mv)} bytes < 18")
+        tci, etype = _TCI_TYPE.unpack_from(mv, 14)
         if etype < 0x0600:
             raise MalformedPacket("ethernet", "ethertype",
                                   f"0x{etype:04x} is an 802.3 length, not an EtherType")
-        self.ethertype: int = etype
+        self.ethertype = etype
+        self.vlan = tci & 0x0FFF
+        self.tci = tci
+        self.header_len = 18
+        self.payload = mv[18:]
+
+    @property
+    def pcp(self) -> int:
+        """802.1p priority code point of the tag (0 when untagged)."""
+        return self.tci >> 13
+
+    @property
+    def dei(self) -> int:
+        """Drop eligible indicator of the tag (0 when untagged)."""
+        return (self.tci >> 12) & 1
 
 
 @dataclass(slots=True)

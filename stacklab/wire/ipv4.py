@@ -17,7 +17,6 @@ import struct
 from dataclasses import dataclass
 
 from .addr import ip4_str
-from .checksum import checksum_ok as _checksum_ok
 from .checksum import internet_checksum
 from .errors import MalformedPacket
 
@@ -56,7 +55,8 @@ class IPv4View:
         n = len(mv)
         if n < 20:
             raise MalformedPacket("ipv4", "length", f"{n} bytes < 20")
-        vihl, tos, tlen, ident, ff, ttl, proto, csum, src, dst = _HDR.unpack_from(mv)
+        (vihl, self.tos, tlen, self.ident, self.flags_frag, self.ttl, self.proto, self.checksum,
+         self.src, self.dst) = _HDR.unpack_from(mv)
         if vihl >> 4 != 4:
             raise MalformedPacket("ipv4", "version", f"version {vihl >> 4} is not 4")
         hl = (vihl & 0x0F) << 2
@@ -68,16 +68,8 @@ class IPv4View:
             raise MalformedPacket("ipv4", "total_length",
                                   f"total length {tlen} > {n} bytes received")
         self.buf = mv
-        self.header_len: int = hl
-        self.tos: int = tos
-        self.total_length: int = tlen
-        self.ident: int = ident
-        self.flags_frag: int = ff
-        self.ttl: int = ttl
-        self.proto: int = proto
-        self.checksum: int = csum
-        self.src: bytes = src
-        self.dst: bytes = dst
+        self.header_len = hl
+        self.total_length = tlen
         self.payload = mv[hl:tlen]
 
     @property
@@ -119,7 +111,9 @@ class IPv4View:
         return self.buf[20:self.header_len]
 
     def checksum_ok(self) -> bool:
-        return _checksum_ok(self.buf[:self.header_len])
+        # RFC 1071 via one big integer: the words sum to 0xFFFF (mod 0xFFFF == 0). The header
+        # cannot be all zeros (version 4), so the "-0" case does not arise.
+        return int.from_bytes(self.buf[:self.header_len], "big") % 0xFFFF == 0
 
 
 @dataclass(slots=True)
