@@ -169,8 +169,11 @@ def tshark_problems(pcap: str, timeout: float = 30.0) -> list[str]:
     prefs = []
     for proto in ("ip", "tcp", "udp"):  # ICMP checksums are always verified
         prefs += ["-o", f"{proto}.check_checksum:TRUE"]
-    checks = " || ".join(f"{p}.checksum.status == 0" for p in ("ip", "tcp", "udp", "icmp",
-                                                                "icmpv6"))
+    # An ICMP error quotes a truncated datagram: the quoted TCP/UDP checksum cannot be checked
+    # (it covers bytes that were cut), so transport checksums count only outside ICMP.
+    checks = ("ip.checksum.status == 0 || icmp.checksum.status == 0 || "
+              "icmpv6.checksum.status == 0 || "
+              "((tcp.checksum.status == 0 || udp.checksum.status == 0) && !(icmp || icmpv6))")
     r = subprocess.run(["tshark", "-n", "-r", pcap, *prefs, "-Y", f"_ws.malformed || {checks}"],
                        capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:

@@ -51,17 +51,20 @@ class StackOnTap:
         return tshark_problems(self.pcap_path)
 
 
-def start_stack(ports: list[tuple[TapDevice, list[str]]], pcap_path: str, *,
-                router: bool = False, gateways: list[str] | None = None,
+def start_stack(ports: list[tuple[TapDevice, list[str]] | tuple[TapDevice, list[str], int]],
+                pcap_path: str, *, router: bool = False, gateways: list[str] | None = None,
                 seed: int = 7) -> StackOnTap:
-    """One stacklab port per (TAP device, stacklab addresses); the stack's MTU on each port is
-    the device's MTU. The Linux side must already be configured (see :func:`open_tap`)."""
-    cfg = TapConfig(router=router,
-                    devices=[DeviceSpec(tap.name, list(addrs), tap.kernel_mtu())
-                             for tap, addrs in ports],
-                    gateways=list(gateways or []), services=[], mac=None, mtu=None)
+    """One stacklab port per (TAP device, stacklab addresses[, MTU]); the MTU defaults to the
+    device's. The Linux side must already be configured (see :func:`open_tap`)."""
+    devices = []
+    for entry in ports:
+        tap, addrs = entry[0], entry[1]
+        mtu = entry[2] if len(entry) > 2 else tap.kernel_mtu()  # type: ignore[misc]
+        devices.append(DeviceSpec(tap.name, list(addrs), mtu))
+    cfg = TapConfig(router=router, devices=devices, gateways=list(gateways or []),
+                    services=[], mac=None, mtu=None)
     node = build_node(cfg, seed=seed)
-    taps = [tap for tap, _ in ports]
+    taps = [entry[0] for entry in ports]
     pcap = PcapWriter(pcap_path)
 
     def capture(ifindex: int, direction: str, t: float, frame: bytes) -> None:
