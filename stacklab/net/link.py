@@ -19,6 +19,7 @@ and the same seed gives the same frames byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import random
 from collections import Counter, deque
@@ -34,8 +35,6 @@ from stacklab.wire.ipv6 import IPv6View, walk_ext_headers
 from .units import ParamError, parse_duration, parse_probability, parse_rate
 
 if TYPE_CHECKING:
-    import asyncio
-
     from stacklab.trace.events import Tracer
 
 __all__ = ["LINK_PARAMS", "Direction", "Link", "LinkParams", "Stage"]
@@ -354,26 +353,51 @@ class Capture(Stage):
 
 
 class Schedule(Stage):
-    """Hands the frame to the event loop for delivery at ``t``. Frames due at the same time are
-    delivered in the order they were pushed (a heap keyed by (t, sequence))."""
+    """Hands frames to the event loop for delivery at their time ``t``.
 
-    __slots__ = ("_heap", "_seq", "_call_at", "_fire")
+    One loop timer per direction at most (armed for the earliest frame), not one per frame: the
+    loop's heap stays small. Frames due at the same time are delivered in the order they were
+    pushed (our own heap is keyed by (t, sequence)).
+    """
+
+    __slots__ = ("_heap", "_seq", "_loop", "_timer_at", "_handle")
 
     def __init__(self, direction: Direction) -> None:
         super().__init__(direction)
         self._heap: list[tuple[float, int, bytes]] = []
         self._seq = 0
-        self._call_at = direction.loop.call_at
-        self._fire = self.fire
+        self._loop = direction.loop
+        self._timer_at: float | None = None
+        self._handle: asyncio.TimerHandle | None = None
 
     def push(self, frame: bytes, t: float) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (t, self._seq, frame))
-        self._call_at(t, self._fire)
+        at = self._timer_at
+        if at is None or t < at:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._timer_at = t
+            self._handle = self._loop.call_at(t, self.fire)
 
     def fire(self) -> None:
-        t, _, frame = heapq.heappop(self._heap)
-        self.next.push(frame, t)
+        self._handle = None
+        self._timer_at = None
+        heap = self._heap
+        now = self._loop.time()
+        pop = heapq.heappop
+        nxt = self.next
+        while heap and heap[0][0] <= now:
+            t, _, frame = pop(heap)
+            nxt.push(frame, t)
+        if heap:
+            t = heap[0][0]
+            at = self._timer_at  # a delivery may have pushed (and armed) meanwhile
+            if at is None or t < at:
+                if self._handle is not None:
+                    self._handle.cancel()
+                self._timer_at = t
+                self._handle = self._loop.call_at(t, self.fire)
 
     def in_flight(self) -> int:
         return len(self._heap)
