@@ -204,7 +204,8 @@ def build_icmpv4(icmp_type: int, code: int, rest: Buffer = b"\x00\x00\x00\x00",
     total = int.from_bytes(buf, "big")
     if len(buf) & 1:
         total <<= 8
-    _CSUM.pack_into(buf, 2, -total % 0xFFFF)
+    # ~sum; an all-zero message sums to 0 and gets 0xFFFF (as Linux and scapy compute it)
+    _CSUM.pack_into(buf, 2, -total % 0xFFFF if total else 0xFFFF)
     return buf
 
 

@@ -257,3 +257,10 @@ def test_fast_builder_matches_vectors() -> None:
     assert bytes(build_icmpv4(8, 0, h("1234 0001"), b"abcdefgh")) == ECHO_REQ
     with pytest.raises(ValueError):
         build_icmpv4(8, 0, b"\x00", b"")
+
+
+def test_all_zero_echo_reply_gets_ffff() -> None:
+    # type 0, code 0, id 0, seq 0, no data: the sum is 0, so the checksum is ~0 = 0xFFFF.
+    msg = echo_reply(0, 0).build()
+    assert bytes(msg) == h("0000 ffff 0000 0000") and IcmpView(msg).checksum_ok()
+    assert not IcmpView(h("0000 0000 0000 0000")).checksum_ok()
