@@ -195,3 +195,23 @@ def test_120_virtual_seconds_take_little_wall_time(net):
     assert net.now == pytest.approx(120)
     assert 1050 < len(b.received) < 1190
     assert wall < 0.5
+
+
+def test_tx_capture_sees_frames_the_link_loses(net, tmp_path):
+    a, b = net.add_node(RawNode("a")), net.add_node(RawNode("b"))
+    net.connect(a, b, loss=0.5, name="lossy")
+    net.capture(tmp_path, point="tx")
+    net.capture(tmp_path)
+
+    async def main():
+        for i in range(200):
+            a.send(numbered_frame(i))
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(1)
+
+    net.run(main())
+    _, sent = read_pcap(str(tmp_path / "lossy.tx.pcap"))
+    _, got = read_pcap(str(tmp_path / "lossy.pcap"))
+    assert len(sent) == 200
+    assert len(got) == len(b.received) < 150
+    assert [r.data for r in got] == [f for _, _, f in b.received]
