@@ -445,6 +445,7 @@ class Tcb:
             self.trace(now, "rto", {"rto": round(self.rtt.rto, 6), "snd_una": self.snd_una,
                                     "retries": self.retries})
         self.snd_nxt = self.snd_una  # go back N: output() resends from SND.UNA
+        self._sws_override = True  # resend even if the window left is smaller than a segment
 
     def _on_persist(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1): one byte beyond the window, with backoff.
@@ -899,7 +900,8 @@ class Tcb:
         seq = self.snd_max
         edge = seq_add(self.snd_una, self.snd_wnd)
         if self.state not in (S.SYN_SENT, S.SYN_RECEIVED) and seq_gt(seq, edge):
-            seq = edge
+            # the right edge itself fails the RFC 9293 acceptance test for an empty segment
+            seq = seq_add(edge, -1) if self.snd_wnd else self.snd_una
         return seq
 
     def _emit_rst(self, seq: int, ack: int | None) -> None:
