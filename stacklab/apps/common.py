@@ -378,6 +378,10 @@ class ServerBase:
     async def handle(self, reader: Any, writer: Any) -> None:
         raise NotImplementedError
 
+    async def serve_forever(self) -> None:
+        """Wait until the server is closed (for a CLI: ``await server.serve_forever()``)."""
+        await self.listener.serve_forever()
+
     async def refuse(self, writer: Any) -> None:
         """Called for a client beyond ``limits.max_clients``; the connection closes after."""
 

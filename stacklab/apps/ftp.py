@@ -289,6 +289,9 @@ class LoginState(enum.Enum):
 
 # Commands allowed before login; everything else answers 530.
 _BEFORE_LOGIN = {"USER", "PASS", "QUIT", "NOOP", "SYST", "FEAT", "HELP", "OPTS", "AUTH"}
+# RFC 959 commands this server knows but does not implement: 502, not 500.
+_NOT_IMPLEMENTED = {"ABOR", "ACCT", "APPE", "REIN", "REST", "RNFR", "RNTO", "SITE", "SMNT",
+                    "STAT", "STOU", "MLSD", "MLST", "MDTM", "PRET", "PBSZ", "PROT", "CCC"}
 _EPSV_RE = re.compile(r"\(([\x21-\x7e])\1\1(\d{1,5})\1\)")
 _PASV_RE = re.compile(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})")
 
@@ -422,6 +425,9 @@ class _FtpSession:
 
     async def command(self, verb: str, arg: str) -> int:
         handler = getattr(self, f"cmd_{verb}", None) if verb.isalpha() else None
+        if handler is None and verb in _NOT_IMPLEMENTED:
+            await self.reply(502, f"{verb} not implemented")
+            return 502
         if handler is None:
             await self.reply(500, f"{verb[:20]!s} not understood")
             return 500
@@ -488,6 +494,10 @@ class _FtpSession:
             return 200
         await self.reply(501, "option not understood")
         return 501
+
+    async def cmd_ALLO(self, arg: str) -> int:
+        await self.reply(202, "no storage allocation necessary")
+        return 202
 
     async def cmd_AUTH(self, arg: str) -> int:
         await self.reply(502, "TLS not available")

@@ -86,7 +86,8 @@ _WHY_503 = {
 _MAIL_RE = re.compile(r"^FROM:\s*<([^<>\s]*)>(?:\s+(.*))?$", re.IGNORECASE)
 _RCPT_RE = re.compile(r"^TO:\s*<([^<>\s]+)>(?:\s+(.*))?$", re.IGNORECASE)
 _PARAM_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)(?:=([\x21-\x3c\x3e-\x7e]+))?$")
-_DOMAIN_RE = re.compile(r"^(\[[0-9A-Fa-f:.IPv]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$")
+# RFC 5321 wants a domain or an address literal; accept any one printable token (interop).
+_DOMAIN_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 @dataclass

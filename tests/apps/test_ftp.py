@@ -166,7 +166,8 @@ def test_login_rules_and_sequencing(env: Any) -> None:
             assert (await c.send("PORT 10,9,8,7,0,25"))[0] == 504
             assert (await c.send("EPRT |1|10.9.8.7|25|"))[0] == 504
             assert server.errors["bounce_refused"] == 2
-            assert (await c.send("SITE EXEC rm"))[0] == 500
+            assert (await c.send("SITE EXEC rm"))[0] == 502              # known, not implemented
+            assert (await c.send("XYZZY"))[0] == 500
             assert (await c.send("QUIT"))[0] == 221
         finally:
             await server.close()
