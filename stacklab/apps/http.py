@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import http
 import mimetypes
 import os
 import posixpath
@@ -87,6 +88,13 @@ class HttpReply:
 
 
 Route = Callable[[HttpRequest], Awaitable[HttpReply]]
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 def _text(status: int, message: str) -> HttpReply:
@@ -201,7 +209,7 @@ class HttpServer(ServerBase):
         body = (message + "\n").encode("utf-8", "replace")
         self.statuses[status] = self.statuses.get(status, 0) + 1
         try:
-            out = conn.send(h11.Response(status_code=status, headers=[
+            out = conn.send(h11.Response(status_code=status, reason=_reason(status), headers=[
                 ("Content-Type", "text/plain; charset=utf-8"),
                 ("Content-Length", str(len(body))), ("Connection", "close"),
                 ("Server", SERVER_NAME)]))
@@ -224,7 +232,8 @@ class HttpServer(ServerBase):
             chunks = body
         if length is not None:
             headers.append(("Content-Length", str(length)))
-        writer.write(conn.send(h11.Response(status_code=reply.status, headers=headers)))
+        writer.write(conn.send(h11.Response(status_code=reply.status, headers=headers,
+                                            reason=_reason(reply.status))))
         digest = hashlib.sha256()
         if request.method != "HEAD" and reply.status not in (204, 304):
             for chunk in chunks:
