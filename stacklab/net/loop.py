@@ -17,6 +17,7 @@ Threads are not part of the simulation: ``run_in_executor``/``to_thread`` result
 from __future__ import annotations
 
 import asyncio
+import heapq
 import selectors
 from typing import Any
 
@@ -149,6 +150,53 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 target = when
         if target > now:
             self._vtime = target
+
+    def _run_once(self) -> None:
+        """One loop iteration; the same steps as ``BaseEventLoop._run_once`` minus the waiting
+        (the clock jumps to the next deadline) and minus the work a virtual clock does not need.
+        Debug mode uses the standard implementation."""
+        if self._debug:  # type: ignore[attr-defined]
+            super()._run_once()  # type: ignore[misc]
+            return
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        ready = self._ready  # type: ignore[attr-defined]
+        n = len(scheduled)
+        if n > 100 and self._timer_cancelled_count * 2 > n:  # type: ignore[attr-defined]
+            live = []
+            for handle in scheduled:
+                if handle._cancelled:
+                    handle._scheduled = False
+                else:
+                    live.append(handle)
+            heapq.heapify(live)
+            scheduled[:] = live
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0]._cancelled:
+                self._timer_cancelled_count -= 1
+                heapq.heappop(scheduled)._scheduled = False
+        selector = self._selector  # type: ignore[attr-defined]
+        if ready or self._stopping:  # type: ignore[attr-defined]
+            events = selector.select(0)
+        elif scheduled:
+            events = selector.select(max(0.0, scheduled[0]._when - self._vtime))
+        else:
+            events = selector.select(None)  # raises SimulationDeadlock unless a thread woke us
+        if events:
+            self._process_events(events)  # type: ignore[attr-defined]
+        end_time = self._vtime + 1e-9
+        while scheduled:
+            handle = scheduled[0]
+            if handle._when >= end_time:
+                break
+            heapq.heappop(scheduled)
+            handle._scheduled = False
+            ready.append(handle)
+        popleft = ready.popleft
+        for _ in range(len(ready)):
+            handle = popleft()
+            if not handle._cancelled:
+                handle._run()
 
     def deadlock_message(self) -> str:
         lines = describe_tasks(self)

@@ -109,3 +109,29 @@ def test_deadlock_is_reported_with_the_waiting_tasks(loop):
         task.cancel()
     loop.run_until_complete(asyncio.sleep(0))
 
+
+
+def test_cancelled_timers_never_fire_and_are_compacted(loop):
+    fired = []
+
+    async def main():
+        handles = [loop.call_later(1 + i * 0.001, fired.append, i) for i in range(1000)]
+        for i, h in enumerate(handles):
+            if i % 10:
+                h.cancel()
+        await asyncio.sleep(0.5)
+        assert len(loop._scheduled) < 1000  # compacted once most were cancelled
+        await asyncio.sleep(2)
+
+    loop.run_until_complete(main())
+    assert fired == list(range(0, 1000, 10))
+
+
+def test_debug_mode_uses_the_standard_iteration(loop):
+    loop.set_debug(True)
+
+    async def main():
+        await asyncio.sleep(5)
+        return loop.time()
+
+    assert loop.run_until_complete(main()) == pytest.approx(5)
