@@ -24,11 +24,14 @@ def test_sleeps_cost_no_wall_time(loop):
         return loop.time()
 
     loop.run_until_complete(asyncio.sleep(0))  # warm up
-    start = time.perf_counter()
-    virtual = loop.run_until_complete(main())
-    wall = time.perf_counter() - start
-    assert virtual == pytest.approx(66.0)
-    assert wall < 0.005  # 66 virtual seconds; measured ~0.6 ms here (budget for a loaded CI box)
+    walls = []
+    for run in range(5):
+        start = time.perf_counter()
+        virtual = loop.run_until_complete(main())
+        walls.append(time.perf_counter() - start)
+        assert virtual == pytest.approx(66.0 * (run + 1))
+    # 66 virtual seconds in under a millisecond (best of 5: the machine is shared); ~0.6 ms here
+    assert min(walls) < 0.001, walls
 
 
 def test_an_hour_of_timers_is_fast(loop):
