@@ -57,11 +57,14 @@ class IPv4View:
             raise MalformedPacket("ipv4", "length", f"{n} bytes < 20")
         (vihl, self.tos, tlen, self.ident, self.flags_frag, self.ttl, self.proto, self.checksum,
          self.src, self.dst) = _HDR.unpack_from(mv)
-        if vihl >> 4 != 4:
-            raise MalformedPacket("ipv4", "version", f"version {vihl >> 4} is not 4")
-        hl = (vihl & 0x0F) << 2
-        if hl < 20:
-            raise MalformedPacket("ipv4", "ihl", f"IHL {hl >> 2} < 5")
+        if vihl == 0x45:  # the common case: version 4, no options
+            hl = 20
+        else:
+            if vihl >> 4 != 4:
+                raise MalformedPacket("ipv4", "version", f"version {vihl >> 4} is not 4")
+            hl = (vihl & 0x0F) << 2
+            if hl < 20:
+                raise MalformedPacket("ipv4", "ihl", f"IHL {hl >> 2} < 5")
         if tlen < hl:
             raise MalformedPacket("ipv4", "total_length", f"total length {tlen} < header {hl}")
         if tlen > n:
