@@ -6,6 +6,7 @@ with a unit, and raises :class:`ParamError` naming the parameter and what was ex
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = ["ParamError", "parse_duration", "parse_rate", "parse_size", "parse_probability"]
@@ -34,6 +35,8 @@ def _split(key: str, value: object, what: str, example: str) -> tuple[float, str
     if isinstance(value, bool):
         raise ParamError(key, f"expected {what} like {example!r}, got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ParamError(key, f"expected {what} like {example!r}, got {value!r}")
         return float(value), ""
     if not isinstance(value, str):
         raise ParamError(key, f"expected {what} like {example!r}, got {value!r}")
