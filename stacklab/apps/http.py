@@ -148,7 +148,7 @@ class HttpServer(ServerBase):
                 self.count("too_large")
                 await self._send_error(conn, writer, 414, "request target too long")
                 return
-            if sum(sizes) > self.limits.max_header or max(sizes) > self.limits.max_line:
+            if sum(sizes) > self.limits.max_header or max(sizes, default=0) > self.limits.max_line:
                 self.count("too_large")
                 await self._send_error(conn, writer, 431, "request header fields too large")
                 return
