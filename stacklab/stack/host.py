@@ -20,6 +20,7 @@ Hooks for transports (TCP plugs in here; see docs/DESIGN.md "Host hooks"):
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import random
 import socket
@@ -39,6 +40,7 @@ from .ipv6 import MIN_MTU, Ipv6, is_link_local, solicited_node
 from .ndp import ALL_NODES, ALL_ROUTERS, Ndp, NdResolver, eui64_address
 from .neighbor import NeighborCache
 from .node import Node, Port
+from .pmtu import PathMtuCache, tcp_quote_check
 from .route import CONNECTED, Route, RoutingTable, parse_prefix
 from .tcp.layer import TcpLayer
 from .udp import Udp
@@ -151,8 +153,9 @@ class Host(Node):
         self.icmp_error_handlers: dict[int, Callable[..., None]] = {}
         self._timer_sources: list[Any] = []
         self._loop_q: list[tuple[Interface, bytes]] = []
-        self._pmtu: dict[bytes, tuple[int, float]] = {}
-        self.pmtu_expires = 600.0  # RFC 1191 §6.3 / Linux mtu_expires
+        # RFC 1191 / RFC 8201 path MTU per destination; entries age out on the host's timer
+        self.pmtu = PathMtuCache(counters=self.counters)
+        self.add_timer_source(self.pmtu)
         self.ipv4 = Ipv4(self)
         self.ipv6 = Ipv6(self)
         self.icmp = Icmp(self)
@@ -162,7 +165,9 @@ class Host(Node):
         self.register_protocol(58, self.icmp.receive6)
         self.register_protocol(17, self.udp.receive)
         self.register_icmp_error(17, self.udp.icmp_error)
+        self.icmp.register_validator(17, self.udp.icmp_matches)
         self.tcp = TcpLayer(self)  # registers protocol 6, its ICMP errors and its timers
+        self.icmp.register_validator(6, tcp_quote_check(self.tcp))
 
     def _ifname(self, ifindex: int) -> str:
         return self.interfaces[ifindex].name if 0 <= ifindex < len(self.interfaces) else str(
@@ -338,34 +343,65 @@ class Host(Node):
             iface, _ = self.route_out(route, dst)
         return iface.v6_source_for(dst) if iface is not None else None
 
-    def path_mtu(self, dst: bytes) -> int:
-        """The MTU for packets to ``dst``: the outgoing link's, lowered by what ICMP Packet Too
-        Big / Fragmentation Needed taught us (kept ``pmtu_expires`` seconds, RFC 1191 §6.3).
-        The PMTU issue replaces the little dict with a ``PathMtuCache``."""
-        route = None if dst in self.local4 or dst in self.local6 else self.routes.lookup(dst)
-        mtu = 65535
+    def link_mtu(self, dst: bytes) -> int:
+        """The MTU of the interface packets to ``dst`` leave by (65535 for our own addresses)."""
+        if dst in self.local4 or dst in self.local6:
+            return 65535
+        route = self.routes.lookup(dst)
         if route is not None:
             iface, _ = self.route_out(route, dst)
             if iface is not None:
-                mtu = iface.mtu
+                return iface.mtu
         elif self.interfaces:
-            mtu = self.interfaces[0].mtu
-        learned = self._pmtu.get(dst)
-        if learned is not None and learned[0] < mtu:
-            mtu = learned[0]
-        return mtu
+            return self.interfaces[0].mtu
+        return 65535
 
-    def learn_path_mtu(self, dst: bytes, mtu: int, now: float) -> None:
-        if len(dst) == 4:
-            if mtu < 68:
-                return  # RFC 1191 plateau search is the PMTU issue's business
-        elif mtu < MIN_MTU:
-            mtu = MIN_MTU  # RFC 8200 §5: never below 1280
-        old = self._pmtu.get(dst)
-        if old is None or mtu < old[0] or old[1] <= now:
-            self._pmtu[dst] = (mtu, now + self.pmtu_expires)
+    def path_mtu(self, dst: bytes, now: float | None = None) -> int:
+        """The MTU for packets to ``dst``: the outgoing link's, lowered by what a validated ICMP
+        Packet Too Big / Fragmentation Needed taught us (``self.pmtu``, a
+        :class:`~stacklab.stack.pmtu.PathMtuCache`; entries live ``pmtu.expires`` s)."""
+        return self.pmtu.get(dst, self.link_mtu(dst), now)
+
+    def learn_path_mtu(self, dst: bytes, mtu: int, now: float, original_length: int = 0
+                       ) -> int | None:
+        """A validated Frag Needed / Packet Too Big says the path to ``dst`` carries ``mtu``
+        (0: an RFC 1191 "old" router, ``original_length`` picks the plateau). Returns the new
+        path MTU when it dropped, else None. Floors: 552 (IPv4, Linux min_pmtu) / 1280 (IPv6)."""
+        new = self.pmtu.report(dst, mtu, now, self.link_mtu(dst), original_length)
+        if new is not None:
             self.counters["pmtu.updates"] += 1
-            self.trace(now, "pmtu", "pmtu", dst=ip_str(dst), mtu=mtu)
+            self.trace(now, "pmtu", "pmtu", dst=ip_str(dst), mtu=new, reported=mtu)
+            self.request_wake()  # the cache's expiry is a new timer
+        return new
+
+    def route_get(self, dst: str | bytes, now: float | None = None) -> str:
+        """``ip route get``-like: ``10.0.3.2 via 10.0.1.2 dev eth0 src 10.0.1.1 mtu 1400
+        expires 597s`` (``mtu … expires`` only while a learned path MTU is cached)."""
+        d = ipaddress.ip_address(self.resolve(dst) if isinstance(dst, str) else dst).packed
+        if now is None:
+            driver = getattr(self, "driver", None)
+            now = driver.now() if driver is not None else None
+        parts = [ip_str(d)]
+        if d in self.local4 or d in self.local6:
+            parts = ["local", ip_str(d), "dev", "lo", "src", ip_str(d)]
+        else:
+            route = self.routes.lookup(d)
+            if route is None:
+                raise OSError(errno.ENETUNREACH, f"{ip_str(d)}: Network is unreachable")
+            iface, nh = self.route_out(route, d)
+            if route.via is not None:
+                parts += ["via", ip_str(route.via)]
+            if iface is not None:
+                parts += ["dev", iface.name]
+            src = self.source_address_for(d)
+            if src is not None:
+                parts += ["src", ip_str(src)]
+        entry = self.pmtu.lookup(d, now)
+        if entry is not None:
+            parts += ["mtu", str(min(entry.mtu, self.link_mtu(d)))]
+            if now is not None:
+                parts += ["expires", f"{max(0, int(entry.expires - now))}s"]
+        return " ".join(parts)
 
     def confirm_neighbor(self, dst: bytes, now: float) -> None:
         """Upper-layer reachability confirmation (forward progress on a connection to dst)."""

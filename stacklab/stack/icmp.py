@@ -80,6 +80,7 @@ class IcmpError:
     quoted_proto: int
     quoted_l4: bytes  # the quoted transport header and whatever data follows
     now: float
+    quoted_len: int = 0  # the quoted packet's own length field (IPv4 total length)
 
     def describe(self) -> str:
         """ping-like text, e.g. ``Frag needed and DF set (mtu = 576)``."""
@@ -136,6 +137,13 @@ class Icmp:
         self.echo_listeners: dict[int, Any] = {}  # ident -> obj with echo_reply / echo_error
         self.error_taps: list[Callable[[IcmpError], None]] = []
         self.echo_ignore_broadcasts = True  # Linux icmp_echo_ignore_broadcasts=1
+        # RFC 5927 / RFC 8201 §5: per quoted protocol, fn(quoted_src, quoted_dst, quoted_l4)
+        # -> None when the quote matches one of our flows, else the reason to ignore the error
+        self.validators: dict[int, Callable[[bytes, bytes, bytes], str | None]] = {}
+
+    def register_validator(self, proto: int,
+                           fn: Callable[[bytes, bytes, bytes], str | None]) -> None:
+        self.validators[proto] = fn
 
     # -- rate limit --------------------------------------------------------------------------
     def _allow(self, dst: bytes, now: float) -> bool:
@@ -285,7 +293,8 @@ class Icmp:
             return
         mtu = m.next_hop_mtu if kind == PACKET_TOO_BIG else 0
         self._dispatch(IcmpError(4, src, t, m.code, kind, mtu, bytes(q[12:16]),
-                                 bytes(q[16:20]), q[9], bytes(q[ihl:]), now))
+                                 bytes(q[16:20]), q[9], bytes(q[ihl:]), now,
+                                 (q[2] << 8) | q[3]))
 
     def receive6(self, src: bytes, dst: bytes, payload: memoryview, now: float,
                  info: RxInfo) -> None:
@@ -325,23 +334,51 @@ class Icmp:
                                  proto, bytes(q[off:]) if off >= 0 else b"", now))
 
     def _dispatch(self, e: IcmpError) -> None:
+        """Raw taps see every error; the PMTU cache and the transport only errors whose quoted
+        header matches one of our flows (RFC 5927 §4, RFC 8201 §5): a forged Packet Too Big
+        cannot shrink the path MTU of a connection it cannot name (with its sequence
+        numbers, for TCP). Ignored errors are counted ``icmp.ignored.<reason>`` (and
+        ``pmtu.ignored.<reason>`` for Frag Needed / Packet Too Big)."""
         h = self.host
         h.trace(e.now, "icmp" if e.family == 4 else "icmpv6", "rx", type=e.type, code=e.code,
                 kind=e.kind, sender=ip_str(e.sender), **({"mtu": e.mtu} if e.mtu else {}))
-        if e.kind == PACKET_TOO_BIG:
-            h.learn_path_mtu(e.quoted_dst, e.mtu, e.now)
         for tap in list(self.error_taps):
             tap(e)
         echo_type = 8 if e.family == 4 else 128
         if e.quoted_proto == (PROTO_ICMP if e.family == 4 else PROTO_ICMPV6):
+            lst = None
             if len(e.quoted_l4) >= 8 and e.quoted_l4[0] == echo_type:
                 lst = self.echo_listeners.get(_ECHO.unpack_from(e.quoted_l4, 4)[0])
-                if lst is not None:
-                    lst.echo_error(e, _ECHO.unpack_from(e.quoted_l4, 4)[1])
+            if lst is None:
+                self._ignore(e, "no_flow")
+                return
+            if e.kind == PACKET_TOO_BIG:
+                h.learn_path_mtu(e.quoted_dst, e.mtu, e.now, e.quoted_len)
+            lst.echo_error(e, _ECHO.unpack_from(e.quoted_l4, 4)[1])
             return
         handler = h.icmp_error_handlers.get(e.quoted_proto)
-        if handler is not None:
-            handler(e.now, e.kind, e.code, e.mtu, e.quoted_src, e.quoted_dst, e.quoted_l4)
+        check = self.validators.get(e.quoted_proto)
+        reason = None
+        if handler is None:
+            reason = "no_transport"
+        elif check is not None:
+            reason = check(e.quoted_src, e.quoted_dst, e.quoted_l4)
+        if reason is not None:
+            self._ignore(e, reason)
+            return
+        if e.kind == PACKET_TOO_BIG:
+            h.learn_path_mtu(e.quoted_dst, e.mtu, e.now, e.quoted_len)
+        assert handler is not None
+        handler(e.now, e.kind, e.code, e.mtu, e.quoted_src, e.quoted_dst, e.quoted_l4)
+
+    def _ignore(self, e: IcmpError, reason: str) -> None:
+        c = self.host.counters
+        c[f"icmp.ignored.{reason}"] += 1
+        if e.kind == PACKET_TOO_BIG:
+            c[f"pmtu.ignored.{reason}"] += 1
+        self.host.trace(e.now, "pmtu" if e.kind == PACKET_TOO_BIG else "icmp", "drop",
+                        reason=f"ICMP error ignored: {reason}", sender=ip_str(e.sender),
+                        quoted_dst=ip_str(e.quoted_dst), **({"mtu": e.mtu} if e.mtu else {}))
 
     def local_error(self, packet: bytes, kind: str, code: int, now: float) -> None:
         """Deliver an error about our own ``packet`` without the network (e.g. neighbour

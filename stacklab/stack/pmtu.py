@@ -11,7 +11,9 @@ spray tiny segments) and 1280 for IPv6 (RFC 8200's minimum link MTU).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stacklab.wire.addr import ip_str
 
@@ -40,25 +42,27 @@ class PmtuEntry:
 
 class PathMtuCache:
     def __init__(self, expires: float = DEFAULT_EXPIRES, min_v4: int = MIN_PMTU_V4,
-                 min_v6: int = MIN_PMTU_V6) -> None:
+                 min_v6: int = MIN_PMTU_V6, counters: Counter[str] | None = None) -> None:
         self.expires = expires
         self.min_v4 = min_v4
         self.min_v6 = min_v6
         self._entries: dict[bytes, PmtuEntry] = {}
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = counters if counters is not None else Counter()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, dst: bytes, now: float) -> PmtuEntry | None:
+    def lookup(self, dst: bytes, now: float | None) -> PmtuEntry | None:
+        """The live entry for ``dst``; ``now`` None skips the age check (the owner's timer
+        removes expired entries on time)."""
         entry = self._entries.get(dst)
-        if entry is not None and now >= entry.expires:
+        if entry is not None and now is not None and now >= entry.expires:
             del self._entries[dst]
             self.counters["pmtu.expired"] += 1
             return None
         return entry
 
-    def get(self, dst: bytes, link_mtu: int, now: float) -> int:
+    def get(self, dst: bytes, link_mtu: int, now: float | None) -> int:
         """The path MTU to ``dst``: the learned value, or the outgoing link MTU."""
         entry = self.lookup(dst, now)
         if entry is None:
@@ -113,3 +117,27 @@ class PathMtuCache:
         for dst, e in self.entries(now):
             lines.append(f"{ip_str(dst)} mtu {e.mtu} expires {int(e.expires - now)}s")
         return "\n".join(lines)
+
+
+def tcp_quote_check(layer: Any) -> Callable[[bytes, bytes, bytes], str | None]:
+    """The RFC 5927 §4.1 / RFC 8201 §5 check for ICMP errors quoting TCP, for
+    ``host.icmp.register_validator(6, ...)``: the quoted 4-tuple must be a connection of
+    ``layer`` (a TcpLayer) and the quoted sequence number must lie in SND.UNA..SND.MAX — what
+    we sent and is not yet acknowledged (SND.MAX rather than SND.NXT because after a timeout
+    SND.NXT goes back to SND.UNA while the segments sent before are still out there)."""
+
+    def check(qsrc: bytes, qdst: bytes, ql4: bytes) -> str | None:
+        if len(ql4) < 8:
+            return "truncated"
+        sport = (ql4[0] << 8) | ql4[1]
+        dport = (ql4[2] << 8) | ql4[3]
+        tcb = layer.conns.get((qsrc, sport, qdst, dport))
+        if tcb is None:
+            return "no_flow"
+        seq = int.from_bytes(ql4[4:8], "big")
+        una = tcb.snd_una
+        if (seq - una) & 0xFFFFFFFF >= max(1, (tcb.snd_max - una) & 0xFFFFFFFF):
+            return "seq_outside_window"
+        return None
+
+    return check

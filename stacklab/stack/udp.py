@@ -120,6 +120,21 @@ class UdpPcb:
                 if not lst:
                     del self.udp.ports[self.local_port]
 
+    def path_mtu(self) -> int:
+        """``getsockopt(IP_MTU)`` / ``IPV6_MTU``: the path MTU to the connected peer (ENOTCONN
+        when not connected, as Linux)."""
+        if self.remote is None:
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        return self.udp.host.path_mtu(self.remote[0])
+
+    def max_payload(self, dst: bytes | None = None) -> int:
+        """The largest datagram payload that leaves unfragmented (path MTU − IP − UDP)."""
+        if dst is None:
+            if self.remote is None:
+                raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+            dst = self.remote[0]
+        return self.udp.host.path_mtu(dst) - (28 if len(dst) == 4 else 48)
+
     def sockname(self) -> tuple[bytes, int]:
         return (self.local_addr or bytes(4 if self.family == 4 else 16), self.local_port or 0)
 
@@ -224,6 +239,21 @@ class Udp:
         c["udp.rx.datagrams"] += 1
         if pcb.listener is not None:
             pcb.listener.datagram_received(bytes(u.payload), (src, u.src_port), now)
+
+    def icmp_matches(self, qsrc: bytes, qdst: bytes, ql4: bytes) -> str | None:
+        """RFC 5927 / RFC 8201 §5: an ICMP error quoting a datagram is believed only when a
+        socket of ours could have sent it (local port and address; the peer if connected).
+        Registered with ``host.icmp.register_validator(17, ...)``; None = believe it."""
+        if len(ql4) < 4:
+            return "truncated"
+        sport = (ql4[0] << 8) | ql4[1]
+        dport = (ql4[2] << 8) | ql4[3]
+        fam = 4 if len(qsrc) == 4 else 6
+        for s in self.ports.get(sport, ()):
+            if s.family == fam and (s.local_addr is None or s.local_addr == qsrc) and (
+                    s.remote is None or s.remote == (qdst, dport)):
+                return None
+        return "no_flow"
 
     def icmp_error(self, now: float, kind: str, code: int, mtu: int, qsrc: bytes, qdst: bytes,
                    ql4: bytes) -> None:
