@@ -234,6 +234,24 @@ class Tcb:
         self.snd_mss = self._compute_snd_mss()
         self.cc.mss = self.snd_mss
 
+    def on_path_mtu(self, mtu: int, now: float) -> bool:
+        """A validated Frag Needed / Packet Too Big says the path carries ``mtu`` (RFC 1191
+        §6.4, RFC 8201 §5.4): the send MSS drops at once and what is in flight goes out again
+        now, resegmented, without waiting for the RTO and without touching cwnd/ssthresh (a
+        segment too big for the path is not a congestion signal). True if the MSS dropped."""
+        old = self.snd_mss
+        self.set_path_mtu(mtu)
+        if self.snd_mss >= old:
+            return False
+        if self.trace is not None:
+            self.trace(now, "pmtu", {"mtu": mtu, "mss": self.snd_mss, "old_mss": old})
+        if self.state not in (S.SYN_SENT, S.SYN_RECEIVED) and self.snd_una != self.snd_max:
+            self.snd_nxt = self.snd_una  # go back to SND.UNA: output() resends in smaller pieces
+            self._rtt_seq = None  # Karn: the timed segment is being resent
+            self._sws_override = True
+            self.output(now)
+        return True
+
     @property
     def key(self) -> tuple[bytes, int, bytes, int]:
         return (self.local_ip, self.local_port, self.remote_ip, self.remote_port)
