@@ -40,7 +40,12 @@ T = TypeVar("T")
 
 
 class TopologyError(ValueError):
-    """A network that cannot be built: unknown node, switch loop, too many segments..."""
+    """A network that cannot be built: unknown node, switch loop, too many segments...
+    ``key`` names the offending argument when there is one (``"ends"``, ``"name"``)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class SimulationTimeout(TimeoutError):
@@ -166,7 +171,7 @@ class Network:
         """
         na, nb = self.node(a), self.node(b)
         if na is nb:
-            raise TopologyError(f"cannot connect {na.name!r} to itself")
+            raise TopologyError(f"cannot connect {na.name!r} to itself", "ends")
         base = LinkParams().with_updates(params)
         ab = base.with_updates(forward or {})
         ba = base.with_updates(reverse or {})
@@ -175,7 +180,8 @@ class Network:
             if ra == rb:
                 raise TopologyError(
                     f"connecting switches {na.name!r} and {nb.name!r} makes a loop (they are "
-                    "already joined, and there is no spanning tree): frames would circle forever")
+                    "already joined, and there is no spanning tree): frames would circle forever",
+                    "ends")
         intervals = _parse_down(down) if down is not None else []
         if name is None:
             name = f"{na.name}-{nb.name}"
@@ -183,8 +189,10 @@ class Network:
             while any(l.name == name for l in self.links):
                 name = f"{na.name}-{nb.name}-{n}"
                 n += 1
+        elif not isinstance(name, str) or not name or any(ch in name for ch in "/\\\0"):
+            raise TopologyError(f"bad link name {name!r} (it names the pcap file)", "name")
         elif any(l.name == name for l in self.links):
-            raise TopologyError(f"there is already a link named {name!r}")
+            raise TopologyError(f"there is already a link named {name!r}", "name")
         pa = self._add_port(na, ab.mtu)
         pb = self._add_port(nb, ba.mtu)
         link = Link(name, na, pa, nb, pb)

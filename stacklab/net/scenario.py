@@ -224,7 +224,7 @@ def build_network(scn: Scenario, *, seed: int | None = None,
                 net.connect(a, b, name=link.get("name"), forward=link.get("forward"),
                             reverse=link.get("reverse"), down=link.get("down"), **params)
             except TopologyError as exc:
-                raise w.error(str(exc), "name" if "named" in str(exc) else "ends") from None
+                raise w.error(str(exc), exc.key or "ends") from None
         try:
             net.autoconfigure()
         except TopologyError as exc:

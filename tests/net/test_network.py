@@ -215,3 +215,16 @@ def test_tx_capture_sees_frames_the_link_loses(net, tmp_path):
     assert len(sent) == 200
     assert len(got) == len(b.received) < 150
     assert [r.data for r in got] == [f for _, _, f in b.received]
+
+
+def test_link_names(net):
+    a, b = net.add_node(RawNode("a")), net.add_node(RawNode("b"))
+    assert net.connect(a, b).name == "a-b"
+    assert net.connect(a, b).name == "a-b-2"
+    assert net.connect(b, a, name="backup").name == "backup"
+    with pytest.raises(TopologyError, match="already a link named 'backup'") as info:
+        net.connect(a, b, name="backup")
+    assert info.value.key == "name"
+    with pytest.raises(TopologyError, match="bad link name"):
+        net.connect(a, b, name="../etc")
+    assert net.link("backup").a is b
