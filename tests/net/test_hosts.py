@@ -1,0 +1,62 @@
+"""The Network with real Hosts and Routers: names resolve, TIME-WAIT and idle hours are cheap."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import stacklab
+
+
+@pytest.fixture
+def lan():
+    net = stacklab.Network(seed=2)
+    a, r, b = net.add_host("a"), net.add_router("r"), net.add_host("b")
+    net.connect(a, r, delay="5ms", rate="100Mbit")
+    net.connect(r, b, delay="5ms", rate="100Mbit", loss=0.01)
+    net.autoconfigure()
+    yield net
+    net.close()
+
+
+def test_addresses_and_names(lan):
+    a, b = lan["a"], lan["b"]
+    assert a.address(4) == "10.0.1.1" and a.address(6) == "fd00:0:0:1::1"
+    assert b.address(4) == "10.0.2.2"
+    assert a.hosts["b"] == ["10.0.2.2", "fd00:0:0:2::2"]
+
+
+def test_tcp_by_name_through_the_router_then_time_wait(lan):
+    a, b = lan["a"], lan["b"]
+    got = []
+
+    async def handle(reader, writer):
+        got.append(await reader.read())
+        writer.close()
+
+    async def main():
+        server = await b.start_server(handle, 80)
+        reader, writer = await a.open_connection("b", 80)
+        writer.write(b"hello over a simulated router")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.5)
+        server.close()
+        return writer.get_extra_info("peername")
+
+    peer = lan.run(main(), until="30s")
+    assert peer[0] == "10.0.2.2"
+    assert got == [b"hello over a simulated router"]
+    start = time.perf_counter()
+    lan.run(until=lan.now + 3600)  # TIME-WAIT expires, then an idle hour
+    assert time.perf_counter() - start < 0.2
+    states = [c["states"] for c in a.tcp_connections_summary()]
+    assert states and states[0][-1] == "CLOSED" and "TIME-WAIT" in states[0]
+
+
+def test_ping_v6_by_name(lan):
+    result = lan.run(lan["a"].ping("b", count=3, family=6, out=None), until="20s")
+    assert result.address == "fd00:0:0:2::2" and result.received >= 2
