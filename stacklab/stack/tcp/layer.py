@@ -240,12 +240,8 @@ class TcpLayer:
             return
         self.host.counters["tcp.rx.icmp_errors"] += 1
         if kind == "packet-too-big":
-            new = self.host.path_mtu(qdst)
-            old = tcb.snd_mss
-            tcb.set_path_mtu(new)
-            if tcb.snd_mss < old:
-                tcb.snd_nxt = tcb.snd_una  # resend what was too big in smaller segments
-                tcb.output(now)
+            # validated by the host (quoted seq in SND.UNA..SND.MAX) and already in its cache
+            if tcb.on_path_mtu(self.host.path_mtu(qdst), now):
                 self.flush(tcb, now)
         elif kind == "unreachable" and tcb.state is State.SYN_SENT:
             port_unreach = (code == 3) if len(qsrc) == 4 else (code == 4)
@@ -258,6 +254,7 @@ class TcpLayer:
     def flush(self, tcb: Tcb, now: float) -> None:
         host = self.host
         out = tcb.segments_to_send()
+        too_big = False
         if out:
             src, dst, sp, dp = tcb.local_ip, tcb.remote_ip, tcb.local_port, tcb.remote_port
             c = host.counters
@@ -269,7 +266,10 @@ class TcpLayer:
                     c["tcp.tx.rst"] += 1
                 err = host.ip_send(src, dst, PROTO_TCP, raw, now, df=True)
                 if err == errno.EMSGSIZE:
-                    tcb.set_path_mtu(host.path_mtu(dst))
+                    too_big = True
+        if too_big and tcb.on_path_mtu(host.path_mtu(dst), now):
+            self.flush(tcb, now)  # built before the path MTU dropped: resent smaller now
+            return
         ev = tcb.next_event()
         while ev is not None:
             self._dispatch(tcb, ev)
