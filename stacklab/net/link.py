@@ -442,13 +442,21 @@ class Direction:
         self.extra: list[Callable[[Direction], Stage]] = []  # user middlewares, before the delay
         self._head: Stage | None = None
         self._schedule: Schedule | None = None
+        self._rngs: dict[str, random.Random] = {}
         self.rebuild()
 
     def rng(self, stage: str) -> random.Random:
-        return random.Random(f"{self.seed}/link/{self.link.name}/{self.label}/{stage}")
+        """The stage's random stream; kept across :meth:`rebuild` so it continues, not restarts."""
+        r = self._rngs.get(stage)
+        if r is None:
+            r = self._rngs[stage] = random.Random(
+                f"{self.seed}/link/{self.link.name}/{self.label}/{stage}")
+        return r
 
     def rebuild(self) -> None:
-        """(Re)build the chain from the parameters. Frames in flight keep their schedule."""
+        """(Re)build the chain from the parameters. Frames in flight keep their schedule; the
+        wire's state (frames queued for the rate limiter, the last arrival time) carries over."""
+        old = {type(stage): stage for stage in self._stages()}
         p = self.params
         tx: list[Stage] = [Capture(self, w) for w in self.tx_taps]
         tx.append(Gate(self))
@@ -456,7 +464,11 @@ class Direction:
         if p.icmp_blackhole:
             tx.append(IcmpBlackhole(self))
         if p.rate is not None:
-            tx.append(RateLimit(self, p.rate, p.queue))
+            limiter = RateLimit(self, p.rate, p.queue)
+            prev = old.get(RateLimit)
+            if isinstance(prev, RateLimit):
+                limiter._done, limiter._busy_until = prev._done, prev._busy_until
+            tx.append(limiter)
         if p.loss:
             tx.append(Loss(self, p.loss, self.rng("loss")))
         if p.duplicate:
@@ -464,7 +476,11 @@ class Direction:
         if p.corrupt:
             tx.append(Corrupt(self, p.corrupt, self.rng("corrupt")))
         tx.extend(make(self) for make in self.extra)
-        tx.append(Delay(self, p.delay, p.jitter, self.rng("jitter")))
+        delay = Delay(self, p.delay, p.jitter, self.rng("jitter"))
+        prev = old.get(Delay)
+        if isinstance(prev, Delay):
+            delay._last = prev._last
+        tx.append(delay)
         if p.reorder:
             tx.append(Reorder(self, p.reorder, p.reorder_delay, self.rng("reorder")))
         if self._schedule is None:  # one per direction, for life: frames in flight stay queued
@@ -492,13 +508,17 @@ class Direction:
             self.tracer.emit(self.loop.time(), self.link.name, "link", "drop", reason=reason,
                              dir=self.label, len=len(frame))
 
-    def stages(self) -> list[str]:
-        names = []
+    def _stages(self) -> list[Stage]:
+        out = []
         stage: Stage | None = self._head
         while stage is not None:
-            names.append(type(stage).__name__)
+            out.append(stage)
             stage = stage.next
-        return names
+        return out
+
+    def stages(self) -> list[str]:
+        """The middleware chain, by class name: ``["Gate", "MtuCheck", ..., "Deliver"]``."""
+        return [type(stage).__name__ for stage in self._stages()]
 
     def in_flight(self) -> int:
         return self._schedule.in_flight() if self._schedule else 0

@@ -282,3 +282,32 @@ def test_same_seed_same_fate_different_seed_differs():
 
     assert run(1) == run(1)
     assert run(1) != run(2)
+
+
+def test_set_keeps_the_queue_and_the_random_stream(net):
+    a, b, link = pair(net, delay="5ms", rate="8Mbit", queue=100)
+
+    async def main():
+        for i in range(10):
+            a.send(numbered_frame(i, 1000))
+        link.set(delay="5ms", loss=0.0)  # rebuilds the chain mid-burst
+        for i in range(10, 20):
+            a.send(numbered_frame(i, 1000))
+        await asyncio.sleep(1)
+
+    net.run(main())
+    times = [t for t, _, _ in b.received]
+    assert b.seqs() == list(range(20))
+    assert times == pytest.approx([0.005 + 0.001 * (i + 1) for i in range(20)], abs=1e-9)
+
+    # a loss stream continues across set(): toggling an unrelated parameter changes no fate
+    def fates(toggle: bool) -> list[int]:
+        with Network(seed=1) as n2:
+            x, y, l2 = pair(n2, loss=0.3)
+            blast(n2, x, 200, settle=0.1)
+            if toggle:
+                l2.set(duplicate=0.0)
+            blast(n2, x, 200, settle=0.1)
+            return y.seqs()
+
+    assert fates(False) == fates(True)
