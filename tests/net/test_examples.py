@@ -104,3 +104,22 @@ def test_tshark_reads_a_simulated_run_clean(tmp_path):
                if "Malformed" in line or "[Checksum Status: Bad]" in line
                or "incorrect, should be" in line]
         assert bad == [], (f.name, bad[:3])
+
+
+def test_same_seed_same_bytes_across_processes(tmp_path):
+    """Two separate processes with different hash seeds write identical pcaps."""
+    import os
+    import subprocess
+    import sys
+
+    root = EXAMPLES.parent
+    for n, hashseed in ((1, "1"), (2, "12345")):
+        env = {**os.environ, "PYTHONHASHSEED": hashseed,
+               "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        subprocess.run([sys.executable, "-m", "stacklab", "run", str(EXAMPLES / "ping.toml"),
+                        "--pcap", str(tmp_path / str(n)), "--json"],
+                       env=env, check=True, capture_output=True, timeout=120)
+    first = sorted((tmp_path / "1").iterdir())
+    assert len(first) == 2
+    for f in first:
+        assert f.read_bytes() == (tmp_path / "2" / f.name).read_bytes()
