@@ -26,6 +26,7 @@ from typing import Any
 from .buffers import ReceiveBuffer, SendBuffer
 from .congestion import create_congestion
 from .fsm import CAN_RECEIVE, CAN_SEND, Event, State, next_state
+from .plpmtud import Plpmtud
 from .rtt import RttEstimator
 from .segment import ACK, FIN, PSH, RST, SYN, Segment, SegmentLike
 from .seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
@@ -62,6 +63,8 @@ class TcpConfig:
     persist_max: float = 60.0
     max_ooo_pieces: int = 64
     congestion: str = "reno"
+    mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
+    base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)
 
     def replace(self, **kw: Any) -> TcpConfig:
         d = asdict(self)
@@ -168,6 +171,8 @@ class Tcb:
         mtu_mss = (path_mtu or 1500) - self._ip_tcp_hdr
         self.adv_mss = min(adv_mss or mtu_mss, cfg.maxseg or 65535)
         self.path_mss = mtu_mss
+        self.plpmtud = Plpmtud(cfg.mtu_probing, self._ip_tcp_hdr, mtu_mss + self._ip_tcp_hdr,
+                               base_mss=cfg.base_mss)
         self.peer_mss = DEFAULT_MSS_V6 if self.v6 else DEFAULT_MSS_V4
         self.rcv_wscale = self._our_wscale() if cfg.window_scaling else 0
         self.snd_wscale = 0
@@ -224,6 +229,9 @@ class Tcb:
 
     def _compute_snd_mss(self) -> int:
         mss = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535)
+        clamp = self.plpmtud.mtu_clamp()  # PLPMTUD's size known to get through
+        if clamp is not None:
+            mss = min(mss, clamp - self._ip_tcp_hdr)
         if self.ts_ok:
             mss -= TS_OPT_LEN
         return max(mss, 64)
@@ -240,6 +248,7 @@ class Tcb:
         now, resegmented, without waiting for the RTO and without touching cwnd/ssthresh (a
         segment too big for the path is not a congestion signal). True if the MSS dropped."""
         old = self.snd_mss
+        self.plpmtud.on_ptb(mtu)
         self.set_path_mtu(mtu)
         if self.snd_mss >= old:
             return False
@@ -462,6 +471,7 @@ class Tcb:
         if self.trace is not None:
             self.trace(now, "rto", {"rto": round(self.rtt.rto, 6), "snd_una": self.snd_una,
                                     "retries": self.retries})
+        self._plpmtud_on_rto(now)
         self.snd_nxt = self.snd_una  # go back N: output() resends from SND.UNA
         self._sws_override = True  # resend even if the window left is smaller than a segment
 
@@ -803,6 +813,8 @@ class Tcb:
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
+        if self.plpmtud.on_ack(ack, now):
+            self._plpmtud_sync(now, "probe acked")
         sample = None
         ts = seg.timestamps() if self.ts_ok else None
         if ts is not None and ts[1]:
@@ -828,6 +840,9 @@ class Tcb:
         self.dupacks += 1
         self.stats.dup_acks_in += 1
         flight = seq_sub(self.snd_max, self.snd_una)
+        if self.dupacks == DUPACK_THRESHOLD and self.plpmtud.probe_at(self.snd_una):
+            self._plpmtud_probe_lost(now)  # not a congestion signal: no fast recovery
+            return
         if self.dupacks == DUPACK_THRESHOLD and self.recover is None:
             self.recover = self.snd_max
             self.cc.on_fast_retransmit(flight, now)
@@ -836,6 +851,69 @@ class Tcb:
             self.rto_at = now + self.rtt.rto
         elif self.dupacks > DUPACK_THRESHOLD:
             self.cc.on_duplicate_ack(self.dupacks, flight, now)
+
+    # -- PLPMTUD (RFC 4821; the state machine is in plpmtud.py) ------------------------------------
+    def _plpmtud_sync(self, now: float, why: str) -> None:
+        old = self.snd_mss
+        self.snd_mss = self._compute_snd_mss()
+        self.cc.mss = self.snd_mss
+        if self.trace is not None and self.snd_mss != old:
+            self.trace(now, "plpmtud", {"why": why, "mss": self.snd_mss, "old_mss": old,
+                                        "state": self.plpmtud.state.value})
+
+    def _plpmtud_on_rto(self, now: float) -> None:
+        if self.state in (S.SYN_SENT, S.SYN_RECEIVED):
+            return
+        head = min(self.snd_mss, seq_sub(self.snd_max, self.snd_una))
+        if self.plpmtud.on_rto(self.retries, head, now):
+            self._plpmtud_sync(now, "black hole: repeated timeouts of full-size segments")
+
+    def _plpmtud_want_probe(self, now: float) -> int:
+        """The packet size of a probe to send now (0: none). Like Linux: only in the open
+        state (no recovery, no timeouts) with a congestion window of at least 11 segments."""
+        p = self.plpmtud
+        if not p.engaged or p.probe_seq is not None or self.recover is not None \
+                or self.retries or self.dupacks or self.state not in (S.ESTABLISHED, S.CLOSE_WAIT) \
+                or self.cc.cwnd < 11 * self.snd_mss:
+            return 0
+        limit = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535) + self._ip_tcp_hdr
+        return p.want_probe(limit, now) or 0
+
+    def _plpmtud_probe_len(self, probe_mtu: int, avail: int, usable: int, n: int,
+                           now: float) -> int:
+        """Payload length of the next new segment: a probe of ``probe_mtu`` bytes when the data
+        and the window allow one followed by three normal segments (so that its loss shows as
+        duplicate ACKs), else ``n``."""
+        size = probe_mtu - self._ip_tcp_hdr - (TS_OPT_LEN if self.ts_ok else 0)
+        mss = self.snd_mss
+        if size <= mss or avail < size + 3 * mss or usable < size \
+                or self.snd_wnd - seq_sub(self.snd_nxt, self.snd_una) < size + 3 * mss:
+            return n
+        self.plpmtud.probe_sent(self.snd_nxt, seq_add(self.snd_nxt, size), probe_mtu, now)
+        if self.trace is not None:
+            self.trace(now, "plpmtud", {"why": "probe", "mtu": probe_mtu, "seq": self.snd_nxt,
+                                        "len": size})
+        return size
+
+    def _plpmtud_probe_lost(self, now: float) -> None:
+        """Duplicate ACKs point at the probe: it did not fit. Resend its bytes in segments of
+        the current MSS; cwnd stays (Linux tcp_mtup_probe_failed + tcp_simple_retransmit)."""
+        p = self.plpmtud
+        end = p.probe_end
+        p.on_probe_lost(now)
+        self._rtt_seq = None
+        seq = self.snd_una
+        while seq_lt(seq, end):
+            off = seq_sub(seq, self.snd_data_una)
+            n = min(self.snd_mss, seq_sub(end, seq), len(self.sendbuf) - off)
+            if n <= 0:
+                break
+            self.stats.retransmits += 1
+            self.stats.bytes_retrans += n
+            if self.trace is not None:
+                self.trace(now, "retransmit", {"seq": seq, "len": n, "why": "mtu probe lost"})
+            self._emit(seq, ACK, self.sendbuf.peek(off, n), now)
+            seq = seq_add(seq, n)
 
     def _retransmit_head(self, now: float, why: str) -> None:
         off = seq_sub(self.snd_una, self.snd_data_una)
@@ -994,6 +1072,7 @@ class Tcb:
         """Segmentise queued data (and our FIN); returns True if an ACK went out."""
         sent_ack = False
         mss = self.snd_mss
+        probe = self._plpmtud_want_probe(now)
         sendbuf = self.sendbuf
         total = len(sendbuf)
         fin_seq = self.fin_seq
@@ -1003,6 +1082,9 @@ class Tcb:
             in_flight = seq_sub(self.snd_nxt, self.snd_una)
             usable = min(self.snd_wnd, self.cc.cwnd) - in_flight
             n = min(mss, avail, usable)
+            if probe and self.snd_nxt == self.snd_max:  # PLPMTUD: this new segment may probe
+                n = self._plpmtud_probe_len(probe, avail, usable, n, now)
+                probe = 0
             send_fin = False
             if n <= 0:
                 n = 0

@@ -1,0 +1,194 @@
+"""Packetization Layer Path MTU Discovery for TCP (RFC 4821), in Linux's ``tcp_mtu_probing`` shape.
+
+Classic PMTUD (RFC 1191/8201) needs the ICMP Fragmentation Needed / Packet Too Big messages; when a
+firewall drops them (a "PMTUD black hole", RFC 2923 §2.1) full-size segments vanish and the
+connection stalls in retransmission timeouts. PLPMTUD finds the size with TCP's own segments:
+
+* **black-hole detection** — ``blackhole_rtos`` consecutive retransmission timeouts of a segment
+  bigger than the base size (Linux: ``tcp_retries1`` = 3) engage PLPMTUD: the MSS falls back to the
+  base (``base_mss``, Linux ``tcp_base_mss`` 1024; never below 1280 − 60 on IPv6). Further timeouts
+  while engaged halve it (down to ``floor_mss``);
+* **search** — the search range is ``[search_low, search_high]`` (MTUs): low is a size known to
+  get through, high the largest that might (the interface/ICMP/peer limit). A probe is one segment
+  of ``(low + high + 1) // 2`` bytes of IP packet sent with enough data behind it that its loss
+  shows up as duplicate ACKs. ACKed: low = probe size and the MSS goes up at once. Lost: high =
+  probe size − 1 (a lost probe is not a congestion signal: cwnd stays). The search is complete when
+  ``high − low < threshold`` (Linux ``tcp_probe_threshold`` 8) and restarts after ``interval``
+  (``tcp_probe_interval`` 600 s) in case the path grew.
+
+Modes (``TcpConfig.mtu_probing``): ``"off"`` (Linux 0), ``"blackhole"`` (1: engaged only after a
+black hole is detected; the default here, as the issue asks), ``"always"`` (2: start at the base
+size and search upward from the first segment).
+
+The :class:`Plpmtud` object is sans-IO and knows nothing of the TCB; the TCB asks it for the
+current MTU clamp, whether to probe now, and tells it about timeouts, ACKs, probe losses and ICMP.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from .seq import seq_ge, seq_le, seq_lt
+
+MODES = ("off", "blackhole", "always")
+BASE_MSS = 1024  # Linux tcp_base_mss
+FLOOR_MSS = 48  # Linux tcp_mtu_probe_floor
+PROBE_THRESHOLD = 8  # Linux tcp_probe_threshold (bytes)
+PROBE_INTERVAL = 600.0  # Linux tcp_probe_interval (s)
+BLACKHOLE_RTOS = 3  # Linux tcp_retries1: timeouts before black-hole detection
+IPV6_MIN_MTU = 1280
+
+
+class PlpmtudState(Enum):
+    DISABLED = "disabled"  # not engaged (mode "blackhole" before any black hole); ICMP only
+    SEARCHING = "searching"  # engaged, probing between search_low and search_high
+    SEARCH_COMPLETE = "search-complete"  # converged; probe again after the interval
+
+
+def parse_mode(value: object) -> str:
+    """``off`` / ``blackhole`` / ``always``; also booleans and Linux's 0 / 1 / 2."""
+    if isinstance(value, bool):
+        return "blackhole" if value else "off"
+    if isinstance(value, int) and 0 <= value <= 2:
+        return MODES[value]
+    if isinstance(value, str) and value in MODES:
+        return value
+    raise ValueError(f"expected one of {', '.join(MODES)} (or 0/1/2, true/false), got {value!r}")
+
+
+class Plpmtud:
+    def __init__(self, mode: str, header: int, max_mtu: int, *, base_mss: int = BASE_MSS,
+                 floor_mss: int = FLOOR_MSS, threshold: int = PROBE_THRESHOLD,
+                 interval: float = PROBE_INTERVAL, blackhole_rtos: int = BLACKHOLE_RTOS) -> None:
+        self.mode = parse_mode(mode)
+        self.header = header  # IP + TCP header bytes (40 v4, 60 v6)
+        v6_floor = IPV6_MIN_MTU if header >= 60 else 0
+        self.floor_mtu = max(floor_mss + header, v6_floor)
+        self.base_mtu = max(base_mss + header, self.floor_mtu)
+        self.max_mtu = max_mtu
+        self.threshold = threshold
+        self.interval = interval
+        self.blackhole_rtos = blackhole_rtos
+        self.search_low = min(self.base_mtu, max_mtu)
+        self.search_high = max_mtu
+        self.state = PlpmtudState.SEARCHING if self.mode == "always" else PlpmtudState.DISABLED
+        self.complete_at: float | None = None
+        # the one probe in flight: its first sequence number, end (exclusive) and packet size
+        self.probe_seq: int | None = None
+        self.probe_end = 0
+        self.probe_mtu = 0
+        self.blackholes = 0
+        self.probes_sent = 0
+        self.probes_acked = 0
+        self.probes_lost = 0
+        self.log: list[tuple[float, str, int]] = []  # (time, event, mtu) for the trace/tests
+
+    @property
+    def engaged(self) -> bool:
+        return self.state is not PlpmtudState.DISABLED
+
+    def mtu_clamp(self) -> int | None:
+        """The largest packet the connection may send now (None: no PLPMTUD limit)."""
+        return self.search_low if self.engaged else None
+
+    # -- signals -----------------------------------------------------------------------------------
+    def on_ptb(self, mtu: int) -> None:
+        """ICMP says the path carries at most ``mtu``: never search above it."""
+        if mtu < self.search_high:
+            self.search_high = mtu
+        if self.search_low > self.search_high:
+            self.search_low = self.search_high
+        if self.probe_seq is not None and self.probe_mtu > mtu:
+            self.probe_seq = None  # that probe cannot arrive; its data is resent anyway
+
+    def on_rto(self, retries: int, head_len: int, now: float) -> bool:
+        """A retransmission timeout; ``head_len`` is the size of the segment that timed out.
+        True when the MTU clamp changed (the TCB recomputes its MSS)."""
+        if self.probe_seq is not None:
+            self._probe_lost(now)
+        if self.mode == "off" or retries < self.blackhole_rtos:
+            return False
+        size = head_len + self.header
+        if not self.engaged and size <= self.base_mtu:
+            return False  # the falling back would not make it smaller: not a size problem
+        if self.engaged and size < self.search_low:
+            return False  # a short segment timed out: loss, not size
+        self.blackholes += 1
+        if not self.engaged:
+            self.state = PlpmtudState.SEARCHING
+            self.search_low = min(self.base_mtu, self.max_mtu)
+            self.log.append((now, "blackhole", self.search_low))
+            return True
+        # engaged and still timing out: halve (Linux tcp_mtu_probing)
+        mss = min((self.search_low - self.header) // 2, self.base_mtu - self.header)
+        low = max(mss + self.header, self.floor_mtu)
+        if low >= self.search_low:
+            return False
+        self.search_low = low
+        self.state = PlpmtudState.SEARCHING
+        self.log.append((now, "blackhole-halve", low))
+        return True
+
+    def want_probe(self, limit_mtu: int, now: float) -> int | None:
+        """The packet size of a probe to send now, or None. ``limit_mtu`` is what the
+        interface, ICMP and the peer's MSS allow."""
+        if not self.engaged or self.probe_seq is not None:
+            return None
+        if limit_mtu < self.search_high:
+            self.search_high = limit_mtu
+        if self.state is PlpmtudState.SEARCH_COMPLETE:
+            if self.complete_at is None or now - self.complete_at < self.interval:
+                return None
+            self.search_high = min(self.max_mtu, limit_mtu)  # the path may have grown
+            self.state = PlpmtudState.SEARCHING
+        if self.search_high - self.search_low < self.threshold:
+            self._complete(now)
+            return None
+        return (self.search_low + self.search_high + 1) // 2
+
+    def probe_sent(self, seq: int, end: int, mtu: int, now: float) -> None:
+        self.probe_seq = seq
+        self.probe_end = end
+        self.probe_mtu = mtu
+        self.probes_sent += 1
+        self.log.append((now, "probe", mtu))
+
+    def probe_at(self, snd_una: int) -> bool:
+        """The probe is the first unacknowledged segment (duplicate ACKs point at it)."""
+        return self.probe_seq is not None and seq_le(self.probe_seq, snd_una) \
+            and seq_lt(snd_una, self.probe_end)
+
+    def on_ack(self, ack: int, now: float) -> bool:
+        """A cumulative ACK; True when it acknowledged the probe (the clamp went up)."""
+        if self.probe_seq is None or not seq_ge(ack, self.probe_end):
+            return False
+        self.probe_seq = None
+        self.probes_acked += 1
+        self.search_low = self.probe_mtu
+        self.log.append((now, "probe-acked", self.probe_mtu))
+        if self.search_high - self.search_low < self.threshold:
+            self._complete(now)
+        return True
+
+    def on_probe_lost(self, now: float) -> None:
+        """Duplicate ACKs say the probe was lost (the TCB resends its data in smaller pieces)."""
+        if self.probe_seq is not None:
+            self._probe_lost(now)
+
+    def _probe_lost(self, now: float) -> None:
+        self.probe_seq = None
+        self.probes_lost += 1
+        self.search_high = max(self.search_low, self.probe_mtu - 1)
+        self.log.append((now, "probe-lost", self.probe_mtu))
+        if self.search_high - self.search_low < self.threshold:
+            self._complete(now)
+
+    def _complete(self, now: float) -> None:
+        if self.state is not PlpmtudState.SEARCH_COMPLETE:
+            self.state = PlpmtudState.SEARCH_COMPLETE
+            self.complete_at = now
+            self.log.append((now, "search-complete", self.search_low))
+
+    def describe(self) -> str:
+        return (f"plpmtud {self.mode} {self.state.value} low {self.search_low} "
+                f"high {self.search_high} probes {self.probes_sent}/{self.probes_acked} acked")
