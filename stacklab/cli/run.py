@@ -16,13 +16,15 @@ def register(subparsers: Any) -> None:
         "run", help="run a scenario file (TOML) on the simulated network",
         description="Run a scenario (nodes, links with impairments, apps) on the deterministic "
                     "simulated network. Same seed, same frames, byte for byte.")
-    p.add_argument("file", metavar="FILE.toml", help="the scenario (see examples/)")
+    p.add_argument("file", metavar="FILE.toml", nargs="?", help="the scenario (see examples/)")
     p.add_argument("--seed", type=int, default=None, help="override the file's seed")
     p.add_argument("--pcap", metavar="DIR", help="write one pcap per link into DIR")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--trace", action="store_true",
                    help="print every trace event (to stderr with --json)")
     p.add_argument("--trace-file", metavar="F.jsonl", help="write trace events as JSON lines")
+    p.add_argument("--list", action="store_true",
+                   help="list the node kinds, link parameters and app kinds a scenario may use")
     p.set_defaults(func=run_command)
 
 
@@ -31,6 +33,11 @@ def run_command(args: argparse.Namespace) -> int:
     from stacklab.net.scenario import ScenarioError, run_scenario
     from stacklab.trace.events import Tracer
 
+    if args.list:
+        print_schema()
+        return 0
+    if not args.file:
+        raise CliError("which scenario? e.g. stacklab run examples/ping.toml (--list: the schema)")
     tracer = None
     trace_fp = None
     if args.trace or args.trace_file:
@@ -60,6 +67,24 @@ def run_command(args: argparse.Namespace) -> int:
     else:
         print_human(summary, wall)
     return 0 if all(app.get("ok") for app in summary["apps"]) else 1
+
+
+def print_schema() -> None:
+    from stacklab.net.apps import app_kinds, load_app_modules
+    from stacklab.net.link import LINK_PARAMS, LinkParams
+    from stacklab.net.scenario import LINK_KEYS, NODE_KINDS, TOP_KEYS
+
+    load_app_modules()
+    defaults = LinkParams()
+    print(f"top level: {', '.join(k for k in TOP_KEYS if k not in ('node', 'link', 'app'))}")
+    print(f"[[node]]: name, kind = {' | '.join(NODE_KINDS)} (switch: aging)")
+    print(f"[[link]]: {', '.join(k for k in LINK_KEYS if k not in LINK_PARAMS)}, and")
+    for key in LINK_PARAMS:
+        print(f"    {key:<15} default {getattr(defaults, key)!r}")
+    print("[[app]]: node, kind, and the kind's parameters:")
+    for kind, spec in app_kinds().items():
+        doc = spec.doc.removeprefix(f"{kind}: ")
+        print(f"    {kind:<12} {', '.join(sorted(spec.params))}" + (f"  ({doc})" if doc else ""))
 
 
 def _fmt(value: Any) -> str:

@@ -245,3 +245,11 @@ def test_cli_error_is_one_line_exit_2(tmp_path, capsys):
 def test_load_scenario_defaults(tmp_path):
     scn = load_scenario(write(tmp_path, '[[node]]\nname = "a"\nkind = "host"\n'))
     assert scn.seed == 1 and scn.duration == parse_duration("10s") and scn.apps == []
+
+
+def test_cli_list_shows_the_schema(capsys):
+    assert cli_main(["run", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "icmp_blackhole" in out and "reorder_delay" in out and "host | router | switch" in out
+    assert "test-probe   count, fail, family, to" in out  # registered kinds with their params
+    assert cli_main(["run"]) == 2
