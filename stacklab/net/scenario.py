@@ -32,6 +32,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from stacklab.stack.pmtu import NODE_OPTIONS, apply_node_options, check_node_option
 from stacklab.trace.events import Tracer
 
 from .apps import AppKind, app_kinds, get_app, load_app_modules
@@ -43,7 +44,7 @@ __all__ = ["Scenario", "ScenarioError", "load_scenario", "run_scenario"]
 
 TOP_KEYS = ("seed", "duration", "name", "description", "node", "link", "app")
 NODE_KINDS = ("host", "router", "switch")
-NODE_KEYS = ("name", "kind", "aging")
+NODE_KEYS = ("name", "kind", "aging", *NODE_OPTIONS)
 LINK_KEYS = ("ends", "name", "down", "forward", "reverse", *LINK_PARAMS)
 
 
@@ -137,6 +138,12 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
                 parse_duration(node["aging"], "aging")
             except ParamError as exc:
                 raise w.error(exc.message, "aging") from None
+        for key in NODE_OPTIONS:  # PMTU options: plpmtud, mss_clamp, pmtu_expires
+            if key in node:
+                try:
+                    check_node_option(key, node[key], kind)
+                except ParamError as exc:
+                    raise w.error(exc.message, key) from None
         names[name] = kind
     if not scn.nodes:
         raise top.error("a scenario needs at least one [[node]]", "node")
@@ -211,6 +218,8 @@ def build_network(scn: Scenario, *, seed: int | None = None,
                     net.add_router(node["name"])
                 else:
                     net.add_host(node["name"])
+                if node["kind"] != "switch":
+                    apply_node_options(net.node(node["name"]), node)
             except ImportError as exc:
                 raise w.error(f"{node['kind']} nodes are not available in this build ({exc})",
                               "kind") from None

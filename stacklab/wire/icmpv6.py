@@ -325,6 +325,23 @@ class Icmpv6View:
         self.type = t
         self.buf = mv
 
+    def _need(self, end: int) -> None:
+        if len(self.buf) < end:
+            raise MalformedPacket("icmpv6", "length", f"{TYPE_NAMES.get(self.type, self.type)} "
+                                  f"of {len(self.buf)} bytes has no field ending at byte {end}")
+
+    def _u8(self, off: int) -> int:
+        self._need(off + 1)
+        return self.buf[off]
+
+    def _u16(self, off: int) -> int:
+        self._need(off + 2)
+        return _U16.unpack_from(self.buf, off)[0]
+
+    def _u32(self, off: int) -> int:
+        self._need(off + 4)
+        return _U32.unpack_from(self.buf, off)[0]
+
     def checksum_ok(self, src: bytes, dst: bytes) -> bool:
         return _checksum_total(self.buf, src, dst) % 0xFFFF == 0
 
@@ -340,11 +357,11 @@ class Icmpv6View:
     # echo
     @property
     def ident(self) -> int:
-        return _U16.unpack_from(self.buf, 4)[0]
+        return self._u16(4)
 
     @property
     def seq(self) -> int:
-        return _U16.unpack_from(self.buf, 6)[0]
+        return self._u16(6)
 
     @property
     def data(self) -> memoryview:
@@ -354,12 +371,12 @@ class Icmpv6View:
     @property
     def mtu(self) -> int:
         """Packet Too Big: the 32-bit MTU."""
-        return _U32.unpack_from(self.buf, 4)[0]
+        return self._u32(4)
 
     @property
     def pointer(self) -> int:
         """Parameter problem: offset of the octet in error (32-bit)."""
-        return _U32.unpack_from(self.buf, 4)[0]
+        return self._u32(4)
 
     @property
     def quoted(self) -> bytes:
@@ -369,47 +386,48 @@ class Icmpv6View:
     @property
     def target(self) -> bytes:
         """Neighbor solicitation/advertisement (and redirect): the target address."""
+        self._need(24)
         return bytes(self.buf[8:24])
 
     @property
     def na_flags(self) -> int:
-        return self.buf[4]
+        return self._u8(4)
 
     @property
     def router(self) -> bool:
-        return bool(self.buf[4] & NA_ROUTER)
+        return bool(self._u8(4) & NA_ROUTER)
 
     @property
     def solicited(self) -> bool:
-        return bool(self.buf[4] & NA_SOLICITED)
+        return bool(self._u8(4) & NA_SOLICITED)
 
     @property
     def override(self) -> bool:
-        return bool(self.buf[4] & NA_OVERRIDE)
+        return bool(self._u8(4) & NA_OVERRIDE)
 
     @property
     def cur_hop_limit(self) -> int:
-        return self.buf[4]
+        return self._u8(4)
 
     @property
     def managed(self) -> bool:
-        return bool(self.buf[5] & RA_MANAGED)
+        return bool(self._u8(5) & RA_MANAGED)
 
     @property
     def other(self) -> bool:
-        return bool(self.buf[5] & RA_OTHER)
+        return bool(self._u8(5) & RA_OTHER)
 
     @property
     def router_lifetime(self) -> int:
-        return _U16.unpack_from(self.buf, 6)[0]
+        return self._u16(6)
 
     @property
     def reachable_time(self) -> int:
-        return _U32.unpack_from(self.buf, 8)[0]
+        return self._u32(8)
 
     @property
     def retrans_timer(self) -> int:
-        return _U32.unpack_from(self.buf, 12)[0]
+        return self._u32(12)
 
     def ndp_options(self) -> list[NdpOption]:
         start = _OPT_START.get(self.type)

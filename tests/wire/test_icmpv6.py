@@ -449,3 +449,21 @@ def test_every_truncation_raises_only_malformed(name: str) -> None:
         _read_everything(msg[:n])
     with pytest.raises(MalformedPacket):
         Icmpv6View(msg[:3])
+
+
+def test_getters_of_another_message_type_raise_malformed_not_struct_error():
+    import pytest
+
+    from stacklab.wire import MalformedPacket
+    from stacklab.wire.icmpv6 import Icmpv6View
+
+    echo = bytes([128, 0, 0, 0, 0, 1, 0, 2])  # 8-byte echo request
+    v = Icmpv6View(echo)
+    assert (v.ident, v.seq) == (1, 2)
+    for name in ("reachable_time", "retrans_timer", "target"):
+        with pytest.raises(MalformedPacket):
+            getattr(v, name)
+    short = Icmpv6View(bytes([200, 0, 0, 0]))  # unknown type, header only
+    for name in ("ident", "seq", "mtu", "pointer", "na_flags", "cur_hop_limit", "managed"):
+        with pytest.raises(MalformedPacket):
+            getattr(short, name)
