@@ -141,3 +141,53 @@ def tcp_quote_check(layer: Any) -> Callable[[bytes, bytes, bytes], str | None]:
         return None
 
     return check
+
+
+# -- scenario node options (``[[node]] ... plpmtud = "off"``) --------------------------------------
+NODE_OPTIONS = ("plpmtud", "mss_clamp", "pmtu_expires")
+
+
+def check_node_option(key: str, value: object, kind: str) -> None:
+    """Raise ``stacklab.net.units.ParamError(key, why)`` for a bad ``[[node]]`` PMTU option:
+    ``plpmtud`` (off | blackhole | always: TCP's RFC 4821 mode), ``mss_clamp`` (routers:
+    "pmtu" or an MSS), ``pmtu_expires`` (how long a learned path MTU lives, e.g. "10min")."""
+    from stacklab.net.units import ParamError, parse_duration
+
+    if kind == "switch":
+        raise ParamError(key, "a switch has no IP stack")
+    try:
+        if key == "plpmtud":
+            from .tcp.plpmtud import parse_mode
+
+            parse_mode(value)
+        elif key == "mss_clamp":
+            if kind != "router":
+                raise ParamError(key, "only routers clamp the MSS of forwarded SYNs")
+            from .router import parse_mss_clamp
+
+            parse_mss_clamp(value)
+        elif key == "pmtu_expires":
+            if parse_duration(value, key) <= 0:
+                raise ParamError(key, "must be positive")
+        else:
+            raise ParamError(key, f"unknown option (known: {', '.join(NODE_OPTIONS)})")
+    except ValueError as exc:
+        if isinstance(exc, ParamError):
+            raise
+        raise ParamError(key, str(exc)) from None
+
+
+def apply_node_options(node: Any, table: dict[str, Any]) -> None:
+    """Configure ``node`` (a Host or Router) from the checked keys of its ``[[node]]`` table."""
+    if "plpmtud" in table:
+        from .tcp.plpmtud import parse_mode
+
+        node.tcp.config = node.tcp.config.replace(mtu_probing=parse_mode(table["plpmtud"]))
+    if "mss_clamp" in table:
+        from .router import parse_mss_clamp
+
+        node.mss_clamp = parse_mss_clamp(table["mss_clamp"])
+    if "pmtu_expires" in table:
+        from stacklab.net.units import parse_duration
+
+        node.pmtu.expires = parse_duration(table["pmtu_expires"], "pmtu_expires")
