@@ -175,6 +175,10 @@ class Network:
         base = LinkParams().with_updates(params)
         ab = base.with_updates(forward or {})
         ba = base.with_updates(reverse or {})
+        for side, own, p in (("forward", forward, ab), ("reverse", reverse, ba)):
+            if p.rate is None and ("queue" in params or "queue" in (own or {})):
+                key = "queue" if "queue" in params else f"{side}.queue"
+                raise ParamError(key, "a queue limit applies to a rate-limited link: set rate too")
         if isinstance(na, Switch) and isinstance(nb, Switch):
             ra, rb = self._sw_find(na.name), self._sw_find(nb.name)
             if ra == rb:

@@ -232,6 +232,8 @@ def build_network(scn: Scenario, *, seed: int | None = None,
             try:
                 net.connect(a, b, name=link.get("name"), forward=link.get("forward"),
                             reverse=link.get("reverse"), down=link.get("down"), **params)
+            except ParamError as exc:
+                raise w.error(exc.message, exc.key) from None
             except TopologyError as exc:
                 raise w.error(str(exc), exc.key or "ends") from None
         try:

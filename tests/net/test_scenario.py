@@ -190,6 +190,8 @@ def test_long_scenario_is_fast(tmp_path):
     (('rate = "10Mbit"', 'rtae = "10Mbit"'), "[[link]] #1 (a-r): key 'rtae': unknown key"),
     (("loss = 0.0", "loss = 2.0"), "[[link]] #3 (b-sw): key 'loss': a probability"),
     (('forward = { jitter = "1ms" }', "forward = { jiter = 1 }"), "key 'forward.jiter'"),
+    (('delay = "1ms"\nloss', 'delay = "1ms"\nqueue = 10\nloss'),
+     "[[link]] #3 (b-sw): key 'queue': a queue limit applies to a rate-limited link"),
     (('ends = ["a", "r"]', 'ends = ["a", "zz"]'), "[[link]] #1 (a-zz): key 'ends': unknown node"),
     (('ends = ["a", "r"]', 'ends = ["a", "a"]'), "key 'ends': a link joins two different"),
     (('kind = "router"', 'kind = "bridge"'), "[[node]] #2 (r): key 'kind'"),
