@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -29,7 +30,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from stacklab.net.network import TopologyError
+    from stacklab.net.network import SimulationError, TopologyError
     from stacklab.net.scenario import ScenarioError, run_scenario
     from stacklab.trace.events import Tracer
 
@@ -56,17 +57,29 @@ def run_command(args: argparse.Namespace) -> int:
         summary = run_scenario(args.file, seed=args.seed, pcap=args.pcap, tracer=tracer)
     except (ScenarioError, TopologyError) as exc:
         raise CliError(str(exc)) from None
+    except SimulationError as exc:  # a bug in a node or an app: show where
+        import traceback
+
+        print(f"stacklab run: internal error in the simulation: {exc}", file=sys.stderr)
+        traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
+        return 3
     except OSError as exc:
         raise CliError(f"{args.file}: {exc}") from None
     finally:
         if trace_fp is not None:
             trace_fp.close()
     wall = time.perf_counter() - wall
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        print_human(summary, wall)
-    return 0 if all(app.get("ok") for app in summary["apps"]) else 1
+    status = 0 if all(app.get("ok") for app in summary["apps"]) else 1
+    try:
+        if args.json:
+            print(json.dumps(summary, indent=2, default=str))
+        else:
+            print_human(summary, wall)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `stacklab run x.toml | head`: the reader left, that is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return status
 
 
 def print_schema() -> None:

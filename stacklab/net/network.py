@@ -34,7 +34,7 @@ from .loop import VirtualTimeLoop, describe_tasks
 from .switch import Switch
 from .units import ParamError, parse_duration
 
-__all__ = ["Network", "Segment", "SimulationTimeout", "TopologyError"]
+__all__ = ["Network", "Segment", "SimulationError", "SimulationTimeout", "TopologyError"]
 
 T = TypeVar("T")
 
@@ -50,6 +50,11 @@ class TopologyError(ValueError):
 
 class SimulationTimeout(TimeoutError):
     """``run(coro, until=...)`` reached ``until`` before the coroutine finished."""
+
+
+class SimulationError(RuntimeError):
+    """A node, link or callback raised inside the simulation (a bug: the stack must drop and
+    count bad input, never raise). The run stops at the first one; ``__cause__`` is the error."""
 
 
 @dataclass(eq=False)
@@ -96,6 +101,9 @@ class Network:
         self._captures: list[tuple[str, str]] = []  # (directory, point)
         self._writers: list[PcapWriter] = []
         self._closed = False
+        self._error: BaseException | None = None
+        self._error_text = ""
+        self.loop.set_exception_handler(self._on_loop_error)
 
     # -- randomness and time -----------------------------------------------------------------
     def rng(self, *parts: object) -> random.Random:
@@ -105,6 +113,18 @@ class Network:
     @property
     def now(self) -> float:
         return self.loop.time()
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if (context.get("handle") is None or exc is None
+                or isinstance(exc, asyncio.CancelledError) or self._error is not None):
+            loop.default_exception_handler(context)
+            return
+        # An exception escaped a frame delivery or a timer: stop at once, run() raises it.
+        self._error = exc
+        self._error_text = (f"{type(exc).__name__}: {exc} at t={loop.time():.6f}s "
+                            f"in {context.get('handle')!r}")
+        loop.stop()
 
     # -- nodes -------------------------------------------------------------------------------
     def add_node(self, node: Node, kind: str | None = None) -> Node:
@@ -368,6 +388,10 @@ class Network:
         scheduled.
         """
         loop = self.loop
+        if self._error is not None:
+            if coro is not None:
+                coro.close()
+            raise SimulationError(f"the simulation already failed: {self._error_text}")
         deadline = None if until is None else parse_duration(until, "until")
         if coro is None:
             if deadline is None:
@@ -385,6 +409,11 @@ class Network:
             handle = loop.call_at(deadline, on_deadline)
         try:
             return loop.run_until_complete(task)
+        except RuntimeError:
+            if self._error is not None:
+                task.cancel()
+                raise SimulationError(self._error_text) from self._error
+            raise
         except asyncio.CancelledError:
             if timed_out:
                 raise SimulationTimeout(

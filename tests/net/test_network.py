@@ -228,3 +228,29 @@ def test_link_names(net):
     with pytest.raises(TopologyError, match="bad link name"):
         net.connect(a, b, name="../etc")
     assert net.link("backup").a is b
+
+
+class Buggy(RawNode):
+    def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:
+        if len(self.received) == 2:
+            raise KeyError("oops")
+        super().receive_frame(ifindex, frame, now)
+
+
+def test_an_exception_in_a_node_stops_the_run_loudly(net):
+    from stacklab.net.network import SimulationError
+
+    a, b = net.add_node(RawNode("a")), net.add_node(Buggy("b"))
+    net.connect(a, b, delay="10ms")
+
+    async def main():
+        for i in range(5):
+            a.send(numbered_frame(i))
+            await asyncio.sleep(1)
+
+    with pytest.raises(SimulationError, match=r"KeyError: 'oops' at t=2\.010000s") as info:
+        net.run(main())
+    assert isinstance(info.value.__cause__, KeyError)
+    assert len(b.received) == 2
+    with pytest.raises(SimulationError, match="already failed"):
+        net.run(until=10)
