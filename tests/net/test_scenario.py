@@ -255,3 +255,34 @@ def test_cli_list_shows_the_schema(capsys):
     assert "icmp_blackhole" in out and "reorder_delay" in out and "host | router | switch" in out
     assert "test-probe   count, fail, family, to" in out  # registered kinds with their params
     assert cli_main(["run"]) == 2
+
+
+class BoomApp:
+    """Test-only app: a timer callback that raises (a bug somewhere in the simulation)."""
+
+    params: set[str] = set()
+
+    def __init__(self, net, node, params):
+        self.net = net
+
+    async def run(self):
+        import asyncio
+
+        def boom():
+            raise ZeroDivisionError("bug in a timer")
+
+        self.net.loop.call_later(1.0, boom)
+        await asyncio.sleep(5)
+        return {}
+
+
+register_app("test-boom", BoomApp)
+
+
+def test_cli_internal_error_exit_3(tmp_path, capsys):
+    text = GOOD.replace('kind = "test-sink"\nport = 9', 'kind = "test-boom"')
+    assert 'kind = "test-boom"' in text
+    assert cli_main(["run", write(tmp_path, text)]) == 3
+    err = capsys.readouterr().err
+    assert "internal error in the simulation: ZeroDivisionError: bug in a timer" in err
+    assert "Traceback" in err
