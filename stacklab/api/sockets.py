@@ -66,6 +66,8 @@ class StackSockets:
         s = self.socket(_family_of(address[0]), SOCK_STREAM)
         s.settimeout(timeout)
         try:
+            if source_address is not None:
+                s.bind(source_address)
             s.connect(address)
         except BaseException:
             s.close()
@@ -145,7 +147,6 @@ class StackSocket:
         # TCP connection
         self._reader: Any = None
         self._writer: Any = None
-        self._rbuf = bytearray()
         self._eof = False
         # TCP listener
         self._server: Any = None
@@ -239,8 +240,11 @@ class StackSocket:
         if self._writer is not None:
             raise OSError(106, "Transport endpoint is already connected")
         host = self._host
+        kwargs: dict[str, Any] = {}
+        if self._bound is not None:
+            kwargs["local_addr"] = self._bound
         try:
-            self._reader, self._writer = self._run(host.open_connection(*addr))
+            self._reader, self._writer = self._run(host.open_connection(*addr, **kwargs))
         except TimeoutError:
             raise TimeoutError("timed out") from None
         self._peer = addr
@@ -284,10 +288,6 @@ class StackSocket:
             raise ValueError("negative buffersize in recv")
         if bufsize == 0:
             return b""
-        if self._rbuf:
-            out = bytes(self._rbuf[:bufsize])
-            del self._rbuf[:bufsize]
-            return out
         if self._eof:
             return b""
         reader = self._reader
@@ -313,7 +313,6 @@ class StackSocket:
             self._run(eof())
         if how in (SHUT_RD, SHUT_RDWR):
             self._eof = True
-            self._rbuf.clear()
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
                  encoding: str | None = None, errors: str | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .linux import Netns, environment_problem
+from .linux import Netns, environment_problem, tool_versions
 from .stackhost import STACK4, STACK6, StackOnTap, pcap_file, start_stack, tap_in
 
 _problem: list[str | None] = []
@@ -19,6 +19,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if str(item.fspath).startswith(here):
             item.add_marker(pytest.mark.interop)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if os.geteuid() != 0:
+        return ["interop: not root, the interop tests will not run"]
+    return ["interop: " + "; ".join(f"{k}: {v}" for k, v in tool_versions().items())]
 
 
 @pytest.fixture(scope="session")

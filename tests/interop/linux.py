@@ -50,18 +50,22 @@ def environment_problem() -> str | None:
 
 
 def tool_versions() -> dict[str, str]:
-    cmds = {"kernel": ["uname", "-r"], "iproute2": ["ip", "-V"], "ping": ["ping", "-V"],
-            "socat": ["socat", "-V"], "tshark": ["tshark", "--version"], "ss": ["ss", "-V"]}
+    """The first line of each Linux tool's version output (for the test report)."""
+    cmds = {"kernel": ["uname", "-sr"], "iproute2": ["ip", "-V"], "ping": ["ping", "-V"],
+            "socat": ["socat", "-V"], "nc": ["dpkg-query", "-W", "netcat-openbsd"],
+            "tshark": ["tshark", "--version"], "strace": ["strace", "-V"]}
     out = {}
     for name, cmd in cmds.items():
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-            lines = [ln for ln in (r.stdout + r.stderr).splitlines()
-                     if ln.strip() and "version" in ln.lower() or name in ("kernel", "ss",
-                                                                           "iproute2", "ping")]
-            out[name] = lines[0].strip() if lines else "?"
         except (OSError, subprocess.TimeoutExpired):
             out[name] = "missing"
+            continue
+        lines = [ln.strip() for ln in (r.stdout + "\n" + r.stderr).splitlines()
+                 if ln.strip() and not ln.startswith("Running as user")]
+        if name == "socat":
+            lines = [ln for ln in lines if ln.startswith("socat version")] or lines
+        out[name] = lines[0] if lines else "?"
     return out
 
 
