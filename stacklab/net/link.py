@@ -557,6 +557,16 @@ class Link:
             d.params = d.params.with_updates({**both, **(own or {})})
             d.rebuild()
 
+    def add_middleware(self, make: Callable[[Direction], Stage], *, forward: bool = True,
+                       reverse: bool = True) -> None:
+        """Add your own stage: ``make(direction)`` returns a :class:`Stage` whose ``push(frame,
+        t)`` calls ``self.next.push(frame, t)`` (or ``self.dir.drop(reason, frame, t)``). It
+        runs after the built-in impairments and before the delay."""
+        for d, wanted in ((self.ab, forward), (self.ba, reverse)):
+            if wanted:
+                d.extra.append(make)
+                d.rebuild()
+
     @property
     def up(self) -> bool:
         return self.ab.up and self.ba.up

@@ -311,3 +311,30 @@ def test_set_keeps_the_queue_and_the_random_stream(net):
             return y.seqs()
 
     assert fates(False) == fates(True)
+
+
+def test_custom_middleware_composes_with_the_built_in_ones(net):
+    from stacklab.net.link import Stage
+
+    class DropEveryThird(Stage):
+        __slots__ = ("n",)
+
+        def __init__(self, direction):
+            super().__init__(direction)
+            self.n = 0
+
+        def push(self, frame, t):
+            self.n += 1
+            if self.n % 3 == 0:
+                self.dir.drop("every_third", frame, t)
+            else:
+                self.next.push(frame, t)
+
+    a, b, link = pair(net, delay="2ms", rate="10Mbit")
+    link.add_middleware(DropEveryThird, reverse=False)
+    assert link.ab.stages() == ["Gate", "MtuCheck", "RateLimit", "DropEveryThird", "Delay",
+                                "Schedule", "Deliver"]
+    assert "DropEveryThird" not in link.ba.stages()
+    blast(net, a, 30)
+    assert b.seqs() == [i for i in range(30) if (i + 1) % 3]
+    assert link.ab.counters["drop.every_third"] == 10
