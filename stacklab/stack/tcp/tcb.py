@@ -27,6 +27,7 @@ from .buffers import ReceiveBuffer, SendBuffer
 from .congestion import create_congestion
 from .fsm import CAN_RECEIVE, CAN_SEND, Event, State, next_state
 from .plpmtud import Plpmtud
+from .recovery import Recovery
 from .rtt import RttEstimator
 from .segment import ACK, FIN, PSH, RST, SYN, Segment, SegmentLike
 from .seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
@@ -38,6 +39,7 @@ DEFAULT_MSS_V4 = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS opt
 DEFAULT_MSS_V6 = 1220  # RFC 8200 §8.3
 TS_OPT_LEN = 12  # nop, nop, timestamps: carried by every segment once negotiated
 DUPACK_THRESHOLD = 3
+OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
 
 
 @dataclass(slots=True)
@@ -62,7 +64,14 @@ class TcpConfig:
     fin_wait_2_timeout: float = 60.0  # Linux tcp_fin_timeout, after a full close only
     persist_max: float = 60.0
     max_ooo_pieces: int = 64
-    congestion: str = "reno"
+    congestion: str = "cubic"  # TCP_CONGESTION; Linux's default is CUBIC
+    record_cwnd: bool = False  # keep (time, cwnd, ssthresh) samples in Tcb.cwnd_log
+    keepalive: bool = False  # SO_KEEPALIVE
+    keepidle: float = 7200.0  # TCP_KEEPIDLE (Linux tcp_keepalive_time)
+    keepintvl: float = 75.0  # TCP_KEEPINTVL
+    keepcnt: int = 9  # TCP_KEEPCNT
+    user_timeout: float | None = None  # TCP_USER_TIMEOUT (RFC 5482): unacked data this long fails
+    max_pending_writes: int | None = None  # (reserved for the API layer)
     mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
     base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)
 
@@ -130,7 +139,14 @@ class TcpStats:
     zero_window_probes: int = 0
     window_updates: int = 0
     challenge_acks: int = 0
+    challenge_acks_limited: int = 0  # not sent: over the host's rate limit (RFC 5961 §7)
+    oow_acks_limited: int = 0  # ACKs to out-of-window segments not sent (rate limit)
     delayed_acks: int = 0
+    recoveries: int = 0  # fast recovery episodes entered
+    dsacks_in: int = 0  # D-SACK blocks received (RFC 2883): unneeded retransmissions
+    dsacks_out: int = 0
+    sack_blocks_out: int = 0  # ACKs sent carrying SACK blocks
+    keepalive_probes: int = 0
 
 
 class Tcb:
@@ -192,7 +208,19 @@ class Tcb:
         self._rtt_seq: int | None = None  # Karn: the one timed segment when timestamps are off
         self._rtt_time = 0.0
         self.dupacks = 0
-        self.recover: int | None = None  # snd_max when fast recovery started
+        self.recover: int | None = None  # snd_max when fast recovery started (RFC 6582 recover)
+        self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
+        self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
+        self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
+        self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
+        self._cwnd_traced = (0, 0)
+        self.cwnd_log: list[tuple[float, int, int]] = []
+        self._oow_ack_at = -1.0  # last ACK sent for an out-of-window segment (rate limit)
+        self.challenge_ack_ok: Callable[[float], bool] | None = None  # host-wide limiter
+        self.keepalive_at: float | None = None
+        self.keepalive_probes = 0
+        self.last_rx = now
+        self.unacked_since: float | None = None  # user timeout: oldest unanswered transmission
         self.retries = 0  # consecutive timeouts without progress
         # FIN bookkeeping
         self.fin_queued = False  # user asked to close the sending side
@@ -466,7 +494,10 @@ class Tcb:
         flight = seq_sub(self.snd_max, self.snd_una)
         self.cc.on_rto(flight, now)
         self.recover = None
+        self.rec.on_rto()
+        self.rto_recover = self.snd_max
         self.dupacks = 0
+        self._trace_cwnd(now)
         self._rtt_seq = None  # Karn: never time a retransmitted segment
         if self.trace is not None:
             self.trace(now, "rto", {"rto": round(self.rtt.rto, 6), "snd_una": self.snd_una,
@@ -510,6 +541,7 @@ class Tcb:
             self._rcv_synchronized(seg, now)
         if self.state is not S.CLOSED:
             self.output(now)
+            self._trace_cwnd(now)
 
     def _take_syn(self, seg: SegmentLike) -> None:
         """Record the peer's SYN: IRS, RCV.NXT and the options it offers (RFC 9293 §3.7.1,
@@ -619,7 +651,7 @@ class Tcb:
         # PAWS (RFC 7323 §5.3): an old timestamp marks an old duplicate.
         if ts is not None and not flags & RST and seq_lt(ts[0], self.ts_recent):
             self.stats.paws_drops += 1
-            self._ack_now = True
+            self._oow_ack(now, plen > 0)
             return
 
         # SYN-RECEIVED and the peer's SYN again: alone, it lost our SYN,ACK (send it again now,
@@ -639,7 +671,10 @@ class Tcb:
         if not self._acceptable(seq, seg_len, rcv_wnd):
             self.stats.unacceptable += 1
             if not flags & RST:
-                self._ack_now = True
+                if plen and self.sack_ok and seq_le(seq_add(seq, plen), self.rcv_nxt):
+                    self._dsack = (seq, seq_add(seq, plen))  # RFC 2883: a duplicate
+                    self.stats.dsacks_out += 1
+                self._oow_ack(now, plen > 0)
             return
 
         # RFC 7323 §4.3: remember the timestamp to echo
@@ -649,8 +684,7 @@ class Tcb:
         # second check the RST bit (with RFC 5961 §3.2: only an exact RCV.NXT match resets)
         if flags & RST:
             if seq != self.rcv_nxt:
-                self.stats.challenge_acks += 1
-                self._ack_now = True
+                self._challenge_ack(now)  # RFC 5961 §3.2: in window but not exact
                 return
             if st is S.SYN_RECEIVED:
                 if self.passive:
@@ -673,12 +707,16 @@ class Tcb:
                 syn = False
                 drop -= 1
                 seq = seq_add(seq, 1)
+            if plen and self.sack_ok:
+                self._dsack = (seq, seq_add(seq, min(drop, plen)))  # RFC 2883 §4.1.1
+                self.stats.dsacks_out += 1
             if drop >= plen:
                 if drop > plen:
                     fin = False  # the FIN too was seen before
                 payload = b""
                 if plen:
                     self.stats.dup_segments += 1
+                    self._ack_now = True  # duplicate data: ACK it at once (with the D-SACK)
             else:
                 payload = memoryview(payload)[drop:]
             seq = seq_add(seq, drop)
@@ -696,8 +734,7 @@ class Tcb:
                 self._fail(now, Ev.RCV_RST_PASSIVE, None, "SYN in SYN-RECEIVED")
                 self._enter_closed()
                 return
-            self.stats.challenge_acks += 1
-            self._ack_now = True
+            self._challenge_ack(now)
             return
 
         # fifth check the ACK field
@@ -716,18 +753,23 @@ class Tcb:
             else:
                 self._emit_rst(ack, None)
                 return
-        if seq_gt(ack, self.snd_max):  # ACKs something not yet sent
-            self._ack_now = True
-            return
-        if seq_lt(ack, seq_sub(self.snd_una, self.max_sndwnd) & MASK):  # RFC 5961 §5.2
-            self._ack_now = True
+        # RFC 5961 §5.2 ACK acceptance: (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT, else a
+        # (rate-limited) challenge ACK and the segment is dropped
+        if seq_gt(ack, self.snd_max) or seq_lt(
+                ack, seq_sub(self.snd_una, self.max_sndwnd) & MASK):
+            self._challenge_ack(now)
             return
         old_una = self.snd_una
         wnd = seg.window << self.snd_wscale
+        newly_sacked = self._take_sack(seg) if self.sack_ok else 0
         if seq_gt(ack, old_una):
             self._ack_advance(ack, seg, now)
-        elif (ack == old_una and plen == 0 and not fin and self.snd_max != old_una
-              and wnd == self.snd_wnd):
+            if newly_sacked and self.recover is None:
+                self._maybe_enter_recovery(now)
+        elif ack == old_una and self.snd_max != old_una and (
+                newly_sacked > 0 if self.sack_ok
+                else (plen == 0 and not fin and wnd == self.snd_wnd)):
+            # a duplicate ACK: RFC 5681 §2, or with SACK one that SACKs new data (RFC 6675 §2)
             self._on_dupack(now)
         # window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK))
         if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
@@ -759,6 +801,28 @@ class Tcb:
         if plen or fin:
             self._process_text(seq, payload, fin, now)
 
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 §3.2/§4.2/§5.2: answer a suspicious segment with an ACK carrying our
+        RCV.NXT, unless the host's challenge-ACK budget (RFC 5961 §7, Linux
+        tcp_challenge_ack_limit) is spent."""
+        ok = self.challenge_ack_ok
+        if ok is not None and not ok(now):
+            self.stats.challenge_acks_limited += 1
+            return
+        self.stats.challenge_acks += 1
+        self._ack_now = True
+
+    def _oow_ack(self, now: float, has_data: bool) -> None:
+        """The duplicate ACK owed to an unacceptable segment. Segments with data always get one
+        (a lost ACK must be repaired); empty ones at most one per 0.5 s per connection, so two
+        endpoints that disagree, or a stream of garbage, cannot start an ACK storm (Linux
+        tcp_oow_rate_limited, tcp_invalid_ratelimit = 500 ms)."""
+        if has_data or now - self._oow_ack_at >= OOW_ACK_INTERVAL or self._oow_ack_at < 0:
+            self._oow_ack_at = now
+            self._ack_now = True
+        else:
+            self.stats.oow_acks_limited += 1
+
     def _process_text(self, seq: int, payload: Any, fin: bool, now: float) -> None:
         """Seventh (segment text) and eighth (FIN) checks, with out-of-order reassembly."""
         st = self.state
@@ -785,6 +849,10 @@ class Tcb:
             else:
                 self.stats.ooo_segments += 1
                 self._ack_now = True  # out of order: immediate duplicate ACK (RFC 5681 §4.2)
+                if self.sack_ok:
+                    self._sack_recent.append(off)
+                    if len(self._sack_recent) > 16:
+                        del self._sack_recent[:8]
         if fin and self.rcv_fin_off is None:
             self.rcv_fin_off = off + plen
         if self.rcv_fin_off is not None and not self.fin_received \
@@ -804,6 +872,7 @@ class Tcb:
         """SND.UNA < SEG.ACK =< SND.MAX: free acknowledged data, take an RTT sample, restart
         the retransmission timer (RFC 6298 §5.3)."""
         flight = seq_sub(self.snd_max, self.snd_una)
+        una_before = self.snd_una
         n = seq_sub(ack, self.snd_data_una)
         if n > 0:
             n = min(n, len(self.sendbuf))
@@ -826,12 +895,20 @@ class Tcb:
             self.rtt.update(sample)
         self.rtt.on_new_ack()
         self.retries = 0
-        if self.recover is not None:  # plain Reno: any new ACK ends fast recovery
-            self.cc.on_recovery_end(now)
-            self.recover = None
+        acked = seq_sub(ack, una_before)
+        self.rec.on_cumulative_ack(self._abs(ack))
+        if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
+            self.rto_recover = None
+        if self.recover is not None:
+            if seq_ge(ack, self.recover):
+                self._end_recovery(now)
+            else:
+                self._partial_ack(acked, now)
         else:
             self.cc.on_ack(max(n, 0), flight, now, sample)
         self.dupacks = 0
+        if self.unacked_since is not None:
+            self.unacked_since = None if ack == self.snd_max else now
         self.rto_at = None if ack == self.snd_max else now + self.rtt.rto
         if n > 0:
             self._events.append(SendSpace(self.sendbuf.free))
@@ -843,14 +920,12 @@ class Tcb:
         if self.dupacks == DUPACK_THRESHOLD and self.plpmtud.probe_at(self.snd_una):
             self._plpmtud_probe_lost(now)  # not a congestion signal: no fast recovery
             return
-        if self.dupacks == DUPACK_THRESHOLD and self.recover is None:
-            self.recover = self.snd_max
-            self.cc.on_fast_retransmit(flight, now)
-            self.stats.fast_retransmits += 1
-            self._retransmit_head(now, "fast retransmit")
-            self.rto_at = now + self.rtt.rto
-        elif self.dupacks > DUPACK_THRESHOLD:
-            self.cc.on_duplicate_ack(self.dupacks, flight, now)
+        if self.recover is not None:
+            if not self.rec.sack_mode:
+                self.rec.inflation += self.snd_mss  # RFC 5681 §3.2 step 4
+            return
+        del flight
+        self._maybe_enter_recovery(now)
 
     # -- PLPMTUD (RFC 4821; the state machine is in plpmtud.py) ------------------------------------
     def _plpmtud_sync(self, now: float, why: str) -> None:
@@ -916,24 +991,209 @@ class Tcb:
             seq = seq_add(seq, n)
 
     def _retransmit_head(self, now: float, why: str) -> None:
-        off = seq_sub(self.snd_una, self.snd_data_una)
-        n = min(self.snd_mss, len(self.sendbuf) - off) if off >= 0 else 0
+        self._retransmit_from(self.snd_una, self.snd_mss, now, why)
+
+    def _retransmit_from(self, seq: int, limit: int, now: float, why: str) -> int:
+        """Resend at most ``limit`` bytes (and the FIN if it is there) from ``seq``, which lies
+        in [SND.UNA, SND.MAX). Returns the sequence space covered (0: nothing to resend)."""
+        off = seq_sub(seq, self.snd_data_una)
+        n = min(self.snd_mss, limit, len(self.sendbuf) - off) if off >= 0 else 0
         flags = ACK
         if n <= 0:
             n = 0
-            if self.fin_seq is not None and self.snd_una == self.fin_seq:
+            if self.fin_seq is not None and seq == self.fin_seq \
+                    and seq_gt(self.snd_max, self.fin_seq):
                 flags |= FIN
             else:
-                return
-        elif self.fin_seq is not None and seq_add(self.snd_una, n) == self.fin_seq \
+                return 0
+        elif self.fin_seq is not None and seq_add(seq, n) == self.fin_seq \
                 and seq_gt(self.snd_max, self.fin_seq):
             flags |= FIN
         payload = self.sendbuf.peek(off, n) if n else b""
         self.stats.retransmits += 1
         self.stats.bytes_retrans += n
         if self.trace is not None:
-            self.trace(now, "retransmit", {"seq": self.snd_una, "len": n, "why": why})
-        self._emit(self.snd_una, flags, payload, now)
+            self.trace(now, "retransmit", {"seq": seq, "len": n, "why": why})
+        self._emit(seq, flags, payload, now)
+        covered = n + (1 if flags & FIN else 0)
+        self.rec.on_retransmit(self._abs(seq), covered)
+        if self.rto_at is None:
+            self.rto_at = now + self.rtt.rto
+        return covered
+
+    # -- loss recovery (RFC 5681, RFC 6582, RFC 6675; the scoreboard is in recovery.py) ---------
+    def _abs(self, seq: int) -> int:
+        """Stream position of a sequence number (never wraps; the FIN is after the last byte)."""
+        return self.sendbuf.base + seq_sub(seq, self.snd_data_una)
+
+    def _seq(self, pos: int) -> int:
+        return seq_add(self.snd_data_una, pos - self.sendbuf.base)
+
+    def _take_sack(self, seg: SegmentLike) -> int:
+        """Read the SACK blocks of an ACK into the scoreboard; returns newly SACKed bytes."""
+        blocks = seg.sack_blocks()
+        if not blocks:
+            return 0
+        una, smax = self.snd_una, self.snd_max
+        lo = seq_sub(una, self.max_sndwnd + 65536) & MASK
+        pos = []
+        for left, right in blocks[:4]:
+            # ignore blocks that are not plausible (beyond SND.MAX or far below SND.UNA)
+            if not (seq_lt(left, right) and seq_le(right, smax) and seq_ge(left, lo)):
+                continue
+            pos.append((self._abs(left), self._abs(right)))
+        if not pos:
+            return 0
+        before = self.rec.dsacks
+        new = self.rec.on_sack(self._abs(una), self._abs(smax), pos)
+        if self.rec.dsacks != before:
+            self.stats.dsacks_in += self.rec.dsacks - before
+        return new
+
+    def _maybe_enter_recovery(self, now: float) -> None:
+        """Fast retransmit (RFC 5681 §3.2 / RFC 6675 §5): DupThresh duplicate ACKs, or with
+        SACK the first unacknowledged segment deemed lost by the scoreboard. Not again for
+        losses in a window already recovered from by a timeout (RFC 6582 "recover")."""
+        if self.recover is not None or self.snd_una == self.snd_max:
+            return
+        if self.state in (S.SYN_SENT, S.SYN_RECEIVED):
+            return
+        una_pos = self._abs(self.snd_una)
+        lost = self.dupacks >= DUPACK_THRESHOLD or (
+            self.sack_ok and self.rec.is_lost(una_pos, una_pos, self.snd_mss))
+        if not lost:
+            return
+        if self.rto_recover is not None and not seq_gt(self.snd_una, self.rto_recover):
+            return
+        flight = seq_sub(self.snd_max, self.snd_una)
+        self.recover = self.snd_max
+        self.rec.enter(self._abs(self.snd_max), sack_mode=self.sack_ok)
+        self.cc.on_congestion_event(flight, now)
+        if not self.sack_ok:
+            self.rec.inflation = DUPACK_THRESHOLD * self.snd_mss  # cwnd = ssthresh + 3*SMSS
+        self.stats.fast_retransmits += 1
+        self.stats.recoveries += 1
+        if self.trace is not None:
+            self.trace(now, "recovery", {"enter": True, "sack": self.sack_ok,
+                                         "recover": self.recover, "flight": flight})
+        self._retransmit_head(now, "fast retransmit")
+        self.rto_at = now + self.rtt.rto
+        self._trace_cwnd(now)
+
+    def _partial_ack(self, acked: int, now: float) -> None:
+        """An ACK below ``recover`` during fast recovery (RFC 6582 §3.2 step 5): without SACK the
+        next hole is resent at once and the window deflated by what was acked (plus one SMSS
+        back); with SACK the scoreboard drives what goes out next (output)."""
+        rec = self.rec
+        if rec.sack_mode:
+            return
+        self._retransmit_head(now, "partial ack")
+        rec.inflation -= acked
+        if acked >= self.snd_mss:
+            rec.inflation += self.snd_mss
+
+    def _end_recovery(self, now: float) -> None:
+        """A full ACK (covers ``recover``): leave fast recovery. NewReno sets cwnd to
+        min(ssthresh, max(FlightSize, SMSS) + SMSS) (RFC 6582 §3.2 step 6, option 1)."""
+        cc = self.cc
+        if not self.rec.sack_mode:
+            flight = seq_sub(self.snd_max, self.snd_una)
+            cc.cwnd = min(cc.ssthresh, max(flight, self.snd_mss) + self.snd_mss)
+        else:
+            cc.cwnd = min(cc.cwnd, cc.ssthresh)  # RFC 6675: cwnd = ssthresh at entry
+        cc.on_recovery_end(now)
+        self.rec.leave()
+        self.recover = None
+        if self.trace is not None:
+            self.trace(now, "recovery", {"enter": False})
+
+    @property
+    def cwnd_effective(self) -> int:
+        """cwnd as the sender uses it: NewReno's inflation included (RFC 5681 §3.2)."""
+        return max(self.snd_mss, self.cc.cwnd + self.rec.inflation) \
+            if self.recover is not None else self.cc.cwnd
+
+    def _in_flight(self) -> int:
+        """Bytes counted against cwnd: RFC 6675 ``pipe`` during SACK recovery; otherwise what was
+        sent from SND.UNA to SND.NXT minus what the peer SACKed (after a timeout SND.NXT went
+        back: what lies above it is presumed lost)."""
+        una, nxt = self.snd_una, self.snd_nxt
+        flight = seq_sub(nxt, una)
+        rec = self.rec
+        if not self.sack_ok or not (len(rec.sacked) or rec.in_recovery):
+            return flight
+        una_pos = self._abs(una)
+        if self.recover is not None and rec.sack_mode:
+            return rec.pipe(una_pos, self._abs(self.snd_max), self.snd_mss)
+        return flight - rec.sacked.covered_between(una_pos, una_pos + flight)
+
+    def _sack_retransmit(self, now: float, rescue: bool) -> bool:
+        """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS send NextSeg rule (1) holes
+        (lost, not yet resent), or with ``rescue`` rule (3) holes below the highest SACK."""
+        rec = self.rec
+        sent = False
+        mss = self.snd_mss
+        while True:
+            una_pos = self._abs(self.snd_una)
+            max_pos = self._abs(self.snd_max)
+            if self.cc.cwnd - rec.pipe(una_pos, max_pos, mss) < mss:
+                break
+            hole = rec.rescue_seg(una_pos, max_pos) if rescue else \
+                rec.next_seg(una_pos, max_pos, mss)
+            if hole is None:
+                break
+            pos, n = hole
+            if not self._retransmit_from(self._seq(pos), n, now, "sack"):
+                break
+            sent = True
+        return sent
+
+    def _trace_cwnd(self, now: float) -> None:
+        cw, ss = self.cc.cwnd, self.cc.ssthresh
+        if (cw, ss) == self._cwnd_traced:
+            return
+        self._cwnd_traced = (cw, ss)
+        if self.config.record_cwnd:
+            log = self.cwnd_log
+            log.append((now, cw, ss))
+            if len(log) > 4096:  # bounded: keep every other sample of the older half
+                del log[:2048:2]
+        if self.trace is not None:
+            self.trace(now, "cwnd", {"cwnd": cw, "ssthresh": min(ss, 1 << 30),
+                                     "cc": self.cc.name, "recovery": self.recover is not None})
+
+    # -- receiver side SACK (RFC 2018 §4, RFC 2883) ---------------------------------------------
+    def _sack_option(self, plen: int) -> tuple[tuple[int, int], ...]:
+        """SACK blocks for an outgoing ACK: a D-SACK first if one is pending, then the block
+        holding the most recently received segment, then the other recent ones; at most 3 with
+        timestamps (4 without), fewer when a data segment leaves less room."""
+        rb = self.recvbuf
+        if not self.sack_ok or (self._dsack is None and not rb.ooo_bytes):
+            return ()
+        room = 3 if self.ts_ok else 4
+        if plen:
+            room = min(room, max(0, (self.snd_mss - plen - 4) // 8))
+        if room <= 0:
+            return ()
+        out: list[tuple[int, int]] = []
+        if self._dsack is not None:
+            out.append(self._dsack)
+            self._dsack = None
+        if rb.ooo_bytes:
+            ranges = rb.ooo_ranges()
+            order: list[tuple[int, int]] = []
+            recent = [o for o in self._sack_recent if o >= rb.nxt]
+            self._sack_recent = recent[-8:]
+            for o in reversed(recent):
+                for r in ranges:
+                    if r[0] <= o < r[1]:
+                        if r not in order:
+                            order.append(r)
+                        break
+            order += [r for r in ranges if r not in order]
+            base, nxt = rb.nxt, self.rcv_nxt
+            out += [(seq_add(nxt, a - base), seq_add(nxt, b - base)) for a, b in order]
+        return tuple(out[:room])
 
     # -- output -----------------------------------------------------------------------------------
     def _ts_clock(self, now: float) -> int:
@@ -979,7 +1239,10 @@ class Tcb:
                                   or self.wscale_ok else None),
                           sack_perm=(self.config.sack if active else self.sack_ok), ts=ts)
         else:
-            seg = Segment(seq, ack, flags, window, payload, ts=ts)
+            sack = self._sack_option(len(payload)) if flags & ACK and self.sack_ok else ()
+            if sack:
+                self.stats.sack_blocks_out += 1
+            seg = Segment(seq, ack, flags, window, payload, ts=ts, sack=sack)
         if flags & ACK:
             self.last_ack_sent = self.rcv_nxt
             self._ack_now = False
@@ -1076,12 +1339,31 @@ class Tcb:
         sendbuf = self.sendbuf
         total = len(sendbuf)
         fin_seq = self.fin_seq
+        rec = self.rec
+        sack_recovery = self.recover is not None and rec.sack_mode
+        if sack_recovery and self._sack_retransmit(now, rescue=False):
+            sent_ack = True  # RFC 6675 NextSeg rule (1): lost holes first
         while True:
+            gap = 1 << 62
+            if self.sack_ok and len(rec.sacked) and seq_lt(self.snd_nxt, self.snd_max):
+                # resending after a timeout: skip what the peer SACKed (RFC 6675 §5.1)
+                pos = self._abs(self.snd_nxt)
+                end = rec.sacked.containing(pos)
+                if end is not None:
+                    self.snd_nxt = self._seq(min(end, self._abs(self.snd_max)))
+                    continue
+                nxt_sacked = rec.sacked.next_start(pos)
+                if nxt_sacked is not None:
+                    gap = nxt_sacked - pos
             off = seq_sub(self.snd_nxt, self.snd_data_una)
             avail = total - off
             in_flight = seq_sub(self.snd_nxt, self.snd_una)
-            usable = min(self.snd_wnd, self.cc.cwnd) - in_flight
-            n = min(mss, avail, usable)
+            cwnd = self.cwnd_effective
+            if self.recover is None and not self.sack_ok and 0 < self.dupacks < DUPACK_THRESHOLD \
+                    and self.snd_nxt == self.snd_max:
+                cwnd += self.dupacks * mss  # limited transmit (RFC 3042): new data only
+            usable = min(self.snd_wnd - in_flight, cwnd - self._in_flight())
+            n = min(mss, avail, usable, gap)
             if probe and self.snd_nxt == self.snd_max:  # PLPMTUD: this new segment may probe
                 n = self._plpmtud_probe_len(probe, avail, usable, n, now)
                 probe = 0
@@ -1092,7 +1374,7 @@ class Tcb:
                     break
                 send_fin = True
             else:
-                if n < mss and n < avail and not self._sws_override:
+                if n == usable and n < mss and n < avail and n < gap and not self._sws_override:
                     if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
                         break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
                 elif n < mss and n == avail and not self.config.nodelay and in_flight > 0 \
@@ -1125,6 +1407,8 @@ class Tcb:
                 self.rto_at = now + self.rtt.rto
             if send_fin:
                 break
+        if sack_recovery and self.recover is not None and self._sack_retransmit(now, rescue=True):
+            sent_ack = True  # NextSeg rule (3): no new data went out, resend below the top SACK
         self._sws_override = False
         return sent_ack
 

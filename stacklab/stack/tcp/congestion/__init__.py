@@ -1,4 +1,4 @@
-"""Congestion control algorithms, pluggable by name: ``create_congestion("reno", mss)``."""
+"""Congestion control algorithms, pluggable by name: ``create_congestion("cubic", mss)``."""
 
 from .base import (
     CongestionController,
@@ -6,7 +6,8 @@ from .base import (
     create_congestion,
     register_congestion,
 )
-from .reno import Reno
+from .cubic import Cubic
+from .reno import NewReno, Reno
 
-__all__ = ["CongestionController", "Reno", "available_congestion", "create_congestion",
-           "register_congestion"]
+__all__ = ["CongestionController", "Cubic", "NewReno", "Reno", "available_congestion",
+           "create_congestion", "register_congestion"]

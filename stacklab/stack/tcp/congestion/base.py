@@ -1,7 +1,14 @@
 """The congestion-control interface of a TCB, pluggable by name (like aioquic's ``congestion/``).
 
-The TCB calls the hooks; the controller owns ``cwnd`` and ``ssthresh`` (bytes). Loss *detection*
-(RTO, duplicate ACKs, SACK) stays in the TCB / its recovery logic; a controller only reacts.
+The controller owns ``cwnd`` and ``ssthresh`` (bytes). Loss *detection* and the recovery
+mechanics (duplicate ACKs, SACK scoreboard, NewReno window inflation, RTO) live in the TCB and
+:mod:`..recovery`; a controller only reacts to:
+
+* ``on_ack(acked, flight, now, rtt)``: new data cumulatively acknowledged outside recovery;
+* ``on_congestion_event(flight, now)``: fast retransmit started a recovery episode: set
+  ``ssthresh`` and ``cwnd`` (multiplicative decrease);
+* ``on_recovery_end(now)``: the episode is over (the TCB may clamp ``cwnd`` afterwards);
+* ``on_rto(flight, now)``: the retransmission timer expired (RFC 5681 §3.1: loss window).
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 INITIAL_WINDOW_SEGMENTS = 10  # RFC 6928
+LOSS_WINDOW_SEGMENTS = 1  # RFC 5681 §3.1
 
 
 class CongestionController:
@@ -24,20 +32,29 @@ class CongestionController:
         self.mss = mss
         self.cwnd = INITIAL_WINDOW_SEGMENTS * mss
 
+    def slow_start(self, acked: int) -> int:
+        """RFC 5681 eq. 2 with appropriate byte counting, L = 2*SMSS (RFC 3465); returns the
+        acked bytes left over once cwnd reached ssthresh."""
+        room = max(0, self.ssthresh - self.cwnd)
+        inc = min(acked, 2 * self.mss, room) if room else 0
+        self.cwnd += inc
+        return acked - inc if self.cwnd >= self.ssthresh else 0
+
     def on_ack(self, acked: int, flight: int, now: float, rtt: float | None) -> None:
         """``acked`` new bytes were cumulatively acknowledged; ``flight`` was in flight before."""
 
-    def on_duplicate_ack(self, count: int, flight: int, now: float) -> None:
-        """The ``count``-th duplicate ACK in a row arrived."""
-
-    def on_fast_retransmit(self, flight: int, now: float) -> None:
-        """Loss inferred from duplicate ACKs; the TCB retransmits the first unacked segment."""
+    def on_congestion_event(self, flight: int, now: float) -> None:
+        """Loss inferred from duplicate ACKs / SACK: multiplicative decrease."""
+        self.ssthresh = max(flight // 2, 2 * self.mss)
+        self.cwnd = self.ssthresh
 
     def on_recovery_end(self, now: float) -> None:
         """A cumulative ACK covered everything outstanding at the start of fast recovery."""
 
     def on_rto(self, flight: int, now: float) -> None:
         """The retransmission timer expired."""
+        self.ssthresh = max(flight // 2, 2 * self.mss)  # RFC 5681 eq. 4
+        self.cwnd = LOSS_WINDOW_SEGMENTS * self.mss
 
     @property
     def in_slow_start(self) -> bool:

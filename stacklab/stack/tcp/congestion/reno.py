@@ -1,7 +1,8 @@
-"""Reno (RFC 5681): slow start, congestion avoidance, multiplicative decrease.
+"""NewReno (RFC 5681 + RFC 6582): slow start, congestion avoidance, halving on loss.
 
-Kept simple for the core: fast recovery inflates by three segments and deflates on the first new
-ACK (no NewReno partial-ACK handling; that comes with the loss-recovery work).
+The fast-recovery mechanics (window inflation by duplicate ACKs, partial ACKs, the exit window)
+are in the TCB's recovery code because they apply to any controller; this class holds the
+additive-increase / multiplicative-decrease rules. Also registered as ``newreno``.
 """
 
 from __future__ import annotations
@@ -14,34 +15,27 @@ class Reno(CongestionController):
     def __init__(self, mss: int) -> None:
         super().__init__(mss)
         self._ca_acked = 0  # bytes acked since the last cwnd increase in congestion avoidance
-        self.in_recovery = False
 
     def on_ack(self, acked: int, flight: int, now: float, rtt: float | None) -> None:
-        if self.in_recovery:
-            return
-        if self.cwnd < self.ssthresh:  # slow start (RFC 5681 eq. 2, with L = 2*SMSS, RFC 3465)
-            self.cwnd += min(acked, 2 * self.mss)
-        else:  # congestion avoidance: one SMSS per cwnd acknowledged
-            self._ca_acked += acked
-            if self._ca_acked >= self.cwnd:
-                self._ca_acked -= self.cwnd
-                self.cwnd += self.mss
+        if self.cwnd < self.ssthresh:
+            acked = self.slow_start(acked)
+            if not acked:
+                return
+        # congestion avoidance (RFC 5681 §3.1, byte counting): one SMSS per cwnd acknowledged
+        self._ca_acked += acked
+        if self._ca_acked >= self.cwnd:
+            self._ca_acked -= self.cwnd
+            self.cwnd += self.mss
 
-    def on_duplicate_ack(self, count: int, flight: int, now: float) -> None:
-        if self.in_recovery:
-            self.cwnd += self.mss  # inflate for each segment that left the network (§3.2 step 4)
-
-    def on_fast_retransmit(self, flight: int, now: float) -> None:
-        self.ssthresh = max(flight // 2, 2 * self.mss)  # §3.2 eq. 4
-        self.cwnd = self.ssthresh + 3 * self.mss
-        self.in_recovery = True
-
-    def on_recovery_end(self, now: float) -> None:
-        self.cwnd = self.ssthresh
-        self.in_recovery = False
+    def on_congestion_event(self, flight: int, now: float) -> None:
+        super().on_congestion_event(flight, now)
+        self._ca_acked = 0
 
     def on_rto(self, flight: int, now: float) -> None:
-        self.ssthresh = max(flight // 2, 2 * self.mss)
-        self.cwnd = self.mss  # loss window (§3.1)
-        self.in_recovery = False
+        super().on_rto(flight, now)
         self._ca_acked = 0
+
+
+@register_congestion("newreno")
+class NewReno(Reno):
+    pass

@@ -1,0 +1,109 @@
+"""CUBIC (RFC 9438): the window grows as a cubic function of the time since the last congestion
+event, with the Reno-friendly region (§4.3), fast convergence (§4.7), beta 0.7 and C 0.4.
+
+Windows are in segments inside the formulas (RFC 9438 §4.1 uses MSS units) and bytes outside.
+Slow start is standard (no HyStart). The time t is measured from the start of the current
+congestion-avoidance epoch, and the target uses t + RTT (§4.2 "W_cubic(t + RTT)").
+"""
+
+from __future__ import annotations
+
+from .base import CongestionController, register_congestion
+
+C = 0.4  # RFC 9438 §5
+BETA = 0.7  # beta_cubic
+ALPHA_RENO_FRIENDLY = 3 * (1 - BETA) / (1 + BETA)  # §4.3: ~0.53
+
+
+def cubic_k(w_max: float, cwnd_epoch: float, c: float = C) -> float:
+    """K (§4.2 eq. 2): seconds until W_cubic reaches W_max again, from ``cwnd_epoch``."""
+    d = (w_max - cwnd_epoch) / c
+    return d ** (1 / 3) if d > 0 else 0.0
+
+
+def w_cubic(t: float, k: float, w_max: float, c: float = C) -> float:
+    """W_cubic(t) = C * (t - K)^3 + W_max (§4.2 eq. 1), in segments."""
+    return c * (t - k) ** 3 + w_max
+
+
+@register_congestion("cubic")
+class Cubic(CongestionController):
+    def __init__(self, mss: int) -> None:
+        super().__init__(mss)
+        self.fast_convergence = True
+        self.w_max = 0.0  # segments, the window before the last reduction
+        self.k = 0.0
+        self.epoch_start: float | None = None
+        self.cwnd_epoch = 0.0
+        self.w_est = 0.0  # the Reno-friendly estimate (segments)
+        self._cwnd_f = float(self.cwnd)  # fractional cwnd in bytes between whole-byte updates
+        self.srtt: float | None = None
+
+    def set_mss(self, mss: int) -> None:
+        super().set_mss(mss)
+        self._cwnd_f = float(self.cwnd)
+
+    def on_ack(self, acked: int, flight: int, now: float, rtt: float | None) -> None:
+        if rtt is not None:
+            self.srtt = rtt if self.srtt is None else 0.875 * self.srtt + 0.125 * rtt
+        if self.cwnd < self.ssthresh:
+            acked = self.slow_start(acked)
+            self._cwnd_f = float(self.cwnd)
+            if not acked:
+                return
+        mss = self.mss
+        if self._cwnd_f < self.cwnd:  # someone (the TCB after recovery) set cwnd directly
+            self._cwnd_f = float(self.cwnd)
+        cwnd_seg = self._cwnd_f / mss
+        if self.epoch_start is None:  # §4.2: a new congestion-avoidance epoch begins
+            self.epoch_start = now
+            self.cwnd_epoch = cwnd_seg
+            if self.w_max < cwnd_seg:
+                self.w_max = cwnd_seg
+                self.k = 0.0
+            else:
+                self.k = cubic_k(self.w_max, cwnd_seg)
+            self.w_est = cwnd_seg
+        t = now - self.epoch_start
+        rtt_now = self.srtt if self.srtt is not None else (rtt or 0.0)
+        segs_acked = acked / mss
+        # §4.3 Reno-friendly estimate; alpha becomes 1 once W_est reaches W_max
+        alpha = ALPHA_RENO_FRIENDLY if self.w_est < self.w_max else 1.0
+        self.w_est += alpha * segs_acked / cwnd_seg
+        w_now = w_cubic(t, self.k, self.w_max)
+        if w_now < self.w_est:
+            new_seg = max(cwnd_seg, self.w_est)  # Reno-friendly region
+        else:
+            # §4.4/§4.5: concave/convex: grow by (target - cwnd)/cwnd per acked segment, with
+            # target = W_cubic(t + RTT) clamped to [cwnd, 1.5 cwnd]
+            target = w_cubic(t + rtt_now, self.k, self.w_max)
+            target = min(max(target, cwnd_seg), 1.5 * cwnd_seg)
+            new_seg = cwnd_seg + (target - cwnd_seg) / cwnd_seg * segs_acked
+        self._cwnd_f = new_seg * mss
+        self.cwnd = int(self._cwnd_f)
+
+    def on_congestion_event(self, flight: int, now: float) -> None:
+        mss = self.mss
+        cwnd_seg = self.cwnd / mss
+        # §4.7 fast convergence: release bandwidth when the window shrank since the last event
+        if self.fast_convergence and cwnd_seg < self.w_max:
+            self.w_max = cwnd_seg * (1 + BETA) / 2
+        else:
+            self.w_max = cwnd_seg
+        self.ssthresh = max(int(self.cwnd * BETA), 2 * mss)  # §4.6
+        self.cwnd = self.ssthresh
+        self._cwnd_f = float(self.cwnd)
+        self.k = cubic_k(self.w_max, self.cwnd / mss)
+        self.epoch_start = None
+
+    def on_rto(self, flight: int, now: float) -> None:
+        # §4.8: ssthresh as for a congestion event; cwnd the loss window; a new epoch later
+        cwnd_seg = self.cwnd / self.mss
+        if self.fast_convergence and cwnd_seg < self.w_max:
+            self.w_max = cwnd_seg * (1 + BETA) / 2
+        else:
+            self.w_max = cwnd_seg
+        self.ssthresh = max(int(self.cwnd * BETA), 2 * self.mss)
+        self.cwnd = self.mss
+        self._cwnd_f = float(self.cwnd)
+        self.epoch_start = None

@@ -1,0 +1,247 @@
+"""Loss detection and recovery state of a TCB: the SACK scoreboard (RFC 2018, RFC 6675), D-SACK
+reading (RFC 2883), and the bookkeeping of fast recovery with or without SACK (RFC 5681, NewReno
+RFC 6582). Like aioquic's ``recovery.py`` it decides *what* is lost and what to send next; the
+congestion controller (``congestion/``) only reacts, and the TCB builds the segments.
+
+Coordinates: the TCB hands in *stream positions* (plain ints that never wrap: the send buffer's
+stream offset of a byte; the FIN is the position after the last data byte), so nothing here does
+modulo-2**32 arithmetic. The TCB converts SACK blocks to positions before calling in.
+
+Rules implemented (RFC 6675 §4-§5):
+
+* ``IsLost(S)``: more than ``(DupThresh - 1) * SMSS`` bytes above S are SACKed, or DupThresh
+  discontiguous SACKed ranges lie above S.
+* ``pipe``: every un-SACKed byte in [SND.UNA, SND.MAX) not deemed lost counts once, and every
+  byte retransmitted in this recovery episode (and still un-SACKed) once more.
+* ``NextSeg``: (1) the lowest lost, un-SACKed byte not yet retransmitted; (2) new data (the TCB
+  decides); (3) an un-SACKed byte below the highest SACKed one, not yet retransmitted.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+DUPTHRESH = 3
+
+
+class RangeSet:
+    """Sorted, disjoint, non-adjacent half-open ranges ``[start, end)`` of stream positions."""
+
+    __slots__ = ("starts", "ends")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(zip(self.starts, self.ends, strict=True))
+
+    def clear(self) -> None:
+        self.starts.clear()
+        self.ends.clear()
+
+    @property
+    def total(self) -> int:
+        return sum(e - s for s, e in zip(self.starts, self.ends, strict=True))
+
+    def add(self, start: int, end: int) -> int:
+        """Add ``[start, end)``; returns how many positions were not in the set before."""
+        if end <= start:
+            return 0
+        starts, ends = self.starts, self.ends
+        i = bisect_right(ends, start - 1)  # first range that ends at or after start (touching)
+        if i > 0 and ends[i - 1] >= start:
+            i -= 1
+        j = i
+        covered = 0
+        while j < len(starts) and starts[j] <= end:
+            covered += min(ends[j], end) - max(starts[j], start) if ends[j] > start else 0
+            j += 1
+        if i == j:
+            starts.insert(i, start)
+            ends.insert(i, end)
+            return end - start
+        ns, ne = min(start, starts[i]), max(end, ends[j - 1])
+        starts[i:j] = [ns]
+        ends[i:j] = [ne]
+        return (end - start) - max(0, covered)
+
+    def remove_below(self, pos: int) -> None:
+        """Forget everything below ``pos`` (cumulatively acknowledged)."""
+        starts, ends = self.starts, self.ends
+        k = 0
+        while k < len(starts) and ends[k] <= pos:
+            k += 1
+        if k:
+            del starts[:k]
+            del ends[:k]
+        if starts and starts[0] < pos:
+            starts[0] = pos
+
+    def containing(self, pos: int) -> int | None:
+        """The end of the range holding ``pos``, or None."""
+        i = bisect_right(self.starts, pos) - 1
+        if i >= 0 and pos < self.ends[i]:
+            return self.ends[i]
+        return None
+
+    def next_start(self, pos: int) -> int | None:
+        """The start of the first range that begins above ``pos``."""
+        i = bisect_right(self.starts, pos)
+        return self.starts[i] if i < len(self.starts) else None
+
+    def covered_between(self, lo: int, hi: int) -> int:
+        """How many positions of ``[lo, hi)`` are in the set."""
+        n = 0
+        for s, e in zip(self.starts, self.ends, strict=True):
+            if s >= hi:
+                break
+            if e > lo:
+                n += min(e, hi) - max(s, lo)
+        return n
+
+    @property
+    def high(self) -> int | None:
+        return self.ends[-1] if self.ends else None
+
+
+class Recovery:
+    """Scoreboard plus recovery episode state for one connection."""
+
+    __slots__ = ("sacked", "retrans", "in_recovery", "recovery_point", "sack_mode",
+                 "inflation", "high_rxt", "dsacks", "episodes", "rescue_done")
+
+    def __init__(self) -> None:
+        self.sacked = RangeSet()  # SACKed positions above SND.UNA
+        self.retrans = RangeSet()  # positions retransmitted in the current episode
+        self.in_recovery = False
+        self.recovery_point = 0  # RFC 6675 RecoveryPoint / RFC 6582 "recover": HighData at entry
+        self.sack_mode = False  # this episode is driven by the scoreboard (RFC 6675)
+        self.inflation = 0  # NewReno: bytes added to cwnd by duplicate ACKs (RFC 5681 §3.2)
+        self.high_rxt = 0  # highest position retransmitted in this episode
+        self.dsacks = 0  # D-SACK blocks seen (RFC 2883): a retransmission was not needed
+        self.episodes = 0
+        self.rescue_done = False
+
+    # -- scoreboard ---------------------------------------------------------------------------
+    def on_sack(self, una: int, high_data: int, blocks: list[tuple[int, int]]) -> int:
+        """Take the SACK blocks of an ACK (positions). Returns the number of newly SACKed
+        positions. A first block below SND.UNA, or inside the second block, is a D-SACK
+        (RFC 2883 §4): counted, not added."""
+        new = 0
+        for i, (s, e) in enumerate(blocks):
+            if e <= s:
+                continue
+            if i == 0 and (e <= una or (len(blocks) > 1 and blocks[1][0] <= s
+                                        and e <= blocks[1][1])):
+                self.dsacks += 1
+                continue
+            s = max(s, una)
+            e = min(e, high_data)
+            if e > s:
+                new += self.sacked.add(s, e)
+        return new
+
+    def on_cumulative_ack(self, una: int) -> None:
+        self.sacked.remove_below(una)
+        self.retrans.remove_below(una)
+
+    def lost_limit(self, una: int, mss: int) -> int:
+        """Every un-SACKed position below the result is lost (RFC 6675 IsLost)."""
+        need_bytes = (DUPTHRESH - 1) * mss + 1
+        acc = 0
+        starts, ends = self.sacked.starts, self.sacked.ends
+        for k in range(len(starts) - 1, -1, -1):
+            s, e = starts[k], ends[k]
+            count = len(starts) - k
+            acc += e - s
+            if acc >= need_bytes or count >= DUPTHRESH:
+                return max(una, s)  # every un-SACKed position below s has enough above it
+        return una
+
+    def is_lost(self, pos: int, una: int, mss: int) -> bool:
+        return pos < self.lost_limit(una, mss) and self.sacked.containing(pos) is None
+
+    def pipe(self, una: int, high_data: int, mss: int) -> int:
+        """RFC 6675 SetPipe, in bytes."""
+        flight = high_data - una
+        sacked = self.sacked.covered_between(una, high_data)
+        limit = self.lost_limit(una, mss)
+        lost = (limit - una) - self.sacked.covered_between(una, limit)
+        rx_unsacked = 0
+        for s, e in self.retrans:
+            if e <= una:
+                continue
+            s = max(s, una)
+            rx_unsacked += (e - s) - self.sacked.covered_between(s, e)
+        # a lost byte retransmitted counts once (the retransmission); a byte retransmitted but not
+        # (yet) deemed lost counts twice (RFC 6675 SetPipe (a) and (b))
+        return max(0, flight - sacked - lost + rx_unsacked)
+
+    def next_seg(self, una: int, high_data: int, mss: int) -> tuple[int, int] | None:
+        """A retransmission chosen by NextSeg rules (1) and (3): ``(position, max length)``.
+        Rule (2), new data, is the TCB's (it knows the send buffer and windows); it calls this
+        first and sends new data when None comes back."""
+        limit = self.lost_limit(una, mss)
+        hole = self._first_hole(una, min(limit, high_data))
+        if hole is not None:
+            return hole
+        return None
+
+    def rescue_seg(self, una: int, high_data: int) -> tuple[int, int] | None:
+        """NextSeg rule (3): an un-SACKed, not yet retransmitted position below the highest
+        SACKed one (used when there is no new data to send)."""
+        top = self.sacked.high
+        if top is None:
+            return None
+        return self._first_hole(una, min(top, high_data))
+
+    def _first_hole(self, lo: int, hi: int) -> tuple[int, int] | None:
+        pos = lo
+        while pos < hi:
+            end = self.sacked.containing(pos)
+            if end is not None:
+                pos = end
+                continue
+            end = self.retrans.containing(pos)
+            if end is not None:
+                pos = end
+                continue
+            stop = hi
+            for rs in (self.sacked.next_start(pos), self.retrans.next_start(pos)):
+                if rs is not None and rs < stop:
+                    stop = rs
+            return pos, stop - pos
+        return None
+
+    def on_retransmit(self, pos: int, n: int) -> None:
+        if self.in_recovery and n > 0:
+            self.retrans.add(pos, pos + n)
+            self.high_rxt = max(self.high_rxt, pos + n)
+
+    # -- episodes -----------------------------------------------------------------------------
+    def enter(self, high_data: int, sack_mode: bool) -> None:
+        self.in_recovery = True
+        self.recovery_point = high_data
+        self.sack_mode = sack_mode
+        self.inflation = 0
+        self.high_rxt = 0
+        self.retrans.clear()
+        self.episodes += 1
+        self.rescue_done = False
+
+    def leave(self) -> None:
+        self.in_recovery = False
+        self.inflation = 0
+        self.retrans.clear()
+
+    def on_rto(self) -> None:
+        """A timeout ends any fast recovery episode; the scoreboard is kept (RFC 6675 §5.1:
+        SACKed data is not resent) unless the TCB decides the receiver reneged."""
+        self.leave()
+
+
+__all__ = ["DUPTHRESH", "RangeSet", "Recovery"]
