@@ -141,7 +141,9 @@ class StackSocket:
         self.type = type
         self.proto = 0
         self._timeout: float | None = None
-        self._closed = False
+        self._closed = False  # really closed (the connection/endpoint is gone)
+        self._user_closed = False  # close() called; waits for makefile() objects to close
+        self._io_refs = 0
         self._bound: tuple[str, int] | None = None
         self._peer: Any = None
         # TCP connection
@@ -322,6 +324,7 @@ class StackSocket:
         reading = "r" in mode
         writing = "w" in mode
         raw = _SocketIO(self, reading, writing)
+        self._io_refs += 1
         if buffering is None:
             buffering = -1
         if buffering < 0:
@@ -438,6 +441,18 @@ class StackSocket:
 
     # -- closing -----------------------------------------------------------------------------------
     def close(self) -> None:
+        """Close; like ``socket.socket``, the connection stays open while files made by
+        :meth:`makefile` are still open (http.client closes the socket before the body)."""
+        self._user_closed = True
+        if self._io_refs <= 0:
+            self._real_close()
+
+    def _decref_io(self) -> None:
+        self._io_refs -= 1
+        if self._user_closed and self._io_refs <= 0:
+            self._real_close()
+
+    def _real_close(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -497,6 +512,11 @@ class _SocketIO(io.RawIOBase):
 
     def write(self, b: Any) -> int:
         return self._sock.send(b)
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._sock._decref_io()
 
 
 def _server_sockname(server: Any) -> Any:

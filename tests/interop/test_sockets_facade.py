@@ -121,3 +121,18 @@ def test_closed_socket_raises(net: StackSockets) -> None:
     s.close()
     with pytest.raises(OSError, match="Bad file descriptor"):
         s.connect(("127.0.0.1", 1))
+
+
+def test_makefile_keeps_connection_open_after_close(net: StackSockets) -> None:
+    srv = net.create_server(("127.0.0.1", 0))
+    c = net.create_connection(srv.getsockname(), timeout=5)
+    conn, _ = srv.accept()
+    conn.sendall(b"line one\nline two\n")
+    conn.close()
+    f = c.makefile("rb")
+    c.close()  # as http.client does before reading the body
+    assert f.read() == b"line one\nline two\n"
+    f.close()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        c.recv(1)
+    srv.close()

@@ -140,3 +140,37 @@ def test_stacklab_connect_to_closed_linux_port_is_refused(host_on_tap: StackOnTa
     s = host_on_tap.net.socket(socket.AF_INET if family == 4 else socket.AF_INET6)
     assert s.connect_ex((linux, 4444)) != 0
     s.close()
+
+
+def test_stdlib_http_client_over_facade_to_linux_http_server(netns: Netns,
+                                                             host_on_tap: StackOnTap,
+                                                             tmp_path: Path) -> None:
+    import http.client
+
+    body = os.urandom(MB)
+    (tmp_path / "blob").write_bytes(body)
+    netns.popen("python3", "-m", "http.server", "--bind", LINUX4, "--directory", str(tmp_path),
+                "8080")
+    netns.wait_listening(8080)
+    net = host_on_tap.net
+
+    class StackHTTPConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = net.create_connection((self.host, self.port), self.timeout)
+
+    conn = StackHTTPConnection(LINUX4, 8080, timeout=20)
+    conn.request("GET", "/blob")
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.read() == body
+    conn.close()
+
+
+def test_linux_curl_to_stacklab_http_service(netns: Netns, host_on_tap: StackOnTap) -> None:
+    serve(host_on_tap, "http", 8080)
+    r = netns.run("curl", "-sS", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                  f"http://{STACK4}:8080/", timeout=20, check=False)
+    assert r.stdout == "200", (r.stdout, r.stderr)
+    r = netns.run("curl", "-sS", "-m", "10", "-g", "-o", "/dev/null", "-w", "%{http_code}",
+                  f"http://[{STACK6}]:8080/", timeout=20, check=False)
+    assert r.stdout == "200", (r.stdout, r.stderr)
