@@ -352,6 +352,30 @@ class Capture(Stage):
         self.next.push(frame, t)
 
 
+class TraceSent(Stage):
+    """With a tracer: remembers when each frame was sent, so delivery can say how long it flew."""
+
+    __slots__ = ()
+
+    def push(self, frame: bytes, t: float) -> None:
+        self.dir.in_air.setdefault(frame, deque()).append(t)
+        self.next.push(frame, t)
+
+
+class TraceDelivered(Stage):
+    """With a tracer: emits ``link``/``deliver`` (src, dst, sent, label) for the diagrams."""
+
+    __slots__ = ()
+
+    def push(self, frame: bytes, t: float) -> None:
+        d = self.dir
+        if d.tracer is not None and d.up:
+            sent = d.take_sent(frame, t)
+            d.tracer.emit(t, d.dst_name, "link", "deliver", src=d.src_name, dst=d.dst_name,
+                          sent=sent, len=len(frame), label=d.labeler.label(frame))
+        self.next.push(frame, t)
+
+
 class Schedule(Stage):
     """Hands frames to the event loop for delivery at their time ``t``.
 
@@ -435,6 +459,9 @@ class Direction:
         self.up = True
         self.counters: Counter[str] = Counter()
         self.tracer: Tracer | None = None
+        self.src_name, _, self.dst_name = label.partition(">")
+        self.labeler: Any = None  # a stacklab.trace.label.Labeler shared by the network
+        self.in_air: dict[bytes, deque[float]] = {}  # send times, only while tracing
         self.receiver: Callable[[int, bytes], None] = _nowhere
         self.rx_ifindex = 0
         self.tx_taps: list[Any] = []  # pcap-like writers seeing frames as the sender sends them
@@ -459,6 +486,8 @@ class Direction:
         old = {type(stage): stage for stage in self._stages()}
         p = self.params
         tx: list[Stage] = [Capture(self, w) for w in self.tx_taps]
+        if self.tracer is not None:
+            tx.insert(0, TraceSent(self))
         tx.append(Gate(self))
         tx.append(MtuCheck(self, p.mtu))
         if p.icmp_blackhole:
@@ -487,6 +516,8 @@ class Direction:
             self._schedule = Schedule(self)
         tx.append(self._schedule)
         rx: list[Stage] = [Capture(self, w) for w in self.rx_taps]
+        if self.tracer is not None:
+            rx.append(TraceDelivered(self))
         rx.append(Deliver(self))
         chain = tx + rx
         for stage, nxt in zip(chain, chain[1:], strict=False):
@@ -505,8 +536,22 @@ class Direction:
     def drop(self, reason: str, frame: bytes, t: float) -> None:
         self.counters["drop." + reason] += 1
         if self.tracer is not None:
-            self.tracer.emit(self.loop.time(), self.link.name, "link", "drop", reason=reason,
-                             dir=self.label, len=len(frame))
+            now = self.loop.time()
+            details: dict[str, Any] = {"reason": reason, "dir": self.label, "len": len(frame)}
+            if self.labeler is not None:
+                details.update(src=self.src_name, dst=self.dst_name,
+                               sent=self.take_sent(frame, now), label=self.labeler.label(frame))
+            self.tracer.emit(now, self.link.name, "link", "drop", **details)
+
+    def take_sent(self, frame: bytes, t: float) -> float:
+        """When ``frame`` entered this direction (a duplicate or a corrupted copy: ``t``)."""
+        q = self.in_air.get(frame)
+        if not q:
+            return t
+        sent = q.popleft()
+        if not q:
+            del self.in_air[frame]
+        return sent
 
     def _stages(self) -> list[Stage]:
         out = []

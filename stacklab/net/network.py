@@ -28,6 +28,7 @@ from stacklab.api.driver import NodeDriver
 from stacklab.link.pcap import LINKTYPE_ETHERNET, PcapWriter
 from stacklab.stack.node import Node
 from stacklab.trace.events import Tracer
+from stacklab.trace.label import Labeler
 
 from .link import Direction, Link, LinkParams
 from .loop import VirtualTimeLoop, describe_tasks
@@ -90,6 +91,9 @@ class Network:
     def __init__(self, seed: int | str = 0, *, tracer: Tracer | None = None) -> None:
         self.seed = seed
         self.tracer = tracer
+        self.labeler: Labeler | None = None
+        if tracer is not None:
+            self.labeler = Labeler()  # one per run: TCP seq/ack shown relative to each ISN
         self.loop = VirtualTimeLoop()
         self.nodes: dict[str, Node] = {}
         self.kinds: dict[str, str] = {}  # name -> "host" | "router" | "switch" | other
@@ -222,7 +226,10 @@ class Network:
         link = Link(name, na, pa, nb, pb)
         link.setup(ab, ba, self.seed, self.loop)
         for d, sender, receiver, rx_if in ((link.ab, na, nb, pb), (link.ba, nb, na, pa)):
-            d.tracer = self.tracer
+            if self.tracer is not None:
+                d.tracer = self.tracer
+                d.labeler = self.labeler
+                d.rebuild()
             d.receiver = self.drivers[receiver.name].deliver
             d.rx_ifindex = rx_if
             sends = self._attach[sender.name].sends
