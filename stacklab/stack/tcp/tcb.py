@@ -433,10 +433,17 @@ class Tcb:
     def get_timer(self) -> float | None:
         t = None
         for d in (self.rto_at, self.persist_at, self.delack_at, self.timewait_at,
-                  self.finwait2_at, self.conn_deadline):
+                  self.finwait2_at, self.conn_deadline, self.keepalive_at,
+                  self._user_timeout_at()):
             if d is not None and (t is None or d < t):
                 t = d
         return t
+
+    def _user_timeout_at(self) -> float | None:
+        ut = self.config.user_timeout
+        if ut is None or self.unacked_since is None:
+            return None
+        return self.unacked_since + ut
 
     def handle_timer(self, now: float) -> None:
         if self.state is S.CLOSED:
@@ -456,6 +463,18 @@ class Tcb:
             if self.state is S.FIN_WAIT_2:
                 self._fail(now, Ev.TIMEOUT, None, "FIN-WAIT-2 timeout")
                 return
+        ut = self._user_timeout_at()
+        if ut is not None and now >= ut and self.state not in (S.TIME_WAIT, S.CLOSED):
+            # TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3): data unacknowledged this long
+            if self.state not in (S.SYN_SENT, S.SYN_RECEIVED):
+                self._emit_rst(self.snd_max, None)
+            self._fail(now, Ev.TIMEOUT, TimeoutError("TCP user timeout"),
+                       f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
+            return
+        if self.keepalive_at is not None and now >= self.keepalive_at:
+            self.keepalive_at = None
+            if self._on_keepalive(now):
+                return
         if self.rto_at is not None and now >= self.rto_at:
             self.rto_at = None
             self._on_rto(now)
@@ -471,6 +490,37 @@ class Tcb:
         self.output(now)
 
     # -- timers -----------------------------------------------------------------------------------
+    def _arm_keepalive(self, now: float) -> None:
+        cfg = self.config
+        if cfg.keepalive and self.state in (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2):
+            self.keepalive_at = now + cfg.keepidle
+            self.keepalive_probes = 0
+        else:
+            self.keepalive_at = None
+
+    def _on_keepalive(self, now: float) -> bool:
+        """SO_KEEPALIVE (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): after ``keepidle`` s of silence
+        send a probe (SEG.SEQ = SND.UNA - 1, no data: the peer answers with an ACK) every
+        ``keepintvl`` s; ``keepcnt`` unanswered probes fail the connection. True if it failed."""
+        cfg = self.config
+        if not cfg.keepalive or self.state not in (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2):
+            return False
+        if self.snd_una != self.snd_max or self.persist_at is not None:
+            self.keepalive_at = now + cfg.keepidle  # the RTO / persist timer watches the peer
+            return False
+        if self.keepalive_probes >= cfg.keepcnt:
+            self._emit_rst(self.snd_max, None)
+            self._fail(now, Ev.TIMEOUT, TimeoutError("TCP keepalive timed out"),
+                       f"{cfg.keepcnt} keepalive probes unanswered")
+            return True
+        self.keepalive_probes += 1
+        self.stats.keepalive_probes += 1
+        if self.trace is not None:
+            self.trace(now, "keepalive", {"probe": self.keepalive_probes})
+        self._emit(seq_add(self.snd_una, -1), ACK, b"", now)
+        self.keepalive_at = now + cfg.keepintvl
+        return False
+
     def _on_rto(self, now: float) -> None:
         """RFC 6298 §5.4-5.7 plus SYN/FIN retransmission and giving up (Linux tcp_retries)."""
         if self.snd_una == self.snd_max:
@@ -535,6 +585,9 @@ class Tcb:
         st = self.state
         if st is S.CLOSED or st is S.LISTEN:
             return
+        self.last_rx = now
+        if self.keepalive_at is not None:
+            self._arm_keepalive(now)
         if st is S.SYN_SENT:
             self._rcv_syn_sent(seg, now)
         else:
@@ -614,6 +667,7 @@ class Tcb:
     def _established(self, now: float) -> None:
         self.conn_deadline = None
         self.retries = 0
+        self._arm_keepalive(now)
         self._events.append(Connected())
 
     def _acceptable(self, seq: int, seg_len: int, rcv_wnd: int) -> bool:
@@ -1250,6 +1304,8 @@ class Tcb:
             self._unacked_bytes = 0
         self.stats.segs_out += 1
         self.stats.bytes_sent += len(payload)
+        if (payload or flags & (SYN | FIN)) and self.unacked_since is None:
+            self.unacked_since = now
         self._out.append(seg)
 
     def _ack_seq(self) -> int:
