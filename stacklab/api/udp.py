@@ -101,6 +101,8 @@ class DatagramTransport(asyncio.DatagramTransport):
             return (ip_str(pcb.remote[0]), pcb.remote[1]) if pcb.remote else default
         if name == "socket":
             return pcb
+        if name == "mtu":  # getsockopt(IP_MTU): the path MTU to the connected peer
+            return pcb.path_mtu() if pcb.remote else default
         return default
 
     def set_df(self, df: bool) -> None:
@@ -178,6 +180,17 @@ class UdpSocket:
     @property
     def ttl(self) -> int | None:
         return self._pcb.ttl
+
+    @property
+    def mtu(self) -> int:
+        """``getsockopt(IP_MTU)`` / ``IPV6_MTU``: the path MTU to the connected peer, as the
+        host's PMTU cache knows it (OSError ENOTCONN when not connected)."""
+        return self._pcb.path_mtu()
+
+    def max_payload(self, addr: tuple[str, int] | None = None) -> int:
+        """The largest datagram that leaves without fragmentation (path MTU − IP − UDP)."""
+        dst = _to_bytes(self.host, addr, self.family)[0] if addr is not None else None
+        return self._pcb.max_payload(dst)
 
     @ttl.setter
     def ttl(self, value: int | None) -> None:
