@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from stacklab.wire.addr import ip_str
 from stacklab.wire.errors import MalformedPacket
-from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp
+from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp, encode_options
 
+from .congestion import create_congestion
 from .fsm import Event, State
 from .isn import IsnGenerator
-from .seq import seq_add, seq_gt
-from .tcb import Connected, ConnectionLost, Tcb, TcpConfig
+from .segment import Segment
+from .seq import MASK, seq_add, seq_gt
+from .syncookie import COUNTER_PERIOD, MAX_AGE_STEPS, SynCookies
+from .tcb import DEFAULT_MSS_V4, DEFAULT_MSS_V6, Connected, ConnectionLost, Tcb, TcpConfig
 
 if TYPE_CHECKING:
     from stacklab.stack.host import Host
@@ -29,6 +32,9 @@ EPHEMERAL_LOW = 32768  # Linux ip_local_port_range
 EPHEMERAL_HIGH = 60999
 PROTO_TCP = 6
 HISTORY_LIMIT = 10000  # finished connections kept for the summary
+MAX_SYN_BACKLOG = 256  # Linux tcp_max_syn_backlog (per listener here)
+MAX_CONNECTIONS = 65536  # per host: TCBs of every state, TIME-WAIT included
+CHALLENGE_ACK_LIMIT = 1000  # per second per host (Linux tcp_challenge_ack_limit, RFC 5961 §7)
 
 
 class Listener:
@@ -49,6 +55,7 @@ class Listener:
         self.backlog = backlog
         self.pending: set[Tcb] = set()  # SYN-RECEIVED children
         self.closed = False
+        self.last_overflow: float | None = None  # the SYN queue was last full (SYN cookies)
 
     def close(self) -> None:
         if not self.closed:
@@ -66,9 +73,52 @@ class TcpLayer:
         self.isn = IsnGenerator.from_rng(host.rng)
         self._next_port = EPHEMERAL_LOW + host.rng.randrange(EPHEMERAL_HIGH - EPHEMERAL_LOW)
         self._dirty: set[Tcb] = set()  # TCBs a user call touched: output() at the next timer
+        # hardening knobs (sysctl-like, per host)
+        self.syncookies = True  # Linux tcp_syncookies = 1: only when the SYN queue is full
+        self.max_syn_backlog = MAX_SYN_BACKLOG
+        self.max_connections = MAX_CONNECTIONS
+        self.challenge_ack_limit = CHALLENGE_ACK_LIMIT
+        self._challenge_slot = -1
+        self._challenge_count = 0
+        self._cookies: SynCookies | None = None
         host.register_protocol(PROTO_TCP, self.receive)
         host.register_icmp_error(PROTO_TCP, self.icmp_error)
         host.add_timer_source(self)
+
+    # -- configuration ----------------------------------------------------------------------------
+    @property
+    def default_congestion(self) -> str:
+        """The congestion control of new connections (``net.ipv4.tcp_congestion_control``)."""
+        return self.config.congestion
+
+    @default_congestion.setter
+    def default_congestion(self, name: str) -> None:
+        create_congestion(name, 1000)  # ValueError naming the known ones
+        self.config = self.config.replace(congestion=name)
+
+    @property
+    def cookies(self) -> SynCookies:
+        if self._cookies is None:  # drawn lazily: hosts without a SYN flood keep their streams
+            import random
+
+            self._cookies = SynCookies(random.Random(self.host.rng.getrandbits(64)))
+        return self._cookies
+
+    def challenge_ack_ok(self, now: float) -> bool:
+        """The host-wide challenge-ACK budget (RFC 5961 §7): ``challenge_ack_limit`` a second."""
+        slot = int(now)
+        if slot != self._challenge_slot:
+            self._challenge_slot = slot
+            self._challenge_count = 0
+        if self._challenge_count >= self.challenge_ack_limit:
+            self.host.counters["tcp.challenge_ack.limited"] += 1
+            return False
+        self._challenge_count += 1
+        return True
+
+    def _adopt(self, tcb: Tcb) -> None:
+        tcb.challenge_ack_ok = self.challenge_ack_ok
+        self.conns[tcb.key] = tcb
 
     # -- opening ----------------------------------------------------------------------------------
     def _iface_mtu(self, dst: bytes, ifindex: int | None = None) -> int:
@@ -127,11 +177,14 @@ class TcpLayer:
         key = (src, port, remote_ip, remote_port)
         if key in self.conns:
             raise OSError(errno.EADDRINUSE, "4-tuple in use")
+        if len(self.conns) >= self.max_connections:
+            self.host.counters["tcp.drop.conn_limit"] += 1
+            raise OSError(errno.ENOBUFS, f"{len(self.conns)} TCP connections: host limit")
         cfg = config or self.config
         tcb = Tcb(src, port, remote_ip, remote_port, now=now,
                   **self._new_tcb_kwargs(src, port, remote_ip, remote_port, now, cfg))
         tcb.user = user
-        self.conns[key] = tcb
+        self._adopt(tcb)
         self.host.counters["tcp.active_opens"] += 1
         tcb.connect(now)
         self.flush(tcb, now)
@@ -199,24 +252,105 @@ class TcpLayer:
         # LISTEN (RFC 9293 §3.10.7.2)
         if flags & RST:
             return
+        ifindex = getattr(info, "ifindex", None)
         if flags & ACK:
-            self._send_reset(dst, src, v, now)
+            if flags & SYN or not self._cookie_ack(lst, src, dst, v, now, ifindex):
+                self._send_reset(dst, src, v, now)
             return
         if not flags & SYN:
             return
-        if len(lst.pending) >= lst.backlog:
-            c["tcp.drop.backlog"] += 1
+        if len(self.conns) >= self.max_connections:
+            c["tcp.drop.conn_limit"] += 1
             return
-        ifindex = getattr(info, "ifindex", None)
+        if len(lst.pending) >= min(lst.backlog, self.max_syn_backlog):
+            lst.last_overflow = now
+            if self.syncookies:
+                self._send_cookie(lst, src, dst, v, now, ifindex)
+            else:
+                c["tcp.drop.backlog"] += 1
+            return
         tcb = Tcb.accept_syn(v, dst, v.dst_port, src, v.src_port, now,
                              **self._new_tcb_kwargs(dst, v.dst_port, src, v.src_port, now,
                                                     lst.config, ifindex))
         tcb.user = None
         tcb.listener = lst
         lst.pending.add(tcb)
-        self.conns[key] = tcb
+        self._adopt(tcb)
         c["tcp.passive_opens"] += 1
         self.flush(tcb, now)
+
+    # -- SYN cookies (syncookie.py) ---------------------------------------------------------------
+    def _send_cookie(self, lst: Listener, src: bytes, dst: bytes, v: TcpView, now: float,
+                     ifindex: int | None) -> None:
+        """The SYN queue is full: answer with a SYN,ACK whose ISS is a cookie, keep no state."""
+        cfg = lst.config
+        v6 = len(src) == 16
+        peer_mss = v.mss() or (DEFAULT_MSS_V6 if v6 else DEFAULT_MSS_V4)
+        cookies = self.cookies
+        iss = cookies.make(dst, v.dst_port, src, v.src_port, v.seq, peer_mss, now)
+        adv_mss = self._adv_mss(src, cfg, ifindex)
+        ts = v.timestamps() if cfg.timestamps else None
+        if ts is not None:  # wscale and SACK ride in the low bits of our TSval
+            ws = v.wscale() if cfg.window_scaling else None
+            sack = cfg.sack and v.sack_permitted()
+            our_ws = None
+            if ws is not None:
+                our_ws = 0
+                while (cfg.recv_buffer >> our_ws) > 0xFFFF and our_ws < 14:
+                    our_ws += 1
+            opts = encode_options(mss=adv_mss, wscale=our_ws, sack_permitted=sack,
+                                  timestamps=(cookies.ts_value(now, ws, sack), ts[0]))
+        else:
+            opts = encode_options(mss=adv_mss)
+        window = min(cfg.recv_buffer, 0xFFFF)
+        raw = build_tcp(dst, src, v.dst_port, v.src_port, iss, seq_add(v.seq, 1), SYN | ACK,
+                        window, b"", opts)
+        c = self.host.counters
+        c["tcp.syncookies.sent"] += 1
+        c["tcp.tx.segments"] += 1
+        self.host.ip_send(dst, src, PROTO_TCP, raw, now, df=True)
+
+    def _cookie_ack(self, lst: Listener, src: bytes, dst: bytes, v: TcpView, now: float,
+                    ifindex: int | None) -> bool:
+        """An ACK to a listener: if it carries one of our recent cookies, the connection is
+        rebuilt from it (straight to ESTABLISHED). False: not a cookie (the caller resets)."""
+        c = self.host.counters
+        if not self.syncookies or lst.last_overflow is None \
+                or now - lst.last_overflow > (MAX_AGE_STEPS + 1) * COUNTER_PERIOD:
+            return False
+        if len(self.conns) >= self.max_connections:
+            c["tcp.drop.conn_limit"] += 1
+            return True
+        cookie = (v.ack - 1) & MASK
+        peer_isn = (v.seq - 1) & MASK
+        mss = self.cookies.check(dst, v.dst_port, src, v.src_port, peer_isn, cookie, now)
+        if mss is None:
+            c["tcp.syncookies.failed"] += 1
+            return False
+        cfg = lst.config
+        ts = v.timestamps() if cfg.timestamps else None
+        if ts is not None:
+            ws, sack = SynCookies.ts_options(ts[1])
+            if not cfg.window_scaling:
+                ws = None
+            sack = sack and cfg.sack
+        else:
+            ws, sack = None, False
+        syn = Segment(peer_isn, 0, SYN, v.window, mss=mss, wscale=ws, sack_perm=sack,
+                      ts=(ts[0], 0) if ts is not None else None)
+        kw = self._new_tcb_kwargs(dst, v.dst_port, src, v.src_port, now, cfg, ifindex)
+        kw["iss"] = cookie
+        tcb = Tcb.accept_syn(syn, dst, v.dst_port, src, v.src_port, now, **kw)
+        tcb.segments_to_send()  # the SYN,ACK it would send: the client already has ours
+        tcb.ts_offset = self.cookies.ts_offset  # our TSvals continue the cookie's clock
+        tcb.user = None
+        tcb.listener = lst
+        self._adopt(tcb)
+        c["tcp.syncookies.recv"] += 1
+        c["tcp.passive_opens"] += 1
+        tcb.receive(v, now)
+        self.flush(tcb, now)
+        return True
 
     def _send_reset(self, local: bytes, remote: bytes, v: TcpView, now: float) -> None:
         """RST for a segment to no connection (RFC 9293 §3.10.7.1)."""
