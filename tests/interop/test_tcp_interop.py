@@ -67,7 +67,8 @@ def test_stacklab_client_to_linux_echo_server(netns: Netns, host_on_tap: StackOn
                                               family: int) -> None:
     linux = LINUX4 if family == 4 else LINUX6
     bind = linux if family == 4 else f"[{linux}]"
-    netns.popen("socat", f"TCP{family}-LISTEN:5001,bind={bind},reuseaddr", "PIPE")
+    # EXEC:cat, not PIPE: socat writing 8 KiB into its own full pipe can block itself forever.
+    netns.popen("socat", f"TCP{family}-LISTEN:5001,bind={bind},reuseaddr", "EXEC:cat")
     netns.wait_listening(5001)
     data = os.urandom(BULK)
     got = bytearray()
