@@ -24,6 +24,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--trace", action="store_true",
                    help="print every trace event (to stderr with --json)")
     p.add_argument("--trace-file", metavar="F.jsonl", help="write trace events as JSON lines")
+    p.add_argument("--diagram", metavar="A,B[,C]",
+                   help="draw a sequence diagram of the frames between these nodes")
+    p.add_argument("--only", metavar="KINDS",
+                   help="diagram only these frames: tcp,udp,icmp,icmpv6,arp,ndp,ip (comma list)")
+    p.add_argument("--svg", metavar="F.svg", help="write the diagram as SVG too")
+    p.add_argument("--html", metavar="F.html", help="write the diagram as an HTML page too")
+    p.add_argument("--stats", action="store_true",
+                   help="print per-connection (bytes, retransmits, srtt, rto, cwnd, mss, pmtu) "
+                        "and per-node figures")
+    p.add_argument("--plot", metavar="F.png",
+                   help="plot cwnd and throughput against time (needs matplotlib: the plot extra)")
     p.add_argument("--list", action="store_true",
                    help="list the node kinds, link parameters and app kinds a scenario may use")
     p.set_defaults(func=run_command)
@@ -39,13 +50,18 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     if not args.file:
         raise CliError("which scenario? e.g. stacklab run examples/ping.toml (--list: the schema)")
+    lifelines = _lifelines(args)
+    kinds = _kinds(args)
+    if (args.svg or args.html) and not lifelines:
+        raise CliError("--svg/--html draw the diagram: say which nodes with --diagram a,b")
+    want_events = bool(lifelines) or args.stats or bool(args.plot)
     tracer = None
     trace_fp = None
-    if args.trace or args.trace_file:
-        tracer = Tracer(keep=False)
+    if args.trace or args.trace_file or want_events:
+        tracer = Tracer(keep=want_events)
         if args.trace:
             out = sys.stderr if args.json else sys.stdout
-            tracer.add_sink(lambda ev: print(ev.line(), file=out))
+            tracer.add_sink(_PrintSink(out))
         if args.trace_file:
             try:
                 trace_fp = open(args.trace_file, "w", encoding="utf-8")  # noqa: SIM115
@@ -53,8 +69,22 @@ def run_command(args: argparse.Namespace) -> int:
                 raise CliError(f"--trace-file: {exc}") from None
             tracer.add_jsonl(trace_fp)
     wall = time.perf_counter()
+    figures: list[Any] = []
+
+    def inspect(net: Any) -> None:
+        if args.stats or args.plot:
+            from stacklab.trace.stats import collect
+
+            figures.append(collect(net, tracer.events if tracer is not None else ()))
+        if lifelines:
+            unknown = [n for n in lifelines if n not in net.nodes]
+            if unknown:
+                raise CliError(f"--diagram: no node named {unknown[0]!r} "
+                               f"(nodes: {', '.join(net.nodes)})")
+
     try:
-        summary = run_scenario(args.file, seed=args.seed, pcap=args.pcap, tracer=tracer)
+        summary = run_scenario(args.file, seed=args.seed, pcap=args.pcap, tracer=tracer,
+                               inspect=inspect)
     except (ScenarioError, TopologyError) as exc:
         raise CliError(str(exc)) from None
     except SimulationError as exc:  # a bug in a node or an app: show where
@@ -75,11 +105,92 @@ def run_command(args: argparse.Namespace) -> int:
             print(json.dumps(summary, indent=2, default=str))
         else:
             print_human(summary, wall)
+        if lifelines and tracer is not None:
+            _diagram(args, tracer.events, lifelines, kinds, summary)
+        if figures:
+            _figures(args, figures[0])
         sys.stdout.flush()
     except BrokenPipeError:  # `stacklab run x.toml | head`: the reader left, that is fine
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     return status
+
+
+_KINDS = ("tcp", "udp", "icmp", "icmpv6", "arp", "ndp", "ip", "other")
+
+
+def _lifelines(args: argparse.Namespace) -> list[str]:
+    if not args.diagram:
+        return []
+    names = [n.strip() for n in args.diagram.split(",") if n.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise CliError(f"--diagram: give two or more different node names, e.g. a,b "
+                       f"(got {args.diagram!r})")
+    return names
+
+
+def _kinds(args: argparse.Namespace) -> set[str] | None:
+    if not args.only:
+        return None
+    kinds = {k.strip() for k in args.only.split(",") if k.strip()}
+    bad = sorted(kinds - set(_KINDS))
+    if bad:
+        raise CliError(f"--only: unknown kind {bad[0]!r} (known: {', '.join(_KINDS)})")
+    return kinds
+
+
+def _diagram(args: argparse.Namespace, events: list[Any], lifelines: list[str],
+             kinds: set[str] | None, summary: dict[str, Any]) -> None:
+    from stacklab.trace.diagram import from_trace, render_html, render_svg, render_text
+
+    rows = from_trace(events, lifelines, kinds=kinds)
+    print(f"sequence diagram {' / '.join(lifelines)}: {len(rows)} rows "
+          f"(virtual time in seconds)")
+    print(render_text(rows, lifelines))
+    title = f"{summary['name'] or summary['scenario']}: {' / '.join(lifelines)}"
+    svg = render_svg(rows, lifelines, title=title) if args.svg or args.html else ""
+    for path, text in ((args.svg, svg),
+                       (args.html, render_html([(title, "", svg)], title) if args.html else "")):
+        if path:
+            try:
+                with open(path, "w", encoding="utf-8") as fp:
+                    fp.write(text)
+            except OSError as exc:
+                raise CliError(f"{path}: {exc}") from None
+            print(f"diagram written to {path}", file=sys.stderr)
+
+
+def _figures(args: argparse.Namespace, stats: Any) -> None:
+    from stacklab.trace.stats import PlotUnavailable, plot, render
+
+    if args.stats:
+        print(render(stats))
+    if args.plot:
+        try:
+            plot(stats, args.plot)
+        except PlotUnavailable as exc:
+            raise CliError(str(exc)) from None
+        print(f"plot written to {args.plot}", file=sys.stderr)
+
+
+class _PrintSink:
+    """Prints each trace event on one line; stops quietly when the reader goes away."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.closed = False
+
+    def __call__(self, ev: Any) -> None:
+        from stacklab.trace.events import format_event
+
+        if self.closed:
+            return
+        try:
+            print(format_event(ev), file=self.out)
+        except BrokenPipeError:  # `stacklab run x.toml --trace | head`
+            self.closed = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.out.fileno())
 
 
 def print_schema() -> None:

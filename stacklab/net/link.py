@@ -352,13 +352,24 @@ class Capture(Stage):
         self.next.push(frame, t)
 
 
+def _summarize(frame: bytes) -> str:
+    """The tcpdump-like line of a frame, for the trace (only called while tracing)."""
+    from stacklab.wire.summary import summarize
+
+    return summarize(frame)
+
+
 class TraceSent(Stage):
     """With a tracer: remembers when each frame was sent, so delivery can say how long it flew."""
 
     __slots__ = ()
 
     def push(self, frame: bytes, t: float) -> None:
-        self.dir.in_air.setdefault(frame, deque()).append(t)
+        d = self.dir
+        d.in_air.setdefault(frame, deque()).append(t)
+        if d.tracer is not None:
+            d.tracer.emit(t, d.src_name, "link", "tx", dst=d.dst_name, len=len(frame),
+                          summary=_summarize(frame))
         self.next.push(frame, t)
 
 
@@ -372,7 +383,8 @@ class TraceDelivered(Stage):
         if d.tracer is not None and d.up:
             sent = d.take_sent(frame, t)
             d.tracer.emit(t, d.dst_name, "link", "deliver", src=d.src_name, dst=d.dst_name,
-                          sent=sent, len=len(frame), label=d.labeler.label(frame))
+                          sent=sent, len=len(frame), label=d.labeler.label(frame),
+                          summary=_summarize(frame))
         self.next.push(frame, t)
 
 
@@ -540,7 +552,8 @@ class Direction:
             details: dict[str, Any] = {"reason": reason, "dir": self.label, "len": len(frame)}
             if self.labeler is not None:
                 details.update(src=self.src_name, dst=self.dst_name,
-                               sent=self.take_sent(frame, now), label=self.labeler.label(frame))
+                               sent=self.take_sent(frame, now), label=self.labeler.label(frame),
+                               summary=_summarize(frame))
             self.tracer.emit(now, self.link.name, "link", "drop", **details)
 
     def take_sent(self, frame: bytes, t: float) -> float:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -291,8 +292,11 @@ def _partial(run: _AppRun) -> dict[str, Any]:
 
 
 def run_scenario(path: str | os.PathLike[str], *, seed: int | None = None,
-                 pcap: str | None = None, tracer: Tracer | None = None) -> dict[str, Any]:
-    """Load, build and run a scenario; return its summary (the ``--json`` output)."""
+                 pcap: str | None = None, tracer: Tracer | None = None,
+                 inspect: Callable[[Network], None] | None = None) -> dict[str, Any]:
+    """Load, build and run a scenario; return its summary (the ``--json`` output).
+
+    ``inspect(net)`` is called at the end of the run, before the network closes (statistics)."""
     scn = load_scenario(path)
     net = build_network(scn, seed=seed, tracer=tracer)
     try:
@@ -323,7 +327,10 @@ def run_scenario(path: str | os.PathLike[str], *, seed: int | None = None,
             task.cancel()
         if pending:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        return summarize(net, scn, results, seed if seed is not None else scn.seed)
+        summary = summarize(net, scn, results, seed if seed is not None else scn.seed)
+        if inspect is not None:
+            inspect(net)
+        return summary
     finally:
         net.close()
 

@@ -14,7 +14,7 @@ events emitted by the simulator's links (details ``src``, ``dst``, ``sent``, ``l
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from .events import TraceEvent
@@ -44,10 +44,34 @@ class Note:
 Row = Arrow | Note
 
 
+def _note_text(ev: TraceEvent) -> str | None:
+    d = ev.details
+    if ev.layer == "tcp":
+        if ev.event == "state":
+            return str(d.get("new"))
+        if ev.event == "rto":
+            return "RTO"
+        if ev.event == "pmtu" and d.get("mss") != d.get("old_mss"):
+            return f"MSS {d.get('mss')}"
+    elif ev.layer == "pmtu" and ev.event == "pmtu":
+        return f"PMTU {d.get('mtu')}"
+    if "note" in d:
+        return str(d["note"])
+    return None
+
+
 def from_trace(events: Iterable[TraceEvent], lifelines: Sequence[str],
                start: float | None = None, end: float | None = None,
-               filter_label: str | None = None) -> list[Row]:
-    """Rows for ``lifelines`` (frames between two of them, notes on any of them), by time."""
+               filter_label: str | None = None, kinds: Collection[str] | None = None,
+               notes: bool = True) -> list[Row]:
+    """Rows for ``lifelines`` (frames between two of them, notes on any of them), by time.
+
+    ``kinds`` keeps only the frames whose label is of those kinds (see
+    :func:`stacklab.trace.label.label_kind`: "tcp", "udp", "arp", "icmp"...); notes are TCP state
+    changes, RTO firings, MSS and PMTU changes and any event with a ``note`` detail.
+    """
+    from .label import label_kind
+
     names = set(lifelines)
     rows: list[Row] = []
     for ev in events:
@@ -63,15 +87,16 @@ def from_trace(events: Iterable[TraceEvent], lifelines: Sequence[str],
             label = d["label"]
             if filter_label is not None and filter_label not in label:
                 continue
+            if kinds is not None and label_kind(label) not in kinds:
+                continue
             if ev.event == "deliver":
                 rows.append(Arrow(d.get("sent", ev.time), ev.time, src, dst, label))
             else:
                 rows.append(Arrow(ev.time, None, src, dst, label, dropped=True))
-        elif ev.node in names:
-            if ev.layer == "tcp" and ev.event == "state":
-                rows.append(Note(ev.time, ev.node, str(d.get("new"))))
-            elif "note" in d:
-                rows.append(Note(ev.time, ev.node, str(d["note"])))
+        elif notes and ev.node in names:
+            text = _note_text(ev)
+            if text is not None:
+                rows.append(Note(ev.time, ev.node, text))
     rows.sort(key=lambda r: r.time)
     return rows
 

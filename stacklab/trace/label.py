@@ -113,3 +113,17 @@ class Labeler:
             if mss is not None:
                 parts.append(f"mss {mss}")
         return " ".join(parts)
+
+
+_KINDS = (("[", "tcp"), ("ARP", "arp"), ("ICMPv6", "icmpv6"), ("ICMP", "icmp"), ("UDP", "udp"),
+          ("NS ", "ndp"), ("NA ", "ndp"), ("RS", "ndp"), ("RA", "ndp"), ("IP", "ip"))
+
+
+def label_kind(label: str) -> str:
+    """What a :class:`Labeler` label is about: tcp, udp, arp, ndp, icmp, icmpv6, ip (a later
+    fragment) or other."""
+    for prefix, kind in _KINDS:
+        if label.startswith(prefix):
+            return kind
+    return "other"
+

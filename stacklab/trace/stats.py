@@ -1,0 +1,243 @@
+"""Figures of a run: per TCP connection and per node, as a text table and (optionally) plots.
+
+Per connection the numbers come from the TCP layer itself (each host's ``tcp`` layer keeps its
+finished connections in ``history``; :meth:`Tcb.tcp_info` is a ``struct tcp_info``-like
+snapshot) and the time series from the trace: ``tcp``/``cwnd`` events give cwnd over time, the
+``link``/``deliver`` events of TCP segments give the bytes that reached each node over time.
+Per node: the node's counters (``rx.frames``, ``drop.*``, ``icmp.tx.T/C``...).
+
+Plots need matplotlib (``pip install 'stacklab[plot]'``); it is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import TraceEvent
+
+# "10.0.1.1.34664 > 10.0.2.2.5001: Flags [P.], seq 1:1449, ack 1, ..., length 1448"
+_TCP_SUMMARY = re.compile(r"^(\S+)\.(\d+) > (\S+)\.(\d+): Flags \[[^\]]*\].*length (\d+)")
+
+
+@dataclass
+class ConnStats:
+    node: str
+    local: str  # "10.0.1.1:34664"
+    remote: str
+    states: list[str]
+    state: str
+    bytes_sent: int  # payload bytes sent, retransmissions included
+    bytes_acked: int
+    bytes_received: int
+    segs_out: int
+    segs_in: int
+    retransmits: int
+    rto_expiries: int
+    fast_retransmits: int
+    srtt: float | None  # seconds
+    rto: float
+    cwnd: int
+    ssthresh: int
+    mss: int
+    pmtu: int
+    congestion: str
+    cwnd_series: list[tuple[float, int]] = field(default_factory=list)  # (time, cwnd bytes)
+    rx_series: list[tuple[float, int]] = field(default_factory=list)  # (time, payload bytes)
+    retransmit_times: list[float] = field(default_factory=list)
+    rto_times: list[float] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.local}>{self.remote}"
+
+    def throughput(self, bin_s: float) -> list[tuple[float, float]]:
+        """Bytes per second that reached this end of the connection, per ``bin_s`` of time."""
+        if not self.rx_series or bin_s <= 0:
+            return []
+        bins: dict[int, int] = {}
+        for t, n in self.rx_series:
+            k = int(t // bin_s)
+            bins[k] = bins.get(k, 0) + n
+        last = max(bins)
+        return [((k + 0.5) * bin_s, bins.get(k, 0) / bin_s) for k in range(min(bins), last + 1)]
+
+
+@dataclass
+class RunStats:
+    connections: list[ConnStats]
+    nodes: dict[str, dict[str, int]]  # node -> counters
+    duration: float
+
+
+def _tcbs(node: Any) -> list[Any]:
+    tcp = getattr(node, "tcp", None)
+    if tcp is None or not hasattr(tcp, "conns"):
+        return []
+    return [*getattr(tcp, "history", []), *tcp.conns.values()]
+
+
+def _endpoint(ip: bytes, port: int) -> str:
+    from stacklab.wire.addr import ip_str
+
+    text = ip_str(ip)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+def connection_stats(nodes: Mapping[str, Any],
+                     events: Iterable[TraceEvent] = ()) -> list[ConnStats]:
+    """One :class:`ConnStats` per TCP connection any of ``nodes`` had (finished ones too)."""
+    from stacklab.wire.addr import ip_str
+
+    out: list[ConnStats] = []
+    by_key: dict[tuple[str, str], ConnStats] = {}  # (node, trace conn name) -> stats
+    by_addr: dict[tuple[str, str, int, str, int], ConnStats] = {}
+    for name, node in nodes.items():
+        for tcb in _tcbs(node):
+            info = tcb.tcp_info()
+            hdr = 60 if len(tcb.local_ip) == 16 else 40
+            st = ConnStats(
+                node=name, local=_endpoint(tcb.local_ip, tcb.local_port),
+                remote=_endpoint(tcb.remote_ip, tcb.remote_port),
+                states=list(tcb.states_entered), state=info["state"],
+                bytes_sent=info["bytes_sent"], bytes_acked=info["bytes_acked"],
+                bytes_received=info["bytes_received"], segs_out=info["segs_out"],
+                segs_in=info["segs_in"], retransmits=info["retransmits"],
+                rto_expiries=info["rto_expiries"], fast_retransmits=info["fast_retransmits"],
+                srtt=info["srtt"], rto=info["rto"], cwnd=info["cwnd"],
+                ssthresh=info["ssthresh"], mss=info["snd_mss"], pmtu=tcb.path_mss + hdr,
+                congestion=info["congestion"])
+            out.append(st)
+            lip, rip = ip_str(tcb.local_ip), ip_str(tcb.remote_ip)
+            trace_name = f"{lip}:{tcb.local_port}>{rip}:{tcb.remote_port}"
+            by_key[(name, trace_name)] = st
+            by_addr[(name, rip, tcb.remote_port, lip, tcb.local_port)] = st
+    for ev in events:
+        if ev.layer == "tcp":
+            st = by_key.get((ev.node, str(ev.details.get("conn"))))
+            if st is None:
+                continue
+            if ev.event == "cwnd":
+                st.cwnd_series.append((ev.time, int(ev.details.get("cwnd", 0))))
+            elif ev.event == "retransmit":
+                st.retransmit_times.append(ev.time)
+            elif ev.event == "rto":
+                st.rto_times.append(ev.time)
+        elif ev.layer == "link" and ev.event == "deliver":
+            m = _TCP_SUMMARY.match(str(ev.details.get("summary", "")))
+            if m is None or not int(m.group(5)):
+                continue
+            st = by_addr.get((ev.node, m.group(1), int(m.group(2)), m.group(3), int(m.group(4))))
+            if st is not None:
+                st.rx_series.append((ev.time, int(m.group(5))))
+    return out
+
+
+def collect(net: Any, events: Iterable[TraceEvent] = ()) -> RunStats:
+    """The figures of a :class:`stacklab.net.network.Network` after (or during) a run."""
+    return RunStats(connection_stats(net.nodes, events), net.counters()["nodes"], net.now)
+
+
+# -- text -------------------------------------------------------------------------------------
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1000:.1f}"
+
+
+def _size(n: int) -> str:
+    if n >= 10_000_000:
+        return f"{n / 1e6:.0f}M"
+    if n >= 100_000:
+        return f"{n / 1e3:.0f}k"
+    return str(n)
+
+
+def connections_table(conns: Iterable[ConnStats]) -> str:
+    """Two lines per connection, at most 80 columns."""
+    lines = [f"{'  state':<13} {'mss':>5} {'pmtu':>5}  {'out':>7}{'in':>7}{'segs o/i':>9}"
+             f"{'retx':>5}{'rto#':>5}{'srtt':>7}{'rto':>6}{'cwnd':>7}",
+             "  (node local > remote above; bytes; srtt and rto in ms; final state)"]
+    for c in conns:
+        head = f"{c.node} {c.local} > {c.remote}"
+        lines.append(head[:80])
+        segs = f"{c.segs_out}/{c.segs_in}"
+        lines.append(
+            f"  {c.state[:11]:<11} {c.mss:>5} {c.pmtu:>5}  {_size(c.bytes_sent):>7}"
+            f"{_size(c.bytes_received):>7}{segs:>9}{c.retransmits:>5}{c.rto_expiries:>5}"
+            f"{_ms(c.srtt):>7}{c.rto * 1000:>6.0f}{_size(c.cwnd):>7}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def nodes_table(nodes: Mapping[str, Mapping[str, int]], width: int = 80) -> str:
+    """Per node: frames in/out, drops by reason, ICMP sent; at most ``width`` columns."""
+    lines = []
+    for name, c in nodes.items():
+        drops = {k[5:]: v for k, v in c.items() if k.startswith("drop.") and v}
+        icmp = {k: v for k, v in c.items() if k.startswith(("icmp.tx", "icmpv6.tx")) and v}
+        head = f"{name:<10} rx {c.get('rx.frames', 0):>6} tx {c.get('tx.frames', 0):>6}"
+        extra = [f"{k} {v}" for k, v in sorted(drops.items())]
+        extra += [f"{k} {v}" for k, v in sorted(icmp.items())]
+        fwd = c.get("ipv4.forwarded", 0) + c.get("ipv6.forwarded", 0)
+        if fwd:
+            extra.insert(0, f"forwarded {fwd}")
+        line = head
+        for item in extra:
+            piece = ("  " if line == head else ", ") + item
+            if len(line) + len(piece) > width:
+                lines.append(line)
+                line = " " * 11 + item
+            else:
+                line += piece
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def render(stats: RunStats) -> str:
+    parts = []
+    if stats.connections:
+        parts += ["TCP connections:", connections_table(stats.connections)]
+    parts += ["nodes:", nodes_table(stats.nodes)]
+    return "\n".join(parts)
+
+
+# -- plots ------------------------------------------------------------------------------------
+
+class PlotUnavailable(RuntimeError):
+    """matplotlib is not installed."""
+
+
+def plot(stats: RunStats, path: str) -> str:
+    """cwnd and throughput against virtual time, one curve per connection, into ``path`` (PNG,
+    SVG or PDF by extension). Needs the ``plot`` extra."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotUnavailable(
+            "plots need matplotlib: pip install 'stacklab[plot]' (or pip install matplotlib)"
+        ) from None
+    fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
+    bin_s = max(stats.duration / 60, 0.01)
+    for c in stats.connections:
+        if c.cwnd_series:
+            ts, vs = zip(*c.cwnd_series, strict=True)
+            ax1.step(ts, [v / 1000 for v in vs], where="post", label=f"{c.node} {c.name}")
+        tp = c.throughput(bin_s)
+        if tp and sum(v for _, v in tp):
+            ts2, vs2 = zip(*tp, strict=True)
+            ax2.plot(ts2, [v * 8 / 1e6 for v in vs2], label=f"{c.node} {c.name}")
+    ax1.set_ylabel("cwnd (kB)")
+    ax2.set_ylabel("received (Mbit/s)")
+    ax2.set_xlabel("virtual time (s)")
+    for ax in (ax1, ax2):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
