@@ -308,12 +308,14 @@ class Tcb:
             self._enter_closed()
 
     def _enter_time_wait(self, now: float) -> None:
-        self.rto_at = self.persist_at = self.finwait2_at = None
+        self.rto_at = self.persist_at = self.finwait2_at = self.keepalive_at = None
+        self.unacked_since = None
         self.timewait_at = now + 2 * self.config.msl
         self._report_lost(None)
 
     def _enter_closed(self) -> None:
-        self.rto_at = self.persist_at = self.delack_at = None
+        self.rto_at = self.persist_at = self.delack_at = self.keepalive_at = None
+        self.unacked_since = None
         self.timewait_at = self.finwait2_at = self.conn_deadline = None
         self._report_lost(self.error)
 
