@@ -9,8 +9,9 @@ change it. The last stage schedules delivery on the event loop; at delivery time
 
 Only the stages a direction needs are built (``loss=0`` costs nothing), in this order::
 
-    [capture tx] gate(up/down) -> mtu -> icmp_blackhole -> rate+queue -> loss -> duplicate
-        -> corrupt -> delay+jitter -> reorder -> schedule   ...t...   [capture rx] -> deliver
+    [capture tx] gate(up/down) -> mtu -> icmp_blackhole -> rate+queue -> loss -> drop_nth
+        -> duplicate -> corrupt -> delay+jitter -> reorder -> schedule   ...t...
+        [capture rx] -> deliver
 
 Randomness: every random stage owns a ``random.Random`` seeded from the network seed, the link
 name, the direction and the stage name, so changing one impairment does not reshuffle another,
@@ -62,6 +63,8 @@ class LinkParams:
     reorder_delay: float = 0.001  # s
     corrupt: float = 0.0  # probability one bit after the Ethernet header is flipped
     icmp_blackhole: bool = False  # drop ICMPv4 3/4 (Frag Needed) and ICMPv6 2 (Packet Too Big)
+    drop_nth: tuple[int, ...] = ()  # deterministic loss: the Nth (1-based) frames counted below
+    drop_count: str = "all"  # what drop_nth counts: "all" frames or "tcp-data" (TCP with payload)
 
     def with_updates(self, values: dict[str, Any]) -> LinkParams:
         """A copy with ``values`` parsed from user units; :class:`ParamError` names a bad key."""
@@ -100,6 +103,21 @@ def _parse_bool(value: object, key: str) -> bool:
     return value
 
 
+def _parse_drop_nth(value: object, key: str) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+        raise ParamError(key, f"expected a list of frame numbers >= 1, got {value!r}")
+    return tuple(sorted(set(value)))
+
+
+def _parse_drop_count(value: object, key: str) -> str:
+    if value not in ("all", "tcp-data"):
+        raise ParamError(key, f'expected "all" or "tcp-data", got {value!r}')
+    return str(value)
+
+
 _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "mtu": _parse_mtu,
     "delay": parse_duration,
@@ -112,6 +130,8 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "reorder_delay": parse_duration,
     "corrupt": parse_probability,
     "icmp_blackhole": _parse_bool,
+    "drop_nth": _parse_drop_nth,
+    "drop_count": _parse_drop_count,
 }
 LINK_PARAMS: tuple[str, ...] = tuple(f.name for f in fields(LinkParams))
 assert set(LINK_PARAMS) == set(_PARSERS)
@@ -255,6 +275,53 @@ class Loss(Stage):
             self.dir.drop("loss", frame, t)
         else:
             self.next.push(frame, t)
+
+
+def is_tcp_data(frame: bytes) -> bool:
+    """An Ethernet frame carrying a TCP segment with payload (IPv4, or IPv6 without extension
+    headers); anything shorter or stranger is not."""
+    if len(frame) < ETH_HEADER + 40:
+        return False
+    et = (frame[12] << 8) | frame[13]
+    ip = ETH_HEADER
+    if et == 0x0800:
+        ihl = (frame[ip] & 0x0F) * 4
+        if frame[ip + 9] != 6 or (frame[ip + 6] & 0x1F) or frame[ip + 7]:
+            return False  # not TCP, or a fragment
+        total = (frame[ip + 2] << 8) | frame[ip + 3]
+        tcp = ip + ihl
+        l4_len = total - ihl
+    elif et == 0x86DD:
+        if frame[ip + 6] != 6:
+            return False
+        tcp = ip + 40
+        l4_len = (frame[ip + 4] << 8) | frame[ip + 5]
+    else:
+        return False
+    if len(frame) < tcp + 20:
+        return False
+    return l4_len - (frame[tcp + 12] >> 4) * 4 > 0
+
+
+class DropNth(Stage):
+    """Deterministic loss: drops the frames whose 1-based number (among all frames, or among
+    TCP segments with payload) is listed; counted ``drop.nth``. The count survives link.set."""
+
+    __slots__ = ("nth", "tcp_only", "count")
+
+    def __init__(self, direction: Direction, nth: tuple[int, ...], count: str) -> None:
+        super().__init__(direction)
+        self.nth = frozenset(nth)
+        self.tcp_only = count == "tcp-data"
+        self.count = 0
+
+    def push(self, frame: bytes, t: float) -> None:
+        if not self.tcp_only or is_tcp_data(frame):
+            self.count += 1
+            if self.count in self.nth:
+                self.dir.drop("nth", frame, t)
+                return
+        self.next.push(frame, t)
 
 
 class Duplicate(Stage):
@@ -512,6 +579,12 @@ class Direction:
             tx.append(limiter)
         if p.loss:
             tx.append(Loss(self, p.loss, self.rng("loss")))
+        if p.drop_nth:
+            dropper = DropNth(self, p.drop_nth, p.drop_count)
+            prev = old.get(DropNth)
+            if isinstance(prev, DropNth):
+                dropper.count = prev.count
+            tx.append(dropper)
         if p.duplicate:
             tx.append(Duplicate(self, p.duplicate, self.rng("duplicate")))
         if p.corrupt:
