@@ -65,6 +65,12 @@ def _layer(host: Host) -> TcpLayer:
 
 def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
             **kw: Any) -> TcpConfig:
+    """The TcpConfig of a new socket: ``config`` or the host's, with the socket options given
+    (``congestion=`` is TCP_CONGESTION: checked against the registered algorithms)."""
+    if kw.get("congestion") is not None:
+        from stacklab.stack.tcp.congestion import create_congestion
+
+        create_congestion(kw["congestion"], 1000)  # ValueError naming the known ones
     cfg = config or layer.config
     changes = {k: v for k, v in kw.items() if v is not None}
     changes["nodelay"] = True if nodelay is None and config is None else (
@@ -319,10 +325,13 @@ async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.B
                             addr: str | bytes, port: int, *, config: TcpConfig | None = None,
                             nodelay: bool | None = None, local_addr: tuple[str, int] | None = None,
                             timeout: float | None = None, family: int | None = None,
+                            congestion: str | None = None, keepalive: bool | None = None,
+                            user_timeout: float | None = None,
                             **_ignored: Any) -> tuple[TcpTransport, asyncio.BaseProtocol]:
     loop = asyncio.get_running_loop()
     layer = _layer(host)
-    cfg = _config(layer, config, nodelay, connect_timeout=timeout)
+    cfg = _config(layer, config, nodelay, connect_timeout=timeout, congestion=congestion,
+                  keepalive=keepalive, user_timeout=user_timeout)
     dst = _resolve(host, addr, family_of(family) if family else None)
     protocol = protocol_factory()
     transport = TcpTransport(host, None, protocol, loop)
@@ -371,10 +380,13 @@ def _families(host: Host, bind: str | None) -> list[tuple[bytes | None, int | No
 async def create_server(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
                         bind: str | None = None, port: int = 0, *,
                         config: TcpConfig | None = None, nodelay: bool | None = None,
-                        backlog: int = 128, **_ignored: Any) -> TcpServer:
+                        backlog: int = 128, congestion: str | None = None,
+                        keepalive: bool | None = None, user_timeout: float | None = None,
+                        **_ignored: Any) -> TcpServer:
     loop = asyncio.get_running_loop()
     layer = _layer(host)
-    cfg = _config(layer, config, nodelay)
+    cfg = _config(layer, config, nodelay, congestion=congestion, keepalive=keepalive,
+                  user_timeout=user_timeout)
     listeners: list[Listener] = []
     server: TcpServer | None = None
 
@@ -427,7 +439,8 @@ class TcpSendApp:
     """tcp-send: connect to ``to``:``port``, send ``bytes`` bytes (or a ``file``), half-close,
     read until the peer closes; reports sha256 of what was sent (and of what came back)."""
 
-    params = frozenset({"to", "port", "bytes", "file", "start", "family", "nodelay", "maxseg"})
+    params = frozenset({"to", "port", "bytes", "file", "start", "family", "nodelay", "maxseg",
+                        "congestion"})
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         from stacklab.api.tools import _bool, _family, _int, _to
@@ -439,6 +452,13 @@ class TcpSendApp:
         self.family = _family(params.get("family", 4))
         self.start = parse_duration(params.get("start", 0), "start")
         self.nodelay = _bool("nodelay", params.get("nodelay", True))
+        self.congestion = params.get("congestion")
+        if self.congestion is not None:
+            from stacklab.stack.tcp.congestion import available_congestion
+
+            if self.congestion not in available_congestion():
+                raise ParamError("congestion", f"unknown congestion control {self.congestion!r}"
+                                 f" (known: {', '.join(available_congestion())})")
         self.maxseg = params.get("maxseg")
         if self.maxseg is not None:
             self.maxseg = _int("maxseg", self.maxseg, 88, 65495)
@@ -459,10 +479,14 @@ class TcpSendApp:
             await asyncio.sleep(self.start)
         loop = self.node.driver.loop
         t0 = loop.time()
-        cfg = self.node.tcp.config.replace(nodelay=self.nodelay, maxseg=self.maxseg)
+        cfg = self.node.tcp.config.replace(nodelay=self.nodelay, maxseg=self.maxseg,
+                                           record_cwnd=True)
+        if self.congestion is not None:
+            cfg = cfg.replace(congestion=self.congestion)
         reader, writer = await open_connection(self.node, self.to, self.port, config=cfg,
                                                family=self.family)
         info = writer.get_extra_info("tcp_info")
+        tcb = writer.get_extra_info("tcb")
         writer.write(self.data)
         await writer.drain()
         writer.write_eof()
@@ -474,7 +498,16 @@ class TcpSendApp:
         out: dict[str, Any] = {"ok": True, "bytes": len(self.data),
                                "sha256": hashlib.sha256(self.data).hexdigest(),
                                "elapsed": elapsed, "retransmits": info["retransmits"],
-                               "mss": info["snd_mss"]}
+                               "mss": info["snd_mss"], "congestion": info["congestion"],
+                               "fast_retransmits": info["fast_retransmits"],
+                               "rto_expiries": info["rto_expiries"],
+                               "throughput_bps": round(8 * len(self.data) / elapsed)
+                               if elapsed > 0 else None}
+        if tcb is not None and tcb.cwnd_log:
+            # cwnd over time, thinned to at most ~200 points: [t (s), cwnd, ssthresh] in bytes
+            log = tcb.cwnd_log
+            step = max(1, len(log) // 200)
+            out["cwnd"] = [[round(t - t0, 6), cw, min(ss, 1 << 30)] for t, cw, ss in log[::step]]
         if back:
             out["received"] = len(back)
             out["received_sha256"] = hashlib.sha256(back).hexdigest()

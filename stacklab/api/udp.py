@@ -350,6 +350,24 @@ class UdpSinkApp:
         self.digest = hashlib.sha256()
         self.first: float | None = None
         self.last: float | None = None
+        # udp-send numbers its datagrams (the first 4 bytes): loss/reorder/duplicate accounting
+        self.seen: set[int] = set()
+        self.highest = -1
+        self.reordered = 0
+        self.duplicates = 0
+
+    def _account(self, data: bytes) -> None:
+        if len(data) < 4:
+            return
+        n = int.from_bytes(data[:4], "big")
+        if n in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(n)
+        if n < self.highest:
+            self.reordered += 1  # arrived after a later-numbered datagram
+        else:
+            self.highest = n
 
     async def run(self) -> dict[str, Any]:
         sock = UdpSocket(self.node, self.family)
@@ -365,13 +383,16 @@ class UdpSinkApp:
                 self.datagrams += 1
                 self.nbytes += len(data)
                 self.digest.update(data)
+                self._account(data)
         finally:
             sock.close()
 
     def result(self) -> dict[str, Any]:
         elapsed = (self.last - self.first) if self.first is not None and self.last else 0.0
         return {"ok": True, "datagrams": self.datagrams, "bytes": self.nbytes,
-                "sha256": self.digest.hexdigest(), "elapsed": elapsed}
+                "sha256": self.digest.hexdigest(), "elapsed": elapsed,
+                "received": len(self.seen), "lost": self.highest + 1 - len(self.seen),
+                "reordered": self.reordered, "duplicates": self.duplicates}
 
 
 def _register() -> None:
