@@ -29,6 +29,7 @@ class StepResult:
     diagram: str = ""  # terminal sequence diagram (<= 80 columns)
     svg: str = ""  # the same diagram as SVG, for --html
     notes: list[str] = field(default_factory=list)  # extra lines (ping output, ip route ...)
+    data: dict[str, Any] = field(default_factory=dict)  # measured values, not printed (tests)
 
 
 StepFn = Callable[[StepContext], StepResult]
@@ -68,6 +69,17 @@ def run_step(name: str, ctx: StepContext) -> StepResult:
     return STEPS[name](ctx)
 
 
+def _fact(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return " > ".join(str(v) for v in value) if all(isinstance(v, str) for v in value) \
+            else ", ".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 def render_step(name: str, result: StepResult, lang: str, index: int, total: int,
                 width: int = 80) -> str:
     """The text the tour prints for one step (also used by tests)."""
@@ -77,7 +89,8 @@ def render_step(name: str, result: StepResult, lang: str, index: int, total: int
 
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=False, color_system=None)
-    console.print(Panel(explanation(name, lang), title=f"[{index}/{total}] {title(name, lang)}",
+    text = " ".join(explanation(name, lang).split("\n"))
+    console.print(Panel(text, title=f"[{index}/{total}] {title(name, lang)}",
                         title_align="left", width=width))
     if result.diagram:
         console.print(result.diagram, markup=False, highlight=False, soft_wrap=True)
@@ -88,7 +101,7 @@ def render_step(name: str, result: StepResult, lang: str, index: int, total: int
         table.add_column(style="bold")
         table.add_column()
         for k, v in result.facts.items():
-            table.add_row(str(k), str(v))
+            table.add_row(str(k), _fact(v))
         console.print(table)
     console.print()
     return buf.getvalue()

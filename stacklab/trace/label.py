@@ -65,6 +65,22 @@ class Labeler:
         return self._l4(proto, ip.src, ip.dst, payload, 6) + fr
 
     def _l4(self, proto: int, src: bytes, dst: bytes, payload: memoryview, fam: int) -> str:
+        try:
+            return self._l4_full(proto, src, dst, payload, fam)
+        except MalformedPacket:
+            # a first fragment: the header is there, the rest of the datagram is not
+            if proto in (6, 17) and len(payload) >= 8:
+                name = "TCP" if proto == 6 else "UDP"
+                sport = int.from_bytes(payload[0:2], "big")
+                dport = int.from_bytes(payload[2:4], "big")
+                extra = ""
+                if proto == 17:
+                    extra = f" len {int.from_bytes(payload[4:6], 'big') - 8}"
+                return f"{name} {sport} > {dport}{extra}"
+            raise
+
+    def _l4_full(self, proto: int, src: bytes, dst: bytes, payload: memoryview,
+                 fam: int) -> str:
         if proto == 6:
             return self._tcp(src, dst, payload)
         if proto == 17:
