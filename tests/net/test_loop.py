@@ -30,8 +30,9 @@ def test_sleeps_cost_no_wall_time(loop):
         virtual = loop.run_until_complete(main())
         walls.append(time.perf_counter() - start)
         assert virtual == pytest.approx(66.0 * (run + 1))
-    # 66 virtual seconds in under a millisecond (best of 5: the machine is shared); ~0.6 ms here
-    assert min(walls) < 0.001, walls
+    # 66 virtual seconds cost no real waiting (measured ~0.6 ms here; the figure is a benchmark's
+    # job): a loop that slept would take 66 s, so a generous bound cannot flake on a loaded machine
+    assert min(walls) < 1.0, walls
 
 
 def test_an_hour_of_timers_is_fast(loop):
@@ -46,7 +47,7 @@ def test_an_hour_of_timers_is_fast(loop):
     loop.run_until_complete(main())
     assert fired == list(range(3600))
     assert loop.time() == pytest.approx(3601)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 10.0  # an hour of virtual timers, no real sleeping
 
 
 def test_timers_fire_at_their_exact_virtual_time(loop):
@@ -103,7 +104,7 @@ def test_deadlock_is_reported_with_the_waiting_tasks(loop):
     start = time.perf_counter()
     with pytest.raises(SimulationDeadlock) as info:
         loop.run_until_complete(main())
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10.0  # no real waiting before the deadlock report
     msg = str(info.value)
     assert "t=2.000000s" in msg
     assert "the-waiter" in msg and "waits_for_event" in msg and "Event.wait" in msg

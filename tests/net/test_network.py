@@ -194,7 +194,7 @@ def test_120_virtual_seconds_take_little_wall_time(net):
     wall = time.perf_counter() - start
     assert net.now == pytest.approx(120)
     assert 1050 < len(b.received) < 1190
-    assert wall < 0.5
+    assert wall < 12.0  # 120 virtual seconds, no real sleeping (~0.2 s measured)
 
 
 def test_tx_capture_sees_frames_the_link_loses(net, tmp_path):
