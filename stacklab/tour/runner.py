@@ -71,8 +71,7 @@ def run_step(name: str, ctx: StepContext) -> StepResult:
 
 def _fact(value: Any) -> str:
     if isinstance(value, list | tuple):
-        return " > ".join(str(v) for v in value) if all(isinstance(v, str) for v in value) \
-            else ", ".join(str(v) for v in value)
+        return ", ".join(str(v) for v in value)
     if isinstance(value, bool):
         return "yes" if value else "NO"
     if isinstance(value, float):

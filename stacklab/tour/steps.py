@@ -12,7 +12,7 @@ import ipaddress
 import time
 from typing import Any
 
-from stacklab.trace.diagram import Arrow, Note, Row
+from stacklab.trace.diagram import Arrow, Note
 from stacklab.trace.stats import connection_stats
 from stacklab.wire import ipv4, ipv6, tcp
 from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView
@@ -21,7 +21,6 @@ from .lab import (
     Dropper,
     Lab,
     Mangler,
-    arrows,
     cut,
     l4,
     nth,
@@ -420,4 +419,694 @@ def pmtud_blackhole(ctx: StepContext) -> StepResult:
             isinstance(r, Note) or r.dropped or "len" in r.label or "[S" in r.label)]
         lab.diagram(res, cut(squeeze(rows), 40), lines,
                     "PMTUD black hole; PLPMTUD gets through")
+    return res
+
+
+# -- the transport layer ----------------------------------------------------------------------
+
+
+def _pair(ctx: StepContext, name: str, **link: Any) -> tuple[Lab, Any, Any]:
+    lab = Lab(ctx, name)
+    c, s = lab.net.add_host("client"), lab.net.add_host("server")
+    link.setdefault("delay", "10ms")
+    lab.connect("client", "server", tap=True, **link)
+    lab.start()
+    return lab, c, s
+
+
+def _with_old(lab: Lab, node: str) -> list[str]:
+    evs = lab.select("tcp", "state", node)
+    if not evs:
+        return []
+    first = str(evs[0].details["old"])
+    states = [str(ev.details["new"]) for ev in evs]
+    return states if first == "CLOSED" and states[0] == "LISTEN" else [first, *states]
+
+
+@step("tcp-handshake")
+def tcp_handshake(ctx: StepContext) -> StepResult:
+    res = StepResult()
+    lab, c, s = _pair(ctx, "tcp-handshake")
+    with lab:
+        async def main() -> None:
+            await _sink(s, 80, bytearray())
+            await asyncio.sleep(1.0)
+            r, w = await c.open_connection(_ip(s), 80)
+            await asyncio.sleep(0.1)
+            w.close()
+            await w.wait_closed()
+
+        lab.run(main(), until=10)
+        segs = [(d, v) for _, d, f in lab.frames if (v := tcp_view(f)) is not None][:3]
+        names = [tcp.flags_str(v.flags) for _, v in segs]
+        syn, synack, ack = (v for _, v in segs)
+        cstates = _with_old(lab, "client")
+        sstates = _with_old(lab, "server")
+        est_c = cstates.index("ESTABLISHED") + 1
+        est_s = sstates.index("ESTABLISHED") + 1
+        res.facts = {
+            "segments": f"{names[0]} client>server, {names[1]} server>client, "
+                        f"{names[2]} client>server",
+            "client ISN (SYN seq)": syn.seq,
+            "server ISN (SYN+ACK seq)": synack.seq,
+            "SYN+ACK ack = client ISN + 1": synack.ack == (syn.seq + 1) & 0xFFFFFFFF,
+            "ACK ack = server ISN + 1": ack.ack == (synack.seq + 1) & 0xFFFFFFFF,
+            "client states": " > ".join(cstates[:est_c]),
+            "server states": " > ".join(sstates[:est_s]),
+        }
+        res.data = {"flags": names, "dirs": [d for d, _ in segs], "client": cstates[:est_c],
+                    "server": sstates[:est_s], "syn": syn.seq, "synack": (synack.seq,
+                    synack.ack), "ack": (ack.seq, ack.ack)}
+        end = max(ev.time for ev in lab.select("tcp", "state") if ev.details["new"] ==
+                  "ESTABLISHED")
+        lines = ["client", "server"]
+        rows = lab.rows(lines, kinds={"tcp"}, start=1.0, end=end)
+        lab.diagram(res, rows, lines, "TCP 3-way handshake")
+    return res
+
+
+@step("tcp-retransmit")
+def tcp_retransmit(ctx: StepContext) -> StepResult:
+    res = StepResult()
+    lab = Lab(ctx, "tcp-retransmit")
+    with lab:
+        c, s = lab.net.add_host("client"), lab.net.add_host("server")
+        link = lab.connect("client", "server", delay="10ms", tap=True)
+        data = _payload(12 * 1448, 1)
+        pick = _FirstTransmission(len(data), {4})
+        link.add_middleware(lambda d: Dropper(d, pick, "tour_loss"), reverse=False)
+        lab.start()
+        got = bytearray()
+
+        async def main() -> None:
+            await _sink(s, 80, got)
+            await asyncio.sleep(1.0)
+            await _send(c, _ip(s), 80, data)
+
+        lab.run(main(), until=30)
+        st = [x for x in connection_stats(lab.net.nodes, lab.events) if x.node == "client"][0]
+        why = [str(ev.details.get("why")) for ev in lab.select("tcp", "retransmit", "client")]
+        res.facts = {
+            "segments of data": f"{len(data) // 1448} x 1448 bytes",
+            "dropped on the link": pick.dropped,
+            "retransmissions (why)": why,
+            "fast retransmits": st.fast_retransmits,
+            "RTO expiries": st.rto_expiries,
+            "server got every byte, in order": bytes(got) == data,
+        }
+        res.data = {"dropped": pick.dropped, "why": why, "fast": st.fast_retransmits,
+                    "rto": st.rto_expiries, "intact": bytes(got) == data}
+        lines = ["client", "server"]
+        rows = lab.rows(lines, kinds={"tcp"}, start=1.0)
+        rows = [r for r in rows if isinstance(r, Note) and r.text == "RTO" or
+                isinstance(r, Arrow) and ("len" in r.label or r.dropped or r.src == "server")]
+        lab.diagram(res, cut(squeeze(rows, 3), 44), lines, "TCP retransmission")
+    return res
+
+
+class _FirstTransmission:
+    """Picks the first transmission of the ``which``-th data segment (1-based) and of the
+    segment carrying the last byte of ``total``: one fast retransmit, one RTO."""
+
+    def __init__(self, total: int, which: set[int]) -> None:
+        self.total = total
+        self.which = which
+        self.isn: int | None = None
+        self.seen: set[int] = set()
+        self.dropped = 0
+
+    def __call__(self, frame: bytes) -> bool:
+        v = tcp_view(frame)
+        if v is None:
+            return False
+        if v.flags & tcp.SYN:
+            self.isn = v.seq
+            return False
+        if not v.payload_len or self.isn is None:
+            return False
+        off = (v.seq - self.isn - 1) & 0xFFFFFFFF
+        if off in self.seen:
+            return False
+        self.seen.add(off)
+        if len(self.seen) in self.which or off + v.payload_len == self.total:
+            self.dropped += 1
+            return True
+        return False
+
+
+@step("checksum")
+def checksum(ctx: StepContext) -> StepResult:
+    res = StepResult()
+    lab = Lab(ctx, "checksum")
+    with lab:
+        c, s = lab.net.add_host("client"), lab.net.add_host("server")
+        link = lab.connect("client", "server", delay="10ms", tap=True)
+        pick_tcp = nth(tcp_data, 3)
+        pick_udp = nth(lambda f: udp_view(f) is not None, 2)
+        link.add_middleware(lambda d: Mangler(d, lambda f: pick_tcp(f) or pick_udp(f), 5),
+                            reverse=False)
+        lab.start()
+        got = bytearray()
+        data = _payload(6 * 1448, 2)
+        udp_got: list[bytes] = []
+
+        async def main() -> None:
+            await _sink(s, 80, got)
+            rx = s.udp_socket(4)
+            rx.bind(("", 7000))
+            await asyncio.sleep(1.0)
+            await _send(c, _ip(s), 80, data)
+            tx = c.udp_socket(4)
+            for i in range(3):
+                await tx.sendto(b"datagram %d" % i, (_ip(s), 7000))
+                await asyncio.sleep(0.05)
+            while True:
+                try:
+                    udp_got.append((await asyncio.wait_for(rx.recvfrom(), 1.0))[0])
+                except TimeoutError:
+                    break
+
+        lab.run(main(), until=30)
+        corrupted = sum(d.get("corrupt", 0) for d in link.counters().values())
+        st = [x for x in connection_stats(lab.net.nodes, lab.events) if x.node == "client"][0]
+        res.facts = {
+            "frames with a flipped bit": corrupted,
+            "TCP segments dropped (bad checksum)": a_count(s, "drop.tcp.bad_checksum"),
+            "TCP retransmissions": st.retransmits,
+            "TCP data intact": bytes(got) == data,
+            "UDP datagrams dropped (bad checksum)": a_count(s, "drop.udp.bad_checksum"),
+            "UDP datagrams received": [d.decode() for d in udp_got],
+        }
+        res.data = {"corrupted": corrupted, "tcp_bad": a_count(s, "drop.tcp.bad_checksum"),
+                    "udp_bad": a_count(s, "drop.udp.bad_checksum"), "udp_got": udp_got,
+                    "retx": st.retransmits, "intact": bytes(got) == data}
+        lines = ["client", "server"]
+        rows = lab.rows(lines, kinds={"tcp", "udp"}, start=1.0)
+        for ev in lab.events:
+            if ev.node == "server" and ev.event == "drop" and "checksum" in str(
+                    ev.details.get("reason")):
+                rows.append(Note(ev.time, "server", f"{ev.layer} checksum bad: dropped"))
+        rows.sort(key=lambda r: r.time)
+        rows = [r for r in rows if isinstance(r, Note) and "checksum" in r.text
+                or isinstance(r, Arrow) and ("len" in r.label or r.src == "server")]
+        lab.diagram(res, cut(squeeze(rows, 3), 40), lines, "Checksums catch a flipped bit")
+    return res
+
+
+def _teardown(ctx: StepContext, name: str, until: float) -> tuple[Lab, dict[str, Any]]:
+    lab, c, s = _pair(ctx, name)
+    out: dict[str, Any] = {}
+
+    async def main() -> None:
+        await _sink(s, 80, bytearray(), close_after=0.2)
+        await asyncio.sleep(1.0)
+        r, w = await c.open_connection(_ip(s), 80)
+        w.write(b"bye")
+        await asyncio.sleep(0.5)
+        out["close_at"] = lab.net.now
+        w.close()
+        await w.wait_closed()
+        await r.read()
+        await asyncio.sleep(until - lab.net.now - 0.001)
+
+    lab.run(main(), until=until)
+    return lab, out
+
+
+@step("tcp-teardown")
+def tcp_teardown(ctx: StepContext) -> StepResult:
+    res = StepResult()
+    lab, out = _teardown(ctx, "tcp-teardown", 5.0)
+    with lab:
+        t0 = out["close_at"]
+        segs = [(d, tcp.flags_str(v.flags)) for t, d, f in lab.frames
+                if t >= t0 and (v := tcp_view(f)) is not None]
+        c_after = [x for x in _with_old(lab, "client") if x not in ("SYN-SENT", "CLOSED")]
+        s_after = [x for x in _with_old(lab, "server")
+                   if x not in ("LISTEN", "SYN-RECEIVED")]
+        res.facts = {
+            "segments after close()": ", ".join(f"{f} {d}" for d, f in segs),
+            "client (closes first)": " > ".join(c_after),
+            "server": " > ".join(s_after),
+        }
+        res.data = {"segs": segs, "client": c_after, "server": s_after}
+        lines = ["client", "server"]
+        rows = lab.rows(lines, kinds={"tcp"}, start=t0 - 0.001)
+        lab.diagram(res, rows, lines, "TCP 4-way teardown")
+    return res
+
+
+@step("time-wait")
+def time_wait(ctx: StepContext) -> StepResult:
+    res = StepResult()
+    wall = time.perf_counter()
+    lab, out = _teardown(ctx, "time-wait", 70.0)
+    wall = time.perf_counter() - wall
+    with lab:
+        evs = lab.select("tcp", "state", "client")
+        tw = next(ev.time for ev in evs if ev.details["new"] == "TIME-WAIT")
+        closed = next(ev.time for ev in evs if ev.details["new"] == "CLOSED" and ev.time > tw)
+        c = lab.net.node("client")
+        msl = c.tcp.config.msl
+        res.facts = {
+            "MSL": f"{msl:g} s",
+            "TIME-WAIT entered at": f"{tw:.6f} s (virtual)",
+            "CLOSED at": f"{closed:.6f} s (virtual)",
+            "time spent in TIME-WAIT": f"{closed - tw:.6f} s = 2 x MSL",
+            "wall time for the whole run": f"{wall:.2f} s",
+        }
+        res.data = {"tw": tw, "closed": closed, "msl": msl, "wall": wall}
+        lines = ["client", "server"]
+        rows = lab.rows(lines, kinds={"tcp"}, start=out["close_at"] - 0.001)
+        lab.diagram(res, rows, lines, "TIME-WAIT lasts 2 MSL")
+    return res
+
+
+@step("udp")
+def udp_step(ctx: StepContext) -> StepResult:
+    res = StepResult()
+    lab = Lab(ctx, "udp")
+    with lab:
+        a, b = lab.net.add_host("a"), lab.net.add_host("b")
+        link = lab.connect("a", "b", delay="10ms", tap=True)
+        link.add_middleware(lambda d: Dropper(d, nth(lambda f: udp_view(f) is not None, 2),
+                                              "tour_loss"), reverse=False)
+        lab.start()
+        got: list[bytes] = []
+        msgs = [b"first", b"second", b"third"]
+
+        async def main() -> None:
+            rx = b.udp_socket(4)
+            rx.bind(("", 7000))
+            tx = a.udp_socket(4)
+            await asyncio.sleep(1.0)
+            for m in msgs:
+                await tx.sendto(m, (_ip(b), 7000))
+                await asyncio.sleep(0.01)
+            while True:
+                try:
+                    got.append((await asyncio.wait_for(rx.recvfrom(), 3.0))[0])
+                except TimeoutError:
+                    break
+
+        lab.run(main(), until=30)
+        after = [f for t, d, f in lab.frames if t >= 1.0 and d == "a>b"]
+        udps = [u for f in after if (u := udp_view(f)) is not None]
+        first_ip = next(f for f in after if l4(f) is not None)
+        hdr = udps[0].length - len(udps[0].payload) if udps else None
+        res.facts = {
+            "UDP header": f"{hdr} bytes (ports, length, checksum)",
+            "first IP packet a sent": f"protocol {l4(first_ip)[0]} (17 = UDP): no handshake",
+            "datagrams sent": len(msgs),
+            "UDP frames a put on the link": len(udps),
+            "lost on the link": lab.net.counters()["links"]["a-b"]["a>b"].get(
+                "drop.tour_loss", 0),
+            "b received": [m.decode() for m in got],
+            "retransmissions": "none: UDP does not resend",
+        }
+        res.data = {"hdr": hdr, "got": got, "first_proto": l4(first_ip)[0],
+                    "tcp_frames": sum(1 for f in after if tcp_view(f) is not None)}
+        lines = ["a", "b"]
+        rows = lab.rows(lines, kinds={"udp"}, start=1.0)
+        lab.diagram(res, rows, lines, "UDP: no handshake, no resend")
+    return res
+
+
+@step("tcp-vs-udp")
+def tcp_vs_udp(ctx: StepContext) -> StepResult:
+    res = StepResult()
+    lab = Lab(ctx, "tcp-vs-udp")
+    with lab:
+        a, b = lab.net.add_host("a"), lab.net.add_host("b")
+        lab.connect("a", "b", delay="10ms", loss=0.1, reorder=0.2, reorder_delay="15ms")
+        lab.start()
+        got = bytearray()
+        data = _payload(30000, 4)
+        seqs: list[int] = []
+        n = 40
+
+        async def udp_side() -> None:
+            tx = a.udp_socket(4)
+            for i in range(n):
+                await tx.sendto(i.to_bytes(2, "big") + b"." * 100, (_ip(b), 7000))
+                await asyncio.sleep(0.005)
+
+        async def main() -> None:
+            await _sink(b, 80, got)
+            rx = b.udp_socket(4)
+            rx.bind(("", 7000))
+            await asyncio.sleep(1.0)
+            await asyncio.gather(_send(a, _ip(b), 80, data), udp_side())
+            while True:
+                try:
+                    d = (await asyncio.wait_for(rx.recvfrom(), 2.0))[0]
+                except TimeoutError:
+                    break
+                seqs.append(int.from_bytes(d[:2], "big"))
+
+        lab.run(main(), until=60)
+        st = [x for x in connection_stats(lab.net.nodes, lab.events) if x.node == "a"][0]
+        late = sum(1 for i in range(1, len(seqs)) if seqs[i] < max(seqs[:i]))
+        c = lab.net.counters()["links"]["a-b"]["a>b"]
+        res.facts = {
+            "link a>b": f"loss 10%, reorder 20%: {c.get('drop.loss', 0)} frames lost, "
+                        f"{c.get('reorder', 0)} reordered",
+            "TCP: bytes delivered": f"{len(got)} of {len(data)}, in order: "
+                                    f"{'yes' if bytes(got) == data else 'NO'}",
+            "TCP: retransmissions": st.retransmits,
+            "UDP: datagrams delivered": f"{len(seqs)} of {n}",
+            "UDP: arrived out of order": late,
+            "UDP: first arrivals": seqs[:12],
+        }
+        res.data = {"tcp_ok": bytes(got) == data, "udp": seqs, "n": n, "late": late,
+                    "retx": st.retransmits}
+        lines = ["a", "b"]
+        rows = lab.rows(lines, kinds={"udp"}, start=1.0, notes=False)
+        lab.diagram(res, cut(rows, 24), lines, "UDP under loss and reordering")
+    return res
+
+
+# -- the network layer ------------------------------------------------------------------------
+
+
+@step("routing-ttl")
+def routing_ttl(ctx: StepContext) -> StepResult:
+    res = StepResult()
+    lab = Lab(ctx, "routing-ttl")
+    with lab:
+        net = lab.net
+        a, b = net.add_host("a"), net.add_host("b")
+        r1, r2 = net.add_router("r1"), net.add_router("r2")
+        lab.connect("a", "r1", delay="2ms")
+        lab.connect("r1", "r2", delay="2ms")
+        lab.connect("r2", "b", delay="2ms", tap=True)
+        lab.start()
+        out: dict[str, Any] = {}
+
+        async def main() -> None:
+            await asyncio.sleep(1.0)
+            out["tr"] = await a.traceroute(_ip(b), method="icmp", probes=1, wait=1.0, out=None)
+            out["ping"] = await a.ping(_ip(b), count=1, out=None)
+            out["ttl1"] = await a.ping(_ip(b), count=1, ttl=1, timeout=1.0, out=None)
+
+        lab.run(main(), until=30)
+        ttl_at_b = [ip.ttl for ip in _ipv4_frames(lab.sent("r2>b")) if ip.proto == 1]
+        tr = out["tr"]
+        res.facts = {
+            "traceroute a -> b (hops)": tr.addresses,
+            "routers' addresses": f"r1 {_ip(r1)}, r2 {_ip(r2)}",
+            "TTL a sends / TTL arriving at b": f"64 / {ttl_at_b[-1] if ttl_at_b else None}",
+            "ping with TTL 1": out["ttl1"].errors[0] if out["ttl1"].errors else "no error",
+            "Time Exceeded sent by r1": a_count(r1, "icmp.tx.11/0"),
+        }
+        res.data = {"hops": tr.addresses, "r1": [str(x).split("/")[0] for x in r1.addresses()],
+                    "r2": [str(x).split("/")[0] for x in r2.addresses()], "b": _ip(b),
+                    "ttl_at_b": ttl_at_b, "te": a_count(r1, "icmp.tx.11/0")}
+        res.notes = ["r1's routing table (longest prefix wins):"] + [
+            "  " + line for line in str(r1.routes).splitlines() if "." in line.split()[0]]
+        lines = ["a", "r1", "r2", "b"]
+        rows = lab.rows(lines, kinds={"icmp"}, start=1.0)
+        lab.diagram(res, cut(rows, 30), lines, "Routing and TTL: traceroute")
+    return res
+
+
+@step("ping")
+def ping_step(ctx: StepContext) -> StepResult:
+    res = StepResult()
+    lab = Lab(ctx, "ping")
+    with lab:
+        net = lab.net
+        a, b = net.add_host("a"), net.add_host("b")
+        net.add_router("r")
+        lab.connect("a", "r", delay="5ms")
+        lab.connect("r", "b", delay="10ms")
+        lab.start()
+        lines_out: list[str] = []
+        out: dict[str, Any] = {}
+
+        async def main() -> None:
+            await asyncio.sleep(1.0)
+            out["p"] = await a.ping(_ip(b), count=3, out=lines_out.append)
+
+        lab.run(main(), until=30)
+        p = out["p"]
+        res.facts = {
+            "echo requests / replies": f"{p.transmitted} / {p.received}",
+            "round-trip times (ms)": [round(x * 1000, 3) for x in p.rtts],
+            "one-way delay a-r-b": "5 ms + 10 ms: RTT >= 30 ms",
+        }
+        res.data = {"tx": p.transmitted, "rx": p.received, "rtts": p.rtts}
+        res.notes = lines_out[:6]
+        lines = ["a", "r", "b"]
+        rows = lab.rows(lines, kinds={"icmp"}, start=1.0)
+        lab.diagram(res, rows, lines, "ICMP echo")
+    return res
+
+
+@step("arp")
+def arp_step(ctx: StepContext) -> StepResult:
+    from stacklab.wire import arp
+
+    res = StepResult()
+    lab = Lab(ctx, "arp")
+    with lab:
+        a, b = lab.net.add_host("a"), lab.net.add_host("b")
+        lab.connect("a", "b", delay="5ms", tap=True)
+        lab.start()
+        out: dict[str, Any] = {}
+
+        async def main() -> None:
+            await asyncio.sleep(1.0)
+            out["before"] = str(a.neighbors)
+            out["p"] = await a.ping(_ip(b), count=1, family=4, out=None)
+            out["after"] = str(a.neighbors)
+
+        lab.run(main(), until=10)
+        req = rep = echo_t = None
+        rep_t = None
+        for t, d, f in lab.frames:
+            if t < 1.0:
+                continue
+            eth = EthernetView(f)
+            if eth.ethertype == ETH_P_ARP:
+                v = arp.ArpView(eth.payload)
+                if v.op == arp.ARP_REQUEST and d == "a>b" and req is None:
+                    req = (eth.dst.hex(":"), v.tpa)
+                elif v.op == arp.ARP_REPLY and d == "b>a" and rep is None:
+                    rep = (eth.dst.hex(":"), v.sha.hex(":"))
+                    rep_t = t
+            elif d == "a>b" and echo_t is None and (got := l4(f)) is not None and got[0] == 1:
+                echo_t = t
+        cache = [f"{ev.details['old']}>{ev.details['new']}" for ev in
+                 lab.select("arp", "cache", "a") if ev.time >= 1.0
+                 and ev.details.get("ip") == _ip(b)]
+        res.facts = {
+            "who-has sent to": f"{req[0] if req else None} (broadcast)",
+            "reply sent to": f"{rep[0] if rep else None} (a's MAC, unicast)",
+            "b's MAC in the reply": rep[1] if rep else None,
+            "echo request waited until": f"{echo_t:.6f} s (reply sent at {rep_t:.6f}, "
+                                         f"arrives 5 ms later)" if echo_t and rep_t else None,
+            "a's cache entry for b": cache,
+        }
+        res.data = {"req": req, "rep": rep, "echo_t": echo_t, "rep_t": rep_t, "cache": cache,
+                    "a_mac": lab.net.node("a").interfaces[0].mac.hex(":")
+                    if hasattr(lab.net.node("a").interfaces[0], "mac") else None}
+        res.notes = ["ip neigh on a:"] + ["  " + x for x in out["after"].splitlines()
+                                           if "." in x.split(" ")[0]]
+        lines = ["a", "b"]
+        rows = lab.rows(lines, kinds={"arp", "icmp"}, start=1.0)
+        lab.diagram(res, rows, lines, "ARP: who-has, is-at")
+    return res
+
+
+# -- the application layer --------------------------------------------------------------------
+
+
+def _text_of(payload: bytes) -> str:
+    """The first line of a payload when it is text; ``<N bytes of binary>`` otherwise."""
+    line = payload[:120].split(b"\n")[0].rstrip(b"\r")
+    if len(line) >= 3 and all(32 <= ch < 127 for ch in line):
+        return line.decode("ascii")
+    return f"<{len(payload)} bytes, binary>"
+
+
+def _app_rows(lab: Lab, lines: list[str], start: float, port: int | None = None) -> list[Any]:
+    """TCP rows between client and server, data segments labelled with what they carry."""
+    payloads: dict[str, list[bytes]] = {}
+    for _, d, f in lab.frames:
+        v = tcp_view(f)
+        if v is None:
+            continue
+        payloads.setdefault(d, []).append(bytes(v.payload) if v.payload_len else b"")
+    index: dict[str, int] = {}
+    rows: list[Any] = []
+    for r in lab.rows(lines, kinds={"tcp"}):
+        if isinstance(r, Arrow):
+            key = f"{r.src}>{r.dst}"
+            i = index.get(key, 0)
+            index[key] = i + 1
+            data = payloads.get(key, [])[i] if i < len(payloads.get(key, [])) else b""
+            if r.time < start:
+                continue
+            if data:
+                r = Arrow(r.t_send, r.t_recv, r.src, r.dst, f"len {len(data)}: {_text_of(data)}")
+            elif "[S" not in r.label and "F" not in r.label.split("]")[0]:
+                continue  # bare ACKs
+        elif r.time < start:
+            continue
+        rows.append(r)
+    return rows
+
+
+def _wire_text(lab: Lab, direction: str) -> bytes:
+    return b"".join(bytes(v.payload) for _, d, f in lab.frames
+                    if d == direction and (v := tcp_view(f)) is not None and v.payload_len)
+
+
+@step("http")
+def http_step(ctx: StepContext) -> StepResult:
+    from stacklab.apps.http import http_get, serve_http
+
+    res = StepResult()
+    lab, c, s = _pair(ctx, "http", delay="5ms")
+    with lab:
+        out: dict[str, Any] = {}
+
+        async def main() -> None:
+            server = await serve_http(s, 80, bytes=3000)
+            await asyncio.sleep(1.0)
+            out["r"] = await http_get(c, _ip(s), "/hello.txt", 80)
+            await server.close()
+
+        lab.run(main(), until=30)
+        r = out["r"]
+        up = _wire_text(lab, "client>server")
+        down = _wire_text(lab, "server>client")
+        req_lines = up.split(b"\r\n\r\n")[0].decode().split("\r\n")
+        status = down.split(b"\r\n")[0].decode()
+        res.facts = {
+            "request line": req_lines[0],
+            "request headers": [h.split(":")[0] for h in req_lines[1:]],
+            "status line": status,
+            "response body": f"{len(r.body)} bytes, sha256 {r.sha256[:16]}...",
+            "body readable on the wire": r.body[:64] in down,
+        }
+        res.data = {"status": r.status, "request": req_lines[0], "status_line": status,
+                    "body_on_wire": r.body[:64] in down, "body": len(r.body)}
+        lines = ["client", "server"]
+        lab.diagram(res, cut(_app_rows(lab, lines, 1.0), 24), lines, "HTTP/1.1 GET")
+    return res
+
+
+@step("ssh")
+def ssh_step(ctx: StepContext) -> StepResult:
+    from stacklab.apps.ssh import serve_ssh, ssh_exec
+
+    res = StepResult()
+    lab, c, s = _pair(ctx, "ssh", delay="5ms")
+    with lab:
+        out: dict[str, Any] = {}
+        secret = "echo the-secret-word-is-swordfish"
+
+        async def main() -> None:
+            server = await serve_ssh(s, 22)
+            await asyncio.sleep(1.0)
+            out["r"] = await ssh_exec(c, _ip(s), 22, secret,
+                                      host_key=server.host_public_key)
+            await server.close()
+
+        lab.run(main(), until=60)
+        r = out["r"]
+        up = _wire_text(lab, "client>server")
+        down = _wire_text(lab, "server>client")
+        banners = [x.split(b"\r\n")[0].decode() for x in (up, down)]
+        res.facts = {
+            "client banner (clear text)": banners[0],
+            "server banner (clear text)": banners[1],
+            "command's output": r.stdout.decode().strip(),
+            "output visible on the wire": b"swordfish" in up + down,
+            "bytes on the wire after the banners": len(up) + len(down) - sum(
+                len(b) + 2 for b in banners),
+        }
+        res.data = {"banners": banners, "stdout": r.stdout, "leak": b"swordfish" in up + down,
+                    "exit": r.exit_status}
+        lines = ["client", "server"]
+        lab.diagram(res, cut(_app_rows(lab, lines, 1.0), 20), lines, "SSH: all ciphertext")
+    return res
+
+
+@step("ftp")
+def ftp_step(ctx: StepContext) -> StepResult:
+    from stacklab.apps.ftp import ftp_get, serve_ftp
+
+    res = StepResult()
+    lab, c, s = _pair(ctx, "ftp", delay="5ms")
+    with lab:
+        out: dict[str, Any] = {}
+
+        async def main() -> None:
+            server = await serve_ftp(s, 21, bytes=5000)
+            await asyncio.sleep(1.0)
+            out["r"] = await ftp_get(c, _ip(s), 21, "/file.bin", mode="passive")
+            await server.close()
+
+        lab.run(main(), until=60)
+        r = out["r"]
+        conns = [x for x in connection_stats(lab.net.nodes, lab.events) if x.node == "client"]
+        control = [x for x in conns if x.remote.endswith(":21")]
+        data_c = [x for x in conns if not x.remote.endswith(":21")]
+        up = _wire_text(lab, "client>server").decode("latin-1")
+        verbs = [ln.split(" ")[0] for ln in up.split("\r\n") if ln[:4].isalpha()]
+        res.facts = {
+            "connections": len(conns),
+            "control": f"{control[0].local} > {control[0].remote}" if control else None,
+            "data (passive)": f"{data_c[0].local} > {data_c[0].remote}" if data_c else None,
+            "commands sent": verbs,
+            "file": f"{r.bytes} bytes, sha256 {r.sha256[:16]}...",
+            "bytes on the data connection": data_c[0].bytes_received if data_c else None,
+        }
+        res.data = {"conns": len(conns), "verbs": verbs, "bytes": r.bytes,
+                    "data_bytes": data_c[0].bytes_received if data_c else None,
+                    "control": bool(control)}
+        lines = ["client", "server"]
+        lab.diagram(res, cut(_app_rows(lab, lines, 1.0), 30), lines, "FTP: control and data")
+    return res
+
+
+@step("smtp")
+def smtp_step(ctx: StepContext) -> StepResult:
+    from stacklab.apps.smtp import make_message, send_mail, serve_smtp
+
+    res = StepResult()
+    lab, c, s = _pair(ctx, "smtp", delay="5ms")
+    with lab:
+        out: dict[str, Any] = {}
+        message = make_message("alice@client.stacklab", "bob@server.stacklab", 600)
+
+        async def main() -> None:
+            server = await serve_smtp(s, 25)
+            await asyncio.sleep(1.0)
+            out["r"] = await send_mail(c, _ip(s), 25, "alice@client.stacklab",
+                                       "bob@server.stacklab", message)
+            out["stored"] = server.last_sha256
+            await server.close()
+
+        lab.run(main(), until=60)
+        r = out["r"]
+        up = _wire_text(lab, "client>server").decode("latin-1")
+        down = _wire_text(lab, "server>client").decode("latin-1")
+        cmds = [ln.split(":")[0].split(" ")[0] if not ln.startswith(("MAIL", "RCPT"))
+                else " ".join(ln.split(" ")[:2]).split(":")[0]
+                for ln in up.split("\r\n") if ln[:4].isupper() and ln[:4].isalpha()]
+        codes = [ln[:3] for ln in down.split("\r\n") if ln[:3].isdigit() and ln[3:4] == " "]
+        res.facts = {
+            "client commands": cmds,
+            "server replies": codes,
+            "message": f"{len(message)} bytes; stored copy sha256 matches: "
+                       f"{'yes' if out['stored'] == _sha(message) else 'NO'}",
+            "final reply": f"{r.code} {r.reply}"[:50],
+        }
+        res.data = {"cmds": cmds, "codes": codes, "stored_ok": out["stored"] == _sha(message)}
+        lines = ["client", "server"]
+        lab.diagram(res, cut(_app_rows(lab, lines, 1.0), 30), lines, "SMTP: one message")
     return res
