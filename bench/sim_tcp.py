@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Bulk TCP on the simulator: how many payload bytes and segments stacklab moves per wall-second.
+
+Two hosts on one point-to-point link (1 ms delay, no rate limit, MTU 1500 or 9000, no loss or
+1 % random loss in both directions). Host ``a`` writes ``--size`` bytes of seeded random data in
+64 KiB writes through the asyncio stream API, then half-closes; host ``b`` runs a discard
+protocol (``create_server``) that hashes what it receives. The clock stops when ``b`` has the last
+byte; the transfer is checked (length and SHA-256). Everything runs in one thread: the figure is
+the whole simulation (both TCP stacks, IP, the links, the virtual-time loop) on one core.
+
+Columns: payload MB (10^6 bytes) per wall-second, frames per wall-second (both directions: data
+segments and ACKs), data segments per wall-second, virtual time of the transfer, retransmissions.
+Best of ``--repeats`` runs per row (interleaved). ``--profile`` profiles one extra run of the
+first row and prints the top entries by own time, plus the share of each source area.
+
+Usage: ``python3 bench/sim_tcp.py [--quick] [--size 16MiB] [--repeats 3] [--profile]
+[--only 1500,9000] [--loss 0,0.01]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Profiler, loadavg, machine_line, table  # noqa: E402
+from stacklab.net.network import Network  # noqa: E402
+from stacklab.net.units import parse_size  # noqa: E402
+
+TARGET_MBS = 50.0  # issue 11: >= 50 MB/s of payload per wall-second at MTU 1500, no loss
+CHUNK = 64 * 1024
+
+
+@dataclass
+class Result:
+    mtu: int
+    loss: float
+    nbytes: int
+    wall: float
+    virtual: float
+    frames: int
+    data_segments: int
+    retransmits: int
+
+    @property
+    def mbs(self) -> float:
+        return self.nbytes / self.wall / 1e6
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall
+
+    @property
+    def dps(self) -> float:
+        return self.data_segments / self.wall
+
+
+def one_run(size: int, mtu: int, loss: float, seed: int = 1,
+            profiler: Profiler | None = None) -> Result:
+    net = Network(seed=seed)
+    a, b = net.add_host("a"), net.add_host("b")
+    params: dict = {"mtu": mtu, "delay": "1ms"}
+    if loss:
+        params["loss"] = loss
+    link = net.connect(a, b, **params)
+    net.autoconfigure()
+    data = random.Random(f"sim_tcp/{seed}").randbytes(size)
+    sink = {"n": 0, "h": hashlib.sha256(), "done": None}
+
+    class Discard(asyncio.Protocol):
+        def data_received(self, d: bytes) -> None:
+            sink["n"] += len(d)
+            sink["h"].update(d)
+            if sink["n"] >= size and sink["done"] is None:
+                sink["done"] = time.perf_counter()
+
+    marks: dict[str, float] = {}
+
+    async def main() -> None:
+        await b.create_server(Discard, port=9)
+        reader, writer = await a.open_connection("b", 9)
+        marks["t0"] = time.perf_counter()
+        marks["v0"] = net.loop.time()
+        mv = memoryview(data)
+        for off in range(0, size, CHUNK):
+            writer.write(mv[off:off + CHUNK])
+            await writer.drain()
+        writer.write_eof()
+        while sink["done"] is None:
+            await asyncio.sleep(0.001)
+        marks["v1"] = net.loop.time()
+        marks["retx"] = writer.get_extra_info("tcp_info")["retransmits"]
+        writer.close()
+
+    if profiler is not None:
+        with profiler:
+            net.run(main(), until=36000)
+    else:
+        net.run(main(), until=36000)
+    wall = sink["done"] - marks["t0"]
+    if sink["n"] != size or sink["h"].digest() != hashlib.sha256(data).digest():
+        raise SystemExit(f"transfer corrupted: {sink['n']} of {size} bytes")
+    fwd, rev = link.directions
+    frames = fwd.counters["tx.frames"] + rev.counters["tx.frames"]
+    # data segments: frames a->b (the handshake and FIN are a handful)
+    result = Result(mtu, loss, size, wall, marks["v1"] - marks["v0"], frames,
+                    fwd.counters["tx.frames"], marks["retx"])
+    net.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, one run (smoke test)")
+    ap.add_argument("--size", default=None, help="bytes per transfer (default 16MiB)")
+    ap.add_argument("--repeats", type=int, default=None, help="runs per row (best is kept)")
+    ap.add_argument("--only", default="1500,9000", help="MTUs, comma-separated")
+    ap.add_argument("--loss", default="0,0.01", help="loss rates, comma-separated")
+    ap.add_argument("--profile", action="store_true", help="profile one run of the first row")
+    ap.add_argument("--top", type=int, default=25, help="profile entries to print")
+    args = ap.parse_args(argv)
+    size = parse_size(args.size, "size") if args.size else (256 * 1024 if args.quick
+                                                            else 16 * 1024 * 1024)
+    repeats = args.repeats or (1 if args.quick else 3)
+    mtus = [int(x) for x in args.only.split(",")]
+    losses = [float(x) for x in args.loss.split(",")]
+    rows_spec = [(m, l) for m in mtus for l in losses]
+
+    print(machine_line())
+    load0 = loadavg()
+    best: dict[tuple[int, float], Result] = {}
+    for _ in range(repeats):
+        for mtu, loss in rows_spec:
+            r = one_run(size, mtu, loss)
+            if (mtu, loss) not in best or r.wall < best[mtu, loss].wall:
+                best[mtu, loss] = r
+    rows = []
+    for mtu, loss in rows_spec:
+        r = best[mtu, loss]
+        rows.append((f"MTU {mtu}, loss {100 * loss:g} %", f"{r.nbytes / 1e6:.1f}",
+                     f"{r.mbs:.2f}", f"{r.fps / 1000:.1f}k", f"{r.dps / 1000:.1f}k",
+                     f"{r.virtual:.3f}", r.retransmits))
+    print(f"bulk TCP a -> b on the simulator, {size / 1e6:.1f} MB per transfer, "
+          f"best of {repeats}")
+    print(table(["transfer", "MB", "MB/wall-s", "frames/s", "data segs/s", "virtual s",
+                 "retx"], rows))
+    first = best[rows_spec[0]]
+    if rows_spec[0] == (1500, 0.0):
+        print(f"target >= {TARGET_MBS:g} MB/s at MTU 1500, no loss: measured {first.mbs:.2f} "
+              f"MB/s ({first.mbs / TARGET_MBS:.2f}x of target, "
+              f"{1e6 * first.wall / max(1, first.data_segments):.1f} us of wall time per data "
+              "segment incl. its share of ACKs)")
+    print(f"load average before/after: {load0} / {loadavg()}")
+    if args.profile:
+        mtu, loss = rows_spec[0]
+        prof = Profiler(True)
+        one_run(size, mtu, loss, profiler=prof)
+        print(f"\nprofile of one run, MTU {mtu}, loss {100 * loss:g} % (own time by area: "
+              f"{prof.layer_shares()})")
+        print(prof.top(args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
