@@ -318,6 +318,9 @@ class ServerBase:
     ``refuse(writer)`` (what a client over the limit is told before the connection closes).
     ``errors`` counts why connections ended badly; ``errors["internal"]`` counts bugs (an
     unexpected exception in a handler) — tests assert it stays 0 under bad input.
+    ``on_close(writer, outcome, seconds)``, when set, is called as each connection ends
+    (``outcome``: "closed", "refused" or why it ended badly; ``seconds`` it lasted, loop time):
+    a CLI's connection log.
     """
 
     def __init__(self, limits: ServerLimits | None = None) -> None:
@@ -330,6 +333,7 @@ class ServerBase:
         self.last_sha256: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self.on_close: Callable[[Any, str, float], None] | None = None
 
     def count(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -344,23 +348,29 @@ class ServerBase:
         return self
 
     async def _on_connect(self, reader: Any, writer: Any) -> None:
+        opened = asyncio.get_running_loop().time()
         if not self.gate.try_enter():
             try:
                 await self.refuse(writer)
             except (OSError, ConnectionError):
                 pass
             await close_writer(writer)
+            self._closed(writer, "refused", opened)
             return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        outcome = "closed"
         try:
             await self.handle(reader, writer)
         except TimeoutError:  # (an OSError subclass: test it first)
             self.count("idle_timeout")
+            outcome = "idle_timeout"
         except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
             self.count(type(exc).__name__)
+            outcome = type(exc).__name__
         except asyncio.CancelledError:
+            outcome = "cancelled"
             if not self._closing:
                 raise
             # close() cancelled us: end quietly (asyncio 3.11's start_server callback would
@@ -369,11 +379,20 @@ class ServerBase:
             import logging
             logging.getLogger(__name__).exception("internal error in %s", type(self).__name__)
             self.count("internal")
+            outcome = "internal error"
         finally:
             self.gate.leave()
             if task is not None:
                 self._tasks.discard(task)
             await close_writer(writer)
+            self._closed(writer, outcome, opened)
+
+    def _closed(self, writer: Any, outcome: str, opened: float) -> None:
+        if self.on_close is not None:
+            try:
+                self.on_close(writer, outcome, asyncio.get_running_loop().time() - opened)
+            except Exception:  # a log must not break the server
+                pass
 
     async def handle(self, reader: Any, writer: Any) -> None:
         raise NotImplementedError

@@ -5,6 +5,18 @@ Host mode, one device::
     stacklab tap --dev tap0 --ipv4 10.0.0.2/24 [--ipv6 fd00::2/64] [--gw 10.0.0.1] [--mtu 1500]
                  [--serve echo:7,discard:9,chargen:19,daytime:13,udp-echo:7] [--pcap FILE]
 
+Application servers (stacklab.apps) on the same host::
+
+    stacklab tap --dev tap0 --ipv4 10.0.0.2/24 --up --root /srv/lab \
+                 --serve http:80,smtp:25,ftp:21,ssh:22 --ssh-authorized-keys ~/.ssh/id_ed25519.pub
+
+``--root DIR``: HTTP serves the files under DIR, anonymous FTP reads and writes files under DIR
+(nothing outside it is reachable), SMTP stores each accepted message as DIR/mail/NNNNNN.eml.
+Without ``--root``, HTTP and FTP serve a deterministic body at any path and SMTP keeps mail in
+memory. SSH (a small command set: echo, cat, sha256sum, exit N...) logs in user ``--ssh-user``
+(default stacklab) by ``--ssh-password`` and/or a key in ``--ssh-authorized-keys FILE``; one of
+the two is required.
+
 Router mode, two or more devices, addresses (and optionally the MTU) per device::
 
     stacklab tap --router --dev tapA=10.0.1.1/24,fd00:1::1/64 --dev tapB=10.0.2.1/24,mtu=1280
@@ -27,7 +39,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-SERVICES_TCP = ("echo", "discard", "chargen", "daytime", "http")
+SERVICES_TCP = ("echo", "discard", "chargen", "daytime", "http", "smtp", "ftp", "ssh")
+SERVICES_APPS = ("http", "smtp", "ftp", "ssh")  # run by stacklab.apps servers
+SERVICES_ROOT = ("http", "smtp", "ftp")         # use --root
+MAIL_DIR = "mail"                               # SMTP stores into ROOT/mail
 SERVICES_UDP = ("udp-echo", "udp-discard")
 
 
@@ -38,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=("examples:\n"
                 "  stacklab tap --dev tap0 --ipv4 10.0.0.2/24 --serve echo:7,discard:9\n"
+                "  stacklab tap --dev tap0 --ipv4 10.0.0.2/24 --root DIR "
+                "--serve http:80,smtp:25,ftp:21,ssh:22 --ssh-password secret\n"
                 "  stacklab tap --router --dev tapA=10.0.1.1/24 --dev tapB=10.0.2.1/24,mtu=1280"))
     p.add_argument("--dev", action="append", default=[], metavar="NAME[=ADDR/LEN,...]",
                    help="TAP device (created if missing); in router mode, repeat it and give "
@@ -52,6 +69,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mac", help="the stack's MAC address (default: derived from the device name)")
     p.add_argument("--serve", default="", metavar="SVC:PORT,...",
                    help=f"services: {', '.join(SERVICES_TCP + SERVICES_UDP)}")
+    p.add_argument("--root", metavar="DIR",
+                   help="files for the application servers: HTTP serves DIR, FTP serves and "
+                        f"stores in DIR, SMTP stores mail in DIR/{MAIL_DIR}/ (one .eml each)")
+    p.add_argument("--ssh-user", metavar="NAME", default="stacklab",
+                   help="the user the ssh service logs in (default stacklab; '*' = any name)")
+    p.add_argument("--ssh-password", metavar="PASSWORD",
+                   help="password of --ssh-user for the ssh service")
+    p.add_argument("--ssh-authorized-keys", metavar="FILE",
+                   help="OpenSSH authorized_keys file: keys that may log in to the ssh service")
     p.add_argument("--router", action="store_true", help="run a router between the devices")
     p.add_argument("--pcap", metavar="FILE", help="capture every frame in and out to FILE")
     p.add_argument("--netns", metavar="NS", help="open the devices in network namespace NS")
@@ -165,6 +191,16 @@ def stack_mac(devname: str, salt: str = "") -> bytes:
 
 
 @dataclass
+class AppOptions:
+    """What the application services (http, smtp, ftp, ssh) need beside their port."""
+
+    root: str | None = None
+    ssh_user: str | None = "stacklab"       # None: any user name
+    ssh_password: str | None = None
+    ssh_authorized_keys: str | None = None  # the file's text
+
+
+@dataclass
 class TapConfig:
     router: bool
     devices: list[DeviceSpec]
@@ -172,6 +208,62 @@ class TapConfig:
     services: list[ServiceSpec]
     mac: bytes | None
     mtu: int | None
+    apps: AppOptions = field(default_factory=AppOptions)
+
+
+def parse_app_options(args: argparse.Namespace, services: list[ServiceSpec]) -> AppOptions:
+    kinds = {s.kind for s in services}
+    opts = AppOptions()
+    root = getattr(args, "root", None)
+    if root is not None:
+        if not kinds & set(SERVICES_ROOT):
+            raise _error("--root is for the http, smtp and ftp services; none is served")
+        if not os.path.isdir(root):
+            raise _error(f"bad --root {root!r}: not a directory")
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise _error(f"bad --root {root!r}: not readable")
+        if kinds & {"smtp", "ftp"} and not os.access(root, os.W_OK):
+            raise _error(f"bad --root {root!r}: not writable (smtp and ftp store files in it)")
+        opts.root = os.path.abspath(root)
+    user = getattr(args, "ssh_user", "stacklab")
+    password = getattr(args, "ssh_password", None)
+    keys_file = getattr(args, "ssh_authorized_keys", None)
+    ssh_given = password is not None or keys_file is not None or user != "stacklab"
+    if "ssh" not in kinds:
+        if ssh_given:
+            raise _error("--ssh-user/--ssh-password/--ssh-authorized-keys are for the ssh "
+                         "service: add ssh:PORT to --serve")
+        return opts
+    if not user or any(c.isspace() or c == ":" for c in user):
+        raise _error(f"bad --ssh-user {user!r}: expected a user name (or '*' for any)")
+    opts.ssh_user = None if user == "*" else user
+    if password is not None:
+        if not password:
+            raise _error("bad --ssh-password: empty")
+        opts.ssh_password = password
+    if keys_file is not None:
+        try:
+            with open(keys_file, encoding="utf-8") as f:
+                text = f.read(1 << 20)
+        except OSError as exc:
+            raise _error(f"cannot read --ssh-authorized-keys {keys_file!r}: "
+                         f"{exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise _error(f"bad --ssh-authorized-keys {keys_file!r}: not a text file") from None
+        import asyncssh
+
+        try:
+            asyncssh.import_authorized_keys(text)
+        except (ValueError, asyncssh.KeyImportError) as exc:
+            raise _error(f"bad --ssh-authorized-keys {keys_file!r}: {exc}") from None
+        if not any(ln.strip() and not ln.lstrip().startswith("#")
+                   for ln in text.splitlines()):
+            raise _error(f"bad --ssh-authorized-keys {keys_file!r}: no key in it")
+        opts.ssh_authorized_keys = text
+    if opts.ssh_password is None and opts.ssh_authorized_keys is None:
+        raise _error("the ssh service needs --ssh-password PASSWORD and/or "
+                     "--ssh-authorized-keys FILE (nobody could log in)")
+    return opts
 
 
 def parse_args(args: argparse.Namespace) -> TapConfig:
@@ -207,6 +299,7 @@ def parse_args(args: argparse.Namespace) -> TapConfig:
     services = parse_services(args.serve)
     if router and services:
         raise _error("--serve is for host mode (a router serves nothing)")
+    apps = parse_app_options(args, services)
     mac = None
     if args.mac:
         from stacklab.wire.addr import mac_bytes
@@ -215,7 +308,7 @@ def parse_args(args: argparse.Namespace) -> TapConfig:
             mac = mac_bytes(args.mac)
         except ValueError as exc:
             raise _error(f"bad MAC {args.mac!r}: {exc}") from None
-    return TapConfig(router, devices, gateways, services, mac, mtu)
+    return TapConfig(router, devices, gateways, services, mac, mtu, apps)
 
 
 # -- building the node ---------------------------------------------------------------------------
@@ -313,10 +406,53 @@ def tcp_service(kind: str, port: int, log: ConnLog) -> Any:
     return handler
 
 
-async def start_services(node: Any, services: list[ServiceSpec], log: ConnLog) -> list[Any]:
+async def start_app_service(node: Any, svc: ServiceSpec, opts: AppOptions,
+                            log: ConnLog) -> Any:
+    """An application server of :mod:`stacklab.apps` on ``node``, logging each connection."""
+    root = opts.root
+    server: Any
+    if svc.kind == "ssh":
+        from stacklab.apps.ssh import serve_ssh
+
+        server = await serve_ssh(node, svc.port, user=opts.ssh_user,
+                                 password=opts.ssh_password,
+                                 authorized_keys=opts.ssh_authorized_keys)
+        log.line(f"ssh:{svc.port} host key {server.host_key.get_fingerprint()}")
+        return server
+    if svc.kind == "http":
+        from stacklab.apps.http import HttpServer
+
+        server = HttpServer(root=root)
+    elif svc.kind == "smtp":
+        from stacklab.apps.smtp import Mailbox, SmtpServer
+
+        server = SmtpServer(Mailbox(os.path.join(root, MAIL_DIR) if root else None))
+    else:
+        from stacklab.apps.ftp import FtpServer
+
+        server = FtpServer(root=root)
+
+    def on_close(writer: Any, outcome: str, seconds: float) -> None:
+        extra = ""
+        if svc.kind == "smtp" and server.mailbox.messages:
+            last = server.mailbox.messages[-1]
+            extra = f" messages={len(server.mailbox.messages)}"
+            if last.path is not None:
+                extra += f" last={last.path}"
+        log.line(f"tcp {svc.kind}:{svc.port} {_peer(writer)} {outcome}{extra} {seconds:.3f}s")
+
+    server.on_close = on_close
+    await server.start(node, svc.port)
+    return server
+
+
+async def start_services(node: Any, services: list[ServiceSpec], log: ConnLog,
+                         apps: AppOptions | None = None) -> list[Any]:
     started = []
     for svc in services:
-        if svc.kind in SERVICES_TCP:
+        if svc.kind in SERVICES_APPS:
+            started.append(await start_app_service(node, svc, apps or AppOptions(), log))
+        elif svc.kind in SERVICES_TCP:
             server = await node.start_server(tcp_service(svc.kind, svc.port, log), port=svc.port)
             started.append(server)
         else:
@@ -376,7 +512,7 @@ def run(args: argparse.Namespace) -> int:
         log = ConnLog(args.quiet)
 
         async def main() -> None:
-            await start_services(node, cfg.services, log)
+            await start_services(node, cfg.services, log, cfg.apps)
             what = "router" if cfg.router else "host"
             for d in cfg.devices:
                 log.line(f"{what} on {d.name}: {', '.join(d.addresses)}"
