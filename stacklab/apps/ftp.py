@@ -904,6 +904,8 @@ class FtpClient:
         await self.expect(f"DELE {path}", 250)
 
     async def size(self, path: str) -> int:
+        # RFC 3659 §4: the size depends on TYPE; servers may refuse SIZE in ASCII mode
+        await self.expect("TYPE I", 200)
         return int((await self.expect(f"SIZE {path}", 213)).strip())
 
     # -- data connections ----------------------------------------------------------------------
