@@ -250,15 +250,15 @@ def parse_app_options(args: argparse.Namespace, services: list[ServiceSpec]) -> 
                          f"{exc.strerror}") from None
         except UnicodeDecodeError:
             raise _error(f"bad --ssh-authorized-keys {keys_file!r}: not a text file") from None
+        if not any(ln.strip() and not ln.lstrip().startswith("#")
+                   for ln in text.splitlines()):
+            raise _error(f"bad --ssh-authorized-keys {keys_file!r}: no key in it")
         import asyncssh
 
         try:
             asyncssh.import_authorized_keys(text)
         except (ValueError, asyncssh.KeyImportError) as exc:
             raise _error(f"bad --ssh-authorized-keys {keys_file!r}: {exc}") from None
-        if not any(ln.strip() and not ln.lstrip().startswith("#")
-                   for ln in text.splitlines()):
-            raise _error(f"bad --ssh-authorized-keys {keys_file!r}: no key in it")
         opts.ssh_authorized_keys = text
     if opts.ssh_password is None and opts.ssh_authorized_keys is None:
         raise _error("the ssh service needs --ssh-password PASSWORD and/or "

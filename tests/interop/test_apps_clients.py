@@ -102,6 +102,7 @@ AIOSMTPD_SERVER = textwrap.dedent('''
 
 def test_smtp_client_against_aiosmtpd(netns: Netns, host_on_tap: StackOnTap,
                                       tmp_path: Path) -> None:
+    pytest.importorskip("aiosmtpd", reason="aiosmtpd is in the test extra: pip install .[test]")
     script = tmp_path / "smtpd.py"
     script.write_text(AIOSMTPD_SERVER)
     out = tmp_path / "mail"
