@@ -185,7 +185,8 @@ class _Refused(asyncio.Protocol):
 
 class SshServer:
     """An SSH server; ``password`` and/or ``authorized_keys`` (OpenSSH text) enable logins for
-    ``user`` (any user name when ``user`` is None)."""
+    ``user`` (any user name when ``user`` is None). ``on_close(peername, outcome, seconds)``,
+    when set, is called as each SSH connection ends (a CLI's connection log)."""
 
     def __init__(self, *, user: str | None = "stacklab", password: str | None = "stacklab",
                  authorized_keys: str | None = None, host_key: Any = None,
@@ -204,6 +205,7 @@ class SshServer:
         self.last_sha256: str | None = None   # of the last command's stdout
         self.commands: list[str] = []
         self.errors: dict[str, int] = {}
+        self.on_close: Callable[[Any, str, float], None] | None = None
 
     @property
     def host_public_key(self) -> str:
@@ -221,7 +223,32 @@ class SshServer:
         server = self
 
         class Auth(asyncssh.SSHServer):
+            peername: Any = None
+            opened = 0.0
+            username: str | None = None
+            logged_in = False
+
+            def connection_made(self, conn: Any) -> None:
+                self.peername = conn.get_extra_info("peername")
+                self.opened = asyncio.get_running_loop().time()
+
+            def auth_completed(self) -> None:
+                self.logged_in = True
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                if server.on_close is None:
+                    return
+                who = (f"user={self.username}" if self.logged_in
+                       else "no login" + (f" (tried {self.username})" if self.username else ""))
+                outcome = f"closed {who}" if exc is None else f"error: {exc} {who}"
+                try:
+                    server.on_close(self.peername, outcome,
+                                    asyncio.get_running_loop().time() - self.opened)
+                except Exception:  # a log must not break the server
+                    pass
+
             def begin_auth(self, username: str) -> bool:
+                self.username = username
                 return True
 
             def password_auth_supported(self) -> bool:

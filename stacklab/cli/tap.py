@@ -346,7 +346,8 @@ class ConnLog:
 
 
 def _peer(writer: Any) -> str:
-    peer = writer.get_extra_info("peername")
+    """``host:port`` of a stream's peer (or of a peername tuple itself)."""
+    peer = writer if isinstance(writer, tuple) else writer.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = peer[0]
         return f"[{host}]:{peer[1]}" if ":" in str(host) else f"{host}:{peer[1]}"
@@ -412,11 +413,16 @@ async def start_app_service(node: Any, svc: ServiceSpec, opts: AppOptions,
     root = opts.root
     server: Any
     if svc.kind == "ssh":
-        from stacklab.apps.ssh import serve_ssh
+        from stacklab.apps.ssh import SshServer
 
-        server = await serve_ssh(node, svc.port, user=opts.ssh_user,
-                                 password=opts.ssh_password,
-                                 authorized_keys=opts.ssh_authorized_keys)
+        server = SshServer(user=opts.ssh_user, password=opts.ssh_password,
+                           authorized_keys=opts.ssh_authorized_keys)
+
+        def ssh_closed(peername: Any, outcome: str, seconds: float) -> None:
+            log.line(f"tcp ssh:{svc.port} {_peer(peername)} {outcome} {seconds:.3f}s")
+
+        server.on_close = ssh_closed
+        await server.start(node, svc.port)
         log.line(f"ssh:{svc.port} host key {server.host_key.get_fingerprint()}")
         return server
     if svc.kind == "http":

@@ -221,6 +221,11 @@ def test_openssh_against_ssh_server(serve: Callable[..., ServingStack], netns: N
     rc, out, err = ssh("other", "echo should not run")
     assert rc == 255 and out == b"" and b"Permission denied" in err
 
+    # the connection log: one line per ssh run, the refused key without a login
+    lines = s.wait_log_count(r"tcp ssh:22 ", 7)
+    assert sum("closed user=stacklab" in ln for ln in lines) == 6, lines
+    assert sum("no login (tried stacklab)" in ln for ln in lines) == 1, lines
+    assert sum(f"[{STACK6}]" in ln or f"[{LINUX6}]" in ln for ln in lines) == 1, lines
     assert s.stop() == []
     banners = tshark_lines(str(s.pcap), "ssh.protocol")
     assert any("SSH-2.0-OpenSSH" in ln for ln in banners), banners
