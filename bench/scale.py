@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Many concurrent TCP connections in one simulation: open, idle, close.
+
+Two hosts on one link (MTU 1500, 1 ms delay). Host ``b`` listens (``create_server`` with a
+protocol that keeps its transport; listen backlog and ``max_syn_backlog`` raised to ``N``, so
+every handshake is a regular one, not a SYN cookie); host ``a`` opens ``N`` connections at once
+(``create_connection`` with ``asyncio.gather``), waits until all ``2 N`` ends are ESTABLISHED,
+lets them sit idle, then closes every client end and waits until both ends of every connection
+have reported ``connection_lost`` (the client ends go on to TIME-WAIT, as in Linux).
+
+Figures (best of ``--repeats``):
+
+* open time (wall): from the first ``connect`` call until the last of the ``2 N`` ends is up;
+  handshakes per wall-second = ``N`` / that;
+* close time (wall): from the first ``close`` until the last ``connection_lost``;
+* memory per idle connection: ``tracemalloc`` growth between "no connection" and "all idle
+  established", divided by ``N``: both ends (client TCB + transport + protocol and the server's
+  the same) and per end. Measured in a separate run (tracemalloc slows Python down ~2x, so the
+  timed runs have it off).
+
+Usage: ``python3 bench/scale.py [--quick] [-n 10000] [--repeats 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import loadavg, machine_line, table  # noqa: E402
+from stacklab.net.network import Network  # noqa: E402
+
+PORT = 5001
+
+
+def one_run(n: int, *, measure_memory: bool = False) -> dict[str, float]:
+    net = Network(seed=7)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b, mtu=1500, delay="1ms")
+    net.autoconfigure()
+    b.tcp.max_syn_backlog = n
+    counts = {"up": 0, "lost": 0}
+    marks: dict[str, float] = {}
+
+    class Idle(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            counts["up"] += 1
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            counts["lost"] += 1
+
+    async def wait_for(key: str, target: int) -> None:
+        while counts[key] < target:
+            await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        await b.create_server(Idle, port=PORT, backlog=n)
+        await asyncio.sleep(0.01)
+        gc.collect()
+        if measure_memory:
+            tracemalloc.start()
+            marks["mem0"] = tracemalloc.get_traced_memory()[0]
+        marks["t0"] = time.perf_counter()
+        results = await asyncio.gather(*(a.create_connection(Idle, "b", PORT)
+                                         for _ in range(n)))
+        await wait_for("up", 2 * n)
+        marks["t1"] = time.perf_counter()
+        await asyncio.sleep(1.0)  # idle: delayed ACKs and timers settle
+        if measure_memory:
+            gc.collect()
+            marks["mem1"] = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+        states = {t.state.value for h in (a, b) for t in h.tcp.conns.values()}
+        assert states == {"ESTABLISHED"}, states
+        marks["t2"] = time.perf_counter()
+        for transport, _ in results:
+            transport.close()
+        await wait_for("lost", 2 * n)
+        marks["t3"] = time.perf_counter()
+
+    net.run(main(), until=3600)
+    net.close()
+    out = {"open": marks["t1"] - marks["t0"], "close": marks["t3"] - marks["t2"]}
+    if measure_memory:
+        out["mem"] = (marks["mem1"] - marks["mem0"]) / n
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="200 connections, one run")
+    ap.add_argument("-n", type=int, default=None, help="connections (default 10000)")
+    ap.add_argument("--repeats", type=int, default=None)
+    args = ap.parse_args(argv)
+    n = args.n or (200 if args.quick else 10_000)
+    repeats = args.repeats or (1 if args.quick else 3)
+
+    print(machine_line())
+    load0 = loadavg()
+    runs = [one_run(n) for _ in range(repeats)]
+    mem = one_run(n, measure_memory=True)["mem"]
+    open_s = min(r["open"] for r in runs)
+    close_s = min(r["close"] for r in runs)
+    print(f"{n} concurrent TCP connections a -> b in one simulation, best of {repeats}")
+    print(table(["figure", "value"], [
+        ("open all (wall s)", f"{open_s:.2f}"),
+        ("handshakes per wall-second", f"{n / open_s:,.0f}"),
+        ("close all (wall s)", f"{close_s:.2f}"),
+        ("closes per wall-second", f"{n / close_s:,.0f}"),
+        ("memory per idle connection, both ends", f"{mem / 1024:.1f} KiB"),
+        ("memory per idle connection end", f"{mem / 2048:.1f} KiB"),
+        (f"memory for {n} connections", f"{mem * n / 2**20:.1f} MiB"),
+    ], align="<>"))
+    print(f"load average before/after: {load0} / {loadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
