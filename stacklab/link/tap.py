@@ -409,7 +409,7 @@ def _tcp4_data(f: bytes) -> tuple[int, int] | None:
     """(TCP header length, payload length) of an Ethernet + IPv4 (no options, not a fragment)
     + TCP frame carrying data with only ACK (and PSH/FIN) set; None for anything else."""
     if len(f) < 54 or f[12] != 0x08 or f[13] != 0 or f[14] != 0x45 or f[23] != 6 \
-            or f[20] & 0x3F or f[21] or f[47] & ~0x19 != 0x10:
+            or f[20] & 0x3F or f[21] or f[47] & ~0x19 or not f[47] & 0x10:
         return None
     thl = (f[46] >> 4) * 4
     plen = ((f[16] << 8) | f[17]) - 20 - thl

@@ -1,0 +1,107 @@
+"""TAP offloads without a device: merging TCP segments into GSO super-frames, completing the
+partial checksums the kernel hands over (virtio_net_hdr NEEDS_CSUM)."""
+
+from __future__ import annotations
+
+import random
+
+from stacklab.link.tap import (
+    VNET_F_NEEDS_CSUM,
+    VNET_GSO_TCPV4,
+    VNET_HDR,
+    TapDevice,
+    merge_tcp_segments,
+)
+from stacklab.wire.ethernet import ETH_P_IPV4, EthernetView, build_ethernet
+from stacklab.wire.ipv4 import IPv4View, build_ipv4
+from stacklab.wire.tcp import ACK, FIN, PSH, SYN, TcpView, build_tcp, encode_options
+
+A, B = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+MA, MB = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+OPTS = encode_options(timestamps=(1000, 2000))
+
+
+def seg(seq: int, payload: bytes, flags: int = ACK, sport: int = 40000, ident: int = 1,
+        ack: int = 777, window: int = 500) -> bytes:
+    t = build_tcp(A, B, sport, 80, seq, ack, flags, window, payload, OPTS)
+    return bytes(build_ethernet(MB, MA, ETH_P_IPV4, build_ipv4(A, B, 6, t, ident=ident, df=True)))
+
+
+def kernel_split(frame: bytes, hdr: bytes) -> list[tuple[int, int, bytes]]:
+    """What the kernel does with a GSO frame: (seq, flags, payload) per gso_size piece, after
+    checking the super-frame's headers."""
+    flags, gso_type, hdr_len, gso_size, cs_start, cs_off = VNET_HDR.unpack(hdr)
+    assert flags == VNET_F_NEEDS_CSUM and gso_type == VNET_GSO_TCPV4
+    ip = IPv4View(EthernetView(frame).payload)
+    assert ip.checksum_ok() and ip.total_length == len(frame) - 14
+    assert (cs_start, cs_off) == (34, 16)
+    t = TcpView(ip.payload)
+    assert hdr_len == 34 + t.header_len
+    # the checksum field holds the pseudo-header sum: completing it makes the segment valid
+    buf = bytearray(ip.payload)
+    total = int.from_bytes(buf, "big") << (8 * (len(buf) & 1))
+    r = total % 0xFFFF
+    buf[16:18] = (0xFFFF - r if r else 0xFFFF).to_bytes(2, "big")
+    assert TcpView(buf).checksum_ok(A, B)
+    data = bytes(t.payload)
+    out = []
+    for k in range(0, len(data), gso_size):
+        last = k + gso_size >= len(data)
+        out.append((t.seq + k, t.flags if last else t.flags & ~(PSH | FIN), data[k:k + gso_size]))
+    return out
+
+
+def test_a_run_of_segments_becomes_one_gso_frame_the_kernel_splits_back() -> None:
+    rng = random.Random(5)
+    payloads = [rng.randbytes(1448) for _ in range(6)] + [rng.randbytes(300)]
+    frames, seq = [], 1000
+    for i, p in enumerate(payloads):
+        frames.append(seg(seq, p, ACK | PSH if i == len(payloads) - 1 else ACK, ident=i))
+        seq += len(p)
+    out = merge_tcp_segments(frames)
+    assert len(out) == 1
+    frame, info = out[0]
+    assert info is not None and info[1] == 7
+    pieces = kernel_split(frame, info[0])
+    assert [p for _, _, p in pieces] == payloads
+    assert [s for s, _, _ in pieces] == [TcpView(IPv4View(EthernetView(f).payload).payload).seq
+                                         for f in frames]
+    assert pieces[-1][1] == ACK | PSH and all(f == ACK for _, f, _ in pieces[:-1])
+
+
+def test_frames_that_must_stay_alone() -> None:
+    p = bytes(1000)
+    syn = seg(1, b"", SYN)
+    pure_ack = seg(5, b"")
+    gap = [seg(100, p), seg(1200, p)]  # not contiguous
+    other_flow = [seg(100, p), seg(1100, p, sport=40001)]
+    push_first = [seg(100, p, ACK | PSH), seg(1100, p)]
+    new_ack = [seg(100, p), seg(1100, p, ack=778)]
+    longer_second = [seg(100, bytes(500)), seg(600, p)]
+    for frames in ([syn, pure_ack], gap, other_flow, push_first, new_ack, longer_second):
+        out = merge_tcp_segments(frames)
+        assert [f for f, _ in out] == frames and all(i is None for _, i in out)
+
+
+def test_runs_split_where_a_frame_does_not_fit() -> None:
+    p = bytes(1000)
+    frames = [seg(100, p), seg(1100, p), seg(5, b""), seg(2100, p), seg(3100, p, ACK | FIN),
+              seg(4100, p)]
+    out = merge_tcp_segments(frames)
+    assert [i[1] if i else 1 for _, i in out] == [2, 1, 2, 1]
+    assert out[1][0] == frames[2] and out[3][0] == frames[5]
+
+
+def test_partial_checksum_from_the_kernel_is_completed() -> None:
+    good = bytearray(seg(42, b"hello, offloads"))
+    tcp_len = len(good) - 34
+    pseudo = (int.from_bytes(A + B, "big") + 6 + tcp_len) % 0xFFFF
+    partial = bytearray(good)
+    partial[50:52] = pseudo.to_bytes(2, "big")
+    dev = TapDevice(-1, "tapx", offload=True)
+    hdr = VNET_HDR.pack(VNET_F_NEEDS_CSUM, 0, 0, 0, 34, 16)
+    assert bytes(dev._from_vnet(hdr + bytes(partial))) == bytes(good)
+    assert dev.counters["rx.csum_completed"] == 1
+    # without NEEDS_CSUM the frame is passed as it is (a bad checksum stays bad)
+    plain = VNET_HDR.pack(0, 0, 0, 0, 0, 0)
+    assert bytes(dev._from_vnet(plain + bytes(partial))) == bytes(partial)
