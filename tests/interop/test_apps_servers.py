@@ -197,7 +197,8 @@ def test_openssh_against_ssh_server(serve: Callable[..., ServingStack], netns: N
                                     tmp_path: Path) -> None:
     keygen(netns, tmp_path / "id")
     keygen(netns, tmp_path / "other")
-    s = serve("--serve", "ssh:22", "--ssh-authorized-keys", str(tmp_path / "id.pub"))
+    s = serve("--serve", "ssh:22", "--ssh-authorized-keys", str(tmp_path / "id.pub"),
+              "--ssh-password", "lab pass 1")
 
     def ssh(key: str, command: str, host: str = STACK4,
             input: bytes | None = None) -> tuple[int, bytes, bytes]:
@@ -221,10 +222,29 @@ def test_openssh_against_ssh_server(serve: Callable[..., ServingStack], netns: N
     rc, out, err = ssh("other", "echo should not run")
     assert rc == 255 and out == b"" and b"Permission denied" in err
 
-    # the connection log: one line per ssh run, the refused key without a login
-    lines = s.wait_log_count(r"tcp ssh:22 ", 7)
-    assert sum("closed user=stacklab" in ln for ln in lines) == 6, lines
-    assert sum("no login (tried stacklab)" in ln for ln in lines) == 1, lines
+
+    # password login, no sshpass: OpenSSH asks an askpass program for it
+    def ssh_password(password: str, command: str) -> tuple[int, bytes, bytes]:
+        askpass = tmp_path / "askpass"
+        askpass.write_text(f"#!/bin/sh\nprintf '%s\\n' '{password}'\n")
+        askpass.chmod(0o700)
+        r = netns.run_bytes(
+            "env", f"SSH_ASKPASS={askpass}", "SSH_ASKPASS_REQUIRE=force", "DISPLAY=none",
+            "ssh", "-F", "/dev/null", "-o", "PubkeyAuthentication=no",
+            "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", f"stacklab@{STACK4}", command,
+            timeout=20, check=False, input=b"")
+        return r.returncode, r.stdout, r.stderr
+
+    assert ssh_password("lab pass 1", "echo by password") == (0, b"by password\n", b"")
+    rc, out, err = ssh_password("wrong", "echo should not run")
+    assert rc == 255 and out == b"" and b"Permission denied" in err
+
+    # the connection log: one line per ssh run, the refused ones without a login
+    lines = s.wait_log_count(r"tcp ssh:22 ", 9)
+    assert sum("closed user=stacklab" in ln for ln in lines) == 7, lines
+    assert sum("no login (tried stacklab)" in ln for ln in lines) == 2, lines
     assert sum(f"[{STACK6}]" in ln or f"[{LINUX6}]" in ln for ln in lines) == 1, lines
     assert s.stop() == []
     banners = tshark_lines(str(s.pcap), "ssh.protocol")
