@@ -441,3 +441,14 @@ def test_getters_agree_with_full_parse(opts: list, junk: bytes) -> None:
     ts = last.get(TimestampOpt)
     assert v.timestamps() == ((ts.tsval, ts.tsecr) if ts else None)
     assert v.sack_blocks() == (last[SackOpt].blocks if SackOpt in last else ())
+
+
+def test_a_zero_checksum_is_written_0x0000_never_0xffff():
+    """RFC 1624: ~sum cannot be 0xFFFF for non-zero data, and Wireshark calls a TCP checksum of
+    0xFFFF illegal (Linux's CSUM_MANGLED_0 fallback writes one; we never do)."""
+    a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    seg = build_tcp(a, b, 1, 2, 3, 4, ACK, 100, b"\x00\x00")
+    fill = seg[16:18]  # this word in the payload makes the data sum to 0xFFFF: checksum 0
+    seg = build_tcp(a, b, 1, 2, 3, 4, ACK, 100, bytes(fill))
+    assert seg[16:18] == b"\x00\x00"
+    assert TcpView(seg).checksum_ok(a, b)
