@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import subprocess
 
 import pytest
@@ -17,16 +15,11 @@ from stacklab.link.pcap import (
     PcapWriter,
     read_pcap,
 )
-
-TSHARK = shutil.which("tshark")
+from stacklab.testing import require_tool
 
 
 def need_tshark() -> str:
-    if TSHARK is None:
-        if os.environ.get("CI"):
-            pytest.fail("tshark is missing (CI must have it: apt-get install tshark)")
-        pytest.skip("SKIPPED LOUDLY: tshark is not installed; install it to run this check")
-    return TSHARK
+    return require_tool("tshark", package="tshark")
 
 
 def corpus() -> list[bytes]:

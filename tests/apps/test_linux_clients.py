@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,12 @@ from stacklab.apps.ftp import serve_ftp
 from stacklab.apps.http import serve_http
 from stacklab.apps.smtp import serve_smtp
 from stacklab.apps.ssh import serve_ssh
+from stacklab.testing import require_tool
 
-needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+
+@pytest.fixture
+def needs_curl() -> None:
+    require_tool("curl", package="curl")
 
 
 async def sh(*args: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
@@ -38,7 +41,7 @@ def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 30))
 
 
-@needs_curl
+@pytest.mark.usefixtures("needs_curl")
 def test_curl_http() -> None:
     async def main() -> None:
         server = await serve_http(AsyncioNet(), 0, bytes=100_000)
@@ -61,7 +64,7 @@ def test_curl_http() -> None:
     run(main())
 
 
-@needs_curl
+@pytest.mark.usefixtures("needs_curl")
 def test_curl_smtp(tmp_path: Path) -> None:
     message = b"From: a@b\r\nTo: c@d\r\nSubject: x\r\n\r\nhello\r\n.a leading dot\r\n.\r\nend\r\n"
 
@@ -78,7 +81,7 @@ def test_curl_smtp(tmp_path: Path) -> None:
     assert (tmp_path / "000001.eml").read_bytes() == message
 
 
-@needs_curl
+@pytest.mark.usefixtures("needs_curl")
 @pytest.mark.parametrize("active", [False, True])
 def test_curl_ftp(tmp_path: Path, active: bool) -> None:
     data = os.urandom(200_000)
@@ -102,8 +105,8 @@ def test_curl_ftp(tmp_path: Path, active: bool) -> None:
     assert (tmp_path / "up.bin").read_bytes() == b"u" * 70_000
 
 
-@pytest.mark.skipif(shutil.which("ssh") is None, reason="OpenSSH client not installed")
 def test_openssh_client(tmp_path: Path) -> None:
+    require_tool("ssh", package="openssh-client")
     key = asyncssh.generate_private_key("ssh-ed25519")
     key.write_private_key(str(tmp_path / "id"))
     (tmp_path / "id").chmod(0o600)

@@ -86,15 +86,11 @@ def test_examples_exit_zero_from_the_cli(name, capsys):
 
 def test_tshark_reads_a_simulated_run_clean(tmp_path):
     """Frames our stack built, captured by the simulator: no malformed packet, no bad checksum."""
-    import os
-    import shutil
     import subprocess
 
-    tshark = shutil.which("tshark")
-    if tshark is None:
-        if os.environ.get("CI"):
-            pytest.fail("tshark is missing (CI must have it)")
-        pytest.skip("SKIPPED LOUDLY: tshark is not installed")
+    from stacklab.testing import require_tool
+
+    tshark = require_tool("tshark", package="tshark")
     run_scenario(EXAMPLES / "switched-lan.toml", pcap=str(tmp_path))
     files = sorted(tmp_path.glob("*.pcap"))
     assert len(files) == 5

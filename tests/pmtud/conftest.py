@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
-import shutil
 import subprocess
 from typing import Any
 
@@ -13,18 +11,13 @@ import pytest
 
 from stacklab.net.network import Network
 from stacklab.net.scenario import run_scenario
+from stacklab.testing import require_tool
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
-TSHARK = shutil.which("tshark")
 
 
 def need_tshark() -> str:
-    """The policy of tests/stack/test_icmp_tshark.py: fail under CI, skip loudly otherwise."""
-    if TSHARK is None:
-        if os.environ.get("CI"):
-            pytest.fail("tshark is required in CI (apt-get install tshark)")
-        pytest.skip("SKIPPED LOUDLY: tshark is not installed; PMTU pcap checks not run")
-    return TSHARK
+    return require_tool("tshark", package="tshark")
 
 
 def tshark(pcap: pathlib.Path, fields: list[str], filt: str) -> list[dict[str, str]]:

@@ -7,24 +7,16 @@ tshark: fail when CI is set, skip loudly otherwise.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 
-import pytest
+from stacklab.testing import require_tool
 
 from .conftest import line_topology
 
-TSHARK = shutil.which("tshark")
-if TSHARK is None:
-    if os.environ.get("CI"):
-        raise RuntimeError("tshark is required in CI (apt-get install tshark)")
-    pytest.skip("SKIPPED LOUDLY: tshark is not installed; ICMP pcap checks not run",
-                allow_module_level=True)
-
 
 def tshark(pcap, fields, filt):
-    cmd = [TSHARK, "-r", str(pcap), "-o", "ip.check_checksum:TRUE", "-Y", filt,
+    cmd = [require_tool("tshark", package="tshark"), "-r", str(pcap),
+           "-o", "ip.check_checksum:TRUE", "-Y", filt,
            "-T", "fields", "-E", "separator=|"]
     for f in fields:
         cmd += ["-e", f]

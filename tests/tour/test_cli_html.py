@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
 import zlib
 from pathlib import Path
 
-import pytest
 from rich.cells import cell_len
+
+from stacklab.testing import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,13 +79,7 @@ def ink(rows: list[bytes], bpp: int, x0: int, x1: int, y0: int, y1: int) -> int:
 
 
 def chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing (apt-get install chromium; `make sysdeps`)")
-        pytest.skip("SKIPPED LOUDLY: chromium is not installed, the HTML report is not "
-                    "checked in a browser (apt-get install chromium)")
-    return exe
+    return require_tool("chromium", "chromium-browser", package="chromium")
 
 
 def screenshot(page: Path, out: Path, tmp: Path, size: str = "1000,1400") -> bytes:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import shutil
 import subprocess
 
 import pytest
 
 from stacklab.net.network import Network
+from stacklab.testing import require_tool
 
 
 def two_hosts(seed: int = 1, **link):
@@ -314,8 +314,8 @@ def test_ipv6_transfer():
     net.close()
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_handshake_and_teardown_in_pcap(tmp_path):
+    require_tool("tshark", package="tshark")
     net, a, b = two_hosts()
     net.capture(tmp_path)
 
