@@ -68,6 +68,8 @@ _MSS = struct.Struct("!BBH")
 _WS = struct.Struct("!BBB")
 _TS = struct.Struct("!BBII")
 _NOPNOP_TS = b"\x01\x01\x08\x0a"
+# Linux's SYN / SYN-ACK options: mss(4) sackOK(2) TS(10) nop wscale(3) = 20 bytes, one unpack
+_LINUX_SYN = struct.Struct("!2sH4sII3sB")
 
 # tcpdump's order and letters (print-tcp.c): F S R P . U E W, plus 'e' for AE.
 _FLAG_CHARS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
@@ -371,6 +373,9 @@ class TcpView:
             r: tuple = (None, None, False, (), None)
         elif hl == 32 and mv[20:24] == _NOPNOP_TS:
             r = (None, None, False, (), _U32X2.unpack_from(mv, 24))
+        elif hl == 40 and (u := _LINUX_SYN.unpack_from(mv, 20))[0] == b"\x02\x04" \
+                and u[2] == b"\x04\x02\x08\x0a" and u[5] == b"\x01\x03\x03":
+            r = (u[1], u[6], True, (), (u[3], u[4]))
         else:
             mss = wscale = ts = None
             sack_perm = False
