@@ -443,15 +443,22 @@ class TcpSendApp:
                         "congestion"})
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.api.tools import _bool, _family, _int, _to
-        from stacklab.net.units import ParamError, parse_duration, parse_size
+        from stacklab.api.tools import _to
+        from stacklab.net.units import (
+            ParamError,
+            parse_bool,
+            parse_duration,
+            parse_family,
+            parse_int,
+            parse_size,
+        )
 
         self.node = node
         self.to = _to(params)
-        self.port = _int("port", params.get("port", 9), 1, 65535)
-        self.family = _family(params.get("family", 4))
+        self.port = parse_int(params.get("port", 9), "port", 1, 65535)
+        self.family = parse_family(params.get("family", 4))
         self.start = parse_duration(params.get("start", 0), "start")
-        self.nodelay = _bool("nodelay", params.get("nodelay", True))
+        self.nodelay = parse_bool(params.get("nodelay", True), "nodelay")
         self.congestion = params.get("congestion")
         if self.congestion is not None:
             from stacklab.stack.tcp.congestion import available_congestion
@@ -461,7 +468,7 @@ class TcpSendApp:
                                  f" (known: {', '.join(available_congestion())})")
         self.maxseg = params.get("maxseg")
         if self.maxseg is not None:
-            self.maxseg = _int("maxseg", self.maxseg, 88, 65495)
+            self.maxseg = parse_int(self.maxseg, "maxseg", 88, 65495)
         if "file" in params:
             try:
                 with open(str(params["file"]), "rb") as fp:
@@ -521,11 +528,11 @@ class TcpSinkApp:
     daemon = True
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.api.tools import _family, _int
+        from stacklab.net.units import parse_family, parse_int
 
         self.node = node
-        self.port = _int("port", params.get("port", 9), 1, 65535)
-        self.family = _family(params.get("family", 4))
+        self.port = parse_int(params.get("port", 9), "port", 1, 65535)
+        self.family = parse_family(params.get("family", 4))
         self.conns: list[dict[str, Any]] = []
         self.echo = False
 

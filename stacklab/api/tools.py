@@ -314,31 +314,8 @@ async def traceroute(host: Host, dst: str, *, max_hops: int = 30, probes: int = 
 
 
 # -- scenario app kinds ---------------------------------------------------------------------------
-def _bool(key: str, value: Any) -> bool:
-    from stacklab.net.units import ParamError
-
-    if not isinstance(value, bool):
-        raise ParamError(key, f"expected true or false, got {value!r}")
-    return value
-
-
-def _int(key: str, value: Any, low: int, high: int) -> int:
-    from stacklab.net.units import ParamError
-
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ParamError(key, f"expected an integer in {low}..{high}, got {value!r}")
-    return value
-
-
-def _family(value: Any) -> int:
-    from stacklab.net.units import ParamError
-
-    if value not in (4, 6):
-        raise ParamError("family", f"expected 4 or 6, got {value!r}")
-    return int(value)
-
-
 def _to(params: dict[str, Any]) -> str:
+    """The ``to`` parameter of a sending app kind: a node name or an address."""
     from stacklab.net.units import ParamError
 
     if "to" not in params:
@@ -352,16 +329,16 @@ class PingApp:
     params = frozenset({"to", "count", "size", "interval", "df", "family", "ttl", "start"})
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.net.units import parse_duration
+        from stacklab.net.units import parse_bool, parse_duration, parse_family, parse_int
 
         self.node = node
         self.to = _to(params)
-        self.count = _int("count", params.get("count", 4), 1, 1_000_000)
-        self.size = _int("size", params.get("size", 56), 0, 65507)
+        self.count = parse_int(params.get("count", 4), "count", 1, 1_000_000)
+        self.size = parse_int(params.get("size", 56), "size", 0, 65507)
         self.interval = parse_duration(params.get("interval", "1s"), "interval")
-        self.df = _bool("df", params.get("df", False))
-        self.family = _family(params.get("family", 4))
-        self.ttl = _int("ttl", params["ttl"], 1, 255) if "ttl" in params else None
+        self.df = parse_bool(params.get("df", False), "df")
+        self.family = parse_family(params.get("family", 4))
+        self.ttl = parse_int(params["ttl"], "ttl", 1, 255) if "ttl" in params else None
         self.start = parse_duration(params.get("start", 0), "start")
 
     async def run(self) -> dict[str, Any]:
@@ -383,16 +360,16 @@ class TracerouteApp:
     params = frozenset({"to", "family", "method", "max_hops", "probes", "wait", "start"})
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.net.units import ParamError, parse_duration
+        from stacklab.net.units import ParamError, parse_duration, parse_family, parse_int
 
         self.node = node
         self.to = _to(params)
-        self.family = _family(params.get("family", 4))
+        self.family = parse_family(params.get("family", 4))
         self.method = params.get("method", "udp")
         if self.method not in ("udp", "icmp"):
             raise ParamError("method", f"expected \"udp\" or \"icmp\", got {self.method!r}")
-        self.max_hops = _int("max_hops", params.get("max_hops", 30), 1, 255)
-        self.probes = _int("probes", params.get("probes", 3), 1, 10)
+        self.max_hops = parse_int(params.get("max_hops", 30), "max_hops", 1, 255)
+        self.probes = parse_int(params.get("probes", 3), "probes", 1, 10)
         self.wait = parse_duration(params.get("wait", "3s"), "wait")
         self.start = parse_duration(params.get("start", 0), "start")
 

@@ -286,17 +286,17 @@ class UdpSendApp:
     params = frozenset({"to", "port", "size", "count", "interval", "df", "family", "start"})
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.api.tools import _bool, _family, _int, _to
-        from stacklab.net.units import parse_duration
+        from stacklab.api.tools import _to
+        from stacklab.net.units import parse_bool, parse_duration, parse_family, parse_int
 
         self.node = node
         self.to = _to(params)
-        self.port = _int("port", params.get("port", 9), 1, 65535)
-        self.size = _int("size", params.get("size", 512), 0, 65507)
-        self.count = _int("count", params.get("count", 1), 1, 10_000_000)
+        self.port = parse_int(params.get("port", 9), "port", 1, 65535)
+        self.size = parse_int(params.get("size", 512), "size", 0, 65507)
+        self.count = parse_int(params.get("count", 1), "count", 1, 10_000_000)
         self.interval = parse_duration(params.get("interval", "10ms"), "interval")
-        self.df = _bool("df", params.get("df", False))
-        self.family = _family(params.get("family", 4))
+        self.df = parse_bool(params.get("df", False), "df")
+        self.family = parse_family(params.get("family", 4))
         self.start = parse_duration(params.get("start", 0), "start")
 
     async def run(self) -> dict[str, Any]:
@@ -338,11 +338,11 @@ class UdpSinkApp:
     daemon = True
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.api.tools import _family, _int
+        from stacklab.net.units import parse_family, parse_int
 
         self.node = node
-        self.port = _int("port", params.get("port", 9), 1, 65535)
-        self.family = _family(params.get("family", 4))
+        self.port = parse_int(params.get("port", 9), "port", 1, 65535)
+        self.family = parse_family(params.get("family", 4))
         self.datagrams = 0
         self.nbytes = 0
         import hashlib

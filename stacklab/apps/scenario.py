@@ -28,25 +28,17 @@ from typing import Any
 
 from stacklab.apps.common import pattern_bytes
 from stacklab.net.apps import register_app
-from stacklab.net.units import ParamError, parse_duration, parse_size
+from stacklab.net.units import ParamError, parse_duration, parse_int, parse_size, parse_text
 
 __all__ = ["APP_CLASSES"]
 
 
 def _port(params: dict[str, Any], default: int) -> int:
-    value = params.get("port", default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ParamError("port", f"expected an integer in 1..65535, got {value!r}")
-    return value
+    return parse_int(params.get("port", default), "port", 1, 65535)
 
 
 def _text(params: dict[str, Any], key: str, default: str | None = None) -> str:
-    value = params.get(key, default)
-    if value is None:
-        raise ParamError(key, "missing")
-    if not isinstance(value, str) or not value:
-        raise ParamError(key, f"expected a non-empty string, got {value!r}")
-    return value
+    return parse_text(params.get(key, default), key)
 
 
 def _size(params: dict[str, Any], default: int) -> int:

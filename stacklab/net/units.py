@@ -104,3 +104,30 @@ def parse_probability(value: object, key: str) -> float:
     if not 0.0 <= p <= 1.0:
         raise ParamError(key, f"a probability must be between 0 and 1, got {value!r}")
     return p
+
+
+def parse_bool(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ParamError(key, f"expected true or false, got {value!r}")
+    return value
+
+
+def parse_int(value: object, key: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ParamError(key, f"expected an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+def parse_family(value: object, key: str = "family") -> int:
+    if value not in (4, 6):
+        raise ParamError(key, f"expected 4 or 6, got {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def parse_text(value: object, key: str) -> str:
+    """A required, non-empty string parameter (a node name, a path, a command...)."""
+    if value is None:
+        raise ParamError(key, "missing")
+    if not isinstance(value, str) or not value:
+        raise ParamError(key, f"expected a non-empty string, got {value!r}")
+    return value

@@ -70,3 +70,20 @@ def test_garbage_gives_param_error_only(text):
             parse(text, "k")
         except ParamError as exc:
             assert exc.key == "k"
+
+
+def test_scalar_parameters_name_the_key_when_wrong():
+    from stacklab.net.units import ParamError, parse_bool, parse_family, parse_int, parse_text
+
+    assert parse_int(7, "port", 1, 65535) == 7
+    assert parse_bool(True, "df") is True and parse_family(6) == 6
+    assert parse_text("b", "to") == "b"
+    for call, key in ((lambda: parse_int(0, "port", 1, 65535), "port"),
+                      (lambda: parse_int(True, "count", 0, 9), "count"),
+                      (lambda: parse_bool("yes", "df"), "df"),
+                      (lambda: parse_family(5), "family"),
+                      (lambda: parse_text("", "command"), "command"),
+                      (lambda: parse_text(None, "to"), "to")):
+        with pytest.raises(ParamError) as info:
+            call()
+        assert info.value.key == key
