@@ -44,8 +44,12 @@ test: sysdeps $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check stacklab tests bench
 
+# All benchmarks (figures for BENCHMARKS.md); tap_tcp needs root and says so otherwise.
 bench: $(VENV)/.installed-test
 	$(PY) bench/wire.py
+	$(PY) bench/sim_tcp.py --profile
+	$(PY) bench/scale.py
+	$(PY) bench/tap_tcp.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

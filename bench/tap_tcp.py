@@ -287,7 +287,7 @@ def pytcp_python() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1 MiB per transfer, one run")
+    ap.add_argument("--quick", action="store_true", help="256 KiB per transfer, one run (smoke test)")
     ap.add_argument("--size", default=None, help="bytes per stacklab transfer (default 32MiB)")
     ap.add_argument("--repeats", type=int, default=None)
     args = ap.parse_args(argv)
@@ -295,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"tap_tcp: skipped: {problem}")
         return 0
-    size = parse_size(args.size, "size") if args.size else (1 << 20 if args.quick else 32 << 20)
+    size = parse_size(args.size, "size") if args.size else (256 << 10 if args.quick else 32 << 20)
     repeats = args.repeats or (1 if args.quick else 2)
-    ref_size = max(size * 16, 64 << 20) if not args.quick else 16 << 20
+    ref_size = max(size * 16, 64 << 20) if not args.quick else 4 << 20
 
     print(machine_line())
     load0 = loadavg()

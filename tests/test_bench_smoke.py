@@ -1,4 +1,5 @@
-"""bench/wire.py --quick runs and prints its comparison table."""
+"""Each bench's ``--quick`` mode runs in a subprocess and prints its table (a smoke run: the
+figures are not checked against targets; tap_tcp only where root and TAP are available)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,3 +26,66 @@ def test_bench_wire_quick_prints_table() -> None:
         rates = re.findall(r"(\d[\d,]*\.\d)k", line)
         assert len(rates) == 4, line
         assert all(float(r.replace(",", "")) > 0 for r in rates), line
+
+
+def run_bench(name: str, *args: str, timeout: float = 120) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / name), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("machine: "), proc.stdout
+    assert "load average before/after" in proc.stdout, proc.stdout
+    return proc.stdout
+
+
+def test_bench_sim_tcp_quick_prints_table_and_profile() -> None:
+    out = run_bench("sim_tcp.py", "--quick", "--profile", "--top", "5")
+    for row in ("MTU 1500, loss 0 %", "MTU 1500, loss 1 %", "MTU 9000, loss 0 %",
+                "MTU 9000, loss 1 %"):
+        line = next((ln for ln in out.splitlines() if ln.startswith(row)), None)
+        assert line is not None, f"no row {row!r} in:\n{out}"
+        # MB, MB/wall-s, frames/s, data segs/s, virtual s, retransmissions
+        fields = line[len(row):].split()
+        assert len(fields) == 6, line
+        assert float(fields[1]) > 0 and float(fields[2].rstrip("k")) > 0, line
+    assert re.search(r"target >= 50 MB/s at MTU 1500, no loss: measured [\d.]+ MB/s", out), out
+    assert re.search(r"own time by area: .*stack/tcp \d+%", out), out
+    assert re.search(r"ncalls\s+tottime", out), out
+
+
+def test_bench_scale_quick_prints_table() -> None:
+    out = run_bench("scale.py", "--quick")
+    assert "200 concurrent TCP connections" in out, out
+    figures = dict(re.findall(r"^(open all \(wall s\)|handshakes per wall-second|close all "
+                              r"\(wall s\)|memory per idle connection end)\s+([\d.,]+)",
+                              out, re.M))
+    assert len(figures) == 4, out
+    assert all(float(v.replace(",", "")) > 0 for v in figures.values()), figures
+
+
+def tap_problem() -> str | None:
+    sys.path.insert(0, str(ROOT))
+    from bench.tap_tcp import environment_problem
+
+    return environment_problem()
+
+
+def test_bench_tap_tcp_quick_prints_table() -> None:
+    problem = tap_problem()
+    if problem:
+        pytest.skip(f"bench/tap_tcp.py needs root and TAP: {problem}")
+    out = run_bench("tap_tcp.py", "--quick", timeout=180)
+    rows = {}
+    for ln in out.splitlines():
+        m = re.match(r"^(Linux -> Linux \(veth\)|Linux -> stacklab \(TAP\)|stacklab -> Linux "
+                     r"\(TAP\))\s+(on|off|-)\s+([\d,.]+)\s+([\d.]+)$", ln)
+        if m:
+            rows[m[1], m[2]] = float(m[3].replace(",", ""))
+    assert set(rows) == {("Linux -> Linux (veth)", "-"), ("Linux -> stacklab (TAP)", "on"),
+                         ("Linux -> stacklab (TAP)", "off"), ("stacklab -> Linux (TAP)", "on"),
+                         ("stacklab -> Linux (TAP)", "off")}, out
+    assert all(v > 0 for v in rows.values()), rows
+    # with offloads the kernel really handed over GSO super-frames and took merged ones
+    m = re.search(r"offloads on: \d+ frames read, (\d+) of them GSO", out)
+    assert m and int(m[1]) > 0, out
+    m = re.search(r"(\d+) GSO super-frames carrying (\d+) segments", out)
+    assert m and int(m[1]) > 0 and int(m[2]) > int(m[1]), out
