@@ -37,11 +37,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import loadavg, machine_line, table  # noqa: E402
+from bench.common import Profiler, loadavg, machine_line, table  # noqa: E402
 from stacklab.net.units import parse_size  # noqa: E402
 
 TARGET_MBIT = 1000.0  # issue 11: >= 1 Gbit/s Linux -> stacklab
 PORT = 5201
+RCVBUF = 4 << 20  # stacklab's socket buffers in this bench (its default is 256 KiB)
 LINUX4, STACK4 = "10.214.0.1", "10.214.0.2"
 VETH_A, VETH_B = "10.214.1.1", "10.214.1.2"
 
@@ -196,6 +197,10 @@ class StackSide:
                         gateways=[], services=[], mac=None, mtu=None)
         self.node = build_node(cfg, seed=11)
         self.stack = RealtimeStack(self.node, [self.tap]).start()
+        from stacklab.stack.tcp.tcb import TcpConfig
+
+        # Linux autotunes its buffers up to 6 MiB (tcp_rmem): give stacklab's sockets room too
+        self.config = TcpConfig(recv_buffer=RCVBUF, send_buffer=RCVBUF, nodelay=True)
 
     def close(self) -> None:
         self.stack.stop()
@@ -215,7 +220,7 @@ class StackSide:
                 return False  # close: our FIN tells the sender everything arrived
 
         async def start() -> None:
-            await self.node.create_server(Discard, port=PORT)
+            await self.node.create_server(Discard, port=PORT, config=self.config)
 
         self.stack.submit(start(), timeout=10)
         return got
@@ -226,7 +231,7 @@ class StackSide:
         async def run() -> float:
             loop = asyncio.get_running_loop()
             t0 = loop.time()
-            reader, writer = await self.node.open_connection(LINUX4, PORT)
+            reader, writer = await self.node.open_connection(LINUX4, PORT, config=self.config)
             left = size
             while left:
                 k = min(left, len(chunk))
@@ -242,13 +247,19 @@ class StackSide:
         return self.stack.submit(run(), timeout=600)
 
 
-def linux_to_stack(env: Env, offload: bool, size: int, repeats: int) -> tuple[float, dict]:
+def linux_to_stack(env: Env, offload: bool, size: int, repeats: int,
+                   profiler: Profiler | None = None) -> tuple[float, dict]:
     ns = env.ns("t" + ("o" if offload else "p"))
     side = StackSide(ns, offload)
     try:
         sh("ip", "-n", ns, "addr", "add", f"{LINUX4}/24", "dev", "tap0")
         got = side.serve_discard()
         best = 0.0
+        if profiler is not None:  # one more transfer, profiled on the stack's loop thread
+            side.stack.call(profiler.__enter__)
+            finish(env.peer(ns, "send", STACK4, str(PORT), str(size)), 600)
+            side.stack.call(profiler.__exit__)
+            got["bytes"] = 0
         for _ in range(repeats):
             before = got["bytes"]
             res = finish(env.peer(ns, "send", STACK4, str(PORT), str(size)), 600)
@@ -287,9 +298,11 @@ def pytcp_python() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="256 KiB per transfer, one run (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="256 KiB per transfer, one run")
     ap.add_argument("--size", default=None, help="bytes per stacklab transfer (default 32MiB)")
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--profile", action="store_true",
+                    help="profile stacklab during one Linux -> stacklab transfer, offloads on")
     args = ap.parse_args(argv)
     problem = environment_problem()
     if problem:
@@ -304,13 +317,14 @@ def main(argv: list[str] | None = None) -> int:
     env = Env()
     rows = []
     notes = []
+    prof = Profiler(True) if args.profile else None
     try:
         a, b = veth_setup(env)
         ref = max(veth_run(env, a, b, ref_size) for _ in range(repeats))
         rows.append(("Linux -> Linux (veth)", "-", f"{ref:,.0f}", "1"))
         for offload in (True, False):
             label = "on" if offload else "off"
-            rate, c = linux_to_stack(env, offload, size, repeats)
+            rate, c = linux_to_stack(env, offload, size, repeats, prof if offload else None)
             rows.append(("Linux -> stacklab (TAP)", label, f"{rate:,.1f}", f"{rate / ref:.4f}"))
             if offload:
                 notes.append(f"Linux -> stacklab, offloads on: {c['rx.frames']} frames read, "
@@ -339,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     for n in notes:
         print(n)
     print(f"load average before/after: {load0} / {loadavg()}")
+    if prof is not None:
+        print(f"\nprofile of stacklab's loop thread, Linux -> stacklab, offloads on (own time by "
+              f"area: {prof.layer_shares()})")
+        print(prof.top(25))
     return 0
 
 
