@@ -510,15 +510,23 @@ class Host(Node):
     def get_timer(self) -> float | None:
         if self._loop_q:
             return 0.0
-        best: float | None = None
-        cands = [self.ipv4.reasm.get_timer(), self.ipv6.reasm.get_timer(),
-                 self.ndp.get_timer()]
+        # called after every frame by the driver: no temporary list, one pass
+        best = self.ipv4.reasm.get_timer()
+        t = self.ipv6.reasm.get_timer()
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self.ndp.get_timer()
+        if t is not None and (best is None or t < best):
+            best = t
         for iface in self.interfaces:
-            cands.append(iface.arp.get_timer())
-            cands.append(iface.nd.get_timer())
+            t = iface.arp.get_timer()
+            if t is not None and (best is None or t < best):
+                best = t
+            t = iface.nd.get_timer()
+            if t is not None and (best is None or t < best):
+                best = t
         for src in self._timer_sources:
-            cands.append(src.get_timer())
-        for t in cands:
+            t = src.get_timer()
             if t is not None and (best is None or t < best):
                 best = t
         return best
