@@ -31,7 +31,7 @@ from .plpmtud import Plpmtud
 from .recovery import Recovery
 from .rtt import RttEstimator
 from .segment import ACK, FIN, PSH, RST, SYN, Segment, SegmentLike
-from .seq import MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from .seq import HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 S = State
 Ev = Event
@@ -1278,28 +1278,70 @@ class Tcb:
 
     def _emit(self, seq: int, flags: int, payload: bytes, now: float) -> None:
         """Build one segment carrying ACK/window/timestamps; account for it."""
-        syn = flags & SYN
-        if syn:
-            window = min(self.recvbuf.free, 0xFFFF)
-            if seq_gt(seq_add(self.rcv_nxt, window), self.rcv_adv) or not flags & ACK:
-                self.rcv_adv = seq_add(self.rcv_nxt, window)
+        if flags & SYN:
+            self._emit_syn(seq, flags, payload, now)
+            return
+        # the window field: _window_field inlined (this runs for every segment)
+        rcv_nxt = self.rcv_nxt
+        cur = (self.rcv_adv - rcv_nxt) & MASK
+        if cur > HALF:
+            cur = 0
+        shift = self.rcv_wscale
+        rb = self.recvbuf
+        cap = rb.capacity
+        free = cap - len(rb.ready)
+        lim = 0xFFFF << shift
+        cand = (free if free < lim else lim) >> shift << shift
+        if cand > cur:
+            m = cap // 2
+            if self.adv_mss < m:
+                m = self.adv_mss
+            if cand - cur >= m:
+                cur = cand
+        window = (cur + (1 << shift) - 1) >> shift  # round up: never shrink (Linux)
+        if window > 0xFFFF:
+            window = 0xFFFF
+        self.rcv_adv = (rcv_nxt + (window << shift)) & MASK
+        stats = self.stats
+        if flags & ACK:
+            ts = ((int(now * 1000) + self.ts_offset) & MASK, self.ts_recent) \
+                if self.ts_ok else None
+            if self.sack_ok and (self._dsack is not None or rb.ooo_bytes):
+                sack = self._sack_option(len(payload))
+                if sack:
+                    stats.sack_blocks_out += 1
+            else:
+                sack = ()
+            seg = Segment(seq, rcv_nxt, flags, window, payload, ts=ts, sack=sack)
+            self.last_ack_sent = rcv_nxt
+            self._ack_now = False
+            self.delack_at = None
+            self._unacked_bytes = 0
         else:
-            window = self._window_field()
+            ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
+            seg = Segment(seq, 0, flags, window, payload, ts=ts)
+        stats.segs_out += 1
+        if payload:
+            stats.bytes_sent += len(payload)
+            if self.unacked_since is None:
+                self.unacked_since = now
+        elif flags & FIN and self.unacked_since is None:
+            self.unacked_since = now
+        self._out.append(seg)
+
+    def _emit_syn(self, seq: int, flags: int, payload: bytes, now: float) -> None:
+        window = min(self.recvbuf.free, 0xFFFF)
+        if seq_gt(seq_add(self.rcv_nxt, window), self.rcv_adv) or not flags & ACK:
+            self.rcv_adv = seq_add(self.rcv_nxt, window)
         ack = self.rcv_nxt if flags & ACK else 0
         ts = None
-        if self.ts_ok or (syn and not flags & ACK and self.config.timestamps):
+        if self.ts_ok or (not flags & ACK and self.config.timestamps):
             ts = (self._ts_clock(now), self.ts_recent if flags & ACK else 0)
-        if syn:
-            active = not flags & ACK
-            seg = Segment(seq, ack, flags, window, payload, mss=self.adv_mss,
-                          wscale=(self.rcv_wscale if (active and self.config.window_scaling)
-                                  or self.wscale_ok else None),
-                          sack_perm=(self.config.sack if active else self.sack_ok), ts=ts)
-        else:
-            sack = self._sack_option(len(payload)) if flags & ACK and self.sack_ok else ()
-            if sack:
-                self.stats.sack_blocks_out += 1
-            seg = Segment(seq, ack, flags, window, payload, ts=ts, sack=sack)
+        active = not flags & ACK
+        seg = Segment(seq, ack, flags, window, payload, mss=self.adv_mss,
+                      wscale=(self.rcv_wscale if (active and self.config.window_scaling)
+                              or self.wscale_ok else None),
+                      sack_perm=(self.config.sack if active else self.sack_ok), ts=ts)
         if flags & ACK:
             self.last_ack_sent = self.rcv_nxt
             self._ack_now = False
@@ -1307,7 +1349,7 @@ class Tcb:
             self._unacked_bytes = 0
         self.stats.segs_out += 1
         self.stats.bytes_sent += len(payload)
-        if (payload or flags & (SYN | FIN)) and self.unacked_since is None:
+        if self.unacked_since is None:
             self.unacked_since = now
         self._out.append(seg)
 
@@ -1354,22 +1396,35 @@ class Tcb:
             if self.rto_at is None:
                 self.rto_at = now + self.rtt.rto
             return
-        if st in (S.SYN_SENT, S.TIME_WAIT) or seq_le(self.snd_una, self.iss):
+        if st is S.SYN_SENT or st is S.TIME_WAIT or ((self.iss - self.snd_una) & MASK) < HALF:
             if self._ack_now and st is not S.SYN_SENT:
                 self._emit(self._ack_seq(), ACK, b"", now)
             return
 
         if st is not S.FIN_WAIT_2:
             sent_ack = self._output_data(now)
-        if not self._ack_now and not sent_ack and self._window_update_due():
-            self._ack_now = True
-            self.stats.window_updates += 1
-        if self._ack_now and not sent_ack:
-            self._emit(self._ack_seq(), ACK, b"", now)
+        if not sent_ack:
+            if not self._ack_now:
+                # a window update due (_window_update_due, inlined)
+                cur = (self.rcv_adv - self.rcv_nxt) & MASK
+                if cur > HALF:
+                    cur = 0
+                shift = self.rcv_wscale
+                rb = self.recvbuf
+                cap = rb.capacity
+                free = cap - len(rb.ready)
+                lim = 0xFFFF << shift
+                cand = (free if free < lim else lim) >> shift << shift
+                if cand > cur and cand - cur >= min(cap // 2, self.adv_mss) and (
+                        cur < self.adv_mss or cand >= 2 * cur):
+                    self._ack_now = True
+                    self.stats.window_updates += 1
+            if self._ack_now:
+                self._emit(self._ack_seq(), ACK, b"", now)
         # timers: retransmission while something is in flight and the window is open; the
         # persist timer when the peer's window is zero and we have something to send
-        unsent = len(self.sendbuf) - seq_sub(self.snd_nxt, self.snd_data_una)
-        if self.snd_wnd == 0 and len(self.sendbuf) > 0:
+        queued = len(self.sendbuf.data)
+        if self.snd_wnd == 0 and queued > 0:
             self.rto_at = None  # zero window: probe instead of timing out
             if self.persist_at is None:
                 self._arm_persist(now)
@@ -1377,7 +1432,7 @@ class Tcb:
             self.persist_at = None
             if self.rto_at is None:
                 self.rto_at = now + self.rtt.rto
-        elif unsent > 0:
+        elif queued - seq_sub(self.snd_nxt, self.snd_data_una) > 0:  # unsent data
             self.rto_at = None
             if self.persist_at is None:
                 self._arm_persist(now)  # SWS override timer: small window, nothing in flight
@@ -1394,61 +1449,94 @@ class Tcb:
         """Segmentise queued data (and our FIN); returns True if an ACK went out."""
         sent_ack = False
         mss = self.snd_mss
-        probe = self._plpmtud_want_probe(now)
+        probe = self._plpmtud_want_probe(now) if self.plpmtud.engaged else 0
         sendbuf = self.sendbuf
-        total = len(sendbuf)
+        total = len(sendbuf.data)
         fin_seq = self.fin_seq
         rec = self.rec
-        sack_recovery = self.recover is not None and rec.sack_mode
+        recover = self.recover
+        sack_recovery = recover is not None and rec.sack_mode
         if sack_recovery and self._sack_retransmit(now, rescue=False):
             sent_ack = True  # RFC 6675 NextSeg rule (1): lost holes first
+        # constant while this loop runs: SND.UNA, the buffer's base, the windows
+        snd_una = self.snd_una
+        data_una = self.snd_data_una
+        sack_ok = self.sack_ok
+        sacked = rec.sacked
+        cwnd0 = self.cwnd_effective
+        dupacks = self.dupacks
+        limited = recover is None and not sack_ok and 0 < dupacks < DUPACK_THRESHOLD
         while True:
+            nxt = self.snd_nxt
             gap = 1 << 62
-            if self.sack_ok and len(rec.sacked) and seq_lt(self.snd_nxt, self.snd_max):
+            if sack_ok and len(sacked) and nxt != self.snd_max and seq_lt(nxt, self.snd_max):
                 # resending after a timeout: skip what the peer SACKed (RFC 6675 §5.1)
-                pos = self._abs(self.snd_nxt)
-                end = rec.sacked.containing(pos)
+                pos = self._abs(nxt)
+                end = sacked.containing(pos)
                 if end is not None:
                     self.snd_nxt = self._seq(min(end, self._abs(self.snd_max)))
                     continue
-                nxt_sacked = rec.sacked.next_start(pos)
+                nxt_sacked = sacked.next_start(pos)
                 if nxt_sacked is not None:
                     gap = nxt_sacked - pos
-            off = seq_sub(self.snd_nxt, self.snd_data_una)
+            off = (nxt - data_una) & MASK
+            if off > HALF:
+                off -= MOD
             avail = total - off
-            in_flight = seq_sub(self.snd_nxt, self.snd_una)
-            cwnd = self.cwnd_effective
-            if self.recover is None and not self.sack_ok and 0 < self.dupacks < DUPACK_THRESHOLD \
-                    and self.snd_nxt == self.snd_max:
-                cwnd += self.dupacks * mss  # limited transmit (RFC 3042): new data only
-            usable = min(self.snd_wnd - in_flight, cwnd - self._in_flight())
-            n = min(mss, avail, usable, gap)
-            if probe and self.snd_nxt == self.snd_max:  # PLPMTUD: this new segment may probe
-                n = self._plpmtud_probe_len(probe, avail, usable, n, now)
-                probe = 0
             send_fin = False
-            if n <= 0:
-                n = 0
-                if not (fin_seq is not None and self.snd_nxt == fin_seq):
+            if avail <= 0:  # nothing new to send (n would be <= 0 whatever the windows)
+                if fin_seq is None or nxt != fin_seq:
                     break
+                n = 0
                 send_fin = True
             else:
-                if n == usable and n < mss and n < avail and n < gap and not self._sws_override:
-                    if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
-                        break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
-                elif n < mss and n == avail and not self.config.nodelay and in_flight > 0 \
-                        and fin_seq is None:
-                    break  # Nagle (RFC 9293 §3.7.4): wait for the ACK of outstanding data
-                if fin_seq is not None and seq_add(self.snd_nxt, n) == fin_seq:
+                in_flight = (nxt - snd_una) & MASK
+                if in_flight > HALF:
+                    in_flight -= MOD
+                cwnd = cwnd0
+                if limited and nxt == self.snd_max:
+                    cwnd += dupacks * mss  # limited transmit (RFC 3042): new data only
+                if sack_ok and (len(sacked) or rec.in_recovery):
+                    pipe = self._in_flight()
+                else:
+                    pipe = in_flight
+                usable = self.snd_wnd - in_flight
+                if cwnd - pipe < usable:
+                    usable = cwnd - pipe
+                n = mss
+                if avail < n:
+                    n = avail
+                if usable < n:
+                    n = usable
+                if gap < n:
+                    n = gap
+                if probe and nxt == self.snd_max:  # PLPMTUD: this new segment may probe
+                    n = self._plpmtud_probe_len(probe, avail, usable, n, now)
+                    probe = 0
+                if n <= 0:
+                    n = 0
+                    if not (fin_seq is not None and nxt == fin_seq):
+                        break
                     send_fin = True
-            seq = self.snd_nxt
-            retrans = seq_lt(seq, self.snd_max)
+                else:
+                    if n == usable and n < mss and n < avail and n < gap \
+                            and not self._sws_override:
+                        if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
+                            break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
+                    elif n < mss and n == avail and not self.config.nodelay and in_flight > 0 \
+                            and fin_seq is None:
+                        break  # Nagle (RFC 9293 §3.7.4): wait for the ACK of outstanding data
+                    if fin_seq is not None and ((nxt + n) & MASK) == fin_seq:
+                        send_fin = True
+            seq = nxt
+            snd_max = self.snd_max
+            retrans = seq != snd_max and ((snd_max - seq) & MASK) < HALF  # seq_lt(seq, snd_max)
             flags = ACK
             if n and n == avail:
                 flags |= PSH
             if send_fin:
                 flags |= FIN
-            payload = sendbuf.peek(off, n) if n else b""
+            payload = bytes(sendbuf.data[off:off + n]) if n else b""
             if retrans:
                 self.stats.retransmits += 1
                 self.stats.bytes_retrans += n
@@ -1459,9 +1547,9 @@ class Tcb:
                 self._rtt_time = now
             self._emit(seq, flags, payload, now)
             sent_ack = True
-            self.snd_nxt = seq_add(seq, n + (1 if send_fin else 0))
-            if seq_gt(self.snd_nxt, self.snd_max):
-                self.snd_max = self.snd_nxt
+            nxt = self.snd_nxt = (seq + n + (1 if send_fin else 0)) & MASK
+            if nxt != snd_max and ((nxt - snd_max) & MASK) < HALF:  # seq_gt(nxt, snd_max)
+                self.snd_max = nxt
             if self.rto_at is None:
                 self.rto_at = now + self.rtt.rto
             if send_fin:
