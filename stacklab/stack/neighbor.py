@@ -31,6 +31,7 @@ from stacklab.wire.addr import ip_str, mac_str
 
 
 class Nud(enum.Enum):
+    NONE = "NONE"  # Linux's NUD_NONE: a new entry, before its first transition
     INCOMPLETE = "INCOMPLETE"
     REACHABLE = "REACHABLE"
     STALE = "STALE"
@@ -128,9 +129,8 @@ class NeighborCache:
                 return None
         # new or FAILED: start resolving
         if n is None:
-            n = Neighbor(ip, Nud.INCOMPLETE)
+            n = Neighbor(ip, Nud.NONE)
             self.entries[ip] = n
-            n.state = Nud.FAILED  # so the trace shows the transition from "none"
         n.mac = None
         n.probes = 1
         n.used = now
