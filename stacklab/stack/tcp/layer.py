@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import heapq
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,37 @@ HISTORY_LIMIT = 10000  # finished connections kept for the summary
 MAX_SYN_BACKLOG = 256  # Linux tcp_max_syn_backlog (per listener here)
 MAX_CONNECTIONS = 65536  # per host: TCBs of every state, TIME-WAIT included
 CHALLENGE_ACK_LIMIT = 1000  # per second per host (Linux tcp_challenge_ack_limit, RFC 5961 §7)
+
+_HDR = struct.Struct("!HHIIHHHH")
+_HDR_TS = struct.Struct("!HHIIHHHH4sII")  # header + nop, nop, timestamps (32 bytes)
+_NOPNOP_TS = b"\x01\x01\x08\x0a"
+_CSUM = struct.Struct("!H")
+
+
+def _segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
+    """``build_tcp`` for the TCB's own segments, with the pseudo-header's address part summed
+    once per connection (``psum``) and the timestamps-only header (every data segment and ACK
+    once timestamps are negotiated) packed in one call. Same bytes as ``build_tcp``."""
+    ts = seg._ts
+    if ts is not None and not seg._sack and seg._mss is None and seg._wscale is None \
+            and not seg._sack_perm:
+        buf = bytearray(_HDR_TS.pack(sp, dp, seg.seq, seg.ack, 0x8000 | seg.flags, seg.window,
+                                     0, 0, _NOPNOP_TS, ts[0], ts[1]))
+    else:
+        opts = seg.options_bytes()
+        hl = 20 + len(opts)
+        buf = bytearray(_HDR.pack(sp, dp, seg.seq, seg.ack, (hl << 10) | seg.flags, seg.window,
+                                  0, 0))
+        buf += opts
+    payload = seg.payload
+    if payload:
+        buf += payload
+    n = len(buf)
+    total = int.from_bytes(buf, "big")
+    if n & 1:
+        total <<= 8
+    _CSUM.pack_into(buf, 16, -(total + psum + n) % 0xFFFF)  # a folded 0xFFFF is stored as 0
+    return buf
 
 
 class Listener:
@@ -394,27 +426,27 @@ class TcpLayer:
     # -- output and events ------------------------------------------------------------------------
     def flush(self, tcb: Tcb, now: float) -> None:
         host = self.host
-        out = tcb.segments_to_send()
+        out = tcb._out  # segments_to_send(), without the call
         too_big = False
         if out:
-            src, dst, sp, dp = tcb.local_ip, tcb.remote_ip, tcb.local_port, tcb.remote_port
+            tcb._out = []
+            dst = tcb.remote_ip
+            src, sp, dp, psum = tcb.local_ip, tcb.local_port, tcb.remote_port, tcb.tx_psum
             c = host.counters
+            ip_send = host.ip_send
             for seg in out:
-                raw = build_tcp(src, dst, sp, dp, seg.seq, seg.ack, seg.flags, seg.window,
-                                seg.payload, seg.options_bytes())
+                raw = _segment_bytes(psum, sp, dp, seg)
                 c["tcp.tx.segments"] += 1
                 if seg.flags & RST:
                     c["tcp.tx.rst"] += 1
-                err = host.ip_send(src, dst, PROTO_TCP, raw, now, df=True)
-                if err == errno.EMSGSIZE:
+                if ip_send(src, dst, PROTO_TCP, raw, now, df=True) == errno.EMSGSIZE:
                     too_big = True
-        if too_big and tcb.on_path_mtu(host.path_mtu(dst), now):
+        if too_big and tcb.on_path_mtu(host.path_mtu(tcb.remote_ip), now):
             self.flush(tcb, now)  # built before the path MTU dropped: resent smaller now
             return
-        ev = tcb.next_event()
-        while ev is not None:
-            self._dispatch(tcb, ev)
-            ev = tcb.next_event()
+        events = tcb._events
+        while events:
+            self._dispatch(tcb, events.popleft())
         if tcb.finished:
             self._dirty.discard(tcb)
             self._forget(tcb)
@@ -448,8 +480,12 @@ class TcpLayer:
         self.host.request_wake()
 
     def _dispatch(self, tcb: Tcb, ev: Any) -> None:
-        lst = getattr(tcb, "listener", None)
-        if lst is not None and tcb.user is None:
+        user = tcb.user
+        if user is not None:
+            user.tcp_event(tcb, ev)
+            return
+        lst = tcb.listener
+        if lst is not None:
             if isinstance(ev, Connected):
                 lst.pending.discard(tcb)
                 if lst.closed:
@@ -459,10 +495,6 @@ class TcpLayer:
                 return
             if isinstance(ev, ConnectionLost):
                 lst.pending.discard(tcb)
-                return
-        user = tcb.user
-        if user is not None:
-            user.tcp_event(tcb, ev)
 
     def _forget(self, tcb: Tcb) -> None:
         if self.conns.get(tcb.key) is tcb:

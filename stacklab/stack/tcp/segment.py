@@ -8,6 +8,7 @@ bytes with ``build_tcp(..., seg.options_bytes())``.
 
 from __future__ import annotations
 
+import struct
 from typing import Protocol
 
 from stacklab.wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, encode_options, flags_str
@@ -15,6 +16,7 @@ from stacklab.wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, encode_opt
 __all__ = ["ACK", "CWR", "ECE", "FIN", "PSH", "RST", "SYN", "URG", "Segment", "SegmentLike"]
 
 Buffer = bytes | bytearray | memoryview
+_NOPNOP_TS = struct.Struct("!4sII")  # nop, nop, TS: as encode_options(timestamps=...)
 
 
 class SegmentLike(Protocol):
@@ -73,9 +75,10 @@ class Segment:
 
     def options_bytes(self) -> bytes:
         if self._mss is None and self._wscale is None and not self._sack_perm and not self._sack:
-            if self._ts is None:
+            ts = self._ts
+            if ts is None:
                 return b""
-            return encode_options(timestamps=self._ts)
+            return _NOPNOP_TS.pack(b"\x01\x01\x08\x0a", ts[0], ts[1])
         return encode_options(mss=self._mss, wscale=self._wscale, sack_permitted=self._sack_perm,
                               timestamps=self._ts, sack_blocks=self._sack)
 

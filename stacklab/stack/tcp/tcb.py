@@ -163,6 +163,8 @@ class Tcb:
         self.remote_port = remote_port
         self.v6 = len(local_ip) == 16
         self._ip_tcp_hdr = 60 if self.v6 else 40
+        # the addresses' part of the pseudo-header sum (RFC 9293 §3.1), for the layer's builder
+        self.tx_psum = int.from_bytes(local_ip, "big") + int.from_bytes(remote_ip, "big") + 6
         self.trace = trace
         self.state = S.CLOSED
         self.created = now
@@ -434,11 +436,15 @@ class Tcb:
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
-        t = None
-        for d in (self.rto_at, self.persist_at, self.delack_at, self.timewait_at,
-                  self.finwait2_at, self.conn_deadline, self.keepalive_at,
-                  self._user_timeout_at()):
+        # unrolled: the layer asks after every segment
+        t = self.rto_at
+        for d in (self.delack_at, self.persist_at, self.keepalive_at, self.timewait_at,
+                  self.finwait2_at, self.conn_deadline):
             if d is not None and (t is None or d < t):
+                t = d
+        if self.unacked_since is not None and self.config.user_timeout is not None:
+            d = self.unacked_since + self.config.user_timeout
+            if t is None or d < t:
                 t = d
         return t
 
