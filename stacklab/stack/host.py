@@ -124,6 +124,7 @@ class Interface:
                 x.state = "preferred"
 
     def mark_duplicate(self, a: bytes) -> None:
+        self.host.addr_gen += 1
         for x in self.v6:
             if x.addr == a:
                 x.state = "duplicate"
@@ -147,6 +148,9 @@ class Host(Node):
         self.local4: dict[bytes, Interface] = {}
         self.local6: dict[bytes, Interface] = {}
         self._bcast4_all: set[bytes] = set()
+        # bumped when interfaces or addresses change: with routes.gen it validates the IP
+        # layers' per-destination caches (route, interface, next hop, source)
+        self.addr_gen = 0
         self.default_ttl = 64
         self.hop_limit6 = 64
         self.protocols: dict[int, Callable[..., None]] = {}
@@ -179,6 +183,7 @@ class Host(Node):
         port = self.add_port(name, mac, mtu)
         iface = Interface(self, port)
         self.interfaces.append(iface)
+        self.addr_gen += 1
         if mtu >= MIN_MTU:
             ll = eui64_address(bytes.fromhex("fe80000000000000"), mac)
             self._add6(iface, ll, 64)
@@ -198,6 +203,7 @@ class Host(Node):
             if iface.has_v4(addr):
                 return
             iface.v4.append((addr, plen))
+            self.addr_gen += 1
             self.local4.setdefault(addr, iface)
             if plen <= 30:
                 iface.bcast4.add(itf.network.broadcast_address.packed)
@@ -223,6 +229,7 @@ class Host(Node):
 
     def _add6(self, iface: Interface, addr: bytes, plen: int) -> None:
         iface.v6.append(Addr6(addr, plen))
+        self.addr_gen += 1
         self.local6.setdefault(addr, iface)
         iface.groups6.add(solicited_node(addr))
         self.ndp.start_dad(iface, addr)

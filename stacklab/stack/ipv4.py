@@ -10,10 +10,11 @@ interpreted but are carried (and copied into fragments when their copy bit says 
 from __future__ import annotations
 
 import errno
+import struct
 from typing import TYPE_CHECKING
 
 from stacklab.wire.addr import BROADCAST_MAC, ip_str
-from stacklab.wire.ethernet import ETH_P_IPV4, build_ethernet
+from stacklab.wire.ethernet import ETH_P_IPV4
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 
 from .frag import Reassembler, fragment_ipv4
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 LIMITED_BCAST = b"\xff\xff\xff\xff"
 ALL_HOSTS = bytes([224, 0, 0, 1])
+DST_CACHE_MAX = 4096  # destinations remembered by the send path (cleared when full)
+_HDR = struct.Struct("!BBHHHBBH4s4s")
+_CSUM = struct.Struct("!H")
+_ETH_IPV4 = ETH_P_IPV4.to_bytes(2, "big")
 
 
 class RxInfo:
@@ -52,6 +57,10 @@ class Ipv4:
         self.reasm = Reassembler("ipv4", 30.0, 4 << 20, 65535 - 20, host.counters,
                                  on_timeout=self._reasm_timeout)
         self.ident = host.rng.randrange(65536)
+        # dst -> (interface, next hop, route's preferred source): Linux's dst cache, valid while
+        # the routing table and the addresses stay as they were (routes.gen, host.addr_gen)
+        self._dst_cache: dict[bytes, tuple[Interface, bytes, bytes | None]] = {}
+        self._dst_gen = (-1, -1)
 
     # -- input ---------------------------------------------------------------------------------
     def receive(self, iface: Interface, buf: memoryview, l2_bcast: bool, now: float) -> None:
@@ -158,20 +167,31 @@ class Ipv4:
         if dst == LIMITED_BCAST:
             iface = h.interfaces[ifindex if ifindex is not None else 0]
             nexthop = LIMITED_BCAST
+            route_src: bytes | bool | None = False  # False: not routed
         elif dst in h.local4:
             iface = h.local4[dst]
             nexthop = dst
+            route_src = False
         else:
-            route = h.routes.lookup(dst)
-            if route is None:
-                c["drop.ipv4.tx_no_route"] += 1
-                return errno.ENETUNREACH
-            iface, nexthop = h.route_out(route, dst)
-            if iface is None:
-                c["drop.ipv4.tx_no_route"] += 1
-                return errno.ENETUNREACH
-            if src is None and route.src is not None:
-                src = route.src
+            gen = (h.routes.gen, h.addr_gen)
+            cache = self._dst_cache
+            if gen != self._dst_gen or len(cache) >= DST_CACHE_MAX:
+                cache.clear()
+                self._dst_gen = gen
+            entry = cache.get(dst)
+            if entry is None:
+                route = h.routes.lookup(dst)
+                if route is None:
+                    c["drop.ipv4.tx_no_route"] += 1
+                    return errno.ENETUNREACH
+                out, hop = h.route_out(route, dst)
+                if out is None:
+                    c["drop.ipv4.tx_no_route"] += 1
+                    return errno.ENETUNREACH
+                entry = cache[dst] = (out, hop, route.src)
+            iface, nexthop, route_src = entry
+            if src is None and route_src is not None:
+                src = route_src
         if src is None:
             src = iface.v4_source_for(nexthop)
             if src is None:
@@ -180,10 +200,23 @@ class Ipv4:
             ttl = h.default_ttl
         self.ident = ident = (self.ident + 1) & 0xFFFF
         n = 20 + len(payload)
-        mtu = iface.mtu if dst in h.local4 else min(iface.mtu, h.path_mtu(dst))
+        # the path MTU: the interface's, lowered by what the PMTU cache learned (h.path_mtu
+        # without its second route lookup: the interface is the one found above)
+        mtu = iface.mtu
+        if route_src is not False:  # routed: the link MTU is this interface's
+            pmtu = h.pmtu.get(dst, mtu, None)
+            if pmtu < mtu:
+                mtu = pmtu
+        elif dst not in h.local4:
+            mtu = min(mtu, h.path_mtu(dst))
         if n <= mtu:
-            self.output(iface, nexthop, build_ipv4(src, dst, proto, payload, ttl, ident,
-                                                   bool(df), False, 0, tos), now)
+            if n > 0xFFFF:
+                raise ValueError(f"IPv4 total length {n} > 65535")
+            hdr = bytearray(_HDR.pack(0x45, tos, n, ident, 0x4000 if df else 0, ttl, proto, 0,
+                                      src, dst))
+            _CSUM.pack_into(hdr, 10, -int.from_bytes(hdr, "big") % 0xFFFF)
+            hdr += payload
+            self.output(iface, nexthop, hdr, now)
             return None
         if df or n > 65535:
             c["drop.ipv4.tx_too_big"] += 1
@@ -208,4 +241,5 @@ class Ipv4:
             if mac is None:
                 return
         h.counters["ipv4.tx.packets"] += 1
-        h.send_frame(iface.index, build_ethernet(mac, iface.mac, ETH_P_IPV4, packet))
+        # one copy into an immutable frame (what a link wants) instead of a bytearray
+        h.send_frame(iface.index, b"".join((mac, iface.mac, _ETH_IPV4, packet)))

@@ -85,6 +85,7 @@ class RoutingTable:
         self._by_len: dict[int, dict[int, dict[int, Route]]] = {4: {}, 16: {}}
         # (plen, mask) pairs, longest first
         self._plens: dict[int, list[tuple[int, int]]] = {4: [], 16: []}
+        self.gen = 0  # bumped by every change: the IP layers' destination caches check it
 
     # -- changes -------------------------------------------------------------------------------
     def add(self, route: Route) -> Route:
@@ -97,6 +98,7 @@ class RoutingTable:
             table[route.plen] = {}
             self._plens[alen] = sorted(((p, _mask(alen, p)) for p in table), reverse=True)
         table[route.plen][net] = route
+        self.gen += 1
         return route
 
     def remove(self, prefix: bytes, plen: int) -> Route | None:
@@ -106,6 +108,7 @@ class RoutingTable:
         if not bucket:
             return None
         route = bucket.pop(int.from_bytes(prefix, "big") & _mask(alen, plen), None)
+        self.gen += 1
         if not bucket:
             del table[plen]
             self._plens[alen] = sorted(((p, _mask(alen, p)) for p in table), reverse=True)
