@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .addr import ip_str
+from .checksum import SPLIT_AT, le_sum
 from .errors import MalformedPacket
 
 __all__ = [
@@ -61,7 +62,8 @@ OPT_SACK = 5
 OPT_TIMESTAMP = 8
 
 _HDR = struct.Struct("!HHIIHHHH")
-_CSUM = struct.Struct("!H")
+_CSUM_LE = struct.Struct("<H")  # the checksum is computed byte-swapped (see checksum.py)
+_fb = int.from_bytes
 _U16 = struct.Struct("!H")
 _U32X2 = struct.Struct("!II")
 _MSS = struct.Struct("!BBH")
@@ -353,12 +355,11 @@ class TcpView:
         return self.buf[20:self.header_len]
 
     def checksum_ok(self, src_ip: bytes, dst_ip: bytes) -> bool:
+        # little-endian sum (256 x the big-endian one, mod 0xFFFF; see checksum.py)
         mv = self.buf
         n = len(mv)
-        total = int.from_bytes(mv, "big")
-        if n & 1:
-            total <<= 8
-        total += int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + PROTO_TCP + n
+        total = _fb(mv, "little") if n <= SPLIT_AT else le_sum(mv)
+        total += (_fb(src_ip, "big") + _fb(dst_ip, "big") + PROTO_TCP + n) << 8
         return total % 0xFFFF == 0
 
     def options(self) -> list[TcpOption]:
@@ -514,9 +515,8 @@ def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: i
     if payload:
         buf += payload
     n = len(buf)
-    total = int.from_bytes(buf, "big")
-    if n & 1:
-        total <<= 8
-    total += int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + PROTO_TCP + n
-    _CSUM.pack_into(buf, 16, -total % 0xFFFF)  # ~sum; a folded 0xFFFF is stored as 0x0000
+    total = _fb(buf, "little") if n <= SPLIT_AT else le_sum(buf)
+    total += (_fb(src_ip, "big") + _fb(dst_ip, "big") + PROTO_TCP + n) << 8
+    # ~sum, computed and stored byte-swapped; a folded 0xFFFF is stored as 0x0000
+    _CSUM_LE.pack_into(buf, 16, -total % 0xFFFF)
     return buf

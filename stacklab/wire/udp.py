@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass, field
 
 from .addr import ip_str
+from .checksum import SPLIT_AT, le_sum
 from .errors import MalformedPacket
 
 __all__ = ["UdpView", "Udp", "build_udp", "PROTO_UDP", "HEADER_LEN"]
@@ -23,7 +24,8 @@ PROTO_UDP = 17
 HEADER_LEN = 8
 
 _HDR = struct.Struct("!HHHH")
-_CSUM = struct.Struct("!H")
+_CSUM_LE = struct.Struct("<H")  # the checksum is computed byte-swapped (see checksum.py)
+_fb = int.from_bytes
 
 Buffer = bytes | bytearray | memoryview
 
@@ -60,10 +62,8 @@ class UdpView:
             return len(src_ip) == 4  # IPv4: "no checksum"; IPv6: zero is invalid
         mv = self.buf
         n = self.length
-        total = int.from_bytes(mv, "big")
-        if n & 1:
-            total <<= 8
-        total += int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + PROTO_UDP + n
+        total = _fb(mv, "little") if n <= SPLIT_AT else le_sum(mv)
+        total += (_fb(src_ip, "big") + _fb(dst_ip, "big") + PROTO_UDP + n) << 8
         return total % 0xFFFF == 0
 
 
@@ -76,12 +76,11 @@ def build_udp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int,
     buf = bytearray(_HDR.pack(src_port, dst_port, n, 0))
     if payload:
         buf += payload
-    total = int.from_bytes(buf, "big")
-    if n & 1:
-        total <<= 8
-    total += int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + PROTO_UDP + n
-    # 0xFFFF - r is never 0: a computed zero is sent as 0xFFFF (RFC 768).
-    _CSUM.pack_into(buf, 6, 0xFFFF - total % 0xFFFF)
+    total = _fb(buf, "little") if n <= SPLIT_AT else le_sum(buf)
+    total += (_fb(src_ip, "big") + _fb(dst_ip, "big") + PROTO_UDP + n) << 8
+    # Computed and stored byte-swapped (checksum.py). 0xFFFF - r is never 0: a computed zero is
+    # sent as 0xFFFF (RFC 768).
+    _CSUM_LE.pack_into(buf, 6, 0xFFFF - total % 0xFFFF)
     return buf
 
 
