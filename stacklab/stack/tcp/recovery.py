@@ -146,8 +146,10 @@ class Recovery:
         return new
 
     def on_cumulative_ack(self, una: int) -> None:
-        self.sacked.remove_below(una)
-        self.retrans.remove_below(una)
+        if self.sacked.starts:
+            self.sacked.remove_below(una)
+        if self.retrans.starts:
+            self.retrans.remove_below(una)
 
     def lost_limit(self, una: int, mss: int) -> int:
         """Every un-SACKed position below the result is lost (RFC 6675 IsLost)."""

@@ -603,7 +603,10 @@ class Tcb:
             self._rcv_synchronized(seg, now)
         if self.state is not S.CLOSED:
             self.output(now)
-            self._trace_cwnd(now)
+            cc = self.cc
+            traced = self._cwnd_traced
+            if cc.cwnd != traced[0] or cc.ssthresh != traced[1]:
+                self._trace_cwnd(now)
 
     def _take_syn(self, seg: SegmentLike) -> None:
         """Record the peer's SYN: IRS, RCV.NXT and the options it offers (RFC 9293 §3.7.1,
@@ -694,6 +697,9 @@ class Tcb:
             seq_le(rcv_nxt, last) and seq_lt(last, end))
 
     def _rcv_synchronized(self, seg: SegmentLike, now: float) -> None:
+        # Sequence arithmetic is written out inline on this path (it runs for every segment):
+        # seq_lt(a, b) is ``a != b and ((b - a) & MASK) < HALF``, seq_le(a, b) is
+        # ``((b - a) & MASK) < HALF``.
         flags = seg.flags
         seq = seg.seq
         payload = seg.payload
@@ -703,16 +709,18 @@ class Tcb:
         fin = flags & FIN != 0
         seg_len = plen + syn + fin
         ts = seg.timestamps() if self.ts_ok else None
+        rcv_nxt = self.rcv_nxt
 
         # TIME-WAIT: a retransmitted FIN is ACKed again and restarts 2*MSL (RFC 9293 §3.10.7.4,
         # eighth check; the FIN is a duplicate so it would fail the acceptance test otherwise).
-        if st is S.TIME_WAIT and fin and not flags & RST and seq_add(seq, seg_len) == self.rcv_nxt:
+        if st is S.TIME_WAIT and fin and not flags & RST and seq_add(seq, seg_len) == rcv_nxt:
             self.timewait_at = now + 2 * self.config.msl
             self._ack_now = True
             return
 
         # PAWS (RFC 7323 §5.3): an old timestamp marks an old duplicate.
-        if ts is not None and not flags & RST and seq_lt(ts[0], self.ts_recent):
+        if ts is not None and not flags & RST and ts[0] != self.ts_recent \
+                and ((self.ts_recent - ts[0]) & MASK) < HALF:
             self.stats.paws_drops += 1
             self._oow_ack(now, plen > 0)
             return
@@ -720,7 +728,7 @@ class Tcb:
         # SYN-RECEIVED and the peer's SYN again: alone, it lost our SYN,ACK (send it again now,
         # as Linux does); with an ACK it is the SYN,ACK of a simultaneous open, whose SYN we
         # already have: strip it and let the ACK complete the handshake.
-        if st is S.SYN_RECEIVED and syn and seq == self.irs and not flags & RST:
+        if syn and st is S.SYN_RECEIVED and seq == self.irs and not flags & RST:
             if not flags & ACK:
                 self.stats.unacceptable += 1
                 self.snd_nxt = self.iss
@@ -730,23 +738,28 @@ class Tcb:
             seg_len -= 1
 
         # first check sequence number: the acceptance table
-        rcv_wnd = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
-        if not self._acceptable(seq, seg_len, rcv_wnd):
+        rcv_wnd = (self.rcv_adv - rcv_nxt) & MASK
+        if rcv_wnd > HALF:
+            rcv_wnd = 0
+        if seq == rcv_nxt and (rcv_wnd or not seg_len):
+            pass  # in order (the common case): acceptable
+        elif not self._acceptable(seq, seg_len, rcv_wnd):
             self.stats.unacceptable += 1
             if not flags & RST:
-                if plen and self.sack_ok and seq_le(seq_add(seq, plen), self.rcv_nxt):
+                if plen and self.sack_ok and seq_le(seq_add(seq, plen), rcv_nxt):
                     self._dsack = (seq, seq_add(seq, plen))  # RFC 2883: a duplicate
                     self.stats.dsacks_out += 1
                 self._oow_ack(now, plen > 0)
             return
 
         # RFC 7323 §4.3: remember the timestamp to echo
-        if ts is not None and seq_le(seq, self.last_ack_sent) and seq_ge(ts[0], self.ts_recent):
+        if ts is not None and ((self.last_ack_sent - seq) & MASK) < HALF \
+                and ((ts[0] - self.ts_recent) & MASK) < HALF:
             self.ts_recent = ts[0]
 
         # second check the RST bit (with RFC 5961 §3.2: only an exact RCV.NXT match resets)
         if flags & RST:
-            if seq != self.rcv_nxt:
+            if seq != rcv_nxt:
                 self._challenge_ack(now)  # RFC 5961 §3.2: in window but not exact
                 return
             if st is S.SYN_RECEIVED:
@@ -764,8 +777,8 @@ class Tcb:
             return
 
         # trim to the window: keep only the new bytes (duplicates and overlaps)
-        if seq_lt(seq, self.rcv_nxt):
-            drop = seq_sub(self.rcv_nxt, seq)
+        if seq != rcv_nxt and ((rcv_nxt - seq) & MASK) < HALF:  # seq_lt(seq, rcv_nxt)
+            drop = seq_sub(rcv_nxt, seq)
             if syn:
                 syn = False
                 drop -= 1
@@ -784,12 +797,15 @@ class Tcb:
                 payload = memoryview(payload)[drop:]
             seq = seq_add(seq, drop)
             plen = len(payload)
-        right = seq_add(self.rcv_nxt, rcv_wnd)
-        if plen and seq_gt(seq_add(seq, plen), right):
-            keep = max(0, seq_sub(right, seq))
-            payload = memoryview(payload)[:keep]
-            plen = keep
-            fin = False
+        if plen:
+            # right edge: SEQ + LEN beyond RCV.NXT + RCV.WND is cut
+            over = ((seq + plen) - (rcv_nxt + rcv_wnd)) & MASK
+            if over and over < HALF:  # seq_gt(seq + plen, right)
+                right = (rcv_nxt + rcv_wnd) & MASK
+                keep = max(0, seq_sub(right, seq))
+                payload = memoryview(payload)[:keep]
+                plen = keep
+                fin = False
 
         # fourth check the SYN bit (RFC 9293 with RFC 5961 §4: challenge ACK)
         if syn:
@@ -816,30 +832,34 @@ class Tcb:
             else:
                 self._emit_rst(ack, None)
                 return
+        old_una = self.snd_una
+        snd_max = self.snd_max
         # RFC 5961 §5.2 ACK acceptance: (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT, else a
         # (rate-limited) challenge ACK and the segment is dropped
-        if seq_gt(ack, self.snd_max) or seq_lt(
-                ack, seq_sub(self.snd_una, self.max_sndwnd) & MASK):
+        if ((ack - old_una) & MASK) > ((snd_max - old_una) & MASK) and (
+                seq_gt(ack, snd_max) or seq_lt(ack, (old_una - self.max_sndwnd) & MASK)):
             self._challenge_ack(now)
             return
-        old_una = self.snd_una
         wnd = seg.window << self.snd_wscale
-        newly_sacked = self._take_sack(seg) if self.sack_ok else 0
-        if seq_gt(ack, old_una):
+        newly_sacked = self._take_sack(seg) if self.sack_ok and seg.sack_blocks() else 0
+        if ack != old_una and ((ack - old_una) & MASK) < HALF:  # seq_gt(ack, old_una)
             self._ack_advance(ack, seg, now)
             if newly_sacked and self.recover is None:
                 self._maybe_enter_recovery(now)
-        elif ack == old_una and self.snd_max != old_una and (
+        elif ack == old_una and snd_max != old_una and (
                 newly_sacked > 0 if self.sack_ok
                 else (plen == 0 and not fin and wnd == self.snd_wnd)):
             # a duplicate ACK: RFC 5681 §2, or with SACK one that SACKs new data (RFC 6675 §2)
             self._on_dupack(now)
         # window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK))
-        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
+        wl1 = self.snd_wl1
+        sseq = seg.seq
+        if (wl1 != sseq and ((sseq - wl1) & MASK) < HALF) or (
+                wl1 == sseq and ((ack - self.snd_wl2) & MASK) < HALF):
             if wnd != self.snd_wnd and self.trace is not None:
                 self.trace(now, "window", {"snd_wnd": wnd})
             self.snd_wnd = wnd
-            self.snd_wl1 = seg.seq
+            self.snd_wl1 = sseq
             self.snd_wl2 = ack
             if wnd > self.max_sndwnd:
                 self.max_sndwnd = wnd
@@ -848,17 +868,18 @@ class Tcb:
                 self.persist_backoff = 0
                 self.snd_nxt = self.snd_una  # what went beyond the closed window was dropped
 
-        fin_acked = self.fin_seq is not None and self.snd_una == seq_add(self.fin_seq, 1)
-        if st is S.FIN_WAIT_1 and fin_acked:
-            self._move(now, Ev.RCV_ACK_OF_FIN)
-            st = self.state
-            if self.user_closed:
-                self.finwait2_at = now + self.config.fin_wait_2_timeout
-                self._report_lost(None)
-        elif st is S.CLOSING or st is S.LAST_ACK:
-            if fin_acked:
+        if st is not S.ESTABLISHED:  # (our FIN is only queued from the closing states)
+            fin_acked = self.fin_seq is not None and self.snd_una == seq_add(self.fin_seq, 1)
+            if st is S.FIN_WAIT_1 and fin_acked:
                 self._move(now, Ev.RCV_ACK_OF_FIN)
-            return
+                st = self.state
+                if self.user_closed:
+                    self.finwait2_at = now + self.config.fin_wait_2_timeout
+                    self._report_lost(None)
+            elif st is S.CLOSING or st is S.LAST_ACK:
+                if fin_acked:
+                    self._move(now, Ev.RCV_ACK_OF_FIN)
+                return
 
         # sixth (URG: not supported, the pointer is ignored), seventh and eighth checks
         if plen or fin:
@@ -934,47 +955,54 @@ class Tcb:
     def _ack_advance(self, ack: int, seg: SegmentLike, now: float) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: free acknowledged data, take an RTT sample, restart
         the retransmission timer (RFC 6298 §5.3)."""
-        flight = seq_sub(self.snd_max, self.snd_una)
         una_before = self.snd_una
-        n = seq_sub(ack, self.snd_data_una)
+        flight = seq_sub(self.snd_max, una_before)
+        data_una = self.snd_data_una
+        n = seq_sub(ack, data_una)
+        sendbuf = self.sendbuf
         if n > 0:
-            n = min(n, len(self.sendbuf))
-            self.sendbuf.ack(n)
-            self.snd_data_una = seq_add(self.snd_data_una, n)
+            queued = len(sendbuf.data)
+            if n > queued:
+                n = queued
+            sendbuf.ack(n)
+            self.snd_data_una = (data_una + n) & MASK
             self.stats.bytes_acked += n
         self.snd_una = ack
-        if seq_lt(self.snd_nxt, ack):
+        nxt = self.snd_nxt
+        if nxt != ack and ((ack - nxt) & MASK) < HALF:  # seq_lt(snd_nxt, ack)
             self.snd_nxt = ack
-        if self.plpmtud.on_ack(ack, now):
+        if self.plpmtud.probe_seq is not None and self.plpmtud.on_ack(ack, now):
             self._plpmtud_sync(now, "probe acked")
         sample = None
         ts = seg.timestamps() if self.ts_ok else None
         if ts is not None and ts[1]:
-            sample = ((self._ts_clock(now) - ts[1]) & MASK) / 1000.0
+            sample = ((int(now * 1000) + self.ts_offset - ts[1]) & MASK) / 1000.0
         elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
             sample = now - self._rtt_time
             self._rtt_seq = None
+        rtt = self.rtt
         if sample is not None and sample < 3600:
-            self.rtt.update(sample)
-        self.rtt.on_new_ack()
+            rtt.update(sample)
+        rtt.on_new_ack()
         self.retries = 0
-        acked = seq_sub(ack, una_before)
-        self.rec.on_cumulative_ack(self._abs(ack))
+        # stream position of ACK (_abs, with the buffer's base and SND.UNA of data just moved)
+        self.rec.on_cumulative_ack(sendbuf.base + seq_sub(ack, self.snd_data_una))
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None
         if self.recover is not None:
             if seq_ge(ack, self.recover):
                 self._end_recovery(now)
             else:
-                self._partial_ack(acked, now)
+                self._partial_ack(seq_sub(ack, una_before), now)
         else:
-            self.cc.on_ack(max(n, 0), flight, now, sample)
+            self.cc.on_ack(n if n > 0 else 0, flight, now, sample)
         self.dupacks = 0
+        snd_max = self.snd_max
         if self.unacked_since is not None:
-            self.unacked_since = None if ack == self.snd_max else now
-        self.rto_at = None if ack == self.snd_max else now + self.rtt.rto
+            self.unacked_since = None if ack == snd_max else now
+        self.rto_at = None if ack == snd_max else now + rtt.rto
         if n > 0:
-            self._events.append(SendSpace(self.sendbuf.free))
+            self._events.append(SendSpace(sendbuf.free))
 
     def _on_dupack(self, now: float) -> None:
         self.dupacks += 1
