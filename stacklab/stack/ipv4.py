@@ -100,8 +100,14 @@ class Ipv4:
             h.deliver(src, dst, ip.proto, memoryview(payload), now,
                       RxInfo(4, iface.index, ip.ttl, ip.tos, bcast, first or b"", True))
             return
-        h.deliver(src, dst, ip.proto, ip.payload, now,
-                  RxInfo(4, iface.index, ip.ttl, ip.tos, bcast, ip.buf[:ip.total_length]))
+        buf = ip.buf
+        info = RxInfo(4, iface.index, ip.ttl, ip.tos, bcast,
+                      buf if len(buf) == ip.total_length else buf[:ip.total_length])
+        handler = h.protocols.get(ip.proto)
+        if handler is not None:  # h.deliver, inlined for the common case
+            handler(src, dst, ip.payload, now, info)
+        else:
+            h.deliver(src, dst, ip.proto, ip.payload, now, info)
 
     def _reasm_timeout(self, key: tuple, first: bytes | None, now: float) -> None:
         self.host.trace(now, "ipv4", "drop", reason="reassembly timeout")

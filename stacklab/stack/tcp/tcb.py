@@ -27,7 +27,7 @@ from typing import Any
 from .buffers import ReceiveBuffer, SendBuffer
 from .congestion import create_congestion
 from .fsm import CAN_RECEIVE, CAN_SEND, Event, State, next_state
-from .plpmtud import Plpmtud
+from .plpmtud import Plpmtud, PlpmtudState
 from .recovery import Recovery
 from .rtt import RttEstimator
 from .segment import ACK, FIN, PSH, RST, SYN, Segment, SegmentLike
@@ -40,6 +40,7 @@ DEFAULT_MSS_V4 = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS opt
 DEFAULT_MSS_V6 = 1220  # RFC 8200 §8.3
 TS_OPT_LEN = 12  # nop, nop, timestamps: carried by every segment once negotiated
 DUPACK_THRESHOLD = 3
+_PLPMTUD_DISABLED = PlpmtudState.DISABLED
 OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
 
 
@@ -1436,7 +1437,14 @@ class Tcb:
             return
 
         if st is not S.FIN_WAIT_2:
-            sent_ack = self._output_data(now)
+            nxt = self.snd_nxt
+            if self.recover is None and nxt == self.snd_max \
+                    and self.plpmtud.state is _PLPMTUD_DISABLED \
+                    and len(self.sendbuf.data) <= seq_sub(nxt, self.snd_data_una) \
+                    and (self.fin_seq is None or nxt != self.fin_seq):
+                self._sws_override = False  # nothing new to send: _output_data would do only this
+            else:
+                sent_ack = self._output_data(now)
         if not sent_ack:
             if not self._ack_now:
                 # a window update due (_window_update_due, inlined)
