@@ -21,6 +21,8 @@ class NodeDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._kick_pending = False
+        self._held = 0  # > 0 while a link delivers a batch of frames (hold/release)
+        self._held_frames = False
         node.wake = self.kick
         node.driver = self  # type: ignore[attr-defined]  # lets API objects find the loop
 
@@ -30,7 +32,23 @@ class NodeDriver:
     def deliver(self, ifindex: int, frame: bytes) -> None:
         """A frame arrived from outside on interface ``ifindex``."""
         self.node.receive_frame(ifindex, frame, self.loop.time())
-        self.flush()
+        if self._held:
+            self._held_frames = True
+        else:
+            self.flush()
+
+    def hold(self) -> None:
+        """A batch of frames arrives at one instant (a simulated link's delivery): flush once
+        at :meth:`release` instead of after each frame. What the node sends keeps its order
+        and its time (the clock does not move in between); its timer is re-armed once."""
+        self._held += 1
+
+    def release(self, flush: bool = True) -> None:
+        self._held -= 1
+        if not self._held and self._held_frames:
+            self._held_frames = False
+            if flush:
+                self.flush()
 
     def kick(self) -> None:
         """Something changed outside a driver call: flush on the next loop iteration."""

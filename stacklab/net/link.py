@@ -490,9 +490,29 @@ class Schedule(Stage):
         now = self._loop.time()
         pop = heapq.heappop
         nxt = self.next
-        while heap and heap[0][0] <= now:
-            t, _, frame = pop(heap)
-            nxt.push(frame, t)
+        # Several frames due at once: the receiving driver flushes once after them (its
+        # output keeps its order and time). Not with a tracer: its events would interleave
+        # differently.
+        d = self.dir
+        drv = None
+        if len(heap) > 1 and heap[1][0] <= now and d.tracer is None:
+            drv = getattr(d.receiver, "__self__", None)
+            if not hasattr(drv, "hold"):
+                drv = None
+        if drv is None:
+            while heap and heap[0][0] <= now:
+                t, _, frame = pop(heap)
+                nxt.push(frame, t)
+        else:
+            drv.hold()
+            try:
+                while heap and heap[0][0] <= now:
+                    t, _, frame = pop(heap)
+                    nxt.push(frame, t)
+            except BaseException:
+                drv.release(flush=False)
+                raise
+            drv.release()
         if heap:
             t = heap[0][0]
             at = self._timer_at  # a delivery may have pushed (and armed) meanwhile
