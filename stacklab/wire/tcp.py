@@ -26,12 +26,15 @@ from dataclasses import dataclass, field
 from .addr import ip_str
 from .checksum import SPLIT_AT, le_sum
 from .errors import MalformedPacket
+from .ethernet import ETH_P_IPV4, EthernetView
+from .ipv4 import IPv4View
 
 __all__ = [
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS", "AE",
     "TcpView", "TcpSegment", "TcpOption", "MssOpt", "WscaleOpt", "SackPermOpt", "SackOpt",
     "TimestampOpt", "NopOpt", "EolOpt", "UnknownOpt", "build_tcp", "encode_options",
     "pack_options", "parse_options", "flags_str", "PROTO_TCP", "HEADER_LEN",
+    "parse_ipv4_tcp_frame",
 ]
 
 PROTO_TCP = 6
@@ -69,9 +72,14 @@ _U32X2 = struct.Struct("!II")
 _MSS = struct.Struct("!BBH")
 _WS = struct.Struct("!BBB")
 _TS = struct.Struct("!BBII")
-_NOPNOP_TS = b"\x01\x01\x08\x0a"
-# Linux's SYN / SYN-ACK options: mss(4) sackOK(2) TS(10) nop wscale(3) = 20 bytes, one unpack
-_LINUX_SYN = struct.Struct("!2sH4sII3sB")
+# The common layouts, read with one unpack into ints (no slice, no bytes object):
+# nop,nop,TS (12 bytes): the word 01 01 08 0a, tsval, tsecr
+_NOPNOP_TS = struct.Struct("!III")
+_NOPNOP_TS_WORD = 0x0101080A
+# Linux's SYN / SYN-ACK options: mss(4) sackOK(2) TS(10) nop wscale(3) = 20 bytes:
+# 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 shift
+_LINUX_SYN = struct.Struct("!HHIIII")
+_NO_OPTIONS = (None, None, False, (), None)
 
 # tcpdump's order and letters (print-tcp.c): F S R P . U E W, plus 'e' for AE.
 _FLAG_CHARS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
@@ -371,12 +379,12 @@ class TcpView:
         hl = self.header_len
         mv = self.buf
         if hl == 20:
-            r: tuple = (None, None, False, (), None)
-        elif hl == 32 and mv[20:24] == _NOPNOP_TS:
-            r = (None, None, False, (), _U32X2.unpack_from(mv, 24))
-        elif hl == 40 and (u := _LINUX_SYN.unpack_from(mv, 20))[0] == b"\x02\x04" \
-                and u[2] == b"\x04\x02\x08\x0a" and u[5] == b"\x01\x03\x03":
-            r = (u[1], u[6], True, (), (u[3], u[4]))
+            r: tuple = _NO_OPTIONS
+        elif hl == 32 and (u := _NOPNOP_TS.unpack_from(mv, 20))[0] == _NOPNOP_TS_WORD:
+            r = (None, None, False, (), (u[1], u[2]))
+        elif hl == 40 and (u := _LINUX_SYN.unpack_from(mv, 20))[0] == 0x0204 \
+                and u[2] == 0x0402080A and u[5] >> 8 == 0x010303:
+            r = (u[1], u[5] & 0xFF, True, (), (u[3], u[4]))
         else:
             mss = wscale = ts = None
             sack_perm = False
@@ -520,3 +528,90 @@ def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: i
     # ~sum, computed and stored byte-swapped; a folded 0xFFFF is stored as 0x0000
     _CSUM_LE.pack_into(buf, 16, -total % 0xFFFF)
     return buf
+
+
+# -- fast path: Ethernet + IPv4 + TCP in one go -------------------------------------------------
+
+# dst src type | ver/ihl tos len ident flags/frag ttl proto csum src dst | sport dport seq ack
+# off/flags window csum urgent: the 54 bytes of an untagged frame without IP options
+_ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIHHHH")
+_new = object.__new__
+
+
+def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView, bool, bool] \
+        | None:
+    """The three views of an Ethernet II / IPv4 / TCP frame and both checksum verdicts.
+
+    Returns ``(eth, ip, tcp, ip_checksum_ok, tcp_checksum_ok)``, the same views (same attribute
+    values) as ``EthernetView(frame)``, ``IPv4View(eth.payload)``, ``TcpView(ip.payload)`` and the
+    same verdicts as ``ip.checksum_ok()`` and ``tcp.checksum_ok(ip.src, ip.dst)``; or None when
+    the frame is valid but not one unfragmented IPv4 TCP segment (ARP, IPv6, UDP, a fragment...:
+    use the per-layer views). Raises :class:`MalformedPacket` exactly where those views would.
+
+    The common frame (untagged, no IP options, lengths consistent) is read with one ``unpack``;
+    both checksums share one read of the IPv4 header (its address half is the pseudo-header);
+    a TCP header of 20 bytes or with ``nop,nop,TS`` has its options read too. Any other frame
+    takes the per-layer path.
+    """
+    mv = frame if type(frame) is memoryview else memoryview(frame)
+    n = len(mv)
+    if n >= 54:
+        (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, csum, saddr, daddr, sport,
+         dport, seq, ack, off_flags, window, tcsum, urgent) = _ETH_IPV4_TCP.unpack_from(mv)
+        hl = (off_flags >> 10) & 0x3C
+        if etype == ETH_P_IPV4 and vihl == 0x45 and proto == PROTO_TCP and not ff & 0x3FFF \
+                and 40 <= tlen <= n - 14 and 20 <= hl <= tlen - 20:
+            eth = _new(EthernetView)
+            eth.buf = mv
+            eth.dst = dst
+            eth.src = src
+            eth.ethertype = etype
+            eth.vlan = None
+            eth.tci = 0
+            eth.header_len = 14
+            eth.payload = ipbuf = mv[14:]
+            ip = _new(IPv4View)
+            ip.buf = ipbuf
+            ip.header_len = 20
+            ip.tos = tos
+            ip.total_length = tlen
+            ip.ident = ident
+            ip.flags_frag = ff
+            ip.ttl = ttl
+            ip.proto = proto
+            ip.checksum = csum
+            ip.src = saddr
+            ip.dst = daddr
+            ip.payload = seg = mv[34:14 + tlen]
+            t = _new(TcpView)
+            t.buf = seg
+            t.src_port = sport
+            t.dst_port = dport
+            t.seq = seq
+            t.ack = ack
+            t.flags = off_flags & _FLAG_MASK
+            t.window = window
+            t.checksum = tcsum
+            t.urgent = urgent
+            t.header_len = hl
+            if hl == 20:
+                t._opts = _NO_OPTIONS
+            elif hl == 32 and (u := _NOPNOP_TS.unpack_from(mv, 34 + 20))[0] == _NOPNOP_TS_WORD:
+                t._opts = (None, None, False, (), (u[1], u[2]))
+            else:
+                t._opts = None
+            # Little-endian sums (checksum.py). h >> 96 is the addresses, read little-endian:
+            # 256 x their big-endian sum, the pseudo-header's address part.
+            h = _fb(mv[14:34], "little")
+            n = tlen - 20
+            total = (_fb(seg, "little") if n <= SPLIT_AT else le_sum(seg)) + (h >> 96) + \
+                ((PROTO_TCP + n) << 8)
+            return eth, ip, t, h % 0xFFFF == 0, total % 0xFFFF == 0
+    eth = EthernetView(mv)
+    if eth.ethertype != ETH_P_IPV4:
+        return None
+    ip = IPv4View(eth.payload)
+    if ip.proto != PROTO_TCP or ip.flags_frag & 0x3FFF:
+        return None
+    t = TcpView(ip.payload)
+    return eth, ip, t, ip.checksum_ok(), t.checksum_ok(ip.src, ip.dst)

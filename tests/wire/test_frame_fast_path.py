@@ -1,0 +1,178 @@
+"""parse_ipv4_tcp_frame (the one-unpack Ethernet/IPv4/TCP path) reads what the per-layer views
+read, on valid frames, on frames it must hand to the per-layer path (VLAN, IP options,
+fragments, other protocols) and on broken ones: same values, same checksum verdicts, same
+MalformedPacket (layer and field)."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Dot1Q, Ether
+from scapy.packet import Raw
+
+from stacklab.wire import MalformedPacket
+from stacklab.wire.ethernet import ETH_P_IPV4, EthernetView, build_ethernet
+from stacklab.wire.ipv4 import IPv4View, build_ipv4
+from stacklab.wire.tcp import (
+    ACK,
+    PSH,
+    TcpView,
+    build_tcp,
+    encode_options,
+    parse_ipv4_tcp_frame,
+)
+
+from .conftest import ip4s, macs, u16, u32
+
+_GETTERS = ("mss", "wscale", "sack_permitted", "sack_blocks", "timestamps")
+
+
+def _view_fields(eth: EthernetView, ip: IPv4View, t: TcpView) -> tuple:
+    opts = []
+    for name in _GETTERS:
+        try:
+            opts.append(getattr(t, name)())
+        except MalformedPacket as e:
+            opts.append(("malformed", e.layer, e.field))
+    return (
+        bytes(eth.buf), eth.dst, eth.src, eth.ethertype, eth.vlan, eth.tci, eth.header_len,
+        bytes(eth.payload),
+        bytes(ip.buf), ip.header_len, ip.tos, ip.total_length, ip.ident, ip.flags_frag, ip.ttl,
+        ip.proto, ip.checksum, ip.src, ip.dst, bytes(ip.payload), bytes(ip.options),
+        bytes(t.buf), t.src_port, t.dst_port, t.seq, t.ack, t.flags, t.window, t.checksum,
+        t.urgent, t.header_len, bytes(t.payload), tuple(opts),
+    )
+
+
+def per_layer(frame: bytes) -> tuple | None:
+    """What a caller gets from the three views one after the other."""
+    try:
+        eth = EthernetView(frame)
+        if eth.ethertype != ETH_P_IPV4:
+            return None
+        ip = IPv4View(eth.payload)
+        if ip.proto != 6 or ip.flags_frag & 0x3FFF:
+            return None
+        t = TcpView(ip.payload)
+        return _view_fields(eth, ip, t) + (ip.checksum_ok(), t.checksum_ok(ip.src, ip.dst))
+    except MalformedPacket as e:
+        return ("malformed", e.layer, e.field)
+
+
+def fast(frame: bytes | memoryview) -> tuple | None:
+    try:
+        r = parse_ipv4_tcp_frame(frame)
+    except MalformedPacket as e:
+        return ("malformed", e.layer, e.field)
+    if r is None:
+        return None
+    eth, ip, t, ip_ok, tcp_ok = r
+    return _view_fields(eth, ip, t) + (ip_ok, tcp_ok)
+
+
+MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+IP_A, IP_B = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+
+
+def frame(seg_opts: bytes = b"", payload: bytes = b"", flags: int = ACK, **ip_kw) -> bytes:
+    seg = build_tcp(IP_A, IP_B, 40000, 80, 1000, 2000, flags, 502, payload, seg_opts)
+    return bytes(build_ethernet(MAC_B, MAC_A, ETH_P_IPV4, build_ipv4(IP_A, IP_B, 6, seg,
+                                                                     **ip_kw)))
+
+
+def test_ack_with_timestamps_fields_and_checksums() -> None:
+    f = frame(encode_options(timestamps=(7, 9)), b"hello", ACK | PSH, ident=5, df=True)
+    eth, ip, t, ip_ok, tcp_ok = parse_ipv4_tcp_frame(f)
+    assert (eth.dst, eth.src, ip.src, ip.dst, ip.ident, ip.df) == (MAC_B, MAC_A, IP_A, IP_B, 5,
+                                                                    True)
+    assert (t.src_port, t.dst_port, t.seq, t.ack, t.flags, t.window) == \
+        (40000, 80, 1000, 2000, ACK | PSH, 502)
+    assert t.timestamps() == (7, 9) and t.mss() is None and bytes(t.payload) == b"hello"
+    assert ip_ok and tcp_ok
+    assert fast(f) == per_layer(f)
+
+
+def test_bad_checksums_are_reported_not_raised() -> None:
+    f = bytearray(frame(encode_options(timestamps=(7, 9)), b"x" * 1200))
+    f[30] ^= 1  # destination address: breaks the IPv4 header and the TCP pseudo-header
+    assert parse_ipv4_tcp_frame(bytes(f))[3:] == (False, False)
+    g = bytearray(frame(b"", b"y" * 1201))
+    g[-1] ^= 0x10  # payload byte: only TCP
+    assert parse_ipv4_tcp_frame(bytes(g))[3:] == (True, False)
+    assert fast(bytes(f)) == per_layer(bytes(f)) and fast(bytes(g)) == per_layer(bytes(g))
+
+
+def test_other_frames_take_the_per_layer_path() -> None:
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    tagged = bytes(e / Dot1Q(vlan=5) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(dport=80))
+    ip_opts = bytes(e / IP(src="10.0.0.1", dst="10.0.0.2", options=b"\x94\x04\x00\x00")
+                    / TCP(dport=80, options=[("MSS", 1400), ("WScale", 2)]) / Raw(b"z" * 9))
+    r = parse_ipv4_tcp_frame(tagged)
+    assert r is not None and r[0].vlan == 5 and r[2].dst_port == 80 and r[3:] == (True, True)
+    r = parse_ipv4_tcp_frame(ip_opts)
+    assert r is not None and r[1].header_len == 24 and r[2].mss() == 1400 and r[3:] == (True,
+                                                                                       True)
+    udp = bytes(e / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=53) / Raw(b"q" * 40))
+    first_fragment = frame(b"", b"a" * 64, mf=True)
+    assert parse_ipv4_tcp_frame(udp) is None and parse_ipv4_tcp_frame(first_fragment) is None
+    for f in (tagged, ip_opts, udp, first_fragment):
+        assert fast(f) == per_layer(f)
+
+
+def test_truncated_and_inconsistent_lengths_raise_like_the_views() -> None:
+    f = frame(encode_options(timestamps=(1, 2)), b"p" * 30)
+    for cut in range(len(f)):
+        assert fast(f[:cut]) == per_layer(f[:cut])
+    for offset_byte in (0xF0, 0x40):  # 60 bytes > the 37-byte segment; 16 bytes < 20
+        bad_offset = bytearray(frame(encode_options(timestamps=(1, 2)), b"p" * 5))
+        bad_offset[14 + 20 + 12] = offset_byte
+        assert fast(bytes(bad_offset)) == per_layer(bytes(bad_offset)) == \
+            ("malformed", "tcp", "data_offset")
+    long_ip = bytearray(f)
+    struct.pack_into("!H", long_ip, 16, len(f))  # total length past the frame
+    assert fast(bytes(long_ip)) == ("malformed", "ipv4", "total_length")
+
+
+def test_ethernet_padding_is_not_part_of_the_segment() -> None:
+    f = frame() + b"\xAA" * 6  # 54-byte frame padded to 60 with non-zero bytes
+    eth, ip, t, ip_ok, tcp_ok = parse_ipv4_tcp_frame(f)
+    assert len(t.buf) == 20 and ip_ok and tcp_ok and fast(f) == per_layer(f)
+
+
+options = st.sampled_from([
+    b"", encode_options(timestamps=(1, 2)),
+    encode_options(mss=1460, sack_permitted=True, timestamps=(3, 4), wscale=7),
+    encode_options(timestamps=(5, 6), sack_blocks=[(10, 20), (30, 40)]),
+    encode_options(mss=536), b"\x01\x01\x08\x0a" + bytes(8), b"\x01\x01\x08\x09" + bytes(8),
+    b"\x08\x0a" + bytes(10), b"\x02\x04\x05", b"\xfe\x03\x00\x00",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(dst=macs, src=macs, saddr=ip4s, daddr=ip4s, ports=st.tuples(u16, u16), seq=u32,
+       ack=u32, flags=st.integers(0, 0x1FF), opts=options, payload=st.binary(max_size=1600),
+       ident=u16, frag=st.sampled_from([(False, 0), (True, 0), (False, 8)]),
+       pad=st.binary(max_size=8),
+       mutation=st.one_of(st.none(), st.tuples(st.integers(0, 2000), st.integers(1, 255))),
+       cut=st.one_of(st.none(), st.integers(0, 2000)), as_view=st.booleans())
+def test_fast_path_agrees_with_the_views(dst, src, saddr, daddr, ports, seq, ack, flags, opts,
+                                         payload, ident, frag, pad, mutation, cut,
+                                         as_view) -> None:
+    seg = build_tcp(saddr, daddr, ports[0], ports[1], seq, ack, flags, 1000, payload, opts)
+    f = bytearray(build_ethernet(dst, src, ETH_P_IPV4,
+                                 build_ipv4(saddr, daddr, 6, seg, ident=ident, mf=frag[0],
+                                            frag_offset=frag[1]))) + pad
+    if mutation is not None and mutation[0] < len(f):
+        f[mutation[0]] ^= mutation[1]
+    if cut is not None:
+        del f[cut:]
+    data = bytes(f)
+    expected = per_layer(data)
+    assert fast(memoryview(data) if as_view else data) == expected
+    if mutation is None and cut is None and not any(frag):
+        assert expected is not None and expected[-2:] == (True, True)
+        assert expected[22:28] == (ports[0], ports[1], seq, ack, flags, 1000)
+        assert expected[31] == payload
