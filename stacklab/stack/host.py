@@ -488,6 +488,12 @@ class Host(Node):
             c["drop.link.down"] += 1
             return
         try:
+            # the common frame, untagged IPv4 to our MAC, without building an EthernetView
+            # (its payload would be the same memoryview from byte 14)
+            if type(frame) is bytes and len(frame) >= 14 and frame[12] == 8 and frame[13] == 0 \
+                    and frame.startswith(iface.mac):
+                self.ipv4.receive(iface, memoryview(frame)[14:], False, now)
+                return
             eth = EthernetView(frame)
             d = eth.dst
             bcast = False

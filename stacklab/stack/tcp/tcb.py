@@ -26,7 +26,7 @@ from typing import Any
 
 from .buffers import ReceiveBuffer, SendBuffer
 from .congestion import create_congestion
-from .fsm import CAN_RECEIVE, CAN_SEND, Event, State, next_state
+from .fsm import CAN_SEND, Event, State, next_state
 from .plpmtud import Plpmtud, PlpmtudState
 from .recovery import Recovery
 from .rtt import RttEstimator
@@ -912,22 +912,34 @@ class Tcb:
         """Seventh (segment text) and eighth (FIN) checks, with out-of-order reassembly."""
         st = self.state
         plen = len(payload)
-        off = self.recvbuf.nxt + seq_sub(seq, self.rcv_nxt)
-        if plen and st in CAN_RECEIVE and (self.rcv_fin_off is None
-                                           or off + plen <= self.rcv_fin_off):
+        rb = self.recvbuf
+        rcv_nxt = self.rcv_nxt
+        off = (seq - rcv_nxt) & MASK  # seq_sub(seq, RCV.NXT), inline
+        if off > HALF:
+            off -= MOD
+        off += rb.nxt
+        # (CAN_RECEIVE as identity tests: a frozenset of enum members hashes in Python)
+        if plen and (st is S.ESTABLISHED or st is S.FIN_WAIT_1 or st is S.FIN_WAIT_2) and (
+                self.rcv_fin_off is None or off + plen <= self.rcv_fin_off):
             if plen > self.rcv_mss_seen:
                 self.rcv_mss_seen = plen
-            had_holes = self.recvbuf.ooo_bytes > 0
-            got = self.recvbuf.insert(off, payload)
+            had_holes = rb.ooo_bytes > 0
+            if off == rb.nxt and not had_holes:  # in order, nothing held: append
+                rb.ready += payload
+                rb.nxt = off + plen
+                got = plen
+            else:
+                got = rb.insert(off, payload)
             if got is None:
                 self.stats.ooo_dropped += 1
                 self._ack_now = True
             elif got > 0:
-                self.rcv_nxt = seq_add(self.rcv_nxt, got)
+                self.rcv_nxt = (rcv_nxt + got) & MASK
                 self.stats.bytes_received += got
                 self._events.append(DataReceived(got))
                 self._unacked_bytes += got
-                if had_holes or self._unacked_bytes >= 2 * max(self.rcv_mss_seen, 1):
+                mss_seen = self.rcv_mss_seen
+                if had_holes or self._unacked_bytes >= 2 * (mss_seen if mss_seen > 1 else 1):
                     self._ack_now = True  # filled a hole / every second full segment
                 elif self.delack_at is None:
                     self.delack_at = now + self.config.delack_timeout
