@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stacklab.wire.addr import ip_str
+from stacklab.wire.checksum import SPLIT_AT, le_sum
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp, encode_options
 
@@ -41,7 +42,7 @@ CHALLENGE_ACK_LIMIT = 1000  # per second per host (Linux tcp_challenge_ack_limit
 _HDR = struct.Struct("!HHIIHHHH")
 _HDR_TS = struct.Struct("!HHIIHHHH4sII")  # header + nop, nop, timestamps (32 bytes)
 _NOPNOP_TS = b"\x01\x01\x08\x0a"
-_CSUM = struct.Struct("!H")
+_CSUM_LE = struct.Struct("<H")  # the checksum computed from a little-endian sum (checksum.py)
 
 
 def _segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
@@ -63,10 +64,10 @@ def _segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
     if payload:
         buf += payload
     n = len(buf)
-    total = int.from_bytes(buf, "big")
-    if n & 1:
-        total <<= 8
-    _CSUM.pack_into(buf, 16, -(total + psum + n) % 0xFFFF)  # a folded 0xFFFF is stored as 0
+    # little-endian sum = 256 x the big-endian one (mod 0xFFFF), stored byte-swapped; in two
+    # halves above SPLIT_AT bytes (wire/checksum.py); a folded 0xFFFF is stored as 0x0000
+    total = (int.from_bytes(buf, "little") if n <= SPLIT_AT else le_sum(buf)) + ((psum + n) << 8)
+    _CSUM_LE.pack_into(buf, 16, -total % 0xFFFF)
     return buf
 
 

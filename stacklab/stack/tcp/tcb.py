@@ -844,7 +844,7 @@ class Tcb:
         wnd = seg.window << self.snd_wscale
         newly_sacked = self._take_sack(seg) if self.sack_ok and seg.sack_blocks() else 0
         if ack != old_una and ((ack - old_una) & MASK) < HALF:  # seq_gt(ack, old_una)
-            self._ack_advance(ack, seg, now)
+            self._ack_advance(ack, seg, now, ts)
             if newly_sacked and self.recover is None:
                 self._maybe_enter_recovery(now)
         elif ack == old_una and snd_max != old_una and (
@@ -965,13 +965,19 @@ class Tcb:
         if st in (S.SYN_RECEIVED, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2):
             self._move(now, Ev.RCV_FIN)
 
-    def _ack_advance(self, ack: int, seg: SegmentLike, now: float) -> None:
+    def _ack_advance(self, ack: int, seg: SegmentLike, now: float,
+                     ts: tuple[int, int] | None | bool = False) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: free acknowledged data, take an RTT sample, restart
-        the retransmission timer (RFC 6298 §5.3)."""
+        the retransmission timer (RFC 6298 §5.3). ``ts``: the segment's timestamps when the
+        caller has read them already (False: read them here)."""
         una_before = self.snd_una
-        flight = seq_sub(self.snd_max, una_before)
+        flight = (self.snd_max - una_before) & MASK  # seq_sub, inline
+        if flight > HALF:
+            flight -= MOD
         data_una = self.snd_data_una
-        n = seq_sub(ack, data_una)
+        n = (ack - data_una) & MASK
+        if n > HALF:
+            n -= MOD
         sendbuf = self.sendbuf
         if n > 0:
             queued = len(sendbuf.data)
@@ -987,7 +993,8 @@ class Tcb:
         if self.plpmtud.probe_seq is not None and self.plpmtud.on_ack(ack, now):
             self._plpmtud_sync(now, "probe acked")
         sample = None
-        ts = seg.timestamps() if self.ts_ok else None
+        if ts is False:
+            ts = seg.timestamps() if self.ts_ok else None
         if ts is not None and ts[1]:
             sample = ((int(now * 1000) + self.ts_offset - ts[1]) & MASK) / 1000.0
         elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
@@ -1450,9 +1457,12 @@ class Tcb:
 
         if st is not S.FIN_WAIT_2:
             nxt = self.snd_nxt
+            sent = (nxt - self.snd_data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA)
+            if sent > HALF:
+                sent -= MOD
             if self.recover is None and nxt == self.snd_max \
                     and self.plpmtud.state is _PLPMTUD_DISABLED \
-                    and len(self.sendbuf.data) <= seq_sub(nxt, self.snd_data_una) \
+                    and len(self.sendbuf.data) <= sent \
                     and (self.fin_seq is None or nxt != self.fin_seq):
                 self._sws_override = False  # nothing new to send: _output_data would do only this
             else:
@@ -1486,7 +1496,7 @@ class Tcb:
             self.persist_at = None
             if self.rto_at is None:
                 self.rto_at = now + self.rtt.rto
-        elif queued - seq_sub(self.snd_nxt, self.snd_data_una) > 0:  # unsent data
+        elif queued > seq_sub(self.snd_nxt, self.snd_data_una):  # unsent data
             self.rto_at = None
             if self.persist_at is None:
                 self._arm_persist(now)  # SWS override timer: small window, nothing in flight
