@@ -36,8 +36,9 @@ def le_sum(data: Buffer) -> int:
     if n <= SPLIT_AT:
         return _fb(data, "little")
     h = (n >> 2) << 1  # even, so the second half's words stay aligned
-    mv = data if type(data) is memoryview else memoryview(data)
-    return _fb(mv[:h], "little") + _fb(mv[h:], "little")
+    if type(data) is not bytes:  # int.from_bytes copies anything but bytes: slice a view
+        data = data if type(data) is memoryview else memoryview(data)
+    return _fb(data[:h], "little") + _fb(data[h:], "little")
 
 
 def ones_sum(data: Buffer, initial: int = 0) -> int:

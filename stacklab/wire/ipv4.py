@@ -33,6 +33,8 @@ FLAG_DF = 0x4000
 FLAG_MF = 0x2000
 
 _HDR = struct.Struct("!BBHHHBBH4s4s")
+_HDR_RX = struct.Struct("!BBHHHBB2x4s4s")  # the checksum field is read on demand
+_U16 = struct.Struct("!H")
 _CSUM_LE = struct.Struct("<H")  # the checksum is computed byte-swapped (see checksum.py)
 _fb = int.from_bytes
 
@@ -48,15 +50,15 @@ class IPv4View:
     """
 
     __slots__ = ("buf", "header_len", "tos", "total_length", "ident", "flags_frag", "ttl",
-                 "proto", "checksum", "src", "dst", "payload")
+                 "proto", "src", "dst", "payload")
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
         n = len(mv)
         if n < 20:
             raise MalformedPacket("ipv4", "length", f"{n} bytes < 20")
-        (vihl, self.tos, tlen, self.ident, self.flags_frag, self.ttl, self.proto, self.checksum,
-         self.src, self.dst) = _HDR.unpack_from(mv)
+        (vihl, self.tos, tlen, self.ident, self.flags_frag, self.ttl, self.proto, self.src,
+         self.dst) = _HDR_RX.unpack_from(mv)
         if vihl == 0x45:  # the common case: version 4, no options
             hl = 20
         else:
@@ -78,6 +80,11 @@ class IPv4View:
     @property
     def version(self) -> int:
         return 4
+
+    @property
+    def checksum(self) -> int:
+        """The header checksum field as received (verify with :meth:`checksum_ok`)."""
+        return _U16.unpack_from(self.buf, 10)[0]
 
     @property
     def dscp(self) -> int:

@@ -65,6 +65,7 @@ OPT_SACK = 5
 OPT_TIMESTAMP = 8
 
 _HDR = struct.Struct("!HHIIHHHH")
+_HDR_RX = struct.Struct("!HHIIHH")  # checksum and urgent pointer are read on demand
 _CSUM_LE = struct.Struct("<H")  # the checksum is computed byte-swapped (see checksum.py)
 _fb = int.from_bytes
 _U16 = struct.Struct("!H")
@@ -327,16 +328,16 @@ class TcpView:
     checksum urgent header_len``. ``flags`` holds the nine control bits (NS/AE included).
     """
 
-    __slots__ = ("buf", "src_port", "dst_port", "seq", "ack", "flags", "window", "checksum",
-                 "urgent", "header_len", "_opts")
+    __slots__ = ("buf", "src_port", "dst_port", "seq", "ack", "flags", "window", "header_len",
+                 "_opts")
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
         n = len(mv)
         if n < 20:
             raise MalformedPacket("tcp", "length", f"{n} bytes, the header needs 20")
-        (self.src_port, self.dst_port, self.seq, self.ack, off_flags, self.window,
-         self.checksum, self.urgent) = _HDR.unpack_from(mv)
+        (self.src_port, self.dst_port, self.seq, self.ack, off_flags,
+         self.window) = _HDR_RX.unpack_from(mv)
         hl = (off_flags >> 10) & 0x3C
         if hl < 20 or hl > n:
             raise MalformedPacket("tcp", "data_offset",
@@ -349,6 +350,16 @@ class TcpView:
     @property
     def data_offset(self) -> int:
         return self.header_len >> 2
+
+    @property
+    def checksum(self) -> int:
+        """The checksum field as received (verify with :meth:`checksum_ok`)."""
+        return _U16.unpack_from(self.buf, 16)[0]
+
+    @property
+    def urgent(self) -> int:
+        """The urgent pointer field (meaningful with URG)."""
+        return _U16.unpack_from(self.buf, 18)[0]
 
     @property
     def payload(self) -> memoryview:
@@ -532,9 +543,10 @@ def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: i
 
 # -- fast path: Ethernet + IPv4 + TCP in one go -------------------------------------------------
 
-# dst src type | ver/ihl tos len ident flags/frag ttl proto csum src dst | sport dport seq ack
-# off/flags window csum urgent: the 54 bytes of an untagged frame without IP options
-_ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIHHHH")
+# dst src type | ver/ihl tos len ident flags/frag ttl proto (csum) src dst | sport dport seq ack
+# off/flags window (csum urgent): an untagged frame without IP options; the fields in brackets
+# are read on demand by the views
+_ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH")
 _new = object.__new__
 
 
@@ -549,15 +561,15 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
     use the per-layer views). Raises :class:`MalformedPacket` exactly where those views would.
 
     The common frame (untagged, no IP options, lengths consistent) is read with one ``unpack``;
-    both checksums share one read of the IPv4 header (its address half is the pseudo-header);
+    the TCP checksum is read from the IPv4 addresses on (they are the pseudo-header's sum);
     a TCP header of 20 bytes or with ``nop,nop,TS`` has its options read too. Any other frame
     takes the per-layer path.
     """
     mv = frame if type(frame) is memoryview else memoryview(frame)
     n = len(mv)
     if n >= 54:
-        (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, csum, saddr, daddr, sport,
-         dport, seq, ack, off_flags, window, tcsum, urgent) = _ETH_IPV4_TCP.unpack_from(mv)
+        (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport, seq,
+         ack, off_flags, window) = _ETH_IPV4_TCP.unpack_from(mv)
         hl = (off_flags >> 10) & 0x3C
         if etype == ETH_P_IPV4 and vihl == 0x45 and proto == PROTO_TCP and not ff & 0x3FFF \
                 and 40 <= tlen <= n - 14 and 20 <= hl <= tlen - 20:
@@ -579,7 +591,6 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
             ip.flags_frag = ff
             ip.ttl = ttl
             ip.proto = proto
-            ip.checksum = csum
             ip.src = saddr
             ip.dst = daddr
             ip.payload = seg = mv[34:14 + tlen]
@@ -591,8 +602,6 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
             t.ack = ack
             t.flags = off_flags & _FLAG_MASK
             t.window = window
-            t.checksum = tcsum
-            t.urgent = urgent
             t.header_len = hl
             if hl == 20:
                 t._opts = _NO_OPTIONS
@@ -600,13 +609,18 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
                 t._opts = (None, None, False, (), (u[1], u[2]))
             else:
                 t._opts = None
-            # Little-endian sums (checksum.py). h >> 96 is the addresses, read little-endian:
-            # 256 x their big-endian sum, the pseudo-header's address part.
-            h = _fb(mv[14:34], "little")
+            # Little-endian sums (checksum.py) over slices of the frame itself when it is bytes
+            # (int.from_bytes copies a memoryview first). The TCP sum starts at the IPv4
+            # addresses (offset 26): the pseudo-header's address part comes with the segment.
+            b = frame if type(frame) is bytes else mv
             n = tlen - 20
-            total = (_fb(seg, "little") if n <= SPLIT_AT else le_sum(seg)) + (h >> 96) + \
-                ((PROTO_TCP + n) << 8)
-            return eth, ip, t, h % 0xFFFF == 0, total % 0xFFFF == 0
+            if n <= SPLIT_AT:
+                total = _fb(b[26:14 + tlen], "little")
+            else:  # two halves (checksum.le_sum), the first of even length
+                m = 26 + (((tlen - 12) >> 2) << 1)
+                total = _fb(b[26:m], "little") + _fb(b[m:14 + tlen], "little")
+            total += (PROTO_TCP + n) << 8
+            return eth, ip, t, _fb(b[14:34], "little") % 0xFFFF == 0, total % 0xFFFF == 0
     eth = EthernetView(mv)
     if eth.ethertype != ETH_P_IPV4:
         return None
