@@ -392,7 +392,7 @@ class TcpView:
         if hl == 20:
             r: tuple = _NO_OPTIONS
         elif hl == 32 and (u := _NOPNOP_TS.unpack_from(mv, 20))[0] == _NOPNOP_TS_WORD:
-            r = (None, None, False, (), (u[1], u[2]))
+            r = (None, None, False, (), u[1:])
         elif hl == 40 and (u := _LINUX_SYN.unpack_from(mv, 20))[0] == 0x0204 \
                 and u[2] == 0x0402080A and u[5] >> 8 == 0x010303:
             r = (u[1], u[5] & 0xFF, True, (), (u[3], u[4]))
@@ -562,8 +562,8 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
 
     The common frame (untagged, no IP options, lengths consistent) is read with one ``unpack``;
     the TCP checksum is read from the IPv4 addresses on (they are the pseudo-header's sum);
-    a TCP header of 20 bytes or with ``nop,nop,TS`` has its options read too. Any other frame
-    takes the per-layer path.
+    options in the common layouts (none; ``nop,nop,TS``; Linux's SYN ``mss,sackOK,TS,nop,wscale``)
+    are read with the header. Any other frame takes the per-layer path.
     """
     mv = frame if type(frame) is memoryview else memoryview(frame)
     n = len(mv)
@@ -605,10 +605,13 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
             t.header_len = hl
             if hl == 20:
                 t._opts = _NO_OPTIONS
-            elif hl == 32 and (u := _NOPNOP_TS.unpack_from(mv, 34 + 20))[0] == _NOPNOP_TS_WORD:
-                t._opts = (None, None, False, (), (u[1], u[2]))
+            elif hl == 32 and (u := _NOPNOP_TS.unpack_from(mv, 54))[0] == _NOPNOP_TS_WORD:
+                t._opts = (None, None, False, (), u[1:])
+            elif hl == 40 and (u := _LINUX_SYN.unpack_from(mv, 54))[0] == 0x0204 \
+                    and u[2] == 0x0402080A and u[5] >> 8 == 0x010303:
+                t._opts = (u[1], u[5] & 0xFF, True, (), (u[3], u[4]))
             else:
-                t._opts = None
+                t._opts = None  # scanned by the first option getter
             # Little-endian sums (checksum.py) over slices of the frame itself when it is bytes
             # (int.from_bytes copies a memoryview first). The TCP sum starts at the IPv4
             # addresses (offset 26): the pseudo-header's address part comes with the segment.
