@@ -492,7 +492,10 @@ class Host(Node):
             # (its payload would be the same memoryview from byte 14)
             if type(frame) is bytes and len(frame) >= 14 and frame[12] == 8 and frame[13] == 0 \
                     and frame.startswith(iface.mac):
-                self.ipv4.receive(iface, memoryview(frame)[14:], False, now)
+                # TCP (protocol byte 23): all three headers in one go, else IPv4's own path
+                if len(frame) < 54 or frame[23] != 6 \
+                        or not self.ipv4.receive_tcp_frame(iface, frame, now):
+                    self.ipv4.receive(iface, memoryview(frame)[14:], False, now)
                 return
             eth = EthernetView(frame)
             d = eth.dst

@@ -14,8 +14,10 @@ import struct
 from typing import TYPE_CHECKING
 
 from stacklab.wire.addr import BROADCAST_MAC, ip_str
+from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
-from stacklab.wire.ipv4 import IPv4View, build_ipv4
+from stacklab.wire.ipv4 import PROTO_TCP, IPv4View, build_ipv4
+from stacklab.wire.tcp import parse_ipv4_tcp_frame
 
 from .frag import Reassembler, fragment_ipv4
 
@@ -108,6 +110,56 @@ class Ipv4:
             handler(src, dst, ip.payload, now, info)
         else:
             h.deliver(src, dst, ip.proto, ip.payload, now, info)
+
+    def receive_tcp_frame(self, iface: Interface, frame: bytes, now: float) -> bool:
+        """:meth:`receive` for a whole frame to our MAC holding one unfragmented IPv4 TCP
+        segment, with the three views and both checksums from one
+        :func:`~stacklab.wire.tcp.parse_ipv4_tcp_frame` and the TCP layer handed its view.
+        False (nothing done): not such a frame, or malformed: the per-layer path takes it and
+        counts exactly what it would have."""
+        try:
+            r = parse_ipv4_tcp_frame(frame)
+        except MalformedPacket:
+            return False
+        if r is None:
+            return False
+        _eth, ip, seg, ip_ok, tcp_ok = r
+        h = self.host
+        c = h.counters
+        # from here on as receive() (l2_bcast False: the frame was sent to our MAC)
+        if not ip_ok:
+            c["drop.ipv4.bad_checksum"] += 1
+            h.trace(now, "ipv4", "drop", reason="bad checksum")
+            return True
+        src = ip.src
+        if src[0] == 127 or src[0] >= 224:
+            c["drop.ipv4.martian_source"] += 1
+            return True
+        dst = ip.dst
+        bcast = False
+        if dst in h.local4:
+            pass
+        elif dst in (LIMITED_BCAST, ALL_HOSTS) or dst in iface.bcast4:
+            bcast = True
+        elif h.forwarding:
+            self.forward(iface, ip, False, now)
+            return True
+        else:
+            c["drop.ipv4.not_for_us"] += 1
+            return True
+        c["ipv4.rx.delivered"] += 1
+        buf = ip.buf
+        info = RxInfo(4, iface.index, ip.ttl, ip.tos, bcast,
+                      buf if len(buf) == ip.total_length else buf[:ip.total_length])
+        handler = h.protocols.get(PROTO_TCP)
+        tcp = getattr(h, "tcp", None)
+        if tcp is not None and handler is tcp.rx_handler:
+            tcp.receive_view(src, dst, seg, tcp_ok, now, info)
+        elif handler is not None:
+            handler(src, dst, ip.payload, now, info)
+        else:
+            h.deliver(src, dst, PROTO_TCP, ip.payload, now, info)
+        return True
 
     def _reasm_timeout(self, key: tuple, first: bytes | None, now: float) -> None:
         self.host.trace(now, "ipv4", "drop", reason="reassembly timeout")

@@ -122,7 +122,8 @@ class TcpLayer:
         self._challenge_slot = -1
         self._challenge_count = 0
         self._cookies: SynCookies | None = None
-        host.register_protocol(PROTO_TCP, self.receive)
+        self.rx_handler = self.receive  # what IPv4's TCP frame path looks for
+        host.register_protocol(PROTO_TCP, self.rx_handler)
         host.register_icmp_error(PROTO_TCP, self.icmp_error)
         host.add_timer_source(self)
 
@@ -253,17 +254,28 @@ class TcpLayer:
 
     # -- arrival ----------------------------------------------------------------------------------
     def receive(self, src: bytes, dst: bytes, payload: memoryview, now: float, info: Any) -> None:
-        host = self.host
-        c = host.counters
         try:
             v = TcpView(payload)
-            if v.header_len > 20:
-                v.timestamps()  # scans (and validates) all options once
         except MalformedPacket as e:
-            c[f"drop.tcp.{e.field}"] += 1
-            host.trace(now, "tcp", "drop", reason=e.message)
+            self.host.counters[f"drop.tcp.{e.field}"] += 1
+            self.host.trace(now, "tcp", "drop", reason=e.message)
             return
-        if not v.checksum_ok(src, dst):
+        self.receive_view(src, dst, v, None, now, info)
+
+    def receive_view(self, src: bytes, dst: bytes, v: TcpView, checksum_ok: bool | None,
+                     now: float, info: Any) -> None:
+        """A segment whose view is built (``checksum_ok``: the verdict when already known, as
+        from ``parse_ipv4_tcp_frame``; None: check it here)."""
+        host = self.host
+        c = host.counters
+        if v.header_len > 20:
+            try:
+                v.timestamps()  # scans (and validates) all options once
+            except MalformedPacket as e:
+                c[f"drop.tcp.{e.field}"] += 1
+                host.trace(now, "tcp", "drop", reason=e.message)
+                return
+        if not (v.checksum_ok(src, dst) if checksum_ok is None else checksum_ok):
             c["drop.tcp.bad_checksum"] += 1
             host.trace(now, "tcp", "drop", reason="bad checksum")
             return
