@@ -374,11 +374,12 @@ class TcpView:
         return self.buf[20:self.header_len]
 
     def checksum_ok(self, src_ip: bytes, dst_ip: bytes) -> bool:
-        # little-endian sum (256 x the big-endian one, mod 0xFFFF; see checksum.py)
+        # little-endian sums (256 x the big-endian ones, mod 0xFFFF; see checksum.py), the
+        # two addresses in one read
         mv = self.buf
         n = len(mv)
         total = _fb(mv, "little") if n <= SPLIT_AT else le_sum(mv)
-        total += (_fb(src_ip, "big") + _fb(dst_ip, "big") + PROTO_TCP + n) << 8
+        total += _fb(src_ip + dst_ip, "little") + ((PROTO_TCP + n) << 8)
         return total % 0xFFFF == 0
 
     def options(self) -> list[TcpOption]:
@@ -535,7 +536,7 @@ def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: i
         buf += payload
     n = len(buf)
     total = _fb(buf, "little") if n <= SPLIT_AT else le_sum(buf)
-    total += (_fb(src_ip, "big") + _fb(dst_ip, "big") + PROTO_TCP + n) << 8
+    total += _fb(src_ip + dst_ip, "little") + ((PROTO_TCP + n) << 8)
     # ~sum, computed and stored byte-swapped; a folded 0xFFFF is stored as 0x0000
     _CSUM_LE.pack_into(buf, 16, -total % 0xFFFF)
     return buf

@@ -63,7 +63,7 @@ class UdpView:
         mv = self.buf
         n = self.length
         total = _fb(mv, "little") if n <= SPLIT_AT else le_sum(mv)
-        total += (_fb(src_ip, "big") + _fb(dst_ip, "big") + PROTO_UDP + n) << 8
+        total += _fb(src_ip + dst_ip, "little") + ((PROTO_UDP + n) << 8)
         return total % 0xFFFF == 0
 
 
@@ -77,7 +77,7 @@ def build_udp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int,
     if payload:
         buf += payload
     total = _fb(buf, "little") if n <= SPLIT_AT else le_sum(buf)
-    total += (_fb(src_ip, "big") + _fb(dst_ip, "big") + PROTO_UDP + n) << 8
+    total += _fb(src_ip + dst_ip, "little") + ((PROTO_UDP + n) << 8)
     # Computed and stored byte-swapped (checksum.py). 0xFFFF - r is never 0: a computed zero is
     # sent as 0xFFFF (RFC 768).
     _CSUM_LE.pack_into(buf, 6, 0xFFFF - total % 0xFFFF)
