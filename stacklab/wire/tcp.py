@@ -548,6 +548,8 @@ def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: i
 # off/flags window (csum urgent): an untagged frame without IP options; the fields in brackets
 # are read on demand by the views
 _ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH")
+# the same and the next 12 bytes, read as the words of nop,nop,TS (used when the frame has them)
+_ETH_IPV4_TCP_TS = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIII")
 _new = object.__new__
 
 
@@ -569,8 +571,13 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
     mv = frame if type(frame) is memoryview else memoryview(frame)
     n = len(mv)
     if n >= 54:
-        (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport, seq,
-         ack, off_flags, window) = _ETH_IPV4_TCP.unpack_from(mv)
+        if n >= 66:  # room for nop,nop,TS: read its words in the same unpack
+            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
+             seq, ack, off_flags, window, opt_word, tsval, tsecr) = _ETH_IPV4_TCP_TS.unpack_from(mv)
+        else:
+            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
+             seq, ack, off_flags, window) = _ETH_IPV4_TCP.unpack_from(mv)
+            opt_word = tsval = tsecr = 0
         hl = (off_flags >> 10) & 0x3C
         if etype == ETH_P_IPV4 and vihl == 0x45 and proto == PROTO_TCP and not ff & 0x3FFF \
                 and 40 <= tlen <= n - 14 and 20 <= hl <= tlen - 20:
@@ -606,8 +613,8 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
             t.header_len = hl
             if hl == 20:
                 t._opts = _NO_OPTIONS
-            elif hl == 32 and (u := _NOPNOP_TS.unpack_from(mv, 54))[0] == _NOPNOP_TS_WORD:
-                t._opts = (None, None, False, (), u[1:])
+            elif hl == 32 and opt_word == _NOPNOP_TS_WORD:  # hl == 32 implies n >= 66
+                t._opts = (None, None, False, (), (tsval, tsecr))
             elif hl == 40 and (u := _LINUX_SYN.unpack_from(mv, 54))[0] == 0x0204 \
                     and u[2] == 0x0402080A and u[5] >> 8 == 0x010303:
                 t._opts = (u[1], u[5] & 0xFF, True, (), (u[3], u[4]))
