@@ -110,7 +110,12 @@ class TcpTransport(asyncio.Transport):
 
     def tcp_event(self, tcb: Tcb, ev: Any) -> None:
         """Called synchronously by the TCP layer for each TCB event."""
-        if isinstance(ev, DataReceived):
+        cls = type(ev)
+        if cls is DataReceived:  # the per-segment events first, by exact type
+            self._deliver()
+        elif cls is SendSpace:
+            self._fill()
+        elif isinstance(ev, DataReceived):
             self._deliver()
         elif isinstance(ev, SendSpace):
             self._fill()
@@ -126,12 +131,12 @@ class TcpTransport(asyncio.Transport):
         tcb = self._tcb
         if tcb is None or self._reading_paused or self._lost:
             return
-        if tcb.readable:
+        if tcb.recvbuf.ready:  # tcb.readable, without the property call (every segment)
             data = tcb.read()
             self._layer.kick(tcb)  # the window may have opened: maybe a window update
             if not tcb.user_closed:
                 self._protocol.data_received(data)  # type: ignore[attr-defined]
-        if tcb.at_eof and not getattr(self, "_eof_delivered", False):
+        if tcb.fin_received and tcb.at_eof and not getattr(self, "_eof_delivered", False):
             self._eof_delivered = True
             keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
             if not keep_open:

@@ -108,6 +108,7 @@ class TcpLayer:
         self.isn = IsnGenerator.from_rng(host.rng)
         self._next_port = EPHEMERAL_LOW + host.rng.randrange(EPHEMERAL_HIGH - EPHEMERAL_LOW)
         self._dirty: set[Tcb] = set()  # TCBs a user call touched: output() at the next timer
+        self._dispatching: Tcb | None = None  # the TCB whose events flush() is handing out
         # Timer index: every TCB's next deadline, noted after each flush (everything that
         # changes a TCB ends in flush or kick), in a heap with lazy deletion: get_timer is
         # O(log n) instead of a scan of every connection per frame (10,000 connections).
@@ -440,37 +441,50 @@ class TcpLayer:
     # -- output and events ------------------------------------------------------------------------
     def flush(self, tcb: Tcb, now: float) -> None:
         host = self.host
-        out = tcb._out  # segments_to_send(), without the call
-        too_big = False
-        if out:
-            tcb._out = []
-            dst = tcb.remote_ip
-            src, sp, dp, psum = tcb.local_ip, tcb.local_port, tcb.remote_port, tcb.tx_psum
-            c = host.counters
-            ip_send = host.ip_send
-            for seg in out:
-                raw = _segment_bytes(psum, sp, dp, seg)
-                c["tcp.tx.segments"] += 1
-                if seg.flags & RST:
-                    c["tcp.tx.rst"] += 1
-                if ip_send(src, dst, PROTO_TCP, raw, now, df=True) == errno.EMSGSIZE:
-                    too_big = True
-        if too_big and tcb.on_path_mtu(host.path_mtu(tcb.remote_ip), now):
-            self.flush(tcb, now)  # built before the path MTU dropped: resent smaller now
+        dirty = self._dirty
+        while True:  # again when an event callback touched the TCB (was a tail recursion)
+            out = tcb._out  # segments_to_send(), without the call
+            too_big = False
+            if out:
+                tcb._out = []
+                dst = tcb.remote_ip
+                src, sp, dp, psum = tcb.local_ip, tcb.local_port, tcb.remote_port, tcb.tx_psum
+                c = host.counters
+                ip_send = host.ip_send
+                for seg in out:
+                    raw = _segment_bytes(psum, sp, dp, seg)
+                    c["tcp.tx.segments"] += 1
+                    if seg.flags & RST:
+                        c["tcp.tx.rst"] += 1
+                    if ip_send(src, dst, PROTO_TCP, raw, now, df=True) == errno.EMSGSIZE:
+                        too_big = True
+            if too_big and tcb.on_path_mtu(host.path_mtu(tcb.remote_ip), now):
+                continue  # built before the path MTU dropped: resent smaller now
+            events = tcb._events
+            if events:
+                outer = self._dispatching
+                self._dispatching = tcb
+                try:
+                    while events:
+                        self._dispatch(tcb, events.popleft())
+                finally:
+                    self._dispatching = outer
+            if tcb.finished:
+                dirty.discard(tcb)
+                self._forget(tcb)
+                self._timer_of.pop(tcb, None)
+                return
+            if tcb in dirty:  # the user wrote/read/closed from inside an event callback
+                dirty.discard(tcb)
+                tcb.output(now)
+                continue
+            # _note_timer, inline (after every segment)
+            t = tcb.get_timer()
+            if t is None:
+                self._timer_of.pop(tcb, None)
+            elif self._timer_of.get(tcb) != t:
+                self._note_timer(tcb)
             return
-        events = tcb._events
-        while events:
-            self._dispatch(tcb, events.popleft())
-        if tcb.finished:
-            self._dirty.discard(tcb)
-            self._forget(tcb)
-            self._timer_of.pop(tcb, None)
-        elif tcb in self._dirty:  # the user wrote/read/closed from inside an event callback
-            self._dirty.discard(tcb)
-            tcb.output(now)
-            self.flush(tcb, now)
-        else:
-            self._note_timer(tcb)
 
     def _note_timer(self, tcb: Tcb) -> None:
         t = tcb.get_timer()
@@ -491,7 +505,8 @@ class TcpLayer:
         """A user call changed ``tcb`` (data queued, buffer read, close): run its output soon,
         from the host's timer, never re-entrantly from inside an event callback."""
         self._dirty.add(tcb)
-        self.host.request_wake()
+        if tcb is not self._dispatching:  # else the flush dispatching its events runs it
+            self.host.request_wake()
 
     def _dispatch(self, tcb: Tcb, ev: Any) -> None:
         user = tcb.user
