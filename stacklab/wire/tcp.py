@@ -550,18 +550,36 @@ def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: i
 _ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH")
 # the same and the next 12 bytes, read as the words of nop,nop,TS (used when the frame has them)
 _ETH_IPV4_TCP_TS = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIII")
-_new = object.__new__
+
+
+# The views the fast path returns are instances of these subclasses: the same slots and methods,
+# with object's no-op __init__, so that one is built by a plain type call, cheaper than
+# object.__new__(cls) (about 40 ns a view, 5 % of a parsed ACK), and filled in below.
+class _FastEthernetView(EthernetView):
+    __slots__ = ()
+    __init__ = object.__init__
+
+
+class _FastIPv4View(IPv4View):
+    __slots__ = ()
+    __init__ = object.__init__
+
+
+class _FastTcpView(TcpView):
+    __slots__ = ()
+    __init__ = object.__init__
 
 
 def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView, bool, bool] \
         | None:
     """The three views of an Ethernet II / IPv4 / TCP frame and both checksum verdicts.
 
-    Returns ``(eth, ip, tcp, ip_checksum_ok, tcp_checksum_ok)``, the same views (same attribute
-    values) as ``EthernetView(frame)``, ``IPv4View(eth.payload)``, ``TcpView(ip.payload)`` and the
-    same verdicts as ``ip.checksum_ok()`` and ``tcp.checksum_ok(ip.src, ip.dst)``; or None when
-    the frame is valid but not one unfragmented IPv4 TCP segment (ARP, IPv6, UDP, a fragment...:
-    use the per-layer views). Raises :class:`MalformedPacket` exactly where those views would.
+    Returns ``(eth, ip, tcp, ip_checksum_ok, tcp_checksum_ok)``: the views (instances of the
+    view classes, same attribute values) that ``EthernetView(frame)``, ``IPv4View(eth.payload)``
+    and ``TcpView(ip.payload)`` give, and the verdicts of ``ip.checksum_ok()`` and
+    ``tcp.checksum_ok(ip.src, ip.dst)``; or None when the frame is valid but not one
+    unfragmented IPv4 TCP segment (ARP, IPv6, UDP, a fragment...: use the per-layer views).
+    Raises :class:`MalformedPacket` exactly where those views would.
 
     The common frame (untagged, no IP options, lengths consistent) is read with one ``unpack``;
     the TCP checksum is read from the IPv4 addresses on (they are the pseudo-header's sum);
@@ -581,7 +599,7 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
         hl = (off_flags >> 10) & 0x3C
         if etype == ETH_P_IPV4 and vihl == 0x45 and proto == PROTO_TCP and not ff & 0x3FFF \
                 and 40 <= tlen <= n - 14 and 20 <= hl <= tlen - 20:
-            eth = _new(EthernetView)
+            eth = _FastEthernetView()
             eth.buf = mv
             eth.dst = dst
             eth.src = src
@@ -590,7 +608,7 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
             eth.tci = 0
             eth.header_len = 14
             eth.payload = ipbuf = mv[14:]
-            ip = _new(IPv4View)
+            ip = _FastIPv4View()
             ip.buf = ipbuf
             ip.header_len = 20
             ip.tos = tos
@@ -602,7 +620,7 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
             ip.src = saddr
             ip.dst = daddr
             ip.payload = seg = mv[34:14 + tlen]
-            t = _new(TcpView)
+            t = _FastTcpView()
             t.buf = seg
             t.src_port = sport
             t.dst_port = dport

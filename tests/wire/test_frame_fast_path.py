@@ -86,6 +86,7 @@ def frame(seg_opts: bytes = b"", payload: bytes = b"", flags: int = ACK, **ip_kw
 def test_ack_with_timestamps_fields_and_checksums() -> None:
     f = frame(encode_options(timestamps=(7, 9)), b"hello", ACK | PSH, ident=5, df=True)
     eth, ip, t, ip_ok, tcp_ok = parse_ipv4_tcp_frame(f)
+    assert isinstance(eth, EthernetView) and isinstance(ip, IPv4View) and isinstance(t, TcpView)
     assert (eth.dst, eth.src, ip.src, ip.dst, ip.ident, ip.df) == (MAC_B, MAC_A, IP_A, IP_B, 5,
                                                                     True)
     assert (t.src_port, t.dst_port, t.seq, t.ack, t.flags, t.window) == \
