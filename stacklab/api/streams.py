@@ -133,7 +133,7 @@ class TcpTransport(asyncio.Transport):
             return
         if tcb.recvbuf.ready:  # tcb.readable, without the property call (every segment)
             data = tcb.read()
-            self._layer.kick(tcb)  # the window may have opened: maybe a window update
+            self._layer.kick_read(tcb)  # the window may have opened: maybe a window update
             if not tcb.user_closed:
                 self._protocol.data_received(data)  # type: ignore[attr-defined]
         if tcb.fin_received and tcb.at_eof and not getattr(self, "_eof_delivered", False):

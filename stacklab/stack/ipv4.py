@@ -148,14 +148,16 @@ class Ipv4:
             c["drop.ipv4.not_for_us"] += 1
             return True
         c["ipv4.rx.delivered"] += 1
-        buf = ip.buf
-        info = RxInfo(4, iface.index, ip.ttl, ip.tos, bcast,
-                      buf if len(buf) == ip.total_length else buf[:ip.total_length])
         handler = h.protocols.get(PROTO_TCP)
         tcp = getattr(h, "tcp", None)
         if tcp is not None and handler is tcp.rx_handler:
-            tcp.receive_view(src, dst, seg, tcp_ok, now, info)
-        elif handler is not None:
+            # our TCP layer: its view and verdict, and the two RxInfo fields it reads
+            tcp.receive_view(src, dst, seg, tcp_ok, now, bcast, iface.index)
+            return True
+        buf = ip.buf
+        info = RxInfo(4, iface.index, ip.ttl, ip.tos, bcast,
+                      buf if len(buf) == ip.total_length else buf[:ip.total_length])
+        if handler is not None:
             handler(src, dst, ip.payload, now, info)
         else:
             h.deliver(src, dst, PROTO_TCP, ip.payload, now, info)

@@ -261,12 +261,14 @@ class TcpLayer:
             self.host.counters[f"drop.tcp.{e.field}"] += 1
             self.host.trace(now, "tcp", "drop", reason=e.message)
             return
-        self.receive_view(src, dst, v, None, now, info)
+        self.receive_view(src, dst, v, None, now, getattr(info, "bcast", False),
+                          getattr(info, "ifindex", None))
 
     def receive_view(self, src: bytes, dst: bytes, v: TcpView, checksum_ok: bool | None,
-                     now: float, info: Any) -> None:
+                     now: float, bcast: bool, ifindex: int | None) -> None:
         """A segment whose view is built (``checksum_ok``: the verdict when already known, as
-        from ``parse_ipv4_tcp_frame``; None: check it here)."""
+        from ``parse_ipv4_tcp_frame``; None: check it here). Of the IP layer's ``RxInfo``, TCP
+        reads only ``bcast`` (dropped) and ``ifindex`` (MSS of a new connection)."""
         host = self.host
         c = host.counters
         if v.header_len > 20:
@@ -280,7 +282,7 @@ class TcpLayer:
             c["drop.tcp.bad_checksum"] += 1
             host.trace(now, "tcp", "drop", reason="bad checksum")
             return
-        if getattr(info, "bcast", False):
+        if bcast:
             c["drop.tcp.broadcast"] += 1
             return
         c["tcp.rx.segments"] += 1
@@ -306,7 +308,6 @@ class TcpLayer:
         # LISTEN (RFC 9293 §3.10.7.2)
         if flags & RST:
             return
-        ifindex = getattr(info, "ifindex", None)
         if flags & ACK:
             if flags & SYN or not self._cookie_ack(lst, src, dst, v, now, ifindex):
                 self._send_reset(dst, src, v, now)
@@ -507,6 +508,13 @@ class TcpLayer:
         self._dirty.add(tcb)
         if tcb is not self._dispatching:  # else the flush dispatching its events runs it
             self.host.request_wake()
+
+    def kick_read(self, tcb: Tcb) -> None:
+        """The application took bytes out of ``tcb``'s receive buffer. Reading changes nothing on
+        the sending side, so all ``output()`` could do now is an ACK already owed or a window
+        update: ``tcb`` is kicked only when one is due (not after every segment read)."""
+        if tcb._ack_now or tcb.window_update_due():
+            self.kick(tcb)
 
     def _dispatch(self, tcb: Tcb, ev: Any) -> None:
         user = tcb.user

@@ -1509,6 +1509,12 @@ class Tcb:
         else:
             self.rto_at = self.persist_at = None
 
+    def window_update_due(self) -> bool:
+        """After the application read: advertise the larger window when it opens from below one
+        MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). What ``output()`` checks
+        when it has nothing else to send."""
+        return self._window_update_due()
+
     def _window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
         MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2)."""
