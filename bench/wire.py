@@ -316,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a tiny smoke run (~1 s)")
     ap.add_argument("--seconds", type=float, default=None, help="time per measurement")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="interleaved runs per cell, the best kept (default 5)")
     ap.add_argument("--breakdown", action="store_true",
                     help="where stacklab's parse time goes (ns per frame), then exit")
     args = ap.parse_args(argv)
@@ -323,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         breakdown(args.seconds or 0.2)
         return 0
     seconds = args.seconds or (0.01 if args.quick else 0.25)
-    repeats = 1 if args.quick else 5
+    repeats = args.repeats or (1 if args.quick else 5)
 
     syn, pure_ack, data = make_frames()
     dp = dpkt_funcs()
