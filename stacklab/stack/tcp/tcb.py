@@ -1512,8 +1512,18 @@ class Tcb:
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
         MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). What ``output()`` checks
-        when it has nothing else to send."""
-        return self._window_update_due()
+        when it has nothing else to send (inline here as there: after every read)."""
+        cur = (self.rcv_adv - self.rcv_nxt) & MASK
+        if cur > HALF:
+            cur = 0
+        shift = self.rcv_wscale
+        rb = self.recvbuf
+        cap = rb.capacity
+        free = cap - len(rb.ready)
+        lim = 0xFFFF << shift
+        cand = (free if free < lim else lim) >> shift << shift
+        return cand > cur and cand - cur >= min(cap // 2, self.adv_mss) and (
+            cur < self.adv_mss or cand >= 2 * cur)
 
     def _window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one

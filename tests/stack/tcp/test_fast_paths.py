@@ -1,0 +1,118 @@
+"""The per-packet fast paths (issue 11 §1) give the same results as the general code they
+short-cut: segment bytes, the window-update test, the IPv4 destination cache, the fused
+Ethernet/IPv4/TCP receive path."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stacklab.net.network import Network
+from stacklab.stack.tcp.layer import _segment_bytes
+from stacklab.stack.tcp.segment import ACK, FIN, PSH, SYN, Segment
+from stacklab.stack.tcp.tcb import Tcb
+from stacklab.wire.addr import ip_bytes
+from stacklab.wire.ethernet import build_ethernet
+from stacklab.wire.ipv4 import build_ipv4
+from stacklab.wire.tcp import TcpView, build_tcp
+
+U32 = st.integers(0, 0xFFFFFFFF)
+
+
+@settings(max_examples=200, deadline=None)
+@given(U32, U32, st.sampled_from([ACK, ACK | PSH, ACK | FIN, SYN, SYN | ACK]),
+       st.integers(0, 0xFFFF), st.binary(max_size=1600),
+       st.one_of(st.none(), st.tuples(U32, U32)),
+       st.lists(st.tuples(U32, U32), max_size=3), st.booleans(),
+       st.sampled_from([bytes(4), bytes([10, 0, 1, 1])]), st.sampled_from([4, 16]))
+def test_segment_bytes_equal_build_tcp(seq, ack, flags, window, payload, ts, sack, mss, src,
+                                       alen):
+    src = src if alen == 4 else src * 4
+    dst = bytes(range(alen))
+    seg = Segment(seq, ack, flags, window, payload, ts=ts, sack=tuple(sack),
+                  mss=1460 if mss and flags & SYN else None)
+    psum = int.from_bytes(src, "big") + int.from_bytes(dst, "big") + 6
+    want = build_tcp(src, dst, 40000, 80, seq, ack, flags, window, payload, seg.options_bytes())
+    assert _segment_bytes(psum, 40000, 80, seg) == want
+    assert TcpView(want).checksum_ok(src, dst)
+
+
+@settings(max_examples=300, deadline=None)
+@given(U32, st.integers(0, 1 << 20), st.integers(0, 14), st.integers(1, 4 << 20),
+       st.integers(0, 4 << 20), st.integers(64, 9000))
+def test_window_update_due_matches_the_general_test(rcv_nxt, adv, shift, cap, used, mss):
+    tcb = Tcb(bytes(4), 1, bytes(4), 2, iss=0, now=0.0)
+    tcb.rcv_nxt = rcv_nxt
+    tcb.rcv_adv = (rcv_nxt + adv) & 0xFFFFFFFF
+    tcb.rcv_wscale = shift
+    tcb.recvbuf.capacity = cap
+    tcb.recvbuf.ready = bytearray(min(used, cap + 100))
+    tcb.adv_mss = mss
+    assert tcb.window_update_due() == tcb._window_update_due()
+
+
+def _pair(**link):
+    net = Network(seed=3)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b, delay="1ms", **link)
+    net.autoconfigure()
+    return net, a, b
+
+
+def test_dst_cache_follows_route_changes():
+    net, a, b = _pair()
+    got = bytearray()
+
+    async def handle(r, w):
+        while x := await r.read(65536):
+            got.extend(x)
+
+    async def main():
+        await b.start_server(handle, port=9)
+        r, w = await a.open_connection("b", 9)
+        w.write(b"x" * 5000)
+        await w.drain()
+        await asyncio.sleep(0.05)
+        assert a.counters["drop.ipv4.tx_no_route"] == 0
+        # a host route to b through a gateway that does not exist: the cached next hop must
+        # not be used any more (ARP for the gateway is tried instead, the data waits)
+        a.add_route(f"{b.address(4)}/32", via="10.0.1.99")
+        w.write(b"y" * 3000)
+        await asyncio.sleep(0.5)
+        assert a.interfaces[0].arp.entries.get(ip_bytes("10.0.1.99")) is not None
+        w.close()
+
+    net.run(main(), until=30)
+    net.close()
+    assert bytes(got) == b"x" * 5000  # the rest waits for the gateway's ARP
+
+
+def test_fused_receive_path_counts_malformed_frames_as_the_layered_path():
+    net, a, b = _pair()
+    net.run(until=1.0)
+    iface = b.interfaces[0]
+    src, dst = ip_bytes(a.address(4)), ip_bytes(b.address(4))
+    seg = build_tcp(src, dst, 40000, 9, 1, 0, SYN, 1000)
+    good = build_ipv4(src, dst, 6, seg, 64, 1, True)
+    cases = {
+        "drop.ipv4.bad_checksum": bytes(good[:10]) + b"\x00\x00" + bytes(good[12:]),
+        "drop.tcp.bad_checksum": bytes(good[:-1]) + bytes([good[-1] ^ 1]),
+        "drop.tcp.data_offset": bytes(good[:32]) + b"\xf0" + bytes(good[33:]),
+    }
+    for counter, packet in cases.items():
+        if counter == "drop.tcp.data_offset":  # fix the IP checksum: only TCP is broken
+            p = bytearray(packet)
+            p[10:12] = b"\x00\x00"
+            csum = -int.from_bytes(p[:20], "big") % 0xFFFF
+            p[10:12] = csum.to_bytes(2, "big")
+            packet = bytes(p)
+        frame = bytes(build_ethernet(iface.mac, a.interfaces[0].mac, 0x0800, packet))
+        before = b.counters[counter]
+        b.receive_frame(0, frame, 1.0)
+        assert b.counters[counter] == before + 1, counter
+    # and a good SYN to a closed port is answered with a RST, as on the layered path
+    before = b.counters["tcp.tx.rst"]
+    b.receive_frame(0, bytes(build_ethernet(iface.mac, a.interfaces[0].mac, 0x0800, good)), 1.0)
+    assert b.counters["tcp.tx.rst"] == before + 1
