@@ -264,9 +264,10 @@ class Ipv4:
         # without its second route lookup: the interface is the one found above)
         mtu = iface.mtu
         if route_src is not False:  # routed: the link MTU is this interface's
-            pmtu = h.pmtu.get(dst, mtu, None)
-            if pmtu < mtu:
-                mtu = pmtu
+            if len(h.pmtu):  # nothing learned (the usual case): no lookup
+                pmtu = h.pmtu.get(dst, mtu, None)
+                if pmtu < mtu:
+                    mtu = pmtu
         elif dst not in h.local4:
             mtu = min(mtu, h.path_mtu(dst))
         if n <= mtu:
