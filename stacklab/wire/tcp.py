@@ -325,11 +325,14 @@ class TcpView:
     """A validating view over one TCP segment (the IP payload, already trimmed to its length).
 
     Attributes are plain ints read once on construction: ``src_port dst_port seq ack flags window
-    checksum urgent header_len``. ``flags`` holds the nine control bits (NS/AE included).
+    header_len`` (``checksum`` and ``urgent`` are read on demand). ``flags`` holds the nine
+    control bits (NS/AE included). ``payload`` is a memoryview of the data, sliced on
+    construction: the engine reads it for every segment, and a property costs ~0.1 us a read in
+    CPython 3.11.
     """
 
     __slots__ = ("buf", "src_port", "dst_port", "seq", "ack", "flags", "window", "header_len",
-                 "_opts")
+                 "payload", "_opts")
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -345,6 +348,7 @@ class TcpView:
         self.header_len = hl
         self.flags = off_flags & _FLAG_MASK
         self.buf = mv
+        self.payload = mv[hl:]
         self._opts: tuple | None = None
 
     @property
@@ -360,10 +364,6 @@ class TcpView:
     def urgent(self) -> int:
         """The urgent pointer field (meaningful with URG)."""
         return _U16.unpack_from(self.buf, 18)[0]
-
-    @property
-    def payload(self) -> memoryview:
-        return self.buf[self.header_len:]
 
     @property
     def payload_len(self) -> int:
@@ -629,6 +629,7 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
             t.flags = off_flags & _FLAG_MASK
             t.window = window
             t.header_len = hl
+            t.payload = mv[34 + hl:14 + tlen]
             if hl == 20:
                 t._opts = _NO_OPTIONS
             elif hl == 32 and opt_word == _NOPNOP_TS_WORD:  # hl == 32 implies n >= 66

@@ -32,9 +32,9 @@ Buffer = bytes | bytearray | memoryview
 
 class UdpView:
     """A validating view: ``src_port dst_port length checksum`` are ints, ``payload`` a memoryview
-    of exactly ``length - 8`` bytes."""
+    of exactly ``length - 8`` bytes (sliced on construction: a property costs more per read)."""
 
-    __slots__ = ("buf", "src_port", "dst_port", "length", "checksum")
+    __slots__ = ("buf", "src_port", "dst_port", "length", "checksum", "payload")
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -46,11 +46,8 @@ class UdpView:
             raise MalformedPacket("udp", "length",
                                   f"length field {length}, datagram has {n} bytes")
         self.length = length
-        self.buf = mv if length == n else mv[:length]
-
-    @property
-    def payload(self) -> memoryview:
-        return self.buf[8:]
+        self.buf = dgram = mv if length == n else mv[:length]
+        self.payload = dgram[8:]
 
     @property
     def has_checksum(self) -> bool:
