@@ -548,8 +548,9 @@ def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: i
 # off/flags window (csum urgent): an untagged frame without IP options; the fields in brackets
 # are read on demand by the views
 _ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH")
-# the same and the next 12 bytes, read as the words of nop,nop,TS (used when the frame has them)
-_ETH_IPV4_TCP_TS = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIII")
+# the same and the first 12 or 20 bytes of options as 32-bit words (when the frame has them)
+_ETH_IPV4_TCP_W3 = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIII")
+_ETH_IPV4_TCP_W5 = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIIIII")
 
 
 # The views the fast path returns are instances of these subclasses: the same slots and methods,
@@ -589,13 +590,20 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
     mv = frame if type(frame) is memoryview else memoryview(frame)
     n = len(mv)
     if n >= 54:
-        if n >= 66:  # room for nop,nop,TS: read its words in the same unpack
+        # The first 20 (or 12) bytes after the TCP header's fixed part are read as 32-bit words
+        # in the same unpack when the frame has them: the option layouts below need no second
+        # struct call.
+        if n >= 74:
             (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
-             seq, ack, off_flags, window, opt_word, tsval, tsecr) = _ETH_IPV4_TCP_TS.unpack_from(mv)
+             seq, ack, off_flags, window, w0, w1, w2, w3, w4) = _ETH_IPV4_TCP_W5.unpack_from(mv)
+        elif n >= 66:
+            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
+             seq, ack, off_flags, window, w0, w1, w2) = _ETH_IPV4_TCP_W3.unpack_from(mv)
+            w3 = w4 = 0
         else:
             (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
              seq, ack, off_flags, window) = _ETH_IPV4_TCP.unpack_from(mv)
-            opt_word = tsval = tsecr = 0
+            w0 = w1 = w2 = w3 = w4 = 0
         hl = (off_flags >> 10) & 0x3C
         if etype == ETH_P_IPV4 and vihl == 0x45 and proto == PROTO_TCP and not ff & 0x3FFF \
                 and 40 <= tlen <= n - 14 and 20 <= hl <= tlen - 20:
@@ -632,11 +640,11 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
             t.payload = mv[34 + hl:14 + tlen]
             if hl == 20:
                 t._opts = _NO_OPTIONS
-            elif hl == 32 and opt_word == _NOPNOP_TS_WORD:  # hl == 32 implies n >= 66
-                t._opts = (None, None, False, (), (tsval, tsecr))
-            elif hl == 40 and (u := _LINUX_SYN.unpack_from(mv, 54))[0] == 0x0204 \
-                    and u[2] == 0x0402080A and u[5] >> 8 == 0x010303:
-                t._opts = (u[1], u[5] & 0xFF, True, (), (u[3], u[4]))
+            elif hl == 32 and w0 == _NOPNOP_TS_WORD:  # hl == 32 implies n >= 66
+                t._opts = (None, None, False, (), (w1, w2))  # 01 01 08 0a | tsval | tsecr
+            elif hl == 40 and w0 >> 16 == 0x0204 and w1 == 0x0402080A and w4 >> 8 == 0x010303:
+                # Linux's SYN (n >= 74): 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 shift
+                t._opts = (w0 & 0xFFFF, w4 & 0xFF, True, (), (w2, w3))
             else:
                 t._opts = None  # scanned by the first option getter
             # Little-endian sums (checksum.py) over slices of the frame itself when it is bytes
