@@ -91,7 +91,7 @@ def stacklab_parse_views(frame: bytes) -> tuple:
     if eth.ethertype != ETH_P_IPV4:
         return ()
     ip = IPv4View(eth.payload)
-    if not ip.checksum_ok() or ip.proto != 6 or ip.is_fragment:
+    if not ip.checksum_ok() or ip.proto != 6 or ip.flags_frag & 0x3FFF:  # as the host reads it
         return ()
     t = TcpView(ip.payload)
     if not t.checksum_ok(ip.src, ip.dst):
