@@ -263,7 +263,6 @@ def breakdown(seconds: float) -> None:
     """ns per frame of the pieces of ``stacklab_parse`` (best of 7 interleaved runs each)."""
     import stacklab.wire.tcp as wtcp
 
-    hdr = wtcp._ETH_IPV4_TCP
     fb = int.from_bytes
 
     def checksums(f: bytes) -> tuple[bool, bool]:  # as parse_ipv4_tcp_frame does them
@@ -276,12 +275,15 @@ def breakdown(seconds: float) -> None:
         total += (6 + end - 34) << 8
         return fb(f[14:34], "little") % 0xFFFF == 0, total % 0xFFFF == 0
     frames = dict(zip(("SYN", "ACK+TS", "data"), make_frames(), strict=True))
+    # the struct parse_ipv4_tcp_frame unpacks for each frame (by its length)
+    hdr = {f: wtcp._ETH_IPV4_TCP_W5 if len(f) >= 74 else
+           wtcp._ETH_IPV4_TCP_W3 if len(f) >= 66 else wtcp._ETH_IPV4_TCP for f in frames.values()}
     print(f"{'ns per frame':<58}" + "".join(f"{k:>9}" for k in frames))
     pieces: list[tuple[str, Callable[[bytes], object]]] = [
         ("stacklab_parse (all below)", stacklab_parse),
         ("parse_ipv4_tcp_frame (views + checksum verdicts)", parse_ipv4_tcp_frame),
         ("  memoryview + the one unpack of the fixed headers",
-         lambda f: hdr.unpack_from(memoryview(f))),
+         lambda f: hdr[f].unpack_from(memoryview(f))),
         ("  the two checksums alone (slices, from_bytes, remainders)", checksums),
     ]
     parsed = {f: parse_ipv4_tcp_frame(f) for f in frames.values()}
