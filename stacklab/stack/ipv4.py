@@ -277,7 +277,15 @@ class Ipv4:
                                       src, dst))
             _CSUM.pack_into(hdr, 10, -int.from_bytes(hdr, "big") % 0xFFFF)
             hdr += payload
-            self.output(iface, nexthop, hdr, now)
+            if nexthop in h.local4 or nexthop == LIMITED_BCAST or nexthop in iface.bcast4:
+                self.output(iface, nexthop, hdr, now)
+                return None
+            # output() and host.send_frame() inline for a unicast next hop (every segment)
+            mac = iface.arp.resolve(nexthop, hdr, now)
+            if mac is not None:
+                c["ipv4.tx.packets"] += 1
+                c["tx.frames"] += 1
+                h._out.append((iface.index, b"".join((mac, iface.mac, _ETH_IPV4, hdr))))
             return None
         if df or n > 65535:
             c["drop.ipv4.tx_too_big"] += 1
