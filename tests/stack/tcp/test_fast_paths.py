@@ -53,6 +53,27 @@ def test_window_update_due_matches_the_general_test(rcv_nxt, adv, shift, cap, us
     assert tcb.window_update_due() == tcb._window_update_due()
 
 
+@settings(max_examples=300, deadline=None)
+@given(U32, st.integers(0, 1 << 20), st.integers(0, 14), st.integers(1, 4 << 20),
+       st.integers(0, 4 << 20), st.integers(64, 9000))
+def test_emit_window_matches_window_field(rcv_nxt, adv, shift, cap, used, mss):
+    tcbs = []
+    for _ in range(2):
+        tcb = Tcb(bytes(4), 1, bytes(4), 2, iss=0, now=0.0)
+        tcb.rcv_nxt = rcv_nxt
+        tcb.rcv_adv = (rcv_nxt + adv) & 0xFFFFFFFF
+        tcb.rcv_wscale = shift
+        tcb.recvbuf.capacity = cap
+        tcb.recvbuf.ready = bytearray(min(used, cap + 100))
+        tcb.adv_mss = mss
+        tcbs.append(tcb)
+    general, inline = tcbs
+    field = general._window_field()
+    inline._emit(5, ACK, b"", 1.0)
+    (seg,) = inline.segments_to_send()
+    assert seg.window == field and inline.rcv_adv == general.rcv_adv
+
+
 def _pair(**link):
     net = Network(seed=3)
     a, b = net.add_host("a"), net.add_host("b")
