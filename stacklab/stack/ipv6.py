@@ -15,7 +15,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from stacklab.wire.addr import ip_str
-from stacklab.wire.ethernet import ETH_P_IPV6, build_ethernet
+from stacklab.wire.ethernet import ETH_P_IPV6
 from stacklab.wire.ipv6 import IPv6View, build_ipv6
 
 from .frag import Reassembler, fragment_ipv6
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from .host import Host, Interface
 
 MIN_MTU = 1280
+DST_CACHE_MAX = 4096  # destinations remembered by the send path (cleared when full)
+_ETH_IPV6 = ETH_P_IPV6.to_bytes(2, "big")
 UPPER_FAST = frozenset((6, 17, 58))
 NH_HOP_BY_HOP, NH_ROUTING, NH_FRAGMENT, NH_NONE, NH_DEST_OPTS = 0, 43, 44, 59, 60
 
@@ -47,6 +49,8 @@ class Ipv6:
         self.reasm = Reassembler("ipv6", 60.0, 4 << 20, 65535, host.counters,
                                  on_timeout=self._reasm_timeout)
         self.ident = host.rng.getrandbits(32)
+        self._dst_cache: dict[bytes, tuple[Interface, bytes]] = {}  # see Ipv4._dst_cache
+        self._dst_gen = (-1, -1)
 
     # -- input ---------------------------------------------------------------------------------
     def receive(self, iface: Interface, buf: memoryview, l2_mcast: bool, now: float) -> None:
@@ -197,21 +201,53 @@ class Ipv6:
             iface = h.local6[dst]
             nexthop = dst
         else:
-            route = h.routes.lookup(dst)
-            if route is None:
-                c["drop.ipv6.tx_no_route"] += 1
-                return errno.ENETUNREACH
-            iface, nexthop = h.route_out(route, dst)
-            if iface is None:
-                return errno.ENETUNREACH
+            # the destination cache, as IPv4's: (interface, next hop) while the routing table
+            # and the addresses stay as they were
+            gen = (h.routes.gen, h.addr_gen)
+            cache = self._dst_cache
+            if gen != self._dst_gen or len(cache) >= DST_CACHE_MAX:
+                cache.clear()
+                self._dst_gen = gen
+            entry = cache.get(dst)
+            if entry is None:
+                route = h.routes.lookup(dst)
+                if route is None:
+                    c["drop.ipv6.tx_no_route"] += 1
+                    return errno.ENETUNREACH
+                out, hop = h.route_out(route, dst)
+                if out is None:
+                    return errno.ENETUNREACH
+                entry = cache[dst] = (out, hop)
+            iface, nexthop = entry
+            if src is None:
+                src = iface.v6_source_for(dst)
+                if src is None:
+                    return errno.EADDRNOTAVAIL
+            if hop_limit is None:
+                hop_limit = 255 if nh == 58 and dst[0] == 0xFF and dst[1] == 2 else h.hop_limit6
+            # the path MTU: h.path_mtu(dst) without its second route lookup (this interface)
+            mtu = iface.mtu
+            if len(h.pmtu):
+                pmtu = h.pmtu.get(dst, mtu, None)
+                if pmtu < mtu:
+                    mtu = pmtu
+            return self._send_on(iface, nexthop, src, dst, nh, payload, now, df, hop_limit,
+                                 tclass, mtu)
         if src is None:
             src = iface.v6_source_for(dst)
             if src is None:
                 return errno.EADDRNOTAVAIL
         if hop_limit is None:
             hop_limit = 255 if nh == 58 and dst[0] == 0xFF and dst[1] == 2 else h.hop_limit6
-        n = 40 + len(payload)
         mtu = iface.mtu if dst in h.local6 else min(iface.mtu, h.path_mtu(dst))
+        return self._send_on(iface, nexthop, src, dst, nh, payload, now, df, hop_limit, tclass,
+                             mtu)
+
+    def _send_on(self, iface: Interface, nexthop: bytes, src: bytes, dst: bytes, nh: int,
+                 payload: bytes | bytearray, now: float, df: bool | None, hop_limit: int,
+                 tclass: int, mtu: int) -> int | None:
+        c = self.host.counters
+        n = 40 + len(payload)
         if n <= mtu:
             self.output(iface, nexthop, build_ipv6(src, dst, nh, payload, hop_limit, tclass),
                         now)
@@ -239,4 +275,5 @@ class Ipv6:
             if mac is None:
                 return
         h.counters["ipv6.tx.packets"] += 1
-        h.send_frame(iface.index, build_ethernet(mac, iface.mac, ETH_P_IPV6, packet))
+        # one copy into an immutable frame (what a link wants) instead of a bytearray
+        h.send_frame(iface.index, b"".join((mac, iface.mac, _ETH_IPV6, packet)))
