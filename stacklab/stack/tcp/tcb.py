@@ -1474,21 +1474,9 @@ class Tcb:
             else:
                 sent_ack = self._output_data(now)
         if not sent_ack:
-            if not self._ack_now:
-                # a window update due (_window_update_due, inlined)
-                cur = (self.rcv_adv - self.rcv_nxt) & MASK
-                if cur > HALF:
-                    cur = 0
-                shift = self.rcv_wscale
-                rb = self.recvbuf
-                cap = rb.capacity
-                free = cap - len(rb.ready)
-                lim = 0xFFFF << shift
-                cand = (free if free < lim else lim) >> shift << shift
-                if cand > cur and cand - cur >= min(cap // 2, self.adv_mss) and (
-                        cur < self.adv_mss or cand >= 2 * cur):
-                    self._ack_now = True
-                    self.stats.window_updates += 1
+            if not self._ack_now and self.window_update_due():
+                self._ack_now = True
+                self.stats.window_updates += 1
             if self._ack_now:
                 self._emit(self._ack_seq(), ACK, b"", now)
         # timers: retransmission while something is in flight and the window is open; the
@@ -1511,8 +1499,9 @@ class Tcb:
 
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
-        MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). What ``output()`` checks
-        when it has nothing else to send (inline here as there: after every read)."""
+        MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). ``output()`` asks when it
+        has nothing else to send, the layer after every read; ``_window_update_due`` is the same
+        rule written with the general helpers (tests/stack/tcp/test_fast_paths.py compares them)."""
         cur = (self.rcv_adv - self.rcv_nxt) & MASK
         if cur > HALF:
             cur = 0
