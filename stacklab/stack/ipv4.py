@@ -13,6 +13,7 @@ import errno
 import struct
 from typing import TYPE_CHECKING
 
+from stacklab.stack.route import DstCache
 from stacklab.wire.addr import BROADCAST_MAC, ip_str
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 LIMITED_BCAST = b"\xff\xff\xff\xff"
 ALL_HOSTS = bytes([224, 0, 0, 1])
-DST_CACHE_MAX = 4096  # destinations remembered by the send path (cleared when full)
 _HDR = struct.Struct("!BBHHHBBH4s4s")
 _CSUM = struct.Struct("!H")
 _ETH_IPV4 = ETH_P_IPV4.to_bytes(2, "big")
@@ -61,8 +61,7 @@ class Ipv4:
         self.ident = host.rng.randrange(65536)
         # dst -> (interface, next hop, route's preferred source): Linux's dst cache, valid while
         # the routing table and the addresses stay as they were (routes.gen, host.addr_gen)
-        self._dst_cache: dict[bytes, tuple[Interface, bytes, bytes | None]] = {}
-        self._dst_gen = (-1, -1)
+        self.dst_cache = DstCache(host)
 
     # -- input ---------------------------------------------------------------------------------
     def receive(self, iface: Interface, buf: memoryview, l2_bcast: bool, now: float) -> None:
@@ -233,22 +232,10 @@ class Ipv4:
             nexthop = dst
             route_src = False
         else:
-            gen = (h.routes.gen, h.addr_gen)
-            cache = self._dst_cache
-            if gen != self._dst_gen or len(cache) >= DST_CACHE_MAX:
-                cache.clear()
-                self._dst_gen = gen
-            entry = cache.get(dst)
+            entry = self.dst_cache.get(dst)
             if entry is None:
-                route = h.routes.lookup(dst)
-                if route is None:
-                    c["drop.ipv4.tx_no_route"] += 1
-                    return errno.ENETUNREACH
-                out, hop = h.route_out(route, dst)
-                if out is None:
-                    c["drop.ipv4.tx_no_route"] += 1
-                    return errno.ENETUNREACH
-                entry = cache[dst] = (out, hop, route.src)
+                c["drop.ipv4.tx_no_route"] += 1
+                return errno.ENETUNREACH
             iface, nexthop, route_src = entry
             if src is None and route_src is not None:
                 src = route_src

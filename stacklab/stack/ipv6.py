@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from stacklab.stack.route import DstCache
 from stacklab.wire.addr import ip_str
 from stacklab.wire.ethernet import ETH_P_IPV6
 from stacklab.wire.ipv6 import IPv6View, build_ipv6
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from .host import Host, Interface
 
 MIN_MTU = 1280
-DST_CACHE_MAX = 4096  # destinations remembered by the send path (cleared when full)
 _ETH_IPV6 = ETH_P_IPV6.to_bytes(2, "big")
 UPPER_FAST = frozenset((6, 17, 58))
 NH_HOP_BY_HOP, NH_ROUTING, NH_FRAGMENT, NH_NONE, NH_DEST_OPTS = 0, 43, 44, 59, 60
@@ -49,8 +49,7 @@ class Ipv6:
         self.reasm = Reassembler("ipv6", 60.0, 4 << 20, 65535, host.counters,
                                  on_timeout=self._reasm_timeout)
         self.ident = host.rng.getrandbits(32)
-        self._dst_cache: dict[bytes, tuple[Interface, bytes]] = {}  # see Ipv4._dst_cache
-        self._dst_gen = (-1, -1)
+        self.dst_cache = DstCache(host)
 
     # -- input ---------------------------------------------------------------------------------
     def receive(self, iface: Interface, buf: memoryview, l2_mcast: bool, now: float) -> None:
@@ -201,24 +200,11 @@ class Ipv6:
             iface = h.local6[dst]
             nexthop = dst
         else:
-            # the destination cache, as IPv4's: (interface, next hop) while the routing table
-            # and the addresses stay as they were
-            gen = (h.routes.gen, h.addr_gen)
-            cache = self._dst_cache
-            if gen != self._dst_gen or len(cache) >= DST_CACHE_MAX:
-                cache.clear()
-                self._dst_gen = gen
-            entry = cache.get(dst)
+            entry = self.dst_cache.get(dst)
             if entry is None:
-                route = h.routes.lookup(dst)
-                if route is None:
-                    c["drop.ipv6.tx_no_route"] += 1
-                    return errno.ENETUNREACH
-                out, hop = h.route_out(route, dst)
-                if out is None:
-                    return errno.ENETUNREACH
-                entry = cache[dst] = (out, hop)
-            iface, nexthop = entry
+                c["drop.ipv6.tx_no_route"] += 1
+                return errno.ENETUNREACH
+            iface, nexthop, _ = entry
             if src is None:
                 src = iface.v6_source_for(dst)
                 if src is None:

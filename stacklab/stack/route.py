@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from stacklab.wire.addr import ip_str
 
@@ -164,3 +165,38 @@ class RoutingTable:
 
     def __repr__(self) -> str:
         return f"<RoutingTable {len(self)} routes>"
+
+
+DST_CACHE_MAX = 4096  # destinations remembered by a send path (cleared when full)
+
+
+class DstCache:
+    """The send path's destination cache (Linux's dst cache, small): ``dst`` → (interface, next
+    hop, the route's preferred source) while the routing table and the host's addresses are as
+    they were (``routes.gen`` and ``host.addr_gen`` count their changes). One per IP version."""
+
+    __slots__ = ("host", "_entries", "_gen")
+
+    def __init__(self, host: Any) -> None:
+        self.host = host
+        self._entries: dict[bytes, tuple[Any, bytes, bytes | None]] = {}
+        self._gen = (-1, -1)
+
+    def get(self, dst: bytes) -> tuple[Any, bytes, bytes | None] | None:
+        """(interface, next hop, route source) for ``dst``; None when there is no usable route."""
+        h = self.host
+        gen = (h.routes.gen, h.addr_gen)
+        entries = self._entries
+        if gen != self._gen or len(entries) >= DST_CACHE_MAX:
+            entries.clear()
+            self._gen = gen
+        entry = entries.get(dst)
+        if entry is None:
+            route = h.routes.lookup(dst)
+            if route is None:
+                return None
+            out, hop = h.route_out(route, dst)
+            if out is None:
+                return None
+            entry = entries[dst] = (out, hop, route.src)
+        return entry
