@@ -173,6 +173,10 @@ def tshark_problems(pcap: str, timeout: float = 30.0) -> list[str]:
     prefs = []
     for proto in ("ip", "tcp", "udp"):  # ICMP checksums are always verified
         prefs += ["-o", f"{proto}.check_checksum:TRUE"]
+    # Frames are what is checked here, not streams: with TCP reassembly on, tshark reports a
+    # "reassembly error" (as malformed) when Linux resends a range cut differently after a Packet
+    # Too Big, although every frame is well formed and the receiver's sha256 matches.
+    prefs += ["-o", "tcp.desegment_tcp_streams:FALSE"]
     # An ICMP error quotes a truncated datagram: the quoted TCP/UDP checksum cannot be checked
     # (it covers bytes that were cut), so transport checksums count only outside ICMP.
     # Linux's software checksum fallback (skb_checksum_help) writes a computed 0 as 0xFFFF
