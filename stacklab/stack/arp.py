@@ -15,7 +15,8 @@ from stacklab.wire.arp import ARP_REPLY, ARP_REQUEST, ArpView, build_arp
 from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, build_ethernet, pad_frame
 
 if TYPE_CHECKING:
-    from .host import Host, Interface
+    from .context import HostContext
+    from .interface import Interface
 
 ZERO_IP = b"\x00\x00\x00\x00"
 
@@ -24,10 +25,10 @@ class ArpResolver:
     """The neighbour-cache owner for IPv4 on one interface."""
 
     __slots__ = ("host", "iface")
+    iface: Interface  # set by the host once the interface exists
 
-    def __init__(self, host: Host, iface: Interface) -> None:
+    def __init__(self, host: HostContext) -> None:
         self.host = host
-        self.iface = iface
 
     def solicit(self, ip: bytes, mac: bytes | None, now: float) -> None:
         """Who-has ``ip``: broadcast while INCOMPLETE, unicast to ``mac`` while PROBE."""
@@ -49,7 +50,7 @@ class ArpResolver:
         self.host.resolution_failed(self.iface, ip, packets, now)
 
 
-def gratuitous_arp(host: Host, iface: Interface, addr: bytes) -> None:
+def gratuitous_arp(host: HostContext, iface: Interface, addr: bytes) -> None:
     """Announce ``addr`` (RFC 5227 §3: an ARP request with sender = target = our address)."""
     frame = build_ethernet(BROADCAST_MAC, iface.mac, ETH_P_ARP,
                            build_arp(ARP_REQUEST, iface.mac, addr, ZERO_MAC, addr))
@@ -57,7 +58,7 @@ def gratuitous_arp(host: Host, iface: Interface, addr: bytes) -> None:
     host.send_frame(iface.index, pad_frame(frame))
 
 
-def arp_receive(host: Host, iface: Interface, payload: memoryview, eth_dst: bytes,
+def arp_receive(host: HostContext, iface: Interface, payload: memoryview, eth_dst: bytes,
                 now: float) -> None:
     a = ArpView(payload)  # raises MalformedPacket
     c = host.counters

@@ -211,7 +211,7 @@ def fragment_ipv6(src: bytes, dst: bytes, next_header: int, payload: bytes | mem
     if chunk <= 0:
         raise ValueError(f"MTU {mtu} too small to fragment")
     vtf = (6 << 28) | (traffic_class << 20) | flow_label
-    out = []
+    out: list[bytearray] = []
     n = len(payload)
     pos = 0
     while pos < n or not out:

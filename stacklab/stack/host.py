@@ -25,7 +25,6 @@ import ipaddress
 import random
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from stacklab.trace.events import Tracer
@@ -34,104 +33,22 @@ from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView
 
 from .arp import ArpResolver, arp_receive, gratuitous_arp
+from .context import ProtocolHandler, RxInfo, TimerSource, ViewHandler
 from .icmp import UNREACHABLE, Icmp
-from .ipv4 import Ipv4, RxInfo
+from .interface import ALL_ROUTERS, Addr6, Interface
+from .ipv4 import Ipv4
 from .ipv6 import MIN_MTU, Ipv6, is_link_local, solicited_node
-from .ndp import ALL_NODES, ALL_ROUTERS, Ndp, NdResolver, eui64_address
-from .neighbor import NeighborCache
+from .ndp import Ndp, NdResolver, eui64_address
+from .neighbor import NeighborCache, NeighborTable
 from .node import Node, Port
 from .pmtu import PathMtuCache, tcp_quote_check
 from .route import CONNECTED, Route, RoutingTable, parse_prefix
 from .tcp.layer import TcpLayer
 from .udp import Udp
 
-__all__ = ["Host", "Interface", "RxInfo"]
+__all__ = ["Host"]
 
 BROADCAST = b"\xff" * 6
-
-
-@dataclass(slots=True)
-class Addr6:
-    addr: bytes
-    plen: int
-    state: str = "tentative"  # tentative (usable: optimistic DAD) | preferred | duplicate
-
-
-class Interface:
-    """One interface of a host: its port (MAC, MTU) plus addresses and neighbour caches."""
-
-    def __init__(self, host: Host, port: Port) -> None:
-        self.host = host
-        self.port = port
-        self.index = port.index
-        self.name = port.name
-        self.mac = port.mac
-        self.v4: list[tuple[bytes, int]] = []
-        self.v6: list[Addr6] = []
-        self.bcast4: set[bytes] = set()
-        self.groups6: set[bytes] = {ALL_NODES}
-        self.ra_mtu: int | None = None
-        self.link_local: bytes | None = None
-        trace = host.trace if host.tracer is not None else None
-        self.arp = NeighborCache(ArpResolver(host, self), host.rng, counters=host.counters,
-                                 layer="arp", trace=trace)
-        self.nd = NeighborCache(NdResolver(host, self), host.rng, counters=host.counters,
-                                layer="ndp", trace=trace)
-
-    @property
-    def mtu(self) -> int:
-        m = self.port.mtu
-        return min(m, self.ra_mtu) if self.ra_mtu else m
-
-    def has_v4(self, a: bytes) -> bool:
-        return any(addr == a for addr, _ in self.v4)
-
-    def v4_source_for(self, dst: bytes) -> bytes | None:
-        """The address of this interface on ``dst``'s subnet, else the primary one."""
-        if not self.v4:
-            return None
-        d = int.from_bytes(dst, "big")
-        for addr, plen in self.v4:
-            shift = 32 - plen
-            if int.from_bytes(addr, "big") >> shift == d >> shift:
-                return addr
-        return self.v4[0][0]
-
-    def has_v6(self, a: bytes) -> bool:
-        return any(x.addr == a and x.state != "duplicate" for x in self.v6)
-
-    def is_tentative(self, a: bytes) -> bool:
-        return any(x.addr == a and x.state == "tentative" for x in self.v6)
-
-    def has_global_v6(self) -> bool:
-        return any(not is_link_local(x.addr) and x.state != "duplicate" for x in self.v6)
-
-    def v6_source_for(self, dst: bytes) -> bytes | None:
-        """RFC 6724, simplified: same scope, then longest matching prefix."""
-        cands = [x for x in self.v6 if x.state != "duplicate"]
-        if not cands:
-            return None
-        ll = is_link_local(dst) or (dst[0] == 0xFF and (dst[1] & 0x0F) <= 2)
-        same = [x for x in cands if is_link_local(x.addr) == ll]
-        pool = same or cands
-        d = int.from_bytes(dst, "big")
-        return max(pool, key=lambda x: 128 - (int.from_bytes(x.addr, "big") ^ d).bit_length()
-                   ).addr
-
-    def mark_preferred(self, a: bytes) -> None:
-        for x in self.v6:
-            if x.addr == a and x.state == "tentative":
-                x.state = "preferred"
-
-    def mark_duplicate(self, a: bytes) -> None:
-        self.host.addr_gen += 1
-        for x in self.v6:
-            if x.addr == a:
-                x.state = "duplicate"
-        if self.host.local6.get(a) is self:
-            del self.host.local6[a]
-        if self.link_local == a:
-            self.link_local = None
 
 
 class Host(Node):
@@ -153,9 +70,10 @@ class Host(Node):
         self.addr_gen = 0
         self.default_ttl = 64
         self.hop_limit6 = 64
-        self.protocols: dict[int, Callable[..., None]] = {}
+        self.protocols: dict[int, ProtocolHandler] = {}
+        self.view_handlers: dict[int, ViewHandler] = {}
         self.icmp_error_handlers: dict[int, Callable[..., None]] = {}
-        self._timer_sources: list[Any] = []
+        self._timer_sources: list[TimerSource] = []
         self._loop_q: list[tuple[Interface, bytes]] = []
         # RFC 1191 / RFC 8201 path MTU per destination; entries age out on the host's timer
         self.pmtu = PathMtuCache(counters=self.counters)
@@ -164,6 +82,7 @@ class Host(Node):
         self.ipv6 = Ipv6(self)
         self.icmp = Icmp(self)
         self.ndp = Ndp(self)
+        self.icmp.nd_receiver = self.ndp.receive
         self.udp = Udp(self)
         self.register_protocol(1, self.icmp.receive4)
         self.register_protocol(58, self.icmp.receive6)
@@ -181,7 +100,14 @@ class Host(Node):
     def add_interface(self, name: str, mac: bytes, mtu: int = 1500) -> Port:
         """A new interface with its IPv6 link-local address (EUI-64 of ``mac``)."""
         port = self.add_port(name, mac, mtu)
-        iface = Interface(self, port)
+        trace = self.trace if self.tracer is not None else None
+        arp_owner, nd_owner = ArpResolver(self), NdResolver(self, self.ndp)
+        iface = Interface(port,
+                          NeighborCache(arp_owner, self.rng, counters=self.counters,
+                                        layer="arp", trace=trace),
+                          NeighborCache(nd_owner, self.rng, counters=self.counters,
+                                        layer="ndp", trace=trace))
+        arp_owner.iface = nd_owner.iface = iface
         self.interfaces.append(iface)
         self.addr_gen += 1
         if mtu >= MIN_MTU:
@@ -227,6 +153,13 @@ class Host(Node):
                                       CONNECTED, src=addr))
         self.request_wake()
 
+    def address_duplicate(self, iface: Interface, addr: bytes) -> None:
+        """DAD found ``addr`` in use on ``iface``'s link (RFC 4862 §5.4.5): not ours any more."""
+        self.addr_gen += 1
+        iface.mark_duplicate(addr)
+        if self.local6.get(addr) is iface:
+            del self.local6[addr]
+
     def _add6(self, iface: Interface, addr: bytes, plen: int) -> None:
         iface.v6.append(Addr6(addr, plen))
         self.addr_gen += 1
@@ -270,14 +203,14 @@ class Host(Node):
     def resolve(self, name: str, family: int | None = None) -> str:
         """Like /etc/hosts: ``name`` → address text; literal addresses pass through."""
         try:
-            a = ipaddress.ip_address(name)
+            literal = ipaddress.ip_address(name)
         except ValueError:
             pass
         else:
-            if family is not None and a.version != family:
+            if family is not None and literal.version != family:
                 raise socket.gaierror(socket.EAI_ADDRFAMILY,
                                       f"{name} is not an IPv{family} address")
-            return str(a)
+            return str(literal)
         addrs = self.hosts.get(name)
         if addrs is None and name == self.name:
             addrs = self.addresses()
@@ -290,7 +223,8 @@ class Host(Node):
 
     @property
     def neighbors(self) -> NeighborTable:
-        return NeighborTable(self)
+        """All neighbour caches, printable like ``ip neigh``."""
+        return NeighborTable(self.interfaces)
 
     def is_local4(self, a: bytes) -> bool:
         return a in self.local4
@@ -302,16 +236,28 @@ class Host(Node):
         return a == b"\xff\xff\xff\xff" or a in self._bcast4_all
 
     # -- transport hooks -----------------------------------------------------------------------
-    def register_protocol(self, proto: int, handler: Callable[..., None]) -> None:
+    def register_protocol(self, proto: int, handler: ProtocolHandler,
+                          view_handler: ViewHandler | None = None) -> None:
+        """``handler`` gets every delivered datagram of IP protocol ``proto``; a
+        ``view_handler`` (TCP) gets the frames the fused IPv4 fast path parsed, as a view."""
         self.protocols[proto] = handler
+        if view_handler is not None:
+            self.view_handlers[proto] = view_handler
+        else:
+            self.view_handlers.pop(proto, None)
 
     def register_icmp_error(self, proto: int, handler: Callable[..., None]) -> None:
         self.icmp_error_handlers[proto] = handler
 
-    def add_timer_source(self, obj: Any) -> None:
+    def register_icmp_validator(self, proto: int,
+                                check: Callable[[bytes, bytes, bytes], str | None]) -> None:
+        """``check(src, dst, quoted_l4)`` vets ICMP errors quoting ``proto`` (RFC 5927)."""
+        self.icmp.register_validator(proto, check)
+
+    def add_timer_source(self, obj: TimerSource) -> None:
         self._timer_sources.append(obj)
 
-    def remove_timer_source(self, obj: Any) -> None:
+    def remove_timer_source(self, obj: TimerSource) -> None:
         if obj in self._timer_sources:
             self._timer_sources.remove(obj)
 
@@ -450,9 +396,9 @@ class Host(Node):
         if info.bcast:
             return
         if info.family == 4:
-            self.icmp.send_error4(info.packet, 3, 2, now)
+            self.send_icmp_error4(info.packet, 3, 2, now)
         else:
-            self.icmp.send_error6(info.packet, 4, 1, now, param=6)
+            self.send_icmp_error6(info.packet, 4, 1, now, param=6)
 
     def loopback(self, iface: Interface, packet: bytes | bytearray) -> None:
         self._loop_q.append((iface, bytes(packet)))
@@ -468,11 +414,25 @@ class Host(Node):
             if self.is_local(src):
                 self.icmp.local_error(pkt, UNREACHABLE, 1 if v4 else 3, now)
             elif v4:
-                self.icmp.send_error4(pkt, 3, 1, now)
+                self.send_icmp_error4(pkt, 3, 1, now)
             else:
-                self.icmp.send_error6(pkt, 1, 3, now)
+                self.send_icmp_error6(pkt, 1, 3, now)
 
-    def send_frame(self, ifindex: int, frame: bytes) -> None:
+    def send_icmp_error4(self, packet: bytes | memoryview, icmp_type: int, code: int, now: float,
+                         *, mtu: int = 0, l2_bcast: bool = False) -> None:
+        """An ICMP error about ``packet`` (rate-limited, never about an ICMP error)."""
+        self.icmp.send_error4(packet, icmp_type, code, now, mtu=mtu, l2_bcast=l2_bcast)
+
+    def send_icmp_error6(self, packet: bytes | memoryview, icmp_type: int, code: int, now: float,
+                         *, param: int = 0, l2_mcast: bool = False) -> None:
+        self.icmp.send_error6(packet, icmp_type, code, now, param=param, l2_mcast=l2_mcast)
+
+    def ipv6_output(self, iface: Interface, nexthop: bytes, packet: bytes | bytearray,
+                    now: float) -> None:
+        """Hand an IPv6 ``packet`` to ``iface`` for ``nexthop`` (NDP's own messages)."""
+        self.ipv6.output(iface, nexthop, packet, now)
+
+    def send_frame(self, ifindex: int, frame: bytes | bytearray) -> None:
         self.counters["tx.frames"] += 1
         self._out.append((ifindex, frame))
 
@@ -556,8 +516,7 @@ class Host(Node):
                 else:
                     self.receive_looped(iface, pkt, 6, now)
         for iface in self.interfaces:
-            if iface.index not in self.ndp._rs:
-                self.ndp.maybe_solicit_routers(iface, now)
+            self.ndp.maybe_solicit_routers(iface, now)
         self.ndp.handle_timer(now)
         self.ipv4.reasm.handle_timer(now)
         self.ipv6.reasm.handle_timer(now)
@@ -630,30 +589,3 @@ class Host(Node):
         from stacklab.api.tools import traceroute
 
         return await traceroute(self, dst, **kwargs)
-
-
-class NeighborTable:
-    """``str()`` prints all neighbour caches like ``ip neigh``; iterable as (iface, Neighbor)."""
-
-    def __init__(self, host: Host) -> None:
-        self.host = host
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        for iface in self.host.interfaces:
-            for n in iface.arp:
-                yield iface, n
-            for n in iface.nd:
-                yield iface, n
-
-    def lookup(self, addr: str) -> Any:
-        a = ipaddress.ip_address(addr).packed
-        for _iface, n in self:
-            if n.ip == a:
-                return n
-        return None
-
-    def __str__(self) -> str:
-        return "\n".join(n.line(iface.name) for iface, n in self)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)

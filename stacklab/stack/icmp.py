@@ -8,7 +8,7 @@
   token buckets like Linux (global 1000/s burst 50, per destination 1/s burst 6), except
   Fragmentation Needed and Packet Too Big which Path MTU Discovery depends on;
 * errors we receive are decoded once into an :class:`IcmpError` and handed to the handler the
-  transport registered with ``Host.register_icmp_error(proto, handler)``, and to raw listeners.
+  transport registered with ``register_icmp_error(proto, handler)``, and to raw listeners.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from stacklab.wire.icmpv4 import IcmpView, build_icmpv4
 from stacklab.wire.icmpv6 import Icmpv6View, build_icmpv6
 
 if TYPE_CHECKING:
-    from .host import Host, RxInfo
+    from .context import HostContext, RxInfo
 
 PROTO_ICMP = 1
 PROTO_ICMPV6 = 58
@@ -88,7 +88,7 @@ class IcmpError:
             if self.type == 3:
                 if self.code == 4:
                     return f"Frag needed and DF set (mtu = {self.mtu})"
-                return {0: "Destination Net Unreachable", 1: "Destination Host Unreachable",
+                return {0: "Destination Net Unreachable", 1: "Destination HostContext Unreachable",
                         2: "Destination Protocol Unreachable",
                         3: "Destination Port Unreachable"}.get(
                             self.code, f"Dest Unreachable, Bad Code: {self.code}")
@@ -128,7 +128,7 @@ def _kind6(t: int) -> str | None:
 class Icmp:
     """ICMP and ICMPv6 for one host."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: HostContext) -> None:
         self.host = host
         self.rate_global = TokenBucket(1000.0, 50.0)
         self.peer_rate = 1.0
@@ -140,6 +140,8 @@ class Icmp:
         # RFC 5927 / RFC 8201 §5: per quoted protocol, fn(quoted_src, quoted_dst, quoted_l4)
         # -> None when the quote matches one of our flows, else the reason to ignore the error
         self.validators: dict[int, Callable[[bytes, bytes, bytes], str | None]] = {}
+        # NDP's receive (the host wires it): RS/RA/NS/NA/redirect arrive as ICMPv6
+        self.nd_receiver: Callable[[RxInfo, bytes, bytes, Icmpv6View, float], None] | None = None
 
     def register_validator(self, proto: int,
                            fn: Callable[[bytes, bytes, bytes], str | None]) -> None:
@@ -307,14 +309,16 @@ class Icmp:
         t = m.type
         c[f"icmpv6.rx.{t}/{m.code}"] += 1
         if 133 <= t <= 137:
-            h.ndp.receive(info, src, dst, m, now)
+            if self.nd_receiver is not None:
+                self.nd_receiver(info, src, dst, m, now)
             return
         if t == i6.ECHO_REQUEST:
             me = dst
             if dst[0] == 0xFF:
-                me = h.source_address_for(src)
-                if me is None:
+                mine = h.source_address_for(src)
+                if mine is None:
                     return
+                me = mine
             reply = build_icmpv6(me, src, i6.ECHO_REPLY, 0, m.buf[4:])
             if not h.ip_send(me, src, PROTO_ICMPV6, reply, now):
                 c["icmpv6.tx.129/0"] += 1

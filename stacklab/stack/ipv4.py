@@ -10,7 +10,6 @@ interpreted but are carried (and copied into fragments when their copy bit says 
 from __future__ import annotations
 
 import errno
-import struct
 from typing import TYPE_CHECKING
 
 from stacklab.stack.route import DstCache
@@ -20,41 +19,20 @@ from stacklab.wire.ethernet import ETH_P_IPV4
 from stacklab.wire.ipv4 import PROTO_TCP, IPv4View, build_ipv4
 from stacklab.wire.tcp import parse_ipv4_tcp_frame
 
+from .context import RxInfo
 from .frag import Reassembler, fragment_ipv4
 
 if TYPE_CHECKING:
-    from .host import Host, Interface
+    from .context import HostContext
+    from .interface import Interface
 
 LIMITED_BCAST = b"\xff\xff\xff\xff"
 ALL_HOSTS = bytes([224, 0, 0, 1])
-_HDR = struct.Struct("!BBHHHBBH4s4s")
-_CSUM = struct.Struct("!H")
 _ETH_IPV4 = ETH_P_IPV4.to_bytes(2, "big")
 
 
-class RxInfo:
-    """What the IP layer tells a transport about a delivered datagram.
-
-    ``packet`` is the IP packet (header first; for a reassembled datagram, the first fragment's
-    header and data) for quoting in ICMP errors; ``bcast`` is true when it was sent to a
-    broadcast or multicast address (link or IP level).
-    """
-
-    __slots__ = ("family", "ifindex", "ttl", "tos", "bcast", "packet", "fragmented")
-
-    def __init__(self, family: int, ifindex: int, ttl: int, tos: int, bcast: bool,
-                 packet: memoryview | bytes, fragmented: bool = False) -> None:
-        self.family = family
-        self.ifindex = ifindex
-        self.ttl = ttl
-        self.tos = tos
-        self.bcast = bcast
-        self.packet = packet
-        self.fragmented = fragmented
-
-
 class Ipv4:
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: HostContext) -> None:
         self.host = host
         self.reasm = Reassembler("ipv4", 30.0, 4 << 20, 65535 - 20, host.counters,
                                  on_timeout=self._reasm_timeout)
@@ -64,31 +42,44 @@ class Ipv4:
         self.dst_cache = DstCache(host)
 
     # -- input ---------------------------------------------------------------------------------
-    def receive(self, iface: Interface, buf: memoryview, l2_bcast: bool, now: float) -> None:
+    def _admit(self, iface: Interface, ip: IPv4View, l2_bcast: bool, now: float) -> bool | None:
+        """The admission rules every received packet passes (RFC 1122 §3.2.1.3, RFC 1812):
+        martian sources dropped, our addresses and broadcasts delivered, the rest forwarded
+        (router) or dropped. Returns whether a delivered packet was a broadcast, or None when
+        it was consumed here (dropped or forwarded; counted either way)."""
         h = self.host
-        c = h.counters
-        ip = IPv4View(buf)  # raises MalformedPacket
-        if not ip.checksum_ok():
-            c["drop.ipv4.bad_checksum"] += 1
-            h.trace(now, "ipv4", "drop", reason="bad checksum")
-            return
         src = ip.src
         if src[0] == 127 or src[0] >= 224:
-            c["drop.ipv4.martian_source"] += 1
-            return
+            h.counters["drop.ipv4.martian_source"] += 1
+            return None
         dst = ip.dst
-        bcast = l2_bcast
         if dst in h.local4:
-            pass
+            bcast = l2_bcast
         elif dst in (LIMITED_BCAST, ALL_HOSTS) or dst in iface.bcast4:
             bcast = True
         elif h.forwarding:
             self.forward(iface, ip, l2_bcast, now)
-            return
+            return None
         else:
-            c["drop.ipv4.not_for_us"] += 1
+            h.counters["drop.ipv4.not_for_us"] += 1
+            return None
+        h.counters["ipv4.rx.delivered"] += 1
+        return bcast
+
+    def _bad_checksum(self, now: float) -> None:
+        self.host.counters["drop.ipv4.bad_checksum"] += 1
+        self.host.trace(now, "ipv4", "drop", reason="bad checksum")
+
+    def receive(self, iface: Interface, buf: memoryview, l2_bcast: bool, now: float) -> None:
+        h = self.host
+        ip = IPv4View(buf)  # raises MalformedPacket
+        if not ip.checksum_ok():
+            self._bad_checksum(now)
             return
-        c["ipv4.rx.delivered"] += 1
+        bcast = self._admit(iface, ip, l2_bcast, now)
+        if bcast is None:
+            return
+        src, dst = ip.src, ip.dst
         if ip.flags_frag & 0x3FFF:
             off = ip.frag_offset
             first = bytes(ip.buf[:ip.header_len + 8]) if off == 0 else None
@@ -97,25 +88,24 @@ class Ipv4:
             if res is None:
                 return
             payload, first = res
-            c["ipv4.reassembled"] += 1
+            h.counters["ipv4.reassembled"] += 1
             h.deliver(src, dst, ip.proto, memoryview(payload), now,
                       RxInfo(4, iface.index, ip.ttl, ip.tos, bcast, first or b"", True))
             return
+        self._deliver(iface, ip, bcast, now)
+
+    def _deliver(self, iface: Interface, ip: IPv4View, bcast: bool, now: float) -> None:
         buf = ip.buf
         info = RxInfo(4, iface.index, ip.ttl, ip.tos, bcast,
                       buf if len(buf) == ip.total_length else buf[:ip.total_length])
-        handler = h.protocols.get(ip.proto)
-        if handler is not None:  # h.deliver, inlined for the common case
-            handler(src, dst, ip.payload, now, info)
-        else:
-            h.deliver(src, dst, ip.proto, ip.payload, now, info)
+        self.host.deliver(ip.src, ip.dst, ip.proto, ip.payload, now, info)
 
     def receive_tcp_frame(self, iface: Interface, frame: bytes, now: float) -> bool:
         """:meth:`receive` for a whole frame to our MAC holding one unfragmented IPv4 TCP
         segment, with the three views and both checksums from one
-        :func:`~stacklab.wire.tcp.parse_ipv4_tcp_frame` and the TCP layer handed its view.
-        False (nothing done): not such a frame, or malformed: the per-layer path takes it and
-        counts exactly what it would have."""
+        :func:`~stacklab.wire.tcp.parse_ipv4_tcp_frame`; a transport that registered a view
+        handler for TCP gets the parsed view. False (nothing done): not such a frame, or
+        malformed: the per-layer path takes it and counts exactly what it would have."""
         try:
             r = parse_ipv4_tcp_frame(frame)
         except MalformedPacket:
@@ -123,49 +113,23 @@ class Ipv4:
         if r is None:
             return False
         _eth, ip, seg, ip_ok, tcp_ok = r
-        h = self.host
-        c = h.counters
-        # from here on as receive() (l2_bcast False: the frame was sent to our MAC)
         if not ip_ok:
-            c["drop.ipv4.bad_checksum"] += 1
-            h.trace(now, "ipv4", "drop", reason="bad checksum")
+            self._bad_checksum(now)
             return True
-        src = ip.src
-        if src[0] == 127 or src[0] >= 224:
-            c["drop.ipv4.martian_source"] += 1
+        bcast = self._admit(iface, ip, False, now)  # l2_bcast False: sent to our MAC
+        if bcast is None:
             return True
-        dst = ip.dst
-        bcast = False
-        if dst in h.local4:
-            pass
-        elif dst in (LIMITED_BCAST, ALL_HOSTS) or dst in iface.bcast4:
-            bcast = True
-        elif h.forwarding:
-            self.forward(iface, ip, False, now)
-            return True
+        view_handler = self.host.view_handlers.get(PROTO_TCP)
+        if view_handler is not None:
+            view_handler(ip.src, ip.dst, seg, tcp_ok, now, bcast, iface.index)
         else:
-            c["drop.ipv4.not_for_us"] += 1
-            return True
-        c["ipv4.rx.delivered"] += 1
-        handler = h.protocols.get(PROTO_TCP)
-        tcp = getattr(h, "tcp", None)
-        if tcp is not None and handler is tcp.rx_handler:
-            # our TCP layer: its view and verdict, and the two RxInfo fields it reads
-            tcp.receive_view(src, dst, seg, tcp_ok, now, bcast, iface.index)
-            return True
-        buf = ip.buf
-        info = RxInfo(4, iface.index, ip.ttl, ip.tos, bcast,
-                      buf if len(buf) == ip.total_length else buf[:ip.total_length])
-        if handler is not None:
-            handler(src, dst, ip.payload, now, info)
-        else:
-            h.deliver(src, dst, PROTO_TCP, ip.payload, now, info)
+            self._deliver(iface, ip, bcast, now)
         return True
 
     def _reasm_timeout(self, key: tuple, first: bytes | None, now: float) -> None:
         self.host.trace(now, "ipv4", "drop", reason="reassembly timeout")
         if first is not None:
-            self.host.icmp.send_error4(first, 11, 1, now)
+            self.host.send_icmp_error4(first, 11, 1, now)
 
     # -- forwarding ----------------------------------------------------------------------------
     def forward(self, iface: Interface, ip: IPv4View, l2_bcast: bool, now: float) -> None:
@@ -179,18 +143,18 @@ class Ipv4:
         if ip.ttl <= 1:
             c["drop.ipv4.ttl_exceeded"] += 1
             h.trace(now, "ipv4", "drop", reason="ttl exceeded", dst=ip_str(dst))
-            h.icmp.send_error4(packet, 11, 0, now)
+            h.send_icmp_error4(packet, 11, 0, now)
             return
         route = h.routes.lookup(dst)
         if route is None:
             c["drop.ipv4.no_route"] += 1
             h.trace(now, "ipv4", "drop", reason="no route", dst=ip_str(dst))
-            h.icmp.send_error4(packet, 3, 0, now)
+            h.send_icmp_error4(packet, 3, 0, now)
             return
         out, nexthop = h.route_out(route, dst)
         if out is None:
             c["drop.ipv4.no_route"] += 1
-            h.icmp.send_error4(packet, 3, 0, now)
+            h.send_icmp_error4(packet, 3, 0, now)
             return
         pkt = bytearray(packet)
         pkt[8] -= 1
@@ -208,7 +172,7 @@ class Ipv4:
             c["drop.ipv4.frag_needed"] += 1
             h.trace(now, "ipv4", "drop", reason="fragmentation needed", mtu=mtu,
                     dst=ip_str(dst))
-            h.icmp.send_error4(packet, 3, 4, now, mtu=mtu)
+            h.send_icmp_error4(packet, 3, 4, now, mtu=mtu)
             return
         hl = ip.header_len
         frags = fragment_ipv4(pkt[:hl], memoryview(pkt)[hl:], mtu)
@@ -218,8 +182,9 @@ class Ipv4:
             self.output(out, nexthop, f, now)
 
     # -- output --------------------------------------------------------------------------------
-    def send(self, src: bytes | None, dst: bytes, proto: int, payload: bytes | bytearray,
-             now: float, df: bool | None, ttl: int | None, tos: int, ifindex: int | None
+    def send(self, src: bytes | None, dst: bytes, proto: int,
+             payload: bytes | bytearray | memoryview, now: float, df: bool | None,
+             ttl: int | None, tos: int, ifindex: int | None
              ) -> int | None:
         h = self.host
         c = h.counters
@@ -258,21 +223,8 @@ class Ipv4:
         elif dst not in h.local4:
             mtu = min(mtu, h.path_mtu(dst))
         if n <= mtu:
-            if n > 0xFFFF:
-                raise ValueError(f"IPv4 total length {n} > 65535")
-            hdr = bytearray(_HDR.pack(0x45, tos, n, ident, 0x4000 if df else 0, ttl, proto, 0,
-                                      src, dst))
-            _CSUM.pack_into(hdr, 10, -int.from_bytes(hdr, "big") % 0xFFFF)
-            hdr += payload
-            if nexthop in h.local4 or nexthop == LIMITED_BCAST or nexthop in iface.bcast4:
-                self.output(iface, nexthop, hdr, now)
-                return None
-            # output() and host.send_frame() inline for a unicast next hop (every segment)
-            mac = iface.arp.resolve(nexthop, hdr, now)
-            if mac is not None:
-                c["ipv4.tx.packets"] += 1
-                c["tx.frames"] += 1
-                h._out.append((iface.index, b"".join((mac, iface.mac, _ETH_IPV4, hdr))))
+            self.output(iface, nexthop, build_ipv4(src, dst, proto, payload, ttl, ident,
+                                                   bool(df), False, 0, tos), now)
             return None
         if df or n > 65535:
             c["drop.ipv4.tx_too_big"] += 1
@@ -285,7 +237,9 @@ class Ipv4:
         return None
 
     def output(self, iface: Interface, nexthop: bytes, packet: bytearray, now: float) -> None:
-        """Hand ``packet`` to the link, resolving ``nexthop`` with ARP (queued meanwhile)."""
+        """The one way out for every IPv4 packet (sent, forwarded or a fragment): to
+        ourselves, to a broadcast MAC, or to ``nexthop``'s MAC resolved by ARP (the packet
+        waits in the neighbour queue meanwhile)."""
         h = self.host
         if nexthop in h.local4:
             h.loopback(iface, packet)

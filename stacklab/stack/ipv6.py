@@ -19,11 +19,12 @@ from stacklab.wire.addr import ip_str
 from stacklab.wire.ethernet import ETH_P_IPV6
 from stacklab.wire.ipv6 import IPv6View, build_ipv6
 
+from .context import RxInfo
 from .frag import Reassembler, fragment_ipv6
-from .ipv4 import RxInfo
 
 if TYPE_CHECKING:
-    from .host import Host, Interface
+    from .context import HostContext
+    from .interface import Interface
 
 MIN_MTU = 1280
 _ETH_IPV6 = ETH_P_IPV6.to_bytes(2, "big")
@@ -44,7 +45,7 @@ def solicited_node(a: bytes) -> bytes:
 
 
 class Ipv6:
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: HostContext) -> None:
         self.host = host
         self.reasm = Reassembler("ipv6", 60.0, 4 << 20, 65535, host.counters,
                                  on_timeout=self._reasm_timeout)
@@ -95,7 +96,7 @@ class Ipv6:
             if nh in (NH_HOP_BY_HOP, NH_DEST_OPTS, NH_ROUTING):
                 if nh == NH_HOP_BY_HOP and (off != 40 or not first_pass):
                     c["drop.ipv6.hop_by_hop_not_first"] += 1
-                    h.icmp.send_error6(quote or packet, 4, 1, now, param=off, l2_mcast=mcast)
+                    h.send_icmp_error6(quote or packet, 4, 1, now, param=off, l2_mcast=mcast)
                     return
                 if off + 8 > end:
                     c["drop.ipv6.ext_header"] += 1
@@ -107,7 +108,7 @@ class Ipv6:
                 if nh == NH_ROUTING and buf[off + 3] != 0:
                     # segments left with a type we do not implement (RFC 8200 §4.4)
                     c["drop.ipv6.routing_header"] += 1
-                    h.icmp.send_error6(quote or packet, 4, 0, now, param=off + 2, l2_mcast=mcast)
+                    h.send_icmp_error6(quote or packet, 4, 0, now, param=off + 2, l2_mcast=mcast)
                     return
                 nh = buf[off]
                 off += size
@@ -147,7 +148,7 @@ class Ipv6:
     def _reasm_timeout(self, key: tuple, first: tuple | None, now: float) -> None:
         self.host.trace(now, "ipv6", "drop", reason="reassembly timeout")
         if first is not None and first[0]:
-            self.host.icmp.send_error6(first[0], 3, 1, now)
+            self.host.send_icmp_error6(first[0], 3, 1, now)
 
     # -- forwarding ----------------------------------------------------------------------------
     def forward(self, iface: Interface, ip: IPv6View, l2_mcast: bool, now: float) -> None:
@@ -160,25 +161,25 @@ class Ipv6:
             return
         if is_link_local(src):
             c["drop.ipv6.beyond_scope"] += 1
-            h.icmp.send_error6(packet, 1, 2, now, l2_mcast=l2_mcast)
+            h.send_icmp_error6(packet, 1, 2, now, l2_mcast=l2_mcast)
             return
         if ip.hop_limit <= 1:
             c["drop.ipv6.hop_limit_exceeded"] += 1
             h.trace(now, "ipv6", "drop", reason="hop limit exceeded", dst=ip_str(dst))
-            h.icmp.send_error6(packet, 3, 0, now, l2_mcast=l2_mcast)
+            h.send_icmp_error6(packet, 3, 0, now, l2_mcast=l2_mcast)
             return
         route = h.routes.lookup(dst)
         out, nexthop = h.route_out(route, dst) if route is not None else (None, dst)
         if out is None:
             c["drop.ipv6.no_route"] += 1
             h.trace(now, "ipv6", "drop", reason="no route", dst=ip_str(dst))
-            h.icmp.send_error6(packet, 1, 0, now, l2_mcast=l2_mcast)
+            h.send_icmp_error6(packet, 1, 0, now, l2_mcast=l2_mcast)
             return
         mtu = out.mtu
         if len(packet) > mtu:
             c["drop.ipv6.packet_too_big"] += 1
             h.trace(now, "ipv6", "drop", reason="packet too big", mtu=mtu, dst=ip_str(dst))
-            h.icmp.send_error6(packet, 2, 0, now, param=mtu, l2_mcast=l2_mcast)
+            h.send_icmp_error6(packet, 2, 0, now, param=mtu, l2_mcast=l2_mcast)
             return
         pkt = bytearray(packet)
         pkt[7] -= 1
@@ -186,7 +187,7 @@ class Ipv6:
         self.output(out, nexthop, pkt, now)
 
     # -- output --------------------------------------------------------------------------------
-    def send(self, src: bytes | None, dst: bytes, nh: int, payload: bytes | bytearray,
+    def send(self, src: bytes | None, dst: bytes, nh: int, payload: bytes | bytearray | memoryview,
              now: float, df: bool | None, hop_limit: int | None, tclass: int,
              ifindex: int | None) -> int | None:
         h = self.host
@@ -249,7 +250,8 @@ class Ipv6:
             self.output(iface, nexthop, f, now)
         return None
 
-    def output(self, iface: Interface, nexthop: bytes, packet: bytearray, now: float) -> None:
+    def output(self, iface: Interface, nexthop: bytes, packet: bytes | bytearray,
+               now: float) -> None:
         h = self.host
         if nexthop in h.local6:
             h.loopback(iface, packet)

@@ -39,14 +39,14 @@ from stacklab.wire.icmpv6 import (
 )
 from stacklab.wire.ipv6 import build_ipv6
 
+from .interface import ALL_NODES, ALL_ROUTERS
 from .ipv6 import is_link_local, multicast_mac, solicited_node
 from .route import RA, Route
 
 if TYPE_CHECKING:
-    from .host import Host, Interface, RxInfo
+    from .context import HostContext, RxInfo
+    from .interface import Interface
 
-ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
-ALL_ROUTERS = bytes.fromhex("ff020000000000000000000000000002")
 UNSPECIFIED = bytes(16)
 INFINITY = 0xFFFFFFFF
 
@@ -60,11 +60,12 @@ def eui64_address(prefix: bytes, mac: bytes) -> bytes:
 class NdResolver:
     """The neighbour-cache owner for IPv6 on one interface."""
 
-    __slots__ = ("host", "iface")
+    __slots__ = ("host", "ndp", "iface")
+    iface: Interface  # set by the host once the interface exists
 
-    def __init__(self, host: Host, iface: Interface) -> None:
+    def __init__(self, host: HostContext, ndp: Ndp) -> None:
         self.host = host
-        self.iface = iface
+        self.ndp = ndp
 
     def solicit(self, ip: bytes, mac: bytes | None, now: float) -> None:
         iface = self.iface
@@ -73,7 +74,7 @@ class NdResolver:
             return
         dst = solicited_node(ip) if mac is None else ip
         body = bytes(4) + ip + SourceLinkAddrOpt(iface.mac).encode()
-        self.host.ndp.send(iface, src, dst, NEIGHBOR_SOLICIT, body, mac)
+        self.ndp.send(iface, src, dst, NEIGHBOR_SOLICIT, body, mac)
         self.host.counters["ndp.tx.ns"] += 1
         self.host.trace(now, "ndp", "tx", msg="NS", target=ip_str(ip))
 
@@ -105,7 +106,7 @@ class _Advert:
 
 
 class Ndp:
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: HostContext) -> None:
         self.host = host
         self.dad_transmits = 1
         self.retrans_time = 1.0
@@ -130,7 +131,7 @@ class Ndp:
         if mac is None:
             mac = multicast_mac(dst) if dst[0] == 0xFF else None
         if mac is None:
-            self.host.ipv6.output(iface, dst, pkt, 0.0)
+            self.host.ipv6_output(iface, dst, pkt, 0.0)
             return
         self.host.counters["ipv6.tx.packets"] += 1
         self.host.send_frame(iface.index, build_ethernet(mac, iface.mac, ETH_P_IPV6, pkt))
@@ -145,7 +146,7 @@ class Ndp:
         if mac is None and dst[0] != 0xFF:
             # no link-layer address for the soliciting node yet: go through the cache
             msg = build_icmpv6(src, dst, NEIGHBOR_ADVERT, 0, body)
-            self.host.ipv6.output(iface, dst, build_ipv6(src, dst, 58, msg, 255), now)
+            self.host.ipv6_output(iface, dst, build_ipv6(src, dst, 58, msg, 255), now)
         else:
             self.send(iface, src, dst, NEIGHBOR_ADVERT, body, mac)
         self.host.counters["ndp.tx.na"] += 1
@@ -161,7 +162,7 @@ class Ndp:
         h.counters["ndp.dad_failed"] += 1
         h.trace(now, "ndp", "drop", reason="duplicate address", addr=ip_str(addr))
         self._dad = [d for d in self._dad if d.addr != addr]
-        iface.mark_duplicate(addr)
+        h.address_duplicate(iface, addr)
 
     # -- router advertisements ------------------------------------------------------------------
     def advertise(self, ifindex: int, prefix: str | None = None, *, autonomous: bool = True
@@ -213,13 +214,13 @@ class Ndp:
             t = d.deadline if d.deadline is not None else 0.0
             if best is None or t < best:
                 best = t
-        for t in self._ra_next.values():
-            t = 0.0 if t is None else t
-            if best is None or t < best:
-                best = t
-        for _sent, t in self._rs.values():
-            if t is not None and (best is None or t < best):
-                best = t
+        for ra in self._ra_next.values():
+            ra = 0.0 if ra is None else ra
+            if best is None or ra < best:
+                best = ra
+        for _sent, rs in self._rs.values():
+            if rs is not None and (best is None or rs < best):
+                best = rs
         return best
 
     def handle_timer(self, now: float) -> None:

@@ -21,11 +21,12 @@ broadcast/multicast), ``transmit(mac, packet)`` for each queued packet once reso
 from __future__ import annotations
 
 import enum
+import ipaddress
 import random
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from stacklab.wire.addr import ip_str, mac_str
 
@@ -305,3 +306,38 @@ class NeighborCache:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+class _WithCaches(Protocol):
+    """An interface as the neighbour table sees it."""
+
+    name: str
+    arp: NeighborCache
+    nd: NeighborCache
+
+
+class NeighborTable:
+    """``str()`` prints all neighbour caches like ``ip neigh``; iterable as (iface, Neighbor)."""
+
+    def __init__(self, interfaces: Sequence[_WithCaches]) -> None:
+        self.interfaces = interfaces
+
+    def __iter__(self) -> Iterator[tuple[_WithCaches, Neighbor]]:
+        for iface in self.interfaces:
+            for n in iface.arp:
+                yield iface, n
+            for n in iface.nd:
+                yield iface, n
+
+    def lookup(self, addr: str) -> Neighbor | None:
+        a = ipaddress.ip_address(addr).packed
+        for _iface, n in self:
+            if n.ip == a:
+                return n
+        return None
+
+    def __str__(self) -> str:
+        return "\n".join(n.line(iface.name) for iface, n in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

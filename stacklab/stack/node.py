@@ -42,7 +42,7 @@ class Node:
         self.counters: Counter[str] = Counter()
         self.tracer = tracer
         self.wake: Callable[[], None] | None = None
-        self._out: list[tuple[int, bytes]] = []
+        self._out: list[tuple[int, bytes | bytearray]] = []
 
     # -- driver side -------------------------------------------------------------------------
     def add_port(self, name: str, mac: bytes, mtu: int = 1500) -> Port:
@@ -53,7 +53,7 @@ class Node:
     def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:
         raise NotImplementedError
 
-    def frames_to_send(self) -> list[tuple[int, bytes]]:
+    def frames_to_send(self) -> list[tuple[int, bytes | bytearray]]:
         out = self._out
         self._out = []
         return out
@@ -65,7 +65,7 @@ class Node:
         return None
 
     # -- node side ---------------------------------------------------------------------------
-    def send_frame(self, ifindex: int, frame: bytes) -> None:
+    def send_frame(self, ifindex: int, frame: bytes | bytearray) -> None:
         self._out.append((ifindex, frame))
 
     def request_wake(self) -> None:

@@ -29,7 +29,7 @@ from stacklab.wire.ipv6 import IPv6View
 from .host import Host
 
 if TYPE_CHECKING:
-    from .host import Interface
+    from .interface import Interface
 
 PROTO_TCP = 6
 _SYN = 0x02

@@ -22,7 +22,7 @@ from stacklab.wire.udp import UdpView, build_udp
 from .icmp import PACKET_TOO_BIG, TIME_EXCEEDED, UNREACHABLE
 
 if TYPE_CHECKING:
-    from .host import Host, RxInfo
+    from .context import HostContext, RxInfo
 
 PROTO_UDP = 17
 EPHEMERAL_LOW = 32768
@@ -155,13 +155,15 @@ class UdpPcb:
             raise OSError(errno.EINVAL, f"bad port {dport}")
         if self.local_port is None:
             self.bind(None, 0)
+        sport = self.local_port
+        assert sport is not None  # bind() picked one
         host = self.udp.host
         src = self.local_addr or host.source_address_for(dst)
         if src is None:
             raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
         if len(data) > 65535 - 8 - (20 if self.family == 4 else 0):
             raise OSError(errno.EMSGSIZE, os.strerror(errno.EMSGSIZE))
-        dgram = build_udp(src, dst, self.local_port, dport, data)
+        dgram = build_udp(src, dst, sport, dport, data)
         if self.df:
             mtu = host.path_mtu(dst)
             if len(dgram) + (20 if self.family == 4 else 40) > mtu:
@@ -178,7 +180,7 @@ class UdpPcb:
 class Udp:
     """The UDP layer of a host: port table, demultiplexing, ICMP errors to sockets."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: HostContext) -> None:
         self.host = host
         self.ports: dict[int, list[UdpPcb]] = {}
         self._next_port = EPHEMERAL_LOW + host.rng.randrange(EPHEMERAL_HIGH - EPHEMERAL_LOW)
@@ -232,9 +234,9 @@ class Udp:
             c["udp.no_port"] += 1
             if not info.bcast:
                 if info.family == 4:
-                    h.icmp.send_error4(info.packet, 3, 3, now)
+                    h.send_icmp_error4(info.packet, 3, 3, now)
                 else:
-                    h.icmp.send_error6(info.packet, 1, 4, now)
+                    h.send_icmp_error6(info.packet, 1, 4, now)
             return
         c["udp.rx.datagrams"] += 1
         if pcb.listener is not None:
@@ -257,7 +259,7 @@ class Udp:
 
     def icmp_error(self, now: float, kind: str, code: int, mtu: int, qsrc: bytes, qdst: bytes,
                    ql4: bytes) -> None:
-        """Registered with ``Host.register_icmp_error(17, ...)``."""
+        """Registered with ``HostContext.register_icmp_error(17, ...)``."""
         if len(ql4) < 4:
             return
         sport = (ql4[0] << 8) | ql4[1]

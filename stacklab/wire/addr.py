@@ -62,3 +62,15 @@ def ip6_bytes(text: str | bytes) -> bytes:
     if len(b) != 16:
         raise ValueError(f"not an IPv6 address: {text!r}")
     return b
+
+
+def is_link_local(a: bytes) -> bool:
+    return a[0] == 0xFE and (a[1] & 0xC0) == 0x80
+
+
+def multicast_mac(a: bytes) -> bytes:
+    return b"\x33\x33" + a[12:16]
+
+
+def solicited_node(a: bytes) -> bytes:
+    return bytes.fromhex("ff02" + "00" * 9 + "01ff") + a[13:16]

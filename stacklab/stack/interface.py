@@ -1,0 +1,98 @@
+"""One interface of a host: its port (MAC, MTU), its addresses and its neighbour caches.
+
+The host builds the neighbour caches (ARP for IPv4, NDP for IPv6: both
+:class:`~stacklab.stack.neighbor.NeighborCache`) and hands them in, so this module needs neither
+engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stacklab.wire.addr import is_link_local
+
+from .neighbor import NeighborCache
+from .node import Port
+
+__all__ = ["ALL_NODES", "ALL_ROUTERS", "Addr6", "Interface"]
+
+ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
+ALL_ROUTERS = bytes.fromhex("ff020000000000000000000000000002")
+
+
+@dataclass(slots=True)
+class Addr6:
+    addr: bytes
+    plen: int
+    state: str = "tentative"  # tentative (usable: optimistic DAD) | preferred | duplicate
+
+
+class Interface:
+    """One interface of a host: its port (MAC, MTU) plus addresses and neighbour caches."""
+
+    def __init__(self, port: Port, arp: NeighborCache, nd: NeighborCache) -> None:
+        self.port = port
+        self.index = port.index
+        self.name = port.name
+        self.mac = port.mac
+        self.v4: list[tuple[bytes, int]] = []
+        self.v6: list[Addr6] = []
+        self.bcast4: set[bytes] = set()
+        self.groups6: set[bytes] = {ALL_NODES}
+        self.ra_mtu: int | None = None
+        self.link_local: bytes | None = None
+        self.arp = arp  # IPv4 neighbours (ARP)
+        self.nd = nd  # IPv6 neighbours (NDP)
+
+    @property
+    def mtu(self) -> int:
+        m = self.port.mtu
+        return min(m, self.ra_mtu) if self.ra_mtu else m
+
+    def has_v4(self, a: bytes) -> bool:
+        return any(addr == a for addr, _ in self.v4)
+
+    def v4_source_for(self, dst: bytes) -> bytes | None:
+        """The address of this interface on ``dst``'s subnet, else the primary one."""
+        if not self.v4:
+            return None
+        d = int.from_bytes(dst, "big")
+        for addr, plen in self.v4:
+            shift = 32 - plen
+            if int.from_bytes(addr, "big") >> shift == d >> shift:
+                return addr
+        return self.v4[0][0]
+
+    def has_v6(self, a: bytes) -> bool:
+        return any(x.addr == a and x.state != "duplicate" for x in self.v6)
+
+    def is_tentative(self, a: bytes) -> bool:
+        return any(x.addr == a and x.state == "tentative" for x in self.v6)
+
+    def has_global_v6(self) -> bool:
+        return any(not is_link_local(x.addr) and x.state != "duplicate" for x in self.v6)
+
+    def v6_source_for(self, dst: bytes) -> bytes | None:
+        """RFC 6724, simplified: same scope, then longest matching prefix."""
+        cands = [x for x in self.v6 if x.state != "duplicate"]
+        if not cands:
+            return None
+        ll = is_link_local(dst) or (dst[0] == 0xFF and (dst[1] & 0x0F) <= 2)
+        same = [x for x in cands if is_link_local(x.addr) == ll]
+        pool = same or cands
+        d = int.from_bytes(dst, "big")
+        return max(pool, key=lambda x: 128 - (int.from_bytes(x.addr, "big") ^ d).bit_length()
+                   ).addr
+
+    def mark_preferred(self, a: bytes) -> None:
+        for x in self.v6:
+            if x.addr == a and x.state == "tentative":
+                x.state = "preferred"
+
+    def mark_duplicate(self, a: bytes) -> None:
+        """DAD failed for ``a`` (the host also stops treating it as local)."""
+        for x in self.v6:
+            if x.addr == a:
+                x.state = "duplicate"
+        if self.link_local == a:
+            self.link_local = None
