@@ -123,8 +123,7 @@ class TcpLayer:
         self._challenge_slot = -1
         self._challenge_count = 0
         self._cookies: SynCookies | None = None
-        self.rx_handler = self.receive  # what IPv4's TCP frame path looks for
-        host.register_protocol(PROTO_TCP, self.rx_handler)
+        host.register_protocol(PROTO_TCP, self.receive, self.receive_view)
         host.register_icmp_error(PROTO_TCP, self.icmp_error)
         host.add_timer_source(self)
 
