@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stacklab.errors import StacklabError
+
 from .events import TraceEvent
 
 # "10.0.1.1.34664 > 10.0.2.2.5001: Flags [P.], seq 1:1449, ack 1, ..., length 1448"
@@ -204,7 +206,7 @@ def render(stats: RunStats) -> str:
 
 # -- plots ------------------------------------------------------------------------------------
 
-class PlotUnavailable(RuntimeError):
+class PlotUnavailable(StacklabError, RuntimeError):
     """matplotlib is not installed."""
 
 

@@ -15,13 +15,14 @@ from stacklab.apps.common import (
     peer_address,
     sha256_hex,
 )
+from stacklab.errors import StacklabError
 
 from .channel import CHUNK, PASV_RE, DataChannel
 
 _EPSV_RE = re.compile(r"\(([\x21-\x7e])\1\1(\d{1,5})\1\)")
 
 
-class FtpError(Exception):
+class FtpError(StacklabError):
     def __init__(self, code: int, text: str) -> None:
         super().__init__(f"{code} {text}")
         self.code = code

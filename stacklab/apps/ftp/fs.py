@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from stacklab.apps.common import iter_pattern
+from stacklab.errors import StacklabError
 
 from .channel import CHUNK
 
 
-class FsError(Exception):
+class FsError(StacklabError):
     """A file operation failed; the message goes into a 550 reply."""
 
 
