@@ -63,7 +63,6 @@ ALLOWED_CYCLES: set[tuple[str, ...]] = {
      "stacklab.stack.host", "stacklab.stack.icmp", "stacklab.stack.ipv4", "stacklab.stack.ipv6",
      "stacklab.stack.ndp", "stacklab.stack.pmtu", "stacklab.stack.router",
      "stacklab.stack.tcp.layer", "stacklab.stack.udp"),
-    ("stacklab.tour.lab", "stacklab.tour.runner", "stacklab.tour.steps"),
 }
 
 
