@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class FtpResult:
     ok: bool
     bytes: int
     sha256: str
-    data: bytes = b""
+    data: builtins.bytes = b""  # the class's own ``bytes`` field shadows the type here
 
 
 class FtpClient:
@@ -203,7 +204,7 @@ class FtpClient:
         data = await self._transfer(f"LIST {path}".rstrip())
         return data.decode("utf-8", "replace").splitlines()
 
-    async def nlst(self, path: str = "") -> list[str]:
+    async def nlst(self, path: str = "") -> builtins.list[str]:  # list() above shadows the type
         data = await self._transfer(f"NLST {path}".rstrip())
         return data.decode("utf-8", "replace").splitlines()
 
