@@ -8,7 +8,7 @@ keeps a copy, or the trace), states and timers from the trace, figures from the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from typing import Any
 
 from stacklab.net.link import Stage
@@ -281,18 +281,9 @@ async def send(host: Any, dst: str, port: int, data: bytes) -> None:
     await r.read()
 
 
-def arrows(rows: Iterable[Row]) -> list[Arrow]:
-    return [r for r in rows if isinstance(r, Arrow)]
-
-
-def notes_of(rows: Iterable[Row], node: str) -> list[str]:
-    return [r.text for r in rows if isinstance(r, Note) and r.node == node]
-
-
-def cut(rows: Sequence[Row], limit: int, keep: Callable[[Row], bool] | None = None) -> list[Row]:
-    """At most ``limit`` rows: those ``keep`` wants first (all rows when None), in time order."""
-    chosen = [r for r in rows if keep is None or keep(r)]
-    return chosen[:limit]
+def cut(rows: Sequence[Row], limit: int) -> list[Row]:
+    """The first ``limit`` rows (a diagram that fits a screen)."""
+    return list(rows[:limit])
 
 
 def squeeze(rows: Sequence[Row], keep: int = 2) -> list[Row]:

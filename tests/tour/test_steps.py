@@ -208,3 +208,12 @@ def test_apps():
     assert smtp["client commands"] == ["EHLO", "MAIL FROM", "RCPT TO", "DATA", "QUIT"]
     replies = smtp["server replies"]
     assert replies[0] == "220" and "354" in replies and smtp["stored intact"]
+
+
+def test_a_fact_is_measured_once():
+    res = runner.StepResult()
+    res.show("segments", 3)
+    res.keep("hidden", 1)
+    with pytest.raises(KeyError):
+        res.show("other label", 4, key="segments")
+    assert res.table() == [("segments", "3")] and res["hidden"] == 1
