@@ -3,9 +3,10 @@ and under ``if TYPE_CHECKING`` included):
 
     wire  <-  stack  <-  api  <-  net  <-  scenario  <-  cli, tour
 
-Leaves anyone may import: ``trace.events`` and the device package (TAP, pcap). ``trace`` (diagrams,
-stats, labels) reads wire formats and events and is used from ``net`` up. ``apps`` talks to the
-network only through its own ``apps.common.Net`` seam. No module import cycle anywhere.
+Leaves anyone may import: ``errors`` (the package's base exception), ``trace.events`` and the
+device package (TAP, pcap). ``trace`` (diagrams, stats, labels) reads wire formats and events and
+is used from ``net`` up. ``apps`` talks to the network only through its own ``apps.common.Net``
+seam. No module import cycle anywhere.
 
 ``ALLOWED_VIOLATIONS`` lists today's exceptions: it may only shrink (an entry that no longer
 occurs fails the test too), and the redesign ends with it empty.
@@ -20,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "stacklab"
 
 # area -> the areas it may import (besides itself and the leaves)
-LEAVES = {"trace.events", "dev", "testing"}
+LEAVES = {"errors", "trace.events", "dev", "testing"}
 _BELOW = {
     "stack": {"wire"},
     "api": {"stack", "wire"},
@@ -36,7 +37,8 @@ _BELOW = {
              "apps"},
 }
 ALLOWED: dict[str, set[str]] = {a: below | LEAVES for a, below in _BELOW.items()}
-ALLOWED.update({"wire": set(), "trace.events": set(), "testing": set(), "dev": {"wire"}})
+ALLOWED.update({"wire": {"errors"}, "errors": set(), "trace.events": set(), "testing": set(),
+                "dev": {"wire", "errors"}})
 DEVICE_PACKAGES = {"link", "dev"}  # the device package (TAP, pcap), under its old or new name
 
 # (importer, imported) module pairs that break the rule today; shrinks to empty.
@@ -61,9 +63,6 @@ ALLOWED_CYCLES: set[tuple[str, ...]] = {
      "stacklab.stack.context", "stacklab.stack.host", "stacklab.stack.icmp",
      "stacklab.stack.ipv4", "stacklab.stack.ipv6", "stacklab.stack.ndp", "stacklab.stack.pmtu",
      "stacklab.stack.router", "stacklab.stack.tcp.layer", "stacklab.stack.udp"),
-    ("stacklab.stack.tcp.congestion", "stacklab.stack.tcp.congestion.base",
-     "stacklab.stack.tcp.congestion.cubic", "stacklab.stack.tcp.congestion.reno"),
-    ("stacklab.tour.lab", "stacklab.tour.runner", "stacklab.tour.steps"),
 }
 
 
@@ -108,6 +107,8 @@ def area(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1 or parts[1] in ("__main__",):
         return "root"
+    if parts[1] == "errors":
+        return "errors"
     if parts[1] == "trace" and len(parts) > 2 and parts[2] == "events":
         return "trace.events"
     if parts[1] in DEVICE_PACKAGES:

@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from stacklab.errors import StacklabError
+
 __all__ = [
     "AsyncioNet",
     "BufferedStream",
@@ -171,7 +173,7 @@ class ClientGate:
 
 
 # -- bounded reading ---------------------------------------------------------------------------
-class LineTooLong(Exception):
+class LineTooLong(StacklabError):
     """A line exceeded the bound; the rest of it (up to its LF) will be skipped."""
 
 
@@ -432,7 +434,7 @@ class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
     def __init__(self) -> None:
         super().__init__(max_workers=1)
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any,  # type: ignore[override]
+    def submit(self, fn: Callable[..., Any], /, *args: Any,
                **kwargs: Any) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         try:

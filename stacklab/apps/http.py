@@ -41,6 +41,7 @@ from stacklab.apps.common import (
     iter_pattern,
     sha256_hex,
 )
+from stacklab.errors import StacklabError
 
 __all__ = [
     "HttpClient",
@@ -316,7 +317,7 @@ class HttpServer(ServerBase):
         return HttpReply(200, page.encode(), content_type="text/html; charset=utf-8")
 
 
-class _TooLarge(Exception):
+class _TooLarge(StacklabError):
     pass
 
 
@@ -342,7 +343,7 @@ async def serve_http(net: Any, port: int = 80, root: str | os.PathLike[str] | No
 
 
 # -- client ------------------------------------------------------------------------------------
-class HttpError(Exception):
+class HttpError(StacklabError):
     pass
 
 

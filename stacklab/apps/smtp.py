@@ -32,6 +32,7 @@ from stacklab.apps.common import (
     sha256_hex,
     text_body,
 )
+from stacklab.errors import StacklabError
 
 __all__ = [
     "TRANSITIONS",
@@ -357,7 +358,7 @@ async def serve_smtp(net: Any, port: int = 25, root: str | os.PathLike[str] | No
 
 
 # -- client ------------------------------------------------------------------------------------
-class SmtpError(Exception):
+class SmtpError(StacklabError):
     def __init__(self, code: int, text: str) -> None:
         super().__init__(f"{code} {text}")
         self.code = code

@@ -23,10 +23,11 @@ Client: :func:`ssh_exec` runs one command and returns stdout, stderr and the exi
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import shlex
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,9 @@ class NetTunnel:
 
     async def create_connection(self, session_factory: Callable[..., Any], remote_host: str,
                                 remote_port: int) -> tuple[Any, Any]:
-        return await self.net.create_connection(session_factory, remote_host, remote_port)
+        conn: tuple[Any, Any] = await self.net.create_connection(session_factory, remote_host,
+                                                                 remote_port)
+        return conn
 
     async def create_server(self, session_factory: Callable[..., Any], listen_host: str,
                             listen_port: int) -> Any:
@@ -164,7 +167,8 @@ class _Gated(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received()
+        keep_open: bool | None = self.inner.eof_received()
+        return keep_open
 
     def pause_writing(self) -> None:
         self.inner.pause_writing()
@@ -265,7 +269,8 @@ class SshServer:
             def public_key_auth_supported(self) -> bool:
                 return server.authorized_keys is not None
 
-            def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+            def validate_public_key(self, username: str,
+                                    key: asyncssh.SSHKey) -> bool | Awaitable[bool]:
                 if server.user is not None and username != server.user:
                     return False
                 return super().validate_public_key(username, key)
@@ -274,17 +279,17 @@ class SshServer:
 
     async def _process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         user = process.get_extra_info("username") or ""
-        run = dict(user=user, hostname=self.hostname, max_input=self.limits.max_message)
+        run = functools.partial(run_command, user=user, hostname=self.hostname,
+                                max_input=self.limits.max_message)
         if process.command is not None:
             self.commands.append(process.command[:200])
             out = _Capture(process.stdout)
-            status = await run_command(process.command, process.stdin, out, process.stderr,
-                                       **run)
+            status = await run(process.command, process.stdin, out, process.stderr)
             self.last_sha256 = out.hexdigest()
             process.exit(0 if status is None else status)
             return
         # interactive: one command per line until exit or EOF
-        status: int | None = 0
+        status = 0
         process.stdout.write(b"stacklab$ ")
         while True:
             line = await process.stdin.readline()
@@ -292,8 +297,7 @@ class SshServer:
                 break
             text = line.decode("utf-8", "replace").strip()
             self.commands.append(text[:200])
-            status = await run_command(text, process.stdin, process.stdout, process.stderr,
-                                       **run)
+            status = await run(text, process.stdin, process.stdout, process.stderr)
             if status is None or text.startswith("exit"):
                 break
             process.stdout.write(b"stacklab$ ")

@@ -8,12 +8,13 @@ import importlib
 import sys
 
 from stacklab import __version__
+from stacklab.errors import StacklabError
 
 # Subcommand modules, in the order `stacklab --help` lists them.
 SUBCOMMANDS = ["tour", "run", "tap"]
 
 
-class CliError(Exception):
+class CliError(StacklabError):
     """A bad argument or input file: printed as one line naming the problem, exit status 2."""
 
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from stacklab.errors import StacklabError
+
 __all__ = ["LINKTYPE_ETHERNET", "LINKTYPE_RAW", "PcapError", "PcapReader", "PcapRecord",
            "PcapWriter", "read_pcap"]
 
@@ -28,7 +30,7 @@ _GLOBAL = struct.Struct("<IHHiIII")  # magic, major, minor, thiszone, sigfigs, s
 _RECORD = struct.Struct("<IIII")  # ts_sec, ts_frac, incl_len, orig_len
 
 
-class PcapError(ValueError):
+class PcapError(StacklabError, ValueError):
     """A file that is not a classic pcap file, or one cut short."""
 
 

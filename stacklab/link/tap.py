@@ -43,6 +43,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from stacklab.errors import StacklabError
+
 TUN_PATH = "/dev/net/tun"
 
 # <linux/if_tun.h>
@@ -85,7 +87,7 @@ READ_SIZE = 65536 + 64  # bigger than any frame the device can hand over (64 KiB
 MAX_QUEUED_FRAMES = 4096  # beyond this, frames are dropped (a real NIC drops on a full ring too)
 
 
-class TapError(OSError):
+class TapError(StacklabError, OSError):
     """Opening or using a TAP device failed; the message says why and what to do."""
 
     def __str__(self) -> str:

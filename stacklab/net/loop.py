@@ -21,10 +21,12 @@ import heapq
 import selectors
 from typing import Any
 
+from stacklab.errors import StacklabError
+
 __all__ = ["SimulationDeadlock", "VirtualTimeLoop", "describe_tasks"]
 
 
-class SimulationDeadlock(RuntimeError):
+class SimulationDeadlock(StacklabError, RuntimeError):
     """Nothing is ready and nothing is scheduled, yet the awaited coroutine has not finished."""
 
 

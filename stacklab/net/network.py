@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from stacklab.api.driver import NodeDriver
+from stacklab.errors import StacklabError
 from stacklab.link.pcap import LINKTYPE_ETHERNET, PcapWriter
 from stacklab.stack.node import Node
 from stacklab.trace.events import Tracer
@@ -40,7 +41,7 @@ __all__ = ["Network", "Segment", "SimulationError", "SimulationTimeout", "Topolo
 T = TypeVar("T")
 
 
-class TopologyError(ValueError):
+class TopologyError(StacklabError, ValueError):
     """A network that cannot be built: unknown node, switch loop, too many segments...
     ``key`` names the offending argument when there is one (``"ends"``, ``"name"``)."""
 
@@ -49,11 +50,11 @@ class TopologyError(ValueError):
         self.key = key
 
 
-class SimulationTimeout(TimeoutError):
+class SimulationTimeout(StacklabError, TimeoutError):
     """``run(coro, until=...)`` reached ``until`` before the coroutine finished."""
 
 
-class SimulationError(RuntimeError):
+class SimulationError(StacklabError, RuntimeError):
     """A node, link or callback raised inside the simulation (a bug: the stack must drop and
     count bad input, never raise). The run stops at the first one; ``__cause__`` is the error."""
 

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stacklab.errors import StacklabError
 from stacklab.stack.pmtu import NODE_OPTIONS, apply_node_options, check_node_option
 from stacklab.trace.events import Tracer
 
@@ -49,7 +50,7 @@ NODE_KEYS = ("name", "kind", "aging", *NODE_OPTIONS)
 LINK_KEYS = ("ends", "name", "down", "forward", "reverse", *LINK_PARAMS)
 
 
-class ScenarioError(ValueError):
+class ScenarioError(StacklabError, ValueError):
     """A scenario file that cannot be run; the message names file, table and key."""
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import re
 
+from stacklab.errors import StacklabError
+
 __all__ = ["ParamError", "parse_duration", "parse_rate", "parse_size", "parse_probability"]
 
 
-class ParamError(ValueError):
+class ParamError(StacklabError, ValueError):
     """A bad parameter value. ``key`` names the parameter (``"delay"``, ``"rate"``...)."""
 
     def __init__(self, key: str, message: str) -> None:

@@ -16,6 +16,7 @@ import errno
 import os
 from typing import TYPE_CHECKING, Any
 
+from stacklab.errors import StacklabError
 from stacklab.wire.addr import ip_str
 from stacklab.wire.udp import UdpView, build_udp
 
@@ -29,7 +30,7 @@ EPHEMERAL_LOW = 32768
 EPHEMERAL_HIGH = 60999  # Linux ip_local_port_range
 
 
-class PacketTooBigError(OSError):
+class PacketTooBigError(StacklabError, OSError):
     """A send that does not fit the path MTU with DF set: ``errno`` EMSGSIZE, ``mtu`` the limit."""
 
     def __init__(self, mtu: int) -> None:

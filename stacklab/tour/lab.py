@@ -2,11 +2,13 @@
 
 Everything a step reports is measured here: frames are taken from the links (a middleware that
 keeps a copy, or the trace), states and timers from the trace, figures from the nodes.
+:func:`lab_step` is the skeleton every step shares: a fresh :class:`Lab`, closed afterwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
+import asyncio
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from typing import Any
 
 from stacklab.net.link import Stage
@@ -16,7 +18,7 @@ from stacklab.trace.events import TraceEvent, Tracer
 from stacklab.wire import MalformedPacket, ipv4, ipv6, tcp, udp
 from stacklab.wire.ethernet import ETH_P_IPV4, ETH_P_IPV6, EthernetView
 
-from .runner import StepContext, StepResult
+from .registry import StepContext, StepResult, step
 
 
 class Tap(Stage):
@@ -89,6 +91,16 @@ def l4(frame: bytes) -> tuple[int, Any, Any] | None:
     return None
 
 
+def ipv4_frames(frames: list[tuple[float, bytes]]) -> list[ipv4.IPv4View]:
+    """The IPv4 packets among tapped ``(time, frame)`` pairs."""
+    out = []
+    for _, f in frames:
+        eth = EthernetView(f)
+        if eth.ethertype == ETH_P_IPV4:
+            out.append(ipv4.IPv4View(eth.payload))
+    return out
+
+
 def tcp_view(frame: bytes) -> tcp.TcpView | None:
     got = l4(frame)
     if got is None or got[0] != 6:
@@ -148,6 +160,14 @@ class Lab:
             link.add_middleware(lambda d: Tap(d, self.frames))
         return link
 
+    def pair(self, **link: Any) -> tuple[Any, Any]:
+        """Hosts "client" and "server" on one tapped link (10 ms unless ``delay`` says), started."""
+        c, s = self.net.add_host("client"), self.net.add_host("server")
+        link.setdefault("delay", "10ms")
+        self.connect("client", "server", tap=True, **link)
+        self.start()
+        return c, s
+
     def start(self) -> None:
         """Addresses and routes; captures into ``--pcap DIR/<step>/`` when asked."""
         self.net.autoconfigure()
@@ -197,18 +217,73 @@ class Lab:
         result.svg = render_svg(rows, lifelines, title=title)
 
 
-def arrows(rows: Iterable[Row]) -> list[Arrow]:
-    return [r for r in rows if isinstance(r, Arrow)]
+LabStep = Callable[[Lab, StepResult], None]
 
 
-def notes_of(rows: Iterable[Row], node: str) -> list[str]:
-    return [r.text for r in rows if isinstance(r, Note) and r.node == node]
+def lab_step(name: str) -> Callable[[LabStep], LabStep]:
+    """Registers ``fn(lab, res)`` as the tour step ``name``: it builds, runs and measures its
+    network on a fresh ``lab`` and fills in ``res``; the lab is closed afterwards."""
+
+    def deco(fn: LabStep) -> LabStep:
+        @step(name)
+        def run(ctx: StepContext) -> StepResult:
+            res = StepResult()
+            with Lab(ctx, name) as lab:
+                fn(lab, res)
+            return res
+
+        return fn
+
+    return deco
 
 
-def cut(rows: Sequence[Row], limit: int, keep: Callable[[Row], bool] | None = None) -> list[Row]:
-    """At most ``limit`` rows: those ``keep`` wants first (all rows when None), in time order."""
-    chosen = [r for r in rows if keep is None or keep(r)]
-    return chosen[:limit]
+# -- what steps measure with ------------------------------------------------------------------
+
+
+def addr(host: Any, family: int = 4) -> str:
+    """``host``'s address of that family, without the prefix length."""
+    return str(host.address(family)).split("/")[0]
+
+
+def counter(node: Any, key: str) -> int:
+    """One of ``node``'s counters (0 when it never counted)."""
+    return int(node.counters.get(key, 0))
+
+
+def payload(n: int, seed: int = 0) -> bytes:
+    """``n`` bytes of a recognisable pattern."""
+    return bytes((i * 7 + seed) & 0xFF for i in range(n))
+
+
+async def sink(host: Any, port: int, got: bytearray, close_after: float = 0.0) -> Any:
+    """A TCP server that reads everything, then (after ``close_after``) closes."""
+
+    async def handle(r: Any, w: Any) -> None:
+        while True:
+            chunk = await r.read(65536)
+            if not chunk:
+                break
+            got.extend(chunk)
+        if close_after:
+            await asyncio.sleep(close_after)
+        w.close()
+
+    return await host.start_server(handle, port)
+
+
+async def send(host: Any, dst: str, port: int, data: bytes) -> None:
+    """Connect, send ``data``, close, and read until the peer closes too."""
+    r, w = await host.open_connection(dst, port)
+    w.write(data)
+    await w.drain()
+    w.close()
+    await w.wait_closed()
+    await r.read()
+
+
+def cut(rows: Sequence[Row], limit: int) -> list[Row]:
+    """The first ``limit`` rows (a diagram that fits a screen)."""
+    return list(rows[:limit])
 
 
 def squeeze(rows: Sequence[Row], keep: int = 2) -> list[Row]:

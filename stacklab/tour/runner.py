@@ -1,56 +1,22 @@
-"""The tour's frame: a registry of steps, and a runner that prints each one.
+"""The tour's runner: the steps in the seed's order, each run and printed.
 
-A step is a function ``run(ctx) -> StepResult`` registered with :func:`step` under a name from
-:mod:`stacklab.tour.texts`. It builds a small simulated network, runs it, and returns the facts it
-measured (the tests assert them), a sequence diagram and, where it applies, the captures.
+The steps themselves are registered in :mod:`.registry` by the chapter modules ``steps_*``.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
+from . import steps_apps, steps_ip, steps_pmtu, steps_tcp  # noqa: F401  (register the steps)
+from .registry import STEPS, StepContext, StepResult
 from .texts import ORDER, TEXTS
 
-
-@dataclass
-class StepContext:
-    lang: str = "en"
-    pcap_dir: Path | None = None
-    seed: int = 1
-
-
-@dataclass
-class StepResult:
-    facts: dict[str, Any] = field(default_factory=dict)  # label -> value, printed as a table
-    diagram: str = ""  # terminal sequence diagram (<= 80 columns)
-    svg: str = ""  # the same diagram as SVG, for --html
-    notes: list[str] = field(default_factory=list)  # extra lines (ping output, ip route ...)
-    data: dict[str, Any] = field(default_factory=dict)  # measured values, not printed (tests)
-
-
-StepFn = Callable[[StepContext], StepResult]
-STEPS: dict[str, StepFn] = {}
-
-
-def step(name: str) -> Callable[[StepFn], StepFn]:
-    if name not in TEXTS:
-        raise KeyError(f"tour step {name!r} has no text in stacklab.tour.texts")
-
-    def deco(fn: StepFn) -> StepFn:
-        STEPS[name] = fn
-        return fn
-
-    return deco
+__all__ = ["StepContext", "StepResult", "available", "explanation", "render_step", "run_step",
+           "title"]
 
 
 def available() -> list[str]:
     """Step names in the seed's order (only those that are implemented)."""
-    from . import steps  # noqa: F401  (registers the steps)
-
     return [name for name in ORDER if name in STEPS]
 
 
@@ -63,20 +29,9 @@ def explanation(name: str, lang: str = "en") -> str:
 
 
 def run_step(name: str, ctx: StepContext) -> StepResult:
-    available()
     if name not in STEPS:
         raise KeyError(name)
     return STEPS[name](ctx)
-
-
-def _fact(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, bool):
-        return "yes" if value else "NO"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 def render_step(name: str, result: StepResult, lang: str, index: int, total: int,
@@ -95,12 +50,13 @@ def render_step(name: str, result: StepResult, lang: str, index: int, total: int
         console.print(result.diagram, markup=False, highlight=False, soft_wrap=True)
     for line in result.notes:
         console.print(line, markup=False, highlight=False)
-    if result.facts:
+    rows = result.table()
+    if rows:
         table = Table(show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")
         table.add_column()
-        for k, v in result.facts.items():
-            table.add_row(str(k), _fact(v))
+        for label, text in rows:
+            table.add_row(label, text)
         console.print(table)
     console.print()
     return buf.getvalue()

@@ -90,9 +90,10 @@ class Tracer:
     def __init__(self, keep: bool = True) -> None:
         self.events: list[TraceEvent] = []
         self.keep = keep
-        self._sinks: list[Callable[[TraceEvent], None]] = []
+        self._sinks: list[Callable[[TraceEvent], object]] = []
 
-    def add_sink(self, sink: Callable[[TraceEvent], None]) -> None:
+    def add_sink(self, sink: Callable[[TraceEvent], object]) -> None:
+        """``sink(event)`` is called for every event from now on (its result is ignored)."""
         self._sinks.append(sink)
 
     def add_jsonl(self, fp: TextIO) -> None:

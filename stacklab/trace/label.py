@@ -24,7 +24,7 @@ _ICMP6 = {
 
 class Labeler:
     def __init__(self) -> None:
-        self._isn: dict[tuple, int] = {}
+        self._isn: dict[tuple[bytes, int, bytes, int], int] = {}  # (src, sport, dst, dport)
 
     def label(self, frame: bytes | bytearray | memoryview) -> str:
         try:

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stacklab.errors import StacklabError
+
 from .events import TraceEvent
 
 # "10.0.1.1.34664 > 10.0.2.2.5001: Flags [P.], seq 1:1449, ack 1, ..., length 1448"
@@ -116,22 +118,23 @@ def connection_stats(nodes: Mapping[str, Any],
             by_addr[(name, rip, tcb.remote_port, lip, tcb.local_port)] = st
     for ev in events:
         if ev.layer == "tcp":
-            st = by_key.get((ev.node, str(ev.details.get("conn"))))
-            if st is None:
+            conn = by_key.get((ev.node, str(ev.details.get("conn"))))
+            if conn is None:
                 continue
             if ev.event == "cwnd":
-                st.cwnd_series.append((ev.time, int(ev.details.get("cwnd", 0))))
+                conn.cwnd_series.append((ev.time, int(ev.details.get("cwnd", 0))))
             elif ev.event == "retransmit":
-                st.retransmit_times.append(ev.time)
+                conn.retransmit_times.append(ev.time)
             elif ev.event == "rto":
-                st.rto_times.append(ev.time)
+                conn.rto_times.append(ev.time)
         elif ev.layer == "link" and ev.event == "deliver":
             m = _TCP_SUMMARY.match(str(ev.details.get("summary", "")))
             if m is None or not int(m.group(5)):
                 continue
-            st = by_addr.get((ev.node, m.group(1), int(m.group(2)), m.group(3), int(m.group(4))))
-            if st is not None:
-                st.rx_series.append((ev.time, int(m.group(5))))
+            conn = by_addr.get((ev.node, m.group(1), int(m.group(2)), m.group(3),
+                                int(m.group(4))))
+            if conn is not None:
+                conn.rx_series.append((ev.time, int(m.group(5))))
     return out
 
 
@@ -204,7 +207,7 @@ def render(stats: RunStats) -> str:
 
 # -- plots ------------------------------------------------------------------------------------
 
-class PlotUnavailable(RuntimeError):
+class PlotUnavailable(StacklabError, RuntimeError):
     """matplotlib is not installed."""
 
 

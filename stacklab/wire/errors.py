@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from stacklab.errors import StacklabError
 
-class MalformedPacket(ValueError):
+
+class MalformedPacket(StacklabError, ValueError):
     """A packet that cannot be parsed: truncated, bad length, bad version, bad option...
 
     ``layer`` names the protocol ("ipv4", "tcp", ...) and ``field`` the field that is wrong, so a

@@ -212,8 +212,8 @@ def test_limits(env: Any) -> None:
 def test_passive_port_rejects_a_stranger_and_times_out(env: Any) -> None:
     """Nobody connects to the EPSV port: RETR answers 425 (bounded wait), session continues."""
     async def scenario(snet: Any, cnet: Any, addr: str) -> None:
-        import stacklab.apps.ftp as ftp
-        old, ftp.DATA_TIMEOUT = ftp.DATA_TIMEOUT, 0.3
+        import stacklab.apps.ftp.channel as channel
+        old, channel.DATA_TIMEOUT = channel.DATA_TIMEOUT, 0.3
         server = await serve_ftp(snet, 0)
         try:
             c = await Control.open(cnet, addr, server.port)
@@ -222,6 +222,6 @@ def test_passive_port_rejects_a_stranger_and_times_out(env: Any) -> None:
             assert (await c.reply())[0] == 425
             assert (await c.send("NOOP"))[0] == 200
         finally:
-            ftp.DATA_TIMEOUT = old
+            channel.DATA_TIMEOUT = old
             await server.close()
     env.run(scenario)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 
+from stacklab.errors import StacklabError
+
 
 class State(enum.Enum):
     CLOSED = "CLOSED"
@@ -90,7 +92,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
 # fmt: on
 
 
-class TcpStateError(Exception):
+class TcpStateError(StacklabError):
     """A move the RFC 9293 state diagram does not have."""
 
     def __init__(self, state: State, event: Event) -> None:

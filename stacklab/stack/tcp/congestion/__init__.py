@@ -9,5 +9,8 @@ from .base import (
 from .cubic import Cubic
 from .reno import NewReno, Reno
 
+for _cls in (Cubic, Reno, NewReno):
+    register_congestion(_cls)
+
 __all__ = ["CongestionController", "Cubic", "NewReno", "Reno", "available_congestion",
            "create_congestion", "register_congestion"]

@@ -9,18 +9,19 @@ mechanics (duplicate ACKs, SACK scoreboard, NewReno window inflation, RTO) live 
   ``ssthresh`` and ``cwnd`` (multiplicative decrease);
 * ``on_recovery_end(now)``: the episode is over (the TCB may clamp ``cwnd`` afterwards);
 * ``on_rto(flight, now)``: the retransmission timer expired (RFC 5681 §3.1: loss window).
+
+The package registers the built-in algorithms (``congestion/__init__.py``); the algorithm
+modules import only this one.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 INITIAL_WINDOW_SEGMENTS = 10  # RFC 6928
 LOSS_WINDOW_SEGMENTS = 1  # RFC 5681 §3.1
 
 
 class CongestionController:
-    name = "base"
+    name = "base"  # what create_congestion() knows it by (Linux: TCP_CONGESTION)
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
@@ -61,24 +62,17 @@ class CongestionController:
         return self.cwnd < self.ssthresh
 
 
-_REGISTRY: dict[str, Callable[[int], CongestionController]] = {}
-
-
 _Cls = type[CongestionController]
+_REGISTRY: dict[str, _Cls] = {}
 
 
-def register_congestion(name: str) -> Callable[[_Cls], _Cls]:
-    def deco(cls: type[CongestionController]) -> type[CongestionController]:
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return deco
+def register_congestion(cls: _Cls) -> _Cls:
+    """Makes ``cls`` available to :func:`create_congestion` under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
 
 
 def create_congestion(name: str, mss: int) -> CongestionController:
-    if name not in _REGISTRY:
-        # importing the package registers the built-in algorithms
-        from stacklab.stack.tcp import congestion  # noqa: F401
     try:
         factory = _REGISTRY[name]
     except KeyError:
@@ -88,5 +82,4 @@ def create_congestion(name: str, mss: int) -> CongestionController:
 
 
 def available_congestion() -> list[str]:
-    from stacklab.stack.tcp import congestion  # noqa: F401
     return sorted(_REGISTRY)

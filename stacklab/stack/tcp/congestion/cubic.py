@@ -8,7 +8,7 @@ congestion-avoidance epoch, and the target uses t + RTT (§4.2 "W_cubic(t + RTT)
 
 from __future__ import annotations
 
-from .base import CongestionController, register_congestion
+from .base import CongestionController
 
 C = 0.4  # RFC 9438 §5
 BETA = 0.7  # beta_cubic
@@ -26,8 +26,9 @@ def w_cubic(t: float, k: float, w_max: float, c: float = C) -> float:
     return c * (t - k) ** 3 + w_max
 
 
-@register_congestion("cubic")
 class Cubic(CongestionController):
+    name = "cubic"
+
     def __init__(self, mss: int) -> None:
         super().__init__(mss)
         self.fast_convergence = True

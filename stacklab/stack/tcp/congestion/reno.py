@@ -7,11 +7,12 @@ additive-increase / multiplicative-decrease rules. Also registered as ``newreno`
 
 from __future__ import annotations
 
-from .base import CongestionController, register_congestion
+from .base import CongestionController
 
 
-@register_congestion("reno")
 class Reno(CongestionController):
+    name = "reno"
+
     def __init__(self, mss: int) -> None:
         super().__init__(mss)
         self._ca_acked = 0  # bytes acked since the last cwnd increase in congestion avoidance
@@ -36,6 +37,5 @@ class Reno(CongestionController):
         self._ca_acked = 0
 
 
-@register_congestion("newreno")
 class NewReno(Reno):
-    pass
+    name = "newreno"

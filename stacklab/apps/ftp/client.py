@@ -1,0 +1,266 @@
+"""The FTP client: passive (EPSV, then PASV) or active (EPRT, then PORT) data connections."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from stacklab.apps.common import (
+    BufferedStream,
+    close_writer,
+    local_address,
+    peer_address,
+    sha256_hex,
+)
+from stacklab.errors import StacklabError
+
+from .channel import CHUNK, PASV_RE, DataChannel
+
+_EPSV_RE = re.compile(r"\(([\x21-\x7e])\1\1(\d{1,5})\1\)")
+
+
+class FtpError(StacklabError):
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.code = code
+        self.text = text
+
+
+@dataclass
+class FtpResult:
+    ok: bool
+    bytes: int
+    sha256: str
+    data: builtins.bytes = b""  # the class's own ``bytes`` field shadows the type here
+
+
+class FtpClient:
+    """An FTP client; ``mode`` "passive" (EPSV, then PASV) or "active" (EPRT, then PORT)."""
+
+    def __init__(self, net: Any, host: str, port: int = 21, mode: str = "passive",
+                 timeout: float = 60.0, max_size: int = 1 << 30) -> None:
+        if mode not in ("passive", "active"):
+            raise ValueError("mode is 'passive' or 'active'")
+        self.net = net
+        self.host = host
+        self.port = port
+        self.mode = mode
+        self.timeout = timeout
+        self.max_size = max_size
+        self._stream: BufferedStream | None = None
+        self._writer: Any = None
+        self.log: list[str] = []  # commands sent, for tests and the tour
+
+    async def connect(self) -> str:
+        reader, self._writer = await asyncio.wait_for(
+            self.net.open_connection(self.host, self.port), self.timeout)
+        self._stream = BufferedStream(reader, timeout=self.timeout)
+        code, text = await self.read_reply()
+        if code != 220:
+            raise FtpError(code, text)
+        return text
+
+    async def read_reply(self) -> tuple[int, str]:
+        assert self._stream is not None
+        raw = await self._stream.readline(8192)
+        if not raw.endswith(b"\n"):
+            raise ConnectionError("control connection closed")
+        line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+        if len(line) < 3 or not line[:3].isdigit():
+            raise FtpError(0, f"malformed reply {line[:80]!r}")
+        code, lines = line[:3], [line[4:]]
+        if len(line) > 3 and line[3] == "-":
+            while True:  # RFC 959 §4.2: until a line starting "code "
+                raw = await self._stream.readline(8192)
+                if not raw.endswith(b"\n"):
+                    raise ConnectionError("control connection closed")
+                line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+                if line.startswith(code + " ") or line == code:
+                    lines.append(line[4:])
+                    break
+                lines.append(line)
+                if len(lines) > 1000:
+                    raise FtpError(0, "reply with too many lines")
+        return int(code), "\n".join(lines)
+
+    async def command(self, line: str) -> tuple[int, str]:
+        self.log.append(line.split(" ")[0] if line.upper().startswith("PASS") else line)
+        self._writer.write(line.encode("utf-8") + b"\r\n")
+        await self._writer.drain()
+        return await self.read_reply()
+
+    async def expect(self, line: str, *codes: int) -> str:
+        code, text = await self.command(line)
+        if code not in codes:
+            raise FtpError(code, text)
+        return text
+
+    async def login(self, user: str = "anonymous", password: str = "stacklab@") -> None:
+        code, text = await self.command(f"USER {user}")
+        if code == 331:
+            code, text = await self.command(f"PASS {password}")
+        if code != 230:
+            raise FtpError(code, text)
+
+    async def pwd(self) -> str:
+        text = await self.expect("PWD", 257)
+        m = re.match(r'"((?:[^"]|"")*)"', text)
+        return m.group(1).replace('""', '"') if m else text
+
+    async def cwd(self, path: str) -> None:
+        await self.expect(f"CWD {path}", 250)
+
+    async def mkd(self, path: str) -> None:
+        await self.expect(f"MKD {path}", 257)
+
+    async def dele(self, path: str) -> None:
+        await self.expect(f"DELE {path}", 250)
+
+    async def size(self, path: str) -> int:
+        # RFC 3659 §4: the size depends on TYPE; servers may refuse SIZE in ASCII mode
+        await self.expect("TYPE I", 200)
+        return int((await self.expect(f"SIZE {path}", 213)).strip())
+
+    # -- data connections ----------------------------------------------------------------------
+    async def _prepare(self) -> Any:
+        """Set up a data connection; returns an awaitable giving (reader, writer) once the
+        transfer command is sent, plus a cleanup."""
+        if self.mode == "passive":
+            code, text = await self.command("EPSV")
+            if code == 229:
+                m = _EPSV_RE.search(text)
+                if not m:
+                    raise FtpError(code, f"cannot parse EPSV reply {text!r}")
+                port = int(m.group(2))
+            else:
+                text = await self.expect("PASV", 227)
+                m = PASV_RE.search(text)
+                if not m:
+                    raise FtpError(227, f"cannot parse PASV reply {text!r}")
+                port = int(m.group(5)) * 256 + int(m.group(6))
+            # connect to the control connection's server, never to the address PASV names
+            conn = await asyncio.wait_for(self.net.open_connection(self.host, port),
+                                          self.timeout)
+            return _Ready(conn)
+        local_ip = local_address(self._writer)[0]
+        channel = DataChannel()
+        port = await channel.listen(self.net, local_ip, peer_address(self._writer)[0])
+        ip = ipaddress.ip_address(local_ip)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        family = 1 if ip.version == 4 else 2
+        code, text = await self.command(f"EPRT |{family}|{ip}|{port}|")
+        if code != 200 and ip.version == 4:
+            h = str(ip).replace(".", ",")
+            code, text = await self.command(f"PORT {h},{port >> 8},{port & 0xFF}")
+        if code != 200:
+            await channel.close()
+            raise FtpError(code, text)
+        return _Pending(channel)
+
+    async def _transfer(self, line: str, upload: bytes | None = None) -> bytes:
+        pending = await self._prepare()
+        try:
+            code, text = await self.command(line)
+            if code not in (125, 150):
+                raise FtpError(code, text)
+            reader, writer = await pending.get(self.net, self.timeout)
+            received = bytearray()
+            if upload is not None:
+                view = memoryview(upload)
+                for i in range(0, len(view), CHUNK):
+                    writer.write(view[i:i + CHUNK])
+                    await writer.drain()
+                await close_writer(writer, timeout=self.timeout)
+            else:
+                while True:
+                    chunk = await asyncio.wait_for(reader.read(CHUNK), self.timeout)
+                    if not chunk:
+                        break
+                    received += chunk
+                    if len(received) > self.max_size:
+                        raise FtpError(0, f"download larger than {self.max_size} bytes")
+                await close_writer(writer, timeout=self.timeout)
+            code, text = await self.read_reply()
+            if code != 226 and code != 250:
+                raise FtpError(code, text)
+            return bytes(received)
+        finally:
+            await pending.close()
+
+    async def retr(self, path: str) -> bytes:
+        await self.expect("TYPE I", 200)
+        return await self._transfer(f"RETR {path}")
+
+    async def stor(self, path: str, data: bytes) -> None:
+        await self.expect("TYPE I", 200)
+        await self._transfer(f"STOR {path}", upload=data)
+
+    async def list(self, path: str = "") -> list[str]:
+        data = await self._transfer(f"LIST {path}".rstrip())
+        return data.decode("utf-8", "replace").splitlines()
+
+    async def nlst(self, path: str = "") -> builtins.list[str]:  # list() above shadows the type
+        data = await self._transfer(f"NLST {path}".rstrip())
+        return data.decode("utf-8", "replace").splitlines()
+
+    async def quit(self) -> None:
+        if self._writer is None:
+            return
+        try:
+            await self.command("QUIT")
+        except (ConnectionError, FtpError, TimeoutError):
+            pass
+        await close_writer(self._writer)
+        self._writer = None
+
+    async def __aenter__(self) -> FtpClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.quit()
+
+
+class _Ready:
+    def __init__(self, conn: tuple[Any, Any]) -> None:
+        self.conn = conn
+
+    async def get(self, net: Any, timeout: float) -> tuple[Any, Any]:
+        return self.conn
+
+    async def close(self) -> None:
+        pass
+
+
+class _Pending:
+    def __init__(self, channel: DataChannel) -> None:
+        self.channel = channel
+
+    async def get(self, net: Any, timeout: float) -> tuple[Any, Any]:
+        return await self.channel.open(net)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+async def ftp_get(net: Any, host: str, port: int, path: str, mode: str = "passive",
+                  user: str = "anonymous", password: str = "stacklab@",
+                  timeout: float = 60.0) -> FtpResult:
+    async with FtpClient(net, host, port, mode=mode, timeout=timeout) as client:
+        await client.login(user, password)
+        data = await client.retr(path)
+    return FtpResult(True, len(data), sha256_hex(data), data)
+
+
+async def ftp_put(net: Any, host: str, port: int, path: str, data: bytes,
+                  mode: str = "passive", user: str = "anonymous", password: str = "stacklab@",
+                  timeout: float = 60.0) -> FtpResult:
+    async with FtpClient(net, host, port, mode=mode, timeout=timeout) as client:
+        await client.login(user, password)
+        await client.stor(path, data)
+    return FtpResult(True, len(data), sha256_hex(data))
