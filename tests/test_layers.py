@@ -47,7 +47,6 @@ ALLOWED_VIOLATIONS: set[tuple[str, str]] = {
     ("stacklab.api.tools", "stacklab.net.units"),
     ("stacklab.api.udp", "stacklab.net.apps"),
     ("stacklab.api.udp", "stacklab.net.units"),
-    ("stacklab.apps.common", "stacklab.net.loop"),
     ("stacklab.apps.scenario", "stacklab.net.apps"),
     ("stacklab.apps.scenario", "stacklab.net.units"),
     ("stacklab.stack.host", "stacklab.api.streams"),
