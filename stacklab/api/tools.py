@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 Out = Callable[[str], None] | None
 
 
-def _printer(out: Any) -> Callable[[str], None]:
+def _printer(out: Out | str) -> Callable[[str], None]:
     if out is None:
         return lambda line: None
     if out == "stdout":
         return lambda line: print(line, file=sys.stdout)
+    if isinstance(out, str):
+        raise ValueError(f"out is a callable, None or 'stdout', not {out!r}")
     return out
 
 

@@ -81,7 +81,7 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._protocol.error_received(exc)
 
     # transport side
-    def sendto(self, data: Any, addr: Any = None) -> None:  # type: ignore[override]
+    def sendto(self, data: Any, addr: Any = None) -> None:
         if self._closing:
             raise OSError(errno.EBADF, "transport is closing")
         dst = _to_bytes(self._host, addr, self._pcb.family) if addr is not None else None
@@ -181,6 +181,10 @@ class UdpSocket:
     def ttl(self) -> int | None:
         return self._pcb.ttl
 
+    @ttl.setter
+    def ttl(self, value: int | None) -> None:
+        self._pcb.ttl = value
+
     @property
     def mtu(self) -> int:
         """``getsockopt(IP_MTU)`` / ``IPV6_MTU``: the path MTU to the connected peer, as the
@@ -191,10 +195,6 @@ class UdpSocket:
         """The largest datagram that leaves without fragmentation (path MTU − IP − UDP)."""
         dst = _to_bytes(self.host, addr, self.family)[0] if addr is not None else None
         return self._pcb.max_payload(dst)
-
-    @ttl.setter
-    def ttl(self, value: int | None) -> None:
-        self._pcb.ttl = value
 
     # listener side
     def datagram_received(self, data: bytes, addr: tuple[bytes, int], now: float) -> None:

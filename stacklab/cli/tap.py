@@ -46,7 +46,7 @@ MAIL_DIR = "mail"                               # SMTP stores into ROOT/mail
 SERVICES_UDP = ("udp-echo", "udp-discard")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "tap", help="run a host or router on real TAP devices (Linux, root)",
         description="Run a stacklab host (or, with --router, a router) on Linux TAP devices.",

@@ -153,6 +153,8 @@ class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop on a virtual clock. ``time()`` starts at 0.0."""
 
+    _timer_cancelled_count: int  # BaseEventLoop's, not in the typeshed stubs
+
     def __init__(self, start: float = 0.0) -> None:
         self._vtime = float(start)
         super().__init__(selector=_VirtualSelector(self))
@@ -184,7 +186,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         scheduled = self._scheduled  # type: ignore[attr-defined]
         ready = self._ready  # type: ignore[attr-defined]
         n = len(scheduled)
-        if n > 100 and self._timer_cancelled_count * 2 > n:  # type: ignore[attr-defined]
+        if n > 100 and self._timer_cancelled_count * 2 > n:
             live = []
             for handle in scheduled:
                 if handle._cancelled:

@@ -139,7 +139,7 @@ class Network:
         if name in self.nodes:
             raise TopologyError(f"there is already a node named {name!r}")
         self.nodes[name] = node
-        self.kinds[name] = kind or getattr(node, "kind", "node")
+        self.kinds[name] = kind or node.kind
         att = _Attachment(node)
         self._attach[name] = att
         self.drivers[name] = NodeDriver(node, self.loop, att.transmit)
