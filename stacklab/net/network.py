@@ -35,7 +35,8 @@ from .loop import VirtualTimeLoop, describe_tasks
 from .switch import Switch
 from .units import ParamError, parse_duration
 
-__all__ = ["Network", "Segment", "SimulationError", "SimulationTimeout", "TopologyError"]
+__all__ = ["Network", "Segment", "SimulationError", "SimulationTimeout", "TopologyError",
+           "parse_down"]
 
 T = TypeVar("T")
 
@@ -210,7 +211,7 @@ class Network:
                     f"connecting switches {na.name!r} and {nb.name!r} makes a loop (they are "
                     "already joined, and there is no spanning tree): frames would circle forever",
                     "ends")
-        intervals = _parse_down(down) if down is not None else []
+        intervals = parse_down(down) if down is not None else []
         if name is None:
             name = f"{na.name}-{nb.name}"
             n = 2
@@ -473,7 +474,7 @@ class Network:
         return [d for link in self.links for d in link.directions]
 
 
-def _parse_down(down: Iterable[Any]) -> list[tuple[float, float | None]]:
+def parse_down(down: Iterable[Any]) -> list[tuple[float, float | None]]:
     """``[("2s", "4s"), ("10s",)]`` or ``["10s"]`` -> [(2.0, 4.0), (10.0, None)]."""
     if isinstance(down, str | bytes):
         raise ParamError("down", "expected a list of [down_at, up_at] pairs, e.g. [['2s', '4s']]")

@@ -360,7 +360,7 @@ def pmtud(ctx: StepContext) -> StepResult:
 
 @step("pmtud-blackhole")
 def pmtud_blackhole(ctx: StepContext) -> StepResult:
-    from stacklab.stack.pmtu import apply_node_options
+    from stacklab.scenario.node_options import apply_node_options
 
     res = StepResult()
     with Lab(ctx, "pmtud-blackhole") as lab:
