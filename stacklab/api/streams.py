@@ -38,29 +38,12 @@ from stacklab.stack.tcp.tcb import (
 )
 from stacklab.wire.addr import ip_bytes, ip_str
 
+from .driver import DrivenHost
+
 if TYPE_CHECKING:
-    from stacklab.stack.host import Host
     from stacklab.stack.tcp.layer import Listener, TcpLayer
 
 _DEFAULT_LIMIT = 2 ** 16
-
-
-def _driver_now(host: Host) -> float:
-    driver = getattr(host, "driver", None)
-    if driver is None:
-        raise RuntimeError(f"host {host.name} is not driven (no host.driver): run it in a "
-                           "Network or with a NodeDriver")
-    return driver.now()
-
-
-def _layer(host: Host) -> TcpLayer:
-    layer = getattr(host, "tcp", None)
-    if layer is None:
-        from stacklab.stack.tcp.layer import TcpLayer
-
-        layer = TcpLayer(host)
-        host.tcp = layer  # type: ignore[attr-defined]
-    return layer
 
 
 def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
@@ -81,11 +64,11 @@ def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
 class TcpTransport(asyncio.Transport):
     """An asyncio transport over one TCB."""
 
-    def __init__(self, host: Host, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
+    def __init__(self, host: DrivenHost, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
                  loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._host = host
-        self._layer = _layer(host)
+        self._layer = host.tcp
         self._tcb = tcb
         self._protocol = protocol
         self._loop = loop
@@ -156,7 +139,7 @@ class TcpTransport(asyncio.Transport):
                 self._layer.kick(tcb)
         if not self._pending and self._eof_pending and not self._eof_sent:
             self._eof_sent = True
-            tcb.close(_driver_now(self._host), full=self._closing)
+            tcb.close(self._host.now(), full=self._closing)
             self._layer.kick(tcb)
         if self._writing_paused and self.get_write_buffer_size() <= self._low:
             self._writing_paused = False
@@ -197,7 +180,7 @@ class TcpTransport(asyncio.Transport):
         self._closing = True
         self._eof_pending = True
         if self._eof_sent and self._tcb is not None:
-            self._tcb.close(_driver_now(self._host), full=True)
+            self._tcb.close(self._host.now(), full=True)
             self._layer.kick(self._tcb)
         self._fill()
 
@@ -205,9 +188,9 @@ class TcpTransport(asyncio.Transport):
         self._closing = True
         tcb = self._tcb
         if tcb is not None and tcb.state is not State.CLOSED:
-            tcb.abort(_driver_now(self._host))
+            tcb.abort(self._host.now())
             self._layer.kick(tcb)
-            self._layer.flush(tcb, _driver_now(self._host))
+            self._layer.flush(tcb, self._host.now())
         self._on_lost(None)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
@@ -271,7 +254,7 @@ class TcpTransport(asyncio.Transport):
 class TcpServer(asyncio.AbstractServer):
     """What ``start_server`` / ``create_server`` return (mirrors ``asyncio.Server``)."""
 
-    def __init__(self, host: Host, listeners: list[Listener],
+    def __init__(self, host: DrivenHost, listeners: list[Listener],
                  loop: asyncio.AbstractEventLoop) -> None:
         self._host = host
         self._listeners = listeners
@@ -317,16 +300,17 @@ class TcpServer(asyncio.AbstractServer):
         await self.wait_closed()
 
 
-# -- entry points (Host methods call these) ------------------------------------------------------
+# -- entry points (the methods of stacklab.api.host.Host call these) ----------------------------
 
 
-def _resolve(host: Host, addr: str | bytes, family: int | None = None) -> bytes:
+def _resolve(host: DrivenHost, addr: str | bytes, family: int | None = None) -> bytes:
     if isinstance(addr, bytes):
         return ip_bytes(addr)
     return ip_bytes(host.resolve(addr, family) if family else host.resolve(addr))
 
 
-async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
+async def create_connection(host: DrivenHost,
+                            protocol_factory: Callable[[], asyncio.BaseProtocol],
                             addr: str | bytes, port: int, *, config: TcpConfig | None = None,
                             nodelay: bool | None = None, local_addr: tuple[str, int] | None = None,
                             timeout: float | None = None, family: int | None = None,
@@ -334,7 +318,7 @@ async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.B
                             user_timeout: float | None = None,
                             **_ignored: Any) -> tuple[TcpTransport, asyncio.BaseProtocol]:
     loop = asyncio.get_running_loop()
-    layer = _layer(host)
+    layer = host.tcp
     cfg = _config(layer, config, nodelay, connect_timeout=timeout, congestion=congestion,
                   keepalive=keepalive, user_timeout=user_timeout)
     dst = _resolve(host, addr, family_of(family) if family else None)
@@ -343,15 +327,15 @@ async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.B
     transport._connected = loop.create_future()
     local_ip = ip_bytes(local_addr[0]) if local_addr and local_addr[0] else None
     local_port = local_addr[1] if local_addr else 0
-    tcb = layer.connect(dst, int(port), _driver_now(host), local_ip=local_ip,
+    tcb = layer.connect(dst, int(port), host.now(), local_ip=local_ip,
                         local_port=local_port, config=cfg, user=transport)
     transport._attach(tcb)
     try:
         await transport._connected
     except BaseException:
         if tcb.state is not State.CLOSED:
-            tcb.abort(_driver_now(host))
-            layer.flush(tcb, _driver_now(host))
+            tcb.abort(host.now())
+            layer.flush(tcb, host.now())
         raise
     transport._connected = None
     protocol.connection_made(transport)
@@ -361,7 +345,7 @@ async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.B
     return transport, protocol
 
 
-async def open_connection(host: Host, addr: str | bytes, port: int, *,
+async def open_connection(host: DrivenHost, addr: str | bytes, port: int, *,
                           limit: int = _DEFAULT_LIMIT,
                           **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
@@ -372,7 +356,7 @@ async def open_connection(host: Host, addr: str | bytes, port: int, *,
     return reader, writer
 
 
-def _families(host: Host, bind: str | None) -> list[tuple[bytes | None, int | None]]:
+def _families(host: DrivenHost, bind: str | None) -> list[tuple[bytes | None, int | None]]:
     if bind is None or bind == "":
         return [(None, None)]
     if bind in ("0.0.0.0",):
@@ -382,14 +366,15 @@ def _families(host: Host, bind: str | None) -> list[tuple[bytes | None, int | No
     return [(ip_bytes(host.resolve(bind)), None)]
 
 
-async def create_server(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
+async def create_server(host: DrivenHost,
+                        protocol_factory: Callable[[], asyncio.BaseProtocol],
                         bind: str | None = None, port: int = 0, *,
                         config: TcpConfig | None = None, nodelay: bool | None = None,
                         backlog: int = 128, congestion: str | None = None,
                         keepalive: bool | None = None, user_timeout: float | None = None,
                         **_ignored: Any) -> TcpServer:
     loop = asyncio.get_running_loop()
-    layer = _layer(host)
+    layer = host.tcp
     cfg = _config(layer, config, nodelay, congestion=congestion, keepalive=keepalive,
                   user_timeout=user_timeout)
     listeners: list[Listener] = []
@@ -413,7 +398,7 @@ async def create_server(host: Host, protocol_factory: Callable[[], asyncio.BaseP
     return server
 
 
-async def start_server(host: Host,
+async def start_server(host: DrivenHost,
                        client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
                                                      Awaitable[None] | None],
                        port: int = 0, host_addr: str | None = None, *,

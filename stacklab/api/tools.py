@@ -11,13 +11,12 @@ import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stacklab.stack.icmp import PACKET_TOO_BIG, TIME_EXCEEDED, UNREACHABLE, IcmpError
 from stacklab.wire.addr import ip_bytes, ip_str
 
-if TYPE_CHECKING:
-    from stacklab.stack.host import Host
+from .driver import DrivenHost
 
 Out = Callable[[str], None] | None
 
@@ -32,7 +31,7 @@ def _printer(out: Out | str) -> Callable[[str], None]:
     return out
 
 
-def _resolve(host: Host, dst: str, family: int | None) -> tuple[str, bytes]:
+def _resolve(host: DrivenHost, dst: str, family: int | None) -> tuple[str, bytes]:
     text = host.resolve(dst, family)
     return text, ip_bytes(text)
 
@@ -64,7 +63,8 @@ class PingResult:
 
 
 class _PingSession:
-    def __init__(self, host: Host, result: PingResult, emit: Callable[[str], None]) -> None:
+    def __init__(self, host: DrivenHost, result: PingResult,
+                 emit: Callable[[str], None]) -> None:
         self.host = host
         self.result = result
         self.emit = emit
@@ -103,16 +103,16 @@ class _PingSession:
         self.changed.set()
 
 
-async def ping(host: Host, dst: str, *, count: int = 4, size: int = 56, interval: float = 1.0,
-               df: bool = False, family: int | None = None, ttl: int | None = None,
-               timeout: float = 2.0, out: Out | str = "stdout") -> PingResult:
+async def ping(host: DrivenHost, dst: str, *, count: int = 4, size: int = 56,
+               interval: float = 1.0, df: bool = False, family: int | None = None,
+               ttl: int | None = None, timeout: float = 2.0,
+               out: Out | str = "stdout") -> PingResult:
     """Send ``count`` echo requests of ``size`` data bytes, ``interval`` seconds apart, and wait
     up to ``timeout`` after the last for the replies."""
     emit = _printer(out)
     text, addr = _resolve(host, dst, family)
     result = PingResult(dst, text)
     sess = _PingSession(host, result, emit)
-    loop = host.driver.loop
     icmp = host.icmp
     ident = host.rng.randrange(1, 0x10000)
     while ident in icmp.echo_listeners:
@@ -120,10 +120,10 @@ async def ping(host: Host, dst: str, *, count: int = 4, size: int = 56, interval
     icmp.echo_listeners[ident] = sess
     hdr = 28 if len(addr) == 4 else 48
     sess._line(f"PING {dst} ({text}) {size}({size + hdr}) bytes of data.")
-    start = loop.time()
+    start = host.now()
     try:
         for seq in range(1, count + 1):
-            now = loop.time()
+            now = host.now()
             data = (struct.pack("!d", now) + bytes(range(256)) * (size // 256 + 1))[:size]
             err = icmp.send_echo(addr, ident, seq, data, now, df=df, ttl=ttl)
             host.request_wake()
@@ -139,9 +139,9 @@ async def ping(host: Host, dst: str, *, count: int = 4, size: int = 56, interval
                 sess._line(msg)
             if seq < count:
                 await asyncio.sleep(interval)
-        deadline = loop.time() + timeout
+        deadline = host.now() + timeout
         while len(sess.answered) < len(sess.sent):
-            left = deadline - loop.time()
+            left = deadline - host.now()
             if left <= 0:
                 break
             sess.changed.clear()
@@ -151,7 +151,7 @@ async def ping(host: Host, dst: str, *, count: int = 4, size: int = 56, interval
                 break
     finally:
         icmp.echo_listeners.pop(ident, None)
-    result.elapsed = loop.time() - start
+    result.elapsed = host.now() - start
     sess._line(f"--- {dst} ping statistics ---")
     sess._line(f"{result.transmitted} packets transmitted, {result.received} received, "
                + (f"+{len(result.errors)} errors, " if result.errors else "")
@@ -200,7 +200,7 @@ def _flag(e: IcmpError) -> str:
     return {0: "!N", 1: "!X", 3: "!H", 4: ""}.get(e.code, f"!<{e.code}>")
 
 
-async def traceroute(host: Host, dst: str, *, max_hops: int = 30, probes: int = 3,
+async def traceroute(host: DrivenHost, dst: str, *, max_hops: int = 30, probes: int = 3,
                      wait: float = 3.0, port: int = 33434, method: str = "udp",
                      size: int = 60, family: int | None = None,
                      out: Out | str = "stdout") -> TracerouteResult:
@@ -211,7 +211,6 @@ async def traceroute(host: Host, dst: str, *, max_hops: int = 30, probes: int = 
     emit = _printer(out)
     text, addr = _resolve(host, dst, family)
     result = TracerouteResult(dst, text)
-    loop = host.driver.loop
     v4 = len(addr) == 4
     hdr = (20 if v4 else 40) + 8
     data = bytes(max(0, size - hdr))
@@ -264,8 +263,8 @@ async def traceroute(host: Host, dst: str, *, max_hops: int = 30, probes: int = 
             done = False
             for _ in range(probes):
                 seq += 1
-                now = loop.time()
-                fut: asyncio.Future[tuple[str, float, str, bool]] = loop.create_future()
+                now = host.now()
+                fut: asyncio.Future[tuple[str, float, str, bool]] = host.loop.create_future()
                 if method == "udp":
                     key = (1, port + seq - 1)
                     pending[key] = fut

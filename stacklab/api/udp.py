@@ -23,16 +23,15 @@ import collections
 import errno
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stacklab.stack.udp import UdpPcb
 from stacklab.wire.addr import ip_bytes, ip_str
 
-if TYPE_CHECKING:
-    from stacklab.stack.host import Host
+from .driver import DrivenHost
 
 
-def _family_of(host: Host, addr: tuple[str, int] | None, family: int) -> int:
+def _family_of(host: DrivenHost, addr: tuple[str, int] | None, family: int) -> int:
     if family in (4, 6):
         return family
     if addr is not None and addr[0]:
@@ -41,17 +40,9 @@ def _family_of(host: Host, addr: tuple[str, int] | None, family: int) -> int:
     return 4
 
 
-def _to_bytes(host: Host, addr: tuple[str, int], family: int) -> tuple[bytes, int]:
+def _to_bytes(host: DrivenHost, addr: tuple[str, int], family: int) -> tuple[bytes, int]:
     name, port = addr[0], int(addr[1])
     return ip_bytes(host.resolve(name, family)), port
-
-
-def _now(host: Host) -> float:
-    driver = getattr(host, "driver", None)
-    if driver is None:
-        raise RuntimeError(f"host {host.name} is not driven (no host.driver): run it in a "
-                           "Network or with a NodeDriver")
-    return driver.now()
 
 
 def _family_arg(family: int) -> int:
@@ -65,7 +56,7 @@ def _family_arg(family: int) -> int:
 
 
 class DatagramTransport(asyncio.DatagramTransport):
-    def __init__(self, host: Host, pcb: UdpPcb, protocol: asyncio.DatagramProtocol) -> None:
+    def __init__(self, host: DrivenHost, pcb: UdpPcb, protocol: asyncio.DatagramProtocol) -> None:
         super().__init__()
         self._host = host
         self._pcb = pcb
@@ -86,7 +77,7 @@ class DatagramTransport(asyncio.DatagramTransport):
             raise OSError(errno.EBADF, "transport is closing")
         dst = _to_bytes(self._host, addr, self._pcb.family) if addr is not None else None
         try:
-            self._pcb.sendto(bytes(data), dst, _now(self._host))
+            self._pcb.sendto(bytes(data), dst, self._host.now())
         except OSError as exc:
             # as asyncio's selector transport does: send errors go to the protocol
             self._protocol.error_received(exc)
@@ -116,7 +107,7 @@ class DatagramTransport(asyncio.DatagramTransport):
             return
         self._closing = True
         self._pcb.close()
-        self._host.driver.loop.call_soon(self._protocol.connection_lost, None)
+        self._host.loop.call_soon(self._protocol.connection_lost, None)
 
     def abort(self) -> None:
         self.close()
@@ -125,7 +116,7 @@ class DatagramTransport(asyncio.DatagramTransport):
         return 0
 
 
-async def create_datagram_endpoint(host: Host, protocol_factory: Callable[[], Any],
+async def create_datagram_endpoint(host: DrivenHost, protocol_factory: Callable[[], Any],
                                    local_addr: tuple[str, int] | None = None,
                                    remote_addr: tuple[str, int] | None = None, *,
                                    family: int = 0, df: bool = False, ttl: int | None = None,
@@ -154,7 +145,7 @@ async def create_datagram_endpoint(host: Host, protocol_factory: Callable[[], An
 class UdpSocket:
     """A small coroutine UDP socket (see the module docstring)."""
 
-    def __init__(self, host: Host, family: int = 4, *, df: bool = False,
+    def __init__(self, host: DrivenHost, family: int = 4, *, df: bool = False,
                  ttl: int | None = None, max_queue: int = 1024) -> None:
         self.host = host
         self.family = _family_arg(family)
@@ -245,13 +236,13 @@ class UdpSocket:
     # data
     async def sendto(self, data: bytes | bytearray | memoryview, addr: tuple[str, int]) -> int:
         self._raise_pending()
-        self._pcb.sendto(data, _to_bytes(self.host, addr, self.family), _now(self.host))
+        self._pcb.sendto(data, _to_bytes(self.host, addr, self.family), self.host.now())
         self.host.request_wake()
         return len(data)
 
     async def send(self, data: bytes | bytearray | memoryview) -> int:
         self._raise_pending()
-        self._pcb.sendto(data, None, _now(self.host))
+        self._pcb.sendto(data, None, self.host.now())
         self.host.request_wake()
         return len(data)
 
@@ -262,7 +253,7 @@ class UdpSocket:
             self._raise_pending()
             if self._pcb.closed:
                 raise OSError(errno.EBADF, "socket is closed")
-            self._waiter = self.host.driver.loop.create_future()
+            self._waiter = self.host.loop.create_future()
             try:
                 await self._waiter
             finally:

@@ -9,7 +9,8 @@
     result = net.run(main(), until="60s")
 
 Every node is driven by a :class:`~stacklab.api.driver.NodeDriver` on the network's
-:class:`~stacklab.net.loop.VirtualTimeLoop`; every link direction is a chain of middlewares
+:class:`~stacklab.net.loop.VirtualTimeLoop` (hosts and routers are the API classes of
+:mod:`stacklab.api.host`, which know their driver); every link direction is a chain of middlewares
 (:mod:`stacklab.net.link`). Randomness: each node and each link derive their own
 ``random.Random`` from the network seed and their name.
 """
@@ -24,7 +25,8 @@ from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from stacklab.api.driver import NodeDriver
+from stacklab.api.driver import DrivenHost, NodeDriver
+from stacklab.api.host import Host, Router
 from stacklab.link.pcap import LINKTYPE_ETHERNET, PcapWriter
 from stacklab.stack.node import Node
 from stacklab.trace.events import Tracer
@@ -143,19 +145,22 @@ class Network:
         self.kinds[name] = kind or node.kind
         att = _Attachment(node)
         self._attach[name] = att
-        self.drivers[name] = NodeDriver(node, self.loop, att.transmit)
+        driver = self.drivers[name] = NodeDriver(node, self.loop, att.transmit)
+        if isinstance(node, DrivenHost):
+            node.attach(driver)  # the application API's clock and loop
         return node
 
-    def add_host(self, name: str) -> Any:
-        from stacklab.stack.host import Host
+    def add_host(self, name: str) -> Host:
+        """A new host with the application API (:class:`stacklab.api.host.Host`)."""
+        host = Host(name, rng=self.rng("node", name), tracer=self.tracer)
+        self.add_node(host, "host")
+        return host
 
-        return self.add_node(Host(name, rng=self.rng("node", name), tracer=self.tracer), "host")
-
-    def add_router(self, name: str) -> Any:
-        from stacklab.stack.router import Router
-
-        return self.add_node(Router(name, rng=self.rng("node", name), tracer=self.tracer),
-                             "router")
+    def add_router(self, name: str) -> Router:
+        """A new router with the application API (:class:`stacklab.api.host.Router`)."""
+        router = Router(name, rng=self.rng("node", name), tracer=self.tracer)
+        self.add_node(router, "router")
+        return router
 
     def add_switch(self, name: str, aging: float | str = 300.0) -> Switch:
         sw = Switch(name, aging=parse_duration(aging, "aging"), tracer=self.tracer)

@@ -1,8 +1,8 @@
 """The app kinds of the stack's own tools: TCP and UDP senders and sinks, ping, traceroute.
 
-Each runs on a host through the same methods an application uses (``open_connection``,
-``udp_socket``, ``ping``...), and reports a dict for the scenario summary (see
-:mod:`stacklab.scenario.registry`).
+Each runs on an API host (:class:`stacklab.api.host.Host`) through the same methods an
+application uses (``open_connection``, ``udp_socket``, ``ping``...), and reports a dict for the
+scenario summary (see :mod:`stacklab.scenario.registry`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import hashlib
 import random
 from typing import Any
 
+from stacklab.api.host import Host
 from stacklab.net.network import Network
 from stacklab.net.units import ParamError, parse_bool, parse_duration, parse_int, parse_size
 from stacklab.stack.tcp.congestion import available_congestion
@@ -24,7 +25,7 @@ __all__ = ["NET_KINDS"]
 class _Client:
     """A kind that talks to ``to`` and may wait ``start`` seconds first."""
 
-    def __init__(self, node: Any, params: dict[str, Any]) -> None:
+    def __init__(self, node: Host, params: dict[str, Any]) -> None:
         self.node = node
         self.to = p.target(params)
         self.family = p.family(params)
@@ -47,7 +48,7 @@ class TcpSendApp(_Client):
     params = frozenset({"to", "port", "bytes", "file", "start", "family", "nodelay", "maxseg",
                         "congestion"})
 
-    def __init__(self, net: Network, node: Any, params: dict[str, Any]) -> None:
+    def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)
         self.port = p.port(params, 9)
         self.nodelay = parse_bool(params.get("nodelay", True), "nodelay")
@@ -70,7 +71,7 @@ class TcpSendApp(_Client):
 
     async def go(self) -> dict[str, Any]:
         node = self.node
-        t0 = node.driver.now()
+        t0 = node.now()
         cfg = node.tcp.config.replace(nodelay=self.nodelay, maxseg=self.maxseg,
                                       record_cwnd=True)
         if self.congestion is not None:
@@ -83,7 +84,7 @@ class TcpSendApp(_Client):
         await writer.drain()
         writer.write_eof()
         back = await reader.read()
-        elapsed = node.driver.now() - t0
+        elapsed = node.now() - t0
         writer.close()
         await writer.wait_closed()
         info = writer.get_extra_info("tcp_info") or info
@@ -113,7 +114,7 @@ class TcpSinkApp:
     daemon = True
     echo = False
 
-    def __init__(self, net: Network, node: Any, params: dict[str, Any]) -> None:
+    def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         self.node = node
         self.port = p.port(params, 9)
         self.family = p.family(params)
@@ -172,7 +173,7 @@ class UdpSendApp(_Client):
 
     params = frozenset({"to", "port", "size", "count", "interval", "df", "family", "start"})
 
-    def __init__(self, net: Network, node: Any, params: dict[str, Any]) -> None:
+    def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)
         self.port = p.port(params, 9)
         self.size = parse_int(params.get("size", 512), "size", 0, 65507)
@@ -181,7 +182,7 @@ class UdpSendApp(_Client):
         self.df = parse_bool(params.get("df", False), "df")
 
     async def go(self) -> dict[str, Any]:
-        t0 = self.node.driver.now()
+        t0 = self.node.now()
         sock = self.node.udp_socket(self.family, df=self.df)
         sock.connect((self.to, self.port))
         digest = hashlib.sha256()
@@ -201,7 +202,7 @@ class UdpSendApp(_Client):
                 await asyncio.sleep(self.interval)
         sock.close()
         out: dict[str, Any] = {"ok": not errors, "datagrams": sent, "bytes": sent * self.size,
-                               "sha256": digest.hexdigest(), "elapsed": self.node.driver.now() - t0}
+                               "sha256": digest.hexdigest(), "elapsed": self.node.now() - t0}
         if errors:
             out["error"] = errors[0]
             out["errors"] = len(errors)
@@ -214,7 +215,7 @@ class UdpSinkApp:
     params = frozenset({"port", "family"})
     daemon = True
 
-    def __init__(self, net: Network, node: Any, params: dict[str, Any]) -> None:
+    def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         self.node = node
         self.port = p.port(params, 9)
         self.family = p.family(params)
@@ -248,7 +249,7 @@ class UdpSinkApp:
         try:
             while True:
                 data = await sock.recv()
-                now = self.node.driver.now()
+                now = self.node.now()
                 if self.first is None:
                     self.first = now
                 self.last = now
@@ -273,7 +274,7 @@ class PingApp(_Client):
 
     params = frozenset({"to", "count", "size", "interval", "df", "family", "ttl", "start"})
 
-    def __init__(self, net: Network, node: Any, params: dict[str, Any]) -> None:
+    def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)
         self.count = parse_int(params.get("count", 4), "count", 1, 1_000_000)
         self.size = parse_int(params.get("size", 56), "size", 0, 65507)
@@ -297,7 +298,7 @@ class TracerouteApp(_Client):
 
     params = frozenset({"to", "family", "method", "max_hops", "probes", "wait", "start"})
 
-    def __init__(self, net: Network, node: Any, params: dict[str, Any]) -> None:
+    def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)
         self.method = params.get("method", "udp")
         if self.method not in ("udp", "icmp"):
