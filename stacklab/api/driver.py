@@ -1,15 +1,22 @@
 """Drives a sans-IO :class:`~stacklab.stack.node.Node` from an asyncio event loop.
 
 The same driver serves the simulator (virtual-time loop, ``transmit`` hands frames to a link) and
-the TAP device (real loop, ``transmit`` writes to the device).
+the TAP device (real loop, ``transmit`` writes to the device). It is the only code that reads the
+loop's clock for a node: every ``now`` the node sees comes from :meth:`NodeDriver.now`.
+
+:class:`DrivenHost` is the other end of that relation: a host that knows its driver, which is
+what the application API (streams, UDP endpoints, ping) needs besides the stack itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 
+from stacklab.stack.host import Host
 from stacklab.stack.node import Node
+from stacklab.trace.events import Tracer
 
 
 class NodeDriver:
@@ -23,8 +30,7 @@ class NodeDriver:
         self._kick_pending = False
         self._held = 0  # > 0 while a link delivers a batch of frames (hold/release)
         self._held_frames = False
-        node.wake = self.kick
-        node.driver = self  # type: ignore[attr-defined]  # lets API objects find the loop
+        node.wake = self.kick  # the Node contract: the node asks for a flush through wake()
 
     def now(self) -> float:
         return self.loop.time()
@@ -85,3 +91,41 @@ class NodeDriver:
         self._timer_at = None
         self.node.handle_timer(self.loop.time())
         self.flush()
+
+
+class DrivenHost(Host):
+    """A sans-IO :class:`~stacklab.stack.host.Host` plus the driver that runs it.
+
+    The application API takes its clock and its loop from here (:meth:`now`, :attr:`loop`),
+    never from the sans-IO core. Whoever drives the host (``Network.add_node``,
+    ``RealtimeStack.attach``) hands it the driver with :meth:`attach`.
+    """
+
+    def __init__(self, name: str, *, rng: random.Random | None = None,
+                 tracer: Tracer | None = None) -> None:
+        super().__init__(name, rng=rng, tracer=tracer)
+        self.driver: NodeDriver | None = None
+
+    def attach(self, driver: NodeDriver) -> None:
+        if driver.node is not self:
+            raise ValueError(f"that driver runs {driver.node.name!r}, not {self.name!r}")
+        self.driver = driver
+
+    def detach(self) -> None:
+        self.driver = None
+
+    def _driven(self) -> NodeDriver:
+        driver = self.driver
+        if driver is None:
+            raise RuntimeError(f"host {self.name} is not driven: add it to a Network or run "
+                               "it with a RealtimeStack")
+        return driver
+
+    def now(self) -> float:
+        """The driver's time: the ``now`` the stack is driven with."""
+        return self._driven().now()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the host runs on (futures, ``call_soon``)."""
+        return self._driven().loop

@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from stacklab.api.driver import NodeDriver
+from stacklab.api.driver import DrivenHost, NodeDriver
 from stacklab.link.tap import TapDevice
 from stacklab.stack.node import Node
 
@@ -60,6 +60,8 @@ class RealtimeStack:
         self.loop = loop
         driver = NodeDriver(self.node, loop, self._transmit)
         self.driver = driver
+        if isinstance(self.node, DrivenHost):
+            self.node.attach(driver)
         for ifindex, dev in enumerate(self.devices):
             dev.attach(loop, self._make_rx(ifindex), driver.flush)
         driver.flush()  # arm the node's first timer, send anything queued at set-up
@@ -72,17 +74,19 @@ class RealtimeStack:
         if drv is not None:
             drv._arm(None)  # cancel the pending timer
         self.node.wake = None
+        if isinstance(self.node, DrivenHost):
+            self.node.detach()
 
     def _make_rx(self, ifindex: int) -> Callable[[bytes], None]:
         node = self.node
-        loop = self.loop
-        assert loop is not None
+        driver = self.driver
+        assert driver is not None
 
         def rx(frame: bytes) -> None:
             if self.capture is not None:
                 self.capture(ifindex, "rx", time.time(), frame)
             try:
-                node.receive_frame(ifindex, frame, loop.time())
+                node.receive_frame(ifindex, frame, driver.now())
             except Exception:  # a stack bug must not kill the device reader
                 node.counters["drop.driver.exception"] += 1
                 self._errors += 1

@@ -335,7 +335,7 @@ class StackSocket:
             return raw
         buf: Any
         if reading and writing:
-            buf = io.BufferedRWPair(raw, raw, buffering)  # type: ignore[arg-type]
+            buf = io.BufferedRWPair(raw, raw, buffering)
         elif reading:
             buf = io.BufferedReader(raw, buffering)
         else:

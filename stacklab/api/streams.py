@@ -38,29 +38,12 @@ from stacklab.stack.tcp.tcb import (
 )
 from stacklab.wire.addr import ip_bytes, ip_str
 
+from .driver import DrivenHost
+
 if TYPE_CHECKING:
-    from stacklab.stack.host import Host
     from stacklab.stack.tcp.layer import Listener, TcpLayer
 
 _DEFAULT_LIMIT = 2 ** 16
-
-
-def _driver_now(host: Host) -> float:
-    driver = getattr(host, "driver", None)
-    if driver is None:
-        raise RuntimeError(f"host {host.name} is not driven (no host.driver): run it in a "
-                           "Network or with a NodeDriver")
-    return driver.now()
-
-
-def _layer(host: Host) -> TcpLayer:
-    layer = getattr(host, "tcp", None)
-    if layer is None:
-        from stacklab.stack.tcp.layer import TcpLayer
-
-        layer = TcpLayer(host)
-        host.tcp = layer  # type: ignore[attr-defined]
-    return layer
 
 
 def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
@@ -81,11 +64,11 @@ def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
 class TcpTransport(asyncio.Transport):
     """An asyncio transport over one TCB."""
 
-    def __init__(self, host: Host, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
+    def __init__(self, host: DrivenHost, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
                  loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._host = host
-        self._layer = _layer(host)
+        self._layer = host.tcp
         self._tcb = tcb
         self._protocol = protocol
         self._loop = loop
@@ -156,7 +139,7 @@ class TcpTransport(asyncio.Transport):
                 self._layer.kick(tcb)
         if not self._pending and self._eof_pending and not self._eof_sent:
             self._eof_sent = True
-            tcb.close(_driver_now(self._host), full=self._closing)
+            tcb.close(self._host.now(), full=self._closing)
             self._layer.kick(tcb)
         if self._writing_paused and self.get_write_buffer_size() <= self._low:
             self._writing_paused = False
@@ -197,7 +180,7 @@ class TcpTransport(asyncio.Transport):
         self._closing = True
         self._eof_pending = True
         if self._eof_sent and self._tcb is not None:
-            self._tcb.close(_driver_now(self._host), full=True)
+            self._tcb.close(self._host.now(), full=True)
             self._layer.kick(self._tcb)
         self._fill()
 
@@ -205,9 +188,9 @@ class TcpTransport(asyncio.Transport):
         self._closing = True
         tcb = self._tcb
         if tcb is not None and tcb.state is not State.CLOSED:
-            tcb.abort(_driver_now(self._host))
+            tcb.abort(self._host.now())
             self._layer.kick(tcb)
-            self._layer.flush(tcb, _driver_now(self._host))
+            self._layer.flush(tcb, self._host.now())
         self._on_lost(None)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
@@ -271,7 +254,7 @@ class TcpTransport(asyncio.Transport):
 class TcpServer(asyncio.AbstractServer):
     """What ``start_server`` / ``create_server`` return (mirrors ``asyncio.Server``)."""
 
-    def __init__(self, host: Host, listeners: list[Listener],
+    def __init__(self, host: DrivenHost, listeners: list[Listener],
                  loop: asyncio.AbstractEventLoop) -> None:
         self._host = host
         self._listeners = listeners
@@ -317,16 +300,17 @@ class TcpServer(asyncio.AbstractServer):
         await self.wait_closed()
 
 
-# -- entry points (Host methods call these) ------------------------------------------------------
+# -- entry points (the methods of stacklab.api.host.Host call these) ----------------------------
 
 
-def _resolve(host: Host, addr: str | bytes, family: int | None = None) -> bytes:
+def _resolve(host: DrivenHost, addr: str | bytes, family: int | None = None) -> bytes:
     if isinstance(addr, bytes):
         return ip_bytes(addr)
     return ip_bytes(host.resolve(addr, family) if family else host.resolve(addr))
 
 
-async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
+async def create_connection(host: DrivenHost,
+                            protocol_factory: Callable[[], asyncio.BaseProtocol],
                             addr: str | bytes, port: int, *, config: TcpConfig | None = None,
                             nodelay: bool | None = None, local_addr: tuple[str, int] | None = None,
                             timeout: float | None = None, family: int | None = None,
@@ -334,7 +318,7 @@ async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.B
                             user_timeout: float | None = None,
                             **_ignored: Any) -> tuple[TcpTransport, asyncio.BaseProtocol]:
     loop = asyncio.get_running_loop()
-    layer = _layer(host)
+    layer = host.tcp
     cfg = _config(layer, config, nodelay, connect_timeout=timeout, congestion=congestion,
                   keepalive=keepalive, user_timeout=user_timeout)
     dst = _resolve(host, addr, family_of(family) if family else None)
@@ -343,15 +327,15 @@ async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.B
     transport._connected = loop.create_future()
     local_ip = ip_bytes(local_addr[0]) if local_addr and local_addr[0] else None
     local_port = local_addr[1] if local_addr else 0
-    tcb = layer.connect(dst, int(port), _driver_now(host), local_ip=local_ip,
+    tcb = layer.connect(dst, int(port), host.now(), local_ip=local_ip,
                         local_port=local_port, config=cfg, user=transport)
     transport._attach(tcb)
     try:
         await transport._connected
     except BaseException:
         if tcb.state is not State.CLOSED:
-            tcb.abort(_driver_now(host))
-            layer.flush(tcb, _driver_now(host))
+            tcb.abort(host.now())
+            layer.flush(tcb, host.now())
         raise
     transport._connected = None
     protocol.connection_made(transport)
@@ -361,7 +345,7 @@ async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.B
     return transport, protocol
 
 
-async def open_connection(host: Host, addr: str | bytes, port: int, *,
+async def open_connection(host: DrivenHost, addr: str | bytes, port: int, *,
                           limit: int = _DEFAULT_LIMIT,
                           **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
@@ -372,7 +356,7 @@ async def open_connection(host: Host, addr: str | bytes, port: int, *,
     return reader, writer
 
 
-def _families(host: Host, bind: str | None) -> list[tuple[bytes | None, int | None]]:
+def _families(host: DrivenHost, bind: str | None) -> list[tuple[bytes | None, int | None]]:
     if bind is None or bind == "":
         return [(None, None)]
     if bind in ("0.0.0.0",):
@@ -382,14 +366,15 @@ def _families(host: Host, bind: str | None) -> list[tuple[bytes | None, int | No
     return [(ip_bytes(host.resolve(bind)), None)]
 
 
-async def create_server(host: Host, protocol_factory: Callable[[], asyncio.BaseProtocol],
+async def create_server(host: DrivenHost,
+                        protocol_factory: Callable[[], asyncio.BaseProtocol],
                         bind: str | None = None, port: int = 0, *,
                         config: TcpConfig | None = None, nodelay: bool | None = None,
                         backlog: int = 128, congestion: str | None = None,
                         keepalive: bool | None = None, user_timeout: float | None = None,
                         **_ignored: Any) -> TcpServer:
     loop = asyncio.get_running_loop()
-    layer = _layer(host)
+    layer = host.tcp
     cfg = _config(layer, config, nodelay, congestion=congestion, keepalive=keepalive,
                   user_timeout=user_timeout)
     listeners: list[Listener] = []
@@ -413,7 +398,7 @@ async def create_server(host: Host, protocol_factory: Callable[[], asyncio.BaseP
     return server
 
 
-async def start_server(host: Host,
+async def start_server(host: DrivenHost,
                        client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
                                                      Awaitable[None] | None],
                        port: int = 0, host_addr: str | None = None, *,
@@ -429,175 +414,3 @@ async def start_server(host: Host,
 
 def family_of(family: int) -> int:
     return 6 if family in (6, socket.AF_INET6) else 4
-
-
-# -- scenario app kinds ---------------------------------------------------------------------------
-
-
-def _pattern(nbytes: int, seed: str) -> bytes:
-    import random
-
-    return random.Random(seed).randbytes(nbytes)
-
-
-class TcpSendApp:
-    """tcp-send: connect to ``to``:``port``, send ``bytes`` bytes (or a ``file``), half-close,
-    read until the peer closes; reports sha256 of what was sent (and of what came back)."""
-
-    params = frozenset({"to", "port", "bytes", "file", "start", "family", "nodelay", "maxseg",
-                        "congestion"})
-
-    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.api.tools import _to
-        from stacklab.net.units import (
-            ParamError,
-            parse_bool,
-            parse_duration,
-            parse_family,
-            parse_int,
-            parse_size,
-        )
-
-        self.node = node
-        self.to = _to(params)
-        self.port = parse_int(params.get("port", 9), "port", 1, 65535)
-        self.family = parse_family(params.get("family", 4))
-        self.start = parse_duration(params.get("start", 0), "start")
-        self.nodelay = parse_bool(params.get("nodelay", True), "nodelay")
-        self.congestion = params.get("congestion")
-        if self.congestion is not None:
-            from stacklab.stack.tcp.congestion import available_congestion
-
-            if self.congestion not in available_congestion():
-                raise ParamError("congestion", f"unknown congestion control {self.congestion!r}"
-                                 f" (known: {', '.join(available_congestion())})")
-        self.maxseg = params.get("maxseg")
-        if self.maxseg is not None:
-            self.maxseg = parse_int(self.maxseg, "maxseg", 88, 65495)
-        if "file" in params:
-            try:
-                with open(str(params["file"]), "rb") as fp:
-                    self.data = fp.read()
-            except OSError as exc:
-                raise ParamError("file", str(exc)) from None
-        else:
-            n = parse_size(params.get("bytes", 100_000), "bytes")
-            self.data = _pattern(n, f"{getattr(net, 'seed', 0)}/tcp-send/{node.name}")
-
-    async def run(self) -> dict[str, Any]:
-        import hashlib
-
-        if self.start:
-            await asyncio.sleep(self.start)
-        loop = self.node.driver.loop
-        t0 = loop.time()
-        cfg = self.node.tcp.config.replace(nodelay=self.nodelay, maxseg=self.maxseg,
-                                           record_cwnd=True)
-        if self.congestion is not None:
-            cfg = cfg.replace(congestion=self.congestion)
-        reader, writer = await open_connection(self.node, self.to, self.port, config=cfg,
-                                               family=self.family)
-        info = writer.get_extra_info("tcp_info")
-        tcb = writer.get_extra_info("tcb")
-        writer.write(self.data)
-        await writer.drain()
-        writer.write_eof()
-        back = await reader.read()
-        elapsed = loop.time() - t0
-        writer.close()
-        await writer.wait_closed()
-        info = writer.get_extra_info("tcp_info") or info
-        out: dict[str, Any] = {"ok": True, "bytes": len(self.data),
-                               "sha256": hashlib.sha256(self.data).hexdigest(),
-                               "elapsed": elapsed, "retransmits": info["retransmits"],
-                               "mss": info["snd_mss"], "congestion": info["congestion"],
-                               "fast_retransmits": info["fast_retransmits"],
-                               "rto_expiries": info["rto_expiries"],
-                               "throughput_bps": round(8 * len(self.data) / elapsed)
-                               if elapsed > 0 else None}
-        if tcb is not None and tcb.cwnd_log:
-            # cwnd over time, thinned to at most ~200 points: [t (s), cwnd, ssthresh] in bytes
-            log = tcb.cwnd_log
-            step = max(1, len(log) // 200)
-            out["cwnd"] = [[round(t - t0, 6), cw, min(ss, 1 << 30)] for t, cw, ss in log[::step]]
-        if back:
-            out["received"] = len(back)
-            out["received_sha256"] = hashlib.sha256(back).hexdigest()
-        return out
-
-
-class TcpSinkApp:
-    """tcp-sink: accept connections on ``port`` and read everything (sha256 per connection)."""
-
-    params = frozenset({"port", "family"})
-    daemon = True
-
-    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.net.units import parse_family, parse_int
-
-        self.node = node
-        self.port = parse_int(params.get("port", 9), "port", 1, 65535)
-        self.family = parse_family(params.get("family", 4))
-        self.conns: list[dict[str, Any]] = []
-        self.echo = False
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        import hashlib
-
-        digest = hashlib.sha256()
-        n = 0
-        rec: dict[str, Any] = {"peer": "{}:{}".format(*writer.get_extra_info("peername"))}
-        self.conns.append(rec)
-        try:
-            while True:
-                chunk = await reader.read(65536)
-                if not chunk:
-                    break
-                n += len(chunk)
-                digest.update(chunk)
-                rec.update(bytes=n, sha256=digest.hexdigest())
-                if self.echo:
-                    writer.write(chunk)
-                    await writer.drain()
-            rec.update(bytes=n, sha256=digest.hexdigest(), eof=True)
-            writer.close()
-            await writer.wait_closed()
-        except (ConnectionError, TimeoutError) as exc:
-            rec["error"] = f"{type(exc).__name__}: {exc}"
-
-    async def run(self) -> dict[str, Any]:
-        server = await start_server(self.node, self._handle, self.port,
-                                    "::" if self.family == 6 else "0.0.0.0")
-        try:
-            await server.serve_forever()
-        finally:
-            server.close()
-        return self.result()
-
-    def result(self) -> dict[str, Any]:
-        total = sum(c.get("bytes", 0) for c in self.conns)
-        out: dict[str, Any] = {"ok": not any("error" in c for c in self.conns),
-                               "connections": len(self.conns), "bytes": total,
-                               "conns": self.conns}
-        if len(self.conns) == 1 and "sha256" in self.conns[0]:
-            out["sha256"] = self.conns[0]["sha256"]
-        return out
-
-
-class TcpEchoApp(TcpSinkApp):
-    """tcp-echo: accept connections on ``port`` and send back everything received."""
-
-    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        super().__init__(net, node, params)
-        self.echo = True
-
-
-def _register() -> None:
-    from stacklab.net.apps import register_app
-
-    register_app("tcp-send", TcpSendApp)
-    register_app("tcp-sink", TcpSinkApp)
-    register_app("tcp-echo", TcpEchoApp)
-
-
-_register()

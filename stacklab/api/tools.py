@@ -11,26 +11,27 @@ import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stacklab.stack.icmp import PACKET_TOO_BIG, TIME_EXCEEDED, UNREACHABLE, IcmpError
 from stacklab.wire.addr import ip_bytes, ip_str
 
-if TYPE_CHECKING:
-    from stacklab.stack.host import Host
+from .driver import DrivenHost
 
 Out = Callable[[str], None] | None
 
 
-def _printer(out: Any) -> Callable[[str], None]:
+def _printer(out: Out | str) -> Callable[[str], None]:
     if out is None:
         return lambda line: None
     if out == "stdout":
         return lambda line: print(line, file=sys.stdout)
+    if isinstance(out, str):
+        raise ValueError(f"out is a callable, None or 'stdout', not {out!r}")
     return out
 
 
-def _resolve(host: Host, dst: str, family: int | None) -> tuple[str, bytes]:
+def _resolve(host: DrivenHost, dst: str, family: int | None) -> tuple[str, bytes]:
     text = host.resolve(dst, family)
     return text, ip_bytes(text)
 
@@ -62,7 +63,8 @@ class PingResult:
 
 
 class _PingSession:
-    def __init__(self, host: Host, result: PingResult, emit: Callable[[str], None]) -> None:
+    def __init__(self, host: DrivenHost, result: PingResult,
+                 emit: Callable[[str], None]) -> None:
         self.host = host
         self.result = result
         self.emit = emit
@@ -101,16 +103,16 @@ class _PingSession:
         self.changed.set()
 
 
-async def ping(host: Host, dst: str, *, count: int = 4, size: int = 56, interval: float = 1.0,
-               df: bool = False, family: int | None = None, ttl: int | None = None,
-               timeout: float = 2.0, out: Out | str = "stdout") -> PingResult:
+async def ping(host: DrivenHost, dst: str, *, count: int = 4, size: int = 56,
+               interval: float = 1.0, df: bool = False, family: int | None = None,
+               ttl: int | None = None, timeout: float = 2.0,
+               out: Out | str = "stdout") -> PingResult:
     """Send ``count`` echo requests of ``size`` data bytes, ``interval`` seconds apart, and wait
     up to ``timeout`` after the last for the replies."""
     emit = _printer(out)
     text, addr = _resolve(host, dst, family)
     result = PingResult(dst, text)
     sess = _PingSession(host, result, emit)
-    loop = host.driver.loop
     icmp = host.icmp
     ident = host.rng.randrange(1, 0x10000)
     while ident in icmp.echo_listeners:
@@ -118,10 +120,10 @@ async def ping(host: Host, dst: str, *, count: int = 4, size: int = 56, interval
     icmp.echo_listeners[ident] = sess
     hdr = 28 if len(addr) == 4 else 48
     sess._line(f"PING {dst} ({text}) {size}({size + hdr}) bytes of data.")
-    start = loop.time()
+    start = host.now()
     try:
         for seq in range(1, count + 1):
-            now = loop.time()
+            now = host.now()
             data = (struct.pack("!d", now) + bytes(range(256)) * (size // 256 + 1))[:size]
             err = icmp.send_echo(addr, ident, seq, data, now, df=df, ttl=ttl)
             host.request_wake()
@@ -137,9 +139,9 @@ async def ping(host: Host, dst: str, *, count: int = 4, size: int = 56, interval
                 sess._line(msg)
             if seq < count:
                 await asyncio.sleep(interval)
-        deadline = loop.time() + timeout
+        deadline = host.now() + timeout
         while len(sess.answered) < len(sess.sent):
-            left = deadline - loop.time()
+            left = deadline - host.now()
             if left <= 0:
                 break
             sess.changed.clear()
@@ -149,7 +151,7 @@ async def ping(host: Host, dst: str, *, count: int = 4, size: int = 56, interval
                 break
     finally:
         icmp.echo_listeners.pop(ident, None)
-    result.elapsed = loop.time() - start
+    result.elapsed = host.now() - start
     sess._line(f"--- {dst} ping statistics ---")
     sess._line(f"{result.transmitted} packets transmitted, {result.received} received, "
                + (f"+{len(result.errors)} errors, " if result.errors else "")
@@ -198,7 +200,7 @@ def _flag(e: IcmpError) -> str:
     return {0: "!N", 1: "!X", 3: "!H", 4: ""}.get(e.code, f"!<{e.code}>")
 
 
-async def traceroute(host: Host, dst: str, *, max_hops: int = 30, probes: int = 3,
+async def traceroute(host: DrivenHost, dst: str, *, max_hops: int = 30, probes: int = 3,
                      wait: float = 3.0, port: int = 33434, method: str = "udp",
                      size: int = 60, family: int | None = None,
                      out: Out | str = "stdout") -> TracerouteResult:
@@ -209,7 +211,6 @@ async def traceroute(host: Host, dst: str, *, max_hops: int = 30, probes: int = 
     emit = _printer(out)
     text, addr = _resolve(host, dst, family)
     result = TracerouteResult(dst, text)
-    loop = host.driver.loop
     v4 = len(addr) == 4
     hdr = (20 if v4 else 40) + 8
     data = bytes(max(0, size - hdr))
@@ -262,8 +263,8 @@ async def traceroute(host: Host, dst: str, *, max_hops: int = 30, probes: int = 
             done = False
             for _ in range(probes):
                 seq += 1
-                now = loop.time()
-                fut: asyncio.Future[tuple[str, float, str, bool]] = loop.create_future()
+                now = host.now()
+                fut: asyncio.Future[tuple[str, float, str, bool]] = host.loop.create_future()
                 if method == "udp":
                     key = (1, port + seq - 1)
                     pending[key] = fut
@@ -311,85 +312,3 @@ async def traceroute(host: Host, dst: str, *, max_hops: int = 30, probes: int = 
         if ident:
             icmp.echo_listeners.pop(ident, None)
     return result
-
-
-# -- scenario app kinds ---------------------------------------------------------------------------
-def _to(params: dict[str, Any]) -> str:
-    """The ``to`` parameter of a sending app kind: a node name or an address."""
-    from stacklab.net.units import ParamError
-
-    if "to" not in params:
-        raise ParamError("to", "missing: the node name or address to send to")
-    return str(params["to"])
-
-
-class PingApp:
-    """ping: echo requests to ``to`` (count, size, interval, df, family, ttl)."""
-
-    params = frozenset({"to", "count", "size", "interval", "df", "family", "ttl", "start"})
-
-    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.net.units import parse_bool, parse_duration, parse_family, parse_int
-
-        self.node = node
-        self.to = _to(params)
-        self.count = parse_int(params.get("count", 4), "count", 1, 1_000_000)
-        self.size = parse_int(params.get("size", 56), "size", 0, 65507)
-        self.interval = parse_duration(params.get("interval", "1s"), "interval")
-        self.df = parse_bool(params.get("df", False), "df")
-        self.family = parse_family(params.get("family", 4))
-        self.ttl = parse_int(params["ttl"], "ttl", 1, 255) if "ttl" in params else None
-        self.start = parse_duration(params.get("start", 0), "start")
-
-    async def run(self) -> dict[str, Any]:
-        if self.start:
-            await asyncio.sleep(self.start)
-        r = await ping(self.node, self.to, count=self.count, size=self.size,
-                       interval=self.interval, df=self.df, family=self.family, ttl=self.ttl,
-                       out=None)
-        out: dict[str, Any] = {"ok": r.received > 0, "address": r.address, **r.summary(),
-                               "elapsed": r.elapsed, "lines": r.lines}
-        if not out["ok"]:
-            out["error"] = r.errors[0] if r.errors else "no reply"
-        return out
-
-
-class TracerouteApp:
-    """traceroute: the routers on the path to ``to`` (method udp|icmp, max_hops, wait)."""
-
-    params = frozenset({"to", "family", "method", "max_hops", "probes", "wait", "start"})
-
-    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.net.units import ParamError, parse_duration, parse_family, parse_int
-
-        self.node = node
-        self.to = _to(params)
-        self.family = parse_family(params.get("family", 4))
-        self.method = params.get("method", "udp")
-        if self.method not in ("udp", "icmp"):
-            raise ParamError("method", f"expected \"udp\" or \"icmp\", got {self.method!r}")
-        self.max_hops = parse_int(params.get("max_hops", 30), "max_hops", 1, 255)
-        self.probes = parse_int(params.get("probes", 3), "probes", 1, 10)
-        self.wait = parse_duration(params.get("wait", "3s"), "wait")
-        self.start = parse_duration(params.get("start", 0), "start")
-
-    async def run(self) -> dict[str, Any]:
-        if self.start:
-            await asyncio.sleep(self.start)
-        r = await traceroute(self.node, self.to, max_hops=self.max_hops, probes=self.probes,
-                             wait=self.wait, method=self.method, family=self.family, out=None)
-        out: dict[str, Any] = {"ok": r.reached, "address": r.address, "hops": r.addresses,
-                               "lines": r.lines}
-        if not r.reached:
-            out["error"] = "destination not reached"
-        return out
-
-
-def _register() -> None:
-    from stacklab.net.apps import register_app
-
-    register_app("ping", PingApp)
-    register_app("traceroute", TracerouteApp)
-
-
-_register()

@@ -23,16 +23,15 @@ import collections
 import errno
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stacklab.stack.udp import UdpPcb
 from stacklab.wire.addr import ip_bytes, ip_str
 
-if TYPE_CHECKING:
-    from stacklab.stack.host import Host
+from .driver import DrivenHost
 
 
-def _family_of(host: Host, addr: tuple[str, int] | None, family: int) -> int:
+def _family_of(host: DrivenHost, addr: tuple[str, int] | None, family: int) -> int:
     if family in (4, 6):
         return family
     if addr is not None and addr[0]:
@@ -41,17 +40,9 @@ def _family_of(host: Host, addr: tuple[str, int] | None, family: int) -> int:
     return 4
 
 
-def _to_bytes(host: Host, addr: tuple[str, int], family: int) -> tuple[bytes, int]:
+def _to_bytes(host: DrivenHost, addr: tuple[str, int], family: int) -> tuple[bytes, int]:
     name, port = addr[0], int(addr[1])
     return ip_bytes(host.resolve(name, family)), port
-
-
-def _now(host: Host) -> float:
-    driver = getattr(host, "driver", None)
-    if driver is None:
-        raise RuntimeError(f"host {host.name} is not driven (no host.driver): run it in a "
-                           "Network or with a NodeDriver")
-    return driver.now()
 
 
 def _family_arg(family: int) -> int:
@@ -65,7 +56,7 @@ def _family_arg(family: int) -> int:
 
 
 class DatagramTransport(asyncio.DatagramTransport):
-    def __init__(self, host: Host, pcb: UdpPcb, protocol: asyncio.DatagramProtocol) -> None:
+    def __init__(self, host: DrivenHost, pcb: UdpPcb, protocol: asyncio.DatagramProtocol) -> None:
         super().__init__()
         self._host = host
         self._pcb = pcb
@@ -81,12 +72,12 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._protocol.error_received(exc)
 
     # transport side
-    def sendto(self, data: Any, addr: Any = None) -> None:  # type: ignore[override]
+    def sendto(self, data: Any, addr: Any = None) -> None:
         if self._closing:
             raise OSError(errno.EBADF, "transport is closing")
         dst = _to_bytes(self._host, addr, self._pcb.family) if addr is not None else None
         try:
-            self._pcb.sendto(bytes(data), dst, _now(self._host))
+            self._pcb.sendto(bytes(data), dst, self._host.now())
         except OSError as exc:
             # as asyncio's selector transport does: send errors go to the protocol
             self._protocol.error_received(exc)
@@ -116,7 +107,7 @@ class DatagramTransport(asyncio.DatagramTransport):
             return
         self._closing = True
         self._pcb.close()
-        self._host.driver.loop.call_soon(self._protocol.connection_lost, None)
+        self._host.loop.call_soon(self._protocol.connection_lost, None)
 
     def abort(self) -> None:
         self.close()
@@ -125,7 +116,7 @@ class DatagramTransport(asyncio.DatagramTransport):
         return 0
 
 
-async def create_datagram_endpoint(host: Host, protocol_factory: Callable[[], Any],
+async def create_datagram_endpoint(host: DrivenHost, protocol_factory: Callable[[], Any],
                                    local_addr: tuple[str, int] | None = None,
                                    remote_addr: tuple[str, int] | None = None, *,
                                    family: int = 0, df: bool = False, ttl: int | None = None,
@@ -154,7 +145,7 @@ async def create_datagram_endpoint(host: Host, protocol_factory: Callable[[], An
 class UdpSocket:
     """A small coroutine UDP socket (see the module docstring)."""
 
-    def __init__(self, host: Host, family: int = 4, *, df: bool = False,
+    def __init__(self, host: DrivenHost, family: int = 4, *, df: bool = False,
                  ttl: int | None = None, max_queue: int = 1024) -> None:
         self.host = host
         self.family = _family_arg(family)
@@ -181,6 +172,10 @@ class UdpSocket:
     def ttl(self) -> int | None:
         return self._pcb.ttl
 
+    @ttl.setter
+    def ttl(self, value: int | None) -> None:
+        self._pcb.ttl = value
+
     @property
     def mtu(self) -> int:
         """``getsockopt(IP_MTU)`` / ``IPV6_MTU``: the path MTU to the connected peer, as the
@@ -191,10 +186,6 @@ class UdpSocket:
         """The largest datagram that leaves without fragmentation (path MTU − IP − UDP)."""
         dst = _to_bytes(self.host, addr, self.family)[0] if addr is not None else None
         return self._pcb.max_payload(dst)
-
-    @ttl.setter
-    def ttl(self, value: int | None) -> None:
-        self._pcb.ttl = value
 
     # listener side
     def datagram_received(self, data: bytes, addr: tuple[bytes, int], now: float) -> None:
@@ -245,13 +236,13 @@ class UdpSocket:
     # data
     async def sendto(self, data: bytes | bytearray | memoryview, addr: tuple[str, int]) -> int:
         self._raise_pending()
-        self._pcb.sendto(data, _to_bytes(self.host, addr, self.family), _now(self.host))
+        self._pcb.sendto(data, _to_bytes(self.host, addr, self.family), self.host.now())
         self.host.request_wake()
         return len(data)
 
     async def send(self, data: bytes | bytearray | memoryview) -> int:
         self._raise_pending()
-        self._pcb.sendto(data, None, _now(self.host))
+        self._pcb.sendto(data, None, self.host.now())
         self.host.request_wake()
         return len(data)
 
@@ -262,7 +253,7 @@ class UdpSocket:
             self._raise_pending()
             if self._pcb.closed:
                 raise OSError(errno.EBADF, "socket is closed")
-            self._waiter = self.host.driver.loop.create_future()
+            self._waiter = self.host.loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -277,129 +268,3 @@ class UdpSocket:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
-
-
-# -- scenario app kinds ---------------------------------------------------------------------------
-class UdpSendApp:
-    """udp-send: ``count`` datagrams of ``size`` bytes to ``to``:``port``, ``interval`` apart."""
-
-    params = frozenset({"to", "port", "size", "count", "interval", "df", "family", "start"})
-
-    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.api.tools import _to
-        from stacklab.net.units import parse_bool, parse_duration, parse_family, parse_int
-
-        self.node = node
-        self.to = _to(params)
-        self.port = parse_int(params.get("port", 9), "port", 1, 65535)
-        self.size = parse_int(params.get("size", 512), "size", 0, 65507)
-        self.count = parse_int(params.get("count", 1), "count", 1, 10_000_000)
-        self.interval = parse_duration(params.get("interval", "10ms"), "interval")
-        self.df = parse_bool(params.get("df", False), "df")
-        self.family = parse_family(params.get("family", 4))
-        self.start = parse_duration(params.get("start", 0), "start")
-
-    async def run(self) -> dict[str, Any]:
-        import hashlib
-
-        if self.start:
-            await asyncio.sleep(self.start)
-        loop = self.node.driver.loop
-        t0 = loop.time()
-        sock = UdpSocket(self.node, self.family, df=self.df)
-        sock.connect((self.to, self.port))
-        digest = hashlib.sha256()
-        sent = 0
-        errors: list[str] = []
-        for i in range(self.count):
-            data = (i.to_bytes(4, "big") * (self.size // 4 + 1))[:self.size]
-            try:
-                await sock.send(data)
-            except OSError as exc:
-                errors.append(f"datagram {i}: {exc}")
-            else:
-                sent += 1
-                digest.update(data)
-            if i + 1 < self.count:
-                await asyncio.sleep(self.interval)
-        sock.close()
-        out: dict[str, Any] = {"ok": not errors, "datagrams": sent, "bytes": sent * self.size,
-                               "sha256": digest.hexdigest(), "elapsed": loop.time() - t0}
-        if errors:
-            out["error"] = errors[0]
-            out["errors"] = len(errors)
-        return out
-
-
-class UdpSinkApp:
-    """udp-sink: receive datagrams on ``port`` until the scenario ends."""
-
-    params = frozenset({"port", "family"})
-    daemon = True
-
-    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
-        from stacklab.net.units import parse_family, parse_int
-
-        self.node = node
-        self.port = parse_int(params.get("port", 9), "port", 1, 65535)
-        self.family = parse_family(params.get("family", 4))
-        self.datagrams = 0
-        self.nbytes = 0
-        import hashlib
-
-        self.digest = hashlib.sha256()
-        self.first: float | None = None
-        self.last: float | None = None
-        # udp-send numbers its datagrams (the first 4 bytes): loss/reorder/duplicate accounting
-        self.seen: set[int] = set()
-        self.highest = -1
-        self.reordered = 0
-        self.duplicates = 0
-
-    def _account(self, data: bytes) -> None:
-        if len(data) < 4:
-            return
-        n = int.from_bytes(data[:4], "big")
-        if n in self.seen:
-            self.duplicates += 1
-            return
-        self.seen.add(n)
-        if n < self.highest:
-            self.reordered += 1  # arrived after a later-numbered datagram
-        else:
-            self.highest = n
-
-    async def run(self) -> dict[str, Any]:
-        sock = UdpSocket(self.node, self.family)
-        sock.bind(("", self.port))
-        loop = self.node.driver.loop
-        try:
-            while True:
-                data = await sock.recv()
-                now = loop.time()
-                if self.first is None:
-                    self.first = now
-                self.last = now
-                self.datagrams += 1
-                self.nbytes += len(data)
-                self.digest.update(data)
-                self._account(data)
-        finally:
-            sock.close()
-
-    def result(self) -> dict[str, Any]:
-        elapsed = (self.last - self.first) if self.first is not None and self.last else 0.0
-        return {"ok": True, "datagrams": self.datagrams, "bytes": self.nbytes,
-                "sha256": self.digest.hexdigest(), "elapsed": elapsed,
-                "received": len(self.seen), "lost": self.highest + 1 - len(self.seen),
-                "reordered": self.reordered, "duplicates": self.duplicates}
-
-
-def _register() -> None:
-    from stacklab.net.apps import register_app
-
-    register_app("udp-send", UdpSendApp)
-    register_app("udp-sink", UdpSinkApp)
-
-
-_register()

@@ -20,7 +20,6 @@ line framing with hard bounds is done here (:class:`BufferedStream`).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ __all__ = [
     "Net",
     "ServerLimits",
     "close_writer",
-    "inline_executor_on_virtual_loop",
     "iter_pattern",
     "listening_port",
     "local_address",
@@ -425,38 +423,3 @@ class ServerBase:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-# -- threads in the simulator ------------------------------------------------------------------
-class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
-    """An executor that runs each function at once, in the caller's thread."""
-
-    def __init__(self) -> None:
-        super().__init__(max_workers=1)
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any,
-               **kwargs: Any) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # handed to the awaiting coroutine, as a thread would
-            future.set_exception(exc)
-        return future
-
-
-def inline_executor_on_virtual_loop() -> None:
-    """On the simulator's virtual-time loop, make ``run_in_executor`` run synchronously.
-
-    Libraries such as asyncssh call ``loop.run_in_executor`` for short CPU work (building
-    option objects, on every connect and login). A worker thread is invisible to virtual
-    time: the loop may jump ahead, or report a deadlock, while the thread runs. Running the
-    function inline keeps the simulation deterministic. Real loops are left alone.
-    """
-    loop = asyncio.get_running_loop()
-    try:
-        from stacklab.net.loop import VirtualTimeLoop
-    except ImportError:
-        return
-    if isinstance(loop, VirtualTimeLoop) and not getattr(loop, "_stacklab_inline", False):
-        loop.set_default_executor(InlineExecutor())
-        loop._stacklab_inline = True  # type: ignore[attr-defined]

@@ -36,7 +36,6 @@ import asyncssh
 from stacklab.apps.common import (
     ClientGate,
     ServerLimits,
-    inline_executor_on_virtual_loop,
     iter_pattern,
     listening_port,
     sha256_hex,
@@ -304,7 +303,6 @@ class SshServer:
         process.exit(0 if status is None else status)
 
     async def start(self, net: Any, port: int, host: str | None = None) -> SshServer:
-        inline_executor_on_virtual_loop()
         options: dict[str, Any] = {}
         if self.authorized_keys is not None:
             options["authorized_client_keys"] = asyncssh.import_authorized_keys(
@@ -381,7 +379,6 @@ async def ssh_exec(net: Any, host: str, port: int, command: str, *,
                    stdin: bytes | None = None, timeout: float = 60.0) -> SshResult:
     """Log in to ``host:port`` and run ``command``. ``host_key`` (OpenSSH public key text)
     pins the server's key; without it any host key is accepted (a lab, not the Internet)."""
-    inline_executor_on_virtual_loop()
     known_hosts: Any = None
     if host_key is not None:
         known_hosts = ([asyncssh.import_public_key(host_key)], [], [])

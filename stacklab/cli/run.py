@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from stacklab.net.network import SimulationError, TopologyError
-    from stacklab.net.scenario import ScenarioError, run_scenario
+    from stacklab.scenario.runner import ScenarioError, run_scenario
     from stacklab.trace.events import Tracer
 
     if args.list:
@@ -194,11 +194,10 @@ class _PrintSink:
 
 
 def print_schema() -> None:
-    from stacklab.net.apps import app_kinds, load_app_modules
     from stacklab.net.link import LINK_PARAMS, LinkParams
-    from stacklab.net.scenario import LINK_KEYS, NODE_KINDS, TOP_KEYS
+    from stacklab.scenario.registry import app_kinds
+    from stacklab.scenario.runner import LINK_KEYS, NODE_KINDS, TOP_KEYS
 
-    load_app_modules()
     defaults = LinkParams()
     print(f"top level: {', '.join(k for k in TOP_KEYS if k not in ('node', 'link', 'app'))}")
     print(f"[[node]]: name, kind = {' | '.join(NODE_KINDS)} (switch: aging)")

@@ -37,7 +37,10 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stacklab.api.host import Host
 
 SERVICES_TCP = ("echo", "discard", "chargen", "daytime", "http", "smtp", "ftp", "ssh")
 SERVICES_APPS = ("http", "smtp", "ftp", "ssh")  # run by stacklab.apps servers
@@ -46,7 +49,7 @@ MAIL_DIR = "mail"                               # SMTP stores into ROOT/mail
 SERVICES_UDP = ("udp-echo", "udp-discard")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "tap", help="run a host or router on real TAP devices (Linux, root)",
         description="Run a stacklab host (or, with --router, a router) on Linux TAP devices.",
@@ -312,17 +315,14 @@ def parse_args(args: argparse.Namespace) -> TapConfig:
 
 
 # -- building the node ---------------------------------------------------------------------------
-def build_node(cfg: TapConfig, *, seed: int, tracer: Any = None) -> Any:
-    """The sans-IO Host or Router described by ``cfg``, its ports in ``cfg.devices`` order."""
+def build_node(cfg: TapConfig, *, seed: int, tracer: Any = None) -> Host:
+    """The API Host or Router described by ``cfg``, its ports in ``cfg.devices`` order
+    (:class:`~stacklab.api.realtime.RealtimeStack` attaches its driver)."""
+    from stacklab.api.host import Host, Router
+
     rng = random.Random(seed)
-    if cfg.router:
-        from stacklab.stack.router import Router
-
-        node: Any = Router("router", rng=rng, tracer=tracer)
-    else:
-        from stacklab.stack.host import Host
-
-        node = Host("stacklab", rng=rng, tracer=tracer)
+    node = (Router("router", rng=rng, tracer=tracer) if cfg.router
+            else Host("stacklab", rng=rng, tracer=tracer))
     for i, d in enumerate(cfg.devices):
         mac = cfg.mac if (cfg.mac is not None and i == 0) else stack_mac(d.name, str(i))
         port = node.add_interface(d.name, mac, d.mtu or 1500)

@@ -9,7 +9,7 @@ from pathlib import Path
 from stacklab import __version__
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("tour", help="walk through every concept, each as a simulated scenario")
     p.add_argument("names", nargs="*", metavar="NAME", help="steps to run (default: all)")
     p.add_argument("--list", action="store_true", help="list the steps and exit")

@@ -10,20 +10,26 @@ When nothing is ready and nothing is scheduled, asyncio would block forever in `
 in a simulation that is a deadlock, so :class:`SimulationDeadlock` is raised, naming every pending
 task and what it awaits.
 
-Threads are not part of the simulation: ``run_in_executor``/``to_thread`` results still arrive
-(``call_soon_threadsafe`` works) but virtual time does not wait for them.
+Threads are not part of the simulation: a worker thread is invisible to virtual time (the loop
+may jump ahead, or report a deadlock, while it runs). So the loop's default executor runs each
+function at once, in the loop's thread (:class:`InlineExecutor`): ``run_in_executor`` — which
+libraries such as asyncssh call for short CPU work on every connect and login — stays
+deterministic. Threads started otherwise still work (``call_soon_threadsafe``), but virtual time
+does not wait for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import heapq
 import selectors
+from collections.abc import Callable
 from typing import Any
 
 from stacklab.errors import StacklabError
 
-__all__ = ["SimulationDeadlock", "VirtualTimeLoop", "describe_tasks"]
+__all__ = ["InlineExecutor", "SimulationDeadlock", "VirtualTimeLoop", "describe_tasks"]
 
 
 class SimulationDeadlock(StacklabError, RuntimeError):
@@ -130,13 +136,32 @@ class _VirtualSelector(selectors.BaseSelector):
         return []
 
 
+class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """An executor that runs each function at once, in the caller's thread."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any,
+               **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the awaiting coroutine, as a thread would
+            future.set_exception(exc)
+        return future
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop on a virtual clock. ``time()`` starts at 0.0."""
+
+    _timer_cancelled_count: int  # BaseEventLoop's, not in the typeshed stubs
 
     def __init__(self, start: float = 0.0) -> None:
         self._vtime = float(start)
         super().__init__(selector=_VirtualSelector(self))
         self._clock_resolution = 1e-9
+        self.set_default_executor(InlineExecutor())  # see the module docstring
 
     def time(self) -> float:
         return self._vtime
@@ -163,7 +188,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         scheduled = self._scheduled  # type: ignore[attr-defined]
         ready = self._ready  # type: ignore[attr-defined]
         n = len(scheduled)
-        if n > 100 and self._timer_cancelled_count * 2 > n:  # type: ignore[attr-defined]
+        if n > 100 and self._timer_cancelled_count * 2 > n:
             live = []
             for handle in scheduled:
                 if handle._cancelled:

@@ -9,7 +9,8 @@
     result = net.run(main(), until="60s")
 
 Every node is driven by a :class:`~stacklab.api.driver.NodeDriver` on the network's
-:class:`~stacklab.net.loop.VirtualTimeLoop`; every link direction is a chain of middlewares
+:class:`~stacklab.net.loop.VirtualTimeLoop` (hosts and routers are the API classes of
+:mod:`stacklab.api.host`, which know their driver); every link direction is a chain of middlewares
 (:mod:`stacklab.net.link`). Randomness: each node and each link derive their own
 ``random.Random`` from the network seed and their name.
 """
@@ -24,7 +25,8 @@ from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from stacklab.api.driver import NodeDriver
+from stacklab.api.driver import DrivenHost, NodeDriver
+from stacklab.api.host import Host, Router
 from stacklab.errors import StacklabError
 from stacklab.link.pcap import LINKTYPE_ETHERNET, PcapWriter
 from stacklab.stack.node import Node
@@ -36,7 +38,8 @@ from .loop import VirtualTimeLoop, describe_tasks
 from .switch import Switch
 from .units import ParamError, parse_duration
 
-__all__ = ["Network", "Segment", "SimulationError", "SimulationTimeout", "TopologyError"]
+__all__ = ["Network", "Segment", "SimulationError", "SimulationTimeout", "TopologyError",
+           "parse_down"]
 
 T = TypeVar("T")
 
@@ -140,22 +143,25 @@ class Network:
         if name in self.nodes:
             raise TopologyError(f"there is already a node named {name!r}")
         self.nodes[name] = node
-        self.kinds[name] = kind or getattr(node, "kind", "node")
+        self.kinds[name] = kind or node.kind
         att = _Attachment(node)
         self._attach[name] = att
-        self.drivers[name] = NodeDriver(node, self.loop, att.transmit)
+        driver = self.drivers[name] = NodeDriver(node, self.loop, att.transmit)
+        if isinstance(node, DrivenHost):
+            node.attach(driver)  # the application API's clock and loop
         return node
 
-    def add_host(self, name: str) -> Any:
-        from stacklab.stack.host import Host
+    def add_host(self, name: str) -> Host:
+        """A new host with the application API (:class:`stacklab.api.host.Host`)."""
+        host = Host(name, rng=self.rng("node", name), tracer=self.tracer)
+        self.add_node(host, "host")
+        return host
 
-        return self.add_node(Host(name, rng=self.rng("node", name), tracer=self.tracer), "host")
-
-    def add_router(self, name: str) -> Any:
-        from stacklab.stack.router import Router
-
-        return self.add_node(Router(name, rng=self.rng("node", name), tracer=self.tracer),
-                             "router")
+    def add_router(self, name: str) -> Router:
+        """A new router with the application API (:class:`stacklab.api.host.Router`)."""
+        router = Router(name, rng=self.rng("node", name), tracer=self.tracer)
+        self.add_node(router, "router")
+        return router
 
     def add_switch(self, name: str, aging: float | str = 300.0) -> Switch:
         sw = Switch(name, aging=parse_duration(aging, "aging"), tracer=self.tracer)
@@ -211,7 +217,7 @@ class Network:
                     f"connecting switches {na.name!r} and {nb.name!r} makes a loop (they are "
                     "already joined, and there is no spanning tree): frames would circle forever",
                     "ends")
-        intervals = _parse_down(down) if down is not None else []
+        intervals = parse_down(down) if down is not None else []
         if name is None:
             name = f"{na.name}-{nb.name}"
             n = 2
@@ -474,7 +480,7 @@ class Network:
         return [d for link in self.links for d in link.directions]
 
 
-def _parse_down(down: Iterable[Any]) -> list[tuple[float, float | None]]:
+def parse_down(down: Iterable[Any]) -> list[tuple[float, float | None]]:
     """``[("2s", "4s"), ("10s",)]`` or ``["10s"]`` -> [(2.0, 4.0), (10.0, None)]."""
     if isinstance(down, str | bytes):
         raise ParamError("down", "expected a list of [down_at, up_at] pairs, e.g. [['2s', '4s']]")

@@ -60,9 +60,9 @@ class Switch(Node):
             c["switch.flood.broadcast" if dst == b"\xff\xff\xff\xff\xff\xff"
               else "switch.flood.multicast"] += 1
         out = self._out
-        for port in self.ports:
-            if port.index != ifindex and port.up:
-                out.append((port.index, frame))
+        for p in self.ports:
+            if p.index != ifindex and p.up:
+                out.append((p.index, frame))
                 c["tx.frames"] += 1
 
     def lookup(self, mac: bytes, now: float) -> int | None:

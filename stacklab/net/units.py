@@ -64,6 +64,7 @@ def parse_duration(value: object, key: str = "duration") -> float:
 def parse_rate(value: object, key: str = "rate") -> float:
     """Bits per second from ``"100Mbit"``, ``"1Gbit"``, ``"64kbit"``, ``"10Mbps"`` or a number."""
     number, unit = _split(key, value, "a rate", "100Mbit")
+    scale: float | None
     if unit == "":
         if isinstance(value, str):
             raise ParamError(key, f"a rate needs a unit, e.g. '100Mbit' (got {value!r})")
@@ -123,7 +124,7 @@ def parse_int(value: object, key: str, low: int, high: int) -> int:
 def parse_family(value: object, key: str = "family") -> int:
     if value not in (4, 6):
         raise ParamError(key, f"expected 4 or 6, got {value!r}")
-    return int(value)  # type: ignore[call-overload]
+    return int(value)
 
 
 def parse_text(value: object, key: str) -> str:

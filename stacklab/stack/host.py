@@ -16,6 +16,9 @@ Hooks for transports (TCP plugs in here; see docs/DESIGN.md "Host hooks"):
 * ``source_address_for(dst)``, ``path_mtu(dst)``, ``learn_path_mtu(dst, mtu, now)``;
 * ``add_timer_source(obj)`` — ``obj.get_timer()`` / ``obj.handle_timer(now)`` are folded into
   the host's own timers.
+
+Applications do not use this class directly: :class:`stacklab.api.host.Host` adds the asyncio
+API (``open_connection``, ``ping``...) and the driver's clock on top of it.
 """
 
 from __future__ import annotations
@@ -327,13 +330,11 @@ class Host(Node):
             self.request_wake()  # the cache's expiry is a new timer
         return new
 
-    def route_get(self, dst: str | bytes, now: float | None = None) -> str:
+    def route_get(self, dst: str | bytes, now: float) -> str:
         """``ip route get``-like: ``10.0.3.2 via 10.0.1.2 dev eth0 src 10.0.1.1 mtu 1400
-        expires 597s`` (``mtu … expires`` only while a learned path MTU is cached)."""
+        expires 597s`` at time ``now`` (``mtu … expires`` only while a learned path MTU is
+        cached)."""
         d = ipaddress.ip_address(self.resolve(dst) if isinstance(dst, str) else dst).packed
-        if now is None:
-            driver = getattr(self, "driver", None)
-            now = driver.now() if driver is not None else None
         parts = [ip_str(d)]
         if d in self.local4 or d in self.local6:
             parts = ["local", ip_str(d), "dev", "lo", "src", ip_str(d)]
@@ -351,9 +352,8 @@ class Host(Node):
                 parts += ["src", ip_str(src)]
         entry = self.pmtu.lookup(d, now)
         if entry is not None:
-            parts += ["mtu", str(min(entry.mtu, self.link_mtu(d)))]
-            if now is not None:
-                parts += ["expires", f"{max(0, int(entry.expires - now))}s"]
+            parts += ["mtu", str(min(entry.mtu, self.link_mtu(d))),
+                      "expires", f"{max(0, int(entry.expires - now))}s"]
         return " ".join(parts)
 
     def confirm_neighbor(self, dst: bytes, now: float) -> None:
@@ -537,55 +537,8 @@ class Host(Node):
         except MalformedPacket as e:
             self.counters[f"drop.{e.layer}.{e.field}"] += 1
 
-    # -- application API (asyncio; imported lazily so the sans-IO core stays import-light) -------
-    async def create_datagram_endpoint(self, protocol_factory: Callable[[], Any],
-                                       local_addr: tuple[str, int] | None = None,
-                                       remote_addr: tuple[str, int] | None = None,
-                                       **kwargs: Any) -> tuple[Any, Any]:
-        from stacklab.api.udp import create_datagram_endpoint
-
-        return await create_datagram_endpoint(self, protocol_factory, local_addr=local_addr,
-                                              remote_addr=remote_addr, **kwargs)
-
-    def udp_socket(self, family: int = 4, **kwargs: Any) -> Any:
-        from stacklab.api.udp import UdpSocket
-
-        return UdpSocket(self, family, **kwargs)
-
-    async def open_connection(self, addr: str, port: int, **kwargs: Any) -> Any:
-        """``reader, writer`` over our TCP, as ``asyncio.open_connection`` (api/streams.py)."""
-        from stacklab.api.streams import open_connection
-
-        return await open_connection(self, addr, port, **kwargs)
-
-    async def start_server(self, client_connected_cb: Callable[..., Any], port: int = 0,
-                           host: str | None = None, **kwargs: Any) -> Any:
-        from stacklab.api.streams import start_server
-
-        return await start_server(self, client_connected_cb, port, host, **kwargs)
-
-    async def create_connection(self, protocol_factory: Callable[[], Any], host: str,
-                                port: int, **kwargs: Any) -> Any:
-        from stacklab.api.streams import create_connection
-
-        return await create_connection(self, protocol_factory, host, port, **kwargs)
-
-    async def create_server(self, protocol_factory: Callable[[], Any], host: str | None = None,
-                            port: int = 0, **kwargs: Any) -> Any:
-        from stacklab.api.streams import create_server
-
-        return await create_server(self, protocol_factory, host, port, **kwargs)
-
+    # -- reports -------------------------------------------------------------------------------
     def tcp_connections_summary(self) -> list[dict[str, Any]]:
         """One dict per TCP connection (node, local, remote, states, retransmits, mss, pmtu)."""
         return self.tcp.summary()
 
-    async def ping(self, dst: str, **kwargs: Any) -> Any:
-        from stacklab.api.tools import ping
-
-        return await ping(self, dst, **kwargs)
-
-    async def traceroute(self, dst: str, **kwargs: Any) -> Any:
-        from stacklab.api.tools import traceroute
-
-        return await traceroute(self, dst, **kwargs)

@@ -279,7 +279,7 @@ def pmtud(lab: Lab, res: StepResult) -> None:
 
 @lab_step("pmtud-blackhole")
 def pmtud_blackhole(lab: Lab, res: StepResult) -> None:
-    from stacklab.stack.pmtu import apply_node_options
+    from stacklab.scenario.node_options import apply_node_options
 
     net = lab.net
     c1, c2, srv = net.add_host("c1"), net.add_host("c2"), net.add_host("srv")

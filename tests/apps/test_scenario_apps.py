@@ -9,8 +9,8 @@ import pytest
 
 from stacklab.apps.common import pattern_bytes, sha256_hex
 from stacklab.apps.smtp import make_message
-from stacklab.net.apps import get_app, load_app_modules
-from stacklab.net.scenario import ScenarioError, run_scenario
+from stacklab.scenario.registry import get_app
+from stacklab.scenario.runner import ScenarioError, run_scenario
 
 KINDS = ["http-server", "smtp-server", "ftp-server", "ssh-server",
          "http-get", "smtp-send", "ftp-get", "ftp-put", "ssh-exec"]
@@ -110,7 +110,6 @@ start = "10ms"
 
 
 def test_kinds_registered() -> None:
-    load_app_modules()
     for kind in KINDS:
         assert get_app(kind) is not None, kind
 

@@ -144,7 +144,7 @@ def test_same_seed_same_run() -> None:
         trace: list[Any] = []
 
         async def scenario(a: Any, b: Any, addr: str) -> None:
-            loop_time = a.driver.now
+            loop_time = a.now
             servers = [await serve_http(a, 80, bytes=60_000), await serve_smtp(a, 25),
                        await serve_ftp(a, 21, bytes=60_000)]
             try:

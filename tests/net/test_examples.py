@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from stacklab.net.scenario import load_scenario, run_scenario
+from stacklab.scenario.runner import load_scenario, run_scenario
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 

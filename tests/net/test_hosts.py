@@ -60,3 +60,11 @@ def test_tcp_by_name_through_the_router_then_time_wait(lan):
 def test_ping_v6_by_name(lan):
     result = lan.run(lan["a"].ping("b", count=3, family=6, out=None), until="20s")
     assert result.address == "fd00:0:0:2::2" and result.received >= 2
+
+
+def test_ping_output_is_a_callable_none_or_stdout(lan):
+    lines = []
+    result = lan.run(lan["a"].ping("b", count=1, out=lines.append), until="5s")
+    assert result.ok and lines[0].startswith("PING b (10.0.2.2)") and lines == result.lines
+    with pytest.raises(ValueError, match="'stderr'"):  # not a TypeError once the first line prints
+        lan.run(lan["a"].ping("b", count=1, out="stderr"), until="5s")

@@ -139,3 +139,27 @@ def test_debug_mode_uses_the_standard_iteration(loop):
         return loop.time()
 
     assert loop.run_until_complete(main()) == pytest.approx(5)
+
+
+def test_executor_work_runs_inline_in_virtual_time(loop):
+    """run_in_executor (asyncssh uses it on every connect) runs at once in the loop's thread, so
+    the clock cannot jump ahead of a worker thread; an exception reaches the awaiting code."""
+    import threading
+
+    def work(x):
+        return x * 2, threading.current_thread(), loop.time()
+
+    def fail():
+        raise ValueError("from the executor")
+
+    async def main():
+        await asyncio.sleep(5)
+        result = await loop.run_in_executor(None, work, 21)
+        with pytest.raises(ValueError, match="from the executor"):
+            await loop.run_in_executor(None, fail)
+        return result, loop.time()
+
+    (value, thread, t_inside), t_after = loop.run_until_complete(main())
+    assert value == 42
+    assert thread is threading.current_thread()
+    assert t_inside == t_after == 5.0

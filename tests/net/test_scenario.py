@@ -9,9 +9,9 @@ import time
 import pytest
 
 from stacklab.cli.main import main as cli_main
-from stacklab.net.apps import register_app
-from stacklab.net.scenario import ScenarioError, load_scenario, run_scenario
 from stacklab.net.units import ParamError, parse_duration
+from stacklab.scenario.registry import register_app
+from stacklab.scenario.runner import ScenarioError, load_scenario, run_scenario
 
 
 class ProbeApp:

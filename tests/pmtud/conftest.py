@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from stacklab.net.network import Network
-from stacklab.net.scenario import run_scenario
+from stacklab.scenario.runner import run_scenario
 from stacklab.testing import require_tool
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"

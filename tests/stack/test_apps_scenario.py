@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import textwrap
 
-from stacklab.net.scenario import run_scenario
+from stacklab.scenario.runner import run_scenario
 
 SCENARIO = """
 seed = 3

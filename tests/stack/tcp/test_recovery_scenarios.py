@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
-from stacklab.net.scenario import run_scenario
+from stacklab.scenario.runner import run_scenario
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 

@@ -1,8 +1,10 @@
 """The registry of scenario app kinds (``[[app]] kind = "ping"`` in a scenario file).
 
-An app kind is registered with a factory::
+The built-in kinds are the stack's tools (:mod:`stacklab.scenario.net_kinds`: tcp-send, ping...)
+and the applications (:mod:`stacklab.scenario.app_kinds`: http-get, ssh-server...), imported
+here by name. More can be added with a factory::
 
-    register_app("ping", PingApp, params={"to", "count", "size", "df", "family"})
+    register_app("probe", ProbeApp, params={"to", "count"})
 
 ``factory(net, node, params) -> app`` is called with the :class:`~stacklab.net.network.Network`,
 the node object the ``[[app]]`` table names, and the table's other keys (``node`` and ``kind``
@@ -22,23 +24,18 @@ The app object:
   then cancelled, and ``app.result()`` (a dict like the above) is reported. A non-daemon app
   still running at the end is reported ``ok: false``, with ``app.result()`` merged in when it
   has one.
-
-Modules that register kinds are imported by :func:`load_app_modules` (the names in
-``APP_MODULES``; a missing module is skipped), so ``stacklab run`` finds them.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["APP_MODULES", "AppKind", "app_kinds", "get_app", "load_app_modules", "register_app"]
+from .app_kinds import APP_KINDS
+from .net_kinds import NET_KINDS
 
-# Modules whose import registers app kinds (see module docstring). Add yours here.
-APP_MODULES: tuple[str, ...] = ("stacklab.apps.scenario", "stacklab.api.tools", "stacklab.api.udp",
-                               "stacklab.api.streams")
+__all__ = ["AppKind", "app_kinds", "get_app", "register_app"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +46,8 @@ class AppKind:
     doc: str = ""
 
 
-_REGISTRY: dict[str, AppKind] = {}
-
-
-def register_app(kind: str, factory: Callable[..., Any], *,
-                 params: Iterable[str] | None = None, doc: str | None = None) -> None:
-    """Make ``kind`` usable in scenario files (see the module docstring)."""
+def _app_kind(kind: str, factory: Callable[..., Any], params: Iterable[str] | None,
+              doc: str | None) -> AppKind:
     if params is None:
         params = getattr(factory, "params", None)
     if params is None:
@@ -64,7 +57,17 @@ def register_app(kind: str, factory: Callable[..., Any], *,
     if bad:
         raise ValueError(f"app kind {kind!r}: {sorted(bad)} are reserved keys")
     text = doc if doc is not None else (factory.__doc__ or "").strip().split("\n")[0]
-    _REGISTRY[kind] = AppKind(kind, factory, names, text)
+    return AppKind(kind, factory, names, text)
+
+
+_REGISTRY: dict[str, AppKind] = {
+    kind: _app_kind(kind, cls, None, None) for kind, cls in {**NET_KINDS, **APP_KINDS}.items()}
+
+
+def register_app(kind: str, factory: Callable[..., Any], *,
+                 params: Iterable[str] | None = None, doc: str | None = None) -> None:
+    """Make ``kind`` usable in scenario files (see the module docstring)."""
+    _REGISTRY[kind] = _app_kind(kind, factory, params, doc)
 
 
 def get_app(kind: str) -> AppKind | None:
@@ -73,12 +76,3 @@ def get_app(kind: str) -> AppKind | None:
 
 def app_kinds() -> dict[str, AppKind]:
     return dict(sorted(_REGISTRY.items()))
-
-
-def load_app_modules(modules: Iterable[str] = APP_MODULES) -> None:
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise  # the module exists but something it imports does not

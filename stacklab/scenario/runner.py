@@ -17,7 +17,7 @@
 
     [[app]]
     node = "a"
-    kind = "ping"            # kinds come from stacklab.net.apps
+    kind = "ping"            # kinds come from stacklab.scenario.registry
     to = "b"
 
 Errors name the file, the table and the key: ``FILE: [[link]] #2 (a-r): key 'delay': ...``.
@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stacklab.errors import StacklabError
-from stacklab.stack.pmtu import NODE_OPTIONS, apply_node_options, check_node_option
+from stacklab.net.link import LINK_PARAMS, LinkParams
+from stacklab.net.network import Network, TopologyError, parse_down
+from stacklab.net.units import ParamError, parse_duration
 from stacklab.trace.events import Tracer
 
-from .apps import AppKind, app_kinds, get_app, load_app_modules
-from .link import LINK_PARAMS, LinkParams
-from .network import Network, TopologyError, _parse_down
-from .units import ParamError, parse_duration
+from .node_options import NODE_OPTIONS, apply_node_options, check_node_option
+from .registry import AppKind, app_kinds, get_app
 
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "run_scenario"]
 
@@ -180,7 +180,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
                     raise w.error(exc.message, f"{side}.{exc.key}") from None
         if "down" in link:
             try:
-                _parse_down(link["down"])
+                parse_down(link["down"])
             except ParamError as exc:
                 raise w.error(exc.message, "down") from None
         if "name" in link and not isinstance(link["name"], str):
@@ -188,11 +188,11 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
 
     for i, app in enumerate(scn.apps, 1):
         w = _Where(path, f"[[app]] #{i}")
-        node = app.get("node")
-        if not isinstance(node, str) or node not in names:
-            raise w.error(f"unknown node {node!r} (nodes: {', '.join(names)})", "node")
-        if names[node] == "switch":
-            raise w.error(f"{node!r} is a switch; apps run on hosts and routers", "node")
+        on = app.get("node")
+        if not isinstance(on, str) or on not in names:
+            raise w.error(f"unknown node {on!r} (nodes: {', '.join(names)})", "node")
+        if names[on] == "switch":
+            raise w.error(f"{on!r} is a switch; apps run on hosts and routers", "node")
         if not isinstance(app.get("kind"), str):
             raise w.error("every app needs a kind, e.g. kind = \"ping\"", "kind")
     return scn
@@ -216,15 +216,10 @@ def build_network(scn: Scenario, *, seed: int | None = None,
             try:
                 if node["kind"] == "switch":
                     net.add_switch(node["name"], aging=node.get("aging", 300.0))
-                elif node["kind"] == "router":
-                    net.add_router(node["name"])
                 else:
-                    net.add_host(node["name"])
-                if node["kind"] != "switch":
-                    apply_node_options(net.node(node["name"]), node)
-            except ImportError as exc:
-                raise w.error(f"{node['kind']} nodes are not available in this build ({exc})",
-                              "kind") from None
+                    host = (net.add_router(node["name"]) if node["kind"] == "router"
+                            else net.add_host(node["name"]))
+                    apply_node_options(host, node)
             except TopologyError as exc:
                 raise w.error(str(exc), "name") from None
         for i, link in enumerate(scn.links, 1):
@@ -249,7 +244,6 @@ def build_network(scn: Scenario, *, seed: int | None = None,
 
 
 def _make_apps(scn: Scenario, net: Network) -> list[_AppRun]:
-    load_app_modules()
     runs = []
     for i, spec in enumerate(scn.apps, 1):
         w = _Where(scn.path, f"[[app]] #{i} ({spec['kind']} on {spec['node']})")

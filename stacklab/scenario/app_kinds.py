@@ -1,5 +1,5 @@
-"""Scenario app kinds for the application layer (issue 9 §6), registered with
-:mod:`stacklab.net.apps` when this module is imported (``load_app_modules`` does that).
+"""Scenario app kinds for the application layer (issue 9 §6): the servers and clients of
+:mod:`stacklab.apps`, listed in :data:`APP_KINDS` for :mod:`stacklab.scenario.registry`.
 
 Servers (daemons: they run until the scenario ends; ``result()`` reports ``sha256`` of what
 they served or stored last):
@@ -27,14 +27,11 @@ import asyncio
 from typing import Any
 
 from stacklab.apps.common import pattern_bytes
-from stacklab.net.apps import register_app
-from stacklab.net.units import ParamError, parse_duration, parse_int, parse_size, parse_text
+from stacklab.net.units import ParamError, parse_size, parse_text
 
-__all__ = ["APP_CLASSES"]
+from . import params as p
 
-
-def _port(params: dict[str, Any], default: int) -> int:
-    return parse_int(params.get("port", default), "port", 1, 65535)
+__all__ = ["APP_KINDS"]
 
 
 def _text(params: dict[str, Any], key: str, default: str | None = None) -> str:
@@ -42,10 +39,7 @@ def _text(params: dict[str, Any], key: str, default: str | None = None) -> str:
 
 
 def _size(params: dict[str, Any], default: int) -> int:
-    value = parse_size(params.get("bytes", default), "bytes")
-    if value < 0:
-        raise ParamError("bytes", "must not be negative")
-    return value
+    return parse_size(params.get("bytes", default), "bytes")
 
 
 def _mode(params: dict[str, Any]) -> str:
@@ -62,7 +56,7 @@ class _ServerApp:
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         self.node = node
-        self.port = _port(params, self.default_port)
+        self.port = p.port(params, self.default_port)
         self.root = params.get("root")
         if self.root is not None and not isinstance(self.root, str):
             raise ParamError("root", f"expected a directory path, got {self.root!r}")
@@ -182,9 +176,9 @@ class _ClientApp:
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         self.node = node
-        self.to = _text(params, "to")
-        self.port = _port(params, self.default_port)
-        self.start = parse_duration(params.get("start", 0), "start")
+        self.to = p.target(params)
+        self.port = p.port(params, self.default_port)
+        self.start = p.start(params)
 
     async def run(self) -> dict[str, Any]:
         if self.start:
@@ -318,7 +312,7 @@ class SshExecApp(_ClientApp):
         return out
 
 
-APP_CLASSES: dict[str, type] = {
+APP_KINDS: dict[str, type] = {
     "http-server": HttpServerApp,
     "smtp-server": SmtpServerApp,
     "ftp-server": FtpServerApp,
@@ -329,6 +323,3 @@ APP_CLASSES: dict[str, type] = {
     "ftp-put": FtpPutApp,
     "ssh-exec": SshExecApp,
 }
-
-for _kind, _cls in APP_CLASSES.items():
-    register_app(_kind, _cls)

@@ -1,0 +1,55 @@
+"""The PMTU options of a scenario's ``[[node]]`` table (``plpmtud = "off"``, ...).
+
+* ``plpmtud`` (hosts and routers): TCP's RFC 4821 packetization-layer PMTU discovery,
+  ``off`` | ``blackhole`` | ``always`` (Linux's ``tcp_mtu_probing`` 0/1/2);
+* ``mss_clamp`` (routers): ``"pmtu"`` or an MSS, like ``iptables -j TCPMSS``;
+* ``pmtu_expires``: how long a learned path MTU lives, e.g. ``"10min"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stacklab.net.units import ParamError, parse_duration
+from stacklab.stack.host import Host
+from stacklab.stack.router import Router, parse_mss_clamp
+from stacklab.stack.tcp.plpmtud import parse_mode
+
+__all__ = ["NODE_OPTIONS", "apply_node_options", "check_node_option"]
+
+NODE_OPTIONS = ("plpmtud", "mss_clamp", "pmtu_expires")
+
+
+def check_node_option(key: str, value: object, kind: str) -> None:
+    """Raise :class:`~stacklab.net.units.ParamError` ``(key, why)`` for a bad option of a node
+    of ``kind`` (host, router or switch)."""
+    if kind == "switch":
+        raise ParamError(key, "a switch has no IP stack")
+    try:
+        if key == "plpmtud":
+            parse_mode(value)
+        elif key == "mss_clamp":
+            if kind != "router":
+                raise ParamError(key, "only routers clamp the MSS of forwarded SYNs")
+            parse_mss_clamp(value)
+        elif key == "pmtu_expires":
+            if parse_duration(value, key) <= 0:
+                raise ParamError(key, "must be positive")
+        else:
+            raise ParamError(key, f"unknown option (known: {', '.join(NODE_OPTIONS)})")
+    except ParamError:
+        raise
+    except ValueError as exc:
+        raise ParamError(key, str(exc)) from None
+
+
+def apply_node_options(node: Host, table: dict[str, Any]) -> None:
+    """Configure ``node`` from the keys of its ``[[node]]`` table that
+    :func:`check_node_option` accepted."""
+    if "plpmtud" in table:
+        node.tcp.config = node.tcp.config.replace(mtu_probing=parse_mode(table["plpmtud"]))
+    if "mss_clamp" in table:
+        assert isinstance(node, Router)  # check_node_option allows mss_clamp on routers only
+        node.mss_clamp = parse_mss_clamp(table["mss_clamp"])
+    if "pmtu_expires" in table:
+        node.pmtu.expires = parse_duration(table["pmtu_expires"], "pmtu_expires")

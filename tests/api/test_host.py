@@ -1,0 +1,102 @@
+"""The seam between the sans-IO host and its asyncio face (stacklab.api.host).
+
+The sans-IO Host has no coroutines and no driver, however it is driven; the hosts a Network or a
+RealtimeStack runs are API hosts that own their driver and take their clock from it.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from stacklab.api.driver import NodeDriver
+from stacklab.api.host import Host, Router
+from stacklab.api.realtime import RealtimeStack
+from stacklab.net.loop import VirtualTimeLoop
+from stacklab.net.network import Network
+from stacklab.stack import host as sansio
+from stacklab.stack.router import Router as SansIoRouter
+from stacklab.wire.addr import ip_bytes
+
+API = ("open_connection", "start_server", "create_connection", "create_server",
+       "create_datagram_endpoint", "udp_socket", "ping", "traceroute")
+
+
+@pytest.fixture
+def net():
+    n = Network(seed=3)
+    yield n
+    n.close()
+
+
+def test_a_driven_sans_io_host_has_no_asyncio_face_and_no_driver(net):
+    """A plain stack Host in a Network answers pings, yet nothing was patched onto it."""
+    plain = sansio.Host("plain", rng=random.Random(1))
+    net.add_node(plain, "host")
+    a = net.add_host("a")
+    net.connect(a, plain, delay="1ms")
+    net.autoconfigure()
+    result = net.run(a.ping("plain", count=2, out=None), until="10s")
+    assert result.received == 2
+    assert plain.counters["rx.frames"] > 0  # it was driven
+    for name in (*API, "driver", "now", "loop"):
+        assert not hasattr(plain, name), name
+    assert not any(hasattr(sansio.Host, name) for name in API)
+
+
+def test_network_hosts_and_routers_are_api_hosts_owning_their_driver(net):
+    a, r = net.add_host("a"), net.add_router("r")
+    assert isinstance(a, Host) and isinstance(r, Router) and isinstance(r, SansIoRouter)
+    assert r.kind == "router" and r.forwarding and not a.forwarding
+    for node in (a, r):
+        assert node.driver is net.drivers[node.name]
+        assert all(callable(getattr(node, name)) for name in API)
+    net.run(until="2.5s")
+    assert a.now() == r.now() == net.now == 2.5
+    assert a.loop is net.loop
+
+
+def test_an_api_host_without_a_driver_says_how_to_drive_it():
+    h = Host("lonely")
+    with pytest.raises(RuntimeError, match="host lonely is not driven: add it to a Network"):
+        h.now()
+    other = NodeDriver(Host("other"), VirtualTimeLoop(), lambda ifindex, frame: None)
+    try:
+        with pytest.raises(ValueError, match="runs 'other', not 'lonely'"):
+            h.attach(other)
+    finally:
+        other.loop.close()
+
+
+def test_route_get_takes_now_explicitly_and_the_api_host_passes_its_clock(net):
+    h = sansio.Host("h", rng=random.Random(1))
+    h.add_interface("eth0", bytes.fromhex("020000000001"))
+    h.add_address(0, "10.0.0.1/24")
+    dst = ip_bytes("10.0.0.9")
+    assert h.learn_path_mtu(dst, 1400, 10.0) == 1400
+    assert h.route_get("10.0.0.9", 10.0) == \
+        "10.0.0.9 dev eth0 src 10.0.0.1 mtu 1400 expires 600s"
+    assert h.route_get(dst, 310.0).endswith("mtu 1400 expires 300s")
+
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b)
+    net.autoconfigure()
+    a.learn_path_mtu(ip_bytes("10.0.1.2"), 1400, 0.0)
+    net.run(until="100s")
+    assert a.route_get("b") == a.route_get("b", 100.0) == \
+        "10.0.1.2 dev eth0 src 10.0.1.1 mtu 1400 expires 500s"
+
+
+def test_realtime_stack_attaches_and_detaches_the_driver():
+    """On a real loop (no devices, no traffic): the API host's clock is the driver's."""
+    h = Host("rt")
+    stack = RealtimeStack(h, []).start()
+    try:
+        assert h.driver is stack.driver
+        assert stack.loop is not None and h.loop is stack.loop
+        now = stack.call(h.now)
+        assert 0 < now <= stack.call(stack.loop.time)
+    finally:
+        stack.stop()
+    assert h.driver is None and h.wake is None
