@@ -21,7 +21,7 @@ from stacklab.trace.events import Tracer
 
 class NodeDriver:
     def __init__(self, node: Node, loop: asyncio.AbstractEventLoop,
-                 transmit: Callable[[int, bytes], None]) -> None:
+                 transmit: Callable[[int, bytes | bytearray], None]) -> None:
         self.node = node
         self.loop = loop
         self.transmit = transmit

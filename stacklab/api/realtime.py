@@ -95,7 +95,8 @@ class RealtimeStack:
                                   node.name, ifindex)
         return rx
 
-    def _transmit(self, ifindex: int, frame: bytes) -> None:
+    def _transmit(self, ifindex: int, frame: bytes | bytearray) -> None:
+        frame = bytes(frame)  # the node's frames are mostly bytes already (then no copy)
         if self.capture is not None:
             self.capture(ifindex, "tx", time.time(), frame)
         self.devices[ifindex].send(frame)

@@ -81,7 +81,7 @@ class _Attachment:
         self.node = node
         self.sends: list[Any] = []
 
-    def transmit(self, ifindex: int, frame: bytes) -> None:
+    def transmit(self, ifindex: int, frame: bytes | bytearray) -> None:
         sends = self.sends
         if ifindex < len(sends) and sends[ifindex] is not None:
             sends[ifindex](frame)

@@ -153,8 +153,8 @@ def _copied_options(options: bytes) -> bytes:
     return bytes(out)
 
 
-def fragment_ipv4(header: bytes | memoryview, payload: bytes | memoryview, mtu: int
-                  ) -> list[bytearray]:
+def fragment_ipv4(header: bytes | bytearray | memoryview,
+                  payload: bytes | bytearray | memoryview, mtu: int) -> list[bytearray]:
     """Split one IPv4 packet (``header`` with options, ``payload``) into packets <= ``mtu``.
 
     Works for an original datagram and for a fragment being fragmented again at a router: the
@@ -199,7 +199,8 @@ _FRAG6 = struct.Struct("!BBHI")
 NH_FRAGMENT = 44
 
 
-def fragment_ipv6(src: bytes, dst: bytes, next_header: int, payload: bytes | memoryview,
+def fragment_ipv6(src: bytes, dst: bytes, next_header: int,
+                  payload: bytes | bytearray | memoryview,
                   mtu: int, ident: int, hop_limit: int = 64, traffic_class: int = 0,
                   flow_label: int = 0) -> list[bytearray]:
     """Source fragmentation (RFC 8200 §4.5): 40-byte header + Fragment header + data pieces.

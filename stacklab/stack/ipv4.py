@@ -20,7 +20,7 @@ from stacklab.wire.ipv4 import PROTO_TCP, IPv4View, build_ipv4
 from stacklab.wire.tcp import parse_ipv4_tcp_frame
 
 from .context import RxInfo
-from .frag import Reassembler, fragment_ipv4
+from .frag import Key, Reassembler, fragment_ipv4
 
 if TYPE_CHECKING:
     from .context import HostContext
@@ -126,7 +126,8 @@ class Ipv4:
             self._deliver(iface, ip, bcast, now)
         return True
 
-    def _reasm_timeout(self, key: tuple, first: bytes | None, now: float) -> None:
+    def _reasm_timeout(self, key: Key, first: bytes | None,
+                       now: float) -> None:
         self.host.trace(now, "ipv4", "drop", reason="reassembly timeout")
         if first is not None:
             self.host.send_icmp_error4(first, 11, 1, now)
@@ -244,6 +245,7 @@ class Ipv4:
         if nexthop in h.local4:
             h.loopback(iface, packet)
             return
+        mac: bytes | None
         if nexthop == LIMITED_BCAST or nexthop in iface.bcast4:
             mac = BROADCAST_MAC
         else:

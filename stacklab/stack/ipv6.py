@@ -20,7 +20,7 @@ from stacklab.wire.ethernet import ETH_P_IPV6
 from stacklab.wire.ipv6 import IPv6View, build_ipv6
 
 from .context import RxInfo
-from .frag import Reassembler, fragment_ipv6
+from .frag import Key, Reassembler, fragment_ipv6
 
 if TYPE_CHECKING:
     from .context import HostContext
@@ -145,7 +145,8 @@ class Ipv6:
                       quote if quote is not None else packet, not first_pass)
         h.deliver(ip.src, ip.dst, nh, memoryview(buf)[off:end], now, info)
 
-    def _reasm_timeout(self, key: tuple, first: tuple | None, now: float) -> None:
+    def _reasm_timeout(self, key: Key, first: tuple[bytes, int] | None,
+                       now: float) -> None:
         self.host.trace(now, "ipv6", "drop", reason="reassembly timeout")
         if first is not None and first[0]:
             self.host.send_icmp_error6(first[0], 3, 1, now)
@@ -231,7 +232,8 @@ class Ipv6:
                              mtu)
 
     def _send_on(self, iface: Interface, nexthop: bytes, src: bytes, dst: bytes, nh: int,
-                 payload: bytes | bytearray, now: float, df: bool | None, hop_limit: int,
+                 payload: bytes | bytearray | memoryview, now: float, df: bool | None,
+                 hop_limit: int,
                  tclass: int, mtu: int) -> int | None:
         c = self.host.counters
         n = 40 + len(payload)
@@ -256,6 +258,7 @@ class Ipv6:
         if nexthop in h.local6:
             h.loopback(iface, packet)
             return
+        mac: bytes | None
         if nexthop[0] == 0xFF:
             mac = multicast_mac(nexthop)
         else:
