@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stacklab.stack.icmp import PACKET_TOO_BIG, TIME_EXCEEDED, UNREACHABLE, IcmpError
+from stacklab.stack.icmp import PACKET_TOO_BIG, TIME_EXCEEDED, UNREACHABLE, IcmpReport
 from stacklab.wire.addr import ip_bytes, ip_str
 
 from .driver import DrivenHost
@@ -91,7 +91,7 @@ class _PingSession:
                    f"time={rtt * 1000:.3g} ms{' (DUP!)' if dup else ''}")
         self.changed.set()
 
-    def echo_error(self, e: IcmpError, seq: int) -> None:
+    def echo_error(self, e: IcmpReport, seq: int) -> None:
         if seq not in self.sent:
             return
         text = f"From {ip_str(e.sender)} icmp_seq={seq} {e.describe()}"
@@ -190,7 +190,7 @@ class TracerouteResult:
         return self.reached
 
 
-def _flag(e: IcmpError) -> str:
+def _flag(e: IcmpReport) -> str:
     if e.kind == PACKET_TOO_BIG:
         return f"!F-{e.mtu}"
     if e.kind != UNREACHABLE:
@@ -235,10 +235,10 @@ async def traceroute(host: DrivenHost, dst: str, *, max_hops: int = 30, probes: 
         def echo_reply(self, src: bytes, seq: int, nbytes: int, ttl: int, now: float) -> None:
             settle((0, seq), src, "", True, now)
 
-        def echo_error(self, e: IcmpError, seq: int) -> None:
+        def echo_error(self, e: IcmpReport, seq: int) -> None:
             settle((0, seq), e.sender, _flag(e), e.kind != TIME_EXCEEDED, e.now)
 
-    def tap(e: IcmpError) -> None:
+    def tap(e: IcmpReport) -> None:
         if e.quoted_proto != 17 or e.quoted_dst != addr or len(e.quoted_l4) < 4 or pcb is None:
             return
         sport, dport = struct.unpack_from("!HH", e.quoted_l4)

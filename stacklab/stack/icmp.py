@@ -7,7 +7,7 @@
   much of the original as fits in 576 (IPv4) / 1280 (IPv6) bytes; and they are rate-limited by
   token buckets like Linux (global 1000/s burst 50, per destination 1/s burst 6), except
   Fragmentation Needed and Packet Too Big which Path MTU Discovery depends on;
-* errors we receive are decoded once into an :class:`IcmpError` and handed to the handler the
+* errors we receive are decoded once into an :class:`IcmpReport` and handed to the handler the
   transport registered with ``register_icmp_error(proto, handler)``, and to raw listeners.
 """
 
@@ -66,7 +66,7 @@ class TokenBucket:
 
 
 @dataclass(slots=True)
-class IcmpError:
+class IcmpReport:
     """A received ICMP/ICMPv6 error, decoded once."""
 
     family: int
@@ -135,7 +135,7 @@ class Icmp:
         self.peer_burst = 6.0
         self._peers: OrderedDict[bytes, TokenBucket] = OrderedDict()
         self.echo_listeners: dict[int, Any] = {}  # ident -> obj with echo_reply / echo_error
-        self.error_taps: list[Callable[[IcmpError], None]] = []
+        self.error_taps: list[Callable[[IcmpReport], None]] = []
         self.echo_ignore_broadcasts = True  # Linux icmp_echo_ignore_broadcasts=1
         # RFC 5927 / RFC 8201 §5: per quoted protocol, fn(quoted_src, quoted_dst, quoted_l4)
         # -> None when the quote matches one of our flows, else the reason to ignore the error
@@ -294,7 +294,7 @@ class Icmp:
             c["drop.icmp.quoted"] += 1
             return
         mtu = m.next_hop_mtu if kind == PACKET_TOO_BIG else 0
-        self._dispatch(IcmpError(4, src, t, m.code, kind, mtu, bytes(q[12:16]),
+        self._dispatch(IcmpReport(4, src, t, m.code, kind, mtu, bytes(q[12:16]),
                                  bytes(q[16:20]), q[9], bytes(q[ihl:]), now,
                                  (q[2] << 8) | q[3]))
 
@@ -334,10 +334,10 @@ class Icmp:
         q = m.buf[8:]
         proto, off = _upper6(q)
         mtu = m.mtu if t == i6.PACKET_TOO_BIG else 0
-        self._dispatch(IcmpError(6, src, t, m.code, kind, mtu, bytes(q[8:24]), bytes(q[24:40]),
+        self._dispatch(IcmpReport(6, src, t, m.code, kind, mtu, bytes(q[8:24]), bytes(q[24:40]),
                                  proto, bytes(q[off:]) if off >= 0 else b"", now))
 
-    def _dispatch(self, e: IcmpError) -> None:
+    def _dispatch(self, e: IcmpReport) -> None:
         """Raw taps see every error; the PMTU cache and the transport only errors whose quoted
         header matches one of our flows (RFC 5927 §4, RFC 8201 §5): a forged Packet Too Big
         cannot shrink the path MTU of a connection it cannot name (with its sequence
@@ -375,7 +375,7 @@ class Icmp:
         assert handler is not None
         handler(e.now, e.kind, e.code, e.mtu, e.quoted_src, e.quoted_dst, e.quoted_l4)
 
-    def _ignore(self, e: IcmpError, reason: str) -> None:
+    def _ignore(self, e: IcmpReport, reason: str) -> None:
         c = self.host.counters
         c[f"icmp.ignored.{reason}"] += 1
         if e.kind == PACKET_TOO_BIG:
@@ -390,11 +390,11 @@ class Icmp:
         h = self.host
         if packet[0] >> 4 == 4:
             ihl = (packet[0] & 0x0F) * 4
-            e = IcmpError(4, bytes(packet[12:16]), 3, code, kind, 0, bytes(packet[12:16]),
+            e = IcmpReport(4, bytes(packet[12:16]), 3, code, kind, 0, bytes(packet[12:16]),
                           bytes(packet[16:20]), packet[9], bytes(packet[ihl:ihl + 64]), now)
         else:
             proto, off = _upper6(memoryview(packet))
-            e = IcmpError(6, bytes(packet[8:24]), 1, code, kind, 0, bytes(packet[8:24]),
+            e = IcmpReport(6, bytes(packet[8:24]), 1, code, kind, 0, bytes(packet[8:24]),
                           bytes(packet[24:40]), proto,
                           bytes(packet[off:off + 64]) if off >= 0 else b"", now)
         h.counters["icmp.local_errors"] += 1
