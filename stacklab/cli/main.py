@@ -10,7 +10,7 @@ import sys
 from stacklab import __version__
 
 # Subcommand modules, in the order `stacklab --help` lists them.
-SUBCOMMANDS = ["tour", "run", "tap"]
+SUBCOMMANDS = ["tour", "run", "tap", "packetdrill"]
 
 
 class CliError(Exception):
