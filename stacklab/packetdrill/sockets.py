@@ -324,8 +324,14 @@ class TcpSock:
         """TCP_NODELAY, TCP_MAXSEG, SO_RCVBUF, ...: on the connection if there is one, else for
         the connections this socket will make or accept."""
         self.config = self.config.replace(**kw)
-        if self.tcb is not None:
-            self.tcb.config = self.tcb.config.replace(**kw)
+        tcb = self.tcb
+        if tcb is not None:
+            tcb.config = tcb.config.replace(**kw)
+            # the buffers were sized from the config when the connection was made
+            if "send_buffer" in kw:
+                tcb.sendbuf.capacity = kw["send_buffer"]
+            if "recv_buffer" in kw:
+                tcb.recvbuf.capacity = kw["recv_buffer"]
             self._kick()
         if self.listener is not None:
             self.listener.config = self.config
