@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("packetdrill", help="run packetdrill scripts against the stack")
     p.add_argument("scripts", nargs="+", type=Path, metavar="FILE.pkt",
                    help="scripts (a directory: every .pkt under it)")

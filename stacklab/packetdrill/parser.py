@@ -113,7 +113,6 @@ class _Parser:
             if t.kind == "option":
                 name, _, value = t.text.partition("=")
                 sc.options[name] = value
-                sc.option_lines[name] = t.line
                 self.i += 1
                 continue
             if t.kind in ("command", "code"):
@@ -276,6 +275,7 @@ class _Parser:
         raise self.error(f"expected TCP flags (S F P R . E W U), got '{t.text}'", t)
 
     def seq_range(self) -> tuple[int, int, int]:
+        first = self.peek()
         start = self.integer("the start sequence number (a:b(n))")
         self.expect("punct", ":", "':' in the sequence range a:b(n)")
         end = self.integer("the end sequence number (a:b(n))")
@@ -284,7 +284,7 @@ class _Parser:
         self.expect("punct", ")", "')' after the payload length")
         if (end - start) & 0xFFFFFFFF != n & 0xFFFFFFFF:
             raise self.error(f"inconsistent TCP sequence numbers: {start}:{end} is "
-                             f"{(end - start) & 0xFFFFFFFF} bytes, not {n}")
+                             f"{(end - start) & 0xFFFFFFFF} bytes, not {n}", first)
         return start, end, n
 
     def tcp_options(self) -> tuple[TcpOption, ...] | None:

@@ -56,7 +56,6 @@ from .syntax import (
     Ellipsis_,
     Event,
     IcmpPacket,
-    Int,
     Packet,
     Script,
     Syscall,
@@ -64,7 +63,7 @@ from .syntax import (
     TcpPacket,
     UdpPacket,
 )
-from .syscalls import ArgError, Blocked, Outcome, Syscalls, Unsupported, value
+from .syscalls import UNMODELLED, ArgError, Blocked, Outcome, Syscalls, Unsupported, value
 
 LOCAL_MAC = bytes.fromhex("020000000001")
 REMOTE_MAC = bytes.fromhex("020000000002")
@@ -174,10 +173,8 @@ class Runner:
         self.out_q: deque[_Out] = deque()
         self.flows: dict[tuple[int, int], _Flow] = {}
         self.flow: _Flow | None = None
-        self.listen_port: int | None = None
         self.ts_offset: int | None = None
         self.pending: _Pending | None = None
-        self.last_time = 0.0  # live time of the previous event
         self.last_script_time = 0.0
         self.last_inbound = False
         self.trace: list[str] = []
@@ -314,8 +311,6 @@ class Runner:
         else:
             if isinstance(act, Syscall) and self.pending is not None:
                 self._wait_pending()
-            if t + 1e-9 < self.now and ev.time.kind == "absolute":
-                pass  # the previous event ran late; packetdrill runs this one at once too
             self.advance(t)
             if isinstance(act, Packet):
                 self._inbound(act)
@@ -341,8 +336,7 @@ class Runner:
 
     # -- syscalls --------------------------------------------------------------------------------
     def _syscall(self, ev: Event, call: Syscall, end: float | None) -> None:
-        if call.name in ("epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "sendfile",
-                         "splice", "pipe", "open"):
+        if call.name in UNMODELLED:
             raise Unsupported(f"system call {call.name}()")
         self.trace.append(f"{self.now:.6f}   {call.name}()")
         try:
@@ -424,8 +418,8 @@ class Runner:
             l4, proto = self._build_tcp(body), 6
         elif isinstance(body, UdpPacket):
             sport, dport = body.ports or (REMOTE_PORT, self._udp_local_port())
-            l4, proto = build_udp(self.remote_ip, self.local_ip, sport, dport,
-                                  bytes(body.length)), 17
+            l4, proto = bytes(build_udp(self.remote_ip, self.local_ip, sport, dport,
+                                        bytes(body.length))), 17
         else:
             l4, proto = self._build_icmp(body), (58 if self.v6_wire else 1)
         tos = _ECN.get(pkt.ecn or "noecn", 0)
@@ -433,11 +427,11 @@ class Runner:
         if self.v6_wire:
             ip = build_ipv6(self.remote_ip, self.local_ip, proto, l4, hop_limit=ttl,
                             traffic_class=tos)
-            frame = build_ethernet(LOCAL_MAC, REMOTE_MAC, ETH_P_IPV6, ip)
+            ethertype = ETH_P_IPV6
         else:
             ip = build_ipv4(self.remote_ip, self.local_ip, proto, l4, ttl=ttl, tos=tos, df=True)
-            frame = build_ethernet(LOCAL_MAC, REMOTE_MAC, ETH_P_IPV4, ip)
-        frame = bytes(frame)
+            ethertype = ETH_P_IPV4
+        frame = bytes(build_ethernet(LOCAL_MAC, REMOTE_MAC, ethertype, ip))
         if self.pcap is not None:
             self.pcap.write(frame, self.now)
         self.trace.append(f"{self.now:.6f} < {_describe_script(pkt)}")
@@ -452,12 +446,12 @@ class Runner:
         return 8080
 
     def _inbound_flow(self, p: TcpPacket) -> _Flow:
-        if p.ports is not None:
+        if p.ports is not None:  # written out: "< 40000>8080 S 0:0(0) ..."
             key = (p.ports[1], p.ports[0])
-            fl = self.flows.get(key) or _Flow(key[0], key[1], True)
-            self.flows[key] = fl
-            self.flow = fl
-            return fl
+            named = self.flows.get(key) or _Flow(key[0], key[1], True)
+            self.flows[key] = named
+            self.flow = named
+            return named
         fl = self.flow
         syn_only = "S" in p.flags and "." not in p.flags
         if syn_only and self.listen_port_now() is not None:
@@ -752,7 +746,7 @@ def _opts_script(opts: list[TcpOption]) -> str:
     return "<" + ",".join(parts) + ">"
 
 
-def _opts_live(opts: list[Any], fl: _Flow | None, runner: Runner | None = None) -> str:
+def _opts_live(opts: list[Any], fl: _Flow | None) -> str:
     parts = []
     for a in opts:
         n = type(a).__name__

@@ -76,10 +76,6 @@ class Stack:
     def tcp_config(self) -> TcpConfig:
         return self.host.tcp.config
 
-    @tcp_config.setter
-    def tcp_config(self, cfg: TcpConfig) -> None:
-        self.host.tcp.config = cfg
-
     def configure(self, tcp: dict[str, Any], layer: dict[str, Any]) -> None:
         """New defaults for the TCP connections made from now on (TcpConfig fields) and the
         layer's host-wide knobs (``syncookies``, ``max_syn_backlog``, ...)."""
@@ -101,10 +97,6 @@ class Stack:
 
     def udp_socket(self, v6: bool) -> UdpSock:
         return UdpSock(self, v6)
-
-    def tcp_states(self) -> list[tuple[int, int, str]]:
-        """(local port, remote port, state) of every TCP connection (diagnostics)."""
-        return [(t.local_port, t.remote_port, t.state.value) for t in self.host.tcp.conns.values()]
 
     def connection_state(self, local_port: int, remote_port: int) -> str | None:
         for t in self.host.tcp.conns.values():
@@ -276,9 +268,9 @@ class TcpSock:
         now = self.stack.clock()
         if self.listener is not None:
             self.listener.close()
-            for tcb in [*self.accept_q, *self.listener.pending]:
-                tcb.abort(now)
-                self.stack.host.tcp.flush(tcb, now)
+            for child in [*self.accept_q, *self.listener.pending]:  # RFC 9293 §3.10.4
+                child.abort(now)
+                self.stack.host.tcp.flush(child, now)
             self.accept_q.clear()
         tcb = self.tcb
         if tcb is None or tcb.state is State.CLOSED:
@@ -393,11 +385,6 @@ class TcpSock:
             "tcpi_notsent_bytes": max(0, i["send_queue"] - i["unacked"]),
             "tcpi_dsack_dups": i["dsacks_in"],
         }
-
-    def state_name(self) -> str:
-        if self.tcb is not None:
-            return self.tcb.state.value
-        return "LISTEN" if self.listener is not None else "CLOSED"
 
 
 class UdpSock:

@@ -182,5 +182,4 @@ class Event:
 class Script:
     path: str
     options: dict[str, str] = field(default_factory=dict)
-    option_lines: dict[str, int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)

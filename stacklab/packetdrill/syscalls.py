@@ -14,8 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .sockets import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDHUP, SockError, Stack, \
-    TcpSock, UdpSock
+from .sockets import (
+    POLLERR,
+    POLLHUP,
+    POLLIN,
+    POLLOUT,
+    POLLPRI,
+    POLLRDHUP,
+    SockError,
+    Stack,
+    TcpSock,
+    UdpSock,
+)
 from .syntax import Array, BitOr, Call, Ellipsis_, Expr, Int, Str, Struct, Sym
 
 Outcome = tuple[int, int]  # (result, errno): errno 0 on success
