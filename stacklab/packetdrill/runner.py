@@ -24,6 +24,7 @@ The host configuration is Linux's as the upstream scripts assume it (see :mod:`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno as _errno
 import io
 import os
@@ -49,13 +50,14 @@ from stacklab.wire.udp import UdpView, build_udp
 
 from . import sysctl
 from .lexer import ScriptError
-from .sockets import Stack
+from .sockets import CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY, Stack
 from .syntax import (
     Code,
     Command,
     Ellipsis_,
     Event,
     IcmpPacket,
+    Int,
     Packet,
     Script,
     Syscall,
@@ -88,9 +90,12 @@ _ICMP6_CODES = {"no_route": 0, "admin_prohibited": 1, "beyond_scope": 2, "addres
                 "port_unreachable": 4, "ttl_exceeded": 0}
 
 
-# tcpi_options bits (include/uapi/linux/tcp.h), for %{ }% code
-TCPI_OPTS = {"TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE": 4,
-             "TCPI_OPT_ECN": 8, "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32}
+# constants %{ }% code may use: tcpi_options bits (include/uapi/linux/tcp.h) and the
+# tcpi_ca_state values
+CODE_CONSTANTS = {"TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE": 4,
+                  "TCPI_OPT_ECN": 8, "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32,
+                  "TCP_CA_Open": CA_OPEN, "TCP_CA_Disorder": CA_DISORDER, "TCP_CA_CWR": CA_CWR,
+                  "TCP_CA_Recovery": CA_RECOVERY, "TCP_CA_Loss": CA_LOSS}
 
 
 class Failure(Exception):
@@ -134,6 +139,32 @@ class _Out:
     ip: IPv4View | IPv6View
     proto: int
     l4: memoryview
+
+
+@dataclass(frozen=True)
+class _Seg:
+    """The fields of an outbound TCP segment the script checks (maybe several joined)."""
+
+    ports: tuple[int, int]
+    flags: int
+    seq: int
+    ack: int
+    window: int
+    length: int
+    options: list[Any]
+    merged: int = 1
+
+    @classmethod
+    def of(cls, out: _Out) -> _Seg | None:
+        if out.proto != 6:
+            return None
+        try:
+            v = TcpView(out.l4)
+            opts = v.options()
+        except MalformedPacket:
+            return None
+        return cls((v.src_port, v.dst_port), v.flags, v.seq, v.ack, v.window, len(v.payload),
+                   opts)
 
 
 @dataclass
@@ -340,7 +371,8 @@ class Runner:
             raise Unsupported(f"system call {call.name}()")
         self.trace.append(f"{self.now:.6f}   {call.name}()")
         try:
-            outcome = self._host_call(lambda: self.sys.call(call.name, call.args))
+            want = call.result.value if isinstance(call.result, Int) else None
+            outcome = self._host_call(lambda: self.sys.call(call.name, call.args, want))
         except Blocked as b:
             self.pending = _Pending(ev, b.retry, b.deadline, end if end is not None else self.now)
             self._check_pending()
@@ -395,7 +427,7 @@ class Runner:
         s = self.sys.current
         if s is None:
             raise Failure(self._line, "%{ }% code needs a TCP socket")
-        env: dict[str, Any] = dict(s.info()) | TCPI_OPTS
+        env: dict[str, Any] = dict(s.info()) | CODE_CONSTANTS
         printed = io.StringIO()
         try:
             with contextlib.redirect_stdout(printed):
@@ -587,16 +619,42 @@ class Runner:
                               f"{_describe_script(pkt)} at {t:.6f} sec; the stack sent nothing")
         out = self.out_q.popleft()
         self.now = max(self.now, out.t)
-        self._compare(ev.line, pkt, out)
+        seg = _Seg.of(out)
+        if seg is not None and isinstance(pkt.body, TcpPacket) and pkt.body.length > seg.length:
+            seg = self._coalesce(seg, pkt.body.length, out.t)
+        self._compare(ev.line, pkt, out, seg)
         if not lo - 1e-9 <= out.t <= hi + 1e-9:
             raise Failure(ev.line, f"timing error: expected outbound packet at {t:.6f} sec but "
                           f"happened at {out.t:.6f} sec; tolerance {self.tolerance:.6f} sec")
 
-    def _compare(self, line: int, pkt: Packet, out: _Out) -> None:
+    def _coalesce(self, seg: _Seg, want: int, t: float) -> _Seg:
+        """The script expects one segment bigger than the stack's: packetdrill's tun device
+        offers TSO, so Linux hands it super-segments. The stack's segments that continue
+        ``seg`` at the same time are joined into one, as segmentation offload would have cut
+        them from it (PSH from any of them, FIN only from the last)."""
+        while seg.length < want and not seg.flags & 0x07:  # not past a SYN, FIN or RST
+            if not self.out_q and not self._step(t):
+                break
+            if not self.out_q:
+                continue
+            nxt = _Seg.of(self.out_q[0])
+            if nxt is None or self.out_q[0].t > t + 1e-9 or nxt.ports != seg.ports \
+                    or nxt.seq != (seg.seq + seg.length) & MASK or nxt.ack != seg.ack \
+                    or nxt.flags & ~0x09 != seg.flags & ~0x08:
+                break
+            self.out_q.popleft()
+            seg = dataclasses.replace(seg, flags=seg.flags | nxt.flags,
+                                      length=seg.length + nxt.length, window=nxt.window,
+                                      merged=seg.merged + 1)
+        return seg
+
+    def _compare(self, line: int, pkt: Packet, out: _Out, seg: _Seg | None) -> None:
         def field_err(name: str, want: Any, got: Any) -> Failure:
+            actual = _describe(out, self) if seg is None or seg.merged == 1 else \
+                f"{self._describe_seg(seg)} ({seg.merged} segments joined as by TSO)"
             return Failure(line, f"error handling packet: live packet field {name}: expected: "
                            f"{want} vs actual: {got}\n  script packet: {_describe_script(pkt)}"
-                           f"\n  actual packet: {_describe(out, self)}")
+                           f"\n  actual packet: {actual}")
         body = pkt.body
         if pkt.ecn is not None and pkt.ecn != "ecn":
             ecn = (out.ip.tos if isinstance(out.ip, IPv4View) else out.ip.traffic_class) & 3
@@ -604,9 +662,9 @@ class Runner:
             if not ok:
                 raise field_err("ip_ecn", pkt.ecn, ecn)
         if isinstance(body, TcpPacket):
-            if out.proto != 6:
+            if seg is None:
                 raise field_err("protocol", 6, out.proto)
-            self._compare_tcp(body, TcpView(out.l4), field_err)
+            self._compare_tcp(body, seg, field_err)
         elif isinstance(body, UdpPacket):
             if out.proto != 17:
                 raise field_err("protocol", 17, out.proto)
@@ -626,15 +684,24 @@ class Runner:
             if body.code is not None and out.l4[1] != codes.get(body.code, -1):
                 raise field_err("icmp_code", codes.get(body.code), out.l4[1])
 
-    def _compare_tcp(self, p: TcpPacket, v: TcpView, err: Callable[[str, Any, Any], Failure]
+    def _describe_seg(self, s: _Seg) -> str:
+        fl = self.flows.get(s.ports)
+        isn = fl.local_isn if fl is not None and fl.local_isn is not None else 0
+        seq = (s.seq - isn) & MASK
+        text = f"{_flags_text(s.flags)} {seq}:{(seq + s.length) & MASK}({s.length})"
+        if s.flags & 0x10:
+            text += f" ack {(s.ack - REMOTE_ISN) & MASK}"
+        return text + f" win {s.window}"
+
+    def _compare_tcp(self, p: TcpPacket, v: _Seg, err: Callable[[str, Any, Any], Failure]
                      ) -> None:
-        key = (v.src_port, v.dst_port)
+        key = v.ports
         fl = self.flows.get(key)
         want_flags = 0
         for ch in p.flags:
             want_flags |= _FLAG_BITS.get(ch, 0)
         if fl is None:
-            fl = _Flow(v.src_port, v.dst_port, False)
+            fl = _Flow(key[0], key[1], False)
             self.flows[key] = fl
             self.flow = fl
         if fl.local_isn is None and v.flags & 0x02:
@@ -644,8 +711,8 @@ class Runner:
         seq = (v.seq - (fl.local_isn or 0)) & MASK
         if seq != p.seq & MASK:
             raise err("tcp_seq", p.seq & MASK, seq)
-        if len(v.payload) != p.length:
-            raise err("tcp_payload_len", p.length, len(v.payload))
+        if v.length != p.length:
+            raise err("tcp_payload_len", p.length, v.length)
         if p.ack is not None:
             ack = (v.ack - REMOTE_ISN) & MASK
             if ack != p.ack & MASK:
@@ -654,7 +721,7 @@ class Runner:
             raise err("tcp_window", p.window, v.window)
         if p.options is None:
             return
-        actual = v.options()
+        actual = v.options
         want = list(p.options)
         if len(actual) != len(want):
             raise err("tcp_options", _opts_script(want), _opts_live(actual, fl))
@@ -703,9 +770,14 @@ def _call_name(ev: Event) -> str:
 
 
 def _dedent(text: str) -> str:
+    """The code of a ``%{ }%`` block: its first line may follow ``%{`` while the others are
+    indented as the script is."""
     import textwrap
 
-    return textwrap.dedent(text.strip("\n"))
+    first, _, rest = text.strip("\n").partition("\n")
+    if first.strip():
+        return first.strip() + "\n" + textwrap.dedent(rest)
+    return textwrap.dedent(rest)
 
 
 def _parse_out(t: float, frame: bytes) -> _Out | None:

@@ -42,7 +42,9 @@ TCPI_FIELDS = (
     "tcpi_snd_ssthresh", "tcpi_snd_cwnd", "tcpi_advmss", "tcpi_reordering", "tcpi_total_retrans",
     "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_bytes_sent", "tcpi_bytes_retrans",
     "tcpi_segs_out", "tcpi_segs_in", "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_notsent_bytes",
-    "tcpi_dsack_dups")
+    "tcpi_dsack_dups", "tcpi_sacked")
+# tcpi_ca_state values (include/net/tcp.h: TCP_CA_Open ... TCP_CA_Loss)
+CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = range(5)
 
 
 class SockError(Exception):
@@ -343,7 +345,9 @@ class TcpSock:
 
     def info(self) -> dict[str, int]:
         """``struct tcp_info`` fields as Linux names them (times in microseconds, windows in
-        segments)."""
+        segments). ``tcpi_ca_state`` is Linux's congestion state told from the TCB: Loss after
+        a timeout without progress, Recovery during fast recovery, Disorder with duplicate ACKs
+        or SACKed data, else Open."""
         tcb = self.tcb
         if tcb is None:  # no connection: Linux reports zeros besides the state
             return dict.fromkeys(TCPI_FIELDS, 0) | {
@@ -352,9 +356,19 @@ class TcpSock:
         mss = max(1, i["snd_mss"])
         opts = (1 if i["timestamps"] else 0) | (2 if i["sack"] else 0) | (
             4 if tcb.wscale_ok else 0)
+        sacked = tcb.rec.sacked.total
+        if tcb.retries:
+            ca_state = CA_LOSS
+        elif tcb.recover is not None:
+            ca_state = CA_RECOVERY
+        elif tcb.dupacks or sacked:
+            ca_state = CA_DISORDER
+        else:
+            ca_state = CA_OPEN
         return {
             "tcpi_state": LINUX_STATE.get(tcb.state, 7),
-            "tcpi_ca_state": 0,
+            "tcpi_ca_state": ca_state,
+            "tcpi_sacked": -(-sacked // mss),
             "tcpi_retransmits": i["retries"],
             "tcpi_probes": 0,
             "tcpi_backoff": i["retries"],

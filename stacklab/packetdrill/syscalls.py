@@ -134,6 +134,7 @@ class Syscalls:
         self.linger0: set[int] = set()
         self.connect_reported: set[int] = set()
         self.current: TcpSock | None = None  # the socket %{ }% snippets look at
+        self.expected_fd: int | None = None
         self.notes: list[str] = []
 
     def _fd(self, e: Expr) -> tuple[int, Sock]:
@@ -143,7 +144,10 @@ class Syscalls:
         return fd, self.fds[fd]
 
     def _new_fd(self, s: Sock) -> int:
-        fd = 3
+        # packetdrill maps the script's descriptor numbers onto live ones: the number the
+        # script expects is taken when it is free, else the lowest free one from 3
+        fd = self.expected_fd if self.expected_fd is not None and self.expected_fd >= 0 \
+            and self.expected_fd not in self.fds else 3
         while fd in self.fds:
             fd += 1
         self.fds[fd] = s
@@ -151,7 +155,10 @@ class Syscalls:
             self.current = s
         return fd
 
-    def call(self, name: str, args: tuple[Expr, ...]) -> Outcome:
+    def call(self, name: str, args: tuple[Expr, ...], expected: int | None = None) -> Outcome:
+        """Run ``name(args)``; ``expected`` is the script's result (a new descriptor's
+        number for socket() and accept())."""
+        self.expected_fd = expected
         fn = getattr(self, "sys_" + name, None)
         if fn is None:
             raise Unsupported(f"system call {name}()")

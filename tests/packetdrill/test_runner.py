@@ -53,6 +53,17 @@ def test_the_tolerance_option_widens_the_window(tmp_path: Path) -> None:
     assert r.status == "PASS", r.message
 
 
+def test_segments_sent_together_match_one_tso_sized_expectation(tmp_path: Path) -> None:
+    r = run_text(tmp_path, SERVER + "+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n"
+                 "+0 < . 1:1(0) ack 3001 win 65535\n")
+    assert r.status == "PASS", r.message
+    # ... but only as far as the stack actually sent them together
+    r = run_text(tmp_path, SERVER + "+0 write(4, ..., 3000) = 3000\n+0 > P. 1:4001(4000) ack 1\n")
+    assert r.status == "FAIL"
+    assert "live packet field tcp_payload_len: expected: 4000 vs actual: 3000" in r.message
+    assert "(3 segments joined as by TSO)" in r.message
+
+
 def test_a_missing_packet_times_out(tmp_path: Path) -> None:
     r = run_text(tmp_path, SERVER + "+0.1 > P. 1:11(10) ack 1\n")
     assert r.status == "FAIL" and r.line == 9
