@@ -4,6 +4,7 @@ virtual time (no root, no TAP). Exit status 0 only when every script passed."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--tolerance_usecs", type=int, metavar="N",
                    help="timing tolerance (default: the script's, else 4000)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--markdown", action="store_true",
+                   help="print conformance tables (by directory, then by script) in Markdown")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print each script's packet trace and notes")
     p.add_argument("--pcap", type=Path, metavar="DIR", help="write each script's capture to DIR")
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         pcap = args.pcap / (path.stem + ".pcap") if args.pcap else None
         r = run_script(path, tolerance=tol, pcap=pcap)
         results.append(r)
-        if not args.json:
+        if not (args.json or args.markdown):
             print(report.line(r))
             if r.status != "PASS" and "\n" in r.message:
                 print("\n".join("    " + ln for ln in r.message.splitlines()[1:]))
@@ -56,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
                     print("    note: " + n)
     if args.json:
         print(report.as_json(results))
+    elif args.markdown:
+        roots = [p if p.is_dir() else p.parent for p in args.scripts]
+        print(report.markdown(results, Path(os.path.commonpath([str(p) for p in roots]))))
     else:
         print(report.summary(results))
     sys.stdout.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from .runner import Result
 
@@ -30,3 +31,43 @@ def as_json(results: Sequence[Result]) -> str:
     return json.dumps({"results": [r.as_dict() for r in results],
                        "summary": {s.lower(): c[s] for s in STATUSES} | {"total": len(results)}},
                       indent=2)
+
+
+def _rel(path: str, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+def _why(r: Result, root: Path) -> str:
+    """The first line of the message without the script's path (``:17: ...``)."""
+    first = r.message.splitlines()[0] if r.message else ""
+    for prefix in (r.path, str(Path(r.path).resolve())):
+        if first.startswith(prefix):
+            first = first[len(prefix):]
+    return first.lstrip(":").replace("|", "\\|")
+
+
+def markdown(results: Sequence[Result], root: Path) -> str:
+    """The conformance tables of CONFORMANCE.md: counts by directory (relative to ``root``),
+    then each script with its verdict and first mismatch or missing feature."""
+    by_dir: dict[str, Counter[str]] = {}
+    for r in results:
+        d = str(Path(_rel(r.path, root)).parent)
+        by_dir.setdefault(d, Counter())[r.status] += 1
+    rows = ["| directory | scripts | pass | fail | unsupported | error |",
+            "|---|---:|---:|---:|---:|---:|"]
+    total: Counter[str] = Counter()
+    for d in sorted(by_dir):
+        c = by_dir[d]
+        total += c
+        rows.append(f"| {d} | {sum(c.values())} | " + " | ".join(
+            str(c[s]) for s in STATUSES) + " |")
+    rows.append(f"| **all** | **{sum(total.values())}** | " + " | ".join(
+        f"**{total[s]}**" for s in STATUSES) + " |")
+    rows += ["", "| script | verdict | line: first mismatch, or the missing feature |",
+             "|---|---|---|"]
+    for r in sorted(results, key=lambda r: _rel(r.path, root)):
+        rows.append(f"| {_rel(r.path, root)} | {r.status} | {_why(r, root)} |")
+    return "\n".join(rows)

@@ -377,9 +377,13 @@ class Runner:
             self.pending = _Pending(ev, b.retry, b.deadline, end if end is not None else self.now)
             self._check_pending()
             return
-        self._finish_syscall(ev, outcome, end if end is not None else self.now)
+        self._finish_syscall(ev, outcome, end if end is not None else self.now, self.sys.missing)
 
-    def _finish_syscall(self, ev: Event, outcome: Outcome, expected_end: float) -> None:
+    def _finish_syscall(self, ev: Event, outcome: Outcome, expected_end: float,
+                        missing: str | None = None) -> None:
+        """Check a call's result, errno and return time; ``missing``: the socket option
+        stacklab lacks, when that is why the call failed."""
+        lacks = f" (stacklab has no {missing})" if missing else ""
         call = ev.action
         assert isinstance(call, Syscall)
         ret, err = outcome
@@ -396,14 +400,14 @@ class Runner:
             if ret != -1 or err != want_err:
                 got = f"{ret}" if ret != -1 else f"-1 with errno {fmt_errno(err)}"
                 raise Failure(ev.line, f"runtime error in {name} call: Expected result -1 with "
-                              f"errno {fmt_errno(want_err)} but got {got}")
+                              f"errno {fmt_errno(want_err)} but got {got}{lacks}")
             return
         if want is None:
             return
         if ret != want:
             got = f"{ret}" if ret != -1 else f"-1 with errno {fmt_errno(err)}"
             raise Failure(ev.line, f"runtime error in {name} call: Expected result {want} but "
-                          f"got {got}")
+                          f"got {got}{lacks}")
 
     # -- commands and code -----------------------------------------------------------------------
     def _command(self, cmd: Command) -> None:
@@ -632,7 +636,8 @@ class Runner:
         offers TSO, so Linux hands it super-segments. The stack's segments that continue
         ``seg`` at the same time are joined into one, as segmentation offload would have cut
         them from it (PSH from any of them, FIN only from the last)."""
-        while seg.length < want and not seg.flags & 0x07:  # not past a SYN, FIN or RST
+        # only data continues data, and nothing follows a SYN, FIN or RST
+        while 0 < seg.length < want and not seg.flags & 0x07:
             if not self.out_q and not self._step(t):
                 break
             if not self.out_q:

@@ -12,7 +12,7 @@ import errno
 import socket as _socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from .sockets import (
     POLLERR,
@@ -135,7 +135,13 @@ class Syscalls:
         self.connect_reported: set[int] = set()
         self.current: TcpSock | None = None  # the socket %{ }% snippets look at
         self.expected_fd: int | None = None
+        self.missing: str | None = None  # the socket option the last call lacked
         self.notes: list[str] = []
+
+    def _no_option(self, opt: str) -> NoReturn:
+        """A socket option stacklab does not have: ENOPROTOOPT, as from a kernel without it."""
+        self.missing = opt or "that option"
+        raise SockError(errno.ENOPROTOOPT)
 
     def _fd(self, e: Expr) -> tuple[int, Sock]:
         fd = value(e)
@@ -159,6 +165,7 @@ class Syscalls:
         """Run ``name(args)``; ``expected`` is the script's result (a new descriptor's
         number for socket() and accept())."""
         self.expected_fd = expected
+        self.missing = None
         fn = getattr(self, "sys_" + name, None)
         if fn is None:
             raise Unsupported(f"system call {name}()")
@@ -432,10 +439,12 @@ class Syscalls:
                     val.get("l_linger") or val.get("linger")):
                 self.linger0.add(fd)
             return 0
-        if opt == "IP_MTU_DISCOVER" and v in (2, 1):
-            return 0  # stacklab's TCP always sets DF and does path MTU discovery
+        if opt == "IP_MTU_DISCOVER":
+            if v in (2, 1):
+                return 0  # stacklab's TCP always sets DF and does path MTU discovery
+            self._no_option("IP_MTU_DISCOVER without path MTU discovery")
         if not isinstance(s, TcpSock):
-            raise SockError(errno.ENOPROTOOPT)
+            self._no_option(opt)
         tcp_opts: dict[str, Callable[[int], dict[str, Any]]] = {
             "TCP_NODELAY": lambda x: {"nodelay": bool(x)},
             "TCP_MAXSEG": lambda x: {"maxseg": x},
@@ -457,8 +466,7 @@ class Syscalls:
             return 0
         conv = tcp_opts.get(opt)
         if conv is None or v is None:
-            self.notes.append(f"setsockopt {opt}: stacklab has no such option (ENOPROTOOPT)")
-            raise SockError(errno.ENOPROTOOPT)
+            self._no_option(opt)
         s.set_config(**conv(v))
         return 0
 
@@ -496,10 +504,10 @@ class Syscalls:
             }
             fn = table.get(opt)
             if fn is None:
-                raise SockError(errno.ENOPROTOOPT)
+                self._no_option(opt)
             got = fn()
         else:
-            raise SockError(errno.ENOPROTOOPT)
+            self._no_option(opt)
         if isinstance(out, Array) and out.items and isinstance(out.items[0], Str):
             want_s = out.items[0].value
             if want_s != got:

@@ -102,7 +102,8 @@ def test_an_option_stacklab_lacks_fails_like_a_kernel_without_it(tmp_path: Path)
     r = run_text(tmp_path, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
                  "+0 setsockopt(3, SOL_TCP, TCP_CORK, [1], 4) = 0\n")
     assert r.status == "FAIL"
-    assert "errno ENOPROTOOPT" in r.message
+    assert r.message.endswith("errno ENOPROTOOPT (Protocol not available) (stacklab has no "
+                              "TCP_CORK)")
 
 
 def test_a_parse_error_is_one_line(tmp_path: Path) -> None:
