@@ -40,12 +40,18 @@ def _rel(path: str, root: Path) -> str:
         return path
 
 
-def _why(r: Result, root: Path) -> str:
-    """The first line of the message without the script's path (``:17: ...``)."""
-    first = r.message.splitlines()[0] if r.message else ""
+def _why(r: Result) -> str:
+    """The first line of the message without the script's path (``17: ...``), and the packet
+    the stack actually sent when that is what differed."""
+    lines = r.message.splitlines() or [""]
+    first = lines[0]
     for prefix in (r.path, str(Path(r.path).resolve())):
         if first.startswith(prefix):
             first = first[len(prefix):]
+    sent = [ln.strip()[len("actual packet: "):] for ln in lines[1:]
+            if ln.strip().startswith("actual packet: ")]
+    if sent:
+        first += f" (sent: {sent[0]})"
     return first.lstrip(":").replace("|", "\\|")
 
 
@@ -69,5 +75,5 @@ def markdown(results: Sequence[Result], root: Path) -> str:
     rows += ["", "| script | verdict | line: first mismatch, or the missing feature |",
              "|---|---|---|"]
     for r in sorted(results, key=lambda r: _rel(r.path, root)):
-        rows.append(f"| {_rel(r.path, root)} | {r.status} | {_why(r, root)} |")
+        rows.append(f"| {_rel(r.path, root)} | {r.status} | {_why(r)} |")
     return "\n".join(rows)
