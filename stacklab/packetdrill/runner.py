@@ -200,6 +200,7 @@ class Runner:
             raise Unsupported("--local_ip of the other IP version")
         self.mtu = int(opts.get("mtu", "1500"))
         self.now = 0.0
+        self._line = 0  # the line of the event being run
         self.steps = 0
         self.out_q: deque[_Out] = deque()
         self.flows: dict[tuple[int, int], _Flow] = {}
@@ -212,8 +213,10 @@ class Runner:
         self.notes: list[str] = []
         self.pcap = PcapWriter(str(pcap)) if pcap is not None else None
         for name in opts:
+            # --mss is the GRO size of inbound packets on a tun device: here every inbound
+            # packet is delivered as written
             if name.startswith("wire") or name in ("strict_segments", "tcp_ts_tick_usecs",
-                                                   "tcp_ts_ecr_scaled", "non_fatal",
+                                                   "tcp_ts_ecr_scaled", "non_fatal", "mss",
                                                    "dry_run", "verbose", "so_filename"):
                 self.notes.append(f"option --{name} ignored")
         self.host = Host("stacklab", rng=random.Random(seed))
@@ -296,8 +299,6 @@ class Runner:
         self._finish_syscall(p.event, outcome, p.expected_end)
 
     # -- running ---------------------------------------------------------------------------------
-    _line = 0
-
     def run(self) -> Result:
         res = Result(self.script.path, "PASS")
         try:
@@ -369,7 +370,6 @@ class Runner:
     def _syscall(self, ev: Event, call: Syscall, end: float | None) -> None:
         if call.name in UNMODELLED:
             raise Unsupported(f"system call {call.name}()")
-        self.trace.append(f"{self.now:.6f}   {call.name}()")
         try:
             want = call.result.value if isinstance(call.result, Int) else None
             outcome = self._host_call(lambda: self.sys.call(call.name, call.args, want))
@@ -388,6 +388,8 @@ class Runner:
         assert isinstance(call, Syscall)
         ret, err = outcome
         name = call.name
+        self.trace.append(f"{self.now:.6f}   {name}() = {ret}"
+                          + (f" {_errno.errorcode.get(err, err)}" if ret == -1 and err else ""))
         if abs(self.now - expected_end) > self.tolerance + 1e-9:
             raise Failure(ev.line, f"timing error: expected system call return at "
                           f"{expected_end:.6f} sec but happened at {self.now:.6f} sec; "
@@ -453,7 +455,7 @@ class Runner:
         if isinstance(body, TcpPacket):
             l4, proto = self._build_tcp(body), 6
         elif isinstance(body, UdpPacket):
-            sport, dport = body.ports or (REMOTE_PORT, self._udp_local_port())
+            sport, dport = body.ports or (REMOTE_PORT, self.sys.udp_port())
             l4, proto = bytes(build_udp(self.remote_ip, self.local_ip, sport, dport,
                                         bytes(body.length))), 17
         else:
@@ -474,13 +476,6 @@ class Runner:
         self._host_call(lambda: self.host.receive_frame(0, frame, self.now))
         self._check_pending()
 
-    def _udp_local_port(self) -> int:
-        for s in self.sys.fds.values():
-            pcb = getattr(s, "pcb", None)
-            if pcb is not None and pcb.local_port:
-                return int(pcb.local_port)
-        return 8080
-
     def _inbound_flow(self, p: TcpPacket) -> _Flow:
         if p.ports is not None:  # written out: "< 40000>8080 S 0:0(0) ..."
             key = (p.ports[1], p.ports[0])
@@ -490,8 +485,8 @@ class Runner:
             return named
         fl = self.flow
         syn_only = "S" in p.flags and "." not in p.flags
-        if syn_only and self.listen_port_now() is not None:
-            lp = self.listen_port_now()
+        if syn_only and self.sys.listening_port() is not None:
+            lp = self.sys.listening_port()
             assert lp is not None
             if fl is None or not fl.passive or fl.local_port != lp:
                 fl = self._new_passive_flow(lp, REMOTE_PORT)
@@ -500,7 +495,7 @@ class Runner:
                 if state not in (None, "SYN-RECEIVED", "TIME-WAIT"):
                     fl = self._new_passive_flow(lp, fl.remote_port + 1)
         if fl is None:
-            lp = self.listen_port_now() or 8080
+            lp = self.sys.listening_port() or 8080
             fl = self._new_passive_flow(lp, REMOTE_PORT)
         return fl
 
@@ -509,13 +504,6 @@ class Runner:
         self.flows[(lp, rp)] = fl
         self.flow = fl
         return fl
-
-    def listen_port_now(self) -> int | None:
-        for s in self.sys.fds.values():
-            lst = getattr(s, "listener", None)
-            if lst is not None and not lst.closed:
-                return int(lst.port)
-        return None
 
     def _local_seq(self, fl: _Flow | None, script_seq: int) -> int:
         isn = fl.local_isn if fl is not None and fl.local_isn is not None else 0
@@ -579,7 +567,7 @@ class Runner:
         fl = self.flow
         if p.quoted_proto == "udp" or p.quoted_proto is None and fl is None:
             n = p.quoted[2] if p.quoted else 0
-            inner_l4 = bytes(build_udp(self.local_ip, self.remote_ip, self._udp_local_port(),
+            inner_l4 = bytes(build_udp(self.local_ip, self.remote_ip, self.sys.udp_port(),
                                        8080, bytes(n)))[:8]
             inner_proto = 17
         else:

@@ -185,6 +185,20 @@ class TcpSock:
         if tcb.state is State.CLOSED:
             self.ended = True
 
+    @property
+    def opened(self) -> bool:
+        """connect() was called (or the socket came from accept())."""
+        return self.tcb is not None
+
+    def listening_port(self) -> int | None:
+        if self.listener is None or self.listener.closed:
+            return None
+        return int(self.listener.port)
+
+    def send_queue(self) -> int:
+        """Bytes written and not yet acknowledged (SIOCOUTQ)."""
+        return len(self.tcb.sendbuf) if self.tcb is not None else 0
+
     def connect_done(self) -> int | None:
         """A connect in progress: None while the handshake runs, else 0 or the errno."""
         if self.connected:
@@ -408,6 +422,14 @@ class UdpSock:
         self.pcb.listener = self
         self.queue: deque[tuple[bytes, tuple[bytes, int]]] = deque()
         self.error = 0
+
+    @property
+    def local_port(self) -> int | None:
+        return self.pcb.local_port
+
+    @property
+    def is_connected(self) -> bool:
+        return self.pcb.remote is not None
 
     def datagram_received(self, data: bytes, addr: tuple[bytes, int], now: float) -> None:
         self.queue.append((bytes(data), addr))

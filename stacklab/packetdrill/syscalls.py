@@ -143,6 +143,20 @@ class Syscalls:
         self.missing = opt or "that option"
         raise SockError(errno.ENOPROTOOPT)
 
+    def listening_port(self) -> int | None:
+        """The port of an open listening socket (where the script's SYNs go)."""
+        for s in self.fds.values():
+            if isinstance(s, TcpSock) and (port := s.listening_port()) is not None:
+                return port
+        return None
+
+    def udp_port(self) -> int:
+        """The local port of the script's UDP socket (where its datagrams go)."""
+        for s in self.fds.values():
+            if isinstance(s, UdpSock) and s.local_port:
+                return s.local_port
+        return PORT
+
     def _fd(self, e: Expr) -> tuple[int, Sock]:
         fd = value(e)
         if fd is None or fd not in self.fds:
@@ -250,7 +264,7 @@ class Syscalls:
             s.connect(a, port)
             return 0
         self.current = s
-        if s.tcb is not None:
+        if s.opened:
             done = s.connect_done()
             if done is None:
                 raise SockError(errno.EALREADY)
@@ -297,7 +311,7 @@ class Syscalls:
         if flags & 0x4000000:
             raise SockError(errno.ENOBUFS)  # MSG_ZEROCOPY without SO_ZEROCOPY
         if isinstance(s, UdpSock):
-            dst = None if addr is None or (isinstance(addr, Ellipsis_) and s.pcb.remote) else (
+            dst = None if addr is None or (isinstance(addr, Ellipsis_) and s.is_connected) else (
                 self.remote_ip, self._addr(addr, False)[1])
             return s.sendto(bytes(n), dst)
         self.current = s
@@ -413,9 +427,10 @@ class Syscalls:
         r = value(req)
         if r == 0x541B:  # SIOCINQ / FIONREAD
             got = s.readable()
-        elif r in (0x5411, 0x894B) and isinstance(s, TcpSock) and s.tcb is not None:
-            info = s.info()
-            got = info["tcpi_notsent_bytes"] if r == 0x894B else len(s.tcb.sendbuf)
+        elif r == 0x5411 and isinstance(s, TcpSock):  # SIOCOUTQ
+            got = s.send_queue()
+        elif r == 0x894B and isinstance(s, TcpSock):  # SIOCOUTQNSD
+            got = s.info()["tcpi_notsent_bytes"]
         else:
             raise Unsupported(f"ioctl {req}")
         want = value(out)
