@@ -129,7 +129,8 @@ class _Flow:
     local_port: int
     remote_port: int
     passive: bool
-    local_isn: int | None = None
+    local_isn: int | None = None  # the stack's ISN minus the script's
+    ts_offset: int | None = None  # the stack's TSval minus the script's
 
 
 @dataclass
@@ -205,7 +206,6 @@ class Runner:
         self.out_q: deque[_Out] = deque()
         self.flows: dict[tuple[int, int], _Flow] = {}
         self.flow: _Flow | None = None
-        self.ts_offset: int | None = None
         self.pending: _Pending | None = None
         self.last_script_time = 0.0
         self.last_inbound = False
@@ -544,8 +544,8 @@ class Runner:
         if k == "TS":
             assert o.ts is not None
             val, ecr = o.ts
-            if ecr and self.ts_offset is not None:
-                ecr = (ecr + self.ts_offset) & MASK
+            if ecr and fl.ts_offset is not None:
+                ecr = (ecr + fl.ts_offset) & MASK
             return bytes([8, 10]) + val.to_bytes(4, "big") + ecr.to_bytes(4, "big")
         if k in ("FO", "FOEXP"):
             # sent as written (RFC 7413 §4.1.1 / the experimental kind 254 with magic 0xF989):
@@ -697,7 +697,9 @@ class Runner:
             fl = _Flow(key[0], key[1], False)
             self.flows[key] = fl
             self.flow = fl
-        if fl.local_isn is None and v.flags & 0x02:
+        if v.flags & 0x02:  # a SYN starts the stack's sequence space and TS clock (again)
+            if fl.local_isn != (v.seq - p.seq) & MASK:
+                fl.ts_offset = None
             fl.local_isn = (v.seq - p.seq) & MASK
         if v.flags != want_flags:
             raise err("tcp_flags", p.flags or "-", _flags_text(v.flags))
@@ -741,8 +743,8 @@ class Runner:
         if k == "TS":
             if name != "TimestampOpt" or w.ts is None:
                 return False
-            if self.ts_offset is None:
-                self.ts_offset = (a.tsval - w.ts[0]) & MASK
+            if fl.ts_offset is None:
+                fl.ts_offset = (a.tsval - w.ts[0]) & MASK
             return bool(a.tsecr == w.ts[1])
         if k in ("FO", "FOEXP"):
             return name == "UnknownOpt" and a.kind == (34 if k == "FO" else 254)
