@@ -37,6 +37,16 @@ _FLAG_LETTERS = set("SFPRUEWCAN")  # SYN FIN PSH RST URG ECE CWR (C: CWR too) AE
 _ECN_WORDS = {"noecn", "ect0", "ect1", "ce", "ect01", "ecn"}
 
 
+def _shown(t: Token) -> str:
+    """A token as an error message quotes it: on one line, not too long."""
+    if t.kind == "command":
+        return "a `command`"
+    if t.kind == "code":
+        return "a %{ }% block"
+    text = t.text if len(t.text) <= 24 else t.text[:21] + "..."
+    return "'" + text.replace("\n", " ") + "'"
+
+
 def parse_file(path: str | Path) -> Script:
     p = Path(path)
     try:
@@ -87,19 +97,27 @@ class _Parser:
         t = self.peek()
         if t is None or t.kind != kind or (text is not None and t.text != text):
             want = what or (f"'{text}'" if text else kind)
-            got = "end of script" if t is None else f"'{t.text}'"
+            got = "end of script" if t is None else _shown(t)
             raise self.error(f"expected {want}, got {got}", t)
         self.i += 1
         return t
 
-    def integer(self, what: str) -> int:
+    def integer(self, what: str, lo: int | None = None, hi: int | None = None) -> int:
+        """An integer token (``-`` allowed), within ``lo..hi`` when given."""
+        first = self.peek()
+        v = self._integer(what)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise self.error(f"{what} {v} is out of range ({lo}..{hi})", first)
+        return v
+
+    def _integer(self, what: str) -> int:
         neg = False
         if self.at("punct", "-"):
             self.i += 1
             neg = True
         t = self.expect("num", what=what)
         if "." in t.text or "e" in t.text.lower() and not t.text.lower().startswith("0x"):
-            raise self.error(f"expected an integer for {what}, got '{t.text}'", t)
+            raise self.error(f"expected an integer for {what}, got {_shown(t)}", t)
         v = int(t.text, 0) if not t.text.startswith("0") or t.text.lower().startswith(
             "0x") else int(t.text, 10)
         return -v if neg else v
@@ -145,7 +163,7 @@ class _Parser:
             action = self.syscall()
         else:
             raise self.error(f"expected '<', '>', a system call, a command or code, got "
-                             f"'{t.text}'", t)
+                             f"{_shown(t)}", t)
         if time.kind in ("any", "absolute_range", "relative_range") and not (
                 isinstance(action, Packet) and action.direction == ">"):
             raise ScriptError(self.path, start.line, start.column,
@@ -185,7 +203,7 @@ class _Parser:
             return TimeSpec("absolute", start)
         if t.kind == "punct" and t.text == "-":
             raise self.error("negative time", t)
-        raise self.error(f"expected an event time (0.1, +0.1, *), got '{t.text}'", t)
+        raise self.error(f"expected an event time (0.1, +0.1, *), got {_shown(t)}", t)
 
     # -- packets ---------------------------------------------------------------------------------
     def packet(self) -> Packet:
@@ -198,7 +216,7 @@ class _Parser:
             self.i += 1
             ports = self.port_info()
             self.expect("punct", "(", "'(' and the UDP payload length")
-            n = self.integer("the UDP payload length")
+            n = self.integer("the UDP payload length", 0, 65507)
             self.expect("punct", ")")
             return Packet(direction, UdpPacket(n, ports), ecn, ttl)
         if t.kind == "ident" and t.text == "icmp":
@@ -214,13 +232,13 @@ class _Parser:
         urgent = 0
         if self.at_word("ack"):
             self.i += 1
-            ack = self.integer("the ack number")
+            ack = self.integer("the ack number", 0, 0xFFFFFFFF)
         if self.at_word("win"):
             self.i += 1
-            window = self.integer("the window")
+            window = self.integer("the window", 0, 0xFFFF)
         if self.at_word("urg"):
             self.i += 1
-            urgent = self.integer("the urgent pointer")
+            urgent = self.integer("the urgent pointer", 0, 0xFFFF)
         options: tuple[TcpOption, ...] | None = ()
         if self.at("punct", "<"):
             options = self.tcp_options()
@@ -240,19 +258,19 @@ class _Parser:
                     if w.kind == "ident" and w.text in _ECN_WORDS:
                         ecn = w.text
                     elif w.kind == "ident" and w.text == "ttl":
-                        ttl = self.integer("the TTL")
+                        ttl = self.integer("the TTL", 0, 255)
                     elif w.kind == "ident" and w.text == "tos":
-                        self.integer("the TOS")
+                        self.integer("the TOS", 0, 255)
                     elif not (w.kind == "punct" and w.text == ","):
-                        raise self.error(f"unexpected '{w.text}' in the IP info", w)
+                        raise self.error(f"unexpected {_shown(w)} in the IP info", w)
                 self.i += 1
         return ecn, ttl
 
     def port_info(self) -> tuple[int, int] | None:
         if self.at("num") and self.at("punct", ">", 1) and self.at("num", None, 2):
-            a = self.integer("a port")
+            a = self.integer("a port", 0, 0xFFFF)
             self.i += 1
-            return a, self.integer("a port")
+            return a, self.integer("a port", 0, 0xFFFF)
         return None
 
     def flags(self) -> str:
@@ -272,15 +290,15 @@ class _Parser:
                 self.i += 1
                 return t.text + "."
             return t.text
-        raise self.error(f"expected TCP flags (S F P R . E W U), got '{t.text}'", t)
+        raise self.error(f"expected TCP flags (S F P R . E W U), got {_shown(t)}", t)
 
     def seq_range(self) -> tuple[int, int, int]:
         first = self.peek()
-        start = self.integer("the start sequence number (a:b(n))")
+        start = self.integer("the start sequence number (a:b(n))", 0, 0xFFFFFFFF)
         self.expect("punct", ":", "':' in the sequence range a:b(n)")
-        end = self.integer("the end sequence number (a:b(n))")
+        end = self.integer("the end sequence number (a:b(n))", 0, 0xFFFFFFFF)
         self.expect("punct", "(", "'(' and the payload length in a:b(n)")
-        n = self.integer("the payload length")
+        n = self.integer("the payload length", 0, 65495)
         self.expect("punct", ")", "')' after the payload length")
         if (end - start) & 0xFFFFFFFF != n & 0xFFFFFFFF:
             raise self.error(f"inconsistent TCP sequence numbers: {start}:{end} is "
@@ -308,23 +326,23 @@ class _Parser:
         if k in ("nop", "eol", "sackOK"):
             return TcpOption(k)
         if k in ("mss", "wscale"):
-            return TcpOption(k, value=self.integer(f"the {k} value"))
+            return TcpOption(k, value=self.integer(f"the {k} value", 0, 0xFFFF if k == "mss" else 0xFF))
         if k == "sack":
             blocks = []
             while self.at("num"):
-                a = self.integer("a SACK block start")
+                a = self.integer("a SACK block start", 0, 0xFFFFFFFF)
                 self.expect("punct", ":", "':' in a SACK block a:b")
-                blocks.append((a, self.integer("a SACK block end")))
+                blocks.append((a, self.integer("a SACK block end", 0, 0xFFFFFFFF)))
             return TcpOption("sack", blocks=tuple(blocks))
         if k == "TS":
             if not self.at_word("val"):
                 raise self.error("expected 'val' after TS")
             self.i += 1
-            val = self.integer("the TS val")
+            val = self.integer("the TS val", 0, 0xFFFFFFFF)
             if not self.at_word("ecr"):
                 raise self.error("expected 'ecr' after the TS val")
             self.i += 1
-            return TcpOption("TS", ts=(val, self.integer("the TS ecr")))
+            return TcpOption("TS", ts=(val, self.integer("the TS ecr", 0, 0xFFFFFFFF)))
         if k in ("FO", "FOEXP", "md5"):
             cookie = ""
             end = t.end
@@ -351,10 +369,10 @@ class _Parser:
         mtu = None
         if self.at_word("mtu"):
             self.i += 1
-            mtu = self.integer("the MTU")
+            mtu = self.integer("the MTU", 0, 0xFFFFFFFF)
         if self.at_word("id"):
             self.i += 1
-            self.integer("the echo id")
+            self.integer("the echo id", 0, 0xFFFF)
         proto = None
         quoted = None
         if self.at("punct", "["):
@@ -362,7 +380,7 @@ class _Parser:
             if self.at_word("udp"):
                 self.i += 1
                 self.expect("punct", "(")
-                quoted = (0, 0, self.integer("the UDP length"))
+                quoted = (0, 0, self.integer("the UDP length", 0, 65507))
                 self.expect("punct", ")")
                 proto = "udp"
             else:
@@ -457,7 +475,7 @@ class _Parser:
         if t.kind == "punct" and t.text == "{":
             self.i += 1
             return self.struct()
-        raise self.error(f"expected an expression, got '{t.text}'", t)
+        raise self.error(f"expected an expression, got {_shown(t)}", t)
 
     def struct(self) -> Struct:
         fields: list[Field] = []

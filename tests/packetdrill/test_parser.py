@@ -106,3 +106,24 @@ def test_broken_scripts_name_line_and_column(text: str, line: int, col: int,
     assert words in e.message
     msg = str(e)
     assert msg.startswith(f"broken.pkt:{line}:{col}: ") and "\n" not in msg
+
+
+def test_mangled_scripts_give_script_errors_only() -> None:
+    """Random cuts and insertions in our own scripts: the parser either accepts the result or
+    raises ScriptError (never IndexError, ValueError, ...)."""
+    import random
+    from pathlib import Path
+
+    rng = random.Random(15)
+    texts = [p.read_text() for p in sorted((Path(__file__).parent / "scripts").glob("*.pkt"))]
+    junk = ["(", ")", "<", ">", ":", ",", "[", "]", "{", "}", "...", "%{", "`", '"', "-",
+            "0x", ".", "~", "+", "*", "=", "ack", "S.", "999999999999"]
+    for _ in range(400):
+        text = rng.choice(texts)
+        i = rng.randrange(len(text))
+        j = min(len(text), i + rng.randrange(8))
+        mangled = text[:i] + rng.choice(junk + [""]) + text[j:]
+        try:
+            parse(mangled, "m.pkt")
+        except ScriptError as e:
+            assert "\n" not in str(e) and str(e).startswith("m.pkt:")
