@@ -326,7 +326,8 @@ class _Parser:
         if k in ("nop", "eol", "sackOK"):
             return TcpOption(k)
         if k in ("mss", "wscale"):
-            return TcpOption(k, value=self.integer(f"the {k} value", 0, 0xFFFF if k == "mss" else 0xFF))
+            top = 0xFFFF if k == "mss" else 0xFF
+            return TcpOption(k, value=self.integer(f"the {k} value", 0, top))
         if k == "sack":
             blocks = []
             while self.at("num"):
