@@ -65,7 +65,7 @@ from .syntax import (
     TcpPacket,
     UdpPacket,
 )
-from .syscalls import UNMODELLED, ArgError, Blocked, Outcome, Syscalls, Unsupported, value
+from .syscalls import PORT, UNMODELLED, ArgError, Blocked, Outcome, Syscalls, Unsupported, value
 
 LOCAL_MAC = bytes.fromhex("020000000001")
 REMOTE_MAC = bytes.fromhex("020000000002")
@@ -205,7 +205,8 @@ class Runner:
         self.steps = 0
         self.out_q: deque[_Out] = deque()
         self.flows: dict[tuple[int, int], _Flow] = {}
-        self.flow: _Flow | None = None
+        self.flow: _Flow | None = None  # the connection under test
+        self._listen_seen = 0  # listen() calls already answered by a new passive flow
         self.pending: _Pending | None = None
         self.last_script_time = 0.0
         self.last_inbound = False
@@ -483,27 +484,17 @@ class Runner:
             self.flows[key] = named
             self.flow = named
             return named
-        fl = self.flow
+        # As packetdrill: the first inbound SYN after a listen() opens a new connection from a
+        # new remote port; every other packet belongs to the connection under test.
+        lp = self.sys.listening_port()
         syn_only = "S" in p.flags and "." not in p.flags
-        if syn_only and self.sys.listening_port() is not None:
-            lp = self.sys.listening_port()
-            assert lp is not None
-            if fl is None or not fl.passive or fl.local_port != lp:
-                fl = self._new_passive_flow(lp, REMOTE_PORT)
-            else:
-                state = self.stack.connection_state(fl.local_port, fl.remote_port)
-                if state not in (None, "SYN-RECEIVED", "TIME-WAIT"):
-                    fl = self._new_passive_flow(lp, fl.remote_port + 1)
-        if fl is None:
-            lp = self.sys.listening_port() or 8080
-            fl = self._new_passive_flow(lp, REMOTE_PORT)
-        return fl
-
-    def _new_passive_flow(self, lp: int, rp: int) -> _Flow:
-        fl = _Flow(lp, rp, True)
-        self.flows[(lp, rp)] = fl
-        self.flow = fl
-        return fl
+        if self.flow is None or (syn_only and lp is not None
+                                 and self._listen_seen != self.sys.listens):
+            self._listen_seen = self.sys.listens
+            port = lp or PORT
+            rp = REMOTE_PORT + sum(1 for f in self.flows.values() if f.passive)
+            self.flow = self.flows[(port, rp)] = _Flow(port, rp, True)
+        return self.flow
 
     def _local_seq(self, fl: _Flow | None, script_seq: int) -> int:
         isn = fl.local_isn if fl is not None and fl.local_isn is not None else 0

@@ -100,12 +100,6 @@ class Stack:
     def udp_socket(self, v6: bool) -> UdpSock:
         return UdpSock(self, v6)
 
-    def connection_state(self, local_port: int, remote_port: int) -> str | None:
-        for t in self.host.tcp.conns.values():
-            if t.local_port == local_port and t.remote_port == remote_port:
-                return t.state.value
-        return None
-
 
 class TcpSock:
     def __init__(self, stack: Stack, v6: bool) -> None:

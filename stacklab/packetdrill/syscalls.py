@@ -135,6 +135,7 @@ class Syscalls:
         self.connect_reported: set[int] = set()
         self.current: TcpSock | None = None  # the socket %{ }% snippets look at
         self.expected_fd: int | None = None
+        self.listens = 0  # listen() calls so far (the runner's cue for a new connection)
         self.missing: str | None = None  # the socket option the last call lacked
         self.notes: list[str] = []
 
@@ -241,6 +242,7 @@ class Syscalls:
         if not isinstance(s, TcpSock):
             raise SockError(errno.EOPNOTSUPP)
         s.listen(value(backlog) or 1)
+        self.listens += 1
         return 0
 
     def sys_accept(self, fd_e: Expr, _addr: Expr = Ellipsis_(), _len: Expr = Ellipsis_()) -> int:
