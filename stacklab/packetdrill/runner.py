@@ -324,7 +324,7 @@ class Runner:
                 self.pcap.close()
         res.virtual_time = self.now
         res.trace = self.trace
-        res.notes = self.notes + self.sys.notes
+        res.notes = self.notes
         return res
 
     def _event_time(self, ev: Event) -> float:

@@ -9,6 +9,7 @@ call still waits). Arguments written ``...`` take packetdrill's defaults: ``bind
 from __future__ import annotations
 
 import errno
+import inspect
 import socket as _socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,7 +138,6 @@ class Syscalls:
         self.expected_fd: int | None = None
         self.listens = 0  # listen() calls so far (the runner's cue for a new connection)
         self.missing: str | None = None  # the socket option the last call lacked
-        self.notes: list[str] = []
 
     def _no_option(self, opt: str) -> NoReturn:
         """A socket option stacklab does not have: ENOPROTOOPT, as from a kernel without it."""
@@ -164,11 +164,10 @@ class Syscalls:
             raise SockError(errno.EBADF)
         return fd, self.fds[fd]
 
-    def _new_fd(self, s: Sock) -> int:
+    def _new_fd(self, s: Sock, want: int | None) -> int:
         # packetdrill maps the script's descriptor numbers onto live ones: the number the
-        # script expects is taken when it is free, else the lowest free one from 3
-        fd = self.expected_fd if self.expected_fd is not None and self.expected_fd >= 0 \
-            and self.expected_fd not in self.fds else 3
+        # script expects (``want``) is taken when it is free, else the lowest free one from 3
+        fd = want if want is not None and want >= 0 and want not in self.fds else 3
         while fd in self.fds:
             fd += 1
         self.fds[fd] = s
@@ -185,13 +184,13 @@ class Syscalls:
         if fn is None:
             raise Unsupported(f"system call {name}()")
         try:
+            inspect.signature(fn).bind(*args)
+        except TypeError:
+            raise ArgError(f"{name}() does not take {len(args)} arguments") from None
+        try:
             return int(fn(*args)), 0
         except SockError as e:
             return -1, e.errno
-        except TypeError as e:
-            if "positional argument" in str(e):
-                raise ArgError(f"{name}() takes other arguments ({len(args)} given)") from None
-            raise
 
     def _wrap(self, fn: Callable[[], int | None]) -> Callable[[], Outcome | None]:
         def retry() -> Outcome | None:
@@ -220,7 +219,7 @@ class Syscalls:
         s: Sock = self.stack.tcp_socket(v6) if base == 1 else self.stack.udp_socket(v6)
         if base not in (1, 2):
             raise Unsupported(f"socket type {base}")
-        fd = self._new_fd(s)
+        fd = self._new_fd(s, self.expected_fd)
         self.nonblock[fd] = bool(t & 0o4000)
         return fd
 
@@ -250,9 +249,11 @@ class Syscalls:
         if not isinstance(s, TcpSock):
             raise SockError(errno.EOPNOTSUPP)
 
+        want = self.expected_fd  # a blocked accept() returns after other calls ran
+
         def attempt() -> int | None:
             child = s.accept()
-            return None if child is None else self._new_fd(child)
+            return None if child is None else self._new_fd(child, want)
         return self._maybe_block(fd, attempt)
 
     def sys_accept4(self, fd_e: Expr, a: Expr, ln: Expr, _flags: Expr) -> int:
