@@ -205,17 +205,17 @@ class TcpSock:
     def accept(self) -> TcpSock | None:
         if self.listener is None:
             raise SockError(errno.EINVAL, "not listening")
-        while self.accept_q:
-            tcb = self.accept_q.popleft()
-            if tcb.finished:
-                continue
-            child = TcpSock(self.stack, self.v6)
-            child.config = tcb.config
-            child._adopt(tcb)
-            if tcb.state is State.CLOSED:
-                child.ended = True
-            return child
-        return None
+        if not self.accept_q:
+            return None
+        # a connection reset before accept() is still handed out, its error pending (as Linux)
+        tcb = self.accept_q.popleft()
+        child = TcpSock(self.stack, self.v6)
+        child.config = tcb.config
+        child._adopt(tcb)
+        if tcb.state is State.CLOSED:
+            child.ended = True
+            child.error = _errno_of(tcb.error)
+        return child
 
     def send(self, data: bytes) -> int | None:
         """Bytes queued; None when the send buffer is full (a blocking write waits)."""
@@ -305,7 +305,7 @@ class TcpSock:
     def poll(self) -> int:
         ev = 0
         if self.listener is not None:
-            return POLLIN if any(not t.finished for t in self.accept_q) else 0
+            return POLLIN if self.accept_q else 0
         tcb = self.tcb
         if tcb is None:
             return POLLOUT | POLLHUP

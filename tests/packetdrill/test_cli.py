@@ -81,3 +81,13 @@ def test_a_broken_script_is_an_error_line(tmp_path: Path,
     out = capsys.readouterr().out
     assert f"ERROR       {p}:2:18: expected the window, got end of script\n" in out
     assert "Traceback" not in out
+
+
+def test_tolerance_usecs_overrides_the_scripts(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    late = tmp_path / "late.pkt"  # the SYN-ACK's ACK expected 20 ms after it leaves
+    late.write_text(GOOD.read_text().replace("   +0 > . 1:1(0) ack 1 <nop",
+                                             "+0.02 > . 1:1(0) ack 1 <nop"))
+    assert main(["packetdrill", str(late)]) == 1
+    assert "timing error" in capsys.readouterr().out
+    assert main(["packetdrill", "--tolerance_usecs=25000", str(late)]) == 0
