@@ -160,7 +160,7 @@ class TcpSock:
         try:
             self.listener = self.stack.host.tcp.listen(
                 port, established, local_ip=addr, config=self.config, backlog=max(backlog, 1),
-                family=6 if self.v6 else 4)
+                family=None if self.v6 else 4)  # AF_INET6 sockets take IPv4 too (no V6ONLY)
         except OSError as e:
             raise SockError(e.errno or errno.EADDRINUSE) from None
         self.bound = (addr, self.listener.port)
