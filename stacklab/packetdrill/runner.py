@@ -14,7 +14,15 @@ timestamp); an expected outbound packet is compared field by field with the firs
 sent, and must come within the tolerance of its time (``--tolerance_usecs``, 4 ms by default).
 Relative times count from the previous event as it happened (from the script time of the
 previous packet between two inbound packets). A blocking call returns when the stack lets it;
-its return time is checked against ``...end``.
+its return time is checked against ``...end``. Inbound packets go to the connection under test:
+the first SYN after a ``listen()`` opens a new one (from a new remote port), as in packetdrill.
+
+packetdrill's tun device offers TSO, so the scripts expect Linux's super-segments
+(``P. 1:10001(10000)``); stacklab has no TSO, and the stack's data segments that continue one
+another at the same instant are joined before they are compared with such an expectation.
+
+Bounds: a script stops (FAIL) after ``MAX_VIRTUAL_TIME`` virtual seconds or ``MAX_STEPS``
+timer steps; an exception escaping the stack is a FAIL naming it, never a crash of the run.
 
 Addresses: local 192.168.0.1 / fd3d:fa7b:d17d::1, remote 192.0.2.1 / 2001:db8::1 (``--local_ip``
 and ``--remote_ip`` change them), port 8080 for ``bind``/``connect`` with ``...``.
@@ -887,6 +895,8 @@ def run_script(path: str | Path, *, tolerance: float | None = None,
         runner = Runner(script, tolerance=tolerance, pcap=pcap)
     except Unsupported as u:
         return Result(str(path), "UNSUPPORTED", f"{path}: unsupported: {u}")
+    except ValueError as e:  # a header option's value: --local_ip=nonsense
+        return Result(str(path), "ERROR", f"{path}: bad option: {e}")
     try:
         return runner.run()
     except Exception as e:  # noqa: BLE001 - a runner bug must not stop the other scripts

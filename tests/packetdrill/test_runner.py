@@ -158,3 +158,10 @@ def test_unknown_commands_are_notes_not_failures(tmp_path: Path) -> None:
     assert r.status == "PASS"
     assert "command ignored: tc qdisc add dev tun0 root pfifo" in r.notes
     assert "sysctl net.ipv4.tcp_frto=2: no stacklab knob" in r.notes
+
+
+def test_a_bad_header_option_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    r = run_text(tmp_path, "--local_ip=nonsense\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert r.status == "ERROR" and "bad option" in r.message
+    r = run_text(tmp_path, "--ip_version=ipv5\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert r.status == "UNSUPPORTED" and "--ip_version=ipv5" in r.message
