@@ -218,7 +218,8 @@ class Runner:
         self.pending: _Pending | None = None
         self.last_script_time = 0.0
         self.last_inbound = False
-        self.trace: list[str] = []
+        # the -v trace; outbound packets are described at the end, once the ISNs are known
+        self.trace: list[str | _Out] = []
         self.notes: list[str] = []
         self.pcap = PcapWriter(str(pcap)) if pcap is not None else None
         for name in opts:
@@ -257,7 +258,7 @@ class Runner:
             out = _parse_out(self.now, frame)
             if out is not None:
                 self.out_q.append(out)
-                self.trace.append(f"{self.now:.6f} > {_describe(out, self)}")
+                self.trace.append(out)
 
     def _host_call(self, fn: Callable[[], Any]) -> Any:
         try:
@@ -331,7 +332,8 @@ class Runner:
             if self.pcap is not None:
                 self.pcap.close()
         res.virtual_time = self.now
-        res.trace = self.trace
+        res.trace = [t if isinstance(t, str) else f"{t.t:.6f} > {_describe(t, self)}"
+                     for t in self.trace]
         res.notes = self.notes
         return res
 
