@@ -165,3 +165,15 @@ def test_a_bad_header_option_is_an_error_not_a_crash(tmp_path: Path) -> None:
     assert r.status == "ERROR" and "bad option" in r.message
     r = run_text(tmp_path, "--ip_version=ipv5\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
     assert r.status == "UNSUPPORTED" and "--ip_version=ipv5" in r.message
+
+
+@pytest.mark.parametrize("spec, status", [
+    ("+0.03~+0.05", "PASS"),  # the delayed ACK leaves 40 ms after the data
+    ("0.14~0.2", "PASS"),  # absolute: the data arrived at 0.11
+    ("*", "PASS"),
+    ("+0~+0.02", "FAIL"),
+])
+def test_time_ranges_and_any_time(tmp_path: Path, spec: str, status: str) -> None:
+    r = run_text(tmp_path, SERVER + "+0.1 < P. 1:1001(1000) ack 1 win 65535\n"
+                 f"{spec} > . 1:1(0) ack 1001\n")
+    assert r.status == status, r.message
