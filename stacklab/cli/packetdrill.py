@@ -44,8 +44,15 @@ def run(args: argparse.Namespace) -> int:
         args.pcap.mkdir(parents=True, exist_ok=True)
     tol = args.tolerance_usecs / 1e6 if args.tolerance_usecs is not None else None
     results = []
+    taken: set[str] = set()
     for path in scripts:
-        pcap = args.pcap / (path.stem + ".pcap") if args.pcap else None
+        pcap = None
+        if args.pcap:
+            name = path.stem
+            if name in taken:  # the same name in two directories: prefix the directory's
+                name = f"{path.parent.name}-{name}"
+            taken.add(name)
+            pcap = args.pcap / (name + ".pcap")
         r = run_script(path, tolerance=tol, pcap=pcap)
         results.append(r)
         if not (args.json or args.markdown):
