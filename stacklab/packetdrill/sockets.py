@@ -1,0 +1,473 @@
+"""The one place the packetdrill runner touches stacklab's transport layers.
+
+Every call into TCP (listen, connect, accept, send, read, close, shutdown, socket options,
+``tcp_info``, connection events) and UDP goes through this module, using their public methods
+only, so that a change of the TCP layer's API is ported here and nowhere else. The runner sees
+BSD-socket-like objects: :class:`TcpSock` and :class:`UdpSock`, which raise :class:`SockError`
+with an errno, and return None where a blocking call would wait.
+
+Events are taken as today's TCP layer pushes them (``tcb.user.tcp_event(tcb, ev)``); the socket
+only records them (connected, the error that ended the connection).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from stacklab.stack.tcp.congestion import create_congestion
+from stacklab.stack.tcp.fsm import State
+from stacklab.stack.tcp.layer import Listener
+from stacklab.stack.tcp.tcb import Connected, ConnectionLost, Tcb, TcpConfig
+
+if TYPE_CHECKING:
+    from stacklab.stack.host import Host
+    from stacklab.stack.udp import UdpPcb
+
+# Linux's TCP_* state numbers (include/net/tcp_states.h), as tcpi_state reports them
+LINUX_STATE = {
+    State.ESTABLISHED: 1, State.SYN_SENT: 2, State.SYN_RECEIVED: 3, State.FIN_WAIT_1: 4,
+    State.FIN_WAIT_2: 5, State.TIME_WAIT: 6, State.CLOSED: 7, State.CLOSE_WAIT: 8,
+    State.LAST_ACK: 9, State.LISTEN: 10, State.CLOSING: 11,
+}
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLRDHUP = 0x1, 0x2, 0x4, 0x8, 0x10, 0x2000
+
+
+TCPI_FIELDS = (
+    "tcpi_state", "tcpi_ca_state", "tcpi_retransmits", "tcpi_probes", "tcpi_backoff",
+    "tcpi_options", "tcpi_snd_wscale", "tcpi_rcv_wscale", "tcpi_rto", "tcpi_snd_mss",
+    "tcpi_rcv_mss", "tcpi_unacked", "tcpi_lost", "tcpi_retrans", "tcpi_rtt", "tcpi_rttvar",
+    "tcpi_snd_ssthresh", "tcpi_snd_cwnd", "tcpi_advmss", "tcpi_reordering", "tcpi_total_retrans",
+    "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_bytes_sent", "tcpi_bytes_retrans",
+    "tcpi_segs_out", "tcpi_segs_in", "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_notsent_bytes",
+    "tcpi_dsack_dups", "tcpi_sacked")
+# tcpi_ca_state values (include/net/tcp.h: TCP_CA_Open ... TCP_CA_Loss)
+CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = range(5)
+
+
+class SockError(Exception):
+    def __init__(self, err: int, what: str = "") -> None:
+        super().__init__(errno.errorcode.get(err, str(err)) + (f": {what}" if what else ""))
+        self.errno = err
+
+
+def _errno_of(exc: Exception | None) -> int:
+    if exc is None:
+        return 0
+    if isinstance(exc, ConnectionRefusedError):
+        return errno.ECONNREFUSED
+    if isinstance(exc, ConnectionResetError):
+        return errno.ECONNRESET
+    if isinstance(exc, TimeoutError):
+        return errno.ETIMEDOUT
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    return errno.EIO
+
+
+class Stack:
+    """The host's TCP and UDP as a socket table; ``clock()`` is the runner's virtual time."""
+
+    def __init__(self, host: Host, clock: Callable[[], float]) -> None:
+        self.host = host
+        self.clock = clock
+
+    @property
+    def tcp_config(self) -> TcpConfig:
+        return self.host.tcp.config
+
+    def configure(self, tcp: dict[str, Any], layer: dict[str, Any]) -> None:
+        """New defaults for the TCP connections made from now on (TcpConfig fields) and the
+        layer's host-wide knobs (``syncookies``, ``max_syn_backlog``, ...)."""
+        cong = tcp.pop("congestion", None)
+        if cong is not None:
+            self.host.tcp.default_congestion = self.check_congestion(cong)
+        self.host.tcp.config = self.host.tcp.config.replace(**tcp)
+        for name, value in layer.items():
+            setattr(self.host.tcp, name, value)
+
+    @staticmethod
+    def check_congestion(name: str) -> str:
+        """``name`` if stacklab has that congestion control, else ValueError."""
+        create_congestion(name, 1000)
+        return name
+
+    def tcp_socket(self, v6: bool) -> TcpSock:
+        return TcpSock(self, v6)
+
+    def udp_socket(self, v6: bool) -> UdpSock:
+        return UdpSock(self, v6)
+
+
+class TcpSock:
+    def __init__(self, stack: Stack, v6: bool) -> None:
+        self.stack = stack
+        self.v6 = v6
+        self.config = stack.tcp_config
+        self.bound: tuple[bytes | None, int] | None = None
+        self.listener: Listener | None = None
+        self.accept_q: deque[Tcb] = deque()
+        self.tcb: Tcb | None = None
+        self.connected = False
+        self.error = 0  # SO_ERROR, pending
+        self.ended = False  # ConnectionLost seen
+        self.shut_rd = False
+        self.shut_wr = False
+        self.closed = False
+
+    # -- the TCP layer's user interface (today's push events) -----------------------------------
+    def tcp_event(self, tcb: Tcb, ev: Any) -> None:
+        if isinstance(ev, Connected):
+            self.connected = True
+        elif isinstance(ev, ConnectionLost):
+            self.ended = True
+            self.error = _errno_of(ev.error) or self.error
+
+    def _adopt(self, tcb: Tcb) -> None:
+        self.tcb = tcb
+        tcb.user = self
+        self.connected = tcb.state not in (State.SYN_SENT, State.SYN_RECEIVED)
+
+    def _flush(self) -> None:
+        """Send what a user call queued (a FIN) and let the layer forget a CLOSED TCB."""
+        if self.tcb is not None:
+            self.stack.host.tcp.flush(self.tcb, self.stack.clock())
+
+    def _kick(self) -> None:
+        if self.tcb is not None:
+            self.stack.host.tcp.kick(self.tcb)
+
+    # -- calls -----------------------------------------------------------------------------------
+    def bind(self, addr: bytes | None, port: int) -> None:
+        if self.bound is not None:
+            raise SockError(errno.EINVAL, "already bound")
+        self.bound = (addr, port)
+
+    def listen(self, backlog: int) -> None:
+        if self.tcb is not None:
+            raise SockError(errno.EINVAL)
+        if self.listener is not None:
+            self.listener.backlog = max(backlog, 1)
+            return
+        addr, port = self.bound or (None, 0)
+
+        def established(tcb: Tcb) -> None:
+            tcb.user = None  # events until accept() are the listener's business
+            self.accept_q.append(tcb)
+
+        try:
+            self.listener = self.stack.host.tcp.listen(
+                port, established, local_ip=addr, config=self.config, backlog=max(backlog, 1),
+                family=None if self.v6 else 4)  # AF_INET6 sockets take IPv4 too (no V6ONLY)
+        except OSError as e:
+            raise SockError(e.errno or errno.EADDRINUSE) from None
+        self.bound = (addr, self.listener.port)
+
+    def connect(self, addr: bytes, port: int) -> None:
+        if self.tcb is not None:
+            raise SockError(errno.EISCONN if self.connected else errno.EALREADY)
+        local_ip, local_port = self.bound or (None, 0)
+        try:
+            tcb = self.stack.host.tcp.connect(addr, port, self.stack.clock(), local_ip=local_ip,
+                                              local_port=local_port, config=self.config,
+                                              user=self)
+        except OSError as e:
+            raise SockError(e.errno or errno.ENETUNREACH) from None
+        self.tcb = tcb
+        if tcb.state is State.CLOSED:
+            self.ended = True
+
+    @property
+    def opened(self) -> bool:
+        """connect() was called (or the socket came from accept())."""
+        return self.tcb is not None
+
+    def listening_port(self) -> int | None:
+        if self.listener is None or self.listener.closed:
+            return None
+        return int(self.listener.port)
+
+    def send_queue(self) -> int:
+        """Bytes written and not yet acknowledged (SIOCOUTQ)."""
+        return len(self.tcb.sendbuf) if self.tcb is not None else 0
+
+    def connect_done(self) -> int | None:
+        """A connect in progress: None while the handshake runs, else 0 or the errno."""
+        if self.connected:
+            return 0
+        if self.ended:
+            err, self.error = self.error, 0
+            return err or errno.ECONNREFUSED
+        return None
+
+    def accept(self) -> TcpSock | None:
+        if self.listener is None:
+            raise SockError(errno.EINVAL, "not listening")
+        if not self.accept_q:
+            return None
+        # a connection reset before accept() is still handed out, its error pending (as Linux)
+        tcb = self.accept_q.popleft()
+        child = TcpSock(self.stack, self.v6)
+        child.config = tcb.config
+        child._adopt(tcb)
+        if tcb.state is State.CLOSED:
+            child.ended = True
+            child.error = _errno_of(tcb.error)
+        return child
+
+    def send(self, data: bytes) -> int | None:
+        """Bytes queued; None when the send buffer is full (a blocking write waits)."""
+        tcb = self.tcb
+        if tcb is None:
+            raise SockError(errno.EPIPE if self.listener is None else errno.ENOTCONN)
+        if self.error and self.ended:
+            err, self.error = self.error, 0
+            raise SockError(err)
+        if self.shut_wr or self.ended or tcb.state not in (
+                State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_SENT, State.SYN_RECEIVED):
+            raise SockError(errno.EPIPE)
+        if not data:
+            return 0
+        try:
+            n = tcb.send(data)
+        except ConnectionError:
+            raise SockError(errno.EPIPE) from None
+        if n == 0:
+            return None
+        self._kick()
+        return n
+
+    def recv(self, n: int, peek: bool = False) -> bytes | None:
+        """Up to ``n`` bytes; b"" at end of stream; None when nothing is readable yet."""
+        tcb = self.tcb
+        if tcb is None:
+            raise SockError(errno.ENOTCONN)
+        if tcb.readable:
+            if peek:
+                return bytes(tcb.recvbuf.ready[:n])
+            data = tcb.read(n)
+            self.stack.host.tcp.kick_read(tcb)
+            return data
+        if self.error:
+            err, self.error = self.error, 0
+            raise SockError(err)
+        if tcb.at_eof or self.shut_rd or self.ended:
+            return b""
+        return None
+
+    def readable(self) -> int:
+        return self.tcb.readable if self.tcb is not None else 0
+
+    def shutdown(self, rd: bool, wr: bool) -> None:
+        tcb = self.tcb
+        if tcb is None:
+            if self.listener is not None:
+                return
+            raise SockError(errno.ENOTCONN)
+        if rd:
+            self.shut_rd = True
+        if wr and not self.shut_wr:
+            self.shut_wr = True
+            tcb.close(self.stack.clock())
+            self._flush()
+
+    def close(self) -> None:
+        self.closed = True
+        now = self.stack.clock()
+        if self.listener is not None:
+            self.listener.close()
+            for child in [*self.accept_q, *self.listener.pending]:  # RFC 9293 §3.10.4
+                child.abort(now)
+                self.stack.host.tcp.flush(child, now)
+            self.accept_q.clear()
+        tcb = self.tcb
+        if tcb is None or tcb.state is State.CLOSED:
+            return
+        if tcb.readable:
+            # unread data at close: RST instead of FIN (RFC 9293 §3.10.4 / RFC 2525 §2.17)
+            tcb.abort(now)
+            self.stack.host.tcp.flush(tcb, now)
+            return
+        tcb.close(now, full=True)
+        self._flush()
+
+    def abort(self) -> None:
+        """SO_LINGER with a zero timeout, then close: RST."""
+        tcb = self.tcb
+        self.closed = True
+        if tcb is not None and tcb.state is not State.CLOSED:
+            now = self.stack.clock()
+            tcb.abort(now)
+            self.stack.host.tcp.flush(tcb, now)
+
+    def poll(self) -> int:
+        ev = 0
+        if self.listener is not None:
+            return POLLIN if self.accept_q else 0
+        tcb = self.tcb
+        if tcb is None:
+            return POLLOUT | POLLHUP
+        if tcb.readable or tcb.at_eof or self.ended:
+            ev |= POLLIN
+        if tcb.at_eof:
+            ev |= POLLRDHUP
+        if self.connected and not self.shut_wr and tcb.send_space > 0 and not self.ended:
+            ev |= POLLOUT
+        if self.error:
+            ev |= POLLERR
+        if self.ended or (self.shut_wr and tcb.at_eof):
+            ev |= POLLHUP
+        return ev
+
+    # -- options ---------------------------------------------------------------------------------
+    def set_config(self, **kw: Any) -> None:
+        """TCP_NODELAY, TCP_MAXSEG, SO_RCVBUF, ...: on the connection if there is one, else for
+        the connections this socket will make or accept."""
+        self.config = self.config.replace(**kw)
+        tcb = self.tcb
+        if tcb is not None:
+            tcb.config = tcb.config.replace(**kw)
+            # the buffers were sized from the config when the connection was made
+            if "send_buffer" in kw:
+                tcb.sendbuf.capacity = kw["send_buffer"]
+            if "recv_buffer" in kw:
+                tcb.recvbuf.capacity = kw["recv_buffer"]
+            self._kick()
+        if self.listener is not None:
+            self.listener.config = self.config
+
+    def get_config(self, name: str) -> Any:
+        cfg = self.tcb.config if self.tcb is not None else self.config
+        return getattr(cfg, name)
+
+    def mss(self) -> int:
+        if self.tcb is None:
+            return self.config.maxseg or 536
+        return self.tcb.snd_mss
+
+    def take_error(self) -> int:
+        err, self.error = self.error, 0
+        return err
+
+    def info(self) -> dict[str, int]:
+        """``struct tcp_info`` fields as Linux names them (times in microseconds, windows in
+        segments). ``tcpi_ca_state`` is Linux's congestion state told from the TCB: Loss after
+        a timeout without progress, Recovery during fast recovery, Disorder with duplicate ACKs
+        or SACKed data, else Open."""
+        tcb = self.tcb
+        if tcb is None:  # no connection: Linux reports zeros besides the state
+            return dict.fromkeys(TCPI_FIELDS, 0) | {
+                "tcpi_state": 10 if self.listener is not None else 7}
+        i = tcb.tcp_info()
+        mss = max(1, i["snd_mss"])
+        opts = (1 if i["timestamps"] else 0) | (2 if i["sack"] else 0) | (
+            4 if tcb.wscale_ok else 0)
+        sacked = tcb.rec.sacked.total
+        if tcb.retries:
+            ca_state = CA_LOSS
+        elif tcb.recover is not None:
+            ca_state = CA_RECOVERY
+        elif tcb.dupacks or sacked:
+            ca_state = CA_DISORDER
+        else:
+            ca_state = CA_OPEN
+        return {
+            "tcpi_state": LINUX_STATE.get(tcb.state, 7),
+            "tcpi_ca_state": ca_state,
+            "tcpi_sacked": -(-sacked // mss),
+            "tcpi_retransmits": i["retries"],
+            "tcpi_probes": 0,
+            "tcpi_backoff": i["retries"],
+            "tcpi_options": opts,
+            "tcpi_snd_wscale": i["snd_wscale"],
+            "tcpi_rcv_wscale": i["rcv_wscale"],
+            "tcpi_rto": round(i["rto"] * 1e6),
+            "tcpi_snd_mss": i["snd_mss"],
+            "tcpi_rcv_mss": i["rcv_mss"],
+            "tcpi_unacked": -(-i["unacked"] // mss),
+            "tcpi_lost": 0,
+            "tcpi_retrans": 0,
+            "tcpi_rtt": round((i["srtt"] or 0) * 1e6),
+            "tcpi_rttvar": round((i["rttvar"] or 0) * 1e6),
+            "tcpi_snd_ssthresh": min(i["ssthresh"] // mss, 0x7FFFFFFF),
+            "tcpi_snd_cwnd": i["cwnd"] // mss,
+            "tcpi_advmss": tcb.adv_mss,
+            "tcpi_reordering": 3,
+            "tcpi_total_retrans": i["retransmits"],
+            "tcpi_bytes_acked": i["bytes_acked"],
+            "tcpi_bytes_received": i["bytes_received"],
+            "tcpi_bytes_sent": i["bytes_sent"],
+            "tcpi_bytes_retrans": i["bytes_retrans"],
+            "tcpi_segs_out": i["segs_out"],
+            "tcpi_segs_in": i["segs_in"],
+            "tcpi_snd_wnd": i["snd_wnd"],
+            "tcpi_rcv_wnd": i["rcv_wnd"],
+            "tcpi_notsent_bytes": max(0, i["send_queue"] - i["unacked"]),
+            "tcpi_dsack_dups": i["dsacks_in"],
+        }
+
+
+class UdpSock:
+    def __init__(self, stack: Stack, v6: bool) -> None:
+        self.stack = stack
+        self.pcb: UdpPcb = stack.host.udp.socket(6 if v6 else 4)
+        self.pcb.listener = self
+        self.queue: deque[tuple[bytes, tuple[bytes, int]]] = deque()
+        self.error = 0
+
+    @property
+    def local_port(self) -> int | None:
+        return self.pcb.local_port
+
+    @property
+    def is_connected(self) -> bool:
+        return self.pcb.remote is not None
+
+    def datagram_received(self, data: bytes, addr: tuple[bytes, int], now: float) -> None:
+        self.queue.append((bytes(data), addr))
+
+    def error_received(self, exc: Exception, now: float) -> None:
+        self.error = _errno_of(exc)
+
+    def bind(self, addr: bytes | None, port: int) -> None:
+        try:
+            self.pcb.bind(addr, port)
+        except OSError as e:
+            raise SockError(e.errno or errno.EINVAL) from None
+
+    def connect(self, addr: bytes, port: int) -> None:
+        try:
+            self.pcb.connect(addr, port)
+        except OSError as e:
+            raise SockError(e.errno or errno.EINVAL) from None
+
+    def sendto(self, data: bytes, addr: tuple[bytes, int] | None) -> int:
+        try:
+            self.pcb.sendto(data, addr, self.stack.clock())
+        except OSError as e:
+            raise SockError(e.errno or errno.EIO) from None
+        return len(data)
+
+    def recv(self, n: int, peek: bool = False) -> bytes | None:
+        if self.error:
+            err, self.error = self.error, 0
+            raise SockError(err)
+        if not self.queue:
+            return None
+        data = self.queue[0][0] if peek else self.queue.popleft()[0]
+        return data[:n]
+
+    def readable(self) -> int:
+        return len(self.queue[0][0]) if self.queue else 0
+
+    def poll(self) -> int:
+        return (POLLIN if self.queue else 0) | POLLOUT | (POLLERR if self.error else 0)
+
+    def close(self) -> None:
+        self.pcb.close()
+
+    def take_error(self) -> int:
+        err, self.error = self.error, 0
+        return err

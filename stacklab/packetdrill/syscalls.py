@@ -1,0 +1,575 @@
+"""The system calls of packetdrill scripts, on the sockets of :mod:`.sockets`.
+
+A call returns ``(result, errno)``; a call that would block raises :class:`Blocked` carrying a
+``retry()`` the runner calls as virtual time goes on (it returns the outcome, or None while the
+call still waits). Arguments written ``...`` take packetdrill's defaults: ``bind`` to port 8080,
+``connect``/``sendto`` to the remote address, port 8080.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import socket as _socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from .sockets import (
+    POLLERR,
+    POLLHUP,
+    POLLIN,
+    POLLOUT,
+    POLLPRI,
+    POLLRDHUP,
+    SockError,
+    Stack,
+    TcpSock,
+    UdpSock,
+)
+from .syntax import Array, BitOr, Call, Ellipsis_, Expr, Int, Str, Struct, Sym
+
+Outcome = tuple[int, int]  # (result, errno): errno 0 on success
+PORT = 8080
+
+# Symbolic constants, Linux values (taken from the running Python where it has them).
+_EXTRA = {
+    "SOCK_STREAM": 1, "SOCK_DGRAM": 2, "SOCK_NONBLOCK": 0o4000, "SOCK_CLOEXEC": 0o2000000,
+    "AF_INET": 2, "AF_INET6": 10, "PF_INET": 2, "PF_INET6": 10,
+    "IPPROTO_TCP": 6, "IPPROTO_UDP": 17, "IPPROTO_IP": 0, "IPPROTO_IPV6": 41,
+    "SOL_SOCKET": 1, "SOL_TCP": 6, "SOL_IP": 0, "SOL_IPV6": 41, "SOL_UDP": 17,
+    "F_GETFL": 3, "F_SETFL": 4, "O_RDWR": 2, "O_RDONLY": 0, "O_WRONLY": 1, "O_NONBLOCK": 0o4000,
+    "SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2,
+    "MSG_PEEK": 2, "MSG_DONTWAIT": 0x40, "MSG_NOSIGNAL": 0x4000, "MSG_MORE": 0x8000,
+    "MSG_WAITALL": 0x100, "MSG_TRUNC": 0x20, "MSG_EOR": 0x80, "MSG_ERRQUEUE": 0x2000,
+    "MSG_FASTOPEN": 0x20000000, "MSG_ZEROCOPY": 0x4000000, "MSG_OOB": 1,
+    "POLLIN": POLLIN, "POLLPRI": POLLPRI, "POLLOUT": POLLOUT, "POLLERR": POLLERR,
+    "POLLHUP": POLLHUP, "POLLRDHUP": POLLRDHUP, "POLLNVAL": 0x20, "POLLRDNORM": 0x40,
+    "POLLWRNORM": 0x100,
+    "SIOCINQ": 0x541B, "FIONREAD": 0x541B, "SIOCOUTQ": 0x5411, "SIOCOUTQNSD": 0x894B,
+    "TCP_NODELAY": 1, "TCP_MAXSEG": 2, "TCP_CORK": 3, "TCP_KEEPIDLE": 4, "TCP_KEEPINTVL": 5,
+    "TCP_KEEPCNT": 6, "TCP_SYNCNT": 7, "TCP_LINGER2": 8, "TCP_DEFER_ACCEPT": 9,
+    "TCP_WINDOW_CLAMP": 10, "TCP_INFO": 11, "TCP_QUICKACK": 12, "TCP_CONGESTION": 13,
+    "TCP_USER_TIMEOUT": 18, "TCP_FASTOPEN": 23, "TCP_NOTSENT_LOWAT": 25,
+    "TCP_FASTOPEN_CONNECT": 30, "TCP_INQ": 36, "TCP_FASTOPEN_KEY": 33,
+    "SO_REUSEADDR": 2, "SO_REUSEPORT": 15, "SO_KEEPALIVE": 9, "SO_LINGER": 13, "SO_ERROR": 4,
+    "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_RCVLOWAT": 18, "SO_SNDLOWAT": 19, "SO_MARK": 36,
+    "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "SO_TYPE": 3,
+    "IP_TOS": 1, "IP_TTL": 2, "IP_MTU_DISCOVER": 10, "IP_PMTUDISC_DONT": 0,
+    "IP_PMTUDISC_DO": 2, "IP_PMTUDISC_WANT": 1, "IP_FREEBIND": 15, "IPV6_TCLASS": 67,
+}
+# syscalls of upstream scripts the runner does not model
+UNMODELLED = {"epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "sendfile", "splice",
+              "pipe", "open", "socketpair", "select"}
+
+
+def symbol(name: str) -> int | None:
+    v = _EXTRA.get(name)
+    if v is None:
+        v = getattr(_socket, name, None)
+        if not isinstance(v, int):
+            v = getattr(errno, name, None)
+    return v if isinstance(v, int) else None
+
+
+class Unsupported(Exception):
+    """The script uses something the runner or stacklab does not have: named in the message."""
+
+
+class ArgError(Exception):
+    """A mismatch in a call's arguments or outputs (a value the script expected)."""
+
+
+@dataclass
+class Blocked(Exception):
+    retry: Callable[[], Outcome | None]
+    deadline: float | None = None  # poll's timeout: retry() also runs then
+
+
+def value(e: Expr | None) -> int | None:
+    """An integer argument (``...`` -> None)."""
+    if e is None or isinstance(e, Ellipsis_):
+        return None
+    if isinstance(e, Int):
+        return e.value
+    if isinstance(e, Sym):
+        v = symbol(e.name)
+        if v is None:
+            raise Unsupported(f"symbol {e.name}")
+        return v
+    if isinstance(e, BitOr):
+        out = 0
+        for t in e.terms:
+            out |= value(t) or 0
+        return out
+    if isinstance(e, Array) and len(e.items) == 1:
+        return value(e.items[0])
+    if isinstance(e, Call) and e.name in ("htons", "_htons_", "htonl", "ntohs") and e.args:
+        return value(e.args[0])
+    if isinstance(e, Str):
+        return None
+    raise Unsupported(f"argument {type(e).__name__}")
+
+
+def names(e: Expr | None) -> set[str]:
+    if isinstance(e, Sym):
+        return {e.name}
+    if isinstance(e, BitOr):
+        return set().union(*(names(t) for t in e.terms))
+    return set()
+
+
+Sock = TcpSock | UdpSock
+
+
+class Syscalls:
+    def __init__(self, stack: Stack, local_ip: bytes, remote_ip: bytes, v6: bool,
+                 clock: Callable[[], float]) -> None:
+        self.stack = stack
+        self.local_ip = local_ip
+        self.remote_ip = remote_ip
+        self.v6 = v6
+        self.clock = clock
+        self.fds: dict[int, Sock] = {}
+        self.nonblock: dict[int, bool] = {}
+        self.linger0: set[int] = set()
+        self.connect_reported: set[int] = set()
+        self.current: TcpSock | None = None  # the socket %{ }% snippets look at
+        self.expected_fd: int | None = None
+        self.listens = 0  # listen() calls so far (the runner's cue for a new connection)
+        self.missing: str | None = None  # the socket option the last call lacked
+
+    def _no_option(self, opt: str) -> NoReturn:
+        """A socket option stacklab does not have: ENOPROTOOPT, as from a kernel without it."""
+        self.missing = opt or "that option"
+        raise SockError(errno.ENOPROTOOPT)
+
+    def listening_port(self) -> int | None:
+        """The port of an open listening socket (where the script's SYNs go)."""
+        for s in self.fds.values():
+            if isinstance(s, TcpSock) and (port := s.listening_port()) is not None:
+                return port
+        return None
+
+    def udp_port(self) -> int:
+        """The local port of the script's UDP socket (where its datagrams go)."""
+        for s in self.fds.values():
+            if isinstance(s, UdpSock) and s.local_port:
+                return s.local_port
+        return PORT
+
+    def _fd(self, e: Expr) -> tuple[int, Sock]:
+        fd = value(e)
+        if fd is None or fd not in self.fds:
+            raise SockError(errno.EBADF)
+        return fd, self.fds[fd]
+
+    def _new_fd(self, s: Sock, want: int | None) -> int:
+        # packetdrill maps the script's descriptor numbers onto live ones: the number the
+        # script expects (``want``) is taken when it is free, else the lowest free one from 3
+        fd = want if want is not None and want >= 0 and want not in self.fds else 3
+        while fd in self.fds:
+            fd += 1
+        self.fds[fd] = s
+        if isinstance(s, TcpSock):
+            self.current = s
+        return fd
+
+    def call(self, name: str, args: tuple[Expr, ...], expected: int | None = None) -> Outcome:
+        """Run ``name(args)``; ``expected`` is the script's result (a new descriptor's
+        number for socket() and accept())."""
+        self.expected_fd = expected
+        self.missing = None
+        fn = getattr(self, "sys_" + name, None)
+        if fn is None:
+            raise Unsupported(f"system call {name}()")
+        try:
+            inspect.signature(fn).bind(*args)
+        except TypeError:
+            raise ArgError(f"{name}() does not take {len(args)} arguments") from None
+        try:
+            return int(fn(*args)), 0
+        except SockError as e:
+            return -1, e.errno
+
+    def _wrap(self, fn: Callable[[], int | None]) -> Callable[[], Outcome | None]:
+        def retry() -> Outcome | None:
+            try:
+                r = fn()
+            except SockError as e:
+                return -1, e.errno
+            return None if r is None else (r, 0)
+        return retry
+
+    def _maybe_block(self, fd: int, fn: Callable[[], int | None], eagain: int = errno.EAGAIN,
+                     deadline: float | None = None) -> int:
+        r = fn()
+        if r is not None:
+            return r
+        if self.nonblock.get(fd):
+            raise SockError(eagain)
+        raise Blocked(self._wrap(fn), deadline)
+
+    # -- sockets ---------------------------------------------------------------------------------
+    def sys_socket(self, domain: Expr, typ: Expr, proto: Expr) -> int:
+        t = value(typ) or 1
+        base = t & 0xF
+        dom = value(domain)
+        v6 = self.v6 if dom is None else dom == 10
+        s: Sock = self.stack.tcp_socket(v6) if base == 1 else self.stack.udp_socket(v6)
+        if base not in (1, 2):
+            raise Unsupported(f"socket type {base}")
+        fd = self._new_fd(s, self.expected_fd)
+        self.nonblock[fd] = bool(t & 0o4000)
+        return fd
+
+    def _addr(self, e: Expr, local: bool) -> tuple[bytes | None, int]:
+        default = (None if local else self.remote_ip, PORT)
+        if isinstance(e, Struct):
+            port = value(e.get("sin_port") or e.get("sin6_port")) or PORT
+            return default[0], port
+        return default
+
+    def sys_bind(self, fd_e: Expr, addr: Expr, _len: Expr) -> int:
+        _, s = self._fd(fd_e)
+        a, port = self._addr(addr, True)
+        s.bind(a, port)
+        return 0
+
+    def sys_listen(self, fd_e: Expr, backlog: Expr) -> int:
+        _, s = self._fd(fd_e)
+        if not isinstance(s, TcpSock):
+            raise SockError(errno.EOPNOTSUPP)
+        s.listen(value(backlog) or 1)
+        self.listens += 1
+        return 0
+
+    def sys_accept(self, fd_e: Expr, _addr: Expr = Ellipsis_(), _len: Expr = Ellipsis_()) -> int:
+        fd, s = self._fd(fd_e)
+        if not isinstance(s, TcpSock):
+            raise SockError(errno.EOPNOTSUPP)
+
+        want = self.expected_fd  # a blocked accept() returns after other calls ran
+
+        def attempt() -> int | None:
+            child = s.accept()
+            return None if child is None else self._new_fd(child, want)
+        return self._maybe_block(fd, attempt)
+
+    def sys_accept4(self, fd_e: Expr, a: Expr, ln: Expr, _flags: Expr) -> int:
+        return self.sys_accept(fd_e, a, ln)
+
+    def sys_connect(self, fd_e: Expr, addr: Expr, _len: Expr) -> int:
+        fd, s = self._fd(fd_e)
+        a, port = self._addr(addr, False)
+        assert a is not None
+        if isinstance(s, UdpSock):
+            s.connect(a, port)
+            return 0
+        self.current = s
+        if s.opened:
+            done = s.connect_done()
+            if done is None:
+                raise SockError(errno.EALREADY)
+            if done:
+                raise SockError(done)
+            if fd in self.connect_reported:
+                raise SockError(errno.EISCONN)
+            self.connect_reported.add(fd)
+            return 0
+        s.connect(a, port)
+
+        def attempt() -> int | None:
+            done = s.connect_done()
+            if done is None:
+                return None
+            self.connect_reported.add(fd)
+            if done:
+                raise SockError(done)
+            return 0
+        return self._maybe_block(fd, attempt, errno.EINPROGRESS)
+
+    def sys_close(self, fd_e: Expr) -> int:
+        fd, s = self._fd(fd_e)
+        del self.fds[fd]
+        if fd in self.linger0 and isinstance(s, TcpSock):
+            s.abort()
+        else:
+            s.close()
+        return 0
+
+    def sys_shutdown(self, fd_e: Expr, how: Expr) -> int:
+        _, s = self._fd(fd_e)
+        h = value(how)
+        if not isinstance(s, TcpSock):
+            raise SockError(errno.ENOTCONN)
+        s.shutdown(h in (0, 2), h in (1, 2))
+        return 0
+
+    # -- data ------------------------------------------------------------------------------------
+    def _write(self, fd_e: Expr, n: int, flags: int = 0, addr: Expr | None = None) -> int:
+        fd, s = self._fd(fd_e)
+        if flags & 0x20000000:
+            raise SockError(errno.EOPNOTSUPP)  # MSG_FASTOPEN: stacklab has no TCP Fast Open
+        if flags & 0x4000000:
+            raise SockError(errno.ENOBUFS)  # MSG_ZEROCOPY without SO_ZEROCOPY
+        if isinstance(s, UdpSock):
+            dst = None if addr is None or (isinstance(addr, Ellipsis_) and s.is_connected) else (
+                self.remote_ip, self._addr(addr, False)[1])
+            return s.sendto(bytes(n), dst)
+        self.current = s
+        nonblock = self.nonblock.get(fd) or bool(flags & 0x40)
+        sent = 0
+
+        def attempt() -> int | None:
+            nonlocal sent
+            while sent < n:
+                k = s.send(bytes(n - sent))
+                if k is None:
+                    break
+                sent += k
+            if sent == n or (nonblock and sent):
+                return sent
+            if s.ended or s.shut_wr:
+                if sent:
+                    return sent
+                raise SockError(errno.EPIPE)
+            return None
+        if n == 0:
+            return s.send(b"") or 0
+        r = attempt()
+        if r is not None:
+            return r
+        if nonblock:
+            raise SockError(errno.EAGAIN)
+        raise Blocked(self._wrap(attempt))
+
+    def sys_write(self, fd_e: Expr, _buf: Expr, n: Expr) -> int:
+        return self._write(fd_e, value(n) or 0)
+
+    def sys_send(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr) -> int:
+        return self._write(fd_e, value(n) or 0, value(flags) or 0)
+
+    def sys_sendto(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr, addr: Expr,
+                   _len: Expr) -> int:
+        return self._write(fd_e, value(n) or 0, value(flags) or 0, addr)
+
+    @staticmethod
+    def _iov_len(iov: Expr | None) -> int:
+        total = 0
+        if isinstance(iov, Array):
+            for item in iov.items:
+                if isinstance(item, Struct):
+                    ln = item.get("iov_len")
+                    if ln is None and item.fields:
+                        ln = item.fields[-1].value
+                    total += value(ln) or 0
+        return total
+
+    def sys_writev(self, fd_e: Expr, iov: Expr, _cnt: Expr) -> int:
+        return self._write(fd_e, self._iov_len(iov))
+
+    def sys_sendmsg(self, fd_e: Expr, msg: Expr, flags: Expr) -> int:
+        if not isinstance(msg, Struct):
+            raise ArgError("sendmsg() needs a struct msghdr")
+        if msg.get("msg_control") is not None:
+            raise Unsupported("sendmsg() ancillary data (msg_control)")
+        return self._write(fd_e, self._iov_len(msg.get("msg_iov")), value(flags) or 0)
+
+    def _read(self, fd_e: Expr, n: int, flags: int = 0) -> int:
+        fd, s = self._fd(fd_e)
+        if flags & 0x2000:
+            raise Unsupported("MSG_ERRQUEUE (socket error queue)")
+        if isinstance(s, TcpSock):
+            self.current = s
+        peek = bool(flags & 2)
+
+        def attempt() -> int | None:
+            data = s.recv(n, peek)
+            return None if data is None else len(data)
+        if flags & 0x40:
+            r = attempt()
+            if r is None:
+                raise SockError(errno.EAGAIN)
+            return r
+        return self._maybe_block(fd, attempt)
+
+    def sys_read(self, fd_e: Expr, _buf: Expr, n: Expr) -> int:
+        return self._read(fd_e, value(n) or 0)
+
+    def sys_recv(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr) -> int:
+        return self._read(fd_e, value(n) or 0, value(flags) or 0)
+
+    def sys_recvfrom(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr, _a: Expr,
+                     _l: Expr) -> int:
+        return self._read(fd_e, value(n) or 0, value(flags) or 0)
+
+    def sys_recvmsg(self, fd_e: Expr, msg: Expr, flags: Expr) -> int:
+        if not isinstance(msg, Struct):
+            raise ArgError("recvmsg() needs a struct msghdr")
+        if msg.get("msg_control") is not None:
+            raise Unsupported("recvmsg() ancillary data (msg_control)")
+        f = value(flags) or 0
+        if "MSG_ERRQUEUE" in names(msg.get("msg_flags")):
+            f |= 0x2000
+        return self._read(fd_e, self._iov_len(msg.get("msg_iov")), f)
+
+    # -- control ---------------------------------------------------------------------------------
+    def sys_fcntl(self, fd_e: Expr, cmd: Expr, arg: Expr = Ellipsis_()) -> int:
+        fd, _ = self._fd(fd_e)
+        c = value(cmd)
+        if c == 3:  # F_GETFL
+            return 2 | (0o4000 if self.nonblock.get(fd) else 0)
+        if c == 4:  # F_SETFL
+            self.nonblock[fd] = bool((value(arg) or 0) & 0o4000)
+            return 0
+        raise Unsupported(f"fcntl command {cmd}")
+
+    def sys_ioctl(self, fd_e: Expr, req: Expr, out: Expr) -> int:
+        _, s = self._fd(fd_e)
+        r = value(req)
+        if r == 0x541B:  # SIOCINQ / FIONREAD
+            got = s.readable()
+        elif r == 0x5411 and isinstance(s, TcpSock):  # SIOCOUTQ
+            got = s.send_queue()
+        elif r == 0x894B and isinstance(s, TcpSock):  # SIOCOUTQNSD
+            got = s.info()["tcpi_notsent_bytes"]
+        else:
+            raise Unsupported(f"ioctl {req}")
+        want = value(out)
+        if want is not None and want != got:
+            raise ArgError(f"ioctl(): expected {want} bytes but got {got}")
+        return 0
+
+    def sys_setsockopt(self, fd_e: Expr, level: Expr, name: Expr, val: Expr,
+                       _len: Expr) -> int:
+        fd, s = self._fd(fd_e)
+        opt = next(iter(names(name)), "")
+        try:
+            v = value(val) if not isinstance(val, Struct | Str) else None
+        except Unsupported:
+            v = None  # a flag stacklab does not know: the option is not there either
+        if opt in ("SO_REUSEADDR", "SO_REUSEPORT", "IP_TOS", "IPV6_TCLASS", "SO_MARK",
+                   "IP_FREEBIND"):
+            return 0
+        if opt == "SO_LINGER" and isinstance(val, Struct):
+            if value(val.get("l_onoff") or val.get("onoff")) and not value(
+                    val.get("l_linger") or val.get("linger")):
+                self.linger0.add(fd)
+            return 0
+        if opt == "IP_MTU_DISCOVER":
+            if v in (2, 1):
+                return 0  # stacklab's TCP always sets DF and does path MTU discovery
+            self._no_option("IP_MTU_DISCOVER without path MTU discovery")
+        if not isinstance(s, TcpSock):
+            self._no_option(opt)
+        tcp_opts: dict[str, Callable[[int], dict[str, Any]]] = {
+            "TCP_NODELAY": lambda x: {"nodelay": bool(x)},
+            "TCP_MAXSEG": lambda x: {"maxseg": x},
+            "TCP_USER_TIMEOUT": lambda x: {"user_timeout": x / 1000 if x else None},
+            "TCP_KEEPIDLE": lambda x: {"keepidle": float(x)},
+            "TCP_KEEPINTVL": lambda x: {"keepintvl": float(x)},
+            "TCP_KEEPCNT": lambda x: {"keepcnt": x},
+            "TCP_SYNCNT": lambda x: {"syn_retries": x},
+            "SO_KEEPALIVE": lambda x: {"keepalive": bool(x)},
+            # Linux doubles the value for its bookkeeping overhead (socket(7))
+            "SO_SNDBUF": lambda x: {"send_buffer": 2 * x},
+            "SO_RCVBUF": lambda x: {"recv_buffer": 2 * x},
+        }
+        if opt == "TCP_CONGESTION" and isinstance(val, Str):
+            try:
+                s.set_config(congestion=self.stack.check_congestion(val.value))
+            except ValueError:
+                raise SockError(errno.ENOENT) from None
+            return 0
+        conv = tcp_opts.get(opt)
+        if conv is None or v is None:
+            self._no_option(opt)
+        s.set_config(**conv(v))
+        return 0
+
+    def sys_getsockopt(self, fd_e: Expr, level: Expr, name: Expr, out: Expr,
+                       _len: Expr = Ellipsis_()) -> int:
+        _, s = self._fd(fd_e)
+        opt = next(iter(names(name)), "")
+        if opt == "TCP_INFO":
+            if not isinstance(s, TcpSock) or not isinstance(out, Struct):
+                raise SockError(errno.EINVAL)
+            info = s.info()
+            for f in out.fields:
+                want = value(f.value)
+                if want is None:
+                    continue
+                if f.name not in info:
+                    raise Unsupported(f"tcp_info field {f.name}")
+                if info[f.name] != want:
+                    raise ArgError(f"getsockopt(TCP_INFO): {f.name}: expected {want} vs "
+                                   f"actual {info[f.name]}")
+            return 0
+        if opt == "SO_ERROR":
+            got: int | str = s.take_error()
+        elif opt == "TCP_CONGESTION" and isinstance(s, TcpSock):
+            got = str(s.get_config("congestion"))
+        elif isinstance(s, TcpSock):
+            table: dict[str, Callable[[], int]] = {
+                "TCP_MAXSEG": s.mss,
+                "TCP_NODELAY": lambda: int(s.get_config("nodelay")),
+                "SO_SNDBUF": lambda: int(s.get_config("send_buffer")),
+                "SO_RCVBUF": lambda: int(s.get_config("recv_buffer")),
+                "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),
+                "TCP_USER_TIMEOUT": lambda: round((s.get_config("user_timeout") or 0) * 1000),
+                "SO_TYPE": lambda: 1,
+            }
+            fn = table.get(opt)
+            if fn is None:
+                self._no_option(opt)
+            got = fn()
+        else:
+            self._no_option(opt)
+        if isinstance(out, Array) and out.items and isinstance(out.items[0], Str):
+            want_s = out.items[0].value
+            if want_s != got:
+                raise ArgError(f"getsockopt({opt}): expected {want_s!r} vs actual {got!r}")
+            return 0
+        want = value(out)
+        if want is not None and want != got:
+            raise ArgError(f"getsockopt({opt}): expected {want} vs actual {got}")
+        return 0
+
+    def sys_poll(self, fds: Expr, _nfds: Expr, timeout: Expr) -> int:
+        if not isinstance(fds, Array):
+            raise ArgError("poll() needs an array of struct pollfd")
+        entries = []
+        for item in fds.items:
+            if not isinstance(item, Struct):
+                raise ArgError("poll() needs an array of struct pollfd")
+            entries.append((value(item.get("fd")), value(item.get("events")) or 0,
+                            value(item.get("revents"))))
+        t = value(timeout)
+        start = self.clock()
+
+        def revents() -> list[int]:
+            out = []
+            for fd, events, _ in entries:
+                s = self.fds.get(fd if fd is not None else -1)
+                got = 0x20 if s is None else s.poll()
+                out.append(got & (events | POLLERR | POLLHUP | 0x20))
+            return out
+
+        def check(rev: list[int]) -> int:
+            for (fd, _, want), got in zip(entries, rev, strict=True):
+                if want is not None and want != got:
+                    raise ArgError(f"poll(): fd {fd} revents: expected {want:#x} vs actual "
+                                   f"{got:#x}")
+            return sum(1 for r in rev if r)
+
+        def attempt() -> int | None:
+            rev = revents()
+            if any(rev) or t == 0 or (t is not None and t > 0 and
+                                      self.clock() >= start + t / 1000 - 1e-9):
+                return check(rev)
+            return None
+        r = attempt()
+        if r is not None:
+            return r
+        raise Blocked(self._wrap(attempt), None if t is None or t < 0 else start + t / 1000)

@@ -1,0 +1,179 @@
+"""The runner's verdicts and messages: packetdrill's wording, the line at fault, bounded runs,
+stack crashes reported as FAIL, the sysctl table."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from stacklab.packetdrill import sysctl
+from stacklab.packetdrill.runner import Result, run_script
+
+SERVER = """\
+`sysctl -q net.ipv4.tcp_rmem="4096 65535 65535" net.ipv4.tcp_timestamps=0`
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+   +0 < S 0:0(0) win 65535 <mss 1000>
+   +0 > S. 0:0(0) ack 1 <mss 1460>
++0.01 < . 1:1(0) ack 1 win 65535
+   +0 accept(3, ..., ...) = 4
+"""
+
+
+def run_text(tmp_path: Path, text: str, name: str = "t.pkt") -> Result:
+    p = tmp_path / name
+    p.write_text(text)
+    return run_script(p)
+
+
+def test_a_wrong_field_fails_at_its_line_with_packetdrills_message(tmp_path: Path) -> None:
+    r = run_text(tmp_path, SERVER + "+0.1 < P. 1:1001(1000) ack 1 win 65535\n"
+                 "+0.04 > . 1:1(0) ack 1000\n")
+    assert r.status == "FAIL"
+    assert r.line == 10
+    first = r.message.splitlines()[0]
+    assert first == (f"{tmp_path / 't.pkt'}:10: error handling packet: live packet field "
+                     "tcp_ack: expected: 1000 vs actual: 1001")
+
+
+def test_a_late_packet_is_a_timing_error(tmp_path: Path) -> None:
+    r = run_text(tmp_path, SERVER + "+0.1 < P. 1:1001(1000) ack 1 win 65535\n"
+                 "+0.01 > . 1:1(0) ack 1001\n")
+    assert r.status == "FAIL" and r.line == 10
+    assert "timing error: expected outbound packet at 0.120000 sec but happened at 0.150000 " \
+           "sec; tolerance 0.004000 sec" in r.message
+
+
+def test_the_tolerance_option_widens_the_window(tmp_path: Path) -> None:
+    r = run_text(tmp_path, "--tolerance_usecs=50000\n" + SERVER
+                 + "+0.1 < P. 1:1001(1000) ack 1 win 65535\n+0.01 > . 1:1(0) ack 1001\n")
+    assert r.status == "PASS", r.message
+
+
+def test_segments_sent_together_match_one_tso_sized_expectation(tmp_path: Path) -> None:
+    r = run_text(tmp_path, SERVER + "+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n"
+                 "+0 < . 1:1(0) ack 3001 win 65535\n")
+    assert r.status == "PASS", r.message
+    # ... but only as far as the stack actually sent them together
+    r = run_text(tmp_path, SERVER + "+0 write(4, ..., 3000) = 3000\n+0 > P. 1:4001(4000) ack 1\n")
+    assert r.status == "FAIL"
+    assert "live packet field tcp_payload_len: expected: 4000 vs actual: 3000" in r.message
+    assert "(3 segments joined as by TSO)" in r.message
+
+
+def test_a_missing_packet_times_out(tmp_path: Path) -> None:
+    r = run_text(tmp_path, SERVER + "+0.1 > P. 1:11(10) ack 1\n")
+    assert r.status == "FAIL" and r.line == 9
+    assert "timed out waiting for outbound packet" in r.message
+
+
+def test_a_wrong_syscall_result(tmp_path: Path) -> None:
+    r = run_text(tmp_path, SERVER + "+0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n"
+                 "+0 read(4, ..., 10) = 10\n")
+    assert r.status == "FAIL" and r.line == 10
+    assert r.message.endswith("runtime error in read call: Expected result 10 but got -1 with "
+                              "errno EAGAIN (Resource temporarily unavailable)")
+
+
+def test_a_blocking_call_that_never_returns(tmp_path: Path) -> None:
+    r = run_text(tmp_path, SERVER + "+0 read(4, ..., 10) = 10\n")
+    assert r.status == "FAIL" and r.line == 9
+    assert "blocking system call read() never returned" in r.message
+
+
+def test_python_assertions_run_over_tcp_info(tmp_path: Path) -> None:
+    ok = run_text(tmp_path, SERVER + "+0 %{ assert tcpi_state == 1 and tcpi_snd_mss == 1000 }%\n")
+    assert ok.status == "PASS", ok.message
+    bad = run_text(tmp_path, SERVER + "+0 %{ assert tcpi_snd_cwnd == 3, tcpi_snd_cwnd }%\n")
+    assert bad.status == "FAIL" and bad.line == 9
+    assert "assertion failed in %{ }% code: 10" in bad.message
+
+
+def test_unsupported_names_the_feature(tmp_path: Path) -> None:
+    r = run_text(tmp_path, "0 epoll_create(1) = 3\n")
+    assert r.status == "UNSUPPORTED"
+    assert "system call epoll_create()" in r.message
+
+
+def test_an_option_stacklab_lacks_fails_like_a_kernel_without_it(tmp_path: Path) -> None:
+    r = run_text(tmp_path, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+                 "+0 setsockopt(3, SOL_TCP, TCP_CORK, [1], 4) = 0\n")
+    assert r.status == "FAIL"
+    assert r.message.endswith("errno ENOPROTOOPT (Protocol not available) (stacklab has no "
+                              "TCP_CORK)")
+
+
+def test_a_parse_error_is_one_line(tmp_path: Path) -> None:
+    r = run_text(tmp_path, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 > S 0:0(1)\n")
+    assert r.status == "ERROR"
+    assert r.message == (f"{tmp_path / 't.pkt'}:2:8: inconsistent TCP sequence numbers: 0:0 is "
+                         "0 bytes, not 1")
+
+
+def test_an_exception_escaping_the_stack_is_a_fail_not_a_crash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stacklab.stack.tcp import layer
+
+    def boom(*args: object, **kw: object) -> None:
+        raise RuntimeError("boom")
+    monkeypatch.setattr(layer.TcpLayer, "receive_view", boom)
+    r = run_text(tmp_path, SERVER)
+    assert r.status == "FAIL" and r.line == 5
+    assert r.message.endswith("stacklab raised RuntimeError: boom")
+
+
+def test_sixty_seconds_of_time_wait_take_no_real_time(tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    r = run_text(tmp_path, SERVER + "+0 close(4) = 0\n+0 > F. 1:1(0) ack 1\n"
+                 "+0 < F. 1:1(0) ack 2 win 65535\n+0 > . 2:2(0) ack 2\n"
+                 "+61 < . 2:2(0) ack 2 win 65535\n+0 > R 2:2(0)\n")
+    assert r.status == "PASS", r.message
+    assert r.virtual_time == pytest.approx(61.01)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_sysctl_commands_map_through_the_table(tmp_path: Path) -> None:
+    sh = tmp_path / "defaults.sh"
+    sh.write_text("#!/bin/sh\nsysctl -q net.ipv4.tcp_rmem=\"4096 87380 $((6*1024*1024))\"\n"
+                  "ip tcp_metrics flush all > /dev/null 2>&1\n")
+    found, ignored = sysctl.commands_in(
+        "sysctl -q net.ipv4.tcp_sack=0 net.core.somaxconn=10; ./defaults.sh; "
+        "../x/set_sysctls.py /proc/sys/net/ipv4/tcp_timestamps=0", tmp_path)
+    assert found == [("net.ipv4.tcp_sack", "0"), ("net.core.somaxconn", "10"),
+                     ("net.ipv4.tcp_rmem", "4096 87380 6291456"),
+                     ("net.ipv4.tcp_timestamps", "0")]
+    assert ignored == ["ip tcp_metrics flush all > /dev/null 2>&1"]
+    k = sysctl.Knobs()
+    assert [sysctl.apply(k, n, v) for n, v in found] == [
+        None, "net.core.somaxconn=10: no stacklab knob", None, None]
+    assert k.tcp == {"sack": False, "recv_buffer": 6291456, "timestamps": False}
+
+
+def test_unknown_commands_are_notes_not_failures(tmp_path: Path) -> None:
+    r = run_text(tmp_path, "`tc qdisc add dev tun0 root pfifo`\n"
+                 "`sysctl -q net.ipv4.tcp_frto=2`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert r.status == "PASS"
+    assert "command ignored: tc qdisc add dev tun0 root pfifo" in r.notes
+    assert "sysctl net.ipv4.tcp_frto=2: no stacklab knob" in r.notes
+
+
+def test_a_bad_header_option_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    r = run_text(tmp_path, "--local_ip=nonsense\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert r.status == "ERROR" and "bad option" in r.message
+    r = run_text(tmp_path, "--ip_version=ipv5\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert r.status == "UNSUPPORTED" and "--ip_version=ipv5" in r.message
+
+
+@pytest.mark.parametrize("spec, status", [
+    ("+0.03~+0.05", "PASS"),  # the delayed ACK leaves 40 ms after the data
+    ("0.14~0.2", "PASS"),  # absolute: the data arrived at 0.11
+    ("*", "PASS"),
+    ("+0~+0.02", "FAIL"),
+])
+def test_time_ranges_and_any_time(tmp_path: Path, spec: str, status: str) -> None:
+    r = run_text(tmp_path, SERVER + "+0.1 < P. 1:1001(1000) ack 1 win 65535\n"
+                 f"{spec} > . 1:1(0) ack 1001\n")
+    assert r.status == status, r.message
