@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from .checksum import le_sum, ok_le, store_le
 from .errors import MalformedPacket
 
 __all__ = [
@@ -88,7 +89,6 @@ _IP_PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 _HDR = struct.Struct("!BBH")
 _ECHO = struct.Struct("!BBHHH")
 _U16 = struct.Struct("!H")
-_CSUM = struct.Struct("!H")
 
 Buffer = bytes | bytearray | memoryview
 
@@ -182,11 +182,7 @@ class IcmpView:
         return bytes(self.buf[8:])
 
     def checksum_ok(self) -> bool:
-        mv = self.buf
-        total = int.from_bytes(mv, "big")
-        if len(mv) & 1:
-            total <<= 8
-        return total % 0xFFFF == 0 and total != 0
+        return ok_le(le_sum(self.buf))
 
 
 Icmpv4View = IcmpView
@@ -201,11 +197,7 @@ def build_icmpv4(icmp_type: int, code: int, rest: Buffer = b"\x00\x00\x00\x00",
     buf += rest
     if payload:
         buf += payload
-    total = int.from_bytes(buf, "big")
-    if len(buf) & 1:
-        total <<= 8
-    # ~sum; an all-zero message sums to 0 and gets 0xFFFF (as Linux and scapy compute it)
-    _CSUM.pack_into(buf, 2, -total % 0xFFFF if total else 0xFFFF)
+    store_le(buf, 2, le_sum(buf))
     return buf
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .addr import ip6_str, mac_str
+from .checksum import pseudo_header, pseudo_ok, pseudo_store
 from .errors import MalformedPacket
 
 __all__ = [
@@ -121,24 +122,16 @@ _U16X2 = struct.Struct("!HH")
 _RA = struct.Struct("!BBHII")
 _PI = struct.Struct("!BBBBIII16s")
 _MTU = struct.Struct("!BBHI")
-_CSUM = struct.Struct("!H")
 
 Buffer = bytes | bytearray | memoryview
-
-
-def _checksum_total(buf: Buffer, src: bytes, dst: bytes) -> int:
-    n = len(buf)
-    total = int.from_bytes(buf, "big")
-    if n & 1:
-        total <<= 8
-    return total + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_ICMPV6 + n
 
 
 def build_icmpv6(src: bytes, dst: bytes, icmp_type: int, code: int, body: Buffer) -> bytearray:
     """``type, code, checksum`` + ``body`` (everything after the checksum), checksum filled."""
     buf = bytearray(_HDR.pack(icmp_type, code, 0))
     buf += body
-    _CSUM.pack_into(buf, 2, -_checksum_total(buf, src, dst) % 0xFFFF)
+    # over the message and its pseudo-header (RFC 4443 §2.3)
+    pseudo_store(buf, 2, pseudo_header(src, dst, PROTO_ICMPV6, 0))
     return buf
 
 
@@ -343,7 +336,7 @@ class Icmpv6View:
         return _U32.unpack_from(self.buf, off)[0]
 
     def checksum_ok(self, src: bytes, dst: bytes) -> bool:
-        return _checksum_total(self.buf, src, dst) % 0xFFFF == 0
+        return pseudo_ok(self.buf, src, dst, PROTO_ICMPV6)
 
     @property
     def rest(self) -> memoryview:

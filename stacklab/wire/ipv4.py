@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from .addr import ip4_str
+from .checksum import ipv4_header_ok, ipv4_header_store
 from .errors import MalformedPacket
 
 PROTO_ICMP = 1
@@ -35,8 +36,6 @@ FLAG_MF = 0x2000
 _HDR = struct.Struct("!BBHHHBBH4s4s")
 _HDR_RX = struct.Struct("!BBHHHBB2x4s4s")  # the checksum field is read on demand
 _U16 = struct.Struct("!H")
-_CSUM_LE = struct.Struct("<H")  # the checksum is computed byte-swapped (see checksum.py)
-_fb = int.from_bytes
 
 Buffer = bytes | bytearray | memoryview
 
@@ -121,10 +120,7 @@ class IPv4View:
         return self.buf[20:self.header_len]
 
     def checksum_ok(self) -> bool:
-        # RFC 1071 via one big integer: the words sum to 0xFFFF (mod 0xFFFF == 0); read
-        # little-endian (faster, byte-swapped: see checksum.py). The header cannot be all zeros
-        # (version 4), so the "-0" case does not arise.
-        return _fb(self.buf[:self.header_len], "little") % 0xFFFF == 0
+        return ipv4_header_ok(self.buf[:self.header_len])
 
 
 @dataclass(slots=True)
@@ -208,7 +204,6 @@ def build_ipv4(src: bytes, dst: bytes, proto: int, payload: Buffer, ttl: int = 6
         if total > 0xFFFF:
             raise ValueError(f"IPv4 total length {total} > 65535")
         out = bytearray(_HDR.pack(0x45, tos, total, ident, ff, ttl, proto, 0, src, dst))
-    # ~sum, byte-swapped both ways (checksum.py); the header is never all zeros
-    _CSUM_LE.pack_into(out, 10, -_fb(out, "little") % 0xFFFF)
+    ipv4_header_store(out)
     out += payload
     return out

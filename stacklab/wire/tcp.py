@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .addr import ip_str
-from .checksum import SPLIT_AT, le_sum
+from .checksum import ipv4_tcp_ok, pseudo_header, pseudo_ok, pseudo_store
 from .errors import MalformedPacket
 from .ethernet import ETH_P_IPV4, EthernetView
 from .ipv4 import IPv4View
@@ -66,8 +66,7 @@ OPT_TIMESTAMP = 8
 
 _HDR = struct.Struct("!HHIIHHHH")
 _HDR_RX = struct.Struct("!HHIIHH")  # checksum and urgent pointer are read on demand
-_CSUM_LE = struct.Struct("<H")  # the checksum is computed byte-swapped (see checksum.py)
-_fb = int.from_bytes
+_HDR_TS = struct.Struct("!HHIIHHHHIII")  # the header and nop,nop,TS (data offset 8 words)
 _U16 = struct.Struct("!H")
 _U32X2 = struct.Struct("!II")
 _MSS = struct.Struct("!BBH")
@@ -374,13 +373,7 @@ class TcpView:
         return self.buf[20:self.header_len]
 
     def checksum_ok(self, src_ip: bytes, dst_ip: bytes) -> bool:
-        # little-endian sums (256 x the big-endian ones, mod 0xFFFF; see checksum.py), the
-        # two addresses in one read
-        mv = self.buf
-        n = len(mv)
-        total = _fb(mv, "little") if n <= SPLIT_AT else le_sum(mv)
-        total += _fb(src_ip + dst_ip, "little") + ((PROTO_TCP + n) << 8)
-        return total % 0xFFFF == 0
+        return pseudo_ok(self.buf, src_ip, dst_ip, PROTO_TCP)
 
     def options(self) -> list[TcpOption]:
         """All options, parsed (raises :class:`MalformedPacket` on a bad option)."""
@@ -517,28 +510,39 @@ class TcpSegment:
 
 def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: int, ack: int,
               flags: int, window: int, payload: Buffer = b"", options_bytes: bytes = b"",
-              urgent: int = 0) -> bytearray:
+              urgent: int = 0, *, psum: int | None = None,
+              timestamps: tuple[int, int] | None = None) -> bytearray:
     """One segment with checksum. ``options_bytes`` should already be padded to 4 bytes (as
-    :func:`encode_options` returns them); if not, zero padding is added."""
-    olen = len(options_bytes)
-    if olen & 3:
-        options_bytes = bytes(options_bytes) + b"\x00" * (-olen & 3)
+    :func:`encode_options` returns them); if not, zero padding is added.
+
+    For the engine, which builds every segment it sends with this:
+
+    * ``timestamps=(tsval, tsecr)`` stands for the options ``nop,nop,TS`` alone (the bytes
+      ``encode_options(timestamps=...)`` returns; ``options_bytes`` must then be empty), packed
+      with the header in one call: the layout of every segment once timestamps are negotiated.
+    * ``psum`` is the pseudo-header's sum without the length, ``pseudo_header(src_ip, dst_ip,
+      PROTO_TCP, 0)``, for a caller that keeps it per connection; the addresses are then unused.
+    """
+    if timestamps is not None:
+        if options_bytes:
+            raise ValueError("timestamps= is the whole options area: options_bytes must be empty")
+        buf = bytearray(_HDR_TS.pack(src_port, dst_port, seq, ack, 0x8000 | (flags & _FLAG_MASK),
+                                     window, 0, urgent, _NOPNOP_TS_WORD, timestamps[0],
+                                     timestamps[1]))
+    else:
         olen = len(options_bytes)
-    if olen > MAX_OPTIONS_LEN:
-        raise ValueError(f"TCP options take {olen} bytes, at most 40 fit")
-    hl = 20 + olen
-    buf = bytearray(hl)
-    _HDR.pack_into(buf, 0, src_port, dst_port, seq, ack, (hl << 10) | (flags & _FLAG_MASK),
-                   window, 0, urgent)
-    if olen:
-        buf[20:hl] = options_bytes
+        if olen & 3:
+            options_bytes = bytes(options_bytes) + b"\x00" * (-olen & 3)
+            olen = len(options_bytes)
+        if olen > MAX_OPTIONS_LEN:
+            raise ValueError(f"TCP options take {olen} bytes, at most 40 fit")
+        buf = bytearray(_HDR.pack(src_port, dst_port, seq, ack,
+                                  ((20 + olen) << 10) | (flags & _FLAG_MASK), window, 0, urgent))
+        if olen:
+            buf += options_bytes
     if payload:
         buf += payload
-    n = len(buf)
-    total = _fb(buf, "little") if n <= SPLIT_AT else le_sum(buf)
-    total += _fb(src_ip + dst_ip, "little") + ((PROTO_TCP + n) << 8)
-    # ~sum, computed and stored byte-swapped; a folded 0xFFFF is stored as 0x0000
-    _CSUM_LE.pack_into(buf, 16, -total % 0xFFFF)
+    pseudo_store(buf, 16, pseudo_header(src_ip, dst_ip, PROTO_TCP, 0) if psum is None else psum)
     return buf
 
 
@@ -559,11 +563,17 @@ _ETH_IPV4_TCP_W5 = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIIIII")
 class _FastEthernetView(EthernetView):
     __slots__ = ()
     __init__ = object.__init__
+    ethertype = ETH_P_IPV4
+    vlan = None
+    tci = 0
+    header_len = 14
 
 
 class _FastIPv4View(IPv4View):
     __slots__ = ()
     __init__ = object.__init__
+    header_len = 20
+    proto = PROTO_TCP
 
 
 class _FastTcpView(TcpView):
@@ -611,20 +621,14 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
             eth.buf = mv
             eth.dst = dst
             eth.src = src
-            eth.ethertype = etype
-            eth.vlan = None
-            eth.tci = 0
-            eth.header_len = 14
             eth.payload = ipbuf = mv[14:]
             ip = _FastIPv4View()
             ip.buf = ipbuf
-            ip.header_len = 20
             ip.tos = tos
             ip.total_length = tlen
             ip.ident = ident
             ip.flags_frag = ff
             ip.ttl = ttl
-            ip.proto = proto
             ip.src = saddr
             ip.dst = daddr
             ip.payload = seg = mv[34:14 + tlen]
@@ -647,18 +651,10 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
                 t._opts = (w0 & 0xFFFF, w4 & 0xFF, True, (), (w2, w3))
             else:
                 t._opts = None  # scanned by the first option getter
-            # Little-endian sums (checksum.py) over slices of the frame itself when it is bytes
-            # (int.from_bytes copies a memoryview first). The TCP sum starts at the IPv4
-            # addresses (offset 26): the pseudo-header's address part comes with the segment.
-            b = frame if type(frame) is bytes else mv
-            n = tlen - 20
-            if n <= SPLIT_AT:
-                total = _fb(b[26:14 + tlen], "little")
-            else:  # two halves (checksum.le_sum), the first of even length
-                m = 26 + (((tlen - 12) >> 2) << 1)
-                total = _fb(b[26:m], "little") + _fb(b[m:14 + tlen], "little")
-            total += (PROTO_TCP + n) << 8
-            return eth, ip, t, _fb(b[14:34], "little") % 0xFFFF == 0, total % 0xFFFF == 0
+            # the sums over slices of the frame itself when it is bytes (int.from_bytes copies a
+            # memoryview first)
+            ip_ok, tcp_ok = ipv4_tcp_ok(frame if type(frame) is bytes else mv, 14, tlen)
+            return eth, ip, t, ip_ok, tcp_ok
     eth = EthernetView(mv)
     if eth.ethertype != ETH_P_IPV4:
         return None
