@@ -17,8 +17,8 @@ from stacklab.stack.route import DstCache
 from stacklab.wire.addr import BROADCAST_MAC, ip_str
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
+from stacklab.wire.frame import parse_ipv4_tcp_frame
 from stacklab.wire.ipv4 import PROTO_TCP, IPv4View, build_ipv4
-from stacklab.wire.tcp import parse_ipv4_tcp_frame
 
 from .frag import Reassembler, fragment_ipv4
 

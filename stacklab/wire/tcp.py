@@ -9,7 +9,7 @@ Two levels, as everywhere in ``stacklab.wire``:
   :meth:`~TcpView.options`). A bad option raises :class:`MalformedPacket` from that getter.
 * :class:`TcpSegment` — the value object for tests, printing and building.
 
-``build_tcp`` is the engine's fast builder; ``encode_options`` prebuilds option bytes in the
+``build_tcp`` is the engine's segment builder; ``encode_options`` prebuilds option bytes in the
 layout Linux uses (so captures look familiar: ``mss,sackOK,TS,nop,wscale`` on a SYN).
 
 Checksums: the stored checksum is ``~sum`` (a folded sum of 0xFFFF gives 0x0000, as Linux and
@@ -24,20 +24,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .addr import ip_str
-from .checksum import ipv4_tcp_ok, pseudo_header, pseudo_ok, pseudo_store
+from .checksum import pseudo_header, pseudo_ok, pseudo_store
 from .errors import MalformedPacket
-from .ethernet import ETH_P_IPV4, EthernetView
-from .ipv4 import IPv4View
+from .proto import PROTO_TCP
 
 __all__ = [
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS", "AE",
     "TcpView", "TcpSegment", "TcpOption", "MssOpt", "WscaleOpt", "SackPermOpt", "SackOpt",
     "TimestampOpt", "NopOpt", "EolOpt", "UnknownOpt", "build_tcp", "encode_options",
-    "pack_options", "parse_options", "flags_str", "PROTO_TCP", "HEADER_LEN",
-    "parse_ipv4_tcp_frame",
+    "pack_options", "parse_options", "flags_str", "PROTO_TCP", "HEADER_LEN", "FLAG_MASK",
 ]
 
-PROTO_TCP = 6
 HEADER_LEN = 20
 MAX_OPTIONS_LEN = 40
 
@@ -53,7 +50,7 @@ ECE = 0x40
 CWR = 0x80
 NS = 0x100
 AE = NS
-_FLAG_MASK = 0x1FF
+FLAG_MASK = 0x1FF  # the nine control bits of the offset/flags word
 
 # Option kinds (IANA "TCP Option Kind Numbers").
 OPT_EOL = 0
@@ -72,7 +69,8 @@ _U32X2 = struct.Struct("!II")
 _MSS = struct.Struct("!BBH")
 _WS = struct.Struct("!BBB")
 _TS = struct.Struct("!BBII")
-# The common layouts, read with one unpack into ints (no slice, no bytes object):
+# The common layouts, read with one unpack into ints (no slice, no bytes object; wire/frame.py reads
+# them with the frame's headers and fills in TcpView._opts, the scan's result, with these):
 # nop,nop,TS (12 bytes): the word 01 01 08 0a, tsval, tsecr
 _NOPNOP_TS = struct.Struct("!III")
 _NOPNOP_TS_WORD = 0x0101080A
@@ -345,7 +343,7 @@ class TcpView:
             raise MalformedPacket("tcp", "data_offset",
                                   f"data offset {hl >> 2} words, segment has {n} bytes")
         self.header_len = hl
-        self.flags = off_flags & _FLAG_MASK
+        self.flags = off_flags & FLAG_MASK
         self.buf = mv
         self.payload = mv[hl:]
         self._opts: tuple | None = None
@@ -526,7 +524,7 @@ def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: i
     if timestamps is not None:
         if options_bytes:
             raise ValueError("timestamps= is the whole options area: options_bytes must be empty")
-        buf = bytearray(_HDR_TS.pack(src_port, dst_port, seq, ack, 0x8000 | (flags & _FLAG_MASK),
+        buf = bytearray(_HDR_TS.pack(src_port, dst_port, seq, ack, 0x8000 | (flags & FLAG_MASK),
                                      window, 0, urgent, _NOPNOP_TS_WORD, timestamps[0],
                                      timestamps[1]))
     else:
@@ -537,129 +535,10 @@ def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: i
         if olen > MAX_OPTIONS_LEN:
             raise ValueError(f"TCP options take {olen} bytes, at most 40 fit")
         buf = bytearray(_HDR.pack(src_port, dst_port, seq, ack,
-                                  ((20 + olen) << 10) | (flags & _FLAG_MASK), window, 0, urgent))
+                                  ((20 + olen) << 10) | (flags & FLAG_MASK), window, 0, urgent))
         if olen:
             buf += options_bytes
     if payload:
         buf += payload
     pseudo_store(buf, 16, pseudo_header(src_ip, dst_ip, PROTO_TCP, 0) if psum is None else psum)
     return buf
-
-
-# -- fast path: Ethernet + IPv4 + TCP in one go -------------------------------------------------
-
-# dst src type | ver/ihl tos len ident flags/frag ttl proto (csum) src dst | sport dport seq ack
-# off/flags window (csum urgent): an untagged frame without IP options; the fields in brackets
-# are read on demand by the views
-_ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH")
-# the same and the first 12 or 20 bytes of options as 32-bit words (when the frame has them)
-_ETH_IPV4_TCP_W3 = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIII")
-_ETH_IPV4_TCP_W5 = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIIIII")
-
-
-# The views the fast path returns are instances of these subclasses: the same slots and methods,
-# with object's no-op __init__, so that one is built by a plain type call, cheaper than
-# object.__new__(cls) (about 40 ns a view, 5 % of a parsed ACK), and filled in below.
-class _FastEthernetView(EthernetView):
-    __slots__ = ()
-    __init__ = object.__init__
-    ethertype = ETH_P_IPV4
-    vlan = None
-    tci = 0
-    header_len = 14
-
-
-class _FastIPv4View(IPv4View):
-    __slots__ = ()
-    __init__ = object.__init__
-    header_len = 20
-    proto = PROTO_TCP
-
-
-class _FastTcpView(TcpView):
-    __slots__ = ()
-    __init__ = object.__init__
-
-
-def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView, bool, bool] \
-        | None:
-    """The three views of an Ethernet II / IPv4 / TCP frame and both checksum verdicts.
-
-    Returns ``(eth, ip, tcp, ip_checksum_ok, tcp_checksum_ok)``: the views (instances of the
-    view classes, same attribute values) that ``EthernetView(frame)``, ``IPv4View(eth.payload)``
-    and ``TcpView(ip.payload)`` give, and the verdicts of ``ip.checksum_ok()`` and
-    ``tcp.checksum_ok(ip.src, ip.dst)``; or None when the frame is valid but not one
-    unfragmented IPv4 TCP segment (ARP, IPv6, UDP, a fragment...: use the per-layer views).
-    Raises :class:`MalformedPacket` exactly where those views would.
-
-    The common frame (untagged, no IP options, lengths consistent) is read with one ``unpack``;
-    the TCP checksum is read from the IPv4 addresses on (they are the pseudo-header's sum);
-    options in the common layouts (none; ``nop,nop,TS``; Linux's SYN ``mss,sackOK,TS,nop,wscale``)
-    are read with the header. Any other frame takes the per-layer path.
-    """
-    mv = frame if type(frame) is memoryview else memoryview(frame)
-    n = len(mv)
-    if n >= 54:
-        # The first 20 (or 12) bytes after the TCP header's fixed part are read as 32-bit words
-        # in the same unpack when the frame has them: the option layouts below need no second
-        # struct call.
-        if n >= 74:
-            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
-             seq, ack, off_flags, window, w0, w1, w2, w3, w4) = _ETH_IPV4_TCP_W5.unpack_from(mv)
-        elif n >= 66:
-            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
-             seq, ack, off_flags, window, w0, w1, w2) = _ETH_IPV4_TCP_W3.unpack_from(mv)
-            w3 = w4 = 0
-        else:
-            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
-             seq, ack, off_flags, window) = _ETH_IPV4_TCP.unpack_from(mv)
-            w0 = w1 = w2 = w3 = w4 = 0
-        hl = (off_flags >> 10) & 0x3C
-        if etype == ETH_P_IPV4 and vihl == 0x45 and proto == PROTO_TCP and not ff & 0x3FFF \
-                and 40 <= tlen <= n - 14 and 20 <= hl <= tlen - 20:
-            eth = _FastEthernetView()
-            eth.buf = mv
-            eth.dst = dst
-            eth.src = src
-            eth.payload = ipbuf = mv[14:]
-            ip = _FastIPv4View()
-            ip.buf = ipbuf
-            ip.tos = tos
-            ip.total_length = tlen
-            ip.ident = ident
-            ip.flags_frag = ff
-            ip.ttl = ttl
-            ip.src = saddr
-            ip.dst = daddr
-            ip.payload = seg = mv[34:14 + tlen]
-            t = _FastTcpView()
-            t.buf = seg
-            t.src_port = sport
-            t.dst_port = dport
-            t.seq = seq
-            t.ack = ack
-            t.flags = off_flags & _FLAG_MASK
-            t.window = window
-            t.header_len = hl
-            t.payload = mv[34 + hl:14 + tlen]
-            if hl == 20:
-                t._opts = _NO_OPTIONS
-            elif hl == 32 and w0 == _NOPNOP_TS_WORD:  # hl == 32 implies n >= 66
-                t._opts = (None, None, False, (), (w1, w2))  # 01 01 08 0a | tsval | tsecr
-            elif hl == 40 and w0 >> 16 == 0x0204 and w1 == 0x0402080A and w4 >> 8 == 0x010303:
-                # Linux's SYN (n >= 74): 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 shift
-                t._opts = (w0 & 0xFFFF, w4 & 0xFF, True, (), (w2, w3))
-            else:
-                t._opts = None  # scanned by the first option getter
-            # the sums over slices of the frame itself when it is bytes (int.from_bytes copies a
-            # memoryview first)
-            ip_ok, tcp_ok = ipv4_tcp_ok(frame if type(frame) is bytes else mv, 14, tlen)
-            return eth, ip, t, ip_ok, tcp_ok
-    eth = EthernetView(mv)
-    if eth.ethertype != ETH_P_IPV4:
-        return None
-    ip = IPv4View(eth.payload)
-    if ip.proto != PROTO_TCP or ip.flags_frag & 0x3FFF:
-        return None
-    t = TcpView(ip.payload)
-    return eth, ip, t, ip.checksum_ok(), t.checksum_ok(ip.src, ip.dst)
