@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 
 from .checksum import le_sum, ok_le, store_le
 from .errors import MalformedPacket
+from .proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 
 __all__ = [
     "IcmpView", "Icmpv4View", "Icmpv4", "build_icmpv4", "echo_request", "echo_reply",
     "dest_unreachable", "time_exceeded", "param_problem", "type_name", "code_name",
     "ECHO_REPLY", "DEST_UNREACH", "SOURCE_QUENCH", "REDIRECT", "ECHO_REQUEST", "TIME_EXCEEDED",
-    "PARAM_PROBLEM", "TIMESTAMP", "TIMESTAMP_REPLY", "ERROR_TYPES", "MAX_QUOTE",
+    "PARAM_PROBLEM", "TIMESTAMP", "TIMESTAMP_REPLY", "ERROR_TYPES", "QUERY_TYPES", "MAX_QUOTE",
 ]
-
-PROTO_ICMP = 1
 
 ECHO_REPLY = 0
 DEST_UNREACH = 3
@@ -33,6 +32,10 @@ TIME_EXCEEDED = 11
 PARAM_PROBLEM = 12
 TIMESTAMP = 13
 TIMESTAMP_REPLY = 14
+INFO_REQUEST = 15  # obsolete (RFC 6918), still a query
+INFO_REPLY = 16
+MASK_REQUEST = 17  # RFC 950, obsolete too
+MASK_REPLY = 18
 
 # Destination unreachable codes (RFC 792, RFC 1122 §3.2.2.1, RFC 1812 §5.2.7.1).
 UNREACH_NET = 0
@@ -58,6 +61,9 @@ TIMXCEED_REASS = 1
 
 # Messages that quote the offending datagram.
 ERROR_TYPES = frozenset((DEST_UNREACH, SOURCE_QUENCH, REDIRECT, TIME_EXCEEDED, PARAM_PROBLEM))
+# Queries and replies: no error is ever sent about one of these (RFC 1812 §4.3.2.7).
+QUERY_TYPES = frozenset((ECHO_REPLY, ECHO_REQUEST, ROUTER_ADVERT, ROUTER_SOLICIT, TIMESTAMP,
+                         TIMESTAMP_REPLY, INFO_REQUEST, INFO_REPLY, MASK_REQUEST, MASK_REPLY))
 
 # An error message should not exceed 576 bytes of IP datagram (RFC 1812 §4.3.2.3):
 # 576 - 20 (IP header) - 8 (ICMP header) bytes of quote.
@@ -84,7 +90,7 @@ UNREACH_NAMES = {
 TIMXCEED_NAMES = {TIMXCEED_INTRANS: "time exceeded in-transit",
                   TIMXCEED_REASS: "ip reassembly time exceeded"}
 
-_IP_PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
+_IP_PROTO_NAMES = {PROTO_ICMP: "icmp", PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMPV6: "icmp6"}
 
 _HDR = struct.Struct("!BBH")
 _ECHO = struct.Struct("!BBHHH")

@@ -23,20 +23,20 @@ from dataclasses import dataclass, field
 from .addr import ip6_str, mac_str
 from .checksum import pseudo_header, pseudo_ok, pseudo_store
 from .errors import MalformedPacket
+from .ipv6 import MIN_MTU
+from .proto import PROTO_ICMPV6
 
 __all__ = [
     "Icmpv6View", "Icmpv6", "RouterSolicitation", "RouterAdvertisement", "NeighborSolicitation",
     "NeighborAdvertisement", "SourceLinkAddrOpt", "TargetLinkAddrOpt", "PrefixInfoOpt", "MtuOpt",
     "UnknownNdpOpt", "NdpOption", "parse_icmpv6", "parse_ndp_options", "pack_ndp_options",
     "build_icmpv6", "echo_request", "echo_reply", "dest_unreachable", "packet_too_big",
-    "time_exceeded", "param_problem", "PROTO_ICMPV6",
+    "time_exceeded", "param_problem",
     "DEST_UNREACH", "PACKET_TOO_BIG", "TIME_EXCEEDED", "PARAM_PROBLEM", "ECHO_REQUEST",
     "ECHO_REPLY", "ROUTER_SOLICIT", "ROUTER_ADVERT", "NEIGHBOR_SOLICIT", "NEIGHBOR_ADVERT",
     "REDIRECT", "MIN_MTU",
 ]
 
-PROTO_ICMPV6 = 58
-MIN_MTU = 1280
 
 DEST_UNREACH = 1
 PACKET_TOO_BIG = 2

@@ -19,14 +19,22 @@ from dataclasses import dataclass
 from .addr import ip4_str
 from .checksum import ipv4_header_ok, ipv4_header_store
 from .errors import MalformedPacket
+from .proto import (
+    PROTO_AH,
+    PROTO_ESP,
+    PROTO_GRE,
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    PROTO_IGMP,
+    PROTO_IPV6,
+    PROTO_SCTP,
+    PROTO_TCP,
+    PROTO_UDP,
+)
 
-PROTO_ICMP = 1
-PROTO_TCP = 6
-PROTO_UDP = 17
-PROTO_ICMPV6 = 58
-
-PROTO_NAMES = {PROTO_ICMP: "ICMP", 2: "IGMP", PROTO_TCP: "TCP", PROTO_UDP: "UDP", 41: "IPv6",
-               47: "GRE", 50: "ESP", 51: "AH", PROTO_ICMPV6: "ICMPv6", 132: "SCTP"}
+PROTO_NAMES = {PROTO_ICMP: "ICMP", PROTO_IGMP: "IGMP", PROTO_TCP: "TCP", PROTO_UDP: "UDP",
+               PROTO_IPV6: "IPv6", PROTO_GRE: "GRE", PROTO_ESP: "ESP", PROTO_AH: "AH",
+               PROTO_ICMPV6: "ICMPv6", PROTO_SCTP: "SCTP"}
 
 IPV4_HEADER_LEN = 20
 IPV4_MAX_OPTIONS = 40

@@ -23,10 +23,11 @@ from .addr import ip4_str, ip6_str, mac_str
 from .arp import Arp
 from .errors import MalformedPacket
 from .ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, ETHERTYPE_NAMES, EthernetView
-from .ipv4 import FLAG_DF, FLAG_MF, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, IPv4View
+from .ipv4 import FLAG_DF, FLAG_MF, IPv4View
 from .ipv4 import summary_line as ipv4_line
-from .ipv6 import NH_NONE, IPv6View, ext_summary, walk_ext_headers
+from .ipv6 import IPv6View, ext_summary, walk_ext_headers
 from .ipv6 import summary_line as ipv6_line
+from .proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_NONE, PROTO_TCP, PROTO_UDP
 
 Buffer = bytes | bytearray | memoryview
 
@@ -132,7 +133,7 @@ def _ipv6(buf: memoryview) -> str:
                 f"length {ip.payload_length}")
     data = ip.buf[off:40 + ip.payload_length]
     line = None
-    if upper != NH_NONE and (frag is None or not frag.offset):  # later fragments: data only
+    if upper != PROTO_NONE and (frag is None or not frag.offset):  # later fragments: data only
         try:
             line = _upper(ip.src, ip.dst, upper, data, check=frag is None)
         except MalformedPacket as e:

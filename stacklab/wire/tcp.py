@@ -32,7 +32,7 @@ __all__ = [
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS", "AE",
     "TcpView", "TcpSegment", "TcpOption", "MssOpt", "WscaleOpt", "SackPermOpt", "SackOpt",
     "TimestampOpt", "NopOpt", "EolOpt", "UnknownOpt", "build_tcp", "encode_options",
-    "pack_options", "parse_options", "flags_str", "PROTO_TCP", "HEADER_LEN", "FLAG_MASK",
+    "pack_options", "parse_options", "flags_str", "HEADER_LEN", "FLAG_MASK",
 ]
 
 HEADER_LEN = 20

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from .addr import ip_str
 from .checksum import le_pseudo, le_sum, pseudo_ok, store_le_udp
 from .errors import MalformedPacket
+from .proto import PROTO_UDP
 
-__all__ = ["UdpView", "Udp", "build_udp", "PROTO_UDP", "HEADER_LEN"]
-
-PROTO_UDP = 17
+__all__ = ["UdpView", "Udp", "build_udp", "HEADER_LEN"]
 HEADER_LEN = 8
 
 _HDR = struct.Struct("!HHHH")
