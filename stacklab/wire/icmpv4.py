@@ -134,6 +134,10 @@ class IcmpView:
     """
 
     __slots__ = ("buf", "type", "code", "checksum")
+    buf: memoryview
+    type: int
+    code: int
+    checksum: int
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -155,11 +159,13 @@ class IcmpView:
     # echo request/reply (and timestamp, information) fields
     @property
     def ident(self) -> int:
-        return _U16.unpack_from(self.buf, 4)[0]
+        v: int = _U16.unpack_from(self.buf, 4)[0]
+        return v
 
     @property
     def seq(self) -> int:
-        return _U16.unpack_from(self.buf, 6)[0]
+        v: int = _U16.unpack_from(self.buf, 6)[0]
+        return v
 
     @property
     def data(self) -> memoryview:
@@ -170,7 +176,8 @@ class IcmpView:
     @property
     def next_hop_mtu(self) -> int:
         """Fragmentation needed (type 3 code 4): the low 16 bits of the second word (RFC 1191)."""
-        return _U16.unpack_from(self.buf, 6)[0]
+        v: int = _U16.unpack_from(self.buf, 6)[0]
+        return v
 
     @property
     def pointer(self) -> int:
@@ -228,15 +235,18 @@ class Icmpv4:
     # field accessors, as on the view
     @property
     def ident(self) -> int:
-        return _U16.unpack_from(self.rest, 0)[0]
+        v: int = _U16.unpack_from(self.rest, 0)[0]
+        return v
 
     @property
     def seq(self) -> int:
-        return _U16.unpack_from(self.rest, 2)[0]
+        v: int = _U16.unpack_from(self.rest, 2)[0]
+        return v
 
     @property
     def next_hop_mtu(self) -> int:
-        return _U16.unpack_from(self.rest, 2)[0]
+        v: int = _U16.unpack_from(self.rest, 2)[0]
+        return v
 
     @property
     def data(self) -> bytes:

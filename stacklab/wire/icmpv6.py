@@ -294,6 +294,10 @@ class Icmpv6View:
     """
 
     __slots__ = ("buf", "type", "code", "checksum")
+    buf: memoryview
+    type: int
+    code: int
+    checksum: int
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -329,11 +333,13 @@ class Icmpv6View:
 
     def _u16(self, off: int) -> int:
         self._need(off + 2)
-        return _U16.unpack_from(self.buf, off)[0]
+        v: int = _U16.unpack_from(self.buf, off)[0]
+        return v
 
     def _u32(self, off: int) -> int:
         self._need(off + 4)
-        return _U32.unpack_from(self.buf, off)[0]
+        v: int = _U32.unpack_from(self.buf, off)[0]
+        return v
 
     def checksum_ok(self, src: bytes, dst: bytes) -> bool:
         return pseudo_ok(self.buf, src, dst, PROTO_ICMPV6)
@@ -481,19 +487,23 @@ class Icmpv6:
 
     @property
     def ident(self) -> int:
-        return _U16.unpack_from(self.rest, 0)[0]
+        v: int = _U16.unpack_from(self.rest, 0)[0]
+        return v
 
     @property
     def seq(self) -> int:
-        return _U16.unpack_from(self.rest, 2)[0]
+        v: int = _U16.unpack_from(self.rest, 2)[0]
+        return v
 
     @property
     def mtu(self) -> int:
-        return _U32.unpack_from(self.rest, 0)[0]
+        v: int = _U32.unpack_from(self.rest, 0)[0]
+        return v
 
     @property
     def pointer(self) -> int:
-        return _U32.unpack_from(self.rest, 0)[0]
+        v: int = _U32.unpack_from(self.rest, 0)[0]
+        return v
 
     @property
     def data(self) -> bytes:
@@ -679,7 +689,8 @@ class NeighborAdvertisement:
 Icmpv6Message = (Icmpv6 | RouterSolicitation | RouterAdvertisement | NeighborSolicitation
                  | NeighborAdvertisement)
 
-_NDP_CLASSES: dict[int, type] = {
+_NDP_CLASSES: dict[int, type[RouterSolicitation] | type[RouterAdvertisement]
+                   | type[NeighborSolicitation] | type[NeighborAdvertisement]] = {
     ROUTER_SOLICIT: RouterSolicitation, ROUTER_ADVERT: RouterAdvertisement,
     NEIGHBOR_SOLICIT: NeighborSolicitation, NEIGHBOR_ADVERT: NeighborAdvertisement,
 }

@@ -58,6 +58,17 @@ class IPv4View:
 
     __slots__ = ("buf", "header_len", "tos", "total_length", "ident", "flags_frag", "ttl",
                  "proto", "src", "dst", "payload")
+    buf: memoryview
+    header_len: int
+    tos: int
+    total_length: int
+    ident: int
+    flags_frag: int
+    ttl: int
+    proto: int
+    src: bytes
+    dst: bytes
+    payload: memoryview
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -91,7 +102,8 @@ class IPv4View:
     @property
     def checksum(self) -> int:
         """The header checksum field as received (verify with :meth:`checksum_ok`)."""
-        return _U16.unpack_from(self.buf, 10)[0]
+        v: int = _U16.unpack_from(self.buf, 10)[0]
+        return v
 
     @property
     def dscp(self) -> int:

@@ -63,6 +63,14 @@ class IPv6View:
 
     __slots__ = ("buf", "vtcfl", "payload_length", "next_header", "hop_limit", "src", "dst",
                  "payload")
+    buf: memoryview
+    vtcfl: int  # version, traffic class, flow label
+    payload_length: int
+    next_header: int
+    hop_limit: int
+    src: bytes
+    dst: bytes
+    payload: memoryview
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -77,11 +85,11 @@ class IPv6View:
                                   f"payload length {plen} > {n - 40} bytes received")
         self.buf = mv
         self.vtcfl = vtcfl
-        self.payload_length: int = plen
-        self.next_header: int = nh
-        self.hop_limit: int = hlim
-        self.src: bytes = src
-        self.dst: bytes = dst
+        self.payload_length = plen
+        self.next_header = nh
+        self.hop_limit = hlim
+        self.src = src
+        self.dst = dst
         self.payload = mv[40:40 + plen]
 
     @property

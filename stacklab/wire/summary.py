@@ -156,6 +156,7 @@ def _upper(src: bytes, dst: bytes, proto: int, data: memoryview, check: bool) ->
     checksum (not for a first fragment, whose data is incomplete)."""
     a, b = (ip4_str(src), ip4_str(dst)) if len(src) == 4 else (ip6_str(src), ip6_str(dst))
     cs_src, cs_dst = (src, dst) if check else (None, None)
+    line: str
     if proto == PROTO_TCP and _tcp is not None:
         seg = _tcp.TcpSegment.parse(data, cs_src, cs_dst)
         line, layer = seg.summary_with_addresses(src, dst), "tcp"

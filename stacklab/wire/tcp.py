@@ -77,7 +77,9 @@ _NOPNOP_TS_WORD = 0x0101080A
 # Linux's SYN / SYN-ACK options: mss(4) sackOK(2) TS(10) nop wscale(3) = 20 bytes:
 # 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 shift
 _LINUX_SYN = struct.Struct("!HHIIII")
-_NO_OPTIONS = (None, None, False, (), None)
+# What the engine reads of the options: (mss, wscale, sack_permitted, sack_blocks, timestamps).
+_Options = tuple[int | None, int | None, bool, tuple[tuple[int, int], ...], tuple[int, int] | None]
+_NO_OPTIONS: _Options = (None, None, False, (), None)
 
 # tcpdump's order and letters (print-tcp.c): F S R P . U E W, plus 'e' for AE.
 _FLAG_CHARS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
@@ -330,6 +332,16 @@ class TcpView:
 
     __slots__ = ("buf", "src_port", "dst_port", "seq", "ack", "flags", "window", "header_len",
                  "payload", "_opts")
+    buf: memoryview
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    header_len: int
+    payload: memoryview
+    _opts: _Options | None  # the option scan's result, once made (wire/frame.py fills it in)
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -346,7 +358,7 @@ class TcpView:
         self.flags = off_flags & FLAG_MASK
         self.buf = mv
         self.payload = mv[hl:]
-        self._opts: tuple | None = None
+        self._opts = None
 
     @property
     def data_offset(self) -> int:
@@ -355,12 +367,14 @@ class TcpView:
     @property
     def checksum(self) -> int:
         """The checksum field as received (verify with :meth:`checksum_ok`)."""
-        return _U16.unpack_from(self.buf, 16)[0]
+        v: int = _U16.unpack_from(self.buf, 16)[0]
+        return v
 
     @property
     def urgent(self) -> int:
         """The urgent pointer field (meaningful with URG)."""
-        return _U16.unpack_from(self.buf, 18)[0]
+        v: int = _U16.unpack_from(self.buf, 18)[0]
+        return v
 
     @property
     def payload_len(self) -> int:
@@ -378,20 +392,22 @@ class TcpView:
         return parse_options(self.buf, 20, self.header_len)
 
     # Lazy single scan for the engine: (mss, wscale, sack_permitted, sack_blocks, timestamps).
-    def _scan(self) -> tuple:
+    def _scan(self) -> _Options:
         hl = self.header_len
         mv = self.buf
         if hl == 20:
-            r: tuple = _NO_OPTIONS
+            r: _Options = _NO_OPTIONS
         elif hl == 32 and (u := _NOPNOP_TS.unpack_from(mv, 20))[0] == _NOPNOP_TS_WORD:
             r = (None, None, False, (), u[1:])
         elif hl == 40 and (u := _LINUX_SYN.unpack_from(mv, 20))[0] == 0x0204 \
                 and u[2] == 0x0402080A and u[5] >> 8 == 0x010303:
             r = (u[1], u[5] & 0xFF, True, (), (u[3], u[4]))
         else:
-            mss = wscale = ts = None
+            mss: int | None = None
+            wscale: int | None = None
+            ts: tuple[int, int] | None = None
             sack_perm = False
-            blocks: tuple = ()
+            blocks: tuple[tuple[int, int], ...] = ()
             i = 20
             while i < hl:  # inline walk (no generator): this runs for every SYN and SACK
                 kind = mv[i]

@@ -32,6 +32,12 @@ class UdpView:
     of exactly ``length - 8`` bytes (sliced on construction: a property costs more per read)."""
 
     __slots__ = ("buf", "src_port", "dst_port", "length", "checksum", "payload")
+    buf: memoryview
+    src_port: int
+    dst_port: int
+    length: int
+    checksum: int
+    payload: memoryview
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
