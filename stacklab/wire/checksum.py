@@ -14,8 +14,8 @@ Speed notes (the per-packet path verifies a checksum on every segment):
   ``le(data) == 256 * be(data) (mod 0xFFFF)`` for either parity. A big-endian partial sum (a
   pseudo-header) joins a little-endian one shifted left by 8 bits.
 * The remainder of a big integer costs more than reading it (one hardware division per 30-bit
-  digit); buffers over :data:`SPLIT_AT` bytes are read as two halves of even length whose sum has
-  half the digits.
+  digit); buffers over :data:`SPLIT_AT` bytes are read as four parts of even length whose sum has
+  a quarter of the digits.
 
 So the per-packet paths work with a **little-endian total**: :func:`le_sum` of the message plus
 :func:`le_pseudo` of its pseudo-header, then :func:`ok_le` to verify it or :func:`store_le`
@@ -45,16 +45,30 @@ _CSUM_LE = struct.Struct("<H")  # the checksum of a little-endian total, stored 
 def le_sum(data: Buffer) -> int:
     """A non-negative int equal to 256 x the one's-complement sum of ``data`` (mod 0xFFFF).
 
-    ``data`` read little-endian, in two halves when it is longer than :data:`SPLIT_AT` bytes.
+    ``data`` read little-endian, in four parts when it is longer than :data:`SPLIT_AT` bytes.
     Zero only for an all-zero (or empty) buffer.
     """
     n = len(data)
     if n <= SPLIT_AT:
         return _fb(data, "little")
-    h = (n >> 2) << 1  # even, so the second half's words stay aligned
-    if isinstance(data, bytearray):  # int.from_bytes copies anything but bytes: slice a view
-        data = memoryview(data)
-    return _fb(data[:h], "little") + _fb(data[h:], "little")
+    # int.from_bytes copies anything but bytes: slice a view of a bytearray
+    return le_sum_at(memoryview(data) if isinstance(data, bytearray) else data, 0, n)
+
+
+def le_sum_at(buf: bytes | memoryview, start: int, end: int) -> int:
+    """:func:`le_sum` of ``buf[start:end]``, also for a part of a frame. Above :data:`SPLIT_AT`
+    bytes, the sum of four parts of even length (so that each part's words stay aligned): the
+    remainder of that sum divides a quarter of the digits (a 1480-byte segment's sum costs ~10 %
+    less than in two halves, ~25 % less than in one piece)."""
+    n = end - start
+    if n <= SPLIT_AT:
+        return _fb(buf[start:end], "little")
+    q = (n >> 3) << 1
+    a = start + q
+    b = a + q
+    c = b + q
+    return _fb(buf[start:a], "little") + _fb(buf[a:b], "little") + _fb(buf[b:c], "little") \
+        + _fb(buf[c:end], "little")
 
 
 def le_pseudo(src: bytes, dst: bytes, proto: int, length: int) -> int:
@@ -96,9 +110,10 @@ def store_le_udp(buf: bytearray, off: int, total: int) -> None:
 
 # -- one call for the per-packet cases -----------------------------------------------------------
 #
-# Each does what the primitives above do, in one call without nested ones (a Python call costs
-# ~40 ns, a tenth of a parsed ACK): the checks are ok_le's first half, because none of these totals
-# can be zero (a pseudo-header's protocol number, an IPv4 header's version nibble).
+# Each does what the primitives above do in one call, with no nested one for a buffer of up to
+# SPLIT_AT bytes (a Python call costs ~40 ns, a tenth of a parsed ACK): the checks are ok_le's
+# first half, because none of these totals can be zero (a pseudo-header's protocol number, an IPv4
+# header's version nibble).
 
 
 def pseudo_ok(data: Buffer, src: bytes, dst: bytes, proto: int) -> bool:
@@ -115,7 +130,8 @@ def pseudo_store(buf: bytearray, off: int, psum: int) -> None:
     (``pseudo_header(src, dst, proto, 0)``, which a TCP sender computes once per connection):
     :func:`store_le` of :func:`le_sum` plus the pseudo-header's sum x 256."""
     n = len(buf)
-    total = (_fb(buf, "little") if n <= SPLIT_AT else le_sum(buf)) + ((psum + n) << 8)
+    total = _fb(buf, "little") if n <= SPLIT_AT else le_sum_at(memoryview(buf), 0, n)
+    total += (psum + n) << 8
     _CSUM_LE.pack_into(buf, off, -total % 0xFFFF)
 
 
@@ -138,12 +154,8 @@ def ipv4_tcp_ok(buf: bytes | memoryview, off: int, total_length: int) -> tuple[b
     hdr = _fb(buf[off:off + 20], "little")
     start = off + 12
     end = off + total_length
-    n = total_length - 12
-    if n <= SPLIT_AT:
-        total = _fb(buf[start:end], "little")
-    else:  # as le_sum: two halves, the first of even length
-        m = start + ((n >> 2) << 1)
-        total = _fb(buf[start:m], "little") + _fb(buf[m:end], "little")
+    total = _fb(buf[start:end], "little") if total_length - 12 <= SPLIT_AT \
+        else le_sum_at(buf, start, end)
     total += (PROTO_TCP + total_length - 20) << 8
     return hdr % 0xFFFF == 0, total % 0xFFFF == 0
 

@@ -156,3 +156,12 @@ def test_ipv4_tcp_ok_is_both_verdicts(size: int, flip: int | None,
     assert want == verdicts
     assert c.ipv4_tcp_ok(bytes(frame), 14, tlen) == verdicts
     assert c.ipv4_tcp_ok(memoryview(frame), 14, tlen) == verdicts
+
+
+@given(st.binary(min_size=c.SPLIT_AT - 40, max_size=9000), st.integers(0, 40),
+       st.integers(0, 40))
+def test_le_sum_at_is_le_sum_of_the_slice(data: bytes, a: int, b: int) -> None:
+    start, end = a, len(data) - b
+    want = (rfc1071_sum(data[start:end]) << 8) % 0xFFFF
+    for buf in (data, memoryview(data)):
+        assert c.le_sum_at(buf, start, end) % 0xFFFF == want
