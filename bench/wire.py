@@ -35,16 +35,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stacklab.wire.ethernet import ETH_P_IPV4, EthernetView, build_ethernet  # noqa: E402
+from stacklab.wire.frame import parse_ipv4_tcp_frame  # noqa: E402
 from stacklab.wire.ipv4 import IPv4View, build_ipv4  # noqa: E402
-from stacklab.wire.tcp import (  # noqa: E402
-    ACK,
-    PSH,
-    SYN,
-    TcpView,
-    build_tcp,
-    encode_options,
-    parse_ipv4_tcp_frame,
-)
+from stacklab.wire.tcp import ACK, PSH, SYN, TcpView, build_tcp, encode_options  # noqa: E402
 
 MAC_A = bytes.fromhex("020000000001")
 MAC_B = bytes.fromhex("020000000002")
@@ -261,13 +254,14 @@ def rate(fn: Callable, arg_of: Callable[[int], object], seconds: float) -> float
 
 def breakdown(seconds: float) -> None:
     """ns per frame of the pieces of ``stacklab_parse`` (best of 7 interleaved runs each)."""
-    import stacklab.wire.tcp as wtcp
+    import stacklab.wire.frame as wframe
+    from stacklab.wire.checksum import SPLIT_AT
 
     fb = int.from_bytes
 
     def checksums(f: bytes) -> tuple[bool, bool]:  # as parse_ipv4_tcp_frame does them
         end = len(f)
-        if end - 34 <= wtcp.SPLIT_AT:
+        if end - 34 <= SPLIT_AT:
             total = fb(f[26:], "little")
         else:
             m = 26 + (((end - 26) >> 2) << 1)
@@ -276,8 +270,8 @@ def breakdown(seconds: float) -> None:
         return fb(f[14:34], "little") % 0xFFFF == 0, total % 0xFFFF == 0
     frames = dict(zip(("SYN", "ACK+TS", "data"), make_frames(), strict=True))
     # the struct parse_ipv4_tcp_frame unpacks for each frame (by its length)
-    hdr = {f: wtcp._ETH_IPV4_TCP_W5 if len(f) >= 74 else
-           wtcp._ETH_IPV4_TCP_W3 if len(f) >= 66 else wtcp._ETH_IPV4_TCP for f in frames.values()}
+    hdr = {f: wframe._ETH_IPV4_TCP_W5 if len(f) >= 74 else wframe._ETH_IPV4_TCP_W3
+           if len(f) >= 66 else wframe._ETH_IPV4_TCP for f in frames.values()}
     print(f"{'ns per frame':<58}" + "".join(f"{k:>9}" for k in frames))
     pieces: list[tuple[str, Callable[[bytes], object]]] = [
         ("stacklab_parse (all below)", stacklab_parse),

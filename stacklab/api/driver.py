@@ -43,6 +43,9 @@ class NodeDriver:
         else:
             self.flush()
 
+    # deliver, hold and release make the driver the receiver of a simulated link's direction
+    # (stacklab.net.stages.Receiver, a structural type: this module does not import net/).
+
     def hold(self) -> None:
         """A batch of frames arrives at one instant (a simulated link's delivery): flush once
         at :meth:`release` instead of after each frame. What the node sends keeps its order
@@ -50,6 +53,8 @@ class NodeDriver:
         self._held += 1
 
     def release(self, flush: bool = True) -> None:
+        """The end of a batch: flush what the frames caused, unless ``flush`` is False (the
+        batch was cut short by an exception)."""
         self._held -= 1
         if not self._held and self._held_frames:
             self._held_frames = False

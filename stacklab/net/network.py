@@ -38,7 +38,7 @@ from .loop import VirtualTimeLoop, describe_tasks
 from .switch import Switch
 from .units import ParamError, parse_duration
 
-__all__ = ["Network", "Segment", "SimulationError", "SimulationTimeout", "TopologyError",
+__all__ = ["BroadcastDomain", "Network", "SimulationError", "SimulationTimeout", "TopologyError",
            "parse_down"]
 
 T = TypeVar("T")
@@ -63,7 +63,7 @@ class SimulationError(StacklabError, RuntimeError):
 
 
 @dataclass(eq=False)
-class Segment:
+class BroadcastDomain:
     """One L2 broadcast domain (a point-to-point link, or switches and what hangs off them)."""
 
     number: int
@@ -103,7 +103,7 @@ class Network:
         self.kinds: dict[str, str] = {}  # name -> "host" | "router" | "switch" | other
         self.drivers: dict[str, NodeDriver] = {}
         self.links: list[Link] = []
-        self.segments: list[Segment] = []
+        self.segments: list[BroadcastDomain] = []
         self._attach: dict[str, _Attachment] = {}
         self._switch_parent: dict[str, str] = {}  # union-find over switches joined by links
         self._captures: list[tuple[str, str]] = []  # (directory, point)
@@ -237,7 +237,7 @@ class Network:
                 d.tracer = self.tracer
                 d.labeler = self.labeler
                 d.rebuild()
-            d.receiver = self.drivers[receiver.name].deliver
+            d.receiver = self.drivers[receiver.name]
             d.rx_ifindex = rx_if
             sends = self._attach[sender.name].sends
             tx_if = pa if sender is na else pb
@@ -269,16 +269,16 @@ class Network:
         return name
 
     # -- addressing and routes ---------------------------------------------------------------
-    def l2_segments(self) -> list[Segment]:
+    def l2_segments(self) -> list[BroadcastDomain]:
         """The broadcast domains, numbered from 1 in the order their first link was made."""
-        segments: list[Segment] = []
-        by_switch: dict[str, Segment] = {}
+        segments: list[BroadcastDomain] = []
+        by_switch: dict[str, BroadcastDomain] = {}
 
-        def switch_segment(sw: Node) -> Segment:
+        def switch_segment(sw: Node) -> BroadcastDomain:
             root = self._sw_find(sw.name)
             seg = by_switch.get(root)
             if seg is None:
-                seg = by_switch[root] = Segment(0)
+                seg = by_switch[root] = BroadcastDomain(0)
                 segments.append(seg)
             return seg
 
@@ -291,7 +291,7 @@ class Network:
             elif b_sw:
                 switch_segment(link.b).endpoints.append((link.a, link.a_port))
             else:
-                segments.append(Segment(0, [(link.a, link.a_port), (link.b, link.b_port)]))
+                segments.append(BroadcastDomain(0, [(link.a, link.a_port), (link.b, link.b_port)]))
         segments = [s for s in segments if s.endpoints]
         for number, seg in enumerate(segments, 1):
             seg.number = number
@@ -301,14 +301,14 @@ class Network:
         """Addresses on every interface, shortest-path static routes on every node, and the
         name → addresses map (``node.hosts``) on every node, like /etc/hosts.
 
-        Segment N gets ``10.0.N.0/24`` and ``fd00:0:0:N::/64``; its interfaces get host numbers
+        L2 segment N gets ``10.0.N.0/24`` and ``fd00:0:0:N::/64``; its interfaces get host numbers
         1, 2, 3... in link order (so ``10.0.N.k`` and ``fd00:0:0:N::k`` go together).
         """
         segments = self.l2_segments()
         if len(segments) > 255:
             raise TopologyError(f"{len(segments)} L2 segments; autoconfigure numbers at most 255")
         addr: dict[tuple[str, int], tuple[str, str]] = {}  # (node, ifindex) -> (v4, v6)
-        node_ifs: dict[str, list[tuple[int, Segment]]] = {}
+        node_ifs: dict[str, list[tuple[int, BroadcastDomain]]] = {}
         for seg in segments:
             n = seg.number
             seg.prefix4, seg.prefix6 = f"10.0.{n}.0/24", f"fd00:0:0:{n}::/64"
@@ -343,12 +343,12 @@ class Network:
             if isinstance(hosts, dict):
                 hosts.update({k: list(v) for k, v in names.items()})
 
-    def _routes_from(self, src: str, node_ifs: dict[str, list[tuple[int, Segment]]],
+    def _routes_from(self, src: str, node_ifs: dict[str, list[tuple[int, BroadcastDomain]]],
                      addr: dict[tuple[str, int], tuple[str, str]]
-                     ) -> dict[Segment, tuple[str, str]]:
+                     ) -> dict[BroadcastDomain, tuple[str, str]]:
         """Breadth-first from ``src`` through routers: remote segment -> first-hop addresses."""
         first_hop: dict[str, tuple[str, str] | None] = {src: None}
-        routes: dict[Segment, tuple[str, str] | None] = {}
+        routes: dict[BroadcastDomain, tuple[str, str] | None] = {}
         queue = deque([src])
         while queue:
             u = queue.popleft()

@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from stacklab.errors import StacklabError
 
-class ScriptError(Exception):
+
+class ScriptError(StacklabError):
     """A syntax or semantic error in a script: ``path:line:col: message`` on one line."""
 
     def __init__(self, path: str, line: int, column: int, message: str) -> None:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stacklab.errors import StacklabError
 from stacklab.link.pcap import PcapWriter
 from stacklab.stack.host import Host
 from stacklab.wire.addr import ip_bytes
@@ -106,7 +107,7 @@ CODE_CONSTANTS = {"TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE
                   "TCP_CA_Recovery": CA_RECOVERY, "TCP_CA_Loss": CA_LOSS}
 
 
-class Failure(Exception):
+class Failure(StacklabError):
     """The script failed at ``line``: ``message`` in packetdrill's words."""
 
     def __init__(self, line: int, message: str) -> None:

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from stacklab.errors import StacklabError
 from stacklab.stack.tcp.congestion import create_congestion
 from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.layer import Listener
@@ -47,7 +48,7 @@ TCPI_FIELDS = (
 CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = range(5)
 
 
-class SockError(Exception):
+class SockError(StacklabError):
     def __init__(self, err: int, what: str = "") -> None:
         super().__init__(errno.errorcode.get(err, str(err)) + (f": {what}" if what else ""))
         self.errno = err

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from stacklab.errors import StacklabError
+
 from .sockets import (
     POLLERR,
     POLLHUP,
@@ -72,16 +74,16 @@ def symbol(name: str) -> int | None:
     return v if isinstance(v, int) else None
 
 
-class Unsupported(Exception):
+class Unsupported(StacklabError):
     """The script uses something the runner or stacklab does not have: named in the message."""
 
 
-class ArgError(Exception):
+class ArgError(StacklabError):
     """A mismatch in a call's arguments or outputs (a value the script expected)."""
 
 
 @dataclass
-class Blocked(Exception):
+class Blocked(StacklabError):
     retry: Callable[[], Outcome | None]
     deadline: float | None = None  # poll's timeout: retry() also runs then
 

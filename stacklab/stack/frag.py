@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stacklab.wire.checksum import internet_checksum
+from stacklab.wire.proto import PROTO_FRAGMENT as NH_FRAGMENT
 
 Key = tuple[Any, ...]
 
@@ -196,7 +197,6 @@ def fragment_ipv4(header: bytes | bytearray | memoryview,
 # -- IPv6 fragmentation -----------------------------------------------------------------------
 _V6 = struct.Struct("!IHBB16s16s")
 _FRAG6 = struct.Struct("!BBHI")
-NH_FRAGMENT = 44
 
 
 def fragment_ipv6(src: bytes, dst: bytes, next_header: int,

@@ -31,16 +31,18 @@ from collections.abc import Callable
 from typing import Any
 
 from stacklab.trace.events import Tracer
-from stacklab.wire.addr import ip_str
+from stacklab.wire.addr import ip_str, is_link_local, solicited_node
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView
+from stacklab.wire.ipv6 import MIN_MTU
+from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP
 
 from .arp import ArpResolver, arp_receive, gratuitous_arp
 from .context import ProtocolHandler, RxInfo, TimerSource, ViewHandler
 from .icmp import UNREACHABLE, Icmp
 from .interface import ALL_ROUTERS, Addr6, Interface
 from .ipv4 import Ipv4
-from .ipv6 import MIN_MTU, Ipv6, is_link_local, solicited_node
+from .ipv6 import Ipv6
 from .ndp import Ndp, NdResolver, eui64_address
 from .neighbor import NeighborCache, NeighborTable
 from .node import Node, Port
@@ -87,9 +89,9 @@ class Host(Node):
         self.ndp = Ndp(self)
         self.icmp.nd_receiver = self.ndp.receive
         self.udp = Udp(self)
-        self.register_protocol(1, self.icmp.receive4)
-        self.register_protocol(58, self.icmp.receive6)
-        self.register_protocol(17, self.udp.receive)
+        self.register_protocol(PROTO_ICMP, self.icmp.receive4)
+        self.register_protocol(PROTO_ICMPV6, self.icmp.receive6)
+        self.register_protocol(PROTO_UDP, self.udp.receive)
         self.register_icmp_error(17, self.udp.icmp_error)
         self.icmp.register_validator(17, self.udp.icmp_matches)
         self.tcp = TcpLayer(self)  # registers protocol 6, its ICMP errors and its timers

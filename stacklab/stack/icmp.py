@@ -24,12 +24,10 @@ from stacklab.wire import icmpv6 as i6
 from stacklab.wire.addr import ip_str
 from stacklab.wire.icmpv4 import IcmpView, build_icmpv4
 from stacklab.wire.icmpv6 import Icmpv6View, build_icmpv6
+from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6
 
 if TYPE_CHECKING:
     from .context import HostContext, RxInfo
-
-PROTO_ICMP = 1
-PROTO_ICMPV6 = 58
 
 # Kinds of errors handed to the transports (family-neutral)
 UNREACHABLE = "unreachable"
@@ -41,7 +39,7 @@ _ECHO = struct.Struct("!HH")
 _U32 = struct.Struct("!I")
 
 # IPv4 ICMP types that are queries/replies (everything else is an error, RFC 1812 §4.3.2.7)
-_V4_INFO_TYPES = frozenset((0, 8, 9, 10, 13, 14, 15, 16, 17, 18))
+_V4_INFO_TYPES = i4.QUERY_TYPES
 
 
 class TokenBucket:

@@ -16,8 +16,9 @@ from stacklab.stack.route import DstCache
 from stacklab.wire.addr import BROADCAST_MAC, ip_str
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
-from stacklab.wire.ipv4 import PROTO_TCP, IPv4View, build_ipv4
-from stacklab.wire.tcp import parse_ipv4_tcp_frame
+from stacklab.wire.frame import parse_ipv4_tcp_frame
+from stacklab.wire.ipv4 import IPv4View, build_ipv4
+from stacklab.wire.proto import PROTO_TCP
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv4

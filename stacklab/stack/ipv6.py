@@ -15,9 +15,15 @@ import errno
 from typing import TYPE_CHECKING
 
 from stacklab.stack.route import DstCache
-from stacklab.wire.addr import ip_str
+from stacklab.wire.addr import ip_str, is_link_local, multicast_mac
 from stacklab.wire.ethernet import ETH_P_IPV6
-from stacklab.wire.ipv6 import IPv6View, build_ipv6
+from stacklab.wire.ipv6 import MIN_MTU, IPv6View, build_ipv6
+from stacklab.wire.proto import PROTO_DSTOPTS as NH_DEST_OPTS
+from stacklab.wire.proto import PROTO_FRAGMENT as NH_FRAGMENT
+from stacklab.wire.proto import PROTO_HOPOPTS as NH_HOP_BY_HOP
+from stacklab.wire.proto import PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
+from stacklab.wire.proto import PROTO_NONE as NH_NONE
+from stacklab.wire.proto import PROTO_ROUTING as NH_ROUTING
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv6
@@ -26,22 +32,8 @@ if TYPE_CHECKING:
     from .context import HostContext
     from .interface import Interface
 
-MIN_MTU = 1280
 _ETH_IPV6 = ETH_P_IPV6.to_bytes(2, "big")
-UPPER_FAST = frozenset((6, 17, 58))
-NH_HOP_BY_HOP, NH_ROUTING, NH_FRAGMENT, NH_NONE, NH_DEST_OPTS = 0, 43, 44, 59, 60
-
-
-def is_link_local(a: bytes) -> bool:
-    return a[0] == 0xFE and (a[1] & 0xC0) == 0x80
-
-
-def multicast_mac(a: bytes) -> bytes:
-    return b"\x33\x33" + a[12:16]
-
-
-def solicited_node(a: bytes) -> bytes:
-    return bytes.fromhex("ff02" + "00" * 9 + "01ff") + a[13:16]
+UPPER_FAST = frozenset((PROTO_TCP, PROTO_UDP, PROTO_ICMPV6))
 
 
 class Ipv6:

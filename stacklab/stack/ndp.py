@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stacklab.wire.addr import ip_str
+from stacklab.wire.addr import ip_str, is_link_local, multicast_mac, solicited_node
 from stacklab.wire.ethernet import ETH_P_IPV6, build_ethernet
 from stacklab.wire.icmpv6 import (
     NA_OVERRIDE,
@@ -40,7 +40,6 @@ from stacklab.wire.icmpv6 import (
 from stacklab.wire.ipv6 import build_ipv6
 
 from .interface import ALL_NODES, ALL_ROUTERS
-from .ipv6 import is_link_local, multicast_mac, solicited_node
 from .route import RA, Route
 
 if TYPE_CHECKING:

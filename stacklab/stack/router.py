@@ -25,13 +25,13 @@ from stacklab.wire.addr import ip_str
 from stacklab.wire.checksum import internet_checksum, pseudo_header
 from stacklab.wire.ipv4 import IPv4View
 from stacklab.wire.ipv6 import IPv6View
+from stacklab.wire.proto import PROTO_TCP
 
 from .host import Host
 
 if TYPE_CHECKING:
     from .interface import Interface
 
-PROTO_TCP = 6
 _SYN = 0x02
 
 

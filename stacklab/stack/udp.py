@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from stacklab.errors import StacklabError
 from stacklab.wire.addr import ip_str
+from stacklab.wire.proto import PROTO_UDP
 from stacklab.wire.udp import UdpView, build_udp
 
 from .icmp import PACKET_TOO_BIG, TIME_EXCEEDED, UNREACHABLE
@@ -25,7 +26,6 @@ from .icmp import PACKET_TOO_BIG, TIME_EXCEEDED, UNREACHABLE
 if TYPE_CHECKING:
     from .context import HostContext, RxInfo
 
-PROTO_UDP = 17
 EPHEMERAL_LOW = 32768
 EPHEMERAL_HIGH = 60999  # Linux ip_local_port_range
 

@@ -57,20 +57,28 @@ def ip4_bytes(text: str | bytes) -> bytes:
     return b
 
 
+def is_link_local(a: bytes) -> bool:
+    """Whether an IPv6 address is link-local unicast, fe80::/10 (RFC 4291 §2.5.6)."""
+    return a[0] == 0xFE and (a[1] & 0xC0) == 0x80
+
+
+def multicast_mac(a: bytes) -> bytes:
+    """The Ethernet address an IPv6 multicast address maps to: 33:33 and its last 32 bits
+    (RFC 2464 §7)."""
+    return b"\x33\x33" + a[12:16]
+
+
+_SOLICITED_NODE_PREFIX = bytes.fromhex("ff02" + "00" * 9 + "01ff")
+
+
+def solicited_node(a: bytes) -> bytes:
+    """The solicited-node multicast address of an IPv6 address, ff02::1:ffXX:XXXX with its last
+    24 bits (RFC 4291 §2.7.1): where Neighbor Solicitations for it go (RFC 4861 §7.2.2)."""
+    return _SOLICITED_NODE_PREFIX + a[13:16]
+
+
 def ip6_bytes(text: str | bytes) -> bytes:
     b = ip_bytes(text)
     if len(b) != 16:
         raise ValueError(f"not an IPv6 address: {text!r}")
     return b
-
-
-def is_link_local(a: bytes) -> bool:
-    return a[0] == 0xFE and (a[1] & 0xC0) == 0x80
-
-
-def multicast_mac(a: bytes) -> bytes:
-    return b"\x33\x33" + a[12:16]
-
-
-def solicited_node(a: bytes) -> bytes:
-    return bytes.fromhex("ff02" + "00" * 9 + "01ff") + a[13:16]

@@ -14,66 +14,166 @@ Speed notes (the per-packet path verifies a checksum on every segment):
   ``le(data) == 256 * be(data) (mod 0xFFFF)`` for either parity. A big-endian partial sum (a
   pseudo-header) joins a little-endian one shifted left by 8 bits.
 * The remainder of a big integer costs more than reading it (one hardware division per 30-bit
-  digit); buffers over :data:`SPLIT_AT` bytes are read as two halves of even length whose sum has
-  half the digits.
+  digit); buffers over :data:`SPLIT_AT` bytes are read as four parts of even length whose sum has
+  a quarter of the digits.
+
+So the per-packet paths work with a **little-endian total**: :func:`le_sum` of the message plus
+:func:`le_pseudo` of its pseudo-header, then :func:`ok_le` to verify it or :func:`store_le`
+(:func:`store_le_udp`) to write the checksum; the byte swap makes the stored bytes equal to those
+of the big-endian RFC 1071 computation (:func:`internet_checksum`). This module is the only place a
+sum is folded or stored: the one-call helpers below (:func:`pseudo_ok`, :func:`pseudo_store`,
+:func:`ipv4_header_ok`, :func:`ipv4_header_store`, :func:`ipv4_tcp_ok`) are those steps fused
+for the per-packet paths, each tested against RFC 1071 written out (tests/wire/test_checksum.py).
 """
 
 from __future__ import annotations
+
+import struct
+
+from .proto import PROTO_TCP
 
 Buffer = bytes | bytearray | memoryview
 
 SPLIT_AT = 1024
 _fb = int.from_bytes
+_CSUM_LE = struct.Struct("<H")  # the checksum of a little-endian total, stored byte-swapped
+
+
+# -- sums -----------------------------------------------------------------------------------------
 
 
 def le_sum(data: Buffer) -> int:
     """A non-negative int equal to 256 x the one's-complement sum of ``data`` (mod 0xFFFF).
 
-    ``data`` read little-endian, in two halves when it is longer than :data:`SPLIT_AT` bytes.
+    ``data`` read little-endian, in four parts when it is longer than :data:`SPLIT_AT` bytes.
     Zero only for an all-zero (or empty) buffer.
     """
     n = len(data)
     if n <= SPLIT_AT:
         return _fb(data, "little")
-    h = (n >> 2) << 1  # even, so the second half's words stay aligned
-    if type(data) is not bytes:  # int.from_bytes copies anything but bytes: slice a view
-        data = data if type(data) is memoryview else memoryview(data)
-    return _fb(data[:h], "little") + _fb(data[h:], "little")
+    # int.from_bytes copies anything but bytes: slice a view of a bytearray
+    return le_sum_at(memoryview(data) if isinstance(data, bytearray) else data, 0, n)
 
 
-def ones_sum(data: Buffer, initial: int = 0) -> int:
-    """Unfolded partial sum of ``data`` (any int, only meaningful modulo 0xFFFF)."""
-    return (le_sum(data) << 8) + initial
+def le_sum_at(buf: bytes | memoryview, start: int, end: int) -> int:
+    """:func:`le_sum` of ``buf[start:end]``, also for a part of a frame. Above :data:`SPLIT_AT`
+    bytes, the sum of four parts of even length (so that each part's words stay aligned): the
+    remainder of that sum divides a quarter of the digits (a 1480-byte segment's sum costs ~10 %
+    less than in two halves, ~25 % less than in one piece)."""
+    n = end - start
+    if n <= SPLIT_AT:
+        return _fb(buf[start:end], "little")
+    q = (n >> 3) << 1
+    a = start + q
+    b = a + q
+    c = b + q
+    return _fb(buf[start:a], "little") + _fb(buf[a:b], "little") + _fb(buf[b:c], "little") \
+        + _fb(buf[c:end], "little")
+
+
+def le_pseudo(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    """The little-endian partial sum of a pseudo-header (IPv4: RFC 9293 §3.1, RFC 768; IPv6: RFC
+    8200 §8.1), to add to :func:`le_sum` of the segment; the family follows the address length.
+    The two addresses are read in one go: both have an even length."""
+    return _fb(src + dst, "little") + ((proto + length) << 8)
+
+
+def pseudo_header(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    """The big-endian partial sum of a pseudo-header (either family), for :func:`internet_checksum`,
+    :func:`checksum_ok` and :func:`pseudo_store`; with ``length`` 0, the part of a TCP sender's
+    sum that is the same for all the segments of a connection. Only meaningful modulo 0xFFFF: the
+    two addresses are read as one integer (2**32 and 2**128 are 1 modulo 0xFFFF)."""
+    return _fb(src + dst, "big") + proto + length
+
+
+# -- the fold: verify and store -------------------------------------------------------------------
+
+
+def ok_le(total: int) -> bool:
+    """Whether a little-endian total (checksum field included) verifies: the one's-complement sum
+    is 0xFFFF (-0). An all-zero message sums to +0, which does not verify."""
+    return total % 0xFFFF == 0 and total != 0
+
+
+def store_le(buf: bytearray, off: int, total: int) -> None:
+    """Write at ``off`` the checksum of a little-endian total computed with the field zero:
+    ``~sum``, so a folded 0xFFFF is stored as 0x0000 (as Linux and scapy do), and an all-zero
+    message gets 0xFFFF (+0 has no complement in 16 bits but -0)."""
+    _CSUM_LE.pack_into(buf, off, -total % 0xFFFF if total else 0xFFFF)
+
+
+def store_le_udp(buf: bytearray, off: int, total: int) -> None:
+    """:func:`store_le` for UDP, where a zero field means "no checksum": a computed 0x0000 is sent
+    as 0xFFFF, its other one's-complement form (RFC 768; mandatory over IPv6, RFC 8200 §8.1)."""
+    _CSUM_LE.pack_into(buf, off, 0xFFFF - total % 0xFFFF)
+
+
+# -- one call for the per-packet cases -----------------------------------------------------------
+#
+# Each does what the primitives above do in one call, with no nested one for a buffer of up to
+# SPLIT_AT bytes (a Python call costs ~40 ns, a tenth of a parsed ACK): the checks are ok_le's
+# first half, because none of these totals can be zero (a pseudo-header's protocol number, an IPv4
+# header's version nibble).
+
+
+def pseudo_ok(data: Buffer, src: bytes, dst: bytes, proto: int) -> bool:
+    """Whether ``data`` (a TCP segment, UDP datagram or ICMPv6 message, checksum field included)
+    verifies under its pseudo-header: :func:`ok_le` of :func:`le_sum` plus :func:`le_pseudo`."""
+    n = len(data)
+    total = (_fb(data, "little") if n <= SPLIT_AT else le_sum(data)) + _fb(src + dst, "little")
+    return (total + ((proto + n) << 8)) % 0xFFFF == 0
+
+
+def pseudo_store(buf: bytearray, off: int, psum: int) -> None:
+    """Write at ``off`` the checksum of ``buf`` (a TCP segment or ICMPv6 message, the field zero)
+    under a pseudo-header whose big-endian sum without the length is ``psum``
+    (``pseudo_header(src, dst, proto, 0)``, which a TCP sender computes once per connection):
+    :func:`store_le` of :func:`le_sum` plus the pseudo-header's sum x 256."""
+    n = len(buf)
+    total = _fb(buf, "little") if n <= SPLIT_AT else le_sum_at(memoryview(buf), 0, n)
+    total += (psum + n) << 8
+    _CSUM_LE.pack_into(buf, off, -total % 0xFFFF)
+
+
+def ipv4_header_ok(header: Buffer) -> bool:
+    """Whether an IPv4 header (exactly its ``IHL * 4`` bytes, version 4) has a valid checksum
+    (RFC 791)."""
+    return _fb(header, "little") % 0xFFFF == 0
+
+
+def ipv4_header_store(header: bytearray) -> None:
+    """Fill in the checksum of an IPv4 header (exactly its bytes, version 4, checksum zero)."""
+    _CSUM_LE.pack_into(header, 10, -_fb(header, "little") % 0xFFFF)
+
+
+def ipv4_tcp_ok(buf: bytes | memoryview, off: int, total_length: int) -> tuple[bool, bool]:
+    """The verdicts ``(header_ok, segment_ok)`` of an IPv4 packet at ``buf[off:]`` with a 20-byte
+    header (no options) carrying TCP: the fused frame parse's two checks in one call, the same as
+    :func:`ipv4_header_ok` and :func:`pseudo_ok`. The segment's sum starts at the header's
+    addresses (``off + 12``): they are the pseudo-header's address part, read with the segment."""
+    hdr = _fb(buf[off:off + 20], "little")
+    start = off + 12
+    end = off + total_length
+    total = _fb(buf[start:end], "little") if total_length - 12 <= SPLIT_AT \
+        else le_sum_at(buf, start, end)
+    total += (PROTO_TCP + total_length - 20) << 8
+    return hdr % 0xFFFF == 0, total % 0xFFFF == 0
+
+
+# -- the big-endian API (RFC 1071 as written) -----------------------------------------------------
 
 
 def internet_checksum(data: Buffer, initial: int = 0) -> int:
     """The 16-bit checksum to store in a header whose checksum field is zero in ``data``.
 
-    ``initial`` is a partial sum (e.g. from :func:`pseudo_header_v4`) added to the data's sum.
+    ``initial`` is a big-endian partial sum (e.g. from :func:`pseudo_header`) added to the data's
+    sum. The value :func:`store_le` writes, as an int.
     """
-    total = le_sum(data) + (initial << 8)  # 256 x the big-endian sum
-    r = ((total % 0xFFFF) << 8) % 0xFFFF  # x 256 again: 65536 == 1, the big-endian remainder
-    if r:
-        return 0xFFFF - r
-    return 0 if total else 0xFFFF
+    out = bytearray(2)
+    store_le(out, 0, le_sum(data) + (initial << 8))  # a big-endian sum x 256 joins le_sum
+    return _fb(out, "big")
 
 
 def checksum_ok(data: Buffer, initial: int = 0) -> bool:
-    """True when ``data`` (checksum field included) plus ``initial`` sums to 0xFFFF (or -0)."""
-    total = le_sum(data) + (initial << 8)
-    return total % 0xFFFF == 0 and total != 0
-
-
-def pseudo_header_v4(src: bytes, dst: bytes, proto: int, length: int) -> int:
-    """Partial sum of the IPv4 pseudo-header (RFC 793 §3.1, RFC 768)."""
-    return _fb(src, "big") + _fb(dst, "big") + proto + length
-
-
-def pseudo_header_v6(src: bytes, dst: bytes, next_header: int, length: int) -> int:
-    """Partial sum of the IPv6 pseudo-header (RFC 8200 §8.1)."""
-    return _fb(src, "big") + _fb(dst, "big") + next_header + length
-
-
-def pseudo_header(src: bytes, dst: bytes, proto: int, length: int) -> int:
-    """Pseudo-header sum for either family, chosen by the address length (4 or 16 bytes)."""
-    return _fb(src, "big") + _fb(dst, "big") + proto + length
+    """True when ``data`` (checksum field included) plus ``initial`` sums to 0xFFFF (-0)."""
+    return ok_le(le_sum(data) + (initial << 8))

@@ -41,6 +41,14 @@ class EthernetView:
     """A validated view over an Ethernet II frame; ``payload`` is a memoryview into ``buf``."""
 
     __slots__ = ("buf", "dst", "src", "ethertype", "vlan", "tci", "header_len", "payload")
+    buf: memoryview
+    dst: bytes
+    src: bytes
+    ethertype: int
+    vlan: int | None  # the VLAN ID of an 802.1Q tag
+    tci: int
+    header_len: int
+    payload: memoryview
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -52,8 +60,8 @@ class EthernetView:
             if etype < 0x0600:
                 raise MalformedPacket("ethernet", "ethertype",
                                       f"0x{etype:04x} is an 802.3 length, not an EtherType")
-            self.ethertype: int = etype
-            self.vlan: int | None = None
+            self.ethertype = etype
+            self.vlan = None
             self.tci = 0
             self.header_len = 14
             self.payload = mv[14:]

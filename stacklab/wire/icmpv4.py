@@ -10,16 +10,16 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from .checksum import le_sum, ok_le, store_le
 from .errors import MalformedPacket
+from .proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 
 __all__ = [
     "IcmpView", "Icmpv4View", "Icmpv4", "build_icmpv4", "echo_request", "echo_reply",
     "dest_unreachable", "time_exceeded", "param_problem", "type_name", "code_name",
     "ECHO_REPLY", "DEST_UNREACH", "SOURCE_QUENCH", "REDIRECT", "ECHO_REQUEST", "TIME_EXCEEDED",
-    "PARAM_PROBLEM", "TIMESTAMP", "TIMESTAMP_REPLY", "ERROR_TYPES", "MAX_QUOTE",
+    "PARAM_PROBLEM", "TIMESTAMP", "TIMESTAMP_REPLY", "ERROR_TYPES", "QUERY_TYPES", "MAX_QUOTE",
 ]
-
-PROTO_ICMP = 1
 
 ECHO_REPLY = 0
 DEST_UNREACH = 3
@@ -32,6 +32,10 @@ TIME_EXCEEDED = 11
 PARAM_PROBLEM = 12
 TIMESTAMP = 13
 TIMESTAMP_REPLY = 14
+INFO_REQUEST = 15  # obsolete (RFC 6918), still a query
+INFO_REPLY = 16
+MASK_REQUEST = 17  # RFC 950, obsolete too
+MASK_REPLY = 18
 
 # Destination unreachable codes (RFC 792, RFC 1122 §3.2.2.1, RFC 1812 §5.2.7.1).
 UNREACH_NET = 0
@@ -57,6 +61,9 @@ TIMXCEED_REASS = 1
 
 # Messages that quote the offending datagram.
 ERROR_TYPES = frozenset((DEST_UNREACH, SOURCE_QUENCH, REDIRECT, TIME_EXCEEDED, PARAM_PROBLEM))
+# Queries and replies: no error is ever sent about one of these (RFC 1812 §4.3.2.7).
+QUERY_TYPES = frozenset((ECHO_REPLY, ECHO_REQUEST, ROUTER_ADVERT, ROUTER_SOLICIT, TIMESTAMP,
+                         TIMESTAMP_REPLY, INFO_REQUEST, INFO_REPLY, MASK_REQUEST, MASK_REPLY))
 
 # An error message should not exceed 576 bytes of IP datagram (RFC 1812 §4.3.2.3):
 # 576 - 20 (IP header) - 8 (ICMP header) bytes of quote.
@@ -83,12 +90,11 @@ UNREACH_NAMES = {
 TIMXCEED_NAMES = {TIMXCEED_INTRANS: "time exceeded in-transit",
                   TIMXCEED_REASS: "ip reassembly time exceeded"}
 
-_IP_PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
+_IP_PROTO_NAMES = {PROTO_ICMP: "icmp", PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMPV6: "icmp6"}
 
 _HDR = struct.Struct("!BBH")
 _ECHO = struct.Struct("!BBHHH")
 _U16 = struct.Struct("!H")
-_CSUM = struct.Struct("!H")
 
 Buffer = bytes | bytearray | memoryview
 
@@ -128,6 +134,10 @@ class IcmpView:
     """
 
     __slots__ = ("buf", "type", "code", "checksum")
+    buf: memoryview
+    type: int
+    code: int
+    checksum: int
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -149,11 +159,13 @@ class IcmpView:
     # echo request/reply (and timestamp, information) fields
     @property
     def ident(self) -> int:
-        return _U16.unpack_from(self.buf, 4)[0]
+        v: int = _U16.unpack_from(self.buf, 4)[0]
+        return v
 
     @property
     def seq(self) -> int:
-        return _U16.unpack_from(self.buf, 6)[0]
+        v: int = _U16.unpack_from(self.buf, 6)[0]
+        return v
 
     @property
     def data(self) -> memoryview:
@@ -164,7 +176,8 @@ class IcmpView:
     @property
     def next_hop_mtu(self) -> int:
         """Fragmentation needed (type 3 code 4): the low 16 bits of the second word (RFC 1191)."""
-        return _U16.unpack_from(self.buf, 6)[0]
+        v: int = _U16.unpack_from(self.buf, 6)[0]
+        return v
 
     @property
     def pointer(self) -> int:
@@ -182,11 +195,7 @@ class IcmpView:
         return bytes(self.buf[8:])
 
     def checksum_ok(self) -> bool:
-        mv = self.buf
-        total = int.from_bytes(mv, "big")
-        if len(mv) & 1:
-            total <<= 8
-        return total % 0xFFFF == 0 and total != 0
+        return ok_le(le_sum(self.buf))
 
 
 Icmpv4View = IcmpView
@@ -201,11 +210,7 @@ def build_icmpv4(icmp_type: int, code: int, rest: Buffer = b"\x00\x00\x00\x00",
     buf += rest
     if payload:
         buf += payload
-    total = int.from_bytes(buf, "big")
-    if len(buf) & 1:
-        total <<= 8
-    # ~sum; an all-zero message sums to 0 and gets 0xFFFF (as Linux and scapy compute it)
-    _CSUM.pack_into(buf, 2, -total % 0xFFFF if total else 0xFFFF)
+    store_le(buf, 2, le_sum(buf))
     return buf
 
 
@@ -230,15 +235,18 @@ class Icmpv4:
     # field accessors, as on the view
     @property
     def ident(self) -> int:
-        return _U16.unpack_from(self.rest, 0)[0]
+        v: int = _U16.unpack_from(self.rest, 0)[0]
+        return v
 
     @property
     def seq(self) -> int:
-        return _U16.unpack_from(self.rest, 2)[0]
+        v: int = _U16.unpack_from(self.rest, 2)[0]
+        return v
 
     @property
     def next_hop_mtu(self) -> int:
-        return _U16.unpack_from(self.rest, 2)[0]
+        v: int = _U16.unpack_from(self.rest, 2)[0]
+        return v
 
     @property
     def data(self) -> bytes:

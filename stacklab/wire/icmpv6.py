@@ -21,21 +21,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .addr import ip6_str, mac_str
+from .checksum import pseudo_header, pseudo_ok, pseudo_store
 from .errors import MalformedPacket
+from .ipv6 import MIN_MTU
+from .proto import PROTO_ICMPV6
 
 __all__ = [
     "Icmpv6View", "Icmpv6", "RouterSolicitation", "RouterAdvertisement", "NeighborSolicitation",
     "NeighborAdvertisement", "SourceLinkAddrOpt", "TargetLinkAddrOpt", "PrefixInfoOpt", "MtuOpt",
     "UnknownNdpOpt", "NdpOption", "parse_icmpv6", "parse_ndp_options", "pack_ndp_options",
     "build_icmpv6", "echo_request", "echo_reply", "dest_unreachable", "packet_too_big",
-    "time_exceeded", "param_problem", "PROTO_ICMPV6",
+    "time_exceeded", "param_problem",
     "DEST_UNREACH", "PACKET_TOO_BIG", "TIME_EXCEEDED", "PARAM_PROBLEM", "ECHO_REQUEST",
     "ECHO_REPLY", "ROUTER_SOLICIT", "ROUTER_ADVERT", "NEIGHBOR_SOLICIT", "NEIGHBOR_ADVERT",
     "REDIRECT", "MIN_MTU",
 ]
 
-PROTO_ICMPV6 = 58
-MIN_MTU = 1280
 
 DEST_UNREACH = 1
 PACKET_TOO_BIG = 2
@@ -121,24 +122,16 @@ _U16X2 = struct.Struct("!HH")
 _RA = struct.Struct("!BBHII")
 _PI = struct.Struct("!BBBBIII16s")
 _MTU = struct.Struct("!BBHI")
-_CSUM = struct.Struct("!H")
 
 Buffer = bytes | bytearray | memoryview
-
-
-def _checksum_total(buf: Buffer, src: bytes, dst: bytes) -> int:
-    n = len(buf)
-    total = int.from_bytes(buf, "big")
-    if n & 1:
-        total <<= 8
-    return total + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + PROTO_ICMPV6 + n
 
 
 def build_icmpv6(src: bytes, dst: bytes, icmp_type: int, code: int, body: Buffer) -> bytearray:
     """``type, code, checksum`` + ``body`` (everything after the checksum), checksum filled."""
     buf = bytearray(_HDR.pack(icmp_type, code, 0))
     buf += body
-    _CSUM.pack_into(buf, 2, -_checksum_total(buf, src, dst) % 0xFFFF)
+    # over the message and its pseudo-header (RFC 4443 §2.3)
+    pseudo_store(buf, 2, pseudo_header(src, dst, PROTO_ICMPV6, 0))
     return buf
 
 
@@ -301,6 +294,10 @@ class Icmpv6View:
     """
 
     __slots__ = ("buf", "type", "code", "checksum")
+    buf: memoryview
+    type: int
+    code: int
+    checksum: int
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -336,14 +333,16 @@ class Icmpv6View:
 
     def _u16(self, off: int) -> int:
         self._need(off + 2)
-        return _U16.unpack_from(self.buf, off)[0]
+        v: int = _U16.unpack_from(self.buf, off)[0]
+        return v
 
     def _u32(self, off: int) -> int:
         self._need(off + 4)
-        return _U32.unpack_from(self.buf, off)[0]
+        v: int = _U32.unpack_from(self.buf, off)[0]
+        return v
 
     def checksum_ok(self, src: bytes, dst: bytes) -> bool:
-        return _checksum_total(self.buf, src, dst) % 0xFFFF == 0
+        return pseudo_ok(self.buf, src, dst, PROTO_ICMPV6)
 
     @property
     def rest(self) -> memoryview:
@@ -488,19 +487,23 @@ class Icmpv6:
 
     @property
     def ident(self) -> int:
-        return _U16.unpack_from(self.rest, 0)[0]
+        v: int = _U16.unpack_from(self.rest, 0)[0]
+        return v
 
     @property
     def seq(self) -> int:
-        return _U16.unpack_from(self.rest, 2)[0]
+        v: int = _U16.unpack_from(self.rest, 2)[0]
+        return v
 
     @property
     def mtu(self) -> int:
-        return _U32.unpack_from(self.rest, 0)[0]
+        v: int = _U32.unpack_from(self.rest, 0)[0]
+        return v
 
     @property
     def pointer(self) -> int:
-        return _U32.unpack_from(self.rest, 0)[0]
+        v: int = _U32.unpack_from(self.rest, 0)[0]
+        return v
 
     @property
     def data(self) -> bytes:
@@ -686,7 +689,8 @@ class NeighborAdvertisement:
 Icmpv6Message = (Icmpv6 | RouterSolicitation | RouterAdvertisement | NeighborSolicitation
                  | NeighborAdvertisement)
 
-_NDP_CLASSES: dict[int, type] = {
+_NDP_CLASSES: dict[int, type[RouterSolicitation] | type[RouterAdvertisement]
+                   | type[NeighborSolicitation] | type[NeighborAdvertisement]] = {
     ROUTER_SOLICIT: RouterSolicitation, ROUTER_ADVERT: RouterAdvertisement,
     NEIGHBOR_SOLICIT: NeighborSolicitation, NEIGHBOR_ADVERT: NeighborAdvertisement,
 }

@@ -17,15 +17,24 @@ import struct
 from dataclasses import dataclass
 
 from .addr import ip4_str
+from .checksum import ipv4_header_ok, ipv4_header_store
 from .errors import MalformedPacket
+from .proto import (
+    PROTO_AH,
+    PROTO_ESP,
+    PROTO_GRE,
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    PROTO_IGMP,
+    PROTO_IPV6,
+    PROTO_SCTP,
+    PROTO_TCP,
+    PROTO_UDP,
+)
 
-PROTO_ICMP = 1
-PROTO_TCP = 6
-PROTO_UDP = 17
-PROTO_ICMPV6 = 58
-
-PROTO_NAMES = {PROTO_ICMP: "ICMP", 2: "IGMP", PROTO_TCP: "TCP", PROTO_UDP: "UDP", 41: "IPv6",
-               47: "GRE", 50: "ESP", 51: "AH", PROTO_ICMPV6: "ICMPv6", 132: "SCTP"}
+PROTO_NAMES = {PROTO_ICMP: "ICMP", PROTO_IGMP: "IGMP", PROTO_TCP: "TCP", PROTO_UDP: "UDP",
+               PROTO_IPV6: "IPv6", PROTO_GRE: "GRE", PROTO_ESP: "ESP", PROTO_AH: "AH",
+               PROTO_ICMPV6: "ICMPv6", PROTO_SCTP: "SCTP"}
 
 IPV4_HEADER_LEN = 20
 IPV4_MAX_OPTIONS = 40
@@ -35,8 +44,6 @@ FLAG_MF = 0x2000
 _HDR = struct.Struct("!BBHHHBBH4s4s")
 _HDR_RX = struct.Struct("!BBHHHBB2x4s4s")  # the checksum field is read on demand
 _U16 = struct.Struct("!H")
-_CSUM_LE = struct.Struct("<H")  # the checksum is computed byte-swapped (see checksum.py)
-_fb = int.from_bytes
 
 Buffer = bytes | bytearray | memoryview
 
@@ -51,6 +58,17 @@ class IPv4View:
 
     __slots__ = ("buf", "header_len", "tos", "total_length", "ident", "flags_frag", "ttl",
                  "proto", "src", "dst", "payload")
+    buf: memoryview
+    header_len: int
+    tos: int
+    total_length: int
+    ident: int
+    flags_frag: int
+    ttl: int
+    proto: int
+    src: bytes
+    dst: bytes
+    payload: memoryview
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -84,7 +102,8 @@ class IPv4View:
     @property
     def checksum(self) -> int:
         """The header checksum field as received (verify with :meth:`checksum_ok`)."""
-        return _U16.unpack_from(self.buf, 10)[0]
+        v: int = _U16.unpack_from(self.buf, 10)[0]
+        return v
 
     @property
     def dscp(self) -> int:
@@ -121,10 +140,7 @@ class IPv4View:
         return self.buf[20:self.header_len]
 
     def checksum_ok(self) -> bool:
-        # RFC 1071 via one big integer: the words sum to 0xFFFF (mod 0xFFFF == 0); read
-        # little-endian (faster, byte-swapped: see checksum.py). The header cannot be all zeros
-        # (version 4), so the "-0" case does not arise.
-        return _fb(self.buf[:self.header_len], "little") % 0xFFFF == 0
+        return ipv4_header_ok(self.buf[:self.header_len])
 
 
 @dataclass(slots=True)
@@ -208,7 +224,6 @@ def build_ipv4(src: bytes, dst: bytes, proto: int, payload: Buffer, ttl: int = 6
         if total > 0xFFFF:
             raise ValueError(f"IPv4 total length {total} > 65535")
         out = bytearray(_HDR.pack(0x45, tos, total, ident, ff, ttl, proto, 0, src, dst))
-    # ~sum, byte-swapped both ways (checksum.py); the header is never all zeros
-    _CSUM_LE.pack_into(out, 10, -_fb(out, "little") % 0xFFFF)
+    ipv4_header_store(out)
     out += payload
     return out

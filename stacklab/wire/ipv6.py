@@ -22,21 +22,26 @@ from dataclasses import dataclass, field
 
 from .addr import ip6_str
 from .errors import MalformedPacket
+from .proto import (
+    PROTO_AH,
+    PROTO_DSTOPTS,
+    PROTO_ESP,
+    PROTO_FRAGMENT,
+    PROTO_HOPOPTS,
+    PROTO_ICMPV6,
+    PROTO_IPIP,
+    PROTO_IPV6,
+    PROTO_NONE,
+    PROTO_ROUTING,
+    PROTO_TCP,
+    PROTO_UDP,
+)
 
-NH_HOP_BY_HOP = 0
-NH_TCP = 6
-NH_UDP = 17
-NH_ROUTING = 43
-NH_FRAGMENT = 44
-NH_ESP = 50
-NH_AH = 51
-NH_ICMPV6 = 58
-NH_NONE = 59
-NH_DEST_OPTS = 60
-
-EXT_HEADER_TYPES = frozenset((NH_HOP_BY_HOP, NH_ROUTING, NH_FRAGMENT, NH_DEST_OPTS))
+# Next Header values are the IP protocol numbers (wire/proto.py), extension headers included.
+EXT_HEADER_TYPES = frozenset((PROTO_HOPOPTS, PROTO_ROUTING, PROTO_FRAGMENT, PROTO_DSTOPTS))
 MAX_EXT_HEADERS = 10  # a bound on the chain walk (RFC 8200 does not fix one; 7112/9098 advise)
 IPV6_HEADER_LEN = 40
+MIN_MTU = 1280  # the smallest MTU of a link that carries IPv6 (RFC 8200 §5)
 
 OPT_PAD1 = 0
 OPT_PADN = 1
@@ -58,6 +63,14 @@ class IPv6View:
 
     __slots__ = ("buf", "vtcfl", "payload_length", "next_header", "hop_limit", "src", "dst",
                  "payload")
+    buf: memoryview
+    vtcfl: int  # version, traffic class, flow label
+    payload_length: int
+    next_header: int
+    hop_limit: int
+    src: bytes
+    dst: bytes
+    payload: memoryview
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -72,11 +85,11 @@ class IPv6View:
                                   f"payload length {plen} > {n - 40} bytes received")
         self.buf = mv
         self.vtcfl = vtcfl
-        self.payload_length: int = plen
-        self.next_header: int = nh
-        self.hop_limit: int = hlim
-        self.src: bytes = src
-        self.dst: bytes = dst
+        self.payload_length = plen
+        self.next_header = nh
+        self.hop_limit = hlim
+        self.src = src
+        self.dst = dst
         self.payload = mv[40:40 + plen]
 
     @property
@@ -153,7 +166,7 @@ class HopByHop:
     """Hop-by-Hop Options header (next header 0). ``options``: raw option bytes (TLVs)."""
 
     options: bytes = b""
-    proto = NH_HOP_BY_HOP
+    proto = PROTO_HOPOPTS
 
     def build(self, next_header: int) -> bytes:
         return _build_opts_header(next_header, self.options)
@@ -167,7 +180,7 @@ class DestinationOptions:
     """Destination Options header (next header 60). ``options``: raw option bytes (TLVs)."""
 
     options: bytes = b""
-    proto = NH_DEST_OPTS
+    proto = PROTO_DSTOPTS
 
     def build(self, next_header: int) -> bytes:
         return _build_opts_header(next_header, self.options)
@@ -184,7 +197,7 @@ class Routing:
     type: int = 0
     segleft: int = 0
     data: bytes = b"\x00\x00\x00\x00"
-    proto = NH_ROUTING
+    proto = PROTO_ROUTING
 
     def build(self, next_header: int) -> bytes:
         ln = 4 + len(self.data)
@@ -203,7 +216,7 @@ class Fragment:
     more: bool = False
     ident: int = 0
     next_header: int = 0
-    proto = NH_FRAGMENT
+    proto = PROTO_FRAGMENT
 
     def build(self, next_header: int) -> bytes:
         if self.offset & 7 or not 0 <= self.offset <= 0xFFF8:
@@ -249,7 +262,7 @@ def walk_ext_headers(
         if off + 8 > end:
             raise MalformedPacket("ipv6", "ext_header",
                                   f"extension header {nh} at {off} truncated")
-        if nh == NH_FRAGMENT:
+        if nh == PROTO_FRAGMENT:
             nxt, _res, word, ident = _FRAG.unpack_from(buf, off)
             frag = Fragment(word & 0xFFF8, bool(word & 1), ident, nxt)
             exts.append(frag)
@@ -263,11 +276,11 @@ def walk_ext_headers(
         if off + size > end:
             raise MalformedPacket("ipv6", "ext_header",
                                   f"extension header {nh} of {size} bytes runs past the payload")
-        if nh == NH_HOP_BY_HOP:
+        if nh == PROTO_HOPOPTS:
             if off != 40:
                 raise MalformedPacket("ipv6", "hop_by_hop", "Hop-by-Hop header not first")
             exts.append(HopByHop(bytes(buf[off + 2:off + size])))
-        elif nh == NH_DEST_OPTS:
+        elif nh == PROTO_DSTOPTS:
             exts.append(DestinationOptions(bytes(buf[off + 2:off + size])))
         else:
             exts.append(Routing(buf[off + 2], buf[off + 3], bytes(buf[off + 4:off + size])))
@@ -319,10 +332,11 @@ class IPv6:
                             len(self.payload), self.hop_limit)
 
 
-_EXT_NAMES = {NH_HOP_BY_HOP: "HBH", NH_ROUTING: "srcrt", NH_FRAGMENT: "frag",
-              NH_DEST_OPTS: "DSTOPT"}
-_NH_NAMES = {NH_TCP: "TCP", NH_UDP: "UDP", NH_ICMPV6: "ICMPv6", NH_NONE: "no next header",
-             NH_ESP: "ESP", NH_AH: "AH", 4: "IPv4", 41: "IPv6"}
+_EXT_NAMES = {PROTO_HOPOPTS: "HBH", PROTO_ROUTING: "srcrt", PROTO_FRAGMENT: "frag",
+              PROTO_DSTOPTS: "DSTOPT"}
+_NH_NAMES = {PROTO_TCP: "TCP", PROTO_UDP: "UDP", PROTO_ICMPV6: "ICMPv6",
+             PROTO_NONE: "no next header", PROTO_ESP: "ESP", PROTO_AH: "AH", PROTO_IPIP: "IPv4",
+             PROTO_IPV6: "IPv6"}
 
 
 def ext_summary(exts: list[ExtHeader]) -> str:

@@ -23,10 +23,11 @@ from .addr import ip4_str, ip6_str, mac_str
 from .arp import Arp
 from .errors import MalformedPacket
 from .ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, ETHERTYPE_NAMES, EthernetView
-from .ipv4 import FLAG_DF, FLAG_MF, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, IPv4View
+from .ipv4 import FLAG_DF, FLAG_MF, IPv4View
 from .ipv4 import summary_line as ipv4_line
-from .ipv6 import NH_NONE, IPv6View, ext_summary, walk_ext_headers
+from .ipv6 import IPv6View, ext_summary, walk_ext_headers
 from .ipv6 import summary_line as ipv6_line
+from .proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_NONE, PROTO_TCP, PROTO_UDP
 
 Buffer = bytes | bytearray | memoryview
 
@@ -132,7 +133,7 @@ def _ipv6(buf: memoryview) -> str:
                 f"length {ip.payload_length}")
     data = ip.buf[off:40 + ip.payload_length]
     line = None
-    if upper != NH_NONE and (frag is None or not frag.offset):  # later fragments: data only
+    if upper != PROTO_NONE and (frag is None or not frag.offset):  # later fragments: data only
         try:
             line = _upper(ip.src, ip.dst, upper, data, check=frag is None)
         except MalformedPacket as e:
@@ -155,6 +156,7 @@ def _upper(src: bytes, dst: bytes, proto: int, data: memoryview, check: bool) ->
     checksum (not for a first fragment, whose data is incomplete)."""
     a, b = (ip4_str(src), ip4_str(dst)) if len(src) == 4 else (ip6_str(src), ip6_str(dst))
     cs_src, cs_dst = (src, dst) if check else (None, None)
+    line: str
     if proto == PROTO_TCP and _tcp is not None:
         seg = _tcp.TcpSegment.parse(data, cs_src, cs_dst)
         line, layer = seg.summary_with_addresses(src, dst), "tcp"

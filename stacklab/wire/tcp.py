@@ -9,7 +9,7 @@ Two levels, as everywhere in ``stacklab.wire``:
   :meth:`~TcpView.options`). A bad option raises :class:`MalformedPacket` from that getter.
 * :class:`TcpSegment` — the value object for tests, printing and building.
 
-``build_tcp`` is the engine's fast builder; ``encode_options`` prebuilds option bytes in the
+``build_tcp`` is the engine's segment builder; ``encode_options`` prebuilds option bytes in the
 layout Linux uses (so captures look familiar: ``mss,sackOK,TS,nop,wscale`` on a SYN).
 
 Checksums: the stored checksum is ``~sum`` (a folded sum of 0xFFFF gives 0x0000, as Linux and
@@ -24,20 +24,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .addr import ip_str
-from .checksum import SPLIT_AT, le_sum
+from .checksum import pseudo_header, pseudo_ok, pseudo_store
 from .errors import MalformedPacket
-from .ethernet import ETH_P_IPV4, EthernetView
-from .ipv4 import IPv4View
+from .proto import PROTO_TCP
 
 __all__ = [
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS", "AE",
     "TcpView", "TcpSegment", "TcpOption", "MssOpt", "WscaleOpt", "SackPermOpt", "SackOpt",
     "TimestampOpt", "NopOpt", "EolOpt", "UnknownOpt", "build_tcp", "encode_options",
-    "pack_options", "parse_options", "flags_str", "PROTO_TCP", "HEADER_LEN",
-    "parse_ipv4_tcp_frame",
+    "pack_options", "parse_options", "flags_str", "HEADER_LEN", "FLAG_MASK",
 ]
 
-PROTO_TCP = 6
 HEADER_LEN = 20
 MAX_OPTIONS_LEN = 40
 
@@ -53,7 +50,7 @@ ECE = 0x40
 CWR = 0x80
 NS = 0x100
 AE = NS
-_FLAG_MASK = 0x1FF
+FLAG_MASK = 0x1FF  # the nine control bits of the offset/flags word
 
 # Option kinds (IANA "TCP Option Kind Numbers").
 OPT_EOL = 0
@@ -66,21 +63,24 @@ OPT_TIMESTAMP = 8
 
 _HDR = struct.Struct("!HHIIHHHH")
 _HDR_RX = struct.Struct("!HHIIHH")  # checksum and urgent pointer are read on demand
-_CSUM_LE = struct.Struct("<H")  # the checksum is computed byte-swapped (see checksum.py)
-_fb = int.from_bytes
+_HDR_TS = struct.Struct("!HHIIHHHH4sII")  # the header and nop,nop,TS (data offset 8 words)
+_NOPNOP_TS_BYTES = b"\x01\x01\x08\x0a"  # packed as bytes: ~50 ns faster than as an "I" word
 _U16 = struct.Struct("!H")
 _U32X2 = struct.Struct("!II")
 _MSS = struct.Struct("!BBH")
 _WS = struct.Struct("!BBB")
 _TS = struct.Struct("!BBII")
-# The common layouts, read with one unpack into ints (no slice, no bytes object):
+# The common layouts, read with one unpack into ints (no slice, no bytes object; wire/frame.py reads
+# them with the frame's headers and fills in TcpView._opts, the scan's result, with these):
 # nop,nop,TS (12 bytes): the word 01 01 08 0a, tsval, tsecr
 _NOPNOP_TS = struct.Struct("!III")
 _NOPNOP_TS_WORD = 0x0101080A
 # Linux's SYN / SYN-ACK options: mss(4) sackOK(2) TS(10) nop wscale(3) = 20 bytes:
 # 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 shift
 _LINUX_SYN = struct.Struct("!HHIIII")
-_NO_OPTIONS = (None, None, False, (), None)
+# What the engine reads of the options: (mss, wscale, sack_permitted, sack_blocks, timestamps).
+_Options = tuple[int | None, int | None, bool, tuple[tuple[int, int], ...], tuple[int, int] | None]
+_NO_OPTIONS: _Options = (None, None, False, (), None)
 
 # tcpdump's order and letters (print-tcp.c): F S R P . U E W, plus 'e' for AE.
 _FLAG_CHARS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
@@ -333,6 +333,16 @@ class TcpView:
 
     __slots__ = ("buf", "src_port", "dst_port", "seq", "ack", "flags", "window", "header_len",
                  "payload", "_opts")
+    buf: memoryview
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    header_len: int
+    payload: memoryview
+    _opts: _Options | None  # the option scan's result, once made (wire/frame.py fills it in)
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -346,10 +356,10 @@ class TcpView:
             raise MalformedPacket("tcp", "data_offset",
                                   f"data offset {hl >> 2} words, segment has {n} bytes")
         self.header_len = hl
-        self.flags = off_flags & _FLAG_MASK
+        self.flags = off_flags & FLAG_MASK
         self.buf = mv
         self.payload = mv[hl:]
-        self._opts: tuple | None = None
+        self._opts = None
 
     @property
     def data_offset(self) -> int:
@@ -358,12 +368,14 @@ class TcpView:
     @property
     def checksum(self) -> int:
         """The checksum field as received (verify with :meth:`checksum_ok`)."""
-        return _U16.unpack_from(self.buf, 16)[0]
+        v: int = _U16.unpack_from(self.buf, 16)[0]
+        return v
 
     @property
     def urgent(self) -> int:
         """The urgent pointer field (meaningful with URG)."""
-        return _U16.unpack_from(self.buf, 18)[0]
+        v: int = _U16.unpack_from(self.buf, 18)[0]
+        return v
 
     @property
     def payload_len(self) -> int:
@@ -374,33 +386,29 @@ class TcpView:
         return self.buf[20:self.header_len]
 
     def checksum_ok(self, src_ip: bytes, dst_ip: bytes) -> bool:
-        # little-endian sums (256 x the big-endian ones, mod 0xFFFF; see checksum.py), the
-        # two addresses in one read
-        mv = self.buf
-        n = len(mv)
-        total = _fb(mv, "little") if n <= SPLIT_AT else le_sum(mv)
-        total += _fb(src_ip + dst_ip, "little") + ((PROTO_TCP + n) << 8)
-        return total % 0xFFFF == 0
+        return pseudo_ok(self.buf, src_ip, dst_ip, PROTO_TCP)
 
     def options(self) -> list[TcpOption]:
         """All options, parsed (raises :class:`MalformedPacket` on a bad option)."""
         return parse_options(self.buf, 20, self.header_len)
 
     # Lazy single scan for the engine: (mss, wscale, sack_permitted, sack_blocks, timestamps).
-    def _scan(self) -> tuple:
+    def _scan(self) -> _Options:
         hl = self.header_len
         mv = self.buf
         if hl == 20:
-            r: tuple = _NO_OPTIONS
+            r: _Options = _NO_OPTIONS
         elif hl == 32 and (u := _NOPNOP_TS.unpack_from(mv, 20))[0] == _NOPNOP_TS_WORD:
             r = (None, None, False, (), u[1:])
         elif hl == 40 and (u := _LINUX_SYN.unpack_from(mv, 20))[0] == 0x0204 \
                 and u[2] == 0x0402080A and u[5] >> 8 == 0x010303:
             r = (u[1], u[5] & 0xFF, True, (), (u[3], u[4]))
         else:
-            mss = wscale = ts = None
+            mss: int | None = None
+            wscale: int | None = None
+            ts: tuple[int, int] | None = None
             sack_perm = False
-            blocks: tuple = ()
+            blocks: tuple[tuple[int, int], ...] = ()
             i = 20
             while i < hl:  # inline walk (no generator): this runs for every SYN and SACK
                 kind = mv[i]
@@ -517,153 +525,37 @@ class TcpSegment:
 
 def build_tcp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: int, ack: int,
               flags: int, window: int, payload: Buffer = b"", options_bytes: bytes = b"",
-              urgent: int = 0) -> bytearray:
+              urgent: int = 0, *, psum: int | None = None,
+              timestamps: tuple[int, int] | None = None) -> bytearray:
     """One segment with checksum. ``options_bytes`` should already be padded to 4 bytes (as
-    :func:`encode_options` returns them); if not, zero padding is added."""
-    olen = len(options_bytes)
-    if olen & 3:
-        options_bytes = bytes(options_bytes) + b"\x00" * (-olen & 3)
+    :func:`encode_options` returns them); if not, zero padding is added.
+
+    For the engine, which builds every segment it sends with this:
+
+    * ``timestamps=(tsval, tsecr)`` stands for the options ``nop,nop,TS`` alone (the bytes
+      ``encode_options(timestamps=...)`` returns; ``options_bytes`` must then be empty), packed
+      with the header in one call: the layout of every segment once timestamps are negotiated.
+    * ``psum`` is the pseudo-header's sum without the length, ``pseudo_header(src_ip, dst_ip,
+      PROTO_TCP, 0)``, for a caller that keeps it per connection; the addresses are then unused.
+    """
+    if timestamps is not None:
+        if options_bytes:
+            raise ValueError("timestamps= is the whole options area: options_bytes must be empty")
+        buf = bytearray(_HDR_TS.pack(src_port, dst_port, seq, ack, 0x8000 | (flags & FLAG_MASK),
+                                     window, 0, urgent, _NOPNOP_TS_BYTES, timestamps[0],
+                                     timestamps[1]))
+    else:
         olen = len(options_bytes)
-    if olen > MAX_OPTIONS_LEN:
-        raise ValueError(f"TCP options take {olen} bytes, at most 40 fit")
-    hl = 20 + olen
-    buf = bytearray(hl)
-    _HDR.pack_into(buf, 0, src_port, dst_port, seq, ack, (hl << 10) | (flags & _FLAG_MASK),
-                   window, 0, urgent)
-    if olen:
-        buf[20:hl] = options_bytes
+        if olen & 3:
+            options_bytes = bytes(options_bytes) + b"\x00" * (-olen & 3)
+            olen = len(options_bytes)
+        if olen > MAX_OPTIONS_LEN:
+            raise ValueError(f"TCP options take {olen} bytes, at most 40 fit")
+        buf = bytearray(_HDR.pack(src_port, dst_port, seq, ack,
+                                  ((20 + olen) << 10) | (flags & FLAG_MASK), window, 0, urgent))
+        if olen:
+            buf += options_bytes
     if payload:
         buf += payload
-    n = len(buf)
-    total = _fb(buf, "little") if n <= SPLIT_AT else le_sum(buf)
-    total += _fb(src_ip + dst_ip, "little") + ((PROTO_TCP + n) << 8)
-    # ~sum, computed and stored byte-swapped; a folded 0xFFFF is stored as 0x0000
-    _CSUM_LE.pack_into(buf, 16, -total % 0xFFFF)
+    pseudo_store(buf, 16, pseudo_header(src_ip, dst_ip, PROTO_TCP, 0) if psum is None else psum)
     return buf
-
-
-# -- fast path: Ethernet + IPv4 + TCP in one go -------------------------------------------------
-
-# dst src type | ver/ihl tos len ident flags/frag ttl proto (csum) src dst | sport dport seq ack
-# off/flags window (csum urgent): an untagged frame without IP options; the fields in brackets
-# are read on demand by the views
-_ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH")
-# the same and the first 12 or 20 bytes of options as 32-bit words (when the frame has them)
-_ETH_IPV4_TCP_W3 = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIII")
-_ETH_IPV4_TCP_W5 = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIIIII")
-
-
-# The views the fast path returns are instances of these subclasses: the same slots and methods,
-# with object's no-op __init__, so that one is built by a plain type call, cheaper than
-# object.__new__(cls) (about 40 ns a view, 5 % of a parsed ACK), and filled in below.
-class _FastEthernetView(EthernetView):
-    __slots__ = ()
-    __init__ = object.__init__
-
-
-class _FastIPv4View(IPv4View):
-    __slots__ = ()
-    __init__ = object.__init__
-
-
-class _FastTcpView(TcpView):
-    __slots__ = ()
-    __init__ = object.__init__
-
-
-def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView, bool, bool] \
-        | None:
-    """The three views of an Ethernet II / IPv4 / TCP frame and both checksum verdicts.
-
-    Returns ``(eth, ip, tcp, ip_checksum_ok, tcp_checksum_ok)``: the views (instances of the
-    view classes, same attribute values) that ``EthernetView(frame)``, ``IPv4View(eth.payload)``
-    and ``TcpView(ip.payload)`` give, and the verdicts of ``ip.checksum_ok()`` and
-    ``tcp.checksum_ok(ip.src, ip.dst)``; or None when the frame is valid but not one
-    unfragmented IPv4 TCP segment (ARP, IPv6, UDP, a fragment...: use the per-layer views).
-    Raises :class:`MalformedPacket` exactly where those views would.
-
-    The common frame (untagged, no IP options, lengths consistent) is read with one ``unpack``;
-    the TCP checksum is read from the IPv4 addresses on (they are the pseudo-header's sum);
-    options in the common layouts (none; ``nop,nop,TS``; Linux's SYN ``mss,sackOK,TS,nop,wscale``)
-    are read with the header. Any other frame takes the per-layer path.
-    """
-    mv = frame if type(frame) is memoryview else memoryview(frame)
-    n = len(mv)
-    if n >= 54:
-        # The first 20 (or 12) bytes after the TCP header's fixed part are read as 32-bit words
-        # in the same unpack when the frame has them: the option layouts below need no second
-        # struct call.
-        if n >= 74:
-            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
-             seq, ack, off_flags, window, w0, w1, w2, w3, w4) = _ETH_IPV4_TCP_W5.unpack_from(mv)
-        elif n >= 66:
-            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
-             seq, ack, off_flags, window, w0, w1, w2) = _ETH_IPV4_TCP_W3.unpack_from(mv)
-            w3 = w4 = 0
-        else:
-            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
-             seq, ack, off_flags, window) = _ETH_IPV4_TCP.unpack_from(mv)
-            w0 = w1 = w2 = w3 = w4 = 0
-        hl = (off_flags >> 10) & 0x3C
-        if etype == ETH_P_IPV4 and vihl == 0x45 and proto == PROTO_TCP and not ff & 0x3FFF \
-                and 40 <= tlen <= n - 14 and 20 <= hl <= tlen - 20:
-            eth = _FastEthernetView()
-            eth.buf = mv
-            eth.dst = dst
-            eth.src = src
-            eth.ethertype = etype
-            eth.vlan = None
-            eth.tci = 0
-            eth.header_len = 14
-            eth.payload = ipbuf = mv[14:]
-            ip = _FastIPv4View()
-            ip.buf = ipbuf
-            ip.header_len = 20
-            ip.tos = tos
-            ip.total_length = tlen
-            ip.ident = ident
-            ip.flags_frag = ff
-            ip.ttl = ttl
-            ip.proto = proto
-            ip.src = saddr
-            ip.dst = daddr
-            ip.payload = seg = mv[34:14 + tlen]
-            t = _FastTcpView()
-            t.buf = seg
-            t.src_port = sport
-            t.dst_port = dport
-            t.seq = seq
-            t.ack = ack
-            t.flags = off_flags & _FLAG_MASK
-            t.window = window
-            t.header_len = hl
-            t.payload = mv[34 + hl:14 + tlen]
-            if hl == 20:
-                t._opts = _NO_OPTIONS
-            elif hl == 32 and w0 == _NOPNOP_TS_WORD:  # hl == 32 implies n >= 66
-                t._opts = (None, None, False, (), (w1, w2))  # 01 01 08 0a | tsval | tsecr
-            elif hl == 40 and w0 >> 16 == 0x0204 and w1 == 0x0402080A and w4 >> 8 == 0x010303:
-                # Linux's SYN (n >= 74): 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 shift
-                t._opts = (w0 & 0xFFFF, w4 & 0xFF, True, (), (w2, w3))
-            else:
-                t._opts = None  # scanned by the first option getter
-            # Little-endian sums (checksum.py) over slices of the frame itself when it is bytes
-            # (int.from_bytes copies a memoryview first). The TCP sum starts at the IPv4
-            # addresses (offset 26): the pseudo-header's address part comes with the segment.
-            b = frame if type(frame) is bytes else mv
-            n = tlen - 20
-            if n <= SPLIT_AT:
-                total = _fb(b[26:14 + tlen], "little")
-            else:  # two halves (checksum.le_sum), the first of even length
-                m = 26 + (((tlen - 12) >> 2) << 1)
-                total = _fb(b[26:m], "little") + _fb(b[m:14 + tlen], "little")
-            total += (PROTO_TCP + n) << 8
-            return eth, ip, t, _fb(b[14:34], "little") % 0xFFFF == 0, total % 0xFFFF == 0
-    eth = EthernetView(mv)
-    if eth.ethertype != ETH_P_IPV4:
-        return None
-    ip = IPv4View(eth.payload)
-    if ip.proto != PROTO_TCP or ip.flags_frag & 0x3FFF:
-        return None
-    t = TcpView(ip.payload)
-    return eth, ip, t, ip.checksum_ok(), t.checksum_ok(ip.src, ip.dst)

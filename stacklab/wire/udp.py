@@ -15,17 +15,14 @@ import struct
 from dataclasses import dataclass, field
 
 from .addr import ip_str
-from .checksum import SPLIT_AT, le_sum
+from .checksum import le_pseudo, le_sum, pseudo_ok, store_le_udp
 from .errors import MalformedPacket
+from .proto import PROTO_UDP
 
-__all__ = ["UdpView", "Udp", "build_udp", "PROTO_UDP", "HEADER_LEN"]
-
-PROTO_UDP = 17
+__all__ = ["UdpView", "Udp", "build_udp", "HEADER_LEN"]
 HEADER_LEN = 8
 
 _HDR = struct.Struct("!HHHH")
-_CSUM_LE = struct.Struct("<H")  # the checksum is computed byte-swapped (see checksum.py)
-_fb = int.from_bytes
 
 Buffer = bytes | bytearray | memoryview
 
@@ -35,6 +32,12 @@ class UdpView:
     of exactly ``length - 8`` bytes (sliced on construction: a property costs more per read)."""
 
     __slots__ = ("buf", "src_port", "dst_port", "length", "checksum", "payload")
+    buf: memoryview
+    src_port: int
+    dst_port: int
+    length: int
+    checksum: int
+    payload: memoryview
 
     def __init__(self, buf: Buffer) -> None:
         mv = buf if type(buf) is memoryview else memoryview(buf)
@@ -57,11 +60,7 @@ class UdpView:
         """Verify against the pseudo-header of ``src_ip``/``dst_ip`` (4 or 16 bytes each)."""
         if self.checksum == 0:
             return len(src_ip) == 4  # IPv4: "no checksum"; IPv6: zero is invalid
-        mv = self.buf
-        n = self.length
-        total = _fb(mv, "little") if n <= SPLIT_AT else le_sum(mv)
-        total += _fb(src_ip + dst_ip, "little") + ((PROTO_UDP + n) << 8)
-        return total % 0xFFFF == 0
+        return pseudo_ok(self.buf, src_ip, dst_ip, PROTO_UDP)
 
 
 def build_udp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int,
@@ -73,11 +72,7 @@ def build_udp(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int,
     buf = bytearray(_HDR.pack(src_port, dst_port, n, 0))
     if payload:
         buf += payload
-    total = _fb(buf, "little") if n <= SPLIT_AT else le_sum(buf)
-    total += _fb(src_ip + dst_ip, "little") + ((PROTO_UDP + n) << 8)
-    # Computed and stored byte-swapped (checksum.py). 0xFFFF - r is never 0: a computed zero is
-    # sent as 0xFFFF (RFC 768).
-    _CSUM_LE.pack_into(buf, 6, 0xFFFF - total % 0xFFFF)
+    store_le_udp(buf, 6, le_sum(buf) + le_pseudo(src_ip, dst_ip, PROTO_UDP, n))
     return buf
 
 

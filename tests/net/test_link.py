@@ -8,8 +8,8 @@ import statistics
 
 import pytest
 
-from stacklab.net.link import is_packet_too_big
 from stacklab.net.network import Network
+from stacklab.net.stages import is_packet_too_big
 from stacklab.net.units import ParamError
 
 from .rawnodes import RawNode, numbered_frame, pair, seq_of
@@ -314,7 +314,7 @@ def test_set_keeps_the_queue_and_the_random_stream(net):
 
 
 def test_custom_middleware_composes_with_the_built_in_ones(net):
-    from stacklab.net.link import Stage
+    from stacklab.net.stages import Stage
 
     class DropEveryThird(Stage):
         __slots__ = ("n",)
@@ -338,3 +338,41 @@ def test_custom_middleware_composes_with_the_built_in_ones(net):
     blast(net, a, 30)
     assert b.seqs() == [i for i in range(30) if (i + 1) % 3]
     assert link.ab.counters["drop.every_third"] == 10
+
+
+class RecordingReceiver:
+    """A Receiver in front of the node's driver that records what the link asks of it."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls: list[object] = []
+
+    def deliver(self, ifindex: int, frame: bytes) -> None:
+        self.calls.append(("deliver", seq_of(frame)))
+        self.inner.deliver(ifindex, frame)
+
+    def hold(self) -> None:
+        self.calls.append("hold")
+        self.inner.hold()
+
+    def release(self, flush: bool = True) -> None:
+        self.calls.append(("release", flush))
+        self.inner.release(flush)
+
+
+def test_frames_due_at_one_instant_are_delivered_as_one_batch(net):
+    a, b, link = pair(net, delay="1ms")
+    rec = link.ab.receiver = RecordingReceiver(link.ab.receiver)
+
+    async def main() -> None:
+        for i in range(3):  # three frames sent at one instant arrive at one instant
+            a.send(numbered_frame(i))
+        await asyncio.sleep(0.01)
+        a.send(numbered_frame(3))  # alone: no batch
+        await asyncio.sleep(0.01)
+
+    net.run(main())
+    assert rec.calls == ["hold", ("deliver", 0), ("deliver", 1), ("deliver", 2),
+                         ("release", True), ("deliver", 3)]
+    assert b.seqs() == [0, 1, 2, 3]
+    assert [t for t, _, _ in b.received][:3] == [pytest.approx(0.001)] * 3

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stacklab.net.link import is_tcp_data
 from stacklab.net.network import Network
+from stacklab.net.stages import is_tcp_data
 from stacklab.net.units import ParamError
 
 

@@ -15,15 +15,9 @@ from scapy.packet import Raw
 
 from stacklab.wire import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4, EthernetView, build_ethernet
+from stacklab.wire.frame import parse_ipv4_tcp_frame
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
-from stacklab.wire.tcp import (
-    ACK,
-    PSH,
-    TcpView,
-    build_tcp,
-    encode_options,
-    parse_ipv4_tcp_frame,
-)
+from stacklab.wire.tcp import ACK, PSH, TcpView, build_tcp, encode_options
 
 from .conftest import ip4s, macs, u16, u32
 

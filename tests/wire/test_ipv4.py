@@ -9,15 +9,8 @@ from scapy.layers.inet import IP
 from scapy.packet import Raw
 
 from stacklab.wire import MalformedPacket
-from stacklab.wire.ipv4 import (
-    PROTO_ICMP,
-    PROTO_ICMPV6,
-    PROTO_TCP,
-    PROTO_UDP,
-    IPv4,
-    IPv4View,
-    build_ipv4,
-)
+from stacklab.wire.ipv4 import IPv4, IPv4View, build_ipv4
+from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 
 from .conftest import h, ip4s, u8, u16
 

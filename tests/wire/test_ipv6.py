@@ -17,7 +17,6 @@ from stacklab.wire import MalformedPacket
 from stacklab.wire.addr import ip6_str
 from stacklab.wire.ipv6 import (
     MAX_EXT_HEADERS,
-    NH_NONE,
     DestinationOptions,
     Fragment,
     HopByHop,
@@ -30,6 +29,7 @@ from stacklab.wire.ipv6 import (
     parse_tlv_options,
     walk_ext_headers,
 )
+from stacklab.wire.proto import PROTO_NONE
 
 from .conftest import h, ip6s, u8
 
@@ -101,7 +101,7 @@ def test_later_fragment_stops_walk() -> None:
 def test_no_next_header() -> None:
     pkt = fixed(60, h("3b 00 01 04 00000000"))
     v = IPv6View(pkt)
-    assert walk_ext_headers(v)[:2] == (NH_NONE, 48)
+    assert walk_ext_headers(v)[:2] == (PROTO_NONE, 48)
     assert IPv6.parse(pkt).payload == b""
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from stacklab.wire.addr import ip_str
 from stacklab.wire.checksum import SPLIT_AT, le_sum
 from stacklab.wire.errors import MalformedPacket
+from stacklab.wire.proto import PROTO_TCP
 from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp, encode_options
 
 from .congestion import create_congestion
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 EPHEMERAL_LOW = 32768  # Linux ip_local_port_range
 EPHEMERAL_HIGH = 60999
-PROTO_TCP = 6
 HISTORY_LIMIT = 10000  # finished connections kept for the summary
 MAX_SYN_BACKLOG = 256  # Linux tcp_max_syn_backlog (per listener here)
 MAX_CONNECTIONS = 65536  # per host: TCBs of every state, TIME-WAIT included
