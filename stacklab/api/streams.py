@@ -26,16 +26,16 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from stacklab.stack.tcp.fsm import State
-from stacklab.stack.tcp.tcb import (
+from stacklab.stack.tcp.config import TcpConfig
+from stacklab.stack.tcp.events import (
     Connected,
     ConnectionLost,
     DataReceived,
     EofReceived,
     SendSpace,
-    Tcb,
-    TcpConfig,
 )
+from stacklab.stack.tcp.fsm import CLOSED, TIME_WAIT
+from stacklab.stack.tcp.tcb import Tcb
 from stacklab.wire.addr import ip_bytes, ip_str
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class TcpTransport(asyncio.Transport):
         tcb = self._tcb
         if tcb is None:
             return
-        if self._pending and tcb.state not in (State.CLOSED, State.TIME_WAIT):
+        if self._pending and tcb.state not in (CLOSED, TIME_WAIT):
             try:
                 n = tcb.send(self._pending)
             except ConnectionError:
@@ -204,7 +204,7 @@ class TcpTransport(asyncio.Transport):
     def abort(self) -> None:
         self._closing = True
         tcb = self._tcb
-        if tcb is not None and tcb.state is not State.CLOSED:
+        if tcb is not None and tcb.state is not CLOSED:
             tcb.abort(_driver_now(self._host))
             self._layer.kick(tcb)
             self._layer.flush(tcb, _driver_now(self._host))
@@ -349,7 +349,7 @@ async def create_connection(host: Host, protocol_factory: Callable[[], asyncio.B
     try:
         await transport._connected
     except BaseException:
-        if tcb.state is not State.CLOSED:
+        if tcb.state is not CLOSED:
             tcb.abort(_driver_now(host))
             layer.flush(tcb, _driver_now(host))
         raise

@@ -20,13 +20,15 @@ from stacklab.wire.checksum import SPLIT_AT, le_sum
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp, encode_options
 
+from .config import DEFAULT_MSS_V4, DEFAULT_MSS_V6, TcpConfig, our_wscale
 from .congestion import create_congestion
-from .fsm import Event, State
+from .events import Connected, ConnectionLost
+from .fsm import LISTEN, SYN_SENT, TIME_WAIT, Event
 from .isn import IsnGenerator
 from .segment import Segment
 from .seq import MASK, seq_add, seq_gt
 from .syncookie import COUNTER_PERIOD, MAX_AGE_STEPS, SynCookies
-from .tcb import DEFAULT_MSS_V4, DEFAULT_MSS_V6, Connected, ConnectionLost, Tcb, TcpConfig
+from .tcb import Tcb
 
 if TYPE_CHECKING:
     from stacklab.stack.host import Host
@@ -39,7 +41,6 @@ MAX_SYN_BACKLOG = 256  # Linux tcp_max_syn_backlog (per listener here)
 MAX_CONNECTIONS = 65536  # per host: TCBs of every state, TIME-WAIT included
 CHALLENGE_ACK_LIMIT = 1000  # per second per host (Linux tcp_challenge_ack_limit, RFC 5961 §7)
 
-_TIME_WAIT = State.TIME_WAIT  # a global: an enum class attribute lookup costs ~70 ns
 _HDR = struct.Struct("!HHIIHHHH")
 _HDR_TS = struct.Struct("!HHIIHHHH4sII")  # header + nop, nop, timestamps (32 bytes)
 _NOPNOP_TS = b"\x01\x01\x08\x0a"
@@ -76,7 +77,7 @@ class Listener:
     """A passive OPEN on ``(local_ip or any, port)``. ``on_established(tcb)`` is called when a
     connection it spawned reaches ESTABLISHED."""
 
-    state = State.LISTEN
+    state = LISTEN
 
     def __init__(self, layer: TcpLayer, local_ip: bytes | None, port: int, family: int | None,
                  on_established: Callable[[Tcb], None], config: TcpConfig,
@@ -289,10 +290,10 @@ class TcpLayer:
         key = (dst, v.dst_port, src, v.src_port)
         tcb = self.conns.get(key)
         if tcb is not None:
-            if tcb.state is _TIME_WAIT and v.flags & (SYN | ACK | RST) == SYN \
+            if tcb.state is TIME_WAIT and v.flags & (SYN | ACK | RST) == SYN \
                     and self._find_listener(dst, v.dst_port) is not None \
                     and syn_acceptable_in_time_wait(tcb, v):
-                tcb._move(now, Event.SYN_IN_TIME_WAIT, "new SYN in TIME-WAIT (RFC 6191)")
+                tcb._move(now, Event.SYN_INTIME_WAIT, "new SYN in TIME-WAIT (RFC 6191)")
                 self._forget(tcb)
             else:
                 tcb.receive(v, now)
@@ -348,11 +349,7 @@ class TcpLayer:
         if ts is not None:  # wscale and SACK ride in the low bits of our TSval
             ws = v.wscale() if cfg.window_scaling else None
             sack = cfg.sack and v.sack_permitted()
-            our_ws = None
-            if ws is not None:
-                our_ws = 0
-                while (cfg.recv_buffer >> our_ws) > 0xFFFF and our_ws < 14:
-                    our_ws += 1
+            our_ws = our_wscale(cfg.recv_buffer) if ws is not None else None
             opts = encode_options(mss=adv_mss, wscale=our_ws, sack_permitted=sack,
                                   timestamps=(cookies.ts_value(now, ws, sack), ts[0]))
         else:
@@ -432,7 +429,7 @@ class TcpLayer:
             # validated by the host (quoted seq in SND.UNA..SND.MAX) and already in its cache
             if tcb.on_path_mtu(self.host.path_mtu(qdst), now):
                 self.flush(tcb, now)
-        elif kind == "unreachable" and tcb.state is State.SYN_SENT:
+        elif kind == "unreachable" and tcb.state is SYN_SENT:
             port_unreach = (code == 3) if len(qsrc) == 4 else (code == 4)
             if port_unreach:
                 tcb._fail(now, Event.RCV_RST, ConnectionRefusedError("port unreachable"),

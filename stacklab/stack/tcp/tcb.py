@@ -17,144 +17,43 @@ Stream offsets (byte 0 = first byte after the SYN) index the send and receive bu
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from .buffers import ReceiveBuffer, SendBuffer
+from .config import DEFAULT_MSS_V4, DEFAULT_MSS_V6, TcpConfig, TcpStats, our_wscale
 from .congestion import create_congestion
-from .fsm import CAN_SEND, Event, State, next_state
+from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
+from .fsm import (
+    CAN_SEND,
+    CLOSE_WAIT,
+    CLOSED,
+    CLOSING,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    LAST_ACK,
+    LISTEN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TIME_WAIT,
+    Event,
+    State,
+    next_state,
+)
 from .plpmtud import Plpmtud, PlpmtudState
 from .recovery import Recovery
 from .rtt import RttEstimator
 from .segment import ACK, FIN, PSH, RST, SYN, Segment, SegmentLike
 from .seq import HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
-S = State
-Ev = Event
-# The states as module globals: ``State.X`` is an enum class attribute lookup (~70 ns in
-# CPython 3.11, ~10x a global), and the per-segment paths test the state a dozen times.
-(_CLOSED, _LISTEN, _SYN_SENT, _SYN_RECEIVED, _ESTABLISHED, _FIN_WAIT_1, _FIN_WAIT_2,
- _CLOSE_WAIT, _CLOSING, _LAST_ACK, _TIME_WAIT) = (
-    S.CLOSED, S.LISTEN, S.SYN_SENT, S.SYN_RECEIVED, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2,
-    S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT)
-
-DEFAULT_MSS_V4 = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
-DEFAULT_MSS_V6 = 1220  # RFC 8200 §8.3
 TS_OPT_LEN = 12  # nop, nop, timestamps: carried by every segment once negotiated
 DUPACK_THRESHOLD = 3
 _PLPMTUD_DISABLED = PlpmtudState.DISABLED
 OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
-
-
-@dataclass(slots=True)
-class TcpConfig:
-    """Per-connection knobs (the socket options of a real stack)."""
-
-    recv_buffer: int = 256 * 1024
-    send_buffer: int = 256 * 1024
-    msl: float = 30.0  # TIME-WAIT lasts 2*MSL = 60 s, as Linux (TCP_TIMEWAIT_LEN)
-    nodelay: bool = False  # TCP_NODELAY: no Nagle
-    maxseg: int | None = None  # TCP_MAXSEG: clamps the MSS advertised and used
-    window_scaling: bool = True
-    timestamps: bool = True
-    sack: bool = True
-    delack_timeout: float = 0.04  # Linux's minimum ATO; RFC 9293 requires < 0.5 s (we keep <= 0.2)
-    initial_rto: float = 1.0  # RFC 6298 §2.1
-    min_rto: float = 0.2  # Linux TCP_RTO_MIN (RFC 6298 says 1 s, "MAY" be less)
-    max_rto: float = 120.0  # Linux TCP_RTO_MAX
-    syn_retries: int = 6  # Linux tcp_syn_retries: 1+2+4+...+64 = 127 s before giving up
-    connect_timeout: float | None = None  # overrides syn_retries when set
-    max_retries: int = 15  # Linux tcp_retries2
-    fin_wait_2_timeout: float = 60.0  # Linux tcp_fin_timeout, after a full close only
-    persist_max: float = 60.0
-    max_ooo_pieces: int = 64
-    congestion: str = "cubic"  # TCP_CONGESTION; Linux's default is CUBIC
-    record_cwnd: bool = False  # keep (time, cwnd, ssthresh) samples in Tcb.cwnd_log
-    keepalive: bool = False  # SO_KEEPALIVE
-    keepidle: float = 7200.0  # TCP_KEEPIDLE (Linux tcp_keepalive_time)
-    keepintvl: float = 75.0  # TCP_KEEPINTVL
-    keepcnt: int = 9  # TCP_KEEPCNT
-    user_timeout: float | None = None  # TCP_USER_TIMEOUT (RFC 5482): unacked data this long fails
-    max_pending_writes: int | None = None  # (reserved for the API layer)
-    mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
-    base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)
-
-    def replace(self, **kw: Any) -> TcpConfig:
-        # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy
-        # cost ~0.3 ms per connection (bench/scale.py)
-        return dataclasses.replace(self, **kw)
-
-
-# -- events (pulled with next_event) ------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Connected:
-    """The handshake completed (ESTABLISHED)."""
-
-
-@dataclass(slots=True)
-class DataReceived:
-    """``n`` more bytes are readable with ``read``."""
-
-    n: int
-
-
-@dataclass(slots=True)
-class EofReceived:
-    """The peer's FIN arrived after all its data: reads return b"" once the buffer is empty."""
-
-
-@dataclass(slots=True)
-class SendSpace:
-    """Acknowledged data left the send buffer: ``free`` bytes may be written."""
-
-    free: int
-
-
-@dataclass(slots=True)
-class ConnectionLost:
-    """The connection is over for the user. ``error`` is None after an orderly close, else a
-    ConnectionRefusedError, ConnectionResetError or TimeoutError instance."""
-
-    error: Exception | None
-
-
-TcbEvent = Connected | DataReceived | EofReceived | SendSpace | ConnectionLost
-
-
-@dataclass(slots=True)
-class TcpStats:
-    segs_in: int = 0
-    segs_out: int = 0
-    bytes_sent: int = 0  # payload bytes sent, retransmissions included
-    bytes_retrans: int = 0
-    bytes_acked: int = 0
-    bytes_received: int = 0  # in-order payload bytes delivered to the receive buffer
-    retransmits: int = 0  # segments retransmitted (RTO, fast retransmit, SYN/FIN)
-    rto_expiries: int = 0
-    fast_retransmits: int = 0
-    dup_acks_in: int = 0
-    ooo_segments: int = 0
-    dup_segments: int = 0
-    unacceptable: int = 0  # failed the RFC 9293 acceptance test
-    paws_drops: int = 0
-    ooo_dropped: int = 0  # out-of-order pieces dropped because the reassembly queue was full
-    zero_window_probes: int = 0
-    window_updates: int = 0
-    challenge_acks: int = 0
-    challenge_acks_limited: int = 0  # not sent: over the host's rate limit (RFC 5961 §7)
-    oow_acks_limited: int = 0  # ACKs to out-of-window segments not sent (rate limit)
-    delayed_acks: int = 0
-    recoveries: int = 0  # fast recovery episodes entered
-    dsacks_in: int = 0  # D-SACK blocks received (RFC 2883): unneeded retransmissions
-    dsacks_out: int = 0
-    sack_blocks_out: int = 0  # ACKs sent carrying SACK blocks
-    keepalive_probes: int = 0
 
 
 class Tcb:
@@ -173,7 +72,7 @@ class Tcb:
         # the addresses' part of the pseudo-header sum (RFC 9293 §3.1), for the layer's builder
         self.tx_psum = int.from_bytes(local_ip, "big") + int.from_bytes(remote_ip, "big") + 6
         self.trace = trace
-        self.state = _CLOSED
+        self.state = CLOSED
         self.created = now
         self.transitions: list[tuple[float, State, State, str]] = []
         self.passive = False
@@ -200,7 +99,7 @@ class Tcb:
         self.plpmtud = Plpmtud(cfg.mtu_probing, self._ip_tcp_hdr, mtu_mss + self._ip_tcp_hdr,
                                base_mss=cfg.base_mss)
         self.peer_mss = DEFAULT_MSS_V6 if self.v6 else DEFAULT_MSS_V4
-        self.rcv_wscale = self._our_wscale() if cfg.window_scaling else 0
+        self.rcv_wscale = our_wscale(cfg.recv_buffer) if cfg.window_scaling else 0
         self.snd_wscale = 0
         self.wscale_ok = False
         self.ts_ok = False
@@ -259,12 +158,6 @@ class Tcb:
         self.listener: Any = None  # the Listener that spawned a passive TCB
 
     # -- setup helpers -------------------------------------------------------------------------
-    def _our_wscale(self) -> int:
-        shift = 0
-        while (self.config.recv_buffer >> shift) > 0xFFFF and shift < 14:
-            shift += 1
-        return shift
-
     def _compute_snd_mss(self) -> int:
         mss = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535)
         clamp = self.plpmtud.mtu_clamp()  # PLPMTUD's size known to get through
@@ -292,7 +185,7 @@ class Tcb:
             return False
         if self.trace is not None:
             self.trace(now, "pmtu", {"mtu": mtu, "mss": self.snd_mss, "old_mss": old})
-        if self.state not in (_SYN_SENT, _SYN_RECEIVED) and self.snd_una != self.snd_max:
+        if self.state not in (SYN_SENT, SYN_RECEIVED) and self.snd_una != self.snd_max:
             self.snd_nxt = self.snd_una  # go back to SND.UNA: output() resends in smaller pieces
             self._rtt_seq = None  # Karn: the timed segment is being resent
             self._sws_override = True
@@ -312,9 +205,9 @@ class Tcb:
         if self.trace is not None:
             self.trace(now, "state", {"old": old.value, "new": new.value,
                                       "cause": cause or event.value})
-        if new is _TIME_WAIT:
+        if new is TIME_WAIT:
             self._enter_time_wait(now)
-        elif new is _CLOSED:
+        elif new is CLOSED:
             self._enter_closed()
 
     def _enter_time_wait(self, now: float) -> None:
@@ -347,13 +240,13 @@ class Tcb:
     @property
     def finished(self) -> bool:
         """The layer may forget this TCB: CLOSED, or a passive one sent back to LISTEN."""
-        return self.state is _CLOSED or (self.passive and self.state is _LISTEN
+        return self.state is CLOSED or (self.passive and self.state is LISTEN
                                           and len(self.transitions) > 1)
 
     # -- user calls (RFC 9293 §3.10.1-§3.10.6) -----------------------------------------------------
     def connect(self, now: float) -> None:
         """Active OPEN: send a SYN."""
-        self._move(now, Ev.ACTIVE_OPEN)
+        self._move(now, Event.ACTIVE_OPEN)
         if self.config.connect_timeout is not None:
             self.conn_deadline = now + self.config.connect_timeout
         self.output(now)
@@ -364,13 +257,13 @@ class Tcb:
         """A listener got a SYN (RFC 9293 §3.10.7.2): a new TCB in SYN-RECEIVED sending SYN,ACK."""
         tcb = cls(local_ip, local_port, remote_ip, remote_port, now=now, **kw)
         tcb.passive = True
-        tcb._move(now, Ev.PASSIVE_OPEN)
+        tcb._move(now, Event.PASSIVE_OPEN)
         tcb.stats.segs_in += 1
         tcb._take_syn(seg)
         tcb.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 §2.2)
         tcb.max_sndwnd = tcb.snd_wnd
         tcb.snd_wl1 = seg.seq
-        tcb._move(now, Ev.RCV_SYN)
+        tcb._move(now, Event.RCV_SYN)
         if tcb.config.connect_timeout is not None:
             tcb.conn_deadline = now + tcb.config.connect_timeout
         tcb.output(now)
@@ -379,7 +272,7 @@ class Tcb:
     def send(self, data: bytes | bytearray | memoryview) -> int:
         """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer."""
         if self.fin_queued or self.state not in CAN_SEND and self.state not in (
-                _SYN_SENT, _SYN_RECEIVED):
+                SYN_SENT, SYN_RECEIVED):
             raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
         return self.sendbuf.write(data)
 
@@ -408,17 +301,17 @@ class Tcb:
         if full:
             self.user_closed = True
         st = self.state
-        if st in (_LISTEN, _SYN_SENT):
-            self._fail(now, Ev.CLOSE_UNSYNC, None, "CLOSE before synchronised")
+        if st in (LISTEN, SYN_SENT):
+            self._fail(now, Event.CLOSE_UNSYNC, None, "CLOSE before synchronised")
             return
         if self.fin_queued:
-            if full and st is _FIN_WAIT_2:
+            if full and st is FIN_WAIT_2:
                 self.finwait2_at = now + self.config.fin_wait_2_timeout
                 self._report_lost(None)
             return
-        if st in (_SYN_RECEIVED, _ESTABLISHED) or st is _CLOSE_WAIT:
+        if st in (SYN_RECEIVED, ESTABLISHED) or st is CLOSE_WAIT:
             self.fin_queued = True
-            self._move(now, Ev.CLOSE)
+            self._move(now, Event.CLOSE)
         else:
             return  # CLOSED, TIME-WAIT, ...: "connection closing", nothing to do
         self.fin_seq = seq_add(self.snd_data_una, len(self.sendbuf))
@@ -427,11 +320,11 @@ class Tcb:
     def abort(self, now: float, error: Exception | None = None) -> None:
         """ABORT (RFC 9293 §3.10.5): RST to the peer from a synchronised state, then CLOSED."""
         st = self.state
-        if st is _CLOSED:
+        if st is CLOSED:
             return
-        if st in (_SYN_RECEIVED, _ESTABLISHED, _FIN_WAIT_1, _FIN_WAIT_2, _CLOSE_WAIT):
+        if st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
             self._emit_rst(self.snd_max, None)
-        self._fail(now, Ev.ABORT, error, "ABORT")
+        self._fail(now, Event.ABORT, error, "ABORT")
 
     # -- driver calls -----------------------------------------------------------------------------
     def segments_to_send(self) -> list[Segment]:
@@ -462,29 +355,29 @@ class Tcb:
         return self.unacked_since + ut
 
     def handle_timer(self, now: float) -> None:
-        if self.state is _CLOSED:
+        if self.state is CLOSED:
             return
         if self.timewait_at is not None and now >= self.timewait_at:
             self.timewait_at = None
-            self._move(now, Ev.TIMEOUT_2MSL)
+            self._move(now, Event.TIMEOUT_2MSL)
             return
         if self.conn_deadline is not None and now >= self.conn_deadline:
             self.conn_deadline = None
-            if self.state in (_SYN_SENT, _SYN_RECEIVED):
-                self._fail(now, Ev.TIMEOUT, TimeoutError("TCP connect timed out"),
+            if self.state in (SYN_SENT, SYN_RECEIVED):
+                self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
                            "connect timeout")
                 return
         if self.finwait2_at is not None and now >= self.finwait2_at:
             self.finwait2_at = None
-            if self.state is _FIN_WAIT_2:
-                self._fail(now, Ev.TIMEOUT, None, "FIN-WAIT-2 timeout")
+            if self.state is FIN_WAIT_2:
+                self._fail(now, Event.TIMEOUT, None, "FIN-WAIT-2 timeout")
                 return
         ut = self._user_timeout_at()
-        if ut is not None and now >= ut and self.state not in (_TIME_WAIT, _CLOSED):
+        if ut is not None and now >= ut and self.state not in (TIME_WAIT, CLOSED):
             # TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3): data unacknowledged this long
-            if self.state not in (_SYN_SENT, _SYN_RECEIVED):
+            if self.state not in (SYN_SENT, SYN_RECEIVED):
                 self._emit_rst(self.snd_max, None)
-            self._fail(now, Ev.TIMEOUT, TimeoutError("TCP user timeout"),
+            self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
                        f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
             return
         if self.keepalive_at is not None and now >= self.keepalive_at:
@@ -494,7 +387,7 @@ class Tcb:
         if self.rto_at is not None and now >= self.rto_at:
             self.rto_at = None
             self._on_rto(now)
-            if self.state is _CLOSED:
+            if self.state is CLOSED:
                 return
         if self.persist_at is not None and now >= self.persist_at:
             self.persist_at = None
@@ -508,7 +401,7 @@ class Tcb:
     # -- timers -----------------------------------------------------------------------------------
     def _arm_keepalive(self, now: float) -> None:
         cfg = self.config
-        if cfg.keepalive and self.state in (_ESTABLISHED, _CLOSE_WAIT, _FIN_WAIT_2):
+        if cfg.keepalive and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2):
             self.keepalive_at = now + cfg.keepidle
             self.keepalive_probes = 0
         else:
@@ -519,14 +412,14 @@ class Tcb:
         send a probe (SEG.SEQ = SND.UNA - 1, no data: the peer answers with an ACK) every
         ``keepintvl`` s; ``keepcnt`` unanswered probes fail the connection. True if it failed."""
         cfg = self.config
-        if not cfg.keepalive or self.state not in (_ESTABLISHED, _CLOSE_WAIT, _FIN_WAIT_2):
+        if not cfg.keepalive or self.state not in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2):
             return False
         if self.snd_una != self.snd_max or self.persist_at is not None:
             self.keepalive_at = now + cfg.keepidle  # the RTO / persist timer watches the peer
             return False
         if self.keepalive_probes >= cfg.keepcnt:
             self._emit_rst(self.snd_max, None)
-            self._fail(now, Ev.TIMEOUT, TimeoutError("TCP keepalive timed out"),
+            self._fail(now, Event.TIMEOUT, TimeoutError("TCP keepalive timed out"),
                        f"{cfg.keepcnt} keepalive probes unanswered")
             return True
         self.keepalive_probes += 1
@@ -542,18 +435,18 @@ class Tcb:
         if self.snd_una == self.snd_max:
             return
         self.retries += 1
-        syn_phase = self.state in (_SYN_SENT, _SYN_RECEIVED)
+        syn_phase = self.state in (SYN_SENT, SYN_RECEIVED)
         limit = self.config.syn_retries if syn_phase else self.config.max_retries
         if self.retries > limit:
             if syn_phase and self.config.connect_timeout is None:
-                self._fail(now, Ev.TIMEOUT, TimeoutError("TCP connect timed out"),
+                self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
                            f"SYN not answered after {limit} retransmissions")
             elif not syn_phase:
                 self._emit_rst(self.snd_max, None)
-                self._fail(now, Ev.TIMEOUT, TimeoutError("TCP retransmissions timed out"),
+                self._fail(now, Event.TIMEOUT, TimeoutError("TCP retransmissions timed out"),
                            f"{limit} retransmissions without an ACK")
                 return
-            if self.state is _CLOSED:
+            if self.state is CLOSED:
                 return
         self.stats.rto_expiries += 1
         self.rtt.on_timeout()
@@ -599,16 +492,16 @@ class Tcb:
     def receive(self, seg: SegmentLike, now: float) -> None:
         self.stats.segs_in += 1
         st = self.state
-        if st is _CLOSED or st is _LISTEN:
+        if st is CLOSED or st is LISTEN:
             return
         self.last_rx = now
         if self.keepalive_at is not None:
             self._arm_keepalive(now)
-        if st is _SYN_SENT:
+        if st is SYN_SENT:
             self._rcv_syn_sent(seg, now)
         else:
             self._rcv_synchronized(seg, now)
-        if self.state is not _CLOSED:
+        if self.state is not CLOSED:
             self.output(now)
             cc = self.cc
             traced = self._cwnd_traced
@@ -655,7 +548,7 @@ class Tcb:
             ack_ok = True  # SND.UNA (= ISS) < SEG.ACK =< SND.NXT
         if flags & RST:  # second check the RST bit
             if ack_ok:
-                self._fail(now, Ev.RCV_RST, ConnectionRefusedError("TCP connection refused"),
+                self._fail(now, Event.RCV_RST, ConnectionRefusedError("TCP connection refused"),
                            "RST in SYN-SENT")
             return
         if not flags & SYN:  # fourth check the SYN bit; neither SYN nor RST: drop
@@ -668,7 +561,7 @@ class Tcb:
             self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
             self.snd_wl1 = seg.seq
             self.snd_wl2 = seg.ack
-            self._move(now, Ev.RCV_SYN_ACK)
+            self._move(now, Event.RCV_SYN_ACK)
             self._established(now)
             self._ack_now = True
             # data or FIN on a SYN,ACK: continue at the sixth step
@@ -679,7 +572,7 @@ class Tcb:
             self.snd_wnd = seg.window
             self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
             self.snd_wl1 = seg.seq
-            self._move(now, Ev.RCV_SYN, "simultaneous open")
+            self._move(now, Event.RCV_SYN, "simultaneous open")
             self.snd_nxt = self.iss
             self._rtt_seq = None
 
@@ -720,7 +613,7 @@ class Tcb:
 
         # TIME-WAIT: a retransmitted FIN is ACKed again and restarts 2*MSL (RFC 9293 §3.10.7.4,
         # eighth check; the FIN is a duplicate so it would fail the acceptance test otherwise).
-        if st is _TIME_WAIT and fin and not flags & RST and seq_add(seq, seg_len) == rcv_nxt:
+        if st is TIME_WAIT and fin and not flags & RST and seq_add(seq, seg_len) == rcv_nxt:
             self.timewait_at = now + 2 * self.config.msl
             self._ack_now = True
             return
@@ -735,7 +628,7 @@ class Tcb:
         # SYN-RECEIVED and the peer's SYN again: alone, it lost our SYN,ACK (send it again now,
         # as Linux does); with an ACK it is the SYN,ACK of a simultaneous open, whose SYN we
         # already have: strip it and let the ACK complete the handshake.
-        if syn and st is _SYN_RECEIVED and seq == self.irs and not flags & RST:
+        if syn and st is SYN_RECEIVED and seq == self.irs and not flags & RST:
             if not flags & ACK:
                 self.stats.unacceptable += 1
                 self.snd_nxt = self.iss
@@ -769,18 +662,18 @@ class Tcb:
             if seq != rcv_nxt:
                 self._challenge_ack(now)  # RFC 5961 §3.2: in window but not exact
                 return
-            if st is _SYN_RECEIVED:
+            if st is SYN_RECEIVED:
                 if self.passive:
-                    self._fail(now, Ev.RCV_RST_PASSIVE, None, "RST in SYN-RECEIVED")
+                    self._fail(now, Event.RCV_RST_PASSIVE, None, "RST in SYN-RECEIVED")
                     self._enter_closed()
                 else:
-                    self._fail(now, Ev.RCV_RST, ConnectionRefusedError("TCP connection refused"),
+                    self._fail(now, Event.RCV_RST, ConnectionRefusedError("TCP connection refused"),
                                "RST in SYN-RECEIVED")
-            elif st in (_ESTABLISHED, _FIN_WAIT_1, _FIN_WAIT_2, _CLOSE_WAIT):
-                self._fail(now, Ev.RCV_RST, ConnectionResetError("TCP connection reset by peer"),
+            elif st in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+                self._fail(now, Event.RCV_RST, ConnectionResetError("TCP connection reset by peer"),
                            f"RST in {st}")
             else:  # CLOSING, LAST-ACK, TIME-WAIT
-                self._fail(now, Ev.RCV_RST, None, f"RST in {st}")
+                self._fail(now, Event.RCV_RST, None, f"RST in {st}")
             return
 
         # trim to the window: keep only the new bytes (duplicates and overlaps)
@@ -816,8 +709,8 @@ class Tcb:
 
         # fourth check the SYN bit (RFC 9293 with RFC 5961 §4: challenge ACK)
         if syn:
-            if st is _SYN_RECEIVED and self.passive:
-                self._fail(now, Ev.RCV_RST_PASSIVE, None, "SYN in SYN-RECEIVED")
+            if st is SYN_RECEIVED and self.passive:
+                self._fail(now, Event.RCV_RST_PASSIVE, None, "SYN in SYN-RECEIVED")
                 self._enter_closed()
                 return
             self._challenge_ack(now)
@@ -827,13 +720,13 @@ class Tcb:
         if not flags & ACK:
             return
         ack = seg.ack
-        if st is _SYN_RECEIVED:
+        if st is SYN_RECEIVED:
             if seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max):
                 self.snd_wnd = seg.window << self.snd_wscale
                 self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
                 self.snd_wl1 = seg.seq
                 self.snd_wl2 = ack
-                self._move(now, Ev.RCV_ACK_OF_SYN)
+                self._move(now, Event.RCV_ACK_OF_SYN)
                 self._established(now)
                 st = self.state
             else:
@@ -875,17 +768,17 @@ class Tcb:
                 self.persist_backoff = 0
                 self.snd_nxt = self.snd_una  # what went beyond the closed window was dropped
 
-        if st is not _ESTABLISHED:  # (our FIN is only queued from the closing states)
+        if st is not ESTABLISHED:  # (our FIN is only queued from the closing states)
             fin_acked = self.fin_seq is not None and self.snd_una == seq_add(self.fin_seq, 1)
-            if st is _FIN_WAIT_1 and fin_acked:
-                self._move(now, Ev.RCV_ACK_OF_FIN)
+            if st is FIN_WAIT_1 and fin_acked:
+                self._move(now, Event.RCV_ACK_OF_FIN)
                 st = self.state
                 if self.user_closed:
                     self.finwait2_at = now + self.config.fin_wait_2_timeout
                     self._report_lost(None)
-            elif st is _CLOSING or st is _LAST_ACK:
+            elif st is CLOSING or st is LAST_ACK:
                 if fin_acked:
-                    self._move(now, Ev.RCV_ACK_OF_FIN)
+                    self._move(now, Event.RCV_ACK_OF_FIN)
                 return
 
         # sixth (URG: not supported, the pointer is ignored), seventh and eighth checks
@@ -925,7 +818,7 @@ class Tcb:
             off -= MOD
         off += rb.nxt
         # (CAN_RECEIVE as identity tests: a frozenset of enum members hashes in Python)
-        if plen and (st is _ESTABLISHED or st is _FIN_WAIT_1 or st is _FIN_WAIT_2) and (
+        if plen and (st is ESTABLISHED or st is FIN_WAIT_1 or st is FIN_WAIT_2) and (
                 self.rcv_fin_off is None or off + plen <= self.rcv_fin_off):
             if plen > self.rcv_mss_seen:
                 self.rcv_mss_seen = plen
@@ -968,8 +861,8 @@ class Tcb:
         self._ack_now = True
         self._events.append(EofReceived())
         st = self.state
-        if st in (_SYN_RECEIVED, _ESTABLISHED, _FIN_WAIT_1, _FIN_WAIT_2):
-            self._move(now, Ev.RCV_FIN)
+        if st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2):
+            self._move(now, Event.RCV_FIN)
 
     def _ack_advance(self, ack: int, seg: SegmentLike, now: float,
                      ts: tuple[int, int] | None | bool = False) -> None:
@@ -1054,7 +947,7 @@ class Tcb:
                                         "state": self.plpmtud.state.value})
 
     def _plpmtud_on_rto(self, now: float) -> None:
-        if self.state in (_SYN_SENT, _SYN_RECEIVED):
+        if self.state in (SYN_SENT, SYN_RECEIVED):
             return
         head = min(self.snd_mss, seq_sub(self.snd_max, self.snd_una))
         if self.plpmtud.on_rto(self.retries, head, now):
@@ -1065,7 +958,7 @@ class Tcb:
         state (no recovery, no timeouts) with a congestion window of at least 11 segments."""
         p = self.plpmtud
         if not p.engaged or p.probe_seq is not None or self.recover is not None \
-                or self.retries or self.dupacks or self.state not in (_ESTABLISHED, _CLOSE_WAIT) \
+                or self.retries or self.dupacks or self.state not in (ESTABLISHED, CLOSE_WAIT) \
                 or self.cc.cwnd < 11 * self.snd_mss:
             return 0
         limit = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535) + self._ip_tcp_hdr
@@ -1173,7 +1066,7 @@ class Tcb:
         losses in a window already recovered from by a timeout (RFC 6582 "recover")."""
         if self.recover is not None or self.snd_una == self.snd_max:
             return
-        if self.state in (_SYN_SENT, _SYN_RECEIVED):
+        if self.state in (SYN_SENT, SYN_RECEIVED):
             return
         una_pos = self._abs(self.snd_una)
         lost = self.dupacks >= DUPACK_THRESHOLD or (
@@ -1419,7 +1312,7 @@ class Tcb:
         ``tcp_acceptable_seq``: after a zero-window probe the window edge is SND.UNA)."""
         seq = self.snd_max
         edge = seq_add(self.snd_una, self.snd_wnd)
-        if self.state not in (_SYN_SENT, _SYN_RECEIVED) and seq_gt(seq, edge):
+        if self.state not in (SYN_SENT, SYN_RECEIVED) and seq_gt(seq, edge):
             # the right edge itself fails the RFC 9293 acceptance test for an empty segment
             seq = seq_add(edge, -1) if self.snd_wnd else self.snd_una
         return seq
@@ -1432,12 +1325,12 @@ class Tcb:
     def output(self, now: float) -> None:
         """Send whatever the state, the windows, Nagle and pending ACKs allow."""
         st = self.state
-        if st is _CLOSED or st is _LISTEN:
+        if st is CLOSED or st is LISTEN:
             return
         sent_ack = False
         # SYN (first transmission or retransmission after SND.NXT went back to ISS)
         if self.snd_nxt == self.iss and self.snd_una == self.iss:
-            if st is _SYN_SENT:
+            if st is SYN_SENT:
                 flags = SYN
             else:
                 flags = SYN | ACK
@@ -1456,12 +1349,12 @@ class Tcb:
             if self.rto_at is None:
                 self.rto_at = now + self.rtt.rto
             return
-        if st is _SYN_SENT or st is _TIME_WAIT or ((self.iss - self.snd_una) & MASK) < HALF:
-            if self._ack_now and st is not _SYN_SENT:
+        if st is SYN_SENT or st is TIME_WAIT or ((self.iss - self.snd_una) & MASK) < HALF:
+            if self._ack_now and st is not SYN_SENT:
                 self._emit(self._ack_seq(), ACK, b"", now)
             return
 
-        if st is not _FIN_WAIT_2:
+        if st is not FIN_WAIT_2:
             nxt = self.snd_nxt
             sent = (nxt - self.snd_data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA)
             if sent > HALF:
@@ -1661,5 +1554,4 @@ class Tcb:
         }
 
 
-__all__ = ["Connected", "ConnectionLost", "DataReceived", "EofReceived", "SendSpace", "Tcb",
-           "TcbEvent", "TcpConfig", "TcpStats", "field"]
+__all__ = ["Tcb"]

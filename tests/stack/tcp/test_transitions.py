@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from stacklab.stack.tcp.config import TcpConfig
+from stacklab.stack.tcp.events import ConnectionLost
 from stacklab.stack.tcp.fsm import TRANSITIONS, Event, State, TcpStateError, next_state
 from stacklab.stack.tcp.segment import ACK, FIN, RST, SYN, Segment
 from stacklab.stack.tcp.seq import seq_add
-from stacklab.stack.tcp.tcb import ConnectionLost, Tcb, TcpConfig
+from stacklab.stack.tcp.tcb import Tcb
 
 from .pair import A_IP, A_PORT, B_IP, B_PORT, Pair, wire
 

@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stacklab.stack.tcp.buffers import ReceiveBuffer, SendBuffer
+from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.congestion import available_congestion, create_congestion
 from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.isn import IsnGenerator
 from stacklab.stack.tcp.rtt import RttEstimator
 from stacklab.stack.tcp.segment import ACK, SYN, Segment
 from stacklab.stack.tcp.seq import seq_add, seq_between, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
-from stacklab.stack.tcp.tcb import TcpConfig
 
 from .pair import Pair
 
