@@ -8,6 +8,8 @@ from typing import Any
 
 DEFAULT_MSS_V4 = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 DEFAULT_MSS_V6 = 1220  # RFC 8200 §8.3
+TS_OPT_LEN = 12  # nop, nop, timestamps: carried by every segment once negotiated
+DUPACK_THRESHOLD = 3  # RFC 5681 §3.2 DupThresh
 
 
 @dataclass(slots=True)

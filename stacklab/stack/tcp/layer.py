@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import errno
 import heapq
-import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stacklab.wire.addr import ip_str
-from stacklab.wire.checksum import SPLIT_AT, le_sum
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp, encode_options
 
@@ -25,6 +23,7 @@ from .congestion import create_congestion
 from .events import Connected, ConnectionLost
 from .fsm import LISTEN, SYN_SENT, TIME_WAIT, Event
 from .isn import IsnGenerator
+from .output import segment_bytes
 from .segment import Segment
 from .seq import MASK, seq_add, seq_gt
 from .syncookie import COUNTER_PERIOD, MAX_AGE_STEPS, SynCookies
@@ -40,38 +39,6 @@ HISTORY_LIMIT = 10000  # finished connections kept for the summary
 MAX_SYN_BACKLOG = 256  # Linux tcp_max_syn_backlog (per listener here)
 MAX_CONNECTIONS = 65536  # per host: TCBs of every state, TIME-WAIT included
 CHALLENGE_ACK_LIMIT = 1000  # per second per host (Linux tcp_challenge_ack_limit, RFC 5961 §7)
-
-_HDR = struct.Struct("!HHIIHHHH")
-_HDR_TS = struct.Struct("!HHIIHHHH4sII")  # header + nop, nop, timestamps (32 bytes)
-_NOPNOP_TS = b"\x01\x01\x08\x0a"
-_CSUM_LE = struct.Struct("<H")  # the checksum computed from a little-endian sum (checksum.py)
-
-
-def _segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
-    """``build_tcp`` for the TCB's own segments, with the pseudo-header's address part summed
-    once per connection (``psum``) and the timestamps-only header (every data segment and ACK
-    once timestamps are negotiated) packed in one call. Same bytes as ``build_tcp``."""
-    ts = seg._ts
-    if ts is not None and not seg._sack and seg._mss is None and seg._wscale is None \
-            and not seg._sack_perm:
-        buf = bytearray(_HDR_TS.pack(sp, dp, seg.seq, seg.ack, 0x8000 | seg.flags, seg.window,
-                                     0, 0, _NOPNOP_TS, ts[0], ts[1]))
-    else:
-        opts = seg.options_bytes()
-        hl = 20 + len(opts)
-        buf = bytearray(_HDR.pack(sp, dp, seg.seq, seg.ack, (hl << 10) | seg.flags, seg.window,
-                                  0, 0))
-        buf += opts
-    payload = seg.payload
-    if payload:
-        buf += payload
-    n = len(buf)
-    # little-endian sum = 256 x the big-endian one (mod 0xFFFF), stored byte-swapped; in two
-    # halves above SPLIT_AT bytes (wire/checksum.py); a folded 0xFFFF is stored as 0x0000
-    total = (int.from_bytes(buf, "little") if n <= SPLIT_AT else le_sum(buf)) + ((psum + n) << 8)
-    _CSUM_LE.pack_into(buf, 16, -total % 0xFFFF)
-    return buf
-
 
 class Listener:
     """A passive OPEN on ``(local_ip or any, port)``. ``on_established(tcb)`` is called when a
@@ -293,7 +260,7 @@ class TcpLayer:
             if tcb.state is TIME_WAIT and v.flags & (SYN | ACK | RST) == SYN \
                     and self._find_listener(dst, v.dst_port) is not None \
                     and syn_acceptable_in_time_wait(tcb, v):
-                tcb._move(now, Event.SYN_INTIME_WAIT, "new SYN in TIME-WAIT (RFC 6191)")
+                tcb._move(now, Event.SYN_IN_TIME_WAIT, "new SYN in TIME-WAIT (RFC 6191)")
                 self._forget(tcb)
             else:
                 tcb.receive(v, now)
@@ -450,7 +417,7 @@ class TcpLayer:
                 c = host.counters
                 ip_send = host.ip_send
                 for seg in out:
-                    raw = _segment_bytes(psum, sp, dp, seg)
+                    raw = segment_bytes(psum, sp, dp, seg)
                     c["tcp.tx.segments"] += 1
                     if seg.flags & RST:
                         c["tcp.tx.rst"] += 1

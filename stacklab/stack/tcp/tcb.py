@@ -24,7 +24,15 @@ from dataclasses import asdict
 from typing import Any
 
 from .buffers import ReceiveBuffer, SendBuffer
-from .config import DEFAULT_MSS_V4, DEFAULT_MSS_V6, TcpConfig, TcpStats, our_wscale
+from .config import (
+    DEFAULT_MSS_V4,
+    DEFAULT_MSS_V6,
+    DUPACK_THRESHOLD,
+    TS_OPT_LEN,
+    TcpConfig,
+    TcpStats,
+    our_wscale,
+)
 from .congestion import create_congestion
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
@@ -44,15 +52,13 @@ from .fsm import (
     State,
     next_state,
 )
-from .plpmtud import Plpmtud, PlpmtudState
+from .output import emit, emit_rst, output, window_update_due
+from .plpmtud import Plpmtud
 from .recovery import Recovery
 from .rtt import RttEstimator
-from .segment import ACK, FIN, PSH, RST, SYN, Segment, SegmentLike
+from .segment import ACK, FIN, RST, SYN, Segment, SegmentLike
 from .seq import HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
-TS_OPT_LEN = 12  # nop, nop, timestamps: carried by every segment once negotiated
-DUPACK_THRESHOLD = 3
-_PLPMTUD_DISABLED = PlpmtudState.DISABLED
 OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
 
 
@@ -323,7 +329,7 @@ class Tcb:
         if st is CLOSED:
             return
         if st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
-            self._emit_rst(self.snd_max, None)
+            emit_rst(self, self.snd_max, None)
         self._fail(now, Event.ABORT, error, "ABORT")
 
     # -- driver calls -----------------------------------------------------------------------------
@@ -376,7 +382,7 @@ class Tcb:
         if ut is not None and now >= ut and self.state not in (TIME_WAIT, CLOSED):
             # TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3): data unacknowledged this long
             if self.state not in (SYN_SENT, SYN_RECEIVED):
-                self._emit_rst(self.snd_max, None)
+                emit_rst(self, self.snd_max, None)
             self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
                        f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
             return
@@ -418,7 +424,7 @@ class Tcb:
             self.keepalive_at = now + cfg.keepidle  # the RTO / persist timer watches the peer
             return False
         if self.keepalive_probes >= cfg.keepcnt:
-            self._emit_rst(self.snd_max, None)
+            emit_rst(self, self.snd_max, None)
             self._fail(now, Event.TIMEOUT, TimeoutError("TCP keepalive timed out"),
                        f"{cfg.keepcnt} keepalive probes unanswered")
             return True
@@ -426,7 +432,7 @@ class Tcb:
         self.stats.keepalive_probes += 1
         if self.trace is not None:
             self.trace(now, "keepalive", {"probe": self.keepalive_probes})
-        self._emit(seq_add(self.snd_una, -1), ACK, b"", now)
+        emit(self, seq_add(self.snd_una, -1), ACK, b"", now)
         self.keepalive_at = now + cfg.keepintvl
         return False
 
@@ -442,7 +448,7 @@ class Tcb:
                 self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
                            f"SYN not answered after {limit} retransmissions")
             elif not syn_phase:
-                self._emit_rst(self.snd_max, None)
+                emit_rst(self, self.snd_max, None)
                 self._fail(now, Event.TIMEOUT, TimeoutError("TCP retransmissions timed out"),
                            f"{limit} retransmissions without an ACK")
                 return
@@ -481,7 +487,7 @@ class Tcb:
                 self.snd_nxt = seq_add(self.snd_nxt, 1)
                 if seq_gt(self.snd_nxt, self.snd_max):
                     self.snd_max = self.snd_nxt
-            self._emit(self.snd_una if seq == self.snd_una else seq, ACK, payload, now)
+            emit(self, self.snd_una if seq == self.snd_una else seq, ACK, payload, now)
         self._arm_persist(now)
 
     def _arm_persist(self, now: float) -> None:
@@ -543,7 +549,7 @@ class Tcb:
         if flags & ACK:  # first check the ACK bit
             if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
                 if not flags & RST:
-                    self._emit_rst(seg.ack, None)
+                    emit_rst(self, seg.ack, None)
                 return
             ack_ok = True  # SND.UNA (= ISS) < SEG.ACK =< SND.NXT
         if flags & RST:  # second check the RST bit
@@ -730,7 +736,7 @@ class Tcb:
                 self._established(now)
                 st = self.state
             else:
-                self._emit_rst(ack, None)
+                emit_rst(self, ack, None)
                 return
         old_una = self.snd_una
         snd_max = self.snd_max
@@ -997,7 +1003,7 @@ class Tcb:
             self.stats.bytes_retrans += n
             if self.trace is not None:
                 self.trace(now, "retransmit", {"seq": seq, "len": n, "why": "mtu probe lost"})
-            self._emit(seq, ACK, self.sendbuf.peek(off, n), now)
+            emit(self, seq, ACK, self.sendbuf.peek(off, n), now)
             seq = seq_add(seq, n)
 
     def _retransmit_head(self, now: float, why: str) -> None:
@@ -1024,7 +1030,7 @@ class Tcb:
         self.stats.bytes_retrans += n
         if self.trace is not None:
             self.trace(now, "retransmit", {"seq": seq, "len": n, "why": why})
-        self._emit(seq, flags, payload, now)
+        emit(self, seq, flags, payload, now)
         covered = n + (1 if flags & FIN else 0)
         self.rec.on_retransmit(self._abs(seq), covered)
         if self.rto_at is None:
@@ -1172,360 +1178,9 @@ class Tcb:
             self.trace(now, "cwnd", {"cwnd": cw, "ssthresh": min(ss, 1 << 30),
                                      "cc": self.cc.name, "recovery": self.recover is not None})
 
-    # -- receiver side SACK (RFC 2018 §4, RFC 2883) ---------------------------------------------
-    def _sack_option(self, plen: int) -> tuple[tuple[int, int], ...]:
-        """SACK blocks for an outgoing ACK: a D-SACK first if one is pending, then the block
-        holding the most recently received segment, then the other recent ones; at most 3 with
-        timestamps (4 without), fewer when a data segment leaves less room."""
-        rb = self.recvbuf
-        if not self.sack_ok or (self._dsack is None and not rb.ooo_bytes):
-            return ()
-        room = 3 if self.ts_ok else 4
-        if plen:
-            room = min(room, max(0, (self.snd_mss - plen - 4) // 8))
-        if room <= 0:
-            return ()
-        out: list[tuple[int, int]] = []
-        if self._dsack is not None:
-            out.append(self._dsack)
-            self._dsack = None
-        if rb.ooo_bytes:
-            ranges = rb.ooo_ranges()
-            order: list[tuple[int, int]] = []
-            recent = [o for o in self._sack_recent if o >= rb.nxt]
-            self._sack_recent = recent[-8:]
-            for o in reversed(recent):
-                for r in ranges:
-                    if r[0] <= o < r[1]:
-                        if r not in order:
-                            order.append(r)
-                        break
-            order += [r for r in ranges if r not in order]
-            base, nxt = rb.nxt, self.rcv_nxt
-            out += [(seq_add(nxt, a - base), seq_add(nxt, b - base)) for a, b in order]
-        return tuple(out[:room])
-
-    # -- output -----------------------------------------------------------------------------------
-    def _ts_clock(self, now: float) -> int:
-        return (int(now * 1000) + self.ts_offset) & MASK
-
-    def _window_candidate(self) -> tuple[int, int | None]:
-        """(current window, a larger one to offer or None), from free buffer space with
-        receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only by
-        min(buffer/2, MSS) or more, and never moves left."""
-        cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
-        shift = self.rcv_wscale
-        cand = min(self.recvbuf.free, 0xFFFF << shift) >> shift << shift
-        if cand > cur and cand - cur >= min(self.recvbuf.capacity // 2, self.adv_mss):
-            return cur, cand
-        return cur, None
-
-    def _window_field(self) -> int:
-        cur, cand = self._window_candidate()
-        if cand is not None:
-            cur = cand
-        shift = self.rcv_wscale
-        field = min(0xFFFF, (cur + (1 << shift) - 1) >> shift)  # round up: never shrink (Linux)
-        self.rcv_adv = seq_add(self.rcv_nxt, field << shift)
-        return field
-
-    def _emit(self, seq: int, flags: int, payload: bytes, now: float) -> None:
-        """Build one segment carrying ACK/window/timestamps; account for it."""
-        if flags & SYN:
-            self._emit_syn(seq, flags, payload, now)
-            return
-        # the window field: _window_field inlined (this runs for every segment)
-        rcv_nxt = self.rcv_nxt
-        cur = (self.rcv_adv - rcv_nxt) & MASK
-        if cur > HALF:
-            cur = 0
-        shift = self.rcv_wscale
-        rb = self.recvbuf
-        cap = rb.capacity
-        free = cap - len(rb.ready)
-        lim = 0xFFFF << shift
-        cand = (free if free < lim else lim) >> shift << shift
-        if cand > cur:
-            m = cap // 2
-            if self.adv_mss < m:
-                m = self.adv_mss
-            if cand - cur >= m:
-                cur = cand
-        window = (cur + (1 << shift) - 1) >> shift  # round up: never shrink (Linux)
-        if window > 0xFFFF:
-            window = 0xFFFF
-        self.rcv_adv = (rcv_nxt + (window << shift)) & MASK
-        stats = self.stats
-        if flags & ACK:
-            ts = ((int(now * 1000) + self.ts_offset) & MASK, self.ts_recent) \
-                if self.ts_ok else None
-            if self.sack_ok and (self._dsack is not None or rb.ooo_bytes):
-                sack = self._sack_option(len(payload))
-                if sack:
-                    stats.sack_blocks_out += 1
-            else:
-                sack = ()
-            seg = Segment(seq, rcv_nxt, flags, window, payload, ts=ts, sack=sack)
-            self.last_ack_sent = rcv_nxt
-            self._ack_now = False
-            self.delack_at = None
-            self._unacked_bytes = 0
-        else:
-            ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
-            seg = Segment(seq, 0, flags, window, payload, ts=ts)
-        stats.segs_out += 1
-        if payload:
-            stats.bytes_sent += len(payload)
-            if self.unacked_since is None:
-                self.unacked_since = now
-        elif flags & FIN and self.unacked_since is None:
-            self.unacked_since = now
-        self._out.append(seg)
-
-    def _emit_syn(self, seq: int, flags: int, payload: bytes, now: float) -> None:
-        window = min(self.recvbuf.free, 0xFFFF)
-        if seq_gt(seq_add(self.rcv_nxt, window), self.rcv_adv) or not flags & ACK:
-            self.rcv_adv = seq_add(self.rcv_nxt, window)
-        ack = self.rcv_nxt if flags & ACK else 0
-        ts = None
-        if self.ts_ok or (not flags & ACK and self.config.timestamps):
-            ts = (self._ts_clock(now), self.ts_recent if flags & ACK else 0)
-        active = not flags & ACK
-        seg = Segment(seq, ack, flags, window, payload, mss=self.adv_mss,
-                      wscale=(self.rcv_wscale if (active and self.config.window_scaling)
-                              or self.wscale_ok else None),
-                      sack_perm=(self.config.sack if active else self.sack_ok), ts=ts)
-        if flags & ACK:
-            self.last_ack_sent = self.rcv_nxt
-            self._ack_now = False
-            self.delack_at = None
-            self._unacked_bytes = 0
-        self.stats.segs_out += 1
-        self.stats.bytes_sent += len(payload)
-        if self.unacked_since is None:
-            self.unacked_since = now
-        self._out.append(seg)
-
-    def _ack_seq(self) -> int:
-        """The sequence number of a segment without data: SND.MAX (BSD: acceptable even after
-        SND.NXT went back for a retransmission), but never beyond the peer's window (Linux's
-        ``tcp_acceptable_seq``: after a zero-window probe the window edge is SND.UNA)."""
-        seq = self.snd_max
-        edge = seq_add(self.snd_una, self.snd_wnd)
-        if self.state not in (SYN_SENT, SYN_RECEIVED) and seq_gt(seq, edge):
-            # the right edge itself fails the RFC 9293 acceptance test for an empty segment
-            seq = seq_add(edge, -1) if self.snd_wnd else self.snd_una
-        return seq
-
-    def _emit_rst(self, seq: int, ack: int | None) -> None:
-        flags = RST | (ACK if ack is not None else 0)
-        self.stats.segs_out += 1
-        self._out.append(Segment(seq & MASK, (ack or 0) & MASK, flags, 0))
-
-    def output(self, now: float) -> None:
-        """Send whatever the state, the windows, Nagle and pending ACKs allow."""
-        st = self.state
-        if st is CLOSED or st is LISTEN:
-            return
-        sent_ack = False
-        # SYN (first transmission or retransmission after SND.NXT went back to ISS)
-        if self.snd_nxt == self.iss and self.snd_una == self.iss:
-            if st is SYN_SENT:
-                flags = SYN
-            else:
-                flags = SYN | ACK
-            retrans = seq_gt(self.snd_max, self.iss)
-            if retrans:
-                self.stats.retransmits += 1
-                if self.trace is not None:
-                    self.trace(now, "retransmit", {"seq": self.iss, "len": 0, "why": "SYN"})
-            elif self._rtt_seq is None:
-                self._rtt_seq = seq_add(self.iss, 1)
-                self._rtt_time = now
-            self._emit(self.iss, flags, b"", now)
-            self.snd_nxt = seq_add(self.iss, 1)
-            if seq_gt(self.snd_nxt, self.snd_max):
-                self.snd_max = self.snd_nxt
-            if self.rto_at is None:
-                self.rto_at = now + self.rtt.rto
-            return
-        if st is SYN_SENT or st is TIME_WAIT or ((self.iss - self.snd_una) & MASK) < HALF:
-            if self._ack_now and st is not SYN_SENT:
-                self._emit(self._ack_seq(), ACK, b"", now)
-            return
-
-        if st is not FIN_WAIT_2:
-            nxt = self.snd_nxt
-            sent = (nxt - self.snd_data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA)
-            if sent > HALF:
-                sent -= MOD
-            if self.recover is None and nxt == self.snd_max \
-                    and self.plpmtud.state is _PLPMTUD_DISABLED \
-                    and len(self.sendbuf.data) <= sent \
-                    and (self.fin_seq is None or nxt != self.fin_seq):
-                self._sws_override = False  # nothing new to send: _output_data would do only this
-            else:
-                sent_ack = self._output_data(now)
-        if not sent_ack:
-            if not self._ack_now and self.window_update_due():
-                self._ack_now = True
-                self.stats.window_updates += 1
-            if self._ack_now:
-                self._emit(self._ack_seq(), ACK, b"", now)
-        # timers: retransmission while something is in flight and the window is open; the
-        # persist timer when the peer's window is zero and we have something to send
-        queued = len(self.sendbuf.data)
-        if self.snd_wnd == 0 and queued > 0:
-            self.rto_at = None  # zero window: probe instead of timing out
-            if self.persist_at is None:
-                self._arm_persist(now)
-        elif self.snd_una != self.snd_max:
-            self.persist_at = None
-            if self.rto_at is None:
-                self.rto_at = now + self.rtt.rto
-        elif queued > seq_sub(self.snd_nxt, self.snd_data_una):  # unsent data
-            self.rto_at = None
-            if self.persist_at is None:
-                self._arm_persist(now)  # SWS override timer: small window, nothing in flight
-        else:
-            self.rto_at = self.persist_at = None
-
-    def window_update_due(self) -> bool:
-        """After the application read: advertise the larger window when it opens from below one
-        MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). ``output()`` asks when it
-        has nothing else to send, the layer after every read; ``_window_update_due`` is the same
-        rule written with the general helpers (tests/stack/tcp/test_fast_paths.py compares them)."""
-        cur = (self.rcv_adv - self.rcv_nxt) & MASK
-        if cur > HALF:
-            cur = 0
-        shift = self.rcv_wscale
-        rb = self.recvbuf
-        cap = rb.capacity
-        free = cap - len(rb.ready)
-        lim = 0xFFFF << shift
-        cand = (free if free < lim else lim) >> shift << shift
-        return cand > cur and cand - cur >= min(cap // 2, self.adv_mss) and (
-            cur < self.adv_mss or cand >= 2 * cur)
-
-    def _window_update_due(self) -> bool:
-        """After the application read: advertise the larger window when it opens from below one
-        MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2)."""
-        cur, cand = self._window_candidate()
-        return cand is not None and (cur < self.adv_mss or cand >= 2 * cur)
-
-    def _output_data(self, now: float) -> bool:
-        """Segmentise queued data (and our FIN); returns True if an ACK went out."""
-        sent_ack = False
-        mss = self.snd_mss
-        probe = self._plpmtud_want_probe(now) if self.plpmtud.engaged else 0
-        sendbuf = self.sendbuf
-        total = len(sendbuf.data)
-        fin_seq = self.fin_seq
-        rec = self.rec
-        recover = self.recover
-        sack_recovery = recover is not None and rec.sack_mode
-        if sack_recovery and self._sack_retransmit(now, rescue=False):
-            sent_ack = True  # RFC 6675 NextSeg rule (1): lost holes first
-        # constant while this loop runs: SND.UNA, the buffer's base, the windows
-        snd_una = self.snd_una
-        data_una = self.snd_data_una
-        sack_ok = self.sack_ok
-        sacked = rec.sacked
-        cwnd0 = self.cwnd_effective
-        dupacks = self.dupacks
-        limited = recover is None and not sack_ok and 0 < dupacks < DUPACK_THRESHOLD
-        while True:
-            nxt = self.snd_nxt
-            gap = 1 << 62
-            if sack_ok and len(sacked) and nxt != self.snd_max and seq_lt(nxt, self.snd_max):
-                # resending after a timeout: skip what the peer SACKed (RFC 6675 §5.1)
-                pos = self._abs(nxt)
-                end = sacked.containing(pos)
-                if end is not None:
-                    self.snd_nxt = self._seq(min(end, self._abs(self.snd_max)))
-                    continue
-                nxt_sacked = sacked.next_start(pos)
-                if nxt_sacked is not None:
-                    gap = nxt_sacked - pos
-            off = (nxt - data_una) & MASK
-            if off > HALF:
-                off -= MOD
-            avail = total - off
-            send_fin = False
-            if avail <= 0:  # nothing new to send (n would be <= 0 whatever the windows)
-                if fin_seq is None or nxt != fin_seq:
-                    break
-                n = 0
-                send_fin = True
-            else:
-                in_flight = (nxt - snd_una) & MASK
-                if in_flight > HALF:
-                    in_flight -= MOD
-                cwnd = cwnd0
-                if limited and nxt == self.snd_max:
-                    cwnd += dupacks * mss  # limited transmit (RFC 3042): new data only
-                if sack_ok and (len(sacked) or rec.in_recovery):
-                    pipe = self._in_flight()
-                else:
-                    pipe = in_flight
-                usable = self.snd_wnd - in_flight
-                if cwnd - pipe < usable:
-                    usable = cwnd - pipe
-                n = mss
-                if avail < n:
-                    n = avail
-                if usable < n:
-                    n = usable
-                if gap < n:
-                    n = gap
-                if probe and nxt == self.snd_max:  # PLPMTUD: this new segment may probe
-                    n = self._plpmtud_probe_len(probe, avail, usable, n, now)
-                    probe = 0
-                if n <= 0:
-                    n = 0
-                    if not (fin_seq is not None and nxt == fin_seq):
-                        break
-                    send_fin = True
-                else:
-                    if n == usable and n < mss and n < avail and n < gap \
-                            and not self._sws_override:
-                        if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
-                            break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
-                    elif n < mss and n == avail and not self.config.nodelay and in_flight > 0 \
-                            and fin_seq is None:
-                        break  # Nagle (RFC 9293 §3.7.4): wait for the ACK of outstanding data
-                    if fin_seq is not None and ((nxt + n) & MASK) == fin_seq:
-                        send_fin = True
-            seq = nxt
-            snd_max = self.snd_max
-            retrans = seq != snd_max and ((snd_max - seq) & MASK) < HALF  # seq_lt(seq, snd_max)
-            flags = ACK
-            if n and n == avail:
-                flags |= PSH
-            if send_fin:
-                flags |= FIN
-            payload = bytes(sendbuf.data[off:off + n]) if n else b""
-            if retrans:
-                self.stats.retransmits += 1
-                self.stats.bytes_retrans += n
-                if self.trace is not None:
-                    self.trace(now, "retransmit", {"seq": seq, "len": n, "why": "rto"})
-            elif n and self._rtt_seq is None and not self.ts_ok:
-                self._rtt_seq = seq_add(seq, n)
-                self._rtt_time = now
-            self._emit(seq, flags, payload, now)
-            sent_ack = True
-            nxt = self.snd_nxt = (seq + n + (1 if send_fin else 0)) & MASK
-            if nxt != snd_max and ((nxt - snd_max) & MASK) < HALF:  # seq_gt(nxt, snd_max)
-                self.snd_max = nxt
-            if self.rto_at is None:
-                self.rto_at = now + self.rtt.rto
-            if send_fin:
-                break
-        if sack_recovery and self.recover is not None and self._sack_retransmit(now, rescue=True):
-            sent_ack = True  # NextSeg rule (3): no new data went out, resend below the top SACK
-        self._sws_override = False
-        return sent_ack
+    # -- output (output.py) ------------------------------------------------------------------------
+    output = output  # send what the state, the windows, Nagle and pending ACKs allow
+    window_update_due = window_update_due
 
     # -- introspection ----------------------------------------------------------------------------
     def tcp_info(self) -> dict[str, Any]:

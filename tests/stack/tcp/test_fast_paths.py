@@ -1,6 +1,6 @@
 """The per-packet fast paths (issue 11 §1) give the same results as the general code they
-short-cut: segment bytes, the window-update test, the IPv4 destination cache, the fused
-Ethernet/IPv4/TCP receive path."""
+short-cut: segment bytes, the receive window (against ``reference.py``), the IPv4 destination
+cache, the fused Ethernet/IPv4/TCP receive path."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stacklab.net.network import Network
-from stacklab.stack.tcp.layer import _segment_bytes
+from stacklab.stack.tcp.output import emit, segment_bytes
 from stacklab.stack.tcp.segment import ACK, FIN, PSH, SYN, Segment
 from stacklab.stack.tcp.tcb import Tcb
 from stacklab.wire.addr import ip_bytes
 from stacklab.wire.ethernet import build_ethernet
 from stacklab.wire.ipv4 import build_ipv4
 from stacklab.wire.tcp import TcpView, build_tcp
+
+from . import reference
 
 U32 = st.integers(0, 0xFFFFFFFF)
 
@@ -35,7 +37,7 @@ def test_segment_bytes_equal_build_tcp(seq, ack, flags, window, payload, ts, sac
                   mss=1460 if mss and flags & SYN else None)
     psum = int.from_bytes(src, "big") + int.from_bytes(dst, "big") + 6
     want = build_tcp(src, dst, 40000, 80, seq, ack, flags, window, payload, seg.options_bytes())
-    assert _segment_bytes(psum, 40000, 80, seg) == want
+    assert segment_bytes(psum, 40000, 80, seg) == want
     assert TcpView(want).checksum_ok(src, dst)
 
 
@@ -50,13 +52,13 @@ def test_window_update_due_matches_the_general_test(rcv_nxt, adv, shift, cap, us
     tcb.recvbuf.capacity = cap
     tcb.recvbuf.ready = bytearray(min(used, cap + 100))
     tcb.adv_mss = mss
-    assert tcb.window_update_due() == tcb._window_update_due()
+    assert tcb.window_update_due() == reference.window_update_due(tcb)
 
 
 @settings(max_examples=300, deadline=None)
 @given(U32, st.integers(0, 1 << 20), st.integers(0, 14), st.integers(1, 4 << 20),
        st.integers(0, 4 << 20), st.integers(64, 9000))
-def test_emit_window_matches_window_field(rcv_nxt, adv, shift, cap, used, mss):
+def test_emit_window_matches_the_reference_window_field(rcv_nxt, adv, shift, cap, used, mss):
     tcbs = []
     for _ in range(2):
         tcb = Tcb(bytes(4), 1, bytes(4), 2, iss=0, now=0.0)
@@ -67,11 +69,11 @@ def test_emit_window_matches_window_field(rcv_nxt, adv, shift, cap, used, mss):
         tcb.recvbuf.ready = bytearray(min(used, cap + 100))
         tcb.adv_mss = mss
         tcbs.append(tcb)
-    general, inline = tcbs
-    field = general._window_field()
-    inline._emit(5, ACK, b"", 1.0)
-    (seg,) = inline.segments_to_send()
-    assert seg.window == field and inline.rcv_adv == general.rcv_adv
+    spec, fast = tcbs
+    field = reference.window_field(spec)
+    emit(fast, 5, ACK, b"", 1.0)
+    (seg,) = fast.segments_to_send()
+    assert seg.window == field and fast.rcv_adv == spec.rcv_adv
 
 
 def _pair(**link):
