@@ -60,7 +60,7 @@ ALLOWED_CYCLES: set[tuple[str, ...]] = {
     ("stacklab.api.streams", "stacklab.api.tools", "stacklab.api.udp", "stacklab.stack.arp",
      "stacklab.stack.host", "stacklab.stack.icmp", "stacklab.stack.ipv4", "stacklab.stack.ipv6",
      "stacklab.stack.ndp", "stacklab.stack.pmtu", "stacklab.stack.router",
-     "stacklab.stack.tcp.layer", "stacklab.stack.udp"),
+     "stacklab.stack.udp"),
     ("stacklab.stack.tcp.congestion", "stacklab.stack.tcp.congestion.base",
      "stacklab.stack.tcp.congestion.cubic", "stacklab.stack.tcp.congestion.reno"),
     ("stacklab.tour.lab", "stacklab.tour.runner", "stacklab.tour.steps"),

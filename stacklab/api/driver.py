@@ -2,12 +2,18 @@
 
 The same driver serves the simulator (virtual-time loop, ``transmit`` hands frames to a link) and
 the TAP device (real loop, ``transmit`` writes to the device).
+
+After every node call (a frame in, a timer, a kick) the driver runs the drain hooks that API
+objects registered (``on_drain``): they pull the events the node's engines queued and hand them
+to the application, whose reactions (a write, a read that opens the window) the hook runs
+through the engine before the driver collects the frames to send. The engine never calls the
+application (aioquic's ``_process_events`` after ``receive_datagram``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from stacklab.stack.node import Node
 
@@ -23,15 +29,32 @@ class NodeDriver:
         self._kick_pending = False
         self._held = 0  # > 0 while a link delivers a batch of frames (hold/release)
         self._held_frames = False
+        self._drain_hooks: dict[Hashable, Callable[[float], None]] = {}
+        self._draining = False
         node.wake = self.kick
         node.driver = self  # type: ignore[attr-defined]  # lets API objects find the loop
 
     def now(self) -> float:
         return self.loop.time()
 
+    def on_drain(self, key: Hashable, hook: Callable[[float], None]) -> None:
+        """Run ``hook(now)`` after every node call (once per ``key``, e.g. a host's TCP layer)."""
+        self._drain_hooks.setdefault(key, hook)
+
+    def _drain(self, now: float) -> None:
+        if self._drain_hooks:
+            self._draining = True  # kicks from inside a hook: the flush that follows covers them
+            try:
+                for hook in self._drain_hooks.values():
+                    hook(now)
+            finally:
+                self._draining = False
+
     def deliver(self, ifindex: int, frame: bytes) -> None:
         """A frame arrived from outside on interface ``ifindex``."""
-        self.node.receive_frame(ifindex, frame, self.loop.time())
+        now = self.loop.time()
+        self.node.receive_frame(ifindex, frame, now)
+        self._drain(now)
         if self._held:
             self._held_frames = True
         else:
@@ -51,8 +74,8 @@ class NodeDriver:
                 self.flush()
 
     def kick(self) -> None:
-        """Something changed outside a driver call: flush on the next loop iteration."""
-        if not self._kick_pending:
+        """Something changed outside a driver call: drain and flush on the next loop iteration."""
+        if not self._kick_pending and not self._draining:
             self._kick_pending = True
             self.loop.call_soon(self._kicked)
 
@@ -83,5 +106,7 @@ class NodeDriver:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        self.node.handle_timer(self.loop.time())
+        now = self.loop.time()
+        self.node.handle_timer(now)
+        self._drain(now)
         self.flush()

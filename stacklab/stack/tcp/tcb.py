@@ -10,30 +10,17 @@ The TCB never touches a socket or a clock. Its driver (``TcpLayer``, or a test) 
 and collects ``segments_to_send()`` and ``next_event()``. Every state change goes through the one
 table in :mod:`.fsm` and is recorded in ``transitions`` as ``(time, old, new, cause)``.
 
-Sequence space: SND.UNA <= SND.NXT <= SND.MAX (BSD's ``snd_max``: the highest sequence number sent;
-after a timeout SND.NXT goes back to SND.UNA and the normal output path resends, go-back-N).
-Stream offsets (byte 0 = first byte after the SYN) index the send and receive buffers.
+The TCB is split in three: its variables (:mod:`.tcbvars`), its sending side (:mod:`.output`:
+segmentizer, window field, SACK blocks, retransmissions) and, here, segment arrival, timers, user
+calls and state changes.
 """
 
 from __future__ import annotations
 
-import random
-from collections import deque
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from .buffers import ReceiveBuffer, SendBuffer
-from .config import (
-    DEFAULT_MSS_V4,
-    DEFAULT_MSS_V6,
-    DUPACK_THRESHOLD,
-    TS_OPT_LEN,
-    TcpConfig,
-    TcpStats,
-    our_wscale,
-)
-from .congestion import create_congestion
+from .config import DUPACK_THRESHOLD
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
     CAN_SEND,
@@ -49,130 +36,19 @@ from .fsm import (
     SYN_SENT,
     TIME_WAIT,
     Event,
-    State,
     next_state,
 )
-from .output import emit, emit_rst, output, window_update_due
-from .plpmtud import Plpmtud
-from .recovery import Recovery
-from .rtt import RttEstimator
+from .output import TcbOutput
 from .segment import ACK, FIN, RST, SYN, Segment, SegmentLike
 from .seq import HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 
 OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
 
 
-class Tcb:
-    def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
-                 iss: int, now: float, config: TcpConfig | None = None,
-                 adv_mss: int | None = None, path_mtu: int | None = None,
-                 rng: random.Random | None = None,
-                 trace: Callable[[float, str, dict[str, Any]], None] | None = None) -> None:
-        self.config = cfg = config or TcpConfig()
-        self.local_ip = local_ip
-        self.local_port = local_port
-        self.remote_ip = remote_ip
-        self.remote_port = remote_port
-        self.v6 = len(local_ip) == 16
-        self._ip_tcp_hdr = 60 if self.v6 else 40
-        # the addresses' part of the pseudo-header sum (RFC 9293 §3.1), for the layer's builder
-        self.tx_psum = int.from_bytes(local_ip, "big") + int.from_bytes(remote_ip, "big") + 6
-        self.trace = trace
-        self.state = CLOSED
-        self.created = now
-        self.transitions: list[tuple[float, State, State, str]] = []
-        self.passive = False
-        self.user_closed = False  # close() called: no more reading wanted (orphan in Linux)
-        self.error: Exception | None = None
-        # send sequence variables (RFC 9293 §3.3.1)
-        self.iss = iss & MASK
-        self.snd_una = self.iss
-        self.snd_nxt = self.iss
-        self.snd_max = self.iss
-        self.snd_wnd = 0
-        self.snd_wl1 = 0
-        self.snd_wl2 = 0
-        self.max_sndwnd = 0
-        self.snd_data_una = seq_add(self.iss, 1)  # sequence number of sendbuf.base
-        # receive sequence variables
-        self.irs = 0
-        self.rcv_nxt = 0
-        self.rcv_adv = 0  # right edge of the window last advertised (RCV.NXT + RCV.WND)
-        # options
-        mtu_mss = (path_mtu or 1500) - self._ip_tcp_hdr
-        self.adv_mss = min(adv_mss or mtu_mss, cfg.maxseg or 65535)
-        self.path_mss = mtu_mss
-        self.plpmtud = Plpmtud(cfg.mtu_probing, self._ip_tcp_hdr, mtu_mss + self._ip_tcp_hdr,
-                               base_mss=cfg.base_mss)
-        self.peer_mss = DEFAULT_MSS_V6 if self.v6 else DEFAULT_MSS_V4
-        self.rcv_wscale = our_wscale(cfg.recv_buffer) if cfg.window_scaling else 0
-        self.snd_wscale = 0
-        self.wscale_ok = False
-        self.ts_ok = False
-        self.ts_recent = 0
-        self.last_ack_sent = 0
-        rng = rng or random.Random(iss)
-        self.ts_offset = rng.getrandbits(32)
-        self.sack_ok = False
-        self.snd_mss = self._compute_snd_mss()
-        # buffers, estimators
-        self.sendbuf = SendBuffer(cfg.send_buffer)
-        self.recvbuf = ReceiveBuffer(cfg.recv_buffer, cfg.max_ooo_pieces)
-        self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
-        self.cc = create_congestion(cfg.congestion, self.snd_mss)
-        self._rtt_seq: int | None = None  # Karn: the one timed segment when timestamps are off
-        self._rtt_time = 0.0
-        self.dupacks = 0
-        self.recover: int | None = None  # snd_max when fast recovery started (RFC 6582 recover)
-        self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
-        self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
-        self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
-        self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
-        self._cwnd_traced = (0, 0)
-        self.cwnd_log: list[tuple[float, int, int]] = []
-        self._oow_ack_at = -1.0  # last ACK sent for an out-of-window segment (rate limit)
-        self.challenge_ack_ok: Callable[[float], bool] | None = None  # host-wide limiter
-        self.keepalive_at: float | None = None
-        self.keepalive_probes = 0
-        self.last_rx = now
-        self.unacked_since: float | None = None  # user timeout: oldest unanswered transmission
-        self.retries = 0  # consecutive timeouts without progress
-        # FIN bookkeeping
-        self.fin_queued = False  # user asked to close the sending side
-        self.fin_seq: int | None = None  # sequence number of our FIN once data is all queued
-        self.rcv_fin_off: int | None = None  # stream offset of the peer's FIN once seen
-        self.fin_received = False
-        # timers (absolute deadlines or None)
-        self.rto_at: float | None = None
-        self.persist_at: float | None = None
-        self.persist_backoff = 0
-        self.delack_at: float | None = None
-        self.timewait_at: float | None = None
-        self.finwait2_at: float | None = None
-        self.conn_deadline: float | None = None
-        # output
-        self._ack_now = False
-        self._sws_override = False
-        self._unacked_bytes = 0  # in-order bytes received since the last ACK we sent
-        self.rcv_mss_seen = 0
-        self._out: list[Segment] = []
-        self._events: deque[TcbEvent] = deque()
-        self._lost_reported = False
-        self._sws_override = False
-        self.stats = TcpStats()
-        self.user: Any = None  # the socket/transport object on top (set by the layer's user)
-        self.listener: Any = None  # the Listener that spawned a passive TCB
+class Tcb(TcbOutput):
+    """One TCP connection (the constructor is :class:`~.tcbvars.TcbVars`'s)."""
 
     # -- setup helpers -------------------------------------------------------------------------
-    def _compute_snd_mss(self) -> int:
-        mss = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535)
-        clamp = self.plpmtud.mtu_clamp()  # PLPMTUD's size known to get through
-        if clamp is not None:
-            mss = min(mss, clamp - self._ip_tcp_hdr)
-        if self.ts_ok:
-            mss -= TS_OPT_LEN
-        return max(mss, 64)
-
     def set_path_mtu(self, mtu: int) -> None:
         """Path MTU discovery lowered (or raised) the path MTU: recompute the send MSS."""
         self.path_mss = mtu - self._ip_tcp_hdr
@@ -197,10 +73,6 @@ class Tcb:
             self._sws_override = True
             self.output(now)
         return True
-
-    @property
-    def key(self) -> tuple[bytes, int, bytes, int]:
-        return (self.local_ip, self.local_port, self.remote_ip, self.remote_port)
 
     # -- state changes ----------------------------------------------------------------------------
     def _move(self, now: float, event: Event, cause: str = "") -> None:
@@ -237,6 +109,16 @@ class Tcb:
         self.error = error
         self.sendbuf.data.clear()
         self._move(now, event, cause)
+
+    def reopen_from_time_wait(self, now: float) -> None:
+        """A new SYN takes this connection's 4-tuple while it is in TIME-WAIT (RFC 6191 §2, the
+        listener checked ``syn_acceptable_in_time_wait``): CLOSED at once."""
+        self._move(now, Event.SYN_IN_TIME_WAIT, "new SYN in TIME-WAIT (RFC 6191)")
+
+    def refuse(self, now: float, cause: str) -> None:
+        """The peer refused our SYN by other means than a RST (an ICMP port unreachable in
+        SYN-SENT, RFC 1122 §4.2.3.9): CLOSED with ConnectionRefusedError."""
+        self._fail(now, Event.RCV_RST, ConnectionRefusedError("port unreachable"), cause)
 
     @property
     def states_entered(self) -> list[str]:
@@ -296,7 +178,19 @@ class Tcb:
 
     @property
     def at_eof(self) -> bool:
+        """The peer's FIN arrived and every byte before it was read."""
         return self.fin_received and not len(self.recvbuf)
+
+    @property
+    def send_queued(self) -> int:
+        """Bytes in the send buffer: not yet sent, or sent and not yet acknowledged."""
+        return len(self.sendbuf)
+
+    @property
+    def ack_pending(self) -> bool:
+        """An ACK is owed or a window update is due: what a read may change, so ``output()``
+        after a read only has something to do when this is true."""
+        return self._ack_now or self.window_update_due()
 
     def close(self, now: float, *, full: bool = False) -> None:
         """CLOSE (RFC 9293 §3.10.4): send a FIN once the queued data is out.
@@ -329,7 +223,7 @@ class Tcb:
         if st is CLOSED:
             return
         if st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
-            emit_rst(self, self.snd_max, None)
+            self._emit_rst(self.snd_max, None)
         self._fail(now, Event.ABORT, error, "ABORT")
 
     # -- driver calls -----------------------------------------------------------------------------
@@ -382,7 +276,7 @@ class Tcb:
         if ut is not None and now >= ut and self.state not in (TIME_WAIT, CLOSED):
             # TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3): data unacknowledged this long
             if self.state not in (SYN_SENT, SYN_RECEIVED):
-                emit_rst(self, self.snd_max, None)
+                self._emit_rst(self.snd_max, None)
             self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
                        f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
             return
@@ -424,7 +318,7 @@ class Tcb:
             self.keepalive_at = now + cfg.keepidle  # the RTO / persist timer watches the peer
             return False
         if self.keepalive_probes >= cfg.keepcnt:
-            emit_rst(self, self.snd_max, None)
+            self._emit_rst(self.snd_max, None)
             self._fail(now, Event.TIMEOUT, TimeoutError("TCP keepalive timed out"),
                        f"{cfg.keepcnt} keepalive probes unanswered")
             return True
@@ -432,7 +326,7 @@ class Tcb:
         self.stats.keepalive_probes += 1
         if self.trace is not None:
             self.trace(now, "keepalive", {"probe": self.keepalive_probes})
-        emit(self, seq_add(self.snd_una, -1), ACK, b"", now)
+        self._emit(seq_add(self.snd_una, -1), ACK, b"", now)
         self.keepalive_at = now + cfg.keepintvl
         return False
 
@@ -448,7 +342,7 @@ class Tcb:
                 self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
                            f"SYN not answered after {limit} retransmissions")
             elif not syn_phase:
-                emit_rst(self, self.snd_max, None)
+                self._emit_rst(self.snd_max, None)
                 self._fail(now, Event.TIMEOUT, TimeoutError("TCP retransmissions timed out"),
                            f"{limit} retransmissions without an ACK")
                 return
@@ -487,12 +381,8 @@ class Tcb:
                 self.snd_nxt = seq_add(self.snd_nxt, 1)
                 if seq_gt(self.snd_nxt, self.snd_max):
                     self.snd_max = self.snd_nxt
-            emit(self, self.snd_una if seq == self.snd_una else seq, ACK, payload, now)
+            self._emit(self.snd_una if seq == self.snd_una else seq, ACK, payload, now)
         self._arm_persist(now)
-
-    def _arm_persist(self, now: float) -> None:
-        t = min(self.config.persist_max, self.rtt.base_rto * (1 << min(self.persist_backoff, 16)))
-        self.persist_at = now + t
 
     # -- segment arrival (RFC 9293 §3.10.7) -------------------------------------------------------
     def receive(self, seg: SegmentLike, now: float) -> None:
@@ -549,7 +439,7 @@ class Tcb:
         if flags & ACK:  # first check the ACK bit
             if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
                 if not flags & RST:
-                    emit_rst(self, seg.ack, None)
+                    self._emit_rst(seg.ack, None)
                 return
             ack_ok = True  # SND.UNA (= ISS) < SEG.ACK =< SND.NXT
         if flags & RST:  # second check the RST bit
@@ -736,7 +626,7 @@ class Tcb:
                 self._established(now)
                 st = self.state
             else:
-                emit_rst(self, ack, None)
+                self._emit_rst(ack, None)
                 return
         old_una = self.snd_una
         snd_max = self.snd_max
@@ -959,33 +849,6 @@ class Tcb:
         if self.plpmtud.on_rto(self.retries, head, now):
             self._plpmtud_sync(now, "black hole: repeated timeouts of full-size segments")
 
-    def _plpmtud_want_probe(self, now: float) -> int:
-        """The packet size of a probe to send now (0: none). Like Linux: only in the open
-        state (no recovery, no timeouts) with a congestion window of at least 11 segments."""
-        p = self.plpmtud
-        if not p.engaged or p.probe_seq is not None or self.recover is not None \
-                or self.retries or self.dupacks or self.state not in (ESTABLISHED, CLOSE_WAIT) \
-                or self.cc.cwnd < 11 * self.snd_mss:
-            return 0
-        limit = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535) + self._ip_tcp_hdr
-        return p.want_probe(limit, now) or 0
-
-    def _plpmtud_probe_len(self, probe_mtu: int, avail: int, usable: int, n: int,
-                           now: float) -> int:
-        """Payload length of the next new segment: a probe of ``probe_mtu`` bytes when the data
-        and the window allow one followed by three normal segments (so that its loss shows as
-        duplicate ACKs), else ``n``."""
-        size = probe_mtu - self._ip_tcp_hdr - (TS_OPT_LEN if self.ts_ok else 0)
-        mss = self.snd_mss
-        if size <= mss or avail < size + 3 * mss or usable < size \
-                or self.snd_wnd - seq_sub(self.snd_nxt, self.snd_una) < size + 3 * mss:
-            return n
-        self.plpmtud.probe_sent(self.snd_nxt, seq_add(self.snd_nxt, size), probe_mtu, now)
-        if self.trace is not None:
-            self.trace(now, "plpmtud", {"why": "probe", "mtu": probe_mtu, "seq": self.snd_nxt,
-                                        "len": size})
-        return size
-
     def _plpmtud_probe_lost(self, now: float) -> None:
         """Duplicate ACKs point at the probe: it did not fit. Resend its bytes in segments of
         the current MSS; cwnd stays (Linux tcp_mtup_probe_failed + tcp_simple_retransmit)."""
@@ -1003,48 +866,10 @@ class Tcb:
             self.stats.bytes_retrans += n
             if self.trace is not None:
                 self.trace(now, "retransmit", {"seq": seq, "len": n, "why": "mtu probe lost"})
-            emit(self, seq, ACK, self.sendbuf.peek(off, n), now)
+            self._emit(seq, ACK, self.sendbuf.peek(off, n), now)
             seq = seq_add(seq, n)
 
-    def _retransmit_head(self, now: float, why: str) -> None:
-        self._retransmit_from(self.snd_una, self.snd_mss, now, why)
-
-    def _retransmit_from(self, seq: int, limit: int, now: float, why: str) -> int:
-        """Resend at most ``limit`` bytes (and the FIN if it is there) from ``seq``, which lies
-        in [SND.UNA, SND.MAX). Returns the sequence space covered (0: nothing to resend)."""
-        off = seq_sub(seq, self.snd_data_una)
-        n = min(self.snd_mss, limit, len(self.sendbuf) - off) if off >= 0 else 0
-        flags = ACK
-        if n <= 0:
-            n = 0
-            if self.fin_seq is not None and seq == self.fin_seq \
-                    and seq_gt(self.snd_max, self.fin_seq):
-                flags |= FIN
-            else:
-                return 0
-        elif self.fin_seq is not None and seq_add(seq, n) == self.fin_seq \
-                and seq_gt(self.snd_max, self.fin_seq):
-            flags |= FIN
-        payload = self.sendbuf.peek(off, n) if n else b""
-        self.stats.retransmits += 1
-        self.stats.bytes_retrans += n
-        if self.trace is not None:
-            self.trace(now, "retransmit", {"seq": seq, "len": n, "why": why})
-        emit(self, seq, flags, payload, now)
-        covered = n + (1 if flags & FIN else 0)
-        self.rec.on_retransmit(self._abs(seq), covered)
-        if self.rto_at is None:
-            self.rto_at = now + self.rtt.rto
-        return covered
-
     # -- loss recovery (RFC 5681, RFC 6582, RFC 6675; the scoreboard is in recovery.py) ---------
-    def _abs(self, seq: int) -> int:
-        """Stream position of a sequence number (never wraps; the FIN is after the last byte)."""
-        return self.sendbuf.base + seq_sub(seq, self.snd_data_una)
-
-    def _seq(self, pos: int) -> int:
-        return seq_add(self.snd_data_una, pos - self.sendbuf.base)
-
     def _take_sack(self, seg: SegmentLike) -> int:
         """Read the SACK blocks of an ACK into the scoreboard; returns newly SACKed bytes."""
         blocks = seg.sack_blocks()
@@ -1123,47 +948,6 @@ class Tcb:
         if self.trace is not None:
             self.trace(now, "recovery", {"enter": False})
 
-    @property
-    def cwnd_effective(self) -> int:
-        """cwnd as the sender uses it: NewReno's inflation included (RFC 5681 §3.2)."""
-        return max(self.snd_mss, self.cc.cwnd + self.rec.inflation) \
-            if self.recover is not None else self.cc.cwnd
-
-    def _in_flight(self) -> int:
-        """Bytes counted against cwnd: RFC 6675 ``pipe`` during SACK recovery; otherwise what was
-        sent from SND.UNA to SND.NXT minus what the peer SACKed (after a timeout SND.NXT went
-        back: what lies above it is presumed lost)."""
-        una, nxt = self.snd_una, self.snd_nxt
-        flight = seq_sub(nxt, una)
-        rec = self.rec
-        if not self.sack_ok or not (len(rec.sacked) or rec.in_recovery):
-            return flight
-        una_pos = self._abs(una)
-        if self.recover is not None and rec.sack_mode:
-            return rec.pipe(una_pos, self._abs(self.snd_max), self.snd_mss)
-        return flight - rec.sacked.covered_between(una_pos, una_pos + flight)
-
-    def _sack_retransmit(self, now: float, rescue: bool) -> bool:
-        """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS send NextSeg rule (1) holes
-        (lost, not yet resent), or with ``rescue`` rule (3) holes below the highest SACK."""
-        rec = self.rec
-        sent = False
-        mss = self.snd_mss
-        while True:
-            una_pos = self._abs(self.snd_una)
-            max_pos = self._abs(self.snd_max)
-            if self.cc.cwnd - rec.pipe(una_pos, max_pos, mss) < mss:
-                break
-            hole = rec.rescue_seg(una_pos, max_pos) if rescue else \
-                rec.next_seg(una_pos, max_pos, mss)
-            if hole is None:
-                break
-            pos, n = hole
-            if not self._retransmit_from(self._seq(pos), n, now, "sack"):
-                break
-            sent = True
-        return sent
-
     def _trace_cwnd(self, now: float) -> None:
         cw, ss = self.cc.cwnd, self.cc.ssthresh
         if (cw, ss) == self._cwnd_traced:
@@ -1177,10 +961,6 @@ class Tcb:
         if self.trace is not None:
             self.trace(now, "cwnd", {"cwnd": cw, "ssthresh": min(ss, 1 << 30),
                                      "cc": self.cc.name, "recovery": self.recover is not None})
-
-    # -- output (output.py) ------------------------------------------------------------------------
-    output = output  # send what the state, the windows, Nagle and pending ACKs allow
-    window_update_due = window_update_due
 
     # -- introspection ----------------------------------------------------------------------------
     def tcp_info(self) -> dict[str, Any]:
