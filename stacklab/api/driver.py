@@ -81,6 +81,7 @@ class NodeDriver:
 
     def _kicked(self) -> None:
         self._kick_pending = False
+        self._drain(self.loop.time())
         self.flush()
 
     def flush(self) -> None:

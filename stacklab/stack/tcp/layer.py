@@ -52,7 +52,7 @@ class TcpLayer:
         self._spawned_by: dict[Tcb, Listener] = {}  # passive connections -> their listener
         self.isn = IsnGenerator.from_rng(host.rng)
         self._next_port = EPHEMERAL_LOW + host.rng.randrange(EPHEMERAL_HIGH - EPHEMERAL_LOW)
-        self._dirty: set[Tcb] = set()  # TCBs a user call touched: output() at poll()
+        self._dirty: dict[Tcb, None] = {}  # TCBs user calls touched, in order: output at poll
         self._events: deque[tuple[Tcb, TcbEvent]] = deque()  # for the application: next_event
         # Timer index: every TCB's next deadline, noted after each flush (everything that
         # changes a TCB ends in flush or kick), in a heap with lazy deletion: get_timer is
@@ -308,7 +308,7 @@ class TcpLayer:
                     q.append((tcb, ev))
                 events.clear()
             if tcb.finished:
-                self._dirty.discard(tcb)
+                self._dirty.pop(tcb, None)
                 self._forget(tcb)
                 self._timer_of.pop(tcb, None)
                 return
@@ -352,7 +352,7 @@ class TcpLayer:
     def kick(self, tcb: Tcb) -> None:
         """A user call changed ``tcb`` (data queued, buffer read, close): its output runs at the
         next ``poll``, which the driver's drain hook calls after every node call."""
-        self._dirty.add(tcb)
+        self._dirty[tcb] = None
         self.host.request_wake()
 
     def poll(self, now: float) -> bool:
@@ -361,7 +361,8 @@ class TcpLayer:
         if not dirty:
             return False
         while dirty:
-            tcb = dirty.pop()
+            tcb = next(iter(dirty))
+            del dirty[tcb]
             if not tcb.finished:
                 tcb.output(now)
                 self.flush(tcb, now)
@@ -384,8 +385,6 @@ class TcpLayer:
 
     # -- timers (a Host timer source) -----------------------------------------------------------
     def get_timer(self) -> float | None:
-        if self._dirty:
-            return 0.0
         heap = self._timer_heap
         of = self._timer_of
         while heap:
@@ -396,7 +395,6 @@ class TcpLayer:
         return None
 
     def handle_timer(self, now: float) -> None:
-        self.poll(now)
         heap = self._timer_heap
         of = self._timer_of
         due: list[Tcb] = []
