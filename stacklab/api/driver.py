@@ -42,19 +42,19 @@ class NodeDriver:
         self._drain_hooks.setdefault(key, hook)
 
     def _drain(self, now: float) -> None:
-        if self._drain_hooks:
-            self._draining = True  # kicks from inside a hook: the flush that follows covers them
-            try:
-                for hook in self._drain_hooks.values():
-                    hook(now)
-            finally:
-                self._draining = False
+        self._draining = True  # kicks from inside a hook: the flush that follows covers them
+        try:
+            for hook in self._drain_hooks.values():
+                hook(now)
+        finally:
+            self._draining = False
 
     def deliver(self, ifindex: int, frame: bytes) -> None:
         """A frame arrived from outside on interface ``ifindex``."""
         now = self.loop.time()
         self.node.receive_frame(ifindex, frame, now)
-        self._drain(now)
+        if self._drain_hooks:
+            self._drain(now)
         if self._held:
             self._held_frames = True
         else:
@@ -81,7 +81,8 @@ class NodeDriver:
 
     def _kicked(self) -> None:
         self._kick_pending = False
-        self._drain(self.loop.time())
+        if self._drain_hooks:
+            self._drain(self.loop.time())
         self.flush()
 
     def flush(self) -> None:
@@ -109,5 +110,6 @@ class NodeDriver:
         self._timer_at = None
         now = self.loop.time()
         self.node.handle_timer(now)
-        self._drain(now)
+        if self._drain_hooks:
+            self._drain(now)
         self.flush()

@@ -70,18 +70,19 @@ def _drain(layer: TcpLayer, now: float) -> None:
     """The driver's drain hook for a host's TCP layer: hand each queued event to the transport
     of its connection (a new passive connection to its listener's accept callback), then run the
     output of what the application did in reaction, until neither is left."""
-    while True:
-        item = layer.next_event()
-        if item is None:
-            if layer.poll(now):
-                continue
-            return
-        tcb, ev = item
-        transport = tcb.user
-        if isinstance(transport, TcpTransport):
-            transport._on_event(ev)
-        elif type(ev) is Connected and (lst := layer.listener_of(tcb)) is not None:
-            lst.on_established(tcb)
+    events = layer.events
+    while events or layer.kicked:
+        while events:
+            tcb, ev = events.popleft()
+            transport = tcb.user
+            if isinstance(transport, TcpTransport):
+                if type(ev) is DataReceived:  # the per-segment event, without a dispatch call
+                    transport._deliver()
+                else:
+                    transport._on_event(ev)
+            elif type(ev) is Connected and (lst := layer.listener_of(tcb)) is not None:
+                lst.on_established(tcb)
+        layer.poll(now)
 
 
 def _pull_events(host: Host, layer: TcpLayer) -> None:
@@ -156,8 +157,8 @@ class TcpTransport(asyncio.Transport):
         tcb = self._tcb
         if tcb is None or self._reading_paused or self._lost:
             return
-        if tcb.readable:
-            data = tcb.read()
+        data = tcb.read()
+        if data:
             if tcb.ack_pending:  # the read opened the window enough for a window update
                 self._layer.kick(tcb)
             if not tcb.user_closed:

@@ -5,8 +5,8 @@ It registers itself with the host (``register_protocol(6)``, ``register_icmp_err
 ``add_timer_source``; :class:`TcpHost` is all it asks of the host). Each TCB is sans-IO; after
 anything touches one, ``flush(tcb, now)`` builds its segments into bytes, hands them to
 ``host.ip_send`` and queues its events. The layer never calls the application: the API pulls
-``next_event() -> (tcb, event)`` after each node call, and its calls into a TCB (send, read,
-close) end with ``kick(tcb)``, whose output runs at the next ``poll(now)``.
+``(tcb, event)`` pairs from ``events`` after each node call, and its calls into a TCB (send,
+read, close) end with ``kick(tcb)``, whose output runs at the next ``poll(now)``.
 """
 
 from __future__ import annotations
@@ -52,8 +52,10 @@ class TcpLayer:
         self._spawned_by: dict[Tcb, Listener] = {}  # passive connections -> their listener
         self.isn = IsnGenerator.from_rng(host.rng)
         self._next_port = EPHEMERAL_LOW + host.rng.randrange(EPHEMERAL_HIGH - EPHEMERAL_LOW)
-        self._dirty: dict[Tcb, None] = {}  # TCBs user calls touched, in order: output at poll
-        self._events: deque[tuple[Tcb, TcbEvent]] = deque()  # for the application: next_event
+        # TCBs user calls touched since the last poll(), in order (read-only outside the layer)
+        self.kicked: dict[Tcb, None] = {}
+        # (tcb, event) for the application, oldest first: it pulls them with events.popleft()
+        self.events: deque[tuple[Tcb, TcbEvent]] = deque()
         # Timer index: every TCB's next deadline, noted after each flush (everything that
         # changes a TCB ends in flush or kick), in a heap with lazy deletion: get_timer is
         # O(log n) instead of a scan of every connection per frame (10,000 connections).
@@ -301,14 +303,14 @@ class TcpLayer:
             events = tcb._events
             if events:
                 lst = self._spawned_by.get(tcb)
-                if lst is not None and self._passive_events(lst, tcb, now):
+                if lst is not None and tcb in lst.pending and self._passive_events(lst, tcb, now):
                     continue  # aborted: send its RST
-                q = self._events
+                q = self.events
                 for ev in events:
                     q.append((tcb, ev))
                 events.clear()
             if tcb.finished:
-                self._dirty.pop(tcb, None)
+                self.kicked.pop(tcb, None)
                 self._forget(tcb)
                 self._timer_of.pop(tcb, None)
                 return
@@ -336,7 +338,7 @@ class TcpLayer:
                 heapq.heapify(self._timer_heap)
 
     def _passive_events(self, lst: Listener, tcb: Tcb, now: float) -> bool:
-        """The listener's bookkeeping for the events of a child it spawned: it leaves the SYN
+        """The listener's bookkeeping for the events of a half-open child: it leaves the SYN
         queue when ESTABLISHED or lost; one that completes after the listener closed is aborted
         (True: its events are dropped, the RST is to be sent)."""
         for ev in tcb._events:
@@ -352,12 +354,12 @@ class TcpLayer:
     def kick(self, tcb: Tcb) -> None:
         """A user call changed ``tcb`` (data queued, buffer read, close): its output runs at the
         next ``poll``, which the driver's drain hook calls after every node call."""
-        self._dirty[tcb] = None
+        self.kicked[tcb] = None
         self.host.request_wake()
 
     def poll(self, now: float) -> bool:
         """Run the output of the TCBs kicked since the last poll; False if there were none."""
-        dirty = self._dirty
+        dirty = self.kicked
         if not dirty:
             return False
         while dirty:
@@ -367,11 +369,6 @@ class TcpLayer:
                 tcb.output(now)
                 self.flush(tcb, now)
         return True
-
-    def next_event(self) -> tuple[Tcb, TcbEvent] | None:
-        """The oldest event of any connection not yet handed to the application, or None."""
-        q = self._events
-        return q.popleft() if q else None
 
     def _forget(self, tcb: Tcb) -> None:
         if self.conns.get(tcb.key) is tcb:

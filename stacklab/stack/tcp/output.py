@@ -103,12 +103,12 @@ class TcbOutput(TcbVars):
 
     # -- the receive window (RFC 9293 §3.8.6.2.2) -------------------------------------------------
 
-    def receive_window(self) -> tuple[int, int]:
-        """(the window now open to the peer, the window to offer in the next segment). The offer is
-        the free buffer space (what the scale can express) when that moves the right edge by at
-        least min(buffer/2, MSS): receiver-side SWS avoidance; else the window stays; the edge never
-        moves left. Runs for every segment sent: written with the loop-invariant locals; the same
-        rule with the general helpers is ``tests/stack/tcp/reference.py``, compared by a test."""
+    def receive_window(self) -> int:
+        """The window to offer in the next segment (RFC 9293 §3.8.6.2.2): the free buffer space
+        (what the scale can express) when that moves the right edge by at least
+        min(buffer/2, MSS), receiver-side SWS avoidance; else the window open now (the edge never
+        moves left). Runs for every segment sent: written with the loop-invariant locals; the
+        same rule with the general helpers is ``tests/stack/tcp/reference.py``, compared there."""
         cur = (self.rcv_adv - self.rcv_nxt) & MASK  # seq_sub(RCV.ADV, RCV.NXT), at least 0
         if cur > HALF:
             cur = 0
@@ -123,8 +123,8 @@ class TcbOutput(TcbVars):
             if self.adv_mss < m:
                 m = self.adv_mss
             if offer - cur >= m:
-                return cur, offer
-        return cur, cur
+                return offer
+        return cur
 
     # -- output -----------------------------------------------------------------------------------
 
@@ -138,7 +138,7 @@ class TcbOutput(TcbVars):
             return
         rcv_nxt = self.rcv_nxt
         shift = self.rcv_wscale
-        window = (self.receive_window()[1] + (1 << shift) - 1) >> shift  # round up: never shrink
+        window = (self.receive_window() + (1 << shift) - 1) >> shift  # round up: never shrink
         if window > 0xFFFF:
             window = 0xFFFF
         self.rcv_adv = (rcv_nxt + (window << shift)) & MASK
@@ -282,7 +282,10 @@ class TcbOutput(TcbVars):
         """After the application read: advertise the larger window when it opens from below one
         MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). ``output()`` asks when it
         has nothing else to send."""
-        cur, offer = self.receive_window()
+        cur = (self.rcv_adv - self.rcv_nxt) & MASK
+        if cur > HALF:
+            cur = 0
+        offer = self.receive_window()
         return offer > cur and (cur < self.adv_mss or offer >= 2 * cur)
 
     def _output_data(self, now: float) -> bool:
