@@ -30,6 +30,7 @@ from .plpmtud import PlpmtudState
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
 from .seq import HALF, MASK, MOD, seq_add, seq_gt, seq_lt, seq_sub
 from .tcbvars import TcbVars
+from .timers import DELACK_TIMER, PERSIST_TIMER, RTO_TIMER
 
 _PLPMTUD_DISABLED = PlpmtudState.DISABLED
 _HDR = struct.Struct("!HHIIHHHH")
@@ -156,7 +157,8 @@ class TcbOutput(TcbVars):
             seg = Segment(seq, rcv_nxt, flags, window, payload, ts=ts, sack=sack)
             self.last_ack_sent = rcv_nxt
             self._ack_now = False
-            self.delack_at = None
+            if self.deadlines[DELACK_TIMER] is not None:
+                self._arm(DELACK_TIMER, None)
             self._unacked_bytes = 0
         else:
             ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
@@ -165,9 +167,9 @@ class TcbOutput(TcbVars):
         if payload:
             stats.bytes_sent += len(payload)
             if self.unacked_since is None:
-                self.unacked_since = now
+                self._set_unacked_since(now)
         elif flags & FIN and self.unacked_since is None:
-            self.unacked_since = now
+            self._set_unacked_since(now)
         self._out.append(seg)
 
     def _emit_syn(self, seq: int, flags: int, payload: bytes, now: float) -> None:
@@ -186,12 +188,13 @@ class TcbOutput(TcbVars):
         if flags & ACK:
             self.last_ack_sent = self.rcv_nxt
             self._ack_now = False
-            self.delack_at = None
+            if self.deadlines[DELACK_TIMER] is not None:
+                self._arm(DELACK_TIMER, None)
             self._unacked_bytes = 0
         self.stats.segs_out += 1
         self.stats.bytes_sent += len(payload)
         if self.unacked_since is None:
-            self.unacked_since = now
+            self._set_unacked_since(now)
         self._out.append(seg)
 
     def _ack_seq(self) -> int:
@@ -234,8 +237,8 @@ class TcbOutput(TcbVars):
             self.snd_nxt = seq_add(self.iss, 1)
             if seq_gt(self.snd_nxt, self.snd_max):
                 self.snd_max = self.snd_nxt
-            if self.rto_at is None:
-                self.rto_at = now + self.rtt.rto
+            if self.deadlines[RTO_TIMER] is None:
+                self._arm(RTO_TIMER, now + self.rtt.rto)
             return
         if st is SYN_SENT or st is TIME_WAIT or ((self.iss - self.snd_una) & MASK) < HALF:
             if self._ack_now and st is not SYN_SENT:
@@ -264,19 +267,20 @@ class TcbOutput(TcbVars):
         # persist timer when the peer's window is zero and we have something to send
         queued = len(self.sendbuf.data)
         if self.snd_wnd == 0 and queued > 0:
-            self.rto_at = None  # zero window: probe instead of timing out
-            if self.persist_at is None:
+            self._arm(RTO_TIMER, None)  # zero window: probe instead of timing out
+            if self.deadlines[PERSIST_TIMER] is None:
                 self._arm_persist(now)
         elif self.snd_una != self.snd_max:
-            self.persist_at = None
-            if self.rto_at is None:
-                self.rto_at = now + self.rtt.rto
+            self._arm(PERSIST_TIMER, None)
+            if self.deadlines[RTO_TIMER] is None:
+                self._arm(RTO_TIMER, now + self.rtt.rto)
         elif queued > seq_sub(self.snd_nxt, self.snd_data_una):  # unsent data
-            self.rto_at = None
-            if self.persist_at is None:
+            self._arm(RTO_TIMER, None)
+            if self.deadlines[PERSIST_TIMER] is None:
                 self._arm_persist(now)  # SWS override timer: small window, nothing in flight
         else:
-            self.rto_at = self.persist_at = None
+            self._arm(RTO_TIMER, None)
+            self._arm(PERSIST_TIMER, None)
 
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
@@ -393,8 +397,8 @@ class TcbOutput(TcbVars):
             nxt = self.snd_nxt = (seq + n + (1 if send_fin else 0)) & MASK
             if nxt != snd_max and ((nxt - snd_max) & MASK) < HALF:  # seq_gt(nxt, snd_max)
                 self.snd_max = nxt
-            if self.rto_at is None:
-                self.rto_at = now + self.rtt.rto
+            if self.deadlines[RTO_TIMER] is None:
+                self._arm(RTO_TIMER, now + self.rtt.rto)
             if send_fin:
                 break
         if sack_recovery and self.recover is not None and self._sack_retransmit(now, rescue=True):
@@ -429,8 +433,8 @@ class TcbOutput(TcbVars):
         self._emit(seq, flags, payload, now)
         covered = n + (1 if flags & FIN else 0)
         self.rec.on_retransmit(self._abs(seq), covered)
-        if self.rto_at is None:
-            self.rto_at = now + self.rtt.rto
+        if self.deadlines[RTO_TIMER] is None:
+            self._arm(RTO_TIMER, now + self.rtt.rto)
         return covered
 
     @property
@@ -476,7 +480,7 @@ class TcbOutput(TcbVars):
 
     def _arm_persist(self, now: float) -> None:
         t = min(self.config.persist_max, self.rtt.base_rto * (1 << min(self.persist_backoff, 16)))
-        self.persist_at = now + t
+        self._arm(PERSIST_TIMER, now + t)
 
     def _plpmtud_want_probe(self, now: float) -> int:
         """The packet size of a probe to send now (0: none). Like Linux: only in the open

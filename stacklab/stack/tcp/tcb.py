@@ -41,6 +41,18 @@ from .fsm import (
 from .output import TcbOutput
 from .segment import ACK, FIN, RST, SYN, Segment, SegmentLike
 from .seq import HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from .timers import (
+    CONNECT_TIMER,
+    DELACK_TIMER,
+    FIN_WAIT_2_TIMER,
+    KEEPALIVE_TIMER,
+    KINDS,
+    PERSIST_TIMER,
+    RTO_TIMER,
+    TIME_WAIT_TIMER,
+    Timer,
+    earliest,
+)
 
 OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
 
@@ -89,15 +101,16 @@ class Tcb(TcbOutput):
             self._enter_closed()
 
     def _enter_time_wait(self, now: float) -> None:
-        self.rto_at = self.persist_at = self.finwait2_at = self.keepalive_at = None
-        self.unacked_since = None
-        self.timewait_at = now + 2 * self.config.msl
+        for kind in (RTO_TIMER, PERSIST_TIMER, FIN_WAIT_2_TIMER, KEEPALIVE_TIMER):
+            self._arm(kind, None)
+        self._set_unacked_since(None)
+        self._arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
         self._report_lost(None)
 
     def _enter_closed(self) -> None:
-        self.rto_at = self.persist_at = self.delack_at = self.keepalive_at = None
+        for kind in KINDS:
+            self._arm(kind, None)
         self.unacked_since = None
-        self.timewait_at = self.finwait2_at = self.conn_deadline = None
         self._report_lost(self.error)
 
     def _report_lost(self, error: Exception | None) -> None:
@@ -136,7 +149,7 @@ class Tcb(TcbOutput):
         """Active OPEN: send a SYN."""
         self._move(now, Event.ACTIVE_OPEN)
         if self.config.connect_timeout is not None:
-            self.conn_deadline = now + self.config.connect_timeout
+            self._arm(CONNECT_TIMER, now + self.config.connect_timeout)
         self.output(now)
 
     @classmethod
@@ -153,7 +166,7 @@ class Tcb(TcbOutput):
         tcb.snd_wl1 = seg.seq
         tcb._move(now, Event.RCV_SYN)
         if tcb.config.connect_timeout is not None:
-            tcb.conn_deadline = now + tcb.config.connect_timeout
+            tcb._arm(CONNECT_TIMER, now + tcb.config.connect_timeout)
         tcb.output(now)
         return tcb
 
@@ -206,7 +219,7 @@ class Tcb(TcbOutput):
             return
         if self.fin_queued:
             if full and st is FIN_WAIT_2:
-                self.finwait2_at = now + self.config.fin_wait_2_timeout
+                self._arm(FIN_WAIT_2_TIMER, now + self.config.fin_wait_2_timeout)
                 self._report_lost(None)
             return
         if st in (SYN_RECEIVED, ESTABLISHED) or st is CLOSE_WAIT:
@@ -236,76 +249,72 @@ class Tcb(TcbOutput):
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
-        # unrolled: the layer asks after every segment
-        t = self.rto_at
-        for d in (self.delack_at, self.persist_at, self.keepalive_at, self.timewait_at,
-                  self.finwait2_at, self.conn_deadline):
-            if d is not None and (t is None or d < t):
-                t = d
-        if self.unacked_since is not None and self.config.user_timeout is not None:
-            d = self.unacked_since + self.config.user_timeout
-            if t is None or d < t:
-                t = d
-        return t
-
-    def _user_timeout_at(self) -> float | None:
-        ut = self.config.user_timeout
-        if ut is None or self.unacked_since is None:
-            return None
-        return self.unacked_since + ut
+        """The earliest deadline (``timer``), recomputed only after ``_arm`` changed a slot."""
+        if self._timer_stale:
+            self._timer_stale = False
+            self.timer = earliest(self.deadlines)
+        t = self.timer
+        return None if t is None else t[0]
 
     def handle_timer(self, now: float) -> None:
+        """Serve the deadlines that are due, in the order of :class:`~.timers.Timer`, then send
+        what that allows."""
         if self.state is CLOSED:
             return
-        if self.timewait_at is not None and now >= self.timewait_at:
-            self.timewait_at = None
-            self._move(now, Event.TIMEOUT_2MSL)
-            return
-        if self.conn_deadline is not None and now >= self.conn_deadline:
-            self.conn_deadline = None
-            if self.state in (SYN_SENT, SYN_RECEIVED):
-                self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
-                           "connect timeout")
-                return
-        if self.finwait2_at is not None and now >= self.finwait2_at:
-            self.finwait2_at = None
-            if self.state is FIN_WAIT_2:
-                self._fail(now, Event.TIMEOUT, None, "FIN-WAIT-2 timeout")
-                return
-        ut = self._user_timeout_at()
-        if ut is not None and now >= ut and self.state not in (TIME_WAIT, CLOSED):
-            # TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3): data unacknowledged this long
-            if self.state not in (SYN_SENT, SYN_RECEIVED):
-                self._emit_rst(self.snd_max, None)
-            self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
-                       f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
-            return
-        if self.keepalive_at is not None and now >= self.keepalive_at:
-            self.keepalive_at = None
-            if self._on_keepalive(now):
-                return
-        if self.rto_at is not None and now >= self.rto_at:
-            self.rto_at = None
+        deadlines = self.deadlines
+        for kind in KINDS:
+            at = deadlines[kind]
+            if at is not None and now >= at:
+                self._arm(kind, None)
+                if self._expire(kind, now):
+                    return
+        self.output(now)
+
+    def _expire(self, kind: Timer, now: float) -> bool:
+        """The deadline of ``kind`` passed. True: the connection ended, nothing more to do."""
+        st = self.state
+        if kind is RTO_TIMER:
             self._on_rto(now)
-            if self.state is CLOSED:
-                return
-        if self.persist_at is not None and now >= self.persist_at:
-            self.persist_at = None
-            self._on_persist(now)
-        if self.delack_at is not None and now >= self.delack_at:
-            self.delack_at = None
+            return self.state is CLOSED
+        if kind is DELACK_TIMER:
             self._ack_now = True
             self.stats.delayed_acks += 1
-        self.output(now)
+            return False
+        if kind is PERSIST_TIMER:
+            self._on_persist(now)
+            return False
+        if kind is KEEPALIVE_TIMER:
+            return self._on_keepalive(now)
+        if kind is TIME_WAIT_TIMER:
+            self._move(now, Event.TIMEOUT_2MSL)
+            return True
+        if kind is CONNECT_TIMER:
+            if st is SYN_SENT or st is SYN_RECEIVED:
+                self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
+                           "connect timeout")
+                return True
+            return False
+        if kind is FIN_WAIT_2_TIMER:
+            if st is FIN_WAIT_2:
+                self._fail(now, Event.TIMEOUT, None, "FIN-WAIT-2 timeout")
+                return True
+            return False
+        # USER_TIMER: TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3), data unacknowledged
+        # this long
+        if st is not SYN_SENT and st is not SYN_RECEIVED:
+            self._emit_rst(self.snd_max, None)
+        self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
+                   f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
+        return True
 
     # -- timers -----------------------------------------------------------------------------------
     def _arm_keepalive(self, now: float) -> None:
         cfg = self.config
         if cfg.keepalive and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2):
-            self.keepalive_at = now + cfg.keepidle
+            self._arm(KEEPALIVE_TIMER, now + cfg.keepidle)
             self.keepalive_probes = 0
         else:
-            self.keepalive_at = None
+            self._arm(KEEPALIVE_TIMER, None)
 
     def _on_keepalive(self, now: float) -> bool:
         """SO_KEEPALIVE (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): after ``keepidle`` s of silence
@@ -314,8 +323,9 @@ class Tcb(TcbOutput):
         cfg = self.config
         if not cfg.keepalive or self.state not in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2):
             return False
-        if self.snd_una != self.snd_max or self.persist_at is not None:
-            self.keepalive_at = now + cfg.keepidle  # the RTO / persist timer watches the peer
+        if self.snd_una != self.snd_max or self.deadlines[PERSIST_TIMER] is not None:
+            # the RTO / persist timer watches the peer
+            self._arm(KEEPALIVE_TIMER, now + cfg.keepidle)
             return False
         if self.keepalive_probes >= cfg.keepcnt:
             self._emit_rst(self.snd_max, None)
@@ -327,7 +337,7 @@ class Tcb(TcbOutput):
         if self.trace is not None:
             self.trace(now, "keepalive", {"probe": self.keepalive_probes})
         self._emit(seq_add(self.snd_una, -1), ACK, b"", now)
-        self.keepalive_at = now + cfg.keepintvl
+        self._arm(KEEPALIVE_TIMER, now + cfg.keepintvl)
         return False
 
     def _on_rto(self, now: float) -> None:
@@ -391,7 +401,7 @@ class Tcb(TcbOutput):
         if st is CLOSED or st is LISTEN:
             return
         self.last_rx = now
-        if self.keepalive_at is not None:
+        if self.deadlines[KEEPALIVE_TIMER] is not None:
             self._arm_keepalive(now)
         if st is SYN_SENT:
             self._rcv_syn_sent(seg, now)
@@ -473,7 +483,7 @@ class Tcb(TcbOutput):
             self._rtt_seq = None
 
     def _established(self, now: float) -> None:
-        self.conn_deadline = None
+        self._arm(CONNECT_TIMER, None)
         self.retries = 0
         self._arm_keepalive(now)
         self._events.append(Connected())
@@ -510,7 +520,7 @@ class Tcb(TcbOutput):
         # TIME-WAIT: a retransmitted FIN is ACKed again and restarts 2*MSL (RFC 9293 §3.10.7.4,
         # eighth check; the FIN is a duplicate so it would fail the acceptance test otherwise).
         if st is TIME_WAIT and fin and not flags & RST and seq_add(seq, seg_len) == rcv_nxt:
-            self.timewait_at = now + 2 * self.config.msl
+            self._arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
             self._ack_now = True
             return
 
@@ -659,8 +669,8 @@ class Tcb(TcbOutput):
             self.snd_wl2 = ack
             if wnd > self.max_sndwnd:
                 self.max_sndwnd = wnd
-            if wnd > 0 and self.persist_at is not None:
-                self.persist_at = None
+            if wnd > 0 and self.deadlines[PERSIST_TIMER] is not None:
+                self._arm(PERSIST_TIMER, None)
                 self.persist_backoff = 0
                 self.snd_nxt = self.snd_una  # what went beyond the closed window was dropped
 
@@ -670,7 +680,7 @@ class Tcb(TcbOutput):
                 self._move(now, Event.RCV_ACK_OF_FIN)
                 st = self.state
                 if self.user_closed:
-                    self.finwait2_at = now + self.config.fin_wait_2_timeout
+                    self._arm(FIN_WAIT_2_TIMER, now + self.config.fin_wait_2_timeout)
                     self._report_lost(None)
             elif st is CLOSING or st is LAST_ACK:
                 if fin_acked:
@@ -736,8 +746,8 @@ class Tcb(TcbOutput):
                 mss_seen = self.rcv_mss_seen
                 if had_holes or self._unacked_bytes >= 2 * (mss_seen if mss_seen > 1 else 1):
                     self._ack_now = True  # filled a hole / every second full segment
-                elif self.delack_at is None:
-                    self.delack_at = now + self.config.delack_timeout
+                elif self.deadlines[DELACK_TIMER] is None:
+                    self._arm(DELACK_TIMER, now + self.config.delack_timeout)
             else:
                 self.stats.ooo_segments += 1
                 self._ack_now = True  # out of order: immediate duplicate ACK (RFC 5681 §4.2)
@@ -814,8 +824,8 @@ class Tcb(TcbOutput):
         self.dupacks = 0
         snd_max = self.snd_max
         if self.unacked_since is not None:
-            self.unacked_since = None if ack == snd_max else now
-        self.rto_at = None if ack == snd_max else now + rtt.rto
+            self._set_unacked_since(None if ack == snd_max else now)
+        self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
         if n > 0:
             self._events.append(SendSpace(sendbuf.free))
 
@@ -918,7 +928,7 @@ class Tcb(TcbOutput):
             self.trace(now, "recovery", {"enter": True, "sack": self.sack_ok,
                                          "recover": self.recover, "flight": flight})
         self._retransmit_head(now, "fast retransmit")
-        self.rto_at = now + self.rtt.rto
+        self._arm(RTO_TIMER, now + self.rtt.rto)
         self._trace_cwnd(now)
 
     def _partial_ack(self, acked: int, now: float) -> None:

@@ -24,6 +24,7 @@ from .recovery import Recovery
 from .rtt import RttEstimator
 from .segment import Segment
 from .seq import MASK, seq_add, seq_sub
+from .timers import KINDS, USER_TIMER, Timer
 
 
 class TcbVars:
@@ -96,7 +97,6 @@ class TcbVars:
         self.cwnd_log: list[tuple[float, int, int]] = []
         self._oow_ack_at = -1.0  # last ACK sent for an out-of-window segment (rate limit)
         self.challenge_ack_ok: Callable[[float], bool] | None = None  # host-wide limiter
-        self.keepalive_at: float | None = None
         self.keepalive_probes = 0
         self.last_rx = now
         self.unacked_since: float | None = None  # user timeout: oldest unanswered transmission
@@ -106,14 +106,11 @@ class TcbVars:
         self.fin_seq: int | None = None  # sequence number of our FIN once data is all queued
         self.rcv_fin_off: int | None = None  # stream offset of the peer's FIN once seen
         self.fin_received = False
-        # timers (absolute deadlines or None)
-        self.rto_at: float | None = None
-        self.persist_at: float | None = None
+        # timers: one deadline (or None) per kind, and the earliest (timers.py)
+        self.deadlines: list[float | None] = [None] * len(KINDS)
+        self.timer: tuple[float, Timer] | None = None
+        self._timer_stale = False
         self.persist_backoff = 0
-        self.delack_at: float | None = None
-        self.timewait_at: float | None = None
-        self.finwait2_at: float | None = None
-        self.conn_deadline: float | None = None
         # output
         self._ack_now = False
         self._sws_override = False
@@ -124,6 +121,19 @@ class TcbVars:
         self._lost_reported = False
         self.stats = TcpStats()
         self.user: object = None  # the application's object for it (the TCP code never reads it)
+
+    def _arm(self, kind: Timer, at: float | None) -> None:
+        """Set (or with None cancel) the deadline of ``kind``; ``get_timer`` recomputes."""
+        self.deadlines[kind] = at
+        self._timer_stale = True
+
+    def _set_unacked_since(self, t: float | None) -> None:
+        """The oldest transmission not yet acknowledged (None: none): the user timeout runs
+        from it."""
+        self.unacked_since = t
+        ut = self.config.user_timeout
+        if ut is not None:
+            self._arm(USER_TIMER, None if t is None else t + ut)
 
     @property
     def key(self) -> tuple[bytes, int, bytes, int]:
