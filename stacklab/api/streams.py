@@ -71,7 +71,8 @@ def _drain(layer: TcpLayer, now: float) -> None:
     of its connection (a new passive connection to its listener's accept callback), then run the
     output of what the application did in reaction, until neither is left."""
     events = layer.events
-    while events or layer.kicked:
+    kicked = layer.kicked
+    while events or kicked:
         while events:
             tcb, ev = events.popleft()
             transport = tcb.user
@@ -82,7 +83,8 @@ def _drain(layer: TcpLayer, now: float) -> None:
                     transport._on_event(ev)
             elif type(ev) is Connected and (lst := layer.listener_of(tcb)) is not None:
                 lst.on_established(tcb)
-        layer.poll(now)
+        if kicked:
+            layer.poll(now)
 
 
 def _pull_events(host: Host, layer: TcpLayer) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from .config import DUPACK_THRESHOLD
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
+    CAN_RECEIVE,
     CAN_SEND,
     CLOSE_WAIT,
     CLOSED,
@@ -39,8 +40,8 @@ from .fsm import (
     next_state,
 )
 from .output import TcbOutput
-from .segment import ACK, FIN, RST, SYN, Segment, SegmentLike
-from .seq import HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
+from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from .timers import (
     CONNECT_TIMER,
     DELACK_TIMER,
@@ -55,6 +56,23 @@ from .timers import (
 )
 
 OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
+
+
+class _Arriving:
+    """A segment on the general arrival path, as the checks trim it."""
+
+    __slots__ = ("flags", "seq", "payload", "plen", "syn", "fin", "seg_len", "ts", "rcv_wnd")
+
+    def __init__(self, seg: SegmentLike, ts: tuple[int, int] | None) -> None:
+        self.flags = flags = seg.flags
+        self.seq = seg.seq
+        self.payload: Any = seg.payload
+        self.plen = len(seg.payload)
+        self.syn = flags & SYN != 0
+        self.fin = flags & FIN != 0
+        self.seg_len = self.plen + self.syn + self.fin
+        self.ts = ts
+        self.rcv_wnd = 0
 
 
 class Tcb(TcbOutput):
@@ -395,7 +413,16 @@ class Tcb(TcbOutput):
         self._arm_persist(now)
 
     # -- segment arrival (RFC 9293 §3.10.7) -------------------------------------------------------
+    # The layer handles CLOSED, LISTEN and the SYN that reopens TIME-WAIT (listen.py); here is
+    # SYN-SENT (§3.10.7.3) and the synchronized states (§3.10.7.4). ``_rcv_synchronized`` is the
+    # specification, written as the RFC's checks in order with the seq.py helpers;
+    # ``_rcv_predicted`` is the one header-prediction fast path (BSD tcp_input, Linux
+    # tcp_rcv_established), which takes the common segment only when every check would pass
+    # and falls back otherwise (tests/stack/tcp/test_fast_paths.py runs both on random input).
+    fast_path = True  # False: every segment takes the general path (the differential test)
+
     def receive(self, seg: SegmentLike, now: float) -> None:
+        """SEGMENT ARRIVES for this connection."""
         self.stats.segs_in += 1
         st = self.state
         if st is CLOSED or st is LISTEN:
@@ -405,7 +432,7 @@ class Tcb(TcbOutput):
             self._arm_keepalive(now)
         if st is SYN_SENT:
             self._rcv_syn_sent(seg, now)
-        else:
+        elif not (st is ESTABLISHED and self.fast_path and self._rcv_predicted(seg, now)):
             self._rcv_synchronized(seg, now)
         if self.state is not CLOSED:
             self.output(now)
@@ -413,6 +440,61 @@ class Tcb(TcbOutput):
             traced = self._cwnd_traced
             if cc.cwnd != traced[0] or cc.ssthresh != traced[1]:
                 self._trace_cwnd(now)
+
+    def _rcv_predicted(self, seg: SegmentLike, now: float) -> bool:
+        """Header prediction, in ESTABLISHED: an ACK without SYN/FIN/RST/URG at RCV.NXT, with an
+        acceptable timestamp, no SACK blocks, the send window unchanged and no persist timer,
+        that is either a pure ACK of new data or in-order data (ACK = SND.UNA) that fits the
+        window with nothing held out of order. Does what ``_rcv_synchronized`` would do and
+        returns True, else returns False having changed nothing."""
+        if seg.flags & (SYN | FIN | RST | URG | ACK) != ACK or seg.seq != self.rcv_nxt:
+            return False
+        ts = seg.timestamps() if self.ts_ok else None
+        if ts is not None and ((ts[0] - self.ts_recent) & MASK) >= HALF:
+            return False  # older than TS.Recent: PAWS decides
+        if seg.window << self.snd_wscale != self.snd_wnd \
+                or self.deadlines[PERSIST_TIMER] is not None \
+                or (self.sack_ok and seg.sack_blocks()):
+            return False
+        ack = seg.ack
+        una = self.snd_una
+        payload = seg.payload
+        plen = len(payload)
+        rb = self.recvbuf
+        if plen:
+            wnd = (self.rcv_adv - self.rcv_nxt) & MASK  # RCV.WND
+            if ack != una or rb.ooo_bytes or self.rcv_fin_off is not None or wnd > HALF \
+                    or plen > wnd:
+                return False
+        elif ack == una or ((ack - una) & MASK) > ((self.snd_max - una) & MASK):
+            return False  # not an ACK of new data (a duplicate ACK, or beyond SND.MAX)
+        seq = seg.seq
+        if ts is not None and ((self.last_ack_sent - seq) & MASK) < HALF:
+            self.ts_recent = ts[0]  # RFC 7323 §4.3
+        if not plen:
+            self._ack_advance(ack, now, ts)
+        wl1 = self.snd_wl1
+        if (wl1 != seq and ((seq - wl1) & MASK) < HALF) or (
+                wl1 == seq and ((ack - self.snd_wl2) & MASK) < HALF):
+            self.snd_wl1 = seq  # the window update of the fifth check, the window itself equal
+            self.snd_wl2 = ack
+        if not plen:
+            return True
+        # in-order text into an empty reassembly queue (seventh check)
+        if plen > self.rcv_mss_seen:
+            self.rcv_mss_seen = plen
+        rb.ready += payload
+        rb.nxt += plen
+        self.rcv_nxt = (seq + plen) & MASK
+        self.stats.bytes_received += plen
+        self._events.append(DataReceived(plen))
+        self._unacked_bytes += plen
+        mss_seen = self.rcv_mss_seen
+        if self._unacked_bytes >= 2 * (mss_seen if mss_seen > 1 else 1):
+            self._ack_now = True  # every second full-sized segment (RFC 9293 §3.8.6.3)
+        elif self.deadlines[DELACK_TIMER] is None:
+            self._arm(DELACK_TIMER, now + self.config.delack_timeout)
+        return True
 
     def _take_syn(self, seg: SegmentLike) -> None:
         """Record the peer's SYN: IRS, RCV.NXT and the options it offers (RFC 9293 §3.7.1,
@@ -461,7 +543,7 @@ class Tcb(TcbOutput):
             return
         self._take_syn(seg)
         if ack_ok:
-            self._ack_advance(seg.ack, seg, now)
+            self._ack_advance(seg.ack, now, seg.timestamps() if self.ts_ok else None)
         if seq_gt(self.snd_una, self.iss):  # our SYN has been ACKed
             self.snd_wnd = seg.window
             self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
@@ -503,165 +585,180 @@ class Tcb(TcbOutput):
             seq_le(rcv_nxt, last) and seq_lt(last, end))
 
     def _rcv_synchronized(self, seg: SegmentLike, now: float) -> None:
-        # Sequence arithmetic is written out inline on this path (it runs for every segment):
-        # seq_lt(a, b) is ``a != b and ((b - a) & MASK) < HALF``, seq_le(a, b) is
-        # ``((b - a) & MASK) < HALF``.
-        flags = seg.flags
-        seq = seg.seq
-        payload = seg.payload
-        plen = len(payload)
-        st = self.state
-        syn = flags & SYN != 0
-        fin = flags & FIN != 0
-        seg_len = plen + syn + fin
-        ts = seg.timestamps() if self.ts_ok else None
-        rcv_nxt = self.rcv_nxt
+        """RFC 9293 §3.10.7.4 in the synchronized states: the checks in the RFC's order, each
+        a method that returns False when the segment is done with."""
+        a = _Arriving(seg, seg.timestamps() if self.ts_ok else None)
+        if self._time_wait_fin(a, now) or not self._paws(a, now) \
+                or not self._repeated_syn(a):
+            return
+        if not self._check_sequence(a, now):  # first check (and RFC 7323 §4.3)
+            return
+        if not self._check_rst(a, now):  # second check (third, security: not applicable)
+            return
+        self._trim(a)  # the rest of the first check: keep what lies in the window
+        if not self._check_syn(a, now):  # fourth check
+            return
+        if not self._check_ack(a, seg, now):  # fifth check
+            return
+        # sixth check, URG: not supported, the urgent pointer is ignored
+        if a.plen or a.fin:  # seventh (segment text) and eighth (FIN) checks
+            self._process_text(a.seq, a.payload, a.fin, now)
 
-        # TIME-WAIT: a retransmitted FIN is ACKed again and restarts 2*MSL (RFC 9293 §3.10.7.4,
-        # eighth check; the FIN is a duplicate so it would fail the acceptance test otherwise).
-        if st is TIME_WAIT and fin and not flags & RST and seq_add(seq, seg_len) == rcv_nxt:
+    def _time_wait_fin(self, a: _Arriving, now: float) -> bool:
+        """TIME-WAIT: a retransmitted FIN is ACKed again and restarts 2*MSL (RFC 9293 §3.10.7.4,
+        eighth check; the FIN is a duplicate so the acceptance test would drop it). True: done."""
+        if self.state is TIME_WAIT and a.fin and not a.flags & RST \
+                and seq_add(a.seq, a.seg_len) == self.rcv_nxt:
             self._arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
             self._ack_now = True
-            return
+            return True
+        return False
 
-        # PAWS (RFC 7323 §5.3): an old timestamp marks an old duplicate.
-        if ts is not None and not flags & RST and ts[0] != self.ts_recent \
-                and ((self.ts_recent - ts[0]) & MASK) < HALF:
+    def _paws(self, a: _Arriving, now: float) -> bool:
+        """PAWS (RFC 7323 §5.3): a timestamp older than TS.Recent marks an old duplicate."""
+        ts = a.ts
+        if ts is not None and not a.flags & RST and seq_lt(ts[0], self.ts_recent):
             self.stats.paws_drops += 1
-            self._oow_ack(now, plen > 0)
-            return
+            self._oow_ack(now, a.plen > 0)
+            return False
+        return True
 
-        # SYN-RECEIVED and the peer's SYN again: alone, it lost our SYN,ACK (send it again now,
-        # as Linux does); with an ACK it is the SYN,ACK of a simultaneous open, whose SYN we
-        # already have: strip it and let the ACK complete the handshake.
-        if syn and st is SYN_RECEIVED and seq == self.irs and not flags & RST:
-            if not flags & ACK:
+    def _repeated_syn(self, a: _Arriving) -> bool:
+        """SYN-RECEIVED and the peer's SYN again: alone, it lost our SYN,ACK (send it again now,
+        as Linux does); with an ACK it is the SYN,ACK of a simultaneous open, whose SYN we
+        already have: strip it and let the ACK complete the handshake."""
+        if a.syn and self.state is SYN_RECEIVED and a.seq == self.irs and not a.flags & RST:
+            if not a.flags & ACK:
                 self.stats.unacceptable += 1
                 self.snd_nxt = self.iss
-                return
-            syn = False
-            seq = seq_add(seq, 1)
-            seg_len -= 1
+                return False
+            a.syn = False
+            a.seq = seq_add(a.seq, 1)
+            a.seg_len -= 1
+        return True
 
-        # first check sequence number: the acceptance table
-        rcv_wnd = (self.rcv_adv - rcv_nxt) & MASK
-        if rcv_wnd > HALF:
-            rcv_wnd = 0
-        if seq == rcv_nxt and (rcv_wnd or not seg_len):
-            pass  # in order (the common case): acceptable
-        elif not self._acceptable(seq, seg_len, rcv_wnd):
+    def _check_sequence(self, a: _Arriving, now: float) -> bool:
+        """First check, the acceptance test (RFC 9293 §3.10.7.4 table); an unacceptable segment
+        gets a (rate-limited) ACK, with a D-SACK for a duplicate (RFC 2883), unless it is a RST.
+        Then RFC 7323 §4.3: remember the timestamp to echo."""
+        a.rcv_wnd = rcv_wnd = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+        seq, plen = a.seq, a.plen
+        if not self._acceptable(seq, a.seg_len, rcv_wnd):
             self.stats.unacceptable += 1
-            if not flags & RST:
-                if plen and self.sack_ok and seq_le(seq_add(seq, plen), rcv_nxt):
-                    self._dsack = (seq, seq_add(seq, plen))  # RFC 2883: a duplicate
+            if not a.flags & RST:
+                if plen and self.sack_ok and seq_le(seq_add(seq, plen), self.rcv_nxt):
+                    self._dsack = (seq, seq_add(seq, plen))
                     self.stats.dsacks_out += 1
                 self._oow_ack(now, plen > 0)
-            return
-
-        # RFC 7323 §4.3: remember the timestamp to echo
-        if ts is not None and ((self.last_ack_sent - seq) & MASK) < HALF \
-                and ((ts[0] - self.ts_recent) & MASK) < HALF:
+            return False
+        ts = a.ts
+        if ts is not None and seq_le(seq, self.last_ack_sent) and seq_ge(ts[0], self.ts_recent):
             self.ts_recent = ts[0]
+        return True
 
-        # second check the RST bit (with RFC 5961 §3.2: only an exact RCV.NXT match resets)
-        if flags & RST:
-            if seq != rcv_nxt:
-                self._challenge_ack(now)  # RFC 5961 §3.2: in window but not exact
-                return
-            if st is SYN_RECEIVED:
-                if self.passive:
-                    self._fail(now, Event.RCV_RST_PASSIVE, None, "RST in SYN-RECEIVED")
-                    self._enter_closed()
-                else:
-                    self._fail(now, Event.RCV_RST, ConnectionRefusedError("TCP connection refused"),
-                               "RST in SYN-RECEIVED")
-            elif st in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
-                self._fail(now, Event.RCV_RST, ConnectionResetError("TCP connection reset by peer"),
-                           f"RST in {st}")
-            else:  # CLOSING, LAST-ACK, TIME-WAIT
-                self._fail(now, Event.RCV_RST, None, f"RST in {st}")
-            return
+    def _check_rst(self, a: _Arriving, now: float) -> bool:
+        """Second check, the RST bit; with RFC 5961 §3.2 only an exact RCV.NXT match resets, one
+        elsewhere in the window gets a challenge ACK."""
+        if not a.flags & RST:
+            return True
+        st = self.state
+        if a.seq != self.rcv_nxt:
+            self._challenge_ack(now)
+        elif st is SYN_RECEIVED:
+            if self.passive:
+                self._fail(now, Event.RCV_RST_PASSIVE, None, "RST in SYN-RECEIVED")
+                self._enter_closed()
+            else:
+                self._fail(now, Event.RCV_RST, ConnectionRefusedError("TCP connection refused"),
+                           "RST in SYN-RECEIVED")
+        elif st in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+            self._fail(now, Event.RCV_RST, ConnectionResetError("TCP connection reset by peer"),
+                       f"RST in {st}")
+        else:  # CLOSING, LAST-ACK, TIME-WAIT
+            self._fail(now, Event.RCV_RST, None, f"RST in {st}")
+        return False
 
-        # trim to the window: keep only the new bytes (duplicates and overlaps)
-        if seq != rcv_nxt and ((rcv_nxt - seq) & MASK) < HALF:  # seq_lt(seq, rcv_nxt)
-            drop = seq_sub(rcv_nxt, seq)
-            if syn:
-                syn = False
+    def _trim(self, a: _Arriving) -> None:
+        """Keep only the new bytes that fit the window (RFC 9293 §3.10.7.4: duplicates and
+        overlaps are cut on the left, what lies beyond RCV.NXT + RCV.WND on the right)."""
+        rcv_nxt = self.rcv_nxt
+        plen = a.plen
+        if seq_lt(a.seq, rcv_nxt):
+            drop = seq_sub(rcv_nxt, a.seq)
+            if a.syn:
+                a.syn = False
                 drop -= 1
-                seq = seq_add(seq, 1)
+                a.seq = seq_add(a.seq, 1)
             if plen and self.sack_ok:
-                self._dsack = (seq, seq_add(seq, min(drop, plen)))  # RFC 2883 §4.1.1
+                self._dsack = (a.seq, seq_add(a.seq, min(drop, plen)))  # RFC 2883 §4.1.1
                 self.stats.dsacks_out += 1
             if drop >= plen:
                 if drop > plen:
-                    fin = False  # the FIN too was seen before
-                payload = b""
+                    a.fin = False  # the FIN too was seen before
+                a.payload = b""
                 if plen:
                     self.stats.dup_segments += 1
                     self._ack_now = True  # duplicate data: ACK it at once (with the D-SACK)
             else:
-                payload = memoryview(payload)[drop:]
-            seq = seq_add(seq, drop)
-            plen = len(payload)
+                a.payload = memoryview(a.payload)[drop:]
+            a.seq = seq_add(a.seq, drop)
+            a.plen = plen = len(a.payload)
         if plen:
-            # right edge: SEQ + LEN beyond RCV.NXT + RCV.WND is cut
-            over = ((seq + plen) - (rcv_nxt + rcv_wnd)) & MASK
-            if over and over < HALF:  # seq_gt(seq + plen, right)
-                right = (rcv_nxt + rcv_wnd) & MASK
-                keep = max(0, seq_sub(right, seq))
-                payload = memoryview(payload)[:keep]
-                plen = keep
-                fin = False
+            right = seq_add(rcv_nxt, a.rcv_wnd)
+            if seq_gt(seq_add(a.seq, plen), right):
+                a.plen = keep = max(0, seq_sub(right, a.seq))
+                a.payload = memoryview(a.payload)[:keep]
+                a.fin = False
 
-        # fourth check the SYN bit (RFC 9293 with RFC 5961 §4: challenge ACK)
-        if syn:
-            if st is SYN_RECEIVED and self.passive:
-                self._fail(now, Event.RCV_RST_PASSIVE, None, "SYN in SYN-RECEIVED")
-                self._enter_closed()
-                return
-            self._challenge_ack(now)
-            return
+    def _check_syn(self, a: _Arriving, now: float) -> bool:
+        """Fourth check, the SYN bit: a challenge ACK (RFC 5961 §4); a passive open's
+        SYN-RECEIVED TCB goes instead."""
+        if not a.syn:
+            return True
+        if self.state is SYN_RECEIVED and self.passive:
+            self._fail(now, Event.RCV_RST_PASSIVE, None, "SYN in SYN-RECEIVED")
+            self._enter_closed()
+            return False
+        self._challenge_ack(now)
+        return False
 
-        # fifth check the ACK field
-        if not flags & ACK:
-            return
+    def _check_ack(self, a: _Arriving, seg: SegmentLike, now: float) -> bool:
+        """Fifth check, the ACK field: completes the handshake in SYN-RECEIVED; RFC 5961 §5.2
+        acceptance; new data acknowledged, a duplicate ACK (RFC 5681 §2, RFC 6675 §2), the send
+        window (SND.WL1/SND.WL2); our FIN acknowledged in the closing states."""
+        if not a.flags & ACK:
+            return False
         ack = seg.ack
+        st = self.state
         if st is SYN_RECEIVED:
-            if seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max):
-                self.snd_wnd = seg.window << self.snd_wscale
-                self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
-                self.snd_wl1 = seg.seq
-                self.snd_wl2 = ack
-                self._move(now, Event.RCV_ACK_OF_SYN)
-                self._established(now)
-                st = self.state
-            else:
+            if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max)):
                 self._emit_rst(ack, None)
-                return
-        old_una = self.snd_una
-        snd_max = self.snd_max
-        # RFC 5961 §5.2 ACK acceptance: (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT, else a
-        # (rate-limited) challenge ACK and the segment is dropped
-        if ((ack - old_una) & MASK) > ((snd_max - old_una) & MASK) and (
-                seq_gt(ack, snd_max) or seq_lt(ack, (old_una - self.max_sndwnd) & MASK)):
+                return False
+            self.snd_wnd = seg.window << self.snd_wscale
+            self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = ack
+            self._move(now, Event.RCV_ACK_OF_SYN)
+            self._established(now)
+            st = self.state
+        una, snd_max = self.snd_una, self.snd_max
+        # (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT, else a challenge ACK and a drop
+        if seq_gt(ack, snd_max) or seq_lt(ack, seq_add(una, -self.max_sndwnd)):
             self._challenge_ack(now)
-            return
+            return False
         wnd = seg.window << self.snd_wscale
         newly_sacked = self._take_sack(seg) if self.sack_ok and seg.sack_blocks() else 0
-        if ack != old_una and ((ack - old_una) & MASK) < HALF:  # seq_gt(ack, old_una)
-            self._ack_advance(ack, seg, now, ts)
+        if seq_gt(ack, una):
+            self._ack_advance(ack, now, a.ts)
             if newly_sacked and self.recover is None:
                 self._maybe_enter_recovery(now)
-        elif ack == old_una and snd_max != old_una and (
+        elif ack == una and snd_max != una and (
                 newly_sacked > 0 if self.sack_ok
-                else (plen == 0 and not fin and wnd == self.snd_wnd)):
-            # a duplicate ACK: RFC 5681 §2, or with SACK one that SACKs new data (RFC 6675 §2)
+                else (a.plen == 0 and not a.fin and wnd == self.snd_wnd)):
             self._on_dupack(now)
-        # window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK))
-        wl1 = self.snd_wl1
-        sseq = seg.seq
-        if (wl1 != sseq and ((sseq - wl1) & MASK) < HALF) or (
-                wl1 == sseq and ((ack - self.snd_wl2) & MASK) < HALF):
+        # the window (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK))
+        wl1, sseq = self.snd_wl1, seg.seq
+        if seq_lt(wl1, sseq) or (wl1 == sseq and seq_le(self.snd_wl2, ack)):
             if wnd != self.snd_wnd and self.trace is not None:
                 self.trace(now, "window", {"snd_wnd": wnd})
             self.snd_wnd = wnd
@@ -673,23 +770,19 @@ class Tcb(TcbOutput):
                 self._arm(PERSIST_TIMER, None)
                 self.persist_backoff = 0
                 self.snd_nxt = self.snd_una  # what went beyond the closed window was dropped
-
-        if st is not ESTABLISHED:  # (our FIN is only queued from the closing states)
-            fin_acked = self.fin_seq is not None and self.snd_una == seq_add(self.fin_seq, 1)
-            if st is FIN_WAIT_1 and fin_acked:
+        if st is ESTABLISHED:  # (our FIN is only queued from the closing states)
+            return True
+        fin_acked = self.fin_seq is not None and self.snd_una == seq_add(self.fin_seq, 1)
+        if st is FIN_WAIT_1 and fin_acked:
+            self._move(now, Event.RCV_ACK_OF_FIN)
+            if self.user_closed:
+                self._arm(FIN_WAIT_2_TIMER, now + self.config.fin_wait_2_timeout)
+                self._report_lost(None)
+        elif st is CLOSING or st is LAST_ACK:
+            if fin_acked:
                 self._move(now, Event.RCV_ACK_OF_FIN)
-                st = self.state
-                if self.user_closed:
-                    self._arm(FIN_WAIT_2_TIMER, now + self.config.fin_wait_2_timeout)
-                    self._report_lost(None)
-            elif st is CLOSING or st is LAST_ACK:
-                if fin_acked:
-                    self._move(now, Event.RCV_ACK_OF_FIN)
-                return
-
-        # sixth (URG: not supported, the pointer is ignored), seventh and eighth checks
-        if plen or fin:
-            self._process_text(seq, payload, fin, now)
+            return False
+        return True
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4.2/§5.2: answer a suspicious segment with an ACK carrying our
@@ -718,17 +811,13 @@ class Tcb(TcbOutput):
         st = self.state
         plen = len(payload)
         rb = self.recvbuf
-        rcv_nxt = self.rcv_nxt
-        off = (seq - rcv_nxt) & MASK  # seq_sub(seq, RCV.NXT), inline
-        if off > HALF:
-            off -= MOD
-        off += rb.nxt
-        # (CAN_RECEIVE as identity tests: a frozenset of enum members hashes in Python)
-        if plen and (st is ESTABLISHED or st is FIN_WAIT_1 or st is FIN_WAIT_2) and (
+        off = seq_sub(seq, self.rcv_nxt) + rb.nxt  # the stream offset of SEG.SEQ
+        if plen and st in CAN_RECEIVE and (
                 self.rcv_fin_off is None or off + plen <= self.rcv_fin_off):
             if plen > self.rcv_mss_seen:
                 self.rcv_mss_seen = plen
             had_holes = rb.ooo_bytes > 0
+            got: int | None
             if off == rb.nxt and not had_holes:  # in order, nothing held: append
                 rb.ready += payload
                 rb.nxt = off + plen
@@ -739,7 +828,7 @@ class Tcb(TcbOutput):
                 self.stats.ooo_dropped += 1
                 self._ack_now = True
             elif got > 0:
-                self.rcv_nxt = (rcv_nxt + got) & MASK
+                self.rcv_nxt = seq_add(self.rcv_nxt, got)
                 self.stats.bytes_received += got
                 self._events.append(DataReceived(got))
                 self._unacked_bytes += got
@@ -770,36 +859,28 @@ class Tcb(TcbOutput):
         if st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2):
             self._move(now, Event.RCV_FIN)
 
-    def _ack_advance(self, ack: int, seg: SegmentLike, now: float,
-                     ts: tuple[int, int] | None | bool = False) -> None:
+    def _ack_advance(self, ack: int, now: float, ts: tuple[int, int] | None) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: free acknowledged data, take an RTT sample, restart
-        the retransmission timer (RFC 6298 §5.3). ``ts``: the segment's timestamps when the
-        caller has read them already (False: read them here)."""
+        the retransmission timer (RFC 6298 §5.3). ``ts``: the segment's timestamps (None
+        without)."""
         una_before = self.snd_una
-        flight = (self.snd_max - una_before) & MASK  # seq_sub, inline
-        if flight > HALF:
-            flight -= MOD
+        flight = seq_sub(self.snd_max, una_before)
         data_una = self.snd_data_una
-        n = (ack - data_una) & MASK
-        if n > HALF:
-            n -= MOD
+        n = seq_sub(ack, data_una)  # bytes of data acknowledged (the SYN or FIN may be in it)
         sendbuf = self.sendbuf
         if n > 0:
             queued = len(sendbuf.data)
             if n > queued:
                 n = queued
             sendbuf.ack(n)
-            self.snd_data_una = (data_una + n) & MASK
+            self.snd_data_una = seq_add(data_una, n)
             self.stats.bytes_acked += n
         self.snd_una = ack
-        nxt = self.snd_nxt
-        if nxt != ack and ((ack - nxt) & MASK) < HALF:  # seq_lt(snd_nxt, ack)
+        if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
         if self.plpmtud.probe_seq is not None and self.plpmtud.on_ack(ack, now):
             self._plpmtud_sync(now, "probe acked")
         sample = None
-        if ts is False:
-            ts = seg.timestamps() if self.ts_ok else None
         if ts is not None and ts[1]:
             sample = ((int(now * 1000) + self.ts_offset - ts[1]) & MASK) / 1000.0
         elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
@@ -886,7 +967,7 @@ class Tcb(TcbOutput):
         if not blocks:
             return 0
         una, smax = self.snd_una, self.snd_max
-        lo = seq_sub(una, self.max_sndwnd + 65536) & MASK
+        lo = seq_add(una, -(self.max_sndwnd + 65536))
         pos = []
         for left, right in blocks[:4]:
             # ignore blocks that are not plausible (beyond SND.MAX or far below SND.UNA)

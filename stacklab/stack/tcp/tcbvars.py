@@ -123,9 +123,20 @@ class TcbVars:
         self.user: object = None  # the application's object for it (the TCP code never reads it)
 
     def _arm(self, kind: Timer, at: float | None) -> None:
-        """Set (or with None cancel) the deadline of ``kind``; ``get_timer`` recomputes."""
+        """Set (or with None cancel) the deadline of ``kind``. ``timer`` follows at once when
+        the change cannot move it back (a new earliest, or a later one of another kind);
+        otherwise ``get_timer`` recomputes it."""
         self.deadlines[kind] = at
-        self._timer_stale = True
+        if self._timer_stale:
+            return
+        t = self.timer
+        if t is None:
+            if at is not None:
+                self.timer = (at, kind)
+        elif kind is t[1]:
+            self._timer_stale = True  # the earliest moved: another may come first now
+        elif at is not None and at < t[0]:
+            self.timer = (at, kind)
 
     def _set_unacked_since(self, t: float | None) -> None:
         """The oldest transmission not yet acknowledged (None: none): the user timeout runs

@@ -31,9 +31,8 @@ TIME_WAIT_TIMER, CONNECT_TIMER, FIN_WAIT_2_TIMER, USER_TIMER, KEEPALIVE_TIMER, R
 
 def earliest(deadlines: list[float | None]) -> tuple[float, Timer] | None:
     """The first armed deadline and its kind (the lowest kind on a tie), or None."""
-    best: float | None = None
-    kind = 0
-    for k, at in enumerate(deadlines):
-        if at is not None and (best is None or at < best):
-            best, kind = at, k
-    return None if best is None else (best, KINDS[kind])
+    armed = [at for at in deadlines if at is not None]
+    if not armed:
+        return None
+    best = min(armed)
+    return best, KINDS[deadlines.index(best)]

@@ -5,13 +5,22 @@ cache, the fused Ethernet/IPv4/TCP receive path."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
+import enum
+import random
+from collections import deque
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stacklab.net.network import Network
+from stacklab.stack.tcp.config import TcpConfig
+from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.output import segment_bytes
-from stacklab.stack.tcp.segment import ACK, FIN, PSH, SYN, Segment
+from stacklab.stack.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment
+from stacklab.stack.tcp.seq import seq_add, seq_sub
 from stacklab.stack.tcp.tcb import Tcb
 from stacklab.wire.addr import ip_bytes
 from stacklab.wire.ethernet import build_ethernet
@@ -19,6 +28,7 @@ from stacklab.wire.ipv4 import build_ipv4
 from stacklab.wire.tcp import TcpView, build_tcp
 
 from . import reference
+from .pair import Pair
 
 U32 = st.integers(0, 0xFFFFFFFF)
 
@@ -139,3 +149,128 @@ def test_fused_receive_path_counts_malformed_frames_as_the_layered_path():
     before = b.counters["tcp.tx.rst"]
     b.receive_frame(0, bytes(build_ethernet(iface.mac, a.interfaces[0].mac, 0x0800, good)), 1.0)
     assert b.counters["tcp.tx.rst"] == before + 1
+
+
+# -- header prediction: the receive fast path against the general path -------------------------
+
+
+def _plain(v):
+    """A comparable picture of a TCB attribute (objects as their fields, buffers as bytes)."""
+    if v is None or isinstance(v, (bool, int, float, str, enum.Enum)):
+        return v
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v)
+    if isinstance(v, (list, tuple, deque)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, Segment):
+        return ("Segment", v.seq, v.ack, v.flags, v.window, bytes(v.payload), v.mss(),
+                v.wscale(), v.sack_permitted(), v.timestamps(), v.sack_blocks())
+    if dataclasses.is_dataclass(v):
+        return (type(v).__name__, _plain(dataclasses.asdict(v)))
+    if callable(v):
+        return None
+    if isinstance(v, BaseException):
+        return repr(v)
+    names = getattr(v, "__dict__", None) or {n: getattr(v, n) for n in type(v).__slots__}
+    return (type(v).__name__, {k: _plain(x) for k, x in names.items()})
+
+
+def snapshot(tcb: Tcb) -> dict:
+    """Every variable of the TCB (sequence space, buffers, estimators, timers, stats, queued
+    segments and events); the cached earliest timer as get_timer() answers."""
+    out = {k: _plain(v) for k, v in vars(tcb).items()
+           if k not in ("fast_path", "_rcv_predicted", "timer", "_timer_stale", "trace",
+                        "challenge_ack_ok")}
+    out["get_timer"] = tcb.get_timer()
+    return out
+
+
+def _peer_segment(rnd: random.Random, tcb: Tcb, peer: dict, closing: bool) -> Segment:
+    """A segment the peer might send: mostly what header prediction is for (in-order data,
+    ACKs of new data), and everything around it (duplicates, holes, old timestamps, SACK
+    blocks, window changes, SYN; with ``closing`` FIN and RST too)."""
+    kind = rnd.choices(["data", "ack", "ooo", "old", "fin", "rst", "syn"],
+                       [400, 300, 100, 80, 6 * closing, 3 * closing, 10])[0]
+    rcv_nxt, una, smax = tcb.rcv_nxt, tcb.snd_una, tcb.snd_max
+    seq = rcv_nxt
+    flags = ACK
+    payload = b""
+    if kind in ("data", "ooo", "old", "fin"):
+        payload = rnd.randbytes(rnd.choice([1, 100, 536, 1448, 1448, 3000]))
+        if kind == "ooo":
+            seq = seq_add(rcv_nxt, rnd.choice([1, 1448, 4000]))
+        elif kind == "old":
+            seq = seq_add(rcv_nxt, -rnd.choice([1, 100, 1448]))
+    if kind == "fin":
+        flags |= FIN
+    elif kind == "rst":
+        flags = RST | (ACK if rnd.random() < 0.5 else 0)
+        seq = seq_add(rcv_nxt, rnd.choice([0, 0, 5]))
+    elif kind == "syn":
+        flags |= SYN
+    if rnd.random() < 0.3:
+        flags |= PSH
+    span = seq_sub(smax, una)
+    ack = seq_add(una, rnd.choice([0, 0, span, rnd.randint(0, max(span, 0)), -1, span + 1]))
+    window = tcb.snd_wnd >> tcb.snd_wscale if rnd.random() < 0.8 else rnd.randint(0, 0xFFFF)
+    ts = None
+    if tcb.ts_ok and rnd.random() < 0.97:
+        peer["tsval"] = seq_add(peer["tsval"], rnd.choice([0, 1, 1, 3]))
+        tsval = peer["tsval"] if rnd.random() < 0.95 else seq_add(peer["tsval"], -1000)
+        ts = (tsval, tcb.ts_recent)
+    sack: tuple[tuple[int, int], ...] = ()
+    if tcb.sack_ok and span > 1000 and rnd.random() < 0.1:
+        left = seq_add(una, rnd.randint(1, span - 500))
+        sack = ((left, seq_add(left, 500)),)
+    return Segment(seq, ack, flags, window, payload, ts=ts, sack=sack)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_header_prediction_matches_the_general_path(seed):
+    rnd = random.Random(seed)
+    cfg = TcpConfig(nodelay=rnd.random() < 0.5, timestamps=rnd.random() < 0.7,
+                    sack=rnd.random() < 0.7, window_scaling=rnd.random() < 0.7,
+                    recv_buffer=rnd.choice([16 * 1024, 256 * 1024]))
+    p = Pair(TcpConfig(nodelay=True), cfg)
+    p.handshake()
+    fast = p.b
+    slow = copy.deepcopy(fast)
+    slow.fast_path = False
+    assert fast.state is State.ESTABLISHED
+    predicted = []
+    general = fast._rcv_predicted
+
+    def counted(seg, now):
+        taken = general(seg, now)
+        predicted.append(taken)
+        return taken
+
+    fast._rcv_predicted = counted
+    peer = {"tsval": fast.ts_recent}
+    now = p.now
+    for step in range(300):
+        now += rnd.choice([0.0, 0.0001, 0.001, 0.05])
+        if rnd.random() < 0.15:  # the application writes: something to acknowledge
+            data = rnd.randbytes(rnd.choice([100, 5000, 20000]))
+            for t in (fast, slow):
+                t.send(data)
+                t.output(now)
+        if rnd.random() < 0.1:  # and reads: the window opens
+            n = rnd.choice([-1, 1000])
+            for t in (fast, slow):
+                t.read(n)
+                t.output(now)
+        if rnd.random() < 0.05:
+            for t in (fast, slow):
+                timer = t.get_timer()
+                if timer is not None and timer <= now + 1:
+                    t.handle_timer(max(now, timer))
+        seg = _peer_segment(rnd, fast, peer, closing=step >= 30)
+        fast.receive(seg, now)
+        slow.receive(seg, now)
+        assert snapshot(fast) == snapshot(slow), f"seed {seed} step {step}: {seg!r}"
+        if fast.state is not State.ESTABLISHED:
+            break
+    assert sum(predicted) >= 3 and not all(predicted), predicted  # both paths ran
