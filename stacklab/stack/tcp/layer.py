@@ -406,8 +406,8 @@ class TcpLayer:
         for tcb in due:
             if self.conns.get(tcb.key) is not tcb:
                 continue
-            t = tcb.get_timer()
-            if t is not None and t <= now:
+            deadline = tcb.get_timer()
+            if deadline is not None and deadline <= now:
                 tcb.handle_timer(now)
                 self.flush(tcb, now)
             else:
