@@ -29,7 +29,8 @@ class NodeDriver:
         self._kick_pending = False
         self._held = 0  # > 0 while a link delivers a batch of frames (hold/release)
         self._held_frames = False
-        self._drain_hooks: dict[Hashable, Callable[[float], None]] = {}
+        self._drain_keys: set[Hashable] = set()
+        self._drain_hooks: list[Callable[[float], None]] = []
         self._draining = False
         node.wake = self.kick
         node.driver = self  # type: ignore[attr-defined]  # lets API objects find the loop
@@ -39,12 +40,14 @@ class NodeDriver:
 
     def on_drain(self, key: Hashable, hook: Callable[[float], None]) -> None:
         """Run ``hook(now)`` after every node call (once per ``key``, e.g. a host's TCP layer)."""
-        self._drain_hooks.setdefault(key, hook)
+        if key not in self._drain_keys:
+            self._drain_keys.add(key)
+            self._drain_hooks.append(hook)
 
     def _drain(self, now: float) -> None:
         self._draining = True  # kicks from inside a hook: the flush that follows covers them
         try:
-            for hook in self._drain_hooks.values():
+            for hook in self._drain_hooks:
                 hook(now)
         finally:
             self._draining = False

@@ -306,9 +306,8 @@ class TcpLayer:
                 if lst is not None and tcb in lst.pending and self._passive_events(lst, tcb, now):
                     continue  # aborted: send its RST
                 q = self.events
-                for ev in events:
-                    q.append((tcb, ev))
-                events.clear()
+                while events:
+                    q.append((tcb, events.popleft()))
             if tcb.finished:
                 self.kicked.pop(tcb, None)
                 self._forget(tcb)

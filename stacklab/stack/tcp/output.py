@@ -266,21 +266,27 @@ class TcbOutput(TcbVars):
         # timers: retransmission while something is in flight and the window is open; the
         # persist timer when the peer's window is zero and we have something to send
         queued = len(self.sendbuf.data)
+        rto, persist = self.deadlines[RTO_TIMER], self.deadlines[PERSIST_TIMER]
         if self.snd_wnd == 0 and queued > 0:
-            self._arm(RTO_TIMER, None)  # zero window: probe instead of timing out
-            if self.deadlines[PERSIST_TIMER] is None:
+            if rto is not None:
+                self._arm(RTO_TIMER, None)  # zero window: probe instead of timing out
+            if persist is None:
                 self._arm_persist(now)
         elif self.snd_una != self.snd_max:
-            self._arm(PERSIST_TIMER, None)
-            if self.deadlines[RTO_TIMER] is None:
+            if persist is not None:
+                self._arm(PERSIST_TIMER, None)
+            if rto is None:
                 self._arm(RTO_TIMER, now + self.rtt.rto)
         elif queued > seq_sub(self.snd_nxt, self.snd_data_una):  # unsent data
-            self._arm(RTO_TIMER, None)
-            if self.deadlines[PERSIST_TIMER] is None:
+            if rto is not None:
+                self._arm(RTO_TIMER, None)
+            if persist is None:
                 self._arm_persist(now)  # SWS override timer: small window, nothing in flight
         else:
-            self._arm(RTO_TIMER, None)
-            self._arm(PERSIST_TIMER, None)
+            if rto is not None:
+                self._arm(RTO_TIMER, None)
+            if persist is not None:
+                self._arm(PERSIST_TIMER, None)
 
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one

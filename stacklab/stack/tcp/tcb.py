@@ -56,6 +56,7 @@ from .timers import (
 )
 
 OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
+_PREDICTED_FLAGS = SYN | FIN | RST | URG | ACK  # of these, header prediction wants ACK alone
 
 
 class _Arriving:
@@ -447,7 +448,7 @@ class Tcb(TcbOutput):
         that is either a pure ACK of new data or in-order data (ACK = SND.UNA) that fits the
         window with nothing held out of order. Does what ``_rcv_synchronized`` would do and
         returns True, else returns False having changed nothing."""
-        if seg.flags & (SYN | FIN | RST | URG | ACK) != ACK or seg.seq != self.rcv_nxt:
+        if seg.flags & _PREDICTED_FLAGS != ACK or seg.seq != self.rcv_nxt:
             return False
         ts = seg.timestamps() if self.ts_ok else None
         if ts is not None and ((ts[0] - self.ts_recent) & MASK) >= HALF:
