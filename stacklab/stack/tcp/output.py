@@ -28,7 +28,7 @@ from .fsm import (
 )
 from .plpmtud import PlpmtudState
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
-from .seq import HALF, MASK, MOD, seq_add, seq_gt, seq_lt, seq_sub
+from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PERSIST_TIMER, RTO_TIMER
 
@@ -67,6 +67,9 @@ def segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
 
 class TcbOutput(TcbVars):
     """The sending side of a TCB."""
+
+    # False: every segment takes the general paths (the differential tests compare both)
+    fast_path = True
 
     # -- receiver side SACK (RFC 2018 §4, RFC 2883) ---------------------------------------------
 
@@ -240,23 +243,22 @@ class TcbOutput(TcbVars):
             if self.deadlines[RTO_TIMER] is None:
                 self._arm(RTO_TIMER, now + self.rtt.rto)
             return
-        if st is SYN_SENT or st is TIME_WAIT or ((self.iss - self.snd_una) & MASK) < HALF:
+        if st is SYN_SENT or st is TIME_WAIT or seq_le(self.snd_una, self.iss):
             if self._ack_now and st is not SYN_SENT:
                 self._emit(self._ack_seq(), ACK, b"", now)
             return
 
         if st is not FIN_WAIT_2:
             nxt = self.snd_nxt
-            sent = (nxt - self.snd_data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA)
-            if sent > HALF:
-                sent -= MOD
             if self.recover is None and nxt == self.snd_max \
                     and self.plpmtud.state is _PLPMTUD_DISABLED \
-                    and len(self.sendbuf.data) <= sent \
+                    and len(self.sendbuf.data) <= seq_sub(nxt, self.snd_data_una) \
                     and (self.fin_seq is None or nxt != self.fin_seq):
                 self._sws_override = False  # nothing new to send: _output_data would do only this
             else:
-                sent_ack = self._output_data(now)
+                sent_ack = self.fast_path and self._send_predicted(now)
+                if self._output_data(now):
+                    sent_ack = True
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
                 self._ack_now = True
@@ -298,6 +300,41 @@ class TcbOutput(TcbVars):
         offer = self.receive_window()
         return offer > cur and (cur < self.adv_mss or offer >= 2 * cur)
 
+    def _send_predicted(self, now: float) -> bool:
+        """The send side's header prediction: full-sized segments of new data while the peer's
+        window and cwnd leave room for them, with no loss recovery, SACK scoreboard, PLPMTUD
+        search, limited transmit or FIN in the way. ``_output_data`` (the general segmentizer,
+        its specification) sends whatever is left. True if a segment went out."""
+        rec = self.rec
+        if self.recover is not None or self.fin_seq is not None or self.dupacks \
+                or self.plpmtud.engaged or self.snd_nxt != self.snd_max \
+                or (self.sack_ok and (len(rec.sacked) or rec.in_recovery)):
+            return False
+        mss = self.snd_mss
+        data = self.sendbuf.data
+        total = len(data)
+        una = self.snd_una
+        data_una = self.snd_data_una
+        room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
+        timed = self._rtt_seq is not None or self.ts_ok
+        nxt = self.snd_nxt
+        sent = False
+        while True:
+            off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
+            avail = total - off
+            if avail < mss or room - ((nxt - una) & MASK) < mss:
+                break
+            if not timed:  # RTT sample without timestamps: time this segment (Karn)
+                self._rtt_seq = (nxt + mss) & MASK
+                self._rtt_time = now
+                timed = True
+            self._emit(nxt, ACK | PSH if avail == mss else ACK, bytes(data[off:off + mss]), now)
+            nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
+            sent = True
+        if sent and self.deadlines[RTO_TIMER] is None:
+            self._arm(RTO_TIMER, now + self.rtt.rto)
+        return sent
+
     def _output_data(self, now: float) -> bool:
         """Segmentise queued data (and our FIN); returns True if an ACK went out."""
         sent_ack = False
@@ -332,9 +369,7 @@ class TcbOutput(TcbVars):
                 nxt_sacked = sacked.next_start(pos)
                 if nxt_sacked is not None:
                     gap = nxt_sacked - pos
-            off = (nxt - data_una) & MASK
-            if off > HALF:
-                off -= MOD
+            off = seq_sub(nxt, data_una)
             avail = total - off
             send_fin = False
             if avail <= 0:  # nothing new to send (n would be <= 0 whatever the windows)
@@ -343,9 +378,7 @@ class TcbOutput(TcbVars):
                 n = 0
                 send_fin = True
             else:
-                in_flight = (nxt - snd_una) & MASK
-                if in_flight > HALF:
-                    in_flight -= MOD
+                in_flight = seq_sub(nxt, snd_una)
                 cwnd = cwnd0
                 if limited and nxt == self.snd_max:
                     cwnd += dupacks * mss  # limited transmit (RFC 3042): new data only
@@ -379,11 +412,11 @@ class TcbOutput(TcbVars):
                     elif n < mss and n == avail and not self.config.nodelay and in_flight > 0 \
                             and fin_seq is None:
                         break  # Nagle (RFC 9293 §3.7.4): wait for the ACK of outstanding data
-                    if fin_seq is not None and ((nxt + n) & MASK) == fin_seq:
+                    if fin_seq is not None and seq_add(nxt, n) == fin_seq:
                         send_fin = True
             seq = nxt
             snd_max = self.snd_max
-            retrans = seq != snd_max and ((snd_max - seq) & MASK) < HALF  # seq_lt(seq, snd_max)
+            retrans = seq_lt(seq, snd_max)
             flags = ACK
             if n and n == avail:
                 flags |= PSH
@@ -400,8 +433,8 @@ class TcbOutput(TcbVars):
                 self._rtt_time = now
             self._emit(seq, flags, payload, now)
             sent_ack = True
-            nxt = self.snd_nxt = (seq + n + (1 if send_fin else 0)) & MASK
-            if nxt != snd_max and ((nxt - snd_max) & MASK) < HALF:  # seq_gt(nxt, snd_max)
+            nxt = self.snd_nxt = seq_add(seq, n + (1 if send_fin else 0))
+            if seq_gt(nxt, snd_max):
                 self.snd_max = nxt
             if self.deadlines[RTO_TIMER] is None:
                 self._arm(RTO_TIMER, now + self.rtt.rto)

@@ -420,7 +420,6 @@ class Tcb(TcbOutput):
     # ``_rcv_predicted`` is the one header-prediction fast path (BSD tcp_input, Linux
     # tcp_rcv_established), which takes the common segment only when every check would pass
     # and falls back otherwise (tests/stack/tcp/test_fast_paths.py runs both on random input).
-    fast_path = True  # False: every segment takes the general path (the differential test)
 
     def receive(self, seg: SegmentLike, now: float) -> None:
         """SEGMENT ARRIVES for this connection."""

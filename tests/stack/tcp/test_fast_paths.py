@@ -151,7 +151,7 @@ def test_fused_receive_path_counts_malformed_frames_as_the_layered_path():
     assert b.counters["tcp.tx.rst"] == before + 1
 
 
-# -- header prediction: the receive fast path against the general path -------------------------
+# -- header prediction: the fast paths of both directions against the general paths ------------
 
 
 def _plain(v):
@@ -181,8 +181,8 @@ def snapshot(tcb: Tcb) -> dict:
     """Every variable of the TCB (sequence space, buffers, estimators, timers, stats, queued
     segments and events); the cached earliest timer as get_timer() answers."""
     out = {k: _plain(v) for k, v in vars(tcb).items()
-           if k not in ("fast_path", "_rcv_predicted", "timer", "_timer_stale", "trace",
-                        "challenge_ack_ok")}
+           if k not in ("fast_path", "_rcv_predicted", "_send_predicted", "timer",
+                        "_timer_stale", "trace", "challenge_ack_ok")}
     out["get_timer"] = tcb.get_timer()
     return out
 
@@ -228,7 +228,9 @@ def _peer_segment(rnd: random.Random, tcb: Tcb, peer: dict, closing: bool) -> Se
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_header_prediction_matches_the_general_path(seed):
+def test_header_prediction_matches_the_general_paths(seed):
+    """Random peer segments and application calls through a TCB and its copy with
+    ``fast_path = False``: after every segment both hold the same state."""
     rnd = random.Random(seed)
     cfg = TcpConfig(nodelay=rnd.random() < 0.5, timestamps=rnd.random() < 0.7,
                     sack=rnd.random() < 0.7, window_scaling=rnd.random() < 0.7,
@@ -239,15 +241,21 @@ def test_header_prediction_matches_the_general_path(seed):
     slow = copy.deepcopy(fast)
     slow.fast_path = False
     assert fast.state is State.ESTABLISHED
-    predicted = []
-    general = fast._rcv_predicted
+    predicted, sent = [], []
+    receive_predicted, send_predicted = fast._rcv_predicted, fast._send_predicted
 
-    def counted(seg, now):
-        taken = general(seg, now)
+    def counted_receive(seg, now):
+        taken = receive_predicted(seg, now)
         predicted.append(taken)
         return taken
 
-    fast._rcv_predicted = counted
+    def counted_send(now):
+        taken = send_predicted(now)
+        sent.append(taken)
+        return taken
+
+    fast._rcv_predicted = counted_receive
+    fast._send_predicted = counted_send
     peer = {"tsval": fast.ts_recent}
     now = p.now
     for step in range(300):
@@ -274,3 +282,4 @@ def test_header_prediction_matches_the_general_path(seed):
         if fast.state is not State.ESTABLISHED:
             break
     assert sum(predicted) >= 3 and not all(predicted), predicted  # both paths ran
+    assert any(sent)
