@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from stacklab.net.network import Network
+from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.events import Connected, DataReceived
 from stacklab.stack.tcp.fsm import CLOSED, ESTABLISHED
 
@@ -99,3 +100,32 @@ def test_a_child_completing_after_its_listener_closed_is_reset():
     net.close()
     assert got["rst"] == 1
     assert got["a"].state is CLOSED and isinstance(got["a"].error, ConnectionResetError)
+
+
+def test_a_new_syn_reopens_a_connection_in_time_wait():
+    net, a, b = two_hosts()
+    got = {}
+
+    async def handler(r, w):
+        w.write(await r.read(5))
+        w.close()  # the server closes first: its side of the connection ends in TIME-WAIT
+
+    async def main():
+        await b.start_server(handler, port=7)
+        for attempt in range(2):  # the same 4-tuple twice (RFC 6191)
+            # without timestamps (their offsets are per connection) the ISN must have grown
+            r, w = await a.open_connection("b", 7, local_addr=("", 40000),
+                                           config=TcpConfig(timestamps=False))
+            w.write(b"hello")
+            got[attempt] = await r.read()
+            w.close()
+            await asyncio.sleep(1.0)
+            if attempt == 0:
+                got["old"] = next(iter(b.tcp.conns.values()))
+
+    net.run(main(), until=30)
+    net.close()
+    assert got[0] == got[1] == b"hello"
+    old = got["old"]
+    assert old.state is CLOSED
+    assert old.transitions[-1][3] == "new SYN in TIME-WAIT (RFC 6191)"

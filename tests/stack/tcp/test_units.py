@@ -215,7 +215,7 @@ def test_window_scaling_applied():
 
 
 def test_syn_in_time_wait_rfc6191():
-    from stacklab.stack.tcp.layer import syn_acceptable_in_time_wait
+    from stacklab.stack.tcp.listen import syn_acceptable_in_time_wait
 
     p = established()
     p.a.close(p.now)
