@@ -281,6 +281,9 @@ class TcpLayer:
 
     # -- output and events ------------------------------------------------------------------------
     def flush(self, tcb: Tcb, now: float) -> None:
+        """After anything touched ``tcb``: its segments to the IP layer, its events to the
+        application's queue (``events``), its next deadline into the timer index; a finished
+        TCB is forgotten."""
         host = self.host
         while True:  # again when the path MTU dropped or a closed listener's child was aborted
             out = tcb._out  # segments_to_send(), without the call
