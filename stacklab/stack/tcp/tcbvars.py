@@ -110,6 +110,7 @@ class TcbVars:
         self.deadlines: list[float | None] = [None] * len(KINDS)
         self.timer: tuple[float, Timer] | None = None
         self._timer_stale = False
+        self._armed = 0  # how many deadlines are set
         self.persist_backoff = 0
         # output
         self._ack_now = False
@@ -124,19 +125,29 @@ class TcbVars:
 
     def _arm(self, kind: Timer, at: float | None) -> None:
         """Set (or with None cancel) the deadline of ``kind``. ``timer`` follows at once when
-        the change cannot move it back (a new earliest, or a later one of another kind);
+        the change decides it (a new earliest, the only deadline, a later one of another kind);
         otherwise ``get_timer`` recomputes it."""
-        self.deadlines[kind] = at
+        deadlines = self.deadlines
+        if deadlines[kind] is None:
+            if at is not None:
+                self._armed += 1
+        elif at is None:
+            self._armed -= 1
+        deadlines[kind] = at
         if self._timer_stale:
             return
         t = self.timer
         if t is None:
             if at is not None:
                 self.timer = (at, kind)
-        elif kind is t[1]:
-            self._timer_stale = True  # the earliest moved: another may come first now
-        elif at is not None and at < t[0]:
+        elif at is not None and (at < t[0] or (kind is t[1] and (
+                at == t[0] or self._armed == 1))):
             self.timer = (at, kind)
+        elif kind is t[1]:
+            if self._armed:
+                self._timer_stale = True  # the earliest moved later or went: another may lead
+            else:
+                self.timer = None
 
     def _set_unacked_since(self, t: float | None) -> None:
         """The oldest transmission not yet acknowledged (None: none): the user timeout runs
