@@ -197,7 +197,7 @@ class StackSide:
                         gateways=[], services=[], mac=None, mtu=None)
         self.node = build_node(cfg, seed=11)
         self.stack = RealtimeStack(self.node, [self.tap]).start()
-        from stacklab.stack.tcp.tcb import TcpConfig
+        from stacklab.stack.tcp.config import TcpConfig
 
         # Linux autotunes its buffers up to 6 MiB (tcp_rmem): give stacklab's sockets room too
         self.config = TcpConfig(recv_buffer=RCVBUF, send_buffer=RCVBUF, nodelay=True)

@@ -6,13 +6,19 @@ loop's clock for a node: every ``now`` the node sees comes from :meth:`NodeDrive
 
 :class:`DrivenHost` is the other end of that relation: a host that knows its driver, which is
 what the application API (streams, UDP endpoints, ping) needs besides the stack itself.
+
+After every node call (a frame in, a timer, a kick) the driver runs the drain hooks that API
+objects registered (``on_drain``): they pull the events the node's engines queued and hand them
+to the application, whose reactions (a write, a read that opens the window) the hook runs
+through the engine before the driver collects the frames to send. The engine never calls the
+application (aioquic's ``_process_events`` after ``receive_datagram``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from stacklab.stack.host import Host
 from stacklab.stack.node import Node
@@ -30,14 +36,34 @@ class NodeDriver:
         self._kick_pending = False
         self._held = 0  # > 0 while a link delivers a batch of frames (hold/release)
         self._held_frames = False
+        self._drain_keys: set[Hashable] = set()
+        self._drain_hooks: list[Callable[[float], None]] = []
+        self._draining = False
         node.wake = self.kick  # the Node contract: the node asks for a flush through wake()
 
     def now(self) -> float:
         return self.loop.time()
 
+    def on_drain(self, key: Hashable, hook: Callable[[float], None]) -> None:
+        """Run ``hook(now)`` after every node call (once per ``key``, e.g. a host's TCP layer)."""
+        if key not in self._drain_keys:
+            self._drain_keys.add(key)
+            self._drain_hooks.append(hook)
+
+    def _drain(self, now: float) -> None:
+        self._draining = True  # kicks from inside a hook: the flush that follows covers them
+        try:
+            for hook in self._drain_hooks:
+                hook(now)
+        finally:
+            self._draining = False
+
     def deliver(self, ifindex: int, frame: bytes) -> None:
         """A frame arrived from outside on interface ``ifindex``."""
-        self.node.receive_frame(ifindex, frame, self.loop.time())
+        now = self.loop.time()
+        self.node.receive_frame(ifindex, frame, now)
+        if self._drain_hooks:
+            self._drain(now)
         if self._held:
             self._held_frames = True
         else:
@@ -62,13 +88,15 @@ class NodeDriver:
                 self.flush()
 
     def kick(self) -> None:
-        """Something changed outside a driver call: flush on the next loop iteration."""
-        if not self._kick_pending:
+        """Something changed outside a driver call: drain and flush on the next loop iteration."""
+        if not self._kick_pending and not self._draining:
             self._kick_pending = True
             self.loop.call_soon(self._kicked)
 
     def _kicked(self) -> None:
         self._kick_pending = False
+        if self._drain_hooks:
+            self._drain(self.loop.time())
         self.flush()
 
     def flush(self) -> None:
@@ -94,7 +122,10 @@ class NodeDriver:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        self.node.handle_timer(self.loop.time())
+        now = self.loop.time()
+        self.node.handle_timer(now)
+        if self._drain_hooks:
+            self._drain(now)
         self.flush()
 
 
@@ -119,7 +150,8 @@ class DrivenHost(Host):
     def detach(self) -> None:
         self.driver = None
 
-    def _driven(self) -> NodeDriver:
+    def driving(self) -> NodeDriver:
+        """The driver running this host (RuntimeError when none is attached)."""
         driver = self.driver
         if driver is None:
             raise RuntimeError(f"host {self.name} is not driven: add it to a Network or run "
@@ -128,9 +160,9 @@ class DrivenHost(Host):
 
     def now(self) -> float:
         """The driver's time: the ``now`` the stack is driven with."""
-        return self._driven().now()
+        return self.driving().now()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the host runs on (futures, ``call_soon``)."""
-        return self._driven().loop
+        return self.driving().loop

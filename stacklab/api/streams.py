@@ -22,28 +22,57 @@ connect timeout TimeoutError.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from stacklab.stack.tcp.fsm import State
-from stacklab.stack.tcp.tcb import (
+from stacklab.stack.tcp.config import TcpConfig
+from stacklab.stack.tcp.events import (
     Connected,
     ConnectionLost,
     DataReceived,
     EofReceived,
     SendSpace,
-    Tcb,
-    TcpConfig,
+    TcbEvent,
 )
+from stacklab.stack.tcp.fsm import CLOSED, TIME_WAIT
+from stacklab.stack.tcp.tcb import Tcb
 from stacklab.wire.addr import ip_bytes, ip_str
 
 from .driver import DrivenHost
 
 if TYPE_CHECKING:
-    from stacklab.stack.tcp.layer import Listener, TcpLayer
+    from stacklab.stack.tcp.layer import TcpLayer
+    from stacklab.stack.tcp.listen import Listener
 
 _DEFAULT_LIMIT = 2 ** 16
+
+
+def _drain(layer: TcpLayer, now: float) -> None:
+    """The driver's drain hook for a host's TCP layer: hand each queued event to the transport
+    of its connection (a new passive connection to its listener's accept callback), then run the
+    output of what the application did in reaction, until neither is left."""
+    events = layer.events
+    kicked = layer.kicked
+    while events or kicked:
+        while events:
+            tcb, ev = events.popleft()
+            transport = tcb.user
+            if isinstance(transport, TcpTransport):
+                if type(ev) is DataReceived:  # the per-segment event, without a dispatch call
+                    transport._deliver()
+                else:
+                    transport._on_event(ev)
+            elif type(ev) is Connected and (lst := layer.listener_of(tcb)) is not None:
+                lst.on_established(tcb)
+        if kicked:
+            layer.poll(now)
+
+
+def _pull_events(host: DrivenHost, layer: TcpLayer) -> None:
+    """Make the host's driver drain ``layer``'s events after every node call (once per layer)."""
+    host.driving().on_drain(layer, functools.partial(_drain, layer))
 
 
 def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
@@ -81,6 +110,7 @@ class TcpTransport(asyncio.Transport):
         self._high = 64 * 1024
         self._low = 16 * 1024
         self._lost = False
+        self._eof_delivered = False
         self._connected: asyncio.Future[None] | None = None
         self._extra: dict[str, Any] = {}
 
@@ -91,22 +121,16 @@ class TcpTransport(asyncio.Transport):
         self._extra["peername"] = (ip_str(tcb.remote_ip), tcb.remote_port)
         self._extra["sockname"] = (ip_str(tcb.local_ip), tcb.local_port)
 
-    def tcp_event(self, tcb: Tcb, ev: Any) -> None:
-        """Called synchronously by the TCP layer for each TCB event."""
+    def _on_event(self, ev: TcbEvent) -> None:
+        """One event of this transport's TCB, pulled by the layer's drain hook (``_drain``)."""
         cls = type(ev)
-        if cls is DataReceived:  # the per-segment events first, by exact type
+        if cls is DataReceived or cls is EofReceived:  # the per-segment events first
             self._deliver()
         elif cls is SendSpace:
             self._fill()
-        elif isinstance(ev, DataReceived):
-            self._deliver()
-        elif isinstance(ev, SendSpace):
-            self._fill()
-        elif isinstance(ev, Connected):
+        elif cls is Connected:
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(None)
-        elif isinstance(ev, EofReceived):
-            self._deliver()
         elif isinstance(ev, ConnectionLost):
             self._on_lost(ev.error)
 
@@ -114,12 +138,13 @@ class TcpTransport(asyncio.Transport):
         tcb = self._tcb
         if tcb is None or self._reading_paused or self._lost:
             return
-        if tcb.recvbuf.ready:  # tcb.readable, without the property call (every segment)
-            data = tcb.read()
-            self._layer.kick_read(tcb)  # the window may have opened: maybe a window update
+        data = tcb.read()
+        if data:
+            if tcb.ack_pending:  # the read opened the window enough for a window update
+                self._layer.kick(tcb)
             if not tcb.user_closed:
                 self._protocol.data_received(data)  # type: ignore[attr-defined]
-        if tcb.fin_received and tcb.at_eof and not getattr(self, "_eof_delivered", False):
+        if tcb.at_eof and not self._eof_delivered:
             self._eof_delivered = True
             keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
             if not keep_open:
@@ -129,7 +154,7 @@ class TcpTransport(asyncio.Transport):
         tcb = self._tcb
         if tcb is None:
             return
-        if self._pending and tcb.state not in (State.CLOSED, State.TIME_WAIT):
+        if self._pending and tcb.state not in (CLOSED, TIME_WAIT):
             try:
                 n = tcb.send(self._pending)
             except ConnectionError:
@@ -187,7 +212,7 @@ class TcpTransport(asyncio.Transport):
     def abort(self) -> None:
         self._closing = True
         tcb = self._tcb
-        if tcb is not None and tcb.state is not State.CLOSED:
+        if tcb is not None and tcb.state is not CLOSED:
             tcb.abort(self._host.now())
             self._layer.kick(tcb)
             self._layer.flush(tcb, self._host.now())
@@ -222,7 +247,7 @@ class TcpTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         tcb = self._tcb
-        return len(self._pending) + (len(tcb.sendbuf) if tcb is not None else 0)
+        return len(self._pending) + (tcb.send_queued if tcb is not None else 0)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -325,6 +350,7 @@ async def create_connection(host: DrivenHost,
     protocol = protocol_factory()
     transport = TcpTransport(host, None, protocol, loop)
     transport._connected = loop.create_future()
+    _pull_events(host, layer)
     local_ip = ip_bytes(local_addr[0]) if local_addr and local_addr[0] else None
     local_port = local_addr[1] if local_addr else 0
     tcb = layer.connect(dst, int(port), host.now(), local_ip=local_ip,
@@ -333,7 +359,7 @@ async def create_connection(host: DrivenHost,
     try:
         await transport._connected
     except BaseException:
-        if tcb.state is not State.CLOSED:
+        if tcb.state is not CLOSED:
             tcb.abort(host.now())
             layer.flush(tcb, host.now())
         raise
@@ -390,6 +416,7 @@ async def create_server(host: DrivenHost,
         if tcb.readable or tcb.at_eof:
             transport._deliver()
 
+    _pull_events(host, layer)
     for local_ip, family in _families(host, bind):
         listeners.append(layer.listen(int(port), on_established, local_ip=local_ip,
                                       family=family, config=cfg, backlog=backlog))

@@ -252,6 +252,7 @@ class Runner:
 
     # -- the clock and the host ------------------------------------------------------------------
     def _drain(self) -> None:
+        self.stack.process_events()
         for _ifindex, frame in self.host.frames_to_send():
             frame = bytes(frame)
             if self.pcap is not None:

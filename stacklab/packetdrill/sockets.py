@@ -6,8 +6,10 @@ only, so that a change of the TCP layer's API is ported here and nowhere else. T
 BSD-socket-like objects: :class:`TcpSock` and :class:`UdpSock`, which raise :class:`SockError`
 with an errno, and return None where a blocking call would wait.
 
-Events are taken as today's TCP layer pushes them (``tcb.user.tcp_event(tcb, ev)``); the socket
-only records them (connected, the error that ended the connection).
+The TCP layer queues its events (``layer.events``: ``(tcb, event)``, oldest first) and never calls
+us: :meth:`Stack.process_events` pulls them after every host call, as the asyncio API's drain hook
+does, and runs the output of what the sockets kicked (``layer.poll``). A socket only records them
+(connected, the error that ended the connection).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stacklab.errors import StacklabError
+from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.congestion import create_congestion
+from stacklab.stack.tcp.events import Connected, ConnectionLost, TcbEvent
 from stacklab.stack.tcp.fsm import State
-from stacklab.stack.tcp.layer import Listener
-from stacklab.stack.tcp.tcb import Connected, ConnectionLost, Tcb, TcpConfig
+from stacklab.stack.tcp.listen import Listener
+from stacklab.stack.tcp.tcb import Tcb
 
 if TYPE_CHECKING:
     from stacklab.stack.host import Host
@@ -98,6 +102,22 @@ class Stack:
     def tcp_socket(self, v6: bool) -> TcpSock:
         return TcpSock(self, v6)
 
+    def process_events(self) -> None:
+        """Hand the TCP layer's queued events to their sockets (a new passive connection to
+        its listener's accept queue), then run the output of what the sockets kicked, until
+        neither is left."""
+        layer = self.host.tcp
+        events, now = layer.events, self.clock()
+        while events or layer.kicked:
+            while events:
+                tcb, ev = events.popleft()
+                user = tcb.user
+                if isinstance(user, TcpSock):
+                    user.tcp_event(ev)
+                elif isinstance(ev, Connected) and (lst := layer.listener_of(tcb)) is not None:
+                    lst.on_established(tcb)
+            layer.poll(now)
+
     def udp_socket(self, v6: bool) -> UdpSock:
         return UdpSock(self, v6)
 
@@ -118,8 +138,8 @@ class TcpSock:
         self.shut_wr = False
         self.closed = False
 
-    # -- the TCP layer's user interface (today's push events) -----------------------------------
-    def tcp_event(self, tcb: Tcb, ev: Any) -> None:
+    # -- the TCP layer's events, pulled by Stack.process_events -----------------------------------
+    def tcp_event(self, ev: TcbEvent) -> None:
         if isinstance(ev, Connected):
             self.connected = True
         elif isinstance(ev, ConnectionLost):
@@ -249,7 +269,7 @@ class TcpSock:
             if peek:
                 return bytes(tcb.recvbuf.ready[:n])
             data = tcb.read(n)
-            self.stack.host.tcp.kick_read(tcb)
+            self.stack.host.tcp.kick(tcb)  # the window may have opened: maybe a window update
             return data
         if self.error:
             err, self.error = self.error, 0

@@ -50,6 +50,21 @@ class Event(enum.Enum):
     SYN_IN_TIME_WAIT = "new SYN reuses TIME-WAIT (RFC 6191)"
 
 
+# The states as module globals, defined once here and imported by the TCP modules (h11's states
+# are module-level sentinels too): ``State.X`` is an enum class attribute lookup (~70 ns in
+# CPython 3.11, ~10x a global), and the per-segment paths test the state a dozen times.
+CLOSED = State.CLOSED
+LISTEN = State.LISTEN
+SYN_SENT = State.SYN_SENT
+SYN_RECEIVED = State.SYN_RECEIVED
+ESTABLISHED = State.ESTABLISHED
+FIN_WAIT_1 = State.FIN_WAIT_1
+FIN_WAIT_2 = State.FIN_WAIT_2
+CLOSE_WAIT = State.CLOSE_WAIT
+CLOSING = State.CLOSING
+LAST_ACK = State.LAST_ACK
+TIME_WAIT = State.TIME_WAIT
+
 S = State
 E = Event
 

@@ -2,35 +2,37 @@
 closed ports, ICMP errors, timers, and the glue between TCBs and the IP layer.
 
 It registers itself with the host (``register_protocol(6)``, ``register_icmp_error(6)``,
-``add_timer_source``). Each TCB is sans-IO; after anything touches one, ``flush(tcb, now)`` builds
-its segments into bytes (``build_tcp``), hands them to ``host.ip_send`` and passes its events to
-the socket object on top (``tcb.user``, an object with ``tcp_event(tcb, event)``).
+``add_timer_source``; :class:`TcpHost` is all it asks of the host). Each TCB is sans-IO; after
+anything touches one, ``flush(tcb, now)`` builds its segments into bytes, hands them to
+``host.ip_send`` and queues its events. The layer never calls the application: the API pulls
+``(tcb, event)`` pairs from ``events`` after each node call, and its calls into a TCB (send,
+read, close) end with ``kick(tcb)``, whose output runs at the next ``poll(now)``.
 """
 
 from __future__ import annotations
 
 import errno
 import heapq
-import struct
+import random
+from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stacklab.wire.addr import ip_str
-from stacklab.wire.checksum import SPLIT_AT, le_sum
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.proto import PROTO_TCP
-from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp, encode_options
+from stacklab.wire.tcp import ACK, RST, SYN, TcpView
 
+from .config import TcpConfig
 from .congestion import create_congestion
-from .fsm import Event, State
+from .context import TcpHost
+from .events import Connected, ConnectionLost, TcbEvent
+from .fsm import SYN_SENT, TIME_WAIT
 from .isn import IsnGenerator
-from .segment import Segment
-from .seq import MASK, seq_add, seq_gt
-from .syncookie import COUNTER_PERIOD, MAX_AGE_STEPS, SynCookies
-from .tcb import DEFAULT_MSS_V4, DEFAULT_MSS_V6, Connected, ConnectionLost, Tcb, TcpConfig
-
-if TYPE_CHECKING:
-    from stacklab.stack.host import Host
+from .listen import Listener, send_reset, syn_acceptable_in_time_wait
+from .output import segment_bytes
+from .syncookie import SynCookies
+from .tcb import Tcb
 
 EPHEMERAL_LOW = 32768  # Linux ip_local_port_range
 EPHEMERAL_HIGH = 60999
@@ -39,76 +41,21 @@ MAX_SYN_BACKLOG = 256  # Linux tcp_max_syn_backlog (per listener here)
 MAX_CONNECTIONS = 65536  # per host: TCBs of every state, TIME-WAIT included
 CHALLENGE_ACK_LIMIT = 1000  # per second per host (Linux tcp_challenge_ack_limit, RFC 5961 §7)
 
-_TIME_WAIT = State.TIME_WAIT  # a global: an enum class attribute lookup costs ~70 ns
-_HDR = struct.Struct("!HHIIHHHH")
-_HDR_TS = struct.Struct("!HHIIHHHH4sII")  # header + nop, nop, timestamps (32 bytes)
-_NOPNOP_TS = b"\x01\x01\x08\x0a"
-_CSUM_LE = struct.Struct("<H")  # the checksum computed from a little-endian sum (checksum.py)
-
-
-def _segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
-    """``build_tcp`` for the TCB's own segments, with the pseudo-header's address part summed
-    once per connection (``psum``) and the timestamps-only header (every data segment and ACK
-    once timestamps are negotiated) packed in one call. Same bytes as ``build_tcp``."""
-    ts = seg._ts
-    if ts is not None and not seg._sack and seg._mss is None and seg._wscale is None \
-            and not seg._sack_perm:
-        buf = bytearray(_HDR_TS.pack(sp, dp, seg.seq, seg.ack, 0x8000 | seg.flags, seg.window,
-                                     0, 0, _NOPNOP_TS, ts[0], ts[1]))
-    else:
-        opts = seg.options_bytes()
-        hl = 20 + len(opts)
-        buf = bytearray(_HDR.pack(sp, dp, seg.seq, seg.ack, (hl << 10) | seg.flags, seg.window,
-                                  0, 0))
-        buf += opts
-    payload = seg.payload
-    if payload:
-        buf += payload
-    n = len(buf)
-    # little-endian sum = 256 x the big-endian one (mod 0xFFFF), stored byte-swapped; in two
-    # halves above SPLIT_AT bytes (wire/checksum.py); a folded 0xFFFF is stored as 0x0000
-    total = (int.from_bytes(buf, "little") if n <= SPLIT_AT else le_sum(buf)) + ((psum + n) << 8)
-    _CSUM_LE.pack_into(buf, 16, -total % 0xFFFF)
-    return buf
-
-
-class Listener:
-    """A passive OPEN on ``(local_ip or any, port)``. ``on_established(tcb)`` is called when a
-    connection it spawned reaches ESTABLISHED."""
-
-    state = State.LISTEN
-
-    def __init__(self, layer: TcpLayer, local_ip: bytes | None, port: int, family: int | None,
-                 on_established: Callable[[Tcb], None], config: TcpConfig,
-                 backlog: int = 128) -> None:
-        self.layer = layer
-        self.local_ip = local_ip
-        self.port = port
-        self.family = family
-        self.on_established = on_established
-        self.config = config
-        self.backlog = backlog
-        self.pending: set[Tcb] = set()  # SYN-RECEIVED children
-        self.closed = False
-        self.last_overflow: float | None = None  # the SYN queue was last full (SYN cookies)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.layer.listeners.pop((self.local_ip, self.port, self.family), None)
-
 
 class TcpLayer:
-    def __init__(self, host: Host, config: TcpConfig | None = None) -> None:
+    def __init__(self, host: TcpHost, config: TcpConfig | None = None) -> None:
         self.host = host
         self.config = config or TcpConfig()
         self.conns: dict[tuple[bytes, int, bytes, int], Tcb] = {}
         self.listeners: dict[tuple[bytes | None, int, int | None], Listener] = {}
         self.history: list[Tcb] = []  # finished connections, for summaries
+        self._spawned_by: dict[Tcb, Listener] = {}  # passive connections -> their listener
         self.isn = IsnGenerator.from_rng(host.rng)
         self._next_port = EPHEMERAL_LOW + host.rng.randrange(EPHEMERAL_HIGH - EPHEMERAL_LOW)
-        self._dirty: set[Tcb] = set()  # TCBs a user call touched: output() at the next timer
-        self._dispatching: Tcb | None = None  # the TCB whose events flush() is handing out
+        # TCBs user calls touched since the last poll(), in order (read-only outside the layer)
+        self.kicked: dict[Tcb, None] = {}
+        # (tcb, event) for the application, oldest first: it pulls them with events.popleft()
+        self.events: deque[tuple[Tcb, TcbEvent]] = deque()
         # Timer index: every TCB's next deadline, noted after each flush (everything that
         # changes a TCB ends in flush or kick), in a heap with lazy deletion: get_timer is
         # O(log n) instead of a scan of every connection per frame (10,000 connections).
@@ -141,8 +88,6 @@ class TcpLayer:
     @property
     def cookies(self) -> SynCookies:
         if self._cookies is None:  # drawn lazily: hosts without a SYN flood keep their streams
-            import random
-
             self._cookies = SynCookies(random.Random(self.host.rng.getrandbits(64)))
         return self._cookies
 
@@ -158,9 +103,16 @@ class TcpLayer:
         self._challenge_count += 1
         return True
 
-    def _adopt(self, tcb: Tcb) -> None:
+    def adopt(self, tcb: Tcb, listener: Listener | None = None) -> None:
+        """Take a new connection into the demultiplexing table (``listener``: its passive OPEN)."""
         tcb.challenge_ack_ok = self.challenge_ack_ok
         self.conns[tcb.key] = tcb
+        if listener is not None:
+            self._spawned_by[tcb] = listener
+
+    def listener_of(self, tcb: Tcb) -> Listener | None:
+        """The listener that spawned ``tcb`` (None for an active OPEN)."""
+        return self._spawned_by.get(tcb)
 
     # -- opening ----------------------------------------------------------------------------------
     def _iface_mtu(self, dst: bytes, ifindex: int | None = None) -> int:
@@ -174,13 +126,13 @@ class TcpLayer:
                 return iface.mtu
         return host.path_mtu(dst)
 
-    def _adv_mss(self, dst: bytes, config: TcpConfig, ifindex: int | None = None) -> int:
+    def adv_mss(self, dst: bytes, config: TcpConfig, ifindex: int | None = None) -> int:
         mss = self._iface_mtu(dst, ifindex) - (40 if len(dst) == 4 else 60)
         if config.maxseg is not None:
             mss = min(mss, config.maxseg)
         return max(mss, 88)
 
-    def _new_tcb_kwargs(self, local_ip: bytes, local_port: int, remote_ip: bytes,
+    def tcb_kwargs(self, local_ip: bytes, local_port: int, remote_ip: bytes,
                         remote_port: int, now: float, config: TcpConfig,
                         ifindex: int | None = None) -> dict[str, Any]:
         host = self.host
@@ -192,7 +144,7 @@ class TcpLayer:
         return {
             "iss": self.isn.isn(local_ip, local_port, remote_ip, remote_port, now),
             "config": config,
-            "adv_mss": self._adv_mss(remote_ip, config, ifindex),
+            "adv_mss": self.adv_mss(remote_ip, config, ifindex),
             "path_mtu": host.path_mtu(remote_ip),
             "rng": host.rng,
             "trace": trace if host.tracer is not None else None,
@@ -210,7 +162,7 @@ class TcpLayer:
 
     def connect(self, remote_ip: bytes, remote_port: int, now: float, *,
                 local_ip: bytes | None = None, local_port: int = 0,
-                config: TcpConfig | None = None, user: Any = None) -> Tcb:
+                config: TcpConfig | None = None, user: object = None) -> Tcb:
         """Active OPEN. Raises OSError(ENETUNREACH) without a route or source address."""
         src = local_ip or self.host.source_address_for(remote_ip)
         if src is None:
@@ -224,9 +176,9 @@ class TcpLayer:
             raise OSError(errno.ENOBUFS, f"{len(self.conns)} TCP connections: host limit")
         cfg = config or self.config
         tcb = Tcb(src, port, remote_ip, remote_port, now=now,
-                  **self._new_tcb_kwargs(src, port, remote_ip, remote_port, now, cfg))
+                  **self.tcb_kwargs(src, port, remote_ip, remote_port, now, cfg))
         tcb.user = user
-        self._adopt(tcb)
+        self.adopt(tcb)
         self.host.counters["tcp.active_opens"] += 1
         tcb.connect(now)
         self.flush(tcb, now)
@@ -246,7 +198,7 @@ class TcpLayer:
         self.listeners[key] = lst
         return lst
 
-    def _find_listener(self, dst: bytes, port: int) -> Listener | None:
+    def find_listener(self, dst: bytes, port: int) -> Listener | None:
         fam = 4 if len(dst) == 4 else 6
         ls = self.listeners
         return (ls.get((dst, port, None)) or ls.get((dst, port, fam))
@@ -285,137 +237,26 @@ class TcpLayer:
             c["drop.tcp.broadcast"] += 1
             return
         c["tcp.rx.segments"] += 1
-        key = (dst, v.dst_port, src, v.src_port)
-        tcb = self.conns.get(key)
-        if tcb is not None:
-            if tcb.state is _TIME_WAIT and v.flags & (SYN | ACK | RST) == SYN \
-                    and self._find_listener(dst, v.dst_port) is not None \
-                    and syn_acceptable_in_time_wait(tcb, v):
-                tcb._move(now, Event.SYN_IN_TIME_WAIT, "new SYN in TIME-WAIT (RFC 6191)")
-                self._forget(tcb)
-            else:
-                tcb.receive(v, now)
-                self.flush(tcb, now)
-                return
-        lst = self._find_listener(dst, v.dst_port)
-        flags = v.flags
-        if lst is None:
+        # SEGMENT ARRIVES (RFC 9293 §3.10.7), by the state of the connection it belongs to
+        port = v.dst_port
+        tcb = self.conns.get((dst, port, src, v.src_port))
+        if tcb is not None and tcb.state is TIME_WAIT and v.flags & (SYN | ACK | RST) == SYN \
+                and self.find_listener(dst, port) is not None \
+                and syn_acceptable_in_time_wait(tcb, v):
+            tcb.reopen_from_time_wait(now)  # RFC 6191: the listener takes the SYN below
+            self._forget(tcb)
+            tcb = None
+        if tcb is not None:  # SYN-SENT (§3.10.7.3) and the synchronized states (§3.10.7.4)
+            tcb.receive(v, now)
+            self.flush(tcb, now)
+            return
+        lst = self.find_listener(dst, port)
+        if lst is None:  # CLOSED (§3.10.7.1)
             c["tcp.no_port"] += 1
-            if not flags & RST:
-                self._send_reset(dst, src, v, now)
+            if not v.flags & RST:
+                send_reset(self.host, dst, src, v, now)
             return
-        # LISTEN (RFC 9293 §3.10.7.2)
-        if flags & RST:
-            return
-        if flags & ACK:
-            if flags & SYN or not self._cookie_ack(lst, src, dst, v, now, ifindex):
-                self._send_reset(dst, src, v, now)
-            return
-        if not flags & SYN:
-            return
-        if len(self.conns) >= self.max_connections:
-            c["tcp.drop.conn_limit"] += 1
-            return
-        if len(lst.pending) >= min(lst.backlog, self.max_syn_backlog):
-            lst.last_overflow = now
-            if self.syncookies:
-                self._send_cookie(lst, src, dst, v, now, ifindex)
-            else:
-                c["tcp.drop.backlog"] += 1
-            return
-        tcb = Tcb.accept_syn(v, dst, v.dst_port, src, v.src_port, now,
-                             **self._new_tcb_kwargs(dst, v.dst_port, src, v.src_port, now,
-                                                    lst.config, ifindex))
-        tcb.user = None
-        tcb.listener = lst
-        lst.pending.add(tcb)
-        self._adopt(tcb)
-        c["tcp.passive_opens"] += 1
-        self.flush(tcb, now)
-
-    # -- SYN cookies (syncookie.py) ---------------------------------------------------------------
-    def _send_cookie(self, lst: Listener, src: bytes, dst: bytes, v: TcpView, now: float,
-                     ifindex: int | None) -> None:
-        """The SYN queue is full: answer with a SYN,ACK whose ISS is a cookie, keep no state."""
-        cfg = lst.config
-        v6 = len(src) == 16
-        peer_mss = v.mss() or (DEFAULT_MSS_V6 if v6 else DEFAULT_MSS_V4)
-        cookies = self.cookies
-        iss = cookies.make(dst, v.dst_port, src, v.src_port, v.seq, peer_mss, now)
-        adv_mss = self._adv_mss(src, cfg, ifindex)
-        ts = v.timestamps() if cfg.timestamps else None
-        if ts is not None:  # wscale and SACK ride in the low bits of our TSval
-            ws = v.wscale() if cfg.window_scaling else None
-            sack = cfg.sack and v.sack_permitted()
-            our_ws = None
-            if ws is not None:
-                our_ws = 0
-                while (cfg.recv_buffer >> our_ws) > 0xFFFF and our_ws < 14:
-                    our_ws += 1
-            opts = encode_options(mss=adv_mss, wscale=our_ws, sack_permitted=sack,
-                                  timestamps=(cookies.ts_value(now, ws, sack), ts[0]))
-        else:
-            opts = encode_options(mss=adv_mss)
-        window = min(cfg.recv_buffer, 0xFFFF)
-        raw = build_tcp(dst, src, v.dst_port, v.src_port, iss, seq_add(v.seq, 1), SYN | ACK,
-                        window, b"", opts)
-        c = self.host.counters
-        c["tcp.syncookies.sent"] += 1
-        c["tcp.tx.segments"] += 1
-        self.host.ip_send(dst, src, PROTO_TCP, raw, now, df=True)
-
-    def _cookie_ack(self, lst: Listener, src: bytes, dst: bytes, v: TcpView, now: float,
-                    ifindex: int | None) -> bool:
-        """An ACK to a listener: if it carries one of our recent cookies, the connection is
-        rebuilt from it (straight to ESTABLISHED). False: not a cookie (the caller resets)."""
-        c = self.host.counters
-        if not self.syncookies or lst.last_overflow is None \
-                or now - lst.last_overflow > (MAX_AGE_STEPS + 1) * COUNTER_PERIOD:
-            return False
-        if len(self.conns) >= self.max_connections:
-            c["tcp.drop.conn_limit"] += 1
-            return True
-        cookie = (v.ack - 1) & MASK
-        peer_isn = (v.seq - 1) & MASK
-        mss = self.cookies.check(dst, v.dst_port, src, v.src_port, peer_isn, cookie, now)
-        if mss is None:
-            c["tcp.syncookies.failed"] += 1
-            return False
-        cfg = lst.config
-        ts = v.timestamps() if cfg.timestamps else None
-        if ts is not None:
-            ws, sack = SynCookies.ts_options(ts[1])
-            if not cfg.window_scaling:
-                ws = None
-            sack = sack and cfg.sack
-        else:
-            ws, sack = None, False
-        syn = Segment(peer_isn, 0, SYN, v.window, mss=mss, wscale=ws, sack_perm=sack,
-                      ts=(ts[0], 0) if ts is not None else None)
-        kw = self._new_tcb_kwargs(dst, v.dst_port, src, v.src_port, now, cfg, ifindex)
-        kw["iss"] = cookie
-        tcb = Tcb.accept_syn(syn, dst, v.dst_port, src, v.src_port, now, **kw)
-        tcb.segments_to_send()  # the SYN,ACK it would send: the client already has ours
-        tcb.ts_offset = self.cookies.ts_offset  # our TSvals continue the cookie's clock
-        tcb.user = None
-        tcb.listener = lst
-        self._adopt(tcb)
-        c["tcp.syncookies.recv"] += 1
-        c["tcp.passive_opens"] += 1
-        tcb.receive(v, now)
-        self.flush(tcb, now)
-        return True
-
-    def _send_reset(self, local: bytes, remote: bytes, v: TcpView, now: float) -> None:
-        """RST for a segment to no connection (RFC 9293 §3.10.7.1)."""
-        if v.flags & ACK:
-            seq, ack, flags = v.ack, 0, RST
-        else:
-            seg_len = v.payload_len + (1 if v.flags & SYN else 0) + (1 if v.flags & FIN else 0)
-            seq, ack, flags = 0, seq_add(v.seq, seg_len), RST | ACK
-        raw = build_tcp(local, remote, v.dst_port, v.src_port, seq, ack, flags, 0)
-        self.host.counters["tcp.tx.rst"] += 1
-        self.host.ip_send(local, remote, PROTO_TCP, raw, now, df=True)
+        lst.segment_arrives(src, dst, v, now, ifindex)  # LISTEN (§3.10.7.2)
 
     def icmp_error(self, now: float, kind: str, code: int, mtu: int, qsrc: bytes, qdst: bytes,
                    ql4: bytes) -> None:
@@ -431,18 +272,19 @@ class TcpLayer:
             # validated by the host (quoted seq in SND.UNA..SND.MAX) and already in its cache
             if tcb.on_path_mtu(self.host.path_mtu(qdst), now):
                 self.flush(tcb, now)
-        elif kind == "unreachable" and tcb.state is State.SYN_SENT:
+        elif kind == "unreachable" and tcb.state is SYN_SENT:
             port_unreach = (code == 3) if len(qsrc) == 4 else (code == 4)
             if port_unreach:
-                tcb._fail(now, Event.RCV_RST, ConnectionRefusedError("port unreachable"),
-                          "ICMP port unreachable in SYN-SENT")
+                tcb.refuse(now, "ICMP port unreachable in SYN-SENT")
                 self.flush(tcb, now)
 
     # -- output and events ------------------------------------------------------------------------
     def flush(self, tcb: Tcb, now: float) -> None:
+        """After anything touched ``tcb``: its segments to the IP layer, its events to the
+        application's queue (``events``), its next deadline into the timer index; a finished
+        TCB is forgotten."""
         host = self.host
-        dirty = self._dirty
-        while True:  # again when an event callback touched the TCB (was a tail recursion)
+        while True:  # again when the path MTU dropped or a closed listener's child was aborted
             out = tcb._out  # segments_to_send(), without the call
             too_big = False
             if out:
@@ -452,7 +294,7 @@ class TcpLayer:
                 c = host.counters
                 ip_send = host.ip_send
                 for seg in out:
-                    raw = _segment_bytes(psum, sp, dp, seg)
+                    raw = segment_bytes(psum, sp, dp, seg)
                     c["tcp.tx.segments"] += 1
                     if seg.flags & RST:
                         c["tcp.tx.rst"] += 1
@@ -462,22 +304,17 @@ class TcpLayer:
                 continue  # built before the path MTU dropped: resent smaller now
             events = tcb._events
             if events:
-                outer = self._dispatching
-                self._dispatching = tcb
-                try:
-                    while events:
-                        self._dispatch(tcb, events.popleft())
-                finally:
-                    self._dispatching = outer
+                lst = self._spawned_by.get(tcb)
+                if lst is not None and tcb in lst.pending and self._passive_events(lst, tcb, now):
+                    continue  # aborted: send its RST
+                q = self.events
+                while events:
+                    q.append((tcb, events.popleft()))
             if tcb.finished:
-                dirty.discard(tcb)
+                self.kicked.pop(tcb, None)
                 self._forget(tcb)
                 self._timer_of.pop(tcb, None)
                 return
-            if tcb in dirty:  # the user wrote/read/closed from inside an event callback
-                dirty.discard(tcb)
-                tcb.output(now)
-                continue
             # _note_timer, inline (after every segment)
             t = tcb.get_timer()
             if t is None:
@@ -501,36 +338,38 @@ class TcpLayer:
                 self._timer_heap = [(d, i, c) for i, (c, d) in enumerate(of.items())]
                 heapq.heapify(self._timer_heap)
 
+    def _passive_events(self, lst: Listener, tcb: Tcb, now: float) -> bool:
+        """The listener's bookkeeping for the events of a half-open child: it leaves the SYN
+        queue when ESTABLISHED or lost; one that completes after the listener closed is aborted
+        (True: its events are dropped, the RST is to be sent)."""
+        for ev in tcb._events:
+            if type(ev) is Connected or type(ev) is ConnectionLost:
+                lst.pending.discard(tcb)
+                if type(ev) is Connected and lst.closed:
+                    tcb._events.clear()
+                    tcb.abort(now)
+                    return True
+        return False
+
+    # -- the application's side: user calls in, events out ----------------------------------------
     def kick(self, tcb: Tcb) -> None:
-        """A user call changed ``tcb`` (data queued, buffer read, close): run its output soon,
-        from the host's timer, never re-entrantly from inside an event callback."""
-        self._dirty.add(tcb)
-        if tcb is not self._dispatching:  # else the flush dispatching its events runs it
-            self.host.request_wake()
+        """A user call changed ``tcb`` (data queued, buffer read, close): its output runs at the
+        next ``poll``, which the driver's drain hook calls after every node call."""
+        self.kicked[tcb] = None
+        self.host.request_wake()
 
-    def kick_read(self, tcb: Tcb) -> None:
-        """The application took bytes out of ``tcb``'s receive buffer. Reading changes nothing on
-        the sending side, so all ``output()`` could do now is an ACK already owed or a window
-        update: ``tcb`` is kicked only when one is due (not after every segment read)."""
-        if tcb._ack_now or tcb.window_update_due():
-            self.kick(tcb)
-
-    def _dispatch(self, tcb: Tcb, ev: Any) -> None:
-        user = tcb.user
-        if user is not None:
-            user.tcp_event(tcb, ev)
-            return
-        lst = tcb.listener
-        if lst is not None:
-            if isinstance(ev, Connected):
-                lst.pending.discard(tcb)
-                if lst.closed:
-                    tcb.abort(tcb.transitions[-1][0])
-                    return
-                lst.on_established(tcb)
-                return
-            if isinstance(ev, ConnectionLost):
-                lst.pending.discard(tcb)
+    def poll(self, now: float) -> bool:
+        """Run the output of the TCBs kicked since the last poll; False if there were none."""
+        dirty = self.kicked
+        if not dirty:
+            return False
+        while dirty:
+            tcb = next(iter(dirty))
+            del dirty[tcb]
+            if not tcb.finished:
+                tcb.output(now)
+                self.flush(tcb, now)
+        return True
 
     def _forget(self, tcb: Tcb) -> None:
         if self.conns.get(tcb.key) is tcb:
@@ -538,14 +377,12 @@ class TcpLayer:
             self.history.append(tcb)
             if len(self.history) > HISTORY_LIMIT:
                 del self.history[: len(self.history) - HISTORY_LIMIT]
-        lst = getattr(tcb, "listener", None)
+        lst = self._spawned_by.pop(tcb, None)
         if lst is not None:
             lst.pending.discard(tcb)
 
     # -- timers (a Host timer source) -----------------------------------------------------------
     def get_timer(self) -> float | None:
-        if self._dirty:
-            return 0.0
         heap = self._timer_heap
         of = self._timer_of
         while heap:
@@ -556,11 +393,6 @@ class TcpLayer:
         return None
 
     def handle_timer(self, now: float) -> None:
-        while self._dirty:
-            tcb = self._dirty.pop()
-            if not tcb.finished:
-                tcb.output(now)
-                self.flush(tcb, now)
         heap = self._timer_heap
         of = self._timer_of
         due: list[Tcb] = []
@@ -575,8 +407,8 @@ class TcpLayer:
         for tcb in due:
             if self.conns.get(tcb.key) is not tcb:
                 continue
-            t = tcb.get_timer()
-            if t is not None and t <= now:
+            deadline = tcb.get_timer()
+            if deadline is not None and deadline <= now:
                 tcb.handle_timer(now)
                 self.flush(tcb, now)
             else:
@@ -614,14 +446,3 @@ class TcpLayer:
                 "bytes_received": tcb.stats.bytes_received,
             })
         return out
-
-
-def syn_acceptable_in_time_wait(tcb: Tcb, v: TcpView) -> bool:
-    """RFC 6191 §2 (and RFC 9293 §3.10.7.4): a SYN may reopen a connection in TIME-WAIT when its
-    timestamp is newer than the last one seen, or, without timestamps, its sequence number is
-    above RCV.NXT."""
-    if tcb.ts_ok:
-        ts = v.timestamps()
-        if ts is not None:
-            return seq_gt(ts[0], tcb.ts_recent)
-    return seq_gt(v.seq, tcb.rcv_nxt)

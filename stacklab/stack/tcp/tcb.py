@@ -10,270 +10,76 @@ The TCB never touches a socket or a clock. Its driver (``TcpLayer``, or a test) 
 and collects ``segments_to_send()`` and ``next_event()``. Every state change goes through the one
 table in :mod:`.fsm` and is recorded in ``transitions`` as ``(time, old, new, cause)``.
 
-Sequence space: SND.UNA <= SND.NXT <= SND.MAX (BSD's ``snd_max``: the highest sequence number sent;
-after a timeout SND.NXT goes back to SND.UNA and the normal output path resends, go-back-N).
-Stream offsets (byte 0 = first byte after the SYN) index the send and receive buffers.
+The TCB is split in three: its variables (:mod:`.tcbvars`), its sending side (:mod:`.output`:
+segmentizer, window field, SACK blocks, retransmissions) and, here, segment arrival, timers, user
+calls and state changes.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import random
-from collections import deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
-from .buffers import ReceiveBuffer, SendBuffer
-from .congestion import create_congestion
-from .fsm import CAN_SEND, Event, State, next_state
-from .plpmtud import Plpmtud, PlpmtudState
-from .recovery import Recovery
-from .rtt import RttEstimator
-from .segment import ACK, FIN, PSH, RST, SYN, Segment, SegmentLike
-from .seq import HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from .config import DUPACK_THRESHOLD
+from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
+from .fsm import (
+    CAN_RECEIVE,
+    CAN_SEND,
+    CLOSE_WAIT,
+    CLOSED,
+    CLOSING,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    LAST_ACK,
+    LISTEN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TIME_WAIT,
+    Event,
+    next_state,
+)
+from .output import TcbOutput
+from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
+from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from .timers import (
+    CONNECT_TIMER,
+    DELACK_TIMER,
+    FIN_WAIT_2_TIMER,
+    KEEPALIVE_TIMER,
+    KINDS,
+    PERSIST_TIMER,
+    RTO_TIMER,
+    TIME_WAIT_TIMER,
+    Timer,
+    earliest,
+)
 
-S = State
-Ev = Event
-# The states as module globals: ``State.X`` is an enum class attribute lookup (~70 ns in
-# CPython 3.11, ~10x a global), and the per-segment paths test the state a dozen times.
-(_CLOSED, _LISTEN, _SYN_SENT, _SYN_RECEIVED, _ESTABLISHED, _FIN_WAIT_1, _FIN_WAIT_2,
- _CLOSE_WAIT, _CLOSING, _LAST_ACK, _TIME_WAIT) = (
-    S.CLOSED, S.LISTEN, S.SYN_SENT, S.SYN_RECEIVED, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2,
-    S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT)
-
-DEFAULT_MSS_V4 = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
-DEFAULT_MSS_V6 = 1220  # RFC 8200 §8.3
-TS_OPT_LEN = 12  # nop, nop, timestamps: carried by every segment once negotiated
-DUPACK_THRESHOLD = 3
-_PLPMTUD_DISABLED = PlpmtudState.DISABLED
 OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
+_PREDICTED_FLAGS = SYN | FIN | RST | URG | ACK  # of these, header prediction wants ACK alone
 
 
-@dataclass(slots=True)
-class TcpConfig:
-    """Per-connection knobs (the socket options of a real stack)."""
+class _Arriving:
+    """A segment on the general arrival path, as the checks trim it."""
 
-    recv_buffer: int = 256 * 1024
-    send_buffer: int = 256 * 1024
-    msl: float = 30.0  # TIME-WAIT lasts 2*MSL = 60 s, as Linux (TCP_TIMEWAIT_LEN)
-    nodelay: bool = False  # TCP_NODELAY: no Nagle
-    maxseg: int | None = None  # TCP_MAXSEG: clamps the MSS advertised and used
-    window_scaling: bool = True
-    timestamps: bool = True
-    sack: bool = True
-    delack_timeout: float = 0.04  # Linux's minimum ATO; RFC 9293 requires < 0.5 s (we keep <= 0.2)
-    initial_rto: float = 1.0  # RFC 6298 §2.1
-    min_rto: float = 0.2  # Linux TCP_RTO_MIN (RFC 6298 says 1 s, "MAY" be less)
-    max_rto: float = 120.0  # Linux TCP_RTO_MAX
-    syn_retries: int = 6  # Linux tcp_syn_retries: 1+2+4+...+64 = 127 s before giving up
-    connect_timeout: float | None = None  # overrides syn_retries when set
-    max_retries: int = 15  # Linux tcp_retries2
-    fin_wait_2_timeout: float = 60.0  # Linux tcp_fin_timeout, after a full close only
-    persist_max: float = 60.0
-    max_ooo_pieces: int = 64
-    congestion: str = "cubic"  # TCP_CONGESTION; Linux's default is CUBIC
-    record_cwnd: bool = False  # keep (time, cwnd, ssthresh) samples in Tcb.cwnd_log
-    keepalive: bool = False  # SO_KEEPALIVE
-    keepidle: float = 7200.0  # TCP_KEEPIDLE (Linux tcp_keepalive_time)
-    keepintvl: float = 75.0  # TCP_KEEPINTVL
-    keepcnt: int = 9  # TCP_KEEPCNT
-    user_timeout: float | None = None  # TCP_USER_TIMEOUT (RFC 5482): unacked data this long fails
-    max_pending_writes: int | None = None  # (reserved for the API layer)
-    mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
-    base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)
+    __slots__ = ("flags", "seq", "payload", "plen", "syn", "fin", "seg_len", "ts", "rcv_wnd")
 
-    def replace(self, **kw: Any) -> TcpConfig:
-        # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy
-        # cost ~0.3 ms per connection (bench/scale.py)
-        return dataclasses.replace(self, **kw)
+    def __init__(self, seg: SegmentLike, ts: tuple[int, int] | None) -> None:
+        self.flags = flags = seg.flags
+        self.seq = seg.seq
+        self.payload: Any = seg.payload
+        self.plen = len(seg.payload)
+        self.syn = flags & SYN != 0
+        self.fin = flags & FIN != 0
+        self.seg_len = self.plen + self.syn + self.fin
+        self.ts = ts
+        self.rcv_wnd = 0
 
 
-# -- events (pulled with next_event) ------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Connected:
-    """The handshake completed (ESTABLISHED)."""
-
-
-@dataclass(slots=True)
-class DataReceived:
-    """``n`` more bytes are readable with ``read``."""
-
-    n: int
-
-
-@dataclass(slots=True)
-class EofReceived:
-    """The peer's FIN arrived after all its data: reads return b"" once the buffer is empty."""
-
-
-@dataclass(slots=True)
-class SendSpace:
-    """Acknowledged data left the send buffer: ``free`` bytes may be written."""
-
-    free: int
-
-
-@dataclass(slots=True)
-class ConnectionLost:
-    """The connection is over for the user. ``error`` is None after an orderly close, else a
-    ConnectionRefusedError, ConnectionResetError or TimeoutError instance."""
-
-    error: Exception | None
-
-
-TcbEvent = Connected | DataReceived | EofReceived | SendSpace | ConnectionLost
-
-
-@dataclass(slots=True)
-class TcpStats:
-    segs_in: int = 0
-    segs_out: int = 0
-    bytes_sent: int = 0  # payload bytes sent, retransmissions included
-    bytes_retrans: int = 0
-    bytes_acked: int = 0
-    bytes_received: int = 0  # in-order payload bytes delivered to the receive buffer
-    retransmits: int = 0  # segments retransmitted (RTO, fast retransmit, SYN/FIN)
-    rto_expiries: int = 0
-    fast_retransmits: int = 0
-    dup_acks_in: int = 0
-    ooo_segments: int = 0
-    dup_segments: int = 0
-    unacceptable: int = 0  # failed the RFC 9293 acceptance test
-    paws_drops: int = 0
-    ooo_dropped: int = 0  # out-of-order pieces dropped because the reassembly queue was full
-    zero_window_probes: int = 0
-    window_updates: int = 0
-    challenge_acks: int = 0
-    challenge_acks_limited: int = 0  # not sent: over the host's rate limit (RFC 5961 §7)
-    oow_acks_limited: int = 0  # ACKs to out-of-window segments not sent (rate limit)
-    delayed_acks: int = 0
-    recoveries: int = 0  # fast recovery episodes entered
-    dsacks_in: int = 0  # D-SACK blocks received (RFC 2883): unneeded retransmissions
-    dsacks_out: int = 0
-    sack_blocks_out: int = 0  # ACKs sent carrying SACK blocks
-    keepalive_probes: int = 0
-
-
-class Tcb:
-    def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
-                 iss: int, now: float, config: TcpConfig | None = None,
-                 adv_mss: int | None = None, path_mtu: int | None = None,
-                 rng: random.Random | None = None,
-                 trace: Callable[[float, str, dict[str, Any]], None] | None = None) -> None:
-        self.config = cfg = config or TcpConfig()
-        self.local_ip = local_ip
-        self.local_port = local_port
-        self.remote_ip = remote_ip
-        self.remote_port = remote_port
-        self.v6 = len(local_ip) == 16
-        self._ip_tcp_hdr = 60 if self.v6 else 40
-        # the addresses' part of the pseudo-header sum (RFC 9293 §3.1), for the layer's builder
-        self.tx_psum = int.from_bytes(local_ip, "big") + int.from_bytes(remote_ip, "big") + 6
-        self.trace = trace
-        self.state = _CLOSED
-        self.created = now
-        self.transitions: list[tuple[float, State, State, str]] = []
-        self.passive = False
-        self.user_closed = False  # close() called: no more reading wanted (orphan in Linux)
-        self.error: Exception | None = None
-        # send sequence variables (RFC 9293 §3.3.1)
-        self.iss = iss & MASK
-        self.snd_una = self.iss
-        self.snd_nxt = self.iss
-        self.snd_max = self.iss
-        self.snd_wnd = 0
-        self.snd_wl1 = 0
-        self.snd_wl2 = 0
-        self.max_sndwnd = 0
-        self.snd_data_una = seq_add(self.iss, 1)  # sequence number of sendbuf.base
-        # receive sequence variables
-        self.irs = 0
-        self.rcv_nxt = 0
-        self.rcv_adv = 0  # right edge of the window last advertised (RCV.NXT + RCV.WND)
-        # options
-        mtu_mss = (path_mtu or 1500) - self._ip_tcp_hdr
-        self.adv_mss = min(adv_mss or mtu_mss, cfg.maxseg or 65535)
-        self.path_mss = mtu_mss
-        self.plpmtud = Plpmtud(cfg.mtu_probing, self._ip_tcp_hdr, mtu_mss + self._ip_tcp_hdr,
-                               base_mss=cfg.base_mss)
-        self.peer_mss = DEFAULT_MSS_V6 if self.v6 else DEFAULT_MSS_V4
-        self.rcv_wscale = self._our_wscale() if cfg.window_scaling else 0
-        self.snd_wscale = 0
-        self.wscale_ok = False
-        self.ts_ok = False
-        self.ts_recent = 0
-        self.last_ack_sent = 0
-        rng = rng or random.Random(iss)
-        self.ts_offset = rng.getrandbits(32)
-        self.sack_ok = False
-        self.snd_mss = self._compute_snd_mss()
-        # buffers, estimators
-        self.sendbuf = SendBuffer(cfg.send_buffer)
-        self.recvbuf = ReceiveBuffer(cfg.recv_buffer, cfg.max_ooo_pieces)
-        self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
-        self.cc = create_congestion(cfg.congestion, self.snd_mss)
-        self._rtt_seq: int | None = None  # Karn: the one timed segment when timestamps are off
-        self._rtt_time = 0.0
-        self.dupacks = 0
-        self.recover: int | None = None  # snd_max when fast recovery started (RFC 6582 recover)
-        self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
-        self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
-        self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
-        self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
-        self._cwnd_traced = (0, 0)
-        self.cwnd_log: list[tuple[float, int, int]] = []
-        self._oow_ack_at = -1.0  # last ACK sent for an out-of-window segment (rate limit)
-        self.challenge_ack_ok: Callable[[float], bool] | None = None  # host-wide limiter
-        self.keepalive_at: float | None = None
-        self.keepalive_probes = 0
-        self.last_rx = now
-        self.unacked_since: float | None = None  # user timeout: oldest unanswered transmission
-        self.retries = 0  # consecutive timeouts without progress
-        # FIN bookkeeping
-        self.fin_queued = False  # user asked to close the sending side
-        self.fin_seq: int | None = None  # sequence number of our FIN once data is all queued
-        self.rcv_fin_off: int | None = None  # stream offset of the peer's FIN once seen
-        self.fin_received = False
-        # timers (absolute deadlines or None)
-        self.rto_at: float | None = None
-        self.persist_at: float | None = None
-        self.persist_backoff = 0
-        self.delack_at: float | None = None
-        self.timewait_at: float | None = None
-        self.finwait2_at: float | None = None
-        self.conn_deadline: float | None = None
-        # output
-        self._ack_now = False
-        self._sws_override = False
-        self._unacked_bytes = 0  # in-order bytes received since the last ACK we sent
-        self.rcv_mss_seen = 0
-        self._out: list[Segment] = []
-        self._events: deque[TcbEvent] = deque()
-        self._lost_reported = False
-        self._sws_override = False
-        self.stats = TcpStats()
-        self.user: Any = None  # the socket/transport object on top (set by the layer's user)
-        self.listener: Any = None  # the Listener that spawned a passive TCB
+class Tcb(TcbOutput):
+    """One TCP connection (the constructor is :class:`~.tcbvars.TcbVars`'s)."""
 
     # -- setup helpers -------------------------------------------------------------------------
-    def _our_wscale(self) -> int:
-        shift = 0
-        while (self.config.recv_buffer >> shift) > 0xFFFF and shift < 14:
-            shift += 1
-        return shift
-
-    def _compute_snd_mss(self) -> int:
-        mss = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535)
-        clamp = self.plpmtud.mtu_clamp()  # PLPMTUD's size known to get through
-        if clamp is not None:
-            mss = min(mss, clamp - self._ip_tcp_hdr)
-        if self.ts_ok:
-            mss -= TS_OPT_LEN
-        return max(mss, 64)
-
     def set_path_mtu(self, mtu: int) -> None:
         """Path MTU discovery lowered (or raised) the path MTU: recompute the send MSS."""
         self.path_mss = mtu - self._ip_tcp_hdr
@@ -292,16 +98,12 @@ class Tcb:
             return False
         if self.trace is not None:
             self.trace(now, "pmtu", {"mtu": mtu, "mss": self.snd_mss, "old_mss": old})
-        if self.state not in (_SYN_SENT, _SYN_RECEIVED) and self.snd_una != self.snd_max:
+        if self.state not in (SYN_SENT, SYN_RECEIVED) and self.snd_una != self.snd_max:
             self.snd_nxt = self.snd_una  # go back to SND.UNA: output() resends in smaller pieces
             self._rtt_seq = None  # Karn: the timed segment is being resent
             self._sws_override = True
             self.output(now)
         return True
-
-    @property
-    def key(self) -> tuple[bytes, int, bytes, int]:
-        return (self.local_ip, self.local_port, self.remote_ip, self.remote_port)
 
     # -- state changes ----------------------------------------------------------------------------
     def _move(self, now: float, event: Event, cause: str = "") -> None:
@@ -312,21 +114,22 @@ class Tcb:
         if self.trace is not None:
             self.trace(now, "state", {"old": old.value, "new": new.value,
                                       "cause": cause or event.value})
-        if new is _TIME_WAIT:
+        if new is TIME_WAIT:
             self._enter_time_wait(now)
-        elif new is _CLOSED:
+        elif new is CLOSED:
             self._enter_closed()
 
     def _enter_time_wait(self, now: float) -> None:
-        self.rto_at = self.persist_at = self.finwait2_at = self.keepalive_at = None
-        self.unacked_since = None
-        self.timewait_at = now + 2 * self.config.msl
+        for kind in (RTO_TIMER, PERSIST_TIMER, FIN_WAIT_2_TIMER, KEEPALIVE_TIMER):
+            self._arm(kind, None)
+        self._set_unacked_since(None)
+        self._arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
         self._report_lost(None)
 
     def _enter_closed(self) -> None:
-        self.rto_at = self.persist_at = self.delack_at = self.keepalive_at = None
+        for kind in KINDS:
+            self._arm(kind, None)
         self.unacked_since = None
-        self.timewait_at = self.finwait2_at = self.conn_deadline = None
         self._report_lost(self.error)
 
     def _report_lost(self, error: Exception | None) -> None:
@@ -339,6 +142,16 @@ class Tcb:
         self.sendbuf.data.clear()
         self._move(now, event, cause)
 
+    def reopen_from_time_wait(self, now: float) -> None:
+        """A new SYN takes this connection's 4-tuple while it is in TIME-WAIT (RFC 6191 §2, the
+        listener checked ``syn_acceptable_in_time_wait``): CLOSED at once."""
+        self._move(now, Event.SYN_IN_TIME_WAIT, "new SYN in TIME-WAIT (RFC 6191)")
+
+    def refuse(self, now: float, cause: str) -> None:
+        """The peer refused our SYN by other means than a RST (an ICMP port unreachable in
+        SYN-SENT, RFC 1122 §4.2.3.9): CLOSED with ConnectionRefusedError."""
+        self._fail(now, Event.RCV_RST, ConnectionRefusedError("port unreachable"), cause)
+
     @property
     def states_entered(self) -> list[str]:
         """State names in the order entered (the initial CLOSED left out)."""
@@ -347,15 +160,15 @@ class Tcb:
     @property
     def finished(self) -> bool:
         """The layer may forget this TCB: CLOSED, or a passive one sent back to LISTEN."""
-        return self.state is _CLOSED or (self.passive and self.state is _LISTEN
+        return self.state is CLOSED or (self.passive and self.state is LISTEN
                                           and len(self.transitions) > 1)
 
     # -- user calls (RFC 9293 §3.10.1-§3.10.6) -----------------------------------------------------
     def connect(self, now: float) -> None:
         """Active OPEN: send a SYN."""
-        self._move(now, Ev.ACTIVE_OPEN)
+        self._move(now, Event.ACTIVE_OPEN)
         if self.config.connect_timeout is not None:
-            self.conn_deadline = now + self.config.connect_timeout
+            self._arm(CONNECT_TIMER, now + self.config.connect_timeout)
         self.output(now)
 
     @classmethod
@@ -364,22 +177,22 @@ class Tcb:
         """A listener got a SYN (RFC 9293 §3.10.7.2): a new TCB in SYN-RECEIVED sending SYN,ACK."""
         tcb = cls(local_ip, local_port, remote_ip, remote_port, now=now, **kw)
         tcb.passive = True
-        tcb._move(now, Ev.PASSIVE_OPEN)
+        tcb._move(now, Event.PASSIVE_OPEN)
         tcb.stats.segs_in += 1
         tcb._take_syn(seg)
         tcb.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 §2.2)
         tcb.max_sndwnd = tcb.snd_wnd
         tcb.snd_wl1 = seg.seq
-        tcb._move(now, Ev.RCV_SYN)
+        tcb._move(now, Event.RCV_SYN)
         if tcb.config.connect_timeout is not None:
-            tcb.conn_deadline = now + tcb.config.connect_timeout
+            tcb._arm(CONNECT_TIMER, now + tcb.config.connect_timeout)
         tcb.output(now)
         return tcb
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
         """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer."""
         if self.fin_queued or self.state not in CAN_SEND and self.state not in (
-                _SYN_SENT, _SYN_RECEIVED):
+                SYN_SENT, SYN_RECEIVED):
             raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
         return self.sendbuf.write(data)
 
@@ -397,7 +210,19 @@ class Tcb:
 
     @property
     def at_eof(self) -> bool:
+        """The peer's FIN arrived and every byte before it was read."""
         return self.fin_received and not len(self.recvbuf)
+
+    @property
+    def send_queued(self) -> int:
+        """Bytes in the send buffer: not yet sent, or sent and not yet acknowledged."""
+        return len(self.sendbuf)
+
+    @property
+    def ack_pending(self) -> bool:
+        """An ACK is owed or a window update is due: what a read may change, so ``output()``
+        after a read only has something to do when this is true."""
+        return self._ack_now or self.window_update_due()
 
     def close(self, now: float, *, full: bool = False) -> None:
         """CLOSE (RFC 9293 §3.10.4): send a FIN once the queued data is out.
@@ -408,17 +233,17 @@ class Tcb:
         if full:
             self.user_closed = True
         st = self.state
-        if st in (_LISTEN, _SYN_SENT):
-            self._fail(now, Ev.CLOSE_UNSYNC, None, "CLOSE before synchronised")
+        if st in (LISTEN, SYN_SENT):
+            self._fail(now, Event.CLOSE_UNSYNC, None, "CLOSE before synchronised")
             return
         if self.fin_queued:
-            if full and st is _FIN_WAIT_2:
-                self.finwait2_at = now + self.config.fin_wait_2_timeout
+            if full and st is FIN_WAIT_2:
+                self._arm(FIN_WAIT_2_TIMER, now + self.config.fin_wait_2_timeout)
                 self._report_lost(None)
             return
-        if st in (_SYN_RECEIVED, _ESTABLISHED) or st is _CLOSE_WAIT:
+        if st in (SYN_RECEIVED, ESTABLISHED) or st is CLOSE_WAIT:
             self.fin_queued = True
-            self._move(now, Ev.CLOSE)
+            self._move(now, Event.CLOSE)
         else:
             return  # CLOSED, TIME-WAIT, ...: "connection closing", nothing to do
         self.fin_seq = seq_add(self.snd_data_una, len(self.sendbuf))
@@ -427,11 +252,11 @@ class Tcb:
     def abort(self, now: float, error: Exception | None = None) -> None:
         """ABORT (RFC 9293 §3.10.5): RST to the peer from a synchronised state, then CLOSED."""
         st = self.state
-        if st is _CLOSED:
+        if st is CLOSED:
             return
-        if st in (_SYN_RECEIVED, _ESTABLISHED, _FIN_WAIT_1, _FIN_WAIT_2, _CLOSE_WAIT):
+        if st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
             self._emit_rst(self.snd_max, None)
-        self._fail(now, Ev.ABORT, error, "ABORT")
+        self._fail(now, Event.ABORT, error, "ABORT")
 
     # -- driver calls -----------------------------------------------------------------------------
     def segments_to_send(self) -> list[Segment]:
@@ -443,90 +268,87 @@ class Tcb:
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
-        # unrolled: the layer asks after every segment
-        t = self.rto_at
-        for d in (self.delack_at, self.persist_at, self.keepalive_at, self.timewait_at,
-                  self.finwait2_at, self.conn_deadline):
-            if d is not None and (t is None or d < t):
-                t = d
-        if self.unacked_since is not None and self.config.user_timeout is not None:
-            d = self.unacked_since + self.config.user_timeout
-            if t is None or d < t:
-                t = d
-        return t
-
-    def _user_timeout_at(self) -> float | None:
-        ut = self.config.user_timeout
-        if ut is None or self.unacked_since is None:
-            return None
-        return self.unacked_since + ut
+        """The earliest deadline (``timer``), recomputed only after ``_arm`` changed a slot."""
+        if self._timer_stale:
+            self._timer_stale = False
+            self.timer = earliest(self.deadlines)
+        t = self.timer
+        return None if t is None else t[0]
 
     def handle_timer(self, now: float) -> None:
-        if self.state is _CLOSED:
+        """Serve the deadlines that are due, in the order of :class:`~.timers.Timer`, then send
+        what that allows."""
+        if self.state is CLOSED:
             return
-        if self.timewait_at is not None and now >= self.timewait_at:
-            self.timewait_at = None
-            self._move(now, Ev.TIMEOUT_2MSL)
-            return
-        if self.conn_deadline is not None and now >= self.conn_deadline:
-            self.conn_deadline = None
-            if self.state in (_SYN_SENT, _SYN_RECEIVED):
-                self._fail(now, Ev.TIMEOUT, TimeoutError("TCP connect timed out"),
-                           "connect timeout")
-                return
-        if self.finwait2_at is not None and now >= self.finwait2_at:
-            self.finwait2_at = None
-            if self.state is _FIN_WAIT_2:
-                self._fail(now, Ev.TIMEOUT, None, "FIN-WAIT-2 timeout")
-                return
-        ut = self._user_timeout_at()
-        if ut is not None and now >= ut and self.state not in (_TIME_WAIT, _CLOSED):
-            # TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3): data unacknowledged this long
-            if self.state not in (_SYN_SENT, _SYN_RECEIVED):
-                self._emit_rst(self.snd_max, None)
-            self._fail(now, Ev.TIMEOUT, TimeoutError("TCP user timeout"),
-                       f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
-            return
-        if self.keepalive_at is not None and now >= self.keepalive_at:
-            self.keepalive_at = None
-            if self._on_keepalive(now):
-                return
-        if self.rto_at is not None and now >= self.rto_at:
-            self.rto_at = None
+        deadlines = self.deadlines
+        for kind in KINDS:
+            at = deadlines[kind]
+            if at is not None and now >= at:
+                self._arm(kind, None)
+                if self._expire(kind, now):
+                    return
+        self.output(now)
+
+    def _expire(self, kind: Timer, now: float) -> bool:
+        """The deadline of ``kind`` passed. True: the connection ended, nothing more to do."""
+        st = self.state
+        if kind is RTO_TIMER:
             self._on_rto(now)
-            if self.state is _CLOSED:
-                return
-        if self.persist_at is not None and now >= self.persist_at:
-            self.persist_at = None
-            self._on_persist(now)
-        if self.delack_at is not None and now >= self.delack_at:
-            self.delack_at = None
+            return self.state is CLOSED
+        if kind is DELACK_TIMER:
             self._ack_now = True
             self.stats.delayed_acks += 1
-        self.output(now)
+            return False
+        if kind is PERSIST_TIMER:
+            self._on_persist(now)
+            return False
+        if kind is KEEPALIVE_TIMER:
+            return self._on_keepalive(now)
+        if kind is TIME_WAIT_TIMER:
+            self._move(now, Event.TIMEOUT_2MSL)
+            return True
+        if kind is CONNECT_TIMER:
+            if st is SYN_SENT or st is SYN_RECEIVED:
+                self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
+                           "connect timeout")
+                return True
+            return False
+        if kind is FIN_WAIT_2_TIMER:
+            if st is FIN_WAIT_2:
+                self._fail(now, Event.TIMEOUT, None, "FIN-WAIT-2 timeout")
+                return True
+            return False
+        # USER_TIMER: TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3), data unacknowledged
+        # this long
+        if st is not SYN_SENT and st is not SYN_RECEIVED:
+            self._emit_rst(self.snd_max, None)
+        self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
+                   f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
+        return True
 
     # -- timers -----------------------------------------------------------------------------------
     def _arm_keepalive(self, now: float) -> None:
         cfg = self.config
-        if cfg.keepalive and self.state in (_ESTABLISHED, _CLOSE_WAIT, _FIN_WAIT_2):
-            self.keepalive_at = now + cfg.keepidle
+        if cfg.keepalive and self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2):
+            self._arm(KEEPALIVE_TIMER, now + cfg.keepidle)
             self.keepalive_probes = 0
         else:
-            self.keepalive_at = None
+            self._arm(KEEPALIVE_TIMER, None)
 
     def _on_keepalive(self, now: float) -> bool:
         """SO_KEEPALIVE (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): after ``keepidle`` s of silence
         send a probe (SEG.SEQ = SND.UNA - 1, no data: the peer answers with an ACK) every
         ``keepintvl`` s; ``keepcnt`` unanswered probes fail the connection. True if it failed."""
         cfg = self.config
-        if not cfg.keepalive or self.state not in (_ESTABLISHED, _CLOSE_WAIT, _FIN_WAIT_2):
+        if not cfg.keepalive or self.state not in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2):
             return False
-        if self.snd_una != self.snd_max or self.persist_at is not None:
-            self.keepalive_at = now + cfg.keepidle  # the RTO / persist timer watches the peer
+        if self.snd_una != self.snd_max or self.deadlines[PERSIST_TIMER] is not None:
+            # the RTO / persist timer watches the peer
+            self._arm(KEEPALIVE_TIMER, now + cfg.keepidle)
             return False
         if self.keepalive_probes >= cfg.keepcnt:
             self._emit_rst(self.snd_max, None)
-            self._fail(now, Ev.TIMEOUT, TimeoutError("TCP keepalive timed out"),
+            self._fail(now, Event.TIMEOUT, TimeoutError("TCP keepalive timed out"),
                        f"{cfg.keepcnt} keepalive probes unanswered")
             return True
         self.keepalive_probes += 1
@@ -534,7 +356,7 @@ class Tcb:
         if self.trace is not None:
             self.trace(now, "keepalive", {"probe": self.keepalive_probes})
         self._emit(seq_add(self.snd_una, -1), ACK, b"", now)
-        self.keepalive_at = now + cfg.keepintvl
+        self._arm(KEEPALIVE_TIMER, now + cfg.keepintvl)
         return False
 
     def _on_rto(self, now: float) -> None:
@@ -542,18 +364,18 @@ class Tcb:
         if self.snd_una == self.snd_max:
             return
         self.retries += 1
-        syn_phase = self.state in (_SYN_SENT, _SYN_RECEIVED)
+        syn_phase = self.state in (SYN_SENT, SYN_RECEIVED)
         limit = self.config.syn_retries if syn_phase else self.config.max_retries
         if self.retries > limit:
             if syn_phase and self.config.connect_timeout is None:
-                self._fail(now, Ev.TIMEOUT, TimeoutError("TCP connect timed out"),
+                self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
                            f"SYN not answered after {limit} retransmissions")
             elif not syn_phase:
                 self._emit_rst(self.snd_max, None)
-                self._fail(now, Ev.TIMEOUT, TimeoutError("TCP retransmissions timed out"),
+                self._fail(now, Event.TIMEOUT, TimeoutError("TCP retransmissions timed out"),
                            f"{limit} retransmissions without an ACK")
                 return
-            if self.state is _CLOSED:
+            if self.state is CLOSED:
                 return
         self.stats.rto_expiries += 1
         self.rtt.on_timeout()
@@ -591,29 +413,88 @@ class Tcb:
             self._emit(self.snd_una if seq == self.snd_una else seq, ACK, payload, now)
         self._arm_persist(now)
 
-    def _arm_persist(self, now: float) -> None:
-        t = min(self.config.persist_max, self.rtt.base_rto * (1 << min(self.persist_backoff, 16)))
-        self.persist_at = now + t
-
     # -- segment arrival (RFC 9293 §3.10.7) -------------------------------------------------------
+    # The layer handles CLOSED, LISTEN and the SYN that reopens TIME-WAIT (listen.py); here is
+    # SYN-SENT (§3.10.7.3) and the synchronized states (§3.10.7.4). ``_rcv_synchronized`` is the
+    # specification, written as the RFC's checks in order with the seq.py helpers;
+    # ``_rcv_predicted`` is the one header-prediction fast path (BSD tcp_input, Linux
+    # tcp_rcv_established), which takes the common segment only when every check would pass
+    # and falls back otherwise (tests/stack/tcp/test_fast_paths.py runs both on random input).
+
     def receive(self, seg: SegmentLike, now: float) -> None:
+        """SEGMENT ARRIVES for this connection."""
         self.stats.segs_in += 1
         st = self.state
-        if st is _CLOSED or st is _LISTEN:
+        if st is CLOSED or st is LISTEN:
             return
         self.last_rx = now
-        if self.keepalive_at is not None:
+        if self.deadlines[KEEPALIVE_TIMER] is not None:
             self._arm_keepalive(now)
-        if st is _SYN_SENT:
+        if st is SYN_SENT:
             self._rcv_syn_sent(seg, now)
-        else:
+        elif not (st is ESTABLISHED and self.fast_path and self._rcv_predicted(seg, now)):
             self._rcv_synchronized(seg, now)
-        if self.state is not _CLOSED:
+        if self.state is not CLOSED:
             self.output(now)
             cc = self.cc
             traced = self._cwnd_traced
             if cc.cwnd != traced[0] or cc.ssthresh != traced[1]:
                 self._trace_cwnd(now)
+
+    def _rcv_predicted(self, seg: SegmentLike, now: float) -> bool:
+        """Header prediction, in ESTABLISHED: an ACK without SYN/FIN/RST/URG at RCV.NXT, with an
+        acceptable timestamp, no SACK blocks, the send window unchanged and no persist timer,
+        that is either a pure ACK of new data or in-order data (ACK = SND.UNA) that fits the
+        window with nothing held out of order. Does what ``_rcv_synchronized`` would do and
+        returns True, else returns False having changed nothing."""
+        if seg.flags & _PREDICTED_FLAGS != ACK or seg.seq != self.rcv_nxt:
+            return False
+        ts = seg.timestamps() if self.ts_ok else None
+        if ts is not None and ((ts[0] - self.ts_recent) & MASK) >= HALF:
+            return False  # older than TS.Recent: PAWS decides
+        if seg.window << self.snd_wscale != self.snd_wnd \
+                or self.deadlines[PERSIST_TIMER] is not None \
+                or (self.sack_ok and seg.sack_blocks()):
+            return False
+        ack = seg.ack
+        una = self.snd_una
+        payload = seg.payload
+        plen = len(payload)
+        rb = self.recvbuf
+        if plen:
+            wnd = (self.rcv_adv - self.rcv_nxt) & MASK  # RCV.WND
+            if ack != una or rb.ooo_bytes or self.rcv_fin_off is not None or wnd > HALF \
+                    or plen > wnd:
+                return False
+        elif ack == una or ((ack - una) & MASK) > ((self.snd_max - una) & MASK):
+            return False  # not an ACK of new data (a duplicate ACK, or beyond SND.MAX)
+        seq = seg.seq
+        if ts is not None and ((self.last_ack_sent - seq) & MASK) < HALF:
+            self.ts_recent = ts[0]  # RFC 7323 §4.3
+        if not plen:
+            self._ack_advance(ack, now, ts)
+        wl1 = self.snd_wl1
+        if (wl1 != seq and ((seq - wl1) & MASK) < HALF) or (
+                wl1 == seq and ((ack - self.snd_wl2) & MASK) < HALF):
+            self.snd_wl1 = seq  # the window update of the fifth check, the window itself equal
+            self.snd_wl2 = ack
+        if not plen:
+            return True
+        # in-order text into an empty reassembly queue (seventh check)
+        if plen > self.rcv_mss_seen:
+            self.rcv_mss_seen = plen
+        rb.ready += payload
+        rb.nxt += plen
+        self.rcv_nxt = (seq + plen) & MASK
+        self.stats.bytes_received += plen
+        self._events.append(DataReceived(plen))
+        self._unacked_bytes += plen
+        mss_seen = self.rcv_mss_seen
+        if self._unacked_bytes >= 2 * (mss_seen if mss_seen > 1 else 1):
+            self._ack_now = True  # every second full-sized segment (RFC 9293 §3.8.6.3)
+        elif self.deadlines[DELACK_TIMER] is None:
+            self._arm(DELACK_TIMER, now + self.config.delack_timeout)
+        return True
 
     def _take_syn(self, seg: SegmentLike) -> None:
         """Record the peer's SYN: IRS, RCV.NXT and the options it offers (RFC 9293 §3.7.1,
@@ -655,20 +536,20 @@ class Tcb:
             ack_ok = True  # SND.UNA (= ISS) < SEG.ACK =< SND.NXT
         if flags & RST:  # second check the RST bit
             if ack_ok:
-                self._fail(now, Ev.RCV_RST, ConnectionRefusedError("TCP connection refused"),
+                self._fail(now, Event.RCV_RST, ConnectionRefusedError("TCP connection refused"),
                            "RST in SYN-SENT")
             return
         if not flags & SYN:  # fourth check the SYN bit; neither SYN nor RST: drop
             return
         self._take_syn(seg)
         if ack_ok:
-            self._ack_advance(seg.ack, seg, now)
+            self._ack_advance(seg.ack, now, seg.timestamps() if self.ts_ok else None)
         if seq_gt(self.snd_una, self.iss):  # our SYN has been ACKed
             self.snd_wnd = seg.window
             self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
             self.snd_wl1 = seg.seq
             self.snd_wl2 = seg.ack
-            self._move(now, Ev.RCV_SYN_ACK)
+            self._move(now, Event.RCV_SYN_ACK)
             self._established(now)
             self._ack_now = True
             # data or FIN on a SYN,ACK: continue at the sixth step
@@ -679,12 +560,12 @@ class Tcb:
             self.snd_wnd = seg.window
             self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
             self.snd_wl1 = seg.seq
-            self._move(now, Ev.RCV_SYN, "simultaneous open")
+            self._move(now, Event.RCV_SYN, "simultaneous open")
             self.snd_nxt = self.iss
             self._rtt_seq = None
 
     def _established(self, now: float) -> None:
-        self.conn_deadline = None
+        self._arm(CONNECT_TIMER, None)
         self.retries = 0
         self._arm_keepalive(now)
         self._events.append(Connected())
@@ -704,165 +585,180 @@ class Tcb:
             seq_le(rcv_nxt, last) and seq_lt(last, end))
 
     def _rcv_synchronized(self, seg: SegmentLike, now: float) -> None:
-        # Sequence arithmetic is written out inline on this path (it runs for every segment):
-        # seq_lt(a, b) is ``a != b and ((b - a) & MASK) < HALF``, seq_le(a, b) is
-        # ``((b - a) & MASK) < HALF``.
-        flags = seg.flags
-        seq = seg.seq
-        payload = seg.payload
-        plen = len(payload)
-        st = self.state
-        syn = flags & SYN != 0
-        fin = flags & FIN != 0
-        seg_len = plen + syn + fin
-        ts = seg.timestamps() if self.ts_ok else None
-        rcv_nxt = self.rcv_nxt
+        """RFC 9293 §3.10.7.4 in the synchronized states: the checks in the RFC's order, each
+        a method that returns False when the segment is done with."""
+        a = _Arriving(seg, seg.timestamps() if self.ts_ok else None)
+        if self._time_wait_fin(a, now) or not self._paws(a, now) \
+                or not self._repeated_syn(a):
+            return
+        if not self._check_sequence(a, now):  # first check (and RFC 7323 §4.3)
+            return
+        if not self._check_rst(a, now):  # second check (third, security: not applicable)
+            return
+        self._trim(a)  # the rest of the first check: keep what lies in the window
+        if not self._check_syn(a, now):  # fourth check
+            return
+        if not self._check_ack(a, seg, now):  # fifth check
+            return
+        # sixth check, URG: not supported, the urgent pointer is ignored
+        if a.plen or a.fin:  # seventh (segment text) and eighth (FIN) checks
+            self._process_text(a.seq, a.payload, a.fin, now)
 
-        # TIME-WAIT: a retransmitted FIN is ACKed again and restarts 2*MSL (RFC 9293 §3.10.7.4,
-        # eighth check; the FIN is a duplicate so it would fail the acceptance test otherwise).
-        if st is _TIME_WAIT and fin and not flags & RST and seq_add(seq, seg_len) == rcv_nxt:
-            self.timewait_at = now + 2 * self.config.msl
+    def _time_wait_fin(self, a: _Arriving, now: float) -> bool:
+        """TIME-WAIT: a retransmitted FIN is ACKed again and restarts 2*MSL (RFC 9293 §3.10.7.4,
+        eighth check; the FIN is a duplicate so the acceptance test would drop it). True: done."""
+        if self.state is TIME_WAIT and a.fin and not a.flags & RST \
+                and seq_add(a.seq, a.seg_len) == self.rcv_nxt:
+            self._arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
             self._ack_now = True
-            return
+            return True
+        return False
 
-        # PAWS (RFC 7323 §5.3): an old timestamp marks an old duplicate.
-        if ts is not None and not flags & RST and ts[0] != self.ts_recent \
-                and ((self.ts_recent - ts[0]) & MASK) < HALF:
+    def _paws(self, a: _Arriving, now: float) -> bool:
+        """PAWS (RFC 7323 §5.3): a timestamp older than TS.Recent marks an old duplicate."""
+        ts = a.ts
+        if ts is not None and not a.flags & RST and seq_lt(ts[0], self.ts_recent):
             self.stats.paws_drops += 1
-            self._oow_ack(now, plen > 0)
-            return
+            self._oow_ack(now, a.plen > 0)
+            return False
+        return True
 
-        # SYN-RECEIVED and the peer's SYN again: alone, it lost our SYN,ACK (send it again now,
-        # as Linux does); with an ACK it is the SYN,ACK of a simultaneous open, whose SYN we
-        # already have: strip it and let the ACK complete the handshake.
-        if syn and st is _SYN_RECEIVED and seq == self.irs and not flags & RST:
-            if not flags & ACK:
+    def _repeated_syn(self, a: _Arriving) -> bool:
+        """SYN-RECEIVED and the peer's SYN again: alone, it lost our SYN,ACK (send it again now,
+        as Linux does); with an ACK it is the SYN,ACK of a simultaneous open, whose SYN we
+        already have: strip it and let the ACK complete the handshake."""
+        if a.syn and self.state is SYN_RECEIVED and a.seq == self.irs and not a.flags & RST:
+            if not a.flags & ACK:
                 self.stats.unacceptable += 1
                 self.snd_nxt = self.iss
-                return
-            syn = False
-            seq = seq_add(seq, 1)
-            seg_len -= 1
+                return False
+            a.syn = False
+            a.seq = seq_add(a.seq, 1)
+            a.seg_len -= 1
+        return True
 
-        # first check sequence number: the acceptance table
-        rcv_wnd = (self.rcv_adv - rcv_nxt) & MASK
-        if rcv_wnd > HALF:
-            rcv_wnd = 0
-        if seq == rcv_nxt and (rcv_wnd or not seg_len):
-            pass  # in order (the common case): acceptable
-        elif not self._acceptable(seq, seg_len, rcv_wnd):
+    def _check_sequence(self, a: _Arriving, now: float) -> bool:
+        """First check, the acceptance test (RFC 9293 §3.10.7.4 table); an unacceptable segment
+        gets a (rate-limited) ACK, with a D-SACK for a duplicate (RFC 2883), unless it is a RST.
+        Then RFC 7323 §4.3: remember the timestamp to echo."""
+        a.rcv_wnd = rcv_wnd = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+        seq, plen = a.seq, a.plen
+        if not self._acceptable(seq, a.seg_len, rcv_wnd):
             self.stats.unacceptable += 1
-            if not flags & RST:
-                if plen and self.sack_ok and seq_le(seq_add(seq, plen), rcv_nxt):
-                    self._dsack = (seq, seq_add(seq, plen))  # RFC 2883: a duplicate
+            if not a.flags & RST:
+                if plen and self.sack_ok and seq_le(seq_add(seq, plen), self.rcv_nxt):
+                    self._dsack = (seq, seq_add(seq, plen))
                     self.stats.dsacks_out += 1
                 self._oow_ack(now, plen > 0)
-            return
-
-        # RFC 7323 §4.3: remember the timestamp to echo
-        if ts is not None and ((self.last_ack_sent - seq) & MASK) < HALF \
-                and ((ts[0] - self.ts_recent) & MASK) < HALF:
+            return False
+        ts = a.ts
+        if ts is not None and seq_le(seq, self.last_ack_sent) and seq_ge(ts[0], self.ts_recent):
             self.ts_recent = ts[0]
+        return True
 
-        # second check the RST bit (with RFC 5961 §3.2: only an exact RCV.NXT match resets)
-        if flags & RST:
-            if seq != rcv_nxt:
-                self._challenge_ack(now)  # RFC 5961 §3.2: in window but not exact
-                return
-            if st is _SYN_RECEIVED:
-                if self.passive:
-                    self._fail(now, Ev.RCV_RST_PASSIVE, None, "RST in SYN-RECEIVED")
-                    self._enter_closed()
-                else:
-                    self._fail(now, Ev.RCV_RST, ConnectionRefusedError("TCP connection refused"),
-                               "RST in SYN-RECEIVED")
-            elif st in (_ESTABLISHED, _FIN_WAIT_1, _FIN_WAIT_2, _CLOSE_WAIT):
-                self._fail(now, Ev.RCV_RST, ConnectionResetError("TCP connection reset by peer"),
-                           f"RST in {st}")
-            else:  # CLOSING, LAST-ACK, TIME-WAIT
-                self._fail(now, Ev.RCV_RST, None, f"RST in {st}")
-            return
+    def _check_rst(self, a: _Arriving, now: float) -> bool:
+        """Second check, the RST bit; with RFC 5961 §3.2 only an exact RCV.NXT match resets, one
+        elsewhere in the window gets a challenge ACK."""
+        if not a.flags & RST:
+            return True
+        st = self.state
+        if a.seq != self.rcv_nxt:
+            self._challenge_ack(now)
+        elif st is SYN_RECEIVED:
+            if self.passive:
+                self._fail(now, Event.RCV_RST_PASSIVE, None, "RST in SYN-RECEIVED")
+                self._enter_closed()
+            else:
+                self._fail(now, Event.RCV_RST, ConnectionRefusedError("TCP connection refused"),
+                           "RST in SYN-RECEIVED")
+        elif st in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+            self._fail(now, Event.RCV_RST, ConnectionResetError("TCP connection reset by peer"),
+                       f"RST in {st}")
+        else:  # CLOSING, LAST-ACK, TIME-WAIT
+            self._fail(now, Event.RCV_RST, None, f"RST in {st}")
+        return False
 
-        # trim to the window: keep only the new bytes (duplicates and overlaps)
-        if seq != rcv_nxt and ((rcv_nxt - seq) & MASK) < HALF:  # seq_lt(seq, rcv_nxt)
-            drop = seq_sub(rcv_nxt, seq)
-            if syn:
-                syn = False
+    def _trim(self, a: _Arriving) -> None:
+        """Keep only the new bytes that fit the window (RFC 9293 §3.10.7.4: duplicates and
+        overlaps are cut on the left, what lies beyond RCV.NXT + RCV.WND on the right)."""
+        rcv_nxt = self.rcv_nxt
+        plen = a.plen
+        if seq_lt(a.seq, rcv_nxt):
+            drop = seq_sub(rcv_nxt, a.seq)
+            if a.syn:
+                a.syn = False
                 drop -= 1
-                seq = seq_add(seq, 1)
+                a.seq = seq_add(a.seq, 1)
             if plen and self.sack_ok:
-                self._dsack = (seq, seq_add(seq, min(drop, plen)))  # RFC 2883 §4.1.1
+                self._dsack = (a.seq, seq_add(a.seq, min(drop, plen)))  # RFC 2883 §4.1.1
                 self.stats.dsacks_out += 1
             if drop >= plen:
                 if drop > plen:
-                    fin = False  # the FIN too was seen before
-                payload = b""
+                    a.fin = False  # the FIN too was seen before
+                a.payload = b""
                 if plen:
                     self.stats.dup_segments += 1
                     self._ack_now = True  # duplicate data: ACK it at once (with the D-SACK)
             else:
-                payload = memoryview(payload)[drop:]
-            seq = seq_add(seq, drop)
-            plen = len(payload)
+                a.payload = memoryview(a.payload)[drop:]
+            a.seq = seq_add(a.seq, drop)
+            a.plen = plen = len(a.payload)
         if plen:
-            # right edge: SEQ + LEN beyond RCV.NXT + RCV.WND is cut
-            over = ((seq + plen) - (rcv_nxt + rcv_wnd)) & MASK
-            if over and over < HALF:  # seq_gt(seq + plen, right)
-                right = (rcv_nxt + rcv_wnd) & MASK
-                keep = max(0, seq_sub(right, seq))
-                payload = memoryview(payload)[:keep]
-                plen = keep
-                fin = False
+            right = seq_add(rcv_nxt, a.rcv_wnd)
+            if seq_gt(seq_add(a.seq, plen), right):
+                a.plen = keep = max(0, seq_sub(right, a.seq))
+                a.payload = memoryview(a.payload)[:keep]
+                a.fin = False
 
-        # fourth check the SYN bit (RFC 9293 with RFC 5961 §4: challenge ACK)
-        if syn:
-            if st is _SYN_RECEIVED and self.passive:
-                self._fail(now, Ev.RCV_RST_PASSIVE, None, "SYN in SYN-RECEIVED")
-                self._enter_closed()
-                return
-            self._challenge_ack(now)
-            return
+    def _check_syn(self, a: _Arriving, now: float) -> bool:
+        """Fourth check, the SYN bit: a challenge ACK (RFC 5961 §4); a passive open's
+        SYN-RECEIVED TCB goes instead."""
+        if not a.syn:
+            return True
+        if self.state is SYN_RECEIVED and self.passive:
+            self._fail(now, Event.RCV_RST_PASSIVE, None, "SYN in SYN-RECEIVED")
+            self._enter_closed()
+            return False
+        self._challenge_ack(now)
+        return False
 
-        # fifth check the ACK field
-        if not flags & ACK:
-            return
+    def _check_ack(self, a: _Arriving, seg: SegmentLike, now: float) -> bool:
+        """Fifth check, the ACK field: completes the handshake in SYN-RECEIVED; RFC 5961 §5.2
+        acceptance; new data acknowledged, a duplicate ACK (RFC 5681 §2, RFC 6675 §2), the send
+        window (SND.WL1/SND.WL2); our FIN acknowledged in the closing states."""
+        if not a.flags & ACK:
+            return False
         ack = seg.ack
-        if st is _SYN_RECEIVED:
-            if seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max):
-                self.snd_wnd = seg.window << self.snd_wscale
-                self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
-                self.snd_wl1 = seg.seq
-                self.snd_wl2 = ack
-                self._move(now, Ev.RCV_ACK_OF_SYN)
-                self._established(now)
-                st = self.state
-            else:
+        st = self.state
+        if st is SYN_RECEIVED:
+            if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max)):
                 self._emit_rst(ack, None)
-                return
-        old_una = self.snd_una
-        snd_max = self.snd_max
-        # RFC 5961 §5.2 ACK acceptance: (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT, else a
-        # (rate-limited) challenge ACK and the segment is dropped
-        if ((ack - old_una) & MASK) > ((snd_max - old_una) & MASK) and (
-                seq_gt(ack, snd_max) or seq_lt(ack, (old_una - self.max_sndwnd) & MASK)):
+                return False
+            self.snd_wnd = seg.window << self.snd_wscale
+            self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = ack
+            self._move(now, Event.RCV_ACK_OF_SYN)
+            self._established(now)
+            st = self.state
+        una, snd_max = self.snd_una, self.snd_max
+        # (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT, else a challenge ACK and a drop
+        if seq_gt(ack, snd_max) or seq_lt(ack, seq_add(una, -self.max_sndwnd)):
             self._challenge_ack(now)
-            return
+            return False
         wnd = seg.window << self.snd_wscale
         newly_sacked = self._take_sack(seg) if self.sack_ok and seg.sack_blocks() else 0
-        if ack != old_una and ((ack - old_una) & MASK) < HALF:  # seq_gt(ack, old_una)
-            self._ack_advance(ack, seg, now, ts)
+        if seq_gt(ack, una):
+            self._ack_advance(ack, now, a.ts)
             if newly_sacked and self.recover is None:
                 self._maybe_enter_recovery(now)
-        elif ack == old_una and snd_max != old_una and (
+        elif ack == una and snd_max != una and (
                 newly_sacked > 0 if self.sack_ok
-                else (plen == 0 and not fin and wnd == self.snd_wnd)):
-            # a duplicate ACK: RFC 5681 §2, or with SACK one that SACKs new data (RFC 6675 §2)
+                else (a.plen == 0 and not a.fin and wnd == self.snd_wnd)):
             self._on_dupack(now)
-        # window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK))
-        wl1 = self.snd_wl1
-        sseq = seg.seq
-        if (wl1 != sseq and ((sseq - wl1) & MASK) < HALF) or (
-                wl1 == sseq and ((ack - self.snd_wl2) & MASK) < HALF):
+        # the window (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK))
+        wl1, sseq = self.snd_wl1, seg.seq
+        if seq_lt(wl1, sseq) or (wl1 == sseq and seq_le(self.snd_wl2, ack)):
             if wnd != self.snd_wnd and self.trace is not None:
                 self.trace(now, "window", {"snd_wnd": wnd})
             self.snd_wnd = wnd
@@ -870,27 +766,23 @@ class Tcb:
             self.snd_wl2 = ack
             if wnd > self.max_sndwnd:
                 self.max_sndwnd = wnd
-            if wnd > 0 and self.persist_at is not None:
-                self.persist_at = None
+            if wnd > 0 and self.deadlines[PERSIST_TIMER] is not None:
+                self._arm(PERSIST_TIMER, None)
                 self.persist_backoff = 0
                 self.snd_nxt = self.snd_una  # what went beyond the closed window was dropped
-
-        if st is not _ESTABLISHED:  # (our FIN is only queued from the closing states)
-            fin_acked = self.fin_seq is not None and self.snd_una == seq_add(self.fin_seq, 1)
-            if st is _FIN_WAIT_1 and fin_acked:
-                self._move(now, Ev.RCV_ACK_OF_FIN)
-                st = self.state
-                if self.user_closed:
-                    self.finwait2_at = now + self.config.fin_wait_2_timeout
-                    self._report_lost(None)
-            elif st is _CLOSING or st is _LAST_ACK:
-                if fin_acked:
-                    self._move(now, Ev.RCV_ACK_OF_FIN)
-                return
-
-        # sixth (URG: not supported, the pointer is ignored), seventh and eighth checks
-        if plen or fin:
-            self._process_text(seq, payload, fin, now)
+        if st is ESTABLISHED:  # (our FIN is only queued from the closing states)
+            return True
+        fin_acked = self.fin_seq is not None and self.snd_una == seq_add(self.fin_seq, 1)
+        if st is FIN_WAIT_1 and fin_acked:
+            self._move(now, Event.RCV_ACK_OF_FIN)
+            if self.user_closed:
+                self._arm(FIN_WAIT_2_TIMER, now + self.config.fin_wait_2_timeout)
+                self._report_lost(None)
+        elif st is CLOSING or st is LAST_ACK:
+            if fin_acked:
+                self._move(now, Event.RCV_ACK_OF_FIN)
+            return False
+        return True
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4.2/§5.2: answer a suspicious segment with an ACK carrying our
@@ -919,17 +811,13 @@ class Tcb:
         st = self.state
         plen = len(payload)
         rb = self.recvbuf
-        rcv_nxt = self.rcv_nxt
-        off = (seq - rcv_nxt) & MASK  # seq_sub(seq, RCV.NXT), inline
-        if off > HALF:
-            off -= MOD
-        off += rb.nxt
-        # (CAN_RECEIVE as identity tests: a frozenset of enum members hashes in Python)
-        if plen and (st is _ESTABLISHED or st is _FIN_WAIT_1 or st is _FIN_WAIT_2) and (
+        off = seq_sub(seq, self.rcv_nxt) + rb.nxt  # the stream offset of SEG.SEQ
+        if plen and st in CAN_RECEIVE and (
                 self.rcv_fin_off is None or off + plen <= self.rcv_fin_off):
             if plen > self.rcv_mss_seen:
                 self.rcv_mss_seen = plen
             had_holes = rb.ooo_bytes > 0
+            got: int | None
             if off == rb.nxt and not had_holes:  # in order, nothing held: append
                 rb.ready += payload
                 rb.nxt = off + plen
@@ -940,15 +828,15 @@ class Tcb:
                 self.stats.ooo_dropped += 1
                 self._ack_now = True
             elif got > 0:
-                self.rcv_nxt = (rcv_nxt + got) & MASK
+                self.rcv_nxt = seq_add(self.rcv_nxt, got)
                 self.stats.bytes_received += got
                 self._events.append(DataReceived(got))
                 self._unacked_bytes += got
                 mss_seen = self.rcv_mss_seen
                 if had_holes or self._unacked_bytes >= 2 * (mss_seen if mss_seen > 1 else 1):
                     self._ack_now = True  # filled a hole / every second full segment
-                elif self.delack_at is None:
-                    self.delack_at = now + self.config.delack_timeout
+                elif self.deadlines[DELACK_TIMER] is None:
+                    self._arm(DELACK_TIMER, now + self.config.delack_timeout)
             else:
                 self.stats.ooo_segments += 1
                 self._ack_now = True  # out of order: immediate duplicate ACK (RFC 5681 §4.2)
@@ -968,39 +856,31 @@ class Tcb:
         self._ack_now = True
         self._events.append(EofReceived())
         st = self.state
-        if st in (_SYN_RECEIVED, _ESTABLISHED, _FIN_WAIT_1, _FIN_WAIT_2):
-            self._move(now, Ev.RCV_FIN)
+        if st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2):
+            self._move(now, Event.RCV_FIN)
 
-    def _ack_advance(self, ack: int, seg: SegmentLike, now: float,
-                     ts: tuple[int, int] | None | bool = False) -> None:
+    def _ack_advance(self, ack: int, now: float, ts: tuple[int, int] | None) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: free acknowledged data, take an RTT sample, restart
-        the retransmission timer (RFC 6298 §5.3). ``ts``: the segment's timestamps when the
-        caller has read them already (False: read them here)."""
+        the retransmission timer (RFC 6298 §5.3). ``ts``: the segment's timestamps (None
+        without)."""
         una_before = self.snd_una
-        flight = (self.snd_max - una_before) & MASK  # seq_sub, inline
-        if flight > HALF:
-            flight -= MOD
+        flight = seq_sub(self.snd_max, una_before)
         data_una = self.snd_data_una
-        n = (ack - data_una) & MASK
-        if n > HALF:
-            n -= MOD
+        n = seq_sub(ack, data_una)  # bytes of data acknowledged (the SYN or FIN may be in it)
         sendbuf = self.sendbuf
         if n > 0:
             queued = len(sendbuf.data)
             if n > queued:
                 n = queued
             sendbuf.ack(n)
-            self.snd_data_una = (data_una + n) & MASK
+            self.snd_data_una = seq_add(data_una, n)
             self.stats.bytes_acked += n
         self.snd_una = ack
-        nxt = self.snd_nxt
-        if nxt != ack and ((ack - nxt) & MASK) < HALF:  # seq_lt(snd_nxt, ack)
+        if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
         if self.plpmtud.probe_seq is not None and self.plpmtud.on_ack(ack, now):
             self._plpmtud_sync(now, "probe acked")
         sample = None
-        if ts is False:
-            ts = seg.timestamps() if self.ts_ok else None
         if ts is not None and ts[1]:
             sample = ((int(now * 1000) + self.ts_offset - ts[1]) & MASK) / 1000.0
         elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
@@ -1025,8 +905,8 @@ class Tcb:
         self.dupacks = 0
         snd_max = self.snd_max
         if self.unacked_since is not None:
-            self.unacked_since = None if ack == snd_max else now
-        self.rto_at = None if ack == snd_max else now + rtt.rto
+            self._set_unacked_since(None if ack == snd_max else now)
+        self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
         if n > 0:
             self._events.append(SendSpace(sendbuf.free))
 
@@ -1054,38 +934,11 @@ class Tcb:
                                         "state": self.plpmtud.state.value})
 
     def _plpmtud_on_rto(self, now: float) -> None:
-        if self.state in (_SYN_SENT, _SYN_RECEIVED):
+        if self.state in (SYN_SENT, SYN_RECEIVED):
             return
         head = min(self.snd_mss, seq_sub(self.snd_max, self.snd_una))
         if self.plpmtud.on_rto(self.retries, head, now):
             self._plpmtud_sync(now, "black hole: repeated timeouts of full-size segments")
-
-    def _plpmtud_want_probe(self, now: float) -> int:
-        """The packet size of a probe to send now (0: none). Like Linux: only in the open
-        state (no recovery, no timeouts) with a congestion window of at least 11 segments."""
-        p = self.plpmtud
-        if not p.engaged or p.probe_seq is not None or self.recover is not None \
-                or self.retries or self.dupacks or self.state not in (_ESTABLISHED, _CLOSE_WAIT) \
-                or self.cc.cwnd < 11 * self.snd_mss:
-            return 0
-        limit = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535) + self._ip_tcp_hdr
-        return p.want_probe(limit, now) or 0
-
-    def _plpmtud_probe_len(self, probe_mtu: int, avail: int, usable: int, n: int,
-                           now: float) -> int:
-        """Payload length of the next new segment: a probe of ``probe_mtu`` bytes when the data
-        and the window allow one followed by three normal segments (so that its loss shows as
-        duplicate ACKs), else ``n``."""
-        size = probe_mtu - self._ip_tcp_hdr - (TS_OPT_LEN if self.ts_ok else 0)
-        mss = self.snd_mss
-        if size <= mss or avail < size + 3 * mss or usable < size \
-                or self.snd_wnd - seq_sub(self.snd_nxt, self.snd_una) < size + 3 * mss:
-            return n
-        self.plpmtud.probe_sent(self.snd_nxt, seq_add(self.snd_nxt, size), probe_mtu, now)
-        if self.trace is not None:
-            self.trace(now, "plpmtud", {"why": "probe", "mtu": probe_mtu, "seq": self.snd_nxt,
-                                        "len": size})
-        return size
 
     def _plpmtud_probe_lost(self, now: float) -> None:
         """Duplicate ACKs point at the probe: it did not fit. Resend its bytes in segments of
@@ -1107,52 +960,14 @@ class Tcb:
             self._emit(seq, ACK, self.sendbuf.peek(off, n), now)
             seq = seq_add(seq, n)
 
-    def _retransmit_head(self, now: float, why: str) -> None:
-        self._retransmit_from(self.snd_una, self.snd_mss, now, why)
-
-    def _retransmit_from(self, seq: int, limit: int, now: float, why: str) -> int:
-        """Resend at most ``limit`` bytes (and the FIN if it is there) from ``seq``, which lies
-        in [SND.UNA, SND.MAX). Returns the sequence space covered (0: nothing to resend)."""
-        off = seq_sub(seq, self.snd_data_una)
-        n = min(self.snd_mss, limit, len(self.sendbuf) - off) if off >= 0 else 0
-        flags = ACK
-        if n <= 0:
-            n = 0
-            if self.fin_seq is not None and seq == self.fin_seq \
-                    and seq_gt(self.snd_max, self.fin_seq):
-                flags |= FIN
-            else:
-                return 0
-        elif self.fin_seq is not None and seq_add(seq, n) == self.fin_seq \
-                and seq_gt(self.snd_max, self.fin_seq):
-            flags |= FIN
-        payload = self.sendbuf.peek(off, n) if n else b""
-        self.stats.retransmits += 1
-        self.stats.bytes_retrans += n
-        if self.trace is not None:
-            self.trace(now, "retransmit", {"seq": seq, "len": n, "why": why})
-        self._emit(seq, flags, payload, now)
-        covered = n + (1 if flags & FIN else 0)
-        self.rec.on_retransmit(self._abs(seq), covered)
-        if self.rto_at is None:
-            self.rto_at = now + self.rtt.rto
-        return covered
-
     # -- loss recovery (RFC 5681, RFC 6582, RFC 6675; the scoreboard is in recovery.py) ---------
-    def _abs(self, seq: int) -> int:
-        """Stream position of a sequence number (never wraps; the FIN is after the last byte)."""
-        return self.sendbuf.base + seq_sub(seq, self.snd_data_una)
-
-    def _seq(self, pos: int) -> int:
-        return seq_add(self.snd_data_una, pos - self.sendbuf.base)
-
     def _take_sack(self, seg: SegmentLike) -> int:
         """Read the SACK blocks of an ACK into the scoreboard; returns newly SACKed bytes."""
         blocks = seg.sack_blocks()
         if not blocks:
             return 0
         una, smax = self.snd_una, self.snd_max
-        lo = seq_sub(una, self.max_sndwnd + 65536) & MASK
+        lo = seq_add(una, -(self.max_sndwnd + 65536))
         pos = []
         for left, right in blocks[:4]:
             # ignore blocks that are not plausible (beyond SND.MAX or far below SND.UNA)
@@ -1173,7 +988,7 @@ class Tcb:
         losses in a window already recovered from by a timeout (RFC 6582 "recover")."""
         if self.recover is not None or self.snd_una == self.snd_max:
             return
-        if self.state in (_SYN_SENT, _SYN_RECEIVED):
+        if self.state in (SYN_SENT, SYN_RECEIVED):
             return
         una_pos = self._abs(self.snd_una)
         lost = self.dupacks >= DUPACK_THRESHOLD or (
@@ -1194,7 +1009,7 @@ class Tcb:
             self.trace(now, "recovery", {"enter": True, "sack": self.sack_ok,
                                          "recover": self.recover, "flight": flight})
         self._retransmit_head(now, "fast retransmit")
-        self.rto_at = now + self.rtt.rto
+        self._arm(RTO_TIMER, now + self.rtt.rto)
         self._trace_cwnd(now)
 
     def _partial_ack(self, acked: int, now: float) -> None:
@@ -1224,47 +1039,6 @@ class Tcb:
         if self.trace is not None:
             self.trace(now, "recovery", {"enter": False})
 
-    @property
-    def cwnd_effective(self) -> int:
-        """cwnd as the sender uses it: NewReno's inflation included (RFC 5681 §3.2)."""
-        return max(self.snd_mss, self.cc.cwnd + self.rec.inflation) \
-            if self.recover is not None else self.cc.cwnd
-
-    def _in_flight(self) -> int:
-        """Bytes counted against cwnd: RFC 6675 ``pipe`` during SACK recovery; otherwise what was
-        sent from SND.UNA to SND.NXT minus what the peer SACKed (after a timeout SND.NXT went
-        back: what lies above it is presumed lost)."""
-        una, nxt = self.snd_una, self.snd_nxt
-        flight = seq_sub(nxt, una)
-        rec = self.rec
-        if not self.sack_ok or not (len(rec.sacked) or rec.in_recovery):
-            return flight
-        una_pos = self._abs(una)
-        if self.recover is not None and rec.sack_mode:
-            return rec.pipe(una_pos, self._abs(self.snd_max), self.snd_mss)
-        return flight - rec.sacked.covered_between(una_pos, una_pos + flight)
-
-    def _sack_retransmit(self, now: float, rescue: bool) -> bool:
-        """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS send NextSeg rule (1) holes
-        (lost, not yet resent), or with ``rescue`` rule (3) holes below the highest SACK."""
-        rec = self.rec
-        sent = False
-        mss = self.snd_mss
-        while True:
-            una_pos = self._abs(self.snd_una)
-            max_pos = self._abs(self.snd_max)
-            if self.cc.cwnd - rec.pipe(una_pos, max_pos, mss) < mss:
-                break
-            hole = rec.rescue_seg(una_pos, max_pos) if rescue else \
-                rec.next_seg(una_pos, max_pos, mss)
-            if hole is None:
-                break
-            pos, n = hole
-            if not self._retransmit_from(self._seq(pos), n, now, "sack"):
-                break
-            sent = True
-        return sent
-
     def _trace_cwnd(self, now: float) -> None:
         cw, ss = self.cc.cwnd, self.cc.ssthresh
         if (cw, ss) == self._cwnd_traced:
@@ -1278,361 +1052,6 @@ class Tcb:
         if self.trace is not None:
             self.trace(now, "cwnd", {"cwnd": cw, "ssthresh": min(ss, 1 << 30),
                                      "cc": self.cc.name, "recovery": self.recover is not None})
-
-    # -- receiver side SACK (RFC 2018 §4, RFC 2883) ---------------------------------------------
-    def _sack_option(self, plen: int) -> tuple[tuple[int, int], ...]:
-        """SACK blocks for an outgoing ACK: a D-SACK first if one is pending, then the block
-        holding the most recently received segment, then the other recent ones; at most 3 with
-        timestamps (4 without), fewer when a data segment leaves less room."""
-        rb = self.recvbuf
-        if not self.sack_ok or (self._dsack is None and not rb.ooo_bytes):
-            return ()
-        room = 3 if self.ts_ok else 4
-        if plen:
-            room = min(room, max(0, (self.snd_mss - plen - 4) // 8))
-        if room <= 0:
-            return ()
-        out: list[tuple[int, int]] = []
-        if self._dsack is not None:
-            out.append(self._dsack)
-            self._dsack = None
-        if rb.ooo_bytes:
-            ranges = rb.ooo_ranges()
-            order: list[tuple[int, int]] = []
-            recent = [o for o in self._sack_recent if o >= rb.nxt]
-            self._sack_recent = recent[-8:]
-            for o in reversed(recent):
-                for r in ranges:
-                    if r[0] <= o < r[1]:
-                        if r not in order:
-                            order.append(r)
-                        break
-            order += [r for r in ranges if r not in order]
-            base, nxt = rb.nxt, self.rcv_nxt
-            out += [(seq_add(nxt, a - base), seq_add(nxt, b - base)) for a, b in order]
-        return tuple(out[:room])
-
-    # -- output -----------------------------------------------------------------------------------
-    def _ts_clock(self, now: float) -> int:
-        return (int(now * 1000) + self.ts_offset) & MASK
-
-    def _window_candidate(self) -> tuple[int, int | None]:
-        """(current window, a larger one to offer or None), from free buffer space with
-        receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only by
-        min(buffer/2, MSS) or more, and never moves left."""
-        cur = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
-        shift = self.rcv_wscale
-        cand = min(self.recvbuf.free, 0xFFFF << shift) >> shift << shift
-        if cand > cur and cand - cur >= min(self.recvbuf.capacity // 2, self.adv_mss):
-            return cur, cand
-        return cur, None
-
-    def _window_field(self) -> int:
-        cur, cand = self._window_candidate()
-        if cand is not None:
-            cur = cand
-        shift = self.rcv_wscale
-        field = min(0xFFFF, (cur + (1 << shift) - 1) >> shift)  # round up: never shrink (Linux)
-        self.rcv_adv = seq_add(self.rcv_nxt, field << shift)
-        return field
-
-    def _emit(self, seq: int, flags: int, payload: bytes, now: float) -> None:
-        """Build one segment carrying ACK/window/timestamps; account for it."""
-        if flags & SYN:
-            self._emit_syn(seq, flags, payload, now)
-            return
-        # the window field: _window_field inlined (this runs for every segment)
-        rcv_nxt = self.rcv_nxt
-        cur = (self.rcv_adv - rcv_nxt) & MASK
-        if cur > HALF:
-            cur = 0
-        shift = self.rcv_wscale
-        rb = self.recvbuf
-        cap = rb.capacity
-        free = cap - len(rb.ready)
-        lim = 0xFFFF << shift
-        cand = (free if free < lim else lim) >> shift << shift
-        if cand > cur:
-            m = cap // 2
-            if self.adv_mss < m:
-                m = self.adv_mss
-            if cand - cur >= m:
-                cur = cand
-        window = (cur + (1 << shift) - 1) >> shift  # round up: never shrink (Linux)
-        if window > 0xFFFF:
-            window = 0xFFFF
-        self.rcv_adv = (rcv_nxt + (window << shift)) & MASK
-        stats = self.stats
-        if flags & ACK:
-            ts = ((int(now * 1000) + self.ts_offset) & MASK, self.ts_recent) \
-                if self.ts_ok else None
-            if self.sack_ok and (self._dsack is not None or rb.ooo_bytes):
-                sack = self._sack_option(len(payload))
-                if sack:
-                    stats.sack_blocks_out += 1
-            else:
-                sack = ()
-            seg = Segment(seq, rcv_nxt, flags, window, payload, ts=ts, sack=sack)
-            self.last_ack_sent = rcv_nxt
-            self._ack_now = False
-            self.delack_at = None
-            self._unacked_bytes = 0
-        else:
-            ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
-            seg = Segment(seq, 0, flags, window, payload, ts=ts)
-        stats.segs_out += 1
-        if payload:
-            stats.bytes_sent += len(payload)
-            if self.unacked_since is None:
-                self.unacked_since = now
-        elif flags & FIN and self.unacked_since is None:
-            self.unacked_since = now
-        self._out.append(seg)
-
-    def _emit_syn(self, seq: int, flags: int, payload: bytes, now: float) -> None:
-        window = min(self.recvbuf.free, 0xFFFF)
-        if seq_gt(seq_add(self.rcv_nxt, window), self.rcv_adv) or not flags & ACK:
-            self.rcv_adv = seq_add(self.rcv_nxt, window)
-        ack = self.rcv_nxt if flags & ACK else 0
-        ts = None
-        if self.ts_ok or (not flags & ACK and self.config.timestamps):
-            ts = (self._ts_clock(now), self.ts_recent if flags & ACK else 0)
-        active = not flags & ACK
-        seg = Segment(seq, ack, flags, window, payload, mss=self.adv_mss,
-                      wscale=(self.rcv_wscale if (active and self.config.window_scaling)
-                              or self.wscale_ok else None),
-                      sack_perm=(self.config.sack if active else self.sack_ok), ts=ts)
-        if flags & ACK:
-            self.last_ack_sent = self.rcv_nxt
-            self._ack_now = False
-            self.delack_at = None
-            self._unacked_bytes = 0
-        self.stats.segs_out += 1
-        self.stats.bytes_sent += len(payload)
-        if self.unacked_since is None:
-            self.unacked_since = now
-        self._out.append(seg)
-
-    def _ack_seq(self) -> int:
-        """The sequence number of a segment without data: SND.MAX (BSD: acceptable even after
-        SND.NXT went back for a retransmission), but never beyond the peer's window (Linux's
-        ``tcp_acceptable_seq``: after a zero-window probe the window edge is SND.UNA)."""
-        seq = self.snd_max
-        edge = seq_add(self.snd_una, self.snd_wnd)
-        if self.state not in (_SYN_SENT, _SYN_RECEIVED) and seq_gt(seq, edge):
-            # the right edge itself fails the RFC 9293 acceptance test for an empty segment
-            seq = seq_add(edge, -1) if self.snd_wnd else self.snd_una
-        return seq
-
-    def _emit_rst(self, seq: int, ack: int | None) -> None:
-        flags = RST | (ACK if ack is not None else 0)
-        self.stats.segs_out += 1
-        self._out.append(Segment(seq & MASK, (ack or 0) & MASK, flags, 0))
-
-    def output(self, now: float) -> None:
-        """Send whatever the state, the windows, Nagle and pending ACKs allow."""
-        st = self.state
-        if st is _CLOSED or st is _LISTEN:
-            return
-        sent_ack = False
-        # SYN (first transmission or retransmission after SND.NXT went back to ISS)
-        if self.snd_nxt == self.iss and self.snd_una == self.iss:
-            if st is _SYN_SENT:
-                flags = SYN
-            else:
-                flags = SYN | ACK
-            retrans = seq_gt(self.snd_max, self.iss)
-            if retrans:
-                self.stats.retransmits += 1
-                if self.trace is not None:
-                    self.trace(now, "retransmit", {"seq": self.iss, "len": 0, "why": "SYN"})
-            elif self._rtt_seq is None:
-                self._rtt_seq = seq_add(self.iss, 1)
-                self._rtt_time = now
-            self._emit(self.iss, flags, b"", now)
-            self.snd_nxt = seq_add(self.iss, 1)
-            if seq_gt(self.snd_nxt, self.snd_max):
-                self.snd_max = self.snd_nxt
-            if self.rto_at is None:
-                self.rto_at = now + self.rtt.rto
-            return
-        if st is _SYN_SENT or st is _TIME_WAIT or ((self.iss - self.snd_una) & MASK) < HALF:
-            if self._ack_now and st is not _SYN_SENT:
-                self._emit(self._ack_seq(), ACK, b"", now)
-            return
-
-        if st is not _FIN_WAIT_2:
-            nxt = self.snd_nxt
-            sent = (nxt - self.snd_data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA)
-            if sent > HALF:
-                sent -= MOD
-            if self.recover is None and nxt == self.snd_max \
-                    and self.plpmtud.state is _PLPMTUD_DISABLED \
-                    and len(self.sendbuf.data) <= sent \
-                    and (self.fin_seq is None or nxt != self.fin_seq):
-                self._sws_override = False  # nothing new to send: _output_data would do only this
-            else:
-                sent_ack = self._output_data(now)
-        if not sent_ack:
-            if not self._ack_now and self.window_update_due():
-                self._ack_now = True
-                self.stats.window_updates += 1
-            if self._ack_now:
-                self._emit(self._ack_seq(), ACK, b"", now)
-        # timers: retransmission while something is in flight and the window is open; the
-        # persist timer when the peer's window is zero and we have something to send
-        queued = len(self.sendbuf.data)
-        if self.snd_wnd == 0 and queued > 0:
-            self.rto_at = None  # zero window: probe instead of timing out
-            if self.persist_at is None:
-                self._arm_persist(now)
-        elif self.snd_una != self.snd_max:
-            self.persist_at = None
-            if self.rto_at is None:
-                self.rto_at = now + self.rtt.rto
-        elif queued > seq_sub(self.snd_nxt, self.snd_data_una):  # unsent data
-            self.rto_at = None
-            if self.persist_at is None:
-                self._arm_persist(now)  # SWS override timer: small window, nothing in flight
-        else:
-            self.rto_at = self.persist_at = None
-
-    def window_update_due(self) -> bool:
-        """After the application read: advertise the larger window when it opens from below one
-        MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). ``output()`` asks when it
-        has nothing else to send, the layer after every read; ``_window_update_due`` is the same
-        rule written with the general helpers (tests/stack/tcp/test_fast_paths.py compares them)."""
-        cur = (self.rcv_adv - self.rcv_nxt) & MASK
-        if cur > HALF:
-            cur = 0
-        shift = self.rcv_wscale
-        rb = self.recvbuf
-        cap = rb.capacity
-        free = cap - len(rb.ready)
-        lim = 0xFFFF << shift
-        cand = (free if free < lim else lim) >> shift << shift
-        return cand > cur and cand - cur >= min(cap // 2, self.adv_mss) and (
-            cur < self.adv_mss or cand >= 2 * cur)
-
-    def _window_update_due(self) -> bool:
-        """After the application read: advertise the larger window when it opens from below one
-        MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2)."""
-        cur, cand = self._window_candidate()
-        return cand is not None and (cur < self.adv_mss or cand >= 2 * cur)
-
-    def _output_data(self, now: float) -> bool:
-        """Segmentise queued data (and our FIN); returns True if an ACK went out."""
-        sent_ack = False
-        mss = self.snd_mss
-        probe = self._plpmtud_want_probe(now) if self.plpmtud.engaged else 0
-        sendbuf = self.sendbuf
-        total = len(sendbuf.data)
-        fin_seq = self.fin_seq
-        rec = self.rec
-        recover = self.recover
-        sack_recovery = recover is not None and rec.sack_mode
-        if sack_recovery and self._sack_retransmit(now, rescue=False):
-            sent_ack = True  # RFC 6675 NextSeg rule (1): lost holes first
-        # constant while this loop runs: SND.UNA, the buffer's base, the windows
-        snd_una = self.snd_una
-        data_una = self.snd_data_una
-        sack_ok = self.sack_ok
-        sacked = rec.sacked
-        cwnd0 = self.cwnd_effective
-        dupacks = self.dupacks
-        limited = recover is None and not sack_ok and 0 < dupacks < DUPACK_THRESHOLD
-        while True:
-            nxt = self.snd_nxt
-            gap = 1 << 62
-            if sack_ok and len(sacked) and nxt != self.snd_max and seq_lt(nxt, self.snd_max):
-                # resending after a timeout: skip what the peer SACKed (RFC 6675 §5.1)
-                pos = self._abs(nxt)
-                end = sacked.containing(pos)
-                if end is not None:
-                    self.snd_nxt = self._seq(min(end, self._abs(self.snd_max)))
-                    continue
-                nxt_sacked = sacked.next_start(pos)
-                if nxt_sacked is not None:
-                    gap = nxt_sacked - pos
-            off = (nxt - data_una) & MASK
-            if off > HALF:
-                off -= MOD
-            avail = total - off
-            send_fin = False
-            if avail <= 0:  # nothing new to send (n would be <= 0 whatever the windows)
-                if fin_seq is None or nxt != fin_seq:
-                    break
-                n = 0
-                send_fin = True
-            else:
-                in_flight = (nxt - snd_una) & MASK
-                if in_flight > HALF:
-                    in_flight -= MOD
-                cwnd = cwnd0
-                if limited and nxt == self.snd_max:
-                    cwnd += dupacks * mss  # limited transmit (RFC 3042): new data only
-                if sack_ok and (len(sacked) or rec.in_recovery):
-                    pipe = self._in_flight()
-                else:
-                    pipe = in_flight
-                usable = self.snd_wnd - in_flight
-                if cwnd - pipe < usable:
-                    usable = cwnd - pipe
-                n = mss
-                if avail < n:
-                    n = avail
-                if usable < n:
-                    n = usable
-                if gap < n:
-                    n = gap
-                if probe and nxt == self.snd_max:  # PLPMTUD: this new segment may probe
-                    n = self._plpmtud_probe_len(probe, avail, usable, n, now)
-                    probe = 0
-                if n <= 0:
-                    n = 0
-                    if not (fin_seq is not None and nxt == fin_seq):
-                        break
-                    send_fin = True
-                else:
-                    if n == usable and n < mss and n < avail and n < gap \
-                            and not self._sws_override:
-                        if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
-                            break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
-                    elif n < mss and n == avail and not self.config.nodelay and in_flight > 0 \
-                            and fin_seq is None:
-                        break  # Nagle (RFC 9293 §3.7.4): wait for the ACK of outstanding data
-                    if fin_seq is not None and ((nxt + n) & MASK) == fin_seq:
-                        send_fin = True
-            seq = nxt
-            snd_max = self.snd_max
-            retrans = seq != snd_max and ((snd_max - seq) & MASK) < HALF  # seq_lt(seq, snd_max)
-            flags = ACK
-            if n and n == avail:
-                flags |= PSH
-            if send_fin:
-                flags |= FIN
-            payload = bytes(sendbuf.data[off:off + n]) if n else b""
-            if retrans:
-                self.stats.retransmits += 1
-                self.stats.bytes_retrans += n
-                if self.trace is not None:
-                    self.trace(now, "retransmit", {"seq": seq, "len": n, "why": "rto"})
-            elif n and self._rtt_seq is None and not self.ts_ok:
-                self._rtt_seq = seq_add(seq, n)
-                self._rtt_time = now
-            self._emit(seq, flags, payload, now)
-            sent_ack = True
-            nxt = self.snd_nxt = (seq + n + (1 if send_fin else 0)) & MASK
-            if nxt != snd_max and ((nxt - snd_max) & MASK) < HALF:  # seq_gt(nxt, snd_max)
-                self.snd_max = nxt
-            if self.rto_at is None:
-                self.rto_at = now + self.rtt.rto
-            if send_fin:
-                break
-        if sack_recovery and self.recover is not None and self._sack_retransmit(now, rescue=True):
-            sent_ack = True  # NextSeg rule (3): no new data went out, resend below the top SACK
-        self._sws_override = False
-        return sent_ack
 
     # -- introspection ----------------------------------------------------------------------------
     def tcp_info(self) -> dict[str, Any]:
@@ -1661,5 +1080,4 @@ class Tcb:
         }
 
 
-__all__ = ["Connected", "ConnectionLost", "DataReceived", "EofReceived", "SendSpace", "Tcb",
-           "TcbEvent", "TcpConfig", "TcpStats", "field"]
+__all__ = ["Tcb"]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.segment import Segment
-from stacklab.stack.tcp.tcb import Tcb, TcpConfig
+from stacklab.stack.tcp.tcb import Tcb
 from stacklab.wire.tcp import TcpView, build_tcp
 
 A_IP = bytes([10, 0, 0, 1])

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
+from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.congestion import available_congestion, create_congestion
 from stacklab.stack.tcp.congestion.cubic import BETA, C, Cubic, cubic_k, w_cubic
-from stacklab.stack.tcp.tcb import TcpConfig
 
 from .pair import Pair
 

@@ -1,42 +1,35 @@
 """The per-packet fast paths (issue 11 §1) give the same results as the general code they
-short-cut: segment bytes, the window-update test, the IPv4 destination cache, the fused
-Ethernet/IPv4/TCP receive path."""
+short-cut: segment bytes, the receive window (against ``reference.py``), the IPv4 destination
+cache, the fused Ethernet/IPv4/TCP receive path."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
+import enum
+import random
+from collections import deque
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stacklab.net.network import Network
-from stacklab.stack.tcp.layer import _segment_bytes
-from stacklab.stack.tcp.segment import ACK, FIN, PSH, SYN, Segment
+from stacklab.stack.tcp.config import TcpConfig
+from stacklab.stack.tcp.fsm import State
+from stacklab.stack.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment
+from stacklab.stack.tcp.seq import seq_add, seq_sub
 from stacklab.stack.tcp.tcb import Tcb
 from stacklab.wire.addr import ip_bytes
 from stacklab.wire.ethernet import build_ethernet
 from stacklab.wire.ipv4 import build_ipv4
-from stacklab.wire.tcp import TcpView, build_tcp
+from stacklab.wire.tcp import build_tcp
+
+from . import reference
+from .pair import Pair
 
 U32 = st.integers(0, 0xFFFFFFFF)
-
-
-@settings(max_examples=200, deadline=None)
-@given(U32, U32, st.sampled_from([ACK, ACK | PSH, ACK | FIN, SYN, SYN | ACK]),
-       st.integers(0, 0xFFFF), st.binary(max_size=1600),
-       st.one_of(st.none(), st.tuples(U32, U32)),
-       st.lists(st.tuples(U32, U32), max_size=3), st.booleans(),
-       st.sampled_from([bytes(4), bytes([10, 0, 1, 1])]), st.sampled_from([4, 16]))
-def test_segment_bytes_equal_build_tcp(seq, ack, flags, window, payload, ts, sack, mss, src,
-                                       alen):
-    src = src if alen == 4 else src * 4
-    dst = bytes(range(alen))
-    seg = Segment(seq, ack, flags, window, payload, ts=ts, sack=tuple(sack),
-                  mss=1460 if mss and flags & SYN else None)
-    psum = int.from_bytes(src, "big") + int.from_bytes(dst, "big") + 6
-    want = build_tcp(src, dst, 40000, 80, seq, ack, flags, window, payload, seg.options_bytes())
-    assert _segment_bytes(psum, 40000, 80, seg) == want
-    assert TcpView(want).checksum_ok(src, dst)
 
 
 @settings(max_examples=300, deadline=None)
@@ -50,13 +43,13 @@ def test_window_update_due_matches_the_general_test(rcv_nxt, adv, shift, cap, us
     tcb.recvbuf.capacity = cap
     tcb.recvbuf.ready = bytearray(min(used, cap + 100))
     tcb.adv_mss = mss
-    assert tcb.window_update_due() == tcb._window_update_due()
+    assert tcb.window_update_due() == reference.window_update_due(tcb)
 
 
 @settings(max_examples=300, deadline=None)
 @given(U32, st.integers(0, 1 << 20), st.integers(0, 14), st.integers(1, 4 << 20),
        st.integers(0, 4 << 20), st.integers(64, 9000))
-def test_emit_window_matches_window_field(rcv_nxt, adv, shift, cap, used, mss):
+def test_emit_window_matches_the_reference_window_field(rcv_nxt, adv, shift, cap, used, mss):
     tcbs = []
     for _ in range(2):
         tcb = Tcb(bytes(4), 1, bytes(4), 2, iss=0, now=0.0)
@@ -67,11 +60,11 @@ def test_emit_window_matches_window_field(rcv_nxt, adv, shift, cap, used, mss):
         tcb.recvbuf.ready = bytearray(min(used, cap + 100))
         tcb.adv_mss = mss
         tcbs.append(tcb)
-    general, inline = tcbs
-    field = general._window_field()
-    inline._emit(5, ACK, b"", 1.0)
-    (seg,) = inline.segments_to_send()
-    assert seg.window == field and inline.rcv_adv == general.rcv_adv
+    spec, fast = tcbs
+    field = reference.window_field(spec)
+    fast._emit(5, ACK, b"", 1.0)
+    (seg,) = fast.segments_to_send()
+    assert seg.window == field and fast.rcv_adv == spec.rcv_adv
 
 
 def _pair(**link):
@@ -137,3 +130,137 @@ def test_fused_receive_path_counts_malformed_frames_as_the_layered_path():
     before = b.counters["tcp.tx.rst"]
     b.receive_frame(0, bytes(build_ethernet(iface.mac, a.interfaces[0].mac, 0x0800, good)), 1.0)
     assert b.counters["tcp.tx.rst"] == before + 1
+
+
+# -- header prediction: the fast paths of both directions against the general paths ------------
+
+
+def _plain(v):
+    """A comparable picture of a TCB attribute (objects as their fields, buffers as bytes)."""
+    if v is None or isinstance(v, (bool, int, float, str, enum.Enum)):
+        return v
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v)
+    if isinstance(v, (list, tuple, deque)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, Segment):
+        return ("Segment", v.seq, v.ack, v.flags, v.window, bytes(v.payload), v.mss(),
+                v.wscale(), v.sack_permitted(), v.timestamps(), v.sack_blocks())
+    if dataclasses.is_dataclass(v):
+        return (type(v).__name__, _plain(dataclasses.asdict(v)))
+    if callable(v):
+        return None
+    if isinstance(v, BaseException):
+        return repr(v)
+    names = getattr(v, "__dict__", None) or {n: getattr(v, n) for n in type(v).__slots__}
+    return (type(v).__name__, {k: _plain(x) for k, x in names.items()})
+
+
+def snapshot(tcb: Tcb) -> dict:
+    """Every variable of the TCB (sequence space, buffers, estimators, timers, stats, queued
+    segments and events); the cached earliest timer as get_timer() answers."""
+    out = {k: _plain(v) for k, v in vars(tcb).items()
+           if k not in ("fast_path", "_rcv_predicted", "_send_predicted", "timer",
+                        "_timer_stale", "trace", "challenge_ack_ok")}
+    out["get_timer"] = tcb.get_timer()
+    return out
+
+
+def _peer_segment(rnd: random.Random, tcb: Tcb, peer: dict, closing: bool) -> Segment:
+    """A segment the peer might send: mostly what header prediction is for (in-order data,
+    ACKs of new data), and everything around it (duplicates, holes, old timestamps, SACK
+    blocks, window changes, SYN; with ``closing`` FIN and RST too)."""
+    kind = rnd.choices(["data", "ack", "ooo", "old", "fin", "rst", "syn"],
+                       [400, 300, 100, 80, 6 * closing, 3 * closing, 10])[0]
+    rcv_nxt, una, smax = tcb.rcv_nxt, tcb.snd_una, tcb.snd_max
+    seq = rcv_nxt
+    flags = ACK
+    payload = b""
+    if kind in ("data", "ooo", "old", "fin"):
+        payload = rnd.randbytes(rnd.choice([1, 100, 536, 1448, 1448, 3000]))
+        if kind == "ooo":
+            seq = seq_add(rcv_nxt, rnd.choice([1, 1448, 4000]))
+        elif kind == "old":
+            seq = seq_add(rcv_nxt, -rnd.choice([1, 100, 1448]))
+    if kind == "fin":
+        flags |= FIN
+    elif kind == "rst":
+        flags = RST | (ACK if rnd.random() < 0.5 else 0)
+        seq = seq_add(rcv_nxt, rnd.choice([0, 0, 5]))
+    elif kind == "syn":
+        flags |= SYN
+    if rnd.random() < 0.3:
+        flags |= PSH
+    span = seq_sub(smax, una)
+    ack = seq_add(una, rnd.choice([0, 0, span, rnd.randint(0, max(span, 0)), -1, span + 1]))
+    window = tcb.snd_wnd >> tcb.snd_wscale if rnd.random() < 0.8 else rnd.randint(0, 0xFFFF)
+    ts = None
+    if tcb.ts_ok and rnd.random() < 0.97:
+        peer["tsval"] = seq_add(peer["tsval"], rnd.choice([0, 1, 1, 3]))
+        tsval = peer["tsval"] if rnd.random() < 0.95 else seq_add(peer["tsval"], -1000)
+        ts = (tsval, tcb.ts_recent)
+    sack: tuple[tuple[int, int], ...] = ()
+    if tcb.sack_ok and span > 1000 and rnd.random() < 0.1:
+        left = seq_add(una, rnd.randint(1, span - 500))
+        sack = ((left, seq_add(left, 500)),)
+    return Segment(seq, ack, flags, window, payload, ts=ts, sack=sack)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_header_prediction_matches_the_general_paths(seed):
+    """Random peer segments and application calls through a TCB and its copy with
+    ``fast_path = False``: after every segment both hold the same state."""
+    rnd = random.Random(seed)
+    cfg = TcpConfig(nodelay=rnd.random() < 0.5, timestamps=rnd.random() < 0.7,
+                    sack=rnd.random() < 0.7, window_scaling=rnd.random() < 0.7,
+                    recv_buffer=rnd.choice([16 * 1024, 256 * 1024]))
+    p = Pair(TcpConfig(nodelay=True), cfg)
+    p.handshake()
+    fast = p.b
+    slow = copy.deepcopy(fast)
+    slow.fast_path = False
+    assert fast.state is State.ESTABLISHED
+    predicted, sent = [], []
+    receive_predicted, send_predicted = fast._rcv_predicted, fast._send_predicted
+
+    def counted_receive(seg, now):
+        taken = receive_predicted(seg, now)
+        predicted.append(taken)
+        return taken
+
+    def counted_send(now):
+        taken = send_predicted(now)
+        sent.append(taken)
+        return taken
+
+    fast._rcv_predicted = counted_receive
+    fast._send_predicted = counted_send
+    peer = {"tsval": fast.ts_recent}
+    now = p.now
+    for step in range(300):
+        now += rnd.choice([0.0, 0.0001, 0.001, 0.05])
+        if rnd.random() < 0.15:  # the application writes: something to acknowledge
+            data = rnd.randbytes(rnd.choice([100, 5000, 20000]))
+            for t in (fast, slow):
+                t.send(data)
+                t.output(now)
+        if rnd.random() < 0.1:  # and reads: the window opens
+            n = rnd.choice([-1, 1000])
+            for t in (fast, slow):
+                t.read(n)
+                t.output(now)
+        if rnd.random() < 0.05:
+            for t in (fast, slow):
+                timer = t.get_timer()
+                if timer is not None and timer <= now + 1:
+                    t.handle_timer(max(now, timer))
+        seg = _peer_segment(rnd, fast, peer, closing=step >= 30)
+        fast.receive(seg, now)
+        slow.receive(seg, now)
+        assert snapshot(fast) == snapshot(slow), f"seed {seed} step {step}: {seg!r}"
+        if fast.state is not State.ESTABLISHED:
+            break
+    assert sum(predicted) >= 3 and not all(predicted), predicted  # both paths ran
+    assert any(sent)

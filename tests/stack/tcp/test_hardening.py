@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import pytest
 
 from stacklab.net.network import Network
+from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.seq import seq_add
 from stacklab.stack.tcp.syncookie import MSS_TABLE, SynCookies
-from stacklab.stack.tcp.tcb import TcpConfig
 from stacklab.wire.addr import ip_bytes
 from stacklab.wire.tcp import ACK, RST, SYN, TcpView, build_tcp, encode_options
 

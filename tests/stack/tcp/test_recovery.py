@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.recovery import RangeSet, Recovery
 from stacklab.stack.tcp.seq import seq_sub
-from stacklab.stack.tcp.tcb import TcpConfig
 from stacklab.wire.tcp import TcpView
 
 from .pair import Pair

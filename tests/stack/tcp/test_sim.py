@@ -259,7 +259,7 @@ def test_mss_from_interface_mtu_and_maxseg():
         r, w = await a.open_connection("b", 80)
         out["client_mss"] = w.get_extra_info("tcp_info")["snd_mss"]
         await r.read()
-        from stacklab.stack.tcp.tcb import TcpConfig
+        from stacklab.stack.tcp.config import TcpConfig
         r, w = await a.open_connection("b", 80, config=TcpConfig(maxseg=1000))
         out["clamped"] = w.get_extra_info("tcp_info")["snd_mss"]
         await r.read()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from stacklab.stack.tcp.config import TcpConfig
+from stacklab.stack.tcp.events import ConnectionLost
 from stacklab.stack.tcp.fsm import TRANSITIONS, Event, State, TcpStateError, next_state
 from stacklab.stack.tcp.segment import ACK, FIN, RST, SYN, Segment
 from stacklab.stack.tcp.seq import seq_add
-from stacklab.stack.tcp.tcb import ConnectionLost, Tcb, TcpConfig
+from stacklab.stack.tcp.tcb import Tcb
+from stacklab.stack.tcp.timers import Timer
 
 from .pair import A_IP, A_PORT, B_IP, B_PORT, Pair, wire
 
@@ -139,7 +142,7 @@ def test_msl_is_configurable():
     p.b.close(p.now)
     p.run(until=2.0)
     assert p.a.state is S.TIME_WAIT
-    assert p.a.timewait_at - p.a.transitions[-1][0] == pytest.approx(4.0)
+    assert p.a.deadlines[Timer.TIME_WAIT] - p.a.transitions[-1][0] == pytest.approx(4.0)
 
 
 def test_simultaneous_close():
@@ -187,7 +190,7 @@ def test_fin_retransmitted_into_time_wait_is_reacked_and_restarts_timer():
     p.b.close(p.now)
     p.to_a(p.segs(p.b))  # a enters TIME-WAIT
     assert p.a.state is S.TIME_WAIT
-    first_deadline = p.a.timewait_at
+    first_deadline = p.a.deadlines[Timer.TIME_WAIT]
     p.segs(p.a)  # the last ACK is lost
     p.now += 5.0
     p.b.handle_timer(p.now)  # b's RTO: FIN again
@@ -197,7 +200,8 @@ def test_fin_retransmitted_into_time_wait_is_reacked_and_restarts_timer():
     p.to_a(refin)
     again = p.segs(p.a)
     assert again and again[0].flags == ACK and again[0].ack == seq_add(refin[0].seq, 1)
-    assert p.a.timewait_at == pytest.approx(p.now + 60.0) and p.a.timewait_at > first_deadline
+    deadline = p.a.deadlines[Timer.TIME_WAIT]
+    assert deadline == pytest.approx(p.now + 60.0) and deadline > first_deadline
     p.to_b(again)
     assert p.b.state is S.CLOSED
 

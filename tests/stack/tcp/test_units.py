@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stacklab.stack.tcp.buffers import ReceiveBuffer, SendBuffer
+from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.congestion import available_congestion, create_congestion
 from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.isn import IsnGenerator
 from stacklab.stack.tcp.rtt import RttEstimator
 from stacklab.stack.tcp.segment import ACK, SYN, Segment
 from stacklab.stack.tcp.seq import seq_add, seq_between, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
-from stacklab.stack.tcp.tcb import TcpConfig
 
 from .pair import Pair
 
@@ -215,7 +215,7 @@ def test_window_scaling_applied():
 
 
 def test_syn_in_time_wait_rfc6191():
-    from stacklab.stack.tcp.layer import syn_acceptable_in_time_wait
+    from stacklab.stack.tcp.listen import syn_acceptable_in_time_wait
 
     p = established()
     p.a.close(p.now)

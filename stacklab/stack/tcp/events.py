@@ -1,0 +1,40 @@
+"""What a TCB tells its user, pulled with ``Tcb.next_event()`` (aioquic's ``next_event``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Connected:
+    """The handshake completed (ESTABLISHED)."""
+
+
+@dataclass(slots=True)
+class DataReceived:
+    """``n`` more bytes are readable with ``read``."""
+
+    n: int
+
+
+@dataclass(slots=True)
+class EofReceived:
+    """The peer's FIN arrived after all its data: reads return b"" once the buffer is empty."""
+
+
+@dataclass(slots=True)
+class SendSpace:
+    """Acknowledged data left the send buffer: ``free`` bytes may be written."""
+
+    free: int
+
+
+@dataclass(slots=True)
+class ConnectionLost:
+    """The connection is over for the user. ``error`` is None after an orderly close, else a
+    ConnectionRefusedError, ConnectionResetError or TimeoutError instance."""
+
+    error: Exception | None
+
+
+TcbEvent = Connected | DataReceived | EofReceived | SendSpace | ConnectionLost

@@ -1,0 +1,531 @@
+"""What a TCB sends: the segmentizer (``output``), the window field, the SACK blocks of our ACKs
+and the bytes of each segment.
+
+``output(tcb, now)`` sends what the state, the peer's window, cwnd, Nagle and a pending ACK allow
+(RFC 9293 §3.7.4, §3.8.6, RFC 5681/6675 for what loss recovery resends). Every segment is built
+by ``emit``, which fills in the ACK, the window, timestamps and SACK blocks and accounts for it;
+``segment_bytes`` turns it into wire bytes for the layer. :class:`TcbOutput` is the sending half
+of the TCB (:class:`~.tcb.Tcb` derives from it); it also resends what loss recovery and path MTU
+probing ask for.
+"""
+
+from __future__ import annotations
+
+from stacklab.wire.tcp import build_tcp
+
+from .config import DUPACK_THRESHOLD, TS_OPT_LEN
+from .fsm import (
+    CLOSE_WAIT,
+    CLOSED,
+    ESTABLISHED,
+    FIN_WAIT_2,
+    LISTEN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TIME_WAIT,
+)
+from .plpmtud import PlpmtudState
+from .segment import ACK, FIN, PSH, RST, SYN, Segment
+from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
+from .tcbvars import TcbVars
+from .timers import DELACK_TIMER, PERSIST_TIMER, RTO_TIMER
+
+_PLPMTUD_DISABLED = PlpmtudState.DISABLED
+
+
+def segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
+    """The wire bytes of one of the TCB's segments: :func:`~stacklab.wire.tcp.build_tcp` with
+    the connection's pseudo-header sum (``psum``, computed once per connection), and the
+    timestamps-only layout (every data segment and ACK once timestamps are negotiated) packed
+    with the header in one call."""
+    ts = seg._ts
+    if ts is not None and not seg._sack and seg._mss is None and seg._wscale is None \
+            and not seg._sack_perm:
+        return build_tcp(b"", b"", sp, dp, seg.seq, seg.ack, seg.flags, seg.window, seg.payload,
+                         psum=psum, timestamps=ts)
+    return build_tcp(b"", b"", sp, dp, seg.seq, seg.ack, seg.flags, seg.window, seg.payload,
+                     seg.options_bytes(), psum=psum)
+
+
+class TcbOutput(TcbVars):
+    """The sending side of a TCB."""
+
+    # False: every segment takes the general paths (the differential tests compare both)
+    fast_path = True
+
+    # -- receiver side SACK (RFC 2018 §4, RFC 2883) ---------------------------------------------
+
+    def _sack_option(self, plen: int) -> tuple[tuple[int, int], ...]:
+        """SACK blocks for an outgoing ACK: a D-SACK first if one is pending, then the block
+        holding the most recently received segment, then the other recent ones; at most 3 with
+        timestamps (4 without), fewer when a data segment leaves less room."""
+        rb = self.recvbuf
+        if not self.sack_ok or (self._dsack is None and not rb.ooo_bytes):
+            return ()
+        room = 3 if self.ts_ok else 4
+        if plen:
+            room = min(room, max(0, (self.snd_mss - plen - 4) // 8))
+        if room <= 0:
+            return ()
+        out: list[tuple[int, int]] = []
+        if self._dsack is not None:
+            out.append(self._dsack)
+            self._dsack = None
+        if rb.ooo_bytes:
+            ranges = rb.ooo_ranges()
+            order: list[tuple[int, int]] = []
+            recent = [o for o in self._sack_recent if o >= rb.nxt]
+            self._sack_recent = recent[-8:]
+            for o in reversed(recent):
+                for r in ranges:
+                    if r[0] <= o < r[1]:
+                        if r not in order:
+                            order.append(r)
+                        break
+            order += [r for r in ranges if r not in order]
+            base, nxt = rb.nxt, self.rcv_nxt
+            out += [(seq_add(nxt, a - base), seq_add(nxt, b - base)) for a, b in order]
+        return tuple(out[:room])
+
+    # -- the receive window (RFC 9293 §3.8.6.2.2) -------------------------------------------------
+
+    def receive_window(self) -> int:
+        """The window to offer in the next segment (RFC 9293 §3.8.6.2.2): the free buffer space
+        (what the scale can express) when that moves the right edge by at least
+        min(buffer/2, MSS), receiver-side SWS avoidance; else the window open now (the edge never
+        moves left). Runs for every segment sent: written with the loop-invariant locals; the
+        same rule with the general helpers is ``tests/stack/tcp/reference.py``, compared there."""
+        cur = (self.rcv_adv - self.rcv_nxt) & MASK  # seq_sub(RCV.ADV, RCV.NXT), at least 0
+        if cur > HALF:
+            cur = 0
+        shift = self.rcv_wscale
+        rb = self.recvbuf
+        cap = rb.capacity
+        free = cap - len(rb.ready)
+        lim = 0xFFFF << shift
+        offer = (free if free < lim else lim) >> shift << shift
+        if offer > cur:
+            m = cap // 2
+            if self.adv_mss < m:
+                m = self.adv_mss
+            if offer - cur >= m:
+                return offer
+        return cur
+
+    # -- output -----------------------------------------------------------------------------------
+
+    def _ts_clock(self, now: float) -> int:
+        return (int(now * 1000) + self.ts_offset) & MASK
+
+    def _emit(self, seq: int, flags: int, payload: bytes, now: float) -> None:
+        """Build one segment carrying ACK/window/timestamps; account for it."""
+        if flags & SYN:
+            self._emit_syn(seq, flags, payload, now)
+            return
+        rcv_nxt = self.rcv_nxt
+        shift = self.rcv_wscale
+        window = (self.receive_window() + (1 << shift) - 1) >> shift  # round up: never shrink
+        if window > 0xFFFF:
+            window = 0xFFFF
+        self.rcv_adv = (rcv_nxt + (window << shift)) & MASK
+        rb = self.recvbuf
+        stats = self.stats
+        if flags & ACK:
+            ts = ((int(now * 1000) + self.ts_offset) & MASK, self.ts_recent) \
+                if self.ts_ok else None
+            if self.sack_ok and (self._dsack is not None or rb.ooo_bytes):
+                sack = self._sack_option(len(payload))
+                if sack:
+                    stats.sack_blocks_out += 1
+            else:
+                sack = ()
+            seg = Segment(seq, rcv_nxt, flags, window, payload, ts=ts, sack=sack)
+            self.last_ack_sent = rcv_nxt
+            self._ack_now = False
+            if self.deadlines[DELACK_TIMER] is not None:
+                self._arm(DELACK_TIMER, None)
+            self._unacked_bytes = 0
+        else:
+            ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
+            seg = Segment(seq, 0, flags, window, payload, ts=ts)
+        stats.segs_out += 1
+        if payload:
+            stats.bytes_sent += len(payload)
+            if self.unacked_since is None:
+                self._set_unacked_since(now)
+        elif flags & FIN and self.unacked_since is None:
+            self._set_unacked_since(now)
+        self._out.append(seg)
+
+    def _emit_syn(self, seq: int, flags: int, payload: bytes, now: float) -> None:
+        window = min(self.recvbuf.free, 0xFFFF)
+        if seq_gt(seq_add(self.rcv_nxt, window), self.rcv_adv) or not flags & ACK:
+            self.rcv_adv = seq_add(self.rcv_nxt, window)
+        ack = self.rcv_nxt if flags & ACK else 0
+        ts = None
+        if self.ts_ok or (not flags & ACK and self.config.timestamps):
+            ts = (self._ts_clock(now), self.ts_recent if flags & ACK else 0)
+        active = not flags & ACK
+        seg = Segment(seq, ack, flags, window, payload, mss=self.adv_mss,
+                      wscale=(self.rcv_wscale if (active and self.config.window_scaling)
+                              or self.wscale_ok else None),
+                      sack_perm=(self.config.sack if active else self.sack_ok), ts=ts)
+        if flags & ACK:
+            self.last_ack_sent = self.rcv_nxt
+            self._ack_now = False
+            if self.deadlines[DELACK_TIMER] is not None:
+                self._arm(DELACK_TIMER, None)
+            self._unacked_bytes = 0
+        self.stats.segs_out += 1
+        self.stats.bytes_sent += len(payload)
+        if self.unacked_since is None:
+            self._set_unacked_since(now)
+        self._out.append(seg)
+
+    def _ack_seq(self) -> int:
+        """The sequence number of a segment without data: SND.MAX (BSD: acceptable even after
+        SND.NXT went back for a retransmission), but never beyond the peer's window (Linux's
+        ``tcp_acceptable_seq``: after a zero-window probe the window edge is SND.UNA)."""
+        seq = self.snd_max
+        edge = seq_add(self.snd_una, self.snd_wnd)
+        if self.state not in (SYN_SENT, SYN_RECEIVED) and seq_gt(seq, edge):
+            # the right edge itself fails the RFC 9293 acceptance test for an empty segment
+            seq = seq_add(edge, -1) if self.snd_wnd else self.snd_una
+        return seq
+
+    def _emit_rst(self, seq: int, ack: int | None) -> None:
+        flags = RST | (ACK if ack is not None else 0)
+        self.stats.segs_out += 1
+        self._out.append(Segment(seq & MASK, (ack or 0) & MASK, flags, 0))
+
+    def output(self, now: float) -> None:
+        """Send whatever the state, the windows, Nagle and pending ACKs allow."""
+        st = self.state
+        if st is CLOSED or st is LISTEN:
+            return
+        sent_ack = False
+        # SYN (first transmission or retransmission after SND.NXT went back to ISS)
+        if self.snd_nxt == self.iss and self.snd_una == self.iss:
+            if st is SYN_SENT:
+                flags = SYN
+            else:
+                flags = SYN | ACK
+            retrans = seq_gt(self.snd_max, self.iss)
+            if retrans:
+                self.stats.retransmits += 1
+                if self.trace is not None:
+                    self.trace(now, "retransmit", {"seq": self.iss, "len": 0, "why": "SYN"})
+            elif self._rtt_seq is None:
+                self._rtt_seq = seq_add(self.iss, 1)
+                self._rtt_time = now
+            self._emit(self.iss, flags, b"", now)
+            self.snd_nxt = seq_add(self.iss, 1)
+            if seq_gt(self.snd_nxt, self.snd_max):
+                self.snd_max = self.snd_nxt
+            if self.deadlines[RTO_TIMER] is None:
+                self._arm(RTO_TIMER, now + self.rtt.rto)
+            return
+        if st is SYN_SENT or st is TIME_WAIT or seq_le(self.snd_una, self.iss):
+            if self._ack_now and st is not SYN_SENT:
+                self._emit(self._ack_seq(), ACK, b"", now)
+            return
+
+        if st is not FIN_WAIT_2:
+            nxt = self.snd_nxt
+            if self.recover is None and nxt == self.snd_max \
+                    and self.plpmtud.state is _PLPMTUD_DISABLED \
+                    and len(self.sendbuf.data) <= seq_sub(nxt, self.snd_data_una) \
+                    and (self.fin_seq is None or nxt != self.fin_seq):
+                self._sws_override = False  # nothing new to send: _output_data would do only this
+            else:
+                sent_ack = self.fast_path and self._send_predicted(now)
+                if self._output_data(now):
+                    sent_ack = True
+        if not sent_ack:
+            if not self._ack_now and self.window_update_due():
+                self._ack_now = True
+                self.stats.window_updates += 1
+            if self._ack_now:
+                self._emit(self._ack_seq(), ACK, b"", now)
+        # timers: retransmission while something is in flight and the window is open; the
+        # persist timer when the peer's window is zero and we have something to send
+        queued = len(self.sendbuf.data)
+        rto, persist = self.deadlines[RTO_TIMER], self.deadlines[PERSIST_TIMER]
+        if self.snd_wnd == 0 and queued > 0:
+            if rto is not None:
+                self._arm(RTO_TIMER, None)  # zero window: probe instead of timing out
+            if persist is None:
+                self._arm_persist(now)
+        elif self.snd_una != self.snd_max:
+            if persist is not None:
+                self._arm(PERSIST_TIMER, None)
+            if rto is None:
+                self._arm(RTO_TIMER, now + self.rtt.rto)
+        elif queued > seq_sub(self.snd_nxt, self.snd_data_una):  # unsent data
+            if rto is not None:
+                self._arm(RTO_TIMER, None)
+            if persist is None:
+                self._arm_persist(now)  # SWS override timer: small window, nothing in flight
+        else:
+            if rto is not None:
+                self._arm(RTO_TIMER, None)
+            if persist is not None:
+                self._arm(PERSIST_TIMER, None)
+
+    def window_update_due(self) -> bool:
+        """After the application read: advertise the larger window when it opens from below one
+        MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). ``output()`` asks when it
+        has nothing else to send."""
+        cur = (self.rcv_adv - self.rcv_nxt) & MASK
+        if cur > HALF:
+            cur = 0
+        offer = self.receive_window()
+        return offer > cur and (cur < self.adv_mss or offer >= 2 * cur)
+
+    def _send_predicted(self, now: float) -> bool:
+        """The send side's header prediction: full-sized segments of new data while the peer's
+        window and cwnd leave room for them, with no loss recovery, SACK scoreboard, PLPMTUD
+        search, limited transmit or FIN in the way. ``_output_data`` (the general segmentizer,
+        its specification) sends whatever is left. True if a segment went out."""
+        rec = self.rec
+        if self.recover is not None or self.fin_seq is not None or self.dupacks \
+                or self.plpmtud.engaged or self.snd_nxt != self.snd_max \
+                or (self.sack_ok and (len(rec.sacked) or rec.in_recovery)):
+            return False
+        mss = self.snd_mss
+        data = self.sendbuf.data
+        total = len(data)
+        una = self.snd_una
+        data_una = self.snd_data_una
+        room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
+        timed = self._rtt_seq is not None or self.ts_ok
+        nxt = self.snd_nxt
+        sent = False
+        while True:
+            off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
+            avail = total - off
+            if avail < mss or room - ((nxt - una) & MASK) < mss:
+                break
+            if not timed:  # RTT sample without timestamps: time this segment (Karn)
+                self._rtt_seq = (nxt + mss) & MASK
+                self._rtt_time = now
+                timed = True
+            self._emit(nxt, ACK | PSH if avail == mss else ACK, bytes(data[off:off + mss]), now)
+            nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
+            sent = True
+        if sent and self.deadlines[RTO_TIMER] is None:
+            self._arm(RTO_TIMER, now + self.rtt.rto)
+        return sent
+
+    def _output_data(self, now: float) -> bool:
+        """Segmentise queued data (and our FIN); returns True if an ACK went out."""
+        sent_ack = False
+        mss = self.snd_mss
+        probe = self._plpmtud_want_probe(now) if self.plpmtud.engaged else 0
+        sendbuf = self.sendbuf
+        total = len(sendbuf.data)
+        fin_seq = self.fin_seq
+        rec = self.rec
+        recover = self.recover
+        sack_recovery = recover is not None and rec.sack_mode
+        if sack_recovery and self._sack_retransmit(now, rescue=False):
+            sent_ack = True  # RFC 6675 NextSeg rule (1): lost holes first
+        # constant while this loop runs: SND.UNA, the buffer's base, the windows
+        snd_una = self.snd_una
+        data_una = self.snd_data_una
+        sack_ok = self.sack_ok
+        sacked = rec.sacked
+        cwnd0 = self.cwnd_effective
+        dupacks = self.dupacks
+        limited = recover is None and not sack_ok and 0 < dupacks < DUPACK_THRESHOLD
+        while True:
+            nxt = self.snd_nxt
+            gap = 1 << 62
+            if sack_ok and len(sacked) and nxt != self.snd_max and seq_lt(nxt, self.snd_max):
+                # resending after a timeout: skip what the peer SACKed (RFC 6675 §5.1)
+                pos = self._abs(nxt)
+                end = sacked.containing(pos)
+                if end is not None:
+                    self.snd_nxt = self._seq(min(end, self._abs(self.snd_max)))
+                    continue
+                nxt_sacked = sacked.next_start(pos)
+                if nxt_sacked is not None:
+                    gap = nxt_sacked - pos
+            off = seq_sub(nxt, data_una)
+            avail = total - off
+            send_fin = False
+            if avail <= 0:  # nothing new to send (n would be <= 0 whatever the windows)
+                if fin_seq is None or nxt != fin_seq:
+                    break
+                n = 0
+                send_fin = True
+            else:
+                in_flight = seq_sub(nxt, snd_una)
+                cwnd = cwnd0
+                if limited and nxt == self.snd_max:
+                    cwnd += dupacks * mss  # limited transmit (RFC 3042): new data only
+                if sack_ok and (len(sacked) or rec.in_recovery):
+                    pipe = self._in_flight()
+                else:
+                    pipe = in_flight
+                usable = self.snd_wnd - in_flight
+                if cwnd - pipe < usable:
+                    usable = cwnd - pipe
+                n = mss
+                if avail < n:
+                    n = avail
+                if usable < n:
+                    n = usable
+                if gap < n:
+                    n = gap
+                if probe and nxt == self.snd_max:  # PLPMTUD: this new segment may probe
+                    n = self._plpmtud_probe_len(probe, avail, usable, n, now)
+                    probe = 0
+                if n <= 0:
+                    n = 0
+                    if not (fin_seq is not None and nxt == fin_seq):
+                        break
+                    send_fin = True
+                else:
+                    if n == usable and n < mss and n < avail and n < gap \
+                            and not self._sws_override:
+                        if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
+                            break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
+                    elif n < mss and n == avail and not self.config.nodelay and in_flight > 0 \
+                            and fin_seq is None:
+                        break  # Nagle (RFC 9293 §3.7.4): wait for the ACK of outstanding data
+                    if fin_seq is not None and seq_add(nxt, n) == fin_seq:
+                        send_fin = True
+            seq = nxt
+            snd_max = self.snd_max
+            retrans = seq_lt(seq, snd_max)
+            flags = ACK
+            if n and n == avail:
+                flags |= PSH
+            if send_fin:
+                flags |= FIN
+            payload = bytes(sendbuf.data[off:off + n]) if n else b""
+            if retrans:
+                self.stats.retransmits += 1
+                self.stats.bytes_retrans += n
+                if self.trace is not None:
+                    self.trace(now, "retransmit", {"seq": seq, "len": n, "why": "rto"})
+            elif n and self._rtt_seq is None and not self.ts_ok:
+                self._rtt_seq = seq_add(seq, n)
+                self._rtt_time = now
+            self._emit(seq, flags, payload, now)
+            sent_ack = True
+            nxt = self.snd_nxt = seq_add(seq, n + (1 if send_fin else 0))
+            if seq_gt(nxt, snd_max):
+                self.snd_max = nxt
+            if self.deadlines[RTO_TIMER] is None:
+                self._arm(RTO_TIMER, now + self.rtt.rto)
+            if send_fin:
+                break
+        if sack_recovery and self.recover is not None and self._sack_retransmit(now, rescue=True):
+            sent_ack = True  # NextSeg rule (3): no new data went out, resend below the top SACK
+        self._sws_override = False
+        return sent_ack
+
+    def _retransmit_head(self, now: float, why: str) -> None:
+        self._retransmit_from(self.snd_una, self.snd_mss, now, why)
+
+    def _retransmit_from(self, seq: int, limit: int, now: float, why: str) -> int:
+        """Resend at most ``limit`` bytes (and the FIN if it is there) from ``seq``, which lies
+        in [SND.UNA, SND.MAX). Returns the sequence space covered (0: nothing to resend)."""
+        off = seq_sub(seq, self.snd_data_una)
+        n = min(self.snd_mss, limit, len(self.sendbuf) - off) if off >= 0 else 0
+        flags = ACK
+        if n <= 0:
+            n = 0
+            if self.fin_seq is not None and seq == self.fin_seq \
+                    and seq_gt(self.snd_max, self.fin_seq):
+                flags |= FIN
+            else:
+                return 0
+        elif self.fin_seq is not None and seq_add(seq, n) == self.fin_seq \
+                and seq_gt(self.snd_max, self.fin_seq):
+            flags |= FIN
+        payload = self.sendbuf.peek(off, n) if n else b""
+        self.stats.retransmits += 1
+        self.stats.bytes_retrans += n
+        if self.trace is not None:
+            self.trace(now, "retransmit", {"seq": seq, "len": n, "why": why})
+        self._emit(seq, flags, payload, now)
+        covered = n + (1 if flags & FIN else 0)
+        self.rec.on_retransmit(self._abs(seq), covered)
+        if self.deadlines[RTO_TIMER] is None:
+            self._arm(RTO_TIMER, now + self.rtt.rto)
+        return covered
+
+    @property
+    def cwnd_effective(self) -> int:
+        """cwnd as the sender uses it: NewReno's inflation included (RFC 5681 §3.2)."""
+        return max(self.snd_mss, self.cc.cwnd + self.rec.inflation) \
+            if self.recover is not None else self.cc.cwnd
+
+    def _in_flight(self) -> int:
+        """Bytes counted against cwnd: RFC 6675 ``pipe`` during SACK recovery; otherwise what was
+        sent from SND.UNA to SND.NXT minus what the peer SACKed (after a timeout SND.NXT went
+        back: what lies above it is presumed lost)."""
+        una, nxt = self.snd_una, self.snd_nxt
+        flight = seq_sub(nxt, una)
+        rec = self.rec
+        if not self.sack_ok or not (len(rec.sacked) or rec.in_recovery):
+            return flight
+        una_pos = self._abs(una)
+        if self.recover is not None and rec.sack_mode:
+            return rec.pipe(una_pos, self._abs(self.snd_max), self.snd_mss)
+        return flight - rec.sacked.covered_between(una_pos, una_pos + flight)
+
+    def _sack_retransmit(self, now: float, rescue: bool) -> bool:
+        """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS send NextSeg rule (1) holes
+        (lost, not yet resent), or with ``rescue`` rule (3) holes below the highest SACK."""
+        rec = self.rec
+        sent = False
+        mss = self.snd_mss
+        while True:
+            una_pos = self._abs(self.snd_una)
+            max_pos = self._abs(self.snd_max)
+            if self.cc.cwnd - rec.pipe(una_pos, max_pos, mss) < mss:
+                break
+            hole = rec.rescue_seg(una_pos, max_pos) if rescue else \
+                rec.next_seg(una_pos, max_pos, mss)
+            if hole is None:
+                break
+            pos, n = hole
+            if not self._retransmit_from(self._seq(pos), n, now, "sack"):
+                break
+            sent = True
+        return sent
+
+    def _arm_persist(self, now: float) -> None:
+        t = min(self.config.persist_max, self.rtt.base_rto * (1 << min(self.persist_backoff, 16)))
+        self._arm(PERSIST_TIMER, now + t)
+
+    def _plpmtud_want_probe(self, now: float) -> int:
+        """The packet size of a probe to send now (0: none). Like Linux: only in the open
+        state (no recovery, no timeouts) with a congestion window of at least 11 segments."""
+        p = self.plpmtud
+        if not p.engaged or p.probe_seq is not None or self.recover is not None \
+                or self.retries or self.dupacks or self.state not in (ESTABLISHED, CLOSE_WAIT) \
+                or self.cc.cwnd < 11 * self.snd_mss:
+            return 0
+        limit = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535) + self._ip_tcp_hdr
+        return p.want_probe(limit, now) or 0
+
+    def _plpmtud_probe_len(self, probe_mtu: int, avail: int, usable: int, n: int,
+                           now: float) -> int:
+        """Payload length of the next new segment: a probe of ``probe_mtu`` bytes when the data
+        and the window allow one followed by three normal segments (so that its loss shows as
+        duplicate ACKs), else ``n``."""
+        size = probe_mtu - self._ip_tcp_hdr - (TS_OPT_LEN if self.ts_ok else 0)
+        mss = self.snd_mss
+        if size <= mss or avail < size + 3 * mss or usable < size \
+                or self.snd_wnd - seq_sub(self.snd_nxt, self.snd_una) < size + 3 * mss:
+            return n
+        self.plpmtud.probe_sent(self.snd_nxt, seq_add(self.snd_nxt, size), probe_mtu, now)
+        if self.trace is not None:
+            self.trace(now, "plpmtud", {"why": "probe", "mtu": probe_mtu, "seq": self.snd_nxt,
+                                        "len": size})
+        return size

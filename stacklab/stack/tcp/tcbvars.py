@@ -1,0 +1,181 @@
+"""The variables of one TCP connection (RFC 9293 §3.3.1 and the extensions' state): what
+:class:`~.output.TcbOutput` (sending) and :class:`~.tcb.Tcb` (arrival, timers, user calls) work
+on, with the conversions between sequence numbers and stream positions.
+
+Sequence space: SND.UNA <= SND.NXT <= SND.MAX (BSD's ``snd_max``: the highest sequence number sent;
+after a timeout SND.NXT goes back to SND.UNA and the normal output path resends, go-back-N).
+Stream offsets (byte 0 = first byte after the SYN) index the send and receive buffers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from stacklab.wire.checksum import pseudo_header
+from stacklab.wire.proto import PROTO_TCP
+
+from .buffers import ReceiveBuffer, SendBuffer
+from .config import DEFAULT_MSS_V4, DEFAULT_MSS_V6, TS_OPT_LEN, TcpConfig, TcpStats, our_wscale
+from .congestion import create_congestion
+from .events import TcbEvent
+from .fsm import CLOSED, State
+from .plpmtud import Plpmtud
+from .recovery import Recovery
+from .rtt import RttEstimator
+from .segment import Segment
+from .seq import MASK, seq_add, seq_sub
+from .timers import KINDS, USER_TIMER, Timer
+
+
+class TcbVars:
+    def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
+                 iss: int, now: float, config: TcpConfig | None = None,
+                 adv_mss: int | None = None, path_mtu: int | None = None,
+                 rng: random.Random | None = None,
+                 trace: Callable[[float, str, dict[str, Any]], None] | None = None) -> None:
+        self.config = cfg = config or TcpConfig()
+        self.local_ip = local_ip
+        self.local_port = local_port
+        self.remote_ip = remote_ip
+        self.remote_port = remote_port
+        self.v6 = len(local_ip) == 16
+        self._ip_tcp_hdr = 60 if self.v6 else 40
+        # the addresses' part of the pseudo-header sum (RFC 9293 §3.1), for the layer's builder
+        self.tx_psum = pseudo_header(local_ip, remote_ip, PROTO_TCP, 0)  # build_tcp(psum=)
+        self.trace = trace
+        self.state = CLOSED
+        self.created = now
+        self.transitions: list[tuple[float, State, State, str]] = []
+        self.passive = False
+        self.user_closed = False  # close() called: no more reading wanted (orphan in Linux)
+        self.error: Exception | None = None
+        # send sequence variables (RFC 9293 §3.3.1)
+        self.iss = iss & MASK
+        self.snd_una = self.iss
+        self.snd_nxt = self.iss
+        self.snd_max = self.iss
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_sndwnd = 0
+        self.snd_data_una = seq_add(self.iss, 1)  # sequence number of sendbuf.base
+        # receive sequence variables
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_adv = 0  # right edge of the window last advertised (RCV.NXT + RCV.WND)
+        # options
+        mtu_mss = (path_mtu or 1500) - self._ip_tcp_hdr
+        self.adv_mss = min(adv_mss or mtu_mss, cfg.maxseg or 65535)
+        self.path_mss = mtu_mss
+        self.plpmtud = Plpmtud(cfg.mtu_probing, self._ip_tcp_hdr, mtu_mss + self._ip_tcp_hdr,
+                               base_mss=cfg.base_mss)
+        self.peer_mss = DEFAULT_MSS_V6 if self.v6 else DEFAULT_MSS_V4
+        self.rcv_wscale = our_wscale(cfg.recv_buffer) if cfg.window_scaling else 0
+        self.snd_wscale = 0
+        self.wscale_ok = False
+        self.ts_ok = False
+        self.ts_recent = 0
+        self.last_ack_sent = 0
+        rng = rng or random.Random(iss)
+        self.ts_offset = rng.getrandbits(32)
+        self.sack_ok = False
+        self.snd_mss = self._compute_snd_mss()
+        # buffers, estimators
+        self.sendbuf = SendBuffer(cfg.send_buffer)
+        self.recvbuf = ReceiveBuffer(cfg.recv_buffer, cfg.max_ooo_pieces)
+        self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
+        self.cc = create_congestion(cfg.congestion, self.snd_mss)
+        self._rtt_seq: int | None = None  # Karn: the one timed segment when timestamps are off
+        self._rtt_time = 0.0
+        self.dupacks = 0
+        self.recover: int | None = None  # snd_max when fast recovery started (RFC 6582 recover)
+        self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
+        self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
+        self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
+        self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
+        self._cwnd_traced = (0, 0)
+        self.cwnd_log: list[tuple[float, int, int]] = []
+        self._oow_ack_at = -1.0  # last ACK sent for an out-of-window segment (rate limit)
+        self.challenge_ack_ok: Callable[[float], bool] | None = None  # host-wide limiter
+        self.keepalive_probes = 0
+        self.last_rx = now
+        self.unacked_since: float | None = None  # user timeout: oldest unanswered transmission
+        self.retries = 0  # consecutive timeouts without progress
+        # FIN bookkeeping
+        self.fin_queued = False  # user asked to close the sending side
+        self.fin_seq: int | None = None  # sequence number of our FIN once data is all queued
+        self.rcv_fin_off: int | None = None  # stream offset of the peer's FIN once seen
+        self.fin_received = False
+        # timers: one deadline (or None) per kind, and the earliest (timers.py)
+        self.deadlines: list[float | None] = [None] * len(KINDS)
+        self.timer: tuple[float, Timer] | None = None
+        self._timer_stale = False
+        self._armed = 0  # how many deadlines are set
+        self.persist_backoff = 0
+        # output
+        self._ack_now = False
+        self._sws_override = False
+        self._unacked_bytes = 0  # in-order bytes received since the last ACK we sent
+        self.rcv_mss_seen = 0
+        self._out: list[Segment] = []
+        self._events: deque[TcbEvent] = deque()
+        self._lost_reported = False
+        self.stats = TcpStats()
+        self.user: object = None  # the application's object for it (the TCP code never reads it)
+
+    def _arm(self, kind: Timer, at: float | None) -> None:
+        """Set (or with None cancel) the deadline of ``kind``. ``timer`` follows at once when
+        the change decides it (a new earliest, the only deadline, a later one of another kind);
+        otherwise ``get_timer`` recomputes it."""
+        deadlines = self.deadlines
+        if deadlines[kind] is None:
+            if at is not None:
+                self._armed += 1
+        elif at is None:
+            self._armed -= 1
+        deadlines[kind] = at
+        if self._timer_stale:
+            return
+        t = self.timer
+        if t is None:
+            if at is not None:
+                self.timer = (at, kind)
+        elif at is not None and (at < t[0] or (kind is t[1] and (
+                at == t[0] or self._armed == 1))):
+            self.timer = (at, kind)
+        elif kind is t[1]:
+            if self._armed:
+                self._timer_stale = True  # the earliest moved later or went: another may lead
+            else:
+                self.timer = None
+
+    def _set_unacked_since(self, t: float | None) -> None:
+        """The oldest transmission not yet acknowledged (None: none): the user timeout runs
+        from it."""
+        self.unacked_since = t
+        ut = self.config.user_timeout
+        if ut is not None:
+            self._arm(USER_TIMER, None if t is None else t + ut)
+
+    @property
+    def key(self) -> tuple[bytes, int, bytes, int]:
+        return (self.local_ip, self.local_port, self.remote_ip, self.remote_port)
+
+    def _compute_snd_mss(self) -> int:
+        mss = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535)
+        clamp = self.plpmtud.mtu_clamp()  # PLPMTUD's size known to get through
+        if clamp is not None:
+            mss = min(mss, clamp - self._ip_tcp_hdr)
+        if self.ts_ok:
+            mss -= TS_OPT_LEN
+        return max(mss, 64)
+
+    def _abs(self, seq: int) -> int:
+        """Stream position of a sequence number (never wraps; the FIN is after the last byte)."""
+        return self.sendbuf.base + seq_sub(seq, self.snd_data_una)
+
+    def _seq(self, pos: int) -> int:
+        return seq_add(self.snd_data_una, pos - self.sendbuf.base)
