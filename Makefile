@@ -37,12 +37,13 @@ sysdeps:
 	  else echo "WARNING: missing Debian packages:$$missing (tests that need them will fail in CI)"; fi; \
 	fi
 
-test: sysdeps $(VENV)/.installed-test
-	$(VENV)/bin/ruff check stacklab tests bench
+test: sysdeps lint
 	$(PY) -m pytest -q
 
+# ruff everywhere; mypy strict on wire/ and stack/, normal elsewhere (pyproject.toml [tool.mypy])
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check stacklab tests bench
+	$(VENV)/bin/mypy
 
 # All benchmarks (figures for BENCHMARKS.md); tap_tcp needs root and says so otherwise.
 bench: $(VENV)/.installed-test

@@ -80,6 +80,7 @@ class StageContext(Protocol):
     receiver: Receiver
     rx_ifindex: int
     tracer: Tracer | None
+    label: str  # "a>b"
     labeler: Any  # a stacklab.trace.label.Labeler
     src_name: str
     dst_name: str
