@@ -129,7 +129,7 @@ class Profiler:
 def _area(filename: str) -> str:
     f = filename.replace("\\", "/")
     for key in ("stacklab/stack/tcp/", "stacklab/stack/", "stacklab/wire/", "stacklab/net/",
-                "stacklab/api/", "stacklab/link/"):
+                "stacklab/api/", "stacklab/device/"):
         if key in f:
             return key[len("stacklab/"):-1]
     if "/asyncio/" in f:

@@ -189,7 +189,7 @@ class StackSide:
     def __init__(self, ns: str, offload: bool) -> None:
         from stacklab.api.realtime import RealtimeStack
         from stacklab.cli.tap import DeviceSpec, TapConfig, build_node
-        from stacklab.link.tap import TapDevice
+        from stacklab.device.tap import TapDevice
 
         dev = "tap0"
         self.tap = TapDevice.open(dev, netns=ns, up=True, mtu=1500, offload=offload)

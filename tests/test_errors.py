@@ -35,7 +35,7 @@ def test_every_exception_derives_from_stacklab_error() -> None:
 
 @pytest.mark.parametrize(("name", "standard"), [
     ("stacklab.wire.errors.MalformedPacket", ValueError),
-    ("stacklab.link.tap.TapError", OSError),
+    ("stacklab.device.tap.TapError", OSError),
     ("stacklab.net.network.SimulationTimeout", TimeoutError),
     ("stacklab.stack.udp.PacketTooBigError", OSError),
 ])

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from stacklab.link.pcap import (
+from stacklab.device.pcap import (
     LINKTYPE_ETHERNET,
     LINKTYPE_RAW,
     PcapError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from stacklab.link.tap import (
+from stacklab.device.tap import (
     VNET_F_NEEDS_CSUM,
     VNET_GSO_TCPV4,
     VNET_HDR,

@@ -2,7 +2,7 @@
 
 This is the real-world twin of the simulator: the very same node object, driven by
 :class:`~stacklab.api.driver.NodeDriver` with ``loop.time()`` (a monotonic clock) as ``now`` and
-frames coming from and going to :class:`~stacklab.link.tap.TapDevice` file descriptors.
+frames coming from and going to :class:`~stacklab.device.tap.TapDevice` file descriptors.
 
 Two ways to run it:
 
@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from stacklab.api.driver import DrivenHost, NodeDriver
-from stacklab.link.tap import TapDevice
+from stacklab.device.tap import TapDevice
 from stacklab.stack.node import Node
 
 log = logging.getLogger("stacklab.realtime")

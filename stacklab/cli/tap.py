@@ -145,7 +145,7 @@ def parse_mtu(text: str | int) -> int:
 
 
 def parse_device(text: str, *, router: bool) -> DeviceSpec:
-    from stacklab.link.tap import TapError, check_ifname
+    from stacklab.device.tap import TapError, check_ifname
 
     name, sep, rest = text.partition("=")
     try:
@@ -485,7 +485,7 @@ async def start_udp_service(node: Any, svc: ServiceSpec, log: ConnLog) -> Any:
 # -- running ------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from stacklab.api.realtime import RealtimeStack
-    from stacklab.link.tap import TapDevice, TapError
+    from stacklab.device.tap import TapDevice, TapError
 
     cfg = parse_args(args)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
@@ -503,7 +503,7 @@ def run(args: argparse.Namespace) -> int:
                 raise _error(str(exc)) from None
         capture = None
         if args.pcap:
-            from stacklab.link.pcap import PcapWriter
+            from stacklab.device.pcap import PcapWriter
 
             try:
                 pcap = PcapWriter(args.pcap)

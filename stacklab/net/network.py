@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 
 from stacklab.api.driver import DrivenHost, NodeDriver
 from stacklab.api.host import Host, Router
+from stacklab.device.pcap import LINKTYPE_ETHERNET, PcapWriter
 from stacklab.errors import StacklabError
-from stacklab.link.pcap import LINKTYPE_ETHERNET, PcapWriter
 from stacklab.stack.node import Node
 from stacklab.trace.events import Tracer
 from stacklab.trace.label import Labeler

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stacklab.device.pcap import PcapWriter
 from stacklab.errors import StacklabError
-from stacklab.link.pcap import PcapWriter
 from stacklab.stack.host import Host
 from stacklab.wire.addr import ip_bytes
 from stacklab.wire.errors import MalformedPacket

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from stacklab.link.tap import TapDevice
+from stacklab.device.tap import TapDevice
 
 _counter = itertools.count()
 

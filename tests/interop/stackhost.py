@@ -10,8 +10,8 @@ from typing import Any
 from stacklab.api.realtime import RealtimeStack
 from stacklab.api.sockets import StackSockets
 from stacklab.cli.tap import DeviceSpec, TapConfig, build_node
-from stacklab.link.pcap import PcapWriter
-from stacklab.link.tap import TapDevice
+from stacklab.device.pcap import PcapWriter
+from stacklab.device.tap import TapDevice
 
 from .linux import Netns, open_tap, tshark_problems
 

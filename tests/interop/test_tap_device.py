@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from stacklab.link.tap import TapDevice, TapError
+from stacklab.device.tap import TapDevice, TapError
 from stacklab.wire.addr import ip_bytes, mac_str
 from stacklab.wire.arp import ARP_REPLY, ARP_REQUEST, ArpView, build_arp
 from stacklab.wire.checksum import internet_checksum

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from stacklab.link.pcap import read_pcap
+from stacklab.device.pcap import read_pcap
 from stacklab.net.loop import SimulationDeadlock
 from stacklab.net.network import Network, SimulationTimeout, TopologyError
 
