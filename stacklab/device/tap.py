@@ -42,8 +42,13 @@ import struct
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 from stacklab.errors import StacklabError
+from stacklab.wire.checksum import fold, internet_checksum, ipv4_header_store, pseudo_header
+from stacklab.wire.proto import PROTO_TCP
+
+T = TypeVar("T")
 
 TUN_PATH = "/dev/net/tun"
 
@@ -145,12 +150,12 @@ def _open_tun(name: str, offload: bool = False) -> int:
     return fd
 
 
-def _in_netns(netns: str, fn: Callable[[], object]) -> object:
+def _in_netns(netns: str, fn: Callable[[], T]) -> T:
     """Run ``fn`` in a helper thread that entered network namespace ``netns`` (by name or path)."""
     import ctypes
 
     path = netns if "/" in netns else f"/run/netns/{netns}"
-    result: list[object] = []
+    result: list[T] = []
     error: list[BaseException] = []
 
     def worker() -> None:
@@ -254,27 +259,26 @@ class TapDevice:
     # -- kernel-side settings (run in the device's namespace) ----------------------------------
     def kernel_mac(self) -> bytes:
         """The MAC address of the kernel's side of the device (not the stack's)."""
-        return self._ns_call(lambda: _ioctl_ifreq(self.name, SIOCGIFHWADDR)[18:24])  # type: ignore[return-value]
+        return self._ns_call(lambda: _ioctl_ifreq(self.name, SIOCGIFHWADDR)[18:24])
 
     def kernel_mtu(self) -> int:
-        return self._ns_call(lambda: _IFREQ_INT.unpack(  # type: ignore[return-value]
-            _ioctl_ifreq(self.name, SIOCGIFMTU))[1])
+        mtu: int = self._ns_call(lambda: _IFREQ_INT.unpack(_ioctl_ifreq(self.name, SIOCGIFMTU))[1])
+        return mtu
 
     def set_up(self) -> None:
         self._ns_call(lambda: _set_up(self.name))
 
-    def _ns_call(self, fn: Callable[[], object]) -> object:
+    def _ns_call(self, fn: Callable[[], T]) -> T:
         return fn() if self.netns is None else _in_netns(self.netns, fn)
 
     # -- plain non-blocking I/O ----------------------------------------------------------------
     def read_frame(self) -> bytes | None:
         """One frame, or None when none is waiting (EAGAIN)."""
         try:
-            frame = os.read(self.fd, READ_SIZE)
+            data = os.read(self.fd, READ_SIZE)
         except BlockingIOError:
             return None
-        if self.offload:
-            frame = self._from_vnet(frame)
+        frame = self._from_vnet(data) if self.offload else data
         self.counters["rx.frames"] += 1
         self.counters["rx.bytes"] += len(frame)
         return frame
@@ -294,15 +298,9 @@ class TapDevice:
             return bytes(frame)  # nonsense offsets: let the stack find the checksum bad
         # The field holds the folded pseudo-header sum: summing it with the data is the sum
         # a checksum must complement (RFC 1071).
-        total = int.from_bytes(memoryview(frame)[cs_start:], "big")
-        if (len(frame) - cs_start) & 1:
-            total <<= 8
-        r = total % 0xFFFF
-        csum = 0xFFFF - r if r else (0 if total else 0xFFFF)
-        frame[pos] = csum >> 8
-        frame[pos + 1] = csum & 0xFF
+        frame[pos:pos + 2] = internet_checksum(memoryview(frame)[cs_start:]).to_bytes(2, "big")
         self.counters["rx.csum_completed"] += 1
-        return frame  # type: ignore[return-value]  # bytes-like; the stack reads it via views
+        return bytes(frame)  # frames enter the stack as bytes (its fast path takes only bytes)
 
     def read_batch(self, limit: int = 256) -> list[bytes]:
         """Up to ``limit`` frames, stopping at EAGAIN."""
@@ -471,12 +469,13 @@ def merge_tcp_segments(frames: list[bytes]) -> list[tuple[bytes, tuple[bytes, in
             g = frames[k]
             sup += memoryview(g)[hl:14 + ((g[16] << 8) | g[17])]
         sup[16:18] = (20 + thl + total).to_bytes(2, "big")
-        sup[24:26] = b"\x00\x00"
-        r = int.from_bytes(sup[14:34], "big") % 0xFFFF
-        sup[24:26] = (0xFFFF - r if r else 0).to_bytes(2, "big")
+        ip_header = sup[14:34]
+        ip_header[10:12] = b"\x00\x00"
+        ipv4_header_store(ip_header)
+        sup[24:26] = ip_header[10:12]
         sup[47] = last_flags
         # CHECKSUM_PARTIAL: the folded, uncomplemented pseudo-header sum of the whole segment
-        ps = (int.from_bytes(sup[26:34], "big") + 6 + thl + total) % 0xFFFF or 0xFFFF
+        ps = fold(pseudo_header(bytes(sup[26:30]), bytes(sup[30:34]), PROTO_TCP, thl + total))
         sup[50:52] = ps.to_bytes(2, "big")
         vh = VNET_HDR.pack(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, hl, seg, 34, 16)
         out.append((bytes(sup), (vh, j - i)))

@@ -243,7 +243,7 @@ class Direction:
         c = self.counters
         c["tx.frames"] += 1
         c["tx.bytes"] += len(frame)
-        self._head.push(frame, self.loop.time())  # type: ignore[union-attr]
+        self._head.push(frame, self.loop.time())  # type: ignore[union-attr]  # built by rebuild()
 
     def drop(self, reason: str, frame: bytes, t: float) -> None:
         self.counters["drop." + reason] += 1

@@ -163,13 +163,19 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._clock_resolution = 1e-9
         self.set_default_executor(InlineExecutor())  # see the module docstring
 
+    @property
+    def _base(self) -> Any:
+        """This loop as ``BaseEventLoop``'s private state (``_scheduled``, ``_ready``,
+        ``_selector``...), which typeshed does not declare and :meth:`_run_once` must reach."""
+        return self
+
     def time(self) -> float:
         return self._vtime
 
     def _advance(self, timeout: float) -> None:
         # Jump to the next deadline exactly (not now + (deadline - now), which may round below it).
         now = self._vtime
-        scheduled = self._scheduled  # type: ignore[attr-defined]
+        scheduled = self._base._scheduled
         target = now + timeout
         if scheduled:
             when = scheduled[0]._when
@@ -182,11 +188,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """One loop iteration; the same steps as ``BaseEventLoop._run_once`` minus the waiting
         (the clock jumps to the next deadline) and minus the work a virtual clock does not need.
         Debug mode uses the standard implementation."""
-        if self._debug:  # type: ignore[attr-defined]
-            super()._run_once()  # type: ignore[misc]
+        base = self._base
+        if base._debug:
+            super()._run_once()  # type: ignore[misc]  # BaseEventLoop's, private in typeshed
             return
-        scheduled = self._scheduled  # type: ignore[attr-defined]
-        ready = self._ready  # type: ignore[attr-defined]
+        scheduled = base._scheduled
+        ready = base._ready
         n = len(scheduled)
         if n > 100 and self._timer_cancelled_count * 2 > n:
             live = []
@@ -202,15 +209,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             while scheduled and scheduled[0]._cancelled:
                 self._timer_cancelled_count -= 1
                 heapq.heappop(scheduled)._scheduled = False
-        selector = self._selector  # type: ignore[attr-defined]
-        if ready or self._stopping:  # type: ignore[attr-defined]
+        selector = base._selector
+        if ready or base._stopping:
             events = selector.select(0)
         elif scheduled:
             events = selector.select(max(0.0, scheduled[0]._when - self._vtime))
         else:
             events = selector.select(None)  # raises SimulationDeadlock unless a thread woke us
         if events:
-            self._process_events(events)  # type: ignore[attr-defined]
+            base._process_events(events)
         end_time = self._vtime + 1e-9
         while scheduled:
             handle = scheduled[0]

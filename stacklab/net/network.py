@@ -407,12 +407,15 @@ class Network:
                 coro.close()
             raise SimulationError(f"the simulation already failed: {self._error_text}")
         deadline = None if until is None else parse_duration(until, "until")
+        main: Coroutine[Any, Any, Any]
         if coro is None:
             if deadline is None:
                 raise ValueError("run() needs a coroutine, or until= to just let time pass")
-            coro = asyncio.sleep(max(0.0, deadline - loop.time()))  # type: ignore[assignment]
+            main = asyncio.sleep(max(0.0, deadline - loop.time()))
             deadline = None
-        task = loop.create_task(coro, name="main")  # type: ignore[arg-type]
+        else:
+            main = coro
+        task: asyncio.Task[Any] = loop.create_task(main, name="main")
         timed_out: list[str] = []
         handle = None
         if deadline is not None:
@@ -422,7 +425,8 @@ class Network:
                     task.cancel()
             handle = loop.call_at(deadline, on_deadline)
         try:
-            return loop.run_until_complete(task)
+            result: T | None = loop.run_until_complete(task)
+            return result
         except RuntimeError:
             if self._error is not None:
                 task.cancel()

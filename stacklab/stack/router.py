@@ -93,6 +93,7 @@ class Router(Host):
         self.mss_clamp: int | str | None = None  # see the module docstring
         self._forward4 = self.ipv4.forward
         self._forward6 = self.ipv6.forward
+        # the MSS clamp wraps this router's forwarding (per instance, not per class)
         self.ipv4.forward = self._clamp_forward4  # type: ignore[method-assign]
         self.ipv6.forward = self._clamp_forward6  # type: ignore[method-assign]
 

@@ -174,6 +174,12 @@ def internet_checksum(data: Buffer, initial: int = 0) -> int:
     return _fb(out, "big")
 
 
+def fold(total: int) -> int:
+    """A big-endian sum folded to 16 bits, not complemented (a partial checksum, as a NIC's
+    CHECKSUM_PARTIAL field holds the pseudo-header's): 0xFFFF, never 0, for a non-zero sum."""
+    return total % 0xFFFF or (0xFFFF if total else 0)
+
+
 def checksum_ok(data: Buffer, initial: int = 0) -> bool:
     """True when ``data`` (checksum field included) plus ``initial`` sums to 0xFFFF (-0)."""
     return ok_le(le_sum(data) + (initial << 8))

@@ -165,3 +165,11 @@ def test_le_sum_at_is_le_sum_of_the_slice(data: bytes, a: int, b: int) -> None:
     want = (rfc1071_sum(data[start:end]) << 8) % 0xFFFF
     for buf in (data, memoryview(data)):
         assert c.le_sum_at(buf, start, end) % 0xFFFF == want
+
+
+@given(st.binary(max_size=300))
+def test_fold_is_the_rfc_partial_sum_uncomplemented(data: bytes) -> None:
+    """What a NIC's CHECKSUM_PARTIAL field holds (the TAP device's super-frames): the folded
+    one's-complement sum, 0xFFFF (never 0) for a non-zero sum."""
+    padded = data + b"\0" * (len(data) & 1)
+    assert c.fold(int.from_bytes(padded, "big")) == rfc1071_sum(data)
