@@ -10,6 +10,7 @@ from __future__ import annotations
 from stacklab.wire import MalformedPacket, arp, icmpv4, icmpv6, ipv4, ipv6, tcp, udp
 from stacklab.wire.addr import ip_str
 from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView
+from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 
 _ICMP4 = {
     (0, None): "echo reply", (8, None): "echo request", (11, None): "time exceeded",
@@ -69,24 +70,24 @@ class Labeler:
             return self._l4_full(proto, src, dst, payload, fam)
         except MalformedPacket:
             # a first fragment: the header is there, the rest of the datagram is not
-            if proto in (6, 17) and len(payload) >= 8:
-                name = "TCP" if proto == 6 else "UDP"
+            if proto in (PROTO_TCP, PROTO_UDP) and len(payload) >= 8:
+                name = "TCP" if proto == PROTO_TCP else "UDP"
                 sport = int.from_bytes(payload[0:2], "big")
                 dport = int.from_bytes(payload[2:4], "big")
                 extra = ""
-                if proto == 17:
+                if proto == PROTO_UDP:
                     extra = f" len {int.from_bytes(payload[4:6], 'big') - 8}"
                 return f"{name} {sport} > {dport}{extra}"
             raise
 
     def _l4_full(self, proto: int, src: bytes, dst: bytes, payload: memoryview,
                  fam: int) -> str:
-        if proto == 6:
+        if proto == PROTO_TCP:
             return self._tcp(src, dst, payload)
-        if proto == 17:
+        if proto == PROTO_UDP:
             u = udp.UdpView(payload)
             return f"UDP {u.src_port} > {u.dst_port} len {len(u.payload)}"
-        if proto == 1:
+        if proto == PROTO_ICMP:
             v = icmpv4.IcmpView(payload)
             name = _ICMP4.get((v.type, v.code)) or _ICMP4.get((v.type, None)) or f"type {v.type}"
             if v.type == 3 and v.code == 4:
@@ -94,7 +95,7 @@ class Labeler:
             if v.type in (0, 8):
                 return f"ICMP {name} seq {v.seq}"
             return f"ICMP {name}"
-        if proto == 58:
+        if proto == PROTO_ICMPV6:
             v6 = icmpv6.Icmpv6View(payload)
             name = _ICMP6.get(v6.type, f"type {v6.type}")
             if v6.type == 2:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from stacklab.wire.ipv6 import MIN_MTU as IPV6_MIN_MTU
+
 from .seq import seq_ge, seq_le, seq_lt
 
 MODES = ("off", "blackhole", "always")
@@ -36,7 +38,6 @@ FLOOR_MSS = 48  # Linux tcp_mtu_probe_floor
 PROBE_THRESHOLD = 8  # Linux tcp_probe_threshold (bytes)
 PROBE_INTERVAL = 600.0  # Linux tcp_probe_interval (s)
 BLACKHOLE_RTOS = 3  # Linux tcp_retries1: timeouts before black-hole detection
-IPV6_MIN_MTU = 1280
 
 
 class PlpmtudState(Enum):
