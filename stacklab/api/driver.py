@@ -58,12 +58,18 @@ class NodeDriver:
         finally:
             self._draining = False
 
-    def deliver(self, ifindex: int, frame: bytes) -> None:
-        """A frame arrived from outside on interface ``ifindex``."""
+    def receive(self, ifindex: int, frame: bytes) -> None:
+        """A frame arrived on interface ``ifindex``: the node takes it and the drain hooks run;
+        the flush is the caller's (a TAP device flushes once after a batch of reads)."""
         now = self.loop.time()
         self.node.receive_frame(ifindex, frame, now)
         if self._drain_hooks:
             self._drain(now)
+
+    def deliver(self, ifindex: int, frame: bytes) -> None:
+        """A frame arrived from outside on interface ``ifindex``: :meth:`receive`, then a flush
+        (at :meth:`release` while a batch is held)."""
+        self.receive(ifindex, frame)
         if self._held:
             self._held_frames = True
         else:

@@ -100,3 +100,28 @@ def test_realtime_stack_attaches_and_detaches_the_driver():
     finally:
         stack.stop()
     assert h.driver is None and h.wake is None
+
+
+def test_a_device_frame_is_drained_before_the_device_flushes() -> None:
+    """A TAP device hands frames to ``NodeDriver.receive`` and flushes once per batch: the drain
+    hooks (the TCP events the application pulls) must run for each frame, or a connection over
+    TAP never sees its data (the interop suite stalled before this)."""
+    import asyncio
+
+    from stacklab.api.driver import NodeDriver
+    from stacklab.stack.host import Host
+
+    loop = asyncio.new_event_loop()
+    try:
+        host = Host("h")
+        host.add_interface("eth0", bytes.fromhex("020000000001"))
+        sent: list[bytes] = []
+        driver = NodeDriver(host, loop, lambda _i, f: sent.append(bytes(f)))
+        drained: list[float] = []
+        driver.on_drain("probe", drained.append)
+        driver.receive(0, bytes(60))
+        assert len(drained) == 1
+        assert not sent  # the flush is the device's, after its batch
+        driver.flush()
+    finally:
+        loop.close()
