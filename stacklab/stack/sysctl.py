@@ -104,14 +104,14 @@ def integer(lo: int = 0, hi: int = 2**31 - 1) -> Unit:
     return Unit(f"integer {lo}..{hi}", parse, _number)
 
 
-def scaled(unit: str, seconds: float, lo: int = 0) -> Unit:
-    """An integer count of ``unit`` (``seconds`` each) over a knob in seconds."""
+def scaled(unit: str, per_second: int, lo: int = 0) -> Unit:
+    """An integer count of ``unit`` (``per_second`` of them a second) over a knob in seconds."""
     def parse(text: str) -> float:
         n = _int(text)
         if n < lo:
             raise ValueError(f"expected at least {lo} {unit}")
-        return n * seconds
-    return Unit(unit, parse, lambda v: _number(round(v / seconds, 6)))
+        return n / per_second  # a division: 50000 us is exactly the float 0.05
+    return Unit(unit, parse, lambda v: _number(round(v * per_second, 6)))
 
 
 def choice(names: dict[int, str]) -> Unit:
@@ -141,9 +141,9 @@ def _bool(text: str) -> bool:
 
 
 BOOL = Unit("0 or 1", _bool, lambda v: "1" if v else "0")
-SECONDS = scaled("seconds", 1.0)
-MILLIS = scaled("milliseconds", 1e-3)
-MICROS = scaled("microseconds", 1e-6)
+SECONDS = scaled("seconds", 1)
+MILLIS = scaled("milliseconds", 1000)
+MICROS = scaled("microseconds", 1_000_000)
 # icmp_ratelimit: the minimal interval between two errors to one peer, in ms; the knob is the
 # per-peer token rate (tokens a second)
 PER_MS = Unit("milliseconds between two", _rate_interval, lambda v: _number(round(1000.0 / v)))
@@ -231,9 +231,9 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
            "retransmissions of data before the connection is reset"),
     Sysctl("net.ipv4.tcp_fin_timeout", "tcp.config.fin_wait_2_timeout", SECONDS, "60",
            "FIN-WAIT-2 lifetime after a full close"),
-    Sysctl("net.ipv4.tcp_keepalive_time", "tcp.config.keepidle", scaled("seconds", 1.0, 1),
+    Sysctl("net.ipv4.tcp_keepalive_time", "tcp.config.keepidle", scaled("seconds", 1, 1),
            "7200", "idle time before the first keepalive probe (SO_KEEPALIVE sockets)"),
-    Sysctl("net.ipv4.tcp_keepalive_intvl", "tcp.config.keepintvl", scaled("seconds", 1.0, 1),
+    Sysctl("net.ipv4.tcp_keepalive_intvl", "tcp.config.keepintvl", scaled("seconds", 1, 1),
            "75", "interval between keepalive probes"),
     Sysctl("net.ipv4.tcp_keepalive_probes", "tcp.config.keepcnt", integer(1, 127), "9",
            "unanswered keepalive probes before the connection is dropped"),
@@ -269,15 +269,15 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
            "TTL of the IPv4 packets the host originates"),
     Sysctl("net.ipv6.conf.all.hop_limit", "hop_limit6", integer(1, 255), "64",
            "hop limit of the IPv6 packets the host originates (an RA may change it)"),
-    Sysctl("net.ipv4.ipfrag_time", "ipv4.reasm.timeout", scaled("seconds", 1.0, 1), "30",
+    Sysctl("net.ipv4.ipfrag_time", "ipv4.reasm.timeout", scaled("seconds", 1, 1), "30",
            "IPv4 reassembly timeout"),
     Sysctl("net.ipv4.ipfrag_high_thresh", "ipv4.reasm.max_bytes", integer(1), "4194304",
            "memory held by incomplete IPv4 datagrams (bytes)"),
-    Sysctl("net.ipv6.ip6frag_time", "ipv6.reasm.timeout", scaled("seconds", 1.0, 1), "60",
+    Sysctl("net.ipv6.ip6frag_time", "ipv6.reasm.timeout", scaled("seconds", 1, 1), "60",
            "IPv6 reassembly timeout"),
     Sysctl("net.ipv6.ip6frag_high_thresh", "ipv6.reasm.max_bytes", integer(1), "4194304",
            "memory held by incomplete IPv6 datagrams (bytes)"),
-    Sysctl("net.ipv4.route.mtu_expires", "pmtu.expires", scaled("seconds", 1.0, 1), "600",
+    Sysctl("net.ipv4.route.mtu_expires", "pmtu.expires", scaled("seconds", 1, 1), "600",
            "lifetime of a learned path MTU (IPv4 and IPv6)"),
     Sysctl("net.ipv4.route.min_pmtu", "pmtu.min_v4", integer(68, 65535), "552",
            "the smallest IPv4 path MTU a Fragmentation Needed may set"),
