@@ -66,8 +66,8 @@ class BadSysctlValue(SysctlError, ValueError):
     """A value the sysctl does not take (wrong unit or range, or a read-only sysctl)."""
 
 
-class Host(Protocol):
-    """What the table reaches through its paths, beyond the attributes it names."""
+class SysctlHost(Protocol):
+    """The host as the table sees it (its paths reach further, by name)."""
 
     interfaces: list[Interface]
     tcp: TcpLayer
@@ -173,12 +173,12 @@ class Sysctl:
     field: int | None = None
     fixed: str | None = None
     read_only: bool = False
-    after: Callable[[Host], None] | None = None
+    after: Callable[[SysctlHost], None] | None = None
 
 
-def _rerandomize(family: int) -> Callable[[Host], None]:
+def _rerandomize(family: int) -> Callable[[SysctlHost], None]:
     # RFC 4861 §6.3.2: ReachableTime is drawn again when BaseReachableTime changes (as Linux)
-    def after(host: Host) -> None:
+    def after(host: SysctlHost) -> None:
         for iface in host.interfaces:
             cache = iface.arp if family == 4 else iface.nd
             cache.reachable_time = cache._new_reachable_time()
@@ -330,7 +330,7 @@ def _text(row: Sysctl, value: object) -> str:
     raise BadSysctlValue(row.name, f"expected {row.unit.what} as text or an int, got {value!r}")
 
 
-def _owner(host: Host, path: str) -> tuple[Any, str]:
+def _owner(host: SysctlHost, path: str) -> tuple[Any, str]:
     *walk, attr = path.split(".")
     obj: Any = host
     for part in walk:
@@ -342,7 +342,7 @@ class HostSysctl(Mapping[str, str]):
     """``host.sysctl``: Linux's names over one host's knobs (see the module docstring).
     Iterating gives every name of :data:`TABLE`; reads return Linux's text."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: SysctlHost) -> None:
         self._host = host
         # vector sysctls: the fields that are no stacklab knob, as last written
         self._kept: dict[str, list[int]] = {}
