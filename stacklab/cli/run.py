@@ -204,10 +204,22 @@ def print_schema() -> None:
     print(f"[[link]]: {', '.join(k for k in LINK_KEYS if k not in LINK_PARAMS)}, and")
     for key in LINK_PARAMS:
         print(f"    {key:<15} default {getattr(defaults, key)!r}")
+    print_sysctl()
     print("[[app]]: node, kind, and the kind's parameters:")
     for kind, spec in app_kinds().items():
         doc = spec.doc.removeprefix(f"{kind}: ")
         print(f"    {kind:<12} {', '.join(sorted(spec.params))}" + (f"  ({doc})" if doc else ""))
+
+
+def print_sysctl() -> None:
+    """The sysctl table a ``[[node]]`` may set, from :data:`stacklab.stack.sysctl.TABLE`."""
+    from stacklab.stack.host import Host
+
+    print("[[node]] sysctl = { \"name\" = value, ... }: Linux's sysctl names "
+          "(stacklab's value | Linux's default: meaning)")
+    for row, value in Host("defaults").sysctl.rows():
+        linux = "" if row.linux == value else f" | Linux {row.linux}"
+        print(f"    {row.name:<46} {value}{linux}: {row.doc}")
 
 
 def _fmt(value: Any) -> str:

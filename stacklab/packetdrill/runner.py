@@ -241,10 +241,8 @@ class Runner:
         if self.v6_wire:
             iface.mark_preferred(self.local_ip)  # no DAD wait: the script starts at once
         self.stack = Stack(self.host, lambda: self.now)
-        knobs = sysctl.Knobs()
         for name, val in sysctl.LINUX_DEFAULTS:
-            sysctl.apply(knobs, name, val)
-        self.stack.configure(knobs.tcp, knobs.layer)
+            self.host.sysctl[name] = val
         self.sys = Syscalls(self.stack, self.local_ip, self.remote_ip, self.v6_socket,
                             lambda: self.now)
         self._drain()
@@ -428,17 +426,10 @@ class Runner:
     def _command(self, cmd: Command) -> None:
         base = Path(self.script.path).parent
         assigns, ignored = sysctl.commands_in(cmd.text, base)
-        knobs = sysctl.Knobs()
         for name, val in assigns:
-            why = sysctl.apply(knobs, name, val)
+            why = sysctl.apply(self.host, name, val)
             if why is not None:
                 self.notes.append(f"sysctl {why}")
-        try:
-            self.stack.configure(knobs.tcp, knobs.layer)
-        except ValueError as e:
-            self.notes.append(f"sysctl: {e}")
-        if knobs.ttl is not None:
-            self.host.default_ttl = knobs.ttl
         for part in ignored:
             self.notes.append(f"command ignored: {part}")
 

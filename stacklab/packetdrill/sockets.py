@@ -83,16 +83,6 @@ class Stack:
     def tcp_config(self) -> TcpConfig:
         return self.host.tcp.config
 
-    def configure(self, tcp: dict[str, Any], layer: dict[str, Any]) -> None:
-        """New defaults for the TCP connections made from now on (TcpConfig fields) and the
-        layer's host-wide knobs (``syncookies``, ``max_syn_backlog``, ...)."""
-        cong = tcp.pop("congestion", None)
-        if cong is not None:
-            self.host.tcp.default_congestion = self.check_congestion(cong)
-        self.host.tcp.config = self.host.tcp.config.replace(**tcp)
-        for name, value in layer.items():
-            setattr(self.host.tcp, name, value)
-
     @staticmethod
     def check_congestion(name: str) -> str:
         """``name`` if stacklab has that congestion control, else ValueError."""

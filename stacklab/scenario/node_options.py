@@ -1,5 +1,8 @@
-"""The PMTU options of a scenario's ``[[node]]`` table (``plpmtud = "off"``, ...).
+"""The options of a scenario's ``[[node]]`` table (``plpmtud = "off"``, ``sysctl = {...}``).
 
+* ``sysctl`` (hosts and routers): Linux's sysctl names and values, e.g.
+  ``sysctl = { "net.ipv4.tcp_rmem" = "4096 131072 6291456", "net.ipv4.tcp_sack" = 0 }``,
+  written to ``node.sysctl`` (:mod:`stacklab.stack.sysctl`, the one table);
 * ``plpmtud`` (hosts and routers): TCP's RFC 4821 packetization-layer PMTU discovery,
   ``off`` | ``blackhole`` | ``always`` (Linux's ``tcp_mtu_probing`` 0/1/2);
 * ``mss_clamp`` (routers): ``"pmtu"`` or an MSS, like ``iptables -j TCPMSS``;
@@ -13,11 +16,12 @@ from typing import Any
 from stacklab.net.units import ParamError, parse_duration
 from stacklab.stack.host import Host
 from stacklab.stack.router import Router, parse_mss_clamp
+from stacklab.stack.sysctl import SysctlError
 from stacklab.stack.tcp.plpmtud import parse_mode
 
-__all__ = ["NODE_OPTIONS", "apply_node_options", "check_node_option"]
+__all__ = ["NODE_OPTIONS", "apply_node_options", "apply_sysctl", "check_node_option"]
 
-NODE_OPTIONS = ("plpmtud", "mss_clamp", "pmtu_expires")
+NODE_OPTIONS = ("sysctl", "plpmtud", "mss_clamp", "pmtu_expires")
 
 
 def check_node_option(key: str, value: object, kind: str) -> None:
@@ -26,7 +30,10 @@ def check_node_option(key: str, value: object, kind: str) -> None:
     if kind == "switch":
         raise ParamError(key, "a switch has no IP stack")
     try:
-        if key == "plpmtud":
+        if key == "sysctl":
+            # written to a scratch node of the same kind: the checks are the writes' own
+            apply_sysctl(Router("check") if kind == "router" else Host("check"), value)
+        elif key == "plpmtud":
             parse_mode(value)
         elif key == "mss_clamp":
             if kind != "router":
@@ -43,9 +50,24 @@ def check_node_option(key: str, value: object, kind: str) -> None:
         raise ParamError(key, str(exc)) from None
 
 
+def apply_sysctl(node: Host, value: object) -> None:
+    """Write a ``sysctl = { name = value, ... }`` table to ``node.sysctl``; ParamError
+    ``("sysctl", "name: why")`` for the first bad name or value."""
+    if not isinstance(value, dict):
+        raise ParamError("sysctl", "expected a table of Linux sysctl names, e.g. sysctl = "
+                         "{ \"net.ipv4.tcp_sack\" = 0 }")
+    for name, v in value.items():
+        try:
+            node.sysctl[name] = v
+        except SysctlError as exc:
+            raise ParamError("sysctl", str(exc)) from None
+
+
 def apply_node_options(node: Host, table: dict[str, Any]) -> None:
     """Configure ``node`` from the keys of its ``[[node]]`` table that
     :func:`check_node_option` accepted."""
+    if "sysctl" in table:
+        apply_sysctl(node, table["sysctl"])
     if "plpmtud" in table:
         node.tcp.config = node.tcp.config.replace(mtu_probing=parse_mode(table["plpmtud"]))
     if "mss_clamp" in table:

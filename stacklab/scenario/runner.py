@@ -140,7 +140,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
                 parse_duration(node["aging"], "aging")
             except ParamError as exc:
                 raise w.error(exc.message, "aging") from None
-        for key in NODE_OPTIONS:  # PMTU options: plpmtud, mss_clamp, pmtu_expires
+        for key in NODE_OPTIONS:  # sysctl, plpmtud, mss_clamp, pmtu_expires
             if key in node:
                 try:
                     check_node_option(key, node[key], kind)

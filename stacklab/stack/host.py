@@ -28,6 +28,7 @@ import ipaddress
 import random
 import socket
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from stacklab.trace.events import Tracer
@@ -44,10 +45,11 @@ from .interface import ALL_ROUTERS, Addr6, Interface
 from .ipv4 import Ipv4
 from .ipv6 import Ipv6
 from .ndp import Ndp, NdResolver, eui64_address
-from .neighbor import NeighborCache, NeighborTable
+from .neighbor import NeighborCache, NeighborParams, NeighborTable
 from .node import Node, Port
 from .pmtu import PathMtuCache, tcp_quote_check
 from .route import CONNECTED, Route, RoutingTable, parse_prefix
+from .sysctl import HostSysctl
 from .tcp.layer import TcpLayer
 from .udp import Udp
 
@@ -75,6 +77,9 @@ class Host(Node):
         self.addr_gen = 0
         self.default_ttl = 64
         self.hop_limit6 = 64
+        # the settings of every interface's ARP / NDP cache (net.ipv4/ipv6.neigh.default.*)
+        self.arp_params = NeighborParams()
+        self.nd_params = NeighborParams()
         self.protocols: dict[int, ProtocolHandler] = {}
         self.view_handlers: dict[int, ViewHandler] = {}
         self.icmp_error_handlers: dict[int, Callable[..., None]] = {}
@@ -108,10 +113,10 @@ class Host(Node):
         trace = self.trace if self.tracer is not None else None
         arp_owner, nd_owner = ArpResolver(self), NdResolver(self, self.ndp)
         iface = Interface(port,
-                          NeighborCache(arp_owner, self.rng, counters=self.counters,
-                                        layer="arp", trace=trace),
-                          NeighborCache(nd_owner, self.rng, counters=self.counters,
-                                        layer="ndp", trace=trace))
+                          NeighborCache(arp_owner, self.rng, self.arp_params,
+                                        counters=self.counters, layer="arp", trace=trace),
+                          NeighborCache(nd_owner, self.rng, self.nd_params,
+                                        counters=self.counters, layer="ndp", trace=trace))
         arp_owner.iface = nd_owner.iface = iface
         self.interfaces.append(iface)
         self.addr_gen += 1
@@ -225,6 +230,12 @@ class Host(Node):
             if family is None or ipaddress.ip_address(a).version == family:
                 return a
         raise socket.gaierror(socket.EAI_ADDRFAMILY, f"{name} has no IPv{family} address")
+
+    @cached_property
+    def sysctl(self) -> HostSysctl:
+        """Linux's sysctl names over this host's knobs: ``host.sysctl["net.ipv4.tcp_sack"] = 0``,
+        reads in Linux's format (:mod:`stacklab.stack.sysctl`, the one table)."""
+        return HostSysctl(self)
 
     @property
     def neighbors(self) -> NeighborTable:
