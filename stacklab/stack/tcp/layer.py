@@ -39,7 +39,11 @@ EPHEMERAL_HIGH = 60999
 HISTORY_LIMIT = 10000  # finished connections kept for the summary
 MAX_SYN_BACKLOG = 256  # Linux tcp_max_syn_backlog (per listener here)
 MAX_CONNECTIONS = 65536  # per host: TCBs of every state, TIME-WAIT included
-CHALLENGE_ACK_LIMIT = 1000  # per second per host (Linux tcp_challenge_ack_limit, RFC 5961 §7)
+# challenge ACKs a second per host, on average (RFC 5961 §7): Linux tcp_challenge_ack_limit as
+# 4.7-5.19 had it; Linux >= 6.0 defaults to INT_MAX, no host-wide budget, the per-connection
+# limit alone (tcp_invalid_ratelimit, TcpConfig)
+CHALLENGE_ACK_LIMIT = 1000
+INT_MAX = 0x7FFFFFFF  # tcp_challenge_ack_limit = INT_MAX: no host-wide budget
 
 
 class TcpLayer:
@@ -66,9 +70,10 @@ class TcpLayer:
         self.syncookies = True  # Linux tcp_syncookies = 1: only when the SYN queue is full
         self.max_syn_backlog = MAX_SYN_BACKLOG
         self.max_connections = MAX_CONNECTIONS
-        self.challenge_ack_limit = CHALLENGE_ACK_LIMIT
+        self.challenge_ack_limit = CHALLENGE_ACK_LIMIT  # Linux tcp_challenge_ack_limit
         self._challenge_slot = -1
         self._challenge_count = 0
+        self._challenge_rng: random.Random | None = None
         self._cookies: SynCookies | None = None
         host.register_protocol(PROTO_TCP, self.receive, self.receive_view)
         host.register_icmp_error(PROTO_TCP, self.icmp_error)
@@ -92,15 +97,27 @@ class TcpLayer:
         return self._cookies
 
     def challenge_ack_ok(self, now: float) -> bool:
-        """The host-wide challenge-ACK budget (RFC 5961 §7): ``challenge_ack_limit`` a second."""
+        """The host-wide challenge-ACK budget (RFC 5961 §7), after the connection's own limit.
+        As Linux since 4.7 (CVE-2016-5696), the budget of each second is drawn at random from
+        [limit/2, limit*3/2), so that an attacker counting the challenge ACKs of its own
+        connections learns nothing of what the others spent; the draws come from the host's
+        seeded generator (a stream of their own, drawn lazily: hosts that never send a
+        challenge ACK keep their random streams)."""
+        limit = self.challenge_ack_limit
+        if limit >= INT_MAX:
+            return True
         slot = int(now)
         if slot != self._challenge_slot:
             self._challenge_slot = slot
-            self._challenge_count = 0
-        if self._challenge_count >= self.challenge_ack_limit:
+            if self._challenge_rng is None:
+                self._challenge_rng = random.Random(self.host.rng.getrandbits(64))
+            half = (limit + 1) >> 1
+            self._challenge_count = half + self._challenge_rng.randrange(limit) if limit > 0 \
+                else 0
+        if self._challenge_count <= 0:
             self.host.counters["tcp.challenge_ack.limited"] += 1
             return False
-        self._challenge_count += 1
+        self._challenge_count -= 1
         return True
 
     def adopt(self, tcb: Tcb, listener: Listener | None = None) -> None:

@@ -55,7 +55,6 @@ from .timers import (
     earliest,
 )
 
-OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
 _PREDICTED_FLAGS = SYN | FIN | RST | URG | ACK  # of these, header prediction wants ACK alone
 
 
@@ -786,22 +785,33 @@ class Tcb(TcbOutput):
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4.2/§5.2: answer a suspicious segment with an ACK carrying our
-        RCV.NXT, unless the host's challenge-ACK budget (RFC 5961 §7, Linux
-        tcp_challenge_ack_limit) is spent."""
+        RCV.NXT, rate-limited as Linux's tcp_send_challenge_ack: first per connection (the
+        interval of the out-of-window ACKs, shared with them), then by the host's budget
+        (RFC 5961 §7, tcp_challenge_ack_limit). The per-connection limit keeps an attacker's
+        own connection from reading the host's budget (CVE-2016-5696)."""
         ok = self.challenge_ack_ok
-        if ok is not None and not ok(now):
+        if self._oow_limited(now) or (ok is not None and not ok(now)):
             self.stats.challenge_acks_limited += 1
             return
         self.stats.challenge_acks += 1
         self._ack_now = True
 
+    def _oow_limited(self, now: float) -> bool:
+        """Linux __tcp_oow_rate_limited: at most one ACK to invalid segments per
+        ``config.invalid_ratelimit`` s per connection (tcp_invalid_ratelimit; 0 turns it off),
+        so two endpoints that disagree, or a stream of garbage, cannot start an ACK storm.
+        True: this one is not sent."""
+        at = self._oow_ack_at
+        if at >= 0 and 0 <= now - at < self.config.invalid_ratelimit:
+            return True
+        self._oow_ack_at = now
+        return False
+
     def _oow_ack(self, now: float, has_data: bool) -> None:
         """The duplicate ACK owed to an unacceptable segment. Segments with data always get one
-        (a lost ACK must be repaired); empty ones at most one per 0.5 s per connection, so two
-        endpoints that disagree, or a stream of garbage, cannot start an ACK storm (Linux
-        tcp_oow_rate_limited, tcp_invalid_ratelimit = 500 ms)."""
-        if has_data or now - self._oow_ack_at >= OOW_ACK_INTERVAL or self._oow_ack_at < 0:
-            self._oow_ack_at = now
+        (a lost ACK must be repaired; Linux tcp_oow_rate_limited), empty ones are
+        rate-limited."""
+        if has_data or not self._oow_limited(now):
             self._ack_now = True
         else:
             self.stats.oow_acks_limited += 1
