@@ -142,9 +142,13 @@ class Lab:
                 return
 
     def send(self, client: Tcb, data: bytes) -> None:
-        """The client's application writes ``data``; delivered at once."""
+        """The client's application writes ``data``; what it allows is sent at once."""
         client.send(data)
         client.output(self.now)
+        self.push(client)
+
+    def push(self, client: Tcb) -> None:
+        """A user call changed ``client``: deliver what it has to send."""
         self._busy[client] = None
         self.exchange()
 

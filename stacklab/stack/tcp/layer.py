@@ -11,11 +11,13 @@ read, close) end with ``kick(tcb)``, whose output runs at the next ``poll(now)``
 
 from __future__ import annotations
 
+import copy
 import errno
 import heapq
 import random
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from stacklab.wire.addr import ip_str
@@ -27,7 +29,7 @@ from .config import TcpConfig
 from .congestion import create_congestion
 from .context import TcpHost
 from .events import Connected, ConnectionLost, TcbEvent
-from .fsm import SYN_SENT, TIME_WAIT
+from .fsm import SYN_SENT, TIME_WAIT, State
 from .isn import IsnGenerator
 from .listen import Listener, send_reset, syn_acceptable_in_time_wait
 from .output import segment_bytes
@@ -36,7 +38,9 @@ from .tcb import Tcb
 
 EPHEMERAL_LOW = 32768  # Linux ip_local_port_range
 EPHEMERAL_HIGH = 60999
-HISTORY_LIMIT = 10000  # finished connections kept for the summary
+# finished connections remembered for the summaries, as ConnectionRecord (~2 kB each; Linux
+# keeps none: ss shows live sockets only)
+HISTORY_LIMIT = 1000
 MAX_SYN_BACKLOG = 256  # Linux tcp_max_syn_backlog (per listener here)
 MAX_CONNECTIONS = 65536  # per host: TCBs of every state, TIME-WAIT included
 # challenge ACKs a second per host, on average (RFC 5961 §7): Linux tcp_challenge_ack_limit as
@@ -46,13 +50,42 @@ CHALLENGE_ACK_LIMIT = 1000
 INT_MAX = 0x7FFFFFFF  # tcp_challenge_ack_limit = INT_MAX: no host-wide budget
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """What the layer keeps of a finished connection (``TcpLayer.history``): its addresses,
+    the states it went through, how it ended and its last ``tcp_info()``; not the TCB, whose
+    buffers are let go with it. The summaries read it as they read a live TCB."""
+
+    local_ip: bytes
+    local_port: int
+    remote_ip: bytes
+    remote_port: int
+    states_entered: list[str]
+    state: State
+    error: Exception | None  # a copy: the one the application saw may hold its traceback
+    path_mss: int
+    info: dict[str, Any]
+
+    @classmethod
+    def of(cls, tcb: Tcb) -> ConnectionRecord:
+        return cls(tcb.local_ip, tcb.local_port, tcb.remote_ip, tcb.remote_port,
+                   tcb.states_entered, tcb.state,
+                   copy.copy(tcb.error) if tcb.error is not None else None, tcb.path_mss,
+                   tcb.tcp_info())
+
+    def tcp_info(self) -> dict[str, Any]:
+        """The connection's ``tcp_info()`` when it finished."""
+        return dict(self.info)
+
+
 class TcpLayer:
     def __init__(self, host: TcpHost, config: TcpConfig | None = None) -> None:
         self.host = host
         self.config = config or TcpConfig()
         self.conns: dict[tuple[bytes, int, bytes, int], Tcb] = {}
         self.listeners: dict[tuple[bytes | None, int, int | None], Listener] = {}
-        self.history: list[Tcb] = []  # finished connections, for summaries
+        # finished connections, for the summaries: the last HISTORY_LIMIT, oldest first
+        self.history: deque[ConnectionRecord] = deque(maxlen=HISTORY_LIMIT)
         self._spawned_by: dict[Tcb, Listener] = {}  # passive connections -> their listener
         self.isn = IsnGenerator.from_rng(host.rng)
         self._next_port = EPHEMERAL_LOW + host.rng.randrange(EPHEMERAL_HIGH - EPHEMERAL_LOW)
@@ -391,9 +424,7 @@ class TcpLayer:
     def _forget(self, tcb: Tcb) -> None:
         if self.conns.get(tcb.key) is tcb:
             del self.conns[tcb.key]
-            self.history.append(tcb)
-            if len(self.history) > HISTORY_LIMIT:
-                del self.history[: len(self.history) - HISTORY_LIMIT]
+            self.history.append(ConnectionRecord.of(tcb))
         lst = self._spawned_by.pop(tcb, None)
         if lst is not None:
             lst.pending.discard(tcb)
@@ -449,17 +480,21 @@ class TcpLayer:
         return "\n".join(rows)
 
     def summary(self) -> list[dict[str, Any]]:
+        """One row per connection, finished (``history``) then live: addresses, the states
+        entered, retransmissions, MSS, path MTU and bytes each way."""
         out = []
-        for tcb in [*self.history, *self.conns.values()]:
+        conns: list[Tcb | ConnectionRecord] = [*self.history, *self.conns.values()]
+        for c in conns:
+            info = c.tcp_info()
             out.append({
                 "node": self.host.name,
-                "local": f"{ip_str(tcb.local_ip)}:{tcb.local_port}",
-                "remote": f"{ip_str(tcb.remote_ip)}:{tcb.remote_port}",
-                "states": tcb.states_entered,
-                "retransmits": tcb.stats.retransmits,
-                "mss": tcb.snd_mss,
-                "pmtu": tcb.path_mss + (60 if tcb.v6 else 40),
-                "bytes_sent": tcb.stats.bytes_acked,
-                "bytes_received": tcb.stats.bytes_received,
+                "local": f"{ip_str(c.local_ip)}:{c.local_port}",
+                "remote": f"{ip_str(c.remote_ip)}:{c.remote_port}",
+                "states": c.states_entered,
+                "retransmits": info["retransmits"],
+                "mss": info["snd_mss"],
+                "pmtu": c.path_mss + (60 if len(c.local_ip) == 16 else 40),
+                "bytes_sent": info["bytes_acked"],
+                "bytes_received": info["bytes_received"],
             })
         return out
