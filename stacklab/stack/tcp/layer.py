@@ -43,6 +43,9 @@ EPHEMERAL_HIGH = 60999
 HISTORY_LIMIT = 1000
 MAX_SYN_BACKLOG = 256  # Linux tcp_max_syn_backlog (per listener here)
 MAX_CONNECTIONS = 65536  # per host: TCBs of every state, TIME-WAIT included
+# Linux tcp_max_orphans: connections the application closed that the host keeps; Linux sets it
+# to half its established-hash size, ours is MAX_CONNECTIONS
+MAX_ORPHANS = MAX_CONNECTIONS // 2
 # challenge ACKs a second per host, on average (RFC 5961 §7): Linux tcp_challenge_ack_limit as
 # 4.7-5.19 had it; Linux >= 6.0 defaults to INT_MAX, no host-wide budget, the per-connection
 # limit alone (tcp_invalid_ratelimit, TcpConfig)
@@ -103,6 +106,9 @@ class TcpLayer:
         self.syncookies = True  # Linux tcp_syncookies = 1: only when the SYN queue is full
         self.max_syn_backlog = MAX_SYN_BACKLOG
         self.max_connections = MAX_CONNECTIONS
+        self.max_orphans = MAX_ORPHANS  # Linux tcp_max_orphans
+        # closed by the application, not yet in TIME-WAIT or gone (Linux tcp_orphan_count)
+        self.orphans: dict[Tcb, None] = {}
         self.challenge_ack_limit = CHALLENGE_ACK_LIMIT  # Linux tcp_challenge_ack_limit
         self._challenge_slot = -1
         self._challenge_count = 0
@@ -365,6 +371,8 @@ class TcpLayer:
                 self._forget(tcb)
                 self._timer_of.pop(tcb, None)
                 return
+            if tcb.user_closed and self._orphan_reset(tcb, now):
+                continue  # send its RST
             # _note_timer, inline (after every segment)
             t = tcb.get_timer()
             if t is None:
@@ -387,6 +395,20 @@ class TcpLayer:
             if len(heap) > 64 + 4 * len(of):  # too many stale entries: rebuild
                 self._timer_heap = [(d, i, c) for i, (c, d) in enumerate(of.items())]
                 heapq.heapify(self._timer_heap)
+
+    def _orphan_reset(self, tcb: Tcb, now: float) -> bool:
+        """Count the orphans (Linux tcp_close, tcp_check_oom): one over ``max_orphans`` is reset
+        at once; one in TIME-WAIT no longer counts. True: ``tcb`` was just reset."""
+        orphans = self.orphans
+        if tcb.state is TIME_WAIT:
+            orphans.pop(tcb, None)
+        elif tcb not in orphans:
+            if len(orphans) >= self.max_orphans:
+                self.host.counters["tcp.abort_on_memory"] += 1  # Linux TCPAbortOnMemory
+                tcb.abort(now)
+                return True
+            orphans[tcb] = None
+        return False
 
     def _passive_events(self, lst: Listener, tcb: Tcb, now: float) -> bool:
         """The listener's bookkeeping for the events of a half-open child: it leaves the SYN
@@ -422,6 +444,7 @@ class TcpLayer:
         return True
 
     def _forget(self, tcb: Tcb) -> None:
+        self.orphans.pop(tcb, None)
         if self.conns.get(tcb.key) is tcb:
             del self.conns[tcb.key]
             self.history.append(ConnectionRecord.of(tcb))

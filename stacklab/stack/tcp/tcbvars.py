@@ -115,6 +115,7 @@ class TcbVars:
         self._timer_stale = False
         self._armed = 0  # how many deadlines are set
         self.persist_backoff = 0
+        self.probes_out = 0  # zero-window probes since the peer last sent (Linux icsk_probes_out)
         # output
         self._ack_now = False
         self._sws_override = False
