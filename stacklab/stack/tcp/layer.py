@@ -513,7 +513,7 @@ class TcpLayer:
                 "node": self.host.name,
                 "local": f"{ip_str(c.local_ip)}:{c.local_port}",
                 "remote": f"{ip_str(c.remote_ip)}:{c.remote_port}",
-                "states": c.states_entered,
+                "states": list(c.states_entered),
                 "retransmits": info["retransmits"],
                 "mss": info["snd_mss"],
                 "pmtu": c.path_mss + (60 if len(c.local_ip) == 16 else 40),
