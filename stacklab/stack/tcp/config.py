@@ -31,6 +31,8 @@ class TcpConfig:
     syn_retries: int = 6  # Linux tcp_syn_retries: 1+2+4+...+64 = 127 s before giving up
     connect_timeout: float | None = None  # overrides syn_retries when set
     max_retries: int = 15  # Linux tcp_retries2
+    orphan_retries: int = 0  # Linux tcp_orphan_retries (0: 8 while the peer seems alive)
+    invalid_ratelimit: float = 0.5  # Linux tcp_invalid_ratelimit: ACKs to invalid segments
     fin_wait_2_timeout: float = 60.0  # Linux tcp_fin_timeout, after a full close only
     persist_max: float = 60.0
     max_ooo_pieces: int = 64
@@ -71,7 +73,7 @@ class TcpStats:
     zero_window_probes: int = 0
     window_updates: int = 0
     challenge_acks: int = 0
-    challenge_acks_limited: int = 0  # not sent: over the host's rate limit (RFC 5961 §7)
+    challenge_acks_limited: int = 0  # not sent: per-connection or host rate limit (RFC 5961 §7)
     oow_acks_limited: int = 0  # ACKs to out-of-window segments not sent (rate limit)
     delayed_acks: int = 0
     recoveries: int = 0  # fast recovery episodes entered

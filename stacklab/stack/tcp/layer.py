@@ -11,11 +11,13 @@ read, close) end with ``kick(tcb)``, whose output runs at the next ``poll(now)``
 
 from __future__ import annotations
 
+import copy
 import errno
 import heapq
 import random
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from stacklab.wire.addr import ip_str
@@ -27,7 +29,7 @@ from .config import TcpConfig
 from .congestion import create_congestion
 from .context import TcpHost
 from .events import Connected, ConnectionLost, TcbEvent
-from .fsm import SYN_SENT, TIME_WAIT
+from .fsm import SYN_SENT, TIME_WAIT, State
 from .isn import IsnGenerator
 from .listen import Listener, send_reset, syn_acceptable_in_time_wait
 from .output import segment_bytes
@@ -36,10 +38,47 @@ from .tcb import Tcb
 
 EPHEMERAL_LOW = 32768  # Linux ip_local_port_range
 EPHEMERAL_HIGH = 60999
-HISTORY_LIMIT = 10000  # finished connections kept for the summary
+# finished connections remembered for the summaries, as ConnectionRecord (~2 kB each; Linux
+# keeps none: ss shows live sockets only)
+HISTORY_LIMIT = 1000
 MAX_SYN_BACKLOG = 256  # Linux tcp_max_syn_backlog (per listener here)
 MAX_CONNECTIONS = 65536  # per host: TCBs of every state, TIME-WAIT included
-CHALLENGE_ACK_LIMIT = 1000  # per second per host (Linux tcp_challenge_ack_limit, RFC 5961 §7)
+# Linux tcp_max_orphans: connections the application closed that the host keeps; Linux sets it
+# to half its established-hash size, ours is MAX_CONNECTIONS
+MAX_ORPHANS = MAX_CONNECTIONS // 2
+# challenge ACKs a second per host, on average (RFC 5961 §7): Linux tcp_challenge_ack_limit as
+# 4.7-5.19 had it; Linux >= 6.0 defaults to INT_MAX, no host-wide budget, the per-connection
+# limit alone (tcp_invalid_ratelimit, TcpConfig)
+CHALLENGE_ACK_LIMIT = 1000
+INT_MAX = 0x7FFFFFFF  # tcp_challenge_ack_limit = INT_MAX: no host-wide budget
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """What the layer keeps of a finished connection (``TcpLayer.history``): its addresses,
+    the states it went through, how it ended and its last ``tcp_info()``; not the TCB, whose
+    buffers are let go with it. The summaries read it as they read a live TCB."""
+
+    local_ip: bytes
+    local_port: int
+    remote_ip: bytes
+    remote_port: int
+    states_entered: list[str]
+    state: State
+    error: Exception | None  # a copy: the one the application saw may hold its traceback
+    path_mss: int
+    info: dict[str, Any]
+
+    @classmethod
+    def of(cls, tcb: Tcb) -> ConnectionRecord:
+        return cls(tcb.local_ip, tcb.local_port, tcb.remote_ip, tcb.remote_port,
+                   tcb.states_entered, tcb.state,
+                   copy.copy(tcb.error) if tcb.error is not None else None, tcb.path_mss,
+                   tcb.tcp_info())
+
+    def tcp_info(self) -> dict[str, Any]:
+        """The connection's ``tcp_info()`` when it finished."""
+        return dict(self.info)
 
 
 class TcpLayer:
@@ -48,7 +87,8 @@ class TcpLayer:
         self.config = config or TcpConfig()
         self.conns: dict[tuple[bytes, int, bytes, int], Tcb] = {}
         self.listeners: dict[tuple[bytes | None, int, int | None], Listener] = {}
-        self.history: list[Tcb] = []  # finished connections, for summaries
+        # finished connections, for the summaries: the last HISTORY_LIMIT, oldest first
+        self.history: deque[ConnectionRecord] = deque(maxlen=HISTORY_LIMIT)
         self._spawned_by: dict[Tcb, Listener] = {}  # passive connections -> their listener
         self.isn = IsnGenerator.from_rng(host.rng)
         self._next_port = EPHEMERAL_LOW + host.rng.randrange(EPHEMERAL_HIGH - EPHEMERAL_LOW)
@@ -66,9 +106,13 @@ class TcpLayer:
         self.syncookies = True  # Linux tcp_syncookies = 1: only when the SYN queue is full
         self.max_syn_backlog = MAX_SYN_BACKLOG
         self.max_connections = MAX_CONNECTIONS
-        self.challenge_ack_limit = CHALLENGE_ACK_LIMIT
+        self.max_orphans = MAX_ORPHANS  # Linux tcp_max_orphans
+        # closed by the application, not yet in TIME-WAIT or gone (Linux tcp_orphan_count)
+        self.orphans: dict[Tcb, None] = {}
+        self.challenge_ack_limit = CHALLENGE_ACK_LIMIT  # Linux tcp_challenge_ack_limit
         self._challenge_slot = -1
         self._challenge_count = 0
+        self._challenge_rng: random.Random | None = None
         self._cookies: SynCookies | None = None
         host.register_protocol(PROTO_TCP, self.receive, self.receive_view)
         host.register_icmp_error(PROTO_TCP, self.icmp_error)
@@ -92,15 +136,27 @@ class TcpLayer:
         return self._cookies
 
     def challenge_ack_ok(self, now: float) -> bool:
-        """The host-wide challenge-ACK budget (RFC 5961 §7): ``challenge_ack_limit`` a second."""
+        """The host-wide challenge-ACK budget (RFC 5961 §7), after the connection's own limit.
+        As Linux since 4.7 (CVE-2016-5696), the budget of each second is drawn at random from
+        [limit/2, limit*3/2), so that an attacker counting the challenge ACKs of its own
+        connections learns nothing of what the others spent; the draws come from the host's
+        seeded generator (a stream of their own, drawn lazily: hosts that never send a
+        challenge ACK keep their random streams)."""
+        limit = self.challenge_ack_limit
+        if limit >= INT_MAX:
+            return True
         slot = int(now)
         if slot != self._challenge_slot:
             self._challenge_slot = slot
-            self._challenge_count = 0
-        if self._challenge_count >= self.challenge_ack_limit:
+            if self._challenge_rng is None:
+                self._challenge_rng = random.Random(self.host.rng.getrandbits(64))
+            half = (limit + 1) >> 1
+            self._challenge_count = half + self._challenge_rng.randrange(limit) if limit > 0 \
+                else 0
+        if self._challenge_count <= 0:
             self.host.counters["tcp.challenge_ack.limited"] += 1
             return False
-        self._challenge_count += 1
+        self._challenge_count -= 1
         return True
 
     def adopt(self, tcb: Tcb, listener: Listener | None = None) -> None:
@@ -315,6 +371,8 @@ class TcpLayer:
                 self._forget(tcb)
                 self._timer_of.pop(tcb, None)
                 return
+            if tcb.user_closed and self._orphan_reset(tcb, now):
+                continue  # send its RST
             # _note_timer, inline (after every segment)
             t = tcb.get_timer()
             if t is None:
@@ -337,6 +395,20 @@ class TcpLayer:
             if len(heap) > 64 + 4 * len(of):  # too many stale entries: rebuild
                 self._timer_heap = [(d, i, c) for i, (c, d) in enumerate(of.items())]
                 heapq.heapify(self._timer_heap)
+
+    def _orphan_reset(self, tcb: Tcb, now: float) -> bool:
+        """Count the orphans (Linux tcp_close, tcp_check_oom): one over ``max_orphans`` is reset
+        at once; one in TIME-WAIT no longer counts. True: ``tcb`` was just reset."""
+        orphans = self.orphans
+        if tcb.state is TIME_WAIT:
+            orphans.pop(tcb, None)
+        elif tcb not in orphans:
+            if len(orphans) >= self.max_orphans:
+                self.host.counters["tcp.abort_on_memory"] += 1  # Linux TCPAbortOnMemory
+                tcb.abort(now)
+                return True
+            orphans[tcb] = None
+        return False
 
     def _passive_events(self, lst: Listener, tcb: Tcb, now: float) -> bool:
         """The listener's bookkeeping for the events of a half-open child: it leaves the SYN
@@ -372,11 +444,10 @@ class TcpLayer:
         return True
 
     def _forget(self, tcb: Tcb) -> None:
+        self.orphans.pop(tcb, None)
         if self.conns.get(tcb.key) is tcb:
             del self.conns[tcb.key]
-            self.history.append(tcb)
-            if len(self.history) > HISTORY_LIMIT:
-                del self.history[: len(self.history) - HISTORY_LIMIT]
+            self.history.append(ConnectionRecord.of(tcb))
         lst = self._spawned_by.pop(tcb, None)
         if lst is not None:
             lst.pending.discard(tcb)
@@ -432,17 +503,21 @@ class TcpLayer:
         return "\n".join(rows)
 
     def summary(self) -> list[dict[str, Any]]:
+        """One row per connection, finished (``history``) then live: addresses, the states
+        entered, retransmissions, MSS, path MTU and bytes each way."""
         out = []
-        for tcb in [*self.history, *self.conns.values()]:
+        conns: list[Tcb | ConnectionRecord] = [*self.history, *self.conns.values()]
+        for c in conns:
+            info = c.tcp_info()
             out.append({
                 "node": self.host.name,
-                "local": f"{ip_str(tcb.local_ip)}:{tcb.local_port}",
-                "remote": f"{ip_str(tcb.remote_ip)}:{tcb.remote_port}",
-                "states": tcb.states_entered,
-                "retransmits": tcb.stats.retransmits,
-                "mss": tcb.snd_mss,
-                "pmtu": tcb.path_mss + (60 if tcb.v6 else 40),
-                "bytes_sent": tcb.stats.bytes_acked,
-                "bytes_received": tcb.stats.bytes_received,
+                "local": f"{ip_str(c.local_ip)}:{c.local_port}",
+                "remote": f"{ip_str(c.remote_ip)}:{c.remote_port}",
+                "states": list(c.states_entered),
+                "retransmits": info["retransmits"],
+                "mss": info["snd_mss"],
+                "pmtu": c.path_mss + (60 if len(c.local_ip) == 16 else 40),
+                "bytes_sent": info["bytes_acked"],
+                "bytes_received": info["bytes_received"],
             })
         return out

@@ -55,7 +55,6 @@ from .timers import (
     earliest,
 )
 
-OOW_ACK_INTERVAL = 0.5  # Linux tcp_invalid_ratelimit
 _PREDICTED_FLAGS = SYN | FIN | RST | URG | ACK  # of these, header prediction wants ACK alone
 
 
@@ -300,8 +299,7 @@ class Tcb(TcbOutput):
             self.stats.delayed_acks += 1
             return False
         if kind is PERSIST_TIMER:
-            self._on_persist(now)
-            return False
+            return self._on_persist(now)
         if kind is KEEPALIVE_TIMER:
             return self._on_keepalive(now)
         if kind is TIME_WAIT_TIMER:
@@ -365,7 +363,12 @@ class Tcb(TcbOutput):
             return
         self.retries += 1
         syn_phase = self.state in (SYN_SENT, SYN_RECEIVED)
-        limit = self.config.syn_retries if syn_phase else self.config.max_retries
+        if syn_phase:
+            limit = self.config.syn_retries
+        elif self.user_closed:  # an orphan (Linux tcp_write_timeout)
+            limit = self._orphan_retries(self.rtt.rto < self.config.max_rto)
+        else:
+            limit = self.config.max_retries
         if self.retries > limit:
             if syn_phase and self.config.connect_timeout is None:
                 self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
@@ -394,14 +397,21 @@ class Tcb(TcbOutput):
         self.snd_nxt = self.snd_una  # go back N: output() resends from SND.UNA
         self._sws_override = True  # resend even if the window left is smaller than a segment
 
-    def _on_persist(self, now: float) -> None:
+    def _on_persist(self, now: float) -> bool:
         """Zero-window probe (RFC 9293 §3.8.6.1): one byte beyond the window, with backoff.
-        With a small but open window the same timer is the sender's SWS override."""
+        With a small but open window the same timer is the sender's SWS override. True if the
+        connection gave up (``_probes_exhausted``)."""
         if self.snd_wnd > 0:
             self._sws_override = True
-            return
+            return False
+        if self._probes_exhausted():
+            self._fail(now, Event.TIMEOUT, TimeoutError("TCP zero-window probes timed out"),
+                       f"{self.persist_backoff} zero-window probes, {self.probes_out} unanswered"
+                       + (" (orphan)" if self.user_closed else ""))
+            return True
         self.stats.zero_window_probes += 1
         self.persist_backoff += 1
+        self.probes_out += 1
         off = seq_sub(self.snd_una, self.snd_data_una)
         if off < len(self.sendbuf):
             payload = self.sendbuf.peek(off, 1)
@@ -412,6 +422,30 @@ class Tcb(TcbOutput):
                     self.snd_max = self.snd_nxt
             self._emit(self.snd_una if seq == self.snd_una else seq, ACK, payload, now)
         self._arm_persist(now)
+        return False
+
+    def _probes_exhausted(self) -> bool:
+        """Linux tcp_probe_timer: ``max_retries`` (tcp_retries2) probes in a row unanswered end
+        the connection; a peer that answers keeps it open (RFC 1122 §4.2.2.17). An orphan (the
+        application closed it) gets ``_orphan_retries`` instead, and goes once the probes'
+        backoff would reach ``max_rto`` (TCP_RTO_MAX) even if the peer answers them, so that a
+        peer that never reads cannot hold it."""
+        cfg = self.config
+        max_probes = cfg.max_retries
+        if self.user_closed:
+            backoff = self.persist_backoff
+            alive = self.rtt.base_rto * (1 << min(backoff, 30)) < cfg.max_rto
+            max_probes = self._orphan_retries(alive)
+            if not alive and backoff >= max_probes:
+                return True
+        return self.probes_out >= max_probes
+
+    def _orphan_retries(self, alive: bool) -> int:
+        """Linux tcp_orphan_retries(): how many timeouts an orphan gets, ``orphan_retries``,
+        where 0 means 8 while the peer seems alive (the backed-off RTO is below ``max_rto``;
+        8 is over 100 s at a 200 ms RTO) and 0 once it does not."""
+        retries = self.config.orphan_retries
+        return 8 if retries == 0 and alive else retries
 
     # -- segment arrival (RFC 9293 §3.10.7) -------------------------------------------------------
     # The layer handles CLOSED, LISTEN and the SYN that reopens TIME-WAIT (listen.py); here is
@@ -428,6 +462,7 @@ class Tcb(TcbOutput):
         if st is CLOSED or st is LISTEN:
             return
         self.last_rx = now
+        self.probes_out = 0
         if self.deadlines[KEEPALIVE_TIMER] is not None:
             self._arm_keepalive(now)
         if st is SYN_SENT:
@@ -786,22 +821,33 @@ class Tcb(TcbOutput):
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4.2/§5.2: answer a suspicious segment with an ACK carrying our
-        RCV.NXT, unless the host's challenge-ACK budget (RFC 5961 §7, Linux
-        tcp_challenge_ack_limit) is spent."""
+        RCV.NXT, rate-limited as Linux's tcp_send_challenge_ack: first per connection (the
+        interval of the out-of-window ACKs, shared with them), then by the host's budget
+        (RFC 5961 §7, tcp_challenge_ack_limit). The per-connection limit keeps an attacker's
+        own connection from reading the host's budget (CVE-2016-5696)."""
         ok = self.challenge_ack_ok
-        if ok is not None and not ok(now):
+        if self._oow_limited(now) or (ok is not None and not ok(now)):
             self.stats.challenge_acks_limited += 1
             return
         self.stats.challenge_acks += 1
         self._ack_now = True
 
+    def _oow_limited(self, now: float) -> bool:
+        """Linux __tcp_oow_rate_limited: at most one ACK to invalid segments per
+        ``config.invalid_ratelimit`` s per connection (tcp_invalid_ratelimit; 0 turns it off),
+        so two endpoints that disagree, or a stream of garbage, cannot start an ACK storm.
+        True: this one is not sent."""
+        at = self._oow_ack_at
+        if at >= 0 and 0 <= now - at < self.config.invalid_ratelimit:
+            return True
+        self._oow_ack_at = now
+        return False
+
     def _oow_ack(self, now: float, has_data: bool) -> None:
         """The duplicate ACK owed to an unacceptable segment. Segments with data always get one
-        (a lost ACK must be repaired); empty ones at most one per 0.5 s per connection, so two
-        endpoints that disagree, or a stream of garbage, cannot start an ACK storm (Linux
-        tcp_oow_rate_limited, tcp_invalid_ratelimit = 500 ms)."""
-        if has_data or now - self._oow_ack_at >= OOW_ACK_INTERVAL or self._oow_ack_at < 0:
-            self._oow_ack_at = now
+        (a lost ACK must be repaired; Linux tcp_oow_rate_limited), empty ones are
+        rate-limited."""
+        if has_data or not self._oow_limited(now):
             self._ack_now = True
         else:
             self.stats.oow_acks_limited += 1

@@ -98,7 +98,7 @@ class TcbVars:
         self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self._cwnd_traced = (0, 0)
         self.cwnd_log: list[tuple[float, int, int]] = []
-        self._oow_ack_at = -1.0  # last ACK sent for an out-of-window segment (rate limit)
+        self._oow_ack_at = -1.0  # last ACK to an invalid segment (_oow_limited; -1: none yet)
         self.challenge_ack_ok: Callable[[float], bool] | None = None  # host-wide limiter
         self.keepalive_probes = 0
         self.last_rx = now
@@ -115,6 +115,7 @@ class TcbVars:
         self._timer_stale = False
         self._armed = 0  # how many deadlines are set
         self.persist_backoff = 0
+        self.probes_out = 0  # zero-window probes since the peer last sent (Linux icsk_probes_out)
         # output
         self._ack_now = False
         self._sws_override = False
