@@ -67,8 +67,9 @@ def test_a_scenario_sets_sysctls_per_node(tmp_path: Path) -> None:
         seen["b"] = (b.sysctl["net.ipv4.tcp_rmem"], b.sysctl["net.ipv4.tcp_timestamps"])
         seen["a"] = a.sysctl["net.ipv4.tcp_rmem"]
         seen["r"] = r.sysctl["net.ipv4.icmp_msgs_per_sec"]
-        (tcb,) = [*b.tcp.history, *b.tcp.conns.values()]
-        seen["b offered"] = (tcb.rcv_wscale, tcb.ts_ok)  # Linux's tcp_rmem max: wscale 7
+        (conn,) = [*b.tcp.history, *b.tcp.conns.values()]
+        info = conn.tcp_info()
+        seen["b offered"] = (info["rcv_wscale"], info["timestamps"])  # tcp_rmem max: wscale 7
 
     summary = run_scenario(write(tmp_path, SCENARIO), inspect=inspect)
     assert all(app["ok"] for app in summary["apps"]), summary["apps"]
