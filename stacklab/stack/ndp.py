@@ -274,6 +274,8 @@ class Ndp:
                 return
             target = m.target
             slla = m.source_lladdr()
+            if not self._lladdr_ok(slla):
+                return
             if src == UNSPECIFIED:
                 if slla is not None or dst[:13] != solicited_node(target)[:13]:
                     c["drop.ndp.invalid"] += 1
@@ -301,6 +303,8 @@ class Ndp:
                     c["ndp.conflicts"] += 1
                 return
             tlla = m.target_lladdr()
+            if not self._lladdr_ok(tlla):
+                return
             if tlla is None:
                 n_ = iface.nd.lookup(target)
                 if n_ is not None and n_.mac is not None and m.solicited:
@@ -312,6 +316,8 @@ class Ndp:
             if not h.forwarding or info.ifindex not in self.adverts:
                 return
             slla = m.source_lladdr()
+            if not self._lladdr_ok(slla):
+                return
             if src == UNSPECIFIED and slla is not None:
                 c["drop.ndp.invalid"] += 1
                 return
@@ -324,7 +330,17 @@ class Ndp:
                 return
             if h.forwarding or not self.accept_ra:
                 return
+            if not self._lladdr_ok(m.source_lladdr()):
+                return
             self._accept_ra(iface, src, m, now)
+
+    def _lladdr_ok(self, lladdr: bytes | None) -> bool:
+        """A link-layer address option must carry an Ethernet address (RFC 4861 §4.6.1: one
+        8-byte unit on Ethernet); Linux drops the whole message otherwise."""
+        if lladdr is None or len(lladdr) == 6:
+            return True
+        self.host.counters["drop.ndp.lladdr_length"] += 1
+        return False
 
     def _accept_ra(self, iface: Interface, src: bytes, m: Icmpv6View, now: float) -> None:
         h = self.host
@@ -345,7 +361,13 @@ class Ndp:
         if lifetime:
             h.routes.add(Route(bytes(16), 0, src, iface.index, RA, expires=now + lifetime))
         for o in opts:
-            if not isinstance(o, PrefixInfoOpt) or is_link_local(o.prefix):
+            if not isinstance(o, PrefixInfoOpt):
+                continue
+            if o.prefix_len > 128:  # Linux: "prefix length > 128", the option is ignored
+                h.counters["drop.ndp.prefix_length"] += 1
+                continue
+            if is_link_local(o.prefix) or o.prefix[0] == 0xFF:  # RFC 4862 §5.5.3 b, Linux
+                h.counters["drop.ndp.prefix_scope"] += 1
                 continue
             if o.valid_lifetime < o.preferred_lifetime:
                 continue
