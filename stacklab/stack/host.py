@@ -165,6 +165,16 @@ class Host(Node):
         if self.local6.get(addr) is iface:
             del self.local6[addr]
 
+    def address_expired(self, iface: Interface, addr: bytes) -> None:
+        """``addr``'s valid lifetime ended (RFC 4862 §5.5.4): removed from ``iface``."""
+        iface.v6 = [x for x in iface.v6 if x.addr != addr]
+        self.addr_gen += 1
+        if self.local6.get(addr) is iface:
+            del self.local6[addr]
+        group = solicited_node(addr)
+        if all(solicited_node(x.addr) != group for x in iface.v6):
+            iface.groups6.discard(group)
+
     def _add6(self, iface: Interface, addr: bytes, plen: int) -> None:
         iface.v6.append(Addr6(addr, plen))
         self.addr_gen += 1
