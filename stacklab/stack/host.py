@@ -44,7 +44,7 @@ from .interface import ALL_ROUTERS, Addr6, Interface
 from .ipv4 import Ipv4
 from .ipv6 import Ipv6
 from .ndp import Ndp, NdResolver, eui64_address
-from .neighbor import NeighborCache, NeighborTable
+from .neighbor import NeighborCache, NeighborParams, NeighborTable
 from .node import Node, Port
 from .pmtu import PathMtuCache, tcp_quote_check
 from .route import CONNECTED, Route, RoutingTable, parse_prefix
@@ -82,6 +82,10 @@ class Host(Node):
         self._loop_q: list[tuple[Interface, bytes]] = []
         # RFC 1191 / RFC 8201 path MTU per destination; entries age out on the host's timer
         self.pmtu = PathMtuCache(counters=self.counters)
+        # one set of neighbour-table settings per family, shared by every interface's cache
+        # (Linux's net.ipv4.neigh.default.* / net.ipv6.neigh.default.*)
+        self.arp_params = NeighborParams()
+        self.nd_params = NeighborParams()
         self.add_timer_source(self.pmtu)
         self.ipv4 = Ipv4(self)
         self.ipv6 = Ipv6(self)
@@ -108,10 +112,10 @@ class Host(Node):
         trace = self.trace if self.tracer is not None else None
         arp_owner, nd_owner = ArpResolver(self), NdResolver(self, self.ndp)
         iface = Interface(port,
-                          NeighborCache(arp_owner, self.rng, counters=self.counters,
-                                        layer="arp", trace=trace),
-                          NeighborCache(nd_owner, self.rng, counters=self.counters,
-                                        layer="ndp", trace=trace))
+                          NeighborCache(arp_owner, self.rng, self.arp_params,
+                                        counters=self.counters, layer="arp", trace=trace),
+                          NeighborCache(nd_owner, self.rng, self.nd_params,
+                                        counters=self.counters, layer="ndp", trace=trace))
         arp_owner.iface = nd_owner.iface = iface
         self.interfaces.append(iface)
         self.addr_gen += 1

@@ -36,6 +36,7 @@ _ETH_IPV4 = ETH_P_IPV4.to_bytes(2, "big")
 class Ipv4:
     def __init__(self, host: HostContext) -> None:
         self.host = host
+        # 30 s: net.ipv4.ipfrag_time; memory: ipfrag_high_thresh / ipfrag_low_thresh
         self.reasm = Reassembler("ipv4", 30.0, 65535 - 20, host.counters,
                                  on_timeout=self._reasm_timeout)
         self.ids = IpIdGenerator(host.rng)  # RFC 7739 per-destination hashed IDs

@@ -64,6 +64,7 @@ def _chain_complete(buf: memoryview | bytes, off: int, end: int, nh: int) -> boo
 class Ipv6:
     def __init__(self, host: HostContext) -> None:
         self.host = host
+        # 60 s: net.ipv6.ip6frag_time; memory: ip6frag_high_thresh / ip6frag_low_thresh
         self.reasm = Reassembler("ipv6", 60.0, 65535, host.counters,
                                  on_timeout=self._reasm_timeout)
         self.ids = IpIdGenerator(host.rng)  # RFC 7739 per-destination hashed IDs

@@ -130,3 +130,15 @@ def test_forced_gc_spares_entries_in_use_and_removes_failed_first():
     assert c.lookup(b"\x0a\x00\x00\x62") is None  # FAILED went first
     assert c.lookup(busy) is not None and c.lookup(busy).mac == MAC_L  # in use: spared
     assert len(c) <= 5 and c.lookup(bytes([10, 2, 0, 0])) is not None
+
+
+def test_the_host_wide_settings_apply_to_every_interface():
+    """``host.arp_params`` / ``host.nd_params`` are Linux's ``neigh.default.*``: one setting for
+    the caches of every interface, including interfaces added later."""
+    h = make_host()
+    h.nd_params.gc_thresh2, h.nd_params.gc_thresh3 = 32, 64
+    h.add_interface("eth1", bytes.fromhex("020000000002"))
+    assert h.interfaces[1].nd.params is h.nd_params
+    for i in range(500):
+        step(h, spoofed_ns(i + 2), 1.0 + i / RATE)
+    assert len(h.interfaces[0].nd) == 64
