@@ -139,10 +139,13 @@ class NeighborCache:
             heapq.heappush(self._heap, (deadline, self._seq, n))
             if len(self._heap) > 2 * len(self.entries) + 64:
                 # too many stale items: rebuild from the live deadlines (amortised O(1))
-                self._heap = [(x.deadline, i, x) for i, x in enumerate(self.entries.values())
-                              if x.deadline is not None]
-                heapq.heapify(self._heap)
-                self._seq = len(self._heap)
+                heap = []
+                for x in self.entries.values():
+                    if x.deadline is not None:
+                        self._seq += 1
+                        heap.append((x.deadline, self._seq, x))
+                heapq.heapify(heap)
+                self._heap = heap
 
     def _set(self, n: Neighbor, state: Nud, now: float, cause: str,
              deadline: float | None) -> None:

@@ -142,3 +142,19 @@ def test_the_host_wide_settings_apply_to_every_interface():
     for i in range(500):
         step(h, spoofed_ns(i + 2), 1.0 + i / RATE)
     assert len(h.interfaces[0].nd) == 64
+
+
+def test_rearming_one_entry_many_times_keeps_the_heap_small_and_the_deadline_right():
+    owner = type("O", (), {"solicit": lambda *a: None, "transmit": lambda *a: None,
+                           "failed": lambda *a: None})()
+    c = NeighborCache(owner, random.Random(1))
+    ip = b"\x0a\x00\x00\x07"
+    c.add_permanent(b"\x0a\x00\x00\x01", MAC_L)  # entries without a deadline...
+    c.add_permanent(b"\x0a\x00\x00\x02", MAC_L)
+    c.update(b"\x0a\x00\x00\x08", MAC_L, 0.0, solicited=False)
+    for _ in range(1000):  # ...and every reply re-arming the same REACHABLE deadline
+        c.update(ip, MAC_L, 0.0, solicited=True)
+    assert len(c._heap) <= 2 * len(c) + 64 + 1
+    assert c.get_timer() == min(c.lookup(ip).deadline, c.lookup(b"\x0a\x00\x00\x08").deadline)
+    c.handle_timer(10.0 + 3 * c.params.base_reachable_time)
+    assert c.lookup(ip).state is Nud.STALE
