@@ -19,12 +19,13 @@ import hashlib
 import random
 
 BUCKETS = 2048  # Linux IP_IDENTS_SZ (the minimum of its scaled table)
+FLOW_CACHE_MAX = 4096  # flows whose bucket is remembered (cleared when full, as the dst cache)
 
 
 class IpIdGenerator:
     """Per-destination hashed IP IDs; one per IP version of a host."""
 
-    __slots__ = ("_hash", "_rng", "_buckets")
+    __slots__ = ("_hash", "_rng", "_buckets", "_flows")
 
     def __init__(self, rng: random.Random) -> None:
         key = rng.getrandbits(128).to_bytes(16, "big")
@@ -32,21 +33,31 @@ class IpIdGenerator:
         self._rng = random.Random(key)  # the increments; not the host's stream
         # bucket -> [counter, millisecond of its last use]; at most BUCKETS entries
         self._buckets: dict[int, list[int]] = {}
+        # (src, dst, proto) -> its bucket's counter: the hash once per flow, not per packet
+        self._flows: dict[tuple[bytes, bytes, int], list[int]] = {}
+
+    def _counter(self, src: bytes, dst: bytes, proto: int, tick: int) -> list[int]:
+        h = self._hash.copy()
+        h.update(src + dst + bytes((proto,)))
+        v = int.from_bytes(h.digest(), "big")
+        b = self._buckets.get(v % BUCKETS)
+        if b is None:
+            # a fresh counter starts at a secret offset (the hash's other bits)
+            b = self._buckets[v % BUCKETS] = [(v >> 32) & 0xFFFFFFFF, tick]
+        if len(self._flows) >= FLOW_CACHE_MAX:
+            self._flows.clear()
+        self._flows[(src, dst, proto)] = b
+        return b
 
     def next(self, src: bytes, dst: bytes, proto: int, now: float) -> int:
         """The next 32-bit ID for a datagram ``src`` → ``dst`` of ``proto`` (IPv4 uses the low
         16 bits)."""
-        h = self._hash.copy()
-        h.update(src + dst + bytes((proto,)))
-        v = int.from_bytes(h.digest(), "big")
-        bucket = v % BUCKETS
         tick = int(now * 1000)
-        b = self._buckets.get(bucket)
+        b = self._flows.get((src, dst, proto))
         if b is None:
-            # a fresh counter starts at a secret offset (the hash's other bits)
-            b = self._buckets[bucket] = [(v >> 32) & 0xFFFFFFFF, tick]
-        elif tick > b[1]:
-            b[0] += self._rng.randrange(tick - b[1])
+            b = self._counter(src, dst, proto, tick)
+        if tick > b[1]:
+            b[0] += int(self._rng.random() * (tick - b[1]))
             b[1] = tick
         b[0] = ident = (b[0] + 1) & 0xFFFFFFFF
         return ident
