@@ -104,8 +104,9 @@ def test_spoofed_solicitation_flood(family: int, spoof: Callable[[int], bytes]):
     assert h.counters[f"drop.{layer}.table_full"] > 0
     assert len(cache._heap) <= 2 * len(cache) + 64 + 1
     # O(1) per frame: the last 2k frames cost about what the first 2k did (a full rescan per
-    # frame made them 10-20x dearer)
-    assert laps[-1] < 3 * laps[0], laps
+    # frame made them 10-20x dearer); the best of the last three laps against the worst of the
+    # first three, so a busy machine's hiccup in one lap does not decide
+    assert min(laps[-3:]) < 3 * max(laps[:3]), laps
     # a real neighbour resolves in the middle of the flood: entries older than 5 s make room
     assert resolve_legit(h, family, 1.0 + N / RATE)
 
