@@ -449,8 +449,9 @@ class NeighborTable:
 
     def lookup(self, addr: str) -> Neighbor | None:
         a = ipaddress.ip_address(addr).packed
-        for _iface, n in self:
-            if n.ip == a:
+        for iface in self.interfaces:
+            n = (iface.arp if len(a) == 4 else iface.nd).lookup(a)
+            if n is not None:
                 return n
         return None
 
