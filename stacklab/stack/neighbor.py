@@ -266,6 +266,7 @@ class NeighborCache:
         # REACHABLE: the timer, when it fires, sees the new ``confirmed`` and re-arms
 
     def add_permanent(self, ip: bytes, mac: bytes, now: float = 0.0) -> None:
+        self.forget(ip)  # a FAILED entry it replaces must not stay on the collection's lists
         n = Neighbor(ip, Nud.PERMANENT, mac)
         self.entries[ip] = n
         self._set(n, Nud.PERMANENT, now, "static", None)

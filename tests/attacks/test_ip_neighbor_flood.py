@@ -159,3 +159,18 @@ def test_rearming_one_entry_many_times_keeps_the_heap_small_and_the_deadline_rig
     assert c.get_timer() == min(c.lookup(ip).deadline, c.lookup(b"\x0a\x00\x00\x08").deadline)
     c.handle_timer(10.0 + 3 * c.params.base_reachable_time)
     assert c.lookup(ip).state is Nud.STALE
+
+
+def test_a_permanent_entry_replacing_a_failed_one_survives_a_forced_collection():
+    owner = type("O", (), {"solicit": lambda *a: None, "transmit": lambda *a: None,
+                           "failed": lambda *a: None})()
+    c = NeighborCache(owner, random.Random(1), NeighborParams(gc_thresh2=2, gc_thresh3=4))
+    gw = b"\x0a\x00\x00\x01"
+    c.resolve(gw, None, 0.0)
+    for t in (1.0, 2.0, 3.0):
+        c.handle_timer(t)
+    assert c.lookup(gw).state is Nud.FAILED
+    c.add_permanent(gw, MAC_L)  # `ip neigh replace ... nud permanent`
+    for i in range(8):
+        c.update(bytes([10, 1, 0, i]), MAC_L, 10.0 + i * 10, solicited=False)
+    assert c.lookup(gw) is not None and c.lookup(gw).state is Nud.PERMANENT
