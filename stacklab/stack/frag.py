@@ -7,8 +7,14 @@ Reassembly (RFC 791 §3.2, RFC 815 holes; RFC 8200 §4.5 for IPv6):
   does for IPv4 too since 4.19: no "first/last wins" ambiguity an attacker could exploit;
 * a datagram not complete ``timeout`` seconds after its first fragment is dropped (IPv4 30 s,
   IPv6 60 s); if its first fragment was received the caller sends Time Exceeded code 1;
-* all pending datagrams together hold at most ``max_bytes``; over that the oldest are evicted;
-* a datagram that would exceed the family's maximum size is dropped.
+* memory is counted as Linux counts it, on the *truesize*: each fragment costs its data plus
+  ``FRAG_TRUESIZE`` and each pending datagram ``QUEUE_TRUESIZE`` (what holding them costs this
+  process, measured with tracemalloc), so 100k empty or 8-byte fragments cannot hide behind
+  their payload size. Over ``high_thresh`` (``net.ipv4.ipfrag_high_thresh``, 4 MB) the oldest
+  datagrams are evicted until ``low_thresh`` (``ipfrag_low_thresh``, 3 MB) is reached;
+* a datagram that would exceed the family's maximum size is dropped;
+* the pieces stay sorted by offset, so the overlap check is a binary search: a datagram cut
+  into 8-byte fragments costs O(log n) per fragment, not O(n).
 
 Fragmentation: :func:`fragment_ipv4` (source and routers; options with the copy bit repeat in
 every fragment) and :func:`fragment_ipv6` (source only, inserting a Fragment header).
@@ -17,6 +23,7 @@ every fragment) and :func:`fragment_ipv6` (source only, inserting a Fragment hea
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,14 +34,26 @@ from stacklab.wire.proto import PROTO_FRAGMENT as NH_FRAGMENT
 
 Key = tuple[Any, ...]
 
+# Memory accounting (bytes of this process, CPython 3.11, measured with tracemalloc): a stored
+# fragment's tuple, bytes object and offsets; a pending datagram's record, key and queue slot.
+FRAG_TRUESIZE = 360
+QUEUE_TRUESIZE = 240
+HIGH_THRESH = 4 << 20  # net.ipv4.ipfrag_high_thresh / net.ipv6.ip6frag_high_thresh
+LOW_THRESH = 3 << 20  # net.ipv4.ipfrag_low_thresh / net.ipv6.ip6frag_low_thresh
+
+
+def _start(piece: tuple[int, int, bytes]) -> int:
+    return piece[0]
+
 
 @dataclass(slots=True)
 class _Pending:
     created: float
     deadline: float
-    pieces: list[tuple[int, int, bytes]] = field(default_factory=list)  # (start, end, data)
+    pieces: list[tuple[int, int, bytes]] = field(default_factory=list)  # sorted by start
     total: int | None = None  # known once the last fragment (MF=0) arrived
-    have: int = 0  # bytes held
+    have: int = 0  # data bytes held
+    mem: int = QUEUE_TRUESIZE  # truesize charged for this datagram
     first: Any = None  # caller data saved with the offset-0 fragment (its header)
 
 
@@ -44,29 +63,33 @@ class Reassembler:
     ``add()`` returns ``(payload, first)`` when the datagram completes — ``first`` being what the
     caller passed with the offset-0 fragment (e.g. its IP header) — else None. Drops are counted
     in ``counters`` as ``drop.<layer>.frag_<reason>``. ``on_timeout(key, first, now)`` is called
-    for each datagram that expires.
+    for each datagram that expires. ``mem`` is the truesize held, never above ``high_thresh``
+    once ``add`` returns.
     """
 
-    def __init__(self, layer: str, timeout: float, max_bytes: int, max_size: int,
-                 counters: Any, on_timeout: Callable[[Key, Any, float], None] | None = None
-                 ) -> None:
+    def __init__(self, layer: str, timeout: float, max_size: int, counters: Any,
+                 on_timeout: Callable[[Key, Any, float], None] | None = None, *,
+                 high_thresh: int = HIGH_THRESH, low_thresh: int = LOW_THRESH) -> None:
         self.layer = layer
         self.timeout = timeout
-        self.max_bytes = max_bytes
+        self.high_thresh = high_thresh  # ipfrag_high_thresh
+        self.low_thresh = low_thresh  # ipfrag_low_thresh
         self.max_size = max_size
         self.counters = counters
         self.on_timeout = on_timeout
         self.pending: OrderedDict[Key, _Pending] = OrderedDict()  # oldest first
-        self.bytes_held = 0
+        self.mem = 0
 
     def _drop(self, key: Key, reason: str) -> None:
         p = self.pending.pop(key, None)
         if p is not None:
-            self.bytes_held -= p.have
+            self.mem -= p.mem
         self.counters[f"drop.{self.layer}.frag_{reason}"] += 1
 
     def add(self, key: Key, offset: int, data: bytes | memoryview, more: bool, now: float,
-            first: Any = None) -> tuple[bytes, Any] | None:
+            first: Any = None, first_size: int = 0) -> tuple[bytes, Any] | None:
+        """Add one fragment; ``first`` (kept with the offset-0 fragment) holds ``first_size``
+        bytes, charged to the datagram."""
         n = len(data)
         end = offset + n
         if end > self.max_size:
@@ -80,35 +103,38 @@ class Reassembler:
         if p is None:
             p = _Pending(now, now + self.timeout)
             self.pending[key] = p
+            self.mem += p.mem
+        pieces = p.pieces
         if not more:
-            if (p.total is not None and p.total != end) or any(e > end for _, e, _ in p.pieces):
+            if (p.total is not None and p.total != end) or (pieces and pieces[-1][1] > end):
                 self._drop(key, "bad_length")  # two different ends, or data past the end
                 return None
             p.total = end
         elif p.total is not None and end > p.total:
             self._drop(key, "bad_length")
             return None
-        pieces = p.pieces
-        for s, e, _ in pieces:
-            if s < end and offset < e:
-                if s == offset and e == end:
-                    self.counters[f"{self.layer}.frag_duplicates"] += 1
-                    return None
-                self._drop(key, "overlap")
-                return None
-        pieces.append((offset, end, bytes(data)))
+        i = bisect_left(pieces, offset, key=_start)
+        if i < len(pieces) and pieces[i][0] == offset and pieces[i][1] == end:
+            self.counters[f"{self.layer}.frag_duplicates"] += 1
+            return None
+        if (i < len(pieces) and pieces[i][0] < end) or (i and pieces[i - 1][1] > offset):
+            self._drop(key, "overlap")
+            return None
+        pieces.insert(i, (offset, end, bytes(data)))
         p.have += n
-        self.bytes_held += n
+        cost = n + FRAG_TRUESIZE
         if offset == 0 and first is not None:
             p.first = first
+            cost += first_size
+        p.mem += cost
+        self.mem += cost
         if p.total is not None and p.have == p.total:
             del self.pending[key]
-            self.bytes_held -= p.have
-            pieces.sort()
+            self.mem -= p.mem
             return b"".join(d for _, _, d in pieces), p.first
-        while self.bytes_held > self.max_bytes and self.pending:
-            old = next(iter(self.pending))
-            self._drop(old, "memory")
+        if self.mem > self.high_thresh:
+            while self.mem > self.low_thresh and self.pending:
+                self._drop(next(iter(self.pending)), "memory")
         return None
 
     def get_timer(self) -> float | None:

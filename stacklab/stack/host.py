@@ -87,6 +87,10 @@ class Host(Node):
         self._loop_q: list[tuple[Interface, bytes]] = []
         # RFC 1191 / RFC 8201 path MTU per destination; entries age out on the host's timer
         self.pmtu = PathMtuCache(counters=self.counters)
+        # one set of neighbour-table settings per family, shared by every interface's cache
+        # (Linux's net.ipv4.neigh.default.* / net.ipv6.neigh.default.*)
+        self.arp_params = NeighborParams()
+        self.nd_params = NeighborParams()
         self.add_timer_source(self.pmtu)
         self.ipv4 = Ipv4(self)
         self.ipv6 = Ipv6(self)
@@ -169,6 +173,16 @@ class Host(Node):
         iface.mark_duplicate(addr)
         if self.local6.get(addr) is iface:
             del self.local6[addr]
+
+    def address_expired(self, iface: Interface, addr: bytes) -> None:
+        """``addr``'s valid lifetime ended (RFC 4862 §5.5.4): removed from ``iface``."""
+        iface.v6 = [x for x in iface.v6 if x.addr != addr]
+        self.addr_gen += 1
+        if self.local6.get(addr) is iface:
+            del self.local6[addr]
+        group = solicited_node(addr)
+        if all(solicited_node(x.addr) != group for x in iface.v6):
+            iface.groups6.discard(group)
 
     def _add6(self, iface: Interface, addr: bytes, plen: int) -> None:
         iface.v6.append(Addr6(addr, plen))

@@ -24,7 +24,12 @@ ALL_ROUTERS = bytes.fromhex("ff020000000000000000000000000002")
 class Addr6:
     addr: bytes
     plen: int
-    state: str = "tentative"  # tentative (usable: optimistic DAD) | preferred | duplicate
+    # tentative (usable: optimistic DAD) | preferred | deprecated (RFC 4862 §5.5.4: preferred
+    # lifetime over, kept for existing use, avoided as a source) | duplicate
+    state: str = "tentative"
+    # SLAAC lifetimes (RFC 4862 §5.5.3) as absolute times; None: infinite (configured addresses)
+    valid_until: float | None = None
+    preferred_until: float | None = None
 
 
 class Interface:
@@ -73,13 +78,15 @@ class Interface:
         return any(not is_link_local(x.addr) and x.state != "duplicate" for x in self.v6)
 
     def v6_source_for(self, dst: bytes) -> bytes | None:
-        """RFC 6724, simplified: same scope, then longest matching prefix."""
+        """RFC 6724, simplified: same scope (rule 2), not deprecated (rule 3), then longest
+        matching prefix (rule 8)."""
         cands = [x for x in self.v6 if x.state != "duplicate"]
         if not cands:
             return None
         ll = is_link_local(dst) or (dst[0] == 0xFF and (dst[1] & 0x0F) <= 2)
         same = [x for x in cands if is_link_local(x.addr) == ll]
         pool = same or cands
+        pool = [x for x in pool if x.state != "deprecated"] or pool
         d = int.from_bytes(dst, "big")
         return max(pool, key=lambda x: 128 - (int.from_bytes(x.addr, "big") ^ d).bit_length()
                    ).addr

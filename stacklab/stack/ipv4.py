@@ -22,6 +22,7 @@ from stacklab.wire.proto import PROTO_TCP
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv4
+from .ipid import IpIdGenerator
 
 if TYPE_CHECKING:
     from .context import HostContext
@@ -35,9 +36,10 @@ _ETH_IPV4 = ETH_P_IPV4.to_bytes(2, "big")
 class Ipv4:
     def __init__(self, host: HostContext) -> None:
         self.host = host
-        self.reasm = Reassembler("ipv4", 30.0, 4 << 20, 65535 - 20, host.counters,
+        # 30 s: net.ipv4.ipfrag_time; memory: ipfrag_high_thresh / ipfrag_low_thresh
+        self.reasm = Reassembler("ipv4", 30.0, 65535 - 20, host.counters,
                                  on_timeout=self._reasm_timeout)
-        self.ident = host.rng.randrange(65536)
+        self.ids = IpIdGenerator(host.rng)  # RFC 7739 per-destination hashed IDs
         # dst -> (interface, next hop, route's preferred source): Linux's dst cache, valid while
         # the routing table and the addresses stay as they were (routes.gen, host.addr_gen)
         self.dst_cache = DstCache(host)
@@ -85,7 +87,7 @@ class Ipv4:
             off = ip.frag_offset
             first = bytes(ip.buf[:ip.header_len + 8]) if off == 0 else None
             res = self.reasm.add((src, dst, ip.proto, ip.ident), off, ip.payload, ip.mf, now,
-                                 first)
+                                 first, len(first) if first is not None else 0)
             if res is None:
                 return
             payload, first = res
@@ -212,7 +214,7 @@ class Ipv4:
                 return errno.EADDRNOTAVAIL
         if ttl is None:
             ttl = h.default_ttl
-        self.ident = ident = (self.ident + 1) & 0xFFFF
+        ident = self.ids.next(src, dst, proto, now) & 0xFFFF
         n = 20 + len(payload)
         # the path MTU: the interface's, lowered by what the PMTU cache learned (h.path_mtu
         # without its second route lookup: the interface is the one found above)

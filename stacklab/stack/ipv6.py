@@ -27,6 +27,7 @@ from stacklab.wire.proto import PROTO_ROUTING as NH_ROUTING
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv6
+from .ipid import IpIdGenerator
 
 if TYPE_CHECKING:
     from .context import HostContext
@@ -36,12 +37,37 @@ _ETH_IPV6 = ETH_P_IPV6.to_bytes(2, "big")
 UPPER_FAST = frozenset((PROTO_TCP, PROTO_UDP, PROTO_ICMPV6))
 
 
+# the upper-layer header a first fragment must hold (Linux's check: TCP, UDP, ICMPv6 headers;
+# any other protocol at least one byte)
+_UPPER_HEADER = {PROTO_TCP: 20, PROTO_UDP: 8, PROTO_ICMPV6: 8}
+
+
+def _chain_complete(buf: memoryview | bytes, off: int, end: int, nh: int) -> bool:
+    """Whether ``buf[off:end]`` (after a Fragment header) holds every extension header and the
+    upper-layer header that follow (RFC 7112 §5)."""
+    for _ in range(16):
+        if nh in (NH_HOP_BY_HOP, NH_DEST_OPTS, NH_ROUTING):
+            if off + 2 > end:
+                return False
+            nh, off = buf[off], off + (buf[off + 1] + 1) * 8
+        elif nh == NH_FRAGMENT:
+            if off + 8 > end:
+                return False
+            nh, off = buf[off], off + 8
+        elif nh == NH_NONE:
+            return off <= end
+        else:
+            return off + _UPPER_HEADER.get(nh, 1) <= end
+    return True  # too long a chain: the walk after reassembly drops it
+
+
 class Ipv6:
     def __init__(self, host: HostContext) -> None:
         self.host = host
-        self.reasm = Reassembler("ipv6", 60.0, 4 << 20, 65535, host.counters,
+        # 60 s: net.ipv6.ip6frag_time; memory: ip6frag_high_thresh / ip6frag_low_thresh
+        self.reasm = Reassembler("ipv6", 60.0, 65535, host.counters,
                                  on_timeout=self._reasm_timeout)
-        self.ident = host.rng.getrandbits(32)
+        self.ids = IpIdGenerator(host.rng)  # RFC 7739 per-destination hashed IDs
         self.dst_cache = DstCache(host)
 
     # -- input ---------------------------------------------------------------------------------
@@ -115,9 +141,17 @@ class Ipv6:
                 word = (buf[off + 2] << 8) | buf[off + 3]
                 ident = int.from_bytes(buf[off + 4:off + 8], "big")
                 foff = word & 0xFFF8
+                more = bool(word & 1)
+                if foff == 0 and more and not _chain_complete(buf, off + 8, end, nxt):
+                    # RFC 7112 / RFC 8200 §4.5: a first fragment must hold the whole header
+                    # chain up to the upper-layer header; Parameter Problem code 3, pointer 0
+                    c["drop.ipv6.frag_incomplete_chain"] += 1
+                    h.send_icmp_error6(packet, 4, 3, now, param=0, l2_mcast=mcast)
+                    return
                 first = bytes(buf[:end]) if foff == 0 else None
-                res = self.reasm.add((ip.src, ip.dst, ident), foff, buf[off + 8:end],
-                                     bool(word & 1), now, (first, nxt) if foff == 0 else None)
+                res = self.reasm.add((ip.src, ip.dst, ident), foff, buf[off + 8:end], more, now,
+                                     (first, nxt) if first is not None else None,
+                                     len(first) if first is not None else 0)
                 if res is None:
                     return
                 data, firstinfo = res
@@ -236,7 +270,8 @@ class Ipv6:
         if df or n - 40 > 65535:
             c["drop.ipv6.tx_too_big"] += 1
             return errno.EMSGSIZE
-        self.ident = ident = (self.ident + 1) & 0xFFFFFFFF
+        # Linux never uses 0 (a receiver may treat it as "no ID"): it takes 1 << 31 instead
+        ident = self.ids.next(src, dst, nh, now) or 1 << 31
         frags = fragment_ipv6(src, dst, nh, payload, max(mtu, MIN_MTU), ident, hop_limit,
                               tclass)
         c["ipv6.tx.fragmented"] += 1

@@ -10,6 +10,14 @@
 * hosts: RAs install a default route via the router's link-local address (proto ``ra``, with
   the router lifetime), on-link prefixes, SLAAC addresses (prefix + EUI-64) and the link MTU.
   A host without a global address on an interface sends up to 3 Router Solicitations.
+  Prefix options obey RFC 4861 §6.3.4 and RFC 4862 §5.5.3: preferred > valid is ignored, a
+  valid lifetime of 0 creates nothing, an address's valid lifetime is never cut below two hours
+  by an RA (the "two-hour rule", e), addresses are deprecated when their preferred lifetime ends
+  and removed with their valid lifetime. A flood of RAs is bounded: at most ``max_addresses``
+  addresses per interface (Linux ``net.ipv6.conf.<if>.max_addresses``, 16) and
+  ``max_prefixes`` on-link prefixes learned per interface (FreeBSD's
+  ``net.inet6.ip6.maxifprefixes``, 16: Linux has no such cap and relies on ``max_addresses``;
+  its prefix routes are unbounded), the rest counted and ignored.
 
 Every received NDP message is validated as §7.1.1/§7.1.2/§6.1.2 require (hop limit 255, code 0,
 link-local source for RAs, no SLLA from ``::``); invalid ones are dropped and counted.
@@ -48,6 +56,8 @@ if TYPE_CHECKING:
 
 UNSPECIFIED = bytes(16)
 INFINITY = 0xFFFFFFFF
+TWO_HOURS = 7200  # RFC 4862 §5.5.3 e
+_USABLE = ("tentative", "preferred")  # the states a preferred lifetime's end deprecates
 
 
 def eui64_address(prefix: bytes, mac: bytes) -> bytes:
@@ -121,6 +131,11 @@ class Ndp:
         self.rs_max = 3
         self.rs_interval = 4.0
         self._rs: dict[int, tuple[int, float | None]] = {}  # ifindex -> (sent, deadline)
+        self.max_addresses = 16  # net.ipv6.conf.<if>.max_addresses: no SLAAC past this many
+        self.max_prefixes = 16  # FreeBSD net.inet6.ip6.maxifprefixes: RA on-link prefixes
+        # RFC 4861's Prefix List: ifindex -> {(prefix, plen): expiry (None: infinite)}
+        self._prefixes: dict[int, dict[tuple[bytes, int], float | None]] = {}
+        self._expiry: float | None = None  # the earliest RA-learned lifetime to end
 
     # -- sending -------------------------------------------------------------------------------
     def send(self, iface: Interface, src: bytes, dst: bytes, icmp_type: int, body: bytes,
@@ -220,6 +235,8 @@ class Ndp:
         for _sent, rs in self._rs.values():
             if rs is not None and (best is None or rs < best):
                 best = rs
+        if self._expiry is not None and (best is None or self._expiry < best):
+            best = self._expiry
         return best
 
     def handle_timer(self, now: float) -> None:
@@ -248,10 +265,60 @@ class Ndp:
                 self._send_rs(h.interfaces[ifindex], now)
                 sent += 1
                 self._rs[ifindex] = (sent, now + self.rs_interval if sent < self.rs_max else None)
-        # RA-learned routes expire
-        gone = h.routes.remove_where(lambda r: r.expires is not None and r.expires <= now)
-        for r in gone:
-            h.trace(now, "ndp", "state", route=r.dest_str(), cause="router lifetime expired")
+        if self._expiry is not None and self._expiry <= now:
+            self._expire(now)
+
+    # -- RA-learned state: lifetimes ------------------------------------------------------------
+    def _expire(self, now: float) -> None:
+        """End what the RAs' lifetimes say has ended: the default route, on-link prefixes,
+        SLAAC addresses (deprecated at the preferred lifetime, removed at the valid one)."""
+        h = self.host
+        default = h.routes.get(UNSPECIFIED, 0)
+        if default is not None and default.proto == RA and default.expires is not None \
+                and default.expires <= now:
+            h.routes.remove(UNSPECIFIED, 0)
+            h.trace(now, "ndp", "state", route="default", cause="router lifetime expired")
+        for prefixes in self._prefixes.values():
+            for (prefix, plen), exp in list(prefixes.items()):
+                if exp is not None and exp <= now:
+                    del prefixes[(prefix, plen)]
+                    self._remove_prefix_route(prefix, plen)
+                    h.trace(now, "ndp", "state", route=f"{ip_str(prefix)}/{plen}",
+                            cause="valid lifetime expired")
+        for iface in h.interfaces:
+            for a in list(iface.v6):
+                if a.valid_until is not None and a.valid_until <= now:
+                    h.address_expired(iface, a.addr)
+                    h.trace(now, "ndp", "state", addr=ip_str(a.addr), cause="valid lifetime")
+                elif (a.preferred_until is not None and a.preferred_until <= now
+                      and a.state in _USABLE):
+                    h.trace(now, "ndp", "state", addr=ip_str(a.addr), old=a.state,
+                            new="deprecated", cause="preferred lifetime")
+                    a.state = "deprecated"
+                    h.addr_gen += 1
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """The earliest lifetime still to end (a handful per interface: bounded by the caps)."""
+        h = self.host
+        times: list[float] = []
+        default = h.routes.get(UNSPECIFIED, 0)
+        if default is not None and default.proto == RA and default.expires is not None:
+            times.append(default.expires)
+        for prefixes in self._prefixes.values():
+            times += [t for t in prefixes.values() if t is not None]
+        for iface in h.interfaces:
+            for a in iface.v6:
+                if a.valid_until is not None:
+                    times.append(a.valid_until)
+                if a.preferred_until is not None and a.state in _USABLE:
+                    times.append(a.preferred_until)
+        self._expiry = min(times) if times else None
+
+    def _remove_prefix_route(self, prefix: bytes, plen: int) -> None:
+        r = self.host.routes.get(prefix, plen)
+        if r is not None and r.proto == RA:
+            self.host.routes.remove(prefix, plen)
 
     def maybe_solicit_routers(self, iface: Interface, now: float) -> None:
         if (self.accept_ra and not self.host.forwarding and iface.index not in self._rs
@@ -274,6 +341,8 @@ class Ndp:
                 return
             target = m.target
             slla = m.source_lladdr()
+            if not self._lladdr_ok(slla):
+                return
             if src == UNSPECIFIED:
                 if slla is not None or dst[:13] != solicited_node(target)[:13]:
                     c["drop.ndp.invalid"] += 1
@@ -301,6 +370,8 @@ class Ndp:
                     c["ndp.conflicts"] += 1
                 return
             tlla = m.target_lladdr()
+            if not self._lladdr_ok(tlla):
+                return
             if tlla is None:
                 n_ = iface.nd.lookup(target)
                 if n_ is not None and n_.mac is not None and m.solicited:
@@ -312,6 +383,8 @@ class Ndp:
             if not h.forwarding or info.ifindex not in self.adverts:
                 return
             slla = m.source_lladdr()
+            if not self._lladdr_ok(slla):
+                return
             if src == UNSPECIFIED and slla is not None:
                 c["drop.ndp.invalid"] += 1
                 return
@@ -324,7 +397,17 @@ class Ndp:
                 return
             if h.forwarding or not self.accept_ra:
                 return
+            if not self._lladdr_ok(m.source_lladdr()):
+                return
             self._accept_ra(iface, src, m, now)
+
+    def _lladdr_ok(self, lladdr: bytes | None) -> bool:
+        """A link-layer address option must carry an Ethernet address (RFC 4861 §4.6.1: one
+        8-byte unit on Ethernet); Linux drops the whole message otherwise."""
+        if lladdr is None or len(lladdr) == 6:
+            return True
+        self.host.counters["drop.ndp.lladdr_length"] += 1
+        return False
 
     def _accept_ra(self, iface: Interface, src: bytes, m: Icmpv6View, now: float) -> None:
         h = self.host
@@ -340,26 +423,81 @@ class Ndp:
             elif isinstance(o, MtuOpt) and 1280 <= o.mtu <= iface.port.mtu:
                 iface.ra_mtu = o.mtu
         lifetime = m.router_lifetime
-        h.routes.remove_where(lambda r: r.plen == 0 and r.proto == RA and r.via == src
-                              and r.ifindex == iface.index)
+        default = h.routes.get(UNSPECIFIED, 0)
+        if (default is not None and default.proto == RA and default.via == src
+                and default.ifindex == iface.index):
+            h.routes.remove(UNSPECIFIED, 0)
         if lifetime:
-            h.routes.add(Route(bytes(16), 0, src, iface.index, RA, expires=now + lifetime))
+            h.routes.add(Route(UNSPECIFIED, 0, src, iface.index, RA, expires=now + lifetime))
         for o in opts:
-            if not isinstance(o, PrefixInfoOpt) or is_link_local(o.prefix):
+            if not isinstance(o, PrefixInfoOpt):
                 continue
-            if o.valid_lifetime < o.preferred_lifetime:
+            if o.prefix_len > 128:  # Linux: "prefix length > 128", the option is ignored
+                h.counters["drop.ndp.prefix_length"] += 1
                 continue
-            exp = None if o.valid_lifetime == INFINITY else now + o.valid_lifetime
+            if is_link_local(o.prefix) or o.prefix[0] == 0xFF:  # RFC 4862 §5.5.3 b, Linux
+                h.counters["drop.ndp.prefix_scope"] += 1
+                continue
+            if o.valid_lifetime < o.preferred_lifetime:  # RFC 4862 §5.5.3 c
+                h.counters["drop.ndp.prefix_lifetime"] += 1
+                continue
             if o.on_link:
-                existing = h.routes.get(o.prefix, o.prefix_len)
-                if o.valid_lifetime == 0:
-                    if existing is not None and existing.proto == RA:
-                        h.routes.remove(o.prefix, o.prefix_len)
-                elif existing is None or existing.proto == RA:
-                    h.routes.add(Route(o.prefix, o.prefix_len, None, iface.index, RA,
-                                       expires=exp))
-            if o.autonomous and o.prefix_len == 64 and o.valid_lifetime:
-                addr = eui64_address(o.prefix, iface.mac)
-                if not iface.has_v6(addr):
-                    h.add_address(iface.index, f"{ip_str(addr)}/64", route=False)
-                    h.trace(now, "ndp", "state", addr=ip_str(addr), cause="SLAAC")
+                self._on_link_prefix(iface, o, now)
+            if o.autonomous and o.prefix_len == 64:
+                self._slaac(iface, o, now)
+        self._rearm()
+
+    def _on_link_prefix(self, iface: Interface, o: PrefixInfoOpt, now: float) -> None:
+        """RFC 4861 §6.3.4: a new prefix with a non-zero valid lifetime joins the Prefix List
+        (while it has room), a known one gets the new lifetime, and 0 times it out at once."""
+        h = self.host
+        prefixes = self._prefixes.setdefault(iface.index, {})
+        key = (int.from_bytes(o.prefix, "big") >> (128 - o.prefix_len) << (128 - o.prefix_len)
+               ).to_bytes(16, "big"), o.prefix_len
+        if o.valid_lifetime == 0:
+            if key in prefixes:
+                del prefixes[key]
+                self._remove_prefix_route(*key)
+            return
+        existing = h.routes.get(*key)
+        if existing is not None and existing.proto != RA:
+            return  # configured by hand: not the RA's to change
+        if key not in prefixes and len(prefixes) >= self.max_prefixes:
+            h.counters["drop.ndp.max_prefixes"] += 1
+            return
+        exp = None if o.valid_lifetime == INFINITY else now + o.valid_lifetime
+        prefixes[key] = exp
+        h.routes.add(Route(key[0], key[1], None, iface.index, RA, expires=exp))
+
+    def _slaac(self, iface: Interface, o: PrefixInfoOpt, now: float) -> None:
+        """RFC 4862 §5.5.3 d/e: form an address for a new prefix (valid lifetime not 0, room
+        under ``max_addresses``), or update a known one's lifetimes by the two-hour rule."""
+        h = self.host
+        addr = eui64_address(o.prefix, iface.mac)
+        valid, preferred = o.valid_lifetime, o.preferred_lifetime
+        a = next((x for x in iface.v6 if x.addr == addr and x.state != "duplicate"), None)
+        if a is None:
+            if not valid:
+                return
+            if len(iface.v6) >= self.max_addresses:
+                h.counters["drop.ndp.max_addresses"] += 1
+                return
+            h.add_address(iface.index, f"{ip_str(addr)}/64", route=False)
+            a = next((x for x in iface.v6 if x.addr == addr), None)
+            if a is None:
+                return  # the link cannot carry IPv6 (the host counted it)
+            a.valid_until = None if valid == INFINITY else now + valid
+            h.trace(now, "ndp", "state", addr=ip_str(addr), cause="SLAAC")
+        else:
+            remaining = None if a.valid_until is None else a.valid_until - now
+            if valid == INFINITY:
+                a.valid_until = None
+            elif valid > TWO_HOURS or (remaining is not None and valid > remaining):
+                a.valid_until = now + valid
+            elif remaining is None or remaining > TWO_HOURS:
+                a.valid_until = now + TWO_HOURS
+            # else: two hours or less remain: the RA is ignored (an attacker's valid=0)
+        a.preferred_until = None if preferred == INFINITY else now + preferred
+        if a.state == "deprecated" and preferred:
+            a.state = "preferred"
+            h.addr_gen += 1

@@ -16,16 +16,33 @@ layer saw forward progress, e.g. TCP ACKs), :meth:`handle_timer`.
 Effects out go through the ``owner`` callbacks: ``solicit(ip, mac_or_None, now)`` (None =
 broadcast/multicast), ``transmit(mac, packet)`` for each queued packet once resolved, and
 ``failed(ip, packets, now)`` when resolution gives up (routers send Host Unreachable).
+
+Size and cost, as Linux's neighbour tables (``net.ipv4.neigh.default.*``, ``net.ipv6.neigh.*``):
+``gc_thresh1`` 128 (below it unused entries are never collected), ``gc_thresh2`` 512 (above it,
+at most every 5 s, a forced collection runs), ``gc_thresh3`` 1024 (the hard limit: a new entry
+needs a forced collection to free room, else it is refused and counted
+``drop.<layer>.table_full``). A forced collection removes FAILED entries and entries neither
+updated nor used for 5 s, oldest first, down to ``gc_thresh2``. Linux counts the limits over the
+family's whole table; here each interface's cache counts its own. One step beyond Linux: when
+the host itself needs a new entry (a packet to send) and the collection freed nothing, the least
+recently updated entry not in use goes, so a flood of spoofed solicitations (entries we only
+learned, never used) cannot stop the host from resolving the neighbours it talks to.
+
+Deadlines live in a heap (stale items are skipped when they surface) and the collection walks
+entries in the order they were last updated, so one frame costs O(log n) whatever the table
+holds: a flood of spoofed solicitations no longer rescans the table after every change.
 """
 
 from __future__ import annotations
 
 import enum
+import heapq
 import ipaddress
 import random
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Protocol
 
 from stacklab.wire.addr import ip_str, mac_str
@@ -55,7 +72,12 @@ class NeighborParams:
     ucast_solicit: int = 3
     queue_len: int = 101  # Linux unres_qlen default
     gc_stale_time: float = 60.0  # unused STALE/FAILED entries are removed after this...
-    gc_thresh1: int = 128  # ...but only while the table holds more entries than this (Linux)
+    gc_thresh1: int = 128  # neigh.default.gc_thresh1: ...only while the table holds more
+    gc_thresh2: int = 512  # neigh.default.gc_thresh2: forced collection, at most every 5 s
+    gc_thresh3: int = 1024  # neigh.default.gc_thresh3: the hard limit
+
+
+GC_MIN_AGE = 5.0  # a forced collection spares entries updated or used in the last 5 s (Linux)
 
 
 @dataclass(slots=True)
@@ -95,8 +117,14 @@ class NeighborCache:
         self.layer = layer
         self._trace = trace
         self.reachable_time = self._new_reachable_time()
-        self._next: float | None = None
-        self._dirty = False
+        # (deadline, tie-break, entry): an item is live while the entry is in the table and
+        # still has that deadline; stale ones are dropped when they reach the top
+        self._heap: list[tuple[float, int, Neighbor]] = []
+        self._seq = 0
+        # non-permanent entries, least recently updated first (the forced collection's order)
+        self._by_update: dict[bytes, None] = {}
+        self._failed: dict[bytes, None] = {}  # entries in FAILED: collected first
+        self._last_flush = 0.0
 
     def _new_reachable_time(self) -> float:
         return self.params.base_reachable_time * self.rng.uniform(0.5, 1.5)
@@ -104,13 +132,36 @@ class NeighborCache:
     def _count(self, key: str, n: int = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n
 
+    def _arm(self, n: Neighbor, deadline: float | None) -> None:
+        n.deadline = deadline
+        if deadline is not None:
+            self._seq += 1
+            heapq.heappush(self._heap, (deadline, self._seq, n))
+            if len(self._heap) > 2 * len(self.entries) + 64:
+                # too many stale items: rebuild from the live deadlines (amortised O(1))
+                heap = []
+                for x in self.entries.values():
+                    if x.deadline is not None:
+                        self._seq += 1
+                        heap.append((x.deadline, self._seq, x))
+                heapq.heapify(heap)
+                self._heap = heap
+
     def _set(self, n: Neighbor, state: Nud, now: float, cause: str,
              deadline: float | None) -> None:
         old = n.state
         n.state = state
-        n.deadline = deadline
         n.updated = now
-        self._dirty = True
+        self._arm(n, deadline)
+        ip = n.ip
+        if state is Nud.FAILED:
+            self._failed[ip] = None
+        elif old is Nud.FAILED:
+            self._failed.pop(ip, None)
+        by_update = self._by_update
+        by_update.pop(ip, None)
+        if state is not Nud.PERMANENT:
+            by_update[ip] = None
         if self._trace is not None and old is not state:
             self._trace(now, self.layer, "cache", ip=ip_str(n.ip), old=old.value,
                         new=state.value, cause=cause)
@@ -134,6 +185,8 @@ class NeighborCache:
                 return None
         # new or FAILED: start resolving
         if n is None:
+            if not self._room(now, own=True):
+                return None  # the packet is dropped (Linux: ENOBUFS)
             n = Neighbor(ip, Nud.NONE)
             self.entries[ip] = n
         n.mac = None
@@ -163,7 +216,7 @@ class NeighborCache:
         """
         n = self.entries.get(ip)
         if n is None:
-            if not create:
+            if not create or not self._room(now, own=False):
                 return
             n = Neighbor(ip, Nud.STALE, mac)
             self.entries[ip] = n
@@ -210,11 +263,10 @@ class NeighborCache:
         n.confirmed = now
         if n.state is not Nud.REACHABLE:
             self._set(n, Nud.REACHABLE, now, "confirmed", now + self.reachable_time)
-        else:
-            n.deadline = now + self.reachable_time
-            self._dirty = True
+        # REACHABLE: the timer, when it fires, sees the new ``confirmed`` and re-arms
 
     def add_permanent(self, ip: bytes, mac: bytes, now: float = 0.0) -> None:
+        self.forget(ip)  # a FAILED entry it replaces must not stay on the collection's lists
         n = Neighbor(ip, Nud.PERMANENT, mac)
         self.entries[ip] = n
         self._set(n, Nud.PERMANENT, now, "static", None)
@@ -223,8 +275,71 @@ class NeighborCache:
         return self.entries.get(ip)
 
     def forget(self, ip: bytes) -> None:
-        if self.entries.pop(ip, None) is not None:
-            self._dirty = True
+        self.entries.pop(ip, None)
+        self._by_update.pop(ip, None)
+        self._failed.pop(ip, None)
+
+    # -- size limits ----------------------------------------------------------------------------
+    def _room(self, now: float, own: bool) -> bool:
+        """Whether a new entry may be created (Linux ``neigh_alloc``): over ``gc_thresh3``, or
+        over ``gc_thresh2`` with the last forced collection 5 s ago, collect first; still at
+        ``gc_thresh3`` afterwards, refuse — unless the entry is for our ``own`` traffic and an
+        entry not in use can give way."""
+        p = self.params
+        size = len(self.entries)
+        if size < p.gc_thresh2 or (size < p.gc_thresh3 and now < self._last_flush + 5.0):
+            return True
+        if self._forced_gc(now) or size < p.gc_thresh3 or (own and self._evict_unused(now)):
+            return True
+        self._count(f"drop.{self.layer}.table_full")
+        return False
+
+    def _spare(self, ip: bytes) -> None:
+        """An entry in use: moved behind the others, looked at again after them."""
+        self._by_update.pop(ip)
+        self._by_update[ip] = None
+
+    def _forced_gc(self, now: float) -> int:
+        """Remove FAILED entries, then entries neither updated nor used for ``GC_MIN_AGE``
+        (oldest update first), until the table is down to ``gc_thresh2``. Returns how many
+        went. Stops at the first recently updated entry: the cost is what is removed, plus
+        the entries in use it moves to the back."""
+        self._last_flush = now
+        want = len(self.entries) - self.params.gc_thresh2
+        gone = 0
+        for ip in list(islice(self._failed, max(want, 0))):
+            self.forget(ip)
+            gone += 1
+        by_update = self._by_update
+        horizon = now - GC_MIN_AGE
+        for _ in range(len(by_update)):
+            if gone >= want:
+                break
+            ip = next(iter(by_update))
+            n = self.entries[ip]
+            if n.updated > horizon:
+                break  # everything behind it was updated later still
+            if n.used > horizon:
+                self._spare(ip)
+                continue
+            self.forget(ip)
+            gone += 1
+        if gone:
+            self._count(f"{self.layer}.forced_gc", gone)
+        return gone
+
+    def _evict_unused(self, now: float) -> bool:
+        """Remove the least recently updated entry not used for ``GC_MIN_AGE``, however fresh."""
+        horizon = now - GC_MIN_AGE
+        for _ in range(len(self._by_update)):
+            ip = next(iter(self._by_update))
+            if self.entries[ip].used > horizon:
+                self._spare(ip)
+                continue
+            self.forget(ip)
+            self._count(f"{self.layer}.evicted_for_own")
+            return True
+        return False
 
     def _flush(self, n: Neighbor) -> None:
         q = n.queue
@@ -233,21 +348,29 @@ class NeighborCache:
             self.owner.transmit(mac, q.popleft())
 
     # -- timers ---------------------------------------------------------------------------------
+    def _live(self, item: tuple[float, int, Neighbor]) -> bool:
+        n = item[2]
+        return n.deadline == item[0] and self.entries.get(n.ip) is n
+
     def get_timer(self) -> float | None:
-        if self._dirty:
-            self._dirty = False
-            ds = [n.deadline for n in self.entries.values() if n.deadline is not None]
-            self._next = min(ds) if ds else None
-        return self._next
+        heap = self._heap
+        while heap:
+            if self._live(heap[0]):
+                return heap[0][0]
+            heapq.heappop(heap)
+        return None
 
     def handle_timer(self, now: float) -> None:
-        nxt = self.get_timer()
-        if nxt is None or nxt > now:
-            return
+        heap = self._heap
+        due = []
+        while heap and heap[0][0] <= now:
+            item = heapq.heappop(heap)
+            if self._live(item):
+                due.append(item[2])
         p = self.params
-        for n in list(self.entries.values()):
-            if n.deadline is None or n.deadline > now:
-                continue
+        for n in due:
+            if n.deadline is None or n.deadline > now or self.entries.get(n.ip) is not n:
+                continue  # changed by an earlier one's callbacks
             st = n.state
             if st is Nud.INCOMPLETE:
                 if n.probes >= p.mcast_solicit:
@@ -259,8 +382,7 @@ class NeighborCache:
                     self.owner.solicit(n.ip, None, now)
             elif st is Nud.REACHABLE:
                 if n.confirmed + self.reachable_time > now:
-                    n.deadline = n.confirmed + self.reachable_time
-                    self._dirty = True
+                    self._arm(n, n.confirmed + self.reachable_time)
                 else:
                     self._set(n, Nud.STALE, now, "timeout", now + p.gc_stale_time)
             elif st is Nud.DELAY:
@@ -283,13 +405,10 @@ class NeighborCache:
                 # garbage collection of unused entries, as Linux: only in a big table
                 if len(self.entries) <= p.gc_thresh1:
                     n.deadline = None
-                    self._dirty = True
                 elif n.used + p.gc_stale_time <= now:
-                    del self.entries[n.ip]
-                    self._dirty = True
+                    self.forget(n.ip)
                 else:
-                    n.deadline = n.used + p.gc_stale_time
-                    self._dirty = True
+                    self._arm(n, n.used + p.gc_stale_time)
 
     def _fail(self, n: Neighbor, now: float) -> None:
         n.mac = None
@@ -331,8 +450,9 @@ class NeighborTable:
 
     def lookup(self, addr: str) -> Neighbor | None:
         a = ipaddress.ip_address(addr).packed
-        for _iface, n in self:
-            if n.ip == a:
+        for iface in self.interfaces:
+            n = (iface.arp if len(a) == 4 else iface.nd).lookup(a)
+            if n is not None:
                 return n
         return None
 

@@ -91,6 +91,10 @@ class RoutingTable:
     # -- changes -------------------------------------------------------------------------------
     def add(self, route: Route) -> Route:
         alen = len(route.prefix)
+        if not 0 <= route.plen <= alen * 8:
+            # engines validate what they learn (an RA's /200 is dropped by NDP): this is a bug
+            raise ValueError(f"prefix length {route.plen} out of range for a {alen}-byte "
+                             "address")
         mask = _mask(alen, route.plen)
         net = int.from_bytes(route.prefix, "big") & mask
         route.prefix = net.to_bytes(alen, "big")

@@ -3,7 +3,13 @@
 import random
 from collections import Counter
 
-from stacklab.stack.frag import Reassembler, fragment_ipv4, fragment_ipv6
+from stacklab.stack.frag import (
+    FRAG_TRUESIZE,
+    QUEUE_TRUESIZE,
+    Reassembler,
+    fragment_ipv4,
+    fragment_ipv6,
+)
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.ipv6 import IPv6View, walk_ext_headers
 
@@ -11,11 +17,12 @@ A = bytes([10, 0, 0, 1])
 B = bytes([10, 0, 0, 2])
 
 
-def _reasm(timeout=30.0, max_bytes=1 << 20):
+def _reasm(timeout=30.0, high=1 << 20, low=None):
     c = Counter()
     timeouts = []
-    r = Reassembler("ipv4", timeout, max_bytes, 65535 - 20, c,
-                    on_timeout=lambda k, first, now: timeouts.append((k, first, now)))
+    r = Reassembler("ipv4", timeout, 65535 - 20, c,
+                    on_timeout=lambda k, first, now: timeouts.append((k, first, now)),
+                    high_thresh=high, low_thresh=high if low is None else low)
     return r, c, timeouts
 
 
@@ -33,7 +40,7 @@ def test_in_order_and_shuffled_reassembly():
                    for o, d, m in pieces]
         assert results[:-1] == [None] * (len(pieces) - 1)
         assert results[-1] == (data, "hdr")
-        assert r.bytes_held == 0 and not r.pending
+        assert r.mem == 0 and not r.pending
 
 
 def test_exact_duplicates_are_ignored():
@@ -70,15 +77,17 @@ def test_timeout_reports_first_fragment_and_frees_memory():
     assert timeouts == [("k", "hdr", 31.0)]
     r.handle_timer(32.0)
     assert [t[1] for t in timeouts] == ["hdr", None]
-    assert c["drop.ipv4.frag_timeout"] == 2 and r.bytes_held == 0 and r.get_timer() is None
+    assert c["drop.ipv4.frag_timeout"] == 2 and r.mem == 0 and r.get_timer() is None
 
 
-def test_memory_cap_evicts_oldest():
-    r, c, _ = _reasm(max_bytes=1000)
-    for i in range(5):
+def test_memory_cap_evicts_oldest_down_to_low_thresh():
+    one = QUEUE_TRUESIZE + FRAG_TRUESIZE + 400  # a datagram holding one 400-byte fragment
+    r, c, _ = _reasm(high=4 * one, low=2 * one)
+    for i in range(4):
         r.add(i, 0, bytes(400), True, float(i))
-    assert r.bytes_held <= 1000
-    assert c["drop.ipv4.frag_memory"] == 3
+    assert r.mem == 4 * one and c["drop.ipv4.frag_memory"] == 0  # at the cap, not over
+    r.add(4, 0, bytes(400), True, 4.0)
+    assert r.mem == 2 * one and c["drop.ipv4.frag_memory"] == 3  # evicted down to low_thresh
     assert list(r.pending) == [3, 4]
 
 
@@ -129,7 +138,7 @@ def test_fragment_ipv6():
     data = bytes(random.Random(3).randbytes(4000))
     frags = fragment_ipv6(src, dst, 17, data, 1280, ident=0xABCD)
     assert all(len(f) <= 1280 for f in frags)
-    r = Reassembler("ipv6", 60, 1 << 20, 65535, Counter())
+    r = Reassembler("ipv6", 60, 65535, Counter())
     out = None
     for f in frags:
         v = IPv6View(f)

@@ -1,5 +1,6 @@
 """Routing table: longest-prefix match, connected/static/default routes, `ip route` printing."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,3 +70,12 @@ def test_lpm_matches_a_linear_scan(prefixes, addr):
                 if addr & (((1 << 32) - 1) ^ ((1 << (32 - p)) - 1)) == n), default=None)
     r = t.lookup(addr.to_bytes(4, "big"))
     assert (r.plen if r else None) == best
+
+
+def test_out_of_range_prefix_lengths_are_refused_with_a_clear_error():
+    t = RoutingTable()
+    for prefix, plen in ((ip_bytes("10.0.0.0"), 33), (ip_bytes("fd00::"), 129),
+                         (ip_bytes("fd00::"), -1)):
+        with pytest.raises(ValueError, match="out of range"):
+            t.add(Route(prefix, plen, None, 0))
+    assert len(t) == 0

@@ -1,0 +1,63 @@
+"""IP identification values (IPv4 ID, IPv6 Fragment header ID) as RFC 7739 §5.3 and Linux do.
+
+A single host-wide counter (what stacklab had) lets anyone who receives two packets from us learn
+how many we sent to everybody else in between (idle scans) and predict the ID of our next
+datagram to a victim, so a forged fragment can be planted in its reassembly queue. Instead:
+
+* a keyed hash of (source, destination, protocol) picks one of ``BUCKETS`` counters (RFC 7739's
+  double-hash algorithm; Linux's ``ip_idents``): a peer sees the counter of its own flows only;
+* the key is a host secret drawn from the host's seeded ``rng``, so IDs are unpredictable to
+  others yet the same for the same seed (the simulator's determinism);
+* a counter, when time moved since its last use, first jumps by a random amount below the
+  milliseconds elapsed (Linux's ``ip_idents_reserve``): even a peer sharing a bucket cannot count
+  someone else's packets between two of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+BUCKETS = 2048  # Linux IP_IDENTS_SZ (the minimum of its scaled table)
+FLOW_CACHE_MAX = 4096  # flows whose bucket is remembered (cleared when full, as the dst cache)
+
+
+class IpIdGenerator:
+    """Per-destination hashed IP IDs; one per IP version of a host."""
+
+    __slots__ = ("_hash", "_rng", "_buckets", "_flows")
+
+    def __init__(self, rng: random.Random) -> None:
+        key = rng.getrandbits(128).to_bytes(16, "big")
+        self._hash = hashlib.blake2b(key=key, digest_size=8)
+        self._rng = random.Random(key)  # the increments; not the host's stream
+        # bucket -> [counter, millisecond of its last use]; at most BUCKETS entries
+        self._buckets: dict[int, list[int]] = {}
+        # (src, dst, proto) -> its bucket's counter: the hash once per flow, not per packet
+        self._flows: dict[tuple[bytes, bytes, int], list[int]] = {}
+
+    def _counter(self, src: bytes, dst: bytes, proto: int, tick: int) -> list[int]:
+        h = self._hash.copy()
+        h.update(src + dst + bytes((proto,)))
+        v = int.from_bytes(h.digest(), "big")
+        b = self._buckets.get(v % BUCKETS)
+        if b is None:
+            # a fresh counter starts at a secret offset (the hash's other bits)
+            b = self._buckets[v % BUCKETS] = [(v >> 32) & 0xFFFFFFFF, tick]
+        if len(self._flows) >= FLOW_CACHE_MAX:
+            self._flows.clear()
+        self._flows[(src, dst, proto)] = b
+        return b
+
+    def next(self, src: bytes, dst: bytes, proto: int, now: float) -> int:
+        """The next 32-bit ID for a datagram ``src`` → ``dst`` of ``proto`` (IPv4 uses the low
+        16 bits)."""
+        tick = int(now * 1000)
+        b = self._flows.get((src, dst, proto))
+        if b is None:
+            b = self._counter(src, dst, proto, tick)
+        if tick > b[1]:
+            b[0] += int(self._rng.random() * (tick - b[1]))
+            b[1] = tick
+        b[0] = ident = (b[0] + 1) & 0xFFFFFFFF
+        return ident
