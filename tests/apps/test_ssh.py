@@ -61,6 +61,11 @@ def test_auth_password_keys_and_host_key_pinning(env: Any) -> None:
             with pytest.raises(asyncssh.PermissionDenied):
                 await ssh_exec(cnet, addr, server.port, "whoami", username="mallory",
                                password="pw")
+            # an authorized key logs in only as the configured user (issue 20 item 11)
+            for name in ("root", "mallory"):
+                with pytest.raises(asyncssh.PermissionDenied):
+                    await ssh_exec(cnet, addr, server.port, "whoami", username=name,
+                                   password=None, client_keys=[user_key])
             stranger = asyncssh.generate_private_key("ssh-ed25519")
             with pytest.raises(asyncssh.PermissionDenied):
                 await ssh_exec(cnet, addr, server.port, "whoami", username="alice",
