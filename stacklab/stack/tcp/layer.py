@@ -344,7 +344,7 @@ class TcpLayer:
         (True: its events are dropped, the RST is to be sent)."""
         for ev in tcb._events:
             if type(ev) is Connected or type(ev) is ConnectionLost:
-                lst.pending.discard(tcb)
+                lst.pending.pop(tcb, None)
                 if type(ev) is Connected and lst.closed:
                     tcb._events.clear()
                     tcb.abort(now)
@@ -379,7 +379,7 @@ class TcpLayer:
                 del self.history[: len(self.history) - HISTORY_LIMIT]
         lst = self._spawned_by.pop(tcb, None)
         if lst is not None:
-            lst.pending.discard(tcb)
+            lst.pending.pop(tcb, None)
 
     # -- timers (a Host timer source) -----------------------------------------------------------
     def get_timer(self) -> float | None:
