@@ -113,6 +113,7 @@ class TcpTransport(asyncio.Transport):
         self._eof_delivered = False
         self._connected: asyncio.Future[None] | None = None
         self._extra: dict[str, Any] = {}
+        self._server: TcpServer | None = None  # the server that accepted it, while it lives
 
     # -- wiring -------------------------------------------------------------------------------
     def _attach(self, tcb: Tcb) -> None:
@@ -173,6 +174,13 @@ class TcpTransport(asyncio.Transport):
     def _on_lost(self, error: Exception | None) -> None:
         if self._lost:
             return
+        if self._server is not None:
+            self._server._clients.pop(self, None)
+            self._server = None
+        if self._tcb is not None:
+            # no event follows the end; the finished TCB (kept in the layer's history) must
+            # not keep the application's objects alive
+            self._tcb.user = None
         if self._connected is not None and not self._connected.done():
             self._connected.set_exception(error or ConnectionResetError("TCP connection closed"))
             self._lost = True
@@ -285,7 +293,12 @@ class TcpServer(asyncio.AbstractServer):
         self._listeners = listeners
         self._loop = loop
         self._closed = loop.create_future()
-        self.transports: list[TcpTransport] = []
+        self._clients: dict[TcpTransport, None] = {}  # accepted and not lost, oldest first
+
+    @property
+    def transports(self) -> list[TcpTransport]:
+        """The accepted connections that are still open (each leaves when it is lost)."""
+        return list(self._clients)
 
     @property
     def sockets(self) -> list[tuple[str, int]]:
@@ -411,7 +424,8 @@ async def create_server(host: DrivenHost,
         transport = TcpTransport(host, None, protocol, loop)
         transport._attach(tcb)
         if server is not None:
-            server.transports.append(transport)
+            server._clients[transport] = None
+            transport._server = server
         protocol.connection_made(transport)
         if tcb.readable or tcb.at_eof:
             transport._deliver()
