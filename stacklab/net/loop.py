@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import heapq
 import selectors
 import weakref
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any
+from typing import Any, TypeVar
 
 from stacklab.errors import StacklabError
+
+_T = TypeVar("_T")
 
 __all__ = ["InlineExecutor", "SimulationDeadlock", "VirtualTimeLoop", "describe_tasks"]
 
@@ -170,8 +173,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._vtime
 
-    def create_task(self, coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any], *,
-                    name: str | None = None, context: Any = None) -> asyncio.Task[Any]:
+    def create_task(self, coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T], *,
+                    name: object = None, context: contextvars.Context | None = None
+                    ) -> asyncio.Task[_T]:
         task = super().create_task(coro, name=name, context=context)
         self._created[task] = None
         return task
