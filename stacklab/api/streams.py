@@ -303,7 +303,7 @@ class TcpServer(asyncio.AbstractServer):
     @property
     def sockets(self) -> list[tuple[str, int]]:
         return [(ip_str(lst.local_ip) if lst.local_ip else
-                 ("::" if lst.family == 6 else "0.0.0.0"), lst.port) for lst in self._listeners]
+                 ("0.0.0.0" if lst.family == 4 else "::"), lst.port) for lst in self._listeners]
 
     @property
     def port(self) -> int:
@@ -395,13 +395,14 @@ async def open_connection(host: DrivenHost, addr: str | bytes, port: int, *,
     return reader, writer
 
 
-def _families(host: DrivenHost, bind: str | None) -> list[tuple[bytes | None, int | None]]:
-    if bind is None or bind == "":
-        return [(None, None)]
-    if bind in ("0.0.0.0",):
+def _families(host: DrivenHost, bind: str | None,
+              v6only: bool) -> list[tuple[bytes | None, int | None]]:
+    """The listener of a bind address: no address and ``::`` are both families, as a Linux
+    socket on ``::`` without IPV6_V6ONLY (RFC 3493 §5.3) — IPv6 alone with ``v6only``."""
+    if bind is None or bind in ("", "::"):
+        return [(None, 6 if v6only else None)]
+    if bind == "0.0.0.0":
         return [(None, 4)]
-    if bind in ("::",):
-        return [(None, 6)]
     return [(ip_bytes(host.resolve(bind)), None)]
 
 
@@ -411,7 +412,7 @@ async def create_server(host: DrivenHost,
                         config: TcpConfig | None = None, nodelay: bool | None = None,
                         backlog: int = 128, congestion: str | None = None,
                         keepalive: bool | None = None, user_timeout: float | None = None,
-                        **_ignored: Any) -> TcpServer:
+                        v6only: bool = False, **_ignored: Any) -> TcpServer:
     loop = asyncio.get_running_loop()
     layer = host.tcp
     cfg = _config(layer, config, nodelay, congestion=congestion, keepalive=keepalive,
@@ -431,7 +432,7 @@ async def create_server(host: DrivenHost,
             transport._deliver()
 
     _pull_events(host, layer)
-    for local_ip, family in _families(host, bind):
+    for local_ip, family in _families(host, bind, v6only):
         listeners.append(layer.listen(int(port), on_established, local_ip=local_ip,
                                       family=family, config=cfg, backlog=backlog))
         port = listeners[0].port

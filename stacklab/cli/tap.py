@@ -478,7 +478,8 @@ async def start_udp_service(node: Any, svc: ServiceSpec, log: ConnLog) -> Any:
             if svc.kind == "udp-echo":
                 self.transport.sendto(data, addr)
 
-    transport, _ = await node.create_datagram_endpoint(Proto, local_addr=("", svc.port))
+    # "::": both families, as a Linux socket on :: without IPV6_V6ONLY (the TCP services too)
+    transport, _ = await node.create_datagram_endpoint(Proto, local_addr=("::", svc.port))
     return transport
 
 
