@@ -15,7 +15,9 @@ Application servers (stacklab.apps) on the same host::
 Without ``--root``, HTTP and FTP serve a deterministic body at any path and SMTP keeps mail in
 memory. SSH (a small command set: echo, cat, sha256sum, exit N...) logs in user ``--ssh-user``
 (default stacklab) by ``--ssh-password`` and/or a key in ``--ssh-authorized-keys FILE``; one of
-the two is required.
+the two is required. Each application service serves at most ``--max-clients N`` (default 64)
+clients at once and refuses the others. Every service, TCP and UDP, listens on both families
+(as a Linux socket on ``::`` without IPV6_V6ONLY).
 
 Router mode, two or more devices, addresses (and optionally the MTU) per device::
 

@@ -108,7 +108,8 @@ class TcpSendApp(_Client):
 
 
 class TcpSinkApp:
-    """tcp-sink: accept connections on ``port`` and read everything (sha256 per connection)."""
+    """tcp-sink: accept connections on ``port`` and read everything (sha256 per connection);
+    on both families unless ``family`` names one."""
 
     params = frozenset({"port", "family"})
     daemon = True
@@ -211,7 +212,8 @@ class UdpSendApp(_Client):
 
 
 class UdpSinkApp:
-    """udp-sink: receive datagrams on ``port`` until the scenario ends."""
+    """udp-sink: receive datagrams on ``port`` until the scenario ends; on both families unless
+    ``family`` names one."""
 
     params = frozenset({"port", "family"})
     daemon = True
