@@ -258,10 +258,12 @@ class SshServer:
                 self.username = username
                 # asyncssh accepts any key of the authorized list without asking
                 # validate_public_key, so the list is handed over for the configured user only:
-                # for any other name no key is authorized (as sshd's AllowUsers)
-                if server.authorized is not None and (server.user is None
-                                                      or username == server.user):
+                # for any other name (a client may change names between attempts) no key is
+                # authorized (as sshd's AllowUsers)
+                if server.user is None or username == server.user:
                     self.conn.set_authorized_keys(server.authorized)
+                else:
+                    self.conn.set_authorized_keys(None)
                 return True
 
             def password_auth_supported(self) -> bool:
