@@ -113,6 +113,7 @@ class TcpTransport(asyncio.Transport):
         self._eof_delivered = False
         self._connected: asyncio.Future[None] | None = None
         self._extra: dict[str, Any] = {}
+        self._server: TcpServer | None = None  # the server that accepted it, while it lives
 
     # -- wiring -------------------------------------------------------------------------------
     def _attach(self, tcb: Tcb) -> None:
@@ -173,6 +174,13 @@ class TcpTransport(asyncio.Transport):
     def _on_lost(self, error: Exception | None) -> None:
         if self._lost:
             return
+        if self._server is not None:
+            self._server._clients.pop(self, None)
+            self._server = None
+        if self._tcb is not None:
+            # no event follows the end; the finished TCB (kept in the layer's history) must
+            # not keep the application's objects alive
+            self._tcb.user = None
         if self._connected is not None and not self._connected.done():
             self._connected.set_exception(error or ConnectionResetError("TCP connection closed"))
             self._lost = True
@@ -285,12 +293,17 @@ class TcpServer(asyncio.AbstractServer):
         self._listeners = listeners
         self._loop = loop
         self._closed = loop.create_future()
-        self.transports: list[TcpTransport] = []
+        self._clients: dict[TcpTransport, None] = {}  # accepted and not lost, oldest first
+
+    @property
+    def transports(self) -> list[TcpTransport]:
+        """The accepted connections that are still open (each leaves when it is lost)."""
+        return list(self._clients)
 
     @property
     def sockets(self) -> list[tuple[str, int]]:
         return [(ip_str(lst.local_ip) if lst.local_ip else
-                 ("::" if lst.family == 6 else "0.0.0.0"), lst.port) for lst in self._listeners]
+                 ("0.0.0.0" if lst.family == 4 else "::"), lst.port) for lst in self._listeners]
 
     @property
     def port(self) -> int:
@@ -382,13 +395,14 @@ async def open_connection(host: DrivenHost, addr: str | bytes, port: int, *,
     return reader, writer
 
 
-def _families(host: DrivenHost, bind: str | None) -> list[tuple[bytes | None, int | None]]:
-    if bind is None or bind == "":
-        return [(None, None)]
-    if bind in ("0.0.0.0",):
+def _families(host: DrivenHost, bind: str | None,
+              v6only: bool) -> list[tuple[bytes | None, int | None]]:
+    """The listener of a bind address: no address and ``::`` are both families, as a Linux
+    socket on ``::`` without IPV6_V6ONLY (RFC 3493 §5.3) — IPv6 alone with ``v6only``."""
+    if bind is None or bind in ("", "::"):
+        return [(None, 6 if v6only else None)]
+    if bind == "0.0.0.0":
         return [(None, 4)]
-    if bind in ("::",):
-        return [(None, 6)]
     return [(ip_bytes(host.resolve(bind)), None)]
 
 
@@ -398,7 +412,7 @@ async def create_server(host: DrivenHost,
                         config: TcpConfig | None = None, nodelay: bool | None = None,
                         backlog: int = 128, congestion: str | None = None,
                         keepalive: bool | None = None, user_timeout: float | None = None,
-                        **_ignored: Any) -> TcpServer:
+                        v6only: bool = False, **_ignored: Any) -> TcpServer:
     loop = asyncio.get_running_loop()
     layer = host.tcp
     cfg = _config(layer, config, nodelay, congestion=congestion, keepalive=keepalive,
@@ -411,13 +425,14 @@ async def create_server(host: DrivenHost,
         transport = TcpTransport(host, None, protocol, loop)
         transport._attach(tcb)
         if server is not None:
-            server.transports.append(transport)
+            server._clients[transport] = None
+            transport._server = server
         protocol.connection_made(transport)
         if tcb.readable or tcb.at_eof:
             transport._deliver()
 
     _pull_events(host, layer)
-    for local_ip, family in _families(host, bind):
+    for local_ip, family in _families(host, bind, v6only):
         listeners.append(layer.listen(int(port), on_established, local_ip=local_ip,
                                       family=family, config=cfg, backlog=backlog))
         port = listeners[0].port

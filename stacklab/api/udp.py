@@ -14,6 +14,11 @@ Two shapes:
   the next call, as ``SO_ERROR`` is on a connected socket.
 
 Addresses in and out are text (``("10.0.2.2", 53)``); node names resolve through ``host.hosts``.
+
+An IPv6 endpoint bound to the wildcard (``"::"``) and not connected is dual-stack, as a Linux
+socket on ``::`` with IPV6_V6ONLY off (RFC 3493 §5.3): an IPv4 PCB on the same port, its twin,
+receives the IPv4 datagrams and sends to IPv4 addresses (given plain or v4-mapped, reported
+plain, as the TCP listeners report their IPv4 peers); ``v6only=True`` opens IPv6 alone.
 """
 
 from __future__ import annotations
@@ -45,6 +50,37 @@ def _to_bytes(host: DrivenHost, addr: tuple[str, int], family: int) -> tuple[byt
     return ip_bytes(host.resolve(name, family)), port
 
 
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+
+
+def _twin_of(host: DrivenHost, pcb: UdpPcb, v6only: bool) -> UdpPcb | None:
+    """The IPv4 twin of a bound wildcard IPv6 PCB (None when it gets none, see the module
+    docstring): bound to the same port, with the same options and listener."""
+    if pcb.family != 6 or pcb.local_addr is not None or pcb.remote is not None or v6only:
+        return None
+    twin = host.udp.socket(4)
+    twin.df, twin.ttl, twin.reuse, twin.listener = pcb.df, pcb.ttl, pcb.reuse, pcb.listener
+    try:
+        twin.bind(None, pcb.local_port or 0)
+    except OSError:
+        pcb.close()  # Linux's bind fails for the whole socket when the IPv4 port is taken
+        raise
+    return twin
+
+
+def _route(host: DrivenHost, pcb: UdpPcb, twin: UdpPcb | None,
+           addr: tuple[str, int]) -> tuple[UdpPcb, tuple[bytes, int]]:
+    """The PCB a datagram to ``addr`` leaves by, and the destination in its family."""
+    if twin is not None:
+        dst = ip_bytes(host.resolve(addr[0]))
+        if len(dst) == 4:
+            return twin, (dst, int(addr[1]))
+        if dst.startswith(_V4_MAPPED):
+            return twin, (dst[12:], int(addr[1]))
+        return pcb, (dst, int(addr[1]))
+    return pcb, _to_bytes(host, addr, pcb.family)
+
+
 def _family_arg(family: int) -> int:
     import socket
 
@@ -56,13 +92,17 @@ def _family_arg(family: int) -> int:
 
 
 class DatagramTransport(asyncio.DatagramTransport):
-    def __init__(self, host: DrivenHost, pcb: UdpPcb, protocol: asyncio.DatagramProtocol) -> None:
+    def __init__(self, host: DrivenHost, pcb: UdpPcb, protocol: asyncio.DatagramProtocol,
+                 twin: UdpPcb | None = None) -> None:
         super().__init__()
         self._host = host
         self._pcb = pcb
+        self._twin = twin  # the IPv4 half of a dual-stack endpoint
         self._protocol = protocol
         self._closing = False
         pcb.listener = self
+        if twin is not None:
+            twin.listener = self
 
     # listener side (called by the host, synchronously)
     def datagram_received(self, data: bytes, addr: tuple[bytes, int], now: float) -> None:
@@ -75,9 +115,10 @@ class DatagramTransport(asyncio.DatagramTransport):
     def sendto(self, data: Any, addr: Any = None) -> None:
         if self._closing:
             raise OSError(errno.EBADF, "transport is closing")
-        dst = _to_bytes(self._host, addr, self._pcb.family) if addr is not None else None
+        pcb, dst = (self._pcb, None) if addr is None else _route(self._host, self._pcb,
+                                                                   self._twin, addr)
         try:
-            self._pcb.sendto(bytes(data), dst, self._host.now())
+            pcb.sendto(bytes(data), dst, self._host.now())
         except OSError as exc:
             # as asyncio's selector transport does: send errors go to the protocol
             self._protocol.error_received(exc)
@@ -98,6 +139,8 @@ class DatagramTransport(asyncio.DatagramTransport):
 
     def set_df(self, df: bool) -> None:
         self._pcb.df = df
+        if self._twin is not None:
+            self._twin.df = df
 
     def is_closing(self) -> bool:
         return self._closing
@@ -107,6 +150,8 @@ class DatagramTransport(asyncio.DatagramTransport):
             return
         self._closing = True
         self._pcb.close()
+        if self._twin is not None:
+            self._twin.close()
         self._host.loop.call_soon(self._protocol.connection_lost, None)
 
     def abort(self) -> None:
@@ -120,7 +165,8 @@ async def create_datagram_endpoint(host: DrivenHost, protocol_factory: Callable[
                                    local_addr: tuple[str, int] | None = None,
                                    remote_addr: tuple[str, int] | None = None, *,
                                    family: int = 0, df: bool = False, ttl: int | None = None,
-                                   reuse_port: bool | None = None, **_ignored: Any
+                                   reuse_port: bool | None = None, v6only: bool = False,
+                                   **_ignored: Any
                                    ) -> tuple[DatagramTransport, Any]:
     fam = _family_arg(family)
     fam = _family_of(host, remote_addr or local_addr, fam)
@@ -136,8 +182,9 @@ async def create_datagram_endpoint(host: DrivenHost, protocol_factory: Callable[
         pcb.connect(*_to_bytes(host, remote_addr, fam))
     if pcb.local_port is None:
         pcb.bind(None, 0)
+    twin = _twin_of(host, pcb, v6only) if local_addr is not None else None
     protocol = protocol_factory()
-    transport = DatagramTransport(host, pcb, protocol)
+    transport = DatagramTransport(host, pcb, protocol, twin)
     protocol.connection_made(transport)
     return transport, protocol
 
@@ -146,10 +193,12 @@ class UdpSocket:
     """A small coroutine UDP socket (see the module docstring)."""
 
     def __init__(self, host: DrivenHost, family: int = 4, *, df: bool = False,
-                 ttl: int | None = None, max_queue: int = 1024) -> None:
+                 ttl: int | None = None, max_queue: int = 1024, v6only: bool = False) -> None:
         self.host = host
         self.family = _family_arg(family)
+        self.v6only = v6only  # IPV6_V6ONLY: see the module docstring
         self._pcb = host.udp.socket(self.family)
+        self._twin: UdpPcb | None = None  # the IPv4 half of a dual-stack socket
         self._pcb.df = df
         self._pcb.ttl = ttl
         self._pcb.listener = self
@@ -166,7 +215,8 @@ class UdpSocket:
 
     @df.setter
     def df(self, value: bool) -> None:
-        self._pcb.df = value
+        for pcb in self._pcbs():
+            pcb.df = value
 
     @property
     def ttl(self) -> int | None:
@@ -174,7 +224,11 @@ class UdpSocket:
 
     @ttl.setter
     def ttl(self, value: int | None) -> None:
-        self._pcb.ttl = value
+        for pcb in self._pcbs():
+            pcb.ttl = value
+
+    def _pcbs(self) -> tuple[UdpPcb, ...]:
+        return (self._pcb,) if self._twin is None else (self._pcb, self._twin)
 
     @property
     def mtu(self) -> int:
@@ -184,8 +238,10 @@ class UdpSocket:
 
     def max_payload(self, addr: tuple[str, int] | None = None) -> int:
         """The largest datagram that leaves without fragmentation (path MTU − IP − UDP)."""
-        dst = _to_bytes(self.host, addr, self.family)[0] if addr is not None else None
-        return self._pcb.max_payload(dst)
+        if addr is None:
+            return self._pcb.max_payload(None)
+        pcb, dst = _route(self.host, self._pcb, self._twin, addr)
+        return pcb.max_payload(dst[0])
 
     # listener side
     def datagram_received(self, data: bytes, addr: tuple[bytes, int], now: float) -> None:
@@ -215,9 +271,14 @@ class UdpSocket:
     def bind(self, addr: tuple[str, int] = ("", 0)) -> None:
         a = ip_bytes(self.host.resolve(addr[0], self.family)) if addr[0] else None
         self._pcb.bind(a, int(addr[1]))
+        self._twin = _twin_of(self.host, self._pcb, self.v6only)
 
     def connect(self, addr: tuple[str, int]) -> None:
-        self._pcb.connect(*_to_bytes(self.host, addr, self.family))
+        pcb, dst = _route(self.host, self._pcb, self._twin, addr)
+        if self._twin is not None:  # connected, the socket keeps the half of its peer's family
+            (self._twin if pcb is self._pcb else self._pcb).close()
+            self._pcb, self._twin = pcb, None
+        pcb.connect(*dst)
 
     def getsockname(self) -> tuple[str, int]:
         a, p = self._pcb.sockname()
@@ -229,14 +290,16 @@ class UdpSocket:
         return ip_str(self._pcb.remote[0]), self._pcb.remote[1]
 
     def close(self) -> None:
-        self._pcb.close()
+        for pcb in self._pcbs():
+            pcb.close()
         self._error = OSError(errno.EBADF, "socket is closed")
         self._wakeup()
 
     # data
     async def sendto(self, data: bytes | bytearray | memoryview, addr: tuple[str, int]) -> int:
         self._raise_pending()
-        self._pcb.sendto(data, _to_bytes(self.host, addr, self.family), self.host.now())
+        pcb, dst = _route(self.host, self._pcb, self._twin, addr)
+        pcb.sendto(data, dst, self.host.now())
         self.host.request_wake()
         return len(data)
 

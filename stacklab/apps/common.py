@@ -331,7 +331,7 @@ class ServerBase:
         self.port: int | None = None
         self.errors: dict[str, int] = {}
         self.last_sha256: str | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[asyncio.Task[Any], None] = {}  # insertion order: see close()
         self._closing = False
         self.on_close: Callable[[Any, str, float], None] | None = None
 
@@ -359,7 +359,7 @@ class ServerBase:
             return
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.add(task)
+            self._tasks[task] = None
         outcome = "closed"
         try:
             await self.handle(reader, writer)
@@ -383,7 +383,7 @@ class ServerBase:
         finally:
             self.gate.leave()
             if task is not None:
-                self._tasks.discard(task)
+                self._tasks.pop(task, None)
             await close_writer(writer)
             self._closed(writer, outcome, opened)
 
@@ -408,7 +408,7 @@ class ServerBase:
         self._closing = True
         if self.listener is not None:
             self.listener.close()
-        for task in list(self._tasks):
+        for task in list(self._tasks):  # oldest first: the same FIN order in every run
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -9,7 +9,8 @@ Server (:class:`HttpServer`, started by :func:`serve_http`):
   ``?chunked=1`` sends it with chunked transfer coding instead of Content-Length.
 * POST anywhere (unless a route takes it) reads the body and answers ``received N bytes sha256 H``.
 * ``routes``: ``{(METHOD, "/path"): async handler(HttpRequest) -> HttpReply}`` come first.
-* keep-alive (HTTP/1.1 default), ``Expect: 100-continue``, chunked request bodies;
+* keep-alive (HTTP/1.1 default; HTTP/1.0 with ``Connection: keep-alive``, as ``ab -k`` asks,
+  for answers with a Content-Length), ``Expect: 100-continue``, chunked request bodies;
   400 for malformed requests, 404, 405, 413 (body over ``limits.max_message``), 431 (headers
   over ``limits.max_header``), 503 to a client over ``limits.max_clients``.
 
@@ -91,6 +92,28 @@ class HttpReply:
 Route = Callable[[HttpRequest], Awaitable[HttpReply]]
 
 
+class _KeepAlive10:
+    """The framing of an answer that keeps an HTTP/1.0 connection open (RFC 9112 §9.3 and
+    Appendix C.2.2: ``Connection: keep-alive`` on both sides, the body delimited by its
+    Content-Length): h11 closes every HTTP/1.0 connection, so this writes the response events
+    h11 would, with the keep-alive token instead of its ``close``."""
+
+    def send(self, event: h11.Response | h11.Data | h11.EndOfMessage) -> bytes:
+        if isinstance(event, h11.Response):
+            lines = [b"HTTP/1.1 %d %s" % (event.status_code, event.reason),
+                     *(name + b": " + value for name, value in event.headers.raw_items()),
+                     b"Connection: keep-alive"]
+            return b"\r\n".join(lines) + b"\r\n\r\n"
+        return bytes(event.data) if isinstance(event, h11.Data) else b""
+
+
+def _keeps_http10_alive(request: HttpRequest, reply: HttpReply) -> bool:
+    connection = (request.header("connection") or "").lower()
+    return (request.http_version == "1.0"
+            and "keep-alive" in (token.strip() for token in connection.split(","))
+            and (isinstance(reply.body, bytes | bytearray) or reply.length is not None))
+
+
 def _reason(status: int) -> bytes:
     try:
         return http.HTTPStatus(status).phrase.encode()
@@ -170,6 +193,17 @@ class HttpServer(ServerBase):
             if request is None:
                 return
             reply = await self.respond(request)
+            if _keeps_http10_alive(request, reply):
+                await self._send_reply(_KeepAlive10(), writer, request, reply)
+                # h11 is done with this connection: a new one reads on from what is left
+                data, closed = conn.trailing_data
+                conn = h11.Connection(h11.SERVER,
+                                      max_incomplete_event_size=self.limits.max_header)
+                if data:
+                    conn.receive_data(data)
+                if closed:
+                    conn.receive_data(b"")  # (h11's way of saying EOF)
+                continue
             await self._send_reply(conn, writer, request, reply)
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
@@ -220,8 +254,8 @@ class HttpServer(ServerBase):
         writer.write(out)
         await writer.drain()
 
-    async def _send_reply(self, conn: h11.Connection, writer: Any, request: HttpRequest,
-                          reply: HttpReply) -> None:
+    async def _send_reply(self, conn: h11.Connection | _KeepAlive10, writer: Any,
+                          request: HttpRequest, reply: HttpReply) -> None:
         self.statuses[reply.status] = self.statuses.get(reply.status, 0) + 1
         headers = [("Server", SERVER_NAME), ("Content-Type", reply.content_type), *reply.headers]
         body = reply.body

@@ -27,7 +27,7 @@ import functools
 import hashlib
 import hmac
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,6 +199,8 @@ class SshServer:
         self.user = user
         self.password = password
         self.authorized_keys = authorized_keys
+        self.authorized = (None if authorized_keys is None
+                           else asyncssh.import_authorized_keys(authorized_keys))
         self.host_key = host_key or asyncssh.generate_private_key(HOST_KEY_ALG)
         self.hostname = hostname
         self.limits = limits or ServerLimits()
@@ -226,12 +228,14 @@ class SshServer:
         server = self
 
         class Auth(asyncssh.SSHServer):
+            conn: Any = None
             peername: Any = None
             opened = 0.0
             username: str | None = None
             logged_in = False
 
             def connection_made(self, conn: Any) -> None:
+                self.conn = conn
                 self.peername = conn.get_extra_info("peername")
                 self.opened = asyncio.get_running_loop().time()
 
@@ -252,6 +256,14 @@ class SshServer:
 
             def begin_auth(self, username: str) -> bool:
                 self.username = username
+                # asyncssh accepts any key of the authorized list without asking
+                # validate_public_key, so the list is handed over for the configured user only:
+                # for any other name (a client may change names between attempts) no key is
+                # authorized (as sshd's AllowUsers)
+                if server.user is None or username == server.user:
+                    self.conn.set_authorized_keys(server.authorized)
+                else:
+                    self.conn.set_authorized_keys(None)
                 return True
 
             def password_auth_supported(self) -> bool:
@@ -268,11 +280,6 @@ class SshServer:
             def public_key_auth_supported(self) -> bool:
                 return server.authorized_keys is not None
 
-            def validate_public_key(self, username: str,
-                                    key: asyncssh.SSHKey) -> bool | Awaitable[bool]:
-                if server.user is not None and username != server.user:
-                    return False
-                return super().validate_public_key(username, key)
 
         return Auth()
 
@@ -303,17 +310,12 @@ class SshServer:
         process.exit(0 if status is None else status)
 
     async def start(self, net: Any, port: int, host: str | None = None) -> SshServer:
-        options: dict[str, Any] = {}
-        if self.authorized_keys is not None:
-            options["authorized_client_keys"] = asyncssh.import_authorized_keys(
-                self.authorized_keys)
         self.acceptor = await asyncssh.listen(
             host or "", port, tunnel=NetTunnel(net, wrap=self._wrap),
             server_host_keys=[self.host_key], server_factory=self._server_factory,
             process_factory=self._process, encoding=None, allow_scp=False,
             agent_forwarding=False, x11_forwarding=False, allow_pty=True,
-            login_timeout=max(1.0, min(120.0, self.limits.idle_timeout)),
-            **options)
+            login_timeout=max(1.0, min(120.0, self.limits.idle_timeout)))
         try:
             self.port = listening_port(self.acceptor)
         except TypeError:

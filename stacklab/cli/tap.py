@@ -15,7 +15,9 @@ Application servers (stacklab.apps) on the same host::
 Without ``--root``, HTTP and FTP serve a deterministic body at any path and SMTP keeps mail in
 memory. SSH (a small command set: echo, cat, sha256sum, exit N...) logs in user ``--ssh-user``
 (default stacklab) by ``--ssh-password`` and/or a key in ``--ssh-authorized-keys FILE``; one of
-the two is required.
+the two is required. Each application service serves at most ``--max-clients N`` (default 64)
+clients at once and refuses the others. Every service, TCP and UDP, listens on both families
+(as a Linux socket on ``::`` without IPV6_V6ONLY).
 
 Router mode, two or more devices, addresses (and optionally the MTU) per device::
 
@@ -39,6 +41,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stacklab.apps.common import ServerLimits
+
 if TYPE_CHECKING:
     from stacklab.api.host import Host
 
@@ -47,6 +51,7 @@ SERVICES_APPS = ("http", "smtp", "ftp", "ssh")  # run by stacklab.apps servers
 SERVICES_ROOT = ("http", "smtp", "ftp")         # use --root
 MAIL_DIR = "mail"                               # SMTP stores into ROOT/mail
 SERVICES_UDP = ("udp-echo", "udp-discard")
+MAX_CLIENTS_LIMIT = 1_000_000
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,6 +86,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="password of --ssh-user for the ssh service")
     p.add_argument("--ssh-authorized-keys", metavar="FILE",
                    help="OpenSSH authorized_keys file: keys that may log in to the ssh service")
+    p.add_argument("--max-clients", type=int, metavar="N",
+                   help="concurrent clients each application service (http, smtp, ftp, ssh) "
+                        f"serves; beyond them it refuses (default {ServerLimits.max_clients})")
     p.add_argument("--router", action="store_true", help="run a router between the devices")
     p.add_argument("--pcap", metavar="FILE", help="capture every frame in and out to FILE")
     p.add_argument("--netns", metavar="NS", help="open the devices in network namespace NS")
@@ -201,6 +209,7 @@ class AppOptions:
     ssh_user: str | None = "stacklab"       # None: any user name
     ssh_password: str | None = None
     ssh_authorized_keys: str | None = None  # the file's text
+    max_clients: int | None = None          # None: ServerLimits' default
 
 
 @dataclass
@@ -228,6 +237,14 @@ def parse_app_options(args: argparse.Namespace, services: list[ServiceSpec]) -> 
         if kinds & {"smtp", "ftp"} and not os.access(root, os.W_OK):
             raise _error(f"bad --root {root!r}: not writable (smtp and ftp store files in it)")
         opts.root = os.path.abspath(root)
+    max_clients = getattr(args, "max_clients", None)
+    if max_clients is not None:
+        if not kinds & set(SERVICES_APPS):
+            raise _error("--max-clients is for the http, smtp, ftp and ssh services; "
+                         "none is served")
+        if not 1 <= max_clients <= MAX_CLIENTS_LIMIT:
+            raise _error(f"bad --max-clients {max_clients}: 1..{MAX_CLIENTS_LIMIT}")
+        opts.max_clients = max_clients
     user = getattr(args, "ssh_user", "stacklab")
     password = getattr(args, "ssh_password", None)
     keys_file = getattr(args, "ssh_authorized_keys", None)
@@ -411,12 +428,14 @@ async def start_app_service(node: Any, svc: ServiceSpec, opts: AppOptions,
                             log: ConnLog) -> Any:
     """An application server of :mod:`stacklab.apps` on ``node``, logging each connection."""
     root = opts.root
+    limits = ServerLimits() if opts.max_clients is None else ServerLimits(
+        max_clients=opts.max_clients)
     server: Any
     if svc.kind == "ssh":
         from stacklab.apps.ssh import SshServer
 
         server = SshServer(user=opts.ssh_user, password=opts.ssh_password,
-                           authorized_keys=opts.ssh_authorized_keys)
+                           authorized_keys=opts.ssh_authorized_keys, limits=limits)
 
         def ssh_closed(peername: Any, outcome: str, seconds: float) -> None:
             log.line(f"tcp ssh:{svc.port} {_peer(peername)} {outcome} {seconds:.3f}s")
@@ -428,15 +447,16 @@ async def start_app_service(node: Any, svc: ServiceSpec, opts: AppOptions,
     if svc.kind == "http":
         from stacklab.apps.http import HttpServer
 
-        server = HttpServer(root=root)
+        server = HttpServer(root=root, limits=limits)
     elif svc.kind == "smtp":
         from stacklab.apps.smtp import Mailbox, SmtpServer
 
-        server = SmtpServer(Mailbox(os.path.join(root, MAIL_DIR) if root else None))
+        server = SmtpServer(Mailbox(os.path.join(root, MAIL_DIR) if root else None),
+                            limits=limits)
     else:
         from stacklab.apps.ftp import FtpServer
 
-        server = FtpServer(root=root)
+        server = FtpServer(root=root, limits=limits)
 
     def on_close(writer: Any, outcome: str, seconds: float) -> None:
         extra = ""
@@ -478,7 +498,8 @@ async def start_udp_service(node: Any, svc: ServiceSpec, log: ConnLog) -> Any:
             if svc.kind == "udp-echo":
                 self.transport.sendto(data, addr)
 
-    transport, _ = await node.create_datagram_endpoint(Proto, local_addr=("", svc.port))
+    # "::": both families, as a Linux socket on :: without IPV6_V6ONLY (the TCP services too)
+    transport, _ = await node.create_datagram_endpoint(Proto, local_addr=("::", svc.port))
     return transport
 
 

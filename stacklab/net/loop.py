@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import heapq
 import selectors
-from collections.abc import Callable
-from typing import Any
+import weakref
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, TypeVar
 
 from stacklab.errors import StacklabError
+
+_T = TypeVar("_T")
 
 __all__ = ["InlineExecutor", "SimulationDeadlock", "VirtualTimeLoop", "describe_tasks"]
 
@@ -159,6 +163,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, start: float = 0.0) -> None:
         self._vtime = float(start)
+        # every task in creation order (asyncio.all_tasks is a set ordered by memory address)
+        self._created: weakref.WeakKeyDictionary[asyncio.Task[Any], None] = (
+            weakref.WeakKeyDictionary())
         super().__init__(selector=_VirtualSelector(self))
         self._clock_resolution = 1e-9
         self.set_default_executor(InlineExecutor())  # see the module docstring
@@ -171,6 +178,18 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._vtime
+
+    def create_task(self, coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T], *,
+                    name: object = None, context: contextvars.Context | None = None
+                    ) -> asyncio.Task[_T]:
+        task = super().create_task(coro, name=name, context=context)
+        self._created[task] = None
+        return task
+
+    def unfinished_tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks not done yet, oldest first: what cancels them in this order ends a run
+        the same way in every process (in ``asyncio.all_tasks`` order it would not)."""
+        return [t for t in list(self._created) if not t.done()]
 
     def _advance(self, timeout: float) -> None:
         # Jump to the next deadline exactly (not now + (deadline - now), which may round below it).

@@ -449,7 +449,7 @@ class Network:
             return
         self._closed = True
         loop = self.loop
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        pending = loop.unfinished_tasks()
 
         def quiet(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
             # Python 3.11's asyncio.start_server callback calls task.exception() on the handler

@@ -108,7 +108,8 @@ class TcpSendApp(_Client):
 
 
 class TcpSinkApp:
-    """tcp-sink: accept connections on ``port`` and read everything (sha256 per connection)."""
+    """tcp-sink: accept connections on ``port`` and read everything (sha256 per connection);
+    on both families unless ``family`` names one."""
 
     params = frozenset({"port", "family"})
     daemon = True
@@ -117,7 +118,7 @@ class TcpSinkApp:
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         self.node = node
         self.port = p.port(params, 9)
-        self.family = p.family(params)
+        self.family = p.listen_family(params)
         self.conns: list[dict[str, Any]] = []
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -144,7 +145,8 @@ class TcpSinkApp:
 
     async def run(self) -> dict[str, Any]:
         server = await self.node.start_server(self._handle, self.port,
-                                              "::" if self.family == 6 else "0.0.0.0")
+                                              "0.0.0.0" if self.family == 4 else "::",
+                                              v6only=self.family == 6)
         try:
             await server.serve_forever()
         finally:
@@ -210,7 +212,8 @@ class UdpSendApp(_Client):
 
 
 class UdpSinkApp:
-    """udp-sink: receive datagrams on ``port`` until the scenario ends."""
+    """udp-sink: receive datagrams on ``port`` until the scenario ends; on both families unless
+    ``family`` names one."""
 
     params = frozenset({"port", "family"})
     daemon = True
@@ -218,7 +221,7 @@ class UdpSinkApp:
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         self.node = node
         self.port = p.port(params, 9)
-        self.family = p.family(params)
+        self.family = p.listen_family(params)
         self.datagrams = 0
         self.nbytes = 0
         self.digest = hashlib.sha256()
@@ -244,7 +247,7 @@ class UdpSinkApp:
             self.highest = n
 
     async def run(self) -> dict[str, Any]:
-        sock = self.node.udp_socket(self.family)
+        sock = self.node.udp_socket(self.family or 6, v6only=self.family == 6)
         sock.bind(("", self.port))
         try:
             while True:

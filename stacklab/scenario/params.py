@@ -10,7 +10,7 @@ from typing import Any
 
 from stacklab.net.units import ParamError, parse_duration, parse_family, parse_int, parse_text
 
-__all__ = ["family", "port", "start", "target"]
+__all__ = ["family", "listen_family", "port", "start", "target"]
 
 
 def target(params: dict[str, Any]) -> str:
@@ -28,6 +28,12 @@ def port(params: dict[str, Any], default: int) -> int:
 def family(params: dict[str, Any]) -> int:
     """``family``: 4 (the default) or 6."""
     return parse_family(params.get("family", 4))
+
+
+def listen_family(params: dict[str, Any]) -> int | None:
+    """``family`` of a server: 4 or 6 for that family alone; absent, both (None), as a Linux
+    socket on ``::`` without IPV6_V6ONLY."""
+    return parse_family(params["family"]) if "family" in params else None
 
 
 def start(params: dict[str, Any]) -> float:

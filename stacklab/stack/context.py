@@ -116,8 +116,8 @@ class HostContext(Protocol):
 
     def ip_send(self, src: bytes | None, dst: bytes, proto: int,
                 payload: bytes | bytearray | memoryview, now: float, *, df: bool | None = None,
-                ttl: int | None = None, tos: int = 0, ifindex: int | None = None
-                ) -> int | None: ...
+                ttl: int | None = None, tos: int = 0, ifindex: int | None = None,
+                options: bytes = b"") -> int | None: ...
 
     def ipv6_output(self, iface: Interface, nexthop: bytes, packet: bytes | bytearray,
                     now: float) -> None: ...

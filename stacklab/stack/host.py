@@ -293,15 +293,17 @@ class Host(Node):
 
     def ip_send(self, src: bytes | None, dst: bytes, proto: int,
                 payload: bytes | bytearray | memoryview, now: float, *, df: bool | None = None,
-                ttl: int | None = None, tos: int = 0, ifindex: int | None = None) -> int | None:
+                ttl: int | None = None, tos: int = 0, ifindex: int | None = None,
+                options: bytes = b"") -> int | None:
         """Route, pick a source, fragment if needed and allowed, queue behind ARP/NDP.
+        ``options``: IPv4 options (an echo reply's Record Route, see icmp.py).
 
         Returns None when the packet left (or waits for resolution), else an errno:
         ENETUNREACH (no route), EADDRNOTAVAIL (no source address), EMSGSIZE (bigger than the
         path MTU with ``df`` set — then ``path_mtu(dst)`` says how big it may be).
         """
         if len(dst) == 4:
-            return self.ipv4.send(src, dst, proto, payload, now, df, ttl, tos, ifindex)
+            return self.ipv4.send(src, dst, proto, payload, now, df, ttl, tos, ifindex, options)
         return self.ipv6.send(src, dst, proto, payload, now, df, ttl, tos, ifindex)
 
     def source_address_for(self, dst: bytes) -> bytes | None:

@@ -109,6 +109,39 @@ class IcmpReport:
         return f"ICMPv6 type {self.type} code {self.code}"
 
 
+_IPOPT_RR = 7  # Record Route (RFC 791 §3.1)
+
+
+def _echo_options4(packet: memoryview | bytes, me: bytes) -> bytes:
+    """The IPv4 options of the reply to an echo request: its Record Route reflected, with our
+    address recorded as the request arrived and again as the reply leaves while there is room,
+    so the route is the whole round trip (RFC 1122 §3.2.2.6 SHOULD; Linux's ip_options_compile
+    on input, then ip_options_echo). Other options are not reflected; a malformed Record Route
+    is not either."""
+    options = bytes(packet[20:(packet[0] & 0x0F) * 4])
+    i = 0
+    while i + 1 < len(options) and options[i] != 0:  # up to End of Option List
+        if options[i] == 1:  # No Operation
+            i += 1
+            continue
+        length = options[i + 1]
+        if length < 2 or i + length > len(options):
+            return b""
+        if options[i] == _IPOPT_RR:
+            rr = bytearray(options[i:i + length])
+            if length < 3 or rr[2] < 4:
+                return b""
+            for _ in range(2):  # arriving, leaving
+                ptr = rr[2]
+                if ptr + 3 > length:  # full (or no room for a whole address)
+                    break
+                rr[ptr - 1:ptr + 3] = me
+                rr[2] = ptr + 4
+            return bytes(rr)
+        i += length
+    return b""
+
+
 def _kind4(t: int, code: int) -> str | None:
     if t == 3:
         return PACKET_TOO_BIG if code == 4 else UNREACHABLE
@@ -275,7 +308,8 @@ class Icmp:
                 c["icmp.echo_ignored_broadcast"] += 1
                 return
             reply = build_icmpv4(i4.ECHO_REPLY, 0, m.rest, m.payload)
-            if not h.ip_send(dst, src, PROTO_ICMP, reply, now):
+            options = _echo_options4(info.packet, dst) if info.packet[0] != 0x45 else b""
+            if not h.ip_send(dst, src, PROTO_ICMP, reply, now, options=options):
                 c["icmp.tx.0/0"] += 1
             return
         if t == i4.ECHO_REPLY:

@@ -188,7 +188,7 @@ class Ipv4:
     # -- output --------------------------------------------------------------------------------
     def send(self, src: bytes | None, dst: bytes, proto: int,
              payload: bytes | bytearray | memoryview, now: float, df: bool | None,
-             ttl: int | None, tos: int, ifindex: int | None
+             ttl: int | None, tos: int, ifindex: int | None, options: bytes = b""
              ) -> int | None:
         h = self.host
         c = h.counters
@@ -215,7 +215,7 @@ class Ipv4:
         if ttl is None:
             ttl = h.default_ttl
         ident = self.ids.next(src, dst, proto, now) & 0xFFFF
-        n = 20 + len(payload)
+        n = 20 + (len(options) + 3) // 4 * 4 + len(payload)  # (options padded to 32 bits)
         # the path MTU: the interface's, lowered by what the PMTU cache learned (h.path_mtu
         # without its second route lookup: the interface is the one found above)
         mtu = iface.mtu
@@ -228,12 +228,12 @@ class Ipv4:
             mtu = min(mtu, h.path_mtu(dst))
         if n <= mtu:
             self.output(iface, nexthop, build_ipv4(src, dst, proto, payload, ttl, ident,
-                                                   bool(df), False, 0, tos), now)
+                                                   bool(df), False, 0, tos, options), now)
             return None
         if df or n > 65535:
             c["drop.ipv4.tx_too_big"] += 1
             return errno.EMSGSIZE
-        header = build_ipv4(src, dst, proto, b"", ttl, ident, False, False, 0, tos)
+        header = build_ipv4(src, dst, proto, b"", ttl, ident, False, False, 0, tos, options)
         frags = fragment_ipv4(header, memoryview(payload), mtu)
         c["ipv4.tx.fragmented"] += 1
         for f in frags:

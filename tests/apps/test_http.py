@@ -164,6 +164,35 @@ def test_expect_100_continue(env: Any) -> None:
     env.run(scenario)
 
 
+def test_http10_keep_alive_as_ab_k_sends_it(env: Any) -> None:
+    """``ab -k``: HTTP/1.0 requests with ``Connection: keep-alive`` share one connection while
+    the answers carry a length (issue 20 item 13); a plain HTTP/1.0 request still closes."""
+    ask = (b"GET /a HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: x\r\n"
+           b"User-Agent: ApacheBench/2.3\r\n\r\n")
+
+    async def scenario(snet: Any, cnet: Any, addr: str) -> None:
+        server = await serve_http(snet, 0, bytes=1000)
+        try:
+            reader, writer = await cnet.open_connection(addr, server.port)
+            writer.write(ask + ask)  # pipelined, as a client may
+            for _ in range(2):
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 200 ")
+                assert b"\r\nconnection: keep-alive\r\n" in head.lower()
+                assert b"\r\ncontent-length: 1000\r\n" in head.lower()
+                body = await asyncio.wait_for(reader.readexactly(1000), 5)
+                assert body == pattern_bytes(0, 1000)
+            writer.write(b"GET /b HTTP/1.0\r\n\r\n")
+            last = await asyncio.wait_for(reader.read(), 5)  # ends with the server's FIN
+            assert last.startswith(b"HTTP/1.1 200 ") and b"keep-alive" not in last.lower()
+            assert last.endswith(pattern_bytes(0, 1000))
+            writer.close()
+            assert server.requests == 3
+        finally:
+            await server.close()
+    env.run(scenario)
+
+
 BAD_REQUESTS = [
     b"GARBAGE\r\n\r\n",
     b"GET / HTTP/1.1\r\n\r\n",                                  # no Host

@@ -165,3 +165,28 @@ def test_same_seed_same_run() -> None:
     first, second = once(), once()
     assert first == second
     assert len({t for t, _ in first}) == len(first)  # time moved between the steps
+
+
+def test_ftp_upload_over_the_limit_is_reset_then_552() -> None:
+    """The server resets the data connection of a STOR over ``max_message``: a client still
+    writing sees it at once and reads the 552 (issue 20 item 13; before, a FIN left it writing
+    into a closing window until its timeout)."""
+    from stacklab.apps.common import ServerLimits
+    from stacklab.apps.ftp import FtpError
+
+    async def scenario(a: Any, b: Any, addr: str) -> tuple[int, float, int]:
+        server = await serve_ftp(a, 21, limits=ServerLimits(max_message=100_000))
+        try:
+            started = b.now()
+            with pytest.raises(FtpError) as info:
+                await ftp_put(b, addr, 21, "big.bin", pattern_bytes(0, 3_000_000), timeout=30)
+            took = b.now() - started
+            async with FtpClient(b, addr, 21) as client:  # the server goes on serving
+                await client.login()
+                names = await client.nlst()
+            return info.value.code, took, len(names)
+        finally:
+            await server.close()
+
+    code, took, names = SimEnv(LINKS["clean"]).run(scenario)
+    assert code == 552 and took < 2.0 and names == 1

@@ -9,7 +9,7 @@ import asyncssh
 import pytest
 
 from stacklab.apps.common import ServerLimits, pattern_bytes, sha256_hex
-from stacklab.apps.ssh import NetTunnel, serve_ssh, ssh_exec
+from stacklab.apps.ssh import NetTunnel, SshServer, serve_ssh, ssh_exec
 
 from .conftest import raw_exchange
 
@@ -61,6 +61,11 @@ def test_auth_password_keys_and_host_key_pinning(env: Any) -> None:
             with pytest.raises(asyncssh.PermissionDenied):
                 await ssh_exec(cnet, addr, server.port, "whoami", username="mallory",
                                password="pw")
+            # an authorized key logs in only as the configured user (issue 20 item 11)
+            for name in ("root", "mallory"):
+                with pytest.raises(asyncssh.PermissionDenied):
+                    await ssh_exec(cnet, addr, server.port, "whoami", username=name,
+                                   password=None, client_keys=[user_key])
             stranger = asyncssh.generate_private_key("ssh-ed25519")
             with pytest.raises(asyncssh.PermissionDenied):
                 await ssh_exec(cnet, addr, server.port, "whoami", username="alice",
@@ -112,3 +117,27 @@ def test_garbage_and_client_limit(env: Any) -> None:
         finally:
             await server.close()
     env.run(scenario)
+
+
+def test_a_client_changing_its_user_name_loses_the_authorized_keys() -> None:
+    """asyncssh calls begin_auth again when a client tries another user name on the same
+    connection: the keys authorized for the configured user must not carry over."""
+    key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    server = SshServer(user="alice", password=None, authorized_keys=key)
+    auth = server._server_factory()
+    trusted: list[Any] = []
+
+    class Conn:
+        def get_extra_info(self, name: str) -> Any:
+            return None
+
+        def set_authorized_keys(self, keys: Any) -> None:
+            trusted.append(keys)
+
+    async def attempts() -> None:  # (connection_made reads the loop's clock)
+        auth.connection_made(Conn())
+        for name in ("alice", "root", "alice"):
+            auth.begin_auth(name)
+
+    asyncio.run(attempts())
+    assert [keys is not None for keys in trusted] == [True, False, True]

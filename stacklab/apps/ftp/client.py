@@ -172,9 +172,15 @@ class FtpClient:
             received = bytearray()
             if upload is not None:
                 view = memoryview(upload)
-                for i in range(0, len(view), CHUNK):
-                    writer.write(view[i:i + CHUNK])
-                    await writer.drain()
+                try:
+                    for i in range(0, len(view), CHUNK):
+                        writer.write(view[i:i + CHUNK])
+                        await writer.drain()
+                except ConnectionError:
+                    # the server ended the upload (e.g. 552, over its size limit): its reply
+                    # on the control connection says why
+                    code, text = await self.read_reply()
+                    raise FtpError(code, text) from None
                 await close_writer(writer, timeout=self.timeout)
             else:
                 while True:

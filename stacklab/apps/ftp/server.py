@@ -438,7 +438,10 @@ class _FtpSession:
                 total += len(chunk)
                 if total > limit:
                     sink.abort()
-                    await self._finish_data(channel, writer)
+                    # a reset, not a FIN: the client, still writing, sees the end at once
+                    # (closed, the connection would take its data into a closing window)
+                    writer.transport.abort()
+                    await channel.close()
                     self.server.count("too_large")
                     await self.reply(552, f"file larger than {limit} bytes; transfer aborted")
                     return 552

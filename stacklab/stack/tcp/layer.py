@@ -416,7 +416,7 @@ class TcpLayer:
         (True: its events are dropped, the RST is to be sent)."""
         for ev in tcb._events:
             if type(ev) is Connected or type(ev) is ConnectionLost:
-                lst.pending.discard(tcb)
+                lst.pending.pop(tcb, None)
                 if type(ev) is Connected and lst.closed:
                     tcb._events.clear()
                     tcb.abort(now)
@@ -450,7 +450,7 @@ class TcpLayer:
             self.history.append(ConnectionRecord.of(tcb))
         lst = self._spawned_by.pop(tcb, None)
         if lst is not None:
-            lst.pending.discard(tcb)
+            lst.pending.pop(tcb, None)
 
     # -- timers (a Host timer source) -----------------------------------------------------------
     def get_timer(self) -> float | None:

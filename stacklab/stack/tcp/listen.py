@@ -66,7 +66,7 @@ class Listener:
         self.on_established = on_established
         self.config = config
         self.backlog = backlog
-        self.pending: set[Tcb] = set()  # SYN-RECEIVED children
+        self.pending: dict[Tcb, None] = {}  # SYN-RECEIVED children, oldest first
         self.closed = False
         self.last_overflow: float | None = None  # the SYN queue was last full (SYN cookies)
 
@@ -103,7 +103,7 @@ class Listener:
         tcb = Tcb.accept_syn(v, dst, v.dst_port, src, v.src_port, now,
                              **layer.tcb_kwargs(dst, v.dst_port, src, v.src_port, now,
                                                 self.config, ifindex))
-        self.pending.add(tcb)
+        self.pending[tcb] = None
         layer.adopt(tcb, self)
         c["tcp.passive_opens"] += 1
         layer.flush(tcb, now)
