@@ -7,6 +7,8 @@ with the numbers. Times are the simulation's (or the real loop's) clock.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import struct
 import sys
 from collections.abc import Callable
@@ -125,15 +127,17 @@ async def ping(host: DrivenHost, dst: str, *, count: int = 4, size: int = 56,
         for seq in range(1, count + 1):
             now = host.now()
             data = (struct.pack("!d", now) + bytes(range(256)) * (size // 256 + 1))[:size]
-            err = icmp.send_echo(addr, ident, seq, data, now, df=df, ttl=ttl)
+            try:
+                icmp.send_echo(addr, ident, seq, data, now, df=df, ttl=ttl)
+                err = 0
+            except OSError as exc:
+                err = exc.errno or errno.EIO
             host.request_wake()
             result.transmitted += 1
             sess.sent[seq] = now
             if err:
-                import os
-
                 msg = f"ping: sendmsg: {os.strerror(err)}"
-                if err == 90:
+                if err == errno.EMSGSIZE:
                     msg += f" (mtu = {host.path_mtu(addr)})"
                 result.errors.append(msg)
                 sess._line(msg)
@@ -276,7 +280,10 @@ async def traceroute(host: DrivenHost, dst: str, *, max_hops: int = 30, probes: 
                 else:
                     key = (0, seq)
                     pending[key] = fut
-                    icmp.send_echo(addr, ident, seq, data, now, ttl=ttl)
+                    try:
+                        icmp.send_echo(addr, ident, seq, data, now, ttl=ttl)
+                    except OSError as exc:
+                        fut.set_result(("", now, f"!{exc.errno}", True))
                 host.request_wake()
                 try:
                     who, t, flag, final = await asyncio.wait_for(fut, wait)

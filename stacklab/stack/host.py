@@ -12,7 +12,7 @@ Hooks for transports (TCP plugs in here; see docs/DESIGN.md "Host hooks"):
   :class:`RxInfo` (``family ifindex ttl tos bcast packet fragmented``);
 * ``register_icmp_error(proto, handler)`` — ``handler(now, kind, code, mtu, quoted_src,
   quoted_dst, quoted_l4)`` for ICMP/ICMPv6 errors quoting ``proto``;
-* ``ip_send(src, dst, proto, payload, now, *, df=None, ttl=None) -> errno | None``;
+* ``ip_send(src, dst, proto, payload, now, *, df=None, ttl=None)`` (raises ``OSError``);
 * ``source_address_for(dst)``, ``path_mtu(dst)``, ``learn_path_mtu(dst, mtu, now)``;
 * ``add_timer_source(obj)`` — ``obj.get_timer()`` / ``obj.handle_timer(now)`` are folded into
   the host's own timers.
@@ -294,17 +294,19 @@ class Host(Node):
     def ip_send(self, src: bytes | None, dst: bytes, proto: int,
                 payload: bytes | bytearray | memoryview, now: float, *, df: bool | None = None,
                 ttl: int | None = None, tos: int = 0, ifindex: int | None = None,
-                options: bytes = b"") -> int | None:
+                options: bytes = b"") -> None:
         """Route, pick a source, fragment if needed and allowed, queue behind ARP/NDP.
         ``options``: IPv4 options (an echo reply's Record Route, see icmp.py).
 
-        Returns None when the packet left (or waits for resolution), else an errno:
-        ENETUNREACH (no route), EADDRNOTAVAIL (no source address), EMSGSIZE (bigger than the
-        path MTU with ``df`` set — then ``path_mtu(dst)`` says how big it may be).
+        Returns when the packet left (or waits for resolution); raises ``OSError`` with
+        ENETUNREACH (no route), EHOSTUNREACH, EADDRNOTAVAIL (no source address) or EMSGSIZE
+        (bigger than the path MTU with ``df`` set — then ``path_mtu(dst)`` says how big it may
+        be), as a Linux ``sendmsg`` would.
         """
         if len(dst) == 4:
-            return self.ipv4.send(src, dst, proto, payload, now, df, ttl, tos, ifindex, options)
-        return self.ipv6.send(src, dst, proto, payload, now, df, ttl, tos, ifindex)
+            self.ipv4.send(src, dst, proto, payload, now, df, ttl, tos, ifindex, options)
+        else:
+            self.ipv6.send(src, dst, proto, payload, now, df, ttl, tos, ifindex)
 
     def source_address_for(self, dst: bytes) -> bytes | None:
         if len(dst) == 4:

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
@@ -223,8 +225,9 @@ class Icmp:
         quote = packet[:576 - 28]
         rest = struct.pack("!HH", 0, mtu) if icmp_type == 3 and code == 4 else bytes(4)
         msg = build_icmpv4(icmp_type, code, rest, quote)
-        err = h.ip_send(None, src, PROTO_ICMP, msg, now, ttl=64)
-        if err:
+        try:
+            h.ip_send(None, src, PROTO_ICMP, msg, now, ttl=64)
+        except OSError:
             return False
         c[f"icmp.tx.{icmp_type}/{code}"] += 1
         h.trace(now, "icmp", "tx", type=icmp_type, code=code, to=ip_str(src),
@@ -263,8 +266,9 @@ class Icmp:
             return False
         body = _U32.pack(param) + bytes(packet[:i6.MAX_QUOTE])
         msg = build_icmpv6(me, src, icmp_type, code, body)
-        err = h.ip_send(me, src, PROTO_ICMPV6, msg, now, ttl=64)
-        if err:
+        try:
+            h.ip_send(me, src, PROTO_ICMPV6, msg, now, ttl=64)
+        except OSError:
             return False
         c[f"icmpv6.tx.{icmp_type}/{code}"] += 1
         h.trace(now, "icmpv6", "tx", type=icmp_type, code=code, to=ip_str(src),
@@ -274,23 +278,20 @@ class Icmp:
     # -- echo ----------------------------------------------------------------------------------
     def send_echo(self, dst: bytes, ident: int, seq: int, data: bytes, now: float, *,
                   df: bool | None = None, ttl: int | None = None, src: bytes | None = None
-                  ) -> int | None:
+                  ) -> None:
+        """An echo request; ``OSError`` (ENETUNREACH, EMSGSIZE...) when it cannot leave."""
         h = self.host
         if len(dst) == 4:
             msg = build_icmpv4(i4.ECHO_REQUEST, 0, _ECHO.pack(ident, seq), data)
-            err = h.ip_send(src, dst, PROTO_ICMP, msg, now, df=df, ttl=ttl)
-            if not err:
-                h.counters["icmp.tx.8/0"] += 1
-            return err
+            h.ip_send(src, dst, PROTO_ICMP, msg, now, df=df, ttl=ttl)
+            h.counters["icmp.tx.8/0"] += 1
+            return
         me = src or h.source_address_for(dst)
         if me is None:
-            import errno
-            return errno.ENETUNREACH
+            raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
         msg = build_icmpv6(me, dst, i6.ECHO_REQUEST, 0, _ECHO.pack(ident, seq) + data)
-        err = h.ip_send(me, dst, PROTO_ICMPV6, msg, now, df=df, ttl=ttl)
-        if not err:
-            h.counters["icmpv6.tx.128/0"] += 1
-        return err
+        h.ip_send(me, dst, PROTO_ICMPV6, msg, now, df=df, ttl=ttl)
+        h.counters["icmpv6.tx.128/0"] += 1
 
     # -- receive -------------------------------------------------------------------------------
     def receive4(self, src: bytes, dst: bytes, payload: memoryview, now: float,
@@ -309,8 +310,11 @@ class Icmp:
                 return
             reply = build_icmpv4(i4.ECHO_REPLY, 0, m.rest, m.payload)
             options = _echo_options4(info.packet, dst) if info.packet[0] != 0x45 else b""
-            if not h.ip_send(dst, src, PROTO_ICMP, reply, now, options=options):
-                c["icmp.tx.0/0"] += 1
+            try:
+                h.ip_send(dst, src, PROTO_ICMP, reply, now, options=options)
+            except OSError:
+                return  # no way back (no route): nothing to answer with
+            c["icmp.tx.0/0"] += 1
             return
         if t == i4.ECHO_REPLY:
             lst = self.echo_listeners.get(m.ident)
@@ -352,8 +356,11 @@ class Icmp:
                     return
                 me = mine
             reply = build_icmpv6(me, src, i6.ECHO_REPLY, 0, m.buf[4:])
-            if not h.ip_send(me, src, PROTO_ICMPV6, reply, now):
-                c["icmpv6.tx.129/0"] += 1
+            try:
+                h.ip_send(me, src, PROTO_ICMPV6, reply, now)
+            except OSError:
+                return
+            c["icmpv6.tx.129/0"] += 1
             return
         if t == i6.ECHO_REPLY:
             lst = self.echo_listeners.get(m.ident)

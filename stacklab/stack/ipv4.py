@@ -10,6 +10,7 @@ interpreted but are carried (and copied into fragments when their copy bit says 
 from __future__ import annotations
 
 import errno
+import os
 from typing import TYPE_CHECKING
 
 from stacklab.stack.route import DstCache
@@ -189,7 +190,7 @@ class Ipv4:
     def send(self, src: bytes | None, dst: bytes, proto: int,
              payload: bytes | bytearray | memoryview, now: float, df: bool | None,
              ttl: int | None, tos: int, ifindex: int | None, options: bytes = b""
-             ) -> int | None:
+             ) -> None:
         h = self.host
         c = h.counters
         if dst == LIMITED_BCAST:
@@ -204,14 +205,14 @@ class Ipv4:
             entry = self.dst_cache.get(dst)
             if entry is None:
                 c["drop.ipv4.tx_no_route"] += 1
-                return errno.ENETUNREACH
+                raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
             iface, nexthop, route_src = entry
             if src is None and route_src is not None:
                 src = route_src
         if src is None:
             src = iface.v4_source_for(nexthop)
             if src is None:
-                return errno.EADDRNOTAVAIL
+                raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
         if ttl is None:
             ttl = h.default_ttl
         ident = self.ids.next(src, dst, proto, now) & 0xFFFF
@@ -232,7 +233,7 @@ class Ipv4:
             return None
         if df or n > 65535:
             c["drop.ipv4.tx_too_big"] += 1
-            return errno.EMSGSIZE
+            raise OSError(errno.EMSGSIZE, os.strerror(errno.EMSGSIZE))
         header = build_ipv4(src, dst, proto, b"", ttl, ident, False, False, 0, tos, options)
         frags = fragment_ipv4(header, memoryview(payload), mtu)
         c["ipv4.tx.fragmented"] += 1

@@ -12,6 +12,7 @@ datagram exceeds the path MTU (minimum 1280, RFC 8200 §5).
 from __future__ import annotations
 
 import errno
+import os
 from typing import TYPE_CHECKING
 
 from stacklab.stack.route import DstCache
@@ -216,13 +217,13 @@ class Ipv6:
     # -- output --------------------------------------------------------------------------------
     def send(self, src: bytes | None, dst: bytes, nh: int, payload: bytes | bytearray | memoryview,
              now: float, df: bool | None, hop_limit: int | None, tclass: int,
-             ifindex: int | None) -> int | None:
+             ifindex: int | None) -> None:
         h = self.host
         c = h.counters
         if dst[0] == 0xFF or is_link_local(dst):
             iface = h.interfaces[ifindex] if ifindex is not None else h.default_link_iface(dst)
             if iface is None:
-                return errno.EHOSTUNREACH
+                raise OSError(errno.EHOSTUNREACH, os.strerror(errno.EHOSTUNREACH))
             nexthop = dst
         elif dst in h.local6:
             iface = h.local6[dst]
@@ -231,12 +232,12 @@ class Ipv6:
             entry = self.dst_cache.get(dst)
             if entry is None:
                 c["drop.ipv6.tx_no_route"] += 1
-                return errno.ENETUNREACH
+                raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
             iface, nexthop, _ = entry
             if src is None:
                 src = iface.v6_source_for(dst)
                 if src is None:
-                    return errno.EADDRNOTAVAIL
+                    raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
             if hop_limit is None:
                 hop_limit = 255 if nh == 58 and dst[0] == 0xFF and dst[1] == 2 else h.hop_limit6
             # the path MTU: h.path_mtu(dst) without its second route lookup (this interface)
@@ -250,7 +251,7 @@ class Ipv6:
         if src is None:
             src = iface.v6_source_for(dst)
             if src is None:
-                return errno.EADDRNOTAVAIL
+                raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
         if hop_limit is None:
             hop_limit = 255 if nh == 58 and dst[0] == 0xFF and dst[1] == 2 else h.hop_limit6
         mtu = iface.mtu if dst in h.local6 else min(iface.mtu, h.path_mtu(dst))
@@ -260,7 +261,7 @@ class Ipv6:
     def _send_on(self, iface: Interface, nexthop: bytes, src: bytes, dst: bytes, nh: int,
                  payload: bytes | bytearray | memoryview, now: float, df: bool | None,
                  hop_limit: int,
-                 tclass: int, mtu: int) -> int | None:
+                 tclass: int, mtu: int) -> None:
         c = self.host.counters
         n = 40 + len(payload)
         if n <= mtu:
@@ -269,7 +270,7 @@ class Ipv6:
             return None
         if df or n - 40 > 65535:
             c["drop.ipv6.tx_too_big"] += 1
-            return errno.EMSGSIZE
+            raise OSError(errno.EMSGSIZE, os.strerror(errno.EMSGSIZE))
         # Linux never uses 0 (a receiver may treat it as "no ID"): it takes 1 << 31 instead
         ident = self.ids.next(src, dst, nh, now) or 1 << 31
         frags = fragment_ipv6(src, dst, nh, payload, max(mtu, MIN_MTU), ident, hop_limit,

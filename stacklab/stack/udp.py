@@ -170,11 +170,12 @@ class UdpPcb:
             if len(dgram) + (20 if self.family == 4 else 40) > mtu:
                 host.counters["udp.tx.emsgsize"] += 1
                 raise PacketTooBigError(mtu)
-        err = host.ip_send(src, dst, PROTO_UDP, dgram, now, df=self.df, ttl=self.ttl)
-        if err:
-            if err == errno.EMSGSIZE:
-                raise PacketTooBigError(host.path_mtu(dst))
-            raise OSError(err, os.strerror(err))
+        try:
+            host.ip_send(src, dst, PROTO_UDP, dgram, now, df=self.df, ttl=self.ttl)
+        except OSError as e:
+            if e.errno == errno.EMSGSIZE:
+                raise PacketTooBigError(host.path_mtu(dst)) from None
+            raise
         host.counters["udp.tx.datagrams"] += 1
 
 

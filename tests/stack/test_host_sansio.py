@@ -254,3 +254,23 @@ def test_corrupted_frames_never_raise(which, edits, cut):
         h.receive_frame(0, bytes(frame[:max(cut, 1)] if cut < len(frame) else frame), 1.0)
         h.handle_timer(100.0)
         h.frames_to_send()
+
+
+def test_ip_send_raises_oserror_with_the_errno_a_socket_would_see():
+    """No errno ints come back from the IP layer: ``ip_send`` raises ``OSError`` as Linux's
+    ``sendmsg`` fails (ENETUNREACH without a route, EMSGSIZE over the MTU with DF set)."""
+    import errno
+
+    import pytest
+
+    h = make_host()
+    with pytest.raises(OSError) as no_route:
+        h.ip_send(None, ip_bytes("192.0.2.1"), 17, b"x" * 8, 0.0)
+    assert no_route.value.errno == errno.ENETUNREACH
+    with pytest.raises(OSError) as too_big:
+        h.ip_send(None, P4, 17, bytes(2000), 0.0, df=True)
+    assert too_big.value.errno == errno.EMSGSIZE
+    with pytest.raises(OSError) as no_route6:
+        h.ip_send(None, ip_bytes("2001:db8::1"), 17, b"x" * 8, 0.0)
+    assert no_route6.value.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH)
+    assert h.counters["drop.ipv4.tx_no_route"] == 1

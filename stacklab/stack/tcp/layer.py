@@ -354,8 +354,11 @@ class TcpLayer:
                     c["tcp.tx.segments"] += 1
                     if seg.flags & RST:
                         c["tcp.tx.rst"] += 1
-                    if ip_send(src, dst, PROTO_TCP, raw, now, df=True) == errno.EMSGSIZE:
-                        too_big = True
+                    try:
+                        ip_send(src, dst, PROTO_TCP, raw, now, df=True)
+                    except OSError as e:  # no route yet: the retransmission timer retries
+                        if e.errno == errno.EMSGSIZE:
+                            too_big = True
             if too_big and tcb.on_path_mtu(host.path_mtu(tcb.remote_ip), now):
                 continue  # built before the path MTU dropped: resent smaller now
             events = tcb._events

@@ -135,7 +135,10 @@ class Listener:
         c = host.counters
         c["tcp.syncookies.sent"] += 1
         c["tcp.tx.segments"] += 1
-        host.ip_send(dst, src, PROTO_TCP, raw, now, df=True)
+        try:
+            host.ip_send(dst, src, PROTO_TCP, raw, now, df=True)
+        except OSError:  # no route back: the client retries its SYN
+            c["tcp.tx.no_route"] += 1
 
     def _cookie_ack(self, src: bytes, dst: bytes, v: TcpView, now: float,
                     ifindex: int | None) -> bool:
@@ -190,7 +193,10 @@ def send_reset(host: TcpHost, local: bytes, remote: bytes, v: TcpView, now: floa
         seq, ack, flags = 0, seq_add(v.seq, seg_len), RST | ACK
     raw = build_tcp(local, remote, v.dst_port, v.src_port, seq, ack, flags, 0)
     host.counters["tcp.tx.rst"] += 1
-    host.ip_send(local, remote, PROTO_TCP, raw, now, df=True)
+    try:
+        host.ip_send(local, remote, PROTO_TCP, raw, now, df=True)
+    except OSError:  # no route back to the sender: nothing to reset
+        host.counters["tcp.tx.no_route"] += 1
 
 
 def syn_acceptable_in_time_wait(tcb: Tcb, v: SegmentLike) -> bool:
