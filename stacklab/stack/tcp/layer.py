@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from stacklab.stack.icmp import PACKET_TOO_BIG, UNREACHABLE
 from stacklab.wire.addr import ip_str
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.proto import PROTO_TCP
@@ -324,11 +325,11 @@ class TcpLayer:
         if tcb is None:
             return
         self.host.counters["tcp.rx.icmp_errors"] += 1
-        if kind == "packet-too-big":
+        if kind == PACKET_TOO_BIG:
             # validated by the host (quoted seq in SND.UNA..SND.MAX) and already in its cache
             if tcb.on_path_mtu(self.host.path_mtu(qdst), now):
                 self.flush(tcb, now)
-        elif kind == "unreachable" and tcb.state is SYN_SENT:
+        elif kind == UNREACHABLE and tcb.state is SYN_SENT:
             port_unreach = (code == 3) if len(qsrc) == 4 else (code == 4)
             if port_unreach:
                 tcb.refuse(now, "ICMP port unreachable in SYN-SENT")
