@@ -84,7 +84,8 @@ class Host(Node):
         self.view_handlers: dict[int, ViewHandler] = {}
         self.icmp_error_handlers: dict[int, Callable[..., None]] = {}
         self._timer_sources: list[TimerSource] = []
-        self._loop_q: list[tuple[Interface, bytes]] = []
+        self._loop_q: list[tuple[Interface, bytes]] = []  # sent to ourselves, not received yet
+        self._loop_at = 0.0  # when the first of them was sent
         # RFC 1191 / RFC 8201 path MTU per destination; entries age out on the host's timer
         self.pmtu = PathMtuCache(counters=self.counters)
         # one set of neighbour-table settings per family, shared by every interface's cache
@@ -431,7 +432,12 @@ class Host(Node):
         else:
             self.send_icmp_error6(info.packet, 4, 1, now, param=6)
 
-    def loopback(self, iface: Interface, packet: bytes | bytearray) -> None:
+    def loopback(self, iface: Interface, packet: bytes | bytearray, now: float) -> None:
+        """A packet to one of our own addresses: received back at ``now`` from the host's
+        timer (after the call that sent it has returned, as Linux defers loopback), not from
+        inside the send."""
+        if not self._loop_q:
+            self._loop_at = now
         self._loop_q.append((iface, bytes(packet)))
         self.request_wake()
 
@@ -516,7 +522,7 @@ class Host(Node):
 
     def get_timer(self) -> float | None:
         if self._loop_q:
-            return 0.0
+            return self._loop_at  # due at once: the time the first looped packet was sent
         # called after every frame by the driver: no temporary list, one pass
         best = self.ipv4.reasm.get_timer()
         t = self.ipv6.reasm.get_timer()

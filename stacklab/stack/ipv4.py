@@ -247,7 +247,7 @@ class Ipv4:
         waits in the neighbour queue meanwhile)."""
         h = self.host
         if nexthop in h.local4:
-            h.loopback(iface, packet)
+            h.loopback(iface, packet, now)
             return
         mac: bytes | None
         if nexthop == LIMITED_BCAST or nexthop in iface.bcast4:

@@ -284,7 +284,7 @@ class Ipv6:
                now: float) -> None:
         h = self.host
         if nexthop in h.local6:
-            h.loopback(iface, packet)
+            h.loopback(iface, packet, now)
             return
         mac: bytes | None
         if nexthop[0] == 0xFF:

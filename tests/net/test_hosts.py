@@ -68,3 +68,29 @@ def test_ping_output_is_a_callable_none_or_stdout(lan):
     assert result.ok and lines[0].startswith("PING b (10.0.2.2)") and lines == result.lines
     with pytest.raises(ValueError, match="'stderr'"):  # not a TypeError once the first line prints
         lan.run(lan["a"].ping("b", count=1, out="stderr"), until="5s")
+
+
+def test_a_host_reaches_its_own_address_through_the_deferred_loopback():
+    """Packets to one of our own addresses come back from the host's timer at the time they were
+    sent (a real deadline, not a 0.0 "run soon" value): ping and TCP to ourselves work."""
+    net = stacklab.Network(seed=1)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b)
+    net.autoconfigure()
+
+    async def main():
+        ping = await a.ping(a.address(4), count=2)
+
+        async def echo(reader, writer):
+            writer.write(await reader.read(100))
+            await writer.drain()
+            writer.close()
+
+        await a.start_server(echo, 7)
+        reader, writer = await a.open_connection(a.address(4), 7)
+        writer.write(b"hi")
+        assert a.get_timer() is None or a.get_timer() >= net.loop.time() - 1e-9
+        return ping.received, await reader.read(10)
+
+    assert net.run(main(), until=100) == (2, b"hi")
+    net.close()
