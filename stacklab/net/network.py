@@ -130,8 +130,9 @@ class Network:
             return
         # An exception escaped a frame delivery or a timer: stop at once, run() raises it.
         self._error = exc
+        notes = "; ".join(getattr(exc, "__notes__", ()))
         self._error_text = (f"{type(exc).__name__}: {exc} at t={loop.time():.6f}s "
-                            f"in {context.get('handle')!r}")
+                            + (notes if notes else f"in {context.get('handle')!r}"))
         loop.stop()
 
     # -- nodes -------------------------------------------------------------------------------

@@ -498,4 +498,9 @@ class Deliver(Stage):
         c = d.counters
         c["rx.frames"] += 1
         c["rx.bytes"] += len(frame)
-        d.receiver.deliver(d.rx_ifindex, frame)
+        try:
+            d.receiver.deliver(d.rx_ifindex, frame)
+        except Exception as exc:  # a stack bug: the run stops, naming the frame that hit it
+            exc.add_note(f"while {d.dst_name} received on {d.label} at t={t:.9f}s: "
+                         f"{frame_summary(frame)} (frame {frame.hex()})")
+            raise

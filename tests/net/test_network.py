@@ -254,3 +254,27 @@ def test_an_exception_in_a_node_stops_the_run_loudly(net):
     assert len(b.received) == 2
     with pytest.raises(SimulationError, match="already failed"):
         net.run(until=10)
+
+
+def test_a_stack_bug_stops_the_simulation_naming_the_frame():
+    """On the simulator an exception escaping a node's frame processing stops the run and the
+    error names the frame (link, time, summary and bytes), so the bug stays visible."""
+    import pytest
+
+    from stacklab.net.network import Network, SimulationError
+
+    net = Network(seed=1)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b)
+    net.autoconfigure()
+
+    def broken(*_args: object) -> None:
+        raise ValueError("planted bug")
+
+    b.ipv4.receive = broken  # every IPv4 frame b receives hits it
+    with pytest.raises(SimulationError) as err:
+        net.run(a.ping(b.address(4), count=1), until=10)
+    text = str(err.value)
+    assert "planted bug" in text and "while b received on a>b" in text
+    assert "ICMP echo request" in text and "(frame 02000002" in text
+    net.close()
