@@ -125,3 +125,61 @@ def test_a_device_frame_is_drained_before_the_device_flushes() -> None:
         driver.flush()
     finally:
         loop.close()
+
+
+def test_on_tap_a_stack_bug_in_one_frame_is_counted_and_the_stack_keeps_serving() -> None:
+    """The real-time runtime (TAP) logs and counts an exception escaping one frame's processing
+    (``drop.driver.exception``) and goes on with the next frames — unlike the simulator, which
+    stops the run naming the frame."""
+    import asyncio
+
+    from stacklab.api.host import Host
+    from stacklab.api.realtime import RealtimeStack
+    from stacklab.wire.arp import ARP_REQUEST, build_arp
+    from stacklab.wire.ethernet import ETH_P_ARP, build_ethernet
+
+    class FakeDevice:  # what RealtimeStack needs of a TapDevice
+        def __init__(self) -> None:
+            self.on_frame = None
+            self.sent: list[bytes] = []
+
+        def attach(self, loop, on_frame, on_batch_end):  # noqa: ANN001
+            self.on_frame, self.on_batch_end = on_frame, on_batch_end
+
+        def detach(self) -> None:
+            pass
+
+        def send(self, frame: bytes) -> None:
+            self.sent.append(frame)
+
+    mac, peer = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+    host = Host("h")
+    host.add_interface("eth0", mac)
+    host.add_address(0, "10.0.0.1/24")
+    dev = FakeDevice()
+    stack = RealtimeStack(host, [dev])  # type: ignore[list-item]  # a stand-in device
+    loop = asyncio.new_event_loop()
+    try:
+        stack.attach(loop)
+        who_has = build_ethernet(b"\xff" * 6, peer, ETH_P_ARP,
+                                 build_arp(ARP_REQUEST, peer, bytes([10, 0, 0, 2]), bytes(6),
+                                           bytes([10, 0, 0, 1])))
+        real = host.receive_frame
+        calls = {"n": 0}
+
+        def first_one_breaks(ifindex: int, frame: bytes, now: float) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("planted bug")
+            real(ifindex, frame, now)
+
+        host.receive_frame = first_one_breaks  # type: ignore[method-assign]
+        dev.sent.clear()
+        dev.on_frame(bytes(who_has))  # the bug: counted, not raised
+        dev.on_frame(bytes(who_has))  # the next frame is served: an ARP reply
+        dev.on_batch_end()
+        assert host.counters["drop.driver.exception"] == 1
+        assert any(f[12:14] == b"\x08\x06" and f[21] == 2 for f in dev.sent)
+    finally:
+        stack.detach()
+        loop.close()
