@@ -120,8 +120,8 @@ class RealtimeStack:
         try:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for fut in done:
-                if not fut.cancelled() and fut.exception() is not None:
-                    raise fut.exception()  # type: ignore[misc]
+                if not fut.cancelled() and (exc := fut.exception()) is not None:
+                    raise exc
         finally:
             for fut in waiters:
                 fut.cancel()

@@ -343,7 +343,7 @@ class StackSocket:
         if "b" in mode:
             return buf
         text = io.TextIOWrapper(buf, encoding, errors, newline)
-        text.mode = mode  # type: ignore[misc]
+        text.mode = mode  # type: ignore[misc]  # read-only in typeshed, settable at run time
         return text
 
     # -- TCP server --------------------------------------------------------------------------------

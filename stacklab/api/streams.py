@@ -25,7 +25,7 @@ import asyncio
 import functools
 import socket
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.events import (
@@ -144,10 +144,10 @@ class TcpTransport(asyncio.Transport):
             if tcb.ack_pending:  # the read opened the window enough for a window update
                 self._layer.kick(tcb)
             if not tcb.user_closed:
-                self._protocol.data_received(data)  # type: ignore[attr-defined]
+                cast(asyncio.Protocol, self._protocol).data_received(data)
         if tcb.at_eof and not self._eof_delivered:
             self._eof_delivered = True
-            keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
+            keep_open = cast(asyncio.Protocol, self._protocol).eof_received()
             if not keep_open:
                 self.close()
 

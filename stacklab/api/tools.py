@@ -272,9 +272,10 @@ async def traceroute(host: DrivenHost, dst: str, *, max_hops: int = 30, probes: 
                 if method == "udp":
                     key = (1, port + seq - 1)
                     pending[key] = fut
-                    pcb.ttl = ttl  # type: ignore[union-attr]
+                    assert pcb is not None  # opened above for method "udp"
+                    pcb.ttl = ttl
                     try:
-                        pcb.sendto(data, (addr, port + seq - 1), now)  # type: ignore[union-attr]
+                        pcb.sendto(data, (addr, port + seq - 1), now)
                     except OSError as exc:
                         fut.set_result(("", now, f"!{exc.errno}", True))
                 else:
