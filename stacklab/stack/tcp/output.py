@@ -91,10 +91,11 @@ class TcbOutput(TcbVars):
 
     def receive_window(self) -> int:
         """The window to offer in the next segment (RFC 9293 §3.8.6.2.2): the free buffer space
-        (what the scale can express) when that moves the right edge by at least
-        min(buffer/2, MSS), receiver-side SWS avoidance; else the window open now (the edge never
-        moves left). Runs for every segment sent: written with the loop-invariant locals; the
-        same rule with the general helpers is ``tests/stack/tcp/reference.py``, compared there."""
+        (at most ``rcv_ssthresh``, what the scale can express) when that moves the right edge by
+        at least min(buffer/2, MSS), receiver-side SWS avoidance; else the window open now (the
+        edge never moves left). Runs for every segment sent: written with the loop-invariant
+        locals; the same rule with the general helpers is ``tests/stack/tcp/reference.py``,
+        compared there."""
         cur = (self.rcv_adv - self.rcv_nxt) & MASK  # seq_sub(RCV.ADV, RCV.NXT), at least 0
         if cur > HALF:
             cur = 0
@@ -102,6 +103,8 @@ class TcbOutput(TcbVars):
         rb = self.recvbuf
         cap = rb.capacity
         free = cap - len(rb.ready)
+        if free > self.rcv_ssthresh:
+            free = self.rcv_ssthresh  # Linux offers at most rcv_ssthresh (tcp_grow_window)
         lim = 0xFFFF << shift
         offer = (free if free < lim else lim) >> shift << shift
         if offer > cur:
@@ -144,7 +147,16 @@ class TcbOutput(TcbVars):
             self._ack_now = False
             if self.deadlines[DELACK_TIMER] is not None:
                 self._arm(DELACK_TIMER, None)
-            self._unacked_bytes = 0
+            if self._unacked_bytes:
+                self._unacked_bytes = 0
+                if self.quick_acks:
+                    self.quick_acks -= 1  # an ACK of new data spends one (tcp_dec_quickack_mode)
+            if payload:
+                last = self.lrcvtime
+                if last is not None and now - last < self.config.delack_timeout:
+                    # an answer within the ACK timeout of the data: interactive (Linux
+                    # tcp_event_data_sent, pingpong threshold 1), ACKs are delayed from now on
+                    self.pingpong = True
         else:
             ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
             seg = Segment(seq, 0, flags, window, payload, ts=ts)
@@ -238,9 +250,12 @@ class TcbOutput(TcbVars):
                     and (self.fin_seq is None or nxt != self.fin_seq):
                 self._sws_override = False  # nothing new to send: _output_data would do only this
             else:
+                burst, top = len(self._out), self.snd_max
                 sent_ack = self.fast_path and self._send_predicted(now)
                 if self._output_data(now):
                     sent_ack = True
+                if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss:
+                    self._push(burst)
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
                 self._ack_now = True
@@ -271,6 +286,17 @@ class TcbOutput(TcbVars):
                 self._arm(RTO_TIMER, None)
             if persist is not None:
                 self._arm(PERSIST_TIMER, None)
+
+    def _push(self, burst: int) -> None:
+        """PSH on the last data segment of a burst of new data longer than one segment
+        (``_out[burst:]``), as Linux's TSO packets carry it, not only on the segment that
+        empties the send queue (RFC 9293 §3.9.1 leaves the choice to the sender)."""
+        out = self._out
+        for i in range(len(out) - 1, burst - 1, -1):
+            seg = out[i]
+            if seg.payload:
+                seg.flags |= PSH
+                return
 
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
@@ -391,9 +417,11 @@ class TcbOutput(TcbVars):
                             and not self._sws_override:
                         if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
                             break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
-                    elif n < mss and n == avail and not self.config.nodelay and in_flight > 0 \
-                            and fin_seq is None:
-                        break  # Nagle (RFC 9293 §3.7.4): wait for the ACK of outstanding data
+                    elif n < mss and n == avail and not self.config.nodelay and fin_seq is None \
+                            and seq_lt(snd_una, self.snd_sml) and seq_le(self.snd_sml, nxt):
+                        # Nagle (RFC 9293 §3.7.4) as Linux (tcp_nagle_check, Minshall's variant):
+                        # a short segment waits while a previous short one is unacknowledged
+                        break
                     if fin_seq is not None and seq_add(nxt, n) == fin_seq:
                         send_fin = True
             seq = nxt
@@ -410,9 +438,12 @@ class TcbOutput(TcbVars):
                 self.stats.bytes_retrans += n
                 if self.trace is not None:
                     self.trace(now, "retransmit", {"seq": seq, "len": n, "why": "rto"})
-            elif n and self._rtt_seq is None and not self.ts_ok:
-                self._rtt_seq = seq_add(seq, n)
-                self._rtt_time = now
+            else:
+                if n and self._rtt_seq is None and not self.ts_ok:
+                    self._rtt_seq = seq_add(seq, n)
+                    self._rtt_time = now
+                if 0 < n < mss:
+                    self.snd_sml = seq_add(seq, n)  # Linux tcp_minshall_update
             self._emit(seq, flags, payload, now)
             sent_ack = True
             nxt = self.snd_nxt = seq_add(seq, n + (1 if send_fin else 0))

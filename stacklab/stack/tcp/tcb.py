@@ -255,8 +255,14 @@ class Tcb(TcbOutput):
         if st is CLOSED:
             return
         if st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
-            self._emit_rst(self.snd_max, None)
+            self._active_reset()
         self._fail(now, Event.ABORT, error, "ABORT")
+
+    def _active_reset(self) -> None:
+        """The RST of an abort (RFC 9293 §3.10.5 <SEQ=SND.NXT><CTL=RST>), shaped as Linux's
+        tcp_send_active_reset: with an ACK of RCV.NXT, at a sequence number the peer's window
+        accepts."""
+        self._emit_rst(self._ack_seq(), self.rcv_nxt)
 
     # -- driver calls -----------------------------------------------------------------------------
     def segments_to_send(self) -> list[Segment]:
@@ -298,6 +304,7 @@ class Tcb(TcbOutput):
         if kind is DELACK_TIMER:
             self._ack_now = True
             self.stats.delayed_acks += 1
+            self.pingpong = False  # the delayed ACK was not piggybacked: not interactive
             return False
         if kind is PERSIST_TIMER:
             self._on_persist(now)
@@ -319,9 +326,7 @@ class Tcb(TcbOutput):
                 return True
             return False
         # USER_TIMER: TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3), data unacknowledged
-        # this long
-        if st is not SYN_SENT and st is not SYN_RECEIVED:
-            self._emit_rst(self.snd_max, None)
+        # this long; no RST, as Linux (tcp_write_err): the peer is presumed unreachable
         self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
                    f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
         return True
@@ -347,7 +352,7 @@ class Tcb(TcbOutput):
             self._arm(KEEPALIVE_TIMER, now + cfg.keepidle)
             return False
         if self.keepalive_probes >= cfg.keepcnt:
-            self._emit_rst(self.snd_max, None)
+            self._active_reset()  # Linux tcp_keepalive_timer
             self._fail(now, Event.TIMEOUT, TimeoutError("TCP keepalive timed out"),
                        f"{cfg.keepcnt} keepalive probes unanswered")
             return True
@@ -370,8 +375,7 @@ class Tcb(TcbOutput):
             if syn_phase and self.config.connect_timeout is None:
                 self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
                            f"SYN not answered after {limit} retransmissions")
-            elif not syn_phase:
-                self._emit_rst(self.snd_max, None)
+            elif not syn_phase:  # no RST, as Linux (tcp_write_err): the peer is unreachable
                 self._fail(now, Event.TIMEOUT, TimeoutError("TCP retransmissions timed out"),
                            f"{limit} retransmissions without an ACK")
                 return
@@ -481,20 +485,39 @@ class Tcb(TcbOutput):
         if not plen:
             return True
         # in-order text into an empty reassembly queue (seventh check)
-        if plen > self.rcv_mss_seen:
-            self.rcv_mss_seen = plen
         rb.ready += payload
         rb.nxt += plen
         self.rcv_nxt = (seq + plen) & MASK
         self.stats.bytes_received += plen
         self._events.append(DataReceived(plen))
-        self._unacked_bytes += plen
-        mss_seen = self.rcv_mss_seen
-        if self._unacked_bytes >= 2 * (mss_seen if mss_seen > 1 else 1):
-            self._ack_now = True  # every second full-sized segment (RFC 9293 §3.8.6.3)
-        elif self.deadlines[DELACK_TIMER] is None:
+        self._data_in(plen, plen, now)
+        if not self._ack_now and self.deadlines[DELACK_TIMER] is None:
             self._arm(DELACK_TIMER, now + self.config.delack_timeout)
         return True
+
+    def _data_in(self, plen: int, got: int, now: float) -> None:
+        """``got`` new in-order bytes arrived in a segment of ``plen``: Linux's receive-side
+        bookkeeping (tcp_event_data_recv, tcp_measure_rcv_mss, tcp_grow_window) and its choice
+        between an ACK now and a delayed one (__tcp_ack_snd_check): ACK at once when more than
+        one receive MSS is unacknowledged (RFC 9293 §3.8.6.3: at least every second full-sized
+        segment) or in quick-ACK mode; the caller arms the delayed ACK otherwise."""
+        if plen > self.rcv_mss:
+            adv = self.adv_mss
+            self.rcv_mss = plen if plen < adv else adv
+        last = self.lrcvtime
+        if last is None or now - last > self.rtt.rto:
+            # the first data, or the sender idle longer than an RTO: quick-ACK mode for about
+            # the window's worth of segments, at most 16 (Linux tcp_incr_quickack)
+            quick = min(max(self.receive_window() // (2 * self.rcv_mss), 2), 16)
+            if quick > self.quick_acks:
+                self.quick_acks = quick
+        self.lrcvtime = now
+        cap = self.recvbuf.capacity
+        if plen >= 128 and self.rcv_ssthresh < cap:
+            self.rcv_ssthresh = min(self.rcv_ssthresh + 2 * self.adv_mss, cap)
+        self._unacked_bytes += got
+        if self._unacked_bytes > self.rcv_mss or (self.quick_acks and not self.pingpong):
+            self._ack_now = True
 
     def _take_syn(self, seg: SegmentLike) -> None:
         """Record the peer's SYN: IRS, RCV.NXT and the options it offers (RFC 9293 §3.7.1,
@@ -502,7 +525,8 @@ class Tcb(TcbOutput):
         cfg = self.config
         self.irs = seg.seq
         self.rcv_nxt = seq_add(seg.seq, 1)
-        self.rcv_adv = seq_add(self.rcv_nxt, min(self.recvbuf.free, 0xFFFF))  # as our SYN says
+        self.rcv_ssthresh = min(self.recvbuf.free, 0xFFFF)  # what our SYN offers
+        self.rcv_adv = seq_add(self.rcv_nxt, self.rcv_ssthresh)
         self.recvbuf.nxt = 0
         mss = seg.mss()
         if mss is not None:
@@ -814,8 +838,6 @@ class Tcb(TcbOutput):
         off = seq_sub(seq, self.rcv_nxt) + rb.nxt  # the stream offset of SEG.SEQ
         if plen and st in CAN_RECEIVE and (
                 self.rcv_fin_off is None or off + plen <= self.rcv_fin_off):
-            if plen > self.rcv_mss_seen:
-                self.rcv_mss_seen = plen
             had_holes = rb.ooo_bytes > 0
             got: int | None
             if off == rb.nxt and not had_holes:  # in order, nothing held: append
@@ -831,11 +853,10 @@ class Tcb(TcbOutput):
                 self.rcv_nxt = seq_add(self.rcv_nxt, got)
                 self.stats.bytes_received += got
                 self._events.append(DataReceived(got))
-                self._unacked_bytes += got
-                mss_seen = self.rcv_mss_seen
-                if had_holes or self._unacked_bytes >= 2 * (mss_seen if mss_seen > 1 else 1):
-                    self._ack_now = True  # filled a hole / every second full segment
-                elif self.deadlines[DELACK_TIMER] is None:
+                self._data_in(plen, got, now)
+                if had_holes:
+                    self._ack_now = True  # filled a hole: ACK at once (RFC 5681 §4.2)
+                elif not self._ack_now and self.deadlines[DELACK_TIMER] is None:
                     self._arm(DELACK_TIMER, now + self.config.delack_timeout)
             else:
                 self.stats.ooo_segments += 1

@@ -66,6 +66,9 @@ class TcbVars:
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_adv = 0  # right edge of the window last advertised (RCV.NXT + RCV.WND)
+        # the most the window may offer (Linux rcv_ssthresh): the SYN's window at first, grown
+        # by two segments per segment of data received (Linux tcp_grow_window)
+        self.rcv_ssthresh = 0
         # options
         mtu_mss = (path_mtu or 1500) - self._ip_tcp_hdr
         self.adv_mss = min(adv_mss or mtu_mss, cfg.maxseg or 65535)
@@ -119,7 +122,16 @@ class TcbVars:
         self._ack_now = False
         self._sws_override = False
         self._unacked_bytes = 0  # in-order bytes received since the last ACK we sent
-        self.rcv_mss_seen = 0
+        # the peer's segment size as we see it (Linux icsk_ack.rcv_mss, tcp_measure_rcv_mss):
+        # the largest segment received, at most our own MSS, 536 at first
+        self.rcv_mss = max(88, min(self.adv_mss, 536))
+        # Linux's delayed-ACK engine (tcp_event_data_recv): quick-ACK mode (ACK every segment)
+        # for this many ACKs, at the first data and after an idle receiver; interactive
+        # (ping-pong) mode when we answer data within the ACK timeout
+        self.quick_acks = 0
+        self.pingpong = False
+        self.lrcvtime: float | None = None  # when data last arrived (None: never)
+        self.snd_sml = self.iss  # end of the last short segment sent (Minshall's Nagle)
         self._out: list[Segment] = []
         self._events: deque[TcbEvent] = deque()
         self._lost_reported = False
