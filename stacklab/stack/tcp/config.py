@@ -32,7 +32,7 @@ class TcpConfig:
     connect_timeout: float | None = None  # overrides syn_retries when set
     max_retries: int = 15  # Linux tcp_retries2
     fin_wait_2_timeout: float = 60.0  # Linux tcp_fin_timeout, after a full close only
-    persist_max: float = 60.0
+    persist_max: float = 120.0  # zero-window probe interval cap, Linux TCP_RTO_MAX
     max_ooo_pieces: int = 64
     congestion: str = "cubic"  # TCP_CONGESTION; Linux's default is CUBIC
     record_cwnd: bool = False  # keep (time, cwnd, ssthresh) samples in Tcb.cwnd_log

@@ -62,7 +62,8 @@ _PREDICTED_FLAGS = SYN | FIN | RST | URG | ACK  # of these, header prediction wa
 class _Arriving:
     """A segment on the general arrival path, as the checks trim it."""
 
-    __slots__ = ("flags", "seq", "payload", "plen", "syn", "fin", "seg_len", "ts", "rcv_wnd")
+    __slots__ = ("flags", "seq", "payload", "plen", "syn", "fin", "seg_len", "ts", "rcv_wnd",
+                 "ts_recent")
 
     def __init__(self, seg: SegmentLike, ts: tuple[int, int] | None) -> None:
         self.flags = flags = seg.flags
@@ -74,6 +75,7 @@ class _Arriving:
         self.seg_len = self.plen + self.syn + self.fin
         self.ts = ts
         self.rcv_wnd = 0
+        self.ts_recent = False  # its TSval becomes TS.Recent once the ACK check accepts it
 
 
 class Tcb(TcbOutput):
@@ -399,22 +401,16 @@ class Tcb(TcbOutput):
         self._sws_override = True  # resend even if the window left is smaller than a segment
 
     def _on_persist(self, now: float) -> None:
-        """Zero-window probe (RFC 9293 §3.8.6.1): one byte beyond the window, with backoff.
-        With a small but open window the same timer is the sender's SWS override."""
+        """Zero-window probe (RFC 9293 §3.8.6.1), with backoff up to ``persist_max``: as Linux
+        (tcp_xmit_probe_skb), a bare ACK at SND.UNA - 1, outside the window, which the peer
+        answers with an ACK carrying its window; no data goes into the closed window. With a
+        small but open window the same timer is the sender's SWS override."""
         if self.snd_wnd > 0:
             self._sws_override = True
             return
         self.stats.zero_window_probes += 1
         self.persist_backoff += 1
-        off = seq_sub(self.snd_una, self.snd_data_una)
-        if off < len(self.sendbuf):
-            payload = self.sendbuf.peek(off, 1)
-            seq = self.snd_una
-            if self.snd_nxt == self.snd_una:
-                self.snd_nxt = seq_add(self.snd_nxt, 1)
-                if seq_gt(self.snd_nxt, self.snd_max):
-                    self.snd_max = self.snd_nxt
-            self._emit(self.snd_una if seq == self.snd_una else seq, ACK, payload, now)
+        self._emit(seq_add(self.snd_una, -1), ACK, b"", now)
         self._arm_persist(now)
 
     # -- segment arrival (RFC 9293 §3.10.7) -------------------------------------------------------
@@ -664,7 +660,9 @@ class Tcb(TcbOutput):
     def _check_sequence(self, a: _Arriving, now: float) -> bool:
         """First check, the acceptance test (RFC 9293 §3.10.7.4 table); an unacceptable segment
         gets a (rate-limited) ACK, with a D-SACK for a duplicate (RFC 2883), unless it is a RST.
-        Then RFC 7323 §4.3: remember the timestamp to echo."""
+        Then RFC 7323 §4.3: whether its timestamp is the one to echo (taken only once the fifth
+        check accepts the segment, RFC 7323 §5.3 + RFC 5961 §5.2: a forged in-window segment
+        with an unacceptable ACK must not move TS.Recent, or PAWS would drop the real peer)."""
         a.rcv_wnd = rcv_wnd = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
         seq, plen = a.seq, a.plen
         if not self._acceptable(seq, a.seg_len, rcv_wnd):
@@ -676,8 +674,8 @@ class Tcb(TcbOutput):
                 self._oow_ack(now, plen > 0)
             return False
         ts = a.ts
-        if ts is not None and seq_le(seq, self.last_ack_sent) and seq_ge(ts[0], self.ts_recent):
-            self.ts_recent = ts[0]
+        a.ts_recent = ts is not None and seq_le(seq, self.last_ack_sent) \
+            and seq_ge(ts[0], self.ts_recent)
         return True
 
     def _check_rst(self, a: _Arriving, now: float) -> bool:
@@ -770,13 +768,16 @@ class Tcb(TcbOutput):
         if seq_gt(ack, snd_max) or seq_lt(ack, seq_add(una, -self.max_sndwnd)):
             self._challenge_ack(now)
             return False
+        ts = a.ts
+        if a.ts_recent and ts is not None:
+            self.ts_recent = ts[0]  # RFC 7323 §4.3, the segment now accepted
         wnd = seg.window << self.snd_wscale
         newly_sacked = self._take_sack(seg) if self.sack_ok and seg.sack_blocks() else 0
         if seq_gt(ack, una):
             self._ack_advance(ack, now, a.ts)
             if newly_sacked and self.recover is None:
                 self._maybe_enter_recovery(now)
-        elif ack == una and snd_max != una and (
+        elif ack == una and snd_max != una and wnd and (  # a zero window answers a probe
                 newly_sacked > 0 if self.sack_ok
                 else (a.plen == 0 and not a.fin and wnd == self.snd_wnd)):
             self._on_dupack(now)
