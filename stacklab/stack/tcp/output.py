@@ -162,6 +162,7 @@ class TcbOutput(TcbVars):
             seg = Segment(seq, 0, flags, window, payload, ts=ts)
         stats.segs_out += 1
         if payload:
+            self.lsndtime = now
             stats.bytes_sent += len(payload)
             if self.unacked_since is None:
                 self._set_unacked_since(now)
@@ -251,11 +252,17 @@ class TcbOutput(TcbVars):
                 self._sws_override = False  # nothing new to send: _output_data would do only this
             else:
                 burst, top = len(self._out), self.snd_max
+                if self.snd_una == top and self.lsndtime is not None:
+                    # new data after an idle period (RFC 5681 §4.1, Linux CA_EVENT_TX_START)
+                    self.cc.on_idle(now - self.lsndtime, self.rtt.rto,
+                                    self.config.slow_start_after_idle)
+                    self.lsndtime = now
                 sent_ack = self.fast_path and self._send_predicted(now)
                 if self._output_data(now):
                     sent_ack = True
                 if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss:
                     self._push(burst)
+                self._cwnd_validate()
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
                 self._ack_now = True
@@ -286,6 +293,25 @@ class TcbOutput(TcbVars):
                 self._arm(RTO_TIMER, None)
             if persist is not None:
                 self._arm(PERSIST_TIMER, None)
+
+    def _cwnd_validate(self) -> None:
+        """After sending: was cwnd what stopped us (Linux tcp_cwnd_validate, RFC 7661)? The
+        verdict and the largest flight hold for one window of data."""
+        flight = seq_sub(self.snd_nxt, self.snd_una)
+        limited = flight + self.snd_mss > self.cwnd_effective
+        if limited or not seq_lt(self.snd_una, self.cwnd_usage_seq) or (
+                not self.is_cwnd_limited and flight > self.max_flight):
+            self.is_cwnd_limited = limited
+            self.max_flight = flight
+            self.cwnd_usage_seq = self.snd_nxt
+
+    def cwnd_limited(self) -> bool:
+        """Whether an ACK may grow cwnd (Linux tcp_is_cwnd_limited): cwnd limited the sender,
+        or in slow start cwnd is below twice the largest recent flight."""
+        if self.is_cwnd_limited:
+            return True
+        cc = self.cc
+        return cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_flight
 
     def _push(self, burst: int) -> None:
         """PSH on the last data segment of a burst of new data longer than one segment

@@ -923,7 +923,8 @@ class Tcb(TcbOutput):
             else:
                 self._partial_ack(seq_sub(ack, una_before), now)
         else:
-            self.cc.on_ack(n if n > 0 else 0, flight, now, sample)
+            # cwnd grows only while it limits the sender (RFC 7661 §4.3, Linux)
+            self.cc.on_ack(n if n > 0 and self.cwnd_limited() else 0, flight, now, sample)
         self.dupacks = 0
         snd_max = self.snd_max
         if self.unacked_since is not None:

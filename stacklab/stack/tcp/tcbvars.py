@@ -132,6 +132,12 @@ class TcbVars:
         self.pingpong = False
         self.lrcvtime: float | None = None  # when data last arrived (None: never)
         self.snd_sml = self.iss  # end of the last short segment sent (Minshall's Nagle)
+        self.lsndtime: float | None = None  # when data was last sent (idle restart)
+        # whether cwnd limits the sender (RFC 7661; Linux tcp_cwnd_validate): cwnd grows only
+        # then; judged over one window of data (up to cwnd_usage_seq)
+        self.is_cwnd_limited = False
+        self.max_flight = 0
+        self.cwnd_usage_seq = self.iss
         self._out: list[Segment] = []
         self._events: deque[TcbEvent] = deque()
         self._lost_reported = False
