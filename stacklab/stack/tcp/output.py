@@ -362,7 +362,8 @@ class TcbOutput(TcbVars):
                 self._rtt_seq = (nxt + mss) & MASK
                 self._rtt_time = now
                 timed = True
-            self._emit(nxt, ACK | PSH if avail == mss else ACK, bytes(data[off:off + mss]), now)
+            self._emit(nxt, ACK | PSH if self.sendbuf.pushed(off, mss) else ACK,
+                       bytes(data[off:off + mss]), now)
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
         if sent and self.deadlines[RTO_TIMER] is None:
@@ -454,8 +455,8 @@ class TcbOutput(TcbVars):
             snd_max = self.snd_max
             retrans = seq_lt(seq, snd_max)
             flags = ACK
-            if n and n == avail:
-                flags |= PSH
+            if n and sendbuf.pushed(off, n):
+                flags |= PSH  # the end of a write (Linux tcp_push; the queue's end is one)
             if send_fin:
                 flags |= FIN
             payload = bytes(sendbuf.data[off:off + n]) if n else b""
@@ -503,6 +504,8 @@ class TcbOutput(TcbVars):
         elif self.fin_seq is not None and seq_add(seq, n) == self.fin_seq \
                 and seq_gt(self.snd_max, self.fin_seq):
             flags |= FIN
+        if n and self.sendbuf.pushed(off, n):
+            flags |= PSH  # resent as first sent
         payload = self.sendbuf.peek(off, n) if n else b""
         self.stats.retransmits += 1
         self.stats.bytes_retrans += n

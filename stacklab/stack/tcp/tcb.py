@@ -257,14 +257,14 @@ class Tcb(TcbOutput):
         if st is CLOSED:
             return
         if st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
-            self._active_reset()
+            self._active_reset(now)
         self._fail(now, Event.ABORT, error, "ABORT")
 
-    def _active_reset(self) -> None:
+    def _active_reset(self, now: float) -> None:
         """The RST of an abort (RFC 9293 §3.10.5 <SEQ=SND.NXT><CTL=RST>), shaped as Linux's
-        tcp_send_active_reset: with an ACK of RCV.NXT, at a sequence number the peer's window
-        accepts."""
-        self._emit_rst(self._ack_seq(), self.rcv_nxt)
+        tcp_send_active_reset: at a sequence number the peer's window accepts, with an ACK of
+        RCV.NXT, the window and the connection's options (timestamps) as any other segment."""
+        self._emit(self._ack_seq(), RST | ACK, b"", now)
 
     # -- driver calls -----------------------------------------------------------------------------
     def segments_to_send(self) -> list[Segment]:
@@ -354,7 +354,7 @@ class Tcb(TcbOutput):
             self._arm(KEEPALIVE_TIMER, now + cfg.keepidle)
             return False
         if self.keepalive_probes >= cfg.keepcnt:
-            self._active_reset()  # Linux tcp_keepalive_timer
+            self._active_reset(now)  # Linux tcp_keepalive_timer
             self._fail(now, Event.TIMEOUT, TimeoutError("TCP keepalive timed out"),
                        f"{cfg.keepcnt} keepalive probes unanswered")
             return True
