@@ -390,6 +390,7 @@ class Tcb(TcbOutput):
         self.recover = None
         self.rec.on_rto()
         self.rto_recover = self.snd_max
+        self.rto_tsval = self._ts_clock(now)
         self.dupacks = 0
         self._trace_cwnd(now)
         self._rtt_seq = None  # Karn: never time a retransmitted segment
@@ -904,7 +905,13 @@ class Tcb(TcbOutput):
             self._plpmtud_sync(now, "probe acked")
         sample = None
         if ts is not None and ts[1]:
-            sample = ((int(now * 1000) + self.ts_offset - ts[1]) & MASK) / 1000.0
+            # RFC 7323 §4: the TSecr of the ACK that advanced SND.UNA; while data resent by a
+            # timeout is being acknowledged, only an echo of a transmission made since the
+            # timeout is unambiguous (Karn, RFC 6298 §3): an older echo, from ACKs lost before
+            # it, would measure the whole outage and inflate the RTO to its maximum
+            rto_tsval = self.rto_tsval
+            if rto_tsval is None or ((ts[1] - rto_tsval) & MASK) < HALF:
+                sample = ((int(now * 1000) + self.ts_offset - ts[1]) & MASK) / 1000.0
         elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
             sample = now - self._rtt_time
             self._rtt_seq = None
@@ -917,6 +924,7 @@ class Tcb(TcbOutput):
         self.rec.on_cumulative_ack(sendbuf.base + seq_sub(ack, self.snd_data_una))
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None
+            self.rto_tsval = None
         if self.recover is not None:
             if seq_ge(ack, self.recover):
                 self._end_recovery(now)

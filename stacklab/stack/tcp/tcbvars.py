@@ -96,6 +96,7 @@ class TcbVars:
         self.dupacks = 0
         self.recover: int | None = None  # snd_max when fast recovery started (RFC 6582 recover)
         self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
+        self.rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
         self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
         self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
         self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
