@@ -621,6 +621,13 @@ class Tcb(TcbOutput):
             return
         if not self._check_ack(a, seg, now):  # fifth check
             return
+        if a.plen and self.user_closed and self.state in (FIN_WAIT_1, FIN_WAIT_2):
+            # new data after close(): no one will read it. Reset instead of ACKing and
+            # discarding it for ever (RFC 1122 §4.2.2.13, RFC 2525 §2.17), as Linux
+            # (tcp_rcv_state_process, TCPAbortOnData): <SEQ=SEG.ACK><CTL=RST>
+            self._emit_rst(seg.ack, None)
+            self._fail(now, Event.ABORT, None, "data after close")
+            return
         # sixth check, URG: not supported, the urgent pointer is ignored
         if a.plen or a.fin:  # seventh (segment text) and eighth (FIN) checks
             self._process_text(a.seq, a.payload, a.fin, now)
