@@ -149,10 +149,12 @@ class Tcb(TcbOutput):
         listener checked ``syn_acceptable_in_time_wait``): CLOSED at once."""
         self._move(now, Event.SYN_IN_TIME_WAIT, "new SYN in TIME-WAIT (RFC 6191)")
 
-    def refuse(self, now: float, cause: str) -> None:
-        """The peer refused our SYN by other means than a RST (an ICMP port unreachable in
-        SYN-SENT, RFC 1122 §4.2.3.9): CLOSED with ConnectionRefusedError."""
-        self._fail(now, Event.RCV_RST, ConnectionRefusedError("port unreachable"), cause)
+    def connect_failed(self, now: float, error: Exception, cause: str) -> None:
+        """An ICMP Destination Unreachable (or a local one: neighbour resolution failed) for our
+        SYN in SYN-SENT: CLOSED at once with ``error`` (ECONNREFUSED, EHOSTUNREACH,
+        ENETUNREACH, ...), as Linux's tcp_v4_err/tcp_v6_err do, not a timeout after the SYN
+        retries (RFC 1122 §4.2.3.9 lets a connect in progress be aborted)."""
+        self._fail(now, Event.RCV_RST, error, cause)
 
     @property
     def states_entered(self) -> list[str]:
