@@ -89,6 +89,7 @@ TABLE: dict[str, Callable[[Knobs, str], None]] = {
     "net.ipv4.tcp_keepalive_probes": _set_tcp("keepcnt", int),
     "net.ipv4.tcp_congestion_control": _set_tcp("congestion", _congestion),
     "net.ipv4.tcp_slow_start_after_idle": _set_tcp("slow_start_after_idle", _bool),
+    "net.ipv4.tcp_min_snd_mss": _set_tcp("min_snd_mss", int),
     "net.ipv4.tcp_mtu_probing": _mtu_probing,
     "net.ipv4.tcp_base_mss": _set_tcp("base_mss", int),
     "net.ipv4.tcp_syncookies": _set_layer("syncookies", _bool),

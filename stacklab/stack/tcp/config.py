@@ -21,6 +21,7 @@ class TcpConfig:
     msl: float = 30.0  # TIME-WAIT lasts 2*MSL = 60 s, as Linux (TCP_TIMEWAIT_LEN)
     nodelay: bool = False  # TCP_NODELAY: no Nagle
     maxseg: int | None = None  # TCP_MAXSEG: clamps the MSS advertised and used
+    min_snd_mss: int = 48  # Linux net.ipv4.tcp_min_snd_mss: the send MSS never goes below it
     window_scaling: bool = True
     timestamps: bool = True
     sack: bool = True

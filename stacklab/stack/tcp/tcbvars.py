@@ -188,9 +188,13 @@ class TcbVars:
         clamp = self.plpmtud.mtu_clamp()  # PLPMTUD's size known to get through
         if clamp is not None:
             mss = min(mss, clamp - self._ip_tcp_hdr)
+        # as Linux (__tcp_mtu_to_mss): a floor before the options, so that a peer's tiny MSS
+        # option or path MTU cannot make every segment carry a few bytes (IP fragments a
+        # segment larger than a tiny path MTU)
+        mss = max(mss, self.config.min_snd_mss)
         if self.ts_ok:
             mss -= TS_OPT_LEN
-        return max(mss, 64)
+        return mss
 
     def _abs(self, seq: int) -> int:
         """Stream position of a sequence number (never wraps; the FIN is after the last byte)."""
