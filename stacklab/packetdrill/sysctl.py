@@ -82,6 +82,7 @@ TABLE: dict[str, Callable[[Knobs, str], None]] = {
     "net.ipv4.tcp_rmem": _rmem,
     "net.ipv4.tcp_wmem": _wmem,
     "net.ipv4.tcp_syn_retries": _set_tcp("syn_retries", int),
+    "net.ipv4.tcp_synack_retries": _set_tcp("synack_retries", int),
     "net.ipv4.tcp_retries2": _set_tcp("max_retries", int),
     "net.ipv4.tcp_fin_timeout": _set_tcp("fin_wait_2_timeout", float),
     "net.ipv4.tcp_keepalive_time": _set_tcp("keepidle", float),

@@ -30,6 +30,7 @@ class TcpConfig:
     min_rto: float = 0.2  # Linux TCP_RTO_MIN (RFC 6298 says 1 s, "MAY" be less)
     max_rto: float = 120.0  # Linux TCP_RTO_MAX
     syn_retries: int = 6  # Linux tcp_syn_retries: 1+2+4+...+64 = 127 s before giving up
+    synack_retries: int = 5  # Linux tcp_synack_retries: a passive open's SYN-ACK, 63 s in all
     connect_timeout: float | None = None  # overrides syn_retries when set
     max_retries: int = 15  # Linux tcp_retries2
     fin_wait_2_timeout: float = 60.0  # Linux tcp_fin_timeout, after a full close only

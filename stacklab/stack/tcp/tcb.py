@@ -374,7 +374,9 @@ class Tcb(TcbOutput):
             return
         self.retries += 1
         syn_phase = self.state in (SYN_SENT, SYN_RECEIVED)
-        limit = self.config.syn_retries if syn_phase else self.config.max_retries
+        cfg = self.config
+        limit = cfg.max_retries if not syn_phase else \
+            cfg.synack_retries if self.passive else cfg.syn_retries
         if self.retries > limit:
             if syn_phase and self.config.connect_timeout is None:
                 self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
