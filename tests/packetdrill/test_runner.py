@@ -178,3 +178,11 @@ def test_time_ranges_and_any_time(tmp_path: Path, spec: str, status: str) -> Non
     r = run_text(tmp_path, SERVER + "+0.1 write(4, ..., 1000) = 1000\n+0 > P. 1:1001(1000) ack 1\n"
                  f"{spec} > P. 1:1001(1000) ack 1\n")
     assert r.status == status, r.message
+
+
+def test_code_blocks_share_one_namespace_and_ssthresh_starts_infinite(tmp_path: Path) -> None:
+    # packetdrill runs a script's %{ }% blocks in one Python namespace; a fresh connection's
+    # ssthresh is Linux's TCP_INFINITE_SSTHRESH
+    r = run_text(tmp_path, SERVER + "+0 %{ INF = 0x7fffffff }%\n"
+                 "+0 %{ assert tcpi_snd_ssthresh == INF, tcpi_snd_ssthresh }%\n")
+    assert r.status == "PASS", r.message
