@@ -222,6 +222,9 @@ class Runner:
         # the -v trace; outbound packets are described at the end, once the ISNs are known
         self.trace: list[str | _Out] = []
         self.notes: list[str] = []
+        # names the script's %{ }% blocks define, kept for the later blocks (packetdrill runs
+        # all of a script's blocks in one Python namespace)
+        self._code_vars: dict[str, Any] = {}
         self.pcap = PcapWriter(str(pcap)) if pcap is not None else None
         for name in opts:
             # --mss is the GRO size of inbound packets on a tun device: here every inbound
@@ -437,7 +440,8 @@ class Runner:
         s = self.sys.current
         if s is None:
             raise Failure(self._line, "%{ }% code needs a TCP socket")
-        env: dict[str, Any] = dict(s.info()) | CODE_CONSTANTS
+        info = s.info()
+        env: dict[str, Any] = self._code_vars | dict(info) | CODE_CONSTANTS
         printed = io.StringIO()
         try:
             with contextlib.redirect_stdout(printed):
@@ -452,6 +456,9 @@ class Runner:
             raise Failure(self._line, f"error in %{{ }}% code: {type(e).__name__}: {e}") from None
         finally:
             self.notes += [f"%{{ }}% printed: {ln}" for ln in printed.getvalue().splitlines()]
+        self._code_vars.update((k, v) for k, v in env.items()
+                               if k not in info and k not in CODE_CONSTANTS
+                               and k != "__builtins__")
 
     # -- inbound packets -------------------------------------------------------------------------
     def _inbound(self, pkt: Packet) -> None:

@@ -402,7 +402,9 @@ class TcpSock:
             "tcpi_retrans": 0,
             "tcpi_rtt": round((i["srtt"] or 0) * 1e6),
             "tcpi_rttvar": round((i["rttvar"] or 0) * 1e6),
-            "tcpi_snd_ssthresh": min(i["ssthresh"] // mss, 0x7FFFFFFF),
+            # "arbitrarily high" (1 << 30 bytes) is Linux's TCP_INFINITE_SSTHRESH
+            "tcpi_snd_ssthresh": 0x7FFFFFFF if i["ssthresh"] >= 1 << 30
+            else i["ssthresh"] // mss,
             "tcpi_snd_cwnd": i["cwnd"] // mss,
             "tcpi_advmss": tcb.adv_mss,
             "tcpi_reordering": 3,

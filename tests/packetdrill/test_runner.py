@@ -41,10 +41,11 @@ def test_a_wrong_field_fails_at_its_line_with_packetdrills_message(tmp_path: Pat
 
 
 def test_a_late_packet_is_a_timing_error(tmp_path: Path) -> None:
-    r = run_text(tmp_path, SERVER + "+0.1 < P. 1:1001(1000) ack 1 win 65535\n"
-                 "+0.01 > . 1:1(0) ack 1001\n")
-    assert r.status == "FAIL" and r.line == 10
-    assert "timing error: expected outbound packet at 0.120000 sec but happened at 0.150000 " \
+    # the retransmission leaves one RTO (200 ms, the minimum) after the data, not 150 ms
+    r = run_text(tmp_path, SERVER + "+0.1 write(4, ..., 1000) = 1000\n+0 > P. 1:1001(1000) ack 1\n"
+                 "+0.15 > P. 1:1001(1000) ack 1\n")
+    assert r.status == "FAIL" and r.line == 11
+    assert "timing error: expected outbound packet at 0.260000 sec but happened at 0.310000 " \
            "sec; tolerance 0.004000 sec" in r.message
 
 
@@ -190,12 +191,20 @@ def test_a_bad_header_option_is_an_error_not_a_crash(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("spec, status", [
-    ("+0.03~+0.05", "PASS"),  # the delayed ACK leaves 40 ms after the data
-    ("0.14~0.2", "PASS"),  # absolute: the data arrived at 0.11
+    ("+0.18~+0.22", "PASS"),  # the retransmission leaves one RTO (200 ms) after the data
+    ("0.3~0.32", "PASS"),  # absolute: the data left at 0.11
     ("*", "PASS"),
-    ("+0~+0.02", "FAIL"),
+    ("+0~+0.1", "FAIL"),
 ])
 def test_time_ranges_and_any_time(tmp_path: Path, spec: str, status: str) -> None:
-    r = run_text(tmp_path, SERVER + "+0.1 < P. 1:1001(1000) ack 1 win 65535\n"
-                 f"{spec} > . 1:1(0) ack 1001\n")
+    r = run_text(tmp_path, SERVER + "+0.1 write(4, ..., 1000) = 1000\n+0 > P. 1:1001(1000) ack 1\n"
+                 f"{spec} > P. 1:1001(1000) ack 1\n")
     assert r.status == status, r.message
+
+
+def test_code_blocks_share_one_namespace_and_ssthresh_starts_infinite(tmp_path: Path) -> None:
+    # packetdrill runs a script's %{ }% blocks in one Python namespace; a fresh connection's
+    # ssthresh is Linux's TCP_INFINITE_SSTHRESH
+    r = run_text(tmp_path, SERVER + "+0 %{ INF = 0x7fffffff }%\n"
+                 "+0 %{ assert tcpi_snd_ssthresh == INF, tcpi_snd_ssthresh }%\n")
+    assert r.status == "PASS", r.message

@@ -7,20 +7,24 @@ the modulo-2**32 arithmetic stays in the TCB. Bytes move with slice operations o
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 
 Buffer = bytes | bytearray | memoryview
 
 
 class SendBuffer:
-    """Unacked plus unsent bytes, from stream offset ``base`` (the first unacknowledged byte)."""
+    """Unacked plus unsent bytes, from stream offset ``base`` (the first unacknowledged byte).
 
-    __slots__ = ("capacity", "data", "base")
+    ``marks``: the stream offsets where a write ended (ascending), Linux's push marks: the segment
+    that carries the last byte of a write carries PSH (tcp_push at the end of sendmsg)."""
+
+    __slots__ = ("capacity", "data", "base", "marks")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.data = bytearray()
         self.base = 0
+        self.marks: list[int] = []
 
     def __len__(self) -> int:
         return len(self.data)
@@ -42,7 +46,15 @@ class SendBuffer:
             self.data += data
         else:
             self.data += memoryview(data)[:n]
+        self.marks.append(self.base + len(self.data))
         return n
+
+    def pushed(self, offset: int, n: int) -> bool:
+        """Whether the ``n`` bytes from ``offset`` (after ``base``) end a write: PSH."""
+        marks = self.marks
+        pos = self.base + offset
+        i = bisect_right(marks, pos)
+        return i < len(marks) and marks[i] <= pos + n
 
     def peek(self, offset: int, n: int) -> bytes:
         """``n`` bytes starting ``offset`` bytes after ``base`` (a copy: segments outlive acks)."""
@@ -53,6 +65,9 @@ class SendBuffer:
         if n > 0:
             del self.data[:n]
             self.base += n
+            marks = self.marks
+            if marks and marks[0] <= self.base:
+                del marks[:bisect_right(marks, self.base)]
 
 
 class ReceiveBuffer:

@@ -21,6 +21,7 @@ class TcpConfig:
     msl: float = 30.0  # TIME-WAIT lasts 2*MSL = 60 s, as Linux (TCP_TIMEWAIT_LEN)
     nodelay: bool = False  # TCP_NODELAY: no Nagle
     maxseg: int | None = None  # TCP_MAXSEG: clamps the MSS advertised and used
+    min_snd_mss: int = 48  # Linux net.ipv4.tcp_min_snd_mss: the send MSS never goes below it
     window_scaling: bool = True
     timestamps: bool = True
     sack: bool = True
@@ -29,14 +30,16 @@ class TcpConfig:
     min_rto: float = 0.2  # Linux TCP_RTO_MIN (RFC 6298 says 1 s, "MAY" be less)
     max_rto: float = 120.0  # Linux TCP_RTO_MAX
     syn_retries: int = 6  # Linux tcp_syn_retries: 1+2+4+...+64 = 127 s before giving up
+    synack_retries: int = 5  # Linux tcp_synack_retries: a passive open's SYN-ACK, 63 s in all
     connect_timeout: float | None = None  # overrides syn_retries when set
     max_retries: int = 15  # Linux tcp_retries2
     orphan_retries: int = 0  # Linux tcp_orphan_retries (0: 8 while the peer seems alive)
     invalid_ratelimit: float = 0.5  # Linux tcp_invalid_ratelimit: ACKs to invalid segments
     fin_wait_2_timeout: float = 60.0  # Linux tcp_fin_timeout, after a full close only
-    persist_max: float = 60.0
+    persist_max: float = 120.0  # zero-window probe interval cap, Linux TCP_RTO_MAX
     max_ooo_pieces: int = 64
     congestion: str = "cubic"  # TCP_CONGESTION; Linux's default is CUBIC
+    slow_start_after_idle: bool = True  # Linux net.ipv4.tcp_slow_start_after_idle (RFC 5681 §4.1)
     record_cwnd: bool = False  # keep (time, cwnd, ssthresh) samples in Tcb.cwnd_log
     keepalive: bool = False  # SO_KEEPALIVE
     keepidle: float = 7200.0  # TCP_KEEPIDLE (Linux tcp_keepalive_time)

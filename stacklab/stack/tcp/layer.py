@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacklab.stack.icmp import PACKET_TOO_BIG, UNREACHABLE
+from stacklab.stack.udp import error_from_icmp  # Linux's icmp_err_convert, one copy
 from stacklab.wire.addr import ip_str
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.proto import PROTO_TCP
@@ -330,10 +331,9 @@ class TcpLayer:
             if tcb.on_path_mtu(self.host.path_mtu(qdst), now):
                 self.flush(tcb, now)
         elif kind == UNREACHABLE and tcb.state is SYN_SENT:
-            port_unreach = (code == 3) if len(qsrc) == 4 else (code == 4)
-            if port_unreach:
-                tcb.refuse(now, "ICMP port unreachable in SYN-SENT")
-                self.flush(tcb, now)
+            tcb.connect_failed(now, error_from_icmp(4 if len(qsrc) == 4 else 6, kind, code, mtu),
+                               f"ICMP unreachable code {code} in SYN-SENT")
+            self.flush(tcb, now)
 
     # -- output and events ------------------------------------------------------------------------
     def flush(self, tcb: Tcb, now: float) -> None:

@@ -88,6 +88,11 @@ class Listener:
             return
         if not flags & SYN:  # fourth: other text or control, drop it
             return
+        if flags & FIN or (src == dst and v.src_port == v.dst_port):
+            # impossible openings dropped as Linux does: SYN with FIN (tcp_rcv_state_process),
+            # a LAND packet claiming to come from the listening socket itself
+            layer.host.counters["tcp.drop.bad_syn"] += 1
+            return
         # third check for a SYN (security/compartment checks do not apply)
         c = layer.host.counters
         if len(layer.conns) >= layer.max_connections:

@@ -91,10 +91,11 @@ class TcbOutput(TcbVars):
 
     def receive_window(self) -> int:
         """The window to offer in the next segment (RFC 9293 §3.8.6.2.2): the free buffer space
-        (what the scale can express) when that moves the right edge by at least
-        min(buffer/2, MSS), receiver-side SWS avoidance; else the window open now (the edge never
-        moves left). Runs for every segment sent: written with the loop-invariant locals; the
-        same rule with the general helpers is ``tests/stack/tcp/reference.py``, compared there."""
+        (at most ``rcv_ssthresh``, what the scale can express) when that moves the right edge by
+        at least min(buffer/2, MSS), receiver-side SWS avoidance; else the window open now (the
+        edge never moves left). Runs for every segment sent: written with the loop-invariant
+        locals; the same rule with the general helpers is ``tests/stack/tcp/reference.py``,
+        compared there."""
         cur = (self.rcv_adv - self.rcv_nxt) & MASK  # seq_sub(RCV.ADV, RCV.NXT), at least 0
         if cur > HALF:
             cur = 0
@@ -102,6 +103,8 @@ class TcbOutput(TcbVars):
         rb = self.recvbuf
         cap = rb.capacity
         free = cap - len(rb.ready)
+        if free > self.rcv_ssthresh:
+            free = self.rcv_ssthresh  # Linux offers at most rcv_ssthresh (tcp_grow_window)
         lim = 0xFFFF << shift
         offer = (free if free < lim else lim) >> shift << shift
         if offer > cur:
@@ -144,12 +147,22 @@ class TcbOutput(TcbVars):
             self._ack_now = False
             if self.deadlines[DELACK_TIMER] is not None:
                 self._arm(DELACK_TIMER, None)
-            self._unacked_bytes = 0
+            if self._unacked_bytes:
+                self._unacked_bytes = 0
+                if self.quick_acks:
+                    self.quick_acks -= 1  # an ACK of new data spends one (tcp_dec_quickack_mode)
+            if payload:
+                last = self.lrcvtime
+                if last is not None and now - last < self.config.delack_timeout:
+                    # an answer within the ACK timeout of the data: interactive (Linux
+                    # tcp_event_data_sent, pingpong threshold 1), ACKs are delayed from now on
+                    self.pingpong = True
         else:
             ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
             seg = Segment(seq, 0, flags, window, payload, ts=ts)
         stats.segs_out += 1
         if payload:
+            self.lsndtime = now
             stats.bytes_sent += len(payload)
             if self.unacked_since is None:
                 self._set_unacked_since(now)
@@ -238,9 +251,18 @@ class TcbOutput(TcbVars):
                     and (self.fin_seq is None or nxt != self.fin_seq):
                 self._sws_override = False  # nothing new to send: _output_data would do only this
             else:
+                burst, top = len(self._out), self.snd_max
+                if self.snd_una == top and self.lsndtime is not None:
+                    # new data after an idle period (RFC 5681 §4.1, Linux CA_EVENT_TX_START)
+                    self.cc.on_idle(now - self.lsndtime, self.rtt.rto,
+                                    self.config.slow_start_after_idle)
+                    self.lsndtime = now
                 sent_ack = self.fast_path and self._send_predicted(now)
                 if self._output_data(now):
                     sent_ack = True
+                if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss:
+                    self._push(burst)
+                self._cwnd_validate()
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
                 self._ack_now = True
@@ -271,6 +293,36 @@ class TcbOutput(TcbVars):
                 self._arm(RTO_TIMER, None)
             if persist is not None:
                 self._arm(PERSIST_TIMER, None)
+
+    def _cwnd_validate(self) -> None:
+        """After sending: was cwnd what stopped us (Linux tcp_cwnd_validate, RFC 7661)? The
+        verdict and the largest flight hold for one window of data."""
+        flight = seq_sub(self.snd_nxt, self.snd_una)
+        limited = flight + self.snd_mss > self.cwnd_effective
+        if limited or not seq_lt(self.snd_una, self.cwnd_usage_seq) or (
+                not self.is_cwnd_limited and flight > self.max_flight):
+            self.is_cwnd_limited = limited
+            self.max_flight = flight
+            self.cwnd_usage_seq = self.snd_nxt
+
+    def cwnd_limited(self) -> bool:
+        """Whether an ACK may grow cwnd (Linux tcp_is_cwnd_limited): cwnd limited the sender,
+        or in slow start cwnd is below twice the largest recent flight."""
+        if self.is_cwnd_limited:
+            return True
+        cc = self.cc
+        return cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_flight
+
+    def _push(self, burst: int) -> None:
+        """PSH on the last data segment of a burst of new data longer than one segment
+        (``_out[burst:]``), as Linux's TSO packets carry it, not only on the segment that
+        empties the send queue (RFC 9293 §3.9.1 leaves the choice to the sender)."""
+        out = self._out
+        for i in range(len(out) - 1, burst - 1, -1):
+            seg = out[i]
+            if seg.payload:
+                seg.flags |= PSH
+                return
 
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
@@ -310,7 +362,8 @@ class TcbOutput(TcbVars):
                 self._rtt_seq = (nxt + mss) & MASK
                 self._rtt_time = now
                 timed = True
-            self._emit(nxt, ACK | PSH if avail == mss else ACK, bytes(data[off:off + mss]), now)
+            self._emit(nxt, ACK | PSH if self.sendbuf.pushed(off, mss) else ACK,
+                       bytes(data[off:off + mss]), now)
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
         if sent and self.deadlines[RTO_TIMER] is None:
@@ -391,17 +444,19 @@ class TcbOutput(TcbVars):
                             and not self._sws_override:
                         if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
                             break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
-                    elif n < mss and n == avail and not self.config.nodelay and in_flight > 0 \
-                            and fin_seq is None:
-                        break  # Nagle (RFC 9293 §3.7.4): wait for the ACK of outstanding data
+                    elif n < mss and n == avail and not self.config.nodelay and fin_seq is None \
+                            and seq_lt(snd_una, self.snd_sml) and seq_le(self.snd_sml, nxt):
+                        # Nagle (RFC 9293 §3.7.4) as Linux (tcp_nagle_check, Minshall's variant):
+                        # a short segment waits while a previous short one is unacknowledged
+                        break
                     if fin_seq is not None and seq_add(nxt, n) == fin_seq:
                         send_fin = True
             seq = nxt
             snd_max = self.snd_max
             retrans = seq_lt(seq, snd_max)
             flags = ACK
-            if n and n == avail:
-                flags |= PSH
+            if n and sendbuf.pushed(off, n):
+                flags |= PSH  # the end of a write (Linux tcp_push; the queue's end is one)
             if send_fin:
                 flags |= FIN
             payload = bytes(sendbuf.data[off:off + n]) if n else b""
@@ -410,9 +465,12 @@ class TcbOutput(TcbVars):
                 self.stats.bytes_retrans += n
                 if self.trace is not None:
                     self.trace(now, "retransmit", {"seq": seq, "len": n, "why": "rto"})
-            elif n and self._rtt_seq is None and not self.ts_ok:
-                self._rtt_seq = seq_add(seq, n)
-                self._rtt_time = now
+            else:
+                if n and self._rtt_seq is None and not self.ts_ok:
+                    self._rtt_seq = seq_add(seq, n)
+                    self._rtt_time = now
+                if 0 < n < mss:
+                    self.snd_sml = seq_add(seq, n)  # Linux tcp_minshall_update
             self._emit(seq, flags, payload, now)
             sent_ack = True
             nxt = self.snd_nxt = seq_add(seq, n + (1 if send_fin else 0))
@@ -446,6 +504,8 @@ class TcbOutput(TcbVars):
         elif self.fin_seq is not None and seq_add(seq, n) == self.fin_seq \
                 and seq_gt(self.snd_max, self.fin_seq):
             flags |= FIN
+        if n and self.sendbuf.pushed(off, n):
+            flags |= PSH  # resent as first sent
         payload = self.sendbuf.peek(off, n) if n else b""
         self.stats.retransmits += 1
         self.stats.bytes_retrans += n

@@ -61,7 +61,8 @@ _PREDICTED_FLAGS = SYN | FIN | RST | URG | ACK  # of these, header prediction wa
 class _Arriving:
     """A segment on the general arrival path, as the checks trim it."""
 
-    __slots__ = ("flags", "seq", "payload", "plen", "syn", "fin", "seg_len", "ts", "rcv_wnd")
+    __slots__ = ("flags", "seq", "payload", "plen", "syn", "fin", "seg_len", "ts", "rcv_wnd",
+                 "ts_recent")
 
     def __init__(self, seg: SegmentLike, ts: tuple[int, int] | None) -> None:
         self.flags = flags = seg.flags
@@ -73,6 +74,7 @@ class _Arriving:
         self.seg_len = self.plen + self.syn + self.fin
         self.ts = ts
         self.rcv_wnd = 0
+        self.ts_recent = False  # its TSval becomes TS.Recent once the ACK check accepts it
 
 
 class Tcb(TcbOutput):
@@ -146,10 +148,12 @@ class Tcb(TcbOutput):
         listener checked ``syn_acceptable_in_time_wait``): CLOSED at once."""
         self._move(now, Event.SYN_IN_TIME_WAIT, "new SYN in TIME-WAIT (RFC 6191)")
 
-    def refuse(self, now: float, cause: str) -> None:
-        """The peer refused our SYN by other means than a RST (an ICMP port unreachable in
-        SYN-SENT, RFC 1122 §4.2.3.9): CLOSED with ConnectionRefusedError."""
-        self._fail(now, Event.RCV_RST, ConnectionRefusedError("port unreachable"), cause)
+    def connect_failed(self, now: float, error: Exception, cause: str) -> None:
+        """An ICMP Destination Unreachable (or a local one: neighbour resolution failed) for our
+        SYN in SYN-SENT: CLOSED at once with ``error`` (ECONNREFUSED, EHOSTUNREACH,
+        ENETUNREACH, ...), as Linux's tcp_v4_err/tcp_v6_err do, not a timeout after the SYN
+        retries (RFC 1122 §4.2.3.9 lets a connect in progress be aborted)."""
+        self._fail(now, Event.RCV_RST, error, cause)
 
     @property
     def states_entered(self) -> list[str]:
@@ -254,8 +258,14 @@ class Tcb(TcbOutput):
         if st is CLOSED:
             return
         if st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
-            self._emit_rst(self.snd_max, None)
+            self._active_reset(now)
         self._fail(now, Event.ABORT, error, "ABORT")
+
+    def _active_reset(self, now: float) -> None:
+        """The RST of an abort (RFC 9293 §3.10.5 <SEQ=SND.NXT><CTL=RST>), shaped as Linux's
+        tcp_send_active_reset: at a sequence number the peer's window accepts, with an ACK of
+        RCV.NXT, the window and the connection's options (timestamps) as any other segment."""
+        self._emit(self._ack_seq(), RST | ACK, b"", now)
 
     # -- driver calls -----------------------------------------------------------------------------
     def segments_to_send(self) -> list[Segment]:
@@ -297,6 +307,7 @@ class Tcb(TcbOutput):
         if kind is DELACK_TIMER:
             self._ack_now = True
             self.stats.delayed_acks += 1
+            self.pingpong = False  # the delayed ACK was not piggybacked: not interactive
             return False
         if kind is PERSIST_TIMER:
             return self._on_persist(now)
@@ -317,9 +328,7 @@ class Tcb(TcbOutput):
                 return True
             return False
         # USER_TIMER: TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3), data unacknowledged
-        # this long
-        if st is not SYN_SENT and st is not SYN_RECEIVED:
-            self._emit_rst(self.snd_max, None)
+        # this long; no RST, as Linux (tcp_write_err): the peer is presumed unreachable
         self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
                    f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
         return True
@@ -345,7 +354,7 @@ class Tcb(TcbOutput):
             self._arm(KEEPALIVE_TIMER, now + cfg.keepidle)
             return False
         if self.keepalive_probes >= cfg.keepcnt:
-            self._emit_rst(self.snd_max, None)
+            self._active_reset(now)  # Linux tcp_keepalive_timer
             self._fail(now, Event.TIMEOUT, TimeoutError("TCP keepalive timed out"),
                        f"{cfg.keepcnt} keepalive probes unanswered")
             return True
@@ -363,18 +372,18 @@ class Tcb(TcbOutput):
             return
         self.retries += 1
         syn_phase = self.state in (SYN_SENT, SYN_RECEIVED)
+        cfg = self.config
         if syn_phase:
-            limit = self.config.syn_retries
+            limit = cfg.synack_retries if self.passive else cfg.syn_retries
         elif self.user_closed:  # an orphan (Linux tcp_write_timeout)
-            limit = self._orphan_retries(self.rtt.rto < self.config.max_rto)
+            limit = self._orphan_retries(self.rtt.rto < cfg.max_rto)
         else:
-            limit = self.config.max_retries
+            limit = cfg.max_retries
         if self.retries > limit:
             if syn_phase and self.config.connect_timeout is None:
                 self._fail(now, Event.TIMEOUT, TimeoutError("TCP connect timed out"),
                            f"SYN not answered after {limit} retransmissions")
-            elif not syn_phase:
-                self._emit_rst(self.snd_max, None)
+            elif not syn_phase:  # no RST, as Linux (tcp_write_err): the peer is unreachable
                 self._fail(now, Event.TIMEOUT, TimeoutError("TCP retransmissions timed out"),
                            f"{limit} retransmissions without an ACK")
                 return
@@ -387,6 +396,7 @@ class Tcb(TcbOutput):
         self.recover = None
         self.rec.on_rto()
         self.rto_recover = self.snd_max
+        self.rto_tsval = self._ts_clock(now)
         self.dupacks = 0
         self._trace_cwnd(now)
         self._rtt_seq = None  # Karn: never time a retransmitted segment
@@ -398,8 +408,10 @@ class Tcb(TcbOutput):
         self._sws_override = True  # resend even if the window left is smaller than a segment
 
     def _on_persist(self, now: float) -> bool:
-        """Zero-window probe (RFC 9293 §3.8.6.1): one byte beyond the window, with backoff.
-        With a small but open window the same timer is the sender's SWS override. True if the
+        """Zero-window probe (RFC 9293 §3.8.6.1), with backoff up to ``persist_max``: as Linux
+        (tcp_xmit_probe_skb), a bare ACK at SND.UNA - 1, outside the window, which the peer
+        answers with an ACK carrying its window; no data goes into the closed window. With a
+        small but open window the same timer is the sender's SWS override. True if the
         connection gave up (``_probes_exhausted``)."""
         if self.snd_wnd > 0:
             self._sws_override = True
@@ -412,15 +424,7 @@ class Tcb(TcbOutput):
         self.stats.zero_window_probes += 1
         self.persist_backoff += 1
         self.probes_out += 1
-        off = seq_sub(self.snd_una, self.snd_data_una)
-        if off < len(self.sendbuf):
-            payload = self.sendbuf.peek(off, 1)
-            seq = self.snd_una
-            if self.snd_nxt == self.snd_una:
-                self.snd_nxt = seq_add(self.snd_nxt, 1)
-                if seq_gt(self.snd_nxt, self.snd_max):
-                    self.snd_max = self.snd_nxt
-            self._emit(self.snd_una if seq == self.snd_una else seq, ACK, payload, now)
+        self._emit(seq_add(self.snd_una, -1), ACK, b"", now)
         self._arm_persist(now)
         return False
 
@@ -516,20 +520,39 @@ class Tcb(TcbOutput):
         if not plen:
             return True
         # in-order text into an empty reassembly queue (seventh check)
-        if plen > self.rcv_mss_seen:
-            self.rcv_mss_seen = plen
         rb.ready += payload
         rb.nxt += plen
         self.rcv_nxt = (seq + plen) & MASK
         self.stats.bytes_received += plen
         self._events.append(DataReceived(plen))
-        self._unacked_bytes += plen
-        mss_seen = self.rcv_mss_seen
-        if self._unacked_bytes >= 2 * (mss_seen if mss_seen > 1 else 1):
-            self._ack_now = True  # every second full-sized segment (RFC 9293 §3.8.6.3)
-        elif self.deadlines[DELACK_TIMER] is None:
+        self._data_in(plen, plen, now)
+        if not self._ack_now and self.deadlines[DELACK_TIMER] is None:
             self._arm(DELACK_TIMER, now + self.config.delack_timeout)
         return True
+
+    def _data_in(self, plen: int, got: int, now: float) -> None:
+        """``got`` new in-order bytes arrived in a segment of ``plen``: Linux's receive-side
+        bookkeeping (tcp_event_data_recv, tcp_measure_rcv_mss, tcp_grow_window) and its choice
+        between an ACK now and a delayed one (__tcp_ack_snd_check): ACK at once when more than
+        one receive MSS is unacknowledged (RFC 9293 §3.8.6.3: at least every second full-sized
+        segment) or in quick-ACK mode; the caller arms the delayed ACK otherwise."""
+        if plen > self.rcv_mss:
+            adv = self.adv_mss
+            self.rcv_mss = plen if plen < adv else adv
+        last = self.lrcvtime
+        if last is None or now - last > self.rtt.rto:
+            # the first data, or the sender idle longer than an RTO: quick-ACK mode for about
+            # the window's worth of segments, at most 16 (Linux tcp_incr_quickack)
+            quick = min(max(self.receive_window() // (2 * self.rcv_mss), 2), 16)
+            if quick > self.quick_acks:
+                self.quick_acks = quick
+        self.lrcvtime = now
+        cap = self.recvbuf.capacity
+        if plen >= 128 and self.rcv_ssthresh < cap:
+            self.rcv_ssthresh = min(self.rcv_ssthresh + 2 * self.adv_mss, cap)
+        self._unacked_bytes += got
+        if self._unacked_bytes > self.rcv_mss or (self.quick_acks and not self.pingpong):
+            self._ack_now = True
 
     def _take_syn(self, seg: SegmentLike) -> None:
         """Record the peer's SYN: IRS, RCV.NXT and the options it offers (RFC 9293 §3.7.1,
@@ -537,7 +560,8 @@ class Tcb(TcbOutput):
         cfg = self.config
         self.irs = seg.seq
         self.rcv_nxt = seq_add(seg.seq, 1)
-        self.rcv_adv = seq_add(self.rcv_nxt, min(self.recvbuf.free, 0xFFFF))  # as our SYN says
+        self.rcv_ssthresh = min(self.recvbuf.free, 0xFFFF)  # what our SYN offers
+        self.rcv_adv = seq_add(self.rcv_nxt, self.rcv_ssthresh)
         self.recvbuf.nxt = 0
         mss = seg.mss()
         if mss is not None:
@@ -635,6 +659,13 @@ class Tcb(TcbOutput):
             return
         if not self._check_ack(a, seg, now):  # fifth check
             return
+        if a.plen and self.user_closed and self.state in (FIN_WAIT_1, FIN_WAIT_2):
+            # new data after close(): no one will read it. Reset instead of ACKing and
+            # discarding it for ever (RFC 1122 §4.2.2.13, RFC 2525 §2.17), as Linux
+            # (tcp_rcv_state_process, TCPAbortOnData): <SEQ=SEG.ACK><CTL=RST>
+            self._emit_rst(seg.ack, None)
+            self._fail(now, Event.ABORT, None, "data after close")
+            return
         # sixth check, URG: not supported, the urgent pointer is ignored
         if a.plen or a.fin:  # seventh (segment text) and eighth (FIN) checks
             self._process_text(a.seq, a.payload, a.fin, now)
@@ -675,7 +706,9 @@ class Tcb(TcbOutput):
     def _check_sequence(self, a: _Arriving, now: float) -> bool:
         """First check, the acceptance test (RFC 9293 §3.10.7.4 table); an unacceptable segment
         gets a (rate-limited) ACK, with a D-SACK for a duplicate (RFC 2883), unless it is a RST.
-        Then RFC 7323 §4.3: remember the timestamp to echo."""
+        Then RFC 7323 §4.3: whether its timestamp is the one to echo (taken only once the fifth
+        check accepts the segment, RFC 7323 §5.3 + RFC 5961 §5.2: a forged in-window segment
+        with an unacceptable ACK must not move TS.Recent, or PAWS would drop the real peer)."""
         a.rcv_wnd = rcv_wnd = max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
         seq, plen = a.seq, a.plen
         if not self._acceptable(seq, a.seg_len, rcv_wnd):
@@ -687,8 +720,8 @@ class Tcb(TcbOutput):
                 self._oow_ack(now, plen > 0)
             return False
         ts = a.ts
-        if ts is not None and seq_le(seq, self.last_ack_sent) and seq_ge(ts[0], self.ts_recent):
-            self.ts_recent = ts[0]
+        a.ts_recent = ts is not None and seq_le(seq, self.last_ack_sent) \
+            and seq_ge(ts[0], self.ts_recent)
         return True
 
     def _check_rst(self, a: _Arriving, now: float) -> bool:
@@ -781,13 +814,16 @@ class Tcb(TcbOutput):
         if seq_gt(ack, snd_max) or seq_lt(ack, seq_add(una, -self.max_sndwnd)):
             self._challenge_ack(now)
             return False
+        ts = a.ts
+        if a.ts_recent and ts is not None:
+            self.ts_recent = ts[0]  # RFC 7323 §4.3, the segment now accepted
         wnd = seg.window << self.snd_wscale
         newly_sacked = self._take_sack(seg) if self.sack_ok and seg.sack_blocks() else 0
         if seq_gt(ack, una):
             self._ack_advance(ack, now, a.ts)
             if newly_sacked and self.recover is None:
                 self._maybe_enter_recovery(now)
-        elif ack == una and snd_max != una and (
+        elif ack == una and snd_max != una and wnd and (  # a zero window answers a probe
                 newly_sacked > 0 if self.sack_ok
                 else (a.plen == 0 and not a.fin and wnd == self.snd_wnd)):
             self._on_dupack(now)
@@ -860,8 +896,6 @@ class Tcb(TcbOutput):
         off = seq_sub(seq, self.rcv_nxt) + rb.nxt  # the stream offset of SEG.SEQ
         if plen and st in CAN_RECEIVE and (
                 self.rcv_fin_off is None or off + plen <= self.rcv_fin_off):
-            if plen > self.rcv_mss_seen:
-                self.rcv_mss_seen = plen
             had_holes = rb.ooo_bytes > 0
             got: int | None
             if off == rb.nxt and not had_holes:  # in order, nothing held: append
@@ -877,11 +911,10 @@ class Tcb(TcbOutput):
                 self.rcv_nxt = seq_add(self.rcv_nxt, got)
                 self.stats.bytes_received += got
                 self._events.append(DataReceived(got))
-                self._unacked_bytes += got
-                mss_seen = self.rcv_mss_seen
-                if had_holes or self._unacked_bytes >= 2 * (mss_seen if mss_seen > 1 else 1):
-                    self._ack_now = True  # filled a hole / every second full segment
-                elif self.deadlines[DELACK_TIMER] is None:
+                self._data_in(plen, got, now)
+                if had_holes:
+                    self._ack_now = True  # filled a hole: ACK at once (RFC 5681 §4.2)
+                elif not self._ack_now and self.deadlines[DELACK_TIMER] is None:
                     self._arm(DELACK_TIMER, now + self.config.delack_timeout)
             else:
                 self.stats.ooo_segments += 1
@@ -928,7 +961,13 @@ class Tcb(TcbOutput):
             self._plpmtud_sync(now, "probe acked")
         sample = None
         if ts is not None and ts[1]:
-            sample = ((int(now * 1000) + self.ts_offset - ts[1]) & MASK) / 1000.0
+            # RFC 7323 §4: the TSecr of the ACK that advanced SND.UNA; while data resent by a
+            # timeout is being acknowledged, only an echo of a transmission made since the
+            # timeout is unambiguous (Karn, RFC 6298 §3): an older echo, from ACKs lost before
+            # it, would measure the whole outage and inflate the RTO to its maximum
+            rto_tsval = self.rto_tsval
+            if rto_tsval is None or ((ts[1] - rto_tsval) & MASK) < HALF:
+                sample = ((int(now * 1000) + self.ts_offset - ts[1]) & MASK) / 1000.0
         elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
             sample = now - self._rtt_time
             self._rtt_seq = None
@@ -941,13 +980,15 @@ class Tcb(TcbOutput):
         self.rec.on_cumulative_ack(sendbuf.base + seq_sub(ack, self.snd_data_una))
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None
+            self.rto_tsval = None
         if self.recover is not None:
             if seq_ge(ack, self.recover):
                 self._end_recovery(now)
             else:
                 self._partial_ack(seq_sub(ack, una_before), now)
         else:
-            self.cc.on_ack(n if n > 0 else 0, flight, now, sample)
+            # cwnd grows only while it limits the sender (RFC 7661 §4.3, Linux)
+            self.cc.on_ack(n if n > 0 and self.cwnd_limited() else 0, flight, now, sample)
         self.dupacks = 0
         snd_max = self.snd_max
         if self.unacked_since is not None:

@@ -66,6 +66,9 @@ class TcbVars:
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_adv = 0  # right edge of the window last advertised (RCV.NXT + RCV.WND)
+        # the most the window may offer (Linux rcv_ssthresh): the SYN's window at first, grown
+        # by two segments per segment of data received (Linux tcp_grow_window)
+        self.rcv_ssthresh = 0
         # options
         mtu_mss = (path_mtu or 1500) - self._ip_tcp_hdr
         self.adv_mss = min(adv_mss or mtu_mss, cfg.maxseg or 65535)
@@ -93,6 +96,7 @@ class TcbVars:
         self.dupacks = 0
         self.recover: int | None = None  # snd_max when fast recovery started (RFC 6582 recover)
         self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
+        self.rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
         self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
         self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
         self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
@@ -120,7 +124,22 @@ class TcbVars:
         self._ack_now = False
         self._sws_override = False
         self._unacked_bytes = 0  # in-order bytes received since the last ACK we sent
-        self.rcv_mss_seen = 0
+        # the peer's segment size as we see it (Linux icsk_ack.rcv_mss, tcp_measure_rcv_mss):
+        # the largest segment received, at most our own MSS, 536 at first
+        self.rcv_mss = max(88, min(self.adv_mss, 536))
+        # Linux's delayed-ACK engine (tcp_event_data_recv): quick-ACK mode (ACK every segment)
+        # for this many ACKs, at the first data and after an idle receiver; interactive
+        # (ping-pong) mode when we answer data within the ACK timeout
+        self.quick_acks = 0
+        self.pingpong = False
+        self.lrcvtime: float | None = None  # when data last arrived (None: never)
+        self.snd_sml = self.iss  # end of the last short segment sent (Minshall's Nagle)
+        self.lsndtime: float | None = None  # when data was last sent (idle restart)
+        # whether cwnd limits the sender (RFC 7661; Linux tcp_cwnd_validate): cwnd grows only
+        # then; judged over one window of data (up to cwnd_usage_seq)
+        self.is_cwnd_limited = False
+        self.max_flight = 0
+        self.cwnd_usage_seq = self.iss
         self._out: list[Segment] = []
         self._events: deque[TcbEvent] = deque()
         self._lost_reported = False
@@ -170,9 +189,13 @@ class TcbVars:
         clamp = self.plpmtud.mtu_clamp()  # PLPMTUD's size known to get through
         if clamp is not None:
             mss = min(mss, clamp - self._ip_tcp_hdr)
+        # as Linux (__tcp_mtu_to_mss): a floor before the options, so that a peer's tiny MSS
+        # option or path MTU cannot make every segment carry a few bytes (IP fragments a
+        # segment larger than a tiny path MTU)
+        mss = max(mss, self.config.min_snd_mss)
         if self.ts_ok:
             mss -= TS_OPT_LEN
-        return max(mss, 64)
+        return mss
 
     def _abs(self, seq: int) -> int:
         """Stream position of a sequence number (never wraps; the FIN is after the last byte)."""

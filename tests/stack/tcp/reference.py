@@ -14,10 +14,10 @@ from stacklab.stack.tcp.tcb import Tcb
 def window_candidate(tcb: Tcb) -> tuple[int, int | None]:
     """(current window, a larger one to offer or None), from free buffer space with
     receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only by
-    min(buffer/2, MSS) or more, and never moves left."""
+    min(buffer/2, MSS) or more, and never moves left; never more than Linux's rcv_ssthresh."""
     cur = max(0, seq_sub(tcb.rcv_adv, tcb.rcv_nxt))
     shift = tcb.rcv_wscale
-    cand = min(tcb.recvbuf.free, 0xFFFF << shift) >> shift << shift
+    cand = min(tcb.recvbuf.free, tcb.rcv_ssthresh, 0xFFFF << shift) >> shift << shift
     if cand > cur and cand - cur >= min(tcb.recvbuf.capacity // 2, tcb.adv_mss):
         return cur, cand
     return cur, None

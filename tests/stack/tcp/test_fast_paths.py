@@ -34,9 +34,10 @@ U32 = st.integers(0, 0xFFFFFFFF)
 
 @settings(max_examples=300, deadline=None)
 @given(U32, st.integers(0, 1 << 20), st.integers(0, 14), st.integers(1, 4 << 20),
-       st.integers(0, 4 << 20), st.integers(64, 9000))
-def test_window_update_due_matches_the_general_test(rcv_nxt, adv, shift, cap, used, mss):
+       st.integers(0, 4 << 20), st.integers(64, 9000), st.integers(0, 4 << 20))
+def test_window_update_due_matches_the_general_test(rcv_nxt, adv, shift, cap, used, mss, ssth):
     tcb = Tcb(bytes(4), 1, bytes(4), 2, iss=0, now=0.0)
+    tcb.rcv_ssthresh = ssth
     tcb.rcv_nxt = rcv_nxt
     tcb.rcv_adv = (rcv_nxt + adv) & 0xFFFFFFFF
     tcb.rcv_wscale = shift
@@ -48,11 +49,13 @@ def test_window_update_due_matches_the_general_test(rcv_nxt, adv, shift, cap, us
 
 @settings(max_examples=300, deadline=None)
 @given(U32, st.integers(0, 1 << 20), st.integers(0, 14), st.integers(1, 4 << 20),
-       st.integers(0, 4 << 20), st.integers(64, 9000))
-def test_emit_window_matches_the_reference_window_field(rcv_nxt, adv, shift, cap, used, mss):
+       st.integers(0, 4 << 20), st.integers(64, 9000), st.integers(0, 4 << 20))
+def test_emit_window_matches_the_reference_window_field(rcv_nxt, adv, shift, cap, used, mss,
+                                                        ssth):
     tcbs = []
     for _ in range(2):
         tcb = Tcb(bytes(4), 1, bytes(4), 2, iss=0, now=0.0)
+        tcb.rcv_ssthresh = ssth
         tcb.rcv_nxt = rcv_nxt
         tcb.rcv_adv = (rcv_nxt + adv) & 0xFFFFFFFF
         tcb.rcv_wscale = shift

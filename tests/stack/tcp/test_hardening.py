@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 import tracemalloc
 from types import SimpleNamespace
 
 import pytest
 
 from stacklab.net.network import Network
+from stacklab.stack.host import Host
 from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.seq import seq_add
 from stacklab.stack.tcp.syncookie import MSS_TABLE, SynCookies
 from stacklab.wire.addr import ip_bytes
-from stacklab.wire.tcp import ACK, RST, SYN, TcpView, build_tcp, encode_options
+from stacklab.wire.ethernet import ETH_P_IPV4, build_ethernet
+from stacklab.wire.ipv4 import build_ipv4
+from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp, encode_options
 
 from .pair import Pair
 
@@ -278,3 +282,27 @@ def test_no_ack_storm_for_out_of_window_empty_segments():
     acks = p.segs(b)
     assert len(acks) <= 3  # one per 0.5 s over one second of garbage
     assert b.stats.oow_acks_limited >= 997
+
+
+def test_land_syn_and_syn_fin_get_no_answer_from_a_listener():
+    """A SYN claiming to come from the listening socket itself (LAND) and a SYN with FIN set are
+    dropped without a SYN-ACK or RST, as Linux drops them; a proper SYN is answered."""
+    mac_h, mac_p = bytes.fromhex("020000000001"), bytes.fromhex("020000000099")
+    h4, p4 = ip_bytes("10.0.0.1"), ip_bytes("10.0.0.2")
+    h = Host("h", rng=random.Random(1))
+    h.ndp.dad_transmits = 0
+    h.add_interface("eth0", mac_h)
+    h.add_address(0, "10.0.0.1/24")
+    h.tcp.listen(80, lambda tcb: None)
+    h.frames_to_send()
+
+    def syn(src: bytes, sport: int, flags: int) -> list[bytes]:
+        seg = build_tcp(src, h4, sport, 80, 1000, 0, flags, 65535, b"")
+        h.receive_frame(0, bytes(build_ethernet(mac_h, mac_p, ETH_P_IPV4,
+                                                build_ipv4(src, h4, 6, seg))), 1.0)
+        return [f for _, f in h.frames_to_send()]
+
+    assert syn(h4, 80, SYN) == []  # LAND: source = destination, port and address
+    assert syn(p4, 5000, SYN | FIN) == []
+    assert h.counters["tcp.drop.bad_syn"] == 2
+    assert syn(p4, 5001, SYN) != []  # a proper SYN: a SYN-ACK (after ARP) goes out

@@ -202,3 +202,24 @@ def test_rangeset_and_scoreboard_rules():
     assert rec.next_seg(0, 1000, mss) == (200, 100)
     # D-SACK: a first block below SND.UNA
     assert rec.on_sack(0, 1000, [(-100, 0), (100, 200)]) == 0 and rec.dsacks == 1
+
+
+def test_stale_timestamp_echo_after_timeouts_is_no_rtt_sample():
+    """All ACKs lost for several timeouts: the ACK that finally arrives echoes the TSval of
+    the first transmission (the receiver's TS.Recent; the retransmissions were duplicates).
+    Measuring from it would take the whole outage as the RTT (RFC 6298 §3 Karn, RFC 7323 §4)."""
+    p = Pair()
+    p.handshake()
+    p.segs(p.a)
+    p.segs(p.b)
+    srtt = p.a.rtt.srtt
+    lose = [True]
+    p.filter = lambda d, v: None if d == "b>a" and lose[0] else v
+    p.a.send(b"x" * 1000)
+    p.a.output(p.now)
+    p.run(until=p.now + 4.0)
+    assert p.a.stats.rto_expiries >= 4
+    lose[0] = False
+    p.run(until=p.now + 10.0)
+    assert p.a.snd_una == p.a.snd_max  # delivered and acknowledged
+    assert p.a.rtt.srtt == srtt  # no sample from the stale echo

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import random
 import subprocess
@@ -128,8 +129,16 @@ def test_rst_to_closed_port_refuses():
     net.close()
 
 
-def test_connect_timeout():
+def silent_peer():
+    """Every frame lost, but the peer's MAC known (a permanent ARP entry): SYNs vanish without
+    the neighbour resolution failure that would end the connect with EHOSTUNREACH."""
     net, a, b = two_hosts(loss=1.0)
+    a.interfaces[0].arp.add_permanent(b.interfaces[0].v4[0][0], b.interfaces[0].mac, 0.0)
+    return net, a, b
+
+
+def test_connect_timeout():
+    net, a, b = silent_peer()
 
     async def main():
         t0 = net.now
@@ -142,7 +151,7 @@ def test_connect_timeout():
 
 
 def test_default_connect_gives_up_after_syn_retries():
-    net, a, b = two_hosts(loss=1.0)
+    net, a, b = silent_peer()
 
     async def main():
         with pytest.raises(TimeoutError):
@@ -152,6 +161,21 @@ def test_default_connect_gives_up_after_syn_retries():
     t = net.run(main(), until="300s")
     assert 127.0 <= t < 128.0  # 1+2+4+8+16+32+64 s, as Linux with tcp_syn_retries=6
     assert a.tcp_connections_summary()[0]["retransmits"] == 6
+    net.close()
+
+
+def test_connect_to_an_unresolvable_neighbour_fails_with_ehostunreach():
+    """ARP gives up (3 s, as Linux): the connect fails at once with EHOSTUNREACH, not with a
+    TimeoutError after the SYN retries (issue 16, defect 7)."""
+    net, a, b = two_hosts(loss=1.0)
+
+    async def main():
+        with pytest.raises(OSError) as e:
+            await a.open_connection("b", 80)
+        return net.now, e.value.errno
+
+    t, err = net.run(main(), until="300s")
+    assert err == errno.EHOSTUNREACH and t < 5.0
     net.close()
 
 

@@ -398,3 +398,17 @@ def test_lost_syn_ack_is_retransmitted():
     p.run(until=5.0)
     assert p.a.state is S.ESTABLISHED and p.b.state is S.ESTABLISHED
     assert p.b.stats.retransmits + p.a.stats.retransmits >= 1
+
+
+def test_passive_open_gives_up_after_synack_retries():
+    """A SYN-ACK never answered is resent tcp_synack_retries = 5 times (Linux), 1+2+4+8+16 s,
+    and the half-open connection is gone at 63 s (the active side's tcp_syn_retries is 6)."""
+    p = Pair()
+    p.filter = lambda d, v: None if d == "b>a" else v
+    p.a.connect(0.0)
+    p.step()
+    p.a.config.syn_retries = 0  # the client's own retries are not what this test is about
+    p.run(until=200.0)
+    assert p.b.stats.retransmits == 5
+    assert p.b.state is S.CLOSED
+    assert p.b.transitions[-1][0] == pytest.approx(63.0, abs=0.1)

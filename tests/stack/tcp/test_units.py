@@ -165,10 +165,20 @@ def test_delayed_ack_and_every_second_segment():
     a.send(b"x" * 100)
     a.output(p.now)
     b.receive(a.segments_to_send()[0], p.now)
+    assert len(b.segments_to_send()) == 1  # the first data: quick-ACK mode, ACK at once
+    b.send(b"reply")  # answered at once: interactive (ping-pong), ACKs are delayed from now
+    b.output(p.now)
+    a.receive(b.segments_to_send()[0], p.now)
+    a.segments_to_send()
+    a.send(b"x" * 100)
+    a.output(p.now)
+    b.receive(a.segments_to_send()[0], p.now)
     assert b.segments_to_send() == []  # delayed
     assert b.get_timer() == pytest.approx(p.now + 0.04)
     b.handle_timer(p.now + 0.04)
     assert b.segments_to_send()[0].ack == b.rcv_nxt
+    assert not b.pingpong  # the delayed ACK was not piggybacked: Linux leaves ping-pong mode
+    b.pingpong = True  # the every-second-segment rule alone
     a.send(b"y" * 2896)
     a.output(p.now)
     s1, s2 = a.segments_to_send()
@@ -176,6 +186,22 @@ def test_delayed_ack_and_every_second_segment():
     assert b.segments_to_send() == []
     b.receive(s2, p.now)
     assert len(b.segments_to_send()) == 1  # two full segments: ACK now
+
+
+def test_full_sized_means_our_receive_mss_not_the_largest_segment_seen():
+    """RFC 9293 §3.8.6.3: ACK at least every second full-sized segment, full-sized being our
+    receive MSS: one 64 KiB frame (GRO on a TAP device) must not turn that off for good."""
+    p = established()
+    b = p.b
+    b.pingpong = True  # no quick ACKs: the every-second-segment rule alone
+    big = Segment(b.rcv_nxt, b.snd_nxt, ACK, 0xFFFF, b"g" * 65000)
+    b.receive(big, p.now)
+    b.segments_to_send()
+    mss = b.adv_mss
+    for _ in range(2):
+        b.receive(Segment(b.rcv_nxt, b.snd_nxt, ACK, 0xFFFF, b"s" * mss), p.now)
+    out = b.segments_to_send()
+    assert [s.ack for s in out] == [b.rcv_nxt]
 
 
 def test_nagle_holds_small_segments_nodelay_does_not():
@@ -209,9 +235,15 @@ def test_paws_drops_old_timestamp():
 def test_window_scaling_applied():
     p = established(recv_buffer=1 << 20)
     assert p.b.rcv_wscale == 5 and p.a.snd_wscale == 5  # 2**20 >> 4 is still 65536
-    p.b.output(p.now)
-    p.run(until=p.now + 0.1)
-    assert p.a.snd_wnd == 1 << 20
+    assert p.a.snd_wnd == 65535  # the SYN-ACK's window, Linux's first rcv_ssthresh
+    for _ in range(40):  # the window grows with the data received (Linux tcp_grow_window)
+        p.a.send(b"d" * 32768)
+        p.a.output(p.now)
+        p.run(until=p.now + 0.1)
+        p.b.read()
+        p.b.output(p.now)
+        p.run(until=p.now + 0.1)
+    assert p.a.snd_wnd > 0xFFFF << 3 and p.a.snd_wnd % 32 == 0  # scaled by 2**5, near 1 MiB
 
 
 def test_syn_in_time_wait_rfc6191():

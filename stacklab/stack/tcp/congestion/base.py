@@ -34,15 +34,32 @@ class CongestionController:
         self.cwnd = INITIAL_WINDOW_SEGMENTS * mss
 
     def slow_start(self, acked: int) -> int:
-        """RFC 5681 eq. 2 with appropriate byte counting, L = 2*SMSS (RFC 3465); returns the
-        acked bytes left over once cwnd reached ssthresh."""
+        """RFC 5681 eq. 2 with byte counting (RFC 3465), as Linux (tcp_slow_start): cwnd grows
+        by everything a stretch ACK acknowledges, no L = 2*SMSS limit; returns the acked bytes
+        left over once cwnd reached ssthresh."""
         room = max(0, self.ssthresh - self.cwnd)
-        inc = min(acked, 2 * self.mss, room) if room else 0
+        inc = min(acked, room) if room else 0
         self.cwnd += inc
         return acked - inc if self.cwnd >= self.ssthresh else 0
 
     def on_ack(self, acked: int, flight: int, now: float, rtt: float | None) -> None:
         """``acked`` new bytes were cumulatively acknowledged; ``flight`` was in flight before."""
+
+    def on_idle(self, idle: float, rto: float, restart: bool) -> None:
+        """Sending resumes after ``idle`` seconds with nothing in flight. With ``restart``
+        (Linux tcp_slow_start_after_idle) and an idle period longer than the RTO, the window
+        restarts (RFC 5681 §4.1) as Linux's tcp_cwnd_restart: ssthresh keeps 3/4 of cwnd, cwnd
+        halves per RTO idle, down to the initial window at most."""
+        if not restart or idle <= rto:
+            return
+        cwnd = self.cwnd
+        floor = min(INITIAL_WINDOW_SEGMENTS * self.mss, cwnd)
+        self.ssthresh = max(self.ssthresh, (cwnd >> 1) + (cwnd >> 2))
+        idle -= rto
+        while idle > 0 and cwnd > floor:
+            cwnd >>= 1
+            idle -= rto
+        self.cwnd = max(cwnd, floor)
 
     def on_congestion_event(self, flight: int, now: float) -> None:
         """Loss inferred from duplicate ACKs / SACK: multiplicative decrease."""

@@ -47,6 +47,8 @@ class Cubic(CongestionController):
     def on_ack(self, acked: int, flight: int, now: float, rtt: float | None) -> None:
         if rtt is not None:
             self.srtt = rtt if self.srtt is None else 0.875 * self.srtt + 0.125 * rtt
+        if not acked:  # nothing to grow by (the TCB passes 0 when not cwnd-limited)
+            return
         if self.cwnd < self.ssthresh:
             acked = self.slow_start(acked)
             self._cwnd_f = float(self.cwnd)
@@ -82,6 +84,12 @@ class Cubic(CongestionController):
             new_seg = cwnd_seg + (target - cwnd_seg) / cwnd_seg * segs_acked
         self._cwnd_f = new_seg * mss
         self.cwnd = int(self._cwnd_f)
+
+    def on_idle(self, idle: float, rto: float, restart: bool) -> None:
+        super().on_idle(idle, rto, restart)
+        self._cwnd_f = float(self.cwnd)
+        if self.epoch_start is not None:
+            self.epoch_start += idle  # the idle time grows nothing (Linux CA_EVENT_TX_START)
 
     def on_congestion_event(self, flight: int, now: float) -> None:
         mss = self.mss
