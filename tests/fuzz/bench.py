@@ -130,6 +130,8 @@ class Bench:
         self.nodes: tuple[Host, ...] = (self.a, self.r, self.b)
         self.conns: list[Live] = []
         self._accepted: dict[Host, list[Tcb]] = {self.a: [], self.b: []}
+        # listening ports whose connections are never read: zero-window peers
+        self.sink_ports: set[int] = set()
         self.a.tcp.listen(SSH_PORT, lambda t: None)
         self.b.tcp.listen(HTTP_PORT, lambda t: None)
         self.udp_a = self.a.udp.socket(4)
@@ -184,7 +186,8 @@ class Bench:
                         and not any(tcb is lv.server for lv in self.conns):
                     self._accepted[h].append(tcb)
             for tcb in self._accepted[h]:  # unclaimed children (a fuzzer's SYNs): keep reading
-                tcb.read()
+                if tcb.local_port not in self.sink_ports:
+                    tcb.read()
         for lv in self.conns:
             if lv.server is not None:
                 lv.got["c2s"] += lv.server.read()
