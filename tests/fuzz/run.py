@@ -35,7 +35,7 @@ from stacklab.wire.ethernet import ETH_P_IPV4, ETH_P_IPV6
 from stacklab.wire.ipv6 import IPv6View, walk_ext_headers
 from stacklab.wire.proto import PROTO_TCP
 
-from .bench import TARGETS, Bench, Diverted
+from .bench import TARGETS, Bench, Broken, Diverted
 from .frames import fix_checksums, seeds
 
 HERE = Path(__file__).parent
@@ -95,6 +95,7 @@ class Session:
         self.bench = Bench(seed)
         self.rebuilds = 0
         self.count = 0
+        self.recent: list[bytes] = []  # the inputs since the last verify: what broke it
 
     def feed(self, data: bytes) -> None:
         if len(data) < 2:
@@ -108,15 +109,18 @@ class Session:
         if ctl & (FIX | REBASE):
             fix_checksums(frame)
         self.count += 1
+        self.recent.append(data)
         try:
             b.inject(target, bytes(frame), (ctl >> 4) * 0.05)
             if self.count % self.verify_every == 0:
                 b.verify()
+                self.recent.clear()
         except Diverted:
             self.rebuild()
 
     def rebuild(self) -> None:
         self.rebuilds += 1
+        self.recent.clear()
         stats = self.bench.stats
         self.bench = Bench(self.seed + self.rebuilds)
         self.bench.stats.update(stats)
@@ -194,13 +198,38 @@ def known_crash(exc: BaseException) -> str | None:
     return next((item for site, item in KNOWN_CRASHES.items() if key.startswith(site)), None)
 
 
-def save_crash(data: bytes, exc: BaseException) -> Path:
+def save_crash(data: bytes, exc: BaseException, recent: list[bytes] | None = None) -> Path:
+    """The input to ``CRASHES``; for a broken connection (found at a verify, caused by any of
+    the inputs since the last one) also those inputs, for :func:`replay`."""
     CRASHES.mkdir(exist_ok=True)
     key = crash_key(exc)
-    name = key.replace("/", "_").replace(":", "_").replace("@", "-")
+    name = key.replace("/", "_").replace(":", "_").replace("@", "-").replace("?", "")
     path = CRASHES / f"{name}-{hashlib.sha1(data).hexdigest()[:10]}.bin"
     path.write_bytes(data)
+    if recent and isinstance(exc, Broken):
+        path.with_suffix(".window").write_bytes(b"".join(
+            struct.pack("!H", len(d)) + d for d in recent))
     return path
+
+
+def replay(path: Path) -> int | None:
+    """Feed a saved window to a fresh bench, verifying after each input: the index of the
+    first input after which a live connection is broken (None: not reproduced)."""
+    raw = path.read_bytes()
+    inputs = []
+    while raw:
+        (n,) = struct.unpack_from("!H", raw)
+        inputs.append(raw[2:2 + n])
+        raw = raw[2 + n:]
+    s = Session(verify_every=10**9)
+    for i, data in enumerate(inputs):
+        try:
+            s.feed(data)
+            s.bench.verify()
+        except Broken as e:
+            print(f"input {i} of {len(inputs)} breaks it: {data.hex()}\n  {e}")
+            return i
+    return None
 
 
 def run_seeded(frames: int | None, seconds: float | None, seed: int, keep_going: bool,
@@ -220,7 +249,7 @@ def run_seeded(frames: int | None, seconds: float | None, seed: int, keep_going:
         except Exception as e:  # noqa: BLE001 - a finding: record it
             key = crash_key(e)
             if key not in found:
-                found[key] = str(save_crash(data, e))
+                found[key] = str(save_crash(data, e, session.recent))
                 print(f"[{n}] {key}: {e!r} -> {found[key]}", flush=True)
             if not keep_going:
                 break
@@ -271,7 +300,7 @@ def run_atheris(argv: list[str], seed: int, keep_going: bool, verify_every: int)
                 raise
             if key not in found:
                 found.add(key)
-                print(f"{key}: {e!r} -> {save_crash(data, e)}", flush=True)
+                print(f"{key}: {e!r} -> {save_crash(data, e, session.recent)}", flush=True)
             session.rebuild()
 
     instrument_stacklab(atheris)
@@ -288,7 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verify-every", type=int, default=1000)
     ap.add_argument("--atheris", action="store_true")
     ap.add_argument("--write-corpus", action="store_true")
+    ap.add_argument("--replay", type=Path, help="a .window file a broken connection saved")
     args, rest = ap.parse_known_args(argv)
+    if args.replay:
+        return 0 if replay(args.replay) is None else 1
     if args.write_corpus:
         CORPUS.mkdir(exist_ok=True)
         for old in CORPUS.glob("*.bin"):

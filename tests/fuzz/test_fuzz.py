@@ -81,3 +81,30 @@ def test_fuzz_findings_stay_fixed(path):
     s = Session()
     s.feed(path.read_bytes())
     s.bench.verify()
+
+
+@pytest.mark.xfail(strict=True, reason="found by atheris (not in issue 20's list): with DAD off "
+                                       "an address stays tentative forever (stack/ndp.py)")
+def test_with_dad_off_a_spoofed_na_does_not_remove_an_address():
+    """RFC 4862 §5.4: DupAddrDetectTransmits 0 means no DAD — the address is assigned at once
+    (Linux: preferred, not tentative). An NA for it from another node is then a conflict to
+    log (RFC 4861 §7.2.5), not a DAD failure: the fuzzer removed R's fd01::1 so, and A lost
+    its IPv6 path to B."""
+    from stacklab.stack.host import Host
+    from stacklab.wire.addr import ip_bytes
+    from stacklab.wire.icmpv6 import NeighborAdvertisement, TargetLinkAddrOpt
+    from stacklab.wire.ipv6 import build_ipv6
+    from stacklab.wire.proto import PROTO_ICMPV6
+
+    from .frames import ALL_NODES, MAC_X, X6, eth
+
+    h = Host("h")
+    h.ndp.dad_transmits = 0
+    h.add_interface("eth0", bytes.fromhex("020000000001"))
+    h.add_address(0, "fd01::1/64")
+    mine = ip_bytes("fd01::1")
+    na = NeighborAdvertisement(mine, override=True, options=[TargetLinkAddrOpt(MAC_X)]).build(
+        X6, ALL_NODES)
+    h.receive_frame(0, eth(build_ipv6(X6, ALL_NODES, PROTO_ICMPV6, na, hop_limit=255),
+                           dst=b"\x33\x33\x00\x00\x00\x01", src=MAC_X), 1.0)
+    assert "fd01::1" in h.addresses()

@@ -31,7 +31,9 @@ class HostUnderAttack(RuleBasedStateMachine):
             self.s.rebuild()
 
     @rule(seed=st.sampled_from(SEEDS),
-          patches=st.lists(st.tuples(st.integers(0, 1500), st.integers(0, 255)), max_size=6),
+          patches=st.lists(st.tuples(st.integers(0, 100) | st.integers(0, 1500),
+                                     st.sampled_from([0, 1, 0x7F, 0x80, 0xFF]) |
+                                     st.integers(0, 255)), max_size=6),
           cut=st.none() | st.integers(2, 1500),
           tail=st.binary(max_size=24),
           ctl=st.sampled_from([0, FIX, FIX | REBASE]),
