@@ -52,5 +52,18 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/scale.py
 	$(PY) bench/tap_tcp.py
 
+# Coverage-guided fuzzing of every frame entry point (tests/fuzz/run.py): FUZZ_SECONDS of atheris
+# (the `fuzz` extra), or FUZZ_ENGINE=seeded for the seeded mutator without it. Findings are
+# written to tests/fuzz/crashes/; the short runs are part of `make test`.
+.PHONY: fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_ENGINE ?= atheris
+$(VENV)/.installed-fuzz: $(VENV)/.installed-test pyproject.toml
+	$(PIP) install -q -e '.[test,fuzz]'
+	touch $@
+
+fuzz: $(VENV)/.installed-fuzz
+	$(PY) -m tests.fuzz.run $(if $(filter atheris,$(FUZZ_ENGINE)),--atheris) --keep-going --seconds $(FUZZ_SECONDS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
