@@ -168,6 +168,9 @@ class Ndp:
     # -- DAD -----------------------------------------------------------------------------------
     def start_dad(self, iface: Interface, addr: bytes) -> None:
         if self.dad_transmits <= 0:
+            # RFC 4862 §5.4: no DAD, the address is assigned at once (not left tentative, where
+            # one spoofed NA or DAD NS for it would make it "duplicate" and remove it)
+            iface.mark_preferred(addr)
             return
         self._dad.append(_Dad(iface, addr, self.dad_transmits, None))
 

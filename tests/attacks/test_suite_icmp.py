@@ -57,7 +57,8 @@ def test_spoofed_icmp_error_neither_kills_nor_shrinks_a_connection(name, kind):
     mss, pmtu = tcb.snd_mss, b.a.path_mtu(tcb.remote_ip)
     rng = random.Random(kind)
     for _ in range(200):  # blind guesses of the quoted sequence number, none in flight
-        b.inject("A", icmp_error(tcb, kind, tcb.snd_una + 0x10000000 + rng.getrandbits(28)))
+        b.inject("A", icmp_error(tcb, kind, (tcb.snd_una + 0x10000000 + rng.getrandbits(28))
+                             & 0xFFFFFFFF))  # outside SND.UNA..SND.MAX, modulo 2**32
     assert tcb.state is State.ESTABLISHED
     assert (tcb.snd_mss, b.a.path_mtu(tcb.remote_ip)) == (mss, pmtu)
     b.verify()

@@ -94,8 +94,6 @@ def _tcp_out(a) -> list[TcpView]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20 item 2: one host-wide challenge-ACK budget "
-                                       "an attacker reads through its own connection")
 def test_challenge_ack_budget_is_not_a_side_channel():
     quiet = _challenge_acks_seen_by_attacker(False)
     probed = _challenge_acks_seen_by_attacker(True)

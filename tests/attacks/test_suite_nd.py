@@ -31,7 +31,6 @@ def ra_flood(b: Bench, n: int) -> None:
         b.pump()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20 item 9: no max_addresses or route limit")
 def test_ra_flood_addresses_and_routes_are_bounded():
     b = Bench()
     ra_flood(b, 500)
@@ -77,7 +76,6 @@ def arp_flood(b: Bench, n: int) -> None:
 _SNM = bytes.fromhex("ff0200000000000000000001ff000002")  # A's solicited-node group
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20 item 7: no neighbour cache limit")
 def test_ns_flood_neighbour_cache_is_bounded():
     b = Bench()
     ns_flood(b, 4000)
@@ -85,7 +83,6 @@ def test_ns_flood_neighbour_cache_is_bounded():
     b.verify()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20 item 7: no neighbour cache limit")
 def test_arp_flood_neighbour_cache_is_bounded():
     b = Bench()
     arp_flood(b, 4000)
@@ -94,7 +91,6 @@ def test_arp_flood_neighbour_cache_is_bounded():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 20 item 7: the table rescans after every change")
 def test_16k_ns_flood_cost_per_frame_does_not_grow():
     b = Bench()
     costs = ns_flood(b, 16_000)

@@ -188,9 +188,7 @@ def crash_key(exc: BaseException) -> str:
 # Crashes found and reported, not yet fixed (issue 20 items): crash-site prefix -> item. The
 # short runs tolerate these and only these; tests/fuzz/test_fuzz.py's strict xfail flips when
 # the fix lands — then delete the entry.
-KNOWN_CRASHES = {
-    "ValueError@stack/route.py:_mask:": "issue 20 item 1 (RA prefix length > 128)",
-}
+KNOWN_CRASHES: dict[str, str] = {}  # none open: issue 20 item 1 (RA prefix length) is fixed
 
 
 def known_crash(exc: BaseException) -> str | None:

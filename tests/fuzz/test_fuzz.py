@@ -54,8 +54,6 @@ def test_short_fuzz_run_escapes_only_known_crashes_and_connections_survive(seed)
     assert fp["a.tcp.conns"] <= 8 and fp["a.neigh"] <= 64 and fp["r.neigh"] <= 64
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20 item 1: an RA's prefix length > 128 raises "
-                                       "ValueError in route masking")
 def test_short_fuzz_run_escapes_no_exception_at_all():
     _, found = short_run(11, 2000)
     assert [crash_key(e) for e in found] == []
@@ -63,8 +61,7 @@ def test_short_fuzz_run_escapes_no_exception_at_all():
 
 REGRESSIONS = sorted((CORPUS.parent / "regressions").glob("*.bin"))
 # the fuzz findings not fixed yet, by file name (the fix flips its strict xfail)
-OPEN_FINDINGS = {"ra-prefix-length-200": "issue 20 item 1: an RA's prefix length > 128 raises "
-                                         "ValueError in route masking"}
+OPEN_FINDINGS: dict[str, str] = {}  # ra-prefix-length-200 (issue 20 item 1) is fixed
 
 
 def _open_finding(stem: str) -> list[pytest.MarkDecorator]:
@@ -83,8 +80,6 @@ def test_fuzz_findings_stay_fixed(path):
     s.bench.verify()
 
 
-@pytest.mark.xfail(strict=True, reason="found by atheris (not in issue 20's list): with DAD off "
-                                       "an address stays tentative forever (stack/ndp.py)")
 def test_with_dad_off_a_spoofed_na_does_not_remove_an_address():
     """RFC 4862 §5.4: DupAddrDetectTransmits 0 means no DAD — the address is assigned at once
     (Linux: preferred, not tentative). An NA for it from another node is then a conflict to
