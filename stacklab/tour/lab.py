@@ -168,6 +168,16 @@ class Lab:
         self.start()
         return c, s
 
+    def through_router(self, mtu: int) -> tuple[Any, Any, Any]:
+        """Hosts "a" and "b" with router "r" between them: a-r at MTU 1500, r-b at ``mtu``
+        (2 ms each way, tapped), started: the path MTU steps of the PMTU chapter."""
+        net = self.net
+        a, r, b = net.add_host("a"), net.add_router("r"), net.add_host("b")
+        self.connect("a", "r", mtu=1500, delay="2ms", tap=True)
+        self.connect("r", "b", mtu=mtu, delay="2ms", tap=True)
+        self.start()
+        return a, r, b
+
     def start(self) -> None:
         """Addresses and routes; captures into ``--pcap DIR/<step>/`` when asked."""
         self.net.autoconfigure()

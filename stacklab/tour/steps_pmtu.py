@@ -37,11 +37,7 @@ def _packed(address: str) -> bytes:
 
 @lab_step("mtu-fragmentation")
 def mtu_fragmentation(lab: Lab, res: StepResult) -> None:
-    net = lab.net
-    a, _, b = net.add_host("a"), net.add_router("r"), net.add_host("b")
-    lab.connect("a", "r", mtu=1500, delay="2ms", tap=True)
-    lab.connect("r", "b", mtu=576, delay="2ms", tap=True)
-    lab.start()
+    a, _, b = lab.through_router(576)
     data = payload(3000)
     got: list[bytes] = []
 
@@ -74,11 +70,7 @@ def mtu_fragmentation(lab: Lab, res: StepResult) -> None:
 
 @lab_step("df-frag-needed")
 def df_frag_needed(lab: Lab, res: StepResult) -> None:
-    net = lab.net
-    a, r, b = net.add_host("a"), net.add_router("r"), net.add_host("b")
-    lab.connect("a", "r", mtu=1500, delay="2ms", tap=True)
-    lab.connect("r", "b", mtu=1400, delay="2ms", tap=True)
-    lab.start()
+    a, r, b = lab.through_router(1400)
     out: dict[str, Any] = {}
 
     async def main() -> None:
@@ -127,11 +119,7 @@ def df_frag_needed(lab: Lab, res: StepResult) -> None:
 
 @lab_step("ipv6-ptb")
 def ipv6_ptb(lab: Lab, res: StepResult) -> None:
-    net = lab.net
-    a, r, b = net.add_host("a"), net.add_router("r"), net.add_host("b")
-    lab.connect("a", "r", mtu=1500, delay="2ms", tap=True)
-    lab.connect("r", "b", mtu=1280, delay="2ms", tap=True)
-    lab.start()
+    a, r, b = lab.through_router(1280)
     out: dict[str, Any] = {}
     data = payload(1452, 3)
 
