@@ -17,12 +17,23 @@ application (aioquic's ``_process_events`` after ``receive_datagram``).
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import ipaddress
 import random
+import socket
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from stacklab.stack.host import Host
 from stacklab.stack.node import Node
 from stacklab.trace.events import Tracer
+
+# The API host whose code runs now (None: no host's). The driver sets it around everything it
+# runs for its node (frames in, timers, kicks), so the callbacks of a host's connections, and the
+# tasks they create, run "on" that host whatever task caused the call; stacklab.api.spawn sets it
+# for a spawned program and reads it to route the loop's network calls.
+running_host: contextvars.ContextVar[DrivenHost | None] = contextvars.ContextVar(
+    "stacklab_running_host", default=None)
 
 
 class NodeDriver:
@@ -39,6 +50,8 @@ class NodeDriver:
         self._drain_keys: set[Hashable] = set()
         self._drain_hooks: list[Callable[[float], None]] = []
         self._draining = False
+        self.powered = True  # False while the node is crashed: nothing in, out, or on a timer
+        self.app_host: DrivenHost | None = None  # the node, when it has the application API
         node.wake = self.kick  # the Node contract: the node asks for a flush through wake()
 
     def now(self) -> float:
@@ -61,10 +74,17 @@ class NodeDriver:
     def receive(self, ifindex: int, frame: bytes) -> None:
         """A frame arrived on interface ``ifindex``: the node takes it and the drain hooks run;
         the flush is the caller's (a TAP device flushes once after a batch of reads)."""
-        now = self.loop.time()
-        self.node.receive_frame(ifindex, frame, now)
-        if self._drain_hooks:
-            self._drain(now)
+        if not self.powered:
+            self.node.counters["drop.crashed"] += 1
+            return
+        token = running_host.set(self.app_host)
+        try:
+            now = self.loop.time()
+            self.node.receive_frame(ifindex, frame, now)
+            if self._drain_hooks:
+                self._drain(now)
+        finally:
+            running_host.reset(token)
 
     def deliver(self, ifindex: int, frame: bytes) -> None:
         """A frame arrived from outside on interface ``ifindex``: :meth:`receive`, then a flush
@@ -101,11 +121,29 @@ class NodeDriver:
 
     def _kicked(self) -> None:
         self._kick_pending = False
-        if self._drain_hooks:
-            self._drain(self.loop.time())
+        token = running_host.set(self.app_host)
+        try:
+            if self._drain_hooks:
+                self._drain(self.loop.time())
+            self.flush()
+        finally:
+            running_host.reset(token)
+
+    def power_off(self) -> None:
+        """A crash: the node takes no frame, sends none, runs no timer, and every drain hook
+        (the API objects of its old life) is forgotten. :meth:`power_on` boots it again."""
+        self.powered = False
+        self._drain_keys.clear()
+        self._drain_hooks.clear()
+        self._arm(None)
+
+    def power_on(self) -> None:
+        self.powered = True
         self.flush()
 
     def flush(self) -> None:
+        if not self.powered:
+            return
         node = self.node
         for _ in range(64):  # a transmit may not re-enter, but bound the loop anyway
             out = node.frames_to_send()
@@ -128,11 +166,17 @@ class NodeDriver:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        now = self.loop.time()
-        self.node.handle_timer(now)
-        if self._drain_hooks:
-            self._drain(now)
-        self.flush()
+        if not self.powered:
+            return
+        token = running_host.set(self.app_host)
+        try:
+            now = self.loop.time()
+            self.node.handle_timer(now)
+            if self._drain_hooks:
+                self._drain(now)
+            self.flush()
+        finally:
+            running_host.reset(token)
 
 
 class DrivenHost(Host):
@@ -147,11 +191,14 @@ class DrivenHost(Host):
                  tracer: Tracer | None = None) -> None:
         super().__init__(name, rng=rng, tracer=tracer)
         self.driver: NodeDriver | None = None
+        # the tasks running on this host (api/spawn.py), oldest first: a crash cancels them
+        self.programs: dict[asyncio.Task[Any], None] = {}
 
     def attach(self, driver: NodeDriver) -> None:
         if driver.node is not self:
             raise ValueError(f"that driver runs {driver.node.name!r}, not {self.name!r}")
         self.driver = driver
+        driver.app_host = self
 
     def detach(self) -> None:
         self.driver = None
@@ -172,3 +219,29 @@ class DrivenHost(Host):
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the host runs on (futures, ``call_soon``)."""
         return self.driving().loop
+
+    async def lookup(self, name: str, family: int | None = None) -> list[str]:
+        """``name``'s addresses (text), the one name resolution of this host's programs
+        (``loop.getaddrinfo``, :mod:`stacklab.api.spawn`): literal addresses, then the
+        network's names (``self.hosts``, like /etc/hosts); a resolver (DNS) plugs in here.
+        Raises ``socket.gaierror`` naming the known hosts."""
+        try:
+            literal = ipaddress.ip_address(name)
+        except ValueError:
+            pass
+        else:
+            if family is not None and literal.version != family:
+                raise socket.gaierror(socket.EAI_ADDRFAMILY,
+                                      f"{name} is not an IPv{family} address")
+            return [str(literal)]
+        addrs = self.hosts.get(name)
+        if addrs is None and name == self.name:
+            addrs = self.addresses()
+        if not addrs:
+            known = ", ".join(sorted(self.hosts)) or "none: run net.autoconfigure()"
+            raise socket.gaierror(socket.EAI_NONAME, f"unknown host {name!r} on the simulated "
+                                  f"network (known: {known})")
+        out = [a for a in addrs if family is None or ipaddress.ip_address(a).version == family]
+        if not out:
+            raise socket.gaierror(socket.EAI_ADDRFAMILY, f"{name} has no IPv{family} address")
+        return out

@@ -5,6 +5,8 @@
 ``asyncio/`` package sits on its sans-IO connection. ``Network.add_host``/``add_router`` and the
 TAP command build these; the sans-IO classes themselves know nothing of asyncio::
 
+    task = host.spawn(main())                                    # api/spawn.py: unmodified
+                                                                 # asyncio code on this host
     reader, writer = await host.open_connection("b", 7)          # api/streams.py
     server = await host.start_server(handle, 7)
     transport, protocol = await host.create_datagram_endpoint(factory, local_addr=("", 53))
@@ -18,19 +20,62 @@ Such a host satisfies the :class:`stacklab.apps.common.Net` seam, so every appli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
+from stacklab.errors import StacklabError
 from stacklab.stack.router import Router as _SansIoRouter
 
-from . import streams, tools, udp
+from . import spawn, streams, tools, udp
 from .driver import DrivenHost
 
-__all__ = ["Host", "Router"]
+__all__ = ["Host", "HostStateError", "Router"]
+
+_T = TypeVar("_T")
+
+
+class HostStateError(StacklabError, RuntimeError):
+    """``crash()`` of a crashed host, ``restart()`` of a running one."""
 
 
 class Host(DrivenHost):
     """A host applications can use (see the module docstring)."""
+
+    # -- programs (api/spawn.py) -----------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, _T], *, name: str | None = None
+              ) -> asyncio.Task[_T]:
+        """Run ``coro`` on this host: its network calls (``asyncio.open_connection``,
+        ``loop.create_connection``... and so the libraries on top) and those of every task it
+        creates go through this host's stack."""
+        return spawn.spawn(self, coro, name=name)
+
+    # -- faults ----------------------------------------------------------------------------------
+    @property
+    def crashed(self) -> bool:
+        return not self.driving().powered
+
+    def crash(self) -> None:
+        """The machine stops at once: its programs are cancelled, every connection, listener
+        and UDP socket vanishes with nothing sent (no FIN, no RST), frames to it are dropped.
+        Peers learn it from their timeouts, or from the RSTs it answers after
+        :meth:`restart`."""
+        driver = self.driving()
+        if not driver.powered:
+            raise HostStateError(f"host {self.name} has already crashed")
+        driver.power_off()
+        programs = list(self.programs)
+        self.programs.clear()
+        for task in programs:
+            task.cancel()
+        self.reset_transports()
+
+    def restart(self) -> None:
+        """Boot again after :meth:`crash`: same interfaces, addresses and routes, a fresh
+        TCP and UDP; programs are spawned anew by the caller."""
+        driver = self.driving()
+        if driver.powered:
+            raise HostStateError(f"host {self.name} is running: crash() it before restart()")
+        driver.power_on()
 
     # -- UDP (api/udp.py) ------------------------------------------------------------------------
     async def create_datagram_endpoint(self, protocol_factory: Callable[[], Any],

@@ -22,7 +22,9 @@ connect timeout TimeoutError.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
@@ -199,7 +201,7 @@ class TcpTransport(asyncio.Transport):
         if name == "tcb":
             return self._tcb
         if name == "socket":
-            return None
+            return TcpSocket(self._host, self._tcb) if self._tcb is not None else default
         return self._extra.get(name, default)
 
     def is_closing(self) -> bool:
@@ -284,6 +286,113 @@ class TcpTransport(asyncio.Transport):
         return True
 
 
+# (level, option) -> (TcpConfig field, from the socket's value, to it)
+_TCP_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = {
+    (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", bool, int),
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE): ("keepalive", bool, int),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE): ("keepidle", float, int),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL): ("keepintvl", float, int),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPCNT): ("keepcnt", int, int),
+    (socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT): (  # milliseconds, 0 = none (RFC 5482)
+        "user_timeout", lambda ms: ms / 1000 if ms else None,
+        lambda s: 0 if s is None else int(s * 1000)),
+    (socket.IPPROTO_TCP, socket.TCP_MAXSEG): ("maxseg", lambda v: v or None, lambda v: v or 0),
+    (socket.SOL_SOCKET, socket.SO_RCVBUF): ("recv_buffer", int, int),
+    (socket.SOL_SOCKET, socket.SO_SNDBUF): ("send_buffer", int, int),
+}
+
+
+class TcpSocket:
+    """What ``get_extra_info("socket")`` and ``Server.sockets`` give: the socket-shaped face of
+    one connection or listener, as ``asyncio.trsock.TransportSocket`` is of a kernel socket.
+
+    ``setsockopt``/``getsockopt`` read and change the connection's :class:`TcpConfig`
+    (TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT, TCP_USER_TIMEOUT, TCP_MAXSEG,
+    SO_RCVBUF/SO_SNDBUF); other options are accepted and read back, as Linux does for those
+    it keeps but that change nothing here (SO_REUSEADDR...). There is no kernel descriptor:
+    ``fileno()`` is -1, which libraries read as "not pollable" (httpcore then treats an idle
+    pooled connection as closed and opens a new one)."""
+
+    type = socket.SOCK_STREAM
+    proto = socket.IPPROTO_TCP
+
+    def __init__(self, host: DrivenHost, endpoint: Tcb | Listener) -> None:
+        self._host = host
+        self._endpoint = endpoint
+        self._other: dict[tuple[int, int], Any] = {}
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        ep = self._endpoint
+        if isinstance(ep, Tcb):
+            v6 = len(ep.local_ip) == 16
+        else:
+            v6 = len(ep.local_ip) == 16 if ep.local_ip else ep.family != 4
+        return socket.AF_INET6 if v6 else socket.AF_INET
+
+    def _addr(self, ip: bytes | None, port: int) -> tuple[Any, ...]:
+        if self.family == socket.AF_INET6:
+            return (ip_str(ip) if ip else "::", port, 0, 0)
+        return (ip_str(ip) if ip else "0.0.0.0", port)
+
+    def getsockname(self) -> tuple[Any, ...]:
+        ep = self._endpoint
+        return self._addr(ep.local_ip, ep.local_port if isinstance(ep, Tcb) else ep.port)
+
+    def getpeername(self) -> tuple[Any, ...]:
+        ep = self._endpoint
+        if not isinstance(ep, Tcb):
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        return self._addr(ep.remote_ip, ep.remote_port)
+
+    def fileno(self) -> int:
+        return -1
+
+    def gettimeout(self) -> float:
+        return 0.0  # non-blocking, as every socket a transport owns
+
+    def setblocking(self, flag: bool) -> None:
+        return None
+
+    def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
+        known = _TCP_OPTIONS.get((level, option))
+        if known is None:
+            self._other[(level, option)] = value
+            return
+        name, parse, _ = known
+        if isinstance(value, bytes):
+            value = int.from_bytes(value[:4], "little")
+        ep = self._endpoint
+        config = ep.config.replace(**{name: parse(value)})
+        if isinstance(ep, Tcb):
+            ep.set_config(config, self._host.now())
+            self._host.tcp.kick(ep)
+        else:
+            ep.config = config
+
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
+        known = _TCP_OPTIONS.get((level, option))
+        if known is not None:
+            name, _, shown = known
+            value = shown(getattr(self._endpoint.config, name))
+        elif (level, option) == (socket.SOL_SOCKET, socket.SO_TYPE):
+            value = socket.SOCK_STREAM
+        elif (level, option) == (socket.SOL_SOCKET, socket.SO_ERROR):
+            value = 0
+        else:
+            value = self._other.get((level, option), 0)
+        if buflen is not None and isinstance(value, int):
+            return value.to_bytes(buflen, "little")
+        return value
+
+    def __repr__(self) -> str:
+        peer = ""
+        if isinstance(self._endpoint, Tcb):
+            peer = f", raddr={self.getpeername()}"
+        return (f"<stacklab TcpSocket host={self._host.name} family={self.family.name} "
+                f"laddr={self.getsockname()}{peer}>")
+
+
 class TcpServer(asyncio.AbstractServer):
     """What ``start_server`` / ``create_server`` return (mirrors ``asyncio.Server``)."""
 
@@ -301,9 +410,9 @@ class TcpServer(asyncio.AbstractServer):
         return list(self._clients)
 
     @property
-    def sockets(self) -> list[tuple[str, int]]:
-        return [(ip_str(lst.local_ip) if lst.local_ip else
-                 ("0.0.0.0" if lst.family == 4 else "::"), lst.port) for lst in self._listeners]
+    def sockets(self) -> list[TcpSocket]:
+        """One socket-like object per listener, as ``asyncio.Server.sockets``."""
+        return [TcpSocket(self._host, lst) for lst in self._listeners]
 
     @property
     def port(self) -> int:

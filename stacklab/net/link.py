@@ -305,11 +305,15 @@ class Link:
         return self.ab, self.ba
 
     def set(self, forward: dict[str, Any] | None = None, reverse: dict[str, Any] | None = None,
-            **both: Any) -> None:
-        """Change parameters now (``link.set(loss=0.2)``, ``link.set(forward={"rate": ...})``)."""
+            *, down: bool | None = None, **both: Any) -> None:
+        """Change parameters now (``link.set(loss=0.2)``, ``link.set(forward={"rate": ...})``);
+        ``down=True`` / ``False`` takes the link down or brings it up (:meth:`set_up`)."""
         for d, own in ((self.ab, forward), (self.ba, reverse)):
-            d.params = d.params.with_updates({**both, **(own or {})})
-            d.rebuild()
+            if both or own:
+                d.params = d.params.with_updates({**both, **(own or {})})
+                d.rebuild()
+        if down is not None:
+            self.set_up(not down)
 
     def add_middleware(self, make: Callable[[Direction], Stage], *, forward: bool = True,
                        reverse: bool = True) -> None:

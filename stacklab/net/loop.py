@@ -29,6 +29,8 @@ import weakref
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
+from stacklab.api.driver import DrivenHost, running_host
+from stacklab.api.spawn import HostNetwork, track
 from stacklab.errors import StacklabError
 
 _T = TypeVar("_T")
@@ -156,8 +158,13 @@ class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
         return future
 
 
-class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An asyncio event loop on a virtual clock. ``time()`` starts at 0.0."""
+# HostNetwork's methods take the loop's arguments (typeshed spells them as overloads)
+class VirtualTimeLoop(HostNetwork, asyncio.SelectorEventLoop):  # type: ignore[misc]
+    """An asyncio event loop on a virtual clock. ``time()`` starts at 0.0.
+
+    Its network methods (``create_connection``, ``getaddrinfo``, ``sock_connect``...) are
+    :class:`~stacklab.api.spawn.HostNetwork`'s: they act on the stack of the simulated host the
+    calling task runs on (``host.spawn``), never on the kernel's."""
 
     _timer_cancelled_count: int  # BaseEventLoop's, not in the typeshed stubs
 
@@ -184,6 +191,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                     ) -> asyncio.Task[_T]:
         task = super().create_task(coro, name=name, context=context)
         self._created[task] = None
+        host = running_host.get() if context is None else context.get(running_host)
+        if isinstance(host, DrivenHost):
+            track(host, task)  # a task a host's program (or callback) made is that host's too
         return task
 
     def unfinished_tasks(self) -> list[asyncio.Task[Any]]:

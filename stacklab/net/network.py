@@ -7,6 +7,8 @@
     net.autoconfigure()          # 10.0.N.0/24 + fd00:0:0:N::/64 per segment, static routes, hosts
     net.capture("pcaps/")        # one pcap per link, virtual timestamps
     result = net.run(main(), until="60s")
+    task = b.spawn(server())     # unmodified asyncio code on host b (stacklab.api.spawn)
+    net.partition(["a"], ["b"]); net.run_for("5s"); net.heal()   # faults (net/faults.py)
 
 Every node is driven by a :class:`~stacklab.api.driver.NodeDriver` on the network's
 :class:`~stacklab.net.loop.VirtualTimeLoop` (hosts and routers are the API classes of
@@ -33,6 +35,7 @@ from stacklab.stack.node import Node
 from stacklab.trace.events import Tracer
 from stacklab.trace.label import Labeler
 
+from .faults import Faults, trace_fault
 from .link import Direction, Link, LinkParams
 from .loop import VirtualTimeLoop, describe_tasks
 from .switch import Switch
@@ -112,6 +115,7 @@ class Network:
         self._error: BaseException | None = None
         self._error_text = ""
         self.loop.set_exception_handler(self._on_loop_error)
+        self.faults = Faults(self)
 
     # -- randomness and time -----------------------------------------------------------------
     def rng(self, *parts: object) -> random.Random:
@@ -124,8 +128,11 @@ class Network:
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
-        if (context.get("handle") is None or exc is None
-                or isinstance(exc, asyncio.CancelledError) or self._error is not None):
+        if isinstance(exc, asyncio.CancelledError):
+            # Python 3.11's asyncio.start_server callback calls task.exception() on a handler
+            # task that was cancelled (a crash, the end of a run): not an error
+            return
+        if context.get("handle") is None or exc is None or self._error is not None:
             loop.default_exception_handler(context)
             return
         # An exception escaped a frame delivery or a timer: stop at once, run() raises it.
@@ -390,8 +397,40 @@ class Network:
             (d.rx_taps if point == "rx" else d.tx_taps).append(writer)
             d.rebuild()
 
+    # -- faults (net/faults.py) ----------------------------------------------------------------
+    def partition(self, *groups: Iterable[str | Node]) -> None:
+        """Cut each group of nodes off from the others until :meth:`heal`."""
+        self.faults.partition(*groups)
+
+    def heal(self) -> None:
+        self.faults.heal()
+
+    def crash(self, node: str | Node) -> None:
+        """``host.crash()`` by name (:meth:`stacklab.api.host.Host.crash`)."""
+        host = self._stack_of(node, "crash")
+        host.crash()
+        trace_fault(self, "crash", node=host.name)
+
+    def restart(self, node: str | Node) -> None:
+        """``host.restart()`` by name."""
+        host = self._stack_of(node, "restart")
+        host.restart()
+        trace_fault(self, "restart", node=host.name)
+
+    def _stack_of(self, ref: str | Node, what: str) -> Host:
+        node = self.node(ref)
+        if not isinstance(node, Host):
+            raise TopologyError(f"{node.name!r} is a {self.kinds[node.name]}: it has no stack to "
+                                f"{what} (crash a host or a router; take a link down with "
+                                "link.set(down=True))")
+        return node
+
     # -- running -----------------------------------------------------------------------------
-    def run(self, coro: Coroutine[Any, Any, T] | None = None, *,
+    def run_for(self, duration: float | str) -> None:
+        """Let ``duration`` of virtual time pass ("30s"), the spawned programs running."""
+        self.run(until=self.now + parse_duration(duration, "duration"))
+
+    def run(self, coro: Coroutine[Any, Any, T] | asyncio.Future[T] | None = None, *,
             until: float | str | None = None) -> T | None:
         """Run the simulation until ``coro`` finishes and return its result.
 
@@ -404,11 +443,11 @@ class Network:
         """
         loop = self.loop
         if self._error is not None:
-            if coro is not None:
+            if isinstance(coro, Coroutine):
                 coro.close()
             raise SimulationError(f"the simulation already failed: {self._error_text}")
         deadline = None if until is None else parse_duration(until, "until")
-        main: Coroutine[Any, Any, Any]
+        main: Coroutine[Any, Any, Any] | asyncio.Future[Any]
         if coro is None:
             if deadline is None:
                 raise ValueError("run() needs a coroutine, or until= to just let time pass")
@@ -416,7 +455,8 @@ class Network:
             deadline = None
         else:
             main = coro
-        task: asyncio.Task[Any] = loop.create_task(main, name="main")
+        # a spawned program (host.spawn) is awaited as it is
+        task = main if isinstance(main, asyncio.Future) else loop.create_task(main, name="main")
         timed_out: list[str] = []
         handle = None
         if deadline is not None:

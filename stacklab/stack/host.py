@@ -50,6 +50,7 @@ from .node import Node, Port
 from .pmtu import PathMtuCache, tcp_quote_check
 from .route import CONNECTED, Route, RoutingTable, parse_prefix
 from .sysctl import HostSysctl
+from .tcp.config import TcpConfig
 from .tcp.layer import TcpLayer
 from .udp import Udp
 
@@ -98,14 +99,30 @@ class Host(Node):
         self.icmp = Icmp(self)
         self.ndp = Ndp(self)
         self.icmp.nd_receiver = self.ndp.receive
-        self.udp = Udp(self)
         self.register_protocol(PROTO_ICMP, self.icmp.receive4)
         self.register_protocol(PROTO_ICMPV6, self.icmp.receive6)
+        self._make_transports(None)
+
+    def _make_transports(self, tcp_config: TcpConfig | None) -> None:
+        self.udp = Udp(self)
         self.register_protocol(PROTO_UDP, self.udp.receive)
         self.register_icmp_error(17, self.udp.icmp_error)
         self.icmp.register_validator(17, self.udp.icmp_matches)
-        self.tcp = TcpLayer(self)  # registers protocol 6, its ICMP errors and its timers
+        self.tcp = TcpLayer(self, tcp_config)  # registers protocol 6, its ICMP errors, its timers
         self.icmp.register_validator(6, tcp_quote_check(self.tcp))
+
+    def reset_transports(self) -> None:
+        """What a crash leaves: every TCP connection and listener and every UDP socket gone at
+        once, with nothing sent for them (no FIN, no RST); a peer learns it from the RST our
+        fresh TCP answers its next segment with (RFC 9293 §3.10.7.1) or from its own timeouts.
+        The TCP settings (``tcp.config`` and the layer's knobs) stay, as a boot's sysctl.conf
+        would restore them; sequence numbers and ports continue from the host's random stream."""
+        old = self.tcp
+        self.remove_timer_source(old)
+        self._make_transports(old.config)
+        for knob in ("syncookies", "max_syn_backlog", "max_connections", "max_orphans",
+                     "challenge_ack_limit"):
+            setattr(self.tcp, knob, getattr(old, knob))
 
     def _ifname(self, ifindex: int) -> str:
         return self.interfaces[ifindex].name if 0 <= ifindex < len(self.interfaces) else str(

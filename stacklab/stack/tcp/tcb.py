@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .config import DUPACK_THRESHOLD
+from .config import DUPACK_THRESHOLD, TcpConfig
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
     CAN_RECEIVE,
@@ -332,6 +332,14 @@ class Tcb(TcbOutput):
         self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
                    f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
         return True
+
+    def set_config(self, config: TcpConfig, now: float) -> None:
+        """``setsockopt`` on an open connection: ``config`` from now on; the keepalive timer
+        follows SO_KEEPALIVE / TCP_KEEPIDLE at once (Linux ``tcp_set_keepalive``)."""
+        keep = (self.config.keepalive, self.config.keepidle)
+        self.config = config
+        if (config.keepalive, config.keepidle) != keep:
+            self._arm_keepalive(now)
 
     # -- timers -----------------------------------------------------------------------------------
     def _arm_keepalive(self, now: float) -> None:
