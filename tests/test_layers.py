@@ -33,6 +33,7 @@ _BELOW = {
     "tour": {"root", "scenario", "net", "api", "stack", "wire", "trace", "apps"},
     "cli": {"root", "tour", "packetdrill", "scenario", "net", "api", "stack", "wire", "trace",
             "apps"},
+    "pytest": {"scenario", "net", "api", "stack", "wire", "trace"},  # the pytest plugin
     "root": {"cli", "tour", "packetdrill", "scenario", "net", "api", "stack", "wire", "trace",
              "apps"},
 }
