@@ -149,8 +149,9 @@ _EVENT_KEYS = {
 }
 
 
-def check_event(event: dict[str, Any], nodes: dict[str, str], links: set[str]) -> None:
-    """Check one ``[[event]]`` table; ``nodes`` maps names to kinds. Raises ParamError."""
+def check_event(event: dict[str, Any], nodes: dict[str, str]) -> None:
+    """Check one ``[[event]]`` table; ``nodes`` maps names to kinds. Raises ParamError (a
+    link's name is checked by :func:`schedule_events`, once the links exist)."""
     action = event.get("action")
     if action not in _EVENT_KEYS:
         raise ParamError("action", f"expected one of {', '.join(EVENT_ACTIONS)}, got {action!r}")
@@ -178,9 +179,8 @@ def check_event(event: dict[str, Any], nodes: dict[str, str], links: set[str]) -
         if nodes[name] == "switch":
             raise ParamError("node", f"{name!r} is a switch: it has no stack to {action}")
     elif action == "link":
-        name = event.get("link")
-        if name not in links:
-            raise ParamError("link", f"unknown link {name!r} (links: {', '.join(sorted(links))})")
+        if not isinstance(event.get("link"), str):
+            raise ParamError("link", "expected the name of a link, e.g. link = \"a-r\"")
         if "down" in event and not isinstance(event["down"], bool):
             raise ParamError("down", f"expected true or false, got {event['down']!r}")
         LinkParams().with_updates({k: v for k, v in event.items() if k in LINK_PARAMS})
@@ -202,6 +202,10 @@ def _apply(net: Any, event: dict[str, Any]) -> None:
 
 
 def schedule_events(net: Any, events: list[dict[str, Any]]) -> None:
-    """Schedule checked ``[[event]]`` tables at their times (absolute virtual seconds)."""
+    """Schedule checked ``[[event]]`` tables at their times (absolute virtual seconds);
+    TopologyError names an unknown link."""
+    for event in events:
+        if event["action"] == "link":
+            net.link(event["link"])
     for event in events:
         net.loop.call_at(parse_duration(event["at"], "at"), _apply, net, event)

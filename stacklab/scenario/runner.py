@@ -15,6 +15,11 @@
     down = [["2s", "4s"]]    # down at 2 s, up at 4 s
     forward = { loss = 0.1 } # a -> r only; `reverse` for r -> a
 
+    [[event]]                # faults at run time (stacklab.net.faults)
+    at = "5s"
+    action = "partition"     # partition (groups) | heal | crash, restart (node) | link
+    groups = [["a"], ["b"]]
+
     [[app]]
     node = "a"
     kind = "ping"            # kinds come from stacklab.scenario.registry
@@ -34,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stacklab.errors import StacklabError
+from stacklab.net.faults import check_event, schedule_events
 from stacklab.net.link import LINK_PARAMS, LinkParams
 from stacklab.net.network import Network, TopologyError, parse_down
 from stacklab.net.units import ParamError, parse_duration
@@ -44,7 +50,7 @@ from .registry import AppKind, app_kinds, get_app
 
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "run_scenario"]
 
-TOP_KEYS = ("seed", "duration", "name", "description", "node", "link", "app")
+TOP_KEYS = ("seed", "duration", "name", "description", "node", "link", "app", "event")
 NODE_KINDS = ("host", "router", "switch")
 NODE_KEYS = ("name", "kind", "aging", *NODE_OPTIONS)
 LINK_KEYS = ("ends", "name", "down", "forward", "reverse", *LINK_PARAMS)
@@ -64,6 +70,7 @@ class Scenario:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
     apps: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # faults (stacklab.net.faults)
 
 
 class _Where:
@@ -115,11 +122,12 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         if not isinstance(value, str):
             raise top.error(f"expected a string, got {value!r}", key)
         setattr(scn, key, value)
-    for key in ("node", "link", "app"):
+    for key in ("node", "link", "app", "event"):
         tables = data.get(key, [])
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
             raise top.error(f"write it as [[{key}]] tables", key)
     scn.nodes, scn.links, scn.apps = data.get("node", []), data.get("link", []), data.get("app", [])
+    scn.events = data.get("event", [])
 
     names: dict[str, str] = {}
     for i, node in enumerate(scn.nodes, 1):
@@ -195,6 +203,11 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
             raise w.error(f"{on!r} is a switch; apps run on hosts and routers", "node")
         if not isinstance(app.get("kind"), str):
             raise w.error("every app needs a kind, e.g. kind = \"ping\"", "kind")
+    for i, event in enumerate(scn.events, 1):
+        try:
+            check_event(event, names)
+        except ParamError as exc:
+            raise _Where(path, f"[[event]] #{i}").error(exc.message, exc.key) from None
     return scn
 
 
@@ -237,6 +250,10 @@ def build_network(scn: Scenario, *, seed: int | None = None,
             net.autoconfigure()
         except TopologyError as exc:
             raise _Where(scn.path, "[[link]]").error(str(exc)) from None
+        try:
+            schedule_events(net, scn.events)
+        except TopologyError as exc:
+            raise _Where(scn.path, "[[event]]").error(str(exc), "link") from None
     except BaseException:
         net.close()
         raise
