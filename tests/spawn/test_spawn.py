@@ -186,3 +186,36 @@ def test_sock_connect_then_create_connection_with_that_socket(net: Network) -> N
 
     b.spawn(serve())
     assert net.run(a.spawn(client()), until="10s") == (b"ping", b"pong")
+
+
+def test_datagram_endpoints_are_the_hosts(net: Network) -> None:
+    a, b = net["a"], net["b"]
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.transport.sendto(data.upper(), addr)
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.got: asyncio.Future[tuple[bytes, Any]] = (
+                asyncio.get_running_loop().create_future())
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.got.set_result((data, addr))
+
+    async def server() -> None:
+        await asyncio.get_running_loop().create_datagram_endpoint(Echo, local_addr=("", 53))
+        await asyncio.Event().wait()
+
+    async def client() -> tuple[bytes, Any]:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            Client, remote_addr=(b.address(4), 53))
+        transport.sendto(b"query")
+        return await protocol.got
+
+    b.spawn(server())
+    assert net.run(a.spawn(client()), until="5s") == (b"QUERY", (b.address(4), 53))
