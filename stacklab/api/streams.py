@@ -201,7 +201,7 @@ class TcpTransport(asyncio.Transport):
         if name == "tcb":
             return self._tcb
         if name == "socket":
-            return TcpSocket(self._host, self._tcb) if self._tcb is not None else default
+            return TcpSocket(self._host, self._tcb, self._layer) if self._tcb else default
         return self._extra.get(name, default)
 
     def is_closing(self) -> bool:
@@ -316,9 +316,11 @@ class TcpSocket:
     type = socket.SOCK_STREAM
     proto = socket.IPPROTO_TCP
 
-    def __init__(self, host: DrivenHost, endpoint: Tcb | Listener) -> None:
+    def __init__(self, host: DrivenHost, endpoint: Tcb | Listener,
+                 layer: TcpLayer | None = None) -> None:
         self._host = host
         self._endpoint = endpoint
+        self._layer = layer  # a connection's layer (after a crash, no longer the host's)
         self._other: dict[tuple[int, int], Any] = {}
 
     @property
@@ -366,7 +368,8 @@ class TcpSocket:
         config = ep.config.replace(**{name: parse(value)})
         if isinstance(ep, Tcb):
             ep.set_config(config, self._host.now())
-            self._host.tcp.kick(ep)
+            if self._layer is not None:
+                self._layer.kick(ep)  # the timers moved: the layer re-reads them at its poll
         else:
             ep.config = config
 
