@@ -197,3 +197,17 @@ def test_scenario_events_are_checked(tmp_path: Path, event: str, message: str) -
     path.write_text(head + "[[event]]\nat = \"1s\"\n" + textwrap.dedent(event) + "\n")
     with pytest.raises(ScenarioError, match=r"\[\[event\]\] #1: " + message):
         load_scenario(path)
+
+
+def test_the_partition_example(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "partition.toml"
+    summary = run_scenario(example, pcap=str(tmp_path / "one"))
+    send, sink = (next(a for a in summary["apps"] if a["kind"] == k)
+                  for k in ("tcp-send", "tcp-sink"))
+    assert send["ok"] and sink["ok"] and send["bytes"] == sink["bytes"] == 4_000_000
+    assert send["sha256"] == sink["sha256"]
+    assert summary["links"]["client-r"]["client>r"]["drop.partition"] > 0
+    assert summary["links"]["r-server"]["r>server"]["drop.loss"] > 0  # the loss set at 5 s
+    run_scenario(example, pcap=str(tmp_path / "two"))
+    for f in (tmp_path / "one").iterdir():
+        assert f.read_bytes() == (tmp_path / "two" / f.name).read_bytes()
