@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,11 @@ def asyncssh_pair() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitab
     async def client() -> list[bool]:
         async with asyncssh.connect("b", 2222, known_hosts=None, username="u",
                                     password="secret", client_keys=None) as conn:
+            # asyncssh turns SO_KEEPALIVE on through get_extra_info("socket"): the TCB has it
+            sock = conn.get_extra_info("socket")
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert conn.get_extra_info("tcb").config.keepalive
+
             async def one(i: int, data: bytes) -> str:
                 result = await conn.run(str(len(data)), input=data, encoding=None)
                 return bytes(result.stdout).decode()
