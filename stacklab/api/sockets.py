@@ -1,21 +1,28 @@
-"""A blocking, ``socket``-like facade over a stack running in a background thread.
+"""A blocking, ``socket``-like facade over a host's asyncio-style API.
 
-Ordinary blocking code — stdlib clients, paramiko, a quick script — can use stacklab's TCP and UDP
-from any thread, while the sans-IO host runs its asyncio loop in the background
-(:class:`~stacklab.api.realtime.RealtimeStack`)::
+Ordinary blocking code — stdlib clients, paramiko, a quick script — can use stacklab's TCP and UDP.
+Two runners carry its calls to the host's loop:
 
-    stack = RealtimeStack(host, [tap]).start()
-    net = StackSockets(stack)
-    with net.create_connection(("10.0.0.1", 80), timeout=5) as s:
-        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-        print(s.recv(4096))
+* a stack running in a background thread over TAP devices
+  (:class:`~stacklab.api.realtime.RealtimeStack`): every call is handed to the loop
+  (``asyncio.run_coroutine_threadsafe``) and the calling thread waits for the result::
 
-Every call is handed to the loop (``asyncio.run_coroutine_threadsafe``) over the host's
-asyncio-style API (``open_connection``/``start_server``, ``create_datagram_endpoint``) and waits
-for the result.
+      stack = RealtimeStack(host, [tap]).start()
+      net = StackSockets(stack)
+      with net.create_connection(("10.0.0.1", 80), timeout=5) as s:
+          s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+          print(s.recv(4096))
+
+* the simulator: ``await host.run_blocking(func)`` (:mod:`stacklab.api.blocking`) runs ``func``
+  in a greenlet whose calls switch to the loop and back, in virtual time.
+
+Both go through the host's ``create_connection``/``create_server`` (api/streams.py) and
+``create_datagram_endpoint`` (api/udp.py), each socket's protocol (:class:`_StreamQueue`,
+:class:`_DatagramQueue`) buffering what arrives: a socket is readable when its buffer has
+something, which is what ``select`` and ``poll`` ask (:meth:`StackSocket.readable`).
 Timeouts follow ``socket``: ``settimeout(None)`` blocks, ``settimeout(0)`` raises
 ``BlockingIOError`` when nothing is ready, ``settimeout(t)`` raises ``TimeoutError`` ("timed out").
-These sockets have no file descriptor: ``select`` cannot watch them.
+``fileno()`` is the runner's: a number the simulator's ``select`` knows, or -1.
 """
 
 from __future__ import annotations
@@ -24,10 +31,8 @@ import asyncio
 import io
 import socket as _socket
 from collections import deque
-from collections.abc import Coroutine
-from typing import Any, TypeVar
-
-from stacklab.api.realtime import RealtimeStack
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -38,13 +43,29 @@ SOCK_DGRAM = _socket.SOCK_DGRAM
 SHUT_RD, SHUT_WR, SHUT_RDWR = _socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR
 
 MAX_QUEUED_DATAGRAMS = 1024
+MAX_BUFFERED = 256 * 1024  # bytes a stream socket buffers before reading pauses (window closes)
 _GRACE = 5.0  # extra seconds the calling thread waits beyond a loop-side timeout
 
 
-class StackSockets:
-    """Factory of blocking sockets on one running stack (``socket`` module look-alike)."""
+class Runner(Protocol):
+    """What runs a socket's calls on its host's loop (RealtimeStack, or the simulator's
+    greenlet runner in api/blocking.py)."""
 
-    def __init__(self, stack: RealtimeStack) -> None:
+    @property
+    def node(self) -> Any: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def submit(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T: ...
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = 30.0) -> T: ...
+
+
+class StackSockets:
+    """Factory of blocking sockets on one host (``socket`` module look-alike)."""
+
+    def __init__(self, stack: Runner) -> None:
         self.stack = stack
         self.default_timeout: float | None = None
 
@@ -52,7 +73,13 @@ class StackSockets:
     def host(self) -> Any:
         return self.stack.node
 
+    def fileno_of(self, sock: StackSocket) -> int:
+        """The number ``sock.fileno()`` answers (-1: none; the simulator's runner numbers
+        its sockets for its ``select``)."""
+        return -1
+
     def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> StackSocket:
+        type &= ~(_socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC)
         if family not in (AF_INET, AF_INET6):
             raise OSError(97, "Address family not supported by protocol")
         if type not in (SOCK_STREAM, SOCK_DGRAM):
@@ -86,14 +113,126 @@ def _family_of(addr: str) -> int:
     return AF_INET6 if ":" in addr else AF_INET
 
 
-class _DatagramQueue(asyncio.DatagramProtocol):
+class _Waiting:
+    """One loop-side waiter at a time, woken when the protocol's state changes."""
+
+    def __init__(self) -> None:
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+class _StreamQueue(_Waiting, asyncio.Protocol):
+    """The bytes of one TCP connection, on the loop, for a StackSocket: a receive buffer that
+    pauses reading past MAX_BUFFERED (the TCP window closes), and the transport's write flow
+    control (``pause_writing``/``resume_writing``)."""
+
+    def __init__(self, accepted: Callable[[_StreamQueue], None] | None = None) -> None:
+        super().__init__()
+        self.transport: Any = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.lost = False
+        self.error: BaseException | None = None
+        self._accepted = accepted
+        self._read_paused = False
+        self._write_paused = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        if self._accepted is not None:
+            self._accepted(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > MAX_BUFFERED and not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return True  # half-close: the socket may still send (shutdown(SHUT_WR) is the peer's)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+        self.error = exc
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake()
+
+    def readable(self) -> bool:
+        return bool(self.buffer) or self.eof or self.lost
+
+    def writable(self) -> bool:
+        return not self._write_paused or self.lost
+
+    def take(self, n: int) -> bytes:
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        if self._read_paused and len(self.buffer) <= MAX_BUFFERED // 2:
+            self._read_paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def wait_readable(self) -> None:
+        while not self.readable():
+            await self._wait()
+
+    async def wait_writable(self) -> None:
+        while not self.writable():
+            await self._wait()
+
+
+class _AcceptQueue(_Waiting):
+    """A listening StackSocket's accept queue: connections established and not accepted yet."""
+
+    def __init__(self, backlog: int) -> None:
+        super().__init__()
+        self.backlog = max(1, backlog)
+        self.items: deque[_StreamQueue] = deque()
+
+    def factory(self) -> _StreamQueue:
+        return _StreamQueue(accepted=self._push)
+
+    def _push(self, proto: _StreamQueue) -> None:
+        if len(self.items) >= self.backlog:
+            proto.transport.close()  # backlog overflow: refuse, as a full accept queue would
+            return
+        self.items.append(proto)
+        self._wake()
+
+    def readable(self) -> bool:
+        return bool(self.items)
+
+    async def wait_readable(self) -> None:
+        while not self.items:
+            await self._wait()
+
+
+class _DatagramQueue(_Waiting, asyncio.DatagramProtocol):
     """Receives datagrams (and ICMP errors) for a UDP StackSocket, on the loop."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.transport: Any = None
         self.items: deque[tuple[bytes, Any]] = deque()
         self.error: Exception | None = None
-        self.waiter: asyncio.Future[None] | None = None
         self.dropped = 0
 
     def connection_made(self, transport: Any) -> None:
@@ -113,22 +252,24 @@ class _DatagramQueue(asyncio.DatagramProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._wake()
 
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+    def readable(self) -> bool:
+        return bool(self.items) or self.error is not None
+
+    async def wait_readable(self) -> None:
+        while not self.readable():
+            await self._wait()
 
     async def get(self) -> tuple[bytes, Any]:
-        while True:
-            if self.error is not None:
-                exc, self.error = self.error, None
-                raise exc
-            if self.items:
-                return self.items.popleft()
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
+        await self.wait_readable()
+        if self.error is not None:
+            exc, self.error = self.error, None
+            raise exc
+        return self.items.popleft()
+
+
+# socket options a StackSocket keeps (getsockopt answers them) and the TcpConfig field of each
+_TCP_OPTIONS = {(_socket.IPPROTO_TCP, _socket.TCP_NODELAY): "nodelay",
+                (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE): "keepalive"}
 
 
 class StackSocket:
@@ -146,13 +287,14 @@ class StackSocket:
         self._io_refs = 0
         self._bound: tuple[str, int] | None = None
         self._peer: Any = None
+        self._options: dict[tuple[int, int], int] = {}
+        self._fileno: int | None = None
         # TCP connection
-        self._reader: Any = None
-        self._writer: Any = None
-        self._eof = False
+        self._stream: _StreamQueue | None = None
+        self._read_shut = False
         # TCP listener
         self._server: Any = None
-        self._accept_q: asyncio.Queue[tuple[Any, Any]] | None = None
+        self._accept_q: _AcceptQueue | None = None
         # UDP
         self._dgram: _DatagramQueue | None = None
 
@@ -190,16 +332,81 @@ class StackSocket:
     def getblocking(self) -> bool:
         return self._timeout != 0.0
 
-    def setsockopt(self, *args: Any) -> None:
-        """Accepted and ignored (SO_REUSEADDR, TCP_NODELAY... have no meaning here yet)."""
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
+    def setsockopt(self, level: int, option: int, value: Any, *args: Any) -> None:
+        """Kept for getsockopt; TCP_NODELAY and SO_KEEPALIVE go to the TCB's config (now if
+        connected, else at connect). Other options (SO_REUSEADDR...) change nothing here."""
+        self._check_open()
+        number = int.from_bytes(value, "little") if isinstance(value, bytes | bytearray) else (
+            int(value) if value is not None else 0)
+        self._options[(level, option)] = number
+        field = _TCP_OPTIONS.get((level, option))
+        tcb = self._tcb()
+        if field is not None and tcb is not None:
+            tcb.config = tcb.config.replace(**{field: bool(number)})
+
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
+        self._check_open()
+        if (level, option) == (_socket.SOL_SOCKET, _socket.SO_ERROR):
+            value = 0
+        elif (level, option) == (_socket.SOL_SOCKET, _socket.SO_TYPE):
+            value = self.type
+        else:
+            value = self._options.get((level, option), 0)
+            field = _TCP_OPTIONS.get((level, option))
+            tcb = self._tcb()
+            if field is not None and tcb is not None:
+                value = int(getattr(tcb.config, field))
+        return value if buflen is None else value.to_bytes(4, "little")[:buflen]
+
+    def _tcb(self) -> Any:
+        stream = self._stream
+        return stream.transport.get_extra_info("tcb") if stream is not None else None
 
     def fileno(self) -> int:
-        return -1
+        if self._closed:
+            return -1
+        if self._fileno is None:
+            self._fileno = self._factory.fileno_of(self)
+        return self._fileno
+
+    # -- readiness (select, poll) ------------------------------------------------------------------
+    def _readiness(self) -> Any:
+        """The protocol whose buffer says whether a read would block (None: nothing to read)."""
+        return self._stream or self._accept_q or self._dgram
+
+    def readable(self) -> bool:
+        """A read would not block (data, EOF, an error or a connection to accept)."""
+        q = self._readiness()
+        return self._closed or self._read_shut or (q is not None and q.readable())
+
+    def writable(self) -> bool:
+        """A send would not block."""
+        if self._stream is not None:
+            return self._stream.writable()
+        return self._dgram is not None or self._closed
+
+    async def wait_readable(self) -> None:
+        """On the loop: until :meth:`readable` (for ``select``)."""
+        q = self._readiness()
+        if q is not None and not self.readable():
+            await q.wait_readable()
+        elif q is None and not self.readable():
+            await asyncio.get_running_loop().create_future()  # nothing can arrive
+
+    async def wait_writable(self) -> None:
+        if self._stream is not None:
+            await self._stream.wait_writable()
+        elif not self.writable():
+            await asyncio.get_running_loop().create_future()
 
     # -- addresses -----------------------------------------------------------------------------
     def getsockname(self) -> Any:
-        if self._writer is not None:
-            return self._writer.get_extra_info("sockname")
+        if self._stream is not None:
+            return self._stream.transport.get_extra_info("sockname")
         if self._dgram is not None and self._dgram.transport is not None:
             name = self._dgram.transport.get_extra_info("sockname")
             if name is not None:
@@ -211,8 +418,9 @@ class StackSocket:
         return self._bound or (("::", 0) if self.family == AF_INET6 else ("0.0.0.0", 0))
 
     def getpeername(self) -> Any:
-        if self._writer is not None:
-            return self._writer.get_extra_info("peername")
+        self._check_open()
+        if self._stream is not None:
+            return self._stream.transport.get_extra_info("peername")
         if self._peer is not None:
             return self._peer
         raise OSError(107, "Transport endpoint is not connected")
@@ -239,16 +447,21 @@ class StackSocket:
             self._open_datagram(local=local, remote=addr)
             self._peer = addr
             return
-        if self._writer is not None:
+        if self._stream is not None:
             raise OSError(106, "Transport endpoint is already connected")
         host = self._host
-        kwargs: dict[str, Any] = {}
+        stream = _StreamQueue()
+        kwargs: dict[str, Any] = {"family": self.family, "nodelay": False}
+        for key, field in _TCP_OPTIONS.items():
+            if key in self._options:
+                kwargs[field] = bool(self._options[key])
         if self._bound is not None:
             kwargs["local_addr"] = self._bound
         try:
-            self._reader, self._writer = self._run(host.open_connection(*addr, **kwargs))
+            self._run(host.create_connection(lambda: stream, *addr, **kwargs))
         except TimeoutError:
             raise TimeoutError("timed out") from None
+        self._stream = stream
         self._peer = addr
 
     def connect_ex(self, address: tuple[str, int]) -> int:
@@ -259,44 +472,52 @@ class StackSocket:
         return 0
 
     # -- TCP data --------------------------------------------------------------------------------
-    def _need_stream(self) -> None:
+    def _need_stream(self) -> _StreamQueue:
         self._check_open()
-        if self._writer is None:
+        if self._stream is None:
             raise OSError(107, "Transport endpoint is not connected")
+        return self._stream
 
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
+        """Wait until the connection takes more (the transport below its high-water mark),
+        then hand it all of ``data``."""
         if self.type == SOCK_DGRAM:
             if self._peer is None:
                 raise OSError(89, "Destination address required")
             return self.sendto(data, self._peer)
-        self._need_stream()
-        data = bytes(data)
-        writer = self._writer
+        stream = self._need_stream()
+        payload = bytes(data)
 
         async def write() -> int:
-            writer.write(data)
-            await writer.drain()
-            return len(data)
+            await stream.wait_writable()
+            if stream.lost or stream.transport.is_closing():
+                raise _lost_error(stream)
+            stream.transport.write(payload)
+            return len(payload)
         return self._run(write())
 
     def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
-        self.send(data, flags)
+        view = memoryview(data).cast("B")
+        for i in range(0, len(view), 65536):
+            self.send(view[i:i + 65536], flags)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if self.type == SOCK_DGRAM:
             return self.recvfrom(bufsize)[0]
-        self._need_stream()
+        stream = self._need_stream()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
-        if bufsize == 0:
+        if bufsize == 0 or self._read_shut:
             return b""
-        if self._eof:
+
+        async def read() -> bytes:
+            await stream.wait_readable()
+            if stream.buffer:
+                return stream.take(bufsize)
+            if stream.error is not None:
+                raise stream.error
             return b""
-        reader = self._reader
-        data = self._run(reader.read(bufsize))
-        if not data:
-            self._eof = True
-        return bytes(data)
+        return self._run(read())
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         mv = memoryview(buffer).cast("B")
@@ -305,16 +526,11 @@ class StackSocket:
         return len(data)
 
     def shutdown(self, how: int) -> None:
-        self._need_stream()
+        stream = self._need_stream()
         if how in (SHUT_WR, SHUT_RDWR):
-            writer = self._writer
-
-            async def eof() -> None:
-                await writer.drain()
-                writer.write_eof()
-            self._run(eof())
+            self._stack.call(stream.transport.write_eof, timeout=_GRACE)  # FIN after the data
         if how in (SHUT_RD, SHUT_RDWR):
-            self._eof = True
+            self._read_shut = True
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
                  encoding: str | None = None, errors: str | None = None,
@@ -355,25 +571,10 @@ class StackSocket:
             return
         bound = self._bound or ("", 0)
         host = self._host
-        queue: asyncio.Queue[tuple[Any, Any]] | None = None
-
-        async def start() -> Any:
-            nonlocal queue
-            queue = asyncio.Queue(maxsize=max(1, backlog))
-
-            async def on_connection(reader: Any, writer: Any) -> None:
-                assert queue is not None
-                if queue.full():
-                    writer.close()  # backlog overflow: refuse, as a full accept queue would
-                    return
-                queue.put_nowait((reader, writer))
-
-            kwargs: dict[str, Any] = {"port": bound[1]}
-            if bound[0]:
-                kwargs["host"] = bound[0]
-            return await host.start_server(on_connection, **kwargs)
-
-        self._server = self._run(start(), timeout=None)
+        queue = _AcceptQueue(backlog)
+        self._server = self._run(host.create_server(queue.factory, bound[0] or None, bound[1],
+                                                    backlog=backlog, nodelay=False),
+                                 timeout=None)
         self._accept_q = queue
 
     def accept(self) -> tuple[StackSocket, Any]:
@@ -381,10 +582,14 @@ class StackSocket:
         if self._accept_q is None:
             raise OSError(22, "Invalid argument")
         queue = self._accept_q
-        reader, writer = self._run(queue.get())
+
+        async def take() -> _StreamQueue:
+            await queue.wait_readable()
+            return queue.items.popleft()
+        stream = self._run(take())
         s = StackSocket(self._factory, self.family, SOCK_STREAM)
-        s._reader, s._writer = reader, writer
-        s._peer = writer.get_extra_info("peername")
+        s._stream = stream
+        s._peer = stream.transport.get_extra_info("peername")
         s.settimeout(self._factory.default_timeout)
         return s, s._peer
 
@@ -435,7 +640,6 @@ class StackSocket:
         if self._dgram is None:
             raise OSError(22, "Invalid argument")  # nothing bound or sent: nothing to receive
         proto = self._dgram
-        assert proto is not None
         data, addr = self._run(proto.get())
         return data[:bufsize], addr
 
@@ -453,28 +657,30 @@ class StackSocket:
             self._real_close()
 
     def _real_close(self) -> None:
+        """The FIN goes after what is buffered, as close(2) returns at once; unread data makes
+        it a reset instead (RFC 2525 §2.17, Linux tcp_close)."""
         if self._closed:
             return
         self._closed = True
         if not self._stack.running:
             return
-        writer, server, dgram = self._writer, self._server, self._dgram
+        stream, server, dgram = self._stream, self._server, self._dgram
+        accept_q = self._accept_q
 
-        async def close_all() -> None:
-            if writer is not None:
-                writer.close()
-                wait_closed = getattr(writer, "wait_closed", None)
-                if wait_closed is not None:
-                    try:
-                        await asyncio.wait_for(wait_closed(), 5.0)
-                    except (Exception, asyncio.CancelledError):
-                        pass
+        def close_all() -> None:
+            if stream is not None and not stream.lost:
+                if stream.buffer:
+                    stream.transport.abort()
+                else:
+                    stream.transport.close()
             if server is not None:
                 server.close()
+            for pending in accept_q.items if accept_q is not None else ():
+                pending.transport.abort()  # connections never accepted: reset, as Linux
             if dgram is not None and dgram.transport is not None:
                 dgram.transport.close()
         try:
-            self._stack.submit(close_all(), timeout=5.0 + _GRACE)
+            self._stack.call(close_all, timeout=_GRACE)
         except (TimeoutError, RuntimeError):
             pass
 
@@ -489,9 +695,16 @@ class StackSocket:
 
     def __repr__(self) -> str:
         kind = "tcp" if self.type == SOCK_STREAM else "udp"
-        state = "closed" if self._closed else ("connected" if self._writer else
+        state = "closed" if self._closed else ("connected" if self._stream else
                                                 "listening" if self._server else "idle")
         return f"<StackSocket {kind} {state} peer={self._peer}>"
+
+
+def _lost_error(stream: _StreamQueue) -> BaseException:
+    """What a send on a connection that is gone raises: its error, else EPIPE."""
+    if isinstance(stream.error, OSError):
+        return stream.error
+    return BrokenPipeError(32, "Broken pipe")
 
 
 class _SocketIO(io.RawIOBase):
@@ -513,6 +726,9 @@ class _SocketIO(io.RawIOBase):
     def write(self, b: Any) -> int:
         return self._sock.send(b)
 
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
     def close(self) -> None:
         if not self.closed:
             super().close()
@@ -520,20 +736,11 @@ class _SocketIO(io.RawIOBase):
 
 
 def _server_sockname(server: Any) -> Any:
-    """(address, port) a listener is bound to: asyncio.Server has socket objects in ``sockets``,
-    stacklab's TcpServer (address, port) tuples."""
+    """(address, port) a listener is bound to: stacklab's TcpServer has (address, port)
+    tuples in ``sockets``."""
     socks = getattr(server, "sockets", None)
     if socks:
-        first = socks[0]
-        if isinstance(first, tuple):
-            return first
-        try:
-            return first.getsockname()
-        except Exception:
-            pass
-    port = getattr(server, "port", None)
-    if isinstance(port, int):
-        return ("0.0.0.0", port)
+        return socks[0]
     return None
 
 
