@@ -28,6 +28,7 @@ and ``selectors.DefaultSelector`` (and the Select/Poll/Epoll selector names).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import select as _select
@@ -36,7 +37,7 @@ import socket as _socket
 import threading
 import time as _time
 import weakref
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import greenlet
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["SIM_EPOCH", "BlockingCallError", "run_blocking"]
+__all__ = ["SIM_EPOCH", "BlockingCallError", "run_blocking", "use_sockets"]
 
 # What time.time() answers inside run_blocking at virtual time 0: 2026-01-01T00:00:00Z, fixed
 # so that dates written by blocking code (HTTP, SMTP headers) are the same in every run.
@@ -83,6 +84,39 @@ class _Blocking(greenlet.greenlet):  # type: ignore[misc]  # greenlet ships no t
 def _current() -> _Blocking | None:
     g = greenlet.getcurrent()
     return g if isinstance(g, _Blocking) else None
+
+
+_bound = threading.local()  # .sockets: the StackSockets of use_sockets() in this thread
+
+
+def _socket_ctx() -> StackSockets | None:
+    """The sockets the ``socket`` module's names stand for here: the blocking code's host on
+    the simulator, or the stack a thread bound with :func:`use_sockets`; None: the real ones."""
+    g = _current()
+    if g is not None:
+        return g.sockets
+    sockets: StackSockets | None = getattr(_bound, "sockets", None)
+    return sockets
+
+
+@contextlib.contextmanager
+def use_sockets(sockets: StackSockets) -> Iterator[StackSockets]:
+    """In the calling thread, while inside: ``socket.socket``, ``create_connection``,
+    ``getaddrinfo``, ``gethostbyname``, ``gethostname`` are ``sockets``' (a stack on TAP run
+    by a :class:`~stacklab.api.realtime.RealtimeStack`), so unmodified blocking clients use it.
+    Time and ``select`` stay real: over TAP, time is real and the sockets have real
+    descriptors (``StackSockets.use()`` calls this)."""
+    if _current() is not None:
+        raise BlockingCallError("use_sockets() inside run_blocking: its sockets are already "
+                                "the host's")
+    previous = getattr(_bound, "sockets", None)
+    _bound.sockets = sockets
+    _install(None)
+    try:
+        yield sockets
+    finally:
+        _bound.sockets = previous
+        _uninstall(None)
 
 
 def _await(aw: Awaitable[T]) -> T:
@@ -165,7 +199,8 @@ async def run_blocking(host: Any, func: Callable[..., T], /, *args: Any, **kwarg
 # -- the dispatchers ------------------------------------------------------------------------------
 
 _real: dict[str, Any] = {}  # "module.name" -> the original, while installed
-_active_loops: dict[asyncio.AbstractEventLoop, int] = {}  # loop -> run_blocking calls running
+# loop -> run_blocking calls running on it (None: use_sockets() blocks of threads)
+_active_loops: dict[asyncio.AbstractEventLoop | None, int] = {}
 _lock = threading.Lock()
 
 
@@ -193,13 +228,15 @@ def _sim_clock() -> float:
 
 
 def _shim(name: str, sim: Callable[..., Any], blocking: bool = False) -> Callable[..., Any]:
-    """``name``'s dispatcher: ``sim`` in blocking code, else the original (refused on the
-    simulator's loop when ``blocking``)."""
+    """``name``'s dispatcher: ``sim`` in blocking code (for the socket module's names, also
+    in a thread under use_sockets()), else the original (refused on the simulator's loop when
+    ``blocking``)."""
     real = _real[name]
+    here = _socket_ctx if name in _SOCKET_SCOPED else _current
 
     @functools.wraps(real)
     def dispatch(*args: Any, **kwargs: Any) -> Any:
-        if _current() is not None:
+        if here() is not None:
             return sim(*args, **kwargs)
         if blocking:
             _refuse(f"{name}()")
@@ -213,11 +250,11 @@ class _SocketMeta(type):
 
     def __call__(cls, family: int = -1, type: int = -1, proto: int = -1,
                  fileno: int | None = None) -> Any:
-        g = _current()
+        sockets = _socket_ctx()
         real = _REAL_SOCKET
-        if g is None or fileno is not None:
+        if sockets is None or fileno is not None:
             return real(family, type, proto, fileno)
-        return g.sockets.socket(_socket.AF_INET if family == -1 else family,
+        return sockets.socket(_socket.AF_INET if family == -1 else family,
                                 _socket.SOCK_STREAM if type == -1 else type, 0)
 
     def __instancecheck__(cls, obj: Any) -> bool:
@@ -232,22 +269,22 @@ class _SocketClass(metaclass=_SocketMeta):
 
 
 def _sockets() -> StackSockets:
-    g = _current()
-    assert g is not None
-    return g.sockets
+    sockets = _socket_ctx()
+    assert sockets is not None
+    return sockets
 
 
 def _resolve(name: str | bytes | None, family: int) -> str:
-    """The one name look-up of blocking code: the host's (``Host.resolve``, the network's
-    names). Unify with host.spawn's getaddrinfo and DNS when they land."""
-    g = _current()
-    assert g is not None
+    """The one name look-up of blocking code: the host's ``resolve`` (the network's names;
+    literal addresses pass). A thin call on purpose: host.spawn's getaddrinfo and DNS are to
+    share it. No name is the wildcard address, as getaddrinfo(None) with AI_PASSIVE."""
+    host = _sockets().host
     if isinstance(name, bytes):
         name = name.decode("idna")
     if name is None or name == "":
-        return "::1" if family == _socket.AF_INET6 else "127.0.0.1"
+        return "::" if family == _socket.AF_INET6 else "0.0.0.0"
     want = {int(_socket.AF_INET): 4, int(_socket.AF_INET6): 6}.get(int(family))
-    return g.host.resolve(name, want)
+    return str(host.resolve(name, want))
 
 
 def _getaddrinfo(host: str | bytes | None, port: Any, family: int = 0, type: int = 0,
@@ -268,9 +305,7 @@ def _getaddrinfo(host: str | bytes | None, port: Any, family: int = 0, type: int
 
 
 def _gethostname() -> str:
-    g = _current()
-    assert g is not None
-    return str(g.host.name)
+    return str(_sockets().host.name)
 
 
 def _getfqdn(name: str = "") -> str:
@@ -481,10 +516,13 @@ _TABLE: dict[str, tuple[Any, Callable[..., Any] | None, bool]] = {
     "time.perf_counter_ns": (_time, lambda: int(_sim_clock() * 1e9), False),
     "select.poll": (_select, _SimPoll, False),
 }
+# the names that are a bound thread's too (time and select are the simulator's only)
+_SOCKET_SCOPED = {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex",
+                  "socket.gethostname", "socket.getfqdn"}
 _SELECTORS = ("DefaultSelector", "SelectSelector", "PollSelector", "EpollSelector")
 
 
-def _install(loop: asyncio.AbstractEventLoop) -> None:
+def _install(loop: asyncio.AbstractEventLoop | None) -> None:
     with _lock:
         _active_loops[loop] = _active_loops.get(loop, 0) + 1
         if _real:
@@ -526,7 +564,7 @@ def _refusing(name: str) -> Callable[..., Any]:
     return refuse_on_loop
 
 
-def _uninstall(loop: asyncio.AbstractEventLoop) -> None:
+def _uninstall(loop: asyncio.AbstractEventLoop | None) -> None:
     with _lock:
         left = _active_loops[loop] - 1
         if left:

@@ -22,7 +22,10 @@ Both go through the host's ``create_connection``/``create_server`` (api/streams.
 something, which is what ``select`` and ``poll`` ask (:meth:`StackSocket.readable`).
 Timeouts follow ``socket``: ``settimeout(None)`` blocks, ``settimeout(0)`` raises
 ``BlockingIOError`` when nothing is ready, ``settimeout(t)`` raises ``TimeoutError`` ("timed out").
-``fileno()`` is the runner's: a number the simulator's ``select`` knows, or -1.
+``fileno()`` is a real descriptor over TAP (a socketpair end readable exactly when the socket
+is: :class:`_Bridge`), so ``select``, ``selectors`` and asyncio wait on it; on the simulator, a
+number its own ``select`` knows. ``with net.use():`` makes the ``socket`` module's names this
+stack's in the calling thread, so ``http.client`` and the rest need no ``connect`` of ours.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ AF_INET6 = _socket.AF_INET6
 SOCK_STREAM = _socket.SOCK_STREAM
 SOCK_DGRAM = _socket.SOCK_DGRAM
 SHUT_RD, SHUT_WR, SHUT_RDWR = _socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR
+
+# the real socketpair, whatever the socket module's names are while blocking code runs
+_REAL_SOCKETPAIR = _socket.socketpair
 
 MAX_QUEUED_DATAGRAMS = 1024
 MAX_BUFFERED = 256 * 1024  # bytes a stream socket buffers before reading pauses (window closes)
@@ -74,9 +80,19 @@ class StackSockets:
         return self.stack.node
 
     def fileno_of(self, sock: StackSocket) -> int:
-        """The number ``sock.fileno()`` answers (-1: none; the simulator's runner numbers
-        its sockets for its ``select``)."""
-        return -1
+        """The number ``sock.fileno()`` answers: a real descriptor readable when the socket is
+        (:meth:`StackSocket.bridge`); the simulator's runner numbers its sockets instead, for
+        its own ``select``."""
+        return sock.bridge()
+
+    def use(self) -> Any:
+        """``with net.use():`` — in this thread, ``socket.socket``, ``create_connection``,
+        ``getaddrinfo``... make and find this host's sockets, so blocking clients
+        (``http.client``, ``urllib.request``, ``requests``) run unchanged on the stack
+        (:func:`stacklab.api.blocking.use_sockets`)."""
+        from .blocking import use_sockets
+
+        return use_sockets(self)
 
     def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> StackSocket:
         type &= ~(_socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC)
@@ -114,14 +130,18 @@ def _family_of(addr: str) -> int:
 
 
 class _Waiting:
-    """One loop-side waiter at a time, woken when the protocol's state changes."""
+    """One loop-side waiter at a time, woken when the protocol's state changes; ``on_change``
+    (the socket's descriptor bridge) hears of every change too."""
 
     def __init__(self) -> None:
         self._waiter: asyncio.Future[None] | None = None
+        self.on_change: Callable[[], None] | None = None
 
-    def _wake(self) -> None:
+    def _changed(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        if self.on_change is not None:
+            self.on_change()
 
     async def _wait(self) -> None:
         self._waiter = asyncio.get_running_loop().create_future()
@@ -157,24 +177,24 @@ class _StreamQueue(_Waiting, asyncio.Protocol):
         if len(self.buffer) > MAX_BUFFERED and not self._read_paused:
             self._read_paused = True
             self.transport.pause_reading()
-        self._wake()
+        self._changed()
 
     def eof_received(self) -> bool:
         self.eof = True
-        self._wake()
+        self._changed()
         return True  # half-close: the socket may still send (shutdown(SHUT_WR) is the peer's)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = True
         self.error = exc
-        self._wake()
+        self._changed()
 
     def pause_writing(self) -> None:
         self._write_paused = True
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        self._wake()
+        self._changed()
 
     def readable(self) -> bool:
         return bool(self.buffer) or self.eof or self.lost
@@ -188,6 +208,7 @@ class _StreamQueue(_Waiting, asyncio.Protocol):
         if self._read_paused and len(self.buffer) <= MAX_BUFFERED // 2:
             self._read_paused = False
             self.transport.resume_reading()
+        self._changed()
         return data
 
     async def wait_readable(self) -> None:
@@ -215,7 +236,7 @@ class _AcceptQueue(_Waiting):
             proto.transport.close()  # backlog overflow: refuse, as a full accept queue would
             return
         self.items.append(proto)
-        self._wake()
+        self._changed()
 
     def readable(self) -> bool:
         return bool(self.items)
@@ -243,14 +264,14 @@ class _DatagramQueue(_Waiting, asyncio.DatagramProtocol):
             self.dropped += 1
             return
         self.items.append((bytes(data), addr))
-        self._wake()
+        self._changed()
 
     def error_received(self, exc: Exception) -> None:
         self.error = exc
-        self._wake()
+        self._changed()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._wake()
+        self._changed()
 
     def readable(self) -> bool:
         return bool(self.items) or self.error is not None
@@ -261,10 +282,13 @@ class _DatagramQueue(_Waiting, asyncio.DatagramProtocol):
 
     async def get(self) -> tuple[bytes, Any]:
         await self.wait_readable()
-        if self.error is not None:
-            exc, self.error = self.error, None
-            raise exc
-        return self.items.popleft()
+        try:
+            if self.error is not None:
+                exc, self.error = self.error, None
+                raise exc
+            return self.items.popleft()
+        finally:
+            self._changed()
 
 
 # socket options a StackSocket keeps (getsockopt answers them) and the TcpConfig field of each
@@ -289,6 +313,7 @@ class StackSocket:
         self._peer: Any = None
         self._options: dict[tuple[int, int], int] = {}
         self._fileno: int | None = None
+        self._bridge: _Bridge | None = None
         # TCP connection
         self._stream: _StreamQueue | None = None
         self._read_shut = False
@@ -373,7 +398,26 @@ class StackSocket:
             self._fileno = self._factory.fileno_of(self)
         return self._fileno
 
-    # -- readiness (select, poll) ------------------------------------------------------------------
+    # -- readiness (select, poll, the descriptor bridge) ---------------------------------------
+    def _watch(self, q: _Waiting) -> None:
+        """Follow a new protocol's changes (the bridge, if there is one, learns its state)."""
+        q.on_change = self._changed
+        if self._bridge is not None:
+            self._stack.call(self._changed, timeout=_GRACE)
+
+    def _changed(self) -> None:
+        """On the loop: something the socket's readiness depends on changed."""
+        if self._bridge is not None:
+            self._bridge.sync(self.readable())
+
+    def bridge(self) -> int:
+        """A real descriptor that is readable exactly when this socket is (its
+        :class:`_Bridge`), for ``select``, ``selectors`` and asyncio's ``add_reader``."""
+        if self._bridge is None:
+            self._bridge = _Bridge()
+            self._stack.call(self._changed, timeout=_GRACE)
+        return self._bridge.fileno()
+
     def _readiness(self) -> Any:
         """The protocol whose buffer says whether a read would block (None: nothing to read)."""
         return self._stream or self._accept_q or self._dgram
@@ -463,6 +507,7 @@ class StackSocket:
             raise TimeoutError("timed out") from None
         self._stream = stream
         self._peer = addr
+        self._watch(stream)
 
     def connect_ex(self, address: tuple[str, int]) -> int:
         try:
@@ -531,6 +576,7 @@ class StackSocket:
             self._stack.call(stream.transport.write_eof, timeout=_GRACE)  # FIN after the data
         if how in (SHUT_RD, SHUT_RDWR):
             self._read_shut = True
+            self._stack.call(self._changed, timeout=_GRACE)
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
                  encoding: str | None = None, errors: str | None = None,
@@ -576,6 +622,7 @@ class StackSocket:
                                                     backlog=backlog, nodelay=False),
                                  timeout=None)
         self._accept_q = queue
+        self._watch(queue)
 
     def accept(self) -> tuple[StackSocket, Any]:
         self._check_open()
@@ -585,10 +632,13 @@ class StackSocket:
 
         async def take() -> _StreamQueue:
             await queue.wait_readable()
-            return queue.items.popleft()
+            stream = queue.items.popleft()
+            queue._changed()
+            return stream
         stream = self._run(take())
         s = StackSocket(self._factory, self.family, SOCK_STREAM)
         s._stream = stream
+        s._watch(stream)
         s._peer = stream.transport.get_extra_info("peername")
         s.settimeout(self._factory.default_timeout)
         return s, s._peer
@@ -609,6 +659,7 @@ class StackSocket:
 
         self._run(open_endpoint(), timeout=None)
         self._dgram = proto
+        self._watch(proto)
 
     def _close_datagram(self) -> None:
         proto, self._dgram = self._dgram, None
@@ -665,7 +716,7 @@ class StackSocket:
         if not self._stack.running:
             return
         stream, server, dgram = self._stream, self._server, self._dgram
-        accept_q = self._accept_q
+        accept_q, bridge = self._accept_q, self._bridge
 
         def close_all() -> None:
             if stream is not None and not stream.lost:
@@ -679,13 +730,16 @@ class StackSocket:
                 pending.transport.abort()  # connections never accepted: reset, as Linux
             if dgram is not None and dgram.transport is not None:
                 dgram.transport.close()
+            if bridge is not None:
+                self._bridge = None
+                bridge.close()
         try:
             self._stack.call(close_all, timeout=_GRACE)
         except (TimeoutError, RuntimeError):
             pass
 
     def detach(self) -> int:
-        raise OSError(95, "stacklab sockets have no file descriptor")
+        raise OSError(95, "a stacklab socket's descriptor is only its readiness")
 
     def __enter__(self) -> StackSocket:
         return self
@@ -698,6 +752,35 @@ class StackSocket:
         state = "closed" if self._closed else ("connected" if self._stream else
                                                 "listening" if self._server else "idle")
         return f"<StackSocket {kind} {state} peer={self._peer}>"
+
+
+class _Bridge:
+    """The real descriptor of a StackSocket: one end of a socketpair that holds one byte while
+    the socket is readable and none otherwise, kept so by the loop (:meth:`sync`, the only
+    writer and reader of that byte). ``select``, ``poll``, ``selectors`` and asyncio wait on
+    it as on any socket; the data itself stays in the socket's buffer. It is always writable:
+    a send that must wait for the connection's window waits in ``send``."""
+
+    def __init__(self) -> None:
+        self._user, self._feed = _REAL_SOCKETPAIR()
+        self._user.setblocking(False)
+        self._feed.setblocking(False)
+        self._token = False
+
+    def fileno(self) -> int:
+        return self._user.fileno()
+
+    def sync(self, ready: bool) -> None:
+        if ready and not self._token:
+            self._feed.send(b"\0")
+            self._token = True
+        elif not ready and self._token:
+            self._user.recv(1)
+            self._token = False
+
+    def close(self) -> None:
+        self._user.close()
+        self._feed.close()
 
 
 def _lost_error(stream: _StreamQueue) -> BaseException:
@@ -737,10 +820,11 @@ class _SocketIO(io.RawIOBase):
 
 def _server_sockname(server: Any) -> Any:
     """(address, port) a listener is bound to: stacklab's TcpServer has (address, port)
-    tuples in ``sockets``."""
+    tuples in ``sockets``, asyncio.Server socket objects."""
     socks = getattr(server, "sockets", None)
     if socks:
-        return socks[0]
+        first = socks[0]
+        return first if isinstance(first, tuple) else first.getsockname()
     return None
 
 
