@@ -23,6 +23,13 @@ host's loopback); ``socket.create_connection``/``create_server`` are the stdlib'
 replaced names. ``time.sleep``, ``time``, ``monotonic``, ``perf_counter`` (and ``_ns``):
 ``time.time()`` is :data:`SIM_EPOCH` plus the virtual clock. ``select.select``, ``select.poll``
 and ``selectors.DefaultSelector`` (and the Select/Poll/Epoll selector names).
+
+Limits: a name bound before the first ``run_blocking`` (``from time import sleep`` at import,
+``socketserver``'s ``_ServerSelector``) keeps the real function; threads the blocking code starts
+are real threads on the real modules; blocking code cannot run an event loop of its own (it runs
+inside the simulator's) and its sockets have no kernel descriptor (no ``ssl`` over them).
+Over TAP the same names are a thread's stack's under ``with net.use():`` (:func:`use_sockets`),
+``time`` and ``select`` staying real there.
 """
 
 from __future__ import annotations
@@ -134,7 +141,6 @@ class _GreenletRunner:
     ``run_blocking`` coroutine."""
 
     def __init__(self, g: _Blocking) -> None:
-        self._g = weakref.ref(g)
         self.node = g.host
 
     @property

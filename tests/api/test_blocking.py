@@ -12,6 +12,7 @@ import select
 import selectors
 import smtplib
 import socket
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Coroutine
@@ -435,6 +436,7 @@ def test_bad_use_gets_clear_errors() -> None:
     plain = SansIoHost("x")
 
     async def scenario(a: Any, b: Any) -> None:
+        loop = asyncio.get_running_loop()
         with pytest.raises(TypeError, match="needs a callable"):
             await b.run_blocking(42)
         from stacklab.api.blocking import run_blocking
@@ -446,7 +448,24 @@ def test_bad_use_gets_clear_errors() -> None:
                 socket.create_connection(("a", 80))
             with pytest.raises(BlockingCallError, match="run_blocking"):
                 time.sleep(1)
-            assert time.monotonic() > 0  # the real clock: not refused, not virtual
+            with pytest.raises(BlockingCallError, match="run_blocking"):
+                select.select([], [], [], 1)
+            # what does not block is the real thing outside the blocking code: the clock,
+            # sockets (asyncio makes its self-pipe so), in this thread and in others
+            assert time.monotonic() > 1000 * loop.time() + 1
+            x, y = socket.socketpair()
+            with x, y:
+                assert x.family == socket.AF_UNIX and isinstance(x, socket.socket)
+            elsewhere: list[Any] = []
+
+            def in_a_thread() -> None:
+                with socket.socket() as s:
+                    elsewhere.append((type(s).__module__, s.fileno() < 2 ** 30,
+                                      time.time() - SIM_EPOCH > 1e6))
+            t = threading.Thread(target=in_a_thread)
+            t.start()
+            t.join()
+            assert elsewhere == [("socket", True, True)]
 
         # while blocking code runs on this loop, the loop's own code may not block
         await asyncio.gather(b.run_blocking(lambda: time.sleep(1)), on_the_loop())
@@ -460,6 +479,26 @@ def test_bad_use_gets_clear_errors() -> None:
 
 
 _REAL_SLEEP, _REAL_SELECT, _REAL_SELECTOR = time.sleep, select.select, selectors.DefaultSelector
+
+
+def test_cancelling_the_caller_unwinds_the_blocking_code() -> None:
+    unwound: list[float] = []
+
+    def wait_long(port: int) -> None:
+        c = socket.create_connection(("a", port))
+        try:
+            time.sleep(3600)
+        finally:
+            unwound.append(time.monotonic())
+            c.close()
+
+    async def scenario(a: Any, b: Any) -> float:
+        srv = await a.run_blocking(socket.create_server, ("", 0))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(b.run_blocking(wait_long, srv.getsockname()[1]), 5)
+        return asyncio.get_running_loop().time()
+    assert simulate(scenario) == unwound[0] == 5.0
+    assert time.sleep is _REAL_SLEEP
 
 
 def test_not_driven_host() -> None:
