@@ -28,7 +28,7 @@ Limits: a name bound before the first ``run_blocking`` (``from time import sleep
 ``socketserver``'s ``_ServerSelector``) keeps the real function; threads the blocking code starts
 are real threads on the real modules; blocking code cannot run an event loop of its own (it runs
 inside the simulator's) and its sockets have no kernel descriptor (no ``ssl`` over them).
-Over TAP the same names are a thread's stack's under ``with net.use():`` (:func:`use_sockets`),
+Over TAP the same names are a thread's stack's under ``with use_sockets(net):``,
 ``time`` and ``select`` staying real there.
 """
 
@@ -112,7 +112,11 @@ def use_sockets(sockets: StackSockets) -> Iterator[StackSockets]:
     ``getaddrinfo``, ``gethostbyname``, ``gethostname`` are ``sockets``' (a stack on TAP run
     by a :class:`~stacklab.api.realtime.RealtimeStack`), so unmodified blocking clients use it.
     Time and ``select`` stay real: over TAP, time is real and the sockets have real
-    descriptors (``StackSockets.use()`` calls this)."""
+    descriptors::
+
+        with use_sockets(StackSockets(stack)):
+            urllib.request.urlopen("http://10.0.0.1/")
+    """
     if _current() is not None:
         raise BlockingCallError("use_sockets() inside run_blocking: its sockets are already "
                                 "the host's")

@@ -24,8 +24,9 @@ Timeouts follow ``socket``: ``settimeout(None)`` blocks, ``settimeout(0)`` raise
 ``BlockingIOError`` when nothing is ready, ``settimeout(t)`` raises ``TimeoutError`` ("timed out").
 ``fileno()`` is a real descriptor over TAP (a socketpair end readable exactly when the socket
 is: :class:`_Bridge`), so ``select``, ``selectors`` and asyncio wait on it; on the simulator, a
-number its own ``select`` knows. ``with net.use():`` makes the ``socket`` module's names this
-stack's in the calling thread, so ``http.client`` and the rest need no ``connect`` of ours.
+number its own ``select`` knows. ``with use_sockets(net):`` (api/blocking.py) makes the
+``socket`` module's names this stack's in the calling thread, so ``http.client`` and the rest
+need no ``connect`` of ours.
 """
 
 from __future__ import annotations
@@ -84,15 +85,6 @@ class StackSockets:
         (:meth:`StackSocket.bridge`); the simulator's runner numbers its sockets instead, for
         its own ``select``."""
         return sock.bridge()
-
-    def use(self) -> Any:
-        """``with net.use():`` — in this thread, ``socket.socket``, ``create_connection``,
-        ``getaddrinfo``... make and find this host's sockets, so blocking clients
-        (``http.client``, ``urllib.request``, ``requests``) run unchanged on the stack
-        (:func:`stacklab.api.blocking.use_sockets`)."""
-        from .blocking import use_sockets
-
-        return use_sockets(self)
 
     def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> StackSocket:
         type &= ~(_socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC)

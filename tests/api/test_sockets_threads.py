@@ -1,10 +1,10 @@
 """The blocking facade (stacklab/api/sockets.py) driven from other threads, as over TAP
 (RealtimeStack's runner): timeouts, makefile, accept, UDP errors, the real descriptor each
-socket has for select/selectors/asyncio (the socketpair bridge), and ``net.use()`` that makes the
-socket module's names the stack's so http.client needs no connect of ours. Checked over a
-stand-in host whose asyncio API is the kernel's loopback (no root, 127.0.0.1 only); the same
-facade over the real stacklab Host is exercised against Linux in the interop tests
-(tests/interop/test_blocking_fd.py)."""
+socket has for select/selectors/asyncio (the socketpair bridge), and ``use_sockets(net)``
+that makes the socket module's names the stack's so http.client needs no connect of ours.
+Checked over a stand-in host whose asyncio API is the kernel's loopback (no root, 127.0.0.1
+only); the same facade over the real stacklab Host is exercised against Linux in the interop
+tests (tests/interop/test_blocking_fd.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from stacklab.api.blocking import use_sockets
 from stacklab.api.realtime import RealtimeStack
 from stacklab.api.sockets import SOCK_DGRAM, StackSocket, StackSockets
 from stacklab.stack.node import Node
@@ -211,7 +212,7 @@ def test_use_runs_unmodified_http_client_and_urllib_on_the_stack(net: StackSocke
     t = threading.Thread(target=serve, args=(2,))
     t.start()
     # "stacklab.invalid" resolves only through the stack's resolve(): no real look-up is made
-    with net.use():
+    with use_sockets(net):
         conn = http.client.HTTPConnection("stacklab.invalid", port, timeout=10)
         conn.request("GET", "/")
         assert isinstance(conn.sock, StackSocket)

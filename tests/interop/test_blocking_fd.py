@@ -1,5 +1,5 @@
 """The blocking facade over TAP against Linux peers (issue 18 item 7): its sockets have real
-descriptors, so select, selectors and asyncio wait on them, and ``net.use()`` runs stdlib and
+descriptors, so select, selectors and asyncio wait on them, and ``use_sockets(net)`` runs stdlib and
 PyPI clients unchanged on stacklab's TCP — http.client with no connect override."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from stacklab.api.blocking import use_sockets
 from stacklab.api.sockets import StackSocket
 
 from .linux import Netns
@@ -29,7 +30,7 @@ def test_http_client_and_requests_unchanged_to_linux_http_server(
     netns.popen("python3", "-m", "http.server", "--bind", LINUX4, "--directory", str(tmp_path),
                 "8080")
     netns.wait_listening(8080)
-    with host_on_tap.net.use():
+    with use_sockets(host_on_tap.net):
         conn = http.client.HTTPConnection(LINUX4, 8080, timeout=20)
         conn.request("GET", "/blob")
         assert isinstance(conn.sock, StackSocket)  # the stack's socket, by the stdlib's connect
