@@ -22,10 +22,11 @@ the real function, except that a blocking call (a connect, a name look-up, ``tim
 host's loopback); ``socket.create_connection``/``create_server`` are the stdlib's own, on the
 replaced names. ``time.sleep``, ``time``, ``monotonic``, ``perf_counter`` (and ``_ns``):
 ``time.time()`` is :data:`SIM_EPOCH` plus the virtual clock. ``select.select``, ``select.poll``
-and ``selectors.DefaultSelector`` (and the Select/Poll/Epoll selector names).
+and ``selectors.DefaultSelector`` (and the Select/Poll/Epoll selector names), and the poll
+object of ``selectors.PollSelector`` (so ``socketserver`` and ``http.server`` serve too).
 
-Limits: a name bound before the first ``run_blocking`` (``from time import sleep`` at import,
-``socketserver``'s ``_ServerSelector``) keeps the real function; threads the blocking code starts
+Limits: a name bound before the first ``run_blocking`` (``from time import sleep`` at import)
+keeps the real function; threads the blocking code starts
 are real threads on the real modules; blocking code cannot run an event loop of its own (it runs
 inside the simulator's) and its sockets have no kernel descriptor (no ``ssl`` over them).
 Over TAP the same names are a thread's stack's under ``with use_sockets(net):``,
@@ -209,6 +210,7 @@ async def run_blocking(host: Any, func: Callable[..., T], /, *args: Any, **kwarg
 # -- the dispatchers ------------------------------------------------------------------------------
 
 _real: dict[str, Any] = {}  # "module.name" -> the original, while installed
+_real_poll_cls: list[Any] = []  # selectors.PollSelector._selector_cls, while installed
 # loop -> run_blocking calls running on it (None: use_sockets() blocks of threads)
 _active_loops: dict[asyncio.AbstractEventLoop | None, int] = {}
 _lock = threading.Lock()
@@ -555,6 +557,11 @@ def _install(loop: asyncio.AbstractEventLoop | None) -> None:
         for name in _SELECTORS:
             if f"selectors.{name}" in _real:
                 setattr(_selectors, name, _selector_shim(f"selectors.{name}"))
+        # the poll object of PollSelector instances, for the classes bound at import
+        # (socketserver's _ServerSelector): _SimPoll in blocking code
+        poll_selector: Any = _real["selectors.PollSelector"]
+        _real_poll_cls.append(poll_selector.__dict__["_selector_cls"])
+        poll_selector._selector_cls = staticmethod(_shim("select.poll", _SimPoll))
 
 
 def _select_dispatch(*args: Any) -> Any:
@@ -588,4 +595,6 @@ def _uninstall(loop: asyncio.AbstractEventLoop | None) -> None:
             module = {"socket": _socket, "time": _time, "select": _select,
                       "selectors": _selectors}[module_name]
             setattr(module, attr, original)
+        poll_selector: Any = _real["selectors.PollSelector"]
+        poll_selector._selector_cls = _real_poll_cls.pop()
         _real.clear()

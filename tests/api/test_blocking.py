@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import ftplib
+import functools
 import hashlib
 import http.client
+import http.server
 import select
 import selectors
 import smtplib
@@ -392,6 +394,41 @@ def test_ftplib_unchanged_under_loss_and_deterministic(tmp_path: Path, passive: 
         digest, names = run_ftp(tree, passive, tmp_path / run)
         assert digest == sha256_hex(FTP_DATA) == sha256_hex((tree / "up.bin").read_bytes())
         assert "up.bin" in names
+    assert pcap_digests(tmp_path / "1") == pcap_digests(tmp_path / "2")
+
+
+def test_http_server_serves_requests_in_blocking_code(tmp_path: Path) -> None:
+    """The stdlib's blocking server too (socketserver's selector, makefile, the Date header
+    from time.time): a directory served by http.server, fetched by requests, twice the same."""
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "blob").write_bytes(pattern_bytes(2, 80_000))
+
+    def serve(n: int) -> None:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                    directory=str(tmp_path / "www"))
+        with http.server.HTTPServer(("", 8000), handler) as server:
+            for _ in range(n):
+                server.handle_request()
+
+    def fetch() -> list[Any]:
+        with requests.Session() as s:
+            got = [s.get("http://a:8000/blob", timeout=10) for _ in range(2)]
+        return [(r.status_code, sha256_hex(r.content), r.headers["Date"]) for r in got]
+
+    def run(pcaps: Path) -> list[Any]:
+        async def scenario(a: Any, b: Any) -> list[Any]:
+            served = asyncio.ensure_future(a.run_blocking(serve, 2))
+            await asyncio.sleep(0.001)
+            got = await b.run_blocking(fetch)
+            await served
+            return got
+        return simulate(scenario, link=LOSSY, pcaps=pcaps)  # type: ignore[no-any-return]
+
+    first = run(tmp_path / "1")
+    digest = sha256_hex(pattern_bytes(2, 80_000))
+    assert [(status, sha) for status, sha, _ in first] == [(200, digest)] * 2
+    assert first[0][2] == "Thu, 01 Jan 2026 00:00:00 GMT"  # SIM_EPOCH + the virtual clock
+    assert run(tmp_path / "2") == first
     assert pcap_digests(tmp_path / "1") == pcap_digests(tmp_path / "2")
 
 
