@@ -10,10 +10,13 @@ import functools
 import hashlib
 import http.client
 import http.server
+import os
 import select
 import selectors
 import smtplib
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -295,6 +298,28 @@ def test_http_clients_unchanged_under_loss_and_deterministic(name: str, tmp_path
     second = run_http(HTTP_CLIENTS[name], tmp_path / "2")
     assert second == first
     assert pcap_digests(tmp_path / "1") == pcap_digests(tmp_path / "2") != {}
+
+
+_CROSS_PROCESS = """
+import hashlib, pathlib, sys
+from tests.api.test_blocking import requests_fetch, run_http
+run_http(requests_fetch, pathlib.Path(sys.argv[1]))
+for p in sorted(pathlib.Path(sys.argv[1]).glob("*.pcap")):
+    print(p.name, hashlib.sha256(p.read_bytes()).hexdigest())
+"""
+
+
+def test_requests_pcaps_identical_across_processes(tmp_path: Path) -> None:
+    """Whatever the hash seed and memory layout: the same bytes in another process."""
+    root = Path(__file__).resolve().parents[2]
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
+        r = subprocess.run([sys.executable, "-c", _CROSS_PROCESS, str(tmp_path / hash_seed)],
+                           capture_output=True, text=True, timeout=120, env=env, cwd=root)
+        assert r.returncode == 0, r.stderr
+        outputs.append(r.stdout)
+    assert outputs[0] == outputs[1] and ".pcap" in outputs[0]
 
 
 def smtplib_send(addr: str, message: EmailMessage) -> dict[str, Any]:
