@@ -25,6 +25,9 @@ replaced names. ``time.sleep``, ``time``, ``monotonic``, ``perf_counter`` (and `
 and ``selectors.DefaultSelector`` (and the Select/Poll/Epoll selector names), and the poll
 object of ``selectors.PollSelector`` (so ``socketserver`` and ``http.server`` serve too).
 
+On a host a :class:`~stacklab.api.realtime.RealtimeStack` drives (TAP), ``run_blocking`` works
+the same way on that real loop, with the real clocks (``time.sleep`` is still the loop's sleep).
+
 Limits: a name bound before the first ``run_blocking`` (``from time import sleep`` at import)
 keeps the real function; threads the blocking code starts
 are real threads on the real modules; blocking code cannot run an event loop of its own (it runs
@@ -86,6 +89,7 @@ class _Blocking(greenlet.greenlet):  # type: ignore[misc]  # greenlet ships no t
         super().__init__(run)
         self.host = host
         self.loop = loop
+        self.virtual = type(loop).time is not asyncio.BaseEventLoop.time  # the simulator's
         self.sockets = _SimSockets(self)
 
 
@@ -159,8 +163,26 @@ class _GreenletRunner:
         return fn(*args)
 
 
-_fds = itertools.count(_FD_BASE)
-_by_fd: weakref.WeakValueDictionary[int, StackSocket] = weakref.WeakValueDictionary()
+class _Descriptors:
+    """The numbers of one loop's simulated sockets (the same in every run of a seed)."""
+
+    def __init__(self) -> None:
+        self.next = itertools.count(_FD_BASE)
+        self.sockets: weakref.WeakValueDictionary[int, StackSocket] = (
+            weakref.WeakValueDictionary())
+
+
+_descriptors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Descriptors] = (
+    weakref.WeakKeyDictionary())
+
+
+def _descriptors_here() -> _Descriptors:
+    g = _current()
+    assert g is not None
+    table = _descriptors.get(g.loop)
+    if table is None:
+        table = _descriptors[g.loop] = _Descriptors()
+    return table
 
 
 class _SimSockets(StackSockets):
@@ -169,8 +191,9 @@ class _SimSockets(StackSockets):
         self.default_timeout = _socket.getdefaulttimeout()
 
     def fileno_of(self, sock: StackSocket) -> int:
-        fd = next(_fds)
-        _by_fd[fd] = sock
+        table = _descriptors_here()
+        fd = next(table.next)
+        table.sockets[fd] = sock
         return fd
 
 
@@ -239,12 +262,24 @@ def _sim_clock() -> float:
     return g.loop.time()
 
 
+def _on_virtual_clock() -> _Blocking | None:
+    """Blocking code on the simulator's clock; on a loop that keeps asyncio's own time (a
+    RealtimeStack's), the clocks are the real ones."""
+    g = _current()
+    return g if g is not None and g.virtual else None
+
+
+def _wall() -> float:
+    return SIM_EPOCH + _sim_clock()
+
+
 def _shim(name: str, sim: Callable[..., Any], blocking: bool = False) -> Callable[..., Any]:
     """``name``'s dispatcher: ``sim`` in blocking code (for the socket module's names, also
     in a thread under use_sockets()), else the original (refused on the simulator's loop when
     ``blocking``)."""
     real = _real[name]
-    here = _socket_ctx if name in _SOCKET_SCOPED else _current
+    here = (_socket_ctx if name in _SOCKET_SCOPED else
+            _on_virtual_clock if name in _CLOCKS else _current)
 
     @functools.wraps(real)
     def dispatch(*args: Any, **kwargs: Any) -> Any:
@@ -361,7 +396,7 @@ def _stack_socket(obj: Any) -> StackSocket:
     if isinstance(obj, StackSocket):
         return obj
     fd = obj if isinstance(obj, int) else obj.fileno()
-    sock = _by_fd.get(fd)
+    sock = _descriptors_here().sockets.get(fd)
     if sock is None:
         raise OSError(9, f"fd {fd} is not a socket of the simulated host (Bad file descriptor)")
     return sock
@@ -520,8 +555,8 @@ _TABLE: dict[str, tuple[Any, Callable[..., Any] | None, bool]] = {
     "socket.socketpair": (_socket, _socketpair, False),
     "socket.create_connection": (_socket, None, True),  # the stdlib's, on the names above
     "time.sleep": (_time, _sleep, True),
-    "time.time": (_time, lambda: SIM_EPOCH + _sim_clock(), False),
-    "time.time_ns": (_time, lambda: int((SIM_EPOCH + _sim_clock()) * 1e9), False),
+    "time.time": (_time, _wall, False),
+    "time.time_ns": (_time, lambda: int(_wall() * 1e9), False),
     "time.monotonic": (_time, _sim_clock, False),
     "time.monotonic_ns": (_time, lambda: int(_sim_clock() * 1e9), False),
     "time.perf_counter": (_time, _sim_clock, False),
@@ -531,6 +566,9 @@ _TABLE: dict[str, tuple[Any, Callable[..., Any] | None, bool]] = {
 # the names that are a bound thread's too (time and select are the simulator's only)
 _SOCKET_SCOPED = {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex",
                   "socket.gethostname", "socket.getfqdn"}
+# the clocks, virtual only on a virtual loop (time.sleep is the loop's sleep on either)
+_CLOCKS = {"time.time", "time.time_ns", "time.monotonic", "time.monotonic_ns",
+           "time.perf_counter", "time.perf_counter_ns"}
 _SELECTORS = ("DefaultSelector", "SelectSelector", "PollSelector", "EpollSelector")
 
 

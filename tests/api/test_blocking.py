@@ -563,6 +563,27 @@ def test_cancelling_the_caller_unwinds_the_blocking_code() -> None:
     assert time.sleep is _REAL_SLEEP
 
 
+def test_on_a_realtime_stack_time_is_real() -> None:
+    """run_blocking on a host a RealtimeStack drives (TAP mode, here with no port): the same
+    greenlet, but its clock is the real one."""
+    from stacklab.api.host import Host
+    from stacklab.api.realtime import RealtimeStack
+
+    host = Host("rt")
+
+    def clocks() -> tuple[float, float]:
+        t0 = time.monotonic()
+        time.sleep(0.05)  # the real loop's asyncio.sleep
+        return time.time(), time.monotonic() - t0
+
+    with RealtimeStack(host, []).start() as stack:
+        wall, slept = stack.submit(host.run_blocking(clocks), timeout=10)
+    assert abs(wall - _REAL_TIME()) < 5 and 0.05 <= slept < 2
+
+
+_REAL_TIME = time.time
+
+
 def test_not_driven_host() -> None:
     from stacklab.api.host import Host
 
