@@ -122,25 +122,30 @@ def _family_of(addr: str) -> int:
 
 
 class _Waiting:
-    """One loop-side waiter at a time, woken when the protocol's state changes; ``on_change``
-    (the socket's descriptor bridge) hears of every change too."""
+    """Loop-side waiters (a reader and a writer may wait at once, from two threads or two
+    greenlets), all woken when the protocol's state changes, each checking its own condition
+    again; ``on_change`` (the socket's descriptor bridge) hears of every change too."""
 
     def __init__(self) -> None:
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self.on_change: Callable[[], None] | None = None
 
     def _changed(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         if self.on_change is not None:
             self.on_change()
 
     async def _wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
-            await self._waiter
+            await waiter
         finally:
-            self._waiter = None
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
 
 
 class _StreamQueue(_Waiting, asyncio.Protocol):

@@ -99,6 +99,35 @@ def test_socket_round_trip_accept_makefile_and_eof() -> None:
     simulate(scenario, link=LOSSY)
 
 
+def test_one_socket_sending_and_receiving_at_once_from_two_greenlets() -> None:
+    """A sender held by flow control and a reader waiting on the same connection: each is
+    woken by its own change (an echo of 2 MB, more than the buffers both ways hold)."""
+    data = pattern_bytes(9, 2_000_000)
+
+    def echo(srv: socket.socket) -> None:
+        conn, _ = srv.accept()
+        with conn:
+            while chunk := conn.recv(65536):
+                conn.sendall(chunk)
+
+    def read_all(c: socket.socket) -> bytes:
+        got = bytearray()
+        while len(got) < len(data) and (chunk := c.recv(65536)):
+            got += chunk
+        return bytes(got)
+
+    async def scenario(a: Any, b: Any) -> bytes:
+        srv = await a.run_blocking(socket.create_server, ("", 0))
+        served = asyncio.ensure_future(a.run_blocking(echo, srv))
+        c = await b.run_blocking(socket.create_connection, ("a", srv.getsockname()[1]))
+        _, got = await asyncio.gather(b.run_blocking(c.sendall, data),
+                                      b.run_blocking(read_all, c))
+        c.close()
+        await served
+        return got  # type: ignore[no-any-return]
+    assert simulate(scenario, link=dict(delay="1ms", rate="100Mbit")) == data
+
+
 def test_timeouts_nonblocking_and_virtual_time() -> None:
     def client(port: int) -> list[Any]:
         t0, w0 = time.monotonic(), time.time()
