@@ -10,6 +10,7 @@ import http.client
 import os
 import select
 import selectors
+import threading
 from pathlib import Path
 
 import requests
@@ -85,3 +86,23 @@ def test_select_selectors_and_asyncio_wait_on_stack_sockets(netns: Netns,
             return bytes(data)
         with conn:
             assert asyncio.run(read_when_ready()) == b"from-linux\n"
+
+
+def test_send_and_receive_at_once_from_two_threads_through_a_linux_echo(
+        netns: Netns, host_on_tap: StackOnTap) -> None:
+    """A sender held by flow control and a reader on the same socket, as test_tcp_interop's
+    echo does: both wake (4 MiB through socat's PIPE)."""
+    netns.popen("socat", f"TCP4-LISTEN:5007,bind={LINUX4},reuseaddr", "PIPE")
+    netns.wait_listening(5007)
+    data = os.urandom(4 * MB)
+    got = bytearray()
+    with host_on_tap.net.create_connection((LINUX4, 5007), timeout=30) as s:
+        t = threading.Thread(target=s.sendall, args=(data,))
+        t.start()
+        while len(got) < len(data):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            got += chunk
+        t.join(30)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
