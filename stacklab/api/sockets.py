@@ -32,7 +32,9 @@ need no ``connect`` of ours.
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
+import os
 import socket as _socket
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -324,6 +326,7 @@ class StackSocket:
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = -1.0) -> T:
         """Run ``coro`` on the loop under this socket's timeout (or ``timeout``)."""
         t = self._timeout if timeout == -1.0 else timeout
+        coro = _with_errno(coro)
         if t == 0.0:
             return self._stack.submit(_nonblocking(coro), timeout=_GRACE)
         return self._stack.submit(_with_timeout(coro, t),
@@ -823,6 +826,25 @@ def _server_sockname(server: Any) -> Any:
         first = socks[0]
         return first if isinstance(first, tuple) else first.getsockname()
     return None
+
+
+# the errno a socket reports with each error the stack raises without one (Linux's codes)
+_ERRNOS: dict[type[OSError], int] = {
+    ConnectionRefusedError: errno.ECONNREFUSED, ConnectionResetError: errno.ECONNRESET,
+    ConnectionAbortedError: errno.ECONNABORTED, BrokenPipeError: errno.EPIPE,
+    TimeoutError: errno.ETIMEDOUT}
+
+
+async def _with_errno(coro: Coroutine[Any, Any, T]) -> T:
+    """``coro``'s result; a stack error gets the errno a socket call would carry
+    (``[Errno 111] Connection refused``), the stack's own words kept as its cause."""
+    try:
+        return await coro
+    except OSError as exc:
+        code = _ERRNOS.get(type(exc))
+        if exc.errno is not None or code is None:
+            raise
+        raise type(exc)(code, os.strerror(code)) from exc
 
 
 async def _with_timeout(coro: Coroutine[Any, Any, T], timeout: float | None) -> T:

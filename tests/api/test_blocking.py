@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import errno
 import ftplib
 import functools
 import hashlib
@@ -167,8 +168,10 @@ def test_timeouts_nonblocking_and_virtual_time() -> None:
 
 def test_refused_unknown_name_and_closed_socket() -> None:
     def client() -> None:
-        with pytest.raises(ConnectionRefusedError):
+        with pytest.raises(ConnectionRefusedError, match=r"^\[Errno 111\] Connection refused"):
             socket.create_connection(("a", 9), timeout=5)
+        with socket.socket() as s:
+            assert s.connect_ex(("a", 9)) == errno.ECONNREFUSED
         with pytest.raises(socket.gaierror):
             socket.create_connection(("nowhere", 80))
         s = socket.socket()
@@ -228,10 +231,11 @@ def test_socketpair_makefile_survives_close_and_reset_on_unread_close() -> None:
         y.sendall(b"unread")
         time.sleep(0.01)
         x.close()
-        with pytest.raises(ConnectionResetError):
+        with pytest.raises(ConnectionResetError) as reset:
             for _ in range(3):
                 y.sendall(b"more")
                 time.sleep(0.01)
+        assert reset.value.errno == errno.ECONNRESET
 
     async def scenario(a: Any, b: Any) -> None:
         await b.run_blocking(pair)
