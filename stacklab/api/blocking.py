@@ -18,8 +18,8 @@ the real function, except that a blocking call (a connect, a name look-up, ``tim
 ``select`` with a timeout) made on the loop's thread outside ``run_blocking`` raises
 :class:`BlockingCallError`: it would stop the simulation, or reach the real network. Replaced:
 ``socket.socket`` (instances of either class pass ``isinstance(s, socket.socket)``),
-``getaddrinfo``, ``gethostbyname(_ex)``, ``gethostname``, ``getfqdn``, ``socketpair`` (over the
-host's loopback); ``socket.create_connection``/``create_server`` are the stdlib's own, on the
+``getaddrinfo``, ``gethostbyname(_ex)``, ``gethostname``, ``getfqdn``, ``socketpair`` (the host
+to itself); ``socket.create_connection``/``create_server`` are the stdlib's own, on the
 replaced names. ``time.sleep``, ``time``, ``monotonic``, ``perf_counter`` (and ``_ns``):
 ``time.time()`` is :data:`SIM_EPOCH` plus the virtual clock. ``select.select``, ``select.poll``
 and ``selectors.DefaultSelector`` (and the Select/Poll/Epoll selector names), and the poll
@@ -29,11 +29,10 @@ On a host a :class:`~stacklab.api.realtime.RealtimeStack` drives (TAP), ``run_bl
 the same way on that real loop, with the real clocks (``time.sleep`` is still the loop's sleep).
 
 Limits: a name bound before the first ``run_blocking`` (``from time import sleep`` at import)
-keeps the real function; threads the blocking code starts
-are real threads on the real modules; blocking code cannot run an event loop of its own (it runs
-inside the simulator's) and its sockets have no kernel descriptor (no ``ssl`` over them).
-Over TAP the same names are a thread's stack's under ``with use_sockets(net):``,
-``time`` and ``select`` staying real there.
+keeps the real function; threads the blocking code starts are real threads on the real modules;
+blocking code cannot run an event loop of its own (it runs inside the simulator's) and its
+sockets have no kernel descriptor (no ``ssl`` over them). Over TAP the socket names are a
+thread's stack's under ``with use_sockets(net):``, ``time`` and ``select`` staying real there.
 """
 
 from __future__ import annotations
@@ -225,8 +224,6 @@ async def run_blocking(host: Any, func: Callable[..., T], /, *args: Any, **kwarg
                 request = g.switch(value)
         return request  # type: ignore[no-any-return]
     finally:
-        if not g.dead:
-            g.throw(greenlet.GreenletExit)  # cancelled from outside: unwind its finally blocks
         _uninstall(loop)
 
 
