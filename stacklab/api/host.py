@@ -11,6 +11,7 @@ TAP command build these; the sans-IO classes themselves know nothing of asyncio:
     server = await host.start_server(handle, 7)
     transport, protocol = await host.create_datagram_endpoint(factory, local_addr=("", 53))
     result = await host.ping("b", count=3)                       # api/tools.py
+    body = await host.run_blocking(fetch, "http://b/")            # api/blocking.py
 
 Such a host satisfies the :class:`stacklab.apps.common.Net` seam, so every application in
 :mod:`stacklab.apps` runs on it. Its clock is its driver's
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 from stacklab.errors import StacklabError
 from stacklab.stack.router import Router as _SansIoRouter
 
-from . import spawn, streams, tools, udp
+from . import blocking, spawn, streams, tools, udp
 from .driver import DrivenHost
 
 __all__ = ["Host", "HostStateError", "Router"]
@@ -113,6 +114,13 @@ class Host(DrivenHost):
                             **kwargs: Any) -> streams.TcpServer:
         """As ``loop.create_server``; ``host`` is the address to listen on."""
         return await streams.create_server(self, protocol_factory, host, port, **kwargs)
+
+    # -- blocking code (api/blocking.py) ---------------------------------------------------------
+    async def run_blocking(self, func: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """``func(*args, **kwargs)`` as blocking code on this host's stack (``socket``,
+        ``time.sleep``, ``select``... are the simulator's inside it), as ``asyncio.to_thread``
+        but in a greenlet, in virtual time; its result or its exception."""
+        return await blocking.run_blocking(self, func, *args, **kwargs)
 
     # -- tools (api/tools.py) --------------------------------------------------------------------
     async def ping(self, dst: str, **kwargs: Any) -> tools.PingResult:

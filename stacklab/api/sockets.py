@@ -1,33 +1,44 @@
-"""A blocking, ``socket``-like facade over a stack running in a background thread.
+"""A blocking, ``socket``-like facade over a host's asyncio-style API.
 
-Ordinary blocking code — stdlib clients, paramiko, a quick script — can use stacklab's TCP and UDP
-from any thread, while the sans-IO host runs its asyncio loop in the background
-(:class:`~stacklab.api.realtime.RealtimeStack`)::
+Ordinary blocking code — stdlib clients, paramiko, a quick script — can use stacklab's TCP and UDP.
+Two runners carry its calls to the host's loop:
 
-    stack = RealtimeStack(host, [tap]).start()
-    net = StackSockets(stack)
-    with net.create_connection(("10.0.0.1", 80), timeout=5) as s:
-        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-        print(s.recv(4096))
+* a stack running in a background thread over TAP devices
+  (:class:`~stacklab.api.realtime.RealtimeStack`): every call is handed to the loop
+  (``asyncio.run_coroutine_threadsafe``) and the calling thread waits for the result::
 
-Every call is handed to the loop (``asyncio.run_coroutine_threadsafe``) over the host's
-asyncio-style API (``open_connection``/``start_server``, ``create_datagram_endpoint``) and waits
-for the result.
+      stack = RealtimeStack(host, [tap]).start()
+      net = StackSockets(stack)
+      with net.create_connection(("10.0.0.1", 80), timeout=5) as s:
+          s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+          print(s.recv(4096))
+
+* the simulator: ``await host.run_blocking(func)`` (:mod:`stacklab.api.blocking`) runs ``func``
+  in a greenlet whose calls switch to the loop and back, in virtual time.
+
+Both go through the host's ``create_connection``/``create_server`` (api/streams.py) and
+``create_datagram_endpoint`` (api/udp.py), each socket's protocol (:class:`_StreamQueue`,
+:class:`_DatagramQueue`) buffering what arrives: a socket is readable when its buffer has
+something, which is what ``select`` and ``poll`` ask (:meth:`StackSocket.readable`).
 Timeouts follow ``socket``: ``settimeout(None)`` blocks, ``settimeout(0)`` raises
 ``BlockingIOError`` when nothing is ready, ``settimeout(t)`` raises ``TimeoutError`` ("timed out").
-These sockets have no file descriptor: ``select`` cannot watch them.
+``fileno()`` is a real descriptor over TAP (a socketpair end readable exactly when the socket
+is: :class:`_Bridge`), so ``select``, ``selectors`` and asyncio wait on it; on the simulator, a
+number its own ``select`` knows. ``with use_sockets(net):`` (api/blocking.py) makes the
+``socket`` module's names this stack's in the calling thread, so ``http.client`` and the rest
+need no ``connect`` of ours.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
+import os
 import socket as _socket
 from collections import deque
-from collections.abc import Coroutine
-from typing import Any, TypeVar
-
-from stacklab.api.realtime import RealtimeStack
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -37,14 +48,33 @@ SOCK_STREAM = _socket.SOCK_STREAM
 SOCK_DGRAM = _socket.SOCK_DGRAM
 SHUT_RD, SHUT_WR, SHUT_RDWR = _socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR
 
+# the real socketpair, whatever the socket module's names are while blocking code runs
+_REAL_SOCKETPAIR = _socket.socketpair
+
 MAX_QUEUED_DATAGRAMS = 1024
+MAX_BUFFERED = 256 * 1024  # bytes a stream socket buffers before reading pauses (window closes)
 _GRACE = 5.0  # extra seconds the calling thread waits beyond a loop-side timeout
 
 
-class StackSockets:
-    """Factory of blocking sockets on one running stack (``socket`` module look-alike)."""
+class Runner(Protocol):
+    """What runs a socket's calls on its host's loop (RealtimeStack, or the simulator's
+    greenlet runner in api/blocking.py)."""
 
-    def __init__(self, stack: RealtimeStack) -> None:
+    @property
+    def node(self) -> Any: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def submit(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T: ...
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = 30.0) -> T: ...
+
+
+class StackSockets:
+    """Factory of blocking sockets on one host (``socket`` module look-alike)."""
+
+    def __init__(self, stack: Runner) -> None:
         self.stack = stack
         self.default_timeout: float | None = None
 
@@ -52,7 +82,14 @@ class StackSockets:
     def host(self) -> Any:
         return self.stack.node
 
+    def fileno_of(self, sock: StackSocket) -> int:
+        """The number ``sock.fileno()`` answers: a real descriptor readable when the socket is
+        (:meth:`StackSocket.bridge`); the simulator's runner numbers its sockets instead, for
+        its own ``select``."""
+        return sock.bridge()
+
     def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> StackSocket:
+        type &= ~(_socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC)
         if family not in (AF_INET, AF_INET6):
             raise OSError(97, "Address family not supported by protocol")
         if type not in (SOCK_STREAM, SOCK_DGRAM):
@@ -86,14 +123,136 @@ def _family_of(addr: str) -> int:
     return AF_INET6 if ":" in addr else AF_INET
 
 
-class _DatagramQueue(asyncio.DatagramProtocol):
+class _Waiting:
+    """Loop-side waiters (a reader and a writer may wait at once, from two threads or two
+    greenlets), all woken when the protocol's state changes, each checking its own condition
+    again; ``on_change`` (the socket's descriptor bridge) hears of every change too."""
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] = []
+        self.on_change: Callable[[], None] | None = None
+
+    def _changed(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self.on_change is not None:
+            self.on_change()
+
+    async def _wait(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
+class _StreamQueue(_Waiting, asyncio.Protocol):
+    """The bytes of one TCP connection, on the loop, for a StackSocket: a receive buffer that
+    pauses reading past MAX_BUFFERED (the TCP window closes), and the transport's write flow
+    control (``pause_writing``/``resume_writing``)."""
+
+    def __init__(self, accepted: Callable[[_StreamQueue], None] | None = None) -> None:
+        super().__init__()
+        self.transport: Any = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.lost = False
+        self.error: BaseException | None = None
+        self._accepted = accepted
+        self._read_paused = False
+        self._write_paused = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        if self._accepted is not None:
+            self._accepted(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > MAX_BUFFERED and not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()
+        self._changed()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._changed()
+        return True  # half-close: the socket may still send (shutdown(SHUT_WR) is the peer's)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+        self.error = exc
+        self._changed()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._changed()
+
+    def readable(self) -> bool:
+        return bool(self.buffer) or self.eof or self.lost
+
+    def writable(self) -> bool:
+        return not self._write_paused or self.lost
+
+    def take(self, n: int) -> bytes:
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        if self._read_paused and len(self.buffer) <= MAX_BUFFERED // 2:
+            self._read_paused = False
+            self.transport.resume_reading()
+        self._changed()
+        return data
+
+    async def wait_readable(self) -> None:
+        while not self.readable():
+            await self._wait()
+
+    async def wait_writable(self) -> None:
+        while not self.writable():
+            await self._wait()
+
+
+class _AcceptQueue(_Waiting):
+    """A listening StackSocket's accept queue: connections established and not accepted yet."""
+
+    def __init__(self, backlog: int) -> None:
+        super().__init__()
+        self.backlog = max(1, backlog)
+        self.items: deque[_StreamQueue] = deque()
+
+    def factory(self) -> _StreamQueue:
+        return _StreamQueue(accepted=self._push)
+
+    def _push(self, proto: _StreamQueue) -> None:
+        if len(self.items) >= self.backlog:
+            proto.transport.close()  # backlog overflow: refuse, as a full accept queue would
+            return
+        self.items.append(proto)
+        self._changed()
+
+    def readable(self) -> bool:
+        return bool(self.items)
+
+    async def wait_readable(self) -> None:
+        while not self.items:
+            await self._wait()
+
+
+class _DatagramQueue(_Waiting, asyncio.DatagramProtocol):
     """Receives datagrams (and ICMP errors) for a UDP StackSocket, on the loop."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.transport: Any = None
         self.items: deque[tuple[bytes, Any]] = deque()
         self.error: Exception | None = None
-        self.waiter: asyncio.Future[None] | None = None
         self.dropped = 0
 
     def connection_made(self, transport: Any) -> None:
@@ -104,31 +263,36 @@ class _DatagramQueue(asyncio.DatagramProtocol):
             self.dropped += 1
             return
         self.items.append((bytes(data), addr))
-        self._wake()
+        self._changed()
 
     def error_received(self, exc: Exception) -> None:
         self.error = exc
-        self._wake()
+        self._changed()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._wake()
+        self._changed()
 
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+    def readable(self) -> bool:
+        return bool(self.items) or self.error is not None
+
+    async def wait_readable(self) -> None:
+        while not self.readable():
+            await self._wait()
 
     async def get(self) -> tuple[bytes, Any]:
-        while True:
+        await self.wait_readable()
+        try:
             if self.error is not None:
                 exc, self.error = self.error, None
                 raise exc
-            if self.items:
-                return self.items.popleft()
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
+            return self.items.popleft()
+        finally:
+            self._changed()
+
+
+# socket options a StackSocket keeps (getsockopt answers them) and the TcpConfig field of each
+_TCP_OPTIONS = {(_socket.IPPROTO_TCP, _socket.TCP_NODELAY): "nodelay",
+                (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE): "keepalive"}
 
 
 class StackSocket:
@@ -146,13 +310,15 @@ class StackSocket:
         self._io_refs = 0
         self._bound: tuple[str, int] | None = None
         self._peer: Any = None
+        self._options: dict[tuple[int, int], int] = {}
+        self._fileno: int | None = None
+        self._bridge: _Bridge | None = None
         # TCP connection
-        self._reader: Any = None
-        self._writer: Any = None
-        self._eof = False
+        self._stream: _StreamQueue | None = None
+        self._read_shut = False
         # TCP listener
         self._server: Any = None
-        self._accept_q: asyncio.Queue[tuple[Any, Any]] | None = None
+        self._accept_q: _AcceptQueue | None = None
         # UDP
         self._dgram: _DatagramQueue | None = None
 
@@ -160,6 +326,7 @@ class StackSocket:
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = -1.0) -> T:
         """Run ``coro`` on the loop under this socket's timeout (or ``timeout``)."""
         t = self._timeout if timeout == -1.0 else timeout
+        coro = _with_errno(coro)
         if t == 0.0:
             return self._stack.submit(_nonblocking(coro), timeout=_GRACE)
         return self._stack.submit(_with_timeout(coro, t),
@@ -190,16 +357,100 @@ class StackSocket:
     def getblocking(self) -> bool:
         return self._timeout != 0.0
 
-    def setsockopt(self, *args: Any) -> None:
-        """Accepted and ignored (SO_REUSEADDR, TCP_NODELAY... have no meaning here yet)."""
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
+    def setsockopt(self, level: int, option: int, value: Any, *args: Any) -> None:
+        """Kept for getsockopt; TCP_NODELAY and SO_KEEPALIVE go to the TCB's config (now if
+        connected, else at connect). Other options (SO_REUSEADDR...) change nothing here."""
+        self._check_open()
+        number = int.from_bytes(value, "little") if isinstance(value, bytes | bytearray) else (
+            int(value) if value is not None else 0)
+        self._options[(level, option)] = number
+        field = _TCP_OPTIONS.get((level, option))
+        tcb = self._tcb()
+        if field is not None and tcb is not None:
+            tcb.config = tcb.config.replace(**{field: bool(number)})
+
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
+        self._check_open()
+        if (level, option) == (_socket.SOL_SOCKET, _socket.SO_ERROR):
+            value = 0
+        elif (level, option) == (_socket.SOL_SOCKET, _socket.SO_TYPE):
+            value = self.type
+        else:
+            value = self._options.get((level, option), 0)
+            field = _TCP_OPTIONS.get((level, option))
+            tcb = self._tcb()
+            if field is not None and tcb is not None:
+                value = int(getattr(tcb.config, field))
+        return value if buflen is None else value.to_bytes(4, "little")[:buflen]
+
+    def _tcb(self) -> Any:
+        stream = self._stream
+        return stream.transport.get_extra_info("tcb") if stream is not None else None
 
     def fileno(self) -> int:
-        return -1
+        if self._closed:
+            return -1
+        if self._fileno is None:
+            self._fileno = self._factory.fileno_of(self)
+        return self._fileno
+
+    # -- readiness (select, poll, the descriptor bridge) ---------------------------------------
+    def _watch(self, q: _Waiting) -> None:
+        """Follow a new protocol's changes (the bridge, if there is one, learns its state)."""
+        q.on_change = self._changed
+        if self._bridge is not None:
+            self._stack.call(self._changed, timeout=_GRACE)
+
+    def _changed(self) -> None:
+        """On the loop: something the socket's readiness depends on changed."""
+        if self._bridge is not None:
+            self._bridge.sync(self.readable())
+
+    def bridge(self) -> int:
+        """A real descriptor that is readable exactly when this socket is (its
+        :class:`_Bridge`), for ``select``, ``selectors`` and asyncio's ``add_reader``."""
+        if self._bridge is None:
+            self._bridge = _Bridge()
+            self._stack.call(self._changed, timeout=_GRACE)
+        return self._bridge.fileno()
+
+    def _readiness(self) -> Any:
+        """The protocol whose buffer says whether a read would block (None: nothing to read)."""
+        return self._stream or self._accept_q or self._dgram
+
+    def readable(self) -> bool:
+        """A read would not block (data, EOF, an error or a connection to accept)."""
+        q = self._readiness()
+        return self._closed or self._read_shut or (q is not None and q.readable())
+
+    def writable(self) -> bool:
+        """A send would not block."""
+        if self._stream is not None:
+            return self._stream.writable()
+        return self._dgram is not None or self._closed
+
+    async def wait_readable(self) -> None:
+        """On the loop: until :meth:`readable` (for ``select``)."""
+        q = self._readiness()
+        if q is not None and not self.readable():
+            await q.wait_readable()
+        elif q is None and not self.readable():
+            await asyncio.get_running_loop().create_future()  # nothing can arrive
+
+    async def wait_writable(self) -> None:
+        if self._stream is not None:
+            await self._stream.wait_writable()
+        elif not self.writable():
+            await asyncio.get_running_loop().create_future()
 
     # -- addresses -----------------------------------------------------------------------------
     def getsockname(self) -> Any:
-        if self._writer is not None:
-            return self._writer.get_extra_info("sockname")
+        if self._stream is not None:
+            return self._stream.transport.get_extra_info("sockname")
         if self._dgram is not None and self._dgram.transport is not None:
             name = self._dgram.transport.get_extra_info("sockname")
             if name is not None:
@@ -211,8 +462,9 @@ class StackSocket:
         return self._bound or (("::", 0) if self.family == AF_INET6 else ("0.0.0.0", 0))
 
     def getpeername(self) -> Any:
-        if self._writer is not None:
-            return self._writer.get_extra_info("peername")
+        self._check_open()
+        if self._stream is not None:
+            return self._stream.transport.get_extra_info("peername")
         if self._peer is not None:
             return self._peer
         raise OSError(107, "Transport endpoint is not connected")
@@ -239,17 +491,23 @@ class StackSocket:
             self._open_datagram(local=local, remote=addr)
             self._peer = addr
             return
-        if self._writer is not None:
+        if self._stream is not None:
             raise OSError(106, "Transport endpoint is already connected")
         host = self._host
-        kwargs: dict[str, Any] = {}
+        stream = _StreamQueue()
+        kwargs: dict[str, Any] = {"family": self.family, "nodelay": False}
+        for key, field in _TCP_OPTIONS.items():
+            if key in self._options:
+                kwargs[field] = bool(self._options[key])
         if self._bound is not None:
             kwargs["local_addr"] = self._bound
         try:
-            self._reader, self._writer = self._run(host.open_connection(*addr, **kwargs))
+            self._run(host.create_connection(lambda: stream, *addr, **kwargs))
         except TimeoutError:
             raise TimeoutError("timed out") from None
+        self._stream = stream
         self._peer = addr
+        self._watch(stream)
 
     def connect_ex(self, address: tuple[str, int]) -> int:
         try:
@@ -259,44 +517,52 @@ class StackSocket:
         return 0
 
     # -- TCP data --------------------------------------------------------------------------------
-    def _need_stream(self) -> None:
+    def _need_stream(self) -> _StreamQueue:
         self._check_open()
-        if self._writer is None:
+        if self._stream is None:
             raise OSError(107, "Transport endpoint is not connected")
+        return self._stream
 
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
+        """Wait until the connection takes more (the transport below its high-water mark),
+        then hand it all of ``data``."""
         if self.type == SOCK_DGRAM:
             if self._peer is None:
                 raise OSError(89, "Destination address required")
             return self.sendto(data, self._peer)
-        self._need_stream()
-        data = bytes(data)
-        writer = self._writer
+        stream = self._need_stream()
+        payload = bytes(data)
 
         async def write() -> int:
-            writer.write(data)
-            await writer.drain()
-            return len(data)
+            await stream.wait_writable()
+            if stream.lost or stream.transport.is_closing():
+                raise _lost_error(stream)
+            stream.transport.write(payload)
+            return len(payload)
         return self._run(write())
 
     def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
-        self.send(data, flags)
+        view = memoryview(data).cast("B")
+        for i in range(0, len(view), 65536):
+            self.send(view[i:i + 65536], flags)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if self.type == SOCK_DGRAM:
             return self.recvfrom(bufsize)[0]
-        self._need_stream()
+        stream = self._need_stream()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
-        if bufsize == 0:
+        if bufsize == 0 or self._read_shut:
             return b""
-        if self._eof:
+
+        async def read() -> bytes:
+            await stream.wait_readable()
+            if stream.buffer:
+                return stream.take(bufsize)
+            if stream.error is not None:
+                raise stream.error
             return b""
-        reader = self._reader
-        data = self._run(reader.read(bufsize))
-        if not data:
-            self._eof = True
-        return bytes(data)
+        return self._run(read())
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         mv = memoryview(buffer).cast("B")
@@ -305,16 +571,12 @@ class StackSocket:
         return len(data)
 
     def shutdown(self, how: int) -> None:
-        self._need_stream()
+        stream = self._need_stream()
         if how in (SHUT_WR, SHUT_RDWR):
-            writer = self._writer
-
-            async def eof() -> None:
-                await writer.drain()
-                writer.write_eof()
-            self._run(eof())
+            self._stack.call(stream.transport.write_eof, timeout=_GRACE)  # FIN after the data
         if how in (SHUT_RD, SHUT_RDWR):
-            self._eof = True
+            self._read_shut = True
+            self._stack.call(self._changed, timeout=_GRACE)
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
                  encoding: str | None = None, errors: str | None = None,
@@ -355,36 +617,29 @@ class StackSocket:
             return
         bound = self._bound or ("", 0)
         host = self._host
-        queue: asyncio.Queue[tuple[Any, Any]] | None = None
-
-        async def start() -> Any:
-            nonlocal queue
-            queue = asyncio.Queue(maxsize=max(1, backlog))
-
-            async def on_connection(reader: Any, writer: Any) -> None:
-                assert queue is not None
-                if queue.full():
-                    writer.close()  # backlog overflow: refuse, as a full accept queue would
-                    return
-                queue.put_nowait((reader, writer))
-
-            kwargs: dict[str, Any] = {"port": bound[1]}
-            if bound[0]:
-                kwargs["host"] = bound[0]
-            return await host.start_server(on_connection, **kwargs)
-
-        self._server = self._run(start(), timeout=None)
+        queue = _AcceptQueue(backlog)
+        self._server = self._run(host.create_server(queue.factory, bound[0] or None, bound[1],
+                                                    backlog=backlog, nodelay=False),
+                                 timeout=None)
         self._accept_q = queue
+        self._watch(queue)
 
     def accept(self) -> tuple[StackSocket, Any]:
         self._check_open()
         if self._accept_q is None:
             raise OSError(22, "Invalid argument")
         queue = self._accept_q
-        reader, writer = self._run(queue.get())
+
+        async def take() -> _StreamQueue:
+            await queue.wait_readable()
+            stream = queue.items.popleft()
+            queue._changed()
+            return stream
+        stream = self._run(take())
         s = StackSocket(self._factory, self.family, SOCK_STREAM)
-        s._reader, s._writer = reader, writer
-        s._peer = writer.get_extra_info("peername")
+        s._stream = stream
+        s._watch(stream)
+        s._peer = stream.transport.get_extra_info("peername")
         s.settimeout(self._factory.default_timeout)
         return s, s._peer
 
@@ -404,6 +659,7 @@ class StackSocket:
 
         self._run(open_endpoint(), timeout=None)
         self._dgram = proto
+        self._watch(proto)
 
     def _close_datagram(self) -> None:
         proto, self._dgram = self._dgram, None
@@ -435,7 +691,6 @@ class StackSocket:
         if self._dgram is None:
             raise OSError(22, "Invalid argument")  # nothing bound or sent: nothing to receive
         proto = self._dgram
-        assert proto is not None
         data, addr = self._run(proto.get())
         return data[:bufsize], addr
 
@@ -453,33 +708,38 @@ class StackSocket:
             self._real_close()
 
     def _real_close(self) -> None:
+        """The FIN goes after what is buffered, as close(2) returns at once; unread data makes
+        it a reset instead (RFC 2525 §2.17, Linux tcp_close)."""
         if self._closed:
             return
         self._closed = True
         if not self._stack.running:
             return
-        writer, server, dgram = self._writer, self._server, self._dgram
+        stream, server, dgram = self._stream, self._server, self._dgram
+        accept_q, bridge = self._accept_q, self._bridge
 
-        async def close_all() -> None:
-            if writer is not None:
-                writer.close()
-                wait_closed = getattr(writer, "wait_closed", None)
-                if wait_closed is not None:
-                    try:
-                        await asyncio.wait_for(wait_closed(), 5.0)
-                    except (Exception, asyncio.CancelledError):
-                        pass
+        def close_all() -> None:
+            if stream is not None and not stream.lost:
+                if stream.buffer:
+                    stream.transport.abort()
+                else:
+                    stream.transport.close()
             if server is not None:
                 server.close()
+            for pending in accept_q.items if accept_q is not None else ():
+                pending.transport.abort()  # connections never accepted: reset, as Linux
             if dgram is not None and dgram.transport is not None:
                 dgram.transport.close()
+            if bridge is not None:
+                self._bridge = None
+                bridge.close()
         try:
-            self._stack.submit(close_all(), timeout=5.0 + _GRACE)
+            self._stack.call(close_all, timeout=_GRACE)
         except (TimeoutError, RuntimeError):
             pass
 
     def detach(self) -> int:
-        raise OSError(95, "stacklab sockets have no file descriptor")
+        raise OSError(95, "a stacklab socket's descriptor is only its readiness")
 
     def __enter__(self) -> StackSocket:
         return self
@@ -489,9 +749,45 @@ class StackSocket:
 
     def __repr__(self) -> str:
         kind = "tcp" if self.type == SOCK_STREAM else "udp"
-        state = "closed" if self._closed else ("connected" if self._writer else
+        state = "closed" if self._closed else ("connected" if self._stream else
                                                 "listening" if self._server else "idle")
         return f"<StackSocket {kind} {state} peer={self._peer}>"
+
+
+class _Bridge:
+    """The real descriptor of a StackSocket: one end of a socketpair that holds one byte while
+    the socket is readable and none otherwise, kept so by the loop (:meth:`sync`, the only
+    writer and reader of that byte). ``select``, ``poll``, ``selectors`` and asyncio wait on
+    it as on any socket; the data itself stays in the socket's buffer. It is always writable:
+    a send that must wait for the connection's window waits in ``send``."""
+
+    def __init__(self) -> None:
+        self._user, self._feed = _REAL_SOCKETPAIR()
+        self._user.setblocking(False)
+        self._feed.setblocking(False)
+        self._token = False
+
+    def fileno(self) -> int:
+        return self._user.fileno()
+
+    def sync(self, ready: bool) -> None:
+        if ready and not self._token:
+            self._feed.send(b"\0")
+            self._token = True
+        elif not ready and self._token:
+            self._user.recv(1)
+            self._token = False
+
+    def close(self) -> None:
+        self._user.close()
+        self._feed.close()
+
+
+def _lost_error(stream: _StreamQueue) -> BaseException:
+    """What a send on a connection that is gone raises: its error, else EPIPE."""
+    if isinstance(stream.error, OSError):
+        return stream.error
+    return BrokenPipeError(32, "Broken pipe")
 
 
 class _SocketIO(io.RawIOBase):
@@ -513,6 +809,9 @@ class _SocketIO(io.RawIOBase):
     def write(self, b: Any) -> int:
         return self._sock.send(b)
 
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
     def close(self) -> None:
         if not self.closed:
             super().close()
@@ -520,21 +819,32 @@ class _SocketIO(io.RawIOBase):
 
 
 def _server_sockname(server: Any) -> Any:
-    """(address, port) a listener is bound to: asyncio.Server has socket objects in ``sockets``,
-    stacklab's TcpServer (address, port) tuples."""
+    """(address, port) a listener is bound to: stacklab's TcpServer has (address, port)
+    tuples in ``sockets``, asyncio.Server socket objects."""
     socks = getattr(server, "sockets", None)
     if socks:
         first = socks[0]
-        if isinstance(first, tuple):
-            return first
-        try:
-            return first.getsockname()
-        except Exception:
-            pass
-    port = getattr(server, "port", None)
-    if isinstance(port, int):
-        return ("0.0.0.0", port)
+        return first if isinstance(first, tuple) else first.getsockname()
     return None
+
+
+# the errno a socket reports with each error the stack raises without one (Linux's codes)
+_ERRNOS: dict[type[OSError], int] = {
+    ConnectionRefusedError: errno.ECONNREFUSED, ConnectionResetError: errno.ECONNRESET,
+    ConnectionAbortedError: errno.ECONNABORTED, BrokenPipeError: errno.EPIPE,
+    TimeoutError: errno.ETIMEDOUT}
+
+
+async def _with_errno(coro: Coroutine[Any, Any, T]) -> T:
+    """``coro``'s result; a stack error gets the errno a socket call would carry
+    (``[Errno 111] Connection refused``), the stack's own words kept as its cause."""
+    try:
+        return await coro
+    except OSError as exc:
+        code = _ERRNOS.get(type(exc))
+        if exc.errno is not None or code is None:
+            raise
+        raise type(exc)(code, os.strerror(code)) from exc
 
 
 async def _with_timeout(coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
