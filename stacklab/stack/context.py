@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .pmtu import PathMtuCache
     from .route import Route, RoutingTable
 
-__all__ = ["HostContext", "ProtocolHandler", "RxInfo", "TimerSource", "ViewHandler"]
+__all__ = ["HostContext", "Membership", "ProtocolHandler", "RxInfo", "TimerSource", "ViewHandler"]
 
 
 class RxInfo:
@@ -62,6 +62,14 @@ class TimerSource(Protocol):
     def handle_timer(self, now: float) -> None: ...
 
 
+class Membership(Protocol):
+    """What a socket asks of the host's IGMP / MLD engine (``IP_ADD_MEMBERSHIP``)."""
+
+    def join(self, ifindex: int, group: bytes, now: float) -> None: ...
+
+    def leave(self, ifindex: int, group: bytes, now: float) -> None: ...
+
+
 class HostContext(Protocol):
     """The host as an engine sees it."""
 
@@ -88,6 +96,12 @@ class HostContext(Protocol):
     protocols: dict[int, ProtocolHandler]
     view_handlers: dict[int, ViewHandler]
     icmp_error_handlers: dict[int, Callable[..., None]]
+
+    @property
+    def igmp(self) -> Membership: ...  # IPv4 multicast membership (IGMP, stack/igmp.py)
+
+    @property
+    def mld(self) -> Membership: ...  # IPv6 multicast membership (MLD)
 
     def is_local(self, a: bytes) -> bool: ...
 

@@ -175,6 +175,7 @@ class Icmp:
         self.validators: dict[int, Callable[[bytes, bytes, bytes], str | None]] = {}
         # NDP's receive (the host wires it): RS/RA/NS/NA/redirect arrive as ICMPv6
         self.nd_receiver: Callable[[RxInfo, bytes, bytes, Icmpv6View, float], None] | None = None
+        self.mld_receiver: Callable[[RxInfo, bytes, bytes, memoryview, float], None] | None = None
 
     def register_validator(self, proto: int,
                            fn: Callable[[bytes, bytes, bytes], str | None]) -> None:
@@ -347,6 +348,10 @@ class Icmp:
         if 133 <= t <= 137:
             if self.nd_receiver is not None:
                 self.nd_receiver(info, src, dst, m, now)
+            return
+        if t in (130, 131, 132, 143):  # MLD (RFC 3810)
+            if self.mld_receiver is not None:
+                self.mld_receiver(info, src, dst, m.buf, now)
             return
         if t == i6.ECHO_REQUEST:
             me = dst

@@ -14,12 +14,12 @@ import os
 from typing import TYPE_CHECKING
 
 from stacklab.stack.route import DstCache
-from stacklab.wire.addr import BROADCAST_MAC, ip_str
+from stacklab.wire.addr import BROADCAST_MAC, ip_str, multicast_mac
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
 from stacklab.wire.frame import parse_ipv4_tcp_frame
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
-from stacklab.wire.proto import PROTO_TCP
+from stacklab.wire.proto import PROTO_TCP, PROTO_UDP
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv4
@@ -66,7 +66,7 @@ class Ipv4:
                 self.forward(iface, ip, l2_bcast, now)  # a reply or port forward to translate
                 return None
             bcast = l2_bcast
-        elif dst in (LIMITED_BCAST, ALL_HOSTS) or dst in iface.bcast4:
+        elif dst in (LIMITED_BCAST, ALL_HOSTS) or dst in iface.bcast4 or dst in iface.groups4:
             bcast = True
         elif h.forwarding:
             self.forward(iface, ip, l2_bcast, now)
@@ -208,9 +208,14 @@ class Ipv4:
              ) -> None:
         h = self.host
         c = h.counters
-        if dst == LIMITED_BCAST:
+        if dst == LIMITED_BCAST or dst[0] >> 4 == 14:
+            # broadcast, or multicast (RFC 1112 §6: out of the chosen interface, IP_MULTICAST_IF,
+            # else the route's, else the first one: a scenario's hosts have no default route)
+            if ifindex is None and dst != LIMITED_BCAST:
+                entry = self.dst_cache.get(dst)
+                ifindex = entry[0].index if entry is not None else None
             iface = h.interfaces[ifindex if ifindex is not None else 0]
-            nexthop = LIMITED_BCAST
+            nexthop = dst
             route_src: bytes | bool | None = False  # False: not routed
         elif dst in h.local4:
             iface = h.local4[dst]
@@ -267,6 +272,10 @@ class Ipv4:
         mac: bytes | None
         if nexthop == LIMITED_BCAST or nexthop in iface.bcast4:
             mac = BROADCAST_MAC
+        elif nexthop[0] >> 4 == 14:
+            mac = multicast_mac(nexthop)
+            if nexthop in iface.groups4 and packet[9] == PROTO_UDP:
+                h.loopback(iface, packet, now)  # IP_MULTICAST_LOOP: members here get a copy
         else:
             mac = iface.arp.resolve(nexthop, packet, now)
             if mac is None:
