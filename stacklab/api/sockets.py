@@ -16,6 +16,13 @@ for the result.
 Timeouts follow ``socket``: ``settimeout(None)`` blocks, ``settimeout(0)`` raises
 ``BlockingIOError`` when nothing is ready, ``settimeout(t)`` raises ``TimeoutError`` ("timed out").
 These sockets have no file descriptor: ``select`` cannot watch them.
+
+``setsockopt`` acts on the multicast options of UDP sockets — ``IP_ADD_MEMBERSHIP`` /
+``IP_DROP_MEMBERSHIP`` (``struct ip_mreq`` or ``ip_mreqn``), ``IP_MULTICAST_TTL``,
+``IP_MULTICAST_IF``, ``IPV6_JOIN_GROUP`` / ``IPV6_LEAVE_GROUP`` (``struct ipv6_mreq``),
+``IPV6_MULTICAST_HOPS``, ``IPV6_MULTICAST_IF`` — and accepts the rest without effect. An
+interface index is Linux's numbering of the host's interfaces, from 1 in their order (0: the
+route's).
 """
 
 from __future__ import annotations
@@ -38,6 +45,64 @@ SOCK_DGRAM = _socket.SOCK_DGRAM
 SHUT_RD, SHUT_WR, SHUT_RDWR = _socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR
 
 MAX_QUEUED_DATAGRAMS = 1024
+_IPPROTO_IP, _IPPROTO_IPV6 = _socket.IPPROTO_IP, _socket.IPPROTO_IPV6
+_IP_ADD, _IP_DROP = _socket.IP_ADD_MEMBERSHIP, _socket.IP_DROP_MEMBERSHIP
+_IP_TTL, _IP_IF = _socket.IP_MULTICAST_TTL, _socket.IP_MULTICAST_IF
+_V6_JOIN, _V6_LEAVE = _socket.IPV6_JOIN_GROUP, _socket.IPV6_LEAVE_GROUP
+_V6_HOPS, _V6_IF = _socket.IPV6_MULTICAST_HOPS, _socket.IPV6_MULTICAST_IF
+
+
+def _int_opt(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    b = bytes(value)
+    return int.from_bytes(b, "little" if len(b) > 1 else "big")  # an int, native (x86) order
+
+
+def _multicast_op(host: Any, level: int, name: int, value: Any) -> tuple[str, Any] | None:
+    """A multicast ``setsockopt`` as ``(DatagramTransport method, argument)``, or None (an
+    option without effect here)."""
+    def iface_by_index(n: int) -> int | None:
+        if n == 0:
+            return None
+        if not 1 <= n <= len(host.interfaces):
+            raise OSError(19, "No such device")
+        return n - 1
+
+    def iface_by_addr(a: bytes) -> int | None:
+        if a == bytes(4):
+            return None
+        for i in host.interfaces:
+            if i.has_v4(a):
+                return int(i.index)
+        raise OSError(99, "Cannot assign requested address")
+
+    if level == _IPPROTO_IP and name in (_IP_ADD, _IP_DROP):
+        b = bytes(value)
+        if len(b) not in (8, 12):
+            raise OSError(22, "Invalid argument")
+        iface = iface_by_index(int.from_bytes(b[8:12], "little")) if len(b) == 12 and \
+            b[8:12] != bytes(4) else iface_by_addr(b[4:8])
+        return ("join_group" if name == _IP_ADD else "leave_group",
+                (_socket.inet_ntop(AF_INET, b[:4]), iface))
+    if level == _IPPROTO_IPV6 and name in (_V6_JOIN, _V6_LEAVE):
+        b = bytes(value)
+        if len(b) != 20:
+            raise OSError(22, "Invalid argument")
+        return ("join_group" if name == _V6_JOIN else "leave_group",
+                (_socket.inet_ntop(AF_INET6, b[:16]),
+                 iface_by_index(int.from_bytes(b[16:], "little"))))
+    if (level, name) in ((_IPPROTO_IP, _IP_TTL), (_IPPROTO_IPV6, _V6_HOPS)):
+        ttl = _int_opt(value)
+        if not 0 <= ttl <= 255:
+            raise OSError(22, "Invalid argument")
+        return "ttl", ttl
+    if level == _IPPROTO_IP and name == _IP_IF:
+        return "iface", iface_by_addr(bytes(value)[:4] if len(bytes(value)) < 12
+                                      else bytes(value)[4:8])
+    if level == _IPPROTO_IPV6 and name == _V6_IF:
+        return "iface", iface_by_index(_int_opt(value))
+    return None
 _GRACE = 5.0  # extra seconds the calling thread waits beyond a loop-side timeout
 
 
@@ -155,6 +220,7 @@ class StackSocket:
         self._accept_q: asyncio.Queue[tuple[Any, Any]] | None = None
         # UDP
         self._dgram: _DatagramQueue | None = None
+        self._mcast_ops: list[tuple[str, Any]] = []  # set before the endpoint exists
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = -1.0) -> T:
@@ -190,8 +256,34 @@ class StackSocket:
     def getblocking(self) -> bool:
         return self._timeout != 0.0
 
-    def setsockopt(self, *args: Any) -> None:
-        """Accepted and ignored (SO_REUSEADDR, TCP_NODELAY... have no meaning here yet)."""
+    def setsockopt(self, level: int, optname: int, value: Any = None, *args: Any) -> None:
+        """The multicast options of a UDP socket act (see the module docstring); the rest
+        (SO_REUSEADDR, TCP_NODELAY...) are accepted and ignored."""
+        self._check_open()
+        if self.type != SOCK_DGRAM:
+            return
+        op = _multicast_op(self._host, level, optname, value)
+        if op is None:
+            return
+        if self._dgram is None:
+            self._mcast_ops.append(op)
+        else:
+            self._apply_multicast(op)
+
+    def _apply_multicast(self, op: tuple[str, Any]) -> None:
+        proto = self._dgram
+        assert proto is not None
+        what, arg = op
+        transport = proto.transport
+
+        def apply() -> None:
+            if what == "ttl":
+                transport.set_multicast(ttl=arg)
+            elif what == "iface":
+                transport.set_multicast(iface=arg)
+            else:
+                getattr(transport, what)(*arg)
+        self._stack.call(apply, timeout=_GRACE)
 
     def fileno(self) -> int:
         return -1
@@ -404,6 +496,9 @@ class StackSocket:
 
         self._run(open_endpoint(), timeout=None)
         self._dgram = proto
+        ops, self._mcast_ops = self._mcast_ops, []
+        for op in ops:
+            self._apply_multicast(op)
 
     def _close_datagram(self) -> None:
         proto, self._dgram = self._dgram, None

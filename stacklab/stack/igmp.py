@@ -30,7 +30,8 @@ source is the interface's address (0.0.0.0 when it has none, RFC 3376 §4.2.13),
 link-local address (:: while it has none, RFC 3810 §5.2.13). Malformed messages are counted
 drops (``drop.igmp.*``, ``drop.mld.*``).
 
-A router can be the querier of a link (:meth:`GroupMembership.start_querier`): General Queries
+A router can be the querier of a link (:meth:`GroupMembership.start_querier`, or
+``querier = True`` for every interface, the scenario's ``multicast_querier``): General Queries
 every 125 s (the first two 31.25 s apart, RFC 3376 §8.6, §8.7), a Group-Specific Query when a
 member leaves, and the groups heard on each interface (``queried_groups``) for
 ``robustness × 125 + 10`` s. No querier election: one querier per link.
@@ -103,6 +104,7 @@ class GroupMembership:
         self.pending: dict[tuple[str, int, bytes], tuple[float, int]] = {}
         self.compat: dict[int, tuple[int, float]] = {}  # ifindex -> (older version, until)
         self.queriers: set[int] = set()  # interfaces we are the querier of
+        self.querier = False  # be the querier of every interface (started from the timer)
         self.queried_groups: dict[tuple[int, bytes], float] = {}  # querier: heard -> expiry
         self._query_count: dict[int, int] = {}
         host.add_timer_source(self)
@@ -303,11 +305,17 @@ class GroupMembership:
 
     # -- timers ----------------------------------------------------------------------------------
     def get_timer(self) -> float | None:
+        if self.querier and len(self.queriers) < len(self.host.interfaces):
+            return 0.0  # an interface to start querying on: at once
         if not self.pending:
             return None
         return min(t for t, _ in self.pending.values())
 
     def handle_timer(self, now: float) -> None:
+        if self.querier:
+            for iface in self.host.interfaces:
+                if iface.index not in self.queriers:
+                    self.start_querier(iface.index, now)
         for key, (due, left) in sorted(self.pending.items(), key=lambda kv: kv[1][0]):
             if due > now:
                 continue

@@ -167,3 +167,43 @@ def test_garbage_igmp_is_a_counted_drop():
         h = hosts[0]
         h.igmp.receive_message(h.interfaces[0], bytes(4), b"\x11\x00\x00", 0.0)
         assert h.counters["drop.igmp.length"] == 1
+
+
+def test_multicast_stream_example():
+    import pathlib
+
+    from stacklab.scenario.runner import run_scenario
+    s = run_scenario(pathlib.Path(__file__).resolve().parents[2] / "examples"
+                     / "multicast-stream.toml")
+    sinks = {(a["node"], i): a for i, a in enumerate(s["apps"]) if a["kind"] == "udp-sink"}
+    got = [a["datagrams"] for a in sinks.values()]
+    assert got == [200, 200, 0, 50]  # screen1, screen2, printer (not a member), screen2 over v6
+    assert all(a["ok"] for a in s["apps"])
+    r = s["nodes"]["r"]["counters"]
+    assert r["igmp.rx.report.v3"] >= 4 and r["mld.rx.report.v3"] >= 2
+
+
+def test_socket_facade_multicast_options():
+    import socket
+
+    from stacklab.api.sockets import _multicast_op
+    net, hosts, r = lan(2)
+    with net:
+        h = hosts[0]
+        mreq = socket.inet_aton(GROUP4) + socket.inet_aton("0.0.0.0")
+        assert _multicast_op(h, socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq) == (
+            "join_group", (GROUP4, None))
+        mreqn = socket.inet_aton(GROUP4) + bytes(4) + (1).to_bytes(4, "little")
+        assert _multicast_op(h, socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreqn) == (
+            "leave_group", (GROUP4, 0))
+        by_addr = socket.inet_aton(GROUP4) + socket.inet_aton(h.address(4))
+        assert _multicast_op(h, socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, by_addr)[1] == (
+            GROUP4, 0)
+        mreq6 = socket.inet_pton(socket.AF_INET6, GROUP6) + (0).to_bytes(4, "little")
+        assert _multicast_op(h, socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq6) == (
+            "join_group", (GROUP6, None))
+        assert _multicast_op(h, socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 4) == ("ttl", 4)
+        assert _multicast_op(h, socket.SOL_SOCKET, socket.SO_REUSEADDR, 1) is None
+        for bad in (b"short", socket.inet_aton(GROUP4) + socket.inet_aton("1.2.3.4")):
+            with pytest.raises(OSError):
+                _multicast_op(h, socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, bad)
