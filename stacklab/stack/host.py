@@ -49,6 +49,7 @@ from .ndp import Ndp, NdResolver, eui64_address
 from .neighbor import NeighborCache, NeighborParams, NeighborTable
 from .node import Node, Port
 from .pmtu import PathMtuCache, tcp_quote_check
+from .redirect import Redirects
 from .route import CONNECTED, Route, RoutingTable, parse_prefix
 from .sysctl import HostSysctl
 from .tcp.layer import TcpLayer
@@ -101,6 +102,8 @@ class Host(Node):
         self.icmp.nd_receiver = self.ndp.receive
         self.udp = Udp(self)
         self.igmp, self.mld = Igmp(self), Mld(self)  # multicast group membership
+        self.redirects = Redirects(self)  # ICMP redirects, sent (routers) and honoured (hosts)
+        self.icmp.redirect_receiver = self.ipv4.redirects = self.redirects
         self.icmp.mld_receiver = self.mld.receive
         self.register_protocol(PROTO_IGMP, self.igmp.receive)
         self.register_protocol(PROTO_ICMP, self.icmp.receive4)

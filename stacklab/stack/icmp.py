@@ -30,6 +30,7 @@ from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6
 
 if TYPE_CHECKING:
     from .context import HostContext, RxInfo
+    from .redirect import Redirects
 
 # Kinds of errors handed to the transports (family-neutral)
 UNREACHABLE = "unreachable"
@@ -176,6 +177,7 @@ class Icmp:
         # NDP's receive (the host wires it): RS/RA/NS/NA/redirect arrive as ICMPv6
         self.nd_receiver: Callable[[RxInfo, bytes, bytes, Icmpv6View, float], None] | None = None
         self.mld_receiver: Callable[[RxInfo, bytes, bytes, memoryview, float], None] | None = None
+        self.redirect_receiver: Redirects | None = None  # IPv4 redirects (stack/redirect.py)
 
     def register_validator(self, proto: int,
                            fn: Callable[[bytes, bytes, bytes], str | None]) -> None:
@@ -321,6 +323,10 @@ class Icmp:
             lst = self.echo_listeners.get(m.ident)
             if lst is not None:
                 lst.echo_reply(src, m.seq, len(payload) - 8, info.ttl, now)
+            return
+        if t == i4.REDIRECT:
+            if self.redirect_receiver is not None:
+                self.redirect_receiver.received(src, m, info.ifindex, now)
             return
         kind = _kind4(t, m.code)
         if kind is None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .context import HostContext
     from .interface import Interface
     from .nat import Nat
+    from .redirect import Redirects
 
 LIMITED_BCAST = b"\xff\xff\xff\xff"
 ALL_HOSTS = bytes([224, 0, 0, 1])
@@ -48,6 +49,7 @@ class Ipv4:
         # a router's NAT (stack/nat.py), the one seam: asked before a packet to our address is
         # delivered (claims), and translating every forwarded packet (forward)
         self.nat: Nat | None = None
+        self.redirects: Redirects | None = None  # sends ICMP redirects (stack/redirect.py)
 
     # -- input ---------------------------------------------------------------------------------
     def _admit(self, iface: Interface, ip: IPv4View, l2_bcast: bool, now: float) -> bool | None:
@@ -183,6 +185,8 @@ class Ipv4:
             c["drop.ipv4.no_route"] += 1
             h.send_icmp_error4(packet, 3, 0, now)
             return
+        if self.redirects is not None and pkt[12:20] == packet[12:20]:  # (not translated)
+            self.redirects.forwarded(iface, out, packet, nexthop, now)
         mtu = out.mtu
         c["ipv4.forwarded"] += 1
         if len(pkt) <= mtu:
