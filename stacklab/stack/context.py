@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from .pmtu import PathMtuCache
     from .route import Route, RoutingTable
 
-__all__ = ["HostContext", "Membership", "ProtocolHandler", "RxInfo", "TimerSource", "ViewHandler"]
+__all__ = ["ConflictWatcher", "HostContext", "Membership", "ProtocolHandler", "RxInfo",
+           "TimerSource", "ViewHandler"]
 
 
 class RxInfo:
@@ -70,6 +71,15 @@ class Membership(Protocol):
     def leave(self, ifindex: int, group: bytes, now: float) -> None: ...
 
 
+class ConflictWatcher(Protocol):
+    """What ARP tells the host's address conflict detection (RFC 5227, stack/acd.py)."""
+
+    def arp_seen(self, iface: Interface, op: int, sha: bytes, spa: bytes, tpa: bytes,
+                 now: float) -> None: ...
+
+    def defend(self, iface: Interface, addr: bytes, now: float) -> None: ...
+
+
 class HostContext(Protocol):
     """The host as an engine sees it."""
 
@@ -102,6 +112,9 @@ class HostContext(Protocol):
 
     @property
     def mld(self) -> Membership: ...  # IPv6 multicast membership (MLD)
+
+    @property
+    def acd(self) -> ConflictWatcher: ...  # IPv4 address conflict detection
 
     def is_local(self, a: bytes) -> bool: ...
 

@@ -38,6 +38,7 @@ from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetVi
 from stacklab.wire.ipv6 import MIN_MTU
 from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_IGMP, PROTO_UDP
 
+from .acd import Acd
 from .arp import ArpResolver, arp_receive, gratuitous_arp
 from .context import ProtocolHandler, RxInfo, TimerSource, ViewHandler
 from .icmp import UNREACHABLE, Icmp
@@ -102,6 +103,7 @@ class Host(Node):
         self.icmp.nd_receiver = self.ndp.receive
         self.udp = Udp(self)
         self.igmp, self.mld = Igmp(self), Mld(self)  # multicast group membership
+        self.acd = Acd(self)  # RFC 5227 conflict detection, RFC 3927 link-local (for DHCP)
         self.redirects = Redirects(self)  # ICMP redirects, sent (routers) and honoured (hosts)
         self.icmp.redirect_receiver = self.ipv4.redirects = self.redirects
         self.icmp.mld_receiver = self.mld.receive
