@@ -324,7 +324,9 @@ class Nat:
         self.table[reply] = (conn, 1)
         c["nat.conntrack.new"] += 1
         self._track(conn, 0, pkt, now)
-        self.host.trace(now, "nat", "new", conn=conn.describe(now))
+        note = (f"SNAT {ip_str(t[1])}:{t[2]} -> {ip_str(src)}:{sport}" if src != t[1]
+                else f"DNAT {ip_str(t[3])}:{t[4]} -> {ip_str(dst)}:{dport}")
+        self.host.trace(now, "nat", "new", conn=conn.describe(now), note=note)
         _rewrite(pkt, 0, _inverse(reply))
         c["nat.translated"] += 1
         if self._sweep_at is None:
