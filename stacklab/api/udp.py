@@ -24,6 +24,10 @@ Multicast: ``join_group("239.1.2.3", iface=None)`` / ``leave_group`` on both sha
 (``IP_ADD_MEMBERSHIP`` / ``IPV6_JOIN_GROUP``; ``iface`` an interface name or index, None: the
 route's), ``multicast_ttl`` (``IP_MULTICAST_TTL`` / ``IPV6_MULTICAST_HOPS``, default 1) and
 ``multicast_if`` (``IP_MULTICAST_IF``); see :mod:`stacklab.stack.udp`.
+
+Datagram PLPMTUD (RFC 8899) on a connected :class:`UdpSocket`: ``enable_plpmtud()``, then
+``await send_probe(prefix)`` (the size sent, or None), ``probe_acked(size)`` when the peer
+confirmed it, ``plpmtu`` and ``max_payload()``; see :mod:`stacklab.stack.plpmtu`.
 """
 
 from __future__ import annotations
@@ -289,6 +293,36 @@ class UdpSocket:
     def multicast_if(self, value: str | int | None) -> None:
         for pcb in self._pcbs():
             pcb.mcast_if = _iface_index(self.host, value)
+
+    # DPLPMTUD (RFC 8899)
+    def enable_plpmtud(self) -> None:
+        """Datagram PLPMTUD on this connected socket's path (sets DF)."""
+        self._pcb.enable_plpmtud()
+
+    @property
+    def plpmtu(self) -> int | None:
+        """The PLPMTU (IP packet bytes) DPLPMTUD has confirmed, None when not enabled."""
+        pl = self._pcb.plpmtud
+        return pl.plpmtu if pl is not None else None
+
+    @property
+    def plpmtud_state(self) -> str | None:
+        pl = self._pcb.plpmtud
+        return pl.state.value if pl is not None else None
+
+    async def send_probe(self, prefix: bytes = b"") -> int | None:
+        """Send the probe the search wants now (its IP size), or None when none is wanted."""
+        self._raise_pending()
+        size = self._pcb.send_probe(self.host.now(), prefix)
+        self.host.request_wake()
+        return size
+
+    def probe_acked(self, size: int) -> bool:
+        """The peer confirmed the probe of ``size`` bytes; True when the PLPMTU changed."""
+        pl = self._pcb.plpmtud
+        if pl is None:
+            raise OSError(errno.EINVAL, "DPLPMTUD is not enabled on this socket")
+        return pl.probe_acked(size, self.host.now())
 
     def join_group(self, group: str, iface: str | int | None = None) -> None:
         """``IP_ADD_MEMBERSHIP`` / ``IPV6_JOIN_GROUP``."""

@@ -16,7 +16,8 @@ probing the base again). Sizes are IP packet sizes. A probe is a datagram of exa
 size sent with DF; UDP cannot see it arrive, so the application confirms it
 (``probe_acked(size)``: its peer answered, RFC 8899 §6.1 "the application ... confirms");
 PROBE_TIMER (15 s) without confirmation is a loss, and MAX_PROBES (3) losses of a size end that
-size. A validated Packet Too Big lowers the search at once (§4.6.2); ``black_hole()``
+size. A validated Packet Too Big lowers the search at once and its size is the next probe
+(§4.6.2); ``black_hole()``
 (full-size datagrams stopped getting through) falls back to BASE (§4.3).
 """
 
@@ -163,8 +164,9 @@ class Dplpmtud:
             self.plpmtu = min(self.plpmtu, mtu)
             self._sync(now)
         if self.probe is not None and self.probe > mtu:
-            self.probe = self.probe_due = self.retry = None
-            self.probe_count = 0
+            self.probe = self.probe_due = None
+        if self.state is not DplpmtudState.ERROR:
+            self.retry, self.probe_count = mtu, 0  # §4.6.2: probe the PTB's size next
         self.log.append((now, "ptb", mtu))
 
     def black_hole(self, now: float) -> None:

@@ -16,6 +16,13 @@ address or the group), as Linux delivers multicast and broadcast; sending to a g
 ``mcast_ttl`` (``IP_MULTICAST_TTL`` / ``IPV6_MULTICAST_HOPS``, default 1, not the unicast TTL)
 and ``mcast_if`` (``IP_MULTICAST_IF``, an interface index); a host that is itself a member gets
 a copy of what it sends (``IP_MULTICAST_LOOP`` on, Linux's default).
+
+Datagram PLPMTUD (RFC 8899): ``enable_plpmtud()`` on a connected socket sets DF and runs a
+:class:`~stacklab.stack.plpmtu.Dplpmtud` for the path: ``send_probe(prefix)`` sends the probe
+the search wants (a datagram of exactly that IP size, ``prefix`` then zeros), the application
+reports its peer's confirmation with ``probe_acked(size)``, validated Packet Too Big messages
+feed it, and ``max_payload()`` is the PLPMTU's payload — alongside DF, EMSGSIZE and
+``path_mtu()`` (``IP_MTU``), which keep their classic PMTUD meaning.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from stacklab.wire.proto import PROTO_UDP
 from stacklab.wire.udp import UdpView, build_udp
 
 from .icmp import PACKET_TOO_BIG, TIME_EXCEEDED, UNREACHABLE
+from .plpmtu import Dplpmtud
 
 if TYPE_CHECKING:
     from .context import HostContext, RxInfo
@@ -88,6 +96,42 @@ class UdpPcb:
         self.mcast_ttl = 1  # IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS
         self.mcast_if: int | None = None  # IP_MULTICAST_IF / IPV6_MULTICAST_IF (ifindex)
         self.memberships: list[tuple[int, bytes]] = []  # (ifindex, group) joined
+        self.plpmtud: Dplpmtud | None = None  # RFC 8899, see enable_plpmtud
+
+    # -- datagram PLPMTUD (RFC 8899) -------------------------------------------------------------
+    def enable_plpmtud(self) -> Dplpmtud:
+        """DPLPMTUD on this connected socket's path (ENOTCONN when not connected)."""
+        if self.remote is None:
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        if self.plpmtud is None:
+            self.df = True  # RFC 8899 §3 (probes and data never fragmented)
+            host = self.udp.host
+            self.plpmtud = Dplpmtud(self.family, host.link_mtu(self.remote[0]))
+            host.add_timer_source(self.plpmtud)
+        return self.plpmtud
+
+    def send_probe(self, now: float, prefix: bytes = b"") -> int | None:
+        """Send the probe DPLPMTUD wants now: a datagram of exactly that IP packet size,
+        ``prefix`` then zeros, DF set. Returns its size, or None (none wanted now)."""
+        pl, remote = self.plpmtud, self.remote
+        if pl is None or remote is None:
+            raise OSError(errno.EINVAL, "DPLPMTUD is not enabled on this socket")
+        host = self.udp.host
+        size = pl.probe_size(host.link_mtu(remote[0]), now)
+        if size is None:
+            return None
+        hdr = 28 if self.family == 4 else 48
+        data = prefix[:size - hdr].ljust(size - hdr, b"\0")
+        src = self.local_addr or host.source_address_for(remote[0])
+        assert self.local_port is not None  # connect() bound it
+        if src is None:
+            raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
+        pl.probe_sent(size, now)
+        host.request_wake()  # the probe timer
+        host.ip_send(src, remote[0], PROTO_UDP, build_udp(src, remote[0], self.local_port,
+                                                          remote[1], data), now, df=True)
+        host.counters["udp.tx.plpmtud_probes"] += 1
+        return size
 
     # -- multicast -------------------------------------------------------------------------------
     def _group_iface(self, group: bytes, ifindex: int | None) -> int:
@@ -162,6 +206,8 @@ class UdpPcb:
             host = self.udp.host
             (host.igmp if self.family == 4 else host.mld).leave(i, group, now)
         self.memberships = []
+        if self.plpmtud is not None:
+            self.udp.host.remove_timer_source(self.plpmtud)
         self.closed = True
         if self.local_port is not None:
             lst = self.udp.ports.get(self.local_port)
@@ -178,12 +224,16 @@ class UdpPcb:
         return self.udp.host.path_mtu(self.remote[0])
 
     def max_payload(self, dst: bytes | None = None) -> int:
-        """The largest datagram payload that leaves unfragmented (path MTU − IP − UDP)."""
+        """The largest datagram payload that leaves unfragmented (path MTU − IP − UDP; with
+        DPLPMTUD, the PLPMTU's when smaller)."""
         if dst is None:
             if self.remote is None:
                 raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
             dst = self.remote[0]
-        return self.udp.host.path_mtu(dst) - (28 if len(dst) == 4 else 48)
+        mtu = self.udp.host.path_mtu(dst)
+        if self.plpmtud is not None and self.remote is not None and dst == self.remote[0]:
+            mtu = min(mtu, self.plpmtud.plpmtu)
+        return mtu - (28 if len(dst) == 4 else 48)
 
     def sockname(self) -> tuple[bytes, int]:
         return (self.local_addr or bytes(4 if self.family == 4 else 16), self.local_port or 0)
@@ -353,6 +403,8 @@ class Udp:
         for s in self.ports.get(sport, ()):
             if s.remote == (qdst, dport) and (s.local_addr is None or s.local_addr == qsrc):
                 self.host.counters["udp.rx.errors"] += 1
+                if s.plpmtud is not None and kind == PACKET_TOO_BIG:
+                    s.plpmtud.on_ptb(mtu, now)  # RFC 8899 §4.6.2 (validated: our flow)
                 if s.listener is not None:
                     s.listener.error_received(
                         error_from_icmp(4 if len(qsrc) == 4 else 6, kind, code, mtu), now)
