@@ -159,6 +159,8 @@ class Acd:
 
     # -- timers -----------------------------------------------------------------------------------
     def get_timer(self) -> float | None:
+        if not (self.probes or self.announces or self.retry):
+            return None  # the usual case, asked after every frame
         times = [p.due for p in self.probes.values()]
         times += [t for t, _ in self.announces.values()]
         times += list(self.retry.values())

@@ -204,11 +204,10 @@ class Nat:
         t = self._tuple(pkt)
         if t is None:
             return False
-        if self._lookup(t, now) is not None:
-            return True
-        if t[0] == PROTO_ICMP and self._error_conn(pkt, now) is not None:
-            return True
-        return self._forward_rule(t) is not None
+        hl = (pkt[0] & 0x0F) * 4
+        if t[0] == PROTO_ICMP and pkt[hl] in _ICMP_ERRORS:
+            return self._error_conn(pkt, now) is not None
+        return self._lookup(t, now) is not None or self._forward_rule(t) is not None
 
     def forward(self, iface: Interface, pkt: bytearray, now: float) -> bytearray | None:
         """Translate a packet being forwarded (TTL already lowered), in place. Returns the
@@ -226,6 +225,8 @@ class Nat:
                 c["drop.nat.truncated"] += 1
                 return None
             return pkt  # ICMP other than echo and errors: not translated
+        if t[0] == PROTO_ICMP and pkt[(pkt[0] & 0x0F) * 4] in _ICMP_ERRORS:
+            return self._translate_error(pkt, now)  # (by its quote, never by its own tuple)
         found = self._lookup(t, now)
         if found is not None:
             conn, d = found
@@ -233,8 +234,6 @@ class Nat:
             _rewrite(pkt, 0, _inverse(conn.tuple_of(1 - d)))
             c["nat.translated"] += 1
             return pkt
-        if t[0] == PROTO_ICMP and pkt[(pkt[0] & 0x0F) * 4] in _ICMP_ERRORS:
-            return self._translate_error(pkt, now)
         return self._new(iface, t, pkt, now)
 
     # -- connections ----------------------------------------------------------------------------
