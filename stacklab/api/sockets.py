@@ -27,6 +27,13 @@ is: :class:`_Bridge`), so ``select``, ``selectors`` and asyncio wait on it; on t
 number its own ``select`` knows. ``with use_sockets(net):`` (api/blocking.py) makes the
 ``socket`` module's names this stack's in the calling thread, so ``http.client`` and the rest
 need no ``connect`` of ours.
+
+``setsockopt`` acts on the multicast options of UDP sockets — ``IP_ADD_MEMBERSHIP`` /
+``IP_DROP_MEMBERSHIP`` (``struct ip_mreq`` or ``ip_mreqn``), ``IP_MULTICAST_TTL``,
+``IP_MULTICAST_IF``, ``IPV6_JOIN_GROUP`` / ``IPV6_LEAVE_GROUP`` (``struct ipv6_mreq``),
+``IPV6_MULTICAST_HOPS``, ``IPV6_MULTICAST_IF`` — and on TCP_NODELAY and SO_KEEPALIVE of TCP
+sockets. An interface index is Linux's numbering of the host's interfaces, from 1 in their
+order (0: the route's).
 """
 
 from __future__ import annotations
@@ -53,6 +60,64 @@ _REAL_SOCKETPAIR = _socket.socketpair
 
 MAX_QUEUED_DATAGRAMS = 1024
 MAX_BUFFERED = 256 * 1024  # bytes a stream socket buffers before reading pauses (window closes)
+_IPPROTO_IP, _IPPROTO_IPV6 = _socket.IPPROTO_IP, _socket.IPPROTO_IPV6
+_IP_ADD, _IP_DROP = _socket.IP_ADD_MEMBERSHIP, _socket.IP_DROP_MEMBERSHIP
+_IP_TTL, _IP_IF = _socket.IP_MULTICAST_TTL, _socket.IP_MULTICAST_IF
+_V6_JOIN, _V6_LEAVE = _socket.IPV6_JOIN_GROUP, _socket.IPV6_LEAVE_GROUP
+_V6_HOPS, _V6_IF = _socket.IPV6_MULTICAST_HOPS, _socket.IPV6_MULTICAST_IF
+
+
+def _int_opt(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    b = bytes(value)
+    return int.from_bytes(b, "little" if len(b) > 1 else "big")  # an int, native (x86) order
+
+
+def _multicast_op(host: Any, level: int, name: int, value: Any) -> tuple[str, Any] | None:
+    """A multicast ``setsockopt`` as ``(DatagramTransport method, argument)``, or None (an
+    option without effect here)."""
+    def iface_by_index(n: int) -> int | None:
+        if n == 0:
+            return None
+        if not 1 <= n <= len(host.interfaces):
+            raise OSError(19, "No such device")
+        return n - 1
+
+    def iface_by_addr(a: bytes) -> int | None:
+        if a == bytes(4):
+            return None
+        for i in host.interfaces:
+            if i.has_v4(a):
+                return int(i.index)
+        raise OSError(99, "Cannot assign requested address")
+
+    if level == _IPPROTO_IP and name in (_IP_ADD, _IP_DROP):
+        b = bytes(value)
+        if len(b) not in (8, 12):
+            raise OSError(22, "Invalid argument")
+        iface = iface_by_index(int.from_bytes(b[8:12], "little")) if len(b) == 12 and \
+            b[8:12] != bytes(4) else iface_by_addr(b[4:8])
+        return ("join_group" if name == _IP_ADD else "leave_group",
+                (_socket.inet_ntop(AF_INET, b[:4]), iface))
+    if level == _IPPROTO_IPV6 and name in (_V6_JOIN, _V6_LEAVE):
+        b = bytes(value)
+        if len(b) != 20:
+            raise OSError(22, "Invalid argument")
+        return ("join_group" if name == _V6_JOIN else "leave_group",
+                (_socket.inet_ntop(AF_INET6, b[:16]),
+                 iface_by_index(int.from_bytes(b[16:], "little"))))
+    if (level, name) in ((_IPPROTO_IP, _IP_TTL), (_IPPROTO_IPV6, _V6_HOPS)):
+        ttl = _int_opt(value)
+        if not 0 <= ttl <= 255:
+            raise OSError(22, "Invalid argument")
+        return "ttl", ttl
+    if level == _IPPROTO_IP and name == _IP_IF:
+        return "iface", iface_by_addr(bytes(value)[:4] if len(bytes(value)) < 12
+                                      else bytes(value)[4:8])
+    if level == _IPPROTO_IPV6 and name == _V6_IF:
+        return "iface", iface_by_index(_int_opt(value))
+    return None
 _GRACE = 5.0  # extra seconds the calling thread waits beyond a loop-side timeout
 
 
@@ -321,6 +386,7 @@ class StackSocket:
         self._accept_q: _AcceptQueue | None = None
         # UDP
         self._dgram: _DatagramQueue | None = None
+        self._mcast_ops: list[tuple[str, Any]] = []  # set before the endpoint exists
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = -1.0) -> T:
@@ -363,8 +429,17 @@ class StackSocket:
 
     def setsockopt(self, level: int, option: int, value: Any, *args: Any) -> None:
         """Kept for getsockopt; TCP_NODELAY and SO_KEEPALIVE go to the TCB's config (now if
-        connected, else at connect). Other options (SO_REUSEADDR...) change nothing here."""
+        connected, else at connect); a UDP socket's multicast options act (see the module
+        docstring). Other options (SO_REUSEADDR...) change nothing here."""
         self._check_open()
+        if self.type == SOCK_DGRAM:
+            op = _multicast_op(self._host, level, option, value)
+            if op is not None:
+                if self._dgram is None:
+                    self._mcast_ops.append(op)  # the endpoint does not exist yet
+                else:
+                    self._apply_multicast(op)
+                return
         number = int.from_bytes(value, "little") if isinstance(value, bytes | bytearray) else (
             int(value) if value is not None else 0)
         self._options[(level, option)] = number
@@ -390,6 +465,21 @@ class StackSocket:
     def _tcb(self) -> Any:
         stream = self._stream
         return stream.transport.get_extra_info("tcb") if stream is not None else None
+
+    def _apply_multicast(self, op: tuple[str, Any]) -> None:
+        proto = self._dgram
+        assert proto is not None
+        what, arg = op
+        transport = proto.transport
+
+        def apply() -> None:
+            if what == "ttl":
+                transport.set_multicast(ttl=arg)
+            elif what == "iface":
+                transport.set_multicast(iface=arg)
+            else:
+                getattr(transport, what)(*arg)
+        self._stack.call(apply, timeout=_GRACE)
 
     def fileno(self) -> int:
         if self._closed:
@@ -660,6 +750,9 @@ class StackSocket:
         self._run(open_endpoint(), timeout=None)
         self._dgram = proto
         self._watch(proto)
+        ops, self._mcast_ops = self._mcast_ops, []
+        for op in ops:
+            self._apply_multicast(op)
 
     def _close_datagram(self) -> None:
         proto, self._dgram = self._dgram, None

@@ -19,6 +19,15 @@ An IPv6 endpoint bound to the wildcard (``"::"``) and not connected is dual-stac
 socket on ``::`` with IPV6_V6ONLY off (RFC 3493 §5.3): an IPv4 PCB on the same port, its twin,
 receives the IPv4 datagrams and sends to IPv4 addresses (given plain or v4-mapped, reported
 plain, as the TCP listeners report their IPv4 peers); ``v6only=True`` opens IPv6 alone.
+
+Multicast: ``join_group("239.1.2.3", iface=None)`` / ``leave_group`` on both shapes
+(``IP_ADD_MEMBERSHIP`` / ``IPV6_JOIN_GROUP``; ``iface`` an interface name or index, None: the
+route's), ``multicast_ttl`` (``IP_MULTICAST_TTL`` / ``IPV6_MULTICAST_HOPS``, default 1) and
+``multicast_if`` (``IP_MULTICAST_IF``); see :mod:`stacklab.stack.udp`.
+
+Datagram PLPMTUD (RFC 8899) on a connected :class:`UdpSocket`: ``enable_plpmtud()``, then
+``await send_probe(prefix)`` (the size sent, or None), ``probe_acked(size)`` when the peer
+confirmed it, ``plpmtu`` and ``max_payload()``; see :mod:`stacklab.stack.plpmtu`.
 """
 
 from __future__ import annotations
@@ -91,6 +100,27 @@ def _family_arg(family: int) -> int:
     return family
 
 
+def _iface_index(host: DrivenHost, iface: str | int | None) -> int | None:
+    if iface is None or isinstance(iface, int):
+        return iface
+    for i in host.interfaces:
+        if i.name == iface:
+            return i.index
+    raise OSError(errno.ENODEV, f"no interface {iface!r}")
+
+
+def _membership(host: DrivenHost, pcb: UdpPcb, twin: UdpPcb | None, group: str,
+                iface: str | int | None, join: bool) -> None:
+    """Join or leave ``group`` on the PCB of its family (a dual-stack socket's twin for v4)."""
+    g = ip_bytes(group)
+    target = twin if twin is not None and len(g) == 4 else pcb
+    if len(g) != (4 if target.family == 4 else 16):
+        raise OSError(errno.EINVAL, "group family does not match the socket")
+    (target.join_group if join else target.leave_group)(g, _iface_index(host, iface),
+                                                         host.now())
+    host.request_wake()
+
+
 class DatagramTransport(asyncio.DatagramTransport):
     def __init__(self, host: DrivenHost, pcb: UdpPcb, protocol: asyncio.DatagramProtocol,
                  twin: UdpPcb | None = None) -> None:
@@ -142,6 +172,22 @@ class DatagramTransport(asyncio.DatagramTransport):
         if self._twin is not None:
             self._twin.df = df
 
+    def join_group(self, group: str, iface: str | int | None = None) -> None:
+        _membership(self._host, self._pcb, self._twin, group, iface, True)
+
+    def leave_group(self, group: str, iface: str | int | None = None) -> None:
+        _membership(self._host, self._pcb, self._twin, group, iface, False)
+
+    def set_multicast(self, *, ttl: int | None = None, iface: str | int | None = None) -> None:
+        """``IP_MULTICAST_TTL`` / ``IP_MULTICAST_IF`` (and their IPv6 twins)."""
+        for pcb in (self._pcb, self._twin):
+            if pcb is None:
+                continue
+            if ttl is not None:
+                pcb.mcast_ttl = ttl
+            if iface is not None:
+                pcb.mcast_if = _iface_index(self._host, iface)
+
     def is_closing(self) -> bool:
         return self._closing
 
@@ -149,9 +195,9 @@ class DatagramTransport(asyncio.DatagramTransport):
         if self._closing:
             return
         self._closing = True
-        self._pcb.close()
+        self._pcb.close(self._host.now())
         if self._twin is not None:
-            self._twin.close()
+            self._twin.close(self._host.now())
         self._host.loop.call_soon(self._protocol.connection_lost, None)
 
     def abort(self) -> None:
@@ -227,6 +273,65 @@ class UdpSocket:
         for pcb in self._pcbs():
             pcb.ttl = value
 
+    @property
+    def multicast_ttl(self) -> int:
+        """``IP_MULTICAST_TTL`` / ``IPV6_MULTICAST_HOPS`` (default 1)."""
+        return self._pcb.mcast_ttl
+
+    @multicast_ttl.setter
+    def multicast_ttl(self, value: int) -> None:
+        for pcb in self._pcbs():
+            pcb.mcast_ttl = value
+
+    @property
+    def multicast_if(self) -> str | None:
+        """``IP_MULTICAST_IF``: the interface (name) multicast leaves by, None: the route's."""
+        i = self._pcb.mcast_if
+        return None if i is None else self.host.interfaces[i].name
+
+    @multicast_if.setter
+    def multicast_if(self, value: str | int | None) -> None:
+        for pcb in self._pcbs():
+            pcb.mcast_if = _iface_index(self.host, value)
+
+    # DPLPMTUD (RFC 8899)
+    def enable_plpmtud(self) -> None:
+        """Datagram PLPMTUD on this connected socket's path (sets DF)."""
+        self._pcb.enable_plpmtud()
+
+    @property
+    def plpmtu(self) -> int | None:
+        """The PLPMTU (IP packet bytes) DPLPMTUD has confirmed, None when not enabled."""
+        pl = self._pcb.plpmtud
+        return pl.plpmtu if pl is not None else None
+
+    @property
+    def plpmtud_state(self) -> str | None:
+        pl = self._pcb.plpmtud
+        return pl.state.value if pl is not None else None
+
+    async def send_probe(self, prefix: bytes = b"") -> int | None:
+        """Send the probe the search wants now (its IP size), or None when none is wanted."""
+        self._raise_pending()
+        size = self._pcb.send_probe(self.host.now(), prefix)
+        self.host.request_wake()
+        return size
+
+    def probe_acked(self, size: int) -> bool:
+        """The peer confirmed the probe of ``size`` bytes; True when the PLPMTU changed."""
+        pl = self._pcb.plpmtud
+        if pl is None:
+            raise OSError(errno.EINVAL, "DPLPMTUD is not enabled on this socket")
+        return pl.probe_acked(size, self.host.now())
+
+    def join_group(self, group: str, iface: str | int | None = None) -> None:
+        """``IP_ADD_MEMBERSHIP`` / ``IPV6_JOIN_GROUP``."""
+        _membership(self.host, self._pcb, self._twin, group, iface, True)
+
+    def leave_group(self, group: str, iface: str | int | None = None) -> None:
+        """``IP_DROP_MEMBERSHIP`` / ``IPV6_LEAVE_GROUP``."""
+        _membership(self.host, self._pcb, self._twin, group, iface, False)
+
     def _pcbs(self) -> tuple[UdpPcb, ...]:
         return (self._pcb,) if self._twin is None else (self._pcb, self._twin)
 
@@ -291,7 +396,7 @@ class UdpSocket:
 
     def close(self) -> None:
         for pcb in self._pcbs():
-            pcb.close()
+            pcb.close(self.host.now())
         self._error = OSError(errno.EBADF, "socket is closed")
         self._wakeup()
 

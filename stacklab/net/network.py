@@ -356,12 +356,15 @@ class Network:
                      ) -> dict[BroadcastDomain, tuple[str, str]]:
         """Breadth-first from ``src`` through routers: remote segment -> first-hop addresses."""
         first_hop: dict[str, tuple[str, str] | None] = {src: None}
+        arrived: dict[str, BroadcastDomain] = {}  # the segment each node was reached by
         routes: dict[BroadcastDomain, tuple[str, str] | None] = {}
         queue = deque([src])
         while queue:
             u = queue.popleft()
             if u != src and self.kinds.get(u) != "router":
                 continue  # hosts and other nodes do not forward
+            if u != src and arrived[u] is self._nat_outside(u, node_ifs):
+                continue  # a NAT router hides its inside segments from the outside
             for _, seg in node_ifs.get(u, []):
                 if seg in routes:
                     continue
@@ -369,8 +372,21 @@ class Network:
                 for v, v_if in seg.endpoints:
                     if v.name not in first_hop:
                         first_hop[v.name] = first_hop[u] or addr[(v.name, v_if)]
+                        arrived[v.name] = seg
                         queue.append(v.name)
         return {seg: via for seg, via in routes.items() if via is not None}
+
+    def _nat_outside(self, name: str, node_ifs: dict[str, list[tuple[int, BroadcastDomain]]]
+                     ) -> BroadcastDomain | None:
+        """The segment of a NAT router's outside interface (``router.nat.outside``)."""
+        node = self.nodes[name]
+        nat = getattr(node, "nat", None)
+        if nat is None:
+            return None
+        for ifindex, seg in node_ifs.get(name, []):
+            if node.ports[ifindex].name == nat.outside:
+                return seg
+        return None
 
     # -- capture -----------------------------------------------------------------------------
     def capture(self, directory: str | os.PathLike[str], point: str = "rx") -> None:

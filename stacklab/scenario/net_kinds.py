@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import random
 from typing import Any
 
@@ -171,9 +172,11 @@ class TcpEchoApp(TcpSinkApp):
 
 # -- UDP ------------------------------------------------------------------------------------------
 class UdpSendApp(_Client):
-    """udp-send: ``count`` datagrams of ``size`` bytes to ``to``:``port``, ``interval`` apart."""
+    """udp-send: ``count`` datagrams of ``size`` bytes to ``to``:``port``, ``interval`` apart
+    (``to`` may be a multicast group; ``ttl``: its IP_MULTICAST_TTL, else the unicast TTL)."""
 
-    params = frozenset({"to", "port", "size", "count", "interval", "df", "family", "start"})
+    params = frozenset({"to", "port", "size", "count", "interval", "df", "family", "start",
+                        "ttl"})
 
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)
@@ -182,10 +185,13 @@ class UdpSendApp(_Client):
         self.count = parse_int(params.get("count", 1), "count", 1, 10_000_000)
         self.interval = parse_duration(params.get("interval", "10ms"), "interval")
         self.df = parse_bool(params.get("df", False), "df")
+        self.ttl = parse_int(params["ttl"], "ttl", 0, 255) if "ttl" in params else None
 
     async def go(self) -> dict[str, Any]:
         t0 = self.node.now()
-        sock = self.node.udp_socket(self.family, df=self.df)
+        sock = self.node.udp_socket(self.family, df=self.df, ttl=self.ttl)
+        if self.ttl is not None:
+            sock.multicast_ttl = self.ttl
         sock.connect((self.to, self.port))
         digest = hashlib.sha256()
         sent = 0
@@ -213,15 +219,23 @@ class UdpSendApp(_Client):
 
 class UdpSinkApp:
     """udp-sink: receive datagrams on ``port`` until the scenario ends; on both families unless
-    ``family`` names one."""
+    ``family`` names one; ``group``: join that multicast group first (IP_ADD_MEMBERSHIP)."""
 
-    params = frozenset({"port", "family"})
+    params = frozenset({"port", "family", "group"})
     daemon = True
 
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         self.node = node
         self.port = p.port(params, 9)
         self.family = p.listen_family(params)
+        self.group = params.get("group")
+        if self.group is not None:
+            try:
+                g = ipaddress.ip_address(self.group)
+            except ValueError:
+                raise ParamError("group", f"not an address: {self.group!r}") from None
+            if not g.is_multicast:
+                raise ParamError("group", f"{self.group} is not a multicast address")
         self.datagrams = 0
         self.nbytes = 0
         self.digest = hashlib.sha256()
@@ -249,6 +263,8 @@ class UdpSinkApp:
     async def run(self) -> dict[str, Any]:
         sock = self.node.udp_socket(self.family or 6, v6only=self.family == 6)
         sock.bind(("", self.port))
+        if self.group is not None:
+            sock.join_group(self.group)
         try:
             while True:
                 data = await sock.recv()

@@ -6,6 +6,13 @@
 * ``plpmtud`` (hosts and routers): TCP's RFC 4821 packetization-layer PMTU discovery,
   ``off`` | ``blackhole`` | ``always`` (Linux's ``tcp_mtu_probing`` 0/1/2);
 * ``mss_clamp`` (routers): ``"pmtu"`` or an MSS, like ``iptables -j TCPMSS``;
+* ``nat`` (routers): masquerade out of an interface, ``nat = "eth1"`` (``iptables -t nat -A
+  POSTROUTING -o eth1 -j MASQUERADE``), with port forwards ``nat = { outside = "eth1", forward =
+  [{ proto = "tcp", port = 8080, to = "srv:80" }] }`` (:mod:`stacklab.stack.nat`); the
+  network's automatic routes then stop at the router: outside nodes get no route to the
+  inside segments;
+* ``multicast_querier`` (hosts and routers): be the IGMP and MLD querier of every link
+  (:mod:`stacklab.stack.igmp`);
 * ``pmtu_expires``: how long a learned path MTU lives, e.g. ``"10min"``.
 """
 
@@ -13,15 +20,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacklab.net.units import ParamError, parse_duration
+from stacklab.net.units import ParamError, parse_bool, parse_duration
 from stacklab.stack.host import Host
+from stacklab.stack.nat import parse_nat
 from stacklab.stack.router import Router, parse_mss_clamp
 from stacklab.stack.sysctl import SysctlError
 from stacklab.stack.tcp.plpmtud import parse_mode
 
 __all__ = ["NODE_OPTIONS", "apply_node_options", "apply_sysctl", "check_node_option"]
 
-NODE_OPTIONS = ("sysctl", "plpmtud", "mss_clamp", "pmtu_expires")
+NODE_OPTIONS = ("sysctl", "plpmtud", "mss_clamp", "pmtu_expires", "nat", "multicast_querier")
 
 
 def check_node_option(key: str, value: object, kind: str) -> None:
@@ -39,6 +47,12 @@ def check_node_option(key: str, value: object, kind: str) -> None:
             if kind != "router":
                 raise ParamError(key, "only routers clamp the MSS of forwarded SYNs")
             parse_mss_clamp(value)
+        elif key == "nat":
+            if kind != "router":
+                raise ParamError(key, "only routers translate addresses")
+            parse_nat(value)
+        elif key == "multicast_querier":
+            parse_bool(value, key)
         elif key == "pmtu_expires":
             if parse_duration(value, key) <= 0:
                 raise ParamError(key, "must be positive")
@@ -73,5 +87,13 @@ def apply_node_options(node: Host, table: dict[str, Any]) -> None:
     if "mss_clamp" in table:
         assert isinstance(node, Router)  # check_node_option allows mss_clamp on routers only
         node.mss_clamp = parse_mss_clamp(table["mss_clamp"])
+    if "nat" in table:
+        assert isinstance(node, Router)  # check_node_option allows nat on routers only
+        nat = parse_nat(table["nat"])
+        if nat is not None:
+            node.enable_nat(*nat)
+    if "multicast_querier" in table:
+        node.igmp.querier = node.mld.querier = parse_bool(table["multicast_querier"],
+                                                          "multicast_querier")
     if "pmtu_expires" in table:
         node.pmtu.expires = parse_duration(table["pmtu_expires"], "pmtu_expires")

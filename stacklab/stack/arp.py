@@ -74,11 +74,15 @@ def arp_receive(host: HostContext, iface: Interface, payload: memoryview, eth_ds
         c["drop.arp.bad_sender_mac"] += 1  # a multicast/broadcast sender is never valid
         return
     own_target = iface.has_v4(tpa)
+    host.acd.arp_seen(iface, op, sha, spa, tpa, now)  # a probe of ours in progress?
     if spa != ZERO_IP and host.is_local4(spa):
-        # somebody else claims one of our addresses (RFC 5227 §2.4): count and keep ours
+        # somebody else claims one of our addresses (RFC 5227 §2.4 (b)): count, keep ours and
+        # defend it with one announcement (at most one per DEFEND_INTERVAL)
         c["arp.conflicts"] += 1
         host.trace(now, "arp", "drop", reason="address conflict", ip=ip_str(spa),
                    mac=mac_str(sha))
+        if iface.has_v4(spa):
+            host.acd.defend(iface, spa, now)
         return
     cache = iface.arp
     if op == ARP_REQUEST:

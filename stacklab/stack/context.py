@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from .pmtu import PathMtuCache
     from .route import Route, RoutingTable
 
-__all__ = ["HostContext", "ProtocolHandler", "RxInfo", "TimerSource", "ViewHandler"]
+__all__ = ["ConflictWatcher", "HostContext", "Membership", "ProtocolHandler", "RxInfo",
+           "TimerSource", "ViewHandler"]
 
 
 class RxInfo:
@@ -62,6 +63,23 @@ class TimerSource(Protocol):
     def handle_timer(self, now: float) -> None: ...
 
 
+class Membership(Protocol):
+    """What a socket asks of the host's IGMP / MLD engine (``IP_ADD_MEMBERSHIP``)."""
+
+    def join(self, ifindex: int, group: bytes, now: float) -> None: ...
+
+    def leave(self, ifindex: int, group: bytes, now: float) -> None: ...
+
+
+class ConflictWatcher(Protocol):
+    """What ARP tells the host's address conflict detection (RFC 5227, stack/acd.py)."""
+
+    def arp_seen(self, iface: Interface, op: int, sha: bytes, spa: bytes, tpa: bytes,
+                 now: float) -> None: ...
+
+    def defend(self, iface: Interface, addr: bytes, now: float) -> None: ...
+
+
 class HostContext(Protocol):
     """The host as an engine sees it."""
 
@@ -89,6 +107,15 @@ class HostContext(Protocol):
     view_handlers: dict[int, ViewHandler]
     icmp_error_handlers: dict[int, Callable[..., None]]
 
+    @property
+    def igmp(self) -> Membership: ...  # IPv4 multicast membership (IGMP, stack/igmp.py)
+
+    @property
+    def mld(self) -> Membership: ...  # IPv6 multicast membership (MLD)
+
+    @property
+    def acd(self) -> ConflictWatcher: ...  # IPv4 address conflict detection
+
     def is_local(self, a: bytes) -> bool: ...
 
     def is_local4(self, a: bytes) -> bool: ...
@@ -102,6 +129,8 @@ class HostContext(Protocol):
     def source_address_for(self, dst: bytes) -> bytes | None: ...
 
     def path_mtu(self, dst: bytes, now: float | None = None) -> int: ...
+
+    def link_mtu(self, dst: bytes) -> int: ...
 
     def learn_path_mtu(self, dst: bytes, mtu: int, now: float,
                        original_length: int = 0) -> int | None: ...

@@ -36,11 +36,13 @@ from stacklab.wire.addr import ip_str, is_link_local, solicited_node
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView
 from stacklab.wire.ipv6 import MIN_MTU
-from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP
+from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_IGMP, PROTO_UDP
 
+from .acd import Acd
 from .arp import ArpResolver, arp_receive, gratuitous_arp
 from .context import ProtocolHandler, RxInfo, TimerSource, ViewHandler
 from .icmp import UNREACHABLE, Icmp
+from .igmp import Igmp, Mld
 from .interface import ALL_ROUTERS, Addr6, Interface
 from .ipv4 import Ipv4
 from .ipv6 import Ipv6
@@ -48,6 +50,7 @@ from .ndp import Ndp, NdResolver, eui64_address
 from .neighbor import NeighborCache, NeighborParams, NeighborTable
 from .node import Node, Port
 from .pmtu import PathMtuCache, tcp_quote_check
+from .redirect import Redirects
 from .route import CONNECTED, Route, RoutingTable, parse_prefix
 from .sysctl import HostSysctl
 from .tcp.config import TcpConfig
@@ -99,6 +102,12 @@ class Host(Node):
         self.icmp = Icmp(self)
         self.ndp = Ndp(self)
         self.icmp.nd_receiver = self.ndp.receive
+        self.igmp, self.mld = Igmp(self), Mld(self)  # multicast group membership
+        self.acd = Acd(self)  # RFC 5227 conflict detection, RFC 3927 link-local (for DHCP)
+        self.redirects = Redirects(self)  # ICMP redirects, sent (routers) and honoured (hosts)
+        self.icmp.redirect_receiver = self.ipv4.redirects = self.redirects
+        self.icmp.mld_receiver = self.mld.receive
+        self.register_protocol(PROTO_IGMP, self.igmp.receive)
         self.register_protocol(PROTO_ICMP, self.icmp.receive4)
         self.register_protocol(PROTO_ICMPV6, self.icmp.receive6)
         self._make_transports(None)

@@ -30,6 +30,7 @@ from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6
 
 if TYPE_CHECKING:
     from .context import HostContext, RxInfo
+    from .redirect import Redirects
 
 # Kinds of errors handed to the transports (family-neutral)
 UNREACHABLE = "unreachable"
@@ -175,6 +176,8 @@ class Icmp:
         self.validators: dict[int, Callable[[bytes, bytes, bytes], str | None]] = {}
         # NDP's receive (the host wires it): RS/RA/NS/NA/redirect arrive as ICMPv6
         self.nd_receiver: Callable[[RxInfo, bytes, bytes, Icmpv6View, float], None] | None = None
+        self.mld_receiver: Callable[[RxInfo, bytes, bytes, memoryview, float], None] | None = None
+        self.redirect_receiver: Redirects | None = None  # IPv4 redirects (stack/redirect.py)
 
     def register_validator(self, proto: int,
                            fn: Callable[[bytes, bytes, bytes], str | None]) -> None:
@@ -321,6 +324,10 @@ class Icmp:
             if lst is not None:
                 lst.echo_reply(src, m.seq, len(payload) - 8, info.ttl, now)
             return
+        if t == i4.REDIRECT:
+            if self.redirect_receiver is not None:
+                self.redirect_receiver.received(src, m, info.ifindex, now)
+            return
         kind = _kind4(t, m.code)
         if kind is None:
             return
@@ -347,6 +354,10 @@ class Icmp:
         if 133 <= t <= 137:
             if self.nd_receiver is not None:
                 self.nd_receiver(info, src, dst, m, now)
+            return
+        if t in (130, 131, 132, 143):  # MLD (RFC 3810)
+            if self.mld_receiver is not None:
+                self.mld_receiver(info, src, dst, m.buf, now)
             return
         if t == i6.ECHO_REQUEST:
             me = dst

@@ -44,6 +44,7 @@ class Interface:
         self.v6: list[Addr6] = []
         self.bcast4: set[bytes] = set()
         self.groups6: set[bytes] = {ALL_NODES}
+        self.groups4: set[bytes] = set()  # IPv4 multicast groups joined (IGMP), 224.0.0.1 aside
         self.ra_mtu: int | None = None
         self.link_local: bytes | None = None
         self.arp = arp  # IPv4 neighbours (ARP)

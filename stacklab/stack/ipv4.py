@@ -14,12 +14,12 @@ import os
 from typing import TYPE_CHECKING
 
 from stacklab.stack.route import DstCache
-from stacklab.wire.addr import BROADCAST_MAC, ip_str
+from stacklab.wire.addr import BROADCAST_MAC, ip_str, multicast_mac
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
 from stacklab.wire.frame import parse_ipv4_tcp_frame
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
-from stacklab.wire.proto import PROTO_TCP
+from stacklab.wire.proto import PROTO_TCP, PROTO_UDP
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv4
@@ -28,6 +28,8 @@ from .ipid import IpIdGenerator
 if TYPE_CHECKING:
     from .context import HostContext
     from .interface import Interface
+    from .nat import Nat
+    from .redirect import Redirects
 
 LIMITED_BCAST = b"\xff\xff\xff\xff"
 ALL_HOSTS = bytes([224, 0, 0, 1])
@@ -44,6 +46,10 @@ class Ipv4:
         # dst -> (interface, next hop, route's preferred source): Linux's dst cache, valid while
         # the routing table and the addresses stay as they were (routes.gen, host.addr_gen)
         self.dst_cache = DstCache(host)
+        # a router's NAT (stack/nat.py), the one seam: asked before a packet to our address is
+        # delivered (claims), and translating every forwarded packet (forward)
+        self.nat: Nat | None = None
+        self.redirects: Redirects | None = None  # sends ICMP redirects (stack/redirect.py)
 
     # -- input ---------------------------------------------------------------------------------
     def _admit(self, iface: Interface, ip: IPv4View, l2_bcast: bool, now: float) -> bool | None:
@@ -58,8 +64,11 @@ class Ipv4:
             return None
         dst = ip.dst
         if dst in h.local4:
+            if self.nat is not None and self.nat.claims(iface, ip.buf[:ip.total_length], now):
+                self.forward(iface, ip, l2_bcast, now)  # a reply or port forward to translate
+                return None
             bcast = l2_bcast
-        elif dst in (LIMITED_BCAST, ALL_HOSTS) or dst in iface.bcast4:
+        elif dst in (LIMITED_BCAST, ALL_HOSTS) or dst in iface.bcast4 or dst in iface.groups4:
             bcast = True
         elif h.forwarding:
             self.forward(iface, ip, l2_bcast, now)
@@ -150,6 +159,21 @@ class Ipv4:
             h.trace(now, "ipv4", "drop", reason="ttl exceeded", dst=ip_str(dst))
             h.send_icmp_error4(packet, 11, 0, now)
             return
+        pkt = bytearray(packet)
+        pkt[8] -= 1
+        # RFC 1624 incremental update: TTL is the high byte of word 4, so the sum drops 0x100
+        csum = ((pkt[10] << 8) | pkt[11]) + 0x100
+        csum = (csum & 0xFFFF) + (csum >> 16)
+        pkt[10] = csum >> 8
+        pkt[11] = csum & 0xFF
+        if self.nat is not None:
+            # translated in place (or reassembled first); the errors below quote ``packet``,
+            # the packet as it arrived, to its own sender (RFC 5508 §4.2 end to end)
+            nat_pkt = self.nat.forward(iface, pkt, now)
+            if nat_pkt is None:
+                return
+            pkt = nat_pkt
+            dst = bytes(pkt[16:20])
         route = h.routes.lookup(dst)
         if route is None:
             c["drop.ipv4.no_route"] += 1
@@ -161,25 +185,20 @@ class Ipv4:
             c["drop.ipv4.no_route"] += 1
             h.send_icmp_error4(packet, 3, 0, now)
             return
-        pkt = bytearray(packet)
-        pkt[8] -= 1
-        # RFC 1624 incremental update: TTL is the high byte of word 4, so the sum drops 0x100
-        csum = ((pkt[10] << 8) | pkt[11]) + 0x100
-        csum = (csum & 0xFFFF) + (csum >> 16)
-        pkt[10] = csum >> 8
-        pkt[11] = csum & 0xFF
+        if self.redirects is not None and pkt[12:20] == packet[12:20]:  # (not translated)
+            self.redirects.forwarded(iface, out, packet, nexthop, now)
         mtu = out.mtu
         c["ipv4.forwarded"] += 1
         if len(pkt) <= mtu:
             self.output(out, nexthop, pkt, now)
             return
-        if ip.df:
+        if pkt[6] & 0x40:  # DF (of the packet as translated/reassembled)
             c["drop.ipv4.frag_needed"] += 1
             h.trace(now, "ipv4", "drop", reason="fragmentation needed", mtu=mtu,
                     dst=ip_str(dst))
             h.send_icmp_error4(packet, 3, 4, now, mtu=mtu)
             return
-        hl = ip.header_len
+        hl = (pkt[0] & 0x0F) * 4
         frags = fragment_ipv4(pkt[:hl], memoryview(pkt)[hl:], mtu)
         c["ipv4.fragmented"] += 1
         c["ipv4.fragments_created"] += len(frags)
@@ -193,9 +212,14 @@ class Ipv4:
              ) -> None:
         h = self.host
         c = h.counters
-        if dst == LIMITED_BCAST:
+        if dst == LIMITED_BCAST or dst[0] >> 4 == 14:
+            # broadcast, or multicast (RFC 1112 §6: out of the chosen interface, IP_MULTICAST_IF,
+            # else the route's, else the first one: a scenario's hosts have no default route)
+            if ifindex is None and dst != LIMITED_BCAST:
+                entry = self.dst_cache.get(dst)
+                ifindex = entry[0].index if entry is not None else None
             iface = h.interfaces[ifindex if ifindex is not None else 0]
-            nexthop = LIMITED_BCAST
+            nexthop = dst
             route_src: bytes | bool | None = False  # False: not routed
         elif dst in h.local4:
             iface = h.local4[dst]
@@ -252,6 +276,10 @@ class Ipv4:
         mac: bytes | None
         if nexthop == LIMITED_BCAST or nexthop in iface.bcast4:
             mac = BROADCAST_MAC
+        elif nexthop[0] >> 4 == 14:
+            mac = multicast_mac(nexthop)
+            if nexthop in iface.groups4 and packet[9] == PROTO_UDP:
+                h.loopback(iface, packet, now)  # IP_MULTICAST_LOOP: members here get a copy
         else:
             mac = iface.arp.resolve(nexthop, packet, now)
             if mac is None:

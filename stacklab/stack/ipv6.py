@@ -289,6 +289,8 @@ class Ipv6:
         mac: bytes | None
         if nexthop[0] == 0xFF:
             mac = multicast_mac(nexthop)
+            if packet[6] == PROTO_UDP and nexthop in iface.groups6:
+                h.loopback(iface, packet, now)  # IPV6_MULTICAST_LOOP: members here get a copy
         else:
             mac = iface.nd.resolve(nexthop, packet, now)
             if mac is None:

@@ -13,6 +13,11 @@ the router forwards is lowered to a number (``--set-mss``) or, with ``"pmtu"``
 IP and TCP headers. Both ends then send segments that fit without ever needing an ICMP message —
 the usual fix for PMTUD black holes on PPPoE/tunnel links, at the price of the end-to-end
 principle (the router rewrites a transport header and its checksum).
+
+NAT (``router.enable_nat("eth1")``, like ``iptables -t nat -A POSTROUTING -o eth1 -j
+MASQUERADE``; port forwards and hairpinning too): :mod:`stacklab.stack.nat`, hooked into the
+IPv4 forwarding path (``ipv4.nat``); ``router.nat.describe(now)`` lists the tracked connections
+like ``conntrack -L``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from stacklab.wire.ipv6 import IPv6View
 from stacklab.wire.proto import PROTO_TCP
 
 from .host import Host
+from .nat import Nat, PortForward
 
 if TYPE_CHECKING:
     from .interface import Interface
@@ -91,6 +97,7 @@ class Router(Host):
         super().__init__(name, rng=rng, tracer=tracer)
         self.ndp.accept_ra = False
         self.mss_clamp: int | str | None = None  # see the module docstring
+        self.nat: Nat | None = None  # see enable_nat
         self._forward4 = self.ipv4.forward
         self._forward6 = self.ipv6.forward
         # the MSS clamp wraps this router's forwarding (per instance, not per class)
@@ -101,6 +108,13 @@ class Router(Host):
                   autonomous: bool = True) -> None:
         """Send Router Advertisements on ``ifindex`` (prefix + this router as default)."""
         self.ndp.advertise(ifindex, prefix, autonomous=autonomous)
+
+    def enable_nat(self, outside: str, forwards: tuple[PortForward, ...] = ()) -> Nat:
+        """Masquerade what leaves by the interface named ``outside`` (and apply ``forwards``,
+        port forwards to inside hosts); see :mod:`stacklab.stack.nat`."""
+        self.nat = Nat(self, outside, forwards, resolve=lambda name: self.resolve(name, 4))
+        self.ipv4.nat = self.nat
+        return self.nat
 
     # -- MSS clamping ----------------------------------------------------------------------------
     def _mss_limit(self, iface: Interface, dst: bytes, header: int) -> int | None:

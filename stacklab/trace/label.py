@@ -7,10 +7,10 @@ that does not parse gets a label that says so.
 
 from __future__ import annotations
 
-from stacklab.wire import MalformedPacket, arp, icmpv4, icmpv6, ipv4, ipv6, tcp, udp
+from stacklab.wire import MalformedPacket, arp, icmpv4, icmpv6, igmp, ipv4, ipv6, tcp, udp
 from stacklab.wire.addr import ip_str
 from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView
-from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
+from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_IGMP, PROTO_TCP, PROTO_UDP
 
 _ICMP4 = {
     (0, None): "echo reply", (8, None): "echo request", (11, None): "time exceeded",
@@ -95,6 +95,10 @@ class Labeler:
             if v.type in (0, 8):
                 return f"ICMP {name} seq {v.seq}"
             return f"ICMP {name}"
+        if proto == PROTO_IGMP:
+            return _group_label("IGMP", igmp.parse_igmp(payload))
+        if proto == PROTO_ICMPV6 and len(payload) and payload[0] in (130, 131, 132, 143):
+            return _group_label("MLD", igmp.parse_mld(payload))
         if proto == PROTO_ICMPV6:
             v6 = icmpv6.Icmpv6View(payload)
             name = _ICMP6.get(v6.type, f"type {v6.type}")
@@ -132,7 +136,15 @@ class Labeler:
         return " ".join(parts)
 
 
-_KINDS = (("[", "tcp"), ("ARP", "arp"), ("ICMPv6", "icmpv6"), ("ICMP", "icmp"), ("UDP", "udp"),
+def _group_label(name: str, m: igmp.GroupMessage) -> str:
+    """``IGMPv3 report 239.1.2.3``, ``MLDv2 query`` (MLD's own version numbers)."""
+    version = m.version - 1 if name == "MLD" else m.version
+    groups = [r.group for r in m.records] if m.records else [m.group] if any(m.group) else []
+    return " ".join([f"{name}v{version} {m.kind}", *(ip_str(g) for g in groups[:2])])
+
+
+_KINDS = (("[", "tcp"), ("ARP", "arp"), ("IGMP", "igmp"), ("MLD", "mld"), ("ICMPv6", "icmpv6"),
+          ("ICMP", "icmp"), ("UDP", "udp"),
           ("NS ", "ndp"), ("NA ", "ndp"), ("RS", "ndp"), ("RA", "ndp"), ("IP", "ip"))
 
 

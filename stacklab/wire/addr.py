@@ -63,8 +63,10 @@ def is_link_local(a: bytes) -> bool:
 
 
 def multicast_mac(a: bytes) -> bytes:
-    """The Ethernet address an IPv6 multicast address maps to: 33:33 and its last 32 bits
-    (RFC 2464 §7)."""
+    """The Ethernet address a multicast address maps to: IPv6, 33:33 and its last 32 bits
+    (RFC 2464 §7); IPv4, 01:00:5e and its low 23 bits (RFC 1112 §6.4)."""
+    if len(a) == 4:
+        return bytes((0x01, 0x00, 0x5E, a[1] & 0x7F, a[2], a[3]))
     return b"\x33\x33" + a[12:16]
 
 

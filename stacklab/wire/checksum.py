@@ -183,3 +183,16 @@ def fold(total: int) -> int:
 def checksum_ok(data: Buffer, initial: int = 0) -> bool:
     """True when ``data`` (checksum field included) plus ``initial`` sums to 0xFFFF (-0)."""
     return ok_le(le_sum(data) + (initial << 8))
+
+
+def checksum_adjust(csum: int, old: Buffer, new: Buffer) -> int:
+    """RFC 1624 eqn. 3, ``HC' = ~(~HC + ~m + m')``: the checksum ``csum`` after the 16-bit
+    words ``old`` (even length, at an even offset of the summed data) became ``new`` — what a
+    NAT rewriting addresses and ports does instead of summing the whole segment again."""
+    total = ~csum & 0xFFFF
+    o, n = bytes(old), bytes(new)
+    for i in range(0, len(o), 2):
+        total += (~((o[i] << 8) | o[i + 1]) & 0xFFFF) + ((n[i] << 8) | n[i + 1])
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF

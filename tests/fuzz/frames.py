@@ -27,6 +27,16 @@ from stacklab.wire.icmpv6 import (
     TargetLinkAddrOpt,
     build_icmpv6,
 )
+from stacklab.wire.igmp import (
+    HBH_ROUTER_ALERT6,
+    ROUTER_ALERT4,
+    GroupRecord,
+    build_igmp_query,
+    build_igmp_report,
+    build_igmp_v3_report,
+    build_mld_query,
+    build_mld_v2_report,
+)
 from stacklab.wire.ipv4 import build_ipv4
 from stacklab.wire.ipv6 import (
     DestinationOptions,
@@ -38,7 +48,14 @@ from stacklab.wire.ipv6 import (
     build_ipv6,
     walk_ext_headers,
 )
-from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
+from stacklab.wire.proto import (
+    PROTO_HOPOPTS,
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    PROTO_IGMP,
+    PROTO_TCP,
+    PROTO_UDP,
+)
 from stacklab.wire.tcp import ACK, FIN, PSH, RST, SYN, build_tcp, encode_options
 from stacklab.wire.udp import build_udp
 
@@ -212,6 +229,28 @@ def seeds(http_sport: int, ssh_sport: int) -> dict[str, tuple[str, bytes]]:
                                                  hop_limit=1)), dst=MAC_R0, src=MAC_A)),
         "fwd6-hbh": ("R1", eth(IPv6(B6, A6, PROTO_UDP, bytes(build_udp(B6, A6, 1, 2, b"hbh")),
                                     ext_headers=[hbh]).build(), dst=MAC_R1, src=MAC_B)),
+        # IGMP (RFC 2236/3376) and MLD (RFC 3810): queries to all systems / all nodes, reports
+        "igmp-query-v3": ("A", eth(build_ipv4(R04, ip_bytes("224.0.0.1"), PROTO_IGMP,
+                                              build_igmp_query(), ttl=1, options=ROUTER_ALERT4),
+                                   dst=bytes.fromhex("01005e000001"), src=MAC_R0)),
+        "igmp-query-v2": ("A", eth(build_ipv4(R04, ip_bytes("224.0.0.1"), PROTO_IGMP,
+                                              build_igmp_query(version=2), ttl=1),
+                                   dst=bytes.fromhex("01005e000001"), src=MAC_R0)),
+        "igmp-report-v3": ("R0", eth(build_ipv4(X4, ip_bytes("224.0.0.22"), PROTO_IGMP,
+                                                build_igmp_v3_report([GroupRecord(
+                                                    4, ip_bytes("239.1.2.3"), [X4])]), ttl=1),
+                                     dst=bytes.fromhex("01005e000016"), src=MAC_X)),
+        "igmp-report-v2": ("A", eth(build_ipv4(X4, ip_bytes("239.1.2.3"), PROTO_IGMP,
+                                               build_igmp_report(ip_bytes("239.1.2.3")), ttl=1),
+                                    dst=bytes.fromhex("01005e010203"), src=MAC_X)),
+        "mld-query-v2": ("A", eth(build_ipv6(R0_LL, ALL_NODES, PROTO_HOPOPTS, HBH_ROUTER_ALERT6
+                                             + build_mld_query(R0_LL, ALL_NODES), hop_limit=1),
+                                  dst=b"\x33\x33\x00\x00\x00\x01", src=MAC_R0)),
+        "mld-report-v2": ("A", eth(build_ipv6(R0_LL, ALL_NODES, PROTO_HOPOPTS, HBH_ROUTER_ALERT6
+                                              + build_mld_v2_report(R0_LL, ALL_NODES, [
+                                                  GroupRecord(2, ip_bytes("ff15::1"), [A6])]),
+                                              hop_limit=1),
+                                   dst=b"\x33\x33\x00\x00\x00\x01", src=MAC_R0)),
     }
     return out
 
@@ -248,7 +287,7 @@ def fix_checksums(frame: bytearray) -> None:
         _fix_l4(frame, 14 + off, 14 + end, upper, src, dst)
 
 
-_CSUM_AT = {PROTO_TCP: 16, PROTO_UDP: 6, PROTO_ICMP: 2, PROTO_ICMPV6: 2}
+_CSUM_AT = {PROTO_TCP: 16, PROTO_UDP: 6, PROTO_ICMP: 2, PROTO_ICMPV6: 2, PROTO_IGMP: 2}
 
 
 def _fix_l4(frame: bytearray, start: int, end: int, proto: int, src: bytes, dst: bytes) -> None:
@@ -257,7 +296,7 @@ def _fix_l4(frame: bytearray, start: int, end: int, proto: int, src: bytes, dst:
         return
     seg = bytearray(frame[start:end])
     seg[at:at + 2] = b"\x00\x00"
-    if proto == PROTO_ICMP:
+    if proto in (PROTO_ICMP, PROTO_IGMP):
         seg[at:at + 2] = internet_checksum(seg).to_bytes(2, "big")
     else:
         pseudo_store(seg, at, pseudo_header(src, dst, proto, 0))

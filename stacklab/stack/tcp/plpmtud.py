@@ -8,9 +8,10 @@ connection stalls in retransmission timeouts. PLPMTUD finds the size with TCP's 
   bigger than the base size (Linux: ``tcp_retries1`` = 3) engage PLPMTUD: the MSS falls back to the
   base (``base_mss``, Linux ``tcp_base_mss`` 1024; never below 1280 − 60 on IPv6). Further timeouts
   while engaged halve it (down to ``floor_mss``);
-* **search** — the search range is ``[search_low, search_high]`` (MTUs): low is a size known to
-  get through, high the largest that might (the interface/ICMP/peer limit). A probe is one segment
-  of ``(low + high + 1) // 2`` bytes of IP packet sent with enough data behind it that its loss
+* **search** — :class:`~stacklab.stack.plpmtu.PmtuSearch`, the rule UDP's DPLPMTUD shares: the
+  range is ``[search_low, search_high]`` (MTUs), low a size known to get through, high the
+  largest that might (the interface/ICMP/peer limit). A probe is one segment of
+  ``(low + high + 1) // 2`` bytes of IP packet sent with enough data behind it that its loss
   shows up as duplicate ACKs. ACKed: low = probe size and the MSS goes up at once. Lost: high =
   probe size − 1 (a lost probe is not a congestion signal: cwnd stays). The search is complete when
   ``high − low < threshold`` (Linux ``tcp_probe_threshold`` 8) and restarts after ``interval``
@@ -30,13 +31,12 @@ from enum import Enum
 
 from stacklab.wire.ipv6 import MIN_MTU as IPV6_MIN_MTU
 
+from ..plpmtu import PROBE_INTERVAL, PROBE_THRESHOLD, PmtuSearch
 from .seq import seq_ge, seq_le, seq_lt
 
 MODES = ("off", "blackhole", "always")
 BASE_MSS = 1024  # Linux tcp_base_mss
 FLOOR_MSS = 48  # Linux tcp_mtu_probe_floor
-PROBE_THRESHOLD = 8  # Linux tcp_probe_threshold (bytes)
-PROBE_INTERVAL = 600.0  # Linux tcp_probe_interval (s)
 BLACKHOLE_RTOS = 3  # Linux tcp_retries1: timeouts before black-hole detection
 
 
@@ -67,13 +67,9 @@ class Plpmtud:
         self.floor_mtu = max(floor_mss + header, v6_floor)
         self.base_mtu = max(base_mss + header, self.floor_mtu)
         self.max_mtu = max_mtu
-        self.threshold = threshold
-        self.interval = interval
         self.blackhole_rtos = blackhole_rtos
-        self.search_low = min(self.base_mtu, max_mtu)
-        self.search_high = max_mtu
+        self.search = PmtuSearch(min(self.base_mtu, max_mtu), max_mtu, threshold, interval)
         self.state = PlpmtudState.SEARCHING if self.mode == "always" else PlpmtudState.DISABLED
-        self.complete_at: float | None = None
         # the one probe in flight: its first sequence number, end (exclusive) and packet size
         self.probe_seq: int | None = None
         self.probe_end = 0
@@ -83,6 +79,18 @@ class Plpmtud:
         self.probes_acked = 0
         self.probes_lost = 0
         self.log: list[tuple[float, str, int]] = []  # (time, event, mtu) for the trace/tests
+
+    @property
+    def search_low(self) -> int:
+        return self.search.low
+
+    @property
+    def search_high(self) -> int:
+        return self.search.high
+
+    @property
+    def complete_at(self) -> float | None:
+        return self.search.complete_at
 
     @property
     def engaged(self) -> bool:
@@ -95,10 +103,7 @@ class Plpmtud:
     # -- signals -----------------------------------------------------------------------------------
     def on_ptb(self, mtu: int) -> None:
         """ICMP says the path carries at most ``mtu``: never search above it."""
-        if mtu < self.search_high:
-            self.search_high = mtu
-        if self.search_low > self.search_high:
-            self.search_low = self.search_high
+        self.search.ptb(mtu)
         if self.probe_seq is not None and self.probe_mtu > mtu:
             self.probe_seq = None  # that probe cannot arrive; its data is resent anyway
 
@@ -117,7 +122,7 @@ class Plpmtud:
         self.blackholes += 1
         if not self.engaged:
             self.state = PlpmtudState.SEARCHING
-            self.search_low = min(self.base_mtu, self.max_mtu)
+            self.search.restart(min(self.base_mtu, self.max_mtu))
             self.log.append((now, "blackhole", self.search_low))
             return True
         # engaged and still timing out: halve (Linux tcp_mtu_probing)
@@ -125,7 +130,7 @@ class Plpmtud:
         low = max(mss + self.header, self.floor_mtu)
         if low >= self.search_low:
             return False
-        self.search_low = low
+        self.search.restart(low)
         self.state = PlpmtudState.SEARCHING
         self.log.append((now, "blackhole-halve", low))
         return True
@@ -135,17 +140,12 @@ class Plpmtud:
         interface, ICMP and the peer's MSS allow."""
         if not self.engaged or self.probe_seq is not None:
             return None
-        if limit_mtu < self.search_high:
-            self.search_high = limit_mtu
-        if self.state is PlpmtudState.SEARCH_COMPLETE:
-            if self.complete_at is None or now - self.complete_at < self.interval:
-                return None
-            self.search_high = min(self.max_mtu, limit_mtu)  # the path may have grown
-            self.state = PlpmtudState.SEARCHING
-        if self.search_high - self.search_low < self.threshold:
-            self._complete(now)
-            return None
-        return (self.search_low + self.search_high + 1) // 2
+        before = self.search.complete_at
+        size = self.search.next_size(limit_mtu, self.max_mtu, now)
+        if before is not None and self.search.complete_at not in (None, before):
+            self.state = PlpmtudState.SEARCHING  # searched again after the interval: done at once
+        self._sync(now)
+        return size
 
     def probe_sent(self, seq: int, end: int, mtu: int, now: float) -> None:
         self.probe_seq = seq
@@ -165,10 +165,9 @@ class Plpmtud:
             return False
         self.probe_seq = None
         self.probes_acked += 1
-        self.search_low = self.probe_mtu
         self.log.append((now, "probe-acked", self.probe_mtu))
-        if self.search_high - self.search_low < self.threshold:
-            self._complete(now)
+        self.search.acked(self.probe_mtu, now)
+        self._sync(now)
         return True
 
     def on_probe_lost(self, now: float) -> None:
@@ -179,16 +178,20 @@ class Plpmtud:
     def _probe_lost(self, now: float) -> None:
         self.probe_seq = None
         self.probes_lost += 1
-        self.search_high = max(self.search_low, self.probe_mtu - 1)
         self.log.append((now, "probe-lost", self.probe_mtu))
-        if self.search_high - self.search_low < self.threshold:
-            self._complete(now)
+        self.search.lost(self.probe_mtu, now)
+        self._sync(now)
 
-    def _complete(self, now: float) -> None:
-        if self.state is not PlpmtudState.SEARCH_COMPLETE:
+    def _sync(self, now: float) -> None:
+        """The state follows the search: converged (complete) or searching again."""
+        if not self.engaged:
+            return
+        complete = self.search.complete_at is not None
+        if complete and self.state is not PlpmtudState.SEARCH_COMPLETE:
             self.state = PlpmtudState.SEARCH_COMPLETE
-            self.complete_at = now
             self.log.append((now, "search-complete", self.search_low))
+        elif not complete and self.state is PlpmtudState.SEARCH_COMPLETE:
+            self.state = PlpmtudState.SEARCHING
 
     def describe(self) -> str:
         return (f"plpmtud {self.mode} {self.state.value} low {self.search_low} "
