@@ -80,6 +80,7 @@ class HostContext(Protocol):
 
     # -- tables ---------------------------------------------------------------------------------
     interfaces: list[Interface]
+    lo: Interface  # loopback: what is sent on it comes back in on it
     routes: RoutingTable
     pmtu: PathMtuCache
     local4: dict[bytes, Interface]
@@ -109,7 +110,7 @@ class HostContext(Protocol):
     # -- operations -----------------------------------------------------------------------------
     def send_frame(self, ifindex: int, frame: bytes | bytearray) -> None: ...
 
-    def loopback(self, iface: Interface, packet: bytes | bytearray, now: float) -> None: ...
+    def loopback(self, packet: bytes | bytearray, now: float) -> None: ...
 
     def deliver(self, src: bytes, dst: bytes, proto: int, payload: memoryview, now: float,
                 info: RxInfo) -> None: ...

@@ -14,10 +14,17 @@ from stacklab.wire.addr import is_link_local
 from .neighbor import NeighborCache
 from .node import Port
 
-__all__ = ["ALL_NODES", "ALL_ROUTERS", "Addr6", "Interface"]
+__all__ = ["ALL_NODES", "ALL_ROUTERS", "LOOPBACK4", "LOOPBACK6", "LO_IFINDEX", "LO_MTU", "Addr6",
+           "Interface"]
 
 ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
 ALL_ROUTERS = bytes.fromhex("ff020000000000000000000000000002")
+# the loopback interface, Host.lo: not an index into Host.interfaces (it has no link), so the
+# ``0 <= ifindex < len(interfaces)`` checks pass over it
+LO_IFINDEX = -1
+LO_MTU = 65536  # Linux's lo
+LOOPBACK4 = bytes([127, 0, 0, 1])
+LOOPBACK6 = bytes(15) + b"\x01"
 
 
 @dataclass(slots=True)
