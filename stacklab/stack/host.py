@@ -40,6 +40,8 @@ from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP
 
 from .arp import ArpResolver, arp_receive, gratuitous_arp
 from .context import ProtocolHandler, RxInfo, TimerSource, ViewHandler
+from .dhcp import DhcpClients
+from .dns import ResolverConfig
 from .icmp import UNREACHABLE, Icmp
 from .interface import ALL_ROUTERS, LO_IFINDEX, LO_MTU, LOOPBACK4, LOOPBACK6, Addr6, Interface
 from .ipv4 import Ipv4
@@ -122,6 +124,8 @@ class Host(Node):
         # lo_taps: tap(frame, now) sees each looped packet as an Ethernet frame with zero MACs
         # (what tcpdump -i lo shows on Linux); the simulator's ``lo`` capture point
         self.lo_taps: list[Callable[[bytes, float], None]] = []
+        self.resolv = ResolverConfig()  # name servers and search domains (resolv.conf)
+        self.dhcp4 = DhcpClients(self)  # DHCPv4 clients, one per interface that asks
 
     def _ifname(self, ifindex: int) -> str:
         if ifindex == LO_IFINDEX:
@@ -185,6 +189,26 @@ class Host(Node):
                 self.routes.add(Route(itf.network.network_address.packed, plen, None, ifindex,
                                       CONNECTED, src=addr))
         self.request_wake()
+
+    def remove_address(self, ifindex: int, cidr: str) -> None:
+        """Undo :meth:`add_address` for an IPv4 ``cidr`` (a DHCP lease that ended): the address,
+        its broadcast address and its connected route."""
+        iface = self.interfaces[ifindex]
+        itf = ipaddress.IPv4Interface(cidr)
+        addr, plen = itf.ip.packed, itf.network.prefixlen
+        if (addr, plen) not in iface.v4:
+            return
+        iface.v4.remove((addr, plen))
+        self.addr_gen += 1
+        if self.local4.get(addr) is iface:
+            del self.local4[addr]
+        bcast = itf.network.broadcast_address.packed
+        iface.bcast4.discard(bcast)
+        if not any(bcast in i.bcast4 for i in self.interfaces):
+            self._bcast4_all.discard(bcast)
+        route = self.routes.get(itf.network.network_address.packed, plen)
+        if route is not None and route.proto == CONNECTED and route.src == addr:
+            self.routes.remove(route.prefix, plen)
 
     def address_duplicate(self, iface: Interface, addr: bytes) -> None:
         """DAD found ``addr`` in use on ``iface``'s link (RFC 4862 §5.4.5): not ours any more."""
@@ -541,6 +565,8 @@ class Host(Node):
             elif et == ETH_P_IPV6:
                 self.ipv6.receive(iface, eth.payload, bcast, now)
             elif et == ETH_P_ARP:
+                if self.dhcp4.by_ifindex:
+                    self.dhcp4.arp_seen(iface, eth.payload)  # a DHCP client's address probe
                 arp_receive(self, iface, eth.payload, d, now)
             else:
                 c["drop.ethernet.unknown_ethertype"] += 1

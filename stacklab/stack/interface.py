@@ -52,6 +52,7 @@ class Interface:
         self.bcast4: set[bytes] = set()
         self.groups6: set[bytes] = {ALL_NODES}
         self.ra_mtu: int | None = None
+        self.dhcp_mtu: int | None = None  # DHCPv4 option 26 (RFC 2132 §5.1)
         self.link_local: bytes | None = None
         self.arp = arp  # IPv4 neighbours (ARP)
         self.nd = nd  # IPv6 neighbours (NDP)
@@ -59,7 +60,9 @@ class Interface:
     @property
     def mtu(self) -> int:
         m = self.port.mtu
-        return min(m, self.ra_mtu) if self.ra_mtu else m
+        if self.ra_mtu:
+            m = min(m, self.ra_mtu)
+        return min(m, self.dhcp_mtu) if self.dhcp_mtu else m
 
     def has_v4(self, a: bytes) -> bool:
         return any(addr == a for addr, _ in self.v4)
