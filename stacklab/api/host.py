@@ -23,7 +23,7 @@ from typing import Any
 
 from stacklab.stack.router import Router as _SansIoRouter
 
-from . import streams, tools, udp
+from . import dns, streams, tools, udp
 from .driver import DrivenHost
 
 __all__ = ["Host", "Router"]
@@ -68,6 +68,13 @@ class Host(DrivenHost):
                             **kwargs: Any) -> streams.TcpServer:
         """As ``loop.create_server``; ``host`` is the address to listen on."""
         return await streams.create_server(self, protocol_factory, host, port, **kwargs)
+
+    # -- names (api/dns.py) ------------------------------------------------------------------------
+    async def resolve_name(self, name: str, family: int | None = None) -> list[str]:
+        """``name``'s addresses (text) as getaddrinfo finds them: a literal, the ``hosts``
+        table, then DNS through the servers of ``self.resolv`` (the one entry point for name
+        resolution on a simulated host; raises ``socket.gaierror``)."""
+        return await dns.resolve(self, name, family)
 
     # -- tools (api/tools.py) --------------------------------------------------------------------
     async def ping(self, dst: str, **kwargs: Any) -> tools.PingResult:

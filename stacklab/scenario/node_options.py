@@ -6,7 +6,8 @@
 * ``plpmtud`` (hosts and routers): TCP's RFC 4821 packetization-layer PMTU discovery,
   ``off`` | ``blackhole`` | ``always`` (Linux's ``tcp_mtu_probing`` 0/1/2);
 * ``mss_clamp`` (routers): ``"pmtu"`` or an MSS, like ``iptables -j TCPMSS``;
-* ``pmtu_expires``: how long a learned path MTU lives, e.g. ``"10min"``.
+* ``pmtu_expires``: how long a learned path MTU lives, e.g. ``"10min"``;
+* ``addressing`` (``"dhcp"``), ``dns``, ``search`` (hosts): see :mod:`.lan_kinds`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from stacklab.stack.router import Router, parse_mss_clamp
 from stacklab.stack.sysctl import SysctlError
 from stacklab.stack.tcp.plpmtud import parse_mode
 
+from .lan_kinds import LAN_OPTIONS, apply_lan_option, check_lan_option
+
 __all__ = ["NODE_OPTIONS", "apply_node_options", "apply_sysctl", "check_node_option"]
 
-NODE_OPTIONS = ("sysctl", "plpmtud", "mss_clamp", "pmtu_expires")
+NODE_OPTIONS = ("sysctl", "plpmtud", "mss_clamp", "pmtu_expires", *LAN_OPTIONS)
 
 
 def check_node_option(key: str, value: object, kind: str) -> None:
@@ -42,6 +45,8 @@ def check_node_option(key: str, value: object, kind: str) -> None:
         elif key == "pmtu_expires":
             if parse_duration(value, key) <= 0:
                 raise ParamError(key, "must be positive")
+        elif key in LAN_OPTIONS:
+            check_lan_option(key, value, kind)
         else:
             raise ParamError(key, f"unknown option (known: {', '.join(NODE_OPTIONS)})")
     except ParamError:
@@ -75,3 +80,4 @@ def apply_node_options(node: Host, table: dict[str, Any]) -> None:
         node.mss_clamp = parse_mss_clamp(table["mss_clamp"])
     if "pmtu_expires" in table:
         node.pmtu.expires = parse_duration(table["pmtu_expires"], "pmtu_expires")
+    apply_lan_option(node, table)
