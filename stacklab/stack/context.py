@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from stacklab.trace.events import Tracer
 
 if TYPE_CHECKING:
+    from .dns import ResolverConfig
     from .interface import Interface
     from .pmtu import PathMtuCache
     from .route import Route, RoutingTable
@@ -81,6 +82,7 @@ class HostContext(Protocol):
     # -- tables ---------------------------------------------------------------------------------
     interfaces: list[Interface]
     lo: Interface  # loopback: what is sent on it comes back in on it
+    resolv: ResolverConfig  # name servers and search domains (DHCP, RA RDNSS, the scenario)
     routes: RoutingTable
     pmtu: PathMtuCache
     local4: dict[bytes, Interface]
