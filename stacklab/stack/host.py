@@ -41,6 +41,7 @@ from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP
 from .arp import ArpResolver, arp_receive, gratuitous_arp
 from .context import ProtocolHandler, RxInfo, TimerSource, ViewHandler
 from .dhcp import DhcpClients
+from .dhcp6 import Dhcp6Clients
 from .dns import ResolverConfig
 from .icmp import UNREACHABLE, Icmp
 from .interface import ALL_ROUTERS, LO_IFINDEX, LO_MTU, LOOPBACK4, LOOPBACK6, Addr6, Interface
@@ -126,6 +127,7 @@ class Host(Node):
         self.lo_taps: list[Callable[[bytes, float], None]] = []
         self.resolv = ResolverConfig()  # name servers and search domains (resolv.conf)
         self.dhcp4 = DhcpClients(self)  # DHCPv4 clients, one per interface that asks
+        self.dhcp6 = Dhcp6Clients(self)  # DHCPv6 clients, likewise
 
     def _ifname(self, ifindex: int) -> str:
         if ifindex == LO_IFINDEX:
