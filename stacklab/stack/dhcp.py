@@ -112,6 +112,18 @@ class Lease:
                 "dns": [ip4_str(a) for a in self.dns], "domain": self.domain, "mtu": self.mtu}
 
 
+def _prefix_len(msg: DhcpMessage) -> int | None:
+    """The subnet mask option as a prefix length (no option: /24, as a classful guess would
+    give for the private ranges); None for a mask that is not a prefix (255.0.255.0)."""
+    mask = msg.ip(OPT_SUBNET)
+    if mask is None:
+        return 24
+    try:
+        return ipaddress.IPv4Network(f"0.0.0.0/{ip4_str(mask)}").prefixlen
+    except ValueError:
+        return None
+
+
 class DhcpClient:
     """The client on one interface. ``start(now)`` begins; ``lease`` is set while BOUND."""
 
@@ -268,7 +280,9 @@ class DhcpClient:
                         iface=self.iface.name)
         s = self.state
         if kind == OFFER and s == SELECTING:
-            if msg.yiaddr == ZERO4 or msg.ip(OPT_SERVER_ID) is None:
+            # an address we could use: not 0/8, loopback or multicast, and a server to ask
+            if msg.yiaddr[0] in (0, 127) or msg.yiaddr[0] >= 224 \
+                    or msg.ip(OPT_SERVER_ID) is None:
                 self._count("dhcp.client.rx.bad_offer")
                 return
             self._offer = msg  # the first offer wins (§4.4.1 lets the client choose)
@@ -276,6 +290,9 @@ class DhcpClient:
             self._timeout = self.first_timeout
             self._send_request(now)
         elif kind == ACK and s in (REQUESTING, RENEWING, REBINDING):
+            if _prefix_len(msg) is None:  # a mask that is no prefix: unusable, dropped
+                self._count("drop.dhcp.subnet_mask")
+                return
             if s == REQUESTING:
                 self._offer = msg
                 self._start_probe(msg, now)
@@ -334,8 +351,8 @@ class DhcpClient:
         lease_time = float(ack.u32(OPT_LEASE) or 0xFFFFFFFF)
         t1 = ack.u32(OPT_T1)
         t2 = ack.u32(OPT_T2)
-        mask = ack.ip(OPT_SUBNET)
-        plen = ipaddress.IPv4Network(f"0.0.0.0/{ip4_str(mask)}").prefixlen if mask else 24
+        plen = _prefix_len(ack)
+        assert plen is not None  # receive() drops an ACK with a bad mask
         server = ack.ip(OPT_SERVER_ID) or (self.lease.server if self.lease else ZERO4)
         old = self.lease
         mtu = ack.u16(OPT_MTU)

@@ -3,7 +3,6 @@ against our DNS server, and loopback semantics compared with Linux's."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -130,5 +129,4 @@ def test_loopback_as_linux(make_netns: Callable[[], Netns], tmp_path: Any) -> No
     assert "from 127.1.2.3" in linux_ping
     result = h.run(h.node.ping("127.1.2.3", count=1, out=None))
     assert result.received == 1
-    os.sync()
     assert h.stop() == []

@@ -132,3 +132,22 @@ def test_malformed_dhcp_messages_are_counted_drops():
         assert srv.counters[f"drop.dhcp.{field}"] >= 1
     assert not srv.counters["dhcp.server.tx.offer"]
     net.close()
+
+
+def test_a_bad_netmask_in_an_ack_is_refused_not_a_crash():
+    """An ACK whose subnet mask is not a prefix (255.0.255.0): dropped and counted
+    (drop.dhcp.subnet_mask), never a crash (it was one: NetmaskValueError at the bind)."""
+    net, srv, server, (c,) = _lan()
+    server.close()  # the messages come from the test
+    client = c.dhcp4.client(0)
+    client.start(net.now)
+    mac = c.interfaces[0].mac
+    opts = {54: bytes([10, 0, 0, 1]), 1: bytes([255, 0, 255, 0]), 51: (600).to_bytes(4, "big")}
+    for kind in (2, 5):  # OFFER, ACK
+        msg = DhcpMessage(2, client.xid, mac, {53: bytes((kind,)), **opts},
+                          yiaddr=bytes([10, 0, 0, 100]))
+        c.dhcp4.datagram_received(msg.build(), (bytes([10, 0, 0, 1]), 67), net.now)
+    net.run(until=3)
+    assert c.counters["drop.dhcp.subnet_mask"] == 1
+    assert c.addresses(4) == [] and client.state == "REQUESTING"
+    net.close()
