@@ -285,6 +285,10 @@ class Recursor:
             else:  # RFC 2308 §5: negative answers live min(SOA TTL, SOA minimum)
                 ttl = min((min(rr.ttl, rr[0].minimum) for rr in authority), default=0)
             self.cache[(qname, qtype)] = (now + ttl, rcode, answer, authority)
+            final = answer[-1] if answer else None
+            if final is not None and final.rdtype == qtype and final.name != qname:
+                # the end of a CNAME chain is an answer for its own name too
+                self.cache[(final.name, qtype)] = (now + final.ttl, rcode, [final], [])
         return rcode, answer, authority
 
 

@@ -5,6 +5,8 @@ App kinds (:data:`LAN_KINDS`, merged into the registry):
 * ``dhcp-server`` (daemon): ``pool`` ("10.0.1.100-10.0.1.199"; default .100-.199 of the
   server's subnet), ``router``, ``dns`` (an address or a list), ``domain``, ``mtu``, ``lease``
   ("1h"), ``interface`` (its index, 0). Reports its leases.
+* ``dhcp6-server`` (daemon): ``pool`` ("fd00:0:0:1::1000-fd00:0:0:1::10ff"; without it
+  stateless only), ``dns``, ``domain`` (a search domain or a list), ``interface``.
 * ``dns-server`` (daemon): ``zones`` = { "lab.example" = { www = "10.0.1.10", web = "CNAME
   www" } } (see :func:`stacklab.apps.dns.make_zone`), ``port`` (53). Authoritative.
 * ``dns-resolver`` (daemon): ``upstream`` (addresses of the servers it asks), ``port`` (53).
@@ -14,7 +16,9 @@ App kinds (:data:`LAN_KINDS`, merged into the registry):
 
 Node keys (:data:`LAN_OPTIONS`, hosts): ``addressing = "dhcp"`` (IPv4 from DHCP on every
 interface instead of the scenario's static numbering; the lease is in the summary's node
-entry), ``dns`` (resolver addresses) and ``search`` (search domains), like resolv.conf.
+entry), ``dhcp6 = "stateful"`` (an address and DNS from DHCPv6, beside the static ones) or
+``"stateless"`` (DNS only), ``dns`` (resolver addresses) and ``search`` (search domains), like
+resolv.conf.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from . import params as p
 __all__ = ["LAN_KINDS", "LAN_OPTIONS", "check_lan_option", "apply_lan_option",
            "start_addressing", "lan_summary"]
 
-LAN_OPTIONS = ("addressing", "dns", "search")
+LAN_OPTIONS = ("addressing", "dhcp6", "dns", "search")
 
 
 def _addresses(value: object, key: str) -> list[str]:
@@ -62,6 +66,11 @@ def check_lan_option(key: str, value: object, kind: str) -> None:
             raise ParamError(key, f'expected "static" or "dhcp", got {value!r}')
         if value == "dhcp" and kind != "host":
             raise ParamError(key, "only hosts take their address from DHCP")
+    elif key == "dhcp6":
+        if value not in ("stateful", "stateless"):
+            raise ParamError(key, f'expected "stateful" or "stateless", got {value!r}')
+        if kind != "host":
+            raise ParamError(key, "only hosts run a DHCPv6 client")
     elif key == "dns":
         _addresses(value, key)
     elif key == "search":
@@ -78,7 +87,11 @@ def apply_lan_option(node: Any, table: dict[str, Any]) -> None:
 def start_addressing(net: Any, node: Any, table: dict[str, Any]) -> None:
     """After the network numbered itself: an ``addressing = "dhcp"`` host gives back its
     static IPv4 addresses and routes (and its name in the hosts tables: DNS says it now) and
-    starts a DHCP client on each interface."""
+    starts a DHCP client on each interface; ``dhcp6`` starts a DHCPv6 client on each."""
+    if "dhcp6" in table:
+        for iface in node.interfaces:
+            node.dhcp6.client(iface.index).start(net.now,
+                                                 stateful=table["dhcp6"] == "stateful")
     if table.get("addressing") != "dhcp":
         return
     for iface in node.interfaces:
@@ -95,10 +108,14 @@ def start_addressing(net: Any, node: Any, table: dict[str, Any]) -> None:
 
 def lan_summary(node: Any, now: float) -> dict[str, Any]:
     """The DHCP leases of a node, for its entry in the JSON summary."""
+    out: dict[str, Any] = {}
     dhcp = getattr(node, "dhcp4", None)
-    if dhcp is None or not dhcp.by_ifindex:
-        return {}
-    return {"dhcp": [c.summary(now) for c in dhcp.by_ifindex.values()]}
+    if dhcp is not None and dhcp.by_ifindex:
+        out["dhcp"] = [c.summary(now) for c in dhcp.by_ifindex.values()]
+    dhcp6 = getattr(node, "dhcp6", None)
+    if dhcp6 is not None and dhcp6.by_ifindex:
+        out["dhcp6"] = [c.summary() for c in dhcp6.by_ifindex.values()]
+    return out
 
 
 # -- app kinds ---------------------------------------------------------------------------------
@@ -175,6 +192,47 @@ class DhcpServerApp(_Daemon):
         if exhausted:
             out["pool_exhausted"] = exhausted
         return out
+
+
+class Dhcp6ServerApp(_Daemon):
+    """dhcp6-server: DHCPv6 addresses from ``pool`` (or stateless only) with DNS and domains."""
+
+    params = frozenset({"pool", "dns", "domain", "interface"})
+
+    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
+        from stacklab.stack.dhcp6_server import Dhcp6Pool
+        self.net, self.node = net, node
+        self.ifindex = parse_int(params.get("interface", 0), "interface", 0,
+                                 len(node.interfaces) - 1)
+        first = last = None
+        if "pool" in params:
+            pool = params["pool"]
+            if not isinstance(pool, str) or pool.count("-") != 1:
+                raise ParamError("pool", 'expected "first-last", e.g. "fd00:0:0:1::1000-'
+                                 'fd00:0:0:1::10ff"')
+            first, last = (x.strip() for x in pool.split("-"))
+        self.cfg = Dhcp6Pool(first, last,
+                             tuple(_addresses(params["dns"], "dns")) if "dns" in params else (),
+                             tuple(_names(params["domain"], "domain"))
+                             if "domain" in params else ())
+        try:
+            self.cfg.addresses()
+        except ValueError as exc:
+            raise ParamError("pool", str(exc)) from None
+        self.server: Any = None
+
+    async def serve(self) -> None:
+        from stacklab.stack.dhcp6_server import Dhcp6Server
+        self.server = Dhcp6Server(self.node, self.ifindex, self.cfg)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    def result(self) -> dict[str, Any]:
+        if self.server is None:
+            return {"ok": False, "error": "not started"}
+        return {"ok": True, **self.server.summary(self.net.now)}
 
 
 class _DnsApp(_Daemon):
@@ -287,6 +345,7 @@ class DnsLookupApp:
 
 LAN_KINDS: dict[str, type] = {
     "dhcp-server": DhcpServerApp,
+    "dhcp6-server": Dhcp6ServerApp,
     "dns-server": DnsServerApp,
     "dns-resolver": DnsResolverApp,
     "dns-lookup": DnsLookupApp,

@@ -56,6 +56,17 @@ class Dhcp6Pool:
     preferred: int = 1800
     valid: int = 3600
 
+    def addresses(self) -> list[bytes]:
+        """The pool's addresses; ValueError for a bad range (none: stateless only)."""
+        if self.first is None or self.last is None:
+            return []
+        lo = int(ipaddress.IPv6Address(self.first))
+        hi = int(ipaddress.IPv6Address(self.last))
+        if not 0 <= hi - lo < 65536:
+            raise ValueError(f"pool {self.first}-{self.last}: first above last or over 65536 "
+                             "addresses")
+        return [(lo + i).to_bytes(16, "big") for i in range(hi - lo + 1)]
+
 
 class Dhcp6Server:
     def __init__(self, host: DhcpHost, ifindex: int, pool: Dhcp6Pool) -> None:
@@ -63,14 +74,7 @@ class Dhcp6Server:
         self.iface = host.interfaces[ifindex]
         self.pool = pool
         self.duid = duid_ll(self.iface.mac)
-        self._addresses: list[bytes] = []
-        if pool.first is not None and pool.last is not None:
-            lo = int(ipaddress.IPv6Address(pool.first))
-            hi = int(ipaddress.IPv6Address(pool.last))
-            if not 0 <= hi - lo < 65536:
-                raise ValueError(f"pool {pool.first}-{pool.last}: first above last or over "
-                                 "65536 addresses")
-            self._addresses = [(lo + i).to_bytes(16, "big") for i in range(hi - lo + 1)]
+        self._addresses = pool.addresses()
         self.bindings: dict[tuple[bytes, int], tuple[bytes, float]] = {}  # (duid, iaid)
         self.iface.groups6.add(ALL_DHCP_SERVERS)
         self._pcb = host.udp.socket(6)

@@ -169,6 +169,11 @@ def test_the_lan_example_boots_with_dhcp_and_resolves_names():
     assert laptop["dns"] == ["10.0.1.1"] and laptop["domain"] == "lab.example"
     server = next(a for a in out["apps"] if a["kind"] == "dhcp-server")
     assert len(server["leases"]) == 2
+    resolver = next(a for a in out["apps"] if a["kind"] == "dns-resolver")
+    assert resolver["cache_hits"] == 1  # phone's www A: the end of laptop's site -> www chain
+    phone6 = out["nodes"]["phone"]["dhcp6"][0]
+    assert phone6["state"] == "BOUND" and phone6["address"] == "fd00:0:0:1::1000"
+    assert phone6["dns"] == ["fd00:0:0:1::1"]
 
 
 def test_a_server_without_dns_is_skipped_at_once_on_port_unreachable():

@@ -104,6 +104,8 @@ start = "6s"
     ('[[app]]\nnode = "srv"\nkind = "dns-resolver"', "", "upstream"),
     ("", 'addressing = "bootp"', "addressing"),
     ("", 'search = [""]', "search"),
+    ("", 'dhcp6 = "yes"', "dhcp6"),
+    ('[[app]]\nnode = "srv"\nkind = "dhcp6-server"\npool = "fd00::9-fd00::1"', "", "pool"),
 ])
 def test_bad_lan_settings_name_their_key(tmp_path: Path, apps: str, srv: str, key: str):
     with pytest.raises(ScenarioError) as e:
