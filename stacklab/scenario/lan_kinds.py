@@ -5,6 +5,8 @@ App kinds (:data:`LAN_KINDS`, merged into the registry):
 * ``dhcp-server`` (daemon): ``pool`` ("10.0.1.100-10.0.1.199"; default .100-.199 of the
   server's subnet), ``router``, ``dns`` (an address or a list), ``domain``, ``mtu``, ``lease``
   ("1h"), ``interface`` (its index, 0). Reports its leases.
+* ``dhcp-relay`` (daemon, routers): ``servers`` (addresses), ``interface`` (the clients' side,
+  0): relays DHCPv4 to servers on other links (RFC 1542).
 * ``dhcp6-server`` (daemon): ``pool`` ("fd00:0:0:1::1000-fd00:0:0:1::10ff"; without it
   stateless only), ``dns``, ``domain`` (a search domain or a list), ``interface``.
 * ``dns-server`` (daemon): ``zones`` = { "lab.example" = { www = "10.0.1.10", web = "CNAME
@@ -194,6 +196,34 @@ class DhcpServerApp(_Daemon):
         return out
 
 
+class DhcpRelayApp(_Daemon):
+    """dhcp-relay: relays DHCPv4 from ``interface`` to ``servers`` (a router)."""
+
+    params = frozenset({"servers", "interface"})
+
+    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
+        self.net, self.node = net, node
+        if not getattr(node, "forwarding", False):
+            raise ParamError("servers", "a relay agent runs on a router")
+        self.ifindex = parse_int(params.get("interface", 0), "interface", 0,
+                                 len(node.interfaces) - 1)
+        self.servers = _addresses(params.get("servers"), "servers")
+        self.relay: Any = None
+
+    async def serve(self) -> None:
+        from stacklab.stack.dhcp_relay import DhcpRelay
+        self.relay = DhcpRelay(self.node, self.ifindex, self.servers)
+
+    async def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.close()
+
+    def result(self) -> dict[str, Any]:
+        c = self.node.counters
+        return {"ok": self.relay is not None, "to_server": c["dhcp.relay.to_server"],
+                "to_client": c["dhcp.relay.to_client"]}
+
+
 class Dhcp6ServerApp(_Daemon):
     """dhcp6-server: DHCPv6 addresses from ``pool`` (or stateless only) with DNS and domains."""
 
@@ -345,6 +375,7 @@ class DnsLookupApp:
 
 LAN_KINDS: dict[str, type] = {
     "dhcp-server": DhcpServerApp,
+    "dhcp-relay": DhcpRelayApp,
     "dhcp6-server": Dhcp6ServerApp,
     "dns-server": DnsServerApp,
     "dns-resolver": DnsResolverApp,

@@ -151,3 +151,33 @@ def test_a_bad_netmask_in_an_ack_is_refused_not_a_crash():
     assert c.counters["drop.dhcp.subnet_mask"] == 1
     assert c.addresses(4) == [] and client.state == "REQUESTING"
     net.close()
+
+
+def test_a_relay_on_the_router_brings_a_lease_from_a_server_two_links_away():
+    """RFC 1542 / RFC 2131 §4.1: the router relays (giaddr = its LAN address), the server
+    answers the relay, the relay broadcasts the answer on the LAN."""
+    from stacklab.stack.dhcp_relay import DhcpRelay
+
+    net = stacklab.Network(seed=4)
+    c, r, srv = net.add_host("c"), net.add_router("r"), net.add_host("srv")
+    net.connect(c, r)
+    net.connect(r, srv)
+    r.add_address(0, "10.0.1.1/24")
+    r.add_address(1, "10.0.2.1/24")
+    srv.add_address(0, "10.0.2.2/24")
+    srv.add_route("10.0.1.0/24", via="10.0.2.1")
+    server = DhcpServer(srv, 0, PoolConfig("10.0.1.100", "10.0.1.110", router="10.0.1.1"))
+    DhcpRelay(r, 0, ["10.0.2.2"])
+    client = c.dhcp4.client(0)
+    client.start(net.now)
+    net.run(until=5)
+    assert client.state == "BOUND" and c.addresses(4) == ["10.0.1.100"]
+    assert r.counters["dhcp.relay.to_server"] == 2 and r.counters["dhcp.relay.to_client"] == 2
+    assert client.lease is not None and client.lease.server == bytes([10, 0, 2, 2])
+
+    async def ping():
+        return (await c.ping("10.0.2.2", count=1)).received
+
+    assert net.run(ping(), until=10) == 1
+    assert len(server.bindings) == 1
+    net.close()

@@ -105,6 +105,7 @@ start = "6s"
     ("", 'addressing = "bootp"', "addressing"),
     ("", 'search = [""]', "search"),
     ("", 'dhcp6 = "yes"', "dhcp6"),
+    ('[[app]]\nnode = "srv"\nkind = "dhcp-relay"\nservers = "10.0.1.1"', "", "servers"),
     ('[[app]]\nnode = "srv"\nkind = "dhcp6-server"\npool = "fd00::9-fd00::1"', "", "pool"),
 ])
 def test_bad_lan_settings_name_their_key(tmp_path: Path, apps: str, srv: str, key: str):
