@@ -51,8 +51,9 @@ class Interface:
         self.v6: list[Addr6] = []
         self.bcast4: set[bytes] = set()
         self.groups6: set[bytes] = {ALL_NODES}
-        self.ra_mtu: int | None = None
-        self.dhcp_mtu: int | None = None  # DHCPv4 option 26 (RFC 2132 §5.1)
+        self._ra_mtu: int | None = None
+        self._dhcp_mtu: int | None = None
+        self._mtu_cap: int | None = None  # the lower of the two, kept for the hot path
         self.link_local: bytes | None = None
         self.arp = arp  # IPv4 neighbours (ARP)
         self.nd = nd  # IPv6 neighbours (NDP)
@@ -60,9 +61,31 @@ class Interface:
     @property
     def mtu(self) -> int:
         m = self.port.mtu
-        if self.ra_mtu:
-            m = min(m, self.ra_mtu)
-        return min(m, self.dhcp_mtu) if self.dhcp_mtu else m
+        return min(m, self._mtu_cap) if self._mtu_cap else m
+
+    @property
+    def ra_mtu(self) -> int | None:
+        """The MTU option of router advertisements (RFC 4861 §4.6.4)."""
+        return self._ra_mtu
+
+    @ra_mtu.setter
+    def ra_mtu(self, value: int | None) -> None:
+        self._ra_mtu = value
+        self._cap()
+
+    @property
+    def dhcp_mtu(self) -> int | None:
+        """DHCPv4 option 26, Interface MTU (RFC 2132 §5.1)."""
+        return self._dhcp_mtu
+
+    @dhcp_mtu.setter
+    def dhcp_mtu(self, value: int | None) -> None:
+        self._dhcp_mtu = value
+        self._cap()
+
+    def _cap(self) -> None:
+        caps = [m for m in (self._ra_mtu, self._dhcp_mtu) if m]
+        self._mtu_cap = min(caps) if caps else None
 
     def has_v4(self, a: bytes) -> bool:
         return any(addr == a for addr, _ in self.v4)
