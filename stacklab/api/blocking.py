@@ -319,16 +319,17 @@ def _sockets() -> StackSockets:
 
 
 def _resolve(name: str | bytes | None, family: int) -> str:
-    """The one name look-up of blocking code: the host's ``resolve`` (the network's names;
-    literal addresses pass). A thin call on purpose: host.spawn's getaddrinfo and DNS are to
-    share it. No name is the wildcard address, as getaddrinfo(None) with AI_PASSIVE."""
+    """The name look-up of blocking code: the host's one ``lookup`` (literal addresses, the
+    network's names, DNS), awaited on the loop. No name is the wildcard address, as
+    getaddrinfo(None) with AI_PASSIVE."""
     host = _sockets().host
     if isinstance(name, bytes):
         name = name.decode("idna")
     if name is None or name == "":
         return "::" if family == _socket.AF_INET6 else "0.0.0.0"
     want = {int(_socket.AF_INET): 4, int(_socket.AF_INET6): 6}.get(int(family))
-    return str(host.resolve(name, want))
+    addrs: list[str] = _await(host.lookup(name, want))
+    return addrs[0]
 
 
 def _getaddrinfo(host: str | bytes | None, port: Any, family: int = 0, type: int = 0,

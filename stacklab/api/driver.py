@@ -222,8 +222,9 @@ class DrivenHost(Host):
 
     async def lookup(self, name: str, family: int | None = None) -> list[str]:
         """``name``'s addresses (text), the one name resolution of this host's programs
-        (``loop.getaddrinfo``, :mod:`stacklab.api.spawn`): literal addresses, then the
-        network's names (``self.hosts``, like /etc/hosts); a resolver (DNS) plugs in here.
+        (``loop.getaddrinfo``, :mod:`stacklab.api.spawn`, ``run_blocking``'s socket module,
+        ``resolve_name``): literal addresses, then the network's names (``self.hosts``, like
+        /etc/hosts); the API host adds DNS (:mod:`stacklab.api.dns`) when it knows servers.
         Raises ``socket.gaierror`` naming the known hosts."""
         try:
             literal = ipaddress.ip_address(name)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from stacklab.errors import StacklabError
 from stacklab.stack.router import Router as _SansIoRouter
 
-from . import blocking, spawn, streams, tools, udp
+from . import blocking, dns, spawn, streams, tools, udp
 from .driver import DrivenHost
 
 __all__ = ["Host", "HostStateError", "Router"]
@@ -121,6 +121,19 @@ class Host(DrivenHost):
         ``time.sleep``, ``select``... are the simulator's inside it), as ``asyncio.to_thread``
         but in a greenlet, in virtual time; its result or its exception."""
         return await blocking.run_blocking(self, func, *args, **kwargs)
+
+    # -- names (api/dns.py) ------------------------------------------------------------------------
+    async def lookup(self, name: str, family: int | None = None) -> list[str]:
+        """The one name resolution of this host (``getaddrinfo`` of spawned and blocking
+        code...): a literal, the ``hosts`` table, then DNS through the servers of
+        ``self.resolv`` when there are any (raises ``socket.gaierror``)."""
+        if self.resolv.nameservers and name not in self.hosts and name != self.name:
+            return await dns.resolve(self, name, family)
+        return await super().lookup(name, family)
+
+    async def resolve_name(self, name: str, family: int | None = None) -> list[str]:
+        """``name``'s addresses (text) as getaddrinfo finds them (:meth:`lookup`)."""
+        return await self.lookup(name, family)
 
     # -- tools (api/tools.py) --------------------------------------------------------------------
     async def ping(self, dst: str, **kwargs: Any) -> tools.PingResult:

@@ -157,6 +157,8 @@ class Network:
         driver = self.drivers[name] = NodeDriver(node, self.loop, att.transmit)
         if isinstance(node, DrivenHost):
             node.attach(driver)  # the application API's clock and loop
+        for directory, point in self._captures:
+            self._capture_lo(node, directory, point)
         return node
 
     def add_host(self, name: str) -> Host:
@@ -395,6 +397,10 @@ class Network:
 
         ``point="rx"``: frames as delivered (after loss, corruption, delay: what a receiver's
         tcpdump shows). ``point="tx"``: frames as the senders sent them.
+
+        Each host's loopback interface is a capture point too: ``<host>.lo.pcap`` (with the
+        ``rx`` point; lo loses nothing, so rx and tx are the same frames), made on the first
+        looped packet only, so a run without local traffic writes no such file.
         """
         if point not in ("rx", "tx"):
             raise ValueError(f"capture point is 'rx' or 'tx', not {point!r}")
@@ -403,6 +409,23 @@ class Network:
         self._captures.append((directory, point))
         for link in self.links:
             self._capture_link(link, directory, point)
+        for node in self.nodes.values():
+            self._capture_lo(node, directory, point)
+
+    def _capture_lo(self, node: Node, directory: str, point: str) -> None:
+        taps = getattr(node, "lo_taps", None)
+        if taps is None or point != "rx":
+            return
+        writers: list[PcapWriter] = []
+
+        def tap(frame: bytes, t: float) -> None:
+            if not writers:
+                writers.append(PcapWriter(os.path.join(directory, f"{node.name}.lo.pcap"),
+                                          LINKTYPE_ETHERNET, nanosecond=True))
+                self._writers.append(writers[0])
+            writers[0].write(frame, t)
+
+        taps.append(tap)
 
     def _capture_link(self, link: Link, directory: str, point: str) -> None:
         suffix = "" if point == "rx" else ".tx"

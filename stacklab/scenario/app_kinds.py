@@ -30,6 +30,7 @@ from stacklab.apps.common import pattern_bytes
 from stacklab.net.units import ParamError, parse_size, parse_text
 
 from . import params as p
+from .lan_kinds import LAN_KINDS
 
 __all__ = ["APP_KINDS"]
 
@@ -322,4 +323,5 @@ APP_KINDS: dict[str, type] = {
     "ftp-get": FtpGetApp,
     "ftp-put": FtpPutApp,
     "ssh-exec": SshExecApp,
+    **LAN_KINDS,  # dhcp-server, dns-server, dns-resolver, dns-lookup (scenario/lan_kinds.py)
 }

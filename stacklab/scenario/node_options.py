@@ -13,7 +13,8 @@
   inside segments;
 * ``multicast_querier`` (hosts and routers): be the IGMP and MLD querier of every link
   (:mod:`stacklab.stack.igmp`);
-* ``pmtu_expires``: how long a learned path MTU lives, e.g. ``"10min"``.
+* ``pmtu_expires``: how long a learned path MTU lives, e.g. ``"10min"``;
+* ``addressing`` (``"dhcp"``), ``dns``, ``search`` (hosts): see :mod:`.lan_kinds`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from stacklab.stack.router import Router, parse_mss_clamp
 from stacklab.stack.sysctl import SysctlError
 from stacklab.stack.tcp.plpmtud import parse_mode
 
+from .lan_kinds import LAN_OPTIONS, apply_lan_option, check_lan_option
+
 __all__ = ["NODE_OPTIONS", "apply_node_options", "apply_sysctl", "check_node_option"]
 
-NODE_OPTIONS = ("sysctl", "plpmtud", "mss_clamp", "pmtu_expires", "nat", "multicast_querier")
+NODE_OPTIONS = ("sysctl", "plpmtud", "mss_clamp", "pmtu_expires", "nat", "multicast_querier",
+                *LAN_OPTIONS)
 
 
 def check_node_option(key: str, value: object, kind: str) -> None:
@@ -56,6 +60,8 @@ def check_node_option(key: str, value: object, kind: str) -> None:
         elif key == "pmtu_expires":
             if parse_duration(value, key) <= 0:
                 raise ParamError(key, "must be positive")
+        elif key in LAN_OPTIONS:
+            check_lan_option(key, value, kind)
         else:
             raise ParamError(key, f"unknown option (known: {', '.join(NODE_OPTIONS)})")
     except ParamError:
@@ -97,3 +103,4 @@ def apply_node_options(node: Host, table: dict[str, Any]) -> None:
                                                           "multicast_querier")
     if "pmtu_expires" in table:
         node.pmtu.expires = parse_duration(table["pmtu_expires"], "pmtu_expires")
+    apply_lan_option(node, table)

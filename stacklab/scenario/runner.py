@@ -45,6 +45,7 @@ from stacklab.net.network import Network, TopologyError, parse_down
 from stacklab.net.units import ParamError, parse_duration
 from stacklab.trace.events import Tracer
 
+from .lan_kinds import lan_summary, start_addressing
 from .node_options import NODE_OPTIONS, apply_node_options, check_node_option
 from .registry import AppKind, app_kinds, get_app
 
@@ -254,6 +255,9 @@ def build_network(scn: Scenario, *, seed: int | None = None,
             schedule_events(net, scn.events)
         except TopologyError as exc:
             raise _Where(scn.path, "[[event]]").error(str(exc), "link") from None
+        for node in scn.nodes:
+            if node["kind"] == "host":
+                start_addressing(net, net.node(node["name"]), node)
     except BaseException:
         net.close()
         raise
@@ -365,7 +369,8 @@ def summarize(net: Network, scn: Scenario, apps: list[dict[str, Any]],
         "duration": scn.duration,
         "time": net.now,
         "apps": apps,
-        "nodes": {name: {"kind": net.kinds[name], "counters": c}
+        "nodes": {name: {"kind": net.kinds[name], "counters": c,
+                         **lan_summary(net.nodes[name], net.now)}
                   for name, c in counters["nodes"].items()},
         "links": counters["links"],
         "connections": connections,

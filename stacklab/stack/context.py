@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from stacklab.trace.events import Tracer
 
 if TYPE_CHECKING:
+    from .dns import ResolverConfig
     from .interface import Interface
     from .pmtu import PathMtuCache
     from .route import Route, RoutingTable
@@ -98,6 +99,8 @@ class HostContext(Protocol):
 
     # -- tables ---------------------------------------------------------------------------------
     interfaces: list[Interface]
+    lo: Interface  # loopback: what is sent on it comes back in on it
+    resolv: ResolverConfig  # name servers and search domains (DHCP, RA RDNSS, the scenario)
     routes: RoutingTable
     pmtu: PathMtuCache
     local4: dict[bytes, Interface]
@@ -138,7 +141,8 @@ class HostContext(Protocol):
     # -- operations -----------------------------------------------------------------------------
     def send_frame(self, ifindex: int, frame: bytes | bytearray) -> None: ...
 
-    def loopback(self, iface: Interface, packet: bytes | bytearray, now: float) -> None: ...
+    def loopback(self, packet: bytes | bytearray, now: float,
+                 iface: Interface | None = None) -> None: ...
 
     def deliver(self, src: bytes, dst: bytes, proto: int, payload: memoryview, now: float,
                 info: RxInfo) -> None: ...

@@ -32,18 +32,21 @@ from functools import cached_property
 from typing import Any
 
 from stacklab.trace.events import Tracer
-from stacklab.wire.addr import ip_str, is_link_local, solicited_node
+from stacklab.wire.addr import ZERO_MAC, ip_str, is_link_local, solicited_node
 from stacklab.wire.errors import MalformedPacket
-from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView
+from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView, build_ethernet
 from stacklab.wire.ipv6 import MIN_MTU
 from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_IGMP, PROTO_UDP
 
 from .acd import Acd
 from .arp import ArpResolver, arp_receive, gratuitous_arp
 from .context import ProtocolHandler, RxInfo, TimerSource, ViewHandler
+from .dhcp import DhcpClients
+from .dhcp6 import Dhcp6Clients
+from .dns import ResolverConfig
 from .icmp import UNREACHABLE, Icmp
 from .igmp import Igmp, Mld
-from .interface import ALL_ROUTERS, Addr6, Interface
+from .interface import ALL_ROUTERS, LO_IFINDEX, LO_MTU, LOOPBACK4, LOOPBACK6, Addr6, Interface
 from .ipv4 import Ipv4
 from .ipv6 import Ipv6
 from .ndp import Ndp, NdResolver, eui64_address
@@ -88,7 +91,8 @@ class Host(Node):
         self.view_handlers: dict[int, ViewHandler] = {}
         self.icmp_error_handlers: dict[int, Callable[..., None]] = {}
         self._timer_sources: list[TimerSource] = []
-        self._loop_q: list[tuple[Interface, bytes]] = []  # sent to ourselves, not received yet
+        # sent to ourselves, not received yet: (packet, the interface it comes back in on)
+        self._loop_q: list[tuple[bytes, Interface]] = []
         self._loop_at = 0.0  # when the first of them was sent
         # RFC 1191 / RFC 8201 path MTU per destination; entries age out on the host's timer
         self.pmtu = PathMtuCache(counters=self.counters)
@@ -119,6 +123,25 @@ class Host(Node):
         self.icmp.register_validator(17, self.udp.icmp_matches)
         self.tcp = TcpLayer(self, tcp_config)  # registers protocol 6, its ICMP errors, its timers
         self.icmp.register_validator(6, tcp_quote_check(self.tcp))
+        # the loopback interface (Linux's lo: MTU 65536, 127.0.0.1/8 and ::1/128). It is not one
+        # of ``interfaces`` (those are the ports on links, ifindex = port index): every packet to
+        # one of our own addresses leaves by it and comes back in on it (see loopback())
+        # (its neighbour caches are never consulted: a Random of their own leaves self.rng's
+        # draws, hence every ISN and port, as they were before lo existed)
+        lo_rng = random.Random(0)
+        self.lo = Interface(Port(LO_IFINDEX, "lo", ZERO_MAC, LO_MTU),
+                            NeighborCache(ArpResolver(self), lo_rng, self.arp_params),
+                            NeighborCache(NdResolver(self, self.ndp), lo_rng, self.nd_params))
+        self.lo.v4.append((LOOPBACK4, 8))
+        self.local4[LOOPBACK4] = self.lo
+        self.lo.v6.append(Addr6(LOOPBACK6, 128, "preferred"))
+        self.local6[LOOPBACK6] = self.lo
+        # lo_taps: tap(frame, now) sees each looped packet as an Ethernet frame with zero MACs
+        # (what tcpdump -i lo shows on Linux); the simulator's ``lo`` capture point
+        self.lo_taps: list[Callable[[bytes, float], None]] = []
+        self.resolv = ResolverConfig()  # name servers and search domains (resolv.conf)
+        self.dhcp4 = DhcpClients(self)  # DHCPv4 clients, one per interface that asks
+        self.dhcp6 = Dhcp6Clients(self)  # DHCPv6 clients, likewise
 
     def reset_transports(self) -> None:
         """What a crash leaves: every TCP connection and listener and every UDP socket gone at
@@ -134,6 +157,8 @@ class Host(Node):
             setattr(self.tcp, knob, getattr(old, knob))
 
     def _ifname(self, ifindex: int) -> str:
+        if ifindex == LO_IFINDEX:
+            return "lo"
         return self.interfaces[ifindex].name if 0 <= ifindex < len(self.interfaces) else str(
             ifindex)
 
@@ -193,6 +218,26 @@ class Host(Node):
                 self.routes.add(Route(itf.network.network_address.packed, plen, None, ifindex,
                                       CONNECTED, src=addr))
         self.request_wake()
+
+    def remove_address(self, ifindex: int, cidr: str) -> None:
+        """Undo :meth:`add_address` for an IPv4 ``cidr`` (a DHCP lease that ended): the address,
+        its broadcast address and its connected route."""
+        iface = self.interfaces[ifindex]
+        itf = ipaddress.IPv4Interface(cidr)
+        addr, plen = itf.ip.packed, itf.network.prefixlen
+        if (addr, plen) not in iface.v4:
+            return
+        iface.v4.remove((addr, plen))
+        self.addr_gen += 1
+        if self.local4.get(addr) is iface:
+            del self.local4[addr]
+        bcast = itf.network.broadcast_address.packed
+        iface.bcast4.discard(bcast)
+        if not any(bcast in i.bcast4 for i in self.interfaces):
+            self._bcast4_all.discard(bcast)
+        route = self.routes.get(itf.network.network_address.packed, plen)
+        if route is not None and route.proto == CONNECTED and route.src == addr:
+            self.routes.remove(route.prefix, plen)
 
     def address_duplicate(self, iface: Interface, addr: bytes) -> None:
         """DAD found ``addr`` in use on ``iface``'s link (RFC 4862 §5.4.5): not ours any more."""
@@ -339,6 +384,8 @@ class Host(Node):
         if len(dst) == 4:
             if dst in self.local4:
                 return dst
+            if dst[0] == 127:
+                return LOOPBACK4
             route = self.routes.lookup(dst)
             if route is None:
                 return None
@@ -358,9 +405,10 @@ class Host(Node):
         return iface.v6_source_for(dst) if iface is not None else None
 
     def link_mtu(self, dst: bytes) -> int:
-        """The MTU of the interface packets to ``dst`` leave by (65535 for our own addresses)."""
-        if dst in self.local4 or dst in self.local6:
-            return 65535
+        """The MTU of the interface packets to ``dst`` leave by (for our own addresses lo's, as
+        an IP packet can carry: 65535)."""
+        if dst in self.local4 or dst in self.local6 or dst[0] == 127 and len(dst) == 4:
+            return min(self.lo.mtu, 0xFFFF)
         route = self.routes.lookup(dst)
         if route is not None:
             iface, _ = self.route_out(route, dst)
@@ -394,8 +442,9 @@ class Host(Node):
         cached)."""
         d = ipaddress.ip_address(self.resolve(dst) if isinstance(dst, str) else dst).packed
         parts = [ip_str(d)]
-        if d in self.local4 or d in self.local6:
-            parts = ["local", ip_str(d), "dev", "lo", "src", ip_str(d)]
+        if d in self.local4 or d in self.local6 or d[0] == 127 and len(d) == 4:
+            parts = ["local", ip_str(d), "dev", "lo", "src", ip_str(self.source_address_for(d)
+                                                                     or d)]
         else:
             route = self.routes.lookup(d)
             if route is None:
@@ -458,13 +507,26 @@ class Host(Node):
         else:
             self.send_icmp_error6(info.packet, 4, 1, now, param=6)
 
-    def loopback(self, iface: Interface, packet: bytes | bytearray, now: float) -> None:
-        """A packet to one of our own addresses: received back at ``now`` from the host's
-        timer (after the call that sent it has returned, as Linux defers loopback), not from
-        inside the send."""
+    def loopback(self, packet: bytes | bytearray, now: float,
+                 iface: Interface | None = None) -> None:
+        """A packet sent on ``lo`` (to one of our own addresses): received back on ``lo`` at
+        ``now`` from the host's timer (after the call that sent it has returned, as Linux defers
+        loopback), not from inside the send. With ``iface``: the copy of a multicast packet
+        sent on it that the host's own members get (IP_MULTICAST_LOOP), received on ``iface``
+        (Linux's dev_loopback_xmit), not captured on ``lo``."""
         if not self._loop_q:
             self._loop_at = now
-        self._loop_q.append((iface, bytes(packet)))
+        pkt = bytes(packet)
+        self._loop_q.append((pkt, iface or self.lo))
+        if iface is not None:
+            self.request_wake()
+            return
+        self.counters["lo.tx.packets"] += 1
+        if self.lo_taps:
+            frame = bytes(build_ethernet(ZERO_MAC, ZERO_MAC,
+                                         ETH_P_IPV4 if pkt[0] >> 4 == 4 else ETH_P_IPV6, pkt))
+            for tap in self.lo_taps:
+                tap(frame, now)
         self.request_wake()
 
     def resolution_failed(self, iface: Interface, ip: bytes, packets: list[bytes],
@@ -538,6 +600,8 @@ class Host(Node):
             elif et == ETH_P_IPV6:
                 self.ipv6.receive(iface, eth.payload, bcast, now)
             elif et == ETH_P_ARP:
+                if self.dhcp4.by_ifindex:
+                    self.dhcp4.arp_seen(iface, eth.payload)  # a DHCP client's address probe
                 arp_receive(self, iface, eth.payload, d, now)
             else:
                 c["drop.ethernet.unknown_ethertype"] += 1
@@ -573,11 +637,8 @@ class Host(Node):
     def handle_timer(self, now: float) -> None:
         if self._loop_q:
             q, self._loop_q = self._loop_q, []
-            for iface, pkt in q:
-                if pkt[0] >> 4 == 4:
-                    self.receive_looped(iface, pkt, 4, now)
-                else:
-                    self.receive_looped(iface, pkt, 6, now)
+            for pkt, on in q:
+                self.receive_looped(pkt, on, now)
         for iface in self.interfaces:
             self.ndp.maybe_solicit_routers(iface, now)
         self.ndp.handle_timer(now)
@@ -591,9 +652,9 @@ class Host(Node):
             if t is not None and t <= now:
                 src.handle_timer(now)
 
-    def receive_looped(self, iface: Interface, pkt: bytes, family: int, now: float) -> None:
+    def receive_looped(self, pkt: bytes, iface: Interface, now: float) -> None:
         try:
-            if family == 4:
+            if pkt[0] >> 4 == 4:
                 self.ipv4.receive(iface, memoryview(pkt), False, now)
             else:
                 self.ipv6.receive(iface, memoryview(pkt), False, now)

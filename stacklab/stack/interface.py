@@ -14,10 +14,17 @@ from stacklab.wire.addr import is_link_local
 from .neighbor import NeighborCache
 from .node import Port
 
-__all__ = ["ALL_NODES", "ALL_ROUTERS", "Addr6", "Interface"]
+__all__ = ["ALL_NODES", "ALL_ROUTERS", "LOOPBACK4", "LOOPBACK6", "LO_IFINDEX", "LO_MTU", "Addr6",
+           "Interface"]
 
 ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
 ALL_ROUTERS = bytes.fromhex("ff020000000000000000000000000002")
+# the loopback interface, Host.lo: not an index into Host.interfaces (it has no link), so the
+# ``0 <= ifindex < len(interfaces)`` checks pass over it
+LO_IFINDEX = -1
+LO_MTU = 65536  # Linux's lo
+LOOPBACK4 = bytes([127, 0, 0, 1])
+LOOPBACK6 = bytes(15) + b"\x01"
 
 
 @dataclass(slots=True)
@@ -45,7 +52,9 @@ class Interface:
         self.bcast4: set[bytes] = set()
         self.groups6: set[bytes] = {ALL_NODES}
         self.groups4: set[bytes] = set()  # IPv4 multicast groups joined (IGMP), 224.0.0.1 aside
-        self.ra_mtu: int | None = None
+        self._ra_mtu: int | None = None
+        self._dhcp_mtu: int | None = None
+        self._mtu_cap: int | None = None  # the lower of the two, kept for the hot path
         self.link_local: bytes | None = None
         self.arp = arp  # IPv4 neighbours (ARP)
         self.nd = nd  # IPv6 neighbours (NDP)
@@ -53,7 +62,31 @@ class Interface:
     @property
     def mtu(self) -> int:
         m = self.port.mtu
-        return min(m, self.ra_mtu) if self.ra_mtu else m
+        return min(m, self._mtu_cap) if self._mtu_cap else m
+
+    @property
+    def ra_mtu(self) -> int | None:
+        """The MTU option of router advertisements (RFC 4861 §4.6.4)."""
+        return self._ra_mtu
+
+    @ra_mtu.setter
+    def ra_mtu(self, value: int | None) -> None:
+        self._ra_mtu = value
+        self._cap()
+
+    @property
+    def dhcp_mtu(self) -> int | None:
+        """DHCPv4 option 26, Interface MTU (RFC 2132 §5.1)."""
+        return self._dhcp_mtu
+
+    @dhcp_mtu.setter
+    def dhcp_mtu(self, value: int | None) -> None:
+        self._dhcp_mtu = value
+        self._cap()
+
+    def _cap(self) -> None:
+        caps = [m for m in (self._ra_mtu, self._dhcp_mtu) if m]
+        self._mtu_cap = min(caps) if caps else None
 
     def has_v4(self, a: bytes) -> bool:
         return any(addr == a for addr, _ in self.v4)

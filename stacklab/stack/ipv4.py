@@ -59,10 +59,16 @@ class Ipv4:
         it was consumed here (dropped or forwarded; counted either way)."""
         h = self.host
         src = ip.src
+        dst = ip.dst
+        if iface is h.lo:  # sent by ourselves: 127.0.0.0/8 is only valid here (RFC 1122)
+            h.counters["ipv4.rx.delivered"] += 1
+            return False
         if src[0] == 127 or src[0] >= 224:
             h.counters["drop.ipv4.martian_source"] += 1
             return None
-        dst = ip.dst
+        if dst[0] == 127:  # RFC 1122 §3.2.1.3(g): never seen outside a host (Linux: martian)
+            h.counters["drop.ipv4.martian_destination"] += 1
+            return None
         if dst in h.local4:
             if self.nat is not None and self.nat.claims(iface, ip.buf[:ip.total_length], now):
                 self.forward(iface, ip, l2_bcast, now)  # a reply or port forward to translate
@@ -221,10 +227,14 @@ class Ipv4:
             iface = h.interfaces[ifindex if ifindex is not None else 0]
             nexthop = dst
             route_src: bytes | bool | None = False  # False: not routed
-        elif dst in h.local4:
-            iface = h.local4[dst]
+        elif dst in h.local4 or dst[0] == 127:
+            # ours, or anywhere in 127.0.0.0/8 (Linux's "local 127.0.0.0/8 dev lo" route): out by
+            # lo, from the address itself (from 127.0.0.1 for the rest of 127/8)
+            iface = h.lo
             nexthop = dst
             route_src = False
+            if src is None and dst in h.local4:
+                src = dst
         else:
             entry = self.dst_cache.get(dst)
             if entry is None:
@@ -249,7 +259,7 @@ class Ipv4:
                 pmtu = h.pmtu.get(dst, mtu, None)
                 if pmtu < mtu:
                     mtu = pmtu
-        elif dst not in h.local4:
+        elif iface is not h.lo:
             mtu = min(mtu, h.path_mtu(dst))
         if n <= mtu:
             self.output(iface, nexthop, build_ipv4(src, dst, proto, payload, ttl, ident,
@@ -266,12 +276,12 @@ class Ipv4:
         return None
 
     def output(self, iface: Interface, nexthop: bytes, packet: bytearray, now: float) -> None:
-        """The one way out for every IPv4 packet (sent, forwarded or a fragment): to
-        ourselves, to a broadcast MAC, or to ``nexthop``'s MAC resolved by ARP (the packet
+        """The one way out for every IPv4 packet (sent, forwarded or a fragment): on lo back
+        to ourselves, to a broadcast MAC, or to ``nexthop``'s MAC resolved by ARP (the packet
         waits in the neighbour queue meanwhile)."""
         h = self.host
-        if nexthop in h.local4:
-            h.loopback(iface, packet, now)
+        if iface is h.lo:
+            h.loopback(packet, now)
             return
         mac: bytes | None
         if nexthop == LIMITED_BCAST or nexthop in iface.bcast4:
@@ -279,7 +289,7 @@ class Ipv4:
         elif nexthop[0] >> 4 == 14:
             mac = multicast_mac(nexthop)
             if nexthop in iface.groups4 and packet[9] == PROTO_UDP:
-                h.loopback(iface, packet, now)  # IP_MULTICAST_LOOP: members here get a copy
+                h.loopback(packet, now, iface)  # IP_MULTICAST_LOOP: members here get a copy
         else:
             mac = iface.arp.resolve(nexthop, packet, now)
             if mac is None:

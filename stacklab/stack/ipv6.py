@@ -28,6 +28,7 @@ from stacklab.wire.proto import PROTO_ROUTING as NH_ROUTING
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv6
+from .interface import LOOPBACK6
 from .ipid import IpIdGenerator
 
 if TYPE_CHECKING:
@@ -87,6 +88,10 @@ class Ipv6:
                 return
             mcast = True
         elif dst in h.local6:
+            if (dst == LOOPBACK6 or src == LOOPBACK6) and iface is not h.lo:
+                # RFC 4291 §2.5.3: ::1 never comes in from a link
+                c["drop.ipv6.martian_loopback"] += 1
+                return
             mcast = l2_mcast
         elif h.forwarding:
             self.forward(iface, ip, l2_mcast, now)
@@ -220,13 +225,16 @@ class Ipv6:
              ifindex: int | None) -> None:
         h = self.host
         c = h.counters
-        if dst[0] == 0xFF or is_link_local(dst):
+        iface: Interface | None
+        if dst in h.local6:  # ours (::1 included): out by lo, from the address itself
+            iface = h.lo
+            nexthop = dst
+            if src is None:
+                src = dst
+        elif dst[0] == 0xFF or is_link_local(dst):
             iface = h.interfaces[ifindex] if ifindex is not None else h.default_link_iface(dst)
             if iface is None:
                 raise OSError(errno.EHOSTUNREACH, os.strerror(errno.EHOSTUNREACH))
-            nexthop = dst
-        elif dst in h.local6:
-            iface = h.local6[dst]
             nexthop = dst
         else:
             entry = self.dst_cache.get(dst)
@@ -254,7 +262,7 @@ class Ipv6:
                 raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
         if hop_limit is None:
             hop_limit = 255 if nh == 58 and dst[0] == 0xFF and dst[1] == 2 else h.hop_limit6
-        mtu = iface.mtu if dst in h.local6 else min(iface.mtu, h.path_mtu(dst))
+        mtu = iface.mtu if iface is h.lo else min(iface.mtu, h.path_mtu(dst))
         return self._send_on(iface, nexthop, src, dst, nh, payload, now, df, hop_limit, tclass,
                              mtu)
 
@@ -283,14 +291,14 @@ class Ipv6:
     def output(self, iface: Interface, nexthop: bytes, packet: bytes | bytearray,
                now: float) -> None:
         h = self.host
-        if nexthop in h.local6:
-            h.loopback(iface, packet, now)
+        if iface is h.lo:
+            h.loopback(packet, now)
             return
         mac: bytes | None
         if nexthop[0] == 0xFF:
             mac = multicast_mac(nexthop)
             if packet[6] == PROTO_UDP and nexthop in iface.groups6:
-                h.loopback(iface, packet, now)  # IPV6_MULTICAST_LOOP: members here get a copy
+                h.loopback(packet, now, iface)  # IPV6_MULTICAST_LOOP: members here get a copy
         else:
             mac = iface.nd.resolve(nexthop, packet, now)
             if mac is None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stacklab.wire.addr import ip_str, is_link_local, multicast_mac, solicited_node
+from stacklab.wire.addr import ip6_bytes, ip_str, is_link_local, multicast_mac, solicited_node
 from stacklab.wire.ethernet import ETH_P_IPV6, build_ethernet
 from stacklab.wire.icmpv6 import (
     NA_OVERRIDE,
@@ -41,6 +41,7 @@ from stacklab.wire.icmpv6 import (
     Icmpv6View,
     MtuOpt,
     PrefixInfoOpt,
+    RdnssOpt,
     SourceLinkAddrOpt,
     TargetLinkAddrOpt,
     build_icmpv6,
@@ -125,6 +126,7 @@ class Ndp:
         self.router_lifetime = 1800
         self.ra_interval = 200.0  # MaxRtrAdvInterval is 600 s; Linux radvd-like default
         self.ra_mtu = True
+        self.rdnss: dict[int, list[bytes]] = {}  # ifindex -> DNS servers announced (RFC 8106)
         self._ra_next: dict[int, float | None] = {}
         # host side
         self.accept_ra = True
@@ -136,6 +138,7 @@ class Ndp:
         # RFC 4861's Prefix List: ifindex -> {(prefix, plen): expiry (None: infinite)}
         self._prefixes: dict[int, dict[tuple[bytes, int], float | None]] = {}
         self._expiry: float | None = None  # the earliest RA-learned lifetime to end
+        self._rdnss_until: dict[int, float] = {}  # ifindex -> when its RDNSS servers expire
 
     # -- sending -------------------------------------------------------------------------------
     def send(self, iface: Interface, src: bytes, dst: bytes, icmp_type: int, body: bytes,
@@ -182,12 +185,15 @@ class Ndp:
         h.address_duplicate(iface, addr)
 
     # -- router advertisements ------------------------------------------------------------------
-    def advertise(self, ifindex: int, prefix: str | None = None, *, autonomous: bool = True
-                  ) -> None:
+    def advertise(self, ifindex: int, prefix: str | None = None, *, autonomous: bool = True,
+                  dns: list[str] | None = None) -> None:
         """Make this (router) node send RAs on ``ifindex``, announcing ``prefix`` if given
-        (default: the interface's global /64 prefixes) and itself as default router."""
+        (default: the interface's global /64 prefixes), itself as default router and ``dns``
+        as recursive DNS servers (an RDNSS option, RFC 8106)."""
         from .route import parse_prefix
 
+        if dns:
+            self.rdnss[ifindex] = [ip6_bytes(a) for a in dns]
         ads = self.adverts.setdefault(ifindex, [])
         if prefix is not None:
             p, n = parse_prefix(prefix)
@@ -212,6 +218,10 @@ class Ndp:
         for ad in self.adverts.get(iface.index, ()):
             body += PrefixInfoOpt(ad.plen, True, ad.autonomous, ad.valid, ad.preferred,
                                   ad.prefix).encode()
+        servers = self.rdnss.get(iface.index)
+        if servers:
+            # RFC 8106 §5.1: a lifetime of at least MaxRtrAdvInterval; radvd uses 3 times it
+            body += RdnssOpt(int(3 * self.ra_interval), tuple(servers)).encode()
         self.send(iface, src, ALL_NODES, ROUTER_ADVERT, bytes(body))
         self.host.counters["ndp.tx.ra"] += 1
         self.host.trace(now, "ndp", "tx", msg="RA", ifindex=iface.index)
@@ -288,6 +298,11 @@ class Ndp:
                     self._remove_prefix_route(prefix, plen)
                     h.trace(now, "ndp", "state", route=f"{ip_str(prefix)}/{plen}",
                             cause="valid lifetime expired")
+        for ifindex, until in list(self._rdnss_until.items()):
+            if until <= now:
+                del self._rdnss_until[ifindex]
+                h.resolv.forget(f"ra:{h.interfaces[ifindex].name}")
+                h.trace(now, "ndp", "state", rdnss="expired", ifindex=ifindex)
         for iface in h.interfaces:
             for a in list(iface.v6):
                 if a.valid_until is not None and a.valid_until <= now:
@@ -310,6 +325,7 @@ class Ndp:
             times.append(default.expires)
         for prefixes in self._prefixes.values():
             times += [t for t in prefixes.values() if t is not None]
+        times += self._rdnss_until.values()
         for iface in h.interfaces:
             for a in iface.v6:
                 if a.valid_until is not None:
@@ -425,6 +441,8 @@ class Ndp:
                 iface.nd.update(src, o.lladdr, now, solicited=False, is_router=True)
             elif isinstance(o, MtuOpt) and 1280 <= o.mtu <= iface.port.mtu:
                 iface.ra_mtu = o.mtu
+            elif isinstance(o, RdnssOpt):
+                self._learn_rdnss(iface, o, now)
         lifetime = m.router_lifetime
         default = h.routes.get(UNSPECIFIED, 0)
         if (default is not None and default.proto == RA and default.via == src
@@ -449,6 +467,19 @@ class Ndp:
             if o.autonomous and o.prefix_len == 64:
                 self._slaac(iface, o, now)
         self._rearm()
+
+    def _learn_rdnss(self, iface: Interface, o: RdnssOpt, now: float) -> None:
+        """RFC 8106 §5.3.1: the servers replace what this interface's RAs said; lifetime 0
+        removes them, otherwise they expire with it."""
+        source = f"ra:{iface.name}"
+        if o.lifetime == 0:
+            self.host.resolv.forget(source)
+            self._rdnss_until.pop(iface.index, None)
+            return
+        self.host.resolv.learn(source, [ip_str(a) for a in o.servers], [])
+        if o.lifetime != 0xFFFFFFFF:
+            self._rdnss_until[iface.index] = now + o.lifetime
+        self.host.counters["ndp.rdnss"] += 1
 
     def _on_link_prefix(self, iface: Interface, o: PrefixInfoOpt, now: float) -> None:
         """RFC 4861 §6.3.4: a new prefix with a non-zero valid lifetime joins the Prefix List

@@ -29,7 +29,8 @@ from .proto import PROTO_ICMPV6
 __all__ = [
     "Icmpv6View", "Icmpv6", "RouterSolicitation", "RouterAdvertisement", "NeighborSolicitation",
     "NeighborAdvertisement", "SourceLinkAddrOpt", "TargetLinkAddrOpt", "PrefixInfoOpt", "MtuOpt",
-    "UnknownNdpOpt", "NdpOption", "parse_icmpv6", "parse_ndp_options", "pack_ndp_options",
+    "RdnssOpt", "UnknownNdpOpt", "NdpOption", "parse_icmpv6", "parse_ndp_options",
+    "pack_ndp_options",
     "build_icmpv6", "echo_request", "echo_reply", "dest_unreachable", "packet_too_big",
     "time_exceeded", "param_problem",
     "DEST_UNREACH", "PACKET_TOO_BIG", "TIME_EXCEEDED", "PARAM_PROBLEM", "ECHO_REQUEST",
@@ -77,6 +78,7 @@ OPT_TARGET_LLADDR = 2
 OPT_PREFIX_INFO = 3
 OPT_REDIRECTED_HEADER = 4
 OPT_MTU = 5
+OPT_RDNSS = 25  # RFC 8106 §5.1: Recursive DNS Server
 
 # NA flags (§4.4) and RA flags (§4.2), prefix information flags (§4.6.2).
 NA_ROUTER = 0x80
@@ -217,6 +219,23 @@ class MtuOpt:
 
 
 @dataclass(frozen=True, slots=True)
+class RdnssOpt:
+    """Recursive DNS Server (type 25, RFC 8106 §5.1): ``lifetime`` seconds, the servers."""
+
+    lifetime: int
+    servers: tuple[bytes, ...]
+    type = OPT_RDNSS
+
+    def encode(self) -> bytes:
+        return (bytes((OPT_RDNSS, 1 + 2 * len(self.servers), 0, 0))
+                + self.lifetime.to_bytes(4, "big") + b"".join(self.servers))
+
+    def summary(self) -> str:
+        return (f"rdnss option (lifetime {self.lifetime}s, "
+                f"{', '.join(ip6_str(a) for a in self.servers)})")
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownNdpOpt:
     """An option we do not interpret: ``type`` and ``data`` (the bytes after type and length,
     ``8 * length - 2`` of them)."""
@@ -231,7 +250,8 @@ class UnknownNdpOpt:
         return f"option-{self.type} ({len(self.data) + 2} bytes)"
 
 
-NdpOption = SourceLinkAddrOpt | TargetLinkAddrOpt | PrefixInfoOpt | MtuOpt | UnknownNdpOpt
+NdpOption = (SourceLinkAddrOpt | TargetLinkAddrOpt | PrefixInfoOpt | MtuOpt | RdnssOpt
+             | UnknownNdpOpt)
 
 
 def _walk_ndp(mv: memoryview, start: int) -> Iterable[tuple[int, int, int]]:
@@ -274,6 +294,11 @@ def parse_ndp_options(buf: Buffer, start: int = 0) -> list[NdpOption]:
                                      valid, pref, prefix, flags & 0x3F))
         elif otype == OPT_MTU:
             out.append(MtuOpt(_U32.unpack_from(mv, i + 4)[0]))
+        elif otype == OPT_RDNSS and olen >= 24 and olen % 16 == 8:
+            # (RFC 8106 §5.3.1: a length below 3 or even makes the option invalid: it is then
+            # left uninterpreted, an UnknownNdpOpt, and ignored)
+            out.append(RdnssOpt(_U32.unpack_from(mv, i + 4)[0],
+                                tuple(bytes(mv[j:j + 16]) for j in range(i + 8, i + olen, 16))))
         else:
             out.append(UnknownNdpOpt(otype, bytes(mv[i + 2:i + olen])))
     return out

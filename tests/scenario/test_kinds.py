@@ -13,6 +13,8 @@ from stacklab.scenario.runner import ScenarioError, run_scenario
 NET_KINDS = {"tcp-send", "tcp-sink", "tcp-echo", "udp-send", "udp-sink", "ping", "traceroute"}
 APP_KINDS = {"http-server", "smtp-server", "ftp-server", "ssh-server", "http-get", "smtp-send",
              "ftp-get", "ftp-put", "ssh-exec"}
+LAN_KINDS = {"dhcp-server", "dhcp-relay", "dhcp6-server", "dns-server", "dns-resolver",
+             "dns-lookup"}  # scenario/lan_kinds.py, tested in tests/lan
 
 
 def test_registry_knows_the_builtin_kinds_without_importing_their_modules_first() -> None:
@@ -22,7 +24,7 @@ def test_registry_knows_the_builtin_kinds_without_importing_their_modules_first(
             "print('stacklab.apps.ssh' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.splitlines()
-    assert out[0] == str(sorted(NET_KINDS | APP_KINDS))
+    assert out[0] == str(sorted(NET_KINDS | APP_KINDS | LAN_KINDS))
     assert out[1] == "False"  # asyncssh & co. are imported when an app starts, not to list it
 
 
