@@ -320,15 +320,15 @@ def _sockets() -> StackSockets:
 
 def _resolve(name: str | bytes | None, family: int) -> str:
     """The name look-up of blocking code: the host's one ``lookup`` (literal addresses, the
-    network's names, DNS), awaited on the loop. No name is the wildcard address, as
+    network's names, DNS), run on the host's loop. No name is the wildcard address, as
     getaddrinfo(None) with AI_PASSIVE."""
-    host = _sockets().host
+    sockets = _sockets()
     if isinstance(name, bytes):
         name = name.decode("idna")
     if name is None or name == "":
         return "::" if family == _socket.AF_INET6 else "0.0.0.0"
     want = {int(_socket.AF_INET): 4, int(_socket.AF_INET6): 6}.get(int(family))
-    addrs: list[str] = _await(host.lookup(name, want))
+    addrs: list[str] = sockets.stack.submit(sockets.host.lookup(name, want))
     return addrs[0]
 
 

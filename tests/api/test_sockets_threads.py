@@ -31,8 +31,8 @@ class LoopbackNode(Node):
     def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:
         raise AssertionError("no ports")
 
-    def resolve(self, name: str, family: int | None = None) -> str:
-        return "127.0.0.1"
+    async def lookup(self, name: str, family: int | None = None) -> list[str]:
+        return ["127.0.0.1"]
 
     async def create_connection(self, factory: Any, host: str, port: int, *,
                                 local_addr: Any = None, **_options: Any) -> Any:
