@@ -171,13 +171,14 @@ _LEFT = 90
 _COLW = 260
 
 
-def render_svg(rows: Sequence[Row], lifelines: Sequence[str], title: str = "") -> str:
-    """A standalone SVG document (opens in any browser)."""
+def render_svg(rows: Sequence[Row], lifelines: Sequence[str], title: str = "",
+               col_width: int = _COLW) -> str:
+    """A standalone SVG document (opens in any browser); lifelines ``col_width`` apart."""
     n = len(lifelines)
-    width = _LEFT + _COLW * (n - 1) + 120
+    width = _LEFT + col_width * (n - 1) + 120
     height = _TOP + _ROW * (len(rows) + 2) + (24 if title else 0)
     top = _TOP + (24 if title else 0)
-    col = {name: _LEFT + 40 + _COLW * i for i, name in enumerate(lifelines)}
+    col = {name: _LEFT + 40 + col_width * i for i, name in enumerate(lifelines)}
     esc = html.escape
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
