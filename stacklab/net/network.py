@@ -33,6 +33,10 @@ from stacklab.stack.node import Node
 from stacklab.trace.events import Tracer
 from stacklab.trace.label import Labeler
 
+from stacklab.report.connection import Connection, connections
+from stacklab.report.topology import render_topology, topology_of
+
+from .capture import Capture
 from .link import Direction, Link, LinkParams
 from .loop import VirtualTimeLoop, describe_tasks
 from .switch import Switch
@@ -366,9 +370,10 @@ class Network:
         return {seg: via for seg, via in routes.items() if via is not None}
 
     # -- capture -----------------------------------------------------------------------------
-    def capture(self, directory: str | os.PathLike[str], point: str = "rx") -> None:
+    def capture(self, directory: str | os.PathLike[str], point: str = "rx") -> Capture:
         """One pcap per link in ``directory`` (``<link name>.pcap``, both directions, nanosecond
-        virtual timestamps), for the links that exist and those made later.
+        virtual timestamps), for the links that exist and those made later; the
+        :class:`~stacklab.net.capture.Capture` returned reads them back (a packet table).
 
         ``point="rx"``: frames as delivered (after loss, corruption, delay: what a receiver's
         tcpdump shows). ``point="tx"``: frames as the senders sent them.
@@ -380,6 +385,11 @@ class Network:
         self._captures.append((directory, point))
         for link in self.links:
             self._capture_link(link, directory, point)
+        return Capture(self, directory, point)
+
+    def flush_captures(self) -> None:
+        for writer in self._writers:
+            writer.flush()
 
     def _capture_link(self, link: Link, directory: str, point: str) -> None:
         suffix = "" if point == "rx" else ".tx"
@@ -483,6 +493,19 @@ class Network:
 
     def directions(self) -> list[Direction]:
         return [d for link in self.links for d in link.directions]
+
+    def connections(self) -> list[Connection]:
+        """Every TCP connection of every node, finished ones too; each draws itself in Jupyter
+        (figures, sequence diagram, plots: those two need the network's tracer)."""
+        return connections(self)
+
+    # -- Jupyter -----------------------------------------------------------------------------
+    def _repr_svg_(self) -> str:
+        """The topology."""
+        return render_topology(topology_of(self))
+
+    def _repr_html_(self) -> str:
+        return f"<div class='stacklab-network'>{self._repr_svg_()}</div>"
 
 
 def parse_down(down: Iterable[Any]) -> list[tuple[float, float | None]]:
