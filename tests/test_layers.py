@@ -5,8 +5,8 @@ and under ``if TYPE_CHECKING`` included):
 
 Leaves anyone may import: ``errors`` (the package's base exception), ``trace.events`` and the
 device package (TAP, pcap). ``trace`` (diagrams, stats, labels) reads wire formats and events and
-is used from ``net`` up; so is ``report`` (SVG and HTML rendering of trace data). ``apps`` talks to the network only through its own ``apps.common.Net``
-seam. No module import cycle anywhere.
+is used from ``net`` up; so is ``report`` (SVG and HTML rendering of trace data). ``apps`` talks
+to the network only through its own ``apps.common.Net`` seam. No module import cycle anywhere.
 
 ``ALLOWED_VIOLATIONS`` lists today's exceptions: it may only shrink (an entry that no longer
 occurs fails the test too), and the redesign ends with it empty.

@@ -23,7 +23,7 @@ import random
 from collections import deque
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stacklab.api.driver import DrivenHost, NodeDriver
 from stacklab.api.host import Host, Router
@@ -33,14 +33,14 @@ from stacklab.stack.node import Node
 from stacklab.trace.events import Tracer
 from stacklab.trace.label import Labeler
 
-from stacklab.report.connection import Connection, connections
-from stacklab.report.topology import render_topology, topology_of
-
 from .capture import Capture
 from .link import Direction, Link, LinkParams
 from .loop import VirtualTimeLoop, describe_tasks
 from .switch import Switch
 from .units import ParamError, parse_duration
+
+if TYPE_CHECKING:
+    from stacklab.report.connection import Connection
 
 __all__ = ["BroadcastDomain", "Network", "SimulationError", "SimulationTimeout", "TopologyError",
            "parse_down"]
@@ -497,11 +497,15 @@ class Network:
     def connections(self) -> list[Connection]:
         """Every TCP connection of every node, finished ones too; each draws itself in Jupyter
         (figures, sequence diagram, plots: those two need the network's tracer)."""
+        from stacklab.report.connection import connections
+
         return connections(self)
 
     # -- Jupyter -----------------------------------------------------------------------------
     def _repr_svg_(self) -> str:
         """The topology."""
+        from stacklab.report.topology import render_topology, topology_of
+
         return render_topology(topology_of(self))
 
     def _repr_html_(self) -> str:

@@ -101,7 +101,8 @@ def time_sequence_plot(flow: Flow) -> str:
     the receive window (ACK + window) and the SACK blocks (RFC 2018) the receiver reported."""
     chart = Chart(f"time–sequence — {flow.name}", y_label="sequence (bytes, relative)",
                   height=420)
-    fresh, resent = [], []
+    fresh: list[tuple[float, float, float]] = []
+    resent: list[tuple[float, float, float]] = []
     top = 0
     for t, seq, n in flow.sends:
         end = seq + n

@@ -112,7 +112,8 @@ class Chart:
                f'width="100%" font-family="sans-serif" font-size="12" role="img" '
                f'aria-label="{esc(self.title)}">',
                f'<rect width="{w}" height="{h}" fill="white"/>',
-               f'<text x="{left}" y="20" font-size="14" font-weight="bold">{esc(self.title)}</text>']
+               f'<text x="{left}" y="20" font-size="14" font-weight="bold">'
+               f'{esc(self.title)}</text>']
         for t in xt:
             out.append(f'<line x1="{sx(t)}" y1="{top}" x2="{sx(t)}" y2="{top + ph}" '
                        'stroke="#eee"/>')

@@ -13,7 +13,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Topology", "TopoLink", "TopoNode", "render_topology", "topology_of"]
+__all__ = ["TopoLink", "TopoNode", "Topology", "describe_params", "render_topology",
+           "topology_of"]
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Topology:
     links: list[TopoLink]
 
 
-def _describe(params: Any) -> str:
+def describe_params(params: Any) -> str:
     """The link parameters that differ from the defaults, in user units."""
     parts = [f"{params.delay * 1000:g}ms"]
     if params.rate:
@@ -67,7 +68,7 @@ def topology_of(net: Any) -> Topology:
              for name in net.nodes]
     links = []
     for link in net.links:
-        ab, ba = _describe(link.ab.params), _describe(link.ba.params)
+        ab, ba = describe_params(link.ab.params), describe_params(link.ba.params)
         label = ab if ab == ba else f"→ {ab} / ← {ba}"
         links.append(TopoLink(link.name, link.a.name, link.b.name, label, link.up))
     return Topology(nodes, links)

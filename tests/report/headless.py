@@ -100,7 +100,8 @@ def load(page: Path, tmp: Path, expression: str, width: int = 1200,
         args.insert(2, "--no-sandbox")
 
     def fds() -> None:  # in the child: our pipe ends on fds 3 and 4 (via fds above them)
-        high_r, high_w = fcntl.fcntl(to_r, fcntl.F_DUPFD, 10), fcntl.fcntl(from_w, fcntl.F_DUPFD, 10)
+        high_r = fcntl.fcntl(to_r, fcntl.F_DUPFD, 10)
+        high_w = fcntl.fcntl(from_w, fcntl.F_DUPFD, 10)
         os.dup2(high_r, 3)
         os.dup2(high_w, 4)
 
