@@ -9,7 +9,7 @@ reads as a line and a switch's hosts fan out behind it.
 from __future__ import annotations
 
 import html
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,9 +124,11 @@ def render_topology(topo: Topology, title: str = "") -> str:
     dx, dy, mx, my = 300, 120, 90, 70 + (24 if title else 0)
     width, height = mx * 2 + dx * (cols - 1), my + 50 + dy * (rows - 1) + 40
 
-    def xy(name: str) -> tuple[float, float]:
+    per_col = Counter(c for c, _ in pos.values())
+
+    def xy(name: str) -> tuple[float, float]:  # each column centred vertically
         c, r = pos[name]
-        return mx + c * dx, my + r * dy
+        return mx + c * dx, my + (r + (rows - per_col[c]) / 2) * dy
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="topology" '
            f'viewBox="0 0 {width} {height}" width="{width}" style="max-width:100%" '
