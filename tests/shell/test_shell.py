@@ -92,7 +92,7 @@ def test_every_command_from_a_piped_script(tmp_path):
                    "request, id" in ln and "seq 1," in ln)
     reply = next(i for i, ln in enumerate(lines) if "icmp_seq=1 ttl=63" in ln)
     assert request < reply
-    assert "capture off" == out["capture off"]
+    assert out["capture off"] == "capture off"
     assert re.search(r"10\.0\.1\.2 dev eth0 lladdr 02:00:00:02:00:00 (REACHABLE|STALE)",
                      out["a ip neigh"])
     assert re.search(r"^ 1  10\.0\.1\.2 .*\n 2  10\.0\.2\.2 ", out["a traceroute b"], re.M)
