@@ -10,8 +10,8 @@ delivered on that link, while time runs; ``capture off``), ``diagram a b [c]``, 
 ``links``, ``time``, ``add host|router|switch NAME``, ``add link A B [key value ...]``,
 ``save FILE.toml|.html|.svg``, ``quit``.
 
-Time passes only when a command makes it pass (``run``, ``ping``, ``curl``...); the network is
-autoconfigured (addresses, routes) before time first passes. On a terminal there is tab
+Time passes only when a command makes it pass (``run``, ``ping``, ``curl``...). The network is
+autoconfigured (addresses, routes) when first used: ``add`` builds it until then. On a terminal there is tab
 completion and a history (``~/.stacklab_history``); from a pipe the commands are echoed after
 the prompt so the output reads as a transcript, and the exit status is 1 if any command failed.
 """
@@ -131,6 +131,11 @@ class Shell(cmd.Cmd):
             self.failures += 1
             self.say(f"error: {exc}")
             return False
+        except KeyboardInterrupt:
+            if not self.interactive:
+                raise
+            self.say(f"^C (t = {self.net.now:.6f} s)")  # back to the prompt, as Mininet
+            return False
 
     def emptyline(self) -> bool:
         return False
@@ -144,7 +149,7 @@ class Shell(cmd.Cmd):
         raise ShellError(f"unknown command {words[0]!r} (`help` lists them; nodes: {known})")
 
     def _ready(self) -> None:
-        """Addresses and routes before time first passes (the topology is fixed from then)."""
+        """Addresses and routes when the network is first used (the topology is fixed then)."""
         if not self.configured:
             self.net.autoconfigure()
             self.configured = True
@@ -183,6 +188,7 @@ class Shell(cmd.Cmd):
         if not words:
             raise ShellError(f"{name} what? e.g. {name} ping NODE, {name} ss, {name} ip addr")
         verb, args = words[0], words[1:]
+        self._ready()
         handler: Callable[[str, list[str]], None] | None = getattr(
             self, "node_" + verb.replace("-", "_"), None)
         if handler is None:
@@ -197,7 +203,6 @@ class Shell(cmd.Cmd):
         parser.add_argument("-s", type=int, default=56, dest="size")
         parser.add_argument("-6", action="store_const", const=6, dest="family")
         opts = parser.parse(args)
-        self._ready()
         res = self._run(host.ping(opts.dest, count=opts.count, size=opts.size,
                                   family=opts.family, out=self.say), opts.count + 10.0)
         self.status = 0 if res.received else 1
@@ -209,7 +214,6 @@ class Shell(cmd.Cmd):
         parser.add_argument("-I", action="store_const", const="icmp", default="udp",
                             dest="method")
         opts = parser.parse(args)
-        self._ready()
         self._run(host.traceroute(opts.dest, method=opts.method, out=self.say), 300.0)
 
     def node_ss(self, name: str, args: list[str]) -> None:
@@ -280,7 +284,7 @@ class Shell(cmd.Cmd):
         if unknown:
             raise ShellError(f"{kind.kind}: unknown parameter {unknown[0]!r} "
                              f"(known: {', '.join(sorted(kind.params))})")
-        self._ready()
+        self._ready()  # a scenario file's apps start before any command
         app = kind.factory(self.net, self._host(spec["node"]), params)
         self.tasks.append(self.net.loop.create_task(app.run(), name=f"{kind.kind} on "
                                                     f"{spec['node']}"))
@@ -345,11 +349,11 @@ class Shell(cmd.Cmd):
 
     def do_add(self, arg: str) -> None:
         """add host|router|switch NAME | add link A B [KEY VALUE ...]: build the network
-        (before time first passes)."""
+        (until it is first used)."""
         words = shlex.split(arg)
         if self.configured:
-            raise ShellError("the network is configured (time has passed): the topology is "
-                             "fixed; save it, edit the file and load it again")
+            raise ShellError("the network is in use (addresses and routes are set): the "
+                             "topology is fixed; save it, edit the file and load it again")
         if len(words) >= 2 and words[0] in ("host", "router", "switch"):
             for name in words[1:]:
                 getattr(self.net, f"add_{words[0]}")(name)

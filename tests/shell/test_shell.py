@@ -108,7 +108,7 @@ def test_every_command_from_a_piped_script(tmp_path):
     assert "ICMP echo request seq 1" in diagram and "[S] seq 0" in diagram
     assert "[ESTABLISHED]" in diagram
     # bad commands: one line each, naming the problem; the shell went on
-    assert out["add host c"].startswith("error: the network is configured")
+    assert out["add host c"].startswith("error: the network is in use")
     assert out["bogus"] == "error: unknown command 'bogus' (`help` lists them; nodes: a, r, b)"
     assert out["a flyto b"].startswith("error: unknown node command 'flyto' (known: ping,")
     assert out["link zz down"] == "error: unknown link 'zz' (known: a-r, r-b)"
