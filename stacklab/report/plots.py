@@ -21,7 +21,8 @@ from stacklab.trace.events import TraceEvent
 
 from .svg import Chart
 
-__all__ = ["Flow", "cwnd_plot", "flows", "goodput_plot", "rtt_plot", "time_sequence_plot"]
+__all__ = ["Flow", "cwnd_plot", "first_loss_window", "flows", "goodput", "goodput_plot", "rtt_plot",
+           "time_sequence_plot"]
 
 _INFINITE_SSTHRESH = 1 << 30  # the trace caps "no ssthresh yet" here
 
@@ -95,28 +96,49 @@ def rtt_plot(flow: Flow) -> str:
     return chart.render()
 
 
-def time_sequence_plot(flow: Flow) -> str:
+def _resent(flow: Flow) -> list[bool]:
+    """Per segment sent: does it end at or below the highest byte sent before (a resend)?"""
+    out, top = [], 0
+    for _t, seq, n in flow.sends:
+        out.append(seq + n <= top)
+        top = max(top, seq + n)
+    return out
+
+
+def first_loss_window(flow: Flow) -> tuple[float, float] | None:
+    """A few round trips around the first resent segment (for a zoomed time-sequence graph)."""
+    resent = _resent(flow)
+    if True not in resent:
+        return None
+    t = flow.sends[resent.index(True)][0]
+    srtt = next((s for ts, _r, s, _o in reversed(flow.rtt) if ts <= t), 0.05)
+    return t - 4 * srtt, t + 6 * srtt
+
+
+def time_sequence_plot(flow: Flow, window: tuple[float, float] | None = None) -> str:
     """The tcptrace / Stevens time-sequence graph at the sender: each segment a vertical bar
     from its first to its last byte (resent ones in red), the cumulative ACK, the right edge of
-    the receive window (ACK + window) and the SACK blocks (RFC 2018) the receiver reported."""
-    chart = Chart(f"time–sequence — {flow.name}", y_label="sequence (bytes, relative)",
+    the receive window (ACK + window) and the SACK blocks (RFC 2018) the receiver reported.
+    ``window``: only that (start, end) of virtual time."""
+    lo, hi = window or (float("-inf"), float("inf"))
+    zoom = f" ({lo:.3f}–{hi:.3f} s)" if window else ""
+    chart = Chart(f"time–sequence — {flow.name}{zoom}", y_label="sequence (bytes, relative)",
                   height=420)
     fresh: list[tuple[float, float, float]] = []
     resent: list[tuple[float, float, float]] = []
-    top = 0
-    for t, seq, n in flow.sends:
-        end = seq + n
-        (resent if end <= top else fresh).append((t, seq, end))
-        top = max(top, end)
-    acks = [(t, a) for t, a, _, _ in flow.acks]
-    chart.step("ACK", acks, color="#2e8b57")
-    chart.step("window", [(t, a + w) for t, a, w, _ in flow.acks], color="#d4a017", width=1)
+    for (t, seq, n), again in zip(flow.sends, _resent(flow), strict=True):
+        if lo <= t <= hi:
+            (resent if again else fresh).append((t, seq, seq + n))
+    shown = [a for a in flow.acks if lo <= a[0] <= hi]
+    chart.step("ACK", [(t, a) for t, a, _, _ in shown], color="#2e8b57")
+    if not window:  # zoomed in, the window's edge would squash the rest to a line
+        chart.step("window", [(t, a + w) for t, a, w, _ in shown], color="#d4a017", width=1)
+    sacks = [(t, left, right) for t, _, _, blocks in shown for left, right in blocks]
+    if sacks:  # under the segments, so that a resend drawn at the same place shows
+        chart.bars("SACK", sacks, color="#b084cc", width=3)
     chart.bars("sent", fresh, color="#1f4e9a", width=2)
     if resent:
         chart.bars("retransmitted", resent, color="#c0392b", width=2.5)
-    sacks = [(t, left, right) for t, _, _, blocks in flow.acks for left, right in blocks]
-    if sacks:
-        chart.bars("SACK", sacks, color="#8e44ad", width=3)
     return chart.render()
 
 

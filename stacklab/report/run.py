@@ -20,7 +20,14 @@ from stacklab.trace.events import TraceEvent
 from stacklab.trace.stats import RunStats, collect
 
 from .page import Page, file_links, table
-from .plots import cwnd_plot, flows, goodput_plot, rtt_plot, time_sequence_plot
+from .plots import (
+    cwnd_plot,
+    first_loss_window,
+    flows,
+    goodput_plot,
+    rtt_plot,
+    time_sequence_plot,
+)
 from .topology import Topology, render_topology, topology_of
 
 __all__ = ["DIAGRAM_ROWS", "RunView", "run_page"]
@@ -119,9 +126,14 @@ def run_page(view: RunView, summary: dict[str, Any], *, html_path: str,
         page.add("Goodput", _figure(goodput_plot(senders),
                                     "bytes newly acknowledged, per interval, at each sender"))
     for f in senders:
-        page.add(f"TCP {f.name}", _figure(cwnd_plot(f)) + _figure(rtt_plot(f))
-                 + _figure(time_sequence_plot(f), "segments sent (red: resent), the "
-                           "cumulative ACK, ACK + receive window, SACK blocks"), level=3)
+        figures = [_figure(cwnd_plot(f)), _figure(rtt_plot(f)), _figure(
+            time_sequence_plot(f), "segments sent (red: resent), the cumulative ACK, ACK + "
+            "receive window, SACK blocks")]
+        window = first_loss_window(f)
+        if window is not None:
+            figures.append(_figure(time_sequence_plot(f, window),
+                                   "zoomed on the first retransmission"))
+        page.add(f"TCP {f.name}", "".join(figures), level=3)
     if pcap_dir:
         base = os.path.dirname(os.path.abspath(html_path))
         files = sorted(glob.glob(os.path.join(os.path.abspath(pcap_dir), "*.pcap")))
