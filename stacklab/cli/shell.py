@@ -11,9 +11,10 @@ delivered on that link, while time runs; ``capture off``), ``diagram a b [c]``, 
 ``save FILE.toml|.html|.svg``, ``quit``.
 
 Time passes only when a command makes it pass (``run``, ``ping``, ``curl``...). The network is
-autoconfigured (addresses, routes) when first used: ``add`` builds it until then. On a terminal there is tab
-completion and a history (``~/.stacklab_history``); from a pipe the commands are echoed after
-the prompt so the output reads as a transcript, and the exit status is 1 if any command failed.
+autoconfigured (addresses, routes) when first used: ``add`` builds it until then. On a terminal
+there is tab completion and a history (``~/.stacklab_history``); from a pipe the commands are
+echoed after the prompt so the output reads as a transcript, and the exit status is 1 if any
+command failed.
 """
 
 from __future__ import annotations
@@ -631,7 +632,7 @@ def ss_command(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("shell", help="drive a simulated network interactively (as Mininet's CLI)",
-                       description=__doc__.split("\n\n")[1] if __doc__ else None)
+                       description=__doc__.split("\n\n")[1].replace("``", "") if __doc__ else None)
     p.add_argument("file", metavar="FILE.toml", nargs="?", help="a scenario to load (its apps "
                    "start); without one, build the network with `add`")
     p.add_argument("--seed", type=int, default=None, help="override the file's seed")
