@@ -5,7 +5,8 @@ The TCB records what each plot needs (``stacklab/stack/tcp``; every event carrie
 * ``cwnd`` — ``cwnd``, ``ssthresh`` whenever either changes;
 * ``rtt`` — each RTT sample with the new ``srtt`` and ``rto`` (RFC 6298); ``rto`` — a timeout
   fired, with the backed-off ``rto``;
-* ``send`` — a segment with data left: ``seq`` (relative to the ISS: the first byte is 1), ``len``;
+* ``send`` — a segment with data left: ``seq`` (relative to the ISS: the first byte is 1),
+  ``len``;
 * ``ack`` — an ACK arrived: ``ack`` (relative), ``win`` (scaled), ``sack`` blocks (relative);
 * ``retransmit`` — the reason a segment was resent.
 
