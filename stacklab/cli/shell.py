@@ -121,7 +121,7 @@ class Shell(cmd.Cmd):
         self.stdout.write(text + "\n")
 
     def precmd(self, line: str) -> str:
-        if not self.interactive and line.strip():
+        if not self.interactive and line.strip() and line != "EOF":  # EOF: end of the script
             self.say(PROMPT + line.rstrip("\n"))
         return line
 

@@ -139,6 +139,7 @@ def test_loads_a_scenario_and_starts_its_apps(tmp_path):
     out = transcript(p.stdout)
     assert "ESTABLISHED" in out["client ss"] and "LISTEN" in out["server ss"]
     assert out["link r1-server"].startswith("r1-server up: 25ms 20Mbit loss 2%")
+    assert "EOF" not in p.stdout  # the script's end is not a command
 
 
 def test_bad_file_is_one_line():
