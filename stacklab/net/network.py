@@ -509,7 +509,16 @@ class Network:
         return render_topology(topology_of(self))
 
     def _repr_html_(self) -> str:
-        return f"<div class='stacklab-network'>{self._repr_svg_()}</div>"
+        """The topology and a table of the links (state, parameters, frames each way)."""
+        from stacklab.report.page import table
+        from stacklab.report.topology import describe_params
+
+        rows = [(link.name, "up" if link.up else "down", describe_params(d.params), d.label,
+                 d.counters["tx.frames"], d.counters["rx.frames"])
+                for link in self.links for d in link.directions]
+        return (f"<div class='stacklab-network'>{self._repr_svg_()}"
+                + table(("link", "state", "parameters", "direction", "sent", "delivered"), rows)
+                + "</div>")
 
 
 def parse_down(down: Iterable[Any]) -> list[tuple[float, float | None]]:

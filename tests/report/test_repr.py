@@ -44,7 +44,11 @@ def test_network_draws_its_topology(tmp_path):
     assert nodes == ["a", "r", "b"] and links == ["a-r", "r-b"]
     texts = " ".join(t.text or "" for t in svg.iter(SVG + "text"))
     assert "5ms 10Mbit" in texts and "loss 5%" in texts and "10.0.1.1" in texts
-    assert net._repr_html_().count("<svg") == 1
+    page = net._repr_html_()
+    assert page.count("<svg") == 1
+    sent = net.link("a-r").ab.counters["tx.frames"]
+    assert f"<td>a-r</td><td>up</td><td>5ms 10Mbit</td><td>a&gt;r</td><td class='num'>{sent}</td>" \
+        in page and sent > 40
     net.link("r-b").set_up(False)
     assert 'stroke-dasharray' in net._repr_svg_() and "(down)" in net._repr_svg_()
     net.close()
