@@ -1,4 +1,5 @@
-"""Sequence diagrams drawn from a run's trace: in the terminal and as standalone SVG/HTML.
+"""Sequence diagrams drawn from a run's trace: in the terminal and as standalone SVG
+(the HTML pages are :mod:`stacklab.report`).
 
 A diagram has lifelines (node names, left to right) and rows in time order:
 
@@ -163,7 +164,7 @@ def render_text(rows: Sequence[Row], lifelines: Sequence[str], width: int = 80) 
     return "\n".join(out)
 
 
-# -- SVG / HTML -------------------------------------------------------------------------------
+# -- SVG --------------------------------------------------------------------------------------
 
 _ROW = 26
 _TOP = 50
@@ -223,17 +224,3 @@ def render_svg(rows: Sequence[Row], lifelines: Sequence[str], title: str = "",
                      f'fill="{color}">{esc(row.label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
-
-
-def render_html(sections: Sequence[tuple[str, str, str]], title: str = "stacklab") -> str:
-    """A standalone HTML page: ``sections`` are (heading, explanation, svg) triples."""
-    esc = html.escape
-    body = []
-    for heading, text, svg in sections:
-        body.append(f"<section><h2>{esc(heading)}</h2><p>{esc(text)}</p>{svg}</section>")
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-        f"<title>{esc(title)}</title><style>body{{font-family:sans-serif;margin:2em;}}"
-        "section{margin-bottom:3em;} svg{border:1px solid #ddd;}</style></head><body>"
-        f"<h1>{esc(title)}</h1>" + "\n".join(body) + "</body></html>\n"
-    )
