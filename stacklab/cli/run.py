@@ -29,7 +29,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--only", metavar="KINDS",
                    help="diagram only these frames: tcp,udp,icmp,icmpv6,arp,ndp,ip (comma list)")
     p.add_argument("--svg", metavar="F.svg", help="write the diagram as SVG too")
-    p.add_argument("--html", metavar="F.html", help="write the diagram as an HTML page too")
+    p.add_argument("--html", metavar="F.html",
+                   help="write the run's report: results, topology, diagrams, plots, pcap links")
+    p.add_argument("--topology", metavar="F.svg", help="draw the topology as SVG")
     p.add_argument("--stats", action="store_true",
                    help="print per-connection (bytes, retransmits, srtt, rto, cwnd, mss, pmtu) "
                         "and per-node figures")
@@ -52,9 +54,9 @@ def run_command(args: argparse.Namespace) -> int:
         raise CliError("which scenario? e.g. stacklab run examples/ping.toml (--list: the schema)")
     lifelines = _lifelines(args)
     kinds = _kinds(args)
-    if (args.svg or args.html) and not lifelines:
-        raise CliError("--svg/--html draw the diagram: say which nodes with --diagram a,b")
-    want_events = bool(lifelines) or args.stats or bool(args.plot)
+    if args.svg and not lifelines:
+        raise CliError("--svg draws the diagram: say which nodes with --diagram a,b")
+    want_events = bool(lifelines) or args.stats or bool(args.plot) or bool(args.html)
     tracer = None
     trace_fp = None
     if args.trace or args.trace_file or want_events:
@@ -70,8 +72,13 @@ def run_command(args: argparse.Namespace) -> int:
             tracer.add_jsonl(trace_fp)
     wall = time.perf_counter()
     figures: list[Any] = []
+    views: list[Any] = []
 
     def inspect(net: Any) -> None:
+        if args.html or args.topology:
+            from stacklab.report.run import RunView
+
+            views.append(RunView.of(net, tracer.events if tracer is not None else ()))
         if args.stats or args.plot:
             from stacklab.trace.stats import collect
 
@@ -109,6 +116,8 @@ def run_command(args: argparse.Namespace) -> int:
             _diagram(args, tracer.events, lifelines, kinds, summary)
         if figures:
             _figures(args, figures[0])
+        if views:
+            _report(args, views[0], summary, lifelines, kinds)
         sys.stdout.flush()
     except BrokenPipeError:  # `stacklab run x.toml | head`: the reader left, that is fine
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -141,23 +150,37 @@ def _kinds(args: argparse.Namespace) -> set[str] | None:
 
 def _diagram(args: argparse.Namespace, events: list[Any], lifelines: list[str],
              kinds: set[str] | None, summary: dict[str, Any]) -> None:
-    from stacklab.trace.diagram import from_trace, render_html, render_svg, render_text
+    from stacklab.trace.diagram import from_trace, render_svg, render_text
 
     rows = from_trace(events, lifelines, kinds=kinds)
     print(f"sequence diagram {' / '.join(lifelines)}: {len(rows)} rows "
           f"(virtual time in seconds)")
     print(render_text(rows, lifelines))
     title = f"{summary['name'] or summary['scenario']}: {' / '.join(lifelines)}"
-    svg = render_svg(rows, lifelines, title=title) if args.svg or args.html else ""
-    for path, text in ((args.svg, svg),
-                       (args.html, render_html([(title, "", svg)], title) if args.html else "")):
-        if path:
-            try:
-                with open(path, "w", encoding="utf-8") as fp:
-                    fp.write(text)
-            except OSError as exc:
-                raise CliError(f"{path}: {exc}") from None
-            print(f"diagram written to {path}", file=sys.stderr)
+    if args.svg:
+        _write(args.svg, render_svg(rows, lifelines, title=title), "diagram")
+
+
+def _report(args: argparse.Namespace, view: Any, summary: dict[str, Any],
+            lifelines: list[str], kinds: set[str] | None) -> None:
+    from stacklab.report.run import run_page
+    from stacklab.report.topology import render_topology
+
+    if args.topology:
+        _write(args.topology, render_topology(view.topology), "topology")
+    if args.html:
+        _write(args.html, run_page(view, summary, html_path=args.html,
+                                   diagrams=[lifelines] if lifelines else (), kinds=kinds,
+                                   pcap_dir=args.pcap), "report")
+
+
+def _write(path: str, text: str, what: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fp:
+            fp.write(text)
+    except OSError as exc:
+        raise CliError(f"{path}: {exc}") from None
+    print(f"{what} written to {path}", file=sys.stderr)
 
 
 def _figures(args: argparse.Namespace, stats: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from stacklab import __version__
 
@@ -49,13 +50,22 @@ def run(args: argparse.Namespace) -> int:
             result = runner.run_step(name, ctx)
             progress.console.print(runner.render_step(name, result, args.lang, i, len(chosen)),
                                    markup=False, highlight=False, end="")
-            sections.append((runner.title(name, args.lang),
-                             runner.explanation(name, args.lang), result.svg))
+            sections.append(_report_step(name, result, args))
             progress.advance(task)
     if args.html:
-        from stacklab.trace.diagram import render_html
+        from stacklab.report.tour import tour_page
 
         args.html.mkdir(parents=True, exist_ok=True)
-        (args.html / "index.html").write_text(render_html(sections, "stacklab tour"), "utf-8")
+        (args.html / "index.html").write_text(
+            tour_page(sections, "stacklab tour", lang=args.lang, base=str(args.html)), "utf-8")
         print(f"report written to {args.html / 'index.html'}", file=sys.stderr)
     return 0
+
+
+def _report_step(name: str, result: Any, args: argparse.Namespace) -> Any:
+    from stacklab.report.tour import TourStep
+    from stacklab.tour import runner
+
+    pcaps = sorted(str(p) for p in (args.pcap / name).glob("*.pcap")) if args.pcap else []
+    return TourStep(runner.title(name, args.lang), runner.explanation(name, args.lang),
+                    result.table(), result.svg, list(result.notes), pcaps)

@@ -25,7 +25,7 @@ import random
 from collections import deque
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stacklab.api.driver import DrivenHost, NodeDriver
 from stacklab.api.host import Host, Router
@@ -35,11 +35,15 @@ from stacklab.stack.node import Node
 from stacklab.trace.events import Tracer
 from stacklab.trace.label import Labeler
 
+from .capture import Capture
 from .faults import Faults, trace_fault
 from .link import Direction, Link, LinkParams
 from .loop import VirtualTimeLoop, describe_tasks
 from .switch import Switch
 from .units import ParamError, parse_duration
+
+if TYPE_CHECKING:
+    from stacklab.report.connection import Connection
 
 __all__ = ["BroadcastDomain", "Network", "SimulationError", "SimulationTimeout", "TopologyError",
            "parse_down"]
@@ -391,9 +395,10 @@ class Network:
         return None
 
     # -- capture -----------------------------------------------------------------------------
-    def capture(self, directory: str | os.PathLike[str], point: str = "rx") -> None:
+    def capture(self, directory: str | os.PathLike[str], point: str = "rx") -> Capture:
         """One pcap per link in ``directory`` (``<link name>.pcap``, both directions, nanosecond
-        virtual timestamps), for the links that exist and those made later.
+        virtual timestamps), for the links that exist and those made later; the
+        :class:`~stacklab.net.capture.Capture` returned reads them back (a packet table).
 
         ``point="rx"``: frames as delivered (after loss, corruption, delay: what a receiver's
         tcpdump shows). ``point="tx"``: frames as the senders sent them.
@@ -411,6 +416,7 @@ class Network:
             self._capture_link(link, directory, point)
         for node in self.nodes.values():
             self._capture_lo(node, directory, point)
+        return Capture(self, directory, point)
 
     def _capture_lo(self, node: Node, directory: str, point: str) -> None:
         taps = getattr(node, "lo_taps", None)
@@ -426,6 +432,10 @@ class Network:
             writers[0].write(frame, t)
 
         taps.append(tap)
+
+    def flush_captures(self) -> None:
+        for writer in self._writers:
+            writer.flush()
 
     def _capture_link(self, link: Link, directory: str, point: str) -> None:
         suffix = "" if point == "rx" else ".tx"
@@ -562,6 +572,32 @@ class Network:
 
     def directions(self) -> list[Direction]:
         return [d for link in self.links for d in link.directions]
+
+    def connections(self) -> list[Connection]:
+        """Every TCP connection of every node, finished ones too; each draws itself in Jupyter
+        (figures, sequence diagram, plots: those two need the network's tracer)."""
+        from stacklab.report.connection import connections
+
+        return connections(self)
+
+    # -- Jupyter -----------------------------------------------------------------------------
+    def _repr_svg_(self) -> str:
+        """The topology."""
+        from stacklab.report.topology import render_topology, topology_of
+
+        return render_topology(topology_of(self))
+
+    def _repr_html_(self) -> str:
+        """The topology and a table of the links (state, parameters, frames each way)."""
+        from stacklab.report.page import table
+        from stacklab.report.topology import describe_params
+
+        rows = [(link.name, "up" if link.up else "down", describe_params(d.params), d.label,
+                 d.counters["tx.frames"], d.counters["rx.frames"])
+                for link in self.links for d in link.directions]
+        return (f"<div class='stacklab-network'>{self._repr_svg_()}"
+                + table(("link", "state", "parameters", "direction", "sent", "delivered"), rows)
+                + "</div>")
 
 
 def parse_down(down: Iterable[Any]) -> list[tuple[float, float | None]]:

@@ -1,4 +1,5 @@
-"""Sequence diagrams drawn from a run's trace: in the terminal and as standalone SVG/HTML.
+"""Sequence diagrams drawn from a run's trace: in the terminal and as standalone SVG
+(the HTML pages are :mod:`stacklab.report`).
 
 A diagram has lifelines (node names, left to right) and rows in time order:
 
@@ -163,7 +164,7 @@ def render_text(rows: Sequence[Row], lifelines: Sequence[str], width: int = 80) 
     return "\n".join(out)
 
 
-# -- SVG / HTML -------------------------------------------------------------------------------
+# -- SVG --------------------------------------------------------------------------------------
 
 _ROW = 26
 _TOP = 50
@@ -171,13 +172,14 @@ _LEFT = 90
 _COLW = 260
 
 
-def render_svg(rows: Sequence[Row], lifelines: Sequence[str], title: str = "") -> str:
-    """A standalone SVG document (opens in any browser)."""
+def render_svg(rows: Sequence[Row], lifelines: Sequence[str], title: str = "",
+               col_width: int = _COLW) -> str:
+    """A standalone SVG document (opens in any browser); lifelines ``col_width`` apart."""
     n = len(lifelines)
-    width = _LEFT + _COLW * (n - 1) + 120
+    width = _LEFT + col_width * (n - 1) + 120
     height = _TOP + _ROW * (len(rows) + 2) + (24 if title else 0)
     top = _TOP + (24 if title else 0)
-    col = {name: _LEFT + 40 + _COLW * i for i, name in enumerate(lifelines)}
+    col = {name: _LEFT + 40 + col_width * i for i, name in enumerate(lifelines)}
     esc = html.escape
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -222,17 +224,3 @@ def render_svg(rows: Sequence[Row], lifelines: Sequence[str], title: str = "") -
                      f'fill="{color}">{esc(row.label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
-
-
-def render_html(sections: Sequence[tuple[str, str, str]], title: str = "stacklab") -> str:
-    """A standalone HTML page: ``sections`` are (heading, explanation, svg) triples."""
-    esc = html.escape
-    body = []
-    for heading, text, svg in sections:
-        body.append(f"<section><h2>{esc(heading)}</h2><p>{esc(text)}</p>{svg}</section>")
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-        f"<title>{esc(title)}</title><style>body{{font-family:sans-serif;margin:2em;}}"
-        "section{margin-bottom:3em;} svg{border:1px solid #ddd;}</style></head><body>"
-        f"<h1>{esc(title)}</h1>" + "\n".join(body) + "</body></html>\n"
-    )

@@ -168,6 +168,8 @@ class TcbOutput(TcbVars):
                 self._set_unacked_since(now)
         elif flags & FIN and self.unacked_since is None:
             self._set_unacked_since(now)
+        if payload and self.trace is not None:  # the time-sequence graph's segments
+            self.trace(now, "send", {"seq": seq_sub(seq, self.iss), "len": len(payload)})
         self._out.append(seg)
 
     def _emit_syn(self, seq: int, flags: int, payload: bytes, now: float) -> None:

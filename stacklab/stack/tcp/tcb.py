@@ -475,6 +475,13 @@ class Tcb(TcbOutput):
             return
         self.last_rx = now
         self.probes_out = 0
+        if self.trace is not None and seg.flags & (ACK | SYN) == ACK:
+            # what the time-sequence graph draws: the ACK line, the window, the SACK blocks
+            iss = self.iss
+            self.trace(now, "ack", {
+                "ack": seq_sub(seg.ack, iss), "win": seg.window << self.snd_wscale,
+                "sack": [[seq_sub(left, iss), seq_sub(right, iss)]
+                         for left, right in seg.sack_blocks()]})
         if self.deadlines[KEEPALIVE_TIMER] is not None:
             self._arm_keepalive(now)
         if st is SYN_SENT:
@@ -982,6 +989,8 @@ class Tcb(TcbOutput):
         rtt = self.rtt
         if sample is not None and sample < 3600:
             rtt.update(sample)
+            if self.trace is not None:
+                self.trace(now, "rtt", {"rtt": sample, "srtt": rtt.srtt, "rto": rtt.rto})
         rtt.on_new_ack()
         self.retries = 0
         # stream position of ACK (_abs, with the buffer's base and SND.UNA of data just moved)
