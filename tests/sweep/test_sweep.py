@@ -45,7 +45,8 @@ def pool_table(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def cluster() -> Iterator[object]:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as c, distributed.Client(c) as client:
+                                  host="127.0.0.1", dashboard_address=None) as c, \
+            distributed.Client(c) as client:
         yield client
 
 
