@@ -69,8 +69,9 @@ def run_pool(data: dict[str, Any], path: str, keys: Sequence[str], runs: Sequenc
     workers = workers or len(os.sched_getaffinity(0))
     if not runs:
         return
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(runs)), initializer=_init,
-                                initargs=(data, path, tuple(keys))) as pool:
+    pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(runs)), initializer=_init,
+                                  initargs=(data, path, tuple(keys)))
+    try:
         futures = {pool.submit(_pool_run, r): r for r in runs}
         for fut in cf.as_completed(futures):
             run = futures[fut]
@@ -79,6 +80,8 @@ def run_pool(data: dict[str, Any], path: str, keys: Sequence[str], runs: Sequenc
             except Exception as exc:  # BrokenProcessPool: the worker process died
                 rows = [error_row("lost", f"{type(exc).__name__}: {exc}")]
             done(run, rows)
+    finally:  # on ^C too: the runs not started are dropped, not waited for
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # -- Dask ---------------------------------------------------------------------------------------
@@ -102,7 +105,8 @@ def run_dask(data: dict[str, Any], path: str, keys: Sequence[str], runs: Sequenc
 
     client = _dask_client(address) if isinstance(address, str) else address
     try:
-        job = client.scatter((data, path, tuple(keys)), broadcast=True)
+        # the scenario goes to every worker once, not with each run
+        [job] = client.scatter([(data, path, tuple(keys))], broadcast=True)
         # a key per run of this sweep: Dask must not take two sweeps' runs for one result
         token = hashlib.sha256(repr((data, path, tuple(keys), [(r.point, r.seed) for r in runs])
                                     ).encode()).hexdigest()[:16]

@@ -1,6 +1,7 @@
 """The issue's acceptance sweep: 1,000 runs of examples/lossy-tcp.toml over a grid, on a
 LocalCluster of 2 workers and on a process pool: the same table, every run there, the plots.
-Slow (minutes): `pytest -m slow tests/sweep/test_big_sweep.py -s` prints both wall times."""
+Minutes of CPU: it runs only when asked for by its marker,
+`pytest -m slow tests/sweep/test_big_sweep.py -s` (which prints both wall times)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ SETS = ["link.r1-server.loss=0:0.045:0.005", "link.r1-server.delay=5ms,25ms",
 
 
 @pytest.mark.slow
-def test_a_thousand_runs_on_a_localcluster_and_a_pool_give_one_table(tmp_path: Path) -> None:
+def test_a_thousand_runs_on_a_localcluster_and_a_pool_give_one_table(
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("1,000 runs: not in the default suite; run it with -m slow")
     distributed = pytest.importorskip("distributed")
     params = [parse_set(s) for s in SETS]
     scenario = str(ROOT / "examples" / "lossy-tcp.toml")
