@@ -1,7 +1,7 @@
 """The layer rule of docs/DESIGN.md, read from the AST of every module (imports inside functions
 and under ``if TYPE_CHECKING`` included):
 
-    wire  <-  stack  <-  api  <-  net  <-  scenario  <-  cli, tour
+    wire  <-  stack  <-  api  <-  net  <-  scenario  <-  sweep  <-  cli, tour
 
 Leaves anyone may import: ``errors`` (the package's base exception), ``trace.events`` and the
 device package (TAP, pcap). ``trace`` (diagrams, stats, labels) reads wire formats and events and
@@ -32,11 +32,12 @@ _BELOW = {
     "scenario": {"net", "api", "stack", "wire", "trace", "report", "apps"},
     "packetdrill": {"api", "stack", "wire", "trace"},
     "tour": {"root", "scenario", "net", "api", "stack", "wire", "trace", "report", "apps"},
-    "cli": {"root", "tour", "packetdrill", "scenario", "net", "api", "stack", "wire", "trace",
-            "report", "apps"},
+    "sweep": {"scenario", "net", "api", "stack", "wire", "trace", "report", "apps"},
+    "cli": {"root", "tour", "sweep", "packetdrill", "scenario", "net", "api", "stack", "wire",
+            "trace", "report", "apps"},
     "pytest": {"scenario", "net", "api", "stack", "wire", "trace"},  # the pytest plugin
-    "root": {"cli", "tour", "packetdrill", "scenario", "net", "api", "stack", "wire", "trace",
-             "report", "apps"},
+    "root": {"cli", "tour", "sweep", "packetdrill", "scenario", "net", "api", "stack", "wire",
+             "trace", "report", "apps"},
 }
 ALLOWED: dict[str, set[str]] = {a: below | LEAVES for a, below in _BELOW.items()}
 ALLOWED.update({"wire": {"errors"}, "errors": set(), "trace.events": set(), "testing": set(),

@@ -11,7 +11,7 @@ from stacklab import __version__
 from stacklab.errors import StacklabError
 
 # Subcommand modules, in the order `stacklab --help` lists them.
-SUBCOMMANDS = ["tour", "run", "tap", "packetdrill", "shell"]  # shell: also ping, traceroute, ss
+SUBCOMMANDS = ["tour", "run", "sweep", "tap", "packetdrill", "shell"]  # shell: also ping, traceroute, ss
 
 
 class CliError(StacklabError):

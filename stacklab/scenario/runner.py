@@ -49,7 +49,7 @@ from .lan_kinds import lan_summary, start_addressing
 from .node_options import NODE_OPTIONS, apply_node_options, check_node_option
 from .registry import AppKind, app_kinds, get_app
 
-__all__ = ["Scenario", "ScenarioError", "load_scenario", "run_scenario"]
+__all__ = ["Scenario", "ScenarioError", "check_scenario", "load_scenario", "run_scenario"]
 
 TOP_KEYS = ("seed", "duration", "name", "description", "node", "link", "app", "event")
 NODE_KINDS = ("host", "router", "switch")
@@ -105,6 +105,12 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         raise ScenarioError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    return check_scenario(data, path)
+
+
+def check_scenario(data: dict[str, Any], path: str = "<scenario>") -> Scenario:
+    """Check a scenario given as the dict its TOML file parses to (``path`` names it in errors):
+    what :func:`load_scenario` does after reading the file (``stacklab sweep`` edits the dict)."""
     top = _Where(path, "top level")
     top.check_keys(data, TOP_KEYS, "a scenario")
     scn = Scenario(path)
@@ -307,13 +313,14 @@ def _partial(run: _AppRun) -> dict[str, Any]:
         return {"ok": False, "error": f"result(): {type(exc).__name__}: {exc}"}
 
 
-def run_scenario(path: str | os.PathLike[str], *, seed: int | None = None,
+def run_scenario(path: str | os.PathLike[str] | Scenario, *, seed: int | None = None,
                  pcap: str | None = None, tracer: Tracer | None = None,
                  inspect: Callable[[Network], None] | None = None) -> dict[str, Any]:
-    """Load, build and run a scenario; return its summary (the ``--json`` output).
+    """Load, build and run a scenario (a file, or a checked :class:`Scenario`); return its
+    summary (the ``--json`` output).
 
     ``inspect(net)`` is called at the end of the run, before the network closes (statistics)."""
-    scn = load_scenario(path)
+    scn = path if isinstance(path, Scenario) else load_scenario(path)
     net = build_network(scn, seed=seed, tracer=tracer)
     try:
         if pcap:

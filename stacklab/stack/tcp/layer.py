@@ -510,7 +510,8 @@ class TcpLayer:
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per connection, finished (``history``) then live: addresses, the states
-        entered, retransmissions, MSS, path MTU and bytes each way."""
+        entered, retransmissions, smoothed RTT (seconds; None before a sample), MSS, path MTU
+        and bytes each way."""
         out = []
         conns: list[Tcb | ConnectionRecord] = [*self.history, *self.conns.values()]
         for c in conns:
@@ -521,6 +522,7 @@ class TcpLayer:
                 "remote": f"{ip_str(c.remote_ip)}:{c.remote_port}",
                 "states": list(c.states_entered),
                 "retransmits": info["retransmits"],
+                "srtt": info["srtt"],
                 "mss": info["snd_mss"],
                 "pmtu": c.path_mss + (60 if len(c.local_ip) == 16 else 40),
                 "bytes_sent": info["bytes_acked"],
