@@ -504,9 +504,10 @@ async def sftp_get(conn: asyncssh.SSHClientConnection, path: str,
     """The remote file ``path`` over SFTP (at most ``max_size`` bytes)."""
     async with conn.start_sftp_client() as sftp, sftp.open(path, "rb") as f:
         data = await f.read(max_size + 1)
+    assert isinstance(data, bytes)  # (a file opened "rb")
     if len(data) > max_size:
         raise ValueError(f"{path}: larger than {max_size} bytes")
-    return bytes(data)
+    return data
 
 
 async def sftp_put(conn: asyncssh.SSHClientConnection, path: str, data: bytes) -> None:
