@@ -270,3 +270,44 @@ def test_ftp_without_tls_still_answers_auth_502(env: Any) -> None:
         finally:
             await server.close()
     env.run(scenario)
+
+
+# -- the handshake in the diagram --------------------------------------------------------------
+def _https_run() -> list[tuple[float, str, str]]:
+    from stacklab import Network
+    from stacklab.trace.diagram import Arrow, Note, from_trace
+    from stacklab.trace.events import Tracer
+
+    tracer = Tracer()
+    net = Network(seed=3, tracer=tracer)
+    try:
+        a, b = net.add_host("a"), net.add_host("b")
+        net.connect("a", "b", mtu=1500, delay="2ms")
+        net.autoconfigure()
+        addr = a.address(4)
+
+        async def main() -> None:
+            server = await serve_http(a, 443, bytes=3000, tls=names(addr))
+            await http_get(b, addr, "/", port=443, tls=CA.client_context())
+            await server.close()
+        net.run(main(), until=60)
+    finally:
+        net.close()
+    return [(row.time, row.src if isinstance(row, Arrow) else row.node,
+             row.label if isinstance(row, Arrow) else row.text)
+            for row in from_trace(tracer.events, ["b", "a"], kinds={"tcp"})
+            if isinstance(row, Arrow | Note)]
+
+
+def test_the_handshake_is_named_in_the_diagram_and_the_run_is_repeatable() -> None:
+    rows = _https_run()
+    labels = [(node, text) for _, node, text in rows]
+    hello = next(i for i, (node, text) in enumerate(labels) if text.endswith("TLS ClientHello"))
+    assert labels[hello][0] == "b"
+    server_hello = next(i for i, (_, text) in enumerate(labels) if "TLS ServerHello" in text)
+    assert server_hello > hello and labels[server_hello][0] == "a"
+    notes = [(node, text) for node, text in labels if text.startswith("TLS TLSv1.3")]
+    assert [node for node, _ in notes] == ["b", "a"]  # the client knows first
+    # Ed25519 certificates and fixed-size key shares: the same sizes at the same times in
+    # every run, though the bytes (random hellos, keys) differ
+    assert _https_run() == rows
