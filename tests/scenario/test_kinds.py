@@ -13,6 +13,8 @@ from stacklab.scenario.runner import ScenarioError, run_scenario
 NET_KINDS = {"tcp-send", "tcp-sink", "tcp-echo", "udp-send", "udp-sink", "ping", "traceroute"}
 APP_KINDS = {"http-server", "smtp-server", "ftp-server", "ssh-server", "http-get", "smtp-send",
              "ftp-get", "ftp-put", "ssh-exec"}
+TLS_KINDS = {"https-server", "https-get", "ftps-server", "ftps-get", "ftps-put", "smtps-server",
+             "smtps-send", "sftp-get", "sftp-put"}
 
 
 def test_registry_knows_the_builtin_kinds_without_importing_their_modules_first() -> None:
@@ -22,7 +24,7 @@ def test_registry_knows_the_builtin_kinds_without_importing_their_modules_first(
             "print('stacklab.apps.ssh' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.splitlines()
-    assert out[0] == str(sorted(NET_KINDS | APP_KINDS))
+    assert out[0] == str(sorted(NET_KINDS | APP_KINDS | TLS_KINDS))
     assert out[1] == "False"  # asyncssh & co. are imported when an app starts, not to list it
 
 
