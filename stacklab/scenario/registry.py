@@ -63,7 +63,8 @@ def _app_kind(kind: str, factory: Callable[..., Any], params: Iterable[str] | No
 
 
 _REGISTRY: dict[str, AppKind] = {
-    kind: _app_kind(kind, cls, None, None) for kind, cls in {**NET_KINDS, **APP_KINDS, **TLS_APP_KINDS}.items()}
+    kind: _app_kind(kind, cls, None, None)
+    for kind, cls in {**NET_KINDS, **APP_KINDS, **TLS_APP_KINDS}.items()}
 
 
 def register_app(kind: str, factory: Callable[..., Any], *,
