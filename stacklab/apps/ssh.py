@@ -228,6 +228,15 @@ class _ForwardSession(asyncssh.SSHTCPSession[bytes]):
             self.pump.cancel()
 
 
+class _SftpServer(asyncssh.SFTPServer):
+    """asyncssh's SFTP server (chroot), ending the subsystem with an exit status 0 (RFC 4254
+    §6.10) as sshd's sftp-server does: OpenSSH's scp (SFTP mode, its default since 9.0) takes a
+    channel closed without one for a failure."""
+
+    def exit(self) -> None:
+        self.channel.exit(0)
+
+
 class _Refused(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         transport.write(b"SSH-2.0-stacklab too many connections\r\n")
@@ -357,7 +366,7 @@ class SshServer:
 
     def _sftp(self, chan: Any) -> asyncssh.SFTPServer:
         assert self.root is not None
-        return asyncssh.SFTPServer(chan, chroot=os.fsencode(self.root))
+        return _SftpServer(chan, chroot=os.fsencode(self.root))
 
     async def _process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         user = process.get_extra_info("username") or ""

@@ -115,3 +115,21 @@ def test_forwarding_off_or_to_a_closed_port_fails_cleanly(env: Any) -> None:
             await closed.close()
             await server.close()
     env.run(scenario)
+
+
+def test_the_sftp_subsystem_ends_with_exit_status_0(env: Any, tmp_path: Path) -> None:
+    """OpenSSH's scp (SFTP mode) fails a copy whose channel closes without an exit status."""
+    async def scenario(snet: Any, cnet: Any, addr: str) -> None:
+        server = await serve_ssh(snet, 0, root=tmp_path)
+        conn = await ssh_connect(cnet, addr, server.port)
+        try:
+            process = await conn.create_process(subsystem="sftp", encoding=None)
+            # SSH_FXP_INIT version 3 (draft-ietf-secsh-filexfer-02 §4), then the end
+            process.stdin.write((5).to_bytes(4, "big") + b"\x01" + (3).to_bytes(4, "big"))
+            process.stdin.write_eof()
+            completed = await process.wait(timeout=10)
+            assert completed.exit_status == 0
+        finally:
+            conn.close()
+            await server.close()
+    env.run(scenario)
