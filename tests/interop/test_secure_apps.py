@@ -1,7 +1,8 @@
 """The secure applications against real peers over TAP, in a namespace of the test: curl
-(HTTPS, FTPS explicit and implicit, passive and active), swaks (SMTP STARTTLS and implicit
-TLS), OpenSSH sftp/scp/ssh -L against stacklab's servers, and stacklab's HTTPS client against
-``openssl s_server`` and a Python HTTPS server. Certificates come from stacklab's tiny CA;
+(HTTPS, FTPS explicit and implicit), swaks (SMTP STARTTLS and implicit TLS), OpenSSH
+sftp/scp/ssh -L against stacklab's servers; stacklab's HTTPS client against ``openssl
+s_server`` and a Python HTTPS server, its STARTTLS client against aiosmtpd, its SFTP, SCP and
+``-L`` clients against OpenSSH's sshd. Certificates come from stacklab's tiny CA;
 the Linux tools trust it through ``ca.pem``. The stack runs in a thread of the test
 (``host_on_tap``), which checks its capture with tshark at the end."""
 
@@ -13,18 +14,28 @@ import sys
 import textwrap
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from stacklab.apps.common import pattern_bytes
 from stacklab.apps.ftp import serve_ftp
 from stacklab.apps.http import http_get, serve_http
-from stacklab.apps.smtp import serve_smtp
-from stacklab.apps.ssh import serve_ssh
+from stacklab.apps.smtp import make_message, send_mail, serve_smtp
+from stacklab.apps.ssh import (
+    LocalForward,
+    scp_get,
+    scp_put,
+    serve_ssh,
+    sftp_get,
+    sftp_put,
+    ssh_connect,
+)
 from stacklab.apps.tls import TlsError
 from stacklab.apps.tlsca import TinyCa
 
 from .linux import Netns, tshark_lines, wait_for
 from .stackhost import LINUX4, STACK4, STACK6, StackOnTap
+from .test_apps_clients import SSHD_CONFIG
 
 CA = TinyCa("interop")
 CURL = ("curl", "-sS", "--max-time", "15", "--noproxy", "*")
@@ -218,3 +229,107 @@ def test_openssh_sftp_scp_and_local_forward(netns: Netns, host_on_tap: StackOnTa
         tunnel.terminate()
         tunnel.wait(timeout=10)
     assert web.requests == 1
+
+
+AIOSMTPD_STARTTLS = textwrap.dedent("""
+    import asyncio, pathlib, ssl, sys
+    from aiosmtpd.smtp import SMTP
+
+    class Store:
+        async def handle_DATA(self, server, session, envelope):
+            tls = "tls" if session.ssl else "clear"
+            pathlib.Path(sys.argv[3]).write_bytes(tls.encode() + b"\\n" +
+                                                  envelope.original_content)
+            return "250 2.0.0 stored"
+
+    async def main():
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(Store(), hostname="linux.test", tls_context=ctx,
+                         require_starttls=True), sys.argv[1], int(sys.argv[2]))
+        await server.serve_forever()
+
+    asyncio.run(main())
+""")
+
+
+def test_starttls_client_against_aiosmtpd(netns: Netns, host_on_tap: StackOnTap,
+                                          tmp_path: Path) -> None:
+    pytest.importorskip("aiosmtpd", reason="aiosmtpd is in the test extra: pip install .[test]")
+    cred = CA.issue("linux.test", ips=[LINUX4])
+    (tmp_path / "cert.pem").write_bytes(cred.cert_pem)
+    (tmp_path / "key.pem").write_bytes(cred.key_pem)
+    script = tmp_path / "smtpd.py"
+    script.write_text(AIOSMTPD_STARTTLS)
+    stored = tmp_path / "mail.eml"
+    netns.popen(sys.executable, str(script), LINUX4, "25", str(stored),
+                str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    netns.wait_listening(25)
+    h = host_on_tap
+    message = make_message("stack@stacklab.test", "linux@linux.test", 50_000)
+    result = h.run(send_mail(h.node, LINUX4, 25, "stack@stacklab.test", "linux@linux.test",
+                             message, tls=CA.client_context(), timeout=10))
+    assert result.ok, result
+    assert stored.read_bytes() == b"tls\n" + message
+    with pytest.raises(TlsError, match="Hostname mismatch"):
+        h.run(send_mail(h.node, LINUX4, 25, "a@b", "c@d", message, tls=CA.client_context(),
+                        server_hostname="mx.example.org", timeout=10))
+
+
+def test_sftp_scp_and_forward_clients_against_openssh_sshd(netns: Netns,
+                                                           host_on_tap: StackOnTap,
+                                                           tmp_path: Path) -> None:
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+    host_key = tmp_path / "host_ed25519"
+    netns.run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    auth = tmp_path / "authorized_keys"
+    auth.write_bytes(client_key.export_public_key())
+    config = tmp_path / "sshd_config"
+    config.write_text(SSHD_CONFIG.format(addr=LINUX4, host_key=host_key, authorized_keys=auth)
+                      + "Subsystem sftp internal-sftp\nAllowTcpForwarding yes\n")
+    netns.run("/usr/sbin/sshd", "-t", "-f", str(config))
+    sshd = netns.popen("/usr/sbin/sshd", "-D", "-e", "-f", str(config))
+    netns.wait_listening(22)
+    data = os.urandom(250_000)
+    (tmp_path / "linux.bin").write_bytes(data)
+    web = tmp_path / "www"
+    web.mkdir()
+    (web / "page.bin").write_bytes(data[:100_000])
+    netns.popen(sys.executable, "-m", "http.server", "8000", "--bind", "127.0.0.1",
+                "--directory", str(web))
+    netns.wait_listening(8000)
+    h = host_on_tap
+    local = tmp_path / "local"
+    local.mkdir()
+
+    async def session() -> tuple[bytes, bytes]:
+        conn = await ssh_connect(h.node, LINUX4, 22, username="root", password=None,
+                                 client_keys=[client_key],
+                                 host_key=host_key.with_suffix(".pub").read_text(), timeout=10)
+        try:
+            got = await sftp_get(conn, str(tmp_path / "linux.bin"))
+            await sftp_put(conn, str(tmp_path / "from-stack.bin"), data[:123_456])
+            await scp_get(conn, str(tmp_path / "linux.bin"), local / "scp.bin")
+            (local / "up.bin").write_bytes(data[:77_777])
+            await scp_put(conn, local / "up.bin", str(tmp_path / "scp-up.bin"))
+            # -L: a port on the stack reaches Linux's loopback-only web server through sshd
+            forward = await LocalForward(conn, "127.0.0.1", 8000).start(h.node)
+            try:
+                page = await http_get(h.node, STACK4, "/page.bin", port=forward.port,
+                                      timeout=10)
+            finally:
+                await forward.close()
+            return got, page.body
+        finally:
+            conn.close()
+
+    got, page = h.run(session(), timeout=60)
+    assert got == data
+    assert (tmp_path / "from-stack.bin").read_bytes() == data[:123_456]
+    assert (local / "scp.bin").read_bytes() == data
+    assert (tmp_path / "scp-up.bin").read_bytes() == data[:77_777]
+    assert page == data[:100_000]
+    assert sshd.poll() is None
