@@ -260,16 +260,21 @@ def test_ftps_policy_and_command_errors(env: Any) -> None:
     env.run(scenario)
 
 
-def test_ftp_without_tls_still_answers_auth_502(env: Any) -> None:
+def test_ftp_without_tls_answers_auth_502_and_the_client_leaves(qenv: Any) -> None:
     async def scenario(snet: Any, cnet: Any, addr: str) -> None:
-        server = await serve_ftp(snet, 0)
+        server = await serve_ftp(snet, 0 if isinstance(qenv, LoopbackEnv) else 21)
         try:
             with pytest.raises(FtpError) as err:
                 await ftp_get(cnet, addr, server.port, "/f", tls=CA.client_context())
             assert err.value.code == 502
+            for _ in range(100):  # the client said QUIT and closed: the session ends
+                if server.gate.active == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert server.gate.active == 0
         finally:
             await server.close()
-    env.run(scenario)
+    qenv.run(scenario)
 
 
 # -- the handshake in the diagram --------------------------------------------------------------

@@ -83,7 +83,11 @@ class FtpClient:
         if code != 220:
             raise FtpError(code, text)
         if self.tls is not None and self.tls_mode == "explicit":
-            await self.expect("AUTH TLS", 234)
+            try:
+                await self.expect("AUTH TLS", 234)
+            except FtpError:
+                await self.quit()  # no TLS, no plaintext session either
+                raise
             # a reply after 234 came in the clear: dropped with the old buffer (RFC 4217 §4)
             self._stream = BufferedStream(await self._secure(self._stream.reader),
                                           timeout=self.timeout)
