@@ -20,15 +20,19 @@ issuer certificate``).
 * ``smtps-send``: as ``smtp-send``, ``tls`` as the server's
 * ``sftp-get`` / ``sftp-put``: ``to``, ``port`` (22), ``path``, ``bytes`` (put only, 100000),
   ``user``/``password`` ("stacklab"), against an ``ssh-server`` with a ``root``
+* ``ssh-forward`` (a daemon): ``ssh -L listen:dest:dest_port`` through the SSH server ``to``
+  (``port`` 22, ``user``/``password``): the node listens on ``listen`` and every connection
+  rides the SSH connection to ``dest`` (default ``to``) : ``dest_port`` as the server sees it
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
 from stacklab.apps.common import pattern_bytes, sha256_hex
-from stacklab.net.units import ParamError
+from stacklab.net.units import ParamError, parse_int
 
 from .app_kinds import (
     FtpGetApp,
@@ -276,6 +280,48 @@ class SftpPutApp(_SftpApp):
         return {"ok": True, "bytes": len(data), "sha256": sha256_hex(data)}
 
 
+class SshForwardApp(_ClientApp):
+    """ssh-forward: ssh -L ``listen``:``dest``:``dest_port`` through the SSH server ``to``."""
+
+    params = frozenset({"to", "port", "listen", "dest", "dest_port", "user", "password",
+                        "start"})
+    default_port = 22
+    daemon = True
+
+    def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
+        super().__init__(net, node, params)
+        if "listen" not in params or "dest_port" not in params:
+            raise ParamError("listen" if "listen" not in params else "dest_port",
+                             "missing: ssh-forward needs listen and dest_port")
+        self.listen = parse_int(params["listen"], "listen", 1, 65535)
+        self.dest = _text(params, "dest", self.to)
+        self.dest_port = parse_int(params["dest_port"], "dest_port", 1, 65535)
+        self.user = _text(params, "user", "stacklab")
+        self.password = _text(params, "password", "stacklab")
+        self.forward: Any = None
+
+    async def go(self) -> dict[str, Any]:
+        from stacklab.apps.ssh import LocalForward, ssh_connect
+        conn = await ssh_connect(self.node, self.to, self.port, username=self.user,
+                                 password=self.password)
+        try:
+            self.forward = await LocalForward(conn, self.dest, self.dest_port).start(
+                self.node, self.listen)
+            await asyncio.Event().wait()  # forward until the scenario ends (we are cancelled)
+        finally:
+            if self.forward is not None:
+                await self.forward.close()
+            conn.close()
+        return self.result()
+
+    def result(self) -> dict[str, Any]:
+        if self.forward is None:
+            return {"ok": False, "error": "not started"}
+        return {"ok": True, "port": self.forward.port,
+                "dest": f"{self.dest}:{self.dest_port}",
+                "connections": self.forward.connections}
+
+
 TLS_APP_KINDS: dict[str, type] = {
     "https-server": HttpsServerApp,
     "https-get": HttpsGetApp,
@@ -286,4 +332,5 @@ TLS_APP_KINDS: dict[str, type] = {
     "smtps-send": SmtpsSendApp,
     "sftp-get": SftpGetApp,
     "sftp-put": SftpPutApp,
+    "ssh-forward": SshForwardApp,
 }

@@ -14,7 +14,7 @@ NET_KINDS = {"tcp-send", "tcp-sink", "tcp-echo", "udp-send", "udp-sink", "ping",
 APP_KINDS = {"http-server", "smtp-server", "ftp-server", "ssh-server", "http-get", "smtp-send",
              "ftp-get", "ftp-put", "ssh-exec"}
 TLS_KINDS = {"https-server", "https-get", "ftps-server", "ftps-get", "ftps-put", "smtps-server",
-             "smtps-send", "sftp-get", "sftp-put"}
+             "smtps-send", "sftp-get", "sftp-put", "ssh-forward"}
 
 
 def test_registry_knows_the_builtin_kinds_without_importing_their_modules_first() -> None:

@@ -109,3 +109,36 @@ tls = "starttls"
 """)
     with pytest.raises(ScenarioError, match="tls"):
         run_scenario(path)
+
+
+def test_ssh_forward_carries_http_through_the_ssh_server(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(HEAD + """
+[[app]]
+node = "b"
+kind = "ssh-server"
+
+[[app]]
+node = "b"
+kind = "http-server"
+port = 8080
+bytes = 40000
+
+[[app]]
+node = "a"
+kind = "ssh-forward"
+to = "b"
+listen = 9000
+dest_port = 8080
+
+[[app]]
+node = "a"
+kind = "http-get"
+to = "a"
+port = 9000
+start = "2s"
+""")
+    _, web, forward, get = run_scenario(path)["apps"]
+    assert get["ok"] and get["sha256"] == sha256_hex(pattern_bytes(0, 40_000))
+    assert forward["ok"] and forward["connections"] == 1 and forward["dest"] == "b:8080"
+    assert web["requests"] == 1
