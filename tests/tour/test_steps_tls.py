@@ -1,37 +1,24 @@
 """The tour's secure-applications chapter (stacklab.tour.steps_tls): its facts are measured
-from the run and the page fits 80 columns. The chapter's text and its import in the runner are
-the integrator's (tour/texts.py, tour/runner.py); until they land, the test supplies a text."""
+from the run and the page fits 80 columns in both languages."""
 
 from __future__ import annotations
 
 import importlib
-import sys
 
 import pytest
 from rich.cells import cell_len
 
 from stacklab.tour import runner
-from stacklab.tour.texts import TEXTS
 
 
 @pytest.fixture(scope="module")
 def result() -> runner.StepResult:
-    patch = pytest.MonkeyPatch()
-    if "tls" not in TEXTS:
-        patch.setitem(TEXTS, "tls", {lang: ("HTTPS", "TLS over TCP.") for lang in ("en", "ko")})
-    try:
-        if "stacklab.tour.steps_tls" in sys.modules:
-            importlib.reload(sys.modules["stacklab.tour.steps_tls"])
-        else:
-            importlib.import_module("stacklab.tour.steps_tls")
-        res = runner.run_step("tls", runner.StepContext())
-        text = runner.render_step("tls", res, "en", 1, 1)
+    importlib.import_module("stacklab.tour.steps_tls")  # (registers the step)
+    res = runner.run_step("tls", runner.StepContext())
+    for lang in ("en", "ko"):
+        text = runner.render_step("tls", res, lang, 1, 1)
         assert not [ln for ln in text.splitlines() if cell_len(ln) > 80]
-        return res
-    finally:
-        patch.undo()
-        if "tls" not in TEXTS:
-            runner.STEPS.pop("tls", None)  # (the runner lists only steps with a text)
+    return res
 
 
 def test_the_handshake_is_named_in_order(result: runner.StepResult) -> None:
