@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 # Debian packages the tests use as independent peers and checkers.
-DEB_PACKAGES := tshark socat netcat-openbsd iproute2 iputils-ping curl openssh-server openssh-client strace chromium busybox bind9-dnsutils
+DEB_PACKAGES := tshark socat netcat-openbsd iproute2 iputils-ping curl openssh-server openssh-client strace chromium \
+	busybox bind9-dnsutils swaks nftables iputils-arping
 
 .PHONY: demo test lint bench sysdeps install clean
 

@@ -321,10 +321,15 @@ class ServerBase:
     ``on_close(writer, outcome, seconds)``, when set, is called as each connection ends
     (``outcome``: "closed", "refused" or why it ended badly; ``seconds`` it lasted, loop time):
     a CLI's connection log.
+    ``tls`` (an ``ssl.SSLContext``) makes it an implicit-TLS server (HTTPS on 443, FTPS on 990,
+    SMTP submission on 465): each connection's handshake (:func:`stacklab.apps.tls.start_tls`)
+    runs before ``handle`` sees its streams; a failed one counts as ``errors["TlsError"]``, and
+    a client over the limit is closed without ``refuse`` (its plaintext would not parse).
     """
 
-    def __init__(self, limits: ServerLimits | None = None) -> None:
+    def __init__(self, limits: ServerLimits | None = None, tls: Any = None) -> None:
         self.limits = limits or ServerLimits()
+        self.tls = tls
         self.gate = ClientGate(self.limits.max_clients)
         self.listener: Any = None
         self.net: Any = None
@@ -351,7 +356,8 @@ class ServerBase:
         opened = asyncio.get_running_loop().time()
         if not self.gate.try_enter():
             try:
-                await self.refuse(writer)
+                if self.tls is None:
+                    await self.refuse(writer)
             except (OSError, ConnectionError):
                 pass
             await close_writer(writer)
@@ -362,6 +368,10 @@ class ServerBase:
             self._tasks[task] = None
         outcome = "closed"
         try:
+            if self.tls is not None:
+                from stacklab.apps.tls import start_tls
+                reader = writer = await start_tls(reader, writer, self.tls, server_side=True,
+                                                  net=self.net)
             await self.handle(reader, writer)
         except TimeoutError:  # (an OSError subclass: test it first)
             self.count("idle_timeout")

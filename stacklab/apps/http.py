@@ -16,6 +16,11 @@ Server (:class:`HttpServer`, started by :func:`serve_http`):
 
 Client: :class:`HttpClient` keeps one connection alive across requests and streams bodies
 (``async for chunk in response.iter_body()``); :func:`http_get` is the one-shot form.
+
+HTTPS (RFC 9110 §4.2.2, HTTP over TLS on 443): ``tls=`` an ``ssl.SSLContext`` on the server
+(:class:`~stacklab.apps.common.ServerBase`'s implicit TLS) and on the client
+(:func:`stacklab.apps.tls.start_tls` on each connection it opens, the certificate checked
+against ``server_hostname``, by default the host it connects to); ``https://`` URLs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import http
 import mimetypes
 import os
 import posixpath
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,8 +134,8 @@ def _text(status: int, message: str) -> HttpReply:
 class HttpServer(ServerBase):
     def __init__(self, root: str | os.PathLike[str] | None = None, bytes: int = 1024,
                  routes: dict[tuple[str, str], Route] | None = None,
-                 limits: ServerLimits | None = None) -> None:
-        super().__init__(limits)
+                 limits: ServerLimits | None = None, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(limits, tls)
         self.root = Path(root).resolve() if root is not None else None
         self.body_size = bytes
         self.routes = dict(routes or {})
@@ -369,9 +375,11 @@ def _file_chunks(handle: Any, size: int) -> Iterable[bytes]:
 async def serve_http(net: Any, port: int = 80, root: str | os.PathLike[str] | None = None,
                      bytes: int = 1024, host: str | None = None,
                      routes: dict[tuple[str, str], Route] | None = None,
-                     limits: ServerLimits | None = None) -> HttpServer:
-    """Start an HTTP server on ``net`` and return it (``await server.close()`` stops it)."""
-    server = HttpServer(root=root, bytes=bytes, routes=routes, limits=limits)
+                     limits: ServerLimits | None = None,
+                     tls: ssl.SSLContext | None = None) -> HttpServer:
+    """Start an HTTP server on ``net`` and return it (``await server.close()`` stops it);
+    ``tls`` makes it HTTPS."""
+    server = HttpServer(root=root, bytes=bytes, routes=routes, limits=limits, tls=tls)
     await server.start(net, port, host)
     return server
 
@@ -415,11 +423,15 @@ class HttpResponse:
 
 
 class HttpClient:
-    """One keep-alive connection to ``host:port``, reopened when the server closes it."""
+    """One keep-alive connection to ``host:port``, reopened when the server closes it; over TLS
+    with ``tls`` (the server's certificate checked against ``server_hostname`` or ``host``)."""
 
     def __init__(self, net: Any, host: str, port: int = 80, max_header: int = 64 * 1024,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, tls: ssl.SSLContext | None = None,
+                 server_hostname: str | None = None) -> None:
         self.net = net
+        self.tls = tls
+        self.server_hostname = server_hostname or host
         self.host = host
         self.port = port
         self.max_header = max_header
@@ -433,6 +445,16 @@ class HttpClient:
     async def _connect(self) -> None:
         self._reader, self._writer = await asyncio.wait_for(
             self.net.open_connection(self.host, self.port), self.timeout)
+        if self.tls is not None:
+            from stacklab.apps.tls import start_tls
+            try:
+                self._reader = self._writer = await start_tls(
+                    self._reader, self._writer, self.tls, server_side=False,
+                    server_hostname=self.server_hostname, timeout=self.timeout, net=self.net)
+            except ConnectionError:
+                await close_writer(self._writer)
+                self._reader = self._writer = None
+                raise
         self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.max_header)
         self.connections_opened += 1
 
@@ -472,9 +494,10 @@ class HttpClient:
         if self._conn is None:
             await self._connect()
         assert self._conn is not None
-        host_header = self.host if self.port == 80 else f"{self.host}:{self.port}"
+        default = 80 if self.tls is None else 443
+        host_header = self.host if self.port == default else f"{self.host}:{self.port}"
         if ":" in self.host and not self.host.startswith("["):
-            host_header = f"[{self.host}]" + ("" if self.port == 80 else f":{self.port}")
+            host_header = f"[{self.host}]" + ("" if self.port == default else f":{self.port}")
         hdrs = [("Host", host_header), ("User-Agent", "stacklab"), *(headers or [])]
         if body is not None:
             hdrs.append(("Content-Length", str(len(body))))
@@ -536,25 +559,32 @@ class HttpResult:
 
 
 def split_url(host: str | None, url_or_path: str, port: int) -> tuple[str, int, str]:
-    """(host, port, target) for ``http://h:p/x`` or a bare ``/x`` sent to ``host:port``."""
+    """(host, port, target) for ``http://h:p/x`` (``https://``: port 443) or a bare ``/x``
+    sent to ``host:port``."""
     if "://" in url_or_path:
         parts = urlsplit(url_or_path)
-        if parts.scheme != "http":
-            raise ValueError(f"only http:// URLs, not {parts.scheme}://")
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"only http:// and https:// URLs, not {parts.scheme}://")
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        return parts.hostname or host or "", parts.port or 80, target
+        default = 443 if parts.scheme == "https" else 80
+        return parts.hostname or host or "", parts.port or default, target
     if host is None:
         raise ValueError("a bare path needs a host")
     return host, port, url_or_path if url_or_path.startswith("/") else "/" + url_or_path
 
 
 async def http_get(net: Any, host: str | None, url_or_path: str, port: int = 80,
-                   method: str = "GET", timeout: float = 60.0) -> HttpResult:
-    """One request on a fresh connection; the whole body in memory."""
+                   method: str = "GET", timeout: float = 60.0, tls: ssl.SSLContext | None = None,
+                   server_hostname: str | None = None) -> HttpResult:
+    """One request on a fresh connection; the whole body in memory. An ``https://`` URL
+    without ``tls`` trusts the system's roots (as curl)."""
     host, port, target = split_url(host, url_or_path, port)
-    async with HttpClient(net, host, port, timeout=timeout) as client:
+    if tls is None and url_or_path.startswith("https://"):
+        tls = ssl.create_default_context()
+    async with HttpClient(net, host, port, timeout=timeout, tls=tls,
+                          server_hostname=server_hostname) as client:
         response = await client.request(method, target)
         body = await response.read()
         return HttpResult(response.status, response.headers, body, sha256_hex(body))

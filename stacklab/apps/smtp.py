@@ -11,6 +11,13 @@ message (``limits.max_message``, announced as SIZE), recipients per message (100
 messages in memory, bad commands per session, concurrent clients (421), idle time (421).
 
 Client: :class:`SmtpClient` and the one-shot :func:`send_mail`.
+
+TLS (``tls=`` an ``ssl.SSLContext`` on either side): ``tls_mode="starttls"`` (RFC 3207: EHLO
+offers STARTTLS, ``220`` then the handshake on the same connection, and the session starts
+over: whatever was sent in the clear after the command is dropped, the client says EHLO
+again, STARTTLS is no longer offered) or ``"implicit"`` (RFC 8314 §3: TLS from the first
+byte, submission on 465). A server with ``require_tls`` answers MAIL/RCPT/DATA in the clear
+with 530; a client given ``tls`` never falls back to plaintext (as ``swaks --tls``).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import enum
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,7 +142,10 @@ class Mailbox:
 
 
 class _Session:
-    def __init__(self) -> None:
+    def __init__(self, stream: BufferedStream, writer: Any, tls: bool) -> None:
+        self.stream = stream
+        self.writer = writer   # both replaced by the TLS stream after STARTTLS
+        self.tls = tls
         self.state = SmtpState.GREETED
         self.mail_from = ""
         self.rcpt_to: list[str] = []
@@ -147,8 +158,12 @@ class _Session:
 
 class SmtpServer(ServerBase):
     def __init__(self, mailbox: Mailbox | None = None, hostname: str = DOMAIN,
-                 limits: ServerLimits | None = None) -> None:
-        super().__init__(limits)
+                 limits: ServerLimits | None = None, tls: ssl.SSLContext | None = None,
+                 tls_mode: str = "starttls", require_tls: bool = False) -> None:
+        _check_mode(tls_mode)
+        super().__init__(limits, tls if tls_mode == "implicit" else None)
+        self.starttls = tls if tls_mode == "starttls" else None
+        self.require_tls = require_tls and tls is not None
         self.mailbox = mailbox or Mailbox()
         self.hostname = hostname
 
@@ -157,17 +172,17 @@ class SmtpServer(ServerBase):
         await writer.drain()
 
     async def handle(self, reader: Any, writer: Any) -> None:
-        stream = BufferedStream(reader, timeout=self.limits.idle_timeout)
-        session = _Session()
+        session = _Session(BufferedStream(reader, timeout=self.limits.idle_timeout), writer,
+                           tls=self.tls is not None)
 
         async def reply(text: str) -> None:
-            writer.write(text.encode("utf-8", "replace") + b"\r\n")
-            await writer.drain()
+            session.writer.write(text.encode("utf-8", "replace") + b"\r\n")
+            await session.writer.drain()
 
         await reply(f"220 {self.hostname} ESMTP stacklab ready")
         while True:
             try:
-                raw = await stream.readline(COMMAND_LINE_MAX)
+                raw = await session.stream.readline(COMMAND_LINE_MAX)
             except LineTooLong:
                 self.count("line_too_long")
                 await reply("500 5.5.2 line too long")
@@ -186,7 +201,7 @@ class SmtpServer(ServerBase):
             verb, _, arg = line.partition(" ")
             verb = verb.upper()
             arg = arg.strip()
-            code = await self._command(session, verb, arg, reply, stream)
+            code = await self._command(session, verb, arg, reply, session.stream)
             if code is None:
                 return
             if code >= 500:
@@ -198,6 +213,11 @@ class SmtpServer(ServerBase):
     async def _command(self, session: _Session, verb: str, arg: str, reply: Any,
                        stream: BufferedStream) -> int | None:
         """Run one command; the reply code sent, or None when the session ends."""
+        if verb == "STARTTLS" and self.starttls is not None:
+            return await self._starttls(session, arg, reply)
+        if self.require_tls and not session.tls and verb in ("MAIL", "RCPT", "DATA"):
+            await reply("530 5.7.0 Must issue a STARTTLS command first")
+            return 530
         known = {v for v, _ in TRANSITIONS}
         if verb not in known:
             if verb in ("STARTTLS", "AUTH", "TURN", "ETRN", "BDAT", "EXPN"):
@@ -218,9 +238,10 @@ class SmtpServer(ServerBase):
             if verb == "HELO":
                 await reply(f"250 {self.hostname}")
             else:
+                starttls = "250-STARTTLS\r\n" if self.starttls and not session.tls else ""
                 await reply(f"250-{self.hostname} greets {arg}\r\n"
                             f"250-SIZE {self.limits.max_message}\r\n"
-                            "250-8BITMIME\r\n250-PIPELINING\r\n250 HELP")
+                            f"250-8BITMIME\r\n250-PIPELINING\r\n{starttls}250 HELP")
             return 250
         if verb == "MAIL":
             return await self._mail(session, arg, reply, nxt)
@@ -264,6 +285,28 @@ class SmtpServer(ServerBase):
         # QUIT
         await reply(f"221 2.0.0 {self.hostname} closing connection")
         return None
+
+    async def _starttls(self, session: _Session, arg: str, reply: Any) -> int:
+        """RFC 3207 §4: 220, the handshake, then a fresh session (§4.2)."""
+        assert self.starttls is not None
+        if arg:
+            await reply("501 5.5.4 syntax: STARTTLS takes no argument")
+            return 501
+        if session.tls:
+            await reply("503 5.5.1 TLS already active")
+            return 503
+        await reply("220 2.0.0 ready to start TLS")
+        if session.stream.buf:
+            self.count("starttls_plaintext_dropped")  # pipelined after STARTTLS: injected?
+        from stacklab.apps.tls import start_tls
+        tls = await start_tls(session.stream.reader, session.writer, self.starttls,
+                              server_side=True, net=self.net)
+        session.stream = BufferedStream(tls, timeout=self.limits.idle_timeout)
+        session.writer = tls
+        session.tls = True
+        session.reset()
+        session.state = SmtpState.GREETED
+        return 220
 
     async def _mail(self, session: _Session, arg: str, reply: Any, nxt: SmtpState) -> int:
         m = _MAIL_RE.match(arg)
@@ -348,11 +391,19 @@ def _params_ok(params: str) -> bool:
     return all(_PARAM_RE.match(p) for p in params.split())
 
 
+def _check_mode(tls_mode: str) -> None:
+    if tls_mode not in ("starttls", "implicit"):
+        raise ValueError(f'tls_mode is "starttls" or "implicit", not {tls_mode!r}')
+
+
 async def serve_smtp(net: Any, port: int = 25, root: str | os.PathLike[str] | None = None,
                      host: str | None = None, hostname: str = DOMAIN,
-                     limits: ServerLimits | None = None) -> SmtpServer:
-    """Start an SMTP server storing into directory ``root`` (or memory when None)."""
-    server = SmtpServer(Mailbox(root), hostname=hostname, limits=limits)
+                     limits: ServerLimits | None = None, tls: ssl.SSLContext | None = None,
+                     tls_mode: str = "starttls", require_tls: bool = False) -> SmtpServer:
+    """Start an SMTP server storing into directory ``root`` (or memory when None); ``tls``
+    offers STARTTLS (or, ``tls_mode="implicit"``, speaks TLS at once)."""
+    server = SmtpServer(Mailbox(root), hostname=hostname, limits=limits, tls=tls,
+                        tls_mode=tls_mode, require_tls=require_tls)
     await server.start(net, port, host)
     return server
 
@@ -399,8 +450,17 @@ def make_message(mail_from: str, rcpt_to: str, body_bytes: int,
 
 
 class SmtpClient:
+    """An SMTP client; with ``tls`` it secures the session (``tls_mode`` as the server's) and
+    checks the server's certificate against ``server_hostname`` (by default ``host``)."""
+
     def __init__(self, net: Any, host: str, port: int = 25, helo: str = "client.stacklab",
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, tls: ssl.SSLContext | None = None,
+                 tls_mode: str = "starttls", server_hostname: str | None = None) -> None:
+        _check_mode(tls_mode)
+        self.tls = tls
+        self.tls_mode = tls_mode
+        self.server_hostname = server_hostname or host
+        self.secure = False   # the session runs over TLS
         self.net = net
         self.host = host
         self.port = port
@@ -413,11 +473,41 @@ class SmtpClient:
     async def connect(self) -> tuple[int, str]:
         reader, self._writer = await asyncio.wait_for(
             self.net.open_connection(self.host, self.port), self.timeout)
+        if self.tls is not None and self.tls_mode == "implicit":
+            reader = await self._secure(reader)
         self._stream = BufferedStream(reader, timeout=self.timeout)
         code, text = await self.read_reply()
         if code != 220:
             raise SmtpError(code, text)
         return code, text
+
+    async def _secure(self, reader: Any) -> Any:
+        from stacklab.apps.tls import start_tls
+        assert self.tls is not None
+        try:
+            tls = await start_tls(reader, self._writer, self.tls, server_side=False,
+                                  server_hostname=self.server_hostname, timeout=self.timeout,
+                                  net=self.net)
+        except ConnectionError:
+            await close_writer(self._writer)
+            raise
+        self._writer = tls
+        self.secure = True
+        return tls
+
+    async def starttls(self) -> None:
+        """STARTTLS (RFC 3207), then EHLO again over TLS; SmtpError when it is not offered."""
+        if "STARTTLS" not in self.extensions:
+            raise SmtpError(0, "the server does not offer STARTTLS (no fallback to plaintext)")
+        code, text = await self.command("STARTTLS")
+        if code != 220:
+            raise SmtpError(code, text)
+        assert self._stream is not None
+        # anything after the 220 came in the clear (RFC 3207 §4.2): forget it
+        self._stream = BufferedStream(await self._secure(self._stream.reader),
+                                      timeout=self.timeout)
+        self.extensions = {}
+        await self.ehlo()
 
     async def read_reply(self) -> tuple[int, str]:
         assert self._stream is not None
@@ -446,7 +536,11 @@ class SmtpClient:
             for ext in text.split("\n")[1:]:
                 key, _, value = ext.partition(" ")
                 self.extensions[key.upper()] = value
+            if self.tls is not None and not self.secure:
+                await self.starttls()
             return
+        if self.tls is not None and not self.secure:
+            raise SmtpError(code, f"EHLO refused, so no STARTTLS: {text}")
         code, text = await self.command(f"HELO {self.helo}")
         if code != 250:
             raise SmtpError(code, text)
@@ -474,6 +568,8 @@ class SmtpClient:
         return SmtpResult(code == 250, code, text, len(data), sha256_hex(data), refused)
 
     async def quit(self) -> None:
+        if self._writer.is_closing():  # (a failed handshake closed it)
+            return
         try:
             await self.command("QUIT")
         except (ConnectionError, SmtpError, TimeoutError):
@@ -483,10 +579,14 @@ class SmtpClient:
 
 async def send_mail(net: Any, host: str, port: int, mail_from: str, rcpt_to: list[str] | str,
                     message: bytes, helo: str = "client.stacklab",
-                    timeout: float = 60.0) -> SmtpResult:
-    """Connect, EHLO, send one message, QUIT. Raises :class:`SmtpError` on refusal."""
+                    timeout: float = 60.0, tls: ssl.SSLContext | None = None,
+                    tls_mode: str = "starttls",
+                    server_hostname: str | None = None) -> SmtpResult:
+    """Connect, EHLO (and STARTTLS with ``tls``), send one message, QUIT. Raises
+    :class:`SmtpError` on refusal, :class:`stacklab.apps.tls.TlsError` when TLS fails."""
     rcpts = [rcpt_to] if isinstance(rcpt_to, str) else list(rcpt_to)
-    client = SmtpClient(net, host, port, helo=helo, timeout=timeout)
+    client = SmtpClient(net, host, port, helo=helo, timeout=timeout, tls=tls,
+                        tls_mode=tls_mode, server_hostname=server_hostname)
     await client.connect()
     try:
         await client.ehlo()

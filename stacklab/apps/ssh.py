@@ -17,7 +17,17 @@ login time (asyncssh's login timeout), packet sizes (asyncssh).
 Note: SSH key exchange draws from the OS random source (cryptography needs it), so the
 ciphertext of two simulated runs differs even with the same seed; what is carried does not.
 
-Client: :func:`ssh_exec` runs one command and returns stdout, stderr and the exit status.
+Files and tunnels: with ``root`` the server offers SFTP (the ``sftp`` subsystem) and SCP
+(``scp -t``/``-f`` exec requests), both confined to ``root`` (asyncssh's chroot: paths cannot
+leave it, though a symlink already inside that points out is followed); with ``forwarding``
+(OpenSSH's AllowTcpForwarding, on by default) it opens the direct-tcpip connections of a
+client's ``-L`` through its own network seam, never the machine's sockets.
+
+Client: :func:`ssh_exec` runs one command and returns stdout, stderr and the exit status;
+:func:`ssh_connect` opens a connection for the rest: :func:`sftp_get`/:func:`sftp_put`,
+:func:`scp_get`/:func:`scp_put` and :class:`LocalForward` (``ssh -L``: a listener on the
+client's network seam whose connections ride the SSH connection to a destination the server
+reaches).
 """
 
 from __future__ import annotations
@@ -26,9 +36,11 @@ import asyncio
 import functools
 import hashlib
 import hmac
+import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -41,7 +53,8 @@ from stacklab.apps.common import (
     sha256_hex,
 )
 
-__all__ = ["NetTunnel", "SshResult", "SshServer", "run_command", "serve_ssh", "ssh_exec"]
+__all__ = ["LocalForward", "NetTunnel", "SshResult", "SshServer", "run_command", "scp_get",
+           "scp_put", "serve_ssh", "sftp_get", "sftp_put", "ssh_connect", "ssh_exec"]
 
 MAX_COMMAND = 4096
 HOST_KEY_ALG = "ssh-ed25519"
@@ -180,6 +193,50 @@ class _Gated(asyncio.Protocol):
         self.inner.connection_lost(exc)
 
 
+class _ForwardSession(asyncssh.SSHTCPSession[bytes]):
+    """The server's end of a direct-tcpip channel (RFC 4254 §7.2): bytes both ways between the
+    channel and a TCP connection the server opened on its network seam."""
+
+    def __init__(self, reader: Any, writer: Any) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.chan: Any = None
+        self.pump: asyncio.Task[None] | None = None
+
+    def connection_made(self, chan: Any) -> None:
+        self.chan = chan
+        self.pump = asyncio.ensure_future(self._to_channel())
+
+    async def _to_channel(self) -> None:
+        try:
+            while data := await self.reader.read(65536):
+                self.chan.write(data)
+            self.chan.write_eof()
+        except (OSError, ConnectionError, asyncssh.Error):
+            self.chan.close()
+
+    def data_received(self, data: bytes, datatype: Any) -> None:
+        self.writer.write(data)
+
+    def eof_received(self) -> bool:
+        self.writer.write_eof()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.writer.close()
+        if self.pump is not None:
+            self.pump.cancel()
+
+
+class _SftpServer(asyncssh.SFTPServer):
+    """asyncssh's SFTP server (chroot), ending the subsystem with an exit status 0 (RFC 4254
+    §6.10) as sshd's sftp-server does: OpenSSH's scp (SFTP mode, its default since 9.0) takes a
+    channel closed without one for a failure."""
+
+    def exit(self) -> None:
+        self.channel.exit(0)
+
+
 class _Refused(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         transport.write(b"SSH-2.0-stacklab too many connections\r\n")
@@ -193,7 +250,8 @@ class SshServer:
 
     def __init__(self, *, user: str | None = "stacklab", password: str | None = "stacklab",
                  authorized_keys: str | None = None, host_key: Any = None,
-                 hostname: str = "stacklab", limits: ServerLimits | None = None) -> None:
+                 hostname: str = "stacklab", limits: ServerLimits | None = None,
+                 root: str | os.PathLike[str] | None = None, forwarding: bool = True) -> None:
         if password is None and authorized_keys is None:
             raise ValueError("give a password or authorized keys, or nobody can log in")
         self.user = user
@@ -203,6 +261,12 @@ class SshServer:
                            else asyncssh.import_authorized_keys(authorized_keys))
         self.host_key = host_key or asyncssh.generate_private_key(HOST_KEY_ALG)
         self.hostname = hostname
+        self.root = Path(root).resolve() if root is not None else None
+        if self.root is not None and not self.root.is_dir():
+            raise NotADirectoryError(str(self.root))
+        self.forwarding = forwarding
+        self.forwarded = 0   # direct-tcpip connections opened for clients
+        self.net: Any = None
         self.limits = limits or ServerLimits()
         self.gate = ClientGate(self.limits.max_clients)
         self.acceptor: Any = None
@@ -280,8 +344,29 @@ class SshServer:
             def public_key_auth_supported(self) -> bool:
                 return server.authorized_keys is not None
 
+            def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
+                                     orig_port: int) -> Any:
+                if not server.forwarding:
+                    return False
+                return server._forward(dest_host, dest_port)
+
 
         return Auth()
+
+    async def _forward(self, dest_host: str, dest_port: int) -> _ForwardSession:
+        try:
+            reader, writer = await asyncio.wait_for(
+                self.net.open_connection(dest_host, dest_port), 30.0)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            self.errors["forward_failed"] = self.errors.get("forward_failed", 0) + 1
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED,
+                                            f"{dest_host}:{dest_port}: {exc}") from None
+        self.forwarded += 1
+        return _ForwardSession(reader, writer)
+
+    def _sftp(self, chan: Any) -> asyncssh.SFTPServer:
+        assert self.root is not None
+        return _SftpServer(chan, chroot=os.fsencode(self.root))
 
     async def _process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         user = process.get_extra_info("username") or ""
@@ -310,10 +395,12 @@ class SshServer:
         process.exit(0 if status is None else status)
 
     async def start(self, net: Any, port: int, host: str | None = None) -> SshServer:
+        self.net = net
         self.acceptor = await asyncssh.listen(
             host or "", port, tunnel=NetTunnel(net, wrap=self._wrap),
             server_host_keys=[self.host_key], server_factory=self._server_factory,
-            process_factory=self._process, encoding=None, allow_scp=False,
+            process_factory=self._process, encoding=None, allow_scp=self.root is not None,
+            sftp_factory=self._sftp if self.root is not None else None,
             agent_forwarding=False, x11_forwarding=False, allow_pty=True,
             login_timeout=max(1.0, min(120.0, self.limits.idle_timeout)))
         try:
@@ -352,10 +439,14 @@ class _Capture:
 async def serve_ssh(net: Any, port: int = 22, host: str | None = None, *,
                     user: str | None = "stacklab", password: str | None = "stacklab",
                     authorized_keys: str | None = None, host_key: Any = None,
-                    hostname: str = "stacklab", limits: ServerLimits | None = None) -> SshServer:
-    """Start an SSH server (a fresh ed25519 host key unless ``host_key`` is given)."""
+                    hostname: str = "stacklab", limits: ServerLimits | None = None,
+                    root: str | os.PathLike[str] | None = None,
+                    forwarding: bool = True) -> SshServer:
+    """Start an SSH server (a fresh ed25519 host key unless ``host_key`` is given); ``root``
+    adds SFTP and SCP confined to that directory."""
     server = SshServer(user=user, password=password, authorized_keys=authorized_keys,
-                       host_key=host_key, hostname=hostname, limits=limits)
+                       host_key=host_key, hostname=hostname, limits=limits, root=root,
+                       forwarding=forwarding)
     return await server.start(net, port, host)
 
 
@@ -375,29 +466,123 @@ class SshResult:
         return sha256_hex(self.stdout)
 
 
-async def ssh_exec(net: Any, host: str, port: int, command: str, *,
-                   username: str = "stacklab", password: str | None = "stacklab",
-                   client_keys: list[Any] | None = None, host_key: str | None = None,
-                   stdin: bytes | None = None, timeout: float = 60.0) -> SshResult:
-    """Log in to ``host:port`` and run ``command``. ``host_key`` (OpenSSH public key text)
-    pins the server's key; without it any host key is accepted (a lab, not the Internet)."""
+async def ssh_connect(net: Any, host: str, port: int = 22, *, username: str = "stacklab",
+                      password: str | None = "stacklab", client_keys: list[Any] | None = None,
+                      host_key: str | None = None,
+                      timeout: float = 60.0) -> asyncssh.SSHClientConnection:
+    """Log in to ``host:port`` over ``net``. ``host_key`` (OpenSSH public key text) pins the
+    server's key; without it any host key is accepted (a lab, not the Internet)."""
     known_hosts: Any = None
     if host_key is not None:
         known_hosts = ([asyncssh.import_public_key(host_key)], [], [])
-    conn = await asyncio.wait_for(asyncssh.connect(
+    return await asyncio.wait_for(asyncssh.connect(
         host, port, tunnel=NetTunnel(net), username=username, password=password,
         client_keys=client_keys or None, known_hosts=known_hosts, config=[],
         agent_path=None, agent_forwarding=False, preferred_auth=(
             "publickey,password" if client_keys else "password")), timeout)
+
+
+async def _close(conn: asyncssh.SSHClientConnection) -> None:
+    conn.close()
+    try:
+        await asyncio.wait_for(conn.wait_closed(), 5.0)
+    except (TimeoutError, OSError):
+        pass
+
+
+async def ssh_exec(net: Any, host: str, port: int, command: str, *,
+                   username: str = "stacklab", password: str | None = "stacklab",
+                   client_keys: list[Any] | None = None, host_key: str | None = None,
+                   stdin: bytes | None = None, timeout: float = 60.0) -> SshResult:
+    """Log in to ``host:port`` (see :func:`ssh_connect`) and run ``command``."""
+    conn = await ssh_connect(net, host, port, username=username, password=password,
+                             client_keys=client_keys, host_key=host_key, timeout=timeout)
     try:
         result = await asyncio.wait_for(
             conn.run(command, input=stdin, encoding=None, check=False), timeout)
     finally:
-        conn.close()
-        try:
-            await asyncio.wait_for(conn.wait_closed(), 5.0)
-        except (TimeoutError, OSError):
-            pass
+        await _close(conn)
     out = result.stdout if isinstance(result.stdout, bytes) else b""
     err = result.stderr if isinstance(result.stderr, bytes) else b""
     return SshResult(result.exit_status, out, err)
+
+
+# -- files and tunnels -------------------------------------------------------------------------
+async def sftp_get(conn: asyncssh.SSHClientConnection, path: str,
+                   max_size: int = 1 << 30) -> bytes:
+    """The remote file ``path`` over SFTP (at most ``max_size`` bytes)."""
+    async with conn.start_sftp_client() as sftp, sftp.open(path, "rb") as f:
+        data = await f.read(max_size + 1)
+    assert isinstance(data, bytes)  # (a file opened "rb")
+    if len(data) > max_size:
+        raise ValueError(f"{path}: larger than {max_size} bytes")
+    return data
+
+
+async def sftp_put(conn: asyncssh.SSHClientConnection, path: str, data: bytes) -> None:
+    """Write ``data`` to the remote file ``path`` over SFTP (created or truncated)."""
+    async with conn.start_sftp_client() as sftp, sftp.open(path, "wb") as f:
+        await f.write(data)
+
+
+async def scp_get(conn: asyncssh.SSHClientConnection, path: str,
+                  local: str | os.PathLike[str]) -> None:
+    """Copy the remote ``path`` to the local file ``local`` with the SCP protocol."""
+    await asyncssh.scp((conn, path), os.fspath(local))
+
+
+async def scp_put(conn: asyncssh.SSHClientConnection, local: str | os.PathLike[str],
+                  path: str) -> None:
+    """Copy the local file ``local`` to the remote ``path`` with the SCP protocol."""
+    await asyncssh.scp(os.fspath(local), (conn, path))
+
+
+class LocalForward:
+    """``ssh -L port:dest_host:dest_port``: a listener on ``net`` (the client's seam) whose
+    every connection is carried over ``conn`` in a direct-tcpip channel (RFC 4254 §7.2) to
+    ``dest_host:dest_port`` as the server sees it. ``await forward.close()`` stops it."""
+
+    def __init__(self, conn: asyncssh.SSHClientConnection, dest_host: str,
+                 dest_port: int) -> None:
+        self.conn = conn
+        self.dest = (dest_host, dest_port)
+        self.listener: Any = None
+        self.port: int | None = None
+        self.connections = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, net: Any, port: int = 0, host: str | None = None) -> LocalForward:
+        self.listener = await net.start_server(self._accepted, port, host=host)
+        self.port = listening_port(self.listener)
+        return self
+
+    async def _accepted(self, reader: Any, writer: Any) -> None:
+        try:
+            chan_reader, chan_writer = await self.conn.open_connection(*self.dest)
+        except (asyncssh.Error, OSError):
+            writer.close()
+            return
+        self.connections += 1
+        pumps = [asyncio.ensure_future(_pipe(reader, chan_writer)),
+                 asyncio.ensure_future(_pipe(chan_reader, writer))]
+        self._tasks.update(pumps)
+        try:
+            await asyncio.gather(*pumps, return_exceptions=True)
+        finally:
+            self._tasks.difference_update(pumps)
+            chan_writer.close()
+            writer.close()
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+async def _pipe(reader: Any, writer: Any) -> None:
+    """Copy until EOF, then pass the EOF on (each direction closes on its own)."""
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.write_eof()

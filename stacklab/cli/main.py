@@ -11,7 +11,8 @@ from stacklab import __version__
 from stacklab.errors import StacklabError
 
 # Subcommand modules, in the order `stacklab --help` lists them.
-SUBCOMMANDS = ["tour", "run", "sweep", "tap", "packetdrill", "shell"]  # shell: also ping, traceroute, ss
+# shell: also the one-shot ping, traceroute and ss verbs
+SUBCOMMANDS = ["tour", "run", "sweep", "tap", "packetdrill", "shell"]
 
 
 class CliError(StacklabError):

@@ -9,7 +9,8 @@ they served or stored last):
 * ``smtp-server``: ``port`` (25), ``root`` (mailbox directory; in memory without it)
 * ``ftp-server``: ``port`` (21), ``root`` or ``bytes`` as for HTTP; ``user``/``password`` add
   a login beside anonymous
-* ``ssh-server``: ``port`` (22), ``user`` ("stacklab"), ``password`` ("stacklab")
+* ``ssh-server``: ``port`` (22), ``user`` ("stacklab"), ``password`` ("stacklab"), ``root``
+  (a directory: SFTP and SCP confined to it)
 
 Clients (report ``ok``, ``bytes`` and ``sha256`` of the body/message/file/output they got or
 sent; ``start`` delays them, in virtual seconds):
@@ -146,7 +147,7 @@ class FtpServerApp(_ServerApp):
 class SshServerApp(_ServerApp):
     """ssh-server: SSH on ``port`` (asyncssh), a small command set, password login."""
 
-    params = frozenset({"port", "user", "password"})
+    params = frozenset({"port", "user", "password", "root"})
     default_port = 22
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
@@ -157,7 +158,7 @@ class SshServerApp(_ServerApp):
     async def start(self) -> Any:
         from stacklab.apps.ssh import serve_ssh
         return await serve_ssh(self.node, self.port, user=self.user, password=self.password,
-                               hostname=self.node.name)
+                               hostname=self.node.name, root=self.root)
 
     def result(self) -> dict[str, Any]:
         server = self.server

@@ -1,7 +1,8 @@
 """The registry of scenario app kinds (``[[app]] kind = "ping"`` in a scenario file).
 
 The built-in kinds are the stack's tools (:mod:`stacklab.scenario.net_kinds`: tcp-send, ping...)
-and the applications (:mod:`stacklab.scenario.app_kinds`: http-get, ssh-server...), imported
+and the applications (:mod:`stacklab.scenario.app_kinds`: http-get, ssh-server...; their
+secure forms in :mod:`stacklab.scenario.tls_kinds`: https-get, ftps-server...), imported
 here by name. More can be added with a factory::
 
     register_app("probe", ProbeApp, params={"to", "count"})
@@ -34,6 +35,7 @@ from typing import Any
 
 from .app_kinds import APP_KINDS
 from .net_kinds import NET_KINDS
+from .tls_kinds import TLS_APP_KINDS
 
 __all__ = ["AppKind", "app_kinds", "get_app", "register_app"]
 
@@ -61,7 +63,8 @@ def _app_kind(kind: str, factory: Callable[..., Any], params: Iterable[str] | No
 
 
 _REGISTRY: dict[str, AppKind] = {
-    kind: _app_kind(kind, cls, None, None) for kind, cls in {**NET_KINDS, **APP_KINDS}.items()}
+    kind: _app_kind(kind, cls, None, None)
+    for kind, cls in {**NET_KINDS, **APP_KINDS, **TLS_APP_KINDS}.items()}
 
 
 def register_app(kind: str, factory: Callable[..., Any], *,

@@ -7,7 +7,7 @@ that does not parse gets a label that says so.
 
 from __future__ import annotations
 
-from stacklab.wire import MalformedPacket, arp, icmpv4, icmpv6, igmp, ipv4, ipv6, tcp, udp
+from stacklab.wire import MalformedPacket, arp, icmpv4, icmpv6, igmp, ipv4, ipv6, tcp, tls, udp
 from stacklab.wire.addr import ip_str
 from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView
 from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_IGMP, PROTO_TCP, PROTO_UDP
@@ -128,6 +128,9 @@ class Labeler:
         n = t.payload_len
         if n:
             parts.append(f"len {n}")
+            records = tls.describe(t.payload)  # the TLS handshake, named (wire/tls.py)
+            if records is not None:
+                parts.append(records)
         if flags & tcp.SYN:
             parts.append(f"win {t.window}")
             mss = t.mss()

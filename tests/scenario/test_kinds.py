@@ -15,6 +15,8 @@ APP_KINDS = {"http-server", "smtp-server", "ftp-server", "ssh-server", "http-get
              "ftp-get", "ftp-put", "ssh-exec"}
 LAN_KINDS = {"dhcp-server", "dhcp-relay", "dhcp6-server", "dns-server", "dns-resolver",
              "dns-lookup"}  # scenario/lan_kinds.py, tested in tests/lan
+TLS_KINDS = {"https-server", "https-get", "ftps-server", "ftps-get", "ftps-put", "smtps-server",
+             "smtps-send", "sftp-get", "sftp-put", "ssh-forward"}
 
 
 def test_registry_knows_the_builtin_kinds_without_importing_their_modules_first() -> None:
@@ -24,7 +26,7 @@ def test_registry_knows_the_builtin_kinds_without_importing_their_modules_first(
             "print('stacklab.apps.ssh' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.splitlines()
-    assert out[0] == str(sorted(NET_KINDS | APP_KINDS | LAN_KINDS))
+    assert out[0] == str(sorted(NET_KINDS | APP_KINDS | LAN_KINDS | TLS_KINDS))
     assert out[1] == "False"  # asyncssh & co. are imported when an app starts, not to list it
 
 

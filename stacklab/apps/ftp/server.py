@@ -7,6 +7,7 @@ import enum
 import hashlib
 import ipaddress
 import os
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,10 +34,11 @@ class LoginState(enum.Enum):
 
 
 # Commands allowed before login; everything else answers 530.
-_BEFORE_LOGIN = {"USER", "PASS", "QUIT", "NOOP", "SYST", "FEAT", "HELP", "OPTS", "AUTH"}
+_BEFORE_LOGIN = {"USER", "PASS", "QUIT", "NOOP", "SYST", "FEAT", "HELP", "OPTS", "AUTH", "PBSZ",
+                 "PROT"}
 # RFC 959 commands this server knows but does not implement: 502, not 500.
 _NOT_IMPLEMENTED = {"ABOR", "ACCT", "APPE", "REIN", "REST", "RNFR", "RNTO", "SITE", "SMNT",
-                    "STAT", "STOU", "MLSD", "MLST", "MDTM", "PRET", "PBSZ", "PROT", "CCC"}
+                    "STAT", "STOU", "MLSD", "MLST", "MDTM", "PRET", "CCC"}
 
 
 class _FtpSession:
@@ -53,6 +55,10 @@ class _FtpSession:
         self.bad_commands = 0
         self.peer_ip = peer_address(writer)[0]
         self.local_ip = local_address(writer)[0]
+        # RFC 4217: the control connection's protection, PBSZ seen, the data's PROT level
+        self.tls = server.tls is not None      # implicit TLS: secured before the banner
+        self.pbsz = False
+        self.prot = "P" if self.tls else "C"   # implicit: private data, as clients expect
 
     async def reply(self, code: int, text: str) -> None:
         lines = text.split("\n")
@@ -112,6 +118,9 @@ class _FtpSession:
         if self.state is not LoginState.LOGGED_IN and verb not in _BEFORE_LOGIN:
             await self.reply(530, "please log in with USER and PASS")
             return 530
+        if verb in ("USER", "PASS") and self.server.require_tls and not self.tls:
+            await self.reply(530, "TLS required: send AUTH TLS first")
+            return 530
         try:
             return int(await handler(arg))
         except FsError as exc:
@@ -158,7 +167,8 @@ class _FtpSession:
         return 215
 
     async def cmd_FEAT(self, arg: str) -> int:
-        await self.reply(211, "Features:\n EPRT\n EPSV\n PASV\n SIZE\n UTF8\nEnd")
+        tls = "\n AUTH TLS\n PBSZ\n PROT" if self.server.tls_context is not None else ""
+        await self.reply(211, f"Features:{tls}\n EPRT\n EPSV\n PASV\n SIZE\n UTF8\nEnd")
         return 211
 
     async def cmd_HELP(self, arg: str) -> int:
@@ -177,9 +187,64 @@ class _FtpSession:
         await self.reply(202, "no storage allocation necessary")
         return 202
 
+    # -- TLS (RFC 4217) ------------------------------------------------------------------------
     async def cmd_AUTH(self, arg: str) -> int:
-        await self.reply(502, "TLS not available")
-        return 502
+        context = self.server.tls_context
+        if context is None:
+            await self.reply(502, "TLS not available")
+            return 502
+        if arg.upper() not in ("TLS", "TLS-C", "SSL"):
+            await self.reply(504, "AUTH TLS only")
+            return 504
+        if self.tls:
+            await self.reply(503, "TLS already active")
+            return 503
+        await self.reply(234, "AUTH TLS ok, start the handshake")
+        if self.stream.buf:  # sent in the clear after AUTH: never read as protected (§4)
+            self.server.count("auth_plaintext_dropped")
+        from stacklab.apps.tls import start_tls
+        tls = await start_tls(self.stream.reader, self.writer, context, server_side=True,
+                              net=self.net)
+        self.stream = BufferedStream(tls, timeout=self.server.limits.idle_timeout)
+        self.writer = tls
+        self.tls = True
+        self.state = LoginState.NEED_USER  # RFC 2228 §3: the login starts over after AUTH
+        return 234
+
+    async def cmd_PBSZ(self, arg: str) -> int:
+        if self.server.tls_context is None:
+            await self.reply(502, "PBSZ not implemented without TLS")
+            return 502
+        if not self.tls:
+            await self.reply(503, "AUTH TLS first")
+            return 503
+        if not arg.strip().isdigit():
+            await self.reply(501, "syntax: PBSZ 0")
+            return 501
+        self.pbsz = True
+        await self.reply(200, "PBSZ=0")  # §8: always 0 for TLS, whatever was asked
+        return 200
+
+    async def cmd_PROT(self, arg: str) -> int:
+        if self.server.tls_context is None:
+            await self.reply(502, "PROT not implemented without TLS")
+            return 502
+        if not self.pbsz and not self.server.tls:
+            await self.reply(503, "PBSZ first")
+            return 503
+        level = arg.strip().upper()
+        if level in ("C", "P"):
+            if level == "C" and self.server.require_tls:
+                await self.reply(534, "data connections must be protected (PROT P)")
+                return 534
+            self.prot = level
+            await self.reply(200, f"protection level {level}")
+            return 200
+        if level in ("S", "E"):
+            await self.reply(536, f"protection level {level} not supported by TLS")
+            return 536
+        await self.reply(504, "PROT C or PROT P")
+        return 504
 
     # -- navigation ----------------------------------------------------------------------------
     async def cmd_PWD(self, arg: str) -> int:
@@ -348,6 +413,19 @@ class _FtpSession:
             self.server.count("data_connection_failed")
             await self.reply(425, "cannot open data connection")
             return None
+        if self.prot == "P":
+            from stacklab.apps.tls import start_tls
+            assert self.server.tls_context is not None
+            try:  # the FTP server is the TLS server on data connections too (RFC 4217 §7)
+                reader = writer = await start_tls(reader, writer, self.server.tls_context,
+                                                  server_side=True, timeout=DATA_TIMEOUT,
+                                                  net=self.net)
+            except ConnectionError:
+                await close_writer(writer)
+                await channel.close()
+                self.server.count("data_tls_failed")
+                await self.reply(425, "TLS negotiation on the data connection failed")
+                return None
         return channel, reader, writer
 
     async def _finish_data(self, channel: DataChannel, writer: Any) -> None:
@@ -460,10 +538,21 @@ class _FtpSession:
 
 
 class FtpServer(ServerBase):
+    """The FTP server; with ``tls`` (an ``ssl.SSLContext``) FTPS: ``tls_mode="explicit"``
+    (RFC 4217: ``AUTH TLS`` on the control connection, then ``PBSZ 0`` and ``PROT P`` for
+    private data connections) or ``"implicit"`` (TLS from the first byte, port 990; data
+    connections private unless the client asks ``PROT C``). ``require_tls`` refuses USER/PASS
+    before AUTH TLS and ``PROT C``."""
+
     def __init__(self, root: str | os.PathLike[str] | None = None, bytes: int = 1024,
                  users: dict[str, str] | None = None, anonymous: bool = True,
-                 limits: ServerLimits | None = None) -> None:
-        super().__init__(limits)
+                 limits: ServerLimits | None = None, tls: ssl.SSLContext | None = None,
+                 tls_mode: str = "explicit", require_tls: bool = False) -> None:
+        if tls_mode not in ("explicit", "implicit"):
+            raise ValueError(f'tls_mode is "explicit" or "implicit", not {tls_mode!r}')
+        super().__init__(limits, tls if tls_mode == "implicit" else None)
+        self.tls_context = tls
+        self.require_tls = require_tls and tls is not None
         self.fs: DiskFs | VirtualFs = DiskFs(root) if root is not None else VirtualFs(bytes)
         self.users = dict(users or {})
         self.anonymous = anonymous
@@ -479,9 +568,12 @@ class FtpServer(ServerBase):
 async def serve_ftp(net: Any, port: int = 21, root: str | os.PathLike[str] | None = None,
                     bytes: int = 1024, host: str | None = None,
                     users: dict[str, str] | None = None, anonymous: bool = True,
-                    limits: ServerLimits | None = None) -> FtpServer:
-    """Start an FTP server confined to ``root`` (or serving virtual files of ``bytes`` bytes)."""
-    server = FtpServer(root=root, bytes=bytes, users=users, anonymous=anonymous, limits=limits)
+                    limits: ServerLimits | None = None, tls: ssl.SSLContext | None = None,
+                    tls_mode: str = "explicit", require_tls: bool = False) -> FtpServer:
+    """Start an FTP server confined to ``root`` (or serving virtual files of ``bytes`` bytes);
+    ``tls`` makes it FTPS (see :class:`FtpServer`)."""
+    server = FtpServer(root=root, bytes=bytes, users=users, anonymous=anonymous, limits=limits,
+                       tls=tls, tls_mode=tls_mode, require_tls=require_tls)
     await server.start(net, port, host)
     return server
 
