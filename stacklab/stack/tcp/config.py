@@ -25,7 +25,10 @@ class TcpConfig:
     window_scaling: bool = True
     timestamps: bool = True
     sack: bool = True
-    delack_timeout: float = 0.04  # Linux's minimum ATO; RFC 9293 requires < 0.5 s (we keep <= 0.2)
+    # the delayed-ACK timeout adapts between these (Linux TCP_ATO_MIN/TCP_DELACK_MIN and
+    # TCP_DELACK_MAX); RFC 9293 §3.8.6.3 requires less than 0.5 s
+    delack_timeout: float = 0.04
+    delack_max: float = 0.2
     initial_rto: float = 1.0  # RFC 6298 §2.1
     min_rto: float = 0.2  # Linux TCP_RTO_MIN (RFC 6298 says 1 s, "MAY" be less)
     max_rto: float = 120.0  # Linux TCP_RTO_MAX

@@ -307,7 +307,13 @@ class Tcb(TcbOutput):
         if kind is DELACK_TIMER:
             self._ack_now = True
             self.stats.delayed_acks += 1
-            self.pingpong = False  # the delayed ACK was not piggybacked: not interactive
+            # the delayed ACK was not piggybacked (Linux tcp_delack_timer_handler): leave
+            # interactive mode with the shortest timeout, or else wait longer next time
+            if self.pingpong:
+                self.pingpong = False
+                self.ato = self.config.delack_timeout
+            else:
+                self.ato = min(2 * self.ato, self.rtt.rto)
             return False
         if kind is PERSIST_TIMER:
             return self._on_persist(now)
@@ -526,8 +532,8 @@ class Tcb(TcbOutput):
         self.stats.bytes_received += plen
         self._events.append(DataReceived(plen))
         self._data_in(plen, plen, now)
-        if not self._ack_now and self.deadlines[DELACK_TIMER] is None:
-            self._arm(DELACK_TIMER, now + self.config.delack_timeout)
+        if not self._ack_now:
+            self._delay_ack(now)
         return True
 
     def _data_in(self, plen: int, got: int, now: float) -> None:
@@ -539,13 +545,25 @@ class Tcb(TcbOutput):
         if plen > self.rcv_mss:
             adv = self.adv_mss
             self.rcv_mss = plen if plen < adv else adv
+        elif plen < self.rcv_mss:
+            self._ack_pushed = True  # a short segment: the sender pushed (tcp_measure_rcv_mss)
         last = self.lrcvtime
-        if last is None or now - last > self.rtt.rto:
+        gap = None if last is None else now - last
+        if gap is None or gap > self.rtt.rto:
             # the first data, or the sender idle longer than an RTO: quick-ACK mode for about
             # the window's worth of segments, at most 16 (Linux tcp_incr_quickack)
             quick = min(max(self.receive_window() // (2 * self.rcv_mss), 2), 16)
             if quick > self.quick_acks:
                 self.quick_acks = quick
+            if gap is None:
+                self.ato = self.config.delack_timeout
+        else:
+            # the ACK timeout follows the gaps between data segments (tcp_event_data_recv)
+            ato_min = self.config.delack_timeout
+            if gap <= ato_min / 2:
+                self.ato = self.ato / 2 + ato_min / 2
+            elif gap < self.ato:
+                self.ato = min(self.ato / 2 + gap, self.rtt.rto)
         self.lrcvtime = now
         cap = self.recvbuf.capacity
         if plen >= 128 and self.rcv_ssthresh < cap:
@@ -553,6 +571,29 @@ class Tcb(TcbOutput):
         self._unacked_bytes += got
         if self._unacked_bytes > self.rcv_mss or (self.quick_acks and not self.pingpong):
             self._ack_now = True
+
+    def _delay_ack(self, now: float) -> None:
+        """Arm the delayed ACK (Linux tcp_send_delayed_ack): the adaptive timeout, bounded by
+        0.5 s (0.2 s when interactive or pushed) and by the smoothed RTT, never below the
+        minimum nor above ``delack_max``; an ACK already due within a quarter of it goes now,
+        and an earlier deadline stands."""
+        cfg = self.config
+        ato = self.ato
+        if ato > cfg.delack_timeout:
+            max_ato = cfg.delack_max if self.pingpong or self._ack_pushed else 0.5
+            srtt = self.rtt.srtt
+            if srtt is not None:
+                max_ato = min(max_ato, max(srtt, cfg.delack_timeout))
+            ato = min(ato, max_ato)
+        ato = min(ato, cfg.delack_max)
+        at = self.deadlines[DELACK_TIMER]
+        if at is not None:
+            if at <= now + ato / 4:
+                self._ack_now = True
+                return
+            if at <= now + ato:
+                return
+        self._arm(DELACK_TIMER, now + ato)
 
     def _take_syn(self, seg: SegmentLike) -> None:
         """Record the peer's SYN: IRS, RCV.NXT and the options it offers (RFC 9293 §3.7.1,
@@ -914,8 +955,8 @@ class Tcb(TcbOutput):
                 self._data_in(plen, got, now)
                 if had_holes:
                     self._ack_now = True  # filled a hole: ACK at once (RFC 5681 §4.2)
-                elif not self._ack_now and self.deadlines[DELACK_TIMER] is None:
-                    self._arm(DELACK_TIMER, now + self.config.delack_timeout)
+                elif not self._ack_now:
+                    self._delay_ack(now)
             else:
                 self.stats.ooo_segments += 1
                 self._ack_now = True  # out of order: immediate duplicate ACK (RFC 5681 §4.2)

@@ -132,6 +132,11 @@ class TcbVars:
         # (ping-pong) mode when we answer data within the ACK timeout
         self.quick_acks = 0
         self.pingpong = False
+        # the ACK timeout (Linux icsk_ack.ato): starts at the minimum, follows the gaps between
+        # data segments, doubles when a delayed ACK fires; _ack_pushed: a short (pushed)
+        # segment arrived since the last ACK (ICSK_ACK_PUSHED)
+        self.ato = self.config.delack_timeout
+        self._ack_pushed = False
         self.lrcvtime: float | None = None  # when data last arrived (None: never)
         self.snd_sml = self.iss  # end of the last short segment sent (Minshall's Nagle)
         self.lsndtime: float | None = None  # when data was last sent (idle restart)
