@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .config import DUPACK_THRESHOLD
+from .config import DUPACK_THRESHOLD, send_buffer_for
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
     CAN_RECEIVE,
@@ -565,12 +565,49 @@ class Tcb(TcbOutput):
             elif gap < self.ato:
                 self.ato = min(self.ato / 2 + gap, self.rtt.rto)
         self.lrcvtime = now
+        # the receiver's RTT (Linux tcp_rcv_rtt_measure): the time a window of data takes to
+        # arrive, its minimum kept
+        if self.rcv_rtt_time is None or ((self.rcv_nxt - self.rcv_rtt_seq) & MASK) < HALF:
+            if self.rcv_rtt_time is not None:
+                sample = max(now - self.rcv_rtt_time, 1e-6)
+                if not self.rcv_rtt or sample < self.rcv_rtt:
+                    self.rcv_rtt = sample
+            self.rcv_rtt_seq = self.rcv_adv
+            self.rcv_rtt_time = now
+        if self.rcv_autotune:
+            self._rcvbuf_adjust(now)
         cap = self.recvbuf.capacity
         if plen >= 128 and self.rcv_ssthresh < cap:
             self.rcv_ssthresh = min(self.rcv_ssthresh + 2 * self.adv_mss, cap)
         self._unacked_bytes += got
         if self._unacked_bytes > self.rcv_mss or (self.quick_acks and not self.pingpong):
             self._ack_now = True
+
+    def _rcvbuf_adjust(self, now: float) -> None:
+        """Receive-buffer autotuning (Linux tcp_rcv_space_adjust, "dynamic right-sizing"): once
+        per receiver RTT, when the application read more than in the RTT before, the buffer
+        grows to twice that plus 16 segments, more while the rate is still growing (the sender
+        in slow start doubles it each RTT), up to tcp_rmem's maximum; it never shrinks."""
+        rb = self.recvbuf
+        copied = rb.nxt - len(rb.ready)  # what the application has read
+        space = self.rcvq_space
+        if not space:  # the first data: start measuring (tcp_init_buffer_space)
+            self.rcvq_space = min(10 * self.adv_mss, rb.capacity)
+            self.rcvq_copied = copied
+            self.rcvq_time = now
+            return
+        if not self.rcv_rtt or now - self.rcvq_time < self.rcv_rtt:
+            return
+        n = copied - self.rcvq_copied
+        if n > space:
+            win = 2 * n + 16 * self.adv_mss
+            win += 2 * (win * (n - space) // space)
+            win = min(win, self.config.rmem[2])
+            if win > rb.capacity:
+                rb.capacity = win
+            self.rcvq_space = n
+        self.rcvq_copied = copied
+        self.rcvq_time = now
 
     def _delay_ack(self, now: float) -> None:
         """Arm the delayed ACK (Linux tcp_send_delayed_ack): the adaptive timeout, bounded by
@@ -668,6 +705,8 @@ class Tcb(TcbOutput):
         self._arm(CONNECT_TIMER, None)
         self.retries = 0
         self._arm_keepalive(now)
+        if self.snd_autotune:
+            self._sndbuf_expand()  # the MSS is known now (tcp_init_buffer_space)
         self._events.append(Connected())
 
     def _acceptable(self, seq: int, seg_len: int, rcv_wnd: int) -> bool:
@@ -1035,8 +1074,18 @@ class Tcb(TcbOutput):
         if self.unacked_since is not None:
             self._set_unacked_since(None if ack == snd_max else now)
         self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
+        if self.snd_autotune:
+            self._sndbuf_expand()
         if n > 0:
             self._events.append(SendSpace(sendbuf.free))
+
+    def _sndbuf_expand(self) -> None:
+        """Send-buffer autotuning (Linux tcp_sndbuf_expand): the buffer follows cwnd; it only
+        grows."""
+        mss = self.snd_mss
+        want = send_buffer_for(self.config, self.cc.cwnd // mss, mss)
+        if want > self.sendbuf.capacity:
+            self.sendbuf.capacity = want
 
     def _on_dupack(self, now: float) -> None:
         self.dupacks += 1

@@ -82,6 +82,8 @@ def test_one_megabyte_each_way_arrives_intact(link, seed):
 
 def test_zero_window_stall_and_recovery():
     net, a, b = two_hosts(3)
+    # b's receive buffer stops autotuning at 256 KiB, so 600 kB closes its window
+    b.sysctl["net.ipv4.tcp_rmem"] = "4096 131072 262144"
     data = random.Random(3).randbytes(600_000)
     seen = {}
 
