@@ -29,7 +29,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from stacklab.stack.tcp.config import TcpConfig
+from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.events import (
     Connected,
     ConnectionLost,
@@ -297,8 +297,10 @@ _TCP_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], Any], Callable[[A
         "user_timeout", lambda ms: ms / 1000 if ms else None,
         lambda s: 0 if s is None else int(s * 1000)),
     (socket.IPPROTO_TCP, socket.TCP_MAXSEG): ("maxseg", lambda v: v or None, lambda v: v or 0),
-    (socket.SOL_SOCKET, socket.SO_RCVBUF): ("recv_buffer", int, int),
-    (socket.SOL_SOCKET, socket.SO_SNDBUF): ("send_buffer", int, int),
+    # Linux doubles a buffer size set, for its bookkeeping (socket(7)); read back: the buffer as
+    # it is now (autotuning moves it until it is set)
+    (socket.SOL_SOCKET, socket.SO_RCVBUF): ("recv_buffer", lambda v: 2 * int(v), int),
+    (socket.SOL_SOCKET, socket.SO_SNDBUF): ("send_buffer", lambda v: 2 * int(v), int),
 }
 
 
@@ -377,7 +379,12 @@ class TcpSocket:
         known = _TCP_OPTIONS.get((level, option))
         if known is not None:
             name, _, shown = known
-            value = shown(getattr(self._endpoint.config, name))
+            if (level, option) == (socket.SOL_SOCKET, socket.SO_RCVBUF):
+                value = self._buffers()[0]
+            elif (level, option) == (socket.SOL_SOCKET, socket.SO_SNDBUF):
+                value = self._buffers()[1]
+            else:
+                value = shown(getattr(self._endpoint.config, name))
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_TYPE):
             value = socket.SOCK_STREAM
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_ERROR):
@@ -387,6 +394,13 @@ class TcpSocket:
         if buflen is not None and isinstance(value, int):
             return value.to_bytes(buflen, "little")
         return value
+
+    def _buffers(self) -> tuple[int, int]:
+        """The receive and send buffers (bytes) as they are now, or will start."""
+        ep = self._endpoint
+        if isinstance(ep, Tcb):
+            return ep.recvbuf.capacity, ep.sendbuf.capacity
+        return initial_recv_buffer(ep.config), initial_send_buffer(ep.config, 536)
 
     def __repr__(self) -> str:
         peer = ""

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stacklab.errors import StacklabError
-from stacklab.stack.tcp.config import TcpConfig
+from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.congestion import create_congestion
 from stacklab.stack.tcp.events import Connected, ConnectionLost, TcbEvent
 from stacklab.stack.tcp.fsm import State
@@ -341,13 +341,22 @@ class TcpSock:
         if tcb is not None:
             tcb.config = tcb.config.replace(**kw)
             # the buffers were sized from the config when the connection was made
-            if "send_buffer" in kw:
+            if "send_buffer" in kw:  # a size the application fixes: no autotuning
                 tcb.sendbuf.capacity = kw["send_buffer"]
+                tcb.snd_autotune = False
             if "recv_buffer" in kw:
                 tcb.recvbuf.capacity = kw["recv_buffer"]
+                tcb.rcv_autotune = False
             self._kick()
         if self.listener is not None:
             self.listener.config = self.config
+
+    def buffer_sizes(self) -> tuple[int, int]:
+        """SO_SNDBUF, SO_RCVBUF: the buffers as they are now (autotuning moves them)."""
+        if self.tcb is not None:
+            return self.tcb.sendbuf.capacity, self.tcb.recvbuf.capacity
+        cfg = self.config
+        return initial_send_buffer(cfg, self.mss()), initial_recv_buffer(cfg)
 
     def get_config(self, name: str) -> Any:
         cfg = self.tcb.config if self.tcb is not None else self.config

@@ -516,8 +516,8 @@ class Syscalls:
             table: dict[str, Callable[[], int]] = {
                 "TCP_MAXSEG": s.mss,
                 "TCP_NODELAY": lambda: int(s.get_config("nodelay")),
-                "SO_SNDBUF": lambda: int(s.get_config("send_buffer")),
-                "SO_RCVBUF": lambda: int(s.get_config("recv_buffer")),
+                "SO_SNDBUF": lambda: s.buffer_sizes()[0],
+                "SO_RCVBUF": lambda: s.buffer_sizes()[1],
                 "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),
                 "TCP_USER_TIMEOUT": lambda: round((s.get_config("user_timeout") or 0) * 1000),
                 "SO_TYPE": lambda: 1,

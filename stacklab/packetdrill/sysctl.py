@@ -9,8 +9,8 @@ stacklab has no knob for, or a value it does not take, is reported back, never f
 
 The host configuration the upstream scripts assume (Linux defaults and ``defaults.sh``) is set
 through the same table by :data:`LINUX_DEFAULTS`: timestamps, SACK and window scaling on,
-``tcp_rmem`` max 15 MB (Linux derives the window scale from it: wscale 8), ``tcp_wmem`` default
-256 KB, 5 SYN retries; stacklab's own defaults already give IW10, a 200 ms minimum RTO, a 1 s
+``tcp_rmem`` max 15 MB (Linux derives the window scale from it: wscale 8), Linux's ``tcp_wmem``,
+5 SYN retries; stacklab's own defaults already give IW10, a 200 ms minimum RTO, a 1 s
 initial RTO and CUBIC.
 """
 
@@ -28,7 +28,7 @@ LINUX_DEFAULTS: list[tuple[str, str]] = [
     ("net.ipv4.tcp_sack", "1"),
     ("net.ipv4.tcp_window_scaling", "1"),
     ("net.ipv4.tcp_rmem", "4096 540000 15728640"),
-    ("net.ipv4.tcp_wmem", "4096 262144 4194304"),
+    ("net.ipv4.tcp_wmem", "4096 16384 4194304"),
     ("net.ipv4.tcp_syn_retries", "5"),
     ("net.ipv4.tcp_congestion_control", "cubic"),
 ]

@@ -15,9 +15,8 @@ table raises :class:`UnknownSysctl` (a ``KeyError``), a bad value :class:`BadSys
 
 Choices where stacklab differs from Linux's layout:
 
-* ``tcp_rmem``/``tcp_wmem``: stacklab's buffers do not autotune, so ONE of the three fields is
-  the knob (``tcp_rmem``'s max: Linux chooses the window scale from it; ``tcp_wmem``'s
-  default: the send buffer a socket starts with). The other two are kept as written and shown.
+* ``tcp_rmem``/``tcp_wmem``: bytes of payload (Linux counts its buffers' overhead as well, about
+  twice the payload), so the same numbers give stacklab somewhat larger windows.
 * ``net.ipv4.neigh.default.*`` / ``net.ipv6.neigh.default.*``: stacklab has no per-device
   neighbour settings; a write reaches every interface, present and future (Linux propagates a
   ``default`` write to every device that did not set its own).
@@ -148,7 +147,7 @@ MICROS = scaled("microseconds", 1_000_000)
 # per-peer token rate (tokens a second)
 PER_MS = Unit("milliseconds between two", _rate_interval, lambda v: _number(round(1000.0 / v)))
 NAME = Unit("a name", str.strip, str)
-VECTOR = Unit("\"min default max\" (bytes)", lambda text: [_int(x) for x in text.split()],
+VECTOR = Unit("\"min default max\" (bytes)", lambda text: tuple(_int(x) for x in text.split()),
               lambda v: " ".join(map(str, v)))
 
 
@@ -159,7 +158,7 @@ VECTOR = Unit("\"min default max\" (bytes)", lambda text: [_int(x) for x in text
 class Sysctl:
     """One row: Linux's ``name`` over the host attribute at ``path``.
 
-    ``field`` (vector sysctls): which field of the value is the knob. ``fixed``: Linux behaviour
+    ``fixed``: Linux behaviour
     stacklab has built in, no knob (that value reads back; only it may be written).
     ``read_only``: the knob shows the host's nature (a write must give its current value).
     ``after``: run after a write (a setting other state is derived from).
@@ -170,7 +169,6 @@ class Sysctl:
     unit: Unit
     linux: str  # Linux's default, as ``sysctl`` prints it
     doc: str
-    field: int | None = None
     fixed: str | None = None
     read_only: bool = False
     after: Callable[[SysctlHost], None] | None = None
@@ -224,11 +222,13 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
     Sysctl("net.ipv4.tcp_sack", "tcp.config.sack", BOOL, "1", "RFC 2018 SACK offered and accepted"),
     Sysctl("net.ipv4.tcp_window_scaling", "tcp.config.window_scaling", BOOL, "1",
            "RFC 7323 window scaling offered and accepted"),
-    Sysctl("net.ipv4.tcp_rmem", "tcp.config.recv_buffer", VECTOR, "4096 131072 6291456",
-           "receive buffer: the max is stacklab's buffer (it also sets the window scale)",
-           field=2),
-    Sysctl("net.ipv4.tcp_wmem", "tcp.config.send_buffer", VECTOR, "4096 16384 4194304",
-           "send buffer: the default is stacklab's buffer", field=1),
+    Sysctl("net.ipv4.tcp_rmem", "tcp.config.rmem", VECTOR, "4096 131072 6291456",
+           "receive buffer: a connection starts with the default, autotunes up to the max "
+           "(the window scale is chosen from the max)"),
+    Sysctl("net.ipv4.tcp_wmem", "tcp.config.wmem", VECTOR, "4096 16384 4194304",
+           "send buffer: a connection starts with the default, grows with cwnd up to the max"),
+    Sysctl("net.ipv4.tcp_moderate_rcvbuf", "tcp.config.moderate_rcvbuf", BOOL, "1",
+           "receive-buffer autotuning"),
     Sysctl("net.ipv4.tcp_syn_retries", "tcp.config.syn_retries", integer(1, 127), "6",
            "SYN retransmissions before a connect fails"),
     Sysctl("net.ipv4.tcp_synack_retries", "tcp.config.synack_retries", integer(1, 127), "5",
@@ -370,8 +370,6 @@ class HostSysctl(Mapping[str, str]):
 
     def __init__(self, host: SysctlHost) -> None:
         self._host = host
-        # vector sysctls: the fields that are no stacklab knob, as last written
-        self._kept: dict[str, list[int]] = {}
 
     def __iter__(self) -> Iterator[str]:
         return iter(TABLE)
@@ -388,16 +386,8 @@ class HostSysctl(Mapping[str, str]):
         obj, attr = _owner(self._host, row.path)
         return getattr(obj, attr)
 
-    def _vector(self, row: Sysctl) -> list[int]:
-        assert row.field is not None
-        fields = list(self._kept.get(row.name) or row.unit.parse(row.linux))
-        fields[row.field] = int(self._get(row))
-        return fields
-
     def __getitem__(self, name: str) -> str:
         row = lookup(name)
-        if row.field is not None:
-            return row.unit.show(self._vector(row))
         return row.unit.show(self._get(row))
 
     def __setitem__(self, name: str, value: str | int | bool) -> None:
@@ -408,15 +398,12 @@ class HostSysctl(Mapping[str, str]):
         except ValueError as exc:  # int()'s own message names no unit: say which one
             why = f"expected {row.unit.what}" if "literal" in str(exc) else str(exc)
             raise BadSysctlValue(row.name, f"bad value {text!r}: {why}") from None
-        if row.field is not None:
+        if row.unit is VECTOR:
             # Linux's int vectors: the values given replace the first fields, the rest stay
             if not 1 <= len(parsed) <= 3 or min(parsed) < 1:
                 raise BadSysctlValue(row.name, f"bad value {text!r}: expected "
                                      f"{row.unit.what}, one to three positive integers")
-            fields = self._vector(row)
-            fields[:len(parsed)] = parsed
-            self._kept[row.name] = fields
-            parsed = fields[row.field]
+            parsed = tuple(parsed) + tuple(self._get(row))[len(parsed):]
         if row.path is None or row.read_only:
             if parsed != self._get(row):
                 kind = "read-only" if row.read_only else "no stacklab knob, built in"

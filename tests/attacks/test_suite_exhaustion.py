@@ -23,7 +23,7 @@ def zero_window_peers(n: int) -> tuple[Bench, list]:
         tcb = b.a.tcp.connect(B4, SINK, b.now)
         b.pump()
         accepted = tcb.send(bytes(1 << 20))
-        assert accepted <= TcpConfig().send_buffer
+        assert accepted <= TcpConfig().wmem[2]
         b.a.tcp.kick(tcb)
         tcbs.append(tcb)
         del i
@@ -35,7 +35,7 @@ def test_zero_window_peers_hold_at_most_the_send_buffers():
     b, tcbs = zero_window_peers(20)
     assert all(t.snd_wnd == 0 for t in tcbs)  # the peers' windows closed
     queued = sum(t.send_queued for t in tcbs)
-    assert queued <= 20 * TcpConfig().send_buffer
+    assert queued <= 20 * TcpConfig().wmem[2]
     b.verify()  # the live connections are unaffected
 
 

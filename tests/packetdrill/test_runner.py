@@ -152,8 +152,8 @@ def test_sysctl_commands_map_through_the_table(tmp_path: Path) -> None:
     assert [sysctl.apply(h, n, v) for n, v in found] == [
         None, "net.core.somaxconn=10: no stacklab knob for it (not in stacklab's sysctl table; "
         "`stacklab run --list` lists them)", None, None]
-    assert (h.tcp.config.sack, h.tcp.config.recv_buffer, h.tcp.config.timestamps) == (
-        False, 6291456, False)
+    assert (h.tcp.config.sack, h.tcp.config.rmem, h.tcp.config.timestamps) == (
+        False, (4096, 87380, 6291456), False)
     assert h.sysctl["net.ipv4.tcp_rmem"] == "4096 87380 6291456"
     assert sysctl.apply(h, "net.ipv4.tcp_sack", "2") == \
         "net.ipv4.tcp_sack=2: bad value '2': expected 0 or 1"

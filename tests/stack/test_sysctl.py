@@ -36,10 +36,11 @@ ROUND_TRIPS: dict[str, tuple[str | int, str, Check, Any]] = {
     "net.ipv4.tcp_timestamps": (0, "0", lambda h: h.tcp.config.timestamps, False),
     "net.ipv4.tcp_sack": ("0", "0", lambda h: h.tcp.config.sack, False),
     "net.ipv4.tcp_window_scaling": (False, "0", lambda h: h.tcp.config.window_scaling, False),
-    "net.ipv4.tcp_rmem": ("4096 131072 6291456", "4096 131072 6291456",
-                          lambda h: h.tcp.config.recv_buffer, 6291456),
+    "net.ipv4.tcp_rmem": ("4096 87380 262144", "4096 87380 262144",
+                          lambda h: h.tcp.config.rmem, (4096, 87380, 262144)),
     "net.ipv4.tcp_wmem": ("4096 65536 4194304", "4096 65536 4194304",
-                          lambda h: h.tcp.config.send_buffer, 65536),
+                          lambda h: h.tcp.config.wmem, (4096, 65536, 4194304)),
+    "net.ipv4.tcp_moderate_rcvbuf": (0, "0", lambda h: h.tcp.config.moderate_rcvbuf, False),
     "net.ipv4.tcp_syn_retries": ("3", "3", lambda h: h.tcp.config.syn_retries, 3),
     "net.ipv4.tcp_synack_retries": ("2", "2", lambda h: h.tcp.config.synack_retries, 2),
     "net.ipv4.tcp_slow_start_after_idle": ("0", "0",
@@ -154,8 +155,8 @@ def test_a_router_forwards_and_says_so() -> None:
 
 def test_reads_are_linux_text() -> None:
     h = make_host()
-    assert h.sysctl["net.ipv4.tcp_rmem"] == "4096 131072 262144"  # the max is the buffer
-    assert h.sysctl["net.ipv4.tcp_wmem"] == "4096 262144 4194304"  # the default is the buffer
+    assert h.sysctl["net.ipv4.tcp_rmem"] == "4096 131072 6291456"  # Linux's defaults
+    assert h.sysctl["net.ipv4.tcp_wmem"] == "4096 16384 4194304"
     assert h.sysctl["net.ipv4.tcp_mtu_probing"] == "1"
     assert h.sysctl["net.ipv4.tcp_rto_min_us"] == "200000"
     assert h.sysctl["net.ipv4.neigh.default.base_reachable_time_ms"] == "30000"
@@ -168,10 +169,10 @@ def test_slashes_hex_and_partial_vectors_as_linux() -> None:
     h.sysctl["/proc/sys/net/ipv4/tcp_sack"] = "0x0"
     assert h.sysctl["net/ipv4/tcp_sack"] == "0" and not h.tcp.config.sack
     h.sysctl["net.ipv4.tcp_rmem"] = "8192"  # proc_dointvec: only the first field changes
-    assert h.sysctl["net.ipv4.tcp_rmem"] == "8192 131072 262144"
-    assert h.tcp.config.recv_buffer == 262144
-    h.tcp.config = h.tcp.config.replace(recv_buffer=100000)  # set by other means: shown
-    assert h.sysctl["net.ipv4.tcp_rmem"] == "8192 131072 100000"
+    assert h.sysctl["net.ipv4.tcp_rmem"] == "8192 131072 6291456"
+    assert h.tcp.config.rmem == (8192, 131072, 6291456)
+    h.tcp.config = h.tcp.config.replace(rmem=(8192, 100000, 6291456))  # set by other means
+    assert h.sysctl["net.ipv4.tcp_rmem"] == "8192 100000 6291456"
 
 
 @pytest.mark.parametrize(("name", "value", "why"), [
@@ -220,12 +221,12 @@ def _syn(h: Host) -> tuple[IPv4View, TcpView]:
 def test_tcp_settings_reach_the_next_syn() -> None:
     h = make_host()
     ip, syn = _syn(h)
-    assert syn.timestamps() is not None and syn.wscale() == 3 and ip.ttl == 64
+    assert syn.timestamps() is not None and syn.wscale() == 7 and ip.ttl == 64  # 6 MiB max
     h.sysctl["net.ipv4.tcp_timestamps"] = 0
-    h.sysctl["net.ipv4.tcp_rmem"] = "4096 131072 6291456"  # Linux's: window scale 7
+    h.sysctl["net.ipv4.tcp_rmem"] = "4096 131072 262144"  # a 256 KiB max: window scale 3
     h.sysctl["net.ipv4.ip_default_ttl"] = 32
     ip, syn = _syn(h)
-    assert syn.timestamps() is None and syn.wscale() == 7 and ip.ttl == 32
+    assert syn.timestamps() is None and syn.wscale() == 3 and ip.ttl == 32
 
 
 def test_live_connections_keep_their_configuration() -> None:

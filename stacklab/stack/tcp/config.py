@@ -16,8 +16,16 @@ DUPACK_THRESHOLD = 3  # RFC 5681 §3.2 DupThresh
 class TcpConfig:
     """Per-connection knobs (the socket options of a real stack)."""
 
-    recv_buffer: int = 256 * 1024
-    send_buffer: int = 256 * 1024
+    # buffers as Linux's (bytes of payload here; Linux counts its skb overhead too): each
+    # connection starts with the middle value of net.ipv4.tcp_rmem/tcp_wmem and autotunes up to
+    # the last (the receive side by the rate the application reads, tcp_moderate_rcvbuf; the
+    # send side by cwnd); the window scale is chosen from the receive maximum
+    rmem: tuple[int, int, int] = (4096, 131072, 6291456)
+    wmem: tuple[int, int, int] = (4096, 16384, 4194304)
+    moderate_rcvbuf: bool = True
+    # SO_RCVBUF / SO_SNDBUF: a fixed buffer of this size, no autotuning (Linux SOCK_*BUF_LOCK)
+    recv_buffer: int | None = None
+    send_buffer: int | None = None
     msl: float = 30.0  # TIME-WAIT lasts 2*MSL = 60 s, as Linux (TCP_TIMEWAIT_LEN)
     nodelay: bool = False  # TCP_NODELAY: no Nagle
     maxseg: int | None = None  # TCP_MAXSEG: clamps the MSS advertised and used
@@ -25,7 +33,10 @@ class TcpConfig:
     window_scaling: bool = True
     timestamps: bool = True
     sack: bool = True
-    delack_timeout: float = 0.04  # Linux's minimum ATO; RFC 9293 requires < 0.5 s (we keep <= 0.2)
+    # the delayed-ACK timeout adapts between these (Linux TCP_ATO_MIN/TCP_DELACK_MIN and
+    # TCP_DELACK_MAX); RFC 9293 §3.8.6.3 requires less than 0.5 s
+    delack_timeout: float = 0.04
+    delack_max: float = 0.2
     initial_rto: float = 1.0  # RFC 6298 §2.1
     min_rto: float = 0.2  # Linux TCP_RTO_MIN (RFC 6298 says 1 s, "MAY" be less)
     max_rto: float = 120.0  # Linux TCP_RTO_MAX
@@ -86,10 +97,31 @@ class TcpStats:
     keepalive_probes: int = 0
 
 
-def our_wscale(recv_buffer: int) -> int:
-    """The window scale we offer (RFC 7323 §2.2): the smallest shift that lets the 16-bit
-    window field cover the whole receive buffer, at most 14."""
-    shift = 0
-    while (recv_buffer >> shift) > 0xFFFF and shift < 14:
-        shift += 1
-    return shift
+def our_wscale(cfg: TcpConfig) -> int:
+    """The window scale we offer (RFC 7323 §2.2) as Linux chooses it (tcp_select_initial_window):
+    enough for the largest the receive buffer may grow to, log2(space) - 15, 0..14."""
+    space = max(cfg.recv_buffer or 0, cfg.rmem[2])
+    return min(max(space.bit_length() - 1 - 15, 0), 14)
+
+
+def initial_recv_buffer(cfg: TcpConfig) -> int:
+    """The receive buffer a connection starts with: SO_RCVBUF's, else tcp_rmem's default."""
+    return cfg.recv_buffer if cfg.recv_buffer is not None else cfg.rmem[1]
+
+
+def initial_send_buffer(cfg: TcpConfig, mss: int) -> int:
+    """The send buffer a connection starts with: SO_SNDBUF's, else tcp_wmem's default grown to
+    two initial windows (Linux tcp_init_buffer_space -> tcp_sndbuf_expand)."""
+    if cfg.send_buffer is not None:
+        return cfg.send_buffer
+    return send_buffer_for(cfg, 10, mss)
+
+
+def send_buffer_for(cfg: TcpConfig, segments: int, mss: int) -> int:
+    """Linux's send buffer for a window of ``segments`` (tcp_sndbuf_expand): twice the window
+    (fast recovery needs data to send), each segment costed as Linux's worst case without TSO
+    (the power of two above the MSS plus 640 bytes of headers, and 256 more): about three
+    times the payload, which is what Linux's buffers hold in payload with TSO's large buffers.
+    At least tcp_wmem's default, at most its maximum."""
+    per_mss = (1 << (mss + 640 - 1).bit_length()) + 256
+    return min(max(cfg.wmem[1], 2 * max(segments, 10) * per_mss), cfg.wmem[2])

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp, encode_options
 
-from .config import DEFAULT_MSS_V4, DEFAULT_MSS_V6, TcpConfig, our_wscale
+from .config import DEFAULT_MSS_V4, DEFAULT_MSS_V6, TcpConfig, initial_recv_buffer, our_wscale
 from .context import TcpHost
 from .fsm import LISTEN
 from .segment import Segment, SegmentLike
@@ -128,12 +128,12 @@ class Listener:
         if ts is not None:  # wscale and SACK ride in the low bits of our TSval
             ws = v.wscale() if cfg.window_scaling else None
             sack = cfg.sack and v.sack_permitted()
-            our_ws = our_wscale(cfg.recv_buffer) if ws is not None else None
+            our_ws = our_wscale(cfg) if ws is not None else None
             opts = encode_options(mss=adv_mss, wscale=our_ws, sack_permitted=sack,
                                   timestamps=(cookies.ts_value(now, ws, sack), ts[0]))
         else:
             opts = encode_options(mss=adv_mss)
-        window = min(cfg.recv_buffer, 0xFFFF)
+        window = min(initial_recv_buffer(cfg), 0xFFFF)
         raw = build_tcp(dst, src, v.dst_port, v.src_port, iss, seq_add(v.seq, 1), SYN | ACK,
                         window, b"", opts)
         host = layer.host

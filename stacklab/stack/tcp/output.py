@@ -147,13 +147,14 @@ class TcbOutput(TcbVars):
             self._ack_now = False
             if self.deadlines[DELACK_TIMER] is not None:
                 self._arm(DELACK_TIMER, None)
+            self._ack_pushed = False
             if self._unacked_bytes:
                 self._unacked_bytes = 0
                 if self.quick_acks:
                     self.quick_acks -= 1  # an ACK of new data spends one (tcp_dec_quickack_mode)
             if payload:
                 last = self.lrcvtime
-                if last is not None and now - last < self.config.delack_timeout:
+                if last is not None and now - last < self.ato:
                     # an answer within the ACK timeout of the data: interactive (Linux
                     # tcp_event_data_sent, pingpong threshold 1), ACKs are delayed from now on
                     self.pingpong = True

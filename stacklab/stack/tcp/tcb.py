@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .config import DUPACK_THRESHOLD, TcpConfig
+from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
     CAN_RECEIVE,
@@ -307,7 +307,13 @@ class Tcb(TcbOutput):
         if kind is DELACK_TIMER:
             self._ack_now = True
             self.stats.delayed_acks += 1
-            self.pingpong = False  # the delayed ACK was not piggybacked: not interactive
+            # the delayed ACK was not piggybacked (Linux tcp_delack_timer_handler): leave
+            # interactive mode with the shortest timeout, or else wait longer next time
+            if self.pingpong:
+                self.pingpong = False
+                self.ato = self.config.delack_timeout
+            else:
+                self.ato = min(2 * self.ato, self.rtt.rto)
             return False
         if kind is PERSIST_TIMER:
             return self._on_persist(now)
@@ -335,9 +341,17 @@ class Tcb(TcbOutput):
 
     def set_config(self, config: TcpConfig, now: float) -> None:
         """``setsockopt`` on an open connection: ``config`` from now on; the keepalive timer
-        follows SO_KEEPALIVE / TCP_KEEPIDLE at once (Linux ``tcp_set_keepalive``)."""
-        keep = (self.config.keepalive, self.config.keepidle)
+        follows SO_KEEPALIVE / TCP_KEEPIDLE at once (Linux ``tcp_set_keepalive``); a buffer
+        size set (SO_RCVBUF/SO_SNDBUF) is the buffer from now on, no longer autotuned."""
+        old = self.config
+        keep = (old.keepalive, old.keepidle)
         self.config = config
+        if config.recv_buffer is not None and config.recv_buffer != old.recv_buffer:
+            self.recvbuf.capacity = config.recv_buffer
+            self.rcv_autotune = False
+        if config.send_buffer is not None and config.send_buffer != old.send_buffer:
+            self.sendbuf.capacity = config.send_buffer
+            self.snd_autotune = False
         if (config.keepalive, config.keepidle) != keep:
             self._arm_keepalive(now)
 
@@ -541,8 +555,8 @@ class Tcb(TcbOutput):
         self.stats.bytes_received += plen
         self._events.append(DataReceived(plen))
         self._data_in(plen, plen, now)
-        if not self._ack_now and self.deadlines[DELACK_TIMER] is None:
-            self._arm(DELACK_TIMER, now + self.config.delack_timeout)
+        if not self._ack_now:
+            self._delay_ack(now)
         return True
 
     def _data_in(self, plen: int, got: int, now: float) -> None:
@@ -554,20 +568,92 @@ class Tcb(TcbOutput):
         if plen > self.rcv_mss:
             adv = self.adv_mss
             self.rcv_mss = plen if plen < adv else adv
+        elif plen < self.rcv_mss:
+            self._ack_pushed = True  # a short segment: the sender pushed (tcp_measure_rcv_mss)
         last = self.lrcvtime
-        if last is None or now - last > self.rtt.rto:
+        gap = None if last is None else now - last
+        if gap is None or gap > self.rtt.rto:
             # the first data, or the sender idle longer than an RTO: quick-ACK mode for about
             # the window's worth of segments, at most 16 (Linux tcp_incr_quickack)
             quick = min(max(self.receive_window() // (2 * self.rcv_mss), 2), 16)
             if quick > self.quick_acks:
                 self.quick_acks = quick
+            if gap is None:
+                self.ato = self.config.delack_timeout
+        else:
+            # the ACK timeout follows the gaps between data segments (tcp_event_data_recv)
+            ato_min = self.config.delack_timeout
+            if gap <= ato_min / 2:
+                self.ato = self.ato / 2 + ato_min / 2
+            elif gap < self.ato:
+                self.ato = min(self.ato / 2 + gap, self.rtt.rto)
         self.lrcvtime = now
+        # the receiver's RTT (Linux tcp_rcv_rtt_measure): the time a window of data takes to
+        # arrive, its minimum kept
+        if self.rcv_rtt_time is None or ((self.rcv_nxt - self.rcv_rtt_seq) & MASK) < HALF:
+            if self.rcv_rtt_time is not None:
+                sample = max(now - self.rcv_rtt_time, 1e-6)
+                if not self.rcv_rtt or sample < self.rcv_rtt:
+                    self.rcv_rtt = sample
+            self.rcv_rtt_seq = self.rcv_adv
+            self.rcv_rtt_time = now
+        if self.rcv_autotune:
+            self._rcvbuf_adjust(now)
         cap = self.recvbuf.capacity
         if plen >= 128 and self.rcv_ssthresh < cap:
             self.rcv_ssthresh = min(self.rcv_ssthresh + 2 * self.adv_mss, cap)
         self._unacked_bytes += got
         if self._unacked_bytes > self.rcv_mss or (self.quick_acks and not self.pingpong):
             self._ack_now = True
+
+    def _rcvbuf_adjust(self, now: float) -> None:
+        """Receive-buffer autotuning (Linux tcp_rcv_space_adjust, "dynamic right-sizing"): once
+        per receiver RTT, when the application read more than in the RTT before, the buffer
+        grows to twice that plus 16 segments, more while the rate is still growing (the sender
+        in slow start doubles it each RTT), up to tcp_rmem's maximum; it never shrinks."""
+        rb = self.recvbuf
+        copied = rb.nxt - len(rb.ready)  # what the application has read
+        space = self.rcvq_space
+        if not space:  # the first data: start measuring (tcp_init_buffer_space)
+            self.rcvq_space = min(10 * self.adv_mss, rb.capacity)
+            self.rcvq_copied = copied
+            self.rcvq_time = now
+            return
+        if not self.rcv_rtt or now - self.rcvq_time < self.rcv_rtt:
+            return
+        n = copied - self.rcvq_copied
+        if n > space:
+            win = 2 * n + 16 * self.adv_mss
+            win += 2 * (win * (n - space) // space)
+            win = min(win, self.config.rmem[2])
+            if win > rb.capacity:
+                rb.capacity = win
+            self.rcvq_space = n
+        self.rcvq_copied = copied
+        self.rcvq_time = now
+
+    def _delay_ack(self, now: float) -> None:
+        """Arm the delayed ACK (Linux tcp_send_delayed_ack): the adaptive timeout, bounded by
+        0.5 s (0.2 s when interactive or pushed) and by the smoothed RTT, never below the
+        minimum nor above ``delack_max``; an ACK already due within a quarter of it goes now,
+        and an earlier deadline stands."""
+        cfg = self.config
+        ato = self.ato
+        if ato > cfg.delack_timeout:
+            max_ato = cfg.delack_max if self.pingpong or self._ack_pushed else 0.5
+            srtt = self.rtt.srtt
+            if srtt is not None:
+                max_ato = min(max_ato, max(srtt, cfg.delack_timeout))
+            ato = min(ato, max_ato)
+        ato = min(ato, cfg.delack_max)
+        at = self.deadlines[DELACK_TIMER]
+        if at is not None:
+            if at <= now + ato / 4:
+                self._ack_now = True
+                return
+            if at <= now + ato:
+                return
+        self._arm(DELACK_TIMER, now + ato)
 
     def _take_syn(self, seg: SegmentLike) -> None:
         """Record the peer's SYN: IRS, RCV.NXT and the options it offers (RFC 9293 §3.7.1,
@@ -642,6 +728,8 @@ class Tcb(TcbOutput):
         self._arm(CONNECT_TIMER, None)
         self.retries = 0
         self._arm_keepalive(now)
+        if self.snd_autotune:
+            self._sndbuf_expand()  # the MSS is known now (tcp_init_buffer_space)
         self._events.append(Connected())
 
     def _acceptable(self, seq: int, seg_len: int, rcv_wnd: int) -> bool:
@@ -929,8 +1017,8 @@ class Tcb(TcbOutput):
                 self._data_in(plen, got, now)
                 if had_holes:
                     self._ack_now = True  # filled a hole: ACK at once (RFC 5681 §4.2)
-                elif not self._ack_now and self.deadlines[DELACK_TIMER] is None:
-                    self._arm(DELACK_TIMER, now + self.config.delack_timeout)
+                elif not self._ack_now:
+                    self._delay_ack(now)
             else:
                 self.stats.ooo_segments += 1
                 self._ack_now = True  # out of order: immediate duplicate ACK (RFC 5681 §4.2)
@@ -1011,8 +1099,18 @@ class Tcb(TcbOutput):
         if self.unacked_since is not None:
             self._set_unacked_since(None if ack == snd_max else now)
         self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
+        if self.snd_autotune:
+            self._sndbuf_expand()
         if n > 0:
             self._events.append(SendSpace(sendbuf.free))
+
+    def _sndbuf_expand(self) -> None:
+        """Send-buffer autotuning (Linux tcp_sndbuf_expand): the buffer follows cwnd; it only
+        grows."""
+        mss = self.snd_mss
+        want = send_buffer_for(self.config, self.cc.cwnd // mss, mss)
+        if want > self.sendbuf.capacity:
+            self.sendbuf.capacity = want
 
     def _on_dupack(self, now: float) -> None:
         self.dupacks += 1

@@ -18,7 +18,16 @@ from stacklab.wire.checksum import pseudo_header
 from stacklab.wire.proto import PROTO_TCP
 
 from .buffers import ReceiveBuffer, SendBuffer
-from .config import DEFAULT_MSS_V4, DEFAULT_MSS_V6, TS_OPT_LEN, TcpConfig, TcpStats, our_wscale
+from .config import (
+    DEFAULT_MSS_V4,
+    DEFAULT_MSS_V6,
+    TS_OPT_LEN,
+    TcpConfig,
+    TcpStats,
+    initial_recv_buffer,
+    initial_send_buffer,
+    our_wscale,
+)
 from .congestion import create_congestion
 from .events import TcbEvent
 from .fsm import CLOSED, State
@@ -76,7 +85,7 @@ class TcbVars:
         self.plpmtud = Plpmtud(cfg.mtu_probing, self._ip_tcp_hdr, mtu_mss + self._ip_tcp_hdr,
                                base_mss=cfg.base_mss)
         self.peer_mss = DEFAULT_MSS_V6 if self.v6 else DEFAULT_MSS_V4
-        self.rcv_wscale = our_wscale(cfg.recv_buffer) if cfg.window_scaling else 0
+        self.rcv_wscale = our_wscale(cfg) if cfg.window_scaling else 0
         self.snd_wscale = 0
         self.wscale_ok = False
         self.ts_ok = False
@@ -87,8 +96,20 @@ class TcbVars:
         self.sack_ok = False
         self.snd_mss = self._compute_snd_mss()
         # buffers, estimators
-        self.sendbuf = SendBuffer(cfg.send_buffer)
-        self.recvbuf = ReceiveBuffer(cfg.recv_buffer, cfg.max_ooo_pieces)
+        self.sendbuf = SendBuffer(initial_send_buffer(cfg, self.snd_mss))
+        self.recvbuf = ReceiveBuffer(initial_recv_buffer(cfg), cfg.max_ooo_pieces)
+        # buffer autotuning (Linux tcp_rcv_space_adjust, tcp_sndbuf_expand), off for a size the
+        # application fixed (SO_RCVBUF/SO_SNDBUF); the receive side measures how much the
+        # application read per receiver-side RTT (rcv_rtt: Linux rcv_rtt_est, its minimum per
+        # window of data; 0 while unknown)
+        self.rcv_autotune = cfg.recv_buffer is None and cfg.moderate_rcvbuf
+        self.snd_autotune = cfg.send_buffer is None
+        self.rcvq_space = 0  # bytes read in the last measured RTT (0: not started)
+        self.rcvq_copied = 0  # how many bytes the application had read at the measure's start
+        self.rcvq_time = 0.0
+        self.rcv_rtt = 0.0
+        self.rcv_rtt_seq = 0  # the measure's end: RCV.NXT + RCV.WND when it started
+        self.rcv_rtt_time: float | None = None
         self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
         self.cc = create_congestion(cfg.congestion, self.snd_mss)
         self._rtt_seq: int | None = None  # Karn: the one timed segment when timestamps are off
@@ -132,6 +153,11 @@ class TcbVars:
         # (ping-pong) mode when we answer data within the ACK timeout
         self.quick_acks = 0
         self.pingpong = False
+        # the ACK timeout (Linux icsk_ack.ato): starts at the minimum, follows the gaps between
+        # data segments, doubles when a delayed ACK fires; _ack_pushed: a short (pushed)
+        # segment arrived since the last ACK (ICSK_ACK_PUSHED)
+        self.ato = self.config.delack_timeout
+        self._ack_pushed = False
         self.lrcvtime: float | None = None  # when data last arrived (None: never)
         self.snd_sml = self.iss  # end of the last short segment sent (Minshall's Nagle)
         self.lsndtime: float | None = None  # when data was last sent (idle restart)

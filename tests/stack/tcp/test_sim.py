@@ -82,6 +82,8 @@ def test_one_megabyte_each_way_arrives_intact(link, seed):
 
 def test_zero_window_stall_and_recovery():
     net, a, b = two_hosts(3)
+    # b's receive buffer stops autotuning at 256 KiB, so 600 kB closes its window
+    b.sysctl["net.ipv4.tcp_rmem"] = "4096 131072 262144"
     data = random.Random(3).randbytes(600_000)
     seen = {}
 
@@ -384,3 +386,40 @@ def test_handshake_and_teardown_in_pcap(tmp_path):
     # the last segment ACKs the second FIN
     last = rows[-1]
     assert int(last["tcp.ack_raw"]) == int(fins[-1]["tcp.seq_raw"]) + 1
+
+
+def test_buffers_autotune_past_256_kib_per_rtt_on_a_long_path():
+    """Linux's buffer autotuning (issue 16): on a 100 ms path a bulk transfer is not held to
+    a fixed 256 KiB window per round trip (2.6 MB/s); the receive buffer grows towards tcp_rmem's
+    6 MiB max and the window scale chosen from that max (7) can offer it."""
+    net = Network(seed=1)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b, delay="50ms", rate="1Gbit")
+    net.autoconfigure()
+    data = random.Random(5).randbytes(16_000_000)
+    seen: dict = {}
+
+    async def sink(r, w):
+        got = bytearray()
+        while chunk := await r.read(1 << 20):
+            got += chunk
+        seen["data"], seen["done"] = bytes(got), net.loop.time()
+        seen["info"] = w.get_extra_info("tcb").tcp_info()
+        w.close()
+
+    async def main():
+        await b.start_server(sink, 9000)
+        r, w = await a.open_connection("b", 9000)
+        seen["start"] = net.loop.time()
+        w.write(data)
+        await w.drain()
+        w.write_eof()
+        await r.read()
+        w.close()
+
+    net.run(main(), until="120s")
+    assert seen["data"] == data
+    goodput = len(data) / (seen["done"] - seen["start"])
+    assert goodput > 1.5 * (256 * 1024 / 0.1), goodput
+    assert seen["info"]["rcv_wscale"] == 7
+    net.close()

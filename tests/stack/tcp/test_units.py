@@ -234,7 +234,9 @@ def test_paws_drops_old_timestamp():
 
 def test_window_scaling_applied():
     p = established(recv_buffer=1 << 20)
-    assert p.b.rcv_wscale == 5 and p.a.snd_wscale == 5  # 2**20 >> 4 is still 65536
+    # as Linux, the scale covers the largest the buffer could be (tcp_rmem's max, 6 MiB), not
+    # only SO_RCVBUF's 1 MiB: log2(6 MiB) - 15 = 7
+    assert p.b.rcv_wscale == 7 and p.a.snd_wscale == 7
     assert p.a.snd_wnd == 65535  # the SYN-ACK's window, Linux's first rcv_ssthresh
     for _ in range(40):  # the window grows with the data received (Linux tcp_grow_window)
         p.a.send(b"d" * 32768)

@@ -1,0 +1,43 @@
+"""SO_RCVBUF / SO_SNDBUF through a connection's socket face, as Linux: the buffers autotune
+until the application sets a size, which Linux doubles (socket(7)) and then keeps."""
+
+from __future__ import annotations
+
+import socket
+
+import stacklab
+
+
+def test_setting_a_buffer_size_fixes_it_and_reads_back_doubled() -> None:
+    net = stacklab.Network(seed=3)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b, delay="1ms")
+    net.autoconfigure()
+    seen = {}
+
+    async def sink(r, w):
+        await r.read()
+        w.close()
+
+    async def main():
+        await b.start_server(sink, 9)
+        r, w = await a.open_connection("b", 9)
+        sock = w.get_extra_info("socket")
+        seen["initial"] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+        seen["set"] = (sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
+                       sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+        tcb = w.get_extra_info("tcb")
+        seen["autotune"] = (tcb.rcv_autotune, tcb.snd_autotune)
+        w.write(bytes(1_000_000))
+        await w.drain()
+        seen["after"] = tcb.sendbuf.capacity
+        w.close()
+
+    net.run(main(), until="30s")
+    assert seen["initial"] == 131072  # tcp_rmem's default: where autotuning starts
+    assert seen["set"] == (131072, 65536)
+    assert seen["autotune"] == (False, False)
+    assert seen["after"] == 65536  # a megabyte through it did not grow it
+    net.close()
