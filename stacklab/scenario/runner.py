@@ -351,5 +351,8 @@ def summarize(net: Network, scn: Scenario, apps: list[dict[str, Any]],
         "nodes": {name: {"kind": net.kinds[name], "counters": c}
                   for name, c in counters["nodes"].items()},
         "links": counters["links"],
+        "queues": {link.name: {d.label: q for d in link.directions
+                               if (q := d.queue_summary()) is not None}
+                   for link in net.links if link.ab.params.rate or link.ba.params.rate},
         "connections": connections,
     }
