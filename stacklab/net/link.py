@@ -56,7 +56,7 @@ from .units import ParamError, parse_duration, parse_probability, parse_rate
 if TYPE_CHECKING:
     from stacklab.trace.events import Tracer
 
-__all__ = ["LINK_PARAMS", "Direction", "Link", "LinkParams", "Stage"]
+__all__ = ["LINK_PARAMS", "QUEUE_PARAMS", "Direction", "Link", "LinkParams", "Stage"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,6 +210,9 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
 }
 LINK_PARAMS: tuple[str, ...] = tuple(f.name for f in fields(LinkParams))
 assert set(LINK_PARAMS) == set(_PARSERS)
+# The parameters of the queue, which only a rate-limited direction has.
+QUEUE_PARAMS: tuple[str, ...] = LINK_PARAMS[LINK_PARAMS.index("queue"):
+                                            LINK_PARAMS.index("fq_flows") + 1]
 
 
 # --------------------------------------------------------------------------------------------
