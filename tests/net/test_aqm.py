@@ -345,3 +345,27 @@ def test_scenario_keys_and_summary(tmp_path):
         run_scenario(str(path))
     assert "[[link]] #1 (a-b): key 'aqm': expected one of" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_link_set_keeps_the_queue_and_its_state():
+    """link.set of a parameter the discipline does not use (loss) keeps the queued packets and
+    CoDel's state; every frame is still accounted for."""
+    net = Network(seed=3)
+    a, b = net.add_node(RawNode("a")), net.add_node(RawNode("b"))
+    link = net.connect(a, b, delay="1ms", rate="10Mbit", aqm="codel")
+
+    async def main():
+        for i in range(2000):
+            a.send(udp_frame(i))
+            if i == 1000:
+                queue = link.ab._stages()[2]
+                link.set(loss=0.01)
+                assert link.ab._stages()[2] is queue and len(queue.disc) > 100
+            await asyncio.sleep(0.0004)
+        await asyncio.sleep(5)
+
+    net.run(main())
+    c = link.ab.counters
+    assert c["tx.frames"] == c["rx.frames"] + c["drop.queue"] + c["drop.aqm"] + c["drop.loss"]
+    assert c["drop.aqm"] > 0 and c["drop.loss"] > 0 and link.ab.in_flight() == 0
+    net.close()
