@@ -21,7 +21,7 @@ import hashlib
 import math
 import random
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from stacklab.wire.checksum import ipv4_header_store
 from stacklab.wire.ethernet import ETH_P_IPV4, ETH_P_IPV6
@@ -29,8 +29,24 @@ from stacklab.wire.proto import PROTO_SCTP, PROTO_TCP, PROTO_UDP
 
 from .stages import ETH_HEADER, QueueStats, RateLimit, Stage, StageContext
 
-if TYPE_CHECKING:
-    from .link import LinkParams
+
+class LinkParams(Protocol):
+    """What a queue reads of :class:`stacklab.net.link.LinkParams` (a protocol: link.py imports
+    this module)."""
+
+    mtu: int
+    queue: int
+    aqm: str
+    ecn: bool
+    red_min_th: float
+    red_max_th: float
+    red_max_p: float
+    red_w_q: float
+    red_gentle: bool
+    codel_target: float
+    codel_interval: float
+    fq_quantum: int
+    fq_flows: int
 
 __all__ = ["AQMS", "AqmQueue", "CoDel", "Discipline", "FqCoDel", "Packet", "Red", "flow_key",
            "mark_ce", "queue_stage"]

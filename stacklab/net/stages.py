@@ -204,7 +204,7 @@ class QueueStats:
         self.arrivals = 0
         self.length_sum = 0
         self.length_max = 0
-        self.sojourn_us: Counter[int] = Counter()
+        self.sojourn_us: dict[int, int] = {}  # (a plain dict: a Counter costs 3x per frame)
 
     def arrival(self, length: int) -> None:
         self.arrivals += 1
@@ -213,7 +213,9 @@ class QueueStats:
             self.length_max = length
 
     def departure(self, sojourn: float) -> None:
-        self.sojourn_us[round(sojourn * 1e6)] += 1
+        us = int(sojourn * 1e6 + 0.5)
+        hist = self.sojourn_us
+        hist[us] = hist.get(us, 0) + 1
 
     def percentile(self, q: float) -> float:
         """The sojourn time (seconds) below which a fraction ``q`` of the frames stayed."""

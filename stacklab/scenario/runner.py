@@ -11,6 +11,7 @@
     ends = ["a", "r"]
     delay = "5ms"            # every link parameter of stacklab.net.link.LinkParams
     rate = "100Mbit"
+    aqm = "codel"            # with a rate: droptail | red | codel | fq_codel; ecn = true marks
     loss = 0.01
     down = [["2s", "4s"]]    # down at 2 s, up at 4 s
     forward = { loss = 0.1 } # a -> r only; `reverse` for r -> a
