@@ -69,6 +69,8 @@ def mark_ce(frame: bytes) -> bytes | None:
         if ecn == 3:
             return frame
         ihl = (frame[ETH_HEADER] & 0x0F) * 4
+        if ihl < 20 or len(frame) < ETH_HEADER + ihl:
+            return None  # malformed: left to the receiver's checks, dropped here
         buf = bytearray(frame)
         header = bytearray(buf[ETH_HEADER:ETH_HEADER + ihl])
         header[1] |= 3
@@ -90,7 +92,8 @@ def mark_ce(frame: bytes) -> bytes | None:
 
 def flow_key(frame: bytes) -> bytes:
     """What identifies the frame's flow (RFC 8290 §4.1.1: the 5-tuple): addresses, protocol and
-    ports for IP (ports only for TCP/UDP/SCTP, first fragments included), else the MAC header."""
+    ports for IP (ports only for TCP/UDP/SCTP and not in fragments, so all the pieces of a
+    datagram share a queue, as with Linux's flow dissector), else the MAC header."""
     n = len(frame)
     et = frame[12] << 8 | frame[13] if n >= 14 else 0
     ip = ETH_HEADER
@@ -98,7 +101,7 @@ def flow_key(frame: bytes) -> bytes:
         proto = frame[ip + 9]
         l4 = ip + (frame[ip] & 0x0F) * 4
         key = bytes((proto,)) + frame[ip + 12:ip + 20]
-        if proto in _PORTS and not (frame[ip + 6] & 0x1F or frame[ip + 7]):
+        if proto in _PORTS and not (frame[ip + 6] & 0x3F or frame[ip + 7]):  # MF, offset
             key += frame[l4:l4 + 4]
         return key
     if et == ETH_P_IPV6 and n >= ip + 40:

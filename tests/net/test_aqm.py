@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 import stacklab
-from stacklab.net.aqm import Packet, Red, mark_ce
+from stacklab.net.aqm import Packet, Red, flow_key, mark_ce
 from stacklab.net.link import LinkParams
 from stacklab.net.network import Network
 from stacklab.net.units import ParamError
@@ -369,3 +369,13 @@ def test_link_set_keeps_the_queue_and_its_state():
     assert c["tx.frames"] == c["rx.frames"] + c["drop.queue"] + c["drop.aqm"] + c["drop.loss"]
     assert c["drop.aqm"] > 0 and c["drop.loss"] > 0 and link.ab.in_flight() == 0
     net.close()
+
+
+def test_flow_key_is_the_five_tuple_and_keeps_fragments_together():
+    assert flow_key(udp_frame(1, sport=1)) != flow_key(udp_frame(1, sport=2))
+    assert flow_key(udp_frame(1, sport=1)) == flow_key(udp_frame(2, ECT0, sport=1, size=200))
+    payload = build_udp(SRC4, DST4, 1, 9, bytes(100))
+    pieces = [build_ipv4(SRC4, DST4, PROTO_UDP, payload[:64], mf=True),
+              build_ipv4(SRC4, DST4, PROTO_UDP, payload[64:], frag_offset=64)]
+    keys = {flow_key(bytes(build_ethernet(MAC_B, MAC_A, ETH_P_IPV4, p))) for p in pieces}
+    assert len(keys) == 1
