@@ -25,7 +25,7 @@ import random
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .aqm import AQMS, AqmQueue, queue_stage
 from .stages import (
@@ -56,7 +56,7 @@ from .units import ParamError, parse_duration, parse_probability, parse_rate
 if TYPE_CHECKING:
     from stacklab.trace.events import Tracer
 
-__all__ = ["LINK_PARAMS", "QUEUE_PARAMS", "Direction", "Link", "LinkParams", "Stage"]
+__all__ = ["LINK_PARAMS", "Direction", "Link", "LinkParams", "Stage"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,6 +90,7 @@ class LinkParams:
     icmp_blackhole: bool = False  # drop ICMPv4 3/4 (Frag Needed) and ICMPv6 2 (Packet Too Big)
     drop_nth: tuple[int, ...] = ()  # deterministic loss: the Nth (1-based) frames counted below
     drop_count: str = "all"  # what drop_nth counts: "all" frames or "tcp-data" (TCP with payload)
+    QUEUE_PARAMS: ClassVar[tuple[str, ...]]  # queue .. fq_flows: they need a rate
 
     def with_updates(self, values: dict[str, Any]) -> LinkParams:
         """A copy with ``values`` parsed from user units; :class:`ParamError` names a bad key."""
@@ -211,8 +212,7 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
 LINK_PARAMS: tuple[str, ...] = tuple(f.name for f in fields(LinkParams))
 assert set(LINK_PARAMS) == set(_PARSERS)
 # The parameters of the queue, which only a rate-limited direction has.
-QUEUE_PARAMS: tuple[str, ...] = LINK_PARAMS[LINK_PARAMS.index("queue"):
-                                            LINK_PARAMS.index("fq_flows") + 1]
+LinkParams.QUEUE_PARAMS = LINK_PARAMS[LINK_PARAMS.index("queue"):LINK_PARAMS.index("fq_flows") + 1]
 
 
 # --------------------------------------------------------------------------------------------

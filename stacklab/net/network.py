@@ -33,7 +33,7 @@ from stacklab.stack.node import Node
 from stacklab.trace.events import Tracer
 from stacklab.trace.label import Labeler
 
-from .link import QUEUE_PARAMS, Direction, Link, LinkParams
+from .link import Direction, Link, LinkParams
 from .loop import VirtualTimeLoop, describe_tasks
 from .switch import Switch
 from .units import ParamError, parse_duration
@@ -208,8 +208,8 @@ class Network:
         ab = base.with_updates(forward or {})
         ba = base.with_updates(reverse or {})
         for side, own, p in (("forward", forward, ab), ("reverse", reverse, ba)):
-            keys = [k for k in QUEUE_PARAMS if k in params] + [
-                f"{side}.{k}" for k in QUEUE_PARAMS if k in (own or {})]
+            keys = [k for k in LinkParams.QUEUE_PARAMS if k in params] + [
+                f"{side}.{k}" for k in LinkParams.QUEUE_PARAMS if k in (own or {})]
             if p.rate is None and keys:
                 what = "a queue limit" if keys[0].endswith("queue") else "a queue discipline"
                 raise ParamError(keys[0], f"{what} applies to a rate-limited link: set rate too")
