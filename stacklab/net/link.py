@@ -9,7 +9,7 @@ run and the frame is handed to the direction's receiver (the receiving node's dr
 
 Only the stages a direction needs are built (``loss=0`` costs nothing), in this order::
 
-    [capture tx] gate(up/down) -> mtu -> icmp_blackhole -> rate+queue -> loss -> drop_nth
+    [capture tx] gate(up/down) -> mtu -> icmp_blackhole -> rate+queue(aqm) -> loss -> drop_nth
         -> duplicate -> corrupt -> delay+jitter -> reorder -> schedule   ...t...
         [capture rx] -> deliver
 
@@ -25,8 +25,9 @@ import random
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from .aqm import AQMS, AqmQueue, queue_stage
 from .stages import (
     Capture,
     Corrupt,
@@ -39,6 +40,7 @@ from .stages import (
     IcmpBlackhole,
     Loss,
     MtuCheck,
+    QueueStats,
     RateLimit,
     Receiver,
     Reorder,
@@ -68,7 +70,18 @@ class LinkParams:
     delay: float = 0.001  # propagation delay, s
     jitter: float = 0.0  # uniform +-jitter added to delay, s; frames stay in order
     rate: float | None = None  # bits/s; None = no serialization delay, no queue
-    queue: int = 1000  # drop-tail queue limit in frames (waiting + being sent), with `rate`
+    queue: int = 1000  # queue limit in frames (waiting + being sent), with `rate`
+    aqm: str = "droptail"  # the queue discipline with `rate`: droptail, red, codel, fq_codel
+    ecn: bool = False  # an AQM marks ECT packets CE (RFC 3168) instead of dropping them
+    red_min_th: float = 5.0  # RED thresholds of the average queue, frames (Floyd-Jacobson 1993)
+    red_max_th: float = 15.0
+    red_max_p: float = 0.02  # RED's marking probability at max_th
+    red_w_q: float = 0.002  # RED's averaging weight
+    red_gentle: bool = False  # RED's probability rises to 1 at 2 * max_th, not at max_th
+    codel_target: float = 0.005  # CoDel's (and FQ-CoDel's) target sojourn time, s (RFC 8289)
+    codel_interval: float = 0.1  # CoDel's interval, s
+    fq_quantum: int = 0  # FQ-CoDel's DRR quantum, bytes (0: mtu + 14, RFC 8290 §4.2)
+    fq_flows: int = 1024  # FQ-CoDel's number of flow queues
     loss: float = 0.0  # probability a frame is lost
     duplicate: float = 0.0  # probability a frame is delivered twice
     reorder: float = 0.0  # probability a frame is held back by reorder_delay (later ones pass it)
@@ -77,6 +90,7 @@ class LinkParams:
     icmp_blackhole: bool = False  # drop ICMPv4 3/4 (Frag Needed) and ICMPv6 2 (Packet Too Big)
     drop_nth: tuple[int, ...] = ()  # deterministic loss: the Nth (1-based) frames counted below
     drop_count: str = "all"  # what drop_nth counts: "all" frames or "tcp-data" (TCP with payload)
+    QUEUE_PARAMS: ClassVar[tuple[str, ...]]  # queue .. fq_flows: they need a rate
 
     def with_updates(self, values: dict[str, Any]) -> LinkParams:
         """A copy with ``values`` parsed from user units; :class:`ParamError` names a bad key."""
@@ -86,7 +100,12 @@ class LinkParams:
             if parser is None:
                 raise ParamError(key, f"unknown link parameter (known: {', '.join(LINK_PARAMS)})")
             changes[key] = parser(raw, key)
-        return replace(self, **changes)
+        out = replace(self, **changes)
+        if not out.red_min_th < out.red_max_th:
+            key = "red_max_th" if "red_max_th" in changes else "red_min_th"
+            raise ParamError(key, f"RED needs red_min_th < red_max_th, got {out.red_min_th} "
+                                  f"and {out.red_max_th}")
+        return out
 
 
 def _parse_mtu(value: object, key: str) -> int:
@@ -115,6 +134,40 @@ def _parse_bool(value: object, key: str) -> bool:
     return value
 
 
+def _parse_aqm(value: object, key: str) -> str:
+    if value not in AQMS:
+        raise ParamError(key, f"expected one of {', '.join(map(repr, AQMS))}, got {value!r}")
+    return str(value)
+
+
+def _parse_threshold(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ParamError(key, f"expected a number of frames >= 0, got {value!r}")
+    return float(value)
+
+
+def _parse_weight(value: object, key: str) -> float:
+    w = parse_probability(value, key)
+    if w == 0:
+        raise ParamError(key, f"expected a weight in (0, 1], got {value!r}")
+    return w
+
+
+def _parse_count(minimum: int) -> Callable[[object, str], int]:
+    def parse(value: object, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ParamError(key, f"expected an integer >= {minimum}, got {value!r}")
+        return value
+    return parse
+
+
+def _parse_positive_duration(value: object, key: str) -> float:
+    d = parse_duration(value, key)
+    if d <= 0:
+        raise ParamError(key, f"expected a duration > 0, got {value!r}")
+    return d
+
+
 def _parse_drop_nth(value: object, key: str) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
@@ -136,6 +189,17 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "jitter": parse_duration,
     "rate": _parse_rate_or_none,
     "queue": _parse_queue,
+    "aqm": _parse_aqm,
+    "ecn": _parse_bool,
+    "red_min_th": _parse_threshold,
+    "red_max_th": _parse_threshold,
+    "red_max_p": _parse_weight,
+    "red_w_q": _parse_weight,
+    "red_gentle": _parse_bool,
+    "codel_target": _parse_positive_duration,
+    "codel_interval": _parse_positive_duration,
+    "fq_quantum": _parse_count(0),
+    "fq_flows": _parse_count(1),
     "loss": parse_probability,
     "duplicate": parse_probability,
     "reorder": parse_probability,
@@ -147,6 +211,8 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
 }
 LINK_PARAMS: tuple[str, ...] = tuple(f.name for f in fields(LinkParams))
 assert set(LINK_PARAMS) == set(_PARSERS)
+# The parameters of the queue, which only a rate-limited direction has.
+LinkParams.QUEUE_PARAMS = LINK_PARAMS[LINK_PARAMS.index("queue"):LINK_PARAMS.index("fq_flows") + 1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,6 +234,7 @@ class Direction:
         self.src_name, _, self.dst_name = label.partition(">")
         self.labeler: Any = None  # a stacklab.trace.label.Labeler shared by the network
         self.in_air: dict[bytes, deque[float]] = {}  # send times, only while tracing
+        self.qstats = QueueStats()  # what the queue (with a rate) saw, across link.set
         self.receiver: Receiver = Unconnected()  # the receiving node's driver, once wired
         self.rx_ifindex = 0
         self.tx_taps: list[FrameWriter] = []  # pcap writers seeing frames as the sender sends them
@@ -199,11 +266,8 @@ class Direction:
         if p.icmp_blackhole:
             tx.append(IcmpBlackhole(self))
         if p.rate is not None:
-            limiter = RateLimit(self, p.rate, p.queue)
-            prev = old.get(RateLimit)
-            if isinstance(prev, RateLimit):
-                limiter._done, limiter._busy_until = prev._done, prev._busy_until
-            tx.append(limiter)
+            tx.append(queue_stage(self, p, p.rate, self.rng("aqm"),
+                                  old.get(RateLimit) or old.get(AqmQueue)))
         if p.loss:
             tx.append(Loss(self, p.loss, self.rng("loss")))
         if p.drop_nth:
@@ -277,6 +341,16 @@ class Direction:
     def stages(self) -> list[str]:
         """The middleware chain, by class name: ``["Gate", "MtuCheck", ..., "Deliver"]``."""
         return [type(stage).__name__ for stage in self._stages()]
+
+    def queue_summary(self) -> dict[str, Any] | None:
+        """The queue's figures for the scenario JSON summary (None without a ``rate``)."""
+        p = self.params
+        if p.rate is None:
+            return None
+        c = self.counters
+        return {"aqm": p.aqm, "ecn": p.ecn, **self.qstats.summary(),
+                "drops_overflow": c["drop.queue"], "drops_aqm": c["drop.aqm"],
+                "marks_ce": c["mark.ce"]}
 
     def in_flight(self) -> int:
         return self._schedule.in_flight() if self._schedule else 0

@@ -221,9 +221,11 @@ class Network:
         ab = base.with_updates(forward or {})
         ba = base.with_updates(reverse or {})
         for side, own, p in (("forward", forward, ab), ("reverse", reverse, ba)):
-            if p.rate is None and ("queue" in params or "queue" in (own or {})):
-                key = "queue" if "queue" in params else f"{side}.queue"
-                raise ParamError(key, "a queue limit applies to a rate-limited link: set rate too")
+            keys = [k for k in LinkParams.QUEUE_PARAMS if k in params] + [
+                f"{side}.{k}" for k in LinkParams.QUEUE_PARAMS if k in (own or {})]
+            if p.rate is None and keys:
+                what = "a queue limit" if keys[0].endswith("queue") else "a queue discipline"
+                raise ParamError(keys[0], f"{what} applies to a rate-limited link: set rate too")
         if isinstance(na, Switch) and isinstance(nb, Switch):
             ra, rb = self._sw_find(na.name), self._sw_find(nb.name)
             if ra == rb:

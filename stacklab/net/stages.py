@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Capture", "Corrupt", "Delay", "Deliver", "DropNth", "Duplicate", "FrameWriter", "Gate",
-    "IcmpBlackhole", "Loss", "MtuCheck", "RateLimit", "Receiver", "Reorder", "Schedule",
-    "Stage", "StageContext", "TraceDelivered", "TraceSent", "Unconnected", "frame_summary",
-    "is_packet_too_big", "is_tcp_data",
+    "IcmpBlackhole", "Loss", "MtuCheck", "QueueStats", "RateLimit", "Receiver", "Reorder",
+    "Schedule", "Stage", "StageContext", "TraceDelivered", "TraceSent", "Unconnected",
+    "frame_summary", "is_packet_too_big", "is_tcp_data",
 ]
 
 ETH_HEADER = 14
@@ -85,6 +85,7 @@ class StageContext(Protocol):
     src_name: str
     dst_name: str
     in_air: dict[bytes, deque[float]]
+    qstats: QueueStats
 
     def drop(self, reason: str, frame: bytes, t: float) -> None: ...
 
@@ -192,19 +193,68 @@ class IcmpBlackhole(Stage):
             self.next.push(frame, t)
 
 
+class QueueStats:
+    """What a direction's queue saw: the frames in it (waiting or being sent) as each frame
+    arrived, and each frame's sojourn time (arrival to the start of its transmission, what
+    CoDel measures) in a histogram of whole microseconds (bounded memory on long runs)."""
+
+    __slots__ = ("arrivals", "length_sum", "length_max", "sojourn_us")
+
+    def __init__(self) -> None:
+        self.arrivals = 0
+        self.length_sum = 0
+        self.length_max = 0
+        self.sojourn_us: dict[int, int] = {}  # (a plain dict: a Counter costs 3x per frame)
+
+    def arrival(self, length: int) -> None:
+        self.arrivals += 1
+        self.length_sum += length
+        if length > self.length_max:
+            self.length_max = length
+
+    def departure(self, sojourn: float) -> None:
+        us = int(sojourn * 1e6 + 0.5)
+        hist = self.sojourn_us
+        hist[us] = hist.get(us, 0) + 1
+
+    def percentile(self, q: float) -> float:
+        """The sojourn time (seconds) below which a fraction ``q`` of the frames stayed."""
+        hist = self.sojourn_us
+        rank = q * sum(hist.values())
+        seen = 0
+        for us in sorted(hist):
+            seen += hist[us]
+            if seen >= rank:
+                return us / 1e6
+        return 0.0
+
+    def summary(self) -> dict[str, float | int]:
+        """The figures of the scenario JSON summary (sojourn times in milliseconds)."""
+        return {
+            "arrivals": self.arrivals,
+            "length_mean": round(self.length_sum / self.arrivals, 3) if self.arrivals else 0,
+            "length_max": self.length_max,
+            **{f"sojourn_p{int(q * 100)}_ms": self.percentile(q) * 1e3 for q in (0.5, 0.9, 0.99)},
+            "sojourn_max_ms": max(self.sojourn_us, default=0) / 1e3,
+        }
+
+
 class RateLimit(Stage):
     """Serialization at ``rate`` bits/s behind a drop-tail queue of ``limit`` frames.
 
     The frame leaves this stage when its last bit is on the wire. The queue is computed, not
-    simulated: ``_done`` holds the finish times of frames still queued or being sent.
+    simulated: ``_done`` holds the finish times of frames still queued or being sent. The other
+    queue disciplines are in :mod:`stacklab.net.aqm`.
     """
 
-    __slots__ = ("seconds_per_byte", "limit", "_done", "_busy_until")
+    __slots__ = ("seconds_per_byte", "limit", "stats", "_done", "_busy_until")
 
-    def __init__(self, direction: StageContext, rate: float, limit: int) -> None:
+    def __init__(self, direction: StageContext, rate: float, limit: int,
+                 stats: QueueStats) -> None:
         super().__init__(direction)
         self.seconds_per_byte = 8.0 / rate
         self.limit = limit
+        self.stats = stats
         self._done: deque[float] = deque()
         self._busy_until = 0.0
 
@@ -212,10 +262,12 @@ class RateLimit(Stage):
         done = self._done
         while done and done[0] <= t:
             done.popleft()
+        self.stats.arrival(len(done))
         if len(done) >= self.limit:
             self.dir.drop("queue", frame, t)
             return
         start = self._busy_until if self._busy_until > t else t
+        self.stats.departure(start - t)
         finish = start + len(frame) * self.seconds_per_byte
         self._busy_until = finish
         done.append(finish)

@@ -11,6 +11,7 @@
     ends = ["a", "r"]
     delay = "5ms"            # every link parameter of stacklab.net.link.LinkParams
     rate = "100Mbit"
+    aqm = "codel"            # with a rate: droptail | red | codel | fq_codel; ecn = true marks
     loss = 0.01
     down = [["2s", "4s"]]    # down at 2 s, up at 4 s
     forward = { loss = 0.1 } # a -> r only; `reverse` for r -> a
@@ -380,5 +381,8 @@ def summarize(net: Network, scn: Scenario, apps: list[dict[str, Any]],
                          **lan_summary(net.nodes[name], net.now)}
                   for name, c in counters["nodes"].items()},
         "links": counters["links"],
+        "queues": {link.name: {d.label: q for d in link.directions
+                               if (q := d.queue_summary()) is not None}
+                   for link in net.links if link.ab.params.rate or link.ba.params.rate},
         "connections": connections,
     }
