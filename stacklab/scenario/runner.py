@@ -27,6 +27,7 @@ Errors name the file, the table and the key: ``FILE: [[link]] #2 (a-r): key 'del
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable
@@ -48,6 +49,11 @@ TOP_KEYS = ("seed", "duration", "name", "description", "node", "link", "app")
 NODE_KINDS = ("host", "router", "switch")
 NODE_KEYS = ("name", "kind", "aging", *NODE_OPTIONS)
 LINK_KEYS = ("ends", "name", "down", "forward", "reverse", *LINK_PARAMS)
+
+
+# Virtual time is a float of seconds: at 10 years its spacing is 60 ns, still far finer than any
+# link delay or timer; beyond that timings would visibly round.
+MAX_DURATION = 10 * 365 * 86400.0
 
 
 class ScenarioError(StacklabError, ValueError):
@@ -95,6 +101,13 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
             data = tomllib.load(fp)
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 text (a binary file, another encoding)
+        raise ScenarioError(f"{path}: not a TOML text file: byte {exc.start} is not UTF-8 "
+                            f"({exc.object[exc.start:exc.start + 1]!r})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
     top = _Where(path, "top level")
@@ -110,6 +123,9 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         raise top.error(exc.message, "duration") from None
     if scn.duration <= 0:
         raise top.error("the duration must be positive", "duration")
+    if scn.duration > MAX_DURATION:
+        raise top.error(f"at most {MAX_DURATION:g} s (10 years) of virtual time; got "
+                        f"{scn.duration:g} s", "duration")
     for key in ("name", "description"):
         value = data.get(key, "")
         if not isinstance(value, str):
@@ -168,6 +184,9 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
             params = LinkParams().with_updates(base)
         except ParamError as exc:
             raise w.error(exc.message, exc.key) from None
+        if params.delay >= scn.duration:
+            raise w.error(f"{params.delay:g} s is not shorter than the scenario's duration "
+                          f"({scn.duration:g} s): no frame would ever arrive", "delay")
         for side in ("forward", "reverse"):
             if side in link:
                 own = link[side]
@@ -195,7 +214,27 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
             raise w.error(f"{on!r} is a switch; apps run on hosts and routers", "node")
         if not isinstance(app.get("kind"), str):
             raise w.error("every app needs a kind, e.g. kind = \"ping\"", "kind")
+        to = app.get("to")
+        if isinstance(to, str) and to not in names and not _is_address(to):
+            raise w.error(f"no node named {to!r} and not an IP address "
+                          f"(nodes: {', '.join(names)})", "to")
+        if "start" in app:
+            try:
+                start = parse_duration(app["start"], "start")
+            except ParamError as exc:
+                raise w.error(exc.message, "start") from None
+            if start >= scn.duration:
+                raise w.error(f"{start:g} s is not before the end of the scenario "
+                              f"(duration {scn.duration:g} s)", "start")
     return scn
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -286,18 +325,26 @@ def _partial(run: _AppRun) -> dict[str, Any]:
         return {"ok": False, "error": f"result(): {type(exc).__name__}: {exc}"}
 
 
-def run_scenario(path: str | os.PathLike[str], *, seed: int | None = None,
-                 pcap: str | None = None, tracer: Tracer | None = None,
-                 inspect: Callable[[Network], None] | None = None) -> dict[str, Any]:
-    """Load, build and run a scenario; return its summary (the ``--json`` output).
+def run_scenario(path: str | os.PathLike[str] | Scenario, *, seed: int | None = None,
+                 pcap: str | None = None, pcap_points: tuple[str, ...] = ("rx",),
+                 tracer: Tracer | None = None,
+                 inspect: Callable[[Network], None] | None = None,
+                 on_start: Callable[[Network], None] | None = None) -> dict[str, Any]:
+    """Load (unless given a loaded :class:`Scenario`), build and run a scenario; return its
+    summary (the ``--json`` output).
 
-    ``inspect(net)`` is called at the end of the run, before the network closes (statistics)."""
-    scn = load_scenario(path)
+    ``pcap_points``: "rx" and/or "tx" (:meth:`Network.capture`). ``on_start(net)`` is called
+    when the simulation is about to start (progress reports), ``inspect(net)`` at the end of the
+    run, before the network closes (statistics)."""
+    scn = path if isinstance(path, Scenario) else load_scenario(path)
     net = build_network(scn, seed=seed, tracer=tracer)
     try:
         if pcap:
-            net.capture(pcap)
+            for point in pcap_points:
+                net.capture(pcap, point)
         runs = _make_apps(scn, net)
+        if on_start is not None:
+            on_start(net)
         loop = net.loop
         for i, run in enumerate(runs, 1):
             run.task = loop.create_task(_run_app(net, run),

@@ -1,0 +1,172 @@
+"""The scenario reference, generated from what the validator checks: ``docs/scenarios.md`` and
+``stacklab run --list`` print :func:`reference` (a test fails when the file drifts from it).
+
+Regenerate the page with ``python -m stacklab.scenario.reference > docs/scenarios.md``.
+
+The link parameters and their defaults come from :class:`stacklab.net.link.LinkParams`, the
+node options from :mod:`.node_options`, the sysctl names from :mod:`stacklab.stack.sysctl`, the
+app kinds and their parameters from :mod:`.registry` (each kind's ``params`` schema); this module
+adds only the words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stacklab.stack.pmtu import DEFAULT_EXPIRES
+
+from .params import UNITS, Param
+
+__all__ = ["LINK_DOCS", "NODE_DOCS", "TOP_DOCS", "reference"]
+
+TOP_DOCS = {
+    "seed": Param("the seed of every random choice (loss, ISNs, ports): same seed, same run",
+                  "integer", 1),
+    "duration": Param("how long the scenario runs, in virtual time (at most 10 years)",
+                      "duration", "10s"),
+    "name": Param("a title for the summary", "text"),
+    "description": Param("what the scenario shows", "text"),
+}
+
+NODE_DOCS = {
+    "name": Param("the node's name (links, apps and --diagram use it)", "text", required=True),
+    "kind": Param("host | router | switch", "text", required=True),
+    "aging": Param("switches: how long a learned MAC address stays", "duration", "300s"),
+    "sysctl": Param("hosts and routers: Linux sysctl names and values, e.g. "
+                    "`sysctl = { \"net.ipv4.tcp_sack\" = 0 }` (the table below)", "table"),
+    "plpmtud": Param("TCP's RFC 4821 packetization-layer PMTU discovery: off | blackhole | "
+                     "always (Linux's tcp_mtu_probing 0/1/2; default: the sysctl's value)",
+                     "text"),
+    "mss_clamp": Param("routers: rewrite the MSS of forwarded SYNs, \"pmtu\" or a number "
+                       "(iptables -j TCPMSS)", "text"),
+    "pmtu_expires": Param("how long a learned path MTU lives", "duration",
+                          f"{DEFAULT_EXPIRES / 60:g}min"),
+}
+
+LINK_DOCS = {
+    "ends": Param("the two node names it joins, e.g. [\"a\", \"r\"]", "list", required=True),
+    "name": Param("the link's name (pcap file names; default \"a-b\", then \"a-b-2\"...)",
+                  "text"),
+    "down": Param("when the link is down: [[\"2s\", \"4s\"]] is down at 2 s, up at 4 s; "
+                  "[\"10s\"] down for good at 10 s", "list"),
+    "forward": Param("parameters for the a -> b direction only, e.g. { loss = 0.1 }", "table"),
+    "reverse": Param("parameters for the b -> a direction only", "table"),
+    "mtu": Param("the largest IP packet, 68..65535; longer frames are dropped (drop.mtu)",
+                 "size"),
+    "delay": Param("propagation delay", "duration"),
+    "jitter": Param("uniform +- jitter added to the delay (frames stay in order)", "duration"),
+    "rate": Param("serialization rate; without one (the default) no serialization delay and "
+                  "no queue", "rate"),
+    "queue": Param("drop-tail queue limit in frames (waiting + being sent); needs rate",
+                   "integer"),
+    "loss": Param("probability a frame is lost", "probability"),
+    "duplicate": Param("probability a frame is delivered twice", "probability"),
+    "reorder": Param("probability a frame is held back by reorder_delay (later ones pass it)",
+                     "probability"),
+    "reorder_delay": Param("how long a reordered frame is held back", "duration"),
+    "corrupt": Param("probability one bit after the Ethernet header is flipped (checksums "
+                     "must catch it)", "probability"),
+    "icmp_blackhole": Param("drop ICMPv4 Frag Needed and ICMPv6 Packet Too Big (a PMTUD black "
+                            "hole)", "bool"),
+    "drop_nth": Param("deterministic loss: drop the Nth frames (1-based) that drop_count counts, "
+                      "e.g. [3, 7]", "list"),
+    "drop_count": Param("what drop_nth counts: \"all\" frames or \"tcp-data\" (TCP segments "
+                        "with payload)", "text"),
+}
+
+
+def _toml(value: Any) -> str:
+    """A default as it would be written in a scenario file."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _link_default(key: str, value: Any) -> Any:
+    """LinkParams holds base units (seconds, bits/s): shown as a file would write them."""
+    if key in ("delay", "jitter", "reorder_delay"):
+        return f"{value * 1000:g}ms"
+    if key == "rate":
+        return None if value is None else f"{value:g}bit"
+    return value
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _table(params: dict[str, Param], defaults: dict[str, Any] | None = None) -> list[str]:
+    lines = ["| key | value | default | meaning |", "|---|---|---|---|"]
+    for key, prm in params.items():
+        default = defaults.get(key, prm.default) if defaults else prm.default
+        shown = "**required**" if prm.required else (_toml(default) or "–")
+        lines.append(f"| `{key}` | {prm.unit or '–'} | {_cell(shown)} | {_cell(prm.doc)} |")
+    return lines
+
+
+def reference() -> str:
+    """The whole scenario reference as Markdown (also readable as plain text)."""
+    from dataclasses import asdict
+
+    from stacklab.net.link import LINK_PARAMS, LinkParams
+    from stacklab.stack.host import Host
+
+    from .node_options import NODE_OPTIONS
+    from .registry import app_kinds
+    from .runner import LINK_KEYS, NODE_KEYS, TOP_KEYS
+
+    # every key the validator accepts is documented here, and nothing else
+    assert set(TOP_DOCS) == set(TOP_KEYS) - {"node", "link", "app"}, TOP_KEYS
+    assert set(NODE_DOCS) == set(NODE_KEYS) and set(NODE_OPTIONS) <= set(NODE_DOCS), NODE_KEYS
+    assert set(LINK_DOCS) == set(LINK_KEYS), LINK_KEYS
+    out = ["<!-- generated by `python -m stacklab.scenario.reference`: do not edit -->",
+           "# Scenario files", "",
+           "A scenario is a TOML file: top-level keys, then `[[node]]`, `[[link]]` and `[[app]]`",
+           "tables. `stacklab run FILE.toml` runs it; `stacklab run --list` prints this page.",
+           "Every key is checked before the run: a mistake names the file, the table and the",
+           "key. Addresses and routes are configured automatically (one subnet per link).", "",
+           "## Values", ""]
+    out += [f"* **{unit}**: {text}" for unit, text in UNITS.items()]
+    out += ["* **list**, **table**: TOML arrays and inline tables, as the key says", "",
+            "## Top level", "", *_table(TOP_DOCS), "",
+            "## `[[node]]`", "", *_table(NODE_DOCS), "",
+            "### `sysctl` names", "",
+            "Linux's names; the value stacklab starts with (and Linux's default where it "
+            "differs).", "",
+            "| name | stacklab | Linux | meaning |", "|---|---|---|---|"]
+    for row, value in Host("defaults").sysctl.rows():
+        linux = "same" if row.linux == value else str(row.linux)
+        out.append(f"| `{row.name}` | {value} | {linux} | {_cell(row.doc)} |")
+    link_defaults = {k: _link_default(k, v) for k, v in asdict(LinkParams()).items()
+                     if k in LINK_PARAMS}
+    out += ["", "## `[[link]]`", "",
+            "Link parameters apply to both directions unless `forward`/`reverse` override them.",
+            "", *_table(LINK_DOCS, link_defaults), "",
+            "## `[[app]]`", "",
+            "Every app has `node` (**required**: the host or router it runs on) and `kind` "
+            "(**required**: one of the kinds below). Clients report `ok`, `bytes`, `sha256`, "
+            "`elapsed`; servers and sinks run until the scenario ends.", ""]
+    for kind, spec in app_kinds().items():
+        doc = spec.doc.removeprefix(f"{kind}: ").replace("``", "`")  # reST to Markdown
+        out += [f"### `{kind}`", "", doc, ""]
+        undocumented = sorted(spec.params - set(spec.schema))
+        if spec.schema:
+            out += _table(spec.schema)
+        if undocumented:
+            out.append(f"Also: {', '.join(f'`{k}`' for k in undocumented)} (not documented).")
+        out.append("")
+    out += ["## Exit status", "",
+            "`stacklab run` exits 0 when every app succeeded, 1 when one failed, 2 for a bad "
+            "file or option (one line names it), 130 when interrupted; `stacklab --help` lists "
+            "them all.", ""]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference(), end="")
