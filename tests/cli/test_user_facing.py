@@ -246,3 +246,14 @@ def test_d26_progress_line_on_a_tty(tmp_path):
         results[quiet] = b"".join(chunks).decode()
     assert "s virtual" in results[False] and "frames" in results[False]
     assert results[True] == ""
+
+
+def test_d14_d23_d24_example_recipes():
+    for f in sorted(EX.glob("*.toml")):
+        text = f.read_text()
+        for line in (ln for ln in text.splitlines() if "tshark" in ln):
+            assert f"--pcap out/{f.stem}/" in line, line  # one directory per example (D24)
+            if "port = 80" in text:  # raw bytes to port 80 are not HTTP (D23)
+                assert "-d tcp.port==80,data" in line or "&&" not in line, line
+        if f.stem == "pmtud-blackhole":  # it exits 1 on purpose: `&&` would skip tshark (D14)
+            assert "&& tshark" not in text
