@@ -26,6 +26,9 @@ TOP_DOCS = {
                       "duration", "10s"),
     "name": Param("a title for the summary", "text"),
     "description": Param("what the scenario shows", "text"),
+    "autoconfigure": Param("give every interface an address (10.0.N.k/24 and fd00:0:0:N::k/64 "
+                           "on L2 segment N) and every node shortest-path routes; false: only "
+                           "the addresses and routes the file writes", "bool", True),
 }
 
 NODE_DOCS = {
@@ -39,6 +42,11 @@ NODE_DOCS = {
                      "text"),
     "mss_clamp": Param("routers: rewrite the MSS of forwarded SYNs, \"pmtu\" or a number "
                        "(iptables -j TCPMSS)", "text"),
+    "routes": Param("static routes, as ip route add: [{ to = \"10.9.0.0/16\", via = "
+                    "\"10.0.1.2\" }, { to = \"default\", via = \"10.0.1.2\" }]", "list"),
+    "neighbors": Param("permanent neighbour entries, as ip neigh add ... nud permanent: "
+                       "[{ address = \"10.0.1.2\", mac = \"02:00:00:02:00:00\" }] (on the "
+                       "interface whose subnet holds the address)", "list"),
     "pmtu_expires": Param("how long a learned path MTU lives", "duration",
                           f"{DEFAULT_EXPIRES / 60:g}min"),
 }
@@ -53,6 +61,11 @@ LINK_DOCS = {
     "reverse": Param("parameters for the b -> a direction only", "table"),
     "mtu": Param("the largest IP packet, 68..65535; longer frames are dropped (drop.mtu)",
                  "size"),
+    "addresses": Param("addresses of each end's interface on this link: { a = \"10.9.0.1/24\", "
+                       "r = [\"10.9.0.2/24\", \"2001:db8::2/64\"] } (beside the automatic ones)",
+                       "table"),
+    "if_mtu": Param("the MTU of an end's interface, as ip link set mtu: { a = 1400 } (default: "
+                    "the link's mtu); the link's mtu stays the wire's limit", "table"),
     "delay": Param("propagation delay", "duration"),
     "jitter": Param("uniform +- jitter added to the delay (frames stay in order)", "duration"),
     "rate": Param("serialization rate; without one (the default) no serialization delay and "
@@ -110,15 +123,16 @@ def _table(params: dict[str, Param], defaults: dict[str, Any] | None = None) -> 
     return lines
 
 
-def reference() -> str:
-    """The whole scenario reference as Markdown (also readable as plain text)."""
+def reference(*, builtin: bool = False) -> str:
+    """The whole scenario reference as Markdown (also readable as plain text): every app kind
+    registered, or (``builtin``, the docs page) only stacklab's own."""
     from dataclasses import asdict
 
     from stacklab.net.link import LINK_PARAMS, LinkParams
     from stacklab.stack.host import Host
 
     from .node_options import NODE_OPTIONS
-    from .registry import app_kinds
+    from .registry import BUILTIN_KINDS, app_kinds
     from .runner import LINK_KEYS, NODE_KEYS, TOP_KEYS
 
     # every key the validator accepts is documented here, and nothing else
@@ -130,7 +144,9 @@ def reference() -> str:
            "A scenario is a TOML file: top-level keys, then `[[node]]`, `[[link]]` and `[[app]]`",
            "tables. `stacklab run FILE.toml` runs it; `stacklab run --list` prints this page.",
            "Every key is checked before the run: a mistake names the file, the table and the",
-           "key. Addresses and routes are configured automatically (one subnet per link).", "",
+           "key. Addresses and routes are configured automatically (one subnet per L2",
+           "segment) unless `autoconfigure = false`; `addresses`, `if_mtu`, `routes` and",
+           "`neighbors` set them by hand.", "",
            "## Values", ""]
     out += [f"* **{unit}**: {text}" for unit, text in UNITS.items()]
     out += ["* **list**, **table**: TOML arrays and inline tables, as the key says", "",
@@ -153,6 +169,8 @@ def reference() -> str:
             "(**required**: one of the kinds below). Clients report `ok`, `bytes`, `sha256`, "
             "`elapsed`; servers and sinks run until the scenario ends.", ""]
     for kind, spec in app_kinds().items():
+        if builtin and kind not in BUILTIN_KINDS:
+            continue
         doc = spec.doc.removeprefix(f"{kind}: ").replace("``", "`")  # reST to Markdown
         out += [f"### `{kind}`", "", doc, ""]
         undocumented = sorted(spec.params - set(spec.schema))
@@ -169,4 +187,4 @@ def reference() -> str:
 
 
 if __name__ == "__main__":
-    print(reference(), end="")
+    print(reference(builtin=True), end="")

@@ -39,7 +39,7 @@ from .app_kinds import APP_KINDS
 from .net_kinds import NET_KINDS
 from .params import Param
 
-__all__ = ["AppKind", "app_kinds", "get_app", "register_app"]
+__all__ = ["BUILTIN_KINDS", "AppKind", "app_kinds", "get_app", "register_app"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ def _app_kind(kind: str, factory: Callable[..., Any], params: Iterable[str] | No
 
 _REGISTRY: dict[str, AppKind] = {
     kind: _app_kind(kind, cls, None, None) for kind, cls in {**NET_KINDS, **APP_KINDS}.items()}
+BUILTIN_KINDS = frozenset(_REGISTRY)  # stacklab's own (the docs page lists these)
 
 
 def register_app(kind: str, factory: Callable[..., Any], *,

@@ -40,15 +40,16 @@ from stacklab.net.network import Network, TopologyError, parse_down
 from stacklab.net.units import ParamError, parse_duration
 from stacklab.trace.events import Tracer
 
+from . import ip_config
 from .node_options import NODE_OPTIONS, apply_node_options, check_node_option
 from .registry import AppKind, app_kinds, get_app
 
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "run_scenario"]
 
-TOP_KEYS = ("seed", "duration", "name", "description", "node", "link", "app")
+TOP_KEYS = ("seed", "duration", "name", "description", "autoconfigure", "node", "link", "app")
 NODE_KINDS = ("host", "router", "switch")
-NODE_KEYS = ("name", "kind", "aging", *NODE_OPTIONS)
-LINK_KEYS = ("ends", "name", "down", "forward", "reverse", *LINK_PARAMS)
+NODE_KEYS = ("name", "kind", "aging", *NODE_OPTIONS, *ip_config.NODE_KEYS)
+LINK_KEYS = ("ends", "name", "down", "forward", "reverse", *LINK_PARAMS, *ip_config.LINK_KEYS)
 
 
 # Virtual time is a float of seconds: at 10 years its spacing is 60 ns, still far finer than any
@@ -67,6 +68,7 @@ class Scenario:
     duration: float = 10.0
     name: str = ""
     description: str = ""
+    autoconfigure: bool = True
     nodes: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
     apps: list[dict[str, Any]] = field(default_factory=list)
@@ -131,6 +133,9 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         if not isinstance(value, str):
             raise top.error(f"expected a string, got {value!r}", key)
         setattr(scn, key, value)
+    scn.autoconfigure = data.get("autoconfigure", True)
+    if not isinstance(scn.autoconfigure, bool):
+        raise top.error(f"expected true or false, got {scn.autoconfigure!r}", "autoconfigure")
     for key in ("node", "link", "app"):
         tables = data.get(key, [])
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
@@ -162,6 +167,10 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
                     check_node_option(key, node[key], kind)
                 except ParamError as exc:
                     raise w.error(exc.message, key) from None
+        try:
+            ip_config.check_node(node)
+        except ParamError as exc:
+            raise w.error(exc.message, exc.key) from None
         names[name] = kind
     if not scn.nodes:
         raise top.error("a scenario needs at least one [[node]]", "node")
@@ -204,6 +213,10 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
                 raise w.error(exc.message, "down") from None
         if "name" in link and not isinstance(link["name"], str):
             raise w.error("expected a string", "name")
+        try:
+            ip_config.check_link(link, names)
+        except ParamError as exc:
+            raise w.error(exc.message, exc.key) from None
 
     for i, app in enumerate(scn.apps, 1):
         w = _Where(path, f"[[app]] #{i}")
@@ -261,21 +274,28 @@ def build_network(scn: Scenario, *, seed: int | None = None,
                     apply_node_options(host, node)
             except TopologyError as exc:
                 raise w.error(str(exc), "name") from None
+        made = []
         for i, link in enumerate(scn.links, 1):
             a, b = link["ends"]
             w = _Where(scn.path, f"[[link]] #{i} ({a}-{b})")
             params = {k: v for k, v in link.items() if k in LINK_PARAMS}
             try:
-                net.connect(a, b, name=link.get("name"), forward=link.get("forward"),
-                            reverse=link.get("reverse"), down=link.get("down"), **params)
+                made.append((net.connect(a, b, name=link.get("name"), forward=link.get("forward"),
+                                         reverse=link.get("reverse"), down=link.get("down"),
+                                         **params), link))
             except ParamError as exc:
                 raise w.error(exc.message, exc.key) from None
             except TopologyError as exc:
                 raise w.error(str(exc), exc.key or "ends") from None
+            ip_config.apply_mtu(net, made[-1][0], link)
         try:
-            net.autoconfigure()
+            if scn.autoconfigure:
+                net.autoconfigure()
+            ip_config.apply(net, made, scn.nodes, scn.autoconfigure)
         except TopologyError as exc:
             raise _Where(scn.path, "[[link]]").error(str(exc)) from None
+        except ParamError as exc:
+            raise _Where(scn.path, "[[node]]").error(exc.message, exc.key) from None
     except BaseException:
         net.close()
         raise
