@@ -257,3 +257,11 @@ def test_d14_d23_d24_example_recipes():
                 assert "-d tcp.port==80,data" in line or "&&" not in line, line
         if f.stem == "pmtud-blackhole":  # it exits 1 on purpose: `&&` would skip tshark (D14)
             assert "&& tshark" not in text
+
+
+def test_d29_the_licence_is_an_spdx_string():
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    # a { text = ... } table makes setuptools warn on every install (`make demo`)
+    assert meta["license"] == "MIT"
