@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Any
@@ -313,11 +314,13 @@ def _diagram(args: argparse.Namespace, events: list[Any], lifelines: list[str],
 
 
 class _PrintSink:
-    """Prints each trace event on one line; stops quietly when the reader goes away."""
+    """Prints each trace event on one line, cut to the terminal's width on a terminal and whole
+    otherwise (a file, `| less`, `| grep`); stops quietly when the reader goes away."""
 
     def __init__(self, out: Any) -> None:
         self.out = out
         self.closed = False
+        self.width = shutil.get_terminal_size().columns if out.isatty() else sys.maxsize
 
     def __call__(self, ev: Any) -> None:
         from stacklab.trace.events import format_event
@@ -325,7 +328,7 @@ class _PrintSink:
         if self.closed:
             return
         try:
-            print(format_event(ev), file=self.out)
+            print(format_event(ev, self.width), file=self.out)
         except BrokenPipeError:  # `stacklab run x.toml --trace | head`
             self.closed = True
             devnull = os.open(os.devnull, os.O_WRONLY)
