@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 import time
 from typing import Any
 
@@ -286,10 +287,10 @@ def _diagram(args: argparse.Namespace, events: list[Any], lifelines: list[str],
 
     rows = from_trace(events, lifelines, kinds=kinds)
     shown, cut_note = limit_rows(rows, args.limit)
-    lines = [f"sequence diagram {' / '.join(lifelines)}: {len(rows)} rows "
-             f"(virtual time in seconds; TCP seq/ack relative to each side's ISN)"]
+    lines = [f"sequence diagram {' / '.join(lifelines)}: {len(rows)} rows",
+             "(virtual time in seconds; TCP seq/ack relative to each side's ISN)"]
     if path_note:
-        lines.append(path_note)
+        lines += textwrap.wrap(path_note, 80)
     lines.append(render_text(shown, lifelines))
     if cut_note:
         lines.append(cut_note)

@@ -178,8 +178,7 @@ def connections_table(conns: Iterable[ConnStats]) -> str:
                      _size(c.bytes_received), f"{c.segs_out}/{c.segs_in}", str(c.retransmits),
                      str(c.rto_expiries), _ms(c.srtt), f"{c.rto * 1000:.0f}", _size(c.cwnd)])
     lines = _columns(rows)
-    out = [lines[0], "  (node local > remote above; out/in: payload bytes; srtt and rto in ms; "
-                     "final state)"]
+    out = [lines[0], "  (node local > remote above; out/in: payload bytes; srtt, rto: ms)"]
     for name, line in zip(names, lines[1:], strict=True):
         out += [name, line]
     return "\n".join(out)

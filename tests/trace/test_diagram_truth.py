@@ -74,3 +74,8 @@ def test_d9_row_limit_with_a_note():
     shown, note = limit_rows(rows, 4)
     assert len(shown) == 4 and "6 more rows" in note and "--limit 0" in note
     assert limit_rows(rows, 0) == (rows, "")
+
+
+def test_echo_labels_carry_the_ttl():  # audit D30: the routing-ttl step is about the TTL
+    result = runner.run_step("routing-ttl", runner.StepContext())
+    assert "ttl 1" in result.svg and "ttl 64" in result.svg
