@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return 0
+    except OSError as exc:  # a file that went away or filled up mid-run: say which, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"stacklab {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"stacklab {args.command}: interrupted", file=sys.stderr)
         return 130

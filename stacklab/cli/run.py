@@ -115,6 +115,9 @@ def run_command(args: argparse.Namespace) -> int:
     except (ScenarioError, TopologyError) as exc:
         raise CliError(str(exc)) from None
     except SimulationError as exc:  # a bug in a node or an app: show where
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and not isinstance(cause, ConnectionError):
+            raise cause from None  # an output file failing (disk full): main() says which
         import traceback
 
         print(f"stacklab run: internal error in the simulation: {exc}", file=sys.stderr)

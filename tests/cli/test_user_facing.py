@@ -265,3 +265,9 @@ def test_d29_the_licence_is_an_spdx_string():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     # a { text = ... } table makes setuptools warn on every install (`make demo`)
     assert meta["license"] == "MIT"
+
+
+def test_an_output_failing_mid_run_is_one_line():
+    # /dev/full accepts the open and fails the writes: ENOSPC once the trace is flushed
+    p = stacklab("run", str(EX / "ping.toml"), "--trace-file", "/dev/full")
+    one_line_error(p, 2, "No space left on device")
