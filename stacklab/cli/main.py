@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from types import FrameType
 
 from stacklab import __version__
@@ -69,11 +70,29 @@ def _silence_stdout() -> None:
         pass
 
 
+# After Ctrl-C, how long the run may take to wind down (close captures, cancel tasks) before
+# the process ends anyway: an interrupt that lands where Python swallows it (a finalizer) must
+# not leave the simulation running.
+INTERRUPT_GRACE = 10.0
+_watchdog: threading.Timer | None = None
+
+
+def _give_up() -> None:
+    sys.stderr.write("stacklab: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
     # Ctrl-C: the tasks the interrupted simulation leaves behind hold this KeyboardInterrupt;
     # asyncio would log each as "Unhandled exception in client_connected_cb" while the network
     # closes. The interrupt itself is reported once, by main().
+    global _watchdog
     logging.getLogger("asyncio").disabled = True
+    if _watchdog is None:
+        _watchdog = threading.Timer(INTERRUPT_GRACE, _give_up)
+        _watchdog.daemon = True
+        _watchdog.start()
     raise KeyboardInterrupt
 
 
@@ -107,3 +126,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         logging.getLogger("asyncio").disabled = False
+        if _watchdog is not None:
+            _watchdog.cancel()
