@@ -98,9 +98,12 @@ def test_d6_ctrl_c_is_one_line_and_130(tmp_path, monkeypatch):
                    '[[app]]\nnode = "a"\nkind = "tcp-send"\nto = "b"\nbytes = "100MB"\n')
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, "-m", "stacklab", "run", str(scn)], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "stacklab", "run", str(scn),
+                                 "--trace-file", "/dev/stdout"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(3)
+        assert proc.stdout is not None
+        proc.stdout.readline()  # the simulation runs: its trace has begun
+        time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
