@@ -57,6 +57,10 @@ def _note_text(ev: TraceEvent) -> str | None:
     d = ev.details
     if ev.layer == "tcp":
         if ev.event == "state":
+            if d.get("new") == "LISTEN" and not str(d.get("conn", "")).endswith(":0"):
+                # a connection born of a SYN passes through LISTEN as it is made: drawn there,
+                # it would read as if the SYN put the server into LISTEN (SYN-RECEIVED follows)
+                return None
             return str(d.get("new"))
         if ev.event == "rto":
             return "RTO"

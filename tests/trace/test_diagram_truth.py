@@ -79,3 +79,8 @@ def test_d9_row_limit_with_a_note():
 def test_echo_labels_carry_the_ttl():  # audit D30: the routing-ttl step is about the TTL
     result = runner.run_step("routing-ttl", runner.StepContext())
     assert "ttl 1" in result.svg and "ttl 64" in result.svg
+
+
+def test_d30_a_syn_is_not_drawn_as_putting_the_server_into_listen():
+    result = runner.run_step("tcp-handshake", runner.StepContext())
+    assert "[LISTEN]" not in result.diagram and "[SYN-RECEIVED]" in result.diagram
