@@ -88,6 +88,12 @@ def test_d5_broken_pipe_is_quiet_and_exits_0(args):
     assert err == ""
 
 
+def _ctrl_c_reaches_it() -> None:
+    # a shell's background job (a CI runner, `make test &`) inherits SIGINT ignored, and a
+    # Python started so ignores Ctrl-C for good: give the child the terminal's default
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_d6_ctrl_c_is_one_line_and_130(tmp_path, monkeypatch):
     # a server's connection handler is running when Ctrl-C lands (the case that printed
     # "Unhandled exception in client_connected_cb" and a traceback)
@@ -100,7 +106,8 @@ def test_d6_ctrl_c_is_one_line_and_130(tmp_path, monkeypatch):
     for _ in range(3):
         proc = subprocess.Popen([sys.executable, "-m", "stacklab", "run", str(scn),
                                  "--trace-file", "/dev/stdout"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_ctrl_c_reaches_it)
         assert proc.stdout is not None
         proc.stdout.readline()  # the simulation runs: its trace has begun
         time.sleep(1.0)
@@ -285,7 +292,7 @@ def test_d6_an_interrupt_that_is_swallowed_still_ends_the_run():
             "        pass\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches_it)
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
