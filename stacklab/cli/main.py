@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread():
+        previous = None  # signal handlers belong to the main thread
+    if previous is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)
     try:
         return int(args.func(args) or 0)
@@ -125,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stacklab {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
-        logging.getLogger("asyncio").disabled = False
-        if _watchdog is not None:
-            _watchdog.cancel()
+        _stop_watchdog()
+        if previous is signal.default_int_handler:  # main() called in-process (tests)
+            signal.signal(signal.SIGINT, previous)
+
+
+def _stop_watchdog() -> None:
+    global _watchdog
+    logging.getLogger("asyncio").disabled = False
+    if _watchdog is not None:
+        _watchdog.cancel()
+        _watchdog = None
