@@ -287,13 +287,14 @@ def test_d6_an_interrupt_that_is_swallowed_still_ends_the_run():
     # Ctrl-C landing where Python swallows the KeyboardInterrupt (a finalizer, a callback):
     # the run must end anyway, a grace period later
     code = ("import signal, time\nfrom stacklab.cli import main as m\nm.INTERRUPT_GRACE = 0.5\n"
-            "signal.signal(signal.SIGINT, m._on_sigint)\nprint('ready', flush=True)\n"
-            "while True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n"
-            "        pass\n")
+            "signal.signal(signal.SIGINT, m._on_sigint)\nready = False\n"
+            "while True:\n    try:\n        if not ready:\n            ready = True\n"
+            "            print('ready', flush=True)\n"  # inside the try: the swallowing part
+            "        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches_it)
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130 and err == "stacklab: interrupted\n"
+    assert proc.returncode == 130 and err == "stacklab: interrupted\n", (proc.returncode, err)
