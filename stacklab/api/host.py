@@ -137,9 +137,15 @@ class Host(DrivenHost):
 
     # -- tools (api/tools.py) --------------------------------------------------------------------
     async def ping(self, dst: str, **kwargs: Any) -> tools.PingResult:
+        """Like ping(8): ``count=4, size=56, interval=1.0, df=False, family=None, ttl=None,
+        timeout=2.0, out="stdout"`` (``out=None``: print nothing; the lines are in the result)
+        — see :func:`stacklab.api.tools.ping`."""
         return await tools.ping(self, dst, **kwargs)
 
     async def traceroute(self, dst: str, **kwargs: Any) -> tools.TracerouteResult:
+        """Like traceroute(8): ``max_hops=30, probes=3, wait=3.0, port=33434, method="udp"
+        (or "icmp"), size=60, family=None, out="stdout"`` — see
+        :func:`stacklab.api.tools.traceroute`."""
         return await tools.traceroute(self, dst, **kwargs)
 
     def route_get(self, dst: str | bytes, now: float | None = None) -> str:

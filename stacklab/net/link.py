@@ -235,6 +235,8 @@ class Direction:
         self.labeler: Any = None  # a stacklab.trace.label.Labeler shared by the network
         self.in_air: dict[bytes, deque[float]] = {}  # send times, only while tracing
         self.qstats = QueueStats()  # what the queue (with a rate) saw, across link.set
+        # damaged frames -> the summary of the frame as sent (while tracing)
+        self.corrupted: dict[bytes, str] = {}
         self.receiver: Receiver = Unconnected()  # the receiving node's driver, once wired
         self.rx_ifindex = 0
         self.tx_taps: list[FrameWriter] = []  # pcap writers seeing frames as the sender sends them
@@ -329,6 +331,16 @@ class Direction:
         if not q:
             del self.in_air[frame]
         return sent
+
+    def corrupted_copy(self, frame: bytes, damaged: bytes, t: float) -> bytes:
+        """Counts ``damaged``, a copy of ``frame`` with flipped bits, which goes on in its place;
+        while tracing it keeps the original's send time, and its delivery event carries
+        ``corrupt``: the summary of the frame as it was sent (its ``tx`` event's)."""
+        self.counters["corrupt"] += 1
+        if self.tracer is not None:
+            self.in_air.setdefault(damaged, deque()).append(self.take_sent(frame, t))
+            self.corrupted[damaged] = frame_summary(frame)
+        return damaged
 
     def _stages(self) -> list[Stage]:
         out = []

@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import heapq
+import math
 import selectors
 import weakref
 from collections.abc import Callable, Coroutine, Generator
@@ -247,7 +248,10 @@ class VirtualTimeLoop(HostNetwork, asyncio.SelectorEventLoop):  # type: ignore[m
             events = selector.select(None)  # raises SimulationDeadlock unless a thread woke us
         if events:
             base._process_events(events)
-        end_time = self._vtime + 1e-9
+        # Handles due within 1 ns of now run now (the clock's resolution). Past 2**24 s a float's
+        # spacing exceeds 1e-9 and ``now + 1e-9 == now``: the next representable time bounds it
+        # instead, so a handle due exactly now still runs (else the clock livelocks there).
+        end_time = max(self._vtime + 1e-9, math.nextafter(self._vtime, math.inf))
         while scheduled:
             handle = scheduled[0]
             if handle._when >= end_time:

@@ -86,10 +86,13 @@ class StageContext(Protocol):
     dst_name: str
     in_air: dict[bytes, deque[float]]
     qstats: QueueStats
+    corrupted: dict[bytes, str]
 
     def drop(self, reason: str, frame: bytes, t: float) -> None: ...
 
     def take_sent(self, frame: bytes, t: float) -> float: ...
+
+    def corrupted_copy(self, frame: bytes, damaged: bytes, t: float) -> bytes: ...
 
 
 class Unconnected:
@@ -374,8 +377,7 @@ class Corrupt(Stage):
             if buf:
                 bit = rng.randrange(first, len(buf) * 8)
                 buf[bit >> 3] ^= 0x80 >> (bit & 7)
-            frame = bytes(buf)
-            self.dir.counters["corrupt"] += 1
+            frame = self.dir.corrupted_copy(frame, bytes(buf), t)
         self.next.push(frame, t)
 
 
@@ -465,9 +467,12 @@ class TraceDelivered(Stage):
         d = self.dir
         if d.tracer is not None and d.up:
             sent = d.take_sent(frame, t)
+            extra = {}
+            if frame in d.corrupted:
+                extra["corrupt"] = d.corrupted.pop(frame)
             d.tracer.emit(t, d.dst_name, "link", "deliver", src=d.src_name, dst=d.dst_name,
                           sent=sent, len=len(frame), label=d.labeler.label(frame),
-                          summary=frame_summary(frame))
+                          summary=frame_summary(frame), **extra)
         self.next.push(frame, t)
 
 

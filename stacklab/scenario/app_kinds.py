@@ -32,6 +32,7 @@ from stacklab.net.units import ParamError, parse_size, parse_text
 
 from . import params as p
 from .lan_kinds import LAN_KINDS
+from .params import Param
 
 __all__ = ["APP_KINDS"]
 
@@ -49,6 +50,12 @@ def _mode(params: dict[str, Any]) -> str:
     if mode not in ("passive", "active"):
         raise ParamError("mode", f'expected "passive" or "active", got {mode!r}')
     return str(mode)
+
+
+ROOT = Param("serve the files of this directory (default: virtual files)", "text")
+MODE = Param("data connection: \"passive\" or \"active\"", "text", "passive")
+USER = Param("the login", "text", "anonymous")
+PASSWORD = Param("its password (default for anonymous: stacklab@NODE)", "text")
 
 
 # -- servers -----------------------------------------------------------------------------------
@@ -90,7 +97,8 @@ class _ServerApp:
 class HttpServerApp(_ServerApp):
     """http-server: HTTP/1.1 on ``port``, files from ``root`` or a body of ``bytes`` bytes."""
 
-    params = frozenset({"port", "root", "bytes"})
+    params = {"port": p.port_param(80), "root": ROOT,
+              "bytes": Param("without root: the size of the body any path answers", "size", 1024)}
     default_port = 80
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
@@ -111,7 +119,9 @@ class HttpServerApp(_ServerApp):
 class SmtpServerApp(_ServerApp):
     """smtp-server: SMTP on ``port``, one .eml per message in ``root`` (or memory)."""
 
-    params = frozenset({"port", "root"})
+    params = {"port": p.port_param(25),
+              "root": Param("mailbox directory, one .eml per message (default: in memory)",
+                            "text")}
     default_port = 25
 
     async def start(self) -> Any:
@@ -128,7 +138,10 @@ class SmtpServerApp(_ServerApp):
 class FtpServerApp(_ServerApp):
     """ftp-server: FTP on ``port`` (passive and active), files in ``root`` or virtual."""
 
-    params = frozenset({"port", "root", "bytes", "user", "password"})
+    params = {"port": p.port_param(21), "root": ROOT,
+              "bytes": Param("without root: the size of any file retrieved", "size", 1024),
+              "user": Param("a login accepted beside anonymous", "text"),
+              "password": Param("the password of `user`", "text")}
     default_port = 21
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
@@ -147,7 +160,10 @@ class FtpServerApp(_ServerApp):
 class SshServerApp(_ServerApp):
     """ssh-server: SSH on ``port`` (asyncssh), a small command set, password login."""
 
-    params = frozenset({"port", "user", "password", "root"})
+    params = {"port": p.port_param(22), "user": Param("the login", "text", "stacklab"),
+              "password": Param("its password", "text", "stacklab"),
+              "root": Param("directory SFTP and scp serve, confined to it (none: no SFTP/scp)",
+                            "path", None)}
     default_port = 22
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
@@ -194,7 +210,8 @@ class _ClientApp:
 class HttpGetApp(_ClientApp):
     """http-get: GET ``path`` from ``to``:``port``; reports status, bytes, sha256."""
 
-    params = frozenset({"to", "port", "path", "start"})
+    params = {"to": p.TO, "port": p.port_param(80), "start": p.START,
+              "path": Param("the path to GET", "text", "/")}
     default_port = 80
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
@@ -211,7 +228,10 @@ class HttpGetApp(_ClientApp):
 class SmtpSendApp(_ClientApp):
     """smtp-send: send a message with a ``bytes``-byte body from ``from`` to ``rcpt``."""
 
-    params = frozenset({"to", "port", "from", "rcpt", "bytes", "start"})
+    params = {"to": p.TO, "port": p.port_param(25), "start": p.START,
+              "from": Param("MAIL FROM (default: sender@NODE)", "text"),
+              "rcpt": Param("RCPT TO: an address or a list (default: postmaster@TO)", "text"),
+              "bytes": Param("body size", "size", 1000)}
     default_port = 25
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
@@ -252,7 +272,9 @@ class _FtpApp(_ClientApp):
 class FtpGetApp(_FtpApp):
     """ftp-get: RETR ``path`` (``mode`` passive|active); reports bytes, sha256."""
 
-    params = frozenset({"to", "port", "path", "mode", "user", "password", "start"})
+    params = {"to": p.TO, "port": p.port_param(21), "start": p.START,
+              "path": Param("the file to RETR", "text", required=True), "mode": MODE,
+              "user": USER, "password": PASSWORD}
 
     async def go(self) -> dict[str, Any]:
         from stacklab.apps.ftp import FtpError, ftp_get
@@ -267,7 +289,10 @@ class FtpGetApp(_FtpApp):
 class FtpPutApp(_FtpApp):
     """ftp-put: STOR ``bytes`` deterministic bytes as ``path`` (``mode`` passive|active)."""
 
-    params = frozenset({"to", "port", "path", "bytes", "mode", "user", "password", "start"})
+    params = {"to": p.TO, "port": p.port_param(21), "start": p.START,
+              "path": Param("the name to STOR as", "text", required=True),
+              "bytes": Param("how many deterministic bytes to store", "size", 100_000),
+              "mode": MODE, "user": USER, "password": PASSWORD}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         super().__init__(net, node, params)
@@ -287,7 +312,10 @@ class FtpPutApp(_FtpApp):
 class SshExecApp(_ClientApp):
     """ssh-exec: run ``command`` on ``to``; reports exit status and stdout's bytes, sha256."""
 
-    params = frozenset({"to", "port", "command", "user", "password", "start"})
+    params = {"to": p.TO, "port": p.port_param(22), "start": p.START,
+              "command": Param("the command to run, e.g. \"uname -a\"", "text", required=True),
+              "user": Param("the login", "text", "stacklab"),
+              "password": Param("its password", "text", "stacklab")}
     default_port = 22
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:

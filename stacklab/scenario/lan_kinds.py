@@ -34,11 +34,14 @@ from stacklab.net.units import ParamError, parse_duration, parse_int, parse_text
 from stacklab.stack.dhcp_server import DhcpServer, PoolConfig
 
 from . import params as p
+from .params import Param
 
 __all__ = ["LAN_KINDS", "LAN_OPTIONS", "check_lan_option", "apply_lan_option",
            "start_addressing", "lan_summary"]
 
 LAN_OPTIONS = ("addressing", "dhcp6", "dns", "search")
+
+IFACE = Param("the index of the interface it serves (0: the first)", "integer", 0)
 
 
 def _addresses(value: object, key: str) -> list[str]:
@@ -145,7 +148,15 @@ class _Daemon:
 class DhcpServerApp(_Daemon):
     """dhcp-server: hands out addresses from ``pool`` with router, DNS, domain and MTU."""
 
-    params = frozenset({"pool", "router", "dns", "domain", "mtu", "lease", "interface"})
+    params = {
+        "pool": Param("the addresses it hands out, \"first-last\" (default: .100-.199 of the "
+                      "server's subnet)", "text"),
+        "router": Param("the router option (3) it gives", "address"),
+        "dns": Param("DNS server address(es) it gives (option 6): one or a list", "address"),
+        "domain": Param("the domain name it gives (option 15)", "text"),
+        "mtu": Param("the interface MTU it gives (option 26), 68..65535", "integer"),
+        "lease": Param("the lease time", "duration", "1h"),
+        "interface": IFACE}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         self.net, self.node = net, node
@@ -199,7 +210,9 @@ class DhcpServerApp(_Daemon):
 class DhcpRelayApp(_Daemon):
     """dhcp-relay: relays DHCPv4 from ``interface`` to ``servers`` (a router)."""
 
-    params = frozenset({"servers", "interface"})
+    params = {"servers": Param("the DHCP servers' addresses (one or a list)", "address",
+                         required=True),
+              "interface": Param("the index of the clients' interface", "integer", 0)}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         self.net, self.node = net, node
@@ -227,7 +240,12 @@ class DhcpRelayApp(_Daemon):
 class Dhcp6ServerApp(_Daemon):
     """dhcp6-server: DHCPv6 addresses from ``pool`` (or stateless only) with DNS and domains."""
 
-    params = frozenset({"pool", "dns", "domain", "interface"})
+    params = {
+        "pool": Param("the addresses it hands out, \"first-last\" (without it: stateless, "
+                      "DNS only)", "text"),
+        "dns": Param("DNS server address(es) it gives: one or a list", "address"),
+        "domain": Param("search domain(s) it gives: one or a list", "text"),
+        "interface": IFACE}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         from stacklab.stack.dhcp6_server import Dhcp6Pool
@@ -295,7 +313,9 @@ class _DnsApp(_Daemon):
 class DnsServerApp(_DnsApp):
     """dns-server: authoritative for ``zones`` (tables of records), UDP and TCP."""
 
-    params = frozenset({"zones", "port"})
+    params = {"zones": Param("tables of records per zone, e.g. { \"lab.example\" = { www = "
+                       "\"10.0.1.10\", web = \"CNAME www\" } }", "table", required=True),
+              "port": p.port_param(53)}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         super().__init__(net, node, params)
@@ -321,7 +341,9 @@ class DnsServerApp(_DnsApp):
 class DnsResolverApp(_DnsApp):
     """dns-resolver: recursive and caching, asking the ``upstream`` servers."""
 
-    params = frozenset({"upstream", "port"})
+    params = {"upstream": Param("the servers it asks (one address or a list)", "address",
+                           required=True),
+              "port": p.port_param(53)}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         super().__init__(net, node, params)
@@ -347,7 +369,11 @@ class DnsResolverApp(_DnsApp):
 class DnsLookupApp:
     """dns-lookup: resolve ``name`` with the host's stub resolver; ``expect`` the answer."""
 
-    params = frozenset({"name", "family", "expect", "start"})
+    params = {"name": Param("the name to resolve", "text", required=True),
+              "family": Param("4, 6 or \"any\" (A, AAAA or both)", "text", "any"),
+              "expect": Param("the addresses it should get (ok only then): one or a list",
+                              "address"),
+              "start": p.START}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         self.node = node

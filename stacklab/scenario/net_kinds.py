@@ -19,6 +19,7 @@ from stacklab.net.units import ParamError, parse_bool, parse_duration, parse_int
 from stacklab.stack.tcp.congestion import available_congestion
 
 from . import params as p
+from .params import Param
 
 __all__ = ["NET_KINDS"]
 
@@ -41,13 +42,23 @@ class _Client:
         raise NotImplementedError
 
 
+MAX_SEND = 256_000_000  # tcp-send's bytes: held in memory (and random.randbytes' limit)
+
+
 # -- TCP ------------------------------------------------------------------------------------------
 class TcpSendApp(_Client):
     """tcp-send: connect to ``to``:``port``, send ``bytes`` bytes (or a ``file``), half-close,
     read until the peer closes; reports sha256 of what was sent (and of what came back)."""
 
-    params = frozenset({"to", "port", "bytes", "file", "start", "family", "nodelay", "maxseg",
-                        "congestion"})
+    params = {
+        "to": p.TO, "port": p.port_param(9), "start": p.START, "family": p.FAMILY,
+        "bytes": Param("how many (deterministic pseudo-random) bytes to send, at most 256MB",
+                       "size", 100_000),
+        "file": Param("send this file's bytes instead of `bytes`", "text"),
+        "nodelay": Param("TCP_NODELAY: no Nagle delay for small segments", "bool", True),
+        "maxseg": Param("TCP_MAXSEG: cap the MSS (bytes, 88..65495)", "size"),
+        "congestion": Param("congestion control (TCP_CONGESTION): reno, cubic... (default: the "
+                            "node's sysctl net.ipv4.tcp_congestion_control)", "text")}
 
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)
@@ -68,6 +79,9 @@ class TcpSendApp(_Client):
                 raise ParamError("file", str(exc)) from None
         else:
             n = parse_size(params.get("bytes", 100_000), "bytes")
+            if n > MAX_SEND:
+                raise ParamError("bytes", f"at most {MAX_SEND:,} bytes (they are generated "
+                                          f"in memory), got {n:,}")
             self.data = random.Random(f"{net.seed}/tcp-send/{node.name}").randbytes(n)
 
     async def go(self) -> dict[str, Any]:
@@ -79,6 +93,7 @@ class TcpSendApp(_Client):
             cfg = cfg.replace(congestion=self.congestion)
         reader, writer = await node.open_connection(self.to, self.port, config=cfg,
                                                     family=self.family)
+        self.writer = writer
         info = writer.get_extra_info("tcp_info")
         tcb = writer.get_extra_info("tcb")
         writer.write(self.data)
@@ -98,21 +113,33 @@ class TcpSendApp(_Client):
                                "throughput_bps": round(8 * len(self.data) / elapsed)
                                if elapsed > 0 else None}
         if tcb is not None and tcb.cwnd_log:
-            # cwnd over time, thinned to at most ~200 points: [t (s), cwnd, ssthresh] in bytes
+            # cwnd over time, thinned to at most ~200 points: [t, cwnd, ssthresh], t in seconds
+            # of virtual time (as in the trace, the plots and the pcaps), sizes in bytes
             log = tcb.cwnd_log
             step = max(1, len(log) // 200)
-            out["cwnd"] = [[round(t - t0, 6), cw, min(ss, 1 << 30)] for t, cw, ss in log[::step]]
+            out["cwnd"] = [[round(t, 6), cw, min(ss, 1 << 30)] for t, cw, ss in log[::step]]
         if back:
             out["received"] = len(back)
             out["received_sha256"] = hashlib.sha256(back).hexdigest()
         return out
+
+    def result(self) -> dict[str, Any]:
+        """How far a transfer still running at the end got: bytes acknowledged of all, and
+        the retransmissions it took."""
+        writer = getattr(self, "writer", None)
+        if writer is None:
+            return {"bytes": len(self.data), "acked": 0}
+        info = writer.get_extra_info("tcp_info")
+        return {"bytes": len(self.data), "acked": info["bytes_acked"],
+                "state": info["state"], "retransmits": info["retransmits"],
+                "rto_expiries": info["rto_expiries"], "mss": info["snd_mss"]}
 
 
 class TcpSinkApp:
     """tcp-sink: accept connections on ``port`` and read everything (sha256 per connection);
     on both families unless ``family`` names one."""
 
-    params = frozenset({"port", "family"})
+    params = {"port": p.port_param(9), "family": p.LISTEN_FAMILY}
     daemon = True
     echo = False
 
@@ -175,8 +202,14 @@ class UdpSendApp(_Client):
     """udp-send: ``count`` datagrams of ``size`` bytes to ``to``:``port``, ``interval`` apart
     (``to`` may be a multicast group; ``ttl``: its IP_MULTICAST_TTL, else the unicast TTL)."""
 
-    params = frozenset({"to", "port", "size", "count", "interval", "df", "family", "start",
-                        "ttl"})
+    params = {
+        "to": p.TO, "port": p.port_param(9), "start": p.START, "family": p.FAMILY,
+        "size": Param("payload bytes per datagram (0..65507)", "size", 512),
+        "count": Param("how many datagrams", "integer", 1),
+        "interval": Param("time between datagrams", "duration", "10ms"),
+        "df": Param("set Don't Fragment (IPv4)", "bool", False),
+        "ttl": Param("IP TTL / hop limit, 0..255 (to a multicast group: IP_MULTICAST_TTL, "
+                     "default 1; else the node's)", "integer")}
 
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)
@@ -221,7 +254,8 @@ class UdpSinkApp:
     """udp-sink: receive datagrams on ``port`` until the scenario ends; on both families unless
     ``family`` names one; ``group``: join that multicast group first (IP_ADD_MEMBERSHIP)."""
 
-    params = frozenset({"port", "family", "group"})
+    params = {"port": p.port_param(9), "family": p.LISTEN_FAMILY,
+              "group": Param("a multicast group to join first (IP_ADD_MEMBERSHIP)", "address")}
     daemon = True
 
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
@@ -291,7 +325,13 @@ class UdpSinkApp:
 class PingApp(_Client):
     """ping: echo requests to ``to`` (count, size, interval, df, family, ttl)."""
 
-    params = frozenset({"to", "count", "size", "interval", "df", "family", "ttl", "start"})
+    params = {
+        "to": p.TO, "start": p.START, "family": p.FAMILY,
+        "count": Param("echo requests to send (ping -c)", "integer", 4),
+        "size": Param("payload bytes per request (ping -s)", "size", 56),
+        "interval": Param("time between requests (ping -i)", "duration", "1s"),
+        "df": Param("set Don't Fragment (ping -M do)", "bool", False),
+        "ttl": Param("IP TTL / hop limit, 1..255 (ping -t; default: the node's)", "integer")}
 
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)
@@ -315,7 +355,14 @@ class PingApp(_Client):
 class TracerouteApp(_Client):
     """traceroute: the routers on the path to ``to`` (method udp|icmp, max_hops, wait)."""
 
-    params = frozenset({"to", "family", "method", "max_hops", "probes", "wait", "start"})
+    params = {
+        "to": p.TO, "start": p.START, "family": p.FAMILY,
+        "method": Param("probe with \"udp\" datagrams or \"icmp\" echo requests", "text",
+                        "udp"),
+        "max_hops": Param("the largest TTL tried (traceroute -m), 1..255", "integer", 30),
+        "probes": Param("probes per hop (traceroute -q), 1..10", "integer", 3),
+        "wait": Param("how long to wait for each probe's answer (traceroute -w)", "duration",
+                      "3s")}
 
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)

@@ -7,6 +7,9 @@ here by name. More can be added with a factory::
 
     register_app("probe", ProbeApp, params={"to", "count"})
 
+``params`` may be a set of names or, for the reference (``docs/scenarios.md``, ``run --list``),
+a dict of name -> :class:`~stacklab.scenario.params.Param` (what it is, unit, default, required).
+
 ``factory(net, node, params) -> app`` is called with the :class:`~stacklab.net.network.Network`,
 the node object the ``[[app]]`` table names, and the table's other keys (``node`` and ``kind``
 removed; values as written in the file: parse units with :mod:`stacklab.net.units`). The keys
@@ -30,14 +33,15 @@ The app object:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .app_kinds import APP_KINDS
 from .net_kinds import NET_KINDS
+from .params import Param
 from .tls_kinds import TLS_APP_KINDS
 
-__all__ = ["AppKind", "app_kinds", "get_app", "register_app"]
+__all__ = ["BUILTIN_KINDS", "AppKind", "app_kinds", "get_app", "register_app"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class AppKind:
     factory: Callable[..., Any]
     params: frozenset[str]
     doc: str = ""
+    schema: dict[str, Param] = field(default_factory=dict)  # documented parameters
 
 
 def _app_kind(kind: str, factory: Callable[..., Any], params: Iterable[str] | None,
@@ -58,13 +63,17 @@ def _app_kind(kind: str, factory: Callable[..., Any], params: Iterable[str] | No
     bad = names & {"node", "kind"}
     if bad:
         raise ValueError(f"app kind {kind!r}: {sorted(bad)} are reserved keys")
-    text = doc if doc is not None else (factory.__doc__ or "").strip().split("\n")[0]
-    return AppKind(kind, factory, names, text)
+    if doc is None:  # the docstring's first paragraph, on one line
+        doc = " ".join((factory.__doc__ or "").strip().split("\n\n")[0].split())
+    schema = {k: v for k, v in params.items() if isinstance(v, Param)} \
+        if isinstance(params, dict) else {}
+    return AppKind(kind, factory, names, doc, schema)
 
 
 _REGISTRY: dict[str, AppKind] = {
     kind: _app_kind(kind, cls, None, None)
     for kind, cls in {**NET_KINDS, **APP_KINDS, **TLS_APP_KINDS}.items()}
+BUILTIN_KINDS = frozenset(_REGISTRY)  # stacklab's own (the docs page lists these)
 
 
 def register_app(kind: str, factory: Callable[..., Any], *,

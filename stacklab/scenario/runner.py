@@ -33,6 +33,7 @@ Errors name the file, the table and the key: ``FILE: [[link]] #2 (a-r): key 'del
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable
@@ -46,16 +47,23 @@ from stacklab.net.network import Network, TopologyError, parse_down
 from stacklab.net.units import ParamError, parse_duration
 from stacklab.trace.events import Tracer
 
+from . import ip_config
 from .lan_kinds import lan_summary, start_addressing
 from .node_options import NODE_OPTIONS, apply_node_options, check_node_option
 from .registry import AppKind, app_kinds, get_app
 
 __all__ = ["Scenario", "ScenarioError", "check_scenario", "load_scenario", "run_scenario"]
 
-TOP_KEYS = ("seed", "duration", "name", "description", "node", "link", "app", "event")
+TOP_KEYS = ("seed", "duration", "name", "description", "autoconfigure", "node", "link", "app",
+            "event")
 NODE_KINDS = ("host", "router", "switch")
-NODE_KEYS = ("name", "kind", "aging", *NODE_OPTIONS)
-LINK_KEYS = ("ends", "name", "down", "forward", "reverse", *LINK_PARAMS)
+NODE_KEYS = ("name", "kind", "aging", *NODE_OPTIONS, *ip_config.NODE_KEYS)
+LINK_KEYS = ("ends", "name", "down", "forward", "reverse", *LINK_PARAMS, *ip_config.LINK_KEYS)
+
+
+# Virtual time is a float of seconds: at 10 years its spacing is 60 ns, still far finer than any
+# link delay or timer; beyond that timings would visibly round.
+MAX_DURATION = 10 * 365 * 86400.0
 
 
 class ScenarioError(StacklabError, ValueError):
@@ -69,6 +77,7 @@ class Scenario:
     duration: float = 10.0
     name: str = ""
     description: str = ""
+    autoconfigure: bool = True
     nodes: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
     apps: list[dict[str, Any]] = field(default_factory=list)
@@ -104,6 +113,13 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
             data = tomllib.load(fp)
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 text (a binary file, another encoding)
+        raise ScenarioError(f"{path}: not a TOML text file: byte {exc.start} is not UTF-8 "
+                            f"({exc.object[exc.start:exc.start + 1]!r})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
     return check_scenario(data, path)
@@ -125,11 +141,17 @@ def check_scenario(data: dict[str, Any], path: str = "<scenario>") -> Scenario:
         raise top.error(exc.message, "duration") from None
     if scn.duration <= 0:
         raise top.error("the duration must be positive", "duration")
+    if scn.duration > MAX_DURATION:
+        raise top.error(f"at most {MAX_DURATION:g} s (10 years) of virtual time; got "
+                        f"{scn.duration:g} s", "duration")
     for key in ("name", "description"):
         value = data.get(key, "")
         if not isinstance(value, str):
             raise top.error(f"expected a string, got {value!r}", key)
         setattr(scn, key, value)
+    scn.autoconfigure = data.get("autoconfigure", True)
+    if not isinstance(scn.autoconfigure, bool):
+        raise top.error(f"expected true or false, got {scn.autoconfigure!r}", "autoconfigure")
     for key in ("node", "link", "app", "event"):
         tables = data.get(key, [])
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
@@ -162,6 +184,10 @@ def check_scenario(data: dict[str, Any], path: str = "<scenario>") -> Scenario:
                     check_node_option(key, node[key], kind)
                 except ParamError as exc:
                     raise w.error(exc.message, key) from None
+        try:
+            ip_config.check_node(node)
+        except ParamError as exc:
+            raise w.error(exc.message, exc.key) from None
         names[name] = kind
     if not scn.nodes:
         raise top.error("a scenario needs at least one [[node]]", "node")
@@ -184,6 +210,9 @@ def check_scenario(data: dict[str, Any], path: str = "<scenario>") -> Scenario:
             params = LinkParams().with_updates(base)
         except ParamError as exc:
             raise w.error(exc.message, exc.key) from None
+        if params.delay >= scn.duration:
+            raise w.error(f"{params.delay:g} s is not shorter than the scenario's duration "
+                          f"({scn.duration:g} s): no frame would ever arrive", "delay")
         for side in ("forward", "reverse"):
             if side in link:
                 own = link[side]
@@ -201,6 +230,10 @@ def check_scenario(data: dict[str, Any], path: str = "<scenario>") -> Scenario:
                 raise w.error(exc.message, "down") from None
         if "name" in link and not isinstance(link["name"], str):
             raise w.error("expected a string", "name")
+        try:
+            ip_config.check_link(link, names)
+        except ParamError as exc:
+            raise w.error(exc.message, exc.key) from None
 
     for i, app in enumerate(scn.apps, 1):
         w = _Where(path, f"[[app]] #{i}")
@@ -211,12 +244,32 @@ def check_scenario(data: dict[str, Any], path: str = "<scenario>") -> Scenario:
             raise w.error(f"{on!r} is a switch; apps run on hosts and routers", "node")
         if not isinstance(app.get("kind"), str):
             raise w.error("every app needs a kind, e.g. kind = \"ping\"", "kind")
+        to = app.get("to")
+        if isinstance(to, str) and to not in names and not _is_address(to):
+            raise w.error(f"no node named {to!r} and not an IP address "
+                          f"(nodes: {', '.join(names)})", "to")
+        if "start" in app:
+            try:
+                start = parse_duration(app["start"], "start")
+            except ParamError as exc:
+                raise w.error(exc.message, "start") from None
+            if start >= scn.duration:
+                raise w.error(f"{start:g} s is not before the end of the scenario "
+                              f"(duration {scn.duration:g} s)", "start")
     for i, event in enumerate(scn.events, 1):
         try:
             check_event(event, names)
         except ParamError as exc:
             raise _Where(path, f"[[event]] #{i}").error(exc.message, exc.key) from None
     return scn
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -243,21 +296,28 @@ def build_network(scn: Scenario, *, seed: int | None = None,
                     apply_node_options(host, node)
             except TopologyError as exc:
                 raise w.error(str(exc), "name") from None
+        made = []
         for i, link in enumerate(scn.links, 1):
             a, b = link["ends"]
             w = _Where(scn.path, f"[[link]] #{i} ({a}-{b})")
             params = {k: v for k, v in link.items() if k in LINK_PARAMS}
             try:
-                net.connect(a, b, name=link.get("name"), forward=link.get("forward"),
-                            reverse=link.get("reverse"), down=link.get("down"), **params)
+                made.append((net.connect(a, b, name=link.get("name"), forward=link.get("forward"),
+                                         reverse=link.get("reverse"), down=link.get("down"),
+                                         **params), link))
             except ParamError as exc:
                 raise w.error(exc.message, exc.key) from None
             except TopologyError as exc:
                 raise w.error(str(exc), exc.key or "ends") from None
+            ip_config.apply_mtu(net, made[-1][0], link)
         try:
-            net.autoconfigure()
+            if scn.autoconfigure:
+                net.autoconfigure()
+            ip_config.apply(net, made, scn.nodes, scn.autoconfigure)
         except TopologyError as exc:
             raise _Where(scn.path, "[[link]]").error(str(exc)) from None
+        except ParamError as exc:
+            raise _Where(scn.path, "[[node]]").error(exc.message, exc.key) from None
         try:
             schedule_events(net, scn.events)
         except TopologyError as exc:
@@ -315,18 +375,25 @@ def _partial(run: _AppRun) -> dict[str, Any]:
 
 
 def run_scenario(path: str | os.PathLike[str] | Scenario, *, seed: int | None = None,
-                 pcap: str | None = None, tracer: Tracer | None = None,
-                 inspect: Callable[[Network], None] | None = None) -> dict[str, Any]:
-    """Load, build and run a scenario (a file, or a checked :class:`Scenario`); return its
+                 pcap: str | None = None, pcap_points: tuple[str, ...] = ("rx",),
+                 tracer: Tracer | None = None,
+                 inspect: Callable[[Network], None] | None = None,
+                 on_start: Callable[[Network], None] | None = None) -> dict[str, Any]:
+    """Load (unless given a checked :class:`Scenario`), build and run a scenario; return its
     summary (the ``--json`` output).
 
-    ``inspect(net)`` is called at the end of the run, before the network closes (statistics)."""
+    ``pcap_points``: "rx" and/or "tx" (:meth:`Network.capture`). ``on_start(net)`` is called
+    when the simulation is about to start (progress reports), ``inspect(net)`` at the end of the
+    run, before the network closes (statistics)."""
     scn = path if isinstance(path, Scenario) else load_scenario(path)
     net = build_network(scn, seed=seed, tracer=tracer)
     try:
         if pcap:
-            net.capture(pcap)
+            for point in pcap_points:
+                net.capture(pcap, point)
         runs = _make_apps(scn, net)
+        if on_start is not None:
+            on_start(net)
         loop = net.loop
         for i, run in enumerate(runs, 1):
             run.task = loop.create_task(_run_app(net, run),

@@ -34,6 +34,7 @@ from typing import Any
 from stacklab.apps.common import pattern_bytes, sha256_hex
 from stacklab.net.units import ParamError, parse_int
 
+from . import params as p
 from .app_kinds import (
     FtpGetApp,
     FtpPutApp,
@@ -46,8 +47,24 @@ from .app_kinds import (
     _size,
     _text,
 )
+from .params import Param
 
 __all__ = ["TLS_APP_KINDS"]
+
+
+# the reference entries of the keys these kinds add (docs/scenarios.md)
+CA = Param("the scenario CA that signs the server's certificate and the client trusts", "text",
+           "scenario")
+SERVER_NAME = Param("the name the client checks in the server's certificate (default: `to`)",
+                    "text")
+FTP_TLS = Param("\"explicit\" (AUTH TLS on the control connection) or \"implicit\" (TLS from "
+                "the first byte, port 990)", "text", "explicit")
+SMTP_TLS = Param("\"starttls\" (RFC 3207) or \"implicit\" (TLS from the first byte, port 465)",
+                 "text", "starttls")
+SSH_PORT = p.port_param(22)
+USER = Param("the SSH login", "text", "stacklab")
+PASSWORD = Param("its password", "text", "stacklab")
+PATH = Param("the file, relative to the server's root", "text", required=True)
 
 
 def _ca(params: dict[str, Any]) -> str:
@@ -82,7 +99,7 @@ class _TlsClient:
 class HttpsServerApp(HttpServerApp):
     """https-server: HTTPS on ``port`` (443), certificate from the scenario CA ``ca``."""
 
-    params = HttpServerApp.params | {"ca"}
+    params = {**HttpServerApp.params, "ca": CA}
     default_port = 443
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
@@ -98,7 +115,7 @@ class HttpsServerApp(HttpServerApp):
 class HttpsGetApp(HttpGetApp, _TlsClient):
     """https-get: GET ``path`` over TLS, the certificate checked against ``server_name``."""
 
-    params = HttpGetApp.params | {"ca", "server_name"}
+    params = {**HttpGetApp.params, "ca": CA, "server_name": SERVER_NAME}
     default_port = 443
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
@@ -120,7 +137,7 @@ _FTP_MODES = ("explicit", "implicit")
 class FtpsServerApp(FtpServerApp):
     """ftps-server: FTP over TLS, ``tls`` = explicit (AUTH TLS, 21) or implicit (990)."""
 
-    params = FtpServerApp.params | {"ca", "tls"}
+    params = {**FtpServerApp.params, "ca": CA, "tls": FTP_TLS}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         self.tls_mode = _tls_mode(params, _FTP_MODES)
@@ -148,7 +165,7 @@ class _FtpsClient(_TlsClient):
 class FtpsGetApp(FtpGetApp, _FtpsClient):
     """ftps-get: RETR ``path`` over FTPS (``tls`` explicit|implicit, private data)."""
 
-    params = FtpGetApp.params | {"ca", "tls", "server_name"}
+    params = {**FtpGetApp.params, "ca": CA, "tls": FTP_TLS, "server_name": SERVER_NAME}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         mode = _tls_mode(params, _FTP_MODES)
@@ -167,7 +184,7 @@ class FtpsGetApp(FtpGetApp, _FtpsClient):
 class FtpsPutApp(FtpPutApp, _FtpsClient):
     """ftps-put: STOR ``bytes`` deterministic bytes as ``path`` over FTPS."""
 
-    params = FtpPutApp.params | {"ca", "tls", "server_name"}
+    params = {**FtpPutApp.params, "ca": CA, "tls": FTP_TLS, "server_name": SERVER_NAME}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         mode = _tls_mode(params, _FTP_MODES)
@@ -191,7 +208,7 @@ _SMTP_MODES = ("starttls", "implicit")
 class SmtpsServerApp(SmtpServerApp):
     """smtps-server: SMTP with STARTTLS required (25) or implicit TLS (465)."""
 
-    params = SmtpServerApp.params | {"ca", "tls"}
+    params = {**SmtpServerApp.params, "ca": CA, "tls": SMTP_TLS}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         self.tls_mode = _tls_mode(params, _SMTP_MODES)
@@ -209,7 +226,7 @@ class SmtpsServerApp(SmtpServerApp):
 class SmtpsSendApp(SmtpSendApp, _TlsClient):
     """smtps-send: send a message over STARTTLS or implicit TLS, never in the clear."""
 
-    params = SmtpSendApp.params | {"ca", "tls", "server_name"}
+    params = {**SmtpSendApp.params, "ca": CA, "tls": SMTP_TLS, "server_name": SERVER_NAME}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         self.tls_mode = _tls_mode(params, _SMTP_MODES)
@@ -256,7 +273,8 @@ class _SftpApp(_ClientApp):
 class SftpGetApp(_SftpApp):
     """sftp-get: read ``path`` over SFTP; reports bytes, sha256."""
 
-    params = frozenset({"to", "port", "path", "user", "password", "start"})
+    params = {"to": p.TO, "port": SSH_PORT, "path": PATH, "user": USER, "password": PASSWORD,
+              "start": p.START}
 
     async def transfer(self, conn: Any) -> dict[str, Any]:
         from stacklab.apps.ssh import sftp_get
@@ -267,7 +285,9 @@ class SftpGetApp(_SftpApp):
 class SftpPutApp(_SftpApp):
     """sftp-put: write ``bytes`` deterministic bytes as ``path`` over SFTP."""
 
-    params = frozenset({"to", "port", "path", "bytes", "user", "password", "start"})
+    params = {"to": p.TO, "port": SSH_PORT, "path": PATH,
+              "bytes": Param("how many bytes to write", "size", 100_000), "user": USER,
+              "password": PASSWORD, "start": p.START}
 
     def __init__(self, net: Any, node: Any, params: dict[str, Any]) -> None:
         super().__init__(net, node, params)
@@ -283,8 +303,11 @@ class SftpPutApp(_SftpApp):
 class SshForwardApp(_ClientApp):
     """ssh-forward: ssh -L ``listen``:``dest``:``dest_port`` through the SSH server ``to``."""
 
-    params = frozenset({"to", "port", "listen", "dest", "dest_port", "user", "password",
-                        "start"})
+    params = {"to": p.TO, "port": SSH_PORT,
+              "listen": Param("the local port to listen on (ssh -L)", "port", required=True),
+              "dest": Param("where the server connects (default: `to`)", "node"),
+              "dest_port": Param("the port it connects to", "port", required=True),
+              "user": USER, "password": PASSWORD, "start": p.START}
     default_port = 22
     daemon = True
 

@@ -66,8 +66,7 @@ class Mangler(Stage):
         if self.pick(frame):
             b = bytearray(frame)
             b[len(b) - self.offset] ^= 0x10
-            self.dir.counters["corrupt"] += 1
-            frame = bytes(b)
+            frame = self.dir.corrupted_copy(frame, bytes(b), t)
         self.next.push(frame, t)
 
 

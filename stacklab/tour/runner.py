@@ -7,9 +7,18 @@ from __future__ import annotations
 
 import io
 
-from . import steps_apps, steps_ip, steps_pmtu, steps_tcp  # noqa: F401  (register the steps)
+from . import (  # noqa: F401  (register the steps)
+    steps_apps,
+    steps_ip,
+    steps_lan,
+    steps_pmtu,
+    steps_services,
+    steps_tcp,
+    steps_tls,
+)
 from .registry import STEPS, StepContext, StepResult
 from .texts import ORDER, TEXTS
+from .texts_ko import translate
 
 __all__ = ["StepContext", "StepResult", "available", "explanation", "render_step", "run_step",
            "title"]
@@ -49,14 +58,14 @@ def render_step(name: str, result: StepResult, lang: str, index: int, total: int
     if result.diagram:
         console.print(result.diagram, markup=False, highlight=False, soft_wrap=True)
     for line in result.notes:
-        console.print(line, markup=False, highlight=False)
+        console.print(translate(line, lang), markup=False, highlight=False)
     rows = result.table()
     if rows:
         table = Table(show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")
         table.add_column()
         for label, text in rows:
-            table.add_row(label, text)
+            table.add_row(translate(label, lang), translate(text, lang))
         console.print(table)
     console.print()
     return buf.getvalue()

@@ -22,27 +22,9 @@ from stacklab.wire.ethernet import ETH_P_ARP, EthernetView
 
 from .lab import Lab, addr, counter, l4, lab_step, udp_view
 from .registry import StepResult
-from .texts import TEXTS
 
 _LINES = ["laptop", "gw", "ns"]
 _DELAY = 0.002
-
-# the chapter's text (title, two-line explanation), by language; see stacklab/tour/texts.py
-LAN_TEXTS = {
-    "lan-dhcp-dns": {
-        "en": ("A LAN that boots with DHCP and DNS",
-               "A new host has no address: it broadcasts DHCP DISCOVER, takes the OFFER, "
-               "REQUESTs it,\n"
-               "checks with ARP that nobody uses it, and learns its router and DNS server "
-               "from the ACK."),
-        "ko": ("DHCP와 DNS로 시작하는 LAN",
-               "새 호스트는 주소가 없어 DHCP DISCOVER를 브로드캐스트하고, "
-               "OFFER를 받아 REQUEST하며,\n"
-               "ARP로 주소 충돌을 확인한 뒤 ACK에서 라우터와 DNS 서버를 배웁니다."),
-    },
-}
-TEXTS.update(LAN_TEXTS)
-
 
 def _label(frame: bytes) -> str | None:
     """What a frame is, for the diagram; None for what the chapter leaves out (NDP...)."""

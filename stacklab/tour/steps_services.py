@@ -14,31 +14,6 @@ from stacklab.wire.addr import ip_str
 
 from .lab import Lab, addr, counter, lab_step, payload
 from .registry import StepResult
-from .texts import TEXTS
-
-# The texts of this chapter (moved into texts.py, with ORDER, when the chapter is merged)
-SERVICE_TEXTS: dict[str, dict[str, tuple[str, str]]] = {
-    "home-nat": {
-        "en": ("A home network behind NAT",
-               "The home router rewrites each connection's source to its one outside address "
-               "and\nport (masquerade) and remembers it (conntrack), so answers and ICMP find "
-               "the way back."),
-        "ko": ("NAT 뒤의 가정 네트워크",
-               "가정용 라우터는 연결마다 출발지를 바깥 주소와 포트로 바꾸고(매스커레이드) "
-               "기억합니다\n(conntrack). 그래서 응답과 ICMP 오류가 안쪽 호스트로 되돌아옵니다."),
-    },
-    "multicast-stream": {
-        "en": ("A multicast stream",
-               "One sender, many receivers: hosts join a group (IGMP/MLD report), the switch "
-               "floods\nthe group's frames, and only members keep them. No member, no copy on "
-               "the host."),
-        "ko": ("멀티캐스트 스트림",
-               "송신자 하나, 수신자 여럿: 호스트가 그룹에 가입하면(IGMP/MLD 보고) 스위치가 "
-               "프레임을\n모든 포트로 보내고, 가입한 호스트만 받습니다."),
-    },
-}
-for _name, _text in SERVICE_TEXTS.items():
-    TEXTS.setdefault(_name, _text)
 
 
 @lab_step("home-nat")

@@ -11,23 +11,8 @@ from stacklab.trace.diagram import Arrow, Note, Row
 
 from .lab import Lab, addr, cut, lab_step, tcp_view
 from .registry import StepResult
-from .texts import TEXTS
 
 _LINES = ["client", "server"]
-
-# The chapter's text, for stacklab.tour.texts (the integrator moves it there, after "smtp",
-# with this module's import in runner.py, and deletes this): until then the step is
-# registered but not in the tour's ORDER, so ``stacklab tour`` does not show it yet.
-TEXTS.setdefault("tls", {
-    "en": ("TLS: the secure forms of HTTP, FTP and SMTP",
-           "TLS runs over TCP: ClientHello and ServerHello in the clear, then everything is\n"
-           "ciphertext. HTTPS, FTPS and SMTP STARTTLS check the server's certificate and name."),
-    "ko": ("TLS: HTTP, FTP, SMTP의 보안 버전",
-           "TLS는 TCP 위에서 동작합니다: ClientHello와 ServerHello만 평문이고\n"
-           "나머지는 암호문입니다. HTTPS, FTPS, SMTP STARTTLS는 서버 인증서와\n"
-           "이름을 확인합니다."),
-})
-
 
 def _rows(lab: Lab, start: float) -> list[Row]:
     """TCP rows from ``start`` on without the bare ACKs, and the TLS notes."""

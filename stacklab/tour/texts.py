@@ -87,6 +87,15 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
                "SMTP는 인터넷으로 메일을 보낼 때 쓰는 프로토콜입니다: EHLO, MAIL FROM, RCPT TO, DATA.\n"
                "클라이언트가 메시지를 서버에 넘기고 서버가 메일함에 저장합니다."),
     },
+    "tls": {
+        "en": ("TLS: the secure forms of HTTP, FTP and SMTP",
+               "TLS runs over TCP: ClientHello and ServerHello in the clear, then everything is\n"
+               "ciphertext. HTTPS, FTPS and SMTP STARTTLS check the server's certificate and name."),
+        "ko": ("TLS: HTTP, FTP, SMTP의 보안 버전",
+               "TLS는 TCP 위에서 동작합니다: ClientHello와 ServerHello만 평문이고\n"
+               "나머지는 암호문입니다. HTTPS, FTPS, SMTP STARTTLS는 서버 인증서와\n"
+               "이름을 확인합니다."),
+    },
     "tcp-handshake": {
         "en": ("TCP 3-way handshake",
                "SYN carries the client's ISN; SYN+ACK the server's ISN and ack = client ISN + 1; ACK\n"
@@ -167,6 +176,35 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "ko": ("ARP",
                "IPv4 이웃에게 보내기 전에 MAC 주소가 필요합니다: 'who-has'를 브로드캐스트하면\n"
                "주인이 응답하고, 그동안 패킷은 큐에서 기다립니다."),
+    },
+    "lan-dhcp-dns": {
+        "en": ("A LAN that boots with DHCP and DNS",
+               "A new host has no address: it broadcasts DHCP DISCOVER, takes the OFFER, "
+               "REQUESTs it,\n"
+               "checks with ARP that nobody uses it, and learns its router and DNS server "
+               "from the ACK."),
+        "ko": ("DHCP와 DNS로 시작하는 LAN",
+               "새 호스트는 주소가 없어 DHCP DISCOVER를 브로드캐스트하고, "
+               "OFFER를 받아 REQUEST하며,\n"
+               "ARP로 주소 충돌을 확인한 뒤 ACK에서 라우터와 DNS 서버를 배웁니다."),
+    },
+    "home-nat": {
+        "en": ("A home network behind NAT",
+               "The home router rewrites each connection's source to its one outside address "
+               "and\nport (masquerade) and remembers it (conntrack), so answers and ICMP find "
+               "the way back."),
+        "ko": ("NAT 뒤의 가정 네트워크",
+               "가정용 라우터는 연결마다 출발지를 바깥 주소와 포트로 바꾸고(매스커레이드) "
+               "기억합니다\n(conntrack). 그래서 응답과 ICMP 오류가 안쪽 호스트로 되돌아옵니다."),
+    },
+    "multicast-stream": {
+        "en": ("A multicast stream",
+               "One sender, many receivers: hosts join a group (IGMP/MLD report), the switch "
+               "floods\nthe group's frames, and only members keep them. No member, no copy on "
+               "the host."),
+        "ko": ("멀티캐스트 스트림",
+               "송신자 하나, 수신자 여럿: 호스트가 그룹에 가입하면(IGMP/MLD 보고) 스위치가 "
+               "프레임을\n모든 포트로 보내고, 가입한 호스트만 받습니다."),
     },
 }
 

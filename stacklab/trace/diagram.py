@@ -4,19 +4,25 @@
 A diagram has lifelines (node names, left to right) and rows in time order:
 
 * :class:`Arrow` — a frame crossing from one lifeline to another (sent at ``t_send``, received at
-  ``t_recv``; ``dropped`` when it never arrived);
+  ``t_recv``; ``dropped`` when it never arrived, ``corrupted`` when a bit flipped on the way);
 * :class:`Note` — something that happened on one lifeline (a TCP state change, a PMTU change...).
 
 :func:`from_trace` builds the rows from trace events: ``link``/``deliver`` and ``link``/``drop``
-events emitted by the simulator's links (details ``src``, ``dst``, ``sent``, ``label``) and
-``tcp``/``state`` events (details ``new``) or any event carrying a ``note`` detail.
+events emitted by the simulator's links (details ``src``, ``dst``, ``sent``, ``label``,
+``corrupt``) and ``tcp``/``state`` events (details ``new``) or any event carrying a ``note``
+detail. Rows are in causal order: by time, and at equal times in the order things happened (a
+frame is placed where it was *sent*, even when it is dropped or arrives much later).
+
+:func:`follow_path` turns two end nodes that are not neighbours into the lifelines of the path
+between them; :func:`limit_rows` cuts a long diagram and says so.
 """
 
 from __future__ import annotations
 
 import html
+from collections import deque
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .events import TraceEvent
 
@@ -29,6 +35,8 @@ class Arrow:
     dst: str
     label: str
     dropped: bool = False
+    corrupted: bool = False
+    order: int = field(default=0, compare=False)  # rank of the send among the trace's events
 
     @property
     def time(self) -> float:
@@ -40,6 +48,7 @@ class Note:
     time: float
     node: str
     text: str
+    order: int = field(default=0, compare=False)
 
 
 Row = Arrow | Note
@@ -49,6 +58,10 @@ def _note_text(ev: TraceEvent) -> str | None:
     d = ev.details
     if ev.layer == "tcp":
         if ev.event == "state":
+            if d.get("new") == "LISTEN" and not str(d.get("conn", "")).endswith(":0"):
+                # a connection born of a SYN passes through LISTEN as it is made: drawn there,
+                # it would read as if the SYN put the server into LISTEN (SYN-RECEIVED follows)
+                return None
             return str(d.get("new"))
         if ev.event == "rto":
             return "RTO"
@@ -75,31 +88,92 @@ def from_trace(events: Iterable[TraceEvent], lifelines: Sequence[str],
 
     names = set(lifelines)
     rows: list[Row] = []
-    for ev in events:
+    # a frame's send ("tx" event) ranks it: a drop is noted at the send, a delivery later, yet
+    # both are placed where the frame was sent, in the order the frames were sent
+    sends: dict[tuple[object, object, object, float], deque[int]] = {}
+    for i, ev in enumerate(events):
+        d = ev.details
+        if ev.layer == "link" and ev.event == "tx":
+            if ev.node in names and d.get("dst") in names:
+                sends.setdefault((ev.node, d.get("dst"), d.get("summary"), ev.time),
+                                 deque()).append(i)
+            continue
         if start is not None and ev.time < start:
             continue
         if end is not None and ev.time > end:
             continue
-        d = ev.details
         if ev.layer == "link" and ev.event in ("deliver", "drop") and "label" in d:
             src, dst = d.get("src"), d.get("dst")
             if src not in names or dst not in names:
                 continue
             label = d["label"]
+            sent = float(d.get("sent", ev.time))
+            # a corrupted frame: ``corrupt`` is the summary it had when sent
+            q = sends.get((src, dst, d.get("corrupt") or d.get("summary"), sent))
+            order = q.popleft() if q else i
             if filter_label is not None and filter_label not in label:
                 continue
             if kinds is not None and label_kind(label) not in kinds:
                 continue
             if ev.event == "deliver":
-                rows.append(Arrow(d.get("sent", ev.time), ev.time, src, dst, label))
+                rows.append(Arrow(sent, ev.time, src, dst, label,
+                                  corrupted=bool(d.get("corrupt")), order=order))
             else:
-                rows.append(Arrow(ev.time, None, src, dst, label, dropped=True))
+                rows.append(Arrow(sent, None, src, dst, label, dropped=True, order=order))
         elif notes and ev.node in names:
             text = _note_text(ev)
             if text is not None:
-                rows.append(Note(ev.time, ev.node, text))
-    rows.sort(key=lambda r: r.time)
+                rows.append(Note(ev.time, ev.node, text, order=i))
+    rows.sort(key=lambda r: (r.time, r.order))
     return rows
+
+
+def follow_path(lifelines: Sequence[str], links: Iterable[tuple[str, str]]
+                ) -> tuple[list[str], str]:
+    """The lifelines with the nodes between each two that are not neighbours filled in (the
+    shortest path over ``links``, pairs of node names), and a note saying what was added ("" when
+    nothing was). A pair with no path between them raises ValueError naming it."""
+    adj: dict[str, list[str]] = {}
+    for a, b in links:
+        adj.setdefault(a, []).append(b)
+        adj.setdefault(b, []).append(a)
+    out = [lifelines[0]]
+    added: list[str] = []
+    for a, b in zip(lifelines, lifelines[1:], strict=False):
+        if b in adj.get(a, ()):
+            out.append(b)
+            continue
+        prev: dict[str, str] = {a: a}
+        todo = deque([a])
+        while todo and b not in prev:
+            n = todo.popleft()
+            for m in adj.get(n, ()):
+                if m not in prev:
+                    prev[m] = n
+                    todo.append(m)
+        if b not in prev:
+            raise ValueError(f"{a} and {b} are not connected: no path joins them")
+        path = [b]
+        while path[-1] != a:
+            path.append(prev[path[-1]])
+        middle = [n for n in reversed(path[1:-1]) if n not in out and n not in lifelines]
+        added += middle
+        out += [*middle, b]
+    note = ""
+    if added:
+        note = (f"{', '.join(lifelines)} are not all neighbours: the diagram follows the path "
+                f"{', '.join(out)} (frames are drawn hop by hop)")
+    return out, note
+
+
+def limit_rows(rows: list[Row], limit: int) -> tuple[list[Row], str]:
+    """The first ``limit`` rows (all when ``limit`` is 0) and a note saying how many were left
+    out ("" when none were)."""
+    if limit <= 0 or len(rows) <= limit:
+        return rows, ""
+    last = rows[limit - 1].time
+    return rows[:limit], (f"... {len(rows) - limit} more rows after t={last:.6f} s not shown "
+                          f"(of {len(rows)}; --limit 0 shows all)")
 
 
 # -- terminal ---------------------------------------------------------------------------------
@@ -140,8 +214,9 @@ def render_text(rows: Sequence[Row], lifelines: Sequence[str], width: int = 80) 
         else:
             a, b = col[row.src], col[row.dst]
             lo, hi = min(a, b), max(a, b)
+            shaft = "~" if row.corrupted else "-"  # a damaged frame: a wavy shaft
             for x in range(lo + 1, hi):
-                line[x] = "-"
+                line[x] = shaft
             if row.dropped:
                 mid = (lo + hi) // 2
                 for x in range(mid, hi) if a < b else range(lo + 1, mid + 1):
@@ -152,7 +227,8 @@ def render_text(rows: Sequence[Row], lifelines: Sequence[str], width: int = 80) 
             else:
                 line[lo + 1] = "<"
             room = hi - lo - 4
-            text = row.label if len(row.label) <= room else row.label[: max(0, room - 1)] + "~"
+            label = f"{row.label} (corrupted)" if row.corrupted else row.label
+            text = label if len(label) <= room else label[: max(0, room - 1)] + "~"
             if text and room > 0:
                 if row.dropped:
                     cstart = lo + 2 if a < b else (lo + hi) // 2 + 2
@@ -216,11 +292,16 @@ def render_svg(rows: Sequence[Row], lifelines: Sequence[str], title: str = "",
             parts.append(f'<text x="{xm}" y="{ym + 5}" text-anchor="middle" fill="#b00" '
                          'font-size="15" font-weight="bold">✕</text>')
             color = "#b00"
+        elif row.corrupted:  # delivered damaged: dashed, red, said in the label
+            parts.append(f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y2}" stroke="#b00" '
+                         'stroke-width="1.5" stroke-dasharray="3,2" marker-end="url(#ah)"/>')
+            color = "#b00"
         else:
             parts.append(f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y2}" stroke="#1f4e9a" '
                          'stroke-width="1.5" marker-end="url(#ah)"/>')
             color = "#111"
+        label = f"{row.label} (corrupted)" if row.corrupted else row.label
         parts.append(f'<text x="{(x1 + x2) / 2}" y="{y - 3}" text-anchor="middle" '
-                     f'fill="{color}">{esc(row.label)}</text>')
+                     f'fill="{color}">{esc(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)

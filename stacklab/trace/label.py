@@ -51,7 +51,7 @@ class Labeler:
             if ip.frag_offset:
                 return f"IP{frag} len {len(ip.payload)}"
         df = " DF" if ip.df else ""
-        body = self._l4(ip.proto, ip.src, ip.dst, ip.payload, 4)
+        body = self._l4(ip.proto, ip.src, ip.dst, ip.payload, 4, ip.ttl)
         return f"{body}{frag}{df if ip.proto != 6 else ''}"
 
     def _ipv6(self, buf: memoryview) -> str:
@@ -63,11 +63,12 @@ class Labeler:
             if frag.offset:
                 return f"IP6{fr} len {40 + ip.payload_length - off}"
         payload = ip.buf[off:40 + ip.payload_length]
-        return self._l4(proto, ip.src, ip.dst, payload, 6) + fr
+        return self._l4(proto, ip.src, ip.dst, payload, 6, ip.hop_limit) + fr
 
-    def _l4(self, proto: int, src: bytes, dst: bytes, payload: memoryview, fam: int) -> str:
+    def _l4(self, proto: int, src: bytes, dst: bytes, payload: memoryview, fam: int,
+            ttl: int) -> str:
         try:
-            return self._l4_full(proto, src, dst, payload, fam)
+            return self._l4_full(proto, src, dst, payload, fam, ttl)
         except MalformedPacket:
             # a first fragment: the header is there, the rest of the datagram is not
             if proto in (PROTO_TCP, PROTO_UDP) and len(payload) >= 8:
@@ -81,7 +82,7 @@ class Labeler:
             raise
 
     def _l4_full(self, proto: int, src: bytes, dst: bytes, payload: memoryview,
-                 fam: int) -> str:
+                 fam: int, ttl: int) -> str:
         if proto == PROTO_TCP:
             return self._tcp(src, dst, payload)
         if proto == PROTO_UDP:
@@ -92,8 +93,8 @@ class Labeler:
             name = _ICMP4.get((v.type, v.code)) or _ICMP4.get((v.type, None)) or f"type {v.type}"
             if v.type == 3 and v.code == 4:
                 return f"ICMP frag needed mtu {v.next_hop_mtu}"
-            if v.type in (0, 8):
-                return f"ICMP {name} seq {v.seq}"
+            if v.type in (0, 8):  # the TTL: what traceroute and `ping -t` are about
+                return f"ICMP {name} seq {v.seq} ttl {ttl}"
             return f"ICMP {name}"
         if proto == PROTO_IGMP:
             return _group_label("IGMP", igmp.parse_igmp(payload))
@@ -107,7 +108,7 @@ class Labeler:
             if v6.type in (135, 136):
                 return f"{name} {ip_str(v6.target)}"
             if v6.type in (128, 129):
-                return f"ICMPv6 {name} seq {v6.seq}"
+                return f"ICMPv6 {name} seq {v6.seq} hlim {ttl}"
             return f"ICMPv6 {name}"
         return f"proto {proto} {'v6' if fam == 6 else ''}".strip()
 

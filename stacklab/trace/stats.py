@@ -157,44 +157,79 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def _columns(rows: list[list[str]], left: int = 1) -> list[str]:
+    """Rows of cells as lines: each column as wide as its widest cell, two spaces between
+    columns (so they never run together), the first ``left`` columns left-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) if i < left else cell.rjust(w)
+                      for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+            for row in rows]
+
+
 def connections_table(conns: Iterable[ConnStats]) -> str:
-    """Two lines per connection, at most 80 columns."""
-    lines = [f"{'  state':<13} {'mss':>5} {'pmtu':>5}  {'out':>7}{'in':>7}{'segs o/i':>9}"
-             f"{'retx':>5}{'rto#':>5}{'srtt':>7}{'rto':>6}{'cwnd':>7}",
-             "  (node local > remote above; bytes; srtt and rto in ms; final state)"]
+    """Per connection: a line naming it, and its figures under column heads."""
+    head = ["  state", "mss", "pmtu", "out", "in", "segs o/i", "retx", "rto#", "srtt", "rto",
+            "cwnd"]
+    rows = [head]
+    names = []
     for c in conns:
-        head = f"{c.node} {c.local} > {c.remote}"
-        lines.append(head[:80])
-        segs = f"{c.segs_out}/{c.segs_in}"
-        lines.append(
-            f"  {c.state[:11]:<11} {c.mss:>5} {c.pmtu:>5}  {_size(c.bytes_sent):>7}"
-            f"{_size(c.bytes_received):>7}{segs:>9}{c.retransmits:>5}{c.rto_expiries:>5}"
-            f"{_ms(c.srtt):>7}{c.rto * 1000:>6.0f}{_size(c.cwnd):>7}")
-    return "\n".join(line.rstrip() for line in lines)
+        names.append(f"{c.node} {c.local} > {c.remote}")
+        rows.append([f"  {c.state}", str(c.mss), str(c.pmtu), _size(c.bytes_sent),
+                     _size(c.bytes_received), f"{c.segs_out}/{c.segs_in}", str(c.retransmits),
+                     str(c.rto_expiries), _ms(c.srtt), f"{c.rto * 1000:.0f}", _size(c.cwnd)])
+    lines = _columns(rows)
+    out = [lines[0], "  (node local > remote above; out/in: payload bytes; srtt, rto: ms)"]
+    for name, line in zip(names, lines[1:], strict=True):
+        out += [name, line]
+    return "\n".join(out)
 
 
 def nodes_table(nodes: Mapping[str, Mapping[str, int]], width: int = 80) -> str:
-    """Per node: frames in/out, drops by reason, ICMP sent; at most ``width`` columns."""
+    """Per node: frames in/out, drops by reason, ICMP sent; the details wrapped at ``width``
+    columns under the node's line."""
+    names = list(nodes)
+    heads = _columns([[name, "rx", str(c.get("rx.frames", 0)), "tx", str(c.get("tx.frames", 0))]
+                      for name, c in nodes.items()], left=2) if names else []
+    indent = " " * 4
     lines = []
-    for name, c in nodes.items():
+    for name, head in zip(names, heads, strict=True):
+        c = nodes[name]
         drops = {k[5:]: v for k, v in c.items() if k.startswith("drop.") and v}
         icmp = {k: v for k, v in c.items() if k.startswith(("icmp.tx", "icmpv6.tx")) and v}
-        head = f"{name:<10} rx {c.get('rx.frames', 0):>6} tx {c.get('tx.frames', 0):>6}"
-        extra = [f"{k} {v}" for k, v in sorted(drops.items())]
-        extra += [f"{k} {v}" for k, v in sorted(icmp.items())]
+        extra = [f"dropped {k} {v}" for k, v in sorted(drops.items())]
+        extra += [f"sent {k} {v}" for k, v in sorted(icmp.items())]
         fwd = c.get("ipv4.forwarded", 0) + c.get("ipv6.forwarded", 0)
         if fwd:
             extra.insert(0, f"forwarded {fwd}")
-        line = head
+        lines.append(head)
+        line = ""
         for item in extra:
-            piece = ("  " if line == head else ", ") + item
-            if len(line) + len(piece) > width:
+            piece = (", " if line else indent) + item
+            if line and len(line) + len(piece) > width:
                 lines.append(line)
-                line = " " * 11 + item
+                line = indent + item
             else:
                 line += piece
-        lines.append(line)
+        if line:
+            lines.append(line)
     return "\n".join(lines)
+
+
+def as_json(stats: RunStats) -> dict[str, Any]:
+    """The figures of :func:`render` for ``stacklab run --json --stats``: per connection its
+    numbers (times in seconds, bytes) and the times of its retransmissions and RTOs."""
+    conns = []
+    for c in stats.connections:
+        conns.append({
+            "node": c.node, "local": c.local, "remote": c.remote, "state": c.state,
+            "states": c.states, "bytes_sent": c.bytes_sent, "bytes_acked": c.bytes_acked,
+            "bytes_received": c.bytes_received, "segs_out": c.segs_out, "segs_in": c.segs_in,
+            "retransmits": c.retransmits, "rto_expiries": c.rto_expiries,
+            "fast_retransmits": c.fast_retransmits, "srtt": c.srtt, "rto": c.rto,
+            "cwnd": c.cwnd, "ssthresh": c.ssthresh, "mss": c.mss, "pmtu": c.pmtu,
+            "congestion": c.congestion, "retransmit_times": c.retransmit_times,
+            "rto_times": c.rto_times})
+    return {"connections": conns, "nodes": stats.nodes, "duration": stats.duration}
 
 
 def render(stats: RunStats) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
@@ -163,3 +164,21 @@ def test_executor_work_runs_inline_in_virtual_time(loop):
     assert value == 42
     assert thread is threading.current_thread()
     assert t_inside == t_after == 5.0
+
+
+def test_the_clock_still_moves_past_2_to_the_24_seconds(loop):
+    # Past 2**24 s a float's spacing exceeds 1e-9: ``now + 1e-9 == now``, and a handle due at the
+    # very next representable time used to stay scheduled forever while the clock sat on it.
+    # Stepped by hand (bounded) so that the old livelock fails the test instead of hanging it.
+    fired = []
+    base = 2.0 ** 24 + 0.5
+    loop._vtime = base
+    loop.call_at(math.nextafter(base, math.inf), fired.append, "one ulp later")
+    loop.call_at(base + 3600.0, fired.append, "an hour later")
+    for _ in range(50):
+        loop._run_once()
+        if len(fired) == 2:
+            break
+    assert fired == ["one ulp later", "an hour later"]
+    assert loop.time() == base + 3600.0
+

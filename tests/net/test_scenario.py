@@ -252,8 +252,10 @@ def test_load_scenario_defaults(tmp_path):
 def test_cli_list_shows_the_schema(capsys):
     assert cli_main(["run", "--list"]) == 0
     out = capsys.readouterr().out
-    assert "icmp_blackhole" in out and "reorder_delay" in out and "host | router | switch" in out
-    assert "test-probe   count, fail, family, to" in out  # registered kinds with their params
+    assert "icmp_blackhole" in out and "reorder_delay" in out
+    assert "host \\| router \\| switch" in out
+    probe = out[out.index("### `test-probe`"):]  # registered kinds with their params
+    assert "`count`, `fail`, `family`, `to` (not documented)" in probe.split("###")[1]
     assert cli_main(["run"]) == 2
 
 

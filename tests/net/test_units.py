@@ -43,7 +43,8 @@ def test_sizes_and_probabilities():
     (lambda: parse_duration("5 parsecs", "delay"), r"delay: unknown duration unit 'parsecs'"),
     (lambda: parse_duration("soon", "delay"), r"delay: expected a duration like '5ms'"),
     (lambda: parse_duration(True, "delay"), r"delay: expected a duration"),
-    (lambda: parse_duration("-5ms", "delay"), r"delay: expected a duration"),
+    (lambda: parse_duration("-5ms", "delay"), r"delay: a duration cannot be negative"),  # D27
+    (lambda: parse_size("-1KB", "size"), r"size: a size must be a whole number of bytes >= 0"),
     (lambda: parse_duration(float("nan"), "delay"), r"delay: expected a duration"),
     (lambda: parse_rate(float("inf"), "rate"), r"rate: expected a rate"),
     (lambda: parse_rate("100", "rate"), r"rate: a rate needs a unit"),

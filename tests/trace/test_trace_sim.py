@@ -44,7 +44,9 @@ def test_handshake_arrows_carry_flight_time_and_relative_seq():
     states = {n: [r.text for r in rows if isinstance(r, Note) and r.node == n]
               for n in ("client", "server")}
     assert states["client"][:2] == ["SYN-SENT", "ESTABLISHED"]
-    assert states["server"][:3] == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED"]
+    # the connection born of the SYN passes through LISTEN unseen: drawn, it read as if the
+    # SYN put the server into LISTEN (newcomer audit D30)
+    assert states["server"][:2] == ["SYN-RECEIVED", "ESTABLISHED"]
     text = render_text(rows, ["client", "server"])
     assert all(len(line) <= 80 for line in text.splitlines())
 
