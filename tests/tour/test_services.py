@@ -6,7 +6,7 @@ import functools
 
 from rich.cells import cell_len
 
-from stacklab.tour import runner, steps_services
+from stacklab.tour import runner
 
 
 @functools.cache
