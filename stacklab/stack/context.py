@@ -80,6 +80,9 @@ class ConflictWatcher(Protocol):
 
     def defend(self, iface: Interface, addr: bytes, now: float) -> None: ...
 
+    def claim(self, ifindex: int, cidr: str, now: float,
+              on_done: Callable[[bool, float], None] | None = None) -> None: ...
+
 
 class HostContext(Protocol):
     """The host as an engine sees it."""

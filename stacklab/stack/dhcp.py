@@ -1,9 +1,10 @@
 """The DHCPv4 client (RFC 2131 §4.4), one per interface, sans-IO.
 
 States as RFC 2131 Figure 5: INIT → SELECTING (DISCOVER, retransmitted after 4, 8, 16, 32, 64 s
-± 1 s, §4.1) → REQUESTING (REQUEST naming the chosen server) → on ACK a PROBING step (an ARP probe
-for the offered address, RFC 2131 §2.2 / RFC 5227 §2.1.1: a reply within ``probe_wait`` seconds
-means somebody uses it: DECLINE, and INIT again after 10 s, §3.1.5) → BOUND: the address, its
+± 1 s, §4.1) → REQUESTING (REQUEST naming the chosen server) → on ACK a PROBING step (RFC 2131
+§2.2 "SHOULD probe": the host's RFC 5227 conflict detection, ``host.acd.claim``, stack/acd.py:
+three ARP probes, then the address and its announcements; a conflict means somebody uses it:
+DECLINE, and INIT again after 10 s, §3.1.5) → BOUND: the address, its
 subnet route, the default route via the router option, the MTU option (26) and the resolver
 configuration (DNS servers 6, domain 15) are applied. At T1 (option 58, default lease / 2)
 RENEWING: REQUEST unicast to the server; at T2 (option 59, default 7/8 lease) REBINDING: REQUEST
@@ -22,8 +23,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from stacklab.wire.addr import BROADCAST_MAC, ZERO_MAC, ip4_str
-from stacklab.wire.arp import ARP_REPLY, ARP_REQUEST, ArpView, build_arp
+from stacklab.wire.addr import ip4_str
 from stacklab.wire.dhcp import (
     ACK,
     BOOTREPLY,
@@ -53,7 +53,6 @@ from stacklab.wire.dhcp import (
     DhcpMessage,
 )
 from stacklab.wire.errors import MalformedPacket
-from stacklab.wire.ethernet import ETH_P_ARP, build_ethernet, pad_frame
 from stacklab.wire.proto import PROTO_UDP
 from stacklab.wire.udp import build_udp
 
@@ -130,7 +129,6 @@ class DhcpClient:
     # retransmission (§4.1): 4 s doubling to 64 s, ± 1 s; that many DISCOVERs / REQUESTs
     first_timeout = 4.0
     max_timeout = 64.0
-    probe_wait = 1.0  # RFC 5227 PROBE_WAIT-like: how long we listen after the ARP probe
     decline_wait = 10.0  # §3.1.5: at least 10 s before trying again after a DECLINE
 
     def __init__(self, host: DhcpHost, iface: Interface, clients: DhcpClients) -> None:
@@ -145,7 +143,6 @@ class DhcpClient:
         self._timer: float | None = None
         self._timeout = self.first_timeout
         self._started = 0.0
-        self._conflict = False
 
     # -- user calls ------------------------------------------------------------------------------
     def start(self, now: float) -> None:
@@ -183,8 +180,6 @@ class DhcpClient:
                 self._discover(now)
             else:
                 self._send_request(now)
-        elif s == PROBING:
-            self._probe_done(now)
         elif lease is not None:
             end = lease.obtained + lease.lease_time
             if now >= end:  # §4.4.5: the lease expired: stop using the address
@@ -306,34 +301,18 @@ class DhcpClient:
             self._count("dhcp.client.rx.unexpected")
         self.host.request_wake()
 
-    # -- conflict detection (RFC 2131 §2.2: "SHOULD probe"; RFC 5227 §2.1.1) ---------------------
+    # -- conflict detection (RFC 2131 §2.2: "SHOULD probe"; RFC 5227 in stack/acd.py) ----------
     def _start_probe(self, ack: DhcpMessage, now: float) -> None:
         self.state = PROBING
-        self._conflict = False
-        h = self.host
-        frame = build_ethernet(BROADCAST_MAC, self.iface.mac, ETH_P_ARP,
-                               build_arp(ARP_REQUEST, self.iface.mac, ZERO4, ZERO_MAC,
-                                         ack.yiaddr))
-        self._count("dhcp.client.arp_probe")
-        h.send_frame(self.iface.index, pad_frame(frame))
-        self._timer = now + self.probe_wait
+        self._timer = None  # the conflict detection calls back
 
-    def arp_seen(self, arp: ArpView) -> None:
-        """An ARP packet on our interface while we probe: a sender claiming the address, or
-        another prober of it (RFC 5227 §2.1.1), is a conflict."""
-        if self.state != PROBING or self._offer is None:
-            return
-        target = self._offer.yiaddr
-        if arp.sha == self.iface.mac:
-            return
-        if arp.spa == target or (arp.op == ARP_REQUEST and arp.spa == ZERO4
-                                 and arp.tpa == target):
-            self._conflict = True
+        def done(ok: bool, t: float) -> None:
+            self._probe_done(ack, ok, t)
+        plen = _prefix_len(ack)
+        self.host.acd.claim(self.iface.index, f"{ip4_str(ack.yiaddr)}/{plen}", now, done)
 
-    def _probe_done(self, now: float) -> None:
-        ack = self._offer
-        assert ack is not None
-        if self._conflict:
+    def _probe_done(self, ack: DhcpMessage, ok: bool, now: float) -> None:
+        if not ok:
             self._count("dhcp.client.conflict")
             self.host.trace(now, "dhcp", "conflict", addr=ip4_str(ack.yiaddr))
             msg = self._message(DECLINE)
@@ -343,6 +322,7 @@ class DhcpClient:
             self._send(msg, now)
             self.state = INIT
             self._timer = now + self.decline_wait
+            self.host.request_wake()
             return
         self._bind(ack, now)
 
@@ -441,15 +421,3 @@ class DhcpClients:
 
     def error_received(self, exc: Exception, now: float) -> None:
         return None
-
-    def arp_seen(self, iface: Interface, payload: memoryview) -> None:
-        """Every ARP packet the host receives passes here first (conflict detection)."""
-        c = self.by_ifindex.get(iface.index)
-        if c is None or c.state != PROBING:
-            return
-        try:
-            arp = ArpView(payload)
-        except MalformedPacket:
-            return
-        if arp.op in (ARP_REQUEST, ARP_REPLY):
-            c.arp_seen(arp)

@@ -600,8 +600,6 @@ class Host(Node):
             elif et == ETH_P_IPV6:
                 self.ipv6.receive(iface, eth.payload, bcast, now)
             elif et == ETH_P_ARP:
-                if self.dhcp4.by_ifindex:
-                    self.dhcp4.arp_seen(iface, eth.payload)  # a DHCP client's address probe
                 arp_receive(self, iface, eth.payload, d, now)
             else:
                 c["drop.ethernet.unknown_ethertype"] += 1

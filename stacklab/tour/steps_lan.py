@@ -3,8 +3,9 @@
 ``laptop`` starts without an IPv4 address, on a link to the router ``gw``. ``gw`` serves DHCP
 (a pool, itself as router and as DNS server, the search domain lab.example) and runs a
 recursive resolver, which asks ``ns``, authoritative for lab.example, behind ``gw``. The
-diagram shows DISCOVER, OFFER, REQUEST, the ARP probe, ACK, then the query for "www" (the
-search domain appended), the recursion and the answer, then a ping to the address found.
+diagram shows DISCOVER, OFFER, REQUEST, ACK, the three ARP probes (RFC 5227), then the query
+for "www" (the search domain appended), the recursion and the answer, then a ping to the
+address found.
 """
 
 from __future__ import annotations
@@ -121,11 +122,11 @@ def lan_step(lab: Lab, res: StepResult) -> None:
     res.show("search domain", lease["domain"], key="domain")
     res.show("lease, renewal at T1", (lease["lease_time"], lease["lease_time"] / 2),
              f"{lease['lease_time']:g} s, T1 after {lease['lease_time'] / 2:g} s", key="lease")
-    res.show("time to an address", t_bound, f"{t_bound:.3f} s (1 s of it the ARP probe)",
+    res.show("time to an address", t_bound, f"{t_bound:.3f} s (most of it the ARP probes)",
              key="t_bound")
     res.show("www resolves to", out["www"], key="www")
     res.show("ping www", out["ping"].received == 1, key="ping_ok")
     res.keep("history", laptop.dhcp4.client(0).history)
-    res.keep("probes", counter(laptop, "dhcp.client.arp_probe"))
+    res.keep("probes", counter(laptop, "arp.tx.probe"))
     res.keep("server_leases", server.summary(net.now)["leases"])
     lab.diagram(res, _rows(lab), _LINES, "DHCP, then a DNS lookup through a recursive resolver")

@@ -11,10 +11,11 @@ from stacklab.tour import runner, steps_lan  # noqa: F401  (registers the step)
 def test_lan_step_boots_with_dhcp_and_resolves_www():
     res = runner.run_step("lan-dhcp-dns", runner.StepContext())
     assert res["history"] == ["DISCOVER", "OFFER", "REQUEST", "ACK"]
-    assert res["address"] == "10.0.1.100/24" and res["probes"] == 1
+    assert res["address"] == "10.0.1.100/24" and res["probes"] == 3
     assert res["router_dns"] == ("10.0.1.2", "10.0.1.2") and res["domain"] == "lab.example"
     assert res["www"] == ["10.0.2.2"] and res["ping_ok"] is True
-    assert 1.0 <= res["t_bound"] < 1.05  # four messages, then the ARP probe's second
+    # four messages, then RFC 5227: 0-1 s, three probes 1-2 s apart, 2 s ANNOUNCE_WAIT
+    assert 4.0 <= res["t_bound"] < 7.05
     for want in ("DHCP DISCOVER", "DHCP OFFER 10.0.1.100", "ARP probe", "DNS query",
                  "www.lab.example. A", "DNS answer 10.0.2.2", "ICMP echo reply"):
         assert want in res.diagram, want
