@@ -3,7 +3,8 @@ virtual time; and the one-shot verbs ``stacklab ping FILE a b``, ``traceroute FI
 ``ss FILE a``.
 
 Commands (``help`` lists them; a bad one prints one line naming the problem and the shell goes
-on): ``a ping b``, ``a traceroute b``, ``a ss``, ``a ip addr|route|neigh``, ``a curl URL``,
+on): ``a ping b``, ``a traceroute b``, ``a ss``, ``a ip addr|route|neigh``, ``a dhcp`` (the
+DHCPv4/DHCPv6 leases), ``a curl URL``,
 ``a start KIND [key=value ...]`` (any scenario app kind), ``link a-r set loss 5% delay 20ms``,
 ``link a-r down|up``, ``run 5s``, ``capture a-r`` / ``tcpdump a-r`` (a summary line per frame
 delivered on that link, while time runs; ``capture off``), ``diagram a b [c]``, ``nodes``,
@@ -226,7 +227,7 @@ class Shell(cmd.Cmd):
         host = self._host(name)
         what = args[0] if args else "addr"
         if "addr".startswith(what) or what == "a":
-            self.say(self._ip_addr(host))
+            self.say(self._ip_addr(host, self.net.now))
         elif "route".startswith(what):
             self.say(str(host.routes))
         elif "neighbour".startswith(what) or "neighbor".startswith(what):
@@ -235,18 +236,55 @@ class Shell(cmd.Cmd):
             raise ShellError(f"ip {what!r}: use ip addr, ip route or ip neigh")
 
     @staticmethod
-    def _ip_addr(host: Any) -> str:
+    def _ip_addr(host: Any, now: float) -> str:
         from stacklab.wire.addr import ip_str, is_link_local, mac_str
 
         lines = []
+        dhcp = getattr(host, "dhcp4", None)
         for iface in host.interfaces:
             lines.append(f"{iface.index + 1}: {iface.name}: mtu {iface.mtu}")
             lines.append(f"    link/ether {mac_str(iface.mac)}")
-            lines += [f"    inet {ip_str(a)}/{plen}" for a, plen in iface.v4]
+            client = dhcp.by_ifindex.get(iface.index) if dhcp is not None else None
+            lease = client.lease if client is not None else None
+            for a, plen in iface.v4:
+                if lease is not None and lease.address == a:
+                    # as ip(8) shows a lease: "dynamic", then the seconds left
+                    left = max(0, int(lease.obtained + lease.lease_time - now))
+                    lines.append(f"    inet {ip_str(a)}/{plen} dynamic")
+                    lines.append(f"       valid_lft {left}sec preferred_lft {left}sec")
+                else:
+                    lines.append(f"    inet {ip_str(a)}/{plen}")
             for x in iface.v6:
                 scope = "link" if is_link_local(x.addr) else "global"
                 lines.append(f"    inet6 {ip_str(x.addr)}/{x.plen} scope {scope} {x.state}")
         return "\n".join(lines) or "(no interfaces)"
+
+    def node_dhcp(self, name: str, args: list[str]) -> None:
+        """NODE dhcp: the DHCPv4 and DHCPv6 clients' state and leases (the JSON summary's)."""
+        from stacklab.scenario.lan_kinds import lan_summary
+
+        leases = lan_summary(self._host(name), self.net.now)
+        if not leases:
+            self.say(f"{name}: no DHCP client (addressing = \"dhcp\" or dhcp6 = ... starts one)")
+            return
+        for family, clients in (("DHCPv4", leases.get("dhcp", [])),
+                                ("DHCPv6", leases.get("dhcp6", []))):
+            for c in clients:
+                head = f"{c['iface']} {family}: {c['state']}"
+                if "address" not in c:
+                    self.say(head)
+                    continue
+                if family == "DHCPv4":
+                    self.say(f"{head} {c['address']} from {c['server']}, lease "
+                             f"{c['lease_time']:g} s, expires in {c['expires_in']:g} s")
+                    self.say(f"    router {c['router'] or '-'}, dns "
+                             f"{' '.join(c['dns']) or '-'}, domain {c['domain'] or '-'}, "
+                             f"mtu {c['mtu'] or '-'}")
+                else:
+                    self.say(f"{head} {c['address']}, valid {c['valid']:g} s, "
+                             f"preferred {c['preferred']:g} s")
+                    self.say(f"    dns {' '.join(c.get('dns', [])) or '-'}, domains "
+                             f"{' '.join(c.get('domains', [])) or '-'}")
 
     def node_curl(self, name: str, args: list[str]) -> None:
         """NODE curl URL: an HTTP GET (the body, or its size when it is long)."""
@@ -532,7 +570,7 @@ class Shell(cmd.Cmd):
                     pass
 
 
-NODE_VERBS = ("ping", "traceroute", "ss", "ip", "curl", "start")
+NODE_VERBS = ("ping", "traceroute", "ss", "ip", "dhcp", "curl", "start")
 SHELL_COMMANDS = ("run", "time", "link", "links", "nodes", "add", "capture", "tcpdump",
                   "diagram", "save", "help", "quit")
 

@@ -142,6 +142,29 @@ def test_loads_a_scenario_and_starts_its_apps(tmp_path):
     assert "EOF" not in p.stdout  # the script's end is not a command
 
 
+def test_the_lease_in_dhcp_and_ip_addr():
+    """A host with addressing = "dhcp": ``dhcp`` shows its leases, ``ip addr`` marks the
+    address dynamic with the seconds left, as ip(8); a host without a client says so."""
+    p = stacklab("shell", "examples/lan-dhcp-dns.toml",
+                 stdin="run 12s\nphone dhcp\nlaptop ip addr\nrun 100s\nlaptop ip addr\n"
+                       "ns dhcp\n")
+    assert p.returncode == 0, p.stdout + p.stderr
+    parts = re.split(r"^stacklab> (.*)$", p.stdout, flags=re.M)
+    outs = [text.strip("\n") for text in parts[2::2]]
+    _, dhcp, addr1, _, addr2, none = outs
+    v4, v4_opts, v6, v6_opts = dhcp.splitlines()
+    assert re.fullmatch(r"eth0 DHCPv4: BOUND 10\.0\.1\.10[01]/24 from 10\.0\.1\.1, lease 600 s,"
+                        r" expires in 59\d\.\d+ s", v4), v4
+    assert v4_opts == "    router 10.0.1.1, dns 10.0.1.1, domain lab.example, mtu -"
+    assert v6.startswith("eth0 DHCPv6: BOUND fd00:0:0:1::10")
+    assert v6_opts == "    dns fd00:0:0:1::1, domains lab.example"
+    lft = [int(m) for m in re.findall(r"valid_lft (\d+)sec preferred_lft \1sec",
+                                      addr1 + addr2)]
+    assert re.search(r"^    inet 10\.0\.1\.10[01]/24 dynamic$", addr1, re.M), addr1
+    assert len(lft) == 2 and 590 <= lft[0] < 600 and lft[1] == lft[0] - 100
+    assert none == 'ns: no DHCP client (addressing = "dhcp" or dhcp6 = ... starts one)'
+
+
 def test_bad_file_is_one_line():
     p = stacklab("shell", "no/such.toml")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no such file" in p.stderr
