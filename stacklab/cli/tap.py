@@ -15,9 +15,15 @@ Application servers (stacklab.apps) on the same host::
 Without ``--root``, HTTP and FTP serve a deterministic body at any path and SMTP keeps mail in
 memory. SSH (a small command set: echo, cat, sha256sum, exit N...) logs in user ``--ssh-user``
 (default stacklab) by ``--ssh-password`` and/or a key in ``--ssh-authorized-keys FILE``; one of
-the two is required. Each application service serves at most ``--max-clients N`` (default 64)
-clients at once and refuses the others. Every service, TCP and UDP, listens on both families
-(as a Linux socket on ``::`` without IPV6_V6ONLY).
+the two is required. The secure forms, TLS from the first byte: ``https`` (HTTP over TLS,
+RFC 9110 §4.2.2, on 443), ``ftps`` (implicit FTPS on 990, as curl's ``ftps://``) and ``smtps``
+(submission over TLS, RFC 8314 §3, on 465); their certificate, for the name ``stacklab`` and
+the device's addresses, is signed by the lab CA of :mod:`stacklab.apps.tlsca`
+(``TinyCa("tap")``, the same every run: a lab's, not a secret), whose root is written to
+``--ca-out FILE`` (default: a new file in the temporary directory) and named on stderr, for
+``curl --cacert FILE``. Each application service serves at most ``--max-clients N`` (default
+64) clients at once and refuses the others. Every service, TCP and UDP, listens on both
+families (as a Linux socket on ``::`` without IPV6_V6ONLY).
 
 Router mode, two or more devices, addresses (and optionally the MTU) per device::
 
@@ -36,6 +42,7 @@ import hashlib
 import ipaddress
 import os
 import random
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,9 +53,12 @@ from stacklab.apps.common import ServerLimits
 if TYPE_CHECKING:
     from stacklab.api.host import Host
 
-SERVICES_TCP = ("echo", "discard", "chargen", "daytime", "http", "smtp", "ftp", "ssh")
-SERVICES_APPS = ("http", "smtp", "ftp", "ssh")  # run by stacklab.apps servers
-SERVICES_ROOT = ("http", "smtp", "ftp")         # use --root
+SERVICES_TLS = ("https", "ftps", "smtps")      # TLS from the first byte, a lab CA's certificate
+SERVICES_TCP = ("echo", "discard", "chargen", "daytime", "http", "smtp", "ftp", "ssh",
+                *SERVICES_TLS)
+SERVICES_APPS = ("http", "smtp", "ftp", "ssh", *SERVICES_TLS)  # run by stacklab.apps servers
+SERVICES_ROOT = ("http", "smtp", "ftp", *SERVICES_TLS)         # use --root
+TAP_CA = "tap"                                  # the TinyCa's name (its root is --ca-out)
 MAIL_DIR = "mail"                               # SMTP stores into ROOT/mail
 SERVICES_UDP = ("udp-echo", "udp-discard")
 MAX_CLIENTS_LIMIT = 1_000_000
@@ -86,6 +96,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="password of --ssh-user for the ssh service")
     p.add_argument("--ssh-authorized-keys", metavar="FILE",
                    help="OpenSSH authorized_keys file: keys that may log in to the ssh service")
+    p.add_argument("--ca-out", metavar="FILE",
+                   help="write the lab CA's root certificate (PEM) of the https, ftps and smtps "
+                        "services to FILE, for curl --cacert (default: a new temporary file)")
     p.add_argument("--max-clients", type=int, metavar="N",
                    help="concurrent clients each application service (http, smtp, ftp, ssh) "
                         f"serves; beyond them it refuses (default {ServerLimits.max_clients})")
@@ -210,6 +223,8 @@ class AppOptions:
     ssh_password: str | None = None
     ssh_authorized_keys: str | None = None  # the file's text
     max_clients: int | None = None          # None: ServerLimits' default
+    ca_out: str | None = None               # where the TLS services' root goes (None: a temp)
+    tls_ips: list[str] = field(default_factory=list)  # the certificate's addresses
 
 
 @dataclass
@@ -229,7 +244,8 @@ def parse_app_options(args: argparse.Namespace, services: list[ServiceSpec]) -> 
     root = getattr(args, "root", None)
     if root is not None:
         if not kinds & set(SERVICES_ROOT):
-            raise _error("--root is for the http, smtp and ftp services; none is served")
+            raise _error("--root is for the http, smtp and ftp services (and https, ftps, "
+                         "smtps); none is served")
         if not os.path.isdir(root):
             raise _error(f"bad --root {root!r}: not a directory")
         if not os.access(root, os.R_OK | os.X_OK):
@@ -237,11 +253,19 @@ def parse_app_options(args: argparse.Namespace, services: list[ServiceSpec]) -> 
         if kinds & {"smtp", "ftp"} and not os.access(root, os.W_OK):
             raise _error(f"bad --root {root!r}: not writable (smtp and ftp store files in it)")
         opts.root = os.path.abspath(root)
+    ca_out = getattr(args, "ca_out", None)
+    if ca_out is not None:
+        if not kinds & set(SERVICES_TLS):
+            raise _error("--ca-out is for the https, ftps and smtps services; none is served")
+        folder = os.path.dirname(os.path.abspath(ca_out))
+        if os.path.isdir(ca_out) or not os.path.isdir(folder):
+            raise _error(f"bad --ca-out {ca_out!r}: not a file in an existing directory")
+        opts.ca_out = ca_out
     max_clients = getattr(args, "max_clients", None)
     if max_clients is not None:
         if not kinds & set(SERVICES_APPS):
-            raise _error("--max-clients is for the http, smtp, ftp and ssh services; "
-                         "none is served")
+            raise _error("--max-clients is for the http, smtp, ftp and ssh services (and "
+                         "https, ftps, smtps); none is served")
         if not 1 <= max_clients <= MAX_CLIENTS_LIMIT:
             raise _error(f"bad --max-clients {max_clients}: 1..{MAX_CLIENTS_LIMIT}")
         opts.max_clients = max_clients
@@ -320,6 +344,7 @@ def parse_args(args: argparse.Namespace) -> TapConfig:
     if router and services:
         raise _error("--serve is for host mode (a router serves nothing)")
     apps = parse_app_options(args, services)
+    apps.tls_ips = [str(ipaddress.ip_interface(a).ip) for d in devices for a in d.addresses]
     mac = None
     if args.mac:
         from stacklab.wire.addr import mac_bytes
@@ -424,12 +449,41 @@ def tcp_service(kind: str, port: int, log: ConnLog) -> Any:
     return handler
 
 
+def write_ca(opts: AppOptions) -> str:
+    """Write the TLS services' root certificate to ``--ca-out`` (or a new temporary file);
+    its path."""
+    import tempfile
+
+    from stacklab.apps.tlsca import scenario_ca
+
+    pem = scenario_ca(TAP_CA).cert_pem
+    if opts.ca_out is not None:
+        try:
+            with open(opts.ca_out, "wb") as f:
+                f.write(pem)
+        except OSError as exc:
+            raise _error(f"cannot write --ca-out {opts.ca_out!r}: {exc.strerror}") from None
+        return opts.ca_out
+    fd, path = tempfile.mkstemp(prefix="stacklab-tap-ca-", suffix=".pem")
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    return path
+
+
+def server_tls(opts: AppOptions) -> ssl.SSLContext:
+    """The TLS services' server context: a certificate for ``stacklab`` and the addresses."""
+    from stacklab.apps.tlsca import scenario_ca
+
+    return scenario_ca(TAP_CA).issue("stacklab", ips=opts.tls_ips).server_context()
+
+
 async def start_app_service(node: Any, svc: ServiceSpec, opts: AppOptions,
                             log: ConnLog) -> Any:
     """An application server of :mod:`stacklab.apps` on ``node``, logging each connection."""
     root = opts.root
     limits = ServerLimits() if opts.max_clients is None else ServerLimits(
         max_clients=opts.max_clients)
+    tls = server_tls(opts) if svc.kind in SERVICES_TLS else None
     server: Any
     if svc.kind == "ssh":
         from stacklab.apps.ssh import SshServer
@@ -444,23 +498,24 @@ async def start_app_service(node: Any, svc: ServiceSpec, opts: AppOptions,
         await server.start(node, svc.port)
         log.line(f"ssh:{svc.port} host key {server.host_key.get_fingerprint()}")
         return server
-    if svc.kind == "http":
+    if svc.kind in ("http", "https"):
         from stacklab.apps.http import HttpServer
 
-        server = HttpServer(root=root, limits=limits)
-    elif svc.kind == "smtp":
+        server = HttpServer(root=root, limits=limits, tls=tls)
+    elif svc.kind in ("smtp", "smtps"):
         from stacklab.apps.smtp import Mailbox, SmtpServer
 
         server = SmtpServer(Mailbox(os.path.join(root, MAIL_DIR) if root else None),
-                            limits=limits)
+                            limits=limits, tls=tls, tls_mode="implicit" if tls else "starttls")
     else:
         from stacklab.apps.ftp import FtpServer
 
-        server = FtpServer(root=root, limits=limits)
+        server = FtpServer(root=root, limits=limits, tls=tls,
+                           tls_mode="implicit" if tls else "explicit")
 
     def on_close(writer: Any, outcome: str, seconds: float) -> None:
         extra = ""
-        if svc.kind == "smtp" and server.mailbox.messages:
+        if svc.kind in ("smtp", "smtps") and server.mailbox.messages:
             last = server.mailbox.messages[-1]
             extra = f" messages={len(server.mailbox.messages)}"
             if last.path is not None:
@@ -535,6 +590,10 @@ def run(args: argparse.Namespace) -> int:
             def capture(ifindex: int, direction: str, t: float, frame: bytes) -> None:
                 writer.write(frame, t)
 
+        if any(s.kind in SERVICES_TLS for s in cfg.services):
+            path = write_ca(cfg.apps)  # told even with --quiet: the clients need it
+            print(f"TLS services' CA certificate: {path} (curl --cacert {path} ...)",
+                  file=sys.stderr, flush=True)
         stack = RealtimeStack(node, devices, capture=capture)
         log = ConnLog(args.quiet)
 
