@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 # Debian packages the tests use as independent peers and checkers.
 DEB_PACKAGES := tshark socat netcat-openbsd iproute2 iputils-ping curl openssh-server openssh-client strace chromium \
-	busybox bind9-dnsutils swaks nftables iputils-arping
+	busybox bind9-dnsutils swaks nftables iputils-arping dnsmasq-base
 
 .PHONY: demo test lint bench sysdeps install clean
 
