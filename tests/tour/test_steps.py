@@ -147,9 +147,23 @@ def test_teardown_states():
 
 def test_time_wait_is_2msl_of_virtual_time():
     d = result("time-wait")
-    assert d["CLOSED at"] - d["TIME-WAIT entered at"] == pytest.approx(2 * d["MSL"], abs=1e-6)
-    assert d["time spent in TIME-WAIT"] == pytest.approx(2 * d["MSL"], abs=1e-6)
+    assert d["CLOSED at"] - d["client ACKs the resent FIN at"] == pytest.approx(2 * d["MSL"],
+                                                                               abs=1e-6)
+    assert d["server FINs (the first one's ACK lost)"] == 2
     assert d["MSL"] == 30.0 and d["wall time for the whole run"] < 5.0
+
+
+def test_d30_time_wait_draws_what_teardown_does_not():
+    """Audit D30: the two steps drew the same diagram; time-wait now starts at the server's FIN
+    and shows the lost last ACK, the resent FIN TIME-WAIT answers, and the CLOSED 2 MSL later."""
+    tw, td = result("time-wait"), result("tcp-teardown")
+    assert tw.diagram.splitlines()[2:] != td.diagram.splitlines()[2:]
+    body = tw.diagram.splitlines()[2:]
+    assert "[F.]" in body[1] and "[TIME-WAIT]" in "".join(body)
+    assert not any("[F.]" in line and ">" in line for line in body)  # the client's FIN: before
+    assert sum("X" in line for line in body) == 1  # the lost ACK
+    assert sum("<" in line and "[F.]" in line for line in body) == 2
+    assert body[-1].startswith(" 61.") and "[CLOSED]" in body[-1]
 
 
 def test_udp():
