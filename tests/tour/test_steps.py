@@ -93,6 +93,17 @@ def test_pmtud_mss_values():
     assert res["b received intact"] is True
 
 
+def test_d30_the_pmtud_diagram_follows_the_data_to_b():
+    """Audit D30: the diagram stopped at a, r1, r2, before any data reached b."""
+    res = result("pmtud")
+    head, *body = res.diagram.splitlines()
+    assert head.split() == ["a", "r1", "r2", "r3", "b"]
+    b_col = head.rindex("b")
+    into_b = [line for line in body if line[b_col - 1:b_col + 1] == ">|"]
+    assert into_b and "seq 1249" in "".join(into_b)  # the MSS 1248 segments arrive
+    assert "<svg" in res.svg and ">b</text>" in res.svg
+
+
 def test_pmtud_black_hole():
     d = result("pmtud-blackhole")
     assert d["lost_icmp"] > 0
