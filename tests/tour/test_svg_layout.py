@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from stacklab.trace.diagram import PAGE_WIDTH, Arrow, Note, render_svg
 from stacklab.tour import runner
+from stacklab.trace.diagram import PAGE_WIDTH, Arrow, Note, render_svg
 
 NS = "{http://www.w3.org/2000/svg}"
 CHAR = 7.2  # a 12 px monospace character
