@@ -50,7 +50,8 @@ def register(subparsers: Any) -> None:
                    help="print per-connection (bytes, retransmits, srtt, rto, cwnd, mss, pmtu) "
                         "and per-node figures")
     p.add_argument("--plot", metavar="F.png",
-                   help="plot cwnd and throughput against time (needs matplotlib: the plot extra)")
+                   help="plot cwnd, ssthresh, retransmissions and throughput against time "
+                        "(needs matplotlib: the plot extra)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress line on stderr (there is none when stderr is not a terminal)")
     p.add_argument("--list", action="store_true",

@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--lang", choices=["en", "ko"], default="en", help="language of explanations")
     p.add_argument("--pcap", type=Path, metavar="DIR", help="keep each step's captures in DIR")
     p.add_argument("--html", type=Path, metavar="DIR", help="write a browsable report to DIR")
+    p.add_argument("--pause", action="store_true",
+                   help="wait for Enter between steps (only when stdin is a terminal)")
     p.add_argument("--seed", type=int, default=1,
                    help="seed of the steps' random choices (loss, ports, ISNs; default 1)")
     p.set_defaults(func=run)
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             raise BrokenPipeError
 
     console = _Console(width=80)
+    pause = args.pause and sys.stdin.isatty()  # piped or scripted input: no waiting
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("tour", total=len(chosen))
         for i, name in enumerate(chosen, 1):
@@ -71,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
                                    markup=False, highlight=False, end="")
             sections.append(_report_step(name, result, args))
             progress.advance(task)
+            if pause and i < len(chosen):
+                progress.stop()
+                print(f"-- Enter: step {i + 1}/{len(chosen)} --", end="", file=sys.stderr,
+                      flush=True)
+                if not sys.stdin.readline():  # end of input: the rest without waiting
+                    pause = False
+                progress.start()
     if args.html:
         from stacklab.report.tour import tour_page
 

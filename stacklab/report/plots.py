@@ -19,13 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stacklab.trace.events import TraceEvent
+from stacklab.trace.stats import NO_SSTHRESH
 
 from .svg import Chart
 
 __all__ = ["Flow", "cwnd_plot", "first_loss_window", "flows", "goodput", "goodput_plot", "rtt_plot",
            "time_sequence_plot"]
 
-_INFINITE_SSTHRESH = 1 << 30  # the trace caps "no ssthresh yet" here
 
 
 @dataclass
@@ -77,7 +77,7 @@ def cwnd_plot(flow: Flow) -> str:
     """cwnd and ssthresh (bytes) against time; timeouts marked."""
     chart = Chart(f"cwnd and ssthresh — {flow.name}", y_label="bytes")
     chart.step("cwnd", [(t, c) for t, c, _ in flow.cwnd], color="#1f4e9a")
-    ss = [(t, s) for t, _, s in flow.cwnd if s < _INFINITE_SSTHRESH]
+    ss = [(t, s) for t, _, s in flow.cwnd if s < NO_SSTHRESH]
     if ss:
         chart.step("ssthresh", ss, color="#d4a017")
     if flow.timeouts:

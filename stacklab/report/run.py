@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stacklab.trace.diagram import from_trace, render_svg
+from stacklab.trace.diagram import from_trace, page_col_width, render_svg
 from stacklab.trace.events import TraceEvent
 from stacklab.trace.stats import RunStats, collect
 
@@ -59,9 +59,7 @@ def _diagram(view: RunView, lifelines: Sequence[str], kinds: Any) -> str:
         rows = rows[:DIAGRAM_ROWS]
     if not rows:
         return "<p>no frames between these nodes</p>"
-    # full page width (1200 px): the lifelines spread out rather than the text growing
-    col_width = max(260, (1200 - 210) // (len(lifelines) - 1))
-    svg = render_svg(rows, lifelines, col_width=col_width).replace(
+    svg = render_svg(rows, lifelines, col_width=page_col_width(len(lifelines))).replace(
         "<svg ", "<svg class='diagram' ", 1)
     return note + _figure(svg)
 

@@ -13,7 +13,15 @@ from typing import Any
 
 from stacklab.net.link import Stage
 from stacklab.net.network import Network
-from stacklab.trace.diagram import Arrow, Note, Row, from_trace, render_svg, render_text
+from stacklab.trace.diagram import (
+    Arrow,
+    Note,
+    Row,
+    from_trace,
+    page_col_width,
+    render_svg,
+    render_text,
+)
 from stacklab.trace.events import TraceEvent, Tracer
 from stacklab.wire import MalformedPacket, ipv4, ipv6, tcp, udp
 from stacklab.wire.ethernet import ETH_P_IPV4, ETH_P_IPV6, EthernetView
@@ -223,7 +231,8 @@ class Lab:
     def diagram(self, result: StepResult, rows: Sequence[Row], lifelines: Sequence[str],
                 title: str) -> None:
         result.diagram = render_text(rows, lifelines, width=80)
-        result.svg = render_svg(rows, lifelines, title=title)
+        result.svg = render_svg(rows, lifelines, title=title,
+                                col_width=page_col_width(len(lifelines)))
 
 
 LabStep = Callable[[Lab, StepResult], None]

@@ -255,14 +255,18 @@ def pmtud(lab: Lab, res: StepResult) -> None:
     res.show("a's path MTU to b", a.path_mtu(_packed(addr(b))))
     res.show("largest packets a sent", sorted(set(sizes))[-3:][::-1])
     res.show("b received intact", bytes(got) == data)
-    lines = ["a", "r1", "r2"]
-    rows = lab.rows(lines, kinds={"tcp", "icmp"}, start=1.0)
-    last_fn = max((r.time for r in rows if isinstance(r, Arrow) and "frag" in r.label),
-                  default=1.0)
-    rows = [r for r in rows if r.time <= last_fn + 0.02
-            and (isinstance(r, Note) or "len" in r.label or "frag" in r.label
-                 or "[S" in r.label)]
-    lab.diagram(res, cut(squeeze(rows), 30), lines, "Path MTU discovery: 1500 -> 1400 -> 1300")
+    lines = ["a", "r1", "r2", "r3", "b"]
+    # from a's ESTABLISHED (the SYNs' MSS is in the table) until data sent after the last
+    # Frag Needed reaches b
+    est = next(ev.time for ev in lab.select("tcp", "state", "a")
+               if ev.details["new"] == "ESTABLISHED")
+    rows = lab.rows(lines, kinds={"tcp", "icmp"}, start=est)
+    last_fn = max(r.time for r in rows if isinstance(r, Arrow) and "frag" in r.label)
+    at_b = min(r.time for r in rows if isinstance(r, Arrow) and r.dst == "b"
+               and "len" in r.label and r.time > last_fn)
+    rows = [r for r in rows if r.time <= at_b
+            and (isinstance(r, Note) or "len" in r.label or "frag" in r.label)]
+    lab.diagram(res, cut(squeeze(rows), 40), lines, "Path MTU discovery: 1500 -> 1400 -> 1300")
 
 
 @lab_step("pmtud-blackhole")

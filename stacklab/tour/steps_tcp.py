@@ -194,9 +194,27 @@ def checksum(lab: Lab, res: StepResult) -> None:
     lab.diagram(res, cut(squeeze(rows, 3), 40), lines, "Checksums catch a flipped bit")
 
 
-def _teardown(lab: Lab, until: float) -> tuple[Any, float]:
-    """A connection the client closes first, run until ``until``: (the client, close time)."""
-    c, s = lab.pair()
+def _teardown(lab: Lab, until: float, lose_last_ack: bool = False) -> tuple[Any, float]:
+    """A connection the client closes first, run until ``until``: (the client, close time).
+    ``lose_last_ack`` drops the client's ACK of the server's FIN (its first pure ACK after its
+    own FIN), so the server resends its FIN into the client's TIME-WAIT."""
+    c, s = lab.net.add_host("client"), lab.net.add_host("server")
+    link = lab.connect("client", "server", delay="10ms", tap=True)
+    if lose_last_ack:
+        seen = {"fin": False, "dropped": False}
+
+        def last_ack(frame: bytes) -> bool:
+            v = tcp_view(frame)
+            if v is None or seen["dropped"]:
+                return False
+            if v.flags & tcp.FIN:
+                seen["fin"] = True
+                return False
+            seen["dropped"] = seen["fin"] and not v.payload_len
+            return seen["dropped"]
+
+        link.add_middleware(lambda d: Dropper(d, last_ack, "tour_loss"), reverse=False)
+    lab.start()
     out: dict[str, float] = {}
 
     async def main() -> None:
@@ -232,21 +250,31 @@ def tcp_teardown(lab: Lab, res: StepResult) -> None:
 
 @lab_step("time-wait")
 def time_wait(lab: Lab, res: StepResult) -> None:
+    """The part after the FIN exchange the tcp-teardown step draws: the client's last ACK is
+    lost, the server resends its FIN, TIME-WAIT answers it and waits 2*MSL again
+    (RFC 9293 §3.10.7.4), then CLOSED."""
     wall = time.perf_counter()
-    c, t0 = _teardown(lab, 70.0)
+    c, _ = _teardown(lab, 70.0, lose_last_ack=True)
     wall = time.perf_counter() - wall
     evs = lab.select("tcp", "state", "client")
     tw = next(ev.time for ev in evs if ev.details["new"] == "TIME-WAIT")
     closed = next(ev.time for ev in evs if ev.details["new"] == "CLOSED" and ev.time > tw)
+    fins = [t for t, d, f in lab.frames
+            if d == "server>client" and (v := tcp_view(f)) is not None and v.flags & tcp.FIN]
+    late = fins[-1]
+    reack = next((t for t, d, f in lab.frames if d == "client>server" and t > late), None)
     msl = c.tcp.config.msl
     res.show("MSL", msl, f"{msl:g} s")
     res.show("TIME-WAIT entered at", tw, f"{tw:.6f} s (virtual)")
+    res.show("server FINs (the first one's ACK lost)", len(fins))
+    res.show("client ACKs the resent FIN at", reack,
+             f"{reack:.6f} s: 2 x MSL starts again" if reack is not None else "never")
     res.show("CLOSED at", closed, f"{closed:.6f} s (virtual)")
-    res.show("time spent in TIME-WAIT", closed - tw, f"{closed - tw:.6f} s = 2 x MSL")
+    res.show("time spent in TIME-WAIT", closed - tw, f"{closed - tw:.6f} s")
     res.show("wall time for the whole run", wall, f"{wall:.2f} s")
     lines = ["client", "server"]
-    rows = lab.rows(lines, kinds={"tcp"}, start=t0 - 0.001)
-    lab.diagram(res, rows, lines, "TIME-WAIT lasts 2 MSL")
+    rows = lab.rows(lines, kinds={"tcp"}, start=fins[0] - 0.001)
+    lab.diagram(res, rows, lines, "TIME-WAIT: a late FIN is ACKed again, then 2 MSL")
 
 
 @lab_step("udp")

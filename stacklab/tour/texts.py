@@ -132,10 +132,13 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
     "time-wait": {
         "en": ("TIME-WAIT lasts 2·MSL",
                "The side that closed first waits 2·MSL (60 s here, as Linux) so late duplicates die\n"
-               "and a lost last ACK can be resent. Virtual time makes the wait cost no wall time."),
+               "and a lost last ACK can be resent. Here that ACK is lost: the server resends its FIN,\n"
+               "TIME-WAIT ACKs it again and restarts its 2·MSL. Virtual time makes the wait cost\n"
+               "no wall time."),
         "ko": ("TIME_WAIT는 2·MSL 동안",
                "먼저 닫은 쪽은 지연 패킷이 사라지고 마지막 ACK를 다시 보낼 수 있도록 2·MSL(60초)을\n"
-               "기다립니다. 가상 시간이라 실제로는 기다리지 않습니다."),
+               "기다립니다. 여기서는 그 ACK가 손실되어 서버가 FIN을 다시 보내고, TIME-WAIT는 다시\n"
+               "ACK하며 2·MSL을 새로 시작합니다. 가상 시간이라 실제로는 기다리지 않습니다."),
     },
     "udp": {
         "en": ("UDP datagrams",

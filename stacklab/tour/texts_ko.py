@@ -100,6 +100,8 @@ KO: dict[str, str] = {
     "TIME-WAIT entered at": "TIME-WAIT 진입 시각",
     "CLOSED at": "CLOSED 시각",
     "time spent in TIME-WAIT": "TIME-WAIT에 머문 시간",
+    "server FINs (the first one's ACK lost)": "서버의 FIN (첫 FIN의 ACK 손실)",
+    "client ACKs the resent FIN at": "클라이언트가 다시 온 FIN을 ACK한 시각",
     "wall time for the whole run": "전체 실행의 실제 시간",
     # -- UDP --
     "UDP header": "UDP 헤더",

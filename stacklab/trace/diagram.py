@@ -244,13 +244,35 @@ def render_text(rows: Sequence[Row], lifelines: Sequence[str], width: int = 80) 
 
 _ROW = 26
 _TOP = 50
-_LEFT = 90
+_LEFT = 90  # the timestamp column is left of this
 _COLW = 260
+_CHAR = 7.2  # advance of a 12 px monospace character (0.6 em)
+PAGE_WIDTH = 1200  # the HTML reports' diagrams: full page width
+
+
+def page_col_width(lifelines: int, page: int = PAGE_WIDTH) -> int:
+    """The ``col_width`` that makes :func:`render_svg` ``page`` pixels wide (at least the default
+    260): the lifelines spread out rather than the text growing."""
+    return max(_COLW, (page - _LEFT - 120) // max(1, lifelines - 1))
+
+
+def _fit(text: str, room: float) -> str:
+    """``text`` cut to ``room`` pixels of 12 px monospace, ending in "…" when cut."""
+    most = max(1, int(room // _CHAR))
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _text(x: float, y: float, text: str, shown: str, attrs: str = "") -> str:
+    """A centred <text>; a cut one carries the whole text as its tooltip (<title>)."""
+    tip = f"<title>{html.escape(text)}</title>" if shown != text else ""
+    return f'<text x="{x}" y="{y}" text-anchor="middle"{attrs}>{tip}{html.escape(shown)}</text>'
 
 
 def render_svg(rows: Sequence[Row], lifelines: Sequence[str], title: str = "",
                col_width: int = _COLW) -> str:
-    """A standalone SVG document (opens in any browser); lifelines ``col_width`` apart."""
+    """A standalone SVG document (opens in any browser); lifelines ``col_width`` apart. Labels
+    are cut ("…", the whole text as tooltip) to stay between their lifelines, notes to stay
+    between the timestamp column and the right edge."""
     n = len(lifelines)
     width = _LEFT + col_width * (n - 1) + 120
     height = _TOP + _ROW * (len(rows) + 2) + (24 if title else 0)
@@ -276,11 +298,12 @@ def render_svg(rows: Sequence[Row], lifelines: Sequence[str], title: str = "",
         y = top + _ROW * (i + 1)
         parts.append(f'<text x="6" y="{y + 4}" fill="#666">{row.time:.6f}</text>')
         if isinstance(row, Note):
-            x = col[row.node]
-            w = 8 * len(row.text) + 12
-            parts.append(f'<rect x="{x - w / 2}" y="{y - 10}" width="{w}" height="18" rx="4" '
-                         'fill="#fff3c4" stroke="#c9a400"/>')
-            parts.append(f'<text x="{x}" y="{y + 3}" text-anchor="middle">{esc(row.text)}</text>')
+            shown = _fit(row.text, width - 4 - _LEFT - 12)
+            w = round(_CHAR * len(shown) + 12, 1)
+            xn = round(min(max(col[row.node], _LEFT + w / 2), width - 4 - w / 2), 1)
+            parts.append(f'<rect x="{round(xn - w / 2, 1)}" y="{y - 10}" width="{w}" height="18" '
+                         'rx="4" fill="#fff3c4" stroke="#c9a400"/>')
+            parts.append(_text(xn, y + 3, row.text, shown))
             continue
         x1, x2 = col[row.src], col[row.dst]
         y2 = y + _ROW * 0.6
@@ -301,7 +324,7 @@ def render_svg(rows: Sequence[Row], lifelines: Sequence[str], title: str = "",
                          'stroke-width="1.5" marker-end="url(#ah)"/>')
             color = "#111"
         label = f"{row.label} (corrupted)" if row.corrupted else row.label
-        parts.append(f'<text x="{(x1 + x2) / 2}" y="{y - 3}" text-anchor="middle" '
-                     f'fill="{color}">{esc(label)}</text>')
+        parts.append(_text((x1 + x2) / 2, y - 3, label, _fit(label, abs(x2 - x1) - 8),
+                           f' fill="{color}"'))
     parts.append("</svg>")
     return "\n".join(parts)

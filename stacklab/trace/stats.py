@@ -47,6 +47,8 @@ class ConnStats:
     pmtu: int
     congestion: str
     cwnd_series: list[tuple[float, int]] = field(default_factory=list)  # (time, cwnd bytes)
+    ssthresh_series: list[tuple[float, int]] = field(default_factory=list)  # with cwnd's
+    mss_known_at: float | None = None  # the peer's SYN processed: SYN-RECEIVED or ESTABLISHED
     rx_series: list[tuple[float, int]] = field(default_factory=list)  # (time, payload bytes)
     retransmit_times: list[float] = field(default_factory=list)
     rto_times: list[float] = field(default_factory=list)
@@ -123,6 +125,10 @@ def connection_stats(nodes: Mapping[str, Any],
                 continue
             if ev.event == "cwnd":
                 conn.cwnd_series.append((ev.time, int(ev.details.get("cwnd", 0))))
+                conn.ssthresh_series.append((ev.time, int(ev.details.get("ssthresh", 0))))
+            elif ev.event == "state" and conn.mss_known_at is None \
+                    and ev.details.get("new") in ("SYN-RECEIVED", "ESTABLISHED"):
+                conn.mss_known_at = ev.time
             elif ev.event == "retransmit":
                 conn.retransmit_times.append(ev.time)
             elif ev.event == "rto":
@@ -246,9 +252,46 @@ class PlotUnavailable(StacklabError, RuntimeError):
     """matplotlib is not installed."""
 
 
+NO_SSTHRESH = 1 << 30  # the trace caps "no ssthresh yet" here
+PLOT_BIN_S = 0.1  # throughput bins: 10 per second
+
+
+@dataclass
+class PlotSeries:
+    """What :func:`plot` draws for one connection (times in seconds, sizes in bytes)."""
+
+    label: str  # "node local>remote"
+    cwnd: list[tuple[float, int]]  # from the moment the peer's MSS is known
+    ssthresh: list[tuple[float, int]]  # once there is one (not the initial "infinite")
+    retransmits: list[tuple[float, int]]  # (time, cwnd then): markers on the cwnd curve
+    throughput: list[tuple[float, float]]  # bytes/s that reached this end, per PLOT_BIN_S
+
+
+def plot_series(stats: RunStats, bin_s: float = PLOT_BIN_S) -> list[PlotSeries]:
+    """The data of :func:`plot`, without matplotlib. A connection that never sent data (the
+    receiving end) gets no cwnd, ssthresh or markers, only its throughput; the cwnd curve starts
+    when the peer's SYN gave the MSS, not at the 536-byte default before it (RFC 9293 §3.7.1)."""
+    out = []
+    for c in stats.connections:
+        cwnd: list[tuple[float, int]] = []
+        ss: list[tuple[float, int]] = []
+        marks: list[tuple[float, int]] = []
+        if c.bytes_sent and c.mss_known_at is not None:
+            known = c.mss_known_at
+            cwnd = [(t, v) for t, v in c.cwnd_series if t >= known]
+            ss = [(t, v) for t, v in c.ssthresh_series if t >= known and v < NO_SSTHRESH]
+            for t in c.retransmit_times:
+                before = [v for tc, v in cwnd if tc <= t]
+                if before:
+                    marks.append((t, before[-1]))
+        out.append(PlotSeries(f"{c.node} {c.name}", cwnd, ss, marks, c.throughput(bin_s)))
+    return out
+
+
 def plot(stats: RunStats, path: str) -> str:
-    """cwnd and throughput against virtual time, one curve per connection, into ``path`` (PNG,
-    SVG or PDF by extension). Needs the ``plot`` extra."""
+    """cwnd, ssthresh and retransmissions (top) and throughput (bottom) against virtual time,
+    one colour per connection (:func:`plot_series`), into ``path`` (PNG, SVG or PDF by
+    extension). Needs the ``plot`` extra."""
     try:
         import matplotlib
 
@@ -259,17 +302,25 @@ def plot(stats: RunStats, path: str) -> str:
             "plots need matplotlib: pip install 'stacklab[plot]' (or pip install matplotlib)"
         ) from None
     fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
-    bin_s = max(stats.duration / 60, 0.01)
-    for c in stats.connections:
-        if c.cwnd_series:
-            ts, vs = zip(*c.cwnd_series, strict=True)
-            ax1.step(ts, [v / 1000 for v in vs], where="post", label=f"{c.node} {c.name}")
-        tp = c.throughput(bin_s)
-        if tp and sum(v for _, v in tp):
-            ts2, vs2 = zip(*tp, strict=True)
-            ax2.plot(ts2, [v * 8 / 1e6 for v in vs2], label=f"{c.node} {c.name}")
-    ax1.set_ylabel("cwnd (kB)")
-    ax2.set_ylabel("received (Mbit/s)")
+    for i, sr in enumerate(plot_series(stats)):
+        color = f"C{i % 10}"
+        if sr.cwnd:
+            ts, vs = zip(*sr.cwnd, strict=True)
+            ax1.step(ts, [v / 1000 for v in vs], where="post", color=color,
+                     label=f"{sr.label} cwnd")
+        if sr.ssthresh:
+            ts, vs = zip(*sr.ssthresh, strict=True)
+            ax1.step(ts, [v / 1000 for v in vs], where="post", color=color, linestyle="--",
+                     label=f"{sr.label} ssthresh")
+        if sr.retransmits:
+            ts, vs = zip(*sr.retransmits, strict=True)
+            ax1.plot(ts, [v / 1000 for v in vs], "x", color="#b00", linestyle="none",
+                     label=f"{sr.label} retransmit")
+        if sr.throughput and sum(v for _, v in sr.throughput):
+            ts2, vs2 = zip(*sr.throughput, strict=True)
+            ax2.plot(ts2, [v * 8 / 1e6 for v in vs2], color=color, label=sr.label)
+    ax1.set_ylabel("cwnd, ssthresh (kB)")
+    ax2.set_ylabel(f"received (Mbit/s, {PLOT_BIN_S:g} s bins)")
     ax2.set_xlabel("virtual time (s)")
     for ax in (ax1, ax2):
         if ax.get_legend_handles_labels()[0]:

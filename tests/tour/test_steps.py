@@ -93,6 +93,17 @@ def test_pmtud_mss_values():
     assert res["b received intact"] is True
 
 
+def test_d30_the_pmtud_diagram_follows_the_data_to_b():
+    """Audit D30: the diagram stopped at a, r1, r2, before any data reached b."""
+    res = result("pmtud")
+    head, *body = res.diagram.splitlines()
+    assert head.split() == ["a", "r1", "r2", "r3", "b"]
+    b_col = head.rindex("b")
+    into_b = [line for line in body if line[b_col - 1:b_col + 1] == ">|"]
+    assert into_b and "seq 1249" in "".join(into_b)  # the MSS 1248 segments arrive
+    assert "<svg" in res.svg and ">b</text>" in res.svg
+
+
 def test_pmtud_black_hole():
     d = result("pmtud-blackhole")
     assert d["lost_icmp"] > 0
@@ -147,9 +158,23 @@ def test_teardown_states():
 
 def test_time_wait_is_2msl_of_virtual_time():
     d = result("time-wait")
-    assert d["CLOSED at"] - d["TIME-WAIT entered at"] == pytest.approx(2 * d["MSL"], abs=1e-6)
-    assert d["time spent in TIME-WAIT"] == pytest.approx(2 * d["MSL"], abs=1e-6)
+    assert d["CLOSED at"] - d["client ACKs the resent FIN at"] == pytest.approx(2 * d["MSL"],
+                                                                               abs=1e-6)
+    assert d["server FINs (the first one's ACK lost)"] == 2
     assert d["MSL"] == 30.0 and d["wall time for the whole run"] < 5.0
+
+
+def test_d30_time_wait_draws_what_teardown_does_not():
+    """Audit D30: the two steps drew the same diagram; time-wait now starts at the server's FIN
+    and shows the lost last ACK, the resent FIN TIME-WAIT answers, and the CLOSED 2 MSL later."""
+    tw, td = result("time-wait"), result("tcp-teardown")
+    assert tw.diagram.splitlines()[2:] != td.diagram.splitlines()[2:]
+    body = tw.diagram.splitlines()[2:]
+    assert "[F.]" in body[1] and "[TIME-WAIT]" in "".join(body)
+    assert not any("[F.]" in line and ">" in line for line in body)  # the client's FIN: before
+    assert sum("X" in line for line in body) == 1  # the lost ACK
+    assert sum("<" in line and "[F.]" in line for line in body) == 2
+    assert body[-1].startswith(" 61.") and "[CLOSED]" in body[-1]
 
 
 def test_udp():
