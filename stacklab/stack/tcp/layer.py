@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacklab.stack.icmp import PACKET_TOO_BIG, UNREACHABLE
+from stacklab.stack.pmtu import MIN_PMTU_V4
 from stacklab.stack.udp import error_from_icmp  # Linux's icmp_err_convert, one copy
 from stacklab.wire.addr import ip_str
 from stacklab.wire.errors import MalformedPacket
@@ -352,13 +353,18 @@ class TcpLayer:
                 src, sp, dp, psum = tcb.local_ip, tcb.local_port, tcb.remote_port, tcb.tx_psum
                 c = host.counters
                 ip_send = host.ip_send
+                # DF as Linux: always, except on an IPv4 path at or below the PMTU floor (a
+                # link that small, or a Fragmentation Needed below it: Linux locks the MTU at
+                # the floor and clears DF, RFC 1191 §3), where IP (ours or a router's)
+                # fragments what does not fit
+                df = len(dst) == 16 or tcb.path_mss + 40 > MIN_PMTU_V4
                 for seg in out:
                     raw = segment_bytes(psum, sp, dp, seg)
                     c["tcp.tx.segments"] += 1
                     if seg.flags & RST:
                         c["tcp.tx.rst"] += 1
                     try:
-                        ip_send(src, dst, PROTO_TCP, raw, now, df=True)
+                        ip_send(src, dst, PROTO_TCP, raw, now, df=df)
                     except OSError as e:  # no route yet: the retransmission timer retries
                         if e.errno == errno.EMSGSIZE:
                             too_big = True
