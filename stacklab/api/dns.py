@@ -17,7 +17,6 @@ For ``family=None`` the IPv4 addresses come first, then the IPv6 ones (both quer
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -203,22 +202,10 @@ async def _lookup(host: Host, fqdn: str, rdtype: dns.rdatatype.RdataType,
 
 async def resolve(host: Host, name: str, family: int | None = None,
                   options: ResolverOptions | None = None) -> list[str]:
-    """Addresses of ``name`` (text), see the module docstring."""
+    """Addresses of ``name`` (text) from the host's DNS servers (literals and the ``hosts``
+    table come first, in ``Host.lookup``); see the module docstring."""
     if family not in (None, 4, 6):
         raise ValueError(f"family is 4, 6 or None, not {family!r}")
-    try:
-        literal = ipaddress.ip_address(name)
-    except ValueError:
-        pass
-    else:
-        if family is not None and literal.version != family:
-            raise socket.gaierror(socket.EAI_ADDRFAMILY, f"{name} is not an IPv{family} address")
-        return [str(literal)]
-    known = host.hosts.get(name) or host.hosts.get(name.rstrip("."))
-    if known:
-        out = [a for a in known if family is None or (":" in a) == (family == 6)]
-        if out:
-            return out
     opts = options or ResolverOptions()
     types = {4: [dns.rdatatype.A], 6: [dns.rdatatype.AAAA]}.get(
         family or 0, [dns.rdatatype.A, dns.rdatatype.AAAA])

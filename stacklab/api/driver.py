@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import ipaddress
 import random
-import socket
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -223,26 +221,7 @@ class DrivenHost(Host):
     async def lookup(self, name: str, family: int | None = None) -> list[str]:
         """``name``'s addresses (text), the one name resolution of this host's programs
         (``loop.getaddrinfo``, :mod:`stacklab.api.spawn`, ``run_blocking``'s socket module,
-        ``resolve_name``): literal addresses, then the network's names (``self.hosts``, like
+        ``resolve_name``): :meth:`resolve_all` (literals, the network's names, like
         /etc/hosts); the API host adds DNS (:mod:`stacklab.api.dns`) when it knows servers.
-        Raises ``socket.gaierror`` naming the known hosts."""
-        try:
-            literal = ipaddress.ip_address(name)
-        except ValueError:
-            pass
-        else:
-            if family is not None and literal.version != family:
-                raise socket.gaierror(socket.EAI_ADDRFAMILY,
-                                      f"{name} is not an IPv{family} address")
-            return [str(literal)]
-        addrs = self.hosts.get(name)
-        if addrs is None and name == self.name:
-            addrs = self.addresses()
-        if not addrs:
-            known = ", ".join(sorted(self.hosts)) or "none: run net.autoconfigure()"
-            raise socket.gaierror(socket.EAI_NONAME, f"unknown host {name!r} on the simulated "
-                                  f"network (known: {known})")
-        out = [a for a in addrs if family is None or ipaddress.ip_address(a).version == family]
-        if not out:
-            raise socket.gaierror(socket.EAI_ADDRFAMILY, f"{name} has no IPv{family} address")
-        return out
+        Raises ``socket.gaierror``."""
+        return self.resolve_all(name, family)

@@ -21,6 +21,8 @@ Such a host satisfies the :class:`stacklab.apps.common.Net` seam, so every appli
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -127,9 +129,12 @@ class Host(DrivenHost):
         """The one name resolution of this host (``getaddrinfo`` of spawned and blocking
         code...): a literal, the ``hosts`` table, then DNS through the servers of
         ``self.resolv`` when there are any (raises ``socket.gaierror``)."""
-        if self.resolv.nameservers and name not in self.hosts and name != self.name:
-            return await dns.resolve(self, name, family)
-        return await super().lookup(name, family)
+        try:
+            return await super().lookup(name, family)
+        except socket.gaierror:
+            if not self.resolv.nameservers or _is_literal(name):
+                raise
+        return await dns.resolve(self, name, family)  # "hosts: files dns"
 
     async def resolve_name(self, name: str, family: int | None = None) -> list[str]:
         """``name``'s addresses (text) as getaddrinfo finds them (:meth:`lookup`)."""
@@ -155,3 +160,11 @@ class Host(DrivenHost):
 
 class Router(Host, _SansIoRouter):
     """A router with the same application API (ping and traceroute from it, servers on it)."""
+
+
+def _is_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True

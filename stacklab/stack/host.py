@@ -296,8 +296,10 @@ class Host(Node):
                 out += [ip_str(x.addr) for x in iface.v6 if x.state != "duplicate"]
         return out
 
-    def resolve(self, name: str, family: int | None = None) -> str:
-        """Like /etc/hosts: ``name`` → address text; literal addresses pass through."""
+    def resolve_all(self, name: str, family: int | None = None) -> list[str]:
+        """Like /etc/hosts: ``name`` → its addresses (text), the network's names (``hosts``) and
+        the host's own; literal addresses pass through. Raises ``socket.gaierror`` (naming the
+        known hosts when the name is not one)."""
         try:
             literal = ipaddress.ip_address(name)
         except ValueError:
@@ -306,16 +308,22 @@ class Host(Node):
             if family is not None and literal.version != family:
                 raise socket.gaierror(socket.EAI_ADDRFAMILY,
                                       f"{name} is not an IPv{family} address")
-            return str(literal)
-        addrs = self.hosts.get(name)
+            return [str(literal)]
+        addrs = self.hosts.get(name) or self.hosts.get(name.rstrip("."))
         if addrs is None and name == self.name:
             addrs = self.addresses()
         if not addrs:
-            raise socket.gaierror(socket.EAI_NONAME, f"unknown host {name!r}")
-        for a in addrs:
-            if family is None or ipaddress.ip_address(a).version == family:
-                return a
-        raise socket.gaierror(socket.EAI_ADDRFAMILY, f"{name} has no IPv{family} address")
+            known = ", ".join(sorted(self.hosts)) or "none: run net.autoconfigure()"
+            raise socket.gaierror(socket.EAI_NONAME, f"unknown host {name!r} on the simulated "
+                                  f"network (known: {known})")
+        out = [a for a in addrs if family is None or ipaddress.ip_address(a).version == family]
+        if not out:
+            raise socket.gaierror(socket.EAI_ADDRFAMILY, f"{name} has no IPv{family} address")
+        return out
+
+    def resolve(self, name: str, family: int | None = None) -> str:
+        """The first of :meth:`resolve_all`."""
+        return self.resolve_all(name, family)[0]
 
     @cached_property
     def sysctl(self) -> HostSysctl:

@@ -597,8 +597,8 @@ class Tcb(TcbOutput):
                     self.rcv_rtt = sample
             self.rcv_rtt_seq = self.rcv_adv
             self.rcv_rtt_time = now
-        if self.rcv_autotune:
-            self._rcvbuf_adjust(now)
+        if self.rcv_autotune and now - self.rcvq_time >= self.rcv_rtt:
+            self._rcvbuf_adjust(now)  # at most once a receiver RTT once that is known
         cap = self.recvbuf.capacity
         if plen >= 128 and self.rcv_ssthresh < cap:
             self.rcv_ssthresh = min(self.rcv_ssthresh + 2 * self.adv_mss, cap)
@@ -1099,8 +1099,8 @@ class Tcb(TcbOutput):
         if self.unacked_since is not None:
             self._set_unacked_since(None if ack == snd_max else now)
         self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
-        if self.snd_autotune:
-            self._sndbuf_expand()
+        if self.snd_autotune and self.cc.cwnd > self.sndbuf_cwnd:
+            self._sndbuf_expand()  # only when cwnd grew past what the buffer was sized for
         if n > 0:
             self._events.append(SendSpace(sendbuf.free))
 
@@ -1108,6 +1108,7 @@ class Tcb(TcbOutput):
         """Send-buffer autotuning (Linux tcp_sndbuf_expand): the buffer follows cwnd; it only
         grows."""
         mss = self.snd_mss
+        self.sndbuf_cwnd = self.cc.cwnd
         want = send_buffer_for(self.config, self.cc.cwnd // mss, mss)
         if want > self.sendbuf.capacity:
             self.sendbuf.capacity = want

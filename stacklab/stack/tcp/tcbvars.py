@@ -104,6 +104,7 @@ class TcbVars:
         # window of data; 0 while unknown)
         self.rcv_autotune = cfg.recv_buffer is None and cfg.moderate_rcvbuf
         self.snd_autotune = cfg.send_buffer is None
+        self.sndbuf_cwnd = 0  # the cwnd the send buffer was last sized for
         self.rcvq_space = 0  # bytes read in the last measured RTT (0: not started)
         self.rcvq_copied = 0  # how many bytes the application had read at the measure's start
         self.rcvq_time = 0.0
