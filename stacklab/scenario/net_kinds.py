@@ -19,6 +19,7 @@ from stacklab.net.units import ParamError, parse_bool, parse_duration, parse_int
 from stacklab.stack.tcp.congestion import available_congestion
 
 from . import params as p
+from .flows import FlowSampler
 from .params import Param
 
 __all__ = ["NET_KINDS"]
@@ -58,7 +59,10 @@ class TcpSendApp(_Client):
         "nodelay": Param("TCP_NODELAY: no Nagle delay for small segments", "bool", True),
         "maxseg": Param("TCP_MAXSEG: cap the MSS (bytes, 88..65495)", "size"),
         "congestion": Param("congestion control (TCP_CONGESTION): reno, cubic... (default: the "
-                            "node's sysctl net.ipv4.tcp_congestion_control)", "text")}
+                            "node's sysctl net.ipv4.tcp_congestion_control)", "text"),
+        "sample": Param("sample the flow (acknowledged bytes, cwnd, SRTT) at this interval: "
+                        "`flow` figures in the result, the summary's `fairness` section",
+                        "duration")}
 
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)
@@ -68,6 +72,10 @@ class TcpSendApp(_Client):
         if self.congestion is not None and self.congestion not in available_congestion():
             raise ParamError("congestion", f"unknown congestion control {self.congestion!r}"
                              f" (known: {', '.join(available_congestion())})")
+        self.sample = None if params.get("sample") is None else parse_duration(
+            params["sample"], "sample")
+        if self.sample is not None and not 0.001 <= self.sample <= 60:
+            raise ParamError("sample", f"from 1ms to 60s, got {self.sample:g} s")
         self.maxseg = params.get("maxseg")
         if self.maxseg is not None:
             self.maxseg = parse_int(self.maxseg, "maxseg", 88, 65495)
@@ -96,11 +104,17 @@ class TcpSendApp(_Client):
         self.writer = writer
         info = writer.get_extra_info("tcp_info")
         tcb = writer.get_extra_info("tcb")
+        sampler = None
+        if self.sample is not None:
+            sampler = FlowSampler(node.now, lambda: writer.get_extra_info("tcp_info"), self.sample)
+            sampler.start()
         writer.write(self.data)
         await writer.drain()
         writer.write_eof()
         back = await reader.read()
         elapsed = node.now() - t0
+        if sampler is not None:
+            sampler.stop()
         writer.close()
         await writer.wait_closed()
         info = writer.get_extra_info("tcp_info") or info
@@ -118,6 +132,8 @@ class TcpSendApp(_Client):
             log = tcb.cwnd_log
             step = max(1, len(log) // 200)
             out["cwnd"] = [[round(t, 6), cw, min(ss, 1 << 30)] for t, cw, ss in log[::step]]
+        if sampler is not None:
+            out["flow"] = sampler.figures(info["retransmits"], tcb.cwnd_log if tcb else ())
         if back:
             out["received"] = len(back)
             out["received_sha256"] = hashlib.sha256(back).hexdigest()

@@ -48,6 +48,7 @@ from stacklab.net.units import ParamError, parse_duration
 from stacklab.trace.events import Tracer
 
 from . import ip_config
+from .flows import fairness_summary
 from .lan_kinds import lan_summary, start_addressing
 from .node_options import NODE_OPTIONS, apply_node_options, check_node_option
 from .registry import AppKind, app_kinds, get_app
@@ -452,4 +453,5 @@ def summarize(net: Network, scn: Scenario, apps: list[dict[str, Any]],
                                if (q := d.queue_summary()) is not None}
                    for link in net.links if link.ab.params.rate or link.ba.params.rate},
         "connections": connections,
+        **fairness_summary(apps),  # flows sampled by tcp-send's `sample`
     }
