@@ -19,6 +19,7 @@ from stacklab.trace.diagram import from_trace, page_col_width, render_svg
 from stacklab.trace.events import TraceEvent
 from stacklab.trace.stats import RunStats, collect
 
+from .fairness import fairness_section
 from .page import Page, file_links, table
 from .plots import (
     cwnd_plot,
@@ -118,6 +119,9 @@ def run_page(view: RunView, summary: dict[str, Any], *, html_path: str,
          for name, dirs in summary.get("links", {}).items() for label, c in dirs.items()]))
     for lifelines in (diagrams or _default_lifelines(view)):
         page.add(f"Sequence diagram {' / '.join(lifelines)}", _diagram(view, lifelines, kinds))
+    shared = fairness_section(summary)  # tcp-send's `sample`: flows sharing a bottleneck
+    if shared is not None:
+        page.add("Flows sharing a bottleneck", shared)
     all_flows = flows(view.events)
     senders = [f for f in all_flows if f.sent_data]
     if senders:

@@ -22,7 +22,9 @@ __all__ = ["FlowSampler", "fairness_summary", "jain_index"]
 
 MAX_SAMPLES = 100_000  # a sampler's loop bound (at 10 ms, over 16 minutes of virtual time)
 SHOWN_SAMPLES = 400  # samples kept in the JSON per flow (thinned evenly)
-FAIRNESS_POINTS = 50  # points of the fairness index over time
+FAIRNESS_POINTS = 50  # at most, points of the fairness index over time
+FAIRNESS_BIN = 0.25  # at least, seconds per point: several round trips of a typical path (a
+# shorter bin measures how bursty each window is, not the flows' shares)
 
 
 def jain_index(rates: Sequence[float]) -> float | None:
@@ -107,7 +109,7 @@ def fairness_summary(apps: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The summary's ``fairness`` section over the apps that sampled a flow ({} if none):
     ``flows`` (node, congestion and the ``flow`` figures but the samples), ``window`` (the time
     all of them were sending), ``goodput_bps`` in that window per flow, ``jain`` (over those) and
-    ``jain_series`` ([t, index] over the window)."""
+    ``jain_series`` ([t, index] over the window, per bin of at least FAIRNESS_BIN)."""
     sampled = [a for a in apps if isinstance(a.get("flow"), dict) and a["flow"].get("samples")]
     if not sampled:
         return {}
@@ -123,8 +125,9 @@ def fairness_summary(apps: Sequence[dict[str, Any]]) -> dict[str, Any]:
     rates = [8 * (_acked_at(s, hi) - _acked_at(s, lo)) / (hi - lo) for s in series]
     out.update(window=[round(lo, 6), round(hi, 6)], goodput_bps=[round(r) for r in rates],
                jain=_rounded(jain_index(rates)))
-    width = (hi - lo) / FAIRNESS_POINTS
-    for k in range(FAIRNESS_POINTS):
+    points = max(1, min(FAIRNESS_POINTS, int((hi - lo) / FAIRNESS_BIN)))
+    width = (hi - lo) / points
+    for k in range(points):
         a, b = lo + k * width, lo + (k + 1) * width
         index = jain_index([_acked_at(s, b) - _acked_at(s, a) for s in series])
         if index is not None:

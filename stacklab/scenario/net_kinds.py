@@ -106,7 +106,8 @@ class TcpSendApp(_Client):
         tcb = writer.get_extra_info("tcb")
         sampler = None
         if self.sample is not None:
-            sampler = FlowSampler(node.now, lambda: writer.get_extra_info("tcp_info"), self.sample)
+            sampler = self.sampler = FlowSampler(
+                node.now, lambda: writer.get_extra_info("tcp_info"), self.sample)
             sampler.start()
         writer.write(self.data)
         await writer.drain()
@@ -146,9 +147,16 @@ class TcpSendApp(_Client):
         if writer is None:
             return {"bytes": len(self.data), "acked": 0}
         info = writer.get_extra_info("tcp_info")
-        return {"bytes": len(self.data), "acked": info["bytes_acked"],
-                "state": info["state"], "retransmits": info["retransmits"],
-                "rto_expiries": info["rto_expiries"], "mss": info["snd_mss"]}
+        out = {"bytes": len(self.data), "acked": info["bytes_acked"],
+               "state": info["state"], "retransmits": info["retransmits"],
+               "rto_expiries": info["rto_expiries"], "mss": info["snd_mss"],
+               "congestion": info["congestion"]}
+        sampler = getattr(self, "sampler", None)
+        if sampler is not None:  # the flow so far: sampled up to the end of the run
+            sampler.stop()
+            tcb = writer.get_extra_info("tcb")
+            out["flow"] = sampler.figures(info["retransmits"], tcb.cwnd_log if tcb else ())
+        return out
 
 
 class TcpSinkApp:

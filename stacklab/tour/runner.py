@@ -9,6 +9,7 @@ import io
 
 from . import (  # noqa: F401  (register the steps)
     steps_apps,
+    steps_flows,
     steps_ip,
     steps_lan,
     steps_pmtu,

@@ -156,6 +156,14 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
                "같은 손실/순서 뒤바뀜 링크에서 TCP는 재전송으로 모든 바이트를 순서대로 전달하고,\n"
                "UDP는 도착한 것만 도착한 순서대로 전달합니다."),
     },
+    "flows-bottleneck": {
+        "en": ("Flows sharing a bottleneck",
+               "Reno and two CUBICs share 10 Mbit/s: watch each one's share (Jain's index) and\n"
+               "the queue: drop-tail fills it (RTT 40 -> 120+ ms); CoDel holds it near 5 ms."),
+        "ko": ("병목을 나누어 쓰는 흐름들",
+               "Reno와 CUBIC 둘이 10 Mbit/s를 나눕니다: 각자의 몫(Jain 지수)과 큐를 보세요.\n"
+               "drop-tail은 큐를 가득 채우고(RTT 40 -> 120 ms 이상), CoDel은 약 5 ms로 유지합니다."),
+    },
     "routing-ttl": {
         "en": ("IP routing and TTL",
                "Each router picks the next hop by longest-prefix match and decrements the TTL; at zero\n"

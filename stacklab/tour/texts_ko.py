@@ -173,6 +173,15 @@ KO: dict[str, str] = {
     "printer kept (not a member)": "printer가 남긴 것 (비회원)",
     "querier's members": "querier가 아는 회원",
     "after the leave": "탈퇴 후",
+    # -- flows sharing a bottleneck --
+    "drop-tail: Jain's index": "drop-tail: Jain 지수",
+    "drop-tail: queue delay p50 / p99": "drop-tail: 큐 지연 p50 / p99",
+    "drop-tail: mean SRTT per flow": "drop-tail: 흐름별 평균 SRTT",
+    "drop-tail: drops (queue full, AQM)": "drop-tail: 폐기 (큐 가득, AQM)",
+    "CoDel+ECN: Jain's index": "CoDel+ECN: Jain 지수",
+    "CoDel+ECN: queue delay p50 / p99": "CoDel+ECN: 큐 지연 p50 / p99",
+    "CoDel+ECN: mean SRTT per flow": "CoDel+ECN: 흐름별 평균 SRTT",
+    "CoDel+ECN: drops (queue full, AQM)": "CoDel+ECN: 폐기 (큐 가득, AQM)",
 }
 
 
