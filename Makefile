@@ -46,12 +46,13 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check stacklab tests bench
 	$(VENV)/bin/mypy
 
-# All benchmarks (figures for BENCHMARKS.md); tap_tcp needs root and says so otherwise.
+# All benchmarks (figures for BENCHMARKS.md); tap_tcp and lossy_linux need root and say so otherwise.
 bench: $(VENV)/.installed-test
 	$(PY) bench/wire.py
 	$(PY) bench/sim_tcp.py --profile
 	$(PY) bench/scale.py
 	$(PY) bench/tap_tcp.py
+	$(PY) bench/lossy_linux.py
 
 # Coverage-guided fuzzing of every frame entry point (tests/fuzz/run.py): FUZZ_SECONDS of atheris
 # (the `fuzz` extra), or FUZZ_ENGINE=seeded for the seeded mutator without it. Findings are

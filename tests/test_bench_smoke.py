@@ -89,3 +89,27 @@ def test_bench_tap_tcp_quick_prints_table() -> None:
     assert m and int(m[1]) > 0, out
     m = re.search(r"(\d+) GSO super-frames carrying (\d+) segments", out)
     assert m and int(m[1]) > 0 and int(m[2]) > int(m[1]), out
+
+
+def test_bench_lossy_linux_quick_prints_table() -> None:
+    problem = tap_problem()
+    if problem:
+        pytest.skip(f"bench/lossy_linux.py needs root and TAP: {problem}")
+    out = run_bench("lossy_linux.py", "--quick", timeout=240)
+    rows = {}
+    for ln in out.splitlines():
+        m = re.match(r"^((?:Linux|stacklab) -> Linux, \w+)\s+(\d+)%\s+([\d.]+)\s+(\d+)\s+"
+                     r"(\d+)/(\d+)\s+(\d+)/(\d+)\s+\d+$", ln)
+        if m:
+            rows[m[1], int(m[2])] = (float(m[3]), *map(int, m.groups()[3:]))
+    assert {("Linux -> Linux, cubic", 0), ("Linux -> Linux, cubic", 5),
+            ("stacklab -> Linux, cubic", 0), ("stacklab -> Linux, cubic", 5)} <= set(rows), out
+    for (_, loss), (mbs, _retrans, lost_fwd, fwd, lost_back, back) in rows.items():
+        assert mbs > 0
+        if loss == 0:  # the clean path loses nothing on purpose
+            assert lost_fwd == lost_back == 0
+        else:  # the relay drops about 5 % of the frames it forwards, each way
+            assert 0.02 < lost_fwd / fwd < 0.09, (lost_fwd, fwd)
+            assert 0.01 < lost_back / back < 0.12, (lost_back, back)
+    assert re.search(r"cubic: stacklab / Linux = [\d.]+ under loss", out), out
+    assert re.search(r"clean-path ceiling \(best with no loss\): [\d.]+ MB/s", out), out

@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Bulk TCP through one lossy path: stacklab -> Linux against Linux -> Linux (issue 17).
+
+Needs root (network namespaces, veth, TAP) and says so otherwise. The path is 5 % random loss
+each way and 10 ms of delay each way (20 ms RTT); this kernel has no ``netem``, so the
+impairment is a relay written here: a Python process in its own namespace that copies frames
+between two interfaces through AF_PACKET sockets, dropping each IPv4 frame with probability
+``--loss`` (a seeded ``random.Random`` per direction, so every run sees the same loss pattern)
+and holding each for ``--delay``. ARP frames pass untouched (a lost ARP would only add a
+retransmitted SYN, not measure TCP).
+
+Everything lives in namespaces this script creates and deletes (``sll<pid>...``), with
+addresses from 10.215.0.0/24, nothing on the host's interfaces:
+
+* ``...a``: the Linux sender (veth ``a0``, 10.215.0.1), ``...b``: the Linux receiver (veth
+  ``b0``, 10.215.0.2), ``...r``: the relay between ``ra`` (peer of ``a0``) or ``tap0``
+  (stacklab, 10.215.0.3) and ``rb`` (peer of ``b0``). Segmentation and checksum offloads are
+  off on the veth ends (``SIOCETHTOOL``: ``ethtool`` is not installed), so each frame the relay
+  sees is one wire-sized segment and its loss hits one segment.
+* Linux -> Linux: a Python sender (``sendall`` of 256 KiB, ``TCP_CONGESTION`` set per socket)
+  in ``a`` to a receiver in ``b``; stacklab -> Linux: stacklab on the TAP device
+  (:class:`~stacklab.api.realtime.RealtimeStack`, plain frames, its default buffers and
+  autotuning) with ``congestion`` set on the connection, to the same receiver.
+
+Goodput is payload bytes per second from ``connect`` to the receiver's close, ``--size`` bytes
+(16 MiB). Each congestion control runs with CUBIC, and with BBR where it is available: Linux's
+``tcp_bbr`` (listed in ``tcp_available_congestion_control``; there is no ``modprobe`` here)
+and stacklab's (:func:`~stacklab.stack.tcp.congestion.available_congestion`). The relay's own
+ceiling is measured too: the same transfers with no loss, 20 ms RTT; the relay's counters say
+how many frames it lost on purpose and how many the kernel dropped because it read too slowly.
+
+Usage: ``sudo python3 bench/lossy_linux.py [--quick] [--size 16MiB] [--loss 0.05] [--delay 10ms]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import loadavg, machine_line, table  # noqa: E402
+from bench.tap_tcp import Env, environment_problem, finish, sh, wait_ready  # noqa: E402
+from stacklab.net.units import parse_duration, parse_size  # noqa: E402
+
+PORT = 5301
+NET = "10.215.0"
+LINUX_A, LINUX_B, STACK = f"{NET}.1", f"{NET}.2", f"{NET}.3"
+RELAY_LIMIT = 900  # seconds: the relay exits by itself after that, whatever happens
+TRANSFER_TIMEOUT = 300  # seconds per transfer
+
+# The Linux ends: a sender with a congestion control, and a receiver that closes after EOF.
+PEER = r"""
+import json, socket, sys, time
+mode = sys.argv[1]
+buf = bytearray(256 * 1024)
+if mode == "send":
+    host, port, n, cc = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    data = memoryview(bytes(range(256)) * 1024)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+    s.settimeout(120)
+    t0 = time.perf_counter()
+    s.connect((host, port))
+    left = n
+    while left:
+        k = min(left, len(data))
+        s.sendall(data[:k])
+        left -= k
+    s.shutdown(socket.SHUT_WR)
+    while s.recv_into(buf):
+        pass
+    t1 = time.perf_counter()
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+    s.close()
+    retrans = int.from_bytes(info[100:104], "little")  # tcpi_total_retrans
+    print(json.dumps({"bytes": n, "seconds": t1 - t0, "retransmits": retrans}), flush=True)
+elif mode == "sink":
+    port = int(sys.argv[2])
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", port))
+    ls.listen(1)
+    print("ready", flush=True)
+    ls.settimeout(120)
+    c, _ = ls.accept()
+    c.settimeout(120)
+    got = 0
+    while True:
+        k = c.recv_into(buf)
+        if not k:
+            break
+        got += k
+    c.close()
+    print(json.dumps({"bytes": got}), flush=True)
+"""
+
+# Run in each namespace: IPv6 off (no router solicitations or DAD through the relay), and TSO,
+# GSO, GRO and checksum offload off on the given devices (legacy ETHTOOL_S* ioctls).
+PREP = r"""
+import ctypes, fcntl, socket, struct, sys
+for conf in ("all", "default"):
+    with open(f"/proc/sys/net/ipv6/conf/{conf}/disable_ipv6", "w") as fp:
+        fp.write("1")
+SIOCETHTOOL = 0x8946
+STSO, SGSO, SGRO, STXCSUM = 0x1F, 0x24, 0x2C, 0x17
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for dev in sys.argv[1:]:
+    for cmd in (STSO, SGSO, SGRO, STXCSUM):
+        value = ctypes.create_string_buffer(struct.pack("II", cmd, 0), 8)
+        ifr = bytearray(40)
+        ifr[:len(dev)] = dev.encode()
+        struct.pack_into("P", ifr, 16, ctypes.addressof(value))
+        fcntl.ioctl(s.fileno(), SIOCETHTOOL, ifr)
+"""
+
+# The impairment relay: frames between two interfaces, each IPv4 frame lost with probability
+# `loss` (seeded, per direction) and delayed `delay` seconds. It prints "ready", and its
+# counters as JSON when its stdin closes (or after `limit` seconds).
+RELAY = r"""
+import collections, json, os, random, select, socket, struct, sys, time
+left, right = sys.argv[1], sys.argv[2]
+loss, delay, seed, limit = float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], float(sys.argv[6])
+ETH_P_ALL, PACKET_OUTGOING, SOL_PACKET, PACKET_STATISTICS = 3, 4, 263, 6
+SO_RCVBUFFORCE, SO_SNDBUFFORCE = 33, 32
+def bound(dev):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)
+    s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 16 << 20)
+    s.bind((dev, ETH_P_ALL))  # (Python puts the protocol in network order itself)
+    s.setblocking(False)
+    return s
+L, R = bound(left), bound(right)
+ways = {L.fileno(): (L, R, random.Random(f"{seed}/{left}>{right}"), collections.deque(), "lr"),
+        R.fileno(): (R, L, random.Random(f"{seed}/{right}>{left}"), collections.deque(), "rl")}
+n = {f"{w}.{k}": 0 for w in ("lr", "rl") for k in ("frames", "lost", "tx_fail", "oversize")}
+stdin = sys.stdin.fileno()
+print("ready", flush=True)
+end = time.monotonic() + limit
+run = True
+while run and time.monotonic() < end:
+    now = time.monotonic()
+    due = [q[0][0] for _, _, _, q, _ in ways.values() if q]
+    timeout = max(0.0, min(due) - now) if due else 0.2
+    ready, _, _ = select.select([L, R, stdin], [], [], timeout)
+    now = time.monotonic()
+    for r in ready:
+        if r == stdin:
+            run = bool(os.read(stdin, 64))
+            continue
+        src, dst, rng, q, w = ways[r.fileno()]
+        for _ in range(256):
+            try:
+                frame, addr = src.recvfrom(65536)
+            except BlockingIOError:
+                break
+            if addr[2] == PACKET_OUTGOING:
+                continue
+            n[w + ".frames"] += 1
+            if len(frame) > 1514:
+                n[w + ".oversize"] += 1
+            if frame[12:14] == b"\x08\x00" and rng.random() < loss:
+                n[w + ".lost"] += 1
+                continue
+            q.append((now + delay, frame))
+    for src, dst, rng, q, w in ways.values():
+        while q and q[0][0] <= now:
+            try:
+                dst.send(q.popleft()[1])
+            except OSError:
+                n[w + ".tx_fail"] += 1
+for name, s in (("lr", L), ("rl", R)):
+    st = s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+    n[name + ".kernel_drops"] = struct.unpack("II", st)[1]
+print(json.dumps(n), flush=True)
+"""
+
+
+class Lossy:
+    """The three namespaces, the veth pairs and the relay runs."""
+
+    def __init__(self, env: Env) -> None:
+        env.tag = f"sll{env.tag[3:]}"  # sll<pid>: this bench's own names
+        self.env = env
+        self.a, self.b, self.r = env.ns("a"), env.ns("b"), env.ns("r")
+        sh("ip", "link", "add", "a0", "netns", self.a, "type", "veth", "peer", "name", "ra",
+           "netns", self.r)
+        sh("ip", "link", "add", "b0", "netns", self.b, "type", "veth", "peer", "name", "rb",
+           "netns", self.r)
+        sh("ip", "-n", self.a, "addr", "add", f"{LINUX_A}/24", "dev", "a0")
+        sh("ip", "-n", self.b, "addr", "add", f"{LINUX_B}/24", "dev", "b0")
+        for ns, devs in ((self.a, ["a0"]), (self.b, ["b0"]), (self.r, ["ra", "rb"])):
+            self.run_in(ns, PREP, *devs)
+            for dev in devs:
+                sh("ip", "-n", ns, "link", "set", dev, "up")
+
+    def run_in(self, ns: str, program: str, *args: str) -> None:
+        sh("ip", "netns", "exec", ns, sys.executable, "-c", program, *args)
+
+    def spawn(self, ns: str, program: str, *args: str, stdin: bool = False
+              ) -> subprocess.Popen[str]:
+        p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", program, *args],
+                             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        self.env.procs.append(p)
+        return p
+
+    def relay(self, left: str, loss: float, delay: float, seed: int) -> subprocess.Popen[str]:
+        p = self.spawn(self.r, RELAY, left, "rb", str(loss), str(delay), str(seed),
+                       str(RELAY_LIMIT), stdin=True)
+        wait_ready(p)
+        return p
+
+    @staticmethod
+    def relay_counters(p: subprocess.Popen[str]) -> dict[str, int]:
+        out = finish(p, 30)  # (communicate closes the relay's stdin: it stops and reports)
+        if out["lr.oversize"] or out["rl.oversize"]:
+            raise RuntimeError(f"frames above the MTU reached the relay (offloads on?): {out}")
+        return out
+
+    def linux(self, cc: str, size: int, loss: float, delay: float, seed: int
+              ) -> dict[str, Any]:
+        relay = self.relay("ra", loss, delay, seed)
+        sink = self.spawn(self.b, PEER, "sink", str(PORT))
+        wait_ready(sink)
+        sent = finish(self.spawn(self.a, PEER, "send", LINUX_B, str(PORT), str(size), cc),
+                      TRANSFER_TIMEOUT)
+        got = finish(sink, 30)
+        assert got["bytes"] == size, got
+        return {"seconds": sent["seconds"], "retransmits": sent["retransmits"],
+                "relay": self.relay_counters(relay)}
+
+    def stacklab(self, cc: str, size: int, loss: float, delay: float, seed: int
+                 ) -> dict[str, Any]:
+        from stacklab.api.realtime import RealtimeStack
+        from stacklab.cli.tap import DeviceSpec, TapConfig, build_node
+        from stacklab.device.tap import TapDevice
+
+        tap = TapDevice.open("tap0", netns=self.r, up=True, mtu=1500, offload=False)
+        try:
+            cfg = TapConfig(router=False, devices=[DeviceSpec("tap0", [f"{STACK}/24"], 1500)],
+                            gateways=[], services=[], mac=None, mtu=None)
+            node = build_node(cfg, seed=seed)
+            stack = RealtimeStack(node, [tap]).start()
+            try:
+                relay = self.relay("tap0", loss, delay, seed)
+                sink = self.spawn(self.b, PEER, "sink", str(PORT))
+                wait_ready(sink)
+                seconds, retransmits = stack.submit(_send(node, cc, size),
+                                                    timeout=TRANSFER_TIMEOUT)
+                got = finish(sink, 30)
+                assert got["bytes"] == size, got
+                return {"seconds": seconds, "retransmits": retransmits,
+                        "relay": self.relay_counters(relay)}
+            finally:
+                stack.stop()
+        finally:
+            tap.close()
+
+
+async def _send(node: Any, cc: str, size: int) -> tuple[float, int]:
+    """stacklab's sender: ``size`` bytes in 256 KiB writes, half-close, wait for the close."""
+    chunk = memoryview(bytes(range(256)) * 1024)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    config = node.tcp.config.replace(congestion=cc, nodelay=True)
+    reader, writer = await node.open_connection(LINUX_B, PORT, config=config)
+    left = size
+    while left:
+        k = min(left, len(chunk))
+        writer.write(chunk[:k])
+        await writer.drain()
+        left -= k
+    writer.write_eof()
+    await reader.read()
+    seconds = loop.time() - t0
+    retransmits = int(writer.get_extra_info("tcp_info")["retransmits"])
+    writer.close()
+    return seconds, retransmits
+
+
+def linux_algorithms() -> list[str]:
+    with open("/proc/sys/net/ipv4/tcp_available_congestion_control") as fp:
+        return fp.read().split()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="512 KiB per transfer (a smoke run)")
+    ap.add_argument("--size", default=None, help="bytes per transfer (default 16MiB)")
+    ap.add_argument("--loss", type=float, default=0.05, help="random loss each way (0.05)")
+    ap.add_argument("--delay", default="10ms", help="delay each way (10ms: a 20 ms RTT)")
+    ap.add_argument("--seed", type=int, default=1, help="the relay's loss pattern")
+    args = ap.parse_args(argv)
+    problem = environment_problem()
+    if problem:
+        print(f"lossy_linux: skipped: {problem}")
+        return 0
+    from stacklab.stack.tcp.congestion import available_congestion
+
+    size = parse_size(args.size or ("512KiB" if args.quick else "16MiB"), "size")
+    delay = parse_duration(args.delay, "delay")
+    ours, theirs = available_congestion(), linux_algorithms()
+    print(machine_line())
+    load0 = loadavg()
+    rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
+    goodput: dict[tuple[str, str, float], float] = {}
+    env = Env()
+    try:
+        path = Lossy(env)
+        for loss in (0.0, args.loss):
+            for cc in ("cubic", "bbr"):
+                for who, run, known in (("Linux", path.linux, cc in theirs),
+                                        ("stacklab", path.stacklab, cc in ours)):
+                    label = f"{who} -> Linux, {cc}"
+                    if not known:
+                        if loss == 0.0:
+                            notes.append(f"{label}: not measured ({cc} not available)")
+                        continue
+                    r = run(cc, size, loss, delay, args.seed)
+                    mbs = size / r["seconds"] / 1e6
+                    goodput[(who, cc, loss)] = mbs
+                    c = r["relay"]
+                    rows.append((label, f"{loss:.0%}", f"{mbs:.2f}", str(r["retransmits"]),
+                                 f"{c['lr.lost']}/{c['lr.frames']}",
+                                 f"{c['rl.lost']}/{c['rl.frames']}",
+                                 str(c["lr.kernel_drops"] + c["rl.kernel_drops"]
+                                     + c["lr.tx_fail"] + c["rl.tx_fail"])))
+    finally:
+        env.close()
+    print(f"bulk TCP goodput through the relay: {size / 2**20:g} MiB, RTT {2 * delay * 1e3:g} ms, "
+          f"loss {args.loss:.0%} each way (seed {args.seed}), MTU 1500")
+    print(table(["sender -> receiver, cc", "loss", "MB/s", "retransmits", "lost/frames fwd",
+                 "lost/frames back", "relay overruns"], rows, align="<>>>>>>"))
+    for cc in ("cubic", "bbr"):
+        ref, got = goodput.get(("Linux", cc, args.loss)), goodput.get(("stacklab", cc, args.loss))
+        if ref and got:
+            print(f"{cc}: stacklab / Linux = {got / ref:.2f} under loss "
+                  f"(target >= 1: {'met' if got >= ref else 'NOT met'})")
+    ceiling = max((v for (_, _, loss), v in goodput.items() if loss == 0.0), default=0.0)
+    print(f"the relay's clean-path ceiling (best with no loss): {ceiling:.2f} MB/s")
+    for n in notes:
+        print(n)
+    print(f"load average before/after: {load0} / {loadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
