@@ -109,13 +109,15 @@ class TcpSendApp(_Client):
             sampler = self.sampler = FlowSampler(
                 node.now, lambda: writer.get_extra_info("tcp_info"), self.sample)
             sampler.start()
-        writer.write(self.data)
-        await writer.drain()
-        writer.write_eof()
-        back = await reader.read()
+        try:
+            writer.write(self.data)
+            await writer.drain()
+            writer.write_eof()
+            back = await reader.read()
+        finally:  # a failed or cancelled transfer stops its sampler too
+            if sampler is not None:
+                sampler.stop()
         elapsed = node.now() - t0
-        if sampler is not None:
-            sampler.stop()
         writer.close()
         await writer.wait_closed()
         info = writer.get_extra_info("tcp_info") or info
