@@ -57,6 +57,8 @@ class TcpConfig:
     keepintvl: float = 75.0  # TCP_KEEPINTVL
     keepcnt: int = 9  # TCP_KEEPCNT
     user_timeout: float | None = None  # TCP_USER_TIMEOUT (RFC 5482): unacked data this long fails
+    oobinline: bool = False  # SO_OOBINLINE: the urgent byte stays in the stream (urgent.py)
+    linger: float | None = None  # SO_LINGER (None: off); 0: close() aborts with a RST, as Linux
     max_pending_writes: int | None = None  # (reserved for the API layer)
     mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
     base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)

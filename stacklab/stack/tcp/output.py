@@ -25,10 +25,11 @@ from .fsm import (
     TIME_WAIT,
 )
 from .plpmtud import PlpmtudState
-from .segment import ACK, FIN, PSH, RST, SYN, Segment
+from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PERSIST_TIMER, RTO_TIMER
+from .urgent import urgent_field
 
 _PLPMTUD_DISABLED = PlpmtudState.DISABLED
 
@@ -42,9 +43,9 @@ def segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
     if ts is not None and not seg._sack and seg._mss is None and seg._wscale is None \
             and not seg._sack_perm:
         return build_tcp(b"", b"", sp, dp, seg.seq, seg.ack, seg.flags, seg.window, seg.payload,
-                         psum=psum, timestamps=ts)
+                         b"", seg.urgent, psum=psum, timestamps=ts)
     return build_tcp(b"", b"", sp, dp, seg.seq, seg.ack, seg.flags, seg.window, seg.payload,
-                     seg.options_bytes(), psum=psum)
+                     seg.options_bytes(), seg.urgent, psum=psum)
 
 
 class TcbOutput(TcbVars):
@@ -161,6 +162,9 @@ class TcbOutput(TcbVars):
         else:
             ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
             seg = Segment(seq, 0, flags, window, payload, ts=ts)
+        if self.snd_up is not None and (up := urgent_field(self, seq)):
+            seg.flags |= URG  # urgent mode (urgent.py)
+            seg.urgent = up
         stats.segs_out += 1
         if payload:
             self.lsndtime = now
@@ -448,9 +452,11 @@ class TcbOutput(TcbVars):
                         if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
                             break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
                     elif n < mss and n == avail and not self.config.nodelay and fin_seq is None \
+                            and self.snd_up is None \
                             and seq_lt(snd_una, self.snd_sml) and seq_le(self.snd_sml, nxt):
                         # Nagle (RFC 9293 §3.7.4) as Linux (tcp_nagle_check, Minshall's variant):
-                        # a short segment waits while a previous short one is unacknowledged
+                        # a short segment waits while a previous short one is unacknowledged;
+                        # not in urgent mode (tcp_nagle_test)
                         break
                     if fin_seq is not None and seq_add(nxt, n) == fin_seq:
                         send_fin = True

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from . import urgent
 from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
@@ -192,23 +193,32 @@ class Tcb(TcbOutput):
         tcb.output(now)
         return tcb
 
-    def send(self, data: bytes | bytearray | memoryview) -> int:
-        """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer."""
+    def send(self, data: bytes | bytearray | memoryview, *, oob: bool = False) -> int:
+        """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer. ``oob``:
+        ``MSG_OOB``, the last byte queued is urgent (urgent.py)."""
         if self.fin_queued or self.state not in CAN_SEND and self.state not in (
                 SYN_SENT, SYN_RECEIVED):
             raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
-        return self.sendbuf.write(data)
+        n = self.sendbuf.write(data)
+        if oob and n:
+            urgent.mark_sent(self)
+        return n
 
     @property
     def send_space(self) -> int:
         return self.sendbuf.free
 
     def read(self, n: int = -1) -> bytes:
-        """RECEIVE: take up to ``n`` readable bytes (all when n < 0)."""
+        """RECEIVE: take up to ``n`` readable bytes (all when n < 0); with urgent data, up to
+        the mark (urgent.py)."""
+        if self.urg is not None:
+            return urgent.read(self, n)
         return self.recvbuf.read(n)
 
     @property
     def readable(self) -> int:
+        if self.urg is not None:
+            return urgent.readable(self)
         return len(self.recvbuf)
 
     @property
@@ -234,6 +244,11 @@ class Tcb(TcbOutput):
         applies, as in Linux); ``full=False`` is ``shutdown(SHUT_WR)`` / ``write_eof``.
         """
         if full:
+            if self.config.linger == 0:
+                # SO_LINGER {1, 0}: an abortive close (Linux tcp_close -> tcp_disconnect),
+                # a RST from the synchronised states, unsent data dropped
+                self.abort(now)
+                return
             self.user_closed = True
         st = self.state
         if st in (LISTEN, SYN_SENT):
@@ -769,7 +784,8 @@ class Tcb(TcbOutput):
             self._emit_rst(seg.ack, None)
             self._fail(now, Event.ABORT, None, "data after close")
             return
-        # sixth check, URG: not supported, the urgent pointer is ignored
+        if a.flags & URG:  # sixth check, the URG bit (urgent.py)
+            urgent.on_segment(self, seg)
         if a.plen or a.fin:  # seventh (segment text) and eighth (FIN) checks
             self._process_text(a.seq, a.payload, a.fin, now)
 

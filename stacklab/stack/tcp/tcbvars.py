@@ -37,6 +37,7 @@ from .rtt import RttEstimator
 from .segment import Segment
 from .seq import MASK, seq_add, seq_sub
 from .timers import KINDS, USER_TIMER, Timer
+from .urgent import Urgent
 
 
 class TcbVars:
@@ -135,6 +136,10 @@ class TcbVars:
         self.fin_seq: int | None = None  # sequence number of our FIN once data is all queued
         self.rcv_fin_off: int | None = None  # stream offset of the peer's FIN once seen
         self.fin_received = False
+        # urgent data (urgent.py): the send pointer (stream offset after the urgent byte) while
+        # unacknowledged, the receive side's urgent byte while there is one
+        self.snd_up: int | None = None
+        self.urg: Urgent | None = None
         # timers: one deadline (or None) per kind, and the earliest (timers.py)
         self.deadlines: list[float | None] = [None] * len(KINDS)
         self.timer: tuple[float, Timer] | None = None
