@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stacklab.errors import StacklabError
+from stacklab.stack.tcp import urgent
 from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.congestion import create_congestion
 from stacklab.stack.tcp.events import Connected, ConnectionLost, TcbEvent
@@ -228,8 +229,9 @@ class TcpSock:
             child.error = _errno_of(tcb.error)
         return child
 
-    def send(self, data: bytes) -> int | None:
-        """Bytes queued; None when the send buffer is full (a blocking write waits)."""
+    def send(self, data: bytes, oob: bool = False) -> int | None:
+        """Bytes queued; None when the send buffer is full (a blocking write waits). ``oob``:
+        MSG_OOB."""
         tcb = self.tcb
         if tcb is None:
             raise SockError(errno.EPIPE if self.listener is None else errno.ENOTCONN)
@@ -242,7 +244,7 @@ class TcpSock:
         if not data:
             return 0
         try:
-            n = tcb.send(data)
+            n = tcb.send(data, oob=oob)
         except ConnectionError:
             raise SockError(errno.EPIPE) from None
         if n == 0:
@@ -270,6 +272,21 @@ class TcpSock:
 
     def readable(self) -> int:
         return self.tcb.readable if self.tcb is not None else 0
+
+    def recv_oob(self, peek: bool) -> bytes:
+        """recv(MSG_OOB): the urgent byte (stack/tcp/urgent.py), errors as Linux's."""
+        if self.tcb is None:
+            raise SockError(errno.EINVAL)
+        try:
+            data = urgent.recv_oob(self.tcb, peek)
+        except OSError as e:
+            raise SockError(e.errno or errno.EINVAL) from None
+        self._kick()
+        return data
+
+    def at_mark(self) -> bool:
+        """SIOCATMARK."""
+        return self.tcb is not None and urgent.at_mark(self.tcb)
 
     def shutdown(self, rd: bool, wr: bool) -> None:
         tcb = self.tcb
@@ -322,6 +339,8 @@ class TcpSock:
             return POLLOUT | POLLHUP
         if tcb.readable or tcb.at_eof or self.ended:
             ev |= POLLIN
+        if tcb.urg is not None and urgent.has_oob(tcb):
+            ev |= POLLPRI
         if tcb.at_eof:
             ev |= POLLRDHUP
         if self.connected and not self.shut_wr and tcb.send_space > 0 and not self.ended:

@@ -49,6 +49,7 @@ _EXTRA = {
     "POLLHUP": POLLHUP, "POLLRDHUP": POLLRDHUP, "POLLNVAL": 0x20, "POLLRDNORM": 0x40,
     "POLLWRNORM": 0x100,
     "SIOCINQ": 0x541B, "FIONREAD": 0x541B, "SIOCOUTQ": 0x5411, "SIOCOUTQNSD": 0x894B,
+    "SIOCATMARK": 0x8905, "SO_OOBINLINE": 10,
     "TCP_NODELAY": 1, "TCP_MAXSEG": 2, "TCP_CORK": 3, "TCP_KEEPIDLE": 4, "TCP_KEEPINTVL": 5,
     "TCP_KEEPCNT": 6, "TCP_SYNCNT": 7, "TCP_LINGER2": 8, "TCP_DEFER_ACCEPT": 9,
     "TCP_WINDOW_CLAMP": 10, "TCP_INFO": 11, "TCP_QUICKACK": 12, "TCP_CONGESTION": 13,
@@ -326,7 +327,7 @@ class Syscalls:
         def attempt() -> int | None:
             nonlocal sent
             while sent < n:
-                k = s.send(bytes(n - sent))
+                k = s.send(bytes(n - sent), oob=bool(flags & 1))  # MSG_OOB
                 if k is None:
                     break
                 sent += k
@@ -385,6 +386,8 @@ class Syscalls:
         if isinstance(s, TcpSock):
             self.current = s
         peek = bool(flags & 2)
+        if flags & 1 and isinstance(s, TcpSock):  # MSG_OOB: never blocks (tcp_recv_urg)
+            return len(s.recv_oob(peek)[:n])
 
         def attempt() -> int | None:
             data = s.recv(n, peek)
@@ -436,6 +439,8 @@ class Syscalls:
             got = s.send_queue()
         elif r == 0x894B and isinstance(s, TcpSock):  # SIOCOUTQNSD
             got = s.info()["tcpi_notsent_bytes"]
+        elif r == 0x8905 and isinstance(s, TcpSock):  # SIOCATMARK
+            got = int(s.at_mark())
         else:
             raise Unsupported(f"ioctl {req}")
         want = value(out)
@@ -474,6 +479,7 @@ class Syscalls:
             "TCP_KEEPCNT": lambda x: {"keepcnt": x},
             "TCP_SYNCNT": lambda x: {"syn_retries": x},
             "SO_KEEPALIVE": lambda x: {"keepalive": bool(x)},
+            "SO_OOBINLINE": lambda x: {"oobinline": bool(x)},
             # Linux doubles the value for its bookkeeping overhead (socket(7))
             "SO_SNDBUF": lambda x: {"send_buffer": 2 * x},
             "SO_RCVBUF": lambda x: {"recv_buffer": 2 * x},
@@ -519,6 +525,7 @@ class Syscalls:
                 "SO_SNDBUF": lambda: s.buffer_sizes()[0],
                 "SO_RCVBUF": lambda: s.buffer_sizes()[1],
                 "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),
+                "SO_OOBINLINE": lambda: int(s.get_config("oobinline")),
                 "TCP_USER_TIMEOUT": lambda: round((s.get_config("user_timeout") or 0) * 1000),
                 "SO_TYPE": lambda: 1,
             }
