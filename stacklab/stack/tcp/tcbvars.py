@@ -37,7 +37,18 @@ from .rtt import RttEstimator
 from .segment import Segment
 from .seq import MASK, seq_add, seq_sub
 from .timers import KINDS, USER_TIMER, Timer
-from .urgent import Urgent
+
+
+class Urgent:
+    """The receive side's urgent byte: where it is (stream offset), the byte once a stream read
+    took it out of the stream, whether ``recv(MSG_OOB)`` already returned it."""
+
+    __slots__ = ("off", "byte", "taken")
+
+    def __init__(self, off: int) -> None:
+        self.off = off
+        self.byte: int | None = None
+        self.taken = False
 
 
 class TcbVars:

@@ -25,25 +25,12 @@ byte the application reads); the TCB holds an :class:`Urgent` only while there i
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .fsm import CAN_RECEIVE, CLOSED
 from .seq import seq_sub
-
-if TYPE_CHECKING:
-    from .tcbvars import TcbVars as Tcb
-
-
-class Urgent:
-    """The receive side's urgent byte: where it is (stream offset), the byte once a stream read
-    took it out of the stream, whether ``recv(MSG_OOB)`` already returned it."""
-
-    __slots__ = ("off", "byte", "taken")
-
-    def __init__(self, off: int) -> None:
-        self.off = off
-        self.byte: int | None = None
-        self.taken = False
+from .tcbvars import TcbVars as Tcb
+from .tcbvars import Urgent
 
 
 def _read_pos(tcb: Tcb) -> int:
@@ -128,6 +115,18 @@ def at_mark(tcb: Tcb) -> bool:
     """SIOCATMARK / sockatmark(): the next byte read is the urgent mark."""
     u = tcb.urg
     return u is not None and u.off == _read_pos(tcb)
+
+
+def read_past_mark(tcb: Tcb) -> int | None:
+    """How many stream bytes the reads handed out after the mark (None: not reached yet), for
+    a reader that buffers ahead of its application (the socket facade's queue)."""
+    u = tcb.urg
+    if u is None:
+        return None
+    pos = _read_pos(tcb)
+    if u.off >= pos:
+        return 0 if u.off == pos else None
+    return pos - u.off - (0 if tcb.config.oobinline else 1)
 
 
 def recv_oob(tcb: Tcb, peek: bool = False) -> bytes:
