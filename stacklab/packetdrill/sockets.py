@@ -229,9 +229,9 @@ class TcpSock:
             child.error = _errno_of(tcb.error)
         return child
 
-    def send(self, data: bytes, oob: bool = False) -> int | None:
+    def send(self, data: bytes, oob: bool = False, more: bool = False) -> int | None:
         """Bytes queued; None when the send buffer is full (a blocking write waits). ``oob``:
-        MSG_OOB."""
+        MSG_OOB, ``more``: MSG_MORE."""
         tcb = self.tcb
         if tcb is None:
             raise SockError(errno.EPIPE if self.listener is None else errno.ENOTCONN)
@@ -244,7 +244,7 @@ class TcpSock:
         if not data:
             return 0
         try:
-            n = tcb.send(data, oob=oob)
+            n = tcb.send(data, oob=oob, more=more)
         except ConnectionError:
             raise SockError(errno.EPIPE) from None
         if n == 0:
@@ -358,14 +358,7 @@ class TcpSock:
         self.config = self.config.replace(**kw)
         tcb = self.tcb
         if tcb is not None:
-            tcb.config = tcb.config.replace(**kw)
-            # the buffers were sized from the config when the connection was made
-            if "send_buffer" in kw:  # a size the application fixes: no autotuning
-                tcb.sendbuf.capacity = kw["send_buffer"]
-                tcb.snd_autotune = False
-            if "recv_buffer" in kw:
-                tcb.recvbuf.capacity = kw["recv_buffer"]
-                tcb.rcv_autotune = False
+            tcb.set_config(tcb.config.replace(**kw), self.stack.clock(), tuple(kw))
             self._kick()
         if self.listener is not None:
             self.listener.config = self.config

@@ -327,7 +327,8 @@ class Syscalls:
         def attempt() -> int | None:
             nonlocal sent
             while sent < n:
-                k = s.send(bytes(n - sent), oob=bool(flags & 1))  # MSG_OOB
+                k = s.send(bytes(n - sent), oob=bool(flags & 1),  # MSG_OOB
+                           more=bool(flags & 0x8000))  # MSG_MORE
                 if k is None:
                     break
                 sent += k
@@ -472,6 +473,7 @@ class Syscalls:
             self._no_option(opt)
         tcp_opts: dict[str, Callable[[int], dict[str, Any]]] = {
             "TCP_NODELAY": lambda x: {"nodelay": bool(x)},
+            "TCP_CORK": lambda x: {"cork": bool(x)},
             "TCP_MAXSEG": lambda x: {"maxseg": x},
             "TCP_USER_TIMEOUT": lambda x: {"user_timeout": x / 1000 if x else None},
             "TCP_KEEPIDLE": lambda x: {"keepidle": float(x)},
@@ -522,6 +524,7 @@ class Syscalls:
             table: dict[str, Callable[[], int]] = {
                 "TCP_MAXSEG": s.mss,
                 "TCP_NODELAY": lambda: int(s.get_config("nodelay")),
+                "TCP_CORK": lambda: int(s.get_config("cork")),
                 "SO_SNDBUF": lambda: s.buffer_sizes()[0],
                 "SO_RCVBUF": lambda: s.buffer_sizes()[1],
                 "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),

@@ -37,8 +37,9 @@ class SendBuffer:
     def end(self) -> int:
         return self.base + len(self.data)
 
-    def write(self, data: Buffer) -> int:
-        """Append as much of ``data`` as fits; returns the number of bytes taken."""
+    def write(self, data: Buffer, push: bool = True) -> int:
+        """Append as much of ``data`` as fits; returns the number of bytes taken. ``push``
+        False: no push mark (MSG_MORE: Linux marks PSH only at the end of a write without it)."""
         n = min(len(data), self.capacity - len(self.data))
         if n <= 0:
             return 0
@@ -46,7 +47,8 @@ class SendBuffer:
             self.data += data
         else:
             self.data += memoryview(data)[:n]
-        self.marks.append(self.base + len(self.data))
+        if push:
+            self.marks.append(self.base + len(self.data))
         return n
 
     def pushed(self, offset: int, n: int) -> bool:

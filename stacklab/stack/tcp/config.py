@@ -28,6 +28,7 @@ class TcpConfig:
     send_buffer: int | None = None
     msl: float = 30.0  # TIME-WAIT lasts 2*MSL = 60 s, as Linux (TCP_TIMEWAIT_LEN)
     nodelay: bool = False  # TCP_NODELAY: no Nagle
+    cork: bool = False  # TCP_CORK: short segments wait (until uncorked or ~200 ms)
     maxseg: int | None = None  # TCP_MAXSEG: clamps the MSS advertised and used
     min_snd_mss: int = 48  # Linux net.ipv4.tcp_min_snd_mss: the send MSS never goes below it
     window_scaling: bool = True

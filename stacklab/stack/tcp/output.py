@@ -267,8 +267,9 @@ class TcbOutput(TcbVars):
                 sent_ack = self.fast_path and self._send_predicted(now)
                 if self._output_data(now):
                     sent_ack = True
-                if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss:
+                if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss and not self._more:
                     self._push(burst)
+                self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
                 self._cwnd_validate()
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
@@ -451,12 +452,16 @@ class TcbOutput(TcbVars):
                             and not self._sws_override:
                         if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
                             break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
-                    elif n < mss and n == avail and not self.config.nodelay and fin_seq is None \
-                            and self.snd_up is None \
-                            and seq_lt(snd_una, self.snd_sml) and seq_le(self.snd_sml, nxt):
+                    elif n < mss and n == avail and fin_seq is None and self.snd_up is None and (
+                            (not self.config.nodelay and seq_lt(snd_una, self.snd_sml)
+                             and seq_le(self.snd_sml, nxt))
+                            or (((self.config.cork and not self._nagle_push) or self._more)
+                                and nxt == self.snd_max and not self._sws_override)):
                         # Nagle (RFC 9293 §3.7.4) as Linux (tcp_nagle_check, Minshall's variant):
                         # a short segment waits while a previous short one is unacknowledged;
-                        # not in urgent mode (tcp_nagle_test)
+                        # TCP_CORK / MSG_MORE hold any short one, until uncorked, TCP_NODELAY
+                        # set (TCP_NAGLE_PUSH) or the persist timer (Linux's probe timer,
+                        # about 200 ms); neither in urgent mode (tcp_nagle_test)
                         break
                     if fin_seq is not None and seq_add(nxt, n) == fin_seq:
                         send_fin = True
@@ -464,8 +469,10 @@ class TcbOutput(TcbVars):
             snd_max = self.snd_max
             retrans = seq_lt(seq, snd_max)
             flags = ACK
-            if n and sendbuf.pushed(off, n):
-                flags |= PSH  # the end of a write (Linux tcp_push; the queue's end is one)
+            if n and (sendbuf.pushed(off, n) or (self._sws_override and not retrans)):
+                # the end of a write (Linux tcp_push; the queue's end is one), or new data the
+                # persist timer forces out (Linux tcp_write_wakeup)
+                flags |= PSH
             if send_fin:
                 flags |= FIN
             payload = bytes(sendbuf.data[off:off + n]) if n else b""

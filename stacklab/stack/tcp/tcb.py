@@ -193,13 +193,16 @@ class Tcb(TcbOutput):
         tcb.output(now)
         return tcb
 
-    def send(self, data: bytes | bytearray | memoryview, *, oob: bool = False) -> int:
+    def send(self, data: bytes | bytearray | memoryview, *, oob: bool = False,
+             more: bool = False) -> int:
         """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer. ``oob``:
-        ``MSG_OOB``, the last byte queued is urgent (urgent.py)."""
+        ``MSG_OOB``, the last byte queued is urgent (urgent.py); ``more``: ``MSG_MORE``, the
+        output that follows holds a short segment back, as TCP_CORK, and sets no PSH."""
         if self.fin_queued or self.state not in CAN_SEND and self.state not in (
                 SYN_SENT, SYN_RECEIVED):
             raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
-        n = self.sendbuf.write(data)
+        self._more = more
+        n = self.sendbuf.write(data, not more)
         if oob and n:
             urgent.mark_sent(self)
         return n
@@ -354,10 +357,15 @@ class Tcb(TcbOutput):
                    f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
         return True
 
-    def set_config(self, config: TcpConfig, now: float) -> None:
+    def set_config(self, config: TcpConfig, now: float, options: tuple[str, ...] = ()) -> None:
         """``setsockopt`` on an open connection: ``config`` from now on; the keepalive timer
         follows SO_KEEPALIVE / TCP_KEEPIDLE at once (Linux ``tcp_set_keepalive``); a buffer
-        size set (SO_RCVBUF/SO_SNDBUF) is the buffer from now on, no longer autotuned."""
+        size set (SO_RCVBUF/SO_SNDBUF) is the buffer from now on, no longer autotuned.
+        ``options``: the fields this setsockopt set; TCP_NODELAY set pushes what TCP_CORK
+        holds now (Linux TCP_NAGLE_PUSH, "cork is overridden for already queued data"), even
+        if it was set already."""
+        if "nodelay" in options and config.nodelay:
+            self._nagle_push = len(self.sendbuf) > seq_sub(self.snd_nxt, self.snd_data_una)
         old = self.config
         keep = (old.keepalive, old.keepidle)
         self.config = config

@@ -161,6 +161,10 @@ class TcbVars:
         # output
         self._ack_now = False
         self._sws_override = False
+        # TCP_CORK / MSG_MORE (output's Nagle rule): the last send had MSG_MORE; TCP_NODELAY
+        # was just set, what is held goes (Linux TCP_NAGLE_PUSH)
+        self._more = False
+        self._nagle_push = False
         self._unacked_bytes = 0  # in-order bytes received since the last ACK we sent
         # the peer's segment size as we see it (Linux icsk_ack.rcv_mss, tcp_measure_rcv_mss):
         # the largest segment received, at most our own MSS, 536 at first
