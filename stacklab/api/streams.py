@@ -311,6 +311,7 @@ def _linger_out(secs: float | None) -> bytes:
 _TCP_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = {
     (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", bool, int),
     (socket.IPPROTO_TCP, socket.TCP_CORK): ("cork", bool, int),
+    (socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT): ("notsent_lowat", int, int),
     (socket.SOL_SOCKET, socket.SO_KEEPALIVE): ("keepalive", bool, int),
     (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE): ("keepidle", float, int),
     (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL): ("keepintvl", float, int),
@@ -333,13 +334,14 @@ class TcpSocket:
     one connection or listener, as ``asyncio.trsock.TransportSocket`` is of a kernel socket.
 
     ``setsockopt``/``getsockopt`` read and change the connection's :class:`TcpConfig`
-    (TCP_NODELAY, TCP_CORK, SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT, TCP_USER_TIMEOUT,
-    TCP_MAXSEG, SO_RCVBUF/SO_SNDBUF, SO_OOBINLINE, SO_LINGER as ``struct linger`` bytes:
-    {1, 0} makes ``close()`` a reset); ``send(data, MSG_OOB)``, ``recv(1, MSG_OOB)`` and
-    :meth:`sockatmark` are the urgent data's (stack/tcp/urgent.py; the stream's own bytes go
-    through the transport, which leaves the out-of-band byte out unless SO_OOBINLINE). Other
-    options are accepted and read back, as Linux does for those it keeps but that change
-    nothing here (SO_REUSEADDR...). There is no kernel descriptor: ``fileno()`` is -1, which
+    (TCP_NODELAY, TCP_CORK, TCP_NOTSENT_LOWAT, SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT,
+    TCP_USER_TIMEOUT, TCP_MAXSEG, SO_RCVBUF/SO_SNDBUF, SO_OOBINLINE, SO_LINGER as
+    ``struct linger`` bytes: {1, 0} makes ``close()`` a reset). ``send(data, MSG_OOB)``,
+    ``recv(1, MSG_OOB)`` and :meth:`sockatmark` are the urgent data's (stack/tcp/urgent.py;
+    the stream's own bytes go through the transport, which leaves the out-of-band byte out
+    unless SO_OOBINLINE). Other options are accepted and read back, as Linux does for those it
+    keeps but that change nothing here (SO_REUSEADDR...). There is no kernel descriptor:
+    ``fileno()`` is -1, which
     libraries read as "not pollable" (httpcore then treats an idle pooled connection as closed
     and opens a new one)."""
 

@@ -474,6 +474,7 @@ class Syscalls:
         tcp_opts: dict[str, Callable[[int], dict[str, Any]]] = {
             "TCP_NODELAY": lambda x: {"nodelay": bool(x)},
             "TCP_CORK": lambda x: {"cork": bool(x)},
+            "TCP_NOTSENT_LOWAT": lambda x: {"notsent_lowat": x},
             "TCP_MAXSEG": lambda x: {"maxseg": x},
             "TCP_USER_TIMEOUT": lambda x: {"user_timeout": x / 1000 if x else None},
             "TCP_KEEPIDLE": lambda x: {"keepidle": float(x)},
@@ -525,6 +526,7 @@ class Syscalls:
                 "TCP_MAXSEG": s.mss,
                 "TCP_NODELAY": lambda: int(s.get_config("nodelay")),
                 "TCP_CORK": lambda: int(s.get_config("cork")),
+                "TCP_NOTSENT_LOWAT": lambda: int(s.get_config("notsent_lowat")),
                 "SO_SNDBUF": lambda: s.buffer_sizes()[0],
                 "SO_RCVBUF": lambda: s.buffer_sizes()[1],
                 "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),

@@ -29,6 +29,11 @@ class TcpConfig:
     msl: float = 30.0  # TIME-WAIT lasts 2*MSL = 60 s, as Linux (TCP_TIMEWAIT_LEN)
     nodelay: bool = False  # TCP_NODELAY: no Nagle
     cork: bool = False  # TCP_CORK: short segments wait (until uncorked or ~200 ms)
+    # TCP_NOTSENT_LOWAT (0: net.ipv4.tcp_notsent_lowat's, the default below): a write takes
+    # more only while fewer bytes than this are queued and not yet sent (Linux
+    # tcp_stream_memory_free); bytes that leave at once do not count
+    notsent_lowat: int = 0
+    notsent_lowat_default: int = 0xFFFFFFFF
     maxseg: int | None = None  # TCP_MAXSEG: clamps the MSS advertised and used
     min_snd_mss: int = 48  # Linux net.ipv4.tcp_min_snd_mss: the send MSS never goes below it
     window_scaling: bool = True

@@ -202,6 +202,9 @@ class Tcb(TcbOutput):
                 SYN_SENT, SYN_RECEIVED):
             raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
         self._more = more
+        lowat = self.config.notsent_lowat or self.config.notsent_lowat_default
+        if lowat < 0xFFFFFFFF:
+            data = memoryview(data)[:self._notsent_room(lowat)]
         n = self.sendbuf.write(data, not more)
         if oob and n:
             urgent.mark_sent(self)
@@ -209,7 +212,21 @@ class Tcb(TcbOutput):
 
     @property
     def send_space(self) -> int:
-        return self.sendbuf.free
+        """How many bytes a write takes now (0: not writable): the buffer's free space, at most
+        what TCP_NOTSENT_LOWAT leaves."""
+        free = self.sendbuf.free
+        lowat = self.config.notsent_lowat or self.config.notsent_lowat_default
+        return free if lowat >= 0xFFFFFFFF else min(free, self._notsent_room(lowat))
+
+    def _notsent_room(self, lowat: int) -> int:
+        """TCP_NOTSENT_LOWAT (Linux tcp_stream_memory_free): what a write may add while fewer
+        than ``lowat`` bytes wait unsent, counting what the windows let leave at once as sent."""
+        unsent = len(self.sendbuf) - max(0, seq_sub(self.snd_nxt, self.snd_data_una))
+        if unsent >= lowat:
+            return 0
+        in_flight = seq_sub(self.snd_nxt, self.snd_una)
+        now = max(0, min(self.snd_wnd, self.cc.cwnd) - in_flight - unsent)
+        return lowat - unsent + now
 
     def read(self, n: int = -1) -> bytes:
         """RECEIVE: take up to ``n`` readable bytes (all when n < 0); with urgent data, up to
