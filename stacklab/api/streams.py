@@ -292,6 +292,7 @@ class TcpTransport(asyncio.Transport):
 
 
 _SO_LINGER = (socket.SOL_SOCKET, socket.SO_LINGER)
+_TCP_QUICKACK = (socket.IPPROTO_TCP, socket.TCP_QUICKACK)
 _LINGER = struct.Struct("ii")  # struct linger {int l_onoff; int l_linger;}
 
 
@@ -336,7 +337,8 @@ class TcpSocket:
     ``setsockopt``/``getsockopt`` read and change the connection's :class:`TcpConfig`
     (TCP_NODELAY, TCP_CORK, TCP_NOTSENT_LOWAT, SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT,
     TCP_USER_TIMEOUT, TCP_MAXSEG, SO_RCVBUF/SO_SNDBUF, SO_OOBINLINE, SO_LINGER as
-    ``struct linger`` bytes: {1, 0} makes ``close()`` a reset). ``send(data, MSG_OOB)``,
+    ``struct linger`` bytes: {1, 0} makes ``close()`` a reset; TCP_QUICKACK acts on the
+    connection at once, as Linux). ``send(data, MSG_OOB)``,
     ``recv(1, MSG_OOB)`` and :meth:`sockatmark` are the urgent data's (stack/tcp/urgent.py;
     the stream's own bytes go through the transport, which leaves the out-of-band byte out
     unless SO_OOBINLINE). Other options are accepted and read back, as Linux does for those it
@@ -389,6 +391,13 @@ class TcpSocket:
         return None
 
     def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
+        if (level, option) == _TCP_QUICKACK and isinstance(self._endpoint, Tcb):
+            if isinstance(value, bytes):
+                value = int.from_bytes(value[:4], "little")
+            self._endpoint.set_quickack(bool(value))  # a one-off, not a config field
+            if self._layer is not None:
+                self._layer.kick(self._endpoint)
+            return
         known = _TCP_OPTIONS.get((level, option))
         if known is None:
             self._other[(level, option)] = value
@@ -415,6 +424,8 @@ class TcpSocket:
                 value = self._buffers()[1]
             else:
                 value = shown(getattr(self._endpoint.config, name))
+        elif (level, option) == _TCP_QUICKACK and isinstance(self._endpoint, Tcb):
+            value = int(self._endpoint.quickack)
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_TYPE):
             value = socket.SOCK_STREAM
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_ERROR):

@@ -363,6 +363,12 @@ class TcpSock:
         if self.listener is not None:
             self.listener.config = self.config
 
+    def set_quickack(self, on: bool) -> None:
+        """TCP_QUICKACK (Tcb.set_quickack); before a connection exists there is nothing to do."""
+        if self.tcb is not None:
+            self.tcb.set_quickack(on)
+            self._kick()
+
     def buffer_sizes(self) -> tuple[int, int]:
         """SO_SNDBUF, SO_RCVBUF: the buffers as they are now (autotuning moves them)."""
         if self.tcb is not None:

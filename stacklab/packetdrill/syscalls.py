@@ -487,6 +487,9 @@ class Syscalls:
             "SO_SNDBUF": lambda x: {"send_buffer": 2 * x},
             "SO_RCVBUF": lambda x: {"recv_buffer": 2 * x},
         }
+        if opt == "TCP_QUICKACK" and v is not None:
+            s.set_quickack(bool(v))
+            return 0
         if opt == "TCP_CONGESTION" and isinstance(val, Str):
             try:
                 s.set_config(congestion=self.stack.check_congestion(val.value))
@@ -527,6 +530,7 @@ class Syscalls:
                 "TCP_NODELAY": lambda: int(s.get_config("nodelay")),
                 "TCP_CORK": lambda: int(s.get_config("cork")),
                 "TCP_NOTSENT_LOWAT": lambda: int(s.get_config("notsent_lowat")),
+                "TCP_QUICKACK": lambda: int(s.tcb is None or s.tcb.quickack),
                 "SO_SNDBUF": lambda: s.buffer_sizes()[0],
                 "SO_RCVBUF": lambda: s.buffer_sizes()[1],
                 "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),

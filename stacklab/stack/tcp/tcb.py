@@ -395,6 +395,22 @@ class Tcb(TcbOutput):
         if (config.keepalive, config.keepidle) != keep:
             self._arm_keepalive(now)
 
+    def set_quickack(self, on: bool) -> None:
+        """TCP_QUICKACK as Linux (__tcp_sock_set_quickack), not a lasting mode: 1 sends a
+        delayed ACK that is due now and leaves interactive (ping-pong) mode, so the next ACKs
+        follow the usual rules; 0 enters it (ACKs are delayed). ``quickack`` reads it back."""
+        if not on:
+            self.pingpong = True
+            return
+        if self.state in (ESTABLISHED, CLOSE_WAIT) and self.deadlines[DELACK_TIMER] is not None:
+            self._ack_now = True
+        self.pingpong = False
+
+    @property
+    def quickack(self) -> bool:
+        """getsockopt(TCP_QUICKACK): not in interactive (delayed-ACK) mode."""
+        return not self.pingpong
+
     # -- timers -----------------------------------------------------------------------------------
     def _arm_keepalive(self, now: float) -> None:
         cfg = self.config

@@ -43,3 +43,19 @@ def test_the_sysctl_is_the_default_and_the_socket_option_wins() -> None:
     assert p.a.send_space == room + 5000
     p2 = _established(cfg.replace(notsent_lowat=1000))
     assert p2.a.send_space == room + 1000
+
+
+def test_quickack_sends_the_due_ack_and_leaves_interactive_mode() -> None:
+    p = _established(TcpConfig())
+    b = p.b
+    b.set_quickack(False)
+    assert not b.quickack
+    p.a.send(b"x" * 100)
+    p.a.output(p.now)
+    p.to_b(p.segs(p.a))
+    assert not p.b.segments_to_send()  # interactive: the ACK is delayed
+    b.set_quickack(True)
+    b.output(p.now)
+    acks = p.segs(b)
+    assert len(acks) == 1 and acks[0].ack == p.a.snd_nxt
+    assert b.quickack and not b.pingpong
