@@ -229,9 +229,10 @@ class TcpSock:
             child.error = _errno_of(tcb.error)
         return child
 
-    def send(self, data: bytes, oob: bool = False, more: bool = False) -> int | None:
+    def send(self, data: bytes, oob: bool = False, more: bool = False,
+             eor: bool = False) -> int | None:
         """Bytes queued; None when the send buffer is full (a blocking write waits). ``oob``:
-        MSG_OOB, ``more``: MSG_MORE."""
+        MSG_OOB, ``more``: MSG_MORE, ``eor``: MSG_EOR."""
         tcb = self.tcb
         if tcb is None:
             raise SockError(errno.EPIPE if self.listener is None else errno.ENOTCONN)
@@ -244,7 +245,7 @@ class TcpSock:
         if not data:
             return 0
         try:
-            n = tcb.send(data, oob=oob, more=more)
+            n = tcb.send(data, oob=oob, more=more, eor=eor)
         except ConnectionError:
             raise SockError(errno.EPIPE) from None
         if n == 0:

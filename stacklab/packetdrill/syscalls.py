@@ -328,7 +328,7 @@ class Syscalls:
             nonlocal sent
             while sent < n:
                 k = s.send(bytes(n - sent), oob=bool(flags & 1),  # MSG_OOB
-                           more=bool(flags & 0x8000))  # MSG_MORE
+                           more=bool(flags & 0x8000), eor=bool(flags & 0x80))  # MSG_MORE, EOR
                 if k is None:
                     break
                 sent += k

@@ -349,7 +349,7 @@ class TcbOutput(TcbVars):
         its specification) sends whatever is left. True if a segment went out."""
         rec = self.rec
         if self.recover is not None or self.fin_seq is not None or self.dupacks \
-                or self.plpmtud.engaged or self.snd_nxt != self.snd_max \
+                or self.plpmtud.engaged or self.snd_nxt != self.snd_max or self.sendbuf.eors \
                 or (self.sack_ok and (len(rec.sacked) or rec.in_recovery)):
             return False
         mss = self.snd_mss
@@ -439,6 +439,8 @@ class TcbOutput(TcbVars):
                     n = usable
                 if gap < n:
                     n = gap
+                if sendbuf.eors:
+                    n = sendbuf.eor_room(off, n)  # MSG_EOR: a segment ends with its record
                 if probe and nxt == self.snd_max:  # PLPMTUD: this new segment may probe
                     n = self._plpmtud_probe_len(probe, avail, usable, n, now)
                     probe = 0
@@ -509,6 +511,8 @@ class TcbOutput(TcbVars):
         in [SND.UNA, SND.MAX). Returns the sequence space covered (0: nothing to resend)."""
         off = seq_sub(seq, self.snd_data_una)
         n = min(self.snd_mss, limit, len(self.sendbuf) - off) if off >= 0 else 0
+        if n > 0 and self.sendbuf.eors:
+            n = self.sendbuf.eor_room(off, n)  # resent as sent: never across a MSG_EOR record
         flags = ACK
         if n <= 0:
             n = 0

@@ -194,10 +194,11 @@ class Tcb(TcbOutput):
         return tcb
 
     def send(self, data: bytes | bytearray | memoryview, *, oob: bool = False,
-             more: bool = False) -> int:
+             more: bool = False, eor: bool = False) -> int:
         """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer. ``oob``:
         ``MSG_OOB``, the last byte queued is urgent (urgent.py); ``more``: ``MSG_MORE``, the
-        output that follows holds a short segment back, as TCP_CORK, and sets no PSH."""
+        output that follows holds a short segment back, as TCP_CORK, and sets no PSH; ``eor``:
+        ``MSG_EOR``, no segment will carry these bytes and later ones together."""
         if self.fin_queued or self.state not in CAN_SEND and self.state not in (
                 SYN_SENT, SYN_RECEIVED):
             raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
@@ -205,7 +206,7 @@ class Tcb(TcbOutput):
         lowat = self.config.notsent_lowat or self.config.notsent_lowat_default
         if lowat < 0xFFFFFFFF:
             data = memoryview(data)[:self._notsent_room(lowat)]
-        n = self.sendbuf.write(data, not more)
+        n = self.sendbuf.write(data, not more, eor and len(data) > 0)
         if oob and n:
             urgent.mark_sent(self)
         return n
