@@ -128,6 +128,7 @@ class TcpSock:
         self.shut_rd = False
         self.shut_wr = False
         self.closed = False
+        self.inq = False  # TCP_INQ: recvmsg() reports the bytes left (TCP_CM_INQ)
 
     # -- the TCP layer's events, pulled by Stack.process_events -----------------------------------
     def tcp_event(self, ev: TcbEvent) -> None:
@@ -223,6 +224,7 @@ class TcpSock:
         tcb = self.accept_q.popleft()
         child = TcpSock(self.stack, self.v6)
         child.config = tcb.config
+        child.inq = self.inq  # inherited from the listener, as Linux's socket flags
         child._adopt(tcb)
         if tcb.state is State.CLOSED:
             child.ended = True
@@ -273,6 +275,15 @@ class TcpSock:
 
     def readable(self) -> int:
         return self.tcb.readable if self.tcb is not None else 0
+
+    def inq_hint(self) -> int | None:
+        """TCP_CM_INQ (Linux tcp_inq_hint): the bytes left to read, 1 when only the peer's FIN
+        is; None without TCP_INQ."""
+        if not self.inq:
+            return None
+        tcb = self.tcb
+        left = tcb.readable if tcb is not None else 0
+        return 1 if left == 0 and tcb is not None and tcb.fin_received else left
 
     def recv_oob(self, peek: bool) -> bytes:
         """recv(MSG_OOB): the urgent byte (stack/tcp/urgent.py), errors as Linux's."""

@@ -54,7 +54,7 @@ _EXTRA = {
     "TCP_KEEPCNT": 6, "TCP_SYNCNT": 7, "TCP_LINGER2": 8, "TCP_DEFER_ACCEPT": 9,
     "TCP_WINDOW_CLAMP": 10, "TCP_INFO": 11, "TCP_QUICKACK": 12, "TCP_CONGESTION": 13,
     "TCP_USER_TIMEOUT": 18, "TCP_FASTOPEN": 23, "TCP_NOTSENT_LOWAT": 25,
-    "TCP_FASTOPEN_CONNECT": 30, "TCP_INQ": 36, "TCP_FASTOPEN_KEY": 33,
+    "TCP_FASTOPEN_CONNECT": 30, "TCP_INQ": 36, "TCP_CM_INQ": 36, "TCP_FASTOPEN_KEY": 33,
     "SO_REUSEADDR": 2, "SO_REUSEPORT": 15, "SO_KEEPALIVE": 9, "SO_LINGER": 13, "SO_ERROR": 4,
     "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_RCVLOWAT": 18, "SO_SNDLOWAT": 19, "SO_MARK": 36,
     "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "SO_TYPE": 3,
@@ -380,7 +380,9 @@ class Syscalls:
             raise Unsupported("sendmsg() ancillary data (msg_control)")
         return self._write(fd_e, self._iov_len(msg.get("msg_iov")), value(flags) or 0)
 
-    def _read(self, fd_e: Expr, n: int, flags: int = 0) -> int:
+    def _read(self, fd_e: Expr, n: int, flags: int = 0,
+              after: Callable[[Sock], None] | None = None) -> int:
+        """``after``: a check of the socket once the read returned (recvmsg's cmsgs)."""
         fd, s = self._fd(fd_e)
         if flags & 0x2000:
             raise Unsupported("MSG_ERRQUEUE (socket error queue)")
@@ -392,6 +394,8 @@ class Syscalls:
 
         def attempt() -> int | None:
             data = s.recv(n, peek)
+            if data is not None and after is not None:
+                after(s)
             return None if data is None else len(data)
         if flags & 0x40:
             r = attempt()
@@ -413,12 +417,33 @@ class Syscalls:
     def sys_recvmsg(self, fd_e: Expr, msg: Expr, flags: Expr) -> int:
         if not isinstance(msg, Struct):
             raise ArgError("recvmsg() needs a struct msghdr")
-        if msg.get("msg_control") is not None:
-            raise Unsupported("recvmsg() ancillary data (msg_control)")
         f = value(flags) or 0
         if "MSG_ERRQUEUE" in names(msg.get("msg_flags")):
             f |= 0x2000
-        return self._read(fd_e, self._iov_len(msg.get("msg_iov")), f)
+        ctrl = msg.get("msg_control")
+        return self._read(fd_e, self._iov_len(msg.get("msg_iov")), f,
+                          None if ctrl is None else self._recv_cmsgs(ctrl))
+
+    @staticmethod
+    def _recv_cmsgs(ctrl: Expr) -> Callable[[Sock], None]:
+        """recvmsg()'s expected control messages: TCP_CM_INQ alone (Linux TCP_INQ: the bytes
+        left to read after this read, 1 once only the FIN is left)."""
+        items = ctrl.items if isinstance(ctrl, Array) else ()
+        wants = []
+        for item in items:
+            if not (isinstance(item, Struct) and value(item.get("cmsg_level")) == 6
+                    and value(item.get("cmsg_type")) == 36):
+                raise Unsupported("recvmsg() ancillary data other than TCP_CM_INQ")
+            wants.append(value(item.get("cmsg_data")))
+
+        def check(s: Sock) -> None:
+            got = s.inq_hint() if isinstance(s, TcpSock) else None
+            if got is None:
+                raise ArgError("recvmsg(): no TCP_CM_INQ control message (TCP_INQ is off)")
+            for want in wants:
+                if want is not None and want != got:
+                    raise ArgError(f"recvmsg(): TCP_CM_INQ: expected {want} vs actual {got}")
+        return check
 
     # -- control ---------------------------------------------------------------------------------
     def sys_fcntl(self, fd_e: Expr, cmd: Expr, arg: Expr = Ellipsis_()) -> int:
@@ -487,6 +512,9 @@ class Syscalls:
             "SO_SNDBUF": lambda x: {"send_buffer": 2 * x},
             "SO_RCVBUF": lambda x: {"recv_buffer": 2 * x},
         }
+        if opt == "TCP_INQ" and isinstance(s, TcpSock) and v is not None:
+            s.inq = bool(v)
+            return 0
         if opt == "TCP_QUICKACK" and v is not None:
             s.set_quickack(bool(v))
             return 0
@@ -531,6 +559,7 @@ class Syscalls:
                 "TCP_CORK": lambda: int(s.get_config("cork")),
                 "TCP_NOTSENT_LOWAT": lambda: int(s.get_config("notsent_lowat")),
                 "TCP_QUICKACK": lambda: int(s.tcb is None or s.tcb.quickack),
+                "TCP_INQ": lambda: int(s.inq),
                 "SO_SNDBUF": lambda: s.buffer_sizes()[0],
                 "SO_RCVBUF": lambda: s.buffer_sizes()[1],
                 "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),
