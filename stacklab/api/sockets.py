@@ -687,8 +687,8 @@ class StackSocket:
         if flags & _socket.MSG_OOB:  # the urgent byte (errors as Linux: EINVAL, EAGAIN)
             face = self._socket_face()
             return bytes(self._stack.call(face.recv, bufsize, flags, timeout=_GRACE))
-        if bufsize == 0 or self._read_shut:
-            return b""
+        if bufsize == 0 or (self._read_shut and not stream.buffer):
+            return b""  # after shutdown(SHUT_RD) what is queued is still read, as Linux
 
         async def read() -> bytes:
             await stream.wait_readable()
@@ -711,7 +711,13 @@ class StackSocket:
             self._stack.call(stream.transport.write_eof, timeout=_GRACE)  # FIN after the data
         if how in (SHUT_RD, SHUT_RDWR):
             self._read_shut = True
-            self._stack.call(self._changed, timeout=_GRACE)
+            tcb = stream.transport.get_extra_info("tcb")
+
+            def shut_rd() -> None:
+                if tcb is not None:
+                    tcb.shutdown_read()
+                self._changed()
+            self._stack.call(shut_rd, timeout=_GRACE)
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
                  encoding: str | None = None, errors: str | None = None,

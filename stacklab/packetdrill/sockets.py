@@ -308,6 +308,7 @@ class TcpSock:
             raise SockError(errno.ENOTCONN)
         if rd:
             self.shut_rd = True
+            tcb.shutdown_read()
         if wr and not self.shut_wr:
             self.shut_wr = True
             tcb.close(self.stack.clock())

@@ -165,3 +165,29 @@ def test_blocking_facade_oobinline_keeps_the_byte_and_linger0_resets() -> None:
     net.close()
     assert got == b"abc!def"
     assert err == errno.ECONNRESET
+
+
+def test_blocking_facade_shut_rd_still_reads_what_is_queued_then_eof() -> None:
+    net, a, b = _net()
+
+    def server(srv: socket.socket) -> tuple[bytes, bytes]:
+        conn, _ = srv.accept()
+        with conn:
+            conn.settimeout(5)
+            time.sleep(0.2)  # the client's bytes are queued
+            conn.shutdown(socket.SHUT_RD)
+            return conn.recv(100), conn.recv(100)
+
+    def client(port: int) -> None:
+        with socket.create_connection(("a", port)) as c:
+            c.sendall(b"queued")
+            time.sleep(0.5)
+
+    async def main() -> tuple[bytes, bytes]:
+        srv = await a.run_blocking(socket.create_server, ("", 0))
+        out, _ = await asyncio.gather(a.run_blocking(server, srv),
+                                      b.run_blocking(client, srv.getsockname()[1]))
+        return out  # type: ignore[no-any-return]
+
+    assert net.run(main(), until="30s") == (b"queued", b"")
+    net.close()

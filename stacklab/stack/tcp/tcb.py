@@ -288,6 +288,12 @@ class Tcb(TcbOutput):
         self.fin_seq = seq_add(self.snd_data_una, len(self.sendbuf))
         self.output(now)
 
+    def shutdown_read(self) -> None:
+        """shutdown(SHUT_RD), as Linux: nothing on the wire; data keeps being received and
+        acknowledged (reads still return what is queued, then end of file), until our FIN is
+        out: data arriving then resets the connection, as after close()."""
+        self.rcv_shutdown = True
+
     def abort(self, now: float, error: Exception | None = None) -> None:
         """ABORT (RFC 9293 §3.10.5): RST to the peer from a synchronised state, then CLOSED."""
         st = self.state
@@ -819,10 +825,12 @@ class Tcb(TcbOutput):
             return
         if not self._check_ack(a, seg, now):  # fifth check
             return
-        if a.plen and self.user_closed and self.state in (FIN_WAIT_1, FIN_WAIT_2):
-            # new data after close(): no one will read it. Reset instead of ACKing and
-            # discarding it for ever (RFC 1122 §4.2.2.13, RFC 2525 §2.17), as Linux
-            # (tcp_rcv_state_process, TCPAbortOnData): <SEQ=SEG.ACK><CTL=RST>
+        if a.plen and (self.user_closed or self.rcv_shutdown) \
+                and self.state in (FIN_WAIT_1, FIN_WAIT_2):
+            # new data after close() or shutdown(SHUT_RD) with our FIN sent: no one will read
+            # it. Reset instead of ACKing and discarding it for ever (RFC 1122 §4.2.2.13,
+            # RFC 2525 §2.17), as Linux (tcp_rcv_state_process, RCV_SHUTDOWN, TCPAbortOnData):
+            # <SEQ=SEG.ACK><CTL=RST>
             self._emit_rst(seg.ack, None)
             self._fail(now, Event.ABORT, None, "data after close")
             return

@@ -72,6 +72,7 @@ class TcbVars:
         self.transitions: list[tuple[float, State, State, str]] = []
         self.passive = False
         self.user_closed = False  # close() called: no more reading wanted (orphan in Linux)
+        self.rcv_shutdown = False  # shutdown(SHUT_RD) (Linux RCV_SHUTDOWN)
         self.error: Exception | None = None
         # send sequence variables (RFC 9293 §3.3.1)
         self.iss = iss & MASK
