@@ -51,6 +51,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from stacklab.stack.tcp import urgent
+from stacklab.stack.tcp.fsm import CLOSING, FIN_WAIT_1, LAST_ACK
 
 from .streams import _TCP_OPTIONS as _STREAM_OPTIONS
 
@@ -880,6 +881,24 @@ class StackSocket:
                 bridge.close()
         try:
             self._stack.call(close_all, timeout=_GRACE)
+        except (TimeoutError, RuntimeError):
+            pass
+        tcb = stream.transport.get_extra_info("tcb") if stream is not None else None
+        linger = tcb.config.linger if tcb is not None else None
+        if linger and self._timeout != 0.0:
+            self._linger(tcb, linger)
+
+    def _linger(self, tcb: Any, seconds: float) -> None:
+        """SO_LINGER {1, n > 0} on a blocking socket: close() returns once our FIN (after all
+        the data) is acknowledged, or after ``n`` seconds, as Linux's sk_stream_wait_close.
+        The wire sees an ordinary close either way."""
+        async def wait() -> None:
+            deadline = asyncio.get_running_loop().time() + seconds
+            while tcb.state in (FIN_WAIT_1, CLOSING, LAST_ACK) \
+                    and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(min(0.01, seconds))
+        try:
+            self._stack.submit(wait(), timeout=seconds + _GRACE)
         except (TimeoutError, RuntimeError):
             pass
 

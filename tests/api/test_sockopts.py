@@ -191,3 +191,41 @@ def test_blocking_facade_shut_rd_still_reads_what_is_queued_then_eof() -> None:
 
     assert net.run(main(), until="30s") == (b"queued", b"")
     net.close()
+
+
+def test_blocking_facade_so_linger_positive_close_waits_for_the_fin_to_be_acked() -> None:
+    net = stacklab.Network(seed=5)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b, delay="100ms")
+    net.autoconfigure()
+
+    def sink(srv: socket.socket) -> None:
+        for _ in range(2):
+            conn, _ = srv.accept()
+            with conn:
+                while conn.recv(65536):
+                    pass
+
+    def close_time(port: int, linger: bool) -> float:
+        c = socket.create_connection(("a", port))
+        if linger:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 5))
+        c.sendall(b"x" * 1000)
+        t = time.monotonic()
+        c.close()
+        return time.monotonic() - t
+
+    async def main() -> tuple[float, float]:
+        srv = await a.run_blocking(socket.create_server, ("", 0))
+        port = srv.getsockname()[1]
+        served = asyncio.ensure_future(a.run_blocking(sink, srv))
+        plain = await b.run_blocking(close_time, port, False)
+        lingered = await b.run_blocking(close_time, port, True)
+        await served
+        return plain, lingered
+
+    plain, lingered = net.run(main(), until="60s")
+    net.close()
+    assert plain < 0.01  # close() returns at once, the FIN goes after the data
+    # with SO_LINGER {1, 5}: until the data and the FIN are acknowledged, one RTT (200 ms)
+    assert 0.19 <= lingered < 1.0
