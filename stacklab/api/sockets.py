@@ -31,9 +31,12 @@ need no ``connect`` of ours.
 ``setsockopt`` acts on the multicast options of UDP sockets — ``IP_ADD_MEMBERSHIP`` /
 ``IP_DROP_MEMBERSHIP`` (``struct ip_mreq`` or ``ip_mreqn``), ``IP_MULTICAST_TTL``,
 ``IP_MULTICAST_IF``, ``IPV6_JOIN_GROUP`` / ``IPV6_LEAVE_GROUP`` (``struct ipv6_mreq``),
-``IPV6_MULTICAST_HOPS``, ``IPV6_MULTICAST_IF`` — and on TCP_NODELAY and SO_KEEPALIVE of TCP
-sockets. An interface index is Linux's numbering of the host's interfaces, from 1 in their
-order (0: the route's).
+``IPV6_MULTICAST_HOPS``, ``IPV6_MULTICAST_IF`` — and on the TCP options of
+:class:`~stacklab.api.streams.TcpSocket` (TCP_NODELAY, SO_KEEPALIVE, SO_LINGER, SO_OOBINLINE,
+...), before or after connect; an accepted socket inherits the listener's. Urgent data:
+``send(data, MSG_OOB)``, ``recv(1, MSG_OOB)``, :meth:`StackSocket.sockatmark`.
+An interface index is Linux's numbering of the host's interfaces, from 1 in their order
+(0: the route's).
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ import socket as _socket
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
+
+from stacklab.stack.tcp import urgent
+from stacklab.stack.tcp.fsm import CLOSING, FIN_WAIT_1, LAST_ACK
+
+from .streams import _TCP_OPTIONS as _STREAM_OPTIONS
 
 T = TypeVar("T")
 
@@ -230,6 +238,7 @@ class _StreamQueue(_Waiting, asyncio.Protocol):
         self._accepted = accepted
         self._read_paused = False
         self._write_paused = False
+        self.mark: int | None = None  # bytes of ``buffer`` before the urgent mark (SIOCATMARK)
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -238,6 +247,11 @@ class _StreamQueue(_Waiting, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        tcb = self.transport.get_extra_info("tcb")
+        if tcb is not None and tcb.urg is not None:
+            past = urgent.read_past_mark(tcb)  # where the urgent mark is in our buffer
+            if past is not None and past <= len(self.buffer):
+                self.mark = len(self.buffer) - past
         if len(self.buffer) > MAX_BUFFERED and not self._read_paused:
             self._read_paused = True
             self.transport.pause_reading()
@@ -267,6 +281,13 @@ class _StreamQueue(_Waiting, asyncio.Protocol):
         return not self._write_paused or self.lost
 
     def take(self, n: int) -> bytes:
+        mark = self.mark
+        if mark is not None:  # a read stops at the urgent mark, as Linux's tcp_recvmsg
+            if mark:
+                n = min(n, mark)
+                self.mark = mark - min(n, len(self.buffer))
+            else:
+                self.mark = None  # at the mark: this read goes past it
         data = bytes(self.buffer[:n])
         del self.buffer[:n]
         if self._read_paused and len(self.buffer) <= MAX_BUFFERED // 2:
@@ -355,7 +376,7 @@ class _DatagramQueue(_Waiting, asyncio.DatagramProtocol):
             self._changed()
 
 
-# socket options a StackSocket keeps (getsockopt answers them) and the TcpConfig field of each
+# socket options a StackSocket passes to create_connection, and the TcpConfig field of each
 _TCP_OPTIONS = {(_socket.IPPROTO_TCP, _socket.TCP_NODELAY): "nodelay",
                 (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE): "keepalive"}
 
@@ -376,6 +397,7 @@ class StackSocket:
         self._bound: tuple[str, int] | None = None
         self._peer: Any = None
         self._options: dict[tuple[int, int], int] = {}
+        self._raw_options: dict[tuple[int, int], Any] = {}  # TcpSocket's options, as given
         self._fileno: int | None = None
         self._bridge: _Bridge | None = None
         # TCP connection
@@ -443,10 +465,11 @@ class StackSocket:
         number = int.from_bytes(value, "little") if isinstance(value, bytes | bytearray) else (
             int(value) if value is not None else 0)
         self._options[(level, option)] = number
-        field = _TCP_OPTIONS.get((level, option))
-        tcb = self._tcb()
-        if field is not None and tcb is not None:
-            tcb.config = tcb.config.replace(**{field: bool(number)})
+        if (level, option) in _STREAM_OPTIONS:
+            self._raw_options[(level, option)] = value
+            face = self._socket_face()
+            if face is not None:
+                self._stack.call(face.setsockopt, level, option, value, timeout=_GRACE)
 
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
         self._check_open()
@@ -454,17 +477,33 @@ class StackSocket:
             value = 0
         elif (level, option) == (_socket.SOL_SOCKET, _socket.SO_TYPE):
             value = self.type
+        elif (level, option) in _STREAM_OPTIONS and (face := self._socket_face()) is not None:
+            return self._stack.call(face.getsockopt, level, option, buflen, timeout=_GRACE)
         else:
             value = self._options.get((level, option), 0)
-            field = _TCP_OPTIONS.get((level, option))
-            tcb = self._tcb()
-            if field is not None and tcb is not None:
-                value = int(getattr(tcb.config, field))
         return value if buflen is None else value.to_bytes(4, "little")[:buflen]
 
-    def _tcb(self) -> Any:
+    def _socket_face(self) -> Any:
+        """The connection's :class:`~stacklab.api.streams.TcpSocket` (None: not connected):
+        its option table is this socket's too."""
         stream = self._stream
-        return stream.transport.get_extra_info("tcb") if stream is not None else None
+        return stream.transport.get_extra_info("socket") if stream is not None else None
+
+    def _apply_options(self, options: dict[tuple[int, int], Any]) -> None:
+        """Options set before the connection existed (or on the listener: Linux's accepted
+        sockets inherit them), on it now."""
+        face = self._socket_face()
+        if face is not None and options:
+            def apply() -> None:
+                for (level, option), value in options.items():
+                    face.setsockopt(level, option, value)
+            self._stack.call(apply, timeout=_GRACE)
+            self._raw_options.update(options)
+
+    def sockatmark(self) -> bool:
+        """SIOCATMARK (sockatmark(3)): the next byte read is the urgent mark."""
+        stream = self._need_stream()
+        return stream.mark == 0
 
     def _apply_multicast(self, op: tuple[str, Any]) -> None:
         proto = self._dgram
@@ -598,6 +637,7 @@ class StackSocket:
         self._stream = stream
         self._peer = addr
         self._watch(stream)
+        self._apply_options(self._raw_options)
 
     def connect_ex(self, address: tuple[str, int]) -> int:
         try:
@@ -622,6 +662,9 @@ class StackSocket:
             return self.sendto(data, self._peer)
         stream = self._need_stream()
         payload = bytes(data)
+        if flags & _socket.MSG_OOB:  # urgent data: BlockingIOError while it cannot go at once
+            face = self._socket_face()
+            return int(self._stack.call(face.send, payload, flags, timeout=_GRACE))
 
         async def write() -> int:
             await stream.wait_writable()
@@ -642,8 +685,11 @@ class StackSocket:
         stream = self._need_stream()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
-        if bufsize == 0 or self._read_shut:
-            return b""
+        if flags & _socket.MSG_OOB:  # the urgent byte (errors as Linux: EINVAL, EAGAIN)
+            face = self._socket_face()
+            return bytes(self._stack.call(face.recv, bufsize, flags, timeout=_GRACE))
+        if bufsize == 0 or (self._read_shut and not stream.buffer):
+            return b""  # after shutdown(SHUT_RD) what is queued is still read, as Linux
 
         async def read() -> bytes:
             await stream.wait_readable()
@@ -666,7 +712,13 @@ class StackSocket:
             self._stack.call(stream.transport.write_eof, timeout=_GRACE)  # FIN after the data
         if how in (SHUT_RD, SHUT_RDWR):
             self._read_shut = True
-            self._stack.call(self._changed, timeout=_GRACE)
+            tcb = stream.transport.get_extra_info("tcb")
+
+            def shut_rd() -> None:
+                if tcb is not None:
+                    tcb.shutdown_read()
+                self._changed()
+            self._stack.call(shut_rd, timeout=_GRACE)
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
                  encoding: str | None = None, errors: str | None = None,
@@ -731,6 +783,7 @@ class StackSocket:
         s._watch(stream)
         s._peer = stream.transport.get_extra_info("peername")
         s.settimeout(self._factory.default_timeout)
+        s._apply_options(self._raw_options)
         return s, s._peer
 
     # -- UDP --------------------------------------------------------------------------------------
@@ -828,6 +881,24 @@ class StackSocket:
                 bridge.close()
         try:
             self._stack.call(close_all, timeout=_GRACE)
+        except (TimeoutError, RuntimeError):
+            pass
+        tcb = stream.transport.get_extra_info("tcb") if stream is not None else None
+        linger = tcb.config.linger if tcb is not None else None
+        if linger and self._timeout != 0.0:
+            self._linger(tcb, linger)
+
+    def _linger(self, tcb: Any, seconds: float) -> None:
+        """SO_LINGER {1, n > 0} on a blocking socket: close() returns once our FIN (after all
+        the data) is acknowledged, or after ``n`` seconds, as Linux's sk_stream_wait_close.
+        The wire sees an ordinary close either way."""
+        async def wait() -> None:
+            deadline = asyncio.get_running_loop().time() + seconds
+            while tcb.state in (FIN_WAIT_1, CLOSING, LAST_ACK) \
+                    and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(min(0.01, seconds))
+        try:
+            self._stack.submit(wait(), timeout=seconds + _GRACE)
         except (TimeoutError, RuntimeError):
             pass
 

@@ -26,9 +26,11 @@ import errno
 import functools
 import os
 import socket
+import struct
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
+from stacklab.stack.tcp import urgent
 from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.events import (
     Connected,
@@ -142,11 +144,14 @@ class TcpTransport(asyncio.Transport):
         if tcb is None or self._reading_paused or self._lost:
             return
         data = tcb.read()
-        if data:
+        while data:
             if tcb.ack_pending:  # the read opened the window enough for a window update
                 self._layer.kick(tcb)
             if not tcb.user_closed:
                 cast(asyncio.Protocol, self._protocol).data_received(data)
+            if tcb.urg is None or self._reading_paused:
+                break
+            data = tcb.read()  # the read stopped at the urgent mark: what follows it
         if tcb.at_eof and not self._eof_delivered:
             self._eof_delivered = True
             keep_open = cast(asyncio.Protocol, self._protocol).eof_received()
@@ -286,9 +291,28 @@ class TcpTransport(asyncio.Transport):
         return True
 
 
+_SO_LINGER = (socket.SOL_SOCKET, socket.SO_LINGER)
+_TCP_QUICKACK = (socket.IPPROTO_TCP, socket.TCP_QUICKACK)
+_LINGER = struct.Struct("ii")  # struct linger {int l_onoff; int l_linger;}
+
+
+def _linger_in(value: Any) -> float | None:
+    """SO_LINGER's ``struct linger`` (bytes, or an (onoff, seconds) pair): the seconds, None
+    when off."""
+    onoff, secs = _LINGER.unpack(bytes(value)[:8]) if isinstance(value, bytes | bytearray) \
+        else value
+    return float(secs) if onoff else None
+
+
+def _linger_out(secs: float | None) -> bytes:
+    return _LINGER.pack(0, 0) if secs is None else _LINGER.pack(1, int(secs))
+
+
 # (level, option) -> (TcpConfig field, from the socket's value, to it)
 _TCP_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = {
     (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", bool, int),
+    (socket.IPPROTO_TCP, socket.TCP_CORK): ("cork", bool, int),
+    (socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT): ("notsent_lowat", int, int),
     (socket.SOL_SOCKET, socket.SO_KEEPALIVE): ("keepalive", bool, int),
     (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE): ("keepidle", float, int),
     (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL): ("keepintvl", float, int),
@@ -301,6 +325,8 @@ _TCP_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], Any], Callable[[A
     # it is now (autotuning moves it until it is set)
     (socket.SOL_SOCKET, socket.SO_RCVBUF): ("recv_buffer", lambda v: 2 * int(v), int),
     (socket.SOL_SOCKET, socket.SO_SNDBUF): ("send_buffer", lambda v: 2 * int(v), int),
+    (socket.SOL_SOCKET, socket.SO_OOBINLINE): ("oobinline", bool, int),
+    _SO_LINGER: ("linger", _linger_in, _linger_out),  # {1, 0}: close() resets (Linux)
 }
 
 
@@ -309,11 +335,17 @@ class TcpSocket:
     one connection or listener, as ``asyncio.trsock.TransportSocket`` is of a kernel socket.
 
     ``setsockopt``/``getsockopt`` read and change the connection's :class:`TcpConfig`
-    (TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT, TCP_USER_TIMEOUT, TCP_MAXSEG,
-    SO_RCVBUF/SO_SNDBUF); other options are accepted and read back, as Linux does for those
-    it keeps but that change nothing here (SO_REUSEADDR...). There is no kernel descriptor:
-    ``fileno()`` is -1, which libraries read as "not pollable" (httpcore then treats an idle
-    pooled connection as closed and opens a new one)."""
+    (TCP_NODELAY, TCP_CORK, TCP_NOTSENT_LOWAT, SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT,
+    TCP_USER_TIMEOUT, TCP_MAXSEG, SO_RCVBUF/SO_SNDBUF, SO_OOBINLINE, SO_LINGER as
+    ``struct linger`` bytes: {1, 0} makes ``close()`` a reset; TCP_QUICKACK acts on the
+    connection at once, as Linux). ``send(data, MSG_OOB)``,
+    ``recv(1, MSG_OOB)`` and :meth:`sockatmark` are the urgent data's (stack/tcp/urgent.py;
+    the stream's own bytes go through the transport, which leaves the out-of-band byte out
+    unless SO_OOBINLINE). Other options are accepted and read back, as Linux does for those it
+    keeps but that change nothing here (SO_REUSEADDR...). There is no kernel descriptor:
+    ``fileno()`` is -1, which
+    libraries read as "not pollable" (httpcore then treats an idle pooled connection as closed
+    and opens a new one)."""
 
     type = socket.SOCK_STREAM
     proto = socket.IPPROTO_TCP
@@ -359,17 +391,24 @@ class TcpSocket:
         return None
 
     def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
+        if (level, option) == _TCP_QUICKACK and isinstance(self._endpoint, Tcb):
+            if isinstance(value, bytes):
+                value = int.from_bytes(value[:4], "little")
+            self._endpoint.set_quickack(bool(value))  # a one-off, not a config field
+            if self._layer is not None:
+                self._layer.kick(self._endpoint)
+            return
         known = _TCP_OPTIONS.get((level, option))
         if known is None:
             self._other[(level, option)] = value
             return
         name, parse, _ = known
-        if isinstance(value, bytes):
+        if isinstance(value, bytes) and (level, option) != _SO_LINGER:
             value = int.from_bytes(value[:4], "little")
         ep = self._endpoint
         config = ep.config.replace(**{name: parse(value)})
         if isinstance(ep, Tcb):
-            ep.set_config(config, self._host.now())
+            ep.set_config(config, self._host.now(), (name,))
             if self._layer is not None:
                 self._layer.kick(ep)  # the timers moved: the layer re-reads them at its poll
         else:
@@ -385,6 +424,8 @@ class TcpSocket:
                 value = self._buffers()[1]
             else:
                 value = shown(getattr(self._endpoint.config, name))
+        elif (level, option) == _TCP_QUICKACK and isinstance(self._endpoint, Tcb):
+            value = int(self._endpoint.quickack)
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_TYPE):
             value = socket.SOCK_STREAM
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_ERROR):
@@ -393,7 +434,46 @@ class TcpSocket:
             value = self._other.get((level, option), 0)
         if buflen is not None and isinstance(value, int):
             return value.to_bytes(buflen, "little")
+        if buflen is not None and isinstance(value, bytes):
+            return value[:buflen]
         return value
+
+    # -- urgent data (stack/tcp/urgent.py) -----------------------------------------------------
+    def _tcb(self) -> Tcb:
+        ep = self._endpoint
+        if not isinstance(ep, Tcb):
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        return ep
+
+    def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
+        """``send(data, MSG_OOB)``: urgent data, its last byte the out-of-band one (the stream's
+        ordinary writes go through the transport). Queued at once, all of it, or BlockingIOError
+        (EAGAIN) while the transport still holds unsent writes or the send buffer lacks room."""
+        if not flags & socket.MSG_OOB:
+            raise OSError(errno.EOPNOTSUPP, "only MSG_OOB: write through the transport")
+        tcb = self._tcb()
+        transport = tcb.user
+        if (isinstance(transport, TcpTransport) and transport._pending) \
+                or tcb.send_space < len(data):
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        try:
+            n = tcb.send(data, oob=True)
+        except ConnectionError:
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE)) from None
+        if self._layer is not None:
+            self._layer.kick(tcb)
+        return n
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        """``recv(n, MSG_OOB)`` (with MSG_PEEK too): the out-of-band byte, errors as Linux
+        (EINVAL, EAGAIN); the stream's bytes come through the transport."""
+        if not flags & socket.MSG_OOB:
+            raise OSError(errno.EOPNOTSUPP, "only MSG_OOB: read through the transport")
+        return urgent.recv_oob(self._tcb(), bool(flags & socket.MSG_PEEK))[:bufsize]
+
+    def sockatmark(self) -> bool:
+        """SIOCATMARK: the next byte the TCB hands out is the urgent mark."""
+        return urgent.at_mark(self._tcb())
 
     def _buffers(self) -> tuple[int, int]:
         """The receive and send buffers (bytes) as they are now, or will start."""

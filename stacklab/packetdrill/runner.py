@@ -163,6 +163,7 @@ class _Seg:
     length: int
     options: list[Any]
     merged: int = 1
+    urgent: int = 0
 
     @classmethod
     def of(cls, out: _Out) -> _Seg | None:
@@ -174,7 +175,7 @@ class _Seg:
         except MalformedPacket:
             return None
         return cls((v.src_port, v.dst_port), v.flags, v.seq, v.ack, v.window, len(v.payload),
-                   opts)
+                   opts, urgent=v.urgent)
 
 
 @dataclass
@@ -715,6 +716,8 @@ class Runner:
                 raise err("tcp_ack", p.ack & MASK, ack)
         if p.window is not None and v.window != p.window:
             raise err("tcp_window", p.window, v.window)
+        if v.flags & 0x20 and v.urgent != p.urgent:  # URG: the urgent pointer too
+            raise err("tcp_urg_ptr", p.urgent, v.urgent)
         if p.options is None:
             return
         actual = v.options

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stacklab.errors import StacklabError
+from stacklab.stack.tcp import urgent
 from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.congestion import create_congestion
 from stacklab.stack.tcp.events import Connected, ConnectionLost, TcbEvent
@@ -127,6 +128,7 @@ class TcpSock:
         self.shut_rd = False
         self.shut_wr = False
         self.closed = False
+        self.inq = False  # TCP_INQ: recvmsg() reports the bytes left (TCP_CM_INQ)
 
     # -- the TCP layer's events, pulled by Stack.process_events -----------------------------------
     def tcp_event(self, ev: TcbEvent) -> None:
@@ -222,14 +224,17 @@ class TcpSock:
         tcb = self.accept_q.popleft()
         child = TcpSock(self.stack, self.v6)
         child.config = tcb.config
+        child.inq = self.inq  # inherited from the listener, as Linux's socket flags
         child._adopt(tcb)
         if tcb.state is State.CLOSED:
             child.ended = True
             child.error = _errno_of(tcb.error)
         return child
 
-    def send(self, data: bytes) -> int | None:
-        """Bytes queued; None when the send buffer is full (a blocking write waits)."""
+    def send(self, data: bytes, oob: bool = False, more: bool = False,
+             eor: bool = False) -> int | None:
+        """Bytes queued; None when the send buffer is full (a blocking write waits). ``oob``:
+        MSG_OOB, ``more``: MSG_MORE, ``eor``: MSG_EOR."""
         tcb = self.tcb
         if tcb is None:
             raise SockError(errno.EPIPE if self.listener is None else errno.ENOTCONN)
@@ -242,7 +247,7 @@ class TcpSock:
         if not data:
             return 0
         try:
-            n = tcb.send(data)
+            n = tcb.send(data, oob=oob, more=more, eor=eor)
         except ConnectionError:
             raise SockError(errno.EPIPE) from None
         if n == 0:
@@ -271,6 +276,30 @@ class TcpSock:
     def readable(self) -> int:
         return self.tcb.readable if self.tcb is not None else 0
 
+    def inq_hint(self) -> int | None:
+        """TCP_CM_INQ (Linux tcp_inq_hint): the bytes left to read, 1 when only the peer's FIN
+        is; None without TCP_INQ."""
+        if not self.inq:
+            return None
+        tcb = self.tcb
+        left = tcb.readable if tcb is not None else 0
+        return 1 if left == 0 and tcb is not None and tcb.fin_received else left
+
+    def recv_oob(self, peek: bool) -> bytes:
+        """recv(MSG_OOB): the urgent byte (stack/tcp/urgent.py), errors as Linux's."""
+        if self.tcb is None:
+            raise SockError(errno.EINVAL)
+        try:
+            data = urgent.recv_oob(self.tcb, peek)
+        except OSError as e:
+            raise SockError(e.errno or errno.EINVAL) from None
+        self._kick()
+        return data
+
+    def at_mark(self) -> bool:
+        """SIOCATMARK."""
+        return self.tcb is not None and urgent.at_mark(self.tcb)
+
     def shutdown(self, rd: bool, wr: bool) -> None:
         tcb = self.tcb
         if tcb is None:
@@ -279,6 +308,7 @@ class TcpSock:
             raise SockError(errno.ENOTCONN)
         if rd:
             self.shut_rd = True
+            tcb.shutdown_read()
         if wr and not self.shut_wr:
             self.shut_wr = True
             tcb.close(self.stack.clock())
@@ -322,6 +352,8 @@ class TcpSock:
             return POLLOUT | POLLHUP
         if tcb.readable or tcb.at_eof or self.ended:
             ev |= POLLIN
+        if tcb.urg is not None and urgent.has_oob(tcb):
+            ev |= POLLPRI
         if tcb.at_eof:
             ev |= POLLRDHUP
         if self.connected and not self.shut_wr and tcb.send_space > 0 and not self.ended:
@@ -339,17 +371,16 @@ class TcpSock:
         self.config = self.config.replace(**kw)
         tcb = self.tcb
         if tcb is not None:
-            tcb.config = tcb.config.replace(**kw)
-            # the buffers were sized from the config when the connection was made
-            if "send_buffer" in kw:  # a size the application fixes: no autotuning
-                tcb.sendbuf.capacity = kw["send_buffer"]
-                tcb.snd_autotune = False
-            if "recv_buffer" in kw:
-                tcb.recvbuf.capacity = kw["recv_buffer"]
-                tcb.rcv_autotune = False
+            tcb.set_config(tcb.config.replace(**kw), self.stack.clock(), tuple(kw))
             self._kick()
         if self.listener is not None:
             self.listener.config = self.config
+
+    def set_quickack(self, on: bool) -> None:
+        """TCP_QUICKACK (Tcb.set_quickack); before a connection exists there is nothing to do."""
+        if self.tcb is not None:
+            self.tcb.set_quickack(on)
+            self._kick()
 
     def buffer_sizes(self) -> tuple[int, int]:
         """SO_SNDBUF, SO_RCVBUF: the buffers as they are now (autotuning moves them)."""

@@ -49,11 +49,12 @@ _EXTRA = {
     "POLLHUP": POLLHUP, "POLLRDHUP": POLLRDHUP, "POLLNVAL": 0x20, "POLLRDNORM": 0x40,
     "POLLWRNORM": 0x100,
     "SIOCINQ": 0x541B, "FIONREAD": 0x541B, "SIOCOUTQ": 0x5411, "SIOCOUTQNSD": 0x894B,
+    "SIOCATMARK": 0x8905, "SO_OOBINLINE": 10,
     "TCP_NODELAY": 1, "TCP_MAXSEG": 2, "TCP_CORK": 3, "TCP_KEEPIDLE": 4, "TCP_KEEPINTVL": 5,
     "TCP_KEEPCNT": 6, "TCP_SYNCNT": 7, "TCP_LINGER2": 8, "TCP_DEFER_ACCEPT": 9,
     "TCP_WINDOW_CLAMP": 10, "TCP_INFO": 11, "TCP_QUICKACK": 12, "TCP_CONGESTION": 13,
     "TCP_USER_TIMEOUT": 18, "TCP_FASTOPEN": 23, "TCP_NOTSENT_LOWAT": 25,
-    "TCP_FASTOPEN_CONNECT": 30, "TCP_INQ": 36, "TCP_FASTOPEN_KEY": 33,
+    "TCP_FASTOPEN_CONNECT": 30, "TCP_INQ": 36, "TCP_CM_INQ": 36, "TCP_FASTOPEN_KEY": 33,
     "SO_REUSEADDR": 2, "SO_REUSEPORT": 15, "SO_KEEPALIVE": 9, "SO_LINGER": 13, "SO_ERROR": 4,
     "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_RCVLOWAT": 18, "SO_SNDLOWAT": 19, "SO_MARK": 36,
     "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "SO_TYPE": 3,
@@ -326,7 +327,8 @@ class Syscalls:
         def attempt() -> int | None:
             nonlocal sent
             while sent < n:
-                k = s.send(bytes(n - sent))
+                k = s.send(bytes(n - sent), oob=bool(flags & 1),  # MSG_OOB
+                           more=bool(flags & 0x8000), eor=bool(flags & 0x80))  # MSG_MORE, EOR
                 if k is None:
                     break
                 sent += k
@@ -378,16 +380,22 @@ class Syscalls:
             raise Unsupported("sendmsg() ancillary data (msg_control)")
         return self._write(fd_e, self._iov_len(msg.get("msg_iov")), value(flags) or 0)
 
-    def _read(self, fd_e: Expr, n: int, flags: int = 0) -> int:
+    def _read(self, fd_e: Expr, n: int, flags: int = 0,
+              after: Callable[[Sock], None] | None = None) -> int:
+        """``after``: a check of the socket once the read returned (recvmsg's cmsgs)."""
         fd, s = self._fd(fd_e)
         if flags & 0x2000:
             raise Unsupported("MSG_ERRQUEUE (socket error queue)")
         if isinstance(s, TcpSock):
             self.current = s
         peek = bool(flags & 2)
+        if flags & 1 and isinstance(s, TcpSock):  # MSG_OOB: never blocks (tcp_recv_urg)
+            return len(s.recv_oob(peek)[:n])
 
         def attempt() -> int | None:
             data = s.recv(n, peek)
+            if data is not None and after is not None:
+                after(s)
             return None if data is None else len(data)
         if flags & 0x40:
             r = attempt()
@@ -409,12 +417,33 @@ class Syscalls:
     def sys_recvmsg(self, fd_e: Expr, msg: Expr, flags: Expr) -> int:
         if not isinstance(msg, Struct):
             raise ArgError("recvmsg() needs a struct msghdr")
-        if msg.get("msg_control") is not None:
-            raise Unsupported("recvmsg() ancillary data (msg_control)")
         f = value(flags) or 0
         if "MSG_ERRQUEUE" in names(msg.get("msg_flags")):
             f |= 0x2000
-        return self._read(fd_e, self._iov_len(msg.get("msg_iov")), f)
+        ctrl = msg.get("msg_control")
+        return self._read(fd_e, self._iov_len(msg.get("msg_iov")), f,
+                          None if ctrl is None else self._recv_cmsgs(ctrl))
+
+    @staticmethod
+    def _recv_cmsgs(ctrl: Expr) -> Callable[[Sock], None]:
+        """recvmsg()'s expected control messages: TCP_CM_INQ alone (Linux TCP_INQ: the bytes
+        left to read after this read, 1 once only the FIN is left)."""
+        items = ctrl.items if isinstance(ctrl, Array) else ()
+        wants = []
+        for item in items:
+            if not (isinstance(item, Struct) and value(item.get("cmsg_level")) == 6
+                    and value(item.get("cmsg_type")) == 36):
+                raise Unsupported("recvmsg() ancillary data other than TCP_CM_INQ")
+            wants.append(value(item.get("cmsg_data")))
+
+        def check(s: Sock) -> None:
+            got = s.inq_hint() if isinstance(s, TcpSock) else None
+            if got is None:
+                raise ArgError("recvmsg(): no TCP_CM_INQ control message (TCP_INQ is off)")
+            for want in wants:
+                if want is not None and want != got:
+                    raise ArgError(f"recvmsg(): TCP_CM_INQ: expected {want} vs actual {got}")
+        return check
 
     # -- control ---------------------------------------------------------------------------------
     def sys_fcntl(self, fd_e: Expr, cmd: Expr, arg: Expr = Ellipsis_()) -> int:
@@ -436,6 +465,8 @@ class Syscalls:
             got = s.send_queue()
         elif r == 0x894B and isinstance(s, TcpSock):  # SIOCOUTQNSD
             got = s.info()["tcpi_notsent_bytes"]
+        elif r == 0x8905 and isinstance(s, TcpSock):  # SIOCATMARK
+            got = int(s.at_mark())
         else:
             raise Unsupported(f"ioctl {req}")
         want = value(out)
@@ -467,6 +498,8 @@ class Syscalls:
             self._no_option(opt)
         tcp_opts: dict[str, Callable[[int], dict[str, Any]]] = {
             "TCP_NODELAY": lambda x: {"nodelay": bool(x)},
+            "TCP_CORK": lambda x: {"cork": bool(x)},
+            "TCP_NOTSENT_LOWAT": lambda x: {"notsent_lowat": x},
             "TCP_MAXSEG": lambda x: {"maxseg": x},
             "TCP_USER_TIMEOUT": lambda x: {"user_timeout": x / 1000 if x else None},
             "TCP_KEEPIDLE": lambda x: {"keepidle": float(x)},
@@ -474,10 +507,17 @@ class Syscalls:
             "TCP_KEEPCNT": lambda x: {"keepcnt": x},
             "TCP_SYNCNT": lambda x: {"syn_retries": x},
             "SO_KEEPALIVE": lambda x: {"keepalive": bool(x)},
+            "SO_OOBINLINE": lambda x: {"oobinline": bool(x)},
             # Linux doubles the value for its bookkeeping overhead (socket(7))
             "SO_SNDBUF": lambda x: {"send_buffer": 2 * x},
             "SO_RCVBUF": lambda x: {"recv_buffer": 2 * x},
         }
+        if opt == "TCP_INQ" and isinstance(s, TcpSock) and v is not None:
+            s.inq = bool(v)
+            return 0
+        if opt == "TCP_QUICKACK" and v is not None:
+            s.set_quickack(bool(v))
+            return 0
         if opt == "TCP_CONGESTION" and isinstance(val, Str):
             try:
                 s.set_config(congestion=self.stack.check_congestion(val.value))
@@ -516,9 +556,14 @@ class Syscalls:
             table: dict[str, Callable[[], int]] = {
                 "TCP_MAXSEG": s.mss,
                 "TCP_NODELAY": lambda: int(s.get_config("nodelay")),
+                "TCP_CORK": lambda: int(s.get_config("cork")),
+                "TCP_NOTSENT_LOWAT": lambda: int(s.get_config("notsent_lowat")),
+                "TCP_QUICKACK": lambda: int(s.tcb is None or s.tcb.quickack),
+                "TCP_INQ": lambda: int(s.inq),
                 "SO_SNDBUF": lambda: s.buffer_sizes()[0],
                 "SO_RCVBUF": lambda: s.buffer_sizes()[1],
                 "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),
+                "SO_OOBINLINE": lambda: int(s.get_config("oobinline")),
                 "TCP_USER_TIMEOUT": lambda: round((s.get_config("user_timeout") or 0) * 1000),
                 "SO_TYPE": lambda: 1,
             }

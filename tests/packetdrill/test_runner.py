@@ -102,10 +102,10 @@ def test_unsupported_names_the_feature(tmp_path: Path) -> None:
 
 def test_an_option_stacklab_lacks_fails_like_a_kernel_without_it(tmp_path: Path) -> None:
     r = run_text(tmp_path, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
-                 "+0 setsockopt(3, SOL_TCP, TCP_CORK, [1], 4) = 0\n")
+                 "+0 setsockopt(3, SOL_TCP, TCP_DEFER_ACCEPT, [1], 4) = 0\n")
     assert r.status == "FAIL"
     assert r.message.endswith("errno ENOPROTOOPT (Protocol not available) (stacklab has no "
-                              "TCP_CORK)")
+                              "TCP_DEFER_ACCEPT)")
 
 
 def test_a_parse_error_is_one_line(tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ ROUND_TRIPS: dict[str, tuple[str | int, str, Check, Any]] = {
     "net.ipv4.tcp_keepalive_time": ("600", "600", lambda h: h.tcp.config.keepidle, 600.0),
     "net.ipv4.tcp_keepalive_intvl": ("10", "10", lambda h: h.tcp.config.keepintvl, 10.0),
     "net.ipv4.tcp_keepalive_probes": ("4", "4", lambda h: h.tcp.config.keepcnt, 4),
+    "net.ipv4.tcp_notsent_lowat": ("131072", "131072",
+                                   lambda h: h.tcp.config.notsent_lowat_default, 131072),
     "net.ipv4.tcp_mtu_probing": ("2", "2", lambda h: h.tcp.config.mtu_probing, "always"),
     "net.ipv4.tcp_base_mss": ("512", "512", lambda h: h.tcp.config.base_mss, 512),
     "net.ipv4.tcp_rto_min_us": ("50000", "50000", lambda h: h.tcp.config.min_rto, 0.05),

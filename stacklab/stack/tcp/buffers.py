@@ -16,15 +16,18 @@ class SendBuffer:
     """Unacked plus unsent bytes, from stream offset ``base`` (the first unacknowledged byte).
 
     ``marks``: the stream offsets where a write ended (ascending), Linux's push marks: the segment
-    that carries the last byte of a write carries PSH (tcp_push at the end of sendmsg)."""
+    that carries the last byte of a write carries PSH (tcp_push at the end of sendmsg).
+    ``eors``: where a write with MSG_EOR ended: no segment carries bytes from both sides (Linux
+    marks the skb TCP_SKB_CB(skb)->eor and never adds to it)."""
 
-    __slots__ = ("capacity", "data", "base", "marks")
+    __slots__ = ("capacity", "data", "base", "marks", "eors")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.data = bytearray()
         self.base = 0
         self.marks: list[int] = []
+        self.eors: list[int] = []
 
     def __len__(self) -> int:
         return len(self.data)
@@ -37,8 +40,10 @@ class SendBuffer:
     def end(self) -> int:
         return self.base + len(self.data)
 
-    def write(self, data: Buffer) -> int:
-        """Append as much of ``data`` as fits; returns the number of bytes taken."""
+    def write(self, data: Buffer, push: bool = True, eor: bool = False) -> int:
+        """Append as much of ``data`` as fits; returns the number of bytes taken. ``push``
+        False: no push mark (MSG_MORE: Linux marks PSH only at the end of a write without it);
+        ``eor``: MSG_EOR, a record ends here."""
         n = min(len(data), self.capacity - len(self.data))
         if n <= 0:
             return 0
@@ -46,8 +51,19 @@ class SendBuffer:
             self.data += data
         else:
             self.data += memoryview(data)[:n]
-        self.marks.append(self.base + len(self.data))
+        if push:
+            self.marks.append(self.base + len(self.data))
+        if eor:
+            self.eors.append(self.base + len(self.data))
         return n
+
+    def eor_room(self, offset: int, n: int) -> int:
+        """``n``, or fewer so that the bytes from ``offset`` (after ``base``) do not cross the
+        end of a MSG_EOR record."""
+        eors = self.eors
+        pos = self.base + offset
+        i = bisect_right(eors, pos)
+        return min(n, eors[i] - pos) if i < len(eors) else n
 
     def pushed(self, offset: int, n: int) -> bool:
         """Whether the ``n`` bytes from ``offset`` (after ``base``) end a write: PSH."""
@@ -68,6 +84,9 @@ class SendBuffer:
             marks = self.marks
             if marks and marks[0] <= self.base:
                 del marks[:bisect_right(marks, self.base)]
+            eors = self.eors
+            if eors and eors[0] <= self.base:
+                del eors[:bisect_right(eors, self.base)]
 
 
 class ReceiveBuffer:

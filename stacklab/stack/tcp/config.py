@@ -28,6 +28,12 @@ class TcpConfig:
     send_buffer: int | None = None
     msl: float = 30.0  # TIME-WAIT lasts 2*MSL = 60 s, as Linux (TCP_TIMEWAIT_LEN)
     nodelay: bool = False  # TCP_NODELAY: no Nagle
+    cork: bool = False  # TCP_CORK: short segments wait (until uncorked or ~200 ms)
+    # TCP_NOTSENT_LOWAT (0: net.ipv4.tcp_notsent_lowat's, the default below): a write takes
+    # more only while fewer bytes than this are queued and not yet sent (Linux
+    # tcp_stream_memory_free); bytes that leave at once do not count
+    notsent_lowat: int = 0
+    notsent_lowat_default: int = 0xFFFFFFFF
     maxseg: int | None = None  # TCP_MAXSEG: clamps the MSS advertised and used
     min_snd_mss: int = 48  # Linux net.ipv4.tcp_min_snd_mss: the send MSS never goes below it
     window_scaling: bool = True
@@ -57,6 +63,8 @@ class TcpConfig:
     keepintvl: float = 75.0  # TCP_KEEPINTVL
     keepcnt: int = 9  # TCP_KEEPCNT
     user_timeout: float | None = None  # TCP_USER_TIMEOUT (RFC 5482): unacked data this long fails
+    oobinline: bool = False  # SO_OOBINLINE: the urgent byte stays in the stream (urgent.py)
+    linger: float | None = None  # SO_LINGER (None: off); 0: close() aborts with a RST, as Linux
     max_pending_writes: int | None = None  # (reserved for the API layer)
     mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
     base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)

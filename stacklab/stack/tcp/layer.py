@@ -452,7 +452,7 @@ class TcpLayer:
             del dirty[tcb]
             if not tcb.finished:
                 tcb.output(now)
-                self.flush(tcb, now)
+            self.flush(tcb, now)  # a user call may have finished it: its RST, its end event
         return True
 
     def _forget(self, tcb: Tcb) -> None:

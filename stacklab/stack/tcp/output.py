@@ -25,10 +25,11 @@ from .fsm import (
     TIME_WAIT,
 )
 from .plpmtud import PlpmtudState
-from .segment import ACK, FIN, PSH, RST, SYN, Segment
+from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PERSIST_TIMER, RTO_TIMER
+from .urgent import urgent_field
 
 _PLPMTUD_DISABLED = PlpmtudState.DISABLED
 
@@ -42,9 +43,9 @@ def segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
     if ts is not None and not seg._sack and seg._mss is None and seg._wscale is None \
             and not seg._sack_perm:
         return build_tcp(b"", b"", sp, dp, seg.seq, seg.ack, seg.flags, seg.window, seg.payload,
-                         psum=psum, timestamps=ts)
+                         b"", seg.urgent, psum=psum, timestamps=ts)
     return build_tcp(b"", b"", sp, dp, seg.seq, seg.ack, seg.flags, seg.window, seg.payload,
-                     seg.options_bytes(), psum=psum)
+                     seg.options_bytes(), seg.urgent, psum=psum)
 
 
 class TcbOutput(TcbVars):
@@ -161,6 +162,9 @@ class TcbOutput(TcbVars):
         else:
             ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
             seg = Segment(seq, 0, flags, window, payload, ts=ts)
+        if self.snd_up is not None and (up := urgent_field(self, seq)):
+            seg.flags |= URG  # urgent mode (urgent.py)
+            seg.urgent = up
         stats.segs_out += 1
         if payload:
             self.lsndtime = now
@@ -263,8 +267,9 @@ class TcbOutput(TcbVars):
                 sent_ack = self.fast_path and self._send_predicted(now)
                 if self._output_data(now):
                     sent_ack = True
-                if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss:
+                if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss and not self._more:
                     self._push(burst)
+                self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
                 self._cwnd_validate()
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
@@ -344,7 +349,7 @@ class TcbOutput(TcbVars):
         its specification) sends whatever is left. True if a segment went out."""
         rec = self.rec
         if self.recover is not None or self.fin_seq is not None or self.dupacks \
-                or self.plpmtud.engaged or self.snd_nxt != self.snd_max \
+                or self.plpmtud.engaged or self.snd_nxt != self.snd_max or self.sendbuf.eors \
                 or (self.sack_ok and (len(rec.sacked) or rec.in_recovery)):
             return False
         mss = self.snd_mss
@@ -434,6 +439,8 @@ class TcbOutput(TcbVars):
                     n = usable
                 if gap < n:
                     n = gap
+                if sendbuf.eors:
+                    n = sendbuf.eor_room(off, n)  # MSG_EOR: a segment ends with its record
                 if probe and nxt == self.snd_max:  # PLPMTUD: this new segment may probe
                     n = self._plpmtud_probe_len(probe, avail, usable, n, now)
                     probe = 0
@@ -447,10 +454,16 @@ class TcbOutput(TcbVars):
                             and not self._sws_override:
                         if n < self.max_sndwnd // 2 or self.max_sndwnd == 0:
                             break  # window-limited: sender SWS avoidance (RFC 9293 §3.8.6.2.1)
-                    elif n < mss and n == avail and not self.config.nodelay and fin_seq is None \
-                            and seq_lt(snd_una, self.snd_sml) and seq_le(self.snd_sml, nxt):
+                    elif n < mss and n == avail and fin_seq is None and self.snd_up is None and (
+                            (not self.config.nodelay and seq_lt(snd_una, self.snd_sml)
+                             and seq_le(self.snd_sml, nxt))
+                            or (((self.config.cork and not self._nagle_push) or self._more)
+                                and nxt == self.snd_max and not self._sws_override)):
                         # Nagle (RFC 9293 §3.7.4) as Linux (tcp_nagle_check, Minshall's variant):
-                        # a short segment waits while a previous short one is unacknowledged
+                        # a short segment waits while a previous short one is unacknowledged;
+                        # TCP_CORK / MSG_MORE hold any short one, until uncorked, TCP_NODELAY
+                        # set (TCP_NAGLE_PUSH) or the persist timer (Linux's probe timer,
+                        # about 200 ms); neither in urgent mode (tcp_nagle_test)
                         break
                     if fin_seq is not None and seq_add(nxt, n) == fin_seq:
                         send_fin = True
@@ -458,8 +471,10 @@ class TcbOutput(TcbVars):
             snd_max = self.snd_max
             retrans = seq_lt(seq, snd_max)
             flags = ACK
-            if n and sendbuf.pushed(off, n):
-                flags |= PSH  # the end of a write (Linux tcp_push; the queue's end is one)
+            if n and (sendbuf.pushed(off, n) or (self._sws_override and not retrans)):
+                # the end of a write (Linux tcp_push; the queue's end is one), or new data the
+                # persist timer forces out (Linux tcp_write_wakeup)
+                flags |= PSH
             if send_fin:
                 flags |= FIN
             payload = bytes(sendbuf.data[off:off + n]) if n else b""
@@ -496,6 +511,8 @@ class TcbOutput(TcbVars):
         in [SND.UNA, SND.MAX). Returns the sequence space covered (0: nothing to resend)."""
         off = seq_sub(seq, self.snd_data_una)
         n = min(self.snd_mss, limit, len(self.sendbuf) - off) if off >= 0 else 0
+        if n > 0 and self.sendbuf.eors:
+            n = self.sendbuf.eor_room(off, n)  # resent as sent: never across a MSG_EOR record
         flags = ACK
         if n <= 0:
             n = 0

@@ -32,11 +32,13 @@ class SegmentLike(Protocol):
     def sack_permitted(self) -> bool: ...
     def sack_blocks(self) -> tuple[tuple[int, int], ...]: ...
     def timestamps(self) -> tuple[int, int] | None: ...
+    @property
+    def urgent(self) -> int: ...
 
 
 class Segment:
     __slots__ = ("seq", "ack", "flags", "window", "payload", "_mss", "_wscale", "_sack_perm",
-                 "_ts", "_sack")
+                 "_ts", "_sack", "urgent")
 
     def __init__(self, seq: int, ack: int, flags: int, window: int, payload: Buffer = b"", *,
                  mss: int | None = None, wscale: int | None = None, sack_perm: bool = False,
@@ -52,6 +54,7 @@ class Segment:
         self._sack_perm = sack_perm
         self._ts = ts
         self._sack = sack
+        self.urgent = 0  # the urgent pointer field, set by the sender in urgent mode (urgent.py)
 
     def mss(self) -> int | None:
         return self._mss

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from . import urgent
 from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
@@ -192,23 +193,53 @@ class Tcb(TcbOutput):
         tcb.output(now)
         return tcb
 
-    def send(self, data: bytes | bytearray | memoryview) -> int:
-        """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer."""
+    def send(self, data: bytes | bytearray | memoryview, *, oob: bool = False,
+             more: bool = False, eor: bool = False) -> int:
+        """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer. ``oob``:
+        ``MSG_OOB``, the last byte queued is urgent (urgent.py); ``more``: ``MSG_MORE``, the
+        output that follows holds a short segment back, as TCP_CORK, and sets no PSH; ``eor``:
+        ``MSG_EOR``, no segment will carry these bytes and later ones together."""
         if self.fin_queued or self.state not in CAN_SEND and self.state not in (
                 SYN_SENT, SYN_RECEIVED):
             raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
-        return self.sendbuf.write(data)
+        self._more = more
+        lowat = self.config.notsent_lowat or self.config.notsent_lowat_default
+        if lowat < 0xFFFFFFFF:
+            data = memoryview(data)[:self._notsent_room(lowat)]
+        n = self.sendbuf.write(data, not more, eor and len(data) > 0)
+        if oob and n:
+            urgent.mark_sent(self)
+        return n
 
     @property
     def send_space(self) -> int:
-        return self.sendbuf.free
+        """How many bytes a write takes now (0: not writable): the buffer's free space, at most
+        what TCP_NOTSENT_LOWAT leaves."""
+        free = self.sendbuf.free
+        lowat = self.config.notsent_lowat or self.config.notsent_lowat_default
+        return free if lowat >= 0xFFFFFFFF else min(free, self._notsent_room(lowat))
+
+    def _notsent_room(self, lowat: int) -> int:
+        """TCP_NOTSENT_LOWAT (Linux tcp_stream_memory_free): what a write may add while fewer
+        than ``lowat`` bytes wait unsent, counting what the windows let leave at once as sent."""
+        unsent = len(self.sendbuf) - max(0, seq_sub(self.snd_nxt, self.snd_data_una))
+        if unsent >= lowat:
+            return 0
+        in_flight = seq_sub(self.snd_nxt, self.snd_una)
+        now = max(0, min(self.snd_wnd, self.cc.cwnd) - in_flight - unsent)
+        return lowat - unsent + now
 
     def read(self, n: int = -1) -> bytes:
-        """RECEIVE: take up to ``n`` readable bytes (all when n < 0)."""
+        """RECEIVE: take up to ``n`` readable bytes (all when n < 0); with urgent data, up to
+        the mark (urgent.py)."""
+        if self.urg is not None:
+            return urgent.read(self, n)
         return self.recvbuf.read(n)
 
     @property
     def readable(self) -> int:
+        if self.urg is not None:
+            return urgent.readable(self)
         return len(self.recvbuf)
 
     @property
@@ -234,6 +265,11 @@ class Tcb(TcbOutput):
         applies, as in Linux); ``full=False`` is ``shutdown(SHUT_WR)`` / ``write_eof``.
         """
         if full:
+            if self.config.linger == 0:
+                # SO_LINGER {1, 0}: an abortive close (Linux tcp_close -> tcp_disconnect),
+                # a RST from the synchronised states, unsent data dropped
+                self.abort(now)
+                return
             self.user_closed = True
         st = self.state
         if st in (LISTEN, SYN_SENT):
@@ -251,6 +287,12 @@ class Tcb(TcbOutput):
             return  # CLOSED, TIME-WAIT, ...: "connection closing", nothing to do
         self.fin_seq = seq_add(self.snd_data_una, len(self.sendbuf))
         self.output(now)
+
+    def shutdown_read(self) -> None:
+        """shutdown(SHUT_RD), as Linux: nothing on the wire; data keeps being received and
+        acknowledged (reads still return what is queued, then end of file), until our FIN is
+        out: data arriving then resets the connection, as after close()."""
+        self.rcv_shutdown = True
 
     def abort(self, now: float, error: Exception | None = None) -> None:
         """ABORT (RFC 9293 §3.10.5): RST to the peer from a synchronised state, then CLOSED."""
@@ -339,10 +381,15 @@ class Tcb(TcbOutput):
                    f"user timeout ({self.config.user_timeout} s) with data unacknowledged")
         return True
 
-    def set_config(self, config: TcpConfig, now: float) -> None:
+    def set_config(self, config: TcpConfig, now: float, options: tuple[str, ...] = ()) -> None:
         """``setsockopt`` on an open connection: ``config`` from now on; the keepalive timer
         follows SO_KEEPALIVE / TCP_KEEPIDLE at once (Linux ``tcp_set_keepalive``); a buffer
-        size set (SO_RCVBUF/SO_SNDBUF) is the buffer from now on, no longer autotuned."""
+        size set (SO_RCVBUF/SO_SNDBUF) is the buffer from now on, no longer autotuned.
+        ``options``: the fields this setsockopt set; TCP_NODELAY set pushes what TCP_CORK
+        holds now (Linux TCP_NAGLE_PUSH, "cork is overridden for already queued data"), even
+        if it was set already."""
+        if "nodelay" in options and config.nodelay:
+            self._nagle_push = len(self.sendbuf) > seq_sub(self.snd_nxt, self.snd_data_una)
         old = self.config
         keep = (old.keepalive, old.keepidle)
         self.config = config
@@ -354,6 +401,22 @@ class Tcb(TcbOutput):
             self.snd_autotune = False
         if (config.keepalive, config.keepidle) != keep:
             self._arm_keepalive(now)
+
+    def set_quickack(self, on: bool) -> None:
+        """TCP_QUICKACK as Linux (__tcp_sock_set_quickack), not a lasting mode: 1 sends a
+        delayed ACK that is due now and leaves interactive (ping-pong) mode, so the next ACKs
+        follow the usual rules; 0 enters it (ACKs are delayed). ``quickack`` reads it back."""
+        if not on:
+            self.pingpong = True
+            return
+        if self.state in (ESTABLISHED, CLOSE_WAIT) and self.deadlines[DELACK_TIMER] is not None:
+            self._ack_now = True
+        self.pingpong = False
+
+    @property
+    def quickack(self) -> bool:
+        """getsockopt(TCP_QUICKACK): not in interactive (delayed-ACK) mode."""
+        return not self.pingpong
 
     # -- timers -----------------------------------------------------------------------------------
     def _arm_keepalive(self, now: float) -> None:
@@ -762,14 +825,17 @@ class Tcb(TcbOutput):
             return
         if not self._check_ack(a, seg, now):  # fifth check
             return
-        if a.plen and self.user_closed and self.state in (FIN_WAIT_1, FIN_WAIT_2):
-            # new data after close(): no one will read it. Reset instead of ACKing and
-            # discarding it for ever (RFC 1122 §4.2.2.13, RFC 2525 §2.17), as Linux
-            # (tcp_rcv_state_process, TCPAbortOnData): <SEQ=SEG.ACK><CTL=RST>
+        if a.plen and (self.user_closed or self.rcv_shutdown) \
+                and self.state in (FIN_WAIT_1, FIN_WAIT_2):
+            # new data after close() or shutdown(SHUT_RD) with our FIN sent: no one will read
+            # it. Reset instead of ACKing and discarding it for ever (RFC 1122 §4.2.2.13,
+            # RFC 2525 §2.17), as Linux (tcp_rcv_state_process, RCV_SHUTDOWN, TCPAbortOnData):
+            # <SEQ=SEG.ACK><CTL=RST>
             self._emit_rst(seg.ack, None)
             self._fail(now, Event.ABORT, None, "data after close")
             return
-        # sixth check, URG: not supported, the urgent pointer is ignored
+        if a.flags & URG:  # sixth check, the URG bit (urgent.py)
+            urgent.on_segment(self, seg)
         if a.plen or a.fin:  # seventh (segment text) and eighth (FIN) checks
             self._process_text(a.seq, a.payload, a.fin, now)
 

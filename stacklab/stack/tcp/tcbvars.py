@@ -39,6 +39,18 @@ from .seq import MASK, seq_add, seq_sub
 from .timers import KINDS, USER_TIMER, Timer
 
 
+class Urgent:
+    """The receive side's urgent byte: where it is (stream offset), the byte once a stream read
+    took it out of the stream, whether ``recv(MSG_OOB)`` already returned it."""
+
+    __slots__ = ("off", "byte", "taken")
+
+    def __init__(self, off: int) -> None:
+        self.off = off
+        self.byte: int | None = None
+        self.taken = False
+
+
 class TcbVars:
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
@@ -60,6 +72,7 @@ class TcbVars:
         self.transitions: list[tuple[float, State, State, str]] = []
         self.passive = False
         self.user_closed = False  # close() called: no more reading wanted (orphan in Linux)
+        self.rcv_shutdown = False  # shutdown(SHUT_RD) (Linux RCV_SHUTDOWN)
         self.error: Exception | None = None
         # send sequence variables (RFC 9293 §3.3.1)
         self.iss = iss & MASK
@@ -135,6 +148,10 @@ class TcbVars:
         self.fin_seq: int | None = None  # sequence number of our FIN once data is all queued
         self.rcv_fin_off: int | None = None  # stream offset of the peer's FIN once seen
         self.fin_received = False
+        # urgent data (urgent.py): the send pointer (stream offset after the urgent byte) while
+        # unacknowledged, the receive side's urgent byte while there is one
+        self.snd_up: int | None = None
+        self.urg: Urgent | None = None
         # timers: one deadline (or None) per kind, and the earliest (timers.py)
         self.deadlines: list[float | None] = [None] * len(KINDS)
         self.timer: tuple[float, Timer] | None = None
@@ -145,6 +162,10 @@ class TcbVars:
         # output
         self._ack_now = False
         self._sws_override = False
+        # TCP_CORK / MSG_MORE (output's Nagle rule): the last send had MSG_MORE; TCP_NODELAY
+        # was just set, what is held goes (Linux TCP_NAGLE_PUSH)
+        self._more = False
+        self._nagle_push = False
         self._unacked_bytes = 0  # in-order bytes received since the last ACK we sent
         # the peer's segment size as we see it (Linux icsk_ack.rcv_mss, tcp_measure_rcv_mss):
         # the largest segment received, at most our own MSS, 536 at first

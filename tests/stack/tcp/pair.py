@@ -21,7 +21,8 @@ B_PORT = 80
 
 def wire(tcb: Tcb, seg: Segment) -> TcpView:
     raw = build_tcp(tcb.local_ip, tcb.remote_ip, tcb.local_port, tcb.remote_port, seg.seq,
-                    seg.ack, seg.flags, seg.window, seg.payload, seg.options_bytes())
+                    seg.ack, seg.flags, seg.window, seg.payload, seg.options_bytes(),
+                    seg.urgent)
     view = TcpView(bytes(raw))
     assert view.checksum_ok(tcb.local_ip, tcb.remote_ip)
     return view

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from stacklab.net.network import Network
 from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.fsm import State
-from stacklab.stack.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment
+from stacklab.stack.tcp.segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 from stacklab.stack.tcp.seq import seq_add, seq_sub
 from stacklab.stack.tcp.tcb import Tcb
 from stacklab.wire.addr import ip_bytes
@@ -150,7 +150,7 @@ def _plain(v):
         return {k: _plain(x) for k, x in v.items()}
     if isinstance(v, Segment):
         return ("Segment", v.seq, v.ack, v.flags, v.window, bytes(v.payload), v.mss(),
-                v.wscale(), v.sack_permitted(), v.timestamps(), v.sack_blocks())
+                v.wscale(), v.sack_permitted(), v.timestamps(), v.sack_blocks(), v.urgent)
     if dataclasses.is_dataclass(v):
         return (type(v).__name__, _plain(dataclasses.asdict(v)))
     if callable(v):
@@ -171,10 +171,12 @@ def snapshot(tcb: Tcb) -> dict:
     return out
 
 
-def _peer_segment(rnd: random.Random, tcb: Tcb, peer: dict, closing: bool) -> Segment:
+def _peer_segment(rnd: random.Random, tcb: Tcb, peer: dict, closing: bool,
+                  extra: random.Random) -> Segment:
     """A segment the peer might send: mostly what header prediction is for (in-order data,
     ACKs of new data), and everything around it (duplicates, holes, old timestamps, SACK
-    blocks, window changes, SYN; with ``closing`` FIN and RST too)."""
+    blocks, window changes, SYN; with ``closing`` FIN and RST too; from ``extra``, now and
+    then urgent data)."""
     kind = rnd.choices(["data", "ack", "ooo", "old", "fin", "rst", "syn"],
                        [400, 300, 100, 80, 6 * closing, 3 * closing, 10])[0]
     rcv_nxt, una, smax = tcb.rcv_nxt, tcb.snd_una, tcb.snd_max
@@ -196,6 +198,10 @@ def _peer_segment(rnd: random.Random, tcb: Tcb, peer: dict, closing: bool) -> Se
         flags |= SYN
     if rnd.random() < 0.3:
         flags |= PSH
+    urgent = 0
+    if payload and extra.random() < 0.05:  # urgent data: the general path only
+        flags |= URG
+        urgent = extra.randint(0, len(payload) + 10)
     span = seq_sub(smax, una)
     ack = seq_add(una, rnd.choice([0, 0, span, rnd.randint(0, max(span, 0)), -1, span + 1]))
     window = tcb.snd_wnd >> tcb.snd_wscale if rnd.random() < 0.8 else rnd.randint(0, 0xFFFF)
@@ -208,7 +214,9 @@ def _peer_segment(rnd: random.Random, tcb: Tcb, peer: dict, closing: bool) -> Se
     if tcb.sack_ok and span > 1000 and rnd.random() < 0.1:
         left = seq_add(una, rnd.randint(1, span - 500))
         sack = ((left, seq_add(left, 500)),)
-    return Segment(seq, ack, flags, window, payload, ts=ts, sack=sack)
+    seg = Segment(seq, ack, flags, window, payload, ts=ts, sack=sack)
+    seg.urgent = urgent
+    return seg
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -242,12 +250,15 @@ def test_header_prediction_matches_the_general_paths(seed):
     fast._send_predicted = counted_send
     peer = {"tsval": fast.ts_recent}
     now = p.now
+    flag_rnd = random.Random(-seed)  # its own stream: the peer's segments stay as they were
     for step in range(300):
         now += rnd.choice([0.0, 0.0001, 0.001, 0.05])
         if rnd.random() < 0.15:  # the application writes: something to acknowledge
             data = rnd.randbytes(rnd.choice([100, 5000, 20000]))
+            # MSG_OOB, MSG_MORE, MSG_EOR now and then: the send fast path must give way
+            kw = {k: flag_rnd.random() < 0.05 for k in ("oob", "more", "eor")}
             for t in (fast, slow):
-                t.send(data)
+                t.send(data, **kw)
                 t.output(now)
         if rnd.random() < 0.1:  # and reads: the window opens
             n = rnd.choice([-1, 1000])
@@ -259,7 +270,7 @@ def test_header_prediction_matches_the_general_paths(seed):
                 timer = t.get_timer()
                 if timer is not None and timer <= now + 1:
                     t.handle_timer(max(now, timer))
-        seg = _peer_segment(rnd, fast, peer, closing=step >= 30)
+        seg = _peer_segment(rnd, fast, peer, closing=step >= 30, extra=flag_rnd)
         fast.receive(seg, now)
         slow.receive(seg, now)
         assert snapshot(fast) == snapshot(slow), f"seed {seed} step {step}: {seg!r}"
