@@ -25,6 +25,7 @@ from stacklab.stack.tcp.congestion import create_congestion
 from stacklab.stack.tcp.events import Connected, ConnectionLost, TcbEvent
 from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.listen import Listener
+from stacklab.stack.tcp.pacing import pacer_for
 from stacklab.stack.tcp.tcb import Tcb
 
 if TYPE_CHECKING:
@@ -340,6 +341,10 @@ class TcpSock:
         tcb = self.tcb
         if tcb is not None:
             tcb.config = tcb.config.replace(**kw)
+            if "congestion" in kw:  # TCP_CONGESTION switches the open connection's algorithm
+                tcb.set_congestion(kw["congestion"])
+            if "max_pacing_rate" in kw:  # SO_MAX_PACING_RATE: pacing on, at most that rate
+                tcb.pacer = pacer_for(tcb.cc, tcb.config, tcb.pacer)
             # the buffers were sized from the config when the connection was made
             if "send_buffer" in kw:  # a size the application fixes: no autotuning
                 tcb.sendbuf.capacity = kw["send_buffer"]

@@ -57,8 +57,9 @@ class TcpSendApp(_Client):
         "file": Param("send this file's bytes instead of `bytes`", "text"),
         "nodelay": Param("TCP_NODELAY: no Nagle delay for small segments", "bool", True),
         "maxseg": Param("TCP_MAXSEG: cap the MSS (bytes, 88..65495)", "size"),
-        "congestion": Param("congestion control (TCP_CONGESTION): reno, cubic... (default: the "
-                            "node's sysctl net.ipv4.tcp_congestion_control)", "text")}
+        "congestion": Param("congestion control (TCP_CONGESTION): reno, newreno, cubic, bbr "
+                            "(default: the node's sysctl net.ipv4.tcp_congestion_control)",
+                            "text")}
 
     def __init__(self, net: Network, node: Host, params: dict[str, Any]) -> None:
         super().__init__(node, params)

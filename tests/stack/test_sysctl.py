@@ -185,7 +185,7 @@ def test_slashes_hex_and_partial_vectors_as_linux() -> None:
     ("net.ipv4.tcp_rmem", "4096 0 8192", "one to three positive integers"),
     ("net.ipv4.tcp_rmem", "1 2 3 4", "one to three positive integers"),
     ("net.ipv4.tcp_mtu_probing", "3", "expected one of 0, 1, 2"),
-    ("net.ipv4.tcp_congestion_control", "bbr", "unknown congestion control 'bbr'"),
+    ("net.ipv4.tcp_congestion_control", "westwood", "unknown congestion control 'westwood'"),
     ("net.ipv4.icmp_ratelimit", "0", "no unlimited setting"),
     ("net.ipv4.tcp_syn_retries", 1.5, "as text or an int"),
 ])

@@ -10,9 +10,9 @@ otherwise it does not (Linux paces others only under the ``fq`` qdisc).
 The rate is the controller's own (``pacing_rate``, BBR) or else Linux's rule: cwnd/SRTT (the
 larger of cwnd and the flight) times 2 in slow start (cwnd below ssthresh/2,
 ``net.ipv4.tcp_pacing_ss_ratio`` = 200 %) and 1.2 afterwards (``tcp_pacing_ca_ratio`` = 120 %),
-no pacing before the first RTT sample; at most ``max_pacing_rate``. Each segment sent moves
-the earliest time of the next one by its length over the rate (Linux ``tcp_wstamp_ns``); the
-segmentizer stops before a segment whose time has not come and the TCB's PACING timer brings
+unpaced (or at the cap) before the first RTT sample; at most ``max_pacing_rate``. Each segment
+sent moves the earliest time of the next one by its length over the rate (Linux
+``tcp_wstamp_ns``); the segmentizer stops before a segment whose time has not come and the TCB's PACING timer brings
 it back then.
 """
 
@@ -38,13 +38,14 @@ class Pacer:
         tcp_update_pacing_rate)."""
         rate = cc.pacing_rate
         if rate is None:
-            if not srtt:
-                return
-            ratio = SS_RATIO if cc.cwnd < cc.ssthresh // 2 else CA_RATIO
-            rate = ratio * max(cc.cwnd, flight) / srtt
+            if srtt:
+                ratio = SS_RATIO if cc.cwnd < cc.ssthresh // 2 else CA_RATIO
+                rate = ratio * max(cc.cwnd, flight) / srtt
+            else:
+                rate = float("inf")  # no RTT yet: unpaced, or at the cap (Linux: ~0 capped)
         if self.max_rate is not None and rate > self.max_rate:
             rate = self.max_rate
-        self.rate = rate
+        self.rate = rate if rate != float("inf") else 0.0
 
     def on_sent(self, n: int, now: float) -> None:
         """``n`` bytes left now: the next segment waits n/rate (no credit for idle time)."""
@@ -59,10 +60,11 @@ def pacer_for(cc: CongestionController, cfg: TcpConfig, old: Pacer | None) -> Pa
     cap = cfg.max_pacing_rate
     if not cc.needs_pacing and cap is None:
         return None
-    pacer = old if old is not None else Pacer(cap)
-    pacer.max_rate = cap
-    if cc.pacing_rate is not None:
-        pacer.update(cc, None, 0)
-    elif cap is not None and pacer.rate > cap:
-        pacer.rate = cap
+    if old is not None:
+        old.max_rate = cap
+        if cap is not None and old.rate > cap:
+            old.rate = cap
+        return old
+    pacer = Pacer(cap)
+    pacer.update(cc, None, 0)
     return pacer
