@@ -12,8 +12,8 @@ larger of cwnd and the flight) times 2 in slow start (cwnd below ssthresh/2,
 ``net.ipv4.tcp_pacing_ss_ratio`` = 200 %) and 1.2 afterwards (``tcp_pacing_ca_ratio`` = 120 %),
 unpaced (or at the cap) before the first RTT sample; at most ``max_pacing_rate``. Each segment
 sent moves the earliest time of the next one by its length over the rate (Linux
-``tcp_wstamp_ns``); the segmentizer stops before a segment whose time has not come and the TCB's PACING timer brings
-it back then.
+``tcp_wstamp_ns``); the segmentizer stops before a segment whose time has not come and the
+TCB's PACING timer brings it back then.
 """
 
 from __future__ import annotations
