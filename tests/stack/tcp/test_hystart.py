@@ -72,3 +72,54 @@ def test_hystart_waits_for_eight_samples_and_a_sixteen_segment_window():
         small.on_rate_sample(RateSample(rtt=rtt, una=1000 * (i + 1), nxt=1000), float(i))
     assert not small.hystart_found
 
+
+
+def _round(cc: Cubic, rtts: list[float], start: int) -> int:
+    """One round of RTT samples: SND.UNA passes the previous round's end, then stays below
+    this one's; returns where the next round starts."""
+    from stacklab.stack.tcp.rate import RateSample
+
+    end = start + 100_000
+    for i, rtt in enumerate(rtts):
+        cc.on_rate_sample(RateSample(rtt=rtt, una=start + 1 + i, nxt=end), 0.0)
+    return end
+
+
+def test_css_grows_a_quarter_for_five_rounds_then_ends_slow_start():
+    cc = Cubic(1000)
+    cc.css = True
+    cc.cwnd = 20_000
+    pos = _round(cc, [0.100] * 9, 0)  # lastRoundMinRTT 100 ms
+    pos = _round(cc, [0.120] * 9, pos)  # >= 100 + 12.5 ms after 8 samples: CSS
+    assert cc.css_baseline == pytest.approx(0.120) and not cc.hystart_found
+    assert cc.ssthresh > 1 << 20  # still slow start, more carefully
+    cc.on_ack(4000, 20_000, 1.0, 0.12)
+    assert cc.cwnd == 21_000  # RFC 9406 §4.3: acked / CSS_GROWTH_DIVISOR
+    for _ in range(4):
+        pos = _round(cc, [0.120] * 9, pos)
+    assert not cc.hystart_found
+    _round(cc, [0.120], pos)  # the fifth CSS round ends: congestion avoidance
+    assert cc.hystart_found and cc.ssthresh == cc.cwnd
+
+
+def test_css_back_to_slow_start_when_the_rtt_falls_below_its_baseline():
+    cc = Cubic(1000)
+    cc.css = True
+    cc.cwnd = 20_000
+    pos = _round(cc, [0.100] * 9, 0)
+    pos = _round(cc, [0.120] * 9, pos)
+    assert cc.css_baseline is not None
+    _round(cc, [0.110] * 9, pos)  # below the baseline: the delay increase was spurious
+    assert cc.css_baseline is None and not cc.hystart_found
+    cc.on_ack(4000, 20_000, 1.0, 0.11)
+    assert cc.cwnd == 24_000  # full slow-start growth again
+
+
+def test_css_on_a_bottleneck_leaves_slow_start_later_than_linux_and_without_loss(
+        monkeypatch: pytest.MonkeyPatch):
+    linux = bulk_over_bottleneck(2_000_000)["cc"].ssthresh
+    monkeypatch.setattr(Cubic, "css", True)
+    seen = bulk_over_bottleneck(2_000_000)
+    cc = seen["cc"]
+    assert cc.hystart_found and seen["stats"].retransmits == 0
+    assert cc.ssthresh > linux  # five rounds of quarter-rate growth past the delay test
