@@ -16,14 +16,13 @@ SND.UNA. Positions are stream positions (``Tcb._abs``: they never wrap).
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from .recovery import RangeSet
 
 # the fields of one transmission record (a list, resent segments are re-stamped in place)
-_START, _END, _SENT, _DELIVERED, _DELIVERED_TIME, _FIRST_SENT, _APP_LIMITED, _RESENT, _DONE = \
-    range(9)
+_START, _END, _SENT, _DELIVERED, _DELIVERED_TIME, _FIRST_SENT, _APP_LIMITED, _RESENT = range(8)
 
 
 @dataclass(slots=True)
@@ -68,7 +67,7 @@ class DeliveryRate:
         if flight_empty:  # §3.2: a new interval starts from this transmission
             self.first_sent_time = self.delivered_time = now
         stamp = [start, start + n, now, self.delivered, self.delivered_time,
-                 self.first_sent_time, self.app_limited != 0, False, False]
+                 self.first_sent_time, self.app_limited != 0, False]
         if start >= self._top:
             self._recs.append(stamp)
             self._top = start + n
@@ -92,27 +91,30 @@ class DeliveryRate:
         covers; the sample of this ACK."""
         rs = RateSample(prior_in_flight=prior_in_flight, in_flight=in_flight, una=una, nxt=nxt)
         recs = self._recs
+        k = 0  # the records below SND.UNA come first (sorted, disjoint)
+        n = len(recs)
+        while k < n and recs[k][_END] <= una:
+            k += 1
+        done = recs[:k]
+        del recs[:k]
+        # SACKed records: found by bisection in each scoreboard range, dropped once delivered
+        # (a record is delivered once, and the scan stays proportional to what is new)
+        for lo, hi in zip(sacked.starts, sacked.ends, strict=True):
+            i = j = bisect_left(recs, lo, key=lambda r: int(r[_START]))
+            while j < len(recs) and recs[j][_END] <= hi:
+                j += 1
+            if j > i:
+                done += recs[i:j]
+                del recs[i:j]
         best: list[float] | None = None
         rtt_sent = -1.0
         newly = 0
-        k = 0  # the records below SND.UNA (they come first: sorted, disjoint)
-        for i, rec in enumerate(recs):
-            end = rec[_END]
-            if end <= una:
-                k = i + 1
-                if rec[_DONE]:
-                    continue  # delivered earlier by a SACK
-            elif not sacked:
-                break  # the rest is above SND.UNA and nothing is SACKed
-            elif rec[_DONE] or (sacked.containing(int(rec[_START])) or 0) < end:
-                continue
-            rec[_DONE] = True
-            newly += int(end - rec[_START])
+        for rec in done:
+            newly += int(rec[_END] - rec[_START])
             if best is None or rec[_SENT] >= best[_SENT]:
                 best = rec
             if not rec[_RESENT] and rec[_SENT] > rtt_sent:
                 rtt_sent = rec[_SENT]
-        del recs[:k]
         if best is None:
             rs.delivered_total = self.delivered
             return rs
