@@ -151,3 +151,28 @@ def test_tcp_send_congestion_bbr_in_a_scenario(tmp_path: Path) -> None:
     path.write_text(SCENARIO.format(cc="bbr2"))
     with pytest.raises(StacklabError, match="known: bbr, cubic, newreno, reno"):
         run_scenario(path)
+
+
+def test_fq_as_the_hosts_qdisc_paces_every_connection() -> None:
+    from stacklab.packetdrill.sysctl import commands_in
+
+    net, a, b = two_hosts()
+    seen = []
+
+    async def main() -> None:
+        await b.start_server(sink, 5000)
+        for qdisc in ("pfifo_fast", "fq"):
+            a.sysctl["net.core.default_qdisc"] = qdisc
+            _, w = await a.open_connection("b", 5000)
+            w.write(b"x" * 100_000)
+            await w.drain()
+            seen.append(w.get_extra_info("tcb").pacer)
+            w.close()
+
+    net.run(main(), until="30s")
+    assert seen[0] is None and seen[1] is not None and seen[1].rate > 0  # Linux's fq paces
+    with pytest.raises(StacklabError, match="expected one of pfifo_fast"):
+        a.sysctl["net.core.default_qdisc"] = "htb"
+    # a packetdrill script's `tc qdisc replace dev tun0 root fq` sets it
+    assert commands_in("tc qdisc replace dev tun0 root fq")[0] == [
+        ("net.core.default_qdisc", "fq")]

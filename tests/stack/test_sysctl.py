@@ -57,6 +57,7 @@ ROUND_TRIPS: dict[str, tuple[str | int, str, Check, Any]] = {
     "net.ipv4.tcp_rto_max_ms": ("60000", "60000", lambda h: h.tcp.config.max_rto, 60.0),
     "net.ipv4.tcp_congestion_control": ("reno", "reno", lambda h: h.tcp.config.congestion,
                                         "reno"),
+    "net.core.default_qdisc": ("fq", "fq", lambda h: h.tcp.config.qdisc, "fq"),
     "net.ipv4.tcp_syncookies": ("0", "0", lambda h: h.tcp.syncookies, False),
     "net.ipv4.tcp_max_syn_backlog": ("64", "64", lambda h: h.tcp.max_syn_backlog, 64),
     "net.ipv4.tcp_challenge_ack_limit": ("100", "100", lambda h: h.tcp.challenge_ack_limit,

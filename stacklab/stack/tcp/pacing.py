@@ -4,8 +4,9 @@ internal pacing (the behaviour of the ``fq`` qdisc, ``tcp_update_pacing_rate`` a
 
 As Linux, a connection paces when its congestion control needs it (BBR sets
 ``needs_pacing``) or when the application capped its rate with ``SO_MAX_PACING_RATE``
-(``TcpConfig.max_pacing_rate``, bytes/s; Linux switches pacing on when that option is set);
-otherwise it does not (Linux paces others only under the ``fq`` qdisc).
+(``TcpConfig.max_pacing_rate``, bytes/s; Linux switches pacing on when that option is set),
+or when the host's queueing discipline is ``fq`` (``net.core.default_qdisc``, ``TcpConfig.
+qdisc``), whose flows Linux paces; otherwise it does not.
 
 The rate is the controller's own (``pacing_rate``, BBR) or else Linux's rule: cwnd/SRTT (the
 larger of cwnd and the flight) times 2 in slow start (cwnd below ssthresh/2,
@@ -58,7 +59,7 @@ def pacer_for(cc: CongestionController, cfg: TcpConfig, old: Pacer | None) -> Pa
     """The pacer a connection needs with this controller and config (None: no pacing); the
     old one goes on if there still is one."""
     cap = cfg.max_pacing_rate
-    if not cc.needs_pacing and cap is None:
+    if not cc.needs_pacing and cap is None and cfg.qdisc != "fq":
         return None
     if old is not None:
         old.max_rate = cap
