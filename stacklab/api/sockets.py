@@ -54,6 +54,7 @@ from stacklab.stack.tcp import urgent
 from stacklab.stack.tcp.fsm import CLOSING, FIN_WAIT_1, LAST_ACK
 
 from .streams import _TCP_OPTIONS as _STREAM_OPTIONS
+from .streams import congestion_option
 
 T = TypeVar("T")
 
@@ -379,6 +380,7 @@ class _DatagramQueue(_Waiting, asyncio.DatagramProtocol):
 # socket options a StackSocket passes to create_connection, and the TcpConfig field of each
 _TCP_OPTIONS = {(_socket.IPPROTO_TCP, _socket.TCP_NODELAY): "nodelay",
                 (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE): "keepalive"}
+_TCP_CONGESTION = (_socket.IPPROTO_TCP, _socket.TCP_CONGESTION)  # a name, not a number
 
 
 class StackSocket:
@@ -398,6 +400,7 @@ class StackSocket:
         self._peer: Any = None
         self._options: dict[tuple[int, int], int] = {}
         self._raw_options: dict[tuple[int, int], Any] = {}  # TcpSocket's options, as given
+        self._congestion: str | None = None  # TCP_CONGESTION set before connect/listen
         self._fileno: int | None = None
         self._bridge: _Bridge | None = None
         # TCP connection
@@ -462,6 +465,10 @@ class StackSocket:
                 else:
                     self._apply_multicast(op)
                 return
+        if (level, option) == _TCP_CONGESTION and self.type == SOCK_STREAM:
+            self._set_congestion(congestion_option(bytes(value) if isinstance(
+                value, bytearray) else value))
+            return
         number = int.from_bytes(value, "little") if isinstance(value, bytes | bytearray) else (
             int(value) if value is not None else 0)
         self._options[(level, option)] = number
@@ -471,8 +478,24 @@ class StackSocket:
             if face is not None:
                 self._stack.call(face.setsockopt, level, option, value, timeout=_GRACE)
 
+    def _set_congestion(self, name: str) -> None:
+        """TCP_CONGESTION: for the connection this socket makes or accepts, and at once for
+        the one it has (the TCB switches on the loop's thread)."""
+        self._congestion = name
+        tcb = self._tcb()
+        if tcb is not None:
+            async def switch() -> None:
+                tcb.set_config(tcb.config.replace(congestion=name), self._host.now())
+
+            self._run(switch(), timeout=None)
+
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
         self._check_open()
+        if (level, option) == _TCP_CONGESTION and self.type == SOCK_STREAM:
+            tcb = self._tcb()
+            name = tcb.config.congestion if tcb is not None else (
+                self._congestion or self._host.tcp.default_congestion)
+            return name.encode().ljust(buflen or 16, b"\0")[:buflen or 16]
         if (level, option) == (_socket.SOL_SOCKET, _socket.SO_ERROR):
             value = 0
         elif (level, option) == (_socket.SOL_SOCKET, _socket.SO_TYPE):
@@ -488,6 +511,10 @@ class StackSocket:
         its option table is this socket's too."""
         stream = self._stream
         return stream.transport.get_extra_info("socket") if stream is not None else None
+
+    def _tcb(self) -> Any:
+        stream = self._stream
+        return stream.transport.get_extra_info("tcb") if stream is not None else None
 
     def _apply_options(self, options: dict[tuple[int, int], Any]) -> None:
         """Options set before the connection existed (or on the listener: Linux's accepted
@@ -628,6 +655,8 @@ class StackSocket:
         for key, field in _TCP_OPTIONS.items():
             if key in self._options:
                 kwargs[field] = bool(self._options[key])
+        if self._congestion is not None:
+            kwargs["congestion"] = self._congestion
         if self._bound is not None:
             kwargs["local_addr"] = self._bound
         try:
@@ -761,7 +790,8 @@ class StackSocket:
         host = self._host
         queue = _AcceptQueue(backlog)
         self._server = self._run(host.create_server(queue.factory, bound[0] or None, bound[1],
-                                                    backlog=backlog, nodelay=False),
+                                                    backlog=backlog, nodelay=False,
+                                                    congestion=self._congestion),
                                  timeout=None)
         self._accept_q = queue
         self._watch(queue)

@@ -308,6 +308,8 @@ def _linger_out(secs: float | None) -> bytes:
     return _LINGER.pack(0, 0) if secs is None else _LINGER.pack(1, int(secs))
 
 
+SO_MAX_PACING_RATE = (socket.SOL_SOCKET, 47)  # Linux's number; Python's socket has no name
+_NO_RATE = (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
 # (level, option) -> (TcpConfig field, from the socket's value, to it)
 _TCP_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = {
     (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", bool, int),
@@ -327,7 +329,23 @@ _TCP_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], Any], Callable[[A
     (socket.SOL_SOCKET, socket.SO_SNDBUF): ("send_buffer", lambda v: 2 * int(v), int),
     (socket.SOL_SOCKET, socket.SO_OOBINLINE): ("oobinline", bool, int),
     _SO_LINGER: ("linger", _linger_in, _linger_out),  # {1, 0}: close() resets (Linux)
+    # bytes/s; ~0 (the default) is no cap, any other value turns pacing on (Linux sock_setsockopt)
+    SO_MAX_PACING_RATE: ("max_pacing_rate", lambda v: None if int(v) in _NO_RATE else int(v),
+                         lambda v: 0xFFFFFFFF if v is None else v),
 }
+_TCP_CONGESTION = (socket.IPPROTO_TCP, socket.TCP_CONGESTION)
+
+
+def congestion_option(value: str | bytes) -> str:
+    """The algorithm a TCP_CONGESTION value names (NUL-padded bytes or a str); unknown:
+    OSError ENOENT naming the known ones, as Linux's setsockopt fails."""
+    from stacklab.stack.tcp.congestion import available_congestion
+
+    name = value.rstrip(b"\0").decode(errors="replace") if isinstance(value, bytes) else value
+    if name not in available_congestion():
+        raise OSError(errno.ENOENT, f"unknown congestion control {name!r}; known: "
+                                    f"{', '.join(available_congestion())}")
+    return name
 
 
 class TcpSocket:
@@ -399,12 +417,15 @@ class TcpSocket:
                 self._layer.kick(self._endpoint)
             return
         known = _TCP_OPTIONS.get((level, option))
-        if known is None:
+        if (level, option) == _TCP_CONGESTION:  # switches the algorithm of an open connection
+            known = ("congestion", congestion_option, str)
+        elif known is None:
             self._other[(level, option)] = value
             return
         name, parse, _ = known
-        if isinstance(value, bytes) and (level, option) != _SO_LINGER:
-            value = int.from_bytes(value[:4], "little")
+        if isinstance(value, bytes) and (level, option) != _SO_LINGER \
+                and name != "congestion":
+            value = int.from_bytes(value[:8 if len(value) >= 8 else 4], "little")
         ep = self._endpoint
         config = ep.config.replace(**{name: parse(value)})
         if isinstance(ep, Tcb):
@@ -426,6 +447,9 @@ class TcpSocket:
                 value = shown(getattr(self._endpoint.config, name))
         elif (level, option) == _TCP_QUICKACK and isinstance(self._endpoint, Tcb):
             value = int(self._endpoint.quickack)
+        elif (level, option) == _TCP_CONGESTION:  # the name, NUL-padded (TCP_CA_NAME_MAX 16)
+            return self._endpoint.config.congestion.encode().ljust(buflen or 16, b"\0")[
+                :buflen or 16]
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_TYPE):
             value = socket.SOCK_STREAM
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_ERROR):

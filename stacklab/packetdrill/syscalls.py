@@ -57,7 +57,7 @@ _EXTRA = {
     "TCP_FASTOPEN_CONNECT": 30, "TCP_INQ": 36, "TCP_CM_INQ": 36, "TCP_FASTOPEN_KEY": 33,
     "SO_REUSEADDR": 2, "SO_REUSEPORT": 15, "SO_KEEPALIVE": 9, "SO_LINGER": 13, "SO_ERROR": 4,
     "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_RCVLOWAT": 18, "SO_SNDLOWAT": 19, "SO_MARK": 36,
-    "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "SO_TYPE": 3,
+    "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "SO_TYPE": 3, "SO_MAX_PACING_RATE": 47,
     "IP_TOS": 1, "IP_TTL": 2, "IP_MTU_DISCOVER": 10, "IP_PMTUDISC_DONT": 0,
     "IP_PMTUDISC_DO": 2, "IP_PMTUDISC_WANT": 1, "IP_FREEBIND": 15, "IPV6_TCLASS": 67,
 }
@@ -511,6 +511,9 @@ class Syscalls:
             # Linux doubles the value for its bookkeeping overhead (socket(7))
             "SO_SNDBUF": lambda x: {"send_buffer": 2 * x},
             "SO_RCVBUF": lambda x: {"recv_buffer": 2 * x},
+            # bytes/s, ~0 no cap; setting it turns pacing on (Linux sock_setsockopt)
+            "SO_MAX_PACING_RATE": lambda x: {
+                "max_pacing_rate": None if x in (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF) else x},
         }
         if opt == "TCP_INQ" and isinstance(s, TcpSock) and v is not None:
             s.inq = bool(v)

@@ -64,6 +64,11 @@ def commands_in(text: str, base: Path | None = None, depth: int = 0) -> tuple[
                 found += sub
                 ignored += ign
                 continue
+        if words[:2] == ["tc", "qdisc"] and "root" in words[:-1] and words[2] in ("add",
+                                                                             "replace"):
+            # the script's device queue: fq paces (net.core.default_qdisc, pacing.py)
+            found.append(("net.core.default_qdisc", words[words.index("root") + 1]))
+            continue
         assigns = [m for w in words if (m := _ASSIGN.match(w))]
         if words[0] == "sysctl" or words[0].endswith("set_sysctls.py") or (
                 words[0] == "echo" and "/proc/sys/" in part):

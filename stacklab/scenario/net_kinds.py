@@ -58,8 +58,9 @@ class TcpSendApp(_Client):
         "file": Param("send this file's bytes instead of `bytes`", "text"),
         "nodelay": Param("TCP_NODELAY: no Nagle delay for small segments", "bool", True),
         "maxseg": Param("TCP_MAXSEG: cap the MSS (bytes, 88..65495)", "size"),
-        "congestion": Param("congestion control (TCP_CONGESTION): reno, cubic... (default: the "
-                            "node's sysctl net.ipv4.tcp_congestion_control)", "text"),
+        "congestion": Param("congestion control (TCP_CONGESTION): reno, newreno, cubic, bbr "
+                            "(default: the node's sysctl net.ipv4.tcp_congestion_control)",
+                            "text"),
         "sample": Param("sample the flow (acknowledged bytes, cwnd, SRTT) at this interval: "
                         "`flow` figures in the result, the summary's `fairness` section",
                         "duration")}

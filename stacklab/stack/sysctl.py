@@ -147,6 +147,17 @@ MICROS = scaled("microseconds", 1_000_000)
 # per-peer token rate (tokens a second)
 PER_MS = Unit("milliseconds between two", _rate_interval, lambda v: _number(round(1000.0 / v)))
 NAME = Unit("a name", str.strip, str)
+QDISCS = ("pfifo_fast", "pfifo", "fq", "fq_codel", "sfq", "cake", "noqueue")
+
+
+def _qdisc(text: str) -> str:
+    name = text.strip()
+    if name not in QDISCS:
+        raise ValueError(f"expected one of {', '.join(QDISCS)}")
+    return name
+
+
+QDISC = Unit(" | ".join(QDISCS), _qdisc, str)
 VECTOR = Unit("\"min default max\" (bytes)", lambda text: tuple(_int(x) for x in text.split()),
               lambda v: " ".join(map(str, v)))
 
@@ -261,6 +272,8 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
            "the largest retransmission timeout"),
     Sysctl("net.ipv4.tcp_congestion_control", "tcp.default_congestion", NAME, "cubic",
            "congestion control of new connections"),
+    Sysctl("net.core.default_qdisc", "tcp.config.qdisc", QDISC, "pfifo_fast",
+           "the devices' queueing discipline; fq paces every TCP connection (Linux's fq)"),
     Sysctl("net.ipv4.tcp_invalid_ratelimit", "tcp.config.invalid_ratelimit", MILLIS, "500",
            "per connection: least time between two ACKs to invalid segments (challenge ACKs)"),
     Sysctl("net.ipv4.tcp_orphan_retries", "tcp.config.orphan_retries", integer(0, 255), "0",

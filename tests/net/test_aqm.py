@@ -199,7 +199,9 @@ def test_codel_keeps_a_bulk_tcp_flow_queue_near_target():
     s = d.queue_summary()
     assert s["aqm"] == "codel" and s["drops_aqm"] == d.counters["drop.aqm"]
     dt, out_dt = bulk_through_bottleneck("droptail")
-    assert percentile(out_dt["late"], 0.5) > 0.1  # bufferbloat: the 1000-frame queue fills
+    # bufferbloat: the 1000-frame queue fills (over CUBIC's growth: HyStart ended slow start
+    # before the queue did), ten times CoDel's target and more
+    assert percentile(out_dt["late"], 0.5) > 0.05
 
 
 def test_fq_codel_isolates_a_sparse_flow():
@@ -215,7 +217,7 @@ def test_fq_codel_isolates_a_sparse_flow():
         rtt[aqm] = max(out["ping"]) - idle
     assert rtt["fq_codel"] < 0.002  # less than two 1514-byte frame times at 10 Mbit/s
     assert rtt["codel"] > 0.005 > rtt["fq_codel"]
-    assert rtt["droptail"] > 0.1
+    assert rtt["droptail"] > 0.05  # the filling buffer (CUBIC past HyStart's exit)
 
 
 def test_fq_codel_flow_hash_is_seeded_and_deterministic():

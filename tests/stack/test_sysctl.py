@@ -59,6 +59,7 @@ ROUND_TRIPS: dict[str, tuple[str | int, str, Check, Any]] = {
     "net.ipv4.tcp_rto_max_ms": ("60000", "60000", lambda h: h.tcp.config.max_rto, 60.0),
     "net.ipv4.tcp_congestion_control": ("reno", "reno", lambda h: h.tcp.config.congestion,
                                         "reno"),
+    "net.core.default_qdisc": ("fq", "fq", lambda h: h.tcp.config.qdisc, "fq"),
     "net.ipv4.tcp_syncookies": ("0", "0", lambda h: h.tcp.syncookies, False),
     "net.ipv4.tcp_max_syn_backlog": ("64", "64", lambda h: h.tcp.max_syn_backlog, 64),
     "net.ipv4.tcp_challenge_ack_limit": ("100", "100", lambda h: h.tcp.challenge_ack_limit,
@@ -187,7 +188,7 @@ def test_slashes_hex_and_partial_vectors_as_linux() -> None:
     ("net.ipv4.tcp_rmem", "4096 0 8192", "one to three positive integers"),
     ("net.ipv4.tcp_rmem", "1 2 3 4", "one to three positive integers"),
     ("net.ipv4.tcp_mtu_probing", "3", "expected one of 0, 1, 2"),
-    ("net.ipv4.tcp_congestion_control", "bbr", "unknown congestion control 'bbr'"),
+    ("net.ipv4.tcp_congestion_control", "westwood", "unknown congestion control 'westwood'"),
     ("net.ipv4.icmp_ratelimit", "0", "no unlimited setting"),
     ("net.ipv4.tcp_syn_retries", 1.5, "as text or an int"),
 ])

@@ -56,6 +56,8 @@ class TcpConfig:
     persist_max: float = 120.0  # zero-window probe interval cap, Linux TCP_RTO_MAX
     max_ooo_pieces: int = 64
     congestion: str = "cubic"  # TCP_CONGESTION; Linux's default is CUBIC
+    max_pacing_rate: int | None = None  # SO_MAX_PACING_RATE, bytes/s; setting it paces (pacing.py)
+    qdisc: str = "pfifo_fast"  # net.core.default_qdisc: "fq" paces every connection, as Linux
     slow_start_after_idle: bool = True  # Linux net.ipv4.tcp_slow_start_after_idle (RFC 5681 §4.1)
     record_cwnd: bool = False  # keep (time, cwnd, ssthresh) samples in Tcb.cwnd_log
     keepalive: bool = False  # SO_KEEPALIVE

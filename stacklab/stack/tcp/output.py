@@ -28,7 +28,7 @@ from .plpmtud import PlpmtudState
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .tcbvars import TcbVars
-from .timers import DELACK_TIMER, PERSIST_TIMER, RTO_TIMER
+from .timers import DELACK_TIMER, PACING_TIMER, PERSIST_TIMER, RTO_TIMER
 from .urgent import urgent_field
 
 _PLPMTUD_DISABLED = PlpmtudState.DISABLED
@@ -169,6 +169,8 @@ class TcbOutput(TcbVars):
         if payload:
             self.lsndtime = now
             stats.bytes_sent += len(payload)
+            if self.rate is not None:  # delivery-rate record (rate.py)
+                self.rate.on_send(self._abs(seq), len(payload), now, self.snd_una == self.snd_max)
             if self.unacked_since is None:
                 self._set_unacked_since(now)
         elif flags & FIN and self.unacked_since is None:
@@ -271,6 +273,10 @@ class TcbOutput(TcbVars):
                     self._push(burst)
                 self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
                 self._cwnd_validate()
+                if self.rate is not None:  # app-limited mark for rate samples (rate.py)
+                    self.rate.check_app_limited(
+                        len(self.sendbuf.data) - seq_sub(self.snd_nxt, self.snd_data_una),
+                        self._in_flight(), self.cc.cwnd, self.snd_mss)
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
                 self._ack_now = True
@@ -349,7 +355,8 @@ class TcbOutput(TcbVars):
         its specification) sends whatever is left. True if a segment went out."""
         rec = self.rec
         if self.recover is not None or self.fin_seq is not None or self.dupacks \
-                or self.plpmtud.engaged or self.snd_nxt != self.snd_max or self.sendbuf.eors \
+                or self.pacer is not None or self.plpmtud.engaged or self.snd_nxt != self.snd_max \
+                or self.sendbuf.eors \
                 or (self.sack_ok and (len(rec.sacked) or rec.in_recovery)):
             return False
         mss = self.snd_mss
@@ -399,6 +406,7 @@ class TcbOutput(TcbVars):
         cwnd0 = self.cwnd_effective
         dupacks = self.dupacks
         limited = recover is None and not sack_ok and 0 < dupacks < DUPACK_THRESHOLD
+        pacer = self.pacer
         while True:
             nxt = self.snd_nxt
             gap = 1 << 62
@@ -467,6 +475,9 @@ class TcbOutput(TcbVars):
                         break
                     if fin_seq is not None and seq_add(nxt, n) == fin_seq:
                         send_fin = True
+            if pacer is not None and n and now < pacer.next_send:  # paced: not yet (pacing.py)
+                self._arm(PACING_TIMER, pacer.next_send)
+                break
             seq = nxt
             snd_max = self.snd_max
             retrans = seq_lt(seq, snd_max)
@@ -490,6 +501,8 @@ class TcbOutput(TcbVars):
                 if 0 < n < mss:
                     self.snd_sml = seq_add(seq, n)  # Linux tcp_minshall_update
             self._emit(seq, flags, payload, now)
+            if pacer is not None:
+                pacer.on_sent(n, now)
             sent_ack = True
             nxt = self.snd_nxt = seq_add(seq, n + (1 if send_fin else 0))
             if seq_gt(nxt, snd_max):

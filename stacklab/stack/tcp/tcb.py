@@ -41,6 +41,7 @@ from .fsm import (
     next_state,
 )
 from .output import TcbOutput
+from .pacing import pacer_for
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
 from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from .timers import (
@@ -49,6 +50,7 @@ from .timers import (
     FIN_WAIT_2_TIMER,
     KEEPALIVE_TIMER,
     KINDS,
+    PACING_TIMER,
     PERSIST_TIMER,
     RTO_TIMER,
     TIME_WAIT_TIMER,
@@ -343,6 +345,8 @@ class Tcb(TcbOutput):
     def _expire(self, kind: Timer, now: float) -> bool:
         """The deadline of ``kind`` passed. True: the connection ended, nothing more to do."""
         st = self.state
+        if kind is PACING_TIMER:
+            return False  # the next paced segment may leave: handle_timer's output() sends it
         if kind is RTO_TIMER:
             self._on_rto(now)
             return self.state is CLOSED
@@ -401,6 +405,10 @@ class Tcb(TcbOutput):
             self.snd_autotune = False
         if (config.keepalive, config.keepidle) != keep:
             self._arm_keepalive(now)
+        if config.congestion != old.congestion:  # TCP_CONGESTION
+            self.set_congestion(config.congestion)
+        elif config.max_pacing_rate != old.max_pacing_rate:  # SO_MAX_PACING_RATE
+            self.pacer = pacer_for(self.cc, config, self.pacer)
 
     def set_quickack(self, on: bool) -> None:
         """TCP_QUICKACK as Linux (__tcp_sock_set_quickack), not a lasting mode: 1 sends a
@@ -1149,6 +1157,10 @@ class Tcb(TcbOutput):
         self.retries = 0
         # stream position of ACK (_abs, with the buffer's base and SND.UNA of data just moved)
         self.rec.on_cumulative_ack(sendbuf.base + seq_sub(ack, self.snd_data_una))
+        if self.rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
+            self.cc.on_rate_sample(self.rate.on_ack(
+                self._abs(ack), self._abs(self.snd_nxt), self.rec.sacked, now, flight,
+                self._in_flight()), now)
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None
             self.rto_tsval = None
@@ -1160,6 +1172,8 @@ class Tcb(TcbOutput):
         else:
             # cwnd grows only while it limits the sender (RFC 7661 §4.3, Linux)
             self.cc.on_ack(n if n > 0 and self.cwnd_limited() else 0, flight, now, sample)
+        if self.pacer is not None:  # the pacing rate follows cwnd/SRTT or the controller
+            self.pacer.update(self.cc, rtt.srtt, flight)
         self.dupacks = 0
         snd_max = self.snd_max
         if self.unacked_since is not None:

@@ -31,7 +31,9 @@ from .config import (
 from .congestion import create_congestion
 from .events import TcbEvent
 from .fsm import CLOSED, State
+from .pacing import Pacer, pacer_for
 from .plpmtud import Plpmtud
+from .rate import DeliveryRate
 from .recovery import Recovery
 from .rtt import RttEstimator
 from .segment import Segment
@@ -126,6 +128,9 @@ class TcbVars:
         self.rcv_rtt_time: float | None = None
         self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
         self.cc = create_congestion(cfg.congestion, self.snd_mss)
+        # -- per-ACK samples and pacing for the controller (rate.py, pacing.py) --
+        self.rate: DeliveryRate | None = DeliveryRate() if self.cc.wants_samples else None
+        self.pacer: Pacer | None = pacer_for(self.cc, cfg, None)
         self._rtt_seq: int | None = None  # Karn: the one timed segment when timestamps are off
         self._rtt_time = 0.0
         self.dupacks = 0
@@ -244,6 +249,16 @@ class TcbVars:
         if self.ts_ok:
             mss -= TS_OPT_LEN
         return mss
+
+    def set_congestion(self, name: str) -> None:
+        """TCP_CONGESTION: another controller (ValueError naming the known ones); on an open
+        connection it goes on from the current window (Linux tcp_reinit_congestion_control).
+        Rate sampling and pacing follow what it needs."""
+        cc = create_congestion(name, self.snd_mss)
+        cc.adopt(self.cc)
+        self.cc = cc
+        self.rate = DeliveryRate() if cc.wants_samples else None
+        self.pacer = pacer_for(cc, self.config, self.pacer)
 
     def _abs(self, seq: int) -> int:
         """Stream position of a sequence number (never wraps; the FIN is after the last byte)."""

@@ -21,12 +21,13 @@ class Timer(enum.IntEnum):
     RTO = 5  # retransmission (RFC 6298)
     PERSIST = 6  # zero-window probe / sender SWS override (RFC 9293 §3.8.6.1)
     DELACK = 7  # delayed ACK (RFC 9293 §3.8.6.3)
+    PACING = 8  # the next paced segment may leave (pacing.py)
 
 
 KINDS = tuple(Timer)
 # the kinds as module globals, as the states in fsm.py: a global is ~10x cheaper than Timer.X
 TIME_WAIT_TIMER, CONNECT_TIMER, FIN_WAIT_2_TIMER, USER_TIMER, KEEPALIVE_TIMER, RTO_TIMER, \
-    PERSIST_TIMER, DELACK_TIMER = KINDS
+    PERSIST_TIMER, DELACK_TIMER, PACING_TIMER = KINDS
 
 
 def earliest(deadlines: list[float | None]) -> tuple[float, Timer] | None:

@@ -10,11 +10,22 @@ mechanics (duplicate ACKs, SACK scoreboard, NewReno window inflation, RTO) live 
 * ``on_recovery_end(now)``: the episode is over (the TCB may clamp ``cwnd`` afterwards);
 * ``on_rto(flight, now)``: the retransmission timer expired (RFC 5681 §3.1: loss window).
 
+A controller that needs more than the acked byte count sets ``wants_samples``: the TCB then
+keeps delivery-rate records (:mod:`..rate`) and calls ``on_rate_sample(rs, now)`` for every ACK
+that advances SND.UNA, before ``on_ack`` (Linux: ``pkts_acked``/``cong_control`` see the
+``rate_sample``). A controller that sets ``needs_pacing`` (BBR) has its segments paced at
+``pacing_rate`` (:mod:`..pacing`).
+
 The package registers the built-in algorithms (``congestion/__init__.py``); the algorithm
 modules import only this one.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..rate import RateSample
 
 INITIAL_WINDOW_SEGMENTS = 10  # RFC 6928
 LOSS_WINDOW_SEGMENTS = 1  # RFC 5681 §3.1
@@ -22,6 +33,9 @@ LOSS_WINDOW_SEGMENTS = 1  # RFC 5681 §3.1
 
 class CongestionController:
     name = "base"  # what create_congestion() knows it by (Linux: TCP_CONGESTION)
+    wants_samples = False  # on_rate_sample() for every ACK (per-ACK RTT, delivery rate)
+    needs_pacing = False  # the algorithm relies on pacing (Linux: BBR sets SK_PACING_NEEDED)
+    pacing_rate: float | None = None  # bytes/s the controller paces at; None: from cwnd/SRTT
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
@@ -44,6 +58,14 @@ class CongestionController:
 
     def on_ack(self, acked: int, flight: int, now: float, rtt: float | None) -> None:
         """``acked`` new bytes were cumulatively acknowledged; ``flight`` was in flight before."""
+
+    def on_rate_sample(self, rs: RateSample, now: float) -> None:
+        """The delivery-rate sample of an ACK advancing SND.UNA (only with ``wants_samples``)."""
+
+    def adopt(self, old: CongestionController) -> None:
+        """TCP_CONGESTION on an open connection (Linux tcp_reinit_congestion_control): this
+        new controller goes on from the window the old one reached."""
+        self.cwnd, self.ssthresh = old.cwnd, old.ssthresh
 
     def on_idle(self, idle: float, rto: float, restart: bool) -> None:
         """Sending resumes after ``idle`` seconds with nothing in flight. With ``restart``

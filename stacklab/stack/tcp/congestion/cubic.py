@@ -2,17 +2,38 @@
 event, with the Reno-friendly region (§4.3), fast convergence (§4.7), beta 0.7 and C 0.4.
 
 Windows are in segments inside the formulas (RFC 9438 §4.1 uses MSS units) and bytes outside.
-Slow start is standard (no HyStart). The time t is measured from the start of the current
-congestion-avoidance epoch, and the target uses t + RTT (§4.2 "W_cubic(t + RTT)").
+The time t is measured from the start of the current congestion-avoidance epoch, and the target
+uses t + RTT (§4.2 "W_cubic(t + RTT)").
+
+Slow start ends early on a delay increase, HyStart's delay detection as Linux's tcp_cubic runs
+it (RFC 9406 §4.2's RTT test with Linux's parameters): from a window of 16 segments on, each
+round (until SND.UNA passes the SND.NXT of the round's first ACK) takes the minimum of its first
+8 per-ACK RTT samples; once that exceeds the connection's minimum RTT by an eighth of it
+(clamped to 4..16 ms), ssthresh becomes cwnd and congestion avoidance starts at once. There is
+no ACK-train detection. With ``css`` (off by default: Linux has no such phase) the test is RFC
+9406's instead: against the previous round's minimum, and it starts Conservative Slow Start
+(§4.3): a quarter of slow start's growth for 5 rounds, then congestion avoidance, or back to
+slow start if a round's minimum falls below the one that started it (a spurious exit).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import CongestionController
+
+if TYPE_CHECKING:
+    from ..rate import RateSample
 
 C = 0.4  # RFC 9438 §5
 BETA = 0.7  # beta_cubic
 ALPHA_RENO_FRIENDLY = 3 * (1 - BETA) / (1 + BETA)  # §4.3: ~0.53
+HYSTART_LOW_WINDOW = 16  # segments: HyStart acts from this cwnd (Linux hystart_low_window)
+HYSTART_MIN_SAMPLES = 8  # RTT samples a round takes before the test (RFC 9406 N_RTT_SAMPLE)
+HYSTART_DELAY_MIN = 0.004  # the delay threshold's clamp (RFC 9406 MIN_RTT_THRESH)
+HYSTART_DELAY_MAX = 0.016  # (MAX_RTT_THRESH)
+CSS_GROWTH_DIVISOR = 4  # RFC 9406 §4.3
+CSS_ROUNDS = 5
 
 
 def cubic_k(w_max: float, cwnd_epoch: float, c: float = C) -> float:
@@ -28,6 +49,9 @@ def w_cubic(t: float, k: float, w_max: float, c: float = C) -> float:
 
 class Cubic(CongestionController):
     name = "cubic"
+    wants_samples = True  # HyStart's per-ACK RTT samples and round boundaries
+    hystart = True  # Linux tcp_cubic's hystart parameter (on by default)
+    css = False  # RFC 9406 HyStart++: Conservative Slow Start after the delay test fires
 
     def __init__(self, mss: int) -> None:
         super().__init__(mss)
@@ -39,6 +63,15 @@ class Cubic(CongestionController):
         self.w_est = 0.0  # the Reno-friendly estimate (segments)
         self._cwnd_f = float(self.cwnd)  # fractional cwnd in bytes between whole-byte updates
         self.srtt: float | None = None
+        self.delay_min: float | None = None  # the smallest per-ACK RTT (Linux delay_min)
+        self.hystart_found = False  # slow start was left on a delay increase
+        self.round_end: int | None = None  # SND.NXT when the current round began
+        self.round_min_rtt = float("inf")  # the smallest RTT sample of the round so far
+        self.round_samples = 0
+        self.last_round_min_rtt = float("inf")  # RFC 9406 lastRoundMinRTT (css only)
+        self.css_baseline: float | None = None  # cssBaselineMinRtt while in CSS, else None
+        self.css_rounds = 0
+        self._css_acked = 0  # acked bytes not yet turned into CSS growth
 
     def set_mss(self, mss: int) -> None:
         super().set_mss(mss)
@@ -50,6 +83,10 @@ class Cubic(CongestionController):
         if not acked:  # nothing to grow by (the TCB passes 0 when not cwnd-limited)
             return
         if self.cwnd < self.ssthresh:
+            if self.css_baseline is not None:  # RFC 9406 §4.3: a quarter of the growth
+                self._css_acked += acked
+                acked = self._css_acked // CSS_GROWTH_DIVISOR
+                self._css_acked -= acked * CSS_GROWTH_DIVISOR
             acked = self.slow_start(acked)
             self._cwnd_f = float(self.cwnd)
             if not acked:
@@ -85,6 +122,54 @@ class Cubic(CongestionController):
         self._cwnd_f = new_seg * mss
         self.cwnd = int(self._cwnd_f)
 
+    def on_rate_sample(self, rs: RateSample, now: float) -> None:
+        rtt = rs.rtt
+        if rtt is None:
+            return
+        if self.epoch_start is not None and now - self.epoch_start < 1.0:
+            return  # Linux: no delay samples right after a reduction
+        if self.delay_min is None or rtt < self.delay_min:
+            self.delay_min = rtt
+        if self.hystart and not self.hystart_found and self.cwnd < self.ssthresh:
+            self._hystart_update(rs, rtt, self.delay_min)
+
+    def _hystart_update(self, rs: RateSample, rtt: float, delay_min: float) -> None:
+        if self.round_end is None or rs.una > self.round_end:  # a new round (RFC 9406 §4.2)
+            self.round_end = rs.nxt
+            self.last_round_min_rtt = self.round_min_rtt
+            self.round_min_rtt = float("inf")
+            self.round_samples = 0
+            if self.css_baseline is not None:
+                self.css_rounds += 1
+                if self.css_rounds >= CSS_ROUNDS:  # §4.3: CSS done, congestion avoidance
+                    self._hystart_exit()
+                    return
+        if self.cwnd < HYSTART_LOW_WINDOW * self.mss:
+            return
+        if rtt < self.round_min_rtt:
+            self.round_min_rtt = rtt
+        if self.round_samples < HYSTART_MIN_SAMPLES:
+            self.round_samples += 1
+            return
+        if self.css_baseline is not None:
+            if self.round_min_rtt < self.css_baseline:  # §4.3: the exit was spurious
+                self.css_baseline = None
+            return
+        ref = self.last_round_min_rtt if self.css else delay_min
+        thresh = min(max(ref / 8, HYSTART_DELAY_MIN), HYSTART_DELAY_MAX)
+        if self.round_min_rtt > ref + thresh:
+            if self.css:
+                self.css_baseline = self.round_min_rtt
+                self.css_rounds = 0
+            else:
+                self._hystart_exit()
+
+    def _hystart_exit(self) -> None:
+        """Slow start ends here: ssthresh = cwnd (Linux; RFC 9406 at the end of CSS)."""
+        self.hystart_found = True
+        self.css_baseline = None
+        self.ssthresh = self.cwnd
+
     def on_idle(self, idle: float, rto: float, restart: bool) -> None:
         super().on_idle(idle, rto, restart)
         self._cwnd_f = float(self.cwnd)
@@ -100,6 +185,7 @@ class Cubic(CongestionController):
         else:
             self.w_max = cwnd_seg
         self.ssthresh = max(int(self.cwnd * BETA), 2 * mss)  # §4.6
+        self.css_baseline = None  # RFC 9406 §4.3: a loss in CSS ends it too
         self.cwnd = self.ssthresh
         self._cwnd_f = float(self.cwnd)
         self.k = cubic_k(self.w_max, self.cwnd / mss)
@@ -116,3 +202,8 @@ class Cubic(CongestionController):
         self.cwnd = self.mss
         self._cwnd_f = float(self.cwnd)
         self.epoch_start = None
+        # Linux (bictcp_state, TCP_CA_Loss): HyStart and the minimum RTT start over
+        self.hystart_found = False
+        self.round_end = None
+        self.delay_min = None
+        self.css_baseline = None

@@ -1,0 +1,291 @@
+"""BBR v1 (Cardwell et al., "BBR: Congestion-Based Congestion Control", ACM Queue 2016;
+draft-cardwell-iccrg-bbr-congestion-control-00), behaving as Linux's tcp_bbr.
+
+BBR models the path by two numbers taken from the delivery-rate samples (:mod:`..rate`): the
+bottleneck bandwidth, the windowed maximum of the delivery rate over the last 10 round trips,
+and the round-trip propagation time, the minimum RTT seen over the last 10 seconds. It paces at
+``pacing_gain`` times the bandwidth and bounds the flight to ``cwnd_gain`` times the
+bandwidth-delay product plus a small quantum, through four modes:
+
+* STARTUP: both gains 2/ln 2 = 2.885 (the flight doubles per round trip) until the bandwidth
+  estimate has grown less than 25 % in three rounds (the pipe is full);
+* DRAIN: pacing gain 1/2.885 until the flight is down to one BDP (the queue STARTUP built);
+* PROBE_BW: cwnd gain 2, pacing gain cycling 1.25, 0.75, 1, 1, 1, 1, 1, 1, each phase one min
+  RTT long (the 1.25 phase until the flight reached 1.25 BDP, the 0.75 one ends once it is down
+  to one BDP), starting at a random phase other than 0.75;
+* PROBE_RTT: when the min RTT is 10 s old, cwnd 4 segments for at least 200 ms and a round trip,
+  to see the empty-queue RTT again; back to PROBE_BW (or STARTUP if the pipe was never full).
+
+Loss does not reduce the model. In fast recovery the window follows packet conservation for a
+round (the flight plus what each ACK delivers), and the window before recovery comes back when
+it ends; an RTO restarts from one segment, grown by what is delivered. Lengths are in bytes,
+rates in bytes/s, times in seconds. Not modelled: ACK aggregation (extra_acked), the long-term
+(policer) bandwidth and the loss counts of a sample.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import TYPE_CHECKING
+
+from .base import INITIAL_WINDOW_SEGMENTS, CongestionController
+
+if TYPE_CHECKING:
+    from ..rate import RateSample
+
+STARTUP, DRAIN, PROBE_BW, PROBE_RTT = "STARTUP", "DRAIN", "PROBE_BW", "PROBE_RTT"
+HIGH_GAIN = 2.885  # 2/ln(2): STARTUP's pacing and cwnd gain
+DRAIN_GAIN = 1 / HIGH_GAIN
+CWND_GAIN = 2.0  # PROBE_BW
+PACING_GAIN_CYCLE = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+BW_WINDOW_ROUNDS = 10  # the max filter's window (round trips)
+MIN_RTT_WINDOW = 10.0  # seconds
+PROBE_RTT_TIME = 0.2  # seconds at cwnd MIN_CWND_SEGMENTS
+MIN_CWND_SEGMENTS = 4
+FULL_BW_GROWTH = 1.25  # STARTUP ends once three rounds grow the estimate less than this
+FULL_BW_ROUNDS = 3
+PACING_MARGIN = 0.01  # pace 1 % below the estimate (Linux bbr_pacing_margin_percent)
+MIN_TSO_RATE = 1_200_000 / 8  # bytes/s below which the send quantum is one segment, not two
+
+
+class Bbr(CongestionController):
+    name = "bbr"
+    wants_samples = True
+    needs_pacing = True
+
+    def __init__(self, mss: int) -> None:
+        super().__init__(mss)
+        self.mode = STARTUP
+        self.modes: list[tuple[float, str]] = []  # (time, mode) at each mode change
+        self.pacing_gain = HIGH_GAIN
+        self.cwnd_gain = HIGH_GAIN
+        self._bw: deque[tuple[int, float]] = deque()  # (round, rate): a monotonic max window
+        self.min_rtt: float | None = None
+        self.min_rtt_stamp = 0.0
+        self.round_count = 0
+        self.round_start = False
+        self.next_round_delivered = 0
+        self.delivered = 0  # the connection's delivered count at the last sample
+        self.full_bw = 0.0
+        self.full_bw_count = 0
+        self.full_bw_reached = False
+        self.cycle_index = 0
+        self.cycle_stamp = 0.0
+        self.probe_rtt_done: float | None = None
+        self.probe_rtt_round_done = False
+        self.prior_cwnd = 0
+        self.packet_conservation = False
+        self.in_recovery = False
+        self.idle_restart = False
+        self.has_seen_rtt = False
+        self._rng = random.Random(mss)  # the first PROBE_BW phase (deterministic per run)
+        self.pacing_rate = self._initial_rate(0.001)  # Linux: 1 ms until an RTT is known
+
+    def set_mss(self, mss: int) -> None:
+        super().set_mss(mss)
+        if not self.has_seen_rtt:
+            self.pacing_rate = self._initial_rate(0.001)
+
+    # -- the model ---------------------------------------------------------------------------
+    @property
+    def max_bw(self) -> float:
+        """The bottleneck bandwidth estimate (bytes/s): the max of the window's samples."""
+        return self._bw[0][1] if self._bw else 0.0
+
+    def bdp(self, gain: float = 1.0) -> int:
+        """``gain`` times the estimated bandwidth-delay product (bytes); the initial window
+        while no RTT is known."""
+        if self.min_rtt is None or not self._bw:
+            return INITIAL_WINDOW_SEGMENTS * self.mss
+        return int(gain * self.max_bw * self.min_rtt + 0.999)
+
+    def _initial_rate(self, rtt: float) -> float:
+        return HIGH_GAIN * self.cwnd / rtt
+
+    def on_rate_sample(self, rs: RateSample, now: float) -> None:
+        self.delivered = rs.delivered_total
+        self._update_bw(rs)
+        if self.mode == PROBE_BW and self._next_cycle_phase(rs, now):
+            self._advance_cycle(now)
+        self._check_full_bw(rs)
+        self._check_drain(rs, now)
+        self._update_min_rtt(rs, now)
+        self._update_gains()
+        self._set_pacing_rate(rs)
+        self._set_cwnd(rs)
+
+    def _set_mode(self, mode: str, now: float) -> None:
+        self.mode = mode
+        self.modes.append((now, mode))
+
+    def _update_bw(self, rs: RateSample) -> None:
+        self.round_start = False
+        if rs.interval <= 0 or rs.delivered <= 0:
+            return  # not a valid observation
+        if rs.prior_delivered >= self.next_round_delivered:  # a round trip ended
+            self.next_round_delivered = rs.delivered_total
+            self.round_count += 1
+            self.round_start = True
+            self.packet_conservation = False
+        bw = rs.rate
+        if not rs.app_limited or bw >= self.max_bw:
+            window = self._bw
+            while window and window[-1][1] <= bw:
+                window.pop()
+            window.append((self.round_count, bw))
+        while self._bw and self._bw[0][0] <= self.round_count - BW_WINDOW_ROUNDS:
+            self._bw.popleft()
+
+    def _next_cycle_phase(self, rs: RateSample, now: float) -> bool:
+        full_length = self.min_rtt is not None and now - self.cycle_stamp > self.min_rtt
+        gain = self.pacing_gain
+        if gain == 1.0:
+            return full_length
+        if gain > 1.0:  # probing: until the flight reached gain * BDP
+            return full_length and rs.prior_in_flight >= self.bdp(gain)
+        return full_length or rs.prior_in_flight <= self.bdp(1.0)  # draining the probe's queue
+
+    def _advance_cycle(self, now: float) -> None:
+        self.cycle_index = (self.cycle_index + 1) % len(PACING_GAIN_CYCLE)
+        self.cycle_stamp = now
+
+    def _check_full_bw(self, rs: RateSample) -> None:
+        if self.full_bw_reached or not self.round_start or rs.app_limited:
+            return
+        if self.max_bw >= self.full_bw * FULL_BW_GROWTH:
+            self.full_bw = self.max_bw
+            self.full_bw_count = 0
+            return
+        self.full_bw_count += 1
+        self.full_bw_reached = self.full_bw_count >= FULL_BW_ROUNDS
+
+    def _check_drain(self, rs: RateSample, now: float) -> None:
+        if self.mode == STARTUP and self.full_bw_reached:
+            self._set_mode(DRAIN, now)
+        if self.mode == DRAIN and rs.in_flight <= self.bdp(1.0):
+            self._enter_probe_bw(now)
+
+    def _enter_probe_bw(self, now: float) -> None:
+        self._set_mode(PROBE_BW, now)
+        # a random phase, never the 0.75 one right after draining
+        n = len(PACING_GAIN_CYCLE)
+        self.cycle_index = n - 1 - self._rng.randrange(n - 1)
+        self._advance_cycle(now)
+
+    def _update_min_rtt(self, rs: RateSample, now: float) -> None:
+        expired = now > self.min_rtt_stamp + MIN_RTT_WINDOW
+        rtt = rs.rtt
+        if rtt is not None:
+            rtt = round(rtt, 6)  # microseconds, as Linux: an equal RTT does not renew the filter
+        if rtt is not None and (self.min_rtt is None or rtt < self.min_rtt or expired):
+            self.min_rtt = rtt
+            self.min_rtt_stamp = now
+        if expired and not self.idle_restart and self.mode != PROBE_RTT \
+                and self.min_rtt is not None:
+            self._set_mode(PROBE_RTT, now)
+            self._save_cwnd()
+            self.probe_rtt_done = None
+        if self.mode == PROBE_RTT:
+            if self.probe_rtt_done is None and rs.in_flight <= MIN_CWND_SEGMENTS * self.mss:
+                # the flight is down: hold it there 200 ms and one round trip
+                self.probe_rtt_done = now + PROBE_RTT_TIME
+                self.probe_rtt_round_done = False
+                self.next_round_delivered = rs.delivered_total
+            elif self.probe_rtt_done is not None:
+                if self.round_start:
+                    self.probe_rtt_round_done = True
+                if self.probe_rtt_round_done and now > self.probe_rtt_done:
+                    self.min_rtt_stamp = now
+                    self.cwnd = max(self.cwnd, self.prior_cwnd)
+                    if self.full_bw_reached:
+                        self._enter_probe_bw(now)
+                    else:
+                        self._set_mode(STARTUP, now)
+        if rs.newly_delivered > 0:
+            self.idle_restart = False
+
+    def _update_gains(self) -> None:
+        mode = self.mode
+        if mode == STARTUP:
+            self.pacing_gain, self.cwnd_gain = HIGH_GAIN, HIGH_GAIN
+        elif mode == DRAIN:
+            self.pacing_gain, self.cwnd_gain = DRAIN_GAIN, HIGH_GAIN
+        elif mode == PROBE_BW:
+            self.pacing_gain, self.cwnd_gain = PACING_GAIN_CYCLE[self.cycle_index], CWND_GAIN
+        else:
+            self.pacing_gain, self.cwnd_gain = 1.0, 1.0
+
+    def _set_pacing_rate(self, rs: RateSample) -> None:
+        bw = self.max_bw
+        if not bw:
+            if not self.has_seen_rtt and rs.rtt is not None:
+                self.has_seen_rtt = True
+                self.pacing_rate = self._initial_rate(rs.rtt)
+            return
+        rate = self.pacing_gain * bw * (1 - PACING_MARGIN)
+        if self.full_bw_reached or self.pacing_rate is None or rate > self.pacing_rate:
+            self.pacing_rate = rate  # STARTUP only raises it
+
+    def _quantum(self) -> int:
+        """What the window adds to gain * BDP (Linux bbr_quantization_budget): three send
+        quanta of about a millisecond at the pacing rate, and two more segments in the 1.25
+        phase."""
+        mss = self.mss
+        rate = self.pacing_rate or 0.0
+        segs = max(int(rate / 1024 / mss), 1 if rate < MIN_TSO_RATE else 2)
+        extra = 3 * min(segs, 127) * mss
+        if self.mode == PROBE_BW and self.cycle_index == 0:
+            extra += 2 * mss
+        return extra
+
+    def _set_cwnd(self, rs: RateSample) -> None:
+        mss = self.mss
+        acked = rs.newly_delivered
+        if acked:
+            if self.in_recovery and self.packet_conservation:
+                self.cwnd = max(self.cwnd, rs.in_flight + acked)  # one round of conservation
+            else:
+                target = self.bdp(self.cwnd_gain) + self._quantum()
+                if self.full_bw_reached:
+                    self.cwnd = min(self.cwnd + acked, target)
+                elif self.cwnd < target or rs.delivered_total < INITIAL_WINDOW_SEGMENTS * mss:
+                    self.cwnd += acked
+                self.cwnd = max(self.cwnd, MIN_CWND_SEGMENTS * mss)
+        if self.mode == PROBE_RTT:
+            self.cwnd = min(self.cwnd, MIN_CWND_SEGMENTS * mss)
+
+    def _save_cwnd(self) -> None:
+        self.prior_cwnd = max(self.prior_cwnd, self.cwnd) if self.in_recovery else self.cwnd
+
+    # -- what the TCB tells every controller ---------------------------------------------------
+    def on_congestion_event(self, flight: int, now: float) -> None:
+        """Fast recovery: ssthresh stays (BBR keeps its model), a round of packet conservation
+        from the flight (Linux bbr_set_cwnd_to_recover_or_restore)."""
+        self._save_cwnd()
+        self.in_recovery = True
+        self.packet_conservation = True
+        self.next_round_delivered = self.delivered  # the conservation round starts now
+        self.cwnd = max(flight, self.mss)
+
+    def on_recovery_end(self, now: float) -> None:
+        self.in_recovery = False
+        self.packet_conservation = False
+        self.cwnd = max(self.cwnd, self.prior_cwnd)
+
+    def on_rto(self, flight: int, now: float) -> None:
+        """A timeout: one segment, the model kept; a new STARTUP-style full-bandwidth test
+        (Linux resets full_bw on TCP_CA_Loss)."""
+        self._save_cwnd()
+        self.cwnd = self.mss
+        self.in_recovery = False
+        self.packet_conservation = False
+        self.full_bw = 0.0
+        self.round_start = True
+
+    def on_idle(self, idle: float, rto: float, restart: bool) -> None:
+        super().on_idle(idle, rto, restart)
+        self.idle_restart = True  # Linux CA_EVENT_TX_START from an app-limited idle
+
+    def adopt(self, old: CongestionController) -> None:
+        self.cwnd = old.cwnd  # ssthresh stays "infinite": BBR does not use it

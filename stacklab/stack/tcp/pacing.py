@@ -1,0 +1,71 @@
+"""Pacing: data segments leave at a rate instead of in cwnd-sized bursts, as Linux's TCP
+internal pacing (the behaviour of the ``fq`` qdisc, ``tcp_update_pacing_rate`` and
+``tcp_pacing_check``).
+
+As Linux, a connection paces when its congestion control needs it (BBR sets
+``needs_pacing``) or when the application capped its rate with ``SO_MAX_PACING_RATE``
+(``TcpConfig.max_pacing_rate``, bytes/s; Linux switches pacing on when that option is set),
+or when the host's queueing discipline is ``fq`` (``net.core.default_qdisc``, ``TcpConfig.
+qdisc``), whose flows Linux paces; otherwise it does not.
+
+The rate is the controller's own (``pacing_rate``, BBR) or else Linux's rule: cwnd/SRTT (the
+larger of cwnd and the flight) times 2 in slow start (cwnd below ssthresh/2,
+``net.ipv4.tcp_pacing_ss_ratio`` = 200 %) and 1.2 afterwards (``tcp_pacing_ca_ratio`` = 120 %),
+unpaced (or at the cap) before the first RTT sample; at most ``max_pacing_rate``. Each segment
+sent moves the earliest time of the next one by its length over the rate (Linux
+``tcp_wstamp_ns``); the segmentizer stops before a segment whose time has not come and the
+TCB's PACING timer brings it back then.
+"""
+
+from __future__ import annotations
+
+from .config import TcpConfig
+from .congestion import CongestionController
+
+SS_RATIO = 2.0  # net.ipv4.tcp_pacing_ss_ratio (percent / 100)
+CA_RATIO = 1.2  # net.ipv4.tcp_pacing_ca_ratio
+
+
+class Pacer:
+    __slots__ = ("rate", "next_send", "max_rate")
+
+    def __init__(self, max_rate: float | None) -> None:
+        self.rate = 0.0  # bytes/s; 0: not known yet, no pacing
+        self.next_send = 0.0  # the earliest time the next segment may leave
+        self.max_rate = max_rate
+
+    def update(self, cc: CongestionController, srtt: float | None, flight: int) -> None:
+        """After an ACK: the rate from the controller, or from cwnd/SRTT (Linux
+        tcp_update_pacing_rate)."""
+        rate = cc.pacing_rate
+        if rate is None:
+            if srtt:
+                ratio = SS_RATIO if cc.cwnd < cc.ssthresh // 2 else CA_RATIO
+                rate = ratio * max(cc.cwnd, flight) / srtt
+            else:
+                rate = float("inf")  # no RTT yet: unpaced, or at the cap (Linux: ~0 capped)
+        if self.max_rate is not None and rate > self.max_rate:
+            rate = self.max_rate
+        self.rate = rate if rate != float("inf") else 0.0
+
+    def on_sent(self, n: int, now: float) -> None:
+        """``n`` bytes left now: the next segment waits n/rate (no credit for idle time)."""
+        if self.rate > 0:
+            start = self.next_send if self.next_send > now else now
+            self.next_send = start + n / self.rate
+
+
+def pacer_for(cc: CongestionController, cfg: TcpConfig, old: Pacer | None) -> Pacer | None:
+    """The pacer a connection needs with this controller and config (None: no pacing); the
+    old one goes on if there still is one."""
+    cap = cfg.max_pacing_rate
+    if not cc.needs_pacing and cap is None and cfg.qdisc != "fq":
+        return None
+    if old is not None:
+        old.max_rate = cap
+        if cap is not None and old.rate > cap:
+            old.rate = cap
+        return old
+    pacer = Pacer(cap)
+    pacer.update(cc, None, 0)
+    return pacer

@@ -1,0 +1,140 @@
+"""Delivery-rate estimation (draft-cheng-iccrg-delivery-rate-estimation, Linux tcp_rate.c):
+what the sender records per transmitted segment and the rate sample an ACK yields.
+
+Each segment sent is stamped with the connection's ``delivered`` count, ``delivered_time`` and
+``first_sent_time`` at that moment; when the ACK (cumulative or SACK) delivers it, the sample
+covers what was delivered between the two points: ``delivered / max(send_elapsed,
+ack_elapsed)`` (§3.3). The sample also carries the RTT of the newest segment the ACK delivered
+that was never resent (Karn), which is the per-ACK RTT Linux hands to congestion control
+(HyStart's delay samples, BBR's min RTT).
+
+It is active only for a controller that asks for samples (``CongestionController.
+wants_samples``): the TCB then calls :meth:`DeliveryRate.on_send` for each data segment,
+:meth:`check_app_limited` after a send burst and :meth:`on_ack` for each ACK that advances
+SND.UNA. Positions are stream positions (``Tcb._abs``: they never wrap).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+
+from .recovery import RangeSet
+
+# the fields of one transmission record (a list, resent segments are re-stamped in place)
+_START, _END, _SENT, _DELIVERED, _DELIVERED_TIME, _FIRST_SENT, _APP_LIMITED, _RESENT = range(8)
+
+
+@dataclass(slots=True)
+class RateSample:
+    """What one ACK tells a controller (Linux ``struct rate_sample`` plus the round marks)."""
+
+    delivered: int = 0  # bytes delivered over ``interval`` (0 with no valid interval)
+    interval: float = 0.0  # seconds; 0 when the sample is not valid (§3.3: shorter than min RTT)
+    rtt: float | None = None  # RTT of the newest segment delivered now, never resent
+    prior_delivered: int = 0  # the connection's delivered count when that segment was sent
+    newly_delivered: int = 0  # bytes this ACK delivered (cumulatively or by SACK)
+    delivered_total: int = 0  # the connection's delivered count after this ACK
+    prior_in_flight: int = 0  # bytes in flight before this ACK
+    in_flight: int = 0  # bytes in flight after it
+    app_limited: bool = False  # the interval saw the application, not the network, limit us
+    una: int = 0  # SND.UNA after this ACK (stream position)
+    nxt: int = 0  # SND.NXT (stream position): HyStart's round ends when SND.UNA passes it
+
+    @property
+    def rate(self) -> float:
+        """Delivery rate in bytes per second (0 when not valid)."""
+        return self.delivered / self.interval if self.interval > 0 else 0.0
+
+
+class DeliveryRate:
+    """The sender's delivery accounting (the per-connection ``C.*`` of the draft)."""
+
+    __slots__ = ("delivered", "delivered_time", "first_sent_time", "app_limited", "min_rtt",
+                 "_recs", "_top")
+
+    def __init__(self) -> None:
+        self.delivered = 0  # bytes delivered so far
+        self.delivered_time = 0.0
+        self.first_sent_time = 0.0
+        self.app_limited = 0  # delivered count at which an app-limited phase ends (0: none)
+        self.min_rtt: float | None = None  # validates intervals (§3.3)
+        self._recs: list[list[float]] = []  # transmission records, sorted by start
+        self._top = 0  # end of the highest record
+
+    def on_send(self, start: int, n: int, now: float, flight_empty: bool) -> None:
+        """A segment of ``n`` bytes at ``start`` left (new or resent)."""
+        if flight_empty:  # §3.2: a new interval starts from this transmission
+            self.first_sent_time = self.delivered_time = now
+        stamp = [start, start + n, now, self.delivered, self.delivered_time,
+                 self.first_sent_time, self.app_limited != 0, False]
+        if start >= self._top:
+            self._recs.append(stamp)
+            self._top = start + n
+            return
+        recs = self._recs
+        i = bisect_right(recs, start, key=lambda r: int(r[_START])) - 1
+        if i >= 0 and start < recs[i][_END]:
+            end = recs[i][_END]
+            stamp[_START], stamp[_END], stamp[_RESENT] = recs[i][_START], end, True
+            recs[i] = stamp
+
+    def check_app_limited(self, unsent: int, in_flight: int, cwnd: int, mss: int) -> None:
+        """After sending: less than a segment is waiting and cwnd is not full, so the
+        application limits the rate (Linux tcp_rate_check_app_limited)."""
+        if unsent < mss and in_flight < cwnd:
+            self.app_limited = (self.delivered + in_flight) or 1
+
+    def on_ack(self, una: int, nxt: int, sacked: RangeSet, now: float, prior_in_flight: int,
+               in_flight: int) -> RateSample:
+        """SND.UNA reached ``una``: deliver the records below it and those the scoreboard now
+        covers; the sample of this ACK."""
+        rs = RateSample(prior_in_flight=prior_in_flight, in_flight=in_flight, una=una, nxt=nxt)
+        recs = self._recs
+        k = 0  # the records below SND.UNA come first (sorted, disjoint)
+        n = len(recs)
+        while k < n and recs[k][_END] <= una:
+            k += 1
+        done = recs[:k]
+        del recs[:k]
+        # SACKed records: found by bisection in each scoreboard range, dropped once delivered
+        # (a record is delivered once, and the scan stays proportional to what is new)
+        for lo, hi in zip(sacked.starts, sacked.ends, strict=True):
+            i = j = bisect_left(recs, lo, key=lambda r: int(r[_START]))
+            while j < len(recs) and recs[j][_END] <= hi:
+                j += 1
+            if j > i:
+                done += recs[i:j]
+                del recs[i:j]
+        best: list[float] | None = None
+        rtt_sent = -1.0
+        newly = 0
+        for rec in done:
+            newly += int(rec[_END] - rec[_START])
+            if best is None or rec[_SENT] >= best[_SENT]:
+                best = rec
+            if not rec[_RESENT] and rec[_SENT] > rtt_sent:
+                rtt_sent = rec[_SENT]
+        if best is None:
+            rs.delivered_total = self.delivered
+            return rs
+        self.delivered += newly
+        self.delivered_time = now
+        rs.newly_delivered = newly
+        rs.delivered_total = self.delivered
+        if self.app_limited and self.delivered > self.app_limited:
+            self.app_limited = 0
+        if rtt_sent >= 0:
+            rs.rtt = now - rtt_sent
+            if self.min_rtt is None or rs.rtt < self.min_rtt:
+                self.min_rtt = rs.rtt
+        rs.prior_delivered = int(best[_DELIVERED])
+        rs.app_limited = bool(best[_APP_LIMITED])
+        send_elapsed = best[_SENT] - best[_FIRST_SENT]
+        ack_elapsed = now - best[_DELIVERED_TIME]
+        self.first_sent_time = best[_SENT]
+        interval = max(send_elapsed, ack_elapsed)
+        if interval > 0 and (self.min_rtt is None or interval >= self.min_rtt):
+            rs.interval = interval
+            rs.delivered = self.delivered - rs.prior_delivered
+        return rs
