@@ -121,8 +121,6 @@ class TcpTransport(asyncio.Transport):
     def _attach(self, tcb: Tcb) -> None:
         self._tcb = tcb
         tcb.user = self
-        self._extra["peername"] = (ip_str(tcb.remote_ip), tcb.remote_port)
-        self._extra["sockname"] = (ip_str(tcb.local_ip), tcb.local_port)
 
     def _on_event(self, ev: TcbEvent) -> None:
         """One event of this transport's TCB, pulled by the layer's drain hook (``_drain``)."""
@@ -202,6 +200,12 @@ class TcpTransport(asyncio.Transport):
             return self._tcb
         if name == "socket":
             return TcpSocket(self._host, self._tcb, self._layer) if self._tcb else default
+        tcb = self._tcb
+        if tcb is not None and name in ("peername", "sockname"):
+            # made when asked, not per connection (two strings and tuples: ~0.2 KiB an end)
+            if name == "peername":
+                return (ip_str(tcb.remote_ip), tcb.remote_port)
+            return (ip_str(tcb.local_ip), tcb.local_port)
         return self._extra.get(name, default)
 
     def is_closing(self) -> bool:

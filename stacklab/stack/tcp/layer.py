@@ -124,6 +124,7 @@ class TcpLayer:
         self._challenge_slot = -1
         self._challenge_count = 0
         self._challenge_rng: random.Random | None = None
+        self._challenge_ack_ok = self.challenge_ack_ok
         self._cookies: SynCookies | None = None
         host.register_protocol(PROTO_TCP, self.receive, self.receive_view)
         host.register_icmp_error(PROTO_TCP, self.icmp_error)
@@ -172,7 +173,7 @@ class TcpLayer:
 
     def adopt(self, tcb: Tcb, listener: Listener | None = None) -> None:
         """Take a new connection into the demultiplexing table (``listener``: its passive OPEN)."""
-        tcb.challenge_ack_ok = self.challenge_ack_ok
+        tcb.challenge_ack_ok = self._challenge_ack_ok  # one bound method for all
         self.conns[tcb.key] = tcb
         if listener is not None:
             self._spawned_by[tcb] = listener
@@ -393,8 +394,9 @@ class TcpLayer:
                 if lst is not None and tcb in lst.pending and self._passive_events(lst, tcb, now):
                     continue  # aborted: send its RST
                 q = self.events
-                while events:
-                    q.append((tcb, events.popleft()))
+                for ev in events:
+                    q.append((tcb, ev))
+                events.clear()
             if tcb.finished:
                 self.kicked.pop(tcb, None)
                 self._forget(tcb)
