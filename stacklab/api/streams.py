@@ -26,7 +26,8 @@ import errno
 import functools
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from stacklab.stack.tcp.listen import Listener
 
 _DEFAULT_LIMIT = 2 ** 16
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 
 def _drain(layer: TcpLayer, now: float) -> None:
@@ -95,6 +97,13 @@ def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
 class TcpTransport(asyncio.Transport):
     """An asyncio transport over one TCB."""
 
+    # slots: one transport per connection end (100,000 connections, issue 23 item 4); asyncio's
+    # base classes have slots (``_extra``), ``__dict__`` keeps other attributes settable
+    __slots__ = ("_host", "_layer", "_tcb", "_protocol", "_loop", "_pending", "_closing",
+                 "_eof_pending", "_eof_sent", "_reading_paused", "_writing_paused", "_high",
+                 "_low", "_lost", "_eof_delivered", "_connected", "_server", "__dict__",
+                 "__weakref__")
+
     def __init__(self, host: DrivenHost, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
                  loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
@@ -114,7 +123,7 @@ class TcpTransport(asyncio.Transport):
         self._lost = False
         self._eof_delivered = False
         self._connected: asyncio.Future[None] | None = None
-        self._extra: dict[str, Any] = {}
+        self._extra: Mapping[str, Any] = _NO_EXTRA  # asyncio's: nothing is added to it
         self._server: TcpServer | None = None  # the server that accepted it, while it lives
 
     # -- wiring -------------------------------------------------------------------------------
