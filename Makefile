@@ -47,9 +47,11 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 
 # All benchmarks (figures for BENCHMARKS.md); tap_tcp and lossy_linux need root and say so otherwise.
+# NS3_PYTHON: the python of a venv with the ns3 package (BENCHMARKS.md §1), to compare with ns-3.
+NS3_PYTHON ?=
 bench: $(VENV)/.installed-test
 	$(PY) bench/wire.py
-	$(PY) bench/sim_tcp.py --profile
+	$(PY) bench/sim_tcp.py --profile $(if $(NS3_PYTHON),--ns3-python $(NS3_PYTHON))
 	$(PY) bench/scale.py
 	$(PY) bench/tap_tcp.py
 	$(PY) bench/lossy_linux.py

@@ -13,8 +13,13 @@ segments and ACKs), data segments per wall-second, virtual time of the transfer,
 Best of ``--repeats`` runs per row (interleaved). ``--profile`` profiles one extra run of the
 first row and prints the top entries by own time, plus the share of each source area.
 
+``--ns3-python PATH``: also run the identical workload in ns-3 (``bench/ns3_tcp.py``, in a
+separate process with that Python, a venv with the PyPI ``ns3`` package; this script installs
+nothing), each ns-3 run right after stacklab's run of the same row, and print both MB/s and the
+ratio (best of the same number of runs).
+
 Usage: ``python3 bench/sim_tcp.py [--quick] [--size 16MiB] [--repeats 3] [--profile]
-[--only 1500,9000] [--loss 0,0.01]``.
+[--only 1500,9000] [--loss 0,0.01] [--ns3-python PATH]``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import random
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -36,6 +43,9 @@ from stacklab.net.units import parse_size  # noqa: E402
 
 TARGET_MBS = 50.0  # issue 11: >= 50 MB/s of payload per wall-second at MTU 1500, no loss
 CHUNK = 64 * 1024
+# ns-3's socket buffers: what stacklab's autotuning reaches (tcp_wmem's 4 MiB maximum; ns-3's
+# own 128 KiB default measured ~5x slower per wall-second here)
+NS3_BUFFERS = 4 * 1024 * 1024
 
 
 @dataclass
@@ -116,6 +126,42 @@ def one_run(size: int, mtu: int, loss: float, seed: int = 1,
     return result
 
 
+class Ns3:
+    """``bench/ns3_tcp.py`` running in ``python`` (a venv with ns-3): one transfer per call."""
+
+    def __init__(self, python: str) -> None:
+        script = Path(__file__).resolve().parent / "ns3_tcp.py"
+        self.proc = subprocess.Popen([python, str(script), "--buffers", str(NS3_BUFFERS)],
+                                     stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        ready = self._answer()
+        self.version = str(ready.get("version", "ns-3"))
+
+    def _answer(self) -> dict:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("ns-3 run failed (is the ns3 package installed in that venv? "
+                             "see BENCHMARKS.md)")
+        return json.loads(line)
+
+    def run(self, size: int, mtu: int, loss: float) -> float:
+        """Payload MB per wall-second of one ns-3 transfer."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"size": size, "mtu": mtu, "loss": loss}) + "\n")
+        self.proc.stdin.flush()
+        out = self._answer()
+        if out["bytes"] != size:
+            raise SystemExit(f"ns-3 transfer incomplete: {out['bytes']} of {size} bytes")
+        return size / out["wall"] / 1e6
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one run (smoke test)")
@@ -125,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loss", default="0,0.01", help="loss rates, comma-separated")
     ap.add_argument("--profile", action="store_true", help="profile one run of the first row")
     ap.add_argument("--top", type=int, default=25, help="profile entries to print")
+    ap.add_argument("--ns3-python", default=None, metavar="PATH",
+                    help="python of a venv with the ns3 package: measure ns-3 too")
     args = ap.parse_args(argv)
     size = parse_size(args.size, "size") if args.size else (256 * 1024 if args.quick
                                                             else 16 * 1024 * 1024)
@@ -135,12 +183,19 @@ def main(argv: list[str] | None = None) -> int:
 
     print(machine_line())
     load0 = loadavg()
+    ns3 = Ns3(args.ns3_python) if args.ns3_python else None
     best: dict[tuple[int, float], Result] = {}
+    best_ns3: dict[tuple[int, float], float] = {}
     for _ in range(repeats):
         for mtu, loss in rows_spec:
             r = one_run(size, mtu, loss)
             if (mtu, loss) not in best or r.wall < best[mtu, loss].wall:
                 best[mtu, loss] = r
+            if ns3 is not None:
+                mbs = ns3.run(size, mtu, loss)
+                best_ns3[mtu, loss] = max(mbs, best_ns3.get((mtu, loss), 0.0))
+    if ns3 is not None:
+        ns3.close()
     rows = []
     for mtu, loss in rows_spec:
         r = best[mtu, loss]
@@ -151,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
           f"best of {repeats}")
     print(table(["transfer", "MB", "MB/wall-s", "frames/s", "data segs/s", "virtual s",
                  "retx"], rows))
+    if ns3 is not None:
+        print(f"\nthe same workload in {ns3.version} (bench/ns3_tcp.py), best of {repeats}, "
+              "each run right after stacklab's")
+        print(table(["transfer", "stacklab MB/wall-s", "ns-3 MB/wall-s", "stacklab / ns-3"],
+                    [(f"MTU {m}, loss {100 * lo:g} %", f"{best[m, lo].mbs:.2f}",
+                      f"{best_ns3[m, lo]:.2f}", f"{best[m, lo].mbs / best_ns3[m, lo]:.2f}x")
+                     for m, lo in rows_spec]))
     first = best[rows_spec[0]]
     if rows_spec[0] == (1500, 0.0):
         print(f"target >= {TARGET_MBS:g} MB/s at MTU 1500, no loss: measured {first.mbs:.2f} "

@@ -37,6 +37,28 @@ def run_bench(name: str, *args: str, timeout: float = 120) -> str:
     return proc.stdout
 
 
+def test_bench_sim_tcp_ns3_column_from_the_ns3_process(tmp_path: Path) -> None:
+    """``--ns3-python`` runs bench/ns3_tcp.py's protocol in that interpreter: here a stand-in
+    that answers every transfer in 0.5 s, so the ns-3 column and the ratio are known."""
+    fake = tmp_path / "python"
+    fake.write_text(f"#!{sys.executable}\n"
+                    "import json, sys\n"
+                    "print(json.dumps({'ready': True, 'version': 'ns-3 fake'}), flush=True)\n"
+                    "for line in sys.stdin:\n"
+                    "    req = json.loads(line)\n"
+                    "    print(json.dumps({'bytes': req['size'], 'wall': 0.5}), flush=True)\n")
+    fake.chmod(0o755)
+    out = run_bench("sim_tcp.py", "--quick", "--only", "1500", "--loss", "0",
+                    "--ns3-python", str(fake))
+    assert "the same workload in ns-3 fake" in out, out
+    row = next(ln for ln in out.splitlines() if ln.startswith("MTU 1500, loss 0 %")
+               and ln.rstrip().endswith("x"))
+    ours, theirs, ratio = row[len("MTU 1500, loss 0 %"):].split()
+    assert float(theirs) == round(256 * 1024 / 0.5 / 1e6, 2)  # --quick: 256 KiB in 0.5 s
+    r = float(ratio.rstrip("x"))  # (from the unrounded figures)
+    assert abs(r - float(ours) / float(theirs)) <= 0.03 * r
+
+
 def test_bench_sim_tcp_quick_prints_table_and_profile() -> None:
     out = run_bench("sim_tcp.py", "--quick", "--profile", "--top", "5")
     for row in ("MTU 1500, loss 0 %", "MTU 1500, loss 1 %", "MTU 9000, loss 0 %",

@@ -27,7 +27,8 @@ import functools
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 from stacklab.stack.tcp import urgent
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from stacklab.stack.tcp.listen import Listener
 
 _DEFAULT_LIMIT = 2 ** 16
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 
 def _drain(layer: TcpLayer, now: float) -> None:
@@ -97,6 +99,13 @@ def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
 class TcpTransport(asyncio.Transport):
     """An asyncio transport over one TCB."""
 
+    # slots: one transport per connection end (100,000 connections, issue 23 item 4); asyncio's
+    # base classes have slots (``_extra``), ``__dict__`` keeps other attributes settable
+    __slots__ = ("_host", "_layer", "_tcb", "_protocol", "_loop", "_pending", "_closing",
+                 "_eof_pending", "_eof_sent", "_reading_paused", "_writing_paused", "_high",
+                 "_low", "_lost", "_eof_delivered", "_connected", "_server", "__dict__",
+                 "__weakref__")
+
     def __init__(self, host: DrivenHost, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
                  loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
@@ -116,15 +125,13 @@ class TcpTransport(asyncio.Transport):
         self._lost = False
         self._eof_delivered = False
         self._connected: asyncio.Future[None] | None = None
-        self._extra: dict[str, Any] = {}
+        self._extra: Mapping[str, Any] = _NO_EXTRA  # asyncio's: nothing is added to it
         self._server: TcpServer | None = None  # the server that accepted it, while it lives
 
     # -- wiring -------------------------------------------------------------------------------
     def _attach(self, tcb: Tcb) -> None:
         self._tcb = tcb
         tcb.user = self
-        self._extra["peername"] = (ip_str(tcb.remote_ip), tcb.remote_port)
-        self._extra["sockname"] = (ip_str(tcb.local_ip), tcb.local_port)
 
     def _on_event(self, ev: TcbEvent) -> None:
         """One event of this transport's TCB, pulled by the layer's drain hook (``_drain``)."""
@@ -207,6 +214,12 @@ class TcpTransport(asyncio.Transport):
             return self._tcb
         if name == "socket":
             return TcpSocket(self._host, self._tcb, self._layer) if self._tcb else default
+        tcb = self._tcb
+        if tcb is not None and name in ("peername", "sockname"):
+            # made when asked, not per connection (two strings and tuples: ~0.2 KiB an end)
+            if name == "peername":
+                return (ip_str(tcb.remote_ip), tcb.remote_port)
+            return (ip_str(tcb.local_ip), tcb.local_port)
         return self._extra.get(name, default)
 
     def is_closing(self) -> bool:

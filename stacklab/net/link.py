@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .aqm import AQMS, AqmQueue, queue_stage
 from .stages import (
+    ETH_HEADER,
     Capture,
     Corrupt,
     Delay,
@@ -301,6 +302,12 @@ class Direction:
         for stage, nxt in zip(chain, chain[1:], strict=False):
             stage.next = nxt
         self._head = chain[0]
+        # the plain wire (gate, MTU check, a delay without jitter, the schedule, delivery: no
+        # tap, tracer or impairment) is run by send itself, without a call per stage
+        self._plain = [type(stage) for stage in chain] == [Gate, MtuCheck, Delay, Schedule,
+                                                            Deliver] and not delay.jitter
+        self._limit = p.mtu + ETH_HEADER
+        self._delay = delay.delay
 
     def send(self, frame: bytes) -> None:
         """A frame from the sending node, now."""
@@ -309,6 +316,15 @@ class Direction:
         c = self.counters
         c["tx.frames"] += 1
         c["tx.bytes"] += len(frame)
+        if self._plain:  # Gate, MtuCheck, Delay then Schedule, inline
+            t = self.loop.time()
+            if not self.up:
+                self.drop("down", frame, t)
+            elif len(frame) > self._limit:
+                self.drop("mtu", frame, t)
+            else:
+                self._schedule.push(frame, t + self._delay)  # type: ignore[union-attr]
+            return
         self._head.push(frame, self.loop.time())  # type: ignore[union-attr]  # built by rebuild()
 
     def drop(self, reason: str, frame: bytes, t: float) -> None:

@@ -17,7 +17,7 @@ from stacklab.stack.route import DstCache
 from stacklab.wire.addr import BROADCAST_MAC, ip_str, multicast_mac
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
-from stacklab.wire.frame import parse_ipv4_tcp_frame
+from stacklab.wire.frame import build_ipv4_tcp_frame, parse_ipv4_tcp_frame
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.proto import PROTO_TCP, PROTO_UDP
 
@@ -274,6 +274,48 @@ class Ipv4:
         for f in frags:
             self.output(iface, nexthop, f, now)
         return None
+
+    def tcp_path(self, dst: bytes, now: float) -> tuple[Interface, bytes, int] | None:
+        """Where :meth:`send` would put a TCP segment to ``dst`` when it takes its plain route:
+        (interface, the next hop's MAC, the path MTU) for a unicast destination not ours,
+        routed through the dst cache to a unicast next hop whose neighbour entry is usable as
+        it is. None: anything else, which :meth:`send` handles. The TCP layer asks once per
+        flush and builds those frames itself (:meth:`send_tcp_frame`)."""
+        h = self.host
+        if dst == LIMITED_BCAST or dst[0] >> 4 == 14 or dst in h.local4 or dst[0] == 127:
+            return None
+        entry = self.dst_cache.get(dst)
+        if entry is None:
+            return None
+        iface, nexthop, _ = entry
+        if iface is h.lo or nexthop == LIMITED_BCAST or nexthop in iface.bcast4 \
+                or nexthop[0] >> 4 == 14:
+            return None
+        mac = iface.arp.usable(nexthop, now)
+        if mac is None:
+            return None
+        mtu = iface.mtu
+        if len(h.pmtu):  # as in send
+            pmtu = h.pmtu.get(dst, mtu, None)
+            if pmtu < mtu:
+                mtu = pmtu
+        return iface, mac, mtu
+
+    def send_tcp_frame(self, path: tuple[Interface, bytes, int], src: bytes, dst: bytes,
+                       now: float, df: bool, src_port: int, dst_port: int, psum: int, seq: int,
+                       ack: int, flags: int, window: int, payload: bytes | bytearray | memoryview,
+                       timestamps: tuple[int, int] | None, tos: int = 0) -> None:
+        """:meth:`send` of a TCP segment without options (or with timestamps alone) that fits
+        ``path``'s MTU (from :meth:`tcp_path`), built in one buffer with its IPv4 and Ethernet
+        headers: the same frame, counters and IP ID as ``send`` then :meth:`output`."""
+        iface, mac, _ = path
+        h = self.host
+        ident = self.ids.next(src, dst, PROTO_TCP, now) & 0xFFFF
+        frame = build_ipv4_tcp_frame(mac, iface.mac, src, dst, ident, h.default_ttl, df,
+                                     src_port, dst_port, seq, ack, flags, window, payload, psum,
+                                     timestamps, tos)
+        h.counters["ipv4.tx.packets"] += 1
+        h.send_frame(iface.index, frame)
 
     def output(self, iface: Interface, nexthop: bytes, packet: bytearray, now: float) -> None:
         """The one way out for every IPv4 packet (sent, forwarded or a fragment): on lo back

@@ -167,14 +167,25 @@ class NeighborCache:
                         new=state.value, cause=cause)
 
     # -- events ---------------------------------------------------------------------------------
-    def resolve(self, ip: bytes, packet: Any, now: float) -> bytes | None:
-        """A packet wants to go to ``ip``: the MAC to use now, or None (queued or dropped)."""
+    def usable(self, ip: bytes, now: float) -> bytes | None:
+        """The MAC of ``ip`` when its entry is used as it is (REACHABLE, PERMANENT, DELAY, PROBE),
+        marked used; None when :meth:`resolve` would change or create the entry."""
         n = self.entries.get(ip)
         if n is not None:
             st = n.state
             if st is _REACHABLE or st is _PERMANENT or st is _DELAY or st is _PROBE:
                 n.used = now
                 return n.mac
+        return None
+
+    def resolve(self, ip: bytes, packet: Any, now: float) -> bytes | None:
+        """A packet wants to go to ``ip``: the MAC to use now, or None (queued or dropped)."""
+        mac = self.usable(ip, now)
+        if mac is not None:
+            return mac
+        n = self.entries.get(ip)
+        if n is not None:
+            st = n.state
             if st is Nud.STALE:
                 n.used = now
                 self._set(n, Nud.DELAY, now, "used",

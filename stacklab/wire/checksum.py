@@ -22,8 +22,9 @@ So the per-packet paths work with a **little-endian total**: :func:`le_sum` of t
 (:func:`store_le_udp`) to write the checksum; the byte swap makes the stored bytes equal to those
 of the big-endian RFC 1071 computation (:func:`internet_checksum`). This module is the only place a
 sum is folded or stored: the one-call helpers below (:func:`pseudo_ok`, :func:`pseudo_store`,
-:func:`ipv4_header_ok`, :func:`ipv4_header_store`, :func:`ipv4_tcp_ok`) are those steps fused
-for the per-packet paths, each tested against RFC 1071 written out (tests/wire/test_checksum.py).
+:func:`ipv4_header_ok`, :func:`ipv4_header_store`, :func:`ipv4_tcp_ok`,
+:func:`ipv4_tcp_frame_store`) are those steps fused for the per-packet paths, each tested against
+RFC 1071 written out (tests/wire/test_checksum.py, tests/wire/test_frame_fast_path.py).
 """
 
 from __future__ import annotations
@@ -158,6 +159,21 @@ def ipv4_tcp_ok(buf: bytes | memoryview, off: int, total_length: int) -> tuple[b
         else le_sum_at(buf, start, end)
     total += (PROTO_TCP + total_length - 20) << 8
     return hdr % 0xFFFF == 0, total % 0xFFFF == 0
+
+
+def ipv4_tcp_frame_store(hdr: bytearray, payload: Buffer, psum: int) -> None:
+    """Fill in both checksums of an Ethernet + IPv4 (20 bytes, at 14) + TCP header ``hdr``
+    (both fields zero) whose segment continues with ``payload``: the IPv4 header's (RFC 791) and
+    the TCP segment's under the pseudo-header whose big-endian sum without the length is
+    ``psum``, without joining header and payload first (the header has an even length, so the
+    payload's words stay aligned and the two sums add), the same values as
+    :func:`ipv4_header_store` and :func:`pseudo_store`."""
+    _CSUM_LE.pack_into(hdr, 24, -_fb(hdr[14:34], "little") % 0xFFFF)
+    n = len(hdr) - 34 + len(payload)
+    total = _fb(hdr[34:], "little") + ((psum + n) << 8)
+    if payload:
+        total += le_sum(payload)
+    _CSUM_LE.pack_into(hdr, 50, -total % 0xFFFF)
 
 
 # -- the big-endian API (RFC 1071 as written) -----------------------------------------------------

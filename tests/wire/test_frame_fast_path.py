@@ -14,8 +14,9 @@ from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
 from stacklab.wire import MalformedPacket
+from stacklab.wire.checksum import pseudo_header
 from stacklab.wire.ethernet import ETH_P_IPV4, EthernetView, build_ethernet
-from stacklab.wire.frame import parse_ipv4_tcp_frame
+from stacklab.wire.frame import build_ipv4_tcp_frame, parse_ipv4_tcp_frame
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.tcp import ACK, PSH, TcpView, build_tcp, encode_options
 
@@ -171,3 +172,24 @@ def test_fast_path_agrees_with_the_views(dst, src, saddr, daddr, ports, seq, ack
         assert expected is not None and expected[-2:] == (True, True)
         assert expected[22:28] == (ports[0], ports[1], seq, ack, flags, 1000)
         assert expected[31] == payload
+
+
+@settings(max_examples=300, deadline=None)
+@given(dst=macs, src=macs, saddr=ip4s, daddr=ip4s, ports=st.tuples(u16, u16), seq=u32,
+       ack=u32, flags=st.integers(0, 0x1FF), window=u16, ts=st.one_of(st.none(),
+                                                                      st.tuples(u32, u32)),
+       payload=st.binary(max_size=9000), ident=u16, ttl=st.integers(1, 255),
+       df=st.booleans(), tos=st.integers(0, 255))
+def test_built_frame_is_build_tcp_in_build_ipv4_in_ethernet(dst, src, saddr, daddr, ports, seq,
+                                                             ack, flags, window, ts, payload,
+                                                             ident, ttl, df, tos) -> None:
+    psum = pseudo_header(saddr, daddr, 6, 0)
+    seg = build_tcp(b"", b"", ports[0], ports[1], seq, ack, flags, window, payload, psum=psum,
+                    timestamps=ts)
+    expected = bytes(build_ethernet(dst, src, ETH_P_IPV4,
+                                    build_ipv4(saddr, daddr, 6, seg, ttl, ident, df, tos=tos)))
+    got = build_ipv4_tcp_frame(dst, src, saddr, daddr, ident, ttl, df, ports[0], ports[1], seq,
+                               ack, flags, window, payload, psum, ts, tos)
+    assert type(got) is bytes and got == expected
+    r = parse_ipv4_tcp_frame(got)
+    assert r is not None and r[3:] == (True, True)

@@ -18,7 +18,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stacklab.stack.icmp import PACKET_TOO_BIG, UNREACHABLE
 from stacklab.stack.pmtu import MIN_PMTU_V4
@@ -38,6 +38,9 @@ from .listen import Listener, send_reset, syn_acceptable_in_time_wait
 from .output import segment_bytes
 from .syncookie import SynCookies
 from .tcb import Tcb
+
+if TYPE_CHECKING:
+    from stacklab.stack.ipv4 import Ipv4
 
 EPHEMERAL_LOW = 32768  # Linux ip_local_port_range
 EPHEMERAL_HIGH = 60999
@@ -90,6 +93,9 @@ class TcpLayer:
     def __init__(self, host: TcpHost, config: TcpConfig | None = None) -> None:
         self.host = host
         self.config = config or TcpConfig()
+        # a full host's IPv4 layer builds the common segments' frames (flush); a test's host
+        # without one gets every segment through ip_send
+        self._ipv4: Ipv4 | None = getattr(host, "ipv4", None)
         self.conns: dict[tuple[bytes, int, bytes, int], Tcb] = {}
         self.listeners: dict[tuple[bytes | None, int, int | None], Listener] = {}
         # finished connections, for the summaries: the last HISTORY_LIMIT, oldest first
@@ -118,6 +124,7 @@ class TcpLayer:
         self._challenge_slot = -1
         self._challenge_count = 0
         self._challenge_rng: random.Random | None = None
+        self._challenge_ack_ok = self.challenge_ack_ok
         self._cookies: SynCookies | None = None
         host.register_protocol(PROTO_TCP, self.receive, self.receive_view)
         host.register_icmp_error(PROTO_TCP, self.icmp_error)
@@ -166,7 +173,7 @@ class TcpLayer:
 
     def adopt(self, tcb: Tcb, listener: Listener | None = None) -> None:
         """Take a new connection into the demultiplexing table (``listener``: its passive OPEN)."""
-        tcb.challenge_ack_ok = self.challenge_ack_ok
+        tcb.challenge_ack_ok = self._challenge_ack_ok  # one bound method for all
         self.conns[tcb.key] = tcb
         if listener is not None:
             self._spawned_by[tcb] = listener
@@ -358,11 +365,23 @@ class TcpLayer:
                 # the floor and clears DF, RFC 1191 §3), where IP (ours or a router's)
                 # fragments what does not fit
                 df = len(dst) == 16 or tcb.path_mss + 40 > MIN_PMTU_V4
+                # IPv4 on its plain route: the common segments become whole frames here, built
+                # in one buffer (Ipv4.send_tcp_frame); the others go through ip_send
+                ipv4 = self._ipv4 if len(dst) == 4 else None
+                path = ipv4.tcp_path(dst, now) if ipv4 is not None else None
                 for seg in out:
-                    raw = segment_bytes(psum, sp, dp, seg)
                     c["tcp.tx.segments"] += 1
                     if seg.flags & RST:
                         c["tcp.tx.rst"] += 1
+                    if path is not None and ipv4 is not None and seg.ts_only() \
+                            and not seg.urgent:  # the fused builder has no urgent pointer
+                        payload = seg.payload
+                        ts = seg._ts
+                        if (52 if ts is not None else 40) + len(payload) <= path[2]:
+                            ipv4.send_tcp_frame(path, src, dst, now, df, sp, dp, psum, seg.seq,
+                                                seg.ack, seg.flags, seg.window, payload, ts)
+                            continue
+                    raw = segment_bytes(psum, sp, dp, seg)
                     try:
                         ip_send(src, dst, PROTO_TCP, raw, now, df=df)
                     except OSError as e:  # no route yet: the retransmission timer retries
@@ -376,8 +395,9 @@ class TcpLayer:
                 if lst is not None and tcb in lst.pending and self._passive_events(lst, tcb, now):
                     continue  # aborted: send its RST
                 q = self.events
-                while events:
-                    q.append((tcb, events.popleft()))
+                for ev in events:
+                    q.append((tcb, ev))
+                events.clear()
             if tcb.finished:
                 self.kicked.pop(tcb, None)
                 self._forget(tcb)

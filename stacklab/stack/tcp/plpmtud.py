@@ -58,6 +58,11 @@ def parse_mode(value: object) -> str:
 
 
 class Plpmtud:
+    # one per connection (slots: issue 23 item 4); ``__dict__`` keeps other attributes settable
+    __slots__ = ("mode", "header", "floor_mtu", "base_mtu", "max_mtu", "blackhole_rtos",
+                 "search", "state", "probe_seq", "probe_end", "probe_mtu", "blackholes",
+                 "probes_sent", "probes_acked", "probes_lost", "log", "__dict__")
+
     def __init__(self, mode: str, header: int, max_mtu: int, *, base_mss: int = BASE_MSS,
                  floor_mss: int = FLOOR_MSS, threshold: int = PROBE_THRESHOLD,
                  interval: float = PROBE_INTERVAL, blackhole_rtos: int = BLACKHOLE_RTOS) -> None:

@@ -76,8 +76,14 @@ class Segment:
         """SEG.LEN: payload plus one for SYN and one for FIN."""
         return len(self.payload) + (self.flags & SYN != 0) + (self.flags & FIN != 0)
 
+    def ts_only(self) -> bool:
+        """No option but timestamps, if any: the layouts the segment builders pack with the
+        header in one call (``build_tcp(timestamps=)``, ``build_ipv4_tcp_frame``)."""
+        return self._mss is None and self._wscale is None and not self._sack_perm \
+            and not self._sack
+
     def options_bytes(self) -> bytes:
-        if self._mss is None and self._wscale is None and not self._sack_perm and not self._sack:
+        if self.ts_only():
             ts = self._ts
             if ts is None:
                 return b""

@@ -318,7 +318,7 @@ class Tcb(TcbOutput):
         return out
 
     def next_event(self) -> TcbEvent | None:
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     def get_timer(self) -> float | None:
         """The earliest deadline (``timer``), recomputed only after ``_arm`` changed a slot."""

@@ -10,7 +10,6 @@ Stream offsets (byte 0 = first byte after the SYN) index the send and receive bu
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +53,28 @@ class Urgent:
 
 
 class TcbVars:
+    # Slots for the variables set in __init__ (a TCB is ~100 of them: as a dict ~3.2 KiB, as
+    # slots ~0.8 KiB per connection end, issue 23 item 4); ``__dict__`` holds whatever else is
+    # set on a TCB (a test's instance overrides, variables added without a slot).
+    __slots__ = ("config", "local_ip", "local_port", "remote_ip", "remote_port", "v6",
+                 "_ip_tcp_hdr", "tx_psum", "trace", "state", "created", "transitions", "passive",
+                 "user_closed", "error", "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd",
+                 "snd_wl1", "snd_wl2", "max_sndwnd", "snd_data_una", "irs", "rcv_nxt", "rcv_adv",
+                 "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss", "rcv_wscale",
+                 "snd_wscale", "wscale_ok", "ts_ok", "ts_recent", "last_ack_sent", "ts_offset",
+                 "sack_ok", "snd_mss", "sendbuf", "recvbuf", "rcv_autotune", "snd_autotune",
+                 "sndbuf_cwnd", "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt",
+                 "rcv_rtt_seq", "rcv_rtt_time", "rtt", "cc", "_rtt_seq", "_rtt_time", "dupacks",
+                 "recover", "rto_recover", "rto_tsval", "rec", "_sack_recent", "_dsack",
+                 "_cwnd_traced", "cwnd_log", "_oow_ack_at", "challenge_ack_ok",
+                 "keepalive_probes", "last_rx", "unacked_since", "retries", "fin_queued",
+                 "fin_seq", "rcv_fin_off", "fin_received", "deadlines", "timer", "_timer_stale",
+                 "_armed", "persist_backoff", "probes_out", "_ack_now", "_sws_override",
+                 "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato", "_ack_pushed",
+                 "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
+                 "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
+                 "__dict__")
+
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
                  adv_mss: int | None = None, path_mtu: int | None = None,
@@ -194,7 +215,7 @@ class TcbVars:
         self.max_flight = 0
         self.cwnd_usage_seq = self.iss
         self._out: list[Segment] = []
-        self._events: deque[TcbEvent] = deque()
+        self._events: list[TcbEvent] = []  # (a list: an empty deque costs ~0.6 KiB)
         self._lost_reported = False
         self.stats = TcpStats()
         self.user: object = None  # the application's object for it (the TCP code never reads it)

@@ -164,7 +164,12 @@ def _plain(v):
 def snapshot(tcb: Tcb) -> dict:
     """Every variable of the TCB (sequence space, buffers, estimators, timers, stats, queued
     segments and events); the cached earliest timer as get_timer() answers."""
-    out = {k: _plain(v) for k, v in vars(tcb).items()
+    # the slots of every class of the TCB (TcbVars has __slots__) and its __dict__
+    names = [n for cls in type(tcb).__mro__ for n in getattr(cls, "__slots__", ())
+             if n not in ("__dict__", "__weakref__") and hasattr(tcb, n)]
+    variables = {n: getattr(tcb, n) for n in names} | vars(tcb)
+    assert len(variables) > 90  # (a snapshot that sees nothing would compare nothing)
+    out = {k: _plain(v) for k, v in variables.items()
            if k not in ("fast_path", "_rcv_predicted", "_send_predicted", "timer",
                         "_timer_stale", "trace", "challenge_ack_ok")}
     out["get_timer"] = tcb.get_timer()
