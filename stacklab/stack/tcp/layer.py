@@ -274,13 +274,14 @@ class TcpLayer:
             self.host.trace(now, "tcp", "drop", reason=e.message)
             return
         self.receive_view(src, dst, v, None, now, getattr(info, "bcast", False),
-                          getattr(info, "ifindex", None))
+                          getattr(info, "ifindex", None), getattr(info, "tos", 0) & 3)
 
     def receive_view(self, src: bytes, dst: bytes, v: TcpView, checksum_ok: bool | None,
-                     now: float, bcast: bool, ifindex: int | None) -> None:
+                     now: float, bcast: bool, ifindex: int | None, ip_ecn: int = 0) -> None:
         """A segment whose view is built (``checksum_ok``: the verdict when already known, as
         from ``parse_ipv4_tcp_frame``; None: check it here). Of the IP layer's ``RxInfo``, TCP
-        reads only ``bcast`` (dropped) and ``ifindex`` (MSS of a new connection)."""
+        reads only ``bcast`` (dropped), ``ifindex`` (MSS of a new connection) and the ECN bits
+        of ``tos`` (``ip_ecn``, RFC 3168)."""
         host = self.host
         c = host.counters
         if v.header_len > 20:
@@ -308,7 +309,7 @@ class TcpLayer:
             self._forget(tcb)
             tcb = None
         if tcb is not None:  # SYN-SENT (§3.10.7.3) and the synchronized states (§3.10.7.4)
-            tcb.receive(v, now)
+            tcb.receive(v, now, ip_ecn)
             self.flush(tcb, now)
             return
         lst = self.find_listener(dst, port)
@@ -317,7 +318,7 @@ class TcpLayer:
             if not v.flags & RST:
                 send_reset(self.host, dst, src, v, now)
             return
-        lst.segment_arrives(src, dst, v, now, ifindex)  # LISTEN (§3.10.7.2)
+        lst.segment_arrives(src, dst, v, now, ifindex, ip_ecn)  # LISTEN (§3.10.7.2)
 
     def icmp_error(self, now: float, kind: str, code: int, mtu: int, qsrc: bytes, qdst: bytes,
                    ql4: bytes) -> None:
@@ -364,7 +365,8 @@ class TcpLayer:
                     if seg.flags & RST:
                         c["tcp.tx.rst"] += 1
                     try:
-                        ip_send(src, dst, PROTO_TCP, raw, now, df=df)
+                        # the segment's ECN field is the IP TOS / traffic class (ecn.py)
+                        ip_send(src, dst, PROTO_TCP, raw, now, df=df, tos=seg.ecn)
                     except OSError as e:  # no route yet: the retransmission timer retries
                         if e.errno == errno.EMSGSIZE:
                             too_big = True

@@ -76,7 +76,7 @@ class Listener:
             self.layer.listeners.pop((self.local_ip, self.port, self.family), None)
 
     def segment_arrives(self, src: bytes, dst: bytes, v: TcpView, now: float,
-                        ifindex: int | None) -> None:
+                        ifindex: int | None, ip_ecn: int = 0) -> None:
         """RFC 9293 §3.10.7.2, the checks in the RFC's order."""
         layer = self.layer
         flags = v.flags
@@ -105,7 +105,7 @@ class Listener:
             else:
                 c["tcp.drop.backlog"] += 1
             return
-        tcb = Tcb.accept_syn(v, dst, v.dst_port, src, v.src_port, now,
+        tcb = Tcb.accept_syn(v, dst, v.dst_port, src, v.src_port, now, ip_ecn,
                              **layer.tcb_kwargs(dst, v.dst_port, src, v.src_port, now,
                                                 self.config, ifindex))
         self.pending[tcb] = None

@@ -29,6 +29,7 @@ from .config import (
     our_wscale,
 )
 from .congestion import create_congestion
+from .ecn import Ecn
 from .events import TcbEvent
 from .fsm import CLOSED, State
 from .plpmtud import Plpmtud
@@ -171,6 +172,7 @@ class TcbVars:
         self._events: deque[TcbEvent] = deque()
         self._lost_reported = False
         self.stats = TcpStats()
+        self.ecn: Ecn | None = None  # ECN negotiated or requested (ecn.py)
         self.user: object = None  # the application's object for it (the TCP code never reads it)
 
     def _arm(self, kind: Timer, at: float | None) -> None:
