@@ -536,4 +536,6 @@ class TcpLayer:
                 "bytes_sent": info["bytes_acked"],
                 "bytes_received": info["bytes_received"],
             })
+            if info["ecn"]:  # negotiated (ecn.py): CE marks received, reductions for ECE
+                out[-1]["ecn"] = {"ce_in": info["ecn_ce_in"], "reductions": info["ecn_reductions"]}
         return out
