@@ -86,3 +86,45 @@ def test_without_ecn_codel_drops(tmp_path: Path) -> None:
     assert queue["marks_ce"] == 0 and queue["drops_aqm"] > 0
     assert send["retransmits"] > 0 and "ecn" not in send
     assert not any("ecn" in c for c in conns)
+
+
+def cookie_connection(timestamps: bool) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """a (tcp_ecn=1) connects to b whose SYN queue is full (every SYN gets a cookie) and sends
+    100 kB: both ends' tcp_info and b's count of connections made from a cookie."""
+    import stacklab
+
+    net = stacklab.Network(seed=2)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b, delay="2ms")
+    net.autoconfigure()
+    a.sysctl["net.ipv4.tcp_ecn"] = 1
+    a.sysctl["net.ipv4.tcp_timestamps"] = int(timestamps)
+    b.tcp.max_syn_backlog = 0
+    out: dict[str, Any] = {}
+
+    async def sink(reader: Any, writer: Any) -> None:
+        await reader.read()
+        out["b"] = writer.get_extra_info("tcp_info")
+        writer.close()
+
+    async def main() -> None:
+        await b.start_server(sink, 80)
+        _, w = await a.open_connection("b", 80)
+        w.write(bytes(100_000))
+        await w.drain()
+        out["a"] = w.get_extra_info("tcp_info")
+        w.close()
+        await w.wait_closed()
+
+    net.run(main(), until="10s")
+    net.close()
+    return out["a"], out["b"], b.counters["tcp.syncookies.recv"]
+
+
+def test_ecn_survives_a_syn_cookie_in_the_timestamp_bits() -> None:
+    """As Linux (TS_OPT_ECN): the cookie SYN-ACK's ECE is remembered in bit 5 of its TSval, so
+    the connection rebuilt from the cookie uses ECN; without timestamps a cookie has no ECN."""
+    a, b, cookies = cookie_connection(timestamps=True)
+    assert cookies == 1 and a["ecn"] and b["ecn"]
+    a, b, cookies = cookie_connection(timestamps=False)
+    assert cookies == 1 and not a["ecn"] and not b["ecn"]
