@@ -20,7 +20,8 @@ requests it, never request it. A connection that negotiated ECN holds an :class:
   Linux's CWR state: cwnd goes down by Proportional Rate Reduction (RFC 6937, PRR-CRB) while
   the data outstanding at the ECE is acknowledged, without retransmitting, and is ssthresh once
   an ACK covers more than that; the next new data segment carries CWR. During loss recovery (a
-  reduction already made for this window) an ECE only asks for the CWR.
+  reduction already made for this window) an ECE only asks for the CWR; a loss detected during
+  CWR starts fast recovery without reducing ssthresh again.
 """
 
 from __future__ import annotations
@@ -126,6 +127,17 @@ class Ecn:
         else:
             sndcnt = min(ssthresh - pipe, acked)
         cc.cwnd = pipe + max(sndcnt, 0 if prr_out else mss)
+        return True
+
+    def loss_in_cwr(self, tcb: TcbOutput) -> bool:
+        """Fast recovery begins: True if this window was already answered for an ECE, so
+        ssthresh stays (RFC 3168 §6.1.2: not reduced twice within a round trip; Linux
+        tcp_enter_recovery from CWR); cwnd goes to it as for a loss. The CWR state ends."""
+        if self.cwr_high is None:
+            return False
+        self.cwr_high = None
+        cc = tcb.cc
+        cc.cwnd = min(cc.cwnd, cc.ssthresh)
         return True
 
     # -- what leaves -----------------------------------------------------------------------------

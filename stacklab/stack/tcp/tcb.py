@@ -1212,7 +1212,8 @@ class Tcb(TcbOutput):
         flight = seq_sub(self.snd_max, self.snd_una)
         self.recover = self.snd_max
         self.rec.enter(self._abs(self.snd_max), sack_mode=self.sack_ok)
-        self.cc.on_congestion_event(flight, now)
+        if self.ecn is None or not self.ecn.loss_in_cwr(self):  # not twice a window (ecn.py)
+            self.cc.on_congestion_event(flight, now)
         if not self.sack_ok:
             self.rec.inflation = DUPACK_THRESHOLD * self.snd_mss  # cwnd = ssthresh + 3*SMSS
         self.stats.fast_retransmits += 1
