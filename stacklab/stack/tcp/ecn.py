@@ -9,8 +9,8 @@ requests it, never request it. A connection that negotiated ECN holds an :class:
   (``SE.``). With ``tcp_ecn_fallback`` (Linux's default) a retransmitted SYN goes without them, in
   case a middlebox drops ECN-setup SYNs (Linux ``tcp_ecn_clear_syn``). A listener refuses ECN for a
   SYN whose IP header already carries ECT (Linux ``tcp_ecn_create_request``: broken path).
-* **Sending** (§6.1.2, §6.1.5): new data segments leave ECT(0); pure ACKs, SYNs, window probes and
-  retransmissions Not-ECT (Linux ``tcp_ecn_send``). The IP layer takes the ECN field from
+* **Sending** (§6.1.2, §6.1.5): new data segments leave ECT(0); pure ACKs, SYNs, zero-window
+  probes and retransmissions Not-ECT (Linux ``tcp_ecn_send``). The IP layer takes the ECN field from
   ``Segment.ecn`` (the TCP layer's flush passes it as the TOS / traffic class).
 * **Receiver** (§6.1.3): a segment with CE makes every segment we send carry ECE until a data
   segment with CWR arrives; the first CE of such an episode is ACKed at once (Linux
