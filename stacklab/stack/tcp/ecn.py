@@ -26,16 +26,15 @@ requests it, never request it. A connection that negotiated ECN holds an :class:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from stacklab.wire.tcp import ACK, CWR, ECE, SYN
 
+from .config import TcpConfig, TcpStats
+from .congestion.base import CongestionController
+from .segment import Segment, SegmentLike
 from .seq import seq_gt, seq_lt, seq_sub
-
-if TYPE_CHECKING:
-    from .config import TcpConfig
-    from .output import TcbOutput
-    from .segment import Segment, SegmentLike
 
 __all__ = ["CE", "ECN_OFF", "ECN_ON", "ECN_PASSIVE", "ECT0", "ECT1", "NOT_ECT", "Ecn",
            "accept_syn", "on_synack", "syn_flags"]
@@ -44,6 +43,38 @@ __all__ = ["CE", "ECN_OFF", "ECN_ON", "ECN_PASSIVE", "ECT0", "ECT1", "NOT_ECT", 
 NOT_ECT, ECT1, ECT0, CE = 0, 1, 2, 3
 # net.ipv4.tcp_ecn
 ECN_OFF, ECN_ON, ECN_PASSIVE = 0, 1, 2
+
+
+class TcbLike(Protocol):
+    """What ECN reads and sets of a TCB (a protocol: the TCB's modules import this one)."""
+
+    ecn: Ecn | None
+    quick_acks: int
+    pingpong: bool
+    ato: float
+    _ack_now: bool
+
+    @property
+    def config(self) -> TcpConfig: ...
+    @property
+    def stats(self) -> TcpStats: ...
+    @property
+    def cc(self) -> CongestionController: ...
+    @property
+    def trace(self) -> Callable[[float, str, dict[str, Any]], None] | None: ...
+    @property
+    def iss(self) -> int: ...
+    @property
+    def snd_una(self) -> int: ...
+    @property
+    def snd_max(self) -> int: ...
+    @property
+    def snd_mss(self) -> int: ...
+    @property
+    def recover(self) -> int | None: ...
+    @property
+    def rto_recover(self) -> int | None: ...
+    def _in_flight(self) -> int: ...
 
 
 class Ecn:
@@ -63,7 +94,7 @@ class Ecn:
 
     # -- what arrives ----------------------------------------------------------------------------
 
-    def on_segment(self, tcb: TcbOutput, seg: SegmentLike, ip_ecn: int) -> None:
+    def on_segment(self, tcb: TcbLike, seg: SegmentLike, ip_ecn: int) -> None:
         """A segment arrived on a synchronized connection, ``ip_ecn`` its IP ECN field: the
         receiver's CE / CWR bookkeeping (Linux tcp_ecn_accept_cwr, __tcp_ecn_check_ce)."""
         flags = seg.flags
@@ -87,7 +118,7 @@ class Ecn:
         elif self.seen:
             _quickack(tcb)  # Not-ECT after ECT: most likely a retransmission (Linux)
 
-    def cwr_ack(self, tcb: TcbOutput, acked: int, now: float) -> bool:
+    def cwr_ack(self, tcb: TcbLike, acked: int, now: float) -> bool:
         """An ACK advanced SND.UNA by ``acked`` outside loss recovery: the congestion response
         to its ECE, and the window during CWR. True: the window is set, no growth on this
         ACK."""
@@ -129,7 +160,7 @@ class Ecn:
         cc.cwnd = pipe + max(sndcnt, 0 if prr_out else mss)
         return True
 
-    def loss_in_cwr(self, tcb: TcbOutput) -> bool:
+    def loss_in_cwr(self, tcb: TcbLike) -> bool:
         """Fast recovery begins: True if this window was already answered for an ECE, so
         ssthresh stays (RFC 3168 §6.1.2: not reduced twice within a round trip; Linux
         tcp_enter_recovery from CWR); cwnd goes to it as for a loss. The CWR state ends."""
@@ -142,7 +173,7 @@ class Ecn:
 
     # -- what leaves -----------------------------------------------------------------------------
 
-    def on_emit(self, tcb: TcbOutput, seg: Segment) -> None:
+    def on_emit(self, tcb: TcbLike, seg: Segment) -> None:
         """A segment other than a SYN is built: ECE while the receiver side demands a CWR, and
         for new data ECT(0) and the queued CWR (Linux tcp_ecn_send)."""
         if self.demand_cwr:
@@ -154,7 +185,7 @@ class Ecn:
                 seg.flags |= CWR
 
 
-def _quickack(tcb: TcbOutput) -> None:
+def _quickack(tcb: TcbLike) -> None:
     """Linux tcp_enter_quickack_mode(sk, 2): the next two ACKs go at once, interactive mode
     ends, the ACK timeout restarts from its minimum."""
     if tcb.quick_acks < 2:
@@ -164,7 +195,7 @@ def _quickack(tcb: TcbOutput) -> None:
     tcb._ack_now = True
 
 
-def syn_flags(tcb: TcbOutput, flags: int) -> int:
+def syn_flags(tcb: TcbLike, flags: int) -> int:
     """ECN flags for a SYN or SYN-ACK we send (RFC 3168 §6.1.1)."""
     if tcb.ecn is None:
         return 0
