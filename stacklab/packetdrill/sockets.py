@@ -415,11 +415,16 @@ class TcpSock:
         mss = max(1, i["snd_mss"])
         opts = (1 if i["timestamps"] else 0) | (2 if i["sack"] else 0) | (
             4 if tcb.wscale_ok else 0)
+        ecn = tcb.ecn
+        if ecn is not None:  # TCPI_OPT_ECN, TCPI_OPT_ECN_SEEN
+            opts |= 8 | (16 if ecn.seen else 0)
         sacked = tcb.rec.sacked.total
         if tcb.retries:
             ca_state = CA_LOSS
         elif tcb.recover is not None:
             ca_state = CA_RECOVERY
+        elif ecn is not None and ecn.cwr_high is not None:
+            ca_state = CA_CWR  # reducing for an ECE (ecn.py)
         elif tcb.dupacks or sacked:
             ca_state = CA_DISORDER
         else:

@@ -51,9 +51,9 @@ class RxInfo:
 
 # handler(src, dst, payload, now, info): a delivered (reassembled) datagram of one IP protocol
 ProtocolHandler = Callable[[bytes, bytes, memoryview, float, RxInfo], None]
-# view_handler(src, dst, view, checksum_ok, now, bcast, ifindex): the fused IPv4+TCP fast path
-# hands the transport its already parsed view (see Ipv4.receive_tcp_frame)
-ViewHandler = Callable[[bytes, bytes, Any, bool, float, bool, int], None]
+# view_handler(src, dst, view, checksum_ok, now, bcast, ifindex, ip_ecn): the fused IPv4+TCP fast
+# path hands the transport its already parsed view (see Ipv4.receive_tcp_frame) and the ECN bits
+ViewHandler = Callable[[bytes, bytes, Any, bool, float, bool, int, int], None]
 
 
 class TimerSource(Protocol):

@@ -140,7 +140,7 @@ class Ipv4:
             return True
         view_handler = self.host.view_handlers.get(PROTO_TCP)
         if view_handler is not None:
-            view_handler(ip.src, ip.dst, seg, tcp_ok, now, bcast, iface.index)
+            view_handler(ip.src, ip.dst, seg, tcp_ok, now, bcast, iface.index, ip.tos & 3)
         else:
             self._deliver(iface, ip, bcast, now)
         return True

@@ -20,7 +20,7 @@ Choices where stacklab differs from Linux's layout:
 * ``net.ipv4.neigh.default.*`` / ``net.ipv6.neigh.default.*``: stacklab has no per-device
   neighbour settings; a write reaches every interface, present and future (Linux propagates a
   ``default`` write to every device that did not set its own).
-* Rows with a fixed value (``tcp_dsack``, ``tcp_ecn``...) describe Linux behaviour stacklab has
+* Rows with a fixed value (``tcp_dsack``, ``tcp_fack``...) describe Linux behaviour stacklab has
   built in: writing that value is accepted, any other is refused. ``ip_forward`` is read-only:
   a Host does not forward, a Router does.
 * TCP settings apply to connections opened afterwards (``TcpLayer.config`` is replaced, never
@@ -289,7 +289,10 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
            "2147483647", "challenge ACKs a second, host-wide (RFC 5961 §7; Linux < 6.0: 1000)"),
     _fixed("net.ipv4.tcp_dsack", "1", "1", "D-SACK (RFC 2883): always on"),
     _fixed("net.ipv4.tcp_reordering", "3", "3", "initial reordering degree: DupThresh 3"),
-    _fixed("net.ipv4.tcp_ecn", "0", "2", "ECN: not implemented"),
+    Sysctl("net.ipv4.tcp_ecn", "tcp.config.ecn", integer(0, 2), "2",
+           "ECN (RFC 3168): 0 off, 1 request and accept, 2 accept when the peer requests"),
+    Sysctl("net.ipv4.tcp_ecn_fallback", "tcp.config.ecn_fallback", BOOL, "1",
+           "retransmitted SYNs go without the ECN request"),
     _fixed("net.ipv4.tcp_fack", "0", "0", "FACK: not implemented (gone from Linux 4.15)"),
     _fixed("net.ipv4.tcp_fastopen", "0", "1", "TCP Fast Open: not implemented"),
     # IP

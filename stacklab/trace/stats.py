@@ -46,6 +46,7 @@ class ConnStats:
     mss: int
     pmtu: int
     congestion: str
+    ecn: dict[str, int] | None = None  # ECN negotiated (RFC 3168): CE marks in, ECE reductions
     cwnd_series: list[tuple[float, int]] = field(default_factory=list)  # (time, cwnd bytes)
     ssthresh_series: list[tuple[float, int]] = field(default_factory=list)  # with cwnd's
     mss_known_at: float | None = None  # the peer's SYN processed: SYN-RECEIVED or ESTABLISHED
@@ -112,7 +113,7 @@ def connection_stats(nodes: Mapping[str, Any],
                 rto_expiries=info["rto_expiries"], fast_retransmits=info["fast_retransmits"],
                 srtt=info["srtt"], rto=info["rto"], cwnd=info["cwnd"],
                 ssthresh=info["ssthresh"], mss=info["snd_mss"], pmtu=tcb.path_mss + hdr,
-                congestion=info["congestion"])
+                congestion=info["congestion"], ecn=_ecn_figures(info))
             out.append(st)
             lip, rip = ip_str(tcb.local_ip), ip_str(tcb.remote_ip)
             trace_name = f"{lip}:{tcb.local_port}>{rip}:{tcb.remote_port}"
@@ -221,6 +222,14 @@ def nodes_table(nodes: Mapping[str, Mapping[str, int]], width: int = 80) -> str:
     return "\n".join(lines)
 
 
+def _ecn_figures(info: dict[str, Any]) -> dict[str, int] | None:
+    """A connection's ECN figures (None: not negotiated): segments received with CE, window
+    reductions for ECE."""
+    if not info.get("ecn"):
+        return None
+    return {"ce_in": info["ecn_ce_in"], "reductions": info["ecn_reductions"]}
+
+
 def as_json(stats: RunStats) -> dict[str, Any]:
     """The figures of :func:`render` for ``stacklab run --json --stats``: per connection its
     numbers (times in seconds, bytes) and the times of its retransmissions and RTOs."""
@@ -233,7 +242,7 @@ def as_json(stats: RunStats) -> dict[str, Any]:
             "retransmits": c.retransmits, "rto_expiries": c.rto_expiries,
             "fast_retransmits": c.fast_retransmits, "srtt": c.srtt, "rto": c.rto,
             "cwnd": c.cwnd, "ssthresh": c.ssthresh, "mss": c.mss, "pmtu": c.pmtu,
-            "congestion": c.congestion, "retransmit_times": c.retransmit_times,
+            "congestion": c.congestion, "ecn": c.ecn, "retransmit_times": c.retransmit_times,
             "rto_times": c.rto_times})
     return {"connections": conns, "nodes": stats.nodes, "duration": stats.duration}
 

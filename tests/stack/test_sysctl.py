@@ -54,6 +54,8 @@ ROUND_TRIPS: dict[str, tuple[str | int, str, Check, Any]] = {
     "net.ipv4.tcp_notsent_lowat": ("131072", "131072",
                                    lambda h: h.tcp.config.notsent_lowat_default, 131072),
     "net.ipv4.tcp_mtu_probing": ("2", "2", lambda h: h.tcp.config.mtu_probing, "always"),
+    "net.ipv4.tcp_ecn": ("1", "1", lambda h: h.tcp.config.ecn, 1),
+    "net.ipv4.tcp_ecn_fallback": ("0", "0", lambda h: h.tcp.config.ecn_fallback, False),
     "net.ipv4.tcp_base_mss": ("512", "512", lambda h: h.tcp.config.base_mss, 512),
     "net.ipv4.tcp_rto_min_us": ("50000", "50000", lambda h: h.tcp.config.min_rto, 0.05),
     "net.ipv4.tcp_rto_max_ms": ("60000", "60000", lambda h: h.tcp.config.max_rto, 60.0),
@@ -116,7 +118,7 @@ for _fam, _cache in ((4, "arp"), (6, "nd")):
         _p + "gc_thresh3": ("2048", "2048", _param("gc_thresh3"), 2048),
     }
 # Linux behaviour stacklab has built in, and what the host's nature decides: (value, Linux's)
-FIXED = {"net.ipv4.tcp_dsack": "1", "net.ipv4.tcp_reordering": "3", "net.ipv4.tcp_ecn": "0",
+FIXED = {"net.ipv4.tcp_dsack": "1", "net.ipv4.tcp_reordering": "3",
          "net.ipv4.tcp_fack": "0", "net.ipv4.tcp_fastopen": "0", "net.ipv4.ip_forward": "0",
          "net.ipv6.conf.all.forwarding": "0"}
 

@@ -70,6 +70,8 @@ class TcpConfig:
     max_pending_writes: int | None = None  # (reserved for the API layer)
     mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
     base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)
+    ecn: int = 2  # Linux net.ipv4.tcp_ecn (RFC 3168, ecn.py): 0 off, 1 request, 2 accept only
+    ecn_fallback: bool = True  # Linux net.ipv4.tcp_ecn_fallback: retransmitted SYNs without ECN
 
     def replace(self, **kw: Any) -> TcpConfig:
         # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy
@@ -105,6 +107,8 @@ class TcpStats:
     dsacks_out: int = 0
     sack_blocks_out: int = 0  # ACKs sent carrying SACK blocks
     keepalive_probes: int = 0
+    ecn_ce_in: int = 0  # segments received with CE (RFC 3168), ECN negotiated
+    ecn_reductions: int = 0  # cwnd reductions for ECE (at most one per window)
 
 
 def our_wscale(cfg: TcpConfig) -> int:

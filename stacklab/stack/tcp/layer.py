@@ -281,13 +281,14 @@ class TcpLayer:
             self.host.trace(now, "tcp", "drop", reason=e.message)
             return
         self.receive_view(src, dst, v, None, now, getattr(info, "bcast", False),
-                          getattr(info, "ifindex", None))
+                          getattr(info, "ifindex", None), getattr(info, "tos", 0) & 3)
 
     def receive_view(self, src: bytes, dst: bytes, v: TcpView, checksum_ok: bool | None,
-                     now: float, bcast: bool, ifindex: int | None) -> None:
+                     now: float, bcast: bool, ifindex: int | None, ip_ecn: int = 0) -> None:
         """A segment whose view is built (``checksum_ok``: the verdict when already known, as
         from ``parse_ipv4_tcp_frame``; None: check it here). Of the IP layer's ``RxInfo``, TCP
-        reads only ``bcast`` (dropped) and ``ifindex`` (MSS of a new connection)."""
+        reads only ``bcast`` (dropped), ``ifindex`` (MSS of a new connection) and the ECN bits
+        of ``tos`` (``ip_ecn``, RFC 3168)."""
         host = self.host
         c = host.counters
         if v.header_len > 20:
@@ -315,7 +316,7 @@ class TcpLayer:
             self._forget(tcb)
             tcb = None
         if tcb is not None:  # SYN-SENT (§3.10.7.3) and the synchronized states (§3.10.7.4)
-            tcb.receive(v, now)
+            tcb.receive(v, now, ip_ecn)
             self.flush(tcb, now)
             return
         lst = self.find_listener(dst, port)
@@ -324,7 +325,7 @@ class TcpLayer:
             if not v.flags & RST:
                 send_reset(self.host, dst, src, v, now)
             return
-        lst.segment_arrives(src, dst, v, now, ifindex)  # LISTEN (§3.10.7.2)
+        lst.segment_arrives(src, dst, v, now, ifindex, ip_ecn)  # LISTEN (§3.10.7.2)
 
     def icmp_error(self, now: float, kind: str, code: int, mtu: int, qsrc: bytes, qdst: bytes,
                    ql4: bytes) -> None:
@@ -379,11 +380,13 @@ class TcpLayer:
                         ts = seg._ts
                         if (52 if ts is not None else 40) + len(payload) <= path[2]:
                             ipv4.send_tcp_frame(path, src, dst, now, df, sp, dp, psum, seg.seq,
-                                                seg.ack, seg.flags, seg.window, payload, ts)
+                                                seg.ack, seg.flags, seg.window, payload, ts,
+                                                seg.ecn)
                             continue
                     raw = segment_bytes(psum, sp, dp, seg)
                     try:
-                        ip_send(src, dst, PROTO_TCP, raw, now, df=df)
+                        # the segment's ECN field is the IP TOS / traffic class (ecn.py)
+                        ip_send(src, dst, PROTO_TCP, raw, now, df=df, tos=seg.ecn)
                     except OSError as e:  # no route yet: the retransmission timer retries
                         if e.errno == errno.EMSGSIZE:
                             too_big = True
@@ -554,4 +557,6 @@ class TcpLayer:
                 "bytes_sent": info["bytes_acked"],
                 "bytes_received": info["bytes_received"],
             })
+            if info["ecn"]:  # negotiated (ecn.py): CE marks received, reductions for ECE
+                out[-1]["ecn"] = {"ce_in": info["ecn_ce_in"], "reductions": info["ecn_reductions"]}
         return out

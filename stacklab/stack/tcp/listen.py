@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from stacklab.wire.tcp import ACK, FIN, RST, SYN, TcpView, build_tcp, encode_options
+from stacklab.wire.tcp import ACK, CWR, ECE, FIN, RST, SYN, TcpView, build_tcp, encode_options
 
+from . import ecn as _ecn
 from .config import DEFAULT_MSS_V4, DEFAULT_MSS_V6, TcpConfig, initial_recv_buffer, our_wscale
 from .context import TcpHost
 from .fsm import LISTEN
@@ -76,7 +77,7 @@ class Listener:
             self.layer.listeners.pop((self.local_ip, self.port, self.family), None)
 
     def segment_arrives(self, src: bytes, dst: bytes, v: TcpView, now: float,
-                        ifindex: int | None) -> None:
+                        ifindex: int | None, ip_ecn: int = 0) -> None:
         """RFC 9293 §3.10.7.2, the checks in the RFC's order."""
         layer = self.layer
         flags = v.flags
@@ -101,11 +102,11 @@ class Listener:
         if len(self.pending) >= min(self.backlog, layer.max_syn_backlog):
             self.last_overflow = now
             if layer.syncookies:
-                self._send_cookie(src, dst, v, now, ifindex)
+                self._send_cookie(src, dst, v, now, ifindex, ip_ecn)
             else:
                 c["tcp.drop.backlog"] += 1
             return
-        tcb = Tcb.accept_syn(v, dst, v.dst_port, src, v.src_port, now,
+        tcb = Tcb.accept_syn(v, dst, v.dst_port, src, v.src_port, now, ip_ecn,
                              **layer.tcb_kwargs(dst, v.dst_port, src, v.src_port, now,
                                                 self.config, ifindex))
         self.pending[tcb] = None
@@ -115,8 +116,9 @@ class Listener:
 
     # -- SYN cookies (syncookie.py) ---------------------------------------------------------------
     def _send_cookie(self, src: bytes, dst: bytes, v: TcpView, now: float,
-                     ifindex: int | None) -> None:
-        """The SYN queue is full: answer with a SYN,ACK whose ISS is a cookie, keep no state."""
+                     ifindex: int | None, ip_ecn: int) -> None:
+        """The SYN queue is full: answer with a SYN,ACK whose ISS is a cookie, keep no state.
+        ECN, like wscale and SACK, only with timestamps (Linux)."""
         layer = self.layer
         cfg = self.config
         v6 = len(src) == 16
@@ -125,17 +127,19 @@ class Listener:
         iss = cookies.make(dst, v.dst_port, src, v.src_port, v.seq, peer_mss, now)
         adv_mss = layer.adv_mss(src, cfg, ifindex)
         ts = v.timestamps() if cfg.timestamps else None
-        if ts is not None:  # wscale and SACK ride in the low bits of our TSval
+        ecn = False
+        if ts is not None:  # wscale, SACK and ECN ride in the low bits of our TSval
             ws = v.wscale() if cfg.window_scaling else None
             sack = cfg.sack and v.sack_permitted()
+            ecn = _ecn.accept_syn(cfg, v, ip_ecn) is not None
             our_ws = our_wscale(cfg) if ws is not None else None
             opts = encode_options(mss=adv_mss, wscale=our_ws, sack_permitted=sack,
-                                  timestamps=(cookies.ts_value(now, ws, sack), ts[0]))
+                                  timestamps=(cookies.ts_value(now, ws, sack, ecn), ts[0]))
         else:
             opts = encode_options(mss=adv_mss)
         window = min(initial_recv_buffer(cfg), 0xFFFF)
-        raw = build_tcp(dst, src, v.dst_port, v.src_port, iss, seq_add(v.seq, 1), SYN | ACK,
-                        window, b"", opts)
+        raw = build_tcp(dst, src, v.dst_port, v.src_port, iss, seq_add(v.seq, 1),
+                        SYN | ACK | (ECE if ecn else 0), window, b"", opts)
         host = layer.host
         c = host.counters
         c["tcp.syncookies.sent"] += 1
@@ -166,15 +170,18 @@ class Listener:
         cfg = self.config
         ts = v.timestamps() if cfg.timestamps else None
         ws: int | None
+        ecn = False
         if ts is not None:
             ws, sack = SynCookies.ts_options(ts[1])
             if not cfg.window_scaling:
                 ws = None
             sack = sack and cfg.sack
+            ecn = SynCookies.ts_ecn(ts[1])
         else:
             ws, sack = None, False
-        syn = Segment(peer_isn, 0, SYN, v.window, mss=mss, wscale=ws, sack_perm=sack,
-                      ts=(ts[0], 0) if ts is not None else None)
+        # the SYN as the cookie remembers it (an ECN request when ECN was accepted)
+        syn = Segment(peer_isn, 0, SYN | (ECE | CWR if ecn else 0), v.window, mss=mss,
+                      wscale=ws, sack_perm=sack, ts=(ts[0], 0) if ts is not None else None)
         kw = layer.tcb_kwargs(dst, v.dst_port, src, v.src_port, now, cfg, ifindex)
         kw["iss"] = cookie
         tcb = Tcb.accept_syn(syn, dst, v.dst_port, src, v.src_port, now, **kw)

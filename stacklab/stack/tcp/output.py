@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from stacklab.wire.tcp import build_tcp
 
+from . import ecn as _ecn
 from .config import DUPACK_THRESHOLD, TS_OPT_LEN
 from .fsm import (
     CLOSE_WAIT,
@@ -165,6 +166,8 @@ class TcbOutput(TcbVars):
         if self.snd_up is not None and (up := urgent_field(self, seq)):
             seg.flags |= URG  # urgent mode (urgent.py)
             seg.urgent = up
+        if self.ecn is not None:  # ECE, CWR and ECT(0) (ecn.py)
+            self.ecn.on_emit(self, seg)
         stats.segs_out += 1
         if payload:
             self.lsndtime = now
@@ -188,6 +191,7 @@ class TcbOutput(TcbVars):
         if self.ts_ok or (not flags & ACK and self.config.timestamps):
             ts = (self._ts_clock(now), self.ts_recent if flags & ACK else 0)
         active = not flags & ACK
+        flags |= _ecn.syn_flags(self, flags)  # ECN setup (ecn.py)
         seg = Segment(seq, ack, flags, window, payload, mss=self.adv_mss,
                       wscale=(self.rcv_wscale if (active and self.config.window_scaling)
                               or self.wscale_ok else None),

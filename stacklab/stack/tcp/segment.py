@@ -38,7 +38,7 @@ class SegmentLike(Protocol):
 
 class Segment:
     __slots__ = ("seq", "ack", "flags", "window", "payload", "_mss", "_wscale", "_sack_perm",
-                 "_ts", "_sack", "urgent")
+                 "_ts", "_sack", "urgent", "ecn")
 
     def __init__(self, seq: int, ack: int, flags: int, window: int, payload: Buffer = b"", *,
                  mss: int | None = None, wscale: int | None = None, sack_perm: bool = False,
@@ -55,6 +55,7 @@ class Segment:
         self._ts = ts
         self._sack = sack
         self.urgent = 0  # the urgent pointer field, set by the sender in urgent mode (urgent.py)
+        self.ecn = 0  # the IP header's ECN field it leaves with (ecn.py: ECT(0) on new data)
 
     def mss(self) -> int | None:
         return self._mss

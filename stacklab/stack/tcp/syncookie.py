@@ -8,8 +8,9 @@ The ISS of the SYN,ACK is the cookie (32 bits)::
                  t and the MSS index
 
 Window scaling and SACK survive only with timestamps, as in Linux: the low 6 bits of our TSval in
-the SYN,ACK carry them (bits 0-3 the client's wscale, 0xF for none; bit 4 SACK permitted), and the
-client echoes the TSval in every ACK. Without timestamps a cookie connection has neither.
+the SYN,ACK carry them (bits 0-3 the client's wscale, 0xF for none; bit 4 SACK permitted; bit 5
+ECN accepted, ecn.py), and the client echoes the TSval in every ACK. Without timestamps a cookie
+connection has none of them.
 The secret comes from the host's seeded random generator (no os.urandom in the simulator).
 """
 
@@ -26,6 +27,7 @@ COUNTER_PERIOD = 64.0  # seconds per counter step
 MAX_AGE_STEPS = 2  # Linux: cookies are valid for about two minutes
 TS_OPT_BITS = 6
 TS_NO_WSCALE = 0xF
+TS_ECN = 0x20  # bit 5: ECN accepted (Linux TS_OPT_ECN)
 _PACK = struct.Struct("!HHIB")
 
 
@@ -78,10 +80,11 @@ class SynCookies:
         self.accepted += 1
         return MSS_TABLE[idx]
 
-    def ts_value(self, now: float, wscale: int | None, sack: bool) -> int:
+    def ts_value(self, now: float, wscale: int | None, sack: bool, ecn: bool = False) -> int:
         """Our TSval for a cookie SYN,ACK with the options encoded in its low bits."""
         clock = (int(now * 1000) + self.ts_offset) & MASK
-        bits = (TS_NO_WSCALE if wscale is None else min(wscale, 14)) | (0x10 if sack else 0)
+        bits = (TS_NO_WSCALE if wscale is None else min(wscale, 14)) | (0x10 if sack else 0) \
+            | (TS_ECN if ecn else 0)
         return (clock & ~((1 << TS_OPT_BITS) - 1) & MASK) | bits
 
     @staticmethod
@@ -89,6 +92,11 @@ class SynCookies:
         """(the client's wscale or None, SACK permitted) from the TSecr of its ACK."""
         ws = tsecr & 0xF
         return (None if ws == TS_NO_WSCALE else ws), bool(tsecr & 0x10)
+
+    @staticmethod
+    def ts_ecn(tsecr: int) -> bool:
+        """Whether the cookie SYN,ACK this TSecr echoes accepted ECN (Linux TS_OPT_ECN)."""
+        return bool(tsecr & TS_ECN)
 
 
 __all__ = ["MSS_TABLE", "SynCookies"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from . import ecn as _ecn
 from . import urgent
 from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
@@ -173,19 +174,23 @@ class Tcb(TcbOutput):
     def connect(self, now: float) -> None:
         """Active OPEN: send a SYN."""
         self._move(now, Event.ACTIVE_OPEN)
+        if self.config.ecn == _ecn.ECN_ON:
+            self.ecn = _ecn.Ecn()  # requested in our SYN (ecn.py)
         if self.config.connect_timeout is not None:
             self._arm(CONNECT_TIMER, now + self.config.connect_timeout)
         self.output(now)
 
     @classmethod
     def accept_syn(cls, seg: SegmentLike, local_ip: bytes, local_port: int, remote_ip: bytes,
-                   remote_port: int, now: float, **kw: Any) -> Tcb:
-        """A listener got a SYN (RFC 9293 §3.10.7.2): a new TCB in SYN-RECEIVED sending SYN,ACK."""
+                   remote_port: int, now: float, ip_ecn: int = 0, **kw: Any) -> Tcb:
+        """A listener got a SYN (RFC 9293 §3.10.7.2): a new TCB in SYN-RECEIVED sending SYN,ACK.
+        ``ip_ecn``: the SYN's IP ECN field."""
         tcb = cls(local_ip, local_port, remote_ip, remote_port, now=now, **kw)
         tcb.passive = True
         tcb._move(now, Event.PASSIVE_OPEN)
         tcb.stats.segs_in += 1
         tcb._take_syn(seg)
+        tcb.ecn = _ecn.accept_syn(tcb.config, seg, ip_ecn)
         tcb.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 §2.2)
         tcb.max_sndwnd = tcb.snd_wnd
         tcb.snd_wl1 = seg.seq
@@ -552,8 +557,8 @@ class Tcb(TcbOutput):
     # tcp_rcv_established), which takes the common segment only when every check would pass
     # and falls back otherwise (tests/stack/tcp/test_fast_paths.py runs both on random input).
 
-    def receive(self, seg: SegmentLike, now: float) -> None:
-        """SEGMENT ARRIVES for this connection."""
+    def receive(self, seg: SegmentLike, now: float, ip_ecn: int = 0) -> None:
+        """SEGMENT ARRIVES for this connection (``ip_ecn``: its IP header's ECN field)."""
         self.stats.segs_in += 1
         st = self.state
         if st is CLOSED or st is LISTEN:
@@ -569,6 +574,8 @@ class Tcb(TcbOutput):
                          for left, right in seg.sack_blocks()]})
         if self.deadlines[KEEPALIVE_TIMER] is not None:
             self._arm_keepalive(now)
+        if self.ecn is not None and st is not SYN_SENT:
+            self.ecn.on_segment(self, seg, ip_ecn)  # CE, CWR, ECE (ecn.py)
         if st is SYN_SENT:
             self._rcv_syn_sent(seg, now)
         elif not (st is ESTABLISHED and self.fast_path and self._rcv_predicted(seg, now)):
@@ -773,6 +780,7 @@ class Tcb(TcbOutput):
         if not flags & SYN:  # fourth check the SYN bit; neither SYN nor RST: drop
             return
         self._take_syn(seg)
+        self.ecn = _ecn.on_synack(self.ecn, seg)
         if ack_ok:
             self._ack_advance(seg.ack, now, seg.timestamps() if self.ts_ok else None)
         if seq_gt(self.snd_una, self.iss):  # our SYN has been ACKed
@@ -1169,8 +1177,9 @@ class Tcb(TcbOutput):
                 self._end_recovery(now)
             else:
                 self._partial_ack(seq_sub(ack, una_before), now)
-        else:
-            # cwnd grows only while it limits the sender (RFC 7661 §4.3, Linux)
+        elif self.ecn is None or not self.ecn.cwr_ack(self, seq_sub(ack, una_before), now):
+            # cwnd grows only while it limits the sender (RFC 7661 §4.3, Linux); not while
+            # ECN's reduction (ecn.py) sets it
             self.cc.on_ack(n if n > 0 and self.cwnd_limited() else 0, flight, now, sample)
         if self.pacer is not None:  # the pacing rate follows cwnd/SRTT or the controller
             self.pacer.update(self.cc, rtt.srtt, flight)
@@ -1283,7 +1292,8 @@ class Tcb(TcbOutput):
         flight = seq_sub(self.snd_max, self.snd_una)
         self.recover = self.snd_max
         self.rec.enter(self._abs(self.snd_max), sack_mode=self.sack_ok)
-        self.cc.on_congestion_event(flight, now)
+        if self.ecn is None or not self.ecn.loss_in_cwr(self):  # not twice a window (ecn.py)
+            self.cc.on_congestion_event(flight, now)
         if not self.sack_ok:
             self.rec.inflation = DUPACK_THRESHOLD * self.snd_mss  # cwnd = ssthresh + 3*SMSS
         self.stats.fast_retransmits += 1
@@ -1359,6 +1369,7 @@ class Tcb(TcbOutput):
             "send_queue": len(self.sendbuf),
             "recv_queue": len(self.recvbuf),
             "retries": self.retries,
+            "ecn": self.ecn is not None,
             **asdict(self.stats),
         }
 

@@ -28,6 +28,7 @@ from .config import (
     our_wscale,
 )
 from .congestion import create_congestion
+from .ecn import Ecn
 from .events import TcbEvent
 from .fsm import CLOSED, State
 from .pacing import Pacer, pacer_for
@@ -218,6 +219,7 @@ class TcbVars:
         self._events: list[TcbEvent] = []  # (a list: an empty deque costs ~0.6 KiB)
         self._lost_reported = False
         self.stats = TcpStats()
+        self.ecn: Ecn | None = None  # ECN negotiated or requested (ecn.py)
         self.user: object = None  # the application's object for it (the TCP code never reads it)
 
     def _arm(self, kind: Timer, at: float | None) -> None:

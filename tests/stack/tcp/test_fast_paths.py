@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from stacklab.net.network import Network
 from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.fsm import State
-from stacklab.stack.tcp.segment import ACK, FIN, PSH, RST, SYN, URG, Segment
+from stacklab.stack.tcp.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment
 from stacklab.stack.tcp.seq import seq_add, seq_sub
 from stacklab.stack.tcp.tcb import Tcb
 from stacklab.wire.addr import ip_bytes
@@ -150,7 +150,8 @@ def _plain(v):
         return {k: _plain(x) for k, x in v.items()}
     if isinstance(v, Segment):
         return ("Segment", v.seq, v.ack, v.flags, v.window, bytes(v.payload), v.mss(),
-                v.wscale(), v.sack_permitted(), v.timestamps(), v.sack_blocks(), v.urgent)
+                v.wscale(), v.sack_permitted(), v.timestamps(), v.sack_blocks(), v.urgent,
+                v.ecn)
     if dataclasses.is_dataclass(v):
         return (type(v).__name__, _plain(dataclasses.asdict(v)))
     if callable(v):
@@ -227,14 +228,17 @@ def _peer_segment(rnd: random.Random, tcb: Tcb, peer: dict, closing: bool,
 @pytest.mark.parametrize("seed", range(40))
 def test_header_prediction_matches_the_general_paths(seed):
     """Random peer segments and application calls through a TCB and its copy with
-    ``fast_path = False``: after every segment both hold the same state."""
+    ``fast_path = False``: after every segment both hold the same state. Every other seed with
+    ECN negotiated (ecn.py), the peer's segments carrying ECE, CWR and CE at random."""
     rnd = random.Random(seed)
+    use_ecn = seed % 2 == 0
     cfg = TcpConfig(nodelay=rnd.random() < 0.5, timestamps=rnd.random() < 0.7,
                     sack=rnd.random() < 0.7, window_scaling=rnd.random() < 0.7,
                     recv_buffer=rnd.choice([16 * 1024, 256 * 1024]))
-    p = Pair(TcpConfig(nodelay=True), cfg)
+    p = Pair(TcpConfig(nodelay=True, ecn=1) if use_ecn else TcpConfig(nodelay=True), cfg)
     p.handshake()
     fast = p.b
+    assert (fast.ecn is not None) == use_ecn
     slow = copy.deepcopy(fast)
     slow.fast_path = False
     assert fast.state is State.ESTABLISHED
@@ -276,10 +280,16 @@ def test_header_prediction_matches_the_general_paths(seed):
                 if timer is not None and timer <= now + 1:
                     t.handle_timer(max(now, timer))
         seg = _peer_segment(rnd, fast, peer, closing=step >= 30, extra=flag_rnd)
-        fast.receive(seg, now)
-        slow.receive(seg, now)
+        ip_ecn = 0
+        if use_ecn:
+            seg.flags |= (ECE if rnd.random() < 0.1 else 0) | (CWR if rnd.random() < 0.05 else 0)
+            ip_ecn = rnd.choice([0, 2, 2, 3])
+        fast.receive(seg, now, ip_ecn)
+        slow.receive(seg, now, ip_ecn)
         assert snapshot(fast) == snapshot(slow), f"seed {seed} step {step}: {seg!r}"
         if fast.state is not State.ESTABLISHED:
             break
     assert sum(predicted) >= 3 and not all(predicted), predicted  # both paths ran
     assert any(sent)
+    if use_ecn:
+        assert fast.stats.ecn_ce_in > 0

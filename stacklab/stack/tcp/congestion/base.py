@@ -9,6 +9,8 @@ mechanics (duplicate ACKs, SACK scoreboard, NewReno window inflation, RTO) live 
   ``ssthresh`` and ``cwnd`` (multiplicative decrease);
 * ``on_recovery_end(now)``: the episode is over (the TCB may clamp ``cwnd`` afterwards);
 * ``on_rto(flight, now)``: the retransmission timer expired (RFC 5681 §3.1: loss window).
+* ``on_ecn(flight, now)``: an ECE (RFC 3168 §6.1.2): by default the decrease of
+  ``on_congestion_event``; the TCB then brings cwnd down to ssthresh (ecn.py).
 
 A controller that needs more than the acked byte count sets ``wants_samples``: the TCB then
 keeps delivery-rate records (:mod:`..rate`) and calls ``on_rate_sample(rs, now)`` for every ACK
@@ -87,6 +89,11 @@ class CongestionController:
         """Loss inferred from duplicate ACKs / SACK: multiplicative decrease."""
         self.ssthresh = max(flight // 2, 2 * self.mss)
         self.cwnd = self.ssthresh
+
+    def on_ecn(self, flight: int, now: float) -> None:
+        """ECE: congestion without loss (RFC 3168 §6.1.2), answered as a loss would be (Linux
+        tcp_enter_cwr takes ssthresh from the algorithm)."""
+        self.on_congestion_event(flight, now)
 
     def on_recovery_end(self, now: float) -> None:
         """A cumulative ACK covered everything outstanding at the start of fast recovery."""
