@@ -54,12 +54,12 @@ from stacklab.wire.icmpv4 import build_icmpv4
 from stacklab.wire.icmpv6 import build_icmpv6
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.ipv6 import IPv6View, build_ipv6
-from stacklab.wire.tcp import TcpView, build_tcp
+from stacklab.wire.tcp import FastOpenOpt, TcpView, build_tcp
 from stacklab.wire.udp import UdpView, build_udp
 
 from . import sysctl
 from .lexer import ScriptError
-from .sockets import CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY, Stack
+from .sockets import CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY, Stack, TcpSock
 from .syntax import (
     Code,
     Command,
@@ -140,6 +140,9 @@ class _Flow:
     passive: bool
     local_isn: int | None = None  # the stack's ISN minus the script's
     ts_offset: int | None = None  # the stack's TSval minus the script's
+    # as packetdrill: the script's SYN (or SYN-ACK) gives the peer's ISN as written; the
+    # sequence numbers of its later segments, and the ACKs the stack sends them, are relative
+    remote_isn: int = 0
 
 
 @dataclass
@@ -522,8 +525,11 @@ class Runner:
         for o in p.options or ():
             opts += self._encode_option(o, fl)
         window = p.window if p.window is not None else 65535
+        if flags & 0x02:
+            fl.remote_isn = p.seq
+        seq = p.seq if flags & 0x02 else p.seq + fl.remote_isn
         return bytes(build_tcp(self.remote_ip, self.local_ip, fl.remote_port, fl.local_port,
-                               (p.seq + REMOTE_ISN) & MASK, ack, flags, window,
+                               (seq + REMOTE_ISN) & MASK, ack, flags, window,
                                bytes(p.length), opts, p.urgent))
 
     def _encode_option(self, o: TcpOption, fl: _Flow) -> bytes:
@@ -549,20 +555,24 @@ class Runner:
                 ecr = (ecr + fl.ts_offset) & MASK
             return bytes([8, 10]) + val.to_bytes(4, "big") + ecr.to_bytes(4, "big")
         if k in ("FO", "FOEXP"):
-            # sent as written (RFC 7413 §4.1.1 / the experimental kind 254 with magic 0xF989):
-            # a stack without TCP Fast Open ignores it
+            # RFC 7413 §4.1.1, or the experimental kind 254 with magic 0xF989
             try:
-                # TFO_COOKIE: packetdrill's name for the cookie the stack handed out; stacklab
-                # hands out none, so a placeholder of the usual 8 bytes goes instead
-                cookie = bytes(8) if o.cookie == "TFO_COOKIE" else bytes.fromhex(o.cookie or "")
+                # TFO_COOKIE: packetdrill's name for the valid cookie of the stack's listener
+                cookie = self._tfo_cookie() if o.cookie == "TFO_COOKIE" \
+                    else bytes.fromhex(o.cookie or "")
             except ValueError:
                 raise Unsupported(f"TCP Fast Open cookie {o.cookie!r} (not hex)") from None
-            if k == "FO":
-                return bytes([34, 2 + len(cookie)]) + cookie
-            return bytes([254, 4 + len(cookie), 0xF9, 0x89]) + cookie
+            return FastOpenOpt(cookie, exp=k == "FOEXP").encode()
         if k == "md5":
             raise Unsupported("TCP MD5 signature option (RFC 2385)")
         raise Unsupported(f"TCP option {k}")
+
+    def _tfo_cookie(self) -> bytes:
+        """The cookie the stack's listener gives the script's address (TFO_COOKIE)."""
+        for s in self.sys.fds.values():
+            if isinstance(s, TcpSock) and s.listening_port() is not None:
+                return s.fastopen_cookie(self.remote_ip, self.local_ip)
+        return self.host.tcp.tfo.cookie(self.remote_ip, self.local_ip)
 
     def _build_icmp(self, p: IcmpPacket) -> bytes:
         fl = self.flow
@@ -684,7 +694,8 @@ class Runner:
         seq = (s.seq - isn) & MASK
         text = f"{_flags_text(s.flags)} {seq}:{(seq + s.length) & MASK}({s.length})"
         if s.flags & 0x10:
-            text += f" ack {(s.ack - REMOTE_ISN) & MASK}"
+            rel = fl.remote_isn if fl is not None and not s.flags & 0x02 else 0
+            text += f" ack {(s.ack - REMOTE_ISN - rel) & MASK}"
         return text + f" win {s.window}"
 
     def _compare_tcp(self, p: TcpPacket, v: _Seg, err: Callable[[str, Any, Any], Failure]
@@ -710,7 +721,7 @@ class Runner:
         if v.length != p.length:
             raise err("tcp_payload_len", p.length, v.length)
         if p.ack is not None:
-            ack = (v.ack - REMOTE_ISN) & MASK
+            ack = (v.ack - REMOTE_ISN - (0 if v.flags & 0x02 else fl.remote_isn)) & MASK
             if ack != p.ack & MASK:
                 raise err("tcp_ack", p.ack & MASK, ack)
         if p.window is not None and v.window != p.window:
@@ -739,8 +750,9 @@ class Runner:
         if k == "sackOK":
             return name == "SackPermOpt"
         if k == "sack":
+            base = REMOTE_ISN + fl.remote_isn
             return name == "SackOpt" and tuple(tuple(b) for b in a.blocks) == tuple(
-                ((x + REMOTE_ISN) & MASK, (y + REMOTE_ISN) & MASK) for x, y in w.blocks)
+                ((x + base) & MASK, (y + base) & MASK) for x, y in w.blocks)
         if k == "TS":
             if name != "TimestampOpt" or w.ts is None:
                 return False
@@ -748,7 +760,9 @@ class Runner:
                 fl.ts_offset = (a.tsval - w.ts[0]) & MASK
             return bool(a.tsecr == w.ts[1])
         if k in ("FO", "FOEXP"):
-            return name == "UnknownOpt" and a.kind == (34 if k == "FO" else 254)
+            if name != "FastOpenOpt" or a.exp != (k == "FOEXP"):
+                return False
+            return w.cookie in (None, "TFO_COOKIE") or a.cookie.hex() == w.cookie.lower()
         raise Unsupported(f"TCP option {k}")
 
 

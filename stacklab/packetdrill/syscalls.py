@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from stacklab.errors import StacklabError
+from stacklab.stack.tcp.tfo import KEY_LEN
 
 from .sockets import (
     POLLERR,
@@ -54,6 +55,7 @@ _EXTRA = {
     "TCP_WINDOW_CLAMP": 10, "TCP_INFO": 11, "TCP_QUICKACK": 12, "TCP_CONGESTION": 13,
     "TCP_USER_TIMEOUT": 18, "TCP_FASTOPEN": 23, "TCP_NOTSENT_LOWAT": 25,
     "TCP_FASTOPEN_CONNECT": 30, "TCP_INQ": 36, "TCP_FASTOPEN_KEY": 33,
+    "TCP_FASTOPEN_NO_COOKIE": 34,
     "SO_REUSEADDR": 2, "SO_REUSEPORT": 15, "SO_KEEPALIVE": 9, "SO_LINGER": 13, "SO_ERROR": 4,
     "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_RCVLOWAT": 18, "SO_SNDLOWAT": 19, "SO_MARK": 36,
     "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "SO_TYPE": 3,
@@ -311,8 +313,8 @@ class Syscalls:
     # -- data ------------------------------------------------------------------------------------
     def _write(self, fd_e: Expr, n: int, flags: int = 0, addr: Expr | None = None) -> int:
         fd, s = self._fd(fd_e)
-        if flags & 0x20000000:
-            raise SockError(errno.EOPNOTSUPP)  # MSG_FASTOPEN: stacklab has no TCP Fast Open
+        if isinstance(s, TcpSock) and (flags & 0x20000000 or s.fastopen_deferred):
+            return self._fastopen_write(fd, s, n, flags, addr)  # MSG_FASTOPEN, TCP Fast Open
         if flags & 0x4000000:
             raise SockError(errno.ENOBUFS)  # MSG_ZEROCOPY without SO_ZEROCOPY
         if isinstance(s, UdpSock):
@@ -344,6 +346,50 @@ class Syscalls:
             return r
         if nonblock:
             raise SockError(errno.EAGAIN)
+        raise Blocked(self._wrap(attempt))
+
+    def _fastopen_write(self, fd: int, s: TcpSock, n: int, flags: int,
+                        addr: Expr | None) -> int:
+        """sendto(MSG_FASTOPEN), or a write after connect() with TCP_FASTOPEN_CONNECT (Linux
+        tcp_sendmsg_fastopen): the data goes into the SYN (up to the room a cached cookie
+        leaves); a non-blocking call returns what the SYN took, or EINPROGRESS when it took
+        nothing (a cookie request); a blocking one waits for the handshake and sends it all."""
+        self.current = s
+        if not s.fastopen_deferred:
+            if not s.fastopen_client or (isinstance(addr, Struct) and value(
+                    addr.get("sin_family") or addr.get("sin6_family")) == 0):
+                raise SockError(errno.EOPNOTSUPP)  # client bit off, or AF_UNSPEC
+            if s.opened:
+                raise SockError(errno.EISCONN if s.connect_done() == 0 else errno.EALREADY)
+            s.connect(self.remote_ip, self._addr(addr, False)[1] if addr is not None else PORT,
+                      fastopen=True)
+        nonblock = self.nonblock.get(fd) or bool(flags & 0x40)
+        take = s.fastopen_space()
+        sent = 0
+        if take and n:
+            sent = s.send(bytes(min(n, take))) or 0
+        s.fastopen_go()
+        if nonblock:
+            if sent:
+                return sent
+            raise SockError(errno.EINPROGRESS)
+
+        def attempt() -> int | None:
+            nonlocal sent
+            done = s.connect_done()
+            if done is None or s.fastopen_deferred:
+                return None
+            if done:
+                raise SockError(done)
+            while sent < n:
+                k = s.send(bytes(n - sent))
+                if k is None:
+                    return None
+                sent += k
+            return sent
+        r = attempt()
+        if r is not None:
+            return r
         raise Blocked(self._wrap(attempt))
 
     def sys_write(self, fd_e: Expr, _buf: Expr, n: Expr) -> int:
@@ -478,6 +524,8 @@ class Syscalls:
             "SO_SNDBUF": lambda x: {"send_buffer": 2 * x},
             "SO_RCVBUF": lambda x: {"recv_buffer": 2 * x},
         }
+        if opt.startswith("TCP_FASTOPEN"):
+            return self._fastopen_sockopt(s, opt, v, val, value(_len))
         if opt == "TCP_CONGESTION" and isinstance(val, Str):
             try:
                 s.set_config(congestion=self.stack.check_congestion(val.value))
@@ -488,6 +536,39 @@ class Syscalls:
         if conv is None or v is None:
             self._no_option(opt)
         s.set_config(**conv(v))
+        return 0
+
+    @staticmethod
+    def _fastopen_sockopt(s: TcpSock, opt: str, v: int | None, val: Expr,
+                          length: int | None) -> int:
+        """TCP_FASTOPEN (a listener's TFO queue), TCP_FASTOPEN_CONNECT, TCP_FASTOPEN_NO_COOKIE,
+        TCP_FASTOPEN_KEY (a listener's own 16-byte key), with Linux's errnos."""
+        if opt == "TCP_FASTOPEN_KEY":
+            key = val.value.encode("latin-1") if isinstance(val, Str) else b""
+            if length not in (KEY_LEN, 2 * KEY_LEN) or len(key) < length:
+                raise SockError(errno.EINVAL)
+            s.set_config(fastopen_key=key[:KEY_LEN])  # a backup key is accepted, not used
+            return 0
+        if v is None:
+            raise SockError(errno.EINVAL)
+        if opt == "TCP_FASTOPEN":
+            if s.opened:
+                raise SockError(errno.EINVAL)  # only CLOSED or LISTEN sockets
+            s.set_config(fastopen_qlen=v)
+        elif opt == "TCP_FASTOPEN_CONNECT":
+            if v not in (0, 1):
+                raise SockError(errno.EINVAL)
+            if not s.fastopen_client:
+                raise SockError(errno.EOPNOTSUPP)
+            if s.opened:
+                raise SockError(errno.EINVAL)
+            s.set_config(fastopen_connect=bool(v))
+        elif opt == "TCP_FASTOPEN_NO_COOKIE":
+            if v not in (0, 1):
+                raise SockError(errno.EINVAL)
+            s.set_config(fastopen_no_cookie=bool(v))
+        else:
+            raise SockError(errno.ENOPROTOOPT)
         return 0
 
     def sys_getsockopt(self, fd_e: Expr, level: Expr, name: Expr, out: Expr,

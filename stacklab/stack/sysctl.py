@@ -40,6 +40,7 @@ from stacklab.errors import StacklabError
 
 from .interface import Interface
 from .tcp.layer import TcpLayer
+from .tcp.tfo import parse_key, show_key
 
 __all__ = ["TABLE", "BadSysctlValue", "HostSysctl", "Sysctl", "SysctlError", "Unit",
            "UnknownSysctl", "lookup", "normalize"]
@@ -147,6 +148,8 @@ MICROS = scaled("microseconds", 1_000_000)
 # per-peer token rate (tokens a second)
 PER_MS = Unit("milliseconds between two", _rate_interval, lambda v: _number(round(1000.0 / v)))
 NAME = Unit("a name", str.strip, str)
+TFO_KEY = Unit("xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx (hex)", lambda t: show_key(parse_key(t)),
+               str)
 VECTOR = Unit("\"min default max\" (bytes)", lambda text: tuple(_int(x) for x in text.split()),
               lambda v: " ".join(map(str, v)))
 
@@ -275,7 +278,11 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
     _fixed("net.ipv4.tcp_reordering", "3", "3", "initial reordering degree: DupThresh 3"),
     _fixed("net.ipv4.tcp_ecn", "0", "2", "ECN: not implemented"),
     _fixed("net.ipv4.tcp_fack", "0", "0", "FACK: not implemented (gone from Linux 4.15)"),
-    _fixed("net.ipv4.tcp_fastopen", "0", "1", "TCP Fast Open: not implemented"),
+    Sysctl("net.ipv4.tcp_fastopen", "tcp.tfo.mode", integer(0, 0xFFFFFFF), "1",
+           "TCP Fast Open (RFC 7413) bits: 0x1 client, 0x2 server, 0x4 client without cookie, "
+           "0x200 server without cookie, 0x400 every listener (queue = backlog)"),
+    Sysctl("net.ipv4.tcp_fastopen_key", "tcp.tfo.key_text", TFO_KEY, "random",
+           "the TCP Fast Open server key, four hex words (drawn from the host's seed)"),
     # IP
     Sysctl("net.ipv4.ip_forward", "forwarding", BOOL, "0",
            "IPv4 forwarding (a Router forwards, a Host does not)", read_only=True),

@@ -60,6 +60,12 @@ class TcpConfig:
     max_pending_writes: int | None = None  # (reserved for the API layer)
     mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
     base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)
+    # -- TCP Fast Open (RFC 7413, tfo.py) --
+    fastopen_qlen: int = 0  # TCP_FASTOPEN on a listener: its TFO queue (0: not a TFO listener)
+    fastopen_connect: bool = False  # TCP_FASTOPEN_CONNECT: connect() defers the SYN to the write
+    fastopen_no_cookie: bool = False  # TCP_FASTOPEN_NO_COOKIE: data in SYN without a cookie
+    fastopen_key: bytes | None = None  # TCP_FASTOPEN_KEY on a listener (None: the host's key)
+    # -- end TCP Fast Open --
 
     def replace(self, **kw: Any) -> TcpConfig:
         # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy

@@ -2,8 +2,8 @@
 
 An incoming segment may be this class or a :class:`stacklab.wire.tcp.TcpView`: the TCB reads only
 ``seq ack flags window payload`` and the option getters ``mss() wscale() sack_permitted()
-sack_blocks() timestamps()``, which both provide. The layer turns an outgoing ``Segment`` into
-bytes with ``build_tcp(..., seg.options_bytes())``.
+sack_blocks() timestamps()``, which both provide (and, on a SYN, ``fastopen()``). The layer turns
+an outgoing ``Segment`` into bytes with ``build_tcp(..., seg.options_bytes())``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,19 @@ from __future__ import annotations
 import struct
 from typing import Protocol
 
-from stacklab.wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, encode_options, flags_str
+from stacklab.wire.tcp import (
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    FastOpenOpt,
+    encode_options,
+    flags_str,
+)
 
 __all__ = ["ACK", "CWR", "ECE", "FIN", "PSH", "RST", "SYN", "URG", "Segment", "SegmentLike"]
 
@@ -32,16 +44,18 @@ class SegmentLike(Protocol):
     def sack_permitted(self) -> bool: ...
     def sack_blocks(self) -> tuple[tuple[int, int], ...]: ...
     def timestamps(self) -> tuple[int, int] | None: ...
+    def fastopen(self) -> FastOpenOpt | None: ...
 
 
 class Segment:
     __slots__ = ("seq", "ack", "flags", "window", "payload", "_mss", "_wscale", "_sack_perm",
-                 "_ts", "_sack")
+                 "_ts", "_sack", "_fo")
 
     def __init__(self, seq: int, ack: int, flags: int, window: int, payload: Buffer = b"", *,
                  mss: int | None = None, wscale: int | None = None, sack_perm: bool = False,
                  ts: tuple[int, int] | None = None,
-                 sack: tuple[tuple[int, int], ...] = ()) -> None:
+                 sack: tuple[tuple[int, int], ...] = (),
+                 fastopen: FastOpenOpt | None = None) -> None:
         self.seq = seq
         self.ack = ack
         self.flags = flags
@@ -52,6 +66,7 @@ class Segment:
         self._sack_perm = sack_perm
         self._ts = ts
         self._sack = sack
+        self._fo = fastopen  # RFC 7413, on SYNs only
 
     def mss(self) -> int | None:
         return self._mss
@@ -68,6 +83,9 @@ class Segment:
     def timestamps(self) -> tuple[int, int] | None:
         return self._ts
 
+    def fastopen(self) -> FastOpenOpt | None:
+        return self._fo
+
     @property
     def seg_len(self) -> int:
         """SEG.LEN: payload plus one for SYN and one for FIN."""
@@ -80,7 +98,7 @@ class Segment:
                 return b""
             return _NOPNOP_TS.pack(b"\x01\x01\x08\x0a", ts[0], ts[1])
         return encode_options(mss=self._mss, wscale=self._wscale, sack_permitted=self._sack_perm,
-                              timestamps=self._ts, sack_blocks=self._sack)
+                              timestamps=self._ts, sack_blocks=self._sack, fastopen=self._fo)
 
     def __repr__(self) -> str:
         parts = [f"[{flags_str(self.flags)}] seq={self.seq} ack={self.ack} win={self.window}"]

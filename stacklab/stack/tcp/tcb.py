@@ -42,6 +42,7 @@ from .fsm import (
 from .output import TcbOutput
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
 from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from .tfo import TfoConn
 from .timers import (
     CONNECT_TIMER,
     DELACK_TIMER,
@@ -172,13 +173,16 @@ class Tcb(TcbOutput):
         self._move(now, Event.ACTIVE_OPEN)
         if self.config.connect_timeout is not None:
             self._arm(CONNECT_TIMER, now + self.config.connect_timeout)
-        self.output(now)
+        if self.tfo is None or not self.tfo.deferred:  # TFO: the SYN waits for the first write
+            self.output(now)
 
     @classmethod
     def accept_syn(cls, seg: SegmentLike, local_ip: bytes, local_port: int, remote_ip: bytes,
-                   remote_port: int, now: float, **kw: Any) -> Tcb:
-        """A listener got a SYN (RFC 9293 §3.10.7.2): a new TCB in SYN-RECEIVED sending SYN,ACK."""
+                   remote_port: int, now: float, tfo: TfoConn | None = None, **kw: Any) -> Tcb:
+        """A listener got a SYN (RFC 9293 §3.10.7.2): a new TCB in SYN-RECEIVED sending SYN,ACK
+        (``tfo``: what TCP Fast Open does with it, tfo.py)."""
         tcb = cls(local_ip, local_port, remote_ip, remote_port, now=now, **kw)
+        tcb.tfo = tfo
         tcb.passive = True
         tcb._move(now, Event.PASSIVE_OPEN)
         tcb.stats.segs_in += 1
@@ -187,6 +191,8 @@ class Tcb(TcbOutput):
         tcb.max_sndwnd = tcb.snd_wnd
         tcb.snd_wl1 = seg.seq
         tcb._move(now, Event.RCV_SYN)
+        if tfo is not None and tfo.child:
+            tfo.take_syn_data(tcb, seg)  # RFC 7413 §4.2.2: the SYN-ACK acknowledges the data
         if tcb.config.connect_timeout is not None:
             tcb._arm(CONNECT_TIMER, now + tcb.config.connect_timeout)
         tcb.output(now)
@@ -704,6 +710,8 @@ class Tcb(TcbOutput):
         self._take_syn(seg)
         if ack_ok:
             self._ack_advance(seg.ack, now, seg.timestamps() if self.ts_ok else None)
+            if self.tfo is not None and seq_gt(self.snd_una, self.iss):
+                self.tfo.synack(self, seg)  # TCP Fast Open: the cookie cache, unacked SYN data
         if seq_gt(self.snd_una, self.iss):  # our SYN has been ACKed
             self.snd_wnd = seg.window
             self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
@@ -730,7 +738,8 @@ class Tcb(TcbOutput):
         self._arm_keepalive(now)
         if self.snd_autotune:
             self._sndbuf_expand()  # the MSS is known now (tcp_init_buffer_space)
-        self._events.append(Connected())
+        if self.tfo is None or not self.tfo.reported:  # a TFO child was reported at its SYN
+            self._events.append(Connected())
 
     def _acceptable(self, seq: int, seg_len: int, rcv_wnd: int) -> bool:
         """The segment acceptance test (RFC 9293 §3.10.7.4, first check)."""
