@@ -313,8 +313,9 @@ class Syscalls:
     # -- data ------------------------------------------------------------------------------------
     def _write(self, fd_e: Expr, n: int, flags: int = 0, addr: Expr | None = None) -> int:
         fd, s = self._fd(fd_e)
-        if isinstance(s, TcpSock) and (flags & 0x20000000 or s.fastopen_deferred):
-            return self._fastopen_write(fd, s, n, flags, addr)  # MSG_FASTOPEN, TCP Fast Open
+        if isinstance(s, TcpSock) and (s.fastopen_deferred or (
+                flags & 0x20000000 and not s.connected)):  # MSG_FASTOPEN, ignored once connected
+            return self._fastopen_write(fd, s, n, flags, addr)
         if flags & 0x4000000:
             raise SockError(errno.ENOBUFS)  # MSG_ZEROCOPY without SO_ZEROCOPY
         if isinstance(s, UdpSock):
@@ -323,6 +324,8 @@ class Syscalls:
             return s.sendto(bytes(n), dst)
         self.current = s
         nonblock = self.nonblock.get(fd) or bool(flags & 0x40)
+        if nonblock and s.opened and s.connect_done() is None:
+            raise SockError(errno.EAGAIN)  # the handshake is running (sk_stream_wait_connect)
         sent = 0
 
         def attempt() -> int | None:
@@ -356,15 +359,18 @@ class Syscalls:
         nothing (a cookie request); a blocking one waits for the handshake and sends it all."""
         self.current = s
         if not s.fastopen_deferred:
-            if not s.fastopen_client or (isinstance(addr, Struct) and value(
-                    addr.get("sin_family") or addr.get("sin6_family")) == 0):
+            if not s.fastopen_client or "AF_UNSPEC" in names(addr) or (
+                    isinstance(addr, Struct) and value(
+                        addr.get("sin_family") or addr.get("sin6_family")) == 0):
                 raise SockError(errno.EOPNOTSUPP)  # client bit off, or AF_UNSPEC
             if s.opened:
                 raise SockError(errno.EISCONN if s.connect_done() == 0 else errno.EALREADY)
             s.connect(self.remote_ip, self._addr(addr, False)[1] if addr is not None else PORT,
                       fastopen=True)
         nonblock = self.nonblock.get(fd) or bool(flags & 0x40)
-        take = s.fastopen_space()
+        # non-blocking: only what the SYN takes; blocking: everything queued now, so that the
+        # handshake's ACK rides on the rest of the data (Linux delays it for a waiting writer)
+        take = s.fastopen_space() if nonblock else n
         sent = 0
         if take and n:
             sent = s.send(bytes(min(n, take))) or 0
