@@ -142,6 +142,9 @@ class Syscalls:
         self.expected_fd: int | None = None
         self.listens = 0  # listen() calls so far (the runner's cue for a new connection)
         self.missing: str | None = None  # the socket option the last call lacked
+        # (local port, remote port) of the TCP sockets the script closed: once another socket
+        # is under test, packetdrill no longer looks at their segments
+        self.closed_ports: set[tuple[int, int]] = set()
 
     def _no_option(self, opt: str) -> NoReturn:
         """A socket option stacklab does not have: ENOPROTOOPT, as from a kernel without it."""
@@ -296,6 +299,8 @@ class Syscalls:
     def sys_close(self, fd_e: Expr) -> int:
         fd, s = self._fd(fd_e)
         del self.fds[fd]
+        if isinstance(s, TcpSock) and s.tcb is not None:
+            self.closed_ports.add((s.tcb.local_port, s.tcb.remote_port))
         if fd in self.linger0 and isinstance(s, TcpSock):
             s.abort()
         else:
