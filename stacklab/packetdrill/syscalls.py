@@ -329,7 +329,7 @@ class Syscalls:
             return s.sendto(bytes(n), dst)
         self.current = s
         nonblock = self.nonblock.get(fd) or bool(flags & 0x40)
-        if nonblock and s.opened and s.connect_done() is None:
+        if nonblock and s.opened and not s.connected and not s.ended:
             raise SockError(errno.EAGAIN)  # the handshake is running (sk_stream_wait_connect)
         sent = 0
 

@@ -844,6 +844,10 @@ class Tcb(TcbOutput):
         st = self.state
         if a.seq != self.rcv_nxt:
             self._challenge_ack(now)
+        elif st is SYN_RECEIVED and self.tfo is not None and self.tfo.child:
+            # a TCP Fast Open child is the application's already: reset as when established
+            self._fail(now, Event.RCV_RST, ConnectionResetError("TCP connection reset by peer"),
+                       "RST in SYN-RECEIVED (TCP Fast Open child)")
         elif st is SYN_RECEIVED:
             if self.passive:
                 self._fail(now, Event.RCV_RST_PASSIVE, None, "RST in SYN-RECEIVED")
