@@ -59,7 +59,15 @@ from stacklab.wire.udp import UdpView, build_udp
 
 from . import sysctl
 from .lexer import ScriptError
-from .sockets import CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY, Stack, TcpSock
+from .sockets import (
+    CA_CWR,
+    CA_DISORDER,
+    CA_LOSS,
+    CA_OPEN,
+    CA_RECOVERY,
+    Stack,
+    TcpSock,
+)
 from .syntax import (
     Code,
     Command,
@@ -104,7 +112,11 @@ _ICMP6_CODES = {"no_route": 0, "admin_prohibited": 1, "beyond_scope": 2, "addres
 CODE_CONSTANTS = {"TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE": 4,
                   "TCPI_OPT_ECN": 8, "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32,
                   "TCP_CA_Open": CA_OPEN, "TCP_CA_Disorder": CA_DISORDER, "TCP_CA_CWR": CA_CWR,
-                  "TCP_CA_Recovery": CA_RECOVERY, "TCP_CA_Loss": CA_LOSS}
+                  "TCP_CA_Recovery": CA_RECOVERY, "TCP_CA_Loss": CA_LOSS,
+                  # Linux's state names (include/net/tcp_states.h)
+                  "TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3,
+                  "TCP_FIN_WAIT1": 4, "TCP_FIN_WAIT2": 5, "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7,
+                  "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9, "TCP_LISTEN": 10, "TCP_CLOSING": 11}
 
 
 class Failure(StacklabError):

@@ -48,7 +48,7 @@ TCPI_FIELDS = (
     "tcpi_snd_ssthresh", "tcpi_snd_cwnd", "tcpi_advmss", "tcpi_reordering", "tcpi_total_retrans",
     "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_bytes_sent", "tcpi_bytes_retrans",
     "tcpi_segs_out", "tcpi_segs_in", "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_notsent_bytes",
-    "tcpi_dsack_dups", "tcpi_sacked")
+    "tcpi_dsack_dups", "tcpi_sacked", "tcpi_delivered")
 # tcpi_ca_state values (include/net/tcp.h: TCP_CA_Open ... TCP_CA_Loss)
 CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = range(5)
 
@@ -357,11 +357,13 @@ class TcpSock:
             return POLLOUT | POLLHUP
         if tcb.readable or tcb.at_eof or self.ended:
             ev |= POLLIN
-        if tcb.at_eof:
+        if tcb.fin_received:  # RCV_SHUTDOWN, unread data or not (Linux tcp_poll)
             ev |= POLLRDHUP
         if (self.connected or self.fastopen_deferred) and not self.shut_wr \
                 and tcb.send_space > 0 and not self.ended:  # a deferred TFO SYN waits for it
             ev |= POLLOUT
+        if self.ended:
+            ev |= POLLOUT  # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)
         if self.error:
             ev |= POLLERR
         if self.ended or (self.shut_wr and tcb.at_eof):
@@ -465,7 +467,18 @@ class TcpSock:
             "tcpi_rcv_wnd": i["rcv_wnd"],
             "tcpi_notsent_bytes": max(0, i["send_queue"] - i["unacked"]),
             "tcpi_dsack_dups": i["dsacks_in"],
+            "tcpi_delivered": self._delivered(tcb, mss),
         }
+
+    @staticmethod
+    def _delivered(tcb: Tcb, mss: int) -> int:
+        """Linux's tcpi_delivered, approximately: the SYN once acknowledged (with the data a TCP
+        Fast Open SYN carried, one packet), then the data acknowledged in segments of the MSS
+        (stacklab keeps no per-packet count)."""
+        if tcb.snd_una == tcb.iss:
+            return 0
+        syn_data = tcb.tfo.syn_data if tcb.tfo is not None and tcb.tfo.data_acked else 0
+        return 1 + -(-max(0, tcb.stats.bytes_acked - syn_data) // mss)
 
 
 class UdpSock:
