@@ -246,7 +246,7 @@ class TcpLayer:
                   **self.tcb_kwargs(src, port, remote_ip, remote_port, now, cfg))
         tcb.user = user
         if fastopen or cfg.fastopen_connect:
-            tcb.tfo = self.tfo.active(remote_ip, cfg, tcb.adv_mss, tcb.path_mss, cfg.timestamps)
+            tcb.tfo = self.tfo.active(remote_ip, cfg, tcb.adv_mss, tcb.path_mss)
         self.adopt(tcb)
         self.host.counters["tcp.active_opens"] += 1
         tcb.connect(now)

@@ -291,8 +291,8 @@ class FastOpen:
         return TfoConn(FastOpenOpt(valid, exp))  # a request, or an invalid cookie
 
     # -- client -----------------------------------------------------------------------------------
-    def active(self, remote_ip: bytes, cfg: TcpConfig, adv_mss: int, path_mss: int,
-               ts: bool) -> TfoConn | None:
+    def active(self, remote_ip: bytes, cfg: TcpConfig, adv_mss: int,
+               path_mss: int) -> TfoConn | None:
         """A Fast Open connect to ``remote_ip`` (Linux tcp_send_syn_data and
         tcp_fastopen_defer_connect): with a cookie (or none needed) the SYN waits for the first
         write and carries data; otherwise it asks for a cookie. None: the client is off."""
@@ -308,9 +308,9 @@ class FastOpen:
             return TfoConn(FastOpenOpt(b"", entry is not None and entry.try_exp == 1),
                            on_synack=self._learn)
         # the SYN's data: the cached MSS (or ours) bounded by the path and TCP_MAXSEG, less the
-        # timestamps and the whole option space (Linux reserves it for middleboxes)
+        # whole option space (Linux __tcp_mtu_to_mss: reserved for middleboxes' options)
         mss = entry.mss if entry is not None and entry.mss else adv_mss
-        mss = min(mss, path_mss, cfg.maxseg or 65535) - (12 if ts else 0)
+        mss = min(mss, path_mss, cfg.maxseg or 65535)
         conn = TfoConn(opt, space=max(mss - MAX_TCP_OPTION_SPACE, 0), deferred=True,
                        on_synack=self._learn)
         conn.requested = True
