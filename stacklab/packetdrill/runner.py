@@ -915,7 +915,8 @@ def _describe(out: _Out, runner: Runner | None = None) -> str:
         seq = (v.seq - isn) & MASK
         s = f"{_flags_text(v.flags)} {seq}:{(seq + len(v.payload)) & MASK}({len(v.payload)})"
         if v.flags & 0x10:
-            s += f" ack {(v.ack - REMOTE_ISN) & MASK}"
+            rel = fl.remote_isn if fl is not None and not v.flags & 0x02 else 0
+            s += f" ack {(v.ack - REMOTE_ISN - rel) & MASK}"
         s += f" win {v.window}"
         try:
             opts = v.options()
