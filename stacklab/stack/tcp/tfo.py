@@ -49,7 +49,6 @@ TFO_CLIENT_NO_COOKIE = 0x4  # data in SYN without a cookie
 TFO_SERVER_COOKIE_NOT_REQD = 0x200  # accept data in SYN without a cookie
 TFO_SERVER_WO_SOCKOPT1 = 0x400  # every listener is TFO, its queue the listen() backlog
 DEFAULT_MODE = TFO_CLIENT_ENABLE  # Linux's default: 1
-COOKIE_LEN = 8  # TCP_FASTOPEN_COOKIE_SIZE
 COOKIE_MIN, COOKIE_MAX = 4, 16  # RFC 7413 §4.1.1
 KEY_LEN = 16
 MAX_TCP_OPTION_SPACE = 40  # the SYN's data leaves room for every option (Linux)
