@@ -40,7 +40,7 @@ from stacklab.errors import StacklabError
 
 from .interface import Interface
 from .tcp.layer import TcpLayer
-from .tcp.tfo import parse_key, show_key
+from .tcp.tfo import NOT_DRAWN, parse_key, show_key
 
 __all__ = ["TABLE", "BadSysctlValue", "HostSysctl", "Sysctl", "SysctlError", "Unit",
            "UnknownSysctl", "lookup", "normalize"]
@@ -148,8 +148,8 @@ MICROS = scaled("microseconds", 1_000_000)
 # per-peer token rate (tokens a second)
 PER_MS = Unit("milliseconds between two", _rate_interval, lambda v: _number(round(1000.0 / v)))
 NAME = Unit("a name", str.strip, str)
-TFO_KEY = Unit("xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx (hex)", lambda t: show_key(parse_key(t)),
-               str)
+TFO_KEY = Unit("xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx (hex)",
+               lambda t: t.strip() if t.strip() == NOT_DRAWN else show_key(parse_key(t)), str)
 VECTOR = Unit("\"min default max\" (bytes)", lambda text: tuple(_int(x) for x in text.split()),
               lambda v: " ".join(map(str, v)))
 

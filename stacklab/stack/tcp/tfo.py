@@ -53,6 +53,7 @@ COOKIE_MIN, COOKIE_MAX = 4, 16  # RFC 7413 §4.1.1
 KEY_LEN = 16
 MAX_TCP_OPTION_SPACE = 40  # the SYN's data leaves room for every option (Linux)
 CACHE_LIMIT = 1024  # destinations remembered, the oldest dropped first
+NOT_DRAWN = "random, drawn at first use"  # net.ipv4.tcp_fastopen_key before then
 
 _M64 = (1 << 64) - 1
 _LE64X2 = struct.Struct("<QQ")
@@ -252,11 +253,17 @@ class FastOpen:
 
     @property
     def key_text(self) -> str:
-        return show_key(self.key)
+        """The key as the sysctl shows it; reading it draws no key (a read must not move the
+        host's random streams)."""
+        return show_key(self._key) if self._key is not None else NOT_DRAWN
 
     @key_text.setter
     def key_text(self, text: str) -> None:
-        self.key = parse_key(text)
+        """Four hex words; NOT_DRAWN (as read before any use) forgets the key."""
+        if text.strip() == NOT_DRAWN:
+            self._key = None
+        else:
+            self.key = parse_key(text)
 
     def cookie(self, client: bytes, server: bytes, key: bytes | None = None) -> bytes:
         """The cookie ``server`` gives ``client`` (Linux __tcp_fastopen_cookie_gen_cipher)."""

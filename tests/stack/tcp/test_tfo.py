@@ -60,13 +60,16 @@ def test_sysctl_rows() -> None:
         h.sysctl["net.ipv4.tcp_fastopen_key"] = "12-34"
 
 
-def test_default_key_comes_from_the_seed() -> None:
+def test_default_key_comes_from_the_seed_when_first_needed() -> None:
     keys = []
-    for _ in range(2):
-        net = Network(seed=7)
-        keys.append(net.add_host("h").sysctl["net.ipv4.tcp_fastopen_key"])
-    assert keys[0] == keys[1]
-    assert Network(seed=8).add_host("h").sysctl["net.ipv4.tcp_fastopen_key"] != keys[0]
+    for seed in (7, 7, 8):
+        h = Network(seed=seed).add_host("h")
+        assert h.sysctl["net.ipv4.tcp_fastopen_key"] == "random, drawn at first use"
+        state = h.rng.getstate()
+        keys.append(h.tcp.tfo.cookie(bytes(4), bytes(4)))  # the first cookie draws the key
+        assert h.rng.getstate() != state
+        assert h.sysctl["net.ipv4.tcp_fastopen_key"] == show_key(h.tcp.tfo.key)
+    assert keys[0] == keys[1] != keys[2]
 
 
 def _syns(pcap_dir: Path) -> list[tuple[bool, bytes, FastOpenOpt | None]]:
