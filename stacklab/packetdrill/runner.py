@@ -54,12 +54,20 @@ from stacklab.wire.icmpv4 import build_icmpv4
 from stacklab.wire.icmpv6 import build_icmpv6
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.ipv6 import IPv6View, build_ipv6
-from stacklab.wire.tcp import TcpView, build_tcp
+from stacklab.wire.tcp import FastOpenOpt, TcpView, build_tcp
 from stacklab.wire.udp import UdpView, build_udp
 
 from . import sysctl
 from .lexer import ScriptError
-from .sockets import CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY, Stack
+from .sockets import (
+    CA_CWR,
+    CA_DISORDER,
+    CA_LOSS,
+    CA_OPEN,
+    CA_RECOVERY,
+    Stack,
+    TcpSock,
+)
 from .syntax import (
     Code,
     Command,
@@ -104,7 +112,11 @@ _ICMP6_CODES = {"no_route": 0, "admin_prohibited": 1, "beyond_scope": 2, "addres
 CODE_CONSTANTS = {"TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE": 4,
                   "TCPI_OPT_ECN": 8, "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32,
                   "TCP_CA_Open": CA_OPEN, "TCP_CA_Disorder": CA_DISORDER, "TCP_CA_CWR": CA_CWR,
-                  "TCP_CA_Recovery": CA_RECOVERY, "TCP_CA_Loss": CA_LOSS}
+                  "TCP_CA_Recovery": CA_RECOVERY, "TCP_CA_Loss": CA_LOSS,
+                  # Linux's state names (include/net/tcp_states.h)
+                  "TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3,
+                  "TCP_FIN_WAIT1": 4, "TCP_FIN_WAIT2": 5, "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7,
+                  "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9, "TCP_LISTEN": 10, "TCP_CLOSING": 11}
 
 
 class Failure(StacklabError):
@@ -138,8 +150,11 @@ class _Flow:
     local_port: int
     remote_port: int
     passive: bool
-    local_isn: int | None = None  # the stack's ISN minus the script's
+    local_isn: int | None = None  # the stack's ISN
     ts_offset: int | None = None  # the stack's TSval minus the script's
+    # as packetdrill: the script's SYN (or SYN-ACK) gives the peer's ISN as written; the
+    # sequence numbers of its later segments, and the ACKs the stack sends them, are relative
+    remote_isn: int = 0
 
 
 @dataclass
@@ -435,6 +450,9 @@ class Runner:
             if why is not None:
                 self.notes.append(f"sysctl {why}")
         for part in ignored:
+            if part.split()[:3] == ["ip", "tcp_metrics", "flush"]:
+                self.host.tcp.tfo.cache.clear()  # the TCP metrics hold the TFO cookies
+                continue
             self.notes.append(f"command ignored: {part}")
 
     def _code(self, code: Code) -> None:
@@ -523,8 +541,11 @@ class Runner:
         for o in p.options or ():
             opts += self._encode_option(o, fl)
         window = p.window if p.window is not None else 65535
+        if flags & 0x02:
+            fl.remote_isn = p.seq
+        seq = p.seq if flags & 0x02 else p.seq + fl.remote_isn
         return bytes(build_tcp(self.remote_ip, self.local_ip, fl.remote_port, fl.local_port,
-                               (p.seq + REMOTE_ISN) & MASK, ack, flags, window,
+                               (seq + REMOTE_ISN) & MASK, ack, flags, window,
                                bytes(p.length), opts, p.urgent))
 
     def _encode_option(self, o: TcpOption, fl: _Flow) -> bytes:
@@ -550,20 +571,24 @@ class Runner:
                 ecr = (ecr + fl.ts_offset) & MASK
             return bytes([8, 10]) + val.to_bytes(4, "big") + ecr.to_bytes(4, "big")
         if k in ("FO", "FOEXP"):
-            # sent as written (RFC 7413 §4.1.1 / the experimental kind 254 with magic 0xF989):
-            # a stack without TCP Fast Open ignores it
+            # RFC 7413 §4.1.1, or the experimental kind 254 with magic 0xF989
             try:
-                # TFO_COOKIE: packetdrill's name for the cookie the stack handed out; stacklab
-                # hands out none, so a placeholder of the usual 8 bytes goes instead
-                cookie = bytes(8) if o.cookie == "TFO_COOKIE" else bytes.fromhex(o.cookie or "")
+                # TFO_COOKIE: packetdrill's name for the valid cookie of the stack's listener
+                cookie = self._tfo_cookie() if o.cookie == "TFO_COOKIE" \
+                    else bytes.fromhex(o.cookie or "")
             except ValueError:
                 raise Unsupported(f"TCP Fast Open cookie {o.cookie!r} (not hex)") from None
-            if k == "FO":
-                return bytes([34, 2 + len(cookie)]) + cookie
-            return bytes([254, 4 + len(cookie), 0xF9, 0x89]) + cookie
+            return FastOpenOpt(cookie, exp=k == "FOEXP").encode()
         if k == "md5":
             raise Unsupported("TCP MD5 signature option (RFC 2385)")
         raise Unsupported(f"TCP option {k}")
+
+    def _tfo_cookie(self) -> bytes:
+        """The cookie the stack's listener gives the script's address (TFO_COOKIE)."""
+        for s in self.sys.fds.values():
+            if isinstance(s, TcpSock) and s.listening_port() is not None:
+                return s.fastopen_cookie(self.remote_ip, self.local_ip)
+        return self.host.tcp.tfo.cookie(self.remote_ip, self.local_ip)
 
     def _build_icmp(self, p: IcmpPacket) -> bytes:
         fl = self.flow
@@ -607,19 +632,34 @@ class Runner:
             assert ts.end is not None
             end = ts.end + (base if ts.kind == "relative_range" else 0.0)
             lo, hi = t - self.tolerance, end + self.tolerance
-        while not self.out_q:
-            if not self._step(MAX_VIRTUAL_TIME):
-                raise Failure(ev.line, f"timed out waiting for outbound packet: expected "
-                              f"{_describe_script(pkt)} at {t:.6f} sec; the stack sent nothing")
-        out = self.out_q.popleft()
-        self.now = max(self.now, out.t)
-        seg = _Seg.of(out)
+        while True:
+            while not self.out_q:
+                if not self._step(MAX_VIRTUAL_TIME):
+                    raise Failure(ev.line, f"timed out waiting for outbound packet: expected "
+                                  f"{_describe_script(pkt)} at {t:.6f} sec; the stack sent "
+                                  "nothing")
+            out = self.out_q.popleft()
+            self.now = max(self.now, out.t)
+            seg = _Seg.of(out)
+            if seg is None or not self._not_under_test(seg):
+                break
         if seg is not None and isinstance(pkt.body, TcpPacket) and pkt.body.length > seg.length:
             seg = self._coalesce(seg, pkt.body.length, out.t)
         self._compare(ev.line, pkt, out, seg)
         if not lo - 1e-9 <= out.t <= hi + 1e-9:
             raise Failure(ev.line, f"timing error: expected outbound packet at {t:.6f} sec but "
                           f"happened at {out.t:.6f} sec; tolerance {self.tolerance:.6f} sec")
+
+    def _not_under_test(self, seg: _Seg) -> bool:
+        """A segment of a socket the script closed, or of an earlier client socket, while another
+        one is under test: packetdrill sniffs only the socket under test's packets and drops the
+        others."""
+        fl = self.flows.get(seg.ports)
+        if seg.ports not in self.sys.closed_ports and (fl is None or fl.passive):
+            return False
+        cur = self.sys.current
+        tcb = cur.tcb if cur is not None else None
+        return tcb is None or (tcb.local_port, tcb.remote_port) != seg.ports
 
     def _coalesce(self, seg: _Seg, want: int, t: float) -> _Seg:
         """The script expects one segment bigger than the stack's: packetdrill's tun device
@@ -685,7 +725,8 @@ class Runner:
         seq = (s.seq - isn) & MASK
         text = f"{_flags_text(s.flags)} {seq}:{(seq + s.length) & MASK}({s.length})"
         if s.flags & 0x10:
-            text += f" ack {(s.ack - REMOTE_ISN) & MASK}"
+            rel = fl.remote_isn if fl is not None and not s.flags & 0x02 else 0
+            text += f" ack {(s.ack - REMOTE_ISN - rel) & MASK}"
         return text + f" win {s.window}"
 
     def _compare_tcp(self, p: TcpPacket, v: _Seg, err: Callable[[str, Any, Any], Failure]
@@ -699,19 +740,22 @@ class Runner:
             fl = _Flow(key[0], key[1], False)
             self.flows[key] = fl
             self.flow = fl
-        if v.flags & 0x02:  # a SYN starts the stack's sequence space and TS clock (again)
-            if fl.local_isn != (v.seq - p.seq) & MASK:
+        if v.flags & 0x02:
+            # a SYN starts the stack's sequence space and TS clock (again): as packetdrill, the
+            # seq written on it is the stack's ISN, whatever its value; the later ones are
+            # relative to it
+            if fl.local_isn != v.seq:
                 fl.ts_offset = None
-            fl.local_isn = (v.seq - p.seq) & MASK
+            fl.local_isn = v.seq
         if v.flags != want_flags:
             raise err("tcp_flags", p.flags or "-", _flags_text(v.flags))
         seq = (v.seq - (fl.local_isn or 0)) & MASK
-        if seq != p.seq & MASK:
+        if seq != (0 if v.flags & 0x02 else p.seq) & MASK:
             raise err("tcp_seq", p.seq & MASK, seq)
         if v.length != p.length:
             raise err("tcp_payload_len", p.length, v.length)
         if p.ack is not None:
-            ack = (v.ack - REMOTE_ISN) & MASK
+            ack = (v.ack - REMOTE_ISN - (0 if v.flags & 0x02 else fl.remote_isn)) & MASK
             if ack != p.ack & MASK:
                 raise err("tcp_ack", p.ack & MASK, ack)
         if p.window is not None and v.window != p.window:
@@ -742,8 +786,9 @@ class Runner:
         if k == "sackOK":
             return name == "SackPermOpt"
         if k == "sack":
+            base = REMOTE_ISN + fl.remote_isn
             return name == "SackOpt" and tuple(tuple(b) for b in a.blocks) == tuple(
-                ((x + REMOTE_ISN) & MASK, (y + REMOTE_ISN) & MASK) for x, y in w.blocks)
+                ((x + base) & MASK, (y + base) & MASK) for x, y in w.blocks)
         if k == "TS":
             if name != "TimestampOpt" or w.ts is None:
                 return False
@@ -751,7 +796,9 @@ class Runner:
                 fl.ts_offset = (a.tsval - w.ts[0]) & MASK
             return bool(a.tsecr == w.ts[1])
         if k in ("FO", "FOEXP"):
-            return name == "UnknownOpt" and a.kind == (34 if k == "FO" else 254)
+            if name != "FastOpenOpt" or a.exp != (k == "FOEXP"):
+                return False
+            return w.cookie in (None, "TFO_COOKIE") or a.cookie.hex() == w.cookie.lower()
         raise Unsupported(f"TCP option {k}")
 
 
@@ -871,7 +918,8 @@ def _describe(out: _Out, runner: Runner | None = None) -> str:
         seq = (v.seq - isn) & MASK
         s = f"{_flags_text(v.flags)} {seq}:{(seq + len(v.payload)) & MASK}({len(v.payload)})"
         if v.flags & 0x10:
-            s += f" ack {(v.ack - REMOTE_ISN) & MASK}"
+            rel = fl.remote_isn if fl is not None and not v.flags & 0x02 else 0
+            s += f" ack {(v.ack - REMOTE_ISN - rel) & MASK}"
         s += f" win {v.window}"
         try:
             opts = v.options()

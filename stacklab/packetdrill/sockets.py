@@ -27,6 +27,7 @@ from stacklab.stack.tcp.events import Connected, ConnectionLost, TcbEvent
 from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.listen import Listener
 from stacklab.stack.tcp.tcb import Tcb
+from stacklab.stack.tcp.tfo import TFO_CLIENT_ENABLE
 
 if TYPE_CHECKING:
     from stacklab.stack.host import Host
@@ -48,7 +49,7 @@ TCPI_FIELDS = (
     "tcpi_snd_ssthresh", "tcpi_snd_cwnd", "tcpi_advmss", "tcpi_reordering", "tcpi_total_retrans",
     "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_bytes_sent", "tcpi_bytes_retrans",
     "tcpi_segs_out", "tcpi_segs_in", "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_notsent_bytes",
-    "tcpi_dsack_dups", "tcpi_sacked")
+    "tcpi_dsack_dups", "tcpi_sacked", "tcpi_delivered")
 # tcpi_ca_state values (include/net/tcp.h: TCP_CA_Open ... TCP_CA_Loss)
 CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = range(5)
 
@@ -141,7 +142,8 @@ class TcpSock:
     def _adopt(self, tcb: Tcb) -> None:
         self.tcb = tcb
         tcb.user = self
-        self.connected = tcb.state not in (State.SYN_SENT, State.SYN_RECEIVED)
+        self.connected = tcb.state not in (State.SYN_SENT, State.SYN_RECEIVED) or (
+            tcb.tfo is not None and tcb.tfo.child)  # a TFO child is accepted at its SYN
 
     def _flush(self) -> None:
         """Send what a user call queued (a FIN) and let the layer forget a CLOSED TCB."""
@@ -178,14 +180,16 @@ class TcpSock:
             raise SockError(e.errno or errno.EADDRINUSE) from None
         self.bound = (addr, self.listener.port)
 
-    def connect(self, addr: bytes, port: int) -> None:
+    def connect(self, addr: bytes, port: int, fastopen: bool = False) -> None:
+        """``fastopen``: sendto(MSG_FASTOPEN), TCP Fast Open (TCP_FASTOPEN_CONNECT is in the
+        config)."""
         if self.tcb is not None:
             raise SockError(errno.EISCONN if self.connected else errno.EALREADY)
         local_ip, local_port = self.bound or (None, 0)
         try:
             tcb = self.stack.host.tcp.connect(addr, port, self.stack.clock(), local_ip=local_ip,
                                               local_port=local_port, config=self.config,
-                                              user=self)
+                                              user=self, fastopen=fastopen)
         except OSError as e:
             raise SockError(e.errno or errno.ENETUNREACH) from None
         self.tcb = tcb
@@ -197,6 +201,36 @@ class TcpSock:
         """connect() was called (or the socket came from accept())."""
         return self.tcb is not None
 
+    # -- TCP Fast Open (stack/tcp/tfo.py) ----------------------------------------------------------
+    @property
+    def fastopen_client(self) -> bool:
+        """``net.ipv4.tcp_fastopen`` has the client bit (MSG_FASTOPEN, TCP_FASTOPEN_CONNECT)."""
+        return bool(self.stack.host.tcp.tfo.mode & TFO_CLIENT_ENABLE)
+
+    @property
+    def fastopen_deferred(self) -> bool:
+        """A TFO connect whose SYN waits for data (the next write goes into the SYN)."""
+        tfo = self.tcb.tfo if self.tcb is not None else None
+        return tfo is not None and tfo.deferred
+
+    def fastopen_space(self) -> int:
+        """How many bytes the deferred SYN takes (0: it asks for a cookie, no data)."""
+        tfo = self.tcb.tfo if self.tcb is not None else None
+        return tfo.space if tfo is not None and tfo.deferred else 0
+
+    def fastopen_go(self) -> None:
+        """Send the deferred SYN now, with what was queued (a write of 0 bytes sends it too)."""
+        tcb = self.tcb
+        if tcb is not None and tcb.tfo is not None and tcb.tfo.deferred:
+            if not tcb.sendbuf.data:
+                tcb.tfo.deferred = False
+            self._kick()
+
+    def fastopen_cookie(self, client: bytes, server: bytes) -> bytes:
+        """The cookie this host's listener hands ``client`` (packetdrill's TFO_COOKIE)."""
+        key = self.listener.config.fastopen_key if self.listener is not None else None
+        return self.stack.host.tcp.tfo.cookie(client, server, key)
+
     def listening_port(self) -> int | None:
         if self.listener is None or self.listener.closed:
             return None
@@ -207,8 +241,9 @@ class TcpSock:
         return len(self.tcb.sendbuf) if self.tcb is not None else 0
 
     def connect_done(self) -> int | None:
-        """A connect in progress: None while the handshake runs, else 0 or the errno."""
-        if self.connected:
+        """A connect in progress: None while the handshake runs, else 0 or the errno (0 at
+        once for a TCP Fast Open connect whose SYN waits for the first write)."""
+        if self.connected or self.fastopen_deferred:
             return 0
         if self.ended:
             err, self.error = self.error, 0
@@ -354,10 +389,13 @@ class TcpSock:
             ev |= POLLIN
         if tcb.urg is not None and urgent.has_oob(tcb):
             ev |= POLLPRI
-        if tcb.at_eof:
+        if tcb.fin_received:  # RCV_SHUTDOWN, unread data or not (Linux tcp_poll)
             ev |= POLLRDHUP
-        if self.connected and not self.shut_wr and tcb.send_space > 0 and not self.ended:
+        if (self.connected or self.fastopen_deferred) and not self.shut_wr \
+                and tcb.send_space > 0 and not self.ended:  # a deferred TFO SYN waits for it
             ev |= POLLOUT
+        if self.ended:
+            ev |= POLLOUT  # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)
         if self.error:
             ev |= POLLERR
         if self.ended or (self.shut_wr and tcb.at_eof):
@@ -414,7 +452,8 @@ class TcpSock:
         i = tcb.tcp_info()
         mss = max(1, i["snd_mss"])
         opts = (1 if i["timestamps"] else 0) | (2 if i["sack"] else 0) | (
-            4 if tcb.wscale_ok else 0)
+            4 if tcb.wscale_ok else 0) | (
+            32 if tcb.tfo is not None and tcb.tfo.data_acked else 0)  # TCPI_OPT_SYN_DATA
         ecn = tcb.ecn
         if ecn is not None:  # TCPI_OPT_ECN, TCPI_OPT_ECN_SEEN
             opts |= 8 | (16 if ecn.seen else 0)
@@ -464,7 +503,18 @@ class TcpSock:
             "tcpi_rcv_wnd": i["rcv_wnd"],
             "tcpi_notsent_bytes": max(0, i["send_queue"] - i["unacked"]),
             "tcpi_dsack_dups": i["dsacks_in"],
+            "tcpi_delivered": self._delivered(tcb, mss),
         }
+
+    @staticmethod
+    def _delivered(tcb: Tcb, mss: int) -> int:
+        """Linux's tcpi_delivered, approximately: the SYN once acknowledged (with the data a TCP
+        Fast Open SYN carried, one packet), then the data acknowledged in segments of the MSS
+        (stacklab keeps no per-packet count)."""
+        if tcb.snd_una == tcb.iss:
+            return 0
+        syn_data = tcb.tfo.syn_data if tcb.tfo is not None and tcb.tfo.data_acked else 0
+        return 1 + -(-max(0, tcb.stats.bytes_acked - syn_data) // mss)
 
 
 class UdpSock:

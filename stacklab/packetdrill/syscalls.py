@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from stacklab.errors import StacklabError
+from stacklab.stack.tcp.tfo import KEY_LEN
 
 from .sockets import (
     POLLERR,
@@ -55,6 +56,7 @@ _EXTRA = {
     "TCP_WINDOW_CLAMP": 10, "TCP_INFO": 11, "TCP_QUICKACK": 12, "TCP_CONGESTION": 13,
     "TCP_USER_TIMEOUT": 18, "TCP_FASTOPEN": 23, "TCP_NOTSENT_LOWAT": 25,
     "TCP_FASTOPEN_CONNECT": 30, "TCP_INQ": 36, "TCP_CM_INQ": 36, "TCP_FASTOPEN_KEY": 33,
+    "TCP_FASTOPEN_NO_COOKIE": 34,
     "SO_REUSEADDR": 2, "SO_REUSEPORT": 15, "SO_KEEPALIVE": 9, "SO_LINGER": 13, "SO_ERROR": 4,
     "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_RCVLOWAT": 18, "SO_SNDLOWAT": 19, "SO_MARK": 36,
     "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "SO_TYPE": 3, "SO_MAX_PACING_RATE": 47,
@@ -141,6 +143,9 @@ class Syscalls:
         self.expected_fd: int | None = None
         self.listens = 0  # listen() calls so far (the runner's cue for a new connection)
         self.missing: str | None = None  # the socket option the last call lacked
+        # (local port, remote port) of the TCP sockets the script closed: once another socket
+        # is under test, packetdrill no longer looks at their segments
+        self.closed_ports: set[tuple[int, int]] = set()
 
     def _no_option(self, opt: str) -> NoReturn:
         """A socket option stacklab does not have: ENOPROTOOPT, as from a kernel without it."""
@@ -295,6 +300,8 @@ class Syscalls:
     def sys_close(self, fd_e: Expr) -> int:
         fd, s = self._fd(fd_e)
         del self.fds[fd]
+        if isinstance(s, TcpSock) and s.tcb is not None:
+            self.closed_ports.add((s.tcb.local_port, s.tcb.remote_port))
         if fd in self.linger0 and isinstance(s, TcpSock):
             s.abort()
         else:
@@ -312,8 +319,9 @@ class Syscalls:
     # -- data ------------------------------------------------------------------------------------
     def _write(self, fd_e: Expr, n: int, flags: int = 0, addr: Expr | None = None) -> int:
         fd, s = self._fd(fd_e)
-        if flags & 0x20000000:
-            raise SockError(errno.EOPNOTSUPP)  # MSG_FASTOPEN: stacklab has no TCP Fast Open
+        if isinstance(s, TcpSock) and (s.fastopen_deferred or (
+                flags & 0x20000000 and not s.connected)):  # MSG_FASTOPEN, ignored once connected
+            return self._fastopen_write(fd, s, n, flags, addr)
         if flags & 0x4000000:
             raise SockError(errno.ENOBUFS)  # MSG_ZEROCOPY without SO_ZEROCOPY
         if isinstance(s, UdpSock):
@@ -322,6 +330,8 @@ class Syscalls:
             return s.sendto(bytes(n), dst)
         self.current = s
         nonblock = self.nonblock.get(fd) or bool(flags & 0x40)
+        if nonblock and s.opened and not s.connected and not s.ended:
+            raise SockError(errno.EAGAIN)  # the handshake is running (sk_stream_wait_connect)
         sent = 0
 
         def attempt() -> int | None:
@@ -346,6 +356,53 @@ class Syscalls:
             return r
         if nonblock:
             raise SockError(errno.EAGAIN)
+        raise Blocked(self._wrap(attempt))
+
+    def _fastopen_write(self, fd: int, s: TcpSock, n: int, flags: int,
+                        addr: Expr | None) -> int:
+        """sendto(MSG_FASTOPEN), or a write after connect() with TCP_FASTOPEN_CONNECT (Linux
+        tcp_sendmsg_fastopen): the data goes into the SYN (up to the room a cached cookie
+        leaves); a non-blocking call returns what the SYN took, or EINPROGRESS when it took
+        nothing (a cookie request); a blocking one waits for the handshake and sends it all."""
+        self.current = s
+        if not s.fastopen_deferred:
+            if not s.fastopen_client or "AF_UNSPEC" in names(addr) or (
+                    isinstance(addr, Struct) and value(
+                        addr.get("sin_family") or addr.get("sin6_family")) == 0):
+                raise SockError(errno.EOPNOTSUPP)  # client bit off, or AF_UNSPEC
+            if s.opened:
+                raise SockError(errno.EISCONN if s.connect_done() == 0 else errno.EALREADY)
+            s.connect(self.remote_ip, self._addr(addr, False)[1] if addr is not None else PORT,
+                      fastopen=True)
+        nonblock = self.nonblock.get(fd) or bool(flags & 0x40)
+        # non-blocking: only what the SYN takes; blocking: everything queued now, so that the
+        # handshake's ACK rides on the rest of the data (Linux delays it for a waiting writer)
+        take = s.fastopen_space() if nonblock else n
+        sent = 0
+        if take and n:
+            sent = s.send(bytes(min(n, take))) or 0
+        s.fastopen_go()
+        if nonblock:
+            if sent:
+                return sent
+            raise SockError(errno.EINPROGRESS)
+
+        def attempt() -> int | None:
+            nonlocal sent
+            done = s.connect_done()
+            if done is None or s.fastopen_deferred:
+                return None
+            if done:
+                raise SockError(done)
+            while sent < n:
+                k = s.send(bytes(n - sent))
+                if k is None:
+                    return None
+                sent += k
+            return sent
+        r = attempt()
+        if r is not None:
+            return r
         raise Blocked(self._wrap(attempt))
 
     def sys_write(self, fd_e: Expr, _buf: Expr, n: Expr) -> int:
@@ -521,6 +578,8 @@ class Syscalls:
         if opt == "TCP_QUICKACK" and v is not None:
             s.set_quickack(bool(v))
             return 0
+        if opt.startswith("TCP_FASTOPEN"):
+            return self._fastopen_sockopt(s, opt, v, val, value(_len))
         if opt == "TCP_CONGESTION" and isinstance(val, Str):
             try:
                 s.set_config(congestion=self.stack.check_congestion(val.value))
@@ -531,6 +590,39 @@ class Syscalls:
         if conv is None or v is None:
             self._no_option(opt)
         s.set_config(**conv(v))
+        return 0
+
+    @staticmethod
+    def _fastopen_sockopt(s: TcpSock, opt: str, v: int | None, val: Expr,
+                          length: int | None) -> int:
+        """TCP_FASTOPEN (a listener's TFO queue), TCP_FASTOPEN_CONNECT, TCP_FASTOPEN_NO_COOKIE,
+        TCP_FASTOPEN_KEY (a listener's own 16-byte key), with Linux's errnos."""
+        if opt == "TCP_FASTOPEN_KEY":
+            key = val.value.encode("latin-1") if isinstance(val, Str) else b""
+            if length not in (KEY_LEN, 2 * KEY_LEN) or len(key) < length:
+                raise SockError(errno.EINVAL)
+            s.set_config(fastopen_key=key[:KEY_LEN])  # a backup key is accepted, not used
+            return 0
+        if v is None:
+            raise SockError(errno.EINVAL)
+        if opt == "TCP_FASTOPEN":
+            if s.opened:
+                raise SockError(errno.EINVAL)  # only CLOSED or LISTEN sockets
+            s.set_config(fastopen_qlen=v)
+        elif opt == "TCP_FASTOPEN_CONNECT":
+            if v not in (0, 1):
+                raise SockError(errno.EINVAL)
+            if not s.fastopen_client:
+                raise SockError(errno.EOPNOTSUPP)
+            if s.opened:
+                raise SockError(errno.EINVAL)
+            s.set_config(fastopen_connect=bool(v))
+        elif opt == "TCP_FASTOPEN_NO_COOKIE":
+            if v not in (0, 1):
+                raise SockError(errno.EINVAL)
+            s.set_config(fastopen_no_cookie=bool(v))
+        else:
+            raise SockError(errno.ENOPROTOOPT)
         return 0
 
     def sys_getsockopt(self, fd_e: Expr, level: Expr, name: Expr, out: Expr,

@@ -40,6 +40,7 @@ from stacklab.errors import StacklabError
 
 from .interface import Interface
 from .tcp.layer import TcpLayer
+from .tcp.tfo import NOT_DRAWN, parse_key, show_key
 
 __all__ = ["TABLE", "BadSysctlValue", "HostSysctl", "Sysctl", "SysctlError", "Unit",
            "UnknownSysctl", "lookup", "normalize"]
@@ -158,6 +159,10 @@ def _qdisc(text: str) -> str:
 
 
 QDISC = Unit(" | ".join(QDISCS), _qdisc, str)
+
+
+TFO_KEY = Unit("xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx (hex)",
+               lambda t: t.strip() if t.strip() == NOT_DRAWN else show_key(parse_key(t)), str)
 VECTOR = Unit("\"min default max\" (bytes)", lambda text: tuple(_int(x) for x in text.split()),
               lambda v: " ".join(map(str, v)))
 
@@ -294,7 +299,11 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
     Sysctl("net.ipv4.tcp_ecn_fallback", "tcp.config.ecn_fallback", BOOL, "1",
            "retransmitted SYNs go without the ECN request"),
     _fixed("net.ipv4.tcp_fack", "0", "0", "FACK: not implemented (gone from Linux 4.15)"),
-    _fixed("net.ipv4.tcp_fastopen", "0", "1", "TCP Fast Open: not implemented"),
+    Sysctl("net.ipv4.tcp_fastopen", "tcp.tfo.mode", integer(0, 0xFFFFFFF), "1",
+           "TCP Fast Open (RFC 7413) bits: 0x1 client, 0x2 server, 0x4 client without cookie, "
+           "0x200 server without cookie, 0x400 every listener (queue = backlog)"),
+    Sysctl("net.ipv4.tcp_fastopen_key", "tcp.tfo.key_text", TFO_KEY, "random",
+           "the TCP Fast Open server key, four hex words (drawn from the host's seed)"),
     # IP
     Sysctl("net.ipv4.ip_forward", "forwarding", BOOL, "0",
            "IPv4 forwarding (a Router forwards, a Host does not)", read_only=True),

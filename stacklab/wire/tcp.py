@@ -1,4 +1,5 @@
-"""TCP segments (RFC 9293 §3.1) and their options (MSS, window scale, SACK, timestamps).
+"""TCP segments (RFC 9293 §3.1) and their options (MSS, window scale, SACK, timestamps, TCP Fast
+Open).
 
 Two levels, as everywhere in ``stacklab.wire``:
 
@@ -7,6 +8,8 @@ Two levels, as everywhere in ``stacklab.wire``:
   :meth:`TcpView.mss`, :meth:`~TcpView.wscale`, :meth:`~TcpView.sack_permitted`,
   :meth:`~TcpView.sack_blocks`, :meth:`~TcpView.timestamps` (or listed with
   :meth:`~TcpView.options`). A bad option raises :class:`MalformedPacket` from that getter.
+  :meth:`~TcpView.fastopen` reads the TCP Fast Open option (RFC 7413) with a walk of its own: only
+  SYNs carry it.
 * :class:`TcpSegment` — the value object for tests, printing and building.
 
 ``build_tcp`` is the engine's segment builder; ``encode_options`` prebuilds option bytes in the
@@ -31,7 +34,8 @@ from .proto import PROTO_TCP
 __all__ = [
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS", "AE",
     "TcpView", "TcpSegment", "TcpOption", "MssOpt", "WscaleOpt", "SackPermOpt", "SackOpt",
-    "TimestampOpt", "NopOpt", "EolOpt", "UnknownOpt", "build_tcp", "encode_options",
+    "TimestampOpt", "NopOpt", "EolOpt", "FastOpenOpt", "UnknownOpt", "build_tcp",
+    "encode_options",
     "pack_options", "parse_options", "flags_str", "HEADER_LEN", "FLAG_MASK",
 ]
 
@@ -60,6 +64,9 @@ OPT_WSCALE = 3
 OPT_SACK_PERM = 4
 OPT_SACK = 5
 OPT_TIMESTAMP = 8
+OPT_FASTOPEN = 34  # RFC 7413 §4.1.1
+OPT_EXP = 254  # RFC 6994 experimental, with the 16-bit ExID below: TFO before kind 34 (Linux FOEXP)
+FASTOPEN_MAGIC = 0xF989
 
 _HDR = struct.Struct("!HHIIHHHH")
 _HDR_RX = struct.Struct("!HHIIHH")  # checksum and urgent pointer are read on demand
@@ -191,6 +198,28 @@ class EolOpt:
 
 
 @dataclass(frozen=True, slots=True)
+class FastOpenOpt:
+    """TCP Fast Open (RFC 7413 §4.1.1): ``cookie`` (empty: a cookie request), as kind 34, or with
+    ``exp`` as the experimental kind 254 with ExID 0xF989 that Linux still understands."""
+
+    cookie: bytes = b""
+    exp: bool = False
+
+    @property
+    def kind(self) -> int:
+        return OPT_EXP if self.exp else OPT_FASTOPEN
+
+    def encode(self) -> bytes:
+        if self.exp:
+            return bytes((OPT_EXP, 4 + len(self.cookie))) + _U16.pack(FASTOPEN_MAGIC) + self.cookie
+        return bytes((OPT_FASTOPEN, 2 + len(self.cookie))) + self.cookie
+
+    def summary(self) -> str:
+        name = "FOEXP" if self.exp else "FO"
+        return name + (f" {self.cookie.hex()}" if self.cookie else "")
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownOpt:
     """An option we do not interpret, kept as ``(kind, data)`` (data without kind and length)."""
 
@@ -206,7 +235,8 @@ class UnknownOpt:
         return f"unknown-{self.kind}" + (f" 0x{self.data.hex()}" if self.data else "")
 
 
-TcpOption = MssOpt | WscaleOpt | SackPermOpt | SackOpt | TimestampOpt | NopOpt | EolOpt | UnknownOpt
+TcpOption = (MssOpt | WscaleOpt | SackPermOpt | SackOpt | TimestampOpt | NopOpt | EolOpt
+             | FastOpenOpt | UnknownOpt)
 
 # Required total length of each known kind with a fixed length.
 _FIXED_LEN = {OPT_MSS: 4, OPT_WSCALE: 3, OPT_SACK_PERM: 2, OPT_TIMESTAMP: 10}
@@ -252,6 +282,15 @@ def _walk(mv: Buffer, start: int, end: int) -> Iterable[tuple[int, int, int]]:
         i += length
 
 
+def _fastopen_at(mv: Buffer, kind: int, i: int, length: int) -> FastOpenOpt | None:
+    """The TCP Fast Open option at ``mv[i]``, kind 34 or 254 with the magic; None otherwise."""
+    if kind == OPT_FASTOPEN:
+        return FastOpenOpt(bytes(mv[i + 2:i + length]))
+    if kind == OPT_EXP and length >= 4 and _U16.unpack_from(mv, i + 2)[0] == FASTOPEN_MAGIC:
+        return FastOpenOpt(bytes(mv[i + 4:i + length]), exp=True)
+    return None
+
+
 def parse_options(buf: Buffer, start: int = 0, end: int | None = None) -> list[TcpOption]:
     """Parse an options area into option objects (EOL kept as :class:`EolOpt`, padding dropped)."""
     mv = buf if isinstance(buf, memoryview) else memoryview(buf)
@@ -273,6 +312,8 @@ def parse_options(buf: Buffer, start: int = 0, end: int | None = None) -> list[T
             out.append(TimestampOpt(*_U32X2.unpack_from(mv, i + 2)))
         elif kind == OPT_SACK:
             out.append(SackOpt(tuple(_U32X2.iter_unpack(mv[i + 2:i + length]))))
+        elif (fo := _fastopen_at(mv, kind, i, length)) is not None:
+            out.append(fo)
         else:
             out.append(UnknownOpt(kind, bytes(mv[i + 2:i + length])))
     return out
@@ -291,10 +332,12 @@ def pack_options(options: Iterable[TcpOption]) -> bytes:
 
 def encode_options(*, mss: int | None = None, wscale: int | None = None,
                    sack_permitted: bool = False, timestamps: tuple[int, int] | None = None,
-                   sack_blocks: Iterable[tuple[int, int]] = ()) -> bytes:
+                   sack_blocks: Iterable[tuple[int, int]] = (),
+                   fastopen: FastOpenOpt | None = None) -> bytes:
     """Option bytes for the TCP engine, laid out as Linux does, always a multiple of 4 bytes.
 
-    SYN: ``mss, sackOK, TS, nop, wscale`` (20 bytes); data segments: ``nop, nop, TS`` and
+    SYN: ``mss, sackOK, TS, nop, wscale`` (20 bytes), then the Fast Open option padded with
+    ``nop, nop`` to a word (Linux tcp_options_write); data segments: ``nop, nop, TS`` and
     ``nop, nop, sack N`` blocks. Blocks that no longer fit in 40 bytes are left out.
     """
     out = bytearray()
@@ -315,6 +358,10 @@ def encode_options(*, mss: int | None = None, wscale: int | None = None,
             out += b"\x01\x01" + bytes((OPT_SACK, 2 + 8 * len(blocks)))
             for left, right in blocks:
                 out += _U32X2.pack(left, right)
+    if fastopen is not None:
+        out += fastopen.encode()
+        if len(out) & 3 == 2:
+            out += b"\x01\x01"
     return bytes(out)
 
 
@@ -456,6 +503,14 @@ class TcpView:
     def timestamps(self) -> tuple[int, int] | None:
         """``(tsval, tsecr)`` or None."""
         return (self._opts or self._scan())[4]
+
+    def fastopen(self) -> FastOpenOpt | None:
+        """The TCP Fast Open option (RFC 7413), or None. Its own walk, for SYNs: the engine's
+        scan above stays as it is for every other segment."""
+        for kind, i, length in _walk(self.buf, 20, self.header_len):
+            if (fo := _fastopen_at(self.buf, kind, i, length)) is not None:
+                return fo
+        return None
 
 
 # -- value object ---------------------------------------------------------------------------------

@@ -69,6 +69,11 @@ ROUND_TRIPS: dict[str, tuple[str | int, str, Check, Any]] = {
     "net.ipv4.tcp_invalid_ratelimit": ("250", "250", lambda h: h.tcp.config.invalid_ratelimit,
                                        0.25),
     "net.ipv4.tcp_orphan_retries": ("3", "3", lambda h: h.tcp.config.orphan_retries, 3),
+    "net.ipv4.tcp_fastopen": ("0x403", "1027", lambda h: h.tcp.tfo.mode, 0x403),
+    "net.ipv4.tcp_fastopen_key": ("A0BF63F7-ed803d81-cd641d30-cebc4a90",
+                                  "a0bf63f7-ed803d81-cd641d30-cebc4a90",
+                                  lambda h: h.tcp.tfo.key.hex(),
+                                  "f763bfa0813d80ed301d64cd904abcce"),  # words little-endian
     "net.ipv4.tcp_max_orphans": ("100", "100", lambda h: h.tcp.max_orphans, 100),
     "net.ipv4.ip_default_ttl": ("32", "32", lambda h: h.default_ttl, 32),
     "net.ipv4.conf.all.send_redirects": ("0", "0", lambda h: h.redirects.send_redirects, False),
@@ -119,7 +124,7 @@ for _fam, _cache in ((4, "arp"), (6, "nd")):
     }
 # Linux behaviour stacklab has built in, and what the host's nature decides: (value, Linux's)
 FIXED = {"net.ipv4.tcp_dsack": "1", "net.ipv4.tcp_reordering": "3",
-         "net.ipv4.tcp_fack": "0", "net.ipv4.tcp_fastopen": "0", "net.ipv4.ip_forward": "0",
+         "net.ipv4.tcp_fack": "0", "net.ipv4.ip_forward": "0",
          "net.ipv6.conf.all.forwarding": "0"}
 
 

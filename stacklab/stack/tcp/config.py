@@ -72,6 +72,12 @@ class TcpConfig:
     base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)
     ecn: int = 2  # Linux net.ipv4.tcp_ecn (RFC 3168, ecn.py): 0 off, 1 request, 2 accept only
     ecn_fallback: bool = True  # Linux net.ipv4.tcp_ecn_fallback: retransmitted SYNs without ECN
+    # -- TCP Fast Open (RFC 7413, tfo.py) --
+    fastopen_qlen: int = 0  # TCP_FASTOPEN on a listener: its TFO queue (0: not a TFO listener)
+    fastopen_connect: bool = False  # TCP_FASTOPEN_CONNECT: connect() defers the SYN to the write
+    fastopen_no_cookie: bool = False  # TCP_FASTOPEN_NO_COOKIE: data in SYN without a cookie
+    fastopen_key: bytes | None = None  # TCP_FASTOPEN_KEY on a listener (None: the host's key)
+    # -- end TCP Fast Open --
 
     def replace(self, **kw: Any) -> TcpConfig:
         # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy

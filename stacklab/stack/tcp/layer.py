@@ -38,6 +38,7 @@ from .listen import Listener, send_reset, syn_acceptable_in_time_wait
 from .output import segment_bytes
 from .syncookie import SynCookies
 from .tcb import Tcb
+from .tfo import FastOpen
 
 if TYPE_CHECKING:
     from stacklab.stack.ipv4 import Ipv4
@@ -126,6 +127,8 @@ class TcpLayer:
         self._challenge_rng: random.Random | None = None
         self._challenge_ack_ok = self.challenge_ack_ok
         self._cookies: SynCookies | None = None
+        # TCP Fast Open (tfo.py): its key drawn lazily from a stream of its own
+        self.tfo = FastOpen(lambda: random.Random(self.host.rng.getrandbits(64)))
         host.register_protocol(PROTO_TCP, self.receive, self.receive_view)
         host.register_icmp_error(PROTO_TCP, self.icmp_error)
         host.add_timer_source(self)
@@ -230,8 +233,11 @@ class TcpLayer:
 
     def connect(self, remote_ip: bytes, remote_port: int, now: float, *,
                 local_ip: bytes | None = None, local_port: int = 0,
-                config: TcpConfig | None = None, user: object = None) -> Tcb:
-        """Active OPEN. Raises OSError(ENETUNREACH) without a route or source address."""
+                config: TcpConfig | None = None, user: object = None,
+                fastopen: bool = False) -> Tcb:
+        """Active OPEN. Raises OSError(ENETUNREACH) without a route or source address.
+        ``fastopen`` (or the config's ``fastopen_connect``): TCP Fast Open, the SYN waits for
+        the first write when a cookie is cached (tfo.py; ``tcb.tfo`` None: the client is off)."""
         src = local_ip or self.host.source_address_for(remote_ip)
         if src is None:
             raise OSError(errno.ENETUNREACH, f"no route to {ip_str(remote_ip)}")
@@ -246,6 +252,8 @@ class TcpLayer:
         tcb = Tcb(src, port, remote_ip, remote_port, now=now,
                   **self.tcb_kwargs(src, port, remote_ip, remote_port, now, cfg))
         tcb.user = user
+        if fastopen or cfg.fastopen_connect:
+            tcb.tfo = self.tfo.active(remote_ip, cfg, tcb.adv_mss, tcb.path_mss)
         self.adopt(tcb)
         self.host.counters["tcp.active_opens"] += 1
         tcb.connect(now)

@@ -23,6 +23,7 @@ from .segment import Segment, SegmentLike
 from .seq import MASK, seq_add, seq_gt
 from .syncookie import COUNTER_PERIOD, MAX_AGE_STEPS, SynCookies
 from .tcb import Tcb
+from .tfo import FastOpen
 
 PROTO_TCP = 6
 
@@ -36,6 +37,7 @@ class Spawner(Protocol):
     max_connections: int
     max_syn_backlog: int
     syncookies: bool
+    tfo: FastOpen
 
     @property
     def cookies(self) -> SynCookies: ...
@@ -70,6 +72,7 @@ class Listener:
         self.pending: dict[Tcb, None] = {}  # SYN-RECEIVED children, oldest first
         self.closed = False
         self.last_overflow: float | None = None  # the SYN queue was last full (SYN cookies)
+        self.tfo_children: dict[Tcb, None] = {}  # TCP Fast Open children (tfo.py's queue)
 
     def close(self) -> None:
         if not self.closed:
@@ -106,10 +109,13 @@ class Listener:
             else:
                 c["tcp.drop.backlog"] += 1
             return
-        tcb = Tcb.accept_syn(v, dst, v.dst_port, src, v.src_port, now, ip_ecn,
+        tfo = layer.tfo.passive(self, src, dst, v)  # TCP Fast Open (RFC 7413)
+        tcb = Tcb.accept_syn(v, dst, v.dst_port, src, v.src_port, now, ip_ecn, tfo=tfo,
                              **layer.tcb_kwargs(dst, v.dst_port, src, v.src_port, now,
                                                 self.config, ifindex))
         self.pending[tcb] = None
+        if tfo is not None and tfo.child:
+            self.tfo_children[tcb] = None  # in the TFO queue until ESTABLISHED
         layer.adopt(tcb, self)
         c["tcp.passive_opens"] += 1
         layer.flush(tcb, now)

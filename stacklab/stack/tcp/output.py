@@ -183,6 +183,7 @@ class TcbOutput(TcbVars):
         self._out.append(seg)
 
     def _emit_syn(self, seq: int, flags: int, payload: bytes, now: float) -> None:
+        tfo = self.tfo
         window = min(self.recvbuf.free, 0xFFFF)
         if seq_gt(seq_add(self.rcv_nxt, window), self.rcv_adv) or not flags & ACK:
             self.rcv_adv = seq_add(self.rcv_nxt, window)
@@ -195,7 +196,8 @@ class TcbOutput(TcbVars):
         seg = Segment(seq, ack, flags, window, payload, mss=self.adv_mss,
                       wscale=(self.rcv_wscale if (active and self.config.window_scaling)
                               or self.wscale_ok else None),
-                      sack_perm=(self.config.sack if active else self.sack_ok), ts=ts)
+                      sack_perm=(self.config.sack if active else self.sack_ok), ts=ts,
+                      fastopen=tfo.take_option() if tfo is not None else None)  # RFC 7413
         if flags & ACK:
             self.last_ack_sent = self.rcv_nxt
             self._ack_now = False
@@ -244,14 +246,19 @@ class TcbOutput(TcbVars):
             elif self._rtt_seq is None:
                 self._rtt_seq = seq_add(self.iss, 1)
                 self._rtt_time = now
-            self._emit(self.iss, flags, b"", now)
-            self.snd_nxt = seq_add(self.iss, 1)
+            tfo = self.tfo  # TCP Fast Open: the first SYN waits for data, carries some (tfo.py)
+            if tfo is not None and tfo.deferred and not self.sendbuf.data:
+                return
+            data = tfo.syn_payload(self) if tfo is not None and not retrans else b""
+            self._emit(self.iss, flags, data, now)
+            self.snd_nxt = seq_add(self.iss, 1 + len(data))
             if seq_gt(self.snd_nxt, self.snd_max):
                 self.snd_max = self.snd_nxt
             if self.deadlines[RTO_TIMER] is None:
                 self._arm(RTO_TIMER, now + self.rtt.rto)
             return
-        if st is SYN_SENT or st is TIME_WAIT or seq_le(self.snd_una, self.iss):
+        if st is SYN_SENT or st is TIME_WAIT or (seq_le(self.snd_una, self.iss) and not (
+                self.tfo is not None and self.tfo.child)):  # a TFO child sends before the ACK
             if self._ack_now and st is not SYN_SENT:
                 self._emit(self._ack_seq(), ACK, b"", now)
             return

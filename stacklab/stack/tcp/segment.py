@@ -2,8 +2,8 @@
 
 An incoming segment may be this class or a :class:`stacklab.wire.tcp.TcpView`: the TCB reads only
 ``seq ack flags window payload`` and the option getters ``mss() wscale() sack_permitted()
-sack_blocks() timestamps()``, which both provide. The layer turns an outgoing ``Segment`` into
-bytes with ``build_tcp(..., seg.options_bytes())``.
+sack_blocks() timestamps()``, which both provide (and, on a SYN, ``fastopen()``). The layer turns
+an outgoing ``Segment`` into bytes with ``build_tcp(..., seg.options_bytes())``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,19 @@ from __future__ import annotations
 import struct
 from typing import Protocol
 
-from stacklab.wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, encode_options, flags_str
+from stacklab.wire.tcp import (
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    FastOpenOpt,
+    encode_options,
+    flags_str,
+)
 
 __all__ = ["ACK", "CWR", "ECE", "FIN", "PSH", "RST", "SYN", "URG", "Segment", "SegmentLike"]
 
@@ -35,15 +47,18 @@ class SegmentLike(Protocol):
     @property
     def urgent(self) -> int: ...
 
+    def fastopen(self) -> FastOpenOpt | None: ...
+
 
 class Segment:
     __slots__ = ("seq", "ack", "flags", "window", "payload", "_mss", "_wscale", "_sack_perm",
-                 "_ts", "_sack", "urgent", "ecn")
+                 "_ts", "_sack", "urgent", "ecn", "_fo")
 
     def __init__(self, seq: int, ack: int, flags: int, window: int, payload: Buffer = b"", *,
                  mss: int | None = None, wscale: int | None = None, sack_perm: bool = False,
                  ts: tuple[int, int] | None = None,
-                 sack: tuple[tuple[int, int], ...] = ()) -> None:
+                 sack: tuple[tuple[int, int], ...] = (),
+                 fastopen: FastOpenOpt | None = None) -> None:
         self.seq = seq
         self.ack = ack
         self.flags = flags
@@ -56,6 +71,7 @@ class Segment:
         self._sack = sack
         self.urgent = 0  # the urgent pointer field, set by the sender in urgent mode (urgent.py)
         self.ecn = 0  # the IP header's ECN field it leaves with (ecn.py: ECT(0) on new data)
+        self._fo = fastopen  # RFC 7413, on SYNs only
 
     def mss(self) -> int | None:
         return self._mss
@@ -72,6 +88,9 @@ class Segment:
     def timestamps(self) -> tuple[int, int] | None:
         return self._ts
 
+    def fastopen(self) -> FastOpenOpt | None:
+        return self._fo
+
     @property
     def seg_len(self) -> int:
         """SEG.LEN: payload plus one for SYN and one for FIN."""
@@ -81,7 +100,7 @@ class Segment:
         """No option but timestamps, if any: the layouts the segment builders pack with the
         header in one call (``build_tcp(timestamps=)``, ``build_ipv4_tcp_frame``)."""
         return self._mss is None and self._wscale is None and not self._sack_perm \
-            and not self._sack
+            and not self._sack and self._fo is None
 
     def options_bytes(self) -> bytes:
         if self.ts_only():
@@ -90,7 +109,7 @@ class Segment:
                 return b""
             return _NOPNOP_TS.pack(b"\x01\x01\x08\x0a", ts[0], ts[1])
         return encode_options(mss=self._mss, wscale=self._wscale, sack_permitted=self._sack_perm,
-                              timestamps=self._ts, sack_blocks=self._sack)
+                              timestamps=self._ts, sack_blocks=self._sack, fastopen=self._fo)
 
     def __repr__(self) -> str:
         parts = [f"[{flags_str(self.flags)}] seq={self.seq} ack={self.ack} win={self.window}"]

@@ -45,6 +45,7 @@ from .output import TcbOutput
 from .pacing import pacer_for
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
 from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from .tfo import TfoConn
 from .timers import (
     CONNECT_TIMER,
     DELACK_TIMER,
@@ -178,14 +179,17 @@ class Tcb(TcbOutput):
             self.ecn = _ecn.Ecn()  # requested in our SYN (ecn.py)
         if self.config.connect_timeout is not None:
             self._arm(CONNECT_TIMER, now + self.config.connect_timeout)
-        self.output(now)
+        if self.tfo is None or not self.tfo.deferred:  # TFO: the SYN waits for the first write
+            self.output(now)
 
     @classmethod
     def accept_syn(cls, seg: SegmentLike, local_ip: bytes, local_port: int, remote_ip: bytes,
-                   remote_port: int, now: float, ip_ecn: int = 0, **kw: Any) -> Tcb:
+                   remote_port: int, now: float, ip_ecn: int = 0, tfo: TfoConn | None = None,
+                   **kw: Any) -> Tcb:
         """A listener got a SYN (RFC 9293 §3.10.7.2): a new TCB in SYN-RECEIVED sending SYN,ACK.
-        ``ip_ecn``: the SYN's IP ECN field."""
+        ``ip_ecn``: the SYN's IP ECN field; ``tfo``: what TCP Fast Open does with it (tfo.py)."""
         tcb = cls(local_ip, local_port, remote_ip, remote_port, now=now, **kw)
+        tcb.tfo = tfo
         tcb.passive = True
         tcb._move(now, Event.PASSIVE_OPEN)
         tcb.stats.segs_in += 1
@@ -195,6 +199,8 @@ class Tcb(TcbOutput):
         tcb.max_sndwnd = tcb.snd_wnd
         tcb.snd_wl1 = seg.seq
         tcb._move(now, Event.RCV_SYN)
+        if tfo is not None and tfo.child:
+            tfo.take_syn_data(tcb, seg)  # RFC 7413 §4.2.2: the SYN-ACK acknowledges the data
         if tcb.config.connect_timeout is not None:
             tcb._arm(CONNECT_TIMER, now + tcb.config.connect_timeout)
         tcb.output(now)
@@ -783,6 +789,8 @@ class Tcb(TcbOutput):
         self.ecn = _ecn.on_synack(self.ecn, seg)
         if ack_ok:
             self._ack_advance(seg.ack, now, seg.timestamps() if self.ts_ok else None)
+            if self.tfo is not None and seq_gt(self.snd_una, self.iss):
+                self.tfo.synack(self, seg)  # TCP Fast Open: the cookie cache, unacked SYN data
         if seq_gt(self.snd_una, self.iss):  # our SYN has been ACKed
             self.snd_wnd = seg.window
             self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
@@ -809,7 +817,8 @@ class Tcb(TcbOutput):
         self._arm_keepalive(now)
         if self.snd_autotune:
             self._sndbuf_expand()  # the MSS is known now (tcp_init_buffer_space)
-        self._events.append(Connected())
+        if self.tfo is None or not self.tfo.reported:  # a TFO child was reported at its SYN
+            self._events.append(Connected())
 
     def _acceptable(self, seq: int, seg_len: int, rcv_wnd: int) -> bool:
         """The segment acceptance test (RFC 9293 §3.10.7.4, first check)."""
@@ -917,6 +926,10 @@ class Tcb(TcbOutput):
         st = self.state
         if a.seq != self.rcv_nxt:
             self._challenge_ack(now)
+        elif st is SYN_RECEIVED and self.tfo is not None and self.tfo.child:
+            # a TCP Fast Open child is the application's already: reset as when established
+            self._fail(now, Event.RCV_RST, ConnectionResetError("TCP connection reset by peer"),
+                       "RST in SYN-RECEIVED (TCP Fast Open child)")
         elif st is SYN_RECEIVED:
             if self.passive:
                 self._fail(now, Event.RCV_RST_PASSIVE, None, "RST in SYN-RECEIVED")

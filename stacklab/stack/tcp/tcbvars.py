@@ -38,6 +38,7 @@ from .recovery import Recovery
 from .rtt import RttEstimator
 from .segment import Segment
 from .seq import MASK, seq_add, seq_sub
+from .tfo import TfoConn
 from .timers import KINDS, USER_TIMER, Timer
 
 
@@ -221,6 +222,7 @@ class TcbVars:
         self.stats = TcpStats()
         self.ecn: Ecn | None = None  # ECN negotiated or requested (ecn.py)
         self.user: object = None  # the application's object for it (the TCP code never reads it)
+        self.tfo: TfoConn | None = None  # TCP Fast Open (tfo.py); None: not a TFO connection
 
     def _arm(self, kind: Timer, at: float | None) -> None:
         """Set (or with None cancel) the deadline of ``kind``. ``timer`` follows at once when
