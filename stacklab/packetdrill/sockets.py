@@ -407,8 +407,10 @@ class TcpSock:
             "tcpi_snd_mss": i["snd_mss"],
             "tcpi_rcv_mss": i["rcv_mss"],
             "tcpi_unacked": -(-i["unacked"] // mss),
-            "tcpi_lost": 0,
-            "tcpi_retrans": 0,
+            "tcpi_lost": -(-tcb.rec.lost_bytes() // mss),
+            "tcpi_retrans": -(-(tcb.rec.retrans.total
+                                - sum(tcb.rec.sacked.covered_between(s, e)
+                                      for s, e in tcb.rec.retrans)) // mss),
             "tcpi_rtt": round((i["srtt"] or 0) * 1e6),
             "tcpi_rttvar": round((i["rttvar"] or 0) * 1e6),
             # "arbitrarily high" (1 << 30 bytes) is Linux's TCP_INFINITE_SSTHRESH
@@ -416,7 +418,7 @@ class TcpSock:
             else i["ssthresh"] // mss,
             "tcpi_snd_cwnd": i["cwnd"] // mss,
             "tcpi_advmss": tcb.adv_mss,
-            "tcpi_reordering": 3,
+            "tcpi_reordering": tcb.rack.reordering,
             "tcpi_total_retrans": i["retransmits"],
             "tcpi_bytes_acked": i["bytes_acked"],
             "tcpi_bytes_received": i["bytes_received"],

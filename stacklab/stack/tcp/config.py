@@ -60,6 +60,10 @@ class TcpConfig:
     max_pending_writes: int | None = None  # (reserved for the API layer)
     mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
     base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)
+    # loss detection as Linux's net.ipv4.tcp_recovery bits (rack.py): 0x1 RACK (RFC 8985),
+    # 0x4 no DupThresh shortcut in RACK's reordering window; 0: RFC 6675 DupThresh only
+    recovery: int = 1
+    early_retrans: int = 3  # Linux tcp_early_retrans: 3 and 4 turn tail loss probes on
 
     def replace(self, **kw: Any) -> TcpConfig:
         # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy
@@ -95,6 +99,9 @@ class TcpStats:
     dsacks_out: int = 0
     sack_blocks_out: int = 0  # ACKs sent carrying SACK blocks
     keepalive_probes: int = 0
+    loss_probes: int = 0  # tail loss probes sent (RFC 8985 §7, Linux TCPLossProbes)
+    loss_probe_recoveries: int = 0  # a probe repaired a loss (Linux TCPLossProbeRecovery)
+    rack_reo_timeouts: int = 0  # RACK reordering timer expiries
 
 
 def our_wscale(cfg: TcpConfig) -> int:

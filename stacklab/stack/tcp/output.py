@@ -25,6 +25,7 @@ from .fsm import (
     TIME_WAIT,
 )
 from .plpmtud import PlpmtudState
+from .rack import schedule_tlp
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
 from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .tcbvars import TcbVars
@@ -169,6 +170,12 @@ class TcbOutput(TcbVars):
                 self._set_unacked_since(now)
         elif flags & FIN and self.unacked_since is None:
             self._set_unacked_since(now)
+        if payload or flags & FIN:  # RACK's transmission record; PRR counts what recovery sends
+            pos = self._abs(seq)
+            self.rack.on_sent(pos, pos + len(payload) + (1 if flags & FIN else 0), now,
+                              seq_lt(seq, self.snd_max), bool(flags & FIN))
+            if self.recover is not None:
+                self.prr.out += 1
         if payload and self.trace is not None:  # the time-sequence graph's segments
             self.trace(now, "send", {"seq": seq_sub(seq, self.iss), "len": len(payload)})
         self._out.append(seg)
@@ -266,6 +273,8 @@ class TcbOutput(TcbVars):
                 if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss:
                     self._push(burst)
                 self._cwnd_validate()
+                if self.snd_max != top:
+                    schedule_tlp(self, now, False)  # new data out: the probe timeout restarts
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
                 self._ack_now = True

@@ -32,6 +32,8 @@ from .congestion import create_congestion
 from .events import TcbEvent
 from .fsm import CLOSED, State
 from .plpmtud import Plpmtud
+from .prr import Prr
+from .rack import Rack
 from .recovery import Recovery
 from .rtt import RttEstimator
 from .segment import Segment
@@ -120,6 +122,8 @@ class TcbVars:
         self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
         self.rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
         self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
+        self.rack = Rack(cfg.recovery)  # RACK-TLP loss detection (rack.py)
+        self.prr = Prr()  # the fast-recovery sender (prr.py)
         self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
         self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self._cwnd_traced = (0, 0)

@@ -21,12 +21,15 @@ class Timer(enum.IntEnum):
     RTO = 5  # retransmission (RFC 6298)
     PERSIST = 6  # zero-window probe / sender SWS override (RFC 9293 §3.8.6.1)
     DELACK = 7  # delayed ACK (RFC 9293 §3.8.6.3)
+    RACK_REO = 8  # RACK reordering window of an un-SACKed segment ends (RFC 8985 §6.2)
+    TLP = 9  # tail loss probe timeout, PTO (RFC 8985 §7.2)
 
 
 KINDS = tuple(Timer)
 # the kinds as module globals, as the states in fsm.py: a global is ~10x cheaper than Timer.X
 TIME_WAIT_TIMER, CONNECT_TIMER, FIN_WAIT_2_TIMER, USER_TIMER, KEEPALIVE_TIMER, RTO_TIMER, \
-    PERSIST_TIMER, DELACK_TIMER = KINDS
+    PERSIST_TIMER, DELACK_TIMER = KINDS[:8]
+RACK_REO_TIMER, TLP_TIMER = KINDS[8:10]
 
 
 def earliest(deadlines: list[float | None]) -> tuple[float, Timer] | None:
