@@ -47,7 +47,7 @@ TCPI_FIELDS = (
     "tcpi_snd_ssthresh", "tcpi_snd_cwnd", "tcpi_advmss", "tcpi_reordering", "tcpi_total_retrans",
     "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_bytes_sent", "tcpi_bytes_retrans",
     "tcpi_segs_out", "tcpi_segs_in", "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_notsent_bytes",
-    "tcpi_dsack_dups", "tcpi_sacked")
+    "tcpi_dsack_dups", "tcpi_sacked", "tcpi_reord_seen")
 # tcpi_ca_state values (include/net/tcp.h: TCP_CA_Open ... TCP_CA_Loss)
 CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = range(5)
 
@@ -419,6 +419,7 @@ class TcpSock:
             "tcpi_snd_cwnd": i["cwnd"] // mss,
             "tcpi_advmss": tcb.adv_mss,
             "tcpi_reordering": tcb.rack.reordering,
+            "tcpi_reord_seen": tcb.rack.reord_seen,
             "tcpi_total_retrans": i["retransmits"],
             "tcpi_bytes_acked": i["bytes_acked"],
             "tcpi_bytes_received": i["bytes_received"],

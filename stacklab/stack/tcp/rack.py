@@ -68,7 +68,7 @@ class Rack:
     __slots__ = ("log", "xmit_ts", "end_seq", "rtt", "fack", "min_rtt", "reordering_seen",
                  "reordering", "reo_wnd_mult", "reo_wnd_persist", "dsack_round", "advanced",
                  "sacked_segs", "tlp_end", "tlp_retrans", "flags", "order", "xmit_order",
-                 "fin_end")
+                 "fin_end", "reord_seen")
 
     def __init__(self, flags: int) -> None:
         self.flags = flags  # tcp_recovery bits
@@ -83,6 +83,7 @@ class Rack:
         self.min_rtt: float | None = None
         self.reordering_seen = False
         self.reordering = DUPTHRESH  # Linux tp->reordering (segments), tcpi_reordering
+        self.reord_seen = 0  # ACKs that showed reordering (Linux tp->reord_seen)
         self.reo_wnd_mult = 1
         self.reo_wnd_persist = 0
         self.dsack_round: int | None = None
@@ -120,7 +121,7 @@ class Rack:
         pieces.sort(key=lambda s: s.start)
         log[i:j] = pieces
 
-    def on_cumulative_ack(self, una: int, now: float) -> None:
+    def on_cumulative_ack(self, una: int, now: float, mss: int) -> None:
         """Entries below SND.UNA are delivered (the ones not SACKed before advance RACK)."""
         log = self.log
         k = 0
@@ -136,9 +137,9 @@ class Rack:
             del log[:k]
         if log and log[0].start < una:
             log[0].start = una
-        self._delivered(done, now)
+        self._delivered(done, now, mss)
 
-    def on_sacked(self, sacked: RangeSet, now: float) -> None:
+    def on_sacked(self, sacked: RangeSet, now: float, mss: int) -> None:
         done = []
         for s in self.log:
             # a SACK block covers data: the FIN of a segment is delivered with its bytes
@@ -147,11 +148,21 @@ class Rack:
                 s.sacked = True
                 self.sacked_segs += 1
                 done.append(s)
-        self._delivered(done, now)
+        self._delivered(done, now, mss)
 
-    def _delivered(self, done: list[Sent], now: float) -> None:
-        """RFC 8985 §6.2 steps 2-3 for newly delivered segments, oldest first."""
-        for s in sorted(done, key=lambda s: (s.xmit, s.order)):
+    def _delivered(self, done: list[Sent], now: float, mss: int) -> None:
+        """RFC 8985 §6.2 steps 2-3 for newly delivered segments, in sequence order as Linux
+        (tcp_clean_rtx_queue, tcp_sacktag_walk: RACK.rtt is the last one's; the RFC orders them
+        by transmission time, which makes a resent segment's short RTT win); and Linux's
+        reordering degree: how far below the highest delivered end (FACK) the lowest segment
+        delivered late, never resent, lay (tcp_check_sack_reordering)."""
+        low = min((s.start for s in done if not s.retrans and s.end <= self.fack), default=None)
+        if low is not None:
+            self.reord_seen += 1
+            metric = self.fack - low
+            if metric > self.reordering * mss:
+                self.reordering = min(-(-metric // mss), 300)  # Linux tcp_max_reordering
+        for s in done:
             rtt = now - s.xmit
             if s.retrans:
                 if self.min_rtt is not None and rtt < self.min_rtt:
@@ -168,12 +179,6 @@ class Rack:
                 self.xmit_ts = s.xmit
                 self.end_seq = s.end
                 self.xmit_order = s.order
-
-    def note_reordering(self, low: int, mss: int) -> None:
-        """Linux tp->reordering: the distance (segments) a late segment arrived from FACK."""
-        metric = self.fack - low
-        if metric > self.reordering * mss:
-            self.reordering = min(-(-metric // mss), 300)
 
     # -- the reordering window and detection -------------------------------------------------
     def reo_wnd(self, in_recovery: bool, srtt: float) -> float:
@@ -286,14 +291,7 @@ def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsac
     newly_lost = False
     if rec.rack_mode:
         if rec.sacked.starts:
-            before = rack.fack
-            low = min((s.start for s in rack.log if not s.sacked and not s.retrans
-                       and s.end <= before
-                       and rec.sacked.covered_between(s.start, s.end) == s.end - s.start),
-                      default=None)
-            rack.on_sacked(rec.sacked, now)
-            if low is not None:
-                rack.note_reordering(low, tcb.snd_mss)
+            rack.on_sacked(rec.sacked, now, tcb.snd_mss)
         rack.on_dsack(una_pos, tcb._abs(tcb.snd_nxt), dsack)
         if rack.advanced:
             newly_lost = _detect(tcb, now)

@@ -1109,7 +1109,7 @@ class Tcb(TcbOutput):
         # stream position of ACK (_abs, with the buffer's base and SND.UNA of data just moved)
         ack_pos = sendbuf.base + seq_sub(ack, self.snd_data_una)
         self.rec.on_cumulative_ack(ack_pos)
-        self.rack.on_cumulative_ack(ack_pos, now)
+        self.rack.on_cumulative_ack(ack_pos, now, self.snd_mss)
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None
             self.rto_tsval = None
