@@ -68,7 +68,7 @@ class Rack:
     __slots__ = ("log", "xmit_ts", "end_seq", "rtt", "fack", "min_rtt", "reordering_seen",
                  "reordering", "reo_wnd_mult", "reo_wnd_persist", "dsack_round", "advanced",
                  "sacked_segs", "tlp_end", "tlp_retrans", "flags", "order", "xmit_order",
-                 "fin_end", "reord_seen")
+                 "fin_end", "reord_seen", "xmit_retrans")
 
     def __init__(self, flags: int) -> None:
         self.flags = flags  # tcp_recovery bits
@@ -76,6 +76,7 @@ class Rack:
         self.xmit_ts = -1.0  # RACK.xmit_ts: the latest transmission delivered
         self.end_seq = 0  # RACK.end_seq
         self.xmit_order = -1  # the transmission order of that segment
+        self.xmit_retrans = False  # whether it was a retransmission
         self.order = 0  # transmissions recorded so far
         self.fin_end = -1  # the position after our FIN once sent
         self.rtt = 0.0  # RACK.rtt: the RTT of the most recently delivered segment
@@ -142,9 +143,11 @@ class Rack:
     def on_sacked(self, sacked: RangeSet, now: float, mss: int) -> None:
         done = []
         for s in self.log:
+            if s.sacked:
+                continue
             # a SACK block covers data: the FIN of a segment is delivered with its bytes
-            if not s.sacked and sacked.covered_between(s.start, s.end) >= s.end - s.start - (
-                    s.end == self.fin_end and s.end - s.start > 1):
+            top = sacked.containing(s.start)
+            if top is not None and top >= s.end - (s.end == self.fin_end and s.end - s.start > 1):
                 s.sacked = True
                 self.sacked_segs += 1
                 done.append(s)
@@ -179,6 +182,7 @@ class Rack:
                 self.xmit_ts = s.xmit
                 self.end_seq = s.end
                 self.xmit_order = s.order
+                self.xmit_retrans = s.retrans
 
     # -- the reordering window and detection -------------------------------------------------
     def reo_wnd(self, in_recovery: bool, srtt: float) -> float:
@@ -293,6 +297,9 @@ def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsac
         if rec.sacked.starts:
             rack.on_sacked(rec.sacked, now, tcb.snd_mss)
         rack.on_dsack(una_pos, tcb._abs(tcb.snd_nxt), dsack)
+        if rack.advanced and not rec.sacked.starts and not rack.xmit_retrans:
+            # in-order delivery of first transmissions: whatever is left was sent after it
+            rack.advanced = False
         if rack.advanced:
             newly_lost = _detect(tcb, now)
         if newly_lost and tcb.recover is None:
