@@ -102,6 +102,7 @@ class TcpStats:
     loss_probes: int = 0  # tail loss probes sent (RFC 8985 §7, Linux TCPLossProbes)
     loss_probe_recoveries: int = 0  # a probe repaired a loss (Linux TCPLossProbeRecovery)
     rack_reo_timeouts: int = 0  # RACK reordering timer expiries
+    spurious_undos: int = 0  # recoveries/timeouts undone as spurious (Linux TCP*Undo)
 
 
 def our_wscale(cfg: TcpConfig) -> int:

@@ -172,10 +172,13 @@ class TcbOutput(TcbVars):
             self._set_unacked_since(now)
         if payload or flags & FIN:  # RACK's transmission record; PRR counts what recovery sends
             pos = self._abs(seq)
+            retrans = seq_lt(seq, self.snd_max)
             self.rack.on_sent(pos, pos + len(payload) + (1 if flags & FIN else 0), now,
-                              seq_lt(seq, self.snd_max), bool(flags & FIN))
+                              retrans, bool(flags & FIN))
             if self.recover is not None:
                 self.prr.out += 1
+            if retrans and self.undo.active:
+                self.undo.on_retransmit(ts[0] if ts is not None else None)
         if payload and self.trace is not None:  # the time-sequence graph's segments
             self.trace(now, "send", {"seq": seq_sub(seq, self.iss), "len": len(payload)})
         self._out.append(seg)

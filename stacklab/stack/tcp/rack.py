@@ -33,6 +33,7 @@ from .recovery import DUPTHRESH, RangeSet, Recovery
 from .rtt import RttEstimator
 from .seq import seq_sub
 from .timers import RACK_REO_TIMER, RTO_TIMER, TLP_TIMER, Timer
+from .undo import Undo
 
 RACK_LOSS = 0x1  # tcp_recovery bits (Linux include/net/tcp.h)
 RACK_NO_DUPTHRESH = 0x4
@@ -261,6 +262,8 @@ class RackTcb(TlpTcb, Protocol):
     """What RACK, TLP and PRR use of a TCB (:class:`~.tcb.Tcb` is one)."""
 
     prr: Prr
+    undo: Undo
+    rto_tsval: int | None
     cc: CongestionController
     stats: TcpStats
     snd_nxt: int
@@ -284,13 +287,18 @@ def on_established(tcb: RackTcb) -> None:
     tcb.rec.rack_mode = bool(tcb.config.recovery & RACK_LOSS) and tcb.sack_ok
 
 
-def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsack: bool,
-              sack_blocks: bool) -> None:
+def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsacks: int,
+              sack_blocks: bool, tsecr: int | None) -> None:
     """Every acceptable ACK, after the scoreboard and SND.UNA moved: TLP's verdict on its probe,
-    RACK's detection (and recovery when it finds a loss), PRR's cwnd during recovery."""
+    RACK's detection (and recovery when it finds a loss), PRR's cwnd during recovery, and
+    whether the last episode was spurious (undo.py)."""
     rack = tcb.rack
     rec = tcb.rec
     una_pos = tcb._abs(tcb.snd_una)
+    dsack = dsacks > 0
+    if dsack:
+        tcb.undo.on_dsack(dsacks)
+    _try_undo(tcb, now, una_advanced, tsecr)
     _tlp_ack(tcb, now, una_pos, una_advanced, dsack, sack_blocks)
     newly_lost = False
     if rec.rack_mode:
@@ -306,6 +314,35 @@ def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsac
             tcb._maybe_enter_recovery(now)
     if tcb.recover is not None and rec.sack_mode:
         prr_update(tcb, delivered, una_advanced, newly_lost)
+
+
+def _try_undo(tcb: RackTcb, now: float, una_advanced: bool, tsecr: int | None) -> None:
+    """Linux tcp_try_undo_loss (the first ACK that advances after a timeout), and
+    tcp_try_undo_recovery / tcp_try_undo_dsack (a fast recovery over, its retransmissions all
+    D-SACKed or the ending ACK echoing an original): cwnd and ssthresh go back."""
+    undo = tcb.undo
+    if not undo.active or tcb.recover is not None:
+        return
+    after_rto = tcb.rto_recover is not None
+    if after_rto and not una_advanced:
+        return
+    spurious = undo.spurious(tsecr if una_advanced else None)
+    if una_advanced:
+        undo.first_tsval = None  # Eifel asks the ACK that ends the episode only
+    if not spurious:
+        return
+    cc = tcb.cc
+    cc.cwnd, cc.ssthresh = undo.undo(cc.cwnd, cc.ssthresh)
+    tcb.stats.spurious_undos += 1
+    if after_rto:  # the originals are arriving: stop resending them (RFC 4015 §3)
+        tcb.rto_recover = None
+        tcb.rto_tsval = None
+        if seq_sub(tcb.snd_max, tcb.snd_nxt) > 0:
+            tcb.snd_nxt = tcb.snd_max
+    if tcb.trace is not None:
+        tcb.trace(now, "undo", {"cwnd": cc.cwnd, "ssthresh": min(cc.ssthresh, 1 << 30),
+                                "after": "rto" if after_rto else "recovery"})
+    tcb._trace_cwnd(now)
 
 
 def _detect(tcb: RackTcb, now: float) -> bool:

@@ -151,15 +151,17 @@ class Recovery:
         self.rack_mode = False
 
     # -- scoreboard ---------------------------------------------------------------------------
-    def on_sack(self, una: int, high_data: int, blocks: list[tuple[int, int]]) -> int:
-        """Take the SACK blocks of an ACK (positions). Returns the number of newly SACKed
-        positions. A first block below SND.UNA, or inside the second block, is a D-SACK
-        (RFC 2883 §4): counted, not added."""
+    def on_sack(self, una: int, high_data: int, blocks: list[tuple[int, int]],
+                ack: int | None = None) -> int:
+        """Take the SACK blocks of an ACK (positions; ``ack``: its cumulative ACK, SND.UNA if
+        None). Returns the number of newly SACKed positions. A first block below the ACK, or
+        inside the second block, is a D-SACK (RFC 2883 §4): counted, not added."""
         new = 0
+        below = una if ack is None else max(una, ack)
         for i, (s, e) in enumerate(blocks):
             if e <= s:
                 continue
-            if i == 0 and (e <= una or (len(blocks) > 1 and blocks[1][0] <= s
+            if i == 0 and (e <= below or (len(blocks) > 1 and blocks[1][0] <= s
                                         and e <= blocks[1][1])):
                 self.dsacks += 1
                 continue

@@ -431,6 +431,8 @@ class Tcb(TcbOutput):
         self.stats.rto_expiries += 1
         self.rtt.on_timeout()
         flight = seq_sub(self.snd_max, self.snd_una)
+        if self.recover is None and self.retries == 1:
+            self.undo.start(self.cc.cwnd, self.cc.ssthresh)  # (in recovery: the episode's)
         self.cc.on_rto(flight, now)
         self.recover = None
         self.rec.on_rto()
@@ -561,7 +563,8 @@ class Tcb(TcbOutput):
             sacked0 = self.rec.sacked.total
             self._ack_advance(ack, now, ts)
             if self.sack_ok:
-                self._after_ack(una, ack, sacked0, self.stats.dsacks_in, False, now)
+                self._after_ack(una, ack, sacked0, self.stats.dsacks_in, False,
+                                ts[1] if ts is not None else None, now)
         wl1 = self.snd_wl1
         if (wl1 != seq and ((seq - wl1) & MASK) < HALF) or (
                 wl1 == seq and ((ack - self.snd_wl2) & MASK) < HALF):
@@ -954,7 +957,8 @@ class Tcb(TcbOutput):
                 else (a.plen == 0 and not a.fin and wnd == self.snd_wnd)):
             self._on_dupack(now)
         if self.sack_ok and (seq_gt(ack, una) or seg.sack_blocks() or not a.plen):
-            self._after_ack(una, ack, sacked0, dsacks0, bool(seg.sack_blocks()), now)
+            self._after_ack(una, ack, sacked0, dsacks0, bool(seg.sack_blocks()),
+                            a.ts[1] if a.ts is not None else None, now)
         # the window (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK))
         wl1, sseq = self.snd_wl1, seg.seq
         if seq_lt(wl1, sseq) or (wl1 == sseq and seq_le(self.snd_wl2, ack)):
@@ -1133,13 +1137,13 @@ class Tcb(TcbOutput):
             self._events.append(SendSpace(sendbuf.free))
 
     def _after_ack(self, una: int, ack: int, sacked0: int, dsacks0: int, sack_blocks: bool,
-                   now: float) -> None:
+                   tsecr: int | None, now: float) -> None:
         """RACK-TLP and PRR (rack.py) after an ACK moved SND.UNA or the scoreboard: what it
         delivered is what SND.UNA advanced plus what the scoreboard grew by."""
         advanced = seq_gt(ack, una)
         after_ack(self, now, (seq_sub(ack, una) if advanced else 0)
                   + self.rec.sacked.total - sacked0, advanced,
-                  self.stats.dsacks_in != dsacks0, sack_blocks)
+                  self.stats.dsacks_in - dsacks0, sack_blocks, tsecr)
 
     def _sndbuf_expand(self) -> None:
         """Send-buffer autotuning (Linux tcp_sndbuf_expand): the buffer follows cwnd; it only
@@ -1217,7 +1221,7 @@ class Tcb(TcbOutput):
         if not pos:
             return 0
         before = self.rec.dsacks
-        new = self.rec.on_sack(self._abs(una), self._abs(smax), pos)
+        new = self.rec.on_sack(self._abs(una), self._abs(smax), pos, self._abs(seg.ack))
         if self.rec.dsacks != before:
             self.stats.dsacks_in += self.rec.dsacks - before
         return new
@@ -1244,6 +1248,7 @@ class Tcb(TcbOutput):
         self.recover = self.snd_max
         self.rec.enter(self._abs(self.snd_max), sack_mode=self.sack_ok)
         self.prr.start(self.cc.cwnd // self.snd_mss)  # RecoverFS: cwnd before the reduction
+        self.undo.start(self.cc.cwnd, self.cc.ssthresh)
         self.cc.on_congestion_event(flight, now)
         if not self.sack_ok:
             self.rec.inflation = DUPACK_THRESHOLD * self.snd_mss  # cwnd = ssthresh + 3*SMSS

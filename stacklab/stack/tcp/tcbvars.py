@@ -39,6 +39,7 @@ from .rtt import RttEstimator
 from .segment import Segment
 from .seq import MASK, seq_add, seq_sub
 from .timers import KINDS, USER_TIMER, Timer
+from .undo import Undo
 
 
 class TcbVars:
@@ -124,6 +125,7 @@ class TcbVars:
         self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
         self.rack = Rack(cfg.recovery)  # RACK-TLP loss detection (rack.py)
         self.prr = Prr()  # the fast-recovery sender (prr.py)
+        self.undo = Undo()  # undoing a spurious recovery or timeout (undo.py)
         self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
         self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self._cwnd_traced = (0, 0)
