@@ -267,6 +267,8 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
            "0: RFC 6675 DupThresh"),
     Sysctl("net.ipv4.tcp_early_retrans", "tcp.config.early_retrans", integer(0, 4), "3",
            "3 or 4: tail loss probes (RFC 8985 §7); other values: none"),
+    Sysctl("net.ipv4.tcp_frto", "tcp.config.frto", integer(0, 2), "2",
+           "F-RTO (RFC 5682, SACK-enhanced): detect and undo a spurious timeout; 0: off"),
     # TCP: host-wide TcpLayer settings
     Sysctl("net.ipv4.tcp_syncookies", "tcp.syncookies", BOOL, "1",
            "SYN cookies when a listener's SYN queue is full"),

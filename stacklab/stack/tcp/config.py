@@ -64,6 +64,7 @@ class TcpConfig:
     # 0x4 no DupThresh shortcut in RACK's reordering window; 0: RFC 6675 DupThresh only
     recovery: int = 1
     early_retrans: int = 3  # Linux tcp_early_retrans: 3 and 4 turn tail loss probes on
+    frto: int = 2  # Linux tcp_frto: F-RTO's spurious-timeout detection (RFC 5682, with SACK)
 
     def replace(self, **kw: Any) -> TcpConfig:
         # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy

@@ -69,7 +69,7 @@ class Rack:
     __slots__ = ("log", "xmit_ts", "end_seq", "rtt", "fack", "min_rtt", "reordering_seen",
                  "reordering", "reo_wnd_mult", "reo_wnd_persist", "dsack_round", "advanced",
                  "sacked_segs", "tlp_end", "tlp_retrans", "flags", "order", "xmit_order",
-                 "fin_end", "reord_seen", "xmit_retrans")
+                 "fin_end", "reord_seen", "xmit_retrans", "orig_end")
 
     def __init__(self, flags: int) -> None:
         self.flags = flags  # tcp_recovery bits
@@ -78,6 +78,7 @@ class Rack:
         self.end_seq = 0  # RACK.end_seq
         self.xmit_order = -1  # the transmission order of that segment
         self.xmit_retrans = False  # whether it was a retransmission
+        self.orig_end = 1 << 62  # this ACK: the lowest end delivered never resent (F-RTO)
         self.order = 0  # transmissions recorded so far
         self.fin_end = -1  # the position after our FIN once sent
         self.rtt = 0.0  # RACK.rtt: the RTT of the most recently delivered segment
@@ -160,6 +161,9 @@ class Rack:
         by transmission time, which makes a resent segment's short RTT win); and Linux's
         reordering degree: how far below the highest delivered end (FACK) the lowest segment
         delivered late, never resent, lay (tcp_check_sack_reordering)."""
+        for s in done:
+            if not s.retrans and s.end < self.orig_end:
+                self.orig_end = s.end
         low = min((s.start for s in done if not s.retrans and s.end <= self.fack), default=None)
         if low is not None:
             self.reord_seen += 1
@@ -298,12 +302,13 @@ def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsac
     dsack = dsacks > 0
     if dsack:
         tcb.undo.on_dsack(dsacks)
+    if rec.rack_mode and rec.sacked.starts:
+        rack.on_sacked(rec.sacked, now, tcb.snd_mss)
     _try_undo(tcb, now, una_advanced, tsecr)
+    rack.orig_end = 1 << 62
     _tlp_ack(tcb, now, una_pos, una_advanced, dsack, sack_blocks)
     newly_lost = False
     if rec.rack_mode:
-        if rec.sacked.starts:
-            rack.on_sacked(rec.sacked, now, tcb.snd_mss)
         rack.on_dsack(una_pos, tcb._abs(tcb.snd_nxt), dsack)
         if rack.advanced and not rec.sacked.starts and not rack.xmit_retrans:
             # in-order delivery of first transmissions: whatever is left was sent after it
@@ -317,16 +322,20 @@ def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsac
 
 
 def _try_undo(tcb: RackTcb, now: float, una_advanced: bool, tsecr: int | None) -> None:
-    """Linux tcp_try_undo_loss (the first ACK that advances after a timeout), and
-    tcp_try_undo_recovery / tcp_try_undo_dsack (a fast recovery over, its retransmissions all
-    D-SACKed or the ending ACK echoing an original): cwnd and ssthresh go back."""
+    """Linux tcp_try_undo_loss (after a timeout: Eifel on the first ACK that advances, and
+    F-RTO), and tcp_try_undo_recovery / tcp_try_undo_dsack (a fast recovery over, its
+    retransmissions all D-SACKed or the ending ACK echoing an original): cwnd and ssthresh go
+    back."""
     undo = tcb.undo
     if not undo.active or tcb.recover is not None:
         return
     after_rto = tcb.rto_recover is not None
-    if after_rto and not una_advanced:
+    spurious = _frto(tcb)
+    if undo.frto_high is not None and tcb._abs(tcb.snd_una) >= undo.frto_high:
+        undo.frto_high = None  # what was outstanding at the timeout is all acknowledged
+    if after_rto and not una_advanced and not spurious:
         return
-    spurious = undo.spurious(tsecr if una_advanced else None)
+    spurious = spurious or undo.spurious(tsecr if una_advanced else None)
     if una_advanced:
         undo.first_tsval = None  # Eifel asks the ACK that ends the episode only
     if not spurious:
@@ -343,6 +352,16 @@ def _try_undo(tcb: RackTcb, now: float, una_advanced: bool, tsecr: int | None) -
         tcb.trace(now, "undo", {"cwnd": cc.cwnd, "ssthresh": min(cc.ssthresh, 1 << 30),
                                 "after": "rto" if after_rto else "recovery"})
     tcb._trace_cwnd(now)
+
+
+def _frto(tcb: RackTcb) -> bool:
+    """F-RTO's verdict after a timeout (RFC 5682 §3.1 step 3b, SACK-enhanced as Linux
+    tcp_process_loss): the timeout was spurious when data outstanding at it and never resent
+    is ACKed or SACKed. (Step 2b, new data instead of the go-back-N, is not taken: this TCB
+    counts the whole go-back-N window in flight, so cwnd would hold the new data back; the
+    go-back-N goes on meanwhile, skipping what is SACKed.)"""
+    high = tcb.undo.frto_high
+    return high is not None and tcb.rack.orig_end <= high
 
 
 def _detect(tcb: RackTcb, now: float) -> bool:

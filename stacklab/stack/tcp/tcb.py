@@ -433,6 +433,8 @@ class Tcb(TcbOutput):
         flight = seq_sub(self.snd_max, self.snd_una)
         if self.recover is None and self.retries == 1:
             self.undo.start(self.cc.cwnd, self.cc.ssthresh)  # (in recovery: the episode's)
+            if self.config.frto and self.sack_ok:
+                self.undo.frto_high = self._abs(self.snd_max)
         self.cc.on_rto(flight, now)
         self.recover = None
         self.rec.on_rto()

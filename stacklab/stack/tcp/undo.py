@@ -21,7 +21,8 @@ from .seq import seq_lt
 
 
 class Undo:
-    __slots__ = ("active", "retrans", "sent", "prior_cwnd", "prior_ssthresh", "first_tsval")
+    __slots__ = ("active", "retrans", "sent", "prior_cwnd", "prior_ssthresh", "first_tsval",
+                 "frto_high")
 
     def __init__(self) -> None:
         self.active = False  # Linux undo_marker set: an episode may still be undone
@@ -30,6 +31,9 @@ class Undo:
         self.prior_cwnd = 0
         self.prior_ssthresh = 0
         self.first_tsval: int | None = None  # our TSval on the episode's first retransmission
+        # F-RTO (RFC 5682 §3.1, SACK-enhanced as Linux): after a timeout, the end of what was
+        # outstanding (a position; Linux high_seq); None: F-RTO not (or no longer) running
+        self.frto_high: int | None = None
 
     def start(self, cwnd: int, ssthresh: int) -> None:
         """An episode begins (before the congestion controller reduces cwnd)."""
@@ -39,6 +43,7 @@ class Undo:
         self.prior_cwnd = cwnd
         self.prior_ssthresh = ssthresh
         self.first_tsval = None
+        self.frto_high = None
 
     def on_retransmit(self, tsval: int | None) -> None:
         if self.active:
@@ -65,6 +70,7 @@ class Undo:
     def undo(self, cwnd: int, ssthresh: int) -> tuple[int, int]:
         """The cwnd and ssthresh to go back to (never lower than now)."""
         self.active = False
+        self.frto_high = None
         return max(cwnd, self.prior_cwnd), max(ssthresh, self.prior_ssthresh)
 
 

@@ -57,3 +57,42 @@ def test_dsacks_must_cover_every_retransmission() -> None:
     assert not u.spurious(None)  # one retransmission may have repaired a real loss
     u.on_dsack(1)
     assert u.spurious(None)
+
+
+def _rto_with_acks_lost(frto: int) -> Pair:
+    # the first segment is lost, the other three arrive, and every ACK until the RTO is lost:
+    # the retransmission's ACK covers all four, three of them never resent (and no D-SACK, no
+    # old timestamp: only F-RTO can tell)
+    cfg = TcpConfig(nodelay=True, early_retrans=0, frto=frto)
+    p = Pair(cfg, cfg)
+    p.handshake()
+    first = {"seen": 0}
+
+    def filt(direction: str, v: TcpView) -> TcpView | None:
+        if direction == "a>b" and v.payload_len and v.seq == p.a.iss + 1:
+            first["seen"] += 1
+            if first["seen"] == 1:
+                return None
+        if direction == "b>a" and p.a.stats.rto_expiries == 0:
+            return None
+        return v
+
+    p.filter = filt
+    p.a.send(b"y" * (4 * p.a.snd_mss))
+    p.a.output(p.now)
+    p.run(until=5.0)
+    assert p.b.read() == b"y" * (4 * p.a.snd_mss)
+    assert p.a.stats.rto_expiries == 1 and p.a.stats.dsacks_in == 0
+    return p
+
+
+def test_frto_never_resent_data_acknowledged_after_a_timeout_undoes_it() -> None:
+    # RFC 5682 §3.1 step 3b (SACK-enhanced, Linux tcp_frto=2): not all data was lost
+    p = _rto_with_acks_lost(frto=2)
+    assert p.a.stats.spurious_undos == 1 and p.a.stats.retransmits == 1
+    assert p.a.cc.ssthresh >= 1 << 29  # back to before the timeout
+
+
+def test_without_frto_the_timeout_stands() -> None:
+    p = _rto_with_acks_lost(frto=0)
+    assert p.a.stats.spurious_undos == 0 and p.a.cc.ssthresh < 1 << 29
