@@ -47,10 +47,10 @@ class Undo:
 
     def on_retransmit(self, tsval: int | None) -> None:
         if self.active:
+            if not self.sent:
+                self.first_tsval = tsval  # the episode's first only (Eifel asks once)
             self.retrans += 1
             self.sent += 1
-            if self.first_tsval is None:
-                self.first_tsval = tsval
 
     def on_dsack(self, blocks: int) -> None:
         if self.active and self.sent:

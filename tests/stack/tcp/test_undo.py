@@ -96,3 +96,15 @@ def test_frto_never_resent_data_acknowledged_after_a_timeout_undoes_it() -> None
 def test_without_frto_the_timeout_stands() -> None:
     p = _rto_with_acks_lost(frto=0)
     assert p.a.stats.spurious_undos == 0 and p.a.cc.ssthresh < 1 << 29
+
+
+def test_eifel_compares_with_the_first_retransmission_only() -> None:
+    # the ACK that ended the check consumed it (rack._try_undo clears first_tsval); a later
+    # retransmission must not re-arm it: an ACK echoing a segment sent between the two would
+    # undo a timeout whose losses were real (the PMTUD black hole of examples/ stalled so)
+    u = Undo()
+    u.start(cwnd=10, ssthresh=20)
+    u.on_retransmit(tsval=5000)
+    u.first_tsval = None
+    u.on_retransmit(tsval=6000)
+    assert not u.spurious(tsecr=5500)
