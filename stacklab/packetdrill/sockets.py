@@ -49,7 +49,7 @@ TCPI_FIELDS = (
     "tcpi_snd_ssthresh", "tcpi_snd_cwnd", "tcpi_advmss", "tcpi_reordering", "tcpi_total_retrans",
     "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_bytes_sent", "tcpi_bytes_retrans",
     "tcpi_segs_out", "tcpi_segs_in", "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_notsent_bytes",
-    "tcpi_dsack_dups", "tcpi_sacked", "tcpi_delivered")
+    "tcpi_dsack_dups", "tcpi_sacked", "tcpi_delivered", "tcpi_reord_seen")
 # tcpi_ca_state values (include/net/tcp.h: TCP_CA_Open ... TCP_CA_Loss)
 CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = range(5)
 
@@ -482,8 +482,10 @@ class TcpSock:
             "tcpi_snd_mss": i["snd_mss"],
             "tcpi_rcv_mss": i["rcv_mss"],
             "tcpi_unacked": -(-i["unacked"] // mss),
-            "tcpi_lost": 0,
-            "tcpi_retrans": 0,
+            "tcpi_lost": -(-tcb.rec.lost_bytes() // mss),
+            "tcpi_retrans": -(-(tcb.rec.retrans.total
+                                - sum(tcb.rec.sacked.covered_between(s, e)
+                                      for s, e in tcb.rec.retrans)) // mss),
             "tcpi_rtt": round((i["srtt"] or 0) * 1e6),
             "tcpi_rttvar": round((i["rttvar"] or 0) * 1e6),
             # "arbitrarily high" (1 << 30 bytes) is Linux's TCP_INFINITE_SSTHRESH
@@ -491,7 +493,8 @@ class TcpSock:
             else i["ssthresh"] // mss,
             "tcpi_snd_cwnd": i["cwnd"] // mss,
             "tcpi_advmss": tcb.adv_mss,
-            "tcpi_reordering": 3,
+            "tcpi_reordering": tcb.rack.reordering,
+            "tcpi_reord_seen": tcb.rack.reord_seen,
             "tcpi_total_retrans": i["retransmits"],
             "tcpi_bytes_acked": i["bytes_acked"],
             "tcpi_bytes_received": i["bytes_received"],

@@ -283,6 +283,13 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
            "per connection: least time between two ACKs to invalid segments (challenge ACKs)"),
     Sysctl("net.ipv4.tcp_orphan_retries", "tcp.config.orphan_retries", integer(0, 255), "0",
            "retransmissions and probes of a connection the application closed (0: 8)"),
+    Sysctl("net.ipv4.tcp_recovery", "tcp.config.recovery", integer(0, 7), "1",
+           "loss detection bits: 0x1 RACK (RFC 8985), 0x4 RACK without the DupThresh shortcut; "
+           "0: RFC 6675 DupThresh"),
+    Sysctl("net.ipv4.tcp_early_retrans", "tcp.config.early_retrans", integer(0, 4), "3",
+           "3 or 4: tail loss probes (RFC 8985 §7); other values: none"),
+    Sysctl("net.ipv4.tcp_frto", "tcp.config.frto", integer(0, 2), "2",
+           "F-RTO (RFC 5682, SACK-enhanced): detect and undo a spurious timeout; 0: off"),
     # TCP: host-wide TcpLayer settings
     Sysctl("net.ipv4.tcp_syncookies", "tcp.syncookies", BOOL, "1",
            "SYN cookies when a listener's SYN queue is full"),

@@ -107,10 +107,12 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "tcp-retransmit": {
         "en": ("TCP retransmission",
-               "A lost segment is sent again: after three duplicate ACKs (fast retransmit) or when the\n"
-               "retransmission timer expires (RTO). The receiver still gets every byte, in order."),
+               "A lost segment is sent again: once later segments are acknowledged (fast retransmit;\n"
+               "RACK waits a quarter RTT for reordering), a lost tail after a tail loss probe, or when\n"
+               "the retransmission timer expires (RTO). The receiver still gets every byte, in order."),
         "ko": ("TCP 재전송",
-               "잃어버린 세그먼트는 다시 보냅니다: 중복 ACK 세 번(빠른 재전송) 또는 시간 초과(RTO) 후.\n"
+               "잃어버린 세그먼트는 다시 보냅니다: 뒤의 세그먼트가 승인되면(빠른 재전송, RACK), 꼬리 손실은\n"
+               "꼬리 손실 탐침(TLP) 뒤에, 또는 시간 초과(RTO) 후.\n"
                "수신자는 모든 바이트를 순서대로 받습니다."),
     },
     "checksum": {

@@ -78,6 +78,11 @@ class TcpConfig:
     fastopen_no_cookie: bool = False  # TCP_FASTOPEN_NO_COOKIE: data in SYN without a cookie
     fastopen_key: bytes | None = None  # TCP_FASTOPEN_KEY on a listener (None: the host's key)
     # -- end TCP Fast Open --
+    # loss detection as Linux's net.ipv4.tcp_recovery bits (rack.py): 0x1 RACK (RFC 8985),
+    # 0x4 no DupThresh shortcut in RACK's reordering window; 0: RFC 6675 DupThresh only
+    recovery: int = 1
+    early_retrans: int = 3  # Linux tcp_early_retrans: 3 and 4 turn tail loss probes on
+    frto: int = 2  # Linux tcp_frto: F-RTO's spurious-timeout detection (RFC 5682, with SACK)
 
     def replace(self, **kw: Any) -> TcpConfig:
         # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy
@@ -115,6 +120,10 @@ class TcpStats:
     keepalive_probes: int = 0
     ecn_ce_in: int = 0  # segments received with CE (RFC 3168), ECN negotiated
     ecn_reductions: int = 0  # cwnd reductions for ECE (at most one per window)
+    loss_probes: int = 0  # tail loss probes sent (RFC 8985 §7, Linux TCPLossProbes)
+    loss_probe_recoveries: int = 0  # a probe repaired a loss (Linux TCPLossProbeRecovery)
+    rack_reo_timeouts: int = 0  # RACK reordering timer expiries
+    spurious_undos: int = 0  # recoveries/timeouts undone as spurious (Linux TCP*Undo)
 
 
 def our_wscale(cfg: TcpConfig) -> int:

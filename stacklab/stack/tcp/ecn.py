@@ -123,7 +123,8 @@ class Ecn:
         to its ECE, and the window during CWR. True: the window is set, no growth on this
         ACK."""
         cc = tcb.cc
-        if tcb.rto_recover is not None:  # a timeout ended the reduction (Linux CA_Loss)
+        if tcb.rto_recover is not None or cc.owns_cwnd:  # a timeout ended the reduction
+            # (Linux CA_Loss); BBR answers ECE through its own model (Linux cong_control)
             self.cwr_high = None
             return False
         high = self.cwr_high

@@ -26,6 +26,7 @@ from .fsm import (
     TIME_WAIT,
 )
 from .plpmtud import PlpmtudState
+from .rack import schedule_tlp
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .tcbvars import TcbVars
@@ -178,6 +179,15 @@ class TcbOutput(TcbVars):
                 self._set_unacked_since(now)
         elif flags & FIN and self.unacked_since is None:
             self._set_unacked_since(now)
+        if payload or flags & FIN:  # RACK's transmission record; PRR counts what recovery sends
+            pos = self._abs(seq)
+            retrans = seq_lt(seq, self.snd_max)
+            self.rack.on_sent(pos, pos + len(payload) + (1 if flags & FIN else 0), now,
+                              retrans, bool(flags & FIN))
+            if self.recover is not None:
+                self.prr.out += 1
+            if retrans and self.undo.active:
+                self.undo.on_retransmit(ts[0] if ts is not None else None)
         if payload and self.trace is not None:  # the time-sequence graph's segments
             self.trace(now, "send", {"seq": seq_sub(seq, self.iss), "len": len(payload)})
         self._out.append(seg)
@@ -288,6 +298,8 @@ class TcbOutput(TcbVars):
                     self.rate.check_app_limited(
                         len(self.sendbuf.data) - seq_sub(self.snd_nxt, self.snd_data_una),
                         self._in_flight(), self.cc.cwnd, self.snd_mss)
+                if self.snd_max != top:
+                    schedule_tlp(self, now, False)  # new data out: the probe timeout restarts
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
                 self._ack_now = True

@@ -15,6 +15,9 @@ Rules implemented (RFC 6675 §4-§5):
   byte retransmitted in this recovery episode (and still un-SACKed) once more.
 * ``NextSeg``: (1) the lowest lost, un-SACKed byte not yet retransmitted; (2) new data (the TCB
   decides); (3) an un-SACKed byte below the highest SACKed one, not yet retransmitted.
+
+With RACK (RFC 8985, ``rack_mode``) a byte is lost when ``rack.py`` marked it so (``lost``: by
+time, or by a timeout), not by the DupThresh rule; pipe and NextSeg (1) read that set instead.
 """
 
 from __future__ import annotations
@@ -69,6 +72,24 @@ class RangeSet:
         ends[i:j] = [ne]
         return (end - start) - max(0, covered)
 
+    def remove(self, start: int, end: int) -> None:
+        """Take ``[start, end)`` out of the set."""
+        keep_s: list[int] = []
+        keep_e: list[int] = []
+        for s, e in zip(self.starts, self.ends, strict=True):
+            if e <= start or s >= end:
+                keep_s.append(s)
+                keep_e.append(e)
+                continue
+            if s < start:
+                keep_s.append(s)
+                keep_e.append(start)
+            if e > end:
+                keep_s.append(end)
+                keep_e.append(e)
+        self.starts[:] = keep_s
+        self.ends[:] = keep_e
+
     def remove_below(self, pos: int) -> None:
         """Forget everything below ``pos`` (cumulatively acknowledged)."""
         starts, ends = self.starts, self.ends
@@ -112,7 +133,8 @@ class Recovery:
     """Scoreboard plus recovery episode state for one connection."""
 
     __slots__ = ("sacked", "retrans", "in_recovery", "recovery_point", "sack_mode",
-                 "inflation", "high_rxt", "dsacks", "episodes", "rescue_done")
+                 "inflation", "high_rxt", "dsacks", "episodes", "rescue_done", "lost",
+                 "rack_mode")
 
     def __init__(self) -> None:
         self.sacked = RangeSet()  # SACKed positions above SND.UNA
@@ -125,17 +147,21 @@ class Recovery:
         self.dsacks = 0  # D-SACK blocks seen (RFC 2883): a retransmission was not needed
         self.episodes = 0
         self.rescue_done = False
+        self.lost = RangeSet()  # positions RACK marked lost (rack_mode)
+        self.rack_mode = False
 
     # -- scoreboard ---------------------------------------------------------------------------
-    def on_sack(self, una: int, high_data: int, blocks: list[tuple[int, int]]) -> int:
-        """Take the SACK blocks of an ACK (positions). Returns the number of newly SACKed
-        positions. A first block below SND.UNA, or inside the second block, is a D-SACK
-        (RFC 2883 §4): counted, not added."""
+    def on_sack(self, una: int, high_data: int, blocks: list[tuple[int, int]],
+                ack: int | None = None) -> int:
+        """Take the SACK blocks of an ACK (positions; ``ack``: its cumulative ACK, SND.UNA if
+        None). Returns the number of newly SACKed positions. A first block below the ACK, or
+        inside the second block, is a D-SACK (RFC 2883 §4): counted, not added."""
         new = 0
+        below = una if ack is None else max(una, ack)
         for i, (s, e) in enumerate(blocks):
             if e <= s:
                 continue
-            if i == 0 and (e <= una or (len(blocks) > 1 and blocks[1][0] <= s
+            if i == 0 and (e <= below or (len(blocks) > 1 and blocks[1][0] <= s
                                         and e <= blocks[1][1])):
                 self.dsacks += 1
                 continue
@@ -150,6 +176,19 @@ class Recovery:
             self.sacked.remove_below(una)
         if self.retrans.starts:
             self.retrans.remove_below(una)
+        if self.lost.starts:
+            self.lost.remove_below(una)
+
+    def mark_lost(self, start: int, end: int) -> None:
+        """RACK deems ``[start, end)`` lost: a retransmission of it is lost too, so it may be
+        sent again (RFC 8985 §6.2 step 5; Linux tcp_mark_skb_lost)."""
+        self.lost.add(start, end)
+        if self.retrans.starts:
+            self.retrans.remove(start, end)
+
+    def lost_bytes(self) -> int:
+        """Bytes marked lost and not SACKed since (rack_mode)."""
+        return sum(e - s - self.sacked.covered_between(s, e) for s, e in self.lost)
 
     def lost_limit(self, una: int, mss: int) -> int:
         """Every un-SACKed position below the result is lost (RFC 6675 IsLost)."""
@@ -171,8 +210,11 @@ class Recovery:
         """RFC 6675 SetPipe, in bytes."""
         flight = high_data - una
         sacked = self.sacked.covered_between(una, high_data)
-        limit = self.lost_limit(una, mss)
-        lost = (limit - una) - self.sacked.covered_between(una, limit)
+        if self.rack_mode:
+            lost = self.lost_bytes()
+        else:
+            limit = self.lost_limit(una, mss)
+            lost = (limit - una) - self.sacked.covered_between(una, limit)
         rx_unsacked = 0
         for s, e in self.retrans:
             if e <= una:
@@ -187,6 +229,12 @@ class Recovery:
         """A retransmission chosen by NextSeg rules (1) and (3): ``(position, max length)``.
         Rule (2), new data, is the TCB's (it knows the send buffer and windows); it calls this
         first and sends new data when None comes back."""
+        if self.rack_mode:
+            for s, e in self.lost:
+                hole = self._first_hole(max(s, una), min(e, high_data))
+                if hole is not None:
+                    return hole
+            return None
         limit = self.lost_limit(una, mss)
         hole = self._first_hole(una, min(limit, high_data))
         if hole is not None:
@@ -242,8 +290,10 @@ class Recovery:
 
     def on_rto(self) -> None:
         """A timeout ends any fast recovery episode; the scoreboard is kept (RFC 6675 §5.1:
-        SACKed data is not resent) unless the TCB decides the receiver reneged."""
+        SACKed data is not resent) unless the TCB decides the receiver reneged. Go-back-N
+        resends every lost byte, so RACK's marks go."""
         self.leave()
+        self.lost.clear()
 
 
 __all__ = ["DUPTHRESH", "RangeSet", "Recovery"]

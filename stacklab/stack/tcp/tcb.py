@@ -43,6 +43,15 @@ from .fsm import (
 )
 from .output import TcbOutput
 from .pacing import pacer_for
+from .rack import (
+    after_ack,
+    on_established,
+    on_reo_timer,
+    on_tlp_timer,
+    schedule_tlp,
+    tlp_due_at_rto,
+)
+from .rack import on_rto as rack_on_rto
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
 from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from .tfo import TfoConn
@@ -54,8 +63,10 @@ from .timers import (
     KINDS,
     PACING_TIMER,
     PERSIST_TIMER,
+    RACK_REO_TIMER,
     RTO_TIMER,
     TIME_WAIT_TIMER,
+    TLP_TIMER,
     Timer,
     earliest,
 )
@@ -390,6 +401,12 @@ class Tcb(TcbOutput):
                 self._fail(now, Event.TIMEOUT, None, "FIN-WAIT-2 timeout")
                 return True
             return False
+        if kind is RACK_REO_TIMER:
+            on_reo_timer(self, now)
+            return False
+        if kind is TLP_TIMER:
+            on_tlp_timer(self, now)
+            return False
         # USER_TIMER: TCP_USER_TIMEOUT (RFC 5482 §2, RFC 9293 §3.8.3), data unacknowledged
         # this long; no RST, as Linux (tcp_write_err): the peer is presumed unreachable
         self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
@@ -472,7 +489,7 @@ class Tcb(TcbOutput):
 
     def _on_rto(self, now: float) -> None:
         """RFC 6298 §5.4-5.7 plus SYN/FIN retransmission and giving up (Linux tcp_retries)."""
-        if self.snd_una == self.snd_max:
+        if self.snd_una == self.snd_max or tlp_due_at_rto(self, now):
             return
         self.retries += 1
         syn_phase = self.state in (SYN_SENT, SYN_RECEIVED)
@@ -496,9 +513,14 @@ class Tcb(TcbOutput):
         self.stats.rto_expiries += 1
         self.rtt.on_timeout()
         flight = seq_sub(self.snd_max, self.snd_una)
+        if self.recover is None and self.retries == 1:
+            self.undo.start(self.cc.cwnd, self.cc.ssthresh)  # (in recovery: the episode's)
+            if self.config.frto and self.sack_ok:
+                self.undo.frto_high = self._abs(self.snd_max)
         self.cc.on_rto(flight, now)
         self.recover = None
         self.rec.on_rto()
+        rack_on_rto(self)
         self.rto_recover = self.snd_max
         self.rto_tsval = self._ts_clock(now)
         self.dupacks = 0
@@ -606,7 +628,7 @@ class Tcb(TcbOutput):
             return False  # older than TS.Recent: PAWS decides
         if seg.window << self.snd_wscale != self.snd_wnd \
                 or self.deadlines[PERSIST_TIMER] is not None \
-                or (self.sack_ok and seg.sack_blocks()):
+                or (self.sack_ok and seg.sack_blocks()) or self.recover is not None:
             return False
         ack = seg.ack
         una = self.snd_una
@@ -624,7 +646,11 @@ class Tcb(TcbOutput):
         if ts is not None and ((self.last_ack_sent - seq) & MASK) < HALF:
             self.ts_recent = ts[0]  # RFC 7323 §4.3
         if not plen:
+            sacked0 = self.rec.sacked.total
             self._ack_advance(ack, now, ts)
+            if self.sack_ok:
+                self._after_ack(una, ack, sacked0, self.stats.dsacks_in, False,
+                                ts[1] if ts is not None else None, now)
         wl1 = self.snd_wl1
         if (wl1 != seq and ((seq - wl1) & MASK) < HALF) or (
                 wl1 == seq and ((ack - self.snd_wl2) & MASK) < HALF):
@@ -815,6 +841,7 @@ class Tcb(TcbOutput):
         self._arm(CONNECT_TIMER, None)
         self.retries = 0
         self._arm_keepalive(now)
+        on_established(self)
         if self.snd_autotune:
             self._sndbuf_expand()  # the MSS is known now (tcp_init_buffer_space)
         if self.tfo is None or not self.tfo.reported:  # a TFO child was reported at its SYN
@@ -1016,6 +1043,7 @@ class Tcb(TcbOutput):
         if a.ts_recent and ts is not None:
             self.ts_recent = ts[0]  # RFC 7323 §4.3, the segment now accepted
         wnd = seg.window << self.snd_wscale
+        sacked0, dsacks0 = self.rec.sacked.total, self.stats.dsacks_in
         newly_sacked = self._take_sack(seg) if self.sack_ok and seg.sack_blocks() else 0
         if seq_gt(ack, una):
             self._ack_advance(ack, now, a.ts)
@@ -1025,6 +1053,9 @@ class Tcb(TcbOutput):
                 newly_sacked > 0 if self.sack_ok
                 else (a.plen == 0 and not a.fin and wnd == self.snd_wnd)):
             self._on_dupack(now)
+        if self.sack_ok and (seq_gt(ack, una) or seg.sack_blocks() or not a.plen):
+            self._after_ack(una, ack, sacked0, dsacks0, bool(seg.sack_blocks()),
+                            a.ts[1] if a.ts is not None else None, now)
         # the window (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK))
         wl1, sseq = self.snd_wl1, seg.seq
         if seq_lt(wl1, sseq) or (wl1 == sseq and seq_le(self.snd_wl2, ack)):
@@ -1177,7 +1208,9 @@ class Tcb(TcbOutput):
         rtt.on_new_ack()
         self.retries = 0
         # stream position of ACK (_abs, with the buffer's base and SND.UNA of data just moved)
-        self.rec.on_cumulative_ack(sendbuf.base + seq_sub(ack, self.snd_data_una))
+        ack_pos = sendbuf.base + seq_sub(ack, self.snd_data_una)
+        self.rec.on_cumulative_ack(ack_pos)
+        self.rack.on_cumulative_ack(ack_pos, now, self.snd_mss)
         if self.rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
             self.cc.on_rate_sample(self.rate.on_ack(
                 self._abs(ack), self._abs(self.snd_nxt), self.rec.sacked, now, flight,
@@ -1201,10 +1234,20 @@ class Tcb(TcbOutput):
         if self.unacked_since is not None:
             self._set_unacked_since(None if ack == snd_max else now)
         self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
+        schedule_tlp(self, now, True)
         if self.snd_autotune and self.cc.cwnd > self.sndbuf_cwnd:
             self._sndbuf_expand()  # only when cwnd grew past what the buffer was sized for
         if n > 0:
             self._events.append(SendSpace(sendbuf.free))
+
+    def _after_ack(self, una: int, ack: int, sacked0: int, dsacks0: int, sack_blocks: bool,
+                   tsecr: int | None, now: float) -> None:
+        """RACK-TLP and PRR (rack.py) after an ACK moved SND.UNA or the scoreboard: what it
+        delivered is what SND.UNA advanced plus what the scoreboard grew by."""
+        advanced = seq_gt(ack, una)
+        after_ack(self, now, (seq_sub(ack, una) if advanced else 0)
+                  + self.rec.sacked.total - sacked0, advanced,
+                  self.stats.dsacks_in - dsacks0, sack_blocks, tsecr)
 
     def _sndbuf_expand(self) -> None:
         """Send-buffer autotuning (Linux tcp_sndbuf_expand): the buffer follows cwnd; it only
@@ -1282,7 +1325,7 @@ class Tcb(TcbOutput):
         if not pos:
             return 0
         before = self.rec.dsacks
-        new = self.rec.on_sack(self._abs(una), self._abs(smax), pos)
+        new = self.rec.on_sack(self._abs(una), self._abs(smax), pos, self._abs(seg.ack))
         if self.rec.dsacks != before:
             self.stats.dsacks_in += self.rec.dsacks - before
         return new
@@ -1296,8 +1339,11 @@ class Tcb(TcbOutput):
         if self.state in (SYN_SENT, SYN_RECEIVED):
             return
         una_pos = self._abs(self.snd_una)
-        lost = self.dupacks >= DUPACK_THRESHOLD or (
-            self.sack_ok and self.rec.is_lost(una_pos, una_pos, self.snd_mss))
+        if self.rec.rack_mode:  # RFC 8985: a loss RACK detected (rack.py), not DupThresh
+            lost = self.rec.lost_bytes() > 0
+        else:
+            lost = self.dupacks >= DUPACK_THRESHOLD or (
+                self.sack_ok and self.rec.is_lost(una_pos, una_pos, self.snd_mss))
         if not lost:
             return
         if self.rto_recover is not None and not seq_gt(self.snd_una, self.rto_recover):
@@ -1305,6 +1351,8 @@ class Tcb(TcbOutput):
         flight = seq_sub(self.snd_max, self.snd_una)
         self.recover = self.snd_max
         self.rec.enter(self._abs(self.snd_max), sack_mode=self.sack_ok)
+        self.prr.start(self.cc.cwnd // self.snd_mss)  # RecoverFS: cwnd before the reduction
+        self.undo.start(self.cc.cwnd, self.cc.ssthresh)
         if self.ecn is None or not self.ecn.loss_in_cwr(self):  # not twice a window (ecn.py)
             self.cc.on_congestion_event(flight, now)
         if not self.sack_ok:
@@ -1314,7 +1362,9 @@ class Tcb(TcbOutput):
         if self.trace is not None:
             self.trace(now, "recovery", {"enter": True, "sack": self.sack_ok,
                                          "recover": self.recover, "flight": flight})
-        self._retransmit_head(now, "fast retransmit")
+        if not self.sack_ok:
+            self._retransmit_head(now, "fast retransmit")
+        # with SACK, PRR lets the fast retransmit out on this ACK (rack.after_ack, output)
         self._arm(RTO_TIMER, now + self.rtt.rto)
         self._trace_cwnd(now)
 
@@ -1338,7 +1388,9 @@ class Tcb(TcbOutput):
             flight = seq_sub(self.snd_max, self.snd_una)
             cc.cwnd = min(cc.ssthresh, max(flight, self.snd_mss) + self.snd_mss)
         else:
-            cc.cwnd = min(cc.cwnd, cc.ssthresh)  # RFC 6675: cwnd = ssthresh at entry
+            if not cc.owns_cwnd:  # PRR's end (RFC 6937 §3, Linux tcp_end_cwnd_reduction)
+                cc.cwnd = cc.ssthresh
+            self.rack.on_recovery_end()
         cc.on_recovery_end(now)
         self.rec.leave()
         self.recover = None

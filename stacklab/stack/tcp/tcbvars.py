@@ -33,6 +33,8 @@ from .events import TcbEvent
 from .fsm import CLOSED, State
 from .pacing import Pacer, pacer_for
 from .plpmtud import Plpmtud
+from .prr import Prr
+from .rack import Rack
 from .rate import DeliveryRate
 from .recovery import Recovery
 from .rtt import RttEstimator
@@ -40,6 +42,7 @@ from .segment import Segment
 from .seq import MASK, seq_add, seq_sub
 from .tfo import TfoConn
 from .timers import KINDS, USER_TIMER, Timer
+from .undo import Undo
 
 
 class Urgent:
@@ -161,6 +164,9 @@ class TcbVars:
         self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
         self.rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
         self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
+        self.rack = Rack(cfg.recovery)  # RACK-TLP loss detection (rack.py)
+        self.prr = Prr()  # the fast-recovery sender (prr.py)
+        self.undo = Undo()  # undoing a spurious recovery or timeout (undo.py)
         self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
         self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self._cwnd_traced = (0, 0)

@@ -22,12 +22,14 @@ class Timer(enum.IntEnum):
     PERSIST = 6  # zero-window probe / sender SWS override (RFC 9293 §3.8.6.1)
     DELACK = 7  # delayed ACK (RFC 9293 §3.8.6.3)
     PACING = 8  # the next paced segment may leave (pacing.py)
+    RACK_REO = 9  # RACK reordering window of an un-SACKed segment ends (RFC 8985 §6.2)
+    TLP = 10  # tail loss probe timeout, PTO (RFC 8985 §7.2)
 
 
 KINDS = tuple(Timer)
 # the kinds as module globals, as the states in fsm.py: a global is ~10x cheaper than Timer.X
 TIME_WAIT_TIMER, CONNECT_TIMER, FIN_WAIT_2_TIMER, USER_TIMER, KEEPALIVE_TIMER, RTO_TIMER, \
-    PERSIST_TIMER, DELACK_TIMER, PACING_TIMER = KINDS
+    PERSIST_TIMER, DELACK_TIMER, PACING_TIMER, RACK_REO_TIMER, TLP_TIMER = KINDS
 
 
 def earliest(deadlines: list[float | None]) -> tuple[float, Timer] | None:

@@ -18,10 +18,12 @@ MSS = 1448  # 1500 - 40 - 12 (timestamps)
 
 def transfer(drops: set[int], *, sack: bool, nseg: int = 30, cc: str = "reno",
              drop_first_retransmit_of: set[int] = frozenset(), timestamps: bool = True,
-             extra_drop=None, cwnd_segments: int | None = None) -> Pair:
+             extra_drop=None, cwnd_segments: int | None = None, early_retrans: int = 3,
+             recovery: int = 1) -> Pair:
     """A sends ``nseg`` full segments to B; the first transmission of segment k (k in
     ``drops``) is lost, and for k in ``drop_first_retransmit_of`` its first retransmission too."""
-    cfg = TcpConfig(sack=sack, congestion=cc, timestamps=timestamps, nodelay=True)
+    cfg = TcpConfig(sack=sack, congestion=cc, timestamps=timestamps, nodelay=True,
+                    early_retrans=early_retrans, recovery=recovery)
     p = Pair(cfg, cfg)
     seen: dict[int, int] = {}
 
@@ -99,18 +101,38 @@ def test_recovery_ssthresh_halves_reno_and_cubic_beta():
         assert p.a.stats.recoveries == 1
 
 
-def test_tail_loss_needs_the_rto():
-    p = transfer({27, 28, 29}, sack=True)  # nothing after the lost tail to trigger dupacks
+def test_tail_loss_needs_the_rto_without_loss_probes():
+    # nothing after the lost tail to trigger dupacks; tcp_early_retrans=0: no TLP
+    p = transfer({27, 28, 29}, sack=True, early_retrans=0)
     st = p.a.stats
     assert st.rto_expiries >= 1 and st.fast_retransmits == 0
     assert st.retransmits == 3
 
 
+def test_tail_loss_repaired_by_a_loss_probe():
+    # RFC 8985 §7: the probe resends the last segment; its SACK lets RACK mark the two before
+    # it lost, and fast recovery (not the RTO) resends them
+    p = transfer({27, 28, 29}, sack=True)
+    st = p.a.stats
+    assert st.loss_probes == 1 and st.rto_expiries == 0 and st.fast_retransmits == 1
+    assert st.retransmits == 3
+
+
 def test_lost_retransmission_rto_resends_only_the_holes_with_sack():
-    p = transfer({2, 5}, sack=True, drop_first_retransmit_of={2})
+    # RFC 6675 alone (tcp_recovery=0) cannot tell a lost retransmission: the RTO repairs it
+    p = transfer({2, 5}, sack=True, drop_first_retransmit_of={2}, recovery=0)
     st = p.a.stats
     assert st.rto_expiries == 1
     assert p.b.stats.dup_segments == 0  # the RTO skipped everything SACKed
+    assert p.seen[2] == 3 and p.seen[5] == 2
+
+
+def test_rack_detects_a_lost_retransmission_without_the_rto():
+    # RFC 8985 §2.2: segments sent after the retransmission are SACKed, so it is lost by time
+    p = transfer({2, 5}, sack=True, drop_first_retransmit_of={2})
+    st = p.a.stats
+    assert st.rto_expiries == 0 and st.recoveries == 1
+    assert p.b.stats.dup_segments == 0
     assert p.seen[2] == 3 and p.seen[5] == 2
 
 

@@ -53,6 +53,7 @@ class Bbr(CongestionController):
     name = "bbr"
     wants_samples = True
     needs_pacing = True
+    owns_cwnd = True  # packet conservation in recovery, not PRR (Linux: cong_control)
 
     def __init__(self, mss: int) -> None:
         super().__init__(mss)

@@ -1,0 +1,528 @@
+"""RACK-TLP loss detection (RFC 8985), on by default as in Linux (``net.ipv4.tcp_recovery``
+bit 0x1; tail loss probes with ``tcp_early_retrans`` 3 or 4).
+
+RACK ("recent acknowledgment") deems a segment lost by *time*: once a segment sent after it has
+been delivered (ACKed or SACKed) and it stays undelivered for ``RACK.rtt + reo_wnd`` since its own
+transmission (§6.2). The reordering window ``reo_wnd`` is ``min_RTT / 4`` times
+``reo_wnd_mult``, which grows by one per round trip that sees a D-SACK and falls back to 1 after
+16 recoveries without one (§6.2 step 4); before any reordering was seen it is 0 in recovery and
+once DupThresh segments are SACKed (unless bit 0x4, Linux ``TCP_RACK_NO_DUPTHRESH``). A segment
+not yet due arms the reordering timer (``RACK_REO``).
+
+TLP ("tail loss probe", §7): with data in flight, not in recovery and nothing SACKed, a probe
+timeout PTO = 2*SRTT (plus the peer's worst-case delayed ACK, Linux ``TCP_RTO_MIN``, when one
+segment is in flight; never after the RTO) sends one new segment if it may, else resends the last
+one, once per episode; its ACK tells whether a loss was repaired (cwnd is then reduced once).
+
+:class:`Rack` holds the per-segment transmission records (stream positions, as
+:mod:`.recovery`) and the algorithm's variables; the functions below are the TCB's hooks.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .buffers import SendBuffer
+from .config import TcpConfig, TcpStats
+from .congestion import CongestionController
+from .fsm import CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, State
+from .prr import Prr
+from .recovery import DUPTHRESH, RangeSet, Recovery
+from .rtt import RttEstimator
+from .seq import seq_sub
+from .timers import RACK_REO_TIMER, RTO_TIMER, TLP_TIMER, Timer
+from .undo import Undo
+
+RACK_LOSS = 0x1  # tcp_recovery bits (Linux include/net/tcp.h)
+RACK_NO_DUPTHRESH = 0x4
+TIMEOUT_MIN = 0.002  # Linux TCP_TIMEOUT_MIN: the least a RACK/TLP timer waits beyond its due
+REO_PERSIST = 16  # recoveries a grown reordering window lasts (RFC 8985 §6.2 step 4)
+_SENDING = (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK)
+
+
+class Sent:
+    """One transmission: positions ``[start, end)`` (a FIN counts one), when, whether it was a
+    retransmission, whether it was delivered (SACKed), whether RACK deemed it lost."""
+
+    __slots__ = ("start", "end", "xmit", "retrans", "sacked", "lost", "order")
+
+    def __init__(self, start: int, end: int, xmit: float, retrans: bool, order: int) -> None:
+        self.order = order  # transmission order (Linux's time-sorted list): ties of xmit
+        self.start = start
+        self.end = end
+        self.xmit = xmit
+        self.retrans = retrans
+        self.sacked = False
+        self.lost = False
+
+
+def _sent_after(t1: float, o1: int, t2: float, o2: int) -> bool:
+    """RFC 8985 RACK_sent_after: sent later; at the same instant (a virtual clock has many),
+    later in transmission order, as Linux's time-sorted queue orders them (the RFC's tie-break
+    by sequence would call a retransmission sent after new data older than it)."""
+    return t1 > t2 or (t1 == t2 and o1 > o2)
+
+
+class Rack:
+    __slots__ = ("log", "xmit_ts", "end_seq", "rtt", "fack", "min_rtt", "reordering_seen",
+                 "reordering", "reo_wnd_mult", "reo_wnd_persist", "dsack_round", "advanced",
+                 "sacked_segs", "tlp_end", "tlp_retrans", "flags", "order", "xmit_order",
+                 "fin_end", "reord_seen", "xmit_retrans", "orig_end")
+
+    def __init__(self, flags: int) -> None:
+        self.flags = flags  # tcp_recovery bits
+        self.log: list[Sent] = []  # by position, disjoint
+        self.xmit_ts = -1.0  # RACK.xmit_ts: the latest transmission delivered
+        self.end_seq = 0  # RACK.end_seq
+        self.xmit_order = -1  # the transmission order of that segment
+        self.xmit_retrans = False  # whether it was a retransmission
+        self.orig_end = 1 << 62  # this ACK: the lowest end delivered never resent (F-RTO)
+        self.order = 0  # transmissions recorded so far
+        self.fin_end = -1  # the position after our FIN once sent
+        self.rtt = 0.0  # RACK.rtt: the RTT of the most recently delivered segment
+        self.fack = 0  # RACK.fack: the highest end delivered
+        self.min_rtt: float | None = None
+        self.reordering_seen = False
+        self.reordering = DUPTHRESH  # Linux tp->reordering (segments), tcpi_reordering
+        self.reord_seen = 0  # ACKs that showed reordering (Linux tp->reord_seen)
+        self.reo_wnd_mult = 1
+        self.reo_wnd_persist = 0
+        self.dsack_round: int | None = None
+        self.advanced = False  # RACK.xmit_ts moved since the last detection
+        self.sacked_segs = 0
+        self.tlp_end: int | None = None  # TLP.end_seq (a position), None: no probe out
+        self.tlp_retrans = False  # TLP.is_retrans
+
+    # -- records ---------------------------------------------------------------------------
+    def on_sent(self, start: int, end: int, now: float, retrans: bool, fin: bool) -> None:
+        if fin:
+            self.fin_end = end
+        log = self.log
+        self.order += 1
+        if not log or start >= log[-1].end:
+            log.append(Sent(start, end, now, retrans, self.order))
+            return
+        i = bisect_right([s.start for s in log], start) - 1
+        i = max(i, 0)
+        j = i
+        pieces: list[Sent] = []
+        while j < len(log) and log[j].start < end:
+            old = log[j]
+            if old.end > start:
+                if old.start < start:
+                    pieces.append(_piece(old, old.start, start))
+                if old.end > end:
+                    pieces.append(_piece(old, end, old.end))
+                if old.sacked:
+                    self.sacked_segs -= 1
+            else:
+                pieces.append(old)
+            j += 1
+        pieces.append(Sent(start, end, now, True, self.order))
+        pieces.sort(key=lambda s: s.start)
+        log[i:j] = pieces
+
+    def on_cumulative_ack(self, una: int, now: float, mss: int) -> None:
+        """Entries below SND.UNA are delivered (the ones not SACKed before advance RACK)."""
+        log = self.log
+        k = 0
+        done: list[Sent] = []
+        while k < len(log) and log[k].end <= una:
+            s = log[k]
+            if s.sacked:
+                self.sacked_segs -= 1
+            else:
+                done.append(s)
+            k += 1
+        if k:
+            del log[:k]
+        if log and log[0].start < una:
+            log[0].start = una
+        self._delivered(done, now, mss)
+
+    def on_sacked(self, sacked: RangeSet, now: float, mss: int) -> None:
+        done = []
+        for s in self.log:
+            if s.sacked:
+                continue
+            # a SACK block covers data: the FIN of a segment is delivered with its bytes
+            top = sacked.containing(s.start)
+            if top is not None and top >= s.end - (s.end == self.fin_end and s.end - s.start > 1):
+                s.sacked = True
+                self.sacked_segs += 1
+                done.append(s)
+        self._delivered(done, now, mss)
+
+    def _delivered(self, done: list[Sent], now: float, mss: int) -> None:
+        """RFC 8985 §6.2 steps 2-3 for newly delivered segments, in sequence order as Linux
+        (tcp_clean_rtx_queue, tcp_sacktag_walk: RACK.rtt is the last one's; the RFC orders them
+        by transmission time, which makes a resent segment's short RTT win); and Linux's
+        reordering degree: how far below the highest delivered end (FACK) the lowest segment
+        delivered late, never resent, lay (tcp_check_sack_reordering)."""
+        for s in done:
+            if not s.retrans and s.end < self.orig_end:
+                self.orig_end = s.end
+        low = min((s.start for s in done if not s.retrans and s.end <= self.fack), default=None)
+        if low is not None:
+            self.reord_seen += 1
+            metric = self.fack - low
+            if metric > self.reordering * mss:
+                self.reordering = min(-(-metric // mss), 300)  # Linux tcp_max_reordering
+        for s in done:
+            rtt = now - s.xmit
+            if s.retrans:
+                if self.min_rtt is not None and rtt < self.min_rtt:
+                    continue  # ambiguous: the original may have been delivered
+            elif self.min_rtt is None or rtt < self.min_rtt:
+                self.min_rtt = rtt
+            if s.end > self.fack:
+                self.fack = s.end
+            elif s.end < self.fack and not s.retrans:
+                self.reordering_seen = True  # delivered after a later segment (§6.2 step 3)
+            self.rtt = rtt
+            self.advanced = True
+            if _sent_after(s.xmit, s.order, self.xmit_ts, self.xmit_order):
+                self.xmit_ts = s.xmit
+                self.end_seq = s.end
+                self.xmit_order = s.order
+                self.xmit_retrans = s.retrans
+
+    # -- the reordering window and detection -------------------------------------------------
+    def reo_wnd(self, in_recovery: bool, srtt: float) -> float:
+        if not self.reordering_seen:
+            if in_recovery:
+                return 0.0
+            if self.sacked_segs >= DUPTHRESH and not self.flags & RACK_NO_DUPTHRESH:
+                return 0.0
+        return min((self.min_rtt or 0.0) / 4 * self.reo_wnd_mult, srtt)
+
+    def on_dsack(self, una: int, snd_nxt: int, dsack: bool) -> None:
+        """RFC 8985 §6.2 step 4: one more min_RTT/4 per round trip that sees a D-SACK."""
+        if self.dsack_round is not None and una >= self.dsack_round:
+            self.dsack_round = None
+        if self.dsack_round is None and dsack:
+            self.dsack_round = snd_nxt
+            self.reo_wnd_mult += 1
+            self.reo_wnd_persist = REO_PERSIST
+
+    def on_recovery_end(self) -> None:
+        self.reo_wnd_persist -= 1
+        if self.reo_wnd_persist <= 0:
+            self.reo_wnd_mult = 1
+
+    def detect(self, now: float, lost: RangeSet, sacked: RangeSet, reo_wnd: float) -> tuple[
+            list[tuple[int, int]], float]:
+        """RFC 8985 §6.2 step 5: the ranges now lost, and how long until the next one may be
+        (0: none pending)."""
+        self.advanced = False
+        newly: list[tuple[int, int]] = []
+        timeout = 0.0
+        for s in self.log:
+            if s.sacked or s.lost or not _sent_after(self.xmit_ts, self.xmit_order, s.xmit,
+                                                     s.order):
+                continue  # delivered, lost already (waiting to be resent), or sent later
+            remaining = s.xmit + self.rtt + reo_wnd - now
+            if remaining <= 1e-9:
+                s.lost = True
+                newly.append((s.start, s.end))
+            elif remaining > timeout:
+                timeout = remaining
+        return newly, timeout
+
+
+def _piece(old: Sent, start: int, end: int) -> Sent:
+    p = Sent(start, end, old.xmit, old.retrans, old.order)
+    p.sacked = old.sacked
+    p.lost = old.lost
+    return p
+
+
+# -- the TCB's hooks ------------------------------------------------------------------------------
+
+class TlpTcb(Protocol):
+    """What scheduling a probe reads of a TCB (the sending side has it: output.py calls)."""
+
+    config: TcpConfig
+    rec: Recovery
+    rack: Rack
+    sack_ok: bool
+    state: State
+    snd_una: int
+    snd_max: int
+    snd_mss: int
+    recover: int | None
+    rto_recover: int | None
+    retries: int
+    dupacks: int
+    deadlines: list[float | None]
+    rtt: RttEstimator
+
+    def _arm(self, kind: Timer, at: float | None) -> None: ...
+
+
+class RackTcb(TlpTcb, Protocol):
+    """What RACK, TLP and PRR use of a TCB (:class:`~.tcb.Tcb` is one)."""
+
+    prr: Prr
+    undo: Undo
+    rto_tsval: int | None
+    cc: CongestionController
+    stats: TcpStats
+    snd_nxt: int
+    snd_wnd: int
+    snd_data_una: int
+    sendbuf: SendBuffer
+    fin_seq: int | None
+    _sws_override: bool
+    trace: Callable[[float, str, dict[str, Any]], None] | None
+
+    def _abs(self, seq: int) -> int: ...
+    def _seq(self, pos: int) -> int: ...
+    def _maybe_enter_recovery(self, now: float) -> None: ...
+    def _trace_cwnd(self, now: float) -> None: ...
+    def _retransmit_from(self, seq: int, limit: int, now: float, why: str) -> int: ...
+    def _output_data(self, now: float) -> bool: ...
+
+
+def on_established(tcb: RackTcb) -> None:
+    """The options are known: RACK needs SACK (as Linux: a Reno connection counts duplicates)."""
+    tcb.rec.rack_mode = bool(tcb.config.recovery & RACK_LOSS) and tcb.sack_ok
+
+
+def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsacks: int,
+              sack_blocks: bool, tsecr: int | None) -> None:
+    """Every acceptable ACK, after the scoreboard and SND.UNA moved: TLP's verdict on its probe,
+    RACK's detection (and recovery when it finds a loss), PRR's cwnd during recovery, and
+    whether the last episode was spurious (undo.py)."""
+    rack = tcb.rack
+    rec = tcb.rec
+    una_pos = tcb._abs(tcb.snd_una)
+    dsack = dsacks > 0
+    if dsack:
+        tcb.undo.on_dsack(dsacks)
+    if rec.rack_mode and rec.sacked.starts:
+        rack.on_sacked(rec.sacked, now, tcb.snd_mss)
+    _try_undo(tcb, now, una_advanced, tsecr)
+    rack.orig_end = 1 << 62
+    _tlp_ack(tcb, now, una_pos, una_advanced, dsack, sack_blocks)
+    newly_lost = False
+    if rec.rack_mode:
+        rack.on_dsack(una_pos, tcb._abs(tcb.snd_nxt), dsack)
+        if rack.advanced and not rec.sacked.starts and not rack.xmit_retrans:
+            # in-order delivery of first transmissions: whatever is left was sent after it
+            rack.advanced = False
+        if rack.advanced:
+            newly_lost = _detect(tcb, now)
+        if newly_lost and tcb.recover is None:
+            tcb._maybe_enter_recovery(now)
+    if tcb.recover is not None and rec.sack_mode:
+        prr_update(tcb, delivered, una_advanced, newly_lost)
+
+
+def _try_undo(tcb: RackTcb, now: float, una_advanced: bool, tsecr: int | None) -> None:
+    """Linux tcp_try_undo_loss (after a timeout: Eifel on the first ACK that advances, and
+    F-RTO), and tcp_try_undo_recovery / tcp_try_undo_dsack (a fast recovery over, its
+    retransmissions all D-SACKed or the ending ACK echoing an original): cwnd and ssthresh go
+    back."""
+    undo = tcb.undo
+    if not undo.active or tcb.recover is not None:
+        return
+    after_rto = tcb.rto_recover is not None
+    spurious = _frto(tcb)
+    if undo.frto_high is not None and tcb._abs(tcb.snd_una) >= undo.frto_high:
+        undo.frto_high = None  # what was outstanding at the timeout is all acknowledged
+    if after_rto and not una_advanced and not spurious:
+        return
+    spurious = spurious or undo.spurious(tsecr if una_advanced else None)
+    if una_advanced:
+        undo.first_tsval = None  # Eifel asks the ACK that ends the episode only
+    if not spurious:
+        return
+    cc = tcb.cc
+    cc.cwnd, cc.ssthresh = undo.undo(cc.cwnd, cc.ssthresh)
+    tcb.stats.spurious_undos += 1
+    if after_rto:  # the originals are arriving: stop resending them (RFC 4015 §3)
+        tcb.rto_recover = None
+        tcb.rto_tsval = None
+        if seq_sub(tcb.snd_max, tcb.snd_nxt) > 0:
+            tcb.snd_nxt = tcb.snd_max
+    if tcb.trace is not None:
+        tcb.trace(now, "undo", {"cwnd": cc.cwnd, "ssthresh": min(cc.ssthresh, 1 << 30),
+                                "after": "rto" if after_rto else "recovery"})
+    tcb._trace_cwnd(now)
+
+
+def _frto(tcb: RackTcb) -> bool:
+    """F-RTO's verdict after a timeout (RFC 5682 §3.1 step 3b, SACK-enhanced as Linux
+    tcp_process_loss): the timeout was spurious when data outstanding at it and never resent
+    is ACKed or SACKed. (Step 2b, new data instead of the go-back-N, is not taken: this TCB
+    counts the whole go-back-N window in flight, so cwnd would hold the new data back; the
+    go-back-N goes on meanwhile, skipping what is SACKed.)"""
+    high = tcb.undo.frto_high
+    return high is not None and tcb.rack.orig_end <= high
+
+
+def _detect(tcb: RackTcb, now: float) -> bool:
+    rack, rec = tcb.rack, tcb.rec
+    reo = rack.reo_wnd(tcb.recover is not None or tcb.rto_recover is not None,
+                       tcb.rtt.srtt or 0.0)
+    newly, timeout = rack.detect(now, rec.lost, rec.sacked, reo)
+    for s, e in newly:
+        rec.mark_lost(s, e)
+    if timeout > 0:
+        tcb._arm(RACK_REO_TIMER, now + timeout + TIMEOUT_MIN)
+        tcb._arm(TLP_TIMER, None)
+    elif tcb.deadlines[RACK_REO_TIMER] is not None:
+        tcb._arm(RACK_REO_TIMER, None)
+    if newly and tcb.trace is not None:
+        tcb.trace(now, "rack", {"lost": [[s, e] for s, e in newly], "reo_wnd": reo})
+    return bool(newly)
+
+
+def on_reo_timer(tcb: RackTcb, now: float) -> None:
+    """The reordering window of a segment ran out (Linux tcp_rack_reo_timeout): mark what is
+    lost, enter recovery if not in it (one segment's worth of PRR credit), resend."""
+    if not tcb.rec.rack_mode or tcb.snd_una == tcb.snd_max:
+        return
+    tcb.stats.rack_reo_timeouts += 1
+    if _detect(tcb, now) and tcb.recover is None:
+        tcb._maybe_enter_recovery(now)
+        if tcb.recover is not None and tcb.rec.sack_mode:
+            prr_update(tcb, tcb.snd_mss, False, True)
+
+
+def prr_update(tcb: RackTcb, delivered: int, una_advanced: bool, newly_lost: bool) -> None:
+    """PRR (prr.py) sets cwnd from what this ACK delivered, unless the congestion controller
+    sets it itself (BBR), as Linux's tcp_cong_control skips tcp_cwnd_reduction then."""
+    cc = tcb.cc
+    if cc.owns_cwnd:
+        return
+    mss = tcb.snd_mss
+    una_pos = tcb._abs(tcb.snd_una)
+    pipe = tcb.rec.pipe(una_pos, tcb._abs(tcb.snd_max), mss)
+    cwnd = tcb.prr.cwnd(cc.ssthresh // mss, -(-pipe // mss), -(-delivered // mss),
+                        una_advanced, newly_lost)
+    if cwnd is not None:
+        cc.cwnd = cwnd * mss
+
+
+# -- tail loss probes (RFC 8985 §7) -------------------------------------------------------------
+
+def schedule_tlp(tcb: TlpTcb, now: float, advancing: bool) -> None:
+    """Arm the probe timeout after new data went out or an ACK advanced (Linux
+    tcp_schedule_loss_probe), or disarm it when a probe may not be sent now."""
+    cfg = tcb.config
+    rec = tcb.rec
+    if cfg.early_retrans not in (3, 4) or not tcb.sack_ok or tcb.state not in _SENDING \
+            or tcb.snd_una == tcb.snd_max or tcb.recover is not None \
+            or tcb.rto_recover is not None or tcb.retries or rec.sacked.starts or tcb.dupacks \
+            or tcb.deadlines[RACK_REO_TIMER] is not None:
+        if tcb.deadlines[TLP_TIMER] is not None:
+            tcb._arm(TLP_TIMER, None)
+        return
+    srtt = tcb.rtt.srtt
+    if srtt is None:
+        pto = tcb.config.initial_rto
+    else:
+        pto = 2 * srtt
+        if seq_sub(tcb.snd_max, tcb.snd_una) <= tcb.snd_mss:
+            pto += cfg.min_rto  # one segment: the peer may delay its ACK (RFC 8985 §7.2)
+        else:
+            pto += TIMEOUT_MIN
+    rto_at = tcb.deadlines[RTO_TIMER]
+    rto_delta = tcb.rtt.rto if advancing or rto_at is None else rto_at - now
+    if rto_delta > 0:
+        pto = min(pto, rto_delta)
+    tcb._arm(TLP_TIMER, now + pto)
+
+
+def tlp_due_at_rto(tcb: RackTcb, now: float) -> bool:
+    """The RTO fell due with the probe timeout at the same instant: Linux has one timer, armed
+    as the probe (the PTO is never later than the RTO), so the probe goes instead."""
+    at = tcb.deadlines[TLP_TIMER]
+    if at is None or at > now:
+        return False
+    tcb._arm(TLP_TIMER, None)
+    return on_tlp_timer(tcb, now)
+
+
+def on_tlp_timer(tcb: RackTcb, now: float) -> bool:
+    """PTO expired (RFC 8985 §7.3, Linux tcp_send_loss_probe): one new segment if the peer's
+    window allows one (cwnd does not count), else the last segment again. True if sent."""
+    rack = tcb.rack
+    if tcb.state not in _SENDING or tcb.snd_una == tcb.snd_max or rack.tlp_end is not None \
+            or tcb.recover is not None:
+        return False
+    sent = False
+    off = seq_sub(tcb.snd_nxt, tcb.snd_data_una)
+    unsent = len(tcb.sendbuf.data) - off
+    if unsent > 0 and tcb.snd_nxt == tcb.snd_max \
+            and tcb.snd_wnd - seq_sub(tcb.snd_nxt, tcb.snd_una) > 0:
+        cc = tcb.cc
+        saved = cc.cwnd
+        top = tcb.snd_max
+        cc.cwnd = seq_sub(tcb.snd_nxt, tcb.snd_una) + tcb.snd_mss  # room for one segment
+        tcb._sws_override = True
+        tcb._output_data(now)
+        cc.cwnd = saved
+        sent = tcb.snd_max != top
+        rack.tlp_retrans = False
+    if not sent:
+        start, limit = _last_segment(tcb)
+        if not tcb._retransmit_from(tcb._seq(start), limit, now, "tlp"):
+            return False
+        rack.tlp_retrans = True
+    rack.tlp_end = tcb._abs(tcb.snd_max)
+    tcb.stats.loss_probes += 1
+    if tcb.trace is not None:
+        tcb.trace(now, "tlp", {"retrans": rack.tlp_retrans, "end": rack.tlp_end})
+    tcb._arm(RTO_TIMER, now + tcb.rtt.rto)  # Linux tcp_rearm_rto once the probe is out
+    return True
+
+
+def _last_segment(tcb: RackTcb) -> tuple[int, int]:
+    """The last segment sent: its recorded transmission, else the last MSS of the flight."""
+    log = tcb.rack.log
+    if log:
+        s = log[-1]
+        return s.start, max(s.end - s.start, 1)
+    una = tcb._abs(tcb.snd_una)
+    end = tcb._abs(tcb.fin_seq) if tcb.fin_seq is not None else tcb._abs(tcb.snd_max)
+    start = max(una, end - tcb.snd_mss)
+    return start, max(end - start, 1)
+
+
+def _tlp_ack(tcb: RackTcb, now: float, una_pos: int, una_advanced: bool, dsack: bool,
+             sack_blocks: bool) -> None:
+    """RFC 8985 §7.4.2: whether the probe repaired a loss."""
+    rack = tcb.rack
+    end = rack.tlp_end
+    if end is None or una_pos < end:
+        return
+    if not rack.tlp_retrans or dsack:
+        rack.tlp_end = None  # new data delivered, or both the original and the probe arrived
+    elif una_pos > end:
+        rack.tlp_end = None  # the probe repaired a loss: one congestion response
+        flight = seq_sub(tcb.snd_max, tcb.snd_una)
+        tcb.cc.on_congestion_event(flight, now)
+        tcb.cc.on_recovery_end(now)
+        tcb.stats.loss_probe_recoveries += 1
+        tcb._trace_cwnd(now)
+    elif not una_advanced and not sack_blocks:
+        rack.tlp_end = None  # a pure duplicate ACK: no loss
+
+
+def on_rto(tcb: RackTcb) -> None:
+    """A timeout: go-back-N resends everything; the probe episode and RACK's timer end."""
+    tcb.rack.tlp_end = None
+    for s in tcb.rack.log:
+        s.lost = False  # Recovery.on_rto forgot the marks: the resend replaces these anyway
+    tcb._arm(RACK_REO_TIMER, None)
+    tcb._arm(TLP_TIMER, None)
+
+
+__all__ = ["RACK_LOSS", "RACK_NO_DUPTHRESH", "Rack", "RackTcb", "TlpTcb", "after_ack",
+           "on_established", "on_reo_timer", "on_rto", "on_tlp_timer", "schedule_tlp",
+           "tlp_due_at_rto"]
