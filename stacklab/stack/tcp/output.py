@@ -162,6 +162,9 @@ class TcbOutput(TcbVars):
             ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
             seg = Segment(seq, 0, flags, window, payload, ts=ts)
         stats.segs_out += 1
+        if payload or flags & FIN:  # for a path MTU decrease (sentlog.py)
+            n = len(payload)
+            self.sent_log.sent(seq, (seq + n + (1 if flags & FIN else 0)) & MASK, n)
         if payload:
             self.lsndtime = now
             stats.bytes_sent += len(payload)
@@ -407,6 +410,18 @@ class TcbOutput(TcbVars):
                 nxt_sacked = sacked.next_start(pos)
                 if nxt_sacked is not None:
                     gap = nxt_sacked - pos
+            keep = self.pmtu_keep
+            if keep is not None and seq_lt(nxt, self.snd_max):
+                # resending after a path MTU decrease: skip what went out in segments that fit
+                # the new MSS (Linux tcp_simple_retransmit)
+                pos = self._abs(nxt)
+                end = keep.containing(pos)
+                if end is not None:
+                    self.snd_nxt = self._seq(min(end, self._abs(self.snd_max)))
+                    continue
+                nxt_kept = keep.next_start(pos)
+                if nxt_kept is not None and nxt_kept - pos < gap:
+                    gap = nxt_kept - pos
             off = seq_sub(nxt, data_una)
             avail = total - off
             send_fin = False
@@ -483,6 +498,8 @@ class TcbOutput(TcbVars):
                 self._arm(RTO_TIMER, now + self.rtt.rto)
             if send_fin:
                 break
+        if self.pmtu_keep is not None and self.snd_nxt == self.snd_max:
+            self.pmtu_keep = None  # the resend after a path MTU decrease is over
         if sack_recovery and self.recover is not None and self._sack_retransmit(now, rescue=True):
             sent_ack = True  # NextSeg rule (3): no new data went out, resend below the top SACK
         self._sws_override = False

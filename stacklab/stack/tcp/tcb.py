@@ -40,6 +40,7 @@ from .fsm import (
     next_state,
 )
 from .output import TcbOutput
+from .recovery import RangeSet
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
 from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from .timers import (
@@ -100,6 +101,13 @@ class Tcb(TcbOutput):
         if self.trace is not None:
             self.trace(now, "pmtu", {"mtu": mtu, "mss": self.snd_mss, "old_mss": old})
         if self.state not in (SYN_SENT, SYN_RECEIVED) and self.snd_una != self.snd_max:
+            # resend in smaller pieces what went out in segments larger than the new MSS, not
+            # what fits it (Linux tcp_simple_retransmit; sentlog.py)
+            una_pos = self._abs(self.snd_una)
+            keep = RangeSet()
+            for a, b in self.sent_log.fitting(self.snd_una, self.snd_max, self.snd_mss):
+                keep.add(una_pos + a, una_pos + b)
+            self.pmtu_keep = keep if len(keep) else None
             self.snd_nxt = self.snd_una  # go back to SND.UNA: output() resends in smaller pieces
             self._rtt_seq = None  # Karn: the timed segment is being resent
             self._sws_override = True
@@ -426,6 +434,7 @@ class Tcb(TcbOutput):
             self.trace(now, "rto", {"rto": round(self.rtt.rto, 6), "snd_una": self.snd_una,
                                     "retries": self.retries})
         self._plpmtud_on_rto(now)
+        self.pmtu_keep = None  # a timeout resends everything not SACKed
         self.snd_nxt = self.snd_una  # go back N: output() resends from SND.UNA
         self._sws_override = True  # resend even if the window left is smaller than a segment
 
@@ -943,6 +952,7 @@ class Tcb(TcbOutput):
             if wnd > 0 and self.deadlines[PERSIST_TIMER] is not None:
                 self._arm(PERSIST_TIMER, None)
                 self.persist_backoff = 0
+                self.pmtu_keep = None
                 self.snd_nxt = self.snd_una  # what went beyond the closed window was dropped
         if st is ESTABLISHED:  # (our FIN is only queued from the closing states)
             return True
@@ -1083,6 +1093,7 @@ class Tcb(TcbOutput):
         self.retries = 0
         # stream position of ACK (_abs, with the buffer's base and SND.UNA of data just moved)
         self.rec.on_cumulative_ack(sendbuf.base + seq_sub(ack, self.snd_data_una))
+        self.sent_log.acked(ack)
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None
             self.rto_tsval = None

@@ -32,9 +32,10 @@ from .congestion import create_congestion
 from .events import TcbEvent
 from .fsm import CLOSED, State
 from .plpmtud import Plpmtud
-from .recovery import Recovery
+from .recovery import RangeSet, Recovery
 from .rtt import RttEstimator
 from .segment import Segment
+from .sentlog import SentLog
 from .seq import MASK, seq_add, seq_sub
 from .timers import KINDS, USER_TIMER, Timer
 
@@ -120,6 +121,10 @@ class TcbVars:
         self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
         self.rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
         self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
+        # path MTU decrease (sentlog.py): the data transmissions in flight, and the stream
+        # positions the go-back after the decrease skips (sent in segments that fit the new MSS)
+        self.sent_log = SentLog()
+        self.pmtu_keep: RangeSet | None = None
         self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
         self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self._cwnd_traced = (0, 0)
