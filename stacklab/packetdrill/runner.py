@@ -515,9 +515,11 @@ class Runner:
         flags = 0
         for ch in p.flags:
             flags |= _FLAG_BITS.get(ch, 0)
-        ack = self._local_seq(fl, p.ack) if p.ack is not None else 0
         if p.ack is not None:
             flags |= 0x10
+        # as packetdrill: the ack field of a segment with the ACK bit is mapped onto the stack's
+        # ISN, also when the script gives none (`< . 1:1001(1000)` acknowledges script 0: ISN)
+        ack = self._local_seq(fl, p.ack or 0) if flags & 0x10 else 0
         opts = b""
         for o in p.options or ():
             opts += self._encode_option(o, fl)
