@@ -309,7 +309,8 @@ class Syscalls:
         return 0
 
     # -- data ------------------------------------------------------------------------------------
-    def _write(self, fd_e: Expr, n: int, flags: int = 0, addr: Expr | None = None) -> int:
+    def _write(self, fd_e: Expr, n: int, flags: int = 0, addr: Expr | None = None,
+               buf: Expr | None = None) -> int:
         fd, s = self._fd(fd_e)
         if flags & 0x20000000:
             raise SockError(errno.EOPNOTSUPP)  # MSG_FASTOPEN: stacklab has no TCP Fast Open
@@ -322,6 +323,8 @@ class Syscalls:
         self.current = s
         nonblock = self.nonblock.get(fd) or bool(flags & 0x40)
         sent = 0
+        if n and _is_null(buf):
+            raise SockError(errno.EFAULT)  # the kernel cannot copy from a NULL buffer
 
         def attempt() -> int | None:
             nonlocal sent
@@ -346,15 +349,15 @@ class Syscalls:
             raise SockError(errno.EAGAIN)
         raise Blocked(self._wrap(attempt))
 
-    def sys_write(self, fd_e: Expr, _buf: Expr, n: Expr) -> int:
-        return self._write(fd_e, value(n) or 0)
+    def sys_write(self, fd_e: Expr, buf: Expr, n: Expr) -> int:
+        return self._write(fd_e, value(n) or 0, buf=buf)
 
-    def sys_send(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr) -> int:
-        return self._write(fd_e, value(n) or 0, value(flags) or 0)
+    def sys_send(self, fd_e: Expr, buf: Expr, n: Expr, flags: Expr) -> int:
+        return self._write(fd_e, value(n) or 0, value(flags) or 0, buf=buf)
 
-    def sys_sendto(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr, addr: Expr,
+    def sys_sendto(self, fd_e: Expr, buf: Expr, n: Expr, flags: Expr, addr: Expr,
                    _len: Expr) -> int:
-        return self._write(fd_e, value(n) or 0, value(flags) or 0, addr)
+        return self._write(fd_e, value(n) or 0, value(flags) or 0, addr, buf)
 
     @staticmethod
     def _iov_len(iov: Expr | None) -> int:
@@ -378,7 +381,7 @@ class Syscalls:
             raise Unsupported("sendmsg() ancillary data (msg_control)")
         return self._write(fd_e, self._iov_len(msg.get("msg_iov")), value(flags) or 0)
 
-    def _read(self, fd_e: Expr, n: int, flags: int = 0) -> int:
+    def _read(self, fd_e: Expr, n: int, flags: int = 0, buf: Expr | None = None) -> int:
         fd, s = self._fd(fd_e)
         if flags & 0x2000:
             raise Unsupported("MSG_ERRQUEUE (socket error queue)")
@@ -387,6 +390,9 @@ class Syscalls:
         peek = bool(flags & 2)
 
         def attempt() -> int | None:
+            if n and _is_null(buf) and s.readable():
+                # data to copy, nowhere to copy it: EFAULT, the data stays queued (Linux)
+                raise SockError(errno.EFAULT)
             data = s.recv(n, peek)
             return None if data is None else len(data)
         if flags & 0x40:
@@ -396,15 +402,15 @@ class Syscalls:
             return r
         return self._maybe_block(fd, attempt)
 
-    def sys_read(self, fd_e: Expr, _buf: Expr, n: Expr) -> int:
-        return self._read(fd_e, value(n) or 0)
+    def sys_read(self, fd_e: Expr, buf: Expr, n: Expr) -> int:
+        return self._read(fd_e, value(n) or 0, buf=buf)
 
-    def sys_recv(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr) -> int:
-        return self._read(fd_e, value(n) or 0, value(flags) or 0)
+    def sys_recv(self, fd_e: Expr, buf: Expr, n: Expr, flags: Expr) -> int:
+        return self._read(fd_e, value(n) or 0, value(flags) or 0, buf)
 
-    def sys_recvfrom(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr, _a: Expr,
+    def sys_recvfrom(self, fd_e: Expr, buf: Expr, n: Expr, flags: Expr, _a: Expr,
                      _l: Expr) -> int:
-        return self._read(fd_e, value(n) or 0, value(flags) or 0)
+        return self._read(fd_e, value(n) or 0, value(flags) or 0, buf)
 
     def sys_recvmsg(self, fd_e: Expr, msg: Expr, flags: Expr) -> int:
         if not isinstance(msg, Struct):
@@ -575,3 +581,8 @@ class Syscalls:
         if r is not None:
             return r
         raise Blocked(self._wrap(attempt), None if t is None or t < 0 else start + t / 1000)
+
+
+def _is_null(buf: Expr | None) -> bool:
+    """A buffer argument written ``NULL``: a bad address for the kernel's copy."""
+    return isinstance(buf, Sym) and buf.name == "NULL"
