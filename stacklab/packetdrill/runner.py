@@ -639,7 +639,7 @@ class Runner:
                     or nxt.flags & ~0x09 != seg.flags & ~0x08:
                 break
             self.out_q.popleft()
-            seg = dataclasses.replace(seg, flags=seg.flags | nxt.flags,
+            seg = dataclasses.replace(seg, flags=seg.flags & ~0x09 | nxt.flags,
                                       length=seg.length + nxt.length, window=nxt.window,
                                       merged=seg.merged + 1)
         return seg

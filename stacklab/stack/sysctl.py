@@ -237,6 +237,8 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
            "restart from the initial window after an idle period longer than the RTO"),
     Sysctl("net.ipv4.tcp_min_snd_mss", "tcp.config.min_snd_mss", integer(48, 65535), "48",
            "the smallest MSS the sender accepts from the peer or a PMTU drop"),
+    Sysctl("net.ipv4.tcp_min_tso_segs", "tcp.config.min_tso_segs", integer(1, 255), "2",
+           "the smallest TSO packet in segments: PSH ends each packet of a burst, as Linux's"),
     Sysctl("net.ipv4.tcp_retries2", "tcp.config.max_retries", integer(), "15",
            "retransmissions of data before the connection is reset"),
     Sysctl("net.ipv4.tcp_fin_timeout", "tcp.config.fin_wait_2_timeout", SECONDS, "60",

@@ -159,6 +159,17 @@ def test_sysctl_commands_map_through_the_table(tmp_path: Path) -> None:
         "net.ipv4.tcp_sack=2: bad value '2': expected 0 or 1"
 
 
+def test_sysctl_command_continued_over_lines() -> None:
+    # a backslash-newline continues the shell line: every assignment of set_sysctls.py counts
+    # (the second one used to be dropped as a command of its own)
+    found, ignored = sysctl.commands_in(
+        "../common/set_sysctls.py /proc/sys/net/ipv4/tcp_slow_start_after_idle=1 \\\n"
+        "\t\t\t /proc/sys/net/ipv4/tcp_min_tso_segs=10")
+    assert found == [("net.ipv4.tcp_slow_start_after_idle", "1"),
+                     ("net.ipv4.tcp_min_tso_segs", "10")]
+    assert ignored == []
+
+
 def test_a_backtick_sysctl_reaches_the_wire(tmp_path: Path) -> None:
     # tcp_syn_retries=1 (the scripts' default is 5): one SYN retransmission, then ETIMEDOUT
     # at 1 + 2 s, as Linux

@@ -60,6 +60,7 @@ class TcpConfig:
     max_pending_writes: int | None = None  # (reserved for the API layer)
     mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
     base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)
+    min_tso_segs: int = 2  # Linux tcp_min_tso_segs: smallest TSO packet, where PSH falls (tso.py)
 
     def replace(self, **kw: Any) -> TcpConfig:
         # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy

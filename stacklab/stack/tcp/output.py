@@ -29,6 +29,7 @@ from .segment import ACK, FIN, PSH, RST, SYN, Segment
 from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PERSIST_TIMER, RTO_TIMER
+from .tso import packet_ends
 
 _PLPMTUD_DISABLED = PlpmtudState.DISABLED
 
@@ -267,7 +268,7 @@ class TcbOutput(TcbVars):
                 if self._output_data(now):
                     sent_ack = True
                 if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss:
-                    self._push(burst)
+                    self._push(burst, top)
                 self._cwnd_validate()
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
@@ -319,16 +320,18 @@ class TcbOutput(TcbVars):
         cc = self.cc
         return cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_flight
 
-    def _push(self, burst: int) -> None:
-        """PSH on the last data segment of a burst of new data longer than one segment
-        (``_out[burst:]``), as Linux's TSO packets carry it, not only on the segment that
-        empties the send queue (RFC 9293 §3.9.1 leaves the choice to the sender)."""
-        out = self._out
-        for i in range(len(out) - 1, burst - 1, -1):
-            seg = out[i]
-            if seg.payload:
-                seg.flags |= PSH
-                return
+    def _push(self, burst: int, top: int) -> None:
+        """PSH where Linux's TSO packets end in a burst of new data longer than one segment
+        (``_out[burst:]``, new from ``top``, the SND.MAX before it): the last segment of each
+        packet of two or more segments as ``tso.packet_ends`` cuts them, besides the ends of
+        writes (RFC 9293 §3.9.1 leaves the choice to the sender)."""
+        segs = [seg for seg in self._out[burst:] if seg.payload and not seq_lt(seg.seq, top)]
+        cc = self.cc
+        for k in packet_ends([len(seg.payload) for seg in segs],
+                             [bool(seg.flags & PSH) for seg in segs],
+                             seq_sub(top, self.snd_una), cc.cwnd, cc.ssthresh, self.snd_mss,
+                             self.rtt.srtt, self.config.min_tso_segs):
+            segs[k].flags |= PSH
 
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
