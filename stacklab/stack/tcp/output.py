@@ -259,8 +259,9 @@ class TcbOutput(TcbVars):
                 self._sws_override = False  # nothing new to send: _output_data would do only this
             else:
                 burst, top = len(self._out), self.snd_max
-                if self.snd_una == top and self.lsndtime is not None:
-                    # new data after an idle period (RFC 5681 §4.1, Linux CA_EVENT_TX_START)
+                if self.snd_una == top and self.lsndtime is not None and self.snd_wnd:
+                    # new data after an idle period (RFC 5681 §4.1, Linux CA_EVENT_TX_START);
+                    # not while a zero window holds it back (nothing is sent: still idle)
                     self.cc.on_idle(now - self.lsndtime, self.rtt.rto,
                                     self.config.slow_start_after_idle)
                     self.lsndtime = now
