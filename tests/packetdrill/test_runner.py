@@ -41,11 +41,11 @@ def test_a_wrong_field_fails_at_its_line_with_packetdrills_message(tmp_path: Pat
 
 
 def test_a_late_packet_is_a_timing_error(tmp_path: Path) -> None:
-    # the retransmission leaves one RTO (200 ms, the minimum) after the data, not 150 ms
+    # the retransmission leaves one RTO (10 ms SRTT + 200 ms) after the data, not 150 ms
     r = run_text(tmp_path, SERVER + "+0.1 write(4, ..., 1000) = 1000\n+0 > P. 1:1001(1000) ack 1\n"
                  "+0.15 > P. 1:1001(1000) ack 1\n")
     assert r.status == "FAIL" and r.line == 11
-    assert "timing error: expected outbound packet at 0.260000 sec but happened at 0.310000 " \
+    assert "timing error: expected outbound packet at 0.260000 sec but happened at 0.320000 " \
            "sec; tolerance 0.004000 sec" in r.message
 
 
