@@ -1064,6 +1064,15 @@ class Tcb(TcbOutput):
             queued = len(sendbuf.data)
             if n > queued:
                 n = queued
+        # cwnd grows by what this ACK delivered (Linux tcp_ack's acked_sacked): bytes the peer
+        # reported earlier by SACK, or by duplicate ACKs without SACK (tcp_add_reno_sack), were
+        # delivered then and count not again
+        delivered = n
+        if n > 0 and self.sack_ok and len(self.rec.sacked):
+            delivered = n - self.rec.sacked.covered_between(sendbuf.base, sendbuf.base + n)
+        elif n > 0 and self.dupacks:
+            delivered = max(n - self.dupacks * self.snd_mss, 0)
+        if n > 0:
             sendbuf.ack(n)
             self.snd_data_una = seq_add(data_una, n)
             self.stats.bytes_acked += n
@@ -1104,7 +1113,8 @@ class Tcb(TcbOutput):
                 self._partial_ack(seq_sub(ack, una_before), now)
         else:
             # cwnd grows only while it limits the sender (RFC 7661 §4.3, Linux)
-            self.cc.on_ack(n if n > 0 and self.cwnd_limited() else 0, flight, now, sample)
+            self.cc.on_ack(delivered if n > 0 and self.cwnd_limited() else 0, flight, now,
+                           sample)
         self.dupacks = 0
         snd_max = self.snd_max
         if self.unacked_since is not None:
