@@ -534,9 +534,11 @@ class Runner:
         flags = 0
         for ch in p.flags:
             flags |= _FLAG_BITS.get(ch, 0)
-        ack = self._local_seq(fl, p.ack) if p.ack is not None else 0
         if p.ack is not None:
             flags |= 0x10
+        # as packetdrill: the ack field of a segment with the ACK bit is mapped onto the stack's
+        # ISN, also when the script gives none (`< . 1:1001(1000)` acknowledges script 0: ISN)
+        ack = self._local_seq(fl, p.ack or 0) if flags & 0x10 else 0
         opts = b""
         for o in p.options or ():
             opts += self._encode_option(o, fl)
@@ -678,7 +680,7 @@ class Runner:
                     or nxt.flags & ~0x09 != seg.flags & ~0x08:
                 break
             self.out_q.popleft()
-            seg = dataclasses.replace(seg, flags=seg.flags | nxt.flags,
+            seg = dataclasses.replace(seg, flags=seg.flags & ~0x09 | nxt.flags,
                                       length=seg.length + nxt.length, window=nxt.window,
                                       merged=seg.merged + 1)
         return seg

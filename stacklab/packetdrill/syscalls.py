@@ -317,7 +317,8 @@ class Syscalls:
         return 0
 
     # -- data ------------------------------------------------------------------------------------
-    def _write(self, fd_e: Expr, n: int, flags: int = 0, addr: Expr | None = None) -> int:
+    def _write(self, fd_e: Expr, n: int, flags: int = 0, addr: Expr | None = None,
+               buf: Expr | None = None) -> int:
         fd, s = self._fd(fd_e)
         if isinstance(s, TcpSock) and (s.fastopen_deferred or (
                 flags & 0x20000000 and not s.connected)):  # MSG_FASTOPEN, ignored once connected
@@ -333,6 +334,8 @@ class Syscalls:
         if nonblock and s.opened and not s.connected and not s.ended:
             raise SockError(errno.EAGAIN)  # the handshake is running (sk_stream_wait_connect)
         sent = 0
+        if n and _is_null(buf):
+            raise SockError(errno.EFAULT)  # the kernel cannot copy from a NULL buffer
 
         def attempt() -> int | None:
             nonlocal sent
@@ -405,15 +408,15 @@ class Syscalls:
             return r
         raise Blocked(self._wrap(attempt))
 
-    def sys_write(self, fd_e: Expr, _buf: Expr, n: Expr) -> int:
-        return self._write(fd_e, value(n) or 0)
+    def sys_write(self, fd_e: Expr, buf: Expr, n: Expr) -> int:
+        return self._write(fd_e, value(n) or 0, buf=buf)
 
-    def sys_send(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr) -> int:
-        return self._write(fd_e, value(n) or 0, value(flags) or 0)
+    def sys_send(self, fd_e: Expr, buf: Expr, n: Expr, flags: Expr) -> int:
+        return self._write(fd_e, value(n) or 0, value(flags) or 0, buf=buf)
 
-    def sys_sendto(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr, addr: Expr,
+    def sys_sendto(self, fd_e: Expr, buf: Expr, n: Expr, flags: Expr, addr: Expr,
                    _len: Expr) -> int:
-        return self._write(fd_e, value(n) or 0, value(flags) or 0, addr)
+        return self._write(fd_e, value(n) or 0, value(flags) or 0, addr, buf)
 
     @staticmethod
     def _iov_len(iov: Expr | None) -> int:
@@ -438,7 +441,7 @@ class Syscalls:
         return self._write(fd_e, self._iov_len(msg.get("msg_iov")), value(flags) or 0)
 
     def _read(self, fd_e: Expr, n: int, flags: int = 0,
-              after: Callable[[Sock], None] | None = None) -> int:
+              after: Callable[[Sock], None] | None = None, buf: Expr | None = None) -> int:
         """``after``: a check of the socket once the read returned (recvmsg's cmsgs)."""
         fd, s = self._fd(fd_e)
         if flags & 0x2000:
@@ -450,6 +453,9 @@ class Syscalls:
             return len(s.recv_oob(peek)[:n])
 
         def attempt() -> int | None:
+            if n and _is_null(buf) and s.readable():
+                # data to copy, nowhere to copy it: EFAULT, the data stays queued (Linux)
+                raise SockError(errno.EFAULT)
             data = s.recv(n, peek)
             if data is not None and after is not None:
                 after(s)
@@ -461,15 +467,15 @@ class Syscalls:
             return r
         return self._maybe_block(fd, attempt)
 
-    def sys_read(self, fd_e: Expr, _buf: Expr, n: Expr) -> int:
-        return self._read(fd_e, value(n) or 0)
+    def sys_read(self, fd_e: Expr, buf: Expr, n: Expr) -> int:
+        return self._read(fd_e, value(n) or 0, buf=buf)
 
-    def sys_recv(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr) -> int:
-        return self._read(fd_e, value(n) or 0, value(flags) or 0)
+    def sys_recv(self, fd_e: Expr, buf: Expr, n: Expr, flags: Expr) -> int:
+        return self._read(fd_e, value(n) or 0, value(flags) or 0, buf=buf)
 
-    def sys_recvfrom(self, fd_e: Expr, _buf: Expr, n: Expr, flags: Expr, _a: Expr,
+    def sys_recvfrom(self, fd_e: Expr, buf: Expr, n: Expr, flags: Expr, _a: Expr,
                      _l: Expr) -> int:
-        return self._read(fd_e, value(n) or 0, value(flags) or 0)
+        return self._read(fd_e, value(n) or 0, value(flags) or 0, buf=buf)
 
     def sys_recvmsg(self, fd_e: Expr, msg: Expr, flags: Expr) -> int:
         if not isinstance(msg, Struct):
@@ -715,3 +721,8 @@ class Syscalls:
         if r is not None:
             return r
         raise Blocked(self._wrap(attempt), None if t is None or t < 0 else start + t / 1000)
+
+
+def _is_null(buf: Expr | None) -> bool:
+    """A buffer argument written ``NULL``: a bad address for the kernel's copy."""
+    return isinstance(buf, Sym) and buf.name == "NULL"

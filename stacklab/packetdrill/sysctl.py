@@ -42,7 +42,7 @@ def commands_in(text: str, base: Path | None = None, depth: int = 0) -> tuple[
     naming a shell file (relative to ``base``) contributes the assignments of that file."""
     found: list[tuple[str, str]] = []
     ignored: list[str] = []
-    text = text.replace("\\\n", " ")  # a backslash continues the shell line
+    text = text.replace("\\\n", " ")  # a backslash-newline continues the shell line
     for part in re.split(r"[;\n]|&&", text):
         part = part.strip()
         if not part or part.startswith("#"):

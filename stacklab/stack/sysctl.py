@@ -256,6 +256,8 @@ TABLE: dict[str, Sysctl] = {row.name: row for row in [
     Sysctl("net.ipv4.tcp_notsent_lowat", "tcp.config.notsent_lowat_default",
            integer(0, 2**32 - 1), "4294967295",
            "unsent bytes below which a socket is writable (TCP_NOTSENT_LOWAT's default)"),
+    Sysctl("net.ipv4.tcp_min_tso_segs", "tcp.config.min_tso_segs", integer(1, 255), "2",
+           "the smallest TSO packet in segments: PSH ends each packet of a burst, as Linux's"),
     Sysctl("net.ipv4.tcp_retries2", "tcp.config.max_retries", integer(), "15",
            "retransmissions of data before the connection is reset"),
     Sysctl("net.ipv4.tcp_fin_timeout", "tcp.config.fin_wait_2_timeout", SECONDS, "60",

@@ -312,7 +312,9 @@ def squeeze(rows: Sequence[Row], keep: int = 2) -> list[Row]:
     def shape(r: Row) -> tuple[Any, ...] | None:
         if not isinstance(r, Arrow):
             return None
-        return (r.src, r.dst, r.dropped, label_kind(r.label), r.label.split(" ")[0])
+        # the flags, PSH aside (it falls on every TSO packet's end: data is data)
+        return (r.src, r.dst, r.dropped, label_kind(r.label),
+                r.label.split(" ")[0].replace("P", ""))
 
     out: list[Row] = []
     i = 0

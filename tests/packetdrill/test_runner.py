@@ -41,11 +41,11 @@ def test_a_wrong_field_fails_at_its_line_with_packetdrills_message(tmp_path: Pat
 
 
 def test_a_late_packet_is_a_timing_error(tmp_path: Path) -> None:
-    # the retransmission leaves one RTO (200 ms, the minimum) after the data, not 150 ms
+    # the retransmission leaves one RTO (10 ms SRTT + 200 ms) after the data, not 150 ms
     r = run_text(tmp_path, SERVER + "+0.1 write(4, ..., 1000) = 1000\n+0 > P. 1:1001(1000) ack 1\n"
                  "+0.15 > P. 1:1001(1000) ack 1\n")
     assert r.status == "FAIL" and r.line == 11
-    assert "timing error: expected outbound packet at 0.260000 sec but happened at 0.310000 " \
+    assert "timing error: expected outbound packet at 0.260000 sec but happened at 0.320000 " \
            "sec; tolerance 0.004000 sec" in r.message
 
 
@@ -157,6 +157,17 @@ def test_sysctl_commands_map_through_the_table(tmp_path: Path) -> None:
     assert h.sysctl["net.ipv4.tcp_rmem"] == "4096 87380 6291456"
     assert sysctl.apply(h, "net.ipv4.tcp_sack", "2") == \
         "net.ipv4.tcp_sack=2: bad value '2': expected 0 or 1"
+
+
+def test_sysctl_command_continued_over_lines() -> None:
+    # a backslash-newline continues the shell line: every assignment of set_sysctls.py counts
+    # (the second one used to be dropped as a command of its own)
+    found, ignored = sysctl.commands_in(
+        "../common/set_sysctls.py /proc/sys/net/ipv4/tcp_slow_start_after_idle=1 \\\n"
+        "\t\t\t /proc/sys/net/ipv4/tcp_min_tso_segs=10")
+    assert found == [("net.ipv4.tcp_slow_start_after_idle", "1"),
+                     ("net.ipv4.tcp_min_tso_segs", "10")]
+    assert ignored == []
 
 
 def test_a_backtick_sysctl_reaches_the_wire(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ ROUND_TRIPS: dict[str, tuple[str | int, str, Check, Any]] = {
     "net.ipv4.tcp_recovery": ("0", "0", lambda h: h.tcp.config.recovery, 0),
     "net.ipv4.tcp_early_retrans": ("0", "0", lambda h: h.tcp.config.early_retrans, 0),
     "net.ipv4.tcp_frto": ("0", "0", lambda h: h.tcp.config.frto, 0),
+    "net.ipv4.tcp_min_tso_segs": ("10", "10", lambda h: h.tcp.config.min_tso_segs, 10),
     "net.ipv4.tcp_retries2": (8, "8", lambda h: h.tcp.config.max_retries, 8),
     "net.ipv4.tcp_fin_timeout": ("30", "30", lambda h: h.tcp.config.fin_wait_2_timeout, 30.0),
     "net.ipv4.tcp_keepalive_time": ("600", "600", lambda h: h.tcp.config.keepidle, 600.0),

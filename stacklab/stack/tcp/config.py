@@ -83,6 +83,7 @@ class TcpConfig:
     recovery: int = 1
     early_retrans: int = 3  # Linux tcp_early_retrans: 3 and 4 turn tail loss probes on
     frto: int = 2  # Linux tcp_frto: F-RTO's spurious-timeout detection (RFC 5682, with SACK)
+    min_tso_segs: int = 2  # Linux tcp_min_tso_segs: smallest TSO packet, where PSH falls (tso.py)
 
     def replace(self, **kw: Any) -> TcpConfig:
         # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy

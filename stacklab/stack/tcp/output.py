@@ -31,6 +31,7 @@ from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PACING_TIMER, PERSIST_TIMER, RTO_TIMER
+from .tso import packet_ends
 from .urgent import urgent_field
 
 _PLPMTUD_DISABLED = PlpmtudState.DISABLED
@@ -170,6 +171,9 @@ class TcbOutput(TcbVars):
         if self.ecn is not None:  # ECE, CWR and ECT(0) (ecn.py)
             self.ecn.on_emit(self, seg)
         stats.segs_out += 1
+        if payload or flags & FIN:  # for a path MTU decrease (sentlog.py)
+            n = len(payload)
+            self.sent_log.sent(seq, (seq + n + (1 if flags & FIN else 0)) & MASK, n)
         if payload:
             self.lsndtime = now
             stats.bytes_sent += len(payload)
@@ -282,8 +286,9 @@ class TcbOutput(TcbVars):
                 self._sws_override = False  # nothing new to send: _output_data would do only this
             else:
                 burst, top = len(self._out), self.snd_max
-                if self.snd_una == top and self.lsndtime is not None:
-                    # new data after an idle period (RFC 5681 §4.1, Linux CA_EVENT_TX_START)
+                if self.snd_una == top and self.lsndtime is not None and self.snd_wnd:
+                    # new data after an idle period (RFC 5681 §4.1, Linux CA_EVENT_TX_START);
+                    # not while a zero window holds it back (nothing is sent: still idle)
                     self.cc.on_idle(now - self.lsndtime, self.rtt.rto,
                                     self.config.slow_start_after_idle)
                     self.lsndtime = now
@@ -291,7 +296,7 @@ class TcbOutput(TcbVars):
                 if self._output_data(now):
                     sent_ack = True
                 if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss and not self._more:
-                    self._push(burst)
+                    self._push(burst, top)
                 self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
                 self._cwnd_validate()
                 if self.rate is not None:  # app-limited mark for rate samples (rate.py)
@@ -350,16 +355,18 @@ class TcbOutput(TcbVars):
         cc = self.cc
         return cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_flight
 
-    def _push(self, burst: int) -> None:
-        """PSH on the last data segment of a burst of new data longer than one segment
-        (``_out[burst:]``), as Linux's TSO packets carry it, not only on the segment that
-        empties the send queue (RFC 9293 §3.9.1 leaves the choice to the sender)."""
-        out = self._out
-        for i in range(len(out) - 1, burst - 1, -1):
-            seg = out[i]
-            if seg.payload:
-                seg.flags |= PSH
-                return
+    def _push(self, burst: int, top: int) -> None:
+        """PSH where Linux's TSO packets end in a burst of new data longer than one segment
+        (``_out[burst:]``, new from ``top``, the SND.MAX before it): the last segment of each
+        packet of two or more segments as ``tso.packet_ends`` cuts them, besides the ends of
+        writes (RFC 9293 §3.9.1 leaves the choice to the sender)."""
+        segs = [seg for seg in self._out[burst:] if seg.payload and not seq_lt(seg.seq, top)]
+        cc = self.cc
+        for k in packet_ends([len(seg.payload) for seg in segs],
+                             [bool(seg.flags & PSH) for seg in segs],
+                             seq_sub(top, self.snd_una), cc.cwnd, cc.ssthresh, self.snd_mss,
+                             self.rtt.srtt, self.config.min_tso_segs):
+            segs[k].flags |= PSH
 
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
@@ -443,6 +450,18 @@ class TcbOutput(TcbVars):
                 nxt_sacked = sacked.next_start(pos)
                 if nxt_sacked is not None:
                     gap = nxt_sacked - pos
+            keep = self.pmtu_keep
+            if keep is not None and seq_lt(nxt, self.snd_max):
+                # resending after a path MTU decrease: skip what went out in segments that fit
+                # the new MSS (Linux tcp_simple_retransmit)
+                pos = self._abs(nxt)
+                end = keep.containing(pos)
+                if end is not None:
+                    self.snd_nxt = self._seq(min(end, self._abs(self.snd_max)))
+                    continue
+                nxt_kept = keep.next_start(pos)
+                if nxt_kept is not None and nxt_kept - pos < gap:
+                    gap = nxt_kept - pos
             off = seq_sub(nxt, data_una)
             avail = total - off
             send_fin = False
@@ -534,6 +553,8 @@ class TcbOutput(TcbVars):
                 self._arm(RTO_TIMER, now + self.rtt.rto)
             if send_fin:
                 break
+        if self.pmtu_keep is not None and self.snd_nxt == self.snd_max:
+            self.pmtu_keep = None  # the resend after a path MTU decrease is over
         if sack_recovery and self.recover is not None and self._sack_retransmit(now, rescue=True):
             sent_ack = True  # NextSeg rule (3): no new data went out, resend below the top SACK
         self._sws_override = False

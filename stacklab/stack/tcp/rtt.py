@@ -1,7 +1,8 @@
 """Retransmission timeout per RFC 6298: SRTT, RTTVAR, Karn's rule and exponential backoff.
 
 One deliberate difference: the minimum RTO is 200 ms, as Linux uses (``TCP_RTO_MIN``), not the
-1 s of RFC 6298 §2.4, which allows a lower value ("MAY").
+1 s of RFC 6298 §2.4, which allows a lower value ("MAY"); and as Linux it bounds the variance
+term, not the sum: RTO = SRTT + max(K * RTTVAR, 200 ms).
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ class RttEstimator:
         if self.srtt is None:
             rto = self.initial_rto
         else:
-            rto = self.srtt + max(CLOCK_G, K * self.rttvar)
+            # Linux's choice (tcp_rtt_estimator, tcp_set_rto): the variance term is at least
+            # the minimum RTO ("make sure rto = 3*rtt" at the first sample), so a steady path
+            # gets SRTT + 200 ms, not 200 ms; RFC 6298 §2.4 leaves the minimum open ("MAY")
+            rto = self.srtt + max(CLOCK_G, K * self.rttvar, self.min_rto)
         return min(self.max_rto, max(self.min_rto, rto))
 
     @property

@@ -52,6 +52,7 @@ from .rack import (
     tlp_due_at_rto,
 )
 from .rack import on_rto as rack_on_rto
+from .recovery import RangeSet
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
 from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from .tfo import TfoConn
@@ -116,6 +117,13 @@ class Tcb(TcbOutput):
         if self.trace is not None:
             self.trace(now, "pmtu", {"mtu": mtu, "mss": self.snd_mss, "old_mss": old})
         if self.state not in (SYN_SENT, SYN_RECEIVED) and self.snd_una != self.snd_max:
+            # resend in smaller pieces what went out in segments larger than the new MSS, not
+            # what fits it (Linux tcp_simple_retransmit; sentlog.py)
+            una_pos = self._abs(self.snd_una)
+            keep = RangeSet()
+            for a, b in self.sent_log.fitting(self.snd_una, self.snd_max, self.snd_mss):
+                keep.add(una_pos + a, una_pos + b)
+            self.pmtu_keep = keep if len(keep) else None
             self.snd_nxt = self.snd_una  # go back to SND.UNA: output() resends in smaller pieces
             self._rtt_seq = None  # Karn: the timed segment is being resent
             self._sws_override = True
@@ -530,6 +538,7 @@ class Tcb(TcbOutput):
             self.trace(now, "rto", {"rto": round(self.rtt.rto, 6), "snd_una": self.snd_una,
                                     "retries": self.retries})
         self._plpmtud_on_rto(now)
+        self.pmtu_keep = None  # a timeout resends everything not SACKed
         self.snd_nxt = self.snd_una  # go back N: output() resends from SND.UNA
         self._sws_override = True  # resend even if the window left is smaller than a segment
 
@@ -1069,6 +1078,7 @@ class Tcb(TcbOutput):
             if wnd > 0 and self.deadlines[PERSIST_TIMER] is not None:
                 self._arm(PERSIST_TIMER, None)
                 self.persist_backoff = 0
+                self.pmtu_keep = None
                 self.snd_nxt = self.snd_una  # what went beyond the closed window was dropped
         if st is ESTABLISHED:  # (our FIN is only queued from the closing states)
             return True
@@ -1180,6 +1190,15 @@ class Tcb(TcbOutput):
             queued = len(sendbuf.data)
             if n > queued:
                 n = queued
+        # cwnd grows by what this ACK delivered (Linux tcp_ack's acked_sacked): bytes the peer
+        # reported earlier by SACK, or by duplicate ACKs without SACK (tcp_add_reno_sack), were
+        # delivered then and count not again
+        delivered = n
+        if n > 0 and self.sack_ok and len(self.rec.sacked):
+            delivered = n - self.rec.sacked.covered_between(sendbuf.base, sendbuf.base + n)
+        elif n > 0 and self.dupacks:
+            delivered = max(n - self.dupacks * self.snd_mss, 0)
+        if n > 0:
             sendbuf.ack(n)
             self.snd_data_una = seq_add(data_una, n)
             self.stats.bytes_acked += n
@@ -1215,6 +1234,7 @@ class Tcb(TcbOutput):
             self.cc.on_rate_sample(self.rate.on_ack(
                 self._abs(ack), self._abs(self.snd_nxt), self.rec.sacked, now, flight,
                 self._in_flight()), now)
+        self.sent_log.acked(ack)
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None
             self.rto_tsval = None
@@ -1226,7 +1246,8 @@ class Tcb(TcbOutput):
         elif self.ecn is None or not self.ecn.cwr_ack(self, seq_sub(ack, una_before), now):
             # cwnd grows only while it limits the sender (RFC 7661 §4.3, Linux); not while
             # ECN's reduction (ecn.py) sets it
-            self.cc.on_ack(n if n > 0 and self.cwnd_limited() else 0, flight, now, sample)
+            self.cc.on_ack(delivered if n > 0 and self.cwnd_limited() else 0, flight, now,
+                           sample)
         if self.pacer is not None:  # the pacing rate follows cwnd/SRTT or the controller
             self.pacer.update(self.cc, rtt.srtt, flight)
         self.dupacks = 0

@@ -36,9 +36,10 @@ from .plpmtud import Plpmtud
 from .prr import Prr
 from .rack import Rack
 from .rate import DeliveryRate
-from .recovery import Recovery
+from .recovery import RangeSet, Recovery
 from .rtt import RttEstimator
 from .segment import Segment
+from .sentlog import SentLog
 from .seq import MASK, seq_add, seq_sub
 from .tfo import TfoConn
 from .timers import KINDS, USER_TIMER, Timer
@@ -167,6 +168,10 @@ class TcbVars:
         self.rack = Rack(cfg.recovery)  # RACK-TLP loss detection (rack.py)
         self.prr = Prr()  # the fast-recovery sender (prr.py)
         self.undo = Undo()  # undoing a spurious recovery or timeout (undo.py)
+        # path MTU decrease (sentlog.py): the data transmissions in flight, and the stream
+        # positions the go-back after the decrease skips (sent in segments that fit the new MSS)
+        self.sent_log = SentLog()
+        self.pmtu_keep: RangeSet | None = None
         self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
         self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self._cwnd_traced = (0, 0)

@@ -74,12 +74,16 @@ def test_rto_rfc6298():
     assert r.srtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.3)
     r2 = RttEstimator()
     r2.update(0.001)
-    assert r2.rto == 0.2  # Linux floor
+    assert r2.rto == pytest.approx(0.201)  # Linux: SRTT + the 200 ms floor of the variance term
     r2.on_timeout()
     r2.on_timeout()
-    assert r2.rto == pytest.approx(0.8)
+    assert r2.rto == pytest.approx(0.804)
     r2.on_new_ack()
-    assert r2.rto == 0.2
+    assert r2.rto == pytest.approx(0.201)
+    r3 = RttEstimator()
+    for _ in range(50):  # a steady 100 ms path: the variance decays, the RTO stays 300 ms
+        r3.update(0.1)
+    assert r3.rto == pytest.approx(0.3)
     for _ in range(20):
         r2.on_timeout()
     assert r2.rto == 120.0
