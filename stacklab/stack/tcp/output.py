@@ -524,9 +524,10 @@ class TcbOutput(TcbVars):
             snd_max = self.snd_max
             retrans = seq_lt(seq, snd_max)
             flags = ACK
-            if n and (sendbuf.pushed(off, n) or (self._sws_override and not retrans)):
+            if n and (sendbuf.pushed(off, n) or (self._wakeup_push and not retrans)):
                 # the end of a write (Linux tcp_push; the queue's end is one), or new data the
-                # persist timer forces out (Linux tcp_write_wakeup)
+                # persist timer forces out (Linux tcp_write_wakeup; not a timeout's or a tail
+                # loss probe's, which go as tcp_write_xmit sends)
                 flags |= PSH
             if send_fin:
                 flags |= FIN
@@ -557,7 +558,7 @@ class TcbOutput(TcbVars):
             self.pmtu_keep = None  # the resend after a path MTU decrease is over
         if sack_recovery and self.recover is not None and self._sack_retransmit(now, rescue=True):
             sent_ack = True  # NextSeg rule (3): no new data went out, resend below the top SACK
-        self._sws_override = False
+        self._sws_override = self._wakeup_push = False
         return sent_ack
 
     def _retransmit_head(self, now: float, why: str) -> None:

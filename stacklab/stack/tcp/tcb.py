@@ -549,7 +549,7 @@ class Tcb(TcbOutput):
         small but open window the same timer is the sender's SWS override. True if the
         connection gave up (``_probes_exhausted``)."""
         if self.snd_wnd > 0:
-            self._sws_override = True
+            self._sws_override = self._wakeup_push = True
             return False
         if self._probes_exhausted():
             self._fail(now, Event.TIMEOUT, TimeoutError("TCP zero-window probes timed out"),

@@ -76,8 +76,8 @@ class TcbVars:
                  "keepalive_probes", "last_rx", "unacked_since", "retries", "fin_queued",
                  "fin_seq", "rcv_fin_off", "fin_received", "deadlines", "timer", "_timer_stale",
                  "_armed", "persist_backoff", "probes_out", "_ack_now", "_sws_override",
-                 "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato", "_ack_pushed",
-                 "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
+                 "_wakeup_push", "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato",
+                 "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
                  "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
                  "__dict__")
 
@@ -201,6 +201,7 @@ class TcbVars:
         # output
         self._ack_now = False
         self._sws_override = False
+        self._wakeup_push = False  # the persist timer forces new data out: with PSH (output.py)
         # TCP_CORK / MSG_MORE (output's Nagle rule): the last send had MSG_MORE; TCP_NODELAY
         # was just set, what is held goes (Linux TCP_NAGLE_PUSH)
         self._more = False
