@@ -189,8 +189,8 @@ class TcbOutput(TcbVars):
                 self.rack.on_sent(unsacked)
             if n and self.rate is not None:  # the delivery-rate stamps (rate.py)
                 self.rate.on_send(rec, now, self.snd_una == self.snd_max)
-            if self.recover is not None:
-                self.prr.out += 1
+            if self.recover is not None or self.ecn is not None and self.ecn.cwr_high is not None:
+                self.prr.out += 1  # in a cwnd reduction (Linux tcp_in_cwnd_reduction)
             if retrans and self.undo.active:
                 self.undo.on_retransmit(ts[0] if ts is not None else None)
         if payload and self.trace is not None:  # the time-sequence graph's segments
