@@ -14,7 +14,10 @@ from stacklab.net.network import Network
 
 @pytest.mark.parametrize("sack", [True, False])
 @pytest.mark.parametrize("size", [14_480, 200_000, 1_000_000])
-def test_two_pmtu_drops_resend_nothing_twice(size, sack):
+@pytest.mark.parametrize("recovery", [1, 0])
+def test_two_pmtu_drops_resend_nothing_twice(size, sack, recovery):
+    # recovery 0 (net.ipv4.tcp_recovery, RACK off): the transmission records (sent.py) that
+    # the resend reads are kept all the same
     net = Network(seed=11)
     a, r1, r2, r3, b = (net.add_host("a"), net.add_router("r1"), net.add_router("r2"),
                         net.add_router("r3"), net.add_host("b"))
@@ -25,6 +28,7 @@ def test_two_pmtu_drops_resend_nothing_twice(size, sack):
     net.autoconfigure()
     if not sack:
         a.sysctl["net.ipv4.tcp_sack"] = 0
+    a.sysctl["net.ipv4.tcp_recovery"] = recovery
     data = random.Random(size).randbytes(size)
     got: dict = {}
 

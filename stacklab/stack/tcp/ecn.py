@@ -33,6 +33,7 @@ from stacklab.wire.tcp import ACK, CWR, ECE, SYN
 
 from .config import TcpConfig, TcpStats
 from .congestion.base import CongestionController
+from .prr import Prr
 from .segment import Segment, SegmentLike
 from .seq import seq_gt, seq_lt, seq_sub
 
@@ -49,6 +50,7 @@ class TcbLike(Protocol):
     """What ECN reads and sets of a TCB (a protocol: the TCB's modules import this one)."""
 
     ecn: Ecn | None
+    prr: Prr
     quick_acks: int
     pingpong: bool
     ato: float
@@ -80,8 +82,7 @@ class TcbLike(Protocol):
 class Ecn:
     """The ECN state of a connection (Linux ``tp->ecn_flags`` with ``TCP_ECN_OK``)."""
 
-    __slots__ = ("demand_cwr", "queue_cwr", "seen", "ece", "cwr_high", "prior_cwnd",
-                 "prr_delivered")
+    __slots__ = ("demand_cwr", "queue_cwr", "seen", "ece", "cwr_high")
 
     def __init__(self) -> None:
         self.demand_cwr = False  # receiver: CE seen, ECE on what we send until a CWR arrives
@@ -89,8 +90,6 @@ class Ecn:
         self.seen = False  # an ECT or CE segment arrived (Linux TCP_ECN_SEEN)
         self.ece = False  # the segment being processed carries ECE (read by cwr_ack)
         self.cwr_high: int | None = None  # in CWR: SND.MAX when it began (Linux high_seq)
-        self.prior_cwnd = 0  # cwnd when it began (PRR's RecoverFS)
-        self.prr_delivered = 0
 
     # -- what arrives ----------------------------------------------------------------------------
 
@@ -132,33 +131,28 @@ class Ecn:
             if not self.ece:
                 return False
             # one response per window of data (RFC 3168 §6.1.2), Linux tcp_enter_cwr
-            high = self.cwr_high = tcb.snd_max
-            self.prior_cwnd = cc.cwnd
-            self.prr_delivered = 0
+            self.cwr_high = tcb.snd_max
+            prior_cwnd = cc.cwnd
+            tcb.prr.start(prior_cwnd // tcb.snd_mss)  # RecoverFS: cwnd before the reduction
             self.queue_cwr = True
             cc.on_ecn(seq_sub(tcb.snd_max, tcb.snd_una) + acked, now)
             tcb.stats.ecn_reductions += 1
             if tcb.trace is not None:
                 tcb.trace(now, "ecn", {"cwr": True, "ssthresh": cc.ssthresh,
-                                       "prior_cwnd": self.prior_cwnd})
+                                       "prior_cwnd": prior_cwnd})
         elif seq_gt(tcb.snd_una, high):
             # beyond what was outstanding at the ECE (and so the CWR reached the receiver):
             # the reduction is over (Linux tcp_end_cwnd_reduction)
             self.cwr_high = None
             cc.cwnd = cc.ssthresh
             return True
-        # PRR (RFC 6937 §3, as Linux tcp_cwnd_reduction): proportional while the flight
-        # exceeds ssthresh, then at most what was delivered (PRR-CRB) up to ssthresh
+        # the one PRR (prr.py): Linux tcp_cwnd_reduction serves CA_CWR as CA_Recovery; with
+        # nothing resent, below ssthresh at most what was delivered (PRR-CRB)
         mss = tcb.snd_mss
-        self.prr_delivered += acked
-        pipe = tcb._in_flight()
-        ssthresh = cc.ssthresh
-        prr_out = seq_sub(tcb.snd_max, high)  # sent since CWR began: new data only
-        if pipe > ssthresh:
-            sndcnt = -(-self.prr_delivered * ssthresh // max(self.prior_cwnd, 1)) - prr_out
-        else:
-            sndcnt = min(ssthresh - pipe, acked)
-        cc.cwnd = pipe + max(sndcnt, 0 if prr_out else mss)
+        cwnd = tcb.prr.cwnd(cc.ssthresh // mss, -(-tcb._in_flight() // mss), -(-acked // mss),
+                            True, False, crb=True)
+        if cwnd is not None:
+            cc.cwnd = cwnd * mss
         return True
 
     def loss_in_cwr(self, tcb: TcbLike) -> bool:

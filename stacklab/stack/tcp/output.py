@@ -171,25 +171,26 @@ class TcbOutput(TcbVars):
         if self.ecn is not None:  # ECE, CWR and ECT(0) (ecn.py)
             self.ecn.on_emit(self, seg)
         stats.segs_out += 1
-        if payload or flags & FIN:  # for a path MTU decrease (sentlog.py)
-            n = len(payload)
-            self.sent_log.sent(seq, (seq + n + (1 if flags & FIN else 0)) & MASK, n)
         if payload:
             self.lsndtime = now
             stats.bytes_sent += len(payload)
-            if self.rate is not None:  # delivery-rate record (rate.py)
-                self.rate.on_send(self._abs(seq), len(payload), now, self.snd_una == self.snd_max)
             if self.unacked_since is None:
                 self._set_unacked_since(now)
         elif flags & FIN and self.unacked_since is None:
             self._set_unacked_since(now)
-        if payload or flags & FIN:  # RACK's transmission record; PRR counts what recovery sends
+        if payload or flags & FIN:  # the transmission record (sent.py); PRR counts what
+            # recovery sends
             pos = self._abs(seq)
             retrans = seq_lt(seq, self.snd_max)
-            self.rack.on_sent(pos, pos + len(payload) + (1 if flags & FIN else 0), now,
-                              retrans, bool(flags & FIN))
-            if self.recover is not None:
-                self.prr.out += 1
+            n = len(payload)
+            rec, unsacked = self.sent.on_sent(pos, pos + n + (1 if flags & FIN else 0), n, now,
+                                              retrans, bool(flags & FIN))
+            if unsacked:
+                self.rack.on_sent(unsacked)
+            if n and self.rate is not None:  # the delivery-rate stamps (rate.py)
+                self.rate.on_send(rec, now, self.snd_una == self.snd_max)
+            if self.recover is not None or self.ecn is not None and self.ecn.cwr_high is not None:
+                self.prr.out += 1  # in a cwnd reduction (Linux tcp_in_cwnd_reduction)
             if retrans and self.undo.active:
                 self.undo.on_retransmit(ts[0] if ts is not None else None)
         if payload and self.trace is not None:  # the time-sequence graph's segments

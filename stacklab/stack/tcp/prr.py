@@ -9,7 +9,9 @@
 * the first ACK of an episode always lets one segment out (the fast retransmit).
 
 Counted in segments as Linux does (its packets; RecoverFS is the cwnd before the reduction,
-Linux ``prior_cwnd``). The TCB counts what it sends during recovery in ``out``.
+Linux ``prior_cwnd``). The TCB counts what it sends during the reduction in ``out``. ECN's CWR
+reduction (ecn.py) is this one PRR too, as Linux's tcp_cwnd_reduction serves CA_CWR and
+CA_Recovery; there it bounds the growth below ssthresh by PRR-CRB (``crb``).
 """
 
 from __future__ import annotations
@@ -30,15 +32,21 @@ class Prr:
         self.out = 0
 
     def cwnd(self, ssthresh: int, pipe: int, delivered: int, una_advanced: bool,
-             newly_lost: bool) -> int | None:
+             newly_lost: bool, crb: bool = False) -> int | None:
         """The new cwnd (segments) after an ACK that delivered ``delivered`` segments with
-        ``pipe`` segments in flight; None: nothing delivered, cwnd stays."""
+        ``pipe`` segments in flight; None: nothing delivered, cwnd stays. ``crb``: below
+        ssthresh the Conservative Reduction Bound (RFC 6937 §3, ``sndcnt = min(ssthresh - pipe,
+        DeliveredData)``), which Linux's tcp_cwnd_reduction applies when no retransmitted data
+        was ACKed, as in ECN's CWR reduction (upstream packetdrill
+        cwnd-moderation-ecn-enter-cwr-no-moderation-700 expects it)."""
         if delivered <= 0:
             return None
         self.delivered += delivered
         delta = ssthresh - pipe
         if delta < 0:
             sndcnt = -(-(ssthresh * self.delivered) // self.prior_cwnd) - self.out
+        elif crb:
+            sndcnt = min(delta, delivered)
         else:
             sndcnt = max(self.delivered - self.out, delivered)
             if una_advanced and not newly_lost:

@@ -14,13 +14,12 @@ timeout PTO = 2*SRTT (plus the peer's worst-case delayed ACK, Linux ``TCP_RTO_MI
 segment is in flight; never after the RTO) sends one new segment if it may, else resends the last
 one, once per episode; its ACK tells whether a loss was repaired (cwnd is then reduced once).
 
-:class:`Rack` holds the per-segment transmission records (stream positions, as
-:mod:`.recovery`) and the algorithm's variables; the functions below are the TCB's hooks.
+:class:`Rack` holds the algorithm's variables and reads the connection's transmission records
+(:mod:`.sent`, stream positions as :mod:`.recovery`); the functions below are the TCB's hooks.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -31,6 +30,7 @@ from .fsm import CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, State
 from .prr import Prr
 from .recovery import DUPTHRESH, RangeSet, Recovery
 from .rtt import RttEstimator
+from .sent import Sent, SentLog
 from .seq import seq_sub
 from .timers import RACK_REO_TIMER, RTO_TIMER, TLP_TIMER, Timer
 from .undo import Undo
@@ -42,22 +42,6 @@ REO_PERSIST = 16  # recoveries a grown reordering window lasts (RFC 8985 §6.2 s
 _SENDING = (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK)
 
 
-class Sent:
-    """One transmission: positions ``[start, end)`` (a FIN counts one), when, whether it was a
-    retransmission, whether it was delivered (SACKed), whether RACK deemed it lost."""
-
-    __slots__ = ("start", "end", "xmit", "retrans", "sacked", "lost", "order")
-
-    def __init__(self, start: int, end: int, xmit: float, retrans: bool, order: int) -> None:
-        self.order = order  # transmission order (Linux's time-sorted list): ties of xmit
-        self.start = start
-        self.end = end
-        self.xmit = xmit
-        self.retrans = retrans
-        self.sacked = False
-        self.lost = False
-
-
 def _sent_after(t1: float, o1: int, t2: float, o2: int) -> bool:
     """RFC 8985 RACK_sent_after: sent later; at the same instant (a virtual clock has many),
     later in transmission order, as Linux's time-sorted queue orders them (the RFC's tie-break
@@ -66,21 +50,19 @@ def _sent_after(t1: float, o1: int, t2: float, o2: int) -> bool:
 
 
 class Rack:
-    __slots__ = ("log", "xmit_ts", "end_seq", "rtt", "fack", "min_rtt", "reordering_seen",
+    __slots__ = ("sent", "xmit_ts", "end_seq", "rtt", "fack", "min_rtt", "reordering_seen",
                  "reordering", "reo_wnd_mult", "reo_wnd_persist", "dsack_round", "advanced",
-                 "sacked_segs", "tlp_end", "tlp_retrans", "flags", "order", "xmit_order",
-                 "fin_end", "reord_seen", "xmit_retrans", "orig_end")
+                 "sacked_segs", "tlp_end", "tlp_retrans", "flags", "xmit_order",
+                 "reord_seen", "xmit_retrans", "orig_end")
 
-    def __init__(self, flags: int) -> None:
+    def __init__(self, flags: int, sent: SentLog) -> None:
         self.flags = flags  # tcp_recovery bits
-        self.log: list[Sent] = []  # by position, disjoint
+        self.sent = sent  # the connection's transmission records (sent.py)
         self.xmit_ts = -1.0  # RACK.xmit_ts: the latest transmission delivered
         self.end_seq = 0  # RACK.end_seq
         self.xmit_order = -1  # the transmission order of that segment
         self.xmit_retrans = False  # whether it was a retransmission
         self.orig_end = 1 << 62  # this ACK: the lowest end delivered never resent (F-RTO)
-        self.order = 0  # transmissions recorded so far
-        self.fin_end = -1  # the position after our FIN once sent
         self.rtt = 0.0  # RACK.rtt: the RTT of the most recently delivered segment
         self.fack = 0  # RACK.fack: the highest end delivered
         self.min_rtt: float | None = None
@@ -95,61 +77,31 @@ class Rack:
         self.tlp_end: int | None = None  # TLP.end_seq (a position), None: no probe out
         self.tlp_retrans = False  # TLP.is_retrans
 
-    # -- records ---------------------------------------------------------------------------
-    def on_sent(self, start: int, end: int, now: float, retrans: bool, fin: bool) -> None:
-        if fin:
-            self.fin_end = end
-        log = self.log
-        self.order += 1
-        if not log or start >= log[-1].end:
-            log.append(Sent(start, end, now, retrans, self.order))
-            return
-        i = bisect_right([s.start for s in log], start) - 1
-        i = max(i, 0)
-        j = i
-        pieces: list[Sent] = []
-        while j < len(log) and log[j].start < end:
-            old = log[j]
-            if old.end > start:
-                if old.start < start:
-                    pieces.append(_piece(old, old.start, start))
-                if old.end > end:
-                    pieces.append(_piece(old, end, old.end))
-                if old.sacked:
-                    self.sacked_segs -= 1
-            else:
-                pieces.append(old)
-            j += 1
-        pieces.append(Sent(start, end, now, True, self.order))
-        pieces.sort(key=lambda s: s.start)
-        log[i:j] = pieces
+    # -- records (sent.py) ------------------------------------------------------------------
+    def on_sent(self, unsacked: int) -> None:
+        """A transmission replaced ``unsacked`` SACKed records (sent again)."""
+        self.sacked_segs -= unsacked
 
-    def on_cumulative_ack(self, una: int, now: float, mss: int) -> None:
-        """Entries below SND.UNA are delivered (the ones not SACKed before advance RACK)."""
-        log = self.log
-        k = 0
+    def on_cumulative_ack(self, acked: list[Sent], now: float, mss: int) -> None:
+        """The records the cumulative ACK removed are delivered (the ones not SACKed before
+        advance RACK)."""
         done: list[Sent] = []
-        while k < len(log) and log[k].end <= una:
-            s = log[k]
+        for s in acked:
             if s.sacked:
                 self.sacked_segs -= 1
             else:
                 done.append(s)
-            k += 1
-        if k:
-            del log[:k]
-        if log and log[0].start < una:
-            log[0].start = una
         self._delivered(done, now, mss)
 
     def on_sacked(self, sacked: RangeSet, now: float, mss: int) -> None:
         done = []
-        for s in self.log:
+        fin_end = self.sent.fin_end
+        for s in self.sent.records:
             if s.sacked:
                 continue
             # a SACK block covers data: the FIN of a segment is delivered with its bytes
             top = sacked.containing(s.start)
-            if top is not None and top >= s.end - (s.end == self.fin_end and s.end - s.start > 1):
+            if top is not None and top >= s.end - (s.end == fin_end and s.end - s.start > 1):
                 s.sacked = True
                 self.sacked_segs += 1
                 done.append(s)
@@ -219,7 +171,7 @@ class Rack:
         self.advanced = False
         newly: list[tuple[int, int]] = []
         timeout = 0.0
-        for s in self.log:
+        for s in self.sent.records:
             if s.sacked or s.lost or not _sent_after(self.xmit_ts, self.xmit_order, s.xmit,
                                                      s.order):
                 continue  # delivered, lost already (waiting to be resent), or sent later
@@ -230,13 +182,6 @@ class Rack:
             elif remaining > timeout:
                 timeout = remaining
         return newly, timeout
-
-
-def _piece(old: Sent, start: int, end: int) -> Sent:
-    p = Sent(start, end, old.xmit, old.retrans, old.order)
-    p.sacked = old.sacked
-    p.lost = old.lost
-    return p
 
 
 # -- the TCB's hooks ------------------------------------------------------------------------------
@@ -484,7 +429,7 @@ def on_tlp_timer(tcb: RackTcb, now: float) -> bool:
 
 def _last_segment(tcb: RackTcb) -> tuple[int, int]:
     """The last segment sent: its recorded transmission, else the last MSS of the flight."""
-    log = tcb.rack.log
+    log = tcb.rack.sent.records
     if log:
         s = log[-1]
         return s.start, max(s.end - s.start, 1)
@@ -517,7 +462,7 @@ def _tlp_ack(tcb: RackTcb, now: float, una_pos: int, una_advanced: bool, dsack: 
 def on_rto(tcb: RackTcb) -> None:
     """A timeout: go-back-N resends everything; the probe episode and RACK's timer end."""
     tcb.rack.tlp_end = None
-    for s in tcb.rack.log:
+    for s in tcb.rack.sent.records:
         s.lost = False  # Recovery.on_rto forgot the marks: the resend replaces these anyway
     tcb._arm(RACK_REO_TIMER, None)
     tcb._arm(TLP_TIMER, None)

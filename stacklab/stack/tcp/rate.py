@@ -1,5 +1,5 @@
 """Delivery-rate estimation (draft-cheng-iccrg-delivery-rate-estimation, Linux tcp_rate.c):
-what the sender records per transmitted segment and the rate sample an ACK yields.
+what the sender stamps on each transmission record (sent.py) and the rate sample an ACK yields.
 
 Each segment sent is stamped with the connection's ``delivered`` count, ``delivered_time`` and
 ``first_sent_time`` at that moment; when the ACK (cumulative or SACK) delivers it, the sample
@@ -11,18 +11,18 @@ that was never resent (Karn), which is the per-ACK RTT Linux hands to congestion
 It is active only for a controller that asks for samples (``CongestionController.
 wants_samples``): the TCB then calls :meth:`DeliveryRate.on_send` for each data segment,
 :meth:`check_app_limited` after a send burst and :meth:`on_ack` for each ACK that advances
-SND.UNA. Positions are stream positions (``Tcb._abs``: they never wrap).
+SND.UNA. Positions are stream positions (``Tcb._abs``: they never wrap); a resend of part of a
+record splits it (sent.py), so the untouched part keeps its first transmission's stamps, as
+Linux's tcp_fragment.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from .recovery import RangeSet
-
-# the fields of one transmission record (a list, resent segments are re-stamped in place)
-_START, _END, _SENT, _DELIVERED, _DELIVERED_TIME, _FIRST_SENT, _APP_LIMITED, _RESENT = range(8)
+from .sent import Sent, SentLog
 
 
 @dataclass(slots=True)
@@ -50,8 +50,7 @@ class RateSample:
 class DeliveryRate:
     """The sender's delivery accounting (the per-connection ``C.*`` of the draft)."""
 
-    __slots__ = ("delivered", "delivered_time", "first_sent_time", "app_limited", "min_rtt",
-                 "_recs", "_top")
+    __slots__ = ("delivered", "delivered_time", "first_sent_time", "app_limited", "min_rtt")
 
     def __init__(self) -> None:
         self.delivered = 0  # bytes delivered so far
@@ -59,25 +58,15 @@ class DeliveryRate:
         self.first_sent_time = 0.0
         self.app_limited = 0  # delivered count at which an app-limited phase ends (0: none)
         self.min_rtt: float | None = None  # validates intervals (§3.3)
-        self._recs: list[list[float]] = []  # transmission records, sorted by start
-        self._top = 0  # end of the highest record
 
-    def on_send(self, start: int, n: int, now: float, flight_empty: bool) -> None:
-        """A segment of ``n`` bytes at ``start`` left (new or resent)."""
+    def on_send(self, rec: Sent, now: float, flight_empty: bool) -> None:
+        """A data segment left (new or resent): stamp its record (sent.py)."""
         if flight_empty:  # §3.2: a new interval starts from this transmission
             self.first_sent_time = self.delivered_time = now
-        stamp = [start, start + n, now, self.delivered, self.delivered_time,
-                 self.first_sent_time, self.app_limited != 0, False]
-        if start >= self._top:
-            self._recs.append(stamp)
-            self._top = start + n
-            return
-        recs = self._recs
-        i = bisect_right(recs, start, key=lambda r: int(r[_START])) - 1
-        if i >= 0 and start < recs[i][_END]:
-            end = recs[i][_END]
-            stamp[_START], stamp[_END], stamp[_RESENT] = recs[i][_START], end, True
-            recs[i] = stamp
+        rec.delivered = self.delivered
+        rec.delivered_time = self.delivered_time
+        rec.first_sent = self.first_sent_time
+        rec.app_limited = self.app_limited != 0
 
     def check_app_limited(self, unsent: int, in_flight: int, cwnd: int, mss: int) -> None:
         """After sending: less than a segment is waiting and cwnd is not full, so the
@@ -85,36 +74,33 @@ class DeliveryRate:
         if unsent < mss and in_flight < cwnd:
             self.app_limited = (self.delivered + in_flight) or 1
 
-    def on_ack(self, una: int, nxt: int, sacked: RangeSet, now: float, prior_in_flight: int,
-               in_flight: int) -> RateSample:
-        """SND.UNA reached ``una``: deliver the records below it and those the scoreboard now
-        covers; the sample of this ACK."""
+    def on_ack(self, acked: list[Sent], log: SentLog, una: int, nxt: int, sacked: RangeSet,
+               now: float, prior_in_flight: int, in_flight: int) -> RateSample:
+        """SND.UNA reached ``una``: deliver ``acked``, the records the cumulative ACK removed
+        from ``log``, and those of ``log`` the scoreboard now covers; the sample of this ACK."""
         rs = RateSample(prior_in_flight=prior_in_flight, in_flight=in_flight, una=una, nxt=nxt)
-        recs = self._recs
-        k = 0  # the records below SND.UNA come first (sorted, disjoint)
-        n = len(recs)
-        while k < n and recs[k][_END] <= una:
-            k += 1
-        done = recs[:k]
-        del recs[:k]
-        # SACKed records: found by bisection in each scoreboard range, dropped once delivered
-        # (a record is delivered once, and the scan stays proportional to what is new)
-        for lo, hi in zip(sacked.starts, sacked.ends, strict=True):
-            i = j = bisect_left(recs, lo, key=lambda r: int(r[_START]))
-            while j < len(recs) and recs[j][_END] <= hi:
-                j += 1
-            if j > i:
-                done += recs[i:j]
-                del recs[i:j]
-        best: list[float] | None = None
+        fin_end = log.fin_end
+        done = [r for r in acked if r.length and not r.rated]
+        # SACKed records: found by bisection in each scoreboard range, counted once
+        recs = log.records
+        if sacked.starts and recs:
+            for lo, hi in zip(sacked.starts, sacked.ends, strict=True):
+                j = bisect_left(recs, lo, key=_start)
+                while j < len(recs) and recs[j].end - (recs[j].end == fin_end) <= hi:
+                    r = recs[j]
+                    if r.length and not r.rated:
+                        r.rated = True
+                        done.append(r)
+                    j += 1
+        best: Sent | None = None
         rtt_sent = -1.0
         newly = 0
         for rec in done:
-            newly += int(rec[_END] - rec[_START])
-            if best is None or rec[_SENT] >= best[_SENT]:
+            newly += rec.end - rec.start - (rec.end == fin_end)
+            if best is None or rec.xmit >= best.xmit:
                 best = rec
-            if not rec[_RESENT] and rec[_SENT] > rtt_sent:
-                rtt_sent = rec[_SENT]
+            if not rec.retrans and rec.xmit > rtt_sent:
+                rtt_sent = rec.xmit
         if best is None:
             rs.delivered_total = self.delivered
             return rs
@@ -128,13 +114,17 @@ class DeliveryRate:
             rs.rtt = now - rtt_sent
             if self.min_rtt is None or rs.rtt < self.min_rtt:
                 self.min_rtt = rs.rtt
-        rs.prior_delivered = int(best[_DELIVERED])
-        rs.app_limited = bool(best[_APP_LIMITED])
-        send_elapsed = best[_SENT] - best[_FIRST_SENT]
-        ack_elapsed = now - best[_DELIVERED_TIME]
-        self.first_sent_time = best[_SENT]
+        rs.prior_delivered = best.delivered
+        rs.app_limited = best.app_limited
+        send_elapsed = best.xmit - best.first_sent
+        ack_elapsed = now - best.delivered_time
+        self.first_sent_time = best.xmit
         interval = max(send_elapsed, ack_elapsed)
         if interval > 0 and (self.min_rtt is None or interval >= self.min_rtt):
             rs.interval = interval
             rs.delivered = self.delivered - rs.prior_delivered
         return rs
+
+
+def _start(rec: Sent) -> int:
+    return rec.start

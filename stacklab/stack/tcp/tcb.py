@@ -118,11 +118,11 @@ class Tcb(TcbOutput):
             self.trace(now, "pmtu", {"mtu": mtu, "mss": self.snd_mss, "old_mss": old})
         if self.state not in (SYN_SENT, SYN_RECEIVED) and self.snd_una != self.snd_max:
             # resend in smaller pieces what went out in segments larger than the new MSS, not
-            # what fits it (Linux tcp_simple_retransmit; sentlog.py)
-            una_pos = self._abs(self.snd_una)
+            # what fits it (Linux tcp_simple_retransmit; sent.py)
             keep = RangeSet()
-            for a, b in self.sent_log.fitting(self.snd_una, self.snd_max, self.snd_mss):
-                keep.add(una_pos + a, una_pos + b)
+            for a, b in self.sent.fitting(self._abs(self.snd_una), self._abs(self.snd_max),
+                                          self.snd_mss):
+                keep.add(a, b)
             self.pmtu_keep = keep if len(keep) else None
             self.snd_nxt = self.snd_una  # go back to SND.UNA: output() resends in smaller pieces
             self._rtt_seq = None  # Karn: the timed segment is being resent
@@ -1229,12 +1229,12 @@ class Tcb(TcbOutput):
         # stream position of ACK (_abs, with the buffer's base and SND.UNA of data just moved)
         ack_pos = sendbuf.base + seq_sub(ack, self.snd_data_una)
         self.rec.on_cumulative_ack(ack_pos)
-        self.rack.on_cumulative_ack(ack_pos, now, self.snd_mss)
+        acked = self.sent.acked(ack_pos)  # the transmission records now delivered (sent.py)
+        self.rack.on_cumulative_ack(acked, now, self.snd_mss)
         if self.rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
             self.cc.on_rate_sample(self.rate.on_ack(
-                self._abs(ack), self._abs(self.snd_nxt), self.rec.sacked, now, flight,
-                self._in_flight()), now)
-        self.sent_log.acked(ack)
+                acked, self.sent, self._abs(ack), self._abs(self.snd_nxt), self.rec.sacked,
+                now, flight, self._in_flight()), now)
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None
             self.rto_tsval = None

@@ -39,7 +39,7 @@ from .rate import DeliveryRate
 from .recovery import RangeSet, Recovery
 from .rtt import RttEstimator
 from .segment import Segment
-from .sentlog import SentLog
+from .sent import SentLog
 from .seq import MASK, seq_add, seq_sub
 from .tfo import TfoConn
 from .timers import KINDS, USER_TIMER, Timer
@@ -165,12 +165,14 @@ class TcbVars:
         self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
         self.rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
         self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
-        self.rack = Rack(cfg.recovery)  # RACK-TLP loss detection (rack.py)
+        # the data transmissions in flight (sent.py), read by RACK, the rate sample and the
+        # path MTU decrease
+        self.sent = SentLog()
+        self.rack = Rack(cfg.recovery, self.sent)  # RACK-TLP loss detection (rack.py)
         self.prr = Prr()  # the fast-recovery sender (prr.py)
         self.undo = Undo()  # undoing a spurious recovery or timeout (undo.py)
-        # path MTU decrease (sentlog.py): the data transmissions in flight, and the stream
-        # positions the go-back after the decrease skips (sent in segments that fit the new MSS)
-        self.sent_log = SentLog()
+        # path MTU decrease: the stream positions the go-back after it skips (sent in segments
+        # that fit the new MSS, SentLog.fitting)
         self.pmtu_keep: RangeSet | None = None
         self._sack_recent: list[int] = []  # stream offsets of recent out-of-order arrivals
         self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)

@@ -121,6 +121,17 @@ def test_prr_slow_start_reduction_bound_once_pipe_is_below_ssthresh() -> None:
     assert prr.cwnd(5, 3, 0, una_advanced=False, newly_lost=False) is None  # nothing delivered
 
 
+def test_prr_conservative_bound_for_ecns_cwr_reduction() -> None:
+    # ECN's CWR reduction (ecn.py) is this PRR with the Conservative Reduction Bound, as the
+    # upstream cwnd-moderation-ecn-enter-cwr-no-moderation-700 shows: 3 in flight, ssthresh 7,
+    # one segment delivered: cwnd 3 + 1 (SSRB would give 3 + 2)
+    prr = Prr()
+    prr.start(10)
+    prr.out = 1
+    assert prr.cwnd(7, 3, 1, una_advanced=True, newly_lost=False, crb=True) == 4
+    assert prr.cwnd(7, 3, 1, una_advanced=True, newly_lost=False) == 5
+
+
 def test_prr_first_ack_of_an_episode_lets_the_fast_retransmit_out() -> None:
     prr = Prr()
     prr.start(10)

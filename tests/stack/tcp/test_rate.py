@@ -6,10 +6,36 @@ from __future__ import annotations
 
 import pytest
 
-from stacklab.stack.tcp.rate import DeliveryRate
+from stacklab.stack.tcp.rate import DeliveryRate, RateSample
 from stacklab.stack.tcp.recovery import RangeSet
+from stacklab.stack.tcp.sent import SentLog
 
 NONE = RangeSet()
+
+
+class Sender:
+    """The connection's transmission log (sent.py) with the rate stamps, as the TCB keeps it."""
+
+    def __init__(self) -> None:
+        self.log = SentLog()
+        self.rate = DeliveryRate()
+
+    def on_send(self, start: int, n: int, now: float, flight_empty: bool) -> None:
+        retrans = bool(self.log.records) and start < self.log.records[-1].end
+        rec, _ = self.log.on_sent(start, start + n, n, now, retrans, False)
+        self.rate.on_send(rec, now, flight_empty)
+
+    def on_ack(self, una: int, nxt: int, sacked: RangeSet, now: float, prior: int,
+               flight: int) -> RateSample:
+        return self.rate.on_ack(self.log.acked(una), self.log, una, nxt, sacked, now, prior,
+                                flight)
+
+    def check_app_limited(self, unsent: int, in_flight: int, cwnd: int, mss: int) -> None:
+        self.rate.check_app_limited(unsent, in_flight, cwnd, mss)
+
+    @property
+    def app_limited(self) -> int:
+        return self.rate.app_limited
 
 
 def sacked(*ranges: tuple[int, int]) -> RangeSet:
@@ -20,7 +46,7 @@ def sacked(*ranges: tuple[int, int]) -> RangeSet:
 
 
 def test_cumulative_acks_give_the_ack_rate_and_the_rtt():
-    r = DeliveryRate()
+    r = Sender()
     for i in range(10):  # a window of 10 segments sent in one burst at t=0
         r.on_send(i * 1000, 1000, 0.0, i == 0)
     rs = r.on_ack(2000, 10_000, NONE, 0.100, 10_000, 8000)
@@ -34,7 +60,7 @@ def test_cumulative_acks_give_the_ack_rate_and_the_rtt():
 
 
 def test_sacked_segments_count_once_and_a_resent_one_gives_no_rtt():
-    r = DeliveryRate()
+    r = Sender()
     for i in range(4):
         r.on_send(i * 1000, 1000, 0.0, i == 0)
     # the first segment is lost: the ACK of 0 carries SACK 1000-4000
@@ -47,10 +73,19 @@ def test_sacked_segments_count_once_and_a_resent_one_gives_no_rtt():
 
 
 def test_app_limited_marks_the_samples_until_the_mark_is_delivered():
-    r = DeliveryRate()
+    r = Sender()
     r.on_send(0, 1000, 0.0, True)
     r.check_app_limited(0, 1000, 10_000, 1000)  # nothing more to send, cwnd not full
     r.on_send(1000, 1000, 0.01, False)
     assert r.on_ack(1000, 2000, NONE, 0.1, 2000, 1000).app_limited is False
     assert r.on_ack(2000, 2000, NONE, 0.11, 1000, 0).app_limited is True
     assert r.app_limited == 0  # delivered past the mark
+
+
+def test_a_partial_resend_leaves_the_rest_of_a_segment_its_first_transmission():
+    r = Sender()
+    r.on_send(0, 2000, 0.0, True)  # one 2-MSS (TSO) transmission
+    r.on_send(0, 1000, 0.2, False)  # its first half resent
+    rs = r.on_ack(0, 2000, sacked((1000, 2000)), 0.25, 2000, 1000)
+    # the SACKed second half was sent once, at t=0: a valid RTT (Linux tcp_fragment)
+    assert rs.newly_delivered == 1000 and rs.rtt == pytest.approx(0.25)
