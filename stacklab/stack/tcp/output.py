@@ -518,7 +518,7 @@ class TcbOutput(TcbVars):
                         break
                     if fin_seq is not None and seq_add(nxt, n) == fin_seq:
                         send_fin = True
-            if pacer is not None and n and now < pacer.next_send:  # paced: not yet (pacing.py)
+            if pacer is not None and n and not pacer.ready(now):  # paced: not yet (pacing.py)
                 self._arm(PACING_TIMER, pacer.next_send)
                 break
             seq = nxt
@@ -546,7 +546,7 @@ class TcbOutput(TcbVars):
                     self.snd_sml = seq_add(seq, n)  # Linux tcp_minshall_update
             self._emit(seq, flags, payload, now)
             if pacer is not None:
-                pacer.on_sent(n, now)
+                pacer.on_sent(n, now, mss, self.config.min_tso_segs)
             sent_ack = True
             nxt = self.snd_nxt = seq_add(seq, n + (1 if send_fin else 0))
             if seq_gt(nxt, snd_max):

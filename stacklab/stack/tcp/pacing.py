@@ -14,25 +14,31 @@ larger of cwnd and the flight) times 2 in slow start (cwnd below ssthresh/2,
 unpaced (or at the cap) before the first RTT sample; at most ``max_pacing_rate``. Each segment
 sent moves the earliest time of the next one by its length over the rate (Linux
 ``tcp_wstamp_ns``); the segmentizer stops before a segment whose time has not come and the
-TCB's PACING timer brings it back then.
+TCB's PACING timer brings it back then. Linux paces TSO packets, not segments: a packet of
+``tcp_tso_autosize`` segments (about 1 ms of data at the pacing rate, at least
+``tcp_min_tso_segs``) leaves at once when its time has come, so the segments of one such packet
+leave together here too (``burst``) — which also keeps a real-time driver, whose timers fire a
+millisecond or more late, at the rate instead of at one segment per timer.
 """
 
 from __future__ import annotations
 
 from .config import TcpConfig
 from .congestion import CongestionController
+from .tso import GSO_MAX_SIZE
 
 SS_RATIO = 2.0  # net.ipv4.tcp_pacing_ss_ratio (percent / 100)
 CA_RATIO = 1.2  # net.ipv4.tcp_pacing_ca_ratio
 
 
 class Pacer:
-    __slots__ = ("rate", "next_send", "max_rate")
+    __slots__ = ("rate", "next_send", "max_rate", "burst")
 
     def __init__(self, max_rate: float | None) -> None:
         self.rate = 0.0  # bytes/s; 0: not known yet, no pacing
         self.next_send = 0.0  # the earliest time the next segment may leave
         self.max_rate = max_rate
+        self.burst = 0  # segments of the current TSO-sized packet still to leave with it
 
     def update(self, cc: CongestionController, srtt: float | None, flight: int) -> None:
         """After an ACK: the rate from the controller, or from cwnd/SRTT (Linux
@@ -48,9 +54,18 @@ class Pacer:
             rate = self.max_rate
         self.rate = rate if rate != float("inf") else 0.0
 
-    def on_sent(self, n: int, now: float) -> None:
-        """``n`` bytes left now: the next segment waits n/rate (no credit for idle time)."""
+    def ready(self, now: float) -> bool:
+        """May a segment leave now: its time has come, or it belongs to the packet that left."""
+        return self.burst > 0 or now >= self.next_send
+
+    def on_sent(self, n: int, now: float, mss: int, min_segs: int) -> None:
+        """``n`` bytes left now: the next segment waits n/rate (no credit for idle time); a
+        segment that starts a packet opens it for ``tcp_tso_autosize`` segments in all."""
         if self.rate > 0:
+            if self.burst > 0:
+                self.burst -= 1
+            else:  # a new packet: rate/1024 bytes (sk_pacing_shift 10), at least min_segs
+                self.burst = max(min(int(self.rate) >> 10, GSO_MAX_SIZE) // mss, min_segs) - 1
             start = self.next_send if self.next_send > now else now
             self.next_send = start + n / self.rate
 

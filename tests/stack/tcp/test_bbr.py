@@ -118,6 +118,9 @@ def test_pacing_rate_follows_cwnd_over_srtt_as_linux():
     p.max_rate = 50_000
     p.update(cc, 0.1, 0)
     assert p.rate == 50_000  # SO_MAX_PACING_RATE
-    p.on_sent(1000, 1.0)
-    p.on_sent(1000, 1.0)
+    assert p.ready(1.0)
+    p.on_sent(1000, 1.0, 1000, 2)
+    assert p.ready(1.0)  # the second segment of the TSO-sized packet (tcp_min_tso_segs 2)
+    p.on_sent(1000, 1.0, 1000, 2)
     assert p.next_send == pytest.approx(1.04)  # two segments: 2 x 1000 / 50 kB/s
+    assert not p.ready(1.039) and p.ready(1.04)  # the next packet waits for its time
