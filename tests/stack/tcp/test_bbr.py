@@ -4,6 +4,7 @@ link's rate, a small queue in PROBE_BW where CUBIC fills the buffer, and pacing'
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 
 import pytest
@@ -19,7 +20,7 @@ PAYLOAD_RATE = LINK_BPS / 8 * 1448 / 1500  # bytes/s of payload a full 1500-byte
 
 
 def bulk(congestion: str, nbytes: int, *, rate: str = "10Mbit", queue: int = 400,
-         max_pacing_rate: int | None = None) -> dict:
+         max_pacing_rate: int | None = None, after: float = 0.0) -> dict:
     """``nbytes`` from a to b over ``rate``, 40 ms RTT, a ``queue``-packet drop-tail buffer;
     the sender's TCB and (mode, RTT) of each rate sample."""
     net = Network(seed=5)
@@ -33,6 +34,7 @@ def bulk(congestion: str, nbytes: int, *, rate: str = "10Mbit", queue: int = 400
         w.close()
 
     async def main():
+        await asyncio.sleep(after)  # the clock need not start at 0 (a real-time driver's)
         await b.start_server(sink, 5000)
         cfg = TcpConfig(max_pacing_rate=max_pacing_rate)  # SO_MAX_PACING_RATE
         r, w = await a.open_connection("b", 5000, congestion=congestion, config=cfg)
@@ -55,7 +57,7 @@ def bulk(congestion: str, nbytes: int, *, rate: str = "10Mbit", queue: int = 400
         seen["tcb"], seen["seconds"] = tcb, net.now - start
         w.close()
 
-    net.run(main(), until="300s")
+    net.run(main(), until=f"{300 + after}s")
     return seen
 
 
@@ -124,3 +126,14 @@ def test_pacing_rate_follows_cwnd_over_srtt_as_linux():
     p.on_sent(1000, 1.0, 1000, 2)
     assert p.next_send == pytest.approx(1.04)  # two segments: 2 x 1000 / 50 kB/s
     assert not p.ready(1.039) and p.ready(1.04)  # the next packet waits for its time
+
+
+def test_bbr_starts_with_startup_whatever_the_clock_reads():
+    """Over TAP the loop's clock reads hours at the first ACK: BBR went to PROBE_RTT at once
+    (its 10 s min-RTT window counted from time 0) and crawled in PROBE_BW on a bandwidth it
+    never measured (0.14 MB/s on a clean 20 ms path where Linux's BBR did 40)."""
+    late = bulk("bbr", 2_000_000, after=3600.0)
+    early = bulk("bbr", 2_000_000)
+    modes = [m for _, m in late["tcb"].cc.modes]
+    assert modes[:2] == [DRAIN, PROBE_BW], modes  # from STARTUP, as at time 0
+    assert late["seconds"] == pytest.approx(early["seconds"], rel=0.05)

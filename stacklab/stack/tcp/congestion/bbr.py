@@ -175,7 +175,10 @@ class Bbr(CongestionController):
         self._advance_cycle(now)
 
     def _update_min_rtt(self, rs: RateSample, now: float) -> None:
-        expired = now > self.min_rtt_stamp + MIN_RTT_WINDOW
+        # the 10 s window runs from the first sample (Linux stamps it when the connection
+        # starts), not from time 0: a clock that reads 23634 s at the first ACK (a real-time
+        # driver's) is no reason to go to PROBE_RTT before STARTUP measured anything
+        expired = self.min_rtt is not None and now > self.min_rtt_stamp + MIN_RTT_WINDOW
         rtt = rs.rtt
         if rtt is not None:
             rtt = round(rtt, 6)  # microseconds, as Linux: an equal RTT does not renew the filter
