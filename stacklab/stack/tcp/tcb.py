@@ -1202,6 +1202,8 @@ class Tcb(TcbOutput):
             sendbuf.ack(n)
             self.snd_data_una = seq_add(data_una, n)
             self.stats.bytes_acked += n
+            if self.zerocopy is not None:  # SO_ZEROCOPY: acked sends complete (zerocopy.py)
+                self.zerocopy.acked(sendbuf.base)
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack

@@ -1,0 +1,56 @@
+"""MSG_ZEROCOPY completion notifications (Linux Documentation/networking/msg_zerocopy.rst).
+
+stacklab always copies what a write hands it, so a zero-copy send is an ordinary send plus its
+notification: each ``send(MSG_ZEROCOPY)`` call that queued bytes takes the next id (from 0, one
+per call however many pieces it was written in); once the peer has cumulatively acknowledged the
+call's last byte (Linux: the skbs holding its pages are freed) the id completes, and completions
+wait on the socket's error queue as ranges [lo, hi], a new id extending the last range when it
+follows it (Linux skb_zerocopy_notify_extend). TCP frees data in order, so ids complete in order.
+
+Positions are send-buffer stream offsets (``SendBuffer.end`` after the write, ``SendBuffer.base``
+after an ACK): no sequence arithmetic here. A TCB holds one of these only with SO_ZEROCOPY on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+# struct sock_extended_err (linux/errqueue.h)
+SO_EE_ORIGIN_ZEROCOPY = 5
+SO_EE_CODE_ZEROCOPY_COPIED = 1  # the kernel copied the data: always so in stacklab
+
+
+class ZeroCopy:
+    __slots__ = ("next_id", "pending", "done")
+
+    def __init__(self) -> None:
+        self.next_id = 0  # Linux sk_zckey: the id of the next zero-copy send call
+        self.pending: deque[tuple[int, int]] = deque()  # (id, stream offset of its end)
+        self.done: deque[list[int]] = deque()  # completed ranges [lo, hi], the error queue
+
+    def queued(self, end: int, new_call: bool) -> None:
+        """A zero-copy write queued bytes up to stream offset ``end``; ``new_call``: the first
+        bytes of a send call (it takes an id), else more of the last call."""
+        if new_call or not self.pending:
+            self.pending.append((self.next_id, end))
+            self.next_id = (self.next_id + 1) & 0xFFFFFFFF
+        else:
+            self.pending[-1] = (self.pending[-1][0], end)
+
+    def acked(self, base: int) -> None:
+        """The send buffer's data is acknowledged up to stream offset ``base``: complete every
+        call that ended there or before."""
+        pending, done = self.pending, self.done
+        while pending and pending[0][1] <= base:
+            zid = pending.popleft()[0]
+            if done and done[-1][1] + 1 == zid:
+                done[-1][1] = zid
+            else:
+                done.append([zid, zid])
+
+    def take(self) -> tuple[int, int] | None:
+        """recvmsg(MSG_ERRQUEUE): the oldest completed range (ee_info, ee_data), or None."""
+        if not self.done:
+            return None
+        lo, hi = self.done.popleft()
+        return lo, hi
