@@ -17,7 +17,11 @@ from typing import Any, NoReturn
 
 from stacklab.errors import StacklabError
 from stacklab.stack.tcp.tfo import KEY_LEN
-from stacklab.stack.tcp.zerocopy import SO_EE_CODE_ZEROCOPY_COPIED, SO_EE_ORIGIN_ZEROCOPY
+from stacklab.stack.tcp.zerocopy import (
+    SO_EE_CODE_ZEROCOPY_COPIED,
+    SO_EE_ORIGIN_ZEROCOPY,
+    frag_ends,
+)
 
 from .sockets import (
     POLLERR,
@@ -322,11 +326,15 @@ class Syscalls:
 
     # -- data ------------------------------------------------------------------------------------
     def _write(self, fd_e: Expr, n: int, flags: int = 0, addr: Expr | None = None,
-               buf: Expr | None = None) -> int:
+               buf: Expr | None = None, iov: list[int] | None = None) -> int:
+        """``iov``: sendmsg()'s element lengths (a zero-copy write fills an skb per
+        MAX_SKB_FRAGS elements, stack/tcp/zerocopy.py)."""
         fd, s = self._fd(fd_e)
         zc = bool(flags & 0x4000000)  # MSG_ZEROCOPY: without SO_ZEROCOPY an ordinary send
+        ends: list[int] = []  # where this write fills an skb: no segment crosses (as MSG_EOR)
         if zc and isinstance(s, TcpSock):
             s.zerocopy_call()
+            ends = frag_ends(iov or ()) if s.zerocopy else []
         if isinstance(s, TcpSock) and (s.fastopen_deferred or (
                 flags & 0x20000000 and not s.connected)):  # MSG_FASTOPEN, ignored once connected
             return self._fastopen_write(fd, s, n, flags, addr)
@@ -345,8 +353,10 @@ class Syscalls:
         def attempt() -> int | None:
             nonlocal sent
             while sent < n:
-                k = s.send(bytes(n - sent), oob=bool(flags & 1),  # MSG_OOB
-                           more=bool(flags & 0x8000), eor=bool(flags & 0x80),  # MSG_MORE, EOR
+                stop = next((e for e in ends if e > sent), n)
+                k = s.send(bytes(stop - sent), oob=bool(flags & 1),  # MSG_OOB
+                           more=bool(flags & 0x8000),  # MSG_MORE
+                           eor=bool(flags & 0x80) or stop in ends,  # MSG_EOR, a full skb
                            zerocopy=zc)
                 if k is None:
                     break
@@ -425,16 +435,20 @@ class Syscalls:
         return self._write(fd_e, value(n) or 0, value(flags) or 0, addr, buf)
 
     @staticmethod
-    def _iov_len(iov: Expr | None) -> int:
-        total = 0
+    def _iov_lens(iov: Expr | None) -> list[int]:
+        lens = []
         if isinstance(iov, Array):
             for item in iov.items:
                 if isinstance(item, Struct):
                     ln = item.get("iov_len")
                     if ln is None and item.fields:
                         ln = item.fields[-1].value
-                    total += value(ln) or 0
-        return total
+                    lens.append(value(ln) or 0)
+        return lens
+
+    @classmethod
+    def _iov_len(cls, iov: Expr | None) -> int:
+        return sum(cls._iov_lens(iov))
 
     def sys_writev(self, fd_e: Expr, iov: Expr, _cnt: Expr) -> int:
         return self._write(fd_e, self._iov_len(iov))
@@ -444,7 +458,8 @@ class Syscalls:
             raise ArgError("sendmsg() needs a struct msghdr")
         if msg.get("msg_control") is not None:
             raise Unsupported("sendmsg() ancillary data (msg_control)")
-        return self._write(fd_e, self._iov_len(msg.get("msg_iov")), value(flags) or 0)
+        lens = self._iov_lens(msg.get("msg_iov"))
+        return self._write(fd_e, sum(lens), value(flags) or 0, iov=lens)
 
     def _read(self, fd_e: Expr, n: int, flags: int = 0,
               after: Callable[[Sock], None] | None = None, buf: Expr | None = None) -> int:

@@ -14,10 +14,29 @@ after an ACK): no sequence arithmetic here. A TCB holds one of these only with S
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 # struct sock_extended_err (linux/errqueue.h)
 SO_EE_ORIGIN_ZEROCOPY = 5
 SO_EE_CODE_ZEROCOPY_COPIED = 1  # the kernel copied the data: always so in stacklab
+MAX_SKB_FRAGS = 17  # Linux's default (CONFIG_MAX_SKB_FRAGS): page fragments per skb
+
+
+def frag_ends(iov: Sequence[int]) -> list[int]:
+    """Where a zero-copy write of an iovec (its element lengths) fills an skb, as offsets from
+    the write's start: Linux pins each non-empty element as one page fragment (elements within
+    a page, as packetdrill's), MAX_SKB_FRAGS to an skb; a full skb gets PSH and no more data
+    (tcp_sendmsg_locked: -EMSGSIZE -> tcp_mark_push, new_segment)."""
+    ends: list[int] = []
+    frags = pos = 0
+    for n in iov:
+        if n:
+            pos += n
+            frags += 1
+            if frags == MAX_SKB_FRAGS:
+                ends.append(pos)
+                frags = 0
+    return ends
 
 
 class ZeroCopy:

@@ -1,6 +1,6 @@
 """MSG_ZEROCOPY completion bookkeeping (stacklab/stack/tcp/zerocopy.py)."""
 
-from stacklab.stack.tcp.zerocopy import ZeroCopy
+from stacklab.stack.tcp.zerocopy import ZeroCopy, frag_ends
 
 
 def test_one_call_written_in_pieces_takes_one_id() -> None:
@@ -30,3 +30,10 @@ def test_completions_coalesce_until_read() -> None:
     zc.queued(40, new_call=True)
     zc.acked(40)
     assert zc.take() == (3, 3)
+
+
+def test_an_skb_fills_every_17_non_empty_elements() -> None:
+    assert frag_ends([1] * 18) == [17]
+    assert frag_ends([0, 2] * 20) == [34]
+    assert frag_ends([1] * 34) == [17, 34]
+    assert frag_ends([1000] * 16) == []
