@@ -155,6 +155,8 @@ class Tcb(TcbOutput):
         for kind in KINDS:
             self._arm(kind, None)
         self.unacked_since = None
+        if self.zerocopy is not None:  # SO_ZEROCOPY: freed data completes too (zerocopy.py)
+            self.zerocopy.flush()
         self._report_lost(self.error)
 
     def _report_lost(self, error: Exception | None) -> None:

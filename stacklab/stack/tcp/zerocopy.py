@@ -67,6 +67,12 @@ class ZeroCopy:
             else:
                 done.append([zid, zid])
 
+    def flush(self) -> None:
+        """The connection closed (a reset, a timeout, an abort): its send buffer is freed, so
+        every pending call completes (Linux tcp_write_queue_purge frees the skbs)."""
+        if self.pending:
+            self.acked(self.pending[-1][1])
+
     def take(self) -> tuple[int, int] | None:
         """recvmsg(MSG_ERRQUEUE): the oldest completed range (ee_info, ee_data), or None."""
         if not self.done:

@@ -37,3 +37,13 @@ def test_an_skb_fills_every_17_non_empty_elements() -> None:
     assert frag_ends([0, 2] * 20) == [34]
     assert frag_ends([1] * 34) == [17, 34]
     assert frag_ends([1000] * 16) == []
+
+
+def test_flush_completes_what_is_pending() -> None:
+    zc = ZeroCopy()
+    zc.queued(10, new_call=True)
+    zc.queued(20, new_call=True)
+    zc.flush()
+    assert zc.take() == (0, 1)
+    zc.flush()
+    assert zc.take() is None
