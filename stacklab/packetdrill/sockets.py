@@ -28,6 +28,7 @@ from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.listen import Listener
 from stacklab.stack.tcp.tcb import Tcb
 from stacklab.stack.tcp.tfo import TFO_CLIENT_ENABLE
+from stacklab.stack.tcp.zerocopy import ZeroCopy
 
 if TYPE_CHECKING:
     from stacklab.stack.host import Host
@@ -130,6 +131,8 @@ class TcpSock:
         self.shut_wr = False
         self.closed = False
         self.inq = False  # TCP_INQ: recvmsg() reports the bytes left (TCP_CM_INQ)
+        self.zerocopy = False  # SO_ZEROCOPY: MSG_ZEROCOPY sends notify (stack/tcp/zerocopy.py)
+        self.zc_new_call = False  # the next zero-copy bytes queued start a send call
 
     # -- the TCP layer's events, pulled by Stack.process_events -----------------------------------
     def tcp_event(self, ev: TcbEvent) -> None:
@@ -142,6 +145,7 @@ class TcpSock:
     def _adopt(self, tcb: Tcb) -> None:
         self.tcb = tcb
         tcb.user = self
+        self._zerocopy_sync()
         self.connected = tcb.state not in (State.SYN_SENT, State.SYN_RECEIVED) or (
             tcb.tfo is not None and tcb.tfo.child)  # a TFO child is accepted at its SYN
 
@@ -193,6 +197,7 @@ class TcpSock:
         except OSError as e:
             raise SockError(e.errno or errno.ENETUNREACH) from None
         self.tcb = tcb
+        self._zerocopy_sync()
         if tcb.state is State.CLOSED:
             self.ended = True
 
@@ -260,6 +265,7 @@ class TcpSock:
         child = TcpSock(self.stack, self.v6)
         child.config = tcb.config
         child.inq = self.inq  # inherited from the listener, as Linux's socket flags
+        child.zerocopy = self.zerocopy
         child._adopt(tcb)
         if tcb.state is State.CLOSED:
             child.ended = True
@@ -267,9 +273,10 @@ class TcpSock:
         return child
 
     def send(self, data: bytes, oob: bool = False, more: bool = False,
-             eor: bool = False) -> int | None:
+             eor: bool = False, zerocopy: bool = False) -> int | None:
         """Bytes queued; None when the send buffer is full (a blocking write waits). ``oob``:
-        MSG_OOB, ``more``: MSG_MORE, ``eor``: MSG_EOR."""
+        MSG_OOB, ``more``: MSG_MORE, ``eor``: MSG_EOR, ``zerocopy``: MSG_ZEROCOPY (a
+        notification once acknowledged, with SO_ZEROCOPY on; see zerocopy_call)."""
         tcb = self.tcb
         if tcb is None:
             raise SockError(errno.EPIPE if self.listener is None else errno.ENOTCONN)
@@ -287,8 +294,33 @@ class TcpSock:
             raise SockError(errno.EPIPE) from None
         if n == 0:
             return None
+        if zerocopy and tcb.zerocopy is not None:
+            tcb.zerocopy.queued(tcb.sendbuf.end, self.zc_new_call)
+            self.zc_new_call = False
         self._kick()
         return n
+
+    # -- SO_ZEROCOPY (stack/tcp/zerocopy.py) -------------------------------------------------------
+    def set_zerocopy(self, on: bool) -> None:
+        self.zerocopy = on
+        self._zerocopy_sync()
+
+    def _zerocopy_sync(self) -> None:
+        """The connection keeps completion bookkeeping only while SO_ZEROCOPY is on (what is
+        pending stays: Linux notifies sends already made zero-copy)."""
+        tcb = self.tcb
+        if tcb is not None and self.zerocopy and tcb.zerocopy is None:
+            tcb.zerocopy = ZeroCopy()
+
+    def zerocopy_call(self) -> None:
+        """A send(MSG_ZEROCOPY) call starts: its first queued bytes take the next id (a call
+        that queues nothing takes none, as Linux's aborted uarg)."""
+        self.zc_new_call = True
+
+    def errqueue(self) -> tuple[int, int] | None:
+        """recvmsg(MSG_ERRQUEUE): the oldest zero-copy completion range, or None (EAGAIN)."""
+        zc = self.tcb.zerocopy if self.tcb is not None else None
+        return zc.take() if zc is not None else None
 
     def recv(self, n: int, peek: bool = False) -> bytes | None:
         """Up to ``n`` bytes; b"" at end of stream; None when nothing is readable yet."""
@@ -396,8 +428,8 @@ class TcpSock:
             ev |= POLLOUT
         if self.ended:
             ev |= POLLOUT  # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)
-        if self.error:
-            ev |= POLLERR
+        if self.error or (tcb.zerocopy is not None and tcb.zerocopy.done):
+            ev |= POLLERR  # a pending error, or an error queue with notifications (tcp_poll)
         if self.ended or (self.shut_wr and tcb.at_eof):
             ev |= POLLHUP
         return ev

@@ -17,6 +17,11 @@ from typing import Any, NoReturn
 
 from stacklab.errors import StacklabError
 from stacklab.stack.tcp.tfo import KEY_LEN
+from stacklab.stack.tcp.zerocopy import (
+    SO_EE_CODE_ZEROCOPY_COPIED,
+    SO_EE_ORIGIN_ZEROCOPY,
+    frag_ends,
+)
 
 from .sockets import (
     POLLERR,
@@ -62,6 +67,9 @@ _EXTRA = {
     "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "SO_TYPE": 3, "SO_MAX_PACING_RATE": 47,
     "IP_TOS": 1, "IP_TTL": 2, "IP_MTU_DISCOVER": 10, "IP_PMTUDISC_DONT": 0,
     "IP_PMTUDISC_DO": 2, "IP_PMTUDISC_WANT": 1, "IP_FREEBIND": 15, "IPV6_TCLASS": 67,
+    "IP_RECVERR": 11, "IPV6_RECVERR": 25,
+    "SO_EE_ORIGIN_ZEROCOPY": SO_EE_ORIGIN_ZEROCOPY,
+    "SO_EE_CODE_ZEROCOPY_COPIED": SO_EE_CODE_ZEROCOPY_COPIED,
 }
 # syscalls of upstream scripts the runner does not model
 UNMODELLED = {"epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "sendfile", "splice",
@@ -318,13 +326,18 @@ class Syscalls:
 
     # -- data ------------------------------------------------------------------------------------
     def _write(self, fd_e: Expr, n: int, flags: int = 0, addr: Expr | None = None,
-               buf: Expr | None = None) -> int:
+               buf: Expr | None = None, iov: list[int] | None = None) -> int:
+        """``iov``: sendmsg()'s element lengths (a zero-copy write fills an skb per
+        MAX_SKB_FRAGS elements, stack/tcp/zerocopy.py)."""
         fd, s = self._fd(fd_e)
+        zc = bool(flags & 0x4000000)  # MSG_ZEROCOPY: without SO_ZEROCOPY an ordinary send
+        ends: list[int] = []  # where this write fills an skb: no segment crosses (as MSG_EOR)
+        if zc and isinstance(s, TcpSock):
+            s.zerocopy_call()
+            ends = frag_ends(iov or ()) if s.zerocopy else []
         if isinstance(s, TcpSock) and (s.fastopen_deferred or (
                 flags & 0x20000000 and not s.connected)):  # MSG_FASTOPEN, ignored once connected
             return self._fastopen_write(fd, s, n, flags, addr)
-        if flags & 0x4000000:
-            raise SockError(errno.ENOBUFS)  # MSG_ZEROCOPY without SO_ZEROCOPY
         if isinstance(s, UdpSock):
             dst = None if addr is None or (isinstance(addr, Ellipsis_) and s.is_connected) else (
                 self.remote_ip, self._addr(addr, False)[1])
@@ -340,8 +353,11 @@ class Syscalls:
         def attempt() -> int | None:
             nonlocal sent
             while sent < n:
-                k = s.send(bytes(n - sent), oob=bool(flags & 1),  # MSG_OOB
-                           more=bool(flags & 0x8000), eor=bool(flags & 0x80))  # MSG_MORE, EOR
+                stop = next((e for e in ends if e > sent), n)
+                k = s.send(bytes(stop - sent), oob=bool(flags & 1),  # MSG_OOB
+                           more=bool(flags & 0x8000),  # MSG_MORE
+                           eor=bool(flags & 0x80) or stop in ends,  # MSG_EOR, a full skb
+                           zerocopy=zc)
                 if k is None:
                     break
                 sent += k
@@ -383,7 +399,7 @@ class Syscalls:
         take = s.fastopen_space() if nonblock else n
         sent = 0
         if take and n:
-            sent = s.send(bytes(min(n, take))) or 0
+            sent = s.send(bytes(min(n, take)), zerocopy=bool(flags & 0x4000000)) or 0
         s.fastopen_go()
         if nonblock:
             if sent:
@@ -398,7 +414,7 @@ class Syscalls:
             if done:
                 raise SockError(done)
             while sent < n:
-                k = s.send(bytes(n - sent))
+                k = s.send(bytes(n - sent), zerocopy=bool(flags & 0x4000000))
                 if k is None:
                     return None
                 sent += k
@@ -419,16 +435,20 @@ class Syscalls:
         return self._write(fd_e, value(n) or 0, value(flags) or 0, addr, buf)
 
     @staticmethod
-    def _iov_len(iov: Expr | None) -> int:
-        total = 0
+    def _iov_lens(iov: Expr | None) -> list[int]:
+        lens = []
         if isinstance(iov, Array):
             for item in iov.items:
                 if isinstance(item, Struct):
                     ln = item.get("iov_len")
                     if ln is None and item.fields:
                         ln = item.fields[-1].value
-                    total += value(ln) or 0
-        return total
+                    lens.append(value(ln) or 0)
+        return lens
+
+    @classmethod
+    def _iov_len(cls, iov: Expr | None) -> int:
+        return sum(cls._iov_lens(iov))
 
     def sys_writev(self, fd_e: Expr, iov: Expr, _cnt: Expr) -> int:
         return self._write(fd_e, self._iov_len(iov))
@@ -438,14 +458,15 @@ class Syscalls:
             raise ArgError("sendmsg() needs a struct msghdr")
         if msg.get("msg_control") is not None:
             raise Unsupported("sendmsg() ancillary data (msg_control)")
-        return self._write(fd_e, self._iov_len(msg.get("msg_iov")), value(flags) or 0)
+        lens = self._iov_lens(msg.get("msg_iov"))
+        return self._write(fd_e, sum(lens), value(flags) or 0, iov=lens)
 
     def _read(self, fd_e: Expr, n: int, flags: int = 0,
               after: Callable[[Sock], None] | None = None, buf: Expr | None = None) -> int:
         """``after``: a check of the socket once the read returned (recvmsg's cmsgs)."""
         fd, s = self._fd(fd_e)
         if flags & 0x2000:
-            raise Unsupported("MSG_ERRQUEUE (socket error queue)")
+            raise Unsupported("MSG_ERRQUEUE (socket error queue)")  # recvmsg() has it
         if isinstance(s, TcpSock):
             self.current = s
         peek = bool(flags & 2)
@@ -484,8 +505,44 @@ class Syscalls:
         if "MSG_ERRQUEUE" in names(msg.get("msg_flags")):
             f |= 0x2000
         ctrl = msg.get("msg_control")
+        if f & 0x2000:
+            return self._recv_errqueue(fd_e, ctrl)
         return self._read(fd_e, self._iov_len(msg.get("msg_iov")), f,
                           None if ctrl is None else self._recv_cmsgs(ctrl))
+
+    def _recv_errqueue(self, fd_e: Expr, ctrl: Expr | None) -> int:
+        """recvmsg(MSG_ERRQUEUE): never blocks (EAGAIN when empty, Linux sock_recv_errqueue);
+        a zero-copy completion has no payload (returns 0) and one cmsg IP_RECVERR (IPV6_RECVERR
+        on an AF_INET6 socket) carrying struct sock_extended_err: ee_errno 0, ee_origin
+        SO_EE_ORIGIN_ZEROCOPY, ee_code SO_EE_CODE_ZEROCOPY_COPIED, ee_info..ee_data the ids."""
+        _, s = self._fd(fd_e)
+        if not isinstance(s, TcpSock) or (got := s.errqueue()) is None:
+            raise SockError(errno.EAGAIN)
+        level, typ = _recverr_cmsg(s.v6)
+        actual = {"ee_errno": 0, "ee_origin": SO_EE_ORIGIN_ZEROCOPY, "ee_type": 0,
+                  "ee_code": SO_EE_CODE_ZEROCOPY_COPIED, "ee_info": got[0], "ee_data": got[1]}
+        items = ctrl.items if isinstance(ctrl, Array) else ()
+        if isinstance(ctrl, Array) and len(items) != 1:
+            raise ArgError(f"recvmsg(MSG_ERRQUEUE): expected {len(items)} control messages vs "
+                           "actual 1")
+        for item in items:
+            if not isinstance(item, Struct):
+                raise ArgError("recvmsg(): msg_control needs struct cmsghdr")
+            for field, have in (("cmsg_level", level), ("cmsg_type", typ)):
+                want = _cmsg_value(item.get(field), s.v6)
+                if want is not None and want != have:
+                    raise ArgError(f"recvmsg(MSG_ERRQUEUE): {field}: expected {want} vs actual "
+                                   f"{have}")
+            data = item.get("cmsg_data")
+            for f in data.fields if isinstance(data, Struct) else ():
+                if f.name not in actual:
+                    raise Unsupported(f"sock_extended_err field {f.name}")
+                v = value(f.value)
+                if v is not None and v != actual[f.name]:
+                    raise ArgError(f"recvmsg(MSG_ERRQUEUE): {f.name}: expected {v} vs actual "
+                                   f"{actual[f.name]}")
+        return 0
+
 
     @staticmethod
     def _recv_cmsgs(ctrl: Expr) -> Callable[[Sock], None]:
@@ -581,6 +638,11 @@ class Syscalls:
         if opt == "TCP_INQ" and isinstance(s, TcpSock) and v is not None:
             s.inq = bool(v)
             return 0
+        if opt == "SO_ZEROCOPY":
+            if v not in (0, 1):
+                raise SockError(errno.EINVAL)  # Linux sock_setsockopt: a boolean
+            s.set_zerocopy(bool(v))
+            return 0
         if opt == "TCP_QUICKACK" and v is not None:
             s.set_quickack(bool(v))
             return 0
@@ -661,6 +723,7 @@ class Syscalls:
                 "TCP_NOTSENT_LOWAT": lambda: int(s.get_config("notsent_lowat")),
                 "TCP_QUICKACK": lambda: int(s.tcb is None or s.tcb.quickack),
                 "TCP_INQ": lambda: int(s.inq),
+                "SO_ZEROCOPY": lambda: int(s.zerocopy),
                 "SO_SNDBUF": lambda: s.buffer_sizes()[0],
                 "SO_RCVBUF": lambda: s.buffer_sizes()[1],
                 "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),
@@ -726,3 +789,20 @@ class Syscalls:
 def _is_null(buf: Expr | None) -> bool:
     """A buffer argument written ``NULL``: a bad address for the kernel's copy."""
     return isinstance(buf, Sym) and buf.name == "NULL"
+
+
+def _recverr_cmsg(v6: bool) -> tuple[int, int]:
+    """The (level, type) of an error queue's cmsg: SOL_IPV6/IPV6_RECVERR on an AF_INET6 socket,
+    else SOL_IP/IP_RECVERR."""
+    return (41, 25) if v6 else (0, 11)
+
+
+def _cmsg_value(e: Expr | None, v6: bool) -> int | None:
+    """A cmsg level or type; CMSG_LEVEL_IP and CMSG_TYPE_RECVERR are the names packetdrill's
+    run_all.py defines per IP version (the socket's family here)."""
+    n = names(e)
+    if "CMSG_LEVEL_IP" in n:
+        return _recverr_cmsg(v6)[0]
+    if "CMSG_TYPE_RECVERR" in n:
+        return _recverr_cmsg(v6)[1]
+    return value(e)

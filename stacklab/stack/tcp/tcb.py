@@ -155,6 +155,8 @@ class Tcb(TcbOutput):
         for kind in KINDS:
             self._arm(kind, None)
         self.unacked_since = None
+        if self.zerocopy is not None:  # SO_ZEROCOPY: freed data completes too (zerocopy.py)
+            self.zerocopy.flush()
         self._report_lost(self.error)
 
     def _report_lost(self, error: Exception | None) -> None:
@@ -1202,6 +1204,8 @@ class Tcb(TcbOutput):
             sendbuf.ack(n)
             self.snd_data_una = seq_add(data_una, n)
             self.stats.bytes_acked += n
+            if self.zerocopy is not None:  # SO_ZEROCOPY: acked sends complete (zerocopy.py)
+                self.zerocopy.acked(sendbuf.base)
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
