@@ -172,12 +172,18 @@ class Syscalls:
             raise SockError(errno.EBADF)
         return fd, self.fds[fd]
 
-    def _new_fd(self, s: Sock, want: int | None) -> int:
+    def _new_fd(self, s: Sock, want: int | None, shadow: bool = False) -> int:
         # packetdrill maps the script's descriptor numbers onto live ones: the number the
-        # script expects (``want``) is taken when it is free, else the lowest free one from 3
-        fd = want if want is not None and want >= 0 and want not in self.fds else 3
-        while fd in self.fds:
-            fd += 1
+        # script expects (``want``) is taken when it is free, else the lowest free one from 3;
+        # ``shadow``: an accepted socket takes ``want`` even when the script left a socket open
+        # under that number (packetdrill's accept() checks no duplicate: the newer socket's
+        # entry comes first and hides the older one, which stays open)
+        if want is not None and want >= 0 and (shadow or want not in self.fds):
+            fd = want
+        else:
+            fd = 3
+            while fd in self.fds:
+                fd += 1
         self.fds[fd] = s
         if isinstance(s, TcpSock):
             self.current = s
@@ -261,7 +267,7 @@ class Syscalls:
 
         def attempt() -> int | None:
             child = s.accept()
-            return None if child is None else self._new_fd(child, want)
+            return None if child is None else self._new_fd(child, want, shadow=True)
         return self._maybe_block(fd, attempt)
 
     def sys_accept4(self, fd_e: Expr, a: Expr, ln: Expr, _flags: Expr) -> int:
