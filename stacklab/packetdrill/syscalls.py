@@ -328,7 +328,7 @@ class Syscalls:
         fd, s = self._fd(fd_e)
         if isinstance(s, TcpSock) and (s.fastopen_deferred or (
                 flags & 0x20000000 and not s.connected)):  # MSG_FASTOPEN, ignored once connected
-            return self._fastopen_write(fd, s, n, flags, addr)
+            return self._fastopen_write(fd, s, n, flags, addr, buf)
         if flags & 0x4000000:
             raise SockError(errno.ENOBUFS)  # MSG_ZEROCOPY without SO_ZEROCOPY
         if isinstance(s, UdpSock):
@@ -368,11 +368,13 @@ class Syscalls:
         raise Blocked(self._wrap(attempt))
 
     def _fastopen_write(self, fd: int, s: TcpSock, n: int, flags: int,
-                        addr: Expr | None) -> int:
+                        addr: Expr | None, buf: Expr | None = None) -> int:
         """sendto(MSG_FASTOPEN), or a write after connect() with TCP_FASTOPEN_CONNECT (Linux
         tcp_sendmsg_fastopen): the data goes into the SYN (up to the room a cached cookie
         leaves); a non-blocking call returns what the SYN took, or EINPROGRESS when it took
-        nothing (a cookie request); a blocking one waits for the handshake and sends it all."""
+        nothing (a cookie request); a blocking one waits for the handshake and sends it all.
+        A NULL buffer: the SYN goes without data and the blocking call, once connected,
+        fails with EFAULT (tcp_sendmsg_locked's copy)."""
         self.current = s
         if not s.fastopen_deferred:
             if not s.fastopen_client or "AF_UNSPEC" in names(addr) or (
@@ -386,7 +388,10 @@ class Syscalls:
         nonblock = self.nonblock.get(fd) or bool(flags & 0x40)
         # non-blocking: only what the SYN takes; blocking: everything queued now, so that the
         # handshake's ACK rides on the rest of the data (Linux delays it for a waiting writer)
-        take = s.fastopen_space() if nonblock else n
+        bad = bool(n) and _is_null(buf)
+        if bad:
+            s.fastopen_unreadable()
+        take = 0 if bad else s.fastopen_space() if nonblock else n
         sent = 0
         if take and n:
             sent = s.send(bytes(min(n, take))) or 0
@@ -403,6 +408,8 @@ class Syscalls:
                 return None
             if done:
                 raise SockError(done)
+            if bad:
+                raise SockError(errno.EFAULT)
             while sent < n:
                 k = s.send(bytes(n - sent))
                 if k is None:

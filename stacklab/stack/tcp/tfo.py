@@ -194,6 +194,14 @@ class TfoConn:
         self.syn_data = n
         return bytes(tcb.sendbuf.peek(0, n))
 
+    def data_unreadable(self) -> None:
+        """Client: the first write's data cannot be copied (a bad address): the SYN goes
+        without data, a cookie request in place of the cached cookie (Linux
+        tcp_send_syn_data's fallback)."""
+        self.space = 0
+        if self.option is not None and self.option.cookie:
+            self.option = FastOpenOpt(b"", self.option.exp)
+
     def take_syn_data(self, tcb: Tcb, seg: SegmentLike) -> None:
         """Server, the child of a valid Fast Open SYN in SYN-RECEIVED, before its SYN-ACK: the
         SYN's data is received (RFC 7413 §4.2.2, the SYN-ACK acknowledges it) and the child is
