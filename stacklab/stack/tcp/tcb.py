@@ -813,6 +813,16 @@ class Tcb(TcbOutput):
                     self._emit_rst(seg.ack, None)
                 return
             ack_ok = True  # SND.UNA (= ISS) < SEG.ACK =< SND.NXT
+            ts = seg.timestamps() if self.config.timestamps else None
+            first = self.unacked_since  # our first SYN went then
+            if ts is not None and ts[1] and first is not None and (
+                    (ts[1] - self._ts_clock(first)) & MASK
+                    > (self._ts_clock(now) - self._ts_clock(first)) & MASK):
+                # TSecr is no TSval we sent (not between our first SYN's and now): refused
+                # with a RST, like an unacceptable ACK (Linux PAWSActiveRejected)
+                if not flags & RST:
+                    self._emit_rst(seg.ack, None)
+                return
         if flags & RST:  # second check the RST bit
             if ack_ok:
                 self._fail(now, Event.RCV_RST, ConnectionRefusedError("TCP connection refused"),
