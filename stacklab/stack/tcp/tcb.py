@@ -832,6 +832,8 @@ class Tcb(TcbOutput):
             return
         self._take_syn(seg)
         self.ecn = _ecn.on_synack(self.ecn, seg)
+        # data queued beyond what our SYN carried (TCP Fast Open)
+        waiting = len(self.sendbuf) > (self.tfo.syn_data if self.tfo is not None else 0)
         if ack_ok:
             self._ack_advance(seg.ack, now, seg.timestamps() if self.ts_ok else None)
             if self.tfo is not None and seq_gt(self.snd_una, self.iss):
@@ -841,6 +843,10 @@ class Tcb(TcbOutput):
             self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
             self.snd_wl1 = seg.seq
             self.snd_wl2 = seg.ack
+            if waiting:
+                # a writer waits for the connection (Linux sk_write_pending at the SYN-ACK,
+                # tcp_finish_connect's lrcvtime): its data answering now is interactive
+                self.lrcvtime = now
             self._move(now, Event.RCV_SYN_ACK)
             self._established(now)
             self._ack_now = True
