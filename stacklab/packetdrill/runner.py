@@ -608,9 +608,10 @@ class Runner:
         if self.v6_wire:
             inner = bytes(build_ipv6(self.local_ip, self.remote_ip, inner_proto, inner_l4))
             typ = _ICMP6.get(p.type)
-            code = _ICMP6_CODES.get(p.code or "", 0)
             if p.type == "unreachable" and p.code == "frag_needed":
                 typ, code = 2, 0  # packetdrill writes IPv6's Packet Too Big this way too
+            else:
+                code = self._icmp_code(p.code, _ICMP6_CODES)
             if typ is None:
                 raise Unsupported(f"ICMPv6 type {p.type}")
             rest = (p.mtu or 0).to_bytes(4, "big")
@@ -620,9 +621,21 @@ class Runner:
         typ = _ICMP4.get(p.type)
         if typ is None:
             raise Unsupported(f"ICMP type {p.type}")
-        code = _ICMP4_CODES.get(p.code or "", 0)
+        code = self._icmp_code(p.code, _ICMP4_CODES)
         rest = (p.mtu or 0).to_bytes(4, "big") if typ == 3 and code == 4 else bytes(4)
         return bytes(build_icmpv4(typ, code, rest, inner[:28 + max(0, len(inner_l4) - 8)]))
+
+    def _icmp_code(self, name: str | None, codes: dict[str, int]) -> int:
+        """An inbound ICMP message's code as packetdrill reads it: none is 0, ``code_N`` is N,
+        else a name of the type's table; any other word is a bad code, that packetdrill
+        rejects the script for (a template's placeholder such as ``CODE``)."""
+        if name is None:
+            return 0
+        if name.startswith("code_") and name[5:].isdigit() and int(name[5:]) <= 255:
+            return int(name[5:])
+        if name not in codes:
+            raise Failure(self._line, f"bad ICMP code {name}")
+        return codes[name]
 
     # -- outbound packets ------------------------------------------------------------------------
     def _outbound(self, ev: Event, pkt: Packet, t: float, base: float) -> None:

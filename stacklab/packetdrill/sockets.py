@@ -223,6 +223,12 @@ class TcpSock:
         tfo = self.tcb.tfo if self.tcb is not None else None
         return tfo.space if tfo is not None and tfo.deferred else 0
 
+    def fastopen_unreadable(self) -> None:
+        """The write meant for the deferred SYN has data the kernel cannot copy (EFAULT)."""
+        tfo = self.tcb.tfo if self.tcb is not None else None
+        if tfo is not None and tfo.deferred:
+            tfo.data_unreadable()
+
     def fastopen_go(self) -> None:
         """Send the deferred SYN now, with what was queued (a write of 0 bytes sends it too)."""
         tcb = self.tcb

@@ -180,12 +180,18 @@ class Syscalls:
             raise SockError(errno.EBADF)
         return fd, self.fds[fd]
 
-    def _new_fd(self, s: Sock, want: int | None) -> int:
+    def _new_fd(self, s: Sock, want: int | None, shadow: bool = False) -> int:
         # packetdrill maps the script's descriptor numbers onto live ones: the number the
-        # script expects (``want``) is taken when it is free, else the lowest free one from 3
-        fd = want if want is not None and want >= 0 and want not in self.fds else 3
-        while fd in self.fds:
-            fd += 1
+        # script expects (``want``) is taken when it is free, else the lowest free one from 3;
+        # ``shadow``: an accepted socket takes ``want`` even when the script left a socket open
+        # under that number (packetdrill's accept() checks no duplicate: the newer socket's
+        # entry comes first and hides the older one, which stays open)
+        if want is not None and want >= 0 and (shadow or want not in self.fds):
+            fd = want
+        else:
+            fd = 3
+            while fd in self.fds:
+                fd += 1
         self.fds[fd] = s
         if isinstance(s, TcpSock):
             self.current = s
@@ -269,7 +275,7 @@ class Syscalls:
 
         def attempt() -> int | None:
             child = s.accept()
-            return None if child is None else self._new_fd(child, want)
+            return None if child is None else self._new_fd(child, want, shadow=True)
         return self._maybe_block(fd, attempt)
 
     def sys_accept4(self, fd_e: Expr, a: Expr, ln: Expr, _flags: Expr) -> int:
@@ -337,7 +343,7 @@ class Syscalls:
             ends = frag_ends(iov or ()) if s.zerocopy else []
         if isinstance(s, TcpSock) and (s.fastopen_deferred or (
                 flags & 0x20000000 and not s.connected)):  # MSG_FASTOPEN, ignored once connected
-            return self._fastopen_write(fd, s, n, flags, addr)
+            return self._fastopen_write(fd, s, n, flags, addr, buf)
         if isinstance(s, UdpSock):
             dst = None if addr is None or (isinstance(addr, Ellipsis_) and s.is_connected) else (
                 self.remote_ip, self._addr(addr, False)[1])
@@ -378,11 +384,13 @@ class Syscalls:
         raise Blocked(self._wrap(attempt))
 
     def _fastopen_write(self, fd: int, s: TcpSock, n: int, flags: int,
-                        addr: Expr | None) -> int:
+                        addr: Expr | None, buf: Expr | None = None) -> int:
         """sendto(MSG_FASTOPEN), or a write after connect() with TCP_FASTOPEN_CONNECT (Linux
         tcp_sendmsg_fastopen): the data goes into the SYN (up to the room a cached cookie
         leaves); a non-blocking call returns what the SYN took, or EINPROGRESS when it took
-        nothing (a cookie request); a blocking one waits for the handshake and sends it all."""
+        nothing (a cookie request); a blocking one waits for the handshake and sends it all.
+        A NULL buffer: the SYN goes without data and the blocking call, once connected,
+        fails with EFAULT (tcp_sendmsg_locked's copy)."""
         self.current = s
         if not s.fastopen_deferred:
             if not s.fastopen_client or "AF_UNSPEC" in names(addr) or (
@@ -396,7 +404,10 @@ class Syscalls:
         nonblock = self.nonblock.get(fd) or bool(flags & 0x40)
         # non-blocking: only what the SYN takes; blocking: everything queued now, so that the
         # handshake's ACK rides on the rest of the data (Linux delays it for a waiting writer)
-        take = s.fastopen_space() if nonblock else n
+        bad = bool(n) and _is_null(buf)
+        if bad:
+            s.fastopen_unreadable()
+        take = 0 if bad else s.fastopen_space() if nonblock else n
         sent = 0
         if take and n:
             sent = s.send(bytes(min(n, take)), zerocopy=bool(flags & 0x4000000)) or 0
@@ -413,6 +424,8 @@ class Syscalls:
                 return None
             if done:
                 raise SockError(done)
+            if bad:
+                raise SockError(errno.EFAULT)
             while sent < n:
                 k = s.send(bytes(n - sent), zerocopy=bool(flags & 0x4000000))
                 if k is None:

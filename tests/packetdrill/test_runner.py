@@ -221,3 +221,19 @@ def test_code_blocks_share_one_namespace_and_ssthresh_starts_infinite(tmp_path: 
     r = run_text(tmp_path, SERVER + "+0 %{ INF = 0x7fffffff }%\n"
                  "+0 %{ assert tcpi_snd_ssthresh == INF, tcpi_snd_ssthresh }%\n")
     assert r.status == "PASS", r.message
+
+
+@pytest.mark.parametrize("code, status", [("CODE", "FAIL"), ("code_1", "PASS"),
+                                          ("host_unreachable", "PASS")])
+def test_an_unknown_icmp_code_is_refused_as_packetdrill_does(
+        tmp_path: Path, code: str, status: str) -> None:
+    # packetdrill reads code_N and its table's names, and rejects the script for any other
+    # word (upstream fastopen/server/icmp-baseline.pkt keeps a template's CODE)
+    r = run_text(tmp_path, "`sysctl -q net.ipv4.tcp_timestamps=0`\n"
+                 "    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+                 "   +0...0.010 connect(3, ..., ...) = -1 EHOSTUNREACH (No route to host)\n"
+                 "   +0 > S 0:0(0) <...>\n"
+                 f"+0.01 < icmp unreachable {code} [0:0(0)]\n")
+    assert r.status == status, r.message
+    if status == "FAIL":
+        assert r.line == 5 and r.message.endswith(":5: bad ICMP code CODE")

@@ -815,6 +815,16 @@ class Tcb(TcbOutput):
                     self._emit_rst(seg.ack, None)
                 return
             ack_ok = True  # SND.UNA (= ISS) < SEG.ACK =< SND.NXT
+            ts = seg.timestamps() if self.config.timestamps else None
+            first = self.unacked_since  # our first SYN went then
+            if ts is not None and ts[1] and first is not None and (
+                    (ts[1] - self._ts_clock(first)) & MASK
+                    > (self._ts_clock(now) - self._ts_clock(first)) & MASK):
+                # TSecr is no TSval we sent (not between our first SYN's and now): refused
+                # with a RST, like an unacceptable ACK (Linux PAWSActiveRejected)
+                if not flags & RST:
+                    self._emit_rst(seg.ack, None)
+                return
         if flags & RST:  # second check the RST bit
             if ack_ok:
                 self._fail(now, Event.RCV_RST, ConnectionRefusedError("TCP connection refused"),
@@ -824,6 +834,8 @@ class Tcb(TcbOutput):
             return
         self._take_syn(seg)
         self.ecn = _ecn.on_synack(self.ecn, seg)
+        # data queued beyond what our SYN carried (TCP Fast Open)
+        waiting = len(self.sendbuf) > (self.tfo.syn_data if self.tfo is not None else 0)
         if ack_ok:
             self._ack_advance(seg.ack, now, seg.timestamps() if self.ts_ok else None)
             if self.tfo is not None and seq_gt(self.snd_una, self.iss):
@@ -833,6 +845,10 @@ class Tcb(TcbOutput):
             self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
             self.snd_wl1 = seg.seq
             self.snd_wl2 = seg.ack
+            if waiting:
+                # a writer waits for the connection (Linux sk_write_pending at the SYN-ACK,
+                # tcp_finish_connect's lrcvtime): its data answering now is interactive
+                self.lrcvtime = now
             self._move(now, Event.RCV_SYN_ACK)
             self._established(now)
             self._ack_now = True

@@ -162,7 +162,7 @@ class TfoConn:
     """One connection's Fast Open state (``Tcb.tfo``)."""
 
     __slots__ = ("option", "space", "deferred", "syn_data", "child", "reported", "data_acked",
-                 "requested", "asked_exp", "on_synack")
+                 "requested", "asked", "asked_exp", "on_synack")
 
     def __init__(self, option: FastOpenOpt | None, space: int = 0, deferred: bool = False,
                  child: bool = False,
@@ -175,6 +175,7 @@ class TfoConn:
         self.reported = False  # server: Connected went out at once (not again when ESTABLISHED)
         self.data_acked = False  # TCPI_OPT_SYN_DATA: the SYN's data was acknowledged (accepted)
         self.requested = option is not None  # client: the SYN asked for / carried a cookie
+        self.asked = option is not None  # client: ... in a Fast Open option (Linux syn_fastopen)
         self.asked_exp = option is not None and option.exp  # ... in the option of kind 254
         self.on_synack = on_synack  # client: the host's cache update
 
@@ -193,6 +194,14 @@ class TfoConn:
             return b""
         self.syn_data = n
         return bytes(tcb.sendbuf.peek(0, n))
+
+    def data_unreadable(self) -> None:
+        """Client: the first write's data cannot be copied (a bad address): the SYN goes
+        without data, a cookie request in place of the cached cookie (Linux
+        tcp_send_syn_data's fallback)."""
+        self.space = 0
+        if self.option is not None and self.option.cookie:
+            self.option = FastOpenOpt(b"", self.option.exp)
 
     def take_syn_data(self, tcb: Tcb, seg: SegmentLike) -> None:
         """Server, the child of a valid Fast Open SYN in SYN-RECEIVED, before its SYN-ACK: the
@@ -336,7 +345,7 @@ class FastOpen:
         if mss:
             entry.mss = mss
         fo = seg.fastopen()
-        if fo is not None and valid_cookie_len(len(fo.cookie)):
+        if fo is not None and valid_cookie_len(len(fo.cookie)) and tfo.asked:
             entry.cookie, entry.exp = fo.cookie, fo.exp
         elif tcb.stats.retransmits == 0 and not tfo.syn_data and not entry.cookie \
                 and entry.try_exp < (2 if tfo.asked_exp else 1):
