@@ -79,7 +79,12 @@ def test_curl_against_the_https_server(netns: Netns, host_on_tap: StackOnTap,
     # the unknown root fails the handshake (curl's alert); the name is checked by curl after
     # it, so that connection just closes
     wait_for(lambda: server.errors.get("TlsError") == 1, 5.0, f"a TLS error: {server.errors}")
-    assert server.errors == {"TlsError": 1}
+    # the name-mismatch connection may also end in a reset: curl's kernel resets the
+    # connections curl closes with our data unread (RFC 1122 §4.2.2.13; a capture shows RSTs
+    # from curl's side on most of this test's connections), and whether that one reaches our
+    # server while it still serves is a race, as old as the test (2 runs in 4 failed on 3f4f176)
+    others = {k: v for k, v in server.errors.items() if k != "TlsError"}
+    assert others in ({}, {"ConnectionResetError": 1}), server.errors
     h.call(h.pcap.flush)
     assert len(tshark_lines(h.pcap_path, "tls.handshake.type == 1")) == 5  # 5 ClientHellos
 
