@@ -43,8 +43,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# the Linux ends are tap_tcp's PEER: a sender (with a congestion control), a receiver to EOF
 from bench.common import loadavg, machine_line, table  # noqa: E402
-from bench.tap_tcp import Env, environment_problem, finish, sh, wait_ready  # noqa: E402
+from bench.tap_tcp import PEER, Env, environment_problem, finish, sh, wait_ready  # noqa: E402
 from stacklab.net.units import parse_duration, parse_size  # noqa: E402
 
 PORT = 5301
@@ -52,52 +53,6 @@ NET = "10.215.0"
 LINUX_A, LINUX_B, STACK = f"{NET}.1", f"{NET}.2", f"{NET}.3"
 RELAY_LIMIT = 900  # seconds: the relay exits by itself after that, whatever happens
 TRANSFER_TIMEOUT = 300  # seconds per transfer
-
-# The Linux ends: a sender with a congestion control, and a receiver that closes after EOF.
-PEER = r"""
-import json, socket, sys, time
-mode = sys.argv[1]
-buf = bytearray(256 * 1024)
-if mode == "send":
-    host, port, n, cc = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-    data = memoryview(bytes(range(256)) * 1024)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
-    s.settimeout(120)
-    t0 = time.perf_counter()
-    s.connect((host, port))
-    left = n
-    while left:
-        k = min(left, len(data))
-        s.sendall(data[:k])
-        left -= k
-    s.shutdown(socket.SHUT_WR)
-    while s.recv_into(buf):
-        pass
-    t1 = time.perf_counter()
-    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
-    s.close()
-    retrans = int.from_bytes(info[100:104], "little")  # tcpi_total_retrans
-    print(json.dumps({"bytes": n, "seconds": t1 - t0, "retransmits": retrans}), flush=True)
-elif mode == "sink":
-    port = int(sys.argv[2])
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("0.0.0.0", port))
-    ls.listen(1)
-    print("ready", flush=True)
-    ls.settimeout(120)
-    c, _ = ls.accept()
-    c.settimeout(120)
-    got = 0
-    while True:
-        k = c.recv_into(buf)
-        if not k:
-            break
-        got += k
-    c.close()
-    print(json.dumps({"bytes": got}), flush=True)
-"""
 
 # Run in each namespace: IPv6 off (no router solicitations or DAD through the relay), and TSO,
 # GSO, GRO and checksum offload off on the given devices (legacy ETHTOOL_S* ioctls).

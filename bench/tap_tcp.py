@@ -51,11 +51,15 @@ PEER = r"""
 import json, socket, sys, time
 mode = sys.argv[1]
 buf = bytearray(256 * 1024)
-if mode == "send":
+if mode == "send":  # send HOST PORT BYTES [CONGESTION]
     host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     data = memoryview(bytes(range(256)) * 1024)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if len(sys.argv) > 5:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, sys.argv[5].encode())
+    s.settimeout(120)
     t0 = time.perf_counter()
-    s = socket.create_connection((host, port), timeout=60)
+    s.connect((host, port))
     left = n
     while left:
         k = min(left, len(data))
@@ -65,18 +69,20 @@ if mode == "send":
     while s.recv_into(buf):
         pass
     t1 = time.perf_counter()
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
     s.close()
-    print(json.dumps({"bytes": n, "seconds": t1 - t0}), flush=True)
-elif mode == "sink":
+    retrans = int.from_bytes(info[100:104], "little")  # tcpi_total_retrans
+    print(json.dumps({"bytes": n, "seconds": t1 - t0, "retransmits": retrans}), flush=True)
+elif mode == "sink":  # sink PORT: one connection, read to EOF, close
     port = int(sys.argv[2])
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("0.0.0.0", port))
     ls.listen(1)
     print("ready", flush=True)
-    ls.settimeout(60)
+    ls.settimeout(120)
     c, _ = ls.accept()
-    c.settimeout(60)
+    c.settimeout(120)
     got = 0
     while True:
         k = c.recv_into(buf)
