@@ -304,7 +304,8 @@ class Ipv4:
     def send_tcp_frame(self, path: tuple[Interface, bytes, int], src: bytes, dst: bytes,
                        now: float, df: bool, src_port: int, dst_port: int, psum: int, seq: int,
                        ack: int, flags: int, window: int, payload: bytes | bytearray | memoryview,
-                       timestamps: tuple[int, int] | None, tos: int = 0) -> None:
+                       timestamps: tuple[int, int] | None, tos: int = 0,
+                       urgent: int = 0) -> None:
         """:meth:`send` of a TCP segment without options (or with timestamps alone) that fits
         ``path``'s MTU (from :meth:`tcp_path`), built in one buffer with its IPv4 and Ethernet
         headers: the same frame, counters and IP ID as ``send`` then :meth:`output`."""
@@ -313,7 +314,7 @@ class Ipv4:
         ident = self.ids.next(src, dst, PROTO_TCP, now) & 0xFFFF
         frame = build_ipv4_tcp_frame(mac, iface.mac, src, dst, ident, h.default_ttl, df,
                                      src_port, dst_port, seq, ack, flags, window, payload, psum,
-                                     timestamps, tos)
+                                     timestamps, tos, urgent)
         h.counters["ipv4.tx.packets"] += 1
         h.send_frame(iface.index, frame)
 

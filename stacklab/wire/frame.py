@@ -154,21 +154,23 @@ _ETH_TYPE_IPV4 = ETH_P_IPV4.to_bytes(2, "big")
 def build_ipv4_tcp_frame(dst_mac: bytes, src_mac: bytes, src: bytes, dst: bytes, ident: int,
                          ttl: int, df: bool, src_port: int, dst_port: int, seq: int, ack: int,
                          flags: int, window: int, payload: Buffer, psum: int,
-                         timestamps: tuple[int, int] | None, tos: int = 0) -> bytes:
+                         timestamps: tuple[int, int] | None, tos: int = 0,
+                         urgent: int = 0) -> bytes:
     """The untagged Ethernet frame of one IPv4 packet (no IP options, unfragmented) holding
     one TCP segment without options or with the timestamps option alone: the bytes of
-    ``build_tcp(..., psum=psum, timestamps=timestamps)`` inside ``build_ipv4(..., tos=tos)``
+    ``build_tcp(..., urgent, psum=psum, timestamps=timestamps)`` inside ``build_ipv4(...,
+    tos=tos)``
     behind the Ethernet header, both checksums filled in."""
     ff = FLAG_DF if df else 0
     if timestamps is None:
         hdr = bytearray(_BUILD.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos, 40 + len(payload),
                                     ident, ff, ttl, PROTO_TCP, 0, src, dst, src_port, dst_port,
-                                    seq, ack, 0x5000 | (flags & FLAG_MASK), window, 0, 0))
+                                    seq, ack, 0x5000 | (flags & FLAG_MASK), window, 0, urgent))
     else:
         hdr = bytearray(_BUILD_TS.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos,
                                        52 + len(payload), ident, ff, ttl, PROTO_TCP, 0, src, dst,
                                        src_port, dst_port, seq, ack,
-                                       0x8000 | (flags & FLAG_MASK), window, 0, 0,
+                                       0x8000 | (flags & FLAG_MASK), window, 0, urgent,
                                        _NOPNOP_TS_BYTES, timestamps[0], timestamps[1]))
     ipv4_tcp_frame_store(hdr, payload, psum)
     return b"".join((hdr, payload)) if payload else bytes(hdr)

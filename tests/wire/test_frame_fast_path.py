@@ -179,17 +179,17 @@ def test_fast_path_agrees_with_the_views(dst, src, saddr, daddr, ports, seq, ack
        ack=u32, flags=st.integers(0, 0x1FF), window=u16, ts=st.one_of(st.none(),
                                                                       st.tuples(u32, u32)),
        payload=st.binary(max_size=9000), ident=u16, ttl=st.integers(1, 255),
-       df=st.booleans(), tos=st.integers(0, 255))
+       df=st.booleans(), tos=st.integers(0, 255), urgent=u16)
 def test_built_frame_is_build_tcp_in_build_ipv4_in_ethernet(dst, src, saddr, daddr, ports, seq,
                                                              ack, flags, window, ts, payload,
-                                                             ident, ttl, df, tos) -> None:
+                                                             ident, ttl, df, tos, urgent) -> None:
     psum = pseudo_header(saddr, daddr, 6, 0)
-    seg = build_tcp(b"", b"", ports[0], ports[1], seq, ack, flags, window, payload, psum=psum,
-                    timestamps=ts)
+    seg = build_tcp(b"", b"", ports[0], ports[1], seq, ack, flags, window, payload,
+                    urgent=urgent, psum=psum, timestamps=ts)
     expected = bytes(build_ethernet(dst, src, ETH_P_IPV4,
                                     build_ipv4(saddr, daddr, 6, seg, ttl, ident, df, tos=tos)))
     got = build_ipv4_tcp_frame(dst, src, saddr, daddr, ident, ttl, df, ports[0], ports[1], seq,
-                               ack, flags, window, payload, psum, ts, tos)
+                               ack, flags, window, payload, psum, ts, tos, urgent)
     assert type(got) is bytes and got == expected
     r = parse_ipv4_tcp_frame(got)
     assert r is not None and r[3:] == (True, True)

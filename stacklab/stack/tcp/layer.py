@@ -382,14 +382,13 @@ class TcpLayer:
                     c["tcp.tx.segments"] += 1
                     if seg.flags & RST:
                         c["tcp.tx.rst"] += 1
-                    if path is not None and ipv4 is not None and seg.ts_only() \
-                            and not seg.urgent:  # the fused builder has no urgent pointer
+                    if path is not None and ipv4 is not None and seg.ts_only():
                         payload = seg.payload
                         ts = seg._ts
                         if (52 if ts is not None else 40) + len(payload) <= path[2]:
                             ipv4.send_tcp_frame(path, src, dst, now, df, sp, dp, psum, seg.seq,
                                                 seg.ack, seg.flags, seg.window, payload, ts,
-                                                seg.ecn)
+                                                seg.ecn, seg.urgent)
                             continue
                     raw = segment_bytes(psum, sp, dp, seg)
                     try:
