@@ -17,7 +17,8 @@ sent moves the earliest time of the next one by its length over the rate (Linux
 time has not come and the TCB's PACING timer brings it back then. As Linux: the first
 ``UNPACED_SEGS`` (10) data segments of a connection are not paced (the original ``sch_fq`` let a
 flow's first 10 MSS go), and a packet sent later than its time ("OS jitter": the clock ran
-ahead of the schedule) gets that lateness back as credit, at most half its own length's time. Linux paces TSO packets, not segments: a packet of
+ahead of the schedule) gets that lateness back as credit, at most half its own length's time.
+Linux paces TSO packets, not segments: a packet of
 ``tcp_tso_autosize`` segments (about 1 ms of data at the pacing rate, at least
 ``tcp_min_tso_segs``) leaves at once when its time has come, so the segments of one such packet
 leave together here too (``burst``) — which also keeps a real-time driver, whose timers fire a
