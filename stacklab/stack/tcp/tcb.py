@@ -139,6 +139,12 @@ class Tcb(TcbOutput):
         if self.trace is not None:
             self.trace(now, "state", {"old": old.value, "new": new.value,
                                       "cause": cause or event.value})
+        if new is ESTABLISHED and old in (SYN_SENT, SYN_RECEIVED):
+            # Linux tcp_mtup_init: PLPMTUD's search to the peer's MSS (plpmtud.py); only the
+            # active opener resyncs its MSS (tcp_rcv_synsent_state_process)
+            self.plpmtud.init(min(self.peer_mss, self.config.maxseg or 65535) + self._ip_tcp_hdr)
+            if not self.passive:
+                self._plpmtud_sync(now, "established")
         if new is TIME_WAIT:
             self._enter_time_wait(now)
         elif new is CLOSED:
@@ -212,6 +218,7 @@ class Tcb(TcbOutput):
         tcb = cls(local_ip, local_port, remote_ip, remote_port, now=now, **kw)
         tcb.tfo = tfo
         tcb.passive = True
+        tcb.plpmtud.defer()  # PLPMTUD from ESTABLISHED on, as Linux's child socket
         tcb._move(now, Event.PASSIVE_OPEN)
         tcb.stats.segs_in += 1
         tcb._take_syn(seg)
