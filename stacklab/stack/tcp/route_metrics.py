@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from stacklab.stack.route import RouteMetrics
+from stacklab.stack.route import NO_METRICS, RouteMetrics
 
 from .congestion import CongestionController
 from .plpmtud import Plpmtud
@@ -29,6 +29,7 @@ class _NewTcb(Protocol):
     cc: CongestionController
     rtt: RttEstimator
     route_gen: int | None
+    route: RouteMetrics
 
 
 class _Tcb(Protocol):
@@ -46,8 +47,10 @@ class _Host(Protocol):
 
 
 def advmss(metrics: RouteMetrics, mtu: int, header: int) -> int:
-    """The MSS to advertise on a path of ``mtu`` (the interface's): the route's ``advmss``, or
-    the MTU (the route's when lower) less ``header`` bytes of IP and TCP headers."""
+    """The MSS to advertise on a path of ``mtu``: the route's ``advmss``, or the MTU (the
+    route's when lower) less ``header`` bytes of IP and TCP headers (Linux
+    ``dst_metric_advmss``; a SYN resent after a Fragmentation Needed offers no more, as
+    ``tcp_advertise_mss``)."""
     if metrics.advmss is not None:
         return metrics.advmss
     if metrics.mtu is not None and metrics.mtu < mtu:
@@ -58,8 +61,7 @@ def advmss(metrics: RouteMetrics, mtu: int, header: int) -> int:
 def attach(tcb: _NewTcb, metrics: RouteMetrics | None) -> None:
     """A new connection takes the metrics of the route to its peer."""
     tcb.route_gen = None  # the routing table's generation last seen (None: not yet)
-    if metrics is None:
-        return
+    tcb.route = metrics = metrics or NO_METRICS
     if metrics.initcwnd is not None:
         tcb.cc.initial_segments = metrics.initcwnd
     if metrics.rto_min is not None:

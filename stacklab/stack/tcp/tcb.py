@@ -21,7 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import ecn as _ecn
-from . import urgent
+from . import route_metrics, urgent
 from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
@@ -112,6 +112,15 @@ class Tcb(TcbOutput):
         old = self.snd_mss
         self.plpmtud.on_ptb(mtu)
         self.set_path_mtu(mtu)
+        if self.state is SYN_SENT:  # the SYN we resend offers what fits (tcp_advertise_mss)
+            self.adv_mss = min(self.adv_mss,
+                               route_metrics.advmss(self.route, mtu, self._ip_tcp_hdr))
+            if seq_gt(self.snd_max, seq_add(self.iss, 1)) and self.snd_una == self.iss:
+                # a SYN with data (TCP Fast Open) did not fit: a plain SYN now, the data after
+                # the handshake (Linux tcp_simple_retransmit on SYN data)
+                self.snd_nxt = self.iss
+                self.output(now)
+                return True
         if self.snd_mss >= old:
             return False
         if self.trace is not None:

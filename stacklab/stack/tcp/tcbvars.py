@@ -84,6 +84,7 @@ class TcbVars:
                  "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
                  "zerocopy", "__dict__")
     route_gen: int | None  # the routing table's generation last seen (route_metrics.py)
+    route: RouteMetrics  # the metrics of the route to the peer (route_metrics.py)
 
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
