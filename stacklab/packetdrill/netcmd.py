@@ -1,6 +1,6 @@
 """The network-configuration commands of a script's backticks that change the host under test:
-``ip route add|change|replace DST ... METRICS`` (and ``ip -6 route ...``) and ``ethtool -K DEV
-gso off tso off``.
+``ip route add|change|replace DST ... METRICS`` (and ``ip -6 route ...``), ``ethtool -K DEV
+gso off tso off`` and ``tc qdisc add|replace|delete dev DEV root ...``.
 
 ``ip route``: the route to DST (a host route unless a prefix length is written) with Linux's
 metrics (:func:`stacklab.stack.route.parse_metrics`: ``advmss``, ``mtu [lock]``, ``initcwnd``,
@@ -10,6 +10,11 @@ knows no neighbour but the remote address.
 
 ``ethtool -K``: segmentation offload switched off. The runner then no longer joins the stack's
 segments into the super-segments a script written for TSO expects (``offload`` False).
+
+``tc qdisc``: a FIFO of ``limit 0`` takes nothing: the device drops every packet locally and
+TCP sees local congestion (``Host.qdisc_drop``, ``stack/tcp/local_drop.py``); another queue or
+``tc qdisc delete`` ends that. The queue's kind itself (``fq`` paces) is read by
+:func:`.sysctl.commands_in` as ``net.core.default_qdisc``.
 """
 
 from __future__ import annotations
@@ -57,3 +62,29 @@ def offload_off(words: list[str]) -> bool | None:
         return None
     pairs = dict(zip(words[3::2], words[4::2], strict=False))
     return any(pairs.get(k) == "off" for k in ("tso", "gso"))
+
+
+_FIFOS = ("pfifo", "bfifo", "pfifo_head_drop")
+
+
+def tc_qdisc(host: Host, words: list[str]) -> bool:
+    """Apply ``tc qdisc add|replace|change|del|delete dev DEV root ...`` to ``host``; False
+    when it is not such a command (or names no device of the host)."""
+    if words[:2] != ["tc", "qdisc"] or len(words) < 3 or "dev" not in words[:-1]:
+        return False
+    name = words[words.index("dev") + 1]
+    index = next((i.index for i in host.interfaces if i.name == name), None)
+    if index is None:
+        return False
+    drops = False
+    if words[2] in ("add", "replace", "change") and "root" in words[:-1]:
+        kind = words[words.index("root") + 1]
+        limit = words[words.index("limit") + 1] if "limit" in words[:-1] else None
+        drops = kind in _FIFOS and limit == "0"
+    elif words[2] not in ("del", "delete"):
+        return False
+    if drops:
+        host.qdisc_drop.add(index)
+    else:
+        host.qdisc_drop.discard(index)
+    return True

@@ -462,6 +462,8 @@ class Runner:
                 if note:
                     self.notes.append(note)
                 continue
+            if netcmd.tc_qdisc(self.host, words):
+                continue
             off = netcmd.offload_off(words)
             if off is not None:
                 self.offload = self.offload and not off

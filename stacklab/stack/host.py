@@ -139,6 +139,10 @@ class Host(Node):
         # lo_taps: tap(frame, now) sees each looped packet as an Ethernet frame with zero MACs
         # (what tcpdump -i lo shows on Linux); the simulator's ``lo`` capture point
         self.lo_taps: list[Callable[[bytes, float], None]] = []
+        # interfaces whose device queue takes nothing (``tc qdisc add dev X root pfifo limit
+        # 0``): every frame sent there is dropped locally, and TCP holds its data back as
+        # Linux's does when the queue refuses it (NET_XMIT_DROP; stack/tcp/local_drop.py)
+        self.qdisc_drop: set[int] = set()
         self.resolv = ResolverConfig()  # name servers and search domains (resolv.conf)
         self.dhcp4 = DhcpClients(self)  # DHCPv4 clients, one per interface that asks
         self.dhcp6 = Dhcp6Clients(self)  # DHCPv6 clients, likewise
@@ -579,8 +583,22 @@ class Host(Node):
         self.ipv6.output(iface, nexthop, packet, now)
 
     def send_frame(self, ifindex: int, frame: bytes | bytearray) -> None:
+        if self.qdisc_drop and ifindex in self.qdisc_drop:
+            self.counters["drop.qdisc"] += 1  # the device queue takes nothing
+            return
         self.counters["tx.frames"] += 1
         self._out.append((ifindex, frame))
+
+    def xmit_blocked(self, dst: bytes) -> bool:
+        """Whether the device queue of the interface packets to ``dst`` leave by refuses them
+        (``qdisc_drop``): Linux's local congestion, NET_XMIT_DROP."""
+        if not self.qdisc_drop:
+            return False
+        route = self.routes.lookup(dst)
+        if route is None:
+            return False
+        iface, _ = self.route_out(route, dst)
+        return iface is not None and iface.index in self.qdisc_drop
 
     # -- Node interface ---------------------------------------------------------------------------
     def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:

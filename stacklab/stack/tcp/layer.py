@@ -178,6 +178,7 @@ class TcpLayer:
     def adopt(self, tcb: Tcb, listener: Listener | None = None) -> None:
         """Take a new connection into the demultiplexing table (``listener``: its passive OPEN)."""
         tcb.challenge_ack_ok = self._challenge_ack_ok  # one bound method for all
+        tcb.xmit_blocked = self.host.xmit_blocked  # local congestion (local_drop.py)
         self.conns[tcb.key] = tcb
         if listener is not None:
             self._spawned_by[tcb] = listener

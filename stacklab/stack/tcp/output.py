@@ -278,7 +278,8 @@ class TcbOutput(TcbVars):
                 self._emit(self._ack_seq(), ACK, b"", now)
             return
 
-        if st is not FIN_WAIT_2:
+        xb = self.xmit_blocked  # the device queue refuses packets: no data goes (local_drop.py)
+        if st is not FIN_WAIT_2 and (xb is None or not xb(self.remote_ip)):
             nxt = self.snd_nxt
             if self.recover is None and nxt == self.snd_max \
                     and self.plpmtud.state is _PLPMTUD_DISABLED \

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import ecn as _ecn
-from . import route_metrics, urgent
+from . import local_drop, route_metrics, urgent
 from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
@@ -566,14 +566,24 @@ class Tcb(TcbOutput):
         answers with an ACK carrying its window; no data goes into the closed window. With a
         small but open window the same timer is the sender's SWS override. True if the
         connection gave up (``_probes_exhausted``)."""
-        if self.snd_wnd > 0:
+        blocked = local_drop.blocked(self)  # the device queue refuses packets (local_drop.py)
+        if self.snd_wnd > 0 and not blocked:
             self._sws_override = self._wakeup_push = True
             return False
+        if local_drop.user_timeout_over(self, now):
+            self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
+                       f"user timeout ({self.config.user_timeout} s) while probing")
+            return True
         if self._probes_exhausted():
             self._fail(now, Event.TIMEOUT, TimeoutError("TCP zero-window probes timed out"),
                        f"{self.persist_backoff} zero-window probes, {self.probes_out} unanswered"
                        + (" (orphan)" if self.user_closed else ""))
             return True
+        if blocked:  # the probe cannot leave either: local congestion, no backoff
+            self.probes_out += 1
+            self._arm(PERSIST_TIMER,
+                      local_drop.next_probe(self, now, local_drop.RESOURCE_PROBE_INTERVAL))
+            return False
         self.stats.zero_window_probes += 1
         self.persist_backoff += 1
         self.probes_out += 1

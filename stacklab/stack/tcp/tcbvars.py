@@ -85,6 +85,8 @@ class TcbVars:
                  "zerocopy", "__dict__")
     route_gen: int | None  # the routing table's generation last seen (route_metrics.py)
     route: RouteMetrics  # the metrics of the route to the peer (route_metrics.py)
+    xmit_blocked: Callable[[bytes], bool] | None  # the host's local-drop check (local_drop.py)
+    probes_since: float  # when this series of probe timers began (local_drop.py)
 
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
@@ -208,6 +210,8 @@ class TcbVars:
         self._armed = 0  # how many deadlines are set
         self.persist_backoff = 0
         self.probes_out = 0  # zero-window probes since the peer last sent (Linux icsk_probes_out)
+        self.probes_since = 0.0
+        self.xmit_blocked = None  # set by the layer: Host.xmit_blocked (local_drop.py)
         # output
         self._ack_now = False
         self._sws_override = False
