@@ -119,6 +119,7 @@ class Tcb(TcbOutput):
                 # a SYN with data (TCP Fast Open) did not fit: a plain SYN now, the data after
                 # the handshake (Linux tcp_simple_retransmit on SYN data)
                 self.snd_nxt = self.iss
+                self._rtt_seq = None  # Karn: the SYN is being resent
                 self.output(now)
                 return True
         if self.snd_mss >= old:
