@@ -19,7 +19,10 @@ the first SYN after a ``listen()`` opens a new one (from a new remote port), as 
 
 packetdrill's tun device offers TSO, so the scripts expect Linux's super-segments
 (``P. 1:10001(10000)``); stacklab has no TSO, and the stack's data segments that continue one
-another at the same instant are joined before they are compared with such an expectation.
+another at the same instant are joined before they are compared with such an expectation
+(not after ``ethtool -K tun0 tso off`` nor with ``--strict_segments``). The other network
+commands a script's backticks run (``ip route ... advmss 600 mtu lock 640``, ``tc qdisc ...
+pfifo limit 0``) change the host as :mod:`.netcmd` says.
 
 Bounds: a script stops (FAIL) after ``MAX_VIRTUAL_TIME`` virtual seconds or ``MAX_STEPS``
 timer steps; an exception escaping the stack is a FAIL naming it, never a crash of the run.
