@@ -19,7 +19,10 @@ the first SYN after a ``listen()`` opens a new one (from a new remote port), as 
 
 packetdrill's tun device offers TSO, so the scripts expect Linux's super-segments
 (``P. 1:10001(10000)``); stacklab has no TSO, and the stack's data segments that continue one
-another at the same instant are joined before they are compared with such an expectation.
+another at the same instant are joined before they are compared with such an expectation
+(not after ``ethtool -K tun0 tso off`` nor with ``--strict_segments``). The other network
+commands a script's backticks run (``ip route ... advmss 600 mtu lock 640``, ``tc qdisc ...
+pfifo limit 0``) change the host as :mod:`.netcmd` says.
 
 Bounds: a script stops (FAIL) after ``MAX_VIRTUAL_TIME`` virtual seconds or ``MAX_STEPS``
 timer steps; an exception escaping the stack is a FAIL naming it, never a crash of the run.
@@ -57,7 +60,7 @@ from stacklab.wire.ipv6 import IPv6View, build_ipv6
 from stacklab.wire.tcp import FastOpenOpt, TcpView, build_tcp
 from stacklab.wire.udp import UdpView, build_udp
 
-from . import sysctl
+from . import netcmd, sysctl
 from .lexer import ScriptError
 from .sockets import (
     CA_CWR,
@@ -225,6 +228,9 @@ class Runner:
         if (len(self.local_ip) == 16) != self.v6_wire:
             raise Unsupported("--local_ip of the other IP version")
         self.mtu = int(opts.get("mtu", "1500"))
+        # the tun device's segmentation offload: stack segments are joined as by TSO to match
+        # a bigger expected one; off after `ethtool -K tun0 tso off` or with --strict_segments
+        self.offload = "strict_segments" not in opts
         self.now = 0.0
         self._line = 0  # the line of the event being run
         self.steps = 0
@@ -245,7 +251,7 @@ class Runner:
         for name in opts:
             # --mss is the GRO size of inbound packets on a tun device: here every inbound
             # packet is delivered as written
-            if name.startswith("wire") or name in ("strict_segments", "tcp_ts_tick_usecs",
+            if name.startswith("wire") or name in ("tcp_ts_tick_usecs",
                                                    "tcp_ts_ecr_scaled", "non_fatal", "mss",
                                                    "dry_run", "verbose", "so_filename"):
                 self.notes.append(f"option --{name} ignored")
@@ -453,6 +459,18 @@ class Runner:
             if part.split()[:3] == ["ip", "tcp_metrics", "flush"]:
                 self.host.tcp.tfo.cache.clear()  # the TCP metrics hold the TFO cookies
                 continue
+            words = part.split()
+            note = netcmd.ip_route(self.host, words)  # route metrics (netcmd.py)
+            if note is not None:
+                if note:
+                    self.notes.append(note)
+                continue
+            if netcmd.tc_qdisc(self.host, words):
+                continue
+            off = netcmd.offload_off(words)
+            if off is not None:
+                self.offload = self.offload and not off
+                continue
             self.notes.append(f"command ignored: {part}")
 
     def _code(self, code: Code) -> None:
@@ -658,7 +676,8 @@ class Runner:
             seg = _Seg.of(out)
             if seg is None or not self._not_under_test(seg):
                 break
-        if seg is not None and isinstance(pkt.body, TcpPacket) and pkt.body.length > seg.length:
+        if seg is not None and isinstance(pkt.body, TcpPacket) and pkt.body.length > seg.length \
+                and self.offload:
             seg = self._coalesce(seg, pkt.body.length, out.t)
         self._compare(ev.line, pkt, out, seg)
         if not lo - 1e-9 <= out.t <= hi + 1e-9:

@@ -511,7 +511,7 @@ class TcpSock:
             "tcpi_ca_state": ca_state,
             "tcpi_sacked": -(-sacked // mss),
             "tcpi_retransmits": i["retries"],
-            "tcpi_probes": 0,
+            "tcpi_probes": tcb.probes_out,
             "tcpi_backoff": i["retries"],
             "tcpi_options": opts,
             "tcpi_snd_wscale": i["snd_wscale"],

@@ -38,7 +38,8 @@ _ASSIGN = re.compile(r"^(?:/proc/sys/)?([a-z0-9_./]+)=(.*)$")
 
 def commands_in(text: str, base: Path | None = None, depth: int = 0) -> tuple[
         list[tuple[str, str]], list[str]]:
-    """The sysctl assignments a backtick command makes, and the parts it ignored. A command
+    """The sysctl assignments a backtick command makes, and the parts left to the caller (the
+    ones it ignored, and the ``tc qdisc`` ones it read the queue's kind from). A command
     naming a shell file (relative to ``base``) contributes the assignments of that file."""
     found: list[tuple[str, str]] = []
     ignored: list[str] = []
@@ -67,8 +68,10 @@ def commands_in(text: str, base: Path | None = None, depth: int = 0) -> tuple[
                 continue
         if words[:2] == ["tc", "qdisc"] and "root" in words[:-1] and words[2] in ("add",
                                                                              "replace"):
-            # the script's device queue: fq paces (net.core.default_qdisc, pacing.py)
+            # the script's device queue: fq paces (net.core.default_qdisc, pacing.py); the
+            # caller sees the command too (a queue that takes nothing: netcmd.tc_qdisc)
             found.append(("net.core.default_qdisc", words[words.index("root") + 1]))
+            ignored.append(part)
             continue
         assigns = [m for w in words if (m := _ASSIGN.match(w))]
         if words[0] == "sysctl" or words[0].endswith("set_sysctls.py") or (

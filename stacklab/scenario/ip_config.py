@@ -21,7 +21,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from stacklab.net.units import ParamError
+from stacklab.net.units import ParamError, parse_bool, parse_duration, parse_int
+from stacklab.stack.route import RouteMetrics
 
 __all__ = ["LINK_KEYS", "NODE_KEYS", "apply", "check_link", "check_node"]
 
@@ -85,21 +86,39 @@ def _route_prefix(to: object, via: ipaddress.IPv4Address | ipaddress.IPv6Address
     return str(net)
 
 
-def _routes(value: object) -> list[tuple[str, str]]:
+_METRIC_KEYS = ("advmss", "mtu", "mtu_lock", "initcwnd", "rto_min")
+
+
+def _routes(value: object) -> list[tuple[str, str, RouteMetrics]]:
     if not isinstance(value, list):
         raise ParamError("routes", "expected a list, e.g. routes = [{ to = \"10.9.0.0/16\", "
                                    "via = \"10.0.1.2\" }]")
     out = []
     for r in value:
-        if not isinstance(r, dict) or set(r) != {"to", "via"}:
-            raise ParamError("routes", f"each route is {{ to = PREFIX, via = GATEWAY }}, "
-                                       f"got {r!r}")
+        if not isinstance(r, dict) or not {"to", "via"} <= set(r) <= {"to", "via",
+                                                                      *_METRIC_KEYS}:
+            raise ParamError("routes", f"each route is {{ to = PREFIX, via = GATEWAY }} with "
+                                       f"optional {', '.join(_METRIC_KEYS)}, got {r!r}")
         try:
             via = ipaddress.ip_address(r["via"])
         except ValueError as exc:
             raise ParamError("routes", str(exc)) from None
-        out.append((_route_prefix(r["to"], via), str(via)))
+        out.append((_route_prefix(r["to"], via), str(via), _metrics(r)))
     return out
+
+
+def _metrics(r: dict[str, Any]) -> RouteMetrics:
+    """A route's Linux metrics (ip route ... advmss 600 mtu lock 640 initcwnd 11 rto_min
+    50ms), validated."""
+    vals: dict[str, Any] = {}
+    for key in ("advmss", "mtu", "initcwnd"):
+        if key in r:
+            vals[key] = parse_int(r[key], f"routes.{key}", 1, 65535)
+    if "mtu_lock" in r:
+        vals["mtu_lock"] = parse_bool(r["mtu_lock"], "routes.mtu_lock")
+    if "rto_min" in r:
+        vals["rto_min"] = parse_duration(r["rto_min"], "routes.rto_min")
+    return RouteMetrics(**vals)
 
 
 def _mac(text: object) -> bytes:
@@ -165,8 +184,8 @@ def apply(net: Any, links: list[tuple[Any, dict[str, Any]]], nodes: list[dict[st
         if table["kind"] == "switch":
             continue
         node = net.node(table["name"])
-        for prefix, via in _routes(table.get("routes", [])):
-            node.add_route(prefix, via=via)
+        for prefix, via, metrics in _routes(table.get("routes", [])):
+            node.add_route(prefix, via=via, metrics=metrics)
         for ip, mac in _neighbors(table.get("neighbors", [])):
             iface = next((i for i in node.interfaces
                           if any(ip in ipaddress.ip_network((a, plen), strict=False)

@@ -43,7 +43,9 @@ NODE_DOCS = {
     "mss_clamp": Param("routers: rewrite the MSS of forwarded SYNs, \"pmtu\" or a number "
                        "(iptables -j TCPMSS)", "text"),
     "routes": Param("static routes, as ip route add: [{ to = \"10.9.0.0/16\", via = "
-                    "\"10.0.1.2\" }, { to = \"default\", via = \"10.0.1.2\" }]", "list"),
+                    "\"10.0.1.2\" }, { to = \"default\", via = \"10.0.1.2\" }], with Linux's "
+                    "route metrics if wanted: advmss (TCP's MSS option), mtu, mtu_lock (ICMP "
+                    "cannot lower it), initcwnd (segments), rto_min (a duration)", "list"),
     "neighbors": Param("permanent neighbour entries, as ip neigh add ... nud permanent: "
                        "[{ address = \"10.0.1.2\", mac = \"02:00:00:02:00:00\" }] (on the "
                        "interface whose subnet holds the address)", "list"),

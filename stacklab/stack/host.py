@@ -54,7 +54,7 @@ from .neighbor import NeighborCache, NeighborParams, NeighborTable
 from .node import Node, Port
 from .pmtu import PathMtuCache, tcp_quote_check
 from .redirect import Redirects
-from .route import CONNECTED, Route, RoutingTable, parse_prefix
+from .route import CONNECTED, NO_METRICS, Route, RouteMetrics, RoutingTable, parse_prefix
 from .sysctl import HostSysctl
 from .tcp.config import TcpConfig
 from .tcp.layer import TcpLayer
@@ -139,6 +139,10 @@ class Host(Node):
         # lo_taps: tap(frame, now) sees each looped packet as an Ethernet frame with zero MACs
         # (what tcpdump -i lo shows on Linux); the simulator's ``lo`` capture point
         self.lo_taps: list[Callable[[bytes, float], None]] = []
+        # interfaces whose device queue takes nothing (``tc qdisc add dev X root pfifo limit
+        # 0``): every frame sent there is dropped locally, and TCP holds its data back as
+        # Linux's does when the queue refuses it (NET_XMIT_DROP; stack/tcp/local_drop.py)
+        self.qdisc_drop: set[int] = set()
         self.resolv = ResolverConfig()  # name servers and search domains (resolv.conf)
         self.dhcp4 = DhcpClients(self)  # DHCPv4 clients, one per interface that asks
         self.dhcp6 = Dhcp6Clients(self)  # DHCPv6 clients, likewise
@@ -263,14 +267,17 @@ class Host(Node):
         iface.groups6.add(solicited_node(addr))
         self.ndp.start_dad(iface, addr)
 
-    def add_route(self, prefix: str, via: str | None = None, ifindex: int | None = None) -> None:
+    def add_route(self, prefix: str, via: str | None = None, ifindex: int | None = None,
+                  metrics: RouteMetrics = NO_METRICS) -> None:
+        """A static route (replacing the one of the same prefix, as ``ip route replace``),
+        with Linux's per-route ``metrics`` (``advmss``, ``mtu lock``, ``initcwnd``...)."""
         p, n = parse_prefix(prefix)
         gw = ipaddress.ip_address(via).packed if via else None
         if gw is not None and len(gw) != len(p):
             raise ValueError(f"route {prefix} via {via}: families differ")
         if gw is None and ifindex is None:
             raise ValueError(f"route {prefix}: give a gateway (via) or an interface")
-        self.routes.add(Route(p, n, gw, ifindex))
+        self.routes.add(Route(p, n, gw, ifindex, metrics=metrics))
 
     def address(self, family: int = 4) -> str | None:
         """The primary address of ``family`` (global IPv6 preferred over link-local)."""
@@ -413,15 +420,16 @@ class Host(Node):
         return iface.v6_source_for(dst) if iface is not None else None
 
     def link_mtu(self, dst: bytes) -> int:
-        """The MTU of the interface packets to ``dst`` leave by (for our own addresses lo's, as
-        an IP packet can carry: 65535)."""
+        """The MTU of the interface packets to ``dst`` leave by, or the route's ``mtu`` metric
+        when lower (for our own addresses lo's, as an IP packet can carry: 65535)."""
         if dst in self.local4 or dst in self.local6 or dst[0] == 127 and len(dst) == 4:
             return min(self.lo.mtu, 0xFFFF)
         route = self.routes.lookup(dst)
         if route is not None:
             iface, _ = self.route_out(route, dst)
             if iface is not None:
-                return iface.mtu
+                mtu = route.metrics.mtu  # the route's own MTU (ip route ... mtu N), if lower
+                return mtu if mtu is not None and mtu < iface.mtu else iface.mtu
         elif self.interfaces:
             return self.interfaces[0].mtu
         return 65535
@@ -437,6 +445,10 @@ class Host(Node):
         """A validated Frag Needed / Packet Too Big says the path to ``dst`` carries ``mtu``
         (0: an RFC 1191 "old" router, ``original_length`` picks the plateau). Returns the new
         path MTU when it dropped, else None. Floors: 552 (IPv4, Linux min_pmtu) / 1280 (IPv6)."""
+        route = self.routes.lookup(dst)
+        if route is not None and route.metrics.mtu_lock:
+            self.counters["pmtu.locked"] += 1  # "mtu lock": ICMP cannot lower it (Linux)
+            return None
         new = self.pmtu.report(dst, mtu, now, self.link_mtu(dst), original_length)
         if new is not None:
             self.counters["pmtu.updates"] += 1
@@ -470,6 +482,11 @@ class Host(Node):
             parts += ["mtu", str(min(entry.mtu, self.link_mtu(d))),
                       "expires", f"{max(0, int(entry.expires - now))}s"]
         return " ".join(parts)
+
+    def route_metrics(self, dst: bytes) -> RouteMetrics:
+        """The metrics of the route to ``dst`` (none set: :data:`~.route.NO_METRICS`)."""
+        route = self.routes.lookup(dst)
+        return route.metrics if route is not None else NO_METRICS
 
     def confirm_neighbor(self, dst: bytes, now: float) -> None:
         """Upper-layer reachability confirmation (forward progress on a connection to dst)."""
@@ -566,8 +583,22 @@ class Host(Node):
         self.ipv6.output(iface, nexthop, packet, now)
 
     def send_frame(self, ifindex: int, frame: bytes | bytearray) -> None:
+        if self.qdisc_drop and ifindex in self.qdisc_drop:
+            self.counters["drop.qdisc"] += 1  # the device queue takes nothing
+            return
         self.counters["tx.frames"] += 1
         self._out.append((ifindex, frame))
+
+    def xmit_blocked(self, dst: bytes) -> bool:
+        """Whether the device queue of the interface packets to ``dst`` leave by refuses them
+        (``qdisc_drop``): Linux's local congestion, NET_XMIT_DROP."""
+        if not self.qdisc_drop:
+            return False
+        route = self.routes.lookup(dst)
+        if route is None:
+            return False
+        iface, _ = self.route_out(route, dst)
+        return iface is not None and iface.index in self.qdisc_drop
 
     # -- Node interface ---------------------------------------------------------------------------
     def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:

@@ -4,6 +4,13 @@ One table holds both families (keyed by address length). Lookup walks the prefix
 in the table from the longest down and probes a dict per length, so a lookup costs a handful of
 dict probes whatever the number of routes. ``str(table)`` prints it like ``ip route`` /
 ``ip -6 route``.
+
+A route may carry Linux's per-route metrics (:class:`RouteMetrics`, ``ip route ... advmss 600 mtu
+lock 640 initcwnd 11``): the MTU of the path (``lock``: not lowered by ICMP, RFC 1191 messages are
+ignored for it, as Linux's locked ``RTAX_MTU``), the MSS TCP advertises, TCP's initial congestion
+window (segments) and its minimum RTO (Linux's ``initrwnd``, ``quickack`` and the others are not
+modelled: :func:`parse_metrics` leaves them with the other words). TCP reads them for the route to
+its peer (``stack/tcp/route_metrics.py``); :func:`parse_metrics` reads ``ip route``'s words.
 """
 
 from __future__ import annotations
@@ -21,6 +28,72 @@ STATIC = "static"
 RA = "ra"
 
 
+@dataclass(frozen=True, slots=True)
+class RouteMetrics:
+    """Linux's route metrics (``RTAX_*``); None: not set (the defaults apply)."""
+
+    mtu: int | None = None  # RTAX_MTU: the path MTU, at most the interface's
+    mtu_lock: bool = False  # "mtu lock N": ICMP cannot lower it
+    advmss: int | None = None  # RTAX_ADVMSS: the MSS option TCP sends
+    initcwnd: int | None = None  # RTAX_INITCWND: TCP's initial cwnd, segments
+    rto_min: float | None = None  # RTAX_RTO_MIN: TCP's minimum RTO, seconds
+
+    def words(self) -> list[str]:
+        """As ``ip route`` prints them."""
+        out: list[str] = []
+        if self.mtu is not None:
+            out += ["mtu", "lock", str(self.mtu)] if self.mtu_lock else ["mtu", str(self.mtu)]
+        if self.advmss is not None:
+            out += ["advmss", str(self.advmss)]
+        if self.rto_min is not None:
+            out += ["rto_min", f"{self.rto_min * 1000:g}ms"]
+        if self.initcwnd is not None:
+            out += ["initcwnd", str(self.initcwnd)]
+        return out
+
+
+NO_METRICS = RouteMetrics()
+METRIC_NAMES = ("mtu", "advmss", "initcwnd", "rto_min")
+
+
+def _metric_time(text: str) -> float:
+    """``rto_min``'s value as ``ip route`` takes it: ``200ms``, ``1s``, bare milliseconds."""
+    for suffix, scale in (("ms", 1e-3), ("msec", 1e-3), ("s", 1.0), ("sec", 1.0)):
+        if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[:-len(suffix)]) * scale
+    return int(text) / 1000
+
+
+def parse_metrics(words: list[str]) -> tuple[RouteMetrics, list[str]]:
+    """The metrics among ``ip route add/change`` words (``mtu lock 640 advmss 600``), and the
+    words that are not metrics. ValueError for a metric without a valid value."""
+    vals: dict[str, object] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w not in METRIC_NAMES:
+            rest.append(w)
+            i += 1
+            continue
+        lock = w == "mtu" and i + 1 < len(words) and words[i + 1] == "lock"
+        j = i + 2 if lock else i + 1
+        if j >= len(words):
+            raise ValueError(f"route metric {w} without a value")
+        v = words[j]
+        try:
+            if w == "rto_min":
+                vals[w] = _metric_time(v)
+            else:
+                vals[w] = int(v)
+        except ValueError:
+            raise ValueError(f"route metric {w}: bad value {v!r}") from None
+        if lock:
+            vals["mtu_lock"] = True
+        i = j + 1
+    return RouteMetrics(**vals), rest  # type: ignore[arg-type]
+
+
 @dataclass(slots=True)
 class Route:
     """One route. ``via`` None means the destination is on-link (next hop = destination)."""
@@ -32,6 +105,7 @@ class Route:
     proto: str = STATIC
     src: bytes | None = None  # preferred source (connected routes)
     expires: float | None = None  # RA-learned routes
+    metrics: RouteMetrics = NO_METRICS  # Linux's per-route metrics (ip route ... advmss 600)
 
     @property
     def family(self) -> int:
@@ -56,6 +130,7 @@ class Route:
             parts.append(f"src {ip_str(self.src)}")
         if self.expires is not None:
             parts.append(f"expires {self.expires:.0f}")
+        parts += self.metrics.words()
         return " ".join(parts)
 
 

@@ -12,7 +12,7 @@ import random
 from collections import Counter, deque
 from typing import Any
 
-from stacklab.stack.route import RoutingTable
+from stacklab.stack.route import NO_METRICS, RouteMetrics, RoutingTable
 from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.fsm import ESTABLISHED
 from stacklab.stack.tcp.layer import TcpLayer
@@ -57,6 +57,12 @@ class LabHost:
 
     def path_mtu(self, dst: bytes, now: float | None = None) -> int:
         return 1500
+
+    def route_metrics(self, dst: bytes) -> RouteMetrics:
+        return NO_METRICS
+
+    def xmit_blocked(self, dst: bytes) -> bool:
+        return False
 
     def route_out(self, route: Any, dst: bytes) -> tuple[Any, bytes]:
         return None, dst

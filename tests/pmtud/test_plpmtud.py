@@ -60,12 +60,13 @@ def test_off_never_engages_and_always_starts_at_base():
     assert always.want_probe(1500, 0.0) == (1064 + 1500 + 1) // 2
 
 
-def test_ipv6_base_never_below_1280():
+def test_ipv6_base_is_base_mss_plus_headers_as_linux():
+    """Linux's tcp_mtup_init / tcp_mtu_probing take tcp_base_mss plus the headers on IPv6 too
+    (upstream mtu_probe/basic-v6: tcp_base_mss 512 probes 986 bytes between 572 and 1520)."""
     p = Plpmtud("always", 60, 1500)
-    assert p.mtu_clamp() == 1280
-    p.on_rto(3, 1220, 1.0)
-    p.on_rto(4, 1220, 2.0)
-    assert p.mtu_clamp() == 1280
+    assert p.mtu_clamp() == 1024 + 60
+    q = Plpmtud("always", 60, 1520, base_mss=512)
+    assert q.want_probe(1520, 0.0) == (572 + 1520 + 1) // 2
 
 
 @settings(max_examples=150, deadline=None)

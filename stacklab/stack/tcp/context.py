@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from stacklab.stack.route import Route, RoutingTable
+from stacklab.stack.route import Route, RouteMetrics, RoutingTable
 from stacklab.trace.events import Tracer
 
 
@@ -46,6 +46,10 @@ class TcpHost(Protocol):
     def source_address_for(self, dst: bytes) -> bytes | None: ...
 
     def path_mtu(self, dst: bytes, now: float | None = None) -> int: ...
+
+    def route_metrics(self, dst: bytes) -> RouteMetrics: ...
+
+    def xmit_blocked(self, dst: bytes) -> bool: ...
 
     def route_out(self, route: Route, dst: bytes) -> tuple[_Link | None, bytes]: ...
 

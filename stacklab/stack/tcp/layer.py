@@ -28,6 +28,7 @@ from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.proto import PROTO_TCP
 from stacklab.wire.tcp import ACK, RST, SYN, TcpView
 
+from . import route_metrics
 from .config import TcpConfig
 from .congestion import create_congestion
 from .context import TcpHost
@@ -177,6 +178,7 @@ class TcpLayer:
     def adopt(self, tcb: Tcb, listener: Listener | None = None) -> None:
         """Take a new connection into the demultiplexing table (``listener``: its passive OPEN)."""
         tcb.challenge_ack_ok = self._challenge_ack_ok  # one bound method for all
+        tcb.xmit_blocked = self.host.xmit_blocked  # local congestion (local_drop.py)
         self.conns[tcb.key] = tcb
         if listener is not None:
             self._spawned_by[tcb] = listener
@@ -198,7 +200,8 @@ class TcpLayer:
         return host.path_mtu(dst)
 
     def adv_mss(self, dst: bytes, config: TcpConfig, ifindex: int | None = None) -> int:
-        mss = self._iface_mtu(dst, ifindex) - (40 if len(dst) == 4 else 60)
+        mss = route_metrics.advmss(self.host.route_metrics(dst), self._iface_mtu(dst, ifindex),
+                                   40 if len(dst) == 4 else 60)
         if config.maxseg is not None:
             mss = min(mss, config.maxseg)
         return max(mss, 88)
@@ -219,6 +222,7 @@ class TcpLayer:
             "path_mtu": host.path_mtu(remote_ip),
             "rng": host.rng,
             "trace": trace if host.tracer is not None else None,
+            "route": host.route_metrics(remote_ip),
         }
 
     def ephemeral_port(self, local_ip: bytes, remote_ip: bytes, remote_port: int) -> int:
@@ -397,6 +401,9 @@ class TcpLayer:
                     except OSError as e:  # no route yet: the retransmission timer retries
                         if e.errno == errno.EMSGSIZE:
                             too_big = True
+                gen = host.routes.gen
+                if gen != tcb.route_gen:  # the route changed: it reaches the MSS now
+                    route_metrics.sync(tcb, host, gen)
             if too_big and tcb.on_path_mtu(host.path_mtu(tcb.remote_ip), now):
                 continue  # built before the path MTU dropped: resent smaller now
             events = tcb._events

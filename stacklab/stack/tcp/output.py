@@ -278,7 +278,8 @@ class TcbOutput(TcbVars):
                 self._emit(self._ack_seq(), ACK, b"", now)
             return
 
-        if st is not FIN_WAIT_2:
+        xb = self.xmit_blocked  # the device queue refuses packets: no data goes (local_drop.py)
+        if st is not FIN_WAIT_2 and (xb is None or not xb(self.remote_ip)):
             nxt = self.snd_nxt
             if self.recover is None and nxt == self.snd_max \
                     and self.plpmtud.state is _PLPMTUD_DISABLED \
@@ -362,6 +363,9 @@ class TcbOutput(TcbVars):
         packet of two or more segments as ``tso.packet_ends`` cuts them, besides the ends of
         writes (RFC 9293 §3.9.1 leaves the choice to the sender)."""
         segs = [seg for seg in self._out[burst:] if seg.payload and not seq_lt(seg.seq, top)]
+        if segs and segs[0].seq == self.plpmtud.probe_seq:
+            # a PLPMTUD probe leaves on its own before the burst (Linux tcp_mtu_probe)
+            top = seq_add(top, len(segs.pop(0).payload))
         cc = self.cc
         for k in packet_ends([len(seg.payload) for seg in segs],
                              [bool(seg.flags & PSH) for seg in segs],
@@ -650,7 +654,8 @@ class TcbOutput(TcbVars):
                 or self.retries or self.dupacks or self.state not in (ESTABLISHED, CLOSE_WAIT) \
                 or self.cc.cwnd < 11 * self.snd_mss:
             return 0
-        limit = min(self.peer_mss, self.path_mss, self.config.maxseg or 65535) + self._ip_tcp_hdr
+        # the path MTU lowers the search's top when it changes (on_ptb), as Linux tcp_sync_mss
+        limit = min(self.peer_mss, self.config.maxseg or 65535) + self._ip_tcp_hdr
         return p.want_probe(limit, now) or 0
 
     def _plpmtud_probe_len(self, probe_mtu: int, avail: int, usable: int, n: int,

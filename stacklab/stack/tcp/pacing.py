@@ -13,8 +13,12 @@ larger of cwnd and the flight) times 2 in slow start (cwnd below ssthresh/2,
 ``net.ipv4.tcp_pacing_ss_ratio`` = 200 %) and 1.2 afterwards (``tcp_pacing_ca_ratio`` = 120 %),
 unpaced (or at the cap) before the first RTT sample; at most ``max_pacing_rate``. Each segment
 sent moves the earliest time of the next one by its length over the rate (Linux
-``tcp_wstamp_ns``); the segmentizer stops before a segment whose time has not come and the
-TCB's PACING timer brings it back then. Linux paces TSO packets, not segments: a packet of
+``tcp_wstamp_ns``, ``tcp_update_skb_after_send``); the segmentizer stops before a segment whose
+time has not come and the TCB's PACING timer brings it back then. As Linux: the first
+``UNPACED_SEGS`` (10) data segments of a connection are not paced (the original ``sch_fq`` let a
+flow's first 10 MSS go), and a packet sent later than its time ("OS jitter": the clock ran
+ahead of the schedule) gets that lateness back as credit, at most half its own length's time.
+Linux paces TSO packets, not segments: a packet of
 ``tcp_tso_autosize`` segments (about 1 ms of data at the pacing rate, at least
 ``tcp_min_tso_segs``) leaves at once when its time has come, so the segments of one such packet
 leave together here too (``burst``) — which also keeps a real-time driver, whose timers fire a
@@ -29,16 +33,20 @@ from .tso import GSO_MAX_SIZE
 
 SS_RATIO = 2.0  # net.ipv4.tcp_pacing_ss_ratio (percent / 100)
 CA_RATIO = 1.2  # net.ipv4.tcp_pacing_ca_ratio
+UNPACED_SEGS = 10  # Linux tcp_update_skb_after_send: data_segs_out below this is not paced
 
 
 class Pacer:
-    __slots__ = ("rate", "next_send", "max_rate", "burst")
+    __slots__ = ("rate", "next_send", "max_rate", "burst", "segs", "paced", "credit")
 
     def __init__(self, max_rate: float | None) -> None:
         self.rate = 0.0  # bytes/s; 0: not known yet, no pacing
         self.next_send = 0.0  # the earliest time the next segment may leave
         self.max_rate = max_rate
         self.burst = 0  # segments of the current TSO-sized packet still to leave with it
+        self.segs = 0  # data segments sent (Linux tp->data_segs_out)
+        self.paced = False  # the current packet moves next_send (not one of the first 10 MSS)
+        self.credit = 0.0  # the current packet's lateness not yet taken back (seconds)
 
     def update(self, cc: CongestionController, srtt: float | None, flight: int) -> None:
         """After an ACK: the rate from the controller, or from cwnd/SRTT (Linux
@@ -59,16 +67,28 @@ class Pacer:
         return self.burst > 0 or now >= self.next_send
 
     def on_sent(self, n: int, now: float, mss: int, min_segs: int) -> None:
-        """``n`` bytes left now: the next segment waits n/rate (no credit for idle time); a
-        segment that starts a packet opens it for ``tcp_tso_autosize`` segments in all."""
-        if self.rate > 0:
-            if self.burst > 0:
-                self.burst -= 1
-            else:  # a new packet: rate/1024 bytes (sk_pacing_shift 10), at least min_segs
-                self.burst = max(min(int(self.rate) >> 10, GSO_MAX_SIZE) // mss, min_segs) - 1
-            start = self.next_send if self.next_send > now else now
-            self.next_send = start + n / self.rate
-
+        """``n`` bytes left now: the next segment waits n/rate; a segment that starts a packet
+        opens it for ``tcp_tso_autosize`` segments in all. Per packet, as Linux: unpaced while
+        it is among the connection's first ``UNPACED_SEGS`` segments; the time by which it left
+        late shortens its wait, by at most half (``len_ns -= min(len_ns / 2, credit)``)."""
+        segs = self.segs
+        self.segs = segs + 1
+        if self.rate <= 0:
+            return
+        start = self.next_send if self.next_send > now else now
+        if self.burst > 0:
+            self.burst -= 1
+        else:  # a new packet: rate/1024 bytes (sk_pacing_shift 10), at least min_segs
+            pkt = max(min(int(self.rate) >> 10, GSO_MAX_SIZE) // mss, min_segs)
+            self.burst = pkt - 1
+            self.paced = segs + pkt >= UNPACED_SEGS  # data_segs_out counts the packet's own
+            self.credit = start - self.next_send  # tcp_wstamp_ns - prior_wstamp
+        if self.paced:
+            t = n / self.rate
+            back = min(t / 2, self.credit)
+            self.credit -= back
+            start += t - back
+        self.next_send = start
 
 def pacer_for(cc: CongestionController, cfg: TcpConfig, old: Pacer | None) -> Pacer | None:
     """The pacer a connection needs with this controller and config (None: no pacing); the

@@ -6,7 +6,8 @@ connection stalls in retransmission timeouts. PLPMTUD finds the size with TCP's 
 
 * **black-hole detection** — ``blackhole_rtos`` consecutive retransmission timeouts of a segment
   bigger than the base size (Linux: ``tcp_retries1`` = 3) engage PLPMTUD: the MSS falls back to the
-  base (``base_mss``, Linux ``tcp_base_mss`` 1024; never below 1280 − 60 on IPv6). Further timeouts
+  base (``base_mss``, Linux ``tcp_base_mss`` 1024, plus the headers on either IP version, as Linux's
+  ``tcp_mss_to_mtu``: no IPv6 exception). Further timeouts
   while engaged halve it (down to ``floor_mss``);
 * **search** — :class:`~stacklab.stack.plpmtu.PmtuSearch`, the rule UDP's DPLPMTUD shares: the
   range is ``[search_low, search_high]`` (MTUs), low a size known to get through, high the
@@ -19,7 +20,10 @@ connection stalls in retransmission timeouts. PLPMTUD finds the size with TCP's 
 
 Modes (``TcpConfig.mtu_probing``): ``"off"`` (Linux 0), ``"blackhole"`` (1: engaged only after a
 black hole is detected; the default here, as the issue asks), ``"always"`` (2: start at the base
-size and search upward from the first segment).
+size and search upward from the first segment). In mode "always", as Linux's ``tcp_mtup_init``,
+the search starts anew when the connection is established (:meth:`Plpmtud.init`), up to the
+peer's MSS; the active opener clamps its MSS to the base size at once, a passive one (whose MSS
+was set with the SYN-ACK, before) at its next MSS change (Linux ``tcp_sync_mss``).
 
 The :class:`Plpmtud` object is sans-IO and knows nothing of the TCB; the TCB asks it for the
 current MTU clamp, whether to probe now, and tells it about timeouts, ACKs, probe losses and ICMP.
@@ -28,8 +32,6 @@ current MTU clamp, whether to probe now, and tells it about timeouts, ACKs, prob
 from __future__ import annotations
 
 from enum import Enum
-
-from stacklab.wire.ipv6 import MIN_MTU as IPV6_MIN_MTU
 
 from ..plpmtu import PROBE_INTERVAL, PROBE_THRESHOLD, PmtuSearch
 from .seq import seq_ge, seq_le, seq_lt
@@ -68,8 +70,7 @@ class Plpmtud:
                  interval: float = PROBE_INTERVAL, blackhole_rtos: int = BLACKHOLE_RTOS) -> None:
         self.mode = parse_mode(mode)
         self.header = header  # IP + TCP header bytes (40 v4, 60 v6)
-        v6_floor = IPV6_MIN_MTU if header >= 60 else 0
-        self.floor_mtu = max(floor_mss + header, v6_floor)
+        self.floor_mtu = floor_mss + header
         self.base_mtu = max(base_mss + header, self.floor_mtu)
         self.max_mtu = max_mtu
         self.blackhole_rtos = blackhole_rtos
@@ -104,6 +105,25 @@ class Plpmtud:
     def mtu_clamp(self) -> int | None:
         """The largest packet the connection may send now (None: no PLPMTUD limit)."""
         return self.search_low if self.engaged else None
+
+    # -- the connection's start (Linux tcp_mtup_init) ----------------------------------------------
+    def defer(self) -> None:
+        """A passive open: as Linux's child socket, which runs ``tcp_mtup_init`` only when it
+        is established, no clamp and no probing before :meth:`init`."""
+        if self.mode == "always":
+            self.state = PlpmtudState.DISABLED
+
+    def init(self, high: int) -> None:
+        """The connection is established (Linux ``tcp_init_transfer`` → ``tcp_mtup_init``): in
+        mode "always" the search starts from the base size up to ``high``, the peer's MSS plus
+        the headers (Linux ``mss_clamp``), where it also starts again after the interval."""
+        if self.mode != "always":
+            return
+        self.max_mtu = high
+        self.search = PmtuSearch(min(self.base_mtu, high), high, self.search.threshold,
+                                 self.search.interval)
+        self.state = PlpmtudState.SEARCHING
+        self.probe_seq = None
 
     # -- signals -----------------------------------------------------------------------------------
     def on_ptb(self, mtu: int) -> None:

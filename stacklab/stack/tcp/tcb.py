@@ -21,7 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import ecn as _ecn
-from . import urgent
+from . import local_drop, route_metrics, urgent
 from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
@@ -112,6 +112,16 @@ class Tcb(TcbOutput):
         old = self.snd_mss
         self.plpmtud.on_ptb(mtu)
         self.set_path_mtu(mtu)
+        if self.state is SYN_SENT:  # the SYN we resend offers what fits (tcp_advertise_mss)
+            self.adv_mss = min(self.adv_mss,
+                               route_metrics.advmss(self.route, mtu, self._ip_tcp_hdr))
+            if seq_gt(self.snd_max, seq_add(self.iss, 1)) and self.snd_una == self.iss:
+                # a SYN with data (TCP Fast Open) did not fit: a plain SYN now, the data after
+                # the handshake (Linux tcp_simple_retransmit on SYN data)
+                self.snd_nxt = self.iss
+                self._rtt_seq = None  # Karn: the SYN is being resent
+                self.output(now)
+                return True
         if self.snd_mss >= old:
             return False
         if self.trace is not None:
@@ -139,6 +149,12 @@ class Tcb(TcbOutput):
         if self.trace is not None:
             self.trace(now, "state", {"old": old.value, "new": new.value,
                                       "cause": cause or event.value})
+        if new is ESTABLISHED and old in (SYN_SENT, SYN_RECEIVED):
+            # Linux tcp_mtup_init: PLPMTUD's search to the peer's MSS (plpmtud.py); only the
+            # active opener resyncs its MSS (tcp_rcv_synsent_state_process)
+            self.plpmtud.init(min(self.peer_mss, self.config.maxseg or 65535) + self._ip_tcp_hdr)
+            if not self.passive:
+                self._plpmtud_sync(now, "established")
         if new is TIME_WAIT:
             self._enter_time_wait(now)
         elif new is CLOSED:
@@ -212,6 +228,7 @@ class Tcb(TcbOutput):
         tcb = cls(local_ip, local_port, remote_ip, remote_port, now=now, **kw)
         tcb.tfo = tfo
         tcb.passive = True
+        tcb.plpmtud.defer()  # PLPMTUD from ESTABLISHED on, as Linux's child socket
         tcb._move(now, Event.PASSIVE_OPEN)
         tcb.stats.segs_in += 1
         tcb._take_syn(seg)
@@ -550,14 +567,24 @@ class Tcb(TcbOutput):
         answers with an ACK carrying its window; no data goes into the closed window. With a
         small but open window the same timer is the sender's SWS override. True if the
         connection gave up (``_probes_exhausted``)."""
-        if self.snd_wnd > 0:
+        blocked = local_drop.blocked(self)  # the device queue refuses packets (local_drop.py)
+        if self.snd_wnd > 0 and not blocked:
             self._sws_override = self._wakeup_push = True
             return False
+        if local_drop.user_timeout_over(self, now):
+            self._fail(now, Event.TIMEOUT, TimeoutError("TCP user timeout"),
+                       f"user timeout ({self.config.user_timeout} s) while probing")
+            return True
         if self._probes_exhausted():
             self._fail(now, Event.TIMEOUT, TimeoutError("TCP zero-window probes timed out"),
                        f"{self.persist_backoff} zero-window probes, {self.probes_out} unanswered"
                        + (" (orphan)" if self.user_closed else ""))
             return True
+        if blocked:  # the probe cannot leave either: local congestion, no backoff
+            self.probes_out += 1
+            self._arm(PERSIST_TIMER,
+                      local_drop.next_probe(self, now, local_drop.RESOURCE_PROBE_INTERVAL))
+            return False
         self.stats.zero_window_probes += 1
         self.persist_backoff += 1
         self.probes_out += 1

@@ -13,9 +13,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from stacklab.stack.route import RouteMetrics
 from stacklab.wire.checksum import pseudo_header
 from stacklab.wire.proto import PROTO_TCP
 
+from . import route_metrics
 from .buffers import ReceiveBuffer, SendBuffer
 from .config import (
     DEFAULT_MSS_V4,
@@ -81,12 +83,17 @@ class TcbVars:
                  "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
                  "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
                  "zerocopy", "__dict__")
+    route_gen: int | None  # the routing table's generation last seen (route_metrics.py)
+    route: RouteMetrics  # the metrics of the route to the peer (route_metrics.py)
+    xmit_blocked: Callable[[bytes], bool] | None  # the host's local-drop check (local_drop.py)
+    probes_since: float  # when this series of probe timers began (local_drop.py)
 
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
                  adv_mss: int | None = None, path_mtu: int | None = None,
                  rng: random.Random | None = None,
-                 trace: Callable[[float, str, dict[str, Any]], None] | None = None) -> None:
+                 trace: Callable[[float, str, dict[str, Any]], None] | None = None,
+                 route: RouteMetrics | None = None) -> None:
         self.config = cfg = config or TcpConfig()
         self.local_ip = local_ip
         self.local_port = local_port
@@ -156,6 +163,7 @@ class TcbVars:
         self.rcv_rtt_time: float | None = None
         self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
         self.cc = create_congestion(cfg.congestion, self.snd_mss)
+        route_metrics.attach(self, route)  # the route's initcwnd, rto_min (route_metrics.py)
         # -- per-ACK samples and pacing for the controller (rate.py, pacing.py) --
         self.rate: DeliveryRate | None = DeliveryRate() if self.cc.wants_samples else None
         self.pacer: Pacer | None = pacer_for(self.cc, cfg, None)
@@ -202,6 +210,8 @@ class TcbVars:
         self._armed = 0  # how many deadlines are set
         self.persist_backoff = 0
         self.probes_out = 0  # zero-window probes since the peer last sent (Linux icsk_probes_out)
+        self.probes_since = 0.0
+        self.xmit_blocked = None  # set by the layer: Host.xmit_blocked (local_drop.py)
         # output
         self._ack_now = False
         self._sws_override = False

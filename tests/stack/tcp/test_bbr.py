@@ -120,12 +120,26 @@ def test_pacing_rate_follows_cwnd_over_srtt_as_linux():
     p.max_rate = 50_000
     p.update(cc, 0.1, 0)
     assert p.rate == 50_000  # SO_MAX_PACING_RATE
+    for _ in range(8):  # the first 10 segments are not paced (the original sch_fq's 10 MSS)
+        assert p.ready(1.0)
+        p.on_sent(1000, 1.0, 1000, 2)
+    assert p.next_send == 1.0  # no wait
+    p.on_sent(1000, 1.0, 1000, 2)  # the 5th packet ends at the 10th segment: paced
+    p.on_sent(1000, 1.0, 1000, 2)
+    assert p.next_send == pytest.approx(1.04)
+    p.next_send = 1.0  # the next packet's time is now
     assert p.ready(1.0)
     p.on_sent(1000, 1.0, 1000, 2)
     assert p.ready(1.0)  # the second segment of the TSO-sized packet (tcp_min_tso_segs 2)
     p.on_sent(1000, 1.0, 1000, 2)
     assert p.next_send == pytest.approx(1.04)  # two segments: 2 x 1000 / 50 kB/s
     assert not p.ready(1.039) and p.ready(1.04)  # the next packet waits for its time
+    p.on_sent(1000, 1.05, 1000, 2)  # 10 ms late ("OS jitter"): credit, at most half the packet
+    p.on_sent(1000, 1.05, 1000, 2)
+    assert p.next_send == pytest.approx(1.05 + 0.04 - 0.01)
+    p.on_sent(1000, 1.2, 1000, 2)  # idle long: the packet waits half its time, not less
+    p.on_sent(1000, 1.2, 1000, 2)
+    assert p.next_send == pytest.approx(1.2 + 0.02)
 
 
 def test_bbr_starts_with_startup_whatever_the_clock_reads():

@@ -43,13 +43,16 @@ class CongestionController:
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
+        # the initial window in segments: RFC 6928's 10, or the route's initcwnd (Linux
+        # tcp_init_cwnd; route_metrics.py)
+        self.initial_segments = INITIAL_WINDOW_SEGMENTS
         self.cwnd = INITIAL_WINDOW_SEGMENTS * mss
         self.ssthresh = 1 << 30  # "arbitrarily high" (RFC 5681 §3.1)
 
     def set_mss(self, mss: int) -> None:
         """Called once the connection's effective MSS is known (after the handshake)."""
         self.mss = mss
-        self.cwnd = INITIAL_WINDOW_SEGMENTS * mss
+        self.cwnd = self.initial_segments * mss
 
     def slow_start(self, acked: int) -> int:
         """RFC 5681 eq. 2 with byte counting (RFC 3465), as Linux (tcp_slow_start): cwnd grows
@@ -70,6 +73,7 @@ class CongestionController:
         """TCP_CONGESTION on an open connection (Linux tcp_reinit_congestion_control): this
         new controller goes on from the window the old one reached."""
         self.cwnd, self.ssthresh = old.cwnd, old.ssthresh
+        self.initial_segments = old.initial_segments
 
     def on_idle(self, idle: float, rto: float, restart: bool) -> None:
         """Sending resumes after ``idle`` seconds with nothing in flight. With ``restart``
@@ -79,7 +83,7 @@ class CongestionController:
         if not restart or idle <= rto:
             return
         cwnd = self.cwnd
-        floor = min(INITIAL_WINDOW_SEGMENTS * self.mss, cwnd)
+        floor = min(self.initial_segments * self.mss, cwnd)
         self.ssthresh = max(self.ssthresh, (cwnd >> 1) + (cwnd >> 2))
         idle -= rto
         while idle > 0 and cwnd > floor:
