@@ -225,6 +225,9 @@ class Runner:
         if (len(self.local_ip) == 16) != self.v6_wire:
             raise Unsupported("--local_ip of the other IP version")
         self.mtu = int(opts.get("mtu", "1500"))
+        # --mss: packetdrill writes inbound TCP packets to its tun device with this gso_size
+        # (a packet longer than it arrives as a GRO aggregate of segments that size)
+        self.gso_size = int(opts.get("mss", "0"))
         self.now = 0.0
         self._line = 0  # the line of the event being run
         self.steps = 0
@@ -243,10 +246,8 @@ class Runner:
         self._code_vars: dict[str, Any] = {}
         self.pcap = PcapWriter(str(pcap)) if pcap is not None else None
         for name in opts:
-            # --mss is the GRO size of inbound packets on a tun device: here every inbound
-            # packet is delivered as written
             if name.startswith("wire") or name in ("strict_segments", "tcp_ts_tick_usecs",
-                                                   "tcp_ts_ecr_scaled", "non_fatal", "mss",
+                                                   "tcp_ts_ecr_scaled", "non_fatal",
                                                    "dry_run", "verbose", "so_filename"):
                 self.notes.append(f"option --{name} ignored")
         self.host = Host("stacklab", rng=random.Random(seed))
@@ -503,7 +504,9 @@ class Runner:
         if self.pcap is not None:
             self.pcap.write(frame, self.now)
         self.trace.append(f"{self.now:.6f} < {_describe_script(pkt)}")
-        self._host_call(lambda: self.host.receive_frame(0, frame, self.now))
+        # Linux takes a packet no longer than gso_size as an ordinary one (virtio_net_hdr_to_skb)
+        gso = self.gso_size if isinstance(body, TcpPacket) and body.length > self.gso_size else 0
+        self._host_call(lambda: self.host.receive_frame(0, frame, self.now, gso))
         self._check_pending()
 
     def _inbound_flow(self, p: TcpPacket) -> _Flow:

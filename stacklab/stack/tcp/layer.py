@@ -324,6 +324,7 @@ class TcpLayer:
             self._forget(tcb)
             tcb = None
         if tcb is not None:  # SYN-SENT (§3.10.7.3) and the synchronized states (§3.10.7.4)
+            tcb.rx_gso_size = host.rx_gso_size  # a GRO packet's segment size (tcb._data_in)
             tcb.receive(v, now, ip_ecn)
             self.flush(tcb, now)
             return

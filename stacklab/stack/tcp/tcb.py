@@ -686,10 +686,11 @@ class Tcb(TcbOutput):
         between an ACK now and a delayed one (__tcp_ack_snd_check): ACK at once when more than
         one receive MSS is unacknowledged (RFC 9293 §3.8.6.3: at least every second full-sized
         segment) or in quick-ACK mode; the caller arms the delayed ACK otherwise."""
-        if plen > self.rcv_mss:
+        size = self.rx_gso_size or plen  # a GRO packet: its segments' size (tcp_measure_rcv_mss)
+        if size > self.rcv_mss:
             adv = self.adv_mss
-            self.rcv_mss = plen if plen < adv else adv
-        elif plen < self.rcv_mss:
+            self.rcv_mss = size if size < adv else adv
+        elif size < self.rcv_mss:
             self._ack_pushed = True  # a short segment: the sender pushed (tcp_measure_rcv_mss)
         last = self.lrcvtime
         gap = None if last is None else now - last
@@ -1461,7 +1462,7 @@ class Tcb(TcbOutput):
             "srtt": self.rtt.srtt,
             "rttvar": self.rtt.rttvar,
             "snd_mss": self.snd_mss,
-            "rcv_mss": self.adv_mss,
+            "rcv_mss": self.rcv_mss,
             "snd_wscale": self.snd_wscale,
             "rcv_wscale": self.rcv_wscale,
             "timestamps": self.ts_ok,

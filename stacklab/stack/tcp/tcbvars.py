@@ -80,7 +80,7 @@ class TcbVars:
                  "_wakeup_push", "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato",
                  "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
                  "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
-                 "zerocopy", "__dict__")
+                 "zerocopy", "rx_gso_size", "__dict__")
 
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
@@ -214,6 +214,7 @@ class TcbVars:
         # the peer's segment size as we see it (Linux icsk_ack.rcv_mss, tcp_measure_rcv_mss):
         # the largest segment received, at most our own MSS, 536 at first
         self.rcv_mss = max(88, min(self.adv_mss, 536))
+        self.rx_gso_size = 0  # the segment arriving is a GRO aggregate of this size (0: not)
         # Linux's delayed-ACK engine (tcp_event_data_recv): quick-ACK mode (ACK every segment)
         # for this many ACKs, at the first data and after an idle receiver; interactive
         # (ping-pong) mode when we answer data within the ACK timeout
