@@ -264,7 +264,7 @@ class Runner:
         for name, val in sysctl.LINUX_DEFAULTS:
             self.host.sysctl[name] = val
         self.sys = Syscalls(self.stack, self.local_ip, self.remote_ip, self.v6_socket,
-                            lambda: self.now)
+                            lambda: self.now, self.tolerance)
         self._drain()
         self.out_q.clear()  # the host's own start-up traffic (gratuitous ARP, DAD, RS)
 

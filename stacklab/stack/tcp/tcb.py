@@ -1223,6 +1223,8 @@ class Tcb(TcbOutput):
             self.stats.bytes_acked += n
             if self.zerocopy is not None:  # SO_ZEROCOPY: acked sends complete (zerocopy.py)
                 self.zerocopy.acked(sendbuf.base)
+            if self.tstamp is not None:  # SO_TIMESTAMPING: ACK reports (tstamp.py)
+                self.tstamp.acked(sendbuf.base, now)
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack

@@ -43,6 +43,7 @@ from .sent import SentLog
 from .seq import MASK, seq_add, seq_sub
 from .tfo import TfoConn
 from .timers import KINDS, USER_TIMER, Timer
+from .tstamp import TxTimestamps
 from .undo import Undo
 from .zerocopy import ZeroCopy
 
@@ -80,7 +81,7 @@ class TcbVars:
                  "_wakeup_push", "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato",
                  "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
                  "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
-                 "zerocopy", "rx_gso_size", "__dict__")
+                 "zerocopy", "rx_gso_size", "tstamp", "__dict__")
 
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
@@ -195,6 +196,7 @@ class TcbVars:
         self.snd_up: int | None = None
         self.urg: Urgent | None = None
         self.zerocopy: ZeroCopy | None = None  # SO_ZEROCOPY's notifications (zerocopy.py)
+        self.tstamp: TxTimestamps | None = None  # SO_TIMESTAMPING's TX reports (tstamp.py)
         # timers: one deadline (or None) per kind, and the earliest (timers.py)
         self.deadlines: list[float | None] = [None] * len(KINDS)
         self.timer: tuple[float, Timer] | None = None
