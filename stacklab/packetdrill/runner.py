@@ -491,7 +491,7 @@ class Runner:
                                         bytes(body.length))), 17
         else:
             l4, proto = self._build_icmp(body), (58 if self.v6_wire else 1)
-        tos = _ECN.get(pkt.ecn or "noecn", 0)
+        tos = pkt.tos if pkt.tos is not None else _ECN.get(pkt.ecn or "noecn", 0)
         ttl = pkt.ttl or 64
         if self.v6_wire:
             ip = build_ipv6(self.remote_ip, self.local_ip, proto, l4, hop_limit=ttl,
@@ -709,8 +709,11 @@ class Runner:
                            f"{want} vs actual: {got}\n  script packet: {_describe_script(pkt)}"
                            f"\n  actual packet: {actual}")
         body = pkt.body
+        tos = out.ip.tos if isinstance(out.ip, IPv4View) else out.ip.traffic_class
+        if pkt.tos is not None and pkt.tos != tos:
+            raise field_err("ip_tos", f"{pkt.tos:#x}", f"{tos:#x}")
         if pkt.ecn is not None and pkt.ecn != "ecn":
-            ecn = (out.ip.tos if isinstance(out.ip, IPv4View) else out.ip.traffic_class) & 3
+            ecn = tos & 3
             ok = ecn in (1, 2) if pkt.ecn == "ect01" else ecn == _ECN[pkt.ecn]
             if not ok:
                 raise field_err("ip_ecn", pkt.ecn, ecn)

@@ -16,6 +16,15 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from stacklab.errors import StacklabError
+from stacklab.stack.pmtudisc import (
+    IP_PMTUDISC_DO,
+    IP_PMTUDISC_DONT,
+    IP_PMTUDISC_INTERFACE,
+    IP_PMTUDISC_OMIT,
+    IP_PMTUDISC_PROBE,
+    IP_PMTUDISC_WANT,
+    MODES,
+)
 from stacklab.stack.tcp import tstamp
 from stacklab.stack.tcp.errqueue import ExtendedErr
 from stacklab.stack.tcp.tfo import KEY_LEN
@@ -67,8 +76,10 @@ _EXTRA = {
     "SO_REUSEADDR": 2, "SO_REUSEPORT": 15, "SO_KEEPALIVE": 9, "SO_LINGER": 13, "SO_ERROR": 4,
     "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_RCVLOWAT": 18, "SO_SNDLOWAT": 19, "SO_MARK": 36,
     "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "SO_TYPE": 3, "SO_MAX_PACING_RATE": 47,
-    "IP_TOS": 1, "IP_TTL": 2, "IP_MTU_DISCOVER": 10, "IP_PMTUDISC_DONT": 0,
-    "IP_PMTUDISC_DO": 2, "IP_PMTUDISC_WANT": 1, "IP_FREEBIND": 15, "IPV6_TCLASS": 67,
+    "IP_TOS": 1, "IP_TTL": 2, "IP_MTU_DISCOVER": 10, "IP_PMTUDISC_DONT": IP_PMTUDISC_DONT,
+    "IP_PMTUDISC_DO": IP_PMTUDISC_DO, "IP_PMTUDISC_WANT": IP_PMTUDISC_WANT,
+    "IP_PMTUDISC_PROBE": IP_PMTUDISC_PROBE, "IP_PMTUDISC_INTERFACE": IP_PMTUDISC_INTERFACE,
+    "IP_PMTUDISC_OMIT": IP_PMTUDISC_OMIT, "IP_FREEBIND": 15, "IPV6_TCLASS": 67,
     "IP_RECVERR": 11, "IPV6_RECVERR": 25,
     "SO_EE_ORIGIN_ZEROCOPY": SO_EE_ORIGIN_ZEROCOPY,
     "SO_EE_CODE_ZEROCOPY_COPIED": SO_EE_CODE_ZEROCOPY_COPIED,
@@ -657,6 +668,9 @@ class Syscalls:
             v = value(val) if not isinstance(val, Struct | Str) else None
         except Unsupported:
             v = None  # a flag stacklab does not know: the option is not there either
+        if opt in ("IP_TOS", "IPV6_TCLASS") and isinstance(s, TcpSock) and v is not None:
+            s.set_config(tos=v & 0xFC)  # a stream socket keeps its ECN bits (Linux)
+            return 0
         if opt in ("SO_REUSEADDR", "SO_REUSEPORT", "IP_TOS", "IPV6_TCLASS", "SO_MARK",
                    "IP_FREEBIND"):
             return 0
@@ -665,10 +679,15 @@ class Syscalls:
                     val.get("l_linger") or val.get("linger")):
                 self.linger0.add(fd)
             return 0
+        if opt == "IP_MTU_DISCOVER" and isinstance(s, TcpSock):
+            if v not in MODES:
+                raise SockError(errno.EINVAL)  # Linux do_ip_setsockopt: DONT..OMIT
+            s.set_config(pmtudisc=v)  # stack/pmtudisc.py
+            return 0
         if opt == "IP_MTU_DISCOVER":
-            if v in (2, 1):
-                return 0  # stacklab's TCP always sets DF and does path MTU discovery
-            self._no_option("IP_MTU_DISCOVER without path MTU discovery")
+            if v in (IP_PMTUDISC_DO, IP_PMTUDISC_WANT):
+                return 0  # stacklab's UDP always sets DF and does path MTU discovery
+            self._no_option("IP_MTU_DISCOVER for UDP without path MTU discovery")
         if not isinstance(s, TcpSock):
             self._no_option(opt)
         tcp_opts: dict[str, Callable[[int], dict[str, Any]]] = {
@@ -785,6 +804,9 @@ class Syscalls:
                 "TCP_INQ": lambda: int(s.inq),
                 "SO_ZEROCOPY": lambda: int(s.zerocopy),
                 "SO_TIMESTAMPING": lambda: s.tsflags,
+                "IP_MTU_DISCOVER": lambda: int(s.get_config("pmtudisc")),
+                "IP_TOS": lambda: int(s.get_config("tos")),
+                "IPV6_TCLASS": lambda: int(s.get_config("tos")),
                 "SO_SNDBUF": lambda: s.buffer_sizes()[0],
                 "SO_RCVBUF": lambda: s.buffer_sizes()[1],
                 "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from stacklab.stack.pmtudisc import accepts_pmtu
+
 from . import ecn as _ecn
 from . import urgent
 from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
@@ -108,7 +110,10 @@ class Tcb(TcbOutput):
         """A validated Frag Needed / Packet Too Big says the path carries ``mtu`` (RFC 1191
         §6.4, RFC 8201 §5.4): the send MSS drops at once and what is in flight goes out again
         now, resegmented, without waiting for the RTO and without touching cwnd/ssthresh (a
-        segment too big for the path is not a congestion signal). True if the MSS dropped."""
+        segment too big for the path is not a congestion signal). True if the MSS dropped.
+        Not with an IP_MTU_DISCOVER mode that ignores the path MTU (pmtudisc.py)."""
+        if not accepts_pmtu(self.config.pmtudisc):
+            return False
         old = self.snd_mss
         self.plpmtud.on_ptb(mtu)
         self.set_path_mtu(mtu)
