@@ -23,7 +23,7 @@ from stacklab.stack.pmtudisc import (
     IP_PMTUDISC_OMIT,
     IP_PMTUDISC_PROBE,
     IP_PMTUDISC_WANT,
-    MODES,
+    check_mode,
 )
 from stacklab.stack.tcp import tstamp
 from stacklab.stack.tcp.errqueue import ExtendedErr
@@ -680,9 +680,10 @@ class Syscalls:
                 self.linger0.add(fd)
             return 0
         if opt == "IP_MTU_DISCOVER" and isinstance(s, TcpSock):
-            if v not in MODES:
-                raise SockError(errno.EINVAL)  # Linux do_ip_setsockopt: DONT..OMIT
-            s.set_config(pmtudisc=v)  # stack/pmtudisc.py
+            try:
+                s.set_config(pmtudisc=check_mode(v if v is not None else -1))  # pmtudisc.py
+            except OSError as e:
+                raise SockError(e.errno or errno.EINVAL) from None
             return 0
         if opt == "IP_MTU_DISCOVER":
             if v in (IP_PMTUDISC_DO, IP_PMTUDISC_WANT):

@@ -17,9 +17,19 @@ Other values are EINVAL. Only IPv4 has DF: IPv6 packets are never fragmented on 
 
 from __future__ import annotations
 
+import errno
+
+IP_MTU_DISCOVER = 10  # the option (SOL_IP); Python's socket module has no name for it
 IP_PMTUDISC_DONT, IP_PMTUDISC_WANT, IP_PMTUDISC_DO, IP_PMTUDISC_PROBE = 0, 1, 2, 3
 IP_PMTUDISC_INTERFACE, IP_PMTUDISC_OMIT = 4, 5
 MODES = range(IP_PMTUDISC_DONT, IP_PMTUDISC_OMIT + 1)
+
+
+def check_mode(value: int) -> int:
+    """An IP_MTU_DISCOVER value, or OSError EINVAL past OMIT (Linux do_ip_setsockopt)."""
+    if value not in MODES:
+        raise OSError(errno.EINVAL, f"IP_MTU_DISCOVER {value}: not a mode (0..5)")
+    return value
 
 
 def dont_fragment(mode: int, mtu_locked: bool) -> bool:
