@@ -12,7 +12,9 @@
 * ``IP_PMTUDISC_INTERFACE`` (4), ``IP_PMTUDISC_OMIT`` (5) — no DF, path MTU reports ignored
   (ip_sk_accept_pmtu).
 
-Other values are EINVAL. Only IPv4 has DF: IPv6 packets are never fragmented on the way.
+Other values are EINVAL. The option is IPv4's: IPv6 packets are never fragmented on the way,
+and a Packet Too Big always lowers the MSS (IPV6_MTU_DISCOVER, IPv6's own option, is not
+modelled).
 """
 
 from __future__ import annotations

@@ -111,8 +111,9 @@ class Tcb(TcbOutput):
         §6.4, RFC 8201 §5.4): the send MSS drops at once and what is in flight goes out again
         now, resegmented, without waiting for the RTO and without touching cwnd/ssthresh (a
         segment too big for the path is not a congestion signal). True if the MSS dropped.
-        Not with an IP_MTU_DISCOVER mode that ignores the path MTU (pmtudisc.py)."""
-        if not accepts_pmtu(self.config.pmtudisc):
+        Not on IPv4 with an IP_MTU_DISCOVER mode that ignores the path MTU (pmtudisc.py).
+        """
+        if not self.v6 and not accepts_pmtu(self.config.pmtudisc):
             return False
         old = self.snd_mss
         self.plpmtud.on_ptb(mtu)

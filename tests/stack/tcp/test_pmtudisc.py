@@ -15,6 +15,7 @@ from stacklab.stack.pmtudisc import (
     IP_PMTUDISC_WANT,
 )
 from stacklab.stack.tcp.config import TcpConfig
+from stacklab.stack.tcp.tcb import Tcb
 
 from .hostframes import established, frag_needed, sent
 
@@ -64,3 +65,13 @@ def test_ip_tos_sets_the_tos_byte() -> None:
     h.tcp.poll(0.02)
     ((ip, _),) = sent(h)
     assert ip.tos == 0xB8
+
+
+def test_ipv6_packet_too_big_lowers_the_mss_whatever_ip_mtu_discover_says() -> None:
+    # IP_MTU_DISCOVER is IPv4's option: an IPv6 connection still follows Packet Too Big
+    tcb = Tcb(bytes(15) + b"\x01", 80, bytes(15) + b"\x02", 40000, iss=1, now=0.0,
+              config=TcpConfig(pmtudisc=IP_PMTUDISC_DONT), path_mtu=1500)
+    tcb.peer_mss = 1440
+    tcb.set_path_mtu(1500)
+    assert tcb.snd_mss == 1440
+    assert tcb.on_path_mtu(1400, 0.0) and tcb.snd_mss == 1340
