@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
+from stacklab.stack.pmtudisc import IP_MTU_DISCOVER, check_mode
 from stacklab.stack.tcp import urgent
 from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.events import (
@@ -345,6 +346,10 @@ _TCP_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], Any], Callable[[A
     # bytes/s; ~0 (the default) is no cap, any other value turns pacing on (Linux sock_setsockopt)
     SO_MAX_PACING_RATE: ("max_pacing_rate", lambda v: None if int(v) in _NO_RATE else int(v),
                          lambda v: 0xFFFFFFFF if v is None else v),
+    # IP_MTU_DISCOVER (stack/pmtudisc.py); IP_TOS / IPV6_TCLASS: the ECN bits stay TCP's (Linux)
+    (socket.IPPROTO_IP, IP_MTU_DISCOVER): ("pmtudisc", lambda v: check_mode(int(v)), int),
+    (socket.IPPROTO_IP, socket.IP_TOS): ("tos", lambda v: int(v) & 0xFC, int),
+    (socket.IPPROTO_IPV6, socket.IPV6_TCLASS): ("tos", lambda v: int(v) & 0xFC, int),
 }
 _TCP_CONGESTION = (socket.IPPROTO_TCP, socket.TCP_CONGESTION)
 

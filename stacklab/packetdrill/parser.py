@@ -208,7 +208,7 @@ class _Parser:
     # -- packets ---------------------------------------------------------------------------------
     def packet(self) -> Packet:
         direction = self.next("'<' or '>'").text
-        ecn, ttl = self.ip_info()
+        ecn, ttl, tos = self.ip_info()
         t = self.peek()
         if t is None:
             raise self.error("expected the packet after its direction")
@@ -218,10 +218,10 @@ class _Parser:
             self.expect("punct", "(", "'(' and the UDP payload length")
             n = self.integer("the UDP payload length", 0, 65507)
             self.expect("punct", ")")
-            return Packet(direction, UdpPacket(n, ports), ecn, ttl)
+            return Packet(direction, UdpPacket(n, ports), ecn, ttl, tos)
         if t.kind == "ident" and t.text == "icmp":
             self.i += 1
-            return Packet(direction, self.icmp(), ecn, ttl)
+            return Packet(direction, self.icmp(), ecn, ttl, tos)
         if t.kind == "ident" and t.text in ("ipv4", "ipv6", "gre", "mpls"):
             raise self.error(f"packet prefix '{t.text}' (explicit addresses or encapsulation) "
                              "is not supported", t)
@@ -243,11 +243,12 @@ class _Parser:
         if self.at("punct", "<"):
             options = self.tcp_options()
         return Packet(direction, TcpPacket(flags, seq, end, length, ack, window, urgent, options,
-                                           ports), ecn, ttl)
+                                           ports), ecn, ttl, tos)
 
-    def ip_info(self) -> tuple[str | None, int | None]:
+    def ip_info(self) -> tuple[str | None, int | None, int | None]:
         ecn: str | None = None
         ttl: int | None = None
+        tos: int | None = None
         if self.at("punct", "[") or self.at("punct", "("):
             nxt = self.peek(1)
             if nxt is not None and nxt.kind == "ident" and (nxt.text in _ECN_WORDS
@@ -260,11 +261,11 @@ class _Parser:
                     elif w.kind == "ident" and w.text == "ttl":
                         ttl = self.integer("the TTL", 0, 255)
                     elif w.kind == "ident" and w.text == "tos":
-                        self.integer("the TOS", 0, 255)
+                        tos = self.integer("the TOS", 0, 255)
                     elif not (w.kind == "punct" and w.text == ","):
                         raise self.error(f"unexpected {_shown(w)} in the IP info", w)
                 self.i += 1
-        return ecn, ttl
+        return ecn, ttl, tos
 
     def port_info(self) -> tuple[int, int] | None:
         if self.at("num") and self.at("punct", ">", 1) and self.at("num", None, 2):

@@ -231,6 +231,9 @@ class Runner:
         # the tun device's segmentation offload: stack segments are joined as by TSO to match
         # a bigger expected one; off after `ethtool -K tun0 tso off` or with --strict_segments
         self.offload = "strict_segments" not in opts
+        # --mss: packetdrill writes inbound TCP packets to its tun device with this gso_size
+        # (a packet longer than it arrives as a GRO aggregate of segments that size)
+        self.gso_size = int(opts.get("mss", "0"))
         self.now = 0.0
         self._line = 0  # the line of the event being run
         self.steps = 0
@@ -249,10 +252,8 @@ class Runner:
         self._code_vars: dict[str, Any] = {}
         self.pcap = PcapWriter(str(pcap)) if pcap is not None else None
         for name in opts:
-            # --mss is the GRO size of inbound packets on a tun device: here every inbound
-            # packet is delivered as written
             if name.startswith("wire") or name in ("tcp_ts_tick_usecs",
-                                                   "tcp_ts_ecr_scaled", "non_fatal", "mss",
+                                                   "tcp_ts_ecr_scaled", "non_fatal",
                                                    "dry_run", "verbose", "so_filename"):
                 self.notes.append(f"option --{name} ignored")
         self.host = Host("stacklab", rng=random.Random(seed))
@@ -269,7 +270,7 @@ class Runner:
         for name, val in sysctl.LINUX_DEFAULTS:
             self.host.sysctl[name] = val
         self.sys = Syscalls(self.stack, self.local_ip, self.remote_ip, self.v6_socket,
-                            lambda: self.now)
+                            lambda: self.now, self.tolerance)
         self._drain()
         self.out_q.clear()  # the host's own start-up traffic (gratuitous ARP, DAD, RS)
 
@@ -508,7 +509,7 @@ class Runner:
                                         bytes(body.length))), 17
         else:
             l4, proto = self._build_icmp(body), (58 if self.v6_wire else 1)
-        tos = _ECN.get(pkt.ecn or "noecn", 0)
+        tos = pkt.tos if pkt.tos is not None else _ECN.get(pkt.ecn or "noecn", 0)
         ttl = pkt.ttl or 64
         if self.v6_wire:
             ip = build_ipv6(self.remote_ip, self.local_ip, proto, l4, hop_limit=ttl,
@@ -521,7 +522,9 @@ class Runner:
         if self.pcap is not None:
             self.pcap.write(frame, self.now)
         self.trace.append(f"{self.now:.6f} < {_describe_script(pkt)}")
-        self._host_call(lambda: self.host.receive_frame(0, frame, self.now))
+        # Linux takes a packet no longer than gso_size as an ordinary one (virtio_net_hdr_to_skb)
+        gso = self.gso_size if isinstance(body, TcpPacket) and body.length > self.gso_size else 0
+        self._host_call(lambda: self.host.receive_frame(0, frame, self.now, gso))
         self._check_pending()
 
     def _inbound_flow(self, p: TcpPacket) -> _Flow:
@@ -725,8 +728,11 @@ class Runner:
                            f"{want} vs actual: {got}\n  script packet: {_describe_script(pkt)}"
                            f"\n  actual packet: {actual}")
         body = pkt.body
+        tos = out.ip.tos if isinstance(out.ip, IPv4View) else out.ip.traffic_class
+        if pkt.tos is not None and pkt.tos != tos:
+            raise field_err("ip_tos", f"{pkt.tos:#x}", f"{tos:#x}")
         if pkt.ecn is not None and pkt.ecn != "ecn":
-            ecn = (out.ip.tos if isinstance(out.ip, IPv4View) else out.ip.traffic_class) & 3
+            ecn = tos & 3
             ok = ecn in (1, 2) if pkt.ecn == "ect01" else ecn == _ECN[pkt.ecn]
             if not ok:
                 raise field_err("ip_ecn", pkt.ecn, ecn)

@@ -20,9 +20,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stacklab.errors import StacklabError
-from stacklab.stack.tcp import urgent
+from stacklab.stack.tcp import tstamp, urgent
 from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.congestion import create_congestion
+from stacklab.stack.tcp.errqueue import ErrQueue, ExtendedErr
 from stacklab.stack.tcp.events import Connected, ConnectionLost, TcbEvent
 from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.listen import Listener
@@ -133,6 +134,8 @@ class TcpSock:
         self.inq = False  # TCP_INQ: recvmsg() reports the bytes left (TCP_CM_INQ)
         self.zerocopy = False  # SO_ZEROCOPY: MSG_ZEROCOPY sends notify (stack/tcp/zerocopy.py)
         self.zc_new_call = False  # the next zero-copy bytes queued start a send call
+        self.tsflags = 0  # SO_TIMESTAMPING's flags (stack/tcp/tstamp.py)
+        self.errq = ErrQueue()  # the error queue: zero-copy completions, TX timestamps
 
     # -- the TCP layer's events, pulled by Stack.process_events -----------------------------------
     def tcp_event(self, ev: TcbEvent) -> None:
@@ -145,7 +148,7 @@ class TcpSock:
     def _adopt(self, tcb: Tcb) -> None:
         self.tcb = tcb
         tcb.user = self
-        self._zerocopy_sync()
+        self._errqueue_sync()
         self.connected = tcb.state not in (State.SYN_SENT, State.SYN_RECEIVED) or (
             tcb.tfo is not None and tcb.tfo.child)  # a TFO child is accepted at its SYN
 
@@ -197,7 +200,7 @@ class TcpSock:
         except OSError as e:
             raise SockError(e.errno or errno.ENETUNREACH) from None
         self.tcb = tcb
-        self._zerocopy_sync()
+        self._errqueue_sync()
         if tcb.state is State.CLOSED:
             self.ended = True
 
@@ -272,6 +275,7 @@ class TcpSock:
         child.config = tcb.config
         child.inq = self.inq  # inherited from the listener, as Linux's socket flags
         child.zerocopy = self.zerocopy
+        child.tsflags = self.tsflags  # as Linux's sk_clone
         child._adopt(tcb)
         if tcb.state is State.CLOSED:
             child.ended = True
@@ -306,27 +310,51 @@ class TcpSock:
         self._kick()
         return n
 
-    # -- SO_ZEROCOPY (stack/tcp/zerocopy.py) -------------------------------------------------------
+    # -- the error queue: SO_ZEROCOPY (zerocopy.py), SO_TIMESTAMPING (tstamp.py) -----------------
     def set_zerocopy(self, on: bool) -> None:
         self.zerocopy = on
-        self._zerocopy_sync()
+        self._errqueue_sync()
 
-    def _zerocopy_sync(self) -> None:
+    def _errqueue_sync(self) -> None:
         """The connection keeps completion bookkeeping only while SO_ZEROCOPY is on (what is
-        pending stays: Linux notifies sends already made zero-copy)."""
+        pending stays: Linux notifies sends already made zero-copy), and timestamp marks once
+        SO_TIMESTAMPING flags were set; both report to this socket's error queue."""
         tcb = self.tcb
-        if tcb is not None and self.zerocopy and tcb.zerocopy is None:
-            tcb.zerocopy = ZeroCopy()
+        if tcb is None:
+            return
+        if self.zerocopy and tcb.zerocopy is None:
+            tcb.zerocopy = ZeroCopy(self.errq)
+        if self.tsflags and tcb.tstamp is None:
+            tcb.tstamp = tstamp.TxTimestamps(self.errq)
+        if tcb.tstamp is not None:
+            tcb.tstamp.set_flags(self.tsflags, tcb._abs(tcb.snd_una), tcb.sendbuf.end)
+
+    def set_timestamping(self, flags: int) -> None:
+        """setsockopt(SO_TIMESTAMPING), with Linux's errors (tstamp.check_flags): OPT_ID is
+        only switched on over a connection (not CLOSED or LISTEN)."""
+        tcb = self.tcb
+        err = tstamp.check_flags(flags, self.tsflags,
+                                 tcb is not None and tcb.state is not State.CLOSED)
+        if err:
+            raise SockError(err)
+        self.tsflags = flags
+        self._errqueue_sync()
+
+    def sendmsg_done(self) -> None:
+        """A send call that queued bytes returns: its last byte is marked for TX timestamps
+        (Linux tcp_tx_timestamp)."""
+        tcb = self.tcb
+        if tcb is not None and tcb.tstamp is not None:
+            tcb.tstamp.sendmsg(tcb.sendbuf.end)
 
     def zerocopy_call(self) -> None:
         """A send(MSG_ZEROCOPY) call starts: its first queued bytes take the next id (a call
         that queues nothing takes none, as Linux's aborted uarg)."""
         self.zc_new_call = True
 
-    def errqueue(self) -> tuple[int, int] | None:
-        """recvmsg(MSG_ERRQUEUE): the oldest zero-copy completion range, or None (EAGAIN)."""
-        zc = self.tcb.zerocopy if self.tcb is not None else None
-        return zc.take() if zc is not None else None
+    def errqueue(self) -> ExtendedErr | None:
+        """recvmsg(MSG_ERRQUEUE): the oldest entry of the error queue, or None (EAGAIN)."""
+        return self.errq.take()
 
     def recv(self, n: int, peek: bool = False) -> bytes | None:
         """Up to ``n`` bytes; b"" at end of stream; None when nothing is readable yet."""
@@ -434,7 +462,7 @@ class TcpSock:
             ev |= POLLOUT
         if self.ended:
             ev |= POLLOUT  # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)
-        if self.error or (tcb.zerocopy is not None and tcb.zerocopy.done):
+        if self.error or self.errq:
             ev |= POLLERR  # a pending error, or an error queue with notifications (tcp_poll)
         if self.ended or (self.shut_wr and tcb.at_eof):
             ev |= POLLHUP

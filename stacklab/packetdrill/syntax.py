@@ -142,6 +142,7 @@ class Packet:
     body: TcpPacket | UdpPacket | IcmpPacket
     ecn: str | None = None  # "noecn" "ect0" "ect1" "ce" "ect01" as written in (..) or [..]
     ttl: int | None = None
+    tos: int | None = None  # (tos 0x..): the whole TOS / traffic class byte
 
 
 # -- the other actions ------------------------------------------------------------------------

@@ -16,6 +16,17 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from stacklab.errors import StacklabError
+from stacklab.stack.pmtudisc import (
+    IP_PMTUDISC_DO,
+    IP_PMTUDISC_DONT,
+    IP_PMTUDISC_INTERFACE,
+    IP_PMTUDISC_OMIT,
+    IP_PMTUDISC_PROBE,
+    IP_PMTUDISC_WANT,
+    check_mode,
+)
+from stacklab.stack.tcp import tstamp
+from stacklab.stack.tcp.errqueue import ExtendedErr
 from stacklab.stack.tcp.tfo import KEY_LEN
 from stacklab.stack.tcp.zerocopy import (
     SO_EE_CODE_ZEROCOPY_COPIED,
@@ -65,11 +76,17 @@ _EXTRA = {
     "SO_REUSEADDR": 2, "SO_REUSEPORT": 15, "SO_KEEPALIVE": 9, "SO_LINGER": 13, "SO_ERROR": 4,
     "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_RCVLOWAT": 18, "SO_SNDLOWAT": 19, "SO_MARK": 36,
     "SO_ZEROCOPY": 60, "SO_TIMESTAMPING": 37, "SO_TYPE": 3, "SO_MAX_PACING_RATE": 47,
-    "IP_TOS": 1, "IP_TTL": 2, "IP_MTU_DISCOVER": 10, "IP_PMTUDISC_DONT": 0,
-    "IP_PMTUDISC_DO": 2, "IP_PMTUDISC_WANT": 1, "IP_FREEBIND": 15, "IPV6_TCLASS": 67,
+    "IP_TOS": 1, "IP_TTL": 2, "IP_MTU_DISCOVER": 10, "IP_PMTUDISC_DONT": IP_PMTUDISC_DONT,
+    "IP_PMTUDISC_DO": IP_PMTUDISC_DO, "IP_PMTUDISC_WANT": IP_PMTUDISC_WANT,
+    "IP_PMTUDISC_PROBE": IP_PMTUDISC_PROBE, "IP_PMTUDISC_INTERFACE": IP_PMTUDISC_INTERFACE,
+    "IP_PMTUDISC_OMIT": IP_PMTUDISC_OMIT, "IP_FREEBIND": 15, "IPV6_TCLASS": 67,
     "IP_RECVERR": 11, "IPV6_RECVERR": 25,
     "SO_EE_ORIGIN_ZEROCOPY": SO_EE_ORIGIN_ZEROCOPY,
     "SO_EE_CODE_ZEROCOPY_COPIED": SO_EE_CODE_ZEROCOPY_COPIED,
+    "SO_EE_ORIGIN_TIMESTAMPING": tstamp.SO_EE_ORIGIN_TIMESTAMPING,
+    "SCM_TIMESTAMPING": tstamp.SCM_TIMESTAMPING, "SCM_TSTAMP_SND": tstamp.SCM_TSTAMP_SND,
+    "SCM_TSTAMP_SCHED": tstamp.SCM_TSTAMP_SCHED, "SCM_TSTAMP_ACK": tstamp.SCM_TSTAMP_ACK,
+    **tstamp.FLAG_NAMES,
 }
 # syscalls of upstream scripts the runner does not model
 UNMODELLED = {"epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "sendfile", "splice",
@@ -137,8 +154,9 @@ Sock = TcpSock | UdpSock
 
 class Syscalls:
     def __init__(self, stack: Stack, local_ip: bytes, remote_ip: bytes, v6: bool,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], tolerance: float = 0.0) -> None:
         self.stack = stack
+        self.tolerance = tolerance  # of an expected SCM_TIMESTAMPING time (seconds)
         self.local_ip = local_ip
         self.remote_ip = remote_ip
         self.v6 = v6
@@ -357,6 +375,12 @@ class Syscalls:
             raise SockError(errno.EFAULT)  # the kernel cannot copy from a NULL buffer
 
         def attempt() -> int | None:
+            r = queue()
+            if r and isinstance(s, TcpSock):
+                s.sendmsg_done()  # the call returns: SO_TIMESTAMPING marks its last byte
+            return r
+
+        def queue() -> int | None:
             nonlocal sent
             while sent < n:
                 stop = next((e for e in ends if e > sent), n)
@@ -517,45 +541,74 @@ class Syscalls:
         f = value(flags) or 0
         if "MSG_ERRQUEUE" in names(msg.get("msg_flags")):
             f |= 0x2000
-        ctrl = msg.get("msg_control")
         if f & 0x2000:
-            return self._recv_errqueue(fd_e, ctrl)
+            return self._recv_errqueue(fd_e, msg)
+        ctrl = msg.get("msg_control")
         return self._read(fd_e, self._iov_len(msg.get("msg_iov")), f,
                           None if ctrl is None else self._recv_cmsgs(ctrl))
 
-    def _recv_errqueue(self, fd_e: Expr, ctrl: Expr | None) -> int:
+    def _recv_errqueue(self, fd_e: Expr, msg: Struct) -> int:
         """recvmsg(MSG_ERRQUEUE): never blocks (EAGAIN when empty, Linux sock_recv_errqueue);
-        a zero-copy completion has no payload (returns 0) and one cmsg IP_RECVERR (IPV6_RECVERR
-        on an AF_INET6 socket) carrying struct sock_extended_err: ee_errno 0, ee_origin
-        SO_EE_ORIGIN_ZEROCOPY, ee_code SO_EE_CODE_ZEROCOPY_COPIED, ee_info..ee_data the ids."""
+        reads the oldest entry of the socket's error queue (stack/tcp/errqueue.py): a control
+        message SCM_TIMESTAMPING when the entry has a timestamp (ts[0] the virtual time, checked
+        within the script's tolerance; an expected 0 is not checked, as packetdrill), then
+        IP_RECVERR (IPV6_RECVERR on an AF_INET6 socket) carrying struct sock_extended_err. A
+        zero-copy completion and an OPT_TSONLY timestamp have no payload; any other timestamp
+        carries the packet, so a zero-length buffer returns 0 with MSG_TRUNC."""
         _, s = self._fd(fd_e)
         if not isinstance(s, TcpSock) or (got := s.errqueue()) is None:
             raise SockError(errno.EAGAIN)
+        if got.ee_origin == tstamp.SO_EE_ORIGIN_TIMESTAMPING and s.tsflags & tstamp.OPT_STATS:
+            raise Unsupported("SOF_TIMESTAMPING_OPT_STATS (SCM_TIMESTAMPING_OPT_STATS)")
+        if got.has_data and self._iov_len(msg.get("msg_iov")):
+            raise Unsupported("reading the packet copy of a TX timestamp (no OPT_TSONLY)")
+        flags = 0x2000 | (0x20 if got.has_data else 0)  # MSG_ERRQUEUE | MSG_TRUNC
+        want_flags = msg.get("msg_flags")
+        if want_flags is not None and (want := value(want_flags)) is not None and want != flags:
+            raise ArgError(f"recvmsg(MSG_ERRQUEUE): msg_flags: expected {want:#x} vs actual "
+                           f"{flags:#x}")
+        ctrl = msg.get("msg_control")
         level, typ = _recverr_cmsg(s.v6)
-        actual = {"ee_errno": 0, "ee_origin": SO_EE_ORIGIN_ZEROCOPY, "ee_type": 0,
-                  "ee_code": SO_EE_CODE_ZEROCOPY_COPIED, "ee_info": got[0], "ee_data": got[1]}
+        actual: list[tuple[int, int, ExtendedErr]] = [(level, typ, got)]
+        if got.tstamp is not None:
+            actual.insert(0, (1, tstamp.SCM_TIMESTAMPING, got))  # SOL_SOCKET
         items = ctrl.items if isinstance(ctrl, Array) else ()
-        if isinstance(ctrl, Array) and len(items) != 1:
+        if isinstance(ctrl, Array) and len(items) != len(actual):
             raise ArgError(f"recvmsg(MSG_ERRQUEUE): expected {len(items)} control messages vs "
-                           "actual 1")
-        for item in items:
+                           f"actual {len(actual)}")
+        for item, (a_level, a_type, e) in zip(items, actual, strict=False):
             if not isinstance(item, Struct):
                 raise ArgError("recvmsg(): msg_control needs struct cmsghdr")
-            for field, have in (("cmsg_level", level), ("cmsg_type", typ)):
+            for field, have in (("cmsg_level", a_level), ("cmsg_type", a_type)):
                 want = _cmsg_value(item.get(field), s.v6)
                 if want is not None and want != have:
                     raise ArgError(f"recvmsg(MSG_ERRQUEUE): {field}: expected {want} vs actual "
                                    f"{have}")
             data = item.get("cmsg_data")
+            if a_type == tstamp.SCM_TIMESTAMPING and a_level == 1:
+                self._check_scm_timestamping(data, e.tstamp or 0.0)
+                continue
+            fields = e.fields()
             for f in data.fields if isinstance(data, Struct) else ():
-                if f.name not in actual:
+                if f.name not in fields:
                     raise Unsupported(f"sock_extended_err field {f.name}")
                 v = value(f.value)
-                if v is not None and v != actual[f.name]:
+                if v is not None and v != fields[f.name]:
                     raise ArgError(f"recvmsg(MSG_ERRQUEUE): {f.name}: expected {v} vs actual "
-                                   f"{actual[f.name]}")
+                                   f"{fields[f.name]}")
         return 0
 
+    def _check_scm_timestamping(self, data: Expr | None, actual: float) -> None:
+        """struct scm_timestamping's ts[0] written ``{scm_sec=S,scm_nsec=N}``: script time."""
+        if not isinstance(data, Struct):
+            return
+        sec, nsec = value(data.get("scm_sec")) or 0, value(data.get("scm_nsec")) or 0
+        if not sec and not nsec:
+            return
+        want = sec + nsec / 1e9
+        if abs(want - actual) > self.tolerance + 1e-9:
+            raise ArgError(f"recvmsg(MSG_ERRQUEUE): SCM_TIMESTAMPING: expected {want:.6f} vs "
+                           f"actual {actual:.6f}")
 
     @staticmethod
     def _recv_cmsgs(ctrl: Expr) -> Callable[[Sock], None]:
@@ -615,6 +668,9 @@ class Syscalls:
             v = value(val) if not isinstance(val, Struct | Str) else None
         except Unsupported:
             v = None  # a flag stacklab does not know: the option is not there either
+        if opt in ("IP_TOS", "IPV6_TCLASS") and isinstance(s, TcpSock) and v is not None:
+            s.set_config(tos=v & 0xFC)  # a stream socket keeps its ECN bits (Linux)
+            return 0
         if opt in ("SO_REUSEADDR", "SO_REUSEPORT", "IP_TOS", "IPV6_TCLASS", "SO_MARK",
                    "IP_FREEBIND"):
             return 0
@@ -623,10 +679,16 @@ class Syscalls:
                     val.get("l_linger") or val.get("linger")):
                 self.linger0.add(fd)
             return 0
+        if opt == "IP_MTU_DISCOVER" and isinstance(s, TcpSock):
+            try:
+                s.set_config(pmtudisc=check_mode(v if v is not None else -1))  # pmtudisc.py
+            except OSError as e:
+                raise SockError(e.errno or errno.EINVAL) from None
+            return 0
         if opt == "IP_MTU_DISCOVER":
-            if v in (2, 1):
-                return 0  # stacklab's TCP always sets DF and does path MTU discovery
-            self._no_option("IP_MTU_DISCOVER without path MTU discovery")
+            if v in (IP_PMTUDISC_DO, IP_PMTUDISC_WANT):
+                return 0  # stacklab's UDP always sets DF and does path MTU discovery
+            self._no_option("IP_MTU_DISCOVER for UDP without path MTU discovery")
         if not isinstance(s, TcpSock):
             self._no_option(opt)
         tcp_opts: dict[str, Callable[[int], dict[str, Any]]] = {
@@ -658,6 +720,11 @@ class Syscalls:
             return 0
         if opt == "TCP_QUICKACK" and v is not None:
             s.set_quickack(bool(v))
+            return 0
+        if opt == "SO_TIMESTAMPING":  # an int of flags (struct so_timestamping: BIND_PHC)
+            if v is None:
+                raise SockError(errno.EINVAL)
+            s.set_timestamping(v)
             return 0
         if opt.startswith("TCP_FASTOPEN"):
             return self._fastopen_sockopt(s, opt, v, val, value(_len))
@@ -737,6 +804,10 @@ class Syscalls:
                 "TCP_QUICKACK": lambda: int(s.tcb is None or s.tcb.quickack),
                 "TCP_INQ": lambda: int(s.inq),
                 "SO_ZEROCOPY": lambda: int(s.zerocopy),
+                "SO_TIMESTAMPING": lambda: s.tsflags,
+                "IP_MTU_DISCOVER": lambda: int(s.get_config("pmtudisc")),
+                "IP_TOS": lambda: int(s.get_config("tos")),
+                "IPV6_TCLASS": lambda: int(s.get_config("tos")),
                 "SO_SNDBUF": lambda: s.buffer_sizes()[0],
                 "SO_RCVBUF": lambda: s.buffer_sizes()[1],
                 "SO_KEEPALIVE": lambda: int(s.get_config("keepalive")),

@@ -89,6 +89,9 @@ class Host(Node):
         self.nd_params = NeighborParams()
         self.protocols: dict[int, ProtocolHandler] = {}
         self.view_handlers: dict[int, ViewHandler] = {}
+        # the segment size of the GRO/GSO aggregate being received (receive_frame's gso_size),
+        # 0 outside such a frame: what TCP measures its receive MSS by (tcp_measure_rcv_mss)
+        self.rx_gso_size = 0
         self.icmp_error_handlers: dict[int, Callable[..., None]] = {}
         self._timer_sources: list[TimerSource] = []
         # sent to ourselves, not received yet: (packet, the interface it comes back in on)
@@ -601,7 +604,16 @@ class Host(Node):
         return iface is not None and iface.index in self.qdisc_drop
 
     # -- Node interface ---------------------------------------------------------------------------
-    def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:
+    def receive_frame(self, ifindex: int, frame: bytes, now: float, gso_size: int = 0) -> None:
+        """``gso_size``: the frame is an aggregate of segments that size (a GRO packet: what a
+        TAP's virtio-net header or packetdrill's ``--mss`` says; 0: an ordinary frame)."""
+        if gso_size:
+            self.rx_gso_size = gso_size
+            try:
+                self.receive_frame(ifindex, frame, now)
+            finally:
+                self.rx_gso_size = 0
+            return
         c = self.counters
         c["rx.frames"] += 1
         if not 0 <= ifindex < len(self.interfaces):

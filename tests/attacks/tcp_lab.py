@@ -32,6 +32,7 @@ class LabHost:
         self.rng = random.Random(seed)
         self.tracer = None
         self.routes = RoutingTable()
+        self.rx_gso_size = 0
         self.interfaces: list[Any] = []
         self.sent: deque[tuple[bytes, TcpView]] = deque()  # (destination, segment), oldest first
 

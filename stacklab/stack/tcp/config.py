@@ -84,6 +84,11 @@ class TcpConfig:
     early_retrans: int = 3  # Linux tcp_early_retrans: 3 and 4 turn tail loss probes on
     frto: int = 2  # Linux tcp_frto: F-RTO's spurious-timeout detection (RFC 5682, with SACK)
     min_tso_segs: int = 2  # Linux tcp_min_tso_segs: smallest TSO packet, where PSH falls (tso.py)
+    pmtudisc: int = 1  # IP_MTU_DISCOVER (stack/pmtudisc.py): IP_PMTUDISC_WANT, Linux's default
+    # IP_TOS / IPV6_TCLASS: the TOS byte of the connection's packets, ECN bits clear (TCP's own,
+    # ecn.py). Linux also drops the socket's cached route then; stacklab caches none per socket
+    # (every output looks the path up), so there is nothing to refresh
+    tos: int = 0
 
     def replace(self, **kw: Any) -> TcpConfig:
         # dataclasses.replace, not asdict(): every field is a scalar, and asdict's deep copy

@@ -25,6 +25,7 @@ class TcpHost(Protocol):
     rng: random.Random
     tracer: Tracer | None
     routes: RoutingTable
+    rx_gso_size: int  # the segment size of the GRO aggregate being received, 0: none
 
     @property
     def interfaces(self) -> Sequence[_Link]: ...

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from stacklab.stack.icmp import PACKET_TOO_BIG, UNREACHABLE
 from stacklab.stack.pmtu import MIN_PMTU_V4
+from stacklab.stack.pmtudisc import dont_fragment
 from stacklab.stack.udp import error_from_icmp  # Linux's icmp_err_convert, one copy
 from stacklab.wire.addr import ip_str
 from stacklab.wire.errors import MalformedPacket
@@ -328,6 +329,7 @@ class TcpLayer:
             self._forget(tcb)
             tcb = None
         if tcb is not None:  # SYN-SENT (§3.10.7.3) and the synchronized states (§3.10.7.4)
+            tcb.rx_gso_size = host.rx_gso_size  # a GRO packet's segment size (tcb._data_in)
             tcb.receive(v, now, ip_ecn)
             self.flush(tcb, now)
             return
@@ -373,11 +375,14 @@ class TcpLayer:
                 src, sp, dp, psum = tcb.local_ip, tcb.local_port, tcb.remote_port, tcb.tx_psum
                 c = host.counters
                 ip_send = host.ip_send
-                # DF as Linux: always, except on an IPv4 path at or below the PMTU floor (a
-                # link that small, or a Fragmentation Needed below it: Linux locks the MTU at
-                # the floor and clears DF, RFC 1191 §3), where IP (ours or a router's)
-                # fragments what does not fit
-                df = len(dst) == 16 or tcb.path_mss + 40 > MIN_PMTU_V4
+                # DF as Linux: by the socket's IP_MTU_DISCOVER (pmtudisc.py); by default
+                # always, except on an IPv4 path at or below the PMTU floor (a link that small,
+                # or a Fragmentation Needed below it: Linux locks the MTU at the floor and
+                # clears DF, RFC 1191 §3), where IP (ours or a router's) fragments what does
+                # not fit
+                df = len(dst) == 16 or dont_fragment(tcb.config.pmtudisc,
+                                                     tcb.path_mss + 40 <= MIN_PMTU_V4)
+                dscp = tcb.config.tos  # IP_TOS / IPV6_TCLASS, without the ECN bits
                 # IPv4 on its plain route: the common segments become whole frames here, built
                 # in one buffer (Ipv4.send_tcp_frame); the others go through ip_send
                 ipv4 = self._ipv4 if len(dst) == 4 else None
@@ -392,12 +397,12 @@ class TcpLayer:
                         if (52 if ts is not None else 40) + len(payload) <= path[2]:
                             ipv4.send_tcp_frame(path, src, dst, now, df, sp, dp, psum, seg.seq,
                                                 seg.ack, seg.flags, seg.window, payload, ts,
-                                                seg.ecn, seg.urgent)
+                                                dscp | seg.ecn, seg.urgent)
                             continue
                     raw = segment_bytes(psum, sp, dp, seg)
                     try:
-                        # the segment's ECN field is the IP TOS / traffic class (ecn.py)
-                        ip_send(src, dst, PROTO_TCP, raw, now, df=df, tos=seg.ecn)
+                        # the segment's ECN field is the IP TOS / traffic class's (ecn.py)
+                        ip_send(src, dst, PROTO_TCP, raw, now, df=df, tos=dscp | seg.ecn)
                     except OSError as e:  # no route yet: the retransmission timer retries
                         if e.errno == errno.EMSGSIZE:
                             too_big = True

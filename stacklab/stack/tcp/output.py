@@ -189,6 +189,8 @@ class TcbOutput(TcbVars):
                 self.rack.on_sent(unsacked)
             if n and self.rate is not None:  # the delivery-rate stamps (rate.py)
                 self.rate.on_send(rec, now, self.snd_una == self.snd_max)
+            if n and self.tstamp is not None:  # SO_TIMESTAMPING: SCHED/SND reports (tstamp.py)
+                self.tstamp.sent(pos, pos + n, now)
             if self.recover is not None or self.ecn is not None and self.ecn.cwr_high is not None:
                 self.prr.out += 1  # in a cwnd reduction (Linux tcp_in_cwnd_reduction)
             if retrans and self.undo.active:

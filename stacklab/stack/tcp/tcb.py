@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from stacklab.stack.pmtudisc import accepts_pmtu
+
 from . import ecn as _ecn
 from . import local_drop, route_metrics, urgent
 from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
@@ -108,7 +110,11 @@ class Tcb(TcbOutput):
         """A validated Frag Needed / Packet Too Big says the path carries ``mtu`` (RFC 1191
         §6.4, RFC 8201 §5.4): the send MSS drops at once and what is in flight goes out again
         now, resegmented, without waiting for the RTO and without touching cwnd/ssthresh (a
-        segment too big for the path is not a congestion signal). True if the MSS dropped."""
+        segment too big for the path is not a congestion signal). True if the MSS dropped.
+        Not on IPv4 with an IP_MTU_DISCOVER mode that ignores the path MTU (pmtudisc.py).
+        """
+        if not self.v6 and not accepts_pmtu(self.config.pmtudisc):
+            return False
         old = self.snd_mss
         self.plpmtud.on_ptb(mtu)
         self.set_path_mtu(mtu)
@@ -713,10 +719,11 @@ class Tcb(TcbOutput):
         between an ACK now and a delayed one (__tcp_ack_snd_check): ACK at once when more than
         one receive MSS is unacknowledged (RFC 9293 §3.8.6.3: at least every second full-sized
         segment) or in quick-ACK mode; the caller arms the delayed ACK otherwise."""
-        if plen > self.rcv_mss:
+        size = self.rx_gso_size or plen  # a GRO packet: its segments' size (tcp_measure_rcv_mss)
+        if size > self.rcv_mss:
             adv = self.adv_mss
-            self.rcv_mss = plen if plen < adv else adv
-        elif plen < self.rcv_mss:
+            self.rcv_mss = size if size < adv else adv
+        elif size < self.rcv_mss:
             self._ack_pushed = True  # a short segment: the sender pushed (tcp_measure_rcv_mss)
         last = self.lrcvtime
         gap = None if last is None else now - last
@@ -1249,6 +1256,8 @@ class Tcb(TcbOutput):
             self.stats.bytes_acked += n
             if self.zerocopy is not None:  # SO_ZEROCOPY: acked sends complete (zerocopy.py)
                 self.zerocopy.acked(sendbuf.base)
+            if self.tstamp is not None:  # SO_TIMESTAMPING: ACK reports (tstamp.py)
+                self.tstamp.acked(sendbuf.base, now)
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
@@ -1488,7 +1497,7 @@ class Tcb(TcbOutput):
             "srtt": self.rtt.srtt,
             "rttvar": self.rtt.rttvar,
             "snd_mss": self.snd_mss,
-            "rcv_mss": self.adv_mss,
+            "rcv_mss": self.rcv_mss,
             "snd_wscale": self.snd_wscale,
             "rcv_wscale": self.rcv_wscale,
             "timestamps": self.ts_ok,

@@ -45,6 +45,7 @@ from .sent import SentLog
 from .seq import MASK, seq_add, seq_sub
 from .tfo import TfoConn
 from .timers import KINDS, USER_TIMER, Timer
+from .tstamp import TxTimestamps
 from .undo import Undo
 from .zerocopy import ZeroCopy
 
@@ -82,7 +83,7 @@ class TcbVars:
                  "_wakeup_push", "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato",
                  "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
                  "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
-                 "zerocopy", "__dict__")
+                 "zerocopy", "rx_gso_size", "tstamp", "__dict__")
     route_gen: int | None  # the routing table's generation last seen (route_metrics.py)
     route: RouteMetrics  # the metrics of the route to the peer (route_metrics.py)
     xmit_blocked: Callable[[bytes], bool] | None  # the host's local-drop check (local_drop.py)
@@ -203,6 +204,7 @@ class TcbVars:
         self.snd_up: int | None = None
         self.urg: Urgent | None = None
         self.zerocopy: ZeroCopy | None = None  # SO_ZEROCOPY's notifications (zerocopy.py)
+        self.tstamp: TxTimestamps | None = None  # SO_TIMESTAMPING's TX reports (tstamp.py)
         # timers: one deadline (or None) per kind, and the earliest (timers.py)
         self.deadlines: list[float | None] = [None] * len(KINDS)
         self.timer: tuple[float, Timer] | None = None
@@ -224,6 +226,7 @@ class TcbVars:
         # the peer's segment size as we see it (Linux icsk_ack.rcv_mss, tcp_measure_rcv_mss):
         # the largest segment received, at most our own MSS, 536 at first
         self.rcv_mss = max(88, min(self.adv_mss, 536))
+        self.rx_gso_size = 0  # the segment arriving is a GRO aggregate of this size (0: not)
         # Linux's delayed-ACK engine (tcp_event_data_recv): quick-ACK mode (ACK every segment)
         # for this many ACKs, at the first data and after an idle receiver; interactive
         # (ping-pong) mode when we answer data within the ACK timeout

@@ -5,7 +5,9 @@ notification: each ``send(MSG_ZEROCOPY)`` call that queued bytes takes the next 
 per call however many pieces it was written in); once the peer has cumulatively acknowledged the
 call's last byte (Linux: the skbs holding its pages are freed) the id completes, and completions
 wait on the socket's error queue as ranges [lo, hi], a new id extending the last range when it
-follows it (Linux skb_zerocopy_notify_extend). TCP frees data in order, so ids complete in order.
+follows it (Linux skb_zerocopy_notify_extend: only when the queue's last entry is such a range).
+TCP frees data in order, so ids complete in order. The queue is the socket's error queue
+(errqueue.py), shared with SO_TIMESTAMPING's reports.
 
 Positions are send-buffer stream offsets (``SendBuffer.end`` after the write, ``SendBuffer.base``
 after an ACK): no sequence arithmetic here. A TCB holds one of these only with SO_ZEROCOPY on.
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+
+from .errqueue import ErrQueue, ExtendedErr
 
 # struct sock_extended_err (linux/errqueue.h)
 SO_EE_ORIGIN_ZEROCOPY = 5
@@ -40,12 +44,12 @@ def frag_ends(iov: Sequence[int]) -> list[int]:
 
 
 class ZeroCopy:
-    __slots__ = ("next_id", "pending", "done")
+    __slots__ = ("next_id", "pending", "queue")
 
-    def __init__(self) -> None:
+    def __init__(self, queue: ErrQueue) -> None:
         self.next_id = 0  # Linux sk_zckey: the id of the next zero-copy send call
         self.pending: deque[tuple[int, int]] = deque()  # (id, stream offset of its end)
-        self.done: deque[list[int]] = deque()  # completed ranges [lo, hi], the error queue
+        self.queue = queue  # the socket's error queue: completed ranges go there
 
     def queued(self, end: int, new_call: bool) -> None:
         """A zero-copy write queued bytes up to stream offset ``end``; ``new_call``: the first
@@ -58,24 +62,20 @@ class ZeroCopy:
 
     def acked(self, base: int) -> None:
         """The send buffer's data is acknowledged up to stream offset ``base``: complete every
-        call that ended there or before."""
-        pending, done = self.pending, self.done
+        call that ended there or before (ee_info..ee_data: the range of ids)."""
+        pending, queue = self.pending, self.queue
         while pending and pending[0][1] <= base:
             zid = pending.popleft()[0]
-            if done and done[-1][1] + 1 == zid:
-                done[-1][1] = zid
+            last = queue[-1] if queue else None
+            if last is not None and last.ee_origin == SO_EE_ORIGIN_ZEROCOPY \
+                    and last.ee_data + 1 == zid:
+                last.ee_data = zid
             else:
-                done.append([zid, zid])
+                queue.append(ExtendedErr(0, SO_EE_ORIGIN_ZEROCOPY, SO_EE_CODE_ZEROCOPY_COPIED,
+                                         zid, zid))
 
     def flush(self) -> None:
         """The connection closed (a reset, a timeout, an abort): its send buffer is freed, so
         every pending call completes (Linux tcp_write_queue_purge frees the skbs)."""
         if self.pending:
             self.acked(self.pending[-1][1])
-
-    def take(self) -> tuple[int, int] | None:
-        """recvmsg(MSG_ERRQUEUE): the oldest completed range (ee_info, ee_data), or None."""
-        if not self.done:
-            return None
-        lo, hi = self.done.popleft()
-        return lo, hi
