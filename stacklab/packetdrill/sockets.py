@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stacklab.errors import StacklabError
-from stacklab.stack.tcp import urgent
+from stacklab.stack.tcp import sndbuf, urgent
 from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.congestion import create_congestion
 from stacklab.stack.tcp.events import Connected, ConnectionLost, TcbEvent
@@ -295,7 +295,7 @@ class TcpSock:
         if not data:
             return 0
         try:
-            n = tcb.send(data, oob=oob, more=more, eor=eor)
+            n = tcb.send(data, oob=oob, more=more, eor=eor, now=self.stack.clock())
         except ConnectionError:
             raise SockError(errno.EPIPE) from None
         if n == 0:
@@ -305,6 +305,11 @@ class TcpSock:
             self.zc_new_call = False
         self._kick()
         return n
+
+    def writable(self) -> bool:
+        """A writer blocked on a full send buffer would be woken now (sndbuf.writeable: a
+        third of the buffer free, TCP_NOTSENT_LOWAT's test); no connection: nothing holds it."""
+        return self.tcb is None or sndbuf.writeable(self.tcb)
 
     # -- SO_ZEROCOPY (stack/tcp/zerocopy.py) -------------------------------------------------------
     def set_zerocopy(self, on: bool) -> None:
@@ -430,7 +435,7 @@ class TcpSock:
         if tcb.fin_received:  # RCV_SHUTDOWN, unread data or not (Linux tcp_poll)
             ev |= POLLRDHUP
         if (self.connected or self.fastopen_deferred) and not self.shut_wr \
-                and tcb.send_space > 0 and not self.ended:  # a deferred TFO SYN waits for it
+                and sndbuf.writeable(tcb) and not self.ended:  # a deferred TFO SYN waits for it
             ev |= POLLOUT
         if self.ended:
             ev |= POLLOUT  # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)

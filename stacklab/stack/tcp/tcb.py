@@ -21,7 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import ecn as _ecn
-from . import urgent
+from . import sndbuf, urgent
 from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
@@ -228,40 +228,26 @@ class Tcb(TcbOutput):
         return tcb
 
     def send(self, data: bytes | bytearray | memoryview, *, oob: bool = False,
-             more: bool = False, eor: bool = False) -> int:
-        """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer. ``oob``:
-        ``MSG_OOB``, the last byte queued is urgent (urgent.py); ``more``: ``MSG_MORE``, the
-        output that follows holds a short segment back, as TCP_CORK, and sets no PSH; ``eor``:
-        ``MSG_EOR``, no segment will carry these bytes and later ones together."""
+             more: bool = False, eor: bool = False, now: float | None = None) -> int:
+        """Queue data (RFC 9293 SEND); returns how many bytes the send buffer took, as Linux
+        counts it (sndbuf.py). ``oob``: ``MSG_OOB``, the last byte queued is urgent
+        (urgent.py); ``more``: ``MSG_MORE``, the output that follows holds a short segment
+        back, as TCP_CORK, and sets no PSH; ``eor``: ``MSG_EOR``, no segment will carry these
+        bytes and later ones together; ``now``: a buffer filled in the middle of the write may
+        go out at once, as Linux's (tcp_push_one)."""
         if self.fin_queued or self.state not in CAN_SEND and self.state not in (
                 SYN_SENT, SYN_RECEIVED):
             raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
+        n = sndbuf.write(self, data, push=not more, eor=eor, oob=oob, now=now)
         self._more = more
-        lowat = self.config.notsent_lowat or self.config.notsent_lowat_default
-        if lowat < 0xFFFFFFFF:
-            data = memoryview(data)[:self._notsent_room(lowat)]
-        n = self.sendbuf.write(data, not more, eor and len(data) > 0)
         if oob and n:
             urgent.mark_sent(self)
         return n
 
     @property
     def send_space(self) -> int:
-        """How many bytes a write takes now (0: not writable): the buffer's free space, at most
-        what TCP_NOTSENT_LOWAT leaves."""
-        free = self.sendbuf.free
-        lowat = self.config.notsent_lowat or self.config.notsent_lowat_default
-        return free if lowat >= 0xFFFFFFFF else min(free, self._notsent_room(lowat))
-
-    def _notsent_room(self, lowat: int) -> int:
-        """TCP_NOTSENT_LOWAT (Linux tcp_stream_memory_free): what a write may add while fewer
-        than ``lowat`` bytes wait unsent, counting what the windows let leave at once as sent."""
-        unsent = len(self.sendbuf) - max(0, seq_sub(self.snd_nxt, self.snd_data_una))
-        if unsent >= lowat:
-            return 0
-        in_flight = seq_sub(self.snd_nxt, self.snd_una)
-        now = max(0, min(self.snd_wnd, self.cc.cwnd) - in_flight - unsent)
-        return lowat - unsent + now
+        """How many bytes a write takes now (0: none), nothing being sent meanwhile."""
+        return sndbuf.room(self)
 
     def read(self, n: int = -1) -> bytes:
         """RECEIVE: take up to ``n`` readable bytes (all when n < 0); with urgent data, up to
@@ -1279,7 +1265,7 @@ class Tcb(TcbOutput):
         if self.snd_autotune and self.cc.cwnd > self.sndbuf_cwnd:
             self._sndbuf_expand()  # only when cwnd grew past what the buffer was sized for
         if n > 0:
-            self._events.append(SendSpace(sendbuf.free))
+            self._events.append(SendSpace(sndbuf.wspace(self)))
 
     def _after_ack(self, una: int, ack: int, sacked0: int, dsacks0: int, sack_blocks: bool,
                    tsecr: int | None, now: float) -> None:

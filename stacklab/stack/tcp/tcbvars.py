@@ -80,7 +80,7 @@ class TcbVars:
                  "_wakeup_push", "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato",
                  "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
                  "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
-                 "zerocopy", "__dict__")
+                 "zerocopy", "skb_ends", "__dict__")
 
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
@@ -140,6 +140,7 @@ class TcbVars:
         self.snd_mss = self._compute_snd_mss()
         # buffers, estimators
         self.sendbuf = SendBuffer(initial_send_buffer(cfg, self.snd_mss))
+        self.skb_ends: list[int] = []  # where the send buffer's skbs end (sndbuf.py)
         self.recvbuf = ReceiveBuffer(initial_recv_buffer(cfg), cfg.max_ooo_pieces)
         # buffer autotuning (Linux tcp_rcv_space_adjust, tcp_sndbuf_expand), off for a size the
         # application fixed (SO_RCVBUF/SO_SNDBUF); the receive side measures how much the
