@@ -435,7 +435,7 @@ class TcpSock:
         if tcb.fin_received:  # RCV_SHUTDOWN, unread data or not (Linux tcp_poll)
             ev |= POLLRDHUP
         if (self.connected or self.fastopen_deferred) and not self.shut_wr \
-                and sndbuf.writeable(tcb) and not self.ended:  # a deferred TFO SYN waits for it
+                and sndbuf.poll_writeable(tcb) and not self.ended:  # a deferred TFO SYN too
             ev |= POLLOUT
         if self.ended:
             ev |= POLLOUT  # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)

@@ -19,7 +19,10 @@ its true size shrinks by the bytes dropped).
 
 A writer that found no room sleeps until the buffer is *writeable* again
 (``sk_stream_write_space``): a third of it free and fewer than half of TCP_NOTSENT_LOWAT unsent;
-poll's POLLOUT and epoll's EPOLLOUT are the same test (``tcp_poll``): :func:`writeable`.
+poll's POLLOUT and epoll's EPOLLOUT are the same test (``tcp_poll``): :func:`writeable`
+(:func:`poll_writeable` for a poll, which also marks the socket short of space). Only for a
+socket short of space (SOCK_NOSPACE: a write or a poll found no room) does an incoming ACK grow
+an autotuned buffer, and only while cwnd is not full (``tcp_new_space``): :func:`check_space`.
 
 The buffers are kept as their end offsets in the send buffer's stream positions
 (``Tcb.skb_ends``, ascending): the first starts at ``sendbuf.base``; those that end at or before
@@ -31,6 +34,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import TYPE_CHECKING
 
+from .config import send_buffer_for
 from .fsm import CLOSE_WAIT, ESTABLISHED
 from .seq import seq_sub
 from .tso import GSO_MAX_SIZE
@@ -48,7 +52,6 @@ SKB_OVERHEAD = MAX_TCP_HEADER + 256 + 320
 # the largest GSO packet a socket builds (sk_gso_max_size: the device's, minus the header room)
 SK_GSO_MAX_SIZE = GSO_MAX_SIZE - MAX_TCP_HEADER - 1
 TCP_MSS_DEFAULT = 536
-NO_LOWAT = 0xFFFFFFFF  # net.ipv4.tcp_notsent_lowat's default: no limit
 
 
 def size_goal(tcb: TcbOutput, oob: bool = False) -> int:
@@ -118,6 +121,38 @@ def writeable(tcb: TcbOutput) -> bool:
     return tcb.sendbuf.capacity - queued >= queued >> 1 and memory_free(tcb, wake=True)
 
 
+def poll_writeable(tcb: TcbOutput) -> bool:
+    """poll's POLLOUT, epoll's EPOLLOUT (``tcp_poll``): :func:`writeable`; when not, the socket
+    is marked short of space (SOCK_NOSPACE), so the ACK that frees enough wakes it and may grow
+    the buffer (:func:`check_space`)."""
+    if writeable(tcb):
+        return True
+    tcb.snd_nospace = True
+    return False
+
+
+def expand(tcb: TcbOutput) -> None:
+    """Send-buffer autotuning (Linux tcp_sndbuf_expand): what the current cwnd wants
+    (config.send_buffer_for); the buffer only grows."""
+    mss = tcb.snd_mss
+    tcb.sendbuf.capacity = max(tcb.sendbuf.capacity,
+                               send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss))
+
+
+def check_space(tcb: TcbOutput) -> None:
+    """After an incoming segment and what it let us send (Linux tcp_check_space): if a write or
+    a poll found the buffer short (SOCK_NOSPACE), an autotuned buffer grows to what cwnd wants
+    unless cwnd is full (``tcp_new_space``, ``tcp_should_expand_sndbuf``: in flight < cwnd,
+    in segments), and once writeable the writer is woken (``sk_stream_write_space``)."""
+    if not tcb.snd_nospace:
+        return
+    mss = tcb.snd_mss
+    if tcb.snd_autotune and -(-tcb._in_flight() // mss) < tcb.cc.cwnd // mss:
+        expand(tcb)
+    if writeable(tcb):
+        tcb.snd_nospace = False
+
+
 def _tail_room(tcb: TcbOutput, goal: int) -> int:
     """What the last buffer still takes: up to ``goal`` if it was never sent (it is still in the
     write queue) and ends no MSG_EOR record (``tcp_skb_can_collapse_to``), else 0."""
@@ -160,6 +195,8 @@ def write(tcb: TcbOutput, data: Buffer, *, push: bool, eor: bool, oob: bool,
             tcb.output(now)  # a full buffer, the first unsent one: tcp_push_one
     if copied:
         sb.mark(push, eor and copied == total)
+    if copied < total:
+        tcb.snd_nospace = True  # SOCK_NOSPACE: the writer waits for room
     return copied
 
 
@@ -193,5 +230,6 @@ def on_sent(tcb: TcbOutput) -> None:
         ends.insert(i, pos)
 
 
-__all__ = ["SKB_OVERHEAD", "ends_skb", "memory_free", "notsent", "on_sent", "room", "size_goal",
-           "wmem_queued", "write", "writeable", "wspace"]
+__all__ = ["SKB_OVERHEAD", "check_space", "ends_skb", "expand", "memory_free", "notsent",
+           "on_sent", "poll_writeable", "room", "size_goal", "wmem_queued", "write", "writeable",
+           "wspace"]

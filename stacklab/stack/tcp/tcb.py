@@ -22,7 +22,7 @@ from typing import Any
 
 from . import ecn as _ecn
 from . import sndbuf, urgent
-from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
+from .config import DUPACK_THRESHOLD, TcpConfig
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
     CAN_RECEIVE,
@@ -607,6 +607,7 @@ class Tcb(TcbOutput):
             self._rcv_synchronized(seg, now)
         if self.state is not CLOSED:
             self.output(now)
+            sndbuf.check_space(self)  # autotuning and a blocked writer's wake-up, after sending
             cc = self.cc
             traced = self._cwnd_traced
             if cc.cwnd != traced[0] or cc.ssthresh != traced[1]:
@@ -856,7 +857,7 @@ class Tcb(TcbOutput):
         self._arm_keepalive(now)
         on_established(self)
         if self.snd_autotune:
-            self._sndbuf_expand()  # the MSS is known now (tcp_init_buffer_space)
+            sndbuf.expand(self)  # the MSS is known now (tcp_init_buffer_space)
         if self.tfo is None or not self.tfo.reported:  # a TFO child was reported at its SYN
             self._events.append(Connected())
 
@@ -1262,8 +1263,6 @@ class Tcb(TcbOutput):
             self._set_unacked_since(None if ack == snd_max else now)
         self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
         schedule_tlp(self, now, True)
-        if self.snd_autotune and self.cc.cwnd > self.sndbuf_cwnd:
-            self._sndbuf_expand()  # only when cwnd grew past what the buffer was sized for
         if n > 0:
             self._events.append(SendSpace(sndbuf.wspace(self)))
 
@@ -1275,15 +1274,6 @@ class Tcb(TcbOutput):
         after_ack(self, now, (seq_sub(ack, una) if advanced else 0)
                   + self.rec.sacked.total - sacked0, advanced,
                   self.stats.dsacks_in - dsacks0, sack_blocks, tsecr)
-
-    def _sndbuf_expand(self) -> None:
-        """Send-buffer autotuning (Linux tcp_sndbuf_expand): the buffer follows cwnd; it only
-        grows."""
-        mss = self.snd_mss
-        self.sndbuf_cwnd = self.cc.cwnd
-        want = send_buffer_for(self.config, self.cc.cwnd // mss, mss)
-        if want > self.sendbuf.capacity:
-            self.sendbuf.capacity = want
 
     def _on_dupack(self, now: float) -> None:
         self.dupacks += 1

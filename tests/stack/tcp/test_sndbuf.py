@@ -95,3 +95,20 @@ def test_writeable_wants_a_third_of_the_buffer_free_and_half_the_mark() -> None:
     a.sendbuf.capacity = 1 << 20
     a.send(bytes(1000))  # 5000 unsent: below the mark, not below half of it
     assert sndbuf.memory_free(a) and not sndbuf.writeable(a)
+
+
+def test_autotuning_grows_the_buffer_only_for_a_writer_that_ran_short() -> None:
+    p = _established(TcpConfig())
+    a = p.a
+    cap = a.sendbuf.capacity
+    a.send(bytes(a.cc.cwnd))  # one full window: cwnd grows
+    a.output(p.now)
+    p.run()
+    assert a.cc.cwnd > 10 * a.snd_mss  # cwnd grew, but no write found the buffer short
+    assert a.sendbuf.capacity == cap
+    taken = a.send(bytes(3 * cap), now=p.now)
+    assert taken < 3 * cap and a.snd_nospace
+    a.output(p.now)
+    p.run(until=p.now + 1)  # the ACKs free the buffer while cwnd is not full: it grows
+    assert a.sendbuf.capacity > cap
+    assert not a.snd_nospace  # woken: writeable again
