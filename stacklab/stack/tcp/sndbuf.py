@@ -32,16 +32,14 @@ The buffers are kept as their end offsets in the send buffer's stream positions
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .config import send_buffer_for
-from .fsm import CLOSE_WAIT, ESTABLISHED
+from .buffers import Buffer, SendBuffer
+from .config import TcpConfig, send_buffer_for
+from .congestion import CongestionController
+from .fsm import CLOSE_WAIT, ESTABLISHED, State
 from .seq import seq_sub
 from .tso import GSO_MAX_SIZE
-
-if TYPE_CHECKING:
-    from .buffers import Buffer
-    from .output import TcbOutput
 
 # The true size of a socket buffer before any payload (Linux 6.x, x86_64): SKB_TRUESIZE of the
 # 320-byte head a TCP buffer is allocated with (MAX_TCP_HEADER), with struct sk_buff (256 bytes
@@ -54,7 +52,29 @@ SK_GSO_MAX_SIZE = GSO_MAX_SIZE - MAX_TCP_HEADER - 1
 TCP_MSS_DEFAULT = 536
 
 
-def size_goal(tcb: TcbOutput, oob: bool = False) -> int:
+class SkbTcb(Protocol):
+    """What the send-buffer model reads and sets of a TCB (``output.TcbOutput`` is one; a
+    protocol, so that this module imports none of the TCB's)."""
+
+    state: State
+    config: TcpConfig
+    cc: CongestionController
+    sendbuf: SendBuffer
+    skb_ends: list[int]
+    snd_nospace: bool
+    snd_autotune: bool
+    snd_mss: int
+    snd_max: int
+    snd_data_una: int
+    max_sndwnd: int
+    ts_ok: bool
+
+    def output(self, now: float) -> None: ...
+
+    def _in_flight(self) -> int: ...
+
+
+def size_goal(tcb: SkbTcb, oob: bool = False) -> int:
     """How much payload a write puts in one buffer (Linux tcp_send_mss/tcp_xmit_size_goal): the
     largest GSO packet, at most half the largest window the peer offered
     (``tcp_bound_to_half_wnd``), in whole MSS, at least one; one MSS for MSG_OOB."""
@@ -69,7 +89,7 @@ def size_goal(tcb: TcbOutput, oob: bool = False) -> int:
     return max(goal // mss * mss, mss)
 
 
-def _prune(tcb: TcbOutput) -> list[int]:
+def _prune(tcb: SkbTcb) -> list[int]:
     """The buffers not acknowledged yet (those ending at or before ``base`` are freed)."""
     ends = tcb.skb_ends
     base = tcb.sendbuf.base
@@ -78,24 +98,24 @@ def _prune(tcb: TcbOutput) -> list[int]:
     return ends
 
 
-def wmem_queued(tcb: TcbOutput) -> int:
+def wmem_queued(tcb: SkbTcb) -> int:
     """``sk_wmem_queued``: the true size of the buffers queued, sent or not."""
     return len(tcb.sendbuf.data) + SKB_OVERHEAD * len(_prune(tcb))
 
 
-def wspace(tcb: TcbOutput) -> int:
+def wspace(tcb: SkbTcb) -> int:
     """``sk_stream_wspace``: the send buffer's limit minus what is queued (0 when over it)."""
     return max(0, tcb.sendbuf.capacity - wmem_queued(tcb))
 
 
-def notsent(tcb: TcbOutput) -> int:
+def notsent(tcb: SkbTcb) -> int:
     """Bytes written and never sent (Linux write_seq - snd_nxt: SND.MAX here, which an RTO's
     go-back-N does not pull back)."""
     queued = len(tcb.sendbuf.data)
     return queued - max(0, min(seq_sub(tcb.snd_max, tcb.snd_data_una), queued))
 
 
-def notsent_lowat(tcb: TcbOutput) -> int:
+def notsent_lowat(tcb: SkbTcb) -> int:
     """TCP_NOTSENT_LOWAT, net.ipv4.tcp_notsent_lowat when the socket option is 0."""
     cfg = tcb.config
     return cfg.notsent_lowat or cfg.notsent_lowat_default
@@ -105,14 +125,14 @@ def _free(queued: int, unsent: int, cap: int, lowat: int, wake: bool) -> bool:
     return queued < cap and unsent << wake < lowat
 
 
-def memory_free(tcb: TcbOutput, wake: bool = False) -> bool:
+def memory_free(tcb: SkbTcb, wake: bool = False) -> bool:
     """``__sk_stream_memory_free``: a write may start a new buffer. ``wake``: the test a sleeping
     writer and poll make (``tcp_stream_memory_free`` with wake=1: fewer than *half* the low-water
     mark unsent)."""
     return _free(wmem_queued(tcb), notsent(tcb), tcb.sendbuf.capacity, notsent_lowat(tcb), wake)
 
 
-def writeable(tcb: TcbOutput) -> bool:
+def writeable(tcb: SkbTcb) -> bool:
     """``__sk_stream_is_writeable(sk, 1)``, the one writability test: poll's POLLOUT, epoll's
     EPOLLOUT and what wakes a writer blocked on a full buffer (``sk_stream_write_space``):
     at least a third of the buffer free (wspace >= wmem_queued / 2) and the memory free with
@@ -121,7 +141,7 @@ def writeable(tcb: TcbOutput) -> bool:
     return tcb.sendbuf.capacity - queued >= queued >> 1 and memory_free(tcb, wake=True)
 
 
-def poll_writeable(tcb: TcbOutput) -> bool:
+def poll_writeable(tcb: SkbTcb) -> bool:
     """poll's POLLOUT, epoll's EPOLLOUT (``tcp_poll``): :func:`writeable`; when not, the socket
     is marked short of space (SOCK_NOSPACE), so the ACK that frees enough wakes it and may grow
     the buffer (:func:`check_space`)."""
@@ -131,7 +151,7 @@ def poll_writeable(tcb: TcbOutput) -> bool:
     return False
 
 
-def expand(tcb: TcbOutput) -> None:
+def expand(tcb: SkbTcb) -> None:
     """Send-buffer autotuning (Linux tcp_sndbuf_expand): what the current cwnd wants
     (config.send_buffer_for); the buffer only grows."""
     mss = tcb.snd_mss
@@ -139,7 +159,7 @@ def expand(tcb: TcbOutput) -> None:
                                send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss))
 
 
-def check_space(tcb: TcbOutput) -> None:
+def check_space(tcb: SkbTcb) -> None:
     """After an incoming segment and what it let us send (Linux tcp_check_space): if a write or
     a poll found the buffer short (SOCK_NOSPACE), an autotuned buffer grows to what cwnd wants
     unless cwnd is full (``tcp_new_space``, ``tcp_should_expand_sndbuf``: in flight < cwnd,
@@ -153,7 +173,7 @@ def check_space(tcb: TcbOutput) -> None:
         tcb.snd_nospace = False
 
 
-def _tail_room(tcb: TcbOutput, goal: int) -> int:
+def _tail_room(tcb: SkbTcb, goal: int) -> int:
     """What the last buffer still takes: up to ``goal`` if it was never sent (it is still in the
     write queue) and ends no MSG_EOR record (``tcp_skb_can_collapse_to``), else 0."""
     ends = _prune(tcb)
@@ -166,7 +186,7 @@ def _tail_room(tcb: TcbOutput, goal: int) -> int:
     return max(0, goal - (ends[-1] - start))
 
 
-def write(tcb: TcbOutput, data: Buffer, *, push: bool, eor: bool, oob: bool,
+def write(tcb: SkbTcb, data: Buffer, *, push: bool, eor: bool, oob: bool,
           now: float | None) -> int:
     """Copy ``data`` into the send buffer as ``tcp_sendmsg_locked`` does; returns how many bytes
     it took (0: no room). ``now``: a buffer that fills up while it is the first unsent one is
@@ -200,7 +220,7 @@ def write(tcb: TcbOutput, data: Buffer, *, push: bool, eor: bool, oob: bool,
     return copied
 
 
-def room(tcb: TcbOutput, oob: bool = False) -> int:
+def room(tcb: SkbTcb, oob: bool = False) -> int:
     """How many bytes a write would take now, nothing being sent meanwhile (0: none)."""
     goal = size_goal(tcb, oob)
     n = _tail_room(tcb, goal)
@@ -212,14 +232,14 @@ def room(tcb: TcbOutput, oob: bool = False) -> int:
     return n + goal * min(-(-(cap - queued) // (goal + SKB_OVERHEAD)), -(-(lowat - unsent) // goal))
 
 
-def ends_skb(tcb: TcbOutput, pos: int) -> bool:
+def ends_skb(tcb: SkbTcb, pos: int) -> bool:
     """Whether an skb ends at stream position ``pos`` (a TSO packet stops there)."""
     ends = _prune(tcb)
     i = bisect_right(ends, pos) - 1
     return i >= 0 and ends[i] == pos
 
 
-def on_sent(tcb: TcbOutput) -> None:
+def on_sent(tcb: SkbTcb) -> None:
     """New data went out up to SND.MAX: the buffer it ends in is split there (``tso_fragment``:
     the part sent stays, the rest is a new buffer with its own overhead)."""
     ends = _prune(tcb)
@@ -230,6 +250,6 @@ def on_sent(tcb: TcbOutput) -> None:
         ends.insert(i, pos)
 
 
-__all__ = ["SKB_OVERHEAD", "check_space", "ends_skb", "expand", "memory_free", "notsent",
+__all__ = ["SKB_OVERHEAD", "SkbTcb", "check_space", "ends_skb", "expand", "memory_free", "notsent",
            "on_sent", "poll_writeable", "room", "size_goal", "wmem_queued", "write", "writeable",
            "wspace"]
