@@ -172,7 +172,7 @@ class TcpTransport(asyncio.Transport):
             return
         if self._pending and tcb.state not in (CLOSED, TIME_WAIT):
             try:
-                n = tcb.send(self._pending)
+                n = tcb.send(self._pending, now=self._host.now())
             except ConnectionError:
                 n = 0
             if n:

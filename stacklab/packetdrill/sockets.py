@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stacklab.errors import StacklabError
-from stacklab.stack.tcp import tstamp, urgent
+from stacklab.stack.tcp import sndbuf, tstamp, urgent
 from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.congestion import create_congestion
 from stacklab.stack.tcp.errqueue import ErrQueue, ExtendedErr
@@ -299,7 +299,7 @@ class TcpSock:
         if not data:
             return 0
         try:
-            n = tcb.send(data, oob=oob, more=more, eor=eor)
+            n = tcb.send(data, oob=oob, more=more, eor=eor, now=self.stack.clock())
         except ConnectionError:
             raise SockError(errno.EPIPE) from None
         if n == 0:
@@ -309,6 +309,11 @@ class TcpSock:
             self.zc_new_call = False
         self._kick()
         return n
+
+    def writable(self) -> bool:
+        """A writer blocked on a full send buffer would be woken now (sndbuf.writeable: a
+        third of the buffer free, TCP_NOTSENT_LOWAT's test); no connection: nothing holds it."""
+        return self.tcb is None or sndbuf.writeable(self.tcb)
 
     # -- the error queue: SO_ZEROCOPY (zerocopy.py), SO_TIMESTAMPING (tstamp.py) -----------------
     def set_zerocopy(self, on: bool) -> None:
@@ -458,7 +463,7 @@ class TcpSock:
         if tcb.fin_received:  # RCV_SHUTDOWN, unread data or not (Linux tcp_poll)
             ev |= POLLRDHUP
         if (self.connected or self.fastopen_deferred) and not self.shut_wr \
-                and tcb.send_space > 0 and not self.ended:  # a deferred TFO SYN waits for it
+                and sndbuf.poll_writeable(tcb) and not self.ended:  # a deferred TFO SYN too
             ev |= POLLOUT
         if self.ended:
             ev |= POLLOUT  # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)

@@ -374,6 +374,8 @@ class Syscalls:
         if n and _is_null(buf):
             raise SockError(errno.EFAULT)  # the kernel cannot copy from a NULL buffer
 
+        asleep = False  # blocked: only a writable buffer wakes the writer (sndbuf.py)
+
         def attempt() -> int | None:
             r = queue()
             if r and isinstance(s, TcpSock):
@@ -381,8 +383,9 @@ class Syscalls:
             return r
 
         def queue() -> int | None:
-            nonlocal sent
-            while sent < n:
+            nonlocal sent, asleep
+            while sent < n and not (asleep and not s.writable()):
+                asleep = False
                 stop = next((e for e in ends if e > sent), n)
                 k = s.send(bytes(stop - sent), oob=bool(flags & 1),  # MSG_OOB
                            more=bool(flags & 0x8000),  # MSG_MORE
@@ -397,6 +400,7 @@ class Syscalls:
                 if sent:
                     return sent
                 raise SockError(errno.EPIPE)
+            asleep = True
             return None
         if n == 0:
             return s.send(b"") or 0

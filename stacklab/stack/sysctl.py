@@ -15,8 +15,9 @@ table raises :class:`UnknownSysctl` (a ``KeyError``), a bad value :class:`BadSys
 
 Choices where stacklab differs from Linux's layout:
 
-* ``tcp_rmem``/``tcp_wmem``: bytes of payload (Linux counts its buffers' overhead as well, about
-  twice the payload), so the same numbers give stacklab somewhat larger windows.
+* ``tcp_rmem``: bytes of payload (Linux counts its buffers' overhead as well, about twice the
+  payload), so the same numbers give stacklab somewhat larger windows. ``tcp_wmem`` counts as
+  Linux's does: each skb's payload plus its overhead (stack/tcp/sndbuf.py).
 * ``net.ipv4.neigh.default.*`` / ``net.ipv6.neigh.default.*``: stacklab has no per-device
   neighbour settings; a write reaches every interface, present and future (Linux propagates a
   ``default`` write to every device that did not set its own).

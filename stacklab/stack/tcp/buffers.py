@@ -15,6 +15,8 @@ Buffer = bytes | bytearray | memoryview
 class SendBuffer:
     """Unacked plus unsent bytes, from stream offset ``base`` (the first unacknowledged byte).
 
+    ``capacity``: the send buffer's limit as Linux's sk_sndbuf, in bytes of true size (payload
+    plus per-buffer overhead): how much a write takes is sndbuf.py's rule, not this class's.
     ``marks``: the stream offsets where a write ended (ascending), Linux's push marks: the segment
     that carries the last byte of a write carries PSH (tcp_push at the end of sendmsg).
     ``eors``: where a write with MSG_EOR ended: no segment carries bytes from both sides (Linux
@@ -33,29 +35,27 @@ class SendBuffer:
         return len(self.data)
 
     @property
-    def free(self) -> int:
-        return max(0, self.capacity - len(self.data))
-
-    @property
     def end(self) -> int:
         return self.base + len(self.data)
 
     def write(self, data: Buffer, push: bool = True, eor: bool = False) -> int:
-        """Append as much of ``data`` as fits; returns the number of bytes taken. ``push``
-        False: no push mark (MSG_MORE: Linux marks PSH only at the end of a write without it);
-        ``eor``: MSG_EOR, a record ends here."""
-        n = min(len(data), self.capacity - len(self.data))
-        if n <= 0:
+        """Append ``data``; returns its length. ``push`` False: no push mark (MSG_MORE: Linux
+        marks PSH only at the end of a write without it); ``eor``: MSG_EOR, a record ends
+        here."""
+        if not data:
             return 0
-        if n == len(data):
-            self.data += data
-        else:
-            self.data += memoryview(data)[:n]
-        if push:
-            self.marks.append(self.base + len(self.data))
-        if eor:
-            self.eors.append(self.base + len(self.data))
-        return n
+        self.data += data
+        self.mark(push, eor)
+        return len(data)
+
+    def mark(self, push: bool, eor: bool) -> None:
+        """A write ends here: its push mark (``push``) and the end of a MSG_EOR record
+        (``eor``)."""
+        end = self.base + len(self.data)
+        if push and (not self.marks or self.marks[-1] != end):
+            self.marks.append(end)
+        if eor and (not self.eors or self.eors[-1] != end):
+            self.eors.append(end)
 
     def eor_room(self, offset: int, n: int) -> int:
         """``n``, or fewer so that the bytes from ``offset`` (after ``base``) do not cross the

@@ -16,10 +16,11 @@ DUPACK_THRESHOLD = 3  # RFC 5681 §3.2 DupThresh
 class TcpConfig:
     """Per-connection knobs (the socket options of a real stack)."""
 
-    # buffers as Linux's (bytes of payload here; Linux counts its skb overhead too): each
-    # connection starts with the middle value of net.ipv4.tcp_rmem/tcp_wmem and autotunes up to
-    # the last (the receive side by the rate the application reads, tcp_moderate_rcvbuf; the
-    # send side by cwnd); the window scale is chosen from the receive maximum
+    # buffers as Linux's (receive: bytes of payload here, Linux counts its skb overhead too;
+    # send: skb true sizes, as Linux, sndbuf.py): each connection starts with the middle value
+    # of net.ipv4.tcp_rmem/tcp_wmem and autotunes up to the last (the receive side by the rate
+    # the application reads, tcp_moderate_rcvbuf; the send side by cwnd when a writer ran
+    # short); the window scale is chosen from the receive maximum
     rmem: tuple[int, int, int] = (4096, 131072, 6291456)
     wmem: tuple[int, int, int] = (4096, 16384, 4194304)
     moderate_rcvbuf: bool = True
@@ -153,10 +154,9 @@ def initial_send_buffer(cfg: TcpConfig, mss: int) -> int:
 
 
 def send_buffer_for(cfg: TcpConfig, segments: int, mss: int) -> int:
-    """Linux's send buffer for a window of ``segments`` (tcp_sndbuf_expand): twice the window
-    (fast recovery needs data to send), each segment costed as Linux's worst case without TSO
-    (the power of two above the MSS plus 640 bytes of headers, and 256 more): about three
-    times the payload, which is what Linux's buffers hold in payload with TSO's large buffers.
-    At least tcp_wmem's default, at most its maximum."""
+    """Linux's send buffer (sk_sndbuf, in skb true sizes: sndbuf.py) for a window of
+    ``segments`` (tcp_sndbuf_expand): twice the window (fast recovery needs data to send), each
+    segment costed as Linux's worst case without TSO (the power of two above the MSS plus 640
+    bytes of headers, and 256 more). At least tcp_wmem's default, at most its maximum."""
     per_mss = (1 << (mss + 640 - 1).bit_length()) + 256
     return min(max(cfg.wmem[1], 2 * max(segments, 10) * per_mss), cfg.wmem[2])

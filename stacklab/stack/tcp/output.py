@@ -29,6 +29,7 @@ from .plpmtud import PlpmtudState
 from .rack import schedule_tlp
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
+from .sndbuf import ends_skb, on_sent
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PACING_TIMER, PERSIST_TIMER, RTO_TIMER
 from .tso import packet_ends
@@ -309,6 +310,7 @@ class TcbOutput(TcbVars):
                         self._in_flight(), self.cc.cwnd, self.snd_mss)
                 if self.snd_max != top:
                     schedule_tlp(self, now, False)  # new data out: the probe timeout restarts
+                    on_sent(self)  # the skb the burst ended in is split there (sndbuf.py)
         if not sent_ack:
             if not self._ack_now and self.window_update_due():
                 self._ack_now = True
@@ -363,14 +365,17 @@ class TcbOutput(TcbVars):
         """PSH where Linux's TSO packets end in a burst of new data longer than one segment
         (``_out[burst:]``, new from ``top``, the SND.MAX before it): the last segment of each
         packet of two or more segments as ``tso.packet_ends`` cuts them, besides the ends of
-        writes (RFC 9293 §3.9.1 leaves the choice to the sender)."""
+        writes (RFC 9293 §3.9.1 leaves the choice to the sender); a packet never spans two
+        skbs (sndbuf.py)."""
         segs = [seg for seg in self._out[burst:] if seg.payload and not seq_lt(seg.seq, top)]
         if segs and segs[0].seq == self.plpmtud.probe_seq:
             # a PLPMTUD probe leaves on its own before the burst (Linux tcp_mtu_probe)
             top = seq_add(top, len(segs.pop(0).payload))
         cc = self.cc
         for k in packet_ends([len(seg.payload) for seg in segs],
-                             [bool(seg.flags & PSH) for seg in segs],
+                             [bool(seg.flags & PSH) or ends_skb(self, self._abs(seg.seq)
+                                                                + len(seg.payload))
+                              for seg in segs],
                              seq_sub(top, self.snd_una), cc.cwnd, cc.ssthresh, self.snd_mss,
                              self.rtt.srtt, self.config.min_tso_segs):
             segs[k].flags |= PSH

@@ -23,8 +23,8 @@ from typing import Any
 from stacklab.stack.pmtudisc import accepts_pmtu
 
 from . import ecn as _ecn
-from . import local_drop, route_metrics, urgent
-from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
+from . import local_drop, route_metrics, sndbuf, urgent
+from .config import DUPACK_THRESHOLD, TcpConfig
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
     CAN_RECEIVE,
@@ -251,40 +251,26 @@ class Tcb(TcbOutput):
         return tcb
 
     def send(self, data: bytes | bytearray | memoryview, *, oob: bool = False,
-             more: bool = False, eor: bool = False) -> int:
-        """Queue data (RFC 9293 SEND); returns how many bytes fit in the send buffer. ``oob``:
-        ``MSG_OOB``, the last byte queued is urgent (urgent.py); ``more``: ``MSG_MORE``, the
-        output that follows holds a short segment back, as TCP_CORK, and sets no PSH; ``eor``:
-        ``MSG_EOR``, no segment will carry these bytes and later ones together."""
+             more: bool = False, eor: bool = False, now: float | None = None) -> int:
+        """Queue data (RFC 9293 SEND); returns how many bytes the send buffer took, as Linux
+        counts it (sndbuf.py). ``oob``: ``MSG_OOB``, the last byte queued is urgent
+        (urgent.py); ``more``: ``MSG_MORE``, the output that follows holds a short segment
+        back, as TCP_CORK, and sets no PSH; ``eor``: ``MSG_EOR``, no segment will carry these
+        bytes and later ones together; ``now``: a buffer filled in the middle of the write may
+        go out at once, as Linux's (tcp_push_one)."""
         if self.fin_queued or self.state not in CAN_SEND and self.state not in (
                 SYN_SENT, SYN_RECEIVED):
             raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
+        n = sndbuf.write(self, data, push=not more, eor=eor, oob=oob, now=now)
         self._more = more
-        lowat = self.config.notsent_lowat or self.config.notsent_lowat_default
-        if lowat < 0xFFFFFFFF:
-            data = memoryview(data)[:self._notsent_room(lowat)]
-        n = self.sendbuf.write(data, not more, eor and len(data) > 0)
         if oob and n:
             urgent.mark_sent(self)
         return n
 
     @property
     def send_space(self) -> int:
-        """How many bytes a write takes now (0: not writable): the buffer's free space, at most
-        what TCP_NOTSENT_LOWAT leaves."""
-        free = self.sendbuf.free
-        lowat = self.config.notsent_lowat or self.config.notsent_lowat_default
-        return free if lowat >= 0xFFFFFFFF else min(free, self._notsent_room(lowat))
-
-    def _notsent_room(self, lowat: int) -> int:
-        """TCP_NOTSENT_LOWAT (Linux tcp_stream_memory_free): what a write may add while fewer
-        than ``lowat`` bytes wait unsent, counting what the windows let leave at once as sent."""
-        unsent = len(self.sendbuf) - max(0, seq_sub(self.snd_nxt, self.snd_data_una))
-        if unsent >= lowat:
-            return 0
-        in_flight = seq_sub(self.snd_nxt, self.snd_una)
-        now = max(0, min(self.snd_wnd, self.cc.cwnd) - in_flight - unsent)
-        return lowat - unsent + now
+        """How many bytes a write takes now (0: none), nothing being sent meanwhile."""
+        return sndbuf.room(self)
 
     def read(self, n: int = -1) -> bytes:
         """RECEIVE: take up to ``n`` readable bytes (all when n < 0); with urgent data, up to
@@ -654,6 +640,7 @@ class Tcb(TcbOutput):
             self._rcv_synchronized(seg, now)
         if self.state is not CLOSED:
             self.output(now)
+            sndbuf.check_space(self)  # autotuning and a blocked writer's wake-up, after sending
             cc = self.cc
             traced = self._cwnd_traced
             if cc.cwnd != traced[0] or cc.ssthresh != traced[1]:
@@ -904,7 +891,7 @@ class Tcb(TcbOutput):
         self._arm_keepalive(now)
         on_established(self)
         if self.snd_autotune:
-            self._sndbuf_expand()  # the MSS is known now (tcp_init_buffer_space)
+            sndbuf.expand(self)  # the MSS is known now (tcp_init_buffer_space)
         if self.tfo is None or not self.tfo.reported:  # a TFO child was reported at its SYN
             self._events.append(Connected())
 
@@ -1312,10 +1299,8 @@ class Tcb(TcbOutput):
             self._set_unacked_since(None if ack == snd_max else now)
         self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
         schedule_tlp(self, now, True)
-        if self.snd_autotune and self.cc.cwnd > self.sndbuf_cwnd:
-            self._sndbuf_expand()  # only when cwnd grew past what the buffer was sized for
         if n > 0:
-            self._events.append(SendSpace(sendbuf.free))
+            self._events.append(SendSpace(sndbuf.wspace(self)))
 
     def _after_ack(self, una: int, ack: int, sacked0: int, dsacks0: int, sack_blocks: bool,
                    tsecr: int | None, now: float) -> None:
@@ -1325,15 +1310,6 @@ class Tcb(TcbOutput):
         after_ack(self, now, (seq_sub(ack, una) if advanced else 0)
                   + self.rec.sacked.total - sacked0, advanced,
                   self.stats.dsacks_in - dsacks0, sack_blocks, tsecr)
-
-    def _sndbuf_expand(self) -> None:
-        """Send-buffer autotuning (Linux tcp_sndbuf_expand): the buffer follows cwnd; it only
-        grows."""
-        mss = self.snd_mss
-        self.sndbuf_cwnd = self.cc.cwnd
-        want = send_buffer_for(self.config, self.cc.cwnd // mss, mss)
-        if want > self.sendbuf.capacity:
-            self.sendbuf.capacity = want
 
     def _on_dupack(self, now: float) -> None:
         self.dupacks += 1

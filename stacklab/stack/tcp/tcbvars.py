@@ -73,7 +73,7 @@ class TcbVars:
                  "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss", "rcv_wscale",
                  "snd_wscale", "wscale_ok", "ts_ok", "ts_recent", "last_ack_sent", "ts_offset",
                  "sack_ok", "snd_mss", "sendbuf", "recvbuf", "rcv_autotune", "snd_autotune",
-                 "sndbuf_cwnd", "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt",
+                 "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt",
                  "rcv_rtt_seq", "rcv_rtt_time", "rtt", "cc", "_rtt_seq", "_rtt_time", "dupacks",
                  "recover", "rto_recover", "rto_tsval", "rec", "_sack_recent", "_dsack",
                  "_cwnd_traced", "cwnd_log", "_oow_ack_at", "challenge_ack_ok",
@@ -83,7 +83,8 @@ class TcbVars:
                  "_wakeup_push", "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato",
                  "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
                  "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
-                 "zerocopy", "rx_gso_size", "tstamp", "__dict__")
+                 "zerocopy", "rx_gso_size", "tstamp", "skb_ends",
+                 "snd_nospace", "__dict__")
     route_gen: int | None  # the routing table's generation last seen (route_metrics.py)
     route: RouteMetrics  # the metrics of the route to the peer (route_metrics.py)
     xmit_blocked: Callable[[bytes], bool] | None  # the host's local-drop check (local_drop.py)
@@ -148,6 +149,8 @@ class TcbVars:
         self.snd_mss = self._compute_snd_mss()
         # buffers, estimators
         self.sendbuf = SendBuffer(initial_send_buffer(cfg, self.snd_mss))
+        self.skb_ends: list[int] = []  # where the send buffer's skbs end (sndbuf.py)
+        self.snd_nospace = False  # a write or poll found no room (Linux SOCK_NOSPACE)
         self.recvbuf = ReceiveBuffer(initial_recv_buffer(cfg), cfg.max_ooo_pieces)
         # buffer autotuning (Linux tcp_rcv_space_adjust, tcp_sndbuf_expand), off for a size the
         # application fixed (SO_RCVBUF/SO_SNDBUF); the receive side measures how much the
@@ -155,7 +158,6 @@ class TcbVars:
         # window of data; 0 while unknown)
         self.rcv_autotune = cfg.recv_buffer is None and cfg.moderate_rcvbuf
         self.snd_autotune = cfg.send_buffer is None
-        self.sndbuf_cwnd = 0  # the cwnd the send buffer was last sized for
         self.rcvq_space = 0  # bytes read in the last measured RTT (0: not started)
         self.rcvq_copied = 0  # how many bytes the application had read at the measure's start
         self.rcvq_time = 0.0

@@ -1,9 +1,8 @@
-"""Socket options of a TCB as Linux applies them: TCP_NOTSENT_LOWAT (per socket and the
-net.ipv4.tcp_notsent_lowat default) and TCP_QUICKACK."""
+"""Socket options of a TCB as Linux applies them: TCP_QUICKACK (TCP_NOTSENT_LOWAT, per socket
+and the net.ipv4.tcp_notsent_lowat default: test_sndbuf.py)."""
 
 from __future__ import annotations
 
-from stacklab.stack.host import Host
 from stacklab.stack.tcp.config import TcpConfig
 
 from .pair import Pair
@@ -14,35 +13,6 @@ def _established(cfg: TcpConfig) -> Pair:
     p.handshake()
     p.run()
     return p
-
-
-def test_notsent_lowat_limits_what_a_write_takes_and_writability() -> None:
-    p = _established(TcpConfig(notsent_lowat=3000))
-    a = p.a
-    room = min(a.snd_wnd, a.cc.cwnd)  # what leaves at once
-    assert a.send_space == min(a.sendbuf.free, room + 3000)
-    assert a.send(bytes(10 * room)) == room + 3000
-    a.output(p.now)
-    assert a.send_space == 0  # 3000 bytes wait unsent: not writable
-    assert a.send(b"x") == 0
-
-
-def test_without_notsent_lowat_the_buffer_is_the_limit() -> None:
-    p = _established(TcpConfig())
-    assert p.a.send_space == p.a.sendbuf.free
-
-
-def test_the_sysctl_is_the_default_and_the_socket_option_wins() -> None:
-    host = Host("h")
-    assert host.sysctl["net.ipv4.tcp_notsent_lowat"] == "4294967295"
-    host.sysctl["net.ipv4.tcp_notsent_lowat"] = "5000"
-    cfg = host.tcp.config
-    assert cfg.notsent_lowat_default == 5000 and cfg.notsent_lowat == 0
-    p = _established(cfg)
-    room = min(p.a.snd_wnd, p.a.cc.cwnd)
-    assert p.a.send_space == room + 5000
-    p2 = _established(cfg.replace(notsent_lowat=1000))
-    assert p2.a.send_space == room + 1000
 
 
 def test_quickack_sends_the_due_ack_and_leaves_interactive_mode() -> None:

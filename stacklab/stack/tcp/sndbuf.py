@@ -1,0 +1,255 @@
+"""The send buffer as Linux accounts for it: socket buffers (skbs) and their true size.
+
+Linux does not count a TCP send buffer in payload bytes. A write (``tcp_sendmsg_locked``) copies
+into the last socket buffer of the write queue until that holds the *size goal*
+(``tcp_xmit_size_goal``: half the largest window the peer offered, at most what one GSO packet
+carries, in whole MSS), and allocates a new one only while the socket's memory is free
+(``sk_stream_memory_free``):
+
+* ``sk_wmem_queued < sk_sndbuf``: every buffer queued counts its *true size*, the payload plus
+  :data:`SKB_OVERHEAD` (the buffer's header room and bookkeeping);
+* fewer than TCP_NOTSENT_LOWAT bytes wait unsent (``tcp_stream_memory_free``).
+
+So a write takes more than the limit says (the buffer it fills may overshoot it), and with
+TCP_NOTSENT_LOWAT a write returns what whole buffers hold. A buffer that fills up while it is the
+first one unsent goes out at once (``tcp_push_one``), and sending a part of a buffer splits it
+(``tso_fragment``): the part left unsent is a new buffer, filled further by the same write. An
+ACK frees the buffers it covers whole and trims the one it covers in part (``tcp_trim_head``:
+its true size shrinks by the bytes dropped).
+
+A writer that found no room sleeps until the buffer is *writeable* again
+(``sk_stream_write_space``): a third of it free and fewer than half of TCP_NOTSENT_LOWAT unsent;
+poll's POLLOUT and epoll's EPOLLOUT are the same test (``tcp_poll``): :func:`writeable`
+(:func:`poll_writeable` for a poll, which also marks the socket short of space). Only for a
+socket short of space (SOCK_NOSPACE: a write or a poll found no room) does an incoming ACK grow
+an autotuned buffer, and only while cwnd is not full (``tcp_new_space``): :func:`check_space`.
+
+The buffers are kept as their end offsets in the send buffer's stream positions
+(``Tcb.skb_ends``, ascending): the first starts at ``sendbuf.base``; those that end at or before
+``base`` were acknowledged and are dropped on the next look.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Protocol
+
+from .buffers import Buffer, SendBuffer
+from .config import TcpConfig, send_buffer_for
+from .congestion import CongestionController
+from .fsm import CLOSE_WAIT, ESTABLISHED, State
+from .seq import seq_sub
+from .tso import GSO_MAX_SIZE
+
+# The true size of a socket buffer before any payload (Linux 6.x, x86_64): SKB_TRUESIZE of the
+# 320-byte head a TCP buffer is allocated with (MAX_TCP_HEADER), with struct sk_buff (256 bytes
+# after cache alignment) and struct skb_shared_info (320); the payload sits in page fragments
+# and adds its own length
+MAX_TCP_HEADER = 320
+SKB_OVERHEAD = MAX_TCP_HEADER + 256 + 320
+# the largest GSO packet a socket builds (sk_gso_max_size: the device's, minus the header room)
+SK_GSO_MAX_SIZE = GSO_MAX_SIZE - MAX_TCP_HEADER - 1
+TCP_MSS_DEFAULT = 536
+
+
+class SkbTcb(Protocol):
+    """What the send-buffer model reads and sets of a TCB (``output.TcbOutput`` is one; a
+    protocol, so that this module imports none of the TCB's)."""
+
+    state: State
+    config: TcpConfig
+    cc: CongestionController
+    sendbuf: SendBuffer
+    skb_ends: list[int]
+    snd_nospace: bool
+    snd_autotune: bool
+    snd_mss: int
+    snd_max: int
+    snd_data_una: int
+    max_sndwnd: int
+    ts_ok: bool
+
+    def output(self, now: float) -> None: ...
+
+    def _in_flight(self) -> int: ...
+
+
+def size_goal(tcb: SkbTcb, oob: bool = False) -> int:
+    """How much payload a write puts in one buffer (Linux tcp_send_mss/tcp_xmit_size_goal): the
+    largest GSO packet, at most half the largest window the peer offered
+    (``tcp_bound_to_half_wnd``), in whole MSS, at least one; one MSS for MSG_OOB."""
+    mss = tcb.snd_mss
+    if oob:
+        return mss
+    goal = SK_GSO_MAX_SIZE
+    win = tcb.max_sndwnd
+    cutoff = win >> 1 if win > TCP_MSS_DEFAULT else win
+    if cutoff and goal > cutoff:
+        goal = max(cutoff, 68 - (32 if tcb.ts_ok else 20))
+    return max(goal // mss * mss, mss)
+
+
+def _prune(tcb: SkbTcb) -> list[int]:
+    """The buffers not acknowledged yet (those ending at or before ``base`` are freed)."""
+    ends = tcb.skb_ends
+    base = tcb.sendbuf.base
+    if ends and ends[0] <= base:
+        del ends[:bisect_right(ends, base)]
+    return ends
+
+
+def wmem_queued(tcb: SkbTcb) -> int:
+    """``sk_wmem_queued``: the true size of the buffers queued, sent or not."""
+    return len(tcb.sendbuf.data) + SKB_OVERHEAD * len(_prune(tcb))
+
+
+def wspace(tcb: SkbTcb) -> int:
+    """``sk_stream_wspace``: the send buffer's limit minus what is queued (0 when over it)."""
+    return max(0, tcb.sendbuf.capacity - wmem_queued(tcb))
+
+
+def notsent(tcb: SkbTcb) -> int:
+    """Bytes written and never sent (Linux write_seq - snd_nxt: SND.MAX here, which an RTO's
+    go-back-N does not pull back)."""
+    queued = len(tcb.sendbuf.data)
+    return queued - max(0, min(seq_sub(tcb.snd_max, tcb.snd_data_una), queued))
+
+
+def notsent_lowat(tcb: SkbTcb) -> int:
+    """TCP_NOTSENT_LOWAT, net.ipv4.tcp_notsent_lowat when the socket option is 0."""
+    cfg = tcb.config
+    return cfg.notsent_lowat or cfg.notsent_lowat_default
+
+
+def _free(queued: int, unsent: int, cap: int, lowat: int, wake: bool) -> bool:
+    return queued < cap and unsent << wake < lowat
+
+
+def memory_free(tcb: SkbTcb, wake: bool = False) -> bool:
+    """``__sk_stream_memory_free``: a write may start a new buffer. ``wake``: the test a sleeping
+    writer and poll make (``tcp_stream_memory_free`` with wake=1: fewer than *half* the low-water
+    mark unsent)."""
+    return _free(wmem_queued(tcb), notsent(tcb), tcb.sendbuf.capacity, notsent_lowat(tcb), wake)
+
+
+def writeable(tcb: SkbTcb) -> bool:
+    """``__sk_stream_is_writeable(sk, 1)``, the one writability test: poll's POLLOUT, epoll's
+    EPOLLOUT and what wakes a writer blocked on a full buffer (``sk_stream_write_space``):
+    at least a third of the buffer free (wspace >= wmem_queued / 2) and the memory free with
+    fewer than half of TCP_NOTSENT_LOWAT unsent."""
+    queued = wmem_queued(tcb)
+    return tcb.sendbuf.capacity - queued >= queued >> 1 and memory_free(tcb, wake=True)
+
+
+def poll_writeable(tcb: SkbTcb) -> bool:
+    """poll's POLLOUT, epoll's EPOLLOUT (``tcp_poll``): :func:`writeable`; when not, the socket
+    is marked short of space (SOCK_NOSPACE), so the ACK that frees enough wakes it and may grow
+    the buffer (:func:`check_space`)."""
+    if writeable(tcb):
+        return True
+    tcb.snd_nospace = True
+    return False
+
+
+def expand(tcb: SkbTcb) -> None:
+    """Send-buffer autotuning (Linux tcp_sndbuf_expand): what the current cwnd wants
+    (config.send_buffer_for); the buffer only grows."""
+    mss = tcb.snd_mss
+    tcb.sendbuf.capacity = max(tcb.sendbuf.capacity,
+                               send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss))
+
+
+def check_space(tcb: SkbTcb) -> None:
+    """After an incoming segment and what it let us send (Linux tcp_check_space): if a write or
+    a poll found the buffer short (SOCK_NOSPACE), an autotuned buffer grows to what cwnd wants
+    unless cwnd is full (``tcp_new_space``, ``tcp_should_expand_sndbuf``: in flight < cwnd,
+    in segments), and once writeable the writer is woken (``sk_stream_write_space``)."""
+    if not tcb.snd_nospace:
+        return
+    mss = tcb.snd_mss
+    if tcb.snd_autotune and -(-tcb._in_flight() // mss) < tcb.cc.cwnd // mss:
+        expand(tcb)
+    if writeable(tcb):
+        tcb.snd_nospace = False
+
+
+def _tail_room(tcb: SkbTcb, goal: int) -> int:
+    """What the last buffer still takes: up to ``goal`` if it was never sent (it is still in the
+    write queue) and ends no MSG_EOR record (``tcp_skb_can_collapse_to``), else 0."""
+    ends = _prune(tcb)
+    sb = tcb.sendbuf
+    if not ends:
+        return 0
+    start = ends[-2] if len(ends) > 1 else sb.base
+    if start < sb.end - notsent(tcb) or (sb.eors and sb.eors[-1] == sb.end):
+        return 0
+    return max(0, goal - (ends[-1] - start))
+
+
+def write(tcb: SkbTcb, data: Buffer, *, push: bool, eor: bool, oob: bool,
+          now: float | None) -> int:
+    """Copy ``data`` into the send buffer as ``tcp_sendmsg_locked`` does; returns how many bytes
+    it took (0: no room). ``now``: a buffer that fills up while it is the first unsent one is
+    sent at once (``tcp_push_one``) when the connection is synchronized; ``push``/``eor``: the
+    write's PSH mark and MSG_EOR (see SendBuffer.write)."""
+    sb = tcb.sendbuf
+    ends = tcb.skb_ends
+    goal = size_goal(tcb, oob)
+    total = len(data)
+    view = memoryview(data)
+    copied = 0
+    while copied < total:
+        room = _tail_room(tcb, goal)
+        if room <= 0:
+            if not memory_free(tcb):
+                break
+            ends.append(sb.end)  # a new buffer (tcp_stream_alloc_skb + tcp_skb_entail)
+            room = goal
+        n = min(room, total - copied)
+        sb.write(view[copied:copied + n], push=False)
+        ends[-1] = sb.end
+        copied += n
+        if copied < total and not oob and now is not None and n == room \
+                and tcb.state in (ESTABLISHED, CLOSE_WAIT) and notsent(tcb) == sb.end - (
+                    ends[-2] if len(ends) > 1 else sb.base):
+            tcb.output(now)  # a full buffer, the first unsent one: tcp_push_one
+    if copied:
+        sb.mark(push, eor and copied == total)
+    if copied < total:
+        tcb.snd_nospace = True  # SOCK_NOSPACE: the writer waits for room
+    return copied
+
+
+def room(tcb: SkbTcb, oob: bool = False) -> int:
+    """How many bytes a write would take now, nothing being sent meanwhile (0: none)."""
+    goal = size_goal(tcb, oob)
+    n = _tail_room(tcb, goal)
+    queued, unsent = wmem_queued(tcb), notsent(tcb) + n
+    cap, lowat = tcb.sendbuf.capacity, notsent_lowat(tcb)
+    if not _free(queued, unsent, cap, lowat, False):
+        return n
+    # each new buffer adds goal + SKB_OVERHEAD queued and goal unsent, while both stay below
+    return n + goal * min(-(-(cap - queued) // (goal + SKB_OVERHEAD)), -(-(lowat - unsent) // goal))
+
+
+def ends_skb(tcb: SkbTcb, pos: int) -> bool:
+    """Whether an skb ends at stream position ``pos`` (a TSO packet stops there)."""
+    ends = _prune(tcb)
+    i = bisect_right(ends, pos) - 1
+    return i >= 0 and ends[i] == pos
+
+
+def on_sent(tcb: SkbTcb) -> None:
+    """New data went out up to SND.MAX: the buffer it ends in is split there (``tso_fragment``:
+    the part sent stays, the rest is a new buffer with its own overhead)."""
+    ends = _prune(tcb)
+    sb = tcb.sendbuf
+    pos = sb.end - notsent(tcb)
+    i = bisect_right(ends, pos)
+    if i < len(ends) and pos > (ends[i - 1] if i else sb.base):
+        ends.insert(i, pos)
+
+
+__all__ = ["SKB_OVERHEAD", "SkbTcb", "check_space", "ends_skb", "expand", "memory_free", "notsent",
+           "on_sent", "poll_writeable", "room", "size_goal", "wmem_queued", "write", "writeable",
+           "wspace"]
