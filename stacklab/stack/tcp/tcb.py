@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from . import chrono, urgent
 from . import ecn as _ecn
-from . import urgent
 from .config import DUPACK_THRESHOLD, TcpConfig, send_buffer_for
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
@@ -1280,6 +1280,8 @@ class Tcb(TcbOutput):
             self._sndbuf_expand()  # only when cwnd grew past what the buffer was sized for
         if n > 0:
             self._events.append(SendSpace(sendbuf.free))
+            if ack == snd_max:
+                chrono.on_acked_all(self, now)  # BUSY stops (chrono.py)
 
     def _after_ack(self, una: int, ack: int, sacked0: int, dsacks0: int, sack_blocks: bool,
                    tsecr: int | None, now: float) -> None:

@@ -17,6 +17,7 @@ from stacklab.wire.checksum import pseudo_header
 from stacklab.wire.proto import PROTO_TCP
 
 from .buffers import ReceiveBuffer, SendBuffer
+from .chrono import Chrono
 from .config import (
     DEFAULT_MSS_V4,
     DEFAULT_MSS_V6,
@@ -195,6 +196,8 @@ class TcbVars:
         self.snd_up: int | None = None
         self.urg: Urgent | None = None
         self.zerocopy: ZeroCopy | None = None  # SO_ZEROCOPY's notifications (zerocopy.py)
+        self.chrono = Chrono()  # busy / rwnd-limited / sndbuf-limited time (chrono.py)
+        self.nospace = False  # SOCK_NOSPACE: a writer found the send buffer full (wspace.py)
         # timers: one deadline (or None) per kind, and the earliest (timers.py)
         self.deadlines: list[float | None] = [None] * len(KINDS)
         self.timer: tuple[float, Timer] | None = None
