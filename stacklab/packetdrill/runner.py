@@ -836,9 +836,10 @@ def _dedent(text: str) -> str:
     import textwrap
 
     first, _, rest = text.strip("\n").partition("\n")
-    if first.strip():
-        return first.strip() + "\n" + textwrap.dedent(rest)
-    return textwrap.dedent(rest)
+    code = first.strip() + "\n" + textwrap.dedent(rest) if first.strip() else textwrap.dedent(rest)
+    # packetdrill runs the blocks in one file, one after another: a block's last line may end
+    # in a backslash continued by the blank line that follows it
+    return code + "\n\n"
 
 
 def _parse_out(t: float, frame: bytes) -> _Out | None:

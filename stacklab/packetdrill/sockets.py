@@ -20,10 +20,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stacklab.errors import StacklabError
-from stacklab.stack.tcp import urgent
+from stacklab.stack.tcp import urgent, wspace
 from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.congestion import create_congestion
-from stacklab.stack.tcp.events import Connected, ConnectionLost, TcbEvent
+from stacklab.stack.tcp.events import (
+    Connected,
+    ConnectionLost,
+    DataReceived,
+    EofReceived,
+    SendSpace,
+    TcbEvent,
+)
 from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.listen import Listener
 from stacklab.stack.tcp.tcb import Tcb
@@ -41,6 +48,10 @@ LINUX_STATE = {
     State.LAST_ACK: 9, State.LISTEN: 10, State.CLOSING: 11,
 }
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLRDHUP = 0x1, 0x2, 0x4, 0x8, 0x10, 0x2000
+POLLRDNORM, POLLWRNORM = 0x40, 0x100
+# the event keys of the wakeups a socket sends its waiters (epoll.py: Linux's sk_data_ready,
+# sk_stream_write_space, sk_error_report; 0 for sk_state_change: every waiter)
+WAKE_IN, WAKE_OUT, WAKE_ERR, WAKE_ALL = 0x1 | 0x2 | 0x40 | 0x80, 0x4 | 0x100 | 0x200, 0x8, 0
 
 
 TCPI_FIELDS = (
@@ -50,7 +61,9 @@ TCPI_FIELDS = (
     "tcpi_snd_ssthresh", "tcpi_snd_cwnd", "tcpi_advmss", "tcpi_reordering", "tcpi_total_retrans",
     "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_bytes_sent", "tcpi_bytes_retrans",
     "tcpi_segs_out", "tcpi_segs_in", "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_notsent_bytes",
-    "tcpi_dsack_dups", "tcpi_sacked", "tcpi_delivered", "tcpi_reord_seen")
+    "tcpi_dsack_dups", "tcpi_sacked", "tcpi_delivered", "tcpi_reord_seen",
+    "tcpi_last_data_recv", "tcpi_last_data_sent", "tcpi_busy_time", "tcpi_rwnd_limited",
+    "tcpi_sndbuf_limited")
 # tcpi_ca_state values (include/net/tcp.h: TCP_CA_Open ... TCP_CA_Loss)
 CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = range(5)
 
@@ -81,6 +94,7 @@ class Stack:
     def __init__(self, host: Host, clock: Callable[[], float]) -> None:
         self.host = host
         self.clock = clock
+        self.acked: list[TcpSock] = []  # sockets whose data an ACK freed (write-space check)
 
     @property
     def tcp_config(self) -> TcpConfig:
@@ -110,6 +124,10 @@ class Stack:
                 elif isinstance(ev, Connected) and (lst := layer.listener_of(tcb)) is not None:
                     lst.on_established(tcb)
             layer.poll(now)
+        # after the output the ACKs allowed (Linux tcp_data_snd_check, then tcp_check_space)
+        acked, self.acked = self.acked, []
+        for s in acked:
+            s.space_freed(now)
 
     def udp_socket(self, v6: bool) -> UdpSock:
         return UdpSock(self, v6)
@@ -133,14 +151,45 @@ class TcpSock:
         self.inq = False  # TCP_INQ: recvmsg() reports the bytes left (TCP_CM_INQ)
         self.zerocopy = False  # SO_ZEROCOPY: MSG_ZEROCOPY sends notify (stack/tcp/zerocopy.py)
         self.zc_new_call = False  # the next zero-copy bytes queued start a send call
+        self.zc_completed = 0  # zero-copy calls completed so far (a new one wakes EPOLLERR)
+        self.waiters: list[Callable[[int], None]] = []  # epoll items watching (epoll.py)
+
+    def wake(self, key: int) -> None:
+        """Wake the socket's waiters with an event key (WAKE_*)."""
+        for w in list(self.waiters):
+            w(key)
 
     # -- the TCP layer's events, pulled by Stack.process_events -----------------------------------
     def tcp_event(self, ev: TcbEvent) -> None:
         if isinstance(ev, Connected):
             self.connected = True
+            self.wake(WAKE_ALL)  # tcp_finish_connect: sk_state_change
         elif isinstance(ev, ConnectionLost):
             self.ended = True
             self.error = _errno_of(ev.error) or self.error
+            self.wake(WAKE_ALL)  # tcp_done / tcp_reset: sk_state_change, sk_error_report
+        elif isinstance(ev, DataReceived):
+            self.wake(WAKE_IN)  # sk_data_ready
+        elif isinstance(ev, EofReceived):
+            self.wake(WAKE_ALL)  # tcp_fin: sk_state_change
+        elif isinstance(ev, SendSpace) and self not in self.stack.acked:
+            self.stack.acked.append(self)
+
+    def space_freed(self, now: float) -> None:
+        """An ACK freed send-buffer space and the output ran: wake a writer that found the
+        buffer full once it is writeable (wspace.check_space), and report zero-copy calls it
+        completed on the error queue (sk_error_report)."""
+        tcb = self.tcb
+        if tcb is None:
+            return
+        if wspace.check_space(tcb, now):
+            self.wake(WAKE_OUT)
+        zc = tcb.zerocopy
+        if zc is not None:
+            done = (zc.next_id - len(zc.pending)) & 0xFFFFFFFF
+            if done != self.zc_completed:
+                self.zc_completed = done
+                self.wake(WAKE_ERR)
 
     def _adopt(self, tcb: Tcb) -> None:
         self.tcb = tcb
@@ -175,6 +224,7 @@ class TcpSock:
         def established(tcb: Tcb) -> None:
             tcb.user = None  # events until accept() are the listener's business
             self.accept_q.append(tcb)
+            self.wake(WAKE_IN)  # the listener's sk_data_ready
 
         try:
             self.listener = self.stack.host.tcp.listen(
@@ -298,6 +348,8 @@ class TcpSock:
             n = tcb.send(data, oob=oob, more=more, eor=eor)
         except ConnectionError:
             raise SockError(errno.EPIPE) from None
+        if n < len(data):
+            tcb.nospace = True  # the write stopped at a full buffer: SOCK_NOSPACE (wspace.py)
         if n == 0:
             return None
         if zerocopy and tcb.zerocopy is not None:
@@ -386,6 +438,7 @@ class TcpSock:
             self.shut_wr = True
             tcb.close(self.stack.clock())
             self._flush()
+        self.wake(WAKE_ALL)  # inet_shutdown: sk_state_change
 
     def close(self) -> None:
         self.closed = True
@@ -419,21 +472,25 @@ class TcpSock:
     def poll(self) -> int:
         ev = 0
         if self.listener is not None:
-            return POLLIN if self.accept_q else 0
+            return POLLIN | POLLRDNORM if self.accept_q else 0
         tcb = self.tcb
         if tcb is None:
             return POLLOUT | POLLHUP
         if tcb.readable or tcb.at_eof or self.ended:
-            ev |= POLLIN
+            ev |= POLLIN | POLLRDNORM
         if tcb.urg is not None and urgent.has_oob(tcb):
             ev |= POLLPRI
         if tcb.fin_received:  # RCV_SHUTDOWN, unread data or not (Linux tcp_poll)
             ev |= POLLRDHUP
         if (self.connected or self.fastopen_deferred) and not self.shut_wr \
-                and tcb.send_space > 0 and not self.ended:  # a deferred TFO SYN waits for it
-            ev |= POLLOUT
+                and not self.ended:  # a deferred TFO SYN waits for a write
+            if wspace.writeable(tcb):
+                ev |= POLLOUT | POLLWRNORM
+            else:
+                tcb.nospace = True  # tcp_poll: the next write-space wakeup is wanted
         if self.ended:
-            ev |= POLLOUT  # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)
+            # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)
+            ev |= POLLOUT | POLLWRNORM
         if self.error or (tcb.zerocopy is not None and tcb.zerocopy.done):
             ev |= POLLERR  # a pending error, or an error queue with notifications (tcp_poll)
         if self.ended or (self.shut_wr and tcb.at_eof):
@@ -506,6 +563,14 @@ class TcpSock:
             ca_state = CA_DISORDER
         else:
             ca_state = CA_OPEN
+        now = self.stack.clock()
+        busy, rwnd_limited, sndbuf_limited = tcb.chrono.usecs(now)  # stack/tcp/chrono.py
+        # when data last arrived / left (ms); the connection's start before any (Linux sets
+        # lrcvtime when the handshake completes)
+        last_rcv = tcb.lrcvtime if tcb.lrcvtime is not None else next(
+            (t for t, _old, new, _why in reversed(tcb.transitions) if new is State.ESTABLISHED),
+            tcb.created)
+        last_snd = tcb.lsndtime if tcb.lsndtime is not None else tcb.created
         return {
             "tcpi_state": LINUX_STATE.get(tcb.state, 7),
             "tcpi_ca_state": ca_state,
@@ -545,6 +610,11 @@ class TcpSock:
             "tcpi_notsent_bytes": max(0, i["send_queue"] - i["unacked"]),
             "tcpi_dsack_dups": i["dsacks_in"],
             "tcpi_delivered": self._delivered(tcb, mss),
+            "tcpi_last_data_recv": int((now - last_rcv) * 1000),
+            "tcpi_last_data_sent": int((now - last_snd) * 1000),
+            "tcpi_busy_time": busy,
+            "tcpi_rwnd_limited": rwnd_limited,
+            "tcpi_sndbuf_limited": sndbuf_limited,
         }
 
     @staticmethod
@@ -565,6 +635,11 @@ class UdpSock:
         self.pcb.listener = self
         self.queue: deque[tuple[bytes, tuple[bytes, int]]] = deque()
         self.error = 0
+        self.waiters: list[Callable[[int], None]] = []  # epoll items watching (epoll.py)
+
+    def wake(self, key: int) -> None:
+        for w in list(self.waiters):
+            w(key)
 
     @property
     def local_port(self) -> int | None:
@@ -576,9 +651,11 @@ class UdpSock:
 
     def datagram_received(self, data: bytes, addr: tuple[bytes, int], now: float) -> None:
         self.queue.append((bytes(data), addr))
+        self.wake(WAKE_IN)
 
     def error_received(self, exc: Exception, now: float) -> None:
         self.error = _errno_of(exc)
+        self.wake(WAKE_ERR)
 
     def bind(self, addr: bytes | None, port: int) -> None:
         try:

@@ -23,6 +23,8 @@ from stacklab.stack.tcp.zerocopy import (
     frag_ends,
 )
 
+from . import epoll
+from .epoll import Epoll
 from .sockets import (
     POLLERR,
     POLLHUP,
@@ -70,10 +72,10 @@ _EXTRA = {
     "IP_RECVERR": 11, "IPV6_RECVERR": 25,
     "SO_EE_ORIGIN_ZEROCOPY": SO_EE_ORIGIN_ZEROCOPY,
     "SO_EE_CODE_ZEROCOPY_COPIED": SO_EE_CODE_ZEROCOPY_COPIED,
+    **epoll.SYMBOLS,
 }
 # syscalls of upstream scripts the runner does not model
-UNMODELLED = {"epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "sendfile", "splice",
-              "pipe", "open", "socketpair", "select"}
+UNMODELLED = {"sendfile", "splice", "pipe", "open", "socketpair", "select"}
 
 
 def symbol(name: str) -> int | None:
@@ -144,6 +146,7 @@ class Syscalls:
         self.v6 = v6
         self.clock = clock
         self.fds: dict[int, Sock] = {}
+        self.others: dict[int, Epoll] = {}  # descriptors that are not sockets
         self.nonblock: dict[int, bool] = {}
         self.linger0: set[int] = set()
         self.connect_reported: set[int] = set()
@@ -176,9 +179,24 @@ class Syscalls:
 
     def _fd(self, e: Expr) -> tuple[int, Sock]:
         fd = value(e)
+        if fd is not None and fd in self.others:
+            raise SockError(errno.ENOTSOCK)
         if fd is None or fd not in self.fds:
             raise SockError(errno.EBADF)
         return fd, self.fds[fd]
+
+    def _taken(self, fd: int) -> bool:
+        return fd in self.fds or fd in self.others
+
+    def _new_other(self, f: Epoll) -> int:
+        """A descriptor for a file that is not a socket: the script's number when free, else
+        the lowest free one from 3."""
+        want = self.expected_fd
+        fd = want if want is not None and want >= 0 and not self._taken(want) else 3
+        while self._taken(fd):
+            fd += 1
+        self.others[fd] = f
+        return fd
 
     def _new_fd(self, s: Sock, want: int | None, shadow: bool = False) -> int:
         # packetdrill maps the script's descriptor numbers onto live ones: the number the
@@ -186,11 +204,11 @@ class Syscalls:
         # ``shadow``: an accepted socket takes ``want`` even when the script left a socket open
         # under that number (packetdrill's accept() checks no duplicate: the newer socket's
         # entry comes first and hides the older one, which stays open)
-        if want is not None and want >= 0 and (shadow or want not in self.fds):
+        if want is not None and want >= 0 and (shadow or not self._taken(want)):
             fd = want
         else:
             fd = 3
-            while fd in self.fds:
+            while self._taken(fd):
                 fd += 1
         self.fds[fd] = s
         if isinstance(s, TcpSock):
@@ -312,8 +330,14 @@ class Syscalls:
         return self._maybe_block(fd, attempt, errno.EINPROGRESS)
 
     def sys_close(self, fd_e: Expr) -> int:
+        n = value(fd_e)
+        if n is not None and n in self.others:
+            self.others.pop(n).close()
+            return 0
         fd, s = self._fd(fd_e)
         del self.fds[fd]
+        for ep in self.others.values():
+            ep.forget(s)
         if isinstance(s, TcpSock) and s.tcb is not None:
             self.closed_ports.add((s.tcb.local_port, s.tcb.remote_port))
         if fd in self.linger0 and isinstance(s, TcpSock):
@@ -775,7 +799,8 @@ class Syscalls:
         def revents() -> list[int]:
             out = []
             for fd, events, _ in entries:
-                s = self.fds.get(fd if fd is not None else -1)
+                n = fd if fd is not None else -1
+                s = self.fds.get(n) or self.others.get(n)
                 got = 0x20 if s is None else s.poll()
                 out.append(got & (events | POLLERR | POLLHUP | 0x20))
             return out
@@ -797,6 +822,83 @@ class Syscalls:
         if r is not None:
             return r
         raise Blocked(self._wrap(attempt), None if t is None or t < 0 else start + t / 1000)
+
+
+    # -- epoll (epoll.py) ----------------------------------------------------------------------
+    def sys_epoll_create(self, size: Expr) -> int:
+        if (value(size) or 0) <= 0:
+            raise SockError(errno.EINVAL)  # the size is ignored but must be positive
+        return self._new_other(Epoll())
+
+    def sys_epoll_create1(self, flags: Expr) -> int:
+        if (value(flags) or 0) & ~epoll.EPOLL_CLOEXEC:
+            raise SockError(errno.EINVAL)
+        return self._new_other(Epoll())
+
+    def _epoll(self, e: Expr) -> Epoll:
+        fd = value(e)
+        if fd is not None and fd in self.fds:
+            raise SockError(errno.EINVAL)  # not an epoll descriptor
+        ep = self.others.get(fd if fd is not None else -1)
+        if ep is None:
+            raise SockError(errno.EBADF)
+        return ep
+
+    def sys_epoll_ctl(self, epfd: Expr, op: Expr, fd_e: Expr, event: Expr) -> int:
+        ep = self._epoll(epfd)
+        fd = value(fd_e)
+        n = fd if fd is not None else -1
+        target = self.fds.get(n) or self.others.get(n)
+        events, data = _epoll_event(event)
+        ep.ctl(value(op) or 0, n, target, events or 0, data or 0)
+        return 0
+
+    def sys_epoll_wait(self, epfd: Expr, events: Expr, maxevents: Expr, timeout: Expr) -> int:
+        """epoll_wait(): blocks on virtual time up to ``timeout`` ms (-1: for ever) until an
+        event is ready; the script's ``{events=..., fd=...}`` (one struct or an array) are the
+        events expected, in order."""
+        ep = self._epoll(epfd)
+        maxn = value(maxevents) or 0
+        want = [e for e in (events.items if isinstance(events, Array) else (events,))
+                if isinstance(e, Struct)]
+        t = value(timeout)
+        start = self.clock()
+
+        def check(got: list[tuple[int, int]]) -> int:
+            for k, ((rev, data), w) in enumerate(zip(got, want, strict=False)):
+                w_events, w_data = _epoll_event(w)
+                if w_events is not None and w_events != rev:
+                    raise ArgError(f"epoll_wait(): event {k}: events: expected {w_events:#x} "
+                                   f"vs actual {rev:#x}")
+                if w_data is not None and w_data != data:
+                    raise ArgError(f"epoll_wait(): event {k}: data: expected {w_data} vs "
+                                   f"actual {data}")
+            return len(got)
+
+        def attempt() -> int | None:
+            got = ep.wait(maxn)
+            if got or t == 0 or (t is not None and t > 0 and
+                                 self.clock() >= start + t / 1000 - 1e-9):
+                return check(got)
+            return None
+        r = attempt()
+        if r is not None:
+            return r
+        raise Blocked(self._wrap(attempt), None if t is None or t < 0 else start + t / 1000)
+
+
+def _epoll_event(e: Expr | None) -> tuple[int | None, int | None]:
+    """A struct epoll_event ``{events=..., fd=4}`` (or ``ptr``, ``u32``, ``u64``: the data
+    union): (events, data), None where the script wrote ``...`` or nothing."""
+    if isinstance(e, Array) and len(e.items) == 1:
+        e = e.items[0]
+    if not isinstance(e, Struct):
+        return None, None
+    data = None
+    for name in ("fd", "ptr", "u32", "u64"):
+        if (d := e.get(name)) is not None:
+            data = value(d)
+    return value(e.get("events")), data
 
 
 def _is_null(buf: Expr | None) -> bool:
