@@ -94,7 +94,8 @@ class Stack:
     def __init__(self, host: Host, clock: Callable[[], float]) -> None:
         self.host = host
         self.clock = clock
-        self.acked: list[TcpSock] = []  # sockets whose data an ACK freed (write-space check)
+        self.acked: list[TcpSock] = []  # zero-copy sockets whose data an ACK freed
+        self.nospace: list[TcpSock] = []  # sockets with a writer waiting for room (wspace.py)
 
     @property
     def tcp_config(self) -> TcpConfig:
@@ -124,10 +125,14 @@ class Stack:
                 elif isinstance(ev, Connected) and (lst := layer.listener_of(tcb)) is not None:
                     lst.on_established(tcb)
             layer.poll(now)
-        # after the output the ACKs allowed (Linux tcp_data_snd_check, then tcp_check_space)
+        # after the output what arrived allowed (Linux tcp_data_snd_check: the push, then
+        # tcp_check_space for a socket with SOCK_NOSPACE set)
         acked, self.acked = self.acked, []
         for s in acked:
-            s.space_freed(now)
+            s.zerocopy_done()
+        waiting, self.nospace = self.nospace, []
+        for s in waiting:
+            s.check_space(now)
 
     def udp_socket(self, v6: bool) -> UdpSock:
         return UdpSock(self, v6)
@@ -172,19 +177,30 @@ class TcpSock:
             self.wake(WAKE_IN)  # sk_data_ready
         elif isinstance(ev, EofReceived):
             self.wake(WAKE_ALL)  # tcp_fin: sk_state_change
-        elif isinstance(ev, SendSpace) and self not in self.stack.acked:
+        elif isinstance(ev, SendSpace) and self.zerocopy and self not in self.stack.acked:
             self.stack.acked.append(self)
 
-    def space_freed(self, now: float) -> None:
-        """An ACK freed send-buffer space and the output ran: wake a writer that found the
-        buffer full once it is writeable (wspace.check_space), and report zero-copy calls it
-        completed on the error queue (sk_error_report)."""
+    def _nospace(self, tcb: Tcb) -> None:
+        """SOCK_NOSPACE: a write stopped at a full buffer, or a poll found the socket not
+        writeable; what arrives next checks for room (check_space)."""
+        tcb.nospace = True
+        if self not in self.stack.nospace:
+            self.stack.nospace.append(self)
+
+    def check_space(self, now: float) -> None:
+        """Wake a writer that found the buffer full once the socket is writeable
+        (wspace.check_space: tcp_check_space, sk_stream_write_space)."""
         tcb = self.tcb
-        if tcb is None:
+        if tcb is None or not tcb.nospace:
             return
         if wspace.check_space(tcb, now):
             self.wake(WAKE_OUT)
-        zc = tcb.zerocopy
+        else:
+            self.stack.nospace.append(self)
+
+    def zerocopy_done(self) -> None:
+        """Zero-copy calls an ACK completed are on the error queue: sk_error_report."""
+        zc = self.tcb.zerocopy if self.tcb is not None else None
         if zc is not None:
             done = (zc.next_id - len(zc.pending)) & 0xFFFFFFFF
             if done != self.zc_completed:
@@ -349,7 +365,7 @@ class TcpSock:
         except ConnectionError:
             raise SockError(errno.EPIPE) from None
         if n < len(data):
-            tcb.nospace = True  # the write stopped at a full buffer: SOCK_NOSPACE (wspace.py)
+            self._nospace(tcb)  # the write stopped at a full buffer
         if n == 0:
             return None
         if zerocopy and tcb.zerocopy is not None:
@@ -487,7 +503,7 @@ class TcpSock:
             if wspace.writeable(tcb):
                 ev |= POLLOUT | POLLWRNORM
             else:
-                tcb.nospace = True  # tcp_poll: the next write-space wakeup is wanted
+                self._nospace(tcb)  # tcp_poll: the next write-space wakeup is wanted
         if self.ended:
             # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)
             ev |= POLLOUT | POLLWRNORM

@@ -185,6 +185,11 @@ class Syscalls:
             raise SockError(errno.EBADF)
         return fd, self.fds[fd]
 
+    def _not_readable(self, e: Expr) -> None:
+        """read()/write() on an epoll descriptor: EINVAL (it has no such operations)."""
+        if value(e) in self.others:
+            raise SockError(errno.EINVAL)
+
     def _taken(self, fd: int) -> bool:
         return fd in self.fds or fd in self.others
 
@@ -359,6 +364,7 @@ class Syscalls:
                buf: Expr | None = None, iov: list[int] | None = None) -> int:
         """``iov``: sendmsg()'s element lengths (a zero-copy write fills an skb per
         MAX_SKB_FRAGS elements, stack/tcp/zerocopy.py)."""
+        self._not_readable(fd_e)
         fd, s = self._fd(fd_e)
         zc = bool(flags & 0x4000000)  # MSG_ZEROCOPY: without SO_ZEROCOPY an ordinary send
         ends: list[int] = []  # where this write fills an skb: no segment crosses (as MSG_EOR)
@@ -501,6 +507,7 @@ class Syscalls:
     def _read(self, fd_e: Expr, n: int, flags: int = 0,
               after: Callable[[Sock], None] | None = None, buf: Expr | None = None) -> int:
         """``after``: a check of the socket once the read returned (recvmsg's cmsgs)."""
+        self._not_readable(fd_e)
         fd, s = self._fd(fd_e)
         if flags & 0x2000:
             raise Unsupported("MSG_ERRQUEUE (socket error queue)")  # recvmsg() has it

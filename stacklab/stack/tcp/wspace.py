@@ -9,10 +9,12 @@ sk_stream_min_wspace) and the bytes not sent yet are below half of TCP_NOTSENT_L
 The send-buffer accounting behind ``len(sendbuf)`` and ``sendbuf.capacity`` is the buffer's.
 
 SOCK_NOSPACE (``tcb.nospace``) is set by the socket layer when a write stopped at a full buffer
-or a poll found the socket not writeable; an ACK that freed buffer space then runs
-:func:`check_space`, which clears it and reports the wakeup once the socket is writeable. An edge
-is only reported to a writer that saw the buffer full: ACKs freeing space while nobody waits wake
-nobody (Linux's edge-triggered EPOLLOUT).
+or a poll found the socket not writeable; every ACK processed after that runs
+:func:`check_space` once the output it allowed went out (Linux tcp_data_snd_check, since the
+removal of SOCK_QUEUE_SHRUNK also when no data was freed: sending unsent data lowers the
+not-sent bytes too), which clears the flag and reports the wakeup once the socket is writeable.
+An edge is only reported to a writer that saw the buffer full: ACKs freeing space while nobody
+waits wake nobody (Linux's edge-triggered EPOLLOUT).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def writeable(tcb: TcbOutput) -> bool:
 
 
 def check_space(tcb: TcbOutput, now: float) -> bool:
-    """After an ACK freed send-buffer space and the output path ran (tcp_check_space): True
+    """After an ACK was processed and the output path ran (tcp_check_space): True
     when a writer that found the buffer full is to be woken (EPOLLOUT); SOCK_NOSPACE clears
     and the send-buffer-limited chronograph stops."""
     if not tcb.nospace or not writeable(tcb):

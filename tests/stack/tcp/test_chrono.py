@@ -1,0 +1,44 @@
+"""Linux's chronographs (stack/tcp/chrono.py) and the writeability predicate (wspace.py)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from stacklab.stack.tcp import wspace
+from stacklab.stack.tcp.buffers import SendBuffer
+from stacklab.stack.tcp.chrono import BUSY, RWND_LIMITED, SNDBUF_LIMITED, Chrono
+from stacklab.stack.tcp.config import TcpConfig
+
+
+def test_the_most_interesting_condition_runs_and_busy_sums_them() -> None:
+    c = Chrono()
+    c.start(BUSY, 1.0)
+    c.start(RWND_LIMITED, 1.5)
+    c.start(BUSY, 1.6)  # less interesting: RWND_LIMITED keeps running
+    c.stop(RWND_LIMITED, 2.0, queues_empty=False)  # back to BUSY
+    c.start(SNDBUF_LIMITED, 2.5)
+    c.stop(RWND_LIMITED, 2.7, queues_empty=False)  # not the running one: no change
+    assert c.usecs(3.0) == (2_000_000, 500_000, 500_000)
+    c.stop(SNDBUF_LIMITED, 3.0, queues_empty=True)  # nothing left: the chronograph stops
+    assert c.usecs(10.0) == (2_000_000, 500_000, 500_000)
+
+
+def _tcb(capacity: int, queued: int, sent: int, lowat: int = 0) -> Any:
+    buf = SendBuffer(capacity)
+    buf.write(bytes(queued))
+    return SimpleNamespace(sendbuf=buf, snd_nxt=1 + sent, snd_data_una=1,
+                           config=TcpConfig(notsent_lowat=lowat), nospace=True, chrono=Chrono())
+
+
+def test_writeable_needs_a_third_of_the_buffer_free_and_few_unsent_bytes() -> None:
+    assert wspace.writeable(_tcb(3000, 2000, 2000))  # 1000 free >= 2000 / 2
+    assert not wspace.writeable(_tcb(3000, 2001, 2001))
+    assert wspace.writeable(_tcb(30000, 499, 0, lowat=1000))  # 2 * 499 < 1000
+    assert not wspace.writeable(_tcb(30000, 600, 100, lowat=1000))  # 2 * 500 unsent
+
+
+def test_check_space_wakes_only_a_writer_that_saw_the_buffer_full() -> None:
+    tcb = _tcb(3000, 1000, 1000)
+    assert wspace.check_space(tcb, 0.0) and not tcb.nospace
+    assert not wspace.check_space(tcb, 0.0)  # no writer waiting: no second wakeup
