@@ -453,6 +453,8 @@ class Runner:
             if part.split()[:3] == ["ip", "tcp_metrics", "flush"]:
                 self.host.tcp.tfo.cache.clear()  # the TCP metrics hold the TFO cookies
                 continue
+            if self.sys.files.command(part):
+                continue  # a file made or removed in the runner's own file system (files.py)
             self.notes.append(f"command ignored: {part}")
 
     def _code(self, code: Code) -> None:

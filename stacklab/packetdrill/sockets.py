@@ -417,6 +417,12 @@ class TcpSock:
     def readable(self) -> int:
         return self.tcb.readable if self.tcb is not None else 0
 
+    def queue_held(self) -> bool:
+        """Nothing is readable yet the receive queue holds bytes (the out-of-band byte at the
+        urgent mark): tcp_splice_read returns 0 instead of waiting."""
+        tcb = self.tcb
+        return tcb is not None and not tcb.readable and len(tcb.recvbuf) > 0
+
     def inq_hint(self) -> int | None:
         """TCP_CM_INQ (Linux tcp_inq_hint): the bytes left to read, 1 when only the peer's FIN
         is; None without TCP_INQ."""

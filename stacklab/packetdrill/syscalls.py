@@ -25,6 +25,7 @@ from stacklab.stack.tcp.zerocopy import (
 
 from . import epoll
 from .epoll import Epoll
+from .files import FileSystem, Pipe, PipeEnd, RegFile
 from .sockets import (
     POLLERR,
     POLLHUP,
@@ -75,7 +76,7 @@ _EXTRA = {
     **epoll.SYMBOLS,
 }
 # syscalls of upstream scripts the runner does not model
-UNMODELLED = {"sendfile", "splice", "pipe", "open", "socketpair", "select"}
+UNMODELLED = {"socketpair", "select"}
 
 
 def symbol(name: str) -> int | None:
@@ -135,6 +136,7 @@ def names(e: Expr | None) -> set[str]:
 
 
 Sock = TcpSock | UdpSock
+Other = Epoll | PipeEnd | RegFile  # the descriptors that are not sockets
 
 
 class Syscalls:
@@ -146,7 +148,8 @@ class Syscalls:
         self.v6 = v6
         self.clock = clock
         self.fds: dict[int, Sock] = {}
-        self.others: dict[int, Epoll] = {}  # descriptors that are not sockets
+        self.others: dict[int, Other] = {}  # descriptors that are not sockets
+        self.files = FileSystem()  # open()'s files, in memory (files.py)
         self.nonblock: dict[int, bool] = {}
         self.linger0: set[int] = set()
         self.connect_reported: set[int] = set()
@@ -185,18 +188,17 @@ class Syscalls:
             raise SockError(errno.EBADF)
         return fd, self.fds[fd]
 
-    def _not_readable(self, e: Expr) -> None:
-        """read()/write() on an epoll descriptor: EINVAL (it has no such operations)."""
-        if value(e) in self.others:
-            raise SockError(errno.EINVAL)
+    def _other(self, e: Expr) -> Other | None:
+        n = value(e)
+        return self.others.get(n) if n is not None else None
 
     def _taken(self, fd: int) -> bool:
         return fd in self.fds or fd in self.others
 
-    def _new_other(self, f: Epoll) -> int:
+    def _new_other(self, f: Other, want: int | None = None) -> int:
         """A descriptor for a file that is not a socket: the script's number when free, else
         the lowest free one from 3."""
-        want = self.expected_fd
+        want = self.expected_fd if want is None else want
         fd = want if want is not None and want >= 0 and not self._taken(want) else 3
         while self._taken(fd):
             fd += 1
@@ -337,11 +339,14 @@ class Syscalls:
     def sys_close(self, fd_e: Expr) -> int:
         n = value(fd_e)
         if n is not None and n in self.others:
-            self.others.pop(n).close()
+            f = self.others.pop(n)
+            f.close()
+            for ep in self._epolls():
+                ep.forget(f)
             return 0
         fd, s = self._fd(fd_e)
         del self.fds[fd]
-        for ep in self.others.values():
+        for ep in self._epolls():
             ep.forget(s)
         if isinstance(s, TcpSock) and s.tcb is not None:
             self.closed_ports.add((s.tcb.local_port, s.tcb.remote_port))
@@ -364,7 +369,8 @@ class Syscalls:
                buf: Expr | None = None, iov: list[int] | None = None) -> int:
         """``iov``: sendmsg()'s element lengths (a zero-copy write fills an skb per
         MAX_SKB_FRAGS elements, stack/tcp/zerocopy.py)."""
-        self._not_readable(fd_e)
+        if (f := self._other(fd_e)) is not None:
+            return self._write_other(value(fd_e) or 0, f, n)
         fd, s = self._fd(fd_e)
         zc = bool(flags & 0x4000000)  # MSG_ZEROCOPY: without SO_ZEROCOPY an ordinary send
         ends: list[int] = []  # where this write fills an skb: no segment crosses (as MSG_EOR)
@@ -507,7 +513,8 @@ class Syscalls:
     def _read(self, fd_e: Expr, n: int, flags: int = 0,
               after: Callable[[Sock], None] | None = None, buf: Expr | None = None) -> int:
         """``after``: a check of the socket once the read returned (recvmsg's cmsgs)."""
-        self._not_readable(fd_e)
+        if (f := self._other(fd_e)) is not None:
+            return self._read_other(value(fd_e) or 0, f, n)
         fd, s = self._fd(fd_e)
         if flags & 0x2000:
             raise Unsupported("MSG_ERRQUEUE (socket error queue)")  # recvmsg() has it
@@ -611,7 +618,9 @@ class Syscalls:
 
     # -- control ---------------------------------------------------------------------------------
     def sys_fcntl(self, fd_e: Expr, cmd: Expr, arg: Expr = Ellipsis_()) -> int:
-        fd, _ = self._fd(fd_e)
+        fd = value(fd_e)
+        if fd is None or not self._taken(fd):
+            raise SockError(errno.EBADF)
         c = value(cmd)
         if c == 3:  # F_GETFL
             return 2 | (0o4000 if self.nonblock.get(fd) else 0)
@@ -849,13 +858,20 @@ class Syscalls:
         ep = self.others.get(fd if fd is not None else -1)
         if ep is None:
             raise SockError(errno.EBADF)
+        if not isinstance(ep, Epoll):
+            raise SockError(errno.EINVAL)
         return ep
+
+    def _epolls(self) -> list[Epoll]:
+        return [f for f in self.others.values() if isinstance(f, Epoll)]
 
     def sys_epoll_ctl(self, epfd: Expr, op: Expr, fd_e: Expr, event: Expr) -> int:
         ep = self._epoll(epfd)
         fd = value(fd_e)
         n = fd if fd is not None else -1
         target = self.fds.get(n) or self.others.get(n)
+        if isinstance(target, RegFile):
+            raise SockError(errno.EPERM)  # regular files cannot be polled by epoll
         events, data = _epoll_event(event)
         ep.ctl(value(op) or 0, n, target, events or 0, data or 0)
         return 0
@@ -892,6 +908,121 @@ class Syscalls:
         if r is not None:
             return r
         raise Blocked(self._wrap(attempt), None if t is None or t < 0 else start + t / 1000)
+
+
+    # -- pipes, files, splice, sendfile (files.py) ----------------------------------------------
+    def sys_pipe(self, fds: Expr) -> int:
+        """pipe([r, w]): the script's numbers for the read and the write end."""
+        want = [value(x) for x in fds.items] if isinstance(fds, Array) else []
+        p = Pipe()
+        for k, end in enumerate((p.read_end, p.write_end)):
+            w = want[k] if k < len(want) else None
+            self._new_other(end, -1 if w is None else w)
+        return 0
+
+    def sys_pipe2(self, fds: Expr, flags: Expr) -> int:
+        before = set(self.others)
+        self.sys_pipe(fds)
+        if (value(flags) or 0) & 0o4000:  # O_NONBLOCK
+            for fd in set(self.others) - before:
+                self.nonblock[fd] = True
+        return 0
+
+    def sys_open(self, path: Expr, flags: Expr, _mode: Expr = Ellipsis_()) -> int:
+        if not isinstance(path, Str):
+            raise ArgError("open() needs a path string")
+        f = value(flags) or 0
+        fd = self._new_other(self.files.open(path.value, f))
+        self.nonblock[fd] = bool(f & 0o4000)
+        return fd
+
+    def _read_other(self, fd: int, f: Other, n: int) -> int:
+        if isinstance(f, RegFile):
+            return len(f.read(n))
+        if isinstance(f, Epoll):
+            raise SockError(errno.EINVAL)  # no read() on an epoll descriptor
+
+        def attempt() -> int | None:
+            data = f.read(n)
+            return None if data is None else len(data)
+        return self._maybe_block(fd, attempt)
+
+    def _write_other(self, fd: int, f: Other, n: int) -> int:
+        if not isinstance(f, PipeEnd):
+            raise SockError(errno.EINVAL if isinstance(f, Epoll) else errno.EBADF)
+        sent = 0
+
+        def attempt() -> int | None:
+            nonlocal sent
+            k = f.write(bytes(n - sent))
+            if k is not None:
+                sent += k
+            return sent if sent == n or (sent and self.nonblock.get(fd)) else None
+        return self._maybe_block(fd, attempt) if n else 0
+
+    def sys_splice(self, fd_in: Expr, off_in: Expr, fd_out: Expr, off_out: Expr, n_e: Expr,
+                   flags: Expr) -> int:
+        """splice() between a pipe and a socket (Linux tcp_splice_read, splice_to_socket):
+        a socket read that finds nothing readable while its receive queue holds the urgent
+        byte returns 0 rather than waiting."""
+        src, dst = self._other(fd_in), self._other(fd_out)
+        n = value(n_e) or 0
+        nonblock_flag = bool((value(flags) or 0) & 2)  # SPLICE_F_NONBLOCK
+        if isinstance(dst, PipeEnd) and dst.writing and src is None:
+            if not _is_null(off_in) and not isinstance(off_in, Ellipsis_):
+                raise SockError(errno.ESPIPE)
+            fd, s = self._fd(fd_in)
+
+            def pull() -> int | None:
+                room = min(n, dst.free())
+                if not room:
+                    return None
+                data = s.recv(room)
+                if data is None:
+                    if isinstance(s, TcpSock) and s.queue_held():
+                        return 0
+                    return None
+                dst.write(data)
+                return len(data)
+            if nonblock_flag:
+                if (r := pull()) is None:
+                    raise SockError(errno.EAGAIN)
+                return r
+            return self._maybe_block(fd, pull)
+        if isinstance(src, PipeEnd) and not src.writing and dst is None:
+            fd, s = self._fd(fd_out)
+            if not isinstance(s, TcpSock):
+                raise SockError(errno.EINVAL)
+
+            def push() -> int | None:
+                held = len(src.pipe.data)
+                if not held:
+                    return 0 if not src.pipe.writers else None
+                k = s.send(bytes(min(n, held)))
+                if k is None:
+                    return None
+                src.read(k)
+                return k
+            r = push()
+            if r is not None:
+                return r
+            if nonblock_flag or self.nonblock.get(fd):
+                raise SockError(errno.EAGAIN)
+            raise Blocked(self._wrap(push))
+        raise SockError(errno.EINVAL)  # one end must be a pipe, the other a socket here
+
+    def sys_sendfile(self, out_e: Expr, in_e: Expr, offset: Expr, count: Expr) -> int:
+        """sendfile(socket, file, [offset] or NULL, count): the file's bytes from the offset
+        (which moves on) or from the file position, sent as write() would."""
+        f = self._other(in_e)
+        if not isinstance(f, RegFile):
+            raise SockError(errno.EINVAL if f is not None else errno.EBADF)
+        pos = value(offset) if isinstance(offset, Array) else None
+        data = f.read_at(f.pos if pos is None else pos, value(count) or 0)
+        sent = self._write(out_e, len(data)) if data else 0
+        if pos is None:
+            f.pos += sent
+        return sent
 
 
 def _epoll_event(e: Expr | None) -> tuple[int | None, int | None]:
