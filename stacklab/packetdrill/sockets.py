@@ -191,7 +191,7 @@ class TcpSock:
         """Wake a writer that found the buffer full once the socket is writeable
         (wspace.check_space: tcp_check_space, sk_stream_write_space)."""
         tcb = self.tcb
-        if tcb is None or not tcb.nospace:
+        if tcb is None or not tcb.nospace or self.closed:
             return
         if wspace.check_space(tcb, now):
             self.wake(WAKE_OUT)

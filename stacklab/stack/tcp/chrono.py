@@ -13,13 +13,12 @@ SNDBUF_LIMITED; the send queue emptying by an ACK stops BUSY
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .fsm import CLOSE_WAIT, ESTABLISHED
+from .buffers import SendBuffer
+from .config import TcpConfig
+from .fsm import CLOSE_WAIT, ESTABLISHED, State
 from .seq import seq_sub
-
-if TYPE_CHECKING:
-    from .output import TcbOutput
 
 UNSPEC, BUSY, RWND_LIMITED, SNDBUF_LIMITED = range(4)  # Linux enum tcp_chrono
 
@@ -61,17 +60,45 @@ class Chrono:
         return sum(us), us[1], us[2]
 
 
-def unsent(tcb: TcbOutput) -> int:
+class TcbLike(Protocol):
+    """What the chronographs and the write-space check (wspace.py) read of a TCB (a protocol:
+    the TCB's modules import these)."""
+
+    chrono: Chrono
+    nospace: bool  # SOCK_NOSPACE (wspace.py)
+
+    @property
+    def config(self) -> TcpConfig: ...
+    @property
+    def sendbuf(self) -> SendBuffer: ...
+    @property
+    def state(self) -> State: ...
+    @property
+    def snd_una(self) -> int: ...
+    @property
+    def snd_nxt(self) -> int: ...
+    @property
+    def snd_data_una(self) -> int: ...
+    @property
+    def snd_wnd(self) -> int: ...
+    @property
+    def snd_mss(self) -> int: ...
+    @property
+    def cwnd_effective(self) -> int: ...
+    def cwnd_limited(self) -> bool: ...
+
+
+def unsent(tcb: TcbLike) -> int:
     """Bytes written and not sent yet (Linux write_seq - snd_nxt)."""
     return len(tcb.sendbuf) - max(0, seq_sub(tcb.snd_nxt, tcb.snd_data_una))
 
 
-def queues_empty(tcb: TcbOutput) -> bool:
+def queues_empty(tcb: TcbLike) -> bool:
     """Nothing to send and nothing in flight (tcp_rtx_and_write_queues_empty)."""
     return len(tcb.sendbuf) == 0
 
 
-def after_output(tcb: TcbOutput, sent: bool, now: float) -> None:
+def after_output(tcb: TcbLike, sent: bool, now: float) -> None:
     """After the output path ran with data to send: BUSY starts if nothing ran (the data was
     queued onto empty queues, tcp_add_write_queue_tail; the output runs at the write's instant);
     the peer's window held back the next
@@ -93,6 +120,6 @@ def after_output(tcb: TcbOutput, sent: bool, now: float) -> None:
         chrono.start(SNDBUF_LIMITED, now)
 
 
-def on_acked_all(tcb: TcbOutput, now: float) -> None:
+def on_acked_all(tcb: TcbLike, now: float) -> None:
     """An ACK left nothing in flight (the retransmission queue is empty): BUSY stops."""
     tcb.chrono.stop(BUSY, now, queues_empty(tcb))

@@ -19,21 +19,17 @@ waits wake nobody (Linux's edge-triggered EPOLLOUT).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import chrono
-
-if TYPE_CHECKING:
-    from .output import TcbOutput
+from .chrono import TcbLike
 
 
-def notsent_lowat(tcb: TcbOutput) -> int:
+def notsent_lowat(tcb: TcbLike) -> int:
     """TCP_NOTSENT_LOWAT, else net.ipv4.tcp_notsent_lowat (UINT_MAX: no limit)."""
     cfg = tcb.config
     return cfg.notsent_lowat or cfg.notsent_lowat_default
 
 
-def writeable(tcb: TcbOutput) -> bool:
+def writeable(tcb: TcbLike) -> bool:
     """Linux __sk_stream_is_writeable(sk, 1)."""
     buf = tcb.sendbuf
     queued = len(buf)
@@ -42,7 +38,7 @@ def writeable(tcb: TcbOutput) -> bool:
     return chrono.unsent(tcb) << 1 < notsent_lowat(tcb)
 
 
-def check_space(tcb: TcbOutput, now: float) -> bool:
+def check_space(tcb: TcbLike, now: float) -> bool:
     """After an ACK was processed and the output path ran (tcp_check_space): True
     when a writer that found the buffer full is to be woken (EPOLLOUT); SOCK_NOSPACE clears
     and the send-buffer-limited chronograph stops."""
