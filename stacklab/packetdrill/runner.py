@@ -460,6 +460,8 @@ class Runner:
             if part.split()[:3] == ["ip", "tcp_metrics", "flush"]:
                 self.host.tcp.tfo.cache.clear()  # the TCP metrics hold the TFO cookies
                 continue
+            if self.sys.files.command(part):
+                continue  # a file made or removed in the runner's own file system (files.py)
             words = part.split()
             note = netcmd.ip_route(self.host, words)  # route metrics (netcmd.py)
             if note is not None:
@@ -861,9 +863,10 @@ def _dedent(text: str) -> str:
     import textwrap
 
     first, _, rest = text.strip("\n").partition("\n")
-    if first.strip():
-        return first.strip() + "\n" + textwrap.dedent(rest)
-    return textwrap.dedent(rest)
+    code = first.strip() + "\n" + textwrap.dedent(rest) if first.strip() else textwrap.dedent(rest)
+    # packetdrill runs the blocks in one file, one after another: a block's last line may end
+    # in a backslash continued by the blank line that follows it
+    return code + "\n\n"
 
 
 def _parse_out(t: float, frame: bytes) -> _Out | None:

@@ -24,7 +24,14 @@ from stacklab.stack.tcp import sndbuf, tstamp, urgent
 from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
 from stacklab.stack.tcp.congestion import create_congestion
 from stacklab.stack.tcp.errqueue import ErrQueue, ExtendedErr
-from stacklab.stack.tcp.events import Connected, ConnectionLost, TcbEvent
+from stacklab.stack.tcp.events import (
+    Connected,
+    ConnectionLost,
+    DataReceived,
+    EofReceived,
+    SendSpace,
+    TcbEvent,
+)
 from stacklab.stack.tcp.fsm import State
 from stacklab.stack.tcp.listen import Listener
 from stacklab.stack.tcp.tcb import Tcb
@@ -42,6 +49,10 @@ LINUX_STATE = {
     State.LAST_ACK: 9, State.LISTEN: 10, State.CLOSING: 11,
 }
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLRDHUP = 0x1, 0x2, 0x4, 0x8, 0x10, 0x2000
+POLLRDNORM, POLLWRNORM = 0x40, 0x100
+# the event keys of the wakeups a socket sends its waiters (epoll.py: Linux's sk_data_ready,
+# sk_stream_write_space, sk_error_report; 0 for sk_state_change: every waiter)
+WAKE_IN, WAKE_OUT, WAKE_ERR, WAKE_ALL = 0x1 | 0x2 | 0x40 | 0x80, 0x4 | 0x100 | 0x200, 0x8, 0
 
 
 TCPI_FIELDS = (
@@ -51,7 +62,9 @@ TCPI_FIELDS = (
     "tcpi_snd_ssthresh", "tcpi_snd_cwnd", "tcpi_advmss", "tcpi_reordering", "tcpi_total_retrans",
     "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_bytes_sent", "tcpi_bytes_retrans",
     "tcpi_segs_out", "tcpi_segs_in", "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_notsent_bytes",
-    "tcpi_dsack_dups", "tcpi_sacked", "tcpi_delivered", "tcpi_reord_seen")
+    "tcpi_dsack_dups", "tcpi_sacked", "tcpi_delivered", "tcpi_reord_seen",
+    "tcpi_last_data_recv", "tcpi_last_data_sent", "tcpi_busy_time", "tcpi_rwnd_limited",
+    "tcpi_sndbuf_limited")
 # tcpi_ca_state values (include/net/tcp.h: TCP_CA_Open ... TCP_CA_Loss)
 CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = range(5)
 
@@ -82,6 +95,8 @@ class Stack:
     def __init__(self, host: Host, clock: Callable[[], float]) -> None:
         self.host = host
         self.clock = clock
+        self.acked: list[TcpSock] = []  # zero-copy sockets whose data an ACK freed
+        self.nospace: list[TcpSock] = []  # sockets with a writer waiting for room (sndbuf.py)
 
     @property
     def tcp_config(self) -> TcpConfig:
@@ -111,6 +126,14 @@ class Stack:
                 elif isinstance(ev, Connected) and (lst := layer.listener_of(tcb)) is not None:
                     lst.on_established(tcb)
             layer.poll(now)
+        # after the output what arrived allowed (Linux tcp_data_snd_check: the push, then
+        # tcp_check_space for a socket with SOCK_NOSPACE set)
+        acked, self.acked = self.acked, []
+        for s in acked:
+            s.zerocopy_done()
+        waiting, self.nospace = self.nospace, []
+        for s in waiting:
+            s.check_space()
 
     def udp_socket(self, v6: bool) -> UdpSock:
         return UdpSock(self, v6)
@@ -136,14 +159,56 @@ class TcpSock:
         self.zc_new_call = False  # the next zero-copy bytes queued start a send call
         self.tsflags = 0  # SO_TIMESTAMPING's flags (stack/tcp/tstamp.py)
         self.errq = ErrQueue()  # the error queue: zero-copy completions, TX timestamps
+        self.zc_completed = 0  # zero-copy calls completed so far (a new one wakes EPOLLERR)
+        self.waiters: list[Callable[[int], None]] = []  # epoll items watching (epoll.py)
+
+    def wake(self, key: int) -> None:
+        """Wake the socket's waiters with an event key (WAKE_*)."""
+        for w in list(self.waiters):
+            w(key)
 
     # -- the TCP layer's events, pulled by Stack.process_events -----------------------------------
     def tcp_event(self, ev: TcbEvent) -> None:
         if isinstance(ev, Connected):
             self.connected = True
+            self.wake(WAKE_ALL)  # tcp_finish_connect: sk_state_change
         elif isinstance(ev, ConnectionLost):
             self.ended = True
             self.error = _errno_of(ev.error) or self.error
+            self.wake(WAKE_ALL)  # tcp_done / tcp_reset: sk_state_change, sk_error_report
+        elif isinstance(ev, DataReceived):
+            self.wake(WAKE_IN)  # sk_data_ready
+        elif isinstance(ev, EofReceived):
+            self.wake(WAKE_ALL)  # tcp_fin: sk_state_change
+        elif isinstance(ev, SendSpace) and self.zerocopy and self not in self.stack.acked:
+            self.stack.acked.append(self)
+
+    def _nospace(self, tcb: Tcb) -> None:
+        """SOCK_NOSPACE: a write stopped at a full buffer, or a poll found the socket not
+        writeable; the ACK that makes it writeable clears the flag (sndbuf.check_space)."""
+        tcb.snd_nospace = True
+        if self not in self.stack.nospace:
+            self.stack.nospace.append(self)
+
+    def check_space(self) -> None:
+        """Wake a writer that found the buffer full once an ACK made the socket writeable
+        (the flag sndbuf.check_space cleared: Linux sk_stream_write_space)."""
+        tcb = self.tcb
+        if tcb is None or self.closed:
+            return
+        if tcb.snd_nospace:
+            self.stack.nospace.append(self)
+        else:
+            self.wake(WAKE_OUT)
+
+    def zerocopy_done(self) -> None:
+        """Zero-copy calls an ACK completed are on the error queue: sk_error_report."""
+        zc = self.tcb.zerocopy if self.tcb is not None else None
+        if zc is not None:
+            done = (zc.next_id - len(zc.pending)) & 0xFFFFFFFF
+            if done != self.zc_completed:
+                self.zc_completed = done
+                self.wake(WAKE_ERR)
 
     def _adopt(self, tcb: Tcb) -> None:
         self.tcb = tcb
@@ -178,6 +243,7 @@ class TcpSock:
         def established(tcb: Tcb) -> None:
             tcb.user = None  # events until accept() are the listener's business
             self.accept_q.append(tcb)
+            self.wake(WAKE_IN)  # the listener's sk_data_ready
 
         try:
             self.listener = self.stack.host.tcp.listen(
@@ -302,6 +368,8 @@ class TcpSock:
             n = tcb.send(data, oob=oob, more=more, eor=eor, now=self.stack.clock())
         except ConnectionError:
             raise SockError(errno.EPIPE) from None
+        if n < len(data):
+            self._nospace(tcb)  # the write stopped at a full buffer
         if n == 0:
             return None
         if zerocopy and tcb.zerocopy is not None:
@@ -382,6 +450,12 @@ class TcpSock:
     def readable(self) -> int:
         return self.tcb.readable if self.tcb is not None else 0
 
+    def queue_held(self) -> bool:
+        """Nothing is readable yet the receive queue holds bytes (the out-of-band byte at the
+        urgent mark): tcp_splice_read returns 0 instead of waiting."""
+        tcb = self.tcb
+        return tcb is not None and not tcb.readable and len(tcb.recvbuf) > 0
+
     def inq_hint(self) -> int | None:
         """TCP_CM_INQ (Linux tcp_inq_hint): the bytes left to read, 1 when only the peer's FIN
         is; None without TCP_INQ."""
@@ -419,6 +493,7 @@ class TcpSock:
             self.shut_wr = True
             tcb.close(self.stack.clock())
             self._flush()
+        self.wake(WAKE_ALL)  # inet_shutdown: sk_state_change
 
     def close(self) -> None:
         self.closed = True
@@ -452,21 +527,25 @@ class TcpSock:
     def poll(self) -> int:
         ev = 0
         if self.listener is not None:
-            return POLLIN if self.accept_q else 0
+            return POLLIN | POLLRDNORM if self.accept_q else 0
         tcb = self.tcb
         if tcb is None:
             return POLLOUT | POLLHUP
         if tcb.readable or tcb.at_eof or self.ended:
-            ev |= POLLIN
+            ev |= POLLIN | POLLRDNORM
         if tcb.urg is not None and urgent.has_oob(tcb):
             ev |= POLLPRI
         if tcb.fin_received:  # RCV_SHUTDOWN, unread data or not (Linux tcp_poll)
             ev |= POLLRDHUP
         if (self.connected or self.fastopen_deferred) and not self.shut_wr \
-                and sndbuf.poll_writeable(tcb) and not self.ended:  # a deferred TFO SYN too
-            ev |= POLLOUT
+                and not self.ended:  # a deferred TFO SYN waits for a write
+            if sndbuf.writeable(tcb):
+                ev |= POLLOUT | POLLWRNORM
+            else:
+                self._nospace(tcb)  # tcp_poll: the next write-space wakeup is wanted
         if self.ended:
-            ev |= POLLOUT  # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)
+            # a dead connection is shut down both ways: POLLOUT (Linux tcp_poll)
+            ev |= POLLOUT | POLLWRNORM
         if self.error or self.errq:
             ev |= POLLERR  # a pending error, or an error queue with notifications (tcp_poll)
         if self.ended or (self.shut_wr and tcb.at_eof):
@@ -539,6 +618,14 @@ class TcpSock:
             ca_state = CA_DISORDER
         else:
             ca_state = CA_OPEN
+        now = self.stack.clock()
+        busy, rwnd_limited, sndbuf_limited = tcb.chrono.usecs(now)  # stack/tcp/chrono.py
+        # when data last arrived / left (ms); the connection's start before any (Linux sets
+        # lrcvtime when the handshake completes)
+        last_rcv = tcb.lrcvtime if tcb.lrcvtime is not None else next(
+            (t for t, _old, new, _why in reversed(tcb.transitions) if new is State.ESTABLISHED),
+            tcb.created)
+        last_snd = tcb.lsndtime if tcb.lsndtime is not None else tcb.created
         return {
             "tcpi_state": LINUX_STATE.get(tcb.state, 7),
             "tcpi_ca_state": ca_state,
@@ -578,6 +665,11 @@ class TcpSock:
             "tcpi_notsent_bytes": max(0, i["send_queue"] - i["unacked"]),
             "tcpi_dsack_dups": i["dsacks_in"],
             "tcpi_delivered": self._delivered(tcb, mss),
+            "tcpi_last_data_recv": int((now - last_rcv) * 1000),
+            "tcpi_last_data_sent": int((now - last_snd) * 1000),
+            "tcpi_busy_time": busy,
+            "tcpi_rwnd_limited": rwnd_limited,
+            "tcpi_sndbuf_limited": sndbuf_limited,
         }
 
     @staticmethod
@@ -598,6 +690,11 @@ class UdpSock:
         self.pcb.listener = self
         self.queue: deque[tuple[bytes, tuple[bytes, int]]] = deque()
         self.error = 0
+        self.waiters: list[Callable[[int], None]] = []  # epoll items watching (epoll.py)
+
+    def wake(self, key: int) -> None:
+        for w in list(self.waiters):
+            w(key)
 
     @property
     def local_port(self) -> int | None:
@@ -609,9 +706,11 @@ class UdpSock:
 
     def datagram_received(self, data: bytes, addr: tuple[bytes, int], now: float) -> None:
         self.queue.append((bytes(data), addr))
+        self.wake(WAKE_IN)
 
     def error_received(self, exc: Exception, now: float) -> None:
         self.error = _errno_of(exc)
+        self.wake(WAKE_ERR)
 
     def bind(self, addr: bytes | None, port: int) -> None:
         try:

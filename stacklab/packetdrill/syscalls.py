@@ -34,6 +34,9 @@ from stacklab.stack.tcp.zerocopy import (
     frag_ends,
 )
 
+from . import epoll
+from .epoll import Epoll
+from .files import FileSystem, Pipe, PipeEnd, RegFile
 from .sockets import (
     POLLERR,
     POLLHUP,
@@ -87,10 +90,10 @@ _EXTRA = {
     "SCM_TIMESTAMPING": tstamp.SCM_TIMESTAMPING, "SCM_TSTAMP_SND": tstamp.SCM_TSTAMP_SND,
     "SCM_TSTAMP_SCHED": tstamp.SCM_TSTAMP_SCHED, "SCM_TSTAMP_ACK": tstamp.SCM_TSTAMP_ACK,
     **tstamp.FLAG_NAMES,
+    **epoll.SYMBOLS,
 }
 # syscalls of upstream scripts the runner does not model
-UNMODELLED = {"epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "sendfile", "splice",
-              "pipe", "open", "socketpair", "select"}
+UNMODELLED = {"socketpair", "select"}
 
 
 def symbol(name: str) -> int | None:
@@ -150,6 +153,7 @@ def names(e: Expr | None) -> set[str]:
 
 
 Sock = TcpSock | UdpSock
+Other = Epoll | PipeEnd | RegFile  # the descriptors that are not sockets
 
 
 class Syscalls:
@@ -162,6 +166,8 @@ class Syscalls:
         self.v6 = v6
         self.clock = clock
         self.fds: dict[int, Sock] = {}
+        self.others: dict[int, Other] = {}  # descriptors that are not sockets
+        self.files = FileSystem()  # open()'s files, in memory (files.py)
         self.nonblock: dict[int, bool] = {}
         self.linger0: set[int] = set()
         self.connect_reported: set[int] = set()
@@ -194,9 +200,28 @@ class Syscalls:
 
     def _fd(self, e: Expr) -> tuple[int, Sock]:
         fd = value(e)
+        if fd is not None and fd in self.others:
+            raise SockError(errno.ENOTSOCK)
         if fd is None or fd not in self.fds:
             raise SockError(errno.EBADF)
         return fd, self.fds[fd]
+
+    def _other(self, e: Expr) -> Other | None:
+        n = value(e)
+        return self.others.get(n) if n is not None else None
+
+    def _taken(self, fd: int) -> bool:
+        return fd in self.fds or fd in self.others
+
+    def _new_other(self, f: Other, want: int | None = None) -> int:
+        """A descriptor for a file that is not a socket: the script's number when free, else
+        the lowest free one from 3."""
+        want = self.expected_fd if want is None else want
+        fd = want if want is not None and want >= 0 and not self._taken(want) else 3
+        while self._taken(fd):
+            fd += 1
+        self.others[fd] = f
+        return fd
 
     def _new_fd(self, s: Sock, want: int | None, shadow: bool = False) -> int:
         # packetdrill maps the script's descriptor numbers onto live ones: the number the
@@ -204,11 +229,11 @@ class Syscalls:
         # ``shadow``: an accepted socket takes ``want`` even when the script left a socket open
         # under that number (packetdrill's accept() checks no duplicate: the newer socket's
         # entry comes first and hides the older one, which stays open)
-        if want is not None and want >= 0 and (shadow or want not in self.fds):
+        if want is not None and want >= 0 and (shadow or not self._taken(want)):
             fd = want
         else:
             fd = 3
-            while fd in self.fds:
+            while self._taken(fd):
                 fd += 1
         self.fds[fd] = s
         if isinstance(s, TcpSock):
@@ -330,8 +355,17 @@ class Syscalls:
         return self._maybe_block(fd, attempt, errno.EINPROGRESS)
 
     def sys_close(self, fd_e: Expr) -> int:
+        n = value(fd_e)
+        if n is not None and n in self.others:
+            f = self.others.pop(n)
+            f.close()
+            for ep in self._epolls():
+                ep.forget(f)
+            return 0
         fd, s = self._fd(fd_e)
         del self.fds[fd]
+        for ep in self._epolls():
+            ep.forget(s)
         if isinstance(s, TcpSock) and s.tcb is not None:
             self.closed_ports.add((s.tcb.local_port, s.tcb.remote_port))
         if fd in self.linger0 and isinstance(s, TcpSock):
@@ -353,6 +387,8 @@ class Syscalls:
                buf: Expr | None = None, iov: list[int] | None = None) -> int:
         """``iov``: sendmsg()'s element lengths (a zero-copy write fills an skb per
         MAX_SKB_FRAGS elements, stack/tcp/zerocopy.py)."""
+        if (f := self._other(fd_e)) is not None:
+            return self._write_other(value(fd_e) or 0, f, n)
         fd, s = self._fd(fd_e)
         zc = bool(flags & 0x4000000)  # MSG_ZEROCOPY: without SO_ZEROCOPY an ordinary send
         ends: list[int] = []  # where this write fills an skb: no segment crosses (as MSG_EOR)
@@ -505,6 +541,8 @@ class Syscalls:
     def _read(self, fd_e: Expr, n: int, flags: int = 0,
               after: Callable[[Sock], None] | None = None, buf: Expr | None = None) -> int:
         """``after``: a check of the socket once the read returned (recvmsg's cmsgs)."""
+        if (f := self._other(fd_e)) is not None:
+            return self._read_other(value(fd_e) or 0, f, n)
         fd, s = self._fd(fd_e)
         if flags & 0x2000:
             raise Unsupported("MSG_ERRQUEUE (socket error queue)")  # recvmsg() has it
@@ -637,7 +675,9 @@ class Syscalls:
 
     # -- control ---------------------------------------------------------------------------------
     def sys_fcntl(self, fd_e: Expr, cmd: Expr, arg: Expr = Ellipsis_()) -> int:
-        fd, _ = self._fd(fd_e)
+        fd = value(fd_e)
+        if fd is None or not self._taken(fd):
+            raise SockError(errno.EBADF)
         c = value(cmd)
         if c == 3:  # F_GETFL
             return 2 | (0o4000 if self.nonblock.get(fd) else 0)
@@ -850,7 +890,8 @@ class Syscalls:
         def revents() -> list[int]:
             out = []
             for fd, events, _ in entries:
-                s = self.fds.get(fd if fd is not None else -1)
+                n = fd if fd is not None else -1
+                s = self.fds.get(n) or self.others.get(n)
                 got = 0x20 if s is None else s.poll()
                 out.append(got & (events | POLLERR | POLLHUP | 0x20))
             return out
@@ -872,6 +913,205 @@ class Syscalls:
         if r is not None:
             return r
         raise Blocked(self._wrap(attempt), None if t is None or t < 0 else start + t / 1000)
+
+
+    # -- epoll (epoll.py) ----------------------------------------------------------------------
+    def sys_epoll_create(self, size: Expr) -> int:
+        if (value(size) or 0) <= 0:
+            raise SockError(errno.EINVAL)  # the size is ignored but must be positive
+        return self._new_other(Epoll())
+
+    def sys_epoll_create1(self, flags: Expr) -> int:
+        if (value(flags) or 0) & ~epoll.EPOLL_CLOEXEC:
+            raise SockError(errno.EINVAL)
+        return self._new_other(Epoll())
+
+    def _epoll(self, e: Expr) -> Epoll:
+        fd = value(e)
+        if fd is not None and fd in self.fds:
+            raise SockError(errno.EINVAL)  # not an epoll descriptor
+        ep = self.others.get(fd if fd is not None else -1)
+        if ep is None:
+            raise SockError(errno.EBADF)
+        if not isinstance(ep, Epoll):
+            raise SockError(errno.EINVAL)
+        return ep
+
+    def _epolls(self) -> list[Epoll]:
+        return [f for f in self.others.values() if isinstance(f, Epoll)]
+
+    def sys_epoll_ctl(self, epfd: Expr, op: Expr, fd_e: Expr, event: Expr) -> int:
+        ep = self._epoll(epfd)
+        fd = value(fd_e)
+        n = fd if fd is not None else -1
+        target = self.fds.get(n) or self.others.get(n)
+        if isinstance(target, RegFile):
+            raise SockError(errno.EPERM)  # regular files cannot be polled by epoll
+        events, data = _epoll_event(event)
+        ep.ctl(value(op) or 0, n, target, events or 0, data or 0)
+        return 0
+
+    def sys_epoll_wait(self, epfd: Expr, events: Expr, maxevents: Expr, timeout: Expr) -> int:
+        """epoll_wait(): blocks on virtual time up to ``timeout`` ms (-1: for ever) until an
+        event is ready; the script's ``{events=..., fd=...}`` (one struct or an array) are the
+        events expected, in order."""
+        ep = self._epoll(epfd)
+        maxn = value(maxevents) or 0
+        want = [e for e in (events.items if isinstance(events, Array) else (events,))
+                if isinstance(e, Struct)]
+        t = value(timeout)
+        start = self.clock()
+
+        def check(got: list[tuple[int, int]]) -> int:
+            for k, ((rev, data), w) in enumerate(zip(got, want, strict=False)):
+                w_events, w_data = _epoll_event(w)
+                if w_events is not None and w_events != rev:
+                    raise ArgError(f"epoll_wait(): event {k}: events: expected {w_events:#x} "
+                                   f"vs actual {rev:#x}")
+                if w_data is not None and w_data != data:
+                    raise ArgError(f"epoll_wait(): event {k}: data: expected {w_data} vs "
+                                   f"actual {data}")
+            return len(got)
+
+        def attempt() -> int | None:
+            got = ep.wait(maxn)
+            if got or t == 0 or (t is not None and t > 0 and
+                                 self.clock() >= start + t / 1000 - 1e-9):
+                return check(got)
+            return None
+        r = attempt()
+        if r is not None:
+            return r
+        raise Blocked(self._wrap(attempt), None if t is None or t < 0 else start + t / 1000)
+
+
+    # -- pipes, files, splice, sendfile (files.py) ----------------------------------------------
+    def sys_pipe(self, fds: Expr) -> int:
+        """pipe([r, w]): the script's numbers for the read and the write end."""
+        want = [value(x) for x in fds.items] if isinstance(fds, Array) else []
+        p = Pipe()
+        for k, end in enumerate((p.read_end, p.write_end)):
+            w = want[k] if k < len(want) else None
+            self._new_other(end, -1 if w is None else w)
+        return 0
+
+    def sys_pipe2(self, fds: Expr, flags: Expr) -> int:
+        before = set(self.others)
+        self.sys_pipe(fds)
+        if (value(flags) or 0) & 0o4000:  # O_NONBLOCK
+            for fd in set(self.others) - before:
+                self.nonblock[fd] = True
+        return 0
+
+    def sys_open(self, path: Expr, flags: Expr, _mode: Expr = Ellipsis_()) -> int:
+        if not isinstance(path, Str):
+            raise ArgError("open() needs a path string")
+        f = value(flags) or 0
+        fd = self._new_other(self.files.open(path.value, f))
+        self.nonblock[fd] = bool(f & 0o4000)
+        return fd
+
+    def _read_other(self, fd: int, f: Other, n: int) -> int:
+        if isinstance(f, RegFile):
+            return len(f.read(n))
+        if isinstance(f, Epoll):
+            raise SockError(errno.EINVAL)  # no read() on an epoll descriptor
+
+        def attempt() -> int | None:
+            data = f.read(n)
+            return None if data is None else len(data)
+        return self._maybe_block(fd, attempt)
+
+    def _write_other(self, fd: int, f: Other, n: int) -> int:
+        if not isinstance(f, PipeEnd):
+            raise SockError(errno.EINVAL if isinstance(f, Epoll) else errno.EBADF)
+        sent = 0
+
+        def attempt() -> int | None:
+            nonlocal sent
+            k = f.write(bytes(n - sent))
+            if k is not None:
+                sent += k
+            return sent if sent == n or (sent and self.nonblock.get(fd)) else None
+        return self._maybe_block(fd, attempt) if n else 0
+
+    def sys_splice(self, fd_in: Expr, off_in: Expr, fd_out: Expr, off_out: Expr, n_e: Expr,
+                   flags: Expr) -> int:
+        """splice() between a pipe and a socket (Linux tcp_splice_read, splice_to_socket):
+        a socket read that finds nothing readable while its receive queue holds the urgent
+        byte returns 0 rather than waiting."""
+        src, dst = self._other(fd_in), self._other(fd_out)
+        n = value(n_e) or 0
+        nonblock_flag = bool((value(flags) or 0) & 2)  # SPLICE_F_NONBLOCK
+        if isinstance(dst, PipeEnd) and dst.writing and src is None:
+            if not _is_null(off_in) and not isinstance(off_in, Ellipsis_):
+                raise SockError(errno.ESPIPE)
+            fd, s = self._fd(fd_in)
+
+            def pull() -> int | None:
+                room = min(n, dst.free())
+                if not room:
+                    return None
+                data = s.recv(room)
+                if data is None:
+                    if isinstance(s, TcpSock) and s.queue_held():
+                        return 0
+                    return None
+                dst.write(data)
+                return len(data)
+            if nonblock_flag:
+                if (r := pull()) is None:
+                    raise SockError(errno.EAGAIN)
+                return r
+            return self._maybe_block(fd, pull)
+        if isinstance(src, PipeEnd) and not src.writing and dst is None:
+            fd, s = self._fd(fd_out)
+            if not isinstance(s, TcpSock):
+                raise SockError(errno.EINVAL)
+
+            def push() -> int | None:
+                held = len(src.pipe.data)
+                if not held:
+                    return 0 if not src.pipe.writers else None
+                k = s.send(bytes(min(n, held)))
+                if k is None:
+                    return None
+                src.read(k)
+                return k
+            r = push()
+            if r is not None:
+                return r
+            if nonblock_flag or self.nonblock.get(fd):
+                raise SockError(errno.EAGAIN)
+            raise Blocked(self._wrap(push))
+        raise SockError(errno.EINVAL)  # one end must be a pipe, the other a socket here
+
+    def sys_sendfile(self, out_e: Expr, in_e: Expr, offset: Expr, count: Expr) -> int:
+        """sendfile(socket, file, [offset] or NULL, count): the file's bytes from the offset
+        (which moves on) or from the file position, sent as write() would."""
+        f = self._other(in_e)
+        if not isinstance(f, RegFile):
+            raise SockError(errno.EINVAL if f is not None else errno.EBADF)
+        pos = value(offset) if isinstance(offset, Array) else None
+        data = f.read_at(f.pos if pos is None else pos, value(count) or 0)
+        sent = self._write(out_e, len(data)) if data else 0
+        if pos is None:
+            f.pos += sent
+        return sent
+
+
+def _epoll_event(e: Expr | None) -> tuple[int | None, int | None]:
+    """A struct epoll_event ``{events=..., fd=4}`` (or ``ptr``, ``u32``, ``u64``: the data
+    union): (events, data), None where the script wrote ``...`` or nothing."""
+    if isinstance(e, Array) and len(e.items) == 1:
+        e = e.items[0]
+    if not isinstance(e, Struct):
+        return None, None
+    data = None
+    for name in ("fd", "ptr", "u32", "u64"):
+        if (d := e.get(name)) is not None:
+            data = value(d)
+    return value(e.get("events")), data
 
 
 def _is_null(buf: Expr | None) -> bool:

@@ -95,9 +95,9 @@ def test_python_assertions_run_over_tcp_info(tmp_path: Path) -> None:
 
 
 def test_unsupported_names_the_feature(tmp_path: Path) -> None:
-    r = run_text(tmp_path, "0 epoll_create(1) = 3\n")
+    r = run_text(tmp_path, "0 socketpair(AF_UNIX, SOCK_STREAM, 0, [3, 4]) = 0\n")
     assert r.status == "UNSUPPORTED"
-    assert "system call epoll_create()" in r.message
+    assert "system call socketpair()" in r.message
 
 
 def test_an_option_stacklab_lacks_fails_like_a_kernel_without_it(tmp_path: Path) -> None:
@@ -237,3 +237,27 @@ def test_an_unknown_icmp_code_is_refused_as_packetdrill_does(
     assert r.status == status, r.message
     if status == "FAIL":
         assert r.line == 5 and r.message.endswith(":5: bad ICMP code CODE")
+
+
+def test_an_epoll_event_mismatch_names_the_event_and_the_field(tmp_path: Path) -> None:
+    r = run_text(tmp_path, SERVER + "+0 epoll_create(1) = 5\n"
+                 "+0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN|EPOLLOUT, fd=4}) = 0\n"
+                 "+0 epoll_wait(5, {events=EPOLLIN|EPOLLOUT, fd=4}, 1, 0) = 1\n")
+    assert r.status == "FAIL" and r.line == 11
+    assert r.message.endswith("epoll_wait(): event 0: events: expected 0x5 vs actual 0x4")
+    r = run_text(tmp_path, SERVER + "+0 epoll_create(1) = 5\n"
+                 "+0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLOUT, fd=4}) = 0\n"
+                 "+0 epoll_wait(5, {events=EPOLLOUT, fd=3}, 1, 0) = 1\n")
+    assert r.status == "FAIL"
+    assert r.message.endswith("epoll_wait(): event 0: data: expected 3 vs actual 4")
+
+
+def test_files_made_by_the_script_stay_in_memory(tmp_path: Path) -> None:
+    target = tmp_path / "made-by-dd"
+    r = run_text(tmp_path, f"`dd bs=1 count=5 if=/dev/zero of={target}`\n" + SERVER
+                 + f'+0 open("{target}", O_RDONLY) = 5\n'
+                 "+0 sendfile(4, 5, [0], 10) = 5\n"
+                 "+0 > P. 1:6(5) ack 1\n")
+    assert r.status == "PASS", r.message
+    assert not target.exists()
+    assert not any("command ignored" in n for n in r.notes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from stacklab.wire.tcp import build_tcp
 
+from . import chrono
 from . import ecn as _ecn
 from .config import DUPACK_THRESHOLD, TS_OPT_LEN
 from .fsm import (
@@ -304,6 +305,7 @@ class TcbOutput(TcbVars):
                     self._push(burst, top)
                 self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
                 self._cwnd_validate()
+                chrono.after_output(self, sent_ack, now)  # tcpi_*_limited (chrono.py)
                 if self.rate is not None:  # app-limited mark for rate samples (rate.py)
                     self.rate.check_app_limited(
                         len(self.sendbuf.data) - seq_sub(self.snd_nxt, self.snd_data_una),

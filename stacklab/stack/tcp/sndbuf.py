@@ -159,18 +159,21 @@ def expand(tcb: SkbTcb) -> None:
                                send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss))
 
 
-def check_space(tcb: SkbTcb) -> None:
+def check_space(tcb: SkbTcb) -> bool:
     """After an incoming segment and what it let us send (Linux tcp_check_space): if a write or
     a poll found the buffer short (SOCK_NOSPACE), an autotuned buffer grows to what cwnd wants
     unless cwnd is full (``tcp_new_space``, ``tcp_should_expand_sndbuf``: in flight < cwnd,
-    in segments), and once writeable the writer is woken (``sk_stream_write_space``)."""
+    in segments), and once writeable the writer is woken (``sk_stream_write_space``): True
+    then (SOCK_NOSPACE clears; an edge-triggered EPOLLOUT)."""
     if not tcb.snd_nospace:
-        return
+        return False
     mss = tcb.snd_mss
     if tcb.snd_autotune and -(-tcb._in_flight() // mss) < tcb.cc.cwnd // mss:
         expand(tcb)
-    if writeable(tcb):
-        tcb.snd_nospace = False
+    if not writeable(tcb):
+        return False
+    tcb.snd_nospace = False
+    return True
 
 
 def _tail_room(tcb: SkbTcb, goal: int) -> int:

@@ -22,8 +22,8 @@ from typing import Any
 
 from stacklab.stack.pmtudisc import accepts_pmtu
 
+from . import chrono, local_drop, route_metrics, sndbuf, urgent
 from . import ecn as _ecn
-from . import local_drop, route_metrics, sndbuf, urgent
 from .config import DUPACK_THRESHOLD, TcpConfig
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
@@ -640,7 +640,8 @@ class Tcb(TcbOutput):
             self._rcv_synchronized(seg, now)
         if self.state is not CLOSED:
             self.output(now)
-            sndbuf.check_space(self)  # autotuning and a blocked writer's wake-up, after sending
+            if sndbuf.check_space(self):  # autotuning and a blocked writer's wake-up
+                self.chrono.stop(chrono.SNDBUF_LIMITED, now, chrono.queues_empty(self))
             cc = self.cc
             traced = self._cwnd_traced
             if cc.cwnd != traced[0] or cc.ssthresh != traced[1]:
@@ -1301,6 +1302,8 @@ class Tcb(TcbOutput):
         schedule_tlp(self, now, True)
         if n > 0:
             self._events.append(SendSpace(sndbuf.wspace(self)))
+            if ack == snd_max:
+                chrono.on_acked_all(self, now)  # BUSY stops (chrono.py)
 
     def _after_ack(self, una: int, ack: int, sacked0: int, dsacks0: int, sack_blocks: bool,
                    tsecr: int | None, now: float) -> None:

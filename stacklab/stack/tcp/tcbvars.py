@@ -19,6 +19,7 @@ from stacklab.wire.proto import PROTO_TCP
 
 from . import route_metrics
 from .buffers import ReceiveBuffer, SendBuffer
+from .chrono import Chrono
 from .config import (
     DEFAULT_MSS_V4,
     DEFAULT_MSS_V6,
@@ -207,6 +208,7 @@ class TcbVars:
         self.urg: Urgent | None = None
         self.zerocopy: ZeroCopy | None = None  # SO_ZEROCOPY's notifications (zerocopy.py)
         self.tstamp: TxTimestamps | None = None  # SO_TIMESTAMPING's TX reports (tstamp.py)
+        self.chrono = Chrono()  # busy / rwnd-limited / sndbuf-limited time (chrono.py)
         # timers: one deadline (or None) per kind, and the earliest (timers.py)
         self.deadlines: list[float | None] = [None] * len(KINDS)
         self.timer: tuple[float, Timer] | None = None
