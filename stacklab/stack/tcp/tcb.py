@@ -1253,7 +1253,7 @@ class Tcb(TcbOutput):
         self.rack.on_cumulative_ack(acked, now, self.snd_mss)
         if self.rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
             self.cc.on_rate_sample(self.rate.on_ack(
-                acked, self.sent, self._abs(ack), self._abs(self.snd_nxt), self.rec.sacked,
+                acked, self.sent, self._abs(ack), self._abs(self.snd_max), self.rec.sacked,
                 now, flight, self._in_flight()), now)
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None

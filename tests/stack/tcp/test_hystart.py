@@ -123,3 +123,32 @@ def test_css_on_a_bottleneck_leaves_slow_start_later_than_linux_and_without_loss
     cc = seen["cc"]
     assert cc.hystart_found and seen["stats"].retransmits == 0
     assert cc.ssthresh > linux  # five rounds of quarter-rate growth past the delay test
+
+
+def test_rounds_are_counted_only_from_a_sixteen_segment_window():
+    """Linux gates all of hystart_update on hystart_low_window: ACKs at a smaller window end no
+    round, so the first one at 16 segments opens a round from the connection's start."""
+    from stacklab.stack.tcp.rate import RateSample
+
+    cc = Cubic(1000)
+    for i in range(3):  # cwnd 10..15: rounds stay where the connection's start put them
+        cc.on_rate_sample(RateSample(rtt=0.1, una=1000 * (i + 1), nxt=20_000), float(i))
+        cc.cwnd += 2000
+    assert cc.round_end == 0 and cc.round_samples == 0
+    cc.on_rate_sample(RateSample(rtt=0.1, una=4000, nxt=22_000), 3.0)
+    assert cc.round_end == 22_000 and cc.round_samples == 1
+
+
+def test_an_rto_starts_a_round_ending_at_the_highest_sequence_sent():
+    from stacklab.stack.tcp.rate import RateSample
+
+    cc = Cubic(1000)
+    cc.cwnd = 20_000
+    for i in range(4):
+        cc.on_rate_sample(RateSample(rtt=0.1, una=1000 * (i + 1), nxt=50_000), float(i))
+    cc.on_rto(20_000, 5.0)
+    assert cc.round_samples == 0
+    # the first ACK after the timeout (cwnd 1 segment): the round ends at SND.MAX (Linux's
+    # snd_nxt, not moved back by go-back-N)
+    cc.on_rate_sample(RateSample(rtt=0.1, una=6000, nxt=50_000), 7.0)
+    assert cc.round_end == 50_000 and cc.round_samples == 0

@@ -6,14 +6,18 @@ The time t is measured from the start of the current congestion-avoidance epoch,
 uses t + RTT (§4.2 "W_cubic(t + RTT)").
 
 Slow start ends early on a delay increase, HyStart's delay detection as Linux's tcp_cubic runs
-it (RFC 9406 §4.2's RTT test with Linux's parameters): from a window of 16 segments on, each
-round (until SND.UNA passes the SND.NXT of the round's first ACK) takes the minimum of its first
-8 per-ACK RTT samples; once that exceeds the connection's minimum RTT by an eighth of it
-(clamped to 4..16 ms), ssthresh becomes cwnd and congestion avoidance starts at once. There is
-no ACK-train detection. With ``css`` (off by default: Linux has no such phase) the test is RFC
-9406's instead: against the previous round's minimum, and it starts Conservative Slow Start
-(§4.3): a quarter of slow start's growth for 5 rounds, then congestion avoidance, or back to
-slow start if a round's minimum falls below the one that started it (a spurious exit).
+it (RFC 9406 §4.2's RTT test with Linux's parameters): only while cwnd is at least 16 segments
+(Linux hystart_low_window gates the whole of hystart_update, the round bookkeeping too), each
+round (until SND.UNA passes the highest sequence number sent when the round began; the first
+round begins at the connection's start, later ones at the first gated ACK past the previous
+round's end, and one at each RTO) takes the minimum of its first 8 per-ACK RTT samples; once
+that exceeds the connection's minimum RTT by an eighth of it (clamped to 4..16 ms), ssthresh
+becomes cwnd and congestion avoidance starts at once. Linux's other test, ACK-train detection
+(on by default there too), is not modelled. With ``css`` (off by default: Linux has no such
+phase) the test is RFC 9406's instead: against the previous round's minimum, and it starts
+Conservative Slow Start (§4.3): a quarter of slow start's growth for 5 rounds, then congestion
+avoidance, or back to slow start if a round's minimum falls below the one that started it (a
+spurious exit).
 """
 
 from __future__ import annotations
@@ -65,7 +69,10 @@ class Cubic(CongestionController):
         self.srtt: float | None = None
         self.delay_min: float | None = None  # the smallest per-ACK RTT (Linux delay_min)
         self.hystart_found = False  # slow start was left on a delay increase
-        self.round_end: int | None = None  # SND.NXT when the current round began
+        # where the current round ends (stream position: SND.MAX when it began); the first one
+        # began at the connection's start (Linux bictcp_hystart_reset in cubictcp_init); None
+        # after an RTO: the next sample's SND.MAX, nothing having been sent since
+        self.round_end: int | None = 0
         self.round_min_rtt = float("inf")  # the smallest RTT sample of the round so far
         self.round_samples = 0
         self.last_round_min_rtt = float("inf")  # RFC 9406 lastRoundMinRTT (css only)
@@ -130,11 +137,15 @@ class Cubic(CongestionController):
             return  # Linux: no delay samples right after a reduction
         if self.delay_min is None or rtt < self.delay_min:
             self.delay_min = rtt
-        if self.hystart and not self.hystart_found and self.cwnd < self.ssthresh:
-            self._hystart_update(rs, rtt, self.delay_min)
+        if self.round_end is None:  # the round the RTO started ends at SND.MAX of that time
+            self.round_end = rs.nxt
+        if (self.hystart and not self.hystart_found and self.cwnd < self.ssthresh
+                and self.cwnd >= HYSTART_LOW_WINDOW * self.mss):
+            self._hystart_update(rs, rtt, self.delay_min, self.round_end)
 
-    def _hystart_update(self, rs: RateSample, rtt: float, delay_min: float) -> None:
-        if self.round_end is None or rs.una > self.round_end:  # a new round (RFC 9406 §4.2)
+    def _hystart_update(self, rs: RateSample, rtt: float, delay_min: float,
+                        round_end: int) -> None:
+        if rs.una > round_end:  # a new round (RFC 9406 §4.2)
             self.round_end = rs.nxt
             self.last_round_min_rtt = self.round_min_rtt
             self.round_min_rtt = float("inf")
@@ -144,8 +155,6 @@ class Cubic(CongestionController):
                 if self.css_rounds >= CSS_ROUNDS:  # §4.3: CSS done, congestion avoidance
                     self._hystart_exit()
                     return
-        if self.cwnd < HYSTART_LOW_WINDOW * self.mss:
-            return
         if rtt < self.round_min_rtt:
             self.round_min_rtt = rtt
         if self.round_samples < HYSTART_MIN_SAMPLES:
@@ -205,5 +214,7 @@ class Cubic(CongestionController):
         # Linux (bictcp_state, TCP_CA_Loss): HyStart and the minimum RTT start over
         self.hystart_found = False
         self.round_end = None
+        self.round_min_rtt = float("inf")
+        self.round_samples = 0
         self.delay_min = None
         self.css_baseline = None
