@@ -362,10 +362,13 @@ class TcbOutput(TcbVars):
         packet of two or more segments as ``tso.packet_ends`` cuts them, besides the ends of
         writes (RFC 9293 §3.9.1 leaves the choice to the sender)."""
         segs = [seg for seg in self._out[burst:] if seg.payload and not seq_lt(seg.seq, top)]
+        lengths = [len(seg.payload) for seg in segs]
         cc = self.cc
-        for k in packet_ends([len(seg.payload) for seg in segs],
-                             [bool(seg.flags & PSH) for seg in segs],
-                             seq_sub(top, self.snd_una), cc.cwnd, cc.ssthresh, self.snd_mss,
+        # what was in flight when the new data went out, as cwnd counts it (Linux
+        # tcp_packets_in_flight: in recovery the pipe, resends of this burst included)
+        flight = self._in_flight() - sum(lengths)
+        for k in packet_ends(lengths, [bool(seg.flags & PSH) for seg in segs],
+                             flight, cc.cwnd, cc.ssthresh, self.snd_mss,
                              self.rtt.srtt, self.config.min_tso_segs):
             segs[k].flags |= PSH
 
