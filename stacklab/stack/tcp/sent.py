@@ -108,6 +108,21 @@ class SentLog:
             log[0].start = una
         return done
 
+    def whole(self, start: int, end: int) -> tuple[int, int]:
+        """The part of a SACK block ``[start, end)`` made of whole transmissions (empty: start
+        >= end). Linux SACKs an skb only when a block covers it all (tcp_match_skb_to_sack; it
+        splits a multi-segment skb at MSS multiples, and stacklab's records are single
+        segments): a block covering part of a segment marks nothing of it, so the resend is
+        the whole segment, as first sent."""
+        log = self.records
+        i = bisect_right(log, start, key=_start) - 1
+        if i >= 0 and log[i].start < start < log[i].end:
+            start = log[i].end
+        j = bisect_right(log, end, key=_start) - 1
+        if j >= 0 and log[j].start < end < log[j].end - (log[j].end == self.fin_end):
+            end = log[j].start  # (a block ending at the FIN covers the segment carrying it)
+        return start, end
+
     def fitting(self, una: int, top: int, mss: int) -> list[tuple[int, int]]:
         """The ranges in [una, top) whose latest transmission carried at most ``mss`` bytes:
         still in flight on the narrower path, not to be resent (Linux tcp_simple_retransmit
@@ -131,6 +146,10 @@ def _piece(old: Sent, start: int, end: int) -> Sent:
     p.app_limited = old.app_limited
     p.rated = old.rated
     return p
+
+
+def _start(rec: Sent) -> int:
+    return rec.start
 
 
 __all__ = ["Sent", "SentLog"]

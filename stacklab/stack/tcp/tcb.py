@@ -1362,7 +1362,7 @@ class Tcb(TcbOutput):
             # ignore blocks that are not plausible (beyond SND.MAX or far below SND.UNA)
             if not (seq_lt(left, right) and seq_le(right, smax) and seq_ge(left, lo)):
                 continue
-            pos.append((self._abs(left), self._abs(right)))
+            pos.append(self.sent.whole(self._abs(left), self._abs(right)))  # sent.py
         if not pos:
             return 0
         before = self.rec.dsacks
