@@ -184,7 +184,7 @@ class TcbOutput(TcbVars):
             retrans = seq_lt(seq, self.snd_max)
             n = len(payload)
             rec, unsacked = self.sent.on_sent(pos, pos + n + (1 if flags & FIN else 0), n, now,
-                                              retrans, bool(flags & FIN))
+                                              retrans, bool(flags & FIN), bool(flags & PSH))
             if unsacked:
                 self.rack.on_sent(unsacked)
             if n and self.rate is not None:  # the delivery-rate stamps (rate.py)
@@ -223,6 +223,9 @@ class TcbOutput(TcbVars):
         self.stats.bytes_sent += len(payload)
         if self.unacked_since is None:
             self._set_unacked_since(now)
+        if payload:  # Fast Open data: its record, with PSH as Linux's syn_data skb (sent.py)
+            pos = self._abs(seq_add(seq, 1))
+            self.sent.on_sent(pos, pos + len(payload), len(payload), now, False, False, True)
         self._out.append(seg)
 
     def _ack_seq(self) -> int:
@@ -493,6 +496,13 @@ class TcbOutput(TcbVars):
                     n = usable
                 if gap < n:
                     n = gap
+                again = self.sent.resend(self._abs(nxt), mss) if seq_lt(nxt, self.snd_max) \
+                    else None
+                if again is not None:
+                    if again < n:
+                        n = again  # resent as first sent (sent.py)
+                    elif n < again and n == usable and in_flight:
+                        break  # Linux counts cwnd in packets: no room for this one whole
                 if sendbuf.eors:
                     n = sendbuf.eor_room(off, n)  # MSG_EOR: a segment ends with its record
                 if probe and nxt == self.snd_max:  # PLPMTUD: this new segment may probe
@@ -528,7 +538,12 @@ class TcbOutput(TcbVars):
             snd_max = self.snd_max
             retrans = seq_lt(seq, snd_max)
             flags = ACK
-            if n and (sendbuf.pushed(off, n) or (self._wakeup_push and not retrans)):
+            if not n:
+                pass
+            elif retrans and again is not None:
+                if self.sent.pushed(self._abs(seq), n):
+                    flags |= PSH  # the PSH of what is resent (sent.py)
+            elif sendbuf.pushed(off, n) or (self._wakeup_push and not retrans):
                 # the end of a write (Linux tcp_push; the queue's end is one), or new data the
                 # persist timer forces out (Linux tcp_write_wakeup; not a timeout's or a tail
                 # loss probe's, which go as tcp_write_xmit sends)
@@ -573,6 +588,9 @@ class TcbOutput(TcbVars):
         in [SND.UNA, SND.MAX). Returns the sequence space covered (0: nothing to resend)."""
         off = seq_sub(seq, self.snd_data_una)
         n = min(self.snd_mss, limit, len(self.sendbuf) - off) if off >= 0 else 0
+        again = self.sent.resend(self._abs(seq), self.snd_mss) if n > 0 else None
+        if again is not None and again < n:
+            n = again  # resent as first sent (sent.py)
         if n > 0 and self.sendbuf.eors:
             n = self.sendbuf.eor_room(off, n)  # resent as sent: never across a MSG_EOR record
         flags = ACK
@@ -586,7 +604,8 @@ class TcbOutput(TcbVars):
         elif self.fin_seq is not None and seq_add(seq, n) == self.fin_seq \
                 and seq_gt(self.snd_max, self.fin_seq):
             flags |= FIN
-        if n and self.sendbuf.pushed(off, n):
+        if n and (self.sent.pushed(self._abs(seq), n) if again is not None
+                  else self.sendbuf.pushed(off, n)):
             flags |= PSH  # resent as first sent
         payload = self.sendbuf.peek(off, n) if n else b""
         self.stats.retransmits += 1
