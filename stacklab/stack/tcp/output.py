@@ -486,6 +486,8 @@ class TcbOutput(TcbVars):
                     pipe = self._in_flight()
                 else:
                     pipe = in_flight
+                if self.undo.frto_new is not None:  # F-RTO step 2b: only new data in flight
+                    pipe = self._abs(nxt) - self.undo.frto_new  # (undo.py, rack.py)
                 usable = self.snd_wnd - in_flight
                 if cwnd - pipe < usable:
                     usable = cwnd - pipe
