@@ -12,8 +12,11 @@ round (until SND.UNA passes the highest sequence number sent when the round bega
 round begins at the connection's start, later ones at the first gated ACK past the previous
 round's end, and one at each RTO) takes the minimum of its first 8 per-ACK RTT samples; once
 that exceeds the connection's minimum RTT by an eighth of it (clamped to 4..16 ms), ssthresh
-becomes cwnd and congestion avoidance starts at once. Linux's other test, ACK-train detection
-(on by default there too), is not modelled. With ``css`` (off by default: Linux has no such
+becomes cwnd and congestion avoidance starts at once. Linux's other test (on by default too,
+hystart_detect 3) is the ACK train: while a round's ACKs come at most 2 ms apart, a train
+lasting longer than half of (delay_min + the TSO/GRO allowance, at most 1 ms) means the window
+filled the path; slow start ends there too (stacklab has no fq pacing status: the half always
+applies). With ``css`` (off by default: Linux has no such
 phase) the test is RFC 9406's instead: against the previous round's minimum, and it starts
 Conservative Slow Start (§4.3): a quarter of slow start's growth for 5 rounds, then congestion
 avoidance, or back to slow start if a round's minimum falls below the one that started it (a
@@ -36,6 +39,9 @@ HYSTART_LOW_WINDOW = 16  # segments: HyStart acts from this cwnd (Linux hystart_
 HYSTART_MIN_SAMPLES = 8  # RTT samples a round takes before the test (RFC 9406 N_RTT_SAMPLE)
 HYSTART_DELAY_MIN = 0.004  # the delay threshold's clamp (RFC 9406 MIN_RTT_THRESH)
 HYSTART_DELAY_MAX = 0.016  # (MAX_RTT_THRESH)
+HYSTART_ACK_DELTA = 0.002  # Linux hystart_ack_delta_us: ACKs this close make a train
+HYSTART_ACK_DELAY_MAX = 0.001  # hystart_ack_delay's cap
+GSO_MAX_SIZE = 65536  # what hystart_ack_delay allows one TSO packet
 CSS_GROWTH_DIVISOR = 4  # RFC 9406 §4.3
 CSS_ROUNDS = 5
 
@@ -75,6 +81,8 @@ class Cubic(CongestionController):
         self.round_end: int | None = 0
         self.round_min_rtt = float("inf")  # the smallest RTT sample of the round so far
         self.round_samples = 0
+        self.round_start = 0.0  # when the round began (Linux round_start), for the ACK train
+        self.last_ack = 0.0  # the last ACK of the train
         self.last_round_min_rtt = float("inf")  # RFC 9406 lastRoundMinRTT (css only)
         self.css_baseline: float | None = None  # cssBaselineMinRtt while in CSS, else None
         self.css_rounds = 0
@@ -139,14 +147,16 @@ class Cubic(CongestionController):
             self.delay_min = rtt
         if self.round_end is None:  # the round the RTO started ends at SND.MAX of that time
             self.round_end = rs.nxt
+            self.round_start = self.last_ack = now
         if (self.hystart and not self.hystart_found and self.cwnd < self.ssthresh
                 and self.cwnd >= HYSTART_LOW_WINDOW * self.mss):
-            self._hystart_update(rs, rtt, self.delay_min, self.round_end)
+            self._hystart_update(rs, rtt, self.delay_min, self.round_end, now)
 
     def _hystart_update(self, rs: RateSample, rtt: float, delay_min: float,
-                        round_end: int) -> None:
+                        round_end: int, now: float) -> None:
         if rs.una > round_end:  # a new round (RFC 9406 §4.2)
             self.round_end = rs.nxt
+            self.round_start = self.last_ack = now
             self.last_round_min_rtt = self.round_min_rtt
             self.round_min_rtt = float("inf")
             self.round_samples = 0
@@ -155,6 +165,11 @@ class Cubic(CongestionController):
                 if self.css_rounds >= CSS_ROUNDS:  # §4.3: CSS done, congestion avoidance
                     self._hystart_exit()
                     return
+        if not self.css and now - self.last_ack <= HYSTART_ACK_DELTA:
+            self.last_ack = now  # the ACK train goes on
+            if now - self.round_start > (delay_min + self._ack_delay()) / 2:
+                self._hystart_exit()
+                return
         if rtt < self.round_min_rtt:
             self.round_min_rtt = rtt
         if self.round_samples < HYSTART_MIN_SAMPLES:
@@ -172,6 +187,15 @@ class Cubic(CongestionController):
                 self.css_rounds = 0
             else:
                 self._hystart_exit()
+
+    def _ack_delay(self) -> float:
+        """Linux hystart_ack_delay: the time one TSO packet of GSO_MAX_SIZE (four of them)
+        takes at the pacing rate, at most 1 ms; the rate is Linux's in slow start, twice cwnd
+        per SRTT."""
+        if not self.srtt:
+            return 0.0
+        rate = 2 * self.cwnd / self.srtt
+        return min(HYSTART_ACK_DELAY_MAX, GSO_MAX_SIZE * 4 / rate)
 
     def _hystart_exit(self) -> None:
         """Slow start ends here: ssthresh = cwnd (Linux; RFC 9406 at the end of CSS)."""
