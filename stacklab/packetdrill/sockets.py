@@ -641,9 +641,10 @@ class TcpSock:
             "tcpi_rcv_mss": i["rcv_mss"],
             "tcpi_unacked": -(-i["unacked"] // mss),
             "tcpi_lost": -(-tcb.rec.lost_bytes() // mss),
-            "tcpi_retrans": -(-(tcb.rec.retrans.total
-                                - sum(tcb.rec.sacked.covered_between(s, e)
-                                      for s, e in tcb.rec.retrans)) // mss),
+            # Linux retrans_out: resent segments neither delivered nor deemed lost again,
+            # whatever resent them (recovery, a timeout, Fast Open's SYN data)
+            "tcpi_retrans": sum(1 for r in tcb.sent.records
+                                if r.retrans and not r.sacked and not r.lost),
             "tcpi_rtt": round((i["srtt"] or 0) * 1e6),
             "tcpi_rttvar": round((i["rttvar"] or 0) * 1e6),
             # "arbitrarily high" (1 << 30 bytes) is Linux's TCP_INFINITE_SSTHRESH

@@ -186,7 +186,7 @@ class TcbOutput(TcbVars):
             retrans = seq_lt(seq, self.snd_max)
             n = len(payload)
             rec, unsacked = self.sent.on_sent(pos, pos + n + (1 if flags & FIN else 0), n, now,
-                                              retrans, bool(flags & FIN))
+                                              retrans, bool(flags & FIN), bool(flags & PSH))
             if unsacked:
                 self.rack.on_sent(unsacked)
             if n and self.rate is not None:  # the delivery-rate stamps (rate.py)
@@ -227,6 +227,9 @@ class TcbOutput(TcbVars):
         self.stats.bytes_sent += len(payload)
         if self.unacked_since is None:
             self._set_unacked_since(now)
+        if payload:  # Fast Open data: its record, with PSH as Linux's syn_data skb (sent.py)
+            pos = self._abs(seq_add(seq, 1))
+            self.sent.on_sent(pos, pos + len(payload), len(payload), now, False, False, True)
         self._out.append(seg)
 
     def _ack_seq(self) -> int:
@@ -371,14 +374,16 @@ class TcbOutput(TcbVars):
         skbs (sndbuf.py)."""
         segs = [seg for seg in self._out[burst:] if seg.payload and not seq_lt(seg.seq, top)]
         if segs and segs[0].seq == self.plpmtud.probe_seq:
-            # a PLPMTUD probe leaves on its own before the burst (Linux tcp_mtu_probe)
-            top = seq_add(top, len(segs.pop(0).payload))
+            segs.pop(0)  # a PLPMTUD probe leaves on its own before the burst (tcp_mtu_probe)
+        lengths = [len(seg.payload) for seg in segs]
         cc = self.cc
-        for k in packet_ends([len(seg.payload) for seg in segs],
-                             [bool(seg.flags & PSH) or ends_skb(self, self._abs(seg.seq)
-                                                                + len(seg.payload))
-                              for seg in segs],
-                             seq_sub(top, self.snd_una), cc.cwnd, cc.ssthresh, self.snd_mss,
+        # what was in flight when the new data went out, as cwnd counts it (Linux
+        # tcp_packets_in_flight: in recovery the pipe, resends of this burst and a probe included)
+        flight = self._in_flight() - sum(lengths)
+        for k in packet_ends(lengths, [bool(seg.flags & PSH) or ends_skb(self, self._abs(seg.seq)
+                                                                         + len(seg.payload))
+                                       for seg in segs],
+                             flight, cc.cwnd, cc.ssthresh, self.snd_mss,
                              self.rtt.srtt, self.config.min_tso_segs):
             segs[k].flags |= PSH
 
@@ -493,6 +498,8 @@ class TcbOutput(TcbVars):
                     pipe = self._in_flight()
                 else:
                     pipe = in_flight
+                if self.undo.frto_new is not None:  # F-RTO step 2b: only new data in flight
+                    pipe = self._abs(nxt) - self.undo.frto_new  # (undo.py, rack.py)
                 usable = self.snd_wnd - in_flight
                 if cwnd - pipe < usable:
                     usable = cwnd - pipe
@@ -503,6 +510,13 @@ class TcbOutput(TcbVars):
                     n = usable
                 if gap < n:
                     n = gap
+                again = self.sent.resend(self._abs(nxt), mss) if seq_lt(nxt, self.snd_max) \
+                    else None
+                if again is not None:
+                    if again < n:
+                        n = again  # resent as first sent (sent.py)
+                    elif n < again and n == usable and in_flight:
+                        break  # Linux counts cwnd in packets: no room for this one whole
                 if sendbuf.eors:
                     n = sendbuf.eor_room(off, n)  # MSG_EOR: a segment ends with its record
                 if probe and nxt == self.snd_max:  # PLPMTUD: this new segment may probe
@@ -538,7 +552,12 @@ class TcbOutput(TcbVars):
             snd_max = self.snd_max
             retrans = seq_lt(seq, snd_max)
             flags = ACK
-            if n and (sendbuf.pushed(off, n) or (self._wakeup_push and not retrans)):
+            if not n:
+                pass
+            elif retrans and again is not None:
+                if self.sent.pushed(self._abs(seq), n):
+                    flags |= PSH  # the PSH of what is resent (sent.py)
+            elif sendbuf.pushed(off, n) or (self._wakeup_push and not retrans):
                 # the end of a write (Linux tcp_push; the queue's end is one), or new data the
                 # persist timer forces out (Linux tcp_write_wakeup; not a timeout's or a tail
                 # loss probe's, which go as tcp_write_xmit sends)
@@ -583,6 +602,9 @@ class TcbOutput(TcbVars):
         in [SND.UNA, SND.MAX). Returns the sequence space covered (0: nothing to resend)."""
         off = seq_sub(seq, self.snd_data_una)
         n = min(self.snd_mss, limit, len(self.sendbuf) - off) if off >= 0 else 0
+        again = self.sent.resend(self._abs(seq), self.snd_mss) if n > 0 else None
+        if again is not None and again < n:
+            n = again  # resent as first sent (sent.py)
         if n > 0 and self.sendbuf.eors:
             n = self.sendbuf.eor_room(off, n)  # resent as sent: never across a MSG_EOR record
         flags = ACK
@@ -596,7 +618,8 @@ class TcbOutput(TcbVars):
         elif self.fin_seq is not None and seq_add(seq, n) == self.fin_seq \
                 and seq_gt(self.snd_max, self.fin_seq):
             flags |= FIN
-        if n and self.sendbuf.pushed(off, n):
+        if n and (self.sent.pushed(self._abs(seq), n) if again is not None
+                  else self.sendbuf.pushed(off, n)):
             flags |= PSH  # resent as first sent
         payload = self.sendbuf.peek(off, n) if n else b""
         self.stats.retransmits += 1

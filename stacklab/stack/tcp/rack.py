@@ -277,13 +277,17 @@ def _try_undo(tcb: RackTcb, now: float, una_advanced: bool, tsecr: int | None) -
     after_rto = tcb.rto_recover is not None
     spurious = _frto(tcb)
     if undo.frto_high is not None and tcb._abs(tcb.snd_una) >= undo.frto_high:
-        undo.frto_high = None  # what was outstanding at the timeout is all acknowledged
+        undo.frto_high = undo.frto_new = None  # all outstanding at the timeout acknowledged
     if after_rto and not una_advanced and not spurious:
+        if undo.frto_new is not None and undo.frto_new < tcb._abs(tcb.snd_max):
+            _frto_fallback(tcb)  # step 3a: a duplicate ACK after the new data: lost after all
         return
     spurious = spurious or undo.spurious(tsecr if una_advanced else None)
     if una_advanced:
         undo.first_tsval = None  # Eifel asks the ACK that ends the episode only
     if not spurious:
+        if after_rto and una_advanced:
+            _frto_step2b(tcb)
         return
     cc = tcb.cc
     cc.cwnd, cc.ssthresh = undo.undo(cc.cwnd, cc.ssthresh)
@@ -299,12 +303,39 @@ def _try_undo(tcb: RackTcb, now: float, una_advanced: bool, tsecr: int | None) -
     tcb._trace_cwnd(now)
 
 
+def _frto_step2b(tcb: RackTcb) -> None:
+    """F-RTO after an ACK that advanced SND.UNA but is no verdict (RFC 5682 §2.1/§3.1, Linux
+    tcp_process_loss with tcp_frto). The first such ACK (step 2b): when new data waits and the
+    peer's window takes some, up to cwnd of new segments go out (two, cwnd having grown from
+    one) in place of the go-back-N, and the next ACK decides (step 3: spurious if it ACKs or
+    SACKs data never resent, see :func:`_frto`); with nothing new to send, the conventional
+    recovery goes on. The next ACK that is no verdict ends F-RTO the same way."""
+    undo = tcb.undo
+    if undo.frto_high is None:
+        return
+    if undo.frto_new is not None:  # step 3 says no: the go-back-N of the lost window
+        _frto_fallback(tcb)
+        return
+    top = tcb.snd_max
+    unsent = len(tcb.sendbuf) - seq_sub(top, tcb.snd_data_una)
+    if unsent > 0 and tcb.fin_seq is None and seq_sub(top, tcb.snd_una) < tcb.snd_wnd:
+        undo.frto_new = tcb._abs(top)
+        tcb.snd_nxt = top  # output() sends new data (output.py counts only it in flight)
+    else:
+        undo.frto_high = None  # step 2b not possible: conventional recovery (RFC 5682 §2.1)
+
+
+def _frto_fallback(tcb: RackTcb) -> None:
+    """F-RTO found the timeout genuine (step 3a): resend from SND.UNA, skipping what the peer
+    SACKed, as the go-back-N would have."""
+    tcb.undo.frto_high = tcb.undo.frto_new = None
+    tcb.snd_nxt = tcb.snd_una
+
+
 def _frto(tcb: RackTcb) -> bool:
     """F-RTO's verdict after a timeout (RFC 5682 §3.1 step 3b, SACK-enhanced as Linux
     tcp_process_loss): the timeout was spurious when data outstanding at it and never resent
-    is ACKed or SACKed. (Step 2b, new data instead of the go-back-N, is not taken: this TCB
-    counts the whole go-back-N window in flight, so cwnd would hold the new data back; the
-    go-back-N goes on meanwhile, skipping what is SACKed.)"""
+    is ACKed or SACKed."""
     high = tcb.undo.frto_high
     return high is not None and tcb.rack.orig_end <= high
 
@@ -462,6 +493,7 @@ def _tlp_ack(tcb: RackTcb, now: float, una_pos: int, una_advanced: bool, dsack: 
 def on_rto(tcb: RackTcb) -> None:
     """A timeout: go-back-N resends everything; the probe episode and RACK's timer end."""
     tcb.rack.tlp_end = None
+    tcb.undo.frto_new = None  # a timeout again: go-back-N from SND.UNA
     for s in tcb.rack.sent.records:
         s.lost = False  # Recovery.on_rto forgot the marks: the resend replaces these anyway
     tcb._arm(RACK_REO_TIMER, None)

@@ -39,7 +39,9 @@ class RateSample:
     in_flight: int = 0  # bytes in flight after it
     app_limited: bool = False  # the interval saw the application, not the network, limit us
     una: int = 0  # SND.UNA after this ACK (stream position)
-    nxt: int = 0  # SND.NXT (stream position): HyStart's round ends when SND.UNA passes it
+    # SND.MAX (stream position; Linux's snd_nxt, which a timeout does not move back):
+    # HyStart's round ends when SND.UNA passes its value at the round's start
+    nxt: int = 0
 
     @property
     def rate(self) -> float:

@@ -27,17 +27,18 @@ class Sent:
     payload length of the segment that carried it; RACK's delivered (SACKed) / lost marks; the
     delivery-rate stamps (rate.py, set only when a controller wants samples)."""
 
-    __slots__ = ("start", "end", "xmit", "retrans", "sacked", "lost", "order", "length",
+    __slots__ = ("start", "end", "xmit", "retrans", "sacked", "lost", "order", "length", "psh",
                  "delivered", "delivered_time", "first_sent", "app_limited", "rated")
 
     def __init__(self, start: int, end: int, xmit: float, retrans: bool, order: int,
-                 length: int) -> None:
+                 length: int, psh: bool = False) -> None:
         self.order = order  # transmission order (Linux's time-sorted list): ties of xmit
         self.start = start
         self.end = end
         self.xmit = xmit
         self.retrans = retrans
         self.length = length  # payload bytes of the segment (PMTU: did it fit the new MSS?)
+        self.psh = psh  # it went with PSH (Linux: the skb's flag, kept for its resends)
         self.sacked = False
         self.lost = False
         # delivery-rate stamps (rate.py): the connection's counters when it was sent
@@ -59,15 +60,17 @@ class SentLog:
         self.fin_end = -1  # the position after our FIN once sent
 
     def on_sent(self, start: int, end: int, length: int, now: float, retrans: bool,
-                fin: bool) -> tuple[Sent, int]:
-        """Record a transmission of ``[start, end)``; the new record and how many SACKed
-        records it replaced (sent again: no longer delivered)."""
+                fin: bool, psh: bool = False) -> tuple[Sent, int]:
+        """Record a transmission of ``[start, end)`` (``psh``: with PSH); the new record and
+        how many SACKed records it replaced (sent again: no longer delivered). A record resent
+        in part keeps its PSH on the part after the resend (Linux tcp_fragment: "PSH and FIN
+        should only be set in the second packet")."""
         if fin:
             self.fin_end = end
         log = self.records
         self.order += 1
         if not log or start >= log[-1].end:
-            rec = Sent(start, end, now, retrans, self.order, length)
+            rec = Sent(start, end, now, retrans, self.order, length, psh)
             log.append(rec)
             return rec, 0
         i = bisect_right([s.start for s in log], start) - 1
@@ -79,15 +82,15 @@ class SentLog:
             old = log[j]
             if old.end > start:
                 if old.start < start:
-                    pieces.append(_piece(old, old.start, start))
+                    pieces.append(_piece(old, old.start, start, False))
                 if old.end > end:
-                    pieces.append(_piece(old, end, old.end))
+                    pieces.append(_piece(old, end, old.end, old.psh))
                 if old.sacked:
                     unsacked += 1
             else:
                 pieces.append(old)
             j += 1
-        rec = Sent(start, end, now, True, self.order, length)
+        rec = Sent(start, end, now, True, self.order, length, psh)
         pieces.append(rec)
         pieces.sort(key=lambda s: s.start)
         log[i:j] = pieces
@@ -108,6 +111,72 @@ class SentLog:
             log[0].start = una
         return done
 
+    def at(self, pos: int) -> Sent | None:
+        """The record holding position ``pos``, if any."""
+        log = self.records
+        i = bisect_right(log, pos, key=_start) - 1
+        return log[i] if i >= 0 and pos < log[i].end else None
+
+    def resend(self, pos: int, mss: int) -> int | None:
+        """The data length of a resend from ``pos`` as Linux's tcp_retransmit_skb makes it from
+        its skbs: the transmission holding ``pos`` (cut at ``mss`` if larger, tcp_fragment),
+        joined by the next ones while the whole of each still fits in ``mss`` and none was
+        SACKed (tcp_retrans_try_collapse). None: nothing recorded there, or a segment sent
+        before a path MTU decrease (larger than ``mss``): that goes as the byte stream is cut,
+        where Linux's tcp_fragment would leave a short tail of each (on a lossy path with a
+        few MTU drops, upstream's cut made one of the 1,000 bounded transfers of
+        test_integrity_scale 45 % slower, past its 600 s)."""
+        log = self.records
+        i = bisect_right(log, pos, key=_start) - 1
+        if i < 0 or pos >= log[i].end:
+            return None
+        fin_end = self.fin_end
+        r = log[i]
+        if r.length > mss:  # (see above)
+            return None
+        stop = r.end - (r.end == fin_end)  # the FIN's position is no data
+        n = min(stop - pos, mss)
+        i += 1
+        while i < len(log) and n == stop - pos:
+            r = log[i]
+            size = r.end - r.start - (r.end == fin_end)
+            if r.start != stop or r.sacked or not size or n + size > mss:
+                break
+            n += size
+            stop += size
+            i += 1
+        return n
+
+    def pushed(self, pos: int, n: int) -> bool:
+        """Whether a resend of ``[pos, pos + n)`` carries PSH: a record ending inside it went
+        with PSH (Linux: the skb keeps its flag, joined skbs add theirs, and a split leaves it
+        on the part after the cut)."""
+        log = self.records
+        i = bisect_right(log, pos, key=_start) - 1
+        i = max(i, 0)
+        fin_end = self.fin_end
+        while i < len(log) and log[i].start < pos + n:
+            r = log[i]
+            if r.psh and pos < r.end - (r.end == fin_end) <= pos + n:
+                return True
+            i += 1
+        return False
+
+    def whole(self, start: int, end: int) -> tuple[int, int]:
+        """The part of a SACK block ``[start, end)`` made of whole transmissions (empty: start
+        >= end). Linux SACKs an skb only when a block covers it all (tcp_match_skb_to_sack; it
+        splits a multi-segment skb at MSS multiples, and stacklab's records are single
+        segments): a block covering part of a segment marks nothing of it, so the resend is
+        the whole segment, as first sent."""
+        log = self.records
+        i = bisect_right(log, start, key=_start) - 1
+        if i >= 0 and log[i].start < start < log[i].end:
+            start = log[i].end
+        j = bisect_right(log, end, key=_start) - 1
+        if j >= 0 and log[j].start < end < log[j].end - (log[j].end == self.fin_end):
+            end = log[j].start  # (a block ending at the FIN covers the segment carrying it)
+        return start, end
+
     def fitting(self, una: int, top: int, mss: int) -> list[tuple[int, int]]:
         """The ranges in [una, top) whose latest transmission carried at most ``mss`` bytes:
         still in flight on the narrower path, not to be resent (Linux tcp_simple_retransmit
@@ -121,8 +190,8 @@ class SentLog:
         return keep
 
 
-def _piece(old: Sent, start: int, end: int) -> Sent:
-    p = Sent(start, end, old.xmit, old.retrans, old.order, old.length)
+def _piece(old: Sent, start: int, end: int, psh: bool) -> Sent:
+    p = Sent(start, end, old.xmit, old.retrans, old.order, old.length, psh)
     p.sacked = old.sacked
     p.lost = old.lost
     p.delivered = old.delivered
@@ -131,6 +200,10 @@ def _piece(old: Sent, start: int, end: int) -> Sent:
     p.app_limited = old.app_limited
     p.rated = old.rated
     return p
+
+
+def _start(rec: Sent) -> int:
+    return rec.start
 
 
 __all__ = ["Sent", "SentLog"]

@@ -1277,7 +1277,7 @@ class Tcb(TcbOutput):
         self.rack.on_cumulative_ack(acked, now, self.snd_mss)
         if self.rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
             self.cc.on_rate_sample(self.rate.on_ack(
-                acked, self.sent, self._abs(ack), self._abs(self.snd_nxt), self.rec.sacked,
+                acked, self.sent, self._abs(ack), self._abs(self.snd_max), self.rec.sacked,
                 now, flight, self._in_flight()), now)
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None
@@ -1377,7 +1377,7 @@ class Tcb(TcbOutput):
             # ignore blocks that are not plausible (beyond SND.MAX or far below SND.UNA)
             if not (seq_lt(left, right) and seq_le(right, smax) and seq_ge(left, lo)):
                 continue
-            pos.append((self._abs(left), self._abs(right)))
+            pos.append(self.sent.whole(self._abs(left), self._abs(right)))  # sent.py
         if not pos:
             return 0
         before = self.rec.dsacks

@@ -22,7 +22,7 @@ from .seq import seq_lt
 
 class Undo:
     __slots__ = ("active", "retrans", "sent", "prior_cwnd", "prior_ssthresh", "first_tsval",
-                 "frto_high")
+                 "frto_high", "frto_new")
 
     def __init__(self) -> None:
         self.active = False  # Linux undo_marker set: an episode may still be undone
@@ -34,6 +34,10 @@ class Undo:
         # F-RTO (RFC 5682 §3.1, SACK-enhanced as Linux): after a timeout, the end of what was
         # outstanding (a position; Linux high_seq); None: F-RTO not (or no longer) running
         self.frto_high: int | None = None
+        # F-RTO step 2b (RFC 5682 §2.1): new data went out instead of the go-back-N from this
+        # position (SND.MAX then; Linux moves high_seq there); what is below it and not resent
+        # is out of the pipe, as Linux marks it lost at the timeout. None: not in step 2b
+        self.frto_new: int | None = None
 
     def start(self, cwnd: int, ssthresh: int) -> None:
         """An episode begins (before the congestion controller reduces cwnd)."""
@@ -44,6 +48,7 @@ class Undo:
         self.prior_ssthresh = ssthresh
         self.first_tsval = None
         self.frto_high = None
+        self.frto_new = None
 
     def on_retransmit(self, tsval: int | None) -> None:
         if self.active:
@@ -70,7 +75,7 @@ class Undo:
     def undo(self, cwnd: int, ssthresh: int) -> tuple[int, int]:
         """The cwnd and ssthresh to go back to (never lower than now)."""
         self.active = False
-        self.frto_high = None
+        self.frto_high = self.frto_new = None
         return max(cwnd, self.prior_cwnd), max(ssthresh, self.prior_ssthresh)
 
 

@@ -123,3 +123,52 @@ def test_css_on_a_bottleneck_leaves_slow_start_later_than_linux_and_without_loss
     cc = seen["cc"]
     assert cc.hystart_found and seen["stats"].retransmits == 0
     assert cc.ssthresh > linux  # five rounds of quarter-rate growth past the delay test
+
+
+def test_rounds_are_counted_only_from_a_sixteen_segment_window():
+    """Linux gates all of hystart_update on hystart_low_window: ACKs at a smaller window end no
+    round, so the first one at 16 segments opens a round from the connection's start."""
+    from stacklab.stack.tcp.rate import RateSample
+
+    cc = Cubic(1000)
+    for i in range(3):  # cwnd 10..15: rounds stay where the connection's start put them
+        cc.on_rate_sample(RateSample(rtt=0.1, una=1000 * (i + 1), nxt=20_000), float(i))
+        cc.cwnd += 2000
+    assert cc.round_end == 0 and cc.round_samples == 0
+    cc.on_rate_sample(RateSample(rtt=0.1, una=4000, nxt=22_000), 3.0)
+    assert cc.round_end == 22_000 and cc.round_samples == 1
+
+
+def test_an_rto_starts_a_round_ending_at_the_highest_sequence_sent():
+    from stacklab.stack.tcp.rate import RateSample
+
+    cc = Cubic(1000)
+    cc.cwnd = 20_000
+    for i in range(4):
+        cc.on_rate_sample(RateSample(rtt=0.1, una=1000 * (i + 1), nxt=50_000), float(i))
+    cc.on_rto(20_000, 5.0)
+    assert cc.round_samples == 0
+    # the first ACK after the timeout (cwnd 1 segment): the round ends at SND.MAX (Linux's
+    # snd_nxt, not moved back by go-back-N)
+    cc.on_rate_sample(RateSample(rtt=0.1, una=6000, nxt=50_000), 7.0)
+    assert cc.round_end == 50_000 and cc.round_samples == 0
+
+
+def test_ack_train_longer_than_half_the_min_rtt_ends_slow_start():
+    """Linux's ACK-train test (hystart_detect 3, the default): the ACKs of a round arriving
+    back to back (at most 2 ms apart) for longer than (delay_min + ack delay) / 2 show the
+    window filled the path, before any RTT increase."""
+    from stacklab.stack.tcp.rate import RateSample
+
+    def train(gap: float) -> Cubic:
+        cc = Cubic(1000)
+        cc.cwnd = 20_000
+        cc.srtt = 0.020
+        for i in range(20):  # one round (it ends at 100_000), RTT flat at the minimum 20 ms
+            cc.on_rate_sample(RateSample(rtt=0.020, una=1000 * (i + 1), nxt=100_000),
+                              1.0 + i * gap)
+        return cc
+
+    cc = train(0.001)  # 1 ms apart: the train passes (20 + 1) / 2 ms at the 12th ACK
+    assert cc.hystart_found and cc.ssthresh == cc.cwnd
+    assert not train(0.003).hystart_found  # 3 ms apart: no train, and no delay increase

@@ -35,3 +35,33 @@ def test_after_a_mtu_decrease_only_what_went_out_in_larger_segments_is_resent():
     log.on_sent(0, 1000, 1000, 0.1, True, False)  # resent after an earlier drop, fits
     assert log.fitting(0, 3000, 1000) == [(0, 1000), (2800, 3000)]
     assert log.fitting(500, 2900, 1000) == [(500, 1000), (2800, 2900)]
+
+
+def test_a_resend_joins_whole_small_records_up_to_an_mss_with_their_psh():
+    log = SentLog()
+    for i in range(4):  # four 300-byte writes sent one by one, each with PSH
+        log.on_sent(i * 300, (i + 1) * 300, 300, 0.0, False, False, True)
+    assert log.resend(0, 1000) == 900  # the fourth would not fit whole
+    assert log.pushed(0, 900)
+    assert log.resend(900, 1000) == 300
+    log.records[2].sacked = True  # a SACKed record is not joined
+    assert log.resend(0, 1000) == 600
+
+
+def test_a_resend_cut_inside_a_record_leaves_its_psh_to_the_rest():
+    log = SentLog()
+    log.on_sent(0, 1000, 1000, 0.0, False, False, True)
+    assert not log.pushed(0, 600)  # Linux tcp_fragment: PSH on the second part only
+    rec, _ = log.on_sent(0, 600, 600, 0.2, True, False, False)
+    assert [(s.start, s.end, s.psh) for s in log.records] == [(0, 600, False), (600, 1000, True)]
+    assert log.pushed(600, 400)
+
+
+def test_sack_blocks_count_only_whole_records():
+    log = SentLog()
+    log.on_sent(0, 1000, 1000, 0.0, False, False)
+    log.on_sent(1000, 2001, 1000, 0.0, False, True)  # the last data byte and the FIN
+    assert log.whole(999, 2000) == (1000, 2000)  # part of the first: nothing of it
+    assert log.whole(500, 1500) == (1000, 1000)  # empty
+    s, e = log.whole(1200, 2000)
+    assert s >= e

@@ -6,14 +6,21 @@ The time t is measured from the start of the current congestion-avoidance epoch,
 uses t + RTT (§4.2 "W_cubic(t + RTT)").
 
 Slow start ends early on a delay increase, HyStart's delay detection as Linux's tcp_cubic runs
-it (RFC 9406 §4.2's RTT test with Linux's parameters): from a window of 16 segments on, each
-round (until SND.UNA passes the SND.NXT of the round's first ACK) takes the minimum of its first
-8 per-ACK RTT samples; once that exceeds the connection's minimum RTT by an eighth of it
-(clamped to 4..16 ms), ssthresh becomes cwnd and congestion avoidance starts at once. There is
-no ACK-train detection. With ``css`` (off by default: Linux has no such phase) the test is RFC
-9406's instead: against the previous round's minimum, and it starts Conservative Slow Start
-(§4.3): a quarter of slow start's growth for 5 rounds, then congestion avoidance, or back to
-slow start if a round's minimum falls below the one that started it (a spurious exit).
+it (RFC 9406 §4.2's RTT test with Linux's parameters): only while cwnd is at least 16 segments
+(Linux hystart_low_window gates the whole of hystart_update, the round bookkeeping too), each
+round (until SND.UNA passes the highest sequence number sent when the round began; the first
+round begins at the connection's start, later ones at the first gated ACK past the previous
+round's end, and one at each RTO) takes the minimum of its first 8 per-ACK RTT samples; once
+that exceeds the connection's minimum RTT by an eighth of it (clamped to 4..16 ms), ssthresh
+becomes cwnd and congestion avoidance starts at once. Linux's other test (on by default too,
+hystart_detect 3) is the ACK train: while a round's ACKs come at most 2 ms apart, a train
+lasting longer than half of (delay_min + the TSO/GRO allowance, at most 1 ms) means the window
+filled the path; slow start ends there too (stacklab has no fq pacing status: the half always
+applies). With ``css`` (off by default: Linux has no such
+phase) the test is RFC 9406's instead: against the previous round's minimum, and it starts
+Conservative Slow Start (§4.3): a quarter of slow start's growth for 5 rounds, then congestion
+avoidance, or back to slow start if a round's minimum falls below the one that started it (a
+spurious exit).
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ HYSTART_LOW_WINDOW = 16  # segments: HyStart acts from this cwnd (Linux hystart_
 HYSTART_MIN_SAMPLES = 8  # RTT samples a round takes before the test (RFC 9406 N_RTT_SAMPLE)
 HYSTART_DELAY_MIN = 0.004  # the delay threshold's clamp (RFC 9406 MIN_RTT_THRESH)
 HYSTART_DELAY_MAX = 0.016  # (MAX_RTT_THRESH)
+HYSTART_ACK_DELTA = 0.002  # Linux hystart_ack_delta_us: ACKs this close make a train
+HYSTART_ACK_DELAY_MAX = 0.001  # hystart_ack_delay's cap
+GSO_MAX_SIZE = 65536  # what hystart_ack_delay allows one TSO packet
 CSS_GROWTH_DIVISOR = 4  # RFC 9406 §4.3
 CSS_ROUNDS = 5
 
@@ -65,9 +75,14 @@ class Cubic(CongestionController):
         self.srtt: float | None = None
         self.delay_min: float | None = None  # the smallest per-ACK RTT (Linux delay_min)
         self.hystart_found = False  # slow start was left on a delay increase
-        self.round_end: int | None = None  # SND.NXT when the current round began
+        # where the current round ends (stream position: SND.MAX when it began); the first one
+        # began at the connection's start (Linux bictcp_hystart_reset in cubictcp_init); None
+        # after an RTO: the next sample's SND.MAX, nothing having been sent since
+        self.round_end: int | None = 0
         self.round_min_rtt = float("inf")  # the smallest RTT sample of the round so far
         self.round_samples = 0
+        self.round_start = 0.0  # when the round began (Linux round_start), for the ACK train
+        self.last_ack = 0.0  # the last ACK of the train
         self.last_round_min_rtt = float("inf")  # RFC 9406 lastRoundMinRTT (css only)
         self.css_baseline: float | None = None  # cssBaselineMinRtt while in CSS, else None
         self.css_rounds = 0
@@ -130,12 +145,18 @@ class Cubic(CongestionController):
             return  # Linux: no delay samples right after a reduction
         if self.delay_min is None or rtt < self.delay_min:
             self.delay_min = rtt
-        if self.hystart and not self.hystart_found and self.cwnd < self.ssthresh:
-            self._hystart_update(rs, rtt, self.delay_min)
-
-    def _hystart_update(self, rs: RateSample, rtt: float, delay_min: float) -> None:
-        if self.round_end is None or rs.una > self.round_end:  # a new round (RFC 9406 §4.2)
+        if self.round_end is None:  # the round the RTO started ends at SND.MAX of that time
             self.round_end = rs.nxt
+            self.round_start = self.last_ack = now
+        if (self.hystart and not self.hystart_found and self.cwnd < self.ssthresh
+                and self.cwnd >= HYSTART_LOW_WINDOW * self.mss):
+            self._hystart_update(rs, rtt, self.delay_min, self.round_end, now)
+
+    def _hystart_update(self, rs: RateSample, rtt: float, delay_min: float,
+                        round_end: int, now: float) -> None:
+        if rs.una > round_end:  # a new round (RFC 9406 §4.2)
+            self.round_end = rs.nxt
+            self.round_start = self.last_ack = now
             self.last_round_min_rtt = self.round_min_rtt
             self.round_min_rtt = float("inf")
             self.round_samples = 0
@@ -144,8 +165,11 @@ class Cubic(CongestionController):
                 if self.css_rounds >= CSS_ROUNDS:  # §4.3: CSS done, congestion avoidance
                     self._hystart_exit()
                     return
-        if self.cwnd < HYSTART_LOW_WINDOW * self.mss:
-            return
+        if not self.css and now - self.last_ack <= HYSTART_ACK_DELTA:
+            self.last_ack = now  # the ACK train goes on
+            if now - self.round_start > (delay_min + self._ack_delay()) / 2:
+                self._hystart_exit()
+                return
         if rtt < self.round_min_rtt:
             self.round_min_rtt = rtt
         if self.round_samples < HYSTART_MIN_SAMPLES:
@@ -163,6 +187,15 @@ class Cubic(CongestionController):
                 self.css_rounds = 0
             else:
                 self._hystart_exit()
+
+    def _ack_delay(self) -> float:
+        """Linux hystart_ack_delay: the time one TSO packet of GSO_MAX_SIZE (four of them)
+        takes at the pacing rate, at most 1 ms; the rate is Linux's in slow start, twice cwnd
+        per SRTT."""
+        if not self.srtt:
+            return 0.0
+        rate = 2 * self.cwnd / self.srtt
+        return min(HYSTART_ACK_DELAY_MAX, GSO_MAX_SIZE * 4 / rate)
 
     def _hystart_exit(self) -> None:
         """Slow start ends here: ssthresh = cwnd (Linux; RFC 9406 at the end of CSS)."""
@@ -205,5 +238,7 @@ class Cubic(CongestionController):
         # Linux (bictcp_state, TCP_CA_Loss): HyStart and the minimum RTT start over
         self.hystart_found = False
         self.round_end = None
+        self.round_min_rtt = float("inf")
+        self.round_samples = 0
         self.delay_min = None
         self.css_baseline = None
