@@ -105,3 +105,32 @@ def test_partial_checksum_from_the_kernel_is_completed() -> None:
     # without NEEDS_CSUM the frame is passed as it is (a bad checksum stays bad)
     plain = VNET_HDR.pack(0, 0, 0, 0, 0, 0)
     assert bytes(dev._from_vnet(plain + bytes(partial))) == bytes(partial)
+
+
+def test_the_attached_reader_hands_kernel_made_tcp_frames_over_unsummed() -> None:
+    """What the stack gets from the device's reader: the frame after the virtio header without
+    a copy and csum_valid, so nobody sums the kernel's segments (the partial sum stays)."""
+    from stacklab.device.tap import VNET_F_DATA_VALID
+    from stacklab.wire.ipv6 import build_ipv6
+
+    good = seg(42, b"x" * 3000)
+    partial = bytearray(good)
+    pseudo = (int.from_bytes(A + B, "big") + 6 + len(good) - 34) % 0xFFFF
+    partial[50:52] = pseudo.to_bytes(2, "big")
+    dev = TapDevice(-1, "tapx", offload=True)
+    needs = VNET_HDR.pack(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 66, 1448, 34, 16)
+    frame, valid = dev._rx_frame(needs + bytes(partial))
+    assert type(frame) is memoryview and bytes(frame) == bytes(partial) and valid
+    assert dev.counters["rx.csum_trusted"] == 1 and dev.counters["rx.csum_completed"] == 0
+    # DATA_VALID: the kernel checked it; neither flag: the stack must check it
+    assert dev._rx_frame(VNET_HDR.pack(VNET_F_DATA_VALID, 0, 0, 0, 0, 0) + good)[1]
+    assert not dev._rx_frame(bytes(VNET_HDR.size) + good)[1]
+    # a partial checksum on a frame the stack's fused IPv4 TCP path does not take: completed
+    a6, b6 = bytes(15) + b"\x01", bytes(15) + b"\x02"
+    t6 = build_tcp(a6, b6, 1, 2, 3, 4, ACK, 5, b"v6 data")
+    f6 = bytes(build_ethernet(MB, MA, 0x86DD, build_ipv6(a6, b6, 6, t6)))
+    p6 = bytearray(f6)
+    p6[14 + 40 + 16:14 + 40 + 18] = (
+        (int.from_bytes(a6 + b6, "big") + 6 + len(t6)) % 0xFFFF).to_bytes(2, "big")
+    frame, valid = dev._rx_frame(VNET_HDR.pack(VNET_F_NEEDS_CSUM, 0, 0, 0, 54, 16) + bytes(p6))
+    assert bytes(frame) == f6 and valid and dev.counters["rx.csum_completed"] == 1

@@ -77,16 +77,17 @@ class RealtimeStack:
         if isinstance(self.node, DrivenHost):
             self.node.detach()
 
-    def _make_rx(self, ifindex: int) -> Callable[[bytes], None]:
+    def _make_rx(self, ifindex: int) -> Callable[[bytes | memoryview, bool], None]:
         node = self.node
         driver = self.driver
         assert driver is not None
 
-        def rx(frame: bytes) -> None:
+        def rx(frame: bytes | memoryview, csum_valid: bool = False) -> None:
             if self.capture is not None:
-                self.capture(ifindex, "rx", time.time(), frame)
+                self.capture(ifindex, "rx", time.time(), bytes(frame))
             try:
-                driver.receive(ifindex, frame)  # the device flushes after its batch of reads
+                # the device flushes after its batch of reads
+                driver.receive(ifindex, frame, csum_valid)
             except Exception:  # a stack bug must not kill the device reader
                 node.counters["drop.driver.exception"] += 1
                 self._errors += 1

@@ -20,9 +20,11 @@ Offloads (``TapDevice.open(..., offload=True)``, off by default): the device is 
 hand over TCP super-frames of up to 64 KiB (TSO/GSO: one IPv4/IPv6 + TCP header, the total length
 of the whole, ``gso_size`` = the MSS) and frames whose transport checksum is only the
 pseudo-header part (``VIRTIO_NET_HDR_F_NEEDS_CSUM``). Every frame then carries a 10-byte
-``virtio_net_hdr`` in front. The reader strips it and completes the checksum, so the stack sees
-an ordinary, valid (if large) Ethernet frame: one TCP segment of up to 64 KiB, as Linux's GRO
-would deliver it, instead of ~45 MSS-sized ones (the per-packet Python cost is paid once).
+``virtio_net_hdr`` in front. The attached reader hands the stack the frame after it (a view of
+the read, no copy) with ``csum_valid`` (Linux's ``CHECKSUM_UNNECESSARY``): one TCP segment of up
+to 64 KiB, as Linux's GRO would deliver it, instead of ~45 MSS-sized ones (the per-packet Python
+cost is paid once), whose checksum nobody sums (the kernel made it; the stack skips the check).
+``read_frame`` completes partial checksums instead: it returns ordinary, valid frames.
 On transmit, each frame gets a header of zeros (no GSO, checksum already complete); with
 ``tx_merge`` (default on with offloads), the back-to-back TCP data segments of one flow that the
 stack sends in one loop iteration, same headers but for the sequence number, are merged into one
@@ -68,6 +70,7 @@ TUN_F_TSO6 = 0x04
 VNET_HDR = struct.Struct("<BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 VNET_HDR_LEN = VNET_HDR.size  # 10
 VNET_F_NEEDS_CSUM = 1
+VNET_F_DATA_VALID = 2
 VNET_GSO_NONE = 0
 VNET_GSO_TCPV4 = 1
 VNET_GSO_TCPV6 = 4
@@ -197,12 +200,12 @@ class TapDevice:
         self.tx_merge = offload if tx_merge is None else (tx_merge and offload)
         self.counters = {"rx.frames": 0, "rx.bytes": 0, "tx.frames": 0, "tx.bytes": 0,
                          "tx.queued": 0, "tx.dropped": 0, "tx.errors": 0,
-                         "rx.gso_frames": 0, "rx.csum_completed": 0, "tx.gso_frames": 0,
-                         "tx.gso_segments": 0}
+                         "rx.gso_frames": 0, "rx.csum_completed": 0, "rx.csum_trusted": 0,
+                         "tx.gso_frames": 0, "tx.gso_segments": 0}
         self._batch: list[bytes] = []  # tx_merge: frames sent in this loop iteration
         self._loop: asyncio.AbstractEventLoop | None = None
         self._txq: deque[tuple[bytes, bytes | None]] = deque()
-        self._on_frame: Callable[[bytes], None] | None = None
+        self._on_frame: Callable[[bytes | memoryview, bool], None] | None = None
         self._on_batch_end: Callable[[], None] | None = None
         self.batch_limit = 256  # frames per reader callback before yielding to the loop
 
@@ -273,7 +276,8 @@ class TapDevice:
 
     # -- plain non-blocking I/O ----------------------------------------------------------------
     def read_frame(self) -> bytes | None:
-        """One frame, or None when none is waiting (EAGAIN)."""
+        """One frame, or None when none is waiting (EAGAIN). With offloads, an ordinary frame
+        (its checksum completed: see :meth:`_from_vnet`)."""
         try:
             data = os.read(self.fd, READ_SIZE)
         except BlockingIOError:
@@ -282,6 +286,32 @@ class TapDevice:
         self.counters["rx.frames"] += 1
         self.counters["rx.bytes"] += len(frame)
         return frame
+
+    def _rx_frame(self, data: bytes) -> tuple[bytes | memoryview, bool]:
+        """What the attached reader hands the stack for one read with offloads: the frame after
+        the virtio_net_hdr, as a view of the read's bytes (no copy), and whether the device
+        vouches for its transport checksum (``csum_valid`` of ``Node.receive_frame``):
+        ``DATA_VALID`` (the kernel verified it), or ``NEEDS_CSUM`` (the kernel made the segment
+        and left the checksum partial; Linux's ``CHECKSUM_PARTIAL`` means the data is good) on
+        an IPv4 TCP frame, which the stack's fused path takes without summing it, so the partial
+        sum is not completed. Other ``NEEDS_CSUM`` frames (IPv6, UDP, IP options) are completed
+        as :meth:`_from_vnet` does: the stack's other paths sum them."""
+        if len(data) < VNET_HDR_LEN:
+            return b"", False
+        flags, gso_type = data[0], data[1]
+        if gso_type != VNET_GSO_NONE:
+            self.counters["rx.gso_frames"] += 1
+        if flags & VNET_F_DATA_VALID:
+            return memoryview(data)[VNET_HDR_LEN:], True
+        if not flags & VNET_F_NEEDS_CSUM:
+            return memoryview(data)[VNET_HDR_LEN:], False
+        # Ethernet type IPv4, version 4 with IHL 5, TCP, not a fragment (offsets past the header)
+        if len(data) >= VNET_HDR_LEN + 54 and data[22] == 8 and data[23] == 0 \
+                and data[24] == 0x45 and data[33] == PROTO_TCP and not data[30] & 0x3F \
+                and not data[31]:
+            self.counters["rx.csum_trusted"] += 1
+            return memoryview(data)[VNET_HDR_LEN:], True
+        return self._from_vnet(data), True
 
     def _from_vnet(self, data: bytes) -> bytes:
         """Strip the virtio_net_hdr; complete a partial transport checksum (NEEDS_CSUM)."""
@@ -334,10 +364,13 @@ class TapDevice:
         return True
 
     # -- asyncio ---------------------------------------------------------------------------------
-    def attach(self, loop: asyncio.AbstractEventLoop, on_frame: Callable[[bytes], None],
+    def attach(self, loop: asyncio.AbstractEventLoop,
+               on_frame: Callable[[bytes | memoryview, bool], None],
                on_batch_end: Callable[[], None] | None = None) -> None:
-        """Call ``on_frame(frame)`` from ``loop`` for each frame the kernel sends, then
-        ``on_batch_end()`` once per batch (a good moment to flush the stack's output)."""
+        """Call ``on_frame(frame, csum_valid)`` from ``loop`` for each frame the kernel sends,
+        then ``on_batch_end()`` once per batch (a good moment to flush the stack's output).
+        ``csum_valid``: the device vouches for the frame's transport checksum, which then may
+        be the kernel's partial sum (see :meth:`_rx_frame`; always False without offloads)."""
         self._loop = loop
         self._on_frame = on_frame
         self._on_batch_end = on_batch_end
@@ -353,8 +386,21 @@ class TapDevice:
     def _readable(self) -> None:
         on_frame = self._on_frame
         assert on_frame is not None
-        for frame in self.read_batch(self.batch_limit):
-            on_frame(frame)
+        if not self.offload:
+            for plain in self.read_batch(self.batch_limit):
+                on_frame(plain, False)
+        else:
+            c = self.counters
+            fd = self.fd
+            for _ in range(self.batch_limit):
+                try:
+                    data = os.read(fd, READ_SIZE)
+                except BlockingIOError:
+                    break
+                frame, valid = self._rx_frame(data)
+                c["rx.frames"] += 1
+                c["rx.bytes"] += len(frame)
+                on_frame(frame, valid)
         if self._on_batch_end is not None:
             self._on_batch_end()
 

@@ -570,7 +570,8 @@ class Host(Node):
         self._out.append((ifindex, frame))
 
     # -- Node interface ---------------------------------------------------------------------------
-    def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:
+    def receive_frame(self, ifindex: int, frame: bytes | memoryview, now: float,
+                      csum_valid: bool = False) -> None:
         c = self.counters
         c["rx.frames"] += 1
         if not 0 <= ifindex < len(self.interfaces):
@@ -583,11 +584,13 @@ class Host(Node):
         try:
             # the common frame, untagged IPv4 to our MAC, without building an EthernetView
             # (its payload would be the same memoryview from byte 14)
-            if type(frame) is bytes and len(frame) >= 14 and frame[12] == 8 and frame[13] == 0 \
-                    and frame.startswith(iface.mac):
+            # (a memoryview too: a TAP device hands over the frame after its virtio header)
+            if (frame.startswith(iface.mac) if type(frame) is bytes
+                    else type(frame) is memoryview and frame[:6] == iface.mac) \
+                    and len(frame) >= 14 and frame[12] == 8 and frame[13] == 0:
                 # TCP (protocol byte 23): all three headers in one go, else IPv4's own path
                 if len(frame) < 54 or frame[23] != 6 \
-                        or not self.ipv4.receive_tcp_frame(iface, frame, now):
+                        or not self.ipv4.receive_tcp_frame(iface, frame, now, csum_valid):
                     self.ipv4.receive(iface, memoryview(frame)[14:], False, now)
                 return
             eth = EthernetView(frame)

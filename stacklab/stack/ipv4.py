@@ -119,14 +119,17 @@ class Ipv4:
                       buf if len(buf) == ip.total_length else buf[:ip.total_length])
         self.host.deliver(ip.src, ip.dst, ip.proto, ip.payload, now, info)
 
-    def receive_tcp_frame(self, iface: Interface, frame: bytes, now: float) -> bool:
+    def receive_tcp_frame(self, iface: Interface, frame: bytes | memoryview, now: float,
+                          csum_valid: bool = False) -> bool:
         """:meth:`receive` for a whole frame to our MAC holding one unfragmented IPv4 TCP
         segment, with the three views and both checksums from one
         :func:`~stacklab.wire.tcp.parse_ipv4_tcp_frame`; a transport that registered a view
         handler for TCP gets the parsed view. False (nothing done): not such a frame, or
-        malformed: the per-layer path takes it and counts exactly what it would have."""
+        malformed: the per-layer path takes it and counts exactly what it would have.
+        ``csum_valid``: the device vouched for the TCP checksum (``Node.receive_frame``), which
+        is then not summed; the IPv4 header's still is (20 bytes; Linux's ``ip_rcv`` too)."""
         try:
-            r = parse_ipv4_tcp_frame(frame)
+            r = parse_ipv4_tcp_frame(frame, csum_valid)
         except MalformedPacket:
             return False
         if r is None:

@@ -2,7 +2,10 @@
 
 A node is sans-IO. The driver:
 
-* hands it frames: ``node.receive_frame(ifindex, frame, now)``;
+* hands it frames: ``node.receive_frame(ifindex, frame, now)``; ``csum_valid=True`` when the
+  device vouches for the frame's transport checksum (Linux's ``CHECKSUM_UNNECESSARY``, virtio-net's
+  ``DATA_VALID``/``NEEDS_CSUM``: a TAP device with offloads): the node may skip summing it, and the
+  checksum field may hold anything (the kernel's partial sum); the default, False, checks it;
 * drains what it wants to send: ``node.frames_to_send() -> [(ifindex, frame), ...]``;
 * asks for its next deadline ``node.get_timer()`` and calls ``node.handle_timer(now)`` when due;
 * sets ``node.wake`` to a callable; the node (or an API object on top of it) calls
@@ -50,7 +53,8 @@ class Node:
         self.ports.append(port)
         return port
 
-    def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:
+    def receive_frame(self, ifindex: int, frame: bytes | memoryview, now: float,
+                      csum_valid: bool = False) -> None:
         raise NotImplementedError
 
     def frames_to_send(self) -> list[tuple[int, bytes | bytearray]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 
-from .checksum import ipv4_tcp_frame_store, ipv4_tcp_ok
+from .checksum import ipv4_header_ok, ipv4_tcp_frame_store, ipv4_tcp_ok
 from .ethernet import ETH_P_IPV4, EthernetView
 from .ipv4 import FLAG_DF, IPv4View
 from .proto import PROTO_TCP
@@ -60,8 +60,8 @@ class _FastTcpView(TcpView):
     __init__ = object.__init__
 
 
-def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView, bool, bool] \
-        | None:
+def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False) \
+        -> tuple[EthernetView, IPv4View, TcpView, bool, bool] | None:
     """The three views of an Ethernet II / IPv4 / TCP frame and both checksum verdicts.
 
     Returns ``(eth, ip, tcp, ip_checksum_ok, tcp_checksum_ok)``: the views (instances of the
@@ -69,7 +69,9 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
     and ``TcpView(ip.payload)`` give, and the verdicts of ``ip.checksum_ok()`` and
     ``tcp.checksum_ok(ip.src, ip.dst)``; or None when the frame is valid but not one
     unfragmented IPv4 TCP segment (ARP, IPv6, UDP, a fragment...: use the per-layer views).
-    Raises :class:`MalformedPacket` exactly where those views would.
+    Raises :class:`MalformedPacket` exactly where those views would. ``tcp_valid``: the TCP
+    checksum is known good (verified by a device, Linux's ``CHECKSUM_UNNECESSARY``): it is not
+    summed and its verdict is True; the IPv4 header's is checked all the same.
 
     The common frame (untagged, no IP options, lengths consistent) is read with one ``unpack``;
     the TCP checksum is read from the IPv4 addresses on (they are the pseudo-header's sum);
@@ -132,6 +134,8 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
                 t._opts = None  # scanned by the first option getter
             # the sums over slices of the frame itself when it is bytes (int.from_bytes copies a
             # memoryview first)
+            if tcp_valid:
+                return eth, ip, t, ipv4_header_ok(mv[14:34]), True
             ip_ok, tcp_ok = ipv4_tcp_ok(frame if type(frame) is bytes else mv, 14, tlen)
             return eth, ip, t, ip_ok, tcp_ok
     eth = EthernetView(mv)
@@ -141,7 +145,7 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
     if ip.proto != PROTO_TCP or ip.flags_frag & 0x3FFF:
         return None
     t = TcpView(ip.payload)
-    return eth, ip, t, ip.checksum_ok(), t.checksum_ok(ip.src, ip.dst)
+    return eth, ip, t, ip.checksum_ok(), tcp_valid or t.checksum_ok(ip.src, ip.dst)
 
 
 # the headers build_ipv4_tcp_frame packs: Ethernet, IPv4 without options (checksum zero), TCP
