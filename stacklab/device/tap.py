@@ -29,7 +29,9 @@ On transmit, each frame gets a header of zeros (no GSO, checksum already complet
 ``tx_merge`` (default on with offloads), the back-to-back TCP data segments of one flow that the
 stack sends in one loop iteration, same headers but for the sequence number, are merged into one
 GSO super-frame (``gso_size`` = the segment size) that the kernel splits again: one ``write`` for
-up to 64 KiB. ``offload=False`` is plain Ethernet frames, <= MTU + 14, both ways.
+up to 64 KiB. The stack's own TSO packets (``send(frame, gso_size)``: its TCB hands over whole
+packets when the port's ``gso_max`` says the device segments, ``stack/tcp/gso.py``) leave as
+they are with a GSO header. ``offload=False`` is plain Ethernet frames, <= MTU + 14, both ways.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from stacklab.errors import StacklabError
@@ -201,8 +203,11 @@ class TapDevice:
         self.counters = {"rx.frames": 0, "rx.bytes": 0, "tx.frames": 0, "tx.bytes": 0,
                          "tx.queued": 0, "tx.dropped": 0, "tx.errors": 0,
                          "rx.gso_frames": 0, "rx.csum_completed": 0, "rx.csum_trusted": 0,
-                         "tx.gso_frames": 0, "tx.gso_segments": 0}
-        self._batch: list[bytes] = []  # tx_merge: frames sent in this loop iteration
+                         "tx.gso_frames": 0, "tx.tso_frames": 0, "tx.gso_segments": 0}
+        self._batch: list[bytes | bytearray] = []  # tx_merge: frames sent in this iteration
+        self._batch_gso: dict[int, int] = {}  # index in _batch -> gso_size of a TSO packet
+        # TSO: payload bytes of the TCP super-frames the stack may hand over (send's gso_size)
+        self.gso_max = GSO_MAX if offload else 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._txq: deque[tuple[bytes, bytes | None]] = deque()
         self._on_frame: Callable[[bytes | memoryview, bool], None] | None = None
@@ -342,7 +347,7 @@ class TapDevice:
             out.append(frame)
         return out
 
-    def write_frame(self, frame: bytes, vnet_hdr: bytes | None = None) -> bool:
+    def write_frame(self, frame: bytes | bytearray, vnet_hdr: bytes | None = None) -> bool:
         """Write one frame now. False when the kernel would block (the caller keeps it).
         With offloads, ``vnet_hdr`` goes in front (zeros by default: nothing to offload)."""
         try:
@@ -404,19 +409,41 @@ class TapDevice:
         if self._on_batch_end is not None:
             self._on_batch_end()
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: bytes | bytearray, gso_size: int = 0) -> None:
         """Write ``frame``, or queue it until the device is writable again (from the loop).
         With ``tx_merge`` and a loop, frames wait until the end of this loop iteration so that
-        back-to-back TCP segments can leave as one GSO super-frame."""
+        back-to-back TCP segments can leave as one GSO super-frame. ``gso_size`` (offloads on,
+        at most ``gso_max`` bytes of payload): ``frame`` is a TSO packet already (one IPv4 and
+        TCP header, the TCP checksum field the pseudo-header's partial sum), which the kernel
+        cuts into segments of ``gso_size`` bytes."""
         if self.tx_merge and self._loop is not None:
             if not self._batch:
                 self._loop.call_soon(self._flush_batch)
+            if gso_size:
+                self._batch_gso[len(self._batch)] = gso_size
             self._batch.append(frame)
             return
-        self._send_one(frame)
+        if gso_size:
+            self.counters["tx.tso_frames"] += 1
+            self._send_one(frame, _tso_header(frame, gso_size))
+        else:
+            self._send_one(frame)
 
     def _flush_batch(self) -> None:
         batch, self._batch = self._batch, []
+        tso, self._batch_gso = self._batch_gso, {}
+        start = 0
+        for i, gso_size in tso.items():  # in order: the runs between TSO packets are merged
+            self._send_merged(batch[start:i])
+            frame = batch[i]
+            self.counters["tx.gso_frames"] += 1
+            self.counters["tx.tso_frames"] += 1  # of them the stack's own TSO packets
+            self.counters["tx.gso_segments"] += -(-(len(frame) - _tso_hdr_len(frame)) // gso_size)
+            self._send_one(frame, _tso_header(frame, gso_size))
+            start = i + 1
+        self._send_merged(batch[start:] if start else batch)
+
+    def _send_merged(self, batch: list[bytes | bytearray]) -> None:
         for frame, hdr in merge_tcp_segments(batch):
             if hdr is not None:
                 self.counters["tx.gso_frames"] += 1
@@ -425,7 +452,7 @@ class TapDevice:
             else:
                 self._send_one(frame)
 
-    def _send_one(self, frame: bytes, vnet_hdr: bytes | None = None) -> None:
+    def _send_one(self, frame: bytes | bytearray, vnet_hdr: bytes | None = None) -> None:
         if self._txq:
             self._enqueue(frame, vnet_hdr)
             return
@@ -434,7 +461,7 @@ class TapDevice:
             if self._loop is not None:
                 self._loop.add_writer(self.fd, self._writable)
 
-    def _enqueue(self, frame: bytes, vnet_hdr: bytes | None = None) -> None:
+    def _enqueue(self, frame: bytes | bytearray, vnet_hdr: bytes | None = None) -> None:
         if len(self._txq) >= MAX_QUEUED_FRAMES:
             self.counters["tx.dropped"] += 1
             return
@@ -451,7 +478,19 @@ class TapDevice:
             self._loop.remove_writer(self.fd)
 
 
-def _tcp4_data(f: bytes) -> tuple[int, int] | None:
+def _tso_hdr_len(frame: bytes | bytearray) -> int:
+    """The Ethernet + IPv4 + TCP header length of an IPv4 TCP frame."""
+    return 14 + (frame[14] & 15) * 4 + (frame[26 + (frame[14] & 15) * 4] >> 4) * 4
+
+
+def _tso_header(frame: bytes | bytearray, gso_size: int) -> bytes:
+    """The virtio_net_hdr of an IPv4 TSO packet: cut at ``gso_size``, the checksum partial
+    from the TCP header on (NEEDS_CSUM, csum_start at the TCP header, its field at 16)."""
+    return VNET_HDR.pack(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, _tso_hdr_len(frame), gso_size,
+                         14 + (frame[14] & 15) * 4, 16)
+
+
+def _tcp4_data(f: bytes | bytearray) -> tuple[int, int] | None:
     """(TCP header length, payload length) of an Ethernet + IPv4 (no options, not a fragment)
     + TCP frame carrying data with only ACK (and PSH/FIN) set; None for anything else."""
     if len(f) < 54 or f[12] != 0x08 or f[13] != 0 or f[14] != 0x45 or f[23] != 6 \
@@ -464,7 +503,8 @@ def _tcp4_data(f: bytes) -> tuple[int, int] | None:
     return thl, plen
 
 
-def merge_tcp_segments(frames: list[bytes]) -> list[tuple[bytes, tuple[bytes, int] | None]]:
+def merge_tcp_segments(frames: Sequence[bytes | bytearray]) \
+        -> list[tuple[bytes | bytearray, tuple[bytes, int] | None]]:
     """Group runs of back-to-back IPv4 TCP data segments of one flow into GSO super-frames.
 
     A run is frames with the same Ethernet, IPv4 (no options, not fragmented, same TOS/TTL) and
@@ -474,7 +514,7 @@ def merge_tcp_segments(frames: list[bytes]) -> list[tuple[bytes, tuple[bytes, in
     segments))`` for a run: one header, the payloads end to end, the IPv4 total length and
     header checksum of the whole, the TCP checksum field holding the pseudo-header sum with
     ``NEEDS_CSUM`` (the kernel completes it per segment when it splits at ``gso_size``)."""
-    out: list[tuple[bytes, tuple[bytes, int] | None]] = []
+    out: list[tuple[bytes | bytearray, tuple[bytes, int] | None]] = []
     n = len(frames)
     i = 0
     while i < n:

@@ -17,13 +17,18 @@ from stacklab.stack.route import DstCache
 from stacklab.wire.addr import BROADCAST_MAC, ip_str, multicast_mac
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
-from stacklab.wire.frame import build_ipv4_tcp_frame, parse_ipv4_tcp_frame
+from stacklab.wire.frame import (
+    build_ipv4_tcp_frame,
+    build_ipv4_tcp_tso_frame,
+    parse_ipv4_tcp_frame,
+)
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.proto import PROTO_TCP, PROTO_UDP
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv4
 from .ipid import IpIdGenerator
+from .node import GsoFrame
 
 if TYPE_CHECKING:
     from .context import HostContext
@@ -319,6 +324,26 @@ class Ipv4:
                                      src_port, dst_port, seq, ack, flags, window, payload, psum,
                                      timestamps, tos, urgent)
         h.counters["ipv4.tx.packets"] += 1
+        h.send_frame(iface.index, frame)
+
+    def send_tso_frame(self, path: tuple[Interface, bytes, int], src: bytes, dst: bytes,
+                       now: float, df: bool, src_port: int, dst_port: int, psum: int, seq: int,
+                       ack: int, flags: int, window: int, payload: bytes | bytearray | memoryview,
+                       timestamps: tuple[int, int] | None, gso_size: int) -> None:
+        """:meth:`send_tcp_frame` of a TSO packet (``stack/tcp/gso.py``) for ``path``'s
+        device, which cuts it into segments of ``gso_size`` bytes (``Port.gso_max``): one
+        :class:`~stacklab.stack.node.GsoFrame`, an IP ID per segment (the device counts them
+        up from the first), the packets counted as the segments they become."""
+        iface, mac, _ = path
+        h = self.host
+        segs = -(-len(payload) // gso_size)
+        ident = self.ids.next(src, dst, PROTO_TCP, now, segs) & 0xFFFF
+        frame = GsoFrame()
+        build_ipv4_tcp_tso_frame(frame, mac, iface.mac, src, dst, ident, h.default_ttl, df,
+                                 src_port, dst_port, seq, ack, flags, window, payload, psum,
+                                 timestamps)
+        frame.gso_size = gso_size
+        h.counters["ipv4.tx.packets"] += segs
         h.send_frame(iface.index, frame)
 
     def output(self, iface: Interface, nexthop: bytes, packet: bytearray, now: float) -> None:

@@ -27,13 +27,25 @@ from stacklab.trace.events import Tracer
 
 @dataclass(slots=True)
 class Port:
-    """One network interface of a node, as the link layer sees it."""
+    """One network interface of a node, as the link layer sees it. ``gso_max``: the device
+    cuts TCP super-frames (:class:`GsoFrame`) of up to that many payload bytes itself (TSO,
+    set by the driver of a TAP device with offloads); 0: frames are at most the MTU."""
 
     index: int
     name: str
     mac: bytes
     mtu: int = 1500
     up: bool = True
+    gso_max: int = 0
+
+
+class GsoFrame(bytearray):
+    """A TCP super-frame for a port with ``gso_max`` (TSO): one Ethernet, IP and TCP header
+    for a payload of many segments, the IP length that of the whole, the TCP checksum field
+    holding the pseudo-header's partial sum (Linux's CHECKSUM_PARTIAL); the device cuts it into
+    segments of ``gso_size`` payload bytes and completes each one's checksum."""
+
+    gso_size: int
 
 
 class Node:

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import struct
 
-from .checksum import ipv4_header_ok, ipv4_tcp_frame_store, ipv4_tcp_ok
+from .checksum import (
+    ipv4_header_ok,
+    ipv4_tcp_frame_store,
+    ipv4_tcp_ok,
+    ipv4_tcp_partial_store,
+)
 from .ethernet import ETH_P_IPV4, EthernetView
 from .ipv4 import FLAG_DF, IPv4View
 from .proto import PROTO_TCP
 from .tcp import _NO_OPTIONS, _NOPNOP_TS_BYTES, _NOPNOP_TS_WORD, FLAG_MASK, TcpView
 
-__all__ = ["build_ipv4_tcp_frame", "parse_ipv4_tcp_frame"]
+__all__ = ["build_ipv4_tcp_frame", "build_ipv4_tcp_tso_frame", "parse_ipv4_tcp_frame"]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -178,3 +183,29 @@ def build_ipv4_tcp_frame(dst_mac: bytes, src_mac: bytes, src: bytes, dst: bytes,
                                        _NOPNOP_TS_BYTES, timestamps[0], timestamps[1]))
     ipv4_tcp_frame_store(hdr, payload, psum)
     return b"".join((hdr, payload)) if payload else bytes(hdr)
+
+
+def build_ipv4_tcp_tso_frame(out: bytearray, dst_mac: bytes, src_mac: bytes, src: bytes,
+                             dst: bytes, ident: int, ttl: int, df: bool, src_port: int,
+                             dst_port: int, seq: int, ack: int, flags: int, window: int,
+                             payload: Buffer, psum: int, timestamps: tuple[int, int] | None,
+                             tos: int = 0) -> None:
+    """:func:`build_ipv4_tcp_frame` of a TSO packet for a device that segments (GSO), appended
+    to ``out`` (empty; a bytearray subclass may carry what the device needs): the same headers
+    for the whole payload (any length up to the IPv4 maximum), the TCP checksum field holding
+    the pseudo-header's partial sum, which the device completes per segment; the payload copied
+    once."""
+    ff = FLAG_DF if df else 0
+    if timestamps is None:
+        hdr = bytearray(_BUILD.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos, 40 + len(payload),
+                                    ident, ff, ttl, PROTO_TCP, 0, src, dst, src_port, dst_port,
+                                    seq, ack, 0x5000 | (flags & FLAG_MASK), window, 0, 0))
+    else:
+        hdr = bytearray(_BUILD_TS.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos,
+                                       52 + len(payload), ident, ff, ttl, PROTO_TCP, 0, src, dst,
+                                       src_port, dst_port, seq, ack,
+                                       0x8000 | (flags & FLAG_MASK), window, 0, 0,
+                                       _NOPNOP_TS_BYTES, timestamps[0], timestamps[1]))
+    ipv4_tcp_partial_store(hdr, len(payload), psum)
+    out += hdr
+    out += payload

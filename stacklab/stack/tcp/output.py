@@ -25,6 +25,7 @@ from .fsm import (
     SYN_SENT,
     TIME_WAIT,
 )
+from .gso import as_segments, send_packets
 from .plpmtud import PlpmtudState
 from .rack import schedule_tlp
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
@@ -56,6 +57,7 @@ class TcbOutput(TcbVars):
 
     # False: every segment takes the general paths (the differential tests compare both)
     fast_path = True
+    gso_max = 0  # TSO: bytes of segments the path's device cuts itself (set by the layer; gso.py)
 
     # -- receiver side SACK (RFC 2018 §4, RFC 2883) ---------------------------------------------
 
@@ -362,6 +364,8 @@ class TcbOutput(TcbVars):
         packet of two or more segments as ``tso.packet_ends`` cuts them, besides the ends of
         writes (RFC 9293 §3.9.1 leaves the choice to the sender)."""
         segs = [seg for seg in self._out[burst:] if seg.payload and not seq_lt(seg.seq, top)]
+        if self.gso_max:
+            segs = as_segments(segs, self.snd_mss)  # a TSO packet counts as its segments (gso.py)
         cc = self.cc
         for k in packet_ends([len(seg.payload) for seg in segs],
                              [bool(seg.flags & PSH) for seg in segs],
@@ -397,8 +401,8 @@ class TcbOutput(TcbVars):
         data_una = self.snd_data_una
         room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
         timed = self._rtt_seq is not None or self.ts_ok
+        sent = self.gso_max > 0 and send_packets(self, now)  # TSO packets for the device (gso.py)
         nxt = self.snd_nxt
-        sent = False
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
             avail = total - off
