@@ -111,3 +111,24 @@ def test_tso_packets_cut_by_software_gso_are_the_segments_sent_one_by_one(loss: 
     assert len(cut) == len(plain)
     for i, (x, y) in enumerate(zip(plain, cut, strict=True)):
         assert x == y, f"frame {i} differs: {x[:2]} {y[:2]}"
+
+
+def test_cut_splits_a_tso_packet_as_the_device_would() -> None:
+    """A packet built for a device that no longer segments (the path changed before the
+    flush) is cut by the layer: sequence numbers, PSH/FIN on the last piece, the same ACK,
+    window, timestamps and ECN field on each."""
+    from stacklab.stack.tcp.gso import cut
+    from stacklab.stack.tcp.segment import ACK, FIN, PSH, Segment
+
+    payload = bytes(range(256)) * 20  # 5120 bytes: 3 full segments of 1448 and 776
+    seg = Segment(0xFFFFF000, 77, ACK | PSH | FIN, 500, payload, ts=(1, 2))
+    seg.ecn = 2
+    small = Segment(5, 77, ACK, 500, b"x" * 100, ts=(1, 2))
+    out = cut([small, seg], 1448)
+    assert out[0] is small
+    pieces = out[1:]
+    assert [p.seq for p in pieces] == [(0xFFFFF000 + k) & 0xFFFFFFFF for k in (0, 1448, 2896,
+                                                                                4344)]
+    assert b"".join(bytes(p.payload) for p in pieces) == payload
+    assert [p.flags for p in pieces] == [ACK, ACK, ACK, ACK | PSH | FIN]
+    assert all((p.ack, p.window, p.timestamps(), p.ecn) == (77, 500, (1, 2), 2) for p in pieces)
