@@ -24,26 +24,26 @@ into its segments itself (:func:`cut`).
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from .segment import ACK, FIN, PSH, Segment
 from .seq import MASK
+from .tcbvars import TcbVars
 from .tso import autosize_segs, quota
 
-if TYPE_CHECKING:
-    from .output import TcbOutput
 
-
-def send_packets(tcb: TcbOutput, now: float) -> bool:
-    """Send the full segments of new data the windows allow as TSO packets (called by the send
-    fast path once its conditions hold; it sends what is left one segment at a time). True if
+def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], gso_max: int,
+                 now: float) -> bool:
+    """Send the full segments of new data the windows allow as TSO packets of at most
+    ``gso_max`` bytes, each built by ``emit`` (the TCB's ``_emit``; called by the send fast
+    path once its conditions hold; it sends what is left one segment at a time). True if
     anything went out."""
-    if tcb.ecn is not None or tcb.snd_up is not None or tcb.pacer is not None \
+    if tcb.ecn is not None or tcb.snd_up is not None \
             or (tcb._rtt_seq is None and not tcb.ts_ok) \
             or tcb._dsack is not None or tcb.recvbuf.ooo_bytes:
-        return False  # ECN's CWR, URG, pacing, an RTT sample to take, SACK blocks: per segment
+        return False  # ECN's CWR, URG, an RTT sample to take, SACK blocks: per segment
     mss = tcb.snd_mss
-    per = tcb.gso_max // mss  # segments in one super-segment
+    per = gso_max // mss  # segments in one super-segment
     if per < 2:
         return False
     sb = tcb.sendbuf
@@ -75,8 +75,8 @@ def send_packets(tcb: TcbOutput, now: float) -> bool:
             k -= g
             n = g * mss
             # the payload copied once (a slice of the bytearray and bytes() would be two)
-            tcb._emit(nxt, ACK | PSH if push and not k else ACK,
-                      bytes(memoryview(data)[off:off + n]), now)
+            emit(nxt, ACK | PSH if push and not k else ACK, bytes(memoryview(data)[off:off + n]),
+                 now)
             if g > 1:
                 tcb.stats.segs_out += g - 1
                 tcb.sent.split_last(mss)

@@ -401,7 +401,7 @@ class TcbOutput(TcbVars):
         data_una = self.snd_data_una
         room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
         timed = self._rtt_seq is not None or self.ts_ok
-        sent = self.gso_max > 0 and send_packets(self, now)  # TSO packets for the device (gso.py)
+        sent = self.gso_max > 0 and send_packets(self, self._emit, self.gso_max, now)  # gso.py
         nxt = self.snd_nxt
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
