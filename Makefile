@@ -52,6 +52,7 @@ NS3_PYTHON ?=
 bench: $(VENV)/.installed-test
 	$(PY) bench/wire.py
 	$(PY) bench/sim_tcp.py --profile $(if $(NS3_PYTHON),--ns3-python $(NS3_PYTHON))
+	$(PY) bench/sim_topo.py $(if $(NS3_PYTHON),--ns3-python $(NS3_PYTHON))
 	$(PY) bench/scale.py
 	$(PY) bench/tap_tcp.py
 	$(PY) bench/lossy_linux.py

@@ -135,3 +135,21 @@ def test_bench_lossy_linux_quick_prints_table() -> None:
             assert 0.01 < lost_back / back < 0.12, (lost_back, back)
     assert re.search(r"cubic: stacklab / Linux = [\d.]+ under loss", out), out
     assert re.search(r"clean-path ceiling \(best with no loss\): [\d.]+ MB/s", out), out
+
+
+def test_bench_sim_topo_quick_with_an_ns3_stand_in(tmp_path: Path) -> None:
+    """bench/sim_topo.py --quick: both topologies run on stacklab (checked inside: every byte
+    of every flow, every echo reply), and with ``--ns3-python`` a stand-in for
+    bench/ns3_topo.py that answers 1,000 frames in 0.5 s gives the ns-3 columns."""
+    fake = tmp_path / "python"
+    fake.write_text(f"#!{sys.executable}\n"
+                    "import json, sys\n"
+                    "print(json.dumps({'ready': True, 'version': 'ns-3 fake'}), flush=True)\n"
+                    "for line in sys.stdin:\n"
+                    "    print(json.dumps({'frames': 1000, 'wall': 0.5}), flush=True)\n")
+    fake.chmod(0o755)
+    out = run_bench("sim_topo.py", "--quick", "--ns3-python", str(fake), timeout=300)
+    for workload in ("dumbbell, 4 flows", "ping, 40 hosts on 2 switches"):
+        row = next((ln for ln in out.splitlines() if ln.startswith(workload)), None)
+        assert row is not None, out
+        assert "2.0k" in row.split()[-2:-1][0] and row.rstrip().endswith("x"), row

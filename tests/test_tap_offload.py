@@ -105,3 +105,62 @@ def test_partial_checksum_from_the_kernel_is_completed() -> None:
     # without NEEDS_CSUM the frame is passed as it is (a bad checksum stays bad)
     plain = VNET_HDR.pack(0, 0, 0, 0, 0, 0)
     assert bytes(dev._from_vnet(plain + bytes(partial))) == bytes(partial)
+
+
+def test_the_attached_reader_hands_kernel_made_tcp_frames_over_unsummed() -> None:
+    """What the stack gets from the device's reader: the frame after the virtio header without
+    a copy and csum_valid, so nobody sums the kernel's segments (the partial sum stays)."""
+    from stacklab.device.tap import VNET_F_DATA_VALID
+    from stacklab.wire.ipv6 import build_ipv6
+
+    good = seg(42, b"x" * 3000)
+    partial = bytearray(good)
+    pseudo = (int.from_bytes(A + B, "big") + 6 + len(good) - 34) % 0xFFFF
+    partial[50:52] = pseudo.to_bytes(2, "big")
+    dev = TapDevice(-1, "tapx", offload=True)
+    needs = VNET_HDR.pack(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 66, 1448, 34, 16)
+    frame, valid = dev._rx_frame(needs + bytes(partial))
+    assert type(frame) is memoryview and bytes(frame) == bytes(partial) and valid
+    assert dev.counters["rx.csum_trusted"] == 1 and dev.counters["rx.csum_completed"] == 0
+    # DATA_VALID: the kernel checked it; neither flag: the stack must check it
+    assert dev._rx_frame(VNET_HDR.pack(VNET_F_DATA_VALID, 0, 0, 0, 0, 0) + good)[1]
+    assert not dev._rx_frame(bytes(VNET_HDR.size) + good)[1]
+    # a partial checksum on a frame the stack's fused IPv4 TCP path does not take: completed
+    a6, b6 = bytes(15) + b"\x01", bytes(15) + b"\x02"
+    t6 = build_tcp(a6, b6, 1, 2, 3, 4, ACK, 5, b"v6 data")
+    f6 = bytes(build_ethernet(MB, MA, 0x86DD, build_ipv6(a6, b6, 6, t6)))
+    p6 = bytearray(f6)
+    p6[14 + 40 + 16:14 + 40 + 18] = (
+        (int.from_bytes(a6 + b6, "big") + 6 + len(t6)) % 0xFFFF).to_bytes(2, "big")
+    frame, valid = dev._rx_frame(VNET_HDR.pack(VNET_F_NEEDS_CSUM, 0, 0, 0, 54, 16) + bytes(p6))
+    assert bytes(frame) == f6 and valid and dev.counters["rx.csum_completed"] == 1
+
+
+def test_tso_packets_from_the_stack_leave_with_their_gso_header_in_order() -> None:
+    """A TSO packet handed over with its segment size (``send(frame, gso_size)``) leaves as it
+    is, with NEEDS_CSUM and TCPV4 at that size, between the frames sent before and after it
+    (which are merged as before)."""
+    dev = TapDevice(-1, "tapx", offload=True)
+    written: list[tuple[bytes, bytes]] = []
+    dev.write_frame = lambda f, h=None: written.append((bytes(f), h)) or True  # type: ignore
+
+    class Loop:
+        def call_soon(self, fn):  # noqa: ANN001, ANN202
+            self.fn = fn
+
+    loop = Loop()
+    dev._loop = loop  # type: ignore[assignment]
+    before = [seg(1000 + 1448 * i, b"a" * 1448) for i in range(3)]
+    tso = seg(1000 + 1448 * 3, b"b" * 1448 * 4, ACK | PSH)
+    after = seg(1000 + 1448 * 7, b"c" * 100, ACK | PSH)
+    for f in before:
+        dev.send(f)
+    dev.send(tso, 1448)
+    dev.send(after)
+    loop.fn()
+    assert [w[0] for w in written[1:]] == [tso, after]
+    assert VNET_HDR.unpack(written[0][1])[1:4] == (VNET_GSO_TCPV4, 66, 1448)  # the merged 3
+    assert VNET_HDR.unpack(written[1][1]) == (VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 66, 1448, 34, 16)
+    assert written[2][1] is None
+    assert dev.counters["tx.gso_frames"] == 2 and dev.counters["tx.gso_segments"] == 3 + 4
+    assert dev.counters["tx.tso_frames"] == 1

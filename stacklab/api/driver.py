@@ -69,16 +69,20 @@ class NodeDriver:
         finally:
             self._draining = False
 
-    def receive(self, ifindex: int, frame: bytes) -> None:
+    def receive(self, ifindex: int, frame: bytes | memoryview, csum_valid: bool = False) -> None:
         """A frame arrived on interface ``ifindex``: the node takes it and the drain hooks run;
-        the flush is the caller's (a TAP device flushes once after a batch of reads)."""
+        the flush is the caller's (a TAP device flushes once after a batch of reads).
+        ``csum_valid``: the device verified its transport checksum (``Node.receive_frame``)."""
         if not self.powered:
             self.node.counters["drop.crashed"] += 1
             return
         token = running_host.set(self.app_host)
         try:
             now = self.loop.time()
-            self.node.receive_frame(ifindex, frame, now)
+            if csum_valid:
+                self.node.receive_frame(ifindex, frame, now, True)
+            else:
+                self.node.receive_frame(ifindex, frame, now)
             if self._drain_hooks:
                 self._drain(now)
         finally:

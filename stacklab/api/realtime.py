@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from stacklab.api.driver import DrivenHost, NodeDriver
 from stacklab.device.tap import TapDevice
-from stacklab.stack.node import Node
+from stacklab.stack.node import GsoFrame, Node
 
 log = logging.getLogger("stacklab.realtime")
 
@@ -64,12 +64,16 @@ class RealtimeStack:
             self.node.attach(driver)
         for ifindex, dev in enumerate(self.devices):
             dev.attach(loop, self._make_rx(ifindex), driver.flush)
+            # TSO: the device cuts TCP super-frames itself (stack/tcp/gso.py)
+            self.node.ports[ifindex].gso_max = getattr(dev, "gso_max", 0)
         driver.flush()  # arm the node's first timer, send anything queued at set-up
         return driver
 
     def detach(self) -> None:
         for dev in self.devices:
             dev.detach()
+        for port in self.node.ports:
+            port.gso_max = 0
         drv = self.driver
         if drv is not None:
             drv._arm(None)  # cancel the pending timer
@@ -77,16 +81,17 @@ class RealtimeStack:
         if isinstance(self.node, DrivenHost):
             self.node.detach()
 
-    def _make_rx(self, ifindex: int) -> Callable[[bytes], None]:
+    def _make_rx(self, ifindex: int) -> Callable[[bytes | memoryview, bool], None]:
         node = self.node
         driver = self.driver
         assert driver is not None
 
-        def rx(frame: bytes) -> None:
+        def rx(frame: bytes | memoryview, csum_valid: bool = False) -> None:
             if self.capture is not None:
-                self.capture(ifindex, "rx", time.time(), frame)
+                self.capture(ifindex, "rx", time.time(), bytes(frame))
             try:
-                driver.receive(ifindex, frame)  # the device flushes after its batch of reads
+                # the device flushes after its batch of reads
+                driver.receive(ifindex, frame, csum_valid)
             except Exception:  # a stack bug must not kill the device reader
                 node.counters["drop.driver.exception"] += 1
                 self._errors += 1
@@ -96,6 +101,11 @@ class RealtimeStack:
         return rx
 
     def _transmit(self, ifindex: int, frame: bytes | bytearray) -> None:
+        if type(frame) is GsoFrame:  # a TSO packet: the device cuts it (Port.gso_max)
+            if self.capture is not None:
+                self.capture(ifindex, "tx", time.time(), bytes(frame))
+            self.devices[ifindex].send(frame, frame.gso_size)
+            return
         frame = bytes(frame)  # the node's frames are mostly bytes already (then no copy)
         if self.capture is not None:
             self.capture(ifindex, "tx", time.time(), frame)

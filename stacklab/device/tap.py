@@ -20,14 +20,18 @@ Offloads (``TapDevice.open(..., offload=True)``, off by default): the device is 
 hand over TCP super-frames of up to 64 KiB (TSO/GSO: one IPv4/IPv6 + TCP header, the total length
 of the whole, ``gso_size`` = the MSS) and frames whose transport checksum is only the
 pseudo-header part (``VIRTIO_NET_HDR_F_NEEDS_CSUM``). Every frame then carries a 10-byte
-``virtio_net_hdr`` in front. The reader strips it and completes the checksum, so the stack sees
-an ordinary, valid (if large) Ethernet frame: one TCP segment of up to 64 KiB, as Linux's GRO
-would deliver it, instead of ~45 MSS-sized ones (the per-packet Python cost is paid once).
+``virtio_net_hdr`` in front. The attached reader hands the stack the frame after it (a view of
+the read, no copy) with ``csum_valid`` (Linux's ``CHECKSUM_UNNECESSARY``): one TCP segment of up
+to 64 KiB, as Linux's GRO would deliver it, instead of ~45 MSS-sized ones (the per-packet Python
+cost is paid once), whose checksum nobody sums (the kernel made it; the stack skips the check).
+``read_frame`` completes partial checksums instead: it returns ordinary, valid frames.
 On transmit, each frame gets a header of zeros (no GSO, checksum already complete); with
 ``tx_merge`` (default on with offloads), the back-to-back TCP data segments of one flow that the
 stack sends in one loop iteration, same headers but for the sequence number, are merged into one
 GSO super-frame (``gso_size`` = the segment size) that the kernel splits again: one ``write`` for
-up to 64 KiB. ``offload=False`` is plain Ethernet frames, <= MTU + 14, both ways.
+up to 64 KiB. The stack's own TSO packets (``send(frame, gso_size)``: its TCB hands over whole
+packets when the port's ``gso_max`` says the device segments, ``stack/tcp/gso.py``) leave as
+they are with a GSO header. ``offload=False`` is plain Ethernet frames, <= MTU + 14, both ways.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from stacklab.errors import StacklabError
@@ -68,6 +72,7 @@ TUN_F_TSO6 = 0x04
 VNET_HDR = struct.Struct("<BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 VNET_HDR_LEN = VNET_HDR.size  # 10
 VNET_F_NEEDS_CSUM = 1
+VNET_F_DATA_VALID = 2
 VNET_GSO_NONE = 0
 VNET_GSO_TCPV4 = 1
 VNET_GSO_TCPV6 = 4
@@ -197,12 +202,15 @@ class TapDevice:
         self.tx_merge = offload if tx_merge is None else (tx_merge and offload)
         self.counters = {"rx.frames": 0, "rx.bytes": 0, "tx.frames": 0, "tx.bytes": 0,
                          "tx.queued": 0, "tx.dropped": 0, "tx.errors": 0,
-                         "rx.gso_frames": 0, "rx.csum_completed": 0, "tx.gso_frames": 0,
-                         "tx.gso_segments": 0}
-        self._batch: list[bytes] = []  # tx_merge: frames sent in this loop iteration
+                         "rx.gso_frames": 0, "rx.csum_completed": 0, "rx.csum_trusted": 0,
+                         "tx.gso_frames": 0, "tx.tso_frames": 0, "tx.gso_segments": 0}
+        self._batch: list[bytes | bytearray] = []  # tx_merge: frames sent in this iteration
+        self._batch_gso: dict[int, int] = {}  # index in _batch -> gso_size of a TSO packet
+        # TSO: payload bytes of the TCP super-frames the stack may hand over (send's gso_size)
+        self.gso_max = GSO_MAX if offload else 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._txq: deque[tuple[bytes, bytes | None]] = deque()
-        self._on_frame: Callable[[bytes], None] | None = None
+        self._on_frame: Callable[[bytes | memoryview, bool], None] | None = None
         self._on_batch_end: Callable[[], None] | None = None
         self.batch_limit = 256  # frames per reader callback before yielding to the loop
 
@@ -273,7 +281,8 @@ class TapDevice:
 
     # -- plain non-blocking I/O ----------------------------------------------------------------
     def read_frame(self) -> bytes | None:
-        """One frame, or None when none is waiting (EAGAIN)."""
+        """One frame, or None when none is waiting (EAGAIN). With offloads, an ordinary frame
+        (its checksum completed: see :meth:`_from_vnet`)."""
         try:
             data = os.read(self.fd, READ_SIZE)
         except BlockingIOError:
@@ -282,6 +291,32 @@ class TapDevice:
         self.counters["rx.frames"] += 1
         self.counters["rx.bytes"] += len(frame)
         return frame
+
+    def _rx_frame(self, data: bytes) -> tuple[bytes | memoryview, bool]:
+        """What the attached reader hands the stack for one read with offloads: the frame after
+        the virtio_net_hdr, as a view of the read's bytes (no copy), and whether the device
+        vouches for its transport checksum (``csum_valid`` of ``Node.receive_frame``):
+        ``DATA_VALID`` (the kernel verified it), or ``NEEDS_CSUM`` (the kernel made the segment
+        and left the checksum partial; Linux's ``CHECKSUM_PARTIAL`` means the data is good) on
+        an IPv4 TCP frame, which the stack's fused path takes without summing it, so the partial
+        sum is not completed. Other ``NEEDS_CSUM`` frames (IPv6, UDP, IP options) are completed
+        as :meth:`_from_vnet` does: the stack's other paths sum them."""
+        if len(data) < VNET_HDR_LEN:
+            return b"", False
+        flags, gso_type = data[0], data[1]
+        if gso_type != VNET_GSO_NONE:
+            self.counters["rx.gso_frames"] += 1
+        if flags & VNET_F_DATA_VALID:
+            return memoryview(data)[VNET_HDR_LEN:], True
+        if not flags & VNET_F_NEEDS_CSUM:
+            return memoryview(data)[VNET_HDR_LEN:], False
+        # Ethernet type IPv4, version 4 with IHL 5, TCP, not a fragment (offsets past the header)
+        if len(data) >= VNET_HDR_LEN + 54 and data[22] == 8 and data[23] == 0 \
+                and data[24] == 0x45 and data[33] == PROTO_TCP and not data[30] & 0x3F \
+                and not data[31]:
+            self.counters["rx.csum_trusted"] += 1
+            return memoryview(data)[VNET_HDR_LEN:], True
+        return self._from_vnet(data), True
 
     def _from_vnet(self, data: bytes) -> bytes:
         """Strip the virtio_net_hdr; complete a partial transport checksum (NEEDS_CSUM)."""
@@ -312,7 +347,7 @@ class TapDevice:
             out.append(frame)
         return out
 
-    def write_frame(self, frame: bytes, vnet_hdr: bytes | None = None) -> bool:
+    def write_frame(self, frame: bytes | bytearray, vnet_hdr: bytes | None = None) -> bool:
         """Write one frame now. False when the kernel would block (the caller keeps it).
         With offloads, ``vnet_hdr`` goes in front (zeros by default: nothing to offload)."""
         try:
@@ -334,10 +369,13 @@ class TapDevice:
         return True
 
     # -- asyncio ---------------------------------------------------------------------------------
-    def attach(self, loop: asyncio.AbstractEventLoop, on_frame: Callable[[bytes], None],
+    def attach(self, loop: asyncio.AbstractEventLoop,
+               on_frame: Callable[[bytes | memoryview, bool], None],
                on_batch_end: Callable[[], None] | None = None) -> None:
-        """Call ``on_frame(frame)`` from ``loop`` for each frame the kernel sends, then
-        ``on_batch_end()`` once per batch (a good moment to flush the stack's output)."""
+        """Call ``on_frame(frame, csum_valid)`` from ``loop`` for each frame the kernel sends,
+        then ``on_batch_end()`` once per batch (a good moment to flush the stack's output).
+        ``csum_valid``: the device vouches for the frame's transport checksum, which then may
+        be the kernel's partial sum (see :meth:`_rx_frame`; always False without offloads)."""
         self._loop = loop
         self._on_frame = on_frame
         self._on_batch_end = on_batch_end
@@ -353,24 +391,59 @@ class TapDevice:
     def _readable(self) -> None:
         on_frame = self._on_frame
         assert on_frame is not None
-        for frame in self.read_batch(self.batch_limit):
-            on_frame(frame)
+        if not self.offload:
+            for plain in self.read_batch(self.batch_limit):
+                on_frame(plain, False)
+        else:
+            c = self.counters
+            fd = self.fd
+            for _ in range(self.batch_limit):
+                try:
+                    data = os.read(fd, READ_SIZE)
+                except BlockingIOError:
+                    break
+                frame, valid = self._rx_frame(data)
+                c["rx.frames"] += 1
+                c["rx.bytes"] += len(frame)
+                on_frame(frame, valid)
         if self._on_batch_end is not None:
             self._on_batch_end()
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: bytes | bytearray, gso_size: int = 0) -> None:
         """Write ``frame``, or queue it until the device is writable again (from the loop).
         With ``tx_merge`` and a loop, frames wait until the end of this loop iteration so that
-        back-to-back TCP segments can leave as one GSO super-frame."""
+        back-to-back TCP segments can leave as one GSO super-frame. ``gso_size`` (offloads on,
+        at most ``gso_max`` bytes of payload): ``frame`` is a TSO packet already (one IPv4 and
+        TCP header, the TCP checksum field the pseudo-header's partial sum), which the kernel
+        cuts into segments of ``gso_size`` bytes."""
         if self.tx_merge and self._loop is not None:
             if not self._batch:
                 self._loop.call_soon(self._flush_batch)
+            if gso_size:
+                self._batch_gso[len(self._batch)] = gso_size
             self._batch.append(frame)
             return
-        self._send_one(frame)
+        if gso_size:
+            self.counters["tx.tso_frames"] += 1
+            self._send_one(frame, _tso_header(frame, gso_size))
+        else:
+            self._send_one(frame)
 
     def _flush_batch(self) -> None:
         batch, self._batch = self._batch, []
+        tso, self._batch_gso = self._batch_gso, {}
+        start = 0
+        for i, gso_size in tso.items():  # in order: the runs between TSO packets are merged
+            self._send_merged(batch[start:i])
+            frame = batch[i]
+            self.counters["tx.gso_frames"] += 1
+            self.counters["tx.tso_frames"] += 1  # of them the stack's own TSO packets
+            self.counters["tx.gso_segments"] += -(-(len(frame) - _tso_hdr_len(frame)) // gso_size)
+            self._send_one(frame, _tso_header(frame, gso_size))
+            start = i + 1
+        self._send_merged(batch[start:] if start else batch)
+
+    def _send_merged(self, batch: list[bytes | bytearray]) -> None:
         for frame, hdr in merge_tcp_segments(batch):
             if hdr is not None:
                 self.counters["tx.gso_frames"] += 1
@@ -379,7 +452,7 @@ class TapDevice:
             else:
                 self._send_one(frame)
 
-    def _send_one(self, frame: bytes, vnet_hdr: bytes | None = None) -> None:
+    def _send_one(self, frame: bytes | bytearray, vnet_hdr: bytes | None = None) -> None:
         if self._txq:
             self._enqueue(frame, vnet_hdr)
             return
@@ -388,7 +461,7 @@ class TapDevice:
             if self._loop is not None:
                 self._loop.add_writer(self.fd, self._writable)
 
-    def _enqueue(self, frame: bytes, vnet_hdr: bytes | None = None) -> None:
+    def _enqueue(self, frame: bytes | bytearray, vnet_hdr: bytes | None = None) -> None:
         if len(self._txq) >= MAX_QUEUED_FRAMES:
             self.counters["tx.dropped"] += 1
             return
@@ -405,7 +478,19 @@ class TapDevice:
             self._loop.remove_writer(self.fd)
 
 
-def _tcp4_data(f: bytes) -> tuple[int, int] | None:
+def _tso_hdr_len(frame: bytes | bytearray) -> int:
+    """The Ethernet + IPv4 + TCP header length of an IPv4 TCP frame."""
+    return 14 + (frame[14] & 15) * 4 + (frame[26 + (frame[14] & 15) * 4] >> 4) * 4
+
+
+def _tso_header(frame: bytes | bytearray, gso_size: int) -> bytes:
+    """The virtio_net_hdr of an IPv4 TSO packet: cut at ``gso_size``, the checksum partial
+    from the TCP header on (NEEDS_CSUM, csum_start at the TCP header, its field at 16)."""
+    return VNET_HDR.pack(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, _tso_hdr_len(frame), gso_size,
+                         14 + (frame[14] & 15) * 4, 16)
+
+
+def _tcp4_data(f: bytes | bytearray) -> tuple[int, int] | None:
     """(TCP header length, payload length) of an Ethernet + IPv4 (no options, not a fragment)
     + TCP frame carrying data with only ACK (and PSH/FIN) set; None for anything else."""
     if len(f) < 54 or f[12] != 0x08 or f[13] != 0 or f[14] != 0x45 or f[23] != 6 \
@@ -418,7 +503,8 @@ def _tcp4_data(f: bytes) -> tuple[int, int] | None:
     return thl, plen
 
 
-def merge_tcp_segments(frames: list[bytes]) -> list[tuple[bytes, tuple[bytes, int] | None]]:
+def merge_tcp_segments(frames: Sequence[bytes | bytearray]) \
+        -> list[tuple[bytes | bytearray, tuple[bytes, int] | None]]:
     """Group runs of back-to-back IPv4 TCP data segments of one flow into GSO super-frames.
 
     A run is frames with the same Ethernet, IPv4 (no options, not fragmented, same TOS/TTL) and
@@ -428,7 +514,7 @@ def merge_tcp_segments(frames: list[bytes]) -> list[tuple[bytes, tuple[bytes, in
     segments))`` for a run: one header, the payloads end to end, the IPv4 total length and
     header checksum of the whole, the TCP checksum field holding the pseudo-header sum with
     ``NEEDS_CSUM`` (the kernel completes it per segment when it splits at ``gso_size``)."""
-    out: list[tuple[bytes, tuple[bytes, int] | None]] = []
+    out: list[tuple[bytes | bytearray, tuple[bytes, int] | None]] = []
     n = len(frames)
     i = 0
     while i < n:

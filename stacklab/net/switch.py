@@ -22,9 +22,12 @@ class Switch(Node):
         self.aging = aging
         self.table: dict[bytes, tuple[int, float]] = {}  # MAC -> (port index, last seen)
 
-    def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:
+    def receive_frame(self, ifindex: int, frame: bytes | memoryview, now: float,
+                      csum_valid: bool = False) -> None:
         c = self.counters
         c["rx.frames"] += 1
+        if not isinstance(frame, bytes):
+            frame = bytes(frame)  # a device's view: the table keys and what it forwards are bytes
         if len(frame) < 14:
             c["drop.runt"] += 1
             return

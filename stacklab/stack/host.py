@@ -604,13 +604,15 @@ class Host(Node):
         return iface is not None and iface.index in self.qdisc_drop
 
     # -- Node interface ---------------------------------------------------------------------------
-    def receive_frame(self, ifindex: int, frame: bytes, now: float, gso_size: int = 0) -> None:
+    def receive_frame(self, ifindex: int, frame: bytes | memoryview, now: float,
+                      gso_size: int = 0, csum_valid: bool = False) -> None:
         """``gso_size``: the frame is an aggregate of segments that size (a GRO packet: what a
-        TAP's virtio-net header or packetdrill's ``--mss`` says; 0: an ordinary frame)."""
+        TAP's virtio-net header or packetdrill's ``--mss`` says; 0: an ordinary frame).
+        ``csum_valid``: the device vouches for the transport checksum (CHECKSUM_UNNECESSARY)."""
         if gso_size:
             self.rx_gso_size = gso_size
             try:
-                self.receive_frame(ifindex, frame, now)
+                self.receive_frame(ifindex, frame, now, csum_valid=csum_valid)
             finally:
                 self.rx_gso_size = 0
             return
@@ -626,11 +628,13 @@ class Host(Node):
         try:
             # the common frame, untagged IPv4 to our MAC, without building an EthernetView
             # (its payload would be the same memoryview from byte 14)
-            if type(frame) is bytes and len(frame) >= 14 and frame[12] == 8 and frame[13] == 0 \
-                    and frame.startswith(iface.mac):
+            # (a memoryview too: a TAP device hands over the frame after its virtio header)
+            if (frame.startswith(iface.mac) if type(frame) is bytes
+                    else type(frame) is memoryview and frame[:6] == iface.mac) \
+                    and len(frame) >= 14 and frame[12] == 8 and frame[13] == 0:
                 # TCP (protocol byte 23): all three headers in one go, else IPv4's own path
                 if len(frame) < 54 or frame[23] != 6 \
-                        or not self.ipv4.receive_tcp_frame(iface, frame, now):
+                        or not self.ipv4.receive_tcp_frame(iface, frame, now, csum_valid):
                     self.ipv4.receive(iface, memoryview(frame)[14:], False, now)
                 return
             eth = EthernetView(frame)

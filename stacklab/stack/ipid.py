@@ -49,9 +49,10 @@ class IpIdGenerator:
         self._flows[(src, dst, proto)] = b
         return b
 
-    def next(self, src: bytes, dst: bytes, proto: int, now: float) -> int:
+    def next(self, src: bytes, dst: bytes, proto: int, now: float, count: int = 1) -> int:
         """The next 32-bit ID for a datagram ``src`` → ``dst`` of ``proto`` (IPv4 uses the low
-        16 bits)."""
+        16 bits); ``count`` IDs from it on for a TSO packet of that many segments (Linux's
+        ``ip_idents_reserve(segs)``: its device numbers them up)."""
         tick = int(now * 1000)
         b = self._flows.get((src, dst, proto))
         if b is None:
@@ -59,5 +60,6 @@ class IpIdGenerator:
         if tick > b[1]:
             b[0] += int(self._rng.random() * (tick - b[1]))
             b[1] = tick
-        b[0] = ident = (b[0] + 1) & 0xFFFFFFFF
+        ident = (b[0] + 1) & 0xFFFFFFFF
+        b[0] = (b[0] + count) & 0xFFFFFFFF
         return ident

@@ -17,13 +17,18 @@ from stacklab.stack.route import DstCache
 from stacklab.wire.addr import BROADCAST_MAC, ip_str, multicast_mac
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
-from stacklab.wire.frame import build_ipv4_tcp_frame, parse_ipv4_tcp_frame
+from stacklab.wire.frame import (
+    build_ipv4_tcp_frame,
+    build_ipv4_tcp_tso_frame,
+    parse_ipv4_tcp_frame,
+)
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.proto import PROTO_TCP, PROTO_UDP
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv4
 from .ipid import IpIdGenerator
+from .node import GsoFrame
 
 if TYPE_CHECKING:
     from .context import HostContext
@@ -119,14 +124,17 @@ class Ipv4:
                       buf if len(buf) == ip.total_length else buf[:ip.total_length])
         self.host.deliver(ip.src, ip.dst, ip.proto, ip.payload, now, info)
 
-    def receive_tcp_frame(self, iface: Interface, frame: bytes, now: float) -> bool:
+    def receive_tcp_frame(self, iface: Interface, frame: bytes | memoryview, now: float,
+                          csum_valid: bool = False) -> bool:
         """:meth:`receive` for a whole frame to our MAC holding one unfragmented IPv4 TCP
         segment, with the three views and both checksums from one
         :func:`~stacklab.wire.tcp.parse_ipv4_tcp_frame`; a transport that registered a view
         handler for TCP gets the parsed view. False (nothing done): not such a frame, or
-        malformed: the per-layer path takes it and counts exactly what it would have."""
+        malformed: the per-layer path takes it and counts exactly what it would have.
+        ``csum_valid``: the device vouched for the TCP checksum (``Node.receive_frame``), which
+        is then not summed; the IPv4 header's still is (20 bytes; Linux's ``ip_rcv`` too)."""
         try:
-            r = parse_ipv4_tcp_frame(frame)
+            r = parse_ipv4_tcp_frame(frame, csum_valid)
         except MalformedPacket:
             return False
         if r is None:
@@ -316,6 +324,26 @@ class Ipv4:
                                      src_port, dst_port, seq, ack, flags, window, payload, psum,
                                      timestamps, tos, urgent)
         h.counters["ipv4.tx.packets"] += 1
+        h.send_frame(iface.index, frame)
+
+    def send_tso_frame(self, path: tuple[Interface, bytes, int], src: bytes, dst: bytes,
+                       now: float, df: bool, src_port: int, dst_port: int, psum: int, seq: int,
+                       ack: int, flags: int, window: int, payload: bytes | bytearray | memoryview,
+                       timestamps: tuple[int, int] | None, gso_size: int) -> None:
+        """:meth:`send_tcp_frame` of a TSO packet (``stack/tcp/gso.py``) for ``path``'s
+        device, which cuts it into segments of ``gso_size`` bytes (``Port.gso_max``): one
+        :class:`~stacklab.stack.node.GsoFrame`, an IP ID per segment (the device counts them
+        up from the first), the packets counted as the segments they become."""
+        iface, mac, _ = path
+        h = self.host
+        segs = -(-len(payload) // gso_size)
+        ident = self.ids.next(src, dst, PROTO_TCP, now, segs) & 0xFFFF
+        frame = GsoFrame()
+        build_ipv4_tcp_tso_frame(frame, mac, iface.mac, src, dst, ident, h.default_ttl, df,
+                                 src_port, dst_port, seq, ack, flags, window, payload, psum,
+                                 timestamps)
+        frame.gso_size = gso_size
+        h.counters["ipv4.tx.packets"] += segs
         h.send_frame(iface.index, frame)
 
     def output(self, iface: Interface, nexthop: bytes, packet: bytearray, now: float) -> None:

@@ -2,7 +2,10 @@
 
 A node is sans-IO. The driver:
 
-* hands it frames: ``node.receive_frame(ifindex, frame, now)``;
+* hands it frames: ``node.receive_frame(ifindex, frame, now)``; ``csum_valid=True`` when the
+  device vouches for the frame's transport checksum (Linux's ``CHECKSUM_UNNECESSARY``, virtio-net's
+  ``DATA_VALID``/``NEEDS_CSUM``: a TAP device with offloads): the node may skip summing it, and the
+  checksum field may hold anything (the kernel's partial sum); the default, False, checks it;
 * drains what it wants to send: ``node.frames_to_send() -> [(ifindex, frame), ...]``;
 * asks for its next deadline ``node.get_timer()`` and calls ``node.handle_timer(now)`` when due;
 * sets ``node.wake`` to a callable; the node (or an API object on top of it) calls
@@ -24,13 +27,25 @@ from stacklab.trace.events import Tracer
 
 @dataclass(slots=True)
 class Port:
-    """One network interface of a node, as the link layer sees it."""
+    """One network interface of a node, as the link layer sees it. ``gso_max``: the device
+    cuts TCP super-frames (:class:`GsoFrame`) of up to that many payload bytes itself (TSO,
+    set by the driver of a TAP device with offloads); 0: frames are at most the MTU."""
 
     index: int
     name: str
     mac: bytes
     mtu: int = 1500
     up: bool = True
+    gso_max: int = 0
+
+
+class GsoFrame(bytearray):
+    """A TCP super-frame for a port with ``gso_max`` (TSO): one Ethernet, IP and TCP header
+    for a payload of many segments, the IP length that of the whole, the TCP checksum field
+    holding the pseudo-header's partial sum (Linux's CHECKSUM_PARTIAL); the device cuts it into
+    segments of ``gso_size`` payload bytes and completes each one's checksum."""
+
+    gso_size: int
 
 
 class Node:
@@ -50,7 +65,8 @@ class Node:
         self.ports.append(port)
         return port
 
-    def receive_frame(self, ifindex: int, frame: bytes, now: float) -> None:
+    def receive_frame(self, ifindex: int, frame: bytes | memoryview, now: float,
+                      csum_valid: bool = False) -> None:
         raise NotImplementedError
 
     def frames_to_send(self) -> list[tuple[int, bytes | bytearray]]:

@@ -176,6 +176,14 @@ def ipv4_tcp_frame_store(hdr: bytearray, payload: Buffer, psum: int) -> None:
     _CSUM_LE.pack_into(hdr, 50, -total % 0xFFFF)
 
 
+def ipv4_tcp_partial_store(hdr: bytearray, payload_len: int, psum: int) -> None:
+    """:func:`ipv4_tcp_frame_store` for a frame a device completes (TSO, CHECKSUM_PARTIAL):
+    the IPv4 header's checksum, and in the TCP field the folded pseudo-header sum (not
+    complemented) for a segment of ``len(hdr) - 34 + payload_len`` bytes, the data unsummed."""
+    _CSUM_LE.pack_into(hdr, 24, -_fb(hdr[14:34], "little") % 0xFFFF)
+    hdr[50:52] = fold(psum + len(hdr) - 34 + payload_len).to_bytes(2, "big")
+
+
 # -- the big-endian API (RFC 1071 as written) -----------------------------------------------------
 
 

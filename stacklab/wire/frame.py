@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import struct
 
-from .checksum import ipv4_tcp_frame_store, ipv4_tcp_ok
+from .checksum import (
+    ipv4_header_ok,
+    ipv4_tcp_frame_store,
+    ipv4_tcp_ok,
+    ipv4_tcp_partial_store,
+)
 from .ethernet import ETH_P_IPV4, EthernetView
 from .ipv4 import FLAG_DF, IPv4View
 from .proto import PROTO_TCP
 from .tcp import _NO_OPTIONS, _NOPNOP_TS_BYTES, _NOPNOP_TS_WORD, FLAG_MASK, TcpView
 
-__all__ = ["build_ipv4_tcp_frame", "parse_ipv4_tcp_frame"]
+__all__ = ["build_ipv4_tcp_frame", "build_ipv4_tcp_tso_frame", "parse_ipv4_tcp_frame"]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -60,8 +65,8 @@ class _FastTcpView(TcpView):
     __init__ = object.__init__
 
 
-def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView, bool, bool] \
-        | None:
+def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False) \
+        -> tuple[EthernetView, IPv4View, TcpView, bool, bool] | None:
     """The three views of an Ethernet II / IPv4 / TCP frame and both checksum verdicts.
 
     Returns ``(eth, ip, tcp, ip_checksum_ok, tcp_checksum_ok)``: the views (instances of the
@@ -69,7 +74,9 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
     and ``TcpView(ip.payload)`` give, and the verdicts of ``ip.checksum_ok()`` and
     ``tcp.checksum_ok(ip.src, ip.dst)``; or None when the frame is valid but not one
     unfragmented IPv4 TCP segment (ARP, IPv6, UDP, a fragment...: use the per-layer views).
-    Raises :class:`MalformedPacket` exactly where those views would.
+    Raises :class:`MalformedPacket` exactly where those views would. ``tcp_valid``: the TCP
+    checksum is known good (verified by a device, Linux's ``CHECKSUM_UNNECESSARY``): it is not
+    summed and its verdict is True; the IPv4 header's is checked all the same.
 
     The common frame (untagged, no IP options, lengths consistent) is read with one ``unpack``;
     the TCP checksum is read from the IPv4 addresses on (they are the pseudo-header's sum);
@@ -132,6 +139,8 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
                 t._opts = None  # scanned by the first option getter
             # the sums over slices of the frame itself when it is bytes (int.from_bytes copies a
             # memoryview first)
+            if tcp_valid:
+                return eth, ip, t, ipv4_header_ok(mv[14:34]), True
             ip_ok, tcp_ok = ipv4_tcp_ok(frame if type(frame) is bytes else mv, 14, tlen)
             return eth, ip, t, ip_ok, tcp_ok
     eth = EthernetView(mv)
@@ -141,7 +150,7 @@ def parse_ipv4_tcp_frame(frame: Buffer) -> tuple[EthernetView, IPv4View, TcpView
     if ip.proto != PROTO_TCP or ip.flags_frag & 0x3FFF:
         return None
     t = TcpView(ip.payload)
-    return eth, ip, t, ip.checksum_ok(), t.checksum_ok(ip.src, ip.dst)
+    return eth, ip, t, ip.checksum_ok(), tcp_valid or t.checksum_ok(ip.src, ip.dst)
 
 
 # the headers build_ipv4_tcp_frame packs: Ethernet, IPv4 without options (checksum zero), TCP
@@ -174,3 +183,29 @@ def build_ipv4_tcp_frame(dst_mac: bytes, src_mac: bytes, src: bytes, dst: bytes,
                                        _NOPNOP_TS_BYTES, timestamps[0], timestamps[1]))
     ipv4_tcp_frame_store(hdr, payload, psum)
     return b"".join((hdr, payload)) if payload else bytes(hdr)
+
+
+def build_ipv4_tcp_tso_frame(out: bytearray, dst_mac: bytes, src_mac: bytes, src: bytes,
+                             dst: bytes, ident: int, ttl: int, df: bool, src_port: int,
+                             dst_port: int, seq: int, ack: int, flags: int, window: int,
+                             payload: Buffer, psum: int, timestamps: tuple[int, int] | None,
+                             tos: int = 0) -> None:
+    """:func:`build_ipv4_tcp_frame` of a TSO packet for a device that segments (GSO), appended
+    to ``out`` (empty; a bytearray subclass may carry what the device needs): the same headers
+    for the whole payload (any length up to the IPv4 maximum), the TCP checksum field holding
+    the pseudo-header's partial sum, which the device completes per segment; the payload copied
+    once."""
+    ff = FLAG_DF if df else 0
+    if timestamps is None:
+        hdr = bytearray(_BUILD.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos, 40 + len(payload),
+                                    ident, ff, ttl, PROTO_TCP, 0, src, dst, src_port, dst_port,
+                                    seq, ack, 0x5000 | (flags & FLAG_MASK), window, 0, 0))
+    else:
+        hdr = bytearray(_BUILD_TS.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos,
+                                       52 + len(payload), ident, ff, ttl, PROTO_TCP, 0, src, dst,
+                                       src_port, dst_port, seq, ack,
+                                       0x8000 | (flags & FLAG_MASK), window, 0, 0,
+                                       _NOPNOP_TS_BYTES, timestamps[0], timestamps[1]))
+    ipv4_tcp_partial_store(hdr, len(payload), psum)
+    out += hdr
+    out += payload

@@ -35,6 +35,7 @@ from .congestion import create_congestion
 from .context import TcpHost
 from .events import Connected, ConnectionLost, TcbEvent
 from .fsm import SYN_SENT, TIME_WAIT, State
+from .gso import cut
 from .isn import IsnGenerator
 from .listen import Listener, send_reset, syn_acceptable_in_time_wait
 from .output import segment_bytes
@@ -387,6 +388,11 @@ class TcpLayer:
                 # in one buffer (Ipv4.send_tcp_frame); the others go through ip_send
                 ipv4 = self._ipv4 if len(dst) == 4 else None
                 path = ipv4.tcp_path(dst, now) if ipv4 is not None else None
+                gso = path[0].port.gso_max if path is not None else 0  # TSO (gso.py)
+                if tcb.gso_max != gso:
+                    if not gso:
+                        out = cut(out, tcb.snd_mss)  # built for a device that segmented
+                    tcb.gso_max = gso
                 for seg in out:
                     c["tcp.tx.segments"] += 1
                     if seg.flags & RST:
@@ -398,6 +404,12 @@ class TcpLayer:
                             ipv4.send_tcp_frame(path, src, dst, now, df, sp, dp, psum, seg.seq,
                                                 seg.ack, seg.flags, seg.window, payload, ts,
                                                 dscp | seg.ecn, seg.urgent)
+                            continue
+                        if gso and len(payload) > tcb.snd_mss:  # a TSO packet (gso.py)
+                            c["tcp.tx.segments"] += (len(payload) - 1) // tcb.snd_mss
+                            ipv4.send_tso_frame(path, src, dst, now, df, sp, dp, psum, seg.seq,
+                                                seg.ack, seg.flags, seg.window, payload, ts,
+                                                tcb.snd_mss)
                             continue
                     raw = segment_bytes(psum, sp, dp, seg)
                     try:

@@ -26,6 +26,7 @@ from .fsm import (
     SYN_SENT,
     TIME_WAIT,
 )
+from .gso import as_segments, send_packets
 from .plpmtud import PlpmtudState
 from .rack import schedule_tlp
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
@@ -58,6 +59,7 @@ class TcbOutput(TcbVars):
 
     # False: every segment takes the general paths (the differential tests compare both)
     fast_path = True
+    gso_max = 0  # TSO: bytes of segments the path's device cuts itself (set by the layer; gso.py)
 
     # -- receiver side SACK (RFC 2018 §4, RFC 2883) ---------------------------------------------
 
@@ -375,13 +377,16 @@ class TcbOutput(TcbVars):
         segs = [seg for seg in self._out[burst:] if seg.payload and not seq_lt(seg.seq, top)]
         if segs and segs[0].seq == self.plpmtud.probe_seq:
             segs.pop(0)  # a PLPMTUD probe leaves on its own before the burst (tcp_mtu_probe)
+        if self.gso_max:
+            segs = as_segments(segs, self.snd_mss)  # a TSO packet counts as its segments (gso.py)
         lengths = [len(seg.payload) for seg in segs]
         cc = self.cc
         # what was in flight when the new data went out, as cwnd counts it (Linux
         # tcp_packets_in_flight: in recovery the pipe, resends of this burst and a probe included)
         flight = self._in_flight() - sum(lengths)
-        for k in packet_ends(lengths, [bool(seg.flags & PSH) or ends_skb(self, self._abs(seg.seq)
-                                                                         + len(seg.payload))
+        # (a stand-in for a TSO packet's inner segment has no payload and ends nothing)
+        for k in packet_ends(lengths, [bool(seg.flags & PSH) or bool(seg.payload) and ends_skb(
+                                           self, self._abs(seg.seq) + len(seg.payload))
                                        for seg in segs],
                              flight, cc.cwnd, cc.ssthresh, self.snd_mss,
                              self.rtt.srtt, self.config.min_tso_segs):
@@ -415,8 +420,8 @@ class TcbOutput(TcbVars):
         data_una = self.snd_data_una
         room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
         timed = self._rtt_seq is not None or self.ts_ok
+        sent = self.gso_max > 0 and send_packets(self, self._emit, self.gso_max, now)  # gso.py
         nxt = self.snd_nxt
-        sent = False
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
             avail = total - off

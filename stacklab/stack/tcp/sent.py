@@ -96,6 +96,27 @@ class SentLog:
         log[i:j] = pieces
         return rec, unsacked
 
+    def split_last(self, size: int) -> None:
+        """The last record was a TSO packet (gso.py) that leaves as segments of ``size``: one
+        record per segment, in transmission order, as if each had been recorded alone."""
+        log = self.records
+        rec = log.pop()
+        order = rec.order
+        end = rec.end
+        xmit, retrans = rec.xmit, rec.retrans
+        delivered, delivered_time = rec.delivered, rec.delivered_time
+        first_sent, app_limited = rec.first_sent, rec.app_limited
+        for start in range(rec.start, end, size):  # a new record: not SACKed, lost or rated
+            p = Sent(start, start + size if start + size < end else end, xmit, retrans, order,
+                     size if start + size < end else end - start)
+            p.delivered = delivered
+            p.delivered_time = delivered_time
+            p.first_sent = first_sent
+            p.app_limited = app_limited
+            order += 1
+            log.append(p)
+        self.order = order - 1
+
     def acked(self, una: int) -> list[Sent]:
         """The cumulative ACK reached ``una``: the records below it, removed (a record it
         covers in part now starts at ``una``)."""

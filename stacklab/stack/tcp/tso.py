@@ -13,7 +13,8 @@ it sends at one go as at most
 and the packets Linux sends this way carry PSH when they hold two or more segments, not when a
 packet is a single segment cut from the middle of the queue (the upstream packetdrill scripts
 ``slow-start-after-idle``, ``limited-transmit-*``, ``cubic-rto-ss-ca-cwnd-bump`` show both).
-stacklab has no TSO; to look the same on the wire it marks the last segment of each such packet.
+stacklab marks the last segment of each such packet to look the same on the wire; on a device
+that segments itself (gso.py) it also hands the kernel these very packets.
 The pacing rate is Linux's ``tcp_update_pacing_rate``: cwnd * MSS / SRTT, times 2 in slow start
 (cwnd below half of ssthresh), else times 1.2.
 """
@@ -39,6 +40,13 @@ def autosize_segs(cwnd: int, ssthresh: int, mss: int, srtt: float | None,
     return max(min(nbytes, GSO_MAX_SIZE) // mss, min_segs)
 
 
+def quota(cwnd_segs: int, in_flight: int, auto: int) -> int:
+    """The segments of the next TSO packet (``tcp_write_xmit``): at most half the congestion
+    window (``cwnd_segs``, in segments), what it has left over ``in_flight`` segments and the
+    autosize ``auto``; at least one. ``packet_ends`` and ``gso.send_packets`` cut by it."""
+    return max(min(max(cwnd_segs >> 1, 1), cwnd_segs - in_flight, auto), 1)
+
+
 def packet_ends(lengths: list[int], pushed: list[bool], flight: int, cwnd: int,
                 ssthresh: int, mss: int, srtt: float | None, min_segs: int) -> list[int]:
     """Indexes (into ``lengths``, the new data segments of one burst in order) of the segments
@@ -46,15 +54,14 @@ def packet_ends(lengths: list[int], pushed: list[bool], flight: int, cwnd: int,
     segments that already end a write (a packet ends there too); ``flight`` is the bytes in
     flight before the burst."""
     cwnd_segs = max(cwnd // mss, 1)
-    half = max(cwnd_segs >> 1, 1)
     auto = autosize_segs(cwnd, ssthresh, mss, srtt, min_segs)
     in_flight = -(-flight // mss)
     ends: list[int] = []
     i, n = 0, len(lengths)
     while i < n:
-        quota = max(min(half, cwnd_segs - in_flight, auto), 1)
+        q = quota(cwnd_segs, in_flight, auto)
         j = i
-        while j < n and j - i < quota:
+        while j < n and j - i < q:
             j += 1
             if pushed[j - 1]:
                 break
@@ -65,4 +72,4 @@ def packet_ends(lengths: list[int], pushed: list[bool], flight: int, cwnd: int,
     return ends
 
 
-__all__ = ["autosize_segs", "packet_ends"]
+__all__ = ["autosize_segs", "packet_ends", "quota"]

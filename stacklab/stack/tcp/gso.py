@@ -1,0 +1,129 @@
+"""TSO in the TCB: whole TSO packets of new data handed to a device that cuts them (GSO).
+
+When the interface's device segments TCP itself (``Port.gso_max``: a TAP device with offloads,
+as a NIC with TSO under Linux), the send side's header prediction hands it each TSO packet as
+one super-segment: up to ``gso_max`` bytes of full-sized segments in one buffer, one header,
+the segment size (the MSS) beside it (``stacklab.stack.node.GsoFrame``). The device cuts it at
+the MSS the way Linux's ``tcp_gso_segment`` does (sequence numbers, PSH/FIN on the last piece
+only, IPv4 IDs counting up), so what reaches the wire is what the TCB would have sent segment by
+segment:
+
+* the packets are Linux's TSO packets, sized by the one rule of ``tso.py`` (``tso.quota``),
+  which is also where ``TcbOutput._push`` puts PSH, and they end at the end of a write (PSH) as
+  ``tso.packet_ends`` cuts them, so each packet's PSH falls on its last segment;
+* the transmission log (``sent.py``: RACK, rate samples, SACK marks) gets one record per
+  segment, as before; the statistics count segments;
+* only what the fast path sends goes this way (full segments of new data; no loss recovery,
+  SACK blocks, urgent data, ECN, pacing); retransmissions and everything else stay per segment.
+
+The layer (``TcpLayer.flush``) tells the TCB what the path's device takes (``gso_max``, 0 for
+none: the simulator) and, should the path change under a packet built for it, cuts the packet
+into its segments itself (:func:`cut`).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+
+from .segment import ACK, FIN, PSH, Segment
+from .seq import MASK
+from .tcbvars import TcbVars
+from .tso import autosize_segs, quota
+
+
+def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], gso_max: int,
+                 now: float) -> bool:
+    """Send the full segments of new data the windows allow as TSO packets of at most
+    ``gso_max`` bytes, each built by ``emit`` (the TCB's ``_emit``; called by the send fast
+    path once its conditions hold; it sends what is left one segment at a time). True if
+    anything went out."""
+    if tcb.ecn is not None or tcb.snd_up is not None \
+            or (tcb._rtt_seq is None and not tcb.ts_ok) \
+            or tcb._dsack is not None or tcb.recvbuf.ooo_bytes:
+        return False  # ECN's CWR, URG, an RTT sample to take, SACK blocks: per segment
+    mss = tcb.snd_mss
+    per = gso_max // mss  # segments in one super-segment
+    if per < 2:
+        return False
+    sb = tcb.sendbuf
+    data = sb.data
+    total = len(data)
+    marks, base = sb.marks, sb.base
+    skb_ends = tcb.skb_ends
+    una, data_una = tcb.snd_una, tcb.snd_data_una
+    cc = tcb.cc
+    room = min(tcb.snd_wnd, cc.cwnd)  # what may be in flight
+    cwnd_segs = max(cc.cwnd // mss, 1)
+    auto = autosize_segs(cc.cwnd, cc.ssthresh, mss, tcb.rtt.srtt, tcb.config.min_tso_segs)
+    nxt = tcb.snd_nxt
+    in_flight = -(-((nxt - una) & MASK) // mss)
+    sent = False
+    while True:
+        off = (nxt - data_una) & MASK
+        k = min(quota(cwnd_segs, in_flight, auto), (total - off) // mss,
+                (room - ((nxt - una) & MASK)) // mss)
+        if k <= 0:
+            break
+        pos = base + off
+        i = bisect_right(marks, pos)
+        push = i < len(marks) and marks[i] <= pos + k * mss
+        if push:  # a write ends inside: the packet ends with that segment, PSH (tcp_push)
+            k = -(-(marks[i] - pos) // mss)
+        j = bisect_right(skb_ends, pos)
+        if j < len(skb_ends) and skb_ends[j] < pos + k * mss:
+            k = -(-(skb_ends[j] - pos) // mss)  # a packet never spans two skbs (sndbuf.py)
+            push = False
+        in_flight += k
+        while k:
+            g = per if k > per else k
+            k -= g
+            n = g * mss
+            # the payload copied once (a slice of the bytearray and bytes() would be two)
+            emit(nxt, ACK | PSH if push and not k else ACK, bytes(memoryview(data)[off:off + n]),
+                 now)
+            if g > 1:
+                tcb.stats.segs_out += g - 1
+                tcb.sent.split_last(mss)
+            nxt = tcb.snd_nxt = tcb.snd_max = (nxt + n) & MASK
+            off += n
+            sent = True
+    return sent
+
+
+def as_segments(segs: list[Segment], mss: int) -> list[Segment]:
+    """``segs`` with each TSO packet preceded by a stand-in per inner segment (no PSH), for
+    ``tso.packet_ends`` (which counts segments): an end it finds is the packet's own last
+    segment, since the packets were cut by the same rule."""
+    out: list[Segment] = []
+    for seg in segs:
+        n = len(seg.payload)
+        if n > mss:
+            out += [_INNER] * ((n - 1) // mss)
+        out.append(seg)
+    return out
+
+
+_INNER = Segment(0, 0, ACK, 0)  # as_segments' stand-in: no PSH (an end never falls on one)
+
+
+def cut(out: list[Segment], mss: int) -> list[Segment]:
+    """``out`` with each super-segment (payload longer than ``mss``) replaced by its segments,
+    cut as the device would have: for a path whose device no longer segments."""
+    res: list[Segment] = []
+    for seg in out:
+        payload = seg.payload
+        if len(payload) <= mss:
+            res.append(seg)
+            continue
+        last = len(payload) - mss
+        for k in range(0, len(payload), mss):
+            s = Segment(seg.seq + k & MASK, seg.ack, seg.flags if k >= last
+                        else seg.flags & ~(PSH | FIN), seg.window, payload[k:k + mss],
+                        ts=seg._ts)
+            s.ecn = seg.ecn
+            res.append(s)
+    return res
+
+
+__all__ = ["as_segments", "cut", "send_packets"]

@@ -1,0 +1,134 @@
+"""TSO in the TCB (stack/tcp/gso.py): on a port whose device segments (``Port.gso_max``), the
+send fast path hands over TSO packets; cut by an independent software GSO (scapy, as the
+kernel's ``tcp_gso_segment`` cuts them: sequence numbers, PSH/FIN on the last piece only, IPv4
+IDs counting up, checksums completed) they are exactly the frames the TCB sends segment by
+segment on a port without it, in the same order at the same times."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from stacklab.net.network import Network
+from stacklab.stack.node import GsoFrame
+from stacklab.wire.checksum import internet_checksum
+
+GSO_MAX = 65535 - 120  # what a TAP device with offloads takes (device/tap.py GSO_MAX)
+
+
+def software_gso(frame: GsoFrame) -> list[bytes]:
+    """The kernel's cut of a TSO packet, by scapy: after checking that the TCP checksum field
+    holds the pseudo-header's partial sum (completing it over the segment verifies)."""
+    pkt = Ether(bytes(frame))
+    ip, tcp = pkt[IP], pkt[TCP]
+    assert ip.len == len(frame) - 14
+    seg = bytearray(bytes(ip)[20:])
+    # CHECKSUM_PARTIAL: the field holds the pseudo-header's folded sum; the data's sum added to
+    # it is the checksum (what the kernel stores in each piece)
+    field = int.from_bytes(seg[16:18], "big")
+    seg[16:18] = b"\x00\x00"
+    pseudo = (int.from_bytes(bytes(ip)[12:20], "big") + 6 + len(seg)) % 0xFFFF
+    assert field % 0xFFFF == pseudo % 0xFFFF
+    seg[16:18] = internet_checksum(seg, pseudo).to_bytes(2, "big")
+    data = bytes(tcp.payload)
+    size = frame.gso_size
+    assert len(data) > size
+    out = []
+    for i, k in enumerate(range(0, len(data), size)):
+        last = k + size >= len(data)
+        p = pkt.copy()
+        p[IP].id = (ip.id + i) & 0xFFFF
+        p[IP].len = None
+        p[IP].chksum = None
+        p[TCP].seq = (tcp.seq + k) & 0xFFFFFFFF
+        p[TCP].flags = int(tcp.flags) if last else int(tcp.flags) & ~0x09  # PSH, FIN
+        p[TCP].chksum = None
+        p[TCP].remove_payload()
+        out.append(bytes(p / Raw(data[k:k + size])))
+    return out
+
+
+def run(tso: bool, loss: float, seed: int = 7) -> tuple[list[tuple[float, str, bytes]], int]:
+    net = Network(seed=seed)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b, delay="2ms", rate="200Mbit", loss=loss)
+    net.autoconfigure()
+    wire: list[tuple[float, str, bytes]] = []
+    packets = [0]
+    for h in (a, b):
+        real = h.frames_to_send
+
+        def tap(h=h, real=real):  # noqa: ANN001, ANN202
+            out = []
+            for ifindex, f in real():
+                frames = [bytes(f)]
+                if type(f) is GsoFrame:
+                    packets[0] += 1
+                    frames = software_gso(f)
+                for g in frames:
+                    wire.append((round(net.now, 9), h.name, g))
+                    out.append((ifindex, g))
+            return out
+
+        h.frames_to_send = tap
+    if tso:
+        a.interfaces[0].port.gso_max = GSO_MAX
+    rng = random.Random(seed)
+    # writes of many sizes: the ends of writes (PSH) fall inside and at the ends of packets
+    chunks = [rng.randbytes(rng.choice((1000, 1448, 5000, 65536, 200_000))) for _ in range(40)]
+    got = bytearray()
+
+    async def handle(r, w):  # noqa: ANN001, ANN202
+        while x := await r.read(1 << 20):
+            got.extend(x)
+        w.close()
+
+    async def main():  # noqa: ANN202
+        await b.start_server(handle, port=9)
+        r, w = await a.open_connection("b", 9)
+        for c in chunks:
+            w.write(c)
+            await w.drain()
+        w.write_eof()
+        await r.read()
+        w.close()
+
+    net.run(main(), until=120)
+    net.close()
+    assert bytes(got) == b"".join(chunks)
+    return wire, packets[0]
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.01], ids=["clean", "loss-1pc"])
+def test_tso_packets_cut_by_software_gso_are_the_segments_sent_one_by_one(loss: float) -> None:
+    plain, none = run(False, loss)
+    cut, packets = run(True, loss)
+    assert none == 0 and packets > 20  # TSO was used, and only with the port's offload
+    assert len(cut) == len(plain)
+    for i, (x, y) in enumerate(zip(plain, cut, strict=True)):
+        assert x == y, f"frame {i} differs: {x[:2]} {y[:2]}"
+
+
+def test_cut_splits_a_tso_packet_as_the_device_would() -> None:
+    """A packet built for a device that no longer segments (the path changed before the
+    flush) is cut by the layer: sequence numbers, PSH/FIN on the last piece, the same ACK,
+    window, timestamps and ECN field on each."""
+    from stacklab.stack.tcp.gso import cut
+    from stacklab.stack.tcp.segment import ACK, FIN, PSH, Segment
+
+    payload = bytes(range(256)) * 20  # 5120 bytes: 3 full segments of 1448 and 776
+    seg = Segment(0xFFFFF000, 77, ACK | PSH | FIN, 500, payload, ts=(1, 2))
+    seg.ecn = 2
+    small = Segment(5, 77, ACK, 500, b"x" * 100, ts=(1, 2))
+    out = cut([small, seg], 1448)
+    assert out[0] is small
+    pieces = out[1:]
+    assert [p.seq for p in pieces] == [(0xFFFFF000 + k) & 0xFFFFFFFF for k in (0, 1448, 2896,
+                                                                                4344)]
+    assert b"".join(bytes(p.payload) for p in pieces) == payload
+    assert [p.flags for p in pieces] == [ACK, ACK, ACK, ACK | PSH | FIN]
+    assert all((p.ack, p.window, p.timestamps(), p.ecn) == (77, 500, (1, 2), 2) for p in pieces)
