@@ -526,7 +526,7 @@ class Runner:
         self.trace.append(f"{self.now:.6f} < {_describe_script(pkt)}")
         # Linux takes a packet no longer than gso_size as an ordinary one (virtio_net_hdr_to_skb)
         gso = self.gso_size if isinstance(body, TcpPacket) and body.length > self.gso_size else 0
-        self._host_call(lambda: self.host.receive_frame(0, frame, self.now, gso))
+        self._host_call(lambda: self.host.receive_frame(0, frame, self.now, gso_size=gso))
         self._check_pending()
 
     def _inbound_flow(self, p: TcpPacket) -> _Flow:

@@ -605,7 +605,7 @@ class Host(Node):
 
     # -- Node interface ---------------------------------------------------------------------------
     def receive_frame(self, ifindex: int, frame: bytes | memoryview, now: float,
-                      gso_size: int = 0, csum_valid: bool = False) -> None:
+                      csum_valid: bool = False, gso_size: int = 0) -> None:
         """``gso_size``: the frame is an aggregate of segments that size (a GRO packet: what a
         TAP's virtio-net header or packetdrill's ``--mss`` says; 0: an ordinary frame).
         ``csum_valid``: the device vouches for the transport checksum (CHECKSUM_UNNECESSARY)."""
