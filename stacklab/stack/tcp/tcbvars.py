@@ -80,7 +80,10 @@ class TcbVars:
                  "_wakeup_push", "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato",
                  "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
                  "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
-                 "zerocopy", "__dict__")
+                 "zerocopy",
+                 # the extensions' state, set in __init__ too (a dict of 14 entries was 0.25 KiB)
+                 "rcv_shutdown", "rate", "pacer", "sent", "rack", "prr", "undo", "pmtu_keep",
+                 "snd_up", "urg", "_more", "_nagle_push", "ecn", "tfo", "__dict__")
 
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
