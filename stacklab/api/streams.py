@@ -170,11 +170,11 @@ class TcpTransport(asyncio.Transport):
             if tcb.ack_pending:  # the read opened the window enough for a window update
                 self._layer.kick(tcb)
             if not tcb.user_closed:
-                cast(asyncio.Protocol, self._protocol).data_received(data)
+                self._protocol.data_received(data)  # type: ignore[attr-defined]  # a Protocol
             if tcb.urg is None or self._reading_paused:
                 break
             data = tcb.read()  # the read stopped at the urgent mark: what follows it
-        if tcb.at_eof and not self._eof_delivered:
+        if tcb.fin_received and tcb.at_eof and not self._eof_delivered:  # (no call per segment)
             self._eof_delivered = True
             keep_open = cast(asyncio.Protocol, self._protocol).eof_received()
             if not keep_open:
