@@ -35,6 +35,7 @@ from stacklab.trace.events import Tracer
 from stacklab.wire.addr import ZERO_MAC, ip_str, is_link_local, solicited_node
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, EthernetView, build_ethernet
+from stacklab.wire.frame import VerifiedFrame
 from stacklab.wire.ipv6 import MIN_MTU
 from stacklab.wire.proto import PROTO_ICMP, PROTO_ICMPV6, PROTO_IGMP, PROTO_UDP
 
@@ -583,8 +584,9 @@ class Host(Node):
         try:
             # the common frame, untagged IPv4 to our MAC, without building an EthernetView
             # (its payload would be the same memoryview from byte 14)
-            if type(frame) is bytes and len(frame) >= 14 and frame[12] == 8 and frame[13] == 0 \
-                    and frame.startswith(iface.mac):
+            ft = type(frame)
+            if (ft is bytes or ft is VerifiedFrame) and len(frame) >= 14 and frame[12] == 8 \
+                    and frame[13] == 0 and frame.startswith(iface.mac):
                 # TCP (protocol byte 23): all three headers in one go, else IPv4's own path
                 if len(frame) < 54 or frame[23] != 6 \
                         or not self.ipv4.receive_tcp_frame(iface, frame, now):
