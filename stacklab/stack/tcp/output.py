@@ -180,8 +180,11 @@ class TcbOutput(TcbVars):
             self._set_unacked_since(now)
         if payload or flags & FIN:  # the transmission record (sent.py); PRR counts what
             # recovery sends
-            pos = self._abs(seq)
-            retrans = seq_lt(seq, self.snd_max)
+            # _abs(seq) and seq_lt(seq, SND.MAX) written out (once per data segment)
+            d = (seq - self.snd_data_una) & MASK
+            pos = self.sendbuf.base + (d - (MASK + 1) if d > HALF else d)
+            smax = self.snd_max
+            retrans = seq != smax and ((smax - seq) & MASK) < HALF
             n = len(payload)
             rec, unsacked = self.sent.on_sent(pos, pos + n + (1 if flags & FIN else 0), n, now,
                                               retrans, bool(flags & FIN))
@@ -361,7 +364,9 @@ class TcbOutput(TcbVars):
         (``_out[burst:]``, new from ``top``, the SND.MAX before it): the last segment of each
         packet of two or more segments as ``tso.packet_ends`` cuts them, besides the ends of
         writes (RFC 9293 §3.9.1 leaves the choice to the sender)."""
-        segs = [seg for seg in self._out[burst:] if seg.payload and not seq_lt(seg.seq, top)]
+        # not seq_lt(seg.seq, top), written out (once per segment of the burst)
+        segs = [seg for seg in self._out[burst:]
+                if seg.payload and (seg.seq == top or ((top - seg.seq) & MASK) >= HALF)]
         cc = self.cc
         for k in packet_ends([len(seg.payload) for seg in segs],
                              [bool(seg.flags & PSH) for seg in segs],

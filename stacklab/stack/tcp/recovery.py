@@ -52,6 +52,8 @@ class RangeSet:
 
     @property
     def total(self) -> int:
+        if not self.starts:  # the usual scoreboard (read on every ACK): no sum to set up
+            return 0
         return sum(e - s for s, e in zip(self.starts, self.ends, strict=True))
 
     def add(self, start: int, end: int) -> int:
