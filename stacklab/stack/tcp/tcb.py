@@ -1196,6 +1196,8 @@ class Tcb(TcbOutput):
                 self.stats.ooo_segments += 1
                 self._ack_now = True  # out of order: immediate duplicate ACK (RFC 5681 §4.2)
                 if self.sack_ok:
+                    if not self._sack_recent:  # never the shared empty list (tcbvars)
+                        self._sack_recent = []
                     self._sack_recent.append(off)
                     if len(self._sack_recent) > 16:
                         del self._sack_recent[:8]
@@ -1464,6 +1466,8 @@ class Tcb(TcbOutput):
         self._cwnd_traced = (cw, ss)
         if self.config.record_cwnd:
             log = self.cwnd_log
+            if not log:  # never the shared empty list (tcbvars)
+                self.cwnd_log = log = []
             log.append((now, cw, ss))
             if len(log) > 4096:  # bounded: keep every other sample of the older half
                 del log[:2048:2]
