@@ -45,6 +45,8 @@ class NodeDriver:
         self._kick_pending = False
         self._held = 0  # > 0 while a link delivers a batch of frames (hold/release)
         self._held_frames = False
+        self._held_now = 0.0  # the clock of the batch being held
+        self._held_token: contextvars.Token[DrivenHost | None] | None = None
         self._drain_keys: set[Hashable] = set()
         self._drain_hooks: list[Callable[[float], None]] = []
         self._draining = False
@@ -91,11 +93,20 @@ class NodeDriver:
     def deliver(self, ifindex: int, frame: bytes) -> None:
         """A frame arrived from outside on interface ``ifindex``: :meth:`receive`, then a flush
         (at :meth:`release` while a batch is held)."""
-        self.receive(ifindex, frame)
         if self._held:
+            # :meth:`receive` within a batch, whose clock and running host :meth:`hold` took
+            # once for all its frames (the clock does not move in between)
             self._held_frames = True
-        else:
-            self.flush()
+            if not self.powered:
+                self.node.counters["drop.crashed"] += 1
+                return
+            now = self._held_now
+            self.node.receive_frame(ifindex, frame, now)
+            if self._drain_hooks:
+                self._drain(now)
+            return
+        self.receive(ifindex, frame)
+        self.flush()
 
     # deliver, hold and release make the driver the receiver of a simulated link's direction
     # (stacklab.net.stages.Receiver, a structural type: this module does not import net/).
@@ -104,13 +115,21 @@ class NodeDriver:
         """A batch of frames arrives at one instant (a simulated link's delivery): flush once
         at :meth:`release` instead of after each frame. What the node sends keeps its order
         and its time (the clock does not move in between); its timer is re-armed once."""
+        if not self._held:
+            self._held_now = self.loop.time()
+            self._held_token = running_host.set(self.app_host)
         self._held += 1
 
     def release(self, flush: bool = True) -> None:
         """The end of a batch: flush what the frames caused, unless ``flush`` is False (the
         batch was cut short by an exception)."""
         self._held -= 1
-        if not self._held and self._held_frames:
+        if self._held:
+            return
+        if self._held_token is not None:
+            running_host.reset(self._held_token)
+            self._held_token = None
+        if self._held_frames:
             self._held_frames = False
             if flush:
                 self.flush()

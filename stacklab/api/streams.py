@@ -94,7 +94,22 @@ def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
     changes = {k: v for k, v in kw.items() if v is not None}
     changes["nodelay"] = True if nodelay is None and config is None else (
         cfg.nodelay if nodelay is None else nodelay)
-    return cfg.replace(**changes)
+    # one TcpConfig per distinct (base, options) pair, shared by the sockets made with it (a
+    # copy per client socket was 0.45 KiB, issue 23 item 4): a TCB's config is never changed
+    # in place (setsockopt installs a copy, Tcb.set_config)
+    key = (id(cfg), tuple(sorted(changes.items())))
+    hit = _CONFIGS.get(key)
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
+    made = cfg.replace(**changes)
+    if len(_CONFIGS) >= _CONFIGS_MAX:
+        _CONFIGS.clear()
+    _CONFIGS[key] = (cfg, made)  # holds cfg: its id is not reused while the entry lives
+    return made
+
+
+_CONFIGS: dict[tuple[int, tuple[tuple[str, Any], ...]], tuple[TcpConfig, TcpConfig]] = {}
+_CONFIGS_MAX = 256
 
 
 class TcpTransport(asyncio.Transport):
@@ -156,11 +171,11 @@ class TcpTransport(asyncio.Transport):
             if tcb.ack_pending:  # the read opened the window enough for a window update
                 self._layer.kick(tcb)
             if not tcb.user_closed:
-                cast(asyncio.Protocol, self._protocol).data_received(data)
+                self._protocol.data_received(data)  # type: ignore[attr-defined]  # a Protocol
             if tcb.urg is None or self._reading_paused:
                 break
             data = tcb.read()  # the read stopped at the urgent mark: what follows it
-        if tcb.at_eof and not self._eof_delivered:
+        if tcb.fin_received and tcb.at_eof and not self._eof_delivered:  # (no call per segment)
             self._eof_delivered = True
             keep_open = cast(asyncio.Protocol, self._protocol).eof_received()
             if not keep_open:

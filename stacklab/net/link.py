@@ -311,7 +311,7 @@ class Direction:
 
     def send(self, frame: bytes) -> None:
         """A frame from the sending node, now."""
-        if type(frame) is not bytes:
+        if not isinstance(frame, bytes):  # immutable in flight (a VerifiedFrame stays one)
             frame = bytes(frame)
         c = self.counters
         c["tx.frames"] += 1

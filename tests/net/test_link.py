@@ -376,3 +376,41 @@ def test_frames_due_at_one_instant_are_delivered_as_one_batch(net):
                          ("release", True), ("deliver", 3)]
     assert b.seqs() == [0, 1, 2, 3]
     assert [t for t, _, _ in b.received][:3] == [pytest.approx(0.001)] * 3
+
+
+def test_each_frame_of_a_batch_sees_the_batch_clock_the_running_host_and_its_drain(net):
+    """The driver takes a batch's clock and running host once (at hold): every frame of it is
+    received at that time with the host running, the drain hooks follow each frame, a node
+    crashed by one frame's drain drops the rest (counted), and the running host is reset."""
+    from stacklab.api.driver import running_host
+
+    a, b, link = pair(net, delay="1ms")
+    drv = net.drivers["b"]
+    seen: list[tuple[str, float, object]] = []
+
+    def receive_frame(ifindex: int, frame: bytes, now: float) -> None:
+        seen.append(("frame", now, running_host.get()))
+        RawNode.receive_frame(b, ifindex, frame, now)
+
+    b.receive_frame = receive_frame  # type: ignore[method-assign]
+    drv.app_host = marker = object()  # type: ignore[assignment]
+
+    def hook(now: float) -> None:
+        seen.append(("drain", now, running_host.get()))
+        if len(b.received) == 2:
+            drv.power_off()  # the second frame's reaction crashes the node
+
+    drv.on_drain("test", hook)
+
+    async def main() -> None:
+        for i in range(4):
+            a.send(numbered_frame(i))
+        await asyncio.sleep(0.01)
+
+    net.run(main())
+    t = pytest.approx(0.001)
+    assert seen == [("frame", t, marker), ("drain", t, marker),
+                    ("frame", t, marker), ("drain", t, marker)]
+    assert b.seqs() == [0, 1]
+    assert b.counters["drop.crashed"] == 2
+    assert running_host.get() is None

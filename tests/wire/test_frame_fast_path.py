@@ -16,7 +16,7 @@ from scapy.packet import Raw
 from stacklab.wire import MalformedPacket
 from stacklab.wire.checksum import pseudo_header
 from stacklab.wire.ethernet import ETH_P_IPV4, EthernetView, build_ethernet
-from stacklab.wire.frame import build_ipv4_tcp_frame, parse_ipv4_tcp_frame
+from stacklab.wire.frame import VerifiedFrame, build_ipv4_tcp_frame, parse_ipv4_tcp_frame
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.tcp import ACK, PSH, TcpView, build_tcp, encode_options
 
@@ -190,6 +190,29 @@ def test_built_frame_is_build_tcp_in_build_ipv4_in_ethernet(dst, src, saddr, dad
                                     build_ipv4(saddr, daddr, 6, seg, ttl, ident, df, tos=tos)))
     got = build_ipv4_tcp_frame(dst, src, saddr, daddr, ident, ttl, df, ports[0], ports[1], seq,
                                ack, flags, window, payload, psum, ts, tos, urgent)
-    assert type(got) is bytes and got == expected
+    assert type(got) is VerifiedFrame and isinstance(got, bytes) and got == expected
     r = parse_ipv4_tcp_frame(got)
     assert r is not None and r[3:] == (True, True)
+    # the verdicts the parse takes on trust are those it computes for the same bytes
+    plain = parse_ipv4_tcp_frame(bytes(got))
+    assert plain is not None and plain[3:] == (True, True)
+    assert fields(r) == fields(plain)
+
+
+def fields(r: tuple) -> tuple:
+    eth, ip, tcp = r[:3]
+    return (bytes(eth.dst), bytes(eth.src), ip.src, ip.dst, ip.ident, ip.ttl, ip.tos,
+            tcp.src_port, tcp.dst_port, tcp.seq, tcp.ack, tcp.flags, tcp.window,
+            bytes(tcp.payload), tcp.timestamps())
+
+
+def test_a_changed_copy_of_a_verified_frame_is_verified_again() -> None:
+    """Only the builder's own object skips the checksum check: a copy with a flipped bit (what
+    a corrupting link delivers) is plain bytes, and its bad checksum is seen."""
+    psum = pseudo_header(b"\x0a\0\0\1", b"\x0a\0\0\2", 6, 0)
+    got = build_ipv4_tcp_frame(b"\x02" * 6, b"\x04" * 6, b"\x0a\0\0\1", b"\x0a\0\0\2", 1, 64,
+                               True, 1000, 80, 1, 2, 0x10, 100, b"payload!" * 100, psum, (5, 6))
+    damaged = bytearray(got)
+    damaged[100] ^= 0x10
+    r = parse_ipv4_tcp_frame(bytes(damaged))
+    assert r is not None and r[3:] == (True, False)

@@ -89,6 +89,10 @@ class SendBuffer:
                 del eors[:bisect_right(eors, self.base)]
 
 
+_NO_STARTS: list[int] = []  # the reassembly queue of every buffer that never had one
+_NO_PIECES: list[bytearray] = []
+
+
 class ReceiveBuffer:
     """In-order bytes ready for the application plus out-of-order pieces waiting for a hole to fill.
 
@@ -104,8 +108,11 @@ class ReceiveBuffer:
         self.capacity = capacity
         self.ready = bytearray()
         self.nxt = 0
-        self._starts: list[int] = []
-        self._pieces: list[bytearray] = []
+        # the reassembly queue, empty: two shared empty lists, never mutated (_insert_ooo, the
+        # one way in, gives the buffer lists of its own first): 0.1 KiB less per idle
+        # connection end (issue 23 item 4)
+        self._starts: list[int] = _NO_STARTS
+        self._pieces: list[bytearray] = _NO_PIECES
         self.max_pieces = max_pieces
         self.ooo_bytes = 0
 
@@ -159,6 +166,9 @@ class ReceiveBuffer:
 
     def _insert_ooo(self, start: int, end: int, data: Buffer) -> int | None:
         starts, pieces = self._starts, self._pieces
+        if not starts:  # never the shared lists (or a deep copy's) from here
+            self._starts = starts = []
+            self._pieces = pieces = []
         i = bisect_left(starts, start)
         if i > 0 and starts[i - 1] + len(pieces[i - 1]) >= start:
             i -= 1

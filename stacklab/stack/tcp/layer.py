@@ -34,7 +34,7 @@ from .config import TcpConfig
 from .congestion import create_congestion
 from .context import TcpHost
 from .events import Connected, ConnectionLost, TcbEvent
-from .fsm import SYN_SENT, TIME_WAIT, State
+from .fsm import CLOSED, LISTEN, SYN_SENT, TIME_WAIT, State
 from .gso import cut
 from .isn import IsnGenerator
 from .listen import Listener, send_reset, syn_acceptable_in_time_wait
@@ -432,7 +432,8 @@ class TcpLayer:
                 for ev in events:
                     q.append((tcb, ev))
                 events.clear()
-            if tcb.finished:
+            st = tcb.state
+            if (st is CLOSED or st is LISTEN) and tcb.finished:  # (no call per segment)
                 self.kicked.pop(tcb, None)
                 self._forget(tcb)
                 self._timer_of.pop(tcb, None)

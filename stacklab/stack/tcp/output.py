@@ -184,8 +184,11 @@ class TcbOutput(TcbVars):
             self._set_unacked_since(now)
         if payload or flags & FIN:  # the transmission record (sent.py); PRR counts what
             # recovery sends
-            pos = self._abs(seq)
-            retrans = seq_lt(seq, self.snd_max)
+            # _abs(seq) and seq_lt(seq, SND.MAX) written out (once per data segment)
+            d = (seq - self.snd_data_una) & MASK
+            pos = self.sendbuf.base + (d - (MASK + 1) if d > HALF else d)
+            smax = self.snd_max
+            retrans = seq != smax and ((smax - seq) & MASK) < HALF
             n = len(payload)
             rec, unsacked = self.sent.on_sent(pos, pos + n + (1 if flags & FIN else 0), n, now,
                                               retrans, bool(flags & FIN), bool(flags & PSH))
@@ -374,7 +377,9 @@ class TcbOutput(TcbVars):
         packet of two or more segments as ``tso.packet_ends`` cuts them, besides the ends of
         writes (RFC 9293 §3.9.1 leaves the choice to the sender); a packet never spans two
         skbs (sndbuf.py)."""
-        segs = [seg for seg in self._out[burst:] if seg.payload and not seq_lt(seg.seq, top)]
+        # not seq_lt(seg.seq, top), written out (once per segment of the burst)
+        segs = [seg for seg in self._out[burst:]
+                if seg.payload and (seg.seq == top or ((top - seg.seq) & MASK) >= HALF)]
         if segs and segs[0].seq == self.plpmtud.probe_seq:
             segs.pop(0)  # a PLPMTUD probe leaves on its own before the burst (tcp_mtu_probe)
         if self.gso_max:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 DUPTHRESH = 3
+_SHARED_EMPTY: list[int] = []  # the lists of every empty RangeSet (RangeSet.__init__)
 
 
 class RangeSet:
@@ -33,8 +34,11 @@ class RangeSet:
     __slots__ = ("starts", "ends")
 
     def __init__(self) -> None:
-        self.starts: list[int] = []
-        self.ends: list[int] = []
+        # an empty set shares one empty list (three sets per connection end: 0.33 KiB of empty
+        # lists per idle connection end, issue 23 item 4), never mutated: ``add``, the one
+        # method that grows a set, gives an empty set lists of its own first
+        self.starts: list[int] = _SHARED_EMPTY
+        self.ends: list[int] = _SHARED_EMPTY
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -48,6 +52,8 @@ class RangeSet:
 
     @property
     def total(self) -> int:
+        if not self.starts:  # the usual scoreboard (read on every ACK): no sum to set up
+            return 0
         return sum(e - s for s, e in zip(self.starts, self.ends, strict=True))
 
     def add(self, start: int, end: int) -> int:
@@ -55,6 +61,9 @@ class RangeSet:
         if end <= start:
             return 0
         starts, ends = self.starts, self.ends
+        if not starts:  # never the shared list (or a deep copy's) from here
+            self.starts = starts = []
+            self.ends = ends = []
         i = bisect_right(ends, start - 1)  # first range that ends at or after start (touching)
         if i > 0 and ends[i - 1] >= start:
             i -= 1

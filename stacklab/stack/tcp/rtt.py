@@ -53,8 +53,26 @@ class RttEstimator:
 
     @property
     def rto(self) -> float:
-        """The current timeout, with the backoff applied (§5.5), capped at ``max_rto``."""
-        return min(self.max_rto, self.base_rto * (1 << min(self.backoff, 30)))
+        """The current timeout, with the backoff applied (§5.5), capped at ``max_rto``:
+        ``base_rto`` written out (read several times per segment: no nested property call, no
+        min()/max() calls)."""
+        srtt = self.srtt
+        lo = self.min_rto
+        hi = self.max_rto
+        if srtt is None:
+            rto = self.initial_rto
+        else:
+            m = K * self.rttvar
+            if m < lo:
+                m = lo
+            rto = srtt + (m if m > CLOCK_G else CLOCK_G)
+        rto = lo if rto < lo else rto
+        rto = hi if rto > hi else rto
+        backoff = self.backoff
+        if backoff:
+            rto *= 1 << (backoff if backoff < 30 else 30)
+            return hi if rto > hi else rto
+        return rto
 
     def on_timeout(self) -> None:
         self.backoff += 1

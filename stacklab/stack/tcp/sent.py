@@ -49,13 +49,18 @@ class Sent:
         self.rated = False  # a SACK delivered it and a rate sample counted it
 
 
+_NO_RECORDS: list[Sent] = []  # the records of every log that never had one (SentLog)
+
+
 class SentLog:
     """Data transmissions not yet cumulatively acknowledged, by position, disjoint."""
 
     __slots__ = ("records", "order", "fin_end")
 
     def __init__(self) -> None:
-        self.records: list[Sent] = []
+        # none yet: a shared empty list, never mutated (on_sent, the one way in, gives the
+        # log a list of its own first; issue 23 item 4)
+        self.records: list[Sent] = _NO_RECORDS
         self.order = 0  # transmissions recorded so far
         self.fin_end = -1  # the position after our FIN once sent
 
@@ -68,6 +73,8 @@ class SentLog:
         if fin:
             self.fin_end = end
         log = self.records
+        if not log:  # never the shared list (or a deep copy's) from here
+            self.records = log = []
         self.order += 1
         if not log or start >= log[-1].end:
             rec = Sent(start, end, now, retrans, self.order, length, psh)

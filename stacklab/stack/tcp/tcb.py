@@ -45,6 +45,7 @@ from .fsm import (
 )
 from .output import TcbOutput
 from .pacing import pacer_for
+from .plpmtud import PlpmtudState
 from .rack import (
     after_ack,
     on_established,
@@ -75,6 +76,7 @@ from .timers import (
 )
 
 _PREDICTED_FLAGS = SYN | FIN | RST | URG | ACK  # of these, header prediction wants ACK alone
+_PLPMTUD_DISABLED = PlpmtudState.DISABLED
 
 
 class _Arriving:
@@ -636,7 +638,10 @@ class Tcb(TcbOutput):
             self.ecn.on_segment(self, seg, ip_ecn)  # CE, CWR, ECE (ecn.py)
         if st is SYN_SENT:
             self._rcv_syn_sent(seg, now)
-        elif not (st is ESTABLISHED and self.fast_path and self._rcv_predicted(seg, now)):
+        elif st is ESTABLISHED and self.fast_path and self._rcv_predicted(seg, now):
+            if seg.payload and self._nothing_to_send():
+                return  # in-order data, its ACK delayed: output() would send nothing
+        else:
             self._rcv_synchronized(seg, now)
         if self.state is not CLOSED:
             self.output(now)
@@ -699,6 +704,20 @@ class Tcb(TcbOutput):
         self._data_in(plen, plen, now)
         if not self._ack_now:
             self._delay_ack(now)
+        return True
+
+    def _nothing_to_send(self) -> bool:
+        """After in-order data took the receive fast path: whether ``output()`` would send
+        nothing and change nothing but the SWS override (no ACK due, no window update due,
+        nothing queued, in flight or in recovery, no FIN, no timer to move), so the receiver of
+        a bulk transfer skips it for the first segment of each delayed-ACK pair. The general
+        path (``fast_path = False``) always runs ``output()``; test_fast_paths compares."""
+        if self._ack_now or self.snd_una != self.snd_max or self.snd_nxt != self.snd_max \
+                or self.sendbuf.data or self.fin_seq is not None or self.recover is not None \
+                or self.deadlines[RTO_TIMER] is not None \
+                or self.plpmtud.state is not _PLPMTUD_DISABLED or self.window_update_due():
+            return False
+        self._sws_override = False  # what output() does when nothing new can go
         return True
 
     def _data_in(self, plen: int, got: int, now: float) -> None:
@@ -1199,6 +1218,8 @@ class Tcb(TcbOutput):
                 self.stats.ooo_segments += 1
                 self._ack_now = True  # out of order: immediate duplicate ACK (RFC 5681 §4.2)
                 if self.sack_ok:
+                    if not self._sack_recent:  # never the shared empty list (tcbvars)
+                        self._sack_recent = []
                     self._sack_recent.append(off)
                     if len(self._sack_recent) > 16:
                         del self._sack_recent[:8]
@@ -1460,6 +1481,8 @@ class Tcb(TcbOutput):
         self._cwnd_traced = (cw, ss)
         if self.config.record_cwnd:
             log = self.cwnd_log
+            if not log:  # never the shared empty list (tcbvars)
+                self.cwnd_log = log = []
             log.append((now, cw, ss))
             if len(log) > 4096:  # bounded: keep every other sample of the older half
                 del log[:2048:2]
