@@ -29,16 +29,18 @@ from .tso import GSO_MAX_SIZE
 
 SS_RATIO = 2.0  # net.ipv4.tcp_pacing_ss_ratio (percent / 100)
 CA_RATIO = 1.2  # net.ipv4.tcp_pacing_ca_ratio
+MAX_TIMER_CREDIT = 0.005  # seconds of a late PACING timer made up (a longer stall is not)
 
 
 class Pacer:
-    __slots__ = ("rate", "next_send", "max_rate", "burst")
+    __slots__ = ("rate", "next_send", "max_rate", "burst", "timer_late")
 
     def __init__(self, max_rate: float | None) -> None:
         self.rate = 0.0  # bytes/s; 0: not known yet, no pacing
         self.next_send = 0.0  # the earliest time the next segment may leave
         self.max_rate = max_rate
         self.burst = 0  # segments of the current TSO-sized packet still to leave with it
+        self.timer_late = 0.0  # how late the PACING timer ran, for the packet it lets out
 
     def update(self, cc: CongestionController, srtt: float | None, flight: int) -> None:
         """After an ACK: the rate from the controller, or from cwnd/SRTT (Linux
@@ -58,16 +60,38 @@ class Pacer:
         """May a segment leave now: its time has come, or it belongs to the packet that left."""
         return self.burst > 0 or now >= self.next_send
 
+    def on_timer(self, now: float) -> None:
+        """The PACING timer, armed for ``next_send``, ran now."""
+        self.timer_late = now - self.next_send if now > self.next_send else 0.0
+
     def on_sent(self, n: int, now: float, mss: int, min_segs: int) -> None:
-        """``n`` bytes left now: the next segment waits n/rate (no credit for idle time); a
-        segment that starts a packet opens it for ``tcp_tso_autosize`` segments in all."""
-        if self.rate > 0:
-            if self.burst > 0:
+        """``n`` bytes left now: the next segment waits n/rate; a segment that starts a packet
+        opens it for ``tcp_tso_autosize`` segments in all. A packet that left late shortens
+        the wait after it by that lateness (Linux tcp_update_skb_after_send: OS jitter), by at
+        most half the packet's own time, or by as much as the PACING timer itself ran late, up
+        to ``MAX_TIMER_CREDIT``: Linux's timers are microseconds late, a real-time loop's a
+        millisecond or more, which would otherwise keep the rate below the pacing rate (and
+        BBR, which measures what it sends, would lower its estimate round after round)."""
+        rate = self.rate
+        if rate > 0:
+            if self.burst > 0:  # the rest of the packet: its time adds to the schedule
                 self.burst -= 1
-            else:  # a new packet: rate/1024 bytes (sk_pacing_shift 10), at least min_segs
-                self.burst = max(min(int(self.rate) >> 10, GSO_MAX_SIZE) // mss, min_segs) - 1
-            start = self.next_send if self.next_send > now else now
-            self.next_send = start + n / self.rate
+                self.next_send += n / rate
+                return
+            # a new packet: rate/1024 bytes (sk_pacing_shift 10), at least min_segs
+            segs = max(min(int(rate) >> 10, GSO_MAX_SIZE) // mss, min_segs)
+            self.burst = segs - 1
+            late = now - self.next_send
+            start = now if late > 0 else self.next_send
+            if late > 0:
+                timer = self.timer_late if self.timer_late < MAX_TIMER_CREDIT \
+                    else MAX_TIMER_CREDIT
+                half = segs * n / rate / 2
+                credit = min(late, half if half > timer else timer)
+            else:
+                credit = 0.0
+            self.timer_late = 0.0
+            self.next_send = start + n / rate - credit
 
 
 def pacer_for(cc: CongestionController, cfg: TcpConfig, old: Pacer | None) -> Pacer | None:
