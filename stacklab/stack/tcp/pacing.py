@@ -81,8 +81,8 @@ class Pacer:
             # a new packet: rate/1024 bytes (sk_pacing_shift 10), at least min_segs
             segs = max(min(int(rate) >> 10, GSO_MAX_SIZE) // mss, min_segs)
             self.burst = segs - 1
-            late = now - self.next_send
-            start = now if late > 0 else self.next_send
+            start = now if now > self.next_send else self.next_send
+            late = now - self.next_send if self.next_send else 0.0  # (0: nothing sent yet)
             if late > 0:
                 timer = self.timer_late if self.timer_late < MAX_TIMER_CREDIT \
                     else MAX_TIMER_CREDIT
