@@ -290,8 +290,11 @@ class TcpTransport(asyncio.Transport):
         return (self._low, self._high)
 
     def get_write_buffer_size(self) -> int:
-        tcb = self._tcb
-        return len(self._pending) + (tcb.send_queued if tcb is not None else 0)
+        # what the TCB's send buffer (the kernel's socket buffer) has not taken, as asyncio's
+        # socket transports count only their own buffer: data sent and not yet acknowledged
+        # must not hold the writer back, or drain() waits for the whole flight to be
+        # acknowledged (at 256 KiB writes under loss, the flight never outgrows 256 KiB)
+        return len(self._pending)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:

@@ -335,10 +335,13 @@ def test_scenario_keys_and_summary(tmp_path):
     assert all(app["ok"] for app in s["apps"])
     q = s["queues"]["a-b"]
     assert (q["a>b"]["aqm"], q["b>a"]["aqm"]) == ("codel", "fq_codel")
-    # The 2 MB body, sent in bursts of one 64 KiB receive window per RTT: each burst's head
-    # waits less than target, so CoDel (rightly) sees no standing queue and does not drop.
+    # The 2 MB body, sent in bursts of one 64 KiB receive window per RTT (the server's writes
+    # reach its send buffer at once: drain() does not wait for ACKs): at 10 Mbit/s a window
+    # takes 50 ms to leave, a standing queue for CoDel. The hosts do not ask for ECN (Linux's
+    # tcp_ecn = 2 only answers), so its segments are not ECT: ``ecn = true`` cannot mark them
+    # and CoDel drops.
     down = q["b>a"]
-    assert down["ecn"] is True and down["drops_aqm"] == down["marks_ce"] == 0
+    assert down["ecn"] is True and down["drops_aqm"] > 0 and down["marks_ce"] == 0
     assert down["arrivals"] > 1000 and down["length_max"] > 40
     assert 0 < down["sojourn_p50_ms"] <= down["sojourn_p90_ms"] <= down["sojourn_max_ms"]
     json.dumps(s)

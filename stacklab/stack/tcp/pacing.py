@@ -34,10 +34,11 @@ from .tso import GSO_MAX_SIZE
 SS_RATIO = 2.0  # net.ipv4.tcp_pacing_ss_ratio (percent / 100)
 CA_RATIO = 1.2  # net.ipv4.tcp_pacing_ca_ratio
 UNPACED_SEGS = 10  # Linux tcp_update_skb_after_send: data_segs_out below this is not paced
+MAX_TIMER_CREDIT = 0.005  # seconds of a late PACING timer made up (a longer stall is not)
 
 
 class Pacer:
-    __slots__ = ("rate", "next_send", "max_rate", "burst", "segs", "paced", "credit")
+    __slots__ = ("rate", "next_send", "max_rate", "burst", "segs", "paced", "timer_late")
 
     def __init__(self, max_rate: float | None) -> None:
         self.rate = 0.0  # bytes/s; 0: not known yet, no pacing
@@ -46,7 +47,7 @@ class Pacer:
         self.burst = 0  # segments of the current TSO-sized packet still to leave with it
         self.segs = 0  # data segments sent (Linux tp->data_segs_out)
         self.paced = False  # the current packet moves next_send (not one of the first 10 MSS)
-        self.credit = 0.0  # the current packet's lateness not yet taken back (seconds)
+        self.timer_late = 0.0  # how late the PACING timer ran, for the packet it lets out
 
     def update(self, cc: CongestionController, srtt: float | None, flight: int) -> None:
         """After an ACK: the rate from the controller, or from cwnd/SRTT (Linux
@@ -66,29 +67,46 @@ class Pacer:
         """May a segment leave now: its time has come, or it belongs to the packet that left."""
         return self.burst > 0 or now >= self.next_send
 
+    def on_timer(self, now: float) -> None:
+        """The PACING timer, armed for ``next_send``, ran now."""
+        self.timer_late = now - self.next_send if now > self.next_send else 0.0
+
     def on_sent(self, n: int, now: float, mss: int, min_segs: int) -> None:
         """``n`` bytes left now: the next segment waits n/rate; a segment that starts a packet
         opens it for ``tcp_tso_autosize`` segments in all. Per packet, as Linux: unpaced while
         it is among the connection's first ``UNPACED_SEGS`` segments; the time by which it left
-        late shortens its wait, by at most half (``len_ns -= min(len_ns / 2, credit)``)."""
+        late shortens the schedule (tcp_update_skb_after_send: OS jitter), by at most half the
+        packet's own time (``len_ns -= min(len_ns / 2, credit)``), or by as much as the PACING
+        timer itself ran late, up to ``MAX_TIMER_CREDIT``: Linux's timers are microseconds
+        late, a real-time loop's a millisecond or more, which would otherwise keep the rate
+        below the pacing rate (and BBR, which measures what it sends, would lower its estimate
+        round after round)."""
         segs = self.segs
         self.segs = segs + 1
-        if self.rate <= 0:
+        rate = self.rate
+        if rate <= 0:
             return
-        start = self.next_send if self.next_send > now else now
-        if self.burst > 0:
+        t = n / rate
+        if self.burst > 0:  # the rest of the packet: its time adds to the schedule
             self.burst -= 1
-        else:  # a new packet: rate/1024 bytes (sk_pacing_shift 10), at least min_segs
-            pkt = max(min(int(self.rate) >> 10, GSO_MAX_SIZE) // mss, min_segs)
-            self.burst = pkt - 1
-            self.paced = segs + pkt >= UNPACED_SEGS  # data_segs_out counts the packet's own
-            self.credit = start - self.next_send  # tcp_wstamp_ns - prior_wstamp
-        if self.paced:
-            t = n / self.rate
-            back = min(t / 2, self.credit)
-            self.credit -= back
-            start += t - back
-        self.next_send = start
+            if self.paced:
+                self.next_send += t
+            return
+        # a new packet: rate/1024 bytes (sk_pacing_shift 10), at least min_segs
+        pkt = max(min(int(rate) >> 10, GSO_MAX_SIZE) // mss, min_segs)
+        self.burst = pkt - 1
+        self.paced = segs + pkt >= UNPACED_SEGS  # data_segs_out counts the packet's own
+        start = self.next_send if self.next_send > now else now
+        if not self.paced:
+            self.next_send = start
+            return
+        timer = self.timer_late if self.timer_late < MAX_TIMER_CREDIT else MAX_TIMER_CREDIT
+        self.timer_late = 0.0
+        # tcp_wstamp_ns - prior_wstamp (none before the first send), within what it may take
+        late = start - self.next_send if self.next_send else 0.0
+        half = pkt * t / 2
+        self.next_send = start + t - min(late, half if half > timer else timer)
+
 
 def pacer_for(cc: CongestionController, cfg: TcpConfig, old: Pacer | None) -> Pacer | None:
     """The pacer a connection needs with this controller and config (None: no pacing); the

@@ -20,6 +20,7 @@ one, once per episode; its ACK tells whether a loss was repaired (cwnd is then r
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -93,18 +94,26 @@ class Rack:
                 done.append(s)
         self._delivered(done, now, mss)
 
-    def on_sacked(self, sacked: RangeSet, now: float, mss: int) -> None:
+    def on_sacked(self, sacked: RangeSet, now: float, mss: int,
+                  fresh: list[tuple[int, int]]) -> None:
+        """The records the scoreboard now covers, looked for where the last SACK made it grow
+        (``fresh``, sorted: recovery.py), in sequence order."""
         done = []
         fin_end = self.sent.fin_end
-        for s in self.sent.records:
-            if s.sacked:
-                continue
-            # a SACK block covers data: the FIN of a segment is delivered with its bytes
-            top = sacked.containing(s.start)
-            if top is not None and top >= s.end - (s.end == fin_end and s.end - s.start > 1):
-                s.sacked = True
-                self.sacked_segs += 1
-                done.append(s)
+        recs = self.sent.records
+        for lo, hi in fresh:
+            j = max(bisect_right(recs, lo, key=_start) - 1, 0)
+            while j < len(recs) and recs[j].start < hi:
+                s = recs[j]
+                j += 1
+                if s.sacked:
+                    continue
+                # a SACK block covers data: the FIN of a segment is delivered with its bytes
+                top = sacked.containing(s.start)
+                if top is not None and top >= s.end - (s.end == fin_end and s.end - s.start > 1):
+                    s.sacked = True
+                    self.sacked_segs += 1
+                    done.append(s)
         self._delivered(done, now, mss)
 
     def _delivered(self, done: list[Sent], now: float, mss: int) -> None:
@@ -248,7 +257,7 @@ def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsac
     if dsack:
         tcb.undo.on_dsack(dsacks)
     if rec.rack_mode and rec.sacked.starts:
-        rack.on_sacked(rec.sacked, now, tcb.snd_mss)
+        rack.on_sacked(rec.sacked, now, tcb.snd_mss, rec.new_sacked)
     _try_undo(tcb, now, una_advanced, tsecr)
     rack.orig_end = 1 << 62
     _tlp_ack(tcb, now, una_pos, una_advanced, dsack, sack_blocks)
@@ -498,6 +507,10 @@ def on_rto(tcb: RackTcb) -> None:
         s.lost = False  # Recovery.on_rto forgot the marks: the resend replaces these anyway
     tcb._arm(RACK_REO_TIMER, None)
     tcb._arm(TLP_TIMER, None)
+
+
+def _start(rec: Sent) -> int:
+    return rec.start
 
 
 __all__ = ["RACK_LOSS", "RACK_NO_DUPTHRESH", "Rack", "RackTcb", "TlpTcb", "after_ack",

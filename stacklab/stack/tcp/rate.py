@@ -11,18 +11,26 @@ that was never resent (Karn), which is the per-ACK RTT Linux hands to congestion
 It is active only for a controller that asks for samples (``CongestionController.
 wants_samples``): the TCB then calls :meth:`DeliveryRate.on_send` for each data segment,
 :meth:`check_app_limited` after a send burst and :meth:`on_ack` for each ACK that advances
-SND.UNA. Positions are stream positions (``Tcb._abs``: they never wrap); a resend of part of a
+SND.UNA, or, for a controller that sets cwnd itself (``owns_cwnd``, BBR) on a connection with
+SACK, for every ACK once loss detection has run, as Linux calls ``cong_control`` from every ACK
+(a SACK delivers data too: under loss SND.UNA may not move for a round trip, and a sample per
+cumulative ACK would lump a round's deliveries together and leave recovery's window unset).
+Positions are stream positions (``Tcb._abs``: they never wrap); a resend of part of a
 record splits it (sent.py), so the untouched part keeps its first transmission's stamps, as
 Linux's tcp_fragment.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from .recovery import RangeSet
 from .sent import Sent, SentLog
+
+# the TCB's loss state when a sample is taken, ordered as Linux's TCP_CA_Open < TCP_CA_Recovery <
+# TCP_CA_Loss (BBR compares them): no recovery, fast recovery, recovery from a timeout
+OPEN, RECOVERY, LOSS = 0, 3, 4
 
 
 @dataclass(slots=True)
@@ -42,6 +50,8 @@ class RateSample:
     # SND.MAX (stream position; Linux's snd_nxt, which a timeout does not move back):
     # HyStart's round ends when SND.UNA passes its value at the round's start
     nxt: int = 0
+    losses: int = 0  # bytes this ACK's loss detection newly marked lost (Linux rs->losses)
+    ca_state: int = 0  # OPEN, RECOVERY or LOSS after this ACK (Linux icsk_ca_state)
 
     @property
     def rate(self) -> float:
@@ -52,7 +62,8 @@ class RateSample:
 class DeliveryRate:
     """The sender's delivery accounting (the per-connection ``C.*`` of the draft)."""
 
-    __slots__ = ("delivered", "delivered_time", "first_sent_time", "app_limited", "min_rtt")
+    __slots__ = ("delivered", "delivered_time", "first_sent_time", "app_limited", "min_rtt",
+                 "acked")
 
     def __init__(self) -> None:
         self.delivered = 0  # bytes delivered so far
@@ -60,6 +71,9 @@ class DeliveryRate:
         self.first_sent_time = 0.0
         self.app_limited = 0  # delivered count at which an app-limited phase ends (0: none)
         self.min_rtt: float | None = None  # validates intervals (§3.3)
+        # records a cumulative ACK removed, waiting for the sample taken after loss detection
+        # (a controller that sets cwnd itself samples every ACK there: Linux cong_control)
+        self.acked: list[Sent] = []
 
     def on_send(self, rec: Sent, now: float, flight_empty: bool) -> None:
         """A data segment left (new or resent): stamp its record (sent.py)."""
@@ -77,23 +91,30 @@ class DeliveryRate:
             self.app_limited = (self.delivered + in_flight) or 1
 
     def on_ack(self, acked: list[Sent], log: SentLog, una: int, nxt: int, sacked: RangeSet,
-               now: float, prior_in_flight: int, in_flight: int) -> RateSample:
+               now: float, prior_in_flight: int, in_flight: int,
+               fresh: list[tuple[int, int]] | None = None) -> RateSample:
         """SND.UNA reached ``una``: deliver ``acked``, the records the cumulative ACK removed
-        from ``log``, and those of ``log`` the scoreboard now covers; the sample of this ACK."""
+        from ``log``, and those of ``log`` the scoreboard now covers, looked for where it grew
+        (``fresh``: the ranges the last SACK added, recovery.py; every range if None); the
+        sample of this ACK."""
         rs = RateSample(prior_in_flight=prior_in_flight, in_flight=in_flight, una=una, nxt=nxt)
         fin_end = log.fin_end
         done = [r for r in acked if r.length and not r.rated]
-        # SACKed records: found by bisection in each scoreboard range, counted once
+        # SACKed records: found by bisection, counted once
         recs = log.records
         if sacked.starts and recs:
-            for lo, hi in zip(sacked.starts, sacked.ends, strict=True):
-                j = bisect_left(recs, lo, key=_start)
-                while j < len(recs) and recs[j].end - (recs[j].end == fin_end) <= hi:
+            for lo, hi in (zip(sacked.starts, sacked.ends, strict=True) if fresh is None
+                           else fresh):
+                j = max(bisect_right(recs, lo, key=_start) - 1, 0)
+                while j < len(recs) and recs[j].start < hi:
                     r = recs[j]
-                    if r.length and not r.rated:
+                    j += 1
+                    if r.rated or not r.length:
+                        continue
+                    top = sacked.containing(r.start)
+                    if top is not None and top >= r.end - (r.end == fin_end):
                         r.rated = True
                         done.append(r)
-                    j += 1
         best: Sent | None = None
         rtt_sent = -1.0
         newly = 0

@@ -18,6 +18,10 @@ Rules implemented (RFC 6675 §4-§5):
 
 With RACK (RFC 8985, ``rack_mode``) a byte is lost when ``rack.py`` marked it so (``lost``: by
 time, or by a timeout), not by the DupThresh rule; pipe and NextSeg (1) read that set instead.
+There a retransmission stays marked (``retrans``) until it is acknowledged, marked lost again or
+a timeout goes back to SND.UNA, across recovery episodes, as Linux's per-skb
+``TCPCB_SACKED_RETRANS``: a byte marked lost in one episode and resent stays in flight, and a
+later episode does not send it once more (which, at 5 % loss, resent every second hole twice).
 """
 
 from __future__ import annotations
@@ -52,9 +56,7 @@ class RangeSet:
 
     @property
     def total(self) -> int:
-        if not self.starts:  # the usual scoreboard (read on every ACK): no sum to set up
-            return 0
-        return sum(e - s for s, e in zip(self.starts, self.ends, strict=True))
+        return sum(self.ends) - sum(self.starts)
 
     def add(self, start: int, end: int) -> int:
         """Add ``[start, end)``; returns how many positions were not in the set before."""
@@ -80,6 +82,22 @@ class RangeSet:
         starts[i:j] = [ns]
         ends[i:j] = [ne]
         return (end - start) - max(0, covered)
+
+    def gaps(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of ``[start, end)`` not in the set."""
+        starts, ends = self.starts, self.ends
+        out: list[tuple[int, int]] = []
+        i = bisect_right(ends, start)  # the first range that ends after start
+        pos = start
+        while pos < end:
+            if i < len(starts) and starts[i] <= pos:
+                pos = max(pos, ends[i])
+                i += 1
+                continue
+            stop = min(starts[i], end) if i < len(starts) else end
+            out.append((pos, stop))
+            pos = stop
+        return out
 
     def remove(self, start: int, end: int) -> None:
         """Take ``[start, end)`` out of the set."""
@@ -133,6 +151,30 @@ class RangeSet:
                 n += min(e, hi) - max(s, lo)
         return n
 
+    def overlap(self, other: RangeSet, lo: int = 0) -> int:
+        """How many positions at or above ``lo`` are in both sets (one merge walk: pipe is
+        computed per segment sent in recovery, so it must not cost ranges times ranges)."""
+        a_s, a_e, b_s, b_e = self.starts, self.ends, other.starts, other.ends
+        i = j = n = 0
+        na, nb = len(a_s), len(b_s)
+        while i < na and j < nb:
+            ae, be = a_e[i], b_e[j]
+            s = a_s[i]
+            bs = b_s[j]
+            if bs > s:
+                s = bs
+            if lo > s:
+                s = lo
+            if ae < be:
+                if ae > s:
+                    n += ae - s
+                i += 1
+            else:
+                if be > s:
+                    n += be - s
+                j += 1
+        return n
+
     @property
     def high(self) -> int | None:
         return self.ends[-1] if self.ends else None
@@ -143,7 +185,7 @@ class Recovery:
 
     __slots__ = ("sacked", "retrans", "in_recovery", "recovery_point", "sack_mode",
                  "inflation", "high_rxt", "dsacks", "episodes", "rescue_done", "lost",
-                 "rack_mode")
+                 "rack_mode", "lost_total", "new_sacked")
 
     def __init__(self) -> None:
         self.sacked = RangeSet()  # SACKed positions above SND.UNA
@@ -157,6 +199,10 @@ class Recovery:
         self.episodes = 0
         self.rescue_done = False
         self.lost = RangeSet()  # positions RACK marked lost (rack_mode)
+        self.lost_total = 0  # bytes ever marked lost, each time again (Linux tp->lost)
+        # what the last SACK option added to the scoreboard: the only place where records can
+        # have become SACKed (rack.py, rate.py look there, not through the whole scoreboard)
+        self.new_sacked: list[tuple[int, int]] = []
         self.rack_mode = False
 
     # -- scoreboard ---------------------------------------------------------------------------
@@ -166,6 +212,8 @@ class Recovery:
         None). Returns the number of newly SACKed positions. A first block below the ACK, or
         inside the second block, is a D-SACK (RFC 2883 §4): counted, not added."""
         new = 0
+        fresh: list[tuple[int, int]] = []
+        self.new_sacked = fresh
         below = una if ack is None else max(una, ack)
         for i, (s, e) in enumerate(blocks):
             if e <= s:
@@ -177,7 +225,9 @@ class Recovery:
             s = max(s, una)
             e = min(e, high_data)
             if e > s:
+                fresh += self.sacked.gaps(s, e)
                 new += self.sacked.add(s, e)
+        fresh.sort()
         return new
 
     def on_cumulative_ack(self, una: int) -> None:
@@ -191,13 +241,15 @@ class Recovery:
     def mark_lost(self, start: int, end: int) -> None:
         """RACK deems ``[start, end)`` lost: a retransmission of it is lost too, so it may be
         sent again (RFC 8985 §6.2 step 5; Linux tcp_mark_skb_lost)."""
-        self.lost.add(start, end)
+        new = self.lost.add(start, end)
         if self.retrans.starts:
+            new += self.retrans.covered_between(start, end)  # a retransmission lost again
             self.retrans.remove(start, end)
+        self.lost_total += min(new, end - start)
 
     def lost_bytes(self) -> int:
         """Bytes marked lost and not SACKed since (rack_mode)."""
-        return sum(e - s - self.sacked.covered_between(s, e) for s, e in self.lost)
+        return self.lost.total - self.lost.overlap(self.sacked)
 
     def lost_limit(self, una: int, mss: int) -> int:
         """Every un-SACKed position below the result is lost (RFC 6675 IsLost)."""
@@ -224,12 +276,9 @@ class Recovery:
         else:
             limit = self.lost_limit(una, mss)
             lost = (limit - una) - self.sacked.covered_between(una, limit)
-        rx_unsacked = 0
-        for s, e in self.retrans:
-            if e <= una:
-                continue
-            s = max(s, una)
-            rx_unsacked += (e - s) - self.sacked.covered_between(s, e)
+        retrans = self.retrans
+        rx_unsacked = retrans.total - retrans.covered_between(0, una) \
+            - retrans.overlap(self.sacked, una) if retrans.starts else 0
         # a lost byte retransmitted counts once (the retransmission); a byte retransmitted but not
         # (yet) deemed lost counts twice (RFC 6675 SetPipe (a) and (b))
         return max(0, flight - sacked - lost + rx_unsacked)
@@ -277,7 +326,7 @@ class Recovery:
         return None
 
     def on_retransmit(self, pos: int, n: int) -> None:
-        if self.in_recovery and n > 0:
+        if (self.in_recovery or self.rack_mode) and n > 0:
             self.retrans.add(pos, pos + n)
             self.high_rxt = max(self.high_rxt, pos + n)
 
@@ -288,14 +337,16 @@ class Recovery:
         self.sack_mode = sack_mode
         self.inflation = 0
         self.high_rxt = 0
-        self.retrans.clear()
+        if not self.rack_mode:
+            self.retrans.clear()
         self.episodes += 1
         self.rescue_done = False
 
     def leave(self) -> None:
         self.in_recovery = False
         self.inflation = 0
-        self.retrans.clear()
+        if not self.rack_mode:
+            self.retrans.clear()
 
     def on_rto(self) -> None:
         """A timeout ends any fast recovery episode; the scoreboard is kept (RFC 6675 §5.1:
@@ -303,6 +354,7 @@ class Recovery:
         resends every lost byte, so RACK's marks go."""
         self.leave()
         self.lost.clear()
+        self.retrans.clear()
 
 
 __all__ = ["DUPTHRESH", "RangeSet", "Recovery"]

@@ -55,6 +55,7 @@ from .rack import (
     tlp_due_at_rto,
 )
 from .rack import on_rto as rack_on_rto
+from .rate import LOSS, OPEN, RECOVERY
 from .recovery import RangeSet
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
 from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
@@ -389,6 +390,8 @@ class Tcb(TcbOutput):
         """The deadline of ``kind`` passed. True: the connection ended, nothing more to do."""
         st = self.state
         if kind is PACING_TIMER:
+            if self.pacer is not None:  # how late it ran (pacing.py: made up)
+                self.pacer.on_timer(now)
             return False  # the next paced segment may leave: handle_timer's output() sends it
         if kind is RTO_TIMER:
             self._on_rto(now)
@@ -1296,10 +1299,13 @@ class Tcb(TcbOutput):
         self.rec.on_cumulative_ack(ack_pos)
         acked = self.sent.acked(ack_pos)  # the transmission records now delivered (sent.py)
         self.rack.on_cumulative_ack(acked, now, self.snd_mss)
-        if self.rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
-            self.cc.on_rate_sample(self.rate.on_ack(
-                acked, self.sent, self._abs(ack), self._abs(self.snd_max), self.rec.sacked,
-                now, flight, self._in_flight()), now)
+        if self.rate is not None and self.cc.owns_cwnd and self.sack_ok:
+            self.rate.acked += acked  # BBR samples every ACK, after loss detection (_after_ack)
+        elif self.rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
+            rs = self.rate.on_ack(acked, self.sent, self._abs(ack), self._abs(self.snd_max),
+                                  self.rec.sacked, now, flight, self._in_flight())
+            rs.ca_state = self._ca_state
+            self.cc.on_rate_sample(rs, now)
         if self.rto_recover is not None and seq_ge(ack, self.rto_recover):
             self.rto_recover = None
             self.rto_tsval = None
@@ -1331,9 +1337,36 @@ class Tcb(TcbOutput):
         """RACK-TLP and PRR (rack.py) after an ACK moved SND.UNA or the scoreboard: what it
         delivered is what SND.UNA advanced plus what the scoreboard grew by."""
         advanced = seq_gt(ack, una)
+        lost0 = self.rec.lost_total
         after_ack(self, now, (seq_sub(ack, una) if advanced else 0)
                   + self.rec.sacked.total - sacked0, advanced,
                   self.stats.dsacks_in - dsacks0, sack_blocks, tsecr)
+        if self.rate is not None and self.cc.owns_cwnd:  # rate.py: BBR's sample of every ACK
+            self._sample_every_ack(now, self.rec.lost_total - lost0)
+
+    @property
+    def _ca_state(self) -> int:
+        """The loss state a rate sample reports (rate.py; Linux icsk_ca_state)."""
+        return LOSS if self.rto_recover is not None else \
+            RECOVERY if self.recover is not None else OPEN
+
+    def _sample_every_ack(self, now: float, losses: int) -> None:
+        """The delivery-rate sample of this ACK for a controller that sets cwnd itself, taken
+        as Linux's tcp_ack takes it for cong_control: on every ACK (what it SACKed or
+        cumulatively acknowledged), after loss detection, with the bytes newly marked lost and
+        the loss state; then the pacing rate follows."""
+        rate = self.rate
+        assert rate is not None
+        acked, rate.acked = rate.acked, []
+        in_flight = self._in_flight()
+        rs = rate.on_ack(acked, self.sent, self._abs(self.snd_una), self._abs(self.snd_max),
+                         self.rec.sacked, now, 0, in_flight, self.rec.new_sacked)
+        rs.prior_in_flight = in_flight + rs.newly_delivered + losses  # before this ACK
+        rs.losses = losses
+        rs.ca_state = self._ca_state
+        self.cc.on_rate_sample(rs, now)
+        if self.pacer is not None:
+            self.pacer.update(self.cc, self.rtt.srtt, in_flight)
 
     def _on_dupack(self, now: float) -> None:
         self.dupacks += 1

@@ -13,7 +13,7 @@ from stacklab.net.network import Network
 from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.congestion import create_congestion
 from stacklab.stack.tcp.congestion.bbr import DRAIN, PROBE_BW, PROBE_RTT, Bbr
-from stacklab.stack.tcp.pacing import Pacer
+from stacklab.stack.tcp.pacing import UNPACED_SEGS, Pacer
 
 LINK_BPS = 10_000_000
 PAYLOAD_RATE = LINK_BPS / 8 * 1448 / 1500  # bytes/s of payload a full 1500-byte link carries
@@ -140,6 +140,45 @@ def test_pacing_rate_follows_cwnd_over_srtt_as_linux():
     p.on_sent(1000, 1.2, 1000, 2)  # idle long: the packet waits half its time, not less
     p.on_sent(1000, 1.2, 1000, 2)
     assert p.next_send == pytest.approx(1.2 + 0.02)
+
+
+def test_a_late_packet_shortens_the_next_wait_by_at_most_half_its_time():
+    """Linux's tcp_update_skb_after_send: a packet that leaves after its time (a timer that
+    fired late: a real-time loop's timers are a millisecond coarse) takes its lateness off the
+    wait after it, at most half the packet's own time, so late timers do not lower the rate."""
+    p = Pacer(None)
+    p.segs = UNPACED_SEGS  # past the connection's first segments, which are not paced
+    p.rate = 50_000.0  # bytes/s: a 2-segment packet of 1000-byte segments lasts 40 ms
+    p.next_send = 1.0
+    for _ in range(2):
+        p.on_sent(1000, 1.005, 1000, 2)  # 5 ms late
+    assert p.next_send == pytest.approx(1.005 + 0.040 - 0.005)
+    for _ in range(2):
+        p.on_sent(1000, 1.1, 1000, 2)  # 60 ms late: the credit stops at half the packet
+    assert p.next_send == pytest.approx(1.1 + 0.040 - 0.020)
+    # on time: the whole packet's time
+    for _ in range(2):
+        p.on_sent(1000, p.next_send, 1000, 2)
+    assert p.next_send == pytest.approx(1.1 + 0.020 + 0.040)
+
+
+def test_a_late_pacing_timer_is_made_up():
+    """A real-time loop runs the PACING timer a millisecond or more late (Linux's are
+    microseconds late): that lateness is made up in full, up to 5 ms, so the rate stays the
+    pacing rate instead of packet time over packet time plus lateness."""
+    p = Pacer(None)
+    p.segs = UNPACED_SEGS  # past the connection's first segments, which are not paced
+    p.rate = 1_000_000.0  # a packet of two 1000-byte segments lasts 2 ms
+    p.next_send = 1.0
+    p.on_timer(1.003)  # 3 ms late
+    for _ in range(2):
+        p.on_sent(1000, 1.003, 1000, 2)
+    assert p.next_send == pytest.approx(1.003 + 0.002 - 0.003)
+    p.on_timer(p.next_send + 0.050)  # a 50 ms stall is not made up beyond 5 ms
+    now = p.next_send + 0.050
+    for _ in range(2):
+        p.on_sent(1000, now, 1000, 2)
+    assert p.next_send == pytest.approx(now + 0.002 - 0.005)
 
 
 def test_bbr_starts_with_startup_whatever_the_clock_reads():

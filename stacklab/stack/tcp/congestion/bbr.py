@@ -16,11 +16,14 @@ bandwidth-delay product plus a small quantum, through four modes:
 * PROBE_RTT: when the min RTT is 10 s old, cwnd 4 segments for at least 200 ms and a round trip,
   to see the empty-queue RTT again; back to PROBE_BW (or STARTUP if the pipe was never full).
 
-Loss does not reduce the model. In fast recovery the window follows packet conservation for a
-round (the flight plus what each ACK delivers), and the window before recovery comes back when
-it ends; an RTO restarts from one segment, grown by what is delivered. Lengths are in bytes,
-rates in bytes/s, times in seconds. Not modelled: ACK aggregation (extra_acked), the long-term
-(policer) bandwidth and the loss counts of a sample.
+Loss does not reduce the model. The TCB hands BBR the sample of every ACK, SACKs included, once
+loss detection has run, with the bytes it newly marked lost and the loss state (rate.py), as
+Linux calls ``cong_control``; BBR follows that state itself (Linux ``prev_ca_state``): the lost
+bytes come off cwnd; entering fast recovery, cwnd is the flight plus what the ACK delivered and
+follows packet conservation for a round; when recovery (fast, or after a timeout) ends, the
+window before it comes back. An RTO restarts from one segment, grown by what is delivered.
+Lengths are in bytes, rates in bytes/s, times in seconds. Not modelled: ACK aggregation
+(extra_acked) and the long-term (policer) bandwidth.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import random
 from collections import deque
 from typing import TYPE_CHECKING
 
+from ..rate import LOSS, OPEN, RECOVERY
 from .base import INITIAL_WINDOW_SEGMENTS, CongestionController
 
 if TYPE_CHECKING:
@@ -67,7 +71,6 @@ class Bbr(CongestionController):
         self.round_count = 0
         self.round_start = False
         self.next_round_delivered = 0
-        self.delivered = 0  # the connection's delivered count at the last sample
         self.full_bw = 0.0
         self.full_bw_count = 0
         self.full_bw_reached = False
@@ -77,7 +80,7 @@ class Bbr(CongestionController):
         self.probe_rtt_round_done = False
         self.prior_cwnd = 0
         self.packet_conservation = False
-        self.in_recovery = False
+        self.prev_ca_state = OPEN  # the loss state of the last sample that delivered data
         self.idle_restart = False
         self.has_seen_rtt = False
         self._rng = random.Random(mss)  # the first PROBE_BW phase (deterministic per run)
@@ -105,7 +108,6 @@ class Bbr(CongestionController):
         return HIGH_GAIN * self.cwnd / rtt
 
     def on_rate_sample(self, rs: RateSample, now: float) -> None:
-        self.delivered = rs.delivered_total
         self._update_bw(rs)
         if self.mode == PROBE_BW and self._next_cycle_phase(rs, now):
             self._advance_cycle(now)
@@ -221,11 +223,14 @@ class Bbr(CongestionController):
             self.pacing_gain, self.cwnd_gain = 1.0, 1.0
 
     def _set_pacing_rate(self, rs: RateSample) -> None:
+        if not self.has_seen_rtt and rs.rtt is not None:
+            # the first RTT replaces the 1 ms guess, whatever the bandwidth estimate says (Linux
+            # bbr_set_pacing_rate: bbr_init_pacing_rate_from_rtt before the rule below), or
+            # STARTUP, which only raises the rate, would run at the guess's 40 MB/s
+            self.has_seen_rtt = True
+            self.pacing_rate = self._initial_rate(rs.rtt)
         bw = self.max_bw
         if not bw:
-            if not self.has_seen_rtt and rs.rtt is not None:
-                self.has_seen_rtt = True
-                self.pacing_rate = self._initial_rate(rs.rtt)
             return
         rate = self.pacing_gain * bw * (1 - PACING_MARGIN)
         if self.full_bw_reached or self.pacing_rate is None or rate > self.pacing_rate:
@@ -247,42 +252,60 @@ class Bbr(CongestionController):
         mss = self.mss
         acked = rs.newly_delivered
         if acked:
-            if self.in_recovery and self.packet_conservation:
-                self.cwnd = max(self.cwnd, rs.in_flight + acked)  # one round of conservation
+            cwnd = self._recover_or_restore(rs, acked)
+            if self.packet_conservation:
+                cwnd = max(cwnd, rs.in_flight + acked)  # one round of conservation
             else:
                 target = self.bdp(self.cwnd_gain) + self._quantum()
                 if self.full_bw_reached:
-                    self.cwnd = min(self.cwnd + acked, target)
-                elif self.cwnd < target or rs.delivered_total < INITIAL_WINDOW_SEGMENTS * mss:
-                    self.cwnd += acked
-                self.cwnd = max(self.cwnd, MIN_CWND_SEGMENTS * mss)
+                    cwnd = min(cwnd + acked, target)
+                elif cwnd < target or rs.delivered_total < INITIAL_WINDOW_SEGMENTS * mss:
+                    cwnd += acked
+                cwnd = max(cwnd, MIN_CWND_SEGMENTS * mss)
+            self.cwnd = cwnd
         if self.mode == PROBE_RTT:
             self.cwnd = min(self.cwnd, MIN_CWND_SEGMENTS * mss)
 
+    def _recover_or_restore(self, rs: RateSample, acked: int) -> int:
+        """cwnd after this ACK's losses and loss-state change (Linux
+        bbr_set_cwnd_to_recover_or_restore): the lost bytes come off; entering fast recovery,
+        the flight plus what this ACK delivered, and a round of packet conservation from now;
+        leaving recovery (fast, or after a timeout), at least the window before it."""
+        cwnd = self.cwnd
+        if rs.losses > 0:
+            cwnd = max(cwnd - rs.losses, self.mss)
+        state, prev = rs.ca_state, self.prev_ca_state
+        if state == RECOVERY and prev != RECOVERY:
+            self.packet_conservation = True
+            self.next_round_delivered = rs.delivered_total  # the conservation round starts now
+            cwnd = rs.in_flight + acked
+        elif prev >= RECOVERY and state < RECOVERY:
+            cwnd = max(cwnd, self.prior_cwnd)
+            self.packet_conservation = False
+        self.prev_ca_state = state
+        return cwnd
+
     def _save_cwnd(self) -> None:
-        self.prior_cwnd = max(self.prior_cwnd, self.cwnd) if self.in_recovery else self.cwnd
+        """Remember cwnd before a reduction: in recovery (or PROBE_RTT) the larger of it and
+        what was remembered at its start (Linux bbr_save_cwnd)."""
+        if self.prev_ca_state < RECOVERY and self.mode != PROBE_RTT:
+            self.prior_cwnd = self.cwnd
+        else:
+            self.prior_cwnd = max(self.prior_cwnd, self.cwnd)
 
     # -- what the TCB tells every controller ---------------------------------------------------
     def on_congestion_event(self, flight: int, now: float) -> None:
-        """Fast recovery: ssthresh stays (BBR keeps its model), a round of packet conservation
-        from the flight (Linux bbr_set_cwnd_to_recover_or_restore)."""
+        """Fast recovery (or ECN's CWR, or a loss a probe repaired): ssthresh stays (BBR keeps
+        its model) and cwnd is remembered (Linux bbr_ssthresh); the next sample sets the
+        recovery window (:meth:`_recover_or_restore`)."""
         self._save_cwnd()
-        self.in_recovery = True
-        self.packet_conservation = True
-        self.next_round_delivered = self.delivered  # the conservation round starts now
-        self.cwnd = max(flight, self.mss)
-
-    def on_recovery_end(self, now: float) -> None:
-        self.in_recovery = False
-        self.packet_conservation = False
-        self.cwnd = max(self.cwnd, self.prior_cwnd)
 
     def on_rto(self, flight: int, now: float) -> None:
-        """A timeout: one segment, the model kept; a new STARTUP-style full-bandwidth test
-        (Linux resets full_bw on TCP_CA_Loss)."""
+        """A timeout: one segment, the model kept, cwnd remembered for the end of the loss
+        state; a new STARTUP-style full-bandwidth test (Linux bbr_set_state on TCP_CA_Loss)."""
         self._save_cwnd()
         self.cwnd = self.mss
-        self.in_recovery = False
+        self.prev_ca_state = LOSS
         self.packet_conservation = False
         self.full_bw = 0.0
         self.round_start = True
