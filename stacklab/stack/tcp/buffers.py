@@ -20,9 +20,11 @@ class SendBuffer:
     ``marks``: the stream offsets where a write ended (ascending), Linux's push marks: the segment
     that carries the last byte of a write carries PSH (tcp_push at the end of sendmsg).
     ``eors``: where a write with MSG_EOR ended: no segment carries bytes from both sides (Linux
-    marks the skb TCP_SKB_CB(skb)->eor and never adds to it)."""
+    marks the skb TCP_SKB_CB(skb)->eor and never adds to it).
+    ``pushed_to``: where the last push mark was set (Linux ``pushed_seq``; the marks below the
+    base are dropped, this stays)."""
 
-    __slots__ = ("capacity", "data", "base", "marks", "eors")
+    __slots__ = ("capacity", "data", "base", "marks", "eors", "pushed_to")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -30,6 +32,7 @@ class SendBuffer:
         self.base = 0
         self.marks: list[int] = []
         self.eors: list[int] = []
+        self.pushed_to = 0
 
     def __len__(self) -> int:
         return len(self.data)
@@ -54,6 +57,8 @@ class SendBuffer:
         end = self.base + len(self.data)
         if push and (not self.marks or self.marks[-1] != end):
             self.marks.append(end)
+        if push:
+            self.pushed_to = end
         if eor and (not self.eors or self.eors[-1] != end):
             self.eors.append(end)
 

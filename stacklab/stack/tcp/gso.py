@@ -39,9 +39,8 @@ def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], g
     path once its conditions hold; it sends what is left one segment at a time). True if
     anything went out."""
     if tcb.ecn is not None or tcb.snd_up is not None \
-            or (tcb._rtt_seq is None and not tcb.ts_ok) \
             or tcb._dsack is not None or tcb.recvbuf.ooo_bytes:
-        return False  # ECN's CWR, URG, an RTT sample to take, SACK blocks: per segment
+        return False  # ECN's CWR, URG, SACK blocks: per segment
     mss = tcb.snd_mss
     per = gso_max // mss  # segments in one super-segment
     if per < 2:

@@ -424,7 +424,6 @@ class TcbOutput(TcbVars):
         una = self.snd_una
         data_una = self.snd_data_una
         room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
-        timed = self._rtt_seq is not None or self.ts_ok
         sent = self.gso_max > 0 and send_packets(self, self._emit, self.gso_max, now)  # gso.py
         nxt = self.snd_nxt
         while True:
@@ -432,10 +431,6 @@ class TcbOutput(TcbVars):
             avail = total - off
             if avail < mss or room - ((nxt - una) & MASK) < mss:
                 break
-            if not timed:  # RTT sample without timestamps: time this segment (Karn)
-                self._rtt_seq = (nxt + mss) & MASK
-                self._rtt_time = now
-                timed = True
             self._emit(nxt, ACK | PSH if self.sendbuf.pushed(off, mss) else ACK,
                        bytes(data[off:off + mss]), now)
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
@@ -580,12 +575,8 @@ class TcbOutput(TcbVars):
                 self.stats.bytes_retrans += n
                 if self.trace is not None:
                     self.trace(now, "retransmit", {"seq": seq, "len": n, "why": "rto"})
-            else:
-                if n and self._rtt_seq is None and not self.ts_ok:
-                    self._rtt_seq = seq_add(seq, n)
-                    self._rtt_time = now
-                if 0 < n < mss:
-                    self.snd_sml = seq_add(seq, n)  # Linux tcp_minshall_update
+            elif 0 < n < mss:
+                self.snd_sml = seq_add(seq, n)  # Linux tcp_minshall_update
             self._emit(seq, flags, payload, now)
             if pacer is not None:
                 pacer.on_sent(n, now, mss, self.config.min_tso_segs)

@@ -1,11 +1,21 @@
 """Retransmission timeout per RFC 6298: SRTT, RTTVAR, Karn's rule and exponential backoff.
 
+Where the samples come from: with timestamps, the TSecr of the ACK that advanced SND.UNA
+(RFC 7323 §4, in ``Tcb._ack_advance``); without, every ACK of new data is measured against the
+send time of what it acknowledges (:func:`ack_sample`), as Linux does: RFC 6298 §3 lets a TCP take
+more than one sample per RTT, and one timed segment per round would leave SRTT at the
+handshake's value for the first rounds of a transfer (the TSO packet sizes, tso.py, follow it).
+
 One deliberate difference: the minimum RTO is 200 ms, as Linux uses (``TCP_RTO_MIN``), not the
 1 s of RFC 6298 §2.4, which allows a lower value ("MAY"); and as Linux it bounds the variance
 term, not the sum: RTO = SRTT + max(K * RTTVAR, 200 ms).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .sent import Sent
 
 ALPHA = 1 / 8
 BETA = 1 / 4
@@ -79,3 +89,18 @@ class RttEstimator:
 
     def on_new_ack(self) -> None:
         self.backoff = 0
+
+
+def ack_sample(acked: Iterable[Sent], now: float) -> float | None:
+    """The RTT sample of a cumulative ACK without timestamps (Linux tcp_clean_rtx_queue's
+    seq_rtt): ``now`` minus the send time of the first of the transmissions it newly
+    acknowledges (``acked``, in sequence order) that a SACK had not delivered before; none at
+    all if any of them was retransmitted, as the ACK may be for either transmission (Karn,
+    RFC 6298 §3)."""
+    first = None
+    for rec in acked:
+        if rec.retrans:
+            return None
+        if first is None and not rec.sacked:
+            first = rec.xmit
+    return None if first is None else now - first

@@ -15,7 +15,9 @@ TCP_NOTSENT_LOWAT a write returns what whole buffers hold. A buffer that fills u
 first one unsent goes out at once (``tcp_push_one``), and sending a part of a buffer splits it
 (``tso_fragment``): the part left unsent is a new buffer, filled further by the same write. An
 ACK frees the buffers it covers whole and trims the one it covers in part (``tcp_trim_head``:
-its true size shrinks by the bytes dropped).
+its true size shrinks by the bytes dropped). A buffer that fills up more than half the largest
+window the peer offered after the last push mark gets one and goes out at once (``forced_push``):
+a long write is not held back for its end.
 
 A writer that found no room sleeps until the buffer is *writeable* again
 (``sk_stream_write_space``): a third of it free and fewer than half of TCP_NOTSENT_LOWAT unsent;
@@ -189,6 +191,14 @@ def _tail_room(tcb: SkbTcb, goal: int) -> int:
     return max(0, goal - (ends[-1] - start))
 
 
+def forced_push(tcb: SkbTcb) -> bool:
+    """Linux ``forced_push``: more than half the largest window the peer offered was written
+    since the last push mark, so the write marks one now (PSH, RFC 9293 §3.9.1: the sender
+    may set PSH where it wants the data delivered)."""
+    sb = tcb.sendbuf
+    return sb.end > sb.pushed_to + (tcb.max_sndwnd >> 1)
+
+
 def write(tcb: SkbTcb, data: Buffer, *, push: bool, eor: bool, oob: bool,
           now: float | None) -> int:
     """Copy ``data`` into the send buffer as ``tcp_sendmsg_locked`` does; returns how many bytes
@@ -212,12 +222,18 @@ def write(tcb: SkbTcb, data: Buffer, *, push: bool, eor: bool, oob: bool,
         sb.write(view[copied:copied + n], push=False)
         ends[-1] = sb.end
         copied += n
-        if copied < total and not oob and now is not None and n == room \
-                and tcb.state in (ESTABLISHED, CLOSE_WAIT) and notsent(tcb) == sb.end - (
-                    ends[-2] if len(ends) > 1 else sb.base):
+        if copied == total or oob or n < room:
+            continue
+        if forced_push(tcb):  # a full buffer, far from the last mark: PSH and send now
+            sb.mark(True, False)
+            if now is not None and tcb.state in (ESTABLISHED, CLOSE_WAIT):
+                tcb.output(now)  # __tcp_push_pending_frames
+        elif now is not None and tcb.state in (ESTABLISHED, CLOSE_WAIT) \
+                and notsent(tcb) == sb.end - (ends[-2] if len(ends) > 1 else sb.base):
             tcb.output(now)  # a full buffer, the first unsent one: tcp_push_one
     if copied:
-        sb.mark(push, eor and copied == total)
+        # tcp_push: the write's end gets a push mark unless MSG_MORE, or when forced
+        sb.mark(push or forced_push(tcb), eor and copied == total)
     if copied < total:
         tcb.snd_nospace = True  # SOCK_NOSPACE: the writer waits for room
     return copied
@@ -253,6 +269,6 @@ def on_sent(tcb: SkbTcb) -> None:
         ends.insert(i, pos)
 
 
-__all__ = ["SKB_OVERHEAD", "SkbTcb", "check_space", "ends_skb", "expand", "memory_free", "notsent",
-           "on_sent", "poll_writeable", "room", "size_goal", "wmem_queued", "write", "writeable",
-           "wspace"]
+__all__ = ["SKB_OVERHEAD", "SkbTcb", "check_space", "ends_skb", "expand", "forced_push",
+           "memory_free", "notsent", "on_sent", "poll_writeable", "room", "size_goal",
+           "wmem_queued", "write", "writeable", "wspace"]

@@ -57,6 +57,7 @@ from .rack import (
 from .rack import on_rto as rack_on_rto
 from .rate import LOSS, OPEN, RECOVERY
 from .recovery import RangeSet
+from .rtt import ack_sample
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
 from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from .tfo import TfoConn
@@ -144,7 +145,6 @@ class Tcb(TcbOutput):
                 keep.add(a, b)
             self.pmtu_keep = keep if len(keep) else None
             self.snd_nxt = self.snd_una  # go back to SND.UNA: output() resends in smaller pieces
-            self._rtt_seq = None  # Karn: the timed segment is being resent
             self._sws_override = True
             self.output(now)
         return True
@@ -1275,6 +1275,9 @@ class Tcb(TcbOutput):
             self.snd_nxt = ack
         if self.plpmtud.probe_seq is not None and self.plpmtud.on_ack(ack, now):
             self._plpmtud_sync(now, "probe acked")
+        # stream position of ACK (_abs, with the buffer's base and SND.UNA of data just moved)
+        ack_pos = sendbuf.base + seq_sub(ack, self.snd_data_una)
+        acked = self.sent.acked(ack_pos)  # the transmission records now delivered (sent.py)
         sample = None
         if ts is not None and ts[1]:
             # RFC 7323 §4: the TSecr of the ACK that advanced SND.UNA; while data resent by a
@@ -1284,9 +1287,11 @@ class Tcb(TcbOutput):
             rto_tsval = self.rto_tsval
             if rto_tsval is None or ((ts[1] - rto_tsval) & MASK) < HALF:
                 sample = ((int(now * 1000) + self.ts_offset - ts[1]) & MASK) / 1000.0
-        elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
+        elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):  # our SYN's
             sample = now - self._rtt_time
             self._rtt_seq = None
+        elif ts is None:
+            sample = ack_sample(acked, now)  # without timestamps: per ACK, from the records
         rtt = self.rtt
         if sample is not None and sample < 3600:
             rtt.update(sample)
@@ -1294,10 +1299,7 @@ class Tcb(TcbOutput):
                 self.trace(now, "rtt", {"rtt": sample, "srtt": rtt.srtt, "rto": rtt.rto})
         rtt.on_new_ack()
         self.retries = 0
-        # stream position of ACK (_abs, with the buffer's base and SND.UNA of data just moved)
-        ack_pos = sendbuf.base + seq_sub(ack, self.snd_data_una)
         self.rec.on_cumulative_ack(ack_pos)
-        acked = self.sent.acked(ack_pos)  # the transmission records now delivered (sent.py)
         self.rack.on_cumulative_ack(acked, now, self.snd_mss)
         if self.rate is not None and self.cc.owns_cwnd and self.sack_ok:
             self.rate.acked += acked  # BBR samples every ACK, after loss detection (_after_ack)
@@ -1404,7 +1406,6 @@ class Tcb(TcbOutput):
         p = self.plpmtud
         end = p.probe_end
         p.on_probe_lost(now)
-        self._rtt_seq = None
         seq = self.snd_una
         while seq_lt(seq, end):
             off = seq_sub(seq, self.snd_data_una)

@@ -180,7 +180,7 @@ class TcbVars:
         # -- per-ACK samples and pacing for the controller (rate.py, pacing.py) --
         self.rate: DeliveryRate | None = DeliveryRate() if self.cc.wants_samples else None
         self.pacer: Pacer | None = pacer_for(self.cc, cfg, None)
-        self._rtt_seq: int | None = None  # Karn: the one timed segment when timestamps are off
+        self._rtt_seq: int | None = None  # our SYN, timed (data: rtt.ack_sample)
         self._rtt_time = 0.0
         self.dupacks = 0
         self.recover: int | None = None  # snd_max when fast recovery started (RFC 6582 recover)
