@@ -119,7 +119,8 @@ class TcpTransport(asyncio.Transport):
     # base classes have slots (``_extra``), ``__dict__`` keeps other attributes settable
     __slots__ = ("_host", "_layer", "_tcb", "_protocol", "_loop", "_pending", "_closing",
                  "_eof_pending", "_eof_sent", "_reading_paused", "_writing_paused", "_high",
-                 "_low", "_lost", "_eof_delivered", "_connected", "_server", "__dict__",
+                 "_low", "_lost", "_lost_deferred", "_eof_delivered", "_connected", "_server",
+                 "__dict__",
                  "__weakref__")
 
     def __init__(self, host: DrivenHost, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
@@ -139,6 +140,7 @@ class TcpTransport(asyncio.Transport):
         self._high = 64 * 1024
         self._low = 16 * 1024
         self._lost = False
+        self._lost_deferred = False  # the end came while reading was paused, data unread
         self._eof_delivered = False
         self._connected: asyncio.Future[None] | None = None
         self._extra: Mapping[str, Any] = _NO_EXTRA  # asyncio's: nothing is added to it
@@ -180,6 +182,9 @@ class TcpTransport(asyncio.Transport):
             keep_open = cast(asyncio.Protocol, self._protocol).eof_received()
             if not keep_open:
                 self.close()
+        if self._lost_deferred and not tcb.readable:
+            self._lost_deferred = False
+            self._on_lost(None)
 
     def _fill(self) -> None:
         tcb = self._tcb
@@ -203,6 +208,12 @@ class TcpTransport(asyncio.Transport):
 
     def _on_lost(self, error: Exception | None) -> None:
         if self._lost:
+            return
+        tcb = self._tcb
+        if error is None and self._reading_paused and tcb is not None and tcb.readable:
+            # an orderly end while the application paused reading: what it has not read yet
+            # is handed over first, when it resumes (_deliver reports the end then)
+            self._lost_deferred = True
             return
         if self._server is not None:
             self._server._clients.pop(self, None)
