@@ -34,7 +34,12 @@ from typing import TYPE_CHECKING, Any, cast
 from stacklab.stack.pmtudisc import IP_MTU_DISCOVER, check_mode
 from stacklab.stack.tcp import urgent
 from stacklab.stack.tcp.config import (
-    TcpConfig, initial_recv_buffer, initial_send_buffer, so_rcvbuf, so_sndbuf)
+    TcpConfig,
+    initial_recv_buffer,
+    initial_send_buffer,
+    so_rcvbuf,
+    so_sndbuf,
+)
 from stacklab.stack.tcp.events import (
     Connected,
     ConnectionLost,
