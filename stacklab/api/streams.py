@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from stacklab.stack.pmtudisc import IP_MTU_DISCOVER, check_mode
 from stacklab.stack.tcp import urgent
-from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
+from stacklab.stack.tcp.config import (
+    TcpConfig,
+    initial_recv_buffer,
+    initial_send_buffer,
+    so_rcvbuf,
+    so_sndbuf,
+)
 from stacklab.stack.tcp.events import (
     Connected,
     ConnectionLost,
@@ -366,10 +372,10 @@ _TCP_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], Any], Callable[[A
         "user_timeout", lambda ms: ms / 1000 if ms else None,
         lambda s: 0 if s is None else int(s * 1000)),
     (socket.IPPROTO_TCP, socket.TCP_MAXSEG): ("maxseg", lambda v: v or None, lambda v: v or 0),
-    # Linux doubles a buffer size set, for its bookkeeping (socket(7)); read back: the buffer as
-    # it is now (autotuning moves it until it is set)
-    (socket.SOL_SOCKET, socket.SO_RCVBUF): ("recv_buffer", lambda v: 2 * int(v), int),
-    (socket.SOL_SOCKET, socket.SO_SNDBUF): ("send_buffer", lambda v: 2 * int(v), int),
+    # Linux doubles a buffer size set, for its bookkeeping (socket(7)), with a floor (config.py);
+    # read back: the buffer as it is now (autotuning moves it until it is set)
+    (socket.SOL_SOCKET, socket.SO_RCVBUF): ("recv_buffer", lambda v: so_rcvbuf(int(v)), int),
+    (socket.SOL_SOCKET, socket.SO_SNDBUF): ("send_buffer", lambda v: so_sndbuf(int(v)), int),
     (socket.SOL_SOCKET, socket.SO_OOBINLINE): ("oobinline", bool, int),
     _SO_LINGER: ("linger", _linger_in, _linger_out),  # {1, 0}: close() resets (Linux)
     # bytes/s; ~0 (the default) is no cap, any other value turns pacing on (Linux sock_setsockopt)

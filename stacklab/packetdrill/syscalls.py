@@ -26,6 +26,7 @@ from stacklab.stack.pmtudisc import (
     check_mode,
 )
 from stacklab.stack.tcp import tstamp
+from stacklab.stack.tcp.config import so_rcvbuf, so_sndbuf
 from stacklab.stack.tcp.errqueue import ExtendedErr
 from stacklab.stack.tcp.tfo import KEY_LEN
 from stacklab.stack.tcp.zerocopy import (
@@ -747,9 +748,9 @@ class Syscalls:
             "TCP_SYNCNT": lambda x: {"syn_retries": x},
             "SO_KEEPALIVE": lambda x: {"keepalive": bool(x)},
             "SO_OOBINLINE": lambda x: {"oobinline": bool(x)},
-            # Linux doubles the value for its bookkeeping overhead (socket(7))
-            "SO_SNDBUF": lambda x: {"send_buffer": 2 * x},
-            "SO_RCVBUF": lambda x: {"recv_buffer": 2 * x},
+            # Linux doubles the value for its bookkeeping overhead (socket(7)), with a floor
+            "SO_SNDBUF": lambda x: {"send_buffer": so_sndbuf(x)},
+            "SO_RCVBUF": lambda x: {"recv_buffer": so_rcvbuf(x)},
             # bytes/s, ~0 no cap; setting it turns pacing on (Linux sock_setsockopt)
             "SO_MAX_PACING_RATE": lambda x: {
                 "max_pacing_rate": None if x in (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF) else x},

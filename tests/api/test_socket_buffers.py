@@ -41,3 +41,31 @@ def test_setting_a_buffer_size_fixes_it_and_reads_back_doubled() -> None:
     assert seen["autotune"] == (False, False)
     assert seen["after"] == 65536  # a megabyte through it did not grow it
     net.close()
+
+
+def test_a_tiny_buffer_size_is_raised_to_linux_floor() -> None:
+    """SO_SNDBUF keeps room for two minimal skbs, SO_RCVBUF for one (Linux SOCK_MIN_SNDBUF
+    4608, SOCK_MIN_RCVBUF 2304), the same rule as the packetdrill adapter's."""
+    net = stacklab.Network(seed=3)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b, delay="1ms")
+    net.autoconfigure()
+    seen = {}
+
+    async def sink(r, w):
+        await r.read()
+        w.close()
+
+    async def main():
+        await b.start_server(sink, 9)
+        r, w = await a.open_connection("b", 9)
+        sock = w.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1000)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 100)
+        seen["set"] = (sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+                       sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+        w.close()
+
+    net.run(main(), until="5s")
+    assert seen["set"] == (4608, 2304)
+    net.close()

@@ -153,6 +153,26 @@ def initial_send_buffer(cfg: TcpConfig, mss: int) -> int:
     return send_buffer_for(cfg, 10, mss)
 
 
+# The smallest buffers a socket option leaves (Linux include/net/sock.h): a send buffer holds at
+# least two minimal skbs, a receive buffer one; an skb's minimum true size is 2048 bytes of data
+# room plus struct sk_buff (256 bytes after cache alignment, x86_64)
+TCP_SKB_MIN_TRUESIZE = 2048 + 256
+SOCK_MIN_SNDBUF = 2 * TCP_SKB_MIN_TRUESIZE
+SOCK_MIN_RCVBUF = TCP_SKB_MIN_TRUESIZE
+
+
+def so_sndbuf(value: int) -> int:
+    """The send buffer SO_SNDBUF sets (Linux sock_setsockopt): twice the value, for Linux's
+    bookkeeping overhead (socket(7)), at least SOCK_MIN_SNDBUF."""
+    return max(2 * value, SOCK_MIN_SNDBUF)
+
+
+def so_rcvbuf(value: int) -> int:
+    """The receive buffer SO_RCVBUF sets (Linux __sock_set_rcvbuf): twice the value, at least
+    SOCK_MIN_RCVBUF."""
+    return max(2 * value, SOCK_MIN_RCVBUF)
+
+
 def send_buffer_for(cfg: TcpConfig, segments: int, mss: int) -> int:
     """Linux's send buffer (sk_sndbuf, in skb true sizes: sndbuf.py) for a window of
     ``segments`` (tcp_sndbuf_expand): twice the window (fast recovery needs data to send), each

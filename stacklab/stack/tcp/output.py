@@ -11,6 +11,8 @@ probing ask for.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from stacklab.wire.tcp import build_tcp
 
 from . import chrono
@@ -35,6 +37,7 @@ from .sndbuf import ends_skb, on_sent
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PACING_TIMER, PERSIST_TIMER, RTO_TIMER
 from .tso import packet_ends
+from .tso_defer import should_defer
 from .urgent import urgent_field
 
 _PLPMTUD_DISABLED = PlpmtudState.DISABLED
@@ -352,11 +355,39 @@ class TcbOutput(TcbVars):
             if persist is not None:
                 self._arm(PERSIST_TIMER, None)
 
+    def _skb_end(self, pos: int) -> int:
+        """Where the skb holding stream position ``pos`` ends (sndbuf.py)."""
+        ends = self.skb_ends
+        i = bisect_right(ends, pos)
+        return ends[i] if i < len(ends) else self.sendbuf.end
+
+    def _tso_defer(self, nxt: int, cong_win: int, now: float) -> tuple[bool, int]:
+        """Whether the unsent rest of the skb at SND.NXT waits for the next ACK (tso_defer.py),
+        and where that skb ends; a wait that cwnd causes counts as cwnd-limited
+        (``_cwnd_validate``)."""
+        pos = self._abs(nxt)
+        end = self._skb_end(pos)
+        fin = self.fin_seq
+        if end - pos <= self.snd_mss or (fin is not None and self._abs(fin) <= end):
+            return False, end  # one segment (Nagle's case), or the FIN's skb: no deferral
+        head = self.sent.records[0].xmit if self.sent.records else None
+        cc = self.cc
+        defer, cwnd_limited = should_defer(
+            skb_len=end - pos, is_tail=end >= self.sendbuf.end, cong_win=cong_win,
+            send_win=self.snd_wnd - seq_sub(nxt, self.snd_una), snd_wnd=self.snd_wnd,
+            cwnd=cc.cwnd, ssthresh=cc.ssthresh, mss=self.snd_mss, srtt=self.rtt.srtt,
+            min_tso_segs=self.config.min_tso_segs,
+            idle=now - self.lsndtime if self.lsndtime is not None else 0.0,
+            head_age=None if head is None else now - head)
+        self.tso_deferred_cwnd_limited |= cwnd_limited
+        return defer, end
+
     def _cwnd_validate(self) -> None:
         """After sending: was cwnd what stopped us (Linux tcp_cwnd_validate, RFC 7661)? The
         verdict and the largest flight hold for one window of data."""
         flight = seq_sub(self.snd_nxt, self.snd_una)
-        limited = flight + self.snd_mss > self.cwnd_effective
+        limited = flight + self.snd_mss > self.cwnd_effective or self.tso_deferred_cwnd_limited
+        self.tso_deferred_cwnd_limited = False
         if limited or not seq_lt(self.snd_una, self.cwnd_usage_seq) or (
                 not self.is_cwnd_limited and flight > self.max_flight):
             self.is_cwnd_limited = limited
@@ -426,11 +457,18 @@ class TcbOutput(TcbVars):
         room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
         sent = self.gso_max > 0 and send_packets(self, self._emit, self.gso_max, now)  # gso.py
         nxt = self.snd_nxt
+        base = self.sendbuf.base
+        whole = -1  # skbs up to here fit the room whole: no TSO deferral to judge (tso_defer.py)
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
             avail = total - off
             if avail < mss or room - ((nxt - una) & MASK) < mss:
                 break
+            pos = base + off
+            if pos >= whole:
+                whole = self._skb_end(pos)
+                if whole - pos > room - ((nxt - una) & MASK):
+                    break  # cwnd cuts this skb: the general path judges whether it waits
             self._emit(nxt, ACK | PSH if self.sendbuf.pushed(off, mss) else ACK,
                        bytes(data[off:off + mss]), now)
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
@@ -461,6 +499,11 @@ class TcbOutput(TcbVars):
         dupacks = self.dupacks
         limited = recover is None and not sack_ok and 0 < dupacks < DUPACK_THRESHOLD
         pacer = self.pacer
+        # TSO deferral (tso_defer.py) in the Open state only: not in recovery (as Linux), nor
+        # while duplicate ACKs or SACKs are out (Disorder), where limited transmit sends each
+        # segment the pipe allows (RFC 3042)
+        deferrable = recover is None and not rec.in_recovery and not dupacks and not len(sacked)
+        decided = -1  # ... judged once per skb: up to here
         while True:
             nxt = self.snd_nxt
             gap = 1 << 62
@@ -522,6 +565,11 @@ class TcbOutput(TcbVars):
                         n = again  # resent as first sent (sent.py)
                     elif n < again and n == usable and in_flight:
                         break  # Linux counts cwnd in packets: no room for this one whole
+                if deferrable and nxt == self.snd_max and n == mss and cwnd > pipe \
+                        and self._abs(nxt) >= decided:
+                    defer, decided = self._tso_defer(nxt, cwnd - pipe, now)
+                    if defer:
+                        break
                 if sendbuf.eors:
                     n = sendbuf.eor_room(off, n)  # MSG_EOR: a segment ends with its record
                 if probe and nxt == self.snd_max:  # PLPMTUD: this new segment may probe

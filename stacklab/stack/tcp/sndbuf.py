@@ -43,12 +43,16 @@ from .fsm import CLOSE_WAIT, ESTABLISHED, State
 from .seq import seq_sub
 from .tso import GSO_MAX_SIZE
 
-# The true size of a socket buffer before any payload (Linux 6.x, x86_64): SKB_TRUESIZE of the
-# 320-byte head a TCP buffer is allocated with (MAX_TCP_HEADER), with struct sk_buff (256 bytes
-# after cache alignment) and struct skb_shared_info (320); the payload sits in page fragments
-# and adds its own length
+# The true size of a socket buffer before any payload (Linux x86_64, tcp_stream_alloc_skb:
+# SKB_TRUESIZE of the buffer's head area): the head is allocated for MAX_TCP_HEADER (320 bytes)
+# plus struct skb_shared_info (320), 640 bytes that kmalloc serves from its 1024-byte cache, so
+# the head area is 1024 - 320 = 704 bytes; with struct sk_buff (256 bytes after cache alignment)
+# and skb_shared_info that is 1280. The payload sits in page fragments and adds its own length.
+# These are the kernels the upstream packetdrill scripts were recorded on (epoll_out_edge*: a
+# write returns 112000 with this cost, 128000 with less); Linux 6.3 gave the 640-byte heads a
+# cache of their own (skb_small_head_cache), which makes it 896
 MAX_TCP_HEADER = 320
-SKB_OVERHEAD = MAX_TCP_HEADER + 256 + 320
+SKB_OVERHEAD = 704 + 256 + 320
 # the largest GSO packet a socket builds (sk_gso_max_size: the device's, minus the header room)
 SK_GSO_MAX_SIZE = GSO_MAX_SIZE - MAX_TCP_HEADER - 1
 TCP_MSS_DEFAULT = 536

@@ -262,6 +262,7 @@ class TcbVars:
         self.is_cwnd_limited = False
         self.max_flight = 0
         self.cwnd_usage_seq = self.iss
+        self.tso_deferred_cwnd_limited = False  # a TSO deferral cwnd caused (tso_defer.py)
         self._out: list[Segment] = []
         self._events: list[TcbEvent] = []  # (a list: an empty deque costs ~0.6 KiB)
         self._lost_reported = False
