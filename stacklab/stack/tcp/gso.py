@@ -70,8 +70,11 @@ def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], g
         if push:  # a write ends inside: the packet ends with that segment, PSH (tcp_push)
             k = -(-(marks[i] - pos) // mss)
         j = bisect_right(skb_ends, pos)
-        if j < len(skb_ends) and skb_ends[j] < pos + k * mss:
-            k = -(-(skb_ends[j] - pos) // mss)  # a packet never spans two skbs (sndbuf.py)
+        skb_end = skb_ends[j] if j < len(skb_ends) else sb.end
+        if skb_end - pos > room - ((nxt - una) & MASK):
+            break  # cwnd cuts this skb: the general path judges whether it waits (tso_defer.py)
+        if skb_end < pos + k * mss:
+            k = -(-(skb_end - pos) // mss)  # a packet never spans two skbs (sndbuf.py)
             push = False
         in_flight += k
         while k:
