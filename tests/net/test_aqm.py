@@ -342,7 +342,9 @@ def test_scenario_keys_and_summary(tmp_path):
     # and CoDel drops.
     down = q["b>a"]
     assert down["ecn"] is True and down["drops_aqm"] > 0 and down["marks_ce"] == 0
-    assert down["arrivals"] > 1000 and down["length_max"] > 40
+    # the queue stands above fq_codel's 5 ms target (what makes CoDel drop): 16 frames at most
+    # and p90 sojourn 11.7 ms once TSO deferral and skb-sized writes spread the windows out
+    assert down["arrivals"] > 1000 and down["length_max"] > 10 and down["sojourn_p90_ms"] > 5
     assert 0 < down["sojourn_p50_ms"] <= down["sojourn_p90_ms"] <= down["sojourn_max_ms"]
     json.dumps(s)
     path.write_text(SCENARIO.replace('aqm = "fq_codel"', 'aqm = "sfq"'))
