@@ -33,11 +33,12 @@ from .tso import autosize_segs, quota
 
 
 def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], gso_max: int,
-                 now: float) -> bool:
+                 now: float, defer: Callable[[int, int, float], tuple[bool, int]]) -> bool:
     """Send the full segments of new data the windows allow as TSO packets of at most
     ``gso_max`` bytes, each built by ``emit`` (the TCB's ``_emit``; called by the send fast
-    path once its conditions hold; it sends what is left one segment at a time). True if
-    anything went out."""
+    path once its conditions hold; it sends what is left one segment at a time). ``defer`` is
+    the TCB's TSO deferral judgement (``TcbOutput._tso_defer``), asked once per skb that cwnd
+    cuts short, as the segment-by-segment paths ask it. True if anything went out."""
     if tcb.ecn is not None or tcb.snd_up is not None \
             or tcb._dsack is not None or tcb.recvbuf.ooo_bytes:
         return False  # ECN's CWR, URG, SACK blocks: per segment
@@ -57,6 +58,7 @@ def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], g
     auto = autosize_segs(cc.cwnd, cc.ssthresh, mss, tcb.rtt.srtt, tcb.config.min_tso_segs)
     nxt = tcb.snd_nxt
     in_flight = -(-((nxt - una) & MASK) // mss)
+    decided = -1  # TSO deferral judged up to here (once per skb)
     sent = False
     while True:
         off = (nxt - data_una) & MASK
@@ -71,8 +73,10 @@ def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], g
             k = -(-(marks[i] - pos) // mss)
         j = bisect_right(skb_ends, pos)
         skb_end = skb_ends[j] if j < len(skb_ends) else sb.end
-        if skb_end - pos > room - ((nxt - una) & MASK):
-            break  # cwnd cuts this skb: the general path judges whether it waits (tso_defer.py)
+        if pos >= decided and skb_end - pos > room - ((nxt - una) & MASK):
+            wait, decided = defer(nxt, cc.cwnd - ((nxt - una) & MASK), now)  # tso_defer.py
+            if wait:
+                break
         if skb_end < pos + k * mss:
             k = -(-(skb_end - pos) // mss)  # a packet never spans two skbs (sndbuf.py)
             push = False

@@ -455,7 +455,8 @@ class TcbOutput(TcbVars):
         una = self.snd_una
         data_una = self.snd_data_una
         room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
-        sent = self.gso_max > 0 and send_packets(self, self._emit, self.gso_max, now)  # gso.py
+        sent = self.gso_max > 0 and send_packets(self, self._emit, self.gso_max, now,
+                                                       self._tso_defer)  # gso.py
         nxt = self.snd_nxt
         base = self.sendbuf.base
         whole = -1  # skbs up to here fit the room whole: no TSO deferral to judge (tso_defer.py)
