@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import json
 import os
 import platform
 import pstats
@@ -150,3 +151,35 @@ class Stopwatch:
 def mbps(nbytes: int, seconds: float) -> float:
     """Megabits per second."""
     return 8 * nbytes / seconds / 1e6 if seconds > 0 else 0.0
+
+
+class Ns3Process:
+    """A ``bench/ns3_*.py`` script running in ``python`` (a venv with the ``ns3`` package): one
+    JSON request and one JSON answer per line; its first line says which ns-3 it is."""
+
+    def __init__(self, python: str, script: str, *args: str) -> None:
+        path = Path(__file__).resolve().parent / script
+        self.proc = subprocess.Popen([python, str(path), *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        self.version = str(self._answer().get("version", "ns-3"))
+
+    def _answer(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("ns-3 run failed (is the ns3 package installed in that venv? "
+                             "see BENCHMARKS.md)")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def request(self, **req: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)

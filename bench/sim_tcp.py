@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import random
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Profiler, loadavg, machine_line, table  # noqa: E402
+from bench.common import Ns3Process, Profiler, loadavg, machine_line, table  # noqa: E402
 from stacklab.net.network import Network  # noqa: E402
 from stacklab.net.units import parse_size  # noqa: E402
 
@@ -126,40 +124,18 @@ def one_run(size: int, mtu: int, loss: float, seed: int = 1,
     return result
 
 
-class Ns3:
+class Ns3(Ns3Process):
     """``bench/ns3_tcp.py`` running in ``python`` (a venv with ns-3): one transfer per call."""
 
     def __init__(self, python: str) -> None:
-        script = Path(__file__).resolve().parent / "ns3_tcp.py"
-        self.proc = subprocess.Popen([python, str(script), "--buffers", str(NS3_BUFFERS)],
-                                     stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
-        ready = self._answer()
-        self.version = str(ready.get("version", "ns-3"))
-
-    def _answer(self) -> dict:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit("ns-3 run failed (is the ns3 package installed in that venv? "
-                             "see BENCHMARKS.md)")
-        return json.loads(line)
+        super().__init__(python, "ns3_tcp.py", "--buffers", str(NS3_BUFFERS))
 
     def run(self, size: int, mtu: int, loss: float) -> float:
         """Payload MB per wall-second of one ns-3 transfer."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"size": size, "mtu": mtu, "loss": loss}) + "\n")
-        self.proc.stdin.flush()
-        out = self._answer()
+        out = self.request(size=size, mtu=mtu, loss=loss)
         if out["bytes"] != size:
             raise SystemExit(f"ns-3 transfer incomplete: {out['bytes']} of {size} bytes")
-        return size / out["wall"] / 1e6
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+        return float(size / out["wall"] / 1e6)
 
 
 def main(argv: list[str] | None = None) -> int:

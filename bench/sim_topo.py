@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import loadavg, machine_line, table  # noqa: E402
+from bench.common import Ns3Process, loadavg, machine_line, table  # noqa: E402
 from stacklab.net.network import Network  # noqa: E402
 from stacklab.net.units import parse_size  # noqa: E402
 
@@ -138,37 +136,6 @@ def ping(hosts: int, subnets: int, count: int, seed: int = 1) -> dict[str, float
     return out
 
 
-class Ns3:
-    """``bench/ns3_topo.py`` running in ``python`` (a venv with ns-3): one run per call."""
-
-    def __init__(self, python: str) -> None:
-        script = Path(__file__).resolve().parent / "ns3_topo.py"
-        self.proc = subprocess.Popen([python, str(script)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
-        self.version = str(self._answer().get("version", "ns-3"))
-
-    def _answer(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit("ns-3 run failed (is the ns3 package installed in that venv? "
-                             "see BENCHMARKS.md)")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def run(self, **req: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        return self._answer()
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small topologies, one run")
@@ -200,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(machine_line())
     load0 = loadavg()
-    ns3 = Ns3(args.ns3_python) if args.ns3_python else None
+    ns3 = Ns3Process(args.ns3_python, "ns3_topo.py") if args.ns3_python else None
     best: dict[str, dict[str, float]] = {}
     best_ns3: dict[str, dict[str, Any]] = {}
     for _ in range(repeats):
@@ -210,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             if key not in best or r["frames"] / r["wall"] > best[key]["frames"] / best[key]["wall"]:
                 best[key] = r
             if ns3 is not None:
-                n = ns3.run(**req)
+                n = ns3.request(**req)
                 if key not in best_ns3 or n["frames"] / n["wall"] > \
                         best_ns3[key]["frames"] / best_ns3[key]["wall"]:
                     best_ns3[key] = n
