@@ -45,7 +45,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # the Linux ends are tap_tcp's PEER: a sender (with a congestion control), a receiver to EOF
 from bench.common import loadavg, machine_line, table  # noqa: E402
-from bench.tap_tcp import PEER, Env, environment_problem, finish, sh, wait_ready  # noqa: E402
+from bench.tap_tcp import (  # noqa: E402
+    PEER,
+    Env,
+    environment_problem,
+    finish,
+    send_all,
+    sh,
+    wait_ready,
+)
 from stacklab.net.units import parse_duration, parse_size  # noqa: E402
 
 PORT = 5301
@@ -225,13 +233,7 @@ async def _send(node: Any, cc: str, size: int) -> tuple[float, int]:
     t0 = loop.time()
     config = node.tcp.config.replace(congestion=cc, nodelay=True)
     reader, writer = await node.open_connection(LINUX_B, PORT, config=config)
-    left = size
-    while left:
-        k = min(left, len(chunk))
-        writer.write(chunk[:k])
-        await writer.drain()
-        left -= k
-    writer.write_eof()
+    await send_all(writer, chunk, size)
     await reader.read()
     seconds = loop.time() - t0
     retransmits = int(writer.get_extra_info("tcp_info")["retransmits"])

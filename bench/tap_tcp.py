@@ -126,6 +126,17 @@ class Env:
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
 
 
+async def send_all(writer: Any, chunk: memoryview, size: int) -> None:
+    """Write ``size`` bytes as repeats of ``chunk`` (drain() after each), then the FIN."""
+    left = size
+    while left:
+        k = min(left, len(chunk))
+        writer.write(chunk[:k])
+        await writer.drain()
+        left -= k
+    writer.write_eof()
+
+
 def sh(*argv: str) -> str:
     r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
     if r.returncode != 0:
@@ -239,13 +250,7 @@ class StackSide:
             loop = asyncio.get_running_loop()
             t0 = loop.time()
             reader, writer = await self.node.open_connection(LINUX4, PORT, config=self.config)
-            left = size
-            while left:
-                k = min(left, len(chunk))
-                writer.write(chunk[:k])
-                await writer.drain()
-                left -= k
-            writer.write_eof()
+            await send_all(writer, chunk, size)
             await reader.read()
             t1 = loop.time()
             writer.close()
