@@ -216,7 +216,8 @@ class Runner:
         self.tolerance = tolerance if tolerance is not None else (
             int(opts["tolerance_usecs"]) / 1e6 if "tolerance_usecs" in opts
             else DEFAULT_TOLERANCE)
-        ipv = opts.get("ip_version", "ipv4")
+        # upstream's run_all.py runs a script whose name ends in "v6.pkt" over IPv6 only
+        ipv = opts.get("ip_version", "ipv6" if str(script.path).endswith("v6.pkt") else "ipv4")
         if ipv not in ("ipv4", "ipv6", "ipv4-mapped-ipv6"):
             raise Unsupported(f"--ip_version={ipv}")
         self.v6_wire = ipv == "ipv6"

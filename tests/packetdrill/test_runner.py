@@ -261,3 +261,16 @@ def test_files_made_by_the_script_stay_in_memory(tmp_path: Path) -> None:
     assert r.status == "PASS", r.message
     assert not target.exists()
     assert not any("command ignored" in n for n in r.notes)
+
+
+def test_a_script_named_v6_runs_over_ipv6_as_upstreams_run_all(tmp_path: Path) -> None:
+    """upstream's run_all.py runs ``*v6.pkt`` over IPv6 only: the SYN's MSS is then 1500 - 60,
+    and the same script under another name (IPv4 by default) fails at that line"""
+    text = ("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+            "+0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n"
+            "+0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)\n"
+            "+0 > S 0:0(0) <mss 1440,sackOK,TS val 100 ecr 0,nop,wscale 8>\n")
+    v6 = run_text(tmp_path, text, name="syn-mss-ipv6.pkt")
+    v4 = run_text(tmp_path, text, name="syn-mss.pkt")
+    assert v6.status == "PASS", v6.message
+    assert v4.status == "FAIL" and "mss 1460" in v4.message
