@@ -652,9 +652,12 @@ class Runner:
     def _icmp_code(self, name: str | None, codes: dict[str, int]) -> int:
         """An inbound ICMP message's code as packetdrill reads it: none is 0, ``code_N`` is N,
         else a name of the type's table; any other word is a bad code, that packetdrill
-        rejects the script for (a template's placeholder such as ``CODE``)."""
+        rejects the script for (``CODE`` is the placeholder run_all.py's ``-D`` fills in for
+        IPv4 only)."""
         if name is None:
             return 0
+        if name == "CODE" and not self.v6_wire:
+            name = "host_unreachable"  # run_all.py's IPv4 runs define -D CODE=host_unreachable
         if name.startswith("code_") and name[5:].isdigit() and int(name[5:]) <= 255:
             return int(name[5:])
         if name not in codes:
