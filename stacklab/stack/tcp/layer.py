@@ -34,7 +34,7 @@ from .config import TcpConfig
 from .congestion import create_congestion
 from .context import TcpHost
 from .events import Connected, ConnectionLost, TcbEvent
-from .fsm import CLOSED, LISTEN, SYN_SENT, TIME_WAIT, State
+from .fsm import CLOSED, LISTEN, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
 from .gso import cut
 from .isn import IsnGenerator
 from .listen import Listener, send_reset, syn_acceptable_in_time_wait
@@ -360,6 +360,24 @@ class TcpLayer:
             tcb.connect_failed(now, error_from_icmp(4 if len(qsrc) == 4 else 6, kind, code, mtu),
                                f"ICMP unreachable code {code} in SYN-SENT")
             self.flush(tcb, now)
+        elif kind == UNREACHABLE and tcb.state is SYN_RECEIVED:
+            self._unreachable_in_syn_received(tcb, now, code, 4 if len(qsrc) == 4 else 6)
+
+    def _unreachable_in_syn_received(self, tcb: Tcb, now: float, code: int,
+                                     family: int) -> None:
+        """A Destination Unreachable for our SYN-ACK (the host's validator has checked the quoted
+        sequence number, RFC 5927). A TCP Fast Open child (the application's socket already) or a
+        simultaneous open is aborted with the error, as Linux's tcp_v4_err/tcp_v6_err do (RFC
+        5461 §4 lets a connection attempt be aborted on a hard error). A plain passive child is
+        kept and its SYN-ACK retransmitted: RFC 1122 §4.2.3.9 (net/host unreachable are soft
+        errors, MUST NOT abort) over Linux's tcp_req_err, which drops the request although the
+        peer may be ESTABLISHED already and is then reset by its next segment (the 1,000-transfer
+        sweep's seed 807 meets exactly that: a router's ARP failing during a link flap)."""
+        if tcb.passive and (tcb.tfo is None or not tcb.tfo.child):
+            return
+        tcb.connect_failed(now, error_from_icmp(family, UNREACHABLE, code, 0),
+                           f"ICMP unreachable code {code} in SYN-RECEIVED")
+        self.flush(tcb, now)
 
     # -- output and events ------------------------------------------------------------------------
     def flush(self, tcb: Tcb, now: float) -> None:

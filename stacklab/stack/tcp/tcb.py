@@ -201,9 +201,10 @@ class Tcb(TcbOutput):
 
     def connect_failed(self, now: float, error: Exception, cause: str) -> None:
         """An ICMP Destination Unreachable (or a local one: neighbour resolution failed) for our
-        SYN in SYN-SENT: CLOSED at once with ``error`` (ECONNREFUSED, EHOSTUNREACH,
-        ENETUNREACH, ...), as Linux's tcp_v4_err/tcp_v6_err do, not a timeout after the SYN
-        retries (RFC 1122 §4.2.3.9 lets a connect in progress be aborted)."""
+        SYN in SYN-SENT, or for the SYN-ACK of a TCP Fast Open child or a simultaneous open:
+        CLOSED at once with ``error`` (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ...), as Linux's
+        tcp_v4_err/tcp_v6_err do, not a timeout after the retries (RFC 1122 §4.2.3.9 lets a
+        connect in progress be aborted); data already received is still read first."""
         self._fail(now, Event.RCV_RST, error, cause)
 
     @property
