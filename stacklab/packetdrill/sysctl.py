@@ -21,7 +21,7 @@ import shlex
 from pathlib import Path
 
 from stacklab.stack.host import Host
-from stacklab.stack.sysctl import SysctlError, normalize
+from stacklab.stack.sysctl import TABLE, SysctlError, normalize
 
 LINUX_DEFAULTS: list[tuple[str, str]] = [
     ("net.ipv4.tcp_timestamps", "1"),
@@ -48,6 +48,9 @@ def commands_in(text: str, base: Path | None = None, depth: int = 0) -> tuple[
         part = part.strip()
         if not part or part.startswith("#"):
             continue
+        if "||" in part:  # `a || b`: b runs when a fails
+            first, _, other = part.partition("||")
+            part = (other if _unknown_sysctl(first) else first).strip()
         part = re.sub(r"\$\(\((\d+)\*(\d+)\*(\d+)\)\)",
                       lambda m: str(int(m[1]) * int(m[2]) * int(m[3])), part)
         part = re.sub(r"\$\(\((\d+)\*(\d+)\)\)", lambda m: str(int(m[1]) * int(m[2])), part)
@@ -86,6 +89,16 @@ def commands_in(text: str, base: Path | None = None, depth: int = 0) -> tuple[
                 continue
         ignored.append(part)
     return found, ignored
+
+
+def _unknown_sysctl(part: str) -> bool:
+    """A ``sysctl`` command every key of which is unknown (not in stacklab's table): it fails,
+    as Linux's sysctl fails on a key its kernel lacks (upstream's nonblocking-sendto.pkt falls
+    back from a vendor knob to ``ip tcp_metrics flush all`` this way)."""
+    words = part.split()
+    keys = [m[1] for w in words[1:] if (m := _ASSIGN.match(w))]
+    return bool(words) and words[0] == "sysctl" and bool(keys) and all(
+        normalize(k) not in TABLE for k in keys)
 
 
 def apply(host: Host, name: str, value: str) -> str | None:

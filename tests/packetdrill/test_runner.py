@@ -170,6 +170,16 @@ def test_sysctl_command_continued_over_lines() -> None:
     assert ignored == []
 
 
+def test_a_failing_sysctl_falls_back_to_the_other_side_of_or() -> None:
+    # `a || b` runs b when a fails: a sysctl of a key no kernel table has fails as Linux's does
+    # (upstream fastopen/client/nonblocking-sendto.pkt flushes its cookie cache this way)
+    found, ignored = sysctl.commands_in(
+        "sysctl -q net.ipv4.tcp_vendor_knob=0 &> /dev/null ||\\\n ip tcp_metrics flush all")
+    assert (found, ignored) == ([], ["ip tcp_metrics flush all"])
+    found, ignored = sysctl.commands_in("sysctl -q net.ipv4.tcp_sack=0 || ip tcp_metrics flush")
+    assert (found, ignored) == ([("net.ipv4.tcp_sack", "0")], [])
+
+
 def test_a_backtick_sysctl_reaches_the_wire(tmp_path: Path) -> None:
     # tcp_syn_retries=1 (the scripts' default is 5): one SYN retransmission, then ETIMEDOUT
     # at 1 + 2 s, as Linux
