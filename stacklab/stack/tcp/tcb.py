@@ -985,12 +985,17 @@ class Tcb(TcbOutput):
     def _repeated_syn(self, a: _Arriving) -> bool:
         """SYN-RECEIVED and the peer's SYN again: alone, it lost our SYN,ACK (send it again now,
         as Linux does); with an ACK it is the SYN,ACK of a simultaneous open, whose SYN we
-        already have: strip it and let the ACK complete the handshake."""
+        already have: strip it and let the ACK complete the handshake. The SYN is a duplicate,
+        acknowledged at once with a D-SACK of it, as Linux's tcp_data_queue does (RFC 2883)."""
         if a.syn and self.state is SYN_RECEIVED and a.seq == self.irs and not a.flags & RST:
             if not a.flags & ACK:
                 self.stats.unacceptable += 1
                 self.snd_nxt = self.iss
                 return False
+            if self.sack_ok:
+                self._dsack = (a.seq, seq_add(a.seq, 1))
+                self.stats.dsacks_out += 1
+            self._ack_now = True
             a.syn = False
             a.seq = seq_add(a.seq, 1)
             a.seg_len -= 1
