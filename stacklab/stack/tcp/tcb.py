@@ -639,7 +639,7 @@ class Tcb(TcbOutput):
             self._arm_keepalive(now)
         if self.ecn is not None and st is not SYN_SENT:
             self.ecn.on_segment(self, seg, ip_ecn)  # CE, CWR, ECE (ecn.py)
-        output = True
+        run_output = True
         if st is SYN_SENT:
             self._rcv_syn_sent(seg, now)
         elif st is ESTABLISHED and self.fast_path and self._rcv_predicted(seg, now):
@@ -648,11 +648,11 @@ class Tcb(TcbOutput):
                     return  # in-order data, its ACK delayed: output() would send nothing
                 # in-order data whose ACK is due: the one segment output() would send
                 self._emit(self._ack_seq(), ACK, b"", now)
-                output = False
+                run_output = False
         else:
             self._rcv_synchronized(seg, now)
         if self.state is not CLOSED:
-            if output:
+            if run_output:
                 self.output(now)
             if sndbuf.check_space(self):  # autotuning and a blocked writer's wake-up
                 self.chrono.stop(chrono.SNDBUF_LIMITED, now, chrono.queues_empty(self))
