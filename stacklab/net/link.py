@@ -313,14 +313,15 @@ class Direction:
         """A frame from the sending node, now."""
         if not isinstance(frame, bytes):  # immutable in flight (a VerifiedFrame stays one)
             frame = bytes(frame)
+        n = len(frame)
         c = self.counters
         c["tx.frames"] += 1
-        c["tx.bytes"] += len(frame)
+        c["tx.bytes"] += n
         if self._plain:  # Gate, MtuCheck, Delay then Schedule, inline
             t = self.loop.time()
             if not self.up:
                 self.drop("down", frame, t)
-            elif len(frame) > self._limit:
+            elif n > self._limit:
                 self.drop("mtu", frame, t)
             else:
                 self._schedule.push(frame, t + self._delay)  # type: ignore[union-attr]

@@ -629,11 +629,12 @@ class Host(Node):
             # the common frame, untagged IPv4 to our MAC, without building an EthernetView
             # (its payload would be the same memoryview from byte 14)
             # (a memoryview too: a TAP device hands over the frame after its virtio header)
-            if len(frame) >= 14 and frame[12] == 8 and frame[13] == 0 and (
+            n = len(frame)
+            if n >= 14 and frame[12] == 8 and frame[13] == 0 and (
                     frame.startswith(iface.mac) if isinstance(frame, bytes)
                     else frame[:6] == iface.mac):
                 # TCP (protocol byte 23): all three headers in one go, else IPv4's own path
-                if len(frame) < 54 or frame[23] != 6 \
+                if n < 54 or frame[23] != 6 \
                         or not self.ipv4.receive_tcp_frame(iface, frame, now, csum_valid):
                     self.ipv4.receive(iface, memoryview(frame)[14:], False, now)
                 return

@@ -169,10 +169,13 @@ def ipv4_tcp_frame_store(hdr: bytearray, payload: Buffer, psum: int) -> None:
     payload's words stay aligned and the two sums add), the same values as
     :func:`ipv4_header_store` and :func:`pseudo_store`."""
     _CSUM_LE.pack_into(hdr, 24, -_fb(hdr[14:34], "little") % 0xFFFF)
-    n = len(hdr) - 34 + len(payload)
-    total = _fb(hdr[34:], "little") + ((psum + n) << 8)
-    if payload:
-        total += le_sum(payload)
+    m = len(payload)
+    total = _fb(hdr[34:], "little") + ((psum + len(hdr) - 34 + m) << 8)
+    if m:
+        # le_sum's two cases without its call (int.from_bytes copies anything but bytes: a
+        # bytearray is summed through a view)
+        total += _fb(payload, "little") if m <= SPLIT_AT else le_sum_at(
+            memoryview(payload) if isinstance(payload, bytearray) else payload, 0, m)
     _CSUM_LE.pack_into(hdr, 50, -total % 0xFFFF)
 
 

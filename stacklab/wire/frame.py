@@ -183,18 +183,19 @@ def build_ipv4_tcp_frame(dst_mac: bytes, src_mac: bytes, src: bytes, dst: bytes,
     tos=tos)``
     behind the Ethernet header, both checksums filled in: a :class:`VerifiedFrame`."""
     ff = FLAG_DF if df else 0
+    n = len(payload)
     if timestamps is None:
-        hdr = bytearray(_BUILD.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos, 40 + len(payload),
+        hdr = bytearray(_BUILD.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos, 40 + n,
                                     ident, ff, ttl, PROTO_TCP, 0, src, dst, src_port, dst_port,
                                     seq, ack, 0x5000 | (flags & FLAG_MASK), window, 0, urgent))
     else:
         hdr = bytearray(_BUILD_TS.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos,
-                                       52 + len(payload), ident, ff, ttl, PROTO_TCP, 0, src, dst,
+                                       52 + n, ident, ff, ttl, PROTO_TCP, 0, src, dst,
                                        src_port, dst_port, seq, ack,
                                        0x8000 | (flags & FLAG_MASK), window, 0, urgent,
                                        _NOPNOP_TS_BYTES, timestamps[0], timestamps[1]))
     ipv4_tcp_frame_store(hdr, payload, psum)
-    if payload:
+    if n:
         hdr += payload
     return VerifiedFrame(hdr)
 

@@ -411,8 +411,8 @@ class TcpLayer:
                     if not gso:
                         out = cut(out, tcb.snd_mss)  # built for a device that segmented
                     tcb.gso_max = gso
+                c["tcp.tx.segments"] += len(out)
                 for seg in out:
-                    c["tcp.tx.segments"] += 1
                     if seg.flags & RST:
                         c["tcp.tx.rst"] += 1
                     if path is not None and ipv4 is not None and seg.ts_only():
@@ -458,16 +458,16 @@ class TcpLayer:
                 return
             if tcb.user_closed and self._orphan_reset(tcb, now):
                 continue  # send its RST
-            # _note_timer, inline (after every segment)
+            # _note_timer's tests, inline (after every segment)
             t = tcb.get_timer()
             if t is None:
                 self._timer_of.pop(tcb, None)
             elif self._timer_of.get(tcb) != t:
-                self._note_timer(tcb)
+                self._note_timer(tcb, t)
             return
 
-    def _note_timer(self, tcb: Tcb) -> None:
-        t = tcb.get_timer()
+    def _note_timer(self, tcb: Tcb, t: float | None) -> None:
+        """``tcb``'s next deadline is ``t`` (its ``get_timer()``): into the timer index."""
         of = self._timer_of
         if t is None:
             of.pop(tcb, None)
@@ -568,7 +568,7 @@ class TcpLayer:
                 tcb.handle_timer(now)
                 self.flush(tcb, now)
             else:
-                self._note_timer(tcb)
+                self._note_timer(tcb, deadline)
 
     # -- introspection -----------------------------------------------------------------------------
     def ss(self) -> str:

@@ -640,15 +640,21 @@ class Tcb(TcbOutput):
             self._arm_keepalive(now)
         if self.ecn is not None and st is not SYN_SENT:
             self.ecn.on_segment(self, seg, ip_ecn)  # CE, CWR, ECE (ecn.py)
+        run_output = True
         if st is SYN_SENT:
             self._rcv_syn_sent(seg, now)
         elif st is ESTABLISHED and self.fast_path and self._rcv_predicted(seg, now):
             if seg.payload and self._nothing_to_send():
-                return  # in-order data, its ACK delayed: output() would send nothing
+                if not self._ack_now:
+                    return  # in-order data, its ACK delayed: output() would send nothing
+                # in-order data whose ACK is due: the one segment output() would send
+                self._emit(self._ack_seq(), ACK, b"", now)
+                run_output = False
         else:
             self._rcv_synchronized(seg, now)
         if self.state is not CLOSED:
-            self.output(now)
+            if run_output:
+                self.output(now)
             if sndbuf.check_space(self):  # autotuning and a blocked writer's wake-up
                 self.chrono.stop(chrono.SNDBUF_LIMITED, now, chrono.queues_empty(self))
             cc = self.cc
@@ -712,14 +718,16 @@ class Tcb(TcbOutput):
 
     def _nothing_to_send(self) -> bool:
         """After in-order data took the receive fast path: whether ``output()`` would send
-        nothing and change nothing but the SWS override (no ACK due, no window update due,
-        nothing queued, in flight or in recovery, no FIN, no timer to move), so the receiver of
-        a bulk transfer skips it for the first segment of each delayed-ACK pair. The general
+        nothing but the ACK owed (``_ack_now``), and change nothing else but the SWS override
+        (no window update due, nothing queued, in flight or in recovery, no FIN, no timer to
+        move, the cwnd untouched), so the receiver of a bulk transfer skips it: the first
+        segment of each delayed-ACK pair sends nothing, the second its ACK alone. The general
         path (``fast_path = False``) always runs ``output()``; test_fast_paths compares."""
-        if self._ack_now or self.snd_una != self.snd_max or self.snd_nxt != self.snd_max \
+        if self.snd_una != self.snd_max or self.snd_nxt != self.snd_max \
                 or self.sendbuf.data or self.fin_seq is not None or self.recover is not None \
                 or self.deadlines[RTO_TIMER] is not None \
-                or self.plpmtud.state is not _PLPMTUD_DISABLED or self.window_update_due():
+                or self.plpmtud.state is not _PLPMTUD_DISABLED \
+                or (not self._ack_now and self.window_update_due()):
             return False
         self._sws_override = False  # what output() does when nothing new can go
         return True
