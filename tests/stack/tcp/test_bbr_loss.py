@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 
 import pytest
 
 from stacklab.net.network import Network
-from stacklab.stack.tcp.congestion.bbr import HIGH_GAIN, Bbr
+from stacklab.stack.tcp.congestion.bbr import HIGH_GAIN, PROBE_BW, Bbr
 from stacklab.stack.tcp.rate import LOSS, OPEN, RECOVERY, RateSample
 
 CHUNK = 256 * 1024
@@ -174,3 +175,26 @@ def test_the_first_rtt_sets_startup_s_pacing_rate():
     assert cc.pacing_rate == pytest.approx(HIGH_GAIN * cc.cwnd / 0.02, rel=0.01)
 
 
+
+
+def test_bbr_window_takes_in_the_acks_that_came_in_a_burst():
+    """Linux bbr_update_ack_aggregation: ACKs that arrive in a burst (aggregation on the path,
+    or a sender that reads them late, as a busy real-time loop does) delivered more than the
+    estimate explains; that excess is added to the window's target once the pipe is full (at
+    most one cwnd and 100 ms of bandwidth), so the flight does not starve until the next
+    burst. Before, cwnd stayed at 2 BDP plus the quantum."""
+    cc = Bbr(1448)
+    cc.min_rtt, cc._bw = 0.02, deque([(0, 10e6)])  # 10 MB/s: a 200 kB BDP
+    cc.full_bw_reached, cc.mode, cc.cycle_index = True, PROBE_BW, 2  # gain 1, cwnd gain 2
+    cc.has_seen_rtt, cc.pacing_rate = True, 0.99 * 10e6
+    cc.cwnd = target = 2 * 200_000 + cc._quantum()
+    cc.on_rate_sample(sample(delivered_total=10**6), 1.0)
+    assert cc.cwnd <= target + 1448  # ACKs at the estimate's pace: nothing but their own
+    # 10 ms without an ACK, then one ACK for 300 kB (the estimate expects 100 kB in 10 ms)
+    cc.on_rate_sample(sample(newly_delivered=300_000, delivered_total=10**6 + 300_000), 1.010)
+    assert cc.cwnd >= target + 300_000 - 1448
+    cc.on_rate_sample(sample(newly_delivered=3_000_000, delivered_total=10**7), 1.020)
+    assert cc.cwnd <= 2 * 200_000 + 1_000_000 + cc._quantum()  # at most 100 ms of bandwidth
+    fresh = Bbr(1448)  # in STARTUP (the pipe not full yet) there is no allowance
+    fresh.on_rate_sample(sample(newly_delivered=300_000), 1.0)
+    assert fresh._ack_aggregation_cwnd() == 0
