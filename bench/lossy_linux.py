@@ -34,18 +34,23 @@ slower for one sender than for the other would show. For stacklab's rows, the CP
 loop thread during the transfer and the time it was runnable but waited for a CPU
 (``/proc/thread-self/schedstat``): Linux's sender runs in the kernel, stacklab's is one Python
 thread among the machine's other processes. ``--repeats N``: each cell the best of N runs,
-the runs interleaved.
+the runs interleaved. ``--nice N`` runs everything the bench starts at that niceness, the same
+for every sender: the relay, the Linux peers (whose TCP works in the kernel, much of it in
+softirq, ahead of any process) and stacklab's loop thread (which otherwise competes with every
+other load on the machine for its CPU).
 
 Usage: ``sudo python3 bench/lossy_linux.py [--quick] [--size 16MiB] [--loss 0.05] [--delay 10ms]
-[--repeats 1]``.
+[--repeats 1] [--nice 0]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +169,10 @@ print(json.dumps(n), flush=True)
 class Lossy:
     """The three namespaces, the veth pairs and the relay runs."""
 
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: Env, nice: int = 0) -> None:
         env.tag = f"sll{env.tag[3:]}"  # sll<pid>: this bench's own names
         self.env = env
+        self.nice = nice  # of every process and thread that moves the transfers
         self.a, self.b, self.r = env.ns("a"), env.ns("b"), env.ns("r")
         sh("ip", "link", "add", "a0", "netns", self.a, "type", "veth", "peer", "name", "ra",
            "netns", self.r)
@@ -184,7 +190,9 @@ class Lossy:
 
     def spawn(self, ns: str, program: str, *args: str, stdin: bool = False
               ) -> subprocess.Popen[str]:
-        p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", program, *args],
+        nice = ["nice", "-n", str(self.nice)] if self.nice else []
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *nice, sys.executable, "-c", program,
+                              *args],
                              stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
@@ -232,7 +240,7 @@ class Lossy:
                 relay = self.relay("tap0", loss, delay, seed)
                 sink = self.spawn(self.b, PEER, "sink", str(PORT))
                 wait_ready(sink)
-                seconds, retransmits, cpu = stack.submit(_send(node, cc, size),
+                seconds, retransmits, cpu = stack.submit(_send(node, cc, size, self.nice),
                                                          timeout=TRANSFER_TIMEOUT)
                 got = finish(sink, 30)
                 assert got["bytes"] == size, got
@@ -251,9 +259,13 @@ def _schedstat() -> tuple[float, float]:
     return int(run) / 1e9, int(wait) / 1e9
 
 
-async def _send(node: Any, cc: str, size: int) -> tuple[float, int, tuple[float, float]]:
+async def _send(node: Any, cc: str, size: int, nice: int = 0
+                ) -> tuple[float, int, tuple[float, float]]:
     """stacklab's sender: ``size`` bytes in 256 KiB writes, half-close, wait for the close;
-    the seconds, the retransmissions, and the loop thread's CPU and CPU-wait seconds."""
+    the seconds, the retransmissions, and the loop thread's CPU and CPU-wait seconds. ``nice``:
+    the loop thread's niceness (its own: a new stack thread per transfer)."""
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     chunk = memoryview(bytes(range(256)) * 1024)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -282,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delay", default="10ms", help="delay each way (10ms: a 20 ms RTT)")
     ap.add_argument("--seed", type=int, default=1, help="the relay's loss pattern")
     ap.add_argument("--repeats", type=int, default=1, help="each cell the best of N runs")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="niceness of the relay, the peers and stacklab's thread (0)")
     args = ap.parse_args(argv)
     problem = environment_problem()
     if problem:
@@ -306,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                     notes.append(f"{who} -> Linux, {cc}: not measured ({cc} not available)")
     env = Env()
     try:
-        path = Lossy(env)
+        path = Lossy(env, args.nice)
         for _ in range(args.repeats):  # interleaved: each round measures every cell once
             for who, cc, loss in cells:
                 run = path.linux if who == "Linux" else path.stacklab
@@ -331,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{c['lr.lag_mean_ms']:.1f}/{c['lr.lag_max_ms']:.0f}",
                      f"{c['rl.lag_mean_ms']:.1f}/{c['rl.lag_max_ms']:.0f}", cpu))
     print(f"bulk TCP goodput through the relay: {size / 2**20:g} MiB, RTT {2 * delay * 1e3:g} ms, "
-          f"loss {args.loss:.0%} each way (seed {args.seed}), MTU 1500, best of {args.repeats}")
+          f"loss {args.loss:.0%} each way (seed {args.seed}), MTU 1500, best of {args.repeats}, "
+          f"nice {args.nice}")
     print(table(["sender -> receiver, cc", "loss", "MB/s", "retransmits", "lost/frames fwd",
                  "lost/frames back", "relay overruns", "relay lag fwd ms", "relay lag back ms",
                  "sender cpu/wait s"], rows, align="<>>>>>>>>>"))
