@@ -37,10 +37,11 @@ thread among the machine's other processes. ``--repeats N``: each cell the best 
 the runs interleaved. ``--nice N`` runs everything the bench starts at that niceness, the same
 for every sender: the relay, the Linux peers (whose TCP works in the kernel, much of it in
 softirq, ahead of any process) and stacklab's loop thread (which otherwise competes with every
-other load on the machine for its CPU).
+other load on the machine for its CPU); with the scheduler's autogroups (each session a group,
+niceness counting only inside it) their groups get that niceness too (``/proc/PID/autogroup``).
 
 Usage: ``sudo python3 bench/lossy_linux.py [--quick] [--size 16MiB] [--loss 0.05] [--delay 10ms]
-[--repeats 1] [--nice 0]``.
+[--repeats 1] [--nice 0]`` (with ``--nice``, under ``setsid`` when started from a shell).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,8 @@ class Lossy:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
         self.env.procs.append(p)
+        if self.nice:
+            autogroup_nice(p.pid, self.nice)  # its own session: its own group
         return p
 
     def relay(self, left: str, loss: float, delay: float, seed: int) -> subprocess.Popen[str]:
@@ -250,6 +254,23 @@ class Lossy:
                 stack.stop()
         finally:
             tap.close()
+
+
+def autogroup_nice(pid: int | str, nice: int) -> None:
+    """Give the scheduler autogroup of process ``pid`` (its session) niceness ``nice``; nothing
+    where the kernel has no autogroups. A child started in a new session is waited for (100 ms
+    at most) until it is its session's leader, so the group is its own, not ours."""
+    try:
+        if pid != "self":
+            for _ in range(100):
+                with open(f"/proc/{pid}/stat") as fp:
+                    if int(fp.read().rsplit(")", 1)[1].split()[3]) == pid:  # the session id
+                        break
+                time.sleep(0.001)
+        with open(f"/proc/{pid}/autogroup", "w") as fp:
+            fp.write(str(nice))
+    except (OSError, ValueError):
+        pass
 
 
 def _schedstat() -> tuple[float, float]:
@@ -320,6 +341,12 @@ def main(argv: list[str] | None = None) -> int:
                     notes.append(f"{who} -> Linux, {cc}: not measured ({cc} not available)")
     env = Env()
     try:
+        if args.nice:  # stacklab's thread runs in this process: its group, not the caller's
+            try:
+                os.setsid()
+            except OSError:  # a process group leader (a shell's job): run it under setsid(1)
+                print("lossy_linux: --nice also applies to the caller's session (not setsid)")
+            autogroup_nice("self", args.nice)
         path = Lossy(env, args.nice)
         for _ in range(args.repeats):  # interleaved: each round measures every cell once
             for who, cc, loss in cells:
