@@ -342,10 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     env = Env()
     try:
         if args.nice:  # stacklab's thread runs in this process: its group, not the caller's
-            try:
-                os.setsid()
-            except OSError:  # a process group leader (a shell's job): run it under setsid(1)
-                print("lossy_linux: --nice also applies to the caller's session (not setsid)")
+            if os.getsid(0) != os.getpid():
+                try:
+                    os.setsid()
+                except OSError:  # a process group leader (a shell's job): use setsid(1)
+                    print("lossy_linux: --nice applies to the caller's session too (setsid)")
             autogroup_nice("self", args.nice)
         path = Lossy(env, args.nice)
         for _ in range(args.repeats):  # interleaved: each round measures every cell once
