@@ -18,6 +18,14 @@ time has not come and the TCB's PACING timer brings it back then. As Linux: the 
 ``UNPACED_SEGS`` (10) data segments of a connection are not paced (the original ``sch_fq`` let a
 flow's first 10 MSS go), and a packet sent later than its time ("OS jitter": the clock ran
 ahead of the schedule) gets that lateness back as credit, at most half its own length's time.
+Not as Linux, whose pacing timer is a microsecond-exact hrtimer: when the pacer held a segment
+back (the PACING timer armed for ``next_send``) and the loop comes back late — a real-time
+asyncio loop's timers fire a millisecond late or more (epoll's millisecond timeout, a busy
+host's scheduling) — the schedule is kept, up to ``MAX_TIMER_CREDIT`` behind the clock: every
+packet whose time has passed leaves now, as it would have on time, so the rate stays the
+pacing rate (half a packet of credit per packet lets a 4 MB/s flow whose timers come 0-4 ms
+late out at half its rate, and BBR, which measures what it sends, lowers its estimate round
+after round).
 Linux paces TSO packets, not segments: a packet of
 ``tcp_tso_autosize`` segments (about 1 ms of data at the pacing rate, at least
 ``tcp_min_tso_segs``) leaves at once when its time has come, so the segments of one such packet
@@ -34,11 +42,11 @@ from .tso import GSO_MAX_SIZE
 SS_RATIO = 2.0  # net.ipv4.tcp_pacing_ss_ratio (percent / 100)
 CA_RATIO = 1.2  # net.ipv4.tcp_pacing_ca_ratio
 UNPACED_SEGS = 10  # Linux tcp_update_skb_after_send: data_segs_out below this is not paced
-MAX_TIMER_CREDIT = 0.005  # seconds of a late PACING timer made up (a longer stall is not)
+MAX_TIMER_CREDIT = 0.005  # seconds a held-back schedule may lag the clock (a longer stall is lost)
 
 
 class Pacer:
-    __slots__ = ("rate", "next_send", "max_rate", "burst", "segs", "paced", "timer_late")
+    __slots__ = ("rate", "next_send", "max_rate", "burst", "segs", "paced", "held")
 
     def __init__(self, max_rate: float | None) -> None:
         self.rate = 0.0  # bytes/s; 0: not known yet, no pacing
@@ -47,7 +55,7 @@ class Pacer:
         self.burst = 0  # segments of the current TSO-sized packet still to leave with it
         self.segs = 0  # data segments sent (Linux tp->data_segs_out)
         self.paced = False  # the current packet moves next_send (not one of the first 10 MSS)
-        self.timer_late = 0.0  # how late the PACING timer ran, for the packet it lets out
+        self.held = False  # a segment waited for next_send: the schedule binds (kept if late)
 
     def update(self, cc: CongestionController, srtt: float | None, flight: int) -> None:
         """After an ACK: the rate from the controller, or from cwnd/SRTT (Linux
@@ -64,23 +72,22 @@ class Pacer:
         self.rate = rate if rate != float("inf") else 0.0
 
     def ready(self, now: float) -> bool:
-        """May a segment leave now: its time has come, or it belongs to the packet that left."""
-        return self.burst > 0 or now >= self.next_send
-
-    def on_timer(self, now: float) -> None:
-        """The PACING timer, armed for ``next_send``, ran now."""
-        self.timer_late = now - self.next_send if now > self.next_send else 0.0
+        """May a segment leave now: its time has come, or it belongs to the packet that left.
+        Not yet: the segment is held back for ``next_send`` (the caller arms the PACING timer),
+        and the schedule binds until it has caught up with the clock."""
+        if self.burst > 0 or now >= self.next_send:
+            return True
+        self.held = True
+        return False
 
     def on_sent(self, n: int, now: float, mss: int, min_segs: int) -> None:
         """``n`` bytes left now: the next segment waits n/rate; a segment that starts a packet
         opens it for ``tcp_tso_autosize`` segments in all. Per packet, as Linux: unpaced while
         it is among the connection's first ``UNPACED_SEGS`` segments; the time by which it left
         late shortens the schedule (tcp_update_skb_after_send: OS jitter), by at most half the
-        packet's own time (``len_ns -= min(len_ns / 2, credit)``), or by as much as the PACING
-        timer itself ran late, up to ``MAX_TIMER_CREDIT``: Linux's timers are microseconds
-        late, a real-time loop's a millisecond or more, which would otherwise keep the rate
-        below the pacing rate (and BBR, which measures what it sends, would lower its estimate
-        round after round)."""
+        packet's own time (``len_ns -= min(len_ns / 2, credit)``). After a hold, every packet
+        that leaves late, until the schedule has caught up with the clock, takes all of its
+        lateness up to ``MAX_TIMER_CREDIT`` (the module's docstring)."""
         segs = self.segs
         self.segs = segs + 1
         rate = self.rate
@@ -96,16 +103,20 @@ class Pacer:
         pkt = max(min(int(rate) >> 10, GSO_MAX_SIZE) // mss, min_segs)
         self.burst = pkt - 1
         self.paced = segs + pkt >= UNPACED_SEGS  # data_segs_out counts the packet's own
-        start = self.next_send if self.next_send > now else now
+        nxt = self.next_send
+        start = nxt if nxt > now else now
         if not self.paced:
             self.next_send = start
             return
-        timer = self.timer_late if self.timer_late < MAX_TIMER_CREDIT else MAX_TIMER_CREDIT
-        self.timer_late = 0.0
         # tcp_wstamp_ns - prior_wstamp (none before the first send), within what it may take
-        late = start - self.next_send if self.next_send else 0.0
-        half = pkt * t / 2
-        self.next_send = start + t - min(late, half if half > timer else timer)
+        late = start - nxt if nxt else 0.0
+        cap = pkt * t / 2
+        if self.held:  # the loop, not the flow, was late: its lateness, up to the bound
+            if not late:
+                self.held = False  # caught up: the next wait holds again
+            elif cap < MAX_TIMER_CREDIT:
+                cap = MAX_TIMER_CREDIT
+        self.next_send = start + t - (late if late < cap else cap)
 
 
 def pacer_for(cc: CongestionController, cfg: TcpConfig, old: Pacer | None) -> Pacer | None:

@@ -185,7 +185,7 @@ class Recovery:
 
     __slots__ = ("sacked", "retrans", "in_recovery", "recovery_point", "sack_mode",
                  "inflation", "high_rxt", "dsacks", "episodes", "rescue_done", "lost",
-                 "rack_mode", "lost_total", "new_sacked")
+                 "rack_mode", "lost_total", "new_sacked", "_pipe_memo")
 
     def __init__(self) -> None:
         self.sacked = RangeSet()  # SACKed positions above SND.UNA
@@ -204,6 +204,9 @@ class Recovery:
         # have become SACKed (rack.py, rate.py look there, not through the whole scoreboard)
         self.new_sacked: list[tuple[int, int]] = []
         self.rack_mode = False
+        # the last pipe: (una, high_data, mss, rack_mode, pipe before the floor at 0); every
+        # method that changes the scoreboard forgets it (pipe: new data above it adds itself)
+        self._pipe_memo: tuple[int, int, int, bool, int] | None = None
 
     # -- scoreboard ---------------------------------------------------------------------------
     def on_sack(self, una: int, high_data: int, blocks: list[tuple[int, int]],
@@ -214,6 +217,7 @@ class Recovery:
         new = 0
         fresh: list[tuple[int, int]] = []
         self.new_sacked = fresh
+        self._pipe_memo = None
         below = una if ack is None else max(una, ack)
         for i, (s, e) in enumerate(blocks):
             if e <= s:
@@ -231,6 +235,7 @@ class Recovery:
         return new
 
     def on_cumulative_ack(self, una: int) -> None:
+        self._pipe_memo = None
         if self.sacked.starts:
             self.sacked.remove_below(una)
         if self.retrans.starts:
@@ -241,6 +246,7 @@ class Recovery:
     def mark_lost(self, start: int, end: int) -> None:
         """RACK deems ``[start, end)`` lost: a retransmission of it is lost too, so it may be
         sent again (RFC 8985 §6.2 step 5; Linux tcp_mark_skb_lost)."""
+        self._pipe_memo = None
         new = self.lost.add(start, end)
         if self.retrans.starts:
             new += self.retrans.covered_between(start, end)  # a retransmission lost again
@@ -268,7 +274,21 @@ class Recovery:
         return pos < self.lost_limit(una, mss) and self.sacked.containing(pos) is None
 
     def pipe(self, una: int, high_data: int, mss: int) -> int:
-        """RFC 6675 SetPipe, in bytes."""
+        """RFC 6675 SetPipe, in bytes. It is asked before every segment sent in recovery:
+        when only new data went out since the last answer (nothing SACKed, marked lost or
+        resent above its HighData), the new bytes count once each and nothing is walked."""
+        memo = self._pipe_memo
+        if memo is not None and memo[0] == una and memo[1] <= high_data and memo[2] == mss \
+                and memo[3] is self.rack_mode:
+            top = memo[1]
+            if top == high_data:
+                return memo[4] if memo[4] > 0 else 0
+            if (not self.sacked.ends or self.sacked.ends[-1] <= top) \
+                    and (not self.lost.ends or self.lost.ends[-1] <= top) \
+                    and (not self.retrans.ends or self.retrans.ends[-1] <= top):
+                n = memo[4] + high_data - top
+                self._pipe_memo = (una, high_data, mss, memo[3], n)
+                return n if n > 0 else 0
         flight = high_data - una
         sacked = self.sacked.covered_between(una, high_data)
         if self.rack_mode:
@@ -281,7 +301,9 @@ class Recovery:
             - retrans.overlap(self.sacked, una) if retrans.starts else 0
         # a lost byte retransmitted counts once (the retransmission); a byte retransmitted but not
         # (yet) deemed lost counts twice (RFC 6675 SetPipe (a) and (b))
-        return max(0, flight - sacked - lost + rx_unsacked)
+        n = flight - sacked - lost + rx_unsacked
+        self._pipe_memo = (una, high_data, mss, self.rack_mode, n)
+        return n if n > 0 else 0
 
     def next_seg(self, una: int, high_data: int, mss: int) -> tuple[int, int] | None:
         """A retransmission chosen by NextSeg rules (1) and (3): ``(position, max length)``.
@@ -327,6 +349,7 @@ class Recovery:
 
     def on_retransmit(self, pos: int, n: int) -> None:
         if (self.in_recovery or self.rack_mode) and n > 0:
+            self._pipe_memo = None
             self.retrans.add(pos, pos + n)
             self.high_rxt = max(self.high_rxt, pos + n)
 
@@ -339,6 +362,7 @@ class Recovery:
         self.high_rxt = 0
         if not self.rack_mode:
             self.retrans.clear()
+            self._pipe_memo = None
         self.episodes += 1
         self.rescue_done = False
 
@@ -347,6 +371,7 @@ class Recovery:
         self.inflation = 0
         if not self.rack_mode:
             self.retrans.clear()
+            self._pipe_memo = None
 
     def on_rto(self) -> None:
         """A timeout ends any fast recovery episode; the scoreboard is kept (RFC 6675 §5.1:
@@ -355,6 +380,7 @@ class Recovery:
         self.leave()
         self.lost.clear()
         self.retrans.clear()
+        self._pipe_memo = None
 
 
 __all__ = ["DUPTHRESH", "RangeSet", "Recovery"]

@@ -391,8 +391,6 @@ class Tcb(TcbOutput):
         """The deadline of ``kind`` passed. True: the connection ended, nothing more to do."""
         st = self.state
         if kind is PACING_TIMER:
-            if self.pacer is not None:  # how late it ran (pacing.py: made up)
-                self.pacer.on_timer(now)
             return False  # the next paced segment may leave: handle_timer's output() sends it
         if kind is RTO_TIMER:
             self._on_rto(now)

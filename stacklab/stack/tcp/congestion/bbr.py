@@ -22,8 +22,16 @@ Linux calls ``cong_control``; BBR follows that state itself (Linux ``prev_ca_sta
 bytes come off cwnd; entering fast recovery, cwnd is the flight plus what the ACK delivered and
 follows packet conservation for a round; when recovery (fast, or after a timeout) ends, the
 window before it comes back. An RTO restarts from one segment, grown by what is delivered.
-Lengths are in bytes, rates in bytes/s, times in seconds. Not modelled: ACK aggregation
-(extra_acked) and the long-term (policer) bandwidth.
+
+ACK aggregation, as Linux's ``bbr_update_ack_aggregation``: when ACKs come in bursts (a
+receiver's or a middlebox's aggregation, or a sender that reads its ACKs late, as a busy
+real-time loop does), more is delivered in an epoch than the bandwidth estimate explains; the
+largest such excess of the last 5-10 round trips (two windows of 5) is added to the window's
+target once the pipe is full, at most one cwnd and 100 ms of the bandwidth, so that the flight
+does not starve between the bursts.
+
+Lengths are in bytes, rates in bytes/s, times in seconds. Not modelled: the long-term (policer)
+bandwidth.
 """
 
 from __future__ import annotations
@@ -51,6 +59,10 @@ FULL_BW_GROWTH = 1.25  # STARTUP ends once three rounds grow the estimate less t
 FULL_BW_ROUNDS = 3
 PACING_MARGIN = 0.01  # pace 1 % below the estimate (Linux bbr_pacing_margin_percent)
 MIN_TSO_RATE = 1_200_000 / 8  # bytes/s below which the send quantum is one segment, not two
+EXTRA_ACKED_GAIN = 1.0  # bbr_extra_acked_gain: the aggregation allowance's gain
+EXTRA_ACKED_WIN_ROUNDS = 5  # bbr_extra_acked_win_rtts: each of the two windows' length
+EXTRA_ACKED_MAX = 0.100  # bbr_extra_acked_max_us: the allowance is at most 100 ms of bandwidth
+ACK_EPOCH_RESET_SEGS = 1 << 20  # bbr_ack_epoch_acked_reset_thresh (packets)
 
 
 class Bbr(CongestionController):
@@ -83,6 +95,11 @@ class Bbr(CongestionController):
         self.prev_ca_state = OPEN  # the loss state of the last sample that delivered data
         self.idle_restart = False
         self.has_seen_rtt = False
+        self.extra_acked = [0, 0]  # the largest excess delivered per 5-round window (bytes)
+        self.extra_acked_idx = 0
+        self.extra_acked_rounds = 0
+        self.ack_epoch_start: float | None = None  # None: the next ACK starts an epoch
+        self.ack_epoch_acked = 0
         self._rng = random.Random(mss)  # the first PROBE_BW phase (deterministic per run)
         self.pacing_rate = self._initial_rate(0.001)  # Linux: 1 ms until an RTT is known
 
@@ -109,6 +126,7 @@ class Bbr(CongestionController):
 
     def on_rate_sample(self, rs: RateSample, now: float) -> None:
         self._update_bw(rs)
+        self._update_ack_aggregation(rs, now)
         if self.mode == PROBE_BW and self._next_cycle_phase(rs, now):
             self._advance_cycle(now)
         self._check_full_bw(rs)
@@ -139,6 +157,39 @@ class Bbr(CongestionController):
             window.append((self.round_count, bw))
         while self._bw and self._bw[0][0] <= self.round_count - BW_WINDOW_ROUNDS:
             self._bw.popleft()
+
+    def _update_ack_aggregation(self, rs: RateSample, now: float) -> None:
+        """The excess this ACK's epoch delivered over what the estimate expects (Linux
+        bbr_update_ack_aggregation): an epoch starts again when the ACKs fall behind the
+        estimate, and its excess is the window's largest, at most one cwnd."""
+        acked = rs.newly_delivered
+        if acked <= 0 or rs.interval <= 0:
+            return
+        if self.round_start:
+            self.extra_acked_rounds = min(self.extra_acked_rounds + 1, 0x1F)
+            if self.extra_acked_rounds >= EXTRA_ACKED_WIN_ROUNDS:
+                self.extra_acked_rounds = 0
+                self.extra_acked_idx ^= 1
+                self.extra_acked[self.extra_acked_idx] = 0
+        start = self.ack_epoch_start
+        expected = int(self.max_bw * (now - start)) if start is not None else 0
+        if start is None or self.ack_epoch_acked <= expected \
+                or self.ack_epoch_acked + acked >= ACK_EPOCH_RESET_SEGS * self.mss:
+            self.ack_epoch_acked = 0
+            self.ack_epoch_start = now
+            expected = 0
+        self.ack_epoch_acked += acked
+        extra = min(self.ack_epoch_acked - expected, self.cwnd)
+        if extra > self.extra_acked[self.extra_acked_idx]:
+            self.extra_acked[self.extra_acked_idx] = extra
+
+    def _ack_aggregation_cwnd(self) -> int:
+        """What ACK aggregation adds to the window's target once the pipe is full (Linux
+        bbr_ack_aggregation_cwnd): the larger window's excess, at most 100 ms of bandwidth."""
+        if not self.full_bw_reached:
+            return 0
+        extra = int(EXTRA_ACKED_GAIN * max(self.extra_acked))
+        return min(extra, int(self.max_bw * EXTRA_ACKED_MAX))
 
     def _next_cycle_phase(self, rs: RateSample, now: float) -> bool:
         full_length = self.min_rtt is not None and now - self.cycle_stamp > self.min_rtt
@@ -256,7 +307,8 @@ class Bbr(CongestionController):
             if self.packet_conservation:
                 cwnd = max(cwnd, rs.in_flight + acked)  # one round of conservation
             else:
-                target = self.bdp(self.cwnd_gain) + self._quantum()
+                target = self.bdp(self.cwnd_gain) + self._ack_aggregation_cwnd() \
+                    + self._quantum()
                 if self.full_bw_reached:
                     cwnd = min(cwnd + acked, target)
                 elif cwnd < target or rs.delivered_total < INITIAL_WINDOW_SEGMENTS * mss:
@@ -313,6 +365,7 @@ class Bbr(CongestionController):
     def on_idle(self, idle: float, rto: float, restart: bool) -> None:
         super().on_idle(idle, rto, restart)
         self.idle_restart = True  # Linux CA_EVENT_TX_START from an app-limited idle
+        self.ack_epoch_start = None  # ... which starts a new aggregation epoch too
 
     def adopt(self, old: CongestionController) -> None:
         self.cwnd = old.cwnd  # ssthresh stays "infinite": BBR does not use it
