@@ -459,7 +459,9 @@ class TcbOutput(TcbVars):
                                                        self._tso_defer)  # gso.py
         nxt = self.snd_nxt
         base = self.sendbuf.base
-        whole = -1  # skbs up to here fit the room whole: no TSO deferral to judge (tso_defer.py)
+        # skbs up to here fit the room whole: no TSO deferral to judge (tso_defer.py) but the
+        # last one's, which a write may still fill
+        whole = -1
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
             avail = total - off
@@ -470,6 +472,9 @@ class TcbOutput(TcbVars):
                 whole = self._skb_end(pos)
                 if whole - pos > room - ((nxt - una) & MASK):
                     break  # cwnd cuts this skb: the general path judges whether it waits
+                if whole >= base + total and self._tso_defer(
+                        nxt, self.cc.cwnd - ((nxt - una) & MASK), now)[0]:
+                    break  # the last skb may get more data: it may wait too (as Linux)
             self._emit(nxt, ACK | PSH if self.sendbuf.pushed(off, mss) else ACK,
                        bytes(data[off:off + mss]), now)
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK

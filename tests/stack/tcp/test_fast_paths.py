@@ -27,7 +27,7 @@ from stacklab.wire.ipv4 import build_ipv4
 from stacklab.wire.tcp import build_tcp
 
 from . import reference
-from .pair import Pair
+from .pair import Pair, wire
 
 U32 = st.integers(0, 0xFFFFFFFF)
 
@@ -293,3 +293,82 @@ def test_header_prediction_matches_the_general_paths(seed):
     assert any(sent)
     if use_ecn:
         assert fast.stats.ecn_ce_in > 0
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_the_senders_fast_paths_match_the_general_paths_in_bulk(seed):
+    """A bulk sender (the send fast path runs after most of its ACKs) and its copy with
+    ``fast_path = False`` get the same ACKs from a real receiver, over a path that
+    now and then loses, reorders or delays a data segment (recovery, RACK, undo, TLP and RTO
+    run, and the fast paths hand over to the general ones and back), while the application
+    writes in bursts, also after idle periods, and closes: after every segment and timer both
+    hold the same state and send the same segments."""
+    rnd = random.Random(1000 + seed)
+    cfg = TcpConfig(nodelay=rnd.random() < 0.3, timestamps=rnd.random() < 0.8,
+                    sack=rnd.random() < 0.8, window_scaling=rnd.random() < 0.8,
+                    send_buffer=rnd.choice([None, None, 64 * 1024]))
+    p = Pair(cfg, TcpConfig(recv_buffer=rnd.choice([64 * 1024, 256 * 1024, 1 << 20])))
+    p.handshake()
+    fast = p.a
+    slow = copy.deepcopy(fast)
+    slow.fast_path = False
+    assert fast.state is State.ESTABLISHED
+    taken = []
+    predicted = fast._send_predicted
+
+    def counted(now):
+        ok = predicted(now)
+        taken.append(ok)
+        return ok
+
+    fast._send_predicted = counted
+    loss = rnd.choice([0.0, 0.01, 0.03])
+    left = rnd.choice([300_000, 1_000_000])
+    held: list = []  # data segments delayed past the ones behind them
+    now = p.now
+
+    def deliver_to_sender(now):
+        views = p.segs(p.b)
+        for v in views:
+            fast.receive(v, now)
+            slow.receive(v, now)
+            assert snapshot(fast) == snapshot(slow), f"seed {seed} at {now}: {v!r}"
+
+    for step in range(3000):
+        if left and rnd.random() < 0.3:  # the application writes what the buffer takes
+            data = rnd.randbytes(min(left, rnd.choice([1000, 20000, 65536])))
+            took = [t.send(data) for t in (fast, slow)]
+            assert took[0] == took[1]
+            for t in (fast, slow):
+                t.output(now)
+            left -= took[0]
+            if not left:
+                for t in (fast, slow):
+                    t.close(now)
+        out = fast.segments_to_send()
+        assert [_plain(s) for s in out] == [_plain(s) for s in slow.segments_to_send()], step
+        views = [wire(fast, s) for s in out]
+        for v in held:
+            views.insert(rnd.randint(0, len(views)), v)  # reordered behind later segments
+        held = []
+        for v in views:
+            r = rnd.random()
+            if v.payload and r < loss:
+                continue
+            if v.payload and r < 2 * loss:
+                held.append(v)
+                continue
+            p.b.receive(v, now)
+        if rnd.random() < 0.7:
+            p.b.read(-1)
+            p.b.output(now)
+        deliver_to_sender(now)
+        now += rnd.choice([0.0005, 0.001, 0.001, 0.002, 0.3 * (rnd.random() < 0.01)])
+        for t in (fast, slow, p.b):
+            timer = t.get_timer()
+            if timer is not None and timer <= now:
+                t.handle_timer(now)
+        assert snapshot(fast) == snapshot(slow), f"seed {seed} step {step}"
+        if fast.state in (State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED):
+            break
+    assert any(taken)
