@@ -275,6 +275,32 @@ def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsac
         prr_update(tcb, delivered, una_advanced, newly_lost)
 
 
+def after_open_ack(tcb: RackTcb, now: float, una_pos: int, delivered: int,
+                   tsecr: int | None) -> None:
+    """:func:`after_ack` for the ACK the sender's fast path takes (``Tcb._ack_predicted``):
+    SND.UNA advanced in the Open state, not after a timeout, no SACK block or D-SACK, nothing
+    SACKed, no probe out. Of the whole, what can act: the undo of the last episode, and
+    RACK's detection when the newest segment delivered was a retransmission (what was sent
+    before it may now be lost)."""
+    rack = tcb.rack
+    rec = tcb.rec
+    if tcb.undo.active:
+        _try_undo(tcb, now, True, tsecr)
+    rack.orig_end = 1 << 62
+    if not rec.rack_mode:
+        return
+    if rack.dsack_round is not None and una_pos >= rack.dsack_round:
+        rack.dsack_round = None  # (on_dsack without one)
+    if rack.advanced:
+        if not rack.xmit_retrans:
+            rack.advanced = False  # (as after_ack: in-order delivery of first transmissions)
+        elif _detect(tcb, now):
+            if tcb.recover is None:
+                tcb._maybe_enter_recovery(now)
+            if tcb.recover is not None and rec.sack_mode:
+                prr_update(tcb, delivered, True, True)
+
+
 def _try_undo(tcb: RackTcb, now: float, una_advanced: bool, tsecr: int | None) -> None:
     """Linux tcp_try_undo_loss (after a timeout: Eifel on the first ACK that advances, and
     F-RTO), and tcp_try_undo_recovery / tcp_try_undo_dsack (a fast recovery over, its
