@@ -309,9 +309,8 @@ class TcbOutput(TcbVars):
                     self.cc.on_idle(now - self.lsndtime, self.rtt.rto,
                                     self.config.slow_start_after_idle)
                     self.lsndtime = now
-                sent_ack = self.fast_path and self._send_predicted(now)
-                if self._output_data(now):
-                    sent_ack = True
+                fast = self._send_predicted(now) if self.fast_path else None
+                sent_ack = self._output_data(now) if fast is None else fast
                 if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss and not self._more:
                     self._push(burst, top)
                 self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
@@ -438,49 +437,82 @@ class TcbOutput(TcbVars):
         offer = self.receive_window()
         return offer > cur and (cur < self.adv_mss or offer >= 2 * cur)
 
-    def _send_predicted(self, now: float) -> bool:
-        """The send side's header prediction: full-sized segments of new data while the peer's
-        window and cwnd leave room for them, with no loss recovery, SACK scoreboard, PLPMTUD
-        search, limited transmit or FIN in the way. ``_output_data`` (the general segmentizer,
-        its specification) sends whatever is left. True if a segment went out."""
+    def _send_predicted(self, now: float) -> bool | None:
+        """The send side's header prediction, in the Open state (no loss recovery, SACK
+        scoreboard, F-RTO, PLPMTUD search, pacing, MSG_EOR record, persist-timer push or
+        resend after a path MTU decrease; SND.NXT = SND.MAX): new data in full-sized segments
+        while the peer's window and cwnd leave room for them, in one loop that judges the TSO
+        deferral of each skb as ``_output_data`` (the general segmentizer, its specification)
+        would: an skb that fits the room whole goes without, except the last one (a write may
+        still fill it); from the first one the room cuts, each skb is judged. Where the general
+        path would stop (a deferral, no room for a segment, sender SWS avoidance, nothing left)
+        it stops; where it has more to judge (a short segment: Nagle, the SWS override; the
+        FIN) it hands over to ``_output_data``. Returns whether a segment went out, None when
+        not applicable (``output`` runs the general path)."""
         rec = self.rec
-        if self.recover is not None or self.fin_seq is not None or self.dupacks \
-                or self.pacer is not None or self.plpmtud.engaged or self.snd_nxt != self.snd_max \
-                or self.sendbuf.eors \
-                or (self.sack_ok and (len(rec.sacked) or rec.in_recovery)):
-            return False
+        if self.recover is not None or self.dupacks or self.pacer is not None \
+                or self.plpmtud.engaged or self.snd_nxt != self.snd_max or self._wakeup_push \
+                or self.sendbuf.eors or self.undo.frto_new is not None \
+                or rec.in_recovery or rec.sacked.starts:
+            return None
         mss = self.snd_mss
-        data = self.sendbuf.data
+        sendbuf = self.sendbuf
+        data = sendbuf.data
         total = len(data)
         una = self.snd_una
         data_una = self.snd_data_una
-        room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
+        wnd = self.snd_wnd
+        cwnd = self.cc.cwnd
+        fin_seq = self.fin_seq
         sent = self.gso_max > 0 and send_packets(self, self._emit, self.gso_max, now,
-                                                       self._tso_defer)  # gso.py
+                                                 self._tso_defer)  # gso.py
         nxt = self.snd_nxt
-        base = self.sendbuf.base
-        # skbs up to here fit the room whole: no TSO deferral to judge (tso_defer.py) but the
-        # last one's, which a write may still fill
-        whole = -1
+        base = sendbuf.base
+        end = base + total
+        whole = -1  # the end of the skb at SND.NXT once looked at
+        decided = -1  # from the first skb the room cuts: each skb is judged, up to here
+        emit = self._emit
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
             avail = total - off
-            if avail < mss or room - ((nxt - una) & MASK) < mss:
-                break
+            flight = (nxt - una) & MASK
+            usable = wnd - flight
+            if cwnd - flight < usable:
+                usable = cwnd - flight
+            if avail < mss or usable < mss or (fin_seq is not None and avail == mss):
+                # what the general path does with less than a full segment, or the FIN
+                if avail <= 0 and (fin_seq is None or nxt != fin_seq):
+                    break  # nothing new to send
+                if avail > 0 and (usable <= 0 or (
+                        usable < mss and usable < avail and not self._sws_override
+                        and (usable < self.max_sndwnd // 2 or not self.max_sndwnd))):
+                    break  # no room, or window-limited: SWS avoidance (RFC 9293 §3.8.6.2.1)
+                if sent and self.deadlines[RTO_TIMER] is None:
+                    self._arm(RTO_TIMER, now + self.rtt.rto)
+                return self._output_data(now) or sent
             pos = base + off
-            if pos >= whole:
+            if decided >= 0:
+                if pos >= decided:
+                    defer, decided = self._tso_defer(nxt, cwnd - flight, now)
+                    if defer:
+                        break
+            elif pos >= whole:
                 whole = self._skb_end(pos)
-                if whole - pos > room - ((nxt - una) & MASK):
-                    break  # cwnd cuts this skb: the general path judges whether it waits
-                if whole >= base + total and self._tso_defer(
-                        nxt, self.cc.cwnd - ((nxt - una) & MASK), now)[0]:
-                    break  # the last skb may get more data: it may wait too (as Linux)
-            self._emit(nxt, ACK | PSH if self.sendbuf.pushed(off, mss) else ACK,
-                       bytes(data[off:off + mss]), now)
+                if whole - pos > usable:  # the room cuts this skb: judged from here on
+                    defer, decided = self._tso_defer(nxt, cwnd - flight, now)
+                    if defer:
+                        break
+                elif whole >= end and self._tso_defer(nxt, cwnd - flight, now)[0]:
+                    break  # the last skb, whole: it may wait too (as Linux)
+            emit(nxt, ACK | PSH if sendbuf.pushed(off, mss) else ACK,
+                 bytes(data[off:off + mss]), now)
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
         if sent and self.deadlines[RTO_TIMER] is None:
             self._arm(RTO_TIMER, now + self.rtt.rto)
+        # what the general path does when it stops (SND.NXT = SND.MAX here)
+        self.pmtu_keep = None
+        self._sws_override = False
         return sent
 
     def _output_data(self, now: float) -> bool:
