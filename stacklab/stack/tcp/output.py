@@ -32,7 +32,7 @@ from .gso import as_segments, send_packets
 from .plpmtud import PlpmtudState
 from .rack import schedule_tlp
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
-from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
+from .seq import HALF, MASK, MOD, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .sndbuf import ends_skb, on_sent
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PACING_TIMER, PERSIST_TIMER, RTO_TIMER
@@ -178,21 +178,21 @@ class TcbOutput(TcbVars):
         if self.ecn is not None:  # ECE, CWR and ECT(0) (ecn.py)
             self.ecn.on_emit(self, seg)
         stats.segs_out += 1
-        if payload:
+        n = len(payload)
+        if n:
             self.lsndtime = now
-            stats.bytes_sent += len(payload)
+            stats.bytes_sent += n
             if self.unacked_since is None:
                 self._set_unacked_since(now)
         elif flags & FIN and self.unacked_since is None:
             self._set_unacked_since(now)
-        if payload or flags & FIN:  # the transmission record (sent.py); PRR counts what
-            # recovery sends
+        if n or flags & FIN:  # the transmission record (sent.py); PRR counts what recovery
+            # sends
             # _abs(seq) and seq_lt(seq, SND.MAX) written out (once per data segment)
             d = (seq - self.snd_data_una) & MASK
-            pos = self.sendbuf.base + (d - (MASK + 1) if d > HALF else d)
+            pos = self.sendbuf.base + (d - MOD if d > HALF else d)
             smax = self.snd_max
             retrans = seq != smax and ((smax - seq) & MASK) < HALF
-            n = len(payload)
             rec, unsacked = self.sent.on_sent(pos, pos + n + (1 if flags & FIN else 0), n, now,
                                               retrans, bool(flags & FIN), bool(flags & PSH))
             if unsacked:
@@ -205,8 +205,8 @@ class TcbOutput(TcbVars):
                 self.prr.out += 1  # in a cwnd reduction (Linux tcp_in_cwnd_reduction)
             if retrans and self.undo.active:
                 self.undo.on_retransmit(ts[0] if ts is not None else None)
-        if payload and self.trace is not None:  # the time-sequence graph's segments
-            self.trace(now, "send", {"seq": seq_sub(seq, self.iss), "len": len(payload)})
+        if n and self.trace is not None:  # the time-sequence graph's segments
+            self.trace(now, "send", {"seq": seq_sub(seq, self.iss), "len": n})
         self._out.append(seg)
 
     def _emit_syn(self, seq: int, flags: int, payload: bytes, now: float) -> None:
@@ -316,10 +316,12 @@ class TcbOutput(TcbVars):
                 self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
                 self._cwnd_validate()
                 chrono.after_output(self, sent_ack, now)  # tcpi_*_limited (chrono.py)
-                if self.rate is not None:  # app-limited mark for rate samples (rate.py)
-                    self.rate.check_app_limited(
-                        len(self.sendbuf.data) - seq_sub(self.snd_nxt, self.snd_data_una),
-                        self._in_flight(), self.cc.cwnd, self.snd_mss)
+                rate = self.rate
+                if rate is not None:  # app-limited mark for rate samples (rate.py)
+                    unsent = len(self.sendbuf.data) - seq_sub(self.snd_nxt, self.snd_data_una)
+                    if unsent < self.snd_mss:  # (the only case that needs the flight)
+                        rate.check_app_limited(unsent, self._in_flight(), self.cc.cwnd,
+                                               self.snd_mss)
                 if self.snd_max != top:
                     schedule_tlp(self, now, False)  # new data out: the probe timeout restarts
                     on_sent(self)  # the skb the burst ended in is split there (sndbuf.py)
@@ -364,8 +366,11 @@ class TcbOutput(TcbVars):
         """Whether the unsent rest of the skb at SND.NXT waits for the next ACK (tso_defer.py),
         and where that skb ends; a wait that cwnd causes counts as cwnd-limited
         (``_cwnd_validate``)."""
-        pos = self._abs(nxt)
-        end = self._skb_end(pos)
+        d = (nxt - self.snd_data_una) & MASK  # _abs(nxt) and _skb_end(pos) written out
+        pos = self.sendbuf.base + (d - MOD if d > HALF else d)
+        ends = self.skb_ends
+        i = bisect_right(ends, pos)
+        end = ends[i] if i < len(ends) else self.sendbuf.end
         fin = self.fin_seq
         if end - pos <= self.snd_mss or (fin is not None and self._abs(fin) <= end):
             return False, end  # one segment (Nagle's case), or the FIN's skb: no deferral
@@ -419,10 +424,15 @@ class TcbOutput(TcbVars):
         # what was in flight when the new data went out, as cwnd counts it (Linux
         # tcp_packets_in_flight: in recovery the pipe, resends of this burst and a probe included)
         flight = self._in_flight() - sum(lengths)
-        # (a stand-in for a TSO packet's inner segment has no payload and ends nothing)
-        for k in packet_ends(lengths, [bool(seg.flags & PSH) or bool(seg.payload) and ends_skb(
-                                           self, self._abs(seg.seq) + len(seg.payload))
-                                       for seg in segs],
+        # each segment's end as a stream position (_abs written out); a stand-in for a TSO
+        # packet's inner segment has no payload and ends nothing (-1)
+        base, data_una = self.sendbuf.base, self.snd_data_una
+        ends = []
+        for seg, n in zip(segs, lengths, strict=True):
+            d = (seg.seq - data_una) & MASK
+            ends.append(base + (d - MOD if d > HALF else d) + n if n else -1)
+        for k in packet_ends(lengths, [bool(seg.flags & PSH) or at_end for seg, at_end in zip(
+                                           segs, ends_skb(self, ends), strict=True)],
                              flight, cc.cwnd, cc.ssthresh, self.snd_mss,
                              self.rtt.srtt, self.config.min_tso_segs):
             segs[k].flags |= PSH

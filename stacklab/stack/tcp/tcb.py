@@ -1406,8 +1406,7 @@ class Tcb(TcbOutput):
         self.retries = 0
         if rec.retrans.starts or rec.lost.starts:
             rec.on_cumulative_ack(pos)
-        mss = self.snd_mss
-        self.rack.on_cumulative_ack(acked, now, mss)
+        self.rack.on_cumulative_ack(acked, now, self.snd_mss)
         rate = self.rate
         if rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
             rs = rate.on_ack(acked, self.sent, pos, pos + ((snd_max - ack) & MASK), rec.sacked,
@@ -1418,7 +1417,12 @@ class Tcb(TcbOutput):
         if self.unacked_since is not None:
             self._set_unacked_since(None if ack == snd_max else now)
         self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
-        schedule_tlp(self, now, True)
+        # the probe timeout restarts (rack.py): below, where output() sends no new data, which
+        # restarts it itself; here, before RACK's detection, if that may run (it moves timers)
+        rack = self.rack
+        tlp_now = self.sack_ok and rec.rack_mode and rack.advanced and rack.xmit_retrans
+        if tlp_now:
+            schedule_tlp(self, now, True)
         self._events.append(SendSpace(sndbuf.wspace(self)))
         if ack == snd_max:
             chrono.on_acked_all(self, now)  # BUSY stops (chrono.py)
@@ -1434,7 +1438,10 @@ class Tcb(TcbOutput):
             if wnd > self.max_sndwnd:
                 self.max_sndwnd = wnd
         # -- receive()'s tail --
+        top = self.snd_max
         self.output(now)
+        if not tlp_now and self.snd_max == top:
+            schedule_tlp(self, now, True)
         if self.snd_nospace and sndbuf.check_space(self):  # a blocked writer's wake-up
             self.chrono.stop(chrono.SNDBUF_LIMITED, now, chrono.queues_empty(self))
         cc = self.cc
