@@ -287,8 +287,9 @@ class TcbOutput(TcbVars):
             if self.deadlines[RTO_TIMER] is None:
                 self._arm(RTO_TIMER, now + self.rtt.rto)
             return
-        if st is SYN_SENT or st is TIME_WAIT or (seq_le(self.snd_una, self.iss) and not (
+        if st is SYN_SENT or st is TIME_WAIT or (((self.iss - self.snd_una) & MASK) < HALF and not (
                 self.tfo is not None and self.tfo.child)):  # a TFO child sends before the ACK
+            # (seq_le(SND.UNA, ISS) written out: output runs after every segment)
             if self._ack_now and st is not SYN_SENT:
                 self._emit(self._ack_seq(), ACK, b"", now)
             return
@@ -296,9 +297,11 @@ class TcbOutput(TcbVars):
         xb = self.xmit_blocked  # the device queue refuses packets: no data goes (local_drop.py)
         if st is not FIN_WAIT_2 and (xb is None or not xb(self.remote_ip)):
             nxt = self.snd_nxt
+            d = (nxt - self.snd_data_una) & MASK  # what was sent: seq_sub(SND.NXT, data UNA)
+            sent = d - MOD if d > HALF else d
             if self.recover is None and nxt == self.snd_max \
                     and self.plpmtud.state is _PLPMTUD_DISABLED \
-                    and len(self.sendbuf.data) <= seq_sub(nxt, self.snd_data_una) \
+                    and len(self.sendbuf.data) <= sent \
                     and (self.fin_seq is None or nxt != self.fin_seq):
                 self._sws_override = False  # nothing new to send: _output_data would do only this
             else:
@@ -366,19 +369,24 @@ class TcbOutput(TcbVars):
         """Whether the unsent rest of the skb at SND.NXT waits for the next ACK (tso_defer.py),
         and where that skb ends; a wait that cwnd causes counts as cwnd-limited
         (``_cwnd_validate``)."""
+        sb = self.sendbuf
         d = (nxt - self.snd_data_una) & MASK  # _abs(nxt) and _skb_end(pos) written out
-        pos = self.sendbuf.base + (d - MOD if d > HALF else d)
+        pos = sb.base + (d - MOD if d > HALF else d)
+        tail = sb.base + len(sb.data)  # SendBuffer.end
         ends = self.skb_ends
         i = bisect_right(ends, pos)
-        end = ends[i] if i < len(ends) else self.sendbuf.end
+        end = ends[i] if i < len(ends) else tail
         fin = self.fin_seq
         if end - pos <= self.snd_mss or (fin is not None and self._abs(fin) <= end):
             return False, end  # one segment (Nagle's case), or the FIN's skb: no deferral
-        head = self.sent.records[0].xmit if self.sent.records else None
+        records = self.sent.records
+        head = records[0].xmit if records else None
         cc = self.cc
+        wnd = self.snd_wnd
+        d = (nxt - self.snd_una) & MASK  # seq_sub(SND.NXT, SND.UNA)
         defer, cwnd_limited = should_defer(
-            skb_len=end - pos, is_tail=end >= self.sendbuf.end, cong_win=cong_win,
-            send_win=self.snd_wnd - seq_sub(nxt, self.snd_una), snd_wnd=self.snd_wnd,
+            skb_len=end - pos, is_tail=end >= tail, cong_win=cong_win,
+            send_win=wnd - (d - MOD if d > HALF else d), snd_wnd=wnd,
             cwnd=cc.cwnd, ssthresh=cc.ssthresh, mss=self.snd_mss, srtt=self.rtt.srtt,
             min_tso_segs=self.config.min_tso_segs,
             idle=now - self.lsndtime if self.lsndtime is not None else 0.0,
@@ -389,10 +397,16 @@ class TcbOutput(TcbVars):
     def _cwnd_validate(self) -> None:
         """After sending: was cwnd what stopped us (Linux tcp_cwnd_validate, RFC 7661)? The
         verdict and the largest flight hold for one window of data."""
-        flight = seq_sub(self.snd_nxt, self.snd_una)
-        limited = flight + self.snd_mss > self.cwnd_effective or self.tso_deferred_cwnd_limited
+        una = self.snd_una
+        d = (self.snd_nxt - una) & MASK  # seq_sub(SND.NXT, SND.UNA), once per output
+        flight = d - MOD if d > HALF else d
+        cwnd = self.cc.cwnd
+        if self.recover is not None:  # cwnd_effective
+            cwnd = max(self.snd_mss, cwnd + self.rec.inflation)
+        limited = flight + self.snd_mss > cwnd or self.tso_deferred_cwnd_limited
         self.tso_deferred_cwnd_limited = False
-        if limited or not seq_lt(self.snd_una, self.cwnd_usage_seq) or (
+        use = self.cwnd_usage_seq  # (not seq_lt(SND.UNA, usage_seq) written out)
+        if limited or una == use or ((use - una) & MASK) >= HALF or (
                 not self.is_cwnd_limited and flight > self.max_flight):
             self.is_cwnd_limited = limited
             self.max_flight = flight
@@ -461,7 +475,8 @@ class TcbOutput(TcbVars):
         not applicable (``output`` runs the general path)."""
         rec = self.rec
         if self.recover is not None or self.dupacks or self.pacer is not None \
-                or self.plpmtud.engaged or self.snd_nxt != self.snd_max or self._wakeup_push \
+                or self.plpmtud.state is not _PLPMTUD_DISABLED or self.snd_nxt != self.snd_max \
+                or self._wakeup_push \
                 or self.sendbuf.eors or self.undo.frto_new is not None \
                 or rec.in_recovery or rec.sacked.starts:
             return None
@@ -481,6 +496,8 @@ class TcbOutput(TcbVars):
         end = base + total
         whole = -1  # the end of the skb at SND.NXT once looked at
         decided = -1  # from the first skb the room cuts: each skb is judged, up to here
+        marks = sendbuf.marks
+        mark = -1  # the first push mark after SND.NXT (SendBuffer.pushed, once per mark)
         emit = self._emit
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
@@ -514,8 +531,10 @@ class TcbOutput(TcbVars):
                         break
                 elif whole >= end and self._tso_defer(nxt, cwnd - flight, now)[0]:
                     break  # the last skb, whole: it may wait too (as Linux)
-            emit(nxt, ACK | PSH if sendbuf.pushed(off, mss) else ACK,
-                 bytes(data[off:off + mss]), now)
+            if pos >= mark:
+                i = bisect_right(marks, pos)
+                mark = marks[i] if i < len(marks) else 1 << 62
+            emit(nxt, ACK | PSH if mark <= pos + mss else ACK, bytes(data[off:off + mss]), now)
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
         if sent and self.deadlines[RTO_TIMER] is None:

@@ -122,33 +122,41 @@ class Rack:
         by transmission time, which makes a resent segment's short RTT win); and Linux's
         reordering degree: how far below the highest delivered end (FACK) the lowest segment
         delivered late, never resent, lay (tcp_check_sack_reordering)."""
+        # one pass (it runs for every ACK): the reordering degree is measured against FACK
+        # before this ACK (fack0)
+        fack0 = fack = self.fack
+        low = None
         for s in done:
-            if not s.retrans and s.end < self.orig_end:
-                self.orig_end = s.end
-        low = min((s.start for s in done if not s.retrans and s.end <= self.fack), default=None)
-        if low is not None:
-            self.reord_seen += 1
-            metric = self.fack - low
-            if metric > self.reordering * mss:
-                self.reordering = min(-(-metric // mss), 300)  # Linux tcp_max_reordering
-        for s in done:
+            end = s.end
+            retrans = s.retrans
+            if not retrans:
+                if end < self.orig_end:
+                    self.orig_end = end
+                if end <= fack0 and (low is None or s.start < low):
+                    low = s.start
             rtt = now - s.xmit
-            if s.retrans:
+            if retrans:
                 if self.min_rtt is not None and rtt < self.min_rtt:
                     continue  # ambiguous: the original may have been delivered
             elif self.min_rtt is None or rtt < self.min_rtt:
                 self.min_rtt = rtt
-            if s.end > self.fack:
-                self.fack = s.end
-            elif s.end < self.fack and not s.retrans:
+            if end > fack:
+                self.fack = fack = end
+            elif end < fack and not retrans:
                 self.reordering_seen = True  # delivered after a later segment (§6.2 step 3)
             self.rtt = rtt
             self.advanced = True
-            if _sent_after(s.xmit, s.order, self.xmit_ts, self.xmit_order):
-                self.xmit_ts = s.xmit
-                self.end_seq = s.end
+            xmit = s.xmit  # (_sent_after written out)
+            if xmit > self.xmit_ts or (xmit == self.xmit_ts and s.order > self.xmit_order):
+                self.xmit_ts = xmit
+                self.end_seq = end
                 self.xmit_order = s.order
-                self.xmit_retrans = s.retrans
+                self.xmit_retrans = retrans
+        if low is not None:
+            self.reord_seen += 1
+            metric = fack0 - low
+            if metric > self.reordering * mss:
+                self.reordering = min(-(-metric // mss), 300)  # Linux tcp_max_reordering
 
     # -- the reordering window and detection -------------------------------------------------
     def reo_wnd(self, in_recovery: bool, srtt: float) -> float:
