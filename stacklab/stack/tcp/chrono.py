@@ -88,17 +88,25 @@ def after_output(tcb: TcbLike, sent: bool, now: float) -> None:
     segment while cwnd had room (RWND_LIMITED), or not; and when it sent, with cwnd not the
     limit, nothing left unsent and a writer waiting for buffer space (SOCK_NOSPACE), the send
     buffer is what starves the connection (SNDBUF_LIMITED)."""
+    # (runs after every output with data: Chrono.start/stop and queues_empty written out)
     left = notsent(tcb)
-    flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
-    nxt_len = min(left, tcb.snd_mss)
-    window_end = seq_sub(tcb.snd_una, tcb.snd_nxt) + tcb.snd_wnd  # room after SND.NXT
     chrono = tcb.chrono
-    chrono.start(BUSY, now)
-    if left and flight < tcb.cwnd_effective and nxt_len > window_end:
-        chrono.start(RWND_LIMITED, now)
-    else:
-        chrono.stop(RWND_LIMITED, now, queues_empty(tcb))
-    if sent and not tcb.cwnd_limited() and not left and tcb.snd_nospace \
+    if chrono.kind < BUSY:
+        chrono._set(BUSY, now)
+    if left:
+        flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
+        mss = tcb.snd_mss
+        # the next segment does not fit the room after SND.NXT, cwnd having some
+        if (left if left < mss else mss) > tcb.snd_wnd - flight \
+                and flight < tcb.cwnd_effective:
+            if chrono.kind < RWND_LIMITED:
+                chrono._set(RWND_LIMITED, now)
+            return
+    if not tcb.sendbuf.data:
+        chrono._set(UNSPEC, now)
+    elif chrono.kind == RWND_LIMITED:
+        chrono._set(BUSY, now)
+    if sent and not left and tcb.snd_nospace and not tcb.cwnd_limited() \
             and tcb.state in (ESTABLISHED, CLOSE_WAIT):
         chrono.start(SNDBUF_LIMITED, now)
 

@@ -32,7 +32,7 @@ from .gso import as_segments, send_packets
 from .plpmtud import PlpmtudState
 from .rack import schedule_tlp
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
-from .seq import HALF, MASK, seq_add, seq_gt, seq_le, seq_lt, seq_sub
+from .seq import HALF, MASK, MOD, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .sndbuf import ends_skb, on_sent
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PACING_TIMER, PERSIST_TIMER, RTO_TIMER
@@ -178,21 +178,21 @@ class TcbOutput(TcbVars):
         if self.ecn is not None:  # ECE, CWR and ECT(0) (ecn.py)
             self.ecn.on_emit(self, seg)
         stats.segs_out += 1
-        if payload:
+        n = len(payload)
+        if n:
             self.lsndtime = now
-            stats.bytes_sent += len(payload)
+            stats.bytes_sent += n
             if self.unacked_since is None:
                 self._set_unacked_since(now)
         elif flags & FIN and self.unacked_since is None:
             self._set_unacked_since(now)
-        if payload or flags & FIN:  # the transmission record (sent.py); PRR counts what
-            # recovery sends
+        if n or flags & FIN:  # the transmission record (sent.py); PRR counts what recovery
+            # sends
             # _abs(seq) and seq_lt(seq, SND.MAX) written out (once per data segment)
             d = (seq - self.snd_data_una) & MASK
-            pos = self.sendbuf.base + (d - (MASK + 1) if d > HALF else d)
+            pos = self.sendbuf.base + (d - MOD if d > HALF else d)
             smax = self.snd_max
             retrans = seq != smax and ((smax - seq) & MASK) < HALF
-            n = len(payload)
             rec, unsacked = self.sent.on_sent(pos, pos + n + (1 if flags & FIN else 0), n, now,
                                               retrans, bool(flags & FIN), bool(flags & PSH))
             if unsacked:
@@ -205,8 +205,8 @@ class TcbOutput(TcbVars):
                 self.prr.out += 1  # in a cwnd reduction (Linux tcp_in_cwnd_reduction)
             if retrans and self.undo.active:
                 self.undo.on_retransmit(ts[0] if ts is not None else None)
-        if payload and self.trace is not None:  # the time-sequence graph's segments
-            self.trace(now, "send", {"seq": seq_sub(seq, self.iss), "len": len(payload)})
+        if n and self.trace is not None:  # the time-sequence graph's segments
+            self.trace(now, "send", {"seq": seq_sub(seq, self.iss), "len": n})
         self._out.append(seg)
 
     def _emit_syn(self, seq: int, flags: int, payload: bytes, now: float) -> None:
@@ -287,8 +287,9 @@ class TcbOutput(TcbVars):
             if self.deadlines[RTO_TIMER] is None:
                 self._arm(RTO_TIMER, now + self.rtt.rto)
             return
-        if st is SYN_SENT or st is TIME_WAIT or (seq_le(self.snd_una, self.iss) and not (
+        if st is SYN_SENT or st is TIME_WAIT or (((self.iss - self.snd_una) & MASK) < HALF and not (
                 self.tfo is not None and self.tfo.child)):  # a TFO child sends before the ACK
+            # (seq_le(SND.UNA, ISS) written out: output runs after every segment)
             if self._ack_now and st is not SYN_SENT:
                 self._emit(self._ack_seq(), ACK, b"", now)
             return
@@ -296,9 +297,11 @@ class TcbOutput(TcbVars):
         xb = self.xmit_blocked  # the device queue refuses packets: no data goes (local_drop.py)
         if st is not FIN_WAIT_2 and (xb is None or not xb(self.remote_ip)):
             nxt = self.snd_nxt
+            d = (nxt - self.snd_data_una) & MASK  # what was sent: seq_sub(SND.NXT, data UNA)
+            sent = d - MOD if d > HALF else d
             if self.recover is None and nxt == self.snd_max \
                     and self.plpmtud.state is _PLPMTUD_DISABLED \
-                    and len(self.sendbuf.data) <= seq_sub(nxt, self.snd_data_una) \
+                    and len(self.sendbuf.data) <= sent \
                     and (self.fin_seq is None or nxt != self.fin_seq):
                 self._sws_override = False  # nothing new to send: _output_data would do only this
             else:
@@ -309,18 +312,19 @@ class TcbOutput(TcbVars):
                     self.cc.on_idle(now - self.lsndtime, self.rtt.rto,
                                     self.config.slow_start_after_idle)
                     self.lsndtime = now
-                sent_ack = self.fast_path and self._send_predicted(now)
-                if self._output_data(now):
-                    sent_ack = True
+                fast = self._send_predicted(now) if self.fast_path else None
+                sent_ack = self._output_data(now) if fast is None else fast
                 if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss and not self._more:
                     self._push(burst, top)
                 self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
                 self._cwnd_validate()
                 chrono.after_output(self, sent_ack, now)  # tcpi_*_limited (chrono.py)
-                if self.rate is not None:  # app-limited mark for rate samples (rate.py)
-                    self.rate.check_app_limited(
-                        len(self.sendbuf.data) - seq_sub(self.snd_nxt, self.snd_data_una),
-                        self._in_flight(), self.cc.cwnd, self.snd_mss)
+                rate = self.rate
+                if rate is not None:  # app-limited mark for rate samples (rate.py)
+                    unsent = len(self.sendbuf.data) - seq_sub(self.snd_nxt, self.snd_data_una)
+                    if unsent < self.snd_mss:  # (the only case that needs the flight)
+                        rate.check_app_limited(unsent, self._in_flight(), self.cc.cwnd,
+                                               self.snd_mss)
                 if self.snd_max != top:
                     schedule_tlp(self, now, False)  # new data out: the probe timeout restarts
                     on_sent(self)  # the skb the burst ended in is split there (sndbuf.py)
@@ -365,16 +369,24 @@ class TcbOutput(TcbVars):
         """Whether the unsent rest of the skb at SND.NXT waits for the next ACK (tso_defer.py),
         and where that skb ends; a wait that cwnd causes counts as cwnd-limited
         (``_cwnd_validate``)."""
-        pos = self._abs(nxt)
-        end = self._skb_end(pos)
+        sb = self.sendbuf
+        d = (nxt - self.snd_data_una) & MASK  # _abs(nxt) and _skb_end(pos) written out
+        pos = sb.base + (d - MOD if d > HALF else d)
+        tail = sb.base + len(sb.data)  # SendBuffer.end
+        ends = self.skb_ends
+        i = bisect_right(ends, pos)
+        end = ends[i] if i < len(ends) else tail
         fin = self.fin_seq
         if end - pos <= self.snd_mss or (fin is not None and self._abs(fin) <= end):
             return False, end  # one segment (Nagle's case), or the FIN's skb: no deferral
-        head = self.sent.records[0].xmit if self.sent.records else None
+        records = self.sent.records
+        head = records[0].xmit if records else None
         cc = self.cc
+        wnd = self.snd_wnd
+        d = (nxt - self.snd_una) & MASK  # seq_sub(SND.NXT, SND.UNA)
         defer, cwnd_limited = should_defer(
-            skb_len=end - pos, is_tail=end >= self.sendbuf.end, cong_win=cong_win,
-            send_win=self.snd_wnd - seq_sub(nxt, self.snd_una), snd_wnd=self.snd_wnd,
+            skb_len=end - pos, is_tail=end >= tail, cong_win=cong_win,
+            send_win=wnd - (d - MOD if d > HALF else d), snd_wnd=wnd,
             cwnd=cc.cwnd, ssthresh=cc.ssthresh, mss=self.snd_mss, srtt=self.rtt.srtt,
             min_tso_segs=self.config.min_tso_segs,
             idle=now - self.lsndtime if self.lsndtime is not None else 0.0,
@@ -385,10 +397,16 @@ class TcbOutput(TcbVars):
     def _cwnd_validate(self) -> None:
         """After sending: was cwnd what stopped us (Linux tcp_cwnd_validate, RFC 7661)? The
         verdict and the largest flight hold for one window of data."""
-        flight = seq_sub(self.snd_nxt, self.snd_una)
-        limited = flight + self.snd_mss > self.cwnd_effective or self.tso_deferred_cwnd_limited
+        una = self.snd_una
+        d = (self.snd_nxt - una) & MASK  # seq_sub(SND.NXT, SND.UNA), once per output
+        flight = d - MOD if d > HALF else d
+        cwnd = self.cc.cwnd
+        if self.recover is not None:  # cwnd_effective
+            cwnd = max(self.snd_mss, cwnd + self.rec.inflation)
+        limited = flight + self.snd_mss > cwnd or self.tso_deferred_cwnd_limited
         self.tso_deferred_cwnd_limited = False
-        if limited or not seq_lt(self.snd_una, self.cwnd_usage_seq) or (
+        use = self.cwnd_usage_seq  # (not seq_lt(SND.UNA, usage_seq) written out)
+        if limited or una == use or ((use - una) & MASK) >= HALF or (
                 not self.is_cwnd_limited and flight > self.max_flight):
             self.is_cwnd_limited = limited
             self.max_flight = flight
@@ -420,10 +438,15 @@ class TcbOutput(TcbVars):
         # what was in flight when the new data went out, as cwnd counts it (Linux
         # tcp_packets_in_flight: in recovery the pipe, resends of this burst and a probe included)
         flight = self._in_flight() - sum(lengths)
-        # (a stand-in for a TSO packet's inner segment has no payload and ends nothing)
-        for k in packet_ends(lengths, [bool(seg.flags & PSH) or bool(seg.payload) and ends_skb(
-                                           self, self._abs(seg.seq) + len(seg.payload))
-                                       for seg in segs],
+        # each segment's end as a stream position (_abs written out); a stand-in for a TSO
+        # packet's inner segment has no payload and ends nothing (-1)
+        base, data_una = self.sendbuf.base, self.snd_data_una
+        ends = []
+        for seg, n in zip(segs, lengths, strict=True):
+            d = (seg.seq - data_una) & MASK
+            ends.append(base + (d - MOD if d > HALF else d) + n if n else -1)
+        for k in packet_ends(lengths, [bool(seg.flags & PSH) or at_end for seg, at_end in zip(
+                                           segs, ends_skb(self, ends), strict=True)],
                              flight, cc.cwnd, cc.ssthresh, self.snd_mss,
                              self.rtt.srtt, self.config.min_tso_segs):
             segs[k].flags |= PSH
@@ -438,45 +461,118 @@ class TcbOutput(TcbVars):
         offer = self.receive_window()
         return offer > cur and (cur < self.adv_mss or offer >= 2 * cur)
 
-    def _send_predicted(self, now: float) -> bool:
-        """The send side's header prediction: full-sized segments of new data while the peer's
-        window and cwnd leave room for them, with no loss recovery, SACK scoreboard, PLPMTUD
-        search, limited transmit or FIN in the way. ``_output_data`` (the general segmentizer,
-        its specification) sends whatever is left. True if a segment went out."""
+    def _send_predicted(self, now: float) -> bool | None:
+        """The send side's header prediction, in the Open state (no loss recovery, SACK
+        scoreboard, F-RTO, PLPMTUD search, pacing, MSG_EOR record, persist-timer push or
+        resend after a path MTU decrease; SND.NXT = SND.MAX): new data in full-sized segments
+        while the peer's window and cwnd leave room for them, in one loop that judges the TSO
+        deferral of each skb as ``_output_data`` (the general segmentizer, its specification)
+        would: an skb that fits the room whole goes without, except the last one (a write may
+        still fill it); from the first one the room cuts, each skb is judged. Where the general
+        path would stop (a deferral, no room for a segment, sender SWS avoidance, nothing left)
+        it stops; where it has more to judge (a short segment: Nagle, the SWS override; the
+        FIN) it hands over to ``_output_data``. Returns whether a segment went out, None when
+        not applicable (``output`` runs the general path)."""
         rec = self.rec
-        if self.recover is not None or self.fin_seq is not None or self.dupacks \
-                or self.pacer is not None or self.plpmtud.engaged or self.snd_nxt != self.snd_max \
-                or self.sendbuf.eors \
-                or (self.sack_ok and (len(rec.sacked) or rec.in_recovery)):
-            return False
+        if self.recover is not None or self.dupacks or self.pacer is not None \
+                or self.plpmtud.state is not _PLPMTUD_DISABLED or self.snd_nxt != self.snd_max \
+                or self._wakeup_push \
+                or self.sendbuf.eors or self.undo.frto_new is not None \
+                or rec.in_recovery or rec.sacked.starts:
+            return None
         mss = self.snd_mss
-        data = self.sendbuf.data
+        sendbuf = self.sendbuf
+        data = sendbuf.data
         total = len(data)
         una = self.snd_una
         data_una = self.snd_data_una
-        room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
+        wnd = self.snd_wnd
+        cwnd = self.cc.cwnd
+        fin_seq = self.fin_seq
         sent = self.gso_max > 0 and send_packets(self, self._emit, self.gso_max, now,
-                                                       self._tso_defer)  # gso.py
+                                                 self._tso_defer)  # gso.py
         nxt = self.snd_nxt
-        base = self.sendbuf.base
-        whole = -1  # skbs up to here fit the room whole: no TSO deferral to judge (tso_defer.py)
+        base = sendbuf.base
+        end = base + total
+        whole = -1  # the end of the skb at SND.NXT once looked at
+        decided = -1  # from the first skb the room cuts: each skb is judged, up to here
+        marks = sendbuf.marks
+        mark = -1  # the first push mark after SND.NXT (SendBuffer.pushed, once per mark)
+        emit = self._emit
+        next_seg: Segment | None = None  # the burst's first segment, once _emit built it
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
             avail = total - off
-            if avail < mss or room - ((nxt - una) & MASK) < mss:
-                break
+            flight = (nxt - una) & MASK
+            usable = wnd - flight
+            if cwnd - flight < usable:
+                usable = cwnd - flight
+            if avail < mss or usable < mss or (fin_seq is not None and avail == mss):
+                # what the general path does with less than a full segment, or the FIN
+                if avail <= 0 and (fin_seq is None or nxt != fin_seq):
+                    break  # nothing new to send
+                if avail > 0 and (usable <= 0 or (
+                        usable < mss and usable < avail and not self._sws_override
+                        and (usable < self.max_sndwnd // 2 or not self.max_sndwnd))):
+                    break  # no room, or window-limited: SWS avoidance (RFC 9293 §3.8.6.2.1)
+                if sent and self.deadlines[RTO_TIMER] is None:
+                    self._arm(RTO_TIMER, now + self.rtt.rto)
+                return self._output_data(now) or sent
             pos = base + off
-            if pos >= whole:
+            if decided >= 0:
+                if pos >= decided:
+                    defer, decided = self._tso_defer(nxt, cwnd - flight, now)
+                    if defer:
+                        break
+            elif pos >= whole:
                 whole = self._skb_end(pos)
-                if whole - pos > room - ((nxt - una) & MASK):
-                    break  # cwnd cuts this skb: the general path judges whether it waits
-            self._emit(nxt, ACK | PSH if self.sendbuf.pushed(off, mss) else ACK,
-                       bytes(data[off:off + mss]), now)
+                if whole - pos > usable:  # the room cuts this skb: judged from here on
+                    defer, decided = self._tso_defer(nxt, cwnd - flight, now)
+                    if defer:
+                        break
+                elif whole >= end and self._tso_defer(nxt, cwnd - flight, now)[0]:
+                    break  # the last skb, whole: it may wait too (as Linux)
+            if pos >= mark:
+                i = bisect_right(marks, pos)
+                mark = marks[i] if i < len(marks) else 1 << 62
+            flags = ACK | PSH if mark <= pos + mss else ACK
+            if next_seg is None:
+                emit(nxt, flags, bytes(data[off:off + mss]), now)
+                if self.snd_up is None and self.ecn is None and self.tstamp is None \
+                        and self.trace is None and not (self.sack_ok and self.recvbuf.ooo_bytes):
+                    next_seg = self._out[-1]  # the rest of the burst: as this one (_emit_next)
+            else:
+                self._emit_next(nxt, flags, bytes(data[off:off + mss]), now, next_seg)
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
         if sent and self.deadlines[RTO_TIMER] is None:
             self._arm(RTO_TIMER, now + self.rtt.rto)
+        # what the general path does when it stops (SND.NXT = SND.MAX here)
+        self.pmtu_keep = None
+        self._sws_override = False
         return sent
+
+    def _emit_next(self, seq: int, flags: int, payload: bytes, now: float,
+                   first: Segment) -> None:
+        """``_emit`` for the next full-sized segment of new data in the burst the send fast
+        path builds, after ``first``, which ``_emit`` built in this burst with no urgent mode,
+        ECN, timestamping report, trace or SACK block to add: what ``_emit`` would do again
+        comes out the same (the window field, RCV.ADV and the timestamps: RCV.NXT, the receive
+        buffer and the clock have not moved; the ACK it carries is no longer due), so only the
+        segment and its accounting (sent.py, rate.py) remain."""
+        n = len(payload)
+        stats = self.stats
+        stats.segs_out += 1
+        stats.bytes_sent += n
+        self.lsndtime = now
+        d = (seq - self.snd_data_una) & MASK  # _abs(seq)
+        pos = self.sendbuf.base + (d - MOD if d > HALF else d)
+        rec, unsacked = self.sent.on_sent(pos, pos + n, n, now, False, False, bool(flags & PSH))
+        if unsacked:
+            self.rack.on_sent(unsacked)
+        if self.rate is not None:
+            self.rate.on_send(rec, now, self.snd_una == self.snd_max)
+        self._out.append(Segment(seq, first.ack, flags, first.window, payload, ts=first._ts))
 
     def _output_data(self, now: float) -> bool:
         """Segmentise queued data (and our FIN); returns True if an ACK went out."""

@@ -122,33 +122,41 @@ class Rack:
         by transmission time, which makes a resent segment's short RTT win); and Linux's
         reordering degree: how far below the highest delivered end (FACK) the lowest segment
         delivered late, never resent, lay (tcp_check_sack_reordering)."""
+        # one pass (it runs for every ACK): the reordering degree is measured against FACK
+        # before this ACK (fack0)
+        fack0 = fack = self.fack
+        low = None
         for s in done:
-            if not s.retrans and s.end < self.orig_end:
-                self.orig_end = s.end
-        low = min((s.start for s in done if not s.retrans and s.end <= self.fack), default=None)
-        if low is not None:
-            self.reord_seen += 1
-            metric = self.fack - low
-            if metric > self.reordering * mss:
-                self.reordering = min(-(-metric // mss), 300)  # Linux tcp_max_reordering
-        for s in done:
+            end = s.end
+            retrans = s.retrans
+            if not retrans:
+                if end < self.orig_end:
+                    self.orig_end = end
+                if end <= fack0 and (low is None or s.start < low):
+                    low = s.start
             rtt = now - s.xmit
-            if s.retrans:
+            if retrans:
                 if self.min_rtt is not None and rtt < self.min_rtt:
                     continue  # ambiguous: the original may have been delivered
             elif self.min_rtt is None or rtt < self.min_rtt:
                 self.min_rtt = rtt
-            if s.end > self.fack:
-                self.fack = s.end
-            elif s.end < self.fack and not s.retrans:
+            if end > fack:
+                self.fack = fack = end
+            elif end < fack and not retrans:
                 self.reordering_seen = True  # delivered after a later segment (§6.2 step 3)
             self.rtt = rtt
             self.advanced = True
-            if _sent_after(s.xmit, s.order, self.xmit_ts, self.xmit_order):
-                self.xmit_ts = s.xmit
-                self.end_seq = s.end
+            xmit = s.xmit  # (_sent_after written out)
+            if xmit > self.xmit_ts or (xmit == self.xmit_ts and s.order > self.xmit_order):
+                self.xmit_ts = xmit
+                self.end_seq = end
                 self.xmit_order = s.order
-                self.xmit_retrans = s.retrans
+                self.xmit_retrans = retrans
+        if low is not None:
+            self.reord_seen += 1
+            metric = fack0 - low
+            if metric > self.reordering * mss:
+                self.reordering = min(-(-metric // mss), 300)  # Linux tcp_max_reordering
 
     # -- the reordering window and detection -------------------------------------------------
     def reo_wnd(self, in_recovery: bool, srtt: float) -> float:
@@ -273,6 +281,32 @@ def after_ack(tcb: RackTcb, now: float, delivered: int, una_advanced: bool, dsac
             tcb._maybe_enter_recovery(now)
     if tcb.recover is not None and rec.sack_mode:
         prr_update(tcb, delivered, una_advanced, newly_lost)
+
+
+def after_open_ack(tcb: RackTcb, now: float, una_pos: int, delivered: int,
+                   tsecr: int | None) -> None:
+    """:func:`after_ack` for the ACK the sender's fast path takes (``Tcb._ack_predicted``):
+    SND.UNA advanced in the Open state, not after a timeout, no SACK block or D-SACK, nothing
+    SACKed, no probe out. Of the whole, what can act: the undo of the last episode, and
+    RACK's detection when the newest segment delivered was a retransmission (what was sent
+    before it may now be lost)."""
+    rack = tcb.rack
+    rec = tcb.rec
+    if tcb.undo.active:
+        _try_undo(tcb, now, True, tsecr)
+    rack.orig_end = 1 << 62
+    if not rec.rack_mode:
+        return
+    if rack.dsack_round is not None and una_pos >= rack.dsack_round:
+        rack.dsack_round = None  # (on_dsack without one)
+    if rack.advanced:
+        if not rack.xmit_retrans:
+            rack.advanced = False  # (as after_ack: in-order delivery of first transmissions)
+        elif _detect(tcb, now):
+            if tcb.recover is None:
+                tcb._maybe_enter_recovery(now)
+            if tcb.recover is not None and rec.sack_mode:
+                prr_update(tcb, delivered, True, True)
 
 
 def _try_undo(tcb: RackTcb, now: float, una_advanced: bool, tsecr: int | None) -> None:

@@ -40,7 +40,7 @@ from .buffers import Buffer, SendBuffer
 from .config import TcpConfig, send_buffer_for
 from .congestion import CongestionController
 from .fsm import CLOSE_WAIT, ESTABLISHED, State
-from .seq import seq_sub
+from .seq import HALF, MASK
 from .tso import GSO_MAX_SIZE
 
 # The true size of a socket buffer before any payload (Linux x86_64, tcp_stream_alloc_skb:
@@ -106,7 +106,11 @@ def _prune(tcb: SkbTcb) -> list[int]:
 
 def wmem_queued(tcb: SkbTcb) -> int:
     """``sk_wmem_queued``: the true size of the buffers queued, sent or not."""
-    return len(tcb.sendbuf.data) + SKB_OVERHEAD * len(_prune(tcb))
+    ends = tcb.skb_ends
+    sb = tcb.sendbuf
+    if ends and ends[0] <= sb.base:  # (_prune, inline: asked after every ACK)
+        del ends[:bisect_right(ends, sb.base)]
+    return len(sb.data) + SKB_OVERHEAD * len(ends)
 
 
 def wspace(tcb: SkbTcb) -> int:
@@ -118,7 +122,8 @@ def notsent(tcb: SkbTcb) -> int:
     """Bytes written and never sent (Linux write_seq - snd_nxt: SND.MAX here, which an RTO's
     go-back-N does not pull back)."""
     queued = len(tcb.sendbuf.data)
-    return queued - max(0, min(seq_sub(tcb.snd_max, tcb.snd_data_una), queued))
+    sent = (tcb.snd_max - tcb.snd_data_una) & MASK  # seq_sub, at least 0, at most queued
+    return queued if sent > HALF else queued - sent if sent < queued else 0
 
 
 def notsent_lowat(tcb: SkbTcb) -> int:
@@ -144,7 +149,9 @@ def writeable(tcb: SkbTcb) -> bool:
     at least a third of the buffer free (wspace >= wmem_queued / 2) and the memory free with
     fewer than half of TCP_NOTSENT_LOWAT unsent."""
     queued = wmem_queued(tcb)
-    return tcb.sendbuf.capacity - queued >= queued >> 1 and memory_free(tcb, wake=True)
+    cap = tcb.sendbuf.capacity
+    return cap - queued >= queued >> 1 \
+        and _free(queued, notsent(tcb), cap, notsent_lowat(tcb), True)  # memory_free(wake)
 
 
 def poll_writeable(tcb: SkbTcb) -> bool:
@@ -161,8 +168,9 @@ def expand(tcb: SkbTcb) -> None:
     """Send-buffer autotuning (Linux tcp_sndbuf_expand): what the current cwnd wants
     (config.send_buffer_for); the buffer only grows."""
     mss = tcb.snd_mss
-    tcb.sendbuf.capacity = max(tcb.sendbuf.capacity,
-                               send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss))
+    sb = tcb.sendbuf
+    if sb.capacity < tcb.config.wmem[2]:  # (at tcp_wmem's maximum already: it stays)
+        sb.capacity = max(sb.capacity, send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss))
 
 
 def check_space(tcb: SkbTcb) -> bool:
@@ -255,11 +263,15 @@ def room(tcb: SkbTcb, oob: bool = False) -> int:
     return n + goal * min(-(-(cap - queued) // (goal + SKB_OVERHEAD)), -(-(lowat - unsent) // goal))
 
 
-def ends_skb(tcb: SkbTcb, pos: int) -> bool:
-    """Whether an skb ends at stream position ``pos`` (a TSO packet stops there)."""
+def ends_skb(tcb: SkbTcb, positions: list[int]) -> list[bool]:
+    """Whether an skb ends at each stream position of ``positions`` (a TSO packet stops
+    there)."""
     ends = _prune(tcb)
-    i = bisect_right(ends, pos) - 1
-    return i >= 0 and ends[i] == pos
+    out = []
+    for pos in positions:
+        i = bisect_right(ends, pos) - 1
+        out.append(i >= 0 and ends[i] == pos)
+    return out
 
 
 def on_sent(tcb: SkbTcb) -> None:

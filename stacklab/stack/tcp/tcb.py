@@ -48,6 +48,7 @@ from .pacing import pacer_for
 from .plpmtud import PlpmtudState
 from .rack import (
     after_ack,
+    after_open_ack,
     on_established,
     on_reo_timer,
     on_tlp_timer,
@@ -638,6 +639,8 @@ class Tcb(TcbOutput):
             self._arm_keepalive(now)
         if self.ecn is not None and st is not SYN_SENT:
             self.ecn.on_segment(self, seg, ip_ecn)  # CE, CWR, ECE (ecn.py)
+        if not seg.payload and self.fast_path and self._ack_predicted(seg, now):
+            return  # an ACK of new data: the sender's work done in one pass
         run_output = True
         if st is SYN_SENT:
             self._rcv_syn_sent(seg, now)
@@ -1345,6 +1348,119 @@ class Tcb(TcbOutput):
             self._events.append(SendSpace(sndbuf.wspace(self)))
             if ack == snd_max:
                 chrono.on_acked_all(self, now)  # BUSY stops (chrono.py)
+
+    def _ack_predicted(self, seg: SegmentLike, now: float) -> bool:
+        """The sender's header prediction (Linux tcp_ack without FLAG_SLOWPATH work, BSD's
+        "pure ACK for outstanding data"): in ESTABLISHED, CLOSE-WAIT or FIN-WAIT-1, an ACK
+        without data, SYN/FIN/RST/URG or SACK blocks, at RCV.NXT with an acceptable timestamp,
+        that acknowledges new data below our FIN and opens a window, in the Open state (no
+        loss recovery or scoreboard, no timeout being recovered from, no tail loss or PLPMTUD
+        probe out, no SYN to time without a timestamp) with no pacing, ECN, zero-copy, timestamping
+        reports, trace or controller of its own cwnd. It does in one pass what
+        ``_rcv_synchronized`` (fifth check: ``_ack_advance``, ``_after_ack``, the window) and
+        ``receive``'s tail (``output``, ``sndbuf.check_space``) would, each bookkeeping once,
+        and returns True; otherwise it returns False having changed nothing."""
+        st = self.state
+        if seg.flags & _PREDICTED_FLAGS != ACK or seg.seq != self.rcv_nxt or not (
+                st is ESTABLISHED or st is CLOSE_WAIT or st is FIN_WAIT_1):
+            return False
+        if self.ts_ok:
+            ts = seg.timestamps()
+            if ts is None or ((ts[0] - self.ts_recent) & MASK) >= HALF:
+                return False  # none (the general path samples from the records), or PAWS's
+        else:
+            ts = None
+        ack = seg.ack
+        una = self.snd_una
+        snd_max = self.snd_max
+        n = (ack - una) & MASK  # bytes of data acknowledged (SND.UNA is the buffer's base)
+        wnd = seg.window << self.snd_wscale
+        fin_seq = self.fin_seq
+        rec = self.rec
+        cc = self.cc
+        if not n or n > ((snd_max - una) & MASK) or not wnd or una != self.snd_data_una \
+                or (fin_seq is not None and ack == (fin_seq + 1) & MASK) \
+                or self.recover is not None or self.rto_recover is not None or self.dupacks \
+                or rec.sacked.starts or rec.in_recovery or (self.sack_ok and seg.sack_blocks()) \
+                or self.deadlines[PERSIST_TIMER] is not None \
+                or (self._rtt_seq is not None and not (ts is not None and ts[1])) \
+                or self.plpmtud.probe_seq is not None \
+                or self.rack.tlp_end is not None or cc.owns_cwnd or self.trace is not None \
+                or self.ecn is not None or self.pacer is not None or self.zerocopy is not None \
+                or self.tstamp is not None:
+            return False
+        seq = seg.seq
+        if ts is not None and ((self.last_ack_sent - seq) & MASK) < HALF:
+            self.ts_recent = ts[0]  # RFC 7323 §4.3
+        # -- _ack_advance: free the data, the RTT sample, the records, cc (RFC 6298 §5.3) --
+        flight = (snd_max - una) & MASK
+        sendbuf = self.sendbuf
+        sendbuf.ack(n)
+        self.snd_data_una = self.snd_una = ack
+        self.stats.bytes_acked += n
+        nxt = self.snd_nxt
+        if nxt != ack and ((ack - nxt) & MASK) < HALF:
+            self.snd_nxt = nxt = ack
+        pos = sendbuf.base  # the stream position of SEG.ACK
+        acked = self.sent.acked(pos)
+        sample = None
+        if ts is not None:
+            if ts[1]:  # RFC 7323 §4 (Karn after a timeout: _ack_advance)
+                rto_tsval = self.rto_tsval
+                if rto_tsval is None or ((ts[1] - rto_tsval) & MASK) < HALF:
+                    sample = ((int(now * 1000) + self.ts_offset - ts[1]) & MASK) / 1000.0
+        else:
+            sample = ack_sample(acked, now)
+        rtt = self.rtt
+        if sample is not None and sample < 3600:
+            rtt.update(sample)
+        rtt.backoff = 0  # (RttEstimator.on_new_ack)
+        self.retries = 0
+        if rec.retrans.starts or rec.lost.starts:
+            rec.on_cumulative_ack(pos)
+        self.rack.on_cumulative_ack(acked, now, self.snd_mss)
+        rate = self.rate
+        if rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
+            rs = rate.on_ack(acked, self.sent, pos, pos + ((snd_max - ack) & MASK), rec.sacked,
+                             now, flight, seq_sub(nxt, ack))
+            rs.ca_state = OPEN
+            cc.on_rate_sample(rs, now)
+        cc.on_ack(n if self.cwnd_limited() else 0, flight, now, sample)
+        if self.unacked_since is not None:
+            self._set_unacked_since(None if ack == snd_max else now)
+        self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
+        # the probe timeout restarts (rack.py): below, where output() sends no new data, which
+        # restarts it itself; here, before RACK's detection, if that may run (it moves timers)
+        rack = self.rack
+        tlp_now = self.sack_ok and rec.rack_mode and rack.advanced and rack.xmit_retrans
+        if tlp_now:
+            schedule_tlp(self, now, True)
+        self._events.append(SendSpace(sndbuf.wspace(self)))
+        if ack == snd_max:
+            chrono.on_acked_all(self, now)  # BUSY stops (chrono.py)
+        if self.sack_ok:  # _after_ack: RACK (rack.py)
+            after_open_ack(self, now, pos, n, ts[1] if ts is not None else None)
+        # -- the window (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)) --
+        wl1 = self.snd_wl1
+        if (wl1 != seq and ((seq - wl1) & MASK) < HALF) or (
+                wl1 == seq and ((ack - self.snd_wl2) & MASK) < HALF):
+            self.snd_wnd = wnd
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            if wnd > self.max_sndwnd:
+                self.max_sndwnd = wnd
+        # -- receive()'s tail --
+        top = self.snd_max
+        self.output(now)
+        if not tlp_now and self.snd_max == top:
+            schedule_tlp(self, now, True)
+        if self.snd_nospace and sndbuf.check_space(self):  # a blocked writer's wake-up
+            self.chrono.stop(chrono.SNDBUF_LIMITED, now, chrono.queues_empty(self))
+        cc = self.cc
+        traced = self._cwnd_traced
+        if cc.cwnd != traced[0] or cc.ssthresh != traced[1]:
+            self._trace_cwnd(now)
+        return True
 
     def _after_ack(self, una: int, ack: int, sacked0: int, dsacks0: int, sack_blocks: bool,
                    tsecr: int | None, now: float) -> None:

@@ -36,7 +36,7 @@ def should_defer(*, skb_len: int, is_tail: bool, cong_win: int, send_win: int, s
     how long ago the oldest segment in flight went (None: nothing in flight)."""
     if idle > JIFFY:
         return False, False
-    limit = min(send_win, cong_win)
+    limit = send_win if send_win < cong_win else cong_win
     if limit >= autosize_segs(cwnd, ssthresh, mss, srtt, min_tso_segs) * mss:
         return False, False
     if not is_tail and limit >= skb_len:

@@ -27,7 +27,7 @@ from stacklab.wire.ipv4 import build_ipv4
 from stacklab.wire.tcp import build_tcp
 
 from . import reference
-from .pair import Pair
+from .pair import Pair, wire
 
 U32 = st.integers(0, 0xFFFFFFFF)
 
@@ -171,8 +171,8 @@ def snapshot(tcb: Tcb) -> dict:
     variables = {n: getattr(tcb, n) for n in names} | vars(tcb)
     assert len(variables) > 90  # (a snapshot that sees nothing would compare nothing)
     out = {k: _plain(v) for k, v in variables.items()
-           if k not in ("fast_path", "_rcv_predicted", "_send_predicted", "timer",
-                        "_timer_stale", "trace", "challenge_ack_ok")}
+           if k not in ("fast_path", "_rcv_predicted", "_send_predicted", "_ack_predicted",
+                        "timer", "_timer_stale", "trace", "challenge_ack_ok")}
     out["get_timer"] = tcb.get_timer()
     return out
 
@@ -244,10 +244,17 @@ def test_header_prediction_matches_the_general_paths(seed):
     assert fast.state is State.ESTABLISHED
     predicted, sent = [], []
     receive_predicted, send_predicted = fast._rcv_predicted, fast._send_predicted
+    ack_predicted = fast._ack_predicted
 
     def counted_receive(seg, now):
         taken = receive_predicted(seg, now)
         predicted.append(taken)
+        return taken
+
+    def counted_ack(seg, now):
+        taken = ack_predicted(seg, now)
+        if taken:  # (else _rcv_predicted is asked)
+            predicted.append(taken)
         return taken
 
     def counted_send(now):
@@ -256,6 +263,7 @@ def test_header_prediction_matches_the_general_paths(seed):
         return taken
 
     fast._rcv_predicted = counted_receive
+    fast._ack_predicted = counted_ack
     fast._send_predicted = counted_send
     peer = {"tsval": fast.ts_recent}
     now = p.now
@@ -293,3 +301,89 @@ def test_header_prediction_matches_the_general_paths(seed):
     assert any(sent)
     if use_ecn:
         assert fast.stats.ecn_ce_in > 0
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_the_senders_fast_paths_match_the_general_paths_in_bulk(seed):
+    """A bulk sender (``Tcb._ack_predicted``, the sender's ACK fast path, takes most of its
+    ACKs) and its copy with ``fast_path = False`` get the same ACKs from a real receiver, over
+    a path that now and then loses, reorders or delays a data segment (recovery, RACK, undo,
+    TLP and RTO run, and the fast paths hand over to the general ones and back), while the
+    application writes in bursts, also after idle periods, and closes: after every segment and
+    timer both hold the same state and send the same segments."""
+    rnd = random.Random(1000 + seed)
+    cfg = TcpConfig(nodelay=rnd.random() < 0.3, timestamps=rnd.random() < 0.8,
+                    sack=rnd.random() < 0.8, window_scaling=rnd.random() < 0.8,
+                    send_buffer=rnd.choice([None, None, 64 * 1024]))
+    p = Pair(cfg, TcpConfig(recv_buffer=rnd.choice([64 * 1024, 256 * 1024, 1 << 20])))
+    p.handshake()
+    fast = p.a
+    slow = copy.deepcopy(fast)
+    slow.fast_path = False
+    assert fast.state is State.ESTABLISHED
+    taken, acks = [], []
+    send_predicted, ack_predicted = fast._send_predicted, fast._ack_predicted
+
+    def counted_send(now):
+        ok = send_predicted(now)
+        taken.append(ok)
+        return ok
+
+    def counted_ack(seg, now):
+        ok = ack_predicted(seg, now)
+        acks.append(ok)
+        return ok
+
+    fast._send_predicted = counted_send
+    fast._ack_predicted = counted_ack
+    loss = rnd.choice([0.0, 0.01, 0.03])
+    left = rnd.choice([300_000, 1_000_000])
+    held: list = []  # data segments delayed past the ones behind them
+    now = p.now
+
+    def deliver_to_sender(now):
+        views = p.segs(p.b)
+        for v in views:
+            fast.receive(v, now)
+            slow.receive(v, now)
+            assert snapshot(fast) == snapshot(slow), f"seed {seed} at {now}: {v!r}"
+
+    for step in range(3000):
+        if left and rnd.random() < 0.3:  # the application writes what the buffer takes
+            data = rnd.randbytes(min(left, rnd.choice([1000, 20000, 65536])))
+            took = [t.send(data) for t in (fast, slow)]
+            assert took[0] == took[1]
+            for t in (fast, slow):
+                t.output(now)
+            left -= took[0]
+            if not left:
+                for t in (fast, slow):
+                    t.close(now)
+        out = fast.segments_to_send()
+        assert [_plain(s) for s in out] == [_plain(s) for s in slow.segments_to_send()], step
+        views = [wire(fast, s) for s in out]
+        for v in held:
+            views.insert(rnd.randint(0, len(views)), v)  # reordered behind later segments
+        held = []
+        for v in views:
+            r = rnd.random()
+            if v.payload and r < loss:
+                continue
+            if v.payload and r < 2 * loss:
+                held.append(v)
+                continue
+            p.b.receive(v, now)
+        if rnd.random() < 0.7:
+            p.b.read(-1)
+            p.b.output(now)
+        deliver_to_sender(now)
+        now += rnd.choice([0.0005, 0.001, 0.001, 0.002, 0.3 * (rnd.random() < 0.01)])
+        for t in (fast, slow, p.b):
+            timer = t.get_timer()
+            if timer is not None and timer <= now:
+                t.handle_timer(now)
+        assert snapshot(fast) == snapshot(slow), f"seed {seed} step {step}"
+        if fast.state in (State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED):
+            break
+    assert any(taken)
+    assert sum(acks) > len(acks) // 3 and not all(acks), (sum(acks), len(acks))
