@@ -159,7 +159,11 @@ def _plain(v):
     if isinstance(v, BaseException):
         return repr(v)
     names = getattr(v, "__dict__", None) or {n: getattr(v, n) for n in type(v).__slots__}
-    return (type(v).__name__, {k: _plain(x) for k, x in names.items()})
+    return (type(v).__name__, {k: _plain(x) for k, x in names.items() if k not in _CACHES})
+
+
+# memos of a derived value, not state: a path that never asked has none (Recovery.pipe's)
+_CACHES = frozenset({"_pipe_memo"})
 
 
 def snapshot(tcb: Tcb) -> dict:
