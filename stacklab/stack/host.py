@@ -94,6 +94,11 @@ class Host(Node):
         self.rx_gso_size = 0
         self.icmp_error_handlers: dict[int, Callable[..., None]] = {}
         self._timer_sources: list[TimerSource] = []
+        # the earliest deadline of the interfaces' ARP/NDP caches, valid while not
+        # _neigh_stale: a cache reports each change (timer_changed), so the timer the driver
+        # asks for after every frame does not walk every cache of every interface
+        self._neigh_at: float | None = None
+        self._neigh_stale = False
         # sent to ourselves, not received yet: (packet, the interface it comes back in on)
         self._loop_q: list[tuple[bytes, Interface]] = []
         self._loop_at = 0.0  # when the first of them was sent
@@ -175,11 +180,14 @@ class Host(Node):
         port = self.add_port(name, mac, mtu)
         trace = self.trace if self.tracer is not None else None
         arp_owner, nd_owner = ArpResolver(self), NdResolver(self, self.ndp)
+        changed = self._neigh_timer_changed
         iface = Interface(port,
                           NeighborCache(arp_owner, self.rng, self.arp_params,
-                                        counters=self.counters, layer="arp", trace=trace),
+                                        counters=self.counters, layer="arp", trace=trace,
+                                        timer_changed=changed),
                           NeighborCache(nd_owner, self.rng, self.nd_params,
-                                        counters=self.counters, layer="ndp", trace=trace))
+                                        counters=self.counters, layer="ndp", trace=trace,
+                                        timer_changed=changed))
         arp_owner.iface = nd_owner.iface = iface
         self.interfaces.append(iface)
         self.addr_gen += 1
@@ -674,15 +682,29 @@ class Host(Node):
         t = self.ndp.get_timer()
         if t is not None and (best is None or t < best):
             best = t
+        if self._neigh_stale:
+            self._neigh_at = self._neigh_timer()
+            self._neigh_stale = False
+        t = self._neigh_at
+        if t is not None and (best is None or t < best):
+            best = t
+        for src in self._timer_sources:
+            t = src.get_timer()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _neigh_timer_changed(self) -> None:
+        self._neigh_stale = True
+
+    def _neigh_timer(self) -> float | None:
+        """The earliest deadline of every interface's ARP and NDP cache."""
+        best = None
         for iface in self.interfaces:
             t = iface.arp.get_timer()
             if t is not None and (best is None or t < best):
                 best = t
             t = iface.nd.get_timer()
-            if t is not None and (best is None or t < best):
-                best = t
-        for src in self._timer_sources:
-            t = src.get_timer()
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -697,9 +719,10 @@ class Host(Node):
         self.ndp.handle_timer(now)
         self.ipv4.reasm.handle_timer(now)
         self.ipv6.reasm.handle_timer(now)
-        for iface in self.interfaces:
-            iface.arp.handle_timer(now)
-            iface.nd.handle_timer(now)
+        if self._neigh_stale or (self._neigh_at is not None and self._neigh_at <= now):
+            for iface in self.interfaces:
+                iface.arp.handle_timer(now)
+                iface.nd.handle_timer(now)
         for src in list(self._timer_sources):
             t = src.get_timer()
             if t is not None and t <= now:
