@@ -223,7 +223,7 @@ class Ipv4:
         for f in frags:
             self.output(out, nexthop, f, now)
 
-    def forward_frame(self, iface: Interface, frame: bytes, now: float) -> bool:
+    def forward_frame(self, iface: Interface, frame: bytes | bytearray, now: float) -> bool:
         """:meth:`receive` then :meth:`forward` in one step for the common transit frame: sent
         to our MAC, an IPv4 packet without options, not for us, TTL above 1, a valid header
         checksum, routed (through ``fwd_cache``) out of another interface to a unicast next
@@ -241,7 +241,7 @@ class Ipv4:
                 or d0 == 127 or s0 >= 224 or s0 == 127 or self.nat is not None:
             return False
         h = self.host
-        dst = frame[30:34]
+        dst = bytes(frame[30:34])
         if dst in h.local4 or dst in iface.bcast4 or not ipv4_header_ok(frame[14:34]):
             return False
         entry = self.fwd_cache.get(dst)

@@ -109,7 +109,8 @@ class Router(Host):
         """A transit IPv4 frame to our MAC goes through :meth:`Ipv4.forward_frame`, the
         forwarding fast path (without MSS clamping, which rewrites SYNs); everything else, and
         whatever that path declines, is received as a host receives it."""
-        if type(frame) is bytes and not gso_size and self.mss_clamp is None \
+        # (bytes, or the bytearray a simulated sender built; a device's memoryview is not)
+        if not isinstance(frame, memoryview) and not gso_size and self.mss_clamp is None \
                 and 0 <= ifindex < len(self.interfaces) and frame[12:14] == b"\x08\x00":
             iface = self.interfaces[ifindex]
             if iface.port.up and frame.startswith(iface.mac) \
