@@ -146,6 +146,26 @@ class _VirtualSelector(selectors.BaseSelector):
         return []
 
 
+class _Timer(asyncio.TimerHandle):
+    """A ``TimerHandle`` made in one call: ``TimerHandle.__init__`` takes three (its own,
+    ``Handle.__init__``, ``loop.get_debug``) for what outside debug mode is these assignments
+    (debug mode, which records where each timer was made, gets asyncio's own handles)."""
+
+    __slots__ = ()
+
+    def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
+                 loop: asyncio.AbstractEventLoop, context: contextvars.Context | None) -> None:
+        self._context = context if context is not None else contextvars.copy_context()
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+        self._when = when
+        self._scheduled = True
+
+
 class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
     """An executor that runs each function at once, in the caller's thread."""
 
@@ -170,7 +190,11 @@ class VirtualTimeLoop(HostNetwork, asyncio.SelectorEventLoop):  # type: ignore[m
     :class:`~stacklab.api.spawn.HostNetwork`'s: they act on the stack of the simulated host the
     calling task runs on (``host.spawn``), never on the kernel's."""
 
-    _timer_cancelled_count: int  # BaseEventLoop's, not in the typeshed stubs
+    # BaseEventLoop's, not in the typeshed stubs
+    _timer_cancelled_count: int
+    _scheduled: list[Any]
+    _debug: bool
+    _closed: bool
 
     def __init__(self, start: float = 0.0) -> None:
         self._vtime = float(start)
@@ -217,19 +241,17 @@ class VirtualTimeLoop(HostNetwork, asyncio.SelectorEventLoop):  # type: ignore[m
         and so do the triples: at equal times their NaNs (distinct objects: never equal, never
         less) end the comparison before the handles. The same comparisons give the same heap,
         so timers run in exactly the order a heap of handles runs them."""
-        base = self._base
-        if base._debug:
+        if self._debug:
             self._as_handles()
             return super().call_at(when, callback, *args, context=context)
         if when is None:
             raise TypeError("when cannot be None")
-        if self.is_closed():
+        if self._closed:
             raise RuntimeError("Event loop is closed")
         if not self._triples:
             self._as_triples()
-        timer = asyncio.TimerHandle(when, callback, args, self, context)
-        heapq.heappush(base._scheduled, (when, _NAN + 0.0, timer))
-        timer._scheduled = True  # type: ignore[attr-defined]  # asyncio's, not in typeshed
+        timer = _Timer(when, callback, args, self, context)
+        heapq.heappush(self._scheduled, (when, _NAN + 0.0, timer))
         return timer
 
     def _as_handles(self) -> None:
