@@ -94,6 +94,9 @@ class Host(Node):
         self.rx_gso_size = 0
         self.icmp_error_handlers: dict[int, Callable[..., None]] = {}
         self._timer_sources: list[TimerSource] = []
+        # get_timer's questions as bound methods (reassembly, NDP, the timer sources), made
+        # again after the sources change: no attribute walk per frame
+        self._timer_getters: list[Callable[[], float | None]] | None = None
         # the earliest deadline of the interfaces' ARP/NDP caches, valid while not
         # _neigh_stale: a cache reports each change (timer_changed), so the timer the driver
         # asks for after every frame does not walk every cache of every interface
@@ -384,10 +387,12 @@ class Host(Node):
 
     def add_timer_source(self, obj: TimerSource) -> None:
         self._timer_sources.append(obj)
+        self._timer_getters = None
 
     def remove_timer_source(self, obj: TimerSource) -> None:
         if obj in self._timer_sources:
             self._timer_sources.remove(obj)
+            self._timer_getters = None
 
     def ip_send(self, src: bytes | None, dst: bytes, proto: int,
                 payload: bytes | bytearray | memoryview, now: float, *, df: bool | None = None,
@@ -675,21 +680,17 @@ class Host(Node):
         if self._loop_q:
             return self._loop_at  # due at once: the time the first looped packet was sent
         # called after every frame by the driver: no temporary list, one pass
-        best = self.ipv4.reasm.get_timer()
-        t = self.ipv6.reasm.get_timer()
-        if t is not None and (best is None or t < best):
-            best = t
-        t = self.ndp.get_timer()
-        if t is not None and (best is None or t < best):
-            best = t
         if self._neigh_stale:
             self._neigh_at = self._neigh_timer()
             self._neigh_stale = False
-        t = self._neigh_at
-        if t is not None and (best is None or t < best):
-            best = t
-        for src in self._timer_sources:
-            t = src.get_timer()
+        best = self._neigh_at
+        getters = self._timer_getters
+        if getters is None:
+            getters = self._timer_getters = [
+                self.ipv4.reasm.get_timer, self.ipv6.reasm.get_timer, self.ndp.get_timer,
+                *(src.get_timer for src in self._timer_sources)]
+        for get in getters:
+            t = get()
             if t is not None and (best is None or t < best):
                 best = t
         return best
