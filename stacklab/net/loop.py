@@ -28,13 +28,16 @@ import math
 import selectors
 import weakref
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from stacklab.api.driver import DrivenHost, running_host
 from stacklab.api.spawn import HostNetwork, track
 from stacklab.errors import StacklabError
 
 _T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+_NAN = math.nan  # + 0.0: a new NaN object (call_at's tie-breaker)
 
 __all__ = ["InlineExecutor", "SimulationDeadlock", "VirtualTimeLoop", "describe_tasks"]
 
@@ -143,6 +146,26 @@ class _VirtualSelector(selectors.BaseSelector):
         return []
 
 
+class _Timer(asyncio.TimerHandle):
+    """A ``TimerHandle`` made in one call: ``TimerHandle.__init__`` takes three (its own,
+    ``Handle.__init__``, ``loop.get_debug``) for what outside debug mode is these assignments
+    (debug mode, which records where each timer was made, gets asyncio's own handles)."""
+
+    __slots__ = ()
+
+    def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
+                 loop: asyncio.AbstractEventLoop, context: contextvars.Context | None) -> None:
+        self._context = context if context is not None else contextvars.copy_context()
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+        self._when = when
+        self._scheduled = True
+
+
 class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
     """An executor that runs each function at once, in the caller's thread."""
 
@@ -167,7 +190,11 @@ class VirtualTimeLoop(HostNetwork, asyncio.SelectorEventLoop):  # type: ignore[m
     :class:`~stacklab.api.spawn.HostNetwork`'s: they act on the stack of the simulated host the
     calling task runs on (``host.spawn``), never on the kernel's."""
 
-    _timer_cancelled_count: int  # BaseEventLoop's, not in the typeshed stubs
+    # BaseEventLoop's, not in the typeshed stubs
+    _timer_cancelled_count: int
+    _scheduled: list[Any]
+    _debug: bool
+    _closed: bool
 
     def __init__(self, start: float = 0.0) -> None:
         self._vtime = float(start)
@@ -175,6 +202,9 @@ class VirtualTimeLoop(HostNetwork, asyncio.SelectorEventLoop):  # type: ignore[m
         self._created: weakref.WeakKeyDictionary[asyncio.Task[Any], None] = (
             weakref.WeakKeyDictionary())
         super().__init__(selector=_VirtualSelector(self))
+        # ``_scheduled`` holds (when, NaN, handle) triples, not handles (see call_at), while
+        # True; the standard iteration (debug mode) wants handles and gets them back
+        self._triples = True
         self._clock_resolution = 1e-9
         self.set_default_executor(InlineExecutor())  # see the module docstring
 
@@ -202,13 +232,48 @@ class VirtualTimeLoop(HostNetwork, asyncio.SelectorEventLoop):  # type: ignore[m
         the same way in every process (in ``asyncio.all_tasks`` order it would not)."""
         return [t for t in list(self._created) if not t.done()]
 
+    def call_at(self, when: float, callback: Callable[[Unpack[_Ts]], object],
+                *args: *_Ts, context: contextvars.Context | None = None
+                ) -> asyncio.TimerHandle:
+        """``BaseEventLoop.call_at`` with the heap holding (when, NaN, handle) triples, which
+        compare in C where handles compare in Python (``TimerHandle.__lt__``, ~15 calls per
+        timer in a big heap). Two handles compare by ``when`` alone (equal: neither is less),
+        and so do the triples: at equal times their NaNs (distinct objects: never equal, never
+        less) end the comparison before the handles. The same comparisons give the same heap,
+        so timers run in exactly the order a heap of handles runs them."""
+        if self._debug:
+            self._as_handles()
+            return super().call_at(when, callback, *args, context=context)
+        if when is None:
+            raise TypeError("when cannot be None")
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if not self._triples:
+            self._as_triples()
+        timer = _Timer(when, callback, args, self, context)
+        heapq.heappush(self._scheduled, (when, _NAN + 0.0, timer))
+        return timer
+
+    def _as_handles(self) -> None:
+        # a heap of triples is a heap of their handles (same order), and back: no re-sorting
+        if self._triples:
+            scheduled = self._base._scheduled
+            scheduled[:] = [item[2] for item in scheduled]
+            self._triples = False
+
+    def _as_triples(self) -> None:
+        if not self._triples:
+            scheduled = self._base._scheduled
+            scheduled[:] = [(h._when, _NAN + 0.0, h) for h in scheduled]
+            self._triples = True
+
     def _advance(self, timeout: float) -> None:
         # Jump to the next deadline exactly (not now + (deadline - now), which may round below it).
         now = self._vtime
         scheduled = self._base._scheduled
         target = now + timeout
         if scheduled:
-            when = scheduled[0]._when
+            when = scheduled[0][0] if self._triples else scheduled[0]._when
             if when <= target + 1e-9:
                 target = when
         if target > now:
@@ -220,30 +285,33 @@ class VirtualTimeLoop(HostNetwork, asyncio.SelectorEventLoop):  # type: ignore[m
         Debug mode uses the standard implementation."""
         base = self._base
         if base._debug:
+            self._as_handles()
             super()._run_once()  # type: ignore[misc]  # BaseEventLoop's, private in typeshed
             return
+        if not self._triples:
+            self._as_triples()
         scheduled = base._scheduled
         ready = base._ready
         n = len(scheduled)
         if n > 100 and self._timer_cancelled_count * 2 > n:
             live = []
-            for handle in scheduled:
-                if handle._cancelled:
-                    handle._scheduled = False
+            for item in scheduled:
+                if item[2]._cancelled:
+                    item[2]._scheduled = False
                 else:
-                    live.append(handle)
+                    live.append(item)
             heapq.heapify(live)
             scheduled[:] = live
             self._timer_cancelled_count = 0
         else:
-            while scheduled and scheduled[0]._cancelled:
+            while scheduled and scheduled[0][2]._cancelled:
                 self._timer_cancelled_count -= 1
-                heapq.heappop(scheduled)._scheduled = False
+                heapq.heappop(scheduled)[2]._scheduled = False
         selector = base._selector
         if ready or base._stopping:
             events = selector.select(0)
         elif scheduled:
-            events = selector.select(max(0.0, scheduled[0]._when - self._vtime))
+            events = selector.select(max(0.0, scheduled[0][0] - self._vtime))
         else:
             events = selector.select(None)  # raises SimulationDeadlock unless a thread woke us
         if events:
@@ -253,10 +321,9 @@ class VirtualTimeLoop(HostNetwork, asyncio.SelectorEventLoop):  # type: ignore[m
         # instead, so a handle due exactly now still runs (else the clock livelocks there).
         end_time = max(self._vtime + 1e-9, math.nextafter(self._vtime, math.inf))
         while scheduled:
-            handle = scheduled[0]
-            if handle._when >= end_time:
+            if scheduled[0][0] >= end_time:
                 break
-            heapq.heappop(scheduled)
+            handle = heapq.heappop(scheduled)[2]
             handle._scheduled = False
             ready.append(handle)
         popleft = ready.popleft

@@ -87,8 +87,10 @@ def arp_receive(host: HostContext, iface: Interface, payload: memoryview, eth_ds
     cache = iface.arp
     if op == ARP_REQUEST:
         c["arp.rx.request"] += 1
-        if spa != ZERO_IP:
-            # RFC 826 merge: requests to us create the entry, others only refresh one
+        if spa != ZERO_IP and (own_target or spa in cache.entries):
+            # RFC 826 merge: requests to us create the entry, others only refresh one (a
+            # request for another host from a sender we do not know: nothing to do, the
+            # common case on a switched LAN, where every host hears every request)
             cache.update(spa, sha, now, solicited=False, create=own_target)
         if own_target:
             reply = build_ethernet(sha, iface.mac, ETH_P_ARP,

@@ -94,6 +94,14 @@ class Host(Node):
         self.rx_gso_size = 0
         self.icmp_error_handlers: dict[int, Callable[..., None]] = {}
         self._timer_sources: list[TimerSource] = []
+        # get_timer's questions as bound methods (reassembly, NDP, the timer sources), made
+        # again after the sources change: no attribute walk per frame
+        self._timer_getters: list[Callable[[], float | None]] | None = None
+        # the earliest deadline of the interfaces' ARP/NDP caches, valid while not
+        # _neigh_stale: a cache reports each change (timer_changed), so the timer the driver
+        # asks for after every frame does not walk every cache of every interface
+        self._neigh_at: float | None = None
+        self._neigh_stale = False
         # sent to ourselves, not received yet: (packet, the interface it comes back in on)
         self._loop_q: list[tuple[bytes, Interface]] = []
         self._loop_at = 0.0  # when the first of them was sent
@@ -175,11 +183,14 @@ class Host(Node):
         port = self.add_port(name, mac, mtu)
         trace = self.trace if self.tracer is not None else None
         arp_owner, nd_owner = ArpResolver(self), NdResolver(self, self.ndp)
+        changed = self._neigh_timer_changed
         iface = Interface(port,
                           NeighborCache(arp_owner, self.rng, self.arp_params,
-                                        counters=self.counters, layer="arp", trace=trace),
+                                        counters=self.counters, layer="arp", trace=trace,
+                                        timer_changed=changed),
                           NeighborCache(nd_owner, self.rng, self.nd_params,
-                                        counters=self.counters, layer="ndp", trace=trace))
+                                        counters=self.counters, layer="ndp", trace=trace,
+                                        timer_changed=changed))
         arp_owner.iface = nd_owner.iface = iface
         self.interfaces.append(iface)
         self.addr_gen += 1
@@ -376,10 +387,12 @@ class Host(Node):
 
     def add_timer_source(self, obj: TimerSource) -> None:
         self._timer_sources.append(obj)
+        self._timer_getters = None
 
     def remove_timer_source(self, obj: TimerSource) -> None:
         if obj in self._timer_sources:
             self._timer_sources.remove(obj)
+            self._timer_getters = None
 
     def ip_send(self, src: bytes | None, dst: bytes, proto: int,
                 payload: bytes | bytearray | memoryview, now: float, *, df: bool | None = None,
@@ -668,22 +681,32 @@ class Host(Node):
         if self._loop_q:
             return self._loop_at  # due at once: the time the first looped packet was sent
         # called after every frame by the driver: no temporary list, one pass
-        best = self.ipv4.reasm.get_timer()
-        t = self.ipv6.reasm.get_timer()
-        if t is not None and (best is None or t < best):
-            best = t
-        t = self.ndp.get_timer()
-        if t is not None and (best is None or t < best):
-            best = t
+        if self._neigh_stale:
+            self._neigh_at = self._neigh_timer()
+            self._neigh_stale = False
+        best = self._neigh_at
+        getters = self._timer_getters
+        if getters is None:
+            getters = self._timer_getters = [
+                self.ipv4.reasm.get_timer, self.ipv6.reasm.get_timer, self.ndp.get_timer,
+                *(src.get_timer for src in self._timer_sources)]
+        for get in getters:
+            t = get()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _neigh_timer_changed(self) -> None:
+        self._neigh_stale = True
+
+    def _neigh_timer(self) -> float | None:
+        """The earliest deadline of every interface's ARP and NDP cache."""
+        best = None
         for iface in self.interfaces:
             t = iface.arp.get_timer()
             if t is not None and (best is None or t < best):
                 best = t
             t = iface.nd.get_timer()
-            if t is not None and (best is None or t < best):
-                best = t
-        for src in self._timer_sources:
-            t = src.get_timer()
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -698,9 +721,10 @@ class Host(Node):
         self.ndp.handle_timer(now)
         self.ipv4.reasm.handle_timer(now)
         self.ipv6.reasm.handle_timer(now)
-        for iface in self.interfaces:
-            iface.arp.handle_timer(now)
-            iface.nd.handle_timer(now)
+        if self._neigh_stale or (self._neigh_at is not None and self._neigh_at <= now):
+            for iface in self.interfaces:
+                iface.arp.handle_timer(now)
+                iface.nd.handle_timer(now)
         for src in list(self._timer_sources):
             t = src.get_timer()
             if t is not None and t <= now:

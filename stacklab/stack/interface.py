@@ -89,7 +89,11 @@ class Interface:
         self._mtu_cap = min(caps) if caps else None
 
     def has_v4(self, a: bytes) -> bool:
-        return any(addr == a for addr, _ in self.v4)
+        # a loop, not any() over a generator (two more calls): ARP asks for every request heard
+        for addr, _ in self.v4:  # noqa: SIM110
+            if addr == a:
+                return True
+        return False
 
     def v4_source_for(self, dst: bytes) -> bytes | None:
         """The address of this interface on ``dst``'s subnet, else the primary one."""

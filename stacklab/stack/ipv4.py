@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from stacklab.stack.route import DstCache
 from stacklab.wire.addr import BROADCAST_MAC, ip_str, multicast_mac
+from stacklab.wire.checksum import ipv4_header_ok
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
 from stacklab.wire.frame import (
@@ -51,6 +52,9 @@ class Ipv4:
         # dst -> (interface, next hop, route's preferred source): Linux's dst cache, valid while
         # the routing table and the addresses stay as they were (routes.gen, host.addr_gen)
         self.dst_cache = DstCache(host)
+        # the same for forwarded packets (forward_frame), apart so that transit traffic to many
+        # destinations does not flush the entries of the host's own connections
+        self.fwd_cache = DstCache(host)
         # a router's NAT (stack/nat.py), the one seam: asked before a packet to our address is
         # delivered (claims), and translating every forwarded packet (forward)
         self.nat: Nat | None = None
@@ -218,6 +222,48 @@ class Ipv4:
         c["ipv4.fragments_created"] += len(frags)
         for f in frags:
             self.output(out, nexthop, f, now)
+
+    def forward_frame(self, iface: Interface, frame: bytes | bytearray, now: float) -> bool:
+        """:meth:`receive` then :meth:`forward` in one step for the common transit frame: sent
+        to our MAC, an IPv4 packet without options, not for us, TTL above 1, a valid header
+        checksum, routed (through ``fwd_cache``) out of another interface to a unicast next
+        hop whose neighbour entry is usable as it is, within that interface's MTU, no NAT.
+        The frame out is the one :meth:`forward` builds — TTL decremented, the checksum
+        updated incrementally (RFC 1624), new MACs — in one copy, with the same counters.
+        False (nothing done, nothing counted): any other frame, which the ordinary path takes.
+        """
+        n = len(frame)
+        if n < 34 or frame[14] != 0x45:
+            return False
+        total = (frame[16] << 8) | frame[17]
+        d0, s0 = frame[30], frame[26]
+        if total < 20 or total > n - 14 or frame[22] <= 1 or d0 >= 224 or d0 == 0 \
+                or d0 == 127 or s0 >= 224 or s0 == 127 or self.nat is not None:
+            return False
+        h = self.host
+        dst = bytes(frame[30:34])
+        if dst in h.local4 or dst in iface.bcast4 or not ipv4_header_ok(frame[14:34]):
+            return False
+        entry = self.fwd_cache.get(dst)
+        if entry is None:
+            return False
+        out, nexthop, _ = entry
+        # the same interface: maybe a redirect (forward's business); too big: fragments or
+        # Fragmentation Needed; broadcast or multicast next hops: output's own MACs
+        if out is iface or total > out.mtu or nexthop in out.bcast4 or nexthop[0] >= 224:
+            return False
+        mac = out.arp.usable(nexthop, now)
+        if mac is None:
+            return False  # resolution to start or to wait for: output queues the packet
+        c = h.counters
+        c["ipv4.forwarded"] += 1
+        c["ipv4.tx.packets"] += 1
+        csum = ((frame[24] << 8) | frame[25]) + 0x100  # as forward: TTL is word 4's high byte
+        csum = (csum & 0xFFFF) + (csum >> 16)
+        h.send_frame(out.index, b"".join((
+            mac, out.mac, frame[12:22], bytes((frame[22] - 1, frame[23], csum >> 8, csum & 0xFF)),
+            memoryview(frame)[26:14 + total])))
+        return True
 
     # -- output --------------------------------------------------------------------------------
     def send(self, src: bytes | None, dst: bytes, proto: int,

@@ -139,6 +139,10 @@ class Ndp:
         self._prefixes: dict[int, dict[tuple[bytes, int], float | None]] = {}
         self._expiry: float | None = None  # the earliest RA-learned lifetime to end
         self._rdnss_until: dict[int, float] = {}  # ifindex -> when its RDNSS servers expire
+        # get_timer's answer, valid until one of the deadlines above changes (_changed()):
+        # the driver asks after every frame, the deadlines move a few times a minute
+        self._timer: float | None = None
+        self._timer_valid = False
 
     # -- sending -------------------------------------------------------------------------------
     def send(self, iface: Interface, src: bytes, dst: bytes, icmp_type: int, body: bytes,
@@ -176,12 +180,14 @@ class Ndp:
             iface.mark_preferred(addr)
             return
         self._dad.append(_Dad(iface, addr, self.dad_transmits, None))
+        self._timer_valid = False
 
     def _dad_failed(self, iface: Interface, addr: bytes, now: float) -> None:
         h = self.host
         h.counters["ndp.dad_failed"] += 1
         h.trace(now, "ndp", "drop", reason="duplicate address", addr=ip_str(addr))
         self._dad = [d for d in self._dad if d.addr != addr]
+        self._timer_valid = False
         h.address_duplicate(iface, addr)
 
     # -- router advertisements ------------------------------------------------------------------
@@ -205,6 +211,7 @@ class Ndp:
                     net = int.from_bytes(a.addr, "big") >> (128 - a.plen) << (128 - a.plen)
                     ads.append(_Advert(net.to_bytes(16, "big"), a.plen, autonomous))
         self._ra_next[ifindex] = None  # send at the next timer
+        self._timer_valid = False
         self.host.request_wake()
 
     def _send_ra(self, iface: Interface, now: float) -> None:
@@ -236,6 +243,8 @@ class Ndp:
 
     # -- timers --------------------------------------------------------------------------------
     def get_timer(self) -> float | None:
+        if self._timer_valid:
+            return self._timer
         best: float | None = None
         for d in self._dad:
             t = d.deadline if d.deadline is not None else 0.0
@@ -250,6 +259,8 @@ class Ndp:
                 best = rs
         if self._expiry is not None and (best is None or self._expiry < best):
             best = self._expiry
+        self._timer = best
+        self._timer_valid = True
         return best
 
     def handle_timer(self, now: float) -> None:
@@ -280,6 +291,7 @@ class Ndp:
                 self._rs[ifindex] = (sent, now + self.rs_interval if sent < self.rs_max else None)
         if self._expiry is not None and self._expiry <= now:
             self._expire(now)
+        self._timer_valid = False
 
     # -- RA-learned state: lifetimes ------------------------------------------------------------
     def _expire(self, now: float) -> None:
@@ -333,6 +345,7 @@ class Ndp:
                 if a.preferred_until is not None and a.state in _USABLE:
                     times.append(a.preferred_until)
         self._expiry = min(times) if times else None
+        self._timer_valid = False
 
     def _remove_prefix_route(self, prefix: bytes, plen: int) -> None:
         r = self.host.routes.get(prefix, plen)
@@ -343,6 +356,7 @@ class Ndp:
         if (self.accept_ra and not self.host.forwarding and iface.index not in self._rs
                 and not iface.has_global_v6()):
             self._rs[iface.index] = (0, now)
+            self._timer_valid = False
 
     # -- receive -------------------------------------------------------------------------------
     def receive(self, info: RxInfo, src: bytes, dst: bytes, m: Icmpv6View, now: float) -> None:
@@ -433,6 +447,7 @@ class Ndp:
         h.counters["ndp.rx.ra"] += 1
         if iface.index in self._rs:
             self._rs[iface.index] = (self.rs_max, None)
+            self._timer_valid = False
         if m.cur_hop_limit:
             h.hop_limit6 = m.cur_hop_limit
         opts = m.ndp_options()

@@ -108,7 +108,8 @@ class NeighborCache:
 
     def __init__(self, owner: Any, rng: random.Random, params: NeighborParams | None = None,
                  counters: Any = None, layer: str = "arp",
-                 trace: Callable[..., None] | None = None) -> None:
+                 trace: Callable[..., None] | None = None,
+                 timer_changed: Callable[[], None] | None = None) -> None:
         self.owner = owner
         self.rng = rng
         self.params = params or NeighborParams()
@@ -125,6 +126,10 @@ class NeighborCache:
         self._by_update: dict[bytes, None] = {}
         self._failed: dict[bytes, None] = {}  # entries in FAILED: collected first
         self._last_flush = 0.0
+        # called whenever :meth:`get_timer`'s answer may change (a deadline set, moved or
+        # removed, an entry gone, the timer run): the host keeps the earliest deadline of all
+        # its caches and walks them again only after such a call
+        self._timer_changed = timer_changed
 
     def _new_reachable_time(self) -> float:
         return self.params.base_reachable_time * self.rng.uniform(0.5, 1.5)
@@ -134,6 +139,8 @@ class NeighborCache:
 
     def _arm(self, n: Neighbor, deadline: float | None) -> None:
         n.deadline = deadline
+        if self._timer_changed is not None:
+            self._timer_changed()
         if deadline is not None:
             self._seq += 1
             heapq.heappush(self._heap, (deadline, self._seq, n))
@@ -286,7 +293,8 @@ class NeighborCache:
         return self.entries.get(ip)
 
     def forget(self, ip: bytes) -> None:
-        self.entries.pop(ip, None)
+        if self.entries.pop(ip, None) is not None and self._timer_changed is not None:
+            self._timer_changed()
         self._by_update.pop(ip, None)
         self._failed.pop(ip, None)
 
@@ -373,6 +381,10 @@ class NeighborCache:
 
     def handle_timer(self, now: float) -> None:
         heap = self._heap
+        if not heap or heap[0][0] > now:
+            return  # nothing due (the common call: the host runs every cache's timer)
+        if self._timer_changed is not None:
+            self._timer_changed()
         due = []
         while heap and heap[0][0] <= now:
             item = heapq.heappop(heap)

@@ -104,6 +104,21 @@ class Router(Host):
         self.ipv4.forward = self._clamp_forward4  # type: ignore[method-assign]
         self.ipv6.forward = self._clamp_forward6  # type: ignore[method-assign]
 
+    def receive_frame(self, ifindex: int, frame: bytes | memoryview, now: float,
+                      csum_valid: bool = False, gso_size: int = 0) -> None:
+        """A transit IPv4 frame to our MAC goes through :meth:`Ipv4.forward_frame`, the
+        forwarding fast path (without MSS clamping, which rewrites SYNs); everything else, and
+        whatever that path declines, is received as a host receives it."""
+        # (bytes, or the bytearray a simulated sender built; a device's memoryview is not)
+        if not isinstance(frame, memoryview) and not gso_size and self.mss_clamp is None \
+                and 0 <= ifindex < len(self.interfaces) and frame[12:14] == b"\x08\x00":
+            iface = self.interfaces[ifindex]
+            if iface.port.up and frame.startswith(iface.mac) \
+                    and self.ipv4.forward_frame(iface, frame, now):
+                self.counters["rx.frames"] += 1
+                return
+        super().receive_frame(ifindex, frame, now, csum_valid, gso_size)
+
     def advertise(self, ifindex: int, prefix: str | None = None, *,
                   autonomous: bool = True) -> None:
         """Send Router Advertisements on ``ifindex`` (prefix + this router as default)."""

@@ -182,3 +182,43 @@ def test_the_clock_still_moves_past_2_to_the_24_seconds(loop):
     assert fired == ["one ulp later", "an hour later"]
     assert loop.time() == base + 3600.0
 
+
+
+def _timer_order(debug: bool) -> list[int]:
+    """Timers at a handful of instants (many at the same one), some rescheduling more and some
+    cancelling others, run on a fresh loop: the order they ran in."""
+    import random
+
+    rng = random.Random(7)
+    lp = VirtualTimeLoop()
+    lp.set_debug(debug)
+    ran: list[int] = []
+    handles: list[asyncio.TimerHandle] = []
+
+    def fire(i: int) -> None:
+        ran.append(i)
+        if len(handles) < 3000:
+            for _ in range(rng.randrange(3)):
+                handles.append(lp.call_later(rng.choice((0.0, 0.001, 0.002, 0.5)), fire,
+                                             len(handles)))
+        if rng.random() < 0.2:
+            handles[rng.randrange(len(handles))].cancel()
+
+    async def main() -> None:
+        for _ in range(200):
+            handles.append(lp.call_at(rng.choice((1.0, 1.0, 2.0, 3.0)), fire, len(handles)))
+        await asyncio.sleep(60)
+
+    try:
+        lp.run_until_complete(main())
+    finally:
+        lp.close()
+    return ran
+
+
+def test_timers_run_in_the_order_of_the_standard_iteration():
+    """The loop's heap of (when, NaN, handle) triples runs same-instant timers in exactly the
+    order asyncio's heap of handles does (debug mode runs the standard iteration)."""
+    ours = _timer_order(debug=False)
+    assert len(ours) > 2000
+    assert ours == _timer_order(debug=True)
