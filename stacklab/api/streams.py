@@ -22,6 +22,7 @@ connect timeout TimeoutError.
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import functools
 import os
@@ -137,7 +138,9 @@ class TcpTransport(asyncio.Transport):
         self._tcb = tcb
         self._protocol = protocol
         self._loop = loop
-        self._pending = bytearray()  # written, not yet in the TCB's send buffer
+        # written, not yet in the TCB's send buffer (while empty, the shared b"", no buffer
+        # of its own per connection: write() makes one)
+        self._pending: bytes | bytearray = b""
         self._closing = False
         self._eof_pending = False  # write_eof() before the pending bytes went in
         self._eof_sent = False
@@ -202,7 +205,10 @@ class TcpTransport(asyncio.Transport):
             except ConnectionError:
                 n = 0
             if n:
-                del self._pending[:n]
+                if n == len(self._pending):
+                    self._pending = b""
+                else:
+                    del cast(bytearray, self._pending)[:n]  # (write() made it)
                 self._layer.kick(tcb)
         if not self._pending and self._eof_pending and not self._eof_sent:
             self._eof_sent = True
@@ -320,7 +326,10 @@ class TcpTransport(asyncio.Transport):
             if self._lost:
                 return
             raise RuntimeError("write after write_eof() or close()")
-        self._pending += data
+        if self._pending:
+            self._pending += data
+        else:
+            self._pending = bytearray(data)
         self._fill()
         if not self._writing_paused and self.get_write_buffer_size() > self._high:
             self._writing_paused = True
@@ -672,14 +681,74 @@ async def create_connection(host: DrivenHost,
     return transport, protocol
 
 
+class _StreamProtocol(asyncio.StreamReaderProtocol):
+    """asyncio's StreamReaderProtocol (what open_connection and start_server put between the
+    transport and the reader and writer), lighter while a connection is idle (one per connection
+    end, issue 23 item 4): no deque of ``drain()`` waiters until writing is first paused (an
+    empty deque is 0.6 KiB) and no future for ``wait_closed()`` until it is asked for or the
+    connection is lost (0.14 KiB); the writer's done future is the one of the host
+    (``_share_done``). The same methods, the same behaviour."""
+
+    def __init__(self, stream_reader: asyncio.StreamReader,
+                 client_connected_cb: Any = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(stream_reader, client_connected_cb, loop)
+        self._drain_waiters: Any = _NO_WAITERS  # a deque from the first pause_writing() on
+        self._closed: asyncio.Future[None] | None = None  # made by _close_waiter
+
+    def _close_waiter(self) -> asyncio.Future[None]:
+        if self._closed is None:
+            self._closed = self._loop.create_future()  # type: ignore[attr-defined]
+        return self._closed
+
+    def pause_writing(self) -> None:
+        if self._drain_waiters is _NO_WAITERS:  # only a paused writer waits in drain()
+            self._drain_waiters = collections.deque()
+        super().pause_writing()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        writer = self._stream_writer  # type: ignore[attr-defined]
+        if writer is not None:  # start_server's writer, made by asyncio
+            _share_done(writer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._close_waiter()
+        super().connection_lost(exc)
+
+    def _get_close_waiter(self, stream: asyncio.StreamWriter) -> asyncio.Future[None]:
+        return self._close_waiter()
+
+    def __del__(self) -> None:
+        if self._closed is not None:
+            super().__del__()
+
+
+_NO_WAITERS = ()
+# the done future each StreamWriter keeps (``_complete_fut``; asyncio makes one per writer),
+# one per event loop instead (the key: the loop's ``id``, the value holds the loop)
+_DONE: dict[int, asyncio.Future[None]] = {}
+
+
+def _share_done(writer: asyncio.StreamWriter) -> None:
+    loop = writer._loop  # type: ignore[attr-defined]
+    fut = _DONE.get(id(loop))
+    if fut is None or fut.get_loop() is not loop:
+        if len(_DONE) >= 16:  # loops of finished simulations
+            _DONE.clear()
+        fut = _DONE[id(loop)] = writer._complete_fut  # type: ignore[attr-defined]
+    writer._complete_fut = fut  # type: ignore[attr-defined]
+
+
 async def open_connection(host: DrivenHost, addr: str | bytes, port: int, *,
                           limit: int = _DEFAULT_LIMIT,
                           **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    protocol = _StreamProtocol(reader, loop=loop)
     transport, _ = await create_connection(host, lambda: protocol, addr, port, **kwargs)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    _share_done(writer)
     return reader, writer
 
 
@@ -740,7 +809,7 @@ async def start_server(host: DrivenHost,
 
     def factory() -> asyncio.StreamReaderProtocol:
         reader = asyncio.StreamReader(limit=limit, loop=loop)
-        return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+        return _StreamProtocol(reader, client_connected_cb, loop=loop)
 
     return await create_server(host, factory, host_addr, port, **kwargs)
 

@@ -30,6 +30,7 @@ from bisect import bisect_right
 
 DUPTHRESH = 3
 _SHARED_EMPTY: list[int] = []  # the lists of every empty RangeSet (RangeSet.__init__)
+_NO_SACKED: list[tuple[int, int]] = []  # Recovery.new_sacked before any SACK, never mutated
 
 
 class RangeSet:
@@ -202,7 +203,8 @@ class Recovery:
         self.lost_total = 0  # bytes ever marked lost, each time again (Linux tp->lost)
         # what the last SACK option added to the scoreboard: the only place where records can
         # have become SACKed (rack.py, rate.py look there, not through the whole scoreboard)
-        self.new_sacked: list[tuple[int, int]] = []
+        # (the shared empty list until the first SACK option: on_sack gives it its own)
+        self.new_sacked: list[tuple[int, int]] = _NO_SACKED
         self.rack_mode = False
 
     # -- scoreboard ---------------------------------------------------------------------------

@@ -120,7 +120,7 @@ class Tcb(TcbOutput):
         if not self.v6 and not accepts_pmtu(self.config.pmtudisc):
             return False
         old = self.snd_mss
-        self.plpmtud.on_ptb(mtu)
+        self.own_plpmtud().on_ptb(mtu)
         self.set_path_mtu(mtu)
         if self.state is SYN_SENT:  # the SYN we resend offers what fits (tcp_advertise_mss)
             self.adv_mss = min(self.adv_mss,
@@ -1397,7 +1397,7 @@ class Tcb(TcbOutput):
         if self.state in (SYN_SENT, SYN_RECEIVED):
             return
         head = min(self.snd_mss, seq_sub(self.snd_max, self.snd_una))
-        if self.plpmtud.on_rto(self.retries, head, now):
+        if self.own_plpmtud().on_rto(self.retries, head, now):
             self._plpmtud_sync(now, "black hole: repeated timeouts of full-size segments")
 
     def _plpmtud_probe_lost(self, now: float) -> None:

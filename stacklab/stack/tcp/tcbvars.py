@@ -35,7 +35,7 @@ from .ecn import Ecn
 from .events import TcbEvent
 from .fsm import CLOSED, State
 from .pacing import Pacer, pacer_for
-from .plpmtud import Plpmtud
+from .plpmtud import Plpmtud, plpmtud_for
 from .prr import Prr
 from .rack import Rack
 from .rate import DeliveryRate
@@ -94,7 +94,7 @@ class TcbVars:
                  "rcv_shutdown", "rate", "pacer", "sent", "rack", "prr", "undo", "pmtu_keep",
                  "snd_up", "urg", "_more", "_nagle_push", "ecn", "tfo",
                  "rx_gso_size", "tstamp", "skb_ends", "snd_nospace", "chrono", "route_gen",
-                 "route", "xmit_blocked", "probes_since", "__dict__")
+                 "route", "xmit_blocked", "probes_since", "tso_deferred_cwnd_limited", "__dict__")
     route_gen: int | None  # the routing table's generation last seen (route_metrics.py)
     route: RouteMetrics  # the metrics of the route to the peer (route_metrics.py)
     xmit_blocked: Callable[[bytes], bool] | None  # the host's local-drop check (local_drop.py)
@@ -144,8 +144,9 @@ class TcbVars:
         mtu_mss = (path_mtu or 1500) - self._ip_tcp_hdr
         self.adv_mss = min(adv_mss or mtu_mss, cfg.maxseg or 65535)
         self.path_mss = mtu_mss
-        self.plpmtud = Plpmtud(cfg.mtu_probing, self._ip_tcp_hdr, mtu_mss + self._ip_tcp_hdr,
-                               base_mss=cfg.base_mss)
+        # shared by the connections of the same sizes until it changes (own_plpmtud)
+        self.plpmtud = plpmtud_for(cfg.mtu_probing, self._ip_tcp_hdr,
+                                   mtu_mss + self._ip_tcp_hdr, cfg.base_mss)
         self.peer_mss = DEFAULT_MSS_V6 if self.v6 else DEFAULT_MSS_V4
         self.rcv_wscale = our_wscale(cfg) if cfg.window_scaling else 0
         self.snd_wscale = 0
@@ -296,6 +297,14 @@ class TcbVars:
                 self._timer_stale = True  # the earliest moved later or went: another may lead
             else:
                 self.timer = None
+
+    def own_plpmtud(self) -> Plpmtud:
+        """The connection's PLPMTUD state, its own, to change (a new connection shares an
+        unchanged one with the others of the same sizes: plpmtud.plpmtud_for)."""
+        p = self.plpmtud
+        if p.shared:
+            p = self.plpmtud = p.copy()
+        return p
 
     def _set_unacked_since(self, t: float | None) -> None:
         """The oldest transmission not yet acknowledged (None: none): the user timeout runs

@@ -40,6 +40,8 @@ class CongestionController:
     # the algorithm sets cwnd in recovery itself (Linux: ca_ops->cong_control, BBR): no PRR
     owns_cwnd = False
     pacing_rate: float | None = None  # bytes/s the controller paces at; None: from cwnd/SRTT
+    # one per connection end (issue 23 item 4): slots; ``__dict__`` for a subclass's fields
+    __slots__ = ("mss", "initial_segments", "cwnd", "ssthresh", "__dict__")
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
