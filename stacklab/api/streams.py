@@ -125,10 +125,15 @@ class TcpTransport(asyncio.Transport):
     # slots: one transport per connection end (100,000 connections, issue 23 item 4); asyncio's
     # base classes have slots (``_extra``), ``__dict__`` keeps other attributes settable
     __slots__ = ("_host", "_layer", "_tcb", "_protocol", "_loop", "_pending", "_closing",
-                 "_eof_pending", "_eof_sent", "_reading_paused", "_writing_paused", "_high",
-                 "_low", "_lost", "_lost_deferred", "_eof_delivered", "_connected", "_server",
-                 "__dict__",
-                 "__weakref__")
+                 "_reading_paused", "_writing_paused", "_lost", "_eof_delivered", "_connected",
+                 "_server", "__dict__", "__weakref__")
+    # set once in most connections' lives (at their end), or never: class attributes until
+    # then (8 bytes each per connection end less)
+    _eof_pending = False  # write_eof() before the pending bytes went in
+    _eof_sent = False
+    _high = 64 * 1024  # the write buffer limits (set_write_buffer_limits)
+    _low = 16 * 1024
+    _lost_deferred = False  # the end came while reading was paused, data unread
 
     def __init__(self, host: DrivenHost, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -142,14 +147,9 @@ class TcpTransport(asyncio.Transport):
         # of its own per connection: write() makes one)
         self._pending: bytes | bytearray = b""
         self._closing = False
-        self._eof_pending = False  # write_eof() before the pending bytes went in
-        self._eof_sent = False
         self._reading_paused = False
         self._writing_paused = False
-        self._high = 64 * 1024
-        self._low = 16 * 1024
         self._lost = False
-        self._lost_deferred = False  # the end came while reading was paused, data unread
         self._eof_delivered = False
         self._connected: asyncio.Future[None] | None = None
         self._extra: Mapping[str, Any] = _NO_EXTRA  # asyncio's: nothing is added to it
@@ -685,9 +685,11 @@ class _StreamProtocol(asyncio.StreamReaderProtocol):
     """asyncio's StreamReaderProtocol (what open_connection and start_server put between the
     transport and the reader and writer), lighter while a connection is idle (one per connection
     end, issue 23 item 4): no deque of ``drain()`` waiters until writing is first paused (an
-    empty deque is 0.6 KiB) and no future for ``wait_closed()`` until it is asked for or the
-    connection is lost (0.14 KiB); the writer's done future is the one of the host
-    (``_share_done``). The same methods, the same behaviour."""
+    empty deque is 0.6 KiB), no future for ``wait_closed()`` until it is asked for or the
+    connection is lost (0.14 KiB), the writer's done future one per loop (``_share_done``),
+    and the reader held by a plain reference until the connection is lost, not a weak one
+    (0.08 KiB: the transport lives as long as the connection, the reader as long as the
+    transport then; the writer keeps it too). The same methods, the same behaviour."""
 
     def __init__(self, stream_reader: asyncio.StreamReader,
                  client_connected_cb: Any = None,
@@ -695,6 +697,12 @@ class _StreamProtocol(asyncio.StreamReaderProtocol):
         super().__init__(stream_reader, client_connected_cb, loop)
         self._drain_waiters: Any = _NO_WAITERS  # a deque from the first pause_writing() on
         self._closed: asyncio.Future[None] | None = None  # made by _close_waiter
+        self._reader: asyncio.StreamReader | None = stream_reader
+        self._stream_reader_wr = None  # (asyncio's weak reference: _stream_reader instead)
+
+    @property
+    def _stream_reader(self) -> asyncio.StreamReader | None:
+        return self._reader
 
     def _close_waiter(self) -> asyncio.Future[None]:
         if self._closed is None:
@@ -715,6 +723,7 @@ class _StreamProtocol(asyncio.StreamReaderProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._close_waiter()
         super().connection_lost(exc)
+        self._reader = None  # as asyncio lets go of its reference
 
     def _get_close_waiter(self, stream: asyncio.StreamWriter) -> asyncio.Future[None]:
         return self._close_waiter()

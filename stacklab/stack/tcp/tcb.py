@@ -60,6 +60,7 @@ from .recovery import RangeSet
 from .rtt import ack_sample
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
 from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from .tcbvars import shared_int
 from .tfo import TfoConn
 from .timers import (
     CONNECT_TIMER,
@@ -377,9 +378,8 @@ class Tcb(TcbOutput):
         what that allows."""
         if self.state is CLOSED:
             return
-        deadlines = self.deadlines
         for kind in KINDS:
-            at = deadlines[kind]
+            at = self.deadlines[kind]  # (an expiry may arm another: _arm may replace the list)
             if at is not None and now >= at:
                 self._arm(kind, None)
                 if self._expire(kind, now):
@@ -537,10 +537,11 @@ class Tcb(TcbOutput):
         self.stats.rto_expiries += 1
         self.rtt.on_timeout()
         flight = seq_sub(self.snd_max, self.snd_una)
+        undo = self.own_undo()  # (rack_on_rto below ends F-RTO's step 2b too)
         if self.recover is None and self.retries == 1:
-            self.undo.start(self.cc.cwnd, self.cc.ssthresh)  # (in recovery: the episode's)
+            undo.start(self.cc.cwnd, self.cc.ssthresh)  # (in recovery: the episode's)
             if self.config.frto and self.sack_ok:
-                self.undo.frto_high = self._abs(self.snd_max)
+                undo.frto_high = self._abs(self.snd_max)
         self.cc.on_rto(flight, now)
         self.recover = None
         self.rec.on_rto()
@@ -831,7 +832,7 @@ class Tcb(TcbOutput):
         self.recvbuf.nxt = 0
         mss = seg.mss()
         if mss is not None:
-            self.peer_mss = mss
+            self.peer_mss = shared_int(mss)
         ws = seg.wscale()
         if ws is not None and cfg.window_scaling:
             self.wscale_ok = True
@@ -1462,8 +1463,8 @@ class Tcb(TcbOutput):
         flight = seq_sub(self.snd_max, self.snd_una)
         self.recover = self.snd_max
         self.rec.enter(self._abs(self.snd_max), sack_mode=self.sack_ok)
-        self.prr.start(self.cc.cwnd // self.snd_mss)  # RecoverFS: cwnd before the reduction
-        self.undo.start(self.cc.cwnd, self.cc.ssthresh)
+        self.own_prr().start(self.cc.cwnd // self.snd_mss)  # RecoverFS: cwnd before it
+        self.own_undo().start(self.cc.cwnd, self.cc.ssthresh)
         if self.ecn is None or not self.ecn.loss_in_cwr(self):  # not twice a window (ecn.py)
             self.cc.on_congestion_event(flight, now)
         if not self.sack_ok:
