@@ -125,15 +125,14 @@ class TcpTransport(asyncio.Transport):
     # slots: one transport per connection end (100,000 connections, issue 23 item 4); asyncio's
     # base classes have slots (``_extra``), ``__dict__`` keeps other attributes settable
     __slots__ = ("_host", "_layer", "_tcb", "_protocol", "_loop", "_pending", "_closing",
-                 "_reading_paused", "_writing_paused", "_lost", "_eof_delivered", "_connected",
-                 "_server", "__dict__", "__weakref__")
-    # set once in most connections' lives (at their end), or never: class attributes until
-    # then (8 bytes each per connection end less)
-    _eof_pending = False  # write_eof() before the pending bytes went in
+                 "_eof_pending", "_reading_paused", "_writing_paused", "_lost",
+                 "_lost_deferred", "_eof_delivered", "_connected", "_server", "__dict__",
+                 "__weakref__")
+    # set once at most in most connections' lives and read only then or per write: class
+    # attributes until set (8 bytes each per connection end less)
     _eof_sent = False
     _high = 64 * 1024  # the write buffer limits (set_write_buffer_limits)
     _low = 16 * 1024
-    _lost_deferred = False  # the end came while reading was paused, data unread
 
     def __init__(self, host: DrivenHost, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -147,9 +146,11 @@ class TcpTransport(asyncio.Transport):
         # of its own per connection: write() makes one)
         self._pending: bytes | bytearray = b""
         self._closing = False
+        self._eof_pending = False  # write_eof() before the pending bytes went in
         self._reading_paused = False
         self._writing_paused = False
         self._lost = False
+        self._lost_deferred = False  # the end came while reading was paused, data unread
         self._eof_delivered = False
         self._connected: asyncio.Future[None] | None = None
         self._extra: Mapping[str, Any] = _NO_EXTRA  # asyncio's: nothing is added to it

@@ -197,3 +197,15 @@ def send_buffer_for(cfg: TcpConfig, segments: int, mss: int) -> int:
     bytes of headers, and 256 more). At least tcp_wmem's default, at most its maximum."""
     per_mss = (1 << (mss + 640 - 1).bit_length()) + 256
     return min(max(cfg.wmem[1], 2 * max(segments, 10) * per_mss), cfg.wmem[2])
+
+
+_INTS: dict[int, int] = {}
+
+
+def shared_int(n: int) -> int:
+    """``n`` as the one int object of its value the connections share: an int above 256 is an
+    object of its own (28-32 bytes) each time it is computed, and each connection end computes
+    its MSS values and buffer sizes (issue 23 item 4)."""
+    if len(_INTS) >= 1024:  # bounded: a few sizes are usual
+        _INTS.clear()
+    return _INTS.setdefault(n, n)

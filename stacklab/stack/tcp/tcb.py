@@ -24,7 +24,7 @@ from stacklab.stack.pmtudisc import accepts_pmtu
 
 from . import chrono, local_drop, route_metrics, sndbuf, urgent
 from . import ecn as _ecn
-from .config import DUPACK_THRESHOLD, TcpConfig
+from .config import DUPACK_THRESHOLD, TcpConfig, shared_int
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
     CAN_RECEIVE,
@@ -60,7 +60,6 @@ from .recovery import RangeSet
 from .rtt import ack_sample
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
 from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
-from .tcbvars import shared_int
 from .tfo import TfoConn
 from .timers import (
     CONNECT_TIMER,
@@ -155,7 +154,7 @@ class Tcb(TcbOutput):
         old = self.state
         new = next_state(old, event)
         self.state = new
-        self.transitions.append((now, old, new, cause or event.value))
+        self._transitions += (now, old, new, cause or event.value)
         if self.trace is not None:
             self.trace(now, "state", {"old": old.value, "new": new.value,
                                       "cause": cause or event.value})
@@ -216,7 +215,7 @@ class Tcb(TcbOutput):
     def finished(self) -> bool:
         """The layer may forget this TCB: CLOSED, or a passive one sent back to LISTEN."""
         return self.state is CLOSED or (self.passive and self.state is LISTEN
-                                          and len(self.transitions) > 1)
+                                          and len(self._transitions) > 4)
 
     # -- user calls (RFC 9293 §3.10.1-§3.10.6) -----------------------------------------------------
     def connect(self, now: float) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from stacklab.stack.route import RouteMetrics
 from stacklab.wire.checksum import pseudo_header
@@ -29,6 +29,7 @@ from .config import (
     initial_recv_buffer,
     initial_send_buffer,
     our_wscale,
+    shared_int,
 )
 from .congestion import create_congestion
 from .ecn import Ecn
@@ -60,18 +61,6 @@ _NO_PRR = Prr()  # before the first cwnd reduction (TcbVars.own_prr), never chan
 _NO_UNDO = Undo()  # before the first episode (TcbVars.own_undo), never changed
 
 
-_INTS: dict[int, int] = {}
-
-
-def shared_int(n: int) -> int:
-    """``n`` as the one int object of its value the connections share: an int above 256 is an
-    object of its own (28-32 bytes) each time it is computed, and each connection end computes
-    its MSS values and buffer sizes (issue 23 item 4)."""
-    if len(_INTS) >= 1024:  # bounded: a few sizes are usual
-        _INTS.clear()
-    return _INTS.setdefault(n, n)
-
-
 class Urgent:
     """The receive side's urgent byte: where it is (stream offset), the byte once a stream read
     took it out of the stream, whether ``recv(MSG_OOB)`` already returned it."""
@@ -89,43 +78,33 @@ class TcbVars:
     # slots ~0.8 KiB per connection end, issue 23 item 4); ``__dict__`` holds whatever else is
     # set on a TCB (a test's instance overrides, variables added without a slot).
     __slots__ = ("config", "local_ip", "local_port", "remote_ip", "remote_port", "v6",
-                 "_ip_tcp_hdr", "tx_psum", "trace", "state", "created", "transitions", "passive",
-                 "user_closed", "error", "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd",
-                 "snd_wl1", "snd_wl2", "max_sndwnd", "snd_data_una", "irs", "rcv_nxt", "rcv_adv",
-                 "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss", "rcv_wscale",
-                 "snd_wscale", "wscale_ok", "ts_ok", "ts_recent", "last_ack_sent", "ts_offset",
-                 "sack_ok", "snd_mss", "sendbuf", "recvbuf", "rcv_autotune", "snd_autotune",
-                 "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt", "rcv_rtt_seq",
-                 "rcv_rtt_time", "rtt", "cc", "_rtt_seq", "_rtt_time", "dupacks", "recover", "rec",
+                 "_ip_tcp_hdr", "tx_psum", "trace", "state", "created", "_transitions", "passive",
+                 "user_closed", "rcv_shutdown", "error", "iss", "snd_una", "snd_nxt", "snd_max",
+                 "snd_wnd", "snd_wl1", "snd_wl2", "max_sndwnd", "snd_data_una", "irs", "rcv_nxt",
+                 "rcv_adv", "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss",
+                 "rcv_wscale", "snd_wscale", "wscale_ok", "ts_ok", "ts_recent", "last_ack_sent",
+                 "ts_offset", "sack_ok", "snd_mss", "sendbuf", "recvbuf", "rcv_autotune",
+                 "snd_autotune", "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt",
+                 "rcv_rtt_seq", "rcv_rtt_time", "rtt", "cc", "_rtt_seq", "_rtt_time", "dupacks",
+                 "recover", "rto_recover", "rto_tsval", "rec", "pmtu_keep", "_dsack",
                  "_sack_recent", "_cwnd_traced", "_oow_ack_at", "challenge_ack_ok",
                  "keepalive_probes", "last_rx", "unacked_since", "retries", "fin_queued",
-                 "fin_seq", "rcv_fin_off", "fin_received", "deadlines", "timer", "_timer_stale",
-                 "_armed", "persist_backoff", "probes_out", "_ack_now", "_sws_override",
-                 "_wakeup_push", "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato",
-                 "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
-                 "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
+                 "fin_seq", "rcv_fin_off", "fin_received", "snd_up", "urg", "zerocopy", "tstamp",
+                 "deadlines", "timer", "_timer_stale", "_armed", "persist_backoff", "probes_out",
+                 "_ack_now", "_sws_override", "_wakeup_push", "_unacked_bytes", "rcv_mss",
+                 "quick_acks", "pingpong", "ato", "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime",
+                 "is_cwnd_limited", "max_flight", "cwnd_usage_seq", "_out", "_events",
+                 "_lost_reported", "stats", "user",
                  # the extensions' state, set in __init__ too (a dict of 14 entries was 0.25 KiB)
                  "rate", "pacer", "sent", "rack", "prr", "undo", "_more", "_nagle_push", "ecn",
                  "tfo", "rx_gso_size", "skb_ends", "snd_nospace", "chrono", "route_gen", "route",
                  "xmit_blocked", "tso_deferred_cwnd_limited", "__dict__")
-    # Variables most connections never set: class attributes, the TCB's own (in its __dict__)
-    # once set (8 bytes per variable per connection end less, issue 23 item 4)
-    rcv_shutdown = False  # shutdown(SHUT_RD) (Linux RCV_SHUTDOWN)
-    rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
-    rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
-    # path MTU decrease: the stream positions the go-back after it skips (sent in segments
-    # that fit the new MSS, SentLog.fitting)
-    pmtu_keep: RangeSet | None = None
-    _dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
+    # Variables most connections never set and no per-segment path reads (a class attribute
+    # is a slower read than a slot): class attributes, the TCB's own (in its __dict__) once
+    # set (8 bytes per variable per connection end less, issue 23 item 4)
     # with record_cwnd: (time, cwnd, ssthresh); the shared empty list until the first sample
     # (never mutated: Tcb._trace_cwnd gives the TCB a list of its own first)
     cwnd_log: list[tuple[float, int, int]] = _NO_SAMPLES
-    # urgent data (urgent.py): the send pointer (stream offset after the urgent byte) while
-    # unacknowledged, the receive side's urgent byte while there is one
-    snd_up: int | None = None
-    urg: Urgent | None = None
-    zerocopy: ZeroCopy | None = None  # SO_ZEROCOPY's notifications (zerocopy.py)
-    tstamp: TxTimestamps | None = None  # SO_TIMESTAMPING's TX reports (tstamp.py)
     probes_since = 0.0  # when this series of probe timers began (local_drop.py)
     route_gen: int | None  # the routing table's generation last seen (route_metrics.py)
     route: RouteMetrics  # the metrics of the route to the peer (route_metrics.py)
@@ -149,9 +128,12 @@ class TcbVars:
         self.trace = trace
         self.state = CLOSED
         self.created = now
-        self.transitions: list[tuple[float, State, State, str]] = []
+        # every state change, (time, old, new, cause) after another in one flat tuple (the
+        # ``transitions`` property): a list of tuples was 0.1 KiB more per connection end
+        self._transitions: tuple[Any, ...] = ()
         self.passive = False
         self.user_closed = False  # close() called: no more reading wanted (orphan in Linux)
+        self.rcv_shutdown = False  # shutdown(SHUT_RD) (Linux RCV_SHUTDOWN)
         self.error: Exception | None = None
         # send sequence variables (RFC 9293 §3.3.1)
         self.iss = iss & MASK
@@ -215,6 +197,8 @@ class TcbVars:
         self._rtt_time = 0.0
         self.dupacks = 0
         self.recover: int | None = None  # snd_max when fast recovery started (RFC 6582 recover)
+        self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
+        self.rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
         self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
         # the data transmissions in flight (sent.py), read by RACK, the rate sample and the
         # path MTU decrease
@@ -224,9 +208,13 @@ class TcbVars:
         # (undo.py): until the first episode, objects every TCB shares (own_prr, own_undo)
         self.prr = _NO_PRR
         self.undo = _NO_UNDO
+        # path MTU decrease: the stream positions the go-back after it skips (sent in segments
+        # that fit the new MSS, SentLog.fitting)
+        self.pmtu_keep: RangeSet | None = None
         # stream offsets of recent out-of-order arrivals; the shared empty list until the first
         # (never mutated: Tcb._process_text gives the TCB a list of its own first)
         self._sack_recent: list[int] = _NO_OFFSETS
+        self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self._cwnd_traced = (0, 0)
         self._oow_ack_at = -1.0  # last ACK to an invalid segment (_oow_limited; -1: none yet)
         self.challenge_ack_ok: Callable[[float], bool] | None = None  # host-wide limiter
@@ -239,6 +227,12 @@ class TcbVars:
         self.fin_seq: int | None = None  # sequence number of our FIN once data is all queued
         self.rcv_fin_off: int | None = None  # stream offset of the peer's FIN once seen
         self.fin_received = False
+        # urgent data (urgent.py): the send pointer (stream offset after the urgent byte) while
+        # unacknowledged, the receive side's urgent byte while there is one
+        self.snd_up: int | None = None
+        self.urg: Urgent | None = None
+        self.zerocopy: ZeroCopy | None = None  # SO_ZEROCOPY's notifications (zerocopy.py)
+        self.tstamp: TxTimestamps | None = None  # SO_TIMESTAMPING's TX reports (tstamp.py)
         self.chrono = Chrono()  # busy / rwnd-limited / sndbuf-limited time (chrono.py)
         # timers: one deadline (or None) per kind, and the earliest (timers.py)
         # (while none is set, the shared list of Nones: _arm gives the TCB a list of its own
@@ -351,6 +345,12 @@ class TcbVars:
         ut = self.config.user_timeout
         if ut is not None:
             self._arm(USER_TIMER, None if t is None else t + ut)
+
+    @property
+    def transitions(self) -> list[tuple[float, State, State, str]]:
+        """The state changes, oldest first: (time, old state, new state, cause)."""
+        t = self._transitions
+        return [cast(tuple[float, State, State, str], t[i:i + 4]) for i in range(0, len(t), 4)]
 
     @property
     def key(self) -> tuple[bytes, int, bytes, int]:
