@@ -206,10 +206,10 @@ class TcpTransport(asyncio.Transport):
             except ConnectionError:
                 n = 0
             if n:
-                if n == len(self._pending):
-                    self._pending = b""
-                else:
-                    del cast(bytearray, self._pending)[:n]  # (write() made it)
+                pending = self._pending
+                del pending[:n]  # type: ignore[union-attr]  # (a bytearray: write() made it)
+                if not pending:
+                    self._pending = b""  # (no buffer of its own while empty)
                 self._layer.kick(tcb)
         if not self._pending and self._eof_pending and not self._eof_sent:
             self._eof_sent = True
@@ -687,7 +687,7 @@ class _StreamProtocol(asyncio.StreamReaderProtocol):
     transport and the reader and writer), lighter while a connection is idle (one per connection
     end, issue 23 item 4): no deque of ``drain()`` waiters until writing is first paused (an
     empty deque is 0.6 KiB), no future for ``wait_closed()`` until it is asked for or the
-    connection is lost (0.14 KiB), the writer's done future one per loop (``_share_done``),
+    connection is lost (0.14 KiB), the writer's done future one per host (``_share_done``),
     and the reader held by a plain reference until the connection is lost, not a weak one
     (0.08 KiB: the transport lives as long as the connection, the reader as long as the
     transport then; the writer keeps it too). The same methods, the same behaviour."""
@@ -718,8 +718,8 @@ class _StreamProtocol(asyncio.StreamReaderProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         writer = self._stream_writer  # type: ignore[attr-defined]
-        if writer is not None:  # start_server's writer, made by asyncio
-            _share_done(writer)
+        if writer is not None and isinstance(transport, TcpTransport):  # start_server's
+            _share_done(writer, transport._host)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._close_waiter()
@@ -735,19 +735,14 @@ class _StreamProtocol(asyncio.StreamReaderProtocol):
 
 
 _NO_WAITERS = ()
-# the done future each StreamWriter keeps (``_complete_fut``; asyncio makes one per writer),
-# one per event loop instead (the key: the loop's ``id``, the value holds the loop)
-_DONE: dict[int, asyncio.Future[None]] = {}
 
 
-def _share_done(writer: asyncio.StreamWriter) -> None:
-    loop = writer._loop  # type: ignore[attr-defined]
-    fut = _DONE.get(id(loop))
-    if fut is None or fut.get_loop() is not loop:
-        if len(_DONE) >= 16:  # loops of finished simulations
-            _DONE.clear()
-        fut = _DONE[id(loop)] = writer._complete_fut  # type: ignore[attr-defined]
-    writer._complete_fut = fut  # type: ignore[attr-defined]
+def _share_done(writer: asyncio.StreamWriter, host: DrivenHost) -> None:
+    """The done future each StreamWriter keeps (``_complete_fut``; asyncio makes one per
+    writer): the host's driver's one instead, when it is of the writer's loop."""
+    fut = host.driving().done_future()
+    if fut.get_loop() is writer._loop:  # type: ignore[attr-defined]
+        writer._complete_fut = fut  # type: ignore[attr-defined]
 
 
 async def open_connection(host: DrivenHost, addr: str | bytes, port: int, *,
@@ -758,7 +753,7 @@ async def open_connection(host: DrivenHost, addr: str | bytes, port: int, *,
     protocol = _StreamProtocol(reader, loop=loop)
     transport, _ = await create_connection(host, lambda: protocol, addr, port, **kwargs)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    _share_done(writer)
+    _share_done(writer, host)
     return reader, writer
 
 

@@ -140,13 +140,14 @@ class TcpStats:
     spurious_undos: int  # recoveries/timeouts undone as spurious (Linux TCP*Undo)
 
     def __init__(self) -> None:
-        for name in _STATS_SLOTS:
-            setattr(self, name, 0)
+        self.segs_in = self.segs_out = self.bytes_sent = self.bytes_retrans = 0
+        self.bytes_acked = self.bytes_received = self.retransmits = 0
+        self.fast_retransmits = self.dup_acks_in = self.ooo_segments = 0
+        self.window_updates = self.delayed_acks = self.recoveries = self.sack_blocks_out = 0
 
 
-_STATS_SLOTS = tuple(n for n in TcpStats.__slots__ if n != "__dict__")
 for _f in dataclasses.fields(TcpStats):
-    if _f.name not in _STATS_SLOTS:
+    if _f.name not in TcpStats.__slots__:
         setattr(TcpStats, _f.name, 0)
 
 
@@ -206,6 +207,9 @@ def shared_int(n: int) -> int:
     """``n`` as the one int object of its value the connections share: an int above 256 is an
     object of its own (28-32 bytes) each time it is computed, and each connection end computes
     its MSS values and buffer sizes (issue 23 item 4)."""
-    if len(_INTS) >= 1024:  # bounded: a few sizes are usual
-        _INTS.clear()
-    return _INTS.setdefault(n, n)
+    s = _INTS.get(n)
+    if s is None:
+        if len(_INTS) >= 1024:  # bounded: a few sizes are usual
+            _INTS.clear()
+        s = _INTS[n] = n
+    return s

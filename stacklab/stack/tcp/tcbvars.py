@@ -56,7 +56,8 @@ from .zerocopy import ZeroCopy
 # connection end, issue 23 item 4); never mutated
 _NO_OFFSETS: list[int] = []
 _NO_SAMPLES: list[tuple[float, int, int]] = []
-_NO_DEADLINES: list[float | None] = [None] * len(KINDS)  # no timer set (TcbVars._arm)
+_N_KINDS = len(KINDS)
+_NO_DEADLINES: list[float | None] = [None] * _N_KINDS  # no timer set (TcbVars._arm)
 _NO_PRR = Prr()  # before the first cwnd reduction (TcbVars.own_prr), never changed
 _NO_UNDO = Undo()  # before the first episode (TcbVars.own_undo), never changed
 
@@ -292,7 +293,7 @@ class TcbVars:
         if deadlines[kind] is None:
             if at is not None:
                 if not self._armed:  # the first: a list of its own (the shared one is all None)
-                    self.deadlines = deadlines = [None] * len(KINDS)
+                    self.deadlines = deadlines = [None] * _N_KINDS
                 self._armed += 1
         elif at is None:
             self._armed -= 1
