@@ -9,6 +9,11 @@ lets them sit idle (past 25,000 connections the server listens on one port more 
 the ephemeral range is per destination; the hosts' connection and orphan limits are raised to
 fit), then closes every client end and waits until both ends of every connection
 have reported ``connection_lost`` (the client ends go on to TIME-WAIT, as in Linux).
+With ``--streams`` the connections are asyncio streams instead: ``open_connection`` on ``a``,
+``start_server`` on ``b`` with a callback that keeps the reader and writer (a plain function: a
+coroutine would add the application's task per connection), so each end holds a
+``StreamReader`` and a ``StreamWriter`` too; the close phase closes both ends' writers and
+waits in ``wait_closed()``.
 
 Figures (best of ``--repeats``):
 
@@ -17,10 +22,13 @@ Figures (best of ``--repeats``):
 * close time (wall): from the first ``close`` until the last ``connection_lost``;
 * memory per idle connection: ``tracemalloc`` growth between "no connection" and "all idle
   established", divided by ``N``: both ends (client TCB + transport + protocol and the server's
-  the same) and per end. Measured in a separate run (tracemalloc slows Python down ~2x, so the
-  timed runs have it off).
+  the same; the protocol is the least an application keeps, its transport in one slot; with
+  ``--streams`` the reader, writer and the protocol between them instead) and per end.
+  Measured in a separate run (tracemalloc slows Python down ~2x, so the timed runs have it
+  off);
+* peak RSS of the process (``getrusage``), after all the runs.
 
-Usage: ``python3 bench/scale.py [--quick] [-n 10000] [--repeats 3] [--no-memory]``.
+Usage: ``python3 bench/scale.py [--quick] [-n 10000] [--repeats 3] [--no-memory] [--streams]``.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import resource
 import sys
 import time
 import tracemalloc
@@ -41,7 +50,7 @@ from stacklab.net.network import Network  # noqa: E402
 PORT = 5001
 
 
-def one_run(n: int, *, measure_memory: bool = False) -> dict[str, float]:
+def one_run(n: int, *, measure_memory: bool = False, streams: bool = False) -> dict[str, float]:
     net = Network(seed=7)
     a, b = net.add_host("a"), net.add_host("b")
     net.connect(a, b, mtu=1500, delay="1ms")
@@ -57,6 +66,8 @@ def one_run(n: int, *, measure_memory: bool = False) -> dict[str, float]:
     marks: dict[str, float] = {}
 
     class Idle(asyncio.Protocol):
+        __slots__ = ("transport",)  # the least an application keeps: its transport
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport
             counts["up"] += 1
@@ -68,17 +79,37 @@ def one_run(n: int, *, measure_memory: bool = False) -> dict[str, float]:
         while counts[key] < target:
             await asyncio.sleep(0.001)
 
+    served: list[asyncio.StreamWriter] = []
+
+    def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append(writer)  # (the writer holds the reader)
+        counts["up"] += 1
+
+    async def open_stream(port: int) -> asyncio.StreamWriter:
+        _, writer = await a.open_connection("b", port)
+        counts["up"] += 1
+        return writer
+
     async def main() -> None:
         for port in ports:
-            await b.create_server(Idle, port=port, backlog=n)
+            if streams:
+                await b.start_server(on_client, port=port, backlog=n)
+            else:
+                await b.create_server(Idle, port=port, backlog=n)
         await asyncio.sleep(0.01)
         gc.collect()
         if measure_memory:
             tracemalloc.start()
             marks["mem0"] = tracemalloc.get_traced_memory()[0]
         marks["t0"] = time.perf_counter()
-        results = await asyncio.gather(*(a.create_connection(Idle, "b", ports[i % len(ports)])
-                                         for i in range(n)))
+        if streams:
+            writers = await asyncio.gather(*(open_stream(ports[i % len(ports)])
+                                             for i in range(n)))
+        else:
+            # (the transports kept, not gather's (transport, protocol) pairs: bench
+            # bookkeeping is not the connections' memory)
+            transports = [t for t, _ in await asyncio.gather(
+                *(a.create_connection(Idle, "b", ports[i % len(ports)]) for i in range(n)))]
         await wait_for("up", 2 * n)
         marks["t1"] = time.perf_counter()
         await asyncio.sleep(1.0)  # idle: delayed ACKs and timers settle
@@ -89,9 +120,14 @@ def one_run(n: int, *, measure_memory: bool = False) -> dict[str, float]:
         states = {t.state.value for h in (a, b) for t in h.tcp.conns.values()}
         assert states == {"ESTABLISHED"}, states
         marks["t2"] = time.perf_counter()
-        for transport, _ in results:
-            transport.close()
-        await wait_for("lost", 2 * n)
+        if streams:
+            for w in writers + served:
+                w.close()
+            await asyncio.gather(*(w.wait_closed() for w in writers + served))
+        else:
+            for transport in transports:
+                transport.close()
+            await wait_for("lost", 2 * n)
         marks["t3"] = time.perf_counter()
 
     net.run(main(), until=3600)
@@ -109,17 +145,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--no-memory", action="store_true",
                     help="skip the tracemalloc run (100,000 connections: half the time)")
+    ap.add_argument("--streams", action="store_true",
+                    help="asyncio streams (open_connection / start_server), not protocols")
     args = ap.parse_args(argv)
     n = args.n or (200 if args.quick else 10_000)
     repeats = args.repeats or (1 if args.quick else 3)
 
     print(machine_line())
     load0 = loadavg()
-    runs = [one_run(n) for _ in range(repeats)]
-    mem = None if args.no_memory else one_run(n, measure_memory=True)["mem"]
+    runs = [one_run(n, streams=args.streams) for _ in range(repeats)]
+    mem = None if args.no_memory else one_run(n, measure_memory=True,
+                                              streams=args.streams)["mem"]
     open_s = min(r["open"] for r in runs)
     close_s = min(r["close"] for r in runs)
-    print(f"{n} concurrent TCP connections a -> b in one simulation, best of {repeats}")
+    kind = "asyncio streams" if args.streams else "protocols"
+    print(f"{n} concurrent TCP connections a -> b ({kind}) in one simulation, best of {repeats}")
     rows = [
         ("open all (wall s)", f"{open_s:.2f}"),
         ("handshakes per wall-second", f"{n / open_s:,.0f}"),
@@ -132,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             ("memory per idle connection end", f"{mem / 2048:.1f} KiB"),
             (f"memory for {n} connections", f"{mem * n / 2**20:.1f} MiB"),
         ]
+    rows.append(("peak RSS of the process",
+                 f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB"))
     print(table(["figure", "value"], rows, align="<>"))
     print(f"load average before/after: {load0} / {loadavg()}")
     return 0

@@ -52,10 +52,20 @@ class NodeDriver:
         self._draining = False
         self.powered = True  # False while the node is crashed: nothing in, out, or on a timer
         self.app_host: DrivenHost | None = None  # the node, when it has the application API
+        self._done: asyncio.Future[None] | None = None  # done_future's
         node.wake = self.kick  # the Node contract: the node asks for a flush through wake()
 
     def now(self) -> float:
         return self.loop.time()
+
+    def done_future(self) -> asyncio.Future[None]:
+        """A future of this driver's loop, done (result None): one for every StreamWriter of
+        the node (api/streams.py; asyncio makes one per writer, 0.14 KiB each)."""
+        fut = self._done
+        if fut is None:
+            fut = self._done = self.loop.create_future()
+            fut.set_result(None)
+        return fut
 
     def on_drain(self, key: Hashable, hook: Callable[[float], None]) -> None:
         """Run ``hook(now)`` after every node call (once per ``key``, e.g. a host's TCP layer)."""

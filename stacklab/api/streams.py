@@ -22,6 +22,7 @@ connect timeout TimeoutError.
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import functools
 import os
@@ -124,10 +125,14 @@ class TcpTransport(asyncio.Transport):
     # slots: one transport per connection end (100,000 connections, issue 23 item 4); asyncio's
     # base classes have slots (``_extra``), ``__dict__`` keeps other attributes settable
     __slots__ = ("_host", "_layer", "_tcb", "_protocol", "_loop", "_pending", "_closing",
-                 "_eof_pending", "_eof_sent", "_reading_paused", "_writing_paused", "_high",
-                 "_low", "_lost", "_lost_deferred", "_eof_delivered", "_connected", "_server",
-                 "__dict__",
+                 "_eof_pending", "_reading_paused", "_writing_paused", "_lost",
+                 "_lost_deferred", "_eof_delivered", "_connected", "_server", "__dict__",
                  "__weakref__")
+    # set once at most in most connections' lives and read only then or per write: class
+    # attributes until set (8 bytes each per connection end less)
+    _eof_sent = False
+    _high = 64 * 1024  # the write buffer limits (set_write_buffer_limits)
+    _low = 16 * 1024
 
     def __init__(self, host: DrivenHost, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -137,14 +142,13 @@ class TcpTransport(asyncio.Transport):
         self._tcb = tcb
         self._protocol = protocol
         self._loop = loop
-        self._pending = bytearray()  # written, not yet in the TCB's send buffer
+        # written, not yet in the TCB's send buffer (while empty, the shared b"", no buffer
+        # of its own per connection: write() makes one)
+        self._pending: bytes | bytearray = b""
         self._closing = False
         self._eof_pending = False  # write_eof() before the pending bytes went in
-        self._eof_sent = False
         self._reading_paused = False
         self._writing_paused = False
-        self._high = 64 * 1024
-        self._low = 16 * 1024
         self._lost = False
         self._lost_deferred = False  # the end came while reading was paused, data unread
         self._eof_delivered = False
@@ -202,7 +206,10 @@ class TcpTransport(asyncio.Transport):
             except ConnectionError:
                 n = 0
             if n:
-                del self._pending[:n]
+                pending = self._pending
+                del pending[:n]  # type: ignore[union-attr]  # (a bytearray: write() made it)
+                if not pending:
+                    self._pending = b""  # (no buffer of its own while empty)
                 self._layer.kick(tcb)
         if not self._pending and self._eof_pending and not self._eof_sent:
             self._eof_sent = True
@@ -320,7 +327,10 @@ class TcpTransport(asyncio.Transport):
             if self._lost:
                 return
             raise RuntimeError("write after write_eof() or close()")
-        self._pending += data
+        if self._pending:
+            self._pending += data
+        else:
+            self._pending = bytearray(data)
         self._fill()
         if not self._writing_paused and self.get_write_buffer_size() > self._high:
             self._writing_paused = True
@@ -672,14 +682,78 @@ async def create_connection(host: DrivenHost,
     return transport, protocol
 
 
+class _StreamProtocol(asyncio.StreamReaderProtocol):
+    """asyncio's StreamReaderProtocol (what open_connection and start_server put between the
+    transport and the reader and writer), lighter while a connection is idle (one per connection
+    end, issue 23 item 4): no deque of ``drain()`` waiters until writing is first paused (an
+    empty deque is 0.6 KiB), no future for ``wait_closed()`` until it is asked for or the
+    connection is lost (0.14 KiB), the writer's done future one per host (``_share_done``),
+    and the reader held by a plain reference until the connection is lost, not a weak one
+    (0.08 KiB: the transport lives as long as the connection, the reader as long as the
+    transport then; the writer keeps it too). The same methods, the same behaviour."""
+
+    def __init__(self, stream_reader: asyncio.StreamReader,
+                 client_connected_cb: Any = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(stream_reader, client_connected_cb, loop)
+        self._drain_waiters: Any = _NO_WAITERS  # a deque from the first pause_writing() on
+        self._closed: asyncio.Future[None] | None = None  # made by _close_waiter
+        self._reader: asyncio.StreamReader | None = stream_reader
+        self._stream_reader_wr = None  # (asyncio's weak reference: _stream_reader instead)
+
+    @property
+    def _stream_reader(self) -> asyncio.StreamReader | None:
+        return self._reader
+
+    def _close_waiter(self) -> asyncio.Future[None]:
+        if self._closed is None:
+            self._closed = self._loop.create_future()  # type: ignore[attr-defined]
+        return self._closed
+
+    def pause_writing(self) -> None:
+        if self._drain_waiters is _NO_WAITERS:  # only a paused writer waits in drain()
+            self._drain_waiters = collections.deque()
+        super().pause_writing()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        writer = self._stream_writer  # type: ignore[attr-defined]
+        if writer is not None and isinstance(transport, TcpTransport):  # start_server's
+            _share_done(writer, transport._host)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._close_waiter()
+        super().connection_lost(exc)
+        self._reader = None  # as asyncio lets go of its reference
+
+    def _get_close_waiter(self, stream: asyncio.StreamWriter) -> asyncio.Future[None]:
+        return self._close_waiter()
+
+    def __del__(self) -> None:
+        if self._closed is not None:
+            super().__del__()
+
+
+_NO_WAITERS = ()
+
+
+def _share_done(writer: asyncio.StreamWriter, host: DrivenHost) -> None:
+    """The done future each StreamWriter keeps (``_complete_fut``; asyncio makes one per
+    writer): the host's driver's one instead, when it is of the writer's loop."""
+    fut = host.driving().done_future()
+    if fut.get_loop() is writer._loop:  # type: ignore[attr-defined]
+        writer._complete_fut = fut  # type: ignore[attr-defined]
+
+
 async def open_connection(host: DrivenHost, addr: str | bytes, port: int, *,
                           limit: int = _DEFAULT_LIMIT,
                           **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    protocol = _StreamProtocol(reader, loop=loop)
     transport, _ = await create_connection(host, lambda: protocol, addr, port, **kwargs)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    _share_done(writer, host)
     return reader, writer
 
 
@@ -740,7 +814,7 @@ async def start_server(host: DrivenHost,
 
     def factory() -> asyncio.StreamReaderProtocol:
         reader = asyncio.StreamReader(limit=limit, loop=loop)
-        return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+        return _StreamProtocol(reader, client_connected_cb, loop=loop)
 
     return await create_server(host, factory, host_addr, port, **kwargs)
 

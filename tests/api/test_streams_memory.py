@@ -18,8 +18,9 @@ def _alive() -> dict[str, int]:
     gc.collect()
     counts = dict.fromkeys((t.__name__ for t in _PER_CONNECTION), 0)
     for o in gc.get_objects():
-        if type(o) in _PER_CONNECTION:
-            counts[type(o).__name__] += 1
+        for t in _PER_CONNECTION:  # (the stream protocol is a subclass of asyncio's)
+            if isinstance(o, t):
+                counts[t.__name__] += 1
     return counts
 
 

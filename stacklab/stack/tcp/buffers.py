@@ -30,8 +30,10 @@ class SendBuffer:
         self.capacity = capacity
         self.data = bytearray()
         self.base = 0
-        self.marks: list[int] = []
-        self.eors: list[int] = []
+        # no write yet: two shared empty lists, never mutated (mark, the one way in, gives the
+        # buffer lists of its own first): 0.1 KiB less per idle connection end (issue 23 item 4)
+        self.marks: list[int] = _NO_MARKS
+        self.eors: list[int] = _NO_EORS
         self.pushed_to = 0
 
     def __len__(self) -> int:
@@ -56,10 +58,14 @@ class SendBuffer:
         (``eor``)."""
         end = self.base + len(self.data)
         if push and (not self.marks or self.marks[-1] != end):
+            if self.marks is _NO_MARKS:
+                self.marks = []
             self.marks.append(end)
         if push:
             self.pushed_to = end
         if eor and (not self.eors or self.eors[-1] != end):
+            if self.eors is _NO_EORS:
+                self.eors = []
             self.eors.append(end)
 
     def eor_room(self, offset: int, n: int) -> int:
@@ -94,6 +100,10 @@ class SendBuffer:
                 del eors[:bisect_right(eors, self.base)]
 
 
+# the marks of every send buffer that never had a write (two lists: a deep copy of a buffer
+# must not find its two the same)
+_NO_MARKS: list[int] = []
+_NO_EORS: list[int] = []
 _NO_STARTS: list[int] = []  # the reassembly queue of every buffer that never had one
 _NO_PIECES: list[bytearray] = []
 

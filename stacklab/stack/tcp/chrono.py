@@ -22,16 +22,23 @@ from .sndbuf import SkbTcb, notsent
 UNSPEC, BUSY, RWND_LIMITED, SNDBUF_LIMITED = range(4)  # Linux enum tcp_chrono
 
 
+_NO_TIME = [0.0, 0.0, 0.0]  # the totals of every chronograph before its first (never changed)
+
+
 class Chrono:
     __slots__ = ("kind", "since", "total")
 
     def __init__(self) -> None:
         self.kind = UNSPEC
         self.since = 0.0
-        self.total = [0.0, 0.0, 0.0]  # seconds spent in BUSY, RWND_LIMITED, SNDBUF_LIMITED
+        # seconds spent in BUSY, RWND_LIMITED, SNDBUF_LIMITED: the shared zeros until the
+        # first is over (_set gives the chronograph a list of its own; issue 23 item 4)
+        self.total = _NO_TIME
 
     def _set(self, kind: int, now: float) -> None:
         if self.kind > UNSPEC:
+            if self.total is _NO_TIME:
+                self.total = [0.0, 0.0, 0.0]
             self.total[self.kind - 1] += now - self.since
         self.since = now
         self.kind = kind

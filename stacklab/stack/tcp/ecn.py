@@ -56,6 +56,7 @@ class TcbLike(Protocol):
     ato: float
     _ack_now: bool
 
+    def own_prr(self) -> Prr: ...
     @property
     def config(self) -> TcpConfig: ...
     @property
@@ -133,7 +134,7 @@ class Ecn:
             # one response per window of data (RFC 3168 §6.1.2), Linux tcp_enter_cwr
             self.cwr_high = tcb.snd_max
             prior_cwnd = cc.cwnd
-            tcb.prr.start(prior_cwnd // tcb.snd_mss)  # RecoverFS: cwnd before the reduction
+            tcb.own_prr().start(prior_cwnd // tcb.snd_mss)  # RecoverFS: cwnd before it
             self.queue_cwr = True
             cc.on_ecn(seq_sub(tcb.snd_max, tcb.snd_una) + acked, now)
             tcb.stats.ecn_reductions += 1

@@ -129,6 +129,7 @@ class TcpLayer:
         self._challenge_count = 0
         self._challenge_rng: random.Random | None = None
         self._challenge_ack_ok = self.challenge_ack_ok
+        self._xmit_blocked: Callable[[bytes], bool] | None = None  # adopt's, shared
         self._cookies: SynCookies | None = None
         # TCP Fast Open (tfo.py): its key drawn lazily from a stream of its own
         self.tfo = FastOpen(lambda: random.Random(self.host.rng.getrandbits(64)))
@@ -180,7 +181,10 @@ class TcpLayer:
     def adopt(self, tcb: Tcb, listener: Listener | None = None) -> None:
         """Take a new connection into the demultiplexing table (``listener``: its passive OPEN)."""
         tcb.challenge_ack_ok = self._challenge_ack_ok  # one bound method for all
-        tcb.xmit_blocked = self.host.xmit_blocked  # local congestion (local_drop.py)
+        blocked = self.host.xmit_blocked  # local congestion (local_drop.py)
+        if blocked != self._xmit_blocked:  # one bound method for all, while it is the same
+            self._xmit_blocked = blocked
+        tcb.xmit_blocked = self._xmit_blocked
         self.conns[tcb.key] = tcb
         if listener is not None:
             self._spawned_by[tcb] = listener

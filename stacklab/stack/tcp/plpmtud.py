@@ -63,7 +63,7 @@ class Plpmtud:
     # one per connection (slots: issue 23 item 4); ``__dict__`` keeps other attributes settable
     __slots__ = ("mode", "header", "floor_mtu", "base_mtu", "max_mtu", "blackhole_rtos",
                  "search", "state", "probe_seq", "probe_end", "probe_mtu", "blackholes",
-                 "probes_sent", "probes_acked", "probes_lost", "log", "__dict__")
+                 "probes_sent", "probes_acked", "probes_lost", "log", "shared", "__dict__")
 
     def __init__(self, mode: str, header: int, max_mtu: int, *, base_mss: int = BASE_MSS,
                  floor_mss: int = FLOOR_MSS, threshold: int = PROBE_THRESHOLD,
@@ -85,6 +85,19 @@ class Plpmtud:
         self.probes_acked = 0
         self.probes_lost = 0
         self.log: list[tuple[float, str, int]] = []  # (time, event, mtu) for the trace/tests
+        self.shared = False  # one of plpmtud_for's: never changed (copy() makes one to change)
+
+    def copy(self) -> Plpmtud:
+        """An object of the same state, not shared."""
+        p = Plpmtud.__new__(Plpmtud)
+        for name in _FIELDS:
+            setattr(p, name, getattr(self, name))
+        s = self.search
+        p.search = PmtuSearch(s.low, s.high, s.threshold, s.interval)
+        p.search.complete_at = s.complete_at
+        p.log = list(self.log)
+        p.shared = False
+        return p
 
     @property
     def search_low(self) -> int:
@@ -128,6 +141,7 @@ class Plpmtud:
     # -- signals -----------------------------------------------------------------------------------
     def on_ptb(self, mtu: int) -> None:
         """ICMP says the path carries at most ``mtu``: never search above it."""
+        assert not self.shared
         self.search.ptb(mtu)
         if self.probe_seq is not None and self.probe_mtu > mtu:
             self.probe_seq = None  # that probe cannot arrive; its data is resent anyway
@@ -135,6 +149,7 @@ class Plpmtud:
     def on_rto(self, retries: int, head_len: int, now: float) -> bool:
         """A retransmission timeout; ``head_len`` is the size of the segment that timed out.
         True when the MTU clamp changed (the TCB recomputes its MSS)."""
+        assert not self.shared
         if self.probe_seq is not None:
             self._probe_lost(now)
         if self.mode == "off" or retries < self.blackhole_rtos:
@@ -221,3 +236,26 @@ class Plpmtud:
     def describe(self) -> str:
         return (f"plpmtud {self.mode} {self.state.value} low {self.search_low} "
                 f"high {self.search_high} probes {self.probes_sent}/{self.probes_acked} acked")
+
+
+_FIELDS = tuple(f for f in Plpmtud.__slots__ if f not in ("search", "log", "shared", "__dict__"))
+_UNCHANGED: dict[tuple[str, int, int, int], Plpmtud] = {}
+
+
+def plpmtud_for(mode: str, header: int, max_mtu: int, base_mss: int = BASE_MSS) -> Plpmtud:
+    """A new connection's PLPMTUD state. Not engaged (modes "off" and "blackhole") and before
+    an ICMP message or a timeout changes it, it is only these four values: the connections
+    with the same ones share one object, ``shared``, never changed (0.4 KiB per connection end,
+    issue 23 item 4); the TCB takes a copy of its own before it changes it (``on_ptb``,
+    ``on_rto``; ``TcbVars.own_plpmtud``). Mode "always" searches from the start: its own."""
+    mode = parse_mode(mode)
+    if mode == "always":
+        return Plpmtud(mode, header, max_mtu, base_mss=base_mss)
+    key = (mode, header, max_mtu, base_mss)
+    p = _UNCHANGED.get(key)
+    if p is None:
+        if len(_UNCHANGED) >= 64:  # bounded: a few sizes are usual
+            _UNCHANGED.clear()
+        p = _UNCHANGED[key] = Plpmtud(mode, header, max_mtu, base_mss=base_mss)
+        p.shared = True
+    return p

@@ -30,6 +30,7 @@ from bisect import bisect_right
 
 DUPTHRESH = 3
 _SHARED_EMPTY: list[int] = []  # the lists of every empty RangeSet (RangeSet.__init__)
+_NO_SACKED: list[tuple[int, int]] = []  # Recovery.new_sacked before any SACK, never mutated
 
 
 class RangeSet:
@@ -180,6 +181,11 @@ class RangeSet:
         return self.ends[-1] if self.ends else None
 
 
+# the sets of a scoreboard that never had a range (Recovery); three, as a deep copy of a
+# scoreboard must not find two of its sets the same
+_NO_SACKED_SET, _NO_RETRANS, _NO_LOST = RangeSet(), RangeSet(), RangeSet()
+
+
 class Recovery:
     """Scoreboard plus recovery episode state for one connection."""
 
@@ -188,8 +194,11 @@ class Recovery:
                  "rack_mode", "lost_total", "new_sacked", "_pipe_memo")
 
     def __init__(self) -> None:
-        self.sacked = RangeSet()  # SACKed positions above SND.UNA
-        self.retrans = RangeSet()  # positions retransmitted in the current episode
+        # the three sets start as empty sets every scoreboard shares, never changed: the
+        # methods here that add to a set give the scoreboard a set of its own first (0.14 KiB
+        # per idle connection end, issue 23 item 4); the others leave an empty set as it is
+        self.sacked = _NO_SACKED_SET  # SACKed positions above SND.UNA
+        self.retrans = _NO_RETRANS  # positions retransmitted in the current episode
         self.in_recovery = False
         self.recovery_point = 0  # RFC 6675 RecoveryPoint / RFC 6582 "recover": HighData at entry
         self.sack_mode = False  # this episode is driven by the scoreboard (RFC 6675)
@@ -198,11 +207,12 @@ class Recovery:
         self.dsacks = 0  # D-SACK blocks seen (RFC 2883): a retransmission was not needed
         self.episodes = 0
         self.rescue_done = False
-        self.lost = RangeSet()  # positions RACK marked lost (rack_mode)
+        self.lost = _NO_LOST  # positions RACK marked lost (rack_mode)
         self.lost_total = 0  # bytes ever marked lost, each time again (Linux tp->lost)
         # what the last SACK option added to the scoreboard: the only place where records can
         # have become SACKed (rack.py, rate.py look there, not through the whole scoreboard)
-        self.new_sacked: list[tuple[int, int]] = []
+        # (the shared empty list until the first SACK option: on_sack gives it its own)
+        self.new_sacked: list[tuple[int, int]] = _NO_SACKED
         self.rack_mode = False
         # the last pipe: (una, high_data, mss, rack_mode, pipe before the floor at 0); every
         # method that changes the scoreboard forgets it (pipe: new data above it adds itself)
@@ -229,6 +239,8 @@ class Recovery:
             s = max(s, una)
             e = min(e, high_data)
             if e > s:
+                if self.sacked is _NO_SACKED_SET:
+                    self.sacked = RangeSet()
                 fresh += self.sacked.gaps(s, e)
                 new += self.sacked.add(s, e)
         fresh.sort()
@@ -247,6 +259,8 @@ class Recovery:
         """RACK deems ``[start, end)`` lost: a retransmission of it is lost too, so it may be
         sent again (RFC 8985 §6.2 step 5; Linux tcp_mark_skb_lost)."""
         self._pipe_memo = None
+        if self.lost is _NO_LOST:
+            self.lost = RangeSet()
         new = self.lost.add(start, end)
         if self.retrans.starts:
             new += self.retrans.covered_between(start, end)  # a retransmission lost again
@@ -350,6 +364,8 @@ class Recovery:
     def on_retransmit(self, pos: int, n: int) -> None:
         if (self.in_recovery or self.rack_mode) and n > 0:
             self._pipe_memo = None
+            if self.retrans is _NO_RETRANS:
+                self.retrans = RangeSet()
             self.retrans.add(pos, pos + n)
             self.high_rxt = max(self.high_rxt, pos + n)
 

@@ -37,9 +37,10 @@ class _Tcb(Protocol):
     remote_ip: bytes
     path_mss: int
     _ip_tcp_hdr: int
-    plpmtud: Plpmtud
 
     def set_path_mtu(self, mtu: int) -> None: ...
+
+    def own_plpmtud(self) -> Plpmtud: ...
 
 
 class _Host(Protocol):
@@ -77,5 +78,5 @@ def sync(tcb: _Tcb, host: _Host, gen: int) -> None:
         return
     mtu = host.path_mtu(tcb.remote_ip)
     if mtu != tcb.path_mss + tcb._ip_tcp_hdr:
-        tcb.plpmtud.on_ptb(mtu)  # PLPMTUD never searches above it (Linux tcp_sync_mss)
+        tcb.own_plpmtud().on_ptb(mtu)  # PLPMTUD never searches above it (Linux tcp_sync_mss)
         tcb.set_path_mtu(mtu)

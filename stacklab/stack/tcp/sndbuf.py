@@ -203,6 +203,11 @@ def _tail_room(tcb: SkbTcb, goal: int) -> int:
     return max(0, goal - (ends[-1] - start))
 
 
+# the skb ends of every TCB before its first write (a new TCB's, TcbVars), never changed: write
+# gives the TCB a list of its own (0.05 KiB per idle connection end, issue 23 item 4)
+NO_SKBS: list[int] = []
+
+
 def forced_push(tcb: SkbTcb) -> bool:
     """Linux ``forced_push``: more than half the largest window the peer offered was written
     since the last push mark, so the write marks one now (PSH, RFC 9293 §3.9.1: the sender
@@ -219,6 +224,8 @@ def write(tcb: SkbTcb, data: Buffer, *, push: bool, eor: bool, oob: bool,
     write's PSH mark and MSG_EOR (see SendBuffer.write)."""
     sb = tcb.sendbuf
     ends = tcb.skb_ends
+    if ends is NO_SKBS:  # the first write: a list of its own
+        ends = tcb.skb_ends = []
     goal = size_goal(tcb, oob)
     total = len(data)
     view = memoryview(data)

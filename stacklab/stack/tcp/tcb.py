@@ -24,7 +24,7 @@ from stacklab.stack.pmtudisc import accepts_pmtu
 
 from . import chrono, local_drop, route_metrics, sndbuf, urgent
 from . import ecn as _ecn
-from .config import DUPACK_THRESHOLD, TcpConfig
+from .config import DUPACK_THRESHOLD, TcpConfig, shared_int
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
     CAN_RECEIVE,
@@ -121,7 +121,7 @@ class Tcb(TcbOutput):
         if not self.v6 and not accepts_pmtu(self.config.pmtudisc):
             return False
         old = self.snd_mss
-        self.plpmtud.on_ptb(mtu)
+        self.own_plpmtud().on_ptb(mtu)
         self.set_path_mtu(mtu)
         if self.state is SYN_SENT:  # the SYN we resend offers what fits (tcp_advertise_mss)
             self.adv_mss = min(self.adv_mss,
@@ -155,7 +155,7 @@ class Tcb(TcbOutput):
         old = self.state
         new = next_state(old, event)
         self.state = new
-        self.transitions.append((now, old, new, cause or event.value))
+        self._transitions += (now, old, new, cause or event.value)
         if self.trace is not None:
             self.trace(now, "state", {"old": old.value, "new": new.value,
                                       "cause": cause or event.value})
@@ -217,7 +217,7 @@ class Tcb(TcbOutput):
     def finished(self) -> bool:
         """The layer may forget this TCB: CLOSED, or a passive one sent back to LISTEN."""
         return self.state is CLOSED or (self.passive and self.state is LISTEN
-                                          and len(self.transitions) > 1)
+                                          and len(self._transitions) > 4)
 
     # -- user calls (RFC 9293 §3.10.1-§3.10.6) -----------------------------------------------------
     def connect(self, now: float) -> None:
@@ -379,9 +379,8 @@ class Tcb(TcbOutput):
         what that allows."""
         if self.state is CLOSED:
             return
-        deadlines = self.deadlines
         for kind in KINDS:
-            at = deadlines[kind]
+            at = self.deadlines[kind]  # (an expiry may arm another: _arm may replace the list)
             if at is not None and now >= at:
                 self._arm(kind, None)
                 if self._expire(kind, now):
@@ -537,10 +536,11 @@ class Tcb(TcbOutput):
         self.stats.rto_expiries += 1
         self.rtt.on_timeout()
         flight = seq_sub(self.snd_max, self.snd_una)
+        undo = self.own_undo()  # (rack_on_rto below ends F-RTO's step 2b too)
         if self.recover is None and self.retries == 1:
-            self.undo.start(self.cc.cwnd, self.cc.ssthresh)  # (in recovery: the episode's)
+            undo.start(self.cc.cwnd, self.cc.ssthresh)  # (in recovery: the episode's)
             if self.config.frto and self.sack_ok:
-                self.undo.frto_high = self._abs(self.snd_max)
+                undo.frto_high = self._abs(self.snd_max)
         self.cc.on_rto(flight, now)
         self.recover = None
         self.rec.on_rto()
@@ -841,7 +841,7 @@ class Tcb(TcbOutput):
         self.recvbuf.nxt = 0
         mss = seg.mss()
         if mss is not None:
-            self.peer_mss = mss
+            self.peer_mss = shared_int(mss)
         ws = seg.wscale()
         if ws is not None and cfg.window_scaling:
             self.wscale_ok = True
@@ -1525,7 +1525,7 @@ class Tcb(TcbOutput):
         if self.state in (SYN_SENT, SYN_RECEIVED):
             return
         head = min(self.snd_mss, seq_sub(self.snd_max, self.snd_una))
-        if self.plpmtud.on_rto(self.retries, head, now):
+        if self.own_plpmtud().on_rto(self.retries, head, now):
             self._plpmtud_sync(now, "black hole: repeated timeouts of full-size segments")
 
     def _plpmtud_probe_lost(self, now: float) -> None:
@@ -1590,8 +1590,8 @@ class Tcb(TcbOutput):
         flight = seq_sub(self.snd_max, self.snd_una)
         self.recover = self.snd_max
         self.rec.enter(self._abs(self.snd_max), sack_mode=self.sack_ok)
-        self.prr.start(self.cc.cwnd // self.snd_mss)  # RecoverFS: cwnd before the reduction
-        self.undo.start(self.cc.cwnd, self.cc.ssthresh)
+        self.own_prr().start(self.cc.cwnd // self.snd_mss)  # RecoverFS: cwnd before it
+        self.own_undo().start(self.cc.cwnd, self.cc.ssthresh)
         if self.ecn is None or not self.ecn.loss_in_cwr(self):  # not twice a window (ecn.py)
             self.cc.on_congestion_event(flight, now)
         if not self.sack_ok:

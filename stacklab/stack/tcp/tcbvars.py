@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from stacklab.stack.route import RouteMetrics
 from stacklab.wire.checksum import pseudo_header
@@ -29,13 +29,14 @@ from .config import (
     initial_recv_buffer,
     initial_send_buffer,
     our_wscale,
+    shared_int,
 )
 from .congestion import create_congestion
 from .ecn import Ecn
 from .events import TcbEvent
 from .fsm import CLOSED, State
 from .pacing import Pacer, pacer_for
-from .plpmtud import Plpmtud
+from .plpmtud import Plpmtud, plpmtud_for
 from .prr import Prr
 from .rack import Rack
 from .rate import DeliveryRate
@@ -44,6 +45,7 @@ from .rtt import RttEstimator
 from .segment import Segment
 from .sent import SentLog
 from .seq import MASK, seq_add, seq_sub
+from .sndbuf import NO_SKBS
 from .tfo import TfoConn
 from .timers import KINDS, USER_TIMER, Timer
 from .tstamp import TxTimestamps
@@ -54,6 +56,10 @@ from .zerocopy import ZeroCopy
 # connection end, issue 23 item 4); never mutated
 _NO_OFFSETS: list[int] = []
 _NO_SAMPLES: list[tuple[float, int, int]] = []
+_N_KINDS = len(KINDS)
+_NO_DEADLINES: list[float | None] = [None] * _N_KINDS  # no timer set (TcbVars._arm)
+_NO_PRR = Prr()  # before the first cwnd reduction (TcbVars.own_prr), never changed
+_NO_UNDO = Undo()  # before the first episode (TcbVars.own_undo), never changed
 
 
 class Urgent:
@@ -73,32 +79,37 @@ class TcbVars:
     # slots ~0.8 KiB per connection end, issue 23 item 4); ``__dict__`` holds whatever else is
     # set on a TCB (a test's instance overrides, variables added without a slot).
     __slots__ = ("config", "local_ip", "local_port", "remote_ip", "remote_port", "v6",
-                 "_ip_tcp_hdr", "tx_psum", "trace", "state", "created", "transitions", "passive",
-                 "user_closed", "error", "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd",
-                 "snd_wl1", "snd_wl2", "max_sndwnd", "snd_data_una", "irs", "rcv_nxt", "rcv_adv",
-                 "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss", "rcv_wscale",
-                 "snd_wscale", "wscale_ok", "ts_ok", "ts_recent", "last_ack_sent", "ts_offset",
-                 "sack_ok", "snd_mss", "sendbuf", "recvbuf", "rcv_autotune", "snd_autotune",
-                 "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt",
+                 "_ip_tcp_hdr", "tx_psum", "trace", "state", "created", "_transitions", "passive",
+                 "user_closed", "rcv_shutdown", "error", "iss", "snd_una", "snd_nxt", "snd_max",
+                 "snd_wnd", "snd_wl1", "snd_wl2", "max_sndwnd", "snd_data_una", "irs", "rcv_nxt",
+                 "rcv_adv", "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss",
+                 "rcv_wscale", "snd_wscale", "wscale_ok", "ts_ok", "ts_recent", "last_ack_sent",
+                 "ts_offset", "sack_ok", "snd_mss", "sendbuf", "recvbuf", "rcv_autotune",
+                 "snd_autotune", "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt",
                  "rcv_rtt_seq", "rcv_rtt_time", "rtt", "cc", "_rtt_seq", "_rtt_time", "dupacks",
-                 "recover", "rto_recover", "rto_tsval", "rec", "_sack_recent", "_dsack",
-                 "_cwnd_traced", "cwnd_log", "_oow_ack_at", "challenge_ack_ok",
+                 "recover", "rto_recover", "rto_tsval", "rec", "pmtu_keep", "_dsack",
+                 "_sack_recent", "_cwnd_traced", "_oow_ack_at", "challenge_ack_ok",
                  "keepalive_probes", "last_rx", "unacked_since", "retries", "fin_queued",
-                 "fin_seq", "rcv_fin_off", "fin_received", "deadlines", "timer", "_timer_stale",
-                 "_armed", "persist_backoff", "probes_out", "_ack_now", "_sws_override",
-                 "_wakeup_push", "_unacked_bytes", "rcv_mss", "quick_acks", "pingpong", "ato",
-                 "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight",
-                 "cwnd_usage_seq", "_out", "_events", "_lost_reported", "stats", "user",
-                 "zerocopy",
+                 "fin_seq", "rcv_fin_off", "fin_received", "snd_up", "urg", "zerocopy", "tstamp",
+                 "deadlines", "timer", "_timer_stale", "_armed", "persist_backoff", "probes_out",
+                 "_ack_now", "_sws_override", "_wakeup_push", "_unacked_bytes", "rcv_mss",
+                 "quick_acks", "pingpong", "ato", "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime",
+                 "is_cwnd_limited", "max_flight", "cwnd_usage_seq", "_out", "_events",
+                 "_lost_reported", "stats", "user",
                  # the extensions' state, set in __init__ too (a dict of 14 entries was 0.25 KiB)
-                 "rcv_shutdown", "rate", "pacer", "sent", "rack", "prr", "undo", "pmtu_keep",
-                 "snd_up", "urg", "_more", "_nagle_push", "ecn", "tfo",
-                 "rx_gso_size", "tstamp", "skb_ends", "snd_nospace", "chrono", "route_gen",
-                 "route", "xmit_blocked", "probes_since", "__dict__")
+                 "rate", "pacer", "sent", "rack", "prr", "undo", "_more", "_nagle_push", "ecn",
+                 "tfo", "rx_gso_size", "skb_ends", "snd_nospace", "chrono", "route_gen", "route",
+                 "xmit_blocked", "tso_deferred_cwnd_limited", "__dict__")
+    # Variables most connections never set and no per-segment path reads (a class attribute
+    # is a slower read than a slot): class attributes, the TCB's own (in its __dict__) once
+    # set (8 bytes per variable per connection end less, issue 23 item 4)
+    # with record_cwnd: (time, cwnd, ssthresh); the shared empty list until the first sample
+    # (never mutated: Tcb._trace_cwnd gives the TCB a list of its own first)
+    cwnd_log: list[tuple[float, int, int]] = _NO_SAMPLES
+    probes_since = 0.0  # when this series of probe timers began (local_drop.py)
     route_gen: int | None  # the routing table's generation last seen (route_metrics.py)
     route: RouteMetrics  # the metrics of the route to the peer (route_metrics.py)
     xmit_blocked: Callable[[bytes], bool] | None  # the host's local-drop check (local_drop.py)
-    probes_since: float  # when this series of probe timers began (local_drop.py)
 
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
@@ -118,7 +129,9 @@ class TcbVars:
         self.trace = trace
         self.state = CLOSED
         self.created = now
-        self.transitions: list[tuple[float, State, State, str]] = []
+        # every state change, (time, old, new, cause) after another in one flat tuple (the
+        # ``transitions`` property): a list of tuples was 0.1 KiB more per connection end
+        self._transitions: tuple[Any, ...] = ()
         self.passive = False
         self.user_closed = False  # close() called: no more reading wanted (orphan in Linux)
         self.rcv_shutdown = False  # shutdown(SHUT_RD) (Linux RCV_SHUTDOWN)
@@ -141,11 +154,12 @@ class TcbVars:
         # by two segments per segment of data received (Linux tcp_grow_window)
         self.rcv_ssthresh = 0
         # options
-        mtu_mss = (path_mtu or 1500) - self._ip_tcp_hdr
-        self.adv_mss = min(adv_mss or mtu_mss, cfg.maxseg or 65535)
+        mtu_mss = shared_int((path_mtu or 1500) - self._ip_tcp_hdr)
+        self.adv_mss = shared_int(min(adv_mss or mtu_mss, cfg.maxseg or 65535))
         self.path_mss = mtu_mss
-        self.plpmtud = Plpmtud(cfg.mtu_probing, self._ip_tcp_hdr, mtu_mss + self._ip_tcp_hdr,
-                               base_mss=cfg.base_mss)
+        # shared by the connections of the same sizes until it changes (own_plpmtud)
+        self.plpmtud = plpmtud_for(cfg.mtu_probing, self._ip_tcp_hdr,
+                                   mtu_mss + self._ip_tcp_hdr, cfg.base_mss)
         self.peer_mss = DEFAULT_MSS_V6 if self.v6 else DEFAULT_MSS_V4
         self.rcv_wscale = our_wscale(cfg) if cfg.window_scaling else 0
         self.snd_wscale = 0
@@ -158,8 +172,8 @@ class TcbVars:
         self.sack_ok = False
         self.snd_mss = self._compute_snd_mss()
         # buffers, estimators
-        self.sendbuf = SendBuffer(initial_send_buffer(cfg, self.snd_mss))
-        self.skb_ends: list[int] = []  # where the send buffer's skbs end (sndbuf.py)
+        self.sendbuf = SendBuffer(shared_int(initial_send_buffer(cfg, self.snd_mss)))
+        self.skb_ends: list[int] = NO_SKBS  # where the send buffer's skbs end (sndbuf.py)
         self.snd_nospace = False  # a write or poll found no room (Linux SOCK_NOSPACE)
         self.recvbuf = ReceiveBuffer(initial_recv_buffer(cfg), cfg.max_ooo_pieces)
         # buffer autotuning (Linux tcp_rcv_space_adjust, tcp_sndbuf_expand), off for a size the
@@ -191,8 +205,10 @@ class TcbVars:
         # path MTU decrease
         self.sent = SentLog()
         self.rack = Rack(cfg.recovery, self.sent)  # RACK-TLP loss detection (rack.py)
-        self.prr = Prr()  # the fast-recovery sender (prr.py)
-        self.undo = Undo()  # undoing a spurious recovery or timeout (undo.py)
+        # the fast-recovery sender (prr.py) and undoing a spurious recovery or timeout
+        # (undo.py): until the first episode, objects every TCB shares (own_prr, own_undo)
+        self.prr = _NO_PRR
+        self.undo = _NO_UNDO
         # path MTU decrease: the stream positions the go-back after it skips (sent in segments
         # that fit the new MSS, SentLog.fitting)
         self.pmtu_keep: RangeSet | None = None
@@ -201,9 +217,6 @@ class TcbVars:
         self._sack_recent: list[int] = _NO_OFFSETS
         self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self._cwnd_traced = (0, 0)
-        # with record_cwnd: (time, cwnd, ssthresh); the shared empty list until the first
-        # sample (never mutated: Tcb._trace_cwnd gives the TCB a list of its own first)
-        self.cwnd_log: list[tuple[float, int, int]] = _NO_SAMPLES
         self._oow_ack_at = -1.0  # last ACK to an invalid segment (_oow_limited; -1: none yet)
         self.challenge_ack_ok: Callable[[float], bool] | None = None  # host-wide limiter
         self.keepalive_probes = 0
@@ -223,13 +236,14 @@ class TcbVars:
         self.tstamp: TxTimestamps | None = None  # SO_TIMESTAMPING's TX reports (tstamp.py)
         self.chrono = Chrono()  # busy / rwnd-limited / sndbuf-limited time (chrono.py)
         # timers: one deadline (or None) per kind, and the earliest (timers.py)
-        self.deadlines: list[float | None] = [None] * len(KINDS)
+        # (while none is set, the shared list of Nones: _arm gives the TCB a list of its own
+        # for the first deadline, 0.14 KiB less per idle connection end, issue 23 item 4)
+        self.deadlines: list[float | None] = _NO_DEADLINES
         self.timer: tuple[float, Timer] | None = None
         self._timer_stale = False
         self._armed = 0  # how many deadlines are set
         self.persist_backoff = 0
         self.probes_out = 0  # zero-window probes since the peer last sent (Linux icsk_probes_out)
-        self.probes_since = 0.0
         self.xmit_blocked = None  # set by the layer: Host.xmit_blocked (local_drop.py)
         # output
         self._ack_now = False
@@ -278,10 +292,14 @@ class TcbVars:
         deadlines = self.deadlines
         if deadlines[kind] is None:
             if at is not None:
+                if not self._armed:  # the first: a list of its own (the shared one is all None)
+                    self.deadlines = deadlines = [None] * _N_KINDS
                 self._armed += 1
         elif at is None:
             self._armed -= 1
-        deadlines[kind] = at
+            if not self._armed:  # the last went: the shared list again
+                self.deadlines = _NO_DEADLINES
+        deadlines[kind] = at  # (None over None when the shared list: no change)
         if self._timer_stale:
             return
         t = self.timer
@@ -297,6 +315,30 @@ class TcbVars:
             else:
                 self.timer = None
 
+    def own_prr(self) -> Prr:
+        """The PRR state, the connection's own, as a cwnd reduction begins: a new connection
+        shares one, unchanged (PRR changes only during a reduction, and each begins with
+        ``Prr.start`` on this; 0.05 KiB per idle connection end, issue 23 item 4)."""
+        if self.prr is _NO_PRR:
+            self.prr = Prr()
+        return self.prr
+
+    def own_undo(self) -> Undo:
+        """The undo state, the connection's own, as a recovery episode or a timeout begins: a
+        new connection shares one, unchanged (what changes it follows ``Undo.start`` or a
+        timeout; 0.1 KiB per idle connection end)."""
+        if self.undo is _NO_UNDO:
+            self.undo = Undo()
+        return self.undo
+
+    def own_plpmtud(self) -> Plpmtud:
+        """The connection's PLPMTUD state, its own, to change (a new connection shares an
+        unchanged one with the others of the same sizes: plpmtud.plpmtud_for)."""
+        p = self.plpmtud
+        if p.shared:
+            p = self.plpmtud = p.copy()
+        return p
+
     def _set_unacked_since(self, t: float | None) -> None:
         """The oldest transmission not yet acknowledged (None: none): the user timeout runs
         from it."""
@@ -304,6 +346,12 @@ class TcbVars:
         ut = self.config.user_timeout
         if ut is not None:
             self._arm(USER_TIMER, None if t is None else t + ut)
+
+    @property
+    def transitions(self) -> list[tuple[float, State, State, str]]:
+        """The state changes, oldest first: (time, old state, new state, cause)."""
+        t = self._transitions
+        return [cast(tuple[float, State, State, str], t[i:i + 4]) for i in range(0, len(t), 4)]
 
     @property
     def key(self) -> tuple[bytes, int, bytes, int]:
@@ -320,7 +368,7 @@ class TcbVars:
         mss = max(mss, self.config.min_snd_mss)
         if self.ts_ok:
             mss -= TS_OPT_LEN
-        return mss
+        return shared_int(mss)
 
     def set_congestion(self, name: str) -> None:
         """TCP_CONGESTION: another controller (ValueError naming the known ones); on an open

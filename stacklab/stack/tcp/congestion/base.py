@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..config import shared_int
+
 if TYPE_CHECKING:
     from ..rate import RateSample
 
@@ -40,19 +42,21 @@ class CongestionController:
     # the algorithm sets cwnd in recovery itself (Linux: ca_ops->cong_control, BBR): no PRR
     owns_cwnd = False
     pacing_rate: float | None = None  # bytes/s the controller paces at; None: from cwnd/SRTT
+    # one per connection end (issue 23 item 4): slots; ``__dict__`` for a subclass's fields
+    __slots__ = ("mss", "initial_segments", "cwnd", "ssthresh", "__dict__")
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
         # the initial window in segments: RFC 6928's 10, or the route's initcwnd (Linux
         # tcp_init_cwnd; route_metrics.py)
         self.initial_segments = INITIAL_WINDOW_SEGMENTS
-        self.cwnd = INITIAL_WINDOW_SEGMENTS * mss
+        self.cwnd = shared_int(INITIAL_WINDOW_SEGMENTS * mss)
         self.ssthresh = 1 << 30  # "arbitrarily high" (RFC 5681 §3.1)
 
     def set_mss(self, mss: int) -> None:
         """Called once the connection's effective MSS is known (after the handshake)."""
         self.mss = mss
-        self.cwnd = self.initial_segments * mss
+        self.cwnd = shared_int(self.initial_segments * mss)  # (one object for most connections)
 
     def slow_start(self, acked: int) -> int:
         """RFC 5681 eq. 2 with byte counting (RFC 3465), as Linux (tcp_slow_start): cwnd grows
