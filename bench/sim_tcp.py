@@ -4,8 +4,9 @@
 Two hosts on one point-to-point link (1 ms delay, no rate limit, MTU 1500 or 9000, no loss or
 1 % random loss in both directions). Host ``a`` writes ``--size`` bytes of seeded random data in
 64 KiB writes through the asyncio stream API, then half-closes; host ``b`` runs a discard
-protocol (``create_server``) that hashes what it receives. The clock stops when ``b`` has the last
-byte; the transfer is checked (length and SHA-256). Everything runs in one thread: the figure is
+protocol (``create_server``) that keeps what it receives. The clock stops when ``b`` has the last
+byte; the transfer is checked after that (length and bytes, outside the timed window, as ns-3's
+PacketSink only counts). Everything runs in one thread: the figure is
 the whole simulation (both TCP stacks, IP, the links, the virtual-time loop) on one core.
 
 Columns: payload MB (10^6 bytes) per wall-second, frames per wall-second (both directions: data
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import random
 import sys
 import time
@@ -80,12 +80,16 @@ def one_run(size: int, mtu: int, loss: float, seed: int = 1,
     link = net.connect(a, b, **params)
     net.autoconfigure()
     data = random.Random(f"sim_tcp/{seed}").randbytes(size)
-    sink = {"n": 0, "h": hashlib.sha256(), "done": None}
+    # the receiver keeps what it gets and the check runs after the clock stops: the figure is
+    # the simulation's, as ns-3's PacketSink only counts (hashing inside the timed window was
+    # ~9 % of a run's instructions)
+    chunks: list[bytes] = []
+    sink: dict = {"n": 0, "done": None}
 
     class Discard(asyncio.Protocol):
         def data_received(self, d: bytes) -> None:
             sink["n"] += len(d)
-            sink["h"].update(d)
+            chunks.append(d)
             if sink["n"] >= size and sink["done"] is None:
                 sink["done"] = time.perf_counter()
 
@@ -113,7 +117,7 @@ def one_run(size: int, mtu: int, loss: float, seed: int = 1,
     else:
         net.run(main(), until=36000)
     wall = sink["done"] - marks["t0"]
-    if sink["n"] != size or sink["h"].digest() != hashlib.sha256(data).digest():
+    if sink["n"] != size or b"".join(chunks) != data:
         raise SystemExit(f"transfer corrupted: {sink['n']} of {size} bytes")
     fwd, rev = link.directions
     frames = fwd.counters["tx.frames"] + rev.counters["tx.frames"]
