@@ -441,10 +441,11 @@ class TcbOutput(TcbVars):
     def _send_predicted(self, now: float) -> bool:
         """The send side's header prediction: full-sized segments of new data while the peer's
         window and cwnd leave room for them, with no loss recovery, SACK scoreboard, PLPMTUD
-        search, limited transmit or FIN in the way. ``_output_data`` (the general segmentizer,
-        its specification) sends whatever is left. True if a segment went out."""
+        search or limited transmit in the way, short of the segment that carries a queued FIN.
+        ``_output_data`` (the general segmentizer, its specification) sends whatever is left.
+        True if a segment went out."""
         rec = self.rec
-        if self.recover is not None or self.fin_seq is not None or self.dupacks \
+        if self.recover is not None or self.dupacks \
                 or self.pacer is not None or self.plpmtud.engaged or self.snd_nxt != self.snd_max \
                 or self.sendbuf.eors \
                 or (self.sack_ok and (len(rec.sacked) or rec.in_recovery)):
@@ -457,13 +458,15 @@ class TcbOutput(TcbVars):
         room = min(self.snd_wnd, self.cc.cwnd)  # what may be in flight
         sent = self.gso_max > 0 and send_packets(self, self._emit, self.gso_max, now,
                                                        self._tso_defer)  # gso.py
+        # with a FIN queued, the last segment (it carries the FIN) is the general path's
+        fin = self.fin_seq is not None
         nxt = self.snd_nxt
         base = self.sendbuf.base
         whole = -1  # skbs up to here fit the room whole: no TSO deferral to judge (tso_defer.py)
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
             avail = total - off
-            if avail < mss or room - ((nxt - una) & MASK) < mss:
+            if avail < mss + fin or room - ((nxt - una) & MASK) < mss:
                 break
             pos = base + off
             if pos >= whole:
