@@ -71,17 +71,21 @@ class NodeDriver:
         finally:
             self._draining = False
 
-    def receive(self, ifindex: int, frame: bytes | memoryview, csum_valid: bool = False) -> None:
+    def receive(self, ifindex: int, frame: bytes | memoryview, csum_valid: bool = False,
+                gso_size: int = 0) -> None:
         """A frame arrived on interface ``ifindex``: the node takes it and the drain hooks run;
         the flush is the caller's (a TAP device flushes once after a batch of reads).
-        ``csum_valid``: the device verified its transport checksum (``Node.receive_frame``)."""
+        ``csum_valid``: the device verified its transport checksum; ``gso_size``: the frame
+        aggregates segments of that size (``Node.receive_frame``)."""
         if not self.powered:
             self.node.counters["drop.crashed"] += 1
             return
         token = running_host.set(self.app_host)
         try:
             now = self.loop.time()
-            if csum_valid:
+            if gso_size:
+                self.node.receive_frame(ifindex, frame, now, csum_valid, gso_size)
+            elif csum_valid:
                 self.node.receive_frame(ifindex, frame, now, True)
             else:
                 self.node.receive_frame(ifindex, frame, now)

@@ -210,7 +210,7 @@ class TapDevice:
         self.gso_max = GSO_MAX if offload else 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._txq: deque[tuple[bytes, bytes | None]] = deque()
-        self._on_frame: Callable[[bytes | memoryview, bool], None] | None = None
+        self._on_frame: Callable[[bytes | memoryview, bool, int], None] | None = None
         self._on_batch_end: Callable[[], None] | None = None
         self.batch_limit = 256  # frames per reader callback before yielding to the loop
 
@@ -370,12 +370,15 @@ class TapDevice:
 
     # -- asyncio ---------------------------------------------------------------------------------
     def attach(self, loop: asyncio.AbstractEventLoop,
-               on_frame: Callable[[bytes | memoryview, bool], None],
+               on_frame: Callable[[bytes | memoryview, bool, int], None],
                on_batch_end: Callable[[], None] | None = None) -> None:
-        """Call ``on_frame(frame, csum_valid)`` from ``loop`` for each frame the kernel sends,
-        then ``on_batch_end()`` once per batch (a good moment to flush the stack's output).
-        ``csum_valid``: the device vouches for the frame's transport checksum, which then may
-        be the kernel's partial sum (see :meth:`_rx_frame`; always False without offloads)."""
+        """Call ``on_frame(frame, csum_valid, gso_size)`` from ``loop`` for each frame the
+        kernel sends, then ``on_batch_end()`` once per batch (a good moment to flush the stack's
+        output). ``csum_valid``: the device vouches for the frame's transport checksum, which
+        then may be the kernel's partial sum (see :meth:`_rx_frame`); ``gso_size``: a GSO
+        super-frame's segment size (the virtio_net_hdr's, what Linux's GRO reports as
+        ``gso_size``: ``Host.receive_frame``), 0 for an ordinary frame (both always False/0
+        without offloads)."""
         self._loop = loop
         self._on_frame = on_frame
         self._on_batch_end = on_batch_end
@@ -393,7 +396,7 @@ class TapDevice:
         assert on_frame is not None
         if not self.offload:
             for plain in self.read_batch(self.batch_limit):
-                on_frame(plain, False)
+                on_frame(plain, False, 0)
         else:
             c = self.counters
             fd = self.fd
@@ -405,7 +408,9 @@ class TapDevice:
                 frame, valid = self._rx_frame(data)
                 c["rx.frames"] += 1
                 c["rx.bytes"] += len(frame)
-                on_frame(frame, valid)
+                # a super-frame (gso_type set): its segment size, virtio_net_hdr bytes 4-5 (LE)
+                on_frame(frame, valid,
+                         data[4] | data[5] << 8 if len(data) >= VNET_HDR_LEN and data[1] else 0)
         if self._on_batch_end is not None:
             self._on_batch_end()
 
