@@ -70,8 +70,9 @@ class SendBuffer:
         if not data:
             return 0
         self.data = _NO_BYTES  # the view held would stop the bytearray from growing
-        self._buf += data
-        self._view()
+        buf = self._buf
+        buf += data
+        self.data = memoryview(buf)[self._head:]
         self.mark(push, eor)
         return len(data)
 
@@ -125,7 +126,7 @@ class SendBuffer:
                 del buf[live:]
                 head = 0
             self._head = head
-            self._view()
+            self.data = memoryview(buf)[head:] if live else _NO_BYTES
             self.base += n
             marks = self.marks
             if marks and marks[0] <= self.base:
