@@ -369,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{c['tx.gso_frames']} GSO super-frames carrying "
                              f"{c['tx.gso_segments']} segments "
                              f"({c.get('tx.tso_frames', 0)} of them the TCB's TSO packets), "
-                             f"{c['rx.frames']} ACKs read, in {repeats} transfers; the "
+                             f"{c['rx.frames']} ACKs read ({c['rx.acks_filtered']} "
+                             f"of them filtered), in {repeats} transfers; the "
                              f"stack's thread used {c['cpu_ms']} ms of CPU for the cheapest "
                              f"({8 * size / c['cpu_ms'] / 1e3 if c['cpu_ms'] else 0:,.0f} "
                              "Mbit/s per CPU-second)")
