@@ -185,7 +185,7 @@ def test_pure_acks_a_later_one_supersedes_are_filtered() -> None:
               sack, ack(6000),  # SACK blocks: kept (what the scoreboard needs)
               ack(7000)]  # vouched for by nobody: 6000 before it stays
     batch = [(f, True, 0) for f in frames[:-1]] + [(frames[-1], False, 0)]
-    kept = [f for f, _, _ in filter_acks(batch)]
+    kept = [f for f, _, _ in filter_acks(iter(batch))]
     assert kept == frames[2:]
     dev = TapDevice(-1, "tapx", offload=True)
     assert dev.ack_filter and not TapDevice(-1, "tapy").ack_filter

@@ -54,7 +54,7 @@ import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from stacklab.errors import StacklabError
@@ -413,27 +413,34 @@ class TapDevice:
                 on_frame(plain, False, 0)
         else:
             c = self.counters
-            fd = self.fd
-            batch: list[tuple[bytes | memoryview, bool, int]] = []
-            for _ in range(self.batch_limit):
-                try:
-                    data = os.read(fd, READ_SIZE)
-                except BlockingIOError:
-                    break
-                frame, valid = self._rx_frame(data)
-                c["rx.frames"] += 1
-                c["rx.bytes"] += len(frame)
-                # a super-frame (gso_type set): its segment size, virtio_net_hdr bytes 4-5 (LE)
-                batch.append((frame, valid, data[4] | data[5] << 8
-                              if len(data) >= VNET_HDR_LEN and data[1] else 0))
-            if self.ack_filter and len(batch) > 1:
-                n = len(batch)
-                batch = filter_acks(batch)
-                c["rx.acks_filtered"] += n - len(batch)
-            for frame, valid, gso_size in batch:
+            read = c["rx.frames"]
+            delivered = 0
+            # each frame goes to the stack as soon as it is read (a 64 KiB one is still in the
+            # cache), a pure ACK once the next frame shows whether it is superseded
+            frames = self._reads()
+            for frame, valid, gso_size in filter_acks(frames) if self.ack_filter else frames:
                 on_frame(frame, valid, gso_size)
+                delivered += 1
+            c["rx.acks_filtered"] += c["rx.frames"] - read - delivered
         if self._on_batch_end is not None:
             self._on_batch_end()
+
+    def _reads(self) -> Iterator[tuple[bytes | memoryview, bool, int]]:
+        """Up to ``batch_limit`` reads with offloads, until EAGAIN: (frame, csum_valid,
+        gso_size) of each (:meth:`_rx_frame`; a super-frame's segment size, virtio_net_hdr
+        bytes 4-5, little-endian, when its gso_type is set)."""
+        c = self.counters
+        fd = self.fd
+        for _ in range(self.batch_limit):
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            frame, valid = self._rx_frame(data)
+            c["rx.frames"] += 1
+            c["rx.bytes"] += len(frame)
+            yield frame, valid, data[4] | data[5] << 8 if len(data) >= VNET_HDR_LEN and data[1] \
+                else 0
 
     def send(self, frame: bytes | bytearray, gso_size: int = 0) -> None:
         """Write ``frame``, or queue it until the device is writable again (from the loop).
@@ -517,23 +524,26 @@ def _pure_ack(f: bytes | memoryview) -> tuple[bytes, int] | None:
     return bytes(f[26:38]), int.from_bytes(f[42:46], "big")
 
 
-def filter_acks(batch: list[tuple[bytes | memoryview, bool, int]]) \
-        -> list[tuple[bytes | memoryview, bool, int]]:
-    """``batch`` (frame, csum_valid, gso_size) without each pure ACK that the next frame, a
+def filter_acks(frames: Iterable[tuple[bytes | memoryview, bool, int]]) \
+        -> Iterator[tuple[bytes | memoryview, bool, int]]:
+    """``frames`` (frame, csum_valid, gso_size) without each pure ACK that the next frame, a
     pure ACK of the same flow with a valid checksum, supersedes by acknowledging more (RFC 3449
-    §5.2.2 ACK filtering: the module docstring)."""
-    out = []
-    keys = [_pure_ack(f) if valid else None for f, valid, _ in batch]
-    last = len(batch) - 1
-    for i, item in enumerate(batch):
-        key = keys[i]
-        if key is not None and i < last:
-            nxt = keys[i + 1]
-            if nxt is not None and nxt[0] == key[0] \
-                    and 0 < (nxt[1] - key[1]) & 0xFFFFFFFF < 1 << 31:
-                continue  # the next one acknowledges more: this one says nothing it does not
-        out.append(item)
-    return out
+    §5.2.2 ACK filtering: the module docstring); a pure ACK is held until the next frame."""
+    held: tuple[bytes | memoryview, bool, int] | None = None
+    held_key = (b"", 0)
+    for item in frames:
+        key = _pure_ack(item[0]) if item[1] else None
+        if held is not None:
+            if key is None or key[0] != held_key[0] \
+                    or not 0 < (key[1] - held_key[1]) & 0xFFFFFFFF < 1 << 31:
+                yield held  # else superseded: it says nothing the next one does not
+            held = None
+        if key is None:
+            yield item
+        else:
+            held, held_key = item, key
+    if held is not None:
+        yield held
 
 
 def _tso_hdr_len(frame: bytes | bytearray) -> int:
