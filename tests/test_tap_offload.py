@@ -164,3 +164,59 @@ def test_tso_packets_from_the_stack_leave_with_their_gso_header_in_order() -> No
     assert written[2][1] is None
     assert dev.counters["tx.gso_frames"] == 2 and dev.counters["tx.gso_segments"] == 3 + 4
     assert dev.counters["tx.tso_frames"] == 1
+
+
+def test_pure_acks_a_later_one_supersedes_are_filtered() -> None:
+    """ACK filtering (RFC 3449 §5.2.2, sch_cake's ack-filter): of back-to-back pure ACKs of one
+    flow only the one acknowledging most goes on; duplicate ACKs, SACK blocks, window updates,
+    data, other flows and frames whose checksum nobody vouched for all pass."""
+    from stacklab.device.tap import filter_acks
+
+    def ack(n: int, **kw: object) -> bytes:
+        return seg(1, b"", ack=n, **kw)  # type: ignore[arg-type]
+
+    t = build_tcp(A, B, 40000, 80, 1, 5000, ACK, 500, b"",
+                  encode_options(timestamps=(1, 2), sack_blocks=[(6000, 7000)]))
+    sack = bytes(build_ethernet(MB, MA, ETH_P_IPV4, build_ipv4(A, B, 6, t, ident=1, df=True)))
+    frames = [ack(1000), ack(2000), ack(3000),  # the first two go: 3000 covers them
+              ack(3000), ack(3000, window=900),  # a duplicate ACK, a window update: kept
+              seg(9, b"data", ack=3000),  # data (the window update before it is kept)
+              ack(4500, sport=1234), ack(5000),  # two flows: both kept
+              sack, ack(6000),  # SACK blocks: kept (what the scoreboard needs)
+              ack(7000)]  # vouched for by nobody: 6000 before it stays
+    batch = [(f, True, 0) for f in frames[:-1]] + [(frames[-1], False, 0)]
+    kept = [f for f, _, _ in filter_acks(iter(batch))]
+    assert kept == frames[2:]
+    dev = TapDevice(-1, "tapx", offload=True)
+    assert dev.ack_filter and not TapDevice(-1, "tapy").ack_filter
+
+
+def test_the_reader_hands_the_stack_only_the_acks_that_say_something() -> None:
+    """Through the attached reader (a datagram socket pair standing in for the device): the
+    superseded ACKs are counted, not delivered; the rest arrive in order with their flags."""
+    import asyncio
+    import socket
+
+    from stacklab.device.tap import VNET_F_DATA_VALID
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        a.setblocking(False)
+        dev = TapDevice(a.fileno(), "tapx", offload=True)
+        hdr = VNET_HDR.pack(VNET_F_DATA_VALID, 0, 0, 0, 0, 0)
+        frames = [seg(1, b"", ack=n) for n in (100, 200, 300)] + [seg(5, b"x" * 100)]
+        for f in frames:
+            b.send(hdr + f)
+        got: list[tuple[bytes, bool, int]] = []
+        loop = asyncio.new_event_loop()
+        try:
+            dev.attach(loop, lambda f, valid, gso: got.append((bytes(f), valid, gso)))
+            dev._readable()
+            dev.detach()
+        finally:
+            loop.close()
+        assert got == [(frames[2], True, 0), (frames[3], True, 0)]
+        assert dev.counters["rx.acks_filtered"] == 2 and dev.counters["rx.frames"] == 4
+    finally:
+        a.close()
+        b.close()

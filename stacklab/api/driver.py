@@ -46,6 +46,8 @@ class NodeDriver:
         self._held = 0  # > 0 while a link delivers a batch of frames (hold/release)
         self._held_frames = False
         self._held_now = 0.0  # the clock of the batch being held
+        # the clock of the node call running now (None: none): what now() answers meanwhile
+        self._call_now: float | None = None
         self._held_token: contextvars.Token[DrivenHost | None] | None = None
         self._drain_keys: set[Hashable] = set()
         self._drain_hooks: list[Callable[[float], None]] = []
@@ -56,7 +58,14 @@ class NodeDriver:
         node.wake = self.kick  # the Node contract: the node asks for a flush through wake()
 
     def now(self) -> float:
-        return self.loop.time()
+        """The loop's clock; during a node call (a frame in, a timer, a kick, a held batch) the
+        time that call was given, so that what the application does from a drain hook (a
+        write that sends at once) never runs earlier in the node's time than what the call
+        itself does after it: on a real loop the clock moves while a call runs, and a segment
+        sent with an older time than the one before carries an older TCP timestamp, which the
+        peer drops (PAWS, RFC 7323 §5)."""
+        t = self._call_now
+        return self.loop.time() if t is None else t
 
     def done_future(self) -> asyncio.Future[None]:
         """A future of this driver's loop, done (result None): one for every StreamWriter of
@@ -81,23 +90,29 @@ class NodeDriver:
         finally:
             self._draining = False
 
-    def receive(self, ifindex: int, frame: bytes | memoryview, csum_valid: bool = False) -> None:
+    def receive(self, ifindex: int, frame: bytes | memoryview, csum_valid: bool = False,
+                gso_size: int = 0) -> None:
         """A frame arrived on interface ``ifindex``: the node takes it and the drain hooks run;
         the flush is the caller's (a TAP device flushes once after a batch of reads).
-        ``csum_valid``: the device verified its transport checksum (``Node.receive_frame``)."""
+        ``csum_valid``: the device verified its transport checksum; ``gso_size``: the frame
+        aggregates segments of that size (``Node.receive_frame``)."""
         if not self.powered:
             self.node.counters["drop.crashed"] += 1
             return
         token = running_host.set(self.app_host)
+        outer = self._call_now
         try:
-            now = self.loop.time()
-            if csum_valid:
+            now = self._call_now = self.loop.time() if outer is None else outer
+            if gso_size:
+                self.node.receive_frame(ifindex, frame, now, csum_valid, gso_size)
+            elif csum_valid:
                 self.node.receive_frame(ifindex, frame, now, True)
             else:
                 self.node.receive_frame(ifindex, frame, now)
             if self._drain_hooks:
                 self._drain(now)
         finally:
+            self._call_now = outer
             running_host.reset(token)
 
     def deliver(self, ifindex: int, frame: bytes) -> None:
@@ -153,11 +168,14 @@ class NodeDriver:
     def _kicked(self) -> None:
         self._kick_pending = False
         token = running_host.set(self.app_host)
+        outer = self._call_now
         try:
             if self._drain_hooks:
-                self._drain(self.loop.time())
+                self._call_now = self.loop.time() if outer is None else outer
+                self._drain(self._call_now)
             self.flush()
         finally:
+            self._call_now = outer
             running_host.reset(token)
 
     def power_off(self) -> None:
@@ -200,13 +218,15 @@ class NodeDriver:
         if not self.powered:
             return
         token = running_host.set(self.app_host)
+        outer = self._call_now
         try:
-            now = self.loop.time()
+            now = self._call_now = self.loop.time() if outer is None else outer
             self.node.handle_timer(now)
             if self._drain_hooks:
                 self._drain(now)
             self.flush()
         finally:
+            self._call_now = outer
             running_host.reset(token)
 
 

@@ -81,17 +81,17 @@ class RealtimeStack:
         if isinstance(self.node, DrivenHost):
             self.node.detach()
 
-    def _make_rx(self, ifindex: int) -> Callable[[bytes | memoryview, bool], None]:
+    def _make_rx(self, ifindex: int) -> Callable[[bytes | memoryview, bool, int], None]:
         node = self.node
         driver = self.driver
         assert driver is not None
 
-        def rx(frame: bytes | memoryview, csum_valid: bool = False) -> None:
+        def rx(frame: bytes | memoryview, csum_valid: bool = False, gso_size: int = 0) -> None:
             if self.capture is not None:
                 self.capture(ifindex, "rx", time.time(), bytes(frame))
             try:
                 # the device flushes after its batch of reads
-                driver.receive(ifindex, frame, csum_valid)
+                driver.receive(ifindex, frame, csum_valid, gso_size)
             except Exception:  # a stack bug must not kill the device reader
                 node.counters["drop.driver.exception"] += 1
                 self._errors += 1

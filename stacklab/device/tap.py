@@ -32,6 +32,15 @@ GSO super-frame (``gso_size`` = the segment size) that the kernel splits again: 
 up to 64 KiB. The stack's own TSO packets (``send(frame, gso_size)``: its TCB hands over whole
 packets when the port's ``gso_max`` says the device segments, ``stack/tcp/gso.py``) leave as
 they are with a GSO header. ``offload=False`` is plain Ethernet frames, <= MTU + 14, both ways.
+
+ACK filtering (``ack_filter``, default on with offloads; RFC 3449 §5.2.2, what Linux's
+``sch_cake`` does with ``ack-filter``): of the pure ACKs of one flow that a read batch holds back
+to back, only the last reaches the stack when it acknowledges more than the one before it. The
+earlier one tells nothing the later does not (a cumulative ACK, the newer window and timestamp);
+what every ACK of a stream the kernel sends on each TSO packet it takes costs is the stack's
+per-ACK work, and the output that each would trigger cuts the next packets small. Duplicate
+ACKs, SACK blocks, window updates (same ACK number), data, other flags and other TCP options
+pass untouched, and so does any ACK the device does not vouch for.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from stacklab.errors import StacklabError
@@ -194,23 +203,26 @@ class TapDevice:
     """One open TAP device. ``fileno()`` is non-blocking; frames are ``bytes`` without FCS."""
 
     def __init__(self, fd: int, name: str, netns: str | None = None, *,
-                 offload: bool = False, tx_merge: bool | None = None) -> None:
+                 offload: bool = False, tx_merge: bool | None = None,
+                 ack_filter: bool | None = None) -> None:
         self.fd = fd
         self.name = name
         self.netns = netns
         self.offload = offload  # frames carry a virtio_net_hdr (the fd was opened with it)
         self.tx_merge = offload if tx_merge is None else (tx_merge and offload)
+        self.ack_filter = offload if ack_filter is None else (ack_filter and offload)
         self.counters = {"rx.frames": 0, "rx.bytes": 0, "tx.frames": 0, "tx.bytes": 0,
                          "tx.queued": 0, "tx.dropped": 0, "tx.errors": 0,
                          "rx.gso_frames": 0, "rx.csum_completed": 0, "rx.csum_trusted": 0,
-                         "tx.gso_frames": 0, "tx.tso_frames": 0, "tx.gso_segments": 0}
+                         "tx.gso_frames": 0, "tx.tso_frames": 0, "tx.gso_segments": 0,
+                         "rx.acks_filtered": 0}
         self._batch: list[bytes | bytearray] = []  # tx_merge: frames sent in this iteration
         self._batch_gso: dict[int, int] = {}  # index in _batch -> gso_size of a TSO packet
         # TSO: payload bytes of the TCP super-frames the stack may hand over (send's gso_size)
         self.gso_max = GSO_MAX if offload else 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._txq: deque[tuple[bytes, bytes | None]] = deque()
-        self._on_frame: Callable[[bytes | memoryview, bool], None] | None = None
+        self._on_frame: Callable[[bytes | memoryview, bool, int], None] | None = None
         self._on_batch_end: Callable[[], None] | None = None
         self.batch_limit = 256  # frames per reader callback before yielding to the loop
 
@@ -218,11 +230,13 @@ class TapDevice:
     @classmethod
     def open(cls, name: str, *, netns: str | None = None, up: bool = False,
              mtu: int | None = None, offload: bool = False,
-             tx_merge: bool | None = None) -> TapDevice:
+             tx_merge: bool | None = None, ack_filter: bool | None = None) -> TapDevice:
         """Create (or attach to) TAP device ``name``; optionally in namespace ``netns``, set
         its MTU and bring it up. ``offload=True`` turns on TSO/GSO and checksum offload (see
         the module docstring); ``tx_merge`` (default: as ``offload``) merges outgoing TCP
-        segments into GSO super-frames. Raises :class:`TapError` naming the problem."""
+        segments into GSO super-frames, ``ack_filter`` (the same default) drops the pure ACKs
+        a later one of the same read batch supersedes (the module docstring). Raises
+        :class:`TapError` naming the problem."""
         check_ifname(name)
 
         def do_open() -> int:
@@ -239,7 +253,7 @@ class TapDevice:
 
         fd = do_open() if netns is None else _in_netns(netns, do_open)
         assert isinstance(fd, int)
-        return cls(fd, name, netns, offload=offload, tx_merge=tx_merge)
+        return cls(fd, name, netns, offload=offload, tx_merge=tx_merge, ack_filter=ack_filter)
 
     def fileno(self) -> int:
         return self.fd
@@ -370,12 +384,15 @@ class TapDevice:
 
     # -- asyncio ---------------------------------------------------------------------------------
     def attach(self, loop: asyncio.AbstractEventLoop,
-               on_frame: Callable[[bytes | memoryview, bool], None],
+               on_frame: Callable[[bytes | memoryview, bool, int], None],
                on_batch_end: Callable[[], None] | None = None) -> None:
-        """Call ``on_frame(frame, csum_valid)`` from ``loop`` for each frame the kernel sends,
-        then ``on_batch_end()`` once per batch (a good moment to flush the stack's output).
-        ``csum_valid``: the device vouches for the frame's transport checksum, which then may
-        be the kernel's partial sum (see :meth:`_rx_frame`; always False without offloads)."""
+        """Call ``on_frame(frame, csum_valid, gso_size)`` from ``loop`` for each frame the
+        kernel sends, then ``on_batch_end()`` once per batch (a good moment to flush the stack's
+        output). ``csum_valid``: the device vouches for the frame's transport checksum, which
+        then may be the kernel's partial sum (see :meth:`_rx_frame`); ``gso_size``: a GSO
+        super-frame's segment size (the virtio_net_hdr's, what Linux's GRO reports as
+        ``gso_size``: ``Host.receive_frame``), 0 for an ordinary frame (both always False/0
+        without offloads)."""
         self._loop = loop
         self._on_frame = on_frame
         self._on_batch_end = on_batch_end
@@ -393,21 +410,37 @@ class TapDevice:
         assert on_frame is not None
         if not self.offload:
             for plain in self.read_batch(self.batch_limit):
-                on_frame(plain, False)
+                on_frame(plain, False, 0)
         else:
             c = self.counters
-            fd = self.fd
-            for _ in range(self.batch_limit):
-                try:
-                    data = os.read(fd, READ_SIZE)
-                except BlockingIOError:
-                    break
-                frame, valid = self._rx_frame(data)
-                c["rx.frames"] += 1
-                c["rx.bytes"] += len(frame)
-                on_frame(frame, valid)
+            read = c["rx.frames"]
+            delivered = 0
+            # each frame goes to the stack as soon as it is read (a 64 KiB one is still in the
+            # cache), a pure ACK once the next frame shows whether it is superseded
+            frames = self._reads()
+            for frame, valid, gso_size in filter_acks(frames) if self.ack_filter else frames:
+                on_frame(frame, valid, gso_size)
+                delivered += 1
+            c["rx.acks_filtered"] += c["rx.frames"] - read - delivered
         if self._on_batch_end is not None:
             self._on_batch_end()
+
+    def _reads(self) -> Iterator[tuple[bytes | memoryview, bool, int]]:
+        """Up to ``batch_limit`` reads with offloads, until EAGAIN: (frame, csum_valid,
+        gso_size) of each (:meth:`_rx_frame`; a super-frame's segment size, virtio_net_hdr
+        bytes 4-5, little-endian, when its gso_type is set)."""
+        c = self.counters
+        fd = self.fd
+        for _ in range(self.batch_limit):
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            frame, valid = self._rx_frame(data)
+            c["rx.frames"] += 1
+            c["rx.bytes"] += len(frame)
+            yield frame, valid, data[4] | data[5] << 8 if len(data) >= VNET_HDR_LEN and data[1] \
+                else 0
 
     def send(self, frame: bytes | bytearray, gso_size: int = 0) -> None:
         """Write ``frame``, or queue it until the device is writable again (from the loop).
@@ -476,6 +509,41 @@ class TapDevice:
             q.popleft()
         if self._loop is not None:
             self._loop.remove_writer(self.fd)
+
+
+def _pure_ack(f: bytes | memoryview) -> tuple[bytes, int] | None:
+    """(flow, ACK number) of a pure ACK: Ethernet + IPv4 (no options, not a fragment) + TCP with
+    only ACK set, no payload, no options or only timestamps (NOP, NOP, TS); None otherwise."""
+    if len(f) < 54 or f[12] != 0x08 or f[13] != 0 or f[14] != 0x45 or f[23] != 6 \
+            or f[20] & 0x3F or f[21] or f[47] != 0x10:
+        return None
+    thl = (f[46] >> 4) * 4
+    if ((f[16] << 8) | f[17]) != 20 + thl or len(f) < 34 + thl or (
+            thl != 20 and not (thl == 32 and f[54] == 1 and f[55] == 1 and f[56] == 8)):
+        return None
+    return bytes(f[26:38]), int.from_bytes(f[42:46], "big")
+
+
+def filter_acks(frames: Iterable[tuple[bytes | memoryview, bool, int]]) \
+        -> Iterator[tuple[bytes | memoryview, bool, int]]:
+    """``frames`` (frame, csum_valid, gso_size) without each pure ACK that the next frame, a
+    pure ACK of the same flow with a valid checksum, supersedes by acknowledging more (RFC 3449
+    §5.2.2 ACK filtering: the module docstring); a pure ACK is held until the next frame."""
+    held: tuple[bytes | memoryview, bool, int] | None = None
+    held_key = (b"", 0)
+    for item in frames:
+        key = _pure_ack(item[0]) if item[1] else None
+        if held is not None:
+            if key is None or key[0] != held_key[0] \
+                    or not 0 < (key[1] - held_key[1]) & 0xFFFFFFFF < 1 << 31:
+                yield held  # else superseded: it says nothing the next one does not
+            held = None
+        if key is None:
+            yield item
+        else:
+            held, held_key = item, key
+    if held is not None:
+        yield held
 
 
 def _tso_hdr_len(frame: bytes | bytearray) -> int:

@@ -23,7 +23,7 @@ class Switch(Node):
         self.table: dict[bytes, tuple[int, float]] = {}  # MAC -> (port index, last seen)
 
     def receive_frame(self, ifindex: int, frame: bytes | memoryview, now: float,
-                      csum_valid: bool = False) -> None:
+                      csum_valid: bool = False, gso_size: int = 0) -> None:
         c = self.counters
         c["rx.frames"] += 1
         if not isinstance(frame, bytes):

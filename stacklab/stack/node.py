@@ -66,7 +66,7 @@ class Node:
         return port
 
     def receive_frame(self, ifindex: int, frame: bytes | memoryview, now: float,
-                      csum_valid: bool = False) -> None:
+                      csum_valid: bool = False, gso_size: int = 0) -> None:
         raise NotImplementedError
 
     def frames_to_send(self) -> list[tuple[int, bytes | bytearray]]:

@@ -90,7 +90,7 @@ def test_asyncio_reader_drains_frames(netns: Netns) -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        tap.attach(loop, lambda f, _valid: seen.append(bytes(f)),
+        tap.attach(loop, lambda f, _valid, _gso: seen.append(bytes(f)),
                    lambda: batches.append(len(seen)))
         # Linux retries ARP every second; -c 2 -i 0.2 gives at least a couple of requests.
         proc = await asyncio.create_subprocess_exec(*netns.cmd(
@@ -112,7 +112,7 @@ def test_send_accounts_for_every_frame_in_a_burst(netns: Netns) -> None:
     n = 3000
 
     async def main() -> None:
-        tap.attach(asyncio.get_running_loop(), lambda f, _valid: None)
+        tap.attach(asyncio.get_running_loop(), lambda f, _valid, _gso: None)
         for _ in range(n):
             tap.send(frame)
         wait_until = asyncio.get_running_loop().time() + 5

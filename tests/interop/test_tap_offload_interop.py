@@ -72,3 +72,42 @@ def test_stacklab_uploads_to_linux_in_tso_packets(netns: Netns, offload_stack: A
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest()
     assert tap.counters["tx.tso_frames"] > 0  # the TCB's own TSO packets
     assert tap.counters["tx.gso_segments"] >= len(data) // 1448 // 2  # most of it in packets
+
+
+def test_super_frames_in_carry_the_kernels_segment_size(netns: Netns, offload_stack: Any,
+                                                        tmp_path: Path) -> None:
+    """Linux's TSO packets come in whole (one 64 KiB frame) with the segment size in the
+    virtio_net_hdr; the receiver's idea of the sender's MSS (tcpi_rcv_mss, which paces its
+    delayed ACKs) is that size, 1448 with timestamps, as Linux's GRO reports it
+    (tcp_measure_rcv_mss), not the frame's length capped at our advertised 1460."""
+    node, stack, tap = offload_stack
+    info: dict[str, Any] = {}
+    done = stack.submit(_sink_once(node, 5003, info), timeout=10)
+    src = tmp_path / "bulk"
+    src.write_bytes(os.urandom(4 * MB))
+    r = netns.run("socat", "-u", f"FILE:{src}", f"TCP4:{STACK4}:5003", timeout=60, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wait_for(lambda: done.is_set(), 30, "stacklab to read every byte")
+    assert info["bytes"] == 4 * MB
+    assert tap.counters["rx.gso_frames"] > 0
+    assert info["rcv_mss"] == 1448
+
+
+async def _sink_once(node: Any, port: int, info: dict[str, Any]) -> Any:
+    """A server that reads one connection to its end and keeps its tcp_info's rcv_mss."""
+    import asyncio
+    import threading
+
+    done = threading.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        n = 0
+        while chunk := await reader.read(1 << 20):
+            n += len(chunk)
+        info["bytes"] = n
+        info["rcv_mss"] = writer.get_extra_info("tcp_info")["rcv_mss"]
+        writer.close()
+        done.set()
+
+    await node.start_server(handle, port=port)
+    return done

@@ -56,13 +56,14 @@ def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], g
     room = min(tcb.snd_wnd, cc.cwnd)  # what may be in flight
     cwnd_segs = max(cc.cwnd // mss, 1)
     auto = autosize_segs(cc.cwnd, cc.ssthresh, mss, tcb.rtt.srtt, tcb.config.min_tso_segs)
+    fin = tcb.fin_seq is not None  # the last segment carries it: the general path sends that
     nxt = tcb.snd_nxt
     in_flight = -(-((nxt - una) & MASK) // mss)
     decided = -1  # TSO deferral judged up to here (once per skb)
     sent = False
     while True:
         off = (nxt - data_una) & MASK
-        k = min(quota(cwnd_segs, in_flight, auto), (total - off) // mss,
+        k = min(quota(cwnd_segs, in_flight, auto), (total - off - fin) // mss,
                 (room - ((nxt - una) & MASK)) // mss)
         if k <= 0:
             break

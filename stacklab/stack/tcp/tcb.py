@@ -192,7 +192,7 @@ class Tcb(TcbOutput):
 
     def _fail(self, now: float, event: Event, error: Exception | None, cause: str) -> None:
         self.error = error
-        self.sendbuf.data.clear()
+        self.sendbuf.clear()
         self._move(now, event, cause)
 
     def reopen_from_time_wait(self, now: float) -> None:

@@ -15,6 +15,7 @@ from scapy.packet import Raw
 
 from stacklab.net.network import Network
 from stacklab.stack.node import GsoFrame
+from stacklab.stack.tcp.config import TcpConfig
 from stacklab.wire.checksum import internet_checksum
 
 GSO_MAX = 65535 - 120  # what a TAP device with offloads takes (device/tap.py GSO_MAX)
@@ -52,13 +53,17 @@ def software_gso(frame: GsoFrame) -> list[bytes]:
     return out
 
 
-def run(tso: bool, loss: float, seed: int = 7) -> tuple[list[tuple[float, str, bytes]], int]:
+def run(tso: bool, loss: float, seed: int = 7, tail: int = 0, config: TcpConfig | None = None) \
+        -> tuple[list[tuple[float, str, bytes]], int, int]:
+    """The frames on the wire (time, sender, frame), how many were TSO packets and how many of
+    those left while the sender's FIN was queued; ``tail``: a last write of that many bytes
+    right before the FIN, without waiting for room."""
     net = Network(seed=seed)
     a, b = net.add_host("a"), net.add_host("b")
     net.connect(a, b, delay="2ms", rate="200Mbit", loss=loss)
     net.autoconfigure()
     wire: list[tuple[float, str, bytes]] = []
-    packets = [0]
+    packets = [0, 0]
     for h in (a, b):
         real = h.frames_to_send
 
@@ -68,6 +73,7 @@ def run(tso: bool, loss: float, seed: int = 7) -> tuple[list[tuple[float, str, b
                 frames = [bytes(f)]
                 if type(f) is GsoFrame:
                     packets[0] += 1
+                    packets[1] += any(t.fin_seq is not None for t in h.tcp.conns.values())
                     frames = software_gso(f)
                 for g in frames:
                     wire.append((round(net.now, 9), h.name, g))
@@ -80,6 +86,8 @@ def run(tso: bool, loss: float, seed: int = 7) -> tuple[list[tuple[float, str, b
     rng = random.Random(seed)
     # writes of many sizes: the ends of writes (PSH) fall inside and at the ends of packets
     chunks = [rng.randbytes(rng.choice((1000, 1448, 5000, 65536, 200_000))) for _ in range(40)]
+    if tail:
+        chunks.append(rng.randbytes(tail))
     got = bytearray()
 
     async def handle(r, w):  # noqa: ANN001, ANN202
@@ -89,10 +97,12 @@ def run(tso: bool, loss: float, seed: int = 7) -> tuple[list[tuple[float, str, b
 
     async def main():  # noqa: ANN202
         await b.start_server(handle, port=9)
-        r, w = await a.open_connection("b", 9)
-        for c in chunks:
+        r, w = await a.open_connection("b", 9, config=config)
+        for c in chunks[:-1] if tail else chunks:
             w.write(c)
             await w.drain()
+        if tail:
+            w.write(chunks[-1])  # queued whole: the FIN waits behind it
         w.write_eof()
         await r.read()
         w.close()
@@ -100,17 +110,28 @@ def run(tso: bool, loss: float, seed: int = 7) -> tuple[list[tuple[float, str, b
     net.run(main(), until=120)
     net.close()
     assert bytes(got) == b"".join(chunks)
-    return wire, packets[0]
+    return wire, packets[0], packets[1]
 
 
 @pytest.mark.parametrize("loss", [0.0, 0.01], ids=["clean", "loss-1pc"])
 def test_tso_packets_cut_by_software_gso_are_the_segments_sent_one_by_one(loss: float) -> None:
-    plain, none = run(False, loss)
-    cut, packets = run(True, loss)
+    plain, none, _ = run(False, loss)
+    cut, packets, _ = run(True, loss)
     assert none == 0 and packets > 20  # TSO was used, and only with the port's offload
     assert len(cut) == len(plain)
     for i, (x, y) in enumerate(zip(plain, cut, strict=True)):
         assert x == y, f"frame {i} differs: {x[:2]} {y[:2]}"
+
+
+def test_data_queued_before_the_fin_leaves_in_tso_packets() -> None:
+    """The FIN queued behind 1 MB: everything but its own segment still goes as TSO packets
+    (the fast path leaves only the FIN's segment to the general one), and the wire is the same
+    as segment by segment."""
+    cfg = TcpConfig(send_buffer=4 << 20)  # the whole tail fits: the FIN is queued behind it
+    plain, _, _ = run(False, 0.0, tail=1 << 20, config=cfg)
+    cut, _, with_fin = run(True, 0.0, tail=1 << 20, config=cfg)
+    assert [f for _, _, f in plain] == [f for _, _, f in cut]
+    assert with_fin > (1 << 20) // GSO_MAX // 2  # most of the tail went in TSO packets
 
 
 def test_cut_splits_a_tso_packet_as_the_device_would() -> None:

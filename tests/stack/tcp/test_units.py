@@ -66,6 +66,33 @@ def test_send_buffer_appends_marks_and_acks():
     assert sb.marks == [12, 17] and sb.end == 17
 
 
+def test_send_buffer_keeps_its_bytes_across_many_writes_and_acks():
+    """Against a plain bytearray: writes and ACKs of many sizes (the acknowledged front is cut
+    off in bulk underneath), a copy (deepcopy) and clear()."""
+    import copy
+    import random
+
+    rng = random.Random(5)
+    sb, ref = SendBuffer(1 << 20), bytearray()
+    for _ in range(2000):
+        if rng.random() < 0.5:
+            chunk = rng.randbytes(rng.choice((1, 100, 1448, 65536)))
+            sb.write(chunk)
+            ref += chunk
+        else:
+            n = rng.randint(0, len(ref))
+            sb.ack(n)
+            del ref[:n]
+        assert len(sb) == len(ref) and sb.data == ref and sb.end == sb.base + len(ref)
+        off = rng.randint(0, len(ref))
+        assert sb.peek(off, 3000) == ref[off:off + 3000]
+    twin = copy.deepcopy(sb)
+    sb.write(b"more")
+    assert twin.data == ref and twin.base == sb.base
+    sb.clear()
+    assert len(sb) == 0 and not sb.data
+
+
 def test_rto_rfc6298():
     r = RttEstimator(initial_rto=1.0, min_rto=0.2)
     assert r.rto == 1.0
