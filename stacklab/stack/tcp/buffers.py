@@ -73,7 +73,12 @@ class SendBuffer:
             return 0
         self.data = _NO_BYTES  # the view held would stop the bytearray from growing
         buf = self._buf
-        buf += data
+        try:
+            buf += data
+        except BufferError:  # a view of the old bytes is still alive somewhere: leave them be
+            buf = self._buf = bytearray(memoryview(buf)[self._head:])
+            self._head = 0
+            buf += data
         self.data = memoryview(buf)[self._head:]
         self.mark(push, eor)
         return len(data)
@@ -126,10 +131,10 @@ class SendBuffer:
             head = self._head + n
             live = max(len(buf) - head, 0)
             if head >= live:  # the acknowledged front is as long as the rest: cut it off
-                if live:
-                    with memoryview(buf) as view:
-                        view[:live] = view[head:]  # one copy, in place (no overlap: head >= live)
-                del buf[live:]
+                # into a new bytearray (one copy), never in place: a view of the old bytes
+                # still alive somewhere (a caught exception's frames) keeps them unchanged, and
+                # resizing an exported bytearray would raise BufferError
+                buf = self._buf = bytearray(memoryview(buf)[head:]) if live else bytearray()
                 head = 0
             self._head = head
             self.data = memoryview(buf)[head:] if live else _NO_BYTES

@@ -314,3 +314,18 @@ def test_transfer_across_sequence_wrap():
         if len(got) == len(data):
             break
     assert bytes(got) == data
+
+
+def test_send_buffer_survives_a_view_someone_still_holds() -> None:
+    # a view of the buffer's bytes kept alive elsewhere (the frames of a caught exception hold
+    # the segmentizer's local `data` until the garbage collector runs, whose timing differs from
+    # process to process) must not make a write or an ACK raise BufferError, nor change what
+    # that view shows: a dask sweep worker crashed so
+    sb = SendBuffer(1 << 20)
+    sb.write(b"a" * 1000)
+    held = sb.data  # the whole view, as `data = sendbuf.data` in output.py and gso.py
+    sb.write(b"b" * 1000)
+    sb.ack(1500)  # the acknowledged front outgrows the rest: cut off
+    assert bytes(held) == b"a" * 1000
+    sb.write(b"c" * 10)
+    assert bytes(sb.data) == b"b" * 500 + b"c" * 10 and sb.base == 1500
