@@ -132,7 +132,7 @@ class SendBuffer:
             live = max(len(buf) - head, 0)
             if head >= live:  # the acknowledged front is as long as the rest: cut it off
                 # into a new bytearray (one copy), never in place: a view of the old bytes
-                # still alive somewhere (a caught exception's frames) keeps them unchanged, and
+                # still alive somewhere (one held by a reference cycle) keeps them unchanged, and
                 # resizing an exported bytearray would raise BufferError
                 buf = self._buf = bytearray(memoryview(buf)[head:]) if live else bytearray()
                 head = 0

@@ -317,10 +317,10 @@ def test_transfer_across_sequence_wrap():
 
 
 def test_send_buffer_survives_a_view_someone_still_holds() -> None:
-    # a view of the buffer's bytes kept alive elsewhere (the frames of a caught exception hold
-    # the segmentizer's local `data` until the garbage collector runs, whose timing differs from
-    # process to process) must not make a write or an ACK raise BufferError, nor change what
-    # that view shows: a dask sweep worker crashed so
+    # a view of the buffer's bytes kept alive elsewhere (say by a reference cycle until the
+    # garbage collector runs, whose timing differs from process to process) must not make a
+    # write or an ACK raise BufferError, nor change what that view shows: a dask sweep worker
+    # crashed so
     sb = SendBuffer(1 << 20)
     sb.write(b"a" * 1000)
     held = sb.data  # the whole view, as `data = sendbuf.data` in output.py and gso.py
