@@ -23,23 +23,21 @@ PAYLOAD_RATE = 50e6 / 8 * 1448 / 1500  # bytes/s of payload a full 50 Mbit/s lin
 
 def late_timers(driver, most: float) -> None:
     """The driver's timers fire as a busy real-time loop's do: after epoll's millisecond
-    ceiling and 0 to ``most`` seconds of scheduling delay (seeded)."""
+    ceiling and 0 to ``most`` seconds of scheduling delay (seeded). Only the driver's view of
+    its loop changes: ``call_at`` (its one timer) comes late, the rest is the loop's."""
     rng = random.Random(1)
     loop = driver.loop
 
-    def arm(deadline):
-        if deadline == driver._timer_at:
-            return
-        if driver._timer is not None:
-            driver._timer.cancel()
-            driver._timer = None
-        driver._timer_at = deadline
-        if deadline is not None:
-            now = loop.time()
-            wait = math.ceil(max(0.0, deadline - now) * 1000) / 1000 + rng.uniform(0, most)
-            driver._timer = loop.call_at(now + wait, driver._on_timer)
+    class LateLoop:
+        def __getattr__(self, name):
+            return getattr(loop, name)
 
-    driver._arm = arm
+        def call_at(self, when, callback, *args):
+            now = loop.time()
+            wait = math.ceil(max(0.0, when - now) * 1000) / 1000 + rng.uniform(0, most)
+            return loop.call_at(now + wait, callback, *args)
+
+    driver.loop = LateLoop()
 
 
 def lossy_bulk(nbytes: int, *, congestion: str = "bbr", rate: str | None = "50Mbit",
