@@ -207,7 +207,10 @@ class TcpTransport(asyncio.Transport):
                 n = 0
             if n:
                 pending = self._pending
-                del pending[:n]  # type: ignore[union-attr]  # (a bytearray: write() made it)
+                try:
+                    del pending[:n]  # type: ignore[union-attr]  # (a bytearray: write() made it)
+                except BufferError:  # a view of it is still alive somewhere: leave that one be
+                    pending = self._pending = pending[n:]
                 if not pending:
                     self._pending = b""  # (no buffer of its own while empty)
                 self._layer.kick(tcb)
@@ -328,7 +331,10 @@ class TcpTransport(asyncio.Transport):
                 return
             raise RuntimeError("write after write_eof() or close()")
         if self._pending:
-            self._pending += data
+            try:
+                self._pending += data
+            except BufferError:  # a view of it is still alive somewhere: leave that one be
+                self._pending = bytearray(self._pending) + data
         else:
             self._pending = bytearray(data)
         self._fill()

@@ -32,3 +32,33 @@ def test_drain_returns_once_the_send_buffer_took_the_data():
     net.run(main(), until="5s")
     assert out["size"] == 0
     assert out["acked_at_drain"] == 0  # drain() did not wait a round trip for the ACKs
+
+
+def test_writes_go_on_while_a_view_of_the_write_buffer_is_still_alive():
+    """A view of the transport's own buffer kept alive elsewhere (say by a reference cycle until
+    the collector runs, at a time that differs per process) must not turn a write or the
+    buffer's drain into the TCB into BufferError: a sweep worker's tcp-send app died so."""
+    net = Network(seed=1)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.connect(a, b, delay="10ms")
+    net.autoconfigure()
+    data = bytes(range(256)) * 4096  # 1 MiB: more than the send buffer takes at once
+    got: dict = {}
+
+    async def sink(r, w):
+        got["data"] = await r.read()
+        w.close()
+
+    async def main():
+        await b.start_server(sink, 5000)
+        r, w = await a.open_connection("b", 5000)
+        w.write(data[:600_000])
+        assert w.transport.get_write_buffer_size() > 0  # some of it waits in the transport
+        held = memoryview(w.transport._pending)  # noqa: F841  (the view someone still holds)
+        w.write(data[600_000:])  # the buffer grows
+        await w.drain()  # and is taken from its front
+        w.close()
+        await w.wait_closed()
+
+    net.run(main(), until="30s")
+    assert got["data"] == data
