@@ -6,13 +6,19 @@ from __future__ import annotations
 from stacklab.net.network import Network
 
 
-def test_drain_returns_once_the_send_buffer_took_the_data():
-    """asyncio's transports count only their own buffer: data the TCB's send buffer (the
-    kernel's socket buffer) took, sent or not yet acknowledged, does not hold drain() back."""
+def two_hosts() -> tuple:
+    """a and b on one 10 ms link."""
     net = Network(seed=1)
     a, b = net.add_host("a"), net.add_host("b")
     net.connect(a, b, delay="10ms")
     net.autoconfigure()
+    return net, a, b
+
+
+def test_drain_returns_once_the_send_buffer_took_the_data():
+    """asyncio's transports count only their own buffer: data the TCB's send buffer (the
+    kernel's socket buffer) took, sent or not yet acknowledged, does not hold drain() back."""
+    net, a, b = two_hosts()
     out: dict = {}
 
     async def sink(r, w):
@@ -38,10 +44,7 @@ def test_writes_go_on_while_a_view_of_the_write_buffer_is_still_alive():
     """A view of the transport's own buffer kept alive elsewhere (say by a reference cycle until
     the collector runs, at a time that differs per process) must not turn a write or the
     buffer's drain into the TCB into BufferError: a sweep worker's tcp-send app died so."""
-    net = Network(seed=1)
-    a, b = net.add_host("a"), net.add_host("b")
-    net.connect(a, b, delay="10ms")
-    net.autoconfigure()
+    net, a, b = two_hosts()
     data = bytes(range(256)) * 4096  # 1 MiB: more than the send buffer takes at once
     got: dict = {}
 
