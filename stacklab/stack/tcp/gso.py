@@ -51,7 +51,7 @@ def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], g
     total = len(data)
     marks, base = sb.marks, sb.base
     skb_ends = tcb.skb_ends
-    una, data_una = tcb.snd_una, tcb.snd_data_una
+    una, data_una = tcb.flight_una(), tcb.snd_data_una
     cc = tcb.cc
     room = min(tcb.snd_wnd, cc.cwnd)  # what may be in flight
     cwnd_segs = max(cc.cwnd // mss, 1)

@@ -383,7 +383,7 @@ class TcbOutput(TcbVars):
         head = records[0].xmit if records else None
         cc = self.cc
         wnd = self.snd_wnd
-        d = (nxt - self.snd_una) & MASK  # seq_sub(SND.NXT, SND.UNA)
+        d = (nxt - self.flight_una()) & MASK  # seq_sub(SND.NXT, SND.UNA)
         defer, cwnd_limited = should_defer(
             skb_len=end - pos, is_tail=end >= tail, cong_win=cong_win,
             send_win=wnd - (d - MOD if d > HALF else d), snd_wnd=wnd,
@@ -484,7 +484,7 @@ class TcbOutput(TcbVars):
         sendbuf = self.sendbuf
         data = sendbuf.data
         total = len(data)
-        una = self.snd_una
+        una = self.flight_una()
         data_una = self.snd_data_una
         wnd = self.snd_wnd
         cwnd = self.cc.cwnd
@@ -590,6 +590,7 @@ class TcbOutput(TcbVars):
         # constant while this loop runs: SND.UNA, the buffer's base, the windows
         snd_una = self.snd_una
         data_una = self.snd_data_una
+        flight_una = self.flight_una()
         sack_ok = self.sack_ok
         sacked = rec.sacked
         cwnd0 = self.cwnd_effective
@@ -635,7 +636,7 @@ class TcbOutput(TcbVars):
                 n = 0
                 send_fin = True
             else:
-                in_flight = seq_sub(nxt, snd_una)
+                in_flight = seq_sub(nxt, flight_una)
                 cwnd = cwnd0
                 if limited and nxt == self.snd_max:
                     cwnd += dupacks * mss  # limited transmit (RFC 3042): new data only
@@ -789,7 +790,7 @@ class TcbOutput(TcbVars):
         """Bytes counted against cwnd: RFC 6675 ``pipe`` during SACK recovery; otherwise what was
         sent from SND.UNA to SND.NXT minus what the peer SACKed (after a timeout SND.NXT went
         back: what lies above it is presumed lost)."""
-        una, nxt = self.snd_una, self.snd_nxt
+        una, nxt = self.flight_una(), self.snd_nxt
         flight = seq_sub(nxt, una)
         rec = self.rec
         if not self.sack_ok or not (len(rec.sacked) or rec.in_recovery):

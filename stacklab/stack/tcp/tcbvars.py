@@ -380,6 +380,14 @@ class TcbVars:
         self.rate = DeliveryRate() if cc.wants_samples else None
         self.pacer = pacer_for(cc, self.config, self.pacer)
 
+    def flight_una(self) -> int:
+        """Where flight and the peer's window begin: SND.UNA, except in a TCP Fast Open child,
+        whose SYN-ACK its request retransmits apart from its data (Linux
+        tcp_create_openreq_child: the child's snd_una is ISS + 1, its SYN in no skb), so the
+        SYN's sequence number counts against neither cwnd nor the window."""
+        tfo = self.tfo
+        return self.snd_data_una if tfo is not None and tfo.child else self.snd_una
+
     def _abs(self, seq: int) -> int:
         """Stream position of a sequence number (never wraps; the FIN is after the last byte)."""
         return self.sendbuf.base + seq_sub(seq, self.snd_data_una)
