@@ -1,19 +1,20 @@
-"""Accurate ECN (RFC 9768) with the Linux kernel over TAP, both ways, through a path that CE-marks every fourth ECT(0) packet in each direction (nftables in the
-test's own namespace: ``ip ecn set ce`` on tap0, before Linux's TCP on the way in and after it on
-the way out).
+"""Accurate ECN (RFC 9768) with the Linux kernel over TAP, both ways, through a path that
+CE-marks every fourth ECT(0) packet in each direction (nftables in the test's own namespace:
+``ip ecn set ce`` on tap0, before Linux's TCP on the way in, after it on the way out).
 
-Checked: in stacklab's capture (tshark's decoding), the handshake of §3.1 (SYN AE|CWR|ECE,
-SYN-ACK 0|1|0 for a Not-ECT SYN with the AccECN option, the last ACK's ACE 0b010 for a Not-ECT
-SYN-ACK), ECT(0) on every later segment of ours (pure ACKs too) and AccECN options both ways;
-in Linux's TCP_INFO (read by a helper in the namespace: this machine's ``ss`` from iproute2 6.1
-prints none of the AccECN fields; 6.18's struct tcp_info ends with the AccECN counters and
-tcpi_accecn_fail_mode, tcpi_accecn_opt_seen), our option seen (opt_seen 2), no failure; and the counts: the CE marks nftables made towards Linux
-= Linux's received_ce = what stacklab's sender inferred from the ACE field (its ``ce_delivered``),
-the CE-marked segments in stacklab's capture = stacklab's received CE = Linux's delivered_ce, and the CE byte
-counters of both sides agree with each other's options. Those two tests need a kernel whose
-net.ipv4.tcp_ecn takes 3: this machine's 6.18 refuses it (its AccECN code is in, the modes are
-not), and they skip saying so. What 6.18 can be is the classic-ECN peer of an AccECN end, in
-both roles: the fallback of §3.1.2 (the first two tests), through the same CE-marking path."""
+AccECN both ways (the last two tests) needs a kernel whose net.ipv4.tcp_ecn takes 3: this
+machine's 6.18 refuses it (its AccECN code, tcp_ecn_option and the tcp_info fields are in; the
+modes are not), and they skip saying so. They check, in stacklab's capture (tshark's decoding),
+the handshake of §3.1 (SYN AE|CWR|ECE; SYN-ACK 0|1|0 for a Not-ECT SYN, with the AccECN option;
+the last ACK's ACE 0b010 for a Not-ECT SYN-ACK), ECT(0) on every later segment of ours (pure
+ACKs too) and options both ways; in Linux's TCP_INFO (read by a helper in the namespace: this
+machine's ``ss``, iproute2 6.1, prints none of the AccECN fields) our option seen and no
+failure; and the counts: the marks made towards Linux = Linux's received_ce = what stacklab's
+sender inferred from the ACE field, the CE segments in stacklab's capture = stacklab's received
+CE = Linux's delivered_ce, and the CE byte counters of each side = the other's option.
+
+What 6.18 can be is the classic-ECN peer of an AccECN end, in both roles: the fallback of
+§3.1.2 table 2 (a SYN-ACK with ECE alone), through the same CE-marking path (the first two)."""
 
 from __future__ import annotations
 
