@@ -201,18 +201,14 @@ class AccEcn(Ecn):
 
     def _third_ack(self, tcb: TcbLike, seg: SegmentLike) -> None:
         """Listener: the ACK that ends the handshake echoes our SYN-ACK's IP-ECN field in its ACE
-        (table 4, Linux tcp_accecn_third_ack); 0 means a path that zeroes the flags."""
+        (table 4, Linux tcp_accecn_third_ack): 0 means a path that zeroes the flags, and as our
+        SYN-ACK left Not-ECT, an echo of ECT or CE one that mangles the field (a pure ACK's echo;
+        0b001, 0b101, 0b111 are unused values)."""
         self.third_ack = False
         v = ace(seg.flags)
-        if v == 0:
+        if v == 0 or (v not in (1, 5, 7) and not seg.payload and tcb.config.ecn_fallback
+                      and not _valid_transition(NOT_ECT, _ACE_ECN[v])):
             self.ace_fail = True
-        elif v not in (1, 5, 7) and not seg.payload:
-            echoed = _ACE_ECN[v]
-            if not _valid_transition(NOT_ECT, echoed) and tcb.config.ecn_fallback:
-                self.ace_fail = True
-            elif echoed == CE:
-                self.s_cep += 1  # our SYN-ACK was CE-marked: the peer's r.cep counts it
-                tcb.stats.accecn_ce_delivered += 1
 
     # -- what leaves -----------------------------------------------------------------------------
 
