@@ -186,3 +186,18 @@ def test_the_options_24_bit_counters_wrap() -> None:
     tcb.snd_max = 2001
     acc.on_segment(tcb, _ack(2001, 7, 0x000010), ECT0)  # type: ignore[arg-type]
     assert acc.s_bytes[CE] == 0x1000010 and acc.s_cep == 2
+
+
+def test_the_example_runs_accecn_and_classic_ecn_side_by_side() -> None:
+    """examples/accecn-codel.toml: what its comment promises."""
+    s = run_scenario(Path(__file__).resolve().parents[3] / "examples" / "accecn-codel.toml")
+    assert all(app["ok"] and not app.get("retransmits") for app in s["apps"])
+    ecn = {(c["node"], c["ecn"].get("mode", "ecn")): c["ecn"] for c in s["connections"]}
+    assert set(ecn) == {("accecn", "accecn"), ("classic", "ecn"), ("server", "accecn"),
+                        ("server", "ecn")}
+    assert ecn["server", "accecn"]["ce_in"] == ecn["accecn", "accecn"]["ce_delivered"] > 0
+    assert ecn["server", "accecn"]["bytes_in"] == ecn["accecn", "accecn"]["bytes_delivered"]
+    assert ecn["server", "ecn"]["ce_in"] > 0
+    assert ecn["accecn", "accecn"]["reductions"] > 0 and ecn["classic", "ecn"]["reductions"] > 0
+    marks = s["queues"]["bottleneck"]["r>server"]["marks_ce"]
+    assert marks == ecn["server", "accecn"]["ce_in"] + ecn["server", "ecn"]["ce_in"]
