@@ -99,7 +99,7 @@ class AccEcn(Ecn):
         self.opt_mode = config.ecn_option
         self.beacon = config.ecn_option_beacon
         self.opt_demand = 0  # options still owed after a change (tcp_ecn_option 1)
-        self.opt_time = 0.0  # when the last option went
+        self.opt_time = float("-inf")  # when the last option went (never yet)
         self.minlen = 0  # option fields needed for the counters that changed
         self.opt_reserve = OPT_RESERVE if self.opt_mode else 0  # bytes kept out of the MSS
 
@@ -311,6 +311,7 @@ def on_synack(tcb: TcbLike, seg: SegmentLike) -> Ecn | None:
     ecn.pending = False
     ecn.echo_handshake = True
     ecn.opt_seen = seg.accecn() is not None
+    ecn.opt_demand = 2  # the first two segments carry the option (Linux tcp_ecn_rcv_synack)
     if not _valid_transition(NOT_ECT, _ACE_ECN[v]) and tcb.config.ecn_fallback:
         ecn.ace_fail = True  # our Not-ECT SYN arrived as ECT or CE: the path mangles the field
     elif ecn.syn_ect_rcv == CE:

@@ -201,3 +201,32 @@ def test_the_example_runs_accecn_and_classic_ecn_side_by_side() -> None:
     assert ecn["accecn", "accecn"]["reductions"] > 0 and ecn["classic", "ecn"]["reductions"] > 0
     marks = s["queues"]["bottleneck"]["r>server"]["marks_ce"]
     assert marks == ecn["server", "accecn"]["ce_in"] + ecn["server", "ecn"]["ce_in"]
+
+
+def _emitted(acc: AccEcn, tcb: _Tcb, now: float) -> AccEcnOpt | None:
+    seg = Segment(1, 1, ACK, 60000, ts=(1, 2))
+    acc.on_emit(tcb, seg, now)  # type: ignore[arg-type]
+    assert seg.ecn == ECT0 and ace(seg.flags) == acc.r_cep & 7
+    return seg.accecn()
+
+
+def test_when_the_option_goes() -> None:
+    """net.ipv4.tcp_ecn_option: 2 on every segment, 1 on the two after a change and as a beacon
+    (tcp_ecn_option_beacon per SRTT), 0 never; none before the peer sent one."""
+    tcb = _Tcb()
+    tcb.rtt.update(0.1)
+    acc = AccEcn(TcpConfig(ecn=3, ecn_option=2))
+    assert _emitted(acc, tcb, 0.0) is None  # the peer's option not seen yet
+    acc.opt_seen = True
+    assert _emitted(acc, tcb, 0.0) == AccEcnOpt(1, (1, 0, 1))  # EE1B, ECEB, EE0B from 1, 0, 1
+    acc = AccEcn(TcpConfig(ecn=3, ecn_option=0))
+    acc.opt_seen = True
+    assert _emitted(acc, tcb, 0.0) is None and acc.opt_reserve == 0
+    acc = AccEcn(TcpConfig(ecn=3, ecn_option=1, ecn_option_beacon=3))
+    acc.opt_seen, acc.third_ack, acc.prev_ecn = True, False, ECT0
+    assert _emitted(acc, tcb, 0.0) is not None  # a beacon: none sent yet this SRTT / 3
+    assert _emitted(acc, tcb, 0.01) is None
+    acc.on_segment(tcb, Segment(1, 1, ACK | AE | ECE, 60000, b"x" * 100), CE)  # type: ignore
+    assert _emitted(acc, tcb, 0.02) == AccEcnOpt(1, (1, 100, 1))  # a change: two options
+    assert _emitted(acc, tcb, 0.02) is not None and _emitted(acc, tcb, 0.02) is None
+    assert _emitted(acc, tcb, 0.06) is not None  # the next beacon, SRTT / 3 later
