@@ -38,7 +38,7 @@ from __future__ import annotations
 from stacklab.wire.tcp import ACK, AE, CWR, ECE, SYN, AccEcnOpt
 
 from .config import TS_OPT_LEN, TcpConfig, TcpStats
-from .ecn import CE, ECT0, ECT1, NOT_ECT, Ecn, TcbLike, _quickack
+from .ecn import CE, ECN_ON, ECT0, ECT1, NOT_ECT, Ecn, TcbLike, _quickack
 from .ecn import accept_syn as _classic_accept
 from .ecn import on_synack as _classic_synack
 from .ecn import syn_flags as _classic_syn_flags
@@ -266,7 +266,7 @@ def requested(config: TcpConfig) -> Ecn | None:
     mode = config.ecn
     if mode == ECN_ACCECN:
         return AccEcn(config, pending=True)
-    if mode == 1 or mode == ECN_ACCECN_IN:
+    if mode in (ECN_ON, ECN_ACCECN_IN):
         return Ecn()
     return None
 
