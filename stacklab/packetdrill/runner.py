@@ -893,7 +893,8 @@ def _parse_out(t: float, frame: bytes) -> _Out | None:
 
 def _flags_text(flags: int) -> str:
     s = "".join(ch for ch, bit in (("S", 0x02), ("F", 0x01), ("R", 0x04), ("P", 0x08),
-                                    ("U", 0x20), ("E", 0x40), ("W", 0x80)) if flags & bit)
+                                    ("U", 0x20), ("E", 0x40), ("W", 0x80), ("A", 0x100))
+                if flags & bit)  # A: AE (RFC 9768), as packetdrill prints it
     return s + "." if flags & 0x10 else (s or "-")
 
 

@@ -64,7 +64,7 @@ TCPI_FIELDS = (
     "tcpi_segs_out", "tcpi_segs_in", "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_notsent_bytes",
     "tcpi_dsack_dups", "tcpi_sacked", "tcpi_delivered", "tcpi_reord_seen",
     "tcpi_last_data_recv", "tcpi_last_data_sent", "tcpi_busy_time", "tcpi_rwnd_limited",
-    "tcpi_sndbuf_limited")
+    "tcpi_sndbuf_limited", "tcpi_received_ce", "tcpi_delivered_ce")
 # tcpi_ca_state values (include/net/tcp.h: TCP_CA_Open ... TCP_CA_Loss)
 CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = range(5)
 
@@ -671,6 +671,10 @@ class TcpSock:
             "tcpi_busy_time": busy,
             "tcpi_rwnd_limited": rwnd_limited,
             "tcpi_sndbuf_limited": sndbuf_limited,
+            # CE-marked segments received; with AccECN those the peer reported (its ACE field,
+            # accecn.py: Linux delivered_ce)
+            "tcpi_received_ce": i["ecn_ce_in"],
+            "tcpi_delivered_ce": i["accecn_ce_delivered"],
         }
 
     @staticmethod

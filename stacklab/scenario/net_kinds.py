@@ -131,7 +131,7 @@ class TcpSendApp(_Client):
                                "throughput_bps": round(8 * len(self.data) / elapsed)
                                if elapsed > 0 else None}
         if info.get("ecn"):  # ECN negotiated (RFC 3168): CE marks received, reductions for ECE
-            out["ecn"] = {"ce_in": info["ecn_ce_in"], "reductions": info["ecn_reductions"]}
+            out["ecn"] = info["ecn_figures"]  # and AccECN's counters (accecn.py)
         if tcb is not None and tcb.cwnd_log:
             # cwnd over time, thinned to at most ~200 points: [t, cwnd, ssthresh], t in seconds
             # of virtual time (as in the trace, the plots and the pcaps), sizes in bytes

@@ -46,7 +46,7 @@ class ConnStats:
     mss: int
     pmtu: int
     congestion: str
-    ecn: dict[str, int] | None = None  # ECN negotiated (RFC 3168): CE marks in, ECE reductions
+    ecn: dict[str, Any] | None = None  # ECN negotiated (RFC 3168): CE marks in, ECE reductions
     cwnd_series: list[tuple[float, int]] = field(default_factory=list)  # (time, cwnd bytes)
     ssthresh_series: list[tuple[float, int]] = field(default_factory=list)  # with cwnd's
     mss_known_at: float | None = None  # the peer's SYN processed: SYN-RECEIVED or ESTABLISHED
@@ -222,12 +222,13 @@ def nodes_table(nodes: Mapping[str, Mapping[str, int]], width: int = 80) -> str:
     return "\n".join(lines)
 
 
-def _ecn_figures(info: dict[str, Any]) -> dict[str, int] | None:
+def _ecn_figures(info: dict[str, Any]) -> dict[str, Any] | None:
     """A connection's ECN figures (None: not negotiated): segments received with CE, window
-    reductions for ECE."""
+    reductions for ECE, and with AccECN its counters (stack/tcp/accecn.py)."""
     if not info.get("ecn"):
         return None
-    return {"ce_in": info["ecn_ce_in"], "reductions": info["ecn_reductions"]}
+    figures: dict[str, Any] = info["ecn_figures"]
+    return figures
 
 
 def as_json(stats: RunStats) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """TCP segments (RFC 9293 §3.1) and their options (MSS, window scale, SACK, timestamps, TCP Fast
-Open).
+Open, AccECN).
 
 Two levels, as everywhere in ``stacklab.wire``:
 
@@ -9,7 +9,8 @@ Two levels, as everywhere in ``stacklab.wire``:
   :meth:`~TcpView.sack_blocks`, :meth:`~TcpView.timestamps` (or listed with
   :meth:`~TcpView.options`). A bad option raises :class:`MalformedPacket` from that getter.
   :meth:`~TcpView.fastopen` reads the TCP Fast Open option (RFC 7413) with a walk of its own: only
-  SYNs carry it.
+  SYNs carry it; :meth:`~TcpView.accecn` the AccECN option (RFC 9768 §3.2.3), likewise: only an
+  AccECN connection asks.
 * :class:`TcpSegment` — the value object for tests, printing and building.
 
 ``build_tcp`` is the engine's segment builder; ``encode_options`` prebuilds option bytes in the
@@ -34,7 +35,7 @@ from .proto import PROTO_TCP
 __all__ = [
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS", "AE",
     "TcpView", "TcpSegment", "TcpOption", "MssOpt", "WscaleOpt", "SackPermOpt", "SackOpt",
-    "TimestampOpt", "NopOpt", "EolOpt", "FastOpenOpt", "UnknownOpt", "build_tcp",
+    "TimestampOpt", "NopOpt", "EolOpt", "FastOpenOpt", "AccEcnOpt", "UnknownOpt", "build_tcp",
     "encode_options",
     "pack_options", "parse_options", "flags_str", "HEADER_LEN", "FLAG_MASK",
 ]
@@ -65,6 +66,8 @@ OPT_SACK_PERM = 4
 OPT_SACK = 5
 OPT_TIMESTAMP = 8
 OPT_FASTOPEN = 34  # RFC 7413 §4.1.1
+OPT_ACCECN0 = 172  # RFC 9768 §3.2.3: AccECN option, field order 0 (EE0B, ECEB, EE1B)
+OPT_ACCECN1 = 174  # order 1 (EE1B, ECEB, EE0B), the one Linux sends
 OPT_EXP = 254  # RFC 6994 experimental, with the 16-bit ExID below: TFO before kind 34 (Linux FOEXP)
 FASTOPEN_MAGIC = 0xF989
 
@@ -220,6 +223,43 @@ class FastOpenOpt:
 
 
 @dataclass(frozen=True, slots=True)
+class AccEcnOpt:
+    """The AccECN option (RFC 9768 §3.2.3): 0 to 3 24-bit byte counters, ``fields`` in the
+    order of its kind: 172 (``order`` 0) EE0B, ECEB, EE1B; 174 (``order`` 1) EE1B, ECEB, EE0B.
+    :meth:`counters` names them."""
+
+    order: int
+    fields: tuple[int, ...] = ()
+
+    @property
+    def kind(self) -> int:
+        return OPT_ACCECN1 if self.order else OPT_ACCECN0
+
+    def encode(self) -> bytes:
+        if len(self.fields) > 3:
+            raise ValueError("an AccECN option carries at most 3 counters")
+        return bytes((self.kind, 2 + 3 * len(self.fields))) + b"".join(
+            (f & 0xFFFFFF).to_bytes(3, "big") for f in self.fields)
+
+    def counters(self) -> dict[str, int]:
+        """The counters present, by name: ``e0b``, ``ceb``, ``e1b``."""
+        names = ("e1b", "ceb", "e0b") if self.order else ("e0b", "ceb", "e1b")
+        return dict(zip(names, self.fields, strict=False))
+
+    def summary(self) -> str:
+        return f"accecn{self.order}" + "".join(f" {k} {v}" for k, v in self.counters().items())
+
+
+def _accecn_at(mv: Buffer, kind: int, i: int, length: int) -> AccEcnOpt | None:
+    """The AccECN option at ``mv[i]`` if it is one of whole 24-bit fields; None otherwise (a
+    malformed one is not interpreted, as Linux ignores it: kept as :class:`UnknownOpt`)."""
+    if kind in (OPT_ACCECN0, OPT_ACCECN1) and (length - 2) % 3 == 0 and length <= 11:
+        return AccEcnOpt(1 if kind == OPT_ACCECN1 else 0, tuple(
+            int.from_bytes(mv[j:j + 3], "big") for j in range(i + 2, i + length, 3)))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownOpt:
     """An option we do not interpret, kept as ``(kind, data)`` (data without kind and length)."""
 
@@ -236,7 +276,7 @@ class UnknownOpt:
 
 
 TcpOption = (MssOpt | WscaleOpt | SackPermOpt | SackOpt | TimestampOpt | NopOpt | EolOpt
-             | FastOpenOpt | UnknownOpt)
+             | FastOpenOpt | AccEcnOpt | UnknownOpt)
 
 # Required total length of each known kind with a fixed length.
 _FIXED_LEN = {OPT_MSS: 4, OPT_WSCALE: 3, OPT_SACK_PERM: 2, OPT_TIMESTAMP: 10}
@@ -314,6 +354,8 @@ def parse_options(buf: Buffer, start: int = 0, end: int | None = None) -> list[T
             out.append(SackOpt(tuple(_U32X2.iter_unpack(mv[i + 2:i + length]))))
         elif (fo := _fastopen_at(mv, kind, i, length)) is not None:
             out.append(fo)
+        elif (ae := _accecn_at(mv, kind, i, length)) is not None:
+            out.append(ae)
         else:
             out.append(UnknownOpt(kind, bytes(mv[i + 2:i + length])))
     return out
@@ -333,12 +375,15 @@ def pack_options(options: Iterable[TcpOption]) -> bytes:
 def encode_options(*, mss: int | None = None, wscale: int | None = None,
                    sack_permitted: bool = False, timestamps: tuple[int, int] | None = None,
                    sack_blocks: Iterable[tuple[int, int]] = (),
-                   fastopen: FastOpenOpt | None = None) -> bytes:
+                   fastopen: FastOpenOpt | None = None,
+                   accecn: AccEcnOpt | None = None) -> bytes:
     """Option bytes for the TCP engine, laid out as Linux does, always a multiple of 4 bytes.
 
     SYN: ``mss, sackOK, TS, nop, wscale`` (20 bytes), then the Fast Open option padded with
     ``nop, nop`` to a word (Linux tcp_options_write); data segments: ``nop, nop, TS`` and
-    ``nop, nop, sack N`` blocks. Blocks that no longer fit in 40 bytes are left out.
+    ``nop, nop, sack N`` blocks. Blocks that no longer fit in 40 bytes are left out. The AccECN
+    option (RFC 9768) comes last, after the ``nop`` bytes that end it on a word (the sender
+    chose its length to fit, accecn.py).
     """
     out = bytearray()
     if mss is not None:
@@ -362,6 +407,9 @@ def encode_options(*, mss: int | None = None, wscale: int | None = None,
         out += fastopen.encode()
         if len(out) & 3 == 2:
             out += b"\x01\x01"
+    if accecn is not None:
+        raw = accecn.encode()
+        out += b"\x01" * (-len(raw) & 3) + raw
     return bytes(out)
 
 
@@ -510,6 +558,16 @@ class TcpView:
         for kind, i, length in _walk(self.buf, 20, self.header_len):
             if (fo := _fastopen_at(self.buf, kind, i, length)) is not None:
                 return fo
+        return None
+
+    def accecn(self) -> AccEcnOpt | None:
+        """The AccECN option (RFC 9768 §3.2.3), or None: a walk of its own, made only for the
+        segments of an AccECN connection."""
+        if self.header_len == 20:
+            return None
+        for kind, i, length in _walk(self.buf, 20, self.header_len):
+            if (ae := _accecn_at(self.buf, kind, i, length)) is not None:
+                return ae
         return None
 
 

@@ -59,6 +59,8 @@ ROUND_TRIPS: dict[str, tuple[str | int, str, Check, Any]] = {
                                    lambda h: h.tcp.config.notsent_lowat_default, 131072),
     "net.ipv4.tcp_mtu_probing": ("2", "2", lambda h: h.tcp.config.mtu_probing, "always"),
     "net.ipv4.tcp_ecn": ("1", "1", lambda h: h.tcp.config.ecn, 1),
+    "net.ipv4.tcp_ecn_option": ("1", "1", lambda h: h.tcp.config.ecn_option, 1),
+    "net.ipv4.tcp_ecn_option_beacon": ("0", "0", lambda h: h.tcp.config.ecn_option_beacon, 0),
     "net.ipv4.tcp_ecn_fallback": ("0", "0", lambda h: h.tcp.config.ecn_fallback, False),
     "net.ipv4.tcp_base_mss": ("512", "512", lambda h: h.tcp.config.base_mss, 512),
     "net.ipv4.tcp_rto_min_us": ("50000", "50000", lambda h: h.tcp.config.min_rto, 0.05),

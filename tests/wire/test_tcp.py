@@ -20,6 +20,7 @@ from stacklab.wire.tcp import (
     RST,
     SYN,
     URG,
+    AccEcnOpt,
     EolOpt,
     MssOpt,
     NopOpt,
@@ -178,6 +179,31 @@ def test_all_flags_vector() -> None:
     assert bytes(seg.build(SRC, DST)) == ALLFLAGS
 
 
+def test_accecn_option_vector() -> None:
+    # RFC 9768 §3.2.3: kind 174 (order 1) with EE1B, ECEB, EE0B as 24-bit counters
+    raw = bytes.fromhex("ae0b 000001 0005a0 0186a1")
+    opt = TcpView(_with_options(raw + b"\x01")).options()[0]
+    assert opt == AccEcnOpt(1, (1, 1440, 100001))
+    assert opt.counters() == {"e1b": 1, "ceb": 1440, "e0b": 100001}
+    assert opt.summary() == "accecn1 e1b 1 ceb 1440 e0b 100001" and opt.encode() == raw
+    assert AccEcnOpt(0, (7,)).counters() == {"e0b": 7}  # kind 172: EE0B first
+    assert AccEcnOpt(0, ()).encode() == b"\xac\x02"
+    # fields that are not whole 24-bit counters: not interpreted (Linux ignores them)
+    assert TcpView(_with_options(b"\xae\x04\x00\x00")).options() == [
+        UnknownOpt(174, b"\x00\x00")]
+    # the engine's layout: nop,nop,TS then nop,accecn1 (a word); 2 fields need no nop
+    assert encode_options(timestamps=(1, 2), accecn=AccEcnOpt(1, (1, 0, 1))) == \
+        b"\x01\x01\x08\x0a" + struct.pack("!II", 1, 2) + b"\x01" + bytes.fromhex(
+            "ae0b 000001 000000 000001")
+    assert encode_options(accecn=AccEcnOpt(1, (1, 0))) == bytes.fromhex("ae08 000001 000000")
+    v = TcpView(_with_options(encode_options(accecn=AccEcnOpt(1, (5,)))))
+    assert v.accecn() == AccEcnOpt(1, (5,)) and TcpView(_with_options(b"")).accecn() is None
+
+
+def _with_options(opts: bytes) -> bytes:
+    return bytes(build_tcp(SRC, DST, 1, 2, 3, 4, ACK, 100, b"", opts))
+
+
 def test_option_padding_and_limits() -> None:
     assert pack_options([WscaleOpt(3)]) == b"\x03\x03\x03\x00"
     assert pack_options([MssOpt(536), NopOpt()]) == b"\x02\x04\x02\x18\x01\x00\x00\x00"
@@ -280,7 +306,10 @@ option = st.one_of(
     st.builds(SackOpt, st.lists(st.tuples(u32, u32), min_size=1, max_size=4).map(tuple)),
     st.builds(TimestampOpt, u32, u32),
     st.just(NopOpt()),
-    st.builds(UnknownOpt, _UNKNOWN_KINDS, st.binary(max_size=6)),
+    st.builds(UnknownOpt, _UNKNOWN_KINDS.filter(lambda k: k not in (172, 174)),
+              st.binary(max_size=6)),
+    st.builds(AccEcnOpt, st.integers(0, 1),
+              st.lists(st.integers(0, 0xFFFFFF), max_size=3).map(tuple)),
 )
 
 
@@ -310,6 +339,8 @@ def to_scapy(opt: object) -> tuple:
             return ("EOL", None)
         case UnknownOpt(kind=k, data=d):
             return (k, d)
+        case AccEcnOpt():  # scapy does not interpret kinds 172 and 174
+            return (opt.kind, opt.encode()[2:])
     raise AssertionError(opt)
 
 

@@ -71,7 +71,12 @@ class TcpConfig:
     max_pending_writes: int | None = None  # (reserved for the API layer)
     mtu_probing: str = "blackhole"  # PLPMTUD (RFC 4821): off | blackhole (Linux 1) | always
     base_mss: int = 1024  # PLPMTUD fallback after a black hole (Linux tcp_base_mss)
-    ecn: int = 2  # Linux net.ipv4.tcp_ecn (RFC 3168, ecn.py): 0 off, 1 request, 2 accept only
+    # Linux net.ipv4.tcp_ecn (ecn.py, accecn.py): 0 off; 1 request and accept ECN (RFC 3168); 2
+    # accept ECN only; 3 request and accept AccECN (RFC 9768); 4 accept AccECN, request ECN; 5
+    # accept AccECN, request nothing (an AccECN listener accepts classic ECN too)
+    ecn: int = 2
+    ecn_option: int = 2  # Linux tcp_ecn_option: AccECN option 0 never, 1 on changes, 2 always
+    ecn_option_beacon: int = 3  # Linux tcp_ecn_option_beacon: with 1, at least N options an RTT
     ecn_fallback: bool = True  # Linux net.ipv4.tcp_ecn_fallback: retransmitted SYNs without ECN
     # -- TCP Fast Open (RFC 7413, tfo.py) --
     fastopen_qlen: int = 0  # TCP_FASTOPEN on a listener: its TFO queue (0: not a TFO listener)
@@ -134,6 +139,7 @@ class TcpStats:
     keepalive_probes: int
     ecn_ce_in: int  # segments received with CE (RFC 3168), ECN negotiated
     ecn_reductions: int  # cwnd reductions for ECE (at most one per window)
+    accecn_ce_delivered: int  # AccECN (RFC 9768): CE-marked segments the peer reported (s.cep)
     loss_probes: int  # tail loss probes sent (RFC 8985 §7, Linux TCPLossProbes)
     loss_probe_recoveries: int  # a probe repaired a loss (Linux TCPLossProbeRecovery)
     rack_reo_timeouts: int  # RACK reordering timer expiries

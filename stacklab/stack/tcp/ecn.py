@@ -2,13 +2,17 @@
 
 ``net.ipv4.tcp_ecn`` (:attr:`TcpConfig.ecn <.config.TcpConfig.ecn>`): 0 off; 1 request ECN on
 outgoing connections and accept it on incoming ones; 2 (Linux's default) accept it when the peer
-requests it, never request it. A connection that negotiated ECN holds an :class:`Ecn` in
-``Tcb.ecn`` (None otherwise: the hooks in ``tcb.py``/``output.py`` cost one test).
+requests it, never request it; 3 to 5 add Accurate ECN (RFC 9768, accecn.py, whose
+:class:`~.accecn.AccEcn` derives from :class:`Ecn`). A connection that negotiated ECN holds an
+:class:`Ecn` in ``Tcb.ecn`` (None otherwise: the hooks in ``tcb.py``/``output.py`` cost one
+test).
 
 * **Negotiation** (§6.1.1): our SYN carries ECE|CWR (``SEW``), a SYN-ACK accepting it ECE alone
   (``SE.``). With ``tcp_ecn_fallback`` (Linux's default) a retransmitted SYN goes without them, in
   case a middlebox drops ECN-setup SYNs (Linux ``tcp_ecn_clear_syn``). A listener refuses ECN for a
-  SYN whose IP header already carries ECT (Linux ``tcp_ecn_create_request``: broken path).
+  SYN whose IP header already carries ECT (Linux ``tcp_ecn_create_request``: broken path), unless
+  the SYN also has AE (an AccECN request, answered with classic ECN by a listener without
+  AccECN).
 * **Sending** (§6.1.2, §6.1.5): new data segments leave ECT(0); pure ACKs, SYNs, zero-window
   probes and retransmissions Not-ECT (Linux ``tcp_ecn_send``). The IP layer takes the ECN field from
   ``Segment.ecn`` (the TCP layer's flush passes it as the TOS / traffic class).
@@ -29,11 +33,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from stacklab.wire.tcp import ACK, CWR, ECE, SYN
+from stacklab.wire.tcp import ACK, AE, CWR, ECE, SYN
 
 from .config import TcpConfig, TcpStats
 from .congestion.base import CongestionController
 from .prr import Prr
+from .rtt import RttEstimator
 from .segment import Segment, SegmentLike
 from .seq import seq_gt, seq_lt, seq_sub
 
@@ -64,6 +69,8 @@ class TcbLike(Protocol):
     @property
     def cc(self) -> CongestionController: ...
     @property
+    def rtt(self) -> RttEstimator: ...
+    @property
     def trace(self) -> Callable[[float, str, dict[str, Any]], None] | None: ...
     @property
     def iss(self) -> int: ...
@@ -83,7 +90,9 @@ class TcbLike(Protocol):
 class Ecn:
     """The ECN state of a connection (Linux ``tp->ecn_flags`` with ``TCP_ECN_OK``)."""
 
-    __slots__ = ("demand_cwr", "queue_cwr", "seen", "ece", "cwr_high")
+    __slots__ = ("demand_cwr", "queue_cwr", "seen", "ece", "cwr_high", "syn_ect_rcv")
+    accecn = False  # AccEcn (accecn.py) says True
+    opt_reserve = 0  # option bytes kept out of every segment (AccECN's option)
 
     def __init__(self) -> None:
         self.demand_cwr = False  # receiver: CE seen, ECE on what we send until a CWR arrives
@@ -91,6 +100,11 @@ class Ecn:
         self.seen = False  # an ECT or CE segment arrived (Linux TCP_ECN_SEEN)
         self.ece = False  # the segment being processed carries ECE (read by cwr_ack)
         self.cwr_high: int | None = None  # in CWR: SND.MAX when it began (Linux high_seq)
+        self.syn_ect_rcv = NOT_ECT  # the IP-ECN field of the peer's SYN or SYN-ACK (AccECN)
+
+    def figures(self, stats: TcpStats) -> dict[str, object]:
+        """The per-connection figures of the JSON summaries: CE marks received, reductions."""
+        return {"ce_in": stats.ecn_ce_in, "reductions": stats.ecn_reductions}
 
     # -- what arrives ----------------------------------------------------------------------------
 
@@ -169,7 +183,7 @@ class Ecn:
 
     # -- what leaves -----------------------------------------------------------------------------
 
-    def on_emit(self, tcb: TcbLike, seg: Segment) -> None:
+    def on_emit(self, tcb: TcbLike, seg: Segment, now: float) -> None:
         """A segment other than a SYN is built: ECE while the receiver side demands a CWR, and
         for new data ECT(0) and the queued CWR (Linux tcp_ecn_send)."""
         if self.demand_cwr:
@@ -203,9 +217,11 @@ def syn_flags(tcb: TcbLike, flags: int) -> int:
 
 
 def accept_syn(config: TcpConfig, seg: SegmentLike, ip_ecn: int) -> Ecn | None:
-    """A listener's SYN: ECN if it asks (ECE and CWR), we allow it (mode 1 or 2) and its IP
-    header is Not-ECT (Linux tcp_ecn_create_request)."""
-    if config.ecn != ECN_OFF and seg.flags & (ECE | CWR) == ECE | CWR and ip_ecn == NOT_ECT:
+    """A listener's SYN: ECN if it asks (ECE and CWR), we allow it (any mode but 0) and its IP
+    header is Not-ECT or it has AE too (Linux tcp_ecn_create_request)."""
+    flags = seg.flags
+    if config.ecn != ECN_OFF and flags & (ECE | CWR) == ECE | CWR \
+            and (ip_ecn == NOT_ECT or flags & AE):
         return Ecn()
     return None
 

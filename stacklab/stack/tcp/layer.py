@@ -612,5 +612,5 @@ class TcpLayer:
                 "bytes_received": info["bytes_received"],
             })
             if info["ecn"]:  # negotiated (ecn.py): CE marks received, reductions for ECE
-                out[-1]["ecn"] = {"ce_in": info["ecn_ce_in"], "reductions": info["ecn_reductions"]}
+                out[-1]["ecn"] = info["ecn_figures"]
         return out

@@ -15,8 +15,8 @@ from bisect import bisect_right
 
 from stacklab.wire.tcp import build_tcp
 
+from . import accecn as _accecn
 from . import chrono
-from . import ecn as _ecn
 from .config import DUPACK_THRESHOLD, TS_OPT_LEN
 from .fsm import (
     CLOSE_WAIT,
@@ -50,7 +50,7 @@ def segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
     with the header in one call."""
     ts = seg._ts
     if ts is not None and not seg._sack and seg._mss is None and seg._wscale is None \
-            and not seg._sack_perm:
+            and not seg._sack_perm and seg._aco is None:
         return build_tcp(b"", b"", sp, dp, seg.seq, seg.ack, seg.flags, seg.window, seg.payload,
                          b"", seg.urgent, psum=psum, timestamps=ts)
     return build_tcp(b"", b"", sp, dp, seg.seq, seg.ack, seg.flags, seg.window, seg.payload,
@@ -176,7 +176,7 @@ class TcbOutput(TcbVars):
             seg.flags |= URG  # urgent mode (urgent.py)
             seg.urgent = up
         if self.ecn is not None:  # ECE, CWR and ECT(0) (ecn.py)
-            self.ecn.on_emit(self, seg)
+            self.ecn.on_emit(self, seg, now)
         stats.segs_out += 1
         n = len(payload)
         if n:
@@ -219,12 +219,14 @@ class TcbOutput(TcbVars):
         if self.ts_ok or (not flags & ACK and self.config.timestamps):
             ts = (self._ts_clock(now), self.ts_recent if flags & ACK else 0)
         active = not flags & ACK
-        flags |= _ecn.syn_flags(self, flags)  # ECN setup (ecn.py)
+        flags |= _accecn.syn_flags(self, flags)  # ECN setup (ecn.py, accecn.py)
         seg = Segment(seq, ack, flags, window, payload, mss=self.adv_mss,
                       wscale=(self.rcv_wscale if (active and self.config.window_scaling)
                               or self.wscale_ok else None),
                       sack_perm=(self.config.sack if active else self.sack_ok), ts=ts,
                       fastopen=tfo.take_option() if tfo is not None else None)  # RFC 7413
+        if flags & ACK and isinstance(self.ecn, _accecn.AccEcn):
+            self.ecn.synack_option(self, seg)  # RFC 9768 §3.2.3 (accecn.py)
         if flags & ACK:
             self.last_ack_sent = self.rcv_nxt
             self._ack_now = False

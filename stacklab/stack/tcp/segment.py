@@ -2,7 +2,8 @@
 
 An incoming segment may be this class or a :class:`stacklab.wire.tcp.TcpView`: the TCB reads only
 ``seq ack flags window payload`` and the option getters ``mss() wscale() sack_permitted()
-sack_blocks() timestamps()``, which both provide (and, on a SYN, ``fastopen()``). The layer turns
+sack_blocks() timestamps()``, which both provide (and, on a SYN, ``fastopen()``; on an AccECN
+connection ``accecn()``). The layer turns
 an outgoing ``Segment`` into bytes with ``build_tcp(..., seg.options_bytes())``.
 """
 
@@ -20,6 +21,7 @@ from stacklab.wire.tcp import (
     RST,
     SYN,
     URG,
+    AccEcnOpt,
     FastOpenOpt,
     encode_options,
     flags_str,
@@ -48,11 +50,13 @@ class SegmentLike(Protocol):
     def urgent(self) -> int: ...
 
     def fastopen(self) -> FastOpenOpt | None: ...
+    def accecn(self) -> AccEcnOpt | None: ...
 
 
 class Segment:
     __slots__ = ("seq", "ack", "flags", "window", "payload", "_mss", "_wscale", "_sack_perm",
-                 "_ts", "_sack", "urgent", "ecn", "_fo")
+                 "_ts", "_sack", "urgent", "ecn", "_fo",
+                 "_aco")
 
     def __init__(self, seq: int, ack: int, flags: int, window: int, payload: Buffer = b"", *,
                  mss: int | None = None, wscale: int | None = None, sack_perm: bool = False,
@@ -72,6 +76,7 @@ class Segment:
         self.urgent = 0  # the urgent pointer field, set by the sender in urgent mode (urgent.py)
         self.ecn = 0  # the IP header's ECN field it leaves with (ecn.py: ECT(0) on new data)
         self._fo = fastopen  # RFC 7413, on SYNs only
+        self._aco: AccEcnOpt | None = None  # the AccECN option (RFC 9768), set by accecn.py
 
     def mss(self) -> int | None:
         return self._mss
@@ -91,6 +96,9 @@ class Segment:
     def fastopen(self) -> FastOpenOpt | None:
         return self._fo
 
+    def accecn(self) -> AccEcnOpt | None:
+        return self._aco
+
     @property
     def seg_len(self) -> int:
         """SEG.LEN: payload plus one for SYN and one for FIN."""
@@ -100,7 +108,7 @@ class Segment:
         """No option but timestamps, if any: the layouts the segment builders pack with the
         header in one call (``build_tcp(timestamps=)``, ``build_ipv4_tcp_frame``)."""
         return self._mss is None and self._wscale is None and not self._sack_perm \
-            and not self._sack and self._fo is None
+            and not self._sack and self._fo is None and self._aco is None
 
     def options_bytes(self) -> bytes:
         if self.ts_only():
@@ -109,7 +117,8 @@ class Segment:
                 return b""
             return _NOPNOP_TS.pack(b"\x01\x01\x08\x0a", ts[0], ts[1])
         return encode_options(mss=self._mss, wscale=self._wscale, sack_permitted=self._sack_perm,
-                              timestamps=self._ts, sack_blocks=self._sack, fastopen=self._fo)
+                              timestamps=self._ts, sack_blocks=self._sack, fastopen=self._fo,
+                              accecn=self._aco)
 
     def __repr__(self) -> str:
         parts = [f"[{flags_str(self.flags)}] seq={self.seq} ack={self.ack} win={self.window}"]

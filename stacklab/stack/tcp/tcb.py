@@ -22,8 +22,8 @@ from typing import Any
 
 from stacklab.stack.pmtudisc import accepts_pmtu
 
+from . import accecn as _accecn
 from . import chrono, local_drop, route_metrics, sndbuf, urgent
-from . import ecn as _ecn
 from .config import DUPACK_THRESHOLD, TcpConfig, shared_int
 from .events import Connected, ConnectionLost, DataReceived, EofReceived, SendSpace, TcbEvent
 from .fsm import (
@@ -223,8 +223,7 @@ class Tcb(TcbOutput):
     def connect(self, now: float) -> None:
         """Active OPEN: send a SYN."""
         self._move(now, Event.ACTIVE_OPEN)
-        if self.config.ecn == _ecn.ECN_ON:
-            self.ecn = _ecn.Ecn()  # requested in our SYN (ecn.py)
+        self.ecn = _accecn.requested(self.config)  # ECN or AccECN in our SYN (accecn.py)
         if self.config.connect_timeout is not None:
             self._arm(CONNECT_TIMER, now + self.config.connect_timeout)
         if self.tfo is None or not self.tfo.deferred:  # TFO: the SYN waits for the first write
@@ -242,8 +241,8 @@ class Tcb(TcbOutput):
         tcb.plpmtud.defer()  # PLPMTUD from ESTABLISHED on, as Linux's child socket
         tcb._move(now, Event.PASSIVE_OPEN)
         tcb.stats.segs_in += 1
+        tcb.ecn = _accecn.accept_syn(tcb.config, seg, ip_ecn)  # before the MSS (its option)
         tcb._take_syn(seg)
-        tcb.ecn = _ecn.accept_syn(tcb.config, seg, ip_ecn)
         tcb.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 §2.2)
         tcb.max_sndwnd = tcb.snd_wnd
         tcb.snd_wl1 = seg.seq
@@ -637,8 +636,11 @@ class Tcb(TcbOutput):
                          for left, right in seg.sack_blocks()]})
         if self.deadlines[KEEPALIVE_TIMER] is not None:
             self._arm_keepalive(now)
-        if self.ecn is not None and st is not SYN_SENT:
-            self.ecn.on_segment(self, seg, ip_ecn)  # CE, CWR, ECE (ecn.py)
+        if self.ecn is not None:
+            if st is not SYN_SENT:
+                self.ecn.on_segment(self, seg, ip_ecn)  # CE, CWR, ECE (ecn.py, accecn.py)
+            else:
+                self.ecn.syn_ect_rcv = ip_ecn  # the SYN-ACK's, echoed by AccECN (accecn.py)
         if not seg.payload and self.fast_path and self._ack_predicted(seg, now):
             return  # an ACK of new data: the sender's work done in one pass
         run_output = True
@@ -886,8 +888,8 @@ class Tcb(TcbOutput):
             return
         if not flags & SYN:  # fourth check the SYN bit; neither SYN nor RST: drop
             return
+        self.ecn = _accecn.on_synack(self, seg)  # before the MSS: AccECN's option takes room
         self._take_syn(seg)
-        self.ecn = _ecn.on_synack(self.ecn, seg)
         # data queued beyond what our SYN carried (TCP Fast Open)
         waiting = len(self.sendbuf) > (self.tfo.syn_data if self.tfo is not None else 0)
         if ack_ok:
@@ -1676,6 +1678,7 @@ class Tcb(TcbOutput):
             "recv_queue": len(self.recvbuf),
             "retries": self.retries,
             "ecn": self.ecn is not None,
+            "ecn_figures": self.ecn.figures(self.stats) if self.ecn is not None else None,
             **asdict(self.stats),
         }
 

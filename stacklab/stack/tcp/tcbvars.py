@@ -170,6 +170,7 @@ class TcbVars:
         rng = rng or random.Random(iss)
         self.ts_offset = rng.getrandbits(32)
         self.sack_ok = False
+        self.ecn: Ecn | None = None  # ECN negotiated or requested (ecn.py); before the MSS
         self.snd_mss = self._compute_snd_mss()
         # buffers, estimators
         self.sendbuf = SendBuffer(shared_int(initial_send_buffer(cfg, self.snd_mss)))
@@ -281,7 +282,6 @@ class TcbVars:
         self._events: list[TcbEvent] = []  # (a list: an empty deque costs ~0.6 KiB)
         self._lost_reported = False
         self.stats = TcpStats()
-        self.ecn: Ecn | None = None  # ECN negotiated or requested (ecn.py)
         self.user: object = None  # the application's object for it (the TCP code never reads it)
         self.tfo: TfoConn | None = None  # TCP Fast Open (tfo.py); None: not a TFO connection
 
@@ -368,6 +368,8 @@ class TcbVars:
         mss = max(mss, self.config.min_snd_mss)
         if self.ts_ok:
             mss -= TS_OPT_LEN
+        if self.ecn is not None:
+            mss -= self.ecn.opt_reserve  # AccECN's option (accecn.py)
         return shared_int(mss)
 
     def set_congestion(self, name: str) -> None:
