@@ -145,7 +145,9 @@ class Ipv4:
         handler for TCP gets the parsed view. False (nothing done): not such a frame, or
         malformed: the per-layer path takes it and counts exactly what it would have.
         ``csum_valid``: the device vouched for the TCP checksum (``Node.receive_frame``), which
-        is then not summed; the IPv4 header's still is (20 bytes; Linux's ``ip_rcv`` too)."""
+        is then not summed; the IPv4 header's still is (20 bytes; Linux's ``ip_rcv`` too).
+        A segment of a flow in :attr:`early` goes to the transport's early-demux handler
+        without :meth:`_admit` and the view handler's lookup, counted as they count it."""
         try:
             r = parse_ipv4_tcp_frame(frame, csum_valid)
         except MalformedPacket:
