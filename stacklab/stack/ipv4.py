@@ -184,6 +184,12 @@ class Ipv4:
             self._deliver(iface, ip, bcast, now)
         return True
 
+    def early_forget(self, src: bytes, dst: bytes, src_port: int, dst_port: int) -> None:
+        """The flow of segments from ``src``:``src_port`` to ``dst``:``dst_port`` out of
+        :attr:`early` (its connection left the transport's table)."""
+        self.early.pop(src + dst + src_port.to_bytes(2, "big") + dst_port.to_bytes(2, "big"),
+                       None)
+
     def set_early_demux(self, handler: EarlyHandler) -> None:
         """The transport's early-demux entry (the TCP layer's ``receive_established``), the
         flows remembered for the one before forgotten (a crash's new TCP layer)."""

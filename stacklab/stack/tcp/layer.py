@@ -576,6 +576,10 @@ class TcpLayer:
         if self.conns.get(tcb.key) is tcb:
             del self.conns[tcb.key]
             self.history.append(ConnectionRecord.of(tcb))
+            if self._ipv4 is not None and len(tcb.remote_ip) == 4:
+                # out of the early demux with the table: it would keep the TCB (its buffers)
+                self._ipv4.early_forget(tcb.remote_ip, tcb.local_ip, tcb.remote_port,
+                                        tcb.local_port)
         lst = self._spawned_by.pop(tcb, None)
         if lst is not None:
             lst.pending.pop(tcb, None)

@@ -5,6 +5,9 @@ the address gone, the TCP layer replaced by a crash, the connection no longer ES
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from stacklab.stack.host import Host
 
 from .hostframes import ACK, ISN, established, frame, sent
@@ -72,3 +75,17 @@ def test_a_new_syn_in_time_wait_reopens_through_the_listener() -> None:
     h.receive_frame(0, frame(ISN + 100_000, 0, 0x02, opts=bytes([2, 4, 5, 0xB4])), 0.05)
     (synack,) = [tcp for _, tcp in sent(h)]  # RFC 6191: a new connection, not TIME-WAIT's ACK
     assert synack.flags & 0x12 == 0x12 and synack.ack == ISN + 100_001
+
+
+def test_a_finished_connection_is_not_kept_alive_by_the_early_demux() -> None:
+    h, tcb, our = established()
+    _data(h, 0, our, b"a" * 10, 0.02)
+    assert KEY in h.ipv4.early
+    h.receive_frame(0, frame(ISN + 11, our, 0x04), 0.03)  # the peer's RST: CLOSED, forgotten
+    assert not h.tcp.conns
+    h.tcp.events.clear()  # (what an application's drain would have taken)
+    assert h.tcp.get_timer() is None  # (its timer's stale entry dropped)
+    gone = weakref.ref(tcb)
+    del tcb
+    gc.collect()
+    assert gone() is None  # its buffers freed with it (a 1,000-connection soak's memory)
