@@ -77,7 +77,7 @@ def _drain(layer: TcpLayer, now: float) -> None:
                 if type(ev) is DataReceived:  # the per-segment event, without a dispatch call
                     transport._deliver()
                 else:
-                    transport._on_event(ev)
+                    transport._on_event(ev, now)
             elif type(ev) is Connected and (lst := layer.listener_of(tcb)) is not None:
                 lst.on_established(tcb)
         if kicked:
@@ -161,13 +161,14 @@ class TcpTransport(asyncio.Transport):
         self._tcb = tcb
         tcb.user = self
 
-    def _on_event(self, ev: TcbEvent) -> None:
-        """One event of this transport's TCB, pulled by the layer's drain hook (``_drain``)."""
+    def _on_event(self, ev: TcbEvent, now: float) -> None:
+        """One event of this transport's TCB, pulled by the layer's drain hook (``_drain``) at
+        ``now``, the driver's time (``host.now()``)."""
         cls = type(ev)
         if cls is DataReceived or cls is EofReceived:  # the per-segment events first
             self._deliver()
         elif cls is SendSpace:
-            self._fill()
+            self._fill(now)
         elif cls is Connected:
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(None)
@@ -196,13 +197,16 @@ class TcpTransport(asyncio.Transport):
             self._lost_deferred = False
             self._on_lost(None)
 
-    def _fill(self) -> None:
+    def _fill(self, now: float | None = None) -> None:
+        """What the TCB's send buffer takes of the pending bytes, then a FIN once they are in
+        (``now``: the driver's time when the caller has it, as the drain hook: the same as
+        ``host.now()``, without asking)."""
         tcb = self._tcb
         if tcb is None:
             return
         if self._pending and tcb.state not in (CLOSED, TIME_WAIT):
             try:
-                n = tcb.send(self._pending, now=self._host.now())
+                n = tcb.send(self._pending, now=self._host.now() if now is None else now)
             except ConnectionError:
                 n = 0
             if n:
@@ -216,7 +220,7 @@ class TcpTransport(asyncio.Transport):
                 self._layer.kick(tcb)
         if not self._pending and self._eof_pending and not self._eof_sent:
             self._eof_sent = True
-            tcb.close(self._host.now(), full=self._closing)
+            tcb.close(self._host.now() if now is None else now, full=self._closing)
             self._layer.kick(tcb)
         if self._writing_paused and self.get_write_buffer_size() <= self._low:
             self._writing_paused = False

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from .pmtu import PathMtuCache
     from .route import Route, RoutingTable
 
-__all__ = ["ConflictWatcher", "HostContext", "Membership", "ProtocolHandler", "RxInfo",
-           "TimerSource", "ViewHandler"]
+__all__ = ["ConflictWatcher", "EarlyHandler", "HostContext", "Membership", "ProtocolHandler",
+           "RxInfo", "TimerSource", "ViewHandler"]
 
 
 class RxInfo:
@@ -52,8 +52,12 @@ class RxInfo:
 # handler(src, dst, payload, now, info): a delivered (reassembled) datagram of one IP protocol
 ProtocolHandler = Callable[[bytes, bytes, memoryview, float, RxInfo], None]
 # view_handler(src, dst, view, checksum_ok, now, bcast, ifindex, ip_ecn): the fused IPv4+TCP fast
-# path hands the transport its already parsed view (see Ipv4.receive_tcp_frame) and the ECN bits
-ViewHandler = Callable[[bytes, bytes, Any, bool, float, bool, int, int], None]
+# path hands the transport its already parsed view (see Ipv4.receive_tcp_frame) and the ECN bits;
+# it returns the flow (a connection) whose next segments may skip the demux, or None
+ViewHandler = Callable[[bytes, bytes, Any, bool, float, bool, int, int], Any]
+# early_handler(flow, view, checksum_ok, now, ip_ecn): a segment of a flow a view handler returned
+# (False: that flow is no longer one to early-demux; nothing done)
+EarlyHandler = Callable[[Any, Any, bool, float, int], bool]
 
 
 class TimerSource(Protocol):

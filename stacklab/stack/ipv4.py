@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stacklab.stack.route import DstCache
 from stacklab.wire.addr import BROADCAST_MAC, ip_str, multicast_mac
@@ -26,7 +26,7 @@ from stacklab.wire.frame import (
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.proto import PROTO_TCP, PROTO_UDP
 
-from .context import RxInfo
+from .context import EarlyHandler, RxInfo
 from .frag import Key, Reassembler, fragment_ipv4
 from .ipid import IpIdGenerator
 from .node import GsoFrame
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 LIMITED_BCAST = b"\xff\xff\xff\xff"
 ALL_HOSTS = bytes([224, 0, 0, 1])
 _ETH_IPV4 = ETH_P_IPV4.to_bytes(2, "big")
+# flows the early demux remembers at most (forgotten all at once beyond: a cache, not a table)
+EARLY_DEMUX_MAX = 256
 
 
 class Ipv4:
@@ -59,6 +61,13 @@ class Ipv4:
         # delivered (claims), and translating every forwarded packet (forward)
         self.nat: Nat | None = None
         self.redirects: Redirects | None = None  # sends ICMP redirects (stack/redirect.py)
+        # early demux (Linux's ip_rcv_finish -> tcp_v4_early_demux): the TCP flows whose
+        # segments receive_tcp_frame handed over, by their frame's bytes 26..38 (source and
+        # destination address, ports), to what the TCP layer's view handler returned for them
+        # (its connection) and the host's addr_gen when the packet was admitted as a local
+        # unicast delivery: a frame of such a flow skips _admit and the demux
+        self.early: dict[bytes, tuple[Any, int]] = {}
+        self._early_rx: EarlyHandler | None = None
 
     # -- input ---------------------------------------------------------------------------------
     def _admit(self, iface: Interface, ip: IPv4View, l2_bcast: bool, now: float) -> bool | None:
@@ -136,7 +145,9 @@ class Ipv4:
         handler for TCP gets the parsed view. False (nothing done): not such a frame, or
         malformed: the per-layer path takes it and counts exactly what it would have.
         ``csum_valid``: the device vouched for the TCP checksum (``Node.receive_frame``), which
-        is then not summed; the IPv4 header's still is (20 bytes; Linux's ``ip_rcv`` too)."""
+        is then not summed; the IPv4 header's still is (20 bytes; Linux's ``ip_rcv`` too).
+        A segment of a flow in :attr:`early` goes to the transport's early-demux handler
+        without :meth:`_admit` and the view handler's lookup, counted as they count it."""
         try:
             r = parse_ipv4_tcp_frame(frame, csum_valid)
         except MalformedPacket:
@@ -147,15 +158,43 @@ class Ipv4:
         if not ip_ok:
             self._bad_checksum(now)
             return True
+        h = self.host
+        early = self.early
+        if early:
+            key = frame[26:38]
+            flow = early.get(key if type(key) is bytes else bytes(key))  # (a TAP's memoryview)
+            # admitted as before while the addresses are (no NAT to ask, not on lo); the
+            # handler declines (False, nothing done) a connection no longer ESTABLISHED
+            if flow is not None and flow[1] == h.addr_gen and self.nat is None \
+                    and iface is not h.lo and self._early_rx is not None \
+                    and self._early_rx(flow[0], seg, tcp_ok, now, ip.tos & 3):
+                h.counters["ipv4.rx.delivered"] += 1  # (what _admit counts)
+                return True
         bcast = self._admit(iface, ip, False, now)  # l2_bcast False: sent to our MAC
         if bcast is None:
             return True
-        view_handler = self.host.view_handlers.get(PROTO_TCP)
+        view_handler = h.view_handlers.get(PROTO_TCP)
         if view_handler is not None:
-            view_handler(ip.src, ip.dst, seg, tcp_ok, now, bcast, iface.index, ip.tos & 3)
+            flow = view_handler(ip.src, ip.dst, seg, tcp_ok, now, bcast, iface.index, ip.tos & 3)
+            if flow is not None and not bcast and iface is not h.lo:
+                if len(early) >= EARLY_DEMUX_MAX:
+                    early.clear()
+                early[bytes(frame[26:38])] = (flow, h.addr_gen)
         else:
             self._deliver(iface, ip, bcast, now)
         return True
+
+    def early_forget(self, src: bytes, dst: bytes, src_port: int, dst_port: int) -> None:
+        """The flow of segments from ``src``:``src_port`` to ``dst``:``dst_port`` out of
+        :attr:`early` (its connection left the transport's table)."""
+        self.early.pop(src + dst + src_port.to_bytes(2, "big") + dst_port.to_bytes(2, "big"),
+                       None)
+
+    def set_early_demux(self, handler: EarlyHandler) -> None:
+        """The transport's early-demux entry (the TCP layer's ``receive_established``), the
+        flows remembered for the one before forgotten (a crash's new TCP layer)."""
+        self._early_rx = handler
+        self.early.clear()
 
     def _reasm_timeout(self, key: Key, first: bytes | None,
                        now: float) -> None:

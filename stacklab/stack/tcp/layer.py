@@ -34,7 +34,7 @@ from .config import TcpConfig
 from .congestion import create_congestion
 from .context import TcpHost
 from .events import Connected, ConnectionLost, TcbEvent
-from .fsm import CLOSED, LISTEN, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
+from .fsm import CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
 from .gso import cut
 from .isn import IsnGenerator
 from .listen import Listener, send_reset, syn_acceptable_in_time_wait
@@ -134,6 +134,8 @@ class TcpLayer:
         # TCP Fast Open (tfo.py): its key drawn lazily from a stream of its own
         self.tfo = FastOpen(lambda: random.Random(self.host.rng.getrandbits(64)))
         host.register_protocol(PROTO_TCP, self.receive, self.receive_view)
+        if self._ipv4 is not None:
+            self._ipv4.set_early_demux(self.receive_established)
         host.register_icmp_error(PROTO_TCP, self.icmp_error)
         host.add_timer_source(self)
 
@@ -302,11 +304,68 @@ class TcpLayer:
                           getattr(info, "ifindex", None), getattr(info, "tos", 0) & 3)
 
     def receive_view(self, src: bytes, dst: bytes, v: TcpView, checksum_ok: bool | None,
-                     now: float, bcast: bool, ifindex: int | None, ip_ecn: int = 0) -> None:
+                     now: float, bcast: bool, ifindex: int | None, ip_ecn: int = 0) -> Tcb | None:
         """A segment whose view is built (``checksum_ok``: the verdict when already known, as
         from ``parse_ipv4_tcp_frame``; None: check it here). Of the IP layer's ``RxInfo``, TCP
         reads only ``bcast`` (dropped), ``ifindex`` (MSS of a new connection) and the ECN bits
-        of ``tos`` (``ip_ecn``, RFC 3168)."""
+        of ``tos`` (``ip_ecn``, RFC 3168). Returns the connection when it is ESTABLISHED after
+        the segment: the IP layer's early demux hands it the flow's next segments
+        (:meth:`receive_established`)."""
+        # SEGMENT ARRIVES (RFC 9293 §3.10.7), by the state of the connection it belongs to (the
+        # lookup has no effect: the segment's checks come first all the same)
+        port = v.dst_port
+        tcb = self.conns.get((dst, port, src, v.src_port))
+        if tcb is not None and not bcast and self.receive_established(tcb, v, checksum_ok, now,
+                                                                      ip_ecn):
+            return tcb if tcb.state is ESTABLISHED else None
+        if not self._segment_ok(src, dst, v, checksum_ok, now, bcast):
+            return None
+        if tcb is not None and tcb.state is TIME_WAIT and v.flags & (SYN | ACK | RST) == SYN \
+                and self.find_listener(dst, port) is not None \
+                and syn_acceptable_in_time_wait(tcb, v):
+            tcb.reopen_from_time_wait(now)  # RFC 6191: the listener takes the SYN below
+            self._forget(tcb)
+            tcb = None
+        if tcb is not None:  # SYN-SENT (§3.10.7.3) and the other synchronized states (§3.10.7.4)
+            tcb.rx_gso_size = self.host.rx_gso_size  # a GRO packet's segment size (tcb._data_in)
+            tcb.receive(v, now, ip_ecn)
+            self.flush(tcb, now)
+            return None
+        lst = self.find_listener(dst, port)
+        if lst is None:  # CLOSED (§3.10.7.1)
+            self.host.counters["tcp.no_port"] += 1
+            if not v.flags & RST:
+                send_reset(self.host, dst, src, v, now)
+            return None
+        lst.segment_arrives(src, dst, v, now, ifindex, ip_ecn)  # LISTEN (§3.10.7.2)
+        return None
+
+    def receive_established(self, tcb: Tcb, v: TcpView, checksum_ok: bool | None, now: float,
+                            ip_ecn: int) -> bool:
+        """:meth:`receive_view` of a unicast segment for ``tcb`` in ESTABLISHED (False: not in
+        that state; nothing done, :meth:`receive_view` takes the segment), found already: by
+        the lookup there, or by the IP layer's early demux (Linux's tcp_v4_early_demux,
+        ``Ipv4.receive_tcp_frame``: the flow of a frame recognised by its addresses and ports,
+        the connection kept while it is ESTABLISHED, in the demux table all that time). The
+        options of a view from the fused parse in a common layout are read, and so valid,
+        already (``_opts`` set): only the others are scanned, by :meth:`_segment_ok`."""
+        if tcb.state is not ESTABLISHED:
+            return False
+        if checksum_ok is not True or (v._opts is None and v.header_len > 20):
+            if not self._segment_ok(tcb.remote_ip, tcb.local_ip, v, checksum_ok, now, False):
+                return True
+        else:
+            self.host.counters["tcp.rx.segments"] += 1
+        tcb.rx_gso_size = self.host.rx_gso_size  # a GRO packet's segment size (tcb._data_in)
+        tcb.receive(v, now, ip_ecn)
+        self.flush(tcb, now)
+        return True
+
+    def _segment_ok(self, src: bytes, dst: bytes, v: TcpView, checksum_ok: bool | None,
+                    now: float, bcast: bool) -> bool:
+        """The checks every segment passes before SEGMENT ARRIVES, each drop counted: options
+        well formed (scanned once, here), the checksum, not a broadcast; then it is counted
+        in."""
         host = self.host
         c = host.counters
         if v.header_len > 20:
@@ -315,36 +374,16 @@ class TcpLayer:
             except MalformedPacket as e:
                 c[f"drop.tcp.{e.field}"] += 1
                 host.trace(now, "tcp", "drop", reason=e.message)
-                return
+                return False
         if not (v.checksum_ok(src, dst) if checksum_ok is None else checksum_ok):
             c["drop.tcp.bad_checksum"] += 1
             host.trace(now, "tcp", "drop", reason="bad checksum")
-            return
+            return False
         if bcast:
             c["drop.tcp.broadcast"] += 1
-            return
+            return False
         c["tcp.rx.segments"] += 1
-        # SEGMENT ARRIVES (RFC 9293 §3.10.7), by the state of the connection it belongs to
-        port = v.dst_port
-        tcb = self.conns.get((dst, port, src, v.src_port))
-        if tcb is not None and tcb.state is TIME_WAIT and v.flags & (SYN | ACK | RST) == SYN \
-                and self.find_listener(dst, port) is not None \
-                and syn_acceptable_in_time_wait(tcb, v):
-            tcb.reopen_from_time_wait(now)  # RFC 6191: the listener takes the SYN below
-            self._forget(tcb)
-            tcb = None
-        if tcb is not None:  # SYN-SENT (§3.10.7.3) and the synchronized states (§3.10.7.4)
-            tcb.rx_gso_size = host.rx_gso_size  # a GRO packet's segment size (tcb._data_in)
-            tcb.receive(v, now, ip_ecn)
-            self.flush(tcb, now)
-            return
-        lst = self.find_listener(dst, port)
-        if lst is None:  # CLOSED (§3.10.7.1)
-            c["tcp.no_port"] += 1
-            if not v.flags & RST:
-                send_reset(self.host, dst, src, v, now)
-            return
-        lst.segment_arrives(src, dst, v, now, ifindex, ip_ecn)  # LISTEN (§3.10.7.2)
+        return True
 
     def icmp_error(self, now: float, kind: str, code: int, mtu: int, qsrc: bytes, qdst: bytes,
                    ql4: bytes) -> None:
@@ -537,6 +576,10 @@ class TcpLayer:
         if self.conns.get(tcb.key) is tcb:
             del self.conns[tcb.key]
             self.history.append(ConnectionRecord.of(tcb))
+            if self._ipv4 is not None and len(tcb.remote_ip) == 4:
+                # out of the early demux with the table: it would keep the TCB (its buffers)
+                self._ipv4.early_forget(tcb.remote_ip, tcb.local_ip, tcb.remote_port,
+                                        tcb.local_port)
         lst = self._spawned_by.pop(tcb, None)
         if lst is not None:
             lst.pending.pop(tcb, None)

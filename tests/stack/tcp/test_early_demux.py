@@ -1,0 +1,91 @@
+"""The IPv4 layer's early demux (Ipv4.early, Linux's tcp_v4_early_demux): a frame of a flow the
+TCP layer took before goes straight to its ESTABLISHED connection, and gives exactly what the
+general path (admission, then the TCP demux) gives, also once what that path decides changed:
+the address gone, the TCP layer replaced by a crash, the connection no longer ESTABLISHED."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from stacklab.stack.host import Host
+
+from .hostframes import ACK, ISN, established, frame, sent
+
+FIN = 0x01
+KEY = frame(0, 0, 0)[26:38]  # the peer's flow: source, destination, ports
+
+
+def _data(h: Host, seq_off: int, our: int, payload: bytes, now: float, kind: str = "") -> None:
+    f = frame(ISN + 1 + seq_off, our, ACK, payload)
+    h.receive_frame(0, memoryview(f) if kind == "mv" else bytearray(f) if kind == "ba" else f, now)
+
+
+def _six_segments(early: bool) -> tuple[list[bytes], dict[str, int], Host]:
+    h, tcb, our = established()
+    if not early:
+        h.ipv4._early_rx = None  # remembered, never used: the general path every time
+    for i in range(6):  # the last two as a TAP device hands them over, and a bytearray
+        _data(h, 100 * i, our, bytes([i]) * 100, 0.02 + i * 0.001, {4: "mv", 5: "ba"}.get(i, ""))
+    assert tcb.read() == b"".join(bytes([i]) * 100 for i in range(6))
+    return [bytes(f) for _, f in h.frames_to_send()], dict(h.counters), h
+
+
+def test_segments_of_a_known_flow_take_the_early_path_with_the_same_result() -> None:
+    frames, counters, h = _six_segments(True)
+    assert KEY in h.ipv4.early
+    assert (frames, counters) == _six_segments(False)[:2]
+    acks = [int.from_bytes(f[42:46], "big") for f in frames]
+    assert acks == [ISN + 1 + 100 * i for i in range(1, 7)]  # quick-ACK mode: each one
+    assert counters["ipv4.rx.delivered"] == counters["tcp.rx.segments"] == 8
+
+
+def test_a_removed_address_drops_a_known_flows_frames() -> None:
+    h, tcb, our = established()
+    _data(h, 0, our, b"a" * 10, 0.02)
+    assert KEY in h.ipv4.early
+    h.remove_address(0, "10.0.0.1/24")
+    _data(h, 10, our, b"b" * 10, 0.03)
+    assert h.counters["drop.ipv4.not_for_us"] == 1
+    assert tcb.read() == b"a" * 10
+
+
+def test_a_crash_forgets_the_flows_of_the_old_tcp_layer() -> None:
+    h, tcb, our = established()
+    _data(h, 0, our, b"a" * 10, 0.02)
+    sent(h)
+    h.reset_transports()  # what a crash leaves: no connection
+    _data(h, 10, our, b"b" * 10, 0.03)
+    assert tcb.read() == b"a" * 10
+    assert h.counters["tcp.no_port"] == 1
+    (rst,) = [tcp for _, tcp in sent(h)]
+    assert rst.flags & 0x04
+
+
+def test_a_new_syn_in_time_wait_reopens_through_the_listener() -> None:
+    h, tcb, our = established()
+    _data(h, 0, our, b"a" * 10, 0.02)
+    assert KEY in h.ipv4.early
+    tcb.close(0.03)  # our FIN first: we end in TIME-WAIT
+    h.tcp.kick(tcb)
+    h.tcp.poll(0.03)
+    h.receive_frame(0, frame(ISN + 11, our + 1, ACK | FIN), 0.04)
+    assert tcb.state.name == "TIME_WAIT"
+    sent(h)
+    h.receive_frame(0, frame(ISN + 100_000, 0, 0x02, opts=bytes([2, 4, 5, 0xB4])), 0.05)
+    (synack,) = [tcp for _, tcp in sent(h)]  # RFC 6191: a new connection, not TIME-WAIT's ACK
+    assert synack.flags & 0x12 == 0x12 and synack.ack == ISN + 100_001
+
+
+def test_a_finished_connection_is_not_kept_alive_by_the_early_demux() -> None:
+    h, tcb, our = established()
+    _data(h, 0, our, b"a" * 10, 0.02)
+    assert KEY in h.ipv4.early
+    h.receive_frame(0, frame(ISN + 11, our, 0x04), 0.03)  # the peer's RST: CLOSED, forgotten
+    assert not h.tcp.conns
+    h.tcp.events.clear()  # (what an application's drain would have taken)
+    assert h.tcp.get_timer() is None  # (its timer's stale entry dropped)
+    gone = weakref.ref(tcb)
+    del tcb
+    gc.collect()
+    assert gone() is None  # its buffers freed with it (a 1,000-connection soak's memory)
