@@ -19,8 +19,10 @@ from stacklab.wire.checksum import ipv4_header_ok
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
 from stacklab.wire.frame import (
+    PartialFrame,
     build_ipv4_tcp_frame,
     build_ipv4_tcp_tso_frame,
+    complete_checksum,
     parse_ipv4_tcp_frame,
 )
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
@@ -260,9 +262,16 @@ class Ipv4:
         c["ipv4.tx.packets"] += 1
         csum = ((frame[24] << 8) | frame[25]) + 0x100  # as forward: TTL is word 4's high byte
         csum = (csum & 0xFFFF) + (csum >> 16)
-        h.send_frame(out.index, b"".join((
+        fwd = b"".join((
             mac, out.mac, frame[12:22], bytes((frame[22] - 1, frame[23], csum >> 8, csum & 0xFF)),
-            memoryview(frame)[26:14 + total])))
+            memoryview(frame)[26:14 + total]))
+        if type(frame) is PartialFrame:
+            # still partial (neither the TTL nor the MACs are in the TCP sum): to a port that
+            # offloads as it is, to any other completed (Linux's validate_xmit_skb)
+            fwd = PartialFrame(fwd)
+            if not out.port.csum_offload:
+                fwd = complete_checksum(fwd)
+        h.send_frame(out.index, fwd)
         return True
 
     # -- output --------------------------------------------------------------------------------
@@ -368,7 +377,7 @@ class Ipv4:
         ident = self.ids.next(src, dst, PROTO_TCP, now) & 0xFFFF
         frame = build_ipv4_tcp_frame(mac, iface.mac, src, dst, ident, h.default_ttl, df,
                                      src_port, dst_port, seq, ack, flags, window, payload, psum,
-                                     timestamps, tos, urgent)
+                                     timestamps, tos, urgent, iface.port.csum_offload)
         h.counters["ipv4.tx.packets"] += 1
         h.send_frame(iface.index, frame)
 

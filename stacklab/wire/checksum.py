@@ -23,8 +23,9 @@ So the per-packet paths work with a **little-endian total**: :func:`le_sum` of t
 of the big-endian RFC 1071 computation (:func:`internet_checksum`). This module is the only place a
 sum is folded or stored: the one-call helpers below (:func:`pseudo_ok`, :func:`pseudo_store`,
 :func:`ipv4_header_ok`, :func:`ipv4_header_store`, :func:`ipv4_tcp_ok`,
-:func:`ipv4_tcp_frame_store`) are those steps fused for the per-packet paths, each tested against
-RFC 1071 written out (tests/wire/test_checksum.py, tests/wire/test_frame_fast_path.py).
+:func:`ipv4_tcp_frame_store`; for offloaded frames :func:`ipv4_tcp_partial_store` and
+:func:`ipv4_tcp_partial_complete`) are those steps fused for the per-packet paths, each tested
+against RFC 1071 written out (tests/wire/test_checksum.py, tests/wire/test_frame_fast_path.py).
 """
 
 from __future__ import annotations
@@ -185,6 +186,17 @@ def ipv4_tcp_partial_store(hdr: bytearray, payload_len: int, psum: int) -> None:
     complemented) for a segment of ``len(hdr) - 34 + payload_len`` bytes, the data unsummed."""
     _CSUM_LE.pack_into(hdr, 24, -_fb(hdr[14:34], "little") % 0xFFFF)
     hdr[50:52] = fold(psum + len(hdr) - 34 + payload_len).to_bytes(2, "big")
+
+
+def ipv4_tcp_partial_complete(buf: bytearray, off: int, total_length: int) -> None:
+    """Complete the TCP checksum of the IPv4 packet at ``buf[off:]`` (a 20-byte header,
+    ``total_length`` bytes) whose field holds the pseudo-header's partial sum
+    (:func:`ipv4_tcp_partial_store`): the segment summed with that field in it, complemented
+    (Linux's ``skb_checksum_help``). The same bytes :func:`ipv4_tcp_frame_store` writes: the
+    field's folded sum equals the pseudo-header's modulo 0xFFFF."""
+    start = off + 20
+    total = le_sum_at(memoryview(buf), start, off + total_length)
+    _CSUM_LE.pack_into(buf, start + 16, -total % 0xFFFF)  # (not 0: the field is not)
 
 
 # -- the big-endian API (RFC 1071 as written) -----------------------------------------------------

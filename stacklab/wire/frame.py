@@ -19,6 +19,7 @@ from .checksum import (
     ipv4_header_ok,
     ipv4_tcp_frame_store,
     ipv4_tcp_ok,
+    ipv4_tcp_partial_complete,
     ipv4_tcp_partial_store,
 )
 from .ethernet import ETH_P_IPV4, EthernetView
@@ -26,8 +27,8 @@ from .ipv4 import FLAG_DF, IPv4View
 from .proto import PROTO_TCP
 from .tcp import _NO_OPTIONS, _NOPNOP_TS_BYTES, _NOPNOP_TS_WORD, FLAG_MASK, TcpView
 
-__all__ = ["VerifiedFrame", "build_ipv4_tcp_frame", "build_ipv4_tcp_tso_frame",
-           "parse_ipv4_tcp_frame"]
+__all__ = ["PartialFrame", "VerifiedFrame", "build_ipv4_tcp_frame", "build_ipv4_tcp_tso_frame",
+           "complete_checksum", "parse_ipv4_tcp_frame"]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -73,6 +74,34 @@ class VerifiedFrame(bytes):
     corrupts, a router rewrites or a test builds is a new, plain ``bytes``: verified as any."""
 
     __slots__ = ()
+
+
+class PartialFrame(bytes):
+    """The bytes :func:`build_ipv4_tcp_frame` made for a port with checksum offload
+    (``Port.csum_offload``, a simulated link, as Linux's veth with NETIF_F_HW_CSUM): the IPv4
+    header's checksum is right, the TCP field holds the pseudo-header's partial sum (Linux's
+    CHECKSUM_PARTIAL), the payload unsummed. The link hands it to its peer, which trusts it as a
+    :class:`VerifiedFrame` (veth's peer takes a partial skb as verified). Whatever reads or
+    rewrites the bytes completes it first (:func:`complete_checksum`, Linux's
+    ``skb_checksum_help``): a changed or copied frame is plain ``bytes``, verified as any, so a
+    partial sum that escaped would count as a bad checksum, never pass as a good one."""
+
+    __slots__ = ()
+
+
+# the frames whose parse needs no checksum verified: built here, unchanged since (bytes)
+_TRUSTED = (VerifiedFrame, PartialFrame)
+
+
+def complete_checksum(frame: bytes) -> bytes:
+    """``frame`` with real checksums: a :class:`PartialFrame` becomes the
+    :class:`VerifiedFrame` :func:`build_ipv4_tcp_frame` would have built without offload (the
+    same bytes); any other frame is returned as it is."""
+    if type(frame) is not PartialFrame:
+        return frame
+    buf = bytearray(frame)
+    ipv4_tcp_partial_complete(buf, 14, (buf[16] << 8) | buf[17])
+    return VerifiedFrame(buf)
 
 
 def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False) \
@@ -147,7 +176,7 @@ def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False) \
                 t._opts = (w0 & 0xFFFF, w4 & 0xFF, True, (), (w2, w3))
             else:
                 t._opts = None  # scanned by the first option getter
-            if type(frame) is VerifiedFrame:  # built by build_ipv4_tcp_frame, unchanged since
+            if type(frame) in _TRUSTED:  # built by build_ipv4_tcp_frame, unchanged since
                 return eth, ip, t, True, True
             # the sums over slices of the frame itself when it is bytes (int.from_bytes copies a
             # memoryview first)
@@ -176,12 +205,14 @@ def build_ipv4_tcp_frame(dst_mac: bytes, src_mac: bytes, src: bytes, dst: bytes,
                          ttl: int, df: bool, src_port: int, dst_port: int, seq: int, ack: int,
                          flags: int, window: int, payload: Buffer, psum: int,
                          timestamps: tuple[int, int] | None, tos: int = 0,
-                         urgent: int = 0) -> VerifiedFrame:
+                         urgent: int = 0, partial: bool = False) -> bytes:
     """The untagged Ethernet frame of one IPv4 packet (no IP options, unfragmented) holding
     one TCP segment without options or with the timestamps option alone: the bytes of
     ``build_tcp(..., urgent, psum=psum, timestamps=timestamps)`` inside ``build_ipv4(...,
     tos=tos)``
-    behind the Ethernet header, both checksums filled in: a :class:`VerifiedFrame`."""
+    behind the Ethernet header, both checksums filled in: a :class:`VerifiedFrame`; with
+    ``partial`` (the port offloads checksums), the TCP checksum left partial: a
+    :class:`PartialFrame`, whose :func:`complete_checksum` is that VerifiedFrame."""
     ff = FLAG_DF if df else 0
     n = len(payload)
     if timestamps is None:
@@ -194,6 +225,11 @@ def build_ipv4_tcp_frame(dst_mac: bytes, src_mac: bytes, src: bytes, dst: bytes,
                                        src_port, dst_port, seq, ack,
                                        0x8000 | (flags & FLAG_MASK), window, 0, urgent,
                                        _NOPNOP_TS_BYTES, timestamps[0], timestamps[1]))
+    if partial:
+        ipv4_tcp_partial_store(hdr, n, psum)
+        if n:
+            hdr += payload
+        return PartialFrame(hdr)
     ipv4_tcp_frame_store(hdr, payload, psum)
     if n:
         hdr += payload

@@ -16,7 +16,13 @@ from scapy.packet import Raw
 from stacklab.wire import MalformedPacket
 from stacklab.wire.checksum import pseudo_header
 from stacklab.wire.ethernet import ETH_P_IPV4, EthernetView, build_ethernet
-from stacklab.wire.frame import VerifiedFrame, build_ipv4_tcp_frame, parse_ipv4_tcp_frame
+from stacklab.wire.frame import (
+    PartialFrame,
+    VerifiedFrame,
+    build_ipv4_tcp_frame,
+    complete_checksum,
+    parse_ipv4_tcp_frame,
+)
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.tcp import ACK, PSH, TcpView, build_tcp, encode_options
 
@@ -197,6 +203,45 @@ def test_built_frame_is_build_tcp_in_build_ipv4_in_ethernet(dst, src, saddr, dad
     plain = parse_ipv4_tcp_frame(bytes(got))
     assert plain is not None and plain[3:] == (True, True)
     assert fields(r) == fields(plain)
+
+
+@settings(max_examples=300, deadline=None)
+@given(saddr=ip4s, daddr=ip4s, ports=st.tuples(u16, u16), seq=u32, ack=u32,
+       flags=st.integers(0, 0x1FF), window=u16, ts=st.one_of(st.none(), st.tuples(u32, u32)),
+       payload=st.binary(max_size=9000), ident=u16, tos=st.integers(0, 255), urgent=u16)
+def test_a_partial_frame_completed_is_the_verified_frame(saddr, daddr, ports, seq, ack, flags,
+                                                         window, ts, payload, ident, tos,
+                                                         urgent) -> None:
+    """Checksum offload: the frame built with its TCP checksum partial, once completed (as
+    whatever reads it does), is byte for byte the frame built without; the partial field is the
+    folded pseudo-header sum a device (or Linux's skb_checksum_help) completes."""
+    psum = pseudo_header(saddr, daddr, 6, 0)
+    args = (b"\x02" * 6, b"\x04" * 6, saddr, daddr, ident, 64, True, ports[0], ports[1], seq,
+            ack, flags, window, payload, psum, ts, tos, urgent)
+    full = build_ipv4_tcp_frame(*args)
+    part = build_ipv4_tcp_frame(*args, partial=True)
+    assert type(part) is PartialFrame and part[:50] == full[:50] and part[52:] == full[52:]
+    seg_len = len(full) - 34
+    partial_sum = (psum + seg_len) % 0xFFFF or 0xFFFF
+    assert int.from_bytes(part[50:52], "big") == partial_sum
+    done = complete_checksum(part)
+    assert type(done) is VerifiedFrame and done == full
+    assert complete_checksum(full) is full
+    r = parse_ipv4_tcp_frame(part)
+    plain = parse_ipv4_tcp_frame(full)
+    assert r is not None and plain is not None and r[3:] == (True, True)
+    assert fields(r) == fields(plain)
+
+
+def test_a_copy_of_a_partial_frame_is_not_trusted() -> None:
+    """Only the builder's own object is trusted: its bytes copied (by anything that forgot to
+    complete it first) fail the TCP check instead of passing as good."""
+    psum = pseudo_header(b"\x0a\0\0\1", b"\x0a\0\0\2", 6, 0)
+    part = build_ipv4_tcp_frame(b"\x02" * 6, b"\x04" * 6, b"\x0a\0\0\1", b"\x0a\0\0\2", 1, 64,
+                                True, 1000, 80, 1, 2, 0x10, 100, b"payload!" * 100, psum, (5, 6),
+                                partial=True)
+    r = parse_ipv4_tcp_frame(bytes(part))
+    assert r is not None and r[3:] == (True, False)
 
 
 def fields(r: tuple) -> tuple:

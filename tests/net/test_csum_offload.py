@@ -1,0 +1,189 @@
+"""Checksum offload on simulated links, as Linux's veth: a TCP frame crosses a link with its
+checksum partial (``PartialFrame``) and its peer trusts it; whatever reads or rewrites a frame
+(a capture, Corrupt, a router's forwarding to a port without offload or its slow path) sees real
+checksums, and a frame anyone changed is verified as any."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.utils import rdpcap
+
+import stacklab
+from stacklab.net.aqm import mark_ce
+from stacklab.trace.events import Tracer
+from stacklab.wire.checksum import pseudo_header
+from stacklab.wire.frame import PartialFrame, build_ipv4_tcp_frame
+
+SIZE = 200_000
+
+
+def transfer(net: stacklab.Network, size: int = SIZE) -> bytes:
+    """``size`` seeded bytes from a to b over TCP; what b read."""
+    a, b = net["a"], net["b"]
+    data = random.Random("csum-offload").randbytes(size)
+    got: list[bytes] = []
+
+    async def handle(reader, writer):
+        got.append(await reader.read())
+        writer.close()
+
+    async def main():
+        await b.start_server(handle, 80)
+        _, writer = await a.open_connection(b.address(4), 80)
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(1)
+
+    net.run(main(), until="60s")
+    assert got == [data]
+    return data
+
+
+def routed(**egress) -> stacklab.Network:
+    net = stacklab.Network(seed=3)
+    net.add_host("a")
+    net.add_router("r")
+    net.add_host("b")
+    net.connect("a", "r", delay="1ms")
+    net.connect("r", "b", delay="1ms", **egress)
+    net.autoconfigure()
+    return net
+
+
+class Recorder:
+    """A direction's receiver in between: keeps every frame delivered, then hands it on."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.frames: list[bytes] = []
+
+    def deliver(self, ifindex: int, frame: bytes) -> None:
+        self.frames.append(frame)
+        self.inner.deliver(ifindex, frame)
+
+    def hold(self) -> None:
+        self.inner.hold()
+
+    def release(self, flush: bool = True) -> None:
+        self.inner.release(flush)
+
+
+def tcp_checksum_ok(frame: bytes) -> bool:
+    """scapy's verdict: the checksum scapy computes for the segment is the one it carries."""
+    pkt = Ether(bytes(frame))
+    sent = pkt[TCP].chksum
+    del pkt[TCP].chksum
+    return Ether(bytes(pkt))[TCP].chksum == sent
+
+
+def test_a_plain_link_carries_partial_frames_the_peer_trusts() -> None:
+    net = stacklab.Network(seed=3)
+    net.add_host("a")
+    net.add_host("b")
+    link = net.connect("a", "b", delay="1ms")
+    net.autoconfigure()
+    rec = link.ab.receiver = Recorder(link.ab.receiver)
+    transfer(net)
+    data = [f for f in rec.frames if len(f) > 100]
+    assert data and all(type(f) is PartialFrame for f in data)
+    assert not any(tcp_checksum_ok(f) for f in data)  # the field holds the partial sum
+    assert net["b"].counters["drop.tcp.bad_checksum"] == 0
+    net.close()
+
+
+def test_pcaps_of_an_offloaded_run_carry_real_checksums(tmp_path) -> None:
+    net = stacklab.Network(seed=3)
+    net.add_host("a")
+    net.add_host("b")
+    net.connect("a", "b", delay="1ms")
+    net.capture(tmp_path, "rx")
+    net.capture(tmp_path, "tx")
+    net.autoconfigure()
+    transfer(net)
+    net.close()
+    for name in ("a-b.pcap", "a-b.tx.pcap"):
+        pkts = [p for p in rdpcap(str(tmp_path / name)) if p.haslayer(TCP)]
+        assert len(pkts) > 100
+        for p in pkts:
+            assert tcp_checksum_ok(bytes(p)), p.summary()
+            assert IP(bytes(p[IP])).chksum == p[IP].chksum
+
+
+def test_a_corrupted_frame_is_still_dropped_and_counted() -> None:
+    net = stacklab.Network(seed=3)
+    net.add_host("a")
+    net.add_host("b")
+    link = net.connect("a", "b", delay="1ms", corrupt=0.02)
+    net.autoconfigure()
+    transfer(net)  # every byte right: no damaged segment was taken on trust
+    corrupted = link.ab.counters["corrupt"] + link.ba.counters["corrupt"]
+    assert corrupted > 5
+    drops = sum(net[h].counters[f"drop.{what}.bad_checksum"]
+                for h in ("a", "b") for what in ("ipv4", "tcp"))
+    assert drops == corrupted
+    net.close()
+
+
+def test_a_frame_forwarded_to_a_port_without_offload_has_its_checksum() -> None:
+    net = routed()
+    r = net["r"]
+    link = net.link("r-b")
+    r.ports[link.a_port].csum_offload = False  # as a TAP device's port
+    rec = link.ab.receiver = Recorder(link.ab.receiver)
+    transfer(net)
+    tcp = [f for f in rec.frames if len(f) > 100]
+    assert tcp and r.counters["ipv4.forwarded"] >= len(tcp)
+    assert all(type(f) is not PartialFrame and tcp_checksum_ok(f) for f in tcp)
+    assert net["b"].counters["drop.tcp.bad_checksum"] == 0
+    net.close()
+
+
+def test_a_frame_forwarded_to_a_port_with_offload_stays_partial() -> None:
+    net = routed()
+    link = net.link("r-b")
+    rec = link.ab.receiver = Recorder(link.ab.receiver)
+    transfer(net)
+    assert all(type(f) is PartialFrame for f in rec.frames if len(f) > 100)
+    net.close()
+
+
+def test_the_routers_slow_path_completes_what_it_rewrites() -> None:
+    """MSS clamping (and NAT, fragmentation, ICMP errors quoting the packet) take the
+    ordinary forwarding path, which copies and rewrites the packet: it gets real checksums."""
+    net = routed()
+    net["r"].mss_clamp = 1000
+    transfer(net)
+    assert net["b"].counters["drop.tcp.bad_checksum"] == 0
+    assert net["a"].counters["drop.tcp.bad_checksum"] == 0
+    net.close()
+
+
+def test_trace_summaries_see_real_checksums() -> None:
+    tracer = Tracer()
+    net = stacklab.Network(seed=3, tracer=tracer)
+    net.add_host("a")
+    net.add_host("b")
+    net.connect("a", "b", delay="1ms")
+    net.autoconfigure()
+    transfer(net, 20_000)
+    net.close()
+    summaries = [ev.details["summary"] for ev in tracer.select(layer="link")
+                 if "Flags [" in ev.details.get("summary", "")]
+    assert len(summaries) > 10
+    assert not [s for s in summaries if "cksum" in s]
+
+
+def test_ce_marking_a_partial_frame_gives_real_checksums() -> None:
+    src, dst = b"\x0a\0\0\1", b"\x0a\0\0\2"
+    frame = build_ipv4_tcp_frame(b"\x02" * 6, b"\x04" * 6, src, dst, 1, 64, True, 1000, 80,
+                                 1, 2, 0x10, 100, b"payload!" * 100,
+                                 pseudo_header(src, dst, 6, 0), (5, 6), tos=2, partial=True)
+    marked = mark_ce(frame)
+    assert marked is not None and type(marked) is not PartialFrame
+    assert marked[15] & 3 == 3 and tcp_checksum_ok(marked)
