@@ -20,7 +20,7 @@ from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
 from stacklab.wire.frame import (
     PartialFrame,
-    build_ipv4_tcp_frame,
+    TcpFrameTemplate,
     build_ipv4_tcp_tso_frame,
     complete_checksum,
     parse_ipv4_tcp_frame,
@@ -30,7 +30,7 @@ from stacklab.wire.proto import PROTO_TCP, PROTO_UDP
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv4
-from .ipid import IpIdGenerator
+from .ipid import FLOW_CACHE_MAX, IpIdGenerator
 from .node import GsoFrame
 
 if TYPE_CHECKING:
@@ -38,6 +38,12 @@ if TYPE_CHECKING:
     from .interface import Interface
     from .nat import Nat
     from .redirect import Redirects
+
+# Ipv4.tcp_path's answer: (interface, the next hop's MAC, the path MTU, the TTL, whether the port
+# offloads checksums, the frame templates of the flows on it by (source, source port,
+# destination port, DF))
+TcpPath = tuple["Interface", bytes, int, int, bool,
+                dict[tuple[bytes, int, int, bool], TcpFrameTemplate]]
 
 LIMITED_BCAST = b"\xff\xff\xff\xff"
 ALL_HOSTS = bytes([224, 0, 0, 1])
@@ -57,6 +63,8 @@ class Ipv4:
         # the same for forwarded packets (forward_frame), apart so that transit traffic to many
         # destinations does not flush the entries of the host's own connections
         self.fwd_cache = DstCache(host)
+        # dst -> tcp_path's answer, kept while it stays the same: its frame templates with it
+        self._tcp_paths: dict[bytes, TcpPath] = {}
         # a router's NAT (stack/nat.py), the one seam: asked before a packet to our address is
         # delivered (claims), and translating every forwarded packet (forward)
         self.nat: Nat | None = None
@@ -338,12 +346,15 @@ class Ipv4:
             self.output(iface, nexthop, f, now)
         return None
 
-    def tcp_path(self, dst: bytes, now: float) -> tuple[Interface, bytes, int] | None:
+    def tcp_path(self, dst: bytes, now: float) -> TcpPath | None:
         """Where :meth:`send` would put a TCP segment to ``dst`` when it takes its plain route:
-        (interface, the next hop's MAC, the path MTU) for a unicast destination not ours,
-        routed through the dst cache to a unicast next hop whose neighbour entry is usable as
-        it is. None: anything else, which :meth:`send` handles. The TCP layer asks once per
-        flush and builds those frames itself (:meth:`send_tcp_frame`)."""
+        (interface, the next hop's MAC, the path MTU, ...: :data:`TcpPath`) for a unicast
+        destination not ours, routed through the dst cache to a unicast next hop whose
+        neighbour entry is usable as it is. None: anything else, which :meth:`send` handles.
+        The TCP layer asks once per flush and builds those frames itself
+        (:meth:`send_tcp_frame`). The same answer while the route, the neighbour's MAC, the
+        MTU, the TTL and the port's offload stay as they were, and with it the flows' frame
+        templates; a change makes a new one (the templates made again)."""
         h = self.host
         if dst == LIMITED_BCAST or dst[0] >> 4 == 14 or dst in h.local4 or dst[0] == 127:
             return None
@@ -362,26 +373,43 @@ class Ipv4:
             pmtu = h.pmtu.get(dst, mtu, None)
             if pmtu < mtu:
                 mtu = pmtu
-        return iface, mac, mtu
+        ttl = h.default_ttl
+        offload = iface.port.csum_offload
+        paths = self._tcp_paths
+        p = paths.get(dst)
+        if p is None or p[0] is not iface or p[1] != mac or p[2] != mtu or p[3] != ttl \
+                or p[4] is not offload:
+            if len(paths) >= FLOW_CACHE_MAX:
+                paths.clear()
+            p = paths[dst] = (iface, mac, mtu, ttl, offload, {})
+        return p
 
-    def send_tcp_frame(self, path: tuple[Interface, bytes, int], src: bytes, dst: bytes,
+    def send_tcp_frame(self, path: TcpPath, src: bytes, dst: bytes,
                        now: float, df: bool, src_port: int, dst_port: int, psum: int, seq: int,
                        ack: int, flags: int, window: int, payload: bytes | bytearray | memoryview,
                        timestamps: tuple[int, int] | None, tos: int = 0,
                        urgent: int = 0) -> None:
         """:meth:`send` of a TCP segment without options (or with timestamps alone) that fits
         ``path``'s MTU (from :meth:`tcp_path`), built in one buffer with its IPv4 and Ethernet
-        headers: the same frame, counters and IP ID as ``send`` then :meth:`output`."""
-        iface, mac, _ = path
+        headers by the flow's frame template (made on its first segment on this path): the
+        same frame, counters and IP ID as ``send`` then :meth:`output` (``psum``: the
+        pseudo-header's sum of ``src`` and ``dst``, the connection's)."""
+        iface = path[0]
+        templates = path[5]
+        key = (src, src_port, dst_port, df)
+        t = templates.get(key)
+        if t is None:
+            if len(templates) >= FLOW_CACHE_MAX:
+                templates.clear()
+            t = templates[key] = TcpFrameTemplate(path[1], iface.mac, src, dst, path[3], df,
+                                                  src_port, dst_port, psum, path[4])
         h = self.host
         ident = self.ids.next(src, dst, PROTO_TCP, now) & 0xFFFF
-        frame = build_ipv4_tcp_frame(mac, iface.mac, src, dst, ident, h.default_ttl, df,
-                                     src_port, dst_port, seq, ack, flags, window, payload, psum,
-                                     timestamps, tos, urgent, iface.port.csum_offload)
+        frame = t.build(ident, seq, ack, flags, window, payload, timestamps, tos, urgent)
         h.counters["ipv4.tx.packets"] += 1
         h.send_frame(iface.index, frame)
 
-    def send_tso_frame(self, path: tuple[Interface, bytes, int], src: bytes, dst: bytes,
+    def send_tso_frame(self, path: TcpPath, src: bytes, dst: bytes,
                        now: float, df: bool, src_port: int, dst_port: int, psum: int, seq: int,
                        ack: int, flags: int, window: int, payload: bytes | bytearray | memoryview,
                        timestamps: tuple[int, int] | None, gso_size: int) -> None:
@@ -389,7 +417,7 @@ class Ipv4:
         device, which cuts it into segments of ``gso_size`` bytes (``Port.gso_max``): one
         :class:`~stacklab.stack.node.GsoFrame`, an IP ID per segment (the device counts them
         up from the first), the packets counted as the segments they become."""
-        iface, mac, _ = path
+        iface, mac = path[0], path[1]
         h = self.host
         segs = -(-len(payload) // gso_size)
         ident = self.ids.next(src, dst, PROTO_TCP, now, segs) & 0xFFFF

@@ -16,7 +16,7 @@ import stacklab
 from stacklab.net.aqm import mark_ce
 from stacklab.trace.events import Tracer
 from stacklab.wire.checksum import pseudo_header
-from stacklab.wire.frame import PartialFrame, build_ipv4_tcp_frame
+from stacklab.wire.frame import PartialFrame, TcpFrameTemplate
 
 SIZE = 200_000
 
@@ -181,9 +181,45 @@ def test_trace_summaries_see_real_checksums() -> None:
 
 def test_ce_marking_a_partial_frame_gives_real_checksums() -> None:
     src, dst = b"\x0a\0\0\1", b"\x0a\0\0\2"
-    frame = build_ipv4_tcp_frame(b"\x02" * 6, b"\x04" * 6, src, dst, 1, 64, True, 1000, 80,
-                                 1, 2, 0x10, 100, b"payload!" * 100,
-                                 pseudo_header(src, dst, 6, 0), (5, 6), tos=2, partial=True)
+    frame = TcpFrameTemplate(b"\x02" * 6, b"\x04" * 6, src, dst, 64, True, 1000, 80,
+                             pseudo_header(src, dst, 6, 0), True).build(
+        1, 1, 2, 0x10, 100, b"payload!" * 100, (5, 6), tos=2)
     marked = mark_ce(frame)
     assert marked is not None and type(marked) is not PartialFrame
     assert marked[15] & 3 == 3 and tcp_checksum_ok(marked)
+
+
+def test_a_flows_frames_follow_its_path_ttl_and_offload() -> None:
+    """The frame templates (Ipv4.tcp_path's destination cache) are made again when what they
+    hold changes: the TTL (a sysctl), the port's offload, the neighbour's MAC."""
+    net = stacklab.Network(seed=3)
+    a, b = net.add_host("a"), net.add_host("b")
+    link = net.connect(a, b, delay="1ms")
+    net.autoconfigure()
+    rec = link.ab.receiver = Recorder(link.ab.receiver)
+    other_mac = b"\x02\xee\xee\xee\xee\xee"
+
+    async def main():
+        await b.start_server(lambda r, w: None, 80)
+        _, writer = await a.open_connection(b.address(4), 80)
+        for change in (None, "ttl", "offload", "mac"):
+            if change == "ttl":
+                a.default_ttl = 33
+            elif change == "offload":
+                a.interfaces[0].port.csum_offload = False
+            elif change == "mac":
+                a.interfaces[0].arp.entries[b.interfaces[0].v4[0][0]].mac = other_mac
+            rec.frames.clear()
+            writer.write(b"x" * 3000)
+            await asyncio.sleep(0.1)
+            yield_frames.append([f for f in rec.frames if len(f) > 100])
+
+    yield_frames: list[list[bytes]] = []
+    net.run(main(), until="10s")
+    plain, ttl, offload, mac = yield_frames
+    assert plain and all(f[22] == 64 and type(f) is PartialFrame for f in plain)
+    assert ttl and all(f[22] == 33 and type(f) is PartialFrame for f in ttl)
+    assert offload and all(f[22] == 33 and type(f) is not PartialFrame and tcp_checksum_ok(f)
+                           for f in offload)
+    assert mac and all(f[:6] == other_mac for f in mac)
+    net.close()
