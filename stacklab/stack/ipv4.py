@@ -30,7 +30,7 @@ from stacklab.wire.proto import PROTO_TCP, PROTO_UDP
 
 from .context import RxInfo
 from .frag import Key, Reassembler, fragment_ipv4
-from .ipid import FLOW_CACHE_MAX, IpIdGenerator
+from .ipid import IpIdGenerator
 from .node import GsoFrame
 
 if TYPE_CHECKING:
@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 # destination port, DF))
 TcpPath = tuple["Interface", bytes, int, int, bool,
                 dict[tuple[bytes, int, int, bool], TcpFrameTemplate]]
+
+# The paths and frame templates tcp_path and send_tcp_frame keep, at most (each; all forgotten
+# when one is full, as the dst cache): the flows a host sends on at a time, not every connection
+# it has (what an idle connection costs stays its own, tests/api/test_idle_connection_memory.py)
+TCP_TEMPLATES_MAX = 64
 
 LIMITED_BCAST = b"\xff\xff\xff\xff"
 ALL_HOSTS = bytes([224, 0, 0, 1])
@@ -65,6 +70,7 @@ class Ipv4:
         self.fwd_cache = DstCache(host)
         # dst -> tcp_path's answer, kept while it stays the same: its frame templates with it
         self._tcp_paths: dict[bytes, TcpPath] = {}
+        self._tcp_templates = 0  # templates made since the paths were last forgotten
         # a router's NAT (stack/nat.py), the one seam: asked before a packet to our address is
         # delivered (claims), and translating every forwarded packet (forward)
         self.nat: Nat | None = None
@@ -379,8 +385,9 @@ class Ipv4:
         p = paths.get(dst)
         if p is None or p[0] is not iface or p[1] != mac or p[2] != mtu or p[3] != ttl \
                 or p[4] is not offload:
-            if len(paths) >= FLOW_CACHE_MAX:
+            if len(paths) >= TCP_TEMPLATES_MAX:
                 paths.clear()
+                self._tcp_templates = 0
             p = paths[dst] = (iface, mac, mtu, ttl, offload, {})
         return p
 
@@ -399,8 +406,10 @@ class Ipv4:
         key = (src, src_port, dst_port, df)
         t = templates.get(key)
         if t is None:
-            if len(templates) >= FLOW_CACHE_MAX:
-                templates.clear()
+            if self._tcp_templates >= TCP_TEMPLATES_MAX:
+                self._tcp_paths.clear()  # (this path's templates go when its flush is over)
+                self._tcp_templates = 0
+            self._tcp_templates += 1
             t = templates[key] = TcpFrameTemplate(path[1], iface.mac, src, dst, path[3], df,
                                                   src_port, dst_port, psum, path[4])
         h = self.host
