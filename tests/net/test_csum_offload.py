@@ -14,6 +14,7 @@ from scapy.utils import rdpcap
 
 import stacklab
 from stacklab.net.aqm import mark_ce
+from stacklab.net.stages import frame_summary
 from stacklab.trace.events import Tracer
 from stacklab.wire.checksum import pseudo_header
 from stacklab.wire.frame import PartialFrame, TcpFrameTemplate
@@ -177,6 +178,15 @@ def test_trace_summaries_see_real_checksums() -> None:
                  if "Flags [" in ev.details.get("summary", "")]
     assert len(summaries) > 10
     assert not [s for s in summaries if "cksum" in s]
+
+
+def test_a_frame_summary_of_a_partial_frame_shows_no_bad_checksum() -> None:
+    """What a trace or a stack bug's note says of a frame on a plain link (no tracer)."""
+    src, dst = b"\x0a\0\0\1", b"\x0a\0\0\2"
+    frame = TcpFrameTemplate(b"\x02" * 6, b"\x04" * 6, src, dst, 64, True, 1000, 80,
+                             pseudo_header(src, dst, 6, 0), True).build(
+        1, 1, 2, 0x10, 100, b"payload!" * 100, (5, 6))
+    assert "Flags [.]" in frame_summary(frame) and "cksum" not in frame_summary(frame)
 
 
 def test_ce_marking_a_partial_frame_gives_real_checksums() -> None:
