@@ -17,7 +17,7 @@ from stacklab.net.aqm import mark_ce
 from stacklab.net.stages import frame_summary
 from stacklab.trace.events import Tracer
 from stacklab.wire.checksum import pseudo_header
-from stacklab.wire.frame import PartialFrame, TcpFrameTemplate
+from stacklab.wire.frame import PartialFrame, TcpFrameTemplate, complete_checksum
 
 SIZE = 200_000
 
@@ -162,6 +162,23 @@ def test_the_routers_slow_path_completes_what_it_rewrites() -> None:
     transfer(net)
     assert net["b"].counters["drop.tcp.bad_checksum"] == 0
     assert net["a"].counters["drop.tcp.bad_checksum"] == 0
+    net.close()
+
+
+def test_an_icmp_error_quotes_the_packet_with_its_real_checksum() -> None:
+    """A router's Fragmentation Needed quotes 548 bytes of the packet (the TCP checksum among
+    them): the bytes the sender would have sent without offload."""
+    net = routed(forward={"mtu": 1000})  # r to b only: b still offers an MSS of 1460
+    sent = net.link("a-r").ab.receiver = Recorder(net.link("a-r").ab.receiver)
+    back = net.link("a-r").ba.receiver = Recorder(net.link("a-r").ba.receiver)
+    transfer(net, 20_000)
+    by_id = {f[18:20]: f for f in sent.frames if len(f) > 1000}
+    quotes = [f[14 + 28:] for f in back.frames
+              if f[23] == 1 and f[34] == 3 and f[35] == 4]  # ICMP 3/4
+    assert quotes and all(len(q) == 548 for q in quotes)
+    for q in quotes:
+        assert type(by_id[q[4:6]]) is PartialFrame
+        assert q == complete_checksum(by_id[q[4:6]])[14:14 + len(q)]
     net.close()
 
 
