@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
 
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
@@ -15,6 +16,7 @@ from scapy.utils import rdpcap
 import stacklab
 from stacklab.net.aqm import mark_ce
 from stacklab.net.stages import frame_summary
+from stacklab.testing import require_tool
 from stacklab.trace.events import Tracer
 from stacklab.wire.checksum import pseudo_header
 from stacklab.wire.frame import PartialFrame, TcpFrameTemplate, complete_checksum
@@ -114,6 +116,28 @@ def test_pcaps_of_an_offloaded_run_carry_real_checksums(tmp_path) -> None:
         for p in pkts:
             assert tcp_checksum_ok(bytes(p)), p.summary()
             assert IP(bytes(p[IP])).chksum == p[IP].chksum
+
+
+def test_tshark_finds_the_checksums_of_an_offloaded_runs_pcap_good(tmp_path) -> None:
+    tshark = require_tool("tshark", package="tshark")
+    net = stacklab.Network(seed=3)
+    net.add_host("a")
+    net.add_host("b")
+    net.connect("a", "b", delay="1ms")
+    net.capture(tmp_path, "rx")
+    net.autoconfigure()
+    transfer(net)
+    net.close()
+
+    def frames(filt: str) -> int:
+        out = subprocess.run([tshark, "-r", str(tmp_path / "a-b.pcap"), "-n",
+                              "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+                              "-Y", filt, "-T", "fields", "-e", "frame.number"],
+                             capture_output=True, text=True, check=True, timeout=120)
+        return len(out.stdout.split())
+
+    assert frames("tcp.checksum.status == 0 || ip.checksum.status == 0") == 0  # 0: bad
+    assert frames("tcp.checksum.status == 1") == frames("tcp") > 100  # 1: good
 
 
 def test_a_corrupted_frame_is_still_dropped_and_counted() -> None:
