@@ -25,6 +25,7 @@ from typing import Protocol
 
 from stacklab.wire.checksum import ipv4_header_store
 from stacklab.wire.ethernet import ETH_P_IPV4, ETH_P_IPV6
+from stacklab.wire.frame import complete_checksum
 from stacklab.wire.proto import PROTO_SCTP, PROTO_TCP, PROTO_UDP
 
 from .stages import ETH_HEADER, QueueStats, RateLimit, Stage, StageContext
@@ -71,7 +72,7 @@ def mark_ce(frame: bytes) -> bytes | None:
         ihl = (frame[ETH_HEADER] & 0x0F) * 4
         if ihl < 20 or len(frame) < ETH_HEADER + ihl:
             return None  # malformed: left to the receiver's checks, dropped here
-        buf = bytearray(frame)
+        buf = bytearray(complete_checksum(frame))  # rewritten: real checksums first
         header = bytearray(buf[ETH_HEADER:ETH_HEADER + ihl])
         header[1] |= 3
         header[10:12] = b"\0\0"

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from stacklab.wire.frame import complete_checksum
+
 from .aqm import AQMS, AqmQueue, queue_stage
 from .stages import (
     ETH_HEADER,
@@ -58,6 +60,14 @@ if TYPE_CHECKING:
     from stacklab.trace.events import Tracer
 
 __all__ = ["LINK_PARAMS", "Direction", "Link", "LinkParams", "Stage"]
+
+# The stages that neither read a frame's checksummed bytes nor change them (they look at lengths,
+# flags, addresses or ports, and mark_ce completes what it rewrites): through a chain of these
+# alone a PartialFrame (veth-like checksum offload, stacklab.wire.frame) goes as it is. Any other
+# stage (a capture, the tracer's summaries, Corrupt, a user middleware) sees real checksums: the
+# direction completes partial frames before its first stage (Linux's skb_checksum_help).
+_PARTIAL_SAFE = frozenset((Gate, MtuCheck, IcmpBlackhole, RateLimit, AqmQueue, Loss, DropNth,
+                           Duplicate, Delay, Reorder, Schedule, Deliver))
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,6 +318,7 @@ class Direction:
                                                             Deliver] and not delay.jitter
         self._limit = p.mtu + ETH_HEADER
         self._delay = delay.delay
+        self._complete = not _PARTIAL_SAFE.issuperset(map(type, chain))
 
     def send(self, frame: bytes) -> None:
         """A frame from the sending node, now."""
@@ -326,6 +337,8 @@ class Direction:
             else:
                 self._schedule.push(frame, t + self._delay)  # type: ignore[union-attr]
             return
+        if self._complete:
+            frame = complete_checksum(frame)
         self._head.push(frame, self.loop.time())  # type: ignore[union-attr]  # built by rebuild()
 
     def drop(self, reason: str, frame: bytes, t: float) -> None:

@@ -276,6 +276,7 @@ class Network:
                      index & 0xFF))
         add = getattr(node, "add_interface", None) or node.add_port
         port = add(f"eth{index}", mac, mtu)
+        port.csum_offload = True  # a simulated link: veth-like checksum offload (PartialFrame)
         return port.index
 
     def _sw_find(self, name: str) -> str:

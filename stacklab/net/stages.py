@@ -24,6 +24,7 @@ from stacklab.wire import icmpv4 as i4
 from stacklab.wire import icmpv6 as i6
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, EthernetView
+from stacklab.wire.frame import complete_checksum
 from stacklab.wire.ipv4 import IPv4View
 from stacklab.wire.ipv6 import IPv6View, walk_ext_headers
 from stacklab.wire.proto import (
@@ -438,10 +439,11 @@ class Capture(Stage):
 
 
 def frame_summary(frame: bytes) -> str:
-    """The tcpdump-like line of a frame, for the trace (only called while tracing)."""
+    """The tcpdump-like line of a frame, for the trace (only called while tracing) and a stack
+    bug's note, with real checksums (a PartialFrame completed: its partial sum is no error)."""
     from stacklab.wire.summary import summarize
 
-    return summarize(frame)
+    return summarize(complete_checksum(frame))
 
 
 class TraceSent(Stage):

@@ -19,8 +19,10 @@ from stacklab.wire.checksum import ipv4_header_ok
 from stacklab.wire.errors import MalformedPacket
 from stacklab.wire.ethernet import ETH_P_IPV4
 from stacklab.wire.frame import (
-    build_ipv4_tcp_frame,
+    PartialFrame,
+    TcpFrameTemplate,
     build_ipv4_tcp_tso_frame,
+    complete_checksum,
     parse_ipv4_tcp_frame,
 )
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
@@ -36,6 +38,17 @@ if TYPE_CHECKING:
     from .interface import Interface
     from .nat import Nat
     from .redirect import Redirects
+
+# Ipv4.tcp_path's answer: (interface, the next hop's MAC, the path MTU, the TTL, whether the port
+# offloads checksums, the frame templates of the flows on it by (source, source port,
+# destination port, DF))
+TcpPath = tuple["Interface", bytes, int, int, bool,
+                dict[tuple[bytes, int, int, bool], TcpFrameTemplate]]
+
+# The paths and frame templates tcp_path and send_tcp_frame keep, at most (each; all forgotten
+# when one is full, as the dst cache): the flows a host sends on at a time, not every connection
+# it has (what an idle connection costs stays its own, tests/api/test_idle_connection_memory.py)
+TCP_TEMPLATES_MAX = 64
 
 LIMITED_BCAST = b"\xff\xff\xff\xff"
 ALL_HOSTS = bytes([224, 0, 0, 1])
@@ -57,6 +70,9 @@ class Ipv4:
         # the same for forwarded packets (forward_frame), apart so that transit traffic to many
         # destinations does not flush the entries of the host's own connections
         self.fwd_cache = DstCache(host)
+        # dst -> tcp_path's answer, kept while it stays the same: its frame templates with it
+        self._tcp_paths: dict[bytes, TcpPath] = {}
+        self._tcp_templates = 0  # templates made since the paths were last forgotten
         # a router's NAT (stack/nat.py), the one seam: asked before a packet to our address is
         # delivered (claims), and translating every forwarded packet (forward)
         self.nat: Nat | None = None
@@ -299,9 +315,16 @@ class Ipv4:
         c["ipv4.tx.packets"] += 1
         csum = ((frame[24] << 8) | frame[25]) + 0x100  # as forward: TTL is word 4's high byte
         csum = (csum & 0xFFFF) + (csum >> 16)
-        h.send_frame(out.index, b"".join((
+        fwd = b"".join((
             mac, out.mac, frame[12:22], bytes((frame[22] - 1, frame[23], csum >> 8, csum & 0xFF)),
-            memoryview(frame)[26:14 + total])))
+            memoryview(frame)[26:14 + total]))
+        if type(frame) is PartialFrame:
+            # still partial (neither the TTL nor the MACs are in the TCP sum): to a port that
+            # offloads as it is, to any other completed (Linux's validate_xmit_skb)
+            fwd = PartialFrame(fwd)
+            if not out.port.csum_offload:
+                fwd = complete_checksum(fwd)
+        h.send_frame(out.index, fwd)
         return True
 
     # -- output --------------------------------------------------------------------------------
@@ -368,12 +391,15 @@ class Ipv4:
             self.output(iface, nexthop, f, now)
         return None
 
-    def tcp_path(self, dst: bytes, now: float) -> tuple[Interface, bytes, int] | None:
+    def tcp_path(self, dst: bytes, now: float) -> TcpPath | None:
         """Where :meth:`send` would put a TCP segment to ``dst`` when it takes its plain route:
-        (interface, the next hop's MAC, the path MTU) for a unicast destination not ours,
-        routed through the dst cache to a unicast next hop whose neighbour entry is usable as
-        it is. None: anything else, which :meth:`send` handles. The TCP layer asks once per
-        flush and builds those frames itself (:meth:`send_tcp_frame`)."""
+        (interface, the next hop's MAC, the path MTU, ...: :data:`TcpPath`) for a unicast
+        destination not ours, routed through the dst cache to a unicast next hop whose
+        neighbour entry is usable as it is. None: anything else, which :meth:`send` handles.
+        The TCP layer asks once per flush and builds those frames itself
+        (:meth:`send_tcp_frame`). The same answer while the route, the neighbour's MAC, the
+        MTU, the TTL and the port's offload stay as they were, and with it the flows' frame
+        templates; a change makes a new one (the templates made again)."""
         h = self.host
         if dst == LIMITED_BCAST or dst[0] >> 4 == 14 or dst in h.local4 or dst[0] == 127:
             return None
@@ -392,26 +418,46 @@ class Ipv4:
             pmtu = h.pmtu.get(dst, mtu, None)
             if pmtu < mtu:
                 mtu = pmtu
-        return iface, mac, mtu
+        ttl = h.default_ttl
+        offload = iface.port.csum_offload
+        paths = self._tcp_paths
+        p = paths.get(dst)
+        if p is None or p[0] is not iface or p[1] != mac or p[2] != mtu or p[3] != ttl \
+                or p[4] is not offload:
+            if len(paths) >= TCP_TEMPLATES_MAX:
+                paths.clear()
+                self._tcp_templates = 0
+            p = paths[dst] = (iface, mac, mtu, ttl, offload, {})
+        return p
 
-    def send_tcp_frame(self, path: tuple[Interface, bytes, int], src: bytes, dst: bytes,
+    def send_tcp_frame(self, path: TcpPath, src: bytes, dst: bytes,
                        now: float, df: bool, src_port: int, dst_port: int, psum: int, seq: int,
                        ack: int, flags: int, window: int, payload: bytes | bytearray | memoryview,
                        timestamps: tuple[int, int] | None, tos: int = 0,
                        urgent: int = 0) -> None:
         """:meth:`send` of a TCP segment without options (or with timestamps alone) that fits
         ``path``'s MTU (from :meth:`tcp_path`), built in one buffer with its IPv4 and Ethernet
-        headers: the same frame, counters and IP ID as ``send`` then :meth:`output`."""
-        iface, mac, _ = path
+        headers by the flow's frame template (made on its first segment on this path): the
+        same frame, counters and IP ID as ``send`` then :meth:`output` (``psum``: the
+        pseudo-header's sum of ``src`` and ``dst``, the connection's)."""
+        iface = path[0]
+        templates = path[5]
+        key = (src, src_port, dst_port, df)
+        t = templates.get(key)
+        if t is None:
+            if self._tcp_templates >= TCP_TEMPLATES_MAX:
+                self._tcp_paths.clear()  # (this path's templates go when its flush is over)
+                self._tcp_templates = 0
+            self._tcp_templates += 1
+            t = templates[key] = TcpFrameTemplate(path[1], iface.mac, src, dst, path[3], df,
+                                                  src_port, dst_port, psum, path[4])
         h = self.host
         ident = self.ids.next(src, dst, PROTO_TCP, now) & 0xFFFF
-        frame = build_ipv4_tcp_frame(mac, iface.mac, src, dst, ident, h.default_ttl, df,
-                                     src_port, dst_port, seq, ack, flags, window, payload, psum,
-                                     timestamps, tos, urgent)
+        frame = t.build(ident, seq, ack, flags, window, payload, timestamps, tos, urgent)
         h.counters["ipv4.tx.packets"] += 1
         h.send_frame(iface.index, frame)
 
-    def send_tso_frame(self, path: tuple[Interface, bytes, int], src: bytes, dst: bytes,
+    def send_tso_frame(self, path: TcpPath, src: bytes, dst: bytes,
                        now: float, df: bool, src_port: int, dst_port: int, psum: int, seq: int,
                        ack: int, flags: int, window: int, payload: bytes | bytearray | memoryview,
                        timestamps: tuple[int, int] | None, gso_size: int) -> None:
@@ -419,7 +465,7 @@ class Ipv4:
         device, which cuts it into segments of ``gso_size`` bytes (``Port.gso_max``): one
         :class:`~stacklab.stack.node.GsoFrame`, an IP ID per segment (the device counts them
         up from the first), the packets counted as the segments they become."""
-        iface, mac, _ = path
+        iface, mac = path[0], path[1]
         h = self.host
         segs = -(-len(payload) // gso_size)
         ident = self.ids.next(src, dst, PROTO_TCP, now, segs) & 0xFFFF

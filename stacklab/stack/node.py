@@ -29,7 +29,10 @@ from stacklab.trace.events import Tracer
 class Port:
     """One network interface of a node, as the link layer sees it. ``gso_max``: the device
     cuts TCP super-frames (:class:`GsoFrame`) of up to that many payload bytes itself (TSO,
-    set by the driver of a TAP device with offloads); 0: frames are at most the MTU."""
+    set by the driver of a TAP device with offloads); 0: frames are at most the MTU.
+    ``csum_offload``: the link takes IPv4 TCP frames with the checksum partial
+    (``stacklab.wire.frame.PartialFrame``) and its peer trusts them, as Linux's veth
+    (NETIF_F_HW_CSUM): set by the simulator on the ports of its links."""
 
     index: int
     name: str
@@ -37,6 +40,7 @@ class Port:
     mtu: int = 1500
     up: bool = True
     gso_max: int = 0
+    csum_offload: bool = False
 
 
 class GsoFrame(bytearray):

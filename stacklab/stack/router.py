@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from stacklab.trace.events import Tracer
 from stacklab.wire.addr import ip_str
 from stacklab.wire.checksum import internet_checksum, pseudo_header
+from stacklab.wire.frame import PartialFrame, complete_checksum
 from stacklab.wire.ipv4 import IPv4View
 from stacklab.wire.ipv6 import IPv6View
 from stacklab.wire.proto import PROTO_TCP
@@ -117,6 +118,10 @@ class Router(Host):
                     and self.ipv4.forward_frame(iface, frame, now):
                 self.counters["rx.frames"] += 1
                 return
+        if type(frame) is PartialFrame:
+            # forwarding's other paths (NAT, MSS clamping, fragmentation, ICMP errors quoting
+            # the packet) read and rewrite it: real checksums first (skb_checksum_help)
+            frame = complete_checksum(frame)
         super().receive_frame(ifindex, frame, now, csum_valid, gso_size)
 
     def advertise(self, ifindex: int, prefix: str | None = None, *,

@@ -22,9 +22,11 @@ So the per-packet paths work with a **little-endian total**: :func:`le_sum` of t
 (:func:`store_le_udp`) to write the checksum; the byte swap makes the stored bytes equal to those
 of the big-endian RFC 1071 computation (:func:`internet_checksum`). This module is the only place a
 sum is folded or stored: the one-call helpers below (:func:`pseudo_ok`, :func:`pseudo_store`,
-:func:`ipv4_header_ok`, :func:`ipv4_header_store`, :func:`ipv4_tcp_ok`,
-:func:`ipv4_tcp_frame_store`) are those steps fused for the per-packet paths, each tested against
-RFC 1071 written out (tests/wire/test_checksum.py, tests/wire/test_frame_fast_path.py).
+:func:`ipv4_header_ok`, :func:`ipv4_header_store`, :func:`ipv4_tcp_ok`, a frame template's
+:func:`ipv4_words` and :func:`ipv4_tcp_fields`; for offloaded frames
+:func:`ipv4_tcp_partial_store` and :func:`ipv4_tcp_partial_complete`) are those steps fused
+for the per-packet paths, each tested against RFC 1071 written out (tests/wire/test_checksum.py,
+tests/wire/test_frame_fast_path.py).
 """
 
 from __future__ import annotations
@@ -161,30 +163,58 @@ def ipv4_tcp_ok(buf: bytes | memoryview, off: int, total_length: int) -> tuple[b
     return hdr % 0xFFFF == 0, total % 0xFFFF == 0
 
 
-def ipv4_tcp_frame_store(hdr: bytearray, payload: Buffer, psum: int) -> None:
-    """Fill in both checksums of an Ethernet + IPv4 (20 bytes, at 14) + TCP header ``hdr``
-    (both fields zero) whose segment continues with ``payload``: the IPv4 header's (RFC 791) and
-    the TCP segment's under the pseudo-header whose big-endian sum without the length is
-    ``psum``, without joining header and payload first (the header has an even length, so the
-    payload's words stay aligned and the two sums add), the same values as
-    :func:`ipv4_header_store` and :func:`pseudo_store`."""
-    _CSUM_LE.pack_into(hdr, 24, -_fb(hdr[14:34], "little") % 0xFFFF)
+def ipv4_words(src: bytes, dst: bytes, ttl: int, flags_frag: int, proto: int) -> int:
+    """The big-endian sum (modulo 0xFFFF only) of the words of an IPv4 header without options
+    that are the same in all of a flow's packets: version/IHL (the TOS byte zero), flags and
+    fragment offset, TTL and protocol, the addresses; a packet's own TOS, total length and ID
+    add to it (:func:`ipv4_tcp_fields`)."""
+    return 0x4500 + flags_frag + (ttl << 8) + proto + _fb(src + dst, "big")
+
+
+def ipv4_tcp_fields(ip_words: int, tcp_words: int, pseudo: int,
+                    payload: Buffer | None) -> tuple[int, int]:
+    """The two checksum fields (big-endian values) of an IPv4 packet (20-byte header) holding a
+    TCP segment, from big-endian sums of words, no header byte read (a frame template's,
+    ``stacklab.wire.frame.TcpFrameTemplate``): ``ip_words`` the IPv4 header's (:func:`ipv4_words`
+    plus TOS, length and ID), ``tcp_words`` the TCP header's (the checksum zero), ``pseudo`` the
+    pseudo-header's with the segment's length; each only meaningful modulo 0xFFFF, so a 32-bit
+    field is added whole (2**16 == 1). ``payload`` None: the TCP field holds the folded
+    pseudo-header sum, for a device (or a link's peer) to complete (CHECKSUM_PARTIAL, as
+    :func:`ipv4_tcp_partial_store`); else the checksum over the header and ``payload``. The
+    values :func:`ipv4_header_store` and :func:`pseudo_store` write: a big-endian sum is the
+    little-endian one byte-swapped (x 256), and so is the stored field."""
+    ip = -ip_words % 0xFFFF
+    if payload is None:
+        return ip, pseudo % 0xFFFF or 0xFFFF  # fold(pseudo): not zero (the protocol is not)
     m = len(payload)
-    total = _fb(hdr[34:], "little") + ((psum + len(hdr) - 34 + m) << 8)
-    if m:
-        # le_sum's two cases without its call (int.from_bytes copies anything but bytes: a
-        # bytearray is summed through a view)
-        total += _fb(payload, "little") if m <= SPLIT_AT else le_sum_at(
-            memoryview(payload) if isinstance(payload, bytearray) else payload, 0, m)
-    _CSUM_LE.pack_into(hdr, 50, -total % 0xFFFF)
+    if not m:
+        return ip, -(tcp_words + pseudo) % 0xFFFF
+    # le_sum's two cases without its call (int.from_bytes copies anything but bytes: a
+    # bytearray is summed through a view)
+    le = _fb(payload, "little") if m <= SPLIT_AT else le_sum_at(
+        memoryview(payload) if isinstance(payload, bytearray) else payload, 0, m)
+    return ip, -(tcp_words + pseudo + (le << 8)) % 0xFFFF
 
 
 def ipv4_tcp_partial_store(hdr: bytearray, payload_len: int, psum: int) -> None:
-    """:func:`ipv4_tcp_frame_store` for a frame a device completes (TSO, CHECKSUM_PARTIAL):
-    the IPv4 header's checksum, and in the TCP field the folded pseudo-header sum (not
-    complemented) for a segment of ``len(hdr) - 34 + payload_len`` bytes, the data unsummed."""
+    """For a frame a device completes (TSO, CHECKSUM_PARTIAL), an Ethernet + IPv4 (20 bytes, at
+    14) + TCP header ``hdr`` (both checksum fields zero): the IPv4 header's checksum, and in the
+    TCP field the folded pseudo-header sum (not complemented; ``psum`` its big-endian sum
+    without the length) for a segment of ``len(hdr) - 34 + payload_len`` bytes, the data
+    unsummed."""
     _CSUM_LE.pack_into(hdr, 24, -_fb(hdr[14:34], "little") % 0xFFFF)
     hdr[50:52] = fold(psum + len(hdr) - 34 + payload_len).to_bytes(2, "big")
+
+
+def ipv4_tcp_partial_complete(buf: bytearray, off: int, total_length: int) -> None:
+    """Complete the TCP checksum of the IPv4 packet at ``buf[off:]`` (a 20-byte header,
+    ``total_length`` bytes) whose field holds the pseudo-header's partial sum
+    (:func:`ipv4_tcp_partial_store`): the segment summed with that field in it, complemented
+    (Linux's ``skb_checksum_help``). The same bytes as the checksum computed with the field
+    zero: the field's folded sum equals the pseudo-header's modulo 0xFFFF."""
+    start = off + 20
+    total = le_sum_at(memoryview(buf), start, off + total_length)
+    _CSUM_LE.pack_into(buf, start + 16, -total % 0xFFFF)  # (not 0: the field is not)
 
 
 # -- the big-endian API (RFC 1071 as written) -----------------------------------------------------

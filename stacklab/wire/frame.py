@@ -5,10 +5,11 @@ send path's fused build.
 ``IPv4View``, ``TcpView``) and their checksum checks give, from one ``struct`` unpack of the
 common frame (4.0 vs 7.3 us per frame when it was measured, BENCHMARKS.md §1); any other frame
 takes the per-layer views. ``tests/wire/test_frame_fast_path.py`` checks the two paths agree on
-valid, unusual and broken frames. :func:`build_ipv4_tcp_frame` builds the frame the TCP layer's
-common segment becomes (``build_tcp``, then ``build_ipv4``, then the Ethernet header) with one
-``struct`` pack and one copy of the payload (``tests/wire/test_frame_fast_path.py`` compares the
-two). It lives here so that ``wire/tcp.py`` knows only TCP.
+valid, unusual and broken frames. :class:`TcpFrameTemplate` builds the frames the TCP layer's
+common segments become (``build_tcp``, then ``build_ipv4``, then the Ethernet header) with one
+``struct`` pack and one copy of the payload, from what it prepared once per flow
+(``tests/wire/test_frame_fast_path.py`` compares the two). It lives here so that
+``wire/tcp.py`` knows only TCP.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ import struct
 
 from .checksum import (
     ipv4_header_ok,
-    ipv4_tcp_frame_store,
+    ipv4_tcp_fields,
     ipv4_tcp_ok,
+    ipv4_tcp_partial_complete,
     ipv4_tcp_partial_store,
+    ipv4_words,
 )
 from .ethernet import ETH_P_IPV4, EthernetView
 from .ipv4 import FLAG_DF, IPv4View
 from .proto import PROTO_TCP
 from .tcp import _NO_OPTIONS, _NOPNOP_TS_BYTES, _NOPNOP_TS_WORD, FLAG_MASK, TcpView
 
-__all__ = ["VerifiedFrame", "build_ipv4_tcp_frame", "build_ipv4_tcp_tso_frame",
-           "parse_ipv4_tcp_frame"]
+__all__ = ["PartialFrame", "TcpFrameTemplate", "VerifiedFrame", "build_ipv4_tcp_tso_frame",
+           "complete_checksum", "parse_ipv4_tcp_frame"]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -67,12 +70,40 @@ class _FastTcpView(TcpView):
 
 
 class VerifiedFrame(bytes):
-    """The bytes :func:`build_ipv4_tcp_frame` made: both checksums are right by construction,
+    """The bytes :meth:`TcpFrameTemplate.build` made: both checksums are right by construction,
     and ``bytes`` cannot change, so the parse of this very object needs not verify them
     (Linux's CHECKSUM_UNNECESSARY, from the one place that can vouch for it). A frame a link
     corrupts, a router rewrites or a test builds is a new, plain ``bytes``: verified as any."""
 
     __slots__ = ()
+
+
+class PartialFrame(bytes):
+    """The bytes :meth:`TcpFrameTemplate.build` made for a port with checksum offload
+    (``Port.csum_offload``, a simulated link, as Linux's veth with NETIF_F_HW_CSUM): the IPv4
+    header's checksum is right, the TCP field holds the pseudo-header's partial sum (Linux's
+    CHECKSUM_PARTIAL), the payload unsummed. The link hands it to its peer, which trusts it as a
+    :class:`VerifiedFrame` (veth's peer takes a partial skb as verified). Whatever reads or
+    rewrites the bytes completes it first (:func:`complete_checksum`, Linux's
+    ``skb_checksum_help``): a changed or copied frame is plain ``bytes``, verified as any, so a
+    partial sum that escaped would count as a bad checksum, never pass as a good one."""
+
+    __slots__ = ()
+
+
+# the frames whose parse needs no checksum verified: built here, unchanged since (bytes)
+_TRUSTED = (VerifiedFrame, PartialFrame)
+
+
+def complete_checksum(frame: bytes) -> bytes:
+    """``frame`` with real checksums: a :class:`PartialFrame` becomes the
+    :class:`VerifiedFrame` :meth:`TcpFrameTemplate.build` would have built without offload (the
+    same bytes); any other frame is returned as it is."""
+    if type(frame) is not PartialFrame:
+        return frame
+    buf = bytearray(frame)
+    ipv4_tcp_partial_complete(buf, 14, (buf[16] << 8) | buf[17])
+    return VerifiedFrame(buf)
 
 
 def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False) \
@@ -147,7 +178,7 @@ def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False) \
                 t._opts = (w0 & 0xFFFF, w4 & 0xFF, True, (), (w2, w3))
             else:
                 t._opts = None  # scanned by the first option getter
-            if type(frame) is VerifiedFrame:  # built by build_ipv4_tcp_frame, unchanged since
+            if type(frame) in _TRUSTED:  # built by TcpFrameTemplate.build, unchanged since
                 return eth, ip, t, True, True
             # the sums over slices of the frame itself when it is bytes (int.from_bytes copies a
             # memoryview first)
@@ -165,39 +196,77 @@ def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False) \
     return eth, ip, t, ip.checksum_ok(), tcp_valid or t.checksum_ok(ip.src, ip.dst)
 
 
-# the headers build_ipv4_tcp_frame packs: Ethernet, IPv4 without options (checksum zero), TCP
-# (checksum zero, urgent pointer 0) without options or with nop,nop,TS
+# the headers a TcpFrameTemplate packs: Ethernet, IPv4 without options, TCP without options or
+# with nop,nop,TS
 _BUILD = struct.Struct("!6s6s2sBBHHHBBH4s4sHHIIHHHH")
 _BUILD_TS = struct.Struct("!6s6s2sBBHHHBBH4s4sHHIIHHHH4sII")
 _ETH_TYPE_IPV4 = ETH_P_IPV4.to_bytes(2, "big")
+_NOPNOP_TS_WORDS = 0x0101 + 0x080A  # the sum of the option's two fixed words
 
 
-def build_ipv4_tcp_frame(dst_mac: bytes, src_mac: bytes, src: bytes, dst: bytes, ident: int,
-                         ttl: int, df: bool, src_port: int, dst_port: int, seq: int, ack: int,
-                         flags: int, window: int, payload: Buffer, psum: int,
-                         timestamps: tuple[int, int] | None, tos: int = 0,
-                         urgent: int = 0) -> VerifiedFrame:
-    """The untagged Ethernet frame of one IPv4 packet (no IP options, unfragmented) holding
-    one TCP segment without options or with the timestamps option alone: the bytes of
-    ``build_tcp(..., urgent, psum=psum, timestamps=timestamps)`` inside ``build_ipv4(...,
-    tos=tos)``
-    behind the Ethernet header, both checksums filled in: a :class:`VerifiedFrame`."""
-    ff = FLAG_DF if df else 0
-    n = len(payload)
-    if timestamps is None:
-        hdr = bytearray(_BUILD.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos, 40 + n,
-                                    ident, ff, ttl, PROTO_TCP, 0, src, dst, src_port, dst_port,
-                                    seq, ack, 0x5000 | (flags & FLAG_MASK), window, 0, urgent))
-    else:
-        hdr = bytearray(_BUILD_TS.pack(dst_mac, src_mac, _ETH_TYPE_IPV4, 0x45, tos,
-                                       52 + n, ident, ff, ttl, PROTO_TCP, 0, src, dst,
-                                       src_port, dst_port, seq, ack,
-                                       0x8000 | (flags & FLAG_MASK), window, 0, urgent,
-                                       _NOPNOP_TS_BYTES, timestamps[0], timestamps[1]))
-    ipv4_tcp_frame_store(hdr, payload, psum)
-    if n:
-        hdr += payload
-    return VerifiedFrame(hdr)
+class TcpFrameTemplate:
+    """One flow's frames, prepared once: the untagged Ethernet II frame of an IPv4 packet (no
+    IP options, unfragmented) holding a TCP segment without options or with the timestamps
+    option alone, between two MACs and two addresses and ports, with one TTL and DF; what stays
+    the same in all of them (those fields, and their part of both checksums' sums) is computed
+    here, and :meth:`build` packs a segment's own fields (length, IP ID, TOS, sequence and
+    acknowledgment numbers, flags, window, urgent pointer, timestamps) with both checksums,
+    summing no header byte. The send path keeps one per flow in its destination cache
+    (``Ipv4.tcp_path``). ``partial``: the port offloads checksums, the frames are
+    :class:`PartialFrame`, else :class:`VerifiedFrame`."""
+
+    __slots__ = ("dst_mac", "src_mac", "src", "dst", "ff", "ttl", "src_port", "dst_port",
+                 "partial", "_ip_words", "_pseudo", "_port_words")
+
+    def __init__(self, dst_mac: bytes, src_mac: bytes, src: bytes, dst: bytes, ttl: int,
+                 df: bool, src_port: int, dst_port: int, psum: int,
+                 partial: bool = False) -> None:
+        self.dst_mac = dst_mac
+        self.src_mac = src_mac
+        self.src = src
+        self.dst = dst
+        self.ff = ff = FLAG_DF if df else 0
+        self.ttl = ttl
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.partial = partial
+        self._ip_words = ipv4_words(src, dst, ttl, ff, PROTO_TCP)
+        self._pseudo = psum  # pseudo_header(src, dst, PROTO_TCP, 0)
+        self._port_words = src_port + dst_port
+
+    def build(self, ident: int, seq: int, ack: int, flags: int, window: int, payload: Buffer,
+              timestamps: tuple[int, int] | None, tos: int = 0, urgent: int = 0) -> bytes:
+        """The frame of one segment: the bytes of ``build_tcp(..., urgent, psum=psum,
+        timestamps=timestamps)`` inside ``build_ipv4(..., tos=tos)`` behind the Ethernet
+        header, both checksums filled in (with ``partial``, the TCP one partial)."""
+        n = len(payload)
+        if timestamps is None:
+            tlen = 40 + n
+            off_flags = 0x5000 | (flags & FLAG_MASK)
+            words = self._port_words + seq + ack + off_flags + window + urgent
+        else:
+            tlen = 52 + n
+            off_flags = 0x8000 | (flags & FLAG_MASK)
+            tsval, tsecr = timestamps
+            words = self._port_words + _NOPNOP_TS_WORDS + seq + ack + off_flags + window \
+                + urgent + tsval + tsecr
+        partial = self.partial
+        ip_csum, tcp_csum = ipv4_tcp_fields(self._ip_words + tos + tlen + ident, words,
+                                            self._pseudo + tlen - 20,
+                                            None if partial else payload)
+        if timestamps is None:
+            hdr = _BUILD.pack(self.dst_mac, self.src_mac, _ETH_TYPE_IPV4, 0x45, tos, tlen, ident,
+                              self.ff, self.ttl, PROTO_TCP, ip_csum, self.src, self.dst,
+                              self.src_port, self.dst_port, seq, ack, off_flags, window,
+                              tcp_csum, urgent)
+        else:
+            hdr = _BUILD_TS.pack(self.dst_mac, self.src_mac, _ETH_TYPE_IPV4, 0x45, tos, tlen,
+                                 ident, self.ff, self.ttl, PROTO_TCP, ip_csum, self.src,
+                                 self.dst, self.src_port, self.dst_port, seq, ack, off_flags,
+                                 window, tcp_csum, urgent, _NOPNOP_TS_BYTES, tsval, tsecr)
+        if n:
+            hdr += payload
+        return PartialFrame(hdr) if partial else VerifiedFrame(hdr)
 
 
 def build_ipv4_tcp_tso_frame(out: bytearray, dst_mac: bytes, src_mac: bytes, src: bytes,
@@ -205,7 +274,7 @@ def build_ipv4_tcp_tso_frame(out: bytearray, dst_mac: bytes, src_mac: bytes, src
                              dst_port: int, seq: int, ack: int, flags: int, window: int,
                              payload: Buffer, psum: int, timestamps: tuple[int, int] | None,
                              tos: int = 0) -> None:
-    """:func:`build_ipv4_tcp_frame` of a TSO packet for a device that segments (GSO), appended
+    """:meth:`TcpFrameTemplate.build` of a TSO packet for a device that segments (GSO), appended
     to ``out`` (empty; a bytearray subclass may carry what the device needs): the same headers
     for the whole payload (any length up to the IPv4 maximum), the TCP checksum field holding
     the pseudo-header's partial sum, which the device completes per segment; the payload copied

@@ -16,11 +16,27 @@ from scapy.packet import Raw
 from stacklab.wire import MalformedPacket
 from stacklab.wire.checksum import pseudo_header
 from stacklab.wire.ethernet import ETH_P_IPV4, EthernetView, build_ethernet
-from stacklab.wire.frame import VerifiedFrame, build_ipv4_tcp_frame, parse_ipv4_tcp_frame
+from stacklab.wire.frame import (
+    PartialFrame,
+    TcpFrameTemplate,
+    VerifiedFrame,
+    complete_checksum,
+    parse_ipv4_tcp_frame,
+)
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.tcp import ACK, PSH, TcpView, build_tcp, encode_options
 
 from .conftest import ip4s, macs, u16, u32
+
+
+def build_frame(dst_mac: bytes, src_mac: bytes, src: bytes, dst: bytes, ident: int, ttl: int,
+                df: bool, sp: int, dp: int, seq: int, ack: int, flags: int, window: int,
+                payload: bytes, psum: int, ts: tuple[int, int] | None, tos: int = 0,
+                urgent: int = 0, partial: bool = False) -> bytes:
+    """One frame, from a template of its own."""
+    return TcpFrameTemplate(dst_mac, src_mac, src, dst, ttl, df, sp, dp, psum,
+                            partial).build(ident, seq, ack, flags, window, payload, ts, tos, urgent)
+
 
 _GETTERS = ("mss", "wscale", "sack_permitted", "sack_blocks", "timestamps")
 
@@ -188,7 +204,7 @@ def test_built_frame_is_build_tcp_in_build_ipv4_in_ethernet(dst, src, saddr, dad
                     urgent=urgent, psum=psum, timestamps=ts)
     expected = bytes(build_ethernet(dst, src, ETH_P_IPV4,
                                     build_ipv4(saddr, daddr, 6, seg, ttl, ident, df, tos=tos)))
-    got = build_ipv4_tcp_frame(dst, src, saddr, daddr, ident, ttl, df, ports[0], ports[1], seq,
+    got = build_frame(dst, src, saddr, daddr, ident, ttl, df, ports[0], ports[1], seq,
                                ack, flags, window, payload, psum, ts, tos, urgent)
     assert type(got) is VerifiedFrame and isinstance(got, bytes) and got == expected
     r = parse_ipv4_tcp_frame(got)
@@ -197,6 +213,72 @@ def test_built_frame_is_build_tcp_in_build_ipv4_in_ethernet(dst, src, saddr, dad
     plain = parse_ipv4_tcp_frame(bytes(got))
     assert plain is not None and plain[3:] == (True, True)
     assert fields(r) == fields(plain)
+
+
+@settings(max_examples=300, deadline=None)
+@given(saddr=ip4s, daddr=ip4s, ports=st.tuples(u16, u16), seq=u32, ack=u32,
+       flags=st.integers(0, 0x1FF), window=u16, ts=st.one_of(st.none(), st.tuples(u32, u32)),
+       payload=st.binary(max_size=9000), ident=u16, tos=st.integers(0, 255), urgent=u16)
+def test_a_partial_frame_completed_is_the_verified_frame(saddr, daddr, ports, seq, ack, flags,
+                                                         window, ts, payload, ident, tos,
+                                                         urgent) -> None:
+    """Checksum offload: the frame built with its TCP checksum partial, once completed (as
+    whatever reads it does), is byte for byte the frame built without; the partial field is the
+    folded pseudo-header sum a device (or Linux's skb_checksum_help) completes."""
+    psum = pseudo_header(saddr, daddr, 6, 0)
+    args = (b"\x02" * 6, b"\x04" * 6, saddr, daddr, ident, 64, True, ports[0], ports[1], seq,
+            ack, flags, window, payload, psum, ts, tos, urgent)
+    full = build_frame(*args)
+    part = build_frame(*args, partial=True)
+    assert type(part) is PartialFrame and part[:50] == full[:50] and part[52:] == full[52:]
+    seg_len = len(full) - 34
+    partial_sum = (psum + seg_len) % 0xFFFF or 0xFFFF
+    assert int.from_bytes(part[50:52], "big") == partial_sum
+    done = complete_checksum(part)
+    assert type(done) is VerifiedFrame and done == full
+    assert complete_checksum(full) is full
+    r = parse_ipv4_tcp_frame(part)
+    plain = parse_ipv4_tcp_frame(full)
+    assert r is not None and plain is not None and r[3:] == (True, True)
+    assert fields(r) == fields(plain)
+
+
+_segments = st.lists(st.tuples(u16, u32, u32, st.integers(0, 0x1FF), u16,
+                               st.binary(max_size=3000),
+                               st.one_of(st.none(), st.tuples(u32, u32)),
+                               st.integers(0, 255), u16), min_size=1, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(dst=macs, src=macs, saddr=ip4s, daddr=ip4s, ports=st.tuples(u16, u16),
+       ttl=st.integers(1, 255), df=st.booleans(), partial=st.booleans(), segments=_segments)
+def test_one_template_builds_each_segment_of_its_flow_as_build_tcp(dst, src, saddr, daddr,
+                                                                   ports, ttl, df, partial,
+                                                                   segments) -> None:
+    """A flow's template, reused segment after segment (what the send path does), gives for
+    each the bytes of the spec: build_tcp inside build_ipv4 behind the Ethernet header."""
+    psum = pseudo_header(saddr, daddr, 6, 0)
+    t = TcpFrameTemplate(dst, src, saddr, daddr, ttl, df, ports[0], ports[1], psum, partial)
+    for ident, seq, ack, flags, window, payload, ts, tos, urgent in segments:
+        seg = build_tcp(b"", b"", ports[0], ports[1], seq, ack, flags, window, payload,
+                        urgent=urgent, psum=psum, timestamps=ts)
+        expected = bytes(build_ethernet(dst, src, ETH_P_IPV4,
+                                        build_ipv4(saddr, daddr, 6, seg, ttl, ident, df,
+                                                   tos=tos)))
+        got = t.build(ident, seq, ack, flags, window, payload, ts, tos, urgent)
+        assert type(got) is (PartialFrame if partial else VerifiedFrame)
+        assert complete_checksum(got) == expected
+
+
+def test_a_copy_of_a_partial_frame_is_not_trusted() -> None:
+    """Only the builder's own object is trusted: its bytes copied (by anything that forgot to
+    complete it first) fail the TCP check instead of passing as good."""
+    psum = pseudo_header(b"\x0a\0\0\1", b"\x0a\0\0\2", 6, 0)
+    part = build_frame(b"\x02" * 6, b"\x04" * 6, b"\x0a\0\0\1", b"\x0a\0\0\2", 1, 64,
+                                True, 1000, 80, 1, 2, 0x10, 100, b"payload!" * 100, psum, (5, 6),
+                                partial=True)
+    r = parse_ipv4_tcp_frame(bytes(part))
+    assert r is not None and r[3:] == (True, False)
 
 
 def fields(r: tuple) -> tuple:
@@ -210,7 +292,7 @@ def test_a_changed_copy_of_a_verified_frame_is_verified_again() -> None:
     """Only the builder's own object skips the checksum check: a copy with a flipped bit (what
     a corrupting link delivers) is plain bytes, and its bad checksum is seen."""
     psum = pseudo_header(b"\x0a\0\0\1", b"\x0a\0\0\2", 6, 0)
-    got = build_ipv4_tcp_frame(b"\x02" * 6, b"\x04" * 6, b"\x0a\0\0\1", b"\x0a\0\0\2", 1, 64,
+    got = build_frame(b"\x02" * 6, b"\x04" * 6, b"\x0a\0\0\1", b"\x0a\0\0\2", 1, 64,
                                True, 1000, 80, 1, 2, 0x10, 100, b"payload!" * 100, psum, (5, 6))
     damaged = bytearray(got)
     damaged[100] ^= 0x10

@@ -106,7 +106,7 @@ class Segment:
 
     def ts_only(self) -> bool:
         """No option but timestamps, if any: the layouts the segment builders pack with the
-        header in one call (``build_tcp(timestamps=)``, ``build_ipv4_tcp_frame``)."""
+        header in one call (``build_tcp(timestamps=)``, ``TcpFrameTemplate.build``)."""
         return self._mss is None and self._wscale is None and not self._sack_perm \
             and not self._sack and self._fo is None and self._aco is None
 

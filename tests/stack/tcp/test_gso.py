@@ -65,6 +65,7 @@ def run(tso: bool, loss: float, seed: int = 7, tail: int = 0, config: TcpConfig 
     wire: list[tuple[float, str, bytes]] = []
     packets = [0, 0]
     for h in (a, b):
+        h.interfaces[0].port.csum_offload = False  # the tap below copies frames, as a TAP does
         real = h.frames_to_send
 
         def tap(h=h, real=real):  # noqa: ANN001, ANN202
