@@ -104,8 +104,11 @@ for dev in sys.argv[1:]:
 
 # The impairment relay: frames between two interfaces, each IPv4 frame lost with probability
 # `loss` (seeded, per direction) and delayed `delay` seconds. It prints "ready", and its
-# counters as JSON when its stdin closes (or after `limit` seconds), with the read lag: how long
-# frames waited between the kernel's receive timestamp and the relay's read (ms, mean and max).
+# counters as JSON 200 ms plus `delay` after its stdin closes (or after `limit` seconds), with the
+# read lag: how long frames waited between the kernel's receive timestamp and the relay's read
+# (ms, mean and max). Until then it forwards what comes: the last ACK of a connection, which
+# the receiver needs to leave LAST-ACK (else it holds the connection's ports and answers the
+# next SYN that reuses them with an ACK: a reset and a SYN retransmitted after 1 s).
 RELAY = r"""
 import collections, json, os, random, select, socket, struct, sys, time
 left, right = sys.argv[1], sys.argv[2]
@@ -128,16 +131,18 @@ lag = {"lr": [0.0, 0.0], "rl": [0.0, 0.0]}  # seconds: sum, max
 stdin = sys.stdin.fileno()
 print("ready", flush=True)
 end = time.monotonic() + limit
-run = True
-while run and time.monotonic() < end:
+inputs = [L, R, stdin]
+while time.monotonic() < end:
     now = time.monotonic()
     due = [q[0][0] for _, _, _, q, _ in ways.values() if q]
     timeout = max(0.0, min(due) - now) if due else 0.2
-    ready, _, _ = select.select([L, R, stdin], [], [], timeout)
+    ready, _, _ = select.select(inputs, [], [], timeout)
     now = time.monotonic()
     for r in ready:
         if r == stdin:
-            run = bool(os.read(stdin, 64))
+            if not os.read(stdin, 64):  # told to stop: the last frames still get through
+                inputs.remove(stdin)
+                end = min(end, now + delay + 0.2)
             continue
         src, dst, rng, q, w = ways[r.fileno()]
         for _ in range(256):
@@ -181,6 +186,7 @@ class Lossy:
         env.tag = f"sll{env.tag[3:]}"  # sll<pid>: this bench's own names
         self.env = env
         self.offload = offload  # stacklab's TAP device with TSO/checksum offload (the bridge cuts)
+        self.runs = 0  # stacklab transfers so far
         self.nice = nice  # of every process and thread that moves the transfers
         self.a, self.b, self.r = env.ns("a"), env.ns("b"), env.ns("r")
         self.s = env.ns("s")  # stacklab's TAP device, bridged to the relay's "rs"
@@ -253,7 +259,10 @@ class Lossy:
             sh("ip", "-n", self.s, "link", "set", "tap0", "master", "br0")
             cfg = TapConfig(router=False, devices=[DeviceSpec("tap0", [f"{STACK}/24"], 1500)],
                             gateways=[], services=[], mac=None, mtu=None)
-            node = build_node(cfg, seed=seed)
+            # each transfer's node its own seed: its own ephemeral port and ISN, as each Linux
+            # sender's (one connection's ports reused by the next meet its remains)
+            self.runs += 1
+            node = build_node(cfg, seed=seed * 1000 + self.runs)
             stack = RealtimeStack(node, [tap]).start()
             try:
                 relay = self.relay("rs", loss, delay, seed)
