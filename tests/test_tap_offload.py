@@ -166,6 +166,24 @@ def test_tso_packets_from_the_stack_leave_with_their_gso_header_in_order() -> No
     assert dev.counters["tx.tso_frames"] == 1
 
 
+def test_frames_held_for_the_merge_leave_when_the_device_is_detached() -> None:
+    """With ``tx_merge`` a frame waits for the end of the loop iteration; a stack that stops in
+    that iteration (its last ACK just queued) still sends it when it detaches the device."""
+    dev = TapDevice(-1, "tapx", offload=True)
+    written: list[bytes] = []
+    dev.write_frame = lambda f, h=None: written.append(bytes(f)) or True  # type: ignore
+
+    class Loop:
+        def call_soon(self, fn):  # noqa: ANN001, ANN202
+            self.fn = fn  # never runs: the loop stops first
+
+    dev._loop = Loop()  # type: ignore[assignment]
+    last_ack = seg(5000, b"", ACK)
+    dev.send(last_ack)
+    dev.detach()
+    assert written == [last_ack]
+
+
 def test_pure_acks_a_later_one_supersedes_are_filtered() -> None:
     """ACK filtering (RFC 3449 §5.2.2, sch_cake's ack-filter): of back-to-back pure ACKs of one
     flow only the one acknowledging most goes on; duplicate ACKs, SACK blocks the next ACK does

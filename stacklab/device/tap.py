@@ -409,6 +409,10 @@ class TapDevice:
         loop.add_reader(self.fd, self._readable)
 
     def detach(self) -> None:
+        """Stop reading; the frames ``send`` still holds for this loop iteration's merge leave
+        first (a stack that stops right after its last ACK or FIN still sends it)."""
+        if self._batch:
+            self._flush_batch()
         loop = self._loop
         if loop is not None and self.fd >= 0 and not loop.is_closed():
             loop.remove_reader(self.fd)
