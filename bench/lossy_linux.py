@@ -13,10 +13,15 @@ Everything lives in namespaces this script creates and deletes (``sll<pid>...``)
 addresses from 10.215.0.0/24, nothing on the host's interfaces:
 
 * ``...a``: the Linux sender (veth ``a0``, 10.215.0.1), ``...b``: the Linux receiver (veth
-  ``b0``, 10.215.0.2), ``...r``: the relay between ``ra`` (peer of ``a0``) or ``tap0``
-  (stacklab, 10.215.0.3) and ``rb`` (peer of ``b0``). Segmentation and checksum offloads are
-  off on the veth ends (``SIOCETHTOOL``: ``ethtool`` is not installed), so each frame the relay
-  sees is one wire-sized segment and its loss hits one segment.
+  ``b0``, 10.215.0.2), ``...r``: the relay between ``ra`` (peer of ``a0``) or ``rs`` and ``rb``
+  (peer of ``b0``); ``...s``: stacklab's TAP device ``tap0`` (stacklab, 10.215.0.3) in a bridge
+  with ``sv``, the peer of ``rs``. Segmentation and checksum offloads are off on the veth ends
+  (``SIOCETHTOOL``: ``ethtool`` is not installed), so each frame the relay sees is one
+  wire-sized segment and its loss hits one segment.
+* stacklab's TAP device has its offloads on (TSO, checksum offload, ACK filtering: as Linux's
+  sender has its NIC's; ``--no-offload``: plain frames): the kernel cuts its GSO frames into
+  segments where the bridge sends them out of ``sv`` (which has no TSO/GSO), before the relay,
+  as it cuts the Linux sender's (its TCP builds segment-sized packets for ``a0``).
 * Linux -> Linux: a Python sender (``sendall`` of 256 KiB, ``TCP_CONGESTION`` set per socket)
   in ``a`` to a receiver in ``b``; stacklab -> Linux: stacklab on the TAP device
   (:class:`~stacklab.api.realtime.RealtimeStack`, plain frames, its default buffers and
@@ -41,7 +46,8 @@ other load on the machine for its CPU); with the scheduler's autogroups (each se
 niceness counting only inside it) their groups get that niceness too (``/proc/PID/autogroup``).
 
 Usage: ``sudo python3 bench/lossy_linux.py [--quick] [--size 16MiB] [--loss 0.05] [--delay 10ms]
-[--repeats 1] [--nice 0]`` (with ``--nice``, under ``setsid`` when started from a shell).
+[--repeats 1] [--nice 0] [--no-offload]`` (with ``--nice``, under ``setsid`` when started from a
+shell).
 """
 
 from __future__ import annotations
@@ -98,8 +104,11 @@ for dev in sys.argv[1:]:
 
 # The impairment relay: frames between two interfaces, each IPv4 frame lost with probability
 # `loss` (seeded, per direction) and delayed `delay` seconds. It prints "ready", and its
-# counters as JSON when its stdin closes (or after `limit` seconds), with the read lag: how long
-# frames waited between the kernel's receive timestamp and the relay's read (ms, mean and max).
+# counters as JSON 200 ms plus `delay` after its stdin closes (or after `limit` seconds), with the
+# read lag: how long frames waited between the kernel's receive timestamp and the relay's read
+# (ms, mean and max). Until then it forwards what comes: the last ACK of a connection, which
+# the receiver needs to leave LAST-ACK (else it holds the connection's ports and answers the
+# next SYN that reuses them with an ACK: a reset and a SYN retransmitted after 1 s).
 RELAY = r"""
 import collections, json, os, random, select, socket, struct, sys, time
 left, right = sys.argv[1], sys.argv[2]
@@ -122,16 +131,18 @@ lag = {"lr": [0.0, 0.0], "rl": [0.0, 0.0]}  # seconds: sum, max
 stdin = sys.stdin.fileno()
 print("ready", flush=True)
 end = time.monotonic() + limit
-run = True
-while run and time.monotonic() < end:
+inputs = [L, R, stdin]
+while time.monotonic() < end:
     now = time.monotonic()
     due = [q[0][0] for _, _, _, q, _ in ways.values() if q]
     timeout = max(0.0, min(due) - now) if due else 0.2
-    ready, _, _ = select.select([L, R, stdin], [], [], timeout)
+    ready, _, _ = select.select(inputs, [], [], timeout)
     now = time.monotonic()
     for r in ready:
         if r == stdin:
-            run = bool(os.read(stdin, 64))
+            if not os.read(stdin, 64):  # told to stop: the last frames still get through
+                inputs.remove(stdin)
+                end = min(end, now + delay + 0.2)
             continue
         src, dst, rng, q, w = ways[r.fileno()]
         for _ in range(256):
@@ -171,21 +182,30 @@ print(json.dumps(n), flush=True)
 class Lossy:
     """The three namespaces, the veth pairs and the relay runs."""
 
-    def __init__(self, env: Env, nice: int = 0) -> None:
+    def __init__(self, env: Env, nice: int = 0, offload: bool = True) -> None:
         env.tag = f"sll{env.tag[3:]}"  # sll<pid>: this bench's own names
         self.env = env
+        self.offload = offload  # stacklab's TAP device with TSO/checksum offload (the bridge cuts)
+        self.runs = 0  # stacklab transfers so far
         self.nice = nice  # of every process and thread that moves the transfers
         self.a, self.b, self.r = env.ns("a"), env.ns("b"), env.ns("r")
+        self.s = env.ns("s")  # stacklab's TAP device, bridged to the relay's "rs"
         sh("ip", "link", "add", "a0", "netns", self.a, "type", "veth", "peer", "name", "ra",
            "netns", self.r)
         sh("ip", "link", "add", "b0", "netns", self.b, "type", "veth", "peer", "name", "rb",
            "netns", self.r)
+        sh("ip", "link", "add", "sv", "netns", self.s, "type", "veth", "peer", "name", "rs",
+           "netns", self.r)
         sh("ip", "-n", self.a, "addr", "add", f"{LINUX_A}/24", "dev", "a0")
         sh("ip", "-n", self.b, "addr", "add", f"{LINUX_B}/24", "dev", "b0")
-        for ns, devs in ((self.a, ["a0"]), (self.b, ["b0"]), (self.r, ["ra", "rb"])):
+        sh("ip", "-n", self.s, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", self.s, "link", "set", "sv", "master", "br0")
+        for ns, devs in ((self.a, ["a0"]), (self.b, ["b0"]), (self.r, ["ra", "rb", "rs"]),
+                         (self.s, ["sv"])):
             self.run_in(ns, PREP, *devs)
             for dev in devs:
                 sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", self.s, "link", "set", "br0", "up")
 
     def run_in(self, ns: str, program: str, *args: str) -> None:
         sh("ip", "netns", "exec", ns, sys.executable, "-c", program, *args)
@@ -234,14 +254,18 @@ class Lossy:
         from stacklab.cli.tap import DeviceSpec, TapConfig, build_node
         from stacklab.device.tap import TapDevice
 
-        tap = TapDevice.open("tap0", netns=self.r, up=True, mtu=1500, offload=False)
+        tap = TapDevice.open("tap0", netns=self.s, up=True, mtu=1500, offload=self.offload)
         try:
+            sh("ip", "-n", self.s, "link", "set", "tap0", "master", "br0")
             cfg = TapConfig(router=False, devices=[DeviceSpec("tap0", [f"{STACK}/24"], 1500)],
                             gateways=[], services=[], mac=None, mtu=None)
-            node = build_node(cfg, seed=seed)
+            # each transfer's node its own seed: its own ephemeral port and ISN, as each Linux
+            # sender's (one connection's ports reused by the next meet its remains)
+            self.runs += 1
+            node = build_node(cfg, seed=seed * 1000 + self.runs)
             stack = RealtimeStack(node, [tap]).start()
             try:
-                relay = self.relay("tap0", loss, delay, seed)
+                relay = self.relay("rs", loss, delay, seed)
                 sink = self.spawn(self.b, PEER, "sink", str(PORT))
                 wait_ready(sink)
                 seconds, retransmits, cpu = stack.submit(_send(node, cc, size, self.nice),
@@ -315,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delay", default="10ms", help="delay each way (10ms: a 20 ms RTT)")
     ap.add_argument("--seed", type=int, default=1, help="the relay's loss pattern")
     ap.add_argument("--repeats", type=int, default=1, help="each cell the best of N runs")
+    ap.add_argument("--no-offload", action="store_true",
+                    help="stacklab's TAP device without offloads (plain frames)")
     ap.add_argument("--nice", type=int, default=0,
                     help="niceness of the relay, the peers and stacklab's thread (0)")
     args = ap.parse_args(argv)
@@ -348,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 except OSError:  # a process group leader (a shell's job): use setsid(1)
                     print("lossy_linux: --nice applies to the caller's session too (setsid)")
             autogroup_nice("self", args.nice)
-        path = Lossy(env, args.nice)
+        path = Lossy(env, args.nice, offload=not args.no_offload)
         for _ in range(args.repeats):  # interleaved: each round measures every cell once
             for who, cc, loss in cells:
                 run = path.linux if who == "Linux" else path.stacklab
@@ -374,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{c['rl.lag_mean_ms']:.1f}/{c['rl.lag_max_ms']:.0f}", cpu))
     print(f"bulk TCP goodput through the relay: {size / 2**20:g} MiB, RTT {2 * delay * 1e3:g} ms, "
           f"loss {args.loss:.0%} each way (seed {args.seed}), MTU 1500, best of {args.repeats}, "
-          f"nice {args.nice}")
+          f"nice {args.nice}, stacklab's TAP offloads {'off' if args.no_offload else 'on'}")
     print(table(["sender -> receiver, cc", "loss", "MB/s", "retransmits", "lost/frames fwd",
                  "lost/frames back", "relay overruns", "relay lag fwd ms", "relay lag back ms",
                  "sender cpu/wait s"], rows, align="<>>>>>>>>>"))

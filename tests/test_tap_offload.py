@@ -166,10 +166,28 @@ def test_tso_packets_from_the_stack_leave_with_their_gso_header_in_order() -> No
     assert dev.counters["tx.tso_frames"] == 1
 
 
+def test_frames_held_for_the_merge_leave_when_the_device_is_detached() -> None:
+    """With ``tx_merge`` a frame waits for the end of the loop iteration; a stack that stops in
+    that iteration (its last ACK just queued) still sends it when it detaches the device."""
+    dev = TapDevice(-1, "tapx", offload=True)
+    written: list[bytes] = []
+    dev.write_frame = lambda f, h=None: written.append(bytes(f)) or True  # type: ignore
+
+    class Loop:
+        def call_soon(self, fn):  # noqa: ANN001, ANN202
+            self.fn = fn  # never runs: the loop stops first
+
+    dev._loop = Loop()  # type: ignore[assignment]
+    last_ack = seg(5000, b"", ACK)
+    dev.send(last_ack)
+    dev.detach()
+    assert written == [last_ack]
+
+
 def test_pure_acks_a_later_one_supersedes_are_filtered() -> None:
     """ACK filtering (RFC 3449 §5.2.2, sch_cake's ack-filter): of back-to-back pure ACKs of one
-    flow only the one acknowledging most goes on; duplicate ACKs, SACK blocks, window updates,
-    data, other flows and frames whose checksum nobody vouched for all pass."""
+    flow only the one acknowledging most goes on; duplicate ACKs, SACK blocks the next ACK does
+    not repeat, window updates, data, other flows and frames with a bad checksum all pass."""
     from stacklab.device.tap import filter_acks
 
     def ack(n: int, **kw: object) -> bytes:
@@ -178,17 +196,62 @@ def test_pure_acks_a_later_one_supersedes_are_filtered() -> None:
     t = build_tcp(A, B, 40000, 80, 1, 5000, ACK, 500, b"",
                   encode_options(timestamps=(1, 2), sack_blocks=[(6000, 7000)]))
     sack = bytes(build_ethernet(MB, MA, ETH_P_IPV4, build_ipv4(A, B, 6, t, ident=1, df=True)))
+    bad = bytearray(ack(7000))
+    bad[50] ^= 0xFF  # the TCP checksum
     frames = [ack(1000), ack(2000), ack(3000),  # the first two go: 3000 covers them
               ack(3000), ack(3000, window=900),  # a duplicate ACK, a window update: kept
               seg(9, b"data", ack=3000),  # data (the window update before it is kept)
               ack(4500, sport=1234), ack(5000),  # two flows: both kept
-              sack, ack(6000),  # SACK blocks: kept (what the scoreboard needs)
-              ack(7000)]  # vouched for by nobody: 6000 before it stays
-    batch = [(f, True, 0) for f in frames[:-1]] + [(frames[-1], False, 0)]
-    kept = [f for f, _, _ in filter_acks(iter(batch))]
-    assert kept == frames[2:]
+              sack, ack(6000),  # a SACK block above the next ACK: kept (the scoreboard's)
+              bad, ack(8000)]  # a bad checksum nobody vouched for: 6000 before it stays
+    batch = [(f, True, 0) for f in frames[:-2]] + [(bad, False, 0), (frames[-1], False, 0)]
+    out = list(filter_acks(iter(batch)))
+    # ack(5000): the SACK after it says that and more; the last one, checked here, goes on valid
+    assert [f for f, _, _ in out] == frames[2:7] + frames[8:]
+    assert [v for _, v, _ in out[-2:]] == [False, True]
     dev = TapDevice(-1, "tapx", offload=True)
     assert dev.ack_filter and not TapDevice(-1, "tapy").ack_filter
+
+
+def sack_ack(n: int, blocks: list[tuple[int, int]], window: int = 500) -> bytes:
+    t = build_tcp(A, B, 40000, 80, 1, n, ACK, window, b"",
+                  encode_options(timestamps=(1, 2), sack_blocks=blocks))
+    return bytes(build_ethernet(MB, MA, ETH_P_IPV4, build_ipv4(A, B, 6, t, ident=1, df=True)))
+
+
+def test_sack_acks_a_later_one_repeats_are_filtered() -> None:
+    """Under loss nearly every ACK carries SACK blocks: one whose ACK number and blocks the next
+    ACK repeats (its blocks grown, or below the next ACK number) goes; one whose block the next
+    no longer reports, a D-SACK, and exact duplicates stay (sch_cake's ack-filter rule)."""
+    from stacklab.device.tap import filter_acks
+
+    frames = [
+        sack_ack(5000, [(6000, 7000)]),  # grown by the next: filtered
+        sack_ack(5000, [(6000, 8000)]),  # repeated inside the next's second block: filtered
+        sack_ack(5000, [(9000, 10000), (6000, 8000)]),  # its block below the next ACK: filtered
+        sack_ack(8000, [(9000, 10000)]),  # kept: the next reports more, but not (9000, 10000)
+        sack_ack(8000, [(12000, 13000), (11000, 11500), (10500, 10600)]),
+        sack_ack(8000, [(12000, 13000), (11000, 11500), (10500, 10600)]),  # a duplicate: kept
+        sack_ack(8000, [(12000, 13000), (11000, 11500), (10500, 10600)], window=900),  # kept
+        sack_ack(14000, [(5000, 6000)]),  # a D-SACK (below its ACK): kept
+        sack_ack(15000, [(16000, 17000), (15500, 18000)]),  # a D-SACK (inside the 2nd): kept
+        sack_ack(19000, []),
+    ]
+    kept = [f for f, _, _ in filter_acks((f, True, 0) for f in frames)]
+    assert kept == frames[3:]
+    # the SACKed ranges the stack learns are the same with or without the filter
+    assert _sacked(kept) == _sacked(frames)
+
+
+def _sacked(frames: list[bytes]) -> tuple[int, set[int]]:
+    """The highest ACK number and the set of kilobyte marks SACKed above it."""
+    top, marks = 0, set()
+    for f in frames:
+        t = TcpView(IPv4View(EthernetView(f).payload).payload)
+        top = max(top, t.ack)
+        for s, e in t.sack_blocks():
+            marks |= set(range(s, e, 500))
+    return top, {m for m in marks if m >= top}
 
 
 def test_the_reader_hands_the_stack_only_the_acks_that_say_something() -> None:

@@ -35,12 +35,16 @@ they are with a GSO header. ``offload=False`` is plain Ethernet frames, <= MTU +
 
 ACK filtering (``ack_filter``, default on with offloads; RFC 3449 §5.2.2, what Linux's
 ``sch_cake`` does with ``ack-filter``): of the pure ACKs of one flow that a read batch holds back
-to back, only the last reaches the stack when it acknowledges more than the one before it. The
-earlier one tells nothing the later does not (a cumulative ACK, the newer window and timestamp);
-what every ACK of a stream the kernel sends on each TSO packet it takes costs is the stack's
-per-ACK work, and the output that each would trigger cuts the next packets small. Duplicate
-ACKs, SACK blocks, window updates (same ACK number), data, other flags and other TCP options
-pass untouched, and so does any ACK the device does not vouch for.
+to back, only the last reaches the stack when it acknowledges more than the one before it and
+repeats what that one said: its ACK number is no lower and each SACK block of the earlier one
+lies below it or inside one of its own (a receiver's SACK blocks grow as data arrives, RFC 2018
+§4: the first block is the one the latest segment extended). The earlier one tells nothing the
+later does not (a cumulative ACK, SACKed ranges, the newer window and timestamp); what every ACK
+of a stream costs is the stack's per-ACK work (under loss, the scoreboard, RACK and an output
+per ACK), and the output that each would trigger cuts the next packets small. Duplicate ACKs
+and window updates (same ACK number and blocks), D-SACKs, data, other flags and other TCP
+options pass untouched, and so does any ACK whose checksum is bad (one the device does not
+vouch for, a plain frame the kernel forwarded, has its checksums checked by the filter).
 """
 
 from __future__ import annotations
@@ -58,7 +62,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from stacklab.errors import StacklabError
-from stacklab.wire.checksum import fold, internet_checksum, ipv4_header_store, pseudo_header
+from stacklab.wire.checksum import (
+    fold,
+    internet_checksum,
+    ipv4_header_store,
+    ipv4_tcp_ok,
+    pseudo_header,
+)
 from stacklab.wire.proto import PROTO_TCP
 
 T = TypeVar("T")
@@ -399,6 +409,10 @@ class TapDevice:
         loop.add_reader(self.fd, self._readable)
 
     def detach(self) -> None:
+        """Stop reading; the frames ``send`` still holds for this loop iteration's merge leave
+        first (a stack that stops right after its last ACK or FIN still sends it)."""
+        if self._batch:
+            self._flush_batch()
         loop = self._loop
         if loop is not None and self.fd >= 0 and not loop.is_closed():
             loop.remove_reader(self.fd)
@@ -511,31 +525,96 @@ class TapDevice:
             self._loop.remove_writer(self.fd)
 
 
-def _pure_ack(f: bytes | memoryview) -> tuple[bytes, int] | None:
-    """(flow, ACK number) of a pure ACK: Ethernet + IPv4 (no options, not a fragment) + TCP with
-    only ACK set, no payload, no options or only timestamps (NOP, NOP, TS); None otherwise."""
+def _pure_ack(f: bytes | memoryview) -> tuple[bytes, int, tuple[tuple[int, int], ...]] | None:
+    """(flow, ACK number, SACK blocks) of a pure ACK: Ethernet + IPv4 (no options, not a
+    fragment) + TCP with only ACK set, no payload, and no options but NOP, EOL, timestamps and
+    SACK; None otherwise, and for an ACK carrying a D-SACK (RFC 2883 §4: its first block lies
+    below the ACK or inside the second), which reports a duplicate no later ACK repeats."""
     if len(f) < 54 or f[12] != 0x08 or f[13] != 0 or f[14] != 0x45 or f[23] != 6 \
             or f[20] & 0x3F or f[21] or f[47] != 0x10:
         return None
     thl = (f[46] >> 4) * 4
-    if ((f[16] << 8) | f[17]) != 20 + thl or len(f) < 34 + thl or (
-            thl != 20 and not (thl == 32 and f[54] == 1 and f[55] == 1 and f[56] == 8)):
+    end = 34 + thl
+    if ((f[16] << 8) | f[17]) != 20 + thl or len(f) < end:
         return None
-    return bytes(f[26:38]), int.from_bytes(f[42:46], "big")
+    ack = int.from_bytes(f[42:46], "big")
+    if thl == 20:
+        return bytes(f[26:38]), ack, ()
+    if thl == 32 and f[54] == 1 and f[55] == 1 and f[56] == 8:  # NOP, NOP, TS: the common one
+        return bytes(f[26:38]), ack, ()
+    blocks: list[tuple[int, int]] = []
+    i = 54
+    while i < end:
+        kind = f[i]
+        if kind == 1:  # NOP
+            i += 1
+            continue
+        if kind == 0:  # EOL
+            break
+        if i + 1 >= end or f[i + 1] < 2 or i + f[i + 1] > end:
+            return None  # malformed: the stack judges it
+        size = f[i + 1]
+        if kind == 5 and (size - 2) % 8 == 0:  # SACK
+            for k in range(i + 2, i + size, 8):
+                blocks.append((int.from_bytes(f[k:k + 4], "big"),
+                               int.from_bytes(f[k + 4:k + 8], "big")))
+        elif kind != 8 or size != 10:  # anything but timestamps: not filtered
+            return None
+        i += size
+    if blocks:
+        s0, e0 = blocks[0]
+        if _seq_le(e0, ack) or (len(blocks) > 1 and _within(s0, e0, *blocks[1])):
+            return None  # a D-SACK
+    return bytes(f[26:38]), ack, tuple(blocks)
+
+
+def _seq_le(a: int, b: int) -> bool:
+    """a <= b in sequence space (RFC 9293 §3.4)."""
+    return (b - a) & 0xFFFFFFFF < 1 << 31
+
+
+def _within(start: int, end: int, lo: int, hi: int) -> bool:
+    """[start, end) lies inside [lo, hi) in sequence space."""
+    return _seq_le(lo, start) and _seq_le(end, hi)
+
+
+def _supersedes(new: tuple[bytes, int, tuple[tuple[int, int], ...]],
+                old: tuple[bytes, int, tuple[tuple[int, int], ...]]) -> bool:
+    """Does pure ACK ``new`` of the same flow tell everything ``old`` told, and more (sch_cake's
+    ack-filter rule): its ACK number is no lower, each SACK block of ``old`` lies below it or
+    inside one of its blocks, and it acknowledges more (a higher ACK, or a block ``old`` does
+    not cover). A duplicate ACK or a window update with the same blocks is not superseded."""
+    ack, blocks = new[1], new[2]
+    old_ack, old_blocks = old[1], old[2]
+    if not _seq_le(old_ack, ack):
+        return False
+    for s, e in old_blocks:
+        if not _seq_le(e, ack) and not any(_within(s, e, lo, hi) for lo, hi in blocks):
+            return False
+    if ack != old_ack:
+        return True
+    return any(not any(_within(lo, hi, s, e) for s, e in old_blocks) for lo, hi in blocks)
 
 
 def filter_acks(frames: Iterable[tuple[bytes | memoryview, bool, int]]) \
         -> Iterator[tuple[bytes | memoryview, bool, int]]:
     """``frames`` (frame, csum_valid, gso_size) without each pure ACK that the next frame, a
-    pure ACK of the same flow with a valid checksum, supersedes by acknowledging more (RFC 3449
-    §5.2.2 ACK filtering: the module docstring); a pure ACK is held until the next frame."""
+    pure ACK of the same flow with valid checksums, supersedes (RFC 3449 §5.2.2 ACK filtering:
+    the module docstring, :func:`_supersedes`); a pure ACK is held until the next frame. A pure
+    ACK the device did not vouch for has its checksums checked here (and goes on with
+    ``csum_valid`` when they are good)."""
     held: tuple[bytes | memoryview, bool, int] | None = None
-    held_key = (b"", 0)
+    held_key: tuple[bytes, int, tuple[tuple[int, int], ...]] = (b"", 0, ())
     for item in frames:
-        key = _pure_ack(item[0]) if item[1] else None
+        f = item[0]
+        key = _pure_ack(f)
+        if key is not None and not item[1]:  # nobody vouched: its checksums are checked here
+            if ipv4_tcp_ok(f, 14, (f[16] << 8) | f[17]) == (True, True):
+                item = (f, True, item[2])  # (the stack need not check them again)
+            else:
+                key = None  # a bad one: the stack drops it, the one before stays
         if held is not None:
-            if key is None or key[0] != held_key[0] \
-                    or not 0 < (key[1] - held_key[1]) & 0xFFFFFFFF < 1 << 31:
+            if key is None or key[0] != held_key[0] or not _supersedes(key, held_key):
                 yield held  # else superseded: it says nothing the next one does not
             held = None
         if key is None:

@@ -13,8 +13,11 @@ segment:
   ``tso.packet_ends`` cuts them, so each packet's PSH falls on its last segment;
 * the transmission log (``sent.py``: RACK, rate samples, SACK marks) gets one record per
   segment, as before; the statistics count segments;
-* only what the fast path sends goes this way (full segments of new data; no loss recovery,
-  SACK blocks, urgent data, ECN, pacing); retransmissions and everything else stay per segment.
+* what the fast path sends goes this way (full segments of new data, no loss recovery, SACK
+  blocks, urgent data, ECN, pacing), and so do the paced packets of new data the general path
+  sends (:class:`PacedBurst`: a pacer lets a TSO-sized packet of segments leave at once,
+  ``pacing.py``, in or out of loss recovery: BBR's whole transfer); retransmissions and
+  everything else stay per segment.
 
 The layer (``TcpLayer.flush``) tells the TCB what the path's device takes (``gso_max``, 0 for
 none: the simulator) and, should the path change under a packet built for it, cuts the packet
@@ -26,6 +29,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable
 
+from .pacing import Pacer
 from .segment import ACK, FIN, PSH, Segment
 from .seq import MASK
 from .tcbvars import TcbVars
@@ -98,6 +102,72 @@ def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], g
     return sent
 
 
+class PacedBurst:
+    """The paced packets of new data one call of the general path sends (``_output_data``),
+    as TSO packets for a device that segments: each segment that the pacer lets leave with
+    the one before (``Pacer.burst``: a TSO-sized packet leaves at once, pacing.py) joins it in
+    one packet, and the packets end wherever Linux's TSO packets of the burst end
+    (``tso.packet_ends``, where ``TcbOutput._push`` puts PSH), so that cut they are the very
+    segments sent one by one: :meth:`sent` follows that cut over every new segment of the
+    burst. ``pipe``: what was in flight when the burst's first new segment went out."""
+
+    __slots__ = ("left", "flight", "cwnd_segs", "auto")
+
+    def __init__(self, tcb: TcbVars, pipe: int) -> None:
+        mss = tcb.snd_mss
+        cc = tcb.cc
+        self.cwnd_segs = max(cc.cwnd // mss, 1)
+        self.auto = autosize_segs(cc.cwnd, cc.ssthresh, mss, tcb.rtt.srtt,
+                                  tcb.config.min_tso_segs)
+        self.flight = -(-pipe // mss)  # segments in flight before the next packet
+        self.left = 0  # segments the current Linux TSO packet still takes
+
+    def sent(self, tcb: TcbVars, off: int, n: int, psh: bool, room: int, pacer: Pacer,
+             now: float, gso_max: int) -> tuple[int, bool]:
+        """A new segment of ``n`` bytes from ``off`` (bytes into the send buffer; ``psh``: it
+        ends a write) left, paced, with room in the windows for ``room`` more bytes: how many
+        full segments after it go with it in its TSO packet (of at most ``gso_max`` bytes),
+        and whether the last of them ends a write (PSH); each is accounted with the pacer as it
+        would have been sent alone (``Pacer.on_sent``, at the same instant). None without a
+        full segment first, or with what makes the segments differ (ECN's CWR, urgent data,
+        SACK blocks, MSG_EOR records, PLPMTUD, a persist-timer push, MSG_MORE); they stop
+        before the FIN's segment and at the first skb's end (the next skb's TSO deferral is
+        judged where it starts)."""
+        if self.left == 0:
+            self.left = quota(self.cwnd_segs, self.flight, self.auto)
+        self.left -= 1
+        self.flight += 1
+        mss = tcb.snd_mss
+        sb = tcb.sendbuf
+        pos = sb.base + off + n  # where the next segment would start
+        ends = tcb.skb_ends
+        j = bisect_right(ends, pos)
+        skb_end = ends[j] if j < len(ends) else sb.end
+        if psh or (j and ends[j - 1] == pos):
+            self.left = 0  # a write or an skb ends here: so does the packet (packet_ends)
+            return 0, False
+        k = min(self.left, pacer.burst, room // mss,
+                (sb.end - pos - (tcb.fin_seq is not None)) // mss, gso_max // mss - 1,
+                -(-(skb_end - pos) // mss))
+        if k <= 0 or n != mss or tcb.ecn is not None or tcb.snd_up is not None \
+                or tcb._dsack is not None or tcb.recvbuf.ooo_bytes or sb.eors \
+                or tcb._wakeup_push or tcb._more or tcb.plpmtud.engaged:
+            return 0, False
+        marks = sb.marks
+        i = bisect_right(marks, pos)
+        push = i < len(marks) and marks[i] <= pos + k * mss
+        if push:  # a write ends inside: the packet ends with that segment (tcp_push)
+            k = -(-(marks[i] - pos) // mss)
+        self.left -= k
+        self.flight += k
+        if push or skb_end == pos + k * mss:
+            self.left = 0
+        min_segs = tcb.config.min_tso_segs
+        for _ in range(k):
+            pacer.on_sent(mss, now, mss, min_segs)
+        return k, push
+
+
 def as_segments(segs: list[Segment], mss: int) -> list[Segment]:
     """``segs`` with each TSO packet preceded by a stand-in per inner segment (no PSH), for
     ``tso.packet_ends`` (which counts segments): an end it finds is the packet's own last
@@ -133,4 +203,4 @@ def cut(out: list[Segment], mss: int) -> list[Segment]:
     return res
 
 
-__all__ = ["as_segments", "cut", "send_packets"]
+__all__ = ["PacedBurst", "as_segments", "cut", "send_packets"]

@@ -28,7 +28,7 @@ from .fsm import (
     SYN_SENT,
     TIME_WAIT,
 )
-from .gso import as_segments, send_packets
+from .gso import PacedBurst, as_segments, send_packets
 from .plpmtud import PlpmtudState
 from .rack import schedule_tlp
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
@@ -604,6 +604,7 @@ class TcbOutput(TcbVars):
         # segment the pipe allows (RFC 3042)
         deferrable = recover is None and not rec.in_recovery and not dupacks and not len(sacked)
         decided = -1  # ... judged once per skb: up to here
+        tso: PacedBurst | None = None  # paced new data to a device that segments (gso.py)
         while True:
             nxt = self.snd_nxt
             gap = 1 << 62
@@ -717,7 +718,17 @@ class TcbOutput(TcbVars):
                 flags |= PSH
             if send_fin:
                 flags |= FIN
-            payload = bytes(sendbuf.data[off:off + n]) if n else b""
+            extra = 0  # full segments that leave with this one as a TSO packet (gso.py)
+            if pacer is not None:
+                pacer.on_sent(n, now, mss, self.config.min_tso_segs)
+                if self.gso_max and n and not retrans and not send_fin:
+                    if tso is None:
+                        tso = PacedBurst(self, pipe)
+                    extra, push = tso.sent(self, off, n, bool(flags & PSH), usable - n, pacer,
+                                           now, self.gso_max)
+                    if push:
+                        flags |= PSH
+            payload = bytes(sendbuf.data[off:off + n + extra * mss]) if n else b""
             if retrans:
                 self.stats.retransmits += 1
                 self.stats.bytes_retrans += n
@@ -726,8 +737,10 @@ class TcbOutput(TcbVars):
             elif 0 < n < mss:
                 self.snd_sml = seq_add(seq, n)  # Linux tcp_minshall_update
             self._emit(seq, flags, payload, now)
-            if pacer is not None:
-                pacer.on_sent(n, now, mss, self.config.min_tso_segs)
+            if extra:
+                self.stats.segs_out += extra
+                self.sent.split_last(mss)
+                n += extra * mss
             sent_ack = True
             nxt = self.snd_nxt = seq_add(seq, n + (1 if send_fin else 0))
             if seq_gt(nxt, snd_max):

@@ -188,7 +188,17 @@ class Rack:
         self.advanced = False
         newly: list[tuple[int, int]] = []
         timeout = 0.0
+        # Linux walks its time-sorted queue and stops at the first segment sent after
+        # RACK.xmit_ts; by position: above RACK.end_seq and every retransmission lie first
+        # transmissions only, sent after it (in position order) when it was one too
+        top = self.sent.retrans_top
+        if not self.xmit_retrans and self.end_seq > top:
+            top = self.end_seq
+        elif self.xmit_retrans:
+            top = 1 << 62
         for s in self.sent.records:
+            if s.start >= top:
+                break
             if s.sacked or s.lost or not _sent_after(self.xmit_ts, self.xmit_order, s.xmit,
                                                      s.order):
                 continue  # delivered, lost already (waiting to be resent), or sent later

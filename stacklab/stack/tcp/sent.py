@@ -55,7 +55,7 @@ _NO_RECORDS: list[Sent] = []  # the records of every log that never had one (Sen
 class SentLog:
     """Data transmissions not yet cumulatively acknowledged, by position, disjoint."""
 
-    __slots__ = ("records", "order", "fin_end")
+    __slots__ = ("records", "order", "fin_end", "retrans_top")
 
     def __init__(self) -> None:
         # none yet: a shared empty list, never mutated (on_sent, the one way in, gives the
@@ -63,6 +63,9 @@ class SentLog:
         self.records: list[Sent] = _NO_RECORDS
         self.order = 0  # transmissions recorded so far
         self.fin_end = -1  # the position after our FIN once sent
+        # no retransmission ever recorded ends above this: above it lie first transmissions
+        # only, sent in position order (RACK's detection stops there: rack.py)
+        self.retrans_top = 0
 
     def on_sent(self, start: int, end: int, length: int, now: float, retrans: bool,
                 fin: bool, psh: bool = False) -> tuple[Sent, int]:
@@ -72,6 +75,8 @@ class SentLog:
         should only be set in the second packet")."""
         if fin:
             self.fin_end = end
+        if retrans and end > self.retrans_top:
+            self.retrans_top = end
         log = self.records
         if not log:  # never the shared list (or a deep copy's) from here
             self.records = log = []

@@ -154,3 +154,17 @@ def test_cut_splits_a_tso_packet_as_the_device_would() -> None:
     assert b"".join(bytes(p.payload) for p in pieces) == payload
     assert [p.flags for p in pieces] == [ACK, ACK, ACK, ACK | PSH | FIN]
     assert all((p.ack, p.window, p.timestamps(), p.ecn) == (77, 500, (1, 2), 2) for p in pieces)
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.01], ids=["clean", "loss-1pc"])
+def test_paced_packets_leave_as_tso_packets_that_cut_are_the_paced_segments(loss: float) -> None:
+    """A paced connection (BBR) sends from the general path, in and out of loss recovery: each
+    packet the pacer lets leave at once goes to the device as one TSO packet, and cut, the wire
+    is the same as segment by segment, frame for frame, at the same times."""
+    cfg = TcpConfig(congestion="bbr")
+    plain, none, _ = run(False, loss, config=cfg)
+    cut, packets, _ = run(True, loss, config=cfg)
+    assert none == 0 and packets > 100
+    assert len(cut) == len(plain)
+    for i, (x, y) in enumerate(zip(plain, cut, strict=True)):
+        assert x == y, f"frame {i} differs: {x[:2]} {y[:2]}"
