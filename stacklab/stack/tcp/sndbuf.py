@@ -140,7 +140,24 @@ def memory_free(tcb: SkbTcb, wake: bool = False) -> bool:
     """``__sk_stream_memory_free``: a write may start a new buffer. ``wake``: the test a sleeping
     writer and poll make (``tcp_stream_memory_free`` with wake=1: fewer than *half* the low-water
     mark unsent)."""
-    return _free(wmem_queued(tcb), notsent(tcb), tcb.sendbuf.capacity, notsent_lowat(tcb), wake)
+    return _memory_free(tcb, wmem_queued(tcb), wake)
+
+
+def _memory_free(tcb: SkbTcb, queued: int, wake: bool) -> bool:
+    """:func:`memory_free` with ``queued``, the buffers' true size (:func:`wmem_queued`)."""
+    cap = tcb.sendbuf.capacity
+    # (over the limit, the usual answer while a writer waits: without the unsent count)
+    return queued < cap and _free(queued, notsent(tcb), cap, notsent_lowat(tcb), wake)
+
+
+def write_space(tcb: SkbTcb) -> int | None:
+    """What a writer waiting for room is told after an ACK freed data (``Tcb._space_freed``):
+    None if a write (not MSG_OOB) would take nothing now (:func:`write`'s first test: room in
+    the last buffer, or the memory free for a new one), else the room :func:`wspace` gives."""
+    queued = wmem_queued(tcb)
+    if not _memory_free(tcb, queued, False) and _tail_room(tcb, size_goal(tcb)) <= 0:
+        return None
+    return max(0, tcb.sendbuf.capacity - queued)
 
 
 def writeable(tcb: SkbTcb) -> bool:
@@ -294,4 +311,4 @@ def on_sent(tcb: SkbTcb) -> None:
 
 __all__ = ["SKB_OVERHEAD", "SkbTcb", "check_space", "ends_skb", "expand", "forced_push",
            "memory_free", "notsent", "on_sent", "poll_writeable", "room", "size_goal",
-           "wmem_queued", "write", "writeable", "wspace"]
+           "wmem_queued", "write", "write_space", "writeable", "wspace"]
