@@ -199,7 +199,8 @@ def check_space(tcb: SkbTcb) -> bool:
     if not tcb.snd_nospace:
         return False
     mss = tcb.snd_mss
-    if tcb.snd_autotune and -(-tcb._in_flight() // mss) < tcb.cc.cwnd // mss:
+    if tcb.snd_autotune and tcb.sendbuf.capacity < tcb.config.wmem[2] \
+            and -(-tcb._in_flight() // mss) < tcb.cc.cwnd // mss:
         expand(tcb)
     if not writeable(tcb):
         return False
@@ -211,13 +212,15 @@ def _tail_room(tcb: SkbTcb, goal: int) -> int:
     """What the last buffer still takes: up to ``goal`` if it was never sent (it is still in the
     write queue) and ends no MSG_EOR record (``tcp_skb_can_collapse_to``), else 0."""
     ends = _prune(tcb)
-    sb = tcb.sendbuf
     if not ends:
         return 0
+    sb = tcb.sendbuf
     start = ends[-2] if len(ends) > 1 else sb.base
-    if start < sb.end - notsent(tcb) or (sb.eors and sb.eors[-1] == sb.end):
+    room = goal - (ends[-1] - start)
+    # (a full one first: what a writer behind a full buffer meets, without the unsent count)
+    if room <= 0 or start < sb.end - notsent(tcb) or (sb.eors and sb.eors[-1] == sb.end):
         return 0
-    return max(0, goal - (ends[-1] - start))
+    return room
 
 
 # the skb ends of every TCB before its first write (a new TCB's, TcbVars), never changed: write
