@@ -187,7 +187,9 @@ def expand(tcb: SkbTcb) -> None:
     mss = tcb.snd_mss
     sb = tcb.sendbuf
     if sb.capacity < tcb.config.wmem[2]:  # (at tcp_wmem's maximum already: it stays)
-        sb.capacity = max(sb.capacity, send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss))
+        want = send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss)
+        if want > sb.capacity:
+            sb.capacity = want
 
 
 def check_space(tcb: SkbTcb) -> bool:
