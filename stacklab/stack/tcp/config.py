@@ -203,7 +203,10 @@ def send_buffer_for(cfg: TcpConfig, segments: int, mss: int) -> int:
     segment costed as Linux's worst case without TSO (the power of two above the MSS plus 640
     bytes of headers, and 256 more). At least tcp_wmem's default, at most its maximum."""
     per_mss = (1 << (mss + 640 - 1).bit_length()) + 256
-    return min(max(cfg.wmem[1], 2 * max(segments, 10) * per_mss), cfg.wmem[2])
+    # (min() and max() written out: the autotuning asks after most ACKs, sndbuf.check_space)
+    want = 2 * (segments if segments > 10 else 10) * per_mss
+    _, low, high = cfg.wmem
+    return low if want < low else high if want > high else want
 
 
 _INTS: dict[int, int] = {}

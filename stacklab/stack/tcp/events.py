@@ -24,7 +24,10 @@ class EofReceived:
 
 @dataclass(slots=True)
 class SendSpace:
-    """Acknowledged data left the send buffer: ``free`` bytes may be written."""
+    """Acknowledged data left the send buffer and a write would take some of it now:
+    ``free``, the buffer's limit minus what it holds (Linux sk_stream_wspace; a write may take
+    more, the buffer it fills overshooting the limit, sndbuf.py). Whatever a write would take,
+    also for the ACK that closed the connection and with zero-copy sends (their completion)."""
 
     free: int
 

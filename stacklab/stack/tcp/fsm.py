@@ -25,6 +25,11 @@ class State(enum.Enum):
     LAST_ACK = "LAST-ACK"
     TIME_WAIT = "TIME-WAIT"
 
+    # a member is its own identity (Enum's default equality): its hash is the identity's, a C
+    # slot, instead of Enum.__hash__, a Python-level call (hash of the name) per set or dict
+    # lookup (``state in CAN_SEND``: every write; issue 23)
+    __hash__ = object.__hash__
+
     def __str__(self) -> str:
         return self.value
 
@@ -48,6 +53,8 @@ class Event(enum.Enum):
     ABORT = "ABORT / snd RST"
     TIMEOUT = "timeout (connect, retransmissions, FIN-WAIT-2)"
     SYN_IN_TIME_WAIT = "new SYN reuses TIME-WAIT (RFC 6191)"
+
+    __hash__ = object.__hash__  # as State's: the transition table's keys are (State, Event)
 
 
 # The states as module globals, defined once here and imported by the TCP modules (h11's states

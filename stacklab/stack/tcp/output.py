@@ -808,7 +808,7 @@ class TcbOutput(TcbVars):
         una, nxt = self.flight_una(), self.snd_nxt
         flight = seq_sub(nxt, una)
         rec = self.rec
-        if not self.sack_ok or not (len(rec.sacked) or rec.in_recovery):
+        if not self.sack_ok or not (rec.sacked.starts or rec.in_recovery):  # (len(), no call)
             return flight
         una_pos = self._abs(una)
         if self.recover is not None and rec.sack_mode:

@@ -86,6 +86,12 @@ class Rack:
     def on_cumulative_ack(self, acked: list[Sent], now: float, mss: int) -> None:
         """The records the cumulative ACK removed are delivered (the ones not SACKed before
         advance RACK)."""
+        for s in acked:
+            if s.sacked:
+                break
+        else:  # none SACKed before (the usual ACK): all of them, without a list of their own
+            self._delivered(acked, now, mss)
+            return
         done: list[Sent] = []
         for s in acked:
             if s.sacked:

@@ -99,10 +99,17 @@ class DeliveryRate:
         sample of this ACK."""
         rs = RateSample(prior_in_flight=prior_in_flight, in_flight=in_flight, una=una, nxt=nxt)
         fin_end = log.fin_end
-        done = [r for r in acked if r.length and not r.rated]
+        for r in acked:
+            if not r.length or r.rated:
+                done = [r for r in acked if r.length and not r.rated]
+                break
+        else:  # every one of them counts (the usual ACK): no list of their own
+            done = acked
         # SACKed records: found by bisection, counted once
         recs = log.records
         if sacked.starts and recs:
+            if done is acked:
+                done = list(acked)  # (the SACKed ones are added to it)
             for lo, hi in (zip(sacked.starts, sacked.ends, strict=True) if fresh is None
                            else fresh):
                 j = max(bisect_right(recs, lo, key=_start) - 1, 0)

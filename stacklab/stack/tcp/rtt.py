@@ -40,15 +40,18 @@ class RttEstimator:
 
     def update(self, r: float) -> None:
         """Take an RTT measurement ``r`` (seconds) from a segment not retransmitted (Karn)."""
-        r = max(r, 0.0)
+        if r < 0.0:  # (max() and abs() written out: one sample per ACK)
+            r = 0.0
         self.latest = r
         self.samples += 1
-        if self.srtt is None:  # §2.2 first measurement
+        srtt = self.srtt
+        if srtt is None:  # §2.2 first measurement
             self.srtt = r
             self.rttvar = r / 2
         else:  # §2.3 (RTTVAR first, with the old SRTT)
-            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - r)
-            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * r
+            err = srtt - r
+            self.rttvar = (1 - BETA) * self.rttvar + BETA * (err if err >= 0 else -err)
+            self.srtt = (1 - ALPHA) * srtt + ALPHA * r
 
     @property
     def base_rto(self) -> float:

@@ -140,7 +140,24 @@ def memory_free(tcb: SkbTcb, wake: bool = False) -> bool:
     """``__sk_stream_memory_free``: a write may start a new buffer. ``wake``: the test a sleeping
     writer and poll make (``tcp_stream_memory_free`` with wake=1: fewer than *half* the low-water
     mark unsent)."""
-    return _free(wmem_queued(tcb), notsent(tcb), tcb.sendbuf.capacity, notsent_lowat(tcb), wake)
+    return _memory_free(tcb, wmem_queued(tcb), wake)
+
+
+def _memory_free(tcb: SkbTcb, queued: int, wake: bool) -> bool:
+    """:func:`memory_free` with ``queued``, the buffers' true size (:func:`wmem_queued`)."""
+    cap = tcb.sendbuf.capacity
+    # (over the limit, the usual answer while a writer waits: without the unsent count)
+    return queued < cap and _free(queued, notsent(tcb), cap, notsent_lowat(tcb), wake)
+
+
+def write_space(tcb: SkbTcb) -> int | None:
+    """What a writer waiting for room is told after an ACK freed data (``Tcb._space_freed``):
+    None if a write (not MSG_OOB) would take nothing now (:func:`write`'s first test: room in
+    the last buffer, or the memory free for a new one), else the room :func:`wspace` gives."""
+    queued = wmem_queued(tcb)
+    if not _memory_free(tcb, queued, False) and _tail_room(tcb, size_goal(tcb)) <= 0:
+        return None
+    return max(0, tcb.sendbuf.capacity - queued)
 
 
 def writeable(tcb: SkbTcb) -> bool:
@@ -170,7 +187,9 @@ def expand(tcb: SkbTcb) -> None:
     mss = tcb.snd_mss
     sb = tcb.sendbuf
     if sb.capacity < tcb.config.wmem[2]:  # (at tcp_wmem's maximum already: it stays)
-        sb.capacity = max(sb.capacity, send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss))
+        want = send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss)
+        if want > sb.capacity:
+            sb.capacity = want
 
 
 def check_space(tcb: SkbTcb) -> bool:
@@ -182,7 +201,8 @@ def check_space(tcb: SkbTcb) -> bool:
     if not tcb.snd_nospace:
         return False
     mss = tcb.snd_mss
-    if tcb.snd_autotune and -(-tcb._in_flight() // mss) < tcb.cc.cwnd // mss:
+    if tcb.snd_autotune and tcb.sendbuf.capacity < tcb.config.wmem[2] \
+            and -(-tcb._in_flight() // mss) < tcb.cc.cwnd // mss:
         expand(tcb)
     if not writeable(tcb):
         return False
@@ -194,13 +214,15 @@ def _tail_room(tcb: SkbTcb, goal: int) -> int:
     """What the last buffer still takes: up to ``goal`` if it was never sent (it is still in the
     write queue) and ends no MSG_EOR record (``tcp_skb_can_collapse_to``), else 0."""
     ends = _prune(tcb)
-    sb = tcb.sendbuf
     if not ends:
         return 0
+    sb = tcb.sendbuf
     start = ends[-2] if len(ends) > 1 else sb.base
-    if start < sb.end - notsent(tcb) or (sb.eors and sb.eors[-1] == sb.end):
+    room = goal - (ends[-1] - start)
+    # (a full one first: what a writer behind a full buffer meets, without the unsent count)
+    if room <= 0 or start < sb.end - notsent(tcb) or (sb.eors and sb.eors[-1] == sb.end):
         return 0
-    return max(0, goal - (ends[-1] - start))
+    return room
 
 
 # the skb ends of every TCB before its first write (a new TCB's, TcbVars), never changed: write
@@ -294,4 +316,4 @@ def on_sent(tcb: SkbTcb) -> None:
 
 __all__ = ["SKB_OVERHEAD", "SkbTcb", "check_space", "ends_skb", "expand", "forced_push",
            "memory_free", "notsent", "on_sent", "poll_writeable", "room", "size_goal",
-           "wmem_queued", "write", "writeable", "wspace"]
+           "wmem_queued", "write", "write_space", "writeable", "wspace"]

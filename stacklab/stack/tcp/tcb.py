@@ -664,6 +664,10 @@ class Tcb(TcbOutput):
             traced = self._cwnd_traced
             if cc.cwnd != traced[0] or cc.ssthresh != traced[1]:
                 self._trace_cwnd(now)
+        at = self._space_at
+        if at is not None:
+            self._space_at = None
+            self._space_freed(at)
 
     def _rcv_predicted(self, seg: SegmentLike, now: float) -> bool:
         """Header prediction, in ESTABLISHED: an ACK without SYN/FIN/RST/URG at RCV.NXT, with an
@@ -1347,7 +1351,7 @@ class Tcb(TcbOutput):
         self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
         schedule_tlp(self, now, True)
         if n > 0:
-            self._events.append(SendSpace(sndbuf.wspace(self)))
+            self._space_at = len(self._events)  # a SendSpace there: receive()'s tail
             if ack == snd_max:
                 chrono.on_acked_all(self, now)  # BUSY stops (chrono.py)
 
@@ -1437,7 +1441,6 @@ class Tcb(TcbOutput):
         tlp_now = self.sack_ok and rec.rack_mode and rack.advanced and rack.xmit_retrans
         if tlp_now:
             schedule_tlp(self, now, True)
-        self._events.append(SendSpace(sndbuf.wspace(self)))
         if ack == snd_max:
             chrono.on_acked_all(self, now)  # BUSY stops (chrono.py)
         if self.sack_ok:  # _after_ack: RACK (rack.py)
@@ -1462,7 +1465,23 @@ class Tcb(TcbOutput):
         traced = self._cwnd_traced
         if cc.cwnd != traced[0] or cc.ssthresh != traced[1]:
             self._trace_cwnd(now)
+        self._space_freed(len(self._events))
         return True
+
+    def _space_freed(self, at: int) -> None:
+        """This segment's ACK freed send-buffer data: a SendSpace at ``at`` in the events, in
+        their order, with the room left after the output and the buffer's growth that
+        followed, if a write would take at least one byte now (sndbuf.write_space), as the
+        application hears of it then: after a large write the buffer stays over its limit for
+        many ACKs, each freeing less than a new buffer's worth, and a writer told of them
+        would take nothing (issue 23; Linux wakes a writer only once the socket is writeable,
+        sk_stream_write_space). Always after the connection closed, and with zero-copy
+        sends: it reports their completion (packetdrill/sockets.py)."""
+        free = sndbuf.write_space(self)
+        if free is None and (self.zerocopy is not None or self.state is CLOSED):
+            free = sndbuf.wspace(self)
+        if free is not None:
+            self._events.insert(at, SendSpace(free))
 
     def _after_ack(self, una: int, ack: int, sacked0: int, dsacks0: int, sack_blocks: bool,
                    tsecr: int | None, now: float) -> None:

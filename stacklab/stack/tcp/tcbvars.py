@@ -99,7 +99,7 @@ class TcbVars:
                  # the extensions' state, set in __init__ too (a dict of 14 entries was 0.25 KiB)
                  "rate", "pacer", "sent", "rack", "prr", "undo", "_more", "_nagle_push", "ecn",
                  "tfo", "rx_gso_size", "skb_ends", "snd_nospace", "chrono", "route_gen", "route",
-                 "xmit_blocked", "tso_deferred_cwnd_limited", "__dict__")
+                 "xmit_blocked", "tso_deferred_cwnd_limited", "_space_at", "__dict__")
     # Variables most connections never set and no per-segment path reads (a class attribute
     # is a slower read than a slot): class attributes, the TCB's own (in its __dict__) once
     # set (8 bytes per variable per connection end less, issue 23 item 4)
@@ -176,6 +176,9 @@ class TcbVars:
         self.sendbuf = SendBuffer(shared_int(initial_send_buffer(cfg, self.snd_mss)))
         self.skb_ends: list[int] = NO_SKBS  # where the send buffer's skbs end (sndbuf.py)
         self.snd_nospace = False  # a write or poll found no room (Linux SOCK_NOSPACE)
+        # where in _events the segment being processed freed send-buffer data: receive()'s
+        # tail queues a SendSpace there if a write would take anything (Tcb._space_freed)
+        self._space_at: int | None = None
         self.recvbuf = ReceiveBuffer(initial_recv_buffer(cfg), cfg.max_ooo_pieces)
         # buffer autotuning (Linux tcp_rcv_space_adjust, tcp_sndbuf_expand), off for a size the
         # application fixed (SO_RCVBUF/SO_SNDBUF); the receive side measures how much the
