@@ -4,6 +4,7 @@ of the test process, every frame captured to a pcap that tshark checks at the en
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,16 @@ class StackOnTap:
 
     def call(self, fn: Any, *args: Any) -> Any:
         return self.stack.call(fn, *args, timeout=10.0)
+
+    def tcp_fields(self, port: int, fields: list[str]) -> list[list[str]]:
+        """The TCP segments of ``port`` in the capture so far, each as tshark's ``fields``."""
+        self.call(self.pcap.flush)
+        argv = ["tshark", "-n", "-r", self.pcap_path, "-Y", f"tcp.port == {port}", "-T", "fields"]
+        for f in fields:
+            argv += ["-e", f]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return [line.split("\t") for line in r.stdout.splitlines()]
 
     def stop(self) -> list[str]:
         """Stop the stack, close the capture; the tshark problems found in it."""

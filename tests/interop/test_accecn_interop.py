@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +89,8 @@ FIELDS = ["tcp.flags.syn", "tcp.flags.ack", "tcp.flags.ae", "tcp.flags.cwr", "tc
 
 def packets(h: StackOnTap, port: int) -> list[dict[str, Any]]:
     """The TCP segments of ``port`` in stacklab's capture, decoded by tshark."""
-    h.call(h.pcap.flush)
-    argv = ["tshark", "-n", "-r", h.pcap_path, "-Y", f"tcp.port == {port}", "-T", "fields"]
-    for f in FIELDS:
-        argv += ["-e", f]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
     out = []
-    for line in r.stdout.splitlines():
-        v = line.split("\t")
+    for v in h.tcp_fields(port, FIELDS):
         syn, ack, ae, cwr, ece = (1 if x in ("1", "True") else 0 for x in v[:5])
         out.append({"syn": syn, "ack": ack, "ace": ae << 2 | cwr << 1 | ece,
                     "ecn": int(v[5] or 0, 0), "len": int(v[6] or 0), "src": v[7],

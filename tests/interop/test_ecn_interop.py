@@ -8,7 +8,6 @@ this machine's iproute2 6.1 prints no option flags at all, not even ``ts``: not 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from stacklab.cli.tap import ConnLog, tcp_service
@@ -23,15 +22,8 @@ FIELDS = ["tcp.flags.syn", "tcp.flags.ack", "tcp.flags.ece", "tcp.flags.cwr", "i
 
 def packets(h: StackOnTap, port: int) -> list[tuple[int, int, int, int, int, int, str]]:
     """The TCP segments of ``port`` in stacklab's capture so far, as FIELDS."""
-    h.call(h.pcap.flush)
-    argv = ["tshark", "-n", "-r", h.pcap_path, "-Y", f"tcp.port == {port}", "-T", "fields"]
-    for f in FIELDS:
-        argv += ["-e", f]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
     out = []
-    for line in r.stdout.splitlines():
-        v = line.split("\t")
+    for v in h.tcp_fields(port, FIELDS):
         flags = [1 if x in ("1", "True") else 0 for x in v[:4]]
         out.append((*flags, int(v[4] or 0, 0), int(v[5] or 0), v[6]))  # type: ignore[arg-type]
     return out
