@@ -36,6 +36,22 @@ from .tcbvars import TcbVars
 from .tso import autosize_segs, quota
 
 
+def _per_segment(tcb: TcbVars) -> bool:
+    """What makes segments differ so they cannot leave as one TSO packet: ECN's CWR, URG,
+    SACK blocks (a D-SACK or out-of-order data held)."""
+    return tcb.ecn is not None or tcb.snd_up is not None \
+        or tcb._dsack is not None or bool(tcb.recvbuf.ooo_bytes)
+
+
+def _push_cut(marks: list[int], pos: int, k: int, mss: int) -> tuple[int, bool]:
+    """A packet of ``k`` segments from stream position ``pos``: where it ends if a write ends
+    inside (with that segment, which carries PSH: Linux tcp_push), and whether one does."""
+    i = bisect_right(marks, pos)
+    if i < len(marks) and marks[i] <= pos + k * mss:
+        return -(-(marks[i] - pos) // mss), True
+    return k, False
+
+
 def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], gso_max: int,
                  now: float, defer: Callable[[int, int, float], tuple[bool, int]]) -> bool:
     """Send the full segments of new data the windows allow as TSO packets of at most
@@ -43,9 +59,8 @@ def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], g
     path once its conditions hold; it sends what is left one segment at a time). ``defer`` is
     the TCB's TSO deferral judgement (``TcbOutput._tso_defer``), asked once per skb that cwnd
     cuts short, as the segment-by-segment paths ask it. True if anything went out."""
-    if tcb.ecn is not None or tcb.snd_up is not None \
-            or tcb._dsack is not None or tcb.recvbuf.ooo_bytes:
-        return False  # ECN's CWR, URG, SACK blocks: per segment
+    if _per_segment(tcb):
+        return False
     mss = tcb.snd_mss
     per = gso_max // mss  # segments in one super-segment
     if per < 2:
@@ -72,10 +87,7 @@ def send_packets(tcb: TcbVars, emit: Callable[[int, int, bytes, float], None], g
         if k <= 0:
             break
         pos = base + off
-        i = bisect_right(marks, pos)
-        push = i < len(marks) and marks[i] <= pos + k * mss
-        if push:  # a write ends inside: the packet ends with that segment, PSH (tcp_push)
-            k = -(-(marks[i] - pos) // mss)
+        k, push = _push_cut(marks, pos, k, mss)
         j = bisect_right(skb_ends, pos)
         skb_end = skb_ends[j] if j < len(skb_ends) else sb.end
         if pos >= decided and skb_end - pos > room - ((nxt - una) & MASK):
@@ -149,15 +161,10 @@ class PacedBurst:
         k = min(self.left, pacer.burst, room // mss,
                 (sb.end - pos - (tcb.fin_seq is not None)) // mss, gso_max // mss - 1,
                 -(-(skb_end - pos) // mss))
-        if k <= 0 or n != mss or tcb.ecn is not None or tcb.snd_up is not None \
-                or tcb._dsack is not None or tcb.recvbuf.ooo_bytes or sb.eors \
+        if k <= 0 or n != mss or _per_segment(tcb) or sb.eors \
                 or tcb._wakeup_push or tcb._more or tcb.plpmtud.engaged:
             return 0, False
-        marks = sb.marks
-        i = bisect_right(marks, pos)
-        push = i < len(marks) and marks[i] <= pos + k * mss
-        if push:  # a write ends inside: the packet ends with that segment (tcp_push)
-            k = -(-(marks[i] - pos) // mss)
+        k, push = _push_cut(sb.marks, pos, k, mss)
         self.left -= k
         self.flight += k
         if push or skb_end == pos + k * mss:
