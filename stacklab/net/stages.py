@@ -525,67 +525,73 @@ class Schedule(Stage):
         self._seq += 1
         heapq.heappush(heap, (t, self._seq, frame))
 
-    def _take_due(self, now: float) -> list[tuple[float, bytes]]:
-        """The frames due by ``now``, in order, out of the queue."""
+    def _heap_due(self, now: float) -> list[tuple[float, bytes]]:
+        """The frames due by ``now``, in order, out of the heap."""
         heap = self._heap
-        if heap:
-            due = []
-            while heap and heap[0][0] <= now:
-                t, _, frame = heapq.heappop(heap)
-                due.append((t, frame))
-            return due
-        fifo = self._fifo
-        head = i = self._head
-        n = len(fifo)
-        while i < n and fifo[i][0] <= now:
-            i += 1
-        if i == n:
-            due = fifo[head:] if head else fifo
-            self._fifo = []
-            self._head = 0
-            return due
-        due = fifo[head:i]
-        if i > 256 and 2 * i > n:  # drop what was taken once it is most of the list
-            del fifo[:i]
-            i = 0
-        self._head = i
+        due = []
+        while heap and heap[0][0] <= now:
+            t, _, frame = heapq.heappop(heap)
+            due.append((t, frame))
         return due
-
-    def _two_due(self, now: float) -> bool:
-        """Whether at least two frames are due by ``now`` (a train)."""
-        heap = self._heap
-        if heap:
-            return len(heap) > 1 and min(heap[1:3])[0] <= now
-        i = self._head + 1
-        fifo = self._fifo
-        return i < len(fifo) and fifo[i][0] <= now
 
     def fire(self) -> None:
         self._handle = None
         self._timer_at = None
         now = self._loop.time()
         nxt = self.next
+        d = self.dir
+        fifo = self._fifo
+        heap = self._heap
         # Several frames due at once: the receiver flushes once after them (its output keeps its
         # order and time). Not with a tracer: its events would interleave differently.
-        d = self.dir
-        receiver = d.receiver if d.tracer is None and self._two_due(now) else None
+        if heap:
+            train = len(heap) > 1 and min(heap[1:3])[0] <= now
+        else:
+            i = self._head + 1
+            train = i < len(fifo) and fifo[i][0] <= now
+        receiver = d.receiver if train and d.tracer is None else None
         if receiver is not None:
             receiver.hold()
         try:
-            # again when a delivery queued a frame due by now meanwhile (a zero delay)
-            while due := self._take_due(now):
+            while True:
+                if self._heap:
+                    due = self._heap_due(now)
+                else:  # the due frames are the list's first ones
+                    fifo = self._fifo
+                    head = i = self._head
+                    n = len(fifo)
+                    while i < n and fifo[i][0] <= now:
+                        i += 1
+                    if i == n:
+                        due = fifo[head:] if head else fifo
+                        self._fifo = []
+                        self._head = 0
+                    else:
+                        due = fifo[head:i]
+                        if i > 256 and 2 * i > n:  # drop what was taken once it is most of it
+                            del fifo[:i]
+                            i = 0
+                        self._head = i
                 if type(nxt) is Deliver:  # no receive tap or tracer: straight to the receiver
                     nxt.take_due(due)
                 else:
                     for t, frame in due:
                         nxt.push(frame, t)
+                # again when a delivery queued a frame due by now meanwhile (a zero delay)
+                if self._heap:
+                    nxt_t: float | None = self._heap[0][0]
+                elif self._fifo:
+                    nxt_t = self._fifo[self._head][0]
+                else:
+                    nxt_t = None
+                if nxt_t is None or nxt_t > now or not due:
+                    break
         except BaseException:
             if receiver is not None:
                 receiver.release(flush=False)
             raise
         if receiver is not None:
             receiver.release()
-        nxt_t = self._next_due()
         if nxt_t is not None:
             at = self._timer_at  # a delivery may have pushed (and armed) meanwhile
             if at is None or nxt_t < at:
@@ -593,12 +599,6 @@ class Schedule(Stage):
                     self._handle.cancel()
                 self._timer_at = nxt_t
                 self._handle = self._loop.call_at(nxt_t, self.fire)
-
-    def _next_due(self) -> float | None:
-        if self._heap:
-            return self._heap[0][0]
-        fifo = self._fifo
-        return fifo[self._head][0] if fifo else None
 
     def in_flight(self) -> int:
         return len(self._heap) + len(self._fifo) - self._head
