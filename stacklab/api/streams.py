@@ -73,7 +73,7 @@ def _drain(layer: TcpLayer, now: float) -> None:
         while events:
             tcb, ev = events.popleft()
             transport = tcb.user
-            if isinstance(transport, TcpTransport):
+            if type(transport) is TcpTransport or isinstance(transport, TcpTransport):
                 if type(ev) is DataReceived:  # the per-segment event, without a dispatch call
                     transport._deliver()
                 else:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from stacklab.wire.frame import complete_checksum
+from stacklab.wire.frame import PartialFrame, VerifiedFrame, complete_checksum
 
 from .aqm import AQMS, AqmQueue, queue_stage
 from .stages import (
@@ -68,6 +68,10 @@ __all__ = ["LINK_PARAMS", "Direction", "Link", "LinkParams", "Stage"]
 # direction completes partial frames before its first stage (Linux's skb_checksum_help).
 _PARTIAL_SAFE = frozenset((Gate, MtuCheck, IcmpBlackhole, RateLimit, AqmQueue, Loss, DropNth,
                            Duplicate, Delay, Reorder, Schedule, Deliver))
+
+
+# the frames a sending node hands over almost always: bytes already (no copy, no isinstance call)
+_BYTES = frozenset((bytes, VerifiedFrame, PartialFrame))
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,8 +326,8 @@ class Direction:
 
     def send(self, frame: bytes) -> None:
         """A frame from the sending node, now."""
-        if not isinstance(frame, bytes):  # immutable in flight (a VerifiedFrame stays one)
-            frame = bytes(frame)
+        if type(frame) not in _BYTES and not isinstance(frame, bytes):
+            frame = bytes(frame)  # immutable in flight (a VerifiedFrame stays one)
         n = len(frame)
         c = self.counters
         c["tx.frames"] += 1

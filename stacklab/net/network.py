@@ -89,9 +89,12 @@ class _Attachment:
         self.sends: list[Any] = []
 
     def transmit(self, ifindex: int, frame: bytes | bytearray) -> None:
-        sends = self.sends
-        if ifindex < len(sends) and sends[ifindex] is not None:
-            sends[ifindex](frame)
+        try:
+            send = self.sends[ifindex]  # (an index past the end: a port without a link)
+        except IndexError:
+            send = None
+        if send is not None:
+            send(frame)
         else:
             self.node.counters["drop.link.unconnected"] += 1
 

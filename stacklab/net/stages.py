@@ -483,22 +483,31 @@ class Schedule(Stage):
 
     One loop timer per direction at most (armed for the earliest frame), not one per frame: the
     loop's heap stays small. Frames due at the same time are delivered in the order they were
-    pushed (our own heap is keyed by (t, sequence)).
+    pushed: the order of (t, push order). A wire is FIFO, so frames come in that order almost
+    always (each ``t`` no earlier than the last one queued): they wait in a plain list, taken
+    a train at a time with no heap work per frame. A frame due before the last one queued (a
+    reorder, a delay made shorter by ``link.set``) turns what waits into a heap keyed by (t,
+    push order), the same order, until it is empty again.
     """
 
-    __slots__ = ("_heap", "_seq", "_loop", "_timer_at", "_handle")
+    __slots__ = ("_fifo", "_head", "_heap", "_seq", "_loop", "_timer_at", "_handle")
 
     def __init__(self, direction: StageContext) -> None:
         super().__init__(direction)
-        self._heap: list[tuple[float, int, bytes]] = []
+        self._fifo: list[tuple[float, bytes]] = []  # (t, frame), t never decreasing, from _head
+        self._head = 0
+        self._heap: list[tuple[float, int, bytes]] = []  # (t, push order, frame), else empty
         self._seq = 0
         self._loop = direction.loop
         self._timer_at: float | None = None
         self._handle: asyncio.TimerHandle | None = None
 
     def push(self, frame: bytes, t: float) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (t, self._seq, frame))
+        fifo = self._fifo
+        if not self._heap and (not fifo or t >= fifo[-1][0]):
+            fifo.append((t, frame))
+        else:
+            self._push_heap(frame, t)
         at = self._timer_at
         if at is None or t < at:
             if self._handle is not None:
@@ -506,44 +515,93 @@ class Schedule(Stage):
             self._timer_at = t
             self._handle = self._loop.call_at(t, self.fire)
 
+    def _push_heap(self, frame: bytes, t: float) -> None:
+        heap = self._heap
+        if not heap:  # the sorted list, numbered in order, is a heap already
+            heap[:] = [(ft, seq, f) for seq, (ft, f) in enumerate(self._fifo[self._head:])]
+            self._seq = len(heap)
+            self._fifo = []
+            self._head = 0
+        self._seq += 1
+        heapq.heappush(heap, (t, self._seq, frame))
+
+    def _heap_due(self, now: float) -> list[tuple[float, bytes]]:
+        """The frames due by ``now``, in order, out of the heap."""
+        heap = self._heap
+        due = []
+        while heap and heap[0][0] <= now:
+            t, _, frame = heapq.heappop(heap)
+            due.append((t, frame))
+        return due
+
     def fire(self) -> None:
         self._handle = None
         self._timer_at = None
-        heap = self._heap
         now = self._loop.time()
-        pop = heapq.heappop
         nxt = self.next
+        d = self.dir
+        fifo = self._fifo
+        heap = self._heap
         # Several frames due at once: the receiver flushes once after them (its output keeps its
         # order and time). Not with a tracer: its events would interleave differently.
-        d = self.dir
-        receiver = d.receiver if len(heap) > 1 and heap[1][0] <= now and d.tracer is None \
-            else None
+        if heap:
+            train = len(heap) > 1 and min(heap[1:3])[0] <= now
+        else:
+            i = self._head + 1
+            train = i < len(fifo) and fifo[i][0] <= now
+        receiver = d.receiver if train and d.tracer is None else None
         if receiver is not None:
             receiver.hold()
         try:
-            if type(nxt) is Deliver:  # no receive tap or tracer: straight to the receiver
-                nxt.take_due(heap, now)
-            else:
-                while heap and heap[0][0] <= now:
-                    t, _, frame = pop(heap)
-                    nxt.push(frame, t)
+            while True:
+                if self._heap:
+                    due = self._heap_due(now)
+                else:  # the due frames are the list's first ones
+                    fifo = self._fifo
+                    head = i = self._head
+                    n = len(fifo)
+                    while i < n and fifo[i][0] <= now:
+                        i += 1
+                    if i == n:
+                        due = fifo[head:] if head else fifo
+                        self._fifo = []
+                        self._head = 0
+                    else:
+                        due = fifo[head:i]
+                        if i > 256 and 2 * i > n:  # drop what was taken once it is most of it
+                            del fifo[:i]
+                            i = 0
+                        self._head = i
+                if type(nxt) is Deliver:  # no receive tap or tracer: straight to the receiver
+                    nxt.take_due(due)
+                else:
+                    for t, frame in due:
+                        nxt.push(frame, t)
+                # again when a delivery queued a frame due by now meanwhile (a zero delay)
+                if self._heap:
+                    nxt_t: float | None = self._heap[0][0]
+                elif self._fifo:
+                    nxt_t = self._fifo[self._head][0]
+                else:
+                    nxt_t = None
+                if nxt_t is None or nxt_t > now or not due:
+                    break
         except BaseException:
             if receiver is not None:
                 receiver.release(flush=False)
             raise
         if receiver is not None:
             receiver.release()
-        if heap:
-            t = heap[0][0]
+        if nxt_t is not None:
             at = self._timer_at  # a delivery may have pushed (and armed) meanwhile
-            if at is None or t < at:
+            if at is None or nxt_t < at:
                 if self._handle is not None:
                     self._handle.cancel()
-                self._timer_at = t
-                self._handle = self._loop.call_at(t, self.fire)
+                self._timer_at = nxt_t
+                self._handle = self._loop.call_at(nxt_t, self.fire)
 
     def in_flight(self) -> int:
-        return len(self._heap)
+        return len(self._heap) + len(self._fifo) - self._head
 
 
 class Deliver(Stage):
@@ -566,23 +624,23 @@ class Deliver(Stage):
             _name_frame(exc, d, frame, t)
             raise
 
-    def take_due(self, heap: list[tuple[float, int, bytes]], now: float) -> None:
-        """:meth:`push` of every frame in :class:`Schedule`'s heap due by ``now``, in order,
-        when this stage comes right after it (the plain receive side): one call per batch,
-        the counters added once at its end."""
+    def take_due(self, due: list[tuple[float, bytes]]) -> None:
+        """:meth:`push` of each ``(t, frame)`` of ``due``, in order, when this stage comes right
+        after :class:`Schedule` (the plain receive side): one call per batch, the counters
+        added once at its end."""
         d = self.dir
-        pop = heapq.heappop
+        deliver = d.receiver.deliver
+        ifindex = d.rx_ifindex
         frames = nbytes = 0
         try:
-            while heap and heap[0][0] <= now:
-                t, _, frame = pop(heap)
+            for t, frame in due:
                 if not d.up:
                     d.drop("down", frame, t)
                     continue
                 frames += 1
                 nbytes += len(frame)
                 try:
-                    d.receiver.deliver(d.rx_ifindex, frame)
+                    deliver(ifindex, frame)
                 except Exception as exc:
                     _name_frame(exc, d, frame, t)
                     raise

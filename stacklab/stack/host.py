@@ -631,21 +631,23 @@ class Host(Node):
             return
         c = self.counters
         c["rx.frames"] += 1
-        if not 0 <= ifindex < len(self.interfaces):
+        try:
+            iface = self.interfaces[ifindex] if ifindex >= 0 else None
+        except IndexError:
+            iface = None
+        if iface is None:
             c["drop.link.no_interface"] += 1
             return
-        iface = self.interfaces[ifindex]
         if not iface.port.up:
             c["drop.link.down"] += 1
             return
         try:
             # the common frame, untagged IPv4 to our MAC, without building an EthernetView
             # (its payload would be the same memoryview from byte 14)
-            # (a memoryview too: a TAP device hands over the frame after its virtio header)
+            # (a memoryview too: a TAP device hands over the frame after its virtio header;
+            # its slice compares equal to the bytes it holds)
             n = len(frame)
-            if n >= 14 and frame[12] == 8 and frame[13] == 0 and (
-                    frame.startswith(iface.mac) if isinstance(frame, bytes)
-                    else frame[:6] == iface.mac):
+            if n >= 14 and frame[12] == 8 and frame[13] == 0 and frame[:6] == iface.mac:
                 # TCP (protocol byte 23): all three headers in one go, else IPv4's own path
                 if n < 54 or frame[23] != 6 \
                         or not self.ipv4.receive_tcp_frame(iface, frame, now, csum_valid):

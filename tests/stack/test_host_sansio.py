@@ -274,3 +274,21 @@ def test_ip_send_raises_oserror_with_the_errno_a_socket_would_see():
         h.ip_send(None, ip_bytes("2001:db8::1"), 17, b"x" * 8, 0.0)
     assert no_route6.value.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH)
     assert h.counters["drop.ipv4.tx_no_route"] == 1
+
+
+def test_receive_frame_takes_bytes_and_memoryviews_on_known_interfaces_only():
+    h = make_host()
+    _resolve_peer(h)
+    req = eth4(build_ipv4(P4, H4, 1, build_icmpv4(8, 0, struct.pack("!HH", 7, 1), b"abc")))
+    for ifindex in (1, -1):  # no such interface (an index from the end is none either)
+        h.receive_frame(ifindex, req, 1.0)
+    assert h.counters["drop.link.no_interface"] == 2 and not h.frames_to_send()
+    # a TAP device hands over a memoryview: to our MAC it is taken as the bytes are
+    for frame in (req, memoryview(b"\0" * 4 + req)[4:]):
+        h.receive_frame(0, frame, 1.0)
+        (f,) = sent(h)
+        assert IcmpView(IPv4View(f.payload).payload).type == 0
+    other = eth4(bytes(IPv4View(req[14:]).buf), dst=bytes.fromhex("020000000077"))
+    for frame in (other, memoryview(other)):
+        h.receive_frame(0, frame, 1.0)
+    assert h.counters["drop.ethernet.not_our_mac"] == 2 and not h.frames_to_send()

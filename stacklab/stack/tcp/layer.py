@@ -501,8 +501,13 @@ class TcpLayer:
                 return
             if tcb.user_closed and self._orphan_reset(tcb, now):
                 continue  # send its RST
-            # _note_timer's tests, inline (after every segment)
-            t = tcb.get_timer()
+            # _note_timer's tests, inline (after every segment); the TCB's get_timer() when
+            # no deadline changed since it was last asked, without the call
+            if tcb._timer_stale:
+                t = tcb.get_timer()
+            else:
+                slot = tcb.timer
+                t = None if slot is None else slot[0]
             if t is None:
                 self._timer_of.pop(tcb, None)
             elif self._timer_of.get(tcb) != t:
