@@ -542,9 +542,32 @@ class TcbOutput(TcbVars):
                 emit(nxt, flags, bytes(data[off:off + mss]), now)
                 if self.snd_up is None and self.ecn is None and self.tstamp is None \
                         and self.trace is None and not (self.sack_ok and self.recvbuf.ooo_bytes):
-                    next_seg = self._out[-1]  # the rest of the burst: as this one (_emit_next)
-            else:
-                self._emit_next(nxt, flags, bytes(data[off:off + mss]), now, next_seg)
+                    # the rest of the burst: as this one. What _emit would do again comes out
+                    # the same (the window field, RCV.ADV and the timestamps: RCV.NXT, the
+                    # receive buffer and the clock have not moved; the ACK it carries is no
+                    # longer due; SND.UNA != SND.MAX now, so no new rate interval starts:
+                    # rate.py stamps its record as the first's), so only the segment and its
+                    # accounting (sent.py) remain
+                    next_seg = self._out[-1]
+                    out = self._out
+                    ack, window, ts = next_seg.ack, next_seg.window, next_seg._ts
+                    stats = self.stats
+                    on_sent_rec = self.sent.on_sent
+                    stamped = self.rate is not None
+                    first = self.sent.records[-1]  # its transmission record
+            else:  # (_emit for the next full-sized segment of new data, written out)
+                stats.segs_out += 1
+                stats.bytes_sent += mss
+                rec, unsacked = on_sent_rec(pos, pos + mss, mss, now, False, False,
+                                            flags != ACK)
+                if unsacked:
+                    self.rack.on_sent(unsacked)
+                if stamped:  # the delivery-rate stamps (rate.py): the first one's
+                    rec.delivered = first.delivered
+                    rec.delivered_time = first.delivered_time
+                    rec.first_sent = first.first_sent
+                    rec.app_limited = first.app_limited
+                out.append(Segment(nxt, ack, flags, window, bytes(data[off:off + mss]), ts=ts))
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
         if sent and self.deadlines[RTO_TIMER] is None:
@@ -553,28 +576,6 @@ class TcbOutput(TcbVars):
         self.pmtu_keep = None
         self._sws_override = False
         return sent
-
-    def _emit_next(self, seq: int, flags: int, payload: bytes, now: float,
-                   first: Segment) -> None:
-        """``_emit`` for the next full-sized segment of new data in the burst the send fast
-        path builds, after ``first``, which ``_emit`` built in this burst with no urgent mode,
-        ECN, timestamping report, trace or SACK block to add: what ``_emit`` would do again
-        comes out the same (the window field, RCV.ADV and the timestamps: RCV.NXT, the receive
-        buffer and the clock have not moved; the ACK it carries is no longer due), so only the
-        segment and its accounting (sent.py, rate.py) remain."""
-        n = len(payload)
-        stats = self.stats
-        stats.segs_out += 1
-        stats.bytes_sent += n
-        self.lsndtime = now
-        d = (seq - self.snd_data_una) & MASK  # _abs(seq)
-        pos = self.sendbuf.base + (d - MOD if d > HALF else d)
-        rec, unsacked = self.sent.on_sent(pos, pos + n, n, now, False, False, bool(flags & PSH))
-        if unsacked:
-            self.rack.on_sent(unsacked)
-        if self.rate is not None:
-            self.rate.on_send(rec, now, self.snd_una == self.snd_max)
-        self._out.append(Segment(seq, first.ack, flags, first.window, payload, ts=first._ts))
 
     def _output_data(self, now: float) -> bool:
         """Segmentise queued data (and our FIN); returns True if an ACK went out."""
