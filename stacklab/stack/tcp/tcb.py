@@ -1420,7 +1420,7 @@ class Tcb(TcbOutput):
         rtt = self.rtt
         if sample is not None and sample < 3600:
             rtt.update(sample)
-        rtt.backoff = 0  # (RttEstimator.on_new_ack)
+        rtt.on_new_ack()
         self.retries = 0
         if rec.retrans.starts or rec.lost.starts:
             rec.on_cumulative_ack(pos)
