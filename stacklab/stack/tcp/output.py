@@ -558,15 +558,15 @@ class TcbOutput(TcbVars):
             else:  # (_emit for the next full-sized segment of new data, written out)
                 stats.segs_out += 1
                 stats.bytes_sent += mss
-                rec, unsacked = on_sent_rec(pos, pos + mss, mss, now, False, False,
+                record, unsacked = on_sent_rec(pos, pos + mss, mss, now, False, False,
                                             flags != ACK)
                 if unsacked:
                     self.rack.on_sent(unsacked)
                 if stamped:  # the delivery-rate stamps (rate.py): the first one's
-                    rec.delivered = first.delivered
-                    rec.delivered_time = first.delivered_time
-                    rec.first_sent = first.first_sent
-                    rec.app_limited = first.app_limited
+                    record.delivered = first.delivered
+                    record.delivered_time = first.delivered_time
+                    record.first_sent = first.first_sent
+                    record.app_limited = first.app_limited
                 out.append(Segment(nxt, ack, flags, window, bytes(data[off:off + mss]), ts=ts))
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
