@@ -559,7 +559,7 @@ class TcbOutput(TcbVars):
                 stats.segs_out += 1
                 stats.bytes_sent += mss
                 record, unsacked = on_sent_rec(pos, pos + mss, mss, now, False, False,
-                                            flags != ACK)
+                                               flags != ACK)
                 if unsacked:
                     self.rack.on_sent(unsacked)
                 if stamped:  # the delivery-rate stamps (rate.py): the first one's
