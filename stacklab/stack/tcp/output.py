@@ -443,10 +443,8 @@ class TcbOutput(TcbVars):
         # each segment's end as a stream position (_abs written out); a stand-in for a TSO
         # packet's inner segment has no payload and ends nothing (-1)
         base, data_una = self.sendbuf.base, self.snd_data_una
-        ends = []
-        for seg, n in zip(segs, lengths, strict=True):
-            d = (seg.seq - data_una) & MASK
-            ends.append(base + (d - MOD if d > HALF else d) + n if n else -1)
+        ends = [base + (d - MOD if (d := (seg.seq - data_una) & MASK) > HALF else d) + n
+                if n else -1 for seg, n in zip(segs, lengths, strict=True)]
         for k in packet_ends(lengths, [bool(seg.flags & PSH) or at_end for seg, at_end in zip(
                                            segs, ends_skb(self, ends), strict=True)],
                              flight, cc.cwnd, cc.ssthresh, self.snd_mss,
