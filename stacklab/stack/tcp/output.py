@@ -323,7 +323,8 @@ class TcbOutput(TcbVars):
                 chrono.after_output(self, sent_ack, now)  # tcpi_*_limited (chrono.py)
                 rate = self.rate
                 if rate is not None:  # app-limited mark for rate samples (rate.py)
-                    unsent = len(self.sendbuf.data) - seq_sub(self.snd_nxt, self.snd_data_una)
+                    d = (self.snd_nxt - self.snd_data_una) & MASK  # (seq_sub)
+                    unsent = len(self.sendbuf.data) - (d - MOD if d > HALF else d)
                     if unsent < self.snd_mss:  # (the only case that needs the flight)
                         rate.check_app_limited(unsent, self._in_flight(), self.cc.cwnd,
                                                self.snd_mss)
@@ -360,12 +361,6 @@ class TcbOutput(TcbVars):
                 self._arm(RTO_TIMER, None)
             if persist is not None:
                 self._arm(PERSIST_TIMER, None)
-
-    def _skb_end(self, pos: int) -> int:
-        """Where the skb holding stream position ``pos`` ends (sndbuf.py)."""
-        ends = self.skb_ends
-        i = bisect_right(ends, pos)
-        return ends[i] if i < len(ends) else self.sendbuf.end
 
     def _tso_defer(self, nxt: int, cong_win: int, now: float) -> tuple[bool, int]:
         """Whether the unsent rest of the skb at SND.NXT waits for the next ACK (tso_defer.py),
@@ -497,6 +492,7 @@ class TcbOutput(TcbVars):
         whole = -1  # the end of the skb at SND.NXT once looked at
         decided = -1  # from the first skb the room cuts: each skb is judged, up to here
         marks = sendbuf.marks
+        skb_ends = self.skb_ends
         mark = -1  # the first push mark after SND.NXT (SendBuffer.pushed, once per mark)
         emit = self._emit
         next_seg: Segment | None = None  # the burst's first segment, once _emit built it
@@ -525,7 +521,8 @@ class TcbOutput(TcbVars):
                     if defer:
                         break
             elif pos >= whole:
-                whole = self._skb_end(pos)
+                i = bisect_right(skb_ends, pos)  # where the skb at pos ends (sndbuf.py)
+                whole = skb_ends[i] if i < len(skb_ends) else end
                 if whole - pos > usable:  # the room cuts this skb: judged from here on
                     defer, decided = self._tso_defer(nxt, cwnd - flight, now)
                     if defer:
@@ -805,7 +802,8 @@ class TcbOutput(TcbVars):
         sent from SND.UNA to SND.NXT minus what the peer SACKed (after a timeout SND.NXT went
         back: what lies above it is presumed lost)."""
         una, nxt = self.flight_una(), self.snd_nxt
-        flight = seq_sub(nxt, una)
+        d = (nxt - una) & MASK  # seq_sub(SND.NXT, una), written out (asked after most ACKs)
+        flight = d - MOD if d > HALF else d
         rec = self.rec
         if not self.sack_ok or not (rec.sacked.starts or rec.in_recovery):  # (len(), no call)
             return flight

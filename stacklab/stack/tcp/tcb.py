@@ -1431,9 +1431,15 @@ class Tcb(TcbOutput):
                              now, flight, seq_sub(nxt, ack))
             rs.ca_state = OPEN
             cc.on_rate_sample(rs, now)
-        cc.on_ack(n if self.cwnd_limited() else 0, flight, now, sample)
+        # (cwnd_limited, written out)
+        cc.on_ack(n if self.is_cwnd_limited or (cc.cwnd < cc.ssthresh
+                                                  and cc.cwnd < 2 * self.max_flight) else 0,
+                  flight, now, sample)
         if self.unacked_since is not None:
-            self._set_unacked_since(None if ack == snd_max else now)
+            if self.config.user_timeout is None:  # (_set_unacked_since without a user timeout)
+                self.unacked_since = None if ack == snd_max else now
+            else:
+                self._set_unacked_since(None if ack == snd_max else now)
         self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
         # the probe timeout restarts (rack.py): below, where output() sends no new data, which
         # restarts it itself; here, before RACK's detection, if that may run (it moves timers)
