@@ -247,8 +247,9 @@ class TcbOutput(TcbVars):
         SND.NXT went back for a retransmission), but never beyond the peer's window (Linux's
         ``tcp_acceptable_seq``: after a zero-window probe the window edge is SND.UNA)."""
         seq = self.snd_max
-        edge = seq_add(self.snd_una, self.snd_wnd)
-        if self.state not in (SYN_SENT, SYN_RECEIVED) and seq_gt(seq, edge):
+        edge = (self.snd_una + self.snd_wnd) & MASK  # seq_add, seq_gt written out (every ACK)
+        if seq != edge and ((seq - edge) & MASK) < HALF and self.state not in (SYN_SENT,
+                                                                                SYN_RECEIVED):
             # the right edge itself fails the RFC 9293 acceptance test for an empty segment
             seq = seq_add(edge, -1) if self.snd_wnd else self.snd_una
         return seq
