@@ -605,6 +605,15 @@ class Host(Node):
         self.counters["tx.frames"] += 1
         self._out.append((ifindex, frame))
 
+    def send_frames(self, ifindex: int, frames: list[bytes]) -> None:
+        """:meth:`send_frame` of each of ``frames``, in order (a TCB's burst, built by
+        ``Ipv4.send_tcp_frames``)."""
+        if self.qdisc_drop and ifindex in self.qdisc_drop:
+            self.counters["drop.qdisc"] += len(frames)
+            return
+        self.counters["tx.frames"] += len(frames)
+        self._out += [(ifindex, frame) for frame in frames]
+
     def xmit_blocked(self, dst: bytes) -> bool:
         """Whether the device queue of the interface packets to ``dst`` leave by refuses them
         (``qdisc_drop``): Linux's local congestion, NET_XMIT_DROP."""

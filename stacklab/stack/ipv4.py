@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stacklab.stack.route import DstCache
 from stacklab.wire.addr import BROADCAST_MAC, ip_str, multicast_mac
@@ -45,7 +46,26 @@ if TYPE_CHECKING:
 TcpPath = tuple["Interface", bytes, int, int, bool,
                 dict[tuple[bytes, int, int, bool], TcpFrameTemplate]]
 
-# The paths and frame templates tcp_path and send_tcp_frame keep, at most (each; all forgotten
+
+
+class TcpOut(Protocol):
+    """What :meth:`Ipv4.send_tcp_frames` reads of a TCP segment to send (the TCB's
+    ``stack/tcp/segment.py`` Segment): its fields, the IP header's ECN field it leaves with,
+    its timestamps and whether they are its only option."""
+
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    payload: bytes | bytearray | memoryview
+    urgent: int
+    ecn: int
+    _ts: tuple[int, int] | None
+
+    def ts_only(self) -> bool: ...
+
+
+# The paths and frame templates tcp_path and send_tcp_frames keep, at most (each; all forgotten
 # when one is full, as the dst cache): the flows a host sends on at a time, not every connection
 # it has (what an idle connection costs stays its own, tests/api/test_idle_connection_memory.py)
 TCP_TEMPLATES_MAX = 64
@@ -397,7 +417,7 @@ class Ipv4:
         destination not ours, routed through the dst cache to a unicast next hop whose
         neighbour entry is usable as it is. None: anything else, which :meth:`send` handles.
         The TCP layer asks once per flush and builds those frames itself
-        (:meth:`send_tcp_frame`). The same answer while the route, the neighbour's MAC, the
+        (:meth:`send_tcp_frames`). The same answer while the route, the neighbour's MAC, the
         MTU, the TTL and the port's offload stay as they were, and with it the flows' frame
         templates; a change makes a new one (the templates made again)."""
         h = self.host
@@ -430,16 +450,28 @@ class Ipv4:
             p = paths[dst] = (iface, mac, mtu, ttl, offload, {})
         return p
 
-    def send_tcp_frame(self, path: TcpPath, src: bytes, dst: bytes,
-                       now: float, df: bool, src_port: int, dst_port: int, psum: int, seq: int,
-                       ack: int, flags: int, window: int, payload: bytes | bytearray | memoryview,
-                       timestamps: tuple[int, int] | None, tos: int = 0,
-                       urgent: int = 0) -> None:
-        """:meth:`send` of a TCP segment without options (or with timestamps alone) that fits
-        ``path``'s MTU (from :meth:`tcp_path`), built in one buffer with its IPv4 and Ethernet
-        headers by the flow's frame template (made on its first segment on this path): the
-        same frame, counters and IP ID as ``send`` then :meth:`output` (``psum``: the
-        pseudo-header's sum of ``src`` and ``dst``, the connection's)."""
+    def send_tcp_frames(self, path: TcpPath, src: bytes, dst: bytes, now: float, df: bool,
+                        src_port: int, dst_port: int, psum: int, segs: Sequence[TcpOut],
+                        start: int, tos: int = 0) -> int:
+        """:meth:`send` of the segments of ``segs`` from ``start`` on, as long as each is one
+        :meth:`tcp_path`'s frame templates build (no option but timestamps, fitting ``path``'s
+        MTU): in one pass, each built in one
+        buffer with its IPv4 and Ethernet headers by the flow's template (made on its first
+        segment on this path), the IP IDs of as many datagrams at one instant taken at once,
+        the frames handed to the interface together; the same frames, counters and IP IDs as
+        ``send`` then :meth:`output` of each (``psum``: the pseudo-header's sum of ``src`` and
+        ``dst``, the connection's; ``tos``: the IP TOS without the ECN field, which is each
+        segment's). Returns the index of the first segment not sent (``len(segs)``: all)."""
+        n = len(segs)
+        mtu = path[2]
+        end = start
+        while end < n:
+            seg = segs[end]
+            if not seg.ts_only() or (52 if seg._ts is not None else 40) + len(seg.payload) > mtu:
+                break
+            end += 1
+        if end == start:
+            return start
         iface = path[0]
         templates = path[5]
         key = (src, src_port, dst_port, df)
@@ -452,16 +484,20 @@ class Ipv4:
             t = templates[key] = TcpFrameTemplate(path[1], iface.mac, src, dst, path[3], df,
                                                   src_port, dst_port, psum, path[4])
         h = self.host
-        ident = self.ids.next(src, dst, PROTO_TCP, now) & 0xFFFF
-        frame = t.build(ident, seq, ack, flags, window, payload, timestamps, tos, urgent)
-        h.counters["ipv4.tx.packets"] += 1
-        h.send_frame(iface.index, frame)
+        ident = self.ids.next(src, dst, PROTO_TCP, now, end - start)
+        build = t.build
+        frames = [build((ident + i) & 0xFFFF, seg.seq, seg.ack, seg.flags, seg.window,
+                        seg.payload, seg._ts, tos | seg.ecn, seg.urgent)
+                  for i, seg in enumerate(segs[start:end] if start or end < n else segs)]
+        h.counters["ipv4.tx.packets"] += end - start
+        h.send_frames(iface.index, frames)
+        return end
 
     def send_tso_frame(self, path: TcpPath, src: bytes, dst: bytes,
                        now: float, df: bool, src_port: int, dst_port: int, psum: int, seq: int,
                        ack: int, flags: int, window: int, payload: bytes | bytearray | memoryview,
                        timestamps: tuple[int, int] | None, gso_size: int) -> None:
-        """:meth:`send_tcp_frame` of a TSO packet (``stack/tcp/gso.py``) for ``path``'s
+        """:meth:`send_tcp_frames` of a TSO packet (``stack/tcp/gso.py``) for ``path``'s
         device, which cuts it into segments of ``gso_size`` bytes (``Port.gso_max``): one
         :class:`~stacklab.stack.node.GsoFrame`, an IP ID per segment (the device counts them
         up from the first), the packets counted as the segments they become."""

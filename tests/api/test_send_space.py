@@ -86,6 +86,8 @@ def test_space_events_only_when_a_write_would_take_something(tmp_path, monkeypat
     pcaps, timings, sends = _run(tmp_path / "kept", mtu, loss, sizes, opts)
     # every ACK that freed data queues one, as before (a write would take nothing or not)
     monkeypatch.setattr(sndbuf, "write_space", sndbuf.wspace)
+    monkeypatch.setattr(sndbuf, "after_ack",  # (the send fast path's check_space + write_space)
+                        lambda tcb: (sndbuf.check_space(tcb), sndbuf.wspace(tcb)))
     pcaps_all, timings_all, sends_all = _run(tmp_path / "all", mtu, loss, sizes, opts)
     assert pcaps == pcaps_all
     assert timings == timings_all

@@ -446,7 +446,8 @@ class TcpLayer:
                                                      tcb.path_mss + 40 <= MIN_PMTU_V4)
                 dscp = tcb.config.tos  # IP_TOS / IPV6_TCLASS, without the ECN bits
                 # IPv4 on its plain route: the common segments become whole frames here, built
-                # in one buffer (Ipv4.send_tcp_frame); the others go through ip_send
+                # in one buffer each, in one pass (Ipv4.send_tcp_frames); the others go through
+                # ip_send
                 ipv4 = self._ipv4 if len(dst) == 4 else None
                 path = ipv4.tcp_path(dst, now) if ipv4 is not None else None
                 gso = path[0].port.gso_max if path is not None else 0  # TSO (gso.py)
@@ -454,24 +455,31 @@ class TcpLayer:
                     if not gso:
                         out = cut(out, tcb.snd_mss)  # built for a device that segmented
                     tcb.gso_max = gso
-                c["tcp.tx.segments"] += len(out)
+                n = len(out)
+                c["tcp.tx.segments"] += n
                 for seg in out:
                     if seg.flags & RST:
                         c["tcp.tx.rst"] += 1
-                    if path is not None and ipv4 is not None and seg.ts_only():
+                i = 0
+                while i < n:
+                    if path is not None and ipv4 is not None:
+                        i = ipv4.send_tcp_frames(path, src, dst, now, df, sp, dp, psum, out, i,
+                                                 dscp)
+                        if i == n:
+                            break
+                        seg = out[i]
+                        i += 1
                         payload = seg.payload
-                        ts = seg._ts
-                        if (52 if ts is not None else 40) + len(payload) <= path[2]:
-                            ipv4.send_tcp_frame(path, src, dst, now, df, sp, dp, psum, seg.seq,
-                                                seg.ack, seg.flags, seg.window, payload, ts,
-                                                dscp | seg.ecn, seg.urgent)
-                            continue
-                        if gso and len(payload) > tcb.snd_mss:  # a TSO packet (gso.py)
+                        if gso and seg.ts_only() and len(payload) > tcb.snd_mss:
+                            # a TSO packet (gso.py)
                             c["tcp.tx.segments"] += (len(payload) - 1) // tcb.snd_mss
                             ipv4.send_tso_frame(path, src, dst, now, df, sp, dp, psum, seg.seq,
-                                                seg.ack, seg.flags, seg.window, payload, ts,
-                                                tcb.snd_mss)
+                                                seg.ack, seg.flags, seg.window, payload,
+                                                seg._ts, tcb.snd_mss)
                             continue
+                    else:
+                        seg = out[i]
+                        i += 1
                     raw = segment_bytes(psum, sp, dp, seg)
                     try:
                         # the segment's ECN field is the IP TOS / traffic class's (ecn.py)

@@ -247,8 +247,9 @@ class TcbOutput(TcbVars):
         SND.NXT went back for a retransmission), but never beyond the peer's window (Linux's
         ``tcp_acceptable_seq``: after a zero-window probe the window edge is SND.UNA)."""
         seq = self.snd_max
-        edge = seq_add(self.snd_una, self.snd_wnd)
-        if self.state not in (SYN_SENT, SYN_RECEIVED) and seq_gt(seq, edge):
+        edge = (self.snd_una + self.snd_wnd) & MASK  # seq_add, seq_gt written out (every ACK)
+        if seq != edge and ((seq - edge) & MASK) < HALF and self.state not in (SYN_SENT,
+                                                                                SYN_RECEIVED):
             # the right edge itself fails the RFC 9293 acceptance test for an empty segment
             seq = seq_add(edge, -1) if self.snd_wnd else self.snd_una
         return seq
@@ -323,7 +324,8 @@ class TcbOutput(TcbVars):
                 chrono.after_output(self, sent_ack, now)  # tcpi_*_limited (chrono.py)
                 rate = self.rate
                 if rate is not None:  # app-limited mark for rate samples (rate.py)
-                    unsent = len(self.sendbuf.data) - seq_sub(self.snd_nxt, self.snd_data_una)
+                    d = (self.snd_nxt - self.snd_data_una) & MASK  # (seq_sub)
+                    unsent = len(self.sendbuf.data) - (d - MOD if d > HALF else d)
                     if unsent < self.snd_mss:  # (the only case that needs the flight)
                         rate.check_app_limited(unsent, self._in_flight(), self.cc.cwnd,
                                                self.snd_mss)
@@ -360,12 +362,6 @@ class TcbOutput(TcbVars):
                 self._arm(RTO_TIMER, None)
             if persist is not None:
                 self._arm(PERSIST_TIMER, None)
-
-    def _skb_end(self, pos: int) -> int:
-        """Where the skb holding stream position ``pos`` ends (sndbuf.py)."""
-        ends = self.skb_ends
-        i = bisect_right(ends, pos)
-        return ends[i] if i < len(ends) else self.sendbuf.end
 
     def _tso_defer(self, nxt: int, cong_win: int, now: float) -> tuple[bool, int]:
         """Whether the unsent rest of the skb at SND.NXT waits for the next ACK (tso_defer.py),
@@ -443,10 +439,8 @@ class TcbOutput(TcbVars):
         # each segment's end as a stream position (_abs written out); a stand-in for a TSO
         # packet's inner segment has no payload and ends nothing (-1)
         base, data_una = self.sendbuf.base, self.snd_data_una
-        ends = []
-        for seg, n in zip(segs, lengths, strict=True):
-            d = (seg.seq - data_una) & MASK
-            ends.append(base + (d - MOD if d > HALF else d) + n if n else -1)
+        ends = [base + (d - MOD if (d := (seg.seq - data_una) & MASK) > HALF else d) + n
+                if n else -1 for seg, n in zip(segs, lengths, strict=True)]
         for k in packet_ends(lengths, [bool(seg.flags & PSH) or at_end for seg, at_end in zip(
                                            segs, ends_skb(self, ends), strict=True)],
                              flight, cc.cwnd, cc.ssthresh, self.snd_mss,
@@ -460,8 +454,25 @@ class TcbOutput(TcbVars):
         cur = (self.rcv_adv - self.rcv_nxt) & MASK
         if cur > HALF:
             cur = 0
-        offer = self.receive_window()
-        return offer > cur and (cur < self.adv_mss or offer >= 2 * cur)
+        # the offer receive_window() would make, written out: asked after most data segments
+        # and ACKs (the reference, tests/stack/tcp/reference.py, is compared in
+        # test_fast_paths.py)
+        rb = self.recvbuf
+        cap = rb.capacity
+        free = cap - len(rb.ready)
+        if free > self.rcv_ssthresh:
+            free = self.rcv_ssthresh
+        shift = self.rcv_wscale
+        lim = 0xFFFF << shift
+        offer = (free if free < lim else lim) >> shift << shift
+        if offer <= cur:
+            return False  # (receive_window: the window open now)
+        m = cap // 2
+        if self.adv_mss < m:
+            m = self.adv_mss
+        if offer - cur < m:
+            return False  # (receive_window: the window open now, receiver-side SWS avoidance)
+        return cur < self.adv_mss or offer >= 2 * cur
 
     def _send_predicted(self, now: float) -> bool | None:
         """The send side's header prediction, in the Open state (no loss recovery, SACK
@@ -499,6 +510,7 @@ class TcbOutput(TcbVars):
         whole = -1  # the end of the skb at SND.NXT once looked at
         decided = -1  # from the first skb the room cuts: each skb is judged, up to here
         marks = sendbuf.marks
+        skb_ends = self.skb_ends
         mark = -1  # the first push mark after SND.NXT (SendBuffer.pushed, once per mark)
         emit = self._emit
         next_seg: Segment | None = None  # the burst's first segment, once _emit built it
@@ -527,7 +539,8 @@ class TcbOutput(TcbVars):
                     if defer:
                         break
             elif pos >= whole:
-                whole = self._skb_end(pos)
+                i = bisect_right(skb_ends, pos)  # where the skb at pos ends (sndbuf.py)
+                whole = skb_ends[i] if i < len(skb_ends) else end
                 if whole - pos > usable:  # the room cuts this skb: judged from here on
                     defer, decided = self._tso_defer(nxt, cwnd - flight, now)
                     if defer:
@@ -542,9 +555,32 @@ class TcbOutput(TcbVars):
                 emit(nxt, flags, bytes(data[off:off + mss]), now)
                 if self.snd_up is None and self.ecn is None and self.tstamp is None \
                         and self.trace is None and not (self.sack_ok and self.recvbuf.ooo_bytes):
-                    next_seg = self._out[-1]  # the rest of the burst: as this one (_emit_next)
-            else:
-                self._emit_next(nxt, flags, bytes(data[off:off + mss]), now, next_seg)
+                    # the rest of the burst: as this one. What _emit would do again comes out
+                    # the same (the window field, RCV.ADV and the timestamps: RCV.NXT, the
+                    # receive buffer and the clock have not moved; the ACK it carries is no
+                    # longer due; SND.UNA != SND.MAX now, so no new rate interval starts:
+                    # rate.py stamps its record as the first's), so only the segment and its
+                    # accounting (sent.py) remain
+                    next_seg = self._out[-1]
+                    out = self._out
+                    ack, window, ts = next_seg.ack, next_seg.window, next_seg._ts
+                    stats = self.stats
+                    on_sent_rec = self.sent.on_sent
+                    stamped = self.rate is not None
+                    first = self.sent.records[-1]  # its transmission record
+            else:  # (_emit for the next full-sized segment of new data, written out)
+                stats.segs_out += 1
+                stats.bytes_sent += mss
+                record, unsacked = on_sent_rec(pos, pos + mss, mss, now, False, False,
+                                               flags != ACK)
+                if unsacked:
+                    self.rack.on_sent(unsacked)
+                if stamped:  # the delivery-rate stamps (rate.py): the first one's
+                    record.delivered = first.delivered
+                    record.delivered_time = first.delivered_time
+                    record.first_sent = first.first_sent
+                    record.app_limited = first.app_limited
+                out.append(Segment(nxt, ack, flags, window, bytes(data[off:off + mss]), ts=ts))
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
         if sent and self.deadlines[RTO_TIMER] is None:
@@ -553,28 +589,6 @@ class TcbOutput(TcbVars):
         self.pmtu_keep = None
         self._sws_override = False
         return sent
-
-    def _emit_next(self, seq: int, flags: int, payload: bytes, now: float,
-                   first: Segment) -> None:
-        """``_emit`` for the next full-sized segment of new data in the burst the send fast
-        path builds, after ``first``, which ``_emit`` built in this burst with no urgent mode,
-        ECN, timestamping report, trace or SACK block to add: what ``_emit`` would do again
-        comes out the same (the window field, RCV.ADV and the timestamps: RCV.NXT, the receive
-        buffer and the clock have not moved; the ACK it carries is no longer due), so only the
-        segment and its accounting (sent.py, rate.py) remain."""
-        n = len(payload)
-        stats = self.stats
-        stats.segs_out += 1
-        stats.bytes_sent += n
-        self.lsndtime = now
-        d = (seq - self.snd_data_una) & MASK  # _abs(seq)
-        pos = self.sendbuf.base + (d - MOD if d > HALF else d)
-        rec, unsacked = self.sent.on_sent(pos, pos + n, n, now, False, False, bool(flags & PSH))
-        if unsacked:
-            self.rack.on_sent(unsacked)
-        if self.rate is not None:
-            self.rate.on_send(rec, now, self.snd_una == self.snd_max)
-        self._out.append(Segment(seq, first.ack, flags, first.window, payload, ts=first._ts))
 
     def _output_data(self, now: float) -> bool:
         """Segmentise queued data (and our FIN); returns True if an ACK went out."""
@@ -806,7 +820,8 @@ class TcbOutput(TcbVars):
         sent from SND.UNA to SND.NXT minus what the peer SACKed (after a timeout SND.NXT went
         back: what lies above it is presumed lost)."""
         una, nxt = self.flight_una(), self.snd_nxt
-        flight = seq_sub(nxt, una)
+        d = (nxt - una) & MASK  # seq_sub(SND.NXT, una), written out (asked after most ACKs)
+        flight = d - MOD if d > HALF else d
         rec = self.rec
         if not self.sack_ok or not (rec.sacked.starts or rec.in_recovery):  # (len(), no call)
             return flight

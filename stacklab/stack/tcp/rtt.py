@@ -24,19 +24,42 @@ CLOCK_G = 0.001  # clock granularity: timestamps tick in milliseconds
 
 
 class RttEstimator:
-    __slots__ = ("srtt", "rttvar", "min_rto", "max_rto", "initial_rto", "backoff", "samples",
-                 "latest")
+    """SRTT, RTTVAR and the backoff; ``rto``, the current timeout, is an attribute kept up to
+    date by whatever changes one of its inputs (a sample, the backoff, the minimum): it is read
+    several times per ACK and changes at most once per ACK."""
+
+    __slots__ = ("srtt", "rttvar", "_min_rto", "max_rto", "initial_rto", "_backoff", "samples",
+                 "latest", "rto")
 
     def __init__(self, initial_rto: float = 1.0, min_rto: float = 0.2,
                  max_rto: float = 120.0) -> None:
         self.srtt: float | None = None
         self.rttvar = 0.0
-        self.min_rto = min_rto
+        self._min_rto = min_rto
         self.max_rto = max_rto
         self.initial_rto = initial_rto
-        self.backoff = 0  # number of doublings since the last new ACK (RFC 6298 §5.5)
+        self._backoff = 0  # number of doublings since the last new ACK (RFC 6298 §5.5)
         self.samples = 0
         self.latest: float | None = None
+        self.rto = self._rto()
+
+    @property
+    def min_rto(self) -> float:
+        return self._min_rto
+
+    @min_rto.setter
+    def min_rto(self, value: float) -> None:
+        self._min_rto = value
+        self.rto = self._rto()
+
+    @property
+    def backoff(self) -> int:
+        return self._backoff
+
+    @backoff.setter
+    def backoff(self, value: int) -> None:
+        self._backoff = value
+        self.rto = self._rto()
 
     def update(self, r: float) -> None:
         """Take an RTT measurement ``r`` (seconds) from a segment not retransmitted (Karn)."""
@@ -52,6 +75,7 @@ class RttEstimator:
             err = srtt - r
             self.rttvar = (1 - BETA) * self.rttvar + BETA * (err if err >= 0 else -err)
             self.srtt = (1 - ALPHA) * srtt + ALPHA * r
+        self.rto = self._rto()
 
     @property
     def base_rto(self) -> float:
@@ -64,13 +88,12 @@ class RttEstimator:
             rto = self.srtt + max(CLOCK_G, K * self.rttvar, self.min_rto)
         return min(self.max_rto, max(self.min_rto, rto))
 
-    @property
-    def rto(self) -> float:
-        """The current timeout, with the backoff applied (§5.5), capped at ``max_rto``:
-        ``base_rto`` written out (read several times per segment: no nested property call, no
-        min()/max() calls)."""
+    def _rto(self) -> float:
+        """The current timeout (``rto``), with the backoff applied (§5.5), capped at
+        ``max_rto``: ``base_rto`` written out (no nested property call, no min()/max()
+        calls)."""
         srtt = self.srtt
-        lo = self.min_rto
+        lo = self._min_rto
         hi = self.max_rto
         if srtt is None:
             rto = self.initial_rto
@@ -81,7 +104,7 @@ class RttEstimator:
             rto = srtt + (m if m > CLOCK_G else CLOCK_G)
         rto = lo if rto < lo else rto
         rto = hi if rto > hi else rto
-        backoff = self.backoff
+        backoff = self._backoff
         if backoff:
             rto *= 1 << (backoff if backoff < 30 else 30)
             return hi if rto > hi else rto
@@ -91,7 +114,8 @@ class RttEstimator:
         self.backoff += 1
 
     def on_new_ack(self) -> None:
-        self.backoff = 0
+        if self._backoff:
+            self.backoff = 0
 
 
 def ack_sample(acked: Iterable[Sent], now: float) -> float | None:

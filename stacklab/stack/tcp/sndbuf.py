@@ -210,6 +210,46 @@ def check_space(tcb: SkbTcb) -> bool:
     return True
 
 
+def after_ack(tcb: SkbTcb) -> tuple[bool, int | None]:
+    """:func:`check_space` then :func:`write_space`, what the send fast path asks after each
+    ACK it takes (``Tcb._ack_predicted``; the output ran): whether a blocked writer wakes, and
+    the room a waiting writer is told of (None: a write would take nothing). Written out, the
+    buffers' true size and the unsent count taken once (nothing between the two moves them;
+    only the autotuning moves the limit); ``tests/stack/tcp/test_sndbuf_after_ack.py`` compares
+    it with the two on random states."""
+    sb = tcb.sendbuf
+    ends = tcb.skb_ends
+    base = sb.base
+    if ends and ends[0] <= base:  # (_prune)
+        del ends[:bisect_right(ends, base)]
+    nbytes = len(sb.data)
+    queued = nbytes + SKB_OVERHEAD * len(ends)  # (wmem_queued)
+    sent = (tcb.snd_max - tcb.snd_data_una) & MASK  # (notsent)
+    unsent = nbytes if sent > HALF else nbytes - sent if sent < nbytes else 0
+    cfg = tcb.config
+    lowat = cfg.notsent_lowat or cfg.notsent_lowat_default
+    woke = False
+    if tcb.snd_nospace:  # (check_space)
+        mss = tcb.snd_mss
+        if tcb.snd_autotune and sb.capacity < cfg.wmem[2] \
+                and -(-tcb._in_flight() // mss) < tcb.cc.cwnd // mss:
+            expand(tcb)
+        cap = sb.capacity
+        if cap - queued >= queued >> 1 and queued < cap and unsent << 1 < lowat:  # (writeable)
+            tcb.snd_nospace = False
+            woke = True
+    cap = sb.capacity
+    if queued >= cap or unsent >= lowat:  # (write_space: not _memory_free, so _tail_room)
+        if not ends:
+            return woke, None
+        start = ends[-2] if len(ends) > 1 else base
+        room = size_goal(tcb) - (ends[-1] - start)
+        end = base + nbytes
+        if room <= 0 or start < end - unsent or (sb.eors and sb.eors[-1] == end):
+            return woke, None
+    return woke, cap - queued if cap > queued else 0
+
+
 def _tail_room(tcb: SkbTcb, goal: int) -> int:
     """What the last buffer still takes: up to ``goal`` if it was never sent (it is still in the
     write queue) and ends no MSG_EOR record (``tcp_skb_can_collapse_to``), else 0."""
@@ -295,12 +335,8 @@ def room(tcb: SkbTcb, oob: bool = False) -> int:
 def ends_skb(tcb: SkbTcb, positions: list[int]) -> list[bool]:
     """Whether an skb ends at each stream position of ``positions`` (a TSO packet stops
     there)."""
-    ends = _prune(tcb)
-    out = []
-    for pos in positions:
-        i = bisect_right(ends, pos) - 1
-        out.append(i >= 0 and ends[i] == pos)
-    return out
+    ends = set(_prune(tcb))  # (no bisection per segment of a burst)
+    return [pos in ends for pos in positions]
 
 
 def on_sent(tcb: SkbTcb) -> None:
@@ -314,6 +350,6 @@ def on_sent(tcb: SkbTcb) -> None:
         ends.insert(i, pos)
 
 
-__all__ = ["SKB_OVERHEAD", "SkbTcb", "check_space", "ends_skb", "expand", "forced_push",
-           "memory_free", "notsent", "on_sent", "poll_writeable", "room", "size_goal",
-           "wmem_queued", "write", "write_space", "writeable", "wspace"]
+__all__ = ["SKB_OVERHEAD", "SkbTcb", "after_ack", "check_space", "ends_skb", "expand",
+           "forced_push", "memory_free", "notsent", "on_sent", "poll_writeable", "room",
+           "size_goal", "wmem_queued", "write", "write_space", "writeable", "wspace"]

@@ -667,7 +667,7 @@ class Tcb(TcbOutput):
         at = self._space_at
         if at is not None:
             self._space_at = None
-            self._space_freed(at)
+            self._space_freed(at, sndbuf.write_space(self))
 
     def _rcv_predicted(self, seg: SegmentLike, now: float) -> bool:
         """Header prediction, in ESTABLISHED: an ACK without SYN/FIN/RST/URG at RCV.NXT, with an
@@ -1420,7 +1420,7 @@ class Tcb(TcbOutput):
         rtt = self.rtt
         if sample is not None and sample < 3600:
             rtt.update(sample)
-        rtt.backoff = 0  # (RttEstimator.on_new_ack)
+        rtt.on_new_ack()
         self.retries = 0
         if rec.retrans.starts or rec.lost.starts:
             rec.on_cumulative_ack(pos)
@@ -1431,9 +1431,15 @@ class Tcb(TcbOutput):
                              now, flight, seq_sub(nxt, ack))
             rs.ca_state = OPEN
             cc.on_rate_sample(rs, now)
-        cc.on_ack(n if self.cwnd_limited() else 0, flight, now, sample)
+        # (cwnd_limited, written out)
+        cc.on_ack(n if self.is_cwnd_limited or (cc.cwnd < cc.ssthresh
+                                                  and cc.cwnd < 2 * self.max_flight) else 0,
+                  flight, now, sample)
         if self.unacked_since is not None:
-            self._set_unacked_since(None if ack == snd_max else now)
+            if self.config.user_timeout is None:  # (_set_unacked_since without a user timeout)
+                self.unacked_since = None if ack == snd_max else now
+            else:
+                self._set_unacked_since(None if ack == snd_max else now)
         self._arm(RTO_TIMER, None if ack == snd_max else now + rtt.rto)
         # the probe timeout restarts (rack.py): below, where output() sends no new data, which
         # restarts it itself; here, before RACK's detection, if that may run (it moves timers)
@@ -1459,25 +1465,28 @@ class Tcb(TcbOutput):
         self.output(now)
         if not tlp_now and self.snd_max == top:
             schedule_tlp(self, now, True)
-        if self.snd_nospace and sndbuf.check_space(self):  # a blocked writer's wake-up
+        woke, free = sndbuf.after_ack(self)  # check_space and write_space in one
+        if woke:  # a blocked writer's wake-up
             self.chrono.stop(chrono.SNDBUF_LIMITED, now, chrono.queues_empty(self))
         cc = self.cc
         traced = self._cwnd_traced
         if cc.cwnd != traced[0] or cc.ssthresh != traced[1]:
-            self._trace_cwnd(now)
-        self._space_freed(len(self._events))
+            if self.config.record_cwnd:
+                self._trace_cwnd(now)
+            else:  # (_trace_cwnd without the log; no trace here)
+                self._cwnd_traced = (cc.cwnd, cc.ssthresh)
+        self._space_freed(len(self._events), free)
         return True
 
-    def _space_freed(self, at: int) -> None:
+    def _space_freed(self, at: int, free: int | None) -> None:
         """This segment's ACK freed send-buffer data: a SendSpace at ``at`` in the events, in
         their order, with the room left after the output and the buffer's growth that
-        followed, if a write would take at least one byte now (sndbuf.write_space), as the
+        followed, if a write would take at least one byte now (``free``: sndbuf.write_space), as the
         application hears of it then: after a large write the buffer stays over its limit for
         many ACKs, each freeing less than a new buffer's worth, and a writer told of them
         would take nothing (issue 23; Linux wakes a writer only once the socket is writeable,
         sk_stream_write_space). Always after the connection closed, and with zero-copy
         sends: it reports their completion (packetdrill/sockets.py)."""
-        free = sndbuf.write_space(self)
         if free is None and (self.zerocopy is not None or self.state is CLOSED):
             free = sndbuf.wspace(self)
         if free is not None:
