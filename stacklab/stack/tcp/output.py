@@ -454,25 +454,8 @@ class TcbOutput(TcbVars):
         cur = (self.rcv_adv - self.rcv_nxt) & MASK
         if cur > HALF:
             cur = 0
-        # the offer receive_window() would make, written out: asked after most data segments
-        # and ACKs (the reference, tests/stack/tcp/reference.py, is compared in
-        # test_fast_paths.py)
-        rb = self.recvbuf
-        cap = rb.capacity
-        free = cap - len(rb.ready)
-        if free > self.rcv_ssthresh:
-            free = self.rcv_ssthresh
-        shift = self.rcv_wscale
-        lim = 0xFFFF << shift
-        offer = (free if free < lim else lim) >> shift << shift
-        if offer <= cur:
-            return False  # (receive_window: the window open now)
-        m = cap // 2
-        if self.adv_mss < m:
-            m = self.adv_mss
-        if offer - cur < m:
-            return False  # (receive_window: the window open now, receiver-side SWS avoidance)
-        return cur < self.adv_mss or offer >= 2 * cur
+        offer = self.receive_window()
+        return offer > cur and (cur < self.adv_mss or offer >= 2 * cur)
 
     def _send_predicted(self, now: float) -> bool | None:
         """The send side's header prediction, in the Open state (no loss recovery, SACK
