@@ -5,7 +5,8 @@ Needs root (network namespaces, veth, TAP) and says so otherwise. The path is 5 
 each way and 10 ms of delay each way (20 ms RTT); this kernel has no ``netem``, so the
 impairment is a relay written here: a Python process in its own namespace that copies frames
 between two interfaces through AF_PACKET sockets, dropping each IPv4 frame with probability
-``--loss`` (a seeded ``random.Random`` per direction, so every run sees the same loss pattern)
+``--loss`` (a seeded ``random.Random`` per direction, so every run, Linux's and stacklab's alike,
+sees the same loss pattern: the n-th IPv4 frame each way is lost or not the same for both)
 and holding each for ``--delay``. ARP frames pass untouched (a lost ARP would only add a
 retransmitted SYN, not measure TCP).
 
@@ -124,8 +125,10 @@ def bound(dev):
     s.setblocking(False)
     return s
 L, R = bound(left), bound(right)
-ways = {L.fileno(): (L, R, random.Random(f"{seed}/{left}>{right}"), collections.deque(), "lr"),
-        R.fileno(): (R, L, random.Random(f"{seed}/{right}>{left}"), collections.deque(), "rl")}
+# seeded by direction, not by interface: the Linux sender's relay ("ra") and stacklab's ("rs")
+# drop the same frames of the same positions in each direction (one loss process for both)
+ways = {L.fileno(): (L, R, random.Random(f"{seed}/fwd"), collections.deque(), "lr"),
+        R.fileno(): (R, L, random.Random(f"{seed}/back"), collections.deque(), "rl")}
 n = {f"{w}.{k}": 0 for w in ("lr", "rl") for k in ("frames", "lost", "tx_fail", "oversize")}
 lag = {"lr": [0.0, 0.0], "rl": [0.0, 0.0]}  # seconds: sum, max
 stdin = sys.stdin.fileno()
@@ -357,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     load0 = loadavg()
     notes: list[str] = []
     best: dict[tuple[str, str, float], dict[str, Any]] = {}
+    runs: dict[tuple[str, str, float], list[float]] = {}  # every run's MB/s, in order
     cells = []
     for loss in (0.0, args.loss):
         for cc in ("cubic", "bbr"):
@@ -380,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = path.linux if who == "Linux" else path.stacklab
                 r = run(cc, size, loss, delay, args.seed)
                 key = (who, cc, loss)
+                runs.setdefault(key, []).append(size / r["seconds"] / 1e6)
                 if key not in best or r["seconds"] < best[key]["seconds"]:
                     best[key] = r
     finally:
@@ -406,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
                  "sender cpu/wait s"], rows, align="<>>>>>>>>>"))
     print("relay lag: mean/max wait of a frame in the relay's socket; sender cpu/wait: "
           "stacklab's loop thread, seconds on a CPU / runnable but waiting for one")
+    if args.repeats > 1:  # the spread the best hides (Linux's BBR moves between runs)
+        for key in cells:
+            who, cc, loss = key
+            print(f"every run, {who} -> Linux, {cc}, {loss:.0%}: "
+                  + " ".join(f"{v:.2f}" for v in runs[key]) + " MB/s")
     for cc in ("cubic", "bbr"):
         ref, got = goodput.get(("Linux", cc, args.loss)), goodput.get(("stacklab", cc, args.loss))
         if ref and got:

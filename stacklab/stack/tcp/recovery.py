@@ -191,7 +191,7 @@ class Recovery:
 
     __slots__ = ("sacked", "retrans", "in_recovery", "recovery_point", "sack_mode",
                  "inflation", "high_rxt", "dsacks", "episodes", "rescue_done", "lost",
-                 "rack_mode", "lost_total", "new_sacked", "_pipe_memo")
+                 "rack_mode", "lost_total", "new_sacked", "_pipe_memo", "_lost_done")
 
     def __init__(self) -> None:
         # the three sets start as empty sets every scoreboard shares, never changed: the
@@ -217,6 +217,12 @@ class Recovery:
         # the last pipe: (una, high_data, mss, rack_mode, pipe before the floor at 0); every
         # method that changes the scoreboard forgets it (pipe: new data above it adds itself)
         self._pipe_memo: tuple[int, int, int, bool, int] | None = None
+        # NextSeg rule (1)'s cursor (rack_mode): every position marked lost below it is SACKed
+        # or retransmitted, so the search for the next hole starts there, not at the first
+        # lost range (at 5 % loss it walked every resent range for every segment it sent);
+        # only a new loss mark (which may drop a retransmission mark) or a cleared
+        # retransmission set brings it back down
+        self._lost_done = 0
 
     # -- scoreboard ---------------------------------------------------------------------------
     def on_sack(self, una: int, high_data: int, blocks: list[tuple[int, int]],
@@ -259,6 +265,8 @@ class Recovery:
         """RACK deems ``[start, end)`` lost: a retransmission of it is lost too, so it may be
         sent again (RFC 8985 §6.2 step 5; Linux tcp_mark_skb_lost)."""
         self._pipe_memo = None
+        if start < self._lost_done:
+            self._lost_done = start
         if self.lost is _NO_LOST:
             self.lost = RangeSet()
         new = self.lost.add(start, end)
@@ -324,10 +332,20 @@ class Recovery:
         Rule (2), new data, is the TCB's (it knows the send buffer and windows); it calls this
         first and sends new data when None comes back."""
         if self.rack_mode:
-            for s, e in self.lost:
-                hole = self._first_hole(max(s, una), min(e, high_data))
+            lost = self.lost
+            starts, ends = lost.starts, lost.ends
+            done = self._lost_done if self._lost_done > una else una
+            for k in range(bisect_right(ends, done), len(starts)):
+                s = starts[k]
+                if s >= high_data:
+                    break
+                e = ends[k] if ends[k] < high_data else high_data
+                hole = self._first_hole(s if s > done else done, e)
                 if hole is not None:
+                    self._lost_done = hole[0]
                     return hole
+                done = e
+            self._lost_done = done
             return None
         limit = self.lost_limit(una, mss)
         hole = self._first_hole(una, min(limit, high_data))
@@ -379,6 +397,7 @@ class Recovery:
         if not self.rack_mode:
             self.retrans.clear()
             self._pipe_memo = None
+            self._lost_done = 0
         self.episodes += 1
         self.rescue_done = False
 
@@ -388,6 +407,7 @@ class Recovery:
         if not self.rack_mode:
             self.retrans.clear()
             self._pipe_memo = None
+            self._lost_done = 0
 
     def on_rto(self) -> None:
         """A timeout ends any fast recovery episode; the scoreboard is kept (RFC 6675 §5.1:
@@ -397,6 +417,7 @@ class Recovery:
         self.lost.clear()
         self.retrans.clear()
         self._pipe_memo = None
+        self._lost_done = 0
 
 
 __all__ = ["DUPTHRESH", "RangeSet", "Recovery"]
