@@ -60,6 +60,11 @@ _N_KINDS = len(KINDS)
 _NO_DEADLINES: list[float | None] = [None] * _N_KINDS  # no timer set (TcbVars._arm)
 _NO_PRR = Prr()  # before the first cwnd reduction (TcbVars.own_prr), never changed
 _NO_UNDO = Undo()  # before the first episode (TcbVars.own_undo), never changed
+_TRACED: dict[tuple[int, int], tuple[int, int]] = {}  # TcbVars.share_equal_ints: one per value
+# the sequence-number variables TcbVars.share_equal_ints looks at
+_SEQ_VARS = ("iss", "snd_una", "snd_nxt", "snd_max", "snd_wl1", "snd_wl2", "snd_data_una", "irs",
+             "rcv_nxt", "rcv_adv", "last_ack_sent", "_rtt_seq", "snd_sml", "cwnd_usage_seq",
+             "recover", "snd_wnd", "max_sndwnd")
 
 
 class Urgent:
@@ -80,24 +85,24 @@ class TcbVars:
     # set on a TCB (a test's instance overrides, variables added without a slot).
     __slots__ = ("config", "local_ip", "local_port", "remote_ip", "remote_port", "v6",
                  "_ip_tcp_hdr", "tx_psum", "trace", "state", "created", "_transitions", "passive",
-                 "user_closed", "iss", "snd_una", "snd_nxt", "snd_max",
-                 "snd_wnd", "snd_wl1", "snd_wl2", "max_sndwnd", "snd_data_una", "irs", "rcv_nxt",
-                 "rcv_adv", "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss",
-                 "rcv_wscale", "snd_wscale", "wscale_ok", "ts_ok", "ts_recent", "last_ack_sent",
-                 "ts_offset", "sack_ok", "snd_mss", "sendbuf", "recvbuf", "rcv_autotune",
-                 "snd_autotune", "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt",
-                 "rcv_rtt_seq", "rcv_rtt_time", "rtt", "cc", "_rtt_seq", "_rtt_time", "dupacks",
-                 "recover", "rec", "pmtu_keep", "_sack_recent", "_cwnd_traced", "challenge_ack_ok",
-                 "last_rx", "unacked_since", "retries", "fin_queued", "fin_seq", "rcv_fin_off",
-                 "fin_received", "deadlines", "timer", "_timer_stale", "_armed", "probes_out",
-                 "_ack_now", "_sws_override", "_wakeup_push", "_unacked_bytes", "rcv_mss",
-                 "quick_acks", "ato", "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime",
-                 "is_cwnd_limited", "max_flight", "cwnd_usage_seq", "_out", "_events", "stats",
-                 "user",
+                 "user_closed", "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1",
+                 "snd_wl2", "max_sndwnd", "snd_data_una", "irs", "rcv_nxt", "rcv_adv",
+                 "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss", "rcv_wscale",
+                 "snd_wscale", "wscale_ok", "ts_ok", "ts_recent", "last_ack_sent", "ts_offset",
+                 "sack_ok", "snd_mss", "sendbuf", "recvbuf", "rcv_autotune", "snd_autotune",
+                 "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt", "rcv_rtt_seq",
+                 "rcv_rtt_time", "rtt", "cc", "_rtt_seq", "_rtt_time", "dupacks", "recover",
+                 "rto_recover", "rto_tsval", "rec", "pmtu_keep", "_sack_recent", "_cwnd_traced",
+                 "challenge_ack_ok", "last_rx", "unacked_since", "retries", "fin_queued",
+                 "fin_seq", "rcv_fin_off", "fin_received", "deadlines", "timer", "_timer_stale",
+                 "_armed", "probes_out", "_ack_now", "_sws_override", "_wakeup_push",
+                 "_unacked_bytes", "rcv_mss", "quick_acks", "ato", "_ack_pushed", "lrcvtime",
+                 "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight", "cwnd_usage_seq", "_out",
+                 "_events", "stats", "user",
                  # the extensions' state, set in __init__ too (a dict of 14 entries was 0.25 KiB)
-                 "rate", "pacer", "sent", "rack", "_more", "_nagle_push", "ecn", "rx_gso_size",
-                 "skb_ends", "snd_nospace", "chrono", "route_gen", "route", "xmit_blocked",
-                 "tso_deferred_cwnd_limited", "_space_at", "__dict__")
+                 "rate", "pacer", "sent", "rack", "undo", "_more", "_nagle_push", "ecn",
+                 "rx_gso_size", "skb_ends", "snd_nospace", "chrono", "route_gen", "route",
+                 "xmit_blocked", "tso_deferred_cwnd_limited", "_space_at", "__dict__")
     # Variables most connections never set and no per-segment path reads (a class attribute
     # is a slower read than a slot): class attributes, the TCB's own (in its __dict__) once
     # set (8 bytes per variable per connection end less, issue 23 item 4)
@@ -112,12 +117,9 @@ class TcbVars:
     # default every TCB shares (written only where the event is handled)
     rcv_shutdown = False  # shutdown(SHUT_RD) (Linux RCV_SHUTDOWN)
     error: Exception | None = None
-    rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
-    rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
-    # the fast-recovery sender (prr.py) and undoing a spurious recovery or timeout (undo.py):
-    # until the first episode, objects every TCB shares (own_prr, own_undo)
+    # the fast-recovery sender (prr.py): until the first episode, the object every TCB shares
+    # (own_prr)
     prr: Prr = _NO_PRR
-    undo: Undo = _NO_UNDO
     _dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
     _oow_ack_at = -1.0  # last ACK to an invalid segment (_oow_limited; -1: none yet)
     keepalive_probes = 0
@@ -221,11 +223,17 @@ class TcbVars:
         self._rtt_time = 0.0
         self.dupacks = 0
         self.recover: int | None = None  # snd_max when fast recovery started (RFC 6582 recover)
+        # (a timeout during the handshake, a retransmitted SYN, sets these: slots)
+        self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
+        self.rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
         self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
         # the data transmissions in flight (sent.py), read by RACK, the rate sample and the
         # path MTU decrease
         self.sent = SentLog()
         self.rack = Rack(cfg.recovery, self.sent)  # RACK-TLP loss detection (rack.py)
+        # undoing a spurious recovery or timeout (undo.py): until the first episode, the object
+        # every TCB shares (own_undo)
+        self.undo = _NO_UNDO
         # path MTU decrease: the stream positions the go-back after it skips (sent in segments
         # that fit the new MSS, SentLog.fitting)
         self.pmtu_keep: RangeSet | None = None
@@ -317,6 +325,26 @@ class TcbVars:
                 self._timer_stale = True  # the earliest moved later or went: another may lead
             else:
                 self.timer = None
+
+    def share_equal_ints(self) -> None:
+        """Make the sequence variables of equal value one int object each. A sequence number is
+        an int of its own (28-32 bytes) each time it is computed or parsed, and right after the
+        handshake most of them are equal: ISS, SND.SML and the cwnd-usage mark; SND.UNA, SND.NXT,
+        SND.MAX, SND.WL2 and the send buffer's base; IRS and SND.WL1; RCV.NXT and the last ACK
+        sent; SND.WND and its maximum (~0.1 KiB per idle connection end, issue 23 item 4); the
+        send buffer's size, which the handshake grew, as the one object of its value
+        (``shared_int``), and the (cwnd, ssthresh) pair last traced as one tuple of its value
+        (72 bytes). No value changes; the API calls it once, when it hands the established
+        connection to the application."""
+        seen: dict[int, int] = {}
+        for name in _SEQ_VARS:
+            v = getattr(self, name)
+            if v is not None:
+                setattr(self, name, seen.setdefault(v, v))
+        self.sendbuf.capacity = shared_int(self.sendbuf.capacity)
+        traced = self._cwnd_traced  # (compared by value: Tcb._trace_cwnd)
+        if traced in _TRACED or len(_TRACED) < 64:  # (bounded: a few initial windows are usual)
+            self._cwnd_traced = _TRACED.setdefault(traced, traced)
 
     def own_prr(self) -> Prr:
         """The PRR state, the connection's own, as a cwnd reduction begins: a new connection
