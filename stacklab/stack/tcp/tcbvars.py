@@ -61,10 +61,6 @@ _NO_DEADLINES: list[float | None] = [None] * _N_KINDS  # no timer set (TcbVars._
 _NO_PRR = Prr()  # before the first cwnd reduction (TcbVars.own_prr), never changed
 _NO_UNDO = Undo()  # before the first episode (TcbVars.own_undo), never changed
 _TRACED: dict[tuple[int, int], tuple[int, int]] = {}  # TcbVars.share_equal_ints: one per value
-# the sequence-number variables TcbVars.share_equal_ints looks at
-_SEQ_VARS = ("iss", "snd_una", "snd_nxt", "snd_max", "snd_wl1", "snd_wl2", "snd_data_una", "irs",
-             "rcv_nxt", "rcv_adv", "last_ack_sent", "_rtt_seq", "snd_sml", "cwnd_usage_seq",
-             "recover", "snd_wnd", "max_sndwnd")
 
 
 class Urgent:
@@ -329,22 +325,43 @@ class TcbVars:
     def share_equal_ints(self) -> None:
         """Make the sequence variables of equal value one int object each. A sequence number is
         an int of its own (28-32 bytes) each time it is computed or parsed, and right after the
-        handshake most of them are equal: ISS, SND.SML and the cwnd-usage mark; SND.UNA, SND.NXT,
-        SND.MAX, SND.WL2 and the send buffer's base; IRS and SND.WL1; RCV.NXT and the last ACK
-        sent; SND.WND and its maximum (~0.1 KiB per idle connection end, issue 23 item 4); the
-        send buffer's size, which the handshake grew, as the one object of its value
-        (``shared_int``), and the (cwnd, ssthresh) pair last traced as one tuple of its value
-        (72 bytes). No value changes; the API calls it once, when it hands the established
-        connection to the application."""
-        seen: dict[int, int] = {}
-        for name in _SEQ_VARS:
-            v = getattr(self, name)
-            if v is not None:
-                setattr(self, name, seen.setdefault(v, v))
+        handshake most of them are equal: ISS, SND.SML and the cwnd-usage mark; SND.UNA,
+        SND.NXT, SND.MAX, SND.WL2, the send buffer's base and the timed SYN's end; IRS or RCV.NXT
+        and SND.WL1; RCV.NXT and the last ACK sent; SND.WND and its maximum (~0.1 KiB per idle
+        connection end, issue 23 item 4). The send buffer's size, which the handshake grew, the
+        one object of its value (``shared_int``), and the (cwnd, ssthresh) pair last traced one
+        tuple of its value (72 bytes). No value changes; the API calls it once, when it hands the
+        established connection to the application."""
+        # (no call per variable: it runs once per connection, counted in the benches' calls)
+        iss, una, irs, nxt = self.iss, self.snd_una, self.irs, self.rcv_nxt
+        if self.snd_sml == iss:
+            self.snd_sml = iss
+        if self.cwnd_usage_seq == iss:
+            self.cwnd_usage_seq = iss
+        if self.snd_nxt == una:
+            self.snd_nxt = una
+        if self.snd_max == una:
+            self.snd_max = una
+        if self.snd_wl2 == una:
+            self.snd_wl2 = una
+        if self.snd_data_una == una:
+            self.snd_data_una = una
+        if self._rtt_seq == una:
+            self._rtt_seq = una
+        if self.snd_wl1 == irs:
+            self.snd_wl1 = irs
+        elif self.snd_wl1 == nxt:
+            self.snd_wl1 = nxt
+        if self.last_ack_sent == nxt:
+            self.last_ack_sent = nxt
+        if self.max_sndwnd == self.snd_wnd:
+            self.max_sndwnd = self.snd_wnd
         self.sendbuf.capacity = shared_int(self.sendbuf.capacity)
         traced = self._cwnd_traced  # (compared by value: Tcb._trace_cwnd)
-        if traced in _TRACED or len(_TRACED) < 64:  # (bounded: a few initial windows are usual)
-            self._cwnd_traced = _TRACED.setdefault(traced, traced)
+        if traced in _TRACED:
+            self._cwnd_traced = _TRACED[traced]
+        elif len(_TRACED) < 64:  # (bounded: a few initial windows are usual)
+            _TRACED[traced] = traced
 
     def own_prr(self) -> Prr:
         """The PRR state, the connection's own, as a cwnd reduction begins: a new connection
