@@ -144,7 +144,7 @@ class TcpTransport(asyncio.Transport):
 
     def __init__(self, host: DrivenHost, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
                  loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
+        # (not asyncio's BaseTransport.__init__: all it does is set _extra, below)
         self._host = host
         self._layer = host.tcp
         self._tcb = tcb

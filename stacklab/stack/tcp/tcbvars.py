@@ -80,7 +80,7 @@ class TcbVars:
     # slots ~0.8 KiB per connection end, issue 23 item 4); ``__dict__`` holds whatever else is
     # set on a TCB (a test's instance overrides, variables added without a slot).
     __slots__ = ("config", "local_ip", "local_port", "remote_ip", "remote_port", "v6",
-                 "_ip_tcp_hdr", "tx_psum", "trace", "state", "created", "_transitions", "passive",
+                 "_ip_tcp_hdr", "tx_psum", "state", "created", "_transitions", "passive",
                  "user_closed", "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1",
                  "snd_wl2", "max_sndwnd", "snd_data_una", "irs", "rcv_nxt", "rcv_adv",
                  "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss", "rcv_wscale",
@@ -96,7 +96,7 @@ class TcbVars:
                  "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight", "cwnd_usage_seq", "_out",
                  "_events", "stats", "user",
                  # the extensions' state, set in __init__ too (a dict of 14 entries was 0.25 KiB)
-                 "rate", "pacer", "sent", "rack", "undo", "_more", "_nagle_push", "ecn",
+                 "rate", "sent", "rack", "undo", "_more", "_nagle_push", "ecn",
                  "rx_gso_size", "skb_ends", "snd_nospace", "chrono", "route_gen", "route",
                  "xmit_blocked", "tso_deferred_cwnd_limited", "_space_at", "__dict__")
     # Variables most connections never set and no per-segment path reads (a class attribute
@@ -129,6 +129,9 @@ class TcbVars:
     pingpong = False  # the delayed-ACK engine's interactive mode (quick_acks in __init__)
     _lost_reported = False
     tfo: TfoConn | None = None  # TCP Fast Open (tfo.py); None: not a TFO connection
+    # None for most connections: no tracer; a controller that does not pace (pacing.py)
+    trace: Callable[[float, str, dict[str, Any]], None] | None = None
+    pacer: Pacer | None = None
 
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
@@ -145,7 +148,8 @@ class TcbVars:
         self._ip_tcp_hdr = 60 if self.v6 else 40
         # the addresses' part of the pseudo-header sum (RFC 9293 §3.1), for the layer's builder
         self.tx_psum = pseudo_header(local_ip, remote_ip, PROTO_TCP, 0)  # build_tcp(psum=)
-        self.trace = trace
+        if trace is not None:  # (None: the class default)
+            self.trace = trace
         self.state = CLOSED
         self.created = now
         # every state change, (time, old, new, cause) after another in one flat tuple (the
@@ -214,7 +218,9 @@ class TcbVars:
         route_metrics.attach(self, route)  # the route's initcwnd, rto_min (route_metrics.py)
         # -- per-ACK samples and pacing for the controller (rate.py, pacing.py) --
         self.rate: DeliveryRate | None = DeliveryRate() if self.cc.wants_samples else None
-        self.pacer: Pacer | None = pacer_for(self.cc, cfg, None)
+        pacer = pacer_for(self.cc, cfg, None)
+        if pacer is not None:  # (None, the class default: a controller that does not pace)
+            self.pacer = pacer
         self._rtt_seq: int | None = None  # our SYN, timed (data: rtt.ack_sample)
         self._rtt_time = 0.0
         self.dupacks = 0
