@@ -26,9 +26,12 @@ Figures (best of ``--repeats``):
   ``--streams`` the reader, writer and the protocol between them instead) and per end.
   Measured in a separate run (tracemalloc slows Python down ~2x, so the timed runs have it
   off);
-* peak RSS of the process (``getrusage``), after all the runs.
+* peak RSS of the process (``getrusage``), after all the runs;
+* with ``--breakdown K``: the memory run's K largest allocation sites (file:line, tracemalloc),
+  bytes and objects per connection end, to see which object kinds the figure is made of.
 
-Usage: ``python3 bench/scale.py [--quick] [-n 10000] [--repeats 3] [--no-memory] [--streams]``.
+Usage: ``python3 bench/scale.py [--quick] [-n 10000] [--repeats 3] [--no-memory] [--streams]
+[--breakdown 25]``.
 """
 
 from __future__ import annotations
@@ -50,7 +53,10 @@ from stacklab.net.network import Network  # noqa: E402
 PORT = 5001
 
 
-def one_run(n: int, *, measure_memory: bool = False, streams: bool = False) -> dict[str, float]:
+def one_run(n: int, *, measure_memory: bool = False, streams: bool = False,
+            sites: list[tracemalloc.Statistic] | None = None) -> dict[str, float]:
+    """One run; with ``sites`` (and ``measure_memory``), the idle memory's allocation sites
+    are put there, largest first."""
     net = Network(seed=7)
     a, b = net.add_host("a"), net.add_host("b")
     net.connect(a, b, mtu=1500, delay="1ms")
@@ -116,6 +122,8 @@ def one_run(n: int, *, measure_memory: bool = False, streams: bool = False) -> d
         if measure_memory:
             gc.collect()
             marks["mem1"] = tracemalloc.get_traced_memory()[0]
+            if sites is not None:
+                sites.extend(tracemalloc.take_snapshot().statistics("lineno"))
             tracemalloc.stop()
         states = {t.state.value for h in (a, b) for t in h.tcp.conns.values()}
         assert states == {"ESTABLISHED"}, states
@@ -147,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the tracemalloc run (100,000 connections: half the time)")
     ap.add_argument("--streams", action="store_true",
                     help="asyncio streams (open_connection / start_server), not protocols")
+    ap.add_argument("--breakdown", type=int, default=0, metavar="K",
+                    help="print the K largest allocation sites of the idle memory, per end")
     args = ap.parse_args(argv)
     n = args.n or (200 if args.quick else 10_000)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -154,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line())
     load0 = loadavg()
     runs = [one_run(n, streams=args.streams) for _ in range(repeats)]
-    mem = None if args.no_memory else one_run(n, measure_memory=True,
-                                              streams=args.streams)["mem"]
+    sites: list[tracemalloc.Statistic] = []
+    mem = None if args.no_memory else one_run(n, measure_memory=True, streams=args.streams,
+                                              sites=sites)["mem"]
     open_s = min(r["open"] for r in runs)
     close_s = min(r["close"] for r in runs)
     kind = "asyncio streams" if args.streams else "protocols"
@@ -175,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("peak RSS of the process",
                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB"))
     print(table(["figure", "value"], rows, align="<>"))
+    if args.breakdown and sites:
+        root = str(Path(__file__).resolve().parent.parent) + "/"
+        print(f"\nlargest allocation sites of the idle memory, per connection end ({2 * n} ends)")
+        print(table(["site", "bytes", "objects"], [
+            (f"{st.traceback[0].filename.replace(root, '')}:{st.traceback[0].lineno}",
+             f"{st.size / (2 * n):.1f}", f"{st.count / (2 * n):.2f}")
+            for st in sites[:args.breakdown]], align="<>>"))
     print(f"load average before/after: {load0} / {loadavg()}")
     return 0
 

@@ -124,34 +124,32 @@ class TcpTransport(asyncio.Transport):
 
     # slots: one transport per connection end (100,000 connections, issue 23 item 4); asyncio's
     # base classes have slots (``_extra``), ``__dict__`` keeps other attributes settable
-    __slots__ = ("_host", "_layer", "_tcb", "_protocol", "_loop", "_pending", "_closing",
-                 "_eof_pending", "_reading_paused", "_writing_paused", "_lost",
-                 "_lost_deferred", "_eof_delivered", "_connected", "_server", "__dict__",
-                 "__weakref__")
-    # set once at most in most connections' lives and read only then or per write: class
+    __slots__ = ("_host", "_layer", "_tcb", "_protocol", "_loop", "_connected", "_server",
+                 "__dict__", "__weakref__")
+    # set once at most in most connections' lives (an idle one sets none of them): class
     # attributes until set (8 bytes each per connection end less)
+    # written, not yet in the TCB's send buffer (while empty, the shared b"", no buffer of its
+    # own per connection: write() makes one)
+    _pending: bytes | bytearray = b""
+    _closing = False
+    _eof_pending = False  # write_eof() before the pending bytes went in
     _eof_sent = False
+    _reading_paused = False
+    _writing_paused = False
+    _lost = False
+    _lost_deferred = False  # the end came while reading was paused, data unread
+    _eof_delivered = False
     _high = 64 * 1024  # the write buffer limits (set_write_buffer_limits)
     _low = 16 * 1024
 
     def __init__(self, host: DrivenHost, tcb: Tcb | None, protocol: asyncio.BaseProtocol,
                  loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
+        # (not asyncio's BaseTransport.__init__: all it does is set _extra, below)
         self._host = host
         self._layer = host.tcp
         self._tcb = tcb
         self._protocol = protocol
         self._loop = loop
-        # written, not yet in the TCB's send buffer (while empty, the shared b"", no buffer
-        # of its own per connection: write() makes one)
-        self._pending: bytes | bytearray = b""
-        self._closing = False
-        self._eof_pending = False  # write_eof() before the pending bytes went in
-        self._reading_paused = False
-        self._writing_paused = False
-        self._lost = False
-        self._lost_deferred = False  # the end came while reading was paused, data unread
-        self._eof_delivered = False
         self._connected: asyncio.Future[None] | None = None
         self._extra: Mapping[str, Any] = _NO_EXTRA  # asyncio's: nothing is added to it
         self._server: TcpServer | None = None  # the server that accepted it, while it lives
@@ -685,6 +683,7 @@ async def create_connection(host: DrivenHost,
             layer.flush(tcb, host.now())
         raise
     transport._connected = None
+    tcb.share_equal_ints()  # (the handshake is over: memory per idle connection, tcbvars.py)
     protocol.connection_made(transport)
     # data that came with or right after the handshake
     if tcb.readable or tcb.at_eof:
@@ -755,11 +754,27 @@ def _share_done(writer: asyncio.StreamWriter, host: DrivenHost) -> None:
         writer._complete_fut = fut  # type: ignore[attr-defined]
 
 
+class _StreamReader(asyncio.StreamReader):
+    """asyncio's StreamReader, its buffer made at its first use: an idle connection end has
+    none (an empty bytearray is 56 bytes, issue 23 item 4). The same methods, the same
+    behaviour: asyncio's code finds ``_buffer`` as an attribute from then on."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        del self._buffer
+
+    def __getattr__(self, name: str) -> Any:  # (only for an attribute that is not set)
+        if name == "_buffer":
+            self._buffer = buffer = bytearray()
+            return buffer
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
 async def open_connection(host: DrivenHost, addr: str | bytes, port: int, *,
                           limit: int = _DEFAULT_LIMIT,
                           **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    reader = _StreamReader(limit, loop)
     protocol = _StreamProtocol(reader, loop=loop)
     transport, _ = await create_connection(host, lambda: protocol, addr, port, **kwargs)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
@@ -796,6 +811,7 @@ async def create_server(host: DrivenHost,
     server: TcpServer | None = None
 
     def on_established(tcb: Tcb) -> None:
+        tcb.share_equal_ints()  # (the handshake is over: memory per idle connection, tcbvars.py)
         protocol = protocol_factory()
         transport = TcpTransport(host, None, protocol, loop)
         transport._attach(tcb)
@@ -823,7 +839,7 @@ async def start_server(host: DrivenHost,
     loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.StreamReaderProtocol:
-        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        reader = _StreamReader(limit, loop)
         return _StreamProtocol(reader, client_connected_cb, loop=loop)
 
     return await create_server(host, factory, host_addr, port, **kwargs)

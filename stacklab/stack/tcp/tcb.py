@@ -236,7 +236,8 @@ class Tcb(TcbOutput):
         """A listener got a SYN (RFC 9293 §3.10.7.2): a new TCB in SYN-RECEIVED sending SYN,ACK.
         ``ip_ecn``: the SYN's IP ECN field; ``tfo``: what TCP Fast Open does with it (tfo.py)."""
         tcb = cls(local_ip, local_port, remote_ip, remote_port, now=now, **kw)
-        tcb.tfo = tfo
+        if tfo is not None:  # (None: the class default, no variable of its own)
+            tcb.tfo = tfo
         tcb.passive = True
         tcb.plpmtud.defer()  # PLPMTUD from ESTABLISHED on, as Linux's child socket
         tcb._move(now, Event.PASSIVE_OPEN)

@@ -60,6 +60,7 @@ _N_KINDS = len(KINDS)
 _NO_DEADLINES: list[float | None] = [None] * _N_KINDS  # no timer set (TcbVars._arm)
 _NO_PRR = Prr()  # before the first cwnd reduction (TcbVars.own_prr), never changed
 _NO_UNDO = Undo()  # before the first episode (TcbVars.own_undo), never changed
+_TRACED: dict[tuple[int, int], tuple[int, int]] = {}  # TcbVars.share_equal_ints: one per value
 
 
 class Urgent:
@@ -79,26 +80,24 @@ class TcbVars:
     # slots ~0.8 KiB per connection end, issue 23 item 4); ``__dict__`` holds whatever else is
     # set on a TCB (a test's instance overrides, variables added without a slot).
     __slots__ = ("config", "local_ip", "local_port", "remote_ip", "remote_port", "v6",
-                 "_ip_tcp_hdr", "tx_psum", "trace", "state", "created", "_transitions", "passive",
-                 "user_closed", "rcv_shutdown", "error", "iss", "snd_una", "snd_nxt", "snd_max",
-                 "snd_wnd", "snd_wl1", "snd_wl2", "max_sndwnd", "snd_data_una", "irs", "rcv_nxt",
-                 "rcv_adv", "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss",
-                 "rcv_wscale", "snd_wscale", "wscale_ok", "ts_ok", "ts_recent", "last_ack_sent",
-                 "ts_offset", "sack_ok", "snd_mss", "sendbuf", "recvbuf", "rcv_autotune",
-                 "snd_autotune", "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt",
-                 "rcv_rtt_seq", "rcv_rtt_time", "rtt", "cc", "_rtt_seq", "_rtt_time", "dupacks",
-                 "recover", "rto_recover", "rto_tsval", "rec", "pmtu_keep", "_dsack",
-                 "_sack_recent", "_cwnd_traced", "_oow_ack_at", "challenge_ack_ok",
-                 "keepalive_probes", "last_rx", "unacked_since", "retries", "fin_queued",
-                 "fin_seq", "rcv_fin_off", "fin_received", "snd_up", "urg", "zerocopy", "tstamp",
-                 "deadlines", "timer", "_timer_stale", "_armed", "persist_backoff", "probes_out",
-                 "_ack_now", "_sws_override", "_wakeup_push", "_unacked_bytes", "rcv_mss",
-                 "quick_acks", "pingpong", "ato", "_ack_pushed", "lrcvtime", "snd_sml", "lsndtime",
-                 "is_cwnd_limited", "max_flight", "cwnd_usage_seq", "_out", "_events",
-                 "_lost_reported", "stats", "user",
+                 "_ip_tcp_hdr", "tx_psum", "state", "created", "_transitions", "passive",
+                 "user_closed", "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1",
+                 "snd_wl2", "max_sndwnd", "snd_data_una", "irs", "rcv_nxt", "rcv_adv",
+                 "rcv_ssthresh", "adv_mss", "path_mss", "plpmtud", "peer_mss", "rcv_wscale",
+                 "snd_wscale", "wscale_ok", "ts_ok", "ts_recent", "last_ack_sent", "ts_offset",
+                 "sack_ok", "snd_mss", "sendbuf", "recvbuf", "rcv_autotune", "snd_autotune",
+                 "rcvq_space", "rcvq_copied", "rcvq_time", "rcv_rtt", "rcv_rtt_seq",
+                 "rcv_rtt_time", "rtt", "cc", "_rtt_seq", "_rtt_time", "dupacks", "recover",
+                 "rto_recover", "rto_tsval", "rec", "pmtu_keep", "_sack_recent", "_cwnd_traced",
+                 "challenge_ack_ok", "last_rx", "unacked_since", "retries", "fin_queued",
+                 "fin_seq", "rcv_fin_off", "fin_received", "deadlines", "timer", "_timer_stale",
+                 "_armed", "probes_out", "_ack_now", "_sws_override", "_wakeup_push",
+                 "_unacked_bytes", "rcv_mss", "quick_acks", "ato", "_ack_pushed", "lrcvtime",
+                 "snd_sml", "lsndtime", "is_cwnd_limited", "max_flight", "cwnd_usage_seq", "_out",
+                 "_events", "stats", "user",
                  # the extensions' state, set in __init__ too (a dict of 14 entries was 0.25 KiB)
-                 "rate", "pacer", "sent", "rack", "prr", "undo", "_more", "_nagle_push", "ecn",
-                 "tfo", "rx_gso_size", "skb_ends", "snd_nospace", "chrono", "route_gen", "route",
+                 "rate", "sent", "rack", "undo", "_more", "_nagle_push", "ecn",
+                 "rx_gso_size", "skb_ends", "snd_nospace", "chrono", "route_gen", "route",
                  "xmit_blocked", "tso_deferred_cwnd_limited", "_space_at", "__dict__")
     # Variables most connections never set and no per-segment path reads (a class attribute
     # is a slower read than a slot): class attributes, the TCB's own (in its __dict__) once
@@ -110,6 +109,29 @@ class TcbVars:
     route_gen: int | None  # the routing table's generation last seen (route_metrics.py)
     route: RouteMetrics  # the metrics of the route to the peer (route_metrics.py)
     xmit_blocked: Callable[[bytes], bool] | None  # the host's local-drop check (local_drop.py)
+    # set by an event most connections never see, not during the handshake; until then the
+    # default every TCB shares (written only where the event is handled)
+    rcv_shutdown = False  # shutdown(SHUT_RD) (Linux RCV_SHUTDOWN)
+    error: Exception | None = None
+    # the fast-recovery sender (prr.py): until the first episode, the object every TCB shares
+    # (own_prr)
+    prr: Prr = _NO_PRR
+    _dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
+    _oow_ack_at = -1.0  # last ACK to an invalid segment (_oow_limited; -1: none yet)
+    keepalive_probes = 0
+    # urgent data (urgent.py): the send pointer (stream offset after the urgent byte) while
+    # unacknowledged, the receive side's urgent byte while there is one
+    snd_up: int | None = None
+    urg: Urgent | None = None
+    zerocopy: ZeroCopy | None = None  # SO_ZEROCOPY's notifications (zerocopy.py)
+    tstamp: TxTimestamps | None = None  # SO_TIMESTAMPING's TX reports (tstamp.py)
+    persist_backoff = 0
+    pingpong = False  # the delayed-ACK engine's interactive mode (quick_acks in __init__)
+    _lost_reported = False
+    tfo: TfoConn | None = None  # TCP Fast Open (tfo.py); None: not a TFO connection
+    # None for most connections: no tracer; a controller that does not pace (pacing.py)
+    trace: Callable[[float, str, dict[str, Any]], None] | None = None
+    pacer: Pacer | None = None
 
     def __init__(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int, *,
                  iss: int, now: float, config: TcpConfig | None = None,
@@ -126,7 +148,8 @@ class TcbVars:
         self._ip_tcp_hdr = 60 if self.v6 else 40
         # the addresses' part of the pseudo-header sum (RFC 9293 §3.1), for the layer's builder
         self.tx_psum = pseudo_header(local_ip, remote_ip, PROTO_TCP, 0)  # build_tcp(psum=)
-        self.trace = trace
+        if trace is not None:  # (None: the class default)
+            self.trace = trace
         self.state = CLOSED
         self.created = now
         # every state change, (time, old, new, cause) after another in one flat tuple (the
@@ -134,8 +157,6 @@ class TcbVars:
         self._transitions: tuple[Any, ...] = ()
         self.passive = False
         self.user_closed = False  # close() called: no more reading wanted (orphan in Linux)
-        self.rcv_shutdown = False  # shutdown(SHUT_RD) (Linux RCV_SHUTDOWN)
-        self.error: Exception | None = None
         # send sequence variables (RFC 9293 §3.3.1)
         self.iss = iss & MASK
         self.snd_una = self.iss
@@ -197,11 +218,14 @@ class TcbVars:
         route_metrics.attach(self, route)  # the route's initcwnd, rto_min (route_metrics.py)
         # -- per-ACK samples and pacing for the controller (rate.py, pacing.py) --
         self.rate: DeliveryRate | None = DeliveryRate() if self.cc.wants_samples else None
-        self.pacer: Pacer | None = pacer_for(self.cc, cfg, None)
+        pacer = pacer_for(self.cc, cfg, None)
+        if pacer is not None:  # (None, the class default: a controller that does not pace)
+            self.pacer = pacer
         self._rtt_seq: int | None = None  # our SYN, timed (data: rtt.ack_sample)
         self._rtt_time = 0.0
         self.dupacks = 0
         self.recover: int | None = None  # snd_max when fast recovery started (RFC 6582 recover)
+        # (a timeout during the handshake, a retransmitted SYN, sets these: slots)
         self.rto_recover: int | None = None  # snd_max at the last RTO (RFC 6582 §3.2 step 2)
         self.rto_tsval: int | None = None  # our TS clock at that RTO (Karn with timestamps)
         self.rec = Recovery()  # SACK scoreboard and recovery episode (recovery.py)
@@ -209,9 +233,8 @@ class TcbVars:
         # path MTU decrease
         self.sent = SentLog()
         self.rack = Rack(cfg.recovery, self.sent)  # RACK-TLP loss detection (rack.py)
-        # the fast-recovery sender (prr.py) and undoing a spurious recovery or timeout
-        # (undo.py): until the first episode, objects every TCB shares (own_prr, own_undo)
-        self.prr = _NO_PRR
+        # undoing a spurious recovery or timeout (undo.py): until the first episode, the object
+        # every TCB shares (own_undo)
         self.undo = _NO_UNDO
         # path MTU decrease: the stream positions the go-back after it skips (sent in segments
         # that fit the new MSS, SentLog.fitting)
@@ -219,11 +242,8 @@ class TcbVars:
         # stream offsets of recent out-of-order arrivals; the shared empty list until the first
         # (never mutated: Tcb._process_text gives the TCB a list of its own first)
         self._sack_recent: list[int] = _NO_OFFSETS
-        self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self._cwnd_traced = (0, 0)
-        self._oow_ack_at = -1.0  # last ACK to an invalid segment (_oow_limited; -1: none yet)
         self.challenge_ack_ok: Callable[[float], bool] | None = None  # host-wide limiter
-        self.keepalive_probes = 0
         self.last_rx = now
         self.unacked_since: float | None = None  # user timeout: oldest unanswered transmission
         self.retries = 0  # consecutive timeouts without progress
@@ -232,12 +252,6 @@ class TcbVars:
         self.fin_seq: int | None = None  # sequence number of our FIN once data is all queued
         self.rcv_fin_off: int | None = None  # stream offset of the peer's FIN once seen
         self.fin_received = False
-        # urgent data (urgent.py): the send pointer (stream offset after the urgent byte) while
-        # unacknowledged, the receive side's urgent byte while there is one
-        self.snd_up: int | None = None
-        self.urg: Urgent | None = None
-        self.zerocopy: ZeroCopy | None = None  # SO_ZEROCOPY's notifications (zerocopy.py)
-        self.tstamp: TxTimestamps | None = None  # SO_TIMESTAMPING's TX reports (tstamp.py)
         self.chrono = Chrono()  # busy / rwnd-limited / sndbuf-limited time (chrono.py)
         # timers: one deadline (or None) per kind, and the earliest (timers.py)
         # (while none is set, the shared list of Nones: _arm gives the TCB a list of its own
@@ -246,7 +260,6 @@ class TcbVars:
         self.timer: tuple[float, Timer] | None = None
         self._timer_stale = False
         self._armed = 0  # how many deadlines are set
-        self.persist_backoff = 0
         self.probes_out = 0  # zero-window probes since the peer last sent (Linux icsk_probes_out)
         self.xmit_blocked = None  # set by the layer: Host.xmit_blocked (local_drop.py)
         # output
@@ -264,9 +277,8 @@ class TcbVars:
         self.rx_gso_size = 0  # the segment arriving is a GRO aggregate of this size (0: not)
         # Linux's delayed-ACK engine (tcp_event_data_recv): quick-ACK mode (ACK every segment)
         # for this many ACKs, at the first data and after an idle receiver; interactive
-        # (ping-pong) mode when we answer data within the ACK timeout
+        # (ping-pong) mode when we answer data within the ACK timeout (pingpong)
         self.quick_acks = 0
-        self.pingpong = False
         # the ACK timeout (Linux icsk_ack.ato): starts at the minimum, follows the gaps between
         # data segments, doubles when a delayed ACK fires; _ack_pushed: a short (pushed)
         # segment arrived since the last ACK (ICSK_ACK_PUSHED)
@@ -283,10 +295,8 @@ class TcbVars:
         self.tso_deferred_cwnd_limited = False  # a TSO deferral cwnd caused (tso_defer.py)
         self._out: list[Segment] = []
         self._events: list[TcbEvent] = []  # (a list: an empty deque costs ~0.6 KiB)
-        self._lost_reported = False
         self.stats = TcpStats()
         self.user: object = None  # the application's object for it (the TCP code never reads it)
-        self.tfo: TfoConn | None = None  # TCP Fast Open (tfo.py); None: not a TFO connection
 
     def _arm(self, kind: Timer, at: float | None) -> None:
         """Set (or with None cancel) the deadline of ``kind``. ``timer`` follows at once when
@@ -317,6 +327,47 @@ class TcbVars:
                 self._timer_stale = True  # the earliest moved later or went: another may lead
             else:
                 self.timer = None
+
+    def share_equal_ints(self) -> None:
+        """Make the sequence variables of equal value one int object each. A sequence number is
+        an int of its own (28-32 bytes) each time it is computed or parsed, and right after the
+        handshake most of them are equal: ISS, SND.SML and the cwnd-usage mark; SND.UNA,
+        SND.NXT, SND.MAX, SND.WL2, the send buffer's base and the timed SYN's end; IRS or RCV.NXT
+        and SND.WL1; RCV.NXT and the last ACK sent; SND.WND and its maximum (~0.1 KiB per idle
+        connection end, issue 23 item 4). The send buffer's size, which the handshake grew, the
+        one object of its value (``shared_int``), and the (cwnd, ssthresh) pair last traced one
+        tuple of its value (72 bytes). No value changes; the API calls it once, when it hands the
+        established connection to the application."""
+        # (no call per variable: it runs once per connection, counted in the benches' calls)
+        iss, una, irs, nxt = self.iss, self.snd_una, self.irs, self.rcv_nxt
+        if self.snd_sml == iss:
+            self.snd_sml = iss
+        if self.cwnd_usage_seq == iss:
+            self.cwnd_usage_seq = iss
+        if self.snd_nxt == una:
+            self.snd_nxt = una
+        if self.snd_max == una:
+            self.snd_max = una
+        if self.snd_wl2 == una:
+            self.snd_wl2 = una
+        if self.snd_data_una == una:
+            self.snd_data_una = una
+        if self._rtt_seq == una:
+            self._rtt_seq = una
+        if self.snd_wl1 == irs:
+            self.snd_wl1 = irs
+        elif self.snd_wl1 == nxt:
+            self.snd_wl1 = nxt
+        if self.last_ack_sent == nxt:
+            self.last_ack_sent = nxt
+        if self.max_sndwnd == self.snd_wnd:
+            self.max_sndwnd = self.snd_wnd
+        self.sendbuf.capacity = shared_int(self.sendbuf.capacity)
+        traced = self._cwnd_traced  # (compared by value: Tcb._trace_cwnd)
+        if traced in _TRACED:
+            self._cwnd_traced = _TRACED[traced]
+        elif len(_TRACED) < 64:  # (bounded: a few initial windows are usual)
+            _TRACED[traced] = traced
 
     def own_prr(self) -> Prr:
         """The PRR state, the connection's own, as a cwnd reduction begins: a new connection

@@ -158,7 +158,10 @@ def _plain(v):
         return None
     if isinstance(v, BaseException):
         return repr(v)
-    names = getattr(v, "__dict__", None) or {n: getattr(v, n) for n in type(v).__slots__}
+    # its slots (those set) and its __dict__ (a class default once set)
+    names = {n: getattr(v, n) for cls in type(v).__mro__ for n in getattr(cls, "__slots__", ())
+             if n not in ("__dict__", "__weakref__") and hasattr(v, n)}
+    names |= getattr(v, "__dict__", {})
     return (type(v).__name__, {k: _plain(x) for k, x in names.items() if k not in _CACHES})
 
 
