@@ -43,7 +43,7 @@ test: sysdeps lint
 
 # ruff everywhere; mypy strict on wire/ and stack/, normal elsewhere (pyproject.toml [tool.mypy])
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check stacklab tests bench
+	$(VENV)/bin/ruff check stacklab tests bench tools
 	$(VENV)/bin/mypy
 
 # All benchmarks (figures for BENCHMARKS.md); tap_tcp and lossy_linux need root and say so otherwise.
@@ -69,6 +69,24 @@ $(VENV)/.installed-fuzz: $(VENV)/.installed-test pyproject.toml
 
 fuzz: $(VENV)/.installed-fuzz
 	$(PY) -m tests.fuzz.run $(if $(filter atheris,$(FUZZ_ENGINE)),--atheris) --keep-going --seconds $(FUZZ_SECONDS)
+
+# The optional compiled tier (tools/build_compiled.py, issue #23 item 5): mypyc compiles the hot
+# modules in a copy, build/compiled/; the checkout stays pure Python, the default and what `make
+# test` and CI run. bench-compiled prints both tiers' bulk benchmark, one after the other.
+.PHONY: compiled bench-compiled test-compiled
+COMPILED_STAMP := build/compiled/.built
+$(VENV)/.installed-compiled: $(VENV)/.installed-test pyproject.toml
+	$(PIP) install -q -e '.[test,compiled]'
+	touch $@
+$(COMPILED_STAMP): $(VENV)/.installed-compiled $(shell find stacklab bench tools -name '*.py')
+	$(PY) tools/build_compiled.py
+	touch $@
+compiled: $(COMPILED_STAMP)
+bench-compiled: $(COMPILED_STAMP)
+	$(PY) bench/sim_tcp.py --repeats 3
+	cd build/compiled && ../../$(PY) bench/sim_tcp.py --repeats 3
+test-compiled: $(COMPILED_STAMP)
+	cd build/compiled && ../../$(PY) -m pytest -q -m "not interop"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -55,8 +55,11 @@ def loadavg() -> str:
 
 
 def machine_line() -> str:
+    import stacklab  # the copy on sys.path above (build/compiled/ under make bench-compiled)
+
     return (f"machine: {cpu_summary()}; {platform.system()} {platform.release()}; "
-            f"python {platform.python_version()} ({platform.python_implementation()})")
+            f"python {platform.python_version()} ({platform.python_implementation()}); "
+            f"stacklab {stacklab.tier()}")
 
 
 def best_of(fn: Callable[[], float], repeats: int) -> tuple[float, list[float]]:

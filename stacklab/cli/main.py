@@ -16,7 +16,7 @@ import sys
 import threading
 from types import FrameType
 
-from stacklab import __version__
+from stacklab import __version__, tier
 from stacklab.errors import StacklabError
 
 # Subcommand modules, in the order `stacklab --help` lists them.
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stacklab", description="stacklab: a TCP/IP stack in Python", epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"stacklab {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"stacklab {__version__} ({tier()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
