@@ -83,8 +83,8 @@ $(COMPILED_STAMP): $(VENV)/.installed-compiled $(shell find stacklab bench tools
 	touch $@
 compiled: $(COMPILED_STAMP)
 bench-compiled: $(COMPILED_STAMP)
-	$(PY) bench/sim_tcp.py --repeats 3
-	cd build/compiled && ../../$(PY) bench/sim_tcp.py --repeats 3
+	$(PY) bench/sim_tcp.py --repeats 3 $(if $(NS3_PYTHON),--ns3-python $(NS3_PYTHON))
+	cd build/compiled && ../../$(PY) bench/sim_tcp.py --repeats 3 $(if $(NS3_PYTHON),--ns3-python $(NS3_PYTHON))
 test-compiled: $(COMPILED_STAMP)
 	cd build/compiled && ../../$(PY) -m pytest -q -m "not interop"
 
