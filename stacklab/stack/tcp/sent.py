@@ -175,16 +175,17 @@ class SentLog:
             for s in done:
                 s.gone = True
             ts = self.tsorted
-            if not log:
-                ts.clear()
+            if k == n:
+                del ts[:]  # (no builtin call: this runs for every ACK that advances)
             else:  # the oldest dead candidates (in-order delivery: the ones just ACKed)
-                n = len(ts)
-                k = 0
-                while k < n and (ts[k].gone or ts[k].sacked or ts[k].lost):
-                    k += 1
-                if k:
-                    del ts[:k]
-                if len(ts) > 2 * len(log) + 16:  # dead ones further in: at most as many again
+                dead = 0
+                for s in ts:
+                    if not (s.gone or s.sacked or s.lost):
+                        break
+                    dead += 1
+                if dead:
+                    del ts[:dead]
+                if len(ts) > 2 * (n - k) + 16:  # dead ones further in: at most as many again
                     ts[:] = [s for s in ts if not (s.gone or s.sacked or s.lost)]
         if log and log[0].start < una:
             log[0].start = una
