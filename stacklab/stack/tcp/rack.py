@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, Protocol
 
 from .buffers import SendBuffer
@@ -41,13 +42,6 @@ RACK_NO_DUPTHRESH = 0x4
 TIMEOUT_MIN = 0.002  # Linux TCP_TIMEOUT_MIN: the least a RACK/TLP timer waits beyond its due
 REO_PERSIST = 16  # recoveries a grown reordering window lasts (RFC 8985 §6.2 step 4)
 _SENDING = (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK)
-
-
-def _sent_after(t1: float, o1: int, t2: float, o2: int) -> bool:
-    """RFC 8985 RACK_sent_after: sent later; at the same instant (a virtual clock has many),
-    later in transmission order, as Linux's time-sorted queue orders them (the RFC's tie-break
-    by sequence would call a retransmission sent after new data older than it)."""
-    return t1 > t2 or (t1 == t2 and o1 > o2)
 
 
 class Rack:
@@ -154,7 +148,11 @@ class Rack:
                 self.reordering_seen = True  # delivered after a later segment (§6.2 step 3)
             self.rtt = rtt
             self.advanced = True
-            xmit = s.xmit  # (_sent_after written out)
+            # RFC 8985 RACK_sent_after: sent later; at the same instant (a virtual clock has
+            # many), later in transmission order, as Linux's time-sorted queue orders them (the
+            # RFC's tie-break by sequence would call a retransmission sent after new data older
+            # than it)
+            xmit = s.xmit
             if xmit > self.xmit_ts or (xmit == self.xmit_ts and s.order > self.xmit_order):
                 self.xmit_ts = xmit
                 self.end_seq = end
@@ -204,18 +202,38 @@ class Rack:
             top = self.end_seq
         elif self.xmit_retrans:
             top = 1 << 62
-        for s in self.sent.records:
-            if s.start >= top:
+        # the candidates in transmission order (sent.py): on a monotonic clock transmission
+        # times never decrease along it, so RACK_sent_after (see _delivered) holds for exactly
+        # those before RACK's own order, where the walk stops as Linux's; what is SACKed, lost
+        # already (waiting to be resent) or out of the log is dropped on the way, as Linux
+        # unlinks such skbs, so each ACK touches the candidates sent before the RACK segment
+        # and the records that died since the last walk, not the whole flight
+        ts = self.sent.tsorted
+        order = self.xmit_order
+        rtt = self.rtt
+        n = len(ts)
+        i = w = 0
+        while i < n:
+            s = ts[i]
+            if s.order >= order:
                 break
-            if s.sacked or s.lost or not _sent_after(self.xmit_ts, self.xmit_order, s.xmit,
-                                                     s.order):
-                continue  # delivered, lost already (waiting to be resent), or sent later
-            remaining = s.xmit + self.rtt + reo_wnd - now
-            if remaining <= 1e-9:
-                s.lost = True
-                newly.append((s.start, s.end))
-            elif remaining > timeout:
-                timeout = remaining
+            i += 1
+            if s.gone or s.sacked or s.lost:
+                continue
+            if s.start < top:
+                remaining = s.xmit + rtt + reo_wnd - now
+                if remaining <= 1e-9:
+                    s.lost = True
+                    newly.append((s.start, s.end))
+                    continue
+                if remaining > timeout:
+                    timeout = remaining
+            ts[w] = s
+            w += 1
+        if w < i:
+            del ts[w:i]
+        if len(newly) > 1:
+            newly.sort()  # in position order, as the scoreboard and the trace take them
         return newly, timeout
 
 
@@ -555,14 +573,16 @@ def on_rto(tcb: RackTcb) -> None:
     """A timeout: go-back-N resends everything; the probe episode and RACK's timer end."""
     tcb.rack.tlp_end = None
     tcb.undo.frto_new = None  # a timeout again: go-back-N from SND.UNA
-    for s in tcb.rack.sent.records:
+    sent = tcb.rack.sent
+    for s in sent.records:
         s.lost = False  # Recovery.on_rto forgot the marks: the resend replaces these anyway
+    sent.requeue()
     tcb._arm(RACK_REO_TIMER, None)
     tcb._arm(TLP_TIMER, None)
 
 
-def _start(rec: Sent) -> int:
-    return rec.start
+# a record's start, the key of the bisections here (a C callable: no Python call per step)
+_start: Callable[[Sent], int] = attrgetter("start")
 
 
 __all__ = ["RACK_LOSS", "RACK_NO_DUPTHRESH", "Rack", "RackTcb", "TlpTcb", "after_ack",

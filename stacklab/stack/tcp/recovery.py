@@ -143,13 +143,16 @@ class RangeSet:
         return self.starts[i] if i < len(self.starts) else None
 
     def covered_between(self, lo: int, hi: int) -> int:
-        """How many positions of ``[lo, hi)`` are in the set."""
+        """How many positions of ``[lo, hi)`` are in the set (from the first range ending
+        above ``lo``: a few ranges for a segment's worth, whatever the size of the set)."""
+        starts, ends = self.starts, self.ends
         n = 0
-        for s, e in zip(self.starts, self.ends, strict=True):
+        for k in range(bisect_right(ends, lo), len(starts)):
+            s = starts[k]
             if s >= hi:
                 break
-            if e > lo:
-                n += min(e, hi) - max(s, lo)
+            e = ends[k]
+            n += (e if e < hi else hi) - (s if s > lo else lo)
         return n
 
     def overlap(self, other: RangeSet, lo: int = 0) -> int:
@@ -216,8 +219,10 @@ class Recovery:
         # (the shared empty list until the first SACK option: on_sack gives it its own)
         self.new_sacked: list[tuple[int, int]] = _NO_SACKED
         self.rack_mode = False
-        # the last pipe: (una, high_data, mss, rack_mode, pipe before the floor at 0); every
-        # method that changes the scoreboard forgets it (pipe: new data above it adds itself)
+        # the last pipe: (una, high_data, mss, rack_mode, pipe before the floor at 0), carried
+        # across what changes it by a known amount inside [una, high_data) (_carry: a SACK in
+        # rack_mode, a loss mark, a retransmission); forgotten by the rest (a cumulative ACK,
+        # the end of an episode); new data above it adds itself (pipe)
         self._pipe_memo: tuple[int, int, int, bool, int] | None = None
         # NextSeg rule (1)'s cursor (rack_mode): every position marked lost below it is SACKed
         # or retransmitted, so the search for the next hole starts there, not at the first
@@ -235,7 +240,6 @@ class Recovery:
         new = 0
         fresh: list[tuple[int, int]] = []
         self.new_sacked = fresh
-        self._pipe_memo = None
         below = una if ack is None else max(una, ack)
         for i, (s, e) in enumerate(blocks):
             if e <= s:
@@ -252,7 +256,29 @@ class Recovery:
                 fresh += self.sacked.gaps(s, e)
                 new += self.sacked.add(s, e)
         fresh.sort()
+        if fresh and self._pipe_memo is not None:
+            # each position newly SACKed leaves the pipe; one marked lost was out already,
+            # one retransmitted (and not SACKed) counted twice (SetPipe (a), (b))
+            if self.rack_mode and self._pipe_memo[0] == una:
+                lost, retrans = self.lost, self.retrans
+                delta = 0
+                for lo, hi in fresh:
+                    delta += lost.covered_between(lo, hi) - retrans.covered_between(lo, hi) \
+                        - (hi - lo)
+                self._carry(fresh[0][0], fresh[-1][1], delta)
+            else:  # (DupThresh's IsLost moves with the scoreboard)
+                self._pipe_memo = None
         return new
+
+    def _carry(self, lo: int, hi: int, delta: int) -> None:
+        """What changed in ``[lo, hi)`` moved the pipe by ``delta``: the last answer carried
+        when that lies in its [una, high_data), else forgotten."""
+        memo = self._pipe_memo
+        if memo is not None:
+            if memo[0] <= lo and hi <= memo[1]:
+                self._pipe_memo = (memo[0], memo[1], memo[2], memo[3], memo[4] + delta)
+            else:
+                self._pipe_memo = None
 
     def on_cumulative_ack(self, una: int) -> None:
         self._pipe_memo = None
@@ -266,16 +292,22 @@ class Recovery:
     def mark_lost(self, start: int, end: int) -> None:
         """RACK deems ``[start, end)`` lost: a retransmission of it is lost too, so it may be
         sent again (RFC 8985 §6.2 step 5; Linux tcp_mark_skb_lost)."""
-        self._pipe_memo = None
         if start < self._lost_done:
             self._lost_done = start
         if self.lost is _NO_LOST:
             self.lost = RangeSet()
+        memo = self._pipe_memo
+        if memo is not None and self.sacked.covered_between(start, end):
+            self._pipe_memo = memo = None  # (RACK marks what is not SACKed: not seen)
         new = self.lost.add(start, end)
+        again = 0
         if self.retrans.starts:
-            new += self.retrans.covered_between(start, end)  # a retransmission lost again
+            again = self.retrans.covered_between(start, end)  # a retransmission lost again
             self.retrans.remove(start, end)
-        self.lost_total += min(new, end - start)
+        if memo is not None:  # newly lost positions leave the pipe (in rack_mode), and so
+            # does the second count of a lost retransmission
+            self._carry(start, end, (-new if self.rack_mode else 0) - again)
+        self.lost_total += min(new + again, end - start)
 
     def lost_bytes(self) -> int:
         """Bytes marked lost and not SACKed since (rack_mode)."""
@@ -383,10 +415,12 @@ class Recovery:
 
     def on_retransmit(self, pos: int, n: int) -> None:
         if (self.in_recovery or self.rack_mode) and n > 0:
-            self._pipe_memo = None
             if self.retrans is _NO_RETRANS:
                 self.retrans = RangeSet()
-            self.retrans.add(pos, pos + n)
+            if self._pipe_memo is not None and self.sacked.covered_between(pos, pos + n):
+                self._pipe_memo = None  # (NextSeg resends what is not SACKed: not seen)
+            # each position newly retransmitted counts once more (SetPipe (b))
+            self._carry(pos, pos + n, self.retrans.add(pos, pos + n))
             self.high_rxt = max(self.high_rxt, pos + n)
 
     # -- episodes -----------------------------------------------------------------------------

@@ -11,6 +11,13 @@ Three rules read it:
 * a path MTU decrease (Linux ``tcp_simple_retransmit``): :meth:`SentLog.fitting`, the ranges
   whose latest transmission fits the new MSS, which stay in flight and are not resent.
 
+Beside the log by position, ``SentLog.tsorted`` holds RACK's candidates in transmission order
+(Linux's ``tsorted_sent_queue``): every record in the log neither SACKed nor marked lost is in
+it, sorted by ``order``. It may also hold records that have since been SACKed, marked lost or
+taken out of the log (``gone``): they are dropped lazily, where a walk passes them (rack.py) or
+the cumulative ACK takes the oldest (:meth:`SentLog.acked`), so RACK's walk touches each dead
+record about once, not on every ACK.
+
 Positions are stream positions (``Tcb._abs``: they never wrap; a FIN counts one). TCP
 resegments at will, so the records are kept by position and disjoint: a resend of part of a
 record splits it and the resent part gets a fresh record (Linux ``tcp_fragment`` copies the tx
@@ -27,10 +34,11 @@ from operator import attrgetter
 class Sent:
     """One transmission: positions ``[start, end)``, when, whether it was a retransmission, the
     payload length of the segment that carried it; RACK's delivered (SACKed) / lost marks; the
-    delivery-rate stamps (rate.py, set only when a controller wants samples)."""
+    delivery-rate stamps (rate.py, set only when a controller wants samples); ``gone``: no
+    longer in the log (cumulatively ACKed, or replaced by a resend's pieces)."""
 
     __slots__ = ("start", "end", "xmit", "retrans", "sacked", "lost", "order", "length", "psh",
-                 "delivered", "delivered_time", "first_sent", "app_limited", "rated")
+                 "delivered", "delivered_time", "first_sent", "app_limited", "rated", "gone")
 
     def __init__(self, start: int, end: int, xmit: float, retrans: bool, order: int,
                  length: int, psh: bool = False) -> None:
@@ -43,6 +51,7 @@ class Sent:
         self.psh = psh  # it went with PSH (Linux: the skb's flag, kept for its resends)
         self.sacked = False
         self.lost = False
+        self.gone = False
         # delivery-rate stamps (rate.py): the connection's counters when it was sent
         self.delivered = 0
         self.delivered_time = 0.0
@@ -57,12 +66,13 @@ _NO_RECORDS: list[Sent] = []  # the records of every log that never had one (Sen
 class SentLog:
     """Data transmissions not yet cumulatively acknowledged, by position, disjoint."""
 
-    __slots__ = ("records", "order", "fin_end", "retrans_top")
+    __slots__ = ("records", "order", "fin_end", "retrans_top", "tsorted")
 
     def __init__(self) -> None:
         # none yet: a shared empty list, never mutated (on_sent, the one way in, gives the
         # log a list of its own first; issue 23 item 4)
         self.records: list[Sent] = _NO_RECORDS
+        self.tsorted: list[Sent] = _NO_RECORDS  # RACK's candidates by transmission order
         self.order = 0  # transmissions recorded so far
         self.fin_end = -1  # the position after our FIN once sent
         # no retransmission ever recorded ends above this: above it lie first transmissions
@@ -82,10 +92,12 @@ class SentLog:
         log = self.records
         if not log:  # never the shared list (or a deep copy's) from here
             self.records = log = []
+            self.tsorted = []  # (an empty log: whatever it held is gone)
         self.order += 1
         if not log or start >= log[-1].end:
             rec = Sent(start, end, now, retrans, self.order, length, psh)
             log.append(rec)
+            self.tsorted.append(rec)
             return rec, 0
         i = bisect_right(log, start, key=_start) - 1  # (a resend: no list of every start)
         i = max(i, 0)
@@ -95,10 +107,11 @@ class SentLog:
         while j < len(log) and log[j].start < end:
             old = log[j]
             if old.end > start:
+                old.gone = True
                 if old.start < start:
-                    pieces.append(_piece(old, old.start, start, False))
+                    pieces.append(self._queued(_piece(old, old.start, start, False)))
                 if old.end > end:
-                    pieces.append(_piece(old, end, old.end, old.psh))
+                    pieces.append(self._queued(_piece(old, end, old.end, old.psh)))
                 if old.sacked:
                     unsacked += 1
             else:
@@ -108,13 +121,29 @@ class SentLog:
         pieces.append(rec)
         pieces.sort(key=lambda s: s.start)
         log[i:j] = pieces
+        self.tsorted.append(rec)
         return rec, unsacked
+
+    def _queued(self, rec: Sent) -> Sent:
+        """``rec`` (a piece of a record, its order) in the time-sorted queue if a candidate."""
+        if not rec.sacked and not rec.lost:
+            ts = self.tsorted
+            if ts and ts[-1].order > rec.order:
+                ts.insert(bisect_right(ts, rec.order, key=_order), rec)
+            else:
+                ts.append(rec)
+        return rec
+
+    def requeue(self) -> None:
+        """The lost marks were cleared (a timeout): every record not SACKed is a candidate."""
+        self.tsorted = sorted((s for s in self.records if not s.sacked), key=_order)
 
     def split_last(self, size: int) -> None:
         """The last record was a TSO packet (gso.py) that leaves as segments of ``size``: one
         record per segment, in transmission order, as if each had been recorded alone."""
         log = self.records
         rec = log.pop()
+        rec.gone = True
         order = rec.order
         end = rec.end
         xmit, retrans = rec.xmit, rec.retrans
@@ -129,6 +158,7 @@ class SentLog:
             p.app_limited = app_limited
             order += 1
             log.append(p)
+            self._queued(p)
         self.order = order - 1
 
     def acked(self, una: int) -> list[Sent]:
@@ -142,6 +172,21 @@ class SentLog:
         done = log[:k]
         if k:
             del log[:k]
+            for s in done:
+                s.gone = True
+            ts = self.tsorted
+            if k == n:
+                del ts[:]  # (no builtin call: this runs for every ACK that advances)
+            else:  # the oldest dead candidates (in-order delivery: the ones just ACKed)
+                dead = 0
+                for s in ts:
+                    if not (s.gone or s.sacked or s.lost):
+                        break
+                    dead += 1
+                if dead:
+                    del ts[:dead]
+                if len(ts) > 2 * (n - k) + 16:  # dead ones further in: at most as many again
+                    ts[:] = [s for s in ts if not (s.gone or s.sacked or s.lost)]
         if log and log[0].start < una:
             log[0].start = una
         return done
@@ -239,6 +284,7 @@ def _piece(old: Sent, start: int, end: int, psh: bool) -> Sent:
 
 # a record's start, the key of every bisection here (a C callable: no Python call per step)
 _start: Callable[[Sent], int] = attrgetter("start")
+_order: Callable[[Sent], int] = attrgetter("order")
 
 
 __all__ = ["Sent", "SentLog"]
