@@ -364,17 +364,22 @@ class TcbOutput(TcbVars):
             if persist is not None:
                 self._arm(PERSIST_TIMER, None)
 
-    def _tso_defer(self, nxt: int, cong_win: int, now: float) -> tuple[bool, int]:
+    def _tso_defer(self, nxt: int, cong_win: int, now: float,
+                   skb: tuple[int, int, int] | None = None) -> tuple[bool, int]:
         """Whether the unsent rest of the skb at SND.NXT waits for the next ACK (tso_defer.py),
         and where that skb ends; a wait that cwnd causes counts as cwnd-limited
-        (``_cwnd_validate``)."""
-        sb = self.sendbuf
-        d = (nxt - self.snd_data_una) & MASK  # _abs(nxt) and _skb_end(pos) written out
-        pos = sb.base + (d - MOD if d > HALF else d)
-        tail = sb.base + len(sb.data)  # SendBuffer.end
-        ends = self.skb_ends
-        i = bisect_right(ends, pos)
-        end = ends[i] if i < len(ends) else tail
+        (``_cwnd_validate``). ``skb``: (the stream position of SND.NXT, where its skb ends, the
+        buffer's end) when the caller has just found them (the send fast path)."""
+        if skb is None:
+            sb = self.sendbuf
+            d = (nxt - self.snd_data_una) & MASK  # _abs(nxt) and _skb_end(pos) written out
+            pos = sb.base + (d - MOD if d > HALF else d)
+            tail = sb.base + len(sb.data)  # SendBuffer.end
+            ends = self.skb_ends
+            i = bisect_right(ends, pos)
+            end = ends[i] if i < len(ends) else tail
+        else:
+            pos, end, tail = skb
         fin = self.fin_seq
         if end - pos <= self.snd_mss or (fin is not None and self._abs(fin) <= end):
             return False, end  # one segment (Nagle's case), or the FIN's skb: no deferral
@@ -527,10 +532,11 @@ class TcbOutput(TcbVars):
                 i = bisect_right(skb_ends, pos)  # where the skb at pos ends (sndbuf.py)
                 whole = skb_ends[i] if i < len(skb_ends) else end
                 if whole - pos > usable:  # the room cuts this skb: judged from here on
-                    defer, decided = self._tso_defer(nxt, cwnd - flight, now)
+                    defer, decided = self._tso_defer(nxt, cwnd - flight, now, (pos, whole, end))
                     if defer:
                         break
-                elif whole >= end and self._tso_defer(nxt, cwnd - flight, now)[0]:
+                elif whole >= end and self._tso_defer(nxt, cwnd - flight, now,
+                                                      (pos, whole, end))[0]:
                     break  # the last skb, whole: it may wait too (as Linux)
             if pos >= mark:
                 i = bisect_right(marks, pos)
