@@ -38,13 +38,16 @@ if TYPE_CHECKING:
     from .context import HostContext
     from .interface import Interface
     from .nat import Nat
+    from .neighbor import Neighbor, Nud
     from .redirect import Redirects
 
 # Ipv4.tcp_path's answer: (interface, the next hop's MAC, the path MTU, the TTL, whether the port
 # offloads checksums, the frame templates of the flows on it by (source, source port,
-# destination port, DF))
+# destination port, DF)); then what it was made from, by which it is carried (tcp_path): the
+# generations and values it read, the neighbour entry and that entry's state
 TcpPath = tuple["Interface", bytes, int, int, bool,
-                dict[tuple[bytes, int, int, bool], TcpFrameTemplate]]
+                dict[tuple[bytes, int, int, bool], TcpFrameTemplate],
+                tuple[object, ...], "Neighbor", "Nud"]
 
 
 
@@ -419,7 +422,30 @@ class Ipv4:
         The TCP layer asks once per flush and builds those frames itself
         (:meth:`send_tcp_frames`). The same answer while the route, the neighbour's MAC, the
         MTU, the TTL and the port's offload stay as they were, and with it the flows' frame
-        templates; a change makes a new one (the templates made again)."""
+        templates; a change makes a new one (the templates made again).
+
+        The answer is carried, without the look-ups, while nothing it was read from moved: the
+        routing table and the addresses (``routes.gen``, ``addr_gen``: the dst cache's
+        validity), the neighbour table (``NeighborCache.gen``: no entry gone), the entry's
+        state and MAC, the path MTU cache (``PathMtuCache.gen``), the port's MTU and offload,
+        the interface's MTU cap and the TTL; the entry is then marked used as
+        :meth:`NeighborCache.usable` would. ``tests/stack/test_tcp_path_carried.py`` compares it
+        with the look-ups (:meth:`_tcp_path`) after random changes of each."""
+        h = self.host
+        p = self._tcp_paths.get(dst)
+        if p is not None:
+            iface = p[0]
+            port = iface.port
+            n = p[7]
+            if n.state is p[8] and n.mac is p[1] and port.csum_offload is p[4] and p[6] == (
+                    h.routes.gen, h.addr_gen, iface.arp.gen, h.pmtu.gen, port.mtu,
+                    iface._mtu_cap, h.default_ttl):
+                n.used = now  # (usable's mark)
+                return p
+        return self._tcp_path(dst, now)
+
+    def _tcp_path(self, dst: bytes, now: float) -> TcpPath | None:
+        """:meth:`tcp_path` by its look-ups (the specification of its carried answer)."""
         h = self.host
         if dst == LIMITED_BCAST or dst[0] >> 4 == 14 or dst in h.local4 or dst[0] == 127:
             return None
@@ -430,16 +456,21 @@ class Ipv4:
         if iface is h.lo or nexthop == LIMITED_BCAST or nexthop in iface.bcast4 \
                 or nexthop[0] >> 4 == 14:
             return None
-        mac = iface.arp.usable(nexthop, now)
+        arp = iface.arp
+        mac = arp.usable(nexthop, now)
         if mac is None:
             return None
+        n = arp.entries[nexthop]  # (usable found it)
+        port = iface.port
+        check = (h.routes.gen, h.addr_gen, arp.gen, h.pmtu.gen, port.mtu, iface._mtu_cap,
+                 h.default_ttl)
         mtu = iface.mtu
         if len(h.pmtu):  # as in send
             pmtu = h.pmtu.get(dst, mtu, None)
             if pmtu < mtu:
                 mtu = pmtu
         ttl = h.default_ttl
-        offload = iface.port.csum_offload
+        offload = port.csum_offload
         paths = self._tcp_paths
         p = paths.get(dst)
         if p is None or p[0] is not iface or p[1] != mac or p[2] != mtu or p[3] != ttl \
@@ -447,7 +478,11 @@ class Ipv4:
             if len(paths) >= TCP_TEMPLATES_MAX:
                 paths.clear()
                 self._tcp_templates = 0
-            p = paths[dst] = (iface, mac, mtu, ttl, offload, {})
+            p = paths[dst] = (iface, mac, mtu, ttl, offload, {}, check, n, n.state)
+        elif p[6] != check or p[7] is not n or p[8] is not n.state or p[1] is not mac:
+            # the same path, read from new generations: carried from them on (the templates
+            # kept)
+            p = paths[dst] = (iface, mac, mtu, ttl, offload, p[5], check, n, n.state)
         return p
 
     def send_tcp_frames(self, path: TcpPath, src: bytes, dst: bytes, now: float, df: bool,

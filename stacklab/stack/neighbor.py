@@ -114,6 +114,7 @@ class NeighborCache:
         self.rng = rng
         self.params = params or NeighborParams()
         self.entries: dict[bytes, Neighbor] = {}
+        self.gen = 0  # counts the entries gone from the table (a holder of one checks it)
         self.counters = counters if counters is not None else {}
         self.layer = layer
         self._trace = trace
@@ -293,8 +294,10 @@ class NeighborCache:
         return self.entries.get(ip)
 
     def forget(self, ip: bytes) -> None:
-        if self.entries.pop(ip, None) is not None and self._timer_changed is not None:
-            self._timer_changed()
+        if self.entries.pop(ip, None) is not None:
+            self.gen += 1
+            if self._timer_changed is not None:
+                self._timer_changed()
         self._by_update.pop(ip, None)
         self._failed.pop(ip, None)
 

@@ -47,6 +47,7 @@ class PathMtuCache:
         self.min_v4 = min_v4
         self.min_v6 = min_v6
         self._entries: dict[bytes, PmtuEntry] = {}
+        self.gen = 0  # counts the changes of the entries (a holder of an answer checks it)
         self.counters: Counter[str] = counters if counters is not None else Counter()
 
     def __len__(self) -> int:
@@ -58,6 +59,7 @@ class PathMtuCache:
         entry = self._entries.get(dst)
         if entry is not None and now is not None and now >= entry.expires:
             del self._entries[dst]
+            self.gen += 1
             self.counters["pmtu.expired"] += 1
             return None
         return entry
@@ -90,12 +92,14 @@ class PathMtuCache:
             self.counters["pmtu.ignored_not_lower"] += 1
             return None
         self._entries[dst] = PmtuEntry(mtu, now + self.expires, now)
+        self.gen += 1
         self.counters["pmtu.lowered"] += 1
         return mtu
 
     def set(self, dst: bytes, mtu: int, now: float) -> None:
         """Record a PMTU found another way (PLPMTUD probing): not clamped below the floor."""
         self._entries[dst] = PmtuEntry(mtu, now + self.expires, now)
+        self.gen += 1
 
     def get_timer(self) -> float | None:
         if not self._entries:
@@ -105,6 +109,7 @@ class PathMtuCache:
     def handle_timer(self, now: float) -> None:
         for dst in [d for d, e in self._entries.items() if now >= e.expires]:
             del self._entries[dst]
+            self.gen += 1
             self.counters["pmtu.expired"] += 1
 
     def entries(self, now: float) -> list[tuple[bytes, PmtuEntry]]:

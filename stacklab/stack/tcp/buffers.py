@@ -129,7 +129,9 @@ class SendBuffer:
             self.data = _NO_BYTES
             buf = self._buf
             head = self._head + n
-            live = max(len(buf) - head, 0)
+            live = len(buf) - head
+            if live < 0:  # (max() written out: once per ACK)
+                live = 0
             if head >= live:  # the acknowledged front is as long as the rest: cut it off
                 # into a new bytearray (one copy), never in place: a view of the old bytes
                 # still alive somewhere (one held by a reference cycle) keeps them unchanged, and

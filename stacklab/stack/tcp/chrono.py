@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from .fsm import CLOSE_WAIT, ESTABLISHED
-from .seq import seq_sub
+from .seq import HALF, MASK, MOD
 from .sndbuf import SkbTcb, notsent
 
 UNSPEC, BUSY, RWND_LIMITED, SNDBUF_LIMITED = range(4)  # Linux enum tcp_chrono
@@ -101,7 +101,8 @@ def after_output(tcb: TcbLike, sent: bool, now: float) -> None:
     if chrono.kind < BUSY:
         chrono._set(BUSY, now)
     if left:
-        flight = seq_sub(tcb.snd_nxt, tcb.snd_una)
+        d = (tcb.snd_nxt - tcb.snd_una) & MASK  # seq_sub(SND.NXT, SND.UNA), written out
+        flight = d - MOD if d > HALF else d
         mss = tcb.snd_mss
         # the next segment does not fit the room after SND.NXT, cwnd having some
         if (left if left < mss else mss) > tcb.snd_wnd - flight \

@@ -442,13 +442,14 @@ class TcpLayer:
                 # or a Fragmentation Needed below it: Linux locks the MTU at the floor and
                 # clears DF, RFC 1191 §3), where IP (ours or a router's) fragments what does
                 # not fit
-                df = len(dst) == 16 or dont_fragment(tcb.config.pmtudisc,
-                                                     tcb.path_mss + 40 <= MIN_PMTU_V4)
+                v4 = len(dst) == 4
+                df = not v4 or dont_fragment(tcb.config.pmtudisc,
+                                             tcb.path_mss + 40 <= MIN_PMTU_V4)
                 dscp = tcb.config.tos  # IP_TOS / IPV6_TCLASS, without the ECN bits
                 # IPv4 on its plain route: the common segments become whole frames here, built
                 # in one buffer each, in one pass (Ipv4.send_tcp_frames); the others go through
                 # ip_send
-                ipv4 = self._ipv4 if len(dst) == 4 else None
+                ipv4 = self._ipv4 if v4 else None
                 path = ipv4.tcp_path(dst, now) if ipv4 is not None else None
                 gso = path[0].port.gso_max if path is not None else 0  # TSO (gso.py)
                 if tcb.gso_max != gso:
@@ -519,7 +520,7 @@ class TcpLayer:
             if t is None:
                 self._timer_of.pop(tcb, None)
             elif self._timer_of.get(tcb) != t:
-                self._note_timer(tcb, t)
+                self._index_timer(tcb, t)
             return
 
     def _note_timer(self, tcb: Tcb, t: float | None) -> None:
@@ -529,13 +530,18 @@ class TcpLayer:
             of.pop(tcb, None)
             return
         if of.get(tcb) != t:
-            of[tcb] = t
-            self._timer_seq += 1
-            heap = self._timer_heap
-            heapq.heappush(heap, (t, self._timer_seq, tcb))
-            if len(heap) > 64 + 4 * len(of):  # too many stale entries: rebuild
-                self._timer_heap = [(d, i, c) for i, (c, d) in enumerate(of.items())]
-                heapq.heapify(self._timer_heap)
+            self._index_timer(tcb, t)
+
+    def _index_timer(self, tcb: Tcb, t: float) -> None:
+        """A new deadline ``t`` of ``tcb`` (not the one indexed) into the timer index."""
+        of = self._timer_of
+        of[tcb] = t
+        self._timer_seq += 1
+        heap = self._timer_heap
+        heapq.heappush(heap, (t, self._timer_seq, tcb))
+        if len(heap) > 64 + 4 * len(of):  # too many stale entries: rebuild
+            self._timer_heap = [(d, i, c) for i, (c, d) in enumerate(of.items())]
+            heapq.heapify(self._timer_heap)
 
     def _orphan_reset(self, tcb: Tcb, now: float) -> bool:
         """Count the orphans (Linux tcp_close, tcp_check_oom): one over ``max_orphans`` is reset

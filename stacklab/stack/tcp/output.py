@@ -297,6 +297,8 @@ class TcbOutput(TcbVars):
                 self._emit(self._ack_seq(), ACK, b"", now)
             return
 
+        # what is queued, sent or not: sending moves neither SND.UNA nor the buffer (read once)
+        queued = len(self.sendbuf.data)
         xb = self.xmit_blocked  # the device queue refuses packets: no data goes (local_drop.py)
         if st is not FIN_WAIT_2 and (xb is None or not xb(self.remote_ip)):
             nxt = self.snd_nxt
@@ -304,7 +306,7 @@ class TcbOutput(TcbVars):
             sent = d - MOD if d > HALF else d
             if self.recover is None and nxt == self.snd_max \
                     and self.plpmtud.state is _PLPMTUD_DISABLED \
-                    and len(self.sendbuf.data) <= sent \
+                    and queued <= sent \
                     and (self.fin_seq is None or nxt != self.fin_seq):
                 self._sws_override = False  # nothing new to send: _output_data would do only this
             else:
@@ -325,7 +327,7 @@ class TcbOutput(TcbVars):
                 rate = self.rate
                 if rate is not None:  # app-limited mark for rate samples (rate.py)
                     d = (self.snd_nxt - self.snd_data_una) & MASK  # (seq_sub)
-                    unsent = len(self.sendbuf.data) - (d - MOD if d > HALF else d)
+                    unsent = queued - (d - MOD if d > HALF else d)
                     if unsent < self.snd_mss:  # (the only case that needs the flight)
                         rate.check_app_limited(unsent, self._in_flight(), self.cc.cwnd,
                                                self.snd_mss)
@@ -340,7 +342,6 @@ class TcbOutput(TcbVars):
                 self._emit(self._ack_seq(), ACK, b"", now)
         # timers: retransmission while something is in flight and the window is open; the
         # persist timer when the peer's window is zero and we have something to send
-        queued = len(self.sendbuf.data)
         rto, persist = self.deadlines[RTO_TIMER], self.deadlines[PERSIST_TIMER]
         if self.snd_wnd == 0 and queued > 0:
             if rto is not None:
@@ -363,17 +364,22 @@ class TcbOutput(TcbVars):
             if persist is not None:
                 self._arm(PERSIST_TIMER, None)
 
-    def _tso_defer(self, nxt: int, cong_win: int, now: float) -> tuple[bool, int]:
+    def _tso_defer(self, nxt: int, cong_win: int, now: float,
+                   skb: tuple[int, int, int] | None = None) -> tuple[bool, int]:
         """Whether the unsent rest of the skb at SND.NXT waits for the next ACK (tso_defer.py),
         and where that skb ends; a wait that cwnd causes counts as cwnd-limited
-        (``_cwnd_validate``)."""
-        sb = self.sendbuf
-        d = (nxt - self.snd_data_una) & MASK  # _abs(nxt) and _skb_end(pos) written out
-        pos = sb.base + (d - MOD if d > HALF else d)
-        tail = sb.base + len(sb.data)  # SendBuffer.end
-        ends = self.skb_ends
-        i = bisect_right(ends, pos)
-        end = ends[i] if i < len(ends) else tail
+        (``_cwnd_validate``). ``skb``: (the stream position of SND.NXT, where its skb ends, the
+        buffer's end) when the caller has just found them (the send fast path)."""
+        if skb is None:
+            sb = self.sendbuf
+            d = (nxt - self.snd_data_una) & MASK  # _abs(nxt) and _skb_end(pos) written out
+            pos = sb.base + (d - MOD if d > HALF else d)
+            tail = sb.base + len(sb.data)  # SendBuffer.end
+            ends = self.skb_ends
+            i = bisect_right(ends, pos)
+            end = ends[i] if i < len(ends) else tail
+        else:
+            pos, end, tail = skb
         fin = self.fin_seq
         if end - pos <= self.snd_mss or (fin is not None and self._abs(fin) <= end):
             return False, end  # one segment (Nagle's case), or the FIN's skb: no deferral
@@ -381,7 +387,8 @@ class TcbOutput(TcbVars):
         head = records[0].xmit if records else None
         cc = self.cc
         wnd = self.snd_wnd
-        d = (nxt - self.flight_una()) & MASK  # seq_sub(SND.NXT, SND.UNA)
+        # seq_sub(SND.NXT, SND.UNA); flight_una() is SND.UNA but in a TCP Fast Open child
+        d = (nxt - (self.snd_una if self.tfo is None else self.flight_una())) & MASK
         defer, cwnd_limited = should_defer(
             skb_len=end - pos, is_tail=end >= tail, cong_win=cong_win,
             send_win=wnd - (d - MOD if d > HALF else d), snd_wnd=wnd,
@@ -480,7 +487,7 @@ class TcbOutput(TcbVars):
         sendbuf = self.sendbuf
         data = sendbuf.data
         total = len(data)
-        una = self.flight_una()
+        una = self.snd_una if self.tfo is None else self.flight_una()  # (the call: TFO only)
         data_una = self.snd_data_una
         wnd = self.snd_wnd
         cwnd = self.cc.cwnd
@@ -525,10 +532,11 @@ class TcbOutput(TcbVars):
                 i = bisect_right(skb_ends, pos)  # where the skb at pos ends (sndbuf.py)
                 whole = skb_ends[i] if i < len(skb_ends) else end
                 if whole - pos > usable:  # the room cuts this skb: judged from here on
-                    defer, decided = self._tso_defer(nxt, cwnd - flight, now)
+                    defer, decided = self._tso_defer(nxt, cwnd - flight, now, (pos, whole, end))
                     if defer:
                         break
-                elif whole >= end and self._tso_defer(nxt, cwnd - flight, now)[0]:
+                elif whole >= end and self._tso_defer(nxt, cwnd - flight, now,
+                                                      (pos, whole, end))[0]:
                     break  # the last skb, whole: it may wait too (as Linux)
             if pos >= mark:
                 i = bisect_right(marks, pos)
@@ -802,7 +810,7 @@ class TcbOutput(TcbVars):
         """Bytes counted against cwnd: RFC 6675 ``pipe`` during SACK recovery; otherwise what was
         sent from SND.UNA to SND.NXT minus what the peer SACKed (after a timeout SND.NXT went
         back: what lies above it is presumed lost)."""
-        una, nxt = self.flight_una(), self.snd_nxt
+        una, nxt = self.snd_una if self.tfo is None else self.flight_una(), self.snd_nxt
         d = (nxt - una) & MASK  # seq_sub(SND.NXT, una), written out (asked after most ACKs)
         flight = d - MOD if d > HALF else d
         rec = self.rec

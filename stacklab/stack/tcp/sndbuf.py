@@ -92,7 +92,8 @@ def size_goal(tcb: SkbTcb, oob: bool = False) -> int:
     cutoff = win >> 1 if win > TCP_MSS_DEFAULT else win
     if cutoff and goal > cutoff:
         goal = max(cutoff, 68 - (32 if tcb.ts_ok else 20))
-    return max(goal // mss * mss, mss)
+    goal = goal // mss * mss  # (max() written out: asked after every ACK)
+    return goal if goal > mss else mss
 
 
 def _prune(tcb: SkbTcb) -> list[int]:

@@ -60,7 +60,7 @@ from .rate import LOSS, OPEN, RECOVERY
 from .recovery import RangeSet
 from .rtt import ack_sample
 from .segment import ACK, FIN, RST, SYN, URG, Segment, SegmentLike
-from .seq import HALF, MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from .seq import HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from .tfo import TfoConn
 from .timers import (
     CONNECT_TIMER,
@@ -1421,15 +1421,17 @@ class Tcb(TcbOutput):
         rtt = self.rtt
         if sample is not None and sample < 3600:
             rtt.update(sample)
-        rtt.on_new_ack()
+        if rtt._backoff:  # (on_new_ack has nothing to do otherwise)
+            rtt.on_new_ack()
         self.retries = 0
         if rec.retrans.starts or rec.lost.starts:
             rec.on_cumulative_ack(pos)
         self.rack.on_cumulative_ack(acked, now, self.snd_mss)
         rate = self.rate
         if rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
+            d = (nxt - ack) & MASK  # (seq_sub(SND.NXT, SEG.ACK): what stays in flight)
             rs = rate.on_ack(acked, self.sent, pos, pos + ((snd_max - ack) & MASK), rec.sacked,
-                             now, flight, seq_sub(nxt, ack))
+                             now, flight, d - MOD if d > HALF else d)
             rs.ca_state = OPEN
             cc.on_rate_sample(rs, now)
         # (cwnd_limited, written out)
@@ -1476,7 +1478,8 @@ class Tcb(TcbOutput):
                 self._trace_cwnd(now)
             else:  # (_trace_cwnd without the log; no trace here)
                 self._cwnd_traced = (cc.cwnd, cc.ssthresh)
-        self._space_freed(len(self._events), free)
+        if free is not None:  # (_space_freed's other cases: no zero-copy here, not CLOSED)
+            self._space_freed(len(self._events), free)
         return True
 
     def _space_freed(self, at: int, free: int | None) -> None:

@@ -37,7 +37,9 @@ def autosize_segs(cwnd: int, ssthresh: int, mss: int, srtt: float | None,
     r = int(srtt * 1e6) >> TSO_RTT_LOG
     if r < 32:
         nbytes += GSO_MAX_SIZE >> r
-    return max(min(nbytes, GSO_MAX_SIZE) // mss, min_segs)
+    # max(min(nbytes, GSO_MAX_SIZE) // mss, min_segs), written out (asked after every ACK)
+    segs = (nbytes if nbytes < GSO_MAX_SIZE else GSO_MAX_SIZE) // mss
+    return segs if segs > min_segs else min_segs
 
 
 def quota(cwnd_segs: int, in_flight: int, auto: int) -> int:

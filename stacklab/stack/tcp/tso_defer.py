@@ -41,7 +41,7 @@ def should_defer(*, skb_len: int, is_tail: bool, cong_win: int, send_win: int, s
         return False, False
     if not is_tail and limit >= skb_len:
         return False, False
-    if limit >= min(snd_wnd, cwnd) // TSO_WIN_DIVISOR:
+    if limit >= (snd_wnd if snd_wnd < cwnd else cwnd) // TSO_WIN_DIVISOR:  # (min())
         return False, False
     # the next ACK is due in SRTT - head_age; at most half an SRTT away: worth waiting for
     # (just sent, as in the same burst: send now, as Linux's microsecond clock sees it)

@@ -134,13 +134,17 @@ class Cubic(CongestionController):
         alpha = ALPHA_RENO_FRIENDLY if self.w_est < self.w_max else 1.0
         self.w_est += alpha * segs_acked / cwnd_seg
         w_now = w_cubic(t, self.k, self.w_max)
-        if w_now < self.w_est:
-            new_seg = max(cwnd_seg, self.w_est)  # Reno-friendly region
+        w_est = self.w_est
+        if w_now < w_est:
+            new_seg = w_est if w_est > cwnd_seg else cwnd_seg  # Reno-friendly region (max())
         else:
             # §4.4/§4.5: concave/convex: grow by (target - cwnd)/cwnd per acked segment, with
             # target = W_cubic(t + RTT) clamped to [cwnd, 1.5 cwnd]
             target = w_cubic(t + rtt_now, self.k, self.w_max)
-            target = min(max(target, cwnd_seg), 1.5 * cwnd_seg)
+            if target < cwnd_seg:  # (min(max()) written out: once per ACK)
+                target = cwnd_seg
+            elif target > 1.5 * cwnd_seg:
+                target = 1.5 * cwnd_seg
             new_seg = cwnd_seg + (target - cwnd_seg) / cwnd_seg * segs_acked
         self._cwnd_f = new_seg * mss
         self.cwnd = int(self._cwnd_f)
