@@ -39,10 +39,15 @@ running_host: contextvars.ContextVar[DrivenHost | None] = contextvars.ContextVar
 
 class NodeDriver:
     def __init__(self, node: Node, loop: asyncio.AbstractEventLoop,
-                 transmit: Callable[[int, bytes | bytearray], None]) -> None:
+                 transmit: Callable[[int, bytes | bytearray], None],
+                 transmit_all: Callable[[list[tuple[int, bytes | bytearray]]], None] | None = None
+                 ) -> None:
+        """``transmit(ifindex, frame)`` sends a frame; ``transmit_all(frames)``, when given, the
+        ``(ifindex, frame)`` pairs of one flush in one call (a simulated network's)."""
         self.node = node
         self.loop = loop
         self.transmit = transmit
+        self.transmit_all = transmit_all
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._kick_pending = False
@@ -218,6 +223,9 @@ class NodeDriver:
             out = node.frames_to_send()
             if not out:
                 break
+            if self.transmit_all is not None:
+                self.transmit_all(out)
+                continue
             for ifindex, frame in out:
                 self.transmit(ifindex, frame)
         self._arm(node.get_timer())

@@ -324,16 +324,18 @@ class Direction:
         self._delay = delay.delay
         self._complete = not _PARTIAL_SAFE.issuperset(map(type, chain))
 
-    def send(self, frame: bytes) -> None:
-        """A frame from the sending node, now."""
+    def send(self, frame: bytes, t: float | None = None) -> None:
+        """A frame from the sending node, now (``t``: the loop's time, when the caller read it
+        already for a batch of frames sent at one instant)."""
         if type(frame) not in _BYTES and not isinstance(frame, bytes):
             frame = bytes(frame)  # immutable in flight (a VerifiedFrame stays one)
         n = len(frame)
         c = self.counters
         c["tx.frames"] += 1
         c["tx.bytes"] += n
-        if self._plain:  # Gate, MtuCheck, Delay then Schedule, inline
+        if t is None:
             t = self.loop.time()
+        if self._plain:  # Gate, MtuCheck, Delay then Schedule, inline
             if not self.up:
                 self.drop("down", frame, t)
             elif n > self._limit:
@@ -343,7 +345,7 @@ class Direction:
             return
         if self._complete:
             frame = complete_checksum(frame)
-        self._head.push(frame, self.loop.time())  # type: ignore[union-attr]  # built by rebuild()
+        self._head.push(frame, t)  # type: ignore[union-attr]  # built by rebuild()
 
     def drop(self, reason: str, frame: bytes, t: float) -> None:
         self.counters["drop." + reason] += 1

@@ -82,11 +82,12 @@ class BroadcastDomain:
 class _Attachment:
     """A node's side of its links: ifindex -> the Direction its frames go out on."""
 
-    __slots__ = ("node", "sends")
+    __slots__ = ("node", "sends", "loop")
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, loop: asyncio.AbstractEventLoop) -> None:
         self.node = node
-        self.sends: list[Any] = []
+        self.sends: list[Any] = []  # ifindex -> its link direction's send (None: no link)
+        self.loop = loop
 
     def transmit(self, ifindex: int, frame: bytes | bytearray) -> None:
         try:
@@ -97,6 +98,21 @@ class _Attachment:
             send(frame)
         else:
             self.node.counters["drop.link.unconnected"] += 1
+
+    def transmit_all(self, out: list[tuple[int, bytes | bytearray]]) -> None:
+        """:meth:`transmit` of each ``(ifindex, frame)`` of ``out``, in order: a driver's flush,
+        at one instant (the clock, which moves only between loop callbacks, read once)."""
+        sends = self.sends
+        t = self.loop.time()
+        for ifindex, frame in out:
+            try:
+                send = sends[ifindex]
+            except IndexError:
+                send = None
+            if send is not None:
+                send(frame, t)
+            else:
+                self.node.counters["drop.link.unconnected"] += 1
 
 
 class Network:
@@ -159,9 +175,9 @@ class Network:
             raise TopologyError(f"there is already a node named {name!r}")
         self.nodes[name] = node
         self.kinds[name] = kind or node.kind
-        att = _Attachment(node)
+        att = _Attachment(node, self.loop)
         self._attach[name] = att
-        driver = self.drivers[name] = NodeDriver(node, self.loop, att.transmit)
+        driver = self.drivers[name] = NodeDriver(node, self.loop, att.transmit, att.transmit_all)
         if isinstance(node, DrivenHost):
             node.attach(driver)  # the application API's clock and loop
         for directory, point in self._captures:
