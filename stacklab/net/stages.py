@@ -18,6 +18,7 @@ import asyncio
 import heapq
 import random
 from collections import Counter, deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stacklab.wire import icmpv4 as i4
@@ -501,6 +502,17 @@ class Schedule(Stage):
         self._loop = direction.loop
         self._timer_at: float | None = None
         self._handle: asyncio.TimerHandle | None = None
+
+    def push_all(self, out: Sequence[tuple[int, bytes]], t: float) -> None:
+        """:meth:`push` of the frame of each ``(ifindex, frame)`` of ``out`` (two or more), in
+        order, all due at ``t`` (a flush's frames on the plain wire: ``Direction.send_all``):
+        the first as any, the others behind it in the same queue (due when it is, after it)."""
+        self.push(out[0][1], t)
+        if self._heap:
+            for _, frame in out[1:]:
+                self._push_heap(frame, t)
+        else:
+            self._fifo += [(t, frame) for _, frame in out[1:]]
 
     def push(self, frame: bytes, t: float) -> None:
         fifo = self._fifo
