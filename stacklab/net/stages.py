@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import operator
 import random
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -616,6 +617,9 @@ class Schedule(Stage):
         return len(self._heap) + len(self._fifo) - self._head
 
 
+_FRAME = operator.itemgetter(1)  # the frame of a (t, frame) pair
+
+
 class Deliver(Stage):
     """The end of the line: the direction's :class:`Receiver` (the node's driver) gets the
     frame."""
@@ -643,14 +647,15 @@ class Deliver(Stage):
         d = self.dir
         deliver = d.receiver.deliver
         ifindex = d.rx_ifindex
-        frames = nbytes = 0
+        frames = taken = dropped = 0
         try:
             for t, frame in due:
+                taken += 1
                 if not d.up:
                     d.drop("down", frame, t)
+                    dropped += len(frame)
                     continue
                 frames += 1
-                nbytes += len(frame)
                 try:
                     deliver(ifindex, frame)
                 except Exception as exc:
@@ -660,7 +665,9 @@ class Deliver(Stage):
             if frames:
                 c = d.counters
                 c["rx.frames"] += frames
-                c["rx.bytes"] += nbytes
+                # the bytes of the frames taken (delivered, or the one that raised), summed
+                # once for the batch
+                c["rx.bytes"] += sum(map(len, map(_FRAME, due[:taken]))) - dropped
 
 
 def _name_frame(exc: Exception, d: StageContext, frame: bytes, t: float) -> None:
