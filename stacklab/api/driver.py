@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import random
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sized
 from typing import Any
 
 from stacklab.stack.host import Host
@@ -30,16 +30,24 @@ from stacklab.trace.events import Tracer
 # runs for its node (frames in, timers, kicks), so the callbacks of a host's connections, and the
 # tasks they create, run "on" that host whatever task caused the call; stacklab.api.spawn sets it
 # for a spawned program and reads it to route the loop's network calls.
+# the queues of a drain hook that gave none (on_drain): never empty, so it runs every time
+_ALWAYS: tuple[Sized, ...] = ((None,),)
+
 running_host: contextvars.ContextVar[DrivenHost | None] = contextvars.ContextVar(
     "stacklab_running_host", default=None)
 
 
 class NodeDriver:
     def __init__(self, node: Node, loop: asyncio.AbstractEventLoop,
-                 transmit: Callable[[int, bytes | bytearray], None]) -> None:
+                 transmit: Callable[[int, bytes | bytearray], None],
+                 transmit_all: Callable[[list[tuple[int, bytes | bytearray]]], None] | None = None
+                 ) -> None:
+        """``transmit(ifindex, frame)`` sends a frame; ``transmit_all(frames)``, when given, the
+        ``(ifindex, frame)`` pairs of one flush in one call (a simulated network's)."""
         self.node = node
         self.loop = loop
         self.transmit = transmit
+        self.transmit_all = transmit_all
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._kick_pending = False
@@ -50,7 +58,8 @@ class NodeDriver:
         self._call_now: float | None = None
         self._held_token: contextvars.Token[DrivenHost | None] | None = None
         self._drain_keys: set[Hashable] = set()
-        self._drain_hooks: list[Callable[[float], None]] = []
+        self._drain_hooks: list[tuple[Callable[[float], None], tuple[Sized, ...]]] = []
+        self._drain_queues: tuple[Sized, ...] = ()  # every hook's queues, in one tuple
         self._draining = False
         self.powered = True  # False while the node is crashed: nothing in, out, or on a timer
         self.app_host: DrivenHost | None = None  # the node, when it has the application API
@@ -76,17 +85,28 @@ class NodeDriver:
             fut.set_result(None)
         return fut
 
-    def on_drain(self, key: Hashable, hook: Callable[[float], None]) -> None:
-        """Run ``hook(now)`` after every node call (once per ``key``, e.g. a host's TCP layer)."""
+    def on_drain(self, key: Hashable, hook: Callable[[float], None],
+                 queues: tuple[Sized, ...] = ()) -> None:
+        """Run ``hook(now)`` after every node call (once per ``key``, e.g. a host's TCP layer).
+        ``queues``: the containers the hook takes its work from (a TCP layer's events and the
+        connections kicked): it runs only when one of them is not empty, so a frame that queued
+        nothing (most ACKs a bulk sender gets) costs no call; none given: after every call."""
         if key not in self._drain_keys:
             self._drain_keys.add(key)
-            self._drain_hooks.append(hook)
+            queues = queues or _ALWAYS
+            self._drain_hooks.append((hook, queues))
+            self._drain_queues += queues
 
     def _drain(self, now: float) -> None:
+        """Each drain hook whose queues hold something (:meth:`on_drain`), in order. The
+        callers with a frame in ask first whether any queue does (``_drain_queues``)."""
         self._draining = True  # kicks from inside a hook: the flush that follows covers them
         try:
-            for hook in self._drain_hooks:
-                hook(now)
+            for hook, queues in self._drain_hooks:
+                for q in queues:
+                    if q:
+                        hook(now)
+                        break
         finally:
             self._draining = False
 
@@ -109,8 +129,10 @@ class NodeDriver:
                 self.node.receive_frame(ifindex, frame, now, True)
             else:
                 self.node.receive_frame(ifindex, frame, now)
-            if self._drain_hooks:
-                self._drain(now)
+            for q in self._drain_queues:  # (_drain when a hook has something to do)
+                if q:
+                    self._drain(now)
+                    break
         finally:
             self._call_now = outer
             running_host.reset(token)
@@ -127,8 +149,10 @@ class NodeDriver:
                 return
             now = self._held_now
             self.node.receive_frame(ifindex, frame, now)
-            if self._drain_hooks:
-                self._drain(now)
+            for q in self._drain_queues:  # (_drain when a hook has something to do)
+                if q:
+                    self._drain(now)
+                    break
             return
         self.receive(ifindex, frame)
         self.flush()
@@ -184,6 +208,7 @@ class NodeDriver:
         self.powered = False
         self._drain_keys.clear()
         self._drain_hooks.clear()
+        self._drain_queues = ()
         self._arm(None)
 
     def power_on(self) -> None:
@@ -198,6 +223,9 @@ class NodeDriver:
             out = node.frames_to_send()
             if not out:
                 break
+            if self.transmit_all is not None:
+                self.transmit_all(out)
+                continue
             for ifindex, frame in out:
                 self.transmit(ifindex, frame)
         self._arm(node.get_timer())

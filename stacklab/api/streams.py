@@ -85,8 +85,9 @@ def _drain(layer: TcpLayer, now: float) -> None:
 
 
 def _pull_events(host: DrivenHost, layer: TcpLayer) -> None:
-    """Make the host's driver drain ``layer``'s events after every node call (once per layer)."""
-    host.driving().on_drain(layer, functools.partial(_drain, layer))
+    """Make the host's driver drain ``layer``'s events after every node call that left some
+    queued, or a connection kicked (once per layer)."""
+    host.driving().on_drain(layer, functools.partial(_drain, layer), (layer.events, layer.kicked))
 
 
 def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,

@@ -82,21 +82,55 @@ class BroadcastDomain:
 class _Attachment:
     """A node's side of its links: ifindex -> the Direction its frames go out on."""
 
-    __slots__ = ("node", "sends")
+    __slots__ = ("node", "sends", "loop")
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, loop: asyncio.AbstractEventLoop) -> None:
         self.node = node
-        self.sends: list[Any] = []
+        self.sends: list[Any] = []  # ifindex -> its link direction's send_all (None: none)
+        self.loop = loop
 
     def transmit(self, ifindex: int, frame: bytes | bytearray) -> None:
-        try:
-            send = self.sends[ifindex]  # (an index past the end: a port without a link)
-        except IndexError:
-            send = None
-        if send is not None:
-            send(frame)
+        self.transmit_all([(ifindex, frame)])
+
+    def transmit_all(self, out: list[tuple[int, bytes | bytearray]]) -> None:
+        """Each ``(ifindex, frame)`` of ``out``, in order, onto its port's link: a driver's
+        flush, at one instant (the clock, which moves only between loop callbacks, read once);
+        the frames for one port in a row go in one call (a host's flush: all of them)."""
+        t = self.loop.time()
+        first = out[0][0]
+        runs: Iterable[tuple[int, list[tuple[int, bytes | bytearray]]]]
+        for ifindex, _ in out:
+            if ifindex != first:
+                runs = _runs(out)  # a router's or a switch's flush, to several ports
+                break
         else:
-            self.node.counters["drop.link.unconnected"] += 1
+            runs = ((first, out),)
+        sends = self.sends
+        for ifindex, run in runs:
+            try:
+                send_all = sends[ifindex]  # (an index past the end: a port without a link)
+            except IndexError:
+                send_all = None
+            if send_all is not None:
+                send_all(run, t)
+            else:
+                self.node.counters["drop.link.unconnected"] += len(run)
+
+
+def _runs(out: list[tuple[int, bytes | bytearray]]) \
+        -> list[tuple[int, list[tuple[int, bytes | bytearray]]]]:
+    """``out`` cut into its runs of frames for one port: (ifindex, the run), in order."""
+    runs = []
+    n = len(out)
+    i = 0
+    while i < n:
+        ifindex = out[i][0]
+        j = i + 1
+        while j < n and out[j][0] == ifindex:
+            j += 1
+        runs.append((ifindex, out[i:j]))
+        i = j
+    return runs
 
 
 class Network:
@@ -159,9 +193,9 @@ class Network:
             raise TopologyError(f"there is already a node named {name!r}")
         self.nodes[name] = node
         self.kinds[name] = kind or node.kind
-        att = _Attachment(node)
+        att = _Attachment(node, self.loop)
         self._attach[name] = att
-        driver = self.drivers[name] = NodeDriver(node, self.loop, att.transmit)
+        driver = self.drivers[name] = NodeDriver(node, self.loop, att.transmit, att.transmit_all)
         if isinstance(node, DrivenHost):
             node.attach(driver)  # the application API's clock and loop
         for directory, point in self._captures:
@@ -262,7 +296,7 @@ class Network:
             tx_if = pa if sender is na else pb
             while len(sends) <= tx_if:
                 sends.append(None)
-            sends[tx_if] = d.send
+            sends[tx_if] = d.send_all
         if isinstance(na, Switch) and isinstance(nb, Switch):
             self._switch_parent[self._sw_find(na.name)] = self._sw_find(nb.name)
         for at, until in intervals:

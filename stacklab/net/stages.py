@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import operator
 import random
 from collections import Counter, deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stacklab.wire import icmpv4 as i4
@@ -502,6 +504,17 @@ class Schedule(Stage):
         self._timer_at: float | None = None
         self._handle: asyncio.TimerHandle | None = None
 
+    def push_all(self, out: Sequence[tuple[int, bytes]], t: float) -> None:
+        """:meth:`push` of the frame of each ``(ifindex, frame)`` of ``out`` (two or more), in
+        order, all due at ``t`` (a flush's frames on the plain wire: ``Direction.send_all``):
+        the first as any, the others behind it in the same queue (due when it is, after it)."""
+        self.push(out[0][1], t)
+        if self._heap:
+            for _, frame in out[1:]:
+                self._push_heap(frame, t)
+        else:
+            self._fifo += [(t, frame) for _, frame in out[1:]]
+
     def push(self, frame: bytes, t: float) -> None:
         fifo = self._fifo
         if not self._heap and (not fifo or t >= fifo[-1][0]):
@@ -604,6 +617,9 @@ class Schedule(Stage):
         return len(self._heap) + len(self._fifo) - self._head
 
 
+_FRAME = operator.itemgetter(1)  # the frame of a (t, frame) pair
+
+
 class Deliver(Stage):
     """The end of the line: the direction's :class:`Receiver` (the node's driver) gets the
     frame."""
@@ -631,14 +647,15 @@ class Deliver(Stage):
         d = self.dir
         deliver = d.receiver.deliver
         ifindex = d.rx_ifindex
-        frames = nbytes = 0
+        frames = taken = dropped = 0
         try:
             for t, frame in due:
+                taken += 1
                 if not d.up:
                     d.drop("down", frame, t)
+                    dropped += len(frame)
                     continue
                 frames += 1
-                nbytes += len(frame)
                 try:
                     deliver(ifindex, frame)
                 except Exception as exc:
@@ -648,7 +665,9 @@ class Deliver(Stage):
             if frames:
                 c = d.counters
                 c["rx.frames"] += frames
-                c["rx.bytes"] += nbytes
+                # the bytes of the frames taken (delivered, or the one that raised), summed
+                # once for the batch
+                c["rx.bytes"] += sum(map(len, map(_FRAME, due[:taken]))) - dropped
 
 
 def _name_frame(exc: Exception, d: StageContext, frame: bytes, t: float) -> None:

@@ -659,7 +659,7 @@ class Host(Node):
             if n >= 14 and frame[12] == 8 and frame[13] == 0 and frame[:6] == iface.mac:
                 # TCP (protocol byte 23): all three headers in one go, else IPv4's own path
                 if n < 54 or frame[23] != 6 \
-                        or not self.ipv4.receive_tcp_frame(iface, frame, now, csum_valid):
+                        or not self.ipv4.receive_tcp_frame(iface, frame, now, csum_valid, n):
                     self.ipv4.receive(iface, memoryview(frame)[14:], False, now)
                 return
             eth = EthernetView(frame)

@@ -177,7 +177,7 @@ class Ipv4:
         self.host.deliver(ip.src, ip.dst, ip.proto, ip.payload, now, info)
 
     def receive_tcp_frame(self, iface: Interface, frame: bytes | memoryview, now: float,
-                          csum_valid: bool = False) -> bool:
+                          csum_valid: bool = False, length: int = -1) -> bool:
         """:meth:`receive` for a whole frame to our MAC holding one unfragmented IPv4 TCP
         segment, with the three views and both checksums from one
         :func:`~stacklab.wire.tcp.parse_ipv4_tcp_frame`; a transport that registered a view
@@ -186,9 +186,10 @@ class Ipv4:
         ``csum_valid``: the device vouched for the TCP checksum (``Node.receive_frame``), which
         is then not summed; the IPv4 header's still is (20 bytes; Linux's ``ip_rcv`` too).
         A segment of a flow in :attr:`early` goes to the transport's early-demux handler
-        without :meth:`_admit` and the view handler's lookup, counted as they count it."""
+        without :meth:`_admit` and the view handler's lookup, counted as they count it.
+        ``length``: ``len(frame)``, when the caller has it."""
         try:
-            r = parse_ipv4_tcp_frame(frame, csum_valid)
+            r = parse_ipv4_tcp_frame(frame, csum_valid, length)
         except MalformedPacket:
             return False
         if r is None:
@@ -201,7 +202,10 @@ class Ipv4:
         early = self.early
         if early:
             key = frame[26:38]
-            flow = early.get(key if type(key) is bytes else bytes(key))  # (a TAP's memoryview)
+            try:  # (a subscript, no call: the flow is there for nearly every segment)
+                flow = early[key if type(key) is bytes else bytes(key)]  # (a TAP's memoryview)
+            except KeyError:
+                flow = None
             # admitted as before while the addresses are (no NAT to ask, not on lo); the
             # handler declines (False, nothing done) a connection no longer ESTABLISHED
             if flow is not None and flow[1] == h.addr_gen and self.nat is None \

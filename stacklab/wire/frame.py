@@ -106,7 +106,7 @@ def complete_checksum(frame: bytes) -> bytes:
     return VerifiedFrame(buf)
 
 
-def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False) \
+def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False, length: int = -1) \
         -> tuple[EthernetView, IPv4View, TcpView, bool, bool] | None:
     """The three views of an Ethernet II / IPv4 / TCP frame and both checksum verdicts.
 
@@ -122,10 +122,11 @@ def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False) \
     The common frame (untagged, no IP options, lengths consistent) is read with one ``unpack``;
     the TCP checksum is read from the IPv4 addresses on (they are the pseudo-header's sum);
     options in the common layouts (none; ``nop,nop,TS``; Linux's SYN ``mss,sackOK,TS,nop,wscale``)
-    are read with the header. Any other frame takes the per-layer path.
+    are read with the header. Any other frame takes the per-layer path. ``length``: the
+    frame's length when the caller has it (the receive path: ``Node.receive_frame``).
     """
     mv = frame if type(frame) is memoryview else memoryview(frame)
-    n = len(mv)
+    n = len(mv) if length < 0 else length
     if n >= 54:
         # The first 20 (or 12) bytes after the TCP header's fixed part are read as 32-bit words
         # in the same unpack when the frame has them: the option layouts below need no second

@@ -116,3 +116,49 @@ async def _sleep_coro(t: float) -> None:
 
 def _sleep(loop: VirtualTimeLoop, until: float) -> Any:
     return _sleep_coro(until - loop.time())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_push_all_is_push_of_each_frame(seed: int) -> None:
+    """A flush's frames pushed at once (``push_all``, the same due time) are delivered as
+    pushed one by one would be, onto the list or behind a heap alike."""
+    got = []
+    for batch in (False, True):
+        rng = random.Random(seed)
+        loop = VirtualTimeLoop()
+        sched, d = _chain(loop)
+        k = 0
+        for _ in range(60):
+            t = rng.choice((1.0, 1.0, 2.0, 0.5, 1.5))
+            frames = [(0, (k + i).to_bytes(4, "big")) for i in range(rng.randint(2, 5))]
+            k += len(frames)
+            if batch:
+                sched.push_all(frames, t)
+            else:
+                for _, f in frames:
+                    sched.push(f, t)
+        loop.run_until_complete(_sleep(loop, 3.0))
+        loop.close()
+        got.append(d.receiver.got)
+    assert got[0] == got[1] and len(got[0]) > 120
+
+
+def test_a_train_cut_by_the_link_going_down_counts_the_bytes_delivered() -> None:
+    loop = VirtualTimeLoop()
+    sched, d = _chain(loop)
+    dropped: list[bytes] = []
+    d.drop = lambda reason, frame, t: dropped.append(frame)  # type: ignore[method-assign]
+    deliver = d.receiver.deliver
+
+    def deliver_then_down(ifindex: int, frame: bytes) -> None:
+        deliver(ifindex, frame)
+        if len(d.receiver.got) == 2:
+            d.up = False  # the application's reaction to the second frame: the link down
+    d.receiver.deliver = deliver_then_down  # type: ignore[method-assign]
+    for n in (10, 20, 30, 40):
+        sched.push(bytes(n), 1.0)
+    loop.run_until_complete(_sleep(loop, 2.0))
+    loop.close()
+    assert [len(f) for _, f in d.receiver.got] == [10, 20]
+    assert [len(f) for f in dropped] == [30, 40]
+    assert d.counters["rx.frames"] == 2 and d.counters["rx.bytes"] == 30

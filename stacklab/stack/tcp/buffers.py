@@ -194,7 +194,7 @@ class ReceiveBuffer:
     def read(self, n: int = -1) -> bytes:
         if n < 0 or n >= len(self.ready):
             out = bytes(self.ready)
-            self.ready.clear()
+            del self.ready[:]  # (clear(), without the call: a read per segment)
             return out
         out = bytes(self.ready[:n])
         del self.ready[:n]

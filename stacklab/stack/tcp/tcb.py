@@ -659,7 +659,9 @@ class Tcb(TcbOutput):
         if self.state is not CLOSED:
             if run_output:
                 self.output(now)
-            if sndbuf.check_space(self):  # autotuning and a blocked writer's wake-up
+            # autotuning and a blocked writer's wake-up (check_space's own first test inline:
+            # nothing to do unless a writer found the buffer short, as at a bulk receiver)
+            if self.snd_nospace and sndbuf.check_space(self):
                 self.chrono.stop(chrono.SNDBUF_LIMITED, now, chrono.queues_empty(self))
             cc = self.cc
             traced = self._cwnd_traced
@@ -827,7 +829,8 @@ class Tcb(TcbOutput):
             if srtt is not None:
                 max_ato = min(max_ato, max(srtt, cfg.delack_timeout))
             ato = min(ato, max_ato)
-        ato = min(ato, cfg.delack_max)
+        if cfg.delack_max < ato:  # min(ato, delack_max), without the call (every other segment)
+            ato = cfg.delack_max
         at = self.deadlines[DELACK_TIMER]
         if at is not None:
             if at <= now + ato / 4:
