@@ -45,16 +45,24 @@ for every sender: the relay, the Linux peers (whose TCP works in the kernel, muc
 softirq, ahead of any process) and stacklab's loop thread (which otherwise competes with every
 other load on the machine for its CPU); with the scheduler's autogroups (each session a group,
 niceness counting only inside it) their groups get that niceness too (``/proc/PID/autogroup``).
+``--trace FILE``: each sender of the lossy BBR cells samples itself every 5 ms (Linux's through
+``TCP_INFO`` and ``TCP_CC_INFO`` in a thread of the sending process, stacklab's in a task of its
+loop), the samples go to FILE as JSON, and the bench prints, per cell, the data delivered at each
+tenth of a second of its best run, where one sender falls behind the other, and for stacklab
+its loop's stalls (a 5 ms sleep that came back 20 ms or more late, with the loop's CPU time in
+between: the loop was busy, not waiting).
 
 Usage: ``sudo python3 bench/lossy_linux.py [--quick] [--size 16MiB] [--loss 0.05] [--delay 10ms]
-[--repeats 1] [--nice 0] [--no-offload]`` (with ``--nice``, under ``setsid`` when started from a
-shell).
+[--repeats 1] [--nice 0] [--no-offload] [--trace FILE]`` (with ``--nice``, under ``setsid`` when
+started from a shell).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -181,6 +189,51 @@ for name, s in (("lr", L), ("rl", R)):
 print(json.dumps(n), flush=True)
 """
 
+# A Linux sender (tap_tcp's PEER "send") that samples its own connection every 5 ms from a
+# thread: (seconds, bytes acked, cwnd segments, srtt ms, pacing rate, BBR's bandwidth estimate
+# (TCP_CC_INFO: struct tcp_bbr_info, 0 for CUBIC), BBR's pacing gain x 256).
+TRACED_SENDER = r"""
+import json, socket, struct, sys, threading, time
+host, port, n, cc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+TCP_CC_INFO = 26
+data = memoryview(bytes(range(256)) * 1024)
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+s.settimeout(120)
+samples, done = [], threading.Event()
+def sample(t0):
+    for _ in range(60000):  # 5 minutes at most
+        if done.wait(0.005):
+            return
+        i = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+        bw = gain = 0
+        if cc == "bbr":
+            lo, hi, _, gain, _ = struct.unpack("5I", s.getsockopt(socket.IPPROTO_TCP,
+                                                                  TCP_CC_INFO, 20))
+            bw = hi << 32 | lo
+        samples.append((time.perf_counter() - t0, struct.unpack_from("Q", i, 120)[0],
+                        struct.unpack_from("I", i, 80)[0], struct.unpack_from("I", i, 68)[0] / 1e3,
+                        struct.unpack_from("Q", i, 104)[0], bw, gain))
+t0 = time.perf_counter()
+threading.Thread(target=sample, args=(t0,), daemon=True).start()
+s.connect((host, port))
+left = n
+while left:
+    k = min(left, len(data))
+    s.sendall(data[:k])
+    left -= k
+s.shutdown(socket.SHUT_WR)
+buf = bytearray(65536)
+while s.recv_into(buf):
+    pass
+t1 = time.perf_counter()
+done.set()
+info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+s.close()
+print(json.dumps({"bytes": n, "seconds": t1 - t0, "samples": samples,
+                  "retransmits": int.from_bytes(info[100:104], "little")}), flush=True)
+"""
+
 
 class Lossy:
     """The three namespaces, the veth pairs and the relay runs."""
@@ -239,20 +292,21 @@ class Lossy:
             raise RuntimeError(f"frames above the MTU reached the relay (offloads on?): {out}")
         return out
 
-    def linux(self, cc: str, size: int, loss: float, delay: float, seed: int
-              ) -> dict[str, Any]:
+    def linux(self, cc: str, size: int, loss: float, delay: float, seed: int,
+              trace: bool = False) -> dict[str, Any]:
         relay = self.relay("ra", loss, delay, seed)
         sink = self.spawn(self.b, PEER, "sink", str(PORT))
         wait_ready(sink)
-        sent = finish(self.spawn(self.a, PEER, "send", LINUX_B, str(PORT), str(size), cc),
+        args = (TRACED_SENDER,) if trace else (PEER, "send")
+        sent = finish(self.spawn(self.a, *args, LINUX_B, str(PORT), str(size), cc),
                       TRANSFER_TIMEOUT)
         got = finish(sink, 30)
         assert got["bytes"] == size, got
         return {"seconds": sent["seconds"], "retransmits": sent["retransmits"],
-                "relay": self.relay_counters(relay)}
+                "relay": self.relay_counters(relay), "trace": sent.get("samples")}
 
-    def stacklab(self, cc: str, size: int, loss: float, delay: float, seed: int
-                 ) -> dict[str, Any]:
+    def stacklab(self, cc: str, size: int, loss: float, delay: float, seed: int,
+                 trace: bool = False) -> dict[str, Any]:
         from stacklab.api.realtime import RealtimeStack
         from stacklab.cli.tap import DeviceSpec, TapConfig, build_node
         from stacklab.device.tap import TapDevice
@@ -271,12 +325,13 @@ class Lossy:
                 relay = self.relay("rs", loss, delay, seed)
                 sink = self.spawn(self.b, PEER, "sink", str(PORT))
                 wait_ready(sink)
-                seconds, retransmits, cpu = stack.submit(_send(node, cc, size, self.nice),
-                                                         timeout=TRANSFER_TIMEOUT)
+                samples: list[tuple[Any, ...]] | None = [] if trace else None
+                seconds, retransmits, cpu = stack.submit(
+                    _send(node, cc, size, self.nice, samples), timeout=TRANSFER_TIMEOUT)
                 got = finish(sink, 30)
                 assert got["bytes"] == size, got
                 return {"seconds": seconds, "retransmits": retransmits, "cpu": cpu,
-                        "relay": self.relay_counters(relay)}
+                        "relay": self.relay_counters(relay), "trace": samples}
             finally:
                 stack.stop()
         finally:
@@ -307,11 +362,31 @@ def _schedstat() -> tuple[float, float]:
     return int(run) / 1e9, int(wait) / 1e9
 
 
-async def _send(node: Any, cc: str, size: int, nice: int = 0
+async def _sample(tcb: Any, samples: list[tuple[Any, ...]], done: asyncio.Event) -> None:
+    """Every 5 ms until ``done``: (seconds, bytes acked, cwnd segments, srtt ms, pacing rate,
+    BBR's bandwidth estimate, its mode or the controller's name, the loop thread's CPU
+    seconds): the columns of TRACED_SENDER's, and the loop's own time."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for _ in range(60000):  # 5 minutes at most
+        cc = tcb.cc
+        samples.append((loop.time() - t0, tcb.stats.bytes_acked, cc.cwnd // tcb.snd_mss,
+                        (tcb.rtt.srtt or 0.0) * 1e3, cc.pacing_rate or 0.0,
+                        getattr(cc, "max_bw", 0.0), getattr(cc, "mode", cc.name),
+                        time.thread_time()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 0.005)
+        if done.is_set():
+            return
+
+
+async def _send(node: Any, cc: str, size: int, nice: int = 0,
+                samples: list[tuple[Any, ...]] | None = None
                 ) -> tuple[float, int, tuple[float, float]]:
     """stacklab's sender: ``size`` bytes in 256 KiB writes, half-close, wait for the close;
     the seconds, the retransmissions, and the loop thread's CPU and CPU-wait seconds. ``nice``:
-    the loop thread's niceness (its own: a new stack thread per transfer)."""
+    the loop thread's niceness (its own: a new stack thread per transfer). ``samples``: a list
+    for the connection's samples (:func:`_sample`), None for none."""
     if nice:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     chunk = memoryview(bytes(range(256)) * 1024)
@@ -320,10 +395,16 @@ async def _send(node: Any, cc: str, size: int, nice: int = 0
     run0, wait0 = _schedstat()
     config = node.tcp.config.replace(congestion=cc, nodelay=True)
     reader, writer = await node.open_connection(LINUX_B, PORT, config=config)
+    done = asyncio.Event()
+    sampler = None if samples is None else \
+        asyncio.ensure_future(_sample(writer.get_extra_info("tcb"), samples, done))
     await send_all(writer, chunk, size)
     await reader.read()
     seconds = loop.time() - t0
     run1, wait1 = _schedstat()
+    if sampler is not None:
+        done.set()
+        await sampler
     retransmits = int(writer.get_extra_info("tcp_info")["retransmits"])
     writer.close()
     return seconds, retransmits, (run1 - run0, wait1 - wait0)
@@ -346,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="stacklab's TAP device without offloads (plain frames)")
     ap.add_argument("--nice", type=int, default=0,
                     help="niceness of the relay, the peers and stacklab's thread (0)")
+    ap.add_argument("--trace", metavar="FILE", default=None,
+                    help="sample the lossy BBR cells' senders every 5 ms, samples to FILE (JSON)")
     args = ap.parse_args(argv)
     problem = environment_problem()
     if problem:
@@ -382,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):  # interleaved: each round measures every cell once
             for who, cc, loss in cells:
                 run = path.linux if who == "Linux" else path.stacklab
-                r = run(cc, size, loss, delay, args.seed)
+                traced = bool(args.trace) and loss > 0 and cc == "bbr"
+                r = run(cc, size, loss, delay, args.seed, trace=traced)
                 key = (who, cc, loss)
                 runs.setdefault(key, []).append(size / r["seconds"] / 1e6)
                 if key not in best or r["seconds"] < best[key]["seconds"]:
@@ -425,8 +509,41 @@ def main(argv: list[str] | None = None) -> int:
     print(f"the relay's clean-path ceiling (best with no loss): {ceiling:.2f} MB/s")
     for n in notes:
         print(n)
+    if args.trace:
+        traced = {key: r["trace"] for key, r in best.items() if r.get("trace")}
+        for line in trace_summary(traced):
+            print(line)
+        with open(args.trace, "w") as fp:
+            json.dump([{"sender": who, "cc": cc, "loss": loss, "samples": samples}
+                       for (who, cc, loss), samples in traced.items()], fp)
+        print(f"samples (best run of each traced cell) in {args.trace}")
     print(f"load average before/after: {load0} / {loadavg()}")
     return 0
+
+
+STALL = 0.020  # seconds: a 5 ms sample that came this late found the loop busy or descheduled
+
+
+def trace_summary(traced: dict[tuple[str, str, float], list[Any]]) -> list[str]:
+    """Lines for ``--trace``: each traced cell's MB delivered at each tenth of a second, and
+    for stacklab's the loop's stalls (samples 20 ms or more apart: how many, their total, and
+    the loop thread's CPU time in them: near the total means busy, not waiting)."""
+    lines = []
+    for (who, cc, _), samples in traced.items():
+        marks, i = [], 0
+        for k in range(1, int(samples[-1][0] * 10) + 2):
+            while i + 1 < len(samples) and samples[i + 1][0] <= k / 10:
+                i += 1
+            marks.append(f"{samples[i][1] / 1e6:.1f}")
+        lines.append(f"trace, {who} -> Linux, {cc}: MB acked at each 0.1 s: {' '.join(marks)}")
+        if who == "stacklab":
+            gaps = [(b[0] - a[0], b[7] - a[7]) for a, b in zip(samples, samples[1:], strict=False)
+                    if b[0] - a[0] >= STALL]
+            lines.append(f"trace, stacklab -> Linux, {cc}: {len(gaps)} loop stalls >= "
+                         f"{STALL * 1e3:g} ms, {sum(g for g, _ in gaps) * 1e3:.0f} ms in all, "
+                         f"{sum(c for _, c in gaps) * 1e3:.0f} ms of it on the CPU; "
+                         f"srtt max {max(x[3] for x in samples):.0f} ms")
+    return lines
 
 
 if __name__ == "__main__":

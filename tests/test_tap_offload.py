@@ -243,6 +243,31 @@ def test_sack_acks_a_later_one_repeats_are_filtered() -> None:
     assert _sacked(kept) == _sacked(frames)
 
 
+def test_an_ack_whose_dropped_block_the_stack_already_got_is_filtered() -> None:
+    """With timestamps a receiver reports three SACK blocks; under loss each new hole pushes the
+    oldest out of the next ACK, which kept the ACK before it (its block unrepeated). When that
+    block was in the last ACK of the flow that went on (the stack has it), the earlier ACK says
+    nothing new and goes too, across read batches (the device keeps the flows' last ACKs); an
+    ACK the filter remembers from a later point of the stream (a higher ACK number) does not
+    count."""
+    from stacklab.device.tap import filter_acks
+
+    a1 = sack_ack(8000, [(10000, 11000), (9000, 9500)])
+    a2 = sack_ack(8000, [(12000, 13000), (10000, 11000), (9000, 9500)])
+    a3 = sack_ack(8000, [(14000, 15000), (12000, 13000), (10000, 11000)])  # (9000, 9500) out
+    a4 = sack_ack(8000, [(14000, 16000), (12000, 13000), (10000, 11000)])
+    known: dict = {}
+    assert [f for f, _, _ in filter_acks([(a1, True, 0)], known)] == [a1]  # one batch
+    batch = [(f, True, 0) for f in (a2, a3, a4)]
+    kept = [f for f, _, _ in filter_acks(batch, known)]  # the next batch
+    assert kept == [a4]
+    assert _sacked([a1, *kept]) == _sacked([a1, a2, a3, a4])
+    assert [f for f, _, _ in filter_acks(batch)] == [a2, a4]  # nothing known: a2 stays
+    later = {}
+    list(filter_acks([(sack_ack(8500, [(10000, 11000), (9000, 9500)]), True, 0)], later))
+    assert [f for f, _, _ in filter_acks(batch, later)] == [a2, a4]
+
+
 def _sacked(frames: list[bytes]) -> tuple[int, set[int]]:
     """The highest ACK number and the set of kilobyte marks SACKed above it."""
     top, marks = 0, set()

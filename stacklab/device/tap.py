@@ -38,8 +38,11 @@ ACK filtering (``ack_filter``, default on with offloads; RFC 3449 §5.2.2, what 
 to back, only the last reaches the stack when it acknowledges more than the one before it and
 repeats what that one said: its ACK number is no lower and each SACK block of the earlier one
 lies below it or inside one of its own (a receiver's SACK blocks grow as data arrives, RFC 2018
-§4: the first block is the one the latest segment extended). The earlier one tells nothing the
-later does not (a cumulative ACK, SACKed ranges, the newer window and timestamp); what every ACK
+§4: the first block is the one the latest segment extended), or inside one of the last ACK of
+the flow that reached the stack, which knows it already (a receiver reports at most three
+blocks with timestamps: under loss each new hole pushes the oldest block out of the next ACK,
+which would otherwise keep the one before it). The earlier one tells nothing the stack will not
+have (a cumulative ACK, SACKed ranges, the newer window and timestamp); what every ACK
 of a stream costs is the stack's per-ACK work (under loss, the scoreboard, RACK and an output
 per ACK), and the output that each would trigger cuts the next packets small. Duplicate ACKs
 and window updates (same ACK number and blocks), D-SACKs, data, other flags and other TCP
@@ -107,6 +110,8 @@ SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 SIOCGIFMTU = 0x8921
 SIOCSIFMTU = 0x8922
+SIOCGIFTXQLEN = 0x8942
+SIOCSIFTXQLEN = 0x8943
 SIOCGIFHWADDR = 0x8927
 IFF_UP = 0x1
 CLONE_NEWNET = 0x40000000
@@ -118,6 +123,13 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
 
 READ_SIZE = 65536 + 64  # bigger than any frame the device can hand over (64 KiB GSO + headers)
 MAX_QUEUED_FRAMES = 4096  # beyond this, frames are dropped (a real NIC drops on a full ring too)
+# Frames the kernel holds for the stack to read (the device's txqueuelen: the tun driver drops
+# what comes beyond it, counted as the device's TX drops): the stack's receive ring. The kernel's
+# 1000 is less than the ACKs a bulk sender gets while its Python loop works through one
+# recovery-sized burst of them (through the lossy bench 300 of 6,000 were dropped, their SACK
+# blocks lost, and RACK resent what they reported: 900 resends for 600 losses); 4096 as the
+# other direction's queue, and as a NIC's largest usual ring
+RX_QUEUE_FRAMES = 4096
 
 
 class TapError(StacklabError, OSError):
@@ -225,6 +237,8 @@ class TapDevice:
         self.offload = offload  # frames carry a virtio_net_hdr (the fd was opened with it)
         self.tx_merge = offload if tx_merge is None else (tx_merge and offload)
         self.ack_filter = offload if ack_filter is None else (ack_filter and offload)
+        # per flow, the last pure ACK the filter let through (filter_acks: what the stack knows)
+        self.acks_known: dict[bytes, tuple[bytes, int, tuple[tuple[int, int], ...]]] = {}
         self.counters = {"rx.frames": 0, "rx.bytes": 0, "tx.frames": 0, "tx.bytes": 0,
                          "tx.queued": 0, "tx.dropped": 0, "tx.errors": 0,
                          "rx.gso_frames": 0, "rx.csum_completed": 0, "rx.csum_trusted": 0,
@@ -244,13 +258,15 @@ class TapDevice:
     @classmethod
     def open(cls, name: str, *, netns: str | None = None, up: bool = False,
              mtu: int | None = None, offload: bool = False,
-             tx_merge: bool | None = None, ack_filter: bool | None = None) -> TapDevice:
+             tx_merge: bool | None = None, ack_filter: bool | None = None,
+             rx_queue: int | None = RX_QUEUE_FRAMES) -> TapDevice:
         """Create (or attach to) TAP device ``name``; optionally in namespace ``netns``, set
         its MTU and bring it up. ``offload=True`` turns on TSO/GSO and checksum offload (see
         the module docstring); ``tx_merge`` (default: as ``offload``) merges outgoing TCP
         segments into GSO super-frames, ``ack_filter`` (the same default) drops the pure ACKs
-        a later one of the same read batch supersedes (the module docstring). Raises
-        :class:`TapError` naming the problem."""
+        a later one of the same read batch supersedes (the module docstring). ``rx_queue``:
+        how many frames the kernel holds for the stack to read (:data:`RX_QUEUE_FRAMES`; None
+        leaves the device's). Raises :class:`TapError` naming the problem."""
         check_ifname(name)
 
         def do_open() -> int:
@@ -258,6 +274,8 @@ class TapDevice:
             try:
                 if mtu is not None:
                     _set_mtu(name, mtu)
+                if rx_queue is not None:
+                    _ioctl_ifreq(name, SIOCSIFTXQLEN, _IFREQ_INT.pack(name.encode(), rx_queue))
                 if up:
                     _set_up(name)
             except BaseException:
@@ -300,6 +318,12 @@ class TapDevice:
     def kernel_mtu(self) -> int:
         mtu: int = self._ns_call(lambda: _IFREQ_INT.unpack(_ioctl_ifreq(self.name, SIOCGIFMTU))[1])
         return mtu
+
+    def rx_queue(self) -> int:
+        """How many frames the kernel holds for us to read (the device's txqueuelen)."""
+        n: int = self._ns_call(
+            lambda: _IFREQ_INT.unpack(_ioctl_ifreq(self.name, SIOCGIFTXQLEN))[1])
+        return n
 
     def set_up(self) -> None:
         self._ns_call(lambda: _set_up(self.name))
@@ -436,7 +460,8 @@ class TapDevice:
             # each frame goes to the stack as soon as it is read (a 64 KiB one is still in the
             # cache), a pure ACK once the next frame shows whether it is superseded
             frames = self._reads()
-            for frame, valid, gso_size in filter_acks(frames) if self.ack_filter else frames:
+            for frame, valid, gso_size in filter_acks(frames, self.acks_known) \
+                    if self.ack_filter else frames:
                 on_frame(frame, valid, gso_size)
                 delivered += 1
             c["rx.acks_filtered"] += c["rx.frames"] - read - delivered
@@ -590,11 +615,14 @@ def _within(start: int, end: int, lo: int, hi: int) -> bool:
 
 
 def _supersedes(new: tuple[bytes, int, tuple[tuple[int, int], ...]],
-                old: tuple[bytes, int, tuple[tuple[int, int], ...]]) -> bool:
+                old: tuple[bytes, int, tuple[tuple[int, int], ...]],
+                known: tuple[bytes, int, tuple[tuple[int, int], ...]] | None = None) -> bool:
     """Does pure ACK ``new`` of the same flow tell everything ``old`` told, and more (sch_cake's
     ack-filter rule): its ACK number is no lower, each SACK block of ``old`` lies below it or
-    inside one of its blocks, and it acknowledges more (a higher ACK, or a block ``old`` does
-    not cover). A duplicate ACK or a window update with the same blocks is not superseded."""
+    inside one of its blocks, or inside one of ``known``'s (an ACK of the flow the stack got
+    before ``old``: its ACK number no higher), and it acknowledges more (a higher ACK, or a
+    block ``old`` does not cover). A duplicate ACK or a window update with the same blocks is
+    not superseded."""
     ack, blocks = new[1], new[2]
     old_ack, old_blocks = old[1], old[2]
     if not _seq_le(old_ack, ack):
@@ -603,21 +631,31 @@ def _supersedes(new: tuple[bytes, int, tuple[tuple[int, int], ...]],
             and _within(old_blocks[0][0], old_blocks[0][1], *blocks[0]):
         pass  # the receiver grew its first block and repeats the others (the usual case)
     else:
+        told = known[2] if known is not None and _seq_le(known[1], old_ack) else ()
         for s, e in old_blocks:
-            if not _seq_le(e, ack) and not any(_within(s, e, lo, hi) for lo, hi in blocks):
+            if not _seq_le(e, ack) and not any(_within(s, e, lo, hi) for lo, hi in blocks) \
+                    and not any(_within(s, e, lo, hi) for lo, hi in told):
                 return False
     if ack != old_ack:
         return True
     return any(not any(_within(lo, hi, s, e) for s, e in old_blocks) for lo, hi in blocks)
 
 
-def filter_acks(frames: Iterable[tuple[bytes | memoryview, bool, int]]) \
-        -> Iterator[tuple[bytes | memoryview, bool, int]]:
+KNOWN_FLOWS = 64  # flows whose last ACK the filter remembers (then it starts again)
+
+
+def filter_acks(frames: Iterable[tuple[bytes | memoryview, bool, int]],
+                known: dict[bytes, tuple[bytes, int, tuple[tuple[int, int], ...]]] | None = None
+                ) -> Iterator[tuple[bytes | memoryview, bool, int]]:
     """``frames`` (frame, csum_valid, gso_size) without each pure ACK that the next frame, a
     pure ACK of the same flow with valid checksums, supersedes (RFC 3449 §5.2.2 ACK filtering:
     the module docstring, :func:`_supersedes`); a pure ACK is held until the next frame. A pure
     ACK the device did not vouch for has its checksums checked here (and goes on with
-    ``csum_valid`` when they are good)."""
+    ``csum_valid`` when they are good). ``known``: per flow, the last pure ACK that went on,
+    kept up to date here (from one batch to the next: the device's), whose blocks the stack
+    has already."""
+    if known is None:
+        known = {}
     held: tuple[bytes | memoryview, bool, int] | None = None
     held_key: tuple[bytes, int, tuple[tuple[int, int], ...]] = (b"", 0, ())
     for item in frames:
@@ -629,7 +667,9 @@ def filter_acks(frames: Iterable[tuple[bytes | memoryview, bool, int]]) \
             else:
                 key = None  # a bad one: the stack drops it, the one before stays
         if held is not None:
-            if key is None or key[0] != held_key[0] or not _supersedes(key, held_key):
+            if key is None or key[0] != held_key[0] \
+                    or not _supersedes(key, held_key, known.get(held_key[0])):
+                _went_on(known, held_key)
                 yield held  # else superseded: it says nothing the next one does not
             held = None
         if key is None:
@@ -637,7 +677,16 @@ def filter_acks(frames: Iterable[tuple[bytes | memoryview, bool, int]]) \
         else:
             held, held_key = item, key
     if held is not None:
+        _went_on(known, held_key)
         yield held
+
+
+def _went_on(known: dict[bytes, tuple[bytes, int, tuple[tuple[int, int], ...]]],
+             key: tuple[bytes, int, tuple[tuple[int, int], ...]]) -> None:
+    """Remember ``key`` as its flow's last pure ACK that reached the stack (bounded)."""
+    if len(known) >= KNOWN_FLOWS and key[0] not in known:
+        known.clear()
+    known[key[0]] = key
 
 
 def _tso_hdr_len(frame: bytes | bytearray) -> int:

@@ -127,6 +127,44 @@ def test_send_accounts_for_every_frame_in_a_burst(netns: Netns) -> None:
     assert c["tx.frames"] > 0
 
 
+BURST = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(int(sys.argv[1])):
+    s.sendto(b"x" * 100, (sys.argv[2], 9))
+"""
+
+
+def test_a_burst_the_stack_reads_late_waits_in_the_device(netns: Netns) -> None:
+    """The kernel holds RX_QUEUE_FRAMES frames for a reader that is busy (the stack's loop in
+    a burst of ACK processing) instead of its 1000 (txqueuelen, beyond which tun drops): 3000
+    datagrams sent while nobody reads all arrive, and with the kernel's queue a part is lost."""
+    from stacklab.device.tap import RX_QUEUE_FRAMES
+
+    n = 3000
+    for dev, rx_queue, want in (("tap0", RX_QUEUE_FRAMES, RX_QUEUE_FRAMES),
+                                ("tap1", None, 1000)):
+        tap = TapDevice.open(dev, netns=netns.name, up=True, rx_queue=rx_queue)
+        netns.on_cleanup(tap.close)
+        assert tap.rx_queue() == want
+        net = "10.211.0" if dev == "tap0" else "10.211.1"
+        netns.run("ip", "addr", "add", f"{net}.1/24", "dev", dev)
+        netns.run("ip", "neigh", "replace", f"{net}.2", "lladdr", mac_str(OUR_MAC), "dev", dev,
+                  "nud", "permanent")
+        netns.run("python3", "-c", BURST, str(n), f"{net}.2", timeout=30)
+        got = 0
+        for _ in range(2 * n):  # the queue, read at last (bounded: a frame per iteration)
+            frame = tap.read_frame()
+            if frame is None:
+                break
+            eth = EthernetView(frame)
+            got += eth.ethertype == ETH_P_IPV4 and eth.payload[9] == 17  # UDP
+        if rx_queue is not None:
+            assert got == n
+        else:
+            assert 0 < got < n
+
+
 def test_clear_errors(netns: Netns) -> None:
     tap = open_tap(netns)
     with pytest.raises(TapError, match="busy"):

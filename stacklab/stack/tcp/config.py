@@ -169,12 +169,13 @@ def initial_recv_buffer(cfg: TcpConfig) -> int:
     return cfg.recv_buffer if cfg.recv_buffer is not None else cfg.rmem[1]
 
 
-def initial_send_buffer(cfg: TcpConfig, mss: int) -> int:
+def initial_send_buffer(cfg: TcpConfig, mss: int, windows: int = 2) -> int:
     """The send buffer a connection starts with: SO_SNDBUF's, else tcp_wmem's default grown to
-    two initial windows (Linux tcp_init_buffer_space -> tcp_sndbuf_expand)."""
+    ``windows`` initial windows (the congestion control's ``sndbuf_expand``; Linux
+    tcp_init_buffer_space -> tcp_sndbuf_expand)."""
     if cfg.send_buffer is not None:
         return cfg.send_buffer
-    return send_buffer_for(cfg, 10, mss)
+    return send_buffer_for(cfg, 10, mss, windows)
 
 
 # The smallest buffers a socket option leaves (Linux include/net/sock.h): a send buffer holds at
@@ -197,14 +198,15 @@ def so_rcvbuf(value: int) -> int:
     return max(2 * value, SOCK_MIN_RCVBUF)
 
 
-def send_buffer_for(cfg: TcpConfig, segments: int, mss: int) -> int:
+def send_buffer_for(cfg: TcpConfig, segments: int, mss: int, windows: int = 2) -> int:
     """Linux's send buffer (sk_sndbuf, in skb true sizes: sndbuf.py) for a window of
-    ``segments`` (tcp_sndbuf_expand): twice the window (fast recovery needs data to send), each
-    segment costed as Linux's worst case without TSO (the power of two above the MSS plus 640
-    bytes of headers, and 256 more). At least tcp_wmem's default, at most its maximum."""
+    ``segments`` (tcp_sndbuf_expand): ``windows`` times the window (the congestion control's
+    ``sndbuf_expand``: 2, fast recovery needs data to send; BBR's 3), each segment costed as
+    Linux's worst case without TSO (the power of two above the MSS plus 640 bytes of headers,
+    and 256 more). At least tcp_wmem's default, at most its maximum."""
     per_mss = (1 << (mss + 640 - 1).bit_length()) + 256
     # (min() and max() written out: the autotuning asks after most ACKs, sndbuf.check_space)
-    want = 2 * (segments if segments > 10 else 10) * per_mss
+    want = windows * (segments if segments > 10 else 10) * per_mss
     _, low, high = cfg.wmem
     return low if want < low else high if want > high else want
 

@@ -389,9 +389,11 @@ class Recovery:
 
     def rescue_seg(self, una: int, high_data: int) -> tuple[int, int] | None:
         """NextSeg rule (3): an un-SACKed, not yet retransmitted position below the highest
-        SACKed one (used when there is no new data to send)."""
+        SACKed one (used when there is no new data to send). Not with RACK: what RACK has not
+        marked lost is in flight, and Linux resends only what is marked (it has had no forward
+        retransmission since RACK, 4.15)."""
         top = self.sacked.high
-        if top is None:
+        if top is None or self.rack_mode:
             return None
         return self._first_hole(una, min(top, high_data))
 

@@ -188,7 +188,7 @@ def expand(tcb: SkbTcb) -> None:
     mss = tcb.snd_mss
     sb = tcb.sendbuf
     if sb.capacity < tcb.config.wmem[2]:  # (at tcp_wmem's maximum already: it stays)
-        want = send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss)
+        want = send_buffer_for(tcb.config, tcb.cc.cwnd // mss, mss, tcb.cc.sndbuf_expand)
         if want > sb.capacity:
             sb.capacity = want
 

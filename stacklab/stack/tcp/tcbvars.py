@@ -193,8 +193,10 @@ class TcbVars:
         self.sack_ok = False
         self.ecn: Ecn | None = None  # ECN negotiated or requested (ecn.py); before the MSS
         self.snd_mss = self._compute_snd_mss()
-        # buffers, estimators
-        self.sendbuf = SendBuffer(shared_int(initial_send_buffer(cfg, self.snd_mss)))
+        # buffers, estimators (the send buffer as the congestion control provisions it)
+        self.cc = create_congestion(cfg.congestion, self.snd_mss)
+        self.sendbuf = SendBuffer(shared_int(initial_send_buffer(cfg, self.snd_mss,
+                                                                 self.cc.sndbuf_expand)))
         self.skb_ends: list[int] = NO_SKBS  # where the send buffer's skbs end (sndbuf.py)
         self.snd_nospace = False  # a write or poll found no room (Linux SOCK_NOSPACE)
         # where in _events the segment being processed freed send-buffer data: receive()'s
@@ -214,7 +216,6 @@ class TcbVars:
         self.rcv_rtt_seq = 0  # the measure's end: RCV.NXT + RCV.WND when it started
         self.rcv_rtt_time: float | None = None
         self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
-        self.cc = create_congestion(cfg.congestion, self.snd_mss)
         route_metrics.attach(self, route)  # the route's initcwnd, rto_min (route_metrics.py)
         # -- per-ACK samples and pacing for the controller (rate.py, pacing.py) --
         self.rate: DeliveryRate | None = DeliveryRate() if self.cc.wants_samples else None

@@ -29,6 +29,26 @@ def test_a_hole_resent_in_one_recovery_is_not_resent_in_the_next():
     assert rec.lost_total == 2000  # marked lost twice (Linux tp->lost)
 
 
+@pytest.mark.parametrize("rack_mode", [False, True])
+def test_rack_resends_only_what_it_marked_lost_no_rescue_below_the_top_sack(rack_mode):
+    """With nothing new to send, RFC 6675 NextSeg rule (3) resends an un-SACKed hole below the
+    highest SACK that is not deemed lost. With RACK such a hole is in flight (inside the
+    reordering window): only what RACK marks lost goes again, as Linux, which has had no forward
+    retransmission since RACK (4.15)."""
+    rec = Recovery()
+    rec.rack_mode = rack_mode
+    rec.enter(8000, sack_mode=True)
+    rec.on_sack(0, 8000, [(3000, 8000)])  # [0, 3000) un-SACKed below the top SACK
+    rec.mark_lost(0, 1000)
+    rec.on_retransmit(0, 1000)  # RACK's loss, resent
+    if rack_mode:
+        assert rec.rescue_seg(0, 8000) is None  # [1000, 3000): not marked, not resent
+        rec.mark_lost(1000, 2000)  # its reordering window ran out
+        assert rec.next_seg(0, 8000, 1000) == (1000, 1000)
+    else:
+        assert rec.rescue_seg(0, 8000) == (1000, 2000)
+
+
 def test_the_parts_a_sack_adds_are_reported_and_overlap_counts_once():
     """What a SACK option added (where RACK and the rate sample look for newly SACKed
     segments), and the merge walk pipe uses."""

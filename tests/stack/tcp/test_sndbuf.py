@@ -112,3 +112,22 @@ def test_autotuning_grows_the_buffer_only_for_a_writer_that_ran_short() -> None:
     p.run(until=p.now + 1)  # the ACKs free the buffer while cwnd is not full: it grows
     assert a.sendbuf.capacity > cap
     assert not a.snd_nospace  # woken: writeable again
+
+
+def test_bbr_provisions_three_windows_of_send_buffer_where_cubic_has_two() -> None:
+    """Linux tcp_sndbuf_expand asks the congestion control how many windows to provision
+    (ca_ops->sndbuf_expand): BBR's 3 (bbr_sndbuf_expand: it may slow-start even in recovery),
+    2 without one. At MSS 1448 (1460 less timestamps) each segment costs 4352 bytes: an
+    established CUBIC connection reads SO_SNDBUF 87040, a BBR one 130560, and the autotuning
+    follows the same factor."""
+    per_mss = 4096 + 256  # the power of two above the MSS + 640 header bytes, plus struct sk_buff
+    for congestion, windows in (("cubic", 2), ("bbr", 3)):
+        a = _established(TcpConfig(congestion=congestion)).a
+        assert a.snd_mss == 1448
+        assert a.sendbuf.capacity == windows * 10 * per_mss  # tcp_init_buffer_space
+        a.cc.cwnd = 100 * a.snd_mss
+        sndbuf.expand(a)  # a writer ran short while cwnd was not full (tcp_new_space)
+        assert a.sendbuf.capacity == windows * 100 * per_mss
+        a.cc.cwnd = 1000 * a.snd_mss
+        sndbuf.expand(a)
+        assert a.sendbuf.capacity == a.config.wmem[2]  # tcp_wmem's maximum caps it

@@ -39,6 +39,9 @@ class CongestionController:
     name = "base"  # what create_congestion() knows it by (Linux: TCP_CONGESTION)
     wants_samples = False  # on_rate_sample() for every ACK (per-ACK RTT, delivery rate)
     needs_pacing = False  # the algorithm relies on pacing (Linux: BBR sets SK_PACING_NEEDED)
+    # the send buffer autotuning provisions this many windows (Linux ca_ops->sndbuf_expand in
+    # tcp_sndbuf_expand, 2 without one: fast recovery needs data to send; config.send_buffer_for)
+    sndbuf_expand = 2
     # the algorithm sets cwnd in recovery itself (Linux: ca_ops->cong_control, BBR): no PRR
     owns_cwnd = False
     pacing_rate: float | None = None  # bytes/s the controller paces at; None: from cwnd/SRTT

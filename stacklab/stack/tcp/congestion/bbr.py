@@ -70,6 +70,7 @@ class Bbr(CongestionController):
     wants_samples = True
     needs_pacing = True
     owns_cwnd = True  # packet conservation in recovery, not PRR (Linux: cong_control)
+    sndbuf_expand = 3  # Linux bbr_sndbuf_expand: BBR may slow-start even during recovery
 
     def __init__(self, mss: int) -> None:
         super().__init__(mss)
