@@ -69,6 +69,12 @@ PATCHES = [
      "        if getattr(tcb, \"recover\") is not None and tcb.rec.sack_mode:\n"),
 ]
 
+# A native class's __new__ runs __init__, so copy and pickle cannot make one empty: a serializable
+# class's __new__ does not, and mypyc gives it __getstate__/__setstate__ (every attribute). In
+# mypyc 2.4 a serializable class's tp_init then runs __init__ only if it also allows interpreted
+# subclasses (else `Cls(...)` from interpreted code leaves every attribute undefined).
+COPYABLE = "serializable=True, allow_interpreted_subclasses=True"
+
 # (file, class line, mypyc_attr arguments): classes that stay Python classes (subclasses of
 # builtins, of interpreted classes with slots), and compiled classes that interpreted code
 # subclasses (stack/router.py, api/host.py, the stages of net/aqm.py, net/faults.py, tour/, tests)
@@ -85,6 +91,19 @@ ATTRS = [
     ("stacklab/stack/host.py", "class Host(Node):", "allow_interpreted_subclasses=True"),
     ("stacklab/api/driver.py", "class DrivenHost(Host):", "allow_interpreted_subclasses=True"),
     ("stacklab/net/stages.py", "class Stage:", "allow_interpreted_subclasses=True"),
+    # copyable (copy, deepcopy, pickle): tests compare a TCB with its copy (test_fast_paths,
+    # test_sndbuf_after_ack, test_units): the TCB (TcbVars, the base of TcbOutput and Tcb) and
+    # the compiled objects it holds
+    ("stacklab/stack/tcp/tcbvars.py", "class TcbVars:", COPYABLE),
+    ("stacklab/stack/tcp/tcbvars.py", "class Urgent:", COPYABLE),
+    ("stacklab/stack/tcp/buffers.py", "class SendBuffer:", COPYABLE),
+    ("stacklab/stack/tcp/buffers.py", "class ReceiveBuffer:", COPYABLE),
+    ("stacklab/stack/tcp/sent.py", "class Sent:", COPYABLE),
+    ("stacklab/stack/tcp/sent.py", "class SentLog:", COPYABLE),
+    ("stacklab/stack/tcp/rack.py", "class Rack:", COPYABLE),
+    ("stacklab/stack/tcp/rate.py", "class DeliveryRate:", COPYABLE),
+    ("stacklab/stack/tcp/rtt.py", "class RttEstimator:", COPYABLE),
+    ("stacklab/stack/tcp/segment.py", "class Segment:", COPYABLE),
 ]
 FUTURE = "from __future__ import annotations\n"
 
