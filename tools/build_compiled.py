@@ -13,8 +13,10 @@ mypyc compiles what mypy's types say. Where the sources rely on Python's freedom
 attribute in place of a slot, a name reused with two types, a narrowing that a call ends) the
 module is left interpreted (:data:`MODULES` says why), or the copy is adjusted here by
 :data:`PATCHES` and :data:`ATTRS`: each must match the sources exactly once, or the build stops
-(a source change that moved one is then seen at once, not miscompiled). The sources themselves
-are not changed for mypyc.
+(a source change that moved one is then seen at once, not miscompiled). What is as good for the
+pure path is in the sources instead (annotations that say what flows, a declared local, a
+variable not reused with another type, the super() form of api/driver.py): a patch stays here
+only where the source's form is the better one for the pure path.
 
 Usage: ``python tools/build_compiled.py [--opt 3]`` (``--opt 0``: a faster build, a slower tier).
 """
@@ -48,23 +50,9 @@ MODULES = [
 
 # (file, old text, new text) applied to the copy: the annotations mypyc needs
 PATCHES = [
-    # `at` is inferred from the narrowed attribute (None after `self._timer_at = None` above)
-    ("stacklab/net/stages.py", "            at = self._timer_at  # a delivery",
-     "            at: float | None = self._timer_at  # a delivery"),
-    # `flow` is first the early-demux entry, then the view handler's flow: one name, two types
-    ("stacklab/stack/ipv4.py",
-     "            flow = view_handler(ip.src, ip.dst, seg, tcp_ok, now, bcast, iface.index,"
-     " ip.tos & 3)\n            if flow is not None and not bcast and iface is not h.lo:\n",
-     "            vflow = view_handler(ip.src, ip.dst, seg, tcp_ok, now, bcast, iface.index,"
-     " ip.tos & 3)\n            if vflow is not None and not bcast and iface is not h.lo:\n"),
-    ("stacklab/stack/ipv4.py", "                early[bytes(frame[26:38])] = (flow, h.addr_gen)",
-     "                early[bytes(frame[26:38])] = (vflow, h.addr_gen)"),
-    # api.host.Router's __init__ goes DrivenHost -> stack.router.Router -> Host: mypyc binds
-    # super(Cls, self) to the base's method (Host's, skipping Router's), super(Cls, other) not
-    ("stacklab/api/driver.py", "        super().__init__(name, rng=rng, tracer=tracer)\n",
-     "        me = self\n        super(DrivenHost, me).__init__(name, rng=rng, tracer=tracer)\n"),
     # on_reo_timer: tcb.recover after the call that may set it, where mypy still narrows it to
-    # None (it was None before the call): read untyped, or mypyc's check of None raises
+    # None (it was None before the call): read untyped, or mypyc's check of None raises. Kept
+    # here, not in the source: getattr is a slower read on the pure path
     ("stacklab/stack/tcp/rack.py", "        if tcb.recover is not None and tcb.rec.sack_mode:\n",
      "        if getattr(tcb, \"recover\") is not None and tcb.rec.sack_mode:\n"),
 ]
