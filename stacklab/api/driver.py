@@ -268,7 +268,10 @@ class DrivenHost(Host):
 
     def __init__(self, name: str, *, rng: random.Random | None = None,
                  tracer: Tracer | None = None) -> None:
-        super().__init__(name, rng=rng, tracer=tracer)
+        # (not super(): compiled by mypyc, that binds Host's __init__ and skips
+        # stack.router.Router's in api.host.Router's MRO; super(Cls, other) looks it up)
+        me = self
+        super(DrivenHost, me).__init__(name, rng=rng, tracer=tracer)
         self.driver: NodeDriver | None = None
         # the tasks running on this host (api/spawn.py), oldest first: a crash cancels them
         self.programs: dict[asyncio.Task[Any], None] = {}

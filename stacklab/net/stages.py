@@ -606,7 +606,8 @@ class Schedule(Stage):
         if receiver is not None:
             receiver.release()
         if nxt_t is not None:
-            at = self._timer_at  # a delivery may have pushed (and armed) meanwhile
+            # (declared: the narrowing to None above ended with the deliveries' calls)
+            at: float | None = self._timer_at  # a delivery may have pushed (and armed) meanwhile
             if at is None or nxt_t < at:
                 if self._handle is not None:
                     self._handle.cancel()

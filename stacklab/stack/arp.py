@@ -44,7 +44,7 @@ class ArpResolver:
         self.host.send_frame(self.iface.index,
                              build_ethernet(mac, self.iface.mac, ETH_P_IPV4, packet))
 
-    def failed(self, ip: bytes, packets: list[bytes], now: float) -> None:
+    def failed(self, ip: bytes, packets: list[bytes | bytearray], now: float) -> None:
         self.host.trace(now, "arp", "drop", reason="unresolved", ip=ip_str(ip),
                         packets=len(packets))
         self.host.resolution_failed(self.iface, ip, packets, now)

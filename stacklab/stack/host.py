@@ -570,7 +570,7 @@ class Host(Node):
                 tap(frame, now)
         self.request_wake()
 
-    def resolution_failed(self, iface: Interface, ip: bytes, packets: list[bytes],
+    def resolution_failed(self, iface: Interface, ip: bytes, packets: list[bytes | bytearray],
                           now: float) -> None:
         """ARP/NDP gave up: our own packets get a local Host Unreachable (EHOSTUNREACH at the
         socket); a router answers forwarded ones with ICMP Host/Address Unreachable."""
@@ -584,13 +584,13 @@ class Host(Node):
             else:
                 self.send_icmp_error6(pkt, 1, 3, now)
 
-    def send_icmp_error4(self, packet: bytes | memoryview, icmp_type: int, code: int, now: float,
-                         *, mtu: int = 0, l2_bcast: bool = False) -> None:
+    def send_icmp_error4(self, packet: bytes | bytearray | memoryview, icmp_type: int,
+                         code: int, now: float, *, mtu: int = 0, l2_bcast: bool = False) -> None:
         """An ICMP error about ``packet`` (rate-limited, never about an ICMP error)."""
         self.icmp.send_error4(packet, icmp_type, code, now, mtu=mtu, l2_bcast=l2_bcast)
 
-    def send_icmp_error6(self, packet: bytes | memoryview, icmp_type: int, code: int, now: float,
-                         *, param: int = 0, l2_mcast: bool = False) -> None:
+    def send_icmp_error6(self, packet: bytes | bytearray | memoryview, icmp_type: int,
+                         code: int, now: float, *, param: int = 0, l2_mcast: bool = False) -> None:
         self.icmp.send_error6(packet, icmp_type, code, now, param=param, l2_mcast=l2_mcast)
 
     def ipv6_output(self, iface: Interface, nexthop: bytes, packet: bytes | bytearray,

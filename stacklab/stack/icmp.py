@@ -198,8 +198,8 @@ class Icmp:
         return self.rate_global.allow(now)
 
     # -- sending errors ------------------------------------------------------------------------
-    def send_error4(self, packet: memoryview | bytes, icmp_type: int, code: int, now: float,
-                    *, mtu: int = 0, l2_bcast: bool = False) -> bool:
+    def send_error4(self, packet: memoryview | bytes | bytearray, icmp_type: int, code: int,
+                    now: float, *, mtu: int = 0, l2_bcast: bool = False) -> bool:
         """Send an ICMPv4 error about ``packet`` (the offending IP packet, header first)."""
         h = self.host
         c = h.counters
@@ -237,8 +237,8 @@ class Icmp:
                 **({"mtu": mtu} if mtu else {}))
         return True
 
-    def send_error6(self, packet: memoryview | bytes, icmp_type: int, code: int, now: float,
-                    *, param: int = 0, l2_mcast: bool = False) -> bool:
+    def send_error6(self, packet: memoryview | bytes | bytearray, icmp_type: int, code: int,
+                    now: float, *, param: int = 0, l2_mcast: bool = False) -> bool:
         """Send an ICMPv6 error about ``packet``; ``param`` is the MTU or the pointer."""
         h = self.host
         c = h.counters
@@ -434,7 +434,7 @@ class Icmp:
                         reason=f"ICMP error ignored: {reason}", sender=ip_str(e.sender),
                         quoted_dst=ip_str(e.quoted_dst), **({"mtu": e.mtu} if e.mtu else {}))
 
-    def local_error(self, packet: bytes, kind: str, code: int, now: float) -> None:
+    def local_error(self, packet: bytes | bytearray, kind: str, code: int, now: float) -> None:
         """Deliver an error about our own ``packet`` without the network (e.g. neighbour
         resolution failed: Linux reports EHOSTUNREACH to the socket)."""
         h = self.host
@@ -476,12 +476,12 @@ def _upper6(q: memoryview) -> tuple[int, int]:
     return nh, -1
 
 
-def _is_icmp6_error(packet: memoryview | bytes) -> bool:
+def _is_icmp6_error(packet: memoryview | bytes | bytearray) -> bool:
     proto, off = _upper6(memoryview(packet))
     return proto == PROTO_ICMPV6 and 0 <= off < len(packet) and packet[off] < 128
 
 
-def _is_non_first_fragment6(packet: memoryview | bytes) -> bool:
+def _is_non_first_fragment6(packet: memoryview | bytes | bytearray) -> bool:
     mv = memoryview(packet)
     nh = mv[6]
     off = 40

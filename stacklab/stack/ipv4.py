@@ -218,11 +218,11 @@ class Ipv4:
             return True
         view_handler = h.view_handlers.get(PROTO_TCP)
         if view_handler is not None:
-            flow = view_handler(ip.src, ip.dst, seg, tcp_ok, now, bcast, iface.index, ip.tos & 3)
-            if flow is not None and not bcast and iface is not h.lo:
+            vflow = view_handler(ip.src, ip.dst, seg, tcp_ok, now, bcast, iface.index, ip.tos & 3)
+            if vflow is not None and not bcast and iface is not h.lo:
                 if len(early) >= EARLY_DEMUX_MAX:
                     early.clear()
-                early[bytes(frame[26:38])] = (flow, h.addr_gen)
+                early[bytes(frame[26:38])] = (vflow, h.addr_gen)
         else:
             self._deliver(iface, ip, bcast, now)
         return True

@@ -382,7 +382,7 @@ def test_each_frame_of_a_batch_sees_the_batch_clock_the_running_host_and_its_dra
     """The driver takes a batch's clock and running host once (at hold): every frame of it is
     received at that time with the host running, the drain hooks follow each frame, a node
     crashed by one frame's drain drops the rest (counted), and the running host is reset."""
-    from stacklab.api.driver import running_host
+    from stacklab.api.driver import DrivenHost, running_host
 
     a, b, link = pair(net, delay="1ms")
     drv = net.drivers["b"]
@@ -393,7 +393,7 @@ def test_each_frame_of_a_batch_sees_the_batch_clock_the_running_host_and_its_dra
         RawNode.receive_frame(b, ifindex, frame, now)
 
     b.receive_frame = receive_frame  # type: ignore[method-assign]
-    drv.app_host = marker = object()  # type: ignore[assignment]
+    drv.app_host = marker = DrivenHost("marker")  # (a host of the type the driver holds)
 
     def hook(now: float) -> None:
         seen.append(("drain", now, running_host.get()))

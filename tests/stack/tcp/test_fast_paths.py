@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import stacklab
 from stacklab.net.network import Network
 from stacklab.stack.tcp.config import TcpConfig
 from stacklab.stack.tcp.fsm import State
@@ -158,24 +159,32 @@ def _plain(v):
         return None
     if isinstance(v, BaseException):
         return repr(v)
-    # its slots (those set) and its __dict__ (a class default once set)
-    names = {n: getattr(v, n) for cls in type(v).__mro__ for n in getattr(cls, "__slots__", ())
-             if n not in ("__dict__", "__weakref__") and hasattr(v, n)}
-    names |= getattr(v, "__dict__", {})
-    return (type(v).__name__, {k: _plain(x) for k, x in names.items() if k not in _CACHES})
+    return (type(v).__name__, {k: _plain(x) for k, x in _fields(v).items() if k not in _CACHES})
+
+
+def _fields(v) -> dict:
+    """The variables set on ``v``: its slots (those set) and its __dict__ (a class default once
+    set); on the compiled tier (tools/build_compiled.py) a compiled class has neither but names
+    its attributes in ``__mypyc_attrs__`` (mypyc)."""
+    names = getattr(type(v), "__mypyc_attrs__", None) or [
+        n for cls in type(v).__mro__ for n in getattr(cls, "__slots__", ())]
+    return {n: getattr(v, n) for n in names
+            if n not in ("__dict__", "__weakref__") and hasattr(v, n)} | getattr(v, "__dict__", {})
 
 
 # memos of a derived value, not state: a path that never asked has none (Recovery.pipe's)
 _CACHES = frozenset({"_pipe_memo"})
+# which path took a segment is counted by wrapping the TCB's fast paths; on the compiled tier
+# (tools/build_compiled.py) a compiled method cannot be replaced on an instance and compiled
+# callers do not look it up (mypyc): there the states are compared uncounted (the pure tier
+# counts the same seeds)
+COUNTED = stacklab.tier() == "pure Python"
 
 
 def snapshot(tcb: Tcb) -> dict:
     """Every variable of the TCB (sequence space, buffers, estimators, timers, stats, queued
     segments and events); the cached earliest timer as get_timer() answers."""
-    # the slots of every class of the TCB (TcbVars has __slots__) and its __dict__
-    names = [n for cls in type(tcb).__mro__ for n in getattr(cls, "__slots__", ())
-             if n not in ("__dict__", "__weakref__") and hasattr(tcb, n)]
-    variables = {n: getattr(tcb, n) for n in names} | vars(tcb)
+    variables = _fields(tcb)
     assert len(variables) > 90  # (a snapshot that sees nothing would compare nothing)
     out = {k: _plain(v) for k, v in variables.items()
            if k not in ("fast_path", "_rcv_predicted", "_send_predicted", "_ack_predicted",
@@ -269,9 +278,10 @@ def test_header_prediction_matches_the_general_paths(seed):
         sent.append(taken)
         return taken
 
-    fast._rcv_predicted = counted_receive
-    fast._ack_predicted = counted_ack
-    fast._send_predicted = counted_send
+    if COUNTED:
+        fast._rcv_predicted = counted_receive
+        fast._ack_predicted = counted_ack
+        fast._send_predicted = counted_send
     peer = {"tsval": fast.ts_recent}
     now = p.now
     flag_rnd = random.Random(-seed)  # its own stream: the peer's segments stay as they were
@@ -304,8 +314,9 @@ def test_header_prediction_matches_the_general_paths(seed):
         assert snapshot(fast) == snapshot(slow), f"seed {seed} step {step}: {seg!r}"
         if fast.state is not State.ESTABLISHED:
             break
-    assert sum(predicted) >= 3 and not all(predicted), predicted  # both paths ran
-    assert any(sent)
+    if COUNTED:
+        assert sum(predicted) >= 3 and not all(predicted), predicted  # both paths ran
+        assert any(sent)
     if use_ecn:
         assert fast.stats.ecn_ce_in > 0
 
@@ -341,8 +352,9 @@ def test_the_senders_fast_paths_match_the_general_paths_in_bulk(seed):
         acks.append(ok)
         return ok
 
-    fast._send_predicted = counted_send
-    fast._ack_predicted = counted_ack
+    if COUNTED:
+        fast._send_predicted = counted_send
+        fast._ack_predicted = counted_ack
     loss = rnd.choice([0.0, 0.01, 0.03])
     left = rnd.choice([300_000, 1_000_000])
     held: list = []  # data segments delayed past the ones behind them
@@ -392,5 +404,6 @@ def test_the_senders_fast_paths_match_the_general_paths_in_bulk(seed):
         assert snapshot(fast) == snapshot(slow), f"seed {seed} step {step}"
         if fast.state in (State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED):
             break
-    assert any(taken)
-    assert sum(acks) > len(acks) // 3 and not all(acks), (sum(acks), len(acks))
+    if COUNTED:
+        assert any(taken)
+        assert sum(acks) > len(acks) // 3 and not all(acks), (sum(acks), len(acks))
