@@ -15,6 +15,15 @@ from stacklab.stack.route import Route
 from stacklab.wire.addr import ip_str
 
 OTHER_MAC = b"\x02\xee\xee\xee\xee\xee"
+# mypyc keeps a fixed-length tuple unboxed and boxes it anew at every return to Python: on the
+# compiled tier the carried answer is an equal tuple with the same interface and templates
+COMPILED = stacklab.tier().startswith("compiled")
+
+
+def _same(x: tuple[object, ...] | None, y: tuple[object, ...] | None) -> bool:
+    if x is None or y is None or not COMPILED:
+        return x is y
+    return x == y and x[0] is y[0] and x[5] is y[5]  # (ints are boxed anew too)
 
 
 def _changes(a: stacklab.Host, dst: bytes, rnd: random.Random, now: float) -> None:
@@ -92,7 +101,7 @@ def test_the_carried_path_is_the_looked_up_one(seed: int) -> None:
         if n is not None:
             n.used = -1.0
         got = ipv4.tcp_path(dst, now)
-        carried += got is not None and got is before
+        carried += got is not None and _same(got, before)
         if n is not None and got is not None:
             assert n.used == now  # usable's mark
         want = ipv4._tcp_path(dst, now)
@@ -104,5 +113,5 @@ def test_the_carried_path_is_the_looked_up_one(seed: int) -> None:
         assert got[0] is want[0] and got[1] == want[1] and got[2:5] == want[2:5]
         assert got[5] is want[5]  # the same frame templates
         # and carried from here: nothing moved since the look-ups
-        assert ipv4.tcp_path(dst, now) is ipv4._tcp_paths[dst]
+        assert _same(ipv4.tcp_path(dst, now), ipv4._tcp_paths[dst])
     assert carried > 20 and answered > 80
