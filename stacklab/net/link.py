@@ -326,52 +326,50 @@ class Direction:
 
     def send(self, frame: bytes) -> None:
         """A frame from the sending node, now."""
-        self.send_all(((0, frame),), self.loop.time())
+        self.send_one(frame, self.loop.time())
+
+    def send_one(self, frame: bytes, t: float) -> None:
+        """One frame from the sending node at ``t``, the loop's time (:meth:`send_all` of one,
+        without its batch's loops: a switch's flood and a router's flush go frame by frame)."""
+        if type(frame) not in _BYTES and not isinstance(frame, bytes):
+            frame = bytes(frame)  # immutable in flight (a VerifiedFrame stays one)
+        n = len(frame)
+        c = self.counters
+        c["tx.frames"] += 1
+        c["tx.bytes"] += n
+        if self._plain:  # Gate, MtuCheck, Delay then Schedule, inline
+            if not self.up:
+                self.drop("down", frame, t)
+            elif n > self._limit:
+                self.drop("mtu", frame, t)
+            else:
+                self._schedule.push(frame, t + self._delay)  # type: ignore[union-attr]
+            return
+        if self._complete:
+            frame = complete_checksum(frame)
+        self._head.push(frame, t)  # type: ignore[union-attr]  # built by rebuild()
 
     def send_all(self, out: Sequence[tuple[int, bytes]], t: float) -> None:
         """The frame of each ``(ifindex, frame)`` of ``out`` (a node's flush, its frames for
         this direction's port: the ifindex is that port's), sent by the node at ``t``, the
-        loop's time, in order."""
-        c = self.counters
-        if self._plain:  # Gate, MtuCheck, Delay then Schedule, inline
+        loop's time, in order: :meth:`send_one` of each, and on the plain wire with the link up
+        and every frame ready to go as it is (the common case), onto the schedule in one push."""
+        if self._plain and self.up:
             limit = self._limit
-            common = self.up  # every frame goes on as it is, the common case
-            k = 0
+            n = 0
             for _, frame in out:
-                n = len(frame)
-                c["tx.frames"] += 1
+                k = len(frame)
+                if k > limit or type(frame) not in _BYTES:
+                    break
+                n += k
+            else:
+                c = self.counters
+                c["tx.frames"] += len(out)
                 c["tx.bytes"] += n
-                k += 1
-                if n > limit or type(frame) not in _BYTES:
-                    common = False
-            sched = self._schedule
-            assert sched is not None  # (rebuild made it)
-            if common:
-                if k == 1:
-                    sched.push(out[0][1], t + self._delay)
-                else:
-                    sched.push_all(out, t + self._delay)
+                self._schedule.push_all(out, t + self._delay)  # type: ignore[union-attr]
                 return
-            for _, frame in out:
-                if type(frame) not in _BYTES and not isinstance(frame, bytes):
-                    frame = bytes(frame)  # immutable in flight (a VerifiedFrame stays one)
-                if not self.up:
-                    self.drop("down", frame, t)
-                elif len(frame) > limit:
-                    self.drop("mtu", frame, t)
-                else:
-                    sched.push(frame, t + self._delay)
-            return
-        head = self._head
-        assert head is not None  # (rebuild made it)
         for _, frame in out:
-            if type(frame) not in _BYTES and not isinstance(frame, bytes):
-                frame = bytes(frame)
-            c["tx.frames"] += 1
-            c["tx.bytes"] += len(frame)
-            if self._complete:
-                frame = complete_checksum(frame)
-            head.push(frame, t)
+            self.send_one(frame, t)
 
     def drop(self, reason: str, frame: bytes, t: float) -> None:
         self.counters["drop." + reason] += 1

@@ -86,7 +86,7 @@ class _Attachment:
 
     def __init__(self, node: Node, loop: asyncio.AbstractEventLoop) -> None:
         self.node = node
-        self.sends: list[Any] = []  # ifindex -> its link direction's send_all (None: none)
+        self.sends: list[Any] = []  # ifindex -> its link's Direction (None: no link)
         self.loop = loop
 
     def transmit(self, ifindex: int, frame: bytes | bytearray) -> None:
@@ -94,43 +94,30 @@ class _Attachment:
 
     def transmit_all(self, out: list[tuple[int, bytes | bytearray]]) -> None:
         """Each ``(ifindex, frame)`` of ``out``, in order, onto its port's link: a driver's
-        flush, at one instant (the clock, which moves only between loop callbacks, read once);
-        the frames for one port in a row go in one call (a host's flush: all of them)."""
+        flush, at one instant (the clock, which moves only between loop callbacks, read once).
+        A flush of several frames for one port (a host's) goes in one ``Direction.send_all``;
+        one frame, or frames for several ports (a switch's flood, a router's flush), frame by
+        frame (``Direction.send_one``)."""
         t = self.loop.time()
-        first = out[0][0]
-        runs: Iterable[tuple[int, list[tuple[int, bytes | bytearray]]]]
-        for ifindex, _ in out:
-            if ifindex != first:
-                runs = _runs(out)  # a router's or a switch's flush, to several ports
-                break
-        else:
-            runs = ((first, out),)
         sends = self.sends
-        for ifindex, run in runs:
-            try:
-                send_all = sends[ifindex]  # (an index past the end: a port without a link)
-            except IndexError:
-                send_all = None
-            if send_all is not None:
-                send_all(run, t)
+        if len(out) > 1:
+            first = out[0][0]
+            for ifindex, _ in out:
+                if ifindex != first:
+                    break
             else:
-                self.node.counters["drop.link.unconnected"] += len(run)
-
-
-def _runs(out: list[tuple[int, bytes | bytearray]]) \
-        -> list[tuple[int, list[tuple[int, bytes | bytearray]]]]:
-    """``out`` cut into its runs of frames for one port: (ifindex, the run), in order."""
-    runs = []
-    n = len(out)
-    i = 0
-    while i < n:
-        ifindex = out[i][0]
-        j = i + 1
-        while j < n and out[j][0] == ifindex:
-            j += 1
-        runs.append((ifindex, out[i:j]))
-        i = j
-    return runs
+                d = sends[first] if first < len(sends) else None
+                if d is not None:
+                    d.send_all(out, t)
+                else:
+                    self.node.counters["drop.link.unconnected"] += len(out)
+                return
+        for ifindex, frame in out:
+            d = sends[ifindex] if ifindex < len(sends) else None
+            if d is not None:
+                d.send_one(frame, t)
+            else:
+                self.node.counters["drop.link.unconnected"] += 1
 
 
 class Network:
@@ -296,7 +283,7 @@ class Network:
             tx_if = pa if sender is na else pb
             while len(sends) <= tx_if:
                 sends.append(None)
-            sends[tx_if] = d.send_all
+            sends[tx_if] = d
         if isinstance(na, Switch) and isinstance(nb, Switch):
             self._switch_parent[self._sw_find(na.name)] = self._sw_find(nb.name)
         for at, until in intervals:
