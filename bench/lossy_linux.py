@@ -85,6 +85,7 @@ from bench.tap_tcp import (  # noqa: E402
     wait_ready,
 )
 from stacklab.net.units import parse_duration, parse_size  # noqa: E402
+from stacklab.stack.tcp.seq import seq_sub  # noqa: E402
 
 PORT = 5301
 NET = "10.215.0"
@@ -213,7 +214,12 @@ def sample(t0):
             bw = hi << 32 | lo
         samples.append((time.perf_counter() - t0, struct.unpack_from("Q", i, 120)[0],
                         struct.unpack_from("I", i, 80)[0], struct.unpack_from("I", i, 68)[0] / 1e3,
-                        struct.unpack_from("Q", i, 104)[0], bw, gain))
+                        struct.unpack_from("Q", i, 104)[0], bw, gain,
+                        # the last rate sample app-limited, segments in flight (unacked -
+                        # sacked - lost + retrans), bytes unsent, the peer's window
+                        i[7] & 1, (lambda u, sk, lo, rx: u - sk - lo + rx)(
+                            *struct.unpack_from("4I", i, 24)),
+                        struct.unpack_from("I", i, 144)[0], struct.unpack_from("I", i, 228)[0]))
 t0 = time.perf_counter()
 threading.Thread(target=sample, args=(t0,), daemon=True).start()
 s.connect((host, port))
@@ -373,7 +379,13 @@ async def _sample(tcb: Any, samples: list[tuple[Any, ...]], done: asyncio.Event)
         samples.append((loop.time() - t0, tcb.stats.bytes_acked, cc.cwnd // tcb.snd_mss,
                         (tcb.rtt.srtt or 0.0) * 1e3, cc.pacing_rate or 0.0,
                         getattr(cc, "max_bw", 0.0), getattr(cc, "mode", cc.name),
-                        time.thread_time()))
+                        time.thread_time(),
+                        # TRACED_SENDER's last four: the app-limited mark (rate.py) on,
+                        # segments in flight, bytes unsent, the peer's window
+                        int(bool(tcb.rate is not None and tcb.rate.app_limited)),
+                        tcb._in_flight() // tcb.snd_mss,
+                        len(tcb.sendbuf.data) - seq_sub(tcb.snd_nxt, tcb.snd_data_una),
+                        tcb.snd_wnd))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 0.005)
         if done.is_set():
@@ -536,6 +548,13 @@ def trace_summary(traced: dict[tuple[str, str, float], list[Any]]) -> list[str]:
                 i += 1
             marks.append(f"{samples[i][1] / 1e6:.1f}")
         lines.append(f"trace, {who} -> Linux, {cc}: MB acked at each 0.1 s: {' '.join(marks)}")
+        tail = 7 if who == "Linux" else 8  # where the last four columns start
+        mid = [sorted(x[c] for x in samples)[len(samples) // 2]
+               for c in (tail + 1, tail + 2, tail + 3, 2)]
+        lines.append(f"trace, {who} -> Linux, {cc}: app-limited in "
+                     f"{sum(x[tail] for x in samples) / len(samples):.0%} of the samples; "
+                     f"median in flight {mid[0]} segments, unsent {mid[1]} B, "
+                     f"peer's window {mid[2]} B, cwnd {mid[3]}")
         if who == "stacklab":
             gaps = [(b[0] - a[0], b[7] - a[7]) for a, b in zip(samples, samples[1:], strict=False)
                     if b[0] - a[0] >= STALL]

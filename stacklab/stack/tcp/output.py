@@ -31,6 +31,7 @@ from .fsm import (
 from .gso import PacedBurst, as_segments, send_packets
 from .plpmtud import PlpmtudState
 from .rack import schedule_tlp
+from .rate import DeliveryRate
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 from .seq import HALF, MASK, MOD, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .sndbuf import ends_skb, on_sent
@@ -324,13 +325,6 @@ class TcbOutput(TcbVars):
                 self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
                 self._cwnd_validate()
                 chrono.after_output(self, sent_ack, now)  # tcpi_*_limited (chrono.py)
-                rate = self.rate
-                if rate is not None:  # app-limited mark for rate samples (rate.py)
-                    d = (self.snd_nxt - self.snd_data_una) & MASK  # (seq_sub)
-                    unsent = queued - (d - MOD if d > HALF else d)
-                    if unsent < self.snd_mss:  # (the only case that needs the flight)
-                        rate.check_app_limited(unsent, self._in_flight(), self.cc.cwnd,
-                                               self.snd_mss)
                 if self.snd_max != top:
                     schedule_tlp(self, now, False)  # new data out: the probe timeout restarts
                     on_sent(self)  # the skb the burst ended in is split there (sndbuf.py)
@@ -820,6 +814,21 @@ class TcbOutput(TcbVars):
         if self.recover is not None and rec.sack_mode:
             return rec.pipe(una_pos, self._abs(self.snd_max), self.snd_mss)
         return flight - rec.sacked.covered_between(una_pos, una_pos + flight)
+
+    def _check_app_limited(self, rate: DeliveryRate) -> None:
+        """The application writes: is what it gave all that is in flight? (rate.py; Linux
+        calls tcp_rate_check_app_limited at the start of tcp_sendmsg_locked)"""
+        d = (self.snd_nxt - self.snd_data_una) & MASK  # (seq_sub)
+        unsent = len(self.sendbuf.data) - (d - MOD if d > HALF else d)
+        mss = self.snd_mss
+        if unsent >= mss:  # (the usual case of a bulk write: nothing else is asked)
+            return
+        xb = self.xmit_blocked
+        rec = self.rec
+        resend_due = (rec.in_recovery or bool(rec.lost.starts)) and rec.next_seg(
+            self._abs(self.snd_una), self._abs(self.snd_max), mss) is not None
+        rate.check_app_limited(unsent, self._in_flight(), self.cc.cwnd, mss,
+                               xb is not None and xb(self.remote_ip), resend_due)
 
     def _sack_retransmit(self, now: float, rescue: bool) -> bool:
         """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS send NextSeg rule (1) holes

@@ -10,7 +10,8 @@ that was never resent (Karn), which is the per-ACK RTT Linux hands to congestion
 
 It is active only for a controller that asks for samples (``CongestionController.
 wants_samples``): the TCB then calls :meth:`DeliveryRate.on_send` for each data segment,
-:meth:`check_app_limited` after a send burst and :meth:`on_ack` for each ACK that advances
+:meth:`check_app_limited` at the start of each application write (as Linux: only there,
+not after the output an ACK clocks out) and :meth:`on_ack` for each ACK that advances
 SND.UNA, or, for a controller that sets cwnd itself (``owns_cwnd``, BBR) on a connection with
 SACK, for every ACK once loss detection has run, as Linux calls ``cong_control`` from every ACK
 (a SACK delivers data too: under loss SND.UNA may not move for a round trip, and a sample per
@@ -84,10 +85,14 @@ class DeliveryRate:
         rec.first_sent = self.first_sent_time
         rec.app_limited = self.app_limited != 0
 
-    def check_app_limited(self, unsent: int, in_flight: int, cwnd: int, mss: int) -> None:
-        """After sending: less than a segment is waiting and cwnd is not full, so the
-        application limits the rate (Linux tcp_rate_check_app_limited)."""
-        if unsent < mss and in_flight < cwnd:
+    def check_app_limited(self, unsent: int, in_flight: int, cwnd: int, mss: int,
+                          device_busy: bool, resend_due: bool) -> None:
+        """At the start of each application write (Linux tcp_sendmsg_locked): less than a
+        segment waits unsent, nothing waits in the device's queue, cwnd is not full and every
+        byte marked lost was resent (``resend_due`` False: Linux lost_out <= retrans_out), so
+        what is in flight is all the application gave: samples until it is delivered are
+        application-limited (Linux tcp_rate_check_app_limited)."""
+        if unsent < mss and not device_busy and in_flight < cwnd and not resend_due:
             self.app_limited = (self.delivered + in_flight) or 1
 
     def on_ack(self, acked: list[Sent], log: SentLog, una: int, nxt: int, sacked: RangeSet,

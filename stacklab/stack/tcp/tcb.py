@@ -266,6 +266,8 @@ class Tcb(TcbOutput):
         if self.fin_queued or self.state not in CAN_SEND and self.state not in (
                 SYN_SENT, SYN_RECEIVED):
             raise ConnectionError(f"TCP SEND in {self.state}: connection closing")
+        if self.rate is not None:  # before the write, as Linux's tcp_sendmsg_locked
+            self._check_app_limited(self.rate)
         n = sndbuf.write(self, data, push=not more, eor=eor, oob=oob, now=now)
         self._more = more
         if oob and n:

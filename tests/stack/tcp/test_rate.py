@@ -30,8 +30,9 @@ class Sender:
         return self.rate.on_ack(self.log.acked(una), self.log, una, nxt, sacked, now, prior,
                                 flight)
 
-    def check_app_limited(self, unsent: int, in_flight: int, cwnd: int, mss: int) -> None:
-        self.rate.check_app_limited(unsent, in_flight, cwnd, mss)
+    def check_app_limited(self, unsent: int, in_flight: int, cwnd: int, mss: int,
+                          device_busy: bool = False, resend_due: bool = False) -> None:
+        self.rate.check_app_limited(unsent, in_flight, cwnd, mss, device_busy, resend_due)
 
     @property
     def app_limited(self) -> int:
@@ -80,6 +81,19 @@ def test_app_limited_marks_the_samples_until_the_mark_is_delivered():
     assert r.on_ack(1000, 2000, NONE, 0.1, 2000, 1000).app_limited is False
     assert r.on_ack(2000, 2000, NONE, 0.11, 1000, 0).app_limited is True
     assert r.app_limited == 0  # delivered past the mark
+
+
+@pytest.mark.parametrize("why", ["unsent", "cwnd", "device", "resend"])
+def test_no_app_limited_mark_while_something_else_limits_the_sender(why):
+    # Linux tcp_rate_check_app_limited: a segment's worth unsent, a full cwnd, packets in the
+    # device's queue or a lost segment not yet resent: the network or the stack limits the
+    # rate, not the application
+    r = Sender()
+    r.on_send(0, 1000, 0.0, True)
+    r.check_app_limited(1000 if why == "unsent" else 999, 1000,
+                        1000 if why == "cwnd" else 10_000, 1000,
+                        device_busy=why == "device", resend_due=why == "resend")
+    assert r.app_limited == 0
 
 
 def test_a_partial_resend_leaves_the_rest_of_a_segment_its_first_transmission():
