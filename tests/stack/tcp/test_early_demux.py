@@ -9,8 +9,11 @@ import gc
 
 from stacklab.stack.host import Host
 from stacklab.stack.tcp.tcb import Tcb
+from stacklab.wire.ethernet import ETH_P_IPV4, build_ethernet
+from stacklab.wire.ipv4 import build_ipv4
+from stacklab.wire.tcp import build_tcp
 
-from .hostframes import ACK, ISN, established, frame, sent
+from .hostframes import ACK, H4, ISN, MAC_H, MAC_P, P4, established, frame, sent
 
 FIN = 0x01
 KEY = frame(0, 0, 0)[26:38]  # the peer's flow: source, destination, ports
@@ -91,3 +94,34 @@ def test_a_finished_connection_is_not_kept_alive_by_the_early_demux() -> None:
     del tcb
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, Tcb) and id(o) == ident]
+
+
+def _frame_with_ip_options(seq: int, ack: int, payload: bytes, sport: int = 40000,
+                           dport: int = 80) -> bytes:
+    """A peer's segment in an IPv4 header with options (NOP, NOP, NOP, EOL: IHL 6, valid)."""
+    seg = build_tcp(P4, H4, sport, dport, seq, ack, ACK, 65535, payload)
+    return bytes(build_ethernet(MAC_H, MAC_P, ETH_P_IPV4,
+                                build_ipv4(P4, H4, 6, seg, df=True, options=bytes([1, 1, 1, 0]))))
+
+
+def _options_then_other_ports(early: bool) -> tuple[bytes, list[bytes], dict[str, int]]:
+    h, tcb, our = established()
+    if not early:
+        h.ipv4._early_rx = None  # the general path every time
+    sent(h)
+    # a segment of the connection with IP options: bytes 34..37 of its frame are the options
+    # (01 01 01 00), not the ports
+    h.receive_frame(0, _frame_with_ip_options(ISN + 1, our, b"a" * 10), 0.02)
+    # then a segment of another flow (port 257 to port 256, no connection) whose ports are
+    # those bytes, in the connection's window
+    h.receive_frame(0, frame(ISN + 11, our, ACK, b"EVIL", sport=0x0101, dport=0x0100), 0.03)
+    # and the connection's own next segment, with the options again
+    h.receive_frame(0, _frame_with_ip_options(ISN + 11, our, b"b" * 10), 0.04)
+    return tcb.read(), [bytes(f) for _, f in h.frames_to_send()], dict(h.counters)
+
+
+def test_a_header_with_ip_options_is_not_taken_as_twenty_bytes_by_the_early_demux() -> None:
+    data, frames, counters = _options_then_other_ports(True)
+    assert data == b"a" * 10 + b"b" * 10  # not the other flow's bytes
+    assert counters["tcp.no_port"] == 1  # the other flow's segment reset as a stray one
+    assert (data, frames, counters) == _options_then_other_ports(False)
