@@ -22,6 +22,7 @@ from stacklab.wire.frame import (
     VerifiedFrame,
     complete_checksum,
     parse_ipv4_tcp_frame,
+    parse_ipv4_tcp_segment,
 )
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.tcp import ACK, PSH, TcpView, build_tcp, encode_options
@@ -79,9 +80,21 @@ def fast(frame: bytes | memoryview, with_length: bool = False) -> tuple | None:
         r = parse_ipv4_tcp_frame(frame, length=len(frame) if with_length else -1)
     except MalformedPacket as e:
         return ("malformed", e.layer, e.field)
+    n = len(frame) if with_length else -1
+    seg = parse_ipv4_tcp_segment(frame, length=n)  # never raises
     if r is None:
+        assert seg is None
         return None
     eth, ip, t, ip_ok, tcp_ok = r
+    if seg is not None:  # the early demux's parse: the same TCP view, TOS and verdicts
+        st_, tos, s_ip_ok, s_tcp_ok = seg
+        assert _view_fields(eth, ip, st_)[21:] == _view_fields(eth, ip, t)[21:]
+        assert (tos, s_ip_ok, s_tcp_ok) == (ip.tos, ip_ok, tcp_ok)
+        # only a frame whose bytes 26..38 are the flow's addresses and ports
+        assert eth.header_len == 14 and ip.header_len == 20
+        assert bytes(frame[26:38]) == ip.src + ip.dst + bytes(t.buf[:4])
+    else:  # any other frame is the per-layer path's
+        assert type(ip) is IPv4View
     return _view_fields(eth, ip, t) + (ip_ok, tcp_ok)
 
 
