@@ -144,8 +144,13 @@ def test_other_frames_take_the_per_layer_path() -> None:
     udp = bytes(e / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=53) / Raw(b"q" * 40))
     first_fragment = frame(b"", b"a" * 64, mf=True)
     assert parse_ipv4_tcp_frame(udp) is None and parse_ipv4_tcp_frame(first_fragment) is None
-    for f in (tagged, ip_opts, udp, first_fragment):
+    # IPv4 options whose frame read as if the header were 20 bytes would look like a valid one
+    # (its TCP header's fixed part 4 bytes on: the ACK number's first half a data offset 5)
+    ip_opts_2 = bytes(e / IP(src="10.0.0.1", dst="10.0.0.2", options=b"\x01\x01\x01\x00")
+                      / TCP(dport=80, ack=0x5010_0000, flags="A") / Raw(b"w" * 30))
+    for f in (tagged, ip_opts, ip_opts_2, udp, first_fragment):
         assert fast(f) == per_layer(f)
+        assert parse_ipv4_tcp_segment(f) is None  # not the early demux's frame
 
 
 def test_truncated_and_inconsistent_lengths_raise_like_the_views() -> None:
