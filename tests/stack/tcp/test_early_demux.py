@@ -125,3 +125,59 @@ def test_a_header_with_ip_options_is_not_taken_as_twenty_bytes_by_the_early_demu
     assert data == b"a" * 10 + b"b" * 10  # not the other flow's bytes
     assert counters["tcp.no_port"] == 1  # the other flow's segment reset as a stray one
     assert (data, frames, counters) == _options_then_other_ports(False)
+
+
+def _closing_run(early: bool, we_close_first: bool) -> tuple[bytes, list[bytes], dict[str, int],
+                                                             list[str], int]:
+    """A connection through FIN-WAIT-1, FIN-WAIT-2 (our FIN first) or CLOSE-WAIT, LAST-ACK (the
+    peer's), the peer's data and ACKs in each; the states met and the segments _admit saw."""
+    h, tcb, our = established()
+    if not early:
+        h.ipv4._early_rx = None  # the general path every time
+    admitted = []
+    admit = h.ipv4._admit
+    h.ipv4._admit = lambda *a: admitted.append(1) or admit(*a)  # type: ignore[method-assign]
+    _data(h, 0, our, b"a" * 10, 0.02)
+    tcb.send(b"x" * 50)
+    h.tcp.kick(tcb)
+    h.tcp.poll(0.025)
+    states = []
+    if we_close_first:
+        tcb.close(0.03)  # FIN-WAIT-1, our 50 bytes and FIN in flight
+        h.tcp.kick(tcb)
+        h.tcp.poll(0.03)
+        states.append(tcb.state.name)
+        _data(h, 10, our, b"b" * 10, 0.04)  # data, ACKing part of ours
+        _data(h, 20, our + 20, b"c" * 10, 0.05)
+        states.append(tcb.state.name)
+        _data(h, 30, our + 51, b"", 0.06)  # the ACK of our FIN: FIN-WAIT-2
+        states.append(tcb.state.name)
+        _data(h, 30, our + 51, b"d" * 10, 0.07)
+        h.receive_frame(0, frame(ISN + 1 + 40, our + 51, ACK | FIN), 0.08)
+    else:
+        h.receive_frame(0, frame(ISN + 11, our, ACK | FIN), 0.03)  # CLOSE-WAIT
+        states.append(tcb.state.name)
+        _data(h, 11, our + 20, b"", 0.04)  # an ACK of part of ours
+        tcb.close(0.05)  # LAST-ACK
+        h.tcp.kick(tcb)
+        h.tcp.poll(0.05)
+        states.append(tcb.state.name)
+        _data(h, 11, our + 50, b"", 0.06)  # not yet our FIN
+        states.append(tcb.state.name)
+        _data(h, 11, our + 51, b"", 0.07)  # our FIN: CLOSED
+    states.append(tcb.state.name)
+    return (tcb.read(), [bytes(f) for _, f in h.frames_to_send()], dict(h.counters), states,
+            len(admitted))
+
+
+def test_the_closing_states_take_the_early_path_with_the_same_result() -> None:
+    for we_close_first, want in ((True, ["FIN_WAIT_1", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]),
+                                 (False, ["CLOSE_WAIT", "LAST_ACK", "LAST_ACK", "CLOSED"])):
+        fast = _closing_run(True, we_close_first)
+        general = _closing_run(False, we_close_first)
+        assert fast[3] == want
+        assert fast[:4] == general[:4]
+        # the early path after the first segment (which filled the table), in every closing
+        # state: the general path admits each of the peer's segments (6 and 5), the early one
+        # only the first
+        assert general[4] == (6 if we_close_first else 5) and fast[4] == 1
