@@ -25,6 +25,7 @@ from stacklab.wire.frame import (
     build_ipv4_tcp_tso_frame,
     complete_checksum,
     parse_ipv4_tcp_frame,
+    parse_ipv4_tcp_segment,
 )
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.proto import PROTO_TCP, PROTO_UDP
@@ -187,7 +188,31 @@ class Ipv4:
         is then not summed; the IPv4 header's still is (20 bytes; Linux's ``ip_rcv`` too).
         A segment of a flow in :attr:`early` goes to the transport's early-demux handler
         without :meth:`_admit` and the view handler's lookup, counted as they count it.
-        ``length``: ``len(frame)``, when the caller has it."""
+        ``length``: ``len(frame)``, when the caller has it. The early demux takes only the
+        common frame (:func:`~stacklab.wire.frame.parse_ipv4_tcp_segment`'s: untagged, IPv4
+        without options), whose bytes 26..38 are the flow's addresses and ports, and looks it up
+        before the rest of the frame is parsed."""
+        h = self.host
+        early = self.early
+        if early:
+            r0 = parse_ipv4_tcp_segment(frame, csum_valid, length)
+            if r0 is not None:
+                seg, tos, ip_ok, tcp_ok = r0
+                if not ip_ok:
+                    self._bad_checksum(now)
+                    return True
+                key = frame[26:38]
+                try:  # (a subscript, no call: the flow is there for nearly every segment)
+                    flow = early[key if type(key) is bytes else bytes(key)]  # (a TAP's memoryview)
+                except KeyError:
+                    flow = None
+                # admitted as before while the addresses are (no NAT to ask, not on lo); the
+                # handler declines (False, nothing done) a connection no longer ESTABLISHED
+                if flow is not None and flow[1] == h.addr_gen and self.nat is None \
+                        and iface is not h.lo and self._early_rx is not None \
+                        and self._early_rx(flow[0], seg, tcp_ok, now, tos & 3):
+                    h.counters["ipv4.rx.delivered"] += 1  # (what _admit counts)
+                    return True
         try:
             r = parse_ipv4_tcp_frame(frame, csum_valid, length)
         except MalformedPacket:
@@ -198,28 +223,14 @@ class Ipv4:
         if not ip_ok:
             self._bad_checksum(now)
             return True
-        h = self.host
-        early = self.early
-        if early:
-            key = frame[26:38]
-            try:  # (a subscript, no call: the flow is there for nearly every segment)
-                flow = early[key if type(key) is bytes else bytes(key)]  # (a TAP's memoryview)
-            except KeyError:
-                flow = None
-            # admitted as before while the addresses are (no NAT to ask, not on lo); the
-            # handler declines (False, nothing done) a connection no longer ESTABLISHED
-            if flow is not None and flow[1] == h.addr_gen and self.nat is None \
-                    and iface is not h.lo and self._early_rx is not None \
-                    and self._early_rx(flow[0], seg, tcp_ok, now, ip.tos & 3):
-                h.counters["ipv4.rx.delivered"] += 1  # (what _admit counts)
-                return True
         bcast = self._admit(iface, ip, False, now)  # l2_bcast False: sent to our MAC
         if bcast is None:
             return True
         view_handler = h.view_handlers.get(PROTO_TCP)
         if view_handler is not None:
             vflow = view_handler(ip.src, ip.dst, seg, tcp_ok, now, bcast, iface.index, ip.tos & 3)
-            if vflow is not None and not bcast and iface is not h.lo:
+            if vflow is not None and not bcast and iface is not h.lo and ip.header_len == 20 \
+                    and _eth.header_len == 14:  # (bytes 26..38: the addresses and ports)
                 if len(early) >= EARLY_DEMUX_MAX:
                     early.clear()
                 early[bytes(frame[26:38])] = (vflow, h.addr_gen)

@@ -30,17 +30,20 @@ from .proto import PROTO_TCP
 from .tcp import _NO_OPTIONS, _NOPNOP_TS_BYTES, _NOPNOP_TS_WORD, FLAG_MASK, TcpView
 
 __all__ = ["PartialFrame", "TcpFrameTemplate", "VerifiedFrame", "build_ipv4_tcp_tso_frame",
-           "complete_checksum", "parse_ipv4_tcp_frame"]
+           "complete_checksum", "parse_ipv4_tcp_frame", "parse_ipv4_tcp_segment"]
 
 Buffer = bytes | bytearray | memoryview
 
-# dst src type | ver/ihl tos len ident flags/frag ttl proto (csum) src dst | sport dport seq ack
-# off/flags window (csum urgent): an untagged frame without IP options; the fields in brackets
-# are read on demand by the views
-_ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH")
+# from the Ethernet type on: type | ver/ihl tos len (ident) flags/frag (ttl) proto (csum src dst)
+# | sport dport seq ack off/flags window (csum urgent): an untagged frame without IP options;
+# the fields in brackets are read by parse_ipv4_tcp_frame alone, or on demand by the views
+_SEG = struct.Struct("!HBBH2xH1xB10xHHIIHH")
 # the same and the first 12 or 20 bytes of options as 32-bit words (when the frame has them)
-_ETH_IPV4_TCP_W3 = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIII")
-_ETH_IPV4_TCP_W5 = struct.Struct("!6s6sHBBHHHBB2x4s4sHHIIHH4xIIIII")
+_SEG_W3 = struct.Struct("!HBBH2xH1xB10xHHIIHH4xIII")
+_SEG_W5 = struct.Struct("!HBBH2xH1xB10xHHIIHH4xIIIII")
+# the rest of the common frame's Ethernet and IPv4 headers: dst src (type ver/ihl tos) len ident
+# flags/frag ttl (proto csum) src dst
+_ETH_IPV4_REST = struct.Struct("!6s6s4xHHHB3x4s4s")
 
 
 # The views the fast path returns are instances of these subclasses: the same slots and methods,
@@ -106,6 +109,71 @@ def complete_checksum(frame: bytes) -> bytes:
     return VerifiedFrame(buf)
 
 
+def parse_ipv4_tcp_segment(frame: Buffer, tcp_valid: bool = False, length: int = -1) \
+        -> tuple[TcpView, int, bool, bool] | None:
+    """The TCP view of the common Ethernet II / IPv4 / TCP frame, its IPv4 TOS and both
+    checksum verdicts: what :func:`parse_ipv4_tcp_frame` gives of such a frame, without the
+    Ethernet and IPv4 views. The common frame: untagged, IPv4 without options (IHL 5),
+    unfragmented, lengths consistent, so that its bytes 26..38 are the flow's source and
+    destination addresses and ports (the receive path's early demux looks the flow up by them
+    before anything else, ``Ipv4.receive_tcp_frame``). None for any other frame (never an
+    exception): :func:`parse_ipv4_tcp_frame` takes it with the per-layer views.
+
+    The frame is read with one ``unpack``; the TCP checksum is read from the IPv4 addresses on
+    (they are the pseudo-header's sum); options in the common layouts (none; ``nop,nop,TS``;
+    Linux's SYN ``mss,sackOK,TS,nop,wscale``) are read with the header. ``tcp_valid`` and
+    ``length`` as :func:`parse_ipv4_tcp_frame`'s."""
+    mv = frame if type(frame) is memoryview else memoryview(frame)
+    n = len(mv) if length < 0 else length
+    if n < 54:
+        return None
+    # The first 20 (or 12) bytes after the TCP header's fixed part are read as 32-bit words in
+    # the same unpack when the frame has them: the option layouts below need no second struct
+    # call.
+    if n >= 74:
+        (etype, vihl, tos, tlen, ff, proto, sport, dport, seq, ack, off_flags, window,
+         w0, w1, w2, w3, w4) = _SEG_W5.unpack_from(mv, 12)
+    elif n >= 66:
+        (etype, vihl, tos, tlen, ff, proto, sport, dport, seq, ack, off_flags, window,
+         w0, w1, w2) = _SEG_W3.unpack_from(mv, 12)
+        w3 = w4 = 0
+    else:
+        (etype, vihl, tos, tlen, ff, proto, sport, dport, seq, ack, off_flags,
+         window) = _SEG.unpack_from(mv, 12)
+        w0 = w1 = w2 = w3 = w4 = 0
+    hl = (off_flags >> 10) & 0x3C
+    if etype != ETH_P_IPV4 or vihl != 0x45 or proto != PROTO_TCP or ff & 0x3FFF \
+            or not 40 <= tlen <= n - 14 or not 20 <= hl <= tlen - 20:
+        return None
+    t = _FastTcpView()
+    t.buf = mv[34:14 + tlen]
+    t.src_port = sport
+    t.dst_port = dport
+    t.seq = seq
+    t.ack = ack
+    t.flags = off_flags & FLAG_MASK
+    t.window = window
+    t.header_len = hl
+    t.payload = mv[34 + hl:14 + tlen]
+    if hl == 20:
+        t._opts = _NO_OPTIONS
+    elif hl == 32 and w0 == _NOPNOP_TS_WORD:  # hl == 32 implies n >= 66
+        t._opts = (None, None, False, (), (w1, w2))  # 01 01 08 0a | tsval | tsecr
+    elif hl == 40 and w0 >> 16 == 0x0204 and w1 == 0x0402080A and w4 >> 8 == 0x010303:
+        # Linux's SYN (n >= 74): 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 shift
+        t._opts = (w0 & 0xFFFF, w4 & 0xFF, True, (), (w2, w3))
+    else:
+        t._opts = None  # scanned by the first option getter
+    if type(frame) in _TRUSTED:  # built by TcpFrameTemplate.build, unchanged since
+        return t, tos, True, True
+    # the sums over slices of the frame itself when it is bytes (int.from_bytes copies a
+    # memoryview first)
+    if tcp_valid:
+        return t, tos, ipv4_header_ok(mv[14:34]), True
+    ip_ok, tcp_ok = ipv4_tcp_ok(frame if type(frame) is bytes else mv, 14, tlen)
+    return t, tos, ip_ok, tcp_ok
+
+
 def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False, length: int = -1) \
         -> tuple[EthernetView, IPv4View, TcpView, bool, bool] | None:
     """The three views of an Ethernet II / IPv4 / TCP frame and both checksum verdicts.
@@ -119,74 +187,32 @@ def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False, length: int = -
     checksum is known good (verified by a device, Linux's ``CHECKSUM_UNNECESSARY``): it is not
     summed and its verdict is True; the IPv4 header's is checked all the same.
 
-    The common frame (untagged, no IP options, lengths consistent) is read with one ``unpack``;
-    the TCP checksum is read from the IPv4 addresses on (they are the pseudo-header's sum);
-    options in the common layouts (none; ``nop,nop,TS``; Linux's SYN ``mss,sackOK,TS,nop,wscale``)
-    are read with the header. Any other frame takes the per-layer path. ``length``: the
-    frame's length when the caller has it (the receive path: ``Node.receive_frame``).
+    The common frame (untagged, no IP options, lengths consistent) is
+    :func:`parse_ipv4_tcp_segment`'s, and the rest of its Ethernet and IPv4 headers one more
+    ``unpack``. Any other frame takes the per-layer path. ``length``: the frame's length when
+    the caller has it (the receive path: ``Node.receive_frame``).
     """
     mv = frame if type(frame) is memoryview else memoryview(frame)
-    n = len(mv) if length < 0 else length
-    if n >= 54:
-        # The first 20 (or 12) bytes after the TCP header's fixed part are read as 32-bit words
-        # in the same unpack when the frame has them: the option layouts below need no second
-        # struct call.
-        if n >= 74:
-            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
-             seq, ack, off_flags, window, w0, w1, w2, w3, w4) = _ETH_IPV4_TCP_W5.unpack_from(mv)
-        elif n >= 66:
-            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
-             seq, ack, off_flags, window, w0, w1, w2) = _ETH_IPV4_TCP_W3.unpack_from(mv)
-            w3 = w4 = 0
-        else:
-            (dst, src, etype, vihl, tos, tlen, ident, ff, ttl, proto, saddr, daddr, sport, dport,
-             seq, ack, off_flags, window) = _ETH_IPV4_TCP.unpack_from(mv)
-            w0 = w1 = w2 = w3 = w4 = 0
-        hl = (off_flags >> 10) & 0x3C
-        if etype == ETH_P_IPV4 and vihl == 0x45 and proto == PROTO_TCP and not ff & 0x3FFF \
-                and 40 <= tlen <= n - 14 and 20 <= hl <= tlen - 20:
-            eth = _FastEthernetView()
-            eth.buf = mv
-            eth.dst = dst
-            eth.src = src
-            eth.payload = ipbuf = mv[14:]
-            ip = _FastIPv4View()
-            ip.buf = ipbuf
-            ip.tos = tos
-            ip.total_length = tlen
-            ip.ident = ident
-            ip.flags_frag = ff
-            ip.ttl = ttl
-            ip.src = saddr
-            ip.dst = daddr
-            ip.payload = seg = mv[34:14 + tlen]
-            t = _FastTcpView()
-            t.buf = seg
-            t.src_port = sport
-            t.dst_port = dport
-            t.seq = seq
-            t.ack = ack
-            t.flags = off_flags & FLAG_MASK
-            t.window = window
-            t.header_len = hl
-            t.payload = mv[34 + hl:14 + tlen]
-            if hl == 20:
-                t._opts = _NO_OPTIONS
-            elif hl == 32 and w0 == _NOPNOP_TS_WORD:  # hl == 32 implies n >= 66
-                t._opts = (None, None, False, (), (w1, w2))  # 01 01 08 0a | tsval | tsecr
-            elif hl == 40 and w0 >> 16 == 0x0204 and w1 == 0x0402080A and w4 >> 8 == 0x010303:
-                # Linux's SYN (n >= 74): 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 shift
-                t._opts = (w0 & 0xFFFF, w4 & 0xFF, True, (), (w2, w3))
-            else:
-                t._opts = None  # scanned by the first option getter
-            if type(frame) in _TRUSTED:  # built by TcpFrameTemplate.build, unchanged since
-                return eth, ip, t, True, True
-            # the sums over slices of the frame itself when it is bytes (int.from_bytes copies a
-            # memoryview first)
-            if tcp_valid:
-                return eth, ip, t, ipv4_header_ok(mv[14:34]), True
-            ip_ok, tcp_ok = ipv4_tcp_ok(frame if type(frame) is bytes else mv, 14, tlen)
-            return eth, ip, t, ip_ok, tcp_ok
+    r = parse_ipv4_tcp_segment(frame, tcp_valid, length)
+    if r is not None:
+        t, tos, ip_ok, tcp_ok = r
+        dst, src, tlen, ident, ff, ttl, saddr, daddr = _ETH_IPV4_REST.unpack_from(mv)
+        eth = _FastEthernetView()
+        eth.buf = mv
+        eth.dst = dst
+        eth.src = src
+        eth.payload = ipbuf = mv[14:]
+        ip = _FastIPv4View()
+        ip.buf = ipbuf
+        ip.tos = tos
+        ip.total_length = tlen
+        ip.ident = ident
+        ip.flags_frag = ff
+        ip.ttl = ttl
+        ip.src = saddr
+        ip.dst = daddr
+        ip.payload = t.buf
+        return eth, ip, t, ip_ok, tcp_ok
     eth = EthernetView(mv)
     if eth.ethertype != ETH_P_IPV4:
         return None

@@ -22,6 +22,7 @@ from stacklab.wire.frame import (
     VerifiedFrame,
     complete_checksum,
     parse_ipv4_tcp_frame,
+    parse_ipv4_tcp_segment,
 )
 from stacklab.wire.ipv4 import IPv4View, build_ipv4
 from stacklab.wire.tcp import ACK, PSH, TcpView, build_tcp, encode_options
@@ -79,9 +80,21 @@ def fast(frame: bytes | memoryview, with_length: bool = False) -> tuple | None:
         r = parse_ipv4_tcp_frame(frame, length=len(frame) if with_length else -1)
     except MalformedPacket as e:
         return ("malformed", e.layer, e.field)
+    n = len(frame) if with_length else -1
+    seg = parse_ipv4_tcp_segment(frame, length=n)  # never raises
     if r is None:
+        assert seg is None
         return None
     eth, ip, t, ip_ok, tcp_ok = r
+    if seg is not None:  # the early demux's parse: the same TCP view, TOS and verdicts
+        st_, tos, s_ip_ok, s_tcp_ok = seg
+        assert _view_fields(eth, ip, st_)[21:] == _view_fields(eth, ip, t)[21:]
+        assert (tos, s_ip_ok, s_tcp_ok) == (ip.tos, ip_ok, tcp_ok)
+        # only a frame whose bytes 26..38 are the flow's addresses and ports
+        assert eth.header_len == 14 and ip.header_len == 20
+        assert bytes(frame[26:38]) == ip.src + ip.dst + bytes(t.buf[:4])
+    else:  # any other frame is the per-layer path's
+        assert type(ip) is IPv4View
     return _view_fields(eth, ip, t) + (ip_ok, tcp_ok)
 
 
@@ -131,8 +144,13 @@ def test_other_frames_take_the_per_layer_path() -> None:
     udp = bytes(e / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=53) / Raw(b"q" * 40))
     first_fragment = frame(b"", b"a" * 64, mf=True)
     assert parse_ipv4_tcp_frame(udp) is None and parse_ipv4_tcp_frame(first_fragment) is None
-    for f in (tagged, ip_opts, udp, first_fragment):
+    # IPv4 options whose frame read as if the header were 20 bytes would look like a valid one
+    # (its TCP header's fixed part 4 bytes on: the ACK number's first half a data offset 5)
+    ip_opts_2 = bytes(e / IP(src="10.0.0.1", dst="10.0.0.2", options=b"\x01\x01\x01\x00")
+                      / TCP(dport=80, ack=0x5010_0000, flags="A") / Raw(b"w" * 30))
+    for f in (tagged, ip_opts, ip_opts_2, udp, first_fragment):
         assert fast(f) == per_layer(f)
+        assert parse_ipv4_tcp_segment(f) is None  # not the early demux's frame
 
 
 def test_truncated_and_inconsistent_lengths_raise_like_the_views() -> None:

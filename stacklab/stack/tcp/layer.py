@@ -34,7 +34,20 @@ from .config import TcpConfig
 from .congestion import create_congestion
 from .context import TcpHost
 from .events import Connected, ConnectionLost, TcbEvent
-from .fsm import CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
+from .fsm import (
+    CLOSE_WAIT,
+    CLOSED,
+    CLOSING,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    LAST_ACK,
+    LISTEN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TIME_WAIT,
+    State,
+)
 from .gso import cut
 from .isn import IsnGenerator
 from .listen import Listener, send_reset, syn_acceptable_in_time_wait
@@ -63,6 +76,10 @@ MAX_ORPHANS = MAX_CONNECTIONS // 2
 # limit alone (tcp_invalid_ratelimit, TcpConfig)
 CHALLENGE_ACK_LIMIT = 1000
 INT_MAX = 0x7FFFFFFF  # tcp_challenge_ack_limit = INT_MAX: no host-wide budget
+
+# the states after ESTABLISHED in which a segment takes receive_established as in it (the
+# general path would do the same there: no TIME-WAIT reopening, no handshake)
+_CLOSING_STATES = frozenset((FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK))
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,14 +359,19 @@ class TcpLayer:
 
     def receive_established(self, tcb: Tcb, v: TcpView, checksum_ok: bool | None, now: float,
                             ip_ecn: int) -> bool:
-        """:meth:`receive_view` of a unicast segment for ``tcb`` in ESTABLISHED (False: not in
-        that state; nothing done, :meth:`receive_view` takes the segment), found already: by
-        the lookup there, or by the IP layer's early demux (Linux's tcp_v4_early_demux,
-        ``Ipv4.receive_tcp_frame``: the flow of a frame recognised by its addresses and ports,
-        the connection kept while it is ESTABLISHED, in the demux table all that time). The
+        """:meth:`receive_view` of a unicast segment for ``tcb`` in ESTABLISHED or one of the
+        closing states after it (``_CLOSING_STATES``; False: not in those; nothing done,
+        :meth:`receive_view` takes the segment), found already: by the lookup there, or by the
+        IP layer's early demux (Linux's tcp_v4_early_demux, ``Ipv4.receive_tcp_frame``: the
+        flow of a frame recognised by its addresses and ports, the connection kept while it is
+        in the table: entered ESTABLISHED, forgotten when the connection leaves the table).
+        In those states :meth:`receive_view` would do exactly this (the checks, then
+        ``Tcb.receive`` and the flush: the TCB's own path by its state); TIME-WAIT (a SYN
+        may reopen it through the listener) and the states before ESTABLISHED are its own. The
         options of a view from the fused parse in a common layout are read, and so valid,
         already (``_opts`` set): only the others are scanned, by :meth:`_segment_ok`."""
-        if tcb.state is not ESTABLISHED:
+        st = tcb.state
+        if st is not ESTABLISHED and st not in _CLOSING_STATES:
             return False
         if checksum_ok is not True or (v._opts is None and v.header_len > 20):
             if not self._segment_ok(tcb.remote_ip, tcb.local_ip, v, checksum_ok, now, False):

@@ -21,10 +21,11 @@ SYN, ACK = 0x02, 0x10
 
 
 def frame(seq: int, ack: int, flags: int, payload: bytes = b"", opts: bytes = b"",
-          *, as_bytearray: bool = False) -> bytes | bytearray:
-    """A segment from the peer's port 40000 (bytes: the host's fused-frame path; bytearray:
-    its per-layer path)."""
-    seg = build_tcp(P4, H4, 40000, 80, seq, ack, flags, 65535, payload, opts)
+          *, as_bytearray: bool = False, sport: int = 40000,
+          dport: int = 80) -> bytes | bytearray:
+    """A segment from the peer's port 40000 to port 80 (bytes: the host's fused-frame path;
+    bytearray: its per-layer path)."""
+    seg = build_tcp(P4, H4, sport, dport, seq, ack, flags, 65535, payload, opts)
     f = build_ethernet(MAC_H, MAC_P, ETH_P_IPV4, build_ipv4(P4, H4, 6, seg, df=True))
     return bytearray(f) if as_bytearray else bytes(f)
 

@@ -9,8 +9,11 @@ import gc
 
 from stacklab.stack.host import Host
 from stacklab.stack.tcp.tcb import Tcb
+from stacklab.wire.ethernet import ETH_P_IPV4, build_ethernet
+from stacklab.wire.ipv4 import build_ipv4
+from stacklab.wire.tcp import build_tcp
 
-from .hostframes import ACK, ISN, established, frame, sent
+from .hostframes import ACK, H4, ISN, MAC_H, MAC_P, P4, established, frame, sent
 
 FIN = 0x01
 KEY = frame(0, 0, 0)[26:38]  # the peer's flow: source, destination, ports
@@ -91,3 +94,90 @@ def test_a_finished_connection_is_not_kept_alive_by_the_early_demux() -> None:
     del tcb
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, Tcb) and id(o) == ident]
+
+
+def _frame_with_ip_options(seq: int, ack: int, payload: bytes, sport: int = 40000,
+                           dport: int = 80) -> bytes:
+    """A peer's segment in an IPv4 header with options (NOP, NOP, NOP, EOL: IHL 6, valid)."""
+    seg = build_tcp(P4, H4, sport, dport, seq, ack, ACK, 65535, payload)
+    return bytes(build_ethernet(MAC_H, MAC_P, ETH_P_IPV4,
+                                build_ipv4(P4, H4, 6, seg, df=True, options=bytes([1, 1, 1, 0]))))
+
+
+def _options_then_other_ports(early: bool) -> tuple[bytes, list[bytes], dict[str, int]]:
+    h, tcb, our = established()
+    if not early:
+        h.ipv4._early_rx = None  # the general path every time
+    sent(h)
+    # a segment of the connection with IP options: bytes 34..37 of its frame are the options
+    # (01 01 01 00), not the ports
+    h.receive_frame(0, _frame_with_ip_options(ISN + 1, our, b"a" * 10), 0.02)
+    # then a segment of another flow (port 257 to port 256, no connection) whose ports are
+    # those bytes, in the connection's window
+    h.receive_frame(0, frame(ISN + 11, our, ACK, b"EVIL", sport=0x0101, dport=0x0100), 0.03)
+    # and the connection's own next segment, with the options again
+    h.receive_frame(0, _frame_with_ip_options(ISN + 11, our, b"b" * 10), 0.04)
+    return tcb.read(), [bytes(f) for _, f in h.frames_to_send()], dict(h.counters)
+
+
+def test_a_header_with_ip_options_is_not_taken_as_twenty_bytes_by_the_early_demux() -> None:
+    data, frames, counters = _options_then_other_ports(True)
+    assert data == b"a" * 10 + b"b" * 10  # not the other flow's bytes
+    assert counters["tcp.no_port"] == 1  # the other flow's segment reset as a stray one
+    assert (data, frames, counters) == _options_then_other_ports(False)
+
+
+def _closing_run(early: bool, we_close_first: bool) -> tuple[bytes, list[bytes], dict[str, int],
+                                                             list[str], int]:
+    """A connection through FIN-WAIT-1, FIN-WAIT-2 (our FIN first) or CLOSE-WAIT, LAST-ACK (the
+    peer's), the peer's data and ACKs in each; the states met and the segments _admit saw."""
+    h, tcb, our = established()
+    if not early:
+        h.ipv4._early_rx = None  # the general path every time
+    admitted = []
+    admit = h.ipv4._admit
+    h.ipv4._admit = lambda *a: admitted.append(1) or admit(*a)  # type: ignore[method-assign]
+    _data(h, 0, our, b"a" * 10, 0.02)
+    tcb.send(b"x" * 50)
+    h.tcp.kick(tcb)
+    h.tcp.poll(0.025)
+    states = []
+    if we_close_first:
+        tcb.close(0.03)  # FIN-WAIT-1, our 50 bytes and FIN in flight
+        h.tcp.kick(tcb)
+        h.tcp.poll(0.03)
+        states.append(tcb.state.name)
+        _data(h, 10, our, b"b" * 10, 0.04)  # data, ACKing part of ours
+        _data(h, 20, our + 20, b"c" * 10, 0.05)
+        states.append(tcb.state.name)
+        _data(h, 30, our + 51, b"", 0.06)  # the ACK of our FIN: FIN-WAIT-2
+        states.append(tcb.state.name)
+        _data(h, 30, our + 51, b"d" * 10, 0.07)
+        h.receive_frame(0, frame(ISN + 1 + 40, our + 51, ACK | FIN), 0.08)
+    else:
+        h.receive_frame(0, frame(ISN + 11, our, ACK | FIN), 0.03)  # CLOSE-WAIT
+        states.append(tcb.state.name)
+        _data(h, 11, our + 20, b"", 0.04)  # an ACK of part of ours
+        tcb.close(0.05)  # LAST-ACK
+        h.tcp.kick(tcb)
+        h.tcp.poll(0.05)
+        states.append(tcb.state.name)
+        _data(h, 11, our + 50, b"", 0.06)  # not yet our FIN
+        states.append(tcb.state.name)
+        _data(h, 11, our + 51, b"", 0.07)  # our FIN: CLOSED
+    states.append(tcb.state.name)
+    return (tcb.read(), [bytes(f) for _, f in h.frames_to_send()], dict(h.counters), states,
+            len(admitted))
+
+
+def test_the_closing_states_take_the_early_path_with_the_same_result() -> None:
+    for we_close_first, want in ((True, ["FIN_WAIT_1", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]),
+                                 (False, ["CLOSE_WAIT", "LAST_ACK", "LAST_ACK", "CLOSED"])):
+        fast = _closing_run(True, we_close_first)
+        general = _closing_run(False, we_close_first)
+        assert fast[3] == want
+        assert fast[:4] == general[:4]
+        # the early path after the first segment (which filled the table), in every closing
+        # state: the general path admits each of the peer's segments (6 and 5), the early one
+        # only the first
+        assert general[4] == (6 if we_close_first else 5) and fast[4] == 1
