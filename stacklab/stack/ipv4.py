@@ -554,10 +554,13 @@ class Ipv4:
             seg = segs[start]
             frames = [build(ident & 0xFFFF, seg.seq, seg.ack, seg.flags, seg.window,
                             seg.payload, seg._ts, tos | seg.ecn, seg.urgent)]
-        else:
-            frames = [build((ident + i) & 0xFFFF, seg.seq, seg.ack, seg.flags, seg.window,
-                            seg.payload, seg._ts, tos | seg.ecn, seg.urgent)
-                      for i, seg in enumerate(segs[start:end] if start or end < n else segs)]
+        else:  # (a loop, not a comprehension: no call of its own)
+            frames = []
+            for i in range(start, end):
+                seg = segs[i]
+                frames.append(build(ident & 0xFFFF, seg.seq, seg.ack, seg.flags, seg.window,
+                                    seg.payload, seg._ts, tos | seg.ecn, seg.urgent))
+                ident += 1
         h = self.host
         h.counters["ipv4.tx.packets"] += end - start
         h.send_frames(flow.ifindex, frames)
