@@ -262,24 +262,24 @@ class TcpFrameTemplate:
         if timestamps is None:
             tlen = 40 + n
             off_flags = 0x5000 | (flags & FLAG_MASK)
-            words = self._tcp_words + tlen + seq + ack + off_flags + window + urgent
         else:
             tlen = 52 + n
             off_flags = 0x8000 | (flags & FLAG_MASK)
             tsval, tsecr = timestamps
-            words = self._tcp_words_ts + tlen + seq + ack + off_flags + window + urgent \
-                + tsval + tsecr
-        if self.partial:  # fold(pseudo): not zero (the protocol is not)
+        if self.partial:  # fold(pseudo): not zero (the protocol is not); the words unsummed
             tcp_csum = (self._pseudo + tlen - 20) % 0xFFFF or 0xFFFF
-        elif not n:
-            tcp_csum = -words % 0xFFFF
         else:
-            # a big-endian sum is the little-endian one byte-swapped (x 256); le_sum's two
-            # cases without its call (int.from_bytes copies anything but bytes: a bytearray
-            # is summed through a view)
-            tcp_csum = -(words + ((_fb(payload, "little") if n <= SPLIT_AT else le_sum_at(
-                memoryview(payload) if isinstance(payload, bytearray) else payload, 0, n))
-                << 8)) % 0xFFFF
+            words = (self._tcp_words if timestamps is None
+                     else self._tcp_words_ts + tsval + tsecr) \
+                + tlen + seq + ack + off_flags + window + urgent
+            if n:
+                # a big-endian sum is the little-endian one byte-swapped (x 256); le_sum's two
+                # cases without its call (int.from_bytes copies anything but bytes: a
+                # bytearray is summed through a view)
+                words += (_fb(payload, "little") if n <= SPLIT_AT else le_sum_at(
+                    memoryview(payload) if isinstance(payload, bytearray) else payload, 0,
+                    n)) << 8
+            tcp_csum = -words % 0xFFFF
         if timestamps is None:
             hdr = _FLOW.pack(self._eth, tos, tlen, ident, self._ip_mid,
                              -(self._ip_words + tos + tlen + ident) % 0xFFFF, self._ends, seq,
