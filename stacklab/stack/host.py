@@ -612,7 +612,9 @@ class Host(Node):
             self.counters["drop.qdisc"] += len(frames)
             return
         self.counters["tx.frames"] += len(frames)
-        self._out += [(ifindex, frame) for frame in frames]
+        out = self._out
+        for frame in frames:  # (a loop, not a comprehension: no call of its own)
+            out.append((ifindex, frame))
 
     def xmit_blocked(self, dst: bytes) -> bool:
         """Whether the device queue of the interface packets to ``dst`` leave by refuses them

@@ -32,7 +32,7 @@ from stacklab.wire.proto import PROTO_TCP, PROTO_UDP
 
 from .context import EarlyHandler, RxInfo
 from .frag import Key, Reassembler, fragment_ipv4
-from .ipid import IpIdGenerator
+from .ipid import IpIdCounter, IpIdGenerator
 from .node import GsoFrame
 
 if TYPE_CHECKING:
@@ -67,6 +67,28 @@ class TcpOut(Protocol):
     _ts: tuple[int, int] | None
 
     def ts_only(self) -> bool: ...
+
+
+class TcpFlow:
+    """What a connection's frames need to leave by :meth:`Ipv4.send_tcp_frames` on one
+    :meth:`Ipv4.tcp_path` answer (``path``): the flow's frame template (its ``build``), the
+    interface's index, the path MTU, DF and the IP TOS without the ECN field, and the IP ID
+    counter of its source and destination (``IpIdGenerator.counter``). Made by
+    :meth:`Ipv4.tcp_flow`; valid while ``tcp_path`` gives the same ``path`` object and what the
+    caller gave it (DF, TOS, the connection's addresses and ports) is the same; the TCP layer
+    carries its last one between flushes on that rule (``TcpLayer._last_flow``)."""
+
+    __slots__ = ("path", "build", "ifindex", "mtu", "df", "tos", "ids")
+
+    def __init__(self, path: TcpPath, template: TcpFrameTemplate, df: bool, tos: int,
+                 ids: IpIdCounter) -> None:
+        self.path = path
+        self.build = template.build
+        self.ifindex = path[0].index
+        self.mtu = path[2]
+        self.df = df
+        self.tos = tos
+        self.ids = ids
 
 
 # The paths and frame templates tcp_path and send_tcp_frames keep, at most (each; all forgotten
@@ -500,20 +522,34 @@ class Ipv4:
             p = paths[dst] = (iface, mac, mtu, ttl, offload, p[5], check, n, n.state)
         return p
 
-    def send_tcp_frames(self, path: TcpPath, src: bytes, dst: bytes, now: float, df: bool,
-                        src_port: int, dst_port: int, psum: int, segs: Sequence[TcpOut],
-                        start: int, tos: int = 0) -> int:
+    def tcp_flow(self, path: TcpPath, src: bytes, dst: bytes, now: float, df: bool,
+                 src_port: int, dst_port: int, psum: int, tos: int = 0) -> TcpFlow:
+        """The :class:`TcpFlow` of a connection ``src``:``src_port`` → ``dst``:``dst_port`` on
+        ``path`` (:meth:`tcp_path`'s answer for ``dst``), with its frame template, made on its
+        first flow on this path (``psum``: the pseudo-header's sum of ``src`` and ``dst``, the
+        connection's; ``tos``: the IP TOS without the ECN field, which is each segment's)."""
+        templates = path[5]
+        key = (src, src_port, dst_port, df)
+        t = templates.get(key)
+        if t is None:
+            if self._tcp_templates >= TCP_TEMPLATES_MAX:
+                self._tcp_paths.clear()  # (this path's templates go when its flows do)
+                self._tcp_templates = 0
+            self._tcp_templates += 1
+            t = templates[key] = TcpFrameTemplate(path[1], path[0].mac, src, dst, path[3], df,
+                                                  src_port, dst_port, psum, path[4])
+        return TcpFlow(path, t, df, tos, self.ids.counter(src, dst, PROTO_TCP, now))
+
+    def send_tcp_frames(self, flow: TcpFlow, now: float, segs: Sequence[TcpOut],
+                        start: int) -> int:
         """:meth:`send` of the segments of ``segs`` from ``start`` on, as long as each is one
-        :meth:`tcp_path`'s frame templates build (no option but timestamps, fitting ``path``'s
-        MTU): in one pass, each built in one
-        buffer with its IPv4 and Ethernet headers by the flow's template (made on its first
-        segment on this path), the IP IDs of as many datagrams at one instant taken at once,
-        the frames handed to the interface together; the same frames, counters and IP IDs as
-        ``send`` then :meth:`output` of each (``psum``: the pseudo-header's sum of ``src`` and
-        ``dst``, the connection's; ``tos``: the IP TOS without the ECN field, which is each
-        segment's). Returns the index of the first segment not sent (``len(segs)``: all)."""
+        ``flow``'s frame template builds (no option but timestamps, fitting its path's MTU): in
+        one pass, each built in one buffer with its IPv4 and Ethernet headers, the IP IDs of as
+        many datagrams at one instant taken at once, the frames handed to the interface
+        together; the same frames, counters and IP IDs as ``send`` then :meth:`output` of each.
+        Returns the index of the first segment not sent (``len(segs)``: all)."""
         n = len(segs)
-        mtu = path[2]
+        mtu = flow.mtu
         end = start
         while end < n:
             seg = segs[end]
@@ -522,25 +558,23 @@ class Ipv4:
             end += 1
         if end == start:
             return start
-        iface = path[0]
-        templates = path[5]
-        key = (src, src_port, dst_port, df)
-        t = templates.get(key)
-        if t is None:
-            if self._tcp_templates >= TCP_TEMPLATES_MAX:
-                self._tcp_paths.clear()  # (this path's templates go when its flush is over)
-                self._tcp_templates = 0
-            self._tcp_templates += 1
-            t = templates[key] = TcpFrameTemplate(path[1], iface.mac, src, dst, path[3], df,
-                                                  src_port, dst_port, psum, path[4])
+        ident = flow.ids.take(now, end - start)
+        build = flow.build
+        tos = flow.tos
+        if end - start == 1:
+            seg = segs[start]
+            frames = [build(ident & 0xFFFF, seg.seq, seg.ack, seg.flags, seg.window,
+                            seg.payload, seg._ts, tos | seg.ecn, seg.urgent)]
+        else:  # (a loop, not a comprehension: no call of its own)
+            frames = []
+            for i in range(start, end):
+                seg = segs[i]
+                frames.append(build(ident & 0xFFFF, seg.seq, seg.ack, seg.flags, seg.window,
+                                    seg.payload, seg._ts, tos | seg.ecn, seg.urgent))
+                ident += 1
         h = self.host
-        ident = self.ids.next(src, dst, PROTO_TCP, now, end - start)
-        build = t.build
-        frames = [build((ident + i) & 0xFFFF, seg.seq, seg.ack, seg.flags, seg.window,
-                        seg.payload, seg._ts, tos | seg.ecn, seg.urgent)
-                  for i, seg in enumerate(segs[start:end] if start or end < n else segs)]
         h.counters["ipv4.tx.packets"] += end - start
-        h.send_frames(iface.index, frames)
+        h.send_frames(flow.ifindex, frames)
         return end
 
     def send_tso_frame(self, path: TcpPath, src: bytes, dst: bytes,

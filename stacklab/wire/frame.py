@@ -17,12 +17,13 @@ from __future__ import annotations
 import struct
 
 from .checksum import (
+    SPLIT_AT,
     ipv4_header_ok,
-    ipv4_tcp_fields,
     ipv4_tcp_ok,
     ipv4_tcp_partial_complete,
     ipv4_tcp_partial_store,
     ipv4_words,
+    le_sum_at,
 )
 from .ethernet import ETH_P_IPV4, EthernetView
 from .ipv4 import FLAG_DF, IPv4View
@@ -223,27 +224,35 @@ def parse_ipv4_tcp_frame(frame: Buffer, tcp_valid: bool = False, length: int = -
     return eth, ip, t, ip.checksum_ok(), tcp_valid or t.checksum_ok(ip.src, ip.dst)
 
 
-# the headers a TcpFrameTemplate packs: Ethernet, IPv4 without options, TCP without options or
-# with nop,nop,TS
+# the headers build_ipv4_tcp_tso_frame packs: Ethernet, IPv4 without options, TCP without options
+# or with nop,nop,TS
 _BUILD = struct.Struct("!6s6s2sBBHHHBBH4s4sHHIIHHHH")
 _BUILD_TS = struct.Struct("!6s6s2sBBHHHBBH4s4sHHIIHHHH4sII")
+# the same as a TcpFrameTemplate packs them: the fields a flow's frames share as its prepared
+# byte strings (MACs, type, version/IHL | flags/fragment, TTL, protocol | addresses, ports | the
+# option's fixed bytes), a segment's own fields between them: TOS, length, ID | IPv4 checksum |
+# seq, ack, offset/flags, window, TCP checksum, urgent | tsval, tsecr
+_FLOW = struct.Struct("!15sBHH4sH12sIIHHHH")
+_FLOW_TS = struct.Struct("!15sBHH4sH12sIIHHHH4sII")
 _ETH_TYPE_IPV4 = ETH_P_IPV4.to_bytes(2, "big")
 _NOPNOP_TS_WORDS = 0x0101 + 0x080A  # the sum of the option's two fixed words
+_fb = int.from_bytes
 
 
 class TcpFrameTemplate:
     """One flow's frames, prepared once: the untagged Ethernet II frame of an IPv4 packet (no
     IP options, unfragmented) holding a TCP segment without options or with the timestamps
     option alone, between two MACs and two addresses and ports, with one TTL and DF; what stays
-    the same in all of them (those fields, and their part of both checksums' sums) is computed
-    here, and :meth:`build` packs a segment's own fields (length, IP ID, TOS, sequence and
-    acknowledgment numbers, flags, window, urgent pointer, timestamps) with both checksums,
-    summing no header byte. The send path keeps one per flow in its destination cache
-    (``Ipv4.tcp_path``). ``partial``: the port offloads checksums, the frames are
-    :class:`PartialFrame`, else :class:`VerifiedFrame`."""
+    the same in all of them (those fields as packed bytes, and their part of both checksums'
+    sums) is computed here, and :meth:`build` packs a segment's own fields (length, IP ID, TOS,
+    sequence and acknowledgment numbers, flags, window, urgent pointer, timestamps) with both
+    checksums between them in one ``struct`` pack, summing no header byte. The send path keeps
+    one per flow in its destination cache (``Ipv4.tcp_path``). ``partial``: the port offloads
+    checksums, the frames are :class:`PartialFrame`, else :class:`VerifiedFrame`."""
 
     __slots__ = ("dst_mac", "src_mac", "src", "dst", "ff", "ttl", "src_port", "dst_port",
-                 "partial", "_ip_words", "_pseudo", "_port_words")
+                 "partial", "_ip_words", "_pseudo", "_tcp_words", "_tcp_words_ts", "_eth",
+                 "_ip_mid", "_ends", "_cls")
 
     def __init__(self, dst_mac: bytes, src_mac: bytes, src: bytes, dst: bytes, ttl: int,
                  df: bool, src_port: int, dst_port: int, psum: int,
@@ -259,41 +268,56 @@ class TcpFrameTemplate:
         self.partial = partial
         self._ip_words = ipv4_words(src, dst, ttl, ff, PROTO_TCP)
         self._pseudo = psum  # pseudo_header(src, dst, PROTO_TCP, 0)
-        self._port_words = src_port + dst_port
+        # the TCP sum's part that is the same in every segment: the ports and the pseudo-header
+        # (its length is the IPv4 total length - 20), with the option's fixed words
+        self._tcp_words = src_port + dst_port + psum - 20
+        self._tcp_words_ts = self._tcp_words + _NOPNOP_TS_WORDS
+        self._eth = bytes(dst_mac) + bytes(src_mac) + _ETH_TYPE_IPV4 + b"\x45"
+        self._ip_mid = bytes((ff >> 8, ff & 0xFF, ttl, PROTO_TCP))
+        self._ends = bytes(src) + bytes(dst) + src_port.to_bytes(2, "big") \
+            + dst_port.to_bytes(2, "big")
+        self._cls = PartialFrame if partial else VerifiedFrame
 
     def build(self, ident: int, seq: int, ack: int, flags: int, window: int, payload: Buffer,
               timestamps: tuple[int, int] | None, tos: int = 0, urgent: int = 0) -> bytes:
         """The frame of one segment: the bytes of ``build_tcp(..., urgent, psum=psum,
         timestamps=timestamps)`` inside ``build_ipv4(..., tos=tos)`` behind the Ethernet
-        header, both checksums filled in (with ``partial``, the TCP one partial)."""
+        header, both checksums filled in (with ``partial``, the TCP one partial): the sums as
+        ``checksum.ipv4_tcp_fields`` makes them, without its call."""
         n = len(payload)
         if timestamps is None:
             tlen = 40 + n
             off_flags = 0x5000 | (flags & FLAG_MASK)
-            words = self._port_words + seq + ack + off_flags + window + urgent
         else:
             tlen = 52 + n
             off_flags = 0x8000 | (flags & FLAG_MASK)
             tsval, tsecr = timestamps
-            words = self._port_words + _NOPNOP_TS_WORDS + seq + ack + off_flags + window \
-                + urgent + tsval + tsecr
-        partial = self.partial
-        ip_csum, tcp_csum = ipv4_tcp_fields(self._ip_words + tos + tlen + ident, words,
-                                            self._pseudo + tlen - 20,
-                                            None if partial else payload)
-        if timestamps is None:
-            hdr = _BUILD.pack(self.dst_mac, self.src_mac, _ETH_TYPE_IPV4, 0x45, tos, tlen, ident,
-                              self.ff, self.ttl, PROTO_TCP, ip_csum, self.src, self.dst,
-                              self.src_port, self.dst_port, seq, ack, off_flags, window,
-                              tcp_csum, urgent)
+        if self.partial:  # fold(pseudo): not zero (the protocol is not); the words unsummed
+            tcp_csum = (self._pseudo + tlen - 20) % 0xFFFF or 0xFFFF
         else:
-            hdr = _BUILD_TS.pack(self.dst_mac, self.src_mac, _ETH_TYPE_IPV4, 0x45, tos, tlen,
-                                 ident, self.ff, self.ttl, PROTO_TCP, ip_csum, self.src,
-                                 self.dst, self.src_port, self.dst_port, seq, ack, off_flags,
-                                 window, tcp_csum, urgent, _NOPNOP_TS_BYTES, tsval, tsecr)
+            words = (self._tcp_words if timestamps is None
+                     else self._tcp_words_ts + tsval + tsecr) \
+                + tlen + seq + ack + off_flags + window + urgent
+            if n:
+                # a big-endian sum is the little-endian one byte-swapped (x 256); le_sum's two
+                # cases without its call (int.from_bytes copies anything but bytes: a
+                # bytearray is summed through a view)
+                words += (_fb(payload, "little") if n <= SPLIT_AT else le_sum_at(
+                    memoryview(payload) if isinstance(payload, bytearray) else payload, 0,
+                    n)) << 8
+            tcp_csum = -words % 0xFFFF
+        if timestamps is None:
+            hdr = _FLOW.pack(self._eth, tos, tlen, ident, self._ip_mid,
+                             -(self._ip_words + tos + tlen + ident) % 0xFFFF, self._ends, seq,
+                             ack, off_flags, window, tcp_csum, urgent)
+        else:
+            hdr = _FLOW_TS.pack(self._eth, tos, tlen, ident, self._ip_mid,
+                                -(self._ip_words + tos + tlen + ident) % 0xFFFF, self._ends,
+                                seq, ack, off_flags, window, tcp_csum, urgent, _NOPNOP_TS_BYTES,
+                                tsval, tsecr)
         if n:
             hdr += payload
-        return PartialFrame(hdr) if partial else VerifiedFrame(hdr)
+        return self._cls(hdr)
 
 
 def build_ipv4_tcp_tso_frame(out: bytearray, dst_mac: bytes, src_mac: bytes, src: bytes,

@@ -57,7 +57,7 @@ from .tcb import Tcb
 from .tfo import FastOpen
 
 if TYPE_CHECKING:
-    from stacklab.stack.ipv4 import Ipv4
+    from stacklab.stack.ipv4 import Ipv4, TcpFlow
 
 EPHEMERAL_LOW = 32768  # Linux ip_local_port_range
 EPHEMERAL_HIGH = 60999
@@ -117,6 +117,9 @@ class TcpLayer:
         # a full host's IPv4 layer builds the common segments' frames (flush); a test's host
         # without one gets every segment through ip_send
         self._ipv4: Ipv4 | None = getattr(host, "ipv4", None)
+        # the last flush's connection, its config and path MSS, and the flow its frames left
+        # by (flush carries it while they and its tcp_path answer stay the same)
+        self._last_flow: tuple[Tcb, TcpConfig, int, TcpFlow] | None = None
         self.conns: dict[tuple[bytes, int, bytes, int], Tcb] = {}
         self.listeners: dict[tuple[bytes | None, int, int | None], Listener] = {}
         # finished connections, for the summaries: the last HISTORY_LIMIT, oldest first
@@ -459,20 +462,34 @@ class TcpLayer:
                 src, sp, dp, psum = tcb.local_ip, tcb.local_port, tcb.remote_port, tcb.tx_psum
                 c = host.counters
                 ip_send = host.ip_send
-                # DF as Linux: by the socket's IP_MTU_DISCOVER (pmtudisc.py); by default
-                # always, except on an IPv4 path at or below the PMTU floor (a link that small,
-                # or a Fragmentation Needed below it: Linux locks the MTU at the floor and
-                # clears DF, RFC 1191 §3), where IP (ours or a router's) fragments what does
-                # not fit
-                v4 = len(dst) == 4
-                df = not v4 or dont_fragment(tcb.config.pmtudisc,
-                                             tcb.path_mss + 40 <= MIN_PMTU_V4)
-                dscp = tcb.config.tos  # IP_TOS / IPV6_TCLASS, without the ECN bits
                 # IPv4 on its plain route: the common segments become whole frames here, built
-                # in one buffer each, in one pass (Ipv4.send_tcp_frames); the others go through
-                # ip_send
+                # in one buffer each, in one pass (Ipv4.send_tcp_frames, by the connection's
+                # TcpFlow); the others go through ip_send
+                v4 = len(dst) == 4
                 ipv4 = self._ipv4 if v4 else None
                 path = ipv4.tcp_path(dst, now) if ipv4 is not None else None
+                cfg = tcb.config
+                last = self._last_flow
+                if path is not None and last is not None and last[3].path is path \
+                        and last[0] is tcb and last[1] is cfg and last[2] == tcb.path_mss:
+                    # the last flush's flow, carried: the same path answer, and the same config
+                    # object (setsockopt replaces it) and path MSS, from which DF and the TOS
+                    # are
+                    flow: TcpFlow | None = last[3]
+                    df = last[3].df
+                    dscp = last[3].tos
+                else:
+                    # DF as Linux: by the socket's IP_MTU_DISCOVER (pmtudisc.py); by default
+                    # always, except on an IPv4 path at or below the PMTU floor (a link that
+                    # small, or a Fragmentation Needed below it: Linux locks the MTU at the
+                    # floor and clears DF, RFC 1191 §3), where IP (ours or a router's)
+                    # fragments what does not fit
+                    df = not v4 or dont_fragment(cfg.pmtudisc, tcb.path_mss + 40 <= MIN_PMTU_V4)
+                    dscp = cfg.tos  # IP_TOS / IPV6_TCLASS, without the ECN bits
+                    flow = None
+                    if path is not None and ipv4 is not None:
+                        flow = ipv4.tcp_flow(path, src, dst, now, df, sp, dp, psum, dscp)
+                        self._last_flow = (tcb, cfg, tcb.path_mss, flow)
                 gso = path[0].port.gso_max if path is not None else 0  # TSO (gso.py)
                 if tcb.gso_max != gso:
                     if not gso:
@@ -485,9 +502,8 @@ class TcpLayer:
                         c["tcp.tx.rst"] += 1
                 i = 0
                 while i < n:
-                    if path is not None and ipv4 is not None:
-                        i = ipv4.send_tcp_frames(path, src, dst, now, df, sp, dp, psum, out, i,
-                                                 dscp)
+                    if flow is not None and ipv4 is not None:
+                        i = ipv4.send_tcp_frames(flow, now, out, i)
                         if i == n:
                             break
                         seg = out[i]
@@ -496,7 +512,7 @@ class TcpLayer:
                         if gso and seg.ts_only() and len(payload) > tcb.snd_mss:
                             # a TSO packet (gso.py)
                             c["tcp.tx.segments"] += (len(payload) - 1) // tcb.snd_mss
-                            ipv4.send_tso_frame(path, src, dst, now, df, sp, dp, psum, seg.seq,
+                            ipv4.send_tso_frame(flow.path, src, dst, now, df, sp, dp, psum, seg.seq,
                                                 seg.ack, seg.flags, seg.window, payload,
                                                 seg._ts, tcb.snd_mss)
                             continue
@@ -624,6 +640,8 @@ class TcpLayer:
         lst = self._spawned_by.pop(tcb, None)
         if lst is not None:
             lst.pending.pop(tcb, None)
+        if self._last_flow is not None and self._last_flow[0] is tcb:
+            self._last_flow = None  # (it would keep the TCB)
 
     # -- timers (a Host timer source) -----------------------------------------------------------
     def get_timer(self) -> float | None:
