@@ -37,7 +37,7 @@ from .seq import HALF, MASK, MOD, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .sndbuf import ends_skb, on_sent
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PACING_TIMER, PERSIST_TIMER, RTO_TIMER
-from .tso import packet_ends
+from .tso import packet_ends, packet_ends_run
 from .tso_defer import should_defer
 from .urgent import urgent_field
 
@@ -320,8 +320,14 @@ class TcbOutput(TcbVars):
                     self.lsndtime = now
                 fast = self._send_predicted(now) if self.fast_path else None
                 sent_ack = self._output_data(now) if fast is None else fast
+                run = self._sent_run  # (set only by _send_predicted: fast is not None)
+                if run is not None:
+                    self._sent_run = None
                 if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss and not self._more:
-                    self._push(burst, top)
+                    if run is not None:
+                        self._push_run(burst, run)
+                    else:
+                        self._push(burst, top)
                 self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
                 self._cwnd_validate()
                 chrono.after_output(self, sent_ack, now)  # tcpi_*_limited (chrono.py)
@@ -448,6 +454,35 @@ class TcbOutput(TcbVars):
                              self.rtt.srtt, self.config.min_tso_segs):
             segs[k].flags |= PSH
 
+    def _push_run(self, burst: int, run: tuple[int, int, list[int]]) -> None:
+        """``_push`` (its specification) for a burst that is one uniform run ``_send_predicted``
+        sent: ``_out[burst:]`` is ``n`` full-sized segments of new data from the stream position
+        ``start`` on, with no device segmentation or PLPMTUD probe, ``pushed`` the indexes of
+        those that carry PSH for a write's end. A segment ends an skb where an skb end is a
+        multiple of the MSS past ``start``: found from the skb ends in the run, not per
+        segment."""
+        n, start, pushed = run
+        mss = self.snd_mss
+        top = start + n * mss
+        ends = self.skb_ends
+        base = self.sendbuf.base
+        if ends and ends[0] <= base:  # (sndbuf._prune, inline)
+            del ends[:bisect_right(ends, base)]
+        i = bisect_right(ends, start)
+        if i < len(ends) and ends[i] <= top:
+            cut = set(pushed)
+            while i < len(ends) and ends[i] <= top:
+                k, r = divmod(ends[i] - start, mss)
+                if not r:
+                    cut.add(k - 1)
+                i += 1
+            pushed = sorted(cut)
+        cc = self.cc
+        out = self._out
+        for k in packet_ends_run(n, pushed, self._in_flight() - n * mss, cc.cwnd, cc.ssthresh,
+                                 mss, self.rtt.srtt, self.config.min_tso_segs):
+            out[burst + k].flags |= PSH
+
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
         MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). ``output()`` asks when it
@@ -498,6 +533,9 @@ class TcbOutput(TcbVars):
         mark = -1  # the first push mark after SND.NXT (SendBuffer.pushed, once per mark)
         emit = self._emit
         next_seg: Segment | None = None  # the burst's first segment, once _emit built it
+        start = base + ((nxt - data_una) & MASK)  # the run: its first position, its length,
+        count = 0  # the indexes in it of the segments with PSH (_push_run)
+        psh: list[int] = []
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
             avail = total - off
@@ -515,6 +553,7 @@ class TcbOutput(TcbVars):
                     break  # no room, or window-limited: SWS avoidance (RFC 9293 §3.8.6.2.1)
                 if sent and self.deadlines[RTO_TIMER] is None:
                     self._arm(RTO_TIMER, now + self.rtt.rto)
+                self._sent_run = None  # (the general path sends more: no run)
                 return self._output_data(now) or sent
             pos = base + off
             if decided >= 0:
@@ -535,7 +574,12 @@ class TcbOutput(TcbVars):
             if pos >= mark:
                 i = bisect_right(marks, pos)
                 mark = marks[i] if i < len(marks) else 1 << 62
-            flags = ACK | PSH if mark <= pos + mss else ACK
+            if mark <= pos + mss:
+                flags = ACK | PSH
+                psh.append(count)
+            else:
+                flags = ACK
+            count += 1
             if next_seg is None:
                 emit(nxt, flags, bytes(data[off:off + mss]), now)
                 if self.snd_up is None and self.ecn is None and self.tstamp is None \
@@ -570,6 +614,9 @@ class TcbOutput(TcbVars):
             sent = True
         if sent and self.deadlines[RTO_TIMER] is None:
             self._arm(RTO_TIMER, now + self.rtt.rto)
+        # the burst as one run for _push_run: all of it from this loop, no device segmentation
+        self._sent_run = (count, start, psh) if count > 1 and not self.gso_max \
+            and self.plpmtud.probe_seq is None else None
         # what the general path does when it stops (SND.NXT = SND.MAX here)
         self.pmtu_keep = None
         self._sws_override = False
