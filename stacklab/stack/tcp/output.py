@@ -33,6 +33,7 @@ from .plpmtud import PlpmtudState
 from .rack import schedule_tlp
 from .rate import DeliveryRate
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
+from .sent import Sent
 from .seq import HALF, MASK, MOD, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .sndbuf import ends_skb, on_sent
 from .tcbvars import TcbVars
@@ -536,6 +537,7 @@ class TcbOutput(TcbVars):
         start = base + ((nxt - data_una) & MASK)  # the run: its first position, its length,
         count = 0  # the indexes in it of the segments with PSH (_push_run)
         psh: list[int] = []
+        stamps: Sent | None = None  # the first's record, when rate.py stamps records
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
             avail = total - off
@@ -551,6 +553,8 @@ class TcbOutput(TcbVars):
                         usable < mss and usable < avail and not self._sws_override
                         and (usable < self.max_sndwnd // 2 or not self.max_sndwnd))):
                     break  # no room, or window-limited: SWS avoidance (RFC 9293 §3.8.6.2.1)
+                if next_seg is not None and count > 1:
+                    self._record_run(start + mss, count - 1, now, psh, stamps)
                 if sent and self.deadlines[RTO_TIMER] is None:
                     self._arm(RTO_TIMER, now + self.rtt.rto)
                 self._sent_run = None  # (the general path sends more: no run)
@@ -593,25 +597,15 @@ class TcbOutput(TcbVars):
                     next_seg = self._out[-1]
                     out = self._out
                     ack, window, ts = next_seg.ack, next_seg.window, next_seg._ts
-                    stats = self.stats
-                    on_sent_rec = self.sent.on_sent
-                    stamped = self.rate is not None
-                    first = self.sent.records[-1]  # its transmission record
-            else:  # (_emit for the next full-sized segment of new data, written out)
-                stats.segs_out += 1
-                stats.bytes_sent += mss
-                record, unsacked = on_sent_rec(pos, pos + mss, mss, now, False, False,
-                                               flags != ACK)
-                if unsacked:
-                    self.rack.on_sent(unsacked)
-                if stamped:  # the delivery-rate stamps (rate.py): the first one's
-                    record.delivered = first.delivered
-                    record.delivered_time = first.delivered_time
-                    record.first_sent = first.first_sent
-                    record.app_limited = first.app_limited
+                    if self.rate is not None:  # its record's delivery-rate stamps (rate.py)
+                        stamps = self.sent.records[-1]
+            else:  # (_emit for the next full-sized segment of new data, written out; its
+                # record and counts with the rest of the run's: _record_run)
                 out.append(Segment(nxt, ack, flags, window, bytes(data[off:off + mss]), ts=ts))
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
+        if next_seg is not None and count > 1:
+            self._record_run(start + mss, count - 1, now, psh, stamps)
         if sent and self.deadlines[RTO_TIMER] is None:
             self._arm(RTO_TIMER, now + self.rtt.rto)
         # the burst as one run for _push_run: all of it from this loop, no device segmentation
@@ -621,6 +615,23 @@ class TcbOutput(TcbVars):
         self.pmtu_keep = None
         self._sws_override = False
         return sent
+
+    def _record_run(self, start: int, count: int, now: float, psh: list[int],
+                    stamps: Sent | None) -> None:
+        """What ``_emit`` records and counts for each of the ``count`` full-sized segments of
+        new data ``_send_predicted`` sent after the first of its run, from stream position
+        ``start`` (``psh``: the run's indexes with PSH, the first's 0; ``stamps``: the first
+        one's record, whose delivery-rate stamps they share), in one go: nothing reads them
+        while the run is sent (the TSO deferral reads the oldest record, the run's first at
+        the latest)."""
+        mss = self.snd_mss
+        stats = self.stats
+        stats.segs_out += count
+        stats.bytes_sent += count * mss
+        unsacked = self.sent.on_sent_run(start, count, mss, now, [k - 1 for k in psh if k],
+                                         stamps)
+        if unsacked:
+            self.rack.on_sent(unsacked)
 
     def _output_data(self, now: float) -> bool:
         """Segmentise queued data (and our FIN); returns True if an ACK went out."""
