@@ -33,11 +33,12 @@ from .plpmtud import PlpmtudState
 from .rack import schedule_tlp
 from .rate import DeliveryRate
 from .segment import ACK, FIN, PSH, RST, SYN, URG, Segment
+from .sent import Sent
 from .seq import HALF, MASK, MOD, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .sndbuf import ends_skb, on_sent
 from .tcbvars import TcbVars
 from .timers import DELACK_TIMER, PACING_TIMER, PERSIST_TIMER, RTO_TIMER
-from .tso import packet_ends
+from .tso import packet_ends, packet_ends_run
 from .tso_defer import should_defer
 from .urgent import urgent_field
 
@@ -320,8 +321,14 @@ class TcbOutput(TcbVars):
                     self.lsndtime = now
                 fast = self._send_predicted(now) if self.fast_path else None
                 sent_ack = self._output_data(now) if fast is None else fast
+                run = self._sent_run  # (set only by _send_predicted: fast is not None)
+                if run is not None:
+                    self._sent_run = None
                 if sent_ack and seq_sub(self.snd_max, top) > self.snd_mss and not self._more:
-                    self._push(burst, top)
+                    if run is not None:
+                        self._push_run(burst, run)
+                    else:
+                        self._push(burst, top)
                 self._more = self._nagle_push = False  # MSG_MORE: for this send's push only
                 self._cwnd_validate()
                 chrono.after_output(self, sent_ack, now)  # tcpi_*_limited (chrono.py)
@@ -448,6 +455,35 @@ class TcbOutput(TcbVars):
                              self.rtt.srtt, self.config.min_tso_segs):
             segs[k].flags |= PSH
 
+    def _push_run(self, burst: int, run: tuple[int, int, list[int]]) -> None:
+        """``_push`` (its specification) for a burst that is one uniform run ``_send_predicted``
+        sent: ``_out[burst:]`` is ``n`` full-sized segments of new data from the stream position
+        ``start`` on, with no device segmentation or PLPMTUD probe, ``pushed`` the indexes of
+        those that carry PSH for a write's end. A segment ends an skb where an skb end is a
+        multiple of the MSS past ``start``: found from the skb ends in the run, not per
+        segment."""
+        n, start, pushed = run
+        mss = self.snd_mss
+        top = start + n * mss
+        ends = self.skb_ends
+        base = self.sendbuf.base
+        if ends and ends[0] <= base:  # (sndbuf._prune, inline)
+            del ends[:bisect_right(ends, base)]
+        i = bisect_right(ends, start)
+        if i < len(ends) and ends[i] <= top:
+            cut = set(pushed)
+            while i < len(ends) and ends[i] <= top:
+                k, r = divmod(ends[i] - start, mss)
+                if not r:
+                    cut.add(k - 1)
+                i += 1
+            pushed = sorted(cut)
+        cc = self.cc
+        out = self._out
+        for k in packet_ends_run(n, pushed, self._in_flight() - n * mss, cc.cwnd, cc.ssthresh,
+                                 mss, self.rtt.srtt, self.config.min_tso_segs):
+            out[burst + k].flags |= PSH
+
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
         MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). ``output()`` asks when it
@@ -498,6 +534,10 @@ class TcbOutput(TcbVars):
         mark = -1  # the first push mark after SND.NXT (SendBuffer.pushed, once per mark)
         emit = self._emit
         next_seg: Segment | None = None  # the burst's first segment, once _emit built it
+        start = base + ((nxt - data_una) & MASK)  # the run: its first position, its length,
+        count = 0  # the indexes in it of the segments with PSH (_push_run)
+        psh: list[int] = []
+        stamps: Sent | None = None  # the first's record, when rate.py stamps records
         while True:
             off = (nxt - data_una) & MASK  # seq_sub(SND.NXT, data SND.UNA) >= 0 here
             avail = total - off
@@ -513,8 +553,11 @@ class TcbOutput(TcbVars):
                         usable < mss and usable < avail and not self._sws_override
                         and (usable < self.max_sndwnd // 2 or not self.max_sndwnd))):
                     break  # no room, or window-limited: SWS avoidance (RFC 9293 §3.8.6.2.1)
+                if next_seg is not None and count > 1:
+                    self._record_run(start + mss, count - 1, now, psh, stamps)
                 if sent and self.deadlines[RTO_TIMER] is None:
                     self._arm(RTO_TIMER, now + self.rtt.rto)
+                self._sent_run = None  # (the general path sends more: no run)
                 return self._output_data(now) or sent
             pos = base + off
             if decided >= 0:
@@ -535,7 +578,12 @@ class TcbOutput(TcbVars):
             if pos >= mark:
                 i = bisect_right(marks, pos)
                 mark = marks[i] if i < len(marks) else 1 << 62
-            flags = ACK | PSH if mark <= pos + mss else ACK
+            if mark <= pos + mss:
+                flags = ACK | PSH
+                psh.append(count)
+            else:
+                flags = ACK
+            count += 1
             if next_seg is None:
                 emit(nxt, flags, bytes(data[off:off + mss]), now)
                 if self.snd_up is None and self.ecn is None and self.tstamp is None \
@@ -549,31 +597,41 @@ class TcbOutput(TcbVars):
                     next_seg = self._out[-1]
                     out = self._out
                     ack, window, ts = next_seg.ack, next_seg.window, next_seg._ts
-                    stats = self.stats
-                    on_sent_rec = self.sent.on_sent
-                    stamped = self.rate is not None
-                    first = self.sent.records[-1]  # its transmission record
-            else:  # (_emit for the next full-sized segment of new data, written out)
-                stats.segs_out += 1
-                stats.bytes_sent += mss
-                record, unsacked = on_sent_rec(pos, pos + mss, mss, now, False, False,
-                                               flags != ACK)
-                if unsacked:
-                    self.rack.on_sent(unsacked)
-                if stamped:  # the delivery-rate stamps (rate.py): the first one's
-                    record.delivered = first.delivered
-                    record.delivered_time = first.delivered_time
-                    record.first_sent = first.first_sent
-                    record.app_limited = first.app_limited
+                    if self.rate is not None:  # its record's delivery-rate stamps (rate.py)
+                        stamps = self.sent.records[-1]
+            else:  # (_emit for the next full-sized segment of new data, written out; its
+                # record and counts with the rest of the run's: _record_run)
                 out.append(Segment(nxt, ack, flags, window, bytes(data[off:off + mss]), ts=ts))
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
+        if next_seg is not None and count > 1:
+            self._record_run(start + mss, count - 1, now, psh, stamps)
         if sent and self.deadlines[RTO_TIMER] is None:
             self._arm(RTO_TIMER, now + self.rtt.rto)
+        # the burst as one run for _push_run: all of it from this loop, no device segmentation
+        self._sent_run = (count, start, psh) if count > 1 and not self.gso_max \
+            and self.plpmtud.probe_seq is None else None
         # what the general path does when it stops (SND.NXT = SND.MAX here)
         self.pmtu_keep = None
         self._sws_override = False
         return sent
+
+    def _record_run(self, start: int, count: int, now: float, psh: list[int],
+                    stamps: Sent | None) -> None:
+        """What ``_emit`` records and counts for each of the ``count`` full-sized segments of
+        new data ``_send_predicted`` sent after the first of its run, from stream position
+        ``start`` (``psh``: the run's indexes with PSH, the first's 0; ``stamps``: the first
+        one's record, whose delivery-rate stamps they share), in one go: nothing reads them
+        while the run is sent (the TSO deferral reads the oldest record, the run's first at
+        the latest)."""
+        mss = self.snd_mss
+        stats = self.stats
+        stats.segs_out += count
+        stats.bytes_sent += count * mss
+        unsacked = self.sent.on_sent_run(start, count, mss, now, [k - 1 for k in psh if k],
+                                         stamps)
+        if unsacked:
+            self.rack.on_sent(unsacked)
 
     def _output_data(self, now: float) -> bool:
         """Segmentise queued data (and our FIN); returns True if an ACK went out."""

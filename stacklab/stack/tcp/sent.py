@@ -124,6 +124,47 @@ class SentLog:
         self.tsorted.append(rec)
         return rec, unsacked
 
+    def on_sent_run(self, start: int, count: int, size: int, now: float, psh: list[int],
+                    stamps: Sent | None = None) -> int:
+        """``count`` first transmissions of ``size`` bytes each from ``start`` on, at or above
+        the last record (new data, no FIN): the state of ``on_sent`` (its specification) for
+        each in turn, ``psh`` the ascending indexes of those that went with PSH; ``stamps``: a
+        record whose delivery-rate stamps (rate.py) each copies. Returns how many SACKed records
+        they replaced (as ``on_sent``; none above the last record)."""
+        log = self.records
+        if not log or start < log[-1].end:  # (the first of the log, or not above it)
+            unsacked = 0
+            for k in range(count):
+                rec, n = self.on_sent(start + k * size, start + (k + 1) * size, size, now, False,
+                                      False, k in psh)
+                unsacked += n
+                if stamps is not None:
+                    rec.delivered = stamps.delivered
+                    rec.delivered_time = stamps.delivered_time
+                    rec.first_sent = stamps.first_sent
+                    rec.app_limited = stamps.app_limited
+            return unsacked
+        order = self.order
+        append = log.append
+        queue = self.tsorted.append
+        end = start + count * size
+        for pos in range(start, end, size):
+            order += 1
+            rec = Sent(pos, pos + size, now, False, order, size)
+            if stamps is not None:
+                rec.delivered = stamps.delivered
+                rec.delivered_time = stamps.delivered_time
+                rec.first_sent = stamps.first_sent
+                rec.app_limited = stamps.app_limited
+            append(rec)
+            queue(rec)
+        if psh:
+            first = len(log) - count
+            for k in psh:
+                log[first + k].psh = True
+        self.order = order
+        return 0
+
     def _queued(self, rec: Sent) -> Sent:
         """``rec`` (a piece of a record, its order) in the time-sorted queue if a candidate."""
         if not rec.sacked and not rec.lost:

@@ -98,7 +98,7 @@ class TcbVars:
                  # the extensions' state, set in __init__ too (a dict of 14 entries was 0.25 KiB)
                  "rate", "sent", "rack", "undo", "_more", "_nagle_push", "ecn",
                  "rx_gso_size", "skb_ends", "snd_nospace", "chrono", "route_gen", "route",
-                 "xmit_blocked", "tso_deferred_cwnd_limited", "_space_at", "__dict__")
+                 "xmit_blocked", "tso_deferred_cwnd_limited", "_space_at", "_sent_run", "__dict__")
     # Variables most connections never set and no per-segment path reads (a class attribute
     # is a slower read than a slot): class attributes, the TCB's own (in its __dict__) once
     # set (8 bytes per variable per connection end less, issue 23 item 4)
@@ -271,6 +271,9 @@ class TcbVars:
         # was just set, what is held goes (Linux TCP_NAGLE_PUSH)
         self._more = False
         self._nagle_push = False
+        # the uniform run the send fast path just sent, for output's PSH (output.py _push_run);
+        # None again once output took it
+        self._sent_run: tuple[int, int, list[int]] | None = None
         self._unacked_bytes = 0  # in-order bytes received since the last ACK we sent
         # the peer's segment size as we see it (Linux icsk_ack.rcv_mss, tcp_measure_rcv_mss):
         # the largest segment received, at most our own MSS, 536 at first

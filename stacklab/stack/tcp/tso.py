@@ -74,4 +74,38 @@ def packet_ends(lengths: list[int], pushed: list[bool], flight: int, cwnd: int,
     return ends
 
 
-__all__ = ["autosize_segs", "packet_ends", "quota"]
+def packet_ends_run(n: int, pushed: list[int], flight: int, cwnd: int, ssthresh: int,
+                    mss: int, srtt: float | None, min_segs: int) -> list[int]:
+    """:func:`packet_ends` (its specification) for a burst of ``n`` segments given as
+    ``pushed``, the ascending indexes of those that end a write: cut once per packet, not
+    per segment (the send fast path's uniform runs, ``TcbOutput._push_run``)."""
+    cwnd_segs = max(cwnd // mss, 1)
+    auto = autosize_segs(cwnd, ssthresh, mss, srtt, min_segs)
+    in_flight = -(-flight // mss)
+    half = max(cwnd_segs >> 1, 1)
+    ends: list[int] = []
+    i = k = 0
+    np = len(pushed)
+    while i < n:
+        q = cwnd_segs - in_flight  # quota(), written out
+        if half < q:
+            q = half
+        if auto < q:
+            q = auto
+        if q < 1:
+            q = 1
+        j = i + q
+        if j > n:
+            j = n
+        while k < np and pushed[k] < i:
+            k += 1
+        if k < np and pushed[k] < j:
+            j = pushed[k] + 1  # the packet ends with the write
+        if j - i >= 2:
+            ends.append(j - 1)
+        in_flight += j - i
+        i = j
+    return ends
+
+
+__all__ = ["autosize_segs", "packet_ends", "packet_ends_run", "quota"]

@@ -407,3 +407,25 @@ def test_the_senders_fast_paths_match_the_general_paths_in_bulk(seed):
     if COUNTED:
         assert any(taken)
         assert sum(acks) > len(acks) // 3 and not all(acks), (sum(acks), len(acks))
+
+
+@pytest.mark.parametrize("segs", [2, 3, 8, 10])  # (IW10: all of it and the FIN go)
+def test_a_fin_on_the_last_segment_of_a_fast_burst_matches_the_general_path(segs):
+    """A write of whole segments and the close after it: the send fast path sends the run and
+    hands the last segment, the FIN's, to the general path; segments (PSH where the TSO
+    packets end, FIN on the last) and state as with ``fast_path = False``."""
+    p = Pair(TcpConfig(), TcpConfig())
+    p.handshake()
+    fast = p.a
+    slow = copy.deepcopy(fast)
+    slow.fast_path = False
+    data = bytes(range(256)) * (segs * fast.snd_mss // 256 + 1)
+    for t in (fast, slow):
+        assert t.send(data[:segs * t.snd_mss]) == segs * t.snd_mss
+        t.close(p.now)
+        t.output(p.now)
+    out = fast.segments_to_send()
+    assert [_plain(s) for s in out] == [_plain(s) for s in slow.segments_to_send()]
+    assert snapshot(fast) == snapshot(slow)
+    data_segs = [s for s in out if s.payload]
+    assert data_segs and data_segs[-1].flags & FIN and not any(s.flags & FIN for s in out[:-1])

@@ -4,7 +4,10 @@ keeps in flight the ranges whose latest transmission fits the new MSS."""
 
 from __future__ import annotations
 
-from stacklab.stack.tcp.sent import SentLog
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stacklab.stack.tcp.sent import Sent, SentLog
 
 
 def test_a_partial_resend_splits_the_record_and_the_rest_keeps_its_transmission():
@@ -65,3 +68,41 @@ def test_sack_blocks_count_only_whole_records():
     assert log.whole(500, 1500) == (1000, 1000)  # empty
     s, e = log.whole(1200, 2000)
     assert s >= e
+
+
+def _state(log: SentLog) -> tuple:
+    fields = [f for f in Sent.__slots__]
+    return (log.order, log.fin_end, log.retrans_top,
+            [tuple(getattr(s, f) for f in fields) for s in log.records],
+            [tuple(getattr(s, f) for f in fields) for s in log.tsorted])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 5), st.integers(0, 40), st.sampled_from([536, 1448]), st.data())
+def test_on_sent_run_is_on_sent_for_each_segment_of_the_run(before, count, size, data):
+    # the run at once against one on_sent per segment (its specification), field by field,
+    # after a log of `before` records (none: the first of the log), some SACKed and resent
+    pushed = sorted(data.draw(st.sets(st.integers(0, count - 1), max_size=5))) if count else []
+    stamps = data.draw(st.sampled_from([None, Sent(0, 1, 0.5, False, 1, 1)]))
+    if stamps is not None:
+        stamps.delivered, stamps.delivered_time, stamps.first_sent = 7, 0.25, 0.125
+        stamps.app_limited = True
+    gap = data.draw(st.sampled_from([0, 0, 100, -size]))  # -size: below the last record
+    logs = [SentLog(), SentLog()]
+    for log in logs:
+        for i in range(before):
+            log.on_sent(i * size, (i + 1) * size, size, 0.1 * i, False, False)
+        if before > 1:
+            log.records[0].sacked = True
+    start = max(before * size + gap, 0)
+    spec, run = logs
+    unsacked = 0
+    for k in range(count):
+        rec, n = spec.on_sent(start + k * size, start + (k + 1) * size, size, 1.0, False,
+                              False, k in pushed)
+        unsacked += n
+        if stamps is not None:
+            rec.delivered, rec.delivered_time = stamps.delivered, stamps.delivered_time
+            rec.first_sent, rec.app_limited = stamps.first_sent, stamps.app_limited
+    assert run.on_sent_run(start, count, size, 1.0, pushed, stamps) == unsacked
+    assert _state(run) == _state(spec)

@@ -4,7 +4,10 @@ the middle of the queue has none."""
 
 from __future__ import annotations
 
-from stacklab.stack.tcp.tso import autosize_segs, packet_ends
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stacklab.stack.tcp.tso import autosize_segs, packet_ends, packet_ends_run
 
 MSS = 1000
 BIG = 1 << 30  # ssthresh before the first loss
@@ -43,3 +46,20 @@ def test_a_write_end_ends_a_packet():
 def test_no_rate_yet_means_the_largest_packets():
     assert autosize_segs(10 * MSS, BIG, MSS, None, 2) == 65
     assert ends(10, 0, 10 * MSS, srtt=None) == [4, 9]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(0, 120), st.data(), st.integers(0, 200), st.integers(1, 300),
+       st.sampled_from([None, 0.0, 1e-5, 0.0002, 0.001, 0.03, 0.3]), st.integers(1, 12),
+       st.sampled_from([536, 1448, 8948]))
+def test_packet_ends_run_matches_packet_ends(n, data, flight_segs, cwnd_segs, srtt, min_segs,
+                                             mss):
+    # the per-packet cut of a uniform run against the per-segment cut (its specification)
+    pushed = sorted(data.draw(st.sets(st.integers(0, max(n - 1, 0)), max_size=6))) if n else []
+    flight = flight_segs * mss - data.draw(st.integers(0, mss - 1))
+    cwnd = cwnd_segs * mss + data.draw(st.integers(0, mss - 1))
+    ssthresh = data.draw(st.sampled_from([BIG, 2 * mss, cwnd, 4 * cwnd]))
+    spec = packet_ends([mss] * n, [i in pushed for i in range(n)], max(flight, 0), cwnd,
+                       ssthresh, mss, srtt, min_segs)
+    assert packet_ends_run(n, pushed, max(flight, 0), cwnd, ssthresh, mss, srtt,
+                           min_segs) == spec
