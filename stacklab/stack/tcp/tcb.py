@@ -249,6 +249,8 @@ class Tcb(TcbOutput):
         tcb.snd_wl1 = seg.seq
         tcb._move(now, Event.RCV_SYN)
         if tfo is not None and tfo.child:
+            if tcb.snd_autotune:  # Linux's TFO child is established for its buffers at once
+                sndbuf.expand(tcb)  # (tcp_fastopen_create_child -> tcp_init_transfer)
             tfo.take_syn_data(tcb, seg)  # RFC 7413 §4.2.2: the SYN-ACK acknowledges the data
         if tcb.config.connect_timeout is not None:
             tcb._arm(CONNECT_TIMER, now + tcb.config.connect_timeout)
