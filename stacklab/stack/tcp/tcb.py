@@ -1608,6 +1608,10 @@ class Tcb(TcbOutput):
         new = self.rec.on_sack(self._abs(una), self._abs(smax), pos, self._abs(seg.ack))
         if self.rec.dsacks != before:
             self.stats.dsacks_in += self.rec.dsacks - before
+            if self.rec.rack_mode and self.rec.last_dsack is not None:
+                # before the cumulative ACK drops the records it covers (Linux tags the rtx
+                # queue at prior_snd_una, then cleans it)
+                self.rack.on_dsack_block(*self.rec.last_dsack, self.snd_mss)
         return new
 
     def _maybe_enter_recovery(self, now: float) -> None:
