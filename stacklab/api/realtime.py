@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -37,6 +38,34 @@ T = TypeVar("T")
 
 # capture(ifindex, direction "rx"/"tx", wall-clock seconds, frame): for pcap writers.
 Capture = Callable[[int, str, float, bytes], None]
+
+
+def current_cpu() -> int:
+    """The CPU the calling thread runs on now (``processor``, field 39 of
+    /proc/thread-self/stat)."""
+    with open("/proc/thread-self/stat", "rb") as fp:
+        stat = fp.read()
+    return int(stat[stat.rindex(b")") + 2:].split()[36])  # (fields from the 3rd on)
+
+
+def _pin_to_current_cpu() -> None:
+    """Pin the calling thread to the CPU it is on (``sched_setaffinity`` of the thread: pid 0 is
+    the caller's thread, not the process). The background loop thread does this at its start:
+    a TAP writer that migrates between CPUs reorders its own frames — each write() is queued
+    to the CPU it ran on (the TAP device's per-CPU backlog), and a frame written on the new CPU
+    can overtake the last ones written on the old, by ~0.5 ms — which a Linux receiver reports
+    as reordering, and through a lossy path (bench/lossy_linux.py) that cost 60-440 spurious
+    retransmissions in half the runs. Where the thread may run on one CPU only already, or the
+    platform has no affinity, nothing changes."""
+    getaff = getattr(os, "sched_getaffinity", None)
+    setaff = getattr(os, "sched_setaffinity", None)
+    if getaff is None or setaff is None:
+        return
+    try:
+        if len(getaff(0)) > 1:
+            setaff(0, {current_cpu()})
+    except (OSError, ValueError, IndexError):  # (no /proc, a CPU set that refuses it)
+        log.debug("the loop thread stays unpinned", exc_info=True)
 
 
 class RealtimeStack:
@@ -153,6 +182,7 @@ class RealtimeStack:
         boot_error: list[BaseException] = []
 
         def thread_main() -> None:
+            _pin_to_current_cpu()
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
             try:

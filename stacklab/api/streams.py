@@ -37,9 +37,9 @@ from stacklab.stack.tcp import urgent
 from stacklab.stack.tcp.config import (
     TcpConfig,
     initial_recv_buffer,
-    initial_send_buffer,
     so_rcvbuf,
     so_sndbuf,
+    unconnected_send_buffer,
 )
 from stacklab.stack.tcp.events import (
     Connected,
@@ -169,6 +169,8 @@ class TcpTransport(asyncio.Transport):
         elif cls is SendSpace:
             self._fill(now)
         elif cls is Connected:
+            if self._pending:  # the send buffer grew at establishment (sndbuf.expand)
+                self._fill(now)
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(None)
         elif isinstance(ev, ConnectionLost):
@@ -576,7 +578,7 @@ class TcpSocket:
         ep = self._endpoint
         if isinstance(ep, Tcb):
             return ep.recvbuf.capacity, ep.sendbuf.capacity
-        return initial_recv_buffer(ep.config), initial_send_buffer(ep.config, 536)
+        return initial_recv_buffer(ep.config), unconnected_send_buffer(ep.config)
 
     def __repr__(self) -> str:
         peer = ""

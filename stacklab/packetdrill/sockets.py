@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from stacklab.errors import StacklabError
 from stacklab.stack.tcp import sndbuf, tstamp, urgent
-from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, initial_send_buffer
+from stacklab.stack.tcp.config import TcpConfig, initial_recv_buffer, unconnected_send_buffer
 from stacklab.stack.tcp.congestion import create_congestion
 from stacklab.stack.tcp.errqueue import ErrQueue, ExtendedErr
 from stacklab.stack.tcp.events import (
@@ -575,7 +575,7 @@ class TcpSock:
         if self.tcb is not None:
             return self.tcb.sendbuf.capacity, self.tcb.recvbuf.capacity
         cfg = self.config
-        return initial_send_buffer(cfg, self.mss()), initial_recv_buffer(cfg)
+        return unconnected_send_buffer(cfg), initial_recv_buffer(cfg)
 
     def get_config(self, name: str) -> Any:
         cfg = self.tcb.config if self.tcb is not None else self.config

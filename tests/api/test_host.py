@@ -102,6 +102,27 @@ def test_realtime_stack_attaches_and_detaches_the_driver():
     assert h.driver is None and h.wake is None
 
 
+def test_realtime_stack_thread_stays_on_one_cpu():
+    """The background loop thread pins itself to the CPU it starts on (a TAP writer that
+    migrates reorders its own frames: realtime._pin_to_current_cpu); the caller's threads keep
+    their CPUs."""
+    import os
+
+    from stacklab.api.realtime import current_cpu
+
+    mine = os.sched_getaffinity(0)
+    if len(mine) < 2:
+        pytest.skip("this thread may run on one CPU only")
+    stack = RealtimeStack(Host("rt"), []).start()
+    try:
+        cpus, on = stack.call(lambda: (os.sched_getaffinity(0), current_cpu()))
+        assert cpus == {on}
+        assert on in mine
+        assert os.sched_getaffinity(0) == mine  # (the thread's own, not the process's)
+    finally:
+        stack.stop()
+
+
 def test_a_device_frame_is_drained_before_the_device_flushes() -> None:
     """A TAP device hands frames to ``NodeDriver.receive`` and flushes once per batch: the drain
     hooks (the TCP events the application pulls) must run for each frame, or a connection over

@@ -169,9 +169,16 @@ def initial_recv_buffer(cfg: TcpConfig) -> int:
     return cfg.recv_buffer if cfg.recv_buffer is not None else cfg.rmem[1]
 
 
-def initial_send_buffer(cfg: TcpConfig, mss: int, windows: int = 2) -> int:
-    """The send buffer a connection starts with: SO_SNDBUF's, else tcp_wmem's default grown to
-    ``windows`` initial windows (the congestion control's ``sndbuf_expand``; Linux
+def unconnected_send_buffer(cfg: TcpConfig) -> int:
+    """The send buffer a socket has until its connection is established: SO_SNDBUF's, else
+    tcp_wmem's default (Linux tcp_init_sock sets sk_sndbuf to tcp_wmem[1]; it grows only at
+    establishment, initial_send_buffer)."""
+    return cfg.send_buffer if cfg.send_buffer is not None else cfg.wmem[1]
+
+
+def initial_send_buffer(cfg: TcpConfig, mss: int, windows: int) -> int:
+    """The send buffer a connection has once established: SO_SNDBUF's, else tcp_wmem's default
+    grown to ``windows`` initial windows (the congestion control's ``sndbuf_expand``; Linux
     tcp_init_buffer_space -> tcp_sndbuf_expand)."""
     if cfg.send_buffer is not None:
         return cfg.send_buffer

@@ -164,6 +164,29 @@ class Rack:
             if metric > self.reordering * mss:
                 self.reordering = min(-(-metric // mss), 300)  # Linux tcp_max_reordering
 
+    def on_dsack_block(self, lo: int, hi: int, mss: int) -> None:
+        """A D-SACK block ``[lo, hi)`` (positions): a segment in it both retransmitted and
+        already SACKed had its original delivered late, after the retransmission was sent —
+        reordering, not loss (RFC 8985 §6.2 step 2, the D-SACK as the reordering signal; Linux
+        tcp_sacktag_one with a D-SACK sets the reordering point there, and
+        tcp_check_sack_reordering measures it against the highest SACKed end)."""
+        recs = self.sent.records
+        j = max(bisect_right(recs, lo, key=_start) - 1, 0)
+        low = None
+        while j < len(recs) and recs[j].start < hi:
+            s = recs[j]
+            j += 1
+            if s.retrans and s.sacked and s.end > lo:
+                low = s.start
+                break  # (in sequence order: the first is the lowest)
+        if low is None or low >= self.fack:
+            return
+        self.reordering_seen = True
+        self.reord_seen += 1
+        metric = self.fack - low
+        if metric > self.reordering * mss:
+            self.reordering = min(-(-metric // mss), 300)  # Linux tcp_max_reordering
+
     # -- the reordering window and detection -------------------------------------------------
     def reo_wnd(self, in_recovery: bool, srtt: float) -> float:
         if not self.reordering_seen:

@@ -201,6 +201,7 @@ class Recovery:
     sack_mode = False  # this episode is driven by the scoreboard (RFC 6675)
     high_rxt = 0  # highest position retransmitted in this episode
     dsacks = 0  # D-SACK blocks seen (RFC 2883): a retransmission was not needed
+    last_dsack: tuple[int, int] | None = None  # the last D-SACK block (positions; rack.py)
     episodes = 0
     rescue_done = False
     lost_total = 0  # bytes ever marked lost, each time again (Linux tp->lost)
@@ -247,6 +248,7 @@ class Recovery:
             if i == 0 and (e <= below or (len(blocks) > 1 and blocks[1][0] <= s
                                         and e <= blocks[1][1])):
                 self.dsacks += 1
+                self.last_dsack = (s, e)
                 continue
             s = max(s, una)
             e = min(e, high_data)

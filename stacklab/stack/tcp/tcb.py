@@ -249,6 +249,8 @@ class Tcb(TcbOutput):
         tcb.snd_wl1 = seg.seq
         tcb._move(now, Event.RCV_SYN)
         if tfo is not None and tfo.child:
+            if tcb.snd_autotune:  # Linux's TFO child is established for its buffers at once
+                sndbuf.expand(tcb)  # (tcp_fastopen_create_child -> tcp_init_transfer)
             tfo.take_syn_data(tcb, seg)  # RFC 7413 §4.2.2: the SYN-ACK acknowledges the data
         if tcb.config.connect_timeout is not None:
             tcb._arm(CONNECT_TIMER, now + tcb.config.connect_timeout)
@@ -1606,6 +1608,10 @@ class Tcb(TcbOutput):
         new = self.rec.on_sack(self._abs(una), self._abs(smax), pos, self._abs(seg.ack))
         if self.rec.dsacks != before:
             self.stats.dsacks_in += self.rec.dsacks - before
+            if self.rec.rack_mode and self.rec.last_dsack is not None:
+                # before the cumulative ACK drops the records it covers (Linux tags the rtx
+                # queue at prior_snd_una, then cleans it)
+                self.rack.on_dsack_block(*self.rec.last_dsack, self.snd_mss)
         return new
 
     def _maybe_enter_recovery(self, now: float) -> None:

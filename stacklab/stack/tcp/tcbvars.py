@@ -27,9 +27,9 @@ from .config import (
     TcpConfig,
     TcpStats,
     initial_recv_buffer,
-    initial_send_buffer,
     our_wscale,
     shared_int,
+    unconnected_send_buffer,
 )
 from .congestion import create_congestion
 from .ecn import Ecn
@@ -193,10 +193,10 @@ class TcbVars:
         self.sack_ok = False
         self.ecn: Ecn | None = None  # ECN negotiated or requested (ecn.py); before the MSS
         self.snd_mss = self._compute_snd_mss()
-        # buffers, estimators (the send buffer as the congestion control provisions it)
+        # buffers, estimators (the send buffer tcp_wmem's default until established, then as
+        # the congestion control provisions it: sndbuf.expand at Tcb._established)
         self.cc = create_congestion(cfg.congestion, self.snd_mss)
-        self.sendbuf = SendBuffer(shared_int(initial_send_buffer(cfg, self.snd_mss,
-                                                                 self.cc.sndbuf_expand)))
+        self.sendbuf = SendBuffer(shared_int(unconnected_send_buffer(cfg)))
         self.skb_ends: list[int] = NO_SKBS  # where the send buffer's skbs end (sndbuf.py)
         self.snd_nospace = False  # a write or poll found no room (Linux SOCK_NOSPACE)
         # where in _events the segment being processed freed send-buffer data: receive()'s
