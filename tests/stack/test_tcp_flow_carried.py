@@ -93,12 +93,14 @@ def _run(change: str, conns: int, fresh: bool, seed: int) -> tuple[list[bytes], 
     a.send_frame, a.send_frames = send_frame, send_frames  # type: ignore[method-assign]
     layer, ipv4 = a.tcp, a.ipv4
     counts = {"flush": 0, "flows": 0}
-    flush, tcp_flow, send_tcp = layer.flush, ipv4.tcp_flow, ipv4.send_tcp_frames
+    tcp_path, tcp_flow, send_tcp = ipv4.tcp_path, ipv4.tcp_flow, ipv4.send_tcp_frames
 
-    def counted_flush(tcb: Any, now: float) -> None:
+    def path_of_a_fresh_flush(*args: Any) -> Any:
+        # each flush asks for its path once, before it looks at the carried flow (patched here,
+        # not the layer's flush: the compiled tier's TcpLayer has read-only methods)
         if fresh:
             layer._last_flow = None
-        flush(tcb, now)
+        return tcp_path(*args)
 
     def counted_flow(*args: Any) -> Any:
         counts["flows"] += 1
@@ -108,7 +110,7 @@ def _run(change: str, conns: int, fresh: bool, seed: int) -> tuple[list[bytes], 
         counts["flush"] += 1
         return send_tcp(*args)
 
-    layer.flush = counted_flush  # type: ignore[method-assign]
+    ipv4.tcp_path = path_of_a_fresh_flush  # type: ignore[method-assign]
     ipv4.tcp_flow = counted_flow  # type: ignore[method-assign]
     ipv4.send_tcp_frames = counted_send  # type: ignore[method-assign]
     rnd = random.Random(seed)
