@@ -33,7 +33,7 @@ from .prr import Prr
 from .recovery import DUPTHRESH, RangeSet, Recovery
 from .rtt import RttEstimator
 from .sent import Sent, SentLog
-from .seq import seq_sub
+from .seq import HALF, MASK, MOD, seq_sub
 from .timers import RACK_REO_TIMER, RTO_TIMER, TLP_TIMER, Timer
 from .undo import Undo
 
@@ -126,38 +126,54 @@ class Rack:
         delivered late, never resent, lay (tcp_check_sack_reordering)."""
         # one pass (it runs for every ACK): the reordering degree is measured against FACK
         # before this ACK (fack0)
+        # (the attributes the loop reads and writes as locals, stored back once after it)
         fack0 = fack = self.fack
+        orig_end = self.orig_end
+        min_rtt = self.min_rtt
+        xmit_ts = self.xmit_ts
+        xmit_order = self.xmit_order
+        newest: Sent | None = None  # the record that set RACK.xmit_ts last
+        rtt: float | None = None  # the last RTT taken (RACK.rtt), None: none
         low = None
         for s in done:
             end = s.end
             retrans = s.retrans
             if not retrans:
-                if end < self.orig_end:
-                    self.orig_end = end
+                if end < orig_end:
+                    orig_end = end
                 if end <= fack0 and (low is None or s.start < low):
                     low = s.start
-            rtt = now - s.xmit
+            xmit = s.xmit
+            r = now - xmit
             if retrans:
-                if self.min_rtt is not None and rtt < self.min_rtt:
+                if min_rtt is not None and r < min_rtt:
                     continue  # ambiguous: the original may have been delivered
-            elif self.min_rtt is None or rtt < self.min_rtt:
-                self.min_rtt = rtt
+            elif min_rtt is None or r < min_rtt:
+                min_rtt = r
             if end > fack:
-                self.fack = fack = end
+                fack = end
             elif end < fack and not retrans:
                 self.reordering_seen = True  # delivered after a later segment (§6.2 step 3)
-            self.rtt = rtt
-            self.advanced = True
+            rtt = r
             # RFC 8985 RACK_sent_after: sent later; at the same instant (a virtual clock has
             # many), later in transmission order, as Linux's time-sorted queue orders them (the
             # RFC's tie-break by sequence would call a retransmission sent after new data older
             # than it)
-            xmit = s.xmit
-            if xmit > self.xmit_ts or (xmit == self.xmit_ts and s.order > self.xmit_order):
-                self.xmit_ts = xmit
-                self.end_seq = end
-                self.xmit_order = s.order
-                self.xmit_retrans = retrans
+            if xmit > xmit_ts or (xmit == xmit_ts and s.order > xmit_order):
+                xmit_ts = xmit
+                xmit_order = s.order
+                newest = s
+        self.orig_end = orig_end
+        self.min_rtt = min_rtt
+        self.fack = fack
+        if rtt is not None:
+            self.rtt = rtt
+            self.advanced = True
+        if newest is not None:
+            self.xmit_ts = xmit_ts
+            self.xmit_order = xmit_order
+            self.end_seq = newest.end
+            self.xmit_retrans = newest.retrans
         if low is not None:
             self.reord_seen += 1
             metric = fack0 - low
@@ -500,19 +516,21 @@ def schedule_tlp(tcb: TlpTcb, now: float, advancing: bool) -> None:
         if tcb.deadlines[TLP_TIMER] is not None:
             tcb._arm(TLP_TIMER, None)
         return
-    srtt = tcb.rtt.srtt
+    rtt = tcb.rtt
+    srtt = rtt.srtt
     if srtt is None:
-        pto = tcb.config.initial_rto
+        pto = cfg.initial_rto
     else:
         pto = 2 * srtt
-        if seq_sub(tcb.snd_max, tcb.snd_una) <= tcb.snd_mss:
+        d = (tcb.snd_max - tcb.snd_una) & MASK  # seq_sub(SND.MAX, SND.UNA), written out
+        if (d - MOD if d > HALF else d) <= tcb.snd_mss:
             pto += cfg.min_rto  # one segment: the peer may delay its ACK (RFC 8985 §7.2)
         else:
             pto += TIMEOUT_MIN
     rto_at = tcb.deadlines[RTO_TIMER]
-    rto_delta = tcb.rtt.rto if advancing or rto_at is None else rto_at - now
-    if rto_delta > 0:
-        pto = min(pto, rto_delta)
+    rto_delta = rtt.rto if advancing or rto_at is None else rto_at - now
+    if 0 < rto_delta < pto:  # (min() written out: after every ACK)
+        pto = rto_delta
     tcb._arm(TLP_TIMER, now + pto)
 
 
