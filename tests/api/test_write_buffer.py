@@ -65,3 +65,45 @@ def test_writes_go_on_while_a_view_of_the_write_buffer_is_still_alive():
 
     net.run(main(), until="30s")
     assert got["data"] == data
+
+
+def test_a_write_into_an_empty_transport_buffer_is_copied_before_write_returns():
+    """A write while nothing waits in the transport goes into the TCB's send buffer itself, only
+    the rest being kept: what the caller does with its buffer after ``write()`` returns changes
+    nothing sent, the rest keeps its order, and a memoryview of wider items counts its bytes,
+    as the transport's own copy of the whole write did."""
+    import array
+
+    net, a, b = two_hosts()
+    words = array.array("H", range(40_000))  # 80,000 bytes as 40,000 items
+    first = bytearray(b"a" * 300_000)  # more than the send buffer takes at once
+    second = bytes(range(256)) * 100
+    want = words.tobytes() + bytes(first) + bytes(second) + b"tail"
+    got: dict = {}
+
+    async def sink(r, w):
+        got["data"] = await r.read()
+        w.close()
+
+    async def main():
+        await b.start_server(sink, 5000)
+        r, w = await a.open_connection("b", 5000)
+        w.write(memoryview(words))
+        words[0] = 0xFFFF
+        got["taken"] = w.transport.get_write_buffer_size() == 0
+        w.write(first)
+        got["waiting"] = w.transport.get_write_buffer_size()
+        first[:] = b"z" * len(first)  # the caller reuses its buffer
+        await w.drain()
+        view = memoryview(bytearray(second))
+        w.write(view[:10_000])
+        w.write(view[10_000:])
+        view[:] = b"y" * len(view)
+        w.write(b"tail")
+        w.close()
+        await w.wait_closed()
+
+    net.run(main(), until="30s")
+    assert got["taken"]  # the TCB's send buffer took the whole first write
+    assert 0 < got["waiting"] < 300_000  # some of the first write waited in the transport
+    assert got["data"] == want
