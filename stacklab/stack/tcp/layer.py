@@ -470,11 +470,13 @@ class TcpLayer:
                 path = ipv4.tcp_path(dst, now) if ipv4 is not None else None
                 cfg = tcb.config
                 last = self._last_flow
-                if path is not None and last is not None and last[3].path is path \
+                if path is not None and last is not None \
+                        and (last[3].path is path or last[3].path == path) \
                         and last[0] is tcb and last[1] is cfg and last[2] == tcb.path_mss:
                     # the last flush's flow, carried: the same path answer, and the same config
                     # object (setsockopt replaces it) and path MSS, from which DF and the TOS
-                    # are
+                    # are (an equal answer is the same one: the compiled tier boxes the answer's
+                    # tuple anew at each return, its items the cached entry's objects)
                     flow: TcpFlow | None = last[3]
                     df = last[3].df
                     dscp = last[3].tos
