@@ -3,7 +3,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, in4_chksum
 from scapy.layers.inet6 import IPv6, in6_chksum
@@ -363,6 +363,8 @@ addresses = st.one_of(st.tuples(ip4s, ip4s), st.tuples(ip6s, ip6s))
 @settings(max_examples=200, deadline=None)
 @given(addrs=addresses, sport=u16, dport=u16, seq=u32, ack=u32, flags=st.integers(0, 0x1FF),
        window=u16, urgent=u16, opts=options, payload=st.binary(max_size=1460))
+@example(addrs=(bytes(4), bytes(4)), sport=1, dport=135, seq=0, ack=0, flags=0x18, window=1,
+         urgent=0, opts=[], payload=bytes.fromhex("050009015d61cf5ee322a563b2586585"))
 def test_we_build_scapy_parses(addrs: tuple[bytes, bytes], sport: int, dport: int, seq: int,
                                ack: int, flags: int, window: int, urgent: int, opts: list,
                                payload: bytes) -> None:
@@ -377,7 +379,9 @@ def test_we_build_scapy_parses(addrs: tuple[bytes, bytes], sport: int, dport: in
     if len(pack_options(opts)) > sum(len(o.encode()) for o in opts):
         expected.append(("EOL", None))  # our zero padding reads as EOL on both sides
     assert theirs.options == expected
-    assert bytes(theirs.payload) == payload
+    # the bytes scapy dissected the payload from: on some ports (135: DCE/RPC) its payload layer
+    # writes what it parsed back differently
+    assert (theirs.payload.original if payload else bytes(theirs.payload)) == payload
     assert theirs.chksum == scapy_checksum(src, dst, ours)
     assert [to_scapy(o) for o in TcpView(ours).options()] == expected
 
