@@ -364,7 +364,7 @@ addresses = st.one_of(st.tuples(ip4s, ip4s), st.tuples(ip6s, ip6s))
 @given(addrs=addresses, sport=u16, dport=u16, seq=u32, ack=u32, flags=st.integers(0, 0x1FF),
        window=u16, urgent=u16, opts=options, payload=st.binary(max_size=1460))
 @example(addrs=(bytes(4), bytes(4)), sport=1, dport=135, seq=0, ack=0, flags=0x18, window=1,
-         urgent=0, opts=[], payload=bytes.fromhex("050009015d61cf5ee322a563b2586585"))
+         urgent=0, opts=[], payload=bytes.fromhex("050000012d8787db93d0e6533ecfa6cf"))
 def test_we_build_scapy_parses(addrs: tuple[bytes, bytes], sport: int, dport: int, seq: int,
                                ack: int, flags: int, window: int, urgent: int, opts: list,
                                payload: bytes) -> None:
