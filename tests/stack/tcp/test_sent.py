@@ -72,7 +72,7 @@ def test_sack_blocks_count_only_whole_records():
 
 def _state(log: SentLog) -> tuple:
     # the compiled tier's Sent is a native class: its attributes are __mypyc_attrs__
-    fields = list(getattr(Sent, "__slots__", ()) or getattr(Sent, "__mypyc_attrs__"))
+    fields = list(getattr(Sent, "__slots__", ()) or Sent.__mypyc_attrs__)
     return (log.order, log.fin_end, log.retrans_top,
             [tuple(getattr(s, f) for f in fields) for s in log.records],
             [tuple(getattr(s, f) for f in fields) for s in log.tsorted])
