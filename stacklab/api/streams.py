@@ -180,16 +180,9 @@ class TcpTransport(asyncio.Transport):
         tcb = self._tcb
         if tcb is None or self._reading_paused or self._lost:
             return
-        if tcb.urg is None:  # tcb.read() without its two calls (a read per segment)
-            ready = tcb.recvbuf.ready
-            data = bytes(ready)
-            del ready[:]
-        else:
-            data = tcb.read()
+        data = tcb.read()
         while data:
-            # the read opened the window enough for a window update (tcb.ack_pending, without
-            # the property)
-            if tcb._ack_now or tcb.window_update_due():
+            if tcb.ack_pending:  # the read opened the window enough for a window update
                 self._layer.kick(tcb)
             if not tcb.user_closed:
                 self._protocol.data_received(data)  # type: ignore[attr-defined]  # a Protocol
@@ -342,32 +335,14 @@ class TcpTransport(asyncio.Transport):
             if self._lost:
                 return
             raise RuntimeError("write after write_eof() or close()")
-        tcb = self._tcb
         if self._pending:
             try:
                 self._pending += data
             except BufferError:  # a view of it is still alive somewhere: leave that one be
                 self._pending = bytearray(self._pending) + data
-            self._fill()
-        elif tcb is not None and tcb.state not in (CLOSED, TIME_WAIT) and (
-                type(data) is not memoryview or (data.itemsize == 1 and data.contiguous)):
-            # nothing waiting: the TCB's send buffer takes what it can of ``data`` itself and
-            # only the rest is copied here (``_fill`` on a copy of the whole write did the same,
-            # one copy of each write more)
-            try:
-                n = tcb.send(data, now=self._host.now())
-            except ConnectionError:
-                n = 0
-            if n < len(data):
-                self._pending = bytearray(memoryview(data)[n:])
-            if n:
-                self._layer.kick(tcb)
-            if self._writing_paused and len(self._pending) <= self._low:
-                self._writing_paused = False
-                self._protocol.resume_writing()
         else:
             self._pending = bytearray(data)
-            self._fill()
+        self._fill()
         if not self._writing_paused and self.get_write_buffer_size() > self._high:
             self._writing_paused = True
             self._protocol.pause_writing()
