@@ -232,13 +232,9 @@ def after_ack(tcb: SkbTcb) -> tuple[bool, int | None]:
     woke = False
     if tcb.snd_nospace:  # (check_space)
         mss = tcb.snd_mss
-        cc = tcb.cc
         if tcb.snd_autotune and sb.capacity < cfg.wmem[2] \
-                and -(-tcb._in_flight() // mss) < cc.cwnd // mss:
-            # (expand, written out: its own test is the one just made)
-            want = send_buffer_for(cfg, cc.cwnd // mss, mss, cc.sndbuf_expand)
-            if want > sb.capacity:
-                sb.capacity = want
+                and -(-tcb._in_flight() // mss) < tcb.cc.cwnd // mss:
+            expand(tcb)
         cap = sb.capacity
         if cap - queued >= queued >> 1 and queued < cap and unsent << 1 < lowat:  # (writeable)
             tcb.snd_nospace = False
