@@ -28,7 +28,7 @@ from .checksum import (
 from .ethernet import ETH_P_IPV4, EthernetView
 from .ipv4 import FLAG_DF, IPv4View
 from .proto import PROTO_TCP
-from .tcp import _NO_OPTIONS, _NOPNOP_TS_BYTES, _NOPNOP_TS_WORD, FLAG_MASK, TcpView
+from .tcp import _NO_OPTIONS, _NOPNOP_TS_BYTES, _NOPNOP_TS_WORD, FLAG_MASK, TcpView, _Options
 
 __all__ = ["PartialFrame", "TcpFrameTemplate", "VerifiedFrame", "build_ipv4_tcp_tso_frame",
            "complete_checksum", "parse_ipv4_tcp_frame", "parse_ipv4_tcp_segment"]
@@ -73,13 +73,26 @@ class _FastTcpView(TcpView):
     __init__ = object.__init__
 
 
+# what TcpFrameTemplate.build packed, as parse_ipv4_tcp_segment reads it: the frame's length,
+# TOS, IPv4 total length, ports, seq, ack, flags, window, TCP header length, options (a TcpView's
+# _opts)
+Packed = tuple[int, int, int, int, int, int, int, int, int, int, _Options]
+
+
 class VerifiedFrame(bytes):
     """The bytes :meth:`TcpFrameTemplate.build` made: both checksums are right by construction,
     and ``bytes`` cannot change, so the parse of this very object needs not verify them
     (Linux's CHECKSUM_UNNECESSARY, from the one place that can vouch for it). A frame a link
-    corrupts, a router rewrites or a test builds is a new, plain ``bytes``: verified as any."""
+    corrupts, a router rewrites or a test builds is a new, plain ``bytes``: verified as any.
 
-    __slots__ = ()
+    ``packed``: the header fields :meth:`TcpFrameTemplate.build` packed into these bytes (an
+    immutable tuple, :data:`Packed`), which :func:`parse_ipv4_tcp_segment` takes in place of
+    its unpack and checks (an skb's metadata that crosses a veth pair with it): exactly what
+    they would give (``tests/wire/test_frame_fast_path.py``). None (the class's) on a frame
+    made otherwise (:func:`complete_checksum` keeps them: it changes the TCP checksum alone).
+    No ``__slots__``: a ``bytes`` subclass can have none but an instance dict."""
+
+    packed: Packed | None = None
 
 
 class PartialFrame(bytes):
@@ -90,9 +103,10 @@ class PartialFrame(bytes):
     :class:`VerifiedFrame` (veth's peer takes a partial skb as verified). Whatever reads or
     rewrites the bytes completes it first (:func:`complete_checksum`, Linux's
     ``skb_checksum_help``): a changed or copied frame is plain ``bytes``, verified as any, so a
-    partial sum that escaped would count as a bad checksum, never pass as a good one."""
+    partial sum that escaped would count as a bad checksum, never pass as a good one.
+    ``packed``: as :class:`VerifiedFrame`'s."""
 
-    __slots__ = ()
+    packed: Packed | None = None
 
 
 # the frames whose parse needs no checksum verified: built here, unchanged since (bytes)
@@ -107,7 +121,10 @@ def complete_checksum(frame: bytes) -> bytes:
         return frame
     buf = bytearray(frame)
     ipv4_tcp_partial_complete(buf, 14, (buf[16] << 8) | buf[17])
-    return VerifiedFrame(buf)
+    out = VerifiedFrame(buf)
+    if frame.packed is not None:  # (the same fields: the TCP checksum is none of them)
+        out.packed = frame.packed
+    return out
 
 
 def parse_ipv4_tcp_segment(frame: Buffer, tcp_valid: bool = False, length: int = -1) \
@@ -122,50 +139,64 @@ def parse_ipv4_tcp_segment(frame: Buffer, tcp_valid: bool = False, length: int =
 
     The frame is read with one ``unpack``; the TCP checksum is read from the IPv4 addresses on
     (they are the pseudo-header's sum); options in the common layouts (none; ``nop,nop,TS``;
-    Linux's SYN ``mss,sackOK,TS,nop,wscale``) are read with the header. ``tcp_valid`` and
-    ``length`` as :func:`parse_ipv4_tcp_frame`'s."""
-    mv = frame if type(frame) is memoryview else memoryview(frame)
-    n = len(mv) if length < 0 else length
-    if n < 54:
-        return None
-    # The first 20 (or 12) bytes after the TCP header's fixed part are read as 32-bit words in
-    # the same unpack when the frame has them: the option layouts below need no second struct
-    # call.
-    if n >= 74:
-        (etype, vihl, tos, tlen, ff, proto, sport, dport, seq, ack, off_flags, window,
-         w0, w1, w2, w3, w4) = _SEG_W5.unpack_from(mv, 12)
-    elif n >= 66:
-        (etype, vihl, tos, tlen, ff, proto, sport, dport, seq, ack, off_flags, window,
-         w0, w1, w2) = _SEG_W3.unpack_from(mv, 12)
-        w3 = w4 = 0
+    Linux's SYN ``mss,sackOK,TS,nop,wscale``) are read with the header. A frame
+    :meth:`TcpFrameTemplate.build` made is not read at all: its ``packed`` fields are what the
+    unpack and the checks give of its bytes. ``tcp_valid`` and ``length`` as
+    :func:`parse_ipv4_tcp_frame`'s."""
+    opts: _Options | None
+    if (type(frame) is PartialFrame or type(frame) is VerifiedFrame) \
+            and (p := frame.packed) is not None and (length < 0 or length == p[0]):
+        # what TcpFrameTemplate.build packed into these very bytes: what the unpack and the
+        # checks below give of them, without either
+        _, tos, tlen, sport, dport, seq, ack, flags, window, hl, opts = p
+        mv = memoryview(frame)
+        trusted = True
     else:
-        (etype, vihl, tos, tlen, ff, proto, sport, dport, seq, ack, off_flags,
-         window) = _SEG.unpack_from(mv, 12)
-        w0 = w1 = w2 = w3 = w4 = 0
-    hl = (off_flags >> 10) & 0x3C
-    if etype != ETH_P_IPV4 or vihl != 0x45 or proto != PROTO_TCP or ff & 0x3FFF \
-            or not 40 <= tlen <= n - 14 or not 20 <= hl <= tlen - 20:
-        return None
+        mv = frame if type(frame) is memoryview else memoryview(frame)
+        n = len(mv) if length < 0 else length
+        if n < 54:
+            return None
+        # The first 20 (or 12) bytes after the TCP header's fixed part are read as 32-bit words
+        # in the same unpack when the frame has them: the option layouts below need no second
+        # struct call.
+        if n >= 74:
+            (etype, vihl, tos, tlen, ff, proto, sport, dport, seq, ack, off_flags, window,
+             w0, w1, w2, w3, w4) = _SEG_W5.unpack_from(mv, 12)
+        elif n >= 66:
+            (etype, vihl, tos, tlen, ff, proto, sport, dport, seq, ack, off_flags, window,
+             w0, w1, w2) = _SEG_W3.unpack_from(mv, 12)
+            w3 = w4 = 0
+        else:
+            (etype, vihl, tos, tlen, ff, proto, sport, dport, seq, ack, off_flags,
+             window) = _SEG.unpack_from(mv, 12)
+            w0 = w1 = w2 = w3 = w4 = 0
+        hl = (off_flags >> 10) & 0x3C
+        if etype != ETH_P_IPV4 or vihl != 0x45 or proto != PROTO_TCP or ff & 0x3FFF \
+                or not 40 <= tlen <= n - 14 or not 20 <= hl <= tlen - 20:
+            return None
+        flags = off_flags & FLAG_MASK
+        if hl == 20:
+            opts = _NO_OPTIONS
+        elif hl == 32 and w0 == _NOPNOP_TS_WORD:  # hl == 32 implies n >= 66
+            opts = (None, None, False, (), (w1, w2))  # 01 01 08 0a | tsval | tsecr
+        elif hl == 40 and w0 >> 16 == 0x0204 and w1 == 0x0402080A and w4 >> 8 == 0x010303:
+            # Linux's SYN (n >= 74): 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 shift
+            opts = (w0 & 0xFFFF, w4 & 0xFF, True, (), (w2, w3))
+        else:
+            opts = None  # scanned by the first option getter
+        trusted = type(frame) in _TRUSTED  # built by TcpFrameTemplate.build, unchanged since
     t = _FastTcpView()
     t.buf = mv[34:14 + tlen]
     t.src_port = sport
     t.dst_port = dport
     t.seq = seq
     t.ack = ack
-    t.flags = off_flags & FLAG_MASK
+    t.flags = flags
     t.window = window
     t.header_len = hl
     t.payload = mv[34 + hl:14 + tlen]
-    if hl == 20:
-        t._opts = _NO_OPTIONS
-    elif hl == 32 and w0 == _NOPNOP_TS_WORD:  # hl == 32 implies n >= 66
-        t._opts = (None, None, False, (), (w1, w2))  # 01 01 08 0a | tsval | tsecr
-    elif hl == 40 and w0 >> 16 == 0x0204 and w1 == 0x0402080A and w4 >> 8 == 0x010303:
-        # Linux's SYN (n >= 74): 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 shift
-        t._opts = (w0 & 0xFFFF, w4 & 0xFF, True, (), (w2, w3))
-    else:
-        t._opts = None  # scanned by the first option getter
-    if type(frame) in _TRUSTED:  # built by TcpFrameTemplate.build, unchanged since
+    t._opts = opts
+    if trusted:
         return t, tos, True, True
     # the sums over slices of the frame itself when it is bytes (int.from_bytes copies a
     # memoryview first)
@@ -310,14 +341,21 @@ class TcpFrameTemplate:
             hdr = _FLOW.pack(self._eth, tos, tlen, ident, self._ip_mid,
                              -(self._ip_words + tos + tlen + ident) % 0xFFFF, self._ends, seq,
                              ack, off_flags, window, tcp_csum, urgent)
+            opts: _Options = _NO_OPTIONS
         else:
             hdr = _FLOW_TS.pack(self._eth, tos, tlen, ident, self._ip_mid,
                                 -(self._ip_words + tos + tlen + ident) % 0xFFFF, self._ends,
                                 seq, ack, off_flags, window, tcp_csum, urgent, _NOPNOP_TS_BYTES,
                                 tsval, tsecr)
+            opts = (None, None, False, (), (tsval, tsecr))
         if n:
             hdr += payload
-        return self._cls(hdr)
+        frame = self._cls(hdr)
+        # what parse_ipv4_tcp_segment reads of these bytes (the pack above took every value as
+        # it is, or raised): the receiver takes it in place of the unpack and the checks
+        frame.packed = (tlen + 14, tos, tlen, self.src_port, self.dst_port, seq, ack,
+                        off_flags & FLAG_MASK, window, (off_flags >> 10) & 0x3C, opts)
+        return frame
 
 
 def build_ipv4_tcp_tso_frame(out: bytearray, dst_mac: bytes, src_mac: bytes, src: bytes,

@@ -318,3 +318,87 @@ def test_a_changed_copy_of_a_verified_frame_is_verified_again() -> None:
     damaged[100] ^= 0x10
     r = parse_ipv4_tcp_frame(bytes(damaged))
     assert r is not None and r[3:] == (True, False)
+
+
+def _segment_fields(r: tuple | None) -> tuple | None:
+    """All parse_ipv4_tcp_segment gives: every slot of the TCP view (its options' raw scan
+    result included), the TOS and both verdicts."""
+    if r is None:
+        return None
+    t, tos, ip_ok, tcp_ok = r
+    return (type(t), bytes(t.buf), t.src_port, t.dst_port, t.seq, t.ack, t.flags, t.window,
+            t.header_len, bytes(t.payload), type(t.payload), t._opts, tos, ip_ok, tcp_ok)
+
+
+@settings(max_examples=200, deadline=None)
+@given(dst=macs, src=macs, saddr=ip4s, daddr=ip4s, ports=st.tuples(u16, u16),
+       ttl=st.integers(1, 255), df=st.booleans(), partial=st.booleans(), segments=_segments,
+       cut=st.integers(-3, -1))
+def test_the_packed_fields_of_a_built_frame_are_what_its_parse_gives(dst, src, saddr, daddr,
+                                                                     ports, ttl, df, partial,
+                                                                     segments, cut) -> None:
+    """The receiver takes what TcpFrameTemplate.build packed in place of the unpack and the
+    checks: for every segment of a flow (with and without timestamps, any flags, TOS and
+    payload), what parse_ipv4_tcp_segment gives of the built frame (told its length, or a wrong
+    shorter one) is exactly what it gives of the same bytes without them."""
+    psum = pseudo_header(saddr, daddr, 6, 0)
+    t = TcpFrameTemplate(dst, src, saddr, daddr, ttl, df, ports[0], ports[1], psum, partial)
+    for ident, seq, ack, flags, window, payload, ts, tos, urgent in segments:
+        got = t.build(ident, seq, ack, flags, window, payload, ts, tos, urgent)
+        assert got.packed is not None
+        # the same bytes as an object of the same type without them: the unpack and the checks
+        # (of a frame that is trusted all the same)
+        same = type(got)(got)
+        assert same.packed is None
+        for length in (-1, len(got), len(got) + cut):
+            r = parse_ipv4_tcp_segment(got, False, length)
+            assert _segment_fields(r) == _segment_fields(parse_ipv4_tcp_segment(same, False,
+                                                                                length))
+        # the verdicts it takes on trust are those of the bytes completed and verified
+        plain = bytes(complete_checksum(got))
+        done = complete_checksum(got)  # the completed frame keeps them (the same fields)
+        assert done.packed == got.packed
+        assert _segment_fields(parse_ipv4_tcp_segment(done)) == _segment_fields(
+            parse_ipv4_tcp_segment(plain))
+        # and the fused parse's Ethernet and IPv4 views are those of the general path
+        full, ref = parse_ipv4_tcp_frame(got), parse_ipv4_tcp_frame(same)
+        assert full is not None and ref is not None
+        assert _view_fields(*full[:3]) == _view_fields(*ref[:3]) and full[3:] == ref[3:]
+
+
+def test_two_receivers_of_one_built_frame_share_no_mutable_state() -> None:
+    """A frame delivered twice (a switch's flood, a duplicating link): each parse makes its own
+    view; what one receiver does to its view is not seen by the other; the packed fields are
+    an immutable tuple."""
+    psum = pseudo_header(IP_A, IP_B, 6, 0)
+    f = build_frame(MAC_B, MAC_A, IP_A, IP_B, 1, 64, True, 40000, 80, 1000, 2000, ACK, 502,
+                    b"data" * 100, psum, (7, 8))
+    r1 = parse_ipv4_tcp_segment(f)
+    r2 = parse_ipv4_tcp_segment(f)
+    assert r1 is not None and r2 is not None
+    v1, v2 = r1[0], r2[0]
+    assert v1 is not v2 and v1.payload is not v2.payload and v1.buf is not v2.buf
+    before = _segment_fields(r2)
+    v1.seq = 0
+    v1.flags = 0
+    v1._opts = None
+    v1.payload = memoryview(b"")
+    assert _segment_fields(r2) == before
+    assert _segment_fields(parse_ipv4_tcp_segment(f)) == before
+    assert type(f.packed) is tuple and hash(f.packed) is not None  # (all of it immutable)
+
+
+def test_a_changed_frame_has_no_packed_fields() -> None:
+    """A frame a stage changes (Corrupt, mark_ce, a router's TTL) is a new object: plain bytes,
+    or a built type without packed fields, parsed as any."""
+    psum = pseudo_header(IP_A, IP_B, 6, 0)
+    args = (MAC_B, MAC_A, IP_A, IP_B, 1, 64, True, 40000, 80, 1000, 2000, ACK, 502,
+            b"data" * 100, psum, (7, 8))
+    for partial in (False, True):
+        f = build_frame(*args, partial=partial)
+        buf = bytearray(complete_checksum(f))
+        buf[15] |= 3  # CE
+        for changed in (bytes(buf), type(f)(buf)):
+            assert getattr(changed, "packed", None) is None
+            r = parse_ipv4_tcp_segment(changed)
+            assert r is not None and r[1] == 3 and r[2] is (type(changed) is not bytes)
