@@ -556,8 +556,10 @@ class TcpLayer:
                 return
             if tcb.user_closed and self._orphan_reset(tcb, now):
                 continue  # send its RST
-            # _note_timer's test, inline (after every segment); the TCB's get_timer() when
-            # no deadline changed since it was last asked, without the call
+            # the TCB's next deadline into the timer index when it is earlier than the entry
+            # there, or there is none (the one copy of that rule: a later deadline, or none,
+            # leaves the entry, which comes due early and is asked again); the TCB's
+            # get_timer() when no deadline changed since it was last asked, without the call
             if tcb._timer_stale:
                 t = tcb.get_timer()
             else:
@@ -568,15 +570,6 @@ class TcpLayer:
                 if at is None or t < at:
                     self._index_timer(tcb, t)
             return
-
-    def _note_timer(self, tcb: Tcb, t: float | None) -> None:
-        """``tcb``'s next deadline is ``t`` (its ``get_timer()``): into the timer index when it
-        is earlier than the entry there, or there is none (a later one or none: the entry
-        comes due early and is asked again)."""
-        if t is not None:
-            at = self._timer_of.get(tcb)
-            if at is None or t < at:
-                self._index_timer(tcb, t)
 
     def _index_timer(self, tcb: Tcb, t: float) -> None:
         """A deadline ``t`` of ``tcb``, earlier than the one indexed, into the timer index."""
@@ -702,8 +695,8 @@ class TcpLayer:
             if deadline is not None and deadline <= now:
                 tcb.handle_timer(now)
                 self.flush(tcb, now)
-            else:
-                self._note_timer(tcb, deadline)
+            elif deadline is not None:  # (its entry is gone: any deadline is earlier)
+                self._index_timer(tcb, deadline)
 
     # -- introspection -----------------------------------------------------------------------------
     def ss(self) -> str:
