@@ -729,6 +729,12 @@ class Host(Node):
             q, self._loop_q = self._loop_q, []
             for pkt, on in q:
                 self.receive_looped(pkt, on, now)
+        elif self.tcp.settle(now):
+            # the TCP layer's timer index answered early (a deadline moved later or went):
+            # with nothing due, this wake changes nothing (no router solicitation begins)
+            t = self.get_timer()
+            if t is None or t > now:
+                return
         for iface in self.interfaces:
             self.ndp.maybe_solicit_routers(iface, now)
         self.ndp.handle_timer(now)

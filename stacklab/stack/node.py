@@ -8,6 +8,8 @@ A node is sans-IO. The driver:
   checksum field may hold anything (the kernel's partial sum); the default, False, checks it;
 * drains what it wants to send: ``node.frames_to_send() -> [(ifindex, frame), ...]``;
 * asks for its next deadline ``node.get_timer()`` and calls ``node.handle_timer(now)`` when due;
+  the answer may be early (a host's TCP timer index is lazy: a deadline that moved later is
+  asked again when the old one comes), and a ``handle_timer`` with nothing due does nothing;
 * sets ``node.wake`` to a callable; the node (or an API object on top of it) calls
   ``node.request_wake()`` when something outside a driver call queued output or moved a timer
   (an application wrote data, opened a socket...). The driver then flushes soon.

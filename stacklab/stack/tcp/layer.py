@@ -131,9 +131,15 @@ class TcpLayer:
         self.kicked: dict[Tcb, None] = {}
         # (tcb, event) for the application, oldest first: it pulls them with events.popleft()
         self.events: deque[tuple[Tcb, TcbEvent]] = deque()
-        # Timer index: every TCB's next deadline, noted after each flush (everything that
-        # changes a TCB ends in flush or kick), in a heap with lazy deletion: get_timer is
-        # O(log n) instead of a scan of every connection per frame (10,000 connections).
+        # Timer index: a time at or before every TCB's next deadline, noted after each flush
+        # (everything that changes a TCB ends in flush or kick), in a heap with lazy deletion:
+        # get_timer is O(log n) instead of a scan of every connection per frame (10,000
+        # connections). Lazy as Linux's mod_timer and BSD callouts: a deadline that moves
+        # later or goes away costs nothing (every ACK moves the RTO later, the delayed ACK is
+        # armed and cleared every other segment); only an earlier one is pushed. An entry
+        # that comes due early is asked again (settle, handle_timer) and re-indexed at the
+        # TCB's deadline then, so get_timer may answer early: a wake with nothing due does
+        # nothing (Host.handle_timer).
         self._timer_heap: list[tuple[float, int, Tcb]] = []
         self._timer_of: dict[Tcb, float] = {}
         self._timer_seq = 0
@@ -550,30 +556,23 @@ class TcpLayer:
                 return
             if tcb.user_closed and self._orphan_reset(tcb, now):
                 continue  # send its RST
-            # _note_timer's tests, inline (after every segment); the TCB's get_timer() when
-            # no deadline changed since it was last asked, without the call
+            # the TCB's next deadline into the timer index when it is earlier than the entry
+            # there, or there is none (the one copy of that rule: a later deadline, or none,
+            # leaves the entry, which comes due early and is asked again); the TCB's
+            # get_timer() when no deadline changed since it was last asked, without the call
             if tcb._timer_stale:
                 t = tcb.get_timer()
             else:
                 slot = tcb.timer
                 t = None if slot is None else slot[0]
-            if t is None:
-                self._timer_of.pop(tcb, None)
-            elif self._timer_of.get(tcb) != t:
-                self._index_timer(tcb, t)
+            if t is not None:
+                at = self._timer_of.get(tcb)
+                if at is None or t < at:
+                    self._index_timer(tcb, t)
             return
-
-    def _note_timer(self, tcb: Tcb, t: float | None) -> None:
-        """``tcb``'s next deadline is ``t`` (its ``get_timer()``): into the timer index."""
-        of = self._timer_of
-        if t is None:
-            of.pop(tcb, None)
-            return
-        if of.get(tcb) != t:
-            self._index_timer(tcb, t)
 
     def _index_timer(self, tcb: Tcb, t: float) -> None:
-        """A new deadline ``t`` of ``tcb`` (not the one indexed) into the timer index."""
+        """A deadline ``t`` of ``tcb``, earlier than the one indexed, into the timer index."""
         of = self._timer_of
         of[tcb] = t
         self._timer_seq += 1
@@ -653,8 +652,29 @@ class TcpLayer:
             t, _, tcb = heap[0]
             if of.get(tcb) == t:
                 return t
-            heapq.heappop(heap)  # stale: the TCB's deadline moved or it is gone
+            heapq.heappop(heap)  # stale: the TCB's deadline moved earlier or it is gone
         return None
+
+    def settle(self, now: float) -> bool:
+        """Re-index the entries due at ``now`` whose TCB has nothing due (or is gone), up to the
+        first that has: True if there was one, the index's answer had been early."""
+        heap = self._timer_heap
+        of = self._timer_of
+        early = False
+        while heap and heap[0][0] <= now:
+            t, _, tcb = heap[0]
+            if of.get(tcb) == t:
+                deadline = tcb.get_timer() if self.conns.get(tcb.key) is tcb else None
+                if deadline is not None and deadline <= now:
+                    break
+                early = True
+                del of[tcb]
+                heapq.heappop(heap)
+                if deadline is not None:
+                    self._index_timer(tcb, deadline)
+            else:
+                heapq.heappop(heap)  # stale: the TCB's deadline moved earlier or it is gone
+        return early
 
     def handle_timer(self, now: float) -> None:
         heap = self._timer_heap
@@ -675,8 +695,8 @@ class TcpLayer:
             if deadline is not None and deadline <= now:
                 tcb.handle_timer(now)
                 self.flush(tcb, now)
-            else:
-                self._note_timer(tcb, deadline)
+            elif deadline is not None:  # (its entry is gone: any deadline is earlier)
+                self._index_timer(tcb, deadline)
 
     # -- introspection -----------------------------------------------------------------------------
     def ss(self) -> str:

@@ -59,6 +59,7 @@ def lossy_bulk(nbytes: int, *, congestion: str = "bbr", rate: str | None = "50Mb
 
     async def sink(r, w):
         seen["got"] = len(await r.read())
+        seen["data_seconds"] = net.now - seen["start"]  # all the data and a's FIN are in
         w.close()
 
     async def main():
@@ -72,7 +73,7 @@ def lossy_bulk(nbytes: int, *, congestion: str = "bbr", rate: str | None = "50Mb
             orig(rs, now)
 
         tcb.cc.on_rate_sample = count
-        start = net.now
+        start = seen["start"] = net.now
         left = nbytes
         while left:
             k = min(left, chunk)
@@ -112,7 +113,9 @@ def test_bbr_keeps_its_rate_when_its_timers_fire_late():
     on_time = lossy_bulk(4_000_000, rate=None)
     late = lossy_bulk(4_000_000, rate=None, late=0.004)
     assert late["got"] == 4_000_000
-    assert late["seconds"] <= on_time["seconds"] * 1.03
+    # until b has it all: b's own FIN (its timers are on time) is not what is measured; on
+    # this seed's path it is lost and resent after b's RTO, 0.22 s
+    assert late["data_seconds"] <= on_time["data_seconds"] * 1.03
     assert late["tcb"].cc.max_bw >= on_time["tcb"].cc.max_bw
 
 
