@@ -27,13 +27,15 @@ TSO_WIN_DIVISOR = 3  # net.ipv4.tcp_tso_win_divisor
 JIFFY = 0.001  # HZ 1000
 
 
-def should_defer(*, skb_len: int, is_tail: bool, cong_win: int, send_win: int, snd_wnd: int,
+def should_defer(skb_len: int, is_tail: bool, cong_win: int, send_win: int, snd_wnd: int,
                  cwnd: int, ssthresh: int, mss: int, srtt: float | None, min_tso_segs: int,
                  idle: float, head_age: float | None) -> tuple[bool, bool]:
     """(defer, cwnd_limited) for the unsent rest of one skb, ``skb_len`` bytes (more than one
     segment) starting at SND.NXT: ``cong_win`` the bytes cwnd leaves, ``send_win`` those the
     peer's window leaves from there, ``idle`` the time since data was last sent, ``head_age``
-    how long ago the oldest segment in flight went (None: nothing in flight)."""
+    how long ago the oldest segment in flight went (None: nothing in flight). (Positional
+    parameters: the send path calls it positionally, for most ACKs; a keyword call of twelve
+    costs twice as much.)"""
     if idle > JIFFY:
         return False, False
     limit = send_win if send_win < cong_win else cong_win
