@@ -106,17 +106,13 @@ class DeliveryRate:
         sample of this ACK."""
         rs = RateSample(prior_in_flight, in_flight, una, nxt)  # (positional: see RateSample)
         fin_end = log.fin_end
-        for r in acked:
-            if not r.length or r.rated:
-                done = [r for r in acked if r.length and not r.rated]
-                break
-        else:  # every one of them counts (the usual ACK): no list of their own
-            done = acked
+        # those of ``acked`` a SACK counted before, and a bare FIN's, do not count: skipped in
+        # the one pass below when ``done`` is ``acked`` (the usual ACK: no list of their own)
+        done = acked
         # SACKed records: found by bisection, counted once
         recs = log.records
         if sacked.starts and recs:
-            if done is acked:
-                done = list(acked)  # (the SACKed ones are added to it)
+            done = [r for r in acked if r.length and not r.rated]  # (SACKed ones added)
             for lo, hi in (zip(sacked.starts, sacked.ends, strict=True) if fresh is None
                            else fresh):
                 j = max(bisect_right(recs, lo, key=_start) - 1, 0)
@@ -133,6 +129,8 @@ class DeliveryRate:
         rtt_sent = -1.0
         newly = 0
         for rec in done:
+            if done is acked and (rec.rated or not rec.length):
+                continue
             newly += rec.end - rec.start - (rec.end == fin_end)
             if best is None or rec.xmit >= best.xmit:
                 best = rec
@@ -156,7 +154,7 @@ class DeliveryRate:
         send_elapsed = best.xmit - best.first_sent
         ack_elapsed = now - best.delivered_time
         self.first_sent_time = best.xmit
-        interval = max(send_elapsed, ack_elapsed)
+        interval = send_elapsed if send_elapsed > ack_elapsed else ack_elapsed  # (max())
         if interval > 0 and (self.min_rtt is None or interval >= self.min_rtt):
             rs.interval = interval
             rs.delivered = self.delivered - rs.prior_delivered
