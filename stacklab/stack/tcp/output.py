@@ -390,13 +390,12 @@ class TcbOutput(TcbVars):
         wnd = self.snd_wnd
         # seq_sub(SND.NXT, SND.UNA); flight_una() is SND.UNA but in a TCP Fast Open child
         d = (nxt - (self.snd_una if self.tfo is None else self.flight_una())) & MASK
-        defer, cwnd_limited = should_defer(
-            skb_len=end - pos, is_tail=end >= tail, cong_win=cong_win,
-            send_win=wnd - (d - MOD if d > HALF else d), snd_wnd=wnd,
-            cwnd=cc.cwnd, ssthresh=cc.ssthresh, mss=self.snd_mss, srtt=self.rtt.srtt,
-            min_tso_segs=self.config.min_tso_segs,
-            idle=now - self.lsndtime if self.lsndtime is not None else 0.0,
-            head_age=None if head is None else now - head)
+        defer, cwnd_limited = should_defer(  # (positionally: skb_len, is_tail, cong_win,
+            # send_win, snd_wnd, cwnd, ssthresh, mss, srtt, min_tso_segs, idle, head_age)
+            end - pos, end >= tail, cong_win, wnd - (d - MOD if d > HALF else d), wnd,
+            cc.cwnd, cc.ssthresh, self.snd_mss, self.rtt.srtt, self.config.min_tso_segs,
+            now - self.lsndtime if self.lsndtime is not None else 0.0,
+            None if head is None else now - head)
         self.tso_deferred_cwnd_limited |= cwnd_limited
         return defer, end
 

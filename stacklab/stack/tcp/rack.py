@@ -79,23 +79,6 @@ class Rack:
         """A transmission replaced ``unsacked`` SACKed records (sent again)."""
         self.sacked_segs -= unsacked
 
-    def on_cumulative_ack(self, acked: list[Sent], now: float, mss: int) -> None:
-        """The records the cumulative ACK removed are delivered (the ones not SACKed before
-        advance RACK)."""
-        for s in acked:
-            if s.sacked:
-                break
-        else:  # none SACKed before (the usual ACK): all of them, without a list of their own
-            self._delivered(acked, now, mss)
-            return
-        done: list[Sent] = []
-        for s in acked:
-            if s.sacked:
-                self.sacked_segs -= 1
-            else:
-                done.append(s)
-        self._delivered(done, now, mss)
-
     def on_sacked(self, sacked: RangeSet, now: float, mss: int,
                   fresh: list[tuple[int, int]]) -> None:
         """The records the scoreboard now covers, looked for where the last SACK made it grow
@@ -116,10 +99,13 @@ class Rack:
                     s.sacked = True
                     self.sacked_segs += 1
                     done.append(s)
-        self._delivered(done, now, mss)
+        self.on_delivered(done, now, mss, False)
 
-    def _delivered(self, done: list[Sent], now: float, mss: int) -> None:
-        """RFC 8985 §6.2 steps 2-3 for newly delivered segments, in sequence order as Linux
+    def on_delivered(self, done: list[Sent], now: float, mss: int, cumulative: bool) -> None:
+        """``done`` are delivered: the records the cumulative ACK removed (``cumulative``: the
+        ones a SACK delivered before only leave the SACKed count; the others advance RACK), or
+        those a SACK newly covers (:meth:`on_sacked`). One pass, as it runs for every ACK.
+        RFC 8985 §6.2 steps 2-3 for newly delivered segments, in sequence order as Linux
         (tcp_clean_rtx_queue, tcp_sacktag_walk: RACK.rtt is the last one's; the RFC orders them
         by transmission time, which makes a resent segment's short RTT win); and Linux's
         reordering degree: how far below the highest delivered end (FACK) the lowest segment
@@ -136,6 +122,9 @@ class Rack:
         rtt: float | None = None  # the last RTT taken (RACK.rtt), None: none
         low = None
         for s in done:
+            if cumulative and s.sacked:
+                self.sacked_segs -= 1  # delivered before (RACK took it then)
+                continue
             end = s.end
             retrans = s.retrans
             if not retrans:

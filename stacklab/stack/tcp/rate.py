@@ -38,19 +38,21 @@ OPEN, RECOVERY, LOSS = 0, 3, 4
 class RateSample:
     """What one ACK tells a controller (Linux ``struct rate_sample`` plus the round marks)."""
 
+    # (the four that DeliveryRate.on_ack passes first, positionally: a keyword call of the
+    # generated __init__ costs twice as much, and it runs for every ACK)
+    prior_in_flight: int = 0  # bytes in flight before this ACK
+    in_flight: int = 0  # bytes in flight after it
+    una: int = 0  # SND.UNA after this ACK (stream position)
+    # SND.MAX (stream position; Linux's snd_nxt, which a timeout does not move back):
+    # HyStart's round ends when SND.UNA passes its value at the round's start
+    nxt: int = 0
     delivered: int = 0  # bytes delivered over ``interval`` (0 with no valid interval)
     interval: float = 0.0  # seconds; 0 when the sample is not valid (§3.3: shorter than min RTT)
     rtt: float | None = None  # RTT of the newest segment delivered now, never resent
     prior_delivered: int = 0  # the connection's delivered count when that segment was sent
     newly_delivered: int = 0  # bytes this ACK delivered (cumulatively or by SACK)
     delivered_total: int = 0  # the connection's delivered count after this ACK
-    prior_in_flight: int = 0  # bytes in flight before this ACK
-    in_flight: int = 0  # bytes in flight after it
     app_limited: bool = False  # the interval saw the application, not the network, limit us
-    una: int = 0  # SND.UNA after this ACK (stream position)
-    # SND.MAX (stream position; Linux's snd_nxt, which a timeout does not move back):
-    # HyStart's round ends when SND.UNA passes its value at the round's start
-    nxt: int = 0
     losses: int = 0  # bytes this ACK's loss detection newly marked lost (Linux rs->losses)
     ca_state: int = 0  # OPEN, RECOVERY or LOSS after this ACK (Linux icsk_ca_state)
 
@@ -102,19 +104,15 @@ class DeliveryRate:
         from ``log``, and those of ``log`` the scoreboard now covers, looked for where it grew
         (``fresh``: the ranges the last SACK added, recovery.py; every range if None); the
         sample of this ACK."""
-        rs = RateSample(prior_in_flight=prior_in_flight, in_flight=in_flight, una=una, nxt=nxt)
+        rs = RateSample(prior_in_flight, in_flight, una, nxt)  # (positional: see RateSample)
         fin_end = log.fin_end
-        for r in acked:
-            if not r.length or r.rated:
-                done = [r for r in acked if r.length and not r.rated]
-                break
-        else:  # every one of them counts (the usual ACK): no list of their own
-            done = acked
+        # those of ``acked`` a SACK counted before, and a bare FIN's, do not count: skipped in
+        # the one pass below when ``done`` is ``acked`` (the usual ACK: no list of their own)
+        done = acked
         # SACKed records: found by bisection, counted once
         recs = log.records
         if sacked.starts and recs:
-            if done is acked:
-                done = list(acked)  # (the SACKed ones are added to it)
+            done = [r for r in acked if r.length and not r.rated]  # (SACKed ones added)
             for lo, hi in (zip(sacked.starts, sacked.ends, strict=True) if fresh is None
                            else fresh):
                 j = max(bisect_right(recs, lo, key=_start) - 1, 0)
@@ -131,6 +129,8 @@ class DeliveryRate:
         rtt_sent = -1.0
         newly = 0
         for rec in done:
+            if done is acked and (rec.rated or not rec.length):
+                continue
             newly += rec.end - rec.start - (rec.end == fin_end)
             if best is None or rec.xmit >= best.xmit:
                 best = rec
@@ -154,7 +154,7 @@ class DeliveryRate:
         send_elapsed = best.xmit - best.first_sent
         ack_elapsed = now - best.delivered_time
         self.first_sent_time = best.xmit
-        interval = max(send_elapsed, ack_elapsed)
+        interval = send_elapsed if send_elapsed > ack_elapsed else ack_elapsed  # (max())
         if interval > 0 and (self.min_rtt is None or interval >= self.min_rtt):
             rs.interval = interval
             rs.delivered = self.delivered - rs.prior_delivered

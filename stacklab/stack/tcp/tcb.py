@@ -1329,7 +1329,7 @@ class Tcb(TcbOutput):
         rtt.on_new_ack()
         self.retries = 0
         self.rec.on_cumulative_ack(ack_pos)
-        self.rack.on_cumulative_ack(acked, now, self.snd_mss)
+        self.rack.on_delivered(acked, now, self.snd_mss, True)
         if self.rate is not None and self.cc.owns_cwnd and self.sack_ok:
             self.rate.acked += acked  # BBR samples every ACK, after loss detection (_after_ack)
         elif self.rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
@@ -1433,7 +1433,7 @@ class Tcb(TcbOutput):
         self.retries = 0
         if rec.retrans.starts or rec.lost.starts:
             rec.on_cumulative_ack(pos)
-        self.rack.on_cumulative_ack(acked, now, self.snd_mss)
+        self.rack.on_delivered(acked, now, self.snd_mss, True)
         rate = self.rate
         if rate is not None:  # the controller's per-ACK sample (rate.py), before on_ack
             d = (nxt - ack) & MASK  # (seq_sub(SND.NXT, SEG.ACK): what stays in flight)

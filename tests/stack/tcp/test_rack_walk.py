@@ -80,7 +80,7 @@ def history(seed: int, steps: int) -> int:
                 rack.on_sacked(sacked, now, MSS, fresh)
         elif op < 0.88:  # the cumulative ACK moves
             una = min(nxt, una + MSS * rng.randint(1, 3))
-            rack.on_cumulative_ack(log.acked(una), now, MSS)
+            rack.on_delivered(log.acked(una), now, MSS, True)
             sacked.remove_below(una)
         elif op < 0.9:
             on_rto(tcb)  # the lost marks go: every record not SACKed is a candidate again

@@ -63,3 +63,17 @@ def test_packet_ends_run_matches_packet_ends(n, data, flight_segs, cwnd_segs, sr
                        ssthresh, mss, srtt, min_segs)
     assert packet_ends_run(n, pushed, max(flight, 0), cwnd, ssthresh, mss, srtt,
                            min_segs) == spec
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(0, 1 << 31), st.sampled_from([2, 1000, 1 << 30]),
+       st.sampled_from([536, 1448, 8948]), st.floats(1e-7, 100.0), st.integers(1, 12))
+def test_autosize_segs_is_tcp_tso_autosize_with_truncation(cwnd, ssthresh, mss, srtt, min_segs):
+    # autosize_segs takes floor() where the kernel's integer arithmetic truncates (int())
+    ratio = 2.0 if cwnd < ssthresh // 2 else 1.2
+    nbytes = int(cwnd * ratio / srtt) >> 10
+    r = int(srtt * 1e6) >> 9
+    if r < 32:
+        nbytes += 65536 >> r
+    want = max(min(nbytes, 65536) // mss, min_segs)
+    assert autosize_segs(cwnd, ssthresh, mss, srtt, min_segs) == want
