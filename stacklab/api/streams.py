@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
-import functools
 import os
 import socket
 import struct
@@ -63,31 +62,37 @@ _DEFAULT_LIMIT = 2 ** 16
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 
-def _drain(layer: TcpLayer, now: float) -> None:
+def _drain_hook(layer: TcpLayer) -> Callable[[float], None]:
     """The driver's drain hook for a host's TCP layer: hand each queued event to the transport
     of its connection (a new passive connection to its listener's accept callback), then run the
-    output of what the application did in reaction, until neither is left."""
+    output of what the application did in reaction, until neither is left. A closure over the
+    layer's two queues (never rebound: the driver holds them too, ``on_drain``), so the driver
+    calls it as a plain function, not a ``functools.partial`` (a call from C per segment)."""
     events = layer.events
     kicked = layer.kicked
-    while events or kicked:
-        while events:
-            tcb, ev = events.popleft()
-            transport = tcb.user
-            if type(transport) is TcpTransport or isinstance(transport, TcpTransport):
-                if type(ev) is DataReceived:  # the per-segment event, without a dispatch call
-                    transport._deliver()
-                else:
-                    transport._on_event(ev, now)
-            elif type(ev) is Connected and (lst := layer.listener_of(tcb)) is not None:
-                lst.on_established(tcb)
-        if kicked:
-            layer.poll(now)
+
+    def drain(now: float) -> None:
+        while events or kicked:
+            while events:
+                tcb, ev = events.popleft()
+                transport = tcb.user
+                if type(transport) is TcpTransport or isinstance(transport, TcpTransport):
+                    if type(ev) is DataReceived:  # the per-segment event, without a dispatch call
+                        transport._deliver()
+                    else:
+                        transport._on_event(ev, now)
+                elif type(ev) is Connected and (lst := layer.listener_of(tcb)) is not None:
+                    lst.on_established(tcb)
+            if kicked:
+                layer.poll(now)
+
+    return drain
 
 
 def _pull_events(host: DrivenHost, layer: TcpLayer) -> None:
     """Make the host's driver drain ``layer``'s events after every node call that left some
     queued, or a connection kicked (once per layer)."""
-    host.driving().on_drain(layer, functools.partial(_drain, layer), (layer.events, layer.kicked))
+    host.driving().on_drain(layer, _drain_hook(layer), (layer.events, layer.kicked))
 
 
 def _config(layer: TcpLayer, config: TcpConfig | None, nodelay: bool | None,
@@ -161,8 +166,8 @@ class TcpTransport(asyncio.Transport):
         tcb.user = self
 
     def _on_event(self, ev: TcbEvent, now: float) -> None:
-        """One event of this transport's TCB, pulled by the layer's drain hook (``_drain``) at
-        ``now``, the driver's time (``host.now()``)."""
+        """One event of this transport's TCB, pulled by the layer's drain hook
+        (``_drain_hook``) at ``now``, the driver's time (``host.now()``)."""
         cls = type(ev)
         if cls is DataReceived or cls is EofReceived:  # the per-segment events first
             self._deliver()
@@ -182,7 +187,7 @@ class TcpTransport(asyncio.Transport):
             return
         data = tcb.read()
         while data:
-            if tcb.ack_pending:  # the read opened the window enough for a window update
+            if tcb.ack_pending():  # the read opened the window enough for a window update
                 self._layer.kick(tcb)
             if not tcb.user_closed:
                 self._protocol.data_received(data)  # type: ignore[attr-defined]  # a Protocol

@@ -486,10 +486,23 @@ class TcbOutput(TcbVars):
     def window_update_due(self) -> bool:
         """After the application read: advertise the larger window when it opens from below one
         MSS or at least doubles (a window update, RFC 9293 §3.8.6.2.2). ``output()`` asks when it
-        has nothing else to send."""
+        has nothing else to send.
+
+        ``receive_window`` offers at most rcv_ssthresh and the free space (or the window open
+        now): from one MSS open, a window more than half of either cannot double, and the rule
+        need not run. That is the common answer (a bulk receiver asks after every read, its
+        window nearly all open; a bulk sender after every ACK); the test against
+        ``reference.window_update_due`` covers both sides of the bound."""
         cur = (self.rcv_adv - self.rcv_nxt) & MASK
         if cur > HALF:
             cur = 0
+        if cur >= self.adv_mss:
+            twice = 2 * cur
+            if twice > self.rcv_ssthresh:
+                return False
+            rb = self.recvbuf
+            if twice > rb.capacity - len(rb.ready):
+                return False
         offer = self.receive_window()
         return offer > cur and (cur < self.adv_mss or offer >= 2 * cur)
 

@@ -304,10 +304,10 @@ class Tcb(TcbOutput):
         """Bytes in the send buffer: not yet sent, or sent and not yet acknowledged."""
         return len(self.sendbuf)
 
-    @property
     def ack_pending(self) -> bool:
         """An ACK is owed or a window update is due: what a read may change, so ``output()``
-        after a read only has something to do when this is true."""
+        after a read only has something to do when this is true. (A method: the stream
+        transport asks after every read, and a property's getter is a call from C.)"""
         return self._ack_now or self.window_update_due()
 
     def close(self, now: float, *, full: bool = False) -> None:

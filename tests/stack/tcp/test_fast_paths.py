@@ -48,6 +48,34 @@ def test_window_update_due_matches_the_general_test(rcv_nxt, adv, shift, cap, us
     assert tcb.window_update_due() == reference.window_update_due(tcb)
 
 
+def test_window_update_due_near_its_bound():
+    """``window_update_due`` answers False without the window rule when the window open is at
+    least an MSS and more than half of rcv_ssthresh or of the free space: states drawn around
+    that bound (the offer about twice the window open) agree with the reference."""
+    rng = random.Random(23)
+
+    def near(x: int, mss: int) -> int:  # x, one off it, or up to 3 MSS off
+        return max(0, x + rng.choice((-1, 0, 0, 1, rng.randint(-3 * mss, 3 * mss))))
+
+    for _ in range(20000):
+        tcb = Tcb(bytes(4), 1, bytes(4), 2, iss=0, now=0.0)
+        mss = rng.choice((536, 1448, 8948, rng.randint(64, 9000)))
+        shift = rng.choice((0, 0, 7, rng.randint(0, 14)))
+        cur = rng.choice((0, 1, mss - 1, mss, mss + 1, rng.randint(0, 1 << 22)))
+        cap = max(1, near(2 * cur, mss))
+        used = rng.choice((0, 0, rng.randint(0, 2 * mss), rng.randint(0, cap)))
+        ssth = near(2 * cur, mss) if rng.random() < 0.5 else rng.randint(0, 1 << 23)
+        tcb.rcv_nxt = rng.getrandbits(32)
+        tcb.rcv_adv = (tcb.rcv_nxt + cur) & 0xFFFFFFFF
+        tcb.rcv_wscale = shift
+        tcb.recvbuf.capacity = cap
+        tcb.recvbuf.ready = bytearray(min(used, cap + 100))
+        tcb.rcv_ssthresh = ssth
+        tcb.adv_mss = mss
+        assert tcb.window_update_due() == reference.window_update_due(tcb), (
+            mss, shift, cur, cap, used, ssth)
+
+
 @settings(max_examples=300, deadline=None)
 @given(U32, st.integers(0, 1 << 20), st.integers(0, 14), st.integers(1, 4 << 20),
        st.integers(0, 4 << 20), st.integers(64, 9000), st.integers(0, 4 << 20))
