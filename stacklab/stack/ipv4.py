@@ -65,8 +65,7 @@ class TcpOut(Protocol):
     urgent: int
     ecn: int
     _ts: tuple[int, int] | None
-
-    def ts_only(self) -> bool: ...
+    plain: bool  # ts_only(), without the call
 
 
 class TcpFlow:
@@ -553,7 +552,7 @@ class Ipv4:
         end = start
         while end < n:
             seg = segs[end]
-            if not seg.ts_only() or (52 if seg._ts is not None else 40) + len(seg.payload) > mtu:
+            if not seg.plain or (52 if seg._ts is not None else 40) + len(seg.payload) > mtu:
                 break
             end += 1
         if end == start:

@@ -517,7 +517,7 @@ class TcpLayer:
                         seg = out[i]
                         i += 1
                         payload = seg.payload
-                        if gso and seg.ts_only() and len(payload) > tcb.snd_mss:
+                        if gso and seg.plain and len(payload) > tcb.snd_mss:
                             # a TSO packet (gso.py)
                             c["tcp.tx.segments"] += (len(payload) - 1) // tcb.snd_mss
                             ipv4.send_tso_frame(flow.path, src, dst, now, df, sp, dp, psum, seg.seq,

@@ -56,7 +56,7 @@ class SegmentLike(Protocol):
 class Segment:
     __slots__ = ("seq", "ack", "flags", "window", "payload", "_mss", "_wscale", "_sack_perm",
                  "_ts", "_sack", "urgent", "ecn", "_fo",
-                 "_aco")
+                 "_acc", "plain")
 
     def __init__(self, seq: int, ack: int, flags: int, window: int, payload: Buffer = b"", *,
                  mss: int | None = None, wscale: int | None = None, sack_perm: bool = False,
@@ -76,7 +76,22 @@ class Segment:
         self.urgent = 0  # the urgent pointer field, set by the sender in urgent mode (urgent.py)
         self.ecn = 0  # the IP header's ECN field it leaves with (ecn.py: ECT(0) on new data)
         self._fo = fastopen  # RFC 7413, on SYNs only
-        self._aco: AccEcnOpt | None = None  # the AccECN option (RFC 9768), set by accecn.py
+        self._acc: AccEcnOpt | None = None  # the AccECN option (RFC 9768): _aco, by accecn.py
+        # ts_only(): no option but timestamps, if any (the options are set here, but for the
+        # AccECN option, whose setter clears it): what the frame builders read of every
+        # segment, without a call
+        self.plain = mss is None and wscale is None and not sack_perm and not sack \
+            and fastopen is None
+
+    @property
+    def _aco(self) -> AccEcnOpt | None:
+        return self._acc
+
+    @_aco.setter
+    def _aco(self, opt: AccEcnOpt | None) -> None:
+        self._acc = opt
+        if opt is not None:
+            self.plain = False
 
     def mss(self) -> int | None:
         return self._mss
@@ -97,7 +112,7 @@ class Segment:
         return self._fo
 
     def accecn(self) -> AccEcnOpt | None:
-        return self._aco
+        return self._acc
 
     @property
     def seg_len(self) -> int:
@@ -106,9 +121,9 @@ class Segment:
 
     def ts_only(self) -> bool:
         """No option but timestamps, if any: the layouts the segment builders pack with the
-        header in one call (``build_tcp(timestamps=)``, ``TcpFrameTemplate.build``)."""
-        return self._mss is None and self._wscale is None and not self._sack_perm \
-            and not self._sack and self._fo is None and self._aco is None
+        header in one call (``build_tcp(timestamps=)``, ``TcpFrameTemplate.build``): the
+        ``plain`` slot (``__init__`` and the ``_aco`` setter keep it)."""
+        return self.plain
 
     def options_bytes(self) -> bytes:
         if self.ts_only():

@@ -25,12 +25,40 @@ from stacklab.stack.tcp.tcb import Tcb
 from stacklab.wire.addr import ip_bytes
 from stacklab.wire.ethernet import build_ethernet
 from stacklab.wire.ipv4 import build_ipv4
-from stacklab.wire.tcp import build_tcp
+from stacklab.wire.tcp import AccEcnOpt, FastOpenOpt, build_tcp, encode_options
 
 from . import reference
 from .pair import Pair, wire
 
 U32 = st.integers(0, 0xFFFFFFFF)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.none() | st.integers(536, 9000), st.none() | st.integers(0, 14), st.booleans(),
+       st.none() | st.tuples(U32, U32), st.lists(st.tuples(U32, U32), max_size=3),
+       st.none() | st.just(FastOpenOpt(b"")), st.none() | st.just(AccEcnOpt(1, (1, 2, 3))),
+       st.booleans())
+def test_segment_plain_is_ts_only_by_the_options_encoding(mss, wscale, sack_perm, ts, sack, fo,
+                                                          aco, aco_none_after):
+    """``Segment.plain`` (ts_only(), read by the frame builders without a call) holds when
+    the general option encoding of the segment is nothing or the timestamps alone, also after
+    accecn.py sets the AccECN option."""
+    seg = Segment(1, 2, ACK, 3, b"x", mss=mss, wscale=wscale, sack_perm=sack_perm, ts=ts,
+                  sack=tuple(sack), fastopen=fo)
+    if aco is not None:
+        seg._aco = aco
+        if aco_none_after:
+            seg._aco = None  # (stays not plain: the general path, the same bytes)
+    assert seg.accecn() is seg._aco
+    general = encode_options(mss=mss, wscale=wscale, sack_permitted=sack_perm, timestamps=ts,
+                             sack_blocks=sack, fastopen=fo, accecn=seg._aco)
+    only_ts = general == (encode_options(timestamps=ts) if ts is not None else b"")
+    if aco is not None and aco_none_after:
+        assert not seg.plain
+    else:
+        assert seg.plain == only_ts
+    assert seg.ts_only() is seg.plain
+    assert seg.options_bytes() == general
 
 
 @settings(max_examples=300, deadline=None)
