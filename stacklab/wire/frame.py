@@ -316,19 +316,20 @@ class TcpFrameTemplate:
         header, both checksums filled in (with ``partial``, the TCP one partial): the sums as
         ``checksum.ipv4_tcp_fields`` makes them, without its call."""
         n = len(payload)
+        flags &= FLAG_MASK
         if timestamps is None:
             tlen = 40 + n
-            off_flags = 0x5000 | (flags & FLAG_MASK)
+            off_flags = 0x5000 | flags
+            words = self._tcp_words
         else:
             tlen = 52 + n
-            off_flags = 0x8000 | (flags & FLAG_MASK)
+            off_flags = 0x8000 | flags
             tsval, tsecr = timestamps
+            words = self._tcp_words_ts + tsval + tsecr
         if self.partial:  # fold(pseudo): not zero (the protocol is not); the words unsummed
             tcp_csum = (self._pseudo + tlen - 20) % 0xFFFF or 0xFFFF
         else:
-            words = (self._tcp_words if timestamps is None
-                     else self._tcp_words_ts + tsval + tsecr) \
-                + tlen + seq + ack + off_flags + window + urgent
+            words += tlen + seq + ack + off_flags + window + urgent
             if n:
                 # a big-endian sum is the little-endian one byte-swapped (x 256); le_sum's two
                 # cases without its call (int.from_bytes copies anything but bytes: a
@@ -342,19 +343,21 @@ class TcpFrameTemplate:
                              -(self._ip_words + tos + tlen + ident) % 0xFFFF, self._ends, seq,
                              ack, off_flags, window, tcp_csum, urgent)
             opts: _Options = _NO_OPTIONS
+            hlen = 20
         else:
             hdr = _FLOW_TS.pack(self._eth, tos, tlen, ident, self._ip_mid,
                                 -(self._ip_words + tos + tlen + ident) % 0xFFFF, self._ends,
                                 seq, ack, off_flags, window, tcp_csum, urgent, _NOPNOP_TS_BYTES,
                                 tsval, tsecr)
-            opts = (None, None, False, (), (tsval, tsecr))
+            opts = (None, None, False, (), timestamps)
+            hlen = 32
         if n:
             hdr += payload
         frame = self._cls(hdr)
         # what parse_ipv4_tcp_segment reads of these bytes (the pack above took every value as
         # it is, or raised): the receiver takes it in place of the unpack and the checks
         frame.packed = (tlen + 14, tos, tlen, self.src_port, self.dst_port, seq, ack,
-                        off_flags & FLAG_MASK, window, (off_flags >> 10) & 0x3C, opts)
+                        flags, window, hlen, opts)
         return frame
 
 

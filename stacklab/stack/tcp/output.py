@@ -613,7 +613,7 @@ class TcbOutput(TcbVars):
                         stamps = self.sent.records[-1]
             else:  # (_emit for the next full-sized segment of new data, written out; its
                 # record and counts with the rest of the run's: _record_run)
-                out.append(Segment(nxt, ack, flags, window, bytes(data[off:off + mss]), ts=ts))
+                out.append(Segment(nxt, ack, flags, window, bytes(data[off:off + mss]), ts))
             nxt = self.snd_nxt = self.snd_max = (nxt + mss) & MASK
             sent = True
         if next_seg is not None and count > 1:

@@ -58,11 +58,13 @@ class Segment:
                  "_ts", "_sack", "urgent", "ecn", "_fo",
                  "_acc", "plain")
 
-    def __init__(self, seq: int, ack: int, flags: int, window: int, payload: Buffer = b"", *,
-                 mss: int | None = None, wscale: int | None = None, sack_perm: bool = False,
+    def __init__(self, seq: int, ack: int, flags: int, window: int, payload: Buffer = b"",
                  ts: tuple[int, int] | None = None,
-                 sack: tuple[tuple[int, int], ...] = (),
+                 sack: tuple[tuple[int, int], ...] = (), *,
+                 mss: int | None = None, wscale: int | None = None, sack_perm: bool = False,
                  fastopen: FastOpenOpt | None = None) -> None:
+        """``ts`` and ``sack`` may come by position (the per-segment builders: a class called
+        with keywords packs them in a dict each time), the options of a SYN by keyword."""
         self.seq = seq
         self.ack = ack
         self.flags = flags
