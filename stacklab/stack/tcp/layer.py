@@ -382,12 +382,13 @@ class TcpLayer:
         st = tcb.state
         if st is not ESTABLISHED and st not in _CLOSING_STATES:
             return False
+        host = self.host
         if checksum_ok is not True or (v._opts is None and v.header_len > 20):
             if not self._segment_ok(tcb.remote_ip, tcb.local_ip, v, checksum_ok, now, False):
                 return True
         else:
-            self.host.counters["tcp.rx.segments"] += 1
-        tcb.rx_gso_size = self.host.rx_gso_size  # a GRO packet's segment size (tcb._data_in)
+            host.counters["tcp.rx.segments"] += 1
+        tcb.rx_gso_size = host.rx_gso_size  # a GRO packet's segment size (tcb._data_in)
         tcb.receive(v, now, ip_ecn)
         self.flush(tcb, now)
         return True
