@@ -73,6 +73,7 @@ ATTRS = [
     ("stacklab/wire/frame.py", "class VerifiedFrame(bytes):", "native_class=False"),
     ("stacklab/wire/frame.py", "class PartialFrame(bytes):", "native_class=False"),
     ("stacklab/stack/node.py", "class GsoFrame(bytearray):", "native_class=False"),
+    ("stacklab/stack/node.py", "class NodeCounters(Counter[str]):", "native_class=False"),
     # stack/router.py sets a router's ipv4.forward per instance (MSS clamping)
     ("stacklab/stack/ipv4.py", "class Ipv4:", "native_class=False"),
     ("stacklab/stack/node.py", "class Node:", "allow_interpreted_subclasses=True"),

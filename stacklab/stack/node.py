@@ -27,6 +27,16 @@ from typing import Any
 from stacklab.trace.events import Tracer
 
 
+class NodeCounters(Counter[str]):
+    """A node's counters: a ``Counter`` whose item deletion is dict's own. ``Counter`` defines
+    ``__delitem__`` in Python (a missing key is no error), and a class that does so sends every
+    item store through the generic slot too: each ``c[key] += 1`` of the per-segment path cost
+    ~120 ns instead of ~55 (about 6 per data segment of a bulk transfer; issue 23). So ``del``
+    of a missing key raises ``KeyError`` here, as a dict's; everything else is ``Counter``'s."""
+
+    __delitem__ = dict.__delitem__  # type: ignore[assignment]
+
+
 @dataclass(slots=True)
 class Port:
     """One network interface of a node, as the link layer sees it. ``gso_max``: the device
@@ -60,7 +70,7 @@ class Node:
     def __init__(self, name: str, tracer: Tracer | None = None) -> None:
         self.name = name
         self.ports: list[Port] = []
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = NodeCounters()
         self.tracer = tracer
         self.wake: Callable[[], None] | None = None
         self._out: list[tuple[int, bytes | bytearray]] = []
