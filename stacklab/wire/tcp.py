@@ -36,7 +36,7 @@ __all__ = [
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS", "AE",
     "TcpView", "TcpSegment", "TcpOption", "MssOpt", "WscaleOpt", "SackPermOpt", "SackOpt",
     "TimestampOpt", "NopOpt", "EolOpt", "FastOpenOpt", "AccEcnOpt", "UnknownOpt", "build_tcp",
-    "encode_options",
+    "encode_options", "EngineOptions",
     "pack_options", "parse_options", "flags_str", "HEADER_LEN", "FLAG_MASK",
 ]
 
@@ -91,6 +91,7 @@ _LINUX_SYN = struct.Struct("!HHIIII")
 # What the engine reads of the options: (mss, wscale, sack_permitted, sack_blocks, timestamps).
 _Options = tuple[int | None, int | None, bool, tuple[tuple[int, int], ...], tuple[int, int] | None]
 _NO_OPTIONS: _Options = (None, None, False, (), None)
+EngineOptions = _Options  # the name outside wire/ (TcpView.engine_options, SegmentLike)
 
 # tcpdump's order and letters (print-tcp.c): F S R P . U E W, plus 'e' for AE.
 _FLAG_CHARS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
@@ -535,6 +536,11 @@ class TcpView:
             r = (mss, wscale, sack_perm, blocks, ts)
         self._opts = r
         return r
+
+    def engine_options(self) -> EngineOptions:
+        """``(mss, wscale, sack_permitted, sack_blocks, timestamps)`` in one call: what the five
+        getters below read (the header prediction reads two of them per segment)."""
+        return self._opts or self._scan()
 
     def mss(self) -> int | None:
         return (self._opts or self._scan())[0]

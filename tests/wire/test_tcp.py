@@ -476,6 +476,9 @@ def test_getters_agree_with_full_parse(opts: list, junk: bytes) -> None:
     ts = last.get(TimestampOpt)
     assert v.timestamps() == ((ts.tsval, ts.tsecr) if ts else None)
     assert v.sack_blocks() == (last[SackOpt].blocks if SackOpt in last else ())
+    # the one-call getter, scanning a fresh view itself, gives the five getters' values
+    assert TcpView(_with_options(raw)).engine_options() == (
+        v.mss(), v.wscale(), v.sack_permitted(), v.sack_blocks(), v.timestamps())
 
 
 def test_a_zero_checksum_is_written_0x0000_never_0xffff():

@@ -2,7 +2,8 @@
 
 An incoming segment may be this class or a :class:`stacklab.wire.tcp.TcpView`: the TCB reads only
 ``seq ack flags window payload`` and the option getters ``mss() wscale() sack_permitted()
-sack_blocks() timestamps()``, which both provide (and, on a SYN, ``fastopen()``; on an AccECN
+sack_blocks() timestamps()`` (or all five in one tuple, ``engine_options()``, the header
+prediction's one call), which both provide (and, on a SYN, ``fastopen()``; on an AccECN
 connection ``accecn()``). The layer turns
 an outgoing ``Segment`` into bytes with ``build_tcp(..., seg.options_bytes())``.
 """
@@ -22,6 +23,7 @@ from stacklab.wire.tcp import (
     SYN,
     URG,
     AccEcnOpt,
+    EngineOptions,
     FastOpenOpt,
     encode_options,
     flags_str,
@@ -46,6 +48,7 @@ class SegmentLike(Protocol):
     def sack_permitted(self) -> bool: ...
     def sack_blocks(self) -> tuple[tuple[int, int], ...]: ...
     def timestamps(self) -> tuple[int, int] | None: ...
+    def engine_options(self) -> EngineOptions: ...
     @property
     def urgent(self) -> int: ...
 
@@ -109,6 +112,10 @@ class Segment:
 
     def timestamps(self) -> tuple[int, int] | None:
         return self._ts
+
+    def engine_options(self) -> EngineOptions:
+        """As :meth:`TcpView.engine_options`: the five getters' values in one tuple."""
+        return (self._mss, self._wscale, self._sack_perm, self._sack, self._ts)
 
     def fastopen(self) -> FastOpenOpt | None:
         return self._fo

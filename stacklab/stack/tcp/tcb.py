@@ -684,12 +684,13 @@ class Tcb(TcbOutput):
         returns True, else returns False having changed nothing."""
         if seg.flags & _PREDICTED_FLAGS != ACK or seg.seq != self.rcv_nxt:
             return False
-        ts = seg.timestamps() if self.ts_ok else None
+        opts = seg.engine_options()  # (its timestamps and SACK blocks, in one call)
+        ts = opts[4] if self.ts_ok else None
         if ts is not None and ((ts[0] - self.ts_recent) & MASK) >= HALF:
             return False  # older than TS.Recent: PAWS decides
         if seg.window << self.snd_wscale != self.snd_wnd \
                 or self.deadlines[PERSIST_TIMER] is not None \
-                or (self.sack_ok and seg.sack_blocks()) or self.recover is not None:
+                or (self.sack_ok and opts[3]) or self.recover is not None:
             return False
         ack = seg.ack
         una = self.snd_una
@@ -1378,8 +1379,9 @@ class Tcb(TcbOutput):
         if seg.flags & _PREDICTED_FLAGS != ACK or seg.seq != self.rcv_nxt or not (
                 st is ESTABLISHED or st is CLOSE_WAIT or st is FIN_WAIT_1):
             return False
+        opts = seg.engine_options()  # (its timestamps and SACK blocks, in one call)
         if self.ts_ok:
-            ts = seg.timestamps()
+            ts = opts[4]
             if ts is None or ((ts[0] - self.ts_recent) & MASK) >= HALF:
                 return False  # none (the general path samples from the records), or PAWS's
         else:
@@ -1395,7 +1397,7 @@ class Tcb(TcbOutput):
         if not n or n > ((snd_max - una) & MASK) or not wnd or una != self.snd_data_una \
                 or (fin_seq is not None and ack == (fin_seq + 1) & MASK) \
                 or self.recover is not None or self.rto_recover is not None or self.dupacks \
-                or rec.sacked.starts or rec.in_recovery or (self.sack_ok and seg.sack_blocks()) \
+                or rec.sacked.starts or rec.in_recovery or (self.sack_ok and opts[3]) \
                 or self.deadlines[PERSIST_TIMER] is not None \
                 or (self._rtt_seq is not None and not (ts is not None and ts[1])) \
                 or self.plpmtud.probe_seq is not None \

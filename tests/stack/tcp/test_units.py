@@ -329,3 +329,12 @@ def test_send_buffer_survives_a_view_someone_still_holds() -> None:
     assert bytes(held) == b"a" * 1000
     sb.write(b"c" * 10)
     assert bytes(sb.data) == b"b" * 500 + b"c" * 10 and sb.base == 1500
+
+
+@pytest.mark.parametrize("kw", [{}, {"ts": (7, 9)}, {"sack": ((10, 20), (30, 40))},
+                                {"mss": 1460, "wscale": 7, "sack_perm": True, "ts": (1, 0)}])
+def test_segment_engine_options_are_its_five_getters(kw):
+    """Segment.engine_options (the header prediction's one call) reads what the getters read."""
+    s = Segment(1, 2, ACK, 100, **kw)
+    assert s.engine_options() == (s.mss(), s.wscale(), s.sack_permitted(), s.sack_blocks(),
+                                  s.timestamps())
