@@ -155,7 +155,7 @@ class TcbOutput(TcbVars):
                     stats.sack_blocks_out += 1
             else:
                 sack = ()
-            seg = Segment(seq, rcv_nxt, flags, window, payload, ts=ts, sack=sack)
+            seg = Segment(seq, rcv_nxt, flags, window, payload, ts, sack)  # (by position)
             self.last_ack_sent = rcv_nxt
             self._ack_now = False
             if self.deadlines[DELACK_TIMER] is not None:
@@ -173,7 +173,7 @@ class TcbOutput(TcbVars):
                     self.pingpong = True
         else:
             ts = ((int(now * 1000) + self.ts_offset) & MASK, 0) if self.ts_ok else None
-            seg = Segment(seq, 0, flags, window, payload, ts=ts)
+            seg = Segment(seq, 0, flags, window, payload, ts)
         if self.snd_up is not None and (up := urgent_field(self, seq)):
             seg.flags |= URG  # urgent mode (urgent.py)
             seg.urgent = up
