@@ -51,8 +51,7 @@ def segment_bytes(psum: int, sp: int, dp: int, seg: Segment) -> bytearray:
     timestamps-only layout (every data segment and ACK once timestamps are negotiated) packed
     with the header in one call."""
     ts = seg._ts
-    if ts is not None and not seg._sack and seg._mss is None and seg._wscale is None \
-            and not seg._sack_perm and seg._aco is None:
+    if ts is not None and seg.plain:  # (Segment.plain: no option but timestamps)
         return build_tcp(b"", b"", sp, dp, seg.seq, seg.ack, seg.flags, seg.window, seg.payload,
                          b"", seg.urgent, psum=psum, timestamps=ts)
     return build_tcp(b"", b"", sp, dp, seg.seq, seg.ack, seg.flags, seg.window, seg.payload,
